@@ -1,0 +1,36 @@
+# The two commands a new user needs: `make run` and `make test`. See README.md.
+PY := .venv/bin/python
+MANAGE := $(PY) manage.py
+
+.PHONY: run test setup setup-dev lint format css bench screenshots clean
+
+run: setup
+	$(MANAGE) migrate --noinput
+	$(MANAGE) createcachetable
+	$(MANAGE) seed_demo
+	$(MANAGE) runserver 127.0.0.1:8000
+
+test: setup-dev
+	$(PY) -m pytest
+
+setup:
+	@scripts/bootstrap.sh requirements.txt
+
+setup-dev:
+	@scripts/bootstrap.sh requirements-dev.txt
+
+lint: setup-dev
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup-dev
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+# Rebuild the committed, minified Tailwind CSS after changing templates (needs Node.js).
+css:
+	npm ci
+	npm run build:css
+
+clean:
+	rm -rf .venv staticfiles .pytest_cache

@@ -1,0 +1,43 @@
+"""iCalendar invitations for confirmed sessions. No client data beyond the acknowledgement ID."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from icalendar import Calendar, Event, vCalAddress, vText
+
+from bookings.models import Booking, Clinic, Mode
+
+
+def booking_ics(*, booking: Booking, cancel: bool = False) -> str:
+    """A one-event calendar for the booking's session. The UID stays the same for the life
+    of the booking and SEQUENCE grows with every change, so calendar apps update the event
+    in place (or remove it, with `cancel`)."""
+    slot = booking.slot
+    if slot is None:
+        return ""
+    clinic = Clinic.load()
+    cal = Calendar()
+    cal.add("prodid", "-//MindSettler//Bookings//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "CANCEL" if cancel else "REQUEST")
+    event = Event()
+    event.add("uid", f"{booking.ack_id.lower()}@mindsettler")
+    event.add("sequence", booking.version)
+    event.add("dtstamp", datetime.now(UTC))
+    event.add("dtstart", slot.start.astimezone(UTC))
+    event.add("dtend", (slot.start + booking.session_type.duration).astimezone(UTC))
+    counsellor = booking.counsellor.display_name if booking.counsellor else clinic.name
+    event.add("summary", f"Counselling session with {counsellor} ({booking.ack_id})")
+    if booking.mode == Mode.IN_PERSON:
+        event.add("location", vText(" ".join(clinic.address.split()) or clinic.name))
+    else:
+        event.add("location", vText("Online"))
+    event.add("description", f"Your booking page: see the emails from {clinic.name}. Reference {booking.ack_id}.")
+    organizer = vCalAddress(f"mailto:{settings.DEFAULT_FROM_EMAIL.split('<')[-1].rstrip('>')}")
+    organizer.params["cn"] = vText(clinic.name)
+    event["organizer"] = organizer
+    event.add("status", "CANCELLED" if cancel else "CONFIRMED")
+    cal.add_component(event)
+    return cal.to_ical().decode("utf-8")

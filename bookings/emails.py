@@ -1,0 +1,115 @@
+"""Outgoing email: one small function per message, rendered from three templates.
+
+`email_queue` writes the message to the outbox inside the caller's transaction and enqueues
+its delivery after commit. Templates live in templates/emails/<kind>-subject.txt,
+-body.txt and -body.html. No email ever carries the client's own words.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from bookings.models import Booking, Clinic, OutboundEmail
+
+logger = logging.getLogger(__name__)
+
+
+def absolute_url(path: str) -> str:
+    return f"{settings.SITE_URL}{path}"
+
+
+def email_queue(
+    *,
+    kind: str,
+    to: str,
+    context: dict[str, object],
+    booking: Booking | None = None,
+    ics: str = "",
+) -> OutboundEmail:
+    """Render `kind` for one recipient and queue it for delivery after commit."""
+    clinic = Clinic.load()
+    ctx = {"clinic": clinic, "clinic_name": clinic.name, "site_url": settings.SITE_URL, **context}
+    subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())
+    email = OutboundEmail.objects.create(
+        kind=kind,
+        booking=booking,
+        to=to,
+        subject=subject[:200],
+        body_text=render_to_string(f"emails/{kind}-body.txt", ctx),
+        body_html=render_to_string(f"emails/{kind}-body.html", ctx),
+        ics=ics,
+    )
+    transaction.on_commit(lambda: _enqueue_delivery(email.pk))
+    return email
+
+
+def _enqueue_delivery(email_id: int) -> None:
+    from bookings.tasks import deliver_email
+
+    try:
+        deliver_email.enqueue(email_id)
+    except Exception:
+        # The outbox row stays pending; `send_emails` picks it up.
+        logger.exception("could not enqueue email %s", email_id)
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(minutes=min(2**attempts, 240))
+
+
+def email_deliver(*, email_id: int) -> bool:
+    """Send one queued email if it is still due. True if it was sent by this call.
+
+    The row is locked while sending, so two workers never send the same message.
+    """
+    with transaction.atomic():
+        email = (
+            OutboundEmail.objects.select_for_update(skip_locked=True)
+            .filter(pk=email_id, status=OutboundEmail.State.PENDING)
+            .first()
+        )
+        if email is None:
+            return False
+        message = EmailMultiAlternatives(
+            subject=email.subject,
+            body=email.body_text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[email.to],
+        )
+        if email.body_html:
+            message.attach_alternative(email.body_html, "text/html")
+        if email.ics:
+            method = "CANCEL" if "METHOD:CANCEL" in email.ics else "REQUEST"
+            message.attach("session.ics", email.ics, f"text/calendar; method={method}; charset=utf-8")
+        email.attempts += 1
+        try:
+            message.send()
+        except Exception as exc:  # any transport failure: keep it and retry later
+            email.last_error = type(exc).__name__
+            if email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
+                email.status = OutboundEmail.State.FAILED
+            email.next_attempt_at = timezone.now() + _backoff(email.attempts)
+            email.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+            logger.warning("email %s (%s) not sent: %s", email.pk, email.kind, email.last_error)
+            return False
+        email.status = OutboundEmail.State.SENT
+        email.sent_at = timezone.now()
+        email.last_error = ""
+        email.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+        logger.info("email %s (%s) sent", email.pk, email.kind)
+        return True
+
+
+def emails_send_due(*, limit: int = 200) -> int:
+    """Retry every pending email whose time has come. Returns how many were sent."""
+    due = OutboundEmail.objects.filter(
+        status=OutboundEmail.State.PENDING, next_attempt_at__lte=timezone.now()
+    ).values_list("pk", flat=True)[:limit]
+    return sum(email_deliver(email_id=pk) for pk in list(due))

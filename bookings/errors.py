@@ -1,0 +1,68 @@
+"""Domain errors. Each carries a message fit to show a client or a member of staff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BookingError(Exception):
+    """A refused action. `message` is human-readable; `code` is stable for the API and tests."""
+
+    code = "refused"
+    default_message = "That could not be done."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class TransitionNotAllowed(BookingError):
+    code = "transition_not_allowed"
+    default_message = "That change is not possible for this booking in its current state."
+
+
+class StaleBooking(BookingError):
+    code = "stale"
+    default_message = (
+        "This booking was changed by someone else since you opened it. "
+        "Here is its current state; please check and try again."
+    )
+
+
+class SlotUnavailable(BookingError):
+    code = "slot_unavailable"
+    default_message = "Sorry, that time has just been taken. Please choose another time."
+
+
+class ActiveBookingExists(BookingError):
+    code = "active_booking_exists"
+    default_message = (
+        "There is already an active booking for this email address. "
+        "We have emailed that address a link to it."
+    )
+
+
+class TooLate(BookingError):
+    code = "too_late"
+
+
+class PaymentError(BookingError):
+    code = "payment_error"
+    default_message = "The payment could not be started. Nothing was charged; please try again."
+
+
+class TokenInvalid(BookingError):
+    """An emailed link that cannot be used: `reason` is unknown, used, expired or revoked."""
+
+    code = "token_invalid"
+    messages = {
+        "unknown": "This link is not valid. Please check that you copied all of it.",
+        "used": "This link has already been used.",
+        "expired": "This link has expired.",
+        "revoked": "This link is no longer valid.",
+    }
+
+    def __init__(self, reason: str, *, link: Any = None) -> None:
+        self.reason = reason
+        self.link = link
+        super().__init__(self.messages.get(reason, self.messages["unknown"]))

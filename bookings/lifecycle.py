@@ -1,0 +1,58 @@
+"""The booking lifecycle: which moves are allowed, by whom, and how each status reads to a client.
+
+This table is the one in DESIGN.md. `services.booking_transition` is the only code that
+changes a booking's status, and it consults nothing but this table.
+"""
+
+from __future__ import annotations
+
+from bookings.models import Actor, Status
+
+S, A = Status, Actor
+
+TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
+    (S.DRAFT, S.PENDING): frozenset({A.CLIENT}),
+    (S.PENDING, S.APPROVED): frozenset({A.STAFF}),
+    (S.PENDING, S.REJECTED): frozenset({A.STAFF}),
+    (S.APPROVED, S.PAYMENT_PENDING): frozenset({A.CLIENT}),
+    (S.PAYMENT_PENDING, S.CONFIRMED): frozenset({A.PROVIDER}),
+    (S.PAYMENT_PENDING, S.APPROVED): frozenset({A.SYSTEM, A.PROVIDER}),
+    (S.CONFIRMED, S.COMPLETED): frozenset({A.STAFF}),
+    (S.PENDING, S.CANCELLED): frozenset({A.CLIENT, A.STAFF}),
+    (S.APPROVED, S.CANCELLED): frozenset({A.CLIENT, A.STAFF, A.SYSTEM}),
+    (S.PAYMENT_PENDING, S.CANCELLED): frozenset({A.CLIENT, A.STAFF, A.SYSTEM}),
+    (S.CONFIRMED, S.CANCELLED): frozenset({A.CLIENT, A.STAFF}),
+}
+
+# Where a booking made by staff may start (no email verification).
+STAFF_CREATED_STATUSES = (S.PENDING, S.APPROVED)
+
+FINAL_STATUSES = frozenset({S.COMPLETED, S.REJECTED, S.CANCELLED})
+
+
+def allowed_targets(status: str, actor: str) -> list[str]:
+    return [to for (frm, to), actors in TRANSITIONS.items() if frm == status and actor in actors]
+
+
+# What a client reads about each status: a label and the next step. No personal data.
+CLIENT_LABELS: dict[str, str] = {
+    S.DRAFT: "Waiting for email confirmation",
+    S.PENDING: "Request received",
+    S.APPROVED: "Approved, waiting for payment",
+    S.PAYMENT_PENDING: "Payment in progress",
+    S.CONFIRMED: "Confirmed",
+    S.COMPLETED: "Session completed",
+    S.REJECTED: "Not accepted",
+    S.CANCELLED: "Cancelled",
+}
+
+NEXT_STEPS: dict[str, str] = {
+    S.DRAFT: "Open the link in the email we sent you to confirm your email address.",
+    S.PENDING: "A counsellor is reviewing your request. We will email you when a time is confirmed.",
+    S.APPROVED: "Your time is reserved. Pay from your booking page to confirm it.",
+    S.PAYMENT_PENDING: "We are waiting for your payment to go through. This usually takes a minute.",
+    S.CONFIRMED: "You are all set. Your booking page has the details and a calendar invitation.",
+    S.COMPLETED: "Your session has taken place. You are welcome to book another.",
+    S.REJECTED: "We could not take this request. You are welcome to book again or contact us.",
+    S.CANCELLED: "This booking is cancelled. You are welcome to book again.",
+}

@@ -1,0 +1,173 @@
+"""Demo data for a local run: counsellors, session types, two weeks of slots, two staff logins.
+
+Idempotent: a second run adds only what is missing (new days' slots) and prints no passwords.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from bookings.errors import SlotUnavailable
+from bookings.models import Clinic, Counsellor, SessionType, Slot
+from bookings.services import slot_create
+
+SESSION_TYPES = [
+    dict(
+        slug="first-consultation",
+        name="First consultation",
+        description="A shorter first conversation to understand what you need and who can help.",
+        duration_minutes=30,
+        price=80000,
+        sort_order=1,
+    ),
+    dict(
+        slug="individual",
+        name="Individual session",
+        description="A one-to-one session with a counsellor.",
+        duration_minutes=50,
+        price=150000,
+        sort_order=2,
+    ),
+    dict(
+        slug="couples",
+        name="Couples session",
+        description="A session for two people together.",
+        duration_minutes=80,
+        price=250000,
+        sort_order=3,
+    ),
+]
+
+COUNSELLORS = [
+    dict(
+        slug="asha-menon",
+        display_name="Dr Asha Menon",
+        title="Counselling psychologist",
+        bio="Asha has worked with adults and young people for twelve years, in hospitals and in private practice.",
+        approach="Warm, practical and collaborative, drawing on cognitive behavioural therapy and mindfulness.",
+        languages="English, Hindi, Malayalam",
+        meeting_url="https://meet.mindsettler.example/asha-menon",
+        email="asha@mindsettler.example",
+        first_name="Asha",
+        last_name="Menon",
+        # Monday to Friday, hour-long slots.
+        days=(0, 1, 2, 3, 4),
+        hours=(time(10), time(17)),
+        slot_minutes=60,
+    ),
+    dict(
+        slug="rohan-kapoor",
+        display_name="Rohan Kapoor",
+        title="Couples and family therapist",
+        bio="Rohan works with couples and families through change, conflict and loss.",
+        approach="Systemic and person-centred; every voice in the room matters.",
+        languages="English, Hindi, Punjabi",
+        meeting_url="https://meet.mindsettler.example/rohan-kapoor",
+        email="rohan@mindsettler.example",
+        first_name="Rohan",
+        last_name="Kapoor",
+        # Tuesday to Saturday, 90-minute slots (long enough for couples sessions).
+        days=(1, 2, 3, 4, 5),
+        hours=(time(11), time(19)),
+        slot_minutes=90,
+    ),
+]
+
+ADMIN_EMAIL = "admin@mindsettler.example"
+
+
+class Command(BaseCommand):
+    help = "Load demo data (idempotent). Prints new staff passwords once."
+
+    def add_arguments(self, parser):  # noqa: ANN001
+        parser.add_argument("--days", type=int, default=14, help="How many days of slots to publish.")
+
+    @transaction.atomic
+    def handle(self, *args: object, days: int, **options: object) -> None:
+        User = get_user_model()
+        clinic = Clinic.load()
+        if not clinic.address:
+            clinic.name = "MindSettler"
+            clinic.address = "2nd floor, 14 Lavelle Road, Bengaluru 560001"
+            clinic.directions = "Five minutes' walk from Cubbon Park metro station. Lift access; step-free entrance."
+            clinic.phone = "+91 80 4000 1234"
+            clinic.email = "care@mindsettler.example"
+            clinic.save()
+
+        for data in SESSION_TYPES:
+            SessionType.objects.get_or_create(slug=data["slug"], defaults=data)
+
+        created_logins: list[tuple[str, str, str]] = []
+        admin, created = User.objects.get_or_create(
+            email=ADMIN_EMAIL,
+            defaults={"first_name": "Meera", "last_name": "Iyer", "role": User.Role.ADMINISTRATOR},
+        )
+        if created:
+            password = secrets.token_urlsafe(12)
+            admin.set_password(password)
+            admin.save()
+            created_logins.append(("administrator", ADMIN_EMAIL, password))
+
+        today = timezone.localdate()
+        tz = timezone.get_current_timezone()
+        made = 0
+        for data in COUNSELLORS:
+            user, created = User.objects.get_or_create(
+                email=data["email"],
+                defaults={
+                    "first_name": data["first_name"],
+                    "last_name": data["last_name"],
+                    "role": User.Role.COUNSELLOR,
+                },
+            )
+            if created:
+                password = secrets.token_urlsafe(12)
+                user.set_password(password)
+                user.save()
+                created_logins.append(("counsellor", data["email"], password))
+            counsellor, _ = Counsellor.objects.get_or_create(
+                slug=data["slug"],
+                defaults={
+                    "user": user,
+                    "display_name": data["display_name"],
+                    "title": data["title"],
+                    "bio": data["bio"],
+                    "approach": data["approach"],
+                    "languages": data["languages"],
+                    "meeting_url": data["meeting_url"],
+                    "sort_order": COUNSELLORS.index(data),
+                },
+            )
+            existing = set(
+                Slot.objects.filter(counsellor=counsellor, start__gte=timezone.now()).values_list("start", flat=True)
+            )
+            for offset in range(1, days + 1):
+                day = today + timedelta(days=offset)
+                if day.weekday() not in data["days"]:
+                    continue
+                start = timezone.make_aware(datetime.combine(day, data["hours"][0]), tz)
+                close = timezone.make_aware(datetime.combine(day, data["hours"][1]), tz)
+                step = timedelta(minutes=data["slot_minutes"])
+                while start + step <= close:
+                    if start not in existing:
+                        try:
+                            slot_create(counsellor=counsellor, start=start, end=start + step)
+                            made += 1
+                        except SlotUnavailable:
+                            pass
+                    start += step
+
+        self.stdout.write(f"Demo data ready: {made} new slots published.")
+        for role, email, password in created_logins:
+            self.stdout.write(self.style.WARNING(f"  {role} login: {email}  password: {password}"))
+        if created_logins:
+            self.stdout.write(
+                "  These passwords are shown only now. Staff must set up an authenticator app "
+                "(TOTP) at first sign-in."
+            )

@@ -1,0 +1,457 @@
+"""The booking domain's data. Rules live in services.py; invariants live here, in the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+# Acknowledgement IDs: six characters without look-alikes (no 0/O, 1/I/L).
+ACK_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+ACK_LENGTH = 6
+ACK_REGEX = rf"^MS-[{ACK_ALPHABET}]{{{ACK_LENGTH}}}$"
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING = "pending", "Pending review"
+    APPROVED = "approved", "Approved"
+    PAYMENT_PENDING = "payment_pending", "Payment pending"
+    CONFIRMED = "confirmed", "Confirmed"
+    COMPLETED = "completed", "Completed"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED)
+# Statuses that hold their slot: a slot carries at most one booking in one of these.
+SLOT_HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.COMPLETED)
+# Statuses in which a booking must have a slot.
+SLOTTED_STATUSES = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.COMPLETED)
+
+
+class Actor(models.TextChoices):
+    CLIENT = "client", "Client"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "System"
+    PROVIDER = "provider", "Payment provider"
+
+
+class Mode(models.TextChoices):
+    ONLINE = "online", "Online"
+    IN_PERSON = "in_person", "In person"
+
+
+class Clinic(models.Model):
+    """The clinic's public details, edited in the staff portal. There is one row."""
+
+    name = models.CharField(max_length=120, default="MindSettler")
+    address = models.TextField(blank=True, help_text="Shown to clients with in-person sessions.")
+    directions = models.TextField(blank=True, help_text="How to find the clinic.")
+    phone = models.CharField(max_length=30, blank=True)
+    email = models.EmailField(blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def load(cls) -> Clinic:
+        clinic, _ = cls.objects.get_or_create(pk=1)
+        return clinic
+
+
+class Counsellor(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="counsellor",
+    )
+    display_name = models.CharField(max_length=120)
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=120, blank=True)
+    bio = models.TextField(blank=True)
+    approach = models.TextField(blank=True)
+    languages = models.CharField(max_length=200, blank=True, help_text="Comma-separated.")
+    offers_online = models.BooleanField(default=True)
+    offers_in_person = models.BooleanField(default=True)
+    meeting_url = models.URLField(
+        blank=True, help_text="Default online room, sent to clients once a booking is confirmed."
+    )
+    daily_summary = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class SessionType(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    duration_minutes = models.PositiveSmallIntegerField()
+    price = models.PositiveIntegerField(help_text="In minor units (paise).")
+    currency = models.CharField(max_length=3, default="INR")
+    offers_online = models.BooleanField(default=True)
+    offers_in_person = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(offers_online=True) | Q(offers_in_person=True),
+                name="session_type_offers_a_mode",
+            ),
+            models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="session_type_duration_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
+
+    @property
+    def modes(self) -> list[str]:
+        return [m for m, on in ((Mode.ONLINE, self.offers_online), (Mode.IN_PERSON, self.offers_in_person)) if on]
+
+
+class Slot(models.Model):
+    """A published period in which a counsellor can hold one session.
+
+    One counsellor's slots never overlap: checked in services, and on PostgreSQL also by an
+    exclusion constraint (migration 0002).
+    """
+
+    counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="slots")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["start", "counsellor_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="slot_ends_after_start"),
+            models.UniqueConstraint(fields=["counsellor", "start"], name="slot_unique_counsellor_start"),
+        ]
+        indexes = [models.Index(fields=["start", "end"], name="slot_start_end")]
+
+    def __str__(self) -> str:
+        return f"{self.counsellor} {timezone.localtime(self.start):%Y-%m-%d %H:%M}"
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+
+class Booking(models.Model):
+    class AgeConfirmation(models.TextChoices):
+        ADULT = "adult", "18 or over"
+        GUARDIAN = "guardian", "Under 18, with a parent's or guardian's consent"
+
+    ack_id = models.CharField("acknowledgement ID", max_length=9, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped by every change of state.")
+
+    # The client (no account). Personal data: cleared by anonymisation.
+    client_name = models.CharField(max_length=120)
+    email = models.EmailField(max_length=254, help_text="Normalised: trimmed and lower-case.")
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164.")
+    age_confirmation = models.CharField(max_length=10, choices=AgeConfirmation.choices, blank=True)
+    consent_policy_version = models.CharField(max_length=20, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    language = models.CharField(max_length=10, default="en")
+    # The client's own words. Sensitive: only the assigned counsellor and administrators see
+    # them; never in emails, logs, the calendar feed, exports or the API.
+    concerns = models.TextField("what brings you", blank=True)
+    preferred_times = models.TextField(blank=True, help_text="Preferred days and times, in the client's words.")
+
+    # The session.
+    session_type = models.ForeignKey(SessionType, on_delete=models.PROTECT, related_name="bookings")
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    counsellor = models.ForeignKey(
+        Counsellor,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="bookings",
+        help_text="Requested, then assigned. Empty: no preference, not yet assigned.",
+    )
+    preferred_slot = models.ForeignKey(
+        Slot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    slot = models.ForeignKey(Slot, on_delete=models.PROTECT, null=True, blank=True, related_name="bookings")
+    meeting_url = models.URLField(blank=True)
+    amount = models.PositiveIntegerField(help_text="In minor units (paise).")
+    currency = models.CharField(max_length=3, default="INR")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # One key per wizard run: a double submit finds the draft it already made.
+    submission_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    payment_due_at = models.DateTimeField(null=True, blank=True)
+    anonymised_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="booking_one_active_per_email",
+                violation_error_message="This email address already has an active booking.",
+            ),
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=Q(status__in=SLOT_HOLDING_STATUSES),
+                name="booking_one_per_slot",
+                violation_error_message="This time slot is already taken.",
+            ),
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="booking_email_normalised"),
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="booking_status_valid"),
+            models.CheckConstraint(
+                condition=Q(slot__isnull=False) | ~Q(status__in=SLOTTED_STATUSES),
+                name="booking_slotted_has_slot",
+            ),
+            models.CheckConstraint(condition=Q(ack_id__regex=ACK_REGEX), name="booking_ack_id_format"),
+            models.CheckConstraint(condition=Q(mode__in=Mode.values), name="booking_mode_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="booking_status_created"),
+            models.Index(fields=["counsellor", "status"], name="booking_counsellor_status"),
+            models.Index(fields=["email"], name="booking_email"),
+            models.Index(fields=["status", "payment_due_at"], name="booking_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.ack_id
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def client_initials(self) -> str:
+        parts = [p for p in self.client_name.split() if p[:1].isalpha()]
+        return "".join(p[0].upper() for p in parts[:2]) or "?"
+
+
+class BookingEvent(models.Model):
+    """The audit trail: every change of status, and other notable actions, with who and why."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    action = models.CharField(max_length=30, default="transition")
+    actor = models.CharField(max_length=10, choices=Actor.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["booking", "created_at"], name="event_booking_created")]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id}: {self.from_status or '-'} -> {self.to_status or '-'}"
+
+
+class LinkToken(models.Model):
+    """A secret in an emailed link. Only its SHA-256 is stored."""
+
+    class Purpose(models.TextChoices):
+        VERIFY = "verify", "Verify email"
+        MANAGE = "manage", "Booking page"
+        CANCEL = "cancel", "Confirm cancellation"
+        ERASE = "erase", "Confirm erasure"
+        EXPORT = "export", "Data export"
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="tokens")
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["booking", "purpose"], name="token_booking_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} token for booking {self.booking_id}"
+
+
+class Payment(models.Model):
+    class State(models.TextChoices):
+        CREATED = "created", "Created"
+        PENDING = "pending", "Pending"
+        CONFIRMED = "confirmed", "Confirmed"
+        FAILED = "failed", "Failed"
+        REFUNDED = "refunded", "Refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+
+    class RefundState(models.TextChoices):
+        NONE = "", "No refund"
+        PENDING = "pending", "Refund started"
+        PROCESSED = "processed", "Refunded"
+        FAILED = "failed", "Refund failed"
+
+    booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=20)
+    provider_order_id = models.CharField(max_length=100, blank=True)
+    provider_payment_id = models.CharField(max_length=100, blank=True)
+    amount = models.PositiveIntegerField(help_text="In minor units (paise).")
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20, choices=State.choices, default=State.CREATED)
+    raw = models.JSONField(default=dict, blank=True, help_text="The provider's payloads, by event.")
+    needs_attention = models.CharField(max_length=300, blank=True, help_text="Why staff must look at this.")
+    refund_status = models.CharField(max_length=10, choices=RefundState.choices, blank=True, default="")
+    refunded_amount = models.PositiveIntegerField(default=0)
+    provider_refund_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"],
+                condition=~Q(provider_payment_id=""),
+                name="payment_unique_provider_payment",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_order_id"],
+                condition=~Q(provider_order_id=""),
+                name="payment_unique_provider_order",
+            ),
+            models.UniqueConstraint(
+                fields=["booking"], condition=Q(status="confirmed"), name="payment_one_confirmed_per_booking"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} payment {self.pk} for booking {self.booking_id}"
+
+
+class WebhookEvent(models.Model):
+    """Provider webhook events already processed, so a replay changes nothing."""
+
+    provider = models.CharField(max_length=20)
+    event_id = models.CharField(max_length=100)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_unique")
+        ]
+
+
+class OutboundEmail(models.Model):
+    """The email outbox: written in the same transaction as the change it announces.
+
+    A task delivers it after commit; `manage.py send_emails` retries what failed. So a state
+    change is never lost for want of an email, and an email never announces a change that
+    was rolled back.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Gave up"
+
+    kind = models.CharField(max_length=40)
+    booking = models.ForeignKey(Booking, on_delete=models.SET_NULL, null=True, blank=True, related_name="emails")
+    to = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=200)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    ics = models.TextField(blank=True, help_text="An iCalendar attachment, if any.")
+    status = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="email_due")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} email {self.pk}"
+
+
+class ApiClient(models.Model):
+    """A named caller of the chatbot API. Only the token's SHA-256 is stored."""
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BookingView(models.Model):
+    """Who on the staff looked at a booking's details, and when."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="views")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    viewed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-viewed_at"]
+
+
+class WeeklyHours(models.Model):
+    """A counsellor's regular working hours, from which free slots are generated."""
+
+    counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="weekly_hours")
+    weekday = models.PositiveSmallIntegerField(help_text="0 = Monday.")
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    session_minutes = models.PositiveSmallIntegerField(default=50)
+    buffer_minutes = models.PositiveSmallIntegerField(default=10)
+
+    class Meta:
+        ordering = ["weekday", "start_time"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end_time__gt=F("start_time")), name="weekly_hours_end_after_start"),
+            models.CheckConstraint(condition=Q(weekday__lte=6), name="weekly_hours_weekday_valid"),
+            models.CheckConstraint(condition=Q(session_minutes__gt=0), name="weekly_hours_session_positive"),
+        ]
+
+
+class BlockedPeriod(models.Model):
+    """Leave or a holiday: no free slots are kept or generated inside it."""
+
+    counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="blocked_periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [models.CheckConstraint(condition=Q(end__gt=F("start")), name="blocked_end_after_start")]

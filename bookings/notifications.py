@@ -1,0 +1,75 @@
+"""Which email each event sends, and what it says. Called inside the transaction of the
+change it announces; delivery happens after commit (see emails.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+
+from bookings.calendar import booking_ics
+from bookings.emails import absolute_url, email_queue
+from bookings.models import Booking, LinkToken, Status
+from bookings.tokens import token_create
+
+# Booking-page links live long; the page itself also stops working some days after the
+# session (see selectors.booking_for_page).
+MANAGE_LINK_LIFETIME = timedelta(days=400)
+
+
+def manage_url(booking: Booking) -> str:
+    raw = token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=MANAGE_LINK_LIFETIME)
+    return absolute_url(reverse("bookings:booking_page", args=[raw]))
+
+
+def _context(booking: Booking, **extra: object) -> dict[str, object]:
+    return {"booking": booking, "session_type": booking.session_type, "slot": booking.slot, **extra}
+
+
+def verification(*, booking: Booking, raw_token: str) -> None:
+    url = absolute_url(reverse("bookings:verify", args=[raw_token]))
+    email_queue(kind="verify", to=booking.email, booking=booking, context=_context(booking, verify_url=url))
+
+
+def already_active(*, booking: Booking) -> None:
+    email_queue(
+        kind="already_active",
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, booking_url=manage_url(booking)),
+    )
+
+
+def cancel_confirmation(*, booking: Booking, raw_token: str) -> None:
+    url = absolute_url(reverse("bookings:cancel_confirm", args=[raw_token]))
+    email_queue(kind="cancel_confirm", to=booking.email, booking=booking, context=_context(booking, confirm_url=url))
+
+
+def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
+    """The email (if any) for a booking that has just moved from `from_status`."""
+    to = booking.status
+    if to == Status.PENDING:
+        kind = "request_received"
+    elif to == Status.APPROVED and from_status != Status.PAYMENT_PENDING:
+        kind = "approved"
+    elif to == Status.REJECTED:
+        kind = "rejected"
+    elif to == Status.CONFIRMED:
+        kind = "confirmed"
+    elif to == Status.CANCELLED:
+        kind = "cancelled"
+    else:
+        return
+    ics = ""
+    if to == Status.CONFIRMED:
+        ics = booking_ics(booking=booking)
+    elif to == Status.CANCELLED and from_status == Status.CONFIRMED:
+        ics = booking_ics(booking=booking, cancel=True)
+    payment = booking.payments.filter(status="confirmed").first() if to == Status.CONFIRMED else None
+    email_queue(
+        kind=kind,
+        to=booking.email,
+        booking=booking,
+        ics=ics,
+        context=_context(booking, booking_url=manage_url(booking), from_status=from_status, payment=payment),
+    )

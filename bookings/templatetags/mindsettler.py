@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.formats import date_format
+
+register = template.Library()
+
+
+@register.filter
+def when(value: datetime | None) -> str:
+    """A moment in the clinic's time zone, with the zone named: 'Tuesday 1 December 2026, 10:00 IST'."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return f"{date_format(local, 'l j F Y')}, {local:%H:%M} {local.tzname()}"
+
+
+@register.filter
+def when_short(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return f"{date_format(local, 'D j M')}, {local:%H:%M} {local.tzname()}"
+
+
+@register.filter
+def money(minor: int | None, currency: str = "INR") -> str:
+    """Minor units to a price: 150000 -> '₹1,500'."""
+    if minor is None:
+        return ""
+    major, paise = divmod(int(minor), 100)
+    symbol = "₹" if currency == "INR" else f"{currency} "
+    text = f"{symbol}{major:,}"
+    return f"{text}.{paise:02d}" if paise else text

@@ -1,0 +1,69 @@
+"""Secrets for emailed links: 192 random bits, only their SHA-256 stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from bookings.errors import TokenInvalid
+from bookings.models import Booking, LinkToken
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_create(*, booking: Booking, purpose: str, lifetime: timedelta) -> str:
+    """Store a new token for `booking` and return the raw value for the link."""
+    raw = secrets.token_urlsafe(24)
+    LinkToken.objects.create(
+        booking=booking,
+        purpose=purpose,
+        token_hash=token_hash(raw),
+        expires_at=timezone.now() + lifetime,
+    )
+    return raw
+
+
+def token_get(*, raw: str, purpose: str, for_update: bool = False) -> LinkToken:
+    """The live token behind `raw`, or TokenInvalid saying why not.
+
+    `for_update` locks the row (call inside a transaction) so a single-use token can be
+    claimed exactly once under concurrency.
+    """
+    if not raw or len(raw) > 100:
+        raise TokenInvalid("unknown")
+    qs = LinkToken.objects.select_related("booking")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    try:
+        link = qs.get(token_hash=token_hash(raw), purpose=purpose)
+    except LinkToken.DoesNotExist:
+        raise TokenInvalid("unknown") from None
+    if link.revoked_at is not None:
+        raise TokenInvalid("revoked", link=link)
+    if link.used_at is not None:
+        raise TokenInvalid("used", link=link)
+    if link.expires_at <= timezone.now():
+        raise TokenInvalid("expired", link=link)
+    return link
+
+
+def token_claim(*, raw: str, purpose: str) -> LinkToken:
+    """Use up a single-use token. Must run inside the transaction that acts on it."""
+    assert transaction.get_connection().in_atomic_block, "claim tokens inside a transaction"
+    link = token_get(raw=raw, purpose=purpose, for_update=True)
+    link.used_at = timezone.now()
+    link.save(update_fields=["used_at"])
+    return link
+
+
+def tokens_revoke(*, booking: Booking, purpose: str | None = None) -> int:
+    qs = LinkToken.objects.filter(booking=booking, revoked_at__isnull=True)
+    if purpose:
+        qs = qs.filter(purpose=purpose)
+    return qs.update(revoked_at=timezone.now())

@@ -1,0 +1,151 @@
+"""Shared fixtures: the people who use MindSettler, and a little published availability.
+
+Personas: an administrator, a counsellor, and a second counsellor who must never see the
+first one's clients.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from bookings.models import Counsellor, SessionType, Slot
+from staff.models import User
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.SITE_URL = "http://testserver"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    mail.outbox = []
+
+
+@pytest.fixture
+def client(client, django_capture_on_commit_callbacks):
+    """The test client, with each request's on-commit work (emails) run as in production.
+
+    Tests run inside a transaction that never commits, so without this no email would ever
+    leave the outbox.
+    """
+    original = client.request
+
+    def request(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return original(**kwargs)
+
+    client.request = request
+    return client
+
+
+@pytest.fixture
+def oncommit(django_capture_on_commit_callbacks):
+    """`with oncommit(): service(...)` runs the service's after-commit work on exit."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def next_weekday_at(hour: int, *, days_ahead: int = 3) -> datetime:
+    """An aware datetime `days_ahead` days from now at `hour`:00 in the clinic's zone."""
+    day = timezone.localdate() + timedelta(days=days_ahead)
+    return timezone.make_aware(datetime.combine(day, time(hour)), timezone.get_current_timezone())
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return User.objects.create_user(
+        email="admin@example.com", password="a-long-admin-password", first_name="Ada", role=User.Role.ADMINISTRATOR
+    )
+
+
+@pytest.fixture
+def counsellor_user(db) -> User:
+    return User.objects.create_user(
+        email="asha@example.com", password="a-long-counsellor-password", first_name="Asha", role=User.Role.COUNSELLOR
+    )
+
+
+@pytest.fixture
+def other_counsellor_user(db) -> User:
+    return User.objects.create_user(
+        email="rohan@example.com", password="another-long-password", first_name="Rohan", role=User.Role.COUNSELLOR
+    )
+
+
+@pytest.fixture
+def counsellor(counsellor_user) -> Counsellor:
+    return Counsellor.objects.create(
+        user=counsellor_user, display_name="Asha Menon", slug="asha", meeting_url="https://meet.example/asha"
+    )
+
+
+@pytest.fixture
+def other_counsellor(other_counsellor_user) -> Counsellor:
+    return Counsellor.objects.create(user=other_counsellor_user, display_name="Rohan Kapoor", slug="rohan")
+
+
+@pytest.fixture
+def session_type(db) -> SessionType:
+    return SessionType.objects.create(name="Individual session", slug="individual", duration_minutes=50, price=150000)
+
+
+@pytest.fixture
+def slot(counsellor) -> Slot:
+    start = next_weekday_at(10)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+@pytest.fixture
+def other_slot(other_counsellor) -> Slot:
+    start = next_weekday_at(11)
+    return Slot.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+_emails = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def make_booking(db, session_type):
+    """Insert a booking directly in any status (test set-up only; real code uses services).
+
+    Bookings in a slotted status get `slot` (or a fresh free slot of `counsellor`).
+    """
+    from bookings.models import SLOTTED_STATUSES, Booking, Mode, Status
+    from bookings.services import ack_id_new
+
+    def make(
+        status: str = Status.PENDING,
+        *,
+        slot: Slot | None = None,
+        counsellor: Counsellor | None = None,
+        email: str | None = None,
+        **fields,
+    ) -> Booking:
+        if slot is None and status in SLOTTED_STATUSES:
+            counsellor = counsellor or Counsellor.objects.first()
+            start = next_weekday_at(9, days_ahead=5) + timedelta(hours=next(_emails) * 2)
+            slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+        if slot is not None:
+            counsellor = slot.counsellor
+        defaults = dict(
+            client_name="Test Client",
+            email=email or f"client{next(_emails)}@example.com",
+            session_type=session_type,
+            mode=Mode.ONLINE,
+            amount=session_type.price,
+            currency=session_type.currency,
+            counsellor=counsellor,
+        )
+        if status in (Status.APPROVED, Status.PAYMENT_PENDING):
+            defaults["approved_at"] = timezone.now()
+            defaults["payment_due_at"] = timezone.now() + timedelta(hours=48)
+        defaults.update(fields)
+        return Booking.objects.create(ack_id=ack_id_new(), status=status, slot=slot, **defaults)
+
+    return make

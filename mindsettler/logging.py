@@ -1,0 +1,29 @@
+"""Log plumbing: a request ID on every line, and no tokens from emailed links."""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+# Paths whose last segment is a secret from an emailed link.
+_TOKEN_PATH = re.compile(r"(/(?:verify|bookings|b|pay|cancel|erase|export)/)[A-Za-z0-9_\-]{16,}")
+
+
+def redact(text: str) -> str:
+    return _TOKEN_PATH.sub(r"\1[redacted]", text)
+
+
+class RequestIDFilter(logging.Filter):
+    """Adds `request_id` and strips link tokens from the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        if record.args:
+            record.msg = redact(record.getMessage())
+            record.args = None
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+from mindsettler.logging import request_id_var
+
+logger = logging.getLogger(__name__)
+
+
+class RequestIDMiddleware:
+    """Gives each request an ID for the logs, taken from the proxy when it sends one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if incoming.isalnum() and len(incoming) <= 64 else secrets.token_hex(8)
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class SecurityHeadersMiddleware:
+    """Headers Django's SecurityMiddleware does not set."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A calm 503 page instead of a 500 when the database cannot be reached.
+
+    Nothing is half-written: every state change runs in a transaction, which the database
+    rolls back when the connection drops.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.error("database unavailable: %s", type(exception).__name__)
+        return unavailable_response()
+
+
+def unavailable_response() -> HttpResponse:
+    html = render_to_string("503.html", {"clinic_name": settings.CLINIC_NAME})
+    response = HttpResponse(html, status=503)
+    response["Retry-After"] = "30"
+    return response

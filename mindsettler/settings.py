@@ -1,0 +1,375 @@
+"""MindSettler settings, configured from the environment only.
+
+Every variable is listed in `.env.example`. With none set the app runs locally in debug
+mode on SQLite with console email and the sandbox payment provider. The helpers below fail
+loudly on values they do not understand, so a typo never silently means "off".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
+
+
+def envstr(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise ImproperlyConfigured(f"{name} must be 'true' or 'false', not {raw!r}.")
+
+
+def envint(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
+
+
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = envstr(name, default).lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+DEBUG = envbool("DEBUG", True)
+SECRET_KEY = envstr("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else "")
+if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a long random value (at least 32 characters) when DEBUG "
+        "is false. Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "crispy_forms",
+    "crispy_tailwind",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "django_tasks_db",
+    "bookings",
+    "staff",
+]
+
+MIDDLEWARE = [
+    "mindsettler.middleware.RequestIDMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mindsettler.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "staff.middleware.StaffSessionMiddleware",
+    "mindsettler.middleware.DatabaseUnavailableMiddleware",
+]
+
+ROOT_URLCONF = "mindsettler.urls"
+WSGI_APPLICATION = "mindsettler.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "bookings.context_processors.clinic",
+            ],
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers proceed during a write; IMMEDIATE takes the write lock at BEGIN so
+    # two writers queue up instead of failing halfway through a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, sessions, rate limits (shared across app servers) ---------------------------
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "mindsettler_cache",
+        }
+    }
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+RATELIMIT_ENABLED = envbool("RATELIMIT_ENABLED", True)
+# scope: (attempts, per seconds). See bookings/ratelimit.py.
+RATE_LIMITS = {
+    "status_lookup": (envint("RATE_LIMIT_STATUS_PER_MINUTE", 10, minimum=1), 60),
+    "wizard_submit_ip": (20, 3600),
+    "wizard_submit_email": (5, 3600),
+    "verify_resend": (3, 3600),
+    "cancel_request": (5, 3600),
+    "data_request": (5, 3600),
+    "api": (envint("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1), 60),
+}
+# How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
+NUM_PROXIES = envint("NUM_PROXIES", 0)
+
+# --- Auth (staff only; clients have no accounts) ----------------------------------------
+AUTH_USER_MODEL = "staff.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "staff:dashboard"
+ACCOUNT_ADAPTER = "staff.adapters.StaffAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "5/5m/ip,5/5m/key",
+    "reset_password": "5/h/ip,3/h/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "MindSettler"
+# Staff sessions end after this much inactivity (the session is refreshed on each request).
+STAFF_SESSION_IDLE_MINUTES = envint("STAFF_SESSION_IDLE_MINUTES", 30, minimum=5)
+SESSION_COOKIE_AGE = 60 * 60 * 12
+
+# --- Internationalisation and time ------------------------------------------------------
+LANGUAGE_CODE = "en"
+TIME_ZONE = envstr("TIME_ZONE", "Asia/Kolkata")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files -----------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_MAX_AGE = 60 * 60 * 24 * 365 if not DEBUG else 0
+
+# --- Email ------------------------------------------------------------------------------
+_EMAIL_BACKENDS = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+}
+EMAIL_BACKEND_NAME = envstr("EMAIL_BACKEND", "console")
+_email_backend = _EMAIL_BACKENDS.get(EMAIL_BACKEND_NAME, EMAIL_BACKEND_NAME)
+if "." not in _email_backend:
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)} or a dotted path, "
+        f"not {EMAIL_BACKEND_NAME!r}."
+    )
+_email_options: dict[str, object] = {}
+if _email_backend.endswith("smtp.EmailBackend"):
+    _email_options = {
+        "host": envstr("EMAIL_HOST", "localhost"),
+        "port": envint("EMAIL_PORT", 587),
+        "username": envstr("EMAIL_HOST_USER"),
+        "password": envstr("EMAIL_HOST_PASSWORD"),
+        "use_tls": envbool("EMAIL_USE_TLS", True),
+        "timeout": envint("EMAIL_TIMEOUT", 10, minimum=1),
+    }
+elif _email_backend.endswith("filebased.EmailBackend"):
+    _email_options = {"file_path": envstr("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))}
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "MindSettler <bookings@mindsettler.example>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Failed sends are retried with growing delays, up to this many attempts.
+EMAIL_MAX_ATTEMPTS = envint("EMAIL_MAX_ATTEMPTS", 8, minimum=1)
+
+# --- Background tasks -------------------------------------------------------------------
+_TASK_BACKENDS = {
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+    "dummy": "django.tasks.backends.dummy.DummyBackend",
+}
+_task_backend = envstr("TASKS_BACKEND", "immediate")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(_task_backend, _task_backend)}}
+
+# --- Payments ---------------------------------------------------------------------------
+PAYMENT_PROVIDER = envchoice("PAYMENT_PROVIDER", "sandbox", ("sandbox", "razorpay"))
+RAZORPAY_KEY_ID = envstr("RAZORPAY_KEY_ID")
+RAZORPAY_KEY_SECRET = envstr("RAZORPAY_KEY_SECRET")
+RAZORPAY_WEBHOOK_SECRET = envstr("RAZORPAY_WEBHOOK_SECRET")
+if PAYMENT_PROVIDER == "razorpay" and not (
+    RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET and RAZORPAY_WEBHOOK_SECRET
+):
+    raise ImproperlyConfigured(
+        "PAYMENT_PROVIDER=razorpay needs RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET and "
+        "RAZORPAY_WEBHOOK_SECRET."
+    )
+
+# --- Booking rules ----------------------------------------------------------------------
+CLINIC_NAME = envstr("CLINIC_NAME", "MindSettler")
+# Shown on every public page: this service is not for emergencies.
+CRISIS_HELP_TEXT = envstr(
+    "CRISIS_HELP_TEXT",
+    "If you are in danger or thinking about ending your life, call 112 now, or the Tele-MANAS "
+    "mental health helpline on 14416 (free, any time, many languages).",
+)
+BOOKING_MIN_NOTICE_HOURS = envint("BOOKING_MIN_NOTICE_HOURS", 24)
+BOOKING_HORIZON_DAYS = envint("BOOKING_HORIZON_DAYS", 60, minimum=1)
+CANCELLATION_CUTOFF_HOURS = envint("CANCELLATION_CUTOFF_HOURS", 24)
+PAYMENT_WINDOW_HOURS = envint("PAYMENT_WINDOW_HOURS", 48, minimum=1)
+PAYMENT_DEADLINE_BEFORE_SESSION_HOURS = envint("PAYMENT_DEADLINE_BEFORE_SESSION_HOURS", 12)
+DRAFT_RETENTION_HOURS = envint("DRAFT_RETENTION_HOURS", 48, minimum=1)
+VERIFICATION_LINK_HOURS = 24
+CANCELLATION_LINK_MINUTES = 60
+BOOKING_LINK_DAYS_AFTER_SESSION = envint("BOOKING_LINK_DAYS_AFTER_SESSION", 30, minimum=1)
+# "adult_only": clients confirm they are 18 or over. "guardian_consent": younger clients
+# may book when a parent or guardian consents.
+CLIENT_AGE_POLICY = envchoice("CLIENT_AGE_POLICY", "adult_only", ("adult_only", "guardian_consent"))
+# Bump when the privacy notice or cancellation policy text changes; stored with each consent.
+POLICY_VERSION = "2026-11-01"
+
+# --- Security ---------------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", SECURE_SSL_REDIRECT)
+    CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", SECURE_SSL_REDIRECT)
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    if not SECURE_SSL_REDIRECT:
+        # Plain HTTP on loopback (benchmarks): secure-only cookies would never come back,
+        # and HSTS over HTTP is meaningless. check --deploy warns, as it should.
+        SECURE_HSTS_SECONDS = 0
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(self), usb=(), interest-cohort=()"
+)
+
+# --- Forms ------------------------------------------------------------------------------
+CRISPY_ALLOWED_TEMPLATE_PACKS = "tailwind"
+CRISPY_TEMPLATE_PACK = "tailwind"
+
+# --- Logging: one line per event, with the request ID, no personal data -----------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "mindsettler.logging.RequestIDFilter"}},
+    "formatters": {
+        "line": {
+            "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django's request logger would print full URLs, which carry booking tokens.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.server": {"handlers": [], "level": "ERROR", "propagate": False},
+    },
+}

@@ -1,0 +1,42 @@
+"""Staff sessions: end after inactivity, and require a second factor before anything else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+_LAST_SEEN = "staff_last_seen"
+
+
+class StaffSessionMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = int(time.time())
+            last_seen = request.session.get(_LAST_SEEN)
+            if last_seen is not None and now - last_seen > settings.STAFF_SESSION_IDLE_MINUTES * 60:
+                logout(request)
+                return redirect(f"{reverse('account_login')}?next={request.path}&timeout=1")
+            request.session[_LAST_SEEN] = now
+            if request.path.startswith("/staff/") and not _has_second_factor(user):
+                return redirect("mfa_activate_totp")
+        return self.get_response(request)
+
+
+def _has_second_factor(user) -> bool:  # noqa: ANN001
+    from allauth.mfa.models import Authenticator
+
+    cached = getattr(user, "_has_mfa", None)
+    if cached is None:
+        cached = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+        user._has_mfa = cached
+    return cached
