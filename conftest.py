@@ -21,6 +21,8 @@ def _test_settings(settings):
     settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     settings.SITE_URL = "http://testserver"
+    # Password hashing is deliberately slow; tests log in many times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -134,6 +136,7 @@ def make_booking(db, session_type):
         if slot is not None:
             counsellor = slot.counsellor
         defaults = dict(
+            ack_id=ack_id_new(),
             client_name="Test Client",
             email=email or f"client{next(_emails)}@example.com",
             session_type=session_type,
@@ -146,6 +149,6 @@ def make_booking(db, session_type):
             defaults["approved_at"] = timezone.now()
             defaults["payment_due_at"] = timezone.now() + timedelta(hours=48)
         defaults.update(fields)
-        return Booking.objects.create(ack_id=ack_id_new(), status=status, slot=slot, **defaults)
+        return Booking.objects.create(status=status, slot=slot, **defaults)
 
     return make

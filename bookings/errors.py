@@ -37,8 +37,7 @@ class SlotUnavailable(BookingError):
 class ActiveBookingExists(BookingError):
     code = "active_booking_exists"
     default_message = (
-        "There is already an active booking for this email address. "
-        "We have emailed that address a link to it."
+        "There is already an active booking for this email address. We have emailed that address a link to it."
     )
 
 
@@ -66,3 +65,14 @@ class TokenInvalid(BookingError):
         self.reason = reason
         self.link = link
         super().__init__(self.messages.get(reason, self.messages["unknown"]))
+
+
+class SlotsHeld(BookingError):
+    """Slots that cannot be removed because active bookings hold (or asked for) them."""
+
+    code = "slots_held"
+    default_message = "Some of these times hold active bookings, so they cannot be removed."
+
+    def __init__(self, message: str | None = None, *, bookings: list[Any] | None = None) -> None:
+        self.bookings = list(bookings or [])
+        super().__init__(message)

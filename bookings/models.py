@@ -189,9 +189,7 @@ class Booking(models.Model):
         related_name="bookings",
         help_text="Requested, then assigned. Empty: no preference, not yet assigned.",
     )
-    preferred_slot = models.ForeignKey(
-        Slot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    preferred_slot = models.ForeignKey(Slot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, null=True, blank=True, related_name="bookings")
     meeting_url = models.URLField(blank=True)
     amount = models.PositiveIntegerField(help_text="In minor units (paise).")
@@ -361,9 +359,10 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} event {self.event_id}"
 
 
 class OutboundEmail(models.Model):
@@ -424,6 +423,9 @@ class BookingView(models.Model):
     class Meta:
         ordering = ["-viewed_at"]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} viewed booking {self.booking_id}"
+
 
 class WeeklyHours(models.Model):
     """A counsellor's regular working hours, from which free slots are generated."""
@@ -443,6 +445,9 @@ class WeeklyHours(models.Model):
             models.CheckConstraint(condition=Q(session_minutes__gt=0), name="weekly_hours_session_positive"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.counsellor} weekday {self.weekday} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+
 
 class BlockedPeriod(models.Model):
     """Leave or a holiday: no free slots are kept or generated inside it."""
@@ -455,3 +460,6 @@ class BlockedPeriod(models.Model):
     class Meta:
         ordering = ["start"]
         constraints = [models.CheckConstraint(condition=Q(end__gt=F("start")), name="blocked_end_after_start")]
+
+    def __str__(self) -> str:
+        return f"{self.counsellor} blocked from {self.start:%Y-%m-%d %H:%M}"

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from bookings.models import SLOT_HOLDING_STATUSES, Booking, Counsellor, SessionType, Slot
+from bookings.models import SLOT_HOLDING_STATUSES, BlockedPeriod, Booking, Counsellor, SessionType, Slot
 
 
 def slots_free(
@@ -28,6 +28,14 @@ def slots_free(
         taken=Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES))
     )
     qs = qs.filter(taken=False)
+    # Slots kept only because past bookings refer to them are hidden inside blocked periods.
+    qs = qs.exclude(
+        Exists(
+            BlockedPeriod.objects.filter(
+                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+            )
+        )
+    )
     if for_clients:
         earliest = now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS)
         latest = now + timedelta(days=settings.BOOKING_HORIZON_DAYS)
@@ -49,7 +57,7 @@ def slots_free(
     return qs.select_related("counsellor").order_by("start", "counsellor__sort_order")
 
 
-def _plus_minutes(field: str, minutes: int):  # noqa: ANN202 - a query expression
+def _plus_minutes(field: str, minutes: int):
     from django.db.models import DateTimeField, ExpressionWrapper, F, Value
 
     return ExpressionWrapper(F(field) + Value(timedelta(minutes=minutes)), output_field=DateTimeField())

@@ -16,7 +16,7 @@ from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
+_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 - refused when DEBUG is off
 
 
 def envstr(name: str, default: str = "") -> str:
@@ -149,9 +149,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache, sessions, rate limits (shared across app servers) ---------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
         "default": {
@@ -228,6 +226,8 @@ STORAGES = {
     },
 }
 WHITENOISE_MAX_AGE = 60 * 60 * 24 * 365 if not DEBUG else 0
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Email ------------------------------------------------------------------------------
 _EMAIL_BACKENDS = {
@@ -240,8 +240,7 @@ EMAIL_BACKEND_NAME = envstr("EMAIL_BACKEND", "console")
 _email_backend = _EMAIL_BACKENDS.get(EMAIL_BACKEND_NAME, EMAIL_BACKEND_NAME)
 if "." not in _email_backend:
     raise ImproperlyConfigured(
-        f"EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)} or a dotted path, "
-        f"not {EMAIL_BACKEND_NAME!r}."
+        f"EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)} or a dotted path, not {EMAIL_BACKEND_NAME!r}."
     )
 _email_options: dict[str, object] = {}
 if _email_backend.endswith("smtp.EmailBackend"):
@@ -275,12 +274,9 @@ PAYMENT_PROVIDER = envchoice("PAYMENT_PROVIDER", "sandbox", ("sandbox", "razorpa
 RAZORPAY_KEY_ID = envstr("RAZORPAY_KEY_ID")
 RAZORPAY_KEY_SECRET = envstr("RAZORPAY_KEY_SECRET")
 RAZORPAY_WEBHOOK_SECRET = envstr("RAZORPAY_WEBHOOK_SECRET")
-if PAYMENT_PROVIDER == "razorpay" and not (
-    RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET and RAZORPAY_WEBHOOK_SECRET
-):
+if PAYMENT_PROVIDER == "razorpay" and not (RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET and RAZORPAY_WEBHOOK_SECRET):
     raise ImproperlyConfigured(
-        "PAYMENT_PROVIDER=razorpay needs RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET and "
-        "RAZORPAY_WEBHOOK_SECRET."
+        "PAYMENT_PROVIDER=razorpay needs RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET and RAZORPAY_WEBHOOK_SECRET."
     )
 
 # --- Booking rules ----------------------------------------------------------------------
@@ -354,11 +350,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "mindsettler.logging.RequestIDFilter"}},
-    "formatters": {
-        "line": {
-            "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
-        }
-    },
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -25,14 +26,18 @@ class StaffSessionMiddleware:
             last_seen = request.session.get(_LAST_SEEN)
             if last_seen is not None and now - last_seen > settings.STAFF_SESSION_IDLE_MINUTES * 60:
                 logout(request)
-                return redirect(f"{reverse('account_login')}?next={request.path}&timeout=1")
-            request.session[_LAST_SEEN] = now
+                query = urlencode({"next": request.get_full_path(), "timeout": 1})
+                return redirect(f"{reverse('account_login')}?{query}")
+            # Refresh at most once a minute: a session write on every request would cost a
+            # query per request (and the idle limit is counted in minutes anyway).
+            if last_seen is None or now - last_seen >= 60:
+                request.session[_LAST_SEEN] = now
             if request.path.startswith("/staff/") and not _has_second_factor(user):
                 return redirect("mfa_activate_totp")
         return self.get_response(request)
 
 
-def _has_second_factor(user) -> bool:  # noqa: ANN001
+def _has_second_factor(user) -> bool:
     from allauth.mfa.models import Authenticator
 
     cached = getattr(user, "_has_mfa", None)

@@ -85,7 +85,7 @@ ADMIN_EMAIL = "admin@mindsettler.example"
 class Command(BaseCommand):
     help = "Load demo data (idempotent). Prints new staff passwords once."
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=14, help="How many days of slots to publish.")
 
     @transaction.atomic
@@ -168,6 +168,5 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  {role} login: {email}  password: {password}"))
         if created_logins:
             self.stdout.write(
-                "  These passwords are shown only now. Staff must set up an authenticator app "
-                "(TOTP) at first sign-in."
+                "  These passwords are shown only now. Staff must set up an authenticator app (TOTP) at first sign-in."
             )

@@ -1,0 +1,128 @@
+"""The invariants hold in the database itself, even when Python's checks are bypassed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import DataError, IntegrityError, connection, transaction
+
+from bookings.models import Booking, Slot, Status
+from bookings.services import ack_id_new, booking_transition, slot_create
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+
+def _insert(make_booking, **fields):
+    with transaction.atomic():
+        return make_booking(**fields)
+
+
+@pytest.mark.parametrize("first", [Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED])
+@pytest.mark.parametrize("second", [Status.PENDING, Status.CONFIRMED])
+def test_one_active_booking_per_email(make_booking, counsellor, first, second):
+    make_booking(first, email="same@example.com", counsellor=counsellor)
+    with pytest.raises(IntegrityError):
+        _insert(make_booking, status=second, email="same@example.com", counsellor=counsellor)
+
+
+@pytest.mark.parametrize("inactive", [Status.DRAFT, Status.COMPLETED, Status.REJECTED, Status.CANCELLED])
+def test_inactive_bookings_do_not_count_against_the_email(make_booking, counsellor, inactive):
+    make_booking(inactive, email="same@example.com", counsellor=counsellor)
+    make_booking(inactive, email="same@example.com", counsellor=counsellor)
+    make_booking(Status.PENDING, email="same@example.com", counsellor=counsellor)
+
+
+def test_a_transition_that_would_break_the_email_rule_is_refused_by_the_database(make_booking, counsellor):
+    """Python's check bypassed: a second draft is forced to PENDING directly."""
+    make_booking(Status.PENDING, email="same@example.com", counsellor=counsellor)
+    draft = make_booking(Status.DRAFT, email="same@example.com", counsellor=counsellor)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.filter(pk=draft.pk).update(status=Status.PENDING)
+
+
+@pytest.mark.parametrize("holding", [Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.COMPLETED])
+def test_one_active_or_completed_booking_per_slot(make_booking, slot, holding):
+    make_booking(holding, slot=slot)
+    with pytest.raises(IntegrityError):
+        _insert(make_booking, status=Status.APPROVED, slot=slot)
+
+
+def test_cancelled_bookings_release_their_slot(make_booking, slot):
+    make_booking(Status.CANCELLED, slot=slot)
+    make_booking(Status.REJECTED, slot=slot)
+    make_booking(Status.APPROVED, slot=slot)
+
+
+def test_acknowledgement_ids_are_unique(make_booking, counsellor):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with pytest.raises(IntegrityError):
+        _insert(make_booking, status=Status.DRAFT, counsellor=counsellor, ack_id=booking.ack_id)
+
+
+@pytest.mark.parametrize("bad", ["MS-ABC12O", "MS-ABCDE", "XX-ABCDEF", "ms-abcdef", "MS-ABCDEFG", "MS-IL0O1A"])
+def test_acknowledgement_id_format_is_enforced(make_booking, counsellor, bad):
+    # PostgreSQL refuses the over-long one for its length (DataError) before the check.
+    with pytest.raises((IntegrityError, DataError)):
+        _insert(make_booking, status=Status.DRAFT, counsellor=counsellor, ack_id=bad)
+
+
+def test_emails_are_stored_normalised(make_booking, counsellor):
+    with pytest.raises(IntegrityError):
+        _insert(make_booking, status=Status.DRAFT, counsellor=counsellor, email="Mixed@Example.com")
+
+
+def test_a_slotted_status_needs_a_slot(make_booking, counsellor):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.filter(pk=booking.pk).update(status=Status.CONFIRMED)
+
+
+def test_status_must_be_a_known_one(make_booking, counsellor):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.filter(pk=booking.pk).update(status="lost")
+
+
+def test_slots_end_after_they_start(counsellor):
+    start = next_weekday_at(10)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Slot.objects.create(counsellor=counsellor, start=start, end=start)
+
+
+def test_service_refuses_overlapping_slots(counsellor, other_counsellor):
+    from bookings.errors import SlotUnavailable
+
+    start = next_weekday_at(10)
+    slot_create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    with pytest.raises(SlotUnavailable):
+        slot_create(counsellor=counsellor, start=start + timedelta(minutes=30), end=start + timedelta(hours=2))
+    # Back to back is fine, and another counsellor may use the same time.
+    slot_create(counsellor=counsellor, start=start + timedelta(hours=1), end=start + timedelta(hours=2))
+    slot_create(counsellor=other_counsellor, start=start, end=start + timedelta(hours=1))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="exclusion constraints are PostgreSQL's")
+def test_postgresql_refuses_overlapping_slots_directly(counsellor):
+    start = next_weekday_at(10)
+    Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Slot.objects.create(counsellor=counsellor, start=start + timedelta(minutes=59), end=start + timedelta(hours=2))
+
+
+def test_transition_maps_the_slot_constraint_to_a_clear_error(make_booking, slot):
+    from bookings.errors import SlotUnavailable
+
+    make_booking(Status.APPROVED, slot=slot)
+    pending = make_booking(Status.PENDING, counsellor=slot.counsellor)
+    with pytest.raises(SlotUnavailable):
+        booking_transition(booking=pending, to=Status.APPROVED, actor="staff", changes={"slot": slot})
+    assert Booking.objects.get(pk=pending.pk).status == Status.PENDING
+
+
+def test_ack_ids_avoid_look_alikes():
+    for _ in range(500):
+        ack = ack_id_new()
+        assert ack.startswith("MS-") and len(ack) == 9
+        assert not set(ack[3:]) & set("01OIL")

@@ -1,0 +1,100 @@
+"""The outbox: emails leave only after commit, survive an SMTP outage, and are sent once."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core import mail
+from django.db import transaction
+
+from bookings.emails import email_deliver, email_queue, emails_send_due
+from bookings.models import OutboundEmail, Status
+from bookings.services import booking_reject
+
+pytestmark = pytest.mark.django_db
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_settings(settings):
+    port = free_port()
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": port, "use_tls": False, "timeout": 5},
+        }
+    }
+    return port
+
+
+def test_nothing_is_sent_for_a_change_that_rolls_back(make_booking, counsellor, django_capture_on_commit_callbacks):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with django_capture_on_commit_callbacks(execute=True):
+        try:
+            with transaction.atomic():
+                email_queue(kind="rejected", to=booking.email, booking=booking, context={"booking": booking})
+                raise RuntimeError("the change failed")
+        except RuntimeError:
+            pass
+    assert mail.outbox == []
+    assert not OutboundEmail.objects.exists()
+
+
+def test_an_smtp_outage_keeps_the_change_and_delivers_once_the_server_is_back(
+    make_booking, counsellor, admin_user, smtp_settings, oncommit
+):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with oncommit():
+        booking_reject(booking_id=booking.pk, user=admin_user, reason="No availability")
+    # The server was down: the rejection stands, the email waits.
+    booking.refresh_from_db()
+    assert booking.status == Status.REJECTED
+    email = OutboundEmail.objects.get(booking=booking)
+    assert (email.status, email.attempts, email.last_error) == ("pending", 1, "ConnectionRefusedError")
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_settings)
+    controller.start()
+    try:
+        OutboundEmail.objects.update(next_attempt_at=email.created_at)  # its retry time has come
+        assert emails_send_due() == 1
+        assert emails_send_due() == 0  # never twice
+        assert email_deliver(email_id=email.pk) is False
+        for _ in range(50):
+            if inbox.messages:
+                break
+            time.sleep(0.05)
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1
+    assert b"No availability" not in inbox.messages[0]  # staff's reason stays on the booking page
+    email.refresh_from_db()
+    assert email.status == "sent" and email.attempts == 2
+
+
+def test_delivery_gives_up_after_the_maximum_attempts(make_booking, counsellor, smtp_settings, settings, oncommit):
+    settings.EMAIL_MAX_ATTEMPTS = 2
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with oncommit():
+        email = email_queue(kind="rejected", to=booking.email, booking=booking, context={"booking": booking})
+    OutboundEmail.objects.update(next_attempt_at=email.created_at)
+    emails_send_due()
+    email.refresh_from_db()
+    assert email.status == "failed" and email.attempts == 2

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_healthz_is_ok_with_the_database(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+
+def test_healthz_and_pages_answer_503_when_the_database_is_unreachable(tmp_path):
+    """A real unreachable database: an SQLite file in a directory that does not exist."""
+    script = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "c = Client()\n"
+        "h = c.get('/healthz'); print('healthz', h.status_code, h.content.decode())\n"
+        "p = c.get('/'); print('home', p.status_code, p['Retry-After'])\n"
+        "print('calm' if b'back in a moment' in p.content else 'not calm')\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "mindsettler.settings",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/db.sqlite3",
+            "ALLOWED_HOSTS": "testserver",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "healthz 503" in result.stdout, result.stdout + result.stderr
+    assert '"database": "unreachable"' in result.stdout
+    assert "home 503 30" in result.stdout
+    assert "calm" in result.stdout.splitlines()[-1] and "not calm" not in result.stdout

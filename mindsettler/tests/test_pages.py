@@ -1,0 +1,88 @@
+"""The home page, security headers, and the committed CSS."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_page_explains_offers_both_actions_and_the_crisis_note(client, session_type, settings):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Book a session" in html and 'href="/book/"' in html
+    assert "Check a booking" in html and 'href="/status/"' in html
+    assert "not for emergencies" in html
+    assert settings.CRISIS_HELP_TEXT in html
+    assert "Individual session" in html and "₹1,500" in html
+    assert 'href="#main"' in html and '<main id="main"' in html  # skip link and landmark
+
+
+def test_home_page_query_budget(client, django_assert_max_num_queries, session_type):
+    with django_assert_max_num_queries(2):
+        client.get("/")
+
+
+def test_security_headers_on_pages(client):
+    response = client.get("/")
+    csp = response["Content-Security-Policy"]
+    assert "default-src 'self'" in csp
+    assert re.search(r"script-src 'self' 'nonce-[\w+/=-]+'", csp)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    html = response.content.decode()
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        assert f'nonce="{nonce}"' in tag, tag
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "camera=()" in response["Permissions-Policy"]
+    assert response["X-Request-ID"]
+
+
+def test_not_found_is_a_friendly_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert "We could not find that page" in response.content.decode()
+
+
+def test_seed_demo_is_idempotent(capsys):
+    call_command("seed_demo", days=3)
+    first = capsys.readouterr().out
+    call_command("seed_demo", days=3)
+    second = capsys.readouterr().out
+    from bookings.models import Counsellor, SessionType
+
+    assert Counsellor.objects.count() == 2 and SessionType.objects.count() == 3
+    assert "password:" in first and "password:" not in second
+    assert "0 new slots" in second
+
+
+def _template_classes() -> set[str]:
+    classes: set[str] = set()
+    for path in (ROOT / "templates").rglob("*.html"):
+        if "emails" in path.parts:
+            continue  # emails use inline styles; mail clients ignore stylesheets
+        for value in re.findall(r'class="([^"]*)"', path.read_text()):
+            value = re.sub(r"\{[%{].*?[%}]\}", " ", value)  # template logic inside the attribute
+            classes.update(c for c in value.split() if c)
+    return classes
+
+
+def _css_escape(name: str) -> str:
+    return re.sub(r"([:/.\[\]%!#(),=&'*])", r"\\\1", name)
+
+
+def test_committed_css_has_every_class_the_templates_use():
+    """Fails when templates changed and `npm run build:css` was forgotten."""
+    css = (ROOT / "static/css/app.css").read_text()
+    missing = sorted(c for c in _template_classes() if f".{_css_escape(c)}" not in css and not c.startswith("js-"))
+    assert missing == [], f"rebuild the CSS (npm ci && npm run build:css); missing: {missing}"

@@ -1,0 +1,100 @@
+"""Settings fail loudly and clearly on bad configuration, at startup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "mindsettler.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_defaults_start_in_local_debug_mode():
+    result = start({})
+    assert result.returncode == 0, result.stderr
+    assert "started" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "TRUE-ish"])
+def test_a_bad_debug_value_is_a_clear_error(value):
+    result = start({"DEBUG": value})
+    assert result.returncode != 0
+    assert f"DEBUG must be 'true' or 'false', not '{value}'" in result.stderr
+
+
+@pytest.mark.parametrize("secret", [None, "", "short", "dev-only-insecure-key-never-use-in-production"])
+def test_production_refuses_a_missing_or_weak_secret_key(secret):
+    env = {"DEBUG": "false"}
+    if secret is not None:
+        env["SECRET_KEY"] = secret
+    result = start(env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set to a long random value" in result.stderr
+
+
+def test_production_starts_with_a_real_secret_key():
+    result = start({"DEBUG": "false", "SECRET_KEY": "x" * 50})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EMAIL_PORT": "twenty-five"}, "EMAIL_PORT must be a whole number"),
+        ({"EMAIL_BACKEND": "carrier-pigeon"}, "EMAIL_BACKEND must be one of"),
+        ({"PAYMENT_PROVIDER": "paypal"}, "PAYMENT_PROVIDER must be one of sandbox, razorpay"),
+        ({"PAYMENT_PROVIDER": "razorpay"}, "needs RAZORPAY_KEY_ID"),
+    ],
+)
+def test_other_bad_values_are_named(env, message):
+    if "EMAIL_PORT" in env:
+        env = {**env, "EMAIL_BACKEND": "smtp"}
+    result = start(env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_check_deploy_is_clean_in_a_production_like_environment():
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": "a-real-secret-" + "z" * 40,
+        "ALLOWED_HOSTS": "mindsettler.example",
+        "SITE_URL": "https://mindsettler.example",
+        "EMAIL_BACKEND": "smtp",
+        "EMAIL_HOST": "smtp.mindsettler.example",
+    }
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_env_example_documents_every_variable():
+    import re
+
+    used = set(
+        re.findall(r'env(?:str|bool|int|list|choice)\("([A-Z_]+)"', (ROOT / "mindsettler/settings.py").read_text())
+    )
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used - documented == set()
