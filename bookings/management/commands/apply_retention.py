@@ -1,0 +1,15 @@
+"""Apply the retention policy (see docs/deployment.md). Safe to run daily from cron."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from bookings.services import retention_apply
+
+
+class Command(BaseCommand):
+    help = "Anonymise finished bookings past the retention period; delete old sent emails."
+
+    def handle(self, *args: object, **options: object) -> None:
+        result = retention_apply()
+        self.stdout.write(f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted.")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings.models import Booking, BookingEvent, LinkToken, OutboundEmail, Payment, Status
+from bookings.services import ANONYMISED_NAME, booking_anonymise, retention_apply
+from bookings.tokens import token_create
+
+pytestmark = pytest.mark.django_db
+
+MARKER = "Zq9-PRIVATE-MARKER"
+
+
+def _personal(make_booking, status, counsellor, **extra):
+    booking = make_booking(
+        status,
+        counsellor=counsellor,
+        client_name=f"{MARKER} Name",
+        email=f"{MARKER.lower()}@example.com",
+        phone="+919876543210",
+        concerns=f"{MARKER} words",
+        preferred_times=f"{MARKER} mornings",
+        **extra,
+    )
+    token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=1))
+    OutboundEmail.objects.create(kind="x", booking=booking, to=booking.email, subject=MARKER, body_text=MARKER)
+    BookingEvent.objects.create(booking=booking, to_status=status, actor="client", reason=MARKER)
+    return booking
+
+
+def _contains_marker(booking: Booking) -> bool:
+    booking.refresh_from_db()
+    values = [str(getattr(booking, f.attname)) for f in Booking._meta.concrete_fields]
+    values += [str(v) for e in OutboundEmail.objects.filter(booking=booking).values() for v in e.values()]
+    values += [e.reason for e in booking.events.all()]
+    values += [str(p.raw) for p in Payment.objects.filter(booking=booking)]
+    return any(MARKER.lower() in v.lower() for v in values)
+
+
+def test_anonymise_clears_personal_data_and_keeps_the_accounts(make_booking, counsellor):
+    booking = _personal(make_booking, Status.COMPLETED, counsellor)
+    Payment.objects.create(
+        booking=booking,
+        provider="sandbox",
+        amount=booking.amount,
+        currency="INR",
+        status="confirmed",
+        provider_payment_id="pay_1",
+        raw={"email": MARKER},
+    )
+    assert _contains_marker(booking)
+    assert booking_anonymise(booking_id=booking.pk, reason="Client asked")
+    assert not _contains_marker(booking)
+    assert booking.client_name == ANONYMISED_NAME and booking.anonymised_at
+    assert (booking.ack_id, booking.amount, booking.status) == (booking.ack_id, 150000, Status.COMPLETED)
+    payment = Payment.objects.get(booking=booking)
+    assert (payment.amount, payment.provider_payment_id) == (150000, "pay_1")
+    assert not LinkToken.objects.filter(booking=booking).exists()
+    assert booking.events.filter(action="anonymised").exists()
+
+
+def test_active_bookings_are_not_anonymised(make_booking, counsellor):
+    booking = _personal(make_booking, Status.PENDING, counsellor)
+    assert booking_anonymise(booking_id=booking.pk, reason="x") is False
+    assert _contains_marker(booking)
+
+
+def test_retention_anonymises_only_old_finished_bookings(make_booking, counsellor, settings):
+    settings.RETENTION_MONTHS = 12
+    old = _personal(make_booking, Status.CANCELLED, counsellor)
+    recent = _personal(make_booking, Status.REJECTED, counsellor)
+    active = _personal(make_booking, Status.CONFIRMED, counsellor)
+    Booking.objects.filter(pk__in=[old.pk, active.pk]).update(updated_at=timezone.now() - timedelta(days=400))
+    result = retention_apply()
+    assert result["anonymised"] == 1
+    assert not _contains_marker(old)
+    assert _contains_marker(recent) and _contains_marker(active)
+    assert retention_apply()["anonymised"] == 0  # idempotent
