@@ -32,5 +32,10 @@ css:
 	npm ci
 	npm run build:css
 
+# The side-by-side benchmark (issue 7; benchmarks/README.md). Needs wrk (apt-get install wrk);
+# uses a throwaway PostgreSQL cluster when its server binaries are installed, else SQLite.
+bench: setup
+	$(PY) benchmarks/run.py
+
 clean:
 	rm -rf .venv staticfiles .pytest_cache

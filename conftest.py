@@ -152,3 +152,20 @@ def make_booking(db, session_type):
         return Booking.objects.create(status=status, slot=slot, **defaults)
 
     return make
+
+
+@pytest.fixture
+def manage_token(db):
+    """`manage_token(booking)`: a raw booking-page token, as the emailed link carries."""
+    from bookings.models import LinkToken
+    from bookings.tokens import token_create
+
+    return lambda booking: token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))
+
+
+@pytest.fixture
+def api_token(db) -> str:
+    """A live token of a chatbot API client named 'chatbot'."""
+    from bookings.api.auth import api_client_create
+
+    return api_client_create(name="chatbot")[1]

@@ -408,6 +408,11 @@ class ApiClient(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The client's rate-limit counter: the number of the current fixed window and the calls in
+    # it. Counted by the same statement that authenticates a call, so that the API keeps its
+    # query budget on the default database cache (see bookings/api/auth.py).
+    rate_window = models.PositiveIntegerField(default=0)
+    rate_count = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.name
@@ -463,3 +468,18 @@ class BlockedPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.counsellor} blocked from {self.start:%Y-%m-%d %H:%M}"
+
+
+class RateCounter(models.Model):
+    """A fixed-window request counter for rate limits, shared by every app server.
+
+    One row per (scope, hashed key); bumped with a single upsert (see ratelimit.py).
+    Used when Redis is not configured.
+    """
+
+    key = models.CharField(max_length=80, primary_key=True)
+    period_start = models.BigIntegerField(help_text="Unix time the current window began.")
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

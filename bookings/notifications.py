@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from bookings.calendar import booking_ics
 from bookings.emails import absolute_url, email_queue
-from bookings.models import Booking, LinkToken, Status
+from bookings.models import Actor, Booking, LinkToken, Payment, Status
 from bookings.tokens import token_create
 
 # Booking-page links live long; the page itself also stops working some days after the
@@ -57,7 +57,8 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
     elif to == Status.CONFIRMED:
         kind = "confirmed"
     elif to == Status.CANCELLED:
-        kind = "cancelled"
+        # The system cancels only when the payment window runs out.
+        kind = "expired" if actor == Actor.SYSTEM else "cancelled"
     else:
         return
     ics = ""
@@ -72,4 +73,26 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
         booking=booking,
         ics=ics,
         context=_context(booking, booking_url=manage_url(booking), from_status=from_status, payment=payment),
+    )
+
+
+def booking_links(*, email: str, bookings: list[Booking]) -> None:
+    """The answer to "email me my booking links" from /status/: one fresh link per booking.
+
+    Only acknowledgement IDs and status labels: no times, names or session types, since
+    the message answers a request anyone could have made for this address.
+    """
+    from bookings.lifecycle import CLIENT_LABELS
+
+    links = [{"ack_id": b.ack_id, "status": CLIENT_LABELS[b.status], "url": manage_url(b)} for b in bookings]
+    email_queue(kind="booking_links", to=email, context={"links": links})
+
+
+def payment_refunding(*, booking: Booking, payment: Payment) -> None:
+    """A payment arrived for a booking that can no longer take it; it is being refunded."""
+    email_queue(
+        kind="payment_refunding",
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, booking_url=manage_url(booking), payment=payment),
     )

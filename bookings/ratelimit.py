@@ -1,5 +1,9 @@
-"""Rate limits in the shared cache (the database, or Redis when REDIS_URL is set), so they hold
-across app servers. Fixed windows: simple, and good enough against scripted abuse."""
+"""Rate limits shared by every app server: fixed windows counted in Redis when REDIS_URL is
+set, otherwise in one database row per key, bumped by a single atomic upsert.
+
+Why not Django's cache API: on the database cache backend an add-then-increment costs about
+a dozen queries and can lose counts under concurrency; one upsert costs one query and cannot.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ import hashlib
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest
+
+from bookings.models import RateCounter
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -20,25 +26,54 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
+def _count_in_database(key: str, period_start: int) -> int:
+    table = connection.ops.quote_name(RateCounter._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, period_start, count) VALUES (%s, %s, 1) "  # noqa: S608 - table name is ours
+            "ON CONFLICT (key) DO UPDATE SET "
+            f"count = CASE WHEN {table}.period_start = excluded.period_start THEN {table}.count + 1 ELSE 1 END, "
+            "period_start = excluded.period_start "
+            "RETURNING count",
+            [key, period_start],
+        )
+        return cursor.fetchone()[0]
+
+
+def _count_in_redis(key: str, period_start: int, period: int) -> int:
+    from django.core.cache import cache
+
+    client = cache._cache.get_client(key, write=True)  # the redis-py client behind Django's backend
+    redis_key = f"rl:{key}:{period_start}"
+    pipe = client.pipeline()
+    pipe.incr(redis_key)
+    pipe.expire(redis_key, period + 5)
+    return int(pipe.execute()[0])
+
+
 def ratelimit_hit(*, scope: str, key: str) -> int | None:
     """Count one attempt for `key` in `scope`. None if allowed; else seconds until it is again.
 
-    Limits come from settings.RATE_LIMITS[scope] = (attempts, seconds). Keys are hashed so
-    that no email address or IP is stored in the cache.
+    Limits come from settings.RATE_LIMITS[scope] = (attempts, seconds). Keys are hashed, so
+    no email address or IP address is stored.
     """
     if not settings.RATELIMIT_ENABLED:
         return None
     limit, period = settings.RATE_LIMITS[scope]
     now = int(time.time())
-    window = now // period
-    digest = hashlib.sha256(f"{scope}:{key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    cache_key = f"rl:{scope}:{digest}:{window}"
-    cache.add(cache_key, 0, timeout=period + 5)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=period + 5)
-        count = 1
+    period_start = now - now % period
+    digest = hashlib.sha256(f"{scope}:{key}".encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    counter_key = f"{scope[:30]}:{digest}"
+    if settings.REDIS_URL:
+        count = _count_in_redis(counter_key, period_start, period)
+    else:
+        count = _count_in_database(counter_key, period_start)
     if count > limit:
-        return max(1, (window + 1) * period - now)
+        return max(1, period_start + period - now)
     return None
+
+
+def counters_prune(*, older_than_seconds: int = 86400) -> int:
+    """Delete counters whose window ended long ago (run from retention)."""
+    deleted, _ = RateCounter.objects.filter(period_start__lt=int(time.time()) - older_than_seconds).delete()
+    return deleted

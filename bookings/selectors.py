@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from bookings.models import SLOT_HOLDING_STATUSES, BlockedPeriod, Booking, Counsellor, SessionType, Slot
+from bookings.errors import TokenInvalid
+from bookings.models import (
+    SLOT_HOLDING_STATUSES,
+    Actor,
+    BlockedPeriod,
+    Booking,
+    BookingEvent,
+    Counsellor,
+    LinkToken,
+    Mode,
+    SessionType,
+    Slot,
+    Status,
+)
+from bookings.tokens import token_get
 
 
 def slots_free(
@@ -57,6 +72,33 @@ def slots_free(
     return qs.select_related("counsellor").order_by("start", "counsellor__sort_order")
 
 
+def slot_modes(*, slot: Slot, session_type: SessionType) -> list[str]:
+    """The modes in which `slot` can hold a `session_type` session; empty if it cannot hold one.
+
+    The same rules as `slots_free`'s session-type filter and the services' checks: long enough,
+    and a mode both the session type and the slot's counsellor offer.
+    """
+    if slot.duration < session_type.duration:
+        return []
+    counsellor = slot.counsellor
+    offered = {Mode.ONLINE: counsellor.offers_online, Mode.IN_PERSON: counsellor.offers_in_person}
+    return [mode for mode in session_type.modes if offered[mode]]
+
+
+def session_types_bookable(*, counsellor_slug: str = "") -> QuerySet[SessionType]:
+    """The session types clients can book.
+
+    With `counsellor_slug`, each row also carries `counsellor_pk`: the id of that active
+    counsellor, or None if there is none. This checks a counsellor in the same query, for the
+    chatbot API's query budget.
+    """
+    qs = SessionType.objects.filter(is_active=True)
+    if counsellor_slug:
+        found = Counsellor.objects.filter(slug=counsellor_slug, is_active=True).values("pk")[:1]
+        qs = qs.annotate(counsellor_pk=Subquery(found))
+    return qs
+
+
 def _plus_minutes(field: str, minutes: int):
     from django.db.models import DateTimeField, ExpressionWrapper, F, Value
 
@@ -68,3 +110,134 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     tz = timezone.get_current_timezone()
     start = timezone.make_aware(datetime.combine(day, datetime.min.time()), tz)
     return start, timezone.make_aware(datetime.combine(day + timedelta(days=1), datetime.min.time()), tz)
+
+
+# --- The client journey -----------------------------------------------------------------
+
+
+def slots_free_for_client(
+    *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None
+) -> QuerySet[Slot]:
+    """Free slots a client may choose, narrowed to counsellors who offer `mode`."""
+    qs = slots_free(session_type=session_type, counsellor=counsellor)
+    if mode == Mode.ONLINE:
+        qs = qs.filter(counsellor__offers_online=True)
+    elif mode == Mode.IN_PERSON:
+        qs = qs.filter(counsellor__offers_in_person=True)
+    return qs
+
+
+def slot_days_free(*, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None) -> list[date]:
+    """The days (in the clinic's zone) that have at least one such free slot: one query."""
+    qs = slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
+    return [moment.date() for moment in qs.datetimes("start", "day")]
+
+
+def slots_free_on_day(
+    *, day: date, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None
+) -> list[Slot]:
+    start, end = day_bounds(day)
+    qs = slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
+    return list(qs.filter(start__gte=start, start__lt=end))
+
+
+def booking_by_ack_id(ack_id: str) -> Booking | None:
+    """For the status lookup: only what it shows (status) is read."""
+    return Booking.objects.filter(ack_id=ack_id).only("pk", "ack_id", "status").first()
+
+
+def booking_for_page(*, token: str) -> Booking:
+    """The booking behind a private booking-page link, or TokenInvalid.
+
+    The link stops working BOOKING_LINK_DAYS_AFTER_SESSION days after the session ends, so
+    an old email found later does not open a record of someone's counselling.
+    """
+    link = token_get(raw=token, purpose=LinkToken.Purpose.MANAGE)
+    booking = (
+        Booking.objects.select_related("session_type", "slot", "counsellor", "preferred_slot__counsellor")
+        .prefetch_related("events")
+        .get(pk=link.booking_id)
+    )
+    if booking.slot is not None:
+        closes = booking.slot.end + timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION)
+        if closes <= timezone.now():
+            raise TokenInvalid("expired", link=link)
+    return booking
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    text: str
+    detail: str = ""
+
+
+def booking_timeline(booking: Booking) -> list[TimelineEntry]:
+    """The booking's events in words a client understands. Staff-only actions are left out.
+
+    Uses the prefetched `events`; only a rejection's reason is shown, as the rejection
+    email promises, because other reasons are written for colleagues.
+    """
+    entries: list[TimelineEntry] = []
+    for event in booking.events.all():
+        text, detail = _timeline_text(event), ""
+        if not text:
+            continue
+        if event.to_status == Status.REJECTED and event.action == "transition":
+            detail = event.reason
+        entries.append(TimelineEntry(at=event.created_at, text=text, detail=detail))
+    return entries
+
+
+def _timeline_text(event: BookingEvent) -> str:
+    s = Status
+    if event.action == "created":
+        if event.actor == Actor.STAFF:
+            return "The clinic made this booking for you"
+        return "You sent your booking request"
+    if event.action != "transition":
+        return {"slot_moved": "Your session time was changed", "meeting_link": ""}.get(event.action, "")
+    frm, to = event.from_status, event.to_status
+    if to == s.PENDING:
+        return "You confirmed your email address; your request reached the clinic"
+    if to == s.APPROVED and frm == s.PAYMENT_PENDING:
+        return "The payment did not go through; you can try again"
+    if to == s.APPROVED:
+        return "A counsellor reserved a time for you"
+    if to == s.PAYMENT_PENDING:
+        return "You started the payment"
+    if to == s.CONFIRMED:
+        return "Payment received: your session is confirmed"
+    if to == s.COMPLETED:
+        return "Your session took place"
+    if to == s.REJECTED:
+        return "The clinic could not accept this request"
+    if to == s.CANCELLED:
+        if event.actor == Actor.CLIENT:
+            return "You cancelled this booking"
+        if event.actor == Actor.SYSTEM:
+            return "The booking was cancelled because the payment time ran out"
+        return "The clinic cancelled this booking"
+    return ""
+
+
+def booking_payment_summary(*, booking: Booking) -> dict[str, object]:
+    """What a booking's page shows about money, from one query: the attempt in progress,
+    the payment that confirmed it, refunds, and a payment staff are looking into."""
+    from bookings.models import Payment
+    from bookings.payments import get_provider
+
+    attempts = list(booking.payments.order_by("-created_at", "-pk"))
+    state = Payment.State
+    return {
+        "current": next((p for p in attempts if p.status == state.PENDING and not p.provider_payment_id), None),
+        "paid": next((p for p in attempts if p.confirmed_at is not None), None),
+        "refunds": [p for p in attempts if p.refund_status],
+        "attention": next((p for p in attempts if p.needs_attention and not p.refund_status), None),
+        "test_mode": get_provider().is_test_mode(),
+    }
+
+
+def booking_with_session(booking_id: int) -> Booking:
+    """A booking with what its pages show about the session, in one query."""
+    return Booking.objects.select_related("session_type", "slot", "counsellor").get(pk=booking_id)

@@ -15,3 +15,28 @@ def deliver_email(email_id: int) -> bool:
 @task()
 def send_due_emails() -> int:
     return emails.emails_send_due()
+
+
+@task()
+def refund_payment(payment_id: int) -> str:
+    from bookings.services import payment_refund_execute
+
+    return payment_refund_execute(payment_id=payment_id).refund_status
+
+
+@task()
+def expire_bookings() -> int:
+    """The payment-window sweep; run it every few minutes (cron or a periodic worker)."""
+    from bookings.services import bookings_expire, payment_refunds_retry
+
+    expired = bookings_expire()
+    payment_refunds_retry()
+    return expired
+
+
+@task()
+def purge_drafts() -> int:
+    """Delete unverified drafts past DRAFT_RETENTION_HOURS; safe to run as often as wanted."""
+    from bookings.services import drafts_purge
+
+    return drafts_purge()

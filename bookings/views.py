@@ -1,13 +1,32 @@
-"""Public pages for clients. They call services and selectors; they hold no booking rules."""
+"""Public pages for clients. They call services and selectors; they hold no booking rules.
+
+Pages reached from emailed links carry a secret in their URL: they are never cached and
+send no Referer to other sites, so the token stays out of their logs and shared caches. Only a
+POST changes anything, so mail scanners that open links verify or cancel nothing.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import functools
+import math
+from collections.abc import Callable
 
-from bookings.models import SessionType
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from bookings import selectors, services
+from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
+from bookings.forms import AckLookupForm, EmailLookupForm
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.models import Booking, Clinic, LinkToken, Mode, SessionType, Status
+from bookings.ratelimit import client_ip, ratelimit_hit
+from bookings.tokens import token_get, token_hash
 
 
 @require_GET
@@ -38,18 +57,243 @@ def policies(request: HttpRequest) -> HttpResponse:
     )
 
 
-# verify, status, booking_page and cancel_confirm: written by the client-journey work.
-def verify(request: HttpRequest, token: str) -> HttpResponse:  # pragma: no cover - replaced
-    raise NotImplementedError
+# --- Helpers ------------------------------------------------------------------------------
 
 
-def status(request: HttpRequest) -> HttpResponse:  # pragma: no cover - replaced
-    raise NotImplementedError
+def wait_text(seconds: int) -> str:
+    """'about 3 minutes': how long until a rate limit lets the client try again."""
+    if seconds < 60:
+        return "a minute"
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def booking_page(request: HttpRequest, token: str) -> HttpResponse:  # pragma: no cover - replaced
-    raise NotImplementedError
+# Token pages send no Referer to any other site. Not "no-referrer": under that policy
+# browsers send `Origin: null` with the page's own form posts ("Confirm my email", cancel,
+# pay), and Django's CSRF check rightly refuses them.
+PRIVATE_REFERRER_POLICY = "same-origin"
 
 
-def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:  # pragma: no cover - replaced
-    raise NotImplementedError
+def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """For pages whose URL holds a secret: no Referer leaves the site, no cache keeps them."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = PRIVATE_REFERRER_POLICY
+        add_never_cache_headers(response)
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    return wrapped
+
+
+def _too_many(request: HttpRequest, template: str, context: dict[str, object], wait: int, what: str) -> HttpResponse:
+    context = {**context, "rate_limited": f"{what} Please try again in {wait_text(wait)}."}
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+LINK_PROBLEM_TITLES = {
+    "unknown": "This link does not work",
+    "used": "This link has already been used",
+    "expired": "This link has expired",
+    "revoked": "This link is no longer valid",
+}
+
+
+def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, token: str) -> HttpResponse:
+    """A calm page for an emailed link that cannot be used, saying what to do instead."""
+    booking = exc.link.booking if exc.link is not None else None
+    can_resend = purpose == LinkToken.Purpose.VERIFY and booking is not None and booking.status == Status.DRAFT
+    context = {
+        "reason": exc.reason,
+        "title": LINK_PROBLEM_TITLES.get(exc.reason, LINK_PROBLEM_TITLES["unknown"]),
+        "message": exc.message,
+        "purpose": purpose,
+        "token": token,
+        "can_resend": can_resend,
+        "link_hours": settings.VERIFICATION_LINK_HOURS,
+    }
+    return render(request, "bookings/link_problem.html", context, status=404 if exc.reason == "unknown" else 410)
+
+
+# --- Email verification -------------------------------------------------------------------
+
+
+@private_page
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows one button; only its POST verifies (link scanners only GET)."""
+    if request.method == "GET":
+        try:
+            token_get(raw=token, purpose=LinkToken.Purpose.VERIFY)
+        except TokenInvalid as exc:
+            return _link_problem(request, exc, purpose=LinkToken.Purpose.VERIFY, token=token)
+        return render(request, "bookings/verify.html", {"token": token})
+    try:
+        booking = services.booking_verify(token=token)
+    except ActiveBookingExists:
+        # Say no more than the email address's owner will read in their inbox.
+        return render(request, "bookings/verify_active.html", status=409)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.VERIFY, token=token)
+    except BookingError as exc:
+        return render(request, "bookings/verify.html", {"token": token, "error": exc.message}, status=409)
+    return render(
+        request,
+        "bookings/verified.html",
+        {"booking": booking, "label": CLIENT_LABELS[booking.status], "next_step": NEXT_STEPS[booking.status]},
+    )
+
+
+@private_page
+@require_POST
+def verify_resend(request: HttpRequest, token: str) -> HttpResponse:
+    """A new verification email for an expired or replaced link. The answer is the same
+    whether or not one was sent, and it only ever goes to the draft's own address."""
+    wait = ratelimit_hit(scope="verify_resend", key=f"ip:{client_ip(request)}") or ratelimit_hit(
+        scope="verify_resend", key=f"link:{token_hash(token)}"
+    )
+    if wait:
+        return _too_many(request, "bookings/verify_resent.html", {}, wait, "We have sent this email several times.")
+    services.booking_resend_verification_for_token(token=token)
+    return render(request, "bookings/verify_resent.html", {"link_hours": settings.VERIFICATION_LINK_HOURS})
+
+
+# --- Status lookup ------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def status(request: HttpRequest) -> HttpResponse:
+    """Look up by acknowledgement ID (status and next step only) or by email (the same
+    answer whatever we hold; the links go to the inbox). Both POST, so IDs and addresses
+    stay out of URLs and logs."""
+    lookup = request.POST.get("lookup", "") if request.method == "POST" else ""
+    ack_form = AckLookupForm(request.POST if lookup == "ack" else None)
+    email_form = EmailLookupForm(request.POST if lookup == "email" else None)
+    context: dict[str, object] = {"ack_form": ack_form, "email_form": email_form, "lookup": lookup}
+    if lookup not in ("ack", "email"):
+        return render(request, "bookings/status.html", context)
+
+    wait = ratelimit_hit(scope="status_lookup", key=f"ip:{client_ip(request)}")
+    if wait:
+        return _too_many(request, "bookings/status.html", context, wait, "You have made several lookups in a row.")
+    form = ack_form if lookup == "ack" else email_form
+    if not form.is_valid():
+        context["error_items"] = form.error_summary()
+        return render(request, "bookings/status.html", context)
+
+    if lookup == "ack":
+        booking = selectors.booking_by_ack_id(form.cleaned_data["ack_id"])
+        context["ack_id"] = form.cleaned_data["ack_id"]
+        if booking is not None:
+            context["result"] = {"label": CLIENT_LABELS[booking.status], "next_step": NEXT_STEPS[booking.status]}
+        return render(request, "bookings/status.html", context)
+
+    email = services.email_normalise(form.cleaned_data["email"])
+    # A per-address limit keeps anyone from filling an inbox; it changes nothing the
+    # visitor sees, so it reveals nothing either.
+    if ratelimit_hit(scope="status_lookup", key=f"email:{email}") is None:
+        services.booking_links_send(email=email)
+    context["emailed"] = email
+    context["email_form"] = EmailLookupForm()
+    return render(request, "bookings/status.html", context)
+
+
+# --- The private booking page -------------------------------------------------------------
+
+
+def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
+    can_cancel = services.cancellation_open_for_client(booking=booking)
+    meeting_url = ""
+    # The room is shared with the client only once the session is paid for.
+    if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE:
+        meeting_url = booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else "")
+    return {
+        "booking": booking,
+        "token": token,
+        "label": CLIENT_LABELS[booking.status],
+        "next_step": NEXT_STEPS[booking.status],
+        "timeline": selectors.booking_timeline(booking),
+        "can_cancel": can_cancel,
+        "cancel_closed": booking.is_active and not can_cancel,
+        "clinic": Clinic.load(),
+        "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
+        "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
+        "meeting_url": meeting_url,
+    }
+
+
+@private_page
+@require_GET
+def booking_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        booking = selectors.booking_for_page(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    return render(request, "bookings/booking_page.html", _booking_page_context(booking, token))
+
+
+@private_page
+@require_POST
+def booking_cancel_request(request: HttpRequest, token: str) -> HttpResponse:
+    """ "Cancel this booking": email a single-use confirmation link. Cancelling itself needs
+    that link, so someone who only saw this page cannot cancel."""
+    try:
+        booking = selectors.booking_for_page(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    wait = ratelimit_hit(scope="cancel_request", key=f"booking:{booking.pk}")
+    if wait:
+        context = _booking_page_context(booking, token)
+        return _too_many(
+            request, "bookings/booking_page.html", context, wait, "We have sent several cancellation emails already."
+        )
+    try:
+        services.booking_cancel_request(booking=booking)
+    except TooLate as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"We have emailed you a link to confirm the cancellation. It works once, for "
+            f"{settings.CANCELLATION_LINK_MINUTES} minutes. Your booking stays as it is until you confirm.",
+        )
+    return HttpResponseRedirect(reverse("bookings:booking_page", args=[token]), status=303)
+
+
+# --- Confirming a cancellation ------------------------------------------------------------
+
+
+@private_page
+@require_http_methods(["GET", "POST"])
+def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed cancellation link: GET shows one button, its POST cancels."""
+    clinic = Clinic.load()
+    if request.method == "GET":
+        try:
+            link = token_get(raw=token, purpose=LinkToken.Purpose.CANCEL)
+        except TokenInvalid as exc:
+            return _link_problem(request, exc, purpose=LinkToken.Purpose.CANCEL, token=token)
+        booking = selectors.booking_with_session(link.booking_id)
+        context = {
+            "booking": booking,
+            "token": token,
+            "clinic": clinic,
+            "open": services.cancellation_open_for_client(booking=booking),
+            "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
+        }
+        return render(request, "bookings/cancel_confirm.html", context)
+    try:
+        booking = services.booking_cancel_confirm(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.CANCEL, token=token)
+    except BookingError as exc:
+        # Too close to the session, or no longer active: nothing changed, the link still stands.
+        context = {"clinic": clinic, "error": exc.message, "too_late": isinstance(exc, TooLate)}
+        return render(request, "bookings/cancel_refused.html", context, status=409)
+    booking = selectors.booking_with_session(booking.pk)
+    return render(request, "bookings/cancelled.html", {"booking": booking, "clinic": clinic})

@@ -1,9 +1,462 @@
-"""The booking wizard at /book/: written by the client-journey work."""
+"""The booking wizard at /book/: four steps, each a real form.
+
+What the client types is kept in their session under a per-run key (the `run` query
+parameter, also the submission key of the draft), so Back, reload and "change" links never
+lose it, and two tabs never mix. With htmx each step is swapped in place and the URL pushed;
+without JavaScript the same forms post and redirect (post/redirect/get). The rules (what
+may be chosen, what makes a draft) are in services; this module only moves between steps.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from bookings import selectors, services
+from bookings.errors import BookingError, SlotUnavailable
+from bookings.forms import AboutStepForm, ConcernsStepForm, ConsentForm, JourneyForm, SessionStepForm
+from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
+from bookings.ratelimit import client_ip, ratelimit_hit
+from bookings.views import wait_text
+
+STEPS = ("session", "about", "concerns", "review")
+HEADINGS = {
+    "session": "Choose your session",
+    "about": "About you",
+    "concerns": "What brings you",
+    "review": "Check your answers and send",
+    "done": "Check your email",
+}
+# Which earlier steps must be complete before a step can be shown.
+NEEDS = {"session": (), "about": ("session",), "concerns": ("session", "about"), "review": ("session", "about")}
+FIELDS = {
+    "session": ("session_type", "mode", "counsellor", "slot", "preferred_times", "day"),
+    "about": ("client_name", "email", "phone", "age"),
+    "concerns": ("concerns",),
+}
+INLINE = {"session": ("preferred_times",), "about": ("client_name", "email", "phone"), "concerns": ("concerns",)}
+SESSION_KEY = "booking_wizard"
+# A client may have a few runs open (tabs, restarts); older ones are forgotten.
+MAX_RUNS = 5
+DAYS_PER_PAGE = 7
 
 
-def wizard(request: HttpRequest) -> HttpResponse:  # pragma: no cover - replaced
-    raise NotImplementedError
+# --- Run state in the session -------------------------------------------------------------
+
+
+def _runs(request: HttpRequest) -> dict[str, dict[str, Any]]:
+    return request.session.get(SESSION_KEY, {})
+
+
+def _run_save(request: HttpRequest, key: str, run: dict[str, Any]) -> None:
+    runs = dict(_runs(request))
+    run["touched"] = time.time()
+    runs[key] = run
+    newest = sorted(runs.items(), key=lambda item: item[1].get("touched", 0), reverse=True)[:MAX_RUNS]
+    request.session[SESSION_KEY] = dict(newest)
+
+
+def _run_start(request: HttpRequest) -> str:
+    key = secrets.token_urlsafe(24)
+    _run_save(request, key, {"data": {"session": _preselection(request)}, "valid": [], "booking_id": None})
+    return key
+
+
+def _preselection(request: HttpRequest) -> dict[str, str]:
+    """Choices carried in the link that opened the wizard: `?slot=<id>` (the chatbot's links)
+    and `?type=<session type slug>`. Anything unusable is ignored; the step says why."""
+    initial: dict[str, str] = {}
+    types = list(SessionType.objects.filter(is_active=True))
+    wanted = request.GET.get("type", "")
+    chosen = next((st for st in types if st.slug == wanted), None) or (types[0] if len(types) == 1 else None)
+    if chosen is not None:
+        initial["session_type"] = str(chosen.pk)
+        if len(chosen.modes) == 1:
+            initial["mode"] = chosen.modes[0]
+    raw_slot = request.GET.get("slot", "")
+    if raw_slot.isdigit() and len(raw_slot) < 19:
+        slot = Slot.objects.filter(pk=int(raw_slot)).first()
+        initial["slot"] = raw_slot
+        if slot is not None:
+            initial["counsellor"] = str(slot.counsellor_id)
+            initial["day"] = timezone.localtime(slot.start).date().isoformat()
+    return initial
+
+
+def _step_url(key: str, step: str, *, back_to_review: bool = False) -> str:
+    query = {"run": key, "step": step}
+    if back_to_review:
+        query["return"] = "review"
+    return f"{reverse('bookings:wizard')}?{urlencode(query)}"
+
+
+def _pick(post: Any, step: str, stored: dict[str, str]) -> dict[str, str]:
+    data = {name: post.get(name, "") for name in FIELDS[step]}
+    if step == "session" and "slot" not in post:
+        # Radios of other days are not on the page: keep the time chosen there.
+        data["slot"] = stored.get("slot", "")
+    return data
+
+
+# --- The view -----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    request: HttpRequest
+    key: str
+    run: dict[str, Any]
+    name: str
+
+    @property
+    def url(self) -> str:
+        return _step_url(self.key, self.name, back_to_review=self.back_to_review)
+
+    @property
+    def back_to_review(self) -> bool:
+        return self.request.GET.get("return") == "review" and self.name != "review"
+
+    def stored(self, step: str | None = None) -> dict[str, str]:
+        return dict(self.run["data"].get(step or self.name, {}))
+
+    def save(self, data: dict[str, str], *, valid: bool | None = None) -> None:
+        self.run["data"][self.name] = data
+        if valid is not None:
+            done = set(self.run["valid"]) - {self.name}
+            self.run["valid"] = sorted(done | {self.name} if valid else done)
+        _run_save(self.request, self.key, self.run)
+
+
+@never_cache  # Pages hold what the client typed: no shared or back-forward caches.
+@require_http_methods(["GET", "POST"])
+def wizard(request: HttpRequest) -> HttpResponse:
+    key = request.GET.get("run", "")
+    run = _runs(request).get(key) if key else None
+    if run is None:
+        # A fresh start, or a run this browser no longer has (session expired, cookies off).
+        return redirect(_step_url(_run_start(request), "session"))
+    if run.get("booking_id"):
+        return _done(Step(request, key, run, "done"))
+    name = request.GET.get("step", "session")
+    if name not in STEPS:
+        name = "session"
+    missing = next((s for s in NEEDS[name] if s not in run["valid"]), None)
+    if missing is not None:
+        return redirect(_step_url(key, missing))
+    step = Step(request, key, run, name)
+    if name == "review":
+        return _review(step)
+    return _form_step(step)
+
+
+def _form_for(step: Step, data: dict[str, str] | None, lists: dict[str, Any]) -> JourneyForm:
+    if step.name == "session":
+        form: JourneyForm = SessionStepForm(
+            data, initial=step.stored(), session_types=lists["session_types"], counsellors=lists["counsellors"]
+        )
+    elif step.name == "about":
+        form = AboutStepForm(data, initial=step.stored())
+    else:
+        form = ConcernsStepForm(data, initial=step.stored())
+    form.inline_validate(url=step.url, names=INLINE[step.name])
+    return form
+
+
+def _lists(step_name: str) -> dict[str, Any]:
+    if step_name != "session":
+        return {}
+    return {
+        "session_types": list(SessionType.objects.filter(is_active=True)),
+        "counsellors": list(Counsellor.objects.filter(is_active=True)),
+    }
+
+
+def _form_step(step: Step) -> HttpResponse:
+    request = step.request
+    lists = _lists(step.name)
+    if request.method == "GET":
+        return _render_step(step, _form_for(step, None, lists), lists=lists)
+
+    stored = step.stored()
+    data = _pick(request.POST, step.name, stored)
+    field = request.POST.get("_validate", "")
+    if field:
+        return _validate_field(step, data, field, lists)
+    if step.name == "session" and ("_refresh" in request.POST or "day" in request.POST):
+        # Looking at other days or other counsellors is not an answer yet: no errors.
+        if data["slot"].isdigit() and not _free_slots(data, lists).filter(pk=data["slot"]).exists():
+            data["slot"] = ""  # the new choices rule the chosen time out: choose again
+        step.save(data, valid=False)
+        return _render_step(step, _form_for(step, None, lists), lists=lists)
+
+    form = _form_for(step, data, lists)
+    valid = form.is_valid()
+    step.save(data, valid=valid)
+    if not valid:
+        return _render_step(step, form, lists=lists)
+    following = "review" if step.back_to_review else STEPS[STEPS.index(step.name) + 1]
+    return _go(step, following)
+
+
+def _validate_field(step: Step, data: dict[str, str], field: str, lists: dict[str, Any]) -> HttpResponse:
+    """htmx asks about one field as it loses focus: answer with that field alone."""
+    if field not in INLINE[step.name]:
+        return HttpResponse(status=400)
+    step.save({**step.stored(), field: data[field]})
+    form = _form_for(step, data, lists)
+    form.is_valid()
+    if not data[field].strip():
+        # Passing through an empty field is not a mistake yet; Continue will say so.
+        form.errors.pop(field, None)
+    return render(step.request, "bookings/_field.html", {"field": form[field]})
+
+
+def _go(step: Step, name: str) -> HttpResponse:
+    """Move to another step: a redirect without JavaScript; with htmx, the step itself and
+    its URL pushed to the history, so Back and reload land on it."""
+    url = _step_url(step.key, name)
+    if not step.request.htmx:
+        # 303: the browser follows with a GET, so a reload never re-sends the form.
+        return HttpResponseRedirect(url, status=303)
+    target = Step(step.request, step.key, step.run, name)
+    target.request = _as_get(step.request, name)
+    response = _review(target) if name == "review" else _done(target) if name == "done" else _form_step(target)
+    response["HX-Push-Url"] = url
+    return response
+
+
+def _as_get(request: HttpRequest, name: str) -> HttpRequest:
+    """The same request, seen as the GET of step `name` (to render the next step in place)."""
+    clone = request.__class__.__new__(request.__class__)
+    clone.__dict__ = {**request.__dict__}
+    clone.method = "GET"
+    clone.GET = request.GET.copy()
+    clone.GET["step"] = name
+    clone.GET.pop("return", None)
+    return clone
+
+
+# --- Rendering ----------------------------------------------------------------------------
+
+
+def _render_step(
+    step: Step,
+    form: JourneyForm | None,
+    *,
+    lists: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    status: int = 200,
+    errors: list[tuple[str, str]] | None = None,
+) -> HttpResponse:
+    ctx: dict[str, Any] = {
+        "step": step.name,
+        "steps": [(s, HEADINGS[s]) for s in STEPS],
+        "step_number": STEPS.index(step.name) + 1 if step.name in STEPS else None,
+        "heading": HEADINGS[step.name],
+        "action": step.url,
+        "form": form,
+        "run": step.key,
+        "error_items": errors if errors is not None else (form.error_summary() if form is not None else []),
+        "start_url": reverse("bookings:wizard"),
+        "back_url": _step_url(step.key, STEPS[STEPS.index(step.name) - 1]) if step.name in STEPS[1:] else "",
+        **(extra or {}),
+    }
+    if step.name == "session":
+        ctx.update(_picker(step, lists or {}))
+        if step.run.pop("notice", None):
+            _run_save(step.request, step.key, step.run)  # said once
+    partial = step.request.htmx and not step.request.htmx.history_restore_request
+    template = "bookings/wizard.html#step" if partial else "bookings/wizard.html"
+    return render(step.request, template, ctx, status=status)
+
+
+def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
+    """The day-by-day picker: the days with free times, and the free times of one day."""
+    values = step.stored()
+    filters = _filters(values, lists)
+    session_type, counsellor = filters["session_type"], filters["counsellor"]
+    days = selectors.slot_days_free(**filters)
+    day = _parse_day(values.get("day", ""))
+    if day not in days:
+        day = days[0] if days else None
+    slots = selectors.slots_free_on_day(day=day, **filters) if day else []
+
+    chosen = values.get("slot", "")
+    times: list[dict[str, Any]] = []
+    for slot in slots:
+        if times and times[-1]["start"] == slot.start:
+            group = times[-1]
+        else:
+            group = {"start": slot.start, "slot": slot, "count": 0}
+            times.append(group)
+        group["count"] += 1
+        if str(slot.pk) == chosen:
+            group["slot"] = slot  # the client's own pick stands for its time
+    chosen_elsewhere: Slot | None = None
+    notice = ""
+    if chosen and not any(str(t["slot"].pk) == chosen for t in times):
+        chosen_elsewhere = (
+            selectors.slots_free_for_client(**filters).filter(pk=chosen).first() if chosen.isdigit() else None
+        )
+        if chosen_elsewhere is None:
+            notice = "The time you chose is no longer available. Please choose another time."
+
+    index = days.index(day) if day else 0
+    first = (index // DAYS_PER_PAGE) * DAYS_PER_PAGE
+    local_now = timezone.localtime()
+    return {
+        "values": values,
+        "session_types": lists["session_types"],
+        "counsellors": lists["counsellors"],
+        "selected_type": session_type,
+        "modes": [(m, Mode(m).label) for m in (session_type.modes if session_type else Mode.values)],
+        "days": days[first : first + DAYS_PER_PAGE],
+        "earlier_day": days[first - 1] if first > 0 else None,
+        "later_day": days[first + DAYS_PER_PAGE] if first + DAYS_PER_PAGE < len(days) else None,
+        "day": day,
+        "times": times,
+        "chosen": chosen,
+        "chosen_elsewhere": chosen_elsewhere,
+        "picker_notice": step.run.get("notice", "") or notice,
+        "any_counsellor": counsellor is None,
+        "tz_abbr": local_now.tzname(),
+        "tz_name": settings.TIME_ZONE,
+        "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
+        "horizon_days": settings.BOOKING_HORIZON_DAYS,
+    }
+
+
+def _filters(values: dict[str, str], lists: dict[str, Any]) -> dict[str, Any]:
+    """The picker's filters from what the client chose so far (unusable values: no filter)."""
+    types = {str(st.pk): st for st in lists["session_types"]}
+    counsellors = {str(c.pk): c for c in lists["counsellors"]}
+    return {
+        "session_type": types.get(values.get("session_type", "")),
+        "counsellor": counsellors.get(values.get("counsellor", "")),
+        "mode": values.get("mode") if values.get("mode") in Mode.values else None,
+    }
+
+
+def _free_slots(values: dict[str, str], lists: dict[str, Any]) -> QuerySet[Slot]:
+    return selectors.slots_free_for_client(**_filters(values, lists))
+
+
+def _parse_day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+# --- Review and submit --------------------------------------------------------------------
+
+
+def _answers(step: Step) -> tuple[SessionStepForm, AboutStepForm, ConcernsStepForm]:
+    lists = _lists("session")
+    session = SessionStepForm(step.stored("session"), **lists)
+    about = AboutStepForm(step.stored("about"))
+    concerns = ConcernsStepForm(step.stored("concerns"))
+    return session, about, concerns
+
+
+def _back_to_picker(step: Step, message: str) -> HttpResponse:
+    """The chosen time went while the client was filling in the form: say so, and show the
+    picker again with everything else kept."""
+    data = step.stored("session")
+    data["slot"] = ""
+    step.run["data"]["session"] = data
+    step.run["valid"] = [s for s in step.run["valid"] if s != "session"]
+    step.run["notice"] = message
+    _run_save(step.request, step.key, step.run)
+    return _go(step, "session")
+
+
+def _review(step: Step) -> HttpResponse:
+    request = step.request
+    session, about, concerns = _answers(step)
+    if not session.is_valid():
+        return _back_to_picker(step, " ".join(m for _, m in session.error_summary()))
+    if not about.is_valid():
+        return _go(step, "about")
+    concerns.is_valid()
+    consent = ConsentForm(request.POST if request.method == "POST" else None)
+    ctx = {
+        "session": session.cleaned_data,
+        "about": about.cleaned_data,
+        "concerns": concerns.cleaned_data.get("concerns", ""),
+        "age_label": dict(Booking.AgeConfirmation.choices).get(about.cleaned_data["age"], ""),
+        "mode_label": Mode(session.cleaned_data["mode"]).label,
+        "change_urls": {s: _step_url(step.key, s, back_to_review=True) for s in ("session", "about", "concerns")},
+        "policy_version": settings.POLICY_VERSION,
+        "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
+    }
+    if request.method == "GET" or not consent.is_valid():
+        return _render_step(step, consent, extra=ctx)
+
+    email = about.cleaned_data["email"]
+    wait = ratelimit_hit(scope="wizard_submit_ip", key=client_ip(request)) or ratelimit_hit(
+        scope="wizard_submit_email", key=services.email_normalise(email)
+    )
+    if wait:
+        message = f"You have sent several booking requests in a short time. Please try again in {wait_text(wait)}."
+        response = _render_step(step, consent, extra=ctx, status=429, errors=[("", message)])
+        response["Retry-After"] = str(wait)
+        return response
+    choice = session.cleaned_data
+    try:
+        booking, _created = services.booking_submit(
+            submission_key=step.key,
+            session_type=choice["session_type"],
+            mode=choice["mode"],
+            counsellor=choice["counsellor"],
+            preferred_slot=choice["slot"],
+            preferred_times=choice["preferred_times"],
+            client_name=about.cleaned_data["client_name"],
+            email=email,
+            phone=about.cleaned_data["phone"],
+            age_confirmation=about.cleaned_data["age"],
+            concerns=concerns.cleaned_data.get("concerns", ""),
+        )
+    except SlotUnavailable as exc:
+        return _back_to_picker(step, exc.message)
+    except BookingError as exc:
+        return _render_step(step, consent, extra=ctx, status=409, errors=[("", exc.message)])
+    # From here on the session keeps only which draft this run made, not what it says.
+    step.run.clear()
+    step.run.update({"data": {}, "valid": [], "booking_id": booking.pk})
+    _run_save(request, step.key, step.run)
+    return _go(step, "done")
+
+
+def _done(step: Step) -> HttpResponse:
+    """After sending: "check your email", with a rate-limited "send it again"."""
+    request = step.request
+    booking = Booking.objects.filter(pk=step.run["booking_id"]).only("pk", "email", "status").first()
+    if booking is None:  # purged after DRAFT_RETENTION_HOURS: start again
+        return redirect("bookings:wizard")
+    extra: dict[str, Any] = {"booking": booking, "is_draft": booking.status == Status.DRAFT, "resent": False}
+    wait = None
+    if request.method == "POST" and "_resend" in request.POST and booking.status == Status.DRAFT:
+        wait = ratelimit_hit(scope="verify_resend", key=f"booking:{booking.pk}")
+        if wait is None:
+            services.booking_resend_verification(booking=booking)
+            extra["resent"] = True
+    if wait is None:
+        return _render_step(step, None, extra=extra)
+    message = f"We have sent this email several times already. Please try again in {wait_text(wait)}."
+    response = _render_step(step, None, extra=extra, status=429, errors=[("", message)])
+    response["Retry-After"] = str(wait)
+    return response

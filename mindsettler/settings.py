@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "django_tasks_db",
+    "mindsettler",
     "bookings",
     "staff",
 ]

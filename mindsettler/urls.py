@@ -8,6 +8,7 @@ urlpatterns = [
     path("staff/", include("staff.urls")),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),
+    path("api/v1/", include("bookings.api.urls")),
     path("", include("bookings.urls")),
 ]
 

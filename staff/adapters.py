@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.core import context
 from django.http import HttpRequest
 
 
@@ -9,3 +16,25 @@ class StaffAccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """Setting up the first authenticator (and reading its recovery codes) straight
+        after signing in with a password does not ask for the password again: the portal
+        sends every new staff member there right after their first sign-in. Changing a
+        second factor that existed before this sign-in still does."""
+        if app == "allauth.mfa":
+            request = context.request
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                records = [r for r in get_authentication_records(request, user) if r.get("method") == "password"]
+                recent = bool(records) and time.time() - records[-1]["at"] < account_settings.REAUTHENTICATION_TIMEOUT
+                if recent and not _has_totp_before(user, records[-1]["at"]):
+                    return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
+
+def _has_totp_before(user: Any, timestamp: float) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP, created_at__lt=moment).exists()

@@ -1,9 +1,816 @@
-"""The staff portal: written by the staff-portal work."""
+"""The staff portal. Views parse requests, check permissions (staff.permissions), call
+bookings.services, and render; they hold no booking rules."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import csv
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from bookings import services
+from bookings.errors import BookingError, SlotsHeld, StaleBooking
+from bookings.lifecycle import allowed_targets
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Actor,
+    BlockedPeriod,
+    Booking,
+    BookingEvent,
+    BookingView,
+    Clinic,
+    Counsellor,
+    Mode,
+    OutboundEmail,
+    SessionType,
+    Slot,
+    Status,
+    WeeklyHours,
+)
+from staff import selectors
+from staff.forms import (
+    ApproveForm,
+    BlockedPeriodForm,
+    BookingFilterForm,
+    CancelForm,
+    ClinicForm,
+    CounsellorRoomForm,
+    GenerateForm,
+    InviteForm,
+    MeetingUrlForm,
+    PublishRangeForm,
+    RejectForm,
+    SlotForm,
+    StaffBookingForm,
+    VersionForm,
+    WeeklyHoursForm,
+)
+from staff.models import User
+from staff.permissions import (
+    admin_required,
+    booking_or_404,
+    bookings_for,
+    can_edit_amount,
+    can_read_client_words,
+    counsellor_or_404,
+    counsellors_for,
+    is_administrator,
+    slots_for,
+    staff_required,
+)
+from staff.services import InvitationError, staff_invite, staff_reinvite
+
+BOOKING_CHANGED = "bookingChanged"
 
 
-def dashboard(request: HttpRequest) -> HttpResponse:  # pragma: no cover - replaced
-    raise NotImplementedError
+# --- Dashboard ----------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    data = selectors.dashboard(user=request.user)
+    return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
+
+
+# --- Calendar ---------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def calendar(request: HttpRequest) -> HttpResponse:
+    counsellors = list(counsellors_for(request.user).filter(is_active=True))
+    return render(
+        request,
+        "staff/calendar.html",
+        {
+            "counsellors": counsellors,
+            "is_admin": is_administrator(request.user),
+            "publish_form": PublishRangeForm(counsellors=counsellors_for(request.user)),
+            "nav": "calendar",
+        },
+    )
+
+
+def _parse_range(request: HttpRequest) -> tuple[datetime, datetime] | None:
+    """FullCalendar's start/end (ISO 8601, with or without an offset), at most ~6 weeks apart."""
+    start = parse_datetime(request.GET.get("start", "").replace(" ", "+"))
+    end = parse_datetime(request.GET.get("end", "").replace(" ", "+"))
+    if start is None or end is None or end <= start or end - start > timedelta(days=45):
+        return None
+    tz = timezone.get_current_timezone()
+    if timezone.is_naive(start):
+        start = timezone.make_aware(start, tz)
+    if timezone.is_naive(end):
+        end = timezone.make_aware(end, tz)
+    return start, end
+
+
+def _safe_json(data: Any, status: int = 200) -> HttpResponse:
+    """JSON with <, > and & escaped, so no client-written text can ever read as markup."""
+    body = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return HttpResponse(body, status=status, content_type="application/json")
+
+
+@require_GET
+@staff_required
+def calendar_feed(request: HttpRequest) -> HttpResponse:
+    """Events for FullCalendar: booked sessions (acknowledgement ID and the client's initials
+    only) and free slots as background events. One query for the rows."""
+    bounds = _parse_range(request)
+    if bounds is None:
+        return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
+    counsellor_id = request.GET.get("counsellor", "")
+    counsellor_id = int(counsellor_id) if counsellor_id.isdigit() else None
+    rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
+    detail = reverse("staff:booking_detail", args=[0])[:-2]  # "/staff/bookings/"
+    labels = dict(Status.choices)
+    events = []
+    for row in rows:
+        if row["held__id"] is None:
+            events.append(
+                {
+                    "id": f"slot-{row['id']}",
+                    "start": row["start"].isoformat(),
+                    "end": row["end"].isoformat(),
+                    "display": "background",
+                    "classNames": ["ms-free-slot"],
+                    "extendedProps": {"kind": "free", "counsellor": row["counsellor__display_name"]},
+                }
+            )
+            continue
+        status = row["held__status"]
+        colour = selectors.STATUS_COLOURS.get(status, "#57534e")
+        events.append(
+            {
+                "id": f"booking-{row['held__id']}",
+                "title": f"{row['held__ack_id']} · {selectors.initials(row['held__client_name'])}",
+                "start": row["start"].isoformat(),
+                "end": row["end"].isoformat(),
+                "url": f"{detail}{row['held__id']}/",
+                "backgroundColor": colour,
+                "borderColor": colour,
+                "extendedProps": {
+                    "kind": "booking",
+                    "status": labels.get(status, status),
+                    "counsellor": row["counsellor__display_name"],
+                },
+            }
+        )
+    return _safe_json(events)
+
+
+@require_POST
+@staff_required
+def calendar_publish(request: HttpRequest) -> HttpResponse:
+    """Publish free slots in a range selected on the calendar (JSON in, JSON out)."""
+    form = PublishRangeForm(request.POST, counsellors=counsellors_for(request.user))
+    if not form.is_valid():
+        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        return _safe_json({"ok": False, "message": message or "Check the details and try again."}, status=400)
+    data = form.cleaned_data
+    try:
+        created, skipped = services.slots_publish(
+            counsellor=data["counsellor"],
+            start=data["start"],
+            end=data["end"],
+            session_minutes=data["session_minutes"],
+            buffer_minutes=data["buffer_minutes"],
+        )
+    except BookingError as exc:
+        return _safe_json({"ok": False, "message": exc.message}, status=409)
+    message = f"Published {len(created)} free slot{'s' if len(created) != 1 else ''} for {data['counsellor']}."
+    if skipped:
+        message += f" Skipped {skipped} (in the past, blocked, or overlapping existing slots)."
+    response = _safe_json({"ok": True, "created": len(created), "skipped": skipped, "message": message})
+    response["HX-Trigger"] = BOOKING_CHANGED
+    return response
+
+
+# --- Booking list -------------------------------------------------------------------------
+
+
+def _filter_form(request: HttpRequest) -> BookingFilterForm:
+    admin = is_administrator(request.user)
+    counsellors = list(Counsellor.objects.only("pk", "display_name")) if admin else None
+    return BookingFilterForm(
+        request.GET or None,
+        counsellors=counsellors,
+        session_types=list(SessionType.objects.only("pk", "name")),
+    )
+
+
+@require_GET
+@staff_required
+def booking_list(request: HttpRequest) -> HttpResponse:
+    form = _filter_form(request)
+    filters = form.cleaned()
+    qs = selectors.booking_search(user=request.user, filters=filters)
+    paginator = Paginator(qs, filters.get("per_page") or 25)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "export_query": query.urlencode(),
+        "is_admin": is_administrator(request.user),
+        "nav": "bookings",
+    }
+    template = (
+        "staff/booking_list.html#results" if request.htmx and not request.htmx.boosted else "staff/booking_list.html"
+    )
+    return render(request, template, context)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A spreadsheet-safe cell: text a spreadsheet would run as a formula is prefixed with '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_HEADER = [
+    "Acknowledgement ID",
+    "Status",
+    "Requested at",
+    "Session start",
+    "Counsellor",
+    "Session type",
+    "Mode",
+    "Client name",
+    "Email",
+    "Phone",
+    "Amount",
+    "Currency",
+]
+
+
+@require_GET
+@admin_required
+def booking_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered list as CSV, for administrators. Never the client's own words."""
+    form = _filter_form(request)
+    qs = selectors.booking_search(user=request.user, filters=form.cleaned())
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(CSV_HEADER)
+        for b in qs.iterator(chunk_size=500):
+            session = timezone.localtime(b.session_at).strftime("%Y-%m-%d %H:%M") if b.session_at else ""
+            yield writer.writerow(
+                [
+                    csv_cell(v)
+                    for v in (
+                        b.ack_id,
+                        b.get_status_display(),
+                        timezone.localtime(b.created_at).strftime("%Y-%m-%d %H:%M"),
+                        session,
+                        b.counsellor.display_name if b.counsellor else "",
+                        b.session_type.name,
+                        b.get_mode_display(),
+                        b.client_name,
+                        b.email,
+                        b.phone,
+                        f"{b.amount / 100:.2f}",
+                        b.currency,
+                    )
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="mindsettler-bookings-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Booking detail and actions ---------------------------------------------------------
+
+DETAIL_RELATED = ("session_type", "counsellor", "counsellor__user", "slot", "preferred_slot", "created_by")
+
+
+def _detail_booking(request: HttpRequest, pk: int) -> Booking:
+    qs = Booking.objects.select_related(*DETAIL_RELATED).prefetch_related(
+        Prefetch("events", queryset=BookingEvent.objects.select_related("actor_user")),
+        "payments",
+    )
+    return booking_or_404(request.user, pk, qs)
+
+
+def _detail_context(
+    request: HttpRequest,
+    booking: Booking,
+    *,
+    forms: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+) -> dict[str, Any]:
+    forms = forms or {}
+    user = request.user
+    staff_moves = allowed_targets(booking.status, Actor.STAFF)
+    version = {"version": booking.version}
+    ctx: dict[str, Any] = {
+        "booking": booking,
+        "show_client_words": can_read_client_words(user, booking),
+        "is_admin": is_administrator(user),
+        "events": list(booking.events.all()),
+        "payments": list(booking.payments.all()),
+        "emails": list(OutboundEmail.objects.filter(booking=booking).order_by("-created_at", "-id")[:10]),
+        "views_log": selectors.views_log(user=user, booking=booking),
+        "errors": errors or {},
+        "notice": notice,
+        "meeting_url_effective": booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else ""),
+        "meeting_form": forms.get("meeting") or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}),
+        "now": timezone.now(),
+        "nav": "bookings",
+    }
+    if Status.APPROVED in staff_moves:
+        slots = selectors.approve_slot_choices(user=user, booking=booking)
+        initial: dict[str, Any] = {**version, "amount": booking.amount / 100}
+        if booking.preferred_slot_id and any(s.pk == booking.preferred_slot_id for s in slots):
+            initial["slot"] = booking.preferred_slot_id
+        ctx["approve_form"] = forms.get("approve") or ApproveForm(
+            initial=initial, slots=slots, amount_editable=can_edit_amount(user)
+        )
+        ctx["approve_slots_count"] = len(ctx["approve_form"].fields["slot"].queryset)
+        ctx["preferred_conflict"] = selectors.preferred_slot_conflict(booking)
+    if Status.REJECTED in staff_moves:
+        ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
+    if Status.COMPLETED in staff_moves:
+        ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version)
+        ctx["session_ended"] = booking.slot is not None and booking.slot.end <= timezone.now()
+    if Status.CANCELLED in staff_moves:
+        ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version)
+    ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
+    # A refusal for an action no longer on the page (the status moved on): show it at the top.
+    shown = {
+        "approve": "approve_form" in ctx,
+        "reject": "reject_form" in ctx,
+        "complete": "complete_form" in ctx,
+        "cancel": "cancel_form" in ctx,
+        "resend": True,
+        "meeting": booking.mode == Mode.ONLINE,
+    }
+    ctx["orphan_errors"] = [message for action, message in ctx["errors"].items() if not shown.get(action)]
+    return ctx
+
+
+def _render_detail(request: HttpRequest, booking: Booking, *, status: int = 200, **kwargs: Any) -> HttpResponse:
+    template = "staff/booking_detail.html#detail" if request.htmx else "staff/booking_detail.html"
+    return render(request, template, _detail_context(request, booking, **kwargs), status=status)
+
+
+@require_GET
+@staff_required
+def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    booking = _detail_booking(request, pk)
+    BookingView.objects.create(booking=booking, user=request.user)
+    return _render_detail(request, booking)
+
+
+def _after_action(request: HttpRequest, pk: int, message: str) -> HttpResponse:
+    """Success: a redirect (no JavaScript) or the fresh fragment with HX-Trigger (htmx)."""
+    if request.htmx:
+        response = _render_detail(request, _detail_booking(request, pk), notice=message)
+        response["HX-Trigger"] = BOOKING_CHANGED
+        return response
+    messages.success(request, message)
+    return redirect("staff:booking_detail", pk=pk)
+
+
+def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: BookingError | None) -> HttpResponse:
+    """The action was refused: show why next to it, with the booking's current state."""
+    booking = _detail_booking(request, pk)
+    errors = {action: exc.message} if exc else {}
+    notice = ""
+    forms_: dict[str, Any] = {}
+    if isinstance(exc, StaleBooking):
+        notice = exc.message  # fresh forms: they carry the new version
+    elif form is not None:
+        forms_[action] = form
+    # htmx swaps only 2xx responses; a plain form post gets an honest status code.
+    status = 200 if request.htmx else (409 if exc else 400)
+    return _render_detail(request, booking, status=status, forms=forms_, errors=errors, notice=notice)
+
+
+@require_POST
+@staff_required
+def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    booking = _detail_booking(request, pk)
+    form = ApproveForm(
+        request.POST,
+        slots=selectors.approve_slot_choices(user=request.user, booking=booking),
+        amount_editable=can_edit_amount(request.user),
+    )
+    if not form.is_valid():
+        return _refused(request, pk, "approve", form, None)
+    try:
+        booking = services.booking_approve(
+            booking_id=pk,
+            slot_id=form.cleaned_data["slot"].pk,
+            user=request.user,
+            amount=form.amount_paise() if can_edit_amount(request.user) else None,
+            expected_version=form.cleaned_data["version"],
+        )
+    except BookingError as exc:
+        return _refused(request, pk, "approve", form, exc)
+    return _after_action(request, pk, f"Approved. {booking.ack_id} is reserved and the client has been emailed.")
+
+
+@require_POST
+@staff_required
+def booking_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, pk, "reject", form, None)
+    try:
+        services.booking_reject(
+            booking_id=pk,
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except BookingError as exc:
+        return _refused(request, pk, "reject", form, exc)
+    return _after_action(request, pk, "Rejected. The client has been emailed the reason.")
+
+
+@require_POST
+@staff_required
+def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    form = VersionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, pk, "complete", form, None)
+    try:
+        services.booking_complete(booking_id=pk, user=request.user, expected_version=form.cleaned_data["version"])
+    except BookingError as exc:
+        return _refused(request, pk, "complete", form, exc)
+    return _after_action(request, pk, "Marked as completed.")
+
+
+@require_POST
+@staff_required
+def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, pk, "cancel", form, None)
+    try:
+        services.booking_cancel(
+            booking_id=pk,
+            actor=Actor.STAFF,
+            user=request.user,
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except BookingError as exc:
+        return _refused(request, pk, "cancel", form, exc)
+    return _after_action(request, pk, "Cancelled. The client has been emailed.")
+
+
+@require_POST
+@staff_required
+def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    try:
+        email = services.booking_resend_last_email(booking_id=pk, user=request.user)
+    except BookingError as exc:
+        return _refused(request, pk, "resend", None, exc)
+    return _after_action(request, pk, f"Sent again: “{email.subject}”.")
+
+
+@require_POST
+@staff_required
+def booking_meeting_url(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    form = MeetingUrlForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, pk, "meeting", form, None)
+    try:
+        services.booking_set_meeting_url(booking_id=pk, user=request.user, meeting_url=form.cleaned_data["meeting_url"])
+    except BookingError as exc:
+        return _refused(request, pk, "meeting", form, exc)
+    return _after_action(request, pk, "Meeting link saved.")
+
+
+# --- Bookings made by staff -------------------------------------------------------------
+
+
+def _bookable_slots(user: Any) -> Any:
+    now = timezone.now()
+    from bookings.selectors import slots_free
+
+    return slots_for(user, slots_free(for_clients=False, start=now, end=now + timedelta(days=60)))
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def booking_new(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    kwargs = {
+        "slots": _bookable_slots(user),
+        "counsellors": counsellors_for(user).filter(is_active=True),
+        "amount_editable": can_edit_amount(user),
+    }
+    if request.method == "GET":
+        initial = {}
+        if not is_administrator(user):
+            initial["counsellor"] = counsellors_for(user).first()
+        form = StaffBookingForm(initial=initial, **kwargs)
+        return render(request, "staff/booking_new.html", {"form": form, "nav": "new"})
+    form = StaffBookingForm(request.POST, **kwargs)
+    error = ""
+    if form.is_valid():
+        data = form.cleaned_data
+        counsellor = data["counsellor"]
+        if counsellor is None and not is_administrator(user):
+            # A counsellor's own bookings stay theirs: otherwise they could not see them.
+            counsellor = counsellors_for(user).first()
+        try:
+            booking = services.booking_create_by_staff(
+                user=user,
+                status=data["status"],
+                session_type=data["session_type"],
+                mode=data["mode"],
+                client_name=data["client_name"],
+                email=data["email"],
+                phone=data["phone"],
+                slot=data["slot"],
+                counsellor=counsellor,
+                amount=form.amount_paise() if can_edit_amount(user) else None,
+            )
+        except BookingError as exc:
+            error = exc.message
+            if exc.code == "active_booking_exists":
+                existing = bookings_for(user).filter(email=data["email"], status__in=ACTIVE_STATUSES).first()
+                error = "This email address already has an active booking"
+                error += f" ({existing.ack_id}). " if existing else ". "
+                error += "A client can have one active booking at a time: open it, or cancel it first."
+        else:
+            messages.success(request, f"Booking {booking.ack_id} created. The client has been emailed their link.")
+            return redirect("staff:booking_detail", pk=booking.pk)
+    return render(request, "staff/booking_new.html", {"form": form, "error": error, "nav": "new"}, status=400)
+
+
+# --- Availability -------------------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def availability_index(request: HttpRequest) -> HttpResponse:
+    counsellors = list(counsellors_for(request.user))
+    if len(counsellors) == 1 and not is_administrator(request.user):
+        return redirect("staff:availability", counsellor_id=counsellors[0].pk)
+    return render(request, "staff/availability_index.html", {"counsellors": counsellors, "nav": "availability"})
+
+
+def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms: Any) -> dict[str, Any]:
+    now = timezone.now()
+    slots = list(
+        slots_for(
+            request.user, Slot.objects.filter(counsellor=counsellor, start__gte=now, start__lt=now + timedelta(days=28))
+        )
+        .prefetch_related(
+            Prefetch(
+                "bookings",
+                queryset=Booking.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "ack_id", "status", "slot_id"),
+                to_attr="active_bookings",
+            )
+        )
+        .order_by("start")
+    )
+    return {
+        "counsellor": counsellor,
+        "hours": list(WeeklyHours.objects.filter(counsellor=counsellor)),
+        "slots": slots,
+        "blocked": list(BlockedPeriod.objects.filter(counsellor=counsellor, end__gte=now)),
+        "hours_form": forms.get("hours") or WeeklyHoursForm(),
+        "generate_form": forms.get("generate") or GenerateForm(),
+        "slot_form": forms.get("slot") or SlotForm(),
+        "blocked_form": forms.get("blocked") or BlockedPeriodForm(),
+        "room_form": forms.get("room") or CounsellorRoomForm(instance=counsellor),
+        "errors": forms.get("errors") or {},
+        "held": forms.get("held") or [],
+        "nav": "availability",
+    }
+
+
+@require_GET
+@staff_required
+def availability(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    return render(request, "staff/availability.html", _availability_context(request, counsellor))
+
+
+def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str) -> HttpResponse:
+    messages.success(request, message)
+    return redirect("staff:availability", counsellor_id=counsellor.pk)
+
+
+def _availability_refused(
+    request: HttpRequest, counsellor: Counsellor, key: str, form: Any = None, exc: BookingError | None = None
+) -> HttpResponse:
+    extra: dict[str, Any] = {"errors": {key: exc.message} if exc else {}}
+    if form is not None:
+        extra[key] = form
+    if isinstance(exc, SlotsHeld):
+        extra["held"] = exc.bookings
+    return render(
+        request,
+        "staff/availability.html",
+        _availability_context(request, counsellor, **extra),
+        status=409 if exc else 400,
+    )
+
+
+@require_POST
+@staff_required
+def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    form = WeeklyHoursForm(request.POST)
+    if not form.is_valid():
+        return _availability_refused(request, counsellor, "hours", form)
+    try:
+        services.weekly_hours_add(counsellor=counsellor, **form.cleaned_data)
+    except BookingError as exc:
+        return _availability_refused(request, counsellor, "hours", form, exc)
+    return _availability_done(request, counsellor, "Working hours added. Generate slots to publish them.")
+
+
+@require_POST
+@staff_required
+def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    WeeklyHours.objects.filter(counsellor=counsellor, pk=hours_id).delete()
+    return _availability_done(request, counsellor, "Working hours removed. Slots already published stay.")
+
+
+@require_POST
+@staff_required
+def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    form = GenerateForm(request.POST)
+    if not form.is_valid():
+        return _availability_refused(request, counsellor, "generate", form)
+    try:
+        created = services.availability_generate(counsellor=counsellor, weeks=form.cleaned_data["weeks"])
+    except BookingError as exc:
+        return _availability_refused(request, counsellor, "generate", form, exc)
+    if created:
+        return _availability_done(
+            request, counsellor, f"Published {created} new free slot{'s' if created != 1 else ''}."
+        )
+    return _availability_done(
+        request, counsellor, "Nothing new to publish: every slot from these hours already exists."
+    )
+
+
+@require_POST
+@staff_required
+def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    form = SlotForm(request.POST)
+    if not form.is_valid():
+        return _availability_refused(request, counsellor, "slot", form)
+    start = form.cleaned_data["start"]
+    try:
+        if start <= timezone.now():
+            raise BookingError("Choose a time in the future.")
+        services.slot_create(
+            counsellor=counsellor, start=start, end=start + timedelta(minutes=form.cleaned_data["minutes"])
+        )
+    except BookingError as exc:
+        return _availability_refused(request, counsellor, "slot", form, exc)
+    return _availability_done(request, counsellor, "Slot published.")
+
+
+@require_POST
+@staff_required
+def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    if not Slot.objects.filter(pk=slot_id, counsellor=counsellor).exists():
+        return _availability_done(request, counsellor, "That slot had already been removed.")
+    try:
+        services.slot_delete(slot_id=slot_id)
+    except BookingError as exc:
+        return _availability_refused(request, counsellor, "slots", None, exc)
+    return _availability_done(request, counsellor, "Slot removed.")
+
+
+@require_POST
+@staff_required
+def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    form = BlockedPeriodForm(request.POST)
+    if not form.is_valid():
+        return _availability_refused(request, counsellor, "blocked", form)
+    try:
+        _, removed = services.blocked_period_create(counsellor=counsellor, **form.cleaned_data)
+    except BookingError as exc:
+        return _availability_refused(request, counsellor, "blocked", form, exc)
+    return _availability_done(
+        request, counsellor, f"Period blocked. {removed} free slot{'s' if removed != 1 else ''} removed."
+    )
+
+
+@require_POST
+@staff_required
+def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id).delete()
+    return _availability_done(request, counsellor, "Blocked period removed. Generate slots to fill it again.")
+
+
+@require_POST
+@staff_required
+def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    form = CounsellorRoomForm(request.POST, instance=counsellor)
+    if not form.is_valid():
+        return _availability_refused(request, counsellor, "room", form)
+    if not (form.cleaned_data["offers_online"] or form.cleaned_data["offers_in_person"]):
+        form.add_error(None, "Offer at least one way of meeting: online or in person.")
+        return _availability_refused(request, counsellor, "room", form)
+    form.save()
+    return _availability_done(request, counsellor, "Online room and modes saved.")
+
+
+# --- Administrators: staff and clinic ---------------------------------------------------
+
+
+@require_GET
+@admin_required
+def team(request: HttpRequest) -> HttpResponse:
+    return render(request, "staff/team.html", _team_context())
+
+
+def _team_context(form: InviteForm | None = None, error: str = "") -> dict[str, Any]:
+    return {
+        "members": list(User.objects.select_related("counsellor").order_by("role", "first_name", "email")),
+        "form": form or InviteForm(),
+        "error": error,
+        "nav": "team",
+    }
+
+
+@require_POST
+@admin_required
+def team_invite(request: HttpRequest) -> HttpResponse:
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            user = staff_invite(invited_by=request.user, **form.cleaned_data)
+        except InvitationError as exc:
+            return render(request, "staff/team.html", _team_context(form, exc.message), status=409)
+        messages.success(request, f"Invitation sent to {user.email}.")
+        return redirect("staff:team")
+    return render(request, "staff/team.html", _team_context(form), status=400)
+
+
+@require_POST
+@admin_required
+def team_reinvite(request: HttpRequest, user_id: int) -> HttpResponse:
+    member = User.objects.filter(pk=user_id).first()
+    if member is None:
+        return redirect("staff:team")
+    try:
+        staff_reinvite(user=member)
+    except InvitationError as exc:
+        return render(request, "staff/team.html", _team_context(error=exc.message), status=409)
+    messages.success(request, f"A new invitation link was sent to {member.email}.")
+    return redirect("staff:team")
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def clinic_settings(request: HttpRequest) -> HttpResponse:
+    clinic = Clinic.load()
+    form = ClinicForm(request.POST or None, instance=clinic)
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Clinic details saved. Clients with in-person sessions see them.")
+            return redirect("staff:clinic")
+        return render(request, "staff/clinic.html", {"form": form, "nav": "clinic"}, status=400)
+    return render(request, "staff/clinic.html", {"form": form, "nav": "clinic"})

@@ -77,6 +77,10 @@ def test_check_deploy_is_clean_in_a_production_like_environment():
         "SITE_URL": "https://mindsettler.example",
         "EMAIL_BACKEND": "smtp",
         "EMAIL_HOST": "smtp.mindsettler.example",
+        "PAYMENT_PROVIDER": "razorpay",
+        "RAZORPAY_KEY_ID": "rzp_test_x",
+        "RAZORPAY_KEY_SECRET": "secret",
+        "RAZORPAY_WEBHOOK_SECRET": "webhook-secret",
     }
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
     result = subprocess.run(
@@ -98,3 +102,23 @@ def test_env_example_documents_every_variable():
     )
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert used - documented == set()
+
+
+def test_check_deploy_warns_about_sandbox_payments():
+    env = {
+        "DEBUG": "false",
+        "SECRET_KEY": "a-real-secret-" + "z" * 40,
+        "ALLOWED_HOSTS": "mindsettler.example",
+        "EMAIL_BACKEND": "smtp",
+    }
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "mindsettler.W001" in result.stdout + result.stderr

@@ -1,0 +1,26 @@
+"""The ceiling: what Django itself manages on this machine, through the full middleware stack.
+
+`ceiling_trivial` returns a short response. `ceiling_query` runs one indexed query (the unique
+acknowledgement-ID index) and renders a small template; endpoints are compared with it.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import get_template
+from django.views.decorators.http import require_GET
+
+from bookings.models import Booking
+
+
+@require_GET
+def ceiling_trivial(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@require_GET
+def ceiling_query(request: HttpRequest, ack_id: str) -> HttpResponse:
+    booking = Booking.objects.filter(ack_id=ack_id).values("ack_id", "status", "updated_at").first()
+    # Rendered without a request: no context processors, so exactly one query.
+    html = get_template("benchmarks/ceiling.html").render({"booking": booking})
+    return HttpResponse(html, status=200 if booking else 404)

@@ -1,0 +1,343 @@
+"""The API's OpenAPI 3.1 document, written by hand so that it is the contract, not a by-product.
+
+The contract tests validate every response against it, and Schemathesis generates requests
+from it; change the views and this document together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from bookings.api.problems import PROBLEMS, TYPE_PREFIX
+from bookings.models import ACK_ALPHABET, Mode, Status
+
+_REF = "#/components/schemas/"
+_ACK_CHARS = "".join(sorted(set(ACK_ALPHABET + ACK_ALPHABET.lower())))
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _problem(description: str, schema: str = "Problem", headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _ref(schema)}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _ok(description: str, schema: str, *, no_store: bool = True) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+    if no_store:
+        response["headers"] = {"Cache-Control": {"$ref": "#/components/headers/NoStore"}}
+    return response
+
+
+_COMMON_ERRORS = {
+    "401": {"$ref": "#/components/responses/Unauthorized"},
+    "429": {"$ref": "#/components/responses/TooManyRequests"},
+}
+
+_MOMENT = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601 with the clinic's UTC offset, e.g. 2026-12-01T10:00:00+05:30.",
+}
+_SLUG = {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$", "maxLength": 50}
+
+
+def _schemas() -> dict[str, Any]:
+    modes = {"type": "string", "enum": list(Mode.values)}
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "An error, as RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "additionalProperties": False,
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "enum": [TYPE_PREFIX + code for code in PROBLEMS],
+                    "description": "What kind of problem this is: a stable identifier, not a page to fetch.",
+                },
+                "title": {
+                    "type": "string",
+                    "description": "A short summary that is the same for every problem of this type.",
+                },
+                "status": {"type": "integer", "enum": sorted({status for status, _ in PROBLEMS.values()})},
+                "detail": {"type": "string", "description": "What went wrong this time, in words for a developer."},
+                "invalid_params": {
+                    "type": "array",
+                    "description": "The parameters that were not valid (400 only).",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "reason"],
+                        "additionalProperties": False,
+                        "properties": {"name": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "ValidationProblem": {
+            "description": "A 400 problem: `detail` and `invalid_params` name the bad parameter.",
+            "allOf": [_ref("Problem"), {"required": ["invalid_params"]}],
+        },
+        "Session": {
+            "type": "object",
+            "description": "The session's assigned time and how it takes place.",
+            "required": ["start", "end", "mode"],
+            "additionalProperties": False,
+            "properties": {"start": _MOMENT, "end": _MOMENT, "mode": modes},
+        },
+        "BookingStatus": {
+            "type": "object",
+            "required": ["acknowledgement_id", "status", "status_label", "next_step", "session", "updated_at"],
+            "additionalProperties": False,
+            "properties": {
+                "acknowledgement_id": {"type": "string", "pattern": f"^MS-[{ACK_ALPHABET}]{{6}}$"},
+                "status": {
+                    "type": "string",
+                    "enum": list(Status.values),
+                    "description": "The booking's state: draft -> pending -> approved -> payment_pending -> "
+                    "confirmed -> completed, or rejected / cancelled.",
+                },
+                "status_label": {"type": "string", "description": "The status in words for the client."},
+                "next_step": {"type": "string", "description": "What happens next, or what the client should do."},
+                "session": {
+                    "description": "The assigned session; null until a counsellor assigns a time.",
+                    "anyOf": [_ref("Session"), {"type": "null"}],
+                },
+                "updated_at": _MOMENT,
+            },
+        },
+        "Counsellor": {
+            "type": "object",
+            "required": ["slug", "display_name"],
+            "additionalProperties": False,
+            "properties": {"slug": _SLUG, "display_name": {"type": "string"}},
+        },
+        "Slot": {
+            "type": "object",
+            "description": "A free time that a client can book now.",
+            "required": ["slot_id", "start", "end", "counsellor", "session_types", "modes", "booking_url"],
+            "additionalProperties": False,
+            "properties": {
+                "slot_id": {"type": "integer"},
+                "start": _MOMENT,
+                "end": _MOMENT,
+                "counsellor": _ref("Counsellor"),
+                "session_types": {
+                    "type": "array",
+                    "description": "Slugs of the session types that fit in this slot.",
+                    "items": _SLUG,
+                    "minItems": 1,
+                },
+                "modes": {"type": "array", "items": modes, "minItems": 1},
+                "booking_url": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "Opens the booking wizard with this slot chosen.",
+                },
+            },
+        },
+        "Availability": {
+            "type": "object",
+            "required": ["from", "to", "time_zone", "slots"],
+            "additionalProperties": False,
+            "properties": {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "time_zone": {"type": "string", "description": "The clinic's time zone, e.g. Asia/Kolkata."},
+                "slots": {"type": "array", "items": _ref("Slot")},
+            },
+        },
+        "SessionType": {
+            "type": "object",
+            "required": ["slug", "name", "description", "duration_minutes", "price", "modes"],
+            "additionalProperties": False,
+            "properties": {
+                "slug": _SLUG,
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "duration_minutes": {"type": "integer", "minimum": 1},
+                "price": {
+                    "type": "object",
+                    "required": ["amount_minor", "currency", "display"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "amount_minor": {"type": "integer", "minimum": 0, "description": "In minor units (paise)."},
+                        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                        "display": {"type": "string", "description": "For people, e.g. ₹1,500."},
+                    },
+                },
+                "modes": {"type": "array", "items": modes, "minItems": 1},
+            },
+        },
+        "SessionTypeList": {
+            "type": "object",
+            "required": ["session_types"],
+            "additionalProperties": False,
+            "properties": {"session_types": {"type": "array", "items": _ref("SessionType")}},
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    limit, period = settings.RATE_LIMITS["api"]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MindSettler chatbot API",
+            "version": "1.0.0",
+            "description": (
+                "Read-only answers for the MindSettler chatbot: a booking's status, free times to book, "
+                "and the session types on offer. No response contains personal data.\n\n"
+                "**Authentication**: every endpoint except this document needs `Authorization: Bearer "
+                "<token>`. An administrator creates a token with `manage.py api_token create NAME` and "
+                "revokes it with `manage.py api_token revoke NAME`. This document itself is public.\n\n"
+                f"**Rate limit**: {limit} requests per {period} seconds per token; beyond that, 429 with "
+                "`Retry-After`.\n\n"
+                "**Errors** are RFC 9457 problem details (`application/problem+json`). Every method other "
+                "than GET is answered with 405."
+            ),
+        },
+        "servers": [{"url": f"{settings.SITE_URL}/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/bookings/{acknowledgement_id}": {
+                "get": {
+                    "operationId": "getBookingStatus",
+                    "summary": "A booking's status",
+                    "description": "The status of one booking, what it means for the client, and the "
+                    "session time once one is assigned. Never the client's name, contact details or words.",
+                    "parameters": [
+                        {
+                            "name": "acknowledgement_id",
+                            "in": "path",
+                            "required": True,
+                            "description": "The booking's acknowledgement ID, e.g. MS-7KQ2XD. Matched "
+                            "case-insensitively after trimming spaces; the hyphen may be left out.",
+                            "schema": {"type": "string", "pattern": f"^[Mm][Ss]-?[{_ACK_CHARS}]{{6}}$"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _ok("The booking's status.", "BookingStatus"),
+                        "400": _problem("The acknowledgement ID is malformed.", "ValidationProblem"),
+                        "404": _problem("No booking has this acknowledgement ID."),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/availability": {
+                "get": {
+                    "operationId": "getAvailability",
+                    "summary": "Free times to book",
+                    "description": "Free slots between two dates (inclusive, at most 31 days), within the "
+                    "clinic's booking notice and horizon. Each slot names the session types that fit it and "
+                    "links to the booking wizard with the slot chosen.",
+                    "parameters": [
+                        {
+                            "name": "from",
+                            "in": "query",
+                            "description": "First day, YYYY-MM-DD, in the clinic's time zone. Default: today.",
+                            "schema": {"type": "string", "format": "date"},
+                        },
+                        {
+                            "name": "to",
+                            "in": "query",
+                            "description": "Last day, YYYY-MM-DD, inclusive; at most 30 days after `from`. "
+                            "Default: 13 days after `from`.",
+                            "schema": {"type": "string", "format": "date"},
+                        },
+                        {
+                            "name": "session_type",
+                            "in": "query",
+                            "description": "Only slots that fit this session type (a slug from /session-types).",
+                            "schema": {**_SLUG, "pattern": "^[-a-zA-Z0-9_]*$"},
+                        },
+                        {
+                            "name": "counsellor",
+                            "in": "query",
+                            "description": "Only this counsellor's slots (the slug in a slot's `counsellor`).",
+                            "schema": {**_SLUG, "pattern": "^[-a-zA-Z0-9_]*$"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _ok("Free slots, earliest first.", "Availability"),
+                        "400": _problem(
+                            "A parameter is malformed, the range is wrong, or a slug names nothing bookable.",
+                            "ValidationProblem",
+                        ),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/session-types": {
+                "get": {
+                    "operationId": "listSessionTypes",
+                    "summary": "Session types on offer",
+                    "description": "The bookable session types, with duration, price and modes.",
+                    "responses": {"200": _ok("The session types.", "SessionTypeList"), **_COMMON_ERRORS},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApiDocument",
+                    "summary": "This document",
+                    "description": "Public: needs no token.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `manage.py api_token create NAME`.",
+                }
+            },
+            "headers": {
+                "NoStore": {
+                    "description": "Answers are never cached.",
+                    "required": True,
+                    "schema": {"type": "string", "const": "no-store"},
+                },
+                "RetryAfter": {
+                    "description": "Seconds until the next request may succeed.",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+                "WWWAuthenticate": {
+                    "description": "The Bearer challenge (RFC 6750).",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^Bearer "},
+                },
+            },
+            "responses": {
+                "Unauthorized": _problem(
+                    "No token, or a token that is unknown or revoked.",
+                    headers={
+                        "WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"},
+                        "Cache-Control": {"$ref": "#/components/headers/NoStore"},
+                    },
+                ),
+                "TooManyRequests": _problem(
+                    "This token made too many requests; wait for `Retry-After` seconds.",
+                    headers={"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                ),
+            },
+            "schemas": _schemas(),
+        },
+    }

@@ -1,0 +1,254 @@
+"""The chatbot API's views: read-only, token-authenticated, at most three SQL queries each.
+
+No personal data ever leaves here: a booking answers with its status, the lifecycle's label
+and next step, and its session time and mode, never with who booked it or why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from bookings.api import problems
+from bookings.api.auth import api_call_authenticate, bearer_token
+from bookings.api.openapi import openapi_document
+from bookings.api.problems import ApiProblem, invalid_parameter
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.models import Booking, Mode, SessionType, Slot
+from bookings.selectors import day_bounds, session_types_bookable, slot_modes, slots_free
+from bookings.services import ack_id_normalise
+from bookings.templatetags.mindsettler import money
+
+MAX_RANGE_DAYS = 31
+DEFAULT_RANGE_DAYS = 14
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]*$")
+_SLUG_MAX_LENGTH = 50
+
+View = Callable[..., HttpResponse]
+
+
+def api_view(*, authenticate: bool = True) -> Callable[[View], View]:
+    """GET only; with `authenticate`, a valid bearer token within its rate limit. Errors as problems."""
+
+    def decorator(view: View) -> View:
+        @csrf_exempt  # token-authenticated and read-only; no cookies are trusted here
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method != "GET":
+                    raise problems.method_not_allowed(request.method or "")
+                if authenticate:
+                    _authenticate(request)
+                response = view(request, *args, **kwargs)
+            except ApiProblem as problem:
+                response = problem.response()
+            response.setdefault("Cache-Control", "no-store")
+            return response
+
+        return wrapper
+
+    return decorator
+
+
+def _authenticate(request: HttpRequest) -> None:
+    raw = bearer_token(request)
+    if raw is None:
+        raise problems.unauthorized("Send an API token in the header 'Authorization: Bearer <token>'.", bad_token=False)
+    call = api_call_authenticate(raw_token=raw)
+    if call is None:
+        raise problems.unauthorized("The API token is not valid or has been revoked.", bad_token=True)
+    if call.retry_after is not None:
+        raise problems.too_many_requests(call.retry_after)
+
+
+# --- Endpoints --------------------------------------------------------------------------
+
+
+@api_view()
+def booking_status(request: HttpRequest, acknowledgement_id: str) -> HttpResponse:
+    ack_id = ack_id_normalise(acknowledgement_id)
+    if ack_id is None:
+        raise invalid_parameter(
+            "acknowledgement_id", "an acknowledgement ID looks like MS-XXXXXX: MS- and six letters or digits."
+        )
+    booking = (
+        # Only the fields the answer shows are read: personal data never even leaves the database.
+        Booking.objects.select_related("slot")
+        .only("ack_id", "status", "mode", "updated_at", "slot__start", "slot__end")
+        .filter(ack_id=ack_id)
+        .first()
+    )
+    if booking is None:
+        raise ApiProblem("booking-not-found", f"There is no booking {ack_id}. Check the acknowledgement ID.")
+    return JsonResponse(_booking_json(booking))
+
+
+@api_view()
+def availability(request: HttpRequest) -> HttpResponse:
+    first, last = _date_range(request.GET)
+    session_type_slug = _slug_param(request.GET, "session_type")
+    counsellor_slug = _slug_param(request.GET, "counsellor")
+
+    session_types = list(session_types_bookable(counsellor_slug=counsellor_slug))
+    chosen = None
+    if session_type_slug:
+        chosen = next((t for t in session_types if t.slug == session_type_slug), None)
+        if chosen is None:
+            raise invalid_parameter(
+                "session_type", "no bookable session type has this slug; see /api/v1/session-types."
+            )
+    counsellor_id = None
+    if counsellor_slug and session_types:
+        counsellor_id = session_types[0].counsellor_pk
+        if counsellor_id is None:
+            raise invalid_parameter("counsellor", "no counsellor taking bookings has this slug.")
+
+    slots: list[dict[str, Any]] = []
+    if session_types:
+        slots = _free_slots_json(
+            first=first, last=last, session_types=[chosen] if chosen else session_types, counsellor_id=counsellor_id
+        )
+    return JsonResponse(
+        {"from": first.isoformat(), "to": last.isoformat(), "time_zone": settings.TIME_ZONE, "slots": slots}
+    )
+
+
+@api_view()
+def session_types(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"session_types": [_session_type_json(t) for t in session_types_bookable()]})
+
+
+@api_view(authenticate=False)
+def openapi(request: HttpRequest) -> HttpResponse:
+    response = JsonResponse(openapi_document(), json_dumps_params={"indent": 2})
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@api_view(authenticate=False)
+def unknown_path(request: HttpRequest, path: str = "") -> HttpResponse:
+    raise ApiProblem("not-found", "There is no such API endpoint. See /api/v1/openapi.json.")
+
+
+# --- Parameters ---------------------------------------------------------------------------
+
+
+def _date_param(query: QueryDict, name: str) -> date | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        if not _DATE.match(raw):
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise invalid_parameter(name, "must be a date written YYYY-MM-DD.") from None
+
+
+def _date_range(query: QueryDict) -> tuple[date, date]:
+    """`from` and `to`, inclusive, in the clinic's calendar; by default the next two weeks."""
+    first = _date_param(query, "from") or timezone.localdate()
+    last = _date_param(query, "to")
+    if last is None:
+        try:
+            last = first + timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        except OverflowError:  # from=9999-12-31 is a date, if not a useful one
+            last = date.max
+    if last < first:
+        raise invalid_parameter("to", "must be the same day as 'from' or later.")
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise invalid_parameter("to", f"the range may cover at most {MAX_RANGE_DAYS} days.")
+    return first, last
+
+
+def _slug_param(query: QueryDict, name: str) -> str:
+    raw = query.get(name, "")
+    if len(raw) > _SLUG_MAX_LENGTH or not _SLUG.match(raw):
+        raise invalid_parameter(name, "must be a slug: letters, digits, hyphens and underscores.")
+    return raw
+
+
+# --- Answers ------------------------------------------------------------------------------
+
+
+def _moment(value: Any) -> str:
+    """ISO 8601 in the clinic's time zone, with its offset: 2026-12-01T10:00:00+05:30."""
+    return timezone.localtime(value).isoformat(timespec="seconds")
+
+
+def _booking_json(booking: Booking) -> dict[str, Any]:
+    session = None
+    if booking.slot is not None:
+        session = {"start": _moment(booking.slot.start), "end": _moment(booking.slot.end), "mode": booking.mode}
+    return {
+        "acknowledgement_id": booking.ack_id,
+        "status": booking.status,
+        "status_label": CLIENT_LABELS[booking.status],
+        "next_step": NEXT_STEPS[booking.status],
+        "session": session,
+        "updated_at": _moment(booking.updated_at),
+    }
+
+
+def _free_slots_json(
+    *, first: date, last: date, session_types: list[SessionType], counsellor_id: int | None
+) -> list[dict[str, Any]]:
+    # Clip to the booking horizon before making datetimes: dates far from today are valid
+    # input, but there is nothing to show there (and year 9999 would overflow).
+    today = timezone.localdate()
+    first = max(first, today)
+    last = min(last, today + timedelta(days=settings.BOOKING_HORIZON_DAYS))
+    if first > last:
+        return []
+    qs = slots_free(
+        session_type=session_types[0] if len(session_types) == 1 else None,
+        start=day_bounds(first)[0],
+        end=day_bounds(last)[1],
+    )
+    if counsellor_id is not None:
+        qs = qs.filter(counsellor_id=counsellor_id)
+    answer = []
+    for slot in qs:
+        fits = {t.slug: slot_modes(slot=slot, session_type=t) for t in session_types}
+        fits = {slug: modes for slug, modes in fits.items() if modes}
+        if fits:
+            answer.append(_slot_json(slot, fits))
+    return answer
+
+
+def _slot_json(slot: Slot, fits: dict[str, list[str]]) -> dict[str, Any]:
+    offered = {mode for modes in fits.values() for mode in modes}
+    return {
+        "slot_id": slot.pk,
+        "start": _moment(slot.start),
+        "end": _moment(slot.end),
+        "counsellor": {"slug": slot.counsellor.slug, "display_name": slot.counsellor.display_name},
+        "session_types": list(fits),
+        "modes": [mode for mode in Mode.values if mode in offered],
+        "booking_url": f"{settings.SITE_URL}{reverse('bookings:wizard')}?slot={slot.pk}",
+    }
+
+
+def _session_type_json(session_type: SessionType) -> dict[str, Any]:
+    return {
+        "slug": session_type.slug,
+        "name": session_type.name,
+        "description": session_type.description,
+        "duration_minutes": session_type.duration_minutes,
+        "price": {
+            "amount_minor": session_type.price,
+            "currency": session_type.currency,
+            "display": money(session_type.price, session_type.currency),
+        },
+        "modes": [str(mode) for mode in session_type.modes],
+    }

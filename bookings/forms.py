@@ -1,0 +1,281 @@
+"""Forms for the client journey. They check the shape of input; booking rules stay in services.
+
+Each form's error messages say what to do next, in plain words, because they are shown both
+next to the field and in the error summary at the top of the page (the GOV.UK pattern).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from bookings import services
+from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
+
+NAME_MAX = 120
+PREFERRED_TIMES_MAX = 500
+CONCERNS_MAX = 2000
+CHECKBOX = forms.CheckboxInput(attrs={"class": "mt-1 size-5 shrink-0 accent-brand-700"})
+
+
+class JourneyForm(forms.Form):
+    """Shared plumbing: the summary of errors, in field order, with the anchor of each field."""
+
+    # Fields whose markup is written by hand (radio groups): the id the summary links to.
+    anchors: dict[str, str] = {}
+
+    def anchor(self, name: str) -> str:
+        return self.anchors.get(name) or self[name].auto_id
+
+    def error_summary(self) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = [("", str(e)) for e in self.non_field_errors()]
+        for name in self.fields:
+            items.extend((self.anchor(name), str(e)) for e in self.errors.get(name, []))
+        return items
+
+    def inline_validate(self, *, url: str, names: tuple[str, ...]) -> None:
+        """Ask htmx to check these fields on the server when they lose focus."""
+        for name in names:
+            self.fields[name].widget.attrs.update(
+                {
+                    "hx-post": url,
+                    "hx-trigger": "blur changed",
+                    "hx-target": f"#field-{name}",
+                    "hx-swap": "outerHTML",
+                    "hx-vals": f'{{"_validate": "{name}"}}',
+                    # One request at a time per form, in order: a quick Tab through several
+                    # fields checks each of them, and Continue waits for a check in flight
+                    # (so their writes to the run's saved state never overlap).
+                    "hx-sync": "closest form:queue all",
+                }
+            )
+
+
+def _text(
+    max_length: int, *, required: bool, label: str, rows: int | None = None, messages: dict[str, str] | None = None
+) -> forms.CharField:
+    widget = (
+        forms.Textarea(attrs={"rows": rows, "class": "input"}) if rows else forms.TextInput(attrs={"class": "input"})
+    )
+    return forms.CharField(
+        label=label,
+        required=required,
+        max_length=max_length,
+        widget=widget,
+        error_messages={"max_length": f"Use {max_length} characters or fewer.", **(messages or {})},
+    )
+
+
+class SessionStepForm(JourneyForm):
+    """Step 1: what kind of session, how, with whom, and when."""
+
+    anchors = {"session_type": "id_session_type_0", "mode": "id_mode_0", "slot": "slot-picker"}
+
+    session_type = forms.TypedChoiceField(
+        coerce=int,
+        error_messages={
+            "required": "Choose the kind of session you would like.",
+            "invalid_choice": "Choose one of the kinds of session listed.",
+        },
+    )
+    mode = forms.ChoiceField(
+        choices=Mode.choices,
+        error_messages={
+            "required": "Choose online or in person.",
+            "invalid_choice": "Choose online or in person.",
+        },
+    )
+    counsellor = forms.TypedChoiceField(
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Counsellor",
+        help_text="Choose “No preference” to see every counsellor's free times.",
+        widget=forms.Select(attrs={"class": "input"}),
+        error_messages={"invalid_choice": "Choose one of the counsellors listed, or “No preference”."},
+    )
+    slot = forms.CharField(required=False, max_length=20)
+    preferred_times = _text(PREFERRED_TIMES_MAX, required=False, label="Days and times that suit you", rows=3)
+
+    def __init__(
+        self, *args: Any, session_types: list[SessionType], counsellors: list[Counsellor], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.session_types = {st.pk: st for st in session_types}
+        self.counsellors = {c.pk: c for c in counsellors}
+        self.fields["session_type"].choices = [(st.pk, st.name) for st in session_types]
+        self.fields["counsellor"].choices = [("", "No preference"), *((c.pk, c.display_name) for c in counsellors)]
+        self.fields[
+            "preferred_times"
+        ].help_text = (
+            "Only if none of the times above suits you. For example: “weekday evenings after 6” or “Saturday mornings”."
+        )
+
+    def clean_session_type(self) -> SessionType:
+        return self.session_types[self.cleaned_data["session_type"]]
+
+    def clean_counsellor(self) -> Counsellor | None:
+        pk = self.cleaned_data.get("counsellor")
+        return self.counsellors[pk] if pk is not None else None
+
+    def clean_slot(self) -> Slot | None:
+        raw = (self.cleaned_data.get("slot") or "").strip()
+        if not raw:
+            return None
+        slot = None
+        if raw.isdigit():
+            slot = Slot.objects.select_related("counsellor").filter(pk=int(raw)).first()
+        if slot is None:
+            raise forms.ValidationError("That time is no longer available. Please choose another time.")
+        return slot
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors.keys() & {"session_type", "mode", "counsellor", "slot"}:
+            return data
+        problems = services.booking_choice_problems(
+            session_type=data["session_type"],
+            mode=data["mode"],
+            counsellor=data.get("counsellor"),
+            slot=data.get("slot"),
+            preferred_times=data.get("preferred_times", ""),
+        )
+        for field, message in problems.items():
+            self.add_error(field, message)
+        return data
+
+
+class AboutStepForm(JourneyForm):
+    """Step 2: who the client is and how to reach them."""
+
+    anchors = {"age": "id_age_0"}
+
+    client_name = _text(
+        NAME_MAX,
+        required=True,
+        label="Your name",
+        messages={"required": "Enter your name, as you would like us to address you."},
+    )
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        help_text="We will send a link to confirm it. We never share it.",
+        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
+        error_messages={
+            "required": "Enter your email address.",
+            "invalid": "Enter an email address in the right format, like name@example.com.",
+            "max_length": "Enter an email address of 254 characters or fewer.",
+        },
+    )
+    phone = forms.CharField(
+        label="Phone number (optional)",
+        required=False,
+        max_length=30,
+        help_text="Only used if we need to reach you about this booking, for example 98765 43210.",
+        widget=forms.TextInput(attrs={"class": "input", "type": "tel", "autocomplete": "tel"}),
+        error_messages={"max_length": "Enter a phone number of 30 characters or fewer."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["client_name"].widget.attrs["autocomplete"] = "name"
+        # Which age rule applies is a clinic setting; the form follows it.
+        if settings.CLIENT_AGE_POLICY == "guardian_consent":
+            self.fields["age"] = forms.ChoiceField(
+                label="Your age",
+                choices=Booking.AgeConfirmation.choices,
+                widget=forms.RadioSelect,
+                error_messages={
+                    "required": "Tell us whether you are 18 or over, or younger with a guardian's consent.",
+                    "invalid_choice": "Choose one of the options listed.",
+                },
+            )
+        else:
+            self.anchors = {"age": "id_age"}
+            self.fields["age"] = forms.BooleanField(
+                label="I am 18 or over",
+                widget=CHECKBOX,
+                error_messages={
+                    "required": "Confirm that you are 18 or over. If you are younger, please ask a parent "
+                    "or guardian to contact the clinic with you.",
+                },
+            )
+
+    def clean_email(self) -> str:
+        return services.email_normalise(self.cleaned_data["email"])
+
+    def clean_phone(self) -> str:
+        try:
+            return services.phone_normalise(self.cleaned_data.get("phone", ""))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_age(self) -> str:
+        value = self.cleaned_data["age"]
+        return Booking.AgeConfirmation.ADULT if value is True else value
+
+
+class ConcernsStepForm(JourneyForm):
+    """Step 3 (optional): the client's own words. Sensitive: never emailed or logged."""
+
+    concerns = _text(CONCERNS_MAX, required=False, label="What brings you to counselling? (optional)", rows=6)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["concerns"].help_text = (
+            "A few words are enough, and you can leave this empty. Only your counsellor and the "
+            "clinic's administrators will read it. It is never included in emails."
+        )
+
+
+class ConsentForm(JourneyForm):
+    """Step 4: agreement to the current privacy notice and cancellation policy."""
+
+    agree_privacy = forms.BooleanField(
+        label="I have read and agree to the privacy notice",
+        widget=CHECKBOX,
+        error_messages={"required": "Agree to the privacy notice to send your request."},
+    )
+    agree_cancellation = forms.BooleanField(
+        label="I have read and agree to the cancellation policy",
+        widget=CHECKBOX,
+        error_messages={"required": "Agree to the cancellation policy to send your request."},
+    )
+
+
+class AckLookupForm(JourneyForm):
+    ack_id = forms.CharField(
+        label="Acknowledgement ID",
+        max_length=20,
+        help_text="It is in your emails from us and looks like MS-7K3QXP.",
+        widget=forms.TextInput(attrs={"class": "input", "autocapitalize": "characters", "spellcheck": "false"}),
+        error_messages={
+            "required": "Enter your acknowledgement ID, like MS-7K3QXP.",
+            "max_length": "Enter your acknowledgement ID, like MS-7K3QXP.",
+        },
+    )
+
+    def clean_ack_id(self) -> str:
+        normalised = services.ack_id_normalise(self.cleaned_data["ack_id"])
+        if normalised is None:
+            raise forms.ValidationError(
+                "Enter the acknowledgement ID as it appears in your email: MS- followed by six letters "
+                "and numbers, like MS-7K3QXP."
+            )
+        return normalised
+
+
+class EmailLookupForm(JourneyForm):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        help_text="The address you booked with.",
+        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
+        error_messages={
+            "required": "Enter the email address you booked with.",
+            "invalid": "Enter an email address in the right format, like name@example.com.",
+            "max_length": "Enter an email address of 254 characters or fewer.",
+        },
+    )

@@ -1,0 +1,182 @@
+"""Payment pages: start paying, the provider's checkout, the return from it, the Razorpay
+webhook, and the calendar download. Thin: the rules are in services, the provider talk in
+bookings/payments.py."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.csp import CSP
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csp import csp_override
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from bookings import payments, services
+from bookings.calendar import booking_ics
+from bookings.errors import PaymentError, TokenInvalid
+from bookings.models import Booking, LinkToken, Payment, Status
+from bookings.templatetags.mindsettler import money
+from bookings.tokens import token_get
+
+logger = logging.getLogger(__name__)
+
+
+def _booking_or_problem(request: HttpRequest, token: str) -> Booking | HttpResponse:
+    """The booking behind a booking-page link, or a calm page saying the link cannot be used."""
+    try:
+        return token_get(raw=token, purpose=LinkToken.Purpose.MANAGE).booking
+    except TokenInvalid as exc:
+        response = render(request, "bookings/payments/link_problem.html", {"message": exc.message}, status=404)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _booking_page(token: str) -> str:
+    return reverse("bookings:booking_page", args=[token])
+
+
+@require_POST
+@never_cache
+def pay(request: HttpRequest, token: str) -> HttpResponse:
+    """The Pay button: a new attempt with the provider, then its checkout page. From
+    PAYMENT_PENDING it is the "start again" button: the open attempt is closed first."""
+    booking = _booking_or_problem(request, token)
+    if isinstance(booking, HttpResponse):
+        return booking
+    try:
+        if booking.status == Status.PAYMENT_PENDING:
+            payment = services.payment_restart(booking_id=booking.pk)
+        else:
+            payment = services.payment_start(booking_id=booking.pk)
+    except PaymentError as exc:
+        messages.error(request, exc.message)
+        return redirect(_booking_page(token))
+    return redirect("bookings:pay_checkout", token=token, payment_id=payment.pk)
+
+
+def _csp_plus(extra: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The site's policy with a provider's own origins added (for its checkout page only)."""
+    policy = {key: list(values) for key, values in settings.SECURE_CSP.items()}
+    for directive, sources in extra.items():
+        base = policy.get(directive) or list(policy.get("default-src", [CSP.SELF]))
+        policy[directive] = [*base, *sources]
+    return policy
+
+
+@require_GET
+@never_cache
+def checkout(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
+    booking = _booking_or_problem(request, token)
+    if isinstance(booking, HttpResponse):
+        return booking
+    payment = get_object_or_404(Payment, pk=payment_id, booking=booking)
+    if payment.status != Payment.State.PENDING or booking.status != Status.PAYMENT_PENDING:
+        messages.info(request, "That payment attempt is closed. Here is your booking as it stands now.")
+        return redirect(_booking_page(token))
+    provider = payments.provider_for(payment.provider)
+    context: dict[str, Any] = {
+        "booking": booking,
+        "payment": payment,
+        "provider": provider,
+        "token": token,
+        "return_url": reverse("bookings:pay_return", args=[token, payment.pk]),
+        "booking_url": _booking_page(token),
+        **provider.checkout_context(payment=payment),
+    }
+    if isinstance(provider, payments.RazorpayProvider):
+        return _razorpay_checkout(request, provider.checkout_template, context)
+    return render(request, provider.checkout_template, context)
+
+
+@csp_override(_csp_plus(payments.RazorpayProvider.checkout_csp or {}))
+def _razorpay_checkout(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    response = render(request, template, context)
+    # Razorpay may open a window for bank authentication that must talk back to this page.
+    response["Cross-Origin-Opener-Policy"] = "same-origin-allow-popups"
+    return response
+
+
+@require_POST
+@never_cache
+def payment_return(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
+    """Where checkout sends the client back, with the provider's signed result. The same
+    verification and confirmation code serves the sandbox and Razorpay."""
+    booking = _booking_or_problem(request, token)
+    if isinstance(booking, HttpResponse):
+        return booking
+    payment = get_object_or_404(Payment, pk=payment_id, booking=booking)
+    data = {key: value for key, value in request.POST.items() if key != "csrfmiddlewaretoken"}
+    try:
+        payment = services.payment_return(payment_id=payment.pk, data=data)
+    except payments.SignatureInvalid as exc:
+        logger.warning("payment %s: return refused: %s", payment.pk, exc)
+        return render(
+            request,
+            "bookings/payments/return_problem.html",
+            {"booking_url": _booking_page(token)},
+            status=400,
+        )
+    except payments.ProviderError as exc:
+        # Signature was fine but Razorpay could not be asked about the amount: the webhook
+        # will confirm it.
+        logger.warning("payment %s: could not check with provider: %s", payment.pk, exc)
+    messages.add_message(request, *_return_message(payment))
+    return redirect(_booking_page(token))
+
+
+def _return_message(payment: Payment) -> tuple[int, str]:
+    if payment.status == Payment.State.CONFIRMED:
+        return messages.SUCCESS, (
+            f"Thank you. We received your payment of {money(payment.amount, payment.currency)} and your "
+            "session is confirmed. A receipt and calendar invitation are on their way to your inbox."
+        )
+    if payment.refund_status:
+        return messages.WARNING, (
+            "Your payment reached us after this booking could no longer be confirmed, so we are "
+            "refunding it in full. Refunds usually take 5 to 7 working days."
+        )
+    if payment.needs_attention:
+        return messages.WARNING, (
+            "We received a payment, but it does not match this booking's amount, so the booking is not "
+            "confirmed yet. Our team has been told and will contact you; nothing more is needed from you."
+        )
+    if payment.status == Payment.State.FAILED:
+        return messages.ERROR, "The payment did not go through and nothing was charged. You can try again."
+    return messages.INFO, (
+        "Your payment is being confirmed by the payment provider. This usually takes a minute; "
+        "we will email you as soon as it is done."
+    )
+
+
+@csrf_exempt  # Razorpay cannot send our CSRF token; the request is authenticated by its signature.
+@require_POST
+def razorpay_webhook(request: HttpRequest) -> HttpResponse:
+    provider = payments.provider_for("razorpay")
+    try:
+        event = provider.webhook_parse(body=request.body, headers=request.headers)
+    except payments.SignatureInvalid as exc:
+        logger.warning("razorpay webhook refused: %s", exc)
+        return HttpResponse("invalid signature", status=400, content_type="text/plain")
+    fresh = services.payment_webhook(provider=provider.identifier, event=event)
+    return HttpResponse("ok" if fresh else "already processed", content_type="text/plain")
+
+
+@require_GET
+@never_cache
+def booking_calendar(request: HttpRequest, token: str) -> HttpResponse:
+    """The confirmed session as an .ics file ("Add to calendar")."""
+    booking = _booking_or_problem(request, token)
+    if isinstance(booking, HttpResponse):
+        return booking
+    if booking.status not in (Status.CONFIRMED, Status.COMPLETED):
+        raise Http404("Only confirmed sessions have a calendar entry.")
+    response = HttpResponse(booking_ics(booking=booking), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{booking.ack_id}.ics"'
+    return response

@@ -1,0 +1,434 @@
+"""Payment providers: one small interface, a registry keyed by `identifier`.
+
+A provider only talks to the outside world (create an order, check a signature, start a
+refund) and translates what it hears into the plain values below. It never changes a
+booking or a payment row: `bookings.services` does that, in one place, for every provider
+(`payment_start`, `payment_confirm`, `payment_fail`, `payment_refund`...). So the sandbox,
+which needs no keys, exercises exactly the code Razorpay does.
+
+Modelled on pretix's `BasePaymentProvider` (src/pretix/base/payment.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.conf import settings
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+if TYPE_CHECKING:
+    from bookings.models import Payment
+
+logger = logging.getLogger(__name__)
+
+
+# --- What providers report --------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """The provider could not be reached, timed out or refused. The message is for logs and
+    staff, never shown to a client as is."""
+
+
+class SignatureInvalid(Exception):
+    """What came back (browser return, webhook) is not provably from the provider."""
+
+
+@dataclass(frozen=True)
+class Paid:
+    """A verified, captured payment: the money has moved to us."""
+
+    order_id: str
+    payment_id: str
+    amount: int
+    currency: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A verified failed attempt: no money moved for it."""
+
+    order_id: str
+    reason: str
+    payment_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Verified, but the provider has not captured the money yet (a webhook will follow)."""
+
+    order_id: str
+    payment_id: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundProcessed:
+    """The provider says a refund has reached (or is on its way to) the client's bank."""
+
+    payment_id: str
+    refund_id: str
+    amount: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A genuine webhook event we have no use for."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_id: str
+    kind: str
+    outcome: Paid | Failed | RefundProcessed | Ignored
+
+
+@dataclass(frozen=True)
+class Refund:
+    refund_id: str
+    processed: bool
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+# --- The interface ----------------------------------------------------------------------
+
+
+class PaymentProvider:
+    """Base class. Subclasses set the class attributes and implement the hooks.
+
+    Rules for every hook: it may call the provider over the network (always with a
+    timeout) and it may read the `Payment` it is given; it must not write to the database,
+    change a booking, send email or trust anything a browser sent without checking a
+    signature. Failures to reach the provider raise `ProviderError`; anything that cannot
+    be authenticated raises `SignatureInvalid`.
+    """
+
+    identifier: ClassVar[str]
+    verbose_name: ClassVar[str]
+    # The page the client pays on (under templates/bookings/payments/).
+    checkout_template: ClassVar[str]
+    # Extra Content-Security-Policy sources for the checkout page only (None: the site's).
+    checkout_csp: ClassVar[dict[str, list[str]] | None] = None
+
+    def is_test_mode(self) -> bool:
+        """True when no real money can move (the page says so)."""
+        return False
+
+    def order_create(self, *, payment: Payment) -> tuple[str, dict[str, Any]]:
+        """Create the provider's order for `payment` (its amount, currency and booking's
+        acknowledgement ID). Return (order ID, the provider's response).
+
+        Called after the Payment row exists and before the booking moves to PAYMENT_PENDING,
+        outside any database transaction, so a slow provider holds no lock.
+        """
+        raise NotImplementedError
+
+    def checkout_context(self, *, payment: Payment) -> dict[str, Any]:
+        """Template context for `checkout_template`. Must not call the network: the page
+        renders on every reload."""
+        return {}
+
+    def return_verify(self, *, payment: Payment, data: Mapping[str, str]) -> Paid | Failed | Waiting:
+        """Authenticate what the client's browser brought back from checkout and say what
+        happened. May ask the provider's API for the amount; must not trust amounts the
+        browser sent unless they are signed."""
+        raise NotImplementedError
+
+    def webhook_parse(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Authenticate a webhook request and translate it. Providers without webhooks
+        keep this default."""
+        raise SignatureInvalid(f"{self.identifier} does not send webhooks")
+
+    def refund_create(self, *, payment: Payment, amount: int) -> Refund:
+        """Ask the provider to refund `amount` (minor units) of a captured payment."""
+        raise NotImplementedError
+
+
+_registry: dict[str, type[PaymentProvider]] = {}
+
+
+def register(cls: type[PaymentProvider]) -> type[PaymentProvider]:
+    _registry[cls.identifier] = cls
+    return cls
+
+
+def provider_for(identifier: str) -> PaymentProvider:
+    """The provider a payment row was made with (it may differ from today's setting)."""
+    try:
+        return _registry[identifier]()
+    except KeyError:
+        raise ProviderError(f"unknown payment provider {identifier!r}") from None
+
+
+def get_provider() -> PaymentProvider:
+    """The provider new payments use, from settings.PAYMENT_PROVIDER."""
+    return provider_for(settings.PAYMENT_PROVIDER)
+
+
+def providers() -> dict[str, type[PaymentProvider]]:
+    return dict(_registry)
+
+
+# --- Sandbox ----------------------------------------------------------------------------
+
+
+@register
+class SandboxProvider(PaymentProvider):
+    """A local stand-in for a real provider: no keys, no network, no money.
+
+    Its checkout page plays the provider's hosted page: the Pay and Fail buttons carry a
+    result signed with an HMAC keyed from SECRET_KEY, and the return view checks that
+    signature exactly as it checks Razorpay's. So a client cannot confirm a booking by
+    posting made-up fields, even in the sandbox.
+    """
+
+    identifier = "sandbox"
+    verbose_name = "Test payment"
+    checkout_template = "bookings/payments/sandbox_checkout.html"
+    _salt = "mindsettler.payments.sandbox"
+
+    def is_test_mode(self) -> bool:
+        return True
+
+    @classmethod
+    def sign(cls, fields: Mapping[str, str]) -> str:
+        message = "|".join(
+            f"{key}={fields.get(key, '')}" for key in ("order", "payment", "outcome", "amount", "currency")
+        )
+        return salted_hmac(cls._salt, message, algorithm="sha256").hexdigest()
+
+    def order_create(self, *, payment: Payment) -> tuple[str, dict[str, Any]]:
+        order_id = f"sandbox_order_{secrets.token_hex(8)}"
+        return order_id, {"id": order_id, "amount": payment.amount, "currency": payment.currency, "status": "created"}
+
+    def checkout_context(self, *, payment: Payment) -> dict[str, Any]:
+        def signed(outcome: str) -> dict[str, str]:
+            fields = {
+                "order": payment.provider_order_id,
+                "payment": f"sandbox_pay_{payment.pk}_{outcome}",
+                "outcome": outcome,
+                "amount": str(payment.amount),
+                "currency": payment.currency,
+            }
+            return {**fields, "signature": self.sign(fields)}
+
+        return {"pay_fields": signed("paid"), "fail_fields": signed("failed")}
+
+    def return_verify(self, *, payment: Payment, data: Mapping[str, str]) -> Paid | Failed | Waiting:
+        fields = {key: str(data.get(key, "")) for key in ("order", "payment", "outcome", "amount", "currency")}
+        signature = str(data.get("signature", ""))
+        if not signature or not constant_time_compare(signature, self.sign(fields)):
+            raise SignatureInvalid("sandbox signature does not match")
+        if fields["order"] != payment.provider_order_id:
+            raise SignatureInvalid("sandbox result is for another order")
+        raw = {**fields, "signature": signature}
+        if fields["outcome"] == "failed":
+            return Failed(
+                order_id=fields["order"], payment_id=fields["payment"], reason="Declined in the sandbox", raw=raw
+            )
+        if fields["outcome"] != "paid" or not fields["amount"].isdigit():
+            raise SignatureInvalid("sandbox result is malformed")
+        return Paid(
+            order_id=fields["order"],
+            payment_id=fields["payment"],
+            amount=int(fields["amount"]),
+            currency=fields["currency"],
+            raw=raw,
+        )
+
+    def refund_create(self, *, payment: Payment, amount: int) -> Refund:
+        refund_id = f"sandbox_rfnd_{secrets.token_hex(6)}"
+        return Refund(
+            refund_id=refund_id, processed=True, raw={"id": refund_id, "amount": amount, "status": "processed"}
+        )
+
+
+# --- Razorpay ---------------------------------------------------------------------------
+
+RAZORPAY_CHECKOUT_JS = "https://checkout.razorpay.com/v1/checkout.js"
+# Seconds to wait for Razorpay's API before telling the client to try again.
+RAZORPAY_TIMEOUT = (5, 15)
+
+
+@register
+class RazorpayProvider(PaymentProvider):
+    """Razorpay Orders + Standard Checkout, through the official `razorpay` client.
+
+    The order is created server-side with the booking's amount (so the browser never
+    chooses the price), Checkout runs on our page, the browser's result is checked with
+    the library's signature utility, and the webhook (signed with the webhook secret)
+    confirms payments the browser never reported.
+    """
+
+    identifier = "razorpay"
+    verbose_name = "Razorpay"
+    checkout_template = "bookings/payments/razorpay_checkout.html"
+    # Only the Razorpay checkout page loads Razorpay's script and frames.
+    checkout_csp: ClassVar[dict[str, list[str]] | None] = {
+        "script-src": ["https://checkout.razorpay.com"],
+        "frame-src": ["https://api.razorpay.com", "https://checkout.razorpay.com"],
+        "connect-src": ["https://api.razorpay.com", "https://lumberjack.razorpay.com"],
+        "img-src": ["https://cdn.razorpay.com"],
+    }
+
+    def is_test_mode(self) -> bool:
+        return settings.RAZORPAY_KEY_ID.startswith("rzp_test_")
+
+    def client(self) -> Any:
+        import razorpay
+
+        client = razorpay.Client(auth=(settings.RAZORPAY_KEY_ID, settings.RAZORPAY_KEY_SECRET))
+        client.set_app_details({"title": "MindSettler", "version": "1"})
+        return client
+
+    def _call(self, what: str, fn: Any, *args: Any) -> dict[str, Any]:
+        """One API call, every failure folded into ProviderError (the library raises its
+        own errors for 4xx/5xx and requests' for timeouts and connection trouble)."""
+        import requests
+        from razorpay.errors import BadRequestError, GatewayError, ServerError
+
+        try:
+            return fn(*args, timeout=RAZORPAY_TIMEOUT)
+        except (BadRequestError, GatewayError, ServerError, requests.RequestException, ValueError) as exc:
+            raise ProviderError(f"razorpay {what}: {type(exc).__name__}: {exc}") from exc
+
+    def order_create(self, *, payment: Payment) -> tuple[str, dict[str, Any]]:
+        booking = payment.booking
+        body = self._call(
+            "order create",
+            self.client().order.create,
+            {
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "receipt": booking.ack_id,
+                "notes": {"booking": booking.ack_id, "attempt": str(payment.pk)},
+            },
+        )
+        order_id = str(body.get("id", ""))
+        if not order_id.startswith("order_") or body.get("amount") != payment.amount:
+            raise ProviderError(f"razorpay order create: unexpected response {sorted(body)}")
+        return order_id, body
+
+    def checkout_context(self, *, payment: Payment) -> dict[str, Any]:
+        booking = payment.booking
+        return {
+            "checkout_js": RAZORPAY_CHECKOUT_JS,
+            # Read by static/js/razorpay-checkout.js through json_script: no inline JS.
+            "checkout_options": {
+                "key": settings.RAZORPAY_KEY_ID,
+                "order_id": payment.provider_order_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "name": settings.CLINIC_NAME,
+                "description": f"Counselling session {booking.ack_id}",
+                "prefill": {"name": booking.client_name, "email": booking.email, "contact": booking.phone},
+                "notes": {"booking": booking.ack_id},
+                "theme": {"color": "#275a4c"},
+            },
+        }
+
+    def return_verify(self, *, payment: Payment, data: Mapping[str, str]) -> Paid | Failed | Waiting:
+        from razorpay.errors import SignatureVerificationError
+
+        params = {
+            "razorpay_order_id": str(data.get("razorpay_order_id", "")),
+            "razorpay_payment_id": str(data.get("razorpay_payment_id", "")),
+            "razorpay_signature": str(data.get("razorpay_signature", "")),
+        }
+        if not all(params.values()):
+            raise SignatureInvalid("razorpay return is missing fields")
+        if params["razorpay_order_id"] != payment.provider_order_id:
+            raise SignatureInvalid("razorpay return is for another order")
+        try:
+            self.client().utility.verify_payment_signature(params)
+        except SignatureVerificationError:
+            raise SignatureInvalid("razorpay payment signature does not match") from None
+        # The signature proves the payment belongs to our order; the amount, currency and
+        # whether it is captured come from Razorpay itself.
+        body = _scrub(self._call("payment fetch", self.client().payment.fetch, params["razorpay_payment_id"]))
+        return _razorpay_payment_outcome(body, raw={"return": params, "payment": body})
+
+    def webhook_parse(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        from razorpay.errors import SignatureVerificationError
+
+        signature = headers.get("X-Razorpay-Signature", "")
+        secret = settings.RAZORPAY_WEBHOOK_SECRET
+        if not signature or not secret:
+            raise SignatureInvalid("razorpay webhook without signature")
+        try:
+            text = body.decode("utf-8")
+            self.client().utility.verify_webhook_signature(text, signature, secret)
+            event = _scrub(json.loads(text))
+        except (UnicodeDecodeError, SignatureVerificationError, ValueError):
+            raise SignatureInvalid("razorpay webhook signature does not match") from None
+        # Razorpay repeats an event with the same X-Razorpay-Event-Id; hash the body if absent.
+        event_id = headers.get("X-Razorpay-Event-Id", "") or hashlib.sha256(body).hexdigest()
+        kind = str(event.get("event", ""))
+        payload = event.get("payload") or {}
+        entity = lambda name: (payload.get(name) or {}).get("entity") or {}  # noqa: E731
+        outcome: Paid | Failed | RefundProcessed | Ignored
+        if kind in ("payment.captured", "order.paid", "payment.failed"):
+            result = _razorpay_payment_outcome(entity("payment"), raw={"webhook": event})
+            outcome = Ignored(kind) if isinstance(result, Waiting) else result
+        elif kind == "refund.processed":
+            refund = entity("refund")
+            outcome = RefundProcessed(
+                payment_id=str(refund.get("payment_id", "")),
+                refund_id=str(refund.get("id", "")),
+                amount=int(refund.get("amount") or 0),
+                raw=event,
+            )
+        else:
+            outcome = Ignored(kind)
+        return WebhookEvent(event_id=event_id[:100], kind=kind, outcome=outcome)
+
+    def refund_create(self, *, payment: Payment, amount: int) -> Refund:
+        body = self._call(
+            "refund",
+            self.client().payment.refund,
+            payment.provider_payment_id,
+            {"amount": amount, "speed": "normal", "notes": {"booking": payment.booking.ack_id}},
+        )
+        return Refund(refund_id=str(body.get("id", "")), processed=body.get("status") == "processed", raw=body)
+
+
+def _razorpay_payment_outcome(payment: Mapping[str, Any], *, raw: dict[str, Any]) -> Paid | Failed | Waiting:
+    status = payment.get("status")
+    order_id = str(payment.get("order_id") or "")
+    payment_id = str(payment.get("id") or "")
+    if status == "captured":
+        return Paid(
+            order_id=order_id,
+            payment_id=payment_id,
+            amount=int(payment.get("amount") or 0),
+            currency=str(payment.get("currency") or ""),
+            raw=raw,
+        )
+    if status == "failed":
+        reason = str(payment.get("error_description") or "The payment did not go through")
+        return Failed(order_id=order_id, payment_id=payment_id, reason=reason[:200], raw=raw)
+    return Waiting(order_id=order_id, payment_id=payment_id, raw=raw)
+
+
+# The payer's contact and instrument details: Razorpay has them; we keep payloads for
+# reconciliation only, so these are dropped before anything is stored.
+_PAYER_FIELDS = frozenset({"email", "contact", "vpa", "card", "bank_account", "upi", "customer_details", "token"})
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in _PAYER_FIELDS}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value

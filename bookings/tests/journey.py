@@ -1,0 +1,93 @@
+"""Helpers that walk the client journey through the test client, as a browser without
+JavaScript would: real GETs and POSTs, following the redirects the pages send."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from django.core import mail
+
+WIZARD = "/book/"
+
+
+def start(client: Any, query: str = "") -> str:
+    """Open /book/ and return the run key it redirects to."""
+    response = client.get(WIZARD + query)
+    assert response.status_code == 302, response.status_code
+    return run_of(response["Location"])
+
+
+def run_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["run"][0]
+
+
+def step_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["step"][0]
+
+
+def url(run: str, step: str, **extra: str) -> str:
+    query = "&".join(f"{k}={v}" for k, v in {"run": run, "step": step, **extra}.items())
+    return f"{WIZARD}?{query}"
+
+
+def session_data(*, session_type: Any, slot: Any = None, mode: str = "online", **extra: Any) -> dict[str, Any]:
+    data = {
+        "session_type": session_type.pk,
+        "mode": mode,
+        "counsellor": "",
+        "slot": slot.pk if slot is not None else "",
+        "preferred_times": "",
+    }
+    data.update(extra)
+    return data
+
+
+ABOUT = {"client_name": "Priya Sharma", "email": "Priya@Example.com", "phone": "98765 43210", "age": "on"}
+
+
+def walk_to_review(
+    client: Any,
+    *,
+    session_type: Any,
+    slot: Any = None,
+    about: dict[str, Any] | None = None,
+    concerns: str = "Trouble sleeping since the move.",
+    query: str = "",
+    **session_extra: Any,
+) -> str:
+    """Fill in steps 1-3 (no JavaScript) and return the run key, ready for the review."""
+    run = start(client, query)
+    for step, data in (
+        ("session", session_data(session_type=session_type, slot=slot, **session_extra)),
+        ("about", about or ABOUT),
+        ("concerns", {"concerns": concerns}),
+    ):
+        response = client.post(url(run, step), data)
+        assert response.status_code == 303, (step, response.status_code, errors_in(response))
+    return run
+
+
+CONSENT = {"agree_privacy": "on", "agree_cancellation": "on"}
+
+
+def submit(client: Any, run: str) -> Any:
+    return client.post(url(run, "review"), CONSENT)
+
+
+def errors_in(response: Any) -> list[str]:
+    html = response.content.decode()
+    found = re.findall(r'class="field-error">(.*?)</p>', html, re.S)
+    return [re.sub(r"<[^>]+>", "", e).replace("Error: ", "").strip() for e in found]
+
+
+def link_in_last_email(path_prefix: str, *, to: str | None = None) -> str:
+    """The path of the first link starting with `path_prefix` in the newest matching email."""
+    for message in reversed(mail.outbox):
+        if to is not None and message.to != [to]:
+            continue
+        match = re.search(rf"http://testserver({re.escape(path_prefix)}[^\s\"<]+)", message.body)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no email with a {path_prefix} link")

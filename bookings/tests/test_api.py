@@ -1,0 +1,404 @@
+"""The chatbot API: authentication, each endpoint, errors, rate limit, query budgets, no personal data."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.models import ApiClient, Booking, Counsellor, SessionType, Slot, Status
+from bookings.tokens import token_hash
+from conftest import next_weekday_at
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def api(client, api_token):
+    """The test client with the chatbot's token on every request."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_token}"
+    return client
+
+
+def assert_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    body = response.json()
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    return body
+
+
+# --- Authentication -------------------------------------------------------------------------
+
+
+def test_no_token_is_401_with_a_bearer_challenge(client, db):
+    response = client.get("/api/v1/session-types")
+    assert_problem(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+    assert "invalid_token" not in response["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("header", ["Bearer not-a-token", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer " + "x" * 500])
+def test_bad_token_is_401(client, api_token, header):
+    response = client.get("/api/v1/session-types", HTTP_AUTHORIZATION=header)
+    assert_problem(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+
+
+def test_revoked_token_is_401(client, api_token):
+    call_command("api_token", "revoke", "chatbot", stdout=StringIO())
+    response = client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    assert_problem(response, 401)
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+
+
+def test_a_call_stamps_last_used(api):
+    assert ApiClient.objects.get().last_used_at is None
+    api.get("/api/v1/session-types")
+    assert timezone.now() - ApiClient.objects.get().last_used_at < timedelta(minutes=1)
+
+
+def test_openapi_document_needs_no_token(client, db):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.1")
+    assert document["paths"]["/openapi.json"]["get"]["security"] == []
+    assert "bearerAuth" in document["components"]["securitySchemes"]
+
+
+# --- Booking status -------------------------------------------------------------------------
+
+
+def test_booking_status_without_a_slot(api, make_booking):
+    booking = make_booking(Status.PENDING)
+    response = api.get(f"/api/v1/bookings/{booking.ack_id}")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body == {
+        "acknowledgement_id": booking.ack_id,
+        "status": "pending",
+        "status_label": CLIENT_LABELS[Status.PENDING],
+        "next_step": NEXT_STEPS[Status.PENDING],
+        "session": None,
+        "updated_at": timezone.localtime(booking.updated_at).isoformat(timespec="seconds"),
+    }
+
+
+def test_booking_status_with_its_session(api, counsellor, make_booking):
+    booking = make_booking(Status.CONFIRMED, mode="in_person")
+    body = api.get(f"/api/v1/bookings/{booking.ack_id}").json()
+    assert body["status_label"] == CLIENT_LABELS[Status.CONFIRMED]
+    assert body["session"] == {
+        "start": timezone.localtime(booking.slot.start).isoformat(),
+        "end": timezone.localtime(booking.slot.end).isoformat(),
+        "mode": "in_person",
+    }
+    assert body["session"]["start"].endswith("+05:30")
+
+
+@pytest.mark.parametrize("typed", ["{ack}", "{lower}", "%20{lower}%20", "{nohyphen}"])
+def test_booking_id_is_matched_case_insensitively_after_trimming(api, make_booking, typed):
+    booking = make_booking(Status.PENDING)
+    ack = booking.ack_id
+    path = typed.format(ack=ack, lower=ack.lower(), nohyphen=ack.replace("-", "").lower())
+    response = api.get(f"/api/v1/bookings/{path}")
+    assert response.status_code == 200
+    assert response.json()["acknowledgement_id"] == ack
+
+
+def test_unknown_booking_is_404(api, db):
+    body = assert_problem(api.get("/api/v1/bookings/MS-ABCDEF"), 404)
+    assert "MS-ABCDEF" in body["detail"]
+
+
+@pytest.mark.parametrize("bad", ["MS-12", "XX-ABCDEF", "MS-ABCDE0", "MS-ABCDEFG", "'; DROP TABLE x;--"])
+def test_malformed_booking_id_is_400_naming_the_parameter(api, db, bad):
+    response = api.get(f"/api/v1/bookings/{bad}")
+    body = assert_problem(response, 400)
+    assert "acknowledgement_id" in body["detail"]
+    assert body["invalid_params"][0]["name"] == "acknowledgement_id"
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_unknown_api_path_is_a_problem_not_a_page(api):
+    assert_problem(api.get("/api/v1/bookings/MS-ABCDEF/extra"), 404)
+    assert_problem(api.get("/api/v1/nothing-here"), 404)
+
+
+# --- Availability --------------------------------------------------------------------------
+
+
+def test_availability_lists_free_slots_with_a_booking_link(api, slot, other_slot, session_type, make_booking):
+    taken = Slot.objects.create(counsellor=slot.counsellor, start=slot.end, end=slot.end + timedelta(minutes=60))
+    make_booking(Status.CONFIRMED, slot=taken)
+
+    body = api.get("/api/v1/availability").json()
+
+    assert [s["slot_id"] for s in body["slots"]] == [slot.pk, other_slot.pk]
+    first = body["slots"][0]
+    assert first == {
+        "slot_id": slot.pk,
+        "start": timezone.localtime(slot.start).isoformat(),
+        "end": timezone.localtime(slot.end).isoformat(),
+        "counsellor": {"slug": "asha", "display_name": "Asha Menon"},
+        "session_types": ["individual"],
+        "modes": ["online", "in_person"],
+        "booking_url": f"http://testserver/book/?slot={slot.pk}",
+    }
+    assert body["time_zone"] == "Asia/Kolkata"
+    assert body["from"] == timezone.localdate().isoformat()
+
+
+def test_availability_filters_by_counsellor_and_session_type(api, slot, other_slot, session_type):
+    long_session = SessionType.objects.create(
+        name="Couples session", slug="couples", duration_minutes=90, price=250000, offers_in_person=False
+    )
+    long_slot = Slot.objects.create(
+        counsellor=slot.counsellor, start=slot.start + timedelta(days=1), end=slot.start + timedelta(days=1, hours=2)
+    )
+
+    by_counsellor = api.get("/api/v1/availability", {"counsellor": "rohan"}).json()
+    assert [s["slot_id"] for s in by_counsellor["slots"]] == [other_slot.pk]
+
+    by_type = api.get("/api/v1/availability", {"session_type": "couples"}).json()
+    assert [s["slot_id"] for s in by_type["slots"]] == [long_slot.pk]
+    assert by_type["slots"][0]["session_types"] == ["couples"]
+    assert by_type["slots"][0]["modes"] == ["online"]
+
+    everything = api.get("/api/v1/availability").json()
+    fits = {s["slot_id"]: s["session_types"] for s in everything["slots"]}
+    assert fits[long_slot.pk] == ["couples", "individual"]  # in the session types' own order
+    assert long_session.slug not in fits[slot.pk]
+
+
+def test_availability_keeps_to_the_date_range(api, counsellor, session_type):
+    near = Slot.objects.create(counsellor=counsellor, start=next_weekday_at(10), end=next_weekday_at(11))
+    later = next_weekday_at(10, days_ahead=20)
+    far = Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(hours=1))
+    day = timezone.localtime(near.start).date()
+
+    one_day = api.get("/api/v1/availability", {"from": day.isoformat(), "to": day.isoformat()}).json()
+    assert [s["slot_id"] for s in one_day["slots"]] == [near.pk]
+
+    default = api.get("/api/v1/availability").json()  # the next two weeks
+    assert far.pk not in [s["slot_id"] for s in default["slots"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "bad"),
+    [
+        ({"from": "tomorrow"}, "from"),
+        ({"from": "2026-02-30"}, "from"),
+        ({"to": "20261201"}, "to"),
+        ({"from": "2026-01-10", "to": "2026-01-09"}, "to"),
+        ({"from": "2026-01-01", "to": "2026-02-01"}, "to"),
+        ({"session_type": "no-such-type"}, "session_type"),
+        ({"session_type": "<script>"}, "session_type"),
+        ({"counsellor": "nobody"}, "counsellor"),
+        ({"counsellor": "x" * 51}, "counsellor"),
+    ],
+)
+def test_bad_availability_parameters_are_400_naming_them(api, counsellor, session_type, query, bad):
+    body = assert_problem(api.get("/api/v1/availability", query), 400)
+    assert f"'{bad}'" in body["detail"]
+    assert body["invalid_params"] == [{"name": bad, "reason": body["invalid_params"][0]["reason"]}]
+
+
+def test_availability_of_31_days_is_allowed_and_far_dates_are_empty(api, slot):
+    assert api.get("/api/v1/availability", {"from": "2026-01-01", "to": "2026-01-31"}).status_code == 200
+    body = api.get("/api/v1/availability", {"from": "9999-12-31"}).json()
+    assert body["slots"] == []
+
+
+# --- Session types --------------------------------------------------------------------------
+
+
+def test_session_types_lists_the_active_ones(api, session_type):
+    SessionType.objects.create(name="Retired", slug="retired", duration_minutes=30, price=1, is_active=False)
+    body = api.get("/api/v1/session-types").json()
+    assert body == {
+        "session_types": [
+            {
+                "slug": "individual",
+                "name": "Individual session",
+                "description": "",
+                "duration_minutes": 50,
+                "price": {"amount_minor": 150000, "currency": "INR", "display": "₹1,500"},
+                "modes": ["online", "in_person"],
+            }
+        ]
+    }
+
+
+# --- Read-only, rate limit ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+def test_only_get_is_allowed(api, make_booking, method):
+    booking = make_booking(Status.PENDING)
+    response = getattr(api, method)(f"/api/v1/bookings/{booking.ack_id}", data={"status": "cancelled"})
+    assert_problem(response, 405)
+    assert response["Allow"] == "GET"
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
+def test_too_many_requests_is_429_with_retry_after(api, settings, api_token, client):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": (3, 60)}
+    for _ in range(3):
+        assert api.get("/api/v1/session-types").status_code == 200
+    response = api.get("/api/v1/session-types")
+    body = assert_problem(response, 429)
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response["Retry-After"] in body["detail"]
+
+    # The limit is per client: another token is not held back.
+    other = ApiClient.objects.create(name="other", token_hash=token_hash("other-token"))
+    assert other.rate_count == 0
+    assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION="Bearer other-token").status_code == 200
+
+
+def test_a_new_window_starts_the_count_again(api, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": (1, 60)}
+    assert api.get("/api/v1/session-types").status_code == 200
+    assert api.get("/api/v1/session-types").status_code == 429
+    ApiClient.objects.update(rate_window=1)  # as if the last call was in an old window
+    assert api.get("/api/v1/session-types").status_code == 200
+
+
+# --- Query budgets, on data ten times larger than a clinic's busy month ----------------------
+
+
+@pytest.fixture
+def busy_clinic(db, session_type, make_booking):
+    counsellors = [Counsellor.objects.create(display_name=f"Counsellor {i}", slug=f"c{i}") for i in range(10)]
+    for i in range(9):
+        SessionType.objects.create(name=f"Type {i}", slug=f"t{i}", duration_minutes=30 + i, price=1000)
+    start = next_weekday_at(8)
+    slots = [
+        Slot(counsellor=c, start=start + timedelta(days=d, hours=h), end=start + timedelta(days=d, hours=h, minutes=55))
+        for c in counsellors
+        for d in range(12)
+        for h in range(6)
+    ]
+    Slot.objects.bulk_create(slots)
+    for slot in Slot.objects.all()[:200]:
+        make_booking(Status.CONFIRMED, slot=slot)
+    return make_booking(Status.CONFIRMED, slot=Slot.objects.filter(bookings__isnull=True).first())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/availability",
+        "/api/v1/availability?session_type=t3&counsellor=c2",
+        "/api/v1/availability?counsellor=nobody",
+        "/api/v1/session-types",
+        "/api/v1/bookings/{ack}",
+        "/api/v1/bookings/MS-ABCDEF",
+        "/api/v1/openapi.json",
+    ],
+)
+def test_every_endpoint_answers_in_at_most_three_queries(api, busy_clinic, django_assert_max_num_queries, path):
+    with django_assert_max_num_queries(3):
+        response = api.get(path.format(ack=busy_clinic.ack_id))
+    assert response.status_code in (200, 400, 404)
+    if path == "/api/v1/availability":
+        assert len(response.json()["slots"]) > 400  # the budget held on a large answer
+
+
+def test_refusals_cost_at_most_one_query(api, client, settings, django_assert_max_num_queries):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": (1, 60)}
+    api.get("/api/v1/session-types")
+    with django_assert_max_num_queries(1):
+        assert api.get("/api/v1/session-types").status_code == 429
+    with django_assert_max_num_queries(1):
+        assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+
+
+# --- No personal data, ever ------------------------------------------------------------------
+
+MARKER = "zqxleak"
+
+
+def test_no_personal_data_in_any_response(api, counsellor, session_type, make_booking):
+    """Every personal field of every booking holds a marker; no API answer may contain it."""
+    personal = {
+        "client_name": f"Name {MARKER}",
+        "phone": f"+91{MARKER}",
+        "concerns": f"My worries {MARKER}",
+        "preferred_times": f"Mornings {MARKER}",
+        "meeting_url": f"https://meet.example/{MARKER}",
+        "consent_policy_version": MARKER,
+        "language": MARKER[:10],
+    }
+    text_fields = {
+        f.name for f in Booking._meta.get_fields() if f.get_internal_type() in ("CharField", "TextField", "EmailField")
+    }
+    not_personal = {"ack_id", "status", "mode", "currency", "age_confirmation"}
+    assert text_fields - not_personal == set(personal) | {"email", "submission_key"}, "a new text field: mark it"
+    bookings = [
+        make_booking(status, email=f"{MARKER}{i}@example.com", submission_key=f"{MARKER}{i}", **personal)
+        for i, status in enumerate([Status.DRAFT, Status.PENDING, Status.APPROVED, Status.CONFIRMED, Status.CANCELLED])
+    ]
+    Slot.objects.create(counsellor=counsellor, start=next_weekday_at(16), end=next_weekday_at(17))
+
+    paths = [f"/api/v1/bookings/{b.ack_id}" for b in bookings] + [
+        f"/api/v1/bookings/{bookings[0].ack_id.lower()}",
+        "/api/v1/availability",
+        "/api/v1/availability?counsellor=asha&session_type=individual",
+        "/api/v1/session-types",
+        "/api/v1/openapi.json",
+        "/api/v1/bookings/MS-ABCDEF",
+        "/api/v1/bookings/not-an-id",
+    ]
+    for path in paths:
+        response = api.get(path)
+        assert response.status_code in (200, 400, 404)
+        assert MARKER not in response.content.decode(), path
+        assert MARKER not in json.dumps(dict(response.headers)), path
+
+
+# --- manage.py api_token ---------------------------------------------------------------------
+
+
+def test_api_token_create_prints_a_working_token_once_and_stores_only_its_hash(client, db):
+    out = StringIO()
+    call_command("api_token", "create", "chatbot", stdout=out, stderr=StringIO())
+    token = out.getvalue().strip().splitlines()[-1]
+    stored = ApiClient.objects.get(name="chatbot")
+    assert stored.token_hash == token_hash(token)
+    assert token not in str(ApiClient.objects.values().get())
+    assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+
+    listing = StringIO()
+    call_command("api_token", "list", stdout=listing)
+    assert "chatbot" in listing.getvalue() and "active" in listing.getvalue()
+    assert token not in listing.getvalue() and stored.token_hash not in listing.getvalue()
+
+
+def test_api_token_create_refuses_a_name_in_use(api_token):
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("api_token", "create", "chatbot", stdout=StringIO())
+
+
+def test_api_token_revoke(api_token, client):
+    out = StringIO()
+    call_command("api_token", "revoke", "chatbot", stdout=out)
+    assert "Revoked" in out.getvalue()
+    assert ApiClient.objects.get().revoked_at is not None
+    assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {api_token}").status_code == 401
+
+    again = StringIO()
+    call_command("api_token", "revoke", "chatbot", stdout=again)
+    assert "already revoked" in again.getvalue()
+    with pytest.raises(CommandError, match="no API client"):
+        call_command("api_token", "revoke", "nobody", stdout=StringIO())

@@ -1,0 +1,149 @@
+"""/cancel/<token>/: the emailed single-use link; GET shows a button, only POST cancels."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from bookings.models import LinkToken, Slot, Status
+from bookings.services import booking_cancel_request
+from bookings.tests.journey import link_in_last_email
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cancel_link(make_booking, counsellor, oncommit):
+    def make(status=Status.APPROVED, **fields):
+        booking = make_booking(status, counsellor=counsellor, **fields)
+        with oncommit():
+            booking_cancel_request(booking=booking)
+        return booking, link_in_last_email("/cancel/")
+
+    return make
+
+
+def test_get_shows_one_button_and_changes_nothing(client, cancel_link):
+    booking, link = cancel_link()
+    for _ in range(2):
+        response = client.get(link)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "Cancel my booking" in html and html.count('type="submit"') == 1
+        assert booking.ack_id in html
+    booking.refresh_from_db()
+    assert booking.status == Status.APPROVED
+    assert LinkToken.objects.get(purpose=LinkToken.Purpose.CANCEL).used_at is None
+    assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
+
+
+def test_post_cancels_and_emails(client, cancel_link):
+    booking, link = cancel_link()
+    response = client.post(link)
+    booking.refresh_from_db()
+    assert response.status_code == 200
+    assert booking.status == Status.CANCELLED
+    assert "Your booking is cancelled" in response.content.decode()
+    event = booking.events.get(to_status=Status.CANCELLED)
+    assert event.actor == "client"
+    assert mail.outbox[-1].to == [booking.email] and "cancelled" in mail.outbox[-1].subject
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_a_confirmed_session_gets_a_calendar_cancellation(client, cancel_link):
+    _, link = cancel_link(Status.CONFIRMED)
+    client.post(link)
+    attachment = mail.outbox[-1].attachments[0]
+    assert "METHOD:CANCEL" in attachment[1]
+
+
+def test_the_link_works_once(client, cancel_link):
+    booking, link = cancel_link()
+    client.post(link)
+    again = client.post(link)
+    assert again.status_code == 410 and "already been used" in again.content.decode()
+    assert booking.events.filter(to_status=Status.CANCELLED).count() == 1
+
+
+def test_an_expired_link_changes_nothing(client, cancel_link):
+    booking, link = cancel_link()
+    LinkToken.objects.filter(purpose=LinkToken.Purpose.CANCEL).update(expires_at=timezone.now())
+    assert client.get(link).status_code == 410
+    response = client.post(link)
+    assert response.status_code == 410 and "one hour" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == Status.APPROVED
+
+
+def test_tampered_and_wrong_purpose_links_are_refused(client, cancel_link):
+    booking, link = cancel_link()
+    token = link.rstrip("/").split("/")[-1]
+    assert client.post(f"/cancel/{token[:-1]}/").status_code == 404
+    assert client.post("/cancel/x/").status_code == 404
+    from bookings.tokens import token_create
+
+    manage = token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=1))
+    assert client.post(f"/cancel/{manage}/").status_code == 404
+    booking.refresh_from_db()
+    assert booking.status == Status.APPROVED
+
+
+def test_inside_the_cutoff_cancellation_is_refused_with_clinic_contact(client, cancel_link, counsellor):
+    from bookings.models import Clinic
+
+    Clinic.objects.update_or_create(pk=1, defaults={"phone": "+91 484 000 0000"})
+    booking, link = cancel_link(Status.CONFIRMED)
+    # The session moved closer after the link was sent.
+    start = timezone.now() + timedelta(hours=3)
+    Slot.objects.filter(pk=booking.slot_id).update(start=start, end=start + timedelta(hours=1))
+    page = client.get(link).content.decode()
+    assert "can no longer be cancelled online" in page and "+91 484 000 0000" in page
+    response = client.post(link)
+    assert response.status_code == 409
+    assert "+91 484 000 0000" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == Status.CONFIRMED
+    assert LinkToken.objects.get(purpose=LinkToken.Purpose.CANCEL).used_at is None
+
+
+def test_a_booking_already_cancelled_by_staff_is_explained(client, cancel_link):
+    booking, link = cancel_link(Status.PENDING)
+    from bookings.models import Booking
+
+    Booking.objects.filter(pk=booking.pk).update(status=Status.REJECTED)
+    response = client.post(link)
+    assert response.status_code == 409
+    assert "not cancelled" in response.content.decode()
+
+
+# --- purge_drafts -------------------------------------------------------------------------
+
+
+def test_purge_drafts_deletes_only_old_unverified_drafts(make_booking, settings, oncommit):
+    from django.core.management import call_command
+
+    from bookings.models import Booking, OutboundEmail
+    from bookings.tasks import purge_drafts
+
+    old = timezone.now() - timedelta(hours=settings.DRAFT_RETENTION_HOURS, minutes=1)
+    stale = make_booking(Status.DRAFT, created_at=old)
+    OutboundEmail.objects.create(kind="verify", booking=stale, to=stale.email, subject="s", body_text="Hello Test")
+    fresh = make_booking(Status.DRAFT)
+    verified = make_booking(Status.PENDING, created_at=old)
+    from io import StringIO
+
+    out = StringIO()
+    call_command("purge_drafts", stdout=out)
+    assert "Deleted 1 " in out.getvalue()
+    assert set(Booking.objects.values_list("pk", flat=True)) == {fresh.pk, verified.pk}
+    assert not OutboundEmail.objects.exists()
+    # Cron-safe: a second run finds nothing and does nothing.
+    out = StringIO()
+    call_command("purge_drafts", stdout=out)
+    assert "Deleted 0 " in out.getvalue()
+    # The task wraps the same service.
+    make_booking(Status.DRAFT, created_at=old)
+    assert purge_drafts.call() == 1

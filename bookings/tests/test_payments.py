@@ -1,0 +1,475 @@
+"""Payments with the sandbox provider, end to end through the views, and the rules every
+provider shares: one confirmation path, exact amounts, retries, refunds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.core import mail
+from django.template.loader import render_to_string
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings import payments
+from bookings.errors import PaymentError, TooLate
+from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Slot, Status
+from bookings.services import (
+    booking_cancel,
+    payment_confirm,
+    payment_fail,
+    payment_refund,
+    payment_restart,
+    payment_start,
+)
+
+
+@pytest.fixture
+def approved(make_booking, counsellor, manage_token):
+    booking = make_booking(Status.APPROVED)
+    return booking, manage_token(booking)
+
+
+def messages_of(response) -> list[str]:
+    return [m.message for m in get_messages(response.wsgi_request)]
+
+
+def start_checkout(client, booking: Booking, token: str):
+    response = client.post(reverse("bookings:pay", args=[token]))
+    payment = booking.payments.latest("created_at")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("bookings:pay_checkout", args=[token, payment.pk])
+    return client.get(response["Location"]), payment
+
+
+def confirmation_events(booking: Booking) -> int:
+    return BookingEvent.objects.filter(booking=booking, to_status=Status.CONFIRMED, action="transition").count()
+
+
+def sandbox_fields(payment: Payment, **changes: str) -> dict[str, str]:
+    """What the sandbox page's Pay button posts, optionally altered and re-signed (as a
+    provider reporting a different amount would)."""
+    fields = payments.SandboxProvider().checkout_context(payment=payment)["pay_fields"]
+    if changes:
+        fields = {**fields, **changes}
+        fields["signature"] = payments.SandboxProvider.sign(fields)
+    return fields
+
+
+# --- The happy path, and failure --------------------------------------------------------
+
+
+def test_sandbox_pay_confirms_the_booking_with_receipt_and_invitation(client, approved):
+    booking, token = approved
+    page, payment = start_checkout(client, booking, token)
+    assert page.status_code == 200
+    assert "Test payment — no money moves" in page.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == Status.PAYMENT_PENDING
+    assert payment.status == Payment.State.PENDING and payment.provider == "sandbox"
+    assert (payment.amount, payment.currency) == (booking.amount, booking.currency)
+
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), page.context["pay_fields"])
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("bookings:booking_page", args=[token])
+    assert "your session is confirmed" in messages_of(response)[0]
+    booking.refresh_from_db()
+    payment.refresh_from_db()
+    assert booking.status == Status.CONFIRMED
+    assert payment.status == Payment.State.CONFIRMED and payment.confirmed_at is not None
+    assert payment.provider_payment_id and "return" in payment.raw
+    event = BookingEvent.objects.get(booking=booking, to_status=Status.CONFIRMED)
+    assert event.actor == Actor.PROVIDER and event.from_status == Status.PAYMENT_PENDING
+    [email] = [m for m in mail.outbox if "confirmed" in m.subject.lower()]
+    assert "₹1,500" in email.body and payment.provider_payment_id in email.body
+    assert [a for a in email.attachments if a[0] == "session.ics"]
+
+
+def test_the_whole_journey_through_the_booking_page(client, approved):
+    booking, token = approved
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "Pay ₹1,500" in page
+
+    checkout = client.post(reverse("bookings:pay", args=[token]), follow=True)
+    assert "Test payment — no money moves" in checkout.content.decode()
+    done = client.post(checkout.context["return_url"], checkout.context["pay_fields"], follow=True)
+
+    html = done.content.decode()
+    assert done.redirect_chain[-1][0] == reverse("bookings:booking_page", args=[token])
+    assert "your session is confirmed" in html
+    assert "Amount paid" in html and Payment.objects.get(booking=booking).provider_payment_id in html
+    assert reverse("bookings:booking_ics", args=[token]) in html
+    assert "Pay ₹1,500" not in html
+
+
+def test_sandbox_fail_returns_the_booking_to_approved_and_a_retry_is_a_new_attempt(client, approved):
+    booking, token = approved
+    page, first = start_checkout(client, booking, token)
+
+    response = client.post(reverse("bookings:pay_return", args=[token, first.pk]), page.context["fail_fields"])
+
+    assert "did not go through" in messages_of(response)[0]
+    booking.refresh_from_db()
+    first.refresh_from_db()
+    assert booking.status == Status.APPROVED
+    assert first.status == Payment.State.FAILED
+    assert not mail.outbox  # no "approved" email again for a failed payment
+
+    page, second = start_checkout(client, booking, token)
+    assert second.pk != first.pk
+    client.post(reverse("bookings:pay_return", args=[token, second.pk]), page.context["pay_fields"])
+    booking.refresh_from_db()
+    assert booking.status == Status.CONFIRMED
+    assert list(booking.payments.order_by("pk").values_list("status", flat=True)) == ["failed", "confirmed"]
+
+
+def test_a_replayed_return_changes_nothing(client, approved):
+    booking, token = approved
+    page, payment = start_checkout(client, booking, token)
+    url = reverse("bookings:pay_return", args=[token, payment.pk])
+    client.post(url, page.context["pay_fields"])
+    version = Booking.objects.get(pk=booking.pk).version
+
+    again = client.post(url, page.context["pay_fields"])
+
+    assert again.status_code == 302
+    assert Booking.objects.get(pk=booking.pk).version == version
+    assert confirmation_events(booking) == 1
+    assert OutboundEmail.objects.filter(booking=booking, kind="confirmed").count() == 1
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"amount": "1"},  # a cheaper price, with the old signature
+        {"outcome": "paid", "order": "sandbox_order_someone_else"},
+        {"signature": "0" * 64},
+        {"signature": ""},
+    ],
+)
+def test_forged_or_missing_sandbox_signature_is_refused_and_changes_nothing(client, approved, tamper):
+    booking, token = approved
+    page, payment = start_checkout(client, booking, token)
+    fields = {**page.context["pay_fields"], **tamper}
+
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), fields)
+
+    assert response.status_code == 400
+    assert "could not verify" in response.content.decode()
+    booking.refresh_from_db()
+    payment.refresh_from_db()
+    assert booking.status == Status.PAYMENT_PENDING
+    assert payment.status == Payment.State.PENDING and not payment.provider_payment_id
+
+
+@pytest.mark.parametrize("changes", [{"amount": "149999"}, {"amount": "1500000"}, {"currency": "USD"}])
+def test_wrong_amount_or_currency_never_confirms_and_is_flagged_for_staff(client, approved, admin_user, changes):
+    booking, token = approved
+    _, payment = start_checkout(client, booking, token)
+
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), sandbox_fields(payment, **changes))
+
+    assert "does not match" in messages_of(response)[0]
+    booking.refresh_from_db()
+    payment.refresh_from_db()
+    assert booking.status == Status.PAYMENT_PENDING
+    assert payment.status != Payment.State.CONFIRMED
+    assert "Not confirmed" in payment.needs_attention
+    [alert] = [m for m in mail.outbox if m.to == [admin_user.email]]
+    assert booking.ack_id in alert.subject
+    assert confirmation_events(booking) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (Status.PENDING, "not ready for payment"),
+        (Status.CONFIRMED, "already paid"),
+        (Status.CANCELLED, "cancelled"),
+        (Status.REJECTED, "not accepted"),
+    ],
+)
+def test_paying_a_booking_that_is_not_approved_is_refused_with_a_clear_message(
+    client, make_booking, counsellor, manage_token, status, expected
+):
+    booking = make_booking(status)
+    token = manage_token(booking)
+
+    response = client.post(reverse("bookings:pay", args=[token]))
+
+    assert response["Location"] == reverse("bookings:booking_page", args=[token])
+    assert expected in messages_of(response)[0]
+    assert not booking.payments.exists()
+    assert Booking.objects.get(pk=booking.pk).status == status
+
+
+def test_paying_after_the_deadline_is_refused(make_booking, counsellor):
+    booking = make_booking(Status.APPROVED, payment_due_at=timezone.now() - timedelta(minutes=1))
+    with pytest.raises(PaymentError, match="time to pay"):
+        payment_start(booking_id=booking.pk)
+    assert not booking.payments.exists()
+
+
+def test_payment_pages_need_a_valid_booking_link(client, approved):
+    booking, _ = approved
+    response = client.post(reverse("bookings:pay", args=["not-a-real-token"]))
+    assert response.status_code == 404
+    assert not booking.payments.exists()
+
+
+def test_a_payment_attempt_of_another_booking_is_not_found(client, approved, make_booking):
+    _, token = approved
+    other = make_booking(Status.APPROVED)
+    payment = payment_start(booking_id=other.pk)
+    assert client.get(reverse("bookings:pay_checkout", args=[token, payment.pk])).status_code == 404
+
+
+def test_a_closed_attempt_sends_the_client_back_to_the_booking(client, approved):
+    booking, token = approved
+    page, payment = start_checkout(client, booking, token)
+    client.post(reverse("bookings:pay_return", args=[token, payment.pk]), page.context["fail_fields"])
+
+    response = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
+
+    assert response["Location"] == reverse("bookings:booking_page", args=[token])
+
+
+# --- Starting again, and payments for abandoned attempts --------------------------------
+
+
+def test_starting_again_closes_the_open_attempt(client, approved):
+    booking, token = approved
+    _, first = start_checkout(client, booking, token)
+
+    _, second = start_checkout(client, booking, token)
+
+    first.refresh_from_db()
+    booking.refresh_from_db()
+    assert first.status == Payment.State.FAILED
+    assert second.status == Payment.State.PENDING
+    assert booking.status == Status.PAYMENT_PENDING
+
+
+def test_a_payment_for_an_abandoned_attempt_still_confirms_the_booking(approved, oncommit):
+    booking, _ = approved
+    first = payment_start(booking_id=booking.pk)
+    second = payment_restart(booking_id=booking.pk)
+
+    with oncommit():
+        payment_confirm(
+            payment_id=first.pk, provider_payment_id="pay_a", amount=booking.amount, currency="INR", raw={}, source="t"
+        )
+
+    booking.refresh_from_db()
+    second.refresh_from_db()
+    assert booking.status == Status.CONFIRMED
+    assert Payment.objects.get(pk=first.pk).status == Payment.State.CONFIRMED
+    assert second.status == Payment.State.FAILED
+
+
+def test_a_payment_for_a_failed_attempt_after_the_booking_went_back_to_approved_confirms_it(approved, oncommit):
+    booking, _ = approved
+    payment = payment_start(booking_id=booking.pk)
+    payment_fail(payment_id=payment.pk, reason="card declined")
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
+
+    with oncommit():
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_b",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert OutboundEmail.objects.filter(booking=booking, kind="confirmed").count() == 1
+
+
+def test_a_second_attempt_paid_after_confirmation_is_refunded(approved, admin_user, oncommit):
+    booking, _ = approved
+    first = payment_start(booking_id=booking.pk)
+    second = payment_restart(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=second.pk, provider_payment_id="pay_2", amount=booking.amount, currency="INR", raw={}, source="t"
+    )
+
+    with oncommit():
+        payment_confirm(
+            payment_id=first.pk, provider_payment_id="pay_1", amount=booking.amount, currency="INR", raw={}, source="t"
+        )
+
+    first.refresh_from_db()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert first.status == Payment.State.REFUNDED
+    assert first.refund_status == Payment.RefundState.PROCESSED
+    assert "refund has been started" in first.needs_attention
+    assert [m for m in mail.outbox if m.to == [admin_user.email]]
+
+
+def test_failure_reported_after_success_changes_nothing(approved):
+    booking, _ = approved
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_c", amount=booking.amount, currency="INR", raw={}, source="t"
+    )
+    payment_fail(payment_id=payment.pk, reason="late failure notice")
+    assert Payment.objects.get(pk=payment.pk).status == Payment.State.CONFIRMED
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+
+
+# --- Refunds ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def confirmed(approved):
+    booking, token = approved
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_ok", amount=booking.amount, currency="INR", raw={}, source="t"
+    )
+    mail.outbox = []
+    return Booking.objects.get(pk=booking.pk), token, Payment.objects.get(pk=payment.pk)
+
+
+def test_client_cancelling_a_confirmed_booking_before_the_cutoff_gets_a_full_refund(confirmed, oncommit):
+    booking, _, payment = confirmed
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    payment.refresh_from_db()
+    assert payment.status == Payment.State.REFUNDED
+    assert payment.refund_status == Payment.RefundState.PROCESSED
+    assert payment.refunded_amount == booking.amount
+    assert payment.provider_refund_id.startswith("sandbox_rfnd_")
+    assert BookingEvent.objects.filter(booking=booking, action="refund").count() == 1
+
+
+def test_staff_cancelling_a_confirmed_booking_always_refunds(confirmed, admin_user, oncommit):
+    booking, _, payment = confirmed
+    # Too close to the session for the client to cancel online: staff still refund in full.
+    Slot.objects.filter(pk=booking.slot_id).update(
+        start=timezone.now() + timedelta(hours=2), end=timezone.now() + timedelta(hours=3)
+    )
+    with pytest.raises(TooLate):
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    assert Payment.objects.get(pk=payment.pk).refund_status == ""
+
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED
+    assert payment.refunded_amount == booking.amount
+
+
+def test_cancelling_an_unpaid_booking_refunds_nothing(approved, oncommit):
+    booking, _ = approved
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    assert not Payment.objects.filter(booking=booking).exclude(refund_status="").exists()
+
+
+def test_refunding_twice_refunds_once(confirmed, oncommit):
+    booking, _, payment = confirmed
+    with oncommit():
+        payment_refund(payment_id=payment.pk, reason="first")
+    with oncommit():
+        payment_refund(payment_id=payment.pk, reason="second")
+    assert BookingEvent.objects.filter(booking=booking, action="refund").count() == 1
+
+
+def test_a_payment_arriving_after_cancellation_is_refunded_and_staff_are_told(approved, admin_user, oncommit):
+    booking, _ = approved
+    payment = payment_start(booking_id=booking.pk)
+    booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    mail.outbox = []
+
+    with oncommit():
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_late",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+
+    payment.refresh_from_db()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CANCELLED
+    assert payment.status == Payment.State.REFUNDED
+    assert payment.refund_status == Payment.RefundState.PROCESSED
+    assert "after the booking was cancelled" in payment.needs_attention
+    recipients = sorted(m.to[0] for m in mail.outbox)
+    assert recipients == sorted([admin_user.email, booking.email])
+
+
+# --- The booking page's payment area, and the calendar file ----------------------------
+
+
+def panel(booking: Booking, token: str) -> str:
+    request = RequestFactory().get("/")
+    return render_to_string("bookings/_payment_actions.html", {"booking": booking, "token": token}, request=request)
+
+
+def test_panel_offers_payment_with_amount_and_deadline_when_approved(approved):
+    booking, token = approved
+    html = panel(booking, token)
+    assert reverse("bookings:pay", args=[token]) in html
+    assert "₹1,500" in html
+    assert str(timezone.localtime(booking.payment_due_at).year) in html
+    assert "Test mode" in html
+
+
+def test_panel_shows_payment_in_progress_with_continue_and_retry(approved):
+    booking, token = approved
+    payment = payment_start(booking_id=booking.pk)
+    html = panel(Booking.objects.get(pk=booking.pk), token)
+    assert "Payment in progress" in html
+    assert reverse("bookings:pay_checkout", args=[token, payment.pk]) in html
+    assert "Start the payment again" in html
+
+
+def test_panel_shows_the_receipt_and_calendar_link_when_confirmed(confirmed):
+    booking, token, payment = confirmed
+    html = panel(booking, token)
+    assert "Amount paid" in html and "₹1,500" in html
+    assert payment.provider_payment_id in html
+    assert reverse("bookings:booking_ics", args=[token]) in html
+    assert "Pay ₹" not in html
+
+
+def test_panel_shows_the_refund(confirmed, oncommit):
+    booking, token, _ = confirmed
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    html = panel(Booking.objects.get(pk=booking.pk), token)
+    assert "Refunded" in html and "₹1,500" in html
+
+
+def test_panel_is_empty_for_a_booking_still_under_review(make_booking, manage_token):
+    booking = make_booking(Status.PENDING)
+    assert panel(booking, manage_token(booking)).strip() == ""
+
+
+def test_calendar_download_for_a_confirmed_booking(client, confirmed):
+    booking, token, _ = confirmed
+    response = client.get(reverse("bookings:booking_ics", args=[token]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/calendar")
+    assert f"{booking.ack_id.lower()}@mindsettler" in response.content.decode()
+
+
+def test_no_calendar_download_before_confirmation(client, approved):
+    _, token = approved
+    assert client.get(reverse("bookings:booking_ics", args=[token])).status_code == 404
+
+
+def test_the_provider_comes_from_settings(settings):
+    assert payments.get_provider().identifier == "sandbox"
+    settings.PAYMENT_PROVIDER = "razorpay"
+    assert isinstance(payments.get_provider(), payments.RazorpayProvider)
+    assert set(payments.providers()) >= {"sandbox", "razorpay"}

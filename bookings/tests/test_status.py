@@ -1,0 +1,139 @@
+"""/status/: look up by acknowledgement ID (status only) or by email (links by email only)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.models import LinkToken, Status
+from bookings.tests.journey import link_in_last_email
+
+pytestmark = pytest.mark.django_db
+
+
+def _ack(client, value):
+    return client.post("/status/", {"lookup": "ack", "ack_id": value})
+
+
+def _email(client, value):
+    return client.post("/status/", {"lookup": "email", "email": value})
+
+
+def _visible(response) -> str:
+    """The page without its per-request secrets (CSRF token, CSP nonce)."""
+    html = response.content.decode()
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+    html = re.sub(r'[nN]once(=|": )"[^"]+"', "", html)
+    return re.sub(r'"X-CSRFToken": "[^"]+"', "", html)
+
+
+def test_the_page_offers_both_lookups_and_does_nothing_on_get(client, make_booking):
+    make_booking(Status.PENDING, email="a@example.com")
+    response = client.get("/status/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="ack_id"' in html and 'name="email"' in html
+    assert html.count('method="post"') == 2
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.APPROVED, Status.CONFIRMED, Status.CANCELLED])
+def test_ack_lookup_shows_status_and_next_step_only(client, make_booking, counsellor, status):
+    booking = make_booking(status, counsellor=counsellor, concerns="private words", client_name="Meera Iyer")
+    response = _ack(client, f"  {booking.ack_id.lower()} ")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert CLIENT_LABELS[status] in html
+    assert NEXT_STEPS[status] in html
+    for secret in (
+        "Meera",
+        "private words",
+        booking.email,
+        counsellor.display_name,
+        "10:00",
+        booking.session_type.name,
+    ):
+        assert secret not in html, secret
+
+
+def test_ack_lookup_without_the_dash_is_accepted(client, make_booking):
+    booking = make_booking(Status.PENDING)
+    response = _ack(client, booking.ack_id.replace("-", "").lower())
+    assert CLIENT_LABELS[Status.PENDING] in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "MS-", "MS-ABC", "MS-ABCDEF1", "MS-OOOOOO", "<script>alert(1)</script>", "x" * 300]
+)
+def test_ack_lookup_validates_the_format(client, bad):
+    response = _ack(client, bad)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'href="#id_ack_id"' in html and "id_ack_id_error" in html
+    assert "<script>alert" not in html
+
+
+def test_ack_lookup_for_an_unknown_id_says_so(client):
+    response = _ack(client, "MS-ABCDEF")
+    assert "could not find a booking" in response.content.decode()
+
+
+def test_email_lookup_answers_the_same_whether_or_not_bookings_exist(client, make_booking):
+    make_booking(Status.PENDING, email="known@example.com")
+    known = _email(client, "Known@Example.com ")
+    unknown = _email(client, "known@example.org")
+    assert known.status_code == unknown.status_code == 200
+    assert _visible(known).replace("known@example.com", "X") == _visible(unknown).replace("known@example.org", "X")
+    assert [m.to for m in mail.outbox] == [["known@example.com"]]
+
+
+def test_the_emailed_links_open_each_booking_page(client, make_booking, counsellor):
+    pending = make_booking(Status.PENDING, email="two@example.com", concerns="private words")
+    cancelled = make_booking(Status.CANCELLED, email="two@example.com")
+    make_booking(Status.DRAFT, email="two@example.com")  # never verified: not listed
+    _email(client, "two@example.com")
+    message = mail.outbox[-1]
+    body = message.body
+    assert pending.ack_id in body and cancelled.ack_id in body
+    assert body.count("/bookings/") == 2
+    assert "private words" not in body + message.alternatives[0].content
+    assert pending.session_type.name not in message.subject + body
+    page = client.get(link_in_last_email("/bookings/"))
+    assert page.status_code == 200
+    assert LinkToken.objects.filter(purpose=LinkToken.Purpose.MANAGE).count() == 2
+
+
+@pytest.mark.parametrize("bad", ["", "not-an-email", "a@b", "<script>@x.com"])
+def test_email_lookup_validates_the_address(client, bad):
+    response = _email(client, bad)
+    assert 'href="#id_email"' in response.content.decode()
+    assert mail.outbox == []
+
+
+def test_lookups_are_rate_limited_per_ip(client, settings, make_booking):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "status_lookup": (2, 60)}
+    booking = make_booking(Status.PENDING)
+    assert _ack(client, booking.ack_id).status_code == 200
+    assert _email(client, "x@example.com").status_code == 200
+    limited = _ack(client, booking.ack_id)
+    assert limited.status_code == 429
+    assert 0 < int(limited["Retry-After"]) <= 60
+    html = limited.content.decode()
+    assert "Please try again in" in html and CLIENT_LABELS[Status.PENDING] not in html
+    assert _email(client, booking.email).status_code == 429
+    assert mail.outbox == []
+    # Another address (another client behind no proxy) is not affected.
+    other = client.post("/status/", {"lookup": "ack", "ack_id": booking.ack_id}, REMOTE_ADDR="10.0.0.9")
+    assert other.status_code == 200
+
+
+def test_one_address_is_not_flooded_but_the_answer_stays_the_same(client, settings, make_booking):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "status_lookup": (1, 60)}
+    make_booking(Status.PENDING, email="flood@example.com")
+    first = client.post("/status/", {"lookup": "email", "email": "flood@example.com"}, REMOTE_ADDR="10.0.0.1")
+    second = client.post("/status/", {"lookup": "email", "email": "flood@example.com"}, REMOTE_ADDR="10.0.0.2")
+    assert _visible(first) == _visible(second)
+    assert len(mail.outbox) == 1

@@ -1,0 +1,196 @@
+"""Email verification at /verify/<token>/: one button, only its POST verifies."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from bookings.models import Booking, LinkToken, Status
+from bookings.services import booking_submit
+from bookings.tests.journey import link_in_last_email, submit, walk_to_review
+from bookings.tokens import token_hash
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def draft_link(client, session_type, slot) -> str:
+    """A draft made through the wizard, and the path of its emailed verification link."""
+    submit(client, walk_to_review(client, session_type=session_type, slot=slot))
+    return link_in_last_email("/verify/")
+
+
+def _token(path: str) -> str:
+    return path.rstrip("/").split("/")[-1]
+
+
+def test_get_shows_one_button_and_changes_nothing(client, draft_link):
+    for _ in range(3):  # mail scanners open links, sometimes more than once
+        response = client.get(draft_link)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert html.count('type="submit"') == 1 and "Confirm my email" in html
+        assert f'action="{draft_link}"' in html and 'method="post"' in html
+    booking = Booking.objects.get()
+    assert booking.status == Status.DRAFT
+    assert LinkToken.objects.get(purpose=LinkToken.Purpose.VERIFY).used_at is None
+    assert len(mail.outbox) == 1
+
+
+def test_post_verifies_and_shows_the_acknowledgement_id(client, draft_link):
+    response = client.post(draft_link)
+    booking = Booking.objects.get()
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert booking.status == Status.PENDING
+    assert booking.ack_id in html and "What happens next" in html
+    assert "A counsellor is reviewing your request" in html
+    received = mail.outbox[-1]
+    assert received.to == [booking.email]
+    assert booking.ack_id in received.subject
+    assert "/bookings/" in received.body
+    assert "Trouble sleeping" not in received.body + received.alternatives[0].content
+
+
+def test_token_pages_keep_the_token_out_of_referers_and_caches(client, draft_link):
+    for response in (client.get(draft_link), client.post(draft_link), client.get(draft_link)):
+        assert response["Referrer-Policy"] == "same-origin"
+        assert "no-store" in response["Cache-Control"]
+
+
+def test_a_used_link_explains_and_verifies_nothing_twice(client, draft_link):
+    client.post(draft_link)
+    again = client.post(draft_link)
+    assert again.status_code == 410
+    assert "already been used" in again.content.decode()
+    assert client.get(draft_link).status_code == 410
+    assert Booking.objects.get().events.filter(to_status=Status.PENDING).count() == 1
+
+
+def test_an_expired_link_offers_a_resend_that_reaches_only_the_draft_address(client, draft_link):
+    LinkToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    page = client.get(draft_link)
+    html = page.content.decode()
+    assert page.status_code == 410 and "expired" in html
+    assert f'action="{draft_link}resend/"' in html
+    assert client.post(draft_link).status_code == 410
+    assert Booking.objects.get().status == Status.DRAFT
+
+    resent = client.post(f"{draft_link}resend/")
+    assert resent.status_code == 200
+    assert [m.to for m in mail.outbox] == [["priya@example.com"], ["priya@example.com"]]
+    new_link = link_in_last_email("/verify/")
+    assert new_link != draft_link
+    client.post(new_link)
+    assert Booking.objects.get().status == Status.PENDING
+
+
+def test_resend_is_rate_limited(client, draft_link):
+    LinkToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    for _ in range(3):
+        assert client.post(f"{draft_link}resend/").status_code == 200
+    limited = client.post(f"{draft_link}resend/")
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert "Please try again in" in limited.content.decode()
+    assert len(mail.outbox) == 1 + 3
+
+
+def test_resend_answers_the_same_for_an_unknown_link_and_sends_nothing(client, draft_link):
+    response = client.post("/verify/made-up-token/resend/")
+    assert response.status_code == 200
+    assert len(mail.outbox) == 1
+
+
+def test_resend_for_a_verified_booking_sends_nothing(client, draft_link):
+    client.post(draft_link)
+    sent = len(mail.outbox)
+    page = client.get(draft_link)
+    assert "Send me a new link" not in page.content.decode()
+    client.post(f"{draft_link}resend/")
+    assert len(mail.outbox) == sent
+
+
+def test_a_replaced_link_no_longer_works(client, draft_link):
+    client.post(f"{draft_link}resend/")
+    response = client.post(draft_link)
+    assert response.status_code == 410 and "no longer valid" in response.content.decode()
+    assert Booking.objects.get().status == Status.DRAFT
+
+
+@pytest.mark.parametrize(
+    "mangle", [lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), lambda t: t + "x", lambda t: "x" * 150]
+)
+def test_tampered_tokens_are_refused(client, draft_link, mangle):
+    bad = f"/verify/{mangle(_token(draft_link))}/"
+    assert client.get(bad).status_code == 404
+    assert client.post(bad).status_code == 404
+    assert Booking.objects.get().status == Status.DRAFT
+
+
+def test_a_token_for_another_purpose_does_not_verify(client, draft_link, oncommit):
+    from bookings.tokens import token_create
+
+    booking = Booking.objects.get()
+    manage = token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=1))
+    assert client.post(f"/verify/{manage}/").status_code == 404
+    assert Booking.objects.get().status == Status.DRAFT
+
+
+def test_an_existing_active_booking_is_not_revealed_and_no_second_one_is_made(client, draft_link, make_booking):
+    existing = make_booking(Status.PENDING, email="priya@example.com")
+    response = client.post(draft_link)
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "already an active booking" in html
+    assert existing.ack_id not in html and "Test Client" not in html
+    assert Booking.objects.get(pk=existing.pk).status == Status.PENDING
+    assert Booking.objects.exclude(pk=existing.pk).get().status == Status.DRAFT
+    notice = mail.outbox[-1]
+    assert notice.to == ["priya@example.com"] and existing.ack_id in notice.body
+    # The link is used up: a second try does not email again.
+    assert client.post(draft_link).status_code == 410
+
+
+def test_only_the_token_hash_is_stored(client, draft_link):
+    raw = _token(draft_link)
+    assert not LinkToken.objects.filter(token_hash=raw).exists()
+    assert LinkToken.objects.filter(token_hash=token_hash(raw)).exists()
+
+
+def test_a_draft_made_by_the_service_verifies_through_the_page(client, session_type, slot, oncommit):
+    with oncommit():
+        booking, created = booking_submit(
+            submission_key="k1",
+            session_type=session_type,
+            mode="online",
+            counsellor=None,
+            preferred_slot=slot,
+            preferred_times="",
+            client_name="Asha",
+            email="a@example.com",
+            phone="",
+            age_confirmation="adult",
+            concerns="",
+        )
+    assert created
+    client.post(link_in_last_email("/verify/"))
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
+def test_the_confirm_button_passes_csrf_as_a_browser_sends_it(draft_link):
+    """Browsers send `Origin: null` with form posts from a `no-referrer` page (Fetch spec),
+    which Django's CSRF check refuses; the page's policy must let its own button work."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get(draft_link)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    origin = "null" if page["Referrer-Policy"] == "no-referrer" else "http://testserver"
+    response = browser.post(draft_link, {"csrfmiddlewaretoken": token}, headers={"Origin": origin})
+    assert response.status_code == 200
+    assert Booking.objects.get().status == Status.PENDING

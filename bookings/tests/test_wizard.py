@@ -1,0 +1,516 @@
+"""The booking wizard at /book/: steps, validation, htmx fragments, resilience, limits."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from bookings.models import Booking, BookingEvent, Counsellor, LinkToken, SessionType, Slot, Status
+from bookings.tests.journey import (
+    ABOUT,
+    CONSENT,
+    errors_in,
+    run_of,
+    session_data,
+    start,
+    step_of,
+    submit,
+    url,
+    walk_to_review,
+)
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+HX = {"HX-Request": "true"}
+
+
+def test_book_starts_a_run_and_shows_the_free_times_of_the_first_day(client, session_type, slot, make_booking):
+    taken = Slot.objects.create(
+        counsellor=slot.counsellor, start=slot.start + timedelta(hours=2), end=slot.end + timedelta(hours=2)
+    )
+    make_booking(Status.APPROVED, slot=taken)
+    response = client.get("/book/")
+    assert response.status_code == 302
+    page = client.get(response["Location"])
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'id="wizard-step"' in html
+    assert session_type.name in html
+    assert f'id="slot-{slot.pk}"' in html
+    assert f'id="slot-{taken.pk}"' not in html, "a held slot is never offered"
+    assert "10:00 IST" in html and "Asia/Kolkata" in html
+    assert page["Cache-Control"].startswith("max-age=0") and "no-store" in page["Cache-Control"]
+
+
+def test_no_javascript_path_end_to_end_creates_one_draft_and_emails_the_link(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    review = client.get(url(run, "review"))
+    html = review.content.decode()
+    assert "Priya Sharma" in html and "priya@example.com" in html and "+919876543210" in html
+    assert "Trouble sleeping since the move." in html
+    assert "10:00 IST" in html
+
+    response = submit(client, run)
+    assert response.status_code == 303 and step_of(response["Location"]) == "done"
+    done = client.get(response["Location"])
+    assert "priya@example.com" in done.content.decode()
+
+    booking = Booking.objects.get()
+    assert booking.status == Status.DRAFT
+    assert booking.submission_key == run
+    assert booking.email == "priya@example.com"
+    assert booking.phone == "+919876543210"
+    assert booking.preferred_slot == slot and booking.counsellor == slot.counsellor
+    assert booking.concerns == "Trouble sleeping since the move."
+    assert booking.age_confirmation == Booking.AgeConfirmation.ADULT
+    assert booking.consent_policy_version and booking.consented_at is not None
+    assert [m.to for m in mail.outbox] == [["priya@example.com"]]
+    assert "/verify/" in mail.outbox[0].body
+    assert "Trouble sleeping" not in mail.outbox[0].body
+    assert "Trouble sleeping" not in mail.outbox[0].alternatives[0].content
+
+
+def test_back_and_reload_keep_what_was_typed(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    about = client.get(url(run, "about")).content.decode()
+    assert 'value="Priya Sharma"' in about and 'value="Priya@Example.com"' in about
+    session = client.get(url(run, "session")).content.decode()
+    assert re.search(rf'value="{slot.pk}" id="slot-{slot.pk}"[^>]*checked', session)
+    concerns = client.get(url(run, "concerns")).content.decode()
+    assert "Trouble sleeping since the move." in concerns
+
+
+def test_change_link_returns_to_the_review(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "about", **{"return": "review"}), {**ABOUT, "client_name": "Priya S"})
+    assert response.status_code == 303 and step_of(response["Location"]) == "review"
+    assert "Priya S" in client.get(response["Location"]).content.decode()
+
+
+def test_a_later_step_cannot_be_opened_before_the_earlier_ones(client, session_type, slot):
+    run = start(client)
+    response = client.get(url(run, "review"))
+    assert response.status_code == 302 and step_of(response["Location"]) == "session"
+
+
+def test_get_never_changes_state(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    for step in ("session", "about", "concerns", "review"):
+        assert client.get(url(run, step)).status_code == 200
+    assert not Booking.objects.exists()
+    assert mail.outbox == []
+
+
+# --- Bad input, step by step --------------------------------------------------------------
+
+
+@pytest.fixture
+def online_only(db) -> SessionType:
+    return SessionType.objects.create(
+        name="Online check-in", slug="check-in", duration_minutes=30, price=50000, offers_in_person=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field_error"),
+    [
+        ({"session_type": "999999"}, "Choose one of the kinds of session listed."),
+        ({"session_type": "<script>"}, "Choose one of the kinds of session listed."),
+        ({"session_type": ""}, "Choose the kind of session you would like."),
+        ({"mode": "telepathy"}, "Choose online or in person."),
+        ({"counsellor": "999999"}, "Choose one of the counsellors listed"),
+        ({"slot": "999999"}, "That time is no longer available."),
+        ({"slot": "12; DROP TABLE"}, "That time is no longer available."),
+        ({"slot": ""}, "Choose a time, or tell us which days and times suit you."),
+        ({"slot": "", "preferred_times": "x" * 501}, "Use 500 characters or fewer."),
+    ],
+)
+def test_session_step_refuses_bad_input(client, session_type, slot, change, field_error):
+    run = start(client)
+    response = client.post(url(run, "session"), {**session_data(session_type=session_type, slot=slot), **change})
+    assert response.status_code == 200
+    assert any(field_error in e for e in errors_in(response)), errors_in(response)
+    assert 'class="error-summary"' in response.content.decode()
+
+
+def test_forged_inactive_session_type_is_refused(client, session_type, slot):
+    hidden = SessionType.objects.create(name="Secret", slug="secret", duration_minutes=50, price=1, is_active=False)
+    run = start(client)
+    response = client.post(url(run, "session"), session_data(session_type=hidden, slot=slot))
+    assert "Choose one of the kinds of session listed." in errors_in(response)
+
+
+def test_another_counsellors_slot_is_refused(client, session_type, slot, other_slot, counsellor):
+    run = start(client)
+    response = client.post(
+        url(run, "session"), session_data(session_type=session_type, slot=other_slot, counsellor=counsellor.pk)
+    )
+    assert any("different counsellor" in e for e in errors_in(response))
+
+
+def test_past_and_too_soon_slots_are_refused(client, session_type, counsellor):
+    past_start = timezone.now() - timedelta(days=1)
+    past = Slot.objects.create(counsellor=counsellor, start=past_start, end=past_start + timedelta(hours=1))
+    soon_start = timezone.now() + timedelta(hours=2)
+    soon = Slot.objects.create(counsellor=counsellor, start=soon_start, end=soon_start + timedelta(hours=1))
+    for bad in (past, soon):
+        run = start(client)
+        response = client.post(url(run, "session"), session_data(session_type=session_type, slot=bad))
+        assert any("too soon" in e for e in errors_in(response)), errors_in(response)
+
+
+def test_mode_the_session_type_does_not_offer_is_refused(client, online_only, slot):
+    run = start(client)
+    response = client.post(url(run, "session"), session_data(session_type=online_only, slot=slot, mode="in_person"))
+    assert any("not offered in person" in e for e in errors_in(response)), errors_in(response)
+
+
+def test_slot_too_short_for_the_session_type_is_refused(client, counsellor):
+    long_type = SessionType.objects.create(name="Couples", slug="couples", duration_minutes=80, price=1)
+    start_at = next_weekday_at(14)
+    short = Slot.objects.create(counsellor=counsellor, start=start_at, end=start_at + timedelta(minutes=60))
+    run = start(client)
+    response = client.post(url(run, "session"), session_data(session_type=long_type, slot=short))
+    assert any("too short" in e for e in errors_in(response))
+
+
+def test_preferred_times_instead_of_a_slot(client, session_type):
+    run = start(client)
+    data = session_data(session_type=session_type, preferred_times="Weekday evenings")
+    response = client.post(url(run, "session"), data)
+    assert response.status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("change", "anchor", "message"),
+    [
+        ({"email": "not-an-email"}, "id_email", "Enter an email address in the right format"),
+        ({"email": "a@b"}, "id_email", "Enter an email address in the right format"),
+        ({"phone": "12ab"}, "id_phone", "Enter a phone number"),
+        ({"phone": "12345"}, "id_phone", "This phone number is not valid"),
+        ({"client_name": ""}, "id_client_name", "Enter your name"),
+        ({"client_name": "x" * 121}, "id_client_name", "Use 120 characters or fewer."),
+        ({"age": ""}, "id_age", "Confirm that you are 18 or over"),
+    ],
+)
+def test_about_step_refuses_bad_input_with_a_linked_summary(client, session_type, slot, change, anchor, message):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "about"), {**ABOUT, **change})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert any(message in e for e in errors_in(response)), errors_in(response)
+    # GOV.UK pattern: the summary links to the field; the field points at its error.
+    assert f'href="#{anchor}"' in html
+    field = re.search(rf'<input[^>]*id="{anchor}"[^>]*>', html).group(0)
+    assert f"{anchor}_error" in field and 'aria-invalid="true"' in field
+    assert html.index("error-summary") < html.index(f'id="{anchor}_error"')
+    assert "<title>Error: About you" in html
+
+
+def test_guardian_consent_policy_offers_the_younger_option(client, session_type, slot, settings):
+    settings.CLIENT_AGE_POLICY = "guardian_consent"
+    run = start(client)
+    client.post(url(run, "session"), session_data(session_type=session_type, slot=slot))
+    assert "parent" in client.get(url(run, "about")).content.decode()
+    response = client.post(url(run, "about"), {**ABOUT, "age": "guardian"})
+    assert response.status_code == 303
+    client.post(url(run, "concerns"), {"concerns": ""})
+    submit(client, run)
+    assert Booking.objects.get().age_confirmation == Booking.AgeConfirmation.GUARDIAN
+
+
+def test_concerns_step_refuses_overlong_text(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "concerns"), {"concerns": "x" * 2001})
+    assert "Use 2000 characters or fewer." in errors_in(response)
+    assert 'aria-describedby="id_concerns_helptext id_concerns_error"' in response.content.decode()
+
+
+def test_review_requires_both_agreements(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "review"), {})
+    html = response.content.decode()
+    assert 'href="#id_agree_privacy"' in html and 'href="#id_agree_cancellation"' in html
+    assert not Booking.objects.exists()
+
+
+def test_html_and_script_in_every_text_field_is_shown_escaped(client, session_type):
+    evil = '<script>alert("x")</script><b>'
+    run = walk_to_review(
+        client,
+        session_type=session_type,
+        preferred_times=evil,
+        about={**ABOUT, "client_name": evil},
+        concerns=evil,
+    )
+    for step in ("session", "about", "concerns", "review"):
+        html = client.get(url(run, step)).content.decode()
+        assert "<script>alert" not in html and "<b>" not in html, step
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;b&gt;" in html, step
+    submit(client, run)
+    booking = Booking.objects.get()
+    assert booking.client_name == evil and booking.concerns == evil  # stored as typed
+    assert "<script>" not in mail.outbox[0].alternatives[0].content
+
+
+# --- Slot availability and double submits -------------------------------------------------
+
+
+def test_slot_taken_meanwhile_shows_the_picker_again_with_a_message(client, session_type, slot, make_booking):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    make_booking(Status.APPROVED, slot=slot)  # someone else got it first
+    response = submit(client, run)
+    assert response.status_code == 303 and step_of(response["Location"]) == "session"
+    picker = client.get(response["Location"]).content.decode()
+    assert "that time has just been taken" in picker or "already taken" in picker or "no longer" in picker
+    assert f'id="slot-{slot.pk}"' not in picker
+    assert not Booking.objects.filter(status=Status.DRAFT).exists()
+    # Everything else was kept: choosing another time goes straight on.
+    assert client.get(url(run, "about")).status_code == 302  # session step must be redone
+    other = Slot.objects.create(
+        counsellor=slot.counsellor, start=slot.start + timedelta(hours=3), end=slot.end + timedelta(hours=3)
+    )
+    assert client.post(url(run, "session"), session_data(session_type=session_type, slot=other)).status_code == 303
+    assert 'value="Priya Sharma"' in client.get(url(run, "about")).content.decode()
+
+
+def test_slot_taken_between_steps_with_htmx_swaps_in_the_picker(client, session_type, slot, make_booking):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    make_booking(Status.PENDING, slot=None, preferred_slot=slot)  # only a wish: still free
+    make_booking(Status.CONFIRMED, slot=slot)
+    response = client.post(url(run, "review"), CONSENT, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-step="session"' in html and "<html" not in html
+    assert response["HX-Push-Url"] == url(run, "session")
+
+
+def test_submitting_twice_makes_one_draft(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    first = submit(client, run)
+    second = submit(client, run)  # a double click, or Back and send again
+    assert first.status_code == 303 and step_of(first["Location"]) == "done"
+    assert second.status_code == 200 and "Check your email" in second.content.decode()
+    assert Booking.objects.count() == 1
+    assert BookingEvent.objects.filter(action="created").count() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_after_sending_the_session_keeps_no_answers(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    stored = client.session["booking_wizard"][run]
+    assert stored["data"] == {} and stored["booking_id"] == Booking.objects.get().pk
+    # Back to an earlier step after sending: the "check your email" page, not a blank form.
+    assert "Check your email" in client.get(url(run, "about")).content.decode()
+
+
+def test_a_lost_run_starts_again_instead_of_failing(client, session_type, slot):
+    response = client.post(url("not-a-run", "about"), ABOUT)
+    assert response.status_code == 302
+    assert run_of(response["Location"]) != "not-a-run"
+    assert not Booking.objects.exists()
+
+
+def test_two_runs_in_two_tabs_do_not_mix(client, session_type, slot, other_slot):
+    first = walk_to_review(client, session_type=session_type, slot=slot)
+    second = walk_to_review(
+        client, session_type=session_type, slot=other_slot, about={**ABOUT, "email": "b@example.com"}
+    )
+    submit(client, first)
+    submit(client, second)
+    assert set(Booking.objects.values_list("email", "preferred_slot")) == {
+        ("priya@example.com", slot.pk),
+        ("b@example.com", other_slot.pk),
+    }
+
+
+# --- Preselection from a link (the chatbot's) --------------------------------------------
+
+
+def test_slot_in_the_querystring_is_preselected(client, session_type, slot, other_slot):
+    run = start(client, f"?slot={other_slot.pk}")
+    html = client.get(url(run, "session")).content.decode()
+    assert re.search(rf'value="{other_slot.pk}" id="slot-{other_slot.pk}"[^>]*checked', html)
+    assert re.search(rf'<option value="{other_slot.counsellor_id}" selected>', html)
+    # The only session type is chosen too, so Continue needs nothing else.
+    assert (
+        client.post(
+            url(run, "session"),
+            session_data(session_type=session_type, slot=other_slot, counsellor=other_slot.counsellor_id),
+        ).status_code
+        == 303
+    )
+
+
+def test_a_stale_preselected_slot_says_so(client, session_type, slot, make_booking):
+    make_booking(Status.APPROVED, slot=slot)
+    run = start(client, f"?slot={slot.pk}")
+    html = client.get(url(run, "session")).content.decode()
+    assert "The time you chose is no longer available" in html
+
+
+def test_garbage_in_the_querystring_is_ignored(client, session_type, slot):
+    run = start(client, "?slot=<script>&type=nope")
+    assert client.get(url(run, "session")).status_code == 200
+
+
+# --- Day-by-day picker --------------------------------------------------------------------
+
+
+def test_other_days_are_reached_without_losing_the_chosen_time(client, session_type, slot, counsellor):
+    later_start = next_weekday_at(10, days_ahead=5)
+    later = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(hours=1))
+    run = start(client)
+    data = session_data(session_type=session_type, slot=slot)
+    response = client.post(url(run, "session"), {**data, "day": later_start.date().isoformat()})
+    html = response.content.decode()
+    assert response.status_code == 200 and errors_in(response) == []
+    assert f'id="slot-{later.pk}"' in html
+    assert "Your chosen time" in html  # the time picked on the other day stays chosen
+    # Continue from the other day's page without touching the radios: the first pick stands.
+    response = client.post(url(run, "session"), {k: v for k, v in data.items() if k != "slot"})
+    assert response.status_code == 303
+    run_state = client.session["booking_wizard"][run]
+    assert run_state["data"]["session"]["slot"] == str(slot.pk)
+
+
+def test_choosing_a_counsellor_narrows_the_times(client, session_type, slot, other_slot, counsellor):
+    run = start(client)
+    html = client.post(
+        url(run, "session"), {**session_data(session_type=session_type), "counsellor": counsellor.pk, "_refresh": "1"}
+    ).content.decode()
+    assert f'id="slot-{slot.pk}"' in html and f'id="slot-{other_slot.pk}"' not in html
+
+
+# --- htmx ---------------------------------------------------------------------------------
+
+
+def test_htmx_step_post_returns_the_next_step_fragment_and_pushes_its_url(client, session_type, slot):
+    run = start(client)
+    response = client.post(url(run, "session"), session_data(session_type=session_type, slot=slot), headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="wizard-step"' in html and 'data-step="about"' in html
+    assert "<html" not in html
+    assert "<title>About you" in html
+    assert response["HX-Push-Url"] == url(run, "about")
+
+
+def test_htmx_errors_come_back_in_the_fragment(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "about"), {**ABOUT, "email": "nope"}, headers=HX)
+    html = response.content.decode()
+    assert 'id="wizard-step"' in html and "<html" not in html and "data-error-summary" in html
+
+
+def test_htmx_history_restore_gets_the_whole_page(client, session_type, slot):
+    run = start(client)
+    response = client.get(url(run, "session"), headers={**HX, "HX-History-Restore-Request": "true"})
+    assert "<html" in response.content.decode()
+
+
+def test_inline_validation_of_one_field_on_blur(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "about"), {**ABOUT, "email": "nope", "_validate": "email"}, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="field-email"') and "<html" not in html
+    assert "Enter an email address in the right format" in html
+    assert "Enter your name" not in html
+    # A field passed through empty is not scolded yet.
+    empty = client.post(url(run, "about"), {**ABOUT, "phone": "", "_validate": "phone"}, headers=HX)
+    assert "field-error" not in empty.content.decode()
+    good = client.post(url(run, "about"), {**ABOUT, "_validate": "phone"}, headers=HX)
+    assert "field-error" not in good.content.decode()
+    # What was typed is kept, even before Continue.
+    assert client.session["booking_wizard"][run]["data"]["about"]["email"] == "nope"
+
+
+def test_inline_validation_rejects_unknown_fields(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    assert client.post(url(run, "about"), {"_validate": "age"}, headers=HX).status_code == 400
+
+
+def test_inputs_carry_htmx_blur_validation_and_forms_real_actions(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    html = client.get(url(run, "about")).content.decode()
+    email = re.search(r'<input[^>]*id="id_email"[^>]*>', html).group(0)
+    assert 'hx-trigger="blur changed"' in email and 'hx-target="#field-email"' in email
+    form = re.search(r"<form[^>]*>", html).group(0)
+    assert 'action="/book/?run=' in form and 'method="post"' in form and "hx-post=" in form
+
+
+def test_pages_load_the_focus_script_with_the_csp_nonce_and_no_inline_script(client, session_type, slot):
+    run = start(client)
+    html = client.get(url(run, "session")).content.decode()
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert any("js/wizard.js" in s and "nonce=" in s for s in scripts)
+    assert all("src=" in s for s in scripts), scripts
+    assert " style=" not in html and " onclick=" not in html
+
+
+# --- Rate limits and resending ------------------------------------------------------------
+
+
+def test_submissions_are_rate_limited_per_email(client, session_type, slot, other_slot, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_email": (1, 3600)}
+    submit(client, walk_to_review(client, session_type=session_type, slot=slot))
+    run = walk_to_review(client, session_type=session_type, slot=other_slot)
+    response = submit(client, run)
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 3600
+    assert "Please try again in" in response.content.decode()
+    assert Booking.objects.count() == 1
+
+
+def test_submissions_are_rate_limited_per_ip(client, session_type, slot, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_ip": (0, 60)}
+    response = client.post(
+        url(walk_to_review(client, session_type=session_type, slot=slot), "review"), CONSENT, headers=HX
+    )
+    assert response.status_code == 429 and "Retry-After" in response
+    assert 'id="wizard-step"' in response.content.decode()
+
+
+def test_the_done_page_resends_the_email_with_a_limit(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    old = LinkToken.objects.get(purpose=LinkToken.Purpose.VERIFY)
+    response = client.post(url(run, "done"), {"_resend": "1"})
+    assert response.status_code == 200 and "We have sent the email again" in response.content.decode()
+    old.refresh_from_db()
+    assert old.revoked_at is not None
+    assert len(mail.outbox) == 2
+    for _ in range(2):
+        client.post(url(run, "done"), {"_resend": "1"})
+    limited = client.post(url(run, "done"), {"_resend": "1"})
+    assert limited.status_code == 429 and limited["Retry-After"]
+    assert len(mail.outbox) == 4
+
+
+# --- Query budget -------------------------------------------------------------------------
+
+
+def test_slot_step_renders_a_busy_day_in_a_constant_number_of_queries(
+    client, session_type, make_booking, django_assert_max_num_queries
+):
+    day_start = next_weekday_at(8)
+    for n in range(50):
+        person = Counsellor.objects.create(display_name=f"Counsellor {n:02d}", slug=f"c{n}")
+        for hour in range(8):
+            begins = day_start + timedelta(hours=hour)
+            held = Slot.objects.create(counsellor=person, start=begins, end=begins + timedelta(minutes=55))
+            if (n + hour) % 3 == 0:
+                make_booking(Status.APPROVED, slot=held)
+    run = start(client)
+    client.post(url(run, "session"), {**session_data(session_type=session_type), "_refresh": "1"})
+    with django_assert_max_num_queries(5):
+        response = client.get(url(run, "session"))
+    html = response.content.decode()
+    assert html.count('name="slot"') == 8 + 1  # one per time (any counsellor), plus "none"
+    assert "34 counsellors free" in html or "33 counsellors free" in html

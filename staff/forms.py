@@ -1,0 +1,310 @@
+"""Forms of the staff portal. They parse and validate input; the rules live in bookings.services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from bookings.models import Booking, Clinic, Counsellor, Mode, SessionType, Slot, Status
+from bookings.services import email_normalise, phone_normalise
+from staff.models import User
+
+DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+class SlotChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Slot) -> str:
+        local = timezone.localtime(obj.start)
+        minutes = int(obj.duration.total_seconds() // 60)
+        return f"{local:%a %d %b, %H:%M} ({minutes} min) · {obj.counsellor.display_name}"
+
+
+def rupees_to_paise(value: Decimal | None) -> int | None:
+    return None if value is None else int((value * 100).to_integral_value())
+
+
+# --- The booking list -------------------------------------------------------------------
+
+SORTS = {
+    "newest": ("Newest request first", ["-created_at", "-id"]),
+    "oldest": ("Oldest request first", ["created_at", "id"]),
+    "session": ("Session time, soonest first", ["session_at", "-created_at"]),
+    "session_desc": ("Session time, latest first", ["-session_at", "-created_at"]),
+    "client": ("Client name", ["client_name", "id"]),
+}
+PAGE_SIZES = (25, 50, 100)
+
+
+class BookingFilterForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=100, help_text="Acknowledgement ID, name or email.")
+    status = forms.ChoiceField(label="Status", required=False)
+    # Plain choices built from lists read once: validating them costs no extra query.
+    counsellor = forms.TypedChoiceField(label="Counsellor", required=False, coerce=int, empty_value=None)
+    session_type = forms.TypedChoiceField(label="Session type", required=False, coerce=int, empty_value=None)
+    mode = forms.ChoiceField(label="Mode", required=False, choices=[("", "Online and in person"), *Mode.choices])
+    date_from = forms.DateField(label="Session from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="Session to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(label="Sort by", required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+    per_page = forms.TypedChoiceField(
+        label="Per page", required=False, coerce=int, choices=[(n, n) for n in PAGE_SIZES], empty_value=25
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        counsellors: list[Counsellor] | None,
+        session_types: list[SessionType],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [
+            ("", "All statuses"),
+            ("active", "All active"),
+            *[(v, label) for v, label in Status.choices if v != Status.DRAFT],
+        ]
+        if counsellors is None:
+            del self.fields["counsellor"]
+        else:
+            self.fields["counsellor"].choices = [
+                ("", "All counsellors"),
+                *[(c.pk, c.display_name) for c in counsellors],
+            ]
+        self.fields["session_type"].choices = [("", "All types"), *[(t.pk, t.name) for t in session_types]]
+
+    def cleaned(self) -> dict[str, Any]:
+        """The valid filters; invalid ones are dropped so a bad link still shows a list."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+# --- Booking actions --------------------------------------------------------------------
+
+
+class VersionForm(forms.Form):
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+
+class ApproveForm(VersionForm):
+    slot = SlotChoiceField(
+        label="Time slot",
+        queryset=Slot.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "That slot is no longer free. Choose another time."},
+    )
+    amount = forms.DecimalField(
+        label="Amount (₹)",
+        min_value=0,
+        max_digits=9,
+        decimal_places=2,
+        required=False,
+        help_text="From the session type.",
+    )
+
+    def __init__(self, *args: Any, slots: QuerySet[Slot], amount_editable: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["slot"].queryset = slots
+        if not amount_editable:
+            del self.fields["amount"]
+
+    def amount_paise(self) -> int | None:
+        return rupees_to_paise(self.cleaned_data.get("amount"))
+
+
+REJECT_REASONS = [
+    ("no_capacity", "We have no suitable time available in the coming weeks."),
+    ("not_suitable", "This service is not the right fit for what you describe; we suggest a specialist."),
+    ("urgent", "What you describe needs urgent care that we cannot offer; please contact a crisis service."),
+    ("duplicate", "This request duplicates another booking."),
+]
+
+
+class RejectForm(VersionForm):
+    preset = forms.ChoiceField(label="Common reasons", required=False, choices=REJECT_REASONS, widget=forms.RadioSelect)
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Sent to the client. Write your own or choose a common reason.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        reason = (data.get("reason") or "").strip() or dict(REJECT_REASONS).get(data.get("preset") or "", "")
+        if not reason:
+            self.add_error("reason", "Give a reason for rejecting this request.")
+        data["reason"] = reason
+        return data
+
+
+class CancelForm(VersionForm):
+    reason = forms.CharField(
+        label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3}), help_text="Sent to the client."
+    )
+    error_messages = {"required": "Give a reason for cancelling this booking."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].error_messages["required"] = "Give a reason for cancelling this booking."
+
+
+class MeetingUrlForm(forms.Form):
+    meeting_url = forms.URLField(
+        label="Meeting link for this booking",
+        required=False,
+        assume_scheme="https",
+        help_text="Leave empty to use the counsellor's room.",
+    )
+
+
+# --- Settings -------------------------------------------------------------------------
+
+
+class ClinicForm(forms.ModelForm):
+    class Meta:
+        model = Clinic
+        fields = ["name", "address", "directions", "phone", "email"]
+        widgets = {"address": forms.Textarea(attrs={"rows": 3}), "directions": forms.Textarea(attrs={"rows": 4})}
+
+
+class CounsellorRoomForm(forms.ModelForm):
+    class Meta:
+        model = Counsellor
+        fields = ["meeting_url", "offers_online", "offers_in_person"]
+        labels = {"meeting_url": "Online room (default meeting link)"}
+
+
+# --- Availability -----------------------------------------------------------------------
+
+WEEKDAYS = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+
+
+class WeeklyHoursForm(forms.Form):
+    weekday = forms.TypedChoiceField(label="Day", choices=WEEKDAYS, coerce=int)
+    start_time = forms.TimeField(label="From", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    end_time = forms.TimeField(label="To", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    session_minutes = forms.IntegerField(label="Session length (minutes)", min_value=10, max_value=240, initial=50)
+    buffer_minutes = forms.IntegerField(
+        label="Buffer between sessions (minutes)", min_value=0, max_value=120, initial=10
+    )
+
+
+class GenerateForm(forms.Form):
+    weeks = forms.IntegerField(label="Weeks ahead", min_value=1, max_value=12, initial=4)
+
+
+class SlotForm(forms.Form):
+    start = forms.DateTimeField(label="Starts", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
+    minutes = forms.IntegerField(label="Length (minutes)", min_value=10, max_value=240, initial=60)
+
+
+class BlockedPeriodForm(forms.Form):
+    start = forms.DateTimeField(label="From", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
+    end = forms.DateTimeField(label="Until", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
+    reason = forms.CharField(label="Reason (only staff see it)", required=False, max_length=200)
+
+
+class PublishRangeForm(forms.Form):
+    """A range selected on the calendar, split into sessions."""
+
+    counsellor = forms.ModelChoiceField(label="Counsellor", queryset=Counsellor.objects.none(), empty_label=None)
+    start = forms.DateTimeField(input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])
+    end = forms.DateTimeField(input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])
+    session_minutes = forms.IntegerField(label="Session length", min_value=10, max_value=240, initial=50)
+    buffer_minutes = forms.IntegerField(label="Buffer", min_value=0, max_value=120, initial=10)
+
+    def __init__(self, *args: Any, counsellors: QuerySet[Counsellor], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["counsellor"].queryset = counsellors
+
+
+# --- Bookings made by staff -------------------------------------------------------------
+
+
+class StaffBookingForm(forms.Form):
+    client_name = forms.CharField(label="Client's name", max_length=120)
+    email = forms.EmailField(label="Client's email", help_text="They receive the booking emails and link here.")
+    phone = forms.CharField(label="Phone (optional)", required=False, max_length=30)
+    session_type = forms.ModelChoiceField(label="Session type", queryset=SessionType.objects.none(), empty_label=None)
+    mode = forms.ChoiceField(label="Mode", choices=Mode.choices, widget=forms.RadioSelect, initial=Mode.ONLINE)
+    counsellor = forms.ModelChoiceField(
+        label="Counsellor", queryset=Counsellor.objects.none(), required=False, empty_label="Not decided yet"
+    )
+    slot = SlotChoiceField(
+        label="Time slot",
+        queryset=Slot.objects.none(),
+        required=False,
+        empty_label="No time yet (the request waits for review)",
+    )
+    status = forms.ChoiceField(
+        label="Start as",
+        choices=[(Status.APPROVED, "Approved: the client pays to confirm"), (Status.PENDING, "Pending review")],
+        widget=forms.RadioSelect,
+        initial=Status.APPROVED,
+    )
+    amount = forms.DecimalField(
+        label="Amount (₹)",
+        min_value=0,
+        max_digits=9,
+        decimal_places=2,
+        required=False,
+        help_text="Leave empty for the session type's price.",
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        slots: QuerySet[Slot],
+        counsellors: QuerySet[Counsellor],
+        amount_editable: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["slot"].queryset = slots
+        self.fields["counsellor"].queryset = counsellors
+        self.fields["session_type"].queryset = SessionType.objects.filter(is_active=True)
+        if not amount_editable:
+            del self.fields["amount"]
+
+    def clean_email(self) -> str:
+        return email_normalise(self.cleaned_data["email"])
+
+    def clean_phone(self) -> str:
+        try:
+            return phone_normalise(self.cleaned_data.get("phone", ""))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def amount_paise(self) -> int | None:
+        return rupees_to_paise(self.cleaned_data.get("amount"))
+
+
+# --- Staff accounts ---------------------------------------------------------------------
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address")
+    name = forms.CharField(
+        label="Full name", max_length=120, required=False, help_text="Shown to clients for counsellors."
+    )
+    role = forms.ChoiceField(
+        label="Role", choices=User.Role.choices, widget=forms.RadioSelect, initial=User.Role.COUNSELLOR
+    )
+
+
+def booking_initial_version(booking: Booking) -> dict[str, int]:
+    return {"version": booking.version}

@@ -1,0 +1,119 @@
+"""Who on the staff may see and do what. Every portal view goes through this module.
+
+Administrators see everything. A counsellor sees only bookings assigned to them (and their own
+availability); a booking that belongs to someone else answers 404, as if it did not exist, so
+the portal never confirms that another counsellor's client exists. Pages that are for
+administrators only answer 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+
+from bookings.models import Booking, Counsellor, Slot
+
+View = Callable[..., HttpResponse]
+
+
+def is_staff_member(user: Any) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.role)
+
+
+def is_administrator(user: Any) -> bool:
+    return is_staff_member(user) and user.is_administrator
+
+
+def staff_required(view: View | None = None, *, admin: bool = False) -> Any:
+    """Sign-in required (redirect to the login page); `admin=True` also requires the
+    administrator role (403 otherwise). The second factor is enforced by
+    staff.middleware.StaffSessionMiddleware before any /staff/ view runs."""
+
+    def decorate(func: View) -> View:
+        @wraps(func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not is_staff_member(request.user):
+                if request.htmx:
+                    # An htmx request cannot follow a redirect to a full login page usefully.
+                    response = HttpResponse(status=401)
+                    response["HX-Redirect"] = redirect_to_login(request.get_full_path())["Location"]
+                    return response
+                return redirect_to_login(request.get_full_path())
+            if admin and not is_administrator(request.user):
+                raise PermissionDenied("Only administrators can open this page.")
+            return func(request, *args, **kwargs)
+
+        wrapper.staff_admin_only = admin  # type: ignore[attr-defined]
+        return wrapper
+
+    if view is not None:
+        return decorate(view)
+    return decorate
+
+
+def admin_required(view: View) -> View:
+    return staff_required(view, admin=True)
+
+
+# --- Query scoping ----------------------------------------------------------------------
+
+
+def bookings_for(user: Any, qs: QuerySet[Booking] | None = None) -> QuerySet[Booking]:
+    """The bookings `user` may see: all for administrators, their own for counsellors."""
+    qs = Booking.objects.all() if qs is None else qs
+    if is_administrator(user):
+        return qs
+    if is_staff_member(user):
+        return qs.filter(counsellor__user_id=user.pk)
+    return qs.none()
+
+
+def counsellors_for(user: Any) -> QuerySet[Counsellor]:
+    """The counsellors whose availability `user` may manage."""
+    if is_administrator(user):
+        return Counsellor.objects.all()
+    if is_staff_member(user):
+        return Counsellor.objects.filter(user_id=user.pk)
+    return Counsellor.objects.none()
+
+
+def slots_for(user: Any, qs: QuerySet[Slot] | None = None) -> QuerySet[Slot]:
+    qs = Slot.objects.all() if qs is None else qs
+    if is_administrator(user):
+        return qs
+    if is_staff_member(user):
+        return qs.filter(counsellor__user_id=user.pk)
+    return qs.none()
+
+
+def booking_or_404(user: Any, pk: int, qs: QuerySet[Booking] | None = None) -> Booking:
+    """The booking if `user` may see it; 404 otherwise (never 403: that would confirm it exists)."""
+    booking = bookings_for(user, qs).filter(pk=pk).first()
+    if booking is None:
+        raise Http404("No such booking.")
+    return booking
+
+
+def counsellor_or_404(user: Any, pk: int) -> Counsellor:
+    counsellor = counsellors_for(user).filter(pk=pk).first()
+    if counsellor is None:
+        raise Http404("No such counsellor.")
+    return counsellor
+
+
+def can_read_client_words(user: Any, booking: Booking) -> bool:
+    """The client's own words (concerns, preferred times): administrators and the assigned
+    counsellor only."""
+    if is_administrator(user):
+        return True
+    return bool(is_staff_member(user) and booking.counsellor_id and booking.counsellor.user_id == user.pk)
+
+
+def can_edit_amount(user: Any) -> bool:
+    return is_administrator(user)

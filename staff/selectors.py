@@ -1,0 +1,180 @@
+"""Reads for the staff portal, always scoped by staff.permissions. Each is a few queries."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from bookings.models import (
+    ACTIVE_STATUSES,
+    SLOT_HOLDING_STATUSES,
+    BlockedPeriod,
+    Booking,
+    BookingEvent,
+    Slot,
+    Status,
+)
+from bookings.selectors import day_bounds
+from staff.forms import SORTS
+from staff.permissions import bookings_for, is_administrator, slots_for
+
+# --- The booking list -------------------------------------------------------------------
+
+
+def booking_search(*, user: Any, filters: dict[str, Any]) -> QuerySet[Booking]:
+    """Bookings `user` may see, filtered and sorted; drafts (unverified) are never listed."""
+    qs = bookings_for(user).exclude(status=Status.DRAFT)
+    qs = qs.annotate(session_at=Coalesce(F("slot__start"), F("preferred_slot__start")))
+    status = filters.get("status")
+    if status == "active":
+        qs = qs.filter(status__in=ACTIVE_STATUSES)
+    elif status:
+        qs = qs.filter(status=status)
+    if counsellor := filters.get("counsellor"):
+        qs = qs.filter(counsellor_id=counsellor)
+    if session_type := filters.get("session_type"):
+        qs = qs.filter(session_type_id=session_type)
+    if mode := filters.get("mode"):
+        qs = qs.filter(mode=mode)
+    if date_from := filters.get("date_from"):
+        qs = qs.filter(session_at__gte=day_bounds(date_from)[0])
+    if date_to := filters.get("date_to"):
+        qs = qs.filter(session_at__lt=day_bounds(date_to)[1])
+    if q := (filters.get("q") or "").strip():
+        term = q.upper().replace(" ", "")
+        if term.startswith("MS") and not term.startswith("MS-"):
+            term = "MS-" + term[2:]
+        qs = qs.filter(Q(ack_id__icontains=term) | Q(client_name__icontains=q) | Q(email__icontains=q.lower()))
+    order = SORTS.get(filters.get("sort") or "newest", SORTS["newest"])[1]
+    return qs.select_related("session_type", "counsellor", "slot").order_by(*order)
+
+
+# --- The dashboard ----------------------------------------------------------------------
+
+
+def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
+    today = today or timezone.localdate()
+    start, _ = day_bounds(today)
+    _, end = day_bounds(today + timedelta(days=1))
+    visible = bookings_for(user)
+    sessions = list(
+        visible.filter(status__in=SLOT_HOLDING_STATUSES, slot__start__gte=start, slot__start__lt=end)
+        .select_related("slot", "session_type", "counsellor")
+        .order_by("slot__start")
+    )
+    today_end = day_bounds(today)[1]
+    return {
+        "today": [b for b in sessions if b.slot.start < today_end],
+        "tomorrow": [b for b in sessions if b.slot.start >= today_end],
+        "waiting_review": list(
+            visible.filter(status=Status.PENDING)
+            .select_related("session_type", "counsellor", "preferred_slot")
+            .order_by("created_at")[:20]
+        ),
+        "waiting_review_count": visible.filter(status=Status.PENDING).count(),
+        "waiting_payment": list(
+            visible.filter(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))
+            .select_related("slot", "session_type", "counsellor")
+            .order_by("payment_due_at")[:20]
+        ),
+        "activity": list(
+            BookingEvent.objects.filter(booking__in=visible.values("pk"))
+            .select_related("booking", "actor_user")
+            .order_by("-created_at", "-id")[:15]
+        ),
+    }
+
+
+# --- The calendar -----------------------------------------------------------------------
+
+STATUS_COLOURS = {
+    Status.PENDING: "#b45309",
+    Status.APPROVED: "#0369a1",
+    Status.PAYMENT_PENDING: "#6d28d9",
+    Status.CONFIRMED: "#047857",
+    Status.COMPLETED: "#57534e",
+}
+
+
+def calendar_rows(*, user: Any, start: datetime, end: datetime, counsellor_id: int | None) -> list[dict[str, Any]]:
+    """Every slot in start..end that `user` may see, each with the booking holding it (if
+    any): one query, whatever the number of bookings in the database."""
+    qs = slots_for(user).filter(start__lt=end, end__gt=start)
+    if counsellor_id:
+        qs = qs.filter(counsellor_id=counsellor_id)
+    qs = qs.annotate(
+        held=FilteredRelation("bookings", condition=Q(bookings__status__in=SLOT_HOLDING_STATUSES))
+    ).exclude(
+        # Free slots inside a blocked period are not offered; held ones still show.
+        Q(held__id__isnull=True)
+        & Exists(
+            BlockedPeriod.objects.filter(
+                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+            )
+        )
+    )
+    return list(
+        qs.values(
+            "id",
+            "start",
+            "end",
+            "counsellor_id",
+            "counsellor__display_name",
+            "held__id",
+            "held__ack_id",
+            "held__client_name",
+            "held__status",
+            "held__mode",
+        ).order_by("start")
+    )
+
+
+def initials(name: str) -> str:
+    parts = [p for p in (name or "").split() if p[:1].isalpha()]
+    return "".join(p[0].upper() for p in parts[:2]) or "?"
+
+
+# --- Booking detail ---------------------------------------------------------------------
+
+
+def approve_slot_choices(*, user: Any, booking: Booking, days: int = 60) -> QuerySet[Slot]:
+    """Slots a booking could be approved into: free, future, long enough, of the booking's
+    counsellor if it has one (a counsellor may only choose among their own)."""
+    now = timezone.now()
+    qs = slots_for(user).filter(start__gt=now, start__lt=now + timedelta(days=days), counsellor__is_active=True)
+    if booking.counsellor_id:
+        qs = qs.filter(counsellor_id=booking.counsellor_id)
+    qs = qs.annotate(
+        taken=Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES))
+    ).filter(taken=False)
+    qs = qs.exclude(
+        Exists(
+            BlockedPeriod.objects.filter(
+                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+            )
+        )
+    )
+    duration = timedelta(minutes=booking.session_type.duration_minutes)
+    qs = qs.filter(end__gte=F("start") + duration)
+    return qs.select_related("counsellor").order_by("start")
+
+
+def preferred_slot_conflict(booking: Booking) -> Booking | None:
+    """The booking that has taken the client's preferred slot meanwhile, if any."""
+    if booking.preferred_slot_id is None:
+        return None
+    return (
+        Booking.objects.filter(slot_id=booking.preferred_slot_id, status__in=SLOT_HOLDING_STATUSES)
+        .exclude(pk=booking.pk)
+        .first()
+    )
+
+
+def views_log(*, user: Any, booking: Booking) -> list[Any]:
+    if not is_administrator(user):
+        return []
+    return list(booking.views.select_related("user")[:50])

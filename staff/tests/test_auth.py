@@ -1,0 +1,194 @@
+"""Sign-in: email and password, the required second factor (TOTP, recovery codes), the idle
+timeout, and invitations."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+from django.core import mail
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+
+from bookings.models import Counsellor
+from staff.models import User
+from staff.tests.conftest import totp_code, totp_enable
+
+PASSWORD = "a-long-counsellor-password"
+
+
+def sign_in(client, email: str, password: str):
+    return client.post(reverse("account_login"), {"login": email, "password": password})
+
+
+def test_login_page_is_styled_and_offers_no_signup(client, db):
+    page = client.get(reverse("account_login")).content.decode()
+    assert "Staff sign-in" in page and 'name="login"' in page and 'name="password"' in page
+    assert "sign up" not in page.lower()
+    assert 'href="/static/css/app.css"' in page
+    response = client.post(
+        reverse("account_signup"), {"email": "x@example.com", "password1": "pw-123456789", "password2": "pw-123456789"}
+    )
+    assert not User.objects.filter(email="x@example.com").exists()
+    assert response.status_code in (200, 302, 403)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, db):
+    response = client.get(reverse("staff:dashboard"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login") + "?next=/staff/")
+
+
+def test_wrong_password_is_refused(client, counsellor_user):
+    response = sign_in(client, counsellor_user.email, "not-the-password")
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
+def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_codes(
+    client, counsellor_user, counsellor
+):
+    response = sign_in(client, counsellor_user.email, PASSWORD)
+    assert response.status_code == 302
+    # Anything in the portal sends them to set up the app first.
+    response = client.get(reverse("staff:booking_list"))
+    assert response["Location"] == reverse("mfa_activate_totp")
+    page = client.get(reverse("mfa_activate_totp"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'src="data:image/svg+xml;base64,' in html
+    secret = client.session[SECRET_SESSION_KEY]
+    assert secret in html  # the setup key, for typing in by hand
+
+    wrong = client.post(reverse("mfa_activate_totp"), {"code": "000000" if totp_code(secret) != "000000" else "111111"})
+    assert wrong.status_code == 200
+    assert not Authenticator.objects.filter(user=counsellor_user).exists()
+
+    response = client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("mfa_view_recovery_codes")
+    codes_page = client.get(reverse("mfa_view_recovery_codes")).content.decode()
+    assert "Your recovery codes" in codes_page
+    assert client.get(reverse("staff:dashboard")).status_code == 200
+
+
+def test_sign_in_with_password_and_authenticator_code(client, counsellor_user, counsellor):
+    secret = totp_enable(counsellor_user)
+    response = sign_in(client, counsellor_user.email, PASSWORD)
+    assert response["Location"] == reverse("mfa_authenticate")
+    assert "_auth_user_id" not in client.session  # not signed in until the second step
+    page = client.get(reverse("mfa_authenticate")).content.decode()
+    assert "Enter your code" in page
+    bad = client.post(reverse("mfa_authenticate"), {"code": "12345x"})
+    assert bad.status_code == 200 and "_auth_user_id" not in client.session
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("staff:dashboard")
+    assert client.get(reverse("staff:dashboard")).status_code == 200
+
+
+def test_sign_in_with_a_recovery_code_instead_of_the_app(client, counsellor_user, counsellor):
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    totp_enable(counsellor_user)
+    codes = RecoveryCodes.activate(counsellor_user).generate_codes()
+    sign_in(client, counsellor_user.email, PASSWORD)
+    response = client.post(reverse("mfa_authenticate"), {"code": codes[0]})
+    assert response.status_code == 302 and response["Location"] == reverse("staff:dashboard")
+    client.logout()
+    # Each recovery code works once.
+    sign_in(client, counsellor_user.email, PASSWORD)
+    again = client.post(reverse("mfa_authenticate"), {"code": codes[0]})
+    assert again.status_code == 200
+
+
+def test_idle_sessions_end(login, counsellor_user, counsellor, settings):
+    client = login(counsellor_user)
+    assert client.get(reverse("staff:dashboard")).status_code == 200
+    session = client.session
+    session["staff_last_seen"] = int(time.time()) - settings.STAFF_SESSION_IDLE_MINUTES * 60 - 5
+    session.save()
+    response = client.get(reverse("staff:booking_list"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+    assert "timeout=1" in response["Location"]
+    assert "_auth_user_id" not in client.session
+    page = client.get(response["Location"]).content.decode()
+    assert "signed out after a period of inactivity" in page
+
+
+def test_active_sessions_stay_signed_in(login, counsellor_user, counsellor, settings):
+    client = login(counsellor_user)
+    session = client.session
+    session["staff_last_seen"] = int(time.time()) - (settings.STAFF_SESSION_IDLE_MINUTES - 1) * 60
+    session.save()
+    assert client.get(reverse("staff:dashboard")).status_code == 200
+
+
+def _invitation_link() -> str:
+    assert len(mail.outbox) == 1
+    body = mail.outbox[0].body
+    return re.search(r"http://testserver(/accounts/password/reset/key/\S+)", body).group(1)
+
+
+def test_invite_staff_command_then_invitee_sets_a_password_and_signs_in(client, oncommit, db):
+    with oncommit():
+        call_command("invite_staff", "New.Person@Example.com", "--role", "counsellor", "--name", "Nila Rao")
+    user = User.objects.get(email="new.person@example.com")
+    assert user.role == User.Role.COUNSELLOR and not user.has_usable_password()
+    assert Counsellor.objects.get(user=user).display_name == "Nila Rao"
+    assert mail.outbox[0].to == ["new.person@example.com"]
+    link = _invitation_link()
+
+    response = client.get(link, follow=True)
+    assert "Choose your password" in response.content.decode()
+    form_url = response.redirect_chain[-1][0]
+    response = client.post(form_url, {"password1": "river-lantern-pebble-42", "password2": "river-lantern-pebble-42"})
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.has_usable_password()
+    # The link works once.
+    assert "cannot be used" in client.get(link, follow=True).content.decode()
+
+    response = sign_in(client, "new.person@example.com", "river-lantern-pebble-42")
+    assert response.status_code == 302
+    assert client.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+
+
+def test_invite_staff_command_refuses_an_existing_address(counsellor_user):
+    with pytest.raises(CommandError, match="already"):
+        call_command("invite_staff", counsellor_user.email, "--role", "counsellor")
+
+
+def test_administrator_invites_from_the_portal(admin_client):
+    response = admin_client.post(
+        reverse("staff:team_invite"), {"email": "ops@example.com", "name": "Ops Person", "role": "administrator"}
+    )
+    assert response.status_code == 302
+    user = User.objects.get(email="ops@example.com")
+    assert user.role == User.Role.ADMINISTRATOR
+    assert not Counsellor.objects.filter(user=user).exists()
+    assert "/accounts/password/reset/key/" in _invitation_link()
+    team = admin_client.get(reverse("staff:team")).content.decode()
+    assert "ops@example.com" in team and "Invited" in team
+
+    again = admin_client.post(
+        reverse("staff:team_invite"), {"email": "OPS@example.com", "name": "", "role": "counsellor"}
+    )
+    assert again.status_code == 409
+    assert "already a staff account" in again.content.decode()
+
+    mail.outbox = []
+    assert admin_client.post(reverse("staff:team_reinvite", args=[user.pk])).status_code == 302
+    assert "/accounts/password/reset/key/" in _invitation_link()
+
+
+def test_invitation_form_errors_are_shown_next_to_fields(admin_client):
+    response = admin_client.post(reverse("staff:team_invite"), {"email": "not-an-email", "role": "counsellor"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "There is a problem" in html and 'aria-invalid="true"' in html

@@ -1,0 +1,144 @@
+"""Availability: weekly hours generating slots, one-off slots, blocked periods, settings."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.errors import SlotsHeld
+from bookings.models import BlockedPeriod, Clinic, Slot, Status, WeeklyHours
+from bookings.services import availability_generate, blocked_period_create
+from conftest import next_weekday_at
+
+
+def page(counsellor) -> str:
+    return reverse("staff:availability", args=[counsellor.pk])
+
+
+def act(name: str, counsellor, *extra) -> str:
+    return reverse(f"staff:availability_{name}", args=[counsellor.pk, *extra])
+
+
+def test_weekly_hours_generate_slots_without_duplicates(counsellor_client, counsellor):
+    response = counsellor_client.post(
+        act("hours_add", counsellor),
+        {"weekday": 0, "start_time": "10:00", "end_time": "13:00", "session_minutes": 50, "buffer_minutes": 10},
+    )
+    assert response.status_code == 302
+    response = counsellor_client.post(act("generate", counsellor), {"weeks": 2})
+    assert response.status_code == 302
+    slots = Slot.objects.filter(counsellor=counsellor)
+    # Two Mondays (three if today is a Monday and its hours have not started), three sessions each.
+    assert slots.count() in (6, 9) or slots.count() == 3 * len({timezone.localtime(s.start).date() for s in slots})
+    assert {timezone.localtime(s.start).strftime("%H:%M") for s in slots} == {"10:00", "11:00", "12:00"}
+    assert all(timezone.localtime(s.start).weekday() == 0 for s in slots)
+    before = slots.count()
+    counsellor_client.post(act("generate", counsellor), {"weeks": 2})
+    assert Slot.objects.filter(counsellor=counsellor).count() == before
+    assert "Nothing new to publish" in counsellor_client.get(page(counsellor)).content.decode()
+
+
+def test_overlapping_weekly_hours_are_refused(counsellor_client, counsellor):
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=2, start_time=time(9), end_time=time(12))
+    response = counsellor_client.post(
+        act("hours_add", counsellor),
+        {"weekday": 2, "start_time": "11:00", "end_time": "14:00", "session_minutes": 50, "buffer_minutes": 10},
+    )
+    assert response.status_code == 409
+    assert "overlap" in response.content.decode()
+
+
+def test_generate_slots_command_skips_blocked_periods(counsellor):
+    today = timezone.localdate() + timedelta(days=1)
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=today.weekday(), start_time=time(9), end_time=time(12))
+    day_start = next_weekday_at(0, days_ahead=1)
+    BlockedPeriod.objects.create(counsellor=counsellor, start=day_start, end=day_start + timedelta(days=1))
+    call_command("generate_slots", "--weeks", "2")
+    days = {timezone.localtime(s.start).date() for s in Slot.objects.filter(counsellor=counsellor)}
+    assert today not in days
+    assert today + timedelta(days=7) in days
+    assert availability_generate(counsellor=counsellor, weeks=2) == 0
+
+
+def test_one_off_slot_and_overlap(counsellor_client, counsellor, slot):
+    start = timezone.localtime(slot.start + timedelta(hours=3))
+    response = counsellor_client.post(
+        act("slot_add", counsellor), {"start": start.strftime("%Y-%m-%dT%H:%M"), "minutes": 60}
+    )
+    assert response.status_code == 302
+    overlapping = timezone.localtime(slot.start + timedelta(minutes=30))
+    response = counsellor_client.post(
+        act("slot_add", counsellor), {"start": overlapping.strftime("%Y-%m-%dT%H:%M"), "minutes": 60}
+    )
+    assert response.status_code == 409
+    assert "overlaps" in response.content.decode()
+    past = counsellor_client.post(act("slot_add", counsellor), {"start": "2020-01-01T10:00", "minutes": 60})
+    assert past.status_code == 409
+
+
+def test_removing_a_slot_that_holds_a_booking_is_refused(counsellor_client, counsellor, make_booking, slot):
+    booking = make_booking(Status.CONFIRMED, slot=slot)
+    response = counsellor_client.post(act("slot_delete", counsellor, slot.pk))
+    assert response.status_code == 409
+    assert booking.ack_id in response.content.decode()
+    assert Slot.objects.filter(pk=slot.pk).exists()
+
+
+def test_removing_a_free_slot(counsellor_client, counsellor, slot):
+    assert counsellor_client.post(act("slot_delete", counsellor, slot.pk)).status_code == 302
+    assert not Slot.objects.filter(pk=slot.pk).exists()
+
+
+def test_blocked_period_removes_free_slots(counsellor_client, counsellor, slot):
+    start = timezone.localtime(slot.start - timedelta(hours=1))
+    response = counsellor_client.post(
+        act("blocked_add", counsellor),
+        {
+            "start": start.strftime("%Y-%m-%dT%H:%M"),
+            "end": (start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+            "reason": "Leave",
+        },
+    )
+    assert response.status_code == 302
+    assert not Slot.objects.filter(pk=slot.pk).exists()
+    assert BlockedPeriod.objects.filter(counsellor=counsellor, reason="Leave").exists()
+
+
+def test_blocked_period_over_active_bookings_is_refused_with_a_list(counsellor_client, counsellor, make_booking, slot):
+    free = Slot.objects.create(
+        counsellor=counsellor, start=slot.start + timedelta(hours=2), end=slot.end + timedelta(hours=2)
+    )
+    held = make_booking(Status.APPROVED, slot=slot)
+    asked = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=free)
+    start = timezone.localtime(slot.start - timedelta(hours=1))
+    response = counsellor_client.post(
+        act("blocked_add", counsellor),
+        {"start": start.strftime("%Y-%m-%dT%H:%M"), "end": (start + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M")},
+    )
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert held.ack_id in html and asked.ack_id in html and "Move or cancel them first" in html
+    assert Slot.objects.filter(pk=free.pk).exists()
+    assert not BlockedPeriod.objects.exists()
+    with pytest.raises(SlotsHeld) as info:
+        blocked_period_create(counsellor=counsellor, start=slot.start, end=slot.end)
+    assert {b.pk for b in info.value.bookings} == {held.pk}
+
+
+def test_online_room_and_clinic_details_are_set_in_the_portal(counsellor_client, admin_client, counsellor):
+    response = counsellor_client.post(
+        act("room", counsellor), {"meeting_url": "https://meet.example/new-room", "offers_online": "on"}
+    )
+    assert response.status_code == 302
+    counsellor.refresh_from_db()
+    assert counsellor.meeting_url == "https://meet.example/new-room" and not counsellor.offers_in_person
+    response = admin_client.post(
+        reverse("staff:clinic"),
+        {"name": "MindSettler", "address": "12 MG Road, Kochi", "directions": "Second floor, lift on the left."},
+    )
+    assert response.status_code == 302
+    assert Clinic.load().address == "12 MG Road, Kochi"

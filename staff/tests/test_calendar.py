@@ -1,0 +1,211 @@
+"""The calendar page and its JSON feed; publishing free slots by selecting a range."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import ACK_ALPHABET, BlockedPeriod, Booking, Mode, Slot, Status
+from conftest import next_weekday_at
+from staff.tests.conftest import HX
+
+
+def feed(client, start, end, **extra):
+    return client.get(reverse("staff:calendar_feed"), {"start": start.isoformat(), "end": end.isoformat(), **extra})
+
+
+def test_calendar_page_loads_fullcalendar_under_the_csp_nonce(admin_client, counsellor):
+    response = admin_client.get(reverse("staff:calendar"))
+    html = response.content.decode()
+    csp = response["Content-Security-Policy"]
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    assert "unsafe-inline" not in csp
+    # FullCalendar reads its <style> nonce from this meta tag.
+    assert f'<meta name="csp-nonce" content="{nonce}">' in html
+    assert f'<script nonce="{nonce}" src="/static/vendor/fullcalendar/index.global.min.js">' in html
+    assert f'<script nonce="{nonce}" src="/static/js/calendar.js">' in html
+    assert 'data-feed-url="/staff/calendar/feed/"' in html
+    assert "<noscript>" in html  # the list view is the fallback
+
+
+def test_fullcalendar_is_loaded_only_on_the_calendar_page(admin_client):
+    assert "fullcalendar" not in admin_client.get(reverse("staff:dashboard")).content.decode()
+
+
+def test_vendored_bundle_ships_with_its_licence():
+    from django.conf import settings
+
+    base = settings.BASE_DIR / "static" / "vendor" / "fullcalendar"
+    assert (base / "index.global.min.js").stat().st_size > 100_000
+    assert "MIT" in (base / "LICENSE.md").read_text()
+    # FullCalendar looks for this meta tag to give its injected styles our nonce.
+    assert 'meta[name="csp-nonce"]' in (base / "index.global.min.js").read_text()
+
+
+def test_feed_shows_sessions_in_range_with_initials_and_free_slots_as_background(
+    admin_client, counsellor, make_booking
+):
+    day = next_weekday_at(9, days_ahead=4)
+    held = Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(hours=1))
+    free = Slot.objects.create(counsellor=counsellor, start=day + timedelta(hours=2), end=day + timedelta(hours=3))
+    far = Slot.objects.create(
+        counsellor=counsellor, start=day + timedelta(days=40), end=day + timedelta(days=40, hours=1)
+    )
+    booking = make_booking(
+        Status.CONFIRMED, slot=held, client_name="Priya Sharma", concerns="Something private", email="priya@example.com"
+    )
+    cancelled_slot = Slot.objects.create(
+        counsellor=counsellor, start=day + timedelta(hours=4), end=day + timedelta(hours=5)
+    )
+    make_booking(Status.CANCELLED, slot=cancelled_slot)
+
+    response = feed(admin_client, day - timedelta(days=1), day + timedelta(days=6))
+    assert response.status_code == 200
+    events = {e["id"]: e for e in response.json()}
+    session = events[f"booking-{booking.pk}"]
+    assert session["title"] == f"{booking.ack_id} · PS"
+    assert session["backgroundColor"] == "#047857"
+    assert session["url"] == reverse("staff:booking_detail", args=[booking.pk])
+    assert events[f"slot-{free.pk}"]["display"] == "background"
+    # A cancelled booking frees its slot again.
+    assert events[f"slot-{cancelled_slot.pk}"]["display"] == "background"
+    assert f"slot-{far.pk}" not in events
+    body = response.content.decode()
+    for secret in ("Priya", "Sharma", "priya@example.com", "Something private"):
+        assert secret not in body
+
+
+def test_feed_escapes_stored_markup(admin_client, counsellor, make_booking):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="<script>alert(1)</script> Zed")
+    response = feed(admin_client, booking.slot.start - timedelta(hours=1), booking.slot.start + timedelta(hours=2))
+    assert "<" not in response.content.decode()
+    assert json.loads(response.content)[0]["title"] == f"{booking.ack_id} · Z"
+
+
+def test_feed_filters_by_counsellor_for_administrators(admin_client, counsellor, other_counsellor, make_booking):
+    mine = make_booking(Status.APPROVED, counsellor=counsellor)
+    theirs = make_booking(Status.APPROVED, counsellor=other_counsellor)
+    start = min(mine.slot.start, theirs.slot.start) - timedelta(days=1)
+    end = start + timedelta(days=14)
+    ids = {e["id"] for e in feed(admin_client, start, end).json()}
+    assert {f"booking-{mine.pk}", f"booking-{theirs.pk}"} <= ids
+    ids = {e["id"] for e in feed(admin_client, start, end, counsellor=other_counsellor.pk).json()}
+    assert f"booking-{theirs.pk}" in ids and f"booking-{mine.pk}" not in ids
+
+
+def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsellor, make_booking):
+    day = next_weekday_at(9, days_ahead=6)
+    slot = Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(hours=1))
+    make_booking(Status.CANCELLED, slot=slot)  # a past booking keeps the slot in the records
+    BlockedPeriod.objects.create(counsellor=counsellor, start=day - timedelta(hours=1), end=day + timedelta(hours=3))
+    ids = {e["id"] for e in feed(admin_client, day - timedelta(days=1), day + timedelta(days=1)).json()}
+    assert f"slot-{slot.pk}" not in ids
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"start": "yesterday", "end": "today"}, {"start": "2026-01-01", "end": "2026-06-01"}]
+)
+def test_feed_needs_a_sensible_range(admin_client, params):
+    assert admin_client.get(reverse("staff:calendar_feed"), params).status_code == 400
+
+
+def _ack_ids():
+    for combo in itertools.product(ACK_ALPHABET, repeat=6):
+        yield "MS-" + "".join(combo)
+
+
+def test_feed_answers_a_month_in_constant_queries_with_ten_thousand_bookings(
+    admin_client, counsellor, other_counsellor, session_type, django_assert_max_num_queries
+):
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=200)
+    slots = []
+    for i in range(10_000):
+        s = start + timedelta(hours=i)
+        slots.append(Slot(counsellor=counsellor if i % 2 else other_counsellor, start=s, end=s + timedelta(minutes=50)))
+    Slot.objects.bulk_create(slots, batch_size=2000)
+    slots = list(Slot.objects.order_by("start"))
+    acks = _ack_ids()
+    statuses = [Status.CONFIRMED, Status.COMPLETED, Status.APPROVED, Status.CANCELLED]
+    Booking.objects.bulk_create(
+        [
+            Booking(
+                ack_id=next(acks),
+                status=statuses[i % 4],
+                slot=slot,
+                counsellor_id=slot.counsellor_id,
+                client_name=f"Client {i}",
+                email=f"c{i}@example.com"
+                if statuses[i % 4] in (Status.COMPLETED, Status.CANCELLED)
+                else f"a{i}@example.com",
+                session_type=session_type,
+                mode=Mode.ONLINE,
+                amount=100,
+                approved_at=timezone.now(),
+            )
+            for i, slot in enumerate(slots)
+        ],
+        batch_size=2000,
+    )
+    assert Booking.objects.count() == 10_000
+    month_start = start + timedelta(days=100)
+    admin_client.get(reverse("staff:dashboard"))  # the session's last-seen mark is written once a minute
+    with django_assert_max_num_queries(4):
+        response = feed(admin_client, month_start, month_start + timedelta(days=31))
+    assert response.status_code == 200
+    events = response.json()
+    # One event per slot in range (24 a day), each once.
+    assert 24 * 31 - 1 <= len(events) <= 24 * 31 + 1
+    assert len({e["id"] for e in events}) == len(events)
+
+
+def test_selecting_a_range_publishes_free_slots_split_by_session_and_buffer(counsellor_client, counsellor):
+    day = next_weekday_at(10, days_ahead=5)
+    Slot.objects.create(counsellor=counsellor, start=day + timedelta(hours=2), end=day + timedelta(hours=3))
+    data = {
+        "counsellor": counsellor.pk,
+        "start": day.isoformat(),
+        "end": (day + timedelta(hours=4)).isoformat(),
+        "session_minutes": 50,
+        "buffer_minutes": 10,
+    }
+    response = counsellor_client.post(reverse("staff:calendar_publish"), data)
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == "bookingChanged"
+    body = response.json()
+    # 10:00, 11:00, (12:00 overlaps the existing slot), 13:00
+    assert body["created"] == 3 and body["skipped"] == 1
+    starts = sorted(timezone.localtime(s.start).strftime("%H:%M") for s in Slot.objects.filter(counsellor=counsellor))
+    assert starts == ["10:00", "11:00", "12:00", "13:00"]
+    assert all(s.duration == timedelta(minutes=50) for s in Slot.objects.exclude(start=day + timedelta(hours=2)))
+    again = counsellor_client.post(reverse("staff:calendar_publish"), data).json()
+    assert again["created"] == 0 and Slot.objects.count() == 4
+
+
+def test_a_counsellor_cannot_publish_for_another(counsellor_client, other_counsellor):
+    day = next_weekday_at(10, days_ahead=5)
+    response = counsellor_client.post(
+        reverse("staff:calendar_publish"),
+        {
+            "counsellor": other_counsellor.pk,
+            "start": day.isoformat(),
+            "end": (day + timedelta(hours=2)).isoformat(),
+            "session_minutes": 50,
+            "buffer_minutes": 10,
+        },
+    )
+    assert response.status_code == 400
+    assert not Slot.objects.filter(counsellor=other_counsellor).exists()
+
+
+def test_clicking_an_event_loads_the_booking_into_the_side_panel(admin_client, counsellor, make_booking):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    response = admin_client.get(reverse("staff:booking_detail", args=[booking.pk]), **HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="booking-detail"' in html and "<html" not in html
+    assert "Open full page" in html

@@ -1,0 +1,380 @@
+"""The booking detail page and every action on it: allowed, refused, repeated, and stale."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
+from conftest import next_weekday_at
+from staff.tests.conftest import HX
+
+
+def url(name: str, booking) -> str:
+    return reverse(f"staff:booking_{name}", args=[booking.pk])
+
+
+@pytest.fixture
+def pending(make_booking, counsellor, slot):
+    return make_booking(
+        Status.PENDING,
+        counsellor=counsellor,
+        preferred_slot=slot,
+        concerns="I have trouble sleeping",
+        preferred_times="Weekday mornings",
+        client_name="Kavya Iyer",
+        email="kavya@example.com",
+    )
+
+
+# --- Detail ---------------------------------------------------------------------------
+
+
+def test_detail_shows_everything_and_records_the_view(counsellor_client, counsellor_user, pending):
+    response = counsellor_client.get(url("detail", pending))
+    html = response.content.decode()
+    assert response.status_code == 200
+    for text in (
+        "Kavya Iyer",
+        "kavya@example.com",
+        "I have trouble sleeping",
+        "Weekday mornings",
+        "Timeline",
+        "Payments",
+    ):
+        assert text in html
+    assert BookingView.objects.filter(booking=pending, user=counsellor_user).count() == 1
+    assert "Who opened this booking" not in html  # the log is for administrators
+
+
+def test_administrators_see_the_views_log(admin_client, counsellor_client, pending):
+    counsellor_client.get(url("detail", pending))
+    html = admin_client.get(url("detail", pending)).content.decode()
+    assert "Who opened this booking" in html and "Asha" in html
+
+
+def test_only_actions_valid_for_the_status_are_offered(admin_client, make_booking, counsellor, pending):
+    html = admin_client.get(url("detail", pending)).content.decode()
+    assert 'id="action-approve"' in html and 'id="action-reject"' in html and 'id="action-cancel"' in html
+    assert 'id="action-complete"' not in html
+    confirmed = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    html = admin_client.get(url("detail", confirmed)).content.decode()
+    assert 'id="action-approve"' not in html and 'id="action-reject"' not in html
+    assert 'id="action-complete"' in html and 'id="action-cancel"' in html
+    rejected = make_booking(Status.REJECTED, counsellor=counsellor)
+    html = admin_client.get(url("detail", rejected)).content.decode()
+    assert "No status changes are possible" in html
+
+
+# --- Approve --------------------------------------------------------------------------
+
+
+def test_approve_defaults_to_the_preferred_slot(admin_client, pending, slot):
+    html = admin_client.get(url("detail", pending)).content.decode()
+    assert f'<option value="{slot.pk}" selected>' in html
+    assert 'name="amount"' in html  # administrators may change the amount
+
+
+def test_counsellor_approves_with_htmx(counsellor_client, pending, slot):
+    response = counsellor_client.post(
+        url("approve", pending), {"slot": slot.pk, "version": pending.version, "amount": "1"}, **HX
+    )
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == "bookingChanged"
+    html = response.content.decode()
+    assert 'id="booking-detail"' in html and "<html" not in html and "Approved." in html
+    pending.refresh_from_db()
+    assert pending.status == Status.APPROVED and pending.slot == slot
+    assert pending.amount == 150000  # counsellors cannot change the amount
+    assert [m.to for m in mail.outbox] == [["kavya@example.com"]]
+
+
+def test_administrator_approves_with_another_amount_without_javascript(admin_client, pending, slot):
+    response = admin_client.post(
+        url("approve", pending), {"slot": slot.pk, "version": pending.version, "amount": "1200.50"}
+    )
+    assert response.status_code == 302 and response["Location"] == url("detail", pending)
+    pending.refresh_from_db()
+    assert pending.status == Status.APPROVED and pending.amount == 120050
+    assert "Approved." in admin_client.get(response["Location"]).content.decode()
+
+
+def test_two_staff_approving_different_bookings_into_one_slot(
+    admin_client, counsellor_client, make_booking, counsellor, slot
+):
+    first = make_booking(Status.PENDING, counsellor=counsellor)
+    second = make_booking(Status.PENDING, counsellor=counsellor)
+    # Both pages were loaded while the slot was free.
+    assert admin_client.post(url("approve", first), {"slot": slot.pk, "version": first.version}).status_code == 302
+    response = counsellor_client.post(url("approve", second), {"slot": slot.pk, "version": second.version}, **HX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    # The slot is no longer offered, so the form says so next to the action.
+    assert "That slot is no longer free" in html
+    second.refresh_from_db()
+    assert second.status == Status.PENDING
+
+
+def test_slot_taken_between_form_and_service_shows_the_service_message(
+    admin_client, make_booking, counsellor, slot, monkeypatch
+):
+    from bookings.models import Slot as SlotModel
+    from staff import selectors
+
+    first = make_booking(Status.PENDING, counsellor=counsellor)
+    second = make_booking(Status.PENDING, counsellor=counsellor)
+    admin_client.post(url("approve", first), {"slot": slot.pk, "version": first.version})
+    # Simulate the race: the form still offers the slot the other request has just taken.
+    monkeypatch.setattr(selectors, "approve_slot_choices", lambda **kw: SlotModel.objects.filter(pk=slot.pk))
+    response = admin_client.post(url("approve", second), {"slot": slot.pk, "version": second.version})
+    assert response.status_code == 409
+    assert "already taken" in response.content.decode()
+    second.refresh_from_db()
+    assert second.status == Status.PENDING
+
+
+def test_preferred_slot_taken_is_shown_as_a_conflict(admin_client, make_booking, counsellor, slot, pending):
+    make_booking(Status.CONFIRMED, slot=slot)
+    html = admin_client.get(url("detail", pending)).content.decode()
+    assert "has been taken by another booking" in html
+
+
+def test_stale_version_is_refused_with_the_fresh_state(admin_client, pending, slot):
+    old_version = pending.version
+    from bookings.services import booking_reject
+
+    booking_reject(booking_id=pending.pk, user=None, reason="Someone else acted")
+    response = admin_client.post(url("approve", pending), {"slot": slot.pk, "version": old_version})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "changed by someone else" in html or "cannot become approved" in html
+    pending.refresh_from_db()
+    assert pending.status == Status.REJECTED
+
+
+def test_stale_version_on_an_allowed_move(admin_client, counsellor, make_booking):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    response = admin_client.post(url("cancel", booking), {"reason": "Client phoned", "version": booking.version + 5})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "changed by someone else" in html
+    assert f'name="version" value="{booking.version}"' in html  # the fresh forms carry the current version
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
+def test_approving_a_confirmed_booking_is_refused(admin_client, counsellor, make_booking, slot):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    response = admin_client.post(url("approve", booking), {"slot": slot.pk, "version": booking.version})
+    assert response.status_code in (400, 409)
+    booking.refresh_from_db()
+    assert booking.status == Status.CONFIRMED
+
+
+# --- Reject ---------------------------------------------------------------------------
+
+
+def test_reject_needs_a_reason(admin_client, pending):
+    response = admin_client.post(url("reject", pending), {"version": pending.version, "reason": "  "})
+    assert response.status_code == 400
+    assert "Give a reason" in response.content.decode()
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING
+
+
+def test_reject_with_a_reusable_reason(admin_client, pending):
+    response = admin_client.post(url("reject", pending), {"version": pending.version, "preset": "no_capacity"})
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert pending.status == Status.REJECTED
+    assert pending.events.last().reason.startswith("We have no suitable time")
+    # Repeating it is refused clearly.
+    again = admin_client.post(url("reject", pending), {"version": pending.version, "reason": "again"}, **HX)
+    assert again.status_code == 200 and "cannot become rejected" in again.content.decode()
+
+
+# --- Complete -------------------------------------------------------------------------
+
+
+def test_complete_only_after_the_session_ends(counsellor_client, counsellor, make_booking):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    html = counsellor_client.get(url("detail", booking)).content.decode()
+    assert "after the session ends" in html
+    response = counsellor_client.post(url("complete", booking), {"version": booking.version})
+    assert response.status_code == 409
+    assert "only after it has ended" in response.content.decode()
+    Slot.objects.filter(pk=booking.slot_id).update(
+        start=timezone.now() - timedelta(hours=2), end=timezone.now() - timedelta(hours=1)
+    )
+    assert "Mark as completed" in counsellor_client.get(url("detail", booking)).content.decode()
+    response = counsellor_client.post(url("complete", booking), {"version": booking.version})
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert booking.status == Status.COMPLETED
+
+
+# --- Cancel ---------------------------------------------------------------------------
+
+
+def test_cancel_needs_a_reason_then_cancels(admin_client, counsellor, make_booking):
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    response = admin_client.post(url("cancel", booking), {"version": booking.version, "reason": ""})
+    assert response.status_code == 400 and "Give a reason for cancelling" in response.content.decode()
+    response = admin_client.post(
+        url("cancel", booking), {"version": booking.version, "reason": "Counsellor unwell"}, **HX
+    )
+    assert response.status_code == 200 and response["HX-Trigger"] == "bookingChanged"
+    booking.refresh_from_db()
+    assert booking.status == Status.CANCELLED
+    event = booking.events.last()
+    assert event.reason == "Counsellor unwell" and event.actor_user.email == "admin@example.com"
+    again = admin_client.post(url("cancel", booking), {"version": booking.version, "reason": "again"})
+    assert again.status_code == 409
+
+
+# --- Resend and meeting link ----------------------------------------------------------
+
+
+def test_resend_the_last_email(admin_client, pending, slot):
+    response = admin_client.post(url("resend", pending))
+    assert response.status_code == 409 and "nothing to resend" in response.content.decode()
+    admin_client.post(url("approve", pending), {"slot": slot.pk, "version": pending.version})
+    mail.outbox = []
+    response = admin_client.post(url("resend", pending))
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["kavya@example.com"]
+    assert OutboundEmail.objects.filter(booking=pending, kind="approved").count() == 2
+    assert BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
+
+
+def test_meeting_link_per_booking(counsellor_client, counsellor, make_booking):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    html = counsellor_client.get(url("detail", booking)).content.decode()
+    assert "https://meet.example/asha" in html and "the counsellor's room" in html
+    response = counsellor_client.post(url("meeting_url", booking), {"meeting_url": "https://meet.example/special"})
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert booking.meeting_url == "https://meet.example/special"
+    bad = counsellor_client.post(url("meeting_url", booking), {"meeting_url": "javascript:alert(1)"})
+    assert bad.status_code == 400
+    in_person = make_booking(Status.CONFIRMED, counsellor=counsellor, mode=Mode.IN_PERSON)
+    refused = counsellor_client.post(url("meeting_url", in_person), {"meeting_url": "https://x.example"})
+    assert refused.status_code == 409 and "Only online sessions" in refused.content.decode()
+
+
+# --- Bookings made by staff -----------------------------------------------------------
+
+
+def test_administrator_books_a_phoning_client_straight_into_a_slot(admin_client, session_type, slot):
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Ravi Kumar",
+            "email": " Ravi@Example.com ",
+            "phone": "98765 43210",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "slot": slot.pk,
+            "status": Status.APPROVED,
+            "amount": "",
+        },
+    )
+    assert response.status_code == 302
+    from bookings.models import Booking
+
+    booking = Booking.objects.get(email="ravi@example.com")
+    assert booking.status == Status.APPROVED and booking.slot == slot and booking.phone == "+919876543210"
+    assert booking.created_by.email == "admin@example.com"
+    assert mail.outbox and mail.outbox[0].to == ["ravi@example.com"]
+
+
+def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_type, make_booking, counsellor):
+    existing = make_booking(Status.PENDING, counsellor=counsellor, email="dup@example.com")
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Dup",
+            "email": "dup@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "status": Status.PENDING,
+        },
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "already has an active booking" in html and existing.ack_id in html
+
+
+def test_counsellor_booking_without_a_slot_stays_theirs(counsellor_client, session_type, counsellor):
+    response = counsellor_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Walk In",
+            "email": "walkin@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "status": Status.PENDING,
+        },
+    )
+    assert response.status_code == 302
+    from bookings.models import Booking
+
+    booking = Booking.objects.get(email="walkin@example.com")
+    assert booking.status == Status.PENDING and booking.counsellor == counsellor
+    assert counsellor_client.get(response["Location"]).status_code == 200
+
+
+def test_approved_without_a_slot_is_refused_clearly(admin_client, session_type):
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "No Slot",
+            "email": "noslot@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "status": Status.APPROVED,
+        },
+    )
+    assert response.status_code == 400
+    assert "Choose a time slot" in response.content.decode()
+
+
+def test_counsellor_cannot_book_into_another_counsellors_slot(counsellor_client, session_type, other_slot):
+    response = counsellor_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "X",
+            "email": "x@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "slot": other_slot.pk,
+            "status": Status.APPROVED,
+        },
+    )
+    assert response.status_code == 400
+
+
+def test_the_dashboard_lists_the_days_work(counsellor_client, counsellor, make_booking):
+    today = timezone.now() + timedelta(minutes=5)
+    if timezone.localtime(today).date() != timezone.localdate():
+        pytest.skip("too close to midnight")
+    slot = Slot.objects.create(counsellor=counsellor, start=today, end=today + timedelta(hours=1))
+    session = make_booking(Status.CONFIRMED, slot=slot)
+    waiting = make_booking(Status.PENDING, counsellor=counsellor)
+    paying = make_booking(Status.APPROVED, counsellor=counsellor)
+    tomorrow_slot = Slot.objects.create(
+        counsellor=counsellor, start=next_weekday_at(10, days_ahead=1), end=next_weekday_at(11, days_ahead=1)
+    )
+    tomorrow = make_booking(Status.CONFIRMED, slot=tomorrow_slot)
+    html = counsellor_client.get(reverse("staff:dashboard")).content.decode()
+    today_part, rest = (
+        html.split("Tomorrow&#x27;s sessions") if "Tomorrow&#x27;s" in html else html.split("Tomorrow's sessions")
+    )
+    assert session.ack_id in today_part
+    assert tomorrow.ack_id in rest.split("Waiting for review")[0]
+    assert waiting.ack_id in rest and paying.ack_id in rest
+    assert "waiting" in rest

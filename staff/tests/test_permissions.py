@@ -1,0 +1,181 @@
+"""Every staff URL for every role: anonymous, administrator, counsellor, another counsellor.
+
+Expected: 302 (to sign in), 200 (allowed), 403 (administrators only), 404 (someone else's
+booking or availability: the portal does not confirm that it exists), 400/409 (allowed, but
+the empty form posted here is refused: the permission check passed).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import URLPattern, reverse
+from django.utils import timezone
+
+from bookings.models import Status
+from staff import urls as staff_urls
+from staff.tests.conftest import HX
+
+ROLES = ("anonymous", "admin", "counsellor", "other")
+
+
+@pytest.fixture
+def world(admin_user, counsellor, other_counsellor, make_booking, slot):
+    booking = make_booking(Status.PENDING, counsellor=counsellor, concerns="Private words")
+    return {"booking": booking, "counsellor": counsellor, "slot": slot}
+
+
+def feed_url(w) -> str:
+    start = timezone.now() - timedelta(days=3)
+    end = timezone.now() + timedelta(days=20)
+    return reverse("staff:calendar_feed") + f"?start={start:%Y-%m-%dT%H:%M:%S}&end={end:%Y-%m-%dT%H:%M:%S}"
+
+
+def b(w) -> int:
+    return w["booking"].pk
+
+
+def c(w) -> int:
+    return w["counsellor"].pk
+
+
+# (name, method, url builder, expected for anonymous, admin, counsellor, other counsellor)
+MATRIX = [
+    ("dashboard", "get", lambda w: reverse("staff:dashboard"), (302, 200, 200, 200)),
+    ("calendar", "get", lambda w: reverse("staff:calendar"), (302, 200, 200, 200)),
+    ("calendar_feed", "get", feed_url, (302, 200, 200, 200)),
+    ("calendar_publish", "post", lambda w: reverse("staff:calendar_publish"), (302, 400, 400, 400)),
+    ("booking_list", "get", lambda w: reverse("staff:booking_list"), (302, 200, 200, 200)),
+    ("booking_export", "get", lambda w: reverse("staff:booking_export"), (302, 200, 403, 403)),
+    ("booking_new", "get", lambda w: reverse("staff:booking_new"), (302, 200, 200, 200)),
+    ("booking_new", "post", lambda w: reverse("staff:booking_new"), (302, 400, 400, 400)),
+    ("booking_detail", "get", lambda w: reverse("staff:booking_detail", args=[b(w)]), (302, 200, 200, 404)),
+    ("booking_approve", "post", lambda w: reverse("staff:booking_approve", args=[b(w)]), (302, 400, 400, 404)),
+    ("booking_reject", "post", lambda w: reverse("staff:booking_reject", args=[b(w)]), (302, 400, 400, 404)),
+    ("booking_complete", "post", lambda w: reverse("staff:booking_complete", args=[b(w)]), (302, 400, 400, 404)),
+    ("booking_cancel", "post", lambda w: reverse("staff:booking_cancel", args=[b(w)]), (302, 400, 400, 404)),
+    ("booking_resend", "post", lambda w: reverse("staff:booking_resend", args=[b(w)]), (302, 409, 409, 404)),
+    (
+        "booking_meeting_url",
+        "post",
+        lambda w: reverse("staff:booking_meeting_url", args=[b(w)]),
+        (302, 302, 302, 404),
+    ),
+    ("availability_index", "get", lambda w: reverse("staff:availability_index"), (302, 200, 302, 302)),
+    ("availability", "get", lambda w: reverse("staff:availability", args=[c(w)]), (302, 200, 200, 404)),
+    (
+        "availability_hours_add",
+        "post",
+        lambda w: reverse("staff:availability_hours_add", args=[c(w)]),
+        (302, 400, 400, 404),
+    ),
+    (
+        "availability_hours_delete",
+        "post",
+        lambda w: reverse("staff:availability_hours_delete", args=[c(w), 999999]),
+        (302, 302, 302, 404),
+    ),
+    (
+        "availability_generate",
+        "post",
+        lambda w: reverse("staff:availability_generate", args=[c(w)]),
+        (302, 400, 400, 404),
+    ),
+    (
+        "availability_slot_add",
+        "post",
+        lambda w: reverse("staff:availability_slot_add", args=[c(w)]),
+        (302, 400, 400, 404),
+    ),
+    (
+        "availability_slot_delete",
+        "post",
+        lambda w: reverse("staff:availability_slot_delete", args=[c(w), w["slot"].pk]),
+        (302, 302, 302, 404),
+    ),
+    (
+        "availability_blocked_add",
+        "post",
+        lambda w: reverse("staff:availability_blocked_add", args=[c(w)]),
+        (302, 400, 400, 404),
+    ),
+    (
+        "availability_blocked_delete",
+        "post",
+        lambda w: reverse("staff:availability_blocked_delete", args=[c(w), 999999]),
+        (302, 302, 302, 404),
+    ),
+    ("availability_room", "post", lambda w: reverse("staff:availability_room", args=[c(w)]), (302, 400, 400, 404)),
+    ("team", "get", lambda w: reverse("staff:team"), (302, 200, 403, 403)),
+    ("team_invite", "post", lambda w: reverse("staff:team_invite"), (302, 400, 403, 403)),
+    ("team_reinvite", "post", lambda w: reverse("staff:team_reinvite", args=[999999]), (302, 302, 403, 403)),
+    ("clinic", "get", lambda w: reverse("staff:clinic"), (302, 200, 403, 403)),
+    ("clinic", "post", lambda w: reverse("staff:clinic"), (302, 400, 403, 403)),
+]
+
+
+def _user(role, admin_user, counsellor, other_counsellor):
+    return {
+        "anonymous": None,
+        "admin": admin_user,
+        "counsellor": counsellor.user,
+        "other": other_counsellor.user,
+    }[role]
+
+
+def test_the_matrix_covers_every_staff_url():
+    names = {p.name for p in staff_urls.urlpatterns if isinstance(p, URLPattern)}
+    assert names == {row[0] for row in MATRIX}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("name", "method", "url", "expected"), MATRIX, ids=[f"{r[1]}-{r[0]}" for r in MATRIX])
+def test_permission_matrix(login, world, admin_user, counsellor, other_counsellor, role, name, method, url, expected):
+    client = login(_user(role, admin_user, counsellor, other_counsellor))
+    response = getattr(client, method)(url(world), {})
+    want = expected[ROLES.index(role)]
+    assert response.status_code == want, f"{role} {method.upper()} {name}: {response.status_code}, expected {want}"
+    if want == 302 and role == "anonymous":
+        assert response["Location"].startswith(reverse("account_login"))
+
+
+def test_htmx_request_from_a_signed_out_browser_is_sent_to_sign_in(client, world):
+    response = client.get(reverse("staff:booking_detail", args=[world["booking"].pk]), **HX)
+    assert response.status_code == 401
+    assert response["HX-Redirect"].startswith(reverse("account_login"))
+
+
+def test_staff_without_a_second_factor_are_sent_to_set_one_up(client, counsellor_user, counsellor):
+    client.force_login(counsellor_user)
+    response = client.get(reverse("staff:dashboard"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("mfa_activate_totp")
+
+
+def test_a_counsellor_never_sees_another_counsellors_clients(login, counsellor, other_counsellor, make_booking):
+    mine = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Mina Mine", email="mine@example.com")
+    theirs = make_booking(
+        Status.CONFIRMED, counsellor=other_counsellor, client_name="Tara Theirs", email="theirs@example.com"
+    )
+    client = login(counsellor.user)
+    listing = client.get(reverse("staff:booking_list")).content.decode()
+    assert mine.ack_id in listing and theirs.ack_id not in listing
+    search = client.get(reverse("staff:booking_list"), {"q": "theirs@example.com"}).content.decode()
+    assert theirs.ack_id not in search and "Tara" not in search
+    start = theirs.slot.start - timedelta(days=1)
+    feed = client.get(
+        reverse("staff:calendar_feed"),
+        {"start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat()},
+    ).json()
+    assert any(mine.ack_id in e.get("title", "") for e in feed)
+    assert not any(theirs.ack_id in e.get("title", "") for e in feed)
+    # The other counsellor's filter parameter is ignored: the scope still applies.
+    feed = client.get(
+        reverse("staff:calendar_feed"),
+        {"start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat(), "counsellor": other_counsellor.pk},
+    ).json()
+    assert feed == []
+    assert client.get(reverse("staff:booking_detail", args=[theirs.pk])).status_code == 404
+    dashboard = client.get(reverse("staff:dashboard")).content.decode()
+    assert theirs.ack_id not in dashboard

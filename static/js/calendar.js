@@ -1,0 +1,124 @@
+// The staff calendar: FullCalendar fed by /staff/calendar/feed/, a booking side panel
+// loaded with htmx, and publishing free slots by selecting a range. No inline script:
+// loaded with the page's CSP nonce; FullCalendar takes its style nonce from
+// <meta name="csp-nonce">.
+(function () {
+  "use strict";
+
+  var el = document.getElementById("calendar");
+  if (!el || !window.FullCalendar) return;
+
+  var counsellorSelect = document.getElementById("cal-counsellor");
+  var sessionInput = document.getElementById("cal-session");
+  var bufferInput = document.getElementById("cal-buffer");
+  var statusBox = document.getElementById("calendar-status");
+
+  function csrfToken() {
+    try {
+      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function say(message) {
+    statusBox.textContent = message;
+    statusBox.hidden = !message;
+  }
+
+  var calendar = new FullCalendar.Calendar(el, {
+    initialView: window.matchMedia("(max-width: 640px)").matches ? "listWeek" : "timeGridWeek",
+    headerToolbar: {
+      left: "prev,next today",
+      center: "title",
+      right: "dayGridMonth,timeGridWeek,timeGridDay,listWeek",
+    },
+    buttonText: { today: "Today", month: "Month", week: "Week", day: "Day", list: "List" },
+    firstDay: 1,
+    nowIndicator: true,
+    slotMinTime: "07:00:00",
+    slotMaxTime: "22:00:00",
+    allDaySlot: false,
+    height: "auto",
+    selectable: true,
+    selectMirror: true,
+    eventTimeFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
+    slotLabelFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
+    events: {
+      url: el.dataset.feedUrl,
+      extraParams: function () {
+        return { counsellor: counsellorSelect ? counsellorSelect.value : "" };
+      },
+      failure: function () {
+        say("The calendar could not load. Reload the page, or use the booking list.");
+      },
+    },
+    eventDidMount: function (info) {
+      var p = info.event.extendedProps;
+      if (p.kind === "booking") {
+        info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
+        info.el.setAttribute("aria-label", info.event.title + ", " + p.status + ", with " + p.counsellor);
+      }
+    },
+    eventClick: function (info) {
+      if (!info.event.url) return;
+      info.jsEvent.preventDefault();
+      htmx.ajax("GET", info.event.url, { target: "#booking-panel", swap: "innerHTML" }).then(function () {
+        var detail = document.getElementById("booking-detail");
+        if (detail) detail.focus();
+      });
+    },
+    select: function (info) {
+      var counsellorId = counsellorSelect ? counsellorSelect.value : "";
+      if (!counsellorId) {
+        say("Choose a counsellor first, then select the time to publish.");
+        calendar.unselect();
+        return;
+      }
+      var name = counsellorSelect.options[counsellorSelect.selectedIndex].text;
+      var minutes = sessionInput.value;
+      var buffer = bufferInput.value;
+      var range = info.start.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }) +
+        " – " + info.end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      if (!window.confirm("Publish " + minutes + "-minute free slots (" + buffer + " min apart) for " + name + ", " + range + "?")) {
+        calendar.unselect();
+        return;
+      }
+      var body = new URLSearchParams({
+        counsellor: counsellorId,
+        start: info.startStr,
+        end: info.endStr,
+        session_minutes: minutes,
+        buffer_minutes: buffer,
+      });
+      fetch(el.dataset.publishUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
+        body: body,
+      })
+        .then(function (response) {
+          return response.json();
+        })
+        .then(function (data) {
+          say(data.message || "Done.");
+          calendar.refetchEvents();
+        })
+        .catch(function () {
+          say("The slots could not be published. Please try again.");
+        });
+      calendar.unselect();
+    },
+  });
+  calendar.render();
+
+  if (counsellorSelect) {
+    counsellorSelect.addEventListener("change", function () {
+      calendar.refetchEvents();
+    });
+  }
+  // Actions in the side panel answer with HX-Trigger: bookingChanged.
+  document.body.addEventListener("bookingChanged", function () {
+    calendar.refetchEvents();
+  });
+})();

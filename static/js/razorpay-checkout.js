@@ -1,0 +1,48 @@
+// Opens Razorpay Checkout for the order on this page and posts its signed result back to
+// our return URL. Options come from a json_script block, so the page needs no inline JS.
+(function () {
+  "use strict";
+  var optionsEl = document.getElementById("rzp-options");
+  var button = document.getElementById("rzp-pay");
+  var form = document.getElementById("rzp-return");
+  var status = document.getElementById("rzp-status");
+  if (!optionsEl || !button || !form) return;
+
+  function say(text) {
+    if (status) status.textContent = text;
+  }
+
+  if (typeof window.Razorpay !== "function") {
+    say("The payment window could not load. Please check your connection and reload this page.");
+    return;
+  }
+
+  var options = JSON.parse(optionsEl.textContent);
+  options.handler = function (response) {
+    form.elements.razorpay_payment_id.value = response.razorpay_payment_id || "";
+    form.elements.razorpay_order_id.value = response.razorpay_order_id || "";
+    form.elements.razorpay_signature.value = response.razorpay_signature || "";
+    say("Payment received. Confirming your booking…");
+    form.submit();
+  };
+  options.modal = {
+    ondismiss: function () {
+      button.disabled = false;
+      say("The payment window was closed. Nothing has been charged; you can try again.");
+    },
+  };
+
+  var checkout = new window.Razorpay(options);
+  // Razorpay lets the client retry inside its window; we only explain what happened.
+  checkout.on("payment.failed", function (response) {
+    var reason = response && response.error && response.error.description;
+    say((reason ? reason + " " : "") + "You can try again with another method.");
+  });
+
+  button.addEventListener("click", function () {
+    button.disabled = true;
+    say("");
+    checkout.open();
+  });
+  button.disabled = false;
+})();
