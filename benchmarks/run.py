@@ -1,3 +1,4 @@
+# ruff: noqa: S603, S607 - a harness: it runs the commands it builds itself (wrk, gunicorn, git, manage.py).
 """`make bench`: seed a large data set, serve it with gunicorn in production settings, load it
 with wrk, and compare every endpoint with a ceiling measured in the same run.
 
@@ -18,6 +19,7 @@ See benchmarks/README.md for the method and how to read the table. Configuration
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -54,6 +56,7 @@ TARGETS: dict[str, tuple[float, float]] = {
 }
 WORKER_RSS_TARGET_MB = 120.0
 CEILING = "ceiling_query"
+CEILING_END = "ceiling_query_end"
 
 
 def env_int(name: str, default: int) -> int:
@@ -88,6 +91,7 @@ class Endpoint:
     probe_status: int | None = None
     probe_bytes: int | None = None
     probe_ms: float | None = None  # one request on a cold worker, before the load
+    queries: int | None = None  # SQL queries for one request (see count_queries)
     wrk: dict[str, Any] | None = None
     verdict: str = ""
 
@@ -283,12 +287,18 @@ def prepare(seed: dict[str, Any], csrf: str) -> tuple[list[Endpoint], dict[str, 
             headers=staff,
             expect_any=pending_acks,
         ),
+        # The ceiling again, last: the machine may have changed under the run (see README).
+        Endpoint(
+            CEILING_END, "ceiling: 1 query + template, again", None, f"/__bench__/ceiling/query/{ack}", expect_all=[ack]
+        ),
     ]
     for endpoint in endpoints:
         override = os.environ.get(f"BENCH_URL_{endpoint.key.upper()}", "").strip()
         if override:
             endpoint.path = override
-            endpoint.note = (endpoint.note + "; " if endpoint.note else "") + "path from BENCH_URL_" + endpoint.key.upper()
+            endpoint.note = (
+                (endpoint.note + "; " if endpoint.note else "") + "path from BENCH_URL_" + endpoint.key.upper()
+            )
     info = {"vendor": connection.vendor, "db_version": _db_version(connection), "staff_cookie": staff_cookie}
     info["wizard"] = {"session_type": seed["session_type_id"], "day": seed["busy_day"]}
     connection.close()
@@ -370,7 +380,7 @@ def setup_wizard(endpoint: Endpoint, port: int, info: dict[str, Any], csrf: str)
     (a POST that only refreshes the picker), then measure the htmx GET of that step."""
     path = _wizard_path()
     status, headers, _ = request(port, "GET", path)
-    location = dict((k.lower(), v) for k, v in headers).get("location", "")
+    location = {k.lower(): v for k, v in headers}.get("location", "")
     cookies = set_cookies(headers)
     session = cookies.get("sessionid", "")
     if status not in (301, 302, 303) or not location or not session:
@@ -421,11 +431,52 @@ def probe(endpoint: Endpoint, port: int) -> None:
         endpoint.skipped = f"probe: HTTP 200 but none of the {len(endpoint.expect_any)} expected items"
 
 
+def count_queries(endpoints: list[Endpoint]) -> None:
+    """SQL queries per request, with Django's test client in this process (same settings, same
+    database, same cookies): a column in the table, not a test (query budgets are tests)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(SERVER_NAME="127.0.0.1")
+    for e in endpoints:
+        if e.skipped:
+            continue
+        headers = {k: v for k, v in e.headers.items() if k != "Cookie"}
+        client.cookies.clear()
+        for pair in e.headers.get("Cookie", "").split(";"):
+            if "=" in pair:
+                name, value = pair.strip().split("=", 1)
+                client.cookies[name] = value
+        call = client.post if e.method == "POST" else client.get
+        kwargs: dict[str, Any] = {"headers": headers}
+        if e.method == "POST":
+            kwargs.update(data=e.body, content_type="application/x-www-form-urlencoded")
+        try:
+            with CaptureQueriesContext(connection) as queries:
+                response = call(e.path, **kwargs)
+        except Exception as exc:
+            log(f"could not count queries for {e.key}: {type(exc).__name__}: {exc}")
+            continue
+        if response.status_code == 200:
+            e.queries = len(queries)
+    connection.close()
+
+
 # --- Load ------------------------------------------------------------------------------------
 
 
 def wrk(endpoint: Endpoint, port: int, seconds: int) -> dict[str, Any]:
-    cmd = ["wrk", f"-c{CONNECTIONS}", f"-t{THREADS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(HERE / "report.lua")]
+    cmd = [
+        "wrk",
+        f"-c{CONNECTIONS}",
+        f"-t{THREADS}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(HERE / "report.lua"),
+    ]
     for name, value in endpoint.headers.items():
         cmd += ["-H", f"{name}: {value}"]
     cmd.append(f"http://127.0.0.1:{port}{endpoint.path}")
@@ -485,10 +536,10 @@ class Server:
             "sync",
             "--log-level",
             "warning",
-            "--error-logfile",
-            str(self.log_path),
         ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        # gunicorn's own log and the app's (Django logs to stderr) go to one file.
+        with self.log_path.open("wb") as log_file:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -509,10 +560,8 @@ class Server:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             started = time.monotonic()
-            try:
+            with contextlib.suppress(OSError):
                 request(self.port, "GET", "/__bench__/ceiling/trivial")
-            except OSError:
-                pass
             if time.monotonic() - started < 0.05:
                 return
         log("warning: the server stayed busy for 120 s after a run")
@@ -533,10 +582,16 @@ class Server:
             except OSError:
                 continue
             fields = dict(re.findall(r"^(VmHWM|VmRSS):\s+(\d+) kB", status, re.M))
-            out.append(
-                {"pid": pid, "peak_rss_mb": int(fields["VmHWM"]) / 1024, "rss_mb": int(fields["VmRSS"]) / 1024}
-            )
+            out.append({"pid": pid, "peak_rss_mb": int(fields["VmHWM"]) / 1024, "rss_mb": int(fields["VmRSS"]) / 1024})
         return out
+
+    def errors(self) -> int:
+        try:
+            return sum(
+                1 for line in self.log_path.read_text().splitlines() if "ERROR" in line or line.startswith("Traceback")
+            )
+        except OSError:
+            return 0
 
     def log_tail(self) -> str:
         try:
@@ -559,14 +614,15 @@ class Server:
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        cpu = next(
-            (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), ""
-        )
-        mem_kb = next(int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))
-    except (OSError, StopIteration):
-        mem_kb = 0
+    def first(path: str, prefix: str) -> str:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            return ""
+        return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith(prefix)), "")
+
+    cpu = first("/proc/cpuinfo", "model name")
+    mem_kb = int(first("/proc/meminfo", "MemTotal").split()[0] or 0) if first("/proc/meminfo", "MemTotal") else 0
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -587,7 +643,10 @@ def git_revision() -> str:
 
 
 def table(endpoints: list[Endpoint]) -> str:
-    head = f"{'endpoint':<44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'x ceil':>7} {'target':>14} {'non-2xx':>7}  verdict"
+    head = (
+        f"{'endpoint':<44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'x ceil':>7} {'target':>14} "
+        f"{'non-2xx':>7} {'SQL':>4} {'KB':>6}  verdict"
+    )
     lines = [head, "-" * len(head)]
     for e in endpoints:
         target = ""
@@ -596,13 +655,16 @@ def table(endpoints: list[Endpoint]) -> str:
             target = f">={ratio:.1f}x <={p99:.0f}ms"
         r = e.wrk
         if r is None:
-            lines.append(f"{e.label:<44} {'':>8} {'':>7} {'':>7} {'':>7} {target:>14} {'':>7}  {e.verdict}: {e.skipped}")
+            lines.append(
+                f"{e.label:<44} {'':>8} {'':>7} {'':>7} {'':>7} {target:>14} {'':>7}  {e.verdict}: {e.skipped}"
+            )
             continue
         ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else ""
         bad = r["non2xx"] + r["socket_errors"]
         lines.append(
             f"{e.label:<44} {r['rps']:>8.1f} {r['latency_us']['p50'] / 1000:>7.1f} {r['latency_us']['p99'] / 1000:>7.1f} "
-            f"{ratio:>7} {target:>14} {bad:>7}  {e.verdict}"
+            f"{ratio:>7} {target:>14} {bad:>7} {'' if e.queries is None else e.queries:>4} "
+            f"{(e.probe_bytes or 0) / 1024:>6.1f}  {e.verdict}"
         )
     return "\n".join(lines)
 
@@ -617,7 +679,12 @@ def memory_lines(memory: list[dict[str, Any]]) -> str:
 # --- Main -----------------------------------------------------------------------------------
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # runs the clean-up in main()'s finally
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     if shutil.which("wrk") is None:
         print(
             "error: wrk is not installed. make bench installs nothing by itself; install it with\n"
@@ -661,7 +728,11 @@ def main() -> int:
         run(collect, env, "collectstatic")
         seed_path = workdir / "seed.json"
         seed_args = shlex.split(os.environ.get("BENCH_SEED_ARGS", ""))
-        log(run([*manage, "seed_bench", "--skip-checks", "--json", str(seed_path), *seed_args], env, "seed_bench").splitlines()[0])
+        log(
+            run(
+                [*manage, "seed_bench", "--skip-checks", "--json", str(seed_path), *seed_args], env, "seed_bench"
+            ).splitlines()[0]
+        )
         seed = json.loads(seed_path.read_text())
 
         os.environ.update(env)  # this process sets Django up with the same settings and database
@@ -685,6 +756,7 @@ def main() -> int:
                 log(f"skip {e.key}: {e.skipped}")
             else:
                 log(f"probe {e.key}: {e.probe_bytes} bytes in {e.probe_ms} ms")
+        count_queries(endpoints)
         ceiling = next(e for e in endpoints if e.key == CEILING)
         if ceiling.skipped:
             raise SystemExit(f"error: the ceiling view does not work ({ceiling.skipped}):\n{server.log_tail()}")
@@ -701,9 +773,14 @@ def main() -> int:
                 f"p99 {r['latency_us']['p99'] / 1000:.1f} ms, non-2xx {r['non2xx']}, socket errors {r['socket_errors']}"
             )
         memory = server.memory()
-        assert ceiling.wrk is not None
+        server_errors = server.errors()
+        # The endpoints are compared with the better of the two ceiling runs: the framework's
+        # limit on this machine; a big gap between them says the machine was not quiet.
+        ceilings = [e.wrk["rps"] for e in endpoints if e.key in (CEILING, CEILING_END) and e.wrk and e.wrk["requests"]]
+        ceiling_rps = max(ceilings, default=0.0)
+        drift = (max(ceilings) - min(ceilings)) / max(ceilings) if len(ceilings) == 2 else 0.0
         for e in endpoints:
-            judge(e, ceiling.wrk["rps"])
+            judge(e, ceiling_rps)
 
         result = {
             "timestamp": stamp,
@@ -720,11 +797,13 @@ def main() -> int:
                 "load_average_at_start": load,
             },
             "targets": {k: {"min_ratio": v[0], "max_p99_ms": v[1]} for k, v in TARGETS.items()},
-            "ceiling_rps": ceiling.wrk["rps"],
+            "ceiling_rps": ceiling_rps,
+            "ceiling_drift": round(drift, 3),
             "endpoints": [
                 {k: v for k, v in asdict(e).items() if k not in ("headers", "body", "expect_all", "expect_any")}
                 for e in endpoints
             ],
+            "server_log_errors": server_errors,
             "workers": memory,
             "worker_peak_rss_mb": max((m["peak_rss_mb"] for m in memory), default=None),
             "elapsed_seconds": round(time.monotonic() - started, 1),
@@ -748,6 +827,13 @@ def main() -> int:
         print(table(endpoints))
         print()
         print(memory_lines(memory))
+        print(
+            f"ceiling (1 query) at the start and at the end: {', '.join(f'{c:.1f}' for c in ceilings)} req/s; "
+            f"ratios use {ceiling_rps:.1f}"
+            + (f" - WARNING: {drift:.0%} apart, the machine was busy; numbers are noisy" if drift > 0.15 else "")
+        )
+        if server_errors:
+            print(f"warning: {server_errors} ERROR lines in the server log; last lines:\n{server.log_tail()}")
         for e in endpoints:
             if e.note and not e.skipped:
                 print(f"  note {e.key}: {e.note}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.urls import path
 
 from benchmarks import views
-from mindsettler.urls import handler404, handler500, urlpatterns as real_urlpatterns
+from mindsettler.urls import handler404, handler500
+from mindsettler.urls import urlpatterns as real_urlpatterns
 
 urlpatterns = [
     path("__bench__/ceiling/trivial", views.ceiling_trivial),

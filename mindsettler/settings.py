@@ -266,9 +266,17 @@ _TASK_BACKENDS = {
     "immediate": "django.tasks.backends.immediate.ImmediateBackend",
     "database": "django_tasks_db.DatabaseBackend",
     "dummy": "django.tasks.backends.dummy.DummyBackend",
+    # Scale-out: jobs in Redis, run by `rqworker` (pip install django-tasks-rq; needs REDIS_URL).
+    "rq": "django_tasks_rq.RQBackend",
 }
 _task_backend = envstr("TASKS_BACKEND", "immediate")
 TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(_task_backend, _task_backend)}}
+if TASKS["default"]["BACKEND"] == _TASK_BACKENDS["rq"]:
+    if not REDIS_URL:
+        raise ImproperlyConfigured("TASKS_BACKEND=rq needs REDIS_URL.")
+    INSTALLED_APPS.append("django_rq")  # its `rqworker` command
+    TASKS["default"]["QUEUES"] = ["default"]
+    RQ_QUEUES = {"default": {"URL": REDIS_URL}}
 
 # --- Payments ---------------------------------------------------------------------------
 PAYMENT_PROVIDER = envchoice("PAYMENT_PROVIDER", "sandbox", ("sandbox", "razorpay"))
@@ -332,7 +340,8 @@ SECURE_CSP = {
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.NONCE],
     "img-src": [CSP.SELF, "data:"],
-    "font-src": [CSP.SELF],
+    # FullCalendar embeds its small icon font (the prev/next chevrons) as a data: URL.
+    "font-src": [CSP.SELF, "data:"],
     "connect-src": [CSP.SELF],
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],

@@ -49,7 +49,9 @@ def test_every_status_is_present_in_the_asked_numbers(seeded):
 def test_one_active_booking_per_email_and_one_holding_booking_per_slot(seeded):
     active_emails = list(Booking.objects.filter(status__in=ACTIVE_STATUSES).values_list("email", flat=True))
     assert len(active_emails) == len(set(active_emails))
-    held = list(Booking.objects.filter(status__in=SLOT_HOLDING_STATUSES, slot__isnull=False).values_list("slot", flat=True))
+    held = list(
+        Booking.objects.filter(status__in=SLOT_HOLDING_STATUSES, slot__isnull=False).values_list("slot", flat=True)
+    )
     assert len(held) == len(set(held))
 
 

@@ -42,6 +42,22 @@
     // on the control that was used.
   });
 
+  // A failed request (server down, network lost) must not look like nothing happened.
+  function announceFailure(event) {
+    var form = event.detail.elt && event.detail.elt.closest ? event.detail.elt.closest("form") : null;
+    if (!form || form.querySelector("[data-request-failed]")) {
+      return;
+    }
+    var note = document.createElement("p");
+    note.className = "error-summary font-semibold text-red-800";
+    note.setAttribute("role", "alert");
+    note.setAttribute("data-request-failed", "");
+    note.textContent = "Sorry, that did not go through. Please check your connection and try again: nothing you typed has been lost.";
+    form.insertBefore(note, form.firstChild);
+  }
+  document.addEventListener("htmx:responseError", announceFailure);
+  document.addEventListener("htmx:sendError", announceFailure);
+
   // Error summary links: focus the field itself and show its label, not just scroll.
   document.addEventListener("click", function (event) {
     var link = event.target.closest("[data-error-summary] a[href^='#']");

@@ -1,0 +1,115 @@
+"""Journeys 1, 3 and 4: a client books, pays, downloads the calendar file and cancels."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from bookings import services
+from bookings.models import Booking, Payment, Status
+from e2e.browsing import link_in, wait_for_email
+from e2e.journeys import CLIENT, book_through_wizard, confirm_email, heading, look_up_status, open_booking_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_client_books_confirms_email_and_looks_up_the_status(tab, slots):
+    book_through_wizard(tab)
+    booking = Booking.objects.get(email=CLIENT["email"])
+    assert booking.status == Status.DRAFT
+    assert booking.preferred_slot == slots[0]
+
+    ack_id = confirm_email(tab)
+    assert ack_id == booking.ack_id
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+    look_up_status(tab, ack_id, expected="Request received")
+
+
+@pytest.fixture
+def approved_booking(slots, session_type, counsellor_user) -> Booking:
+    """A request the client sent and verified and the counsellor approved into its slot:
+    the "time reserved" email with the booking-page link is in the outbox."""
+    booking, _ = services.booking_submit(
+        submission_key="e2e-approved",
+        session_type=session_type,
+        mode="online",
+        counsellor=None,
+        preferred_slot=slots[1],
+        preferred_times="",
+        client_name=CLIENT["name"],
+        email=CLIENT["email"],
+        phone="",
+        age_confirmation=Booking.AgeConfirmation.ADULT,
+        concerns="",
+    )
+    verify_url = link_in(wait_for_email(CLIENT["email"], "Confirm your email"), "/verify/")
+    services.booking_verify(token=verify_url.rstrip("/").rsplit("/", 1)[1])
+    return services.booking_approve(booking_id=booking.pk, slot_id=slots[1].pk, user=counsellor_user)
+
+
+def pay_in_sandbox(tab) -> None:
+    page = tab.page
+    page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+    expect(heading(page, re.compile("Pay for booking"))).to_be_visible()
+    expect(page.get_by_text("Test payment — no money moves")).to_be_visible()
+    tab.check()
+    page.get_by_role("button", name=re.compile(r"^Pay .*\(test\)$")).click()
+    expect(heading(page, "Your booking")).to_be_visible()
+    tab.check()
+
+
+def test_client_pays_in_the_sandbox_sees_confirmed_and_downloads_the_calendar_file(tab, approved_booking):
+    page = tab.page
+    open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    expect(page.get_by_role("heading", name=re.compile("Status"))).to_contain_text("Approved, waiting for payment")
+
+    pay_in_sandbox(tab)
+    expect(page.get_by_role("status").first).to_contain_text("We received your payment")
+    expect(page.get_by_role("heading", name=re.compile("Status"))).to_contain_text("Confirmed")
+    approved_booking.refresh_from_db()
+    assert approved_booking.status == Status.CONFIRMED
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Add to calendar (.ics)").click()
+    download = download_info.value
+    assert download.suggested_filename == f"{approved_booking.ack_id}.ics"
+    ics = open(download.path(), encoding="utf-8").read()
+    assert "BEGIN:VEVENT" in ics and approved_booking.ack_id in ics
+    tab.raise_problems()
+
+
+def test_client_cancels_by_the_emailed_link_and_sees_the_refund(tabs, approved_booking, admin_login):
+    from e2e.browsing import sign_in
+
+    client = tabs()
+    page = client.page
+    booking_url = open_booking_page(client, email=CLIENT["email"], subject="Your session time is reserved")
+    pay_in_sandbox(client)
+    expect(page.get_by_role("heading", name=re.compile("Status"))).to_contain_text("Confirmed")
+
+    page.get_by_role("button", name="Cancel this booking").click()
+    expect(page.get_by_role("status").first).to_contain_text("We have emailed you a link to confirm the cancellation")
+    client.check()
+    client.goto(link_in(wait_for_email(CLIENT["email"], "Confirm the cancellation"), "/cancel/"))
+    expect(heading(page, f"Cancel booking {approved_booking.ack_id}?")).to_be_visible()
+    page.get_by_role("button", name="Cancel my booking").click()
+    expect(heading(page, "Your booking is cancelled")).to_be_visible()
+    client.check()
+
+    client.goto(booking_url)
+    expect(page.get_by_role("heading", name=re.compile("Status"))).to_contain_text("Cancelled")
+    payment = Payment.objects.exclude(refund_status="").get(booking_id=approved_booking.pk)
+    assert payment.refund_status in (Payment.RefundState.PENDING, Payment.RefundState.PROCESSED)
+    refund = page.get_by_role("region", name="Payment").get_by_role("paragraph").filter(has_text="refunded")
+    expect(refund).to_contain_text("₹1,500")
+
+    staff = tabs()
+    sign_in(staff, **admin_login, next_path="/staff/calendar/")
+    event = staff.page.get_by_role("link", name=re.compile(re.escape(approved_booking.ack_id)))
+    expect(event).to_be_visible()
+    expect(event).to_have_attribute("aria-label", re.compile("Cancelled"))
+    staff.check()
