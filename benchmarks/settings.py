@@ -7,14 +7,9 @@ benchmarks/urls.py, which the production URLconf never includes.
 
 from __future__ import annotations
 
-import os
-
 from mindsettler.settings import *  # noqa: F403
 from mindsettler.settings import INSTALLED_APPS
 
 ROOT_URLCONF = "benchmarks.urls"
 INSTALLED_APPS = [*INSTALLED_APPS, "benchmarks"]  # for the ceiling's template
 
-# collectstatic for the run goes to a temporary directory, not the shared checkout.
-if os.environ.get("BENCH_STATIC_ROOT"):
-    STATIC_ROOT = os.environ["BENCH_STATIC_ROOT"]

@@ -96,3 +96,12 @@ def payment_refunding(*, booking: Booking, payment: Payment) -> None:
         booking=booking,
         context=_context(booking, booking_url=manage_url(booking), payment=payment),
     )
+
+
+def privacy_link(*, booking: Booking, purpose: str, raw_token: str) -> None:
+    """The link that confirms an erasure request, or downloads the client's data."""
+    if purpose == LinkToken.Purpose.ERASE:
+        kind, url = "privacy_erase", absolute_url(reverse("bookings:privacy_erase", args=[raw_token]))
+    else:
+        kind, url = "privacy_export", absolute_url(reverse("bookings:privacy_export", args=[raw_token]))
+    email_queue(kind=kind, to=booking.email, booking=booking, context=_context(booking, link_url=url))

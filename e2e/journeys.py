@@ -132,3 +132,16 @@ def open_booking_page(tab: Tab, *, email: str, subject: str) -> str:
     tab.goto(url)
     expect(heading(tab.page, "Your booking")).to_be_visible()
     return url
+
+
+def find_on_calendar(tab: Tab, ack_id: str):
+    """The calendar event of booking `ack_id`, paging forward a week at a time to reach it."""
+    page = tab.page
+    event = page.get_by_role("link", name=re.compile(re.escape(ack_id)))
+    for _ in range(3):
+        page.wait_for_load_state("networkidle")
+        if event.count():
+            break
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    expect(event).to_be_visible()
+    return event

@@ -9,8 +9,16 @@ from playwright.sync_api import expect
 
 from bookings import services
 from bookings.models import Booking, Payment, Status
-from e2e.browsing import link_in, wait_for_email
-from e2e.journeys import CLIENT, book_through_wizard, confirm_email, heading, look_up_status, open_booking_page
+from e2e.browsing import link_in, sign_in, wait_for_email
+from e2e.journeys import (
+    CLIENT,
+    book_through_wizard,
+    confirm_email,
+    find_on_calendar,
+    heading,
+    look_up_status,
+    open_booking_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -83,8 +91,6 @@ def test_client_pays_in_the_sandbox_sees_confirmed_and_downloads_the_calendar_fi
 
 
 def test_client_cancels_by_the_emailed_link_and_sees_the_refund(tabs, approved_booking, admin_login):
-    from e2e.browsing import sign_in
-
     client = tabs()
     page = client.page
     booking_url = open_booking_page(client, email=CLIENT["email"], subject="Your session time is reserved")
@@ -107,9 +113,19 @@ def test_client_cancels_by_the_emailed_link_and_sees_the_refund(tabs, approved_b
     refund = page.get_by_role("region", name="Payment").get_by_role("paragraph").filter(has_text="refunded")
     expect(refund).to_contain_text("₹1,500")
 
+    client.check()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="Issue 6 asks for cancelled bookings on the staff calendar; the feed (staff.selectors."
+    "calendar_rows) only returns slot-holding bookings, so a cancelled one disappears.",
+)
+def test_a_cancelled_booking_shows_as_cancelled_on_the_staff_calendar(tabs, approved_booking, admin_login):
+    services.booking_cancel(booking_id=approved_booking.pk, actor="client", reason="")
     staff = tabs()
     sign_in(staff, **admin_login, next_path="/staff/calendar/")
-    event = staff.page.get_by_role("link", name=re.compile(re.escape(approved_booking.ack_id)))
-    expect(event).to_be_visible()
+    event = find_on_calendar(staff, approved_booking.ack_id)
     expect(event).to_have_attribute("aria-label", re.compile("Cancelled"))
     staff.check()

@@ -122,3 +122,19 @@ def test_check_deploy_warns_about_sandbox_payments():
     )
     assert result.returncode != 0
     assert "mindsettler.W001" in result.stdout + result.stderr
+
+
+def test_production_static_build_succeeds(tmp_path):
+    """collectstatic with the hashed, compressed storage: every CSS url() must resolve."""
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={**clean, "DEBUG": "false", "SECRET_KEY": "s" * 50, "STATIC_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.glob("css/app.*.css.gz")), "hashed, compressed CSS"
+    assert (tmp_path / "staticfiles.json").exists()

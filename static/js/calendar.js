@@ -111,6 +111,11 @@
     },
   });
   calendar.render();
+  // FullCalendar's toolbar icons are decorative (the buttons carry titles): hide them from
+  // assistive technology, which otherwise finds images without a text alternative.
+  el.querySelectorAll(".fc-toolbar .fc-icon").forEach(function (icon) {
+    icon.setAttribute("aria-hidden", "true");
+  });
 
   if (counsellorSelect) {
     counsellorSelect.addEventListener("change", function () {
