@@ -5,7 +5,7 @@ from django.core.checks import Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
-def check_payment_provider(app_configs, **kwargs):  # noqa: ANN001, ANN201 - Django's check signature
+def check_payment_provider(app_configs, **kwargs):
     if settings.PAYMENT_PROVIDER == "sandbox":
         return [
             Warning(

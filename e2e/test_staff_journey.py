@@ -1,0 +1,118 @@
+"""Journeys 2 and 5: a counsellor approves a request; an administrator books for a client who
+phoned and marks a past session completed."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from bookings.models import Booking, Slot, Status
+from e2e.browsing import sign_in, wait_for_email
+from e2e.journeys import CLIENT, book_through_wizard, confirm_email, find_on_calendar, heading
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def when_label(slot: Slot) -> str:
+    """How the approve form names a slot: 'Mon 01 Jun, 11:00'."""
+    return f"{timezone.localtime(slot.start):%a %d %b, %H:%M}"
+
+
+def test_counsellor_signs_in_with_totp_approves_the_request_and_sees_it_on_the_calendar(
+    tabs, slots, counsellor_login
+):
+    client = tabs()
+    book_through_wizard(client)
+    ack_id = confirm_email(client)
+    preferred = slots[0]
+
+    staff = tabs()
+    page = staff.page
+    sign_in(staff, **counsellor_login)
+    expect(heading(page, "Dashboard")).to_be_visible()
+    waiting = page.get_by_role("region", name=re.compile("Waiting for review"))
+    expect(waiting).to_contain_text(CLIENT["name"])
+    waiting.get_by_role("link", name=ack_id).click()
+    expect(heading(page, ack_id)).to_be_visible()
+    staff.check()
+
+    approve = page.get_by_role("region", name="Approve")
+    slot_select = approve.get_by_label("Time slot")
+    # The client's preferred time is chosen already.
+    expect(slot_select.locator("option:checked")).to_have_text(re.compile(re.escape(when_label(preferred))))
+    approve.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("status").filter(has_text="Approved.")).to_be_visible()
+    expect(page.get_by_text("Approved", exact=True).first).to_be_visible()
+    staff.check()
+
+    booking = Booking.objects.get(ack_id=ack_id)
+    assert booking.status == Status.APPROVED and booking.slot_id == preferred.pk
+    wait_for_email(CLIENT["email"], "Your session time is reserved")
+
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Calendar").click()
+    expect(heading(page, "Calendar")).to_be_visible()
+    event = find_on_calendar(staff, ack_id)
+    expect(event).to_have_attribute("aria-label", re.compile(r"Approved.*Asha Menon"))
+    staff.check()
+
+    # Clicking the session opens the booking beside the calendar.
+    event.click()
+    panel = page.get_by_role("complementary", name="Booking details")
+    expect(panel.get_by_role("heading", name=ack_id)).to_be_visible()
+    staff.check()
+
+
+@pytest.fixture
+def past_confirmed_booking(make_booking, counsellor) -> Booking:
+    """A paid session that ended yesterday."""
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    return make_booking(Status.CONFIRMED, slot=slot, client_name="Kiran Rao")
+
+
+def test_admin_books_for_a_client_who_phoned_then_marks_a_past_session_completed(
+    tab, slots, admin_login, past_confirmed_booking
+):
+    page = tab.page
+    sign_in(tab, **admin_login)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="New booking").click()
+    expect(heading(page, "New booking")).to_be_visible()
+    tab.check()
+
+    page.get_by_label("Client's name").fill("Meena Pillai")
+    page.get_by_label("Client's email").fill("meena@example.com")
+    page.get_by_label("Phone (optional)").fill("98450 12345")
+    page.get_by_label("Session type").select_option(label="Individual session")
+    page.get_by_role("radio", name="Online").check()
+    slot = slots[2]
+    page.get_by_label("Time slot").select_option(label=re.compile(re.escape(when_label(slot))).pattern)
+    page.get_by_label("Start as").select_option(label="Approved: the client pays to confirm") if page.get_by_label(
+        "Start as"
+    ).evaluate("el => el.tagName") == "SELECT" else page.get_by_role(
+        "radio", name="Approved: the client pays to confirm"
+    ).check()
+    page.get_by_role("button", name="Create booking").click()
+
+    created = Booking.objects.get(email="meena@example.com")
+    expect(heading(page, created.ack_id)).to_be_visible()
+    expect(page.get_by_role("status").first).to_contain_text(f"Booking {created.ack_id} created")
+    tab.check()
+    assert created.status == Status.APPROVED and created.slot_id == slot.pk and created.created_by is not None
+    wait_for_email("meena@example.com", "Your session time is reserved")
+
+    # Yesterday's session, found through the booking list.
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Bookings").click()
+    expect(heading(page, "Bookings")).to_be_visible()
+    tab.check()
+    page.get_by_role("link", name=past_confirmed_booking.ack_id).click()
+    expect(heading(page, past_confirmed_booking.ack_id)).to_be_visible()
+    tab.check()
+    page.get_by_role("region", name="Session completed").get_by_role("button", name="Mark as completed").click()
+    expect(page.get_by_role("status").filter(has_text="Marked as completed.")).to_be_visible()
+    tab.check()
+    past_confirmed_booking.refresh_from_db()
+    assert past_confirmed_booking.status == Status.COMPLETED
