@@ -37,5 +37,9 @@ css:
 bench: setup
 	$(PY) benchmarks/run.py
 
+# The README tour: drives the app in Chromium with demo data, writes docs/screenshots/*.png.
+screenshots: setup-dev
+	$(PY) -m pytest e2e/screenshots.py -p no:cacheprovider -q
+
 clean:
 	rm -rf .venv staticfiles .pytest_cache

@@ -279,3 +279,76 @@ class EmailLookupForm(JourneyForm):
             "max_length": "Enter an email address of 254 characters or fewer.",
         },
     )
+
+
+DATE_INPUT = forms.DateInput(attrs={"type": "date", "class": "input"}, format="%Y-%m-%d")
+
+
+class WaitlistForm(JourneyForm):
+    """Joining the waitlist: who, for what kind of session, with whom, and which days."""
+
+    client_name = _text(
+        NAME_MAX,
+        required=True,
+        label="Your name",
+        messages={"required": "Enter your name, as you would like us to address you."},
+    )
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        help_text="We will send a link to confirm it, then email you when a time becomes free.",
+        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
+        error_messages={
+            "required": "Enter your email address.",
+            "invalid": "Enter an email address in the right format, like name@example.com.",
+            "max_length": "Enter an email address of 254 characters or fewer.",
+        },
+    )
+    session_type = forms.ModelChoiceField(
+        label="Kind of session",
+        queryset=SessionType.objects.none(),
+        empty_label=None,
+        widget=forms.Select(attrs={"class": "input"}),
+        error_messages={"invalid_choice": "Choose one of the kinds of session listed."},
+    )
+    mode = forms.ChoiceField(
+        label="How you would like to meet",
+        choices=Mode.choices,
+        widget=forms.Select(attrs={"class": "input"}),
+        error_messages={"required": "Choose online or in person.", "invalid_choice": "Choose online or in person."},
+    )
+    counsellor = forms.ModelChoiceField(
+        label="Counsellor",
+        queryset=Counsellor.objects.none(),
+        required=False,
+        empty_label="Any counsellor",
+        widget=forms.Select(attrs={"class": "input"}),
+        error_messages={"invalid_choice": "Choose one of the counsellors listed, or “Any counsellor”."},
+    )
+    date_from = forms.DateField(
+        label="First day that suits you",
+        widget=DATE_INPUT,
+        error_messages={"required": "Enter the first day that suits you.", "invalid": "Enter a date, like 2026-12-01."},
+    )
+    date_to = forms.DateField(
+        label="Last day that suits you",
+        help_text="You leave the waitlist automatically after this day.",
+        widget=DATE_INPUT,
+        error_messages={"required": "Enter the last day that suits you.", "invalid": "Enter a date, like 2026-12-31."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["session_type"].queryset = SessionType.objects.filter(is_active=True)
+        self.fields["counsellor"].queryset = Counsellor.objects.filter(is_active=True)
+        self.fields["client_name"].widget.attrs["autocomplete"] = "name"
+
+    def clean_email(self) -> str:
+        return services.email_normalise(self.cleaned_data["email"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", "The last day must be on or after the first day.")
+        return data

@@ -18,6 +18,7 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (S.PAYMENT_PENDING, S.CONFIRMED): frozenset({A.PROVIDER}),
     (S.PAYMENT_PENDING, S.APPROVED): frozenset({A.SYSTEM, A.PROVIDER}),
     (S.CONFIRMED, S.COMPLETED): frozenset({A.STAFF}),
+    (S.CONFIRMED, S.NO_SHOW): frozenset({A.STAFF}),
     (S.PENDING, S.CANCELLED): frozenset({A.CLIENT, A.STAFF}),
     (S.APPROVED, S.CANCELLED): frozenset({A.CLIENT, A.STAFF, A.SYSTEM}),
     (S.PAYMENT_PENDING, S.CANCELLED): frozenset({A.CLIENT, A.STAFF, A.SYSTEM}),
@@ -27,7 +28,7 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 # Where a booking made by staff may start (no email verification).
 STAFF_CREATED_STATUSES = (S.PENDING, S.APPROVED)
 
-FINAL_STATUSES = frozenset({S.COMPLETED, S.REJECTED, S.CANCELLED})
+FINAL_STATUSES = frozenset({S.COMPLETED, S.NO_SHOW, S.REJECTED, S.CANCELLED})
 
 
 def allowed_targets(status: str, actor: str) -> list[str]:
@@ -42,6 +43,7 @@ CLIENT_LABELS: dict[str, str] = {
     S.PAYMENT_PENDING: "Payment in progress",
     S.CONFIRMED: "Confirmed",
     S.COMPLETED: "Session completed",
+    S.NO_SHOW: "Session missed",
     S.REJECTED: "Not accepted",
     S.CANCELLED: "Cancelled",
 }
@@ -53,6 +55,8 @@ NEXT_STEPS: dict[str, str] = {
     S.PAYMENT_PENDING: "We are waiting for your payment to go through. This usually takes a minute.",
     S.CONFIRMED: "You are all set. Your booking page has the details and a calendar invitation.",
     S.COMPLETED: "Your session has taken place. You are welcome to book another.",
+    S.NO_SHOW: "Our records show this session did not take place. If that is wrong, please contact the "
+    "clinic. You are welcome to book another session.",
     S.REJECTED: "We could not take this request. You are welcome to book again or contact us.",
     S.CANCELLED: "This booking is cancelled. You are welcome to book again.",
 }

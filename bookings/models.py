@@ -23,15 +23,19 @@ class Status(models.TextChoices):
     PAYMENT_PENDING = "payment_pending", "Payment pending"
     CONFIRMED = "confirmed", "Confirmed"
     COMPLETED = "completed", "Completed"
+    # Final, like COMPLETED: the client did not come to a confirmed session. Kept distinct so
+    # that "completed" always means the session took place.
+    NO_SHOW = "no_show", "No-show"
     REJECTED = "rejected", "Rejected"
     CANCELLED = "cancelled", "Cancelled"
 
 
 ACTIVE_STATUSES = (Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED)
-# Statuses that hold their slot: a slot carries at most one booking in one of these.
-SLOT_HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.COMPLETED)
+# Statuses that hold their slot: a slot carries at most one booking in one of these. A no-show
+# held its slot too: the counsellor's time was reserved and is gone.
+SLOT_HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.COMPLETED, Status.NO_SHOW)
 # Statuses in which a booking must have a slot.
-SLOTTED_STATUSES = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.COMPLETED)
+SLOTTED_STATUSES = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW)
 
 
 class Actor(models.TextChoices):
@@ -92,6 +96,20 @@ class Counsellor(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def language_list(self) -> list[str]:
+        return [lang.strip() for lang in self.languages.split(",") if lang.strip()]
+
+    @property
+    def initials(self) -> str:
+        """For the profile's picture: the public pages show initials, not photos."""
+        parts = [p for p in self.display_name.split() if p[:1].isalpha()]
+        return "".join(p[0].upper() for p in parts[:2]) or "?"
+
+    @property
+    def modes(self) -> list[str]:
+        return [m for m, on in ((Mode.ONLINE, self.offers_online), (Mode.IN_PERSON, self.offers_in_person)) if on]
 
 
 class SessionType(models.Model):
@@ -236,6 +254,9 @@ class Booking(models.Model):
             models.Index(fields=["counsellor", "status"], name="booking_counsellor_status"),
             models.Index(fields=["email"], name="booking_email"),
             models.Index(fields=["status", "payment_due_at"], name="booking_status_due"),
+            # The staff list's default order (newest first): a page is read from the index
+            # instead of sorting every booking.
+            models.Index(fields=["created_at", "id"], name="booking_created"),
         ]
 
     def __str__(self) -> str:
@@ -282,9 +303,13 @@ class LinkToken(models.Model):
         CANCEL = "cancel", "Confirm cancellation"
         ERASE = "erase", "Confirm erasure"
         EXPORT = "export", "Data export"
+        RESCHEDULE = "reschedule", "Confirm a move to another time"
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="tokens")
     purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    # The time a RESCHEDULE link moves the booking to: what the client chose is what the
+    # link confirms, and nothing else can be changed by whoever holds it.
+    slot = models.ForeignKey("Slot", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -293,6 +318,13 @@ class LinkToken(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["booking", "purpose"], name="token_booking_purpose")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(purpose="reschedule", slot__isnull=False)
+                | (~Q(purpose="reschedule") & Q(slot__isnull=True)),
+                name="token_slot_only_for_reschedule",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} token for booking {self.booking_id}"
@@ -483,3 +515,115 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+class Reminder(models.Model):
+    """A reminder email sent (or being sent) for one session: at most one per booking, kind
+    and slot. The unique constraint is what makes `send_reminders` safe to run concurrently
+    and again; keying by the slot means a session moved to another time gets fresh ones."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="reminders")
+    kind = models.CharField(max_length=20, help_text="Which reminder: hours before the session, e.g. 24h.")
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+")
+    email = models.ForeignKey(OutboundEmail, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["booking", "kind", "slot"], name="reminder_once_per_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} reminder for booking {self.booking_id}"
+
+
+class DailySummary(models.Model):
+    """A counsellor's morning summary for one day, claimed before it is sent: once per day."""
+
+    counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="daily_summaries")
+    day = models.DateField()
+    sessions = models.PositiveSmallIntegerField(default=0)
+    email = models.ForeignKey(OutboundEmail, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["counsellor", "day"], name="daily_summary_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"summary for {self.counsellor} on {self.day}"
+
+
+class WaitlistEntry(models.Model):
+    """A client waiting for a time to free up: for a kind of session, a counsellor (or any)
+    and a range of days. Personal data (name, email): deleted when unverified, and kept no
+    longer than the entry is useful (see services.waitlist_expire)."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        OFFERED = "offered", "Offered a time"
+        BOOKED = "booked", "Booked"
+        EXPIRED = "expired", "Expired"
+        LEFT = "left", "Left the waitlist"
+
+    client_name = models.CharField(max_length=120)
+    email = models.EmailField(max_length=254, help_text="Normalised: trimmed and lower-case.")
+    session_type = models.ForeignKey(SessionType, on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=10, choices=Mode.choices)
+    counsellor = models.ForeignKey(
+        Counsellor, on_delete=models.CASCADE, null=True, blank=True, related_name="+", help_text="Empty: any."
+    )
+    date_from = models.DateField()
+    date_to = models.DateField(help_text="The last day that suits; the entry expires after it.")
+    status = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    created_at = models.DateTimeField(default=timezone.now)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(date_to__gte=F("date_from")), name="waitlist_range_valid"),
+            models.CheckConstraint(condition=Q(email=Lower("email")), name="waitlist_email_normalised"),
+            models.CheckConstraint(condition=Q(mode__in=Mode.values), name="waitlist_mode_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "date_from", "date_to"], name="waitlist_status_range")]
+
+    def __str__(self) -> str:
+        return f"waitlist entry {self.pk} ({self.status})"
+
+
+class WaitlistToken(models.Model):
+    """A secret in an emailed waitlist link (confirm the address, leave). Only its SHA-256
+    is stored. Separate from LinkToken, whose every reader relies on a booking."""
+
+    class Purpose(models.TextChoices):
+        VERIFY = "verify", "Confirm email"
+        LEAVE = "leave", "Leave the waitlist"
+
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="tokens")
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.purpose} token for waitlist entry {self.entry_id}"
+
+
+class WaitlistOffer(models.Model):
+    """One email offering one freed slot to one waiting client. Unique per (entry, slot): a
+    slot is never offered twice to the same person, however often the hook runs."""
+
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="offers")
+    slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["entry", "slot"], name="waitlist_offer_once")]
+
+    def __str__(self) -> str:
+        return f"slot {self.slot_id} offered to waitlist entry {self.entry_id}"

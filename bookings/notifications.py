@@ -3,13 +3,25 @@ change it announces; delivery happens after commit (see emails.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
+from django.conf import settings
 from django.urls import reverse
 
 from bookings.calendar import booking_ics
 from bookings.emails import absolute_url, email_queue
-from bookings.models import Actor, Booking, LinkToken, Payment, Status
+from bookings.models import (
+    Actor,
+    Booking,
+    Counsellor,
+    LinkToken,
+    Mode,
+    OutboundEmail,
+    Payment,
+    Slot,
+    Status,
+    WaitlistEntry,
+)
 from bookings.tokens import token_create
 
 # Booking-page links live long; the page itself also stops working some days after the
@@ -105,3 +117,103 @@ def privacy_link(*, booking: Booking, purpose: str, raw_token: str) -> None:
     else:
         kind, url = "privacy_export", absolute_url(reverse("bookings:privacy_export", args=[raw_token]))
     email_queue(kind=kind, to=booking.email, booking=booking, context=_context(booking, link_url=url))
+
+
+def reminder(*, booking: Booking) -> OutboundEmail:
+    """A reminder before a CONFIRMED session: when, how, how to join or where to go.
+
+    The meeting link (the booking's own, or the counsellor's room) goes only into reminders of
+    confirmed online sessions, which is the only kind `services.reminders_send` sends.
+    """
+    meeting_url = ""
+    if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE:
+        meeting_url = booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else "")
+    return email_queue(
+        kind="reminder",
+        to=booking.email,
+        booking=booking,
+        context=_context(
+            booking,
+            booking_url=manage_url(booking),
+            meeting_url=meeting_url,
+            cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
+        ),
+    )
+
+
+def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking]) -> OutboundEmail:
+    """A counsellor's sessions of the day: times, acknowledgement IDs, client initials. Nothing
+    else about the clients, since the message may be read on a phone's lock screen."""
+    sessions = [
+        {
+            "start": b.slot.start,
+            "end": b.slot.end,
+            "ack_id": b.ack_id,
+            "initials": b.client_initials,
+            "mode": b.get_mode_display(),
+            "confirmed": b.status == Status.CONFIRMED,
+        }
+        for b in bookings
+    ]
+    return email_queue(
+        kind="daily_summary",
+        to=counsellor.user.email,
+        context={
+            "counsellor": counsellor,
+            "day": day,
+            "sessions": sessions,
+            "staff_url": absolute_url(reverse("staff:dashboard")),
+        },
+    )
+
+
+# --- Rescheduling -------------------------------------------------------------------------
+
+
+def reschedule_confirmation(*, booking: Booking, slot: Slot, raw_token: str) -> None:
+    """The single-use link that confirms moving the booking to `slot`."""
+    url = absolute_url(reverse("bookings:reschedule_confirm", args=[raw_token]))
+    email_queue(
+        kind="reschedule_confirm",
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, new_slot=slot, confirm_url=url, link_minutes=settings.RESCHEDULE_LINK_MINUTES),
+    )
+
+
+def rescheduled(*, booking: Booking, old_slot: Slot, actor: str) -> None:
+    """The booking now has another time. A confirmed session's calendar event is updated in
+    place: the same UID, and SEQUENCE (the booking's version) higher than before."""
+    ics = booking_ics(booking=booking) if booking.status == Status.CONFIRMED else ""
+    email_queue(
+        kind="rescheduled",
+        to=booking.email,
+        booking=booking,
+        ics=ics,
+        context=_context(booking, old_slot=old_slot, by_clinic=actor != Actor.CLIENT, booking_url=manage_url(booking)),
+    )
+
+
+# --- The waitlist -------------------------------------------------------------------------
+
+
+def _waitlist_context(entry: WaitlistEntry, **extra: object) -> dict[str, object]:
+    return {"entry": entry, "counsellor": entry.counsellor, **extra}
+
+
+def waitlist_verify(*, entry: WaitlistEntry, raw_token: str) -> None:
+    url = absolute_url(reverse("bookings:waitlist_verify", args=[raw_token]))
+    email_queue(kind="waitlist_verify", to=entry.email, context=_waitlist_context(entry, verify_url=url))
+
+
+def waitlist_joined(*, entry: WaitlistEntry, leave_url: str) -> None:
+    email_queue(kind="waitlist_joined", to=entry.email, context=_waitlist_context(entry, leave_url=leave_url))
+
+
+def waitlist_offer(*, entry: WaitlistEntry, slot: Slot, book_url: str, leave_url: str) -> None:
+    """A time on the client's waitlist has become free: a link to book it, first come first served."""
+    email_queue(
+        kind="waitlist_offer",
+        to=entry.email,
+        context=_waitlist_context(entry, slot=slot, book_url=book_url, leave_url=leave_url),
+    )

@@ -185,6 +185,8 @@ def booking_timeline(booking: Booking) -> list[TimelineEntry]:
             continue
         if event.to_status == Status.REJECTED and event.action == "transition":
             detail = event.reason
+        elif event.action == "rescheduled":
+            detail = event.reason  # "From <time> to <time>", written by the service
         entries.append(TimelineEntry(at=event.created_at, text=text, detail=detail))
     return entries
 
@@ -195,6 +197,12 @@ def _timeline_text(event: BookingEvent) -> str:
         if event.actor == Actor.STAFF:
             return "The clinic made this booking for you"
         return "You sent your booking request"
+    if event.action == "rescheduled":
+        return (
+            "You moved your session to a new time"
+            if event.actor == Actor.CLIENT
+            else "The clinic moved your session to a new time"
+        )
     if event.action != "transition":
         return {"slot_moved": "Your session time was changed", "meeting_link": ""}.get(event.action, "")
     frm, to = event.from_status, event.to_status
@@ -210,6 +218,8 @@ def _timeline_text(event: BookingEvent) -> str:
         return "Payment received: your session is confirmed"
     if to == s.COMPLETED:
         return "Your session took place"
+    if to == s.NO_SHOW:
+        return "The session was recorded as missed"
     if to == s.REJECTED:
         return "The clinic could not accept this request"
     if to == s.CANCELLED:
@@ -241,3 +251,32 @@ def booking_payment_summary(*, booking: Booking) -> dict[str, object]:
 def booking_with_session(booking_id: int) -> Booking:
     """A booking with what its pages show about the session, in one query."""
     return Booking.objects.select_related("session_type", "slot", "counsellor").get(pk=booking_id)
+
+
+# --- Public counsellor profiles ---------------------------------------------------------
+
+
+def counsellors_public() -> QuerySet[Counsellor]:
+    """Active counsellors, each with the start and id of their next free slot a client may
+    book (None if none): one query, whatever the number of counsellors. Only public fields
+    are loaded; nothing about clients or bookings."""
+    free = slots_free().filter(counsellor_id=OuterRef("pk")).order_by("start")
+    return (
+        Counsellor.objects.filter(is_active=True)
+        .only(
+            "pk",
+            "display_name",
+            "slug",
+            "title",
+            "bio",
+            "approach",
+            "languages",
+            "offers_online",
+            "offers_in_person",
+            "sort_order",
+        )
+        .annotate(
+            next_free_start=Subquery(free.values("start")[:1]),
+            next_free_slot_id=Subquery(free.values("pk")[:1]),
+        )
+    )

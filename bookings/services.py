@@ -12,6 +12,7 @@ import re
 import secrets
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import phonenumbers
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings import notifications, payments
+from bookings import notifications, payments, selectors
 from bookings.errors import (
     ActiveBookingExists,
     BookingError,
@@ -42,17 +43,22 @@ from bookings.models import (
     Booking,
     BookingEvent,
     Counsellor,
+    DailySummary,
     LinkToken,
     Mode,
     OutboundEmail,
     Payment,
+    Reminder,
     SessionType,
     Slot,
     Status,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistToken,
     WebhookEvent,
     WeeklyHours,
 )
-from bookings.tokens import token_claim, token_create
+from bookings.tokens import token_claim, token_create, waitlist_token_claim, waitlist_token_create
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +169,8 @@ def booking_transition(
             reason=reason[:500],
         )
         notifications.on_transition(booking=locked, from_status=from_status, actor=actor)
+        if to == Status.CANCELLED and locked.slot_id and from_status in SLOT_HOLDING_STATUSES:
+            slots_freed(slot_ids=[locked.slot_id])
     logger.info("booking %s: %s -> %s by %s", locked.pk, from_status, to, actor)
     return locked
 
@@ -500,10 +508,12 @@ def booking_cancel(
     reason: str,
     user: Any = None,
     expected_version: int | None = None,
+    client_asked: bool = False,
 ) -> Booking:
     """Cancel an active booking. Clients only before the cutoff; staff must give a reason.
 
-    A paid booking's refund is started after commit (payments).
+    A paid booking's refund is started after commit (payments). Staff cancelling at the
+    client's request (`client_asked`) inside the cutoff is recorded as a late cancellation.
     """
     if actor == Actor.STAFF and not reason.strip():
         raise BookingError("Give a reason for cancelling this booking.")
@@ -528,6 +538,8 @@ def booking_cancel(
             reason=reason.strip() or "Cancelled",
             expected_version=expected_version,
         )
+        if actor == Actor.STAFF and client_asked and booking.slot is not None:
+            _record_if_late(booking=cancelled, slot=booking.slot, user=user)
         if from_status == Status.CONFIRMED:
             # Full refund: clients get here only before the cutoff (checked above), staff always.
             paid = Payment.objects.filter(booking=cancelled, status=Payment.State.CONFIRMED).first()
@@ -574,9 +586,11 @@ def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Sl
             raise SlotUnavailable("That time overlaps another of this counsellor's slots.")
         try:
             with transaction.atomic():
-                return Slot.objects.create(counsellor=counsellor, start=start, end=end)
+                slot = Slot.objects.create(counsellor=counsellor, start=start, end=end)
         except IntegrityError as exc:
             raise SlotUnavailable("That time overlaps another of this counsellor's slots.") from exc
+        slots_freed(slot_ids=[slot.pk])
+        return slot
 
 
 def booking_page_path(raw_token: str) -> str:
@@ -690,6 +704,7 @@ def slots_publish(
                 created = Slot.objects.bulk_create(new)
         except IntegrityError as exc:
             raise SlotUnavailable("Some of these times overlap this counsellor's slots. Please try again.") from exc
+        slots_freed(slot_ids=[s.pk for s in created])
     return created, skipped
 
 
@@ -1402,7 +1417,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - timedelta(days=30 * settings.RETENTION_MONTHS)
     finished = Booking.objects.filter(
-        status__in=(Status.COMPLETED, Status.CANCELLED, Status.REJECTED),
+        status__in=(Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, Status.REJECTED),
         anonymised_at__isnull=True,
         updated_at__lt=cutoff,
     ).values_list("pk", flat=True)
@@ -1527,3 +1542,551 @@ def privacy_export(*, token: str) -> dict[str, Any]:
             for b in bookings
         ],
     }
+
+
+# --- Outcomes: no-shows and late cancellations ------------------------------------------
+
+
+def booking_no_show(*, booking_id: int, user: Any, expected_version: int | None = None) -> Booking:
+    """CONFIRMED -> NO_SHOW: the client did not come. Final, like COMPLETED; no email, no refund."""
+    booking = Booking.objects.select_related("slot").get(pk=booking_id)
+    if booking.slot is not None and booking.slot.end > timezone.now():
+        raise TooLate("A session can be marked as a no-show only after it has ended.")
+    return booking_transition(
+        booking=booking_id,
+        to=Status.NO_SHOW,
+        actor=Actor.STAFF,
+        user=user,
+        reason="The client did not attend",
+        expected_version=expected_version,
+    )
+
+
+def cancellation_is_late(*, session_start: datetime, now: datetime | None = None) -> bool:
+    """Inside the cutoff: closer to the session than clients may cancel online."""
+    now = now or timezone.now()
+    return session_start - now <= timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+
+
+def _record_if_late(*, booking: Booking, slot: Slot, user: Any) -> None:
+    """Inside the caller's transaction: a `late_cancellation` event next to the cancellation,
+    so the transition itself stays an ordinary one and reports can count late ones."""
+    now = timezone.now()
+    if not cancellation_is_late(session_start=slot.start, now=now):
+        return
+    hours = max(int((slot.start - now).total_seconds() // 3600), 0)
+    when = f"{hours} hour{'s' if hours != 1 else ''} before the session" if slot.start > now else "after it began"
+    booking_record(
+        booking=booking,
+        action="late_cancellation",
+        actor=Actor.STAFF,
+        user=user,
+        reason=f"Cancelled at the client's request {when} (cutoff {settings.CANCELLATION_CUTOFF_HOURS} hours)",
+    )
+
+
+# --- Reminders and the counsellors' daily summary ---------------------------------------
+# Both are sent by periodic commands (cron or a task worker), safe to run concurrently and
+# again: each email is claimed by inserting a row a unique constraint allows only once, in
+# the same transaction that queues the email.
+
+
+def reminder_kind(hours: int) -> str:
+    return f"{hours}h"
+
+
+def reminders_send(*, now: datetime | None = None) -> int:
+    """Queue the reminders that are due for CONFIRMED sessions. Returns how many.
+
+    A reminder of REMINDER_HOURS `h` is due from `h` hours before the session until the next
+    (shorter) reminder's time, or the start. It is not sent if the session was confirmed
+    after that time (the confirmation has just told the client), nor for a session
+    cancelled or moved since: the booking is re-read under a lock with its slot, and a
+    reminder is keyed by the slot, so a moved session gets fresh reminders for its new time.
+    """
+    now = now or timezone.now()
+    offsets = sorted(set(settings.REMINDER_HOURS), reverse=True)
+    queued = 0
+    for i, hours in enumerate(offsets):
+        kind = reminder_kind(hours)
+        until = offsets[i + 1] if i + 1 < len(offsets) else 0
+        due = (
+            Booking.objects.filter(
+                status=Status.CONFIRMED,
+                slot__start__gt=now + timedelta(hours=until),
+                slot__start__lte=now + timedelta(hours=hours),
+            )
+            .exclude(Exists(Reminder.objects.filter(booking=OuterRef("pk"), slot=OuterRef("slot"), kind=kind)))
+            .exclude(
+                Exists(
+                    BookingEvent.objects.filter(
+                        booking=OuterRef("pk"),
+                        to_status=Status.CONFIRMED,
+                        created_at__gt=OuterRef("slot__start") - timedelta(hours=hours),
+                    )
+                )
+            )
+            .order_by("slot__start")
+            .values_list("pk", "slot_id")
+        )
+        for booking_id, slot_id in list(due):
+            queued += _reminder_send(booking_id=booking_id, slot_id=slot_id, kind=kind, now=now)
+    return queued
+
+
+def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -> bool:
+    with transaction.atomic():
+        # skip_locked: a booking being changed right now (cancelled, moved) is left for the
+        # next run, which sees what it became.
+        booking = (
+            Booking.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("slot", "counsellor", "session_type")
+            .filter(pk=booking_id, status=Status.CONFIRMED, slot_id=slot_id, slot__start__gt=now)
+            .first()
+        )
+        if booking is None:
+            return False
+        try:
+            with transaction.atomic():
+                reminder = Reminder.objects.create(booking=booking, kind=kind, slot_id=slot_id)
+        except IntegrityError:
+            return False  # another run sent this one
+        reminder.email = notifications.reminder(booking=booking)
+        reminder.save(update_fields=["email"])
+    logger.info("booking %s: %s reminder queued", booking_id, kind)
+    return True
+
+
+def daily_summaries_send(*, today: date | None = None) -> int:
+    """Email each active counsellor who asked for it (Counsellor.daily_summary) a list of
+    today's sessions: times, acknowledgement IDs and client initials only. Once per
+    counsellor per day, however often it runs; a day without sessions sends nothing.
+    Returns how many were queued."""
+    today = today or timezone.localdate()
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(today, time.min), tz)
+    end = timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min), tz)
+    counsellors = (
+        Counsellor.objects.filter(is_active=True, daily_summary=True, user__is_active=True)
+        .exclude(user__email="")
+        .exclude(Exists(DailySummary.objects.filter(counsellor=OuterRef("pk"), day=today)))
+        .select_related("user")
+    )
+    queued = 0
+    for counsellor in counsellors:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    summary = DailySummary.objects.create(counsellor=counsellor, day=today)
+            except IntegrityError:
+                continue  # another run has it
+            sessions = list(
+                Booking.objects.filter(
+                    slot__counsellor=counsellor,
+                    status__in=(Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED),
+                    slot__start__gte=start,
+                    slot__start__lt=end,
+                )
+                .select_related("slot")
+                .order_by("slot__start")
+            )
+            summary.sessions = len(sessions)
+            if sessions:
+                summary.email = notifications.daily_summary(counsellor=counsellor, day=today, bookings=sessions)
+                queued += 1
+            summary.save(update_fields=["sessions", "email"])
+    return queued
+
+
+# --- Rescheduling -------------------------------------------------------------------------
+# A move is not a change of status: the booking keeps its status, acknowledgement ID and
+# payment. Like a transition it goes through one function (`booking_reschedule`) that locks
+# the rows, bumps the version, writes an event and queues its emails for after commit.
+
+RESCHEDULABLE_BY_CLIENT = (Status.APPROVED, Status.CONFIRMED)
+RESCHEDULABLE_BY_STAFF = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED)
+RESCHEDULED = "rescheduled"  # the BookingEvent action
+
+
+def reschedule_moves_used(*, booking: Booking) -> int:
+    """How many times the client has moved this booking (staff moves are not counted).
+    Reads the booking's events, so a page that prefetched them pays no query."""
+    return sum(1 for e in booking.events.all() if e.action == RESCHEDULED and e.actor == Actor.CLIENT)
+
+
+def reschedule_state_for_client(*, booking: Booking) -> dict[str, Any]:
+    """What the booking page says about moving: whether to offer it, why not, moves left."""
+    used = reschedule_moves_used(booking=booking)
+    return {
+        "show": booking.status in RESCHEDULABLE_BY_CLIENT and booking.slot_id is not None,
+        "problem": reschedule_problem_for_client(booking=booking),
+        "moves_left": max(settings.RESCHEDULE_LIMIT - used, 0),
+    }
+
+
+def reschedule_problem_for_client(*, booking: Booking, now: datetime | None = None) -> str | None:
+    """None if the client may move this booking online now; otherwise why not, in words for them."""
+    if booking.status not in RESCHEDULABLE_BY_CLIENT:
+        return "Only a booking with a reserved time that is not being paid for right now can be moved."
+    if not cancellation_open_for_client(booking=booking, now=now):
+        return (
+            f"Sessions can be moved online until {settings.CANCELLATION_CUTOFF_HOURS} hours before they "
+            "start. Please contact the clinic."
+        )
+    if reschedule_moves_used(booking=booking) >= settings.RESCHEDULE_LIMIT:
+        times = "once" if settings.RESCHEDULE_LIMIT == 1 else f"{settings.RESCHEDULE_LIMIT} times"
+        return f"A booking can be moved online {times}, and this one has been. Please contact the clinic."
+    return None
+
+
+def _client_slot_problem(*, booking: Booking, slot: Slot, now: datetime | None = None) -> str | None:
+    """Why a client may not move `booking` into `slot` (None if they may)."""
+    if slot.counsellor_id != booking.counsellor_id:
+        return "That time is with a different counsellor. Please choose one of your counsellor's times."
+    problem = slot_is_bookable(slot=slot, session_type=booking.session_type, now=now)
+    if problem:
+        return problem
+    try:
+        _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=slot.counsellor)
+    except BookingError as exc:
+        return exc.message
+    return None
+
+
+def _moment(value: datetime) -> str:
+    return f"{timezone.localtime(value):%a %d %b %Y, %H:%M %Z}"
+
+
+def booking_reschedule(
+    *,
+    booking_id: int,
+    slot_id: int,
+    actor: str,
+    user: Any = None,
+    expected_version: int | None = None,
+) -> Booking:
+    """Move a booking to another free slot, keeping its status, acknowledgement ID and payment.
+
+    The old slot is released and the new one taken by one UPDATE in one transaction, so the
+    booking always holds exactly one of them. Both slots are locked first, in primary-key
+    order (and before the booking, as `booking_approve` does), so two moves crossing the same
+    slots queue up instead of deadlocking; the constraint `booking_one_per_slot` is the
+    backstop and reads as SlotUnavailable. Clients: before the cutoff, within
+    RESCHEDULE_LIMIT, same counsellor, a time they could book. Staff: any free future slot.
+    """
+    now = timezone.now()
+    old_slot_id = Booking.objects.filter(pk=booking_id).values_list("slot_id", flat=True).first()
+    if old_slot_id is None:
+        raise TransitionNotAllowed("Only a booking with a reserved time can be moved to another time.")
+    with transaction.atomic():
+        locked: dict[int, Slot] = {}
+        for pk in sorted({old_slot_id, slot_id}):
+            found = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=pk).first()
+            if found is not None:
+                locked[pk] = found
+        new_slot = locked.get(slot_id)
+        if new_slot is None:
+            raise SlotUnavailable("That time is no longer offered. Please choose another.")
+        booking = (
+            Booking.objects.select_for_update(of=("self",)).select_related("session_type", "slot").get(pk=booking_id)
+        )
+        if booking.slot_id != old_slot_id or (expected_version is not None and booking.version != expected_version):
+            raise StaleBooking()
+        allowed = RESCHEDULABLE_BY_CLIENT if actor == Actor.CLIENT else RESCHEDULABLE_BY_STAFF
+        if booking.status not in allowed:
+            raise TransitionNotAllowed(
+                f"A booking that is {Status(booking.status).label.lower()} cannot be moved to another time."
+            )
+        if booking.slot_id == new_slot.pk:
+            raise BookingError("The booking is already at that time.")
+        if actor == Actor.CLIENT:
+            problem = reschedule_problem_for_client(booking=booking, now=now)
+            if problem:
+                raise TooLate(problem)
+            problem = _client_slot_problem(booking=booking, slot=new_slot, now=now)
+            if problem:
+                raise SlotUnavailable(problem)
+        else:
+            _check_slot_for_staff(slot=new_slot, session_type=booking.session_type, now=now)
+            _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=new_slot.counsellor)
+        changes: dict[str, Any] = {"slot": new_slot, "counsellor": new_slot.counsellor}
+        if booking.status in (Status.APPROVED, Status.PAYMENT_PENDING):
+            # The payment deadline follows the session: never later than it allows.
+            due = payment_due_at(approved_at=booking.approved_at or now, session_start=new_slot.start)
+            if due <= now:
+                raise TooLate(_too_close_to_pay_message())
+            changes["payment_due_at"] = due
+        old_slot = booking.slot
+        for field, value in changes.items():
+            setattr(booking, field, value)
+        booking.version += 1
+        try:
+            with transaction.atomic():
+                booking.save(update_fields=[*changes, "version", "updated_at"])
+        except IntegrityError as exc:
+            domain = _integrity_error_to_domain(exc)
+            if domain is None:
+                raise
+            raise domain from exc
+        booking_record(
+            booking=booking,
+            action=RESCHEDULED,
+            actor=actor,
+            user=user,
+            reason=f"From {_moment(old_slot.start)} to {_moment(new_slot.start)}",
+        )
+        # Links to confirm other moves were for the old time: they stop working.
+        LinkToken.objects.filter(
+            booking=booking, purpose=LinkToken.Purpose.RESCHEDULE, used_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=now)
+        notifications.rescheduled(booking=booking, old_slot=old_slot, actor=actor)
+        slots_freed(slot_ids=[old_slot.pk])
+    logger.info("booking %s moved from slot %s to %s by %s", booking.pk, old_slot.pk, new_slot.pk, actor)
+    return booking
+
+
+def booking_reschedule_request(*, booking: Booking, slot: Slot) -> None:
+    """Email the client a single-use link (valid RESCHEDULE_LINK_MINUTES) to confirm moving
+    to `slot`. Nothing moves until they confirm; the time is not held meanwhile."""
+    problem = reschedule_problem_for_client(booking=booking)
+    if problem:
+        raise TooLate(problem)
+    problem = _client_slot_problem(booking=booking, slot=slot)
+    if problem:
+        raise SlotUnavailable(problem)
+    with transaction.atomic():
+        raw = token_create(
+            booking=booking,
+            purpose=LinkToken.Purpose.RESCHEDULE,
+            lifetime=timedelta(minutes=settings.RESCHEDULE_LINK_MINUTES),
+            slot=slot,
+        )
+        notifications.reschedule_confirmation(booking=booking, slot=slot, raw_token=raw)
+
+
+def booking_reschedule_confirm(*, token: str) -> Booking:
+    """The client confirmed the move from the emailed link (a POST). If the move is refused
+    (the time was taken meanwhile, say), nothing changes and the link is not used up."""
+    with transaction.atomic():
+        link = token_claim(raw=token, purpose=LinkToken.Purpose.RESCHEDULE)
+        return booking_reschedule(booking_id=link.booking_id, slot_id=link.slot_id, actor=Actor.CLIENT)
+
+
+def booking_move_to_start(*, booking_id: int, start: datetime, user: Any, expected_version: int | None) -> Booking:
+    """A booking dragged on the staff calendar: move it to its counsellor's free slot that
+    starts exactly at `start`, or refuse."""
+    booking = Booking.objects.get(pk=booking_id)
+    slot = (
+        selectors.slots_free(
+            counsellor=booking.counsellor, start=start, end=start + timedelta(seconds=1), for_clients=False
+        )
+        .filter(start=start)
+        .first()
+        if booking.counsellor_id
+        else None
+    )
+    if slot is None:
+        raise SlotUnavailable(
+            "There is no free slot of this counsellor starting at that time. Publish one first, or drop the "
+            "session on a free (shaded) time."
+        )
+    return booking_reschedule(
+        booking_id=booking_id, slot_id=slot.pk, actor=Actor.STAFF, user=user, expected_version=expected_version
+    )
+
+
+# --- Freed slots and the waitlist ---------------------------------------------------------
+
+WAITLIST_LIVE = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
+WAITLIST_FINISHED_KEEP_DAYS = 30
+
+
+def slots_freed(*, slot_ids: list[int]) -> None:
+    """The one place that hears "these slots are free (again)": a held booking was cancelled
+    or expired, moved away, or new slots were published. Call it inside the transaction
+    that frees them; the waitlist is offered the slots only after that commits."""
+    ids = sorted(set(slot_ids))
+    if ids:
+        transaction.on_commit(lambda: _waitlist_offers_enqueue(ids))
+
+
+def _waitlist_offers_enqueue(slot_ids: list[int]) -> None:
+    from bookings.tasks import offer_freed_slots
+
+    try:
+        offer_freed_slots.enqueue(slot_ids)
+    except Exception:
+        # The change itself has committed; a missed offer must never turn it into an error.
+        logger.exception("could not offer freed slots %s to the waitlist", slot_ids)
+
+
+def waitlist_offer_slots(*, slot_ids: list[int]) -> int:
+    """Offer each slot to the waitlist; returns how many offers were emailed."""
+    if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
+        return 0  # the usual case: publishing a month of slots costs one query here
+    return sum(waitlist_offer_slot(slot_id=pk) for pk in slot_ids)
+
+
+def waitlist_offer_slot(*, slot_id: int) -> int:
+    """Email a free slot to the earliest waiting clients it suits (oldest entry first), at
+    most WAITLIST_OFFERS_PER_SLOT, each at most once per slot. Returns how many were emailed.
+
+    The link opens the wizard with the slot chosen; the first request approved gets it (the
+    wizard and `booking_one_per_slot` keep it to one). The slot row is locked while offering,
+    so two runs for one slot take turns, and the unique (entry, slot) offer is the backstop.
+    """
+    from bookings.emails import absolute_url
+
+    with transaction.atomic():
+        slot = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=slot_id).first()
+        # Only a slot a client could book online right now (free, notice, horizon, not blocked).
+        if slot is None or not selectors.slots_free().filter(pk=slot.pk).exists():
+            return 0
+        counsellor = slot.counsellor
+        modes = [
+            m
+            for m, on in ((Mode.ONLINE, counsellor.offers_online), (Mode.IN_PERSON, counsellor.offers_in_person))
+            if on
+        ]
+        day = timezone.localtime(slot.start).date()
+        candidates = (
+            WaitlistEntry.objects.filter(
+                status__in=WAITLIST_LIVE,
+                verified_at__isnull=False,
+                date_from__lte=day,
+                date_to__gte=day,
+                mode__in=modes,
+                session_type__is_active=True,
+                session_type__duration_minutes__lte=int(slot.duration.total_seconds() // 60),
+            )
+            .filter(Q(counsellor__isnull=True) | Q(counsellor=counsellor))
+            .exclude(Exists(WaitlistOffer.objects.filter(entry=OuterRef("pk"), slot=slot)))
+            .annotate(has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)))
+            .select_related("session_type")
+            .order_by("created_at", "pk")
+        )
+        emailed: set[str] = set(WaitlistOffer.objects.filter(slot=slot).values_list("entry__email", flat=True))
+        offered = 0
+        for entry in candidates.iterator(chunk_size=50):
+            if offered >= settings.WAITLIST_OFFERS_PER_SLOT:
+                break
+            if entry.has_active:
+                # They have booked meanwhile (one active booking per address): their wait is over.
+                WaitlistEntry.objects.filter(pk=entry.pk, status__in=WAITLIST_LIVE).update(
+                    status=WaitlistEntry.State.BOOKED, updated_at=timezone.now()
+                )
+                continue
+            if entry.email in emailed:
+                continue  # one email per address per slot, whatever their number of entries
+            try:
+                with transaction.atomic():
+                    WaitlistOffer.objects.create(entry=entry, slot=slot)
+            except IntegrityError:
+                continue
+            WaitlistEntry.objects.filter(pk=entry.pk).update(
+                status=WaitlistEntry.State.OFFERED, updated_at=timezone.now()
+            )
+            query = urlencode({"slot": slot.pk, "type": entry.session_type.slug})
+            notifications.waitlist_offer(
+                entry=entry,
+                slot=slot,
+                book_url=absolute_url(f"{reverse('bookings:wizard')}?{query}"),
+                leave_url=_waitlist_leave_url(entry),
+            )
+            emailed.add(entry.email)
+            offered += 1
+    if offered:
+        logger.info("slot %s offered to %s waiting client(s)", slot_id, offered)
+    return offered
+
+
+def _waitlist_leave_url(entry: WaitlistEntry) -> str:
+    from bookings.emails import absolute_url
+
+    end = timezone.make_aware(datetime.combine(entry.date_to + timedelta(days=1), time.min))
+    raw = waitlist_token_create(
+        entry=entry, purpose=WaitlistToken.Purpose.LEAVE, lifetime=max(end - timezone.now(), timedelta(days=1))
+    )
+    return absolute_url(reverse("bookings:waitlist_leave", args=[raw]))
+
+
+def waitlist_join(
+    *,
+    client_name: str,
+    email: str,
+    session_type: SessionType,
+    mode: str,
+    counsellor: Counsellor | None,
+    date_from: date,
+    date_to: date,
+) -> WaitlistEntry:
+    """Put a client on the waitlist, unconfirmed, and email them a link to confirm the
+    address. Only confirmed entries are ever offered a time."""
+    today = timezone.localdate()
+    if date_from < today:
+        raise BookingError("Choose a first day that is today or later.")
+    if date_to < date_from:
+        raise BookingError("The last day must be on or after the first day.")
+    if date_to > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+        raise BookingError(f"Choose days within the next {settings.BOOKING_HORIZON_DAYS} days.")
+    _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
+    with transaction.atomic():
+        entry = WaitlistEntry.objects.create(
+            client_name=client_name.strip(),
+            email=email_normalise(email),
+            session_type=session_type,
+            mode=mode,
+            counsellor=counsellor,
+            date_from=date_from,
+            date_to=date_to,
+        )
+        raw = waitlist_token_create(
+            entry=entry,
+            purpose=WaitlistToken.Purpose.VERIFY,
+            lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
+        )
+        notifications.waitlist_verify(entry=entry, raw_token=raw)
+    return entry
+
+
+def waitlist_verify(*, token: str) -> WaitlistEntry:
+    """The client confirmed their address: the entry starts waiting, in the order it was made."""
+    with transaction.atomic():
+        link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.VERIFY)
+        entry = (
+            WaitlistEntry.objects.select_for_update().select_related("session_type", "counsellor").get(pk=link.entry_id)
+        )
+        if entry.status not in WAITLIST_LIVE:
+            raise BookingError("This waitlist request has ended. You are welcome to join again.")
+        if entry.verified_at is None:
+            entry.verified_at = timezone.now()
+            entry.save(update_fields=["verified_at", "updated_at"])
+            notifications.waitlist_joined(entry=entry, leave_url=_waitlist_leave_url(entry))
+    return entry
+
+
+def waitlist_leave(*, token: str) -> WaitlistEntry:
+    """The client left the waitlist from an emailed link (a POST). Leaving twice is harmless."""
+    with transaction.atomic():
+        link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.LEAVE)
+        WaitlistEntry.objects.filter(pk=link.entry_id, status__in=WAITLIST_LIVE).update(
+            status=WaitlistEntry.State.LEFT, updated_at=timezone.now()
+        )
+        return WaitlistEntry.objects.get(pk=link.entry_id)
+
+
+def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
+    """The waitlist sweep, safe to run often and concurrently (each change is one guarded
+    UPDATE or DELETE): entries whose last day has passed expire; unconfirmed entries older
+    than DRAFT_RETENTION_HOURS and entries finished WAITLIST_FINISHED_KEEP_DAYS ago are
+    deleted with their links, since they hold a name and an email address."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    expired = WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, date_to__lt=today).update(
+        status=WaitlistEntry.State.EXPIRED, updated_at=now
+    )
+    stale = Q(verified_at__isnull=True, created_at__lt=now - timedelta(hours=settings.DRAFT_RETENTION_HOURS)) | (
+        ~Q(status__in=WAITLIST_LIVE) & Q(updated_at__lt=now - timedelta(days=WAITLIST_FINISHED_KEEP_DAYS))
+    )
+    _, per_model = WaitlistEntry.objects.filter(stale).delete()
+    return {"expired": expired, "deleted": per_model.get(WaitlistEntry._meta.label, 0)}

@@ -40,3 +40,35 @@ def purge_drafts() -> int:
     from bookings.services import drafts_purge
 
     return drafts_purge()
+
+
+@task()
+def send_reminders() -> int:
+    """Reminders before confirmed sessions; run it every few minutes. Each is sent once."""
+    from bookings.services import reminders_send
+
+    return reminders_send()
+
+
+@task()
+def send_daily_summaries() -> int:
+    """Counsellors' morning summaries; run it each morning. Once per counsellor per day."""
+    from bookings.services import daily_summaries_send
+
+    return daily_summaries_send()
+
+
+@task()
+def offer_freed_slots(slot_ids: list[int]) -> int:
+    """Offer slots that just became free to the waitlist (see services.slots_freed)."""
+    from bookings.services import waitlist_offer_slots
+
+    return waitlist_offer_slots(slot_ids=slot_ids)
+
+
+@task()
+def expire_waitlist() -> dict[str, int]:
+    """The waitlist sweep (expire past ranges, delete stale entries); run it daily or more."""
+    from bookings.services import waitlist_expire
+
+    return waitlist_expire()

@@ -10,21 +10,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings.errors import TokenInvalid
-from bookings.models import Booking, LinkToken
+from bookings.models import Booking, LinkToken, Slot, WaitlistEntry, WaitlistToken
 
 
 def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def token_create(*, booking: Booking, purpose: str, lifetime: timedelta) -> str:
-    """Store a new token for `booking` and return the raw value for the link."""
+def token_create(*, booking: Booking, purpose: str, lifetime: timedelta, slot: Slot | None = None) -> str:
+    """Store a new token for `booking` and return the raw value for the link. `slot`: the
+    time a RESCHEDULE link moves the booking to (only those carry one)."""
     raw = secrets.token_urlsafe(24)
     LinkToken.objects.create(
         booking=booking,
         purpose=purpose,
         token_hash=token_hash(raw),
         expires_at=timezone.now() + lifetime,
+        slot=slot,
     )
     return raw
 
@@ -67,3 +69,40 @@ def tokens_revoke(*, booking: Booking, purpose: str | None = None) -> int:
     if purpose:
         qs = qs.filter(purpose=purpose)
     return qs.update(revoked_at=timezone.now())
+
+
+# --- Waitlist links (their own table: a waitlist entry is not a booking) ----------------
+
+
+def waitlist_token_create(*, entry: WaitlistEntry, purpose: str, lifetime: timedelta) -> str:
+    raw = secrets.token_urlsafe(24)
+    WaitlistToken.objects.create(
+        entry=entry, purpose=purpose, token_hash=token_hash(raw), expires_at=timezone.now() + lifetime
+    )
+    return raw
+
+
+def waitlist_token_get(*, raw: str, purpose: str, for_update: bool = False) -> WaitlistToken:
+    """The live waitlist token behind `raw`, or TokenInvalid saying why not."""
+    if not raw or len(raw) > 100:
+        raise TokenInvalid("unknown")
+    qs = WaitlistToken.objects.select_related("entry")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    link = qs.filter(token_hash=token_hash(raw), purpose=purpose).first()
+    if link is None:
+        raise TokenInvalid("unknown")
+    if link.used_at is not None:
+        raise TokenInvalid("used", link=link)
+    if link.expires_at <= timezone.now():
+        raise TokenInvalid("expired", link=link)
+    return link
+
+
+def waitlist_token_claim(*, raw: str, purpose: str) -> WaitlistToken:
+    """Use up a single-use waitlist token, inside the transaction that acts on it."""
+    assert transaction.get_connection().in_atomic_block, "claim tokens inside a transaction"
+    link = waitlist_token_get(raw=raw, purpose=purpose, for_update=True)
+    link.used_at = timezone.now()
+    link.save(update_fields=["used_at"])
+    return link

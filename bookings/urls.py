@@ -1,6 +1,6 @@
 from django.urls import path
 
-from bookings import payment_views, views, wizard
+from bookings import payment_views, privacy_views, reschedule_views, views, waitlist_views, wizard
 
 app_name = "bookings"
 
@@ -8,6 +8,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("privacy/", views.privacy, name="privacy"),
     path("policies/", views.policies, name="policies"),
+    path("counsellors/", views.counsellors, name="counsellors"),
+    path("counsellors/<slug:slug>/", views.counsellor_profile, name="counsellor"),
     path("book/", wizard.wizard, name="wizard"),
     path("verify/<str:token>/", views.verify, name="verify"),
     path("verify/<str:token>/resend/", views.verify_resend, name="verify_resend"),
@@ -21,4 +23,16 @@ urlpatterns = [
     path("bookings/<str:token>/pay/<int:payment_id>/return/", payment_views.payment_return, name="pay_return"),
     path("bookings/<str:token>/session.ics", payment_views.booking_calendar, name="booking_ics"),
     path("payments/razorpay/webhook/", payment_views.razorpay_webhook, name="razorpay_webhook"),
+    # Privacy requests (bookings/privacy_views.py).
+    path("bookings/<str:token>/privacy/erase/", privacy_views.erase_request, name="privacy_erase_request"),
+    path("bookings/<str:token>/privacy/export/", privacy_views.export_request, name="privacy_export_request"),
+    path("privacy/erase/<str:token>/", privacy_views.erase, name="privacy_erase"),
+    path("privacy/export/<str:token>/", privacy_views.export, name="privacy_export"),
+    # Moving a session (bookings/reschedule_views.py).
+    path("bookings/<str:token>/reschedule/", reschedule_views.reschedule, name="reschedule"),
+    path("reschedule/<str:token>/", reschedule_views.reschedule_confirm, name="reschedule_confirm"),
+    # The waitlist (bookings/waitlist_views.py).
+    path("waitlist/", waitlist_views.waitlist_join, name="waitlist_join"),
+    path("waitlist/verify/<str:token>/", waitlist_views.waitlist_verify, name="waitlist_verify"),
+    path("waitlist/leave/<str:token>/", waitlist_views.waitlist_leave, name="waitlist_leave"),
 ]

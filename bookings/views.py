@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -224,6 +224,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
         "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
         "meeting_url": meeting_url,
+        "reschedule": services.reschedule_state_for_client(booking=booking),
     }
 
 
@@ -297,3 +298,20 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "bookings/cancel_refused.html", context, status=409)
     booking = selectors.booking_with_session(booking.pk)
     return render(request, "bookings/cancelled.html", {"booking": booking, "clinic": clinic})
+
+
+# --- Counsellor profiles ----------------------------------------------------------------
+
+
+@require_GET
+def counsellors(request: HttpRequest) -> HttpResponse:
+    """'Our counsellors': public profiles only, never anything about clients."""
+    return render(request, "bookings/counsellors.html", {"counsellors": list(selectors.counsellors_public())})
+
+
+@require_GET
+def counsellor_profile(request: HttpRequest, slug: str) -> HttpResponse:
+    counsellor = selectors.counsellors_public().filter(slug=slug).first()
+    if counsellor is None:
+        raise Http404("No such counsellor.")
+    return render(request, "bookings/counsellor.html", {"counsellor": counsellor})

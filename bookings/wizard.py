@@ -76,8 +76,8 @@ def _run_start(request: HttpRequest) -> str:
 
 
 def _preselection(request: HttpRequest) -> dict[str, str]:
-    """Choices carried in the link that opened the wizard: `?slot=<id>` (the chatbot's links)
-    and `?type=<session type slug>`. Anything unusable is ignored; the step says why."""
+    """Choices carried in the link that opened the wizard: `?slot=<id>` (the chatbot's links),
+    `?type=<session type slug>` and `?counsellor=<slug>`. Anything unusable is ignored; the step says why."""
     initial: dict[str, str] = {}
     types = list(SessionType.objects.filter(is_active=True))
     wanted = request.GET.get("type", "")
@@ -93,6 +93,12 @@ def _preselection(request: HttpRequest) -> dict[str, str]:
         if slot is not None:
             initial["counsellor"] = str(slot.counsellor_id)
             initial["day"] = timezone.localtime(slot.start).date().isoformat()
+    # `?counsellor=<slug>`: "Book with ..." on a counsellor's public profile.
+    wanted_counsellor = request.GET.get("counsellor", "")
+    if wanted_counsellor and "counsellor" not in initial:
+        found = Counsellor.objects.filter(slug=wanted_counsellor[:50], is_active=True).values_list("pk", flat=True)
+        if found:
+            initial["counsellor"] = str(found[0])
     return initial
 
 
@@ -283,18 +289,19 @@ def _render_step(
     return render(step.request, template, ctx, status=status)
 
 
-def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
-    """The day-by-day picker: the days with free times, and the free times of one day."""
-    values = step.stored()
-    filters = _filters(values, lists)
-    session_type, counsellor = filters["session_type"], filters["counsellor"]
+def slot_picker(
+    *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None, day: str, chosen: str
+) -> dict[str, Any]:
+    """The day-by-day picker's context (templates/bookings/_slot_picker.html): a page of days
+    with free times, the free times of one `day` grouped by start, and the `chosen` slot.
+    Shared by the wizard and the client's "move my session" page."""
+    filters = {"session_type": session_type, "counsellor": counsellor, "mode": mode}
     days = selectors.slot_days_free(**filters)
-    day = _parse_day(values.get("day", ""))
-    if day not in days:
-        day = days[0] if days else None
-    slots = selectors.slots_free_on_day(day=day, **filters) if day else []
+    shown = _parse_day(day)
+    if shown not in days:
+        shown = days[0] if days else None
+    slots = selectors.slots_free_on_day(day=shown, **filters) if shown else []
 
-    chosen = values.get("slot", "")
     times: list[dict[str, Any]] = []
     for slot in slots:
         if times and times[-1]["start"] == slot.start:
@@ -314,29 +321,47 @@ def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
         if chosen_elsewhere is None:
             notice = "The time you chose is no longer available. Please choose another time."
 
-    index = days.index(day) if day else 0
+    index = days.index(shown) if shown else 0
     first = (index // DAYS_PER_PAGE) * DAYS_PER_PAGE
-    local_now = timezone.localtime()
     return {
+        "days": days[first : first + DAYS_PER_PAGE],
+        "earlier_day": days[first - 1] if first > 0 else None,
+        "later_day": days[first + DAYS_PER_PAGE] if first + DAYS_PER_PAGE < len(days) else None,
+        "day": shown,
+        "times": times,
+        "chosen": chosen,
+        "chosen_elsewhere": chosen_elsewhere,
+        "picker_notice": notice,
+        "any_counsellor": counsellor is None,
+        "tz_abbr": timezone.localtime().tzname(),
+        "tz_name": settings.TIME_ZONE,
+        "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
+        "horizon_days": settings.BOOKING_HORIZON_DAYS,
+    }
+
+
+def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
+    """The session step's picker: the shared day-by-day picker, filtered by the choices so far."""
+    values = step.stored()
+    filters = _filters(values, lists)
+    session_type = filters["session_type"]
+    picker = slot_picker(**filters, day=values.get("day", ""), chosen=values.get("slot", ""))
+    picker["picker_notice"] = step.run.get("notice", "") or picker["picker_notice"]
+    return {
+        **picker,
         "values": values,
         "session_types": lists["session_types"],
         "counsellors": lists["counsellors"],
         "selected_type": session_type,
         "modes": [(m, Mode(m).label) for m in (session_type.modes if session_type else Mode.values)],
-        "days": days[first : first + DAYS_PER_PAGE],
-        "earlier_day": days[first - 1] if first > 0 else None,
-        "later_day": days[first + DAYS_PER_PAGE] if first + DAYS_PER_PAGE < len(days) else None,
-        "day": day,
-        "times": times,
-        "chosen": chosen,
-        "chosen_elsewhere": chosen_elsewhere,
-        "picker_notice": step.run.get("notice", "") or notice,
-        "any_counsellor": counsellor is None,
-        "tz_abbr": local_now.tzname(),
-        "tz_name": settings.TIME_ZONE,
-        "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
-        "horizon_days": settings.BOOKING_HORIZON_DAYS,
+        "waitlist_url": _waitlist_url(values),
     }
+
+
+def _waitlist_url(values: dict[str, str]) -> str:
+    """ "Join the waitlist", carrying the choices made so far (the form checks them)."""
+    query = {k: values[k] for k in ("session_type", "mode", "counsellor") if values.get(k)}
+    return reverse("bookings:waitlist_join") + (f"?{urlencode(query)}" if query else "")
 
 
 def _filters(values: dict[str, str], lists: dict[str, Any]) -> dict[str, Any]:

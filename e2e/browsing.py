@@ -53,7 +53,8 @@ PHONE = {"width": 375, "height": 667}
 CSP_LISTENER = """
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__msCspViolation && window.__msCspViolation(
-    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} on ${location.pathname}`
+    `${e.violatedDirective} blocked ${e.blockedURI || "inline"} on ${location.pathname}` +
+    (e.sourceFile ? ` (from ${e.sourceFile}:${e.lineNumber}:${e.columnNumber} ${e.sample || ""})` : "")
   );
 });
 """
@@ -336,4 +337,3 @@ def cut_off_elements(page: Page) -> list[str]:
           return out.slice(0, 10);
         }"""
     )
-

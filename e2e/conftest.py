@@ -17,16 +17,37 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 
-from bookings.models import Slot
+from bookings import services
+from bookings.models import Booking, Slot
 from conftest import next_weekday_at
-from e2e.browsing import CHROMIUM_ARGS, Tab, chromium_path, open_tab, totp_secret_for
+from e2e.browsing import CHROMIUM_ARGS, Tab, chromium_path, link_in, open_tab, totp_secret_for, wait_for_email
+from e2e.journeys import CLIENT
+
+
+def _why_not_run() -> str:
+    """Browser tests run on the SQLite pass only: they test pages, not the database, and the
+    PostgreSQL pass (CI runs the suite on both) has its own concurrency tests. Set
+    E2E_ON_POSTGRES=true to run them there too."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite" and os.environ.get("E2E_ON_POSTGRES", "").lower() != "true":
+        return "browser tests run on the SQLite pass (E2E_ON_POSTGRES=true to run them here)"
+    try:
+        chromium_path()
+    except RuntimeError as exc:
+        return str(exc)
+    return ""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("browser"):
-            # One live server and one Chromium per xdist worker; keep the journeys together.
-            item.add_marker(pytest.mark.xdist_group("browser"))
+    browser_items = [item for item in items if item.get_closest_marker("browser")]
+    why_not = _why_not_run() if browser_items else ""
+    for item in browser_items:
+        # One live server and one Chromium per xdist worker; with --dist loadgroup the
+        # journeys share one worker while the other runs the unit tests.
+        item.add_marker(pytest.mark.xdist_group("browser"))
+        if why_not:
+            item.add_marker(pytest.mark.skip(reason=why_not))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -100,9 +121,35 @@ def slots(counsellor, session_type) -> list[Slot]:
 
 @pytest.fixture
 def counsellor_login(counsellor_user) -> dict[str, str]:
-    return {"email": counsellor_user.email, "password": "a-long-counsellor-password", "secret": totp_secret_for(counsellor_user)}
+    return {
+        "email": counsellor_user.email,
+        "password": "a-long-counsellor-password",
+        "secret": totp_secret_for(counsellor_user),
+    }
 
 
 @pytest.fixture
 def admin_login(admin_user) -> dict[str, str]:
     return {"email": admin_user.email, "password": "a-long-admin-password", "secret": totp_secret_for(admin_user)}
+
+
+@pytest.fixture
+def approved_booking(slots, session_type, counsellor_user) -> Booking:
+    """A request the client sent and verified and the counsellor approved into its slot:
+    the "time reserved" email with the booking-page link is in the outbox."""
+    booking, _ = services.booking_submit(
+        submission_key="e2e-approved",
+        session_type=session_type,
+        mode="online",
+        counsellor=None,
+        preferred_slot=slots[1],
+        preferred_times="",
+        client_name=CLIENT["name"],
+        email=CLIENT["email"],
+        phone="",
+        age_confirmation=Booking.AgeConfirmation.ADULT,
+        concerns="",
+    )
+    verify_url = link_in(wait_for_email(CLIENT["email"], "Confirm your email"), "/verify/")
+    services.booking_verify(token=verify_url.rstrip("/").rsplit("/", 1)[1])
+    return services.booking_approve(booking_id=booking.pk, slot_id=slots[1].pk, user=counsellor_user)

@@ -36,10 +36,33 @@ def step_shown(tab: Tab, name: str, *, htmx: bool) -> None:
     tab.check()
 
 
-def choose_session(page: Page, *, session: str = "Individual session", mode: str = "Online", time: str = "10:00") -> None:
-    page.get_by_role("radio", name=re.compile(re.escape(session))).check()
-    page.get_by_role("radio", name=mode, exact=True).check()
-    page.get_by_role("radio", name=re.compile(r"^" + re.escape(time))).check()
+def choose_session(
+    page: Page,
+    *,
+    session: str = "Individual session",
+    mode: str = "Online",
+    time: str | None = "10:00",
+    htmx: bool = True,
+) -> None:
+    """Pick the kind of session, the way of meeting and a time. With JavaScript each choice
+    refreshes the free times in place: wait for that before the next choice."""
+    for radio in (
+        page.get_by_role("radio", name=re.compile(re.escape(session))),
+        page.get_by_role("radio", name=mode, exact=True),
+    ):
+        if radio.is_checked():
+            continue
+        if htmx:
+            with page.expect_response(lambda r: r.request.method == "POST" and "/book/" in r.url):
+                radio.check()
+            page.wait_for_load_state("networkidle")
+        else:
+            radio.check()
+    if not htmx:
+        page.get_by_role("button", name="Show free times for these choices").click()
+    # Without a time given: the first free time of the first day shown.
+    pattern = r"^" + re.escape(time) if time else r"^\d\d:\d\d "
+    page.get_by_role("radio", name=re.compile(pattern)).first.check()
 
 
 def book_through_wizard(
@@ -50,6 +73,7 @@ def book_through_wizard(
     htmx: bool = True,
     snap: Snap = _no_snap,
     show_errors: bool = False,
+    time: str | None = "10:00",
 ) -> None:
     """From the home page to "Check your email". `snap(name)` is called on each screen."""
     page = tab.page
@@ -57,11 +81,9 @@ def book_through_wizard(
     snap("home")
     page.get_by_role("main").get_by_role("link", name="Book a session").click()
     step_shown(tab, "Choose your session", htmx=False)
-    choose_session(page)
-    if htmx:
-        # Choosing triggers an htmx refresh of the free times; wait for it to settle.
-        tab.page.wait_for_load_state("networkidle")
-        expect(page.get_by_role("radio", name=re.compile(r"^10:00"))).to_be_checked()
+    choose_session(page, htmx=htmx, time=time)
+    if not htmx:
+        tab.check()
     snap("wizard-1-session")
     page.get_by_role("button", name="Continue").click()
     step_shown(tab, "About you", htmx=htmx)

@@ -52,6 +52,20 @@ def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
 
 
+def envints(name: str, default: str, *, minimum: int = 1) -> list[int]:
+    """A comma-separated list of whole numbers, e.g. REMINDER_HOURS=24,2."""
+    values = []
+    for item in envlist(name, default):
+        try:
+            value = int(item)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be whole numbers separated by commas, not {item!r}.") from None
+        if value < minimum:
+            raise ImproperlyConfigured(f"{name} values must be at least {minimum}, not {value}.")
+        values.append(value)
+    return values
+
+
 def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = envstr(name, default).lower()
     if value not in choices:
@@ -167,6 +181,8 @@ RATE_LIMITS = {
     "wizard_submit_email": (5, 3600),
     "verify_resend": (3, 3600),
     "cancel_request": (5, 3600),
+    "reschedule_request": (5, 3600),
+    "waitlist_join": (5, 3600),
     "data_request": (5, 3600),
     "api": (envint("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1), 60),
 }
@@ -299,6 +315,11 @@ CRISIS_HELP_TEXT = envstr(
 BOOKING_MIN_NOTICE_HOURS = envint("BOOKING_MIN_NOTICE_HOURS", 24)
 BOOKING_HORIZON_DAYS = envint("BOOKING_HORIZON_DAYS", 60, minimum=1)
 CANCELLATION_CUTOFF_HOURS = envint("CANCELLATION_CUTOFF_HOURS", 24)
+# How many times a client may move one booking online (staff moves are not counted).
+RESCHEDULE_LIMIT = envint("RESCHEDULE_LIMIT", 2)
+RESCHEDULE_LINK_MINUTES = 60
+# When a slot frees up, how many waiting clients (oldest first) are emailed about it at once.
+WAITLIST_OFFERS_PER_SLOT = envint("WAITLIST_OFFERS_PER_SLOT", 3, minimum=1)
 PAYMENT_WINDOW_HOURS = envint("PAYMENT_WINDOW_HOURS", 48, minimum=1)
 PAYMENT_DEADLINE_BEFORE_SESSION_HOURS = envint("PAYMENT_DEADLINE_BEFORE_SESSION_HOURS", 12)
 DRAFT_RETENTION_HOURS = envint("DRAFT_RETENTION_HOURS", 48, minimum=1)
@@ -306,6 +327,9 @@ DRAFT_RETENTION_HOURS = envint("DRAFT_RETENTION_HOURS", 48, minimum=1)
 RETENTION_MONTHS = envint("RETENTION_MONTHS", 12, minimum=1)
 VERIFICATION_LINK_HOURS = 24
 CANCELLATION_LINK_MINUTES = 60
+# Reminder emails before each confirmed session, in hours before it (e.g. "24" or "24,2").
+# Sent by `manage.py send_reminders`, which should run every few minutes.
+REMINDER_HOURS = sorted(set(envints("REMINDER_HOURS", "24")), reverse=True)
 BOOKING_LINK_DAYS_AFTER_SESSION = envint("BOOKING_LINK_DAYS_AFTER_SESSION", 30, minimum=1)
 # "adult_only": clients confirm they are 18 or over. "guardian_consent": younger clients
 # may book when a parent or guardian consents.
@@ -375,5 +399,7 @@ LOGGING = {
         # Django's request logger would print full URLs, which carry booking tokens.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "django.server": {"handlers": [], "level": "ERROR", "propagate": False},
+        # At DEBUG the template engine dumps whole contexts (booking objects, link tokens).
+        "django.template": {"level": "INFO"},
     },
 }

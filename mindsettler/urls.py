@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from mindsettler import views
+from staff import login as staff_login
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("staff/", include("staff.urls")),
+    # allauth's sign-in, answering 429 with Retry-After when it refuses for too many failures.
+    path("accounts/login/", staff_login.login, name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("django-admin/", admin.site.urls),
     path("api/v1/", include("bookings.api.urls")),
@@ -14,3 +17,5 @@ urlpatterns = [
 
 handler404 = "mindsettler.views.not_found"
 handler500 = "mindsettler.views.server_error"
+# allauth's own rate limits (sign-in attempts per IP, password resets) answer through this.
+handler429 = "mindsettler.views.too_many_requests"

@@ -10,9 +10,13 @@ from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context
 from django.http import HttpRequest
 
+TOO_MANY_LOGINS = "Too many failed sign-in attempts. Please wait 5 minutes and try again, or reset your password."
+
 
 class StaffAccountAdapter(DefaultAccountAdapter):
     """Accounts are for staff only, and only an administrator creates them (by invitation)."""
+
+    error_messages = {**DefaultAccountAdapter.error_messages, "too_many_login_attempts": TOO_MANY_LOGINS}
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False

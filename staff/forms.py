@@ -17,7 +17,20 @@ DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
 
 
+class _ReadOnceChoiceIterator(forms.models.ModelChoiceIterator):
+    """Iterates the field's queryset itself rather than `.iterator()`, so the slots are read
+    once per form however often the page counts or renders them (a query per use otherwise)."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.queryset:
+            yield self.choice(obj)
+
+
 class SlotChoiceField(forms.ModelChoiceField):
+    iterator = _ReadOnceChoiceIterator
+
     def label_from_instance(self, obj: Slot) -> str:
         local = timezone.localtime(obj.start)
         minutes = int(obj.duration.total_seconds() // 60)
@@ -146,6 +159,11 @@ class RejectForm(VersionForm):
 class CancelForm(VersionForm):
     reason = forms.CharField(
         label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3}), help_text="Sent to the client."
+    )
+    client_asked = forms.BooleanField(
+        label="The client asked to cancel",
+        required=False,
+        help_text="Inside the cancellation cutoff, this is recorded as a late cancellation.",
     )
     error_messages = {"required": "Give a reason for cancelling this booking."}
 
@@ -308,3 +326,64 @@ class InviteForm(forms.Form):
 
 def booking_initial_version(booking: Booking) -> dict[str, int]:
     return {"version": booking.version}
+
+
+# --- Counsellor profiles ----------------------------------------------------------------
+
+
+class CounsellorProfileForm(forms.ModelForm):
+    """What clients read on the public profile, and the counsellor's own email preference."""
+
+    class Meta:
+        model = Counsellor
+        fields = [
+            "display_name",
+            "title",
+            "approach",
+            "bio",
+            "languages",
+            "offers_online",
+            "offers_in_person",
+            "daily_summary",
+        ]
+        labels = {
+            "display_name": "Name shown to clients",
+            "title": "Title or qualification",
+            "approach": "How you work",
+            "bio": "About you",
+            "languages": "Languages you offer sessions in",
+            "offers_online": "I offer online sessions",
+            "offers_in_person": "I offer sessions in person",
+            "daily_summary": "Email me a summary of my sessions each morning",
+        }
+        help_texts = {
+            "approach": "A few sentences in plain words, e.g. the kinds of help you offer.",
+            "bio": "Training and experience. Public: do not mention clients.",
+            "languages": "Separate them with commas, e.g. English, Hindi.",
+            "daily_summary": "Times, acknowledgement IDs and client initials only.",
+        }
+        widgets = {
+            "approach": forms.Textarea(attrs={"rows": 4}),
+            "bio": forms.Textarea(attrs={"rows": 5}),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not (data.get("offers_online") or data.get("offers_in_person")):
+            self.add_error("offers_online", "Offer at least one way of meeting: online or in person.")
+        return data
+
+
+class MoveForm(VersionForm):
+    """Move a booking to another free slot (staff)."""
+
+    slot = SlotChoiceField(
+        label="New time slot",
+        queryset=Slot.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "That slot is no longer free. Choose another time."},
+    )
+
+    def __init__(self, *args: Any, slots: QuerySet[Slot], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["slot"].queryset = slots

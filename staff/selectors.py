@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, FilteredRelation, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from bookings.models import (
     ACTIVE_STATUSES,
     SLOT_HOLDING_STATUSES,
+    Actor,
     BlockedPeriod,
     Booking,
     BookingEvent,
@@ -89,6 +90,46 @@ def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
     }
 
 
+def outcomes_by_month(*, user: Any, months: int = 6, today: date | None = None) -> list[dict[str, Any]]:
+    """Per counsellor and month of the session, for the last `months` months (this one
+    included): sessions held, cancellations (by the client or staff; the payment window
+    running out is not one), late cancellations among them, and no-shows.
+
+    One aggregate query over the bookings `user` may see: a counsellor gets their own rows only.
+    """
+    today = today or timezone.localdate()
+    year, month = today.year, today.month - (months - 1)
+    while month <= 0:
+        month, year = month + 12, year - 1
+    start = day_bounds(date(year, month, 1))[0]
+    following = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    end = day_bounds(following)[0]
+    cancelled = Exists(
+        BookingEvent.objects.filter(
+            booking=OuterRef("pk"),
+            action="transition",
+            to_status=Status.CANCELLED,
+            actor__in=(Actor.CLIENT, Actor.STAFF),
+        )
+    )
+    late = Exists(BookingEvent.objects.filter(booking=OuterRef("pk"), action="late_cancellation"))
+    rows = (
+        bookings_for(user)
+        .filter(slot__start__gte=start, slot__start__lt=end, counsellor__isnull=False)
+        .filter(Q(status__in=(Status.COMPLETED, Status.NO_SHOW)) | (Q(status=Status.CANCELLED) & Q(cancelled)))
+        .annotate(month=TruncMonth("slot__start", tzinfo=timezone.get_current_timezone()))
+        .values("month", "counsellor_id", "counsellor__display_name")
+        .annotate(
+            held=Count("pk", filter=Q(status=Status.COMPLETED)),
+            cancelled=Count("pk", filter=Q(status=Status.CANCELLED)),
+            late=Count("pk", filter=Q(status=Status.CANCELLED) & Q(late)),
+            no_shows=Count("pk", filter=Q(status=Status.NO_SHOW)),
+        )
+        .order_by("-month", "counsellor__display_name", "counsellor_id")
+    )
+    return list(rows)
+
+
 # --- The calendar -----------------------------------------------------------------------
 
 STATUS_COLOURS = {
@@ -97,6 +138,7 @@ STATUS_COLOURS = {
     Status.PAYMENT_PENDING: "#6d28d9",
     Status.CONFIRMED: "#047857",
     Status.COMPLETED: "#57534e",
+    Status.NO_SHOW: "#9f1239",
 }
 
 
@@ -106,16 +148,16 @@ def calendar_rows(*, user: Any, start: datetime, end: datetime, counsellor_id: i
     qs = slots_for(user).filter(start__lt=end, end__gt=start)
     if counsellor_id:
         qs = qs.filter(counsellor_id=counsellor_id)
-    qs = qs.annotate(
-        held=FilteredRelation("bookings", condition=Q(bookings__status__in=SLOT_HOLDING_STATUSES))
-    ).exclude(
-        # Free slots inside a blocked period are not offered; held ones still show.
-        Q(held__id__isnull=True)
-        & Exists(
-            BlockedPeriod.objects.filter(
-                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
-            )
+    blocked = Exists(
+        BlockedPeriod.objects.filter(
+            counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
         )
+    )
+    # Free slots inside a blocked period are not offered; held ones still show. Written as a
+    # filter on the joined row: exclude() on the relation would add a subquery that reads
+    # every booking and slot in the database (a sequential scan per request).
+    qs = qs.annotate(held=FilteredRelation("bookings", condition=Q(bookings__status__in=SLOT_HOLDING_STATUSES))).filter(
+        Q(held__id__isnull=False) | ~blocked
     )
     return list(
         qs.values(
@@ -129,6 +171,7 @@ def calendar_rows(*, user: Any, start: datetime, end: datetime, counsellor_id: i
             "held__client_name",
             "held__status",
             "held__mode",
+            "held__version",
         ).order_by("start")
     )
 

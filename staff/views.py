@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
@@ -44,10 +45,12 @@ from staff.forms import (
     BookingFilterForm,
     CancelForm,
     ClinicForm,
+    CounsellorProfileForm,
     CounsellorRoomForm,
     GenerateForm,
     InviteForm,
     MeetingUrlForm,
+    MoveForm,
     PublishRangeForm,
     RejectForm,
     SlotForm,
@@ -80,6 +83,7 @@ BOOKING_CHANGED = "bookingChanged"
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user)
+    data["outcomes"] = selectors.outcomes_by_month(user=request.user)
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 
@@ -135,6 +139,7 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
     detail = reverse("staff:booking_detail", args=[0])[:-2]  # "/staff/bookings/"
     labels = dict(Status.choices)
+    now = timezone.now()
     events = []
     for row in rows:
         if row["held__id"] is None:
@@ -151,6 +156,8 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
             continue
         status = row["held__status"]
         colour = selectors.STATUS_COLOURS.get(status, "#57534e")
+        # Future sessions that can move are draggable onto another free slot (see booking_drop).
+        movable = status in services.RESCHEDULABLE_BY_STAFF and row["start"] > now
         events.append(
             {
                 "id": f"booking-{row['held__id']}",
@@ -160,10 +167,13 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
                 "url": f"{detail}{row['held__id']}/",
                 "backgroundColor": colour,
                 "borderColor": colour,
+                "startEditable": movable,
+                "durationEditable": False,
                 "extendedProps": {
                     "kind": "booking",
                     "status": labels.get(status, status),
                     "counsellor": row["counsellor__display_name"],
+                    **({"version": row["held__version"], "dropUrl": f"{detail}{row['held__id']}/drop/"} if movable else {}),
                 },
             }
         )
@@ -358,15 +368,30 @@ def _detail_context(
     if Status.COMPLETED in staff_moves:
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version)
         ctx["session_ended"] = booking.slot is not None and booking.slot.end <= timezone.now()
+    if Status.NO_SHOW in staff_moves:
+        ctx["no_show_form"] = forms.get("no_show") or VersionForm(initial=version)
     if Status.CANCELLED in staff_moves:
         ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version)
+        ctx["cancel_is_late"] = booking.slot is not None and services.cancellation_is_late(
+            session_start=booking.slot.start
+        )
+        ctx["cutoff_hours"] = settings.CANCELLATION_CUTOFF_HOURS
+    ctx["late_cancellation"] = booking.status == Status.CANCELLED and any(
+        e.action == "late_cancellation" for e in ctx["events"]
+    )
+    if booking.status in services.RESCHEDULABLE_BY_STAFF and booking.slot_id:
+        ctx["move_form"] = forms.get("move") or MoveForm(
+            initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking)
+        )
     ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
     # A refusal for an action no longer on the page (the status moved on): show it at the top.
     shown = {
         "approve": "approve_form" in ctx,
         "reject": "reject_form" in ctx,
         "complete": "complete_form" in ctx,
+        "no_show": "no_show_form" in ctx,
         "cancel": "cancel_form" in ctx,
+        "move": "move_form" in ctx,
         "resend": True,
         "meeting": booking.mode == Mode.ONLINE,
     }
@@ -483,6 +508,7 @@ def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user,
             reason=form.cleaned_data["reason"],
             expected_version=form.cleaned_data["version"],
+            client_asked=form.cleaned_data["client_asked"],
         )
     except BookingError as exc:
         return _refused(request, pk, "cancel", form, exc)
@@ -814,3 +840,106 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
             return redirect("staff:clinic")
         return render(request, "staff/clinic.html", {"form": form, "nav": "clinic"}, status=400)
     return render(request, "staff/clinic.html", {"form": form, "nav": "clinic"})
+
+
+# --- Outcomes ---------------------------------------------------------------------------
+
+
+@require_POST
+@staff_required
+def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    form = VersionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, pk, "no_show", form, None)
+    try:
+        services.booking_no_show(booking_id=pk, user=request.user, expected_version=form.cleaned_data["version"])
+    except BookingError as exc:
+        return _refused(request, pk, "no_show", form, exc)
+    return _after_action(request, pk, "Marked as a no-show.")
+
+
+# --- Counsellor profiles ----------------------------------------------------------------
+
+
+@require_GET
+@staff_required
+def profile_index(request: HttpRequest) -> HttpResponse:
+    """A counsellor goes straight to their own profile; administrators choose one."""
+    counsellors = list(counsellors_for(request.user))
+    if len(counsellors) == 1 and not is_administrator(request.user):
+        return redirect("staff:profile_edit", counsellor_id=counsellors[0].pk)
+    return render(request, "staff/profile_index.html", {"counsellors": counsellors, "nav": "profile"})
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+    """The public profile: a counsellor edits only their own (others answer 404); administrators any."""
+    counsellor = counsellor_or_404(request.user, counsellor_id)
+    form = CounsellorProfileForm(request.POST or None, instance=counsellor)
+    context = {"counsellor": counsellor, "form": form, "nav": "profile"}
+    if request.method == "POST":
+        if not form.is_valid():
+            return render(request, "staff/profile.html", context, status=400)
+        form.save()
+        messages.success(request, "Profile saved. Clients see it on the “Our counsellors” page.")
+        return redirect("staff:profile_edit", counsellor_id=counsellor.pk)
+    return render(request, "staff/profile.html", context)
+
+
+# --- Moving a booking to another slot -----------------------------------------------------
+
+
+@require_POST
+@staff_required
+def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
+    """"Move to another slot" on the detail page: same rules as a client's move (one
+    transaction, old slot released, new one taken), no limit, and the client is emailed."""
+    booking = _detail_booking(request, pk)
+    form = MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking))
+    if not form.is_valid():
+        return _refused(request, pk, "move", form, None)
+    try:
+        moved = services.booking_reschedule(
+            booking_id=pk,
+            slot_id=form.cleaned_data["slot"].pk,
+            actor=Actor.STAFF,
+            user=request.user,
+            expected_version=form.cleaned_data["version"],
+        )
+    except BookingError as exc:
+        return _refused(request, pk, "move", form, exc)
+    when = timezone.localtime(moved.slot.start)
+    return _after_action(request, pk, f"Moved to {when:%a %d %b, %H:%M}. The client has been emailed.")
+
+
+@require_POST
+@staff_required
+def booking_drop(request: HttpRequest, pk: int) -> HttpResponse:
+    """A booking dragged on the calendar (JSON in the form body, JSON out): move it to its
+    counsellor's free slot starting at the dropped time, or refuse so the calendar puts the
+    event back. Scoped like every staff view: another counsellor's booking answers 404."""
+    booking_or_404(request.user, pk)
+    start = parse_datetime(request.POST.get("start", "").replace(" ", "+"))
+    version = request.POST.get("version", "")
+    if start is None or not version.isdigit():
+        return _safe_json({"ok": False, "message": "The new time could not be read. Please try again."}, status=400)
+    if timezone.is_naive(start):
+        start = timezone.make_aware(start, timezone.get_current_timezone())
+    try:
+        moved = services.booking_move_to_start(
+            booking_id=pk, start=start, user=request.user, expected_version=int(version)
+        )
+    except BookingError as exc:
+        return _safe_json({"ok": False, "code": exc.code, "message": exc.message}, status=409)
+    when = timezone.localtime(moved.slot.start)
+    response = _safe_json(
+        {
+            "ok": True,
+            "version": moved.version,
+            "message": f"{moved.ack_id} moved to {when:%a %d %b, %H:%M}. The client has been emailed.",
+        }
+    )
+    response["HX-Trigger"] = BOOKING_CHANGED
+    return response

@@ -104,7 +104,7 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "enum": list(Status.values),
                     "description": "The booking's state: draft -> pending -> approved -> payment_pending -> "
-                    "confirmed -> completed, or rejected / cancelled.",
+                    "confirmed -> completed (or no_show: the client did not attend), or rejected / cancelled.",
                 },
                 "status_label": {"type": "string", "description": "The status in words for the client."},
                 "next_step": {"type": "string", "description": "What happens next, or what the client should do."},

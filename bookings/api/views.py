@@ -23,7 +23,7 @@ from bookings.api.auth import api_call_authenticate, bearer_token
 from bookings.api.openapi import openapi_document
 from bookings.api.problems import ApiProblem, invalid_parameter
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
-from bookings.models import Booking, Mode, SessionType, Slot
+from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
 from bookings.selectors import day_bounds, session_types_bookable, slot_modes, slots_free
 from bookings.services import ack_id_normalise
 from bookings.templatetags.mindsettler import money
@@ -217,26 +217,51 @@ def _free_slots_json(
     )
     if counsellor_id is not None:
         qs = qs.filter(counsellor_id=counsellor_id)
+    # A week holds thousands of slots: read plain rows, not model instances, and work out
+    # what repeats (the booking link's prefix, each counsellor's JSON, which session types
+    # fit) once. Which types fit depends only on the counsellor and the slot's length, so
+    # slot_modes (the rule) is asked once per such pair.
+    rows = qs.values_list(
+        "pk", "start", "end", "counsellor_id", "counsellor__slug", "counsellor__display_name",
+        "counsellor__offers_online", "counsellor__offers_in_person",
+    )  # fmt: skip
+    tz = timezone.get_current_timezone()
+    booking_url = f"{settings.SITE_URL}{reverse('bookings:wizard')}?slot="
+    counsellors: dict[int, dict[str, str]] = {}
+    offers: dict[tuple[int, timedelta], tuple[list[str], list[str]] | None] = {}
     answer = []
-    for slot in qs:
-        fits = {t.slug: slot_modes(slot=slot, session_type=t) for t in session_types}
-        fits = {slug: modes for slug, modes in fits.items() if modes}
-        if fits:
-            answer.append(_slot_json(slot, fits))
+    for pk, start, end, c_id, c_slug, c_name, online, in_person in rows:
+        key = (c_id, end - start)
+        if key not in offers:
+            probe = Slot(start=start, end=end, counsellor=Counsellor(offers_online=online, offers_in_person=in_person))
+            offers[key] = _fits(probe, session_types)
+        fit = offers[key]
+        if fit is None:
+            continue
+        if c_id not in counsellors:
+            counsellors[c_id] = {"slug": c_slug, "display_name": c_name}
+        answer.append(
+            {
+                "slot_id": pk,
+                "start": start.astimezone(tz).isoformat(timespec="seconds"),
+                "end": end.astimezone(tz).isoformat(timespec="seconds"),
+                "counsellor": counsellors[c_id],
+                "session_types": fit[0],
+                "modes": fit[1],
+                "booking_url": f"{booking_url}{pk}",
+            }
+        )
     return answer
 
 
-def _slot_json(slot: Slot, fits: dict[str, list[str]]) -> dict[str, Any]:
+def _fits(slot: Slot, session_types: list[SessionType]) -> tuple[list[str], list[str]] | None:
+    """The slugs of the session types `slot` can hold and the modes it offers, or None."""
+    fits = {t.slug: slot_modes(slot=slot, session_type=t) for t in session_types}
+    fits = {slug: modes for slug, modes in fits.items() if modes}
+    if not fits:
+        return None
     offered = {mode for modes in fits.values() for mode in modes}
-    return {
-        "slot_id": slot.pk,
-        "start": _moment(slot.start),
-        "end": _moment(slot.end),
-        "counsellor": {"slug": slot.counsellor.slug, "display_name": slot.counsellor.display_name},
-        "session_types": list(fits),
-        "modes": [mode for mode in Mode.values if mode in offered],
-        "booking_url": f"{settings.SITE_URL}{reverse('bookings:wizard')}?slot={slot.pk}",
-    }
+    return list(fits), [mode for mode in Mode.values if mode in offered]
 
 
 def _session_type_json(session_type: SessionType) -> dict[str, Any]:

@@ -39,12 +39,14 @@ def test_the_table_is_the_one_in_the_design():
         (s.PAYMENT_PENDING, s.CONFIRMED),
         (s.PAYMENT_PENDING, s.APPROVED),
         (s.CONFIRMED, s.COMPLETED),
+        (s.CONFIRMED, s.NO_SHOW),
         (s.PENDING, s.CANCELLED),
         (s.APPROVED, s.CANCELLED),
         (s.PAYMENT_PENDING, s.CANCELLED),
         (s.CONFIRMED, s.CANCELLED),
     }
     assert allowed_targets(s.PENDING, Actor.STAFF) == [s.APPROVED, s.REJECTED, s.CANCELLED]
+    assert allowed_targets(s.CONFIRMED, Actor.STAFF) == [s.COMPLETED, s.NO_SHOW, s.CANCELLED]
 
 
 @pytest.mark.parametrize(("frm", "to", "actor"), ALLOWED)

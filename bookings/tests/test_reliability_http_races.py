@@ -60,9 +60,8 @@ def server_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     env.update(
         {
-            "PYTHONPATH": f"{tmp}{os.pathsep}{ROOT}",
-            "DJANGO_SETTINGS_MODULE": "reliability_settings",
-            "RELIABILITY_STATIC_ROOT": str(tmp / "static"),
+            "DJANGO_SETTINGS_MODULE": "mindsettler.settings",
+            "STATIC_ROOT": str(tmp / "static"),
             "DEBUG": "false",
             "SECRET_KEY": SECRET_KEY,
             "SECURE_SSL_REDIRECT": "false",
@@ -98,14 +97,10 @@ def _wait_healthy(port: int, proc: subprocess.Popen, log: Path) -> None:
 @pytest.fixture(scope="module")
 def servers(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[list[str]]:
     tmp = tmp_path_factory.mktemp("reliability")
-    (tmp / "reliability_settings.py").write_text(
-        "import os\nfrom mindsettler.settings import *  # noqa: F403\n"
-        'STATIC_ROOT = os.environ["RELIABILITY_STATIC_ROOT"]\n'
-    )
     with django_db_blocker.unblock():
         env = server_env(tmp)
     subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0", "--ignore", "src/app.css"],
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
         env=env,
         check=True,
@@ -365,7 +360,7 @@ def test_expiry_sweeps_racing_payments_and_cancellations_leave_every_booking_con
     calls += [(f"/cancel/{t}/", {}, {}) for _, t in due_cancelling]
     calls += [(f"/bookings/{t}/pay/{p.pk}/return/", {}, sandbox_fields(p)) for _, p, t in live_paying]
 
-    env = server_env(tmp_path, DJANGO_SETTINGS_MODULE="mindsettler.settings")
+    env = server_env(tmp_path)
     sweeps: list[subprocess.Popen] = []
 
     def start_sweeps() -> None:

@@ -37,6 +37,7 @@ def status_badge(status: str) -> str:
         "payment_pending": "bg-violet-100 text-violet-900",
         "confirmed": "bg-emerald-100 text-emerald-900",
         "completed": "bg-stone-200 text-stone-800",
+        "no_show": "bg-rose-100 text-rose-900",
         "rejected": "bg-red-100 text-red-900",
         "cancelled": "bg-red-100 text-red-900",
         "draft": "bg-stone-100 text-stone-700",

@@ -57,7 +57,12 @@
       var p = info.event.extendedProps;
       if (p.kind === "booking") {
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
-        info.el.setAttribute("aria-label", info.event.title + ", " + p.status + ", with " + p.counsellor);
+        // Screen readers hear the status and counsellor after the visible time and title (an
+        // aria-label would hide the visible text from voice-control users).
+        var extra = document.createElement("span");
+        extra.className = "sr-only";
+        extra.textContent = ", " + p.status + ", with " + p.counsellor;
+        info.el.appendChild(extra);
       }
     },
     eventClick: function (info) {
@@ -68,7 +73,40 @@
         if (detail) detail.focus();
       });
     },
-    select: function (info) {
+    // Dragging a session onto another free time of its counsellor moves the booking (the
+    // server finds the free slot starting there, or refuses and the event goes back).
+    eventDrop: function (info) {
+      var p = info.event.extendedProps;
+      if (!p.dropUrl) {
+        info.revert();
+        return;
+      }
+      var when = info.event.start.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+      if (!window.confirm("Move " + info.event.title + " to " + when + "? The client will be emailed.")) {
+        info.revert();
+        return;
+      }
+      fetch(p.dropUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ start: info.event.start.toISOString(), version: String(p.version) }),
+      })
+        .then(function (response) {
+          return response.json().then(function (data) {
+            return { ok: response.ok && data.ok, data: data };
+          });
+        })
+        .then(function (result) {
+          say(result.data.message || (result.ok ? "Moved." : "The session could not be moved."));
+          if (!result.ok) info.revert();
+          calendar.refetchEvents();
+        })
+        .catch(function () {
+          info.revert();
+          say("The session could not be moved. Please try again.");
+        });
+    },
       var counsellorId = counsellorSelect ? counsellorSelect.value : "";
       if (!counsellorId) {
         say("Choose a counsellor first, then select the time to publish.");

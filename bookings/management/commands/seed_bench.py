@@ -50,7 +50,8 @@ S = Status
 
 # Share of each status in the data set; the remainder of the rounding goes to CANCELLED.
 STATUS_MIX: dict[str, float] = {
-    S.COMPLETED: 0.30,
+    S.COMPLETED: 0.27,
+    S.NO_SHOW: 0.03,
     S.CONFIRMED: 0.15,
     S.APPROVED: 0.05,
     S.PAYMENT_PENDING: 0.03,
@@ -247,13 +248,14 @@ class Seeder:
         future = busy[: len(busy) // 2] + rest + busy[len(busy) // 2 :]
 
         future_holders = counts[S.CONFIRMED] + counts[S.APPROVED] + counts[S.PAYMENT_PENDING]
-        if counts[S.COMPLETED] > len(past) or future_holders > len(future):
+        if counts[S.COMPLETED] + counts[S.NO_SHOW] > len(past) or future_holders > len(future):
             raise CommandError(
                 f"Not enough slots: {len(past)} past and {len(future)} future for {counts[S.COMPLETED]} completed "
                 f"and {future_holders} upcoming bookings. Add --days or --slots-per-day, or lower --bookings."
             )
         plan: list[tuple[str, Slot | None]] = []
         plan += [(S.COMPLETED, past.pop()) for _ in range(counts[S.COMPLETED])]
+        plan += [(S.NO_SHOW, past.pop()) for _ in range(counts[S.NO_SHOW])]
         for status in (S.CONFIRMED, S.APPROVED, S.PAYMENT_PENDING):
             plan += [(status, future.pop(0)) for _ in range(counts[status])]
         released = past + future  # slots nobody holds now; cancelled bookings may have had them
@@ -345,6 +347,7 @@ class Seeder:
             S.PAYMENT_PENDING: to_confirmed[:3],
             S.CONFIRMED: to_confirmed,
             S.COMPLETED: [*to_confirmed, (S.CONFIRMED, S.COMPLETED, Actor.STAFF)],
+            S.NO_SHOW: [*to_confirmed, (S.CONFIRMED, S.NO_SHOW, Actor.STAFF)],
             S.REJECTED: [*to_pending, (S.PENDING, S.REJECTED, Actor.STAFF)],
         }
         if status == S.CANCELLED:
@@ -360,7 +363,7 @@ class Seeder:
             rows.append(BookingEvent(booking=b, to_status=S.DRAFT, action="created", actor=Actor.CLIENT, created_at=at))
             for frm, to, actor in self._path(b.status, b.slot):
                 at = b.approved_at if to == S.APPROVED else at + timedelta(minutes=self.rng.randrange(5, 600))
-                if b.slot is not None and to == S.COMPLETED:
+                if b.slot is not None and to in (S.COMPLETED, S.NO_SHOW):
                     at = b.slot.end + timedelta(minutes=30)
                 at = min(at, self.now)
                 reason = self.rng.choice(REJECT_REASONS) if to == S.REJECTED else ""
@@ -383,7 +386,7 @@ class Seeder:
     def _payments(self, bookings: list[Booking]) -> int:
         rows = []
         for b in bookings:
-            if b.status not in (S.PAYMENT_PENDING, S.CONFIRMED, S.COMPLETED):
+            if b.status not in (S.PAYMENT_PENDING, S.CONFIRMED, S.COMPLETED, S.NO_SHOW):
                 continue
             paid = b.status != S.PAYMENT_PENDING
             rows.append(

@@ -1,0 +1,20 @@
+"""Expire waitlist entries whose last day has passed, and delete stale ones.
+
+Safe to run from cron as often as wanted, even twice at once (see services.waitlist_expire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from bookings.services import waitlist_expire
+
+
+class Command(BaseCommand):
+    help = "Expire waitlist entries past their last day; delete unconfirmed and long-finished entries."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = waitlist_expire()
+        self.stdout.write(f"expired {result['expired']} waitlist entr(y/ies); deleted {result['deleted']}")

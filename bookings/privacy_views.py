@@ -1,0 +1,117 @@
+"""Privacy requests from the booking page: erase my data, send me my data.
+
+Both start from the booking page (whose link only the client has) and finish from a link
+emailed to the booking's address, so only the owner of that inbox can erase or download.
+Erasure changes state, so its link shows one button and only the POST acts.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from bookings import selectors, services
+from bookings.errors import TokenInvalid
+from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken
+from bookings.ratelimit import ratelimit_hit
+from bookings.tokens import token_get
+from bookings.views import _booking_page_context, _link_problem, _too_many, private_page, wait_text
+
+WHAT = {
+    LinkToken.Purpose.ERASE: "erase your data",
+    LinkToken.Purpose.EXPORT: "send you a copy of your data",
+}
+
+
+def _request(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
+    try:
+        booking = selectors.booking_for_page(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    wait = ratelimit_hit(scope="data_request", key=f"booking:{booking.pk}")
+    if wait:
+        context = _booking_page_context(booking, token)
+        return _too_many(
+            request,
+            "bookings/booking_page.html",
+            context,
+            wait,
+            f"We have sent several privacy emails already (the last one is the one that works). "
+            f"You can ask again in {wait_text(wait)}.",
+        )
+    services.privacy_request(booking=booking, purpose=purpose)
+    messages.success(
+        request,
+        f"We have emailed you a link to {WHAT[purpose]}. It works for {services.PRIVACY_LINK_HOURS} hours. "
+        "Nothing changes until you use it.",
+    )
+    return HttpResponseRedirect(reverse("bookings:booking_page", args=[token]) + "#privacy", status=303)
+
+
+@private_page
+@require_POST
+def erase_request(request: HttpRequest, token: str) -> HttpResponse:
+    return _request(request, token, LinkToken.Purpose.ERASE)
+
+
+@private_page
+@require_POST
+def export_request(request: HttpRequest, token: str) -> HttpResponse:
+    return _request(request, token, LinkToken.Purpose.EXPORT)
+
+
+def _active_bookings(email: str) -> list[Booking]:
+    return list(Booking.objects.filter(email=email, status__in=ACTIVE_STATUSES).order_by("created_at"))
+
+
+@private_page
+@require_http_methods(["GET", "POST"])
+def erase(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed erasure link: GET explains and shows one button; the POST erases."""
+    clinic = Clinic.load()
+    if request.method == "POST":
+        try:
+            count = services.privacy_erase(token=token)
+        except TokenInvalid as exc:
+            return _link_problem(request, exc, purpose=LinkToken.Purpose.ERASE, token=token)
+        except services.ErasureRefused as exc:
+            link = token_get(raw=token, purpose=LinkToken.Purpose.ERASE)
+            context = {
+                "token": token,
+                "clinic": clinic,
+                "error": exc.message,
+                "active": _active_bookings(link.booking.email),
+            }
+            return render(request, "bookings/privacy/erase_confirm.html", context, status=409)
+        return render(request, "bookings/privacy/erased.html", {"count": count, "clinic": clinic})
+    try:
+        link = token_get(raw=token, purpose=LinkToken.Purpose.ERASE)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.ERASE, token=token)
+    context = {
+        "token": token,
+        "clinic": clinic,
+        "active": _active_bookings(link.booking.email),
+        "retention_months": settings.RETENTION_MONTHS,
+    }
+    return render(request, "bookings/privacy/erase_confirm.html", context)
+
+
+@private_page
+@require_GET
+def export(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed export link: the client's data as a JSON file."""
+    try:
+        data = services.privacy_export(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc, purpose=LinkToken.Purpose.EXPORT, token=token)
+    body = json.dumps(data, indent=2, ensure_ascii=False)
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="mindsettler-my-data.json"'
+    return response

@@ -1,0 +1,130 @@
+"""The public counsellor profiles: /counsellors/ and /counsellors/<slug>/. Public facts only,
+the next free time from the same rules as the wizard, and a small query budget."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings.models import Counsellor, Slot, Status
+from bookings.templatetags.mindsettler import when
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def profiled(counsellor):
+    counsellor.title = "Counselling psychologist"
+    counsellor.approach = "Warm, practical conversations about what matters to you."
+    counsellor.bio = "Ten years of practice in Pune."
+    counsellor.languages = "English, Hindi , Marathi"
+    counsellor.offers_in_person = False
+    counsellor.save()
+    return counsellor
+
+
+def test_the_list_shows_active_counsellors_with_their_public_facts(client, profiled, other_counsellor):
+    Counsellor.objects.create(display_name="Gone Away", slug="gone", is_active=False)
+    html = client.get("/counsellors/").content.decode()
+    assert "Our counsellors" in html
+    assert "Asha Menon" in html and "Rohan Kapoor" in html and "Gone Away" not in html
+    assert "Counselling psychologist" in html and "Warm, practical conversations" in html
+    assert "English, Hindi, Marathi" in html
+    assert "/counsellors/asha/" in html
+    assert ">AM<" in html  # initials, in place of a photo
+
+
+def test_the_next_free_time_skips_taken_past_and_too_soon_slots(client, profiled, make_booking):
+    too_soon = timezone.now() + timedelta(hours=2)
+    Slot.objects.create(counsellor=profiled, start=too_soon, end=too_soon + timedelta(hours=1))
+    taken = Slot.objects.create(
+        counsellor=profiled, start=next_weekday_at(9, days_ahead=3), end=next_weekday_at(10, days_ahead=3)
+    )
+    make_booking(Status.CONFIRMED, slot=taken)
+    free = Slot.objects.create(
+        counsellor=profiled, start=next_weekday_at(11, days_ahead=3), end=next_weekday_at(12, days_ahead=3)
+    )
+    Slot.objects.create(
+        counsellor=profiled, start=next_weekday_at(9, days_ahead=5), end=next_weekday_at(10, days_ahead=5)
+    )
+    list_html = client.get("/counsellors/").content.decode()
+    profile_html = client.get("/counsellors/asha/").content.decode()
+    for html in (list_html, profile_html):
+        assert when(free.start) in html
+        assert when(taken.start) not in html
+    assert f"/book/?slot={free.pk}" in profile_html
+    assert "/book/?counsellor=asha" in profile_html
+
+
+def test_a_counsellor_without_free_times_says_so(client, profiled):
+    html = client.get("/counsellors/asha/").content.decode()
+    assert "No free times published at the moment" in html
+    assert "/book/?slot=" not in html and "/book/?counsellor=asha" in html
+
+
+def test_the_profile_page_and_404s(client, profiled):
+    response = client.get("/counsellors/asha/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Asha Menon" in html and "Ten years of practice" in html and "Online" in html
+    assert "In person" not in html
+    assert client.get("/counsellors/nobody/").status_code == 404
+    profiled.is_active = False
+    profiled.save()
+    assert client.get("/counsellors/asha/").status_code == 404
+
+
+def test_no_client_data_appears_on_the_public_pages(client, profiled, make_booking, slot):
+    make_booking(
+        Status.CONFIRMED,
+        slot=slot,
+        client_name="Kavya Iyer",
+        email="kavya@example.com",
+        phone="+919876543210",
+        concerns="Panic attacks at work",
+    )
+    for url in ("/counsellors/", "/counsellors/asha/"):
+        html = client.get(url).content.decode()
+        for private in ("Kavya", "kavya@example.com", "9876543210", "Panic", "MS-"):
+            assert private not in html, (url, private)
+
+
+def test_query_budget_with_many_counsellors_slots_and_bookings(
+    client, session_type, make_booking, django_assert_max_num_queries
+):
+    for i in range(12):
+        c = Counsellor.objects.create(display_name=f"Counsellor {i}", slug=f"c{i}", languages="English")
+        for day in (3, 4, 5):
+            s = Slot.objects.create(
+                counsellor=c,
+                start=next_weekday_at(9 + i % 6, days_ahead=day),
+                end=next_weekday_at(10 + i % 6, days_ahead=day),
+            )
+            if day == 3:
+                make_booking(Status.CONFIRMED, slot=s)
+    with django_assert_max_num_queries(5):
+        response = client.get("/counsellors/")
+    assert response.status_code == 200
+    assert len(re.findall(r'id="counsellor-c\d+"', response.content.decode())) == 12
+    with django_assert_max_num_queries(5):
+        assert client.get("/counsellors/c3/").status_code == 200
+
+
+def test_the_header_home_and_wizard_link_to_the_profiles(client, session_type, counsellor):
+    assert 'href="/counsellors/"' in client.get("/").content.decode()
+    assert 'href="/counsellors/"' in client.get("/policies/").content.decode()  # the header, on every page
+    page = client.get(client.get("/book/")["Location"]).content.decode()
+    assert "About our counsellors" in page and 'href="/counsellors/"' in page
+
+
+def test_the_wizard_can_open_with_a_counsellor_chosen(client, session_type, counsellor, other_counsellor):
+    response = client.get("/book/?counsellor=rohan")
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(rf'<option value="{other_counsellor.pk}"[^>]*selected', page)
+    # An unknown slug chooses nobody.
+    page = client.get(client.get("/book/?counsellor=nobody")["Location"]).content.decode()
+    assert not re.search(rf'<option value="{other_counsellor.pk}"[^>]*selected', page)

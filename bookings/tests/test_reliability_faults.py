@@ -1,0 +1,262 @@
+"""Faults survived: the mail server down during an approval, the database connection cut in
+the middle of a request, a task worker killed in the middle of sending.
+
+(The payment provider timing out or erroring is covered in test_payments.py and
+test_payments_razorpay.py: the booking stays payable and the client is asked to retry.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core.management import call_command
+from django.db import connection, connections
+from django.test import Client
+from django.utils import timezone
+
+from bookings.models import Booking, BookingEvent, OutboundEmail, Status
+from bookings.services import booking_approve
+from staff.tests.conftest import totp_enable
+
+ROOT = Path(__file__).resolve().parents[2]
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+
+
+class Inbox:
+    """An SMTP server's mailbox. `slow` holds every RCPT (the client waits mid-send)."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.slow = False
+        self.client_waiting = threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        self.client_waiting.set()
+        while self.slow:
+            await asyncio.sleep(0.05)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
+        return "250 Message accepted"
+
+
+def smtp_settings(settings, port: int) -> None:
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": port, "use_tls": False, "timeout": 3},
+        }
+    }
+
+
+def staff_browser(user, capture) -> Client:
+    totp_enable(user)
+    browser = Client()
+    original = browser.request
+
+    def request(**kwargs):
+        with capture(execute=True):
+            return original(**kwargs)
+
+    browser.request = request
+    browser.force_login(user)
+    return browser
+
+
+@pytest.mark.django_db
+def test_smtp_down_during_an_approval_keeps_it_and_delivers_the_email_once_when_back(
+    settings, make_booking, slot, admin_user, django_capture_on_commit_callbacks
+):
+    inbox = Inbox()
+    port = 8170
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    server.stop()  # the mail server goes down
+    smtp_settings(settings, port)
+    booking = make_booking(Status.PENDING, counsellor=slot.counsellor)
+    staff = staff_browser(admin_user, django_capture_on_commit_callbacks)
+
+    response = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": booking.version})
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert booking.status == Status.APPROVED and booking.slot_id == slot.pk
+    outbox = OutboundEmail.objects.get(booking=booking, kind="approved")
+    assert outbox.status == OutboundEmail.State.PENDING and outbox.attempts == 1
+    assert outbox.last_error  # e.g. ConnectionRefusedError
+    assert outbox.next_attempt_at > timezone.now()
+
+    call_command("send_emails")  # too early: the retry waits for its backoff
+    assert OutboundEmail.objects.get(pk=outbox.pk).attempts == 1
+
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()  # back up
+    try:
+        OutboundEmail.objects.filter(pk=outbox.pk).update(next_attempt_at=timezone.now())  # time passes
+        call_command("send_emails")
+        call_command("send_emails")  # and cron runs again: nothing twice
+    finally:
+        server.stop()
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0]["To"] == booking.email and booking.ack_id in inbox.messages[0]["Subject"]
+    outbox.refresh_from_db()
+    assert outbox.status == OutboundEmail.State.SENT and outbox.attempts == 2
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_database_connection_cut_mid_request_gives_a_calm_503_and_no_partial_state(
+    make_booking, slot, admin_user, django_capture_on_commit_callbacks
+):
+    booking = make_booking(Status.PENDING, counsellor=slot.counsellor)
+    staff = staff_browser(admin_user, django_capture_on_commit_callbacks)
+    result: dict = {}
+
+    def approve() -> None:
+        try:
+            result["response"] = staff.post(
+                f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": booking.version}
+            )
+        finally:
+            connections.close_all()
+
+    holder = connections.create_connection("default")  # another client holding the booking's row
+    try:
+        holder.set_autocommit(False)
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM bookings_booking WHERE id = %s FOR UPDATE", [booking.pk])
+        request = threading.Thread(target=approve)
+        request.start()
+        # The request has locked the slot and now waits for the booking: cut its connection.
+        victim = None
+        deadline = time.monotonic() + 20
+        while victim is None and time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                row = cursor.fetchone()
+            victim = row[0] if row else None
+            time.sleep(0.02)
+        assert victim is not None, "the request never reached the booking's lock"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [victim])
+        request.join(timeout=30)
+    finally:
+        holder.rollback()
+        holder.close()
+
+    response = result["response"]
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert b"back in a moment" in response.content
+    # Nothing half-written: the slot is not taken, no event, no email.
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING and booking.slot_id is None and booking.version == 1
+    assert not BookingEvent.objects.filter(booking=booking).exists()
+    assert not OutboundEmail.objects.exists()
+    # Once the database answers again, so does the app, and the approval goes through.
+    assert Client().get("/healthz").status_code == 200
+    again = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": 1})
+    assert again.status_code == 302
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
+
+
+def use_task_backend(settings, backend: dict | None) -> None:
+    """Switch django.tasks' default backend (its handler caches backends; None: forget)."""
+    from django.tasks import task_backends
+
+    if backend is not None:
+        settings.TASKS = {"default": backend}
+    task_backends.__dict__.pop("settings", None)
+    if hasattr(task_backends._connections, "default"):
+        del task_backends["default"]
+
+
+def _db_url() -> str:
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings, make_booking, slot, admin_user):
+    """`db_worker` (django-tasks-db) takes the delivery task; the mail server is slow, and the
+    worker is killed with SIGKILL while it waits. The email's row lock dies with its
+    connection, so the email is still pending. django-tasks-db leaves the task RUNNING and a
+    new worker does not take it again; the `send_emails` sweep is the recovery path."""
+    from django_tasks_db.models import DBTaskResult
+
+    inbox = Inbox()
+    inbox.slow = True
+    port = 8171
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="mindsettler.settings",
+        DATABASE_URL=_db_url(),
+        TASKS_BACKEND="database",
+        EMAIL_BACKEND="smtp",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
+        EMAIL_USE_TLS="false",
+        EMAIL_TIMEOUT="60",
+    )
+    env.pop("REDIS_URL", None)
+    worker_cmd = [sys.executable, "manage.py", "db_worker", "--interval", "0.1", "--no-reload"]
+    try:
+        use_task_backend(settings, {"BACKEND": "django_tasks_db.DatabaseBackend"})
+        booking = make_booking(Status.PENDING, counsellor=slot.counsellor)
+        # The approval commits, and its email's delivery is enqueued for the worker.
+        booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)
+        queued = OutboundEmail.objects.get(booking=booking, kind="approved")
+        assert DBTaskResult.objects.count() == 1
+        assert queued.status == "pending", "delivered before any worker ran"
+
+        worker = subprocess.Popen(worker_cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert inbox.client_waiting.wait(timeout=30), "the worker never reached the mail server"
+        os.kill(worker.pid, signal.SIGKILL)  # mid-send
+        worker.wait(timeout=10)
+        inbox.slow = False
+
+        time.sleep(0.5)  # PostgreSQL notices the dead connection and rolls its transaction back
+        queued.refresh_from_db()
+        assert queued.status == OutboundEmail.State.PENDING and queued.attempts == 0
+        assert DBTaskResult.objects.get().status == "RUNNING"  # orphaned by the dead worker
+
+        # A new worker does not pick up the orphan...
+        subprocess.run([*worker_cmd, "--batch"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+        assert inbox.messages == []
+        # ...the retry sweep delivers it, once, however often it runs.
+        for _ in range(2):
+            subprocess.run(
+                [sys.executable, "manage.py", "send_emails"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                timeout=60,
+                capture_output=True,
+            )
+    finally:
+        server.stop()
+        use_task_backend(settings, None)
+    assert len(inbox.messages) == 1
+    queued.refresh_from_db()
+    assert queued.status == OutboundEmail.State.SENT and queued.attempts == 1
+    assert timezone.now() - queued.sent_at < timedelta(minutes=1)

@@ -1,0 +1,136 @@
+"""Erasure and export on the client's request: asked for on the booking page, confirmed from
+a link emailed to the booking's address."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Status
+from bookings.services import booking_cancel
+from bookings.tokens import token_create
+
+pytestmark = pytest.mark.django_db
+
+
+def page(booking) -> str:
+    return f"/bookings/{token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))}/"
+
+
+def emailed_link(kind_path: str) -> str:
+    body = mail.outbox[-1].body
+    return re.search(rf"http://testserver(/privacy/{kind_path}/[^\s]+/)", body).group(1)
+
+
+@pytest.fixture
+def history(make_booking, counsellor):
+    """One client (same email): a paid, completed session; a cancelled request; and an active
+    booking. Plus someone else's booking that must never be touched."""
+    email = "meera@example.com"
+    paid = make_booking(Status.COMPLETED, counsellor=counsellor, email=email, concerns="Grief since March")
+    Payment.objects.create(
+        booking=paid,
+        provider="sandbox",
+        provider_order_id="order_1",
+        provider_payment_id="pay_1",
+        amount=paid.amount,
+        currency="INR",
+        status=Payment.State.CONFIRMED,
+        raw={"return": {"payment": "pay_1"}},
+    )
+    cancelled = make_booking(Status.CANCELLED, counsellor=counsellor, email=email, phone="+919876543210")
+    active = make_booking(Status.PENDING, counsellor=counsellor, email=email, concerns="Work stress")
+    other = make_booking(Status.CANCELLED, counsellor=counsellor, email="someone-else@example.com")
+    return {"paid": paid, "cancelled": cancelled, "active": active, "other": other}
+
+
+def test_the_booking_page_offers_both_requests(client, history):
+    html = client.get(page(history["active"])).content.decode()
+    assert 'id="privacy"' in html
+    assert "Email me a copy of my data" in html and "Erase my data" in html
+
+
+def test_export_by_emailed_link_is_a_json_file_of_every_booking_and_event(client, history):
+    response = client.post(page(history["active"]) + "privacy/export/")
+    assert response.status_code == 303
+    assert mail.outbox[-1].to == ["meera@example.com"]
+    assert "Grief" not in mail.outbox[-1].body  # the client's words stay out of email
+    BookingEvent.objects.create(
+        booking=history["cancelled"], from_status="pending", to_status="cancelled", actor="client"
+    )
+
+    download = client.get(emailed_link("export"))
+    assert download.status_code == 200
+    assert download["Content-Type"].startswith("application/json")
+    assert "attachment" in download["Content-Disposition"]
+    assert download["Cache-Control"] and "no-store" in download["Cache-Control"]
+    data = json.loads(download.content)
+    assert {b["acknowledgement_id"] for b in data["bookings"]} == {
+        history[k].ack_id for k in ("paid", "cancelled", "active")
+    }
+    by_id = {b["acknowledgement_id"]: b for b in data["bookings"]}
+    assert by_id[history["paid"].ack_id]["what_brings_you"] == "Grief since March"
+    assert by_id[history["paid"].ack_id]["payments"][0]["status"] == "confirmed"
+    assert by_id[history["cancelled"].ack_id]["events"][0]["to"] == "cancelled"
+    assert history["other"].ack_id not in download.content.decode()
+    # A made-up link downloads nothing.
+    assert client.get("/privacy/export/not-a-real-token-at-all/").status_code == 404
+
+
+def test_erasure_is_refused_while_a_booking_is_active_then_done_once_it_is_cancelled(client, history):
+    client.post(page(history["active"]) + "privacy/erase/")
+    link = emailed_link("erase")
+    assert "Erase my data" in mail.outbox[-1].body
+
+    # Opening the link changes nothing (mail scanners open links).
+    shown = client.get(link)
+    assert shown.status_code == 200 and history["active"].ack_id in shown.content.decode()
+    refused = client.post(link)
+    assert refused.status_code == 409
+    assert "still active" in refused.content.decode()
+    assert not Booking.objects.filter(anonymised_at__isnull=False).exists()
+
+    booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
+    assert 'action="/privacy/erase/' in client.get(link).content.decode()
+    done = client.post(link)
+    assert done.status_code == 200 and "erased" in done.content.decode()
+
+    for key in ("paid", "cancelled", "active"):
+        b = Booking.objects.get(pk=history[key].pk)
+        assert b.anonymised_at is not None
+        assert "meera" not in b.email and b.concerns == "" and b.phone == "" and b.client_name != "Test Client"
+    # What the accounts need from the paid session stays: reference, amount, payment reference.
+    paid = Booking.objects.get(pk=history["paid"].pk)
+    assert paid.ack_id == history["paid"].ack_id and paid.amount == history["paid"].amount
+    payment = Payment.objects.get(booking=paid)
+    assert payment.provider_payment_id == "pay_1" and payment.status == Payment.State.CONFIRMED
+    assert payment.raw == {}
+    # Someone else's booking is untouched; the link worked once.
+    assert Booking.objects.get(pk=history["other"].pk).anonymised_at is None
+    assert client.post(link).status_code in (404, 410)
+
+
+def test_privacy_requests_are_rate_limited_with_retry_after(client, history, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "data_request": (2, 3600)}
+    url = page(history["active"])
+    assert client.post(url + "privacy/export/").status_code == 303
+    assert client.post(url + "privacy/erase/").status_code == 303
+    limited = client.post(url + "privacy/erase/")
+    assert limited.status_code == 429
+    assert 0 < int(limited["Retry-After"]) <= 3600
+    assert "several privacy emails" in limited.content.decode()
+    assert len(mail.outbox) == 2
+
+
+def test_only_the_newest_erasure_link_works(client, history):
+    url = page(history["cancelled"])
+    client.post(url + "privacy/erase/")
+    first = emailed_link("erase")
+    client.post(url + "privacy/erase/")
+    second = emailed_link("erase")
+    assert client.get(first).status_code == 410
+    assert client.get(second).status_code == 200

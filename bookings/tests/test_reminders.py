@@ -1,0 +1,324 @@
+"""Reminders before confirmed sessions and the counsellors' daily summary: sent when due, once,
+never after a cancellation, afresh after a move; and safe under concurrent runs."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+
+from bookings.models import (
+    Actor,
+    Booking,
+    BookingEvent,
+    Clinic,
+    DailySummary,
+    Mode,
+    OutboundEmail,
+    Reminder,
+    Slot,
+    Status,
+)
+from bookings.services import booking_cancel, daily_summaries_send, reminders_send
+from bookings.templatetags.mindsettler import when
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+
+def slot_in(counsellor, *, hours: float, minutes: int = 60) -> Slot:
+    start = (timezone.now() + timedelta(hours=hours)).replace(second=0, microsecond=0)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=minutes))
+
+
+@pytest.fixture
+def confirmed(make_booking, counsellor):
+    """A confirmed online session 20 hours from now: inside the default 24-hour window."""
+    return make_booking(
+        Status.CONFIRMED,
+        slot=slot_in(counsellor, hours=20),
+        client_name="Kavya Iyer",
+        email="kavya@example.com",
+        concerns="I cannot sleep since my divorce",
+        preferred_times="Mornings, before work",
+    )
+
+
+def reminders_to(address: str) -> list:
+    return [m for m in mail.outbox if m.to == [address] and m.subject.startswith("Reminder")]
+
+
+def test_a_due_reminder_says_when_how_to_join_the_link_and_the_policy(confirmed, oncommit, settings):
+    settings.CANCELLATION_CUTOFF_HOURS = 24
+    with oncommit():
+        assert reminders_send() == 1
+    [message] = reminders_to("kavya@example.com")
+    body = message.body
+    assert when(confirmed.slot.start) in body  # date, time and the zone's name
+    assert "IST" in body or timezone.localtime(confirmed.slot.start).tzname() in body
+    assert "Online" in body
+    assert "https://meet.example/asha" in body  # the counsellor's room
+    assert "http://testserver/bookings/" in body  # a working booking-page link
+    assert confirmed.ack_id in body
+    assert "until 24 hours before the session" in body
+    html = message.alternatives[0][0]
+    assert "https://meet.example/asha" in html and "http://testserver/bookings/" in html
+    # Never the client's own words; no session-type name in the subject.
+    for text in (body, html, message.subject):
+        assert "divorce" not in text and "before work" not in text
+    assert "Individual" not in message.subject
+    assert Reminder.objects.get().kind == "24h"
+
+
+def test_a_booking_specific_meeting_link_wins_over_the_room(confirmed, oncommit):
+    Booking.objects.filter(pk=confirmed.pk).update(meeting_url="https://meet.example/private-room")
+    with oncommit():
+        reminders_send()
+    [message] = reminders_to("kavya@example.com")
+    assert "https://meet.example/private-room" in message.body
+    assert "https://meet.example/asha" not in message.body
+
+
+def test_an_in_person_reminder_says_where_to_go_and_has_no_meeting_link(make_booking, counsellor, oncommit):
+    clinic = Clinic.load()
+    clinic.address = "12 Lake Road, Pune"
+    clinic.directions = "Second floor, above the pharmacy."
+    clinic.save()
+    make_booking(Status.CONFIRMED, slot=slot_in(counsellor, hours=10), mode=Mode.IN_PERSON, email="p@example.com")
+    with oncommit():
+        reminders_send()
+    [message] = reminders_to("p@example.com")
+    assert "12 Lake Road, Pune" in message.body and "above the pharmacy" in message.body
+    assert "meet.example" not in message.body
+
+
+def test_a_rerun_sends_nothing_more(confirmed, oncommit):
+    with oncommit():
+        assert reminders_send() == 1
+        assert reminders_send() == 0
+    call_command("send_reminders", stdout=io.StringIO())
+    assert len(reminders_to("kavya@example.com")) == 1
+    assert Reminder.objects.count() == 1
+
+
+def test_no_reminder_after_a_cancellation(confirmed, admin_user, oncommit):
+    booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
+    with oncommit():
+        assert reminders_send() == 0
+    assert reminders_to("kavya@example.com") == []
+    assert not Reminder.objects.exists()
+
+
+def test_a_cancellation_after_the_reminder_does_not_resend_it(confirmed, admin_user, oncommit):
+    with oncommit():
+        reminders_send()
+        booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
+        assert reminders_send() == 0
+    assert len(reminders_to("kavya@example.com")) == 1
+
+
+def test_a_session_moved_to_another_time_gets_a_fresh_reminder(confirmed, counsellor, oncommit):
+    with oncommit():
+        reminders_send()
+    # Moved (test set-up: rescheduling is its own service): the old slot's reminder does not count.
+    new_slot = slot_in(counsellor, hours=22)
+    Booking.objects.filter(pk=confirmed.pk).update(slot=new_slot)
+    with oncommit():
+        assert reminders_send() == 1
+        assert reminders_send() == 0
+    messages = reminders_to("kavya@example.com")
+    assert len(messages) == 2
+    assert when(new_slot.start) in messages[1].body
+    assert set(Reminder.objects.values_list("slot_id", flat=True)) == {confirmed.slot_id, new_slot.pk}
+
+
+def test_only_confirmed_sessions_inside_the_window_are_reminded(make_booking, counsellor, oncommit):
+    make_booking(Status.CONFIRMED, slot=slot_in(counsellor, hours=30), email="later@example.com")
+    make_booking(Status.APPROVED, slot=slot_in(counsellor, hours=12), email="unpaid@example.com")
+    make_booking(Status.COMPLETED, slot=slot_in(counsellor, hours=-3), email="past@example.com")
+    with oncommit():
+        assert reminders_send() == 0
+    assert mail.outbox == []
+
+
+def test_no_reminder_for_a_session_confirmed_after_its_reminder_was_due(confirmed, oncommit):
+    # Confirmed 20 hours before: the confirmation email has just told the client everything.
+    BookingEvent.objects.create(
+        booking=confirmed, from_status=Status.PAYMENT_PENDING, to_status=Status.CONFIRMED, actor=Actor.PROVIDER
+    )
+    with oncommit():
+        assert reminders_send() == 0
+
+
+def test_two_reminder_times_each_send_once_at_their_time(confirmed, oncommit, settings):
+    settings.REMINDER_HOURS = [24, 2]
+    start = confirmed.slot.start
+    with oncommit():
+        assert reminders_send(now=start - timedelta(hours=20)) == 1
+        assert reminders_send(now=start - timedelta(hours=3)) == 0  # between the two
+        assert reminders_send(now=start - timedelta(minutes=90)) == 1
+        assert reminders_send(now=start - timedelta(minutes=30)) == 0
+        assert reminders_send(now=start + timedelta(minutes=1)) == 0  # started: nothing more
+    assert sorted(Reminder.objects.values_list("kind", flat=True)) == ["24h", "2h"]
+    assert len(reminders_to("kavya@example.com")) == 2
+
+
+def test_a_session_booked_inside_the_long_window_still_gets_the_short_reminder(confirmed, oncommit, settings):
+    settings.REMINDER_HOURS = [24, 2]
+    BookingEvent.objects.create(
+        booking=confirmed, from_status=Status.PAYMENT_PENDING, to_status=Status.CONFIRMED, actor=Actor.PROVIDER
+    )
+    with oncommit():
+        assert reminders_send() == 0
+        assert reminders_send(now=confirmed.slot.start - timedelta(hours=1)) == 1
+    assert Reminder.objects.get().kind == "2h"
+
+
+def test_the_task_sends_the_due_reminders(confirmed, oncommit):
+    from bookings.tasks import send_reminders
+
+    with oncommit():
+        result = send_reminders.enqueue()
+    assert result.return_value == 1
+    assert len(reminders_to("kavya@example.com")) == 1
+
+
+def test_reminder_hours_setting_is_parsed_and_validated(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from mindsettler.settings import envints
+
+    monkeypatch.setenv("REMINDER_HOURS", "24, 2")
+    assert envints("REMINDER_HOURS", "24") == [24, 2]
+    monkeypatch.setenv("REMINDER_HOURS", "24,soon")
+    with pytest.raises(ImproperlyConfigured):
+        envints("REMINDER_HOURS", "24")
+    monkeypatch.setenv("REMINDER_HOURS", "0")
+    with pytest.raises(ImproperlyConfigured):
+        envints("REMINDER_HOURS", "24")
+
+
+# --- The counsellors' daily summary -----------------------------------------------------
+
+
+def test_a_counsellor_who_asked_gets_the_days_sessions_once_with_initials_only(
+    make_booking, counsellor, other_counsellor, oncommit
+):
+    counsellor.daily_summary = True
+    counsellor.save()
+    day = timezone.localdate() + timedelta(days=4)
+    days_ahead = 4
+    first = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(
+            counsellor=counsellor,
+            start=next_weekday_at(9, days_ahead=days_ahead),
+            end=next_weekday_at(10, days_ahead=days_ahead),
+        ),
+        client_name="Kavya Iyer",
+        email="kavya@example.com",
+        concerns="Panic attacks at work",
+    )
+    second = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(
+            counsellor=counsellor,
+            start=next_weekday_at(14, days_ahead=days_ahead),
+            end=next_weekday_at(15, days_ahead=days_ahead),
+        ),
+        client_name="Rahul Verma",
+    )
+    other_day = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(
+            counsellor=counsellor,
+            start=next_weekday_at(9, days_ahead=days_ahead + 1),
+            end=next_weekday_at(10, days_ahead=days_ahead + 1),
+        ),
+    )
+    someone_elses = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(
+            counsellor=other_counsellor,
+            start=next_weekday_at(11, days_ahead=days_ahead),
+            end=next_weekday_at(12, days_ahead=days_ahead),
+        ),
+    )
+    with oncommit():
+        assert daily_summaries_send(today=day) == 1
+        assert daily_summaries_send(today=day) == 0
+    call_command("send_daily_summaries", stdout=io.StringIO())  # today: no sessions, nothing sent
+    [message] = mail.outbox
+    assert message.to == ["asha@example.com"]
+    body = message.body
+    assert first.ack_id in body and second.ack_id in body and "KI" in body and "RV" in body
+    assert body.index("09:00") < body.index("14:00")
+    assert other_day.ack_id not in body and someone_elses.ack_id not in body
+    for text in (body, message.alternatives[0][0], message.subject):
+        assert "Kavya" not in text and "kavya@example.com" not in text and "Panic" not in text
+        assert "Individual" not in text
+    assert DailySummary.objects.get(counsellor=counsellor, day=day).sessions == 2
+
+
+def test_no_summary_for_counsellors_who_did_not_ask(make_booking, counsellor, oncommit):
+    day = timezone.localdate() + timedelta(days=4)
+    make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(
+            counsellor=counsellor, start=next_weekday_at(9, days_ahead=4), end=next_weekday_at(10, days_ahead=4)
+        ),
+    )
+    with oncommit():
+        assert daily_summaries_send(today=day) == 0
+    assert mail.outbox == []
+
+
+# --- Concurrency (PostgreSQL) -------------------------------------------------------------
+
+
+def _race(calls, n):
+    barrier = threading.Barrier(n)
+    errors: list[str] = []
+
+    def run(call):
+        try:
+            barrier.wait(timeout=10)
+            call()
+        except Exception as exc:  # a bug: the test shows it
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(calls[i % len(calls)],)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL for real concurrency")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_send_each_reminder_and_summary_exactly_once(make_booking, counsellor):
+    counsellor.daily_summary = True
+    counsellor.save()
+    bookings = [
+        make_booking(Status.CONFIRMED, slot=slot_in(counsellor, hours=5 + 2 * i), email=f"c{i}@example.com")
+        for i in range(6)
+    ]
+    day = timezone.localtime(bookings[0].slot.start).date()
+    errors = _race([reminders_send, lambda: daily_summaries_send(today=day)], 12)
+    assert errors == []
+    assert Reminder.objects.count() == 6
+    reminder_emails = OutboundEmail.objects.filter(kind="reminder")
+    assert reminder_emails.count() == 6
+    assert sorted(reminder_emails.values_list("to", flat=True)) == sorted(b.email for b in bookings)
+    assert DailySummary.objects.count() == 1
+    assert OutboundEmail.objects.filter(kind="daily_summary").count() == 1

@@ -1,0 +1,306 @@
+"""Rescheduling: a client moves their own session (picker on the booking page, then an
+emailed single-use link), and the one service every move goes through."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from icalendar import Calendar
+
+from bookings.errors import BookingError, SlotUnavailable, StaleBooking, TooLate, TransitionNotAllowed
+from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Slot, Status
+from bookings.services import (
+    booking_cancel,
+    booking_reschedule,
+    booking_reschedule_request,
+    booking_transition,
+)
+from bookings.tests.journey import link_in_last_email
+from bookings.tokens import token_create
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def free_slot(counsellor):
+    start = next_weekday_at(15, days_ahead=6)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+@pytest.fixture
+def confirmed(make_booking, counsellor, slot):
+    booking = make_booking(Status.CONFIRMED, slot=slot, version=4)
+    Payment.objects.create(
+        booking=booking,
+        provider="sandbox",
+        provider_payment_id="pay_1",
+        amount=booking.amount,
+        currency=booking.currency,
+        status=Payment.State.CONFIRMED,
+        confirmed_at=timezone.now(),
+    )
+    return booking
+
+
+def page_url(booking) -> str:
+    return f"/bookings/{token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))}/"
+
+
+def ics_event(text: str):
+    return next(c for c in Calendar.from_ical(text).walk() if c.name == "VEVENT")
+
+
+# --- The service ------------------------------------------------------------------------
+
+
+def test_a_move_keeps_id_status_and_payment_swaps_the_slots_and_says_so(confirmed, slot, free_slot, oncommit):
+    ack_id, version = confirmed.ack_id, confirmed.version
+    with oncommit():
+        moved = booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    moved.refresh_from_db()
+    assert (moved.ack_id, moved.status, moved.slot_id) == (ack_id, Status.CONFIRMED, free_slot.pk)
+    assert moved.version == version + 1
+    assert moved.payments.get().status == Payment.State.CONFIRMED
+    # The old slot is free for anyone; the new one is held.
+    assert not Booking.objects.filter(slot=slot, status__in=[Status.CONFIRMED]).exists()
+    event = BookingEvent.objects.get(booking=moved, action="rescheduled")
+    assert event.actor == Actor.CLIENT and event.from_status == event.to_status == Status.CONFIRMED
+    old, new = timezone.localtime(slot.start), timezone.localtime(free_slot.start)
+    assert f"{old:%H:%M}" in event.reason and f"{new:%H:%M}" in event.reason
+    message = mail.outbox[-1]
+    assert message.to == [moved.email] and "new time" in message.subject and ack_id in message.subject
+    assert "Individual" not in message.subject  # no session type in subjects
+
+
+def test_the_calendar_invite_keeps_its_uid_and_raises_its_sequence(confirmed, free_slot, oncommit):
+    from bookings.calendar import booking_ics
+
+    before = ics_event(booking_ics(booking=confirmed))
+    with oncommit():
+        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    attachment = mail.outbox[-1].attachments[0]
+    after = ics_event(attachment[1])
+    assert str(after["UID"]) == str(before["UID"])
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
+    assert after.decoded("DTSTART") == free_slot.start
+    assert "METHOD:REQUEST" in attachment[1]
+
+
+def test_an_approved_booking_gets_a_payment_deadline_that_fits_the_new_time(make_booking, counsellor, slot):
+    booking = make_booking(Status.APPROVED, slot=slot)
+    soon = timezone.now() + timedelta(hours=30)
+    near = Slot.objects.create(counsellor=counsellor, start=soon, end=soon + timedelta(minutes=60))
+    moved = booking_reschedule(booking_id=booking.pk, slot_id=near.pk, actor=Actor.STAFF)
+    assert moved.payment_due_at <= near.start - timedelta(hours=12)
+    assert moved.status == Status.APPROVED
+
+
+def test_clients_may_move_only_up_to_the_limit_staff_moves_do_not_count(
+    confirmed, counsellor, settings, admin_user
+):
+    settings.RESCHEDULE_LIMIT = 2
+    slots = [
+        Slot.objects.create(
+            counsellor=counsellor,
+            start=next_weekday_at(8 + i, days_ahead=7),
+            end=next_weekday_at(8 + i, days_ahead=7) + timedelta(minutes=60),
+        )
+        for i in range(4)
+    ]
+    booking_reschedule(booking_id=confirmed.pk, slot_id=slots[0].pk, actor=Actor.CLIENT)
+    booking_reschedule(booking_id=confirmed.pk, slot_id=slots[1].pk, actor=Actor.STAFF, user=admin_user)
+    booking_reschedule(booking_id=confirmed.pk, slot_id=slots[2].pk, actor=Actor.CLIENT)
+    with pytest.raises(TooLate, match="moved online 2 times"):
+        booking_reschedule(booking_id=confirmed.pk, slot_id=slots[3].pk, actor=Actor.CLIENT)
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id == slots[2].pk
+    # Staff may still move it.
+    booking_reschedule(booking_id=confirmed.pk, slot_id=slots[3].pk, actor=Actor.STAFF, user=admin_user)
+
+
+def test_clients_cannot_move_inside_the_cutoff(make_booking, counsellor, free_slot, settings):
+    settings.CANCELLATION_CUTOFF_HOURS = 24
+    soon = timezone.now() + timedelta(hours=20)
+    near = Slot.objects.create(counsellor=counsellor, start=soon, end=soon + timedelta(minutes=60))
+    booking = make_booking(Status.CONFIRMED, slot=near)
+    with pytest.raises(TooLate, match="24 hours"):
+        booking_reschedule(booking_id=booking.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    with pytest.raises(TooLate):
+        booking_reschedule_request(booking=booking, slot=free_slot)
+    booking.refresh_from_db()
+    assert booking.slot_id == near.pk and booking.version == 1
+
+
+def test_a_stale_version_is_refused_and_nothing_moves(confirmed, free_slot, admin_user):
+    with pytest.raises(StaleBooking):
+        booking_reschedule(
+            booking_id=confirmed.pk,
+            slot_id=free_slot.pk,
+            actor=Actor.STAFF,
+            user=admin_user,
+            expected_version=confirmed.version - 1,
+        )
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id != free_slot.pk
+    assert not BookingEvent.objects.filter(action="rescheduled").exists()
+
+
+def test_a_taken_slot_is_refused_clearly(confirmed, free_slot, make_booking):
+    make_booking(Status.APPROVED, slot=free_slot)
+    with pytest.raises(SlotUnavailable) as caught:
+        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.STAFF)
+    assert "taken" in caught.value.message
+
+
+def test_the_database_constraint_is_the_backstop(confirmed, free_slot, make_booking, monkeypatch):
+    """Even if the Python checks let a taken slot through, the constraint refuses the move."""
+    from bookings import services
+
+    make_booking(Status.APPROVED, slot=free_slot)
+    monkeypatch.setattr(services, "_check_slot_for_staff", lambda **kwargs: None)
+    with pytest.raises(SlotUnavailable):
+        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.STAFF)
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id != free_slot.pk and confirmed.version == 4
+
+
+def test_clients_stay_with_their_counsellor_and_statuses_are_checked(confirmed, other_slot, make_booking, free_slot):
+    with pytest.raises(SlotUnavailable, match="different counsellor"):
+        booking_reschedule(booking_id=confirmed.pk, slot_id=other_slot.pk, actor=Actor.CLIENT)
+    paying = make_booking(Status.PAYMENT_PENDING, counsellor=confirmed.counsellor)
+    with pytest.raises(TransitionNotAllowed, match="payment pending cannot be moved"):
+        booking_reschedule(booking_id=paying.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, reason="Clinic closed")
+    with pytest.raises(TransitionNotAllowed):
+        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.STAFF)
+
+
+def test_moving_to_the_same_slot_changes_nothing(confirmed, slot):
+    with pytest.raises(BookingError):
+        booking_reschedule(booking_id=confirmed.pk, slot_id=slot.pk, actor=Actor.STAFF)
+    confirmed.refresh_from_db()
+    assert confirmed.version == 4
+
+
+def test_a_move_leaves_the_old_slot_to_be_booked_by_someone_else(confirmed, slot, free_slot, make_booking, admin_user):
+    booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    other = make_booking(Status.PENDING, counsellor=slot.counsellor)
+    from bookings.services import booking_approve
+
+    approved = booking_approve(booking_id=other.pk, slot_id=slot.pk, user=admin_user)
+    assert approved.slot_id == slot.pk
+
+
+# --- The client's pages -----------------------------------------------------------------
+
+
+def test_the_booking_page_offers_a_move_before_the_cutoff_only(client, confirmed, make_booking, counsellor):
+    html = client.get(page_url(confirmed)).content.decode()
+    assert 'id="reschedule"' in html and "Choose a new time" in html
+    soon = timezone.now() + timedelta(hours=5)
+    near = Slot.objects.create(counsellor=counsellor, start=soon, end=soon + timedelta(minutes=60))
+    late = make_booking(Status.CONFIRMED, slot=near)
+    html = client.get(page_url(late)).content.decode()
+    assert 'id="reschedule"' in html and "Choose a new time" not in html and "contact the clinic" in html
+    pending = make_booking(Status.PENDING, counsellor=counsellor)
+    assert 'id="reschedule"' not in client.get(page_url(pending)).content.decode()
+
+
+def test_the_whole_move_by_email_link(client, confirmed, slot, free_slot):
+    base = page_url(confirmed)
+    picker = client.get(base + "reschedule/")
+    html = picker.content.decode()
+    assert picker.status_code == 200 and f'id="slot-{free_slot.pk}"' in html
+    assert f'id="slot-{slot.pk}"' not in html  # its own time is not offered
+    assert "IST" in html
+    # A day button only shows that day: nothing is sent.
+    response = client.post(base + "reschedule/", {"day": timezone.localtime(free_slot.start).date().isoformat()})
+    assert response.status_code == 200 and not mail.outbox
+    response = client.post(base + "reschedule/", {"slot": free_slot.pk, "move": "1"})
+    assert response.status_code == 303
+    link = link_in_last_email("/reschedule/")
+    assert "Confirm the new time" in mail.outbox[-1].subject
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id == slot.pk  # nothing moved yet
+    # GET (a mail scanner) changes nothing.
+    page = client.get(link)
+    assert page.status_code == 200 and "Move my session" in page.content.decode()
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id == slot.pk
+    done = client.post(link)
+    assert done.status_code == 200 and "Your session has moved" in done.content.decode()
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id == free_slot.pk
+    again = client.post(link)
+    assert again.status_code == 410 and "already been used" in again.content.decode()
+    # The booking page tells the story.
+    html = client.get(base).content.decode()
+    assert "You moved your session to a new time" in html
+
+
+def test_a_link_for_a_time_taken_meanwhile_changes_nothing(client, confirmed, slot, free_slot, make_booking, oncommit):
+    with oncommit():
+        booking_reschedule_request(booking=confirmed, slot=free_slot)
+    link = link_in_last_email("/reschedule/")
+    make_booking(Status.APPROVED, slot=free_slot)
+    response = client.post(link)
+    assert response.status_code == 409 and "not moved" in response.content.decode()
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id == slot.pk
+    assert LinkToken.objects.get(purpose=LinkToken.Purpose.RESCHEDULE).used_at is None
+
+
+def test_other_move_links_stop_working_after_a_move(client, confirmed, counsellor, free_slot, oncommit):
+    later = next_weekday_at(17, days_ahead=8)
+    second = Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(minutes=60))
+    with oncommit():
+        booking_reschedule_request(booking=confirmed, slot=free_slot)
+    first_link = link_in_last_email("/reschedule/")
+    with oncommit():
+        booking_reschedule_request(booking=confirmed, slot=second)
+    second_link = link_in_last_email("/reschedule/")
+    assert client.post(second_link).status_code == 200
+    response = client.post(first_link)
+    assert response.status_code == 410 and "moved since" in response.content.decode()
+
+
+def test_the_picker_refuses_a_missing_choice_with_an_error_summary(client, confirmed, free_slot):
+    response = client.post(page_url(confirmed) + "reschedule/", {"move": "1"})
+    html = response.content.decode()
+    assert response.status_code == 400 and "There is a problem" in html and "Choose a new time" in html
+    assert not mail.outbox
+
+
+def test_the_picker_answers_htmx_with_its_fragment(client, confirmed, free_slot):
+    response = client.post(
+        page_url(confirmed) + "reschedule/",
+        {"day": timezone.localtime(free_slot.start).date().isoformat()},
+        headers={"HX-Request": "true"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="reschedule-picker"' in html and "<html" not in html
+
+
+def test_the_rescheduled_email_is_calm_and_has_no_client_words(confirmed, free_slot, oncommit):
+    Booking.objects.filter(pk=confirmed.pk).update(concerns="Private worries", preferred_times="Evenings")
+    with oncommit():
+        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.STAFF)
+    message = mail.outbox[-1]
+    html = message.alternatives[0][0]
+    for body in (message.body, html):
+        assert "Private worries" not in body and "Evenings" not in body
+        assert "clinic has moved" in body
+    assert re.search(r"http://testserver/bookings/[^/\s]+/", message.body)
+
+
+def test_expired_bookings_release_their_slot_through_the_same_transition(make_booking, slot):
+    """Cancelling still works as before (the freed-slot hook must not get in the way)."""
+    booking = make_booking(Status.APPROVED, slot=slot)
+    booking_transition(booking=booking, to=Status.CANCELLED, actor=Actor.SYSTEM, reason="expired")
+    booking.refresh_from_db()
+    assert booking.status == Status.CANCELLED

@@ -1,0 +1,115 @@
+"""The waitlist, for clients: join (when no time fits), confirm the address from the emailed
+link, and leave from any waitlist email. Links carry secrets: only their POST acts, and the
+pages are private (no cache, no Referer). Rules are in services (waitlist_*)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from bookings import services
+from bookings.errors import BookingError, TokenInvalid
+from bookings.forms import WaitlistForm
+from bookings.models import WaitlistToken
+from bookings.ratelimit import client_ip, ratelimit_hit
+from bookings.tokens import waitlist_token_get
+from bookings.views import LINK_PROBLEM_TITLES, private_page, wait_text
+
+
+def _initial(request: HttpRequest) -> dict[str, object]:
+    """The wizard's choices so far, carried in the "join the waitlist" link."""
+    initial: dict[str, object] = {
+        "date_from": timezone.localdate(),
+        "date_to": timezone.localdate() + timedelta(days=14),
+    }
+    for name in ("session_type", "mode", "counsellor"):
+        value = request.GET.get(name, "")[:20]
+        if value:
+            initial[name] = value
+    return initial
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def waitlist_join(request: HttpRequest) -> HttpResponse:
+    form = WaitlistForm(request.POST or None, initial=_initial(request))
+    context: dict[str, object] = {"form": form, "horizon_days": settings.BOOKING_HORIZON_DAYS}
+    if request.method == "GET":
+        return render(request, "bookings/waitlist_join.html", context)
+    if not form.is_valid():
+        context["error_items"] = form.error_summary()
+        return render(request, "bookings/waitlist_join.html", context, status=400)
+    data = form.cleaned_data
+    wait = ratelimit_hit(scope="waitlist_join", key=f"ip:{client_ip(request)}") or ratelimit_hit(
+        scope="waitlist_join", key=f"email:{data['email']}"
+    )
+    if wait:
+        context["error_items"] = [("", f"You have asked several times already. Please try again in {wait_text(wait)}.")]
+        response = render(request, "bookings/waitlist_join.html", context, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+    try:
+        services.waitlist_join(
+            client_name=data["client_name"],
+            email=data["email"],
+            session_type=data["session_type"],
+            mode=data["mode"],
+            counsellor=data["counsellor"],
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+        )
+    except BookingError as exc:
+        context["error_items"] = [("", exc.message)]
+        return render(request, "bookings/waitlist_join.html", context, status=409)
+    return render(request, "bookings/waitlist_sent.html", {"email": data["email"]})
+
+
+def _link_problem(request: HttpRequest, exc: TokenInvalid) -> HttpResponse:
+    context = {
+        "title": LINK_PROBLEM_TITLES.get(exc.reason, LINK_PROBLEM_TITLES["unknown"]),
+        "message": exc.message,
+        "reason": exc.reason,
+        "purpose": "waitlist",
+    }
+    return render(request, "bookings/link_problem.html", context, status=404 if exc.reason == "unknown" else 410)
+
+
+def _link_page(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
+    """GET of an emailed waitlist link: what pressing its button will do."""
+    try:
+        link = waitlist_token_get(raw=token, purpose=purpose)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc)
+    return render(request, "bookings/waitlist_link.html", {"entry": link.entry, "purpose": purpose, "token": token})
+
+
+@private_page
+@require_http_methods(["GET", "POST"])
+def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
+    if request.method == "GET":
+        return _link_page(request, token, WaitlistToken.Purpose.VERIFY)
+    try:
+        entry = services.waitlist_verify(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc)
+    except BookingError as exc:
+        return render(request, "bookings/waitlist_done.html", {"error": exc.message}, status=409)
+    return render(request, "bookings/waitlist_done.html", {"entry": entry, "joined": True})
+
+
+@private_page
+@require_http_methods(["GET", "POST"])
+def waitlist_leave(request: HttpRequest, token: str) -> HttpResponse:
+    if request.method == "GET":
+        return _link_page(request, token, WaitlistToken.Purpose.LEAVE)
+    try:
+        entry = services.waitlist_leave(token=token)
+    except TokenInvalid as exc:
+        return _link_problem(request, exc)
+    return render(request, "bookings/waitlist_done.html", {"entry": entry, "left": True})

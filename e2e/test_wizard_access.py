@@ -1,0 +1,137 @@
+"""Journeys 6 and 7, and the keyboard: the wizard without JavaScript, on a phone, and with
+the keyboard alone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from bookings.models import Booking, Status
+from e2e.browsing import PHONE, Tab, cut_off_elements, is_scrolling_sideways
+from e2e.journeys import CLIENT, book_through_wizard, confirm_email, focused_id, heading, open_booking_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_whole_wizard_works_without_javascript(tabs, slots):
+    tab = tabs(javascript=False)
+    book_through_wizard(tab, htmx=False, show_errors=True)
+    booking = Booking.objects.get(email=CLIENT["email"])
+    assert booking.status == Status.DRAFT and booking.preferred_slot == slots[0]
+    confirm_email(tab)
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
+def assert_fits_the_screen(tab: Tab, name: str) -> None:
+    page = tab.page
+    assert not is_scrolling_sideways(page), f"{name}: the page scrolls sideways at 375 px"
+    assert not cut_off_elements(page), f"{name}: cut off at the right edge: {cut_off_elements(page)}"
+
+
+def test_wizard_and_booking_page_fit_a_phone(tabs, approved_booking):
+    tab = tabs(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    screens: list[str] = []
+
+    def snap(name: str) -> None:
+        screens.append(name)
+        assert_fits_the_screen(tab, name)
+
+    book_through_wizard(tab, client={**CLIENT, "email": "asha.k@example.com"}, snap=snap, show_errors=True)
+    assert "wizard-4-review" in screens and "wizard-error-summary" in screens
+
+    open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    assert_fits_the_screen(tab, "booking page")
+    # The Pay button is whole and on screen.
+    pay = tab.page.get_by_role("button", name=re.compile(r"^Pay "))
+    box = pay.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+
+
+# --- Keyboard ------------------------------------------------------------------------------
+
+
+def tab_to(tab: Tab, name: str | re.Pattern[str], *, role: str, limit: int = 80) -> None:
+    """Press Tab until the control with this role and name has focus; every stop on the way
+    must show where focus is."""
+    page = tab.page
+    target = page.get_by_role(role, name=name).first  # type: ignore[arg-type]
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        state = tab.focus_is_visible()
+        if state is not None:
+            assert state["visible"], f"focus is not visible on {state['what']}"
+        if target.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"Tab never reached the {role} {name!r}")
+
+
+def type_into(page: Page, text: str) -> None:
+    page.keyboard.type(text)
+
+
+def focus_moved_to(tab: Tab, attribute: str, value: str) -> None:
+    """After an htmx swap: focus is on the new step's heading or the error summary, visibly."""
+    expect(tab.page.locator(":focus")).to_have_attribute(attribute, value)
+    state = tab.focus_is_visible()
+    assert state is not None and state["visible"], f"focus is not visible on {state}"
+
+
+def test_the_wizard_can_be_completed_with_the_keyboard_alone(tab, slots):
+    page = tab.page
+    tab.goto("/book/")
+    expect(heading(page, "Choose your session")).to_be_visible()
+
+    # Step 1: the only session type is chosen already; choose "Online", then the first time.
+    tab_to(tab, "Online", role="radio")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.keyboard.press("Space")
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_role("radio", name="Online", exact=True)).to_be_checked()
+    # htmx refreshed the free times and kept focus where it was.
+    assert focused_id(page).startswith("id_mode_")
+    tab_to(tab, re.compile(r"^10:00"), role="radio")
+    page.keyboard.press("Space")
+    expect(page.get_by_role("radio", name=re.compile(r"^10:00"))).to_be_checked()
+    tab_to(tab, "Continue", role="button")
+    page.keyboard.press("Enter")
+    expect(heading(page, "About you")).to_be_visible()
+    focus_moved_to(tab, "id", "step-heading")
+    tab.check()
+
+    # Step 2: Continue with nothing filled in: focus goes to the error summary.
+    tab_to(tab, "Continue", role="button")
+    page.keyboard.press("Enter")
+    focus_moved_to(tab, "data-error-summary", "")
+    tab.check()
+    # Shift+Tab from the name field's error link target comes back; fill in each field.
+    tab_to(tab, "Your name", role="textbox")
+    type_into(page, CLIENT["name"])
+    tab_to(tab, "Email address", role="textbox")
+    type_into(page, CLIENT["email"])
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_role("textbox", name="Your name")).to_be_focused()
+    tab_to(tab, "I am 18 or over", role="checkbox")
+    page.keyboard.press("Space")
+    expect(page.get_by_role("checkbox", name="I am 18 or over")).to_be_checked()
+    tab_to(tab, "Continue", role="button")
+    page.keyboard.press("Enter")
+    expect(heading(page, "What brings you")).to_be_visible()
+    focus_moved_to(tab, "id", "step-heading")
+
+    # Step 3: say nothing; step 4: agree to both and send.
+    tab_to(tab, "Continue", role="button")
+    page.keyboard.press("Enter")
+    expect(heading(page, "Check your answers and send")).to_be_visible()
+    focus_moved_to(tab, "id", "step-heading")
+    for label in ("I have read and agree to the privacy notice", "I have read and agree to the cancellation policy"):
+        tab_to(tab, label, role="checkbox")
+        page.keyboard.press("Space")
+    tab_to(tab, "Send my request", role="button")
+    page.keyboard.press("Enter")
+    expect(heading(page, "Check your email")).to_be_visible()
+    focus_moved_to(tab, "id", "step-heading")
+    tab.check()
+    assert Booking.objects.get(email=CLIENT["email"]).status == Status.DRAFT

@@ -1,0 +1,126 @@
+"""The logs of a whole client journey, at DEBUG level, through the handler production uses:
+one line per event, each with a request ID, and no personal data or link tokens in any."""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import logging.config
+import re
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from bookings.models import Booking, Payment, Status
+from bookings.payments import SandboxProvider
+from bookings.tests.journey import link_in_last_email, submit, walk_to_review
+from mindsettler.logging import RequestIDFilter
+
+pytestmark = pytest.mark.django_db
+
+NAME = "Zephyrine Quillfeather"
+EMAIL = "zephyrine.q@example.org"
+PHONE_TYPED, PHONE_STORED = "98765 43210", "+919876543210"
+WORDS = "Nightmares about the flood keep me awake"
+TIMES = "Thursday evenings near Marine Drive"
+
+
+@pytest.fixture
+def captured_logs(settings):
+    """The app's own logging configuration as production runs it with LOG_LEVEL=DEBUG, its
+    console handler writing to a buffer."""
+    config = copy.deepcopy(settings.LOGGING)
+    config["root"]["level"] = "DEBUG"
+    logging.config.dictConfig(config)
+    handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, RequestIDFilter) for f in h.filters))
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+
+
+def paths_in_emails() -> list[str]:
+    return [p for m in mail.outbox for p in re.findall(r"http://testserver(/[^\s\"<]+)", m.body)]
+
+
+def test_a_whole_journey_logs_no_personal_data_or_tokens(
+    captured_logs, client, session_type, slot, admin_user, settings
+):
+    settings.RATELIMIT_ENABLED = True
+    # The client books, verifies, looks up their booking, is approved, pays and cancels.
+    run = walk_to_review(
+        client,
+        session_type=session_type,
+        slot=slot,
+        about={"client_name": NAME, "email": EMAIL.upper(), "phone": PHONE_TYPED, "age": "on"},
+        concerns=WORDS,
+    )
+    assert submit(client, run).status_code == 303
+    verify = link_in_last_email("/verify/")
+    client.get(verify)
+    assert client.post(verify).status_code == 200
+    client.post("/status/", {"lookup": "email", "email": EMAIL})
+    client.post(verify)  # a used link: logged as refused, without the token
+    client.get("/bookings/not-a-real-token-0123456789/")
+    booking = Booking.objects.get()
+
+    from staff.tests.conftest import totp_enable
+
+    totp_enable(admin_user)
+    staff = Client()
+    staff.force_login(admin_user)
+    staff.get(f"/staff/bookings/{booking.pk}/")
+    approved = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": booking.version})
+    assert approved.status_code == 302
+    staff.get("/staff/bookings/export.csv")
+
+    page = link_in_last_email("/bookings/")
+    paying = client.post(page + "pay/")
+    assert paying.status_code == 302
+    payment = Payment.objects.get()
+    fields = {
+        "order": payment.provider_order_id,
+        "payment": f"sandbox_pay_{payment.pk}_paid",
+        "outcome": "paid",
+        "amount": str(payment.amount),
+        "currency": payment.currency,
+    }
+    client.post(paying["Location"] + "return/", {**fields, "signature": SandboxProvider.sign(fields)})
+    assert Booking.objects.get().status == Status.CONFIRMED
+
+    client.post(page + "cancel/")
+    cancel = link_in_last_email("/cancel/")
+    assert client.post(cancel).status_code == 200
+    client.post(page + "privacy/export/")
+    client.get(link_in_last_email("/privacy/export/"))
+    assert Booking.objects.get().status == Status.CANCELLED
+
+    logs = captured_logs.getvalue()
+    lines = logs.splitlines()
+    assert len(lines) >= 10, logs  # the journey did log: transitions, emails, payments
+    assert "booking" in logs and "-> pending" in logs and "-> confirmed" in logs
+
+    tokens = {p.rstrip("/").split("/")[-1] for p in paths_in_emails()} | {
+        p.rstrip("/").split("/")[-2] for p in paths_in_emails() if p.endswith("/")
+    }
+    tokens = {t for t in tokens if len(t) >= 20}
+    assert len(tokens) >= 4, tokens  # verify, booking page(s), cancel, export
+    secrets = {NAME, *NAME.split(), EMAIL, EMAIL.upper(), "zephyrine", PHONE_STORED, "98765", WORDS, "Nightmares"}
+    secrets |= tokens | {"not-a-real-token-0123456789", payment.provider_order_id}
+    secrets.discard("")
+    for secret in secrets:
+        assert secret.lower() not in logs.lower(), f"{secret!r} in the logs:\n{logs}"
+    # One line per event, each with a request ID; lines from requests carry a real one.
+    assert all(re.search(r" request_id=(-|[0-9a-f]{16}|\w+) ", line) for line in lines), logs
+    assert any(re.search(r" request_id=[0-9a-f]{16} ", line) for line in lines)
+
+
+def test_the_log_check_can_fail(captured_logs):
+    logging.getLogger("bookings.services").info("sent to %s", EMAIL)
+    assert EMAIL in captured_logs.getvalue()
+    logging.getLogger("bookings.services").info("opened /verify/%s/", "A" * 32)
+    assert "A" * 32 not in captured_logs.getvalue()  # link tokens are redacted by the filter

@@ -1,0 +1,125 @@
+"""Staff moving a booking to another slot: from the detail page, and by dragging it on the
+calendar. Same service as a client's move; scoped like every staff view."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Actor, BookingEvent, Slot, Status
+from conftest import next_weekday_at
+from staff.tests.conftest import HX
+
+
+@pytest.fixture
+def booked(make_booking, counsellor, slot):
+    return make_booking(Status.CONFIRMED, slot=slot, client_name="Kavya Iyer")
+
+
+@pytest.fixture
+def free(counsellor):
+    start = next_weekday_at(16, days_ahead=6)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+def drop(client, booking, start, version=None, **headers):
+    return client.post(
+        reverse("staff:booking_drop", args=[booking.pk]),
+        {"start": start.isoformat(), "version": booking.version if version is None else version},
+        **headers,
+    )
+
+
+# --- The detail page ------------------------------------------------------------------
+
+
+def test_detail_offers_a_move_with_the_free_slots(counsellor_client, booked, free, slot):
+    html = counsellor_client.get(reverse("staff:booking_detail", args=[booked.pk])).content.decode()
+    assert 'id="action-move"' in html
+    assert f'<option value="{free.pk}"' in html and f'<option value="{slot.pk}"' not in html
+
+
+def test_moving_from_the_detail_page_emails_the_client(admin_client, admin_user, booked, free):
+    response = admin_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"slot": free.pk, "version": booked.version}, **HX
+    )
+    assert response.status_code == 200 and response["HX-Trigger"] == "bookingChanged"
+    assert "Moved to" in response.content.decode()
+    booked.refresh_from_db()
+    assert booked.slot_id == free.pk and booked.status == Status.CONFIRMED
+    event = BookingEvent.objects.get(booking=booked, action="rescheduled")
+    assert event.actor == Actor.STAFF and event.actor_user == admin_user
+    assert mail.outbox[-1].to == [booked.email] and "new time" in mail.outbox[-1].subject
+
+
+def test_a_stale_move_is_refused_with_the_current_state(admin_client, booked, free):
+    response = admin_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"slot": free.pk, "version": booked.version + 1}
+    )
+    assert response.status_code == 409
+    assert "changed by someone else" in response.content.decode()
+    booked.refresh_from_db()
+    assert booked.slot_id != free.pk and not mail.outbox
+
+
+def test_another_counsellor_cannot_move_the_booking(login, other_counsellor_user, other_counsellor, booked, free):
+    browser = login(other_counsellor_user)
+    response = browser.post(reverse("staff:booking_move", args=[booked.pk]), {"slot": free.pk, "version": 1})
+    assert response.status_code == 404
+    response = drop(browser, booked, free.start)
+    assert response.status_code == 404
+    booked.refresh_from_db()
+    assert booked.slot_id != free.pk
+
+
+# --- Dragging on the calendar -----------------------------------------------------------
+
+
+def test_the_feed_marks_upcoming_movable_sessions_draggable(admin_client, booked, make_booking, counsellor):
+    past_start = timezone.now() - timedelta(days=1)
+    past = Slot.objects.create(counsellor=counsellor, start=past_start, end=past_start + timedelta(hours=1))
+    make_booking(Status.COMPLETED, slot=past)
+    response = admin_client.get(
+        reverse("staff:calendar_feed"),
+        {"start": (timezone.now() - timedelta(days=3)).isoformat(), "end": (timezone.now() + timedelta(days=20)).isoformat()},
+    )
+    events = {e["id"]: e for e in json.loads(response.content) if e["id"].startswith("booking-")}
+    mine = events[f"booking-{booked.pk}"]
+    assert mine["startEditable"] is True and mine["durationEditable"] is False
+    assert mine["extendedProps"]["version"] == booked.version
+    assert mine["extendedProps"]["dropUrl"] == reverse("staff:booking_drop", args=[booked.pk])
+    completed = next(e for key, e in events.items() if key != f"booking-{booked.pk}")
+    assert completed["startEditable"] is False and "dropUrl" not in completed["extendedProps"]
+
+
+def test_dropping_on_a_free_slot_moves_the_booking(counsellor_client, booked, free):
+    response = drop(counsellor_client, booked, free.start)
+    data = json.loads(response.content)
+    assert response.status_code == 200 and data["ok"] is True and response["HX-Trigger"] == "bookingChanged"
+    assert booked.ack_id in data["message"]
+    booked.refresh_from_db()
+    assert booked.slot_id == free.pk and data["version"] == booked.version
+    assert mail.outbox[-1].to == [booked.email]
+
+
+def test_dropping_where_there_is_no_free_slot_is_refused(counsellor_client, booked, free, other_slot):
+    for start in (free.start + timedelta(minutes=15), other_slot.start):  # between slots; another counsellor's
+        response = drop(counsellor_client, booked, start)
+        data = json.loads(response.content)
+        assert response.status_code == 409 and data["ok"] is False and "no free slot" in data["message"]
+    booked.refresh_from_db()
+    assert booked.slot_id != free.pk and not mail.outbox
+
+
+def test_dropping_with_a_stale_version_or_bad_input_is_refused(admin_client, booked, free):
+    response = drop(admin_client, booked, free.start, version=booked.version + 5)
+    assert response.status_code == 409 and json.loads(response.content)["code"] == "stale"
+    response = admin_client.post(reverse("staff:booking_drop", args=[booked.pk]), {"start": "soon", "version": "x"})
+    assert response.status_code == 400
+    booked.refresh_from_db()
+    assert booked.slot_id != free.pk

@@ -1,0 +1,185 @@
+"""After a session: completed or no-show; late cancellations; the monthly outcomes on the dashboard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.errors import TooLate, TransitionNotAllowed
+from bookings.models import Actor, Booking, BookingEvent, LinkToken, Slot, Status
+from bookings.selectors import slots_free
+from bookings.services import booking_cancel, booking_no_show
+from bookings.tokens import token_create
+from staff.selectors import outcomes_by_month
+from staff.tests.conftest import HX
+
+pytestmark = pytest.mark.django_db
+
+
+def past_slot(counsellor, *, hours_ago: float = 3) -> Slot:
+    start = (timezone.now() - timedelta(hours=hours_ago)).replace(second=0, microsecond=0)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+def future_slot(counsellor, *, hours: float) -> Slot:
+    start = (timezone.now() + timedelta(hours=hours)).replace(second=0, microsecond=0)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+@pytest.fixture
+def held(make_booking, counsellor):
+    """A confirmed session that ended two hours ago."""
+    return make_booking(Status.CONFIRMED, slot=past_slot(counsellor), client_name="Kavya Iyer")
+
+
+# --- No-shows -----------------------------------------------------------------------------
+
+
+def test_a_no_show_is_final_recorded_and_keeps_the_slot(held, admin_user, make_booking, oncommit):
+    with oncommit():
+        booking_no_show(booking_id=held.pk, user=admin_user)
+    held.refresh_from_db()
+    assert held.status == Status.NO_SHOW
+    event = BookingEvent.objects.get(booking=held)
+    assert (event.from_status, event.to_status, event.actor, event.actor_user) == (
+        Status.CONFIRMED,
+        Status.NO_SHOW,
+        Actor.STAFF,
+        admin_user,
+    )
+    assert mail.outbox == []  # no email to the client
+    with pytest.raises(TransitionNotAllowed):
+        booking_no_show(booking_id=held.pk, user=admin_user)  # repeated
+    # The counsellor's time was used: nobody else can take the slot.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_booking(Status.APPROVED, slot=held.slot)
+
+
+def test_a_session_that_has_not_ended_cannot_be_a_no_show(make_booking, counsellor, admin_user):
+    upcoming = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=-0.5))  # started, not ended
+    with pytest.raises(TooLate):
+        booking_no_show(booking_id=upcoming.pk, user=admin_user)
+    assert Booking.objects.get(pk=upcoming.pk).status == Status.CONFIRMED
+
+
+def test_staff_detail_offers_no_show_next_to_completed_only_after_the_end(admin_client, make_booking, counsellor, held):
+    html = admin_client.get(reverse("staff:booking_detail", args=[held.pk])).content.decode()
+    assert "Mark as completed" in html and "Mark no-show" in html
+    upcoming = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=30))
+    html = admin_client.get(reverse("staff:booking_detail", args=[upcoming.pk])).content.decode()
+    assert "Mark no-show" not in html and "after the session ends" in html
+
+
+def test_marking_a_no_show_from_the_portal(counsellor_client, held):
+    url = reverse("staff:booking_no_show", args=[held.pk])
+    response = counsellor_client.post(url, {"version": held.version}, **HX)
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="booking-detail"' in html and "<html" not in html
+    assert "Marked as a no-show." in html and "No-show" in html
+    assert Booking.objects.get(pk=held.pk).status == Status.NO_SHOW
+    # Again, with the old version: refused, nothing changes.
+    response = counsellor_client.post(url, {"version": held.version})
+    assert response.status_code == 409
+
+
+def test_another_counsellor_cannot_mark_it(login, other_counsellor_user, other_counsellor, held):
+    response = login(other_counsellor_user).post(reverse("staff:booking_no_show", args=[held.pk]), {"version": 1})
+    assert response.status_code == 404
+    assert Booking.objects.get(pk=held.pk).status == Status.CONFIRMED
+
+
+def test_the_client_page_shows_the_missed_session(client, held, admin_user):
+    booking_no_show(booking_id=held.pk, user=admin_user)
+    raw = token_create(booking=held, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))
+    html = client.get(f"/bookings/{raw}/").content.decode()
+    assert "Session missed" in html and "The session was recorded as missed" in html
+    assert "free slot" not in html
+    assert held.slot.pk not in set(slots_free(for_clients=False, start=held.slot.start).values_list("pk", flat=True))
+
+
+# --- Late cancellations -----------------------------------------------------------------
+
+
+def test_staff_cancelling_inside_the_cutoff_at_the_clients_request_is_late(
+    make_booking, counsellor, admin_user, settings
+):
+    settings.CANCELLATION_CUTOFF_HOURS = 24
+    inside = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=5))
+    booking_cancel(booking_id=inside.pk, actor=Actor.STAFF, user=admin_user, reason="Client phoned", client_asked=True)
+    late = BookingEvent.objects.get(booking=inside, action="late_cancellation")
+    assert late.actor_user == admin_user and "4 hours before" in late.reason
+    # The cancellation itself stays an ordinary transition.
+    assert BookingEvent.objects.filter(booking=inside, action="transition", to_status=Status.CANCELLED).count() == 1
+
+    clinic_decision = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=6))
+    booking_cancel(booking_id=clinic_decision.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
+    outside = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=72))
+    booking_cancel(booking_id=outside.pk, actor=Actor.STAFF, user=admin_user, reason="Client phoned", client_asked=True)
+    assert not BookingEvent.objects.filter(booking__in=[clinic_decision, outside], action="late_cancellation").exists()
+
+
+def test_the_cancel_form_records_a_late_cancellation_and_the_detail_shows_it(admin_client, make_booking, counsellor):
+    booking = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=3))
+    detail = reverse("staff:booking_detail", args=[booking.pk])
+    html = admin_client.get(detail).content.decode()
+    assert "The client asked to cancel" in html and "late cancellation" in html
+    response = admin_client.post(
+        reverse("staff:booking_cancel", args=[booking.pk]),
+        {"version": booking.version, "reason": "Client phoned: unwell", "client_asked": "on"},
+    )
+    assert response.status_code == 302
+    html = admin_client.get(detail).content.decode()
+    assert "Late cancellation" in html and "late cancellation" in html  # badge and timeline
+
+
+# --- Monthly outcomes on the dashboard --------------------------------------------------
+
+
+@pytest.fixture
+def month_of_sessions(make_booking, counsellor, other_counsellor, admin_user):
+    for i in range(3):
+        make_booking(Status.COMPLETED, slot=past_slot(counsellor, hours_ago=2 + i * 2))
+    make_booking(Status.NO_SHOW, slot=past_slot(counsellor, hours_ago=9))
+    late = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=2))
+    booking_cancel(booking_id=late.pk, actor=Actor.STAFF, user=admin_user, reason="Client phoned", client_asked=True)
+    early = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=40))
+    booking_cancel(booking_id=early.pk, actor=Actor.CLIENT, reason="Cancelled by the client")
+    expired = make_booking(Status.APPROVED, slot=future_slot(counsellor, hours=4))
+    booking_cancel(booking_id=expired.pk, actor=Actor.SYSTEM, reason="The time to pay ran out")  # not counted
+    make_booking(Status.COMPLETED, slot=past_slot(other_counsellor, hours_ago=4))
+    make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=30))  # not an outcome yet
+
+
+def test_outcomes_per_counsellor_and_month_in_one_query(
+    month_of_sessions, admin_user, counsellor_user, django_assert_num_queries
+):
+    # Sessions up to two days ahead may fall in next month: a "today" a few days on covers them.
+    today = timezone.localdate() + timedelta(days=3)
+    with django_assert_num_queries(1):
+        rows = outcomes_by_month(user=admin_user, today=today)
+    by_name = {(r["counsellor__display_name"], r["month"].month) for r in rows}
+    assert {name for name, _ in by_name} == {"Asha Menon", "Rohan Kapoor"}
+    totals: dict[str, dict[str, int]] = {}
+    for r in rows:
+        t = totals.setdefault(r["counsellor__display_name"], {"held": 0, "cancelled": 0, "late": 0, "no_shows": 0})
+        for key in t:
+            t[key] += r[key]
+    assert totals["Asha Menon"] == {"held": 3, "cancelled": 2, "late": 1, "no_shows": 1}
+    assert totals["Rohan Kapoor"] == {"held": 1, "cancelled": 0, "late": 0, "no_shows": 0}
+    # A counsellor sees their own row(s) only.
+    mine = outcomes_by_month(user=counsellor_user, today=today)
+    assert {r["counsellor__display_name"] for r in mine} == {"Asha Menon"}
+
+
+def test_the_dashboard_shows_the_outcomes_table(month_of_sessions, admin_client, counsellor_client):
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "Sessions by month" in html and "No-shows" in html and "Late cancellations" in html
+    assert "Rohan Kapoor" in html
+    html = counsellor_client.get(reverse("staff:dashboard")).content.decode()
+    section = html[html.index('id="outcomes"') :]
+    assert "Asha Menon" in section and "Rohan Kapoor" not in section

@@ -1,0 +1,62 @@
+"""'My profile' in the portal: a counsellor edits their own public profile; administrators any."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from bookings.models import Counsellor
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "display_name": "Dr Asha Menon",
+    "title": "Clinical psychologist",
+    "approach": "Unhurried, practical sessions.",
+    "bio": "Trained in Bengaluru.",
+    "languages": "English, Malayalam",
+    "offers_online": "on",
+    "daily_summary": "on",
+}
+
+
+def test_a_counsellor_is_taken_to_their_own_profile_and_saves_it(counsellor_client, counsellor, client):
+    response = counsellor_client.get(reverse("staff:profile"))
+    assert response.status_code == 302 and response["Location"] == reverse("staff:profile_edit", args=[counsellor.pk])
+    page = counsellor_client.get(response["Location"]).content.decode()
+    assert "My profile" in page and "How you work" in page
+    response = counsellor_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), VALID)
+    assert response.status_code == 302
+    counsellor.refresh_from_db()
+    assert (counsellor.display_name, counsellor.languages, counsellor.daily_summary) == (
+        "Dr Asha Menon",
+        "English, Malayalam",
+        True,
+    )
+    assert counsellor.offers_in_person is False and counsellor.slug == "asha"
+    public = client.get("/counsellors/asha/").content.decode()
+    assert "Unhurried, practical sessions." in public and "English, Malayalam" in public
+
+
+def test_a_counsellor_cannot_edit_someone_elses_profile(counsellor_client, other_counsellor):
+    url = reverse("staff:profile_edit", args=[other_counsellor.pk])
+    assert counsellor_client.get(url).status_code == 404
+    assert counsellor_client.post(url, VALID).status_code == 404
+    assert Counsellor.objects.get(pk=other_counsellor.pk).display_name == "Rohan Kapoor"
+
+
+def test_administrators_choose_and_edit_any_profile(admin_client, counsellor, other_counsellor):
+    page = admin_client.get(reverse("staff:profile")).content.decode()
+    assert "Asha Menon" in page and "Rohan Kapoor" in page
+    response = admin_client.post(reverse("staff:profile_edit", args=[other_counsellor.pk]), VALID)
+    assert response.status_code == 302
+    assert Counsellor.objects.get(pk=other_counsellor.pk).title == "Clinical psychologist"
+
+
+def test_a_profile_must_offer_a_way_of_meeting(counsellor_client, counsellor):
+    data = {k: v for k, v in VALID.items() if k != "offers_online"}
+    response = counsellor_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), data)
+    assert response.status_code == 400
+    assert "Offer at least one way of meeting" in response.content.decode()
+    counsellor.refresh_from_db()
+    assert counsellor.offers_online is True and counsellor.title == ""
