@@ -173,7 +173,11 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
                     "kind": "booking",
                     "status": labels.get(status, status),
                     "counsellor": row["counsellor__display_name"],
-                    **({"version": row["held__version"], "dropUrl": f"{detail}{row['held__id']}/drop/"} if movable else {}),
+                    **(
+                        {"version": row["held__version"], "dropUrl": f"{detail}{row['held__id']}/drop/"}
+                        if movable
+                        else {}
+                    ),
                 },
             }
         )
@@ -894,7 +898,7 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
 @require_POST
 @staff_required
 def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
-    """"Move to another slot" on the detail page: same rules as a client's move (one
+    """ "Move to another slot" on the detail page: same rules as a client's move (one
     transaction, old slot released, new one taken), no limit, and the client is emailed."""
     booking = _detail_booking(request, pk)
     form = MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking))

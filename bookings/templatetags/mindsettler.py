@@ -27,6 +27,17 @@ def when_short(value: datetime | None) -> str:
 
 
 @register.filter
+def clock(value: datetime | None) -> str:
+    """The time of day with its zone, '10:00 IST'. Unlike Django's "T" format, it names the
+    zone of a wall-clock time that occurs twice when daylight saving ends (01:30 BST, then
+    01:30 GMT), which is exactly when the client needs it."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return f"{local:%H:%M} {local.tzname()}"
+
+
+@register.filter
 def money(minor: int | None, currency: str = "INR") -> str:
     """Minor units to a price: 150000 -> '₹1,500'."""
     if minor is None:

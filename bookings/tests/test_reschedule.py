@@ -100,9 +100,7 @@ def test_an_approved_booking_gets_a_payment_deadline_that_fits_the_new_time(make
     assert moved.status == Status.APPROVED
 
 
-def test_clients_may_move_only_up_to_the_limit_staff_moves_do_not_count(
-    confirmed, counsellor, settings, admin_user
-):
+def test_clients_may_move_only_up_to_the_limit_staff_moves_do_not_count(confirmed, counsellor, settings, admin_user):
     settings.RESCHEDULE_LIMIT = 2
     slots = [
         Slot.objects.create(

@@ -32,10 +32,7 @@ def test_ten_clients_racing_for_one_new_slot_let_exactly_one_through(make_bookin
     bookings = [make_booking(Status.CONFIRMED, counsellor=counsellor) for _ in range(10)]
     before = {b.pk: b.slot_id for b in bookings}
     outcomes = race(
-        [
-            lambda b=b: booking_reschedule(booking_id=b.pk, slot_id=target.pk, actor=Actor.CLIENT)
-            for b in bookings
-        ]
+        [lambda b=b: booking_reschedule(booking_id=b.pk, slot_id=target.pk, actor=Actor.CLIENT) for b in bookings]
     )
     assert outcomes == Counter({"ok": 1, "slot_unavailable": 9})
     rows = {b.pk: b.slot_id for b in Booking.objects.filter(pk__in=before)}
@@ -54,8 +51,8 @@ def test_moves_crossing_the_same_slots_never_deadlock_or_double_book(make_bookin
         # A leaves s1 for s3 while B tries to take s1: locks {s1, s3} and {s1, s2}.
         outcomes = race(
             [
-                lambda: booking_reschedule(booking_id=a.pk, slot_id=s3.pk, actor=Actor.STAFF),
-                lambda: booking_reschedule(booking_id=b.pk, slot_id=s1.pk, actor=Actor.STAFF),
+                lambda a=a, s3=s3: booking_reschedule(booking_id=a.pk, slot_id=s3.pk, actor=Actor.STAFF),
+                lambda b=b, s1=s1: booking_reschedule(booking_id=b.pk, slot_id=s1.pk, actor=Actor.STAFF),
             ]
         )
         assert set(outcomes) <= {"ok", "slot_unavailable"}, outcomes

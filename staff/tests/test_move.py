@@ -86,7 +86,10 @@ def test_the_feed_marks_upcoming_movable_sessions_draggable(admin_client, booked
     make_booking(Status.COMPLETED, slot=past)
     response = admin_client.get(
         reverse("staff:calendar_feed"),
-        {"start": (timezone.now() - timedelta(days=3)).isoformat(), "end": (timezone.now() + timedelta(days=20)).isoformat()},
+        {
+            "start": (timezone.now() - timedelta(days=3)).isoformat(),
+            "end": (timezone.now() + timedelta(days=20)).isoformat(),
+        },
     )
     events = {e["id"]: e for e in json.loads(response.content) if e["id"].startswith("booking-")}
     mine = events[f"booking-{booked.pk}"]

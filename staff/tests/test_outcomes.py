@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.errors import TooLate, TransitionNotAllowed
-from bookings.models import Actor, Booking, BookingEvent, LinkToken, Slot, Status
+from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Slot, Status
 from bookings.selectors import slots_free
 from bookings.services import booking_cancel, booking_no_show
 from bookings.tokens import token_create
@@ -94,10 +94,21 @@ def test_another_counsellor_cannot_mark_it(login, other_counsellor_user, other_c
 
 
 def test_the_client_page_shows_the_missed_session(client, held, admin_user):
+    Payment.objects.create(
+        booking=held,
+        provider="sandbox",
+        provider_payment_id="pay_noshow_1",
+        amount=held.amount,
+        currency=held.currency,
+        status=Payment.State.CONFIRMED,
+        confirmed_at=timezone.now() - timedelta(days=2),
+    )
     booking_no_show(booking_id=held.pk, user=admin_user)
     raw = token_create(booking=held, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))
     html = client.get(f"/bookings/{raw}/").content.decode()
     assert "Session missed" in html and "The session was recorded as missed" in html
+    assert "Amount paid" in html and "pay_noshow_1" in html  # kept: a no-show is not refunded
+    assert "Add to calendar" not in html
     assert "free slot" not in html
     assert held.slot.pk not in set(slots_free(for_clients=False, start=held.slot.start).values_list("pk", flat=True))
 

@@ -107,6 +107,7 @@
           say("The session could not be moved. Please try again.");
         });
     },
+    select: function (info) {
       var counsellorId = counsellorSelect ? counsellorSelect.value : "";
       if (!counsellorId) {
         say("Choose a counsellor first, then select the time to publish.");

@@ -1,0 +1,83 @@
+"""Times shown to a client in a zone with daylight saving (display only: the clinic's zone,
+Asia/Kolkata, has none). Around the UK's changes (last Sunday of October and of March) the
+same wall-clock time can mean two moments; each must name its own zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from bookings.models import Booking, Counsellor, SessionType, Slot
+from bookings.templatetags.mindsettler import when, when_short
+
+LONDON = "Europe/London"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        # 25 October 2026: clocks go back at 02:00 BST, so 01:30 happens twice.
+        (utc(2026, 10, 25, 0, 30), "Sunday 25 October 2026, 01:30 BST"),
+        (utc(2026, 10, 25, 1, 30), "Sunday 25 October 2026, 01:30 GMT"),
+        # 28 March 2027: clocks go forward at 01:00 GMT, so 01:30 never happens.
+        (utc(2027, 3, 28, 0, 30), "Sunday 28 March 2027, 00:30 GMT"),
+        (utc(2027, 3, 28, 1, 30), "Sunday 28 March 2027, 02:30 BST"),
+    ],
+)
+def test_when_names_the_right_zone_on_each_side_of_a_change(moment, expected):
+    with timezone.override(LONDON):
+        assert when(moment) == expected
+    # The clinic's own zone has no daylight saving: always IST, +05:30.
+    assert when(moment).endswith("IST")
+    assert when(moment + timedelta(days=180)).endswith("IST")
+
+
+def test_when_short_too():
+    with timezone.override(LONDON):
+        assert when_short(utc(2026, 10, 25, 0, 30)) == "Sun 25 Oct, 01:30 BST"
+        assert when_short(utc(2026, 10, 25, 1, 30)) == "Sun 25 Oct, 01:30 GMT"
+
+
+def _slot(pk: int, start: datetime) -> Slot:
+    counsellor = Counsellor(pk=1, display_name="Asha Menon", slug="asha")
+    return Slot(pk=pk, counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
+
+
+def test_the_shared_picker_labels_each_time_with_its_own_zone():
+    first, second = _slot(1, utc(2026, 10, 25, 0, 30)), _slot(2, utc(2026, 10, 25, 1, 30))
+    context = {
+        "days": [first.start.date()],
+        "day": first.start.date(),
+        "times": [{"start": s.start, "slot": s, "count": 1} for s in (first, second)],
+        "chosen": "",
+        "any_counsellor": False,
+    }
+    with timezone.override(LONDON):
+        html = render_to_string("bookings/_slot_picker.html", context)
+    assert "01:30 BST" in html and "01:30 GMT" in html
+
+
+def test_the_rescheduled_email_shows_both_times_in_the_clients_zone():
+    session_type = SessionType(name="Individual session", slug="individual", duration_minutes=50, price=1)
+    old, new = _slot(1, utc(2026, 10, 24, 9, 0)), _slot(2, utc(2026, 10, 26, 9, 0))
+    booking = Booking(
+        ack_id="MS-ABCDEF",
+        client_name="Priya",
+        session_type=session_type,
+        counsellor=old.counsellor,
+        mode="online",
+        status="confirmed",
+        slot=new,
+    )
+    context = {"booking": booking, "slot": new, "old_slot": old, "booking_url": "x", "clinic_name": "MindSettler"}
+    with timezone.override(LONDON):
+        text = render_to_string("emails/rescheduled-body.txt", context)
+    assert "Was: Saturday 24 October 2026, 10:00 BST" in text
+    assert "New time: Monday 26 October 2026, 09:00 GMT" in text

@@ -1,0 +1,326 @@
+"""The waitlist: joining (email verified), offers when a slot frees up (earliest first, a few
+at a time, never twice), booking from an offer, leaving, and expiry."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from bookings.errors import SlotUnavailable
+from bookings.models import Actor, LinkToken, SessionType, Slot, Status, WaitlistEntry, WaitlistOffer
+from bookings.services import (
+    booking_approve,
+    booking_cancel,
+    booking_reschedule,
+    booking_submit,
+    booking_verify,
+    bookings_expire,
+    slot_create,
+    waitlist_expire,
+    waitlist_offer_slot,
+)
+from bookings.tests.journey import link_in_last_email
+from bookings.tokens import token_create
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+_seconds = itertools.count()
+
+
+@pytest.fixture
+def wait(session_type, slot):
+    """`wait(email, ...)`: a confirmed entry whose range covers `slot`'s day, each one newer."""
+    day = timezone.localtime(slot.start).date()
+
+    def make(email: str, *, verified: bool = True, **fields) -> WaitlistEntry:
+        defaults = dict(
+            client_name="Waiting Client",
+            email=email,
+            session_type=session_type,
+            mode="online",
+            counsellor=None,
+            date_from=day - timedelta(days=1),
+            date_to=day + timedelta(days=1),
+            created_at=timezone.now() - timedelta(hours=10) + timedelta(seconds=next(_seconds)),
+            verified_at=timezone.now() if verified else None,
+        )
+        defaults.update(fields)
+        return WaitlistEntry.objects.create(**defaults)
+
+    return make
+
+
+@pytest.fixture
+def offer(oncommit):
+    """`offer(slot_id)`: run the offer for one slot, with its emails delivered."""
+
+    def run(slot_id: int) -> int:
+        with oncommit():
+            return waitlist_offer_slot(slot_id=slot_id)
+
+    return run
+
+
+def offered_to() -> list[str]:
+    return [m.to[0] for m in mail.outbox if "has become free" in m.subject]
+
+
+# --- Joining ------------------------------------------------------------------------------
+
+
+def test_the_wizard_offers_the_waitlist_when_no_time_fits(client, session_type, counsellor):
+    response = client.get("/book/")
+    html = client.get(response["Location"]).content.decode()
+    assert "There are no free times" in html and "Join the waitlist" in html
+    assert "/waitlist/?session_type=" in html
+
+
+def test_joining_needs_the_email_confirmed_then_starts_waiting(client, session_type, counsellor):
+    page = client.get(f"/waitlist/?session_type={session_type.pk}&mode=online&counsellor={counsellor.pk}")
+    html = page.content.decode()
+    assert page.status_code == 200 and f'<option value="{counsellor.pk}" selected>' in html
+    today = timezone.localdate()
+    response = client.post(
+        "/waitlist/",
+        {
+            "client_name": "Meera",
+            "email": " Meera@Example.com ",
+            "session_type": session_type.pk,
+            "mode": "online",
+            "counsellor": counsellor.pk,
+            "date_from": (today + timedelta(days=2)).isoformat(),
+            "date_to": (today + timedelta(days=20)).isoformat(),
+        },
+    )
+    assert response.status_code == 200 and "Check your email" in response.content.decode()
+    entry = WaitlistEntry.objects.get()
+    assert entry.email == "meera@example.com" and entry.verified_at is None
+    link = link_in_last_email("/waitlist/verify/")
+    assert "Individual" not in mail.outbox[-1].subject
+    # GET (a mail scanner) confirms nothing.
+    assert "Confirm my email" in client.get(link).content.decode()
+    entry.refresh_from_db()
+    assert entry.verified_at is None
+    done = client.post(link)
+    assert done.status_code == 200 and "You are on the waitlist" in done.content.decode()
+    entry.refresh_from_db()
+    assert entry.verified_at is not None and entry.status == WaitlistEntry.State.WAITING
+    assert "/waitlist/leave/" in mail.outbox[-1].body
+    assert client.post(link).status_code == 410  # single use
+
+
+def test_joining_refuses_bad_ranges_with_an_error_summary(client, session_type):
+    today = timezone.localdate()
+    response = client.post(
+        "/waitlist/",
+        {
+            "client_name": "Meera",
+            "email": "meera@example.com",
+            "session_type": session_type.pk,
+            "mode": "online",
+            "date_from": (today + timedelta(days=5)).isoformat(),
+            "date_to": (today + timedelta(days=2)).isoformat(),
+        },
+    )
+    assert response.status_code == 400 and "There is a problem" in response.content.decode()
+    response = client.post(
+        "/waitlist/",
+        {
+            "client_name": "Meera",
+            "email": "meera@example.com",
+            "session_type": session_type.pk,
+            "mode": "online",
+            "date_from": (today - timedelta(days=2)).isoformat(),
+            "date_to": (today + timedelta(days=2)).isoformat(),
+        },
+    )
+    assert response.status_code == 409 and "today or later" in response.content.decode()
+    assert not WaitlistEntry.objects.exists() and not mail.outbox
+
+
+# --- Offers -------------------------------------------------------------------------------
+
+
+def test_a_cancelled_booking_offers_its_slot_to_the_earliest_waiting_few(make_booking, slot, wait, settings, oncommit):
+    settings.WAITLIST_OFFERS_PER_SLOT = 3
+    emails = [f"w{i}@example.com" for i in range(5)]
+    for email in emails:
+        wait(email)
+    booking = make_booking(Status.CONFIRMED, slot=slot)
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, reason="Client phoned")
+    assert offered_to() == emails[:3]
+    message = next(m for m in mail.outbox if m.to == [emails[0]] and "free" in m.subject)
+    assert f"/book/?slot={slot.pk}&type=individual" in message.body
+    assert "/waitlist/leave/" in message.body
+    states = Counter(WaitlistEntry.objects.values_list("status", flat=True))
+    assert states == Counter({"offered": 3, "waiting": 2})
+
+
+def test_a_slot_is_never_offered_twice_to_the_same_person(offer, slot, wait, settings):
+    settings.WAITLIST_OFFERS_PER_SLOT = 2
+    first, second, third = wait("a@example.com"), wait("b@example.com"), wait("c@example.com")
+    wait("a@example.com")  # a second entry of the same person: still one email per slot
+    assert offer(slot.pk) == 2
+    assert offer(slot.pk) == 1  # the hook running again reaches the next one
+    assert offer(slot.pk) == 0
+    assert Counter(offered_to()) == Counter({"a@example.com": 1, "b@example.com": 1, "c@example.com": 1})
+    assert WaitlistOffer.objects.filter(slot=slot).count() == 3
+    assert {o.entry_id for o in WaitlistOffer.objects.all()} == {first.pk, second.pk, third.pk}
+
+
+def test_only_entries_the_slot_suits_are_offered(offer, slot, wait, other_counsellor, counsellor):
+    day = timezone.localtime(slot.start).date()
+    long_type = SessionType.objects.create(name="Long", slug="long", duration_minutes=90, price=100)
+    wait("unverified@example.com", verified=False)
+    wait("other@example.com", counsellor=other_counsellor)
+    wait("later@example.com", date_from=day + timedelta(days=1), date_to=day + timedelta(days=3))
+    wait("long@example.com", session_type=long_type)
+    wait("left@example.com", status=WaitlistEntry.State.LEFT)
+    counsellor.offers_in_person = False
+    counsellor.save()
+    wait("inperson@example.com", mode="in_person")
+    wait("mine@example.com", counsellor=counsellor)
+    assert offer(slot.pk) == 1
+    assert offered_to() == ["mine@example.com"]
+
+
+def test_a_taken_or_too_soon_slot_is_not_offered(offer, slot, wait, make_booking, counsellor):
+    wait("a@example.com")
+    make_booking(Status.APPROVED, slot=slot)
+    assert offer(slot.pk) == 0
+    soon = timezone.now() + timedelta(hours=2)
+    near = Slot.objects.create(counsellor=counsellor, start=soon, end=soon + timedelta(hours=1))
+    wait("b@example.com", date_from=timezone.localdate(), date_to=timezone.localdate() + timedelta(days=1))
+    assert offer(near.pk) == 0
+    assert not offered_to()
+
+
+def test_someone_who_booked_meanwhile_is_marked_booked_not_offered(offer, slot, wait, make_booking, counsellor):
+    booked = wait("a@example.com")
+    make_booking(Status.PENDING, counsellor=counsellor, email="a@example.com")
+    wait("b@example.com")
+    assert offer(slot.pk) == 1
+    assert offered_to() == ["b@example.com"]
+    booked.refresh_from_db()
+    assert booked.status == WaitlistEntry.State.BOOKED
+
+
+def test_newly_published_expired_and_moved_away_slots_are_offered(
+    counsellor, wait, make_booking, slot, oncommit, admin_user
+):
+    wait("a@example.com")
+    with oncommit():
+        slot.delete()
+        published = slot_create(counsellor=counsellor, start=next_weekday_at(10), end=next_weekday_at(11))
+    assert offered_to() == ["a@example.com"]
+
+    mail.outbox = []
+    wait("b@example.com")
+    expiring = make_booking(Status.APPROVED, slot=published, payment_due_at=timezone.now() - timedelta(minutes=1))
+    with oncommit():
+        assert bookings_expire() == 1
+    assert "b@example.com" in offered_to()
+
+    mail.outbox = []
+    wait("c@example.com")
+    moving = make_booking(Status.CONFIRMED, slot=published, email=expiring.email)
+    later = next_weekday_at(12)
+    target = Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(hours=1))
+    with oncommit():
+        booking_reschedule(booking_id=moving.pk, slot_id=target.pk, actor=Actor.STAFF, user=admin_user)
+    assert "c@example.com" in offered_to()
+
+
+def test_offers_never_turn_into_a_double_booking(
+    offer, client, slot, wait, admin_user, session_type, settings, oncommit
+):
+    settings.WAITLIST_OFFERS_PER_SLOT = 3
+    for i in range(3):
+        wait(f"w{i}@example.com")
+    assert offer(slot.pk) == 3
+    # The offer's link opens the wizard with the slot chosen.
+    link = link_in_last_email("/book/")
+    page = client.get(client.get(link)["Location"])
+    assert f'id="slot-{slot.pk}" class="size-5 shrink-0 accent-brand-700" checked' in page.content.decode()
+    # All three ask for it; each request reaches the clinic...
+    bookings = []
+    for i in range(3):
+        with oncommit():
+            draft, _ = booking_submit(
+                submission_key=f"run-{i}",
+                session_type=session_type,
+                mode="online",
+                counsellor=None,
+                preferred_slot=slot,
+                preferred_times="",
+                client_name=f"Client {i}",
+                email=f"w{i}@example.com",
+                phone="",
+                age_confirmation="adult",
+                concerns="",
+            )
+        raw = token_create(booking=draft, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
+        bookings.append(booking_verify(token=raw))
+    # ...but only the first approved gets the slot.
+    outcomes = []
+    for booking in bookings:
+        try:
+            booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)
+            outcomes.append("ok")
+        except SlotUnavailable:
+            outcomes.append("taken")
+    assert outcomes == ["ok", "taken", "taken"]
+    assert slot.bookings.filter(status=Status.APPROVED).count() == 1
+
+
+# --- Leaving and expiry -------------------------------------------------------------------
+
+
+def test_leaving_from_the_email_link(offer, client, slot, wait):
+    entry = wait("a@example.com")
+    offer(slot.pk)
+    link = link_in_last_email("/waitlist/leave/")
+    page = client.get(link)
+    assert page.status_code == 200 and "Leave the waitlist" in page.content.decode()
+    entry.refresh_from_db()
+    assert entry.status == WaitlistEntry.State.OFFERED
+    done = client.post(link)
+    assert done.status_code == 200 and "You have left the waitlist" in done.content.decode()
+    entry.refresh_from_db()
+    assert entry.status == WaitlistEntry.State.LEFT
+    assert client.post(link).status_code == 410
+    later = next_weekday_at(15)
+    again = Slot.objects.create(counsellor=slot.counsellor, start=later, end=later + timedelta(hours=1))
+    assert offer(again.pk) == 0
+
+
+def test_entries_expire_after_their_last_day_and_stale_ones_go(offer, wait, slot):
+    today = timezone.localdate()
+    past = wait("past@example.com", date_from=today - timedelta(days=5), date_to=today - timedelta(days=1))
+    current = wait("current@example.com")
+    wait("unconfirmed@example.com", verified=False, created_at=timezone.now() - timedelta(days=5))
+    result = waitlist_expire()
+    assert result == {"expired": 1, "deleted": 1}
+    past.refresh_from_db()
+    current.refresh_from_db()
+    assert past.status == WaitlistEntry.State.EXPIRED and current.status == WaitlistEntry.State.WAITING
+    assert offer(slot.pk) == 1  # only the current one
+    # Finished entries are deleted a while later; the command runs the same sweep.
+    WaitlistEntry.objects.filter(pk=past.pk).update(updated_at=timezone.now() - timedelta(days=40))
+    call_command("expire_waitlist")
+    assert not WaitlistEntry.objects.filter(pk=past.pk).exists()
+
+
+def test_the_waitlist_pages_need_no_login_and_unknown_links_are_calm(client):
+    assert Client().get("/waitlist/").status_code == 200
+    response = client.get("/waitlist/leave/not-a-token/")
+    assert response.status_code == 404 and "book a session" in response.content.decode()
