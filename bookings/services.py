@@ -2054,7 +2054,9 @@ def waitlist_verify(*, token: str) -> WaitlistEntry:
     with transaction.atomic():
         link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.VERIFY)
         entry = (
-            WaitlistEntry.objects.select_for_update().select_related("session_type", "counsellor").get(pk=link.entry_id)
+            WaitlistEntry.objects.select_for_update(of=("self",))
+            .select_related("session_type", "counsellor")
+            .get(pk=link.entry_id)
         )
         if entry.status not in WAITLIST_LIVE:
             raise BookingError("This waitlist request has ended. You are welcome to join again.")

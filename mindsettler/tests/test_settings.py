@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; a real deployment never has it.
+_NOT_INHERITED = {"DEBUG", "SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
 def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('started')"],
         cwd=ROOT,
@@ -82,7 +84,7 @@ def test_check_deploy_is_clean_in_a_production_like_environment():
         "RAZORPAY_KEY_SECRET": "secret",
         "RAZORPAY_WEBHOOK_SECRET": "webhook-secret",
     }
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -111,7 +113,7 @@ def test_check_deploy_warns_about_sandbox_payments():
         "ALLOWED_HOSTS": "mindsettler.example",
         "EMAIL_BACKEND": "smtp",
     }
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -126,7 +128,7 @@ def test_check_deploy_warns_about_sandbox_payments():
 
 def test_production_static_build_succeeds(tmp_path):
     """collectstatic with the hashed, compressed storage: every CSS url() must resolve."""
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     result = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
