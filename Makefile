@@ -10,8 +10,11 @@ run: setup
 	$(MANAGE) seed_demo
 	$(MANAGE) runserver 127.0.0.1:8000
 
+# On SQLite, two workers: the browser tests (xdist_group "browser") share one while the other
+# runs the rest. On PostgreSQL one process: its HTTP race tests are not safe beside a second
+# worker (and the browser tests are skipped there; see e2e/conftest.py).
 test: setup-dev
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(DATABASE_URL),,-n 2 --dist loadgroup)
 
 setup:
 	@scripts/bootstrap.sh requirements.txt

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def free_slot(counsellor):
-    start = next_weekday_at(15, days_ahead=6)
+    # At an even hour: `make_booking` makes its hour-long slots at odd hours, and one
+    # counsellor's slots may not overlap (an exclusion constraint on PostgreSQL).
+    start = next_weekday_at(14, days_ahead=6)
     return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
 
 
@@ -102,14 +104,8 @@ def test_an_approved_booking_gets_a_payment_deadline_that_fits_the_new_time(make
 
 def test_clients_may_move_only_up_to_the_limit_staff_moves_do_not_count(confirmed, counsellor, settings, admin_user):
     settings.RESCHEDULE_LIMIT = 2
-    slots = [
-        Slot.objects.create(
-            counsellor=counsellor,
-            start=next_weekday_at(8 + i, days_ahead=7),
-            end=next_weekday_at(8 + i, days_ahead=7) + timedelta(minutes=60),
-        )
-        for i in range(4)
-    ]
+    starts = [next_weekday_at(8 + 2 * i, days_ahead=7) for i in range(4)]
+    slots = [Slot.objects.create(counsellor=counsellor, start=t, end=t + timedelta(minutes=60)) for t in starts]
     booking_reschedule(booking_id=confirmed.pk, slot_id=slots[0].pk, actor=Actor.CLIENT)
     booking_reschedule(booking_id=confirmed.pk, slot_id=slots[1].pk, actor=Actor.STAFF, user=admin_user)
     booking_reschedule(booking_id=confirmed.pk, slot_id=slots[2].pk, actor=Actor.CLIENT)
@@ -254,7 +250,7 @@ def test_a_link_for_a_time_taken_meanwhile_changes_nothing(client, confirmed, sl
 
 
 def test_other_move_links_stop_working_after_a_move(client, confirmed, counsellor, free_slot, oncommit):
-    later = next_weekday_at(17, days_ahead=8)
+    later = next_weekday_at(16, days_ahead=8)
     second = Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(minutes=60))
     with oncommit():
         booking_reschedule_request(booking=confirmed, slot=free_slot)

@@ -23,7 +23,7 @@ def booked(make_booking, counsellor, slot):
 
 @pytest.fixture
 def free(counsellor):
-    start = next_weekday_at(16, days_ahead=6)
+    start = next_weekday_at(16, days_ahead=6)  # an even hour: make_booking's slots are at odd hours
     return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
 
 
