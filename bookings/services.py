@@ -1473,6 +1473,8 @@ def privacy_erase(*, token: str) -> int:
             raise ErasureRefused()
         for booking_id in ids:
             booking_anonymise(booking_id=booking_id, reason="Erased at the client's request")
+        # Waitlist entries hold the same personal data and no accounts need them.
+        WaitlistEntry.objects.filter(email=email).delete()
     logger.info("erasure: %s booking(s) anonymised", len(ids))
     return len(ids)
 
@@ -1540,6 +1542,19 @@ def privacy_export(*, token: str) -> dict[str, Any]:
                 ],
             }
             for b in bookings
+        ],
+        "waitlist": [
+            {
+                "name": w.client_name,
+                "session_type": w.session_type.name,
+                "mode": w.mode,
+                "counsellor": w.counsellor.display_name if w.counsellor else None,
+                "from": w.date_from.isoformat(),
+                "to": w.date_to.isoformat(),
+                "status": w.status,
+                "created_at": when(w.created_at),
+            }
+            for w in WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
         ],
     }
 

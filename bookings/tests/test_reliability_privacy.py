@@ -134,3 +134,34 @@ def test_only_the_newest_erasure_link_works(client, history):
     second = emailed_link("erase")
     assert client.get(first).status_code == 410
     assert client.get(second).status_code == 200
+
+
+def test_waitlist_entries_are_exported_and_erased_with_the_bookings(client, history, session_type):
+    from datetime import date
+
+    from bookings.models import WaitlistEntry
+
+    WaitlistEntry.objects.create(
+        client_name="Meera",
+        email="meera@example.com",
+        session_type=session_type,
+        mode="online",
+        date_from=date(2026, 12, 1),
+        date_to=date(2026, 12, 20),
+    )
+    WaitlistEntry.objects.create(
+        client_name="Someone",
+        email="someone-else@example.com",
+        session_type=session_type,
+        mode="online",
+        date_from=date(2026, 12, 1),
+        date_to=date(2026, 12, 20),
+    )
+    client.post(page(history["active"]) + "privacy/export/")
+    data = json.loads(client.get(emailed_link("export")).content)
+    assert [w["name"] for w in data["waitlist"]] == ["Meera"]
+
+    booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
+    client.post(page(history["active"]) + "privacy/erase/")
+    assert client.post(emailed_link("erase")).status_code == 200
+    assert list(WaitlistEntry.objects.values_list("email", flat=True)) == ["someone-else@example.com"]
