@@ -54,6 +54,8 @@ class Camera:
 
     def __call__(self, tab: Tab, name: str, *, full_page: bool = True) -> None:
         tab.page.wait_for_load_state("networkidle")
+        # No leftover focus ring from the last click in the picture.
+        tab.page.evaluate("() => document.activeElement && document.activeElement.blur()")
         # caret="initial": hiding the caret leaves style="" on inputs, and an htmx swap that
         # copies that attribute is then (rightly) refused by the CSP.
         tab.page.screenshot(path=OUT / f"{name}.png", full_page=full_page, caret="initial")

@@ -95,12 +95,6 @@ def test_client_cancels_by_the_emailed_link_and_sees_the_refund(tabs, approved_b
     client.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Issue 6 asks for cancelled bookings on the staff calendar; the feed (staff.selectors."
-    "calendar_rows) only returns slot-holding bookings, so a cancelled one disappears.",
-)
 def test_a_cancelled_booking_shows_as_cancelled_on_the_staff_calendar(tabs, approved_booking, admin_login):
     services.booking_cancel(booking_id=approved_booking.pk, actor="client", reason="")
     staff = tabs()

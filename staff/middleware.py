@@ -32,16 +32,28 @@ class StaffSessionMiddleware:
             # query per request (and the idle limit is counted in minutes anyway).
             if last_seen is None or now - last_seen >= 60:
                 request.session[_LAST_SEEN] = now
-            if request.path.startswith("/staff/") and not _has_second_factor(user):
+            if request.path.startswith("/staff/") and not _has_second_factor(request, user):
                 return redirect("mfa_activate_totp")
         return self.get_response(request)
 
 
-def _has_second_factor(user) -> bool:
+_MFA_CONFIRMED = "staff_mfa_confirmed_for"
+
+
+def _has_second_factor(request: HttpRequest, user) -> bool:
+    """Whether `user` has an authenticator app. A yes is remembered in the session (saving a
+    query on every portal page) until the authenticator is removed (see forget_second_factor)."""
     from allauth.mfa.models import Authenticator
 
-    cached = getattr(user, "_has_mfa", None)
-    if cached is None:
-        cached = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
-        user._has_mfa = cached
-    return cached
+    if request.session.get(_MFA_CONFIRMED) == user.pk:
+        return True
+    if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        request.session[_MFA_CONFIRMED] = user.pk
+        return True
+    return False
+
+
+def forget_second_factor(sender, request: HttpRequest | None = None, **kwargs) -> None:
+    """allauth's authenticator_removed: the session must check again."""
+    if request is not None and hasattr(request, "session"):
+        request.session.pop(_MFA_CONFIRMED, None)

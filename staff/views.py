@@ -181,6 +181,29 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
                 },
             }
         )
+    cancelled = selectors.calendar_cancelled(
+        user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id
+    )
+    colour = selectors.STATUS_COLOURS.get(Status.CANCELLED, "#57534e")
+    for row in cancelled:
+        events.append(
+            {
+                "id": f"booking-{row['id']}",
+                "title": f"{row['ack_id']} · {selectors.initials(row['client_name'])}",
+                "start": row["slot__start"].isoformat(),
+                "end": row["slot__end"].isoformat(),
+                "url": f"{detail}{row['id']}/",
+                "backgroundColor": colour,
+                "borderColor": colour,
+                "classNames": ["ms-cancelled"],
+                "editable": False,
+                "extendedProps": {
+                    "kind": "booking",
+                    "status": labels[Status.CANCELLED],
+                    "counsellor": row["slot__counsellor__display_name"],
+                },
+            }
+        )
     return _safe_json(events)
 
 
