@@ -12,4 +12,3 @@ from mindsettler.settings import INSTALLED_APPS
 
 ROOT_URLCONF = "benchmarks.urls"
 INSTALLED_APPS = [*INSTALLED_APPS, "benchmarks"]  # for the ceiling's template
-
