@@ -147,6 +147,21 @@ class SessionStepForm(JourneyForm):
         return data
 
 
+def _email(help_text: str) -> forms.EmailField:
+    """The client's email address, with the wizard's plain-words errors."""
+    return forms.EmailField(
+        label="Email address",
+        max_length=254,
+        help_text=help_text,
+        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
+        error_messages={
+            "required": "Enter your email address.",
+            "invalid": "Enter an email address in the right format, like name@example.com.",
+            "max_length": "Enter an email address of 254 characters or fewer.",
+        },
+    )
+
+
 class AboutStepForm(JourneyForm):
     """Step 2: who the client is and how to reach them."""
 
@@ -158,17 +173,7 @@ class AboutStepForm(JourneyForm):
         label="Your name",
         messages={"required": "Enter your name, as you would like us to address you."},
     )
-    email = forms.EmailField(
-        label="Email address",
-        max_length=254,
-        help_text="We will send a link to confirm it. We never share it.",
-        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
-        error_messages={
-            "required": "Enter your email address.",
-            "invalid": "Enter an email address in the right format, like name@example.com.",
-            "max_length": "Enter an email address of 254 characters or fewer.",
-        },
-    )
+    email = _email("We will send a link to confirm it. We never share it.")
     phone = forms.CharField(
         label="Phone number (optional)",
         required=False,
@@ -293,17 +298,7 @@ class WaitlistForm(JourneyForm):
         label="Your name",
         messages={"required": "Enter your name, as you would like us to address you."},
     )
-    email = forms.EmailField(
-        label="Email address",
-        max_length=254,
-        help_text="We will send a link to confirm it, then email you when a time becomes free.",
-        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
-        error_messages={
-            "required": "Enter your email address.",
-            "invalid": "Enter an email address in the right format, like name@example.com.",
-            "max_length": "Enter an email address of 254 characters or fewer.",
-        },
-    )
+    email = _email("We will send a link to confirm it, then email you when a time becomes free.")
     session_type = forms.ModelChoiceField(
         label="Kind of session",
         queryset=SessionType.objects.none(),

@@ -477,16 +477,25 @@ def booking_reject(*, booking_id: int, user: Any, reason: str, expected_version:
     )
 
 
-def booking_complete(*, booking_id: int, user: Any, expected_version: int | None = None) -> Booking:
+def _booking_outcome(
+    *, booking_id: int, to: str, user: Any, reason: str, too_early: str, expected_version: int | None
+) -> Booking:
+    """Record how a session went (completed, no-show): only once it has ended."""
     booking = Booking.objects.select_related("slot").get(pk=booking_id)
     if booking.slot is not None and booking.slot.end > timezone.now():
-        raise TooLate("A session can be marked completed only after it has ended.")
+        raise TooLate(too_early)
     return booking_transition(
-        booking=booking_id,
+        booking=booking_id, to=to, actor=Actor.STAFF, user=user, reason=reason, expected_version=expected_version
+    )
+
+
+def booking_complete(*, booking_id: int, user: Any, expected_version: int | None = None) -> Booking:
+    return _booking_outcome(
+        booking_id=booking_id,
         to=Status.COMPLETED,
-        actor=Actor.STAFF,
         user=user,
         reason="Session completed",
+        too_early="A session can be marked completed only after it has ended.",
         expected_version=expected_version,
     )
 
@@ -1564,15 +1573,12 @@ def privacy_export(*, token: str) -> dict[str, Any]:
 
 def booking_no_show(*, booking_id: int, user: Any, expected_version: int | None = None) -> Booking:
     """CONFIRMED -> NO_SHOW: the client did not come. Final, like COMPLETED; no email, no refund."""
-    booking = Booking.objects.select_related("slot").get(pk=booking_id)
-    if booking.slot is not None and booking.slot.end > timezone.now():
-        raise TooLate("A session can be marked as a no-show only after it has ended.")
-    return booking_transition(
-        booking=booking_id,
+    return _booking_outcome(
+        booking_id=booking_id,
         to=Status.NO_SHOW,
-        actor=Actor.STAFF,
         user=user,
         reason="The client did not attend",
+        too_early="A session can be marked as a no-show only after it has ended.",
         expected_version=expected_version,
     )
 
