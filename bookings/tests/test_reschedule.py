@@ -151,14 +151,14 @@ def test_a_taken_slot_is_refused_clearly(confirmed, free_slot, make_booking):
     assert "taken" in caught.value.message
 
 
-def test_the_database_constraint_is_the_backstop(confirmed, free_slot, make_booking, monkeypatch):
-    """Even if the Python checks let a taken slot through, the constraint refuses the move."""
-    from bookings import services
+def test_the_database_constraint_is_the_backstop(confirmed, free_slot, make_booking):
+    """Even a move that skips every Python check (a direct update) cannot put two bookings in
+    one slot; under concurrency (test_reschedule_concurrency) this is what refuses the loser."""
+    from django.db import IntegrityError, transaction
 
     make_booking(Status.APPROVED, slot=free_slot)
-    monkeypatch.setattr(services, "_check_slot_for_staff", lambda **kwargs: None)
-    with pytest.raises(SlotUnavailable):
-        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.STAFF)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        type(confirmed).objects.filter(pk=confirmed.pk).update(slot=free_slot)
     confirmed.refresh_from_db()
     assert confirmed.slot_id != free_slot.pk and confirmed.version == 4
 

@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from bookings.models import Booking, Counsellor, SessionType, Slot
+from bookings.selectors import FreeSlot
 from bookings.templatetags.mindsettler import when, when_short
 
 LONDON = "Europe/London"
@@ -55,7 +56,10 @@ def test_the_shared_picker_labels_each_time_with_its_own_zone():
     context = {
         "days": [first.start.date()],
         "day": first.start.date(),
-        "times": [{"start": s.start, "slot": s, "count": 1} for s in (first, second)],
+        "times": [
+            {"start": s.start, "slot": FreeSlot(s.pk, s.start, s.counsellor.display_name), "count": 1}
+            for s in (first, second)
+        ],
         "chosen": "",
         "any_counsellor": False,
     }
