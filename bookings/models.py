@@ -1,4 +1,4 @@
-"""The booking domain's data. Rules live in services.py; invariants live here, in the database."""
+"""The booking domain's data. Rules live in bookings/services/; invariants live here, in the database."""
 
 from __future__ import annotations
 

@@ -31,15 +31,16 @@ def token_create(*, booking: Booking, purpose: str, lifetime: timedelta, slot: S
     return raw
 
 
-def token_get(*, raw: str, purpose: str, for_update: bool = False) -> LinkToken:
+def token_get(*, raw: str, purpose: str, for_update: bool = False, related: tuple[str, ...] = ()) -> LinkToken:
     """The live token behind `raw`, or TokenInvalid saying why not.
 
     `for_update` locks the row (call inside a transaction) so a single-use token can be
-    claimed exactly once under concurrency.
+    claimed exactly once under concurrency. `related`: more select_related paths (e.g.
+    "booking__slot"), read in the same query.
     """
     if not raw or len(raw) > 100:
         raise TokenInvalid("unknown")
-    qs = LinkToken.objects.select_related("booking")
+    qs = LinkToken.objects.select_related("booking", *related)
     if for_update:
         qs = qs.select_for_update(of=("self",))
     try:

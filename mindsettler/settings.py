@@ -380,6 +380,9 @@ PERMISSIONS_POLICY = (
 # --- Forms ------------------------------------------------------------------------------
 CRISPY_ALLOWED_TEMPLATE_PACKS = "tailwind"
 CRISPY_TEMPLATE_PACK = "tailwind"
+# Django's renderer, with <select> written in Python (the same markup, without a template
+# include per option): see mindsettler/forms.py.
+FORM_RENDERER = "mindsettler.forms.FormRenderer"
 
 # --- Logging: one line per event, with the request ID, no personal data -----------------
 LOGGING = {

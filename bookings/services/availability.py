@@ -1,0 +1,222 @@
+"""Slots and availability: publishing, generating from weekly hours, blocking periods."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.errors import (
+    BookingError,
+    SlotsHeld,
+    SlotUnavailable,
+)
+from bookings.models import (
+    ACTIVE_STATUSES,
+    BlockedPeriod,
+    Booking,
+    Counsellor,
+    Slot,
+    WeeklyHours,
+)
+from bookings.services.waitlist import slots_freed
+
+logger = logging.getLogger(__name__)
+
+
+# --- Slots ------------------------------------------------------------------------------
+
+
+def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Slot:
+    """Publish one free slot. Refuses one that overlaps another of the counsellor's slots."""
+    if end <= start:
+        raise BookingError("A slot must end after it starts.")
+    with transaction.atomic():
+        # Serialise publishing per counsellor so the overlap check holds (on SQLite too;
+        # PostgreSQL also has an exclusion constraint).
+        Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        if Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).exists():
+            raise SlotUnavailable("That time overlaps another of this counsellor's slots.")
+        try:
+            with transaction.atomic():
+                slot = Slot.objects.create(counsellor=counsellor, start=start, end=end)
+        except IntegrityError as exc:
+            raise SlotUnavailable("That time overlaps another of this counsellor's slots.") from exc
+        slots_freed(slot_ids=[slot.pk])
+        return slot
+
+
+def booking_page_path(raw_token: str) -> str:
+    return reverse("bookings:booking_page", args=[raw_token])
+
+
+# --- Availability -------------------------------------------------------------------------
+
+# Publishing more than this at once is almost certainly a mistake (a dragged month, say).
+PUBLISH_MAX_DAYS = 35
+
+
+def _overlaps(start: datetime, end: datetime, periods: list[tuple[datetime, datetime]]) -> bool:
+    return any(s < end and e > start for s, e in periods)
+
+
+def slots_publish(
+    *,
+    counsellor: Counsellor,
+    start: datetime,
+    end: datetime,
+    session_minutes: int,
+    buffer_minutes: int = 0,
+    now: datetime | None = None,
+) -> tuple[list[Slot], int]:
+    """Split start..end into sessions of `session_minutes`, `buffer_minutes` apart, and
+    publish each one that is in the future, outside blocked periods and clear of the
+    counsellor's existing slots. Returns (slots created, times skipped). Never duplicates."""
+    if end <= start:
+        raise BookingError("The period must end after it starts.")
+    if session_minutes <= 0 or buffer_minutes < 0:
+        raise BookingError("Sessions must last at least a minute, and the buffer cannot be negative.")
+    if end - start > timedelta(days=PUBLISH_MAX_DAYS):
+        raise BookingError(f"Publish at most {PUBLISH_MAX_DAYS} days at a time.")
+    now = now or timezone.now()
+    session, step = timedelta(minutes=session_minutes), timedelta(minutes=session_minutes + buffer_minutes)
+    with transaction.atomic():
+        # The same per-counsellor lock as slot_create, so the overlap check holds.
+        Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        taken = list(
+            Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).values_list("start", "end")
+        )
+        taken += list(
+            BlockedPeriod.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).values_list(
+                "start", "end"
+            )
+        )
+        new: list[Slot] = []
+        skipped = 0
+        t = start
+        while t + session <= end:
+            if t <= now or _overlaps(t, t + session, taken):
+                skipped += 1
+            else:
+                new.append(Slot(counsellor=counsellor, start=t, end=t + session))
+            t += step
+        try:
+            with transaction.atomic():
+                created = Slot.objects.bulk_create(new)
+        except IntegrityError as exc:
+            raise SlotUnavailable("Some of these times overlap this counsellor's slots. Please try again.") from exc
+        slots_freed(slot_ids=[s.pk for s in created])
+    return created, skipped
+
+
+def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date | None = None) -> int:
+    """Publish free slots from the counsellor's weekly hours for the coming `weeks`, from
+    today. Running it again creates only what is missing. Returns how many were created."""
+    today = today or timezone.localdate()
+    tz = timezone.get_current_timezone()
+    hours = list(WeeklyHours.objects.filter(counsellor=counsellor))
+    created = 0
+    for offset in range(weeks * 7):
+        day = today + timedelta(days=offset)
+        for wh in hours:
+            if wh.weekday != day.weekday():
+                continue
+            slots, _ = slots_publish(
+                counsellor=counsellor,
+                start=timezone.make_aware(datetime.combine(day, wh.start_time), tz),
+                end=timezone.make_aware(datetime.combine(day, wh.end_time), tz),
+                session_minutes=wh.session_minutes,
+                buffer_minutes=wh.buffer_minutes,
+            )
+            created += len(slots)
+    return created
+
+
+def weekly_hours_add(
+    *,
+    counsellor: Counsellor,
+    weekday: int,
+    start_time: time,
+    end_time: time,
+    session_minutes: int,
+    buffer_minutes: int,
+) -> WeeklyHours:
+    if not 0 <= weekday <= 6:
+        raise BookingError("Choose a day of the week.")
+    if end_time <= start_time:
+        raise BookingError("Working hours must end after they start.")
+    if session_minutes <= 0 or buffer_minutes < 0:
+        raise BookingError("Sessions must last at least a minute, and the buffer cannot be negative.")
+    length = datetime.combine(date.min, end_time) - datetime.combine(date.min, start_time)
+    if length < timedelta(minutes=session_minutes):
+        raise BookingError("These hours are shorter than one session.")
+    if WeeklyHours.objects.filter(
+        counsellor=counsellor, weekday=weekday, start_time__lt=end_time, end_time__gt=start_time
+    ).exists():
+        raise BookingError("These hours overlap hours already set for that day.")
+    return WeeklyHours.objects.create(
+        counsellor=counsellor,
+        weekday=weekday,
+        start_time=start_time,
+        end_time=end_time,
+        session_minutes=session_minutes,
+        buffer_minutes=buffer_minutes,
+    )
+
+
+def _bookings_in_slots(slots: Any) -> list[Booking]:
+    """Active bookings that hold one of `slots`, or asked for one as their preferred time."""
+    return list(
+        Booking.objects.filter(Q(slot__in=slots) | Q(preferred_slot__in=slots), status__in=ACTIVE_STATUSES)
+        .select_related("slot", "preferred_slot")
+        .order_by("pk")
+    )
+
+
+def slot_delete(*, slot_id: int) -> None:
+    """Withdraw one published slot. Refused if an active booking holds or asked for it."""
+    with transaction.atomic():
+        slot = Slot.objects.select_for_update().filter(pk=slot_id).first()
+        if slot is None:
+            return
+        held = _bookings_in_slots([slot])
+        if held:
+            raise SlotsHeld("This slot holds an active booking, so it cannot be removed.", bookings=held)
+        if Booking.objects.filter(slot=slot).exists():
+            raise BookingError(
+                "Earlier bookings refer to this slot, so it stays in the records. To stop offering "
+                "this time, add a blocked period over it."
+            )
+        slot.delete()
+
+
+def blocked_period_create(
+    *, counsellor: Counsellor, start: datetime, end: datetime, reason: str = ""
+) -> tuple[BlockedPeriod, int]:
+    """Block start..end (leave, a holiday) and remove the free slots inside it.
+
+    Refused as a whole, listing them, if active bookings hold (or asked for) slots inside:
+    those must be moved or cancelled first. Returns (period, free slots removed). Slots that
+    only past bookings refer to stay in the records; `selectors.slots_free` hides them.
+    """
+    if end <= start:
+        raise BookingError("A blocked period must end after it starts.")
+    with transaction.atomic():
+        Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        inside = Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start)
+        held = _bookings_in_slots(inside)
+        if held:
+            raise SlotsHeld(
+                "Active bookings hold times in this period. Move or cancel them first, then block it.",
+                bookings=held,
+            )
+        unused = inside.exclude(Exists(Booking.objects.filter(slot=OuterRef("pk"))))
+        ids = list(unused.values_list("pk", flat=True))
+        Slot.objects.filter(pk__in=ids).delete()
+        period = BlockedPeriod.objects.create(counsellor=counsellor, start=start, end=end, reason=reason.strip())
+    return period, len(ids)

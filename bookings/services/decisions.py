@@ -1,0 +1,290 @@
+"""Staff decisions and cancellations: approve, reject, complete, no-show, cancel; resending emails."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bookings import notifications
+from bookings.errors import (
+    BookingError,
+    SlotUnavailable,
+    TooLate,
+)
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Actor,
+    Booking,
+    LinkToken,
+    Mode,
+    OutboundEmail,
+    Payment,
+    Slot,
+    Status,
+)
+from bookings.services.payments import payment_refund
+from bookings.services.transitions import (
+    _check_slot_for_staff,
+    _too_close_to_pay_message,
+    booking_record,
+    booking_transition,
+    payment_due_at,
+)
+from bookings.tokens import token_claim, token_create
+
+logger = logging.getLogger(__name__)
+
+
+# --- Staff decisions --------------------------------------------------------------------
+
+
+def booking_approve(
+    *,
+    booking_id: int,
+    slot_id: int,
+    user: Any,
+    amount: int | None = None,
+    expected_version: int | None = None,
+    reason: str = "",
+) -> Booking:
+    """PENDING -> APPROVED into a free slot. The payment window starts now."""
+    now = timezone.now()
+    with transaction.atomic():
+        # Lock the slot first: concurrent approvals into one slot queue up here.
+        try:
+            slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot_id)
+        except Slot.DoesNotExist:
+            raise SlotUnavailable("That time slot no longer exists. Choose another.") from None
+        booking = Booking.objects.select_related("session_type").get(pk=booking_id)
+        _check_slot_for_staff(slot=slot, session_type=booking.session_type, now=now)
+        due = payment_due_at(approved_at=now, session_start=slot.start)
+        if due <= now:
+            raise TooLate(_too_close_to_pay_message())
+        changes: dict[str, Any] = {
+            "slot": slot,
+            "counsellor": slot.counsellor,
+            "approved_at": now,
+            "payment_due_at": due,
+        }
+        if amount is not None:
+            changes["amount"] = amount
+        return booking_transition(
+            booking=booking_id,
+            to=Status.APPROVED,
+            actor=Actor.STAFF,
+            user=user,
+            reason=reason or f"Approved for {timezone.localtime(slot.start):%a %d %b %Y, %H:%M %Z}",
+            expected_version=expected_version,
+            changes=changes,
+        )
+
+
+def booking_reject(*, booking_id: int, user: Any, reason: str, expected_version: int | None = None) -> Booking:
+    if not reason.strip():
+        raise BookingError("Give a reason for rejecting this request.")
+    return booking_transition(
+        booking=booking_id,
+        to=Status.REJECTED,
+        actor=Actor.STAFF,
+        user=user,
+        reason=reason.strip(),
+        expected_version=expected_version,
+    )
+
+
+def _booking_outcome(
+    *, booking_id: int, to: str, user: Any, reason: str, too_early: str, expected_version: int | None
+) -> Booking:
+    """Record how a session went (completed, no-show): only once it has ended."""
+    booking = Booking.objects.select_related("slot").get(pk=booking_id)
+    if booking.slot is not None and booking.slot.end > timezone.now():
+        raise TooLate(too_early)
+    return booking_transition(
+        booking=booking_id, to=to, actor=Actor.STAFF, user=user, reason=reason, expected_version=expected_version
+    )
+
+
+def booking_complete(*, booking_id: int, user: Any, expected_version: int | None = None) -> Booking:
+    return _booking_outcome(
+        booking_id=booking_id,
+        to=Status.COMPLETED,
+        user=user,
+        reason="Session completed",
+        too_early="A session can be marked completed only after it has ended.",
+        expected_version=expected_version,
+    )
+
+
+def cancellation_open_for_client(*, booking: Booking, now: datetime | None = None) -> bool:
+    """Clients may cancel online until CANCELLATION_CUTOFF_HOURS before the session."""
+    if booking.status not in ACTIVE_STATUSES:
+        return False
+    if booking.slot is None:
+        return True
+    now = now or timezone.now()
+    return booking.slot.start - now > timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+
+
+def booking_cancel(
+    *,
+    booking_id: int,
+    actor: str,
+    reason: str,
+    user: Any = None,
+    expected_version: int | None = None,
+    client_asked: bool = False,
+) -> Booking:
+    """Cancel an active booking. Clients only before the cutoff; staff must give a reason.
+
+    A paid booking's refund is started after commit (payments). Staff cancelling at the
+    client's request (`client_asked`) inside the cutoff is recorded as a late cancellation.
+    """
+    if actor == Actor.STAFF and not reason.strip():
+        raise BookingError("Give a reason for cancelling this booking.")
+    with transaction.atomic():
+        # of=self: PostgreSQL cannot lock the nullable side of the outer join to slot.
+        booking = Booking.objects.select_for_update(of=("self",)).select_related("slot").get(pk=booking_id)
+        if (
+            actor == Actor.CLIENT
+            and booking.status in ACTIVE_STATUSES
+            and not cancellation_open_for_client(booking=booking)
+        ):
+            raise TooLate(
+                f"Sessions can be cancelled online until {settings.CANCELLATION_CUTOFF_HOURS} hours "
+                "before they start. Please contact the clinic."
+            )
+        from_status = booking.status
+        cancelled = booking_transition(
+            booking=booking,
+            to=Status.CANCELLED,
+            actor=actor,
+            user=user,
+            reason=reason.strip() or "Cancelled",
+            expected_version=expected_version,
+        )
+        if actor == Actor.STAFF and client_asked and booking.slot is not None:
+            _record_if_late(booking=cancelled, slot=booking.slot, user=user)
+        if from_status == Status.CONFIRMED:
+            # Full refund: clients get here only before the cutoff (checked above), staff always.
+            paid = Payment.objects.filter(booking=cancelled, status=Payment.State.CONFIRMED).first()
+            if paid is not None:
+                payment_refund(payment_id=paid.pk, reason=f"Booking cancelled by {Actor(actor).label.lower()}")
+        return cancelled
+
+
+def booking_cancel_request(*, booking: Booking) -> None:
+    """Email the client a single-use link (valid CANCELLATION_LINK_MINUTES) to confirm cancelling."""
+    if not cancellation_open_for_client(booking=booking):
+        raise TooLate(
+            f"Sessions can be cancelled online until {settings.CANCELLATION_CUTOFF_HOURS} hours "
+            "before they start. Please contact the clinic."
+        )
+    with transaction.atomic():
+        raw = token_create(
+            booking=booking,
+            purpose=LinkToken.Purpose.CANCEL,
+            lifetime=timedelta(minutes=settings.CANCELLATION_LINK_MINUTES),
+        )
+        notifications.cancel_confirmation(booking=booking, raw_token=raw)
+
+
+def booking_cancel_confirm(*, token: str) -> Booking:
+    """The client confirmed cancellation from the emailed link (a POST)."""
+    with transaction.atomic():
+        link = token_claim(raw=token, purpose=LinkToken.Purpose.CANCEL)
+        return booking_cancel(booking_id=link.booking_id, actor=Actor.CLIENT, reason="Cancelled by the client")
+
+
+# --- Staff portal: emails, meeting links ------------------------------------------------
+
+# Emails that may be sent again as they were (their links stay valid for the booking's life).
+RESENDABLE_EMAIL_KINDS = ("request_received", "approved", "rejected", "confirmed", "cancelled", "already_active")
+
+
+def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
+    """Queue the booking's last status email again, to the same address, and note it in the
+    audit trail. Single-use links (verification, cancellation) are never resent."""
+    from bookings.emails import _enqueue_delivery
+
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        last = (
+            OutboundEmail.objects.filter(booking=booking, kind__in=RESENDABLE_EMAIL_KINDS)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if last is None:
+            raise BookingError("No email about this booking has been sent yet, so there is nothing to resend.")
+        copy = OutboundEmail.objects.create(
+            kind=last.kind,
+            booking=booking,
+            to=last.to,
+            subject=last.subject,
+            body_text=last.body_text,
+            body_html=last.body_html,
+            ics=last.ics,
+        )
+        booking_record(booking=booking, action="email_resent", actor=Actor.STAFF, user=user, reason=last.subject)
+        transaction.on_commit(lambda: _enqueue_delivery(copy.pk))
+    return copy
+
+
+def booking_set_meeting_url(*, booking_id: int, user: Any, meeting_url: str) -> Booking:
+    """Set (or, with "", clear) a booking's own meeting link; empty means the counsellor's room."""
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if booking.mode != Mode.ONLINE:
+            raise BookingError("Only online sessions have a meeting link.")
+        booking.meeting_url = meeting_url.strip()
+        booking.save(update_fields=["meeting_url", "updated_at"])
+        booking_record(
+            booking=booking,
+            action="meeting_link",
+            actor=Actor.STAFF,
+            user=user,
+            reason="Meeting link set for this booking" if booking.meeting_url else "Meeting link: counsellor's room",
+        )
+    return booking
+
+
+# --- Outcomes: no-shows and late cancellations ------------------------------------------
+
+
+def booking_no_show(*, booking_id: int, user: Any, expected_version: int | None = None) -> Booking:
+    """CONFIRMED -> NO_SHOW: the client did not come. Final, like COMPLETED; no email, no refund."""
+    return _booking_outcome(
+        booking_id=booking_id,
+        to=Status.NO_SHOW,
+        user=user,
+        reason="The client did not attend",
+        too_early="A session can be marked as a no-show only after it has ended.",
+        expected_version=expected_version,
+    )
+
+
+def cancellation_is_late(*, session_start: datetime, now: datetime | None = None) -> bool:
+    """Inside the cutoff: closer to the session than clients may cancel online."""
+    now = now or timezone.now()
+    return session_start - now <= timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+
+
+def _record_if_late(*, booking: Booking, slot: Slot, user: Any) -> None:
+    """Inside the caller's transaction: a `late_cancellation` event next to the cancellation,
+    so the transition itself stays an ordinary one and reports can count late ones."""
+    now = timezone.now()
+    if not cancellation_is_late(session_start=slot.start, now=now):
+        return
+    hours = max(int((slot.start - now).total_seconds() // 3600), 0)
+    when = f"{hours} hour{'s' if hours != 1 else ''} before the session" if slot.start > now else "after it began"
+    booking_record(
+        booking=booking,
+        action="late_cancellation",
+        actor=Actor.STAFF,
+        user=user,
+        reason=f"Cancelled at the client's request {when} (cutoff {settings.CANCELLATION_CUTOFF_HOURS} hours)",
+    )

@@ -1,0 +1,467 @@
+"""Paying for a booking: starting, confirming (one function for every path), failing, refunds, and the payment window."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings import notifications, payments
+from bookings.errors import (
+    BookingError,
+    PaymentError,
+)
+from bookings.models import (
+    Actor,
+    Booking,
+    Payment,
+    Status,
+    WebhookEvent,
+)
+from bookings.services.transitions import booking_record, booking_transition
+
+logger = logging.getLogger(__name__)
+
+
+# --- Payments ---------------------------------------------------------------------------
+# The rules for money live here; bookings/payments.py only talks to providers. Every route
+# a payment can arrive by (return URL, webhook, sandbox callback) ends in `payment_confirm`.
+# Lock order, everywhere: the Payment row first, then the Booking row.
+
+PAYMENT_OPEN_STATES = (Payment.State.CREATED, Payment.State.PENDING)
+PAYMENT_RETRY_MESSAGE = (
+    "We could not reach the payment service just now. Nothing has been charged, and your "
+    "time is still reserved. Please try again in a minute."
+)
+
+
+def _money(amount: int, currency: str) -> str:
+    major, minor = divmod(int(amount), 100)
+    return f"{currency} {major:,}.{minor:02d}"
+
+
+def _raw_add(payment: Payment, key: str, value: Any) -> None:
+    """Keep every payload the provider sent, by event, in arrival order."""
+    raw = dict(payment.raw or {})
+    name, n = key, 2
+    while name in raw:
+        name, n = f"{key}#{n}", n + 1
+    raw[name] = {"at": timezone.now().isoformat(), "data": value}
+    payment.raw = raw
+
+
+def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
+    """Flag the payment for staff and email each administrator (inside the caller's
+    transaction, so the alert is sent only if the change it describes commits)."""
+    from django.contrib.auth import get_user_model
+
+    from bookings.emails import absolute_url, email_queue
+
+    payment.needs_attention = why[:300]
+    admins = get_user_model().objects.filter(is_active=True, role="administrator").values_list("email", flat=True)
+    for email in admins:
+        email_queue(
+            kind="payment_attention",
+            to=email,
+            booking=booking,
+            context={"booking": booking, "payment": payment, "why": why, "staff_url": absolute_url("/staff/")},
+        )
+    logger.warning("payment %s for booking %s needs attention", payment.pk, booking.pk)
+
+
+def _payable_or_raise(booking: Booking, *, now: datetime) -> None:
+    """Why this booking cannot be paid now, as a message for the client."""
+    messages = {
+        Status.DRAFT: "This booking is not ready for payment yet: please confirm your email address first.",
+        Status.PENDING: "This booking is not ready for payment yet. We will email you when a time is confirmed.",
+        Status.PAYMENT_PENDING: "A payment for this booking is already in progress.",
+        Status.CONFIRMED: "This booking is already paid and confirmed. There is nothing more to pay.",
+        Status.COMPLETED: "This session has already taken place. There is nothing to pay.",
+        Status.REJECTED: "This request was not accepted, so there is nothing to pay.",
+        Status.CANCELLED: "This booking is cancelled, so it cannot be paid.",
+    }
+    if booking.status != Status.APPROVED:
+        raise PaymentError(messages.get(booking.status, "This booking cannot be paid."))
+    if booking.payment_due_at is not None and booking.payment_due_at <= now:
+        raise PaymentError(
+            "The time to pay for this booking has passed, so the time slot is being released. "
+            "You are welcome to book again."
+        )
+
+
+def payment_start(*, booking_id: int) -> Payment:
+    """APPROVED -> PAYMENT_PENDING: a new payment attempt with the provider in use.
+
+    The provider's order is made outside any transaction, so a slow provider holds no lock.
+    If the provider fails or times out, the attempt is recorded as failed, the booking stays
+    APPROVED and payable, and PaymentError asks the client to try again.
+    """
+    now = timezone.now()
+    booking = Booking.objects.get(pk=booking_id)
+    _payable_or_raise(booking, now=now)
+    provider = payments.get_provider()
+    payment = Payment.objects.create(
+        booking=booking, provider=provider.identifier, amount=booking.amount, currency=booking.currency
+    )
+    try:
+        order_id, response = provider.order_create(payment=payment)
+    except payments.ProviderError as exc:
+        logger.warning("payment %s: order not created: %s", payment.pk, exc)
+        payment.status = Payment.State.FAILED
+        _raw_add(payment, "order_error", str(exc)[:500])
+        payment.save(update_fields=["status", "raw", "updated_at"])
+        raise PaymentError(PAYMENT_RETRY_MESSAGE) from exc
+    refused: BookingError | None = None
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment.provider_order_id = order_id
+        _raw_add(payment, "order", response)
+        locked = Booking.objects.select_for_update().get(pk=booking_id)
+        try:
+            # Another tab, a cancellation or the expiry sweep may have moved it meanwhile.
+            _payable_or_raise(locked, now=timezone.now())
+        except PaymentError as exc:
+            refused = exc
+            payment.status = Payment.State.FAILED
+            payment.save(update_fields=["provider_order_id", "raw", "status", "updated_at"])
+        else:
+            payment.status = Payment.State.PENDING
+            payment.save(update_fields=["provider_order_id", "raw", "status", "updated_at"])
+            booking_transition(
+                booking=locked,
+                to=Status.PAYMENT_PENDING,
+                actor=Actor.CLIENT,
+                reason=f"Payment started ({provider.verbose_name}, attempt {payment.pk})",
+            )
+    if refused is not None:
+        raise refused
+    return payment
+
+
+def payment_restart(*, booking_id: int) -> Payment:
+    """The client gave up on an attempt (closed the checkout, say) and wants to pay again:
+    close the open attempts, then start a new one. A payment for a closed attempt that
+    still arrives is accepted (or refunded) by `payment_confirm`."""
+    open_ids = list(
+        Payment.objects.filter(booking_id=booking_id, status__in=PAYMENT_OPEN_STATES).values_list("pk", flat=True)
+    )
+    for payment_id in open_ids:
+        payment_fail(payment_id=payment_id, reason="Abandoned: the client started a new payment", actor=Actor.SYSTEM)
+    return payment_start(booking_id=booking_id)
+
+
+def payment_current(*, booking: Booking) -> Payment | None:
+    """The attempt the client is paying with now, if any."""
+    return booking.payments.filter(status=Payment.State.PENDING).order_by("-created_at", "-pk").first()
+
+
+def payment_fail(
+    *, payment_id: int, reason: str, raw: dict[str, Any] | None = None, actor: str = Actor.PROVIDER
+) -> Payment:
+    """An attempt failed or was abandoned: PAYMENT_PENDING -> APPROVED, and the client may
+    pay again with a new attempt. Repeats, and failures reported after success, change nothing."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status not in PAYMENT_OPEN_STATES:
+            return payment
+        payment.status = Payment.State.FAILED
+        _raw_add(payment, "failed", {"reason": reason[:300], **(raw or {})})
+        payment.save(update_fields=["status", "raw", "updated_at"])
+        booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
+        still_open = booking.payments.filter(status__in=PAYMENT_OPEN_STATES).exists()
+        if booking.status == Status.PAYMENT_PENDING and not still_open:
+            booking_transition(
+                booking=booking, to=Status.APPROVED, actor=actor, reason=f"Payment not completed: {reason}"
+            )
+    return payment
+
+
+def payment_confirm(
+    *,
+    payment_id: int,
+    provider_payment_id: str,
+    amount: int,
+    currency: str,
+    raw: dict[str, Any],
+    source: str,
+) -> Payment:
+    """A provider says `amount` was captured for this attempt. The one confirmation path.
+
+    Locks the payment row; the same provider payment seen again returns quietly. Amount and
+    currency must match the booking exactly or nothing is confirmed and staff are told. A
+    payment for a booking that can no longer be confirmed (cancelled, expired, or already
+    paid by another attempt) is recorded and refunded automatically, and staff are told.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.provider_payment_id == provider_payment_id:
+            return payment
+        booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
+        paid = _money(amount, currency)
+        if payment.provider_payment_id:
+            # Two captured payments on one order: keep the first, staff refund the other.
+            _raw_add(payment, f"{source}:second_payment", raw)
+            _staff_alert(
+                payment=payment,
+                booking=booking,
+                why=f"A second payment ({provider_payment_id}, {paid}) arrived for this attempt's order. "
+                "Refund it from the provider's dashboard.",
+            )
+            payment.save(update_fields=["raw", "needs_attention", "updated_at"])
+            return payment
+        payment.provider_payment_id = provider_payment_id
+        _raw_add(payment, source, raw)
+        fields = ["provider_payment_id", "raw", "status", "needs_attention", "refund_status", "updated_at"]
+        mismatch = (amount, currency) != (booking.amount, booking.currency) or (amount, currency) != (
+            payment.amount,
+            payment.currency,
+        )
+        if mismatch:
+            payment.status = Payment.State.PENDING
+            _staff_alert(
+                payment=payment,
+                booking=booking,
+                why=f"Paid {paid}, but the booking costs {_money(booking.amount, booking.currency)}. "
+                "Not confirmed: check the payment with the provider, then refund it or confirm by hand.",
+            )
+            payment.save(update_fields=fields)
+            return payment
+        if booking.status in (Status.APPROVED, Status.PAYMENT_PENDING):
+            if booking.status == Status.APPROVED:
+                # An attempt the client had abandoned (or that failed once) was paid after all.
+                booking = booking_transition(
+                    booking=booking,
+                    to=Status.PAYMENT_PENDING,
+                    actor=Actor.CLIENT,
+                    reason=f"Payment from attempt {payment.pk} arrived",
+                )
+            payment.status = Payment.State.CONFIRMED
+            payment.confirmed_at = timezone.now()
+            payment.save(update_fields=[*fields, "confirmed_at"])
+            # Other open attempts can no longer be paid into this booking.
+            booking.payments.filter(status__in=PAYMENT_OPEN_STATES).exclude(pk=payment.pk).update(
+                status=Payment.State.FAILED, updated_at=timezone.now()
+            )
+            booking_transition(
+                booking=booking,
+                to=Status.CONFIRMED,
+                actor=Actor.PROVIDER,
+                reason=f"Paid {paid} ({payment.provider} {provider_payment_id})",
+            )
+            return payment
+        # Too late: the booking was cancelled or expired, or is already paid.
+        payment.status = Payment.State.PENDING
+        why = (
+            f"Payment of {paid} arrived after the booking was {booking.get_status_display().lower()}. "
+            "A full refund has been started automatically."
+        )
+        _staff_alert(payment=payment, booking=booking, why=why)
+        payment.save(update_fields=fields)
+        booking_record(booking=booking, action="late_payment", actor=Actor.PROVIDER, reason=why)
+        _refund_mark(payment=payment, reason="Payment arrived too late")
+        notifications.payment_refunding(booking=booking, payment=payment)
+    return payment
+
+
+def _refund_mark(*, payment: Payment, reason: str) -> None:
+    """Inside the caller's transaction: decide on a full refund; the provider is asked
+    after commit (so a rolled-back decision never moves money)."""
+    payment.refund_status = Payment.RefundState.PENDING
+    _raw_add(payment, "refund_requested", {"reason": reason[:300]})
+    payment.save(update_fields=["refund_status", "raw", "updated_at"])
+    transaction.on_commit(lambda: _refund_enqueue(payment.pk))
+
+
+def _refund_enqueue(payment_id: int) -> None:
+    from bookings.tasks import refund_payment
+
+    try:
+        refund_payment.enqueue(payment_id)
+    except Exception:
+        # The payment stays "refund started"; `payment_refunds_retry` picks it up.
+        logger.exception("could not enqueue refund of payment %s", payment_id)
+
+
+def payment_refund(*, payment_id: int, reason: str) -> Payment:
+    """Refund a captured payment in full. The decision is recorded now; the provider is
+    asked after commit. Repeats change nothing."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.refund_status or not payment.provider_payment_id:
+            return payment
+        if payment.status not in (Payment.State.CONFIRMED, Payment.State.PENDING):
+            return payment
+        _refund_mark(payment=payment, reason=reason)
+    return payment
+
+
+def payment_refund_execute(*, payment_id: int) -> Payment:
+    """Ask the provider for the refund decided earlier. The payment row stays locked during
+    the call so two workers can never refund one payment twice."""
+    recorded = ""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().select_related("booking").get(pk=payment_id)
+        if payment.refund_status != Payment.RefundState.PENDING or payment.provider_refund_id:
+            return payment
+        amount = payment.amount - payment.refunded_amount
+        try:
+            refund = payments.provider_for(payment.provider).refund_create(payment=payment, amount=amount)
+        except payments.ProviderError as exc:
+            logger.warning("payment %s: refund failed: %s", payment.pk, exc)
+            payment.refund_status = Payment.RefundState.FAILED
+            _raw_add(payment, "refund_error", str(exc)[:500])
+            _staff_alert(
+                payment=payment,
+                booking=payment.booking,
+                why=f"The automatic refund of {_money(amount, payment.currency)} failed. "
+                "Refund it from the provider's dashboard, then note it here.",
+            )
+            payment.save(update_fields=["refund_status", "raw", "needs_attention", "updated_at"])
+            return payment
+        payment.provider_refund_id = refund.refund_id
+        payment.refunded_amount += amount
+        payment.status = Payment.State.REFUNDED
+        payment.refund_status = Payment.RefundState.PROCESSED if refund.processed else Payment.RefundState.PENDING
+        _raw_add(payment, "refund", refund.raw)
+        payment.save(
+            update_fields=["provider_refund_id", "refunded_amount", "status", "refund_status", "raw", "updated_at"]
+        )
+        recorded = f"Refund of {_money(amount, payment.currency)} started ({payment.provider} {refund.refund_id})"
+    # Its own transaction: the audit row locks the booking, which must not wait on a
+    # payment lock held across a network call.
+    booking_record(booking=payment.booking, action="refund", actor=Actor.SYSTEM, reason=recorded)
+    return payment
+
+
+def payment_refunds_retry(*, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Refunds decided but never sent to the provider (a worker died, say). Returns how many were sent."""
+    due = Payment.objects.filter(
+        refund_status=Payment.RefundState.PENDING,
+        provider_refund_id="",
+        updated_at__lte=timezone.now() - older_than,
+    ).values_list("pk", flat=True)
+    done = 0
+    for payment_id in list(due):
+        if payment_refund_execute(payment_id=payment_id).provider_refund_id:
+            done += 1
+    return done
+
+
+def payment_refund_processed(*, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any]) -> None:
+    """The provider says the refund reached the client's bank."""
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update()
+            .filter(provider=provider, provider_payment_id=provider_payment_id)
+            .first()
+        )
+        if payment is None or payment.refund_status == Payment.RefundState.PROCESSED:
+            return
+        payment.refund_status = Payment.RefundState.PROCESSED
+        payment.provider_refund_id = payment.provider_refund_id or refund_id
+        _raw_add(payment, "refund_processed", raw)
+        payment.save(update_fields=["refund_status", "provider_refund_id", "raw", "updated_at"])
+
+
+def payment_return(*, payment_id: int, data: dict[str, str]) -> Payment:
+    """The client's browser came back from checkout with the provider's (signed) result.
+
+    Raises payments.SignatureInvalid if it cannot be authenticated; changes nothing then.
+    """
+    payment = Payment.objects.select_related("booking").get(pk=payment_id)
+    provider = payments.provider_for(payment.provider)
+    outcome = provider.return_verify(payment=payment, data=data)
+    if isinstance(outcome, payments.Paid):
+        return payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id=outcome.payment_id,
+            amount=outcome.amount,
+            currency=outcome.currency,
+            raw=outcome.raw,
+            source="return",
+        )
+    if isinstance(outcome, payments.Failed):
+        return payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
+    return payment  # Waiting: the webhook will confirm it.
+
+
+def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
+    """Apply one authenticated webhook event, once. Returns False for a replay.
+
+    The event ID is recorded in the same transaction as its effect: if applying it fails,
+    neither is kept and the provider's retry is processed afresh.
+    """
+    try:
+        with transaction.atomic():
+            WebhookEvent.objects.create(provider=provider, event_id=event.event_id)
+            outcome = event.outcome
+            if isinstance(outcome, payments.Paid | payments.Failed):
+                payment = Payment.objects.filter(provider=provider, provider_order_id=outcome.order_id).first()
+                if payment is None:
+                    logger.info("webhook %s %s: no payment for its order", provider, event.kind)
+                elif isinstance(outcome, payments.Paid):
+                    payment_confirm(
+                        payment_id=payment.pk,
+                        provider_payment_id=outcome.payment_id,
+                        amount=outcome.amount,
+                        currency=outcome.currency,
+                        raw=outcome.raw,
+                        source=f"webhook:{event.kind}",
+                    )
+                else:
+                    payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
+            elif isinstance(outcome, payments.RefundProcessed):
+                payment_refund_processed(
+                    provider=provider,
+                    provider_payment_id=outcome.payment_id,
+                    refund_id=outcome.refund_id,
+                    raw=outcome.raw,
+                )
+    except IntegrityError:
+        if WebhookEvent.objects.filter(provider=provider, event_id=event.event_id).exists():
+            return False
+        raise
+    return True
+
+
+# --- The payment window -----------------------------------------------------------------
+
+
+def bookings_expire(*, now: datetime | None = None) -> int:
+    """Cancel (as SYSTEM) APPROVED and PAYMENT_PENDING bookings whose payment window has
+    ended; their slots are free again and the client is emailed. Returns how many.
+
+    Safe to run from several workers at once: each booking is re-selected under a lock with
+    its old status and due time (compare-and-swap), so a booking paid or expired meanwhile
+    is skipped. A payment that arrives after this is refunded by `payment_confirm`.
+    """
+    now = now or timezone.now()
+    due = Booking.objects.filter(
+        status__in=(Status.APPROVED, Status.PAYMENT_PENDING), payment_due_at__lte=now
+    ).values_list("pk", "status")
+    expired = 0
+    for booking_id, old_status in list(due):
+        with transaction.atomic():
+            booking = (
+                Booking.objects.select_for_update()
+                .filter(pk=booking_id, status=old_status, payment_due_at__lte=now)
+                .first()
+            )
+            if booking is None:
+                continue
+            booking_transition(
+                booking=booking,
+                to=Status.CANCELLED,
+                actor=Actor.SYSTEM,
+                reason="The time to pay ran out; the time slot was released",
+                expected_version=booking.version,
+            )
+        expired += 1
+        # Separately, so this never holds the booking lock while waiting on a payment row.
+        Payment.objects.filter(booking_id=booking_id, status__in=PAYMENT_OPEN_STATES, provider_payment_id="").update(
+            status=Payment.State.FAILED, updated_at=timezone.now()
+        )
+    return expired

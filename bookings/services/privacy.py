@@ -1,0 +1,221 @@
+"""Privacy: anonymisation, retention, and erasure and export on the client's request."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bookings import notifications
+from bookings.errors import (
+    BookingError,
+)
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Actor,
+    Booking,
+    BookingEvent,
+    LinkToken,
+    Status,
+    WaitlistEntry,
+)
+from bookings.services.transitions import booking_record
+from bookings.tokens import token_claim, token_create
+
+logger = logging.getLogger(__name__)
+
+
+# --- Privacy: anonymisation and retention -------------------------------------------------
+
+ANONYMISED_NAME = "Anonymised client"
+
+
+def booking_anonymise(*, booking_id: int, reason: str) -> bool:
+    """Clear a booking's personal data, keeping the audit skeleton and the amounts.
+
+    Kept: acknowledgement ID, status, session type, slot, amounts, payment references and
+    the events' from/to/actor/when (the accounts need them). Cleared: name, email, phone, the
+    client's own words, meeting link, outgoing emails' text, payment payloads, link tokens.
+    Refuses (returns False) for active bookings: cancel them first.
+    """
+    from bookings.models import OutboundEmail, Payment
+
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if booking.anonymised_at is not None:
+            return True
+        if booking.status in ACTIVE_STATUSES:
+            return False
+        Booking.objects.filter(pk=booking.pk).update(
+            client_name=ANONYMISED_NAME,
+            email=f"anonymised-{booking.pk}@invalid",
+            phone="",
+            concerns="",
+            preferred_times="",
+            meeting_url="",
+            submission_key=None,
+            anonymised_at=timezone.now(),
+        )
+        OutboundEmail.objects.filter(booking=booking).update(
+            to=f"anonymised-{booking.pk}@invalid", subject="(removed)", body_text="", body_html="", ics=""
+        )
+        Payment.objects.filter(booking=booking).update(raw={})
+        LinkToken.objects.filter(booking=booking).delete()
+        BookingEvent.objects.filter(booking=booking).update(reason="")
+        booking_record(booking=booking, action="anonymised", actor=Actor.SYSTEM, reason=reason)
+    logger.info("booking %s anonymised", booking_id)
+    return True
+
+
+def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
+    """The retention policy, safe to run from cron concurrently with the app:
+    finished bookings anonymised after RETENTION_MONTHS, sent emails deleted after 30 days."""
+    from bookings.models import OutboundEmail
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=30 * settings.RETENTION_MONTHS)
+    finished = Booking.objects.filter(
+        status__in=(Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, Status.REJECTED),
+        anonymised_at__isnull=True,
+        updated_at__lt=cutoff,
+    ).values_list("pk", flat=True)
+    anonymised = sum(booking_anonymise(booking_id=pk, reason="Retention period ended") for pk in list(finished))
+    emails, _ = OutboundEmail.objects.filter(
+        status=OutboundEmail.State.SENT, sent_at__lt=now - timedelta(days=30)
+    ).delete()
+    return {"anonymised": anonymised, "emails_deleted": emails}
+
+
+# --- Privacy: erasure and export on the client's request ----------------------------------
+
+PRIVACY_LINK_HOURS = 24
+
+
+def privacy_request(*, booking: Booking, purpose: str) -> None:
+    """Email the booking's address a link that confirms erasure (single use) or downloads
+    the client's data (for PRIVACY_LINK_HOURS). Only the address's owner can act on it."""
+    if purpose not in (LinkToken.Purpose.ERASE, LinkToken.Purpose.EXPORT):
+        raise ValueError(f"not a privacy purpose: {purpose}")
+    with transaction.atomic():
+        # An older link of the same kind stops working: only the newest email counts.
+        LinkToken.objects.filter(booking=booking, purpose=purpose, used_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        raw = token_create(booking=booking, purpose=purpose, lifetime=timedelta(hours=PRIVACY_LINK_HOURS))
+        notifications.privacy_link(booking=booking, purpose=purpose, raw_token=raw)
+    logger.info("booking %s: %s link sent", booking.pk, purpose)
+
+
+class ErasureRefused(BookingError):
+    code = "erasure_refused"
+    default_message = (
+        "You have a booking that is still active. Cancel it first from its booking page (or ask "
+        "the clinic to), then use this link again: it stays valid until it expires."
+    )
+
+
+def privacy_erase(*, token: str) -> int:
+    """The client confirmed erasure (a POST from the emailed link): anonymise every booking
+    made with that address. Returns how many. Refused while any of them is active, and then
+    the link is not used up.
+
+    What is kept for paid sessions, because the accounts must keep it: see booking_anonymise
+    (acknowledgement ID, date, session type, amount, payment and refund references).
+    """
+    with transaction.atomic():
+        link = token_claim(raw=token, purpose=LinkToken.Purpose.ERASE)
+        email = link.booking.email
+        bookings = Booking.objects.select_for_update().filter(email=email, anonymised_at__isnull=True)
+        ids = list(bookings.values_list("pk", flat=True))
+        if Booking.objects.filter(pk__in=ids, status__in=ACTIVE_STATUSES).exists():
+            raise ErasureRefused()
+        for booking_id in ids:
+            booking_anonymise(booking_id=booking_id, reason="Erased at the client's request")
+        # Waitlist entries hold the same personal data and no accounts need them.
+        WaitlistEntry.objects.filter(email=email).delete()
+    logger.info("erasure: %s booking(s) anonymised", len(ids))
+    return len(ids)
+
+
+def privacy_export(*, token: str) -> dict[str, Any]:
+    """Everything held about the address behind an export link, as JSON-ready data."""
+    from bookings.tokens import token_get
+
+    link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
+    email = link.booking.email
+    bookings = (
+        Booking.objects.filter(email=email, anonymised_at__isnull=True)
+        .select_related("session_type", "counsellor", "slot")
+        .prefetch_related("events", "payments")
+        .order_by("created_at")
+    )
+
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    logger.info("export: data for %s booking(s) downloaded", len(bookings))
+    return {
+        "exported_at": timezone.now().isoformat(),
+        "email": email,
+        "bookings": [
+            {
+                "acknowledgement_id": b.ack_id,
+                "status": b.status,
+                "created_at": when(b.created_at),
+                "name": b.client_name,
+                "email": b.email,
+                "phone": b.phone,
+                "age_confirmation": b.age_confirmation,
+                "consent_policy_version": b.consent_policy_version,
+                "consented_at": when(b.consented_at),
+                "what_brings_you": b.concerns,
+                "preferred_times": b.preferred_times,
+                "session_type": b.session_type.name,
+                "mode": b.mode,
+                "counsellor": b.counsellor.display_name if b.counsellor else None,
+                "session_start": when(b.slot.start) if b.slot else None,
+                "session_end": when(b.slot.end) if b.slot else None,
+                "amount_minor_units": b.amount,
+                "currency": b.currency,
+                "events": [
+                    {
+                        "at": when(e.created_at),
+                        "from": e.from_status,
+                        "to": e.to_status,
+                        "action": e.action,
+                        "by": e.actor,
+                        "reason": e.reason,
+                    }
+                    for e in b.events.all()
+                ],
+                "payments": [
+                    {
+                        "amount_minor_units": p.amount,
+                        "currency": p.currency,
+                        "status": p.status,
+                        "refund_status": p.refund_status,
+                        "created_at": when(p.created_at),
+                    }
+                    for p in b.payments.all()
+                ],
+            }
+            for b in bookings
+        ],
+        "waitlist": [
+            {
+                "name": w.client_name,
+                "session_type": w.session_type.name,
+                "mode": w.mode,
+                "counsellor": w.counsellor.display_name if w.counsellor else None,
+                "from": w.date_from.isoformat(),
+                "to": w.date_to.isoformat(),
+                "status": w.status,
+                "created_at": when(w.created_at),
+            }
+            for w in WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
+        ],
+    }

@@ -1,0 +1,136 @@
+"""Reminders before sessions and the counsellors' daily summary."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from bookings import notifications
+from bookings.models import (
+    Booking,
+    BookingEvent,
+    Counsellor,
+    DailySummary,
+    Reminder,
+    Status,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --- Reminders and the counsellors' daily summary ---------------------------------------
+# Both are sent by periodic commands (cron or a task worker), safe to run concurrently and
+# again: each email is claimed by inserting a row a unique constraint allows only once, in
+# the same transaction that queues the email.
+
+
+def reminder_kind(hours: int) -> str:
+    return f"{hours}h"
+
+
+def reminders_send(*, now: datetime | None = None) -> int:
+    """Queue the reminders that are due for CONFIRMED sessions. Returns how many.
+
+    A reminder of REMINDER_HOURS `h` is due from `h` hours before the session until the next
+    (shorter) reminder's time, or the start. It is not sent if the session was confirmed
+    after that time (the confirmation has just told the client), nor for a session
+    cancelled or moved since: the booking is re-read under a lock with its slot, and a
+    reminder is keyed by the slot, so a moved session gets fresh reminders for its new time.
+    """
+    now = now or timezone.now()
+    offsets = sorted(set(settings.REMINDER_HOURS), reverse=True)
+    queued = 0
+    for i, hours in enumerate(offsets):
+        kind = reminder_kind(hours)
+        until = offsets[i + 1] if i + 1 < len(offsets) else 0
+        due = (
+            Booking.objects.filter(
+                status=Status.CONFIRMED,
+                slot__start__gt=now + timedelta(hours=until),
+                slot__start__lte=now + timedelta(hours=hours),
+            )
+            .exclude(Exists(Reminder.objects.filter(booking=OuterRef("pk"), slot=OuterRef("slot"), kind=kind)))
+            .exclude(
+                Exists(
+                    BookingEvent.objects.filter(
+                        booking=OuterRef("pk"),
+                        to_status=Status.CONFIRMED,
+                        created_at__gt=OuterRef("slot__start") - timedelta(hours=hours),
+                    )
+                )
+            )
+            .order_by("slot__start")
+            .values_list("pk", "slot_id")
+        )
+        for booking_id, slot_id in list(due):
+            queued += _reminder_send(booking_id=booking_id, slot_id=slot_id, kind=kind, now=now)
+    return queued
+
+
+def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -> bool:
+    with transaction.atomic():
+        # skip_locked: a booking being changed right now (cancelled, moved) is left for the
+        # next run, which sees what it became.
+        booking = (
+            Booking.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("slot", "counsellor", "session_type")
+            .filter(pk=booking_id, status=Status.CONFIRMED, slot_id=slot_id, slot__start__gt=now)
+            .first()
+        )
+        if booking is None:
+            return False
+        try:
+            with transaction.atomic():
+                reminder = Reminder.objects.create(booking=booking, kind=kind, slot_id=slot_id)
+        except IntegrityError:
+            return False  # another run sent this one
+        reminder.email = notifications.reminder(booking=booking)
+        reminder.save(update_fields=["email"])
+    logger.info("booking %s: %s reminder queued", booking_id, kind)
+    return True
+
+
+def daily_summaries_send(*, today: date | None = None) -> int:
+    """Email each active counsellor who asked for it (Counsellor.daily_summary) a list of
+    today's sessions: times, acknowledgement IDs and client initials only. Once per
+    counsellor per day, however often it runs; a day without sessions sends nothing.
+    Returns how many were queued."""
+    today = today or timezone.localdate()
+    tz = timezone.get_current_timezone()
+    start = timezone.make_aware(datetime.combine(today, time.min), tz)
+    end = timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min), tz)
+    counsellors = (
+        Counsellor.objects.filter(is_active=True, daily_summary=True, user__is_active=True)
+        .exclude(user__email="")
+        .exclude(Exists(DailySummary.objects.filter(counsellor=OuterRef("pk"), day=today)))
+        .select_related("user")
+    )
+    queued = 0
+    for counsellor in counsellors:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    summary = DailySummary.objects.create(counsellor=counsellor, day=today)
+            except IntegrityError:
+                continue  # another run has it
+            sessions = list(
+                Booking.objects.filter(
+                    slot__counsellor=counsellor,
+                    status__in=(Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED),
+                    slot__start__gte=start,
+                    slot__start__lt=end,
+                )
+                .select_related("slot")
+                .order_by("slot__start")
+            )
+            summary.sessions = len(sessions)
+            if sessions:
+                summary.email = notifications.daily_summary(counsellor=counsellor, day=today, bookings=sessions)
+                queued += 1
+            summary.save(update_fields=["sessions", "email"])
+    return queued

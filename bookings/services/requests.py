@@ -1,0 +1,343 @@
+"""How bookings come to exist: the client's request and verification, and bookings made by staff."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings import notifications
+from bookings.errors import (
+    ActiveBookingExists,
+    BookingError,
+    SlotUnavailable,
+    TooLate,
+    TransitionNotAllowed,
+)
+from bookings.lifecycle import STAFF_CREATED_STATUSES
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Actor,
+    Booking,
+    BookingEvent,
+    Counsellor,
+    LinkToken,
+    OutboundEmail,
+    SessionType,
+    Slot,
+    Status,
+)
+from bookings.services.transitions import (
+    _check_mode,
+    _check_slot_for_staff,
+    _integrity_error_to_domain,
+    _too_close_to_pay_message,
+    ack_id_new,
+    booking_transition,
+    email_normalise,
+    payment_due_at,
+    slot_is_bookable,
+)
+from bookings.tokens import token_claim, token_create
+
+logger = logging.getLogger(__name__)
+
+
+# --- Creating bookings ------------------------------------------------------------------
+
+
+def _create_with_ack_id(**fields: Any) -> Booking:
+    """Insert a booking with a fresh random acknowledgement ID, retrying on a collision."""
+    for _ in range(10):
+        try:
+            with transaction.atomic():
+                return Booking.objects.create(ack_id=ack_id_new(), **fields)
+        except IntegrityError as exc:
+            if "ack_id" not in str(exc).lower():
+                domain = _integrity_error_to_domain(exc)
+                if domain is None:
+                    raise
+                raise domain from exc
+    raise RuntimeError("could not find a free acknowledgement ID")  # 31**6 IDs: never in practice
+
+
+def booking_submit(
+    *,
+    submission_key: str,
+    session_type: SessionType,
+    mode: str,
+    counsellor: Counsellor | None,
+    preferred_slot: Slot | None,
+    preferred_times: str,
+    client_name: str,
+    email: str,
+    phone: str,
+    age_confirmation: str,
+    concerns: str,
+    language: str = "en",
+) -> tuple[Booking, bool]:
+    """Create a DRAFT and email its verification link. Returns (booking, created).
+
+    The same `submission_key` (one per wizard run) returns the draft already made, so a
+    double click or a resubmit after Back never makes a second one.
+    """
+    existing = Booking.objects.filter(submission_key=submission_key).first()
+    if existing is not None:
+        return existing, False
+    if preferred_slot is None and not preferred_times.strip():
+        raise BookingError("Choose a time, or tell us which days and times suit you.")
+    if preferred_slot is not None:
+        counsellor = preferred_slot.counsellor
+    _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
+    with transaction.atomic():
+        if preferred_slot is not None:
+            # Lock the slot so a concurrent approval cannot slip between check and insert.
+            preferred_slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=preferred_slot.pk)
+            problem = slot_is_bookable(slot=preferred_slot, session_type=session_type)
+            if problem:
+                raise SlotUnavailable(problem)
+        try:
+            booking = _create_with_ack_id(
+                submission_key=submission_key,
+                status=Status.DRAFT,
+                client_name=client_name.strip(),
+                email=email_normalise(email),
+                phone=phone,
+                age_confirmation=age_confirmation,
+                consent_policy_version=settings.POLICY_VERSION,
+                consented_at=timezone.now(),
+                language=language,
+                concerns=concerns.strip(),
+                preferred_times=preferred_times.strip(),
+                session_type=session_type,
+                mode=mode,
+                counsellor=counsellor,
+                preferred_slot=preferred_slot,
+                amount=session_type.price,
+                currency=session_type.currency,
+            )
+        except IntegrityError:
+            # Lost a race with the same submission key: the other request made the draft.
+            return Booking.objects.get(submission_key=submission_key), False
+        BookingEvent.objects.create(booking=booking, to_status=Status.DRAFT, action="created", actor=Actor.CLIENT)
+        raw = token_create(
+            booking=booking,
+            purpose=LinkToken.Purpose.VERIFY,
+            lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
+        )
+        notifications.verification(booking=booking, raw_token=raw)
+    return booking, True
+
+
+def booking_resend_verification(*, booking: Booking) -> None:
+    """A fresh verification link (the old ones stop working). Only for drafts."""
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking.pk)
+        if booking.status != Status.DRAFT:
+            return
+        LinkToken.objects.filter(
+            booking=booking, purpose=LinkToken.Purpose.VERIFY, used_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        raw = token_create(
+            booking=booking,
+            purpose=LinkToken.Purpose.VERIFY,
+            lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
+        )
+        notifications.verification(booking=booking, raw_token=raw)
+
+
+def booking_verify(*, token: str) -> Booking:
+    """The client confirmed their email: DRAFT -> PENDING.
+
+    If the address already has an active booking, no second one is made: that address is
+    emailed a link to the existing booking and ActiveBookingExists is raised.
+    """
+    existing: Booking | None = None
+    with transaction.atomic():
+        link = token_claim(raw=token, purpose=LinkToken.Purpose.VERIFY)
+        draft = link.booking
+        existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=draft.pk).first()
+        if existing is None:
+            try:
+                return booking_transition(booking=draft, to=Status.PENDING, actor=Actor.CLIENT, reason="Email verified")
+            except ActiveBookingExists:
+                existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).first()
+        if existing is not None:
+            notifications.already_active(booking=existing)
+    raise ActiveBookingExists()
+
+
+def booking_create_by_staff(
+    *,
+    user: Any,
+    status: str,
+    session_type: SessionType,
+    mode: str,
+    client_name: str,
+    email: str,
+    phone: str,
+    slot: Slot | None,
+    counsellor: Counsellor | None = None,
+    amount: int | None = None,
+    age_confirmation: str = Booking.AgeConfirmation.ADULT,
+    language: str = "en",
+) -> Booking:
+    """A booking for a client who phoned or walked in: starts PENDING or APPROVED."""
+    if status not in STAFF_CREATED_STATUSES:
+        raise TransitionNotAllowed("Bookings made by staff start as pending or approved.")
+    if status == Status.APPROVED and slot is None:
+        raise BookingError("Choose a time slot to approve the booking straight away.")
+    if slot is not None:
+        counsellor = slot.counsellor
+    _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
+    now = timezone.now()
+    with transaction.atomic():
+        extra: dict[str, Any] = {}
+        if slot is not None:
+            slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot.pk)
+            _check_slot_for_staff(slot=slot, session_type=session_type, now=now)
+            if status == Status.APPROVED:
+                due = payment_due_at(approved_at=now, session_start=slot.start)
+                if due <= now:
+                    raise TooLate(_too_close_to_pay_message())
+                extra = {"slot": slot, "approved_at": now, "payment_due_at": due}
+        booking = _create_with_ack_id(
+            status=status,
+            client_name=client_name.strip(),
+            email=email_normalise(email),
+            phone=phone,
+            age_confirmation=age_confirmation,
+            language=language,
+            session_type=session_type,
+            mode=mode,
+            counsellor=counsellor,
+            preferred_slot=slot,
+            amount=session_type.price if amount is None else amount,
+            currency=session_type.currency,
+            created_by=user,
+            **extra,
+        )
+        BookingEvent.objects.create(
+            booking=booking,
+            to_status=status,
+            action="created",
+            actor=Actor.STAFF,
+            actor_user=user,
+            reason="Booked by staff",
+        )
+        notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF)
+    return booking
+
+
+# --- Client journey: wizard checks, resends, lookups, housekeeping ----------------------
+
+
+def booking_choice_problems(
+    *,
+    session_type: SessionType,
+    mode: str,
+    counsellor: Counsellor | None,
+    slot: Slot | None,
+    preferred_times: str,
+) -> dict[str, str]:
+    """What is wrong with a client's choice of session, by form field ({} if nothing).
+
+    The wizard shows these next to the fields before anything is saved; `booking_submit`
+    checks the same rules again under a lock when the request is sent.
+    """
+    problems: dict[str, str] = {}
+    try:
+        _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
+    except BookingError as exc:
+        problems["mode" if mode not in session_type.modes else "counsellor"] = exc.message
+    if slot is None:
+        if not preferred_times.strip():
+            problems["slot"] = "Choose a time, or tell us which days and times suit you."
+        return problems
+    if counsellor is not None and slot.counsellor_id != counsellor.pk:
+        problems["slot"] = (
+            f"That time is with a different counsellor. Choose one of {counsellor.display_name}'s times, "
+            "or choose “No preference”."
+        )
+        return problems
+    problem = slot_is_bookable(slot=slot, session_type=session_type)
+    if problem is None and "mode" not in problems:
+        try:
+            _check_mode(session_type=session_type, mode=mode, counsellor=slot.counsellor)
+        except BookingError as exc:
+            problem = exc.message + " Choose another time, or the other way of meeting."
+    if problem:
+        problems["slot"] = problem
+    return problems
+
+
+def booking_resend_verification_for_token(*, token: str) -> bool:
+    """A fresh verification email for the draft behind a verification link that no longer
+    works (expired, used, replaced). True if one was sent.
+
+    The email goes only to the address the draft was made with, so the link's holder learns
+    nothing and can reach no one else.
+    """
+    from bookings.tokens import token_hash
+
+    if not token or len(token) > 100:
+        return False
+    link = (
+        LinkToken.objects.select_related("booking")
+        .filter(token_hash=token_hash(token), purpose=LinkToken.Purpose.VERIFY)
+        .first()
+    )
+    if link is None or link.booking.status != Status.DRAFT:
+        return False
+    booking_resend_verification(booking=link.booking)
+    return True
+
+
+# How many bookings one "email me my links" message lists: the most recent ones.
+BOOKING_LINKS_MAX = 10
+
+
+def booking_links_send(*, email: str) -> int:
+    """Email the address the links to its bookings, if it has any. Returns how many.
+
+    The caller must answer the same whatever this returns, so that nobody can learn
+    whether an address has booked. Unverified drafts and anonymised bookings are left out.
+    """
+    address = email_normalise(email)
+    with transaction.atomic():
+        bookings = list(
+            Booking.objects.filter(email=address, anonymised_at__isnull=True)
+            .exclude(status=Status.DRAFT)
+            .order_by("-created_at")[:BOOKING_LINKS_MAX]
+        )
+        if bookings:
+            notifications.booking_links(email=address, bookings=bookings)
+    return len(bookings)
+
+
+def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Delete unverified drafts older than DRAFT_RETENTION_HOURS, with their events, links and
+    emails. Safe to run often and concurrently (cron, a task): each batch locks its rows and
+    skips rows another run holds. Returns how many drafts were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.DRAFT_RETENTION_HOURS)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                Booking.objects.select_for_update(skip_locked=True)
+                .filter(status=Status.DRAFT, created_at__lt=cutoff)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return deleted
+            # The verification email holds the client's name: it goes with the draft.
+            OutboundEmail.objects.filter(booking_id__in=ids).delete()
+            # Re-check the status in the delete itself: a draft verified meanwhile stays.
+            _, per_model = Booking.objects.filter(pk__in=ids, status=Status.DRAFT).delete()
+            deleted += per_model.get(Booking._meta.label, 0)
+        if len(ids) < batch_size:
+            return deleted

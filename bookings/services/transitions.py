@@ -1,0 +1,215 @@
+"""The one transition path, and the small helpers every action uses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings import notifications
+from bookings.errors import (
+    ActiveBookingExists,
+    BookingError,
+    SlotUnavailable,
+    StaleBooking,
+    TooLate,
+    TransitionNotAllowed,
+)
+from bookings.lifecycle import TRANSITIONS
+from bookings.models import (
+    ACK_ALPHABET,
+    ACK_LENGTH,
+    SLOT_HOLDING_STATUSES,
+    Actor,
+    Booking,
+    BookingEvent,
+    Counsellor,
+    Mode,
+    SessionType,
+    Slot,
+    Status,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --- Small pure helpers -----------------------------------------------------------------
+
+
+def ack_id_new() -> str:
+    return "MS-" + "".join(secrets.choice(ACK_ALPHABET) for _ in range(ACK_LENGTH))
+
+
+_ACK_INPUT = re.compile(r"^MS-?([A-Z0-9]{6})$")
+
+
+def ack_id_normalise(raw: str) -> str | None:
+    """`ms-abc234 ` -> `MS-ABC234`; None if it cannot be an acknowledgement ID."""
+    candidate = (raw or "").strip().upper()
+    match = _ACK_INPUT.match(candidate)
+    if not match or any(c not in ACK_ALPHABET for c in match.group(1)):
+        return None
+    return f"MS-{match.group(1)}"
+
+
+def email_normalise(raw: str) -> str:
+    return (raw or "").strip().lower()
+
+
+def phone_normalise(raw: str, *, region: str = "IN") -> str:
+    """E.164, or ValueError with a message for the client. Empty stays empty."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("Enter a phone number, for example 98765 43210 or +91 98765 43210.") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("This phone number is not valid. Check the number of digits and the country code.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def payment_due_at(*, approved_at: datetime, session_start: datetime) -> datetime:
+    """The payment window: PAYMENT_WINDOW_HOURS after approval, never later than
+    PAYMENT_DEADLINE_BEFORE_SESSION_HOURS before the session."""
+    return min(
+        approved_at + timedelta(hours=settings.PAYMENT_WINDOW_HOURS),
+        session_start - timedelta(hours=settings.PAYMENT_DEADLINE_BEFORE_SESSION_HOURS),
+    )
+
+
+def _integrity_error_to_domain(exc: IntegrityError) -> BookingError | None:
+    text = str(exc).lower()
+    if "booking_one_per_slot" in text or "bookings_booking.slot_id" in text:
+        return SlotUnavailable()
+    if "booking_one_active_per_email" in text or "bookings_booking.email" in text:
+        return ActiveBookingExists()
+    return None
+
+
+def slot_is_bookable(*, slot: Slot, session_type: SessionType, now: datetime | None = None) -> str | None:
+    """None if a client may choose `slot` for `session_type`; otherwise why not."""
+    now = now or timezone.now()
+    if slot.start < now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS):
+        return "That time is too soon to book online. Please choose a later time."
+    if slot.start > now + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+        return "That time is too far ahead to book yet. Please choose an earlier time."
+    if slot.duration < session_type.duration:
+        return "That time is too short for this kind of session. Please choose another time."
+    if not slot.counsellor.is_active:
+        return "That time is no longer available. Please choose another time."
+    if slot.bookings.filter(status__in=SLOT_HOLDING_STATUSES).exists():
+        return SlotUnavailable.default_message
+    return None
+
+
+def _check_mode(*, session_type: SessionType, mode: str, counsellor: Counsellor | None) -> None:
+    if mode not in session_type.modes:
+        raise BookingError(f"{session_type.name} sessions are not offered {Mode(mode).label.lower()}.")
+    if counsellor is not None:
+        offered = (mode == Mode.ONLINE and counsellor.offers_online) or (
+            mode == Mode.IN_PERSON and counsellor.offers_in_person
+        )
+        if not offered:
+            raise BookingError(f"{counsellor.display_name} does not offer {Mode(mode).label.lower()} sessions.")
+
+
+def _too_close_to_pay_message() -> str:
+    return (
+        f"This session starts within {settings.PAYMENT_DEADLINE_BEFORE_SESSION_HOURS} hours, which "
+        "leaves the client no time to pay online. Choose a later time."
+    )
+
+
+def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetime) -> None:
+    if slot.start <= now:
+        raise TooLate("That time has already passed. Choose a time in the future.")
+    if slot.duration < session_type.duration:
+        raise SlotUnavailable(
+            f"That slot lasts {int(slot.duration.total_seconds() // 60)} minutes; "
+            f"a {session_type.name} session needs {session_type.duration_minutes}."
+        )
+    if slot.bookings.filter(status__in=SLOT_HOLDING_STATUSES).exists():
+        raise SlotUnavailable("That time slot is already taken by another booking.")
+
+
+# --- The one transition path ------------------------------------------------------------
+
+
+def booking_transition(
+    *,
+    booking: Booking | int,
+    to: str,
+    actor: str,
+    user: Any = None,
+    reason: str = "",
+    expected_version: int | None = None,
+    changes: dict[str, Any] | None = None,
+) -> Booking:
+    """Move a booking to status `to`, or raise a BookingError and change nothing.
+
+    `changes` are other fields to save with the move (the slot on approval, say).
+    `expected_version` refuses the move if someone else changed the booking meanwhile.
+    """
+    booking_id = booking.pk if isinstance(booking, Booking) else booking
+    with transaction.atomic():
+        locked = Booking.objects.select_for_update().get(pk=booking_id)
+        if expected_version is not None and locked.version != expected_version:
+            raise StaleBooking()
+        from_status = locked.status
+        actors = TRANSITIONS.get((from_status, to))
+        if actors is None or actor not in actors:
+            raise TransitionNotAllowed(
+                f"A booking that is {Status(from_status).label.lower()} cannot become "
+                f"{Status(to).label.lower()}" + ("." if actors is None else f" by {Actor(actor).label.lower()}.")
+            )
+        changes = dict(changes or {})
+        for field, value in changes.items():
+            setattr(locked, field, value)
+        locked.status = to
+        locked.version += 1
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=[*changes, "status", "version", "updated_at"])
+        except IntegrityError as exc:
+            domain = _integrity_error_to_domain(exc)
+            if domain is None:
+                raise
+            raise domain from exc
+        BookingEvent.objects.create(
+            booking=locked,
+            from_status=from_status,
+            to_status=to,
+            actor=actor,
+            actor_user=user if actor == Actor.STAFF else None,
+            reason=reason[:500],
+        )
+        notifications.on_transition(booking=locked, from_status=from_status, actor=actor)
+        if to == Status.CANCELLED and locked.slot_id and from_status in SLOT_HOLDING_STATUSES:
+            # Imported here: the waitlist builds on this module, not the other way round.
+            from bookings.services.waitlist import slots_freed
+
+            slots_freed(slot_ids=[locked.slot_id])
+    logger.info("booking %s: %s -> %s by %s", locked.pk, from_status, to, actor)
+    return locked
+
+
+def booking_record(*, booking: Booking, action: str, actor: str, user: Any = None, reason: str = "") -> None:
+    """An audit event that is not a change of status (an email resent, a slot moved...)."""
+    BookingEvent.objects.create(
+        booking=booking,
+        from_status=booking.status,
+        to_status=booking.status,
+        action=action,
+        actor=actor,
+        actor_user=user if actor == Actor.STAFF else None,
+        reason=reason[:500],
+    )

@@ -1,0 +1,232 @@
+"""Freed slots and the waitlist."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings import notifications, selectors
+from bookings.errors import (
+    BookingError,
+)
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    Counsellor,
+    Mode,
+    SessionType,
+    Slot,
+    WaitlistEntry,
+    WaitlistOffer,
+    WaitlistToken,
+)
+from bookings.services.transitions import _check_mode, email_normalise
+from bookings.tokens import waitlist_token_claim, waitlist_token_create
+
+logger = logging.getLogger(__name__)
+
+
+# --- Freed slots and the waitlist ---------------------------------------------------------
+
+WAITLIST_LIVE = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
+WAITLIST_FINISHED_KEEP_DAYS = 30
+
+
+def slots_freed(*, slot_ids: list[int]) -> None:
+    """The one place that hears "these slots are free (again)": a held booking was cancelled
+    or expired, moved away, or new slots were published. Call it inside the transaction
+    that frees them; the waitlist is offered the slots only after that commits."""
+    ids = sorted(set(slot_ids))
+    if ids:
+        transaction.on_commit(lambda: _waitlist_offers_enqueue(ids))
+
+
+def _waitlist_offers_enqueue(slot_ids: list[int]) -> None:
+    from bookings.tasks import offer_freed_slots
+
+    try:
+        offer_freed_slots.enqueue(slot_ids)
+    except Exception:
+        # The change itself has committed; a missed offer must never turn it into an error.
+        logger.exception("could not offer freed slots %s to the waitlist", slot_ids)
+
+
+def waitlist_offer_slots(*, slot_ids: list[int]) -> int:
+    """Offer each slot to the waitlist; returns how many offers were emailed."""
+    if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
+        return 0  # the usual case: publishing a month of slots costs one query here
+    return sum(waitlist_offer_slot(slot_id=pk) for pk in slot_ids)
+
+
+def waitlist_offer_slot(*, slot_id: int) -> int:
+    """Email a free slot to the earliest waiting clients it suits (oldest entry first), at
+    most WAITLIST_OFFERS_PER_SLOT, each at most once per slot. Returns how many were emailed.
+
+    The link opens the wizard with the slot chosen; the first request approved gets it (the
+    wizard and `booking_one_per_slot` keep it to one). The slot row is locked while offering,
+    so two runs for one slot take turns, and the unique (entry, slot) offer is the backstop.
+    """
+    from bookings.emails import absolute_url
+
+    with transaction.atomic():
+        slot = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=slot_id).first()
+        # Only a slot a client could book online right now (free, notice, horizon, not blocked).
+        if slot is None or not selectors.slots_free().filter(pk=slot.pk).exists():
+            return 0
+        counsellor = slot.counsellor
+        modes = [
+            m
+            for m, on in ((Mode.ONLINE, counsellor.offers_online), (Mode.IN_PERSON, counsellor.offers_in_person))
+            if on
+        ]
+        day = timezone.localtime(slot.start).date()
+        candidates = (
+            WaitlistEntry.objects.filter(
+                status__in=WAITLIST_LIVE,
+                verified_at__isnull=False,
+                date_from__lte=day,
+                date_to__gte=day,
+                mode__in=modes,
+                session_type__is_active=True,
+                session_type__duration_minutes__lte=int(slot.duration.total_seconds() // 60),
+            )
+            .filter(Q(counsellor__isnull=True) | Q(counsellor=counsellor))
+            .exclude(Exists(WaitlistOffer.objects.filter(entry=OuterRef("pk"), slot=slot)))
+            .annotate(has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)))
+            .select_related("session_type")
+            .order_by("created_at", "pk")
+        )
+        emailed: set[str] = set(WaitlistOffer.objects.filter(slot=slot).values_list("entry__email", flat=True))
+        offered = 0
+        for entry in candidates.iterator(chunk_size=50):
+            if offered >= settings.WAITLIST_OFFERS_PER_SLOT:
+                break
+            if entry.has_active:
+                # They have booked meanwhile (one active booking per address): their wait is over.
+                WaitlistEntry.objects.filter(pk=entry.pk, status__in=WAITLIST_LIVE).update(
+                    status=WaitlistEntry.State.BOOKED, updated_at=timezone.now()
+                )
+                continue
+            if entry.email in emailed:
+                continue  # one email per address per slot, whatever their number of entries
+            try:
+                with transaction.atomic():
+                    WaitlistOffer.objects.create(entry=entry, slot=slot)
+            except IntegrityError:
+                continue
+            WaitlistEntry.objects.filter(pk=entry.pk).update(
+                status=WaitlistEntry.State.OFFERED, updated_at=timezone.now()
+            )
+            query = urlencode({"slot": slot.pk, "type": entry.session_type.slug})
+            notifications.waitlist_offer(
+                entry=entry,
+                slot=slot,
+                book_url=absolute_url(f"{reverse('bookings:wizard')}?{query}"),
+                leave_url=_waitlist_leave_url(entry),
+            )
+            emailed.add(entry.email)
+            offered += 1
+    if offered:
+        logger.info("slot %s offered to %s waiting client(s)", slot_id, offered)
+    return offered
+
+
+def _waitlist_leave_url(entry: WaitlistEntry) -> str:
+    from bookings.emails import absolute_url
+
+    end = timezone.make_aware(datetime.combine(entry.date_to + timedelta(days=1), time.min))
+    raw = waitlist_token_create(
+        entry=entry, purpose=WaitlistToken.Purpose.LEAVE, lifetime=max(end - timezone.now(), timedelta(days=1))
+    )
+    return absolute_url(reverse("bookings:waitlist_leave", args=[raw]))
+
+
+def waitlist_join(
+    *,
+    client_name: str,
+    email: str,
+    session_type: SessionType,
+    mode: str,
+    counsellor: Counsellor | None,
+    date_from: date,
+    date_to: date,
+) -> WaitlistEntry:
+    """Put a client on the waitlist, unconfirmed, and email them a link to confirm the
+    address. Only confirmed entries are ever offered a time."""
+    today = timezone.localdate()
+    if date_from < today:
+        raise BookingError("Choose a first day that is today or later.")
+    if date_to < date_from:
+        raise BookingError("The last day must be on or after the first day.")
+    if date_to > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+        raise BookingError(f"Choose days within the next {settings.BOOKING_HORIZON_DAYS} days.")
+    _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
+    with transaction.atomic():
+        entry = WaitlistEntry.objects.create(
+            client_name=client_name.strip(),
+            email=email_normalise(email),
+            session_type=session_type,
+            mode=mode,
+            counsellor=counsellor,
+            date_from=date_from,
+            date_to=date_to,
+        )
+        raw = waitlist_token_create(
+            entry=entry,
+            purpose=WaitlistToken.Purpose.VERIFY,
+            lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
+        )
+        notifications.waitlist_verify(entry=entry, raw_token=raw)
+    return entry
+
+
+def waitlist_verify(*, token: str) -> WaitlistEntry:
+    """The client confirmed their address: the entry starts waiting, in the order it was made."""
+    with transaction.atomic():
+        link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.VERIFY)
+        entry = (
+            WaitlistEntry.objects.select_for_update(of=("self",))
+            .select_related("session_type", "counsellor")
+            .get(pk=link.entry_id)
+        )
+        if entry.status not in WAITLIST_LIVE:
+            raise BookingError("This waitlist request has ended. You are welcome to join again.")
+        if entry.verified_at is None:
+            entry.verified_at = timezone.now()
+            entry.save(update_fields=["verified_at", "updated_at"])
+            notifications.waitlist_joined(entry=entry, leave_url=_waitlist_leave_url(entry))
+    return entry
+
+
+def waitlist_leave(*, token: str) -> WaitlistEntry:
+    """The client left the waitlist from an emailed link (a POST). Leaving twice is harmless."""
+    with transaction.atomic():
+        link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.LEAVE)
+        WaitlistEntry.objects.filter(pk=link.entry_id, status__in=WAITLIST_LIVE).update(
+            status=WaitlistEntry.State.LEFT, updated_at=timezone.now()
+        )
+        return WaitlistEntry.objects.get(pk=link.entry_id)
+
+
+def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
+    """The waitlist sweep, safe to run often and concurrently (each change is one guarded
+    UPDATE or DELETE): entries whose last day has passed expire; unconfirmed entries older
+    than DRAFT_RETENTION_HOURS and entries finished WAITLIST_FINISHED_KEEP_DAYS ago are
+    deleted with their links, since they hold a name and an email address."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    expired = WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, date_to__lt=today).update(
+        status=WaitlistEntry.State.EXPIRED, updated_at=now
+    )
+    stale = Q(verified_at__isnull=True, created_at__lt=now - timedelta(hours=settings.DRAFT_RETENTION_HOURS)) | (
+        ~Q(status__in=WAITLIST_LIVE) & Q(updated_at__lt=now - timedelta(days=WAITLIST_FINISHED_KEEP_DAYS))
+    )
+    _, per_model = WaitlistEntry.objects.filter(stale).delete()
+    return {"expired": expired, "deleted": per_model.get(WaitlistEntry._meta.label, 0)}

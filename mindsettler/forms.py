@@ -1,0 +1,71 @@
+"""The form renderer: Django's own, with <select> written in Python.
+
+Django renders a select through a template that includes one template per option, and
+another per option's attributes: the staff list's filter form (about 75 options) and the
+booking wizard's counsellor list cost a few milliseconds a request in template includes
+alone. `FormRenderer` writes the same markup, byte for byte, for Django's select templates
+(mindsettler/tests/test_forms_renderer.py compares the two); anything else, or a select
+with options of a custom template, goes through the templates as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.forms.renderers import DjangoTemplates
+from django.template import Context
+from django.template.base import render_value_in_context
+from django.template.defaultfilters import stringformat
+from django.utils.safestring import SafeData, mark_safe
+
+SELECT = "django/forms/widgets/select.html"
+OPTION = "django/forms/widgets/select_option.html"
+
+
+def _string(value: Any, context: Context) -> str:
+    """`{{ value|stringformat:'s' }}`: the filter keeps a safe string safe."""
+    text = stringformat(value, "s")
+    safe = isinstance(value, SafeData)  # as the template engine does for is_safe filters
+    return render_value_in_context(mark_safe(text) if safe else text, context)  # noqa: S308
+
+
+def _attrs(attrs: dict[str, Any], context: Context) -> str:
+    """django/forms/widgets/attrs.html."""
+    out = []
+    for name, value in attrs.items():
+        if value is False:
+            continue
+        out.append(" " + render_value_in_context(name, context))
+        if value is not True:
+            out.append(f'="{_string(value, context)}"')
+    return "".join(out)
+
+
+def render_select(widget: dict[str, Any]) -> str | None:
+    """django/forms/widgets/select.html for `widget` (a widget's context), stripped as the
+    renderer strips it; None if an option uses another template."""
+    context = Context(autoescape=True)
+    out = [f'<select name="{render_value_in_context(widget["name"], context)}"{_attrs(widget["attrs"], context)}>']
+    for group_name, group_choices, _index in widget["optgroups"]:
+        if group_name:
+            out.append(f'\n  <optgroup label="{render_value_in_context(group_name, context)}">')
+        for option in group_choices:
+            if option.get("template_name") != OPTION:
+                return None
+            out.append(
+                f'\n  <option value="{_string(option["value"], context)}"{_attrs(option["attrs"], context)}>'
+                f"{render_value_in_context(option['label'], context)}</option>\n"  # the template's last line
+            )
+        if group_name:
+            out.append("\n  </optgroup>")
+    out.append("\n</select>")
+    return "".join(out)
+
+
+class FormRenderer(DjangoTemplates):
+    def render(self, template_name: str, context: dict[str, Any], request: Any = None) -> str:
+        if template_name == SELECT and "widget" in context:
+            html = render_select(context["widget"])
+            if html is not None:
+                return html
+        return super().render(template_name, context, request=request)
