@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test setup setup-dev lint format css bench screenshots clean
+.PHONY: run test setup setup-dev lint format css messages bench screenshots clean
 
 run: setup
 	$(MANAGE) migrate --noinput
@@ -34,6 +34,17 @@ format: setup-dev
 css:
 	npm ci
 	npm run build:css
+
+# After changing text clients see: collect the marked strings into the Hindi catalog, write
+# the Hindi for new entries in locale/hi/LC_MESSAGES/django.po, then `make messages` again to
+# compile it. Commit the .po and the .mo. Needs GNU gettext (apt-get install gettext). The
+# staff portal, the API and the management commands stay in English, so they are left out.
+MESSAGES_IGNORE := $(foreach p,.venv node_modules e2e benchmarks staff templates/staff templates/account \
+	templates/allauth templates/mfa bookings/tests bookings/management bookings/api mindsettler/tests docs \
+	deploy static staticfiles,-i "$(p)/*")
+messages: setup-dev
+	$(MANAGE) makemessages -l hi --no-location $(MESSAGES_IGNORE)
+	$(MANAGE) compilemessages -l hi -i .venv -i node_modules
 
 # The side-by-side benchmark (issue 7; benchmarks/README.md). Needs wrk (apt-get install wrk);
 # uses a throwaway PostgreSQL cluster when its server binaries are installed, else SQLite.

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from bookings.models import Booking, Clinic, OutboundEmail
 
@@ -32,18 +32,28 @@ def email_queue(
     context: dict[str, object],
     booking: Booking | None = None,
     ics: str = "",
+    language: str | None = None,
 ) -> OutboundEmail:
-    """Render `kind` for one recipient and queue it for delivery after commit."""
+    """Render `kind` for one recipient and queue it for delivery after commit.
+
+    The message is rendered in `language` (the one the client booked in), else the
+    booking's, else the language active now: a reminder sent by a background sweep must not
+    fall back to whatever the worker happens to have active.
+    """
     clinic = Clinic.load()
     ctx = {"clinic": clinic, "clinic_name": clinic.name, "site_url": settings.SITE_URL, **context}
-    subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())
+    language = language or (booking.language if booking is not None else None) or translation.get_language()
+    with translation.override(language):
+        subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())
+        body_text = render_to_string(f"emails/{kind}-body.txt", ctx)
+        body_html = render_to_string(f"emails/{kind}-body.html", ctx)
     email = OutboundEmail.objects.create(
         kind=kind,
         booking=booking,
         to=to,
         subject=subject[:200],
-        body_text=render_to_string(f"emails/{kind}-body.txt", ctx),
-        body_html=render_to_string(f"emails/{kind}-body.html", ctx),
+        body_text=body_text,
+        body_html=body_html,
         ics=ics,
     )
     transaction.on_commit(lambda: _enqueue_delivery(email.pk))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 
 class BookingError(Exception):
     """A refused action. `message` is human-readable; `code` is stable for the API and tests."""
 
     code = "refused"
-    default_message = "That could not be done."
+    default_message = _("That could not be done.")
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -18,12 +20,12 @@ class BookingError(Exception):
 
 class TransitionNotAllowed(BookingError):
     code = "transition_not_allowed"
-    default_message = "That change is not possible for this booking in its current state."
+    default_message = _("That change is not possible for this booking in its current state.")
 
 
 class StaleBooking(BookingError):
     code = "stale"
-    default_message = (
+    default_message = _(
         "This booking was changed by someone else since you opened it. "
         "Here is its current state; please check and try again."
     )
@@ -31,12 +33,12 @@ class StaleBooking(BookingError):
 
 class SlotUnavailable(BookingError):
     code = "slot_unavailable"
-    default_message = "Sorry, that time has just been taken. Please choose another time."
+    default_message = _("Sorry, that time has just been taken. Please choose another time.")
 
 
 class ActiveBookingExists(BookingError):
     code = "active_booking_exists"
-    default_message = (
+    default_message = _(
         "There is already an active booking for this email address. We have emailed that address a link to it."
     )
 
@@ -47,7 +49,7 @@ class TooLate(BookingError):
 
 class PaymentError(BookingError):
     code = "payment_error"
-    default_message = "The payment could not be started. Nothing was charged; please try again."
+    default_message = _("The payment could not be started. Nothing was charged; please try again.")
 
 
 class TokenInvalid(BookingError):
@@ -55,10 +57,10 @@ class TokenInvalid(BookingError):
 
     code = "token_invalid"
     messages = {
-        "unknown": "This link is not valid. Please check that you copied all of it.",
-        "used": "This link has already been used.",
-        "expired": "This link has expired.",
-        "revoked": "This link is no longer valid.",
+        "unknown": _("This link is not valid. Please check that you copied all of it."),
+        "used": _("This link has already been used."),
+        "expired": _("This link has expired."),
+        "revoked": _("This link is no longer valid."),
     }
 
     def __init__(self, reason: str, *, link: Any = None) -> None:
@@ -71,7 +73,7 @@ class SlotsHeld(BookingError):
     """Slots that cannot be removed because active bookings hold (or asked for) them."""
 
     code = "slots_held"
-    default_message = "Some of these times hold active bookings, so they cannot be removed."
+    default_message = _("Some of these times hold active bookings, so they cannot be removed.")
 
     def __init__(self, message: str | None = None, *, bookings: list[Any] | None = None) -> None:
         self.bookings = list(bookings or [])

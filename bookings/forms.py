@@ -10,6 +10,8 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from bookings import services
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
@@ -64,7 +66,13 @@ def _text(
         required=required,
         max_length=max_length,
         widget=widget,
-        error_messages={"max_length": f"Use {max_length} characters or fewer.", **(messages or {})},
+        error_messages={
+            "max_length": ngettext_lazy(
+                "Use %(count)d character or fewer.", "Use %(count)d characters or fewer.", "count"
+            )
+            % {"count": max_length},
+            **(messages or {}),
+        },
     )
 
 
@@ -76,28 +84,28 @@ class SessionStepForm(JourneyForm):
     session_type = forms.TypedChoiceField(
         coerce=int,
         error_messages={
-            "required": "Choose the kind of session you would like.",
-            "invalid_choice": "Choose one of the kinds of session listed.",
+            "required": _("Choose the kind of session you would like."),
+            "invalid_choice": _("Choose one of the kinds of session listed."),
         },
     )
     mode = forms.ChoiceField(
         choices=Mode.choices,
         error_messages={
-            "required": "Choose online or in person.",
-            "invalid_choice": "Choose online or in person.",
+            "required": _("Choose online or in person."),
+            "invalid_choice": _("Choose online or in person."),
         },
     )
     counsellor = forms.TypedChoiceField(
         coerce=int,
         required=False,
         empty_value=None,
-        label="Counsellor",
-        help_text="Choose “No preference” to see every counsellor's free times.",
+        label=_("Counsellor"),
+        help_text=_("Choose “No preference” to see every counsellor's free times."),
         widget=forms.Select(attrs={"class": "input"}),
-        error_messages={"invalid_choice": "Choose one of the counsellors listed, or “No preference”."},
+        error_messages={"invalid_choice": _("Choose one of the counsellors listed, or “No preference”.")},
     )
     slot = forms.CharField(required=False, max_length=20)
-    preferred_times = _text(PREFERRED_TIMES_MAX, required=False, label="Days and times that suit you", rows=3)
+    preferred_times = _text(PREFERRED_TIMES_MAX, required=False, label=_("Days and times that suit you"), rows=3)
 
     def __init__(
         self, *args: Any, session_types: list[SessionType], counsellors: list[Counsellor], **kwargs: Any
@@ -106,10 +114,8 @@ class SessionStepForm(JourneyForm):
         self.session_types = {st.pk: st for st in session_types}
         self.counsellors = {c.pk: c for c in counsellors}
         self.fields["session_type"].choices = [(st.pk, st.name) for st in session_types]
-        self.fields["counsellor"].choices = [("", "No preference"), *((c.pk, c.display_name) for c in counsellors)]
-        self.fields[
-            "preferred_times"
-        ].help_text = (
+        self.fields["counsellor"].choices = [("", _("No preference")), *((c.pk, c.display_name) for c in counsellors)]
+        self.fields["preferred_times"].help_text = _(
             "Only if none of the times above suits you. For example: “weekday evenings after 6” or “Saturday mornings”."
         )
 
@@ -128,7 +134,7 @@ class SessionStepForm(JourneyForm):
         if raw.isdigit():
             slot = Slot.objects.select_related("counsellor").filter(pk=int(raw)).first()
         if slot is None:
-            raise forms.ValidationError("That time is no longer available. Please choose another time.")
+            raise forms.ValidationError(_("That time is no longer available. Please choose another time."))
         return slot
 
     def clean(self) -> dict[str, Any]:
@@ -150,14 +156,14 @@ class SessionStepForm(JourneyForm):
 def _email(help_text: str) -> forms.EmailField:
     """The client's email address, with the wizard's plain-words errors."""
     return forms.EmailField(
-        label="Email address",
+        label=_("Email address"),
         max_length=254,
         help_text=help_text,
         widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
         error_messages={
-            "required": "Enter your email address.",
-            "invalid": "Enter an email address in the right format, like name@example.com.",
-            "max_length": "Enter an email address of 254 characters or fewer.",
+            "required": _("Enter your email address."),
+            "invalid": _("Enter an email address in the right format, like name@example.com."),
+            "max_length": _("Enter an email address of 254 characters or fewer."),
         },
     )
 
@@ -170,17 +176,17 @@ class AboutStepForm(JourneyForm):
     client_name = _text(
         NAME_MAX,
         required=True,
-        label="Your name",
-        messages={"required": "Enter your name, as you would like us to address you."},
+        label=_("Your name"),
+        messages={"required": _("Enter your name, as you would like us to address you.")},
     )
-    email = _email("We will send a link to confirm it. We never share it.")
+    email = _email(_("We will send a link to confirm it. We never share it."))
     phone = forms.CharField(
-        label="Phone number (optional)",
+        label=_("Phone number (optional)"),
         required=False,
         max_length=30,
-        help_text="Only used if we need to reach you about this booking, for example 98765 43210.",
+        help_text=_("Only used if we need to reach you about this booking, for example 98765 43210."),
         widget=forms.TextInput(attrs={"class": "input", "type": "tel", "autocomplete": "tel"}),
-        error_messages={"max_length": "Enter a phone number of 30 characters or fewer."},
+        error_messages={"max_length": _("Enter a phone number of 30 characters or fewer.")},
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -189,22 +195,24 @@ class AboutStepForm(JourneyForm):
         # Which age rule applies is a clinic setting; the form follows it.
         if settings.CLIENT_AGE_POLICY == "guardian_consent":
             self.fields["age"] = forms.ChoiceField(
-                label="Your age",
+                label=_("Your age"),
                 choices=Booking.AgeConfirmation.choices,
                 widget=forms.RadioSelect,
                 error_messages={
-                    "required": "Tell us whether you are 18 or over, or younger with a guardian's consent.",
-                    "invalid_choice": "Choose one of the options listed.",
+                    "required": _("Tell us whether you are 18 or over, or younger with a guardian's consent."),
+                    "invalid_choice": _("Choose one of the options listed."),
                 },
             )
         else:
             self.anchors = {"age": "id_age"}
             self.fields["age"] = forms.BooleanField(
-                label="I am 18 or over",
+                label=_("I am 18 or over"),
                 widget=CHECKBOX,
                 error_messages={
-                    "required": "Confirm that you are 18 or over. If you are younger, please ask a parent "
-                    "or guardian to contact the clinic with you.",
+                    "required": _(
+                        "Confirm that you are 18 or over. If you are younger, please ask a parent "
+                        "or guardian to contact the clinic with you."
+                    ),
                 },
             )
 
@@ -225,11 +233,11 @@ class AboutStepForm(JourneyForm):
 class ConcernsStepForm(JourneyForm):
     """Step 3 (optional): the client's own words. Sensitive: never emailed or logged."""
 
-    concerns = _text(CONCERNS_MAX, required=False, label="What brings you to counselling? (optional)", rows=6)
+    concerns = _text(CONCERNS_MAX, required=False, label=_("What brings you to counselling? (optional)"), rows=6)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["concerns"].help_text = (
+        self.fields["concerns"].help_text = _(
             "A few words are enough, and you can leave this empty. Only your counsellor and the "
             "clinic's administrators will read it. It is never included in emails."
         )
@@ -239,26 +247,26 @@ class ConsentForm(JourneyForm):
     """Step 4: agreement to the current privacy notice and cancellation policy."""
 
     agree_privacy = forms.BooleanField(
-        label="I have read and agree to the privacy notice",
+        label=_("I have read and agree to the privacy notice"),
         widget=CHECKBOX,
-        error_messages={"required": "Agree to the privacy notice to send your request."},
+        error_messages={"required": _("Agree to the privacy notice to send your request.")},
     )
     agree_cancellation = forms.BooleanField(
-        label="I have read and agree to the cancellation policy",
+        label=_("I have read and agree to the cancellation policy"),
         widget=CHECKBOX,
-        error_messages={"required": "Agree to the cancellation policy to send your request."},
+        error_messages={"required": _("Agree to the cancellation policy to send your request.")},
     )
 
 
 class AckLookupForm(JourneyForm):
     ack_id = forms.CharField(
-        label="Acknowledgement ID",
+        label=_("Acknowledgement ID"),
         max_length=20,
-        help_text="It is in your emails from us and looks like MS-7K3QXP.",
+        help_text=_("It is in your emails from us and looks like MS-7K3QXP."),
         widget=forms.TextInput(attrs={"class": "input", "autocapitalize": "characters", "spellcheck": "false"}),
         error_messages={
-            "required": "Enter your acknowledgement ID, like MS-7K3QXP.",
-            "max_length": "Enter your acknowledgement ID, like MS-7K3QXP.",
+            "required": _("Enter your acknowledgement ID, like MS-7K3QXP."),
+            "max_length": _("Enter your acknowledgement ID, like MS-7K3QXP."),
         },
     )
 
@@ -266,22 +274,24 @@ class AckLookupForm(JourneyForm):
         normalised = services.ack_id_normalise(self.cleaned_data["ack_id"])
         if normalised is None:
             raise forms.ValidationError(
-                "Enter the acknowledgement ID as it appears in your email: MS- followed by six letters "
-                "and numbers, like MS-7K3QXP."
+                _(
+                    "Enter the acknowledgement ID as it appears in your email: MS- followed by six letters "
+                    "and numbers, like MS-7K3QXP."
+                )
             )
         return normalised
 
 
 class EmailLookupForm(JourneyForm):
     email = forms.EmailField(
-        label="Email address",
+        label=_("Email address"),
         max_length=254,
-        help_text="The address you booked with.",
+        help_text=_("The address you booked with."),
         widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
         error_messages={
-            "required": "Enter the email address you booked with.",
-            "invalid": "Enter an email address in the right format, like name@example.com.",
-            "max_length": "Enter an email address of 254 characters or fewer.",
+            "required": _("Enter the email address you booked with."),
+            "invalid": _("Enter an email address in the right format, like name@example.com."),
+            "max_length": _("Enter an email address of 254 characters or fewer."),
         },
     )
 
@@ -295,41 +305,50 @@ class WaitlistForm(JourneyForm):
     client_name = _text(
         NAME_MAX,
         required=True,
-        label="Your name",
-        messages={"required": "Enter your name, as you would like us to address you."},
+        label=_("Your name"),
+        messages={"required": _("Enter your name, as you would like us to address you.")},
     )
-    email = _email("We will send a link to confirm it, then email you when a time becomes free.")
+    email = _email(_("We will send a link to confirm it, then email you when a time becomes free."))
     session_type = forms.ModelChoiceField(
-        label="Kind of session",
+        label=_("Kind of session"),
         queryset=SessionType.objects.none(),
         empty_label=None,
         widget=forms.Select(attrs={"class": "input"}),
-        error_messages={"invalid_choice": "Choose one of the kinds of session listed."},
+        error_messages={"invalid_choice": _("Choose one of the kinds of session listed.")},
     )
     mode = forms.ChoiceField(
-        label="How you would like to meet",
+        label=_("How you would like to meet"),
         choices=Mode.choices,
         widget=forms.Select(attrs={"class": "input"}),
-        error_messages={"required": "Choose online or in person.", "invalid_choice": "Choose online or in person."},
+        error_messages={
+            "required": _("Choose online or in person."),
+            "invalid_choice": _("Choose online or in person."),
+        },
     )
     counsellor = forms.ModelChoiceField(
-        label="Counsellor",
+        label=_("Counsellor"),
         queryset=Counsellor.objects.none(),
         required=False,
-        empty_label="Any counsellor",
+        empty_label=_("Any counsellor"),
         widget=forms.Select(attrs={"class": "input"}),
-        error_messages={"invalid_choice": "Choose one of the counsellors listed, or “Any counsellor”."},
+        error_messages={"invalid_choice": _("Choose one of the counsellors listed, or “Any counsellor”.")},
     )
     date_from = forms.DateField(
-        label="First day that suits you",
+        label=_("First day that suits you"),
         widget=DATE_INPUT,
-        error_messages={"required": "Enter the first day that suits you.", "invalid": "Enter a date, like 2026-12-01."},
+        error_messages={
+            "required": _("Enter the first day that suits you."),
+            "invalid": _("Enter a date, like 2026-12-01."),
+        },
     )
     date_to = forms.DateField(
-        label="Last day that suits you",
-        help_text="You leave the waitlist automatically after this day.",
+        label=_("Last day that suits you"),
+        help_text=_("You leave the waitlist automatically after this day."),
         widget=DATE_INPUT,
-        error_messages={"required": "Enter the last day that suits you.", "invalid": "Enter a date, like 2026-12-31."},
+        error_messages={
+            "required": _("Enter the last day that suits you."),
+            "invalid": _("Enter a date, like 2026-12-31."),
+        },
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -345,5 +364,5 @@ class WaitlistForm(JourneyForm):
         data = super().clean()
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and end < start:
-            self.add_error("date_to", "The last day must be on or after the first day.")
+            self.add_error("date_to", _("The last day must be on or after the first day."))
         return data

@@ -6,6 +6,9 @@ changes a booking's status, and it consults nothing but this table.
 
 from __future__ import annotations
 
+from django.utils.functional import Promise as StrPromise
+from django.utils.translation import gettext_lazy as _
+
 from bookings.models import Actor, Status
 
 S, A = Status, Actor
@@ -36,27 +39,29 @@ def allowed_targets(status: str, actor: str) -> list[str]:
 
 
 # What a client reads about each status: a label and the next step. No personal data.
-CLIENT_LABELS: dict[str, str] = {
-    S.DRAFT: "Waiting for email confirmation",
-    S.PENDING: "Request received",
-    S.APPROVED: "Approved, waiting for payment",
-    S.PAYMENT_PENDING: "Payment in progress",
-    S.CONFIRMED: "Confirmed",
-    S.COMPLETED: "Session completed",
-    S.NO_SHOW: "Session missed",
-    S.REJECTED: "Not accepted",
-    S.CANCELLED: "Cancelled",
+CLIENT_LABELS: dict[str, StrPromise] = {
+    S.DRAFT: _("Waiting for email confirmation"),
+    S.PENDING: _("Request received"),
+    S.APPROVED: _("Approved, waiting for payment"),
+    S.PAYMENT_PENDING: _("Payment in progress"),
+    S.CONFIRMED: _("Confirmed"),
+    S.COMPLETED: _("Session completed"),
+    S.NO_SHOW: _("Session missed"),
+    S.REJECTED: _("Not accepted"),
+    S.CANCELLED: _("Cancelled"),
 }
 
-NEXT_STEPS: dict[str, str] = {
-    S.DRAFT: "Open the link in the email we sent you to confirm your email address.",
-    S.PENDING: "A counsellor is reviewing your request. We will email you when a time is confirmed.",
-    S.APPROVED: "Your time is reserved. Pay from your booking page to confirm it.",
-    S.PAYMENT_PENDING: "We are waiting for your payment to go through. This usually takes a minute.",
-    S.CONFIRMED: "You are all set. Your booking page has the details and a calendar invitation.",
-    S.COMPLETED: "Your session has taken place. You are welcome to book another.",
-    S.NO_SHOW: "Our records show this session did not take place. If that is wrong, please contact the "
-    "clinic. You are welcome to book another session.",
-    S.REJECTED: "We could not take this request. You are welcome to book again or contact us.",
-    S.CANCELLED: "This booking is cancelled. You are welcome to book again.",
+NEXT_STEPS: dict[str, StrPromise] = {
+    S.DRAFT: _("Open the link in the email we sent you to confirm your email address."),
+    S.PENDING: _("A counsellor is reviewing your request. We will email you when a time is confirmed."),
+    S.APPROVED: _("Your time is reserved. Pay from your booking page to confirm it."),
+    S.PAYMENT_PENDING: _("We are waiting for your payment to go through. This usually takes a minute."),
+    S.CONFIRMED: _("You are all set. Your booking page has the details and a calendar invitation."),
+    S.COMPLETED: _("Your session has taken place. You are welcome to book another."),
+    S.NO_SHOW: _(
+        "Our records show this session did not take place. If that is wrong, please contact the "
+        "clinic. You are welcome to book another session."
+    ),
+    S.REJECTED: _("We could not take this request. You are welcome to book again or contact us."),
+    S.CANCELLED: _("This booking is cancelled. You are welcome to book again."),
 }

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 # Acknowledgement IDs: six characters without look-alikes (no 0/O, 1/I/L).
 ACK_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -17,17 +18,17 @@ ACK_REGEX = rf"^MS-[{ACK_ALPHABET}]{{{ACK_LENGTH}}}$"
 
 
 class Status(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PENDING = "pending", "Pending review"
-    APPROVED = "approved", "Approved"
-    PAYMENT_PENDING = "payment_pending", "Payment pending"
-    CONFIRMED = "confirmed", "Confirmed"
-    COMPLETED = "completed", "Completed"
+    DRAFT = "draft", _("Draft")
+    PENDING = "pending", _("Pending review")
+    APPROVED = "approved", _("Approved")
+    PAYMENT_PENDING = "payment_pending", _("Payment pending")
+    CONFIRMED = "confirmed", _("Confirmed")
+    COMPLETED = "completed", _("Completed")
     # Final, like COMPLETED: the client did not come to a confirmed session. Kept distinct so
     # that "completed" always means the session took place.
-    NO_SHOW = "no_show", "No-show"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", _("No-show")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 ACTIVE_STATUSES = (Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED)
@@ -46,8 +47,8 @@ class Actor(models.TextChoices):
 
 
 class Mode(models.TextChoices):
-    ONLINE = "online", "Online"
-    IN_PERSON = "in_person", "In person"
+    ONLINE = "online", _("Online")
+    IN_PERSON = "in_person", _("In person")
 
 
 class Clinic(models.Model):
@@ -176,8 +177,8 @@ class Slot(models.Model):
 
 class Booking(models.Model):
     class AgeConfirmation(models.TextChoices):
-        ADULT = "adult", "18 or over"
-        GUARDIAN = "guardian", "Under 18, with a parent's or guardian's consent"
+        ADULT = "adult", _("18 or over")
+        GUARDIAN = "guardian", _("Under 18, with a parent's or guardian's consent")
 
     ack_id = models.CharField("acknowledgement ID", max_length=9, unique=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
@@ -577,6 +578,7 @@ class WaitlistEntry(models.Model):
     date_from = models.DateField()
     date_to = models.DateField(help_text="The last day that suits; the entry expires after it.")
     status = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    language = models.CharField(max_length=10, default="en", help_text="The language of the client's emails.")
     created_at = models.DateTimeField(default=timezone.now)
     verified_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -97,6 +97,7 @@ def booking_links(*, email: str, bookings: list[Booking]) -> None:
     from bookings.lifecycle import CLIENT_LABELS
 
     links = [{"ack_id": b.ack_id, "status": CLIENT_LABELS[b.status], "url": manage_url(b)} for b in bookings]
+    # Asked for from /status/, so in the language of that page.
     email_queue(kind="booking_links", to=email, context={"links": links})
 
 
@@ -158,6 +159,7 @@ def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking])
     return email_queue(
         kind="daily_summary",
         to=counsellor.user.email,
+        language=settings.LANGUAGE_CODE,  # staff email, in English like the portal
         context={
             "counsellor": counsellor,
             "day": day,
@@ -203,11 +205,21 @@ def _waitlist_context(entry: WaitlistEntry, **extra: object) -> dict[str, object
 
 def waitlist_verify(*, entry: WaitlistEntry, raw_token: str) -> None:
     url = absolute_url(reverse("bookings:waitlist_verify", args=[raw_token]))
-    email_queue(kind="waitlist_verify", to=entry.email, context=_waitlist_context(entry, verify_url=url))
+    email_queue(
+        kind="waitlist_verify",
+        to=entry.email,
+        language=entry.language,
+        context=_waitlist_context(entry, verify_url=url),
+    )
 
 
 def waitlist_joined(*, entry: WaitlistEntry, leave_url: str) -> None:
-    email_queue(kind="waitlist_joined", to=entry.email, context=_waitlist_context(entry, leave_url=leave_url))
+    email_queue(
+        kind="waitlist_joined",
+        to=entry.email,
+        language=entry.language,
+        context=_waitlist_context(entry, leave_url=leave_url),
+    )
 
 
 def waitlist_offer(*, entry: WaitlistEntry, slot: Slot, book_url: str, leave_url: str) -> None:
@@ -215,5 +227,6 @@ def waitlist_offer(*, entry: WaitlistEntry, slot: Slot, book_url: str, leave_url
     email_queue(
         kind="waitlist_offer",
         to=entry.email,
+        language=entry.language,
         context=_waitlist_context(entry, slot=slot, book_url=book_url, leave_url=leave_url),
     )

@@ -13,6 +13,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.csp import CSP
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
@@ -78,7 +80,7 @@ def checkout(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
         return booking
     payment = get_object_or_404(Payment, pk=payment_id, booking=booking)
     if payment.status != Payment.State.PENDING or booking.status != Status.PAYMENT_PENDING:
-        messages.info(request, "That payment attempt is closed. Here is your booking as it stands now.")
+        messages.info(request, _("That payment attempt is closed. Here is your booking as it stands now."))
         return redirect(_booking_page(token))
     provider = payments.provider_for(payment.provider)
     context: dict[str, Any] = {
@@ -134,24 +136,33 @@ def payment_return(request: HttpRequest, token: str, payment_id: int) -> HttpRes
 def _return_message(payment: Payment) -> tuple[int, str]:
     if payment.status == Payment.State.CONFIRMED:
         return messages.SUCCESS, (
-            f"Thank you. We received your payment of {money(payment.amount, payment.currency)} and your "
-            "session is confirmed. A receipt and calendar invitation are on their way to your inbox."
+            gettext(
+                "Thank you. We received your payment of %(amount)s and your session is confirmed. "
+                "A receipt and calendar invitation are on their way to your inbox."
+            )
+            % {"amount": money(payment.amount, payment.currency)}
         )
     if payment.refund_status:
         return messages.WARNING, (
-            "Your payment reached us after this booking could no longer be confirmed, so we are "
-            "refunding it in full. Refunds usually take 5 to 7 working days."
+            _(
+                "Your payment reached us after this booking could no longer be confirmed, so we are "
+                "refunding it in full. Refunds usually take 5 to 7 working days."
+            )
         )
     if payment.needs_attention:
         return messages.WARNING, (
-            "We received a payment, but it does not match this booking's amount, so the booking is not "
-            "confirmed yet. Our team has been told and will contact you; nothing more is needed from you."
+            _(
+                "We received a payment, but it does not match this booking's amount, so the booking is not "
+                "confirmed yet. Our team has been told and will contact you; nothing more is needed from you."
+            )
         )
     if payment.status == Payment.State.FAILED:
-        return messages.ERROR, "The payment did not go through and nothing was charged. You can try again."
+        return messages.ERROR, _("The payment did not go through and nothing was charged. You can try again.")
     return messages.INFO, (
-        "Your payment is being confirmed by the payment provider. This usually takes a minute; "
-        "we will email you as soon as it is done."
+        _(
+            "Your payment is being confirmed by the payment provider. This usually takes a minute; "
+            "we will email you as soon as it is done."
+        )
     )
 
 

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bookings import selectors, services
@@ -23,9 +24,15 @@ from bookings.ratelimit import ratelimit_hit
 from bookings.tokens import token_get
 from bookings.views import _booking_page_context, _link_problem, _too_many, private_page, wait_text
 
-WHAT = {
-    LinkToken.Purpose.ERASE: "erase your data",
-    LinkToken.Purpose.EXPORT: "send you a copy of your data",
+# Marked here, translated when sent (in the language of the request).
+SENT = {
+    LinkToken.Purpose.ERASE: gettext_noop(
+        "We have emailed you a link to erase your data. It works for %(hours)s hours. Nothing changes until you use it."
+    ),
+    LinkToken.Purpose.EXPORT: gettext_noop(
+        "We have emailed you a link to send you a copy of your data. It works for %(hours)s hours. "
+        "Nothing changes until you use it."
+    ),
 }
 
 
@@ -42,14 +49,16 @@ def _request(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
             "bookings/booking_page.html",
             context,
             wait,
-            f"We have sent several privacy emails already (the last one is the one that works). "
-            f"You can ask again in {wait_text(wait)}.",
+            gettext(
+                "We have sent several privacy emails already (the last one is the one that works). "
+                "You can ask again in %(wait)s."
+            )
+            % {"wait": wait_text(wait)},
         )
     services.privacy_request(booking=booking, purpose=purpose)
     messages.success(
         request,
-        f"We have emailed you a link to {WHAT[purpose]}. It works for {services.PRIVACY_LINK_HOURS} hours. "
-        "Nothing changes until you use it.",
+        gettext(SENT[purpose]) % {"hours": services.PRIVACY_LINK_HOURS},
     )
     return HttpResponseRedirect(reverse("bookings:booking_page", args=[token]) + "#privacy", status=303)
 

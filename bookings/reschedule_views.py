@@ -10,6 +10,8 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from bookings import selectors, services
@@ -67,13 +69,19 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
 
     slot = Slot.objects.select_related("counsellor").filter(pk=int(chosen)).first() if chosen.isdigit() else None
     if slot is None:
-        message = "Choose a new time." if not chosen else "That time is no longer available. Please choose another."
+        message = (
+            _("Choose a new time.") if not chosen else _("That time is no longer available. Please choose another.")
+        )
         context["error_items"] = [("slot-picker", message)]
         return _render(request, context, status=400)
     wait = ratelimit_hit(scope="reschedule_request", key=f"booking:{booking.pk}")
     if wait:
         context["error_items"] = [
-            ("", f"We have sent several emails about moving this booking. Please try again in {wait_text(wait)}.")
+            (
+                "",
+                gettext("We have sent several emails about moving this booking. Please try again in %(wait)s.")
+                % {"wait": wait_text(wait)},
+            )
         ]
         response = _render(request, context, status=429)
         response["Retry-After"] = str(wait)
@@ -85,8 +93,11 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
         return _render(request, context, status=409)
     messages.success(
         request,
-        f"We have emailed you a link to confirm the new time. It works once, for "
-        f"{settings.RESCHEDULE_LINK_MINUTES} minutes. Your booking stays as it is until you confirm.",
+        gettext(
+            "We have emailed you a link to confirm the new time. It works once, for %(minutes)s minutes. "
+            "Your booking stays as it is until you confirm."
+        )
+        % {"minutes": settings.RESCHEDULE_LINK_MINUTES},
     )
     url = reverse("bookings:booking_page", args=[token])
     if request.htmx:

@@ -10,6 +10,7 @@ from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet, Subquery, prefetch_related_objects
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bookings.errors import TokenInvalid
 from bookings.models import (
@@ -244,39 +245,39 @@ def _timeline_text(event: BookingEvent) -> str:
     s = Status
     if event.action == "created":
         if event.actor == Actor.STAFF:
-            return "The clinic made this booking for you"
-        return "You sent your booking request"
+            return _("The clinic made this booking for you")
+        return _("You sent your booking request")
     if event.action == "rescheduled":
         return (
-            "You moved your session to a new time"
+            _("You moved your session to a new time")
             if event.actor == Actor.CLIENT
-            else "The clinic moved your session to a new time"
+            else _("The clinic moved your session to a new time")
         )
     if event.action != "transition":
-        return {"slot_moved": "Your session time was changed", "meeting_link": ""}.get(event.action, "")
+        return {"slot_moved": _("Your session time was changed"), "meeting_link": ""}.get(event.action, "")
     frm, to = event.from_status, event.to_status
     if to == s.PENDING:
-        return "You confirmed your email address; your request reached the clinic"
+        return _("You confirmed your email address; your request reached the clinic")
     if to == s.APPROVED and frm == s.PAYMENT_PENDING:
-        return "The payment did not go through; you can try again"
+        return _("The payment did not go through; you can try again")
     if to == s.APPROVED:
-        return "A counsellor reserved a time for you"
+        return _("A counsellor reserved a time for you")
     if to == s.PAYMENT_PENDING:
-        return "You started the payment"
+        return _("You started the payment")
     if to == s.CONFIRMED:
-        return "Payment received: your session is confirmed"
+        return _("Payment received: your session is confirmed")
     if to == s.COMPLETED:
-        return "Your session took place"
+        return _("Your session took place")
     if to == s.NO_SHOW:
-        return "The session was recorded as missed"
+        return _("The session was recorded as missed")
     if to == s.REJECTED:
-        return "The clinic could not accept this request"
+        return _("The clinic could not accept this request")
     if to == s.CANCELLED:
         if event.actor == Actor.CLIENT:
-            return "You cancelled this booking"
+            return _("You cancelled this booking")
         if event.actor == Actor.SYSTEM:
-            return "The booking was cancelled because the payment time ran out"
-        return "The clinic cancelled this booking"
+            return _("The booking was cancelled because the payment time ran out")
+        return _("The clinic cancelled this booking")
     return ""
 
 

@@ -17,6 +17,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -63,9 +65,9 @@ def policies(request: HttpRequest) -> HttpResponse:
 def wait_text(seconds: int) -> str:
     """'about 3 minutes': how long until a rate limit lets the client try again."""
     if seconds < 60:
-        return "a minute"
+        return gettext("a minute")
     minutes = math.ceil(seconds / 60)
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
 
 
 # Token pages send no Referer to any other site. Not "no-referrer": under that policy
@@ -89,17 +91,20 @@ def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 
 def _too_many(request: HttpRequest, template: str, context: dict[str, object], wait: int, what: str) -> HttpResponse:
-    context = {**context, "rate_limited": f"{what} Please try again in {wait_text(wait)}."}
+    context = {
+        **context,
+        "rate_limited": gettext("%(what)s Please try again in %(wait)s.") % {"what": what, "wait": wait_text(wait)},
+    }
     response = render(request, template, context, status=429)
     response["Retry-After"] = str(wait)
     return response
 
 
 LINK_PROBLEM_TITLES = {
-    "unknown": "This link does not work",
-    "used": "This link has already been used",
-    "expired": "This link has expired",
-    "revoked": "This link is no longer valid",
+    "unknown": _("This link does not work"),
+    "used": _("This link has already been used"),
+    "expired": _("This link has expired"),
+    "revoked": _("This link is no longer valid"),
 }
 
 
@@ -157,7 +162,7 @@ def verify_resend(request: HttpRequest, token: str) -> HttpResponse:
         scope="verify_resend", key=f"link:{token_hash(token)}"
     )
     if wait:
-        return _too_many(request, "bookings/verify_resent.html", {}, wait, "We have sent this email several times.")
+        return _too_many(request, "bookings/verify_resent.html", {}, wait, _("We have sent this email several times."))
     services.booking_resend_verification_for_token(token=token)
     return render(request, "bookings/verify_resent.html", {"link_hours": settings.VERIFICATION_LINK_HOURS})
 
@@ -180,7 +185,7 @@ def status(request: HttpRequest) -> HttpResponse:
 
     wait = ratelimit_hit(scope="status_lookup", key=f"ip:{client_ip(request)}")
     if wait:
-        return _too_many(request, "bookings/status.html", context, wait, "You have made several lookups in a row.")
+        return _too_many(request, "bookings/status.html", context, wait, _("You have made several lookups in a row."))
     form = ack_form if lookup == "ack" else email_form
     if not form.is_valid():
         context["error_items"] = form.error_summary()
@@ -251,7 +256,7 @@ def booking_cancel_request(request: HttpRequest, token: str) -> HttpResponse:
     if wait:
         context = _booking_page_context(booking, token)
         return _too_many(
-            request, "bookings/booking_page.html", context, wait, "We have sent several cancellation emails already."
+            request, "bookings/booking_page.html", context, wait, _("We have sent several cancellation emails already.")
         )
     try:
         services.booking_cancel_request(booking=booking)
@@ -260,8 +265,11 @@ def booking_cancel_request(request: HttpRequest, token: str) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"We have emailed you a link to confirm the cancellation. It works once, for "
-            f"{settings.CANCELLATION_LINK_MINUTES} minutes. Your booking stays as it is until you confirm.",
+            gettext(
+                "We have emailed you a link to confirm the cancellation. It works once, for "
+                "%(minutes)s minutes. Your booking stays as it is until you confirm."
+            )
+            % {"minutes": settings.CANCELLATION_LINK_MINUTES},
         )
     return HttpResponseRedirect(reverse("bookings:booking_page", args=[token]), status=303)
 

@@ -9,7 +9,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -50,7 +51,13 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
         scope="waitlist_join", key=f"email:{data['email']}"
     )
     if wait:
-        context["error_items"] = [("", f"You have asked several times already. Please try again in {wait_text(wait)}.")]
+        context["error_items"] = [
+            (
+                "",
+                gettext("You have asked several times already. Please try again in %(wait)s.")
+                % {"wait": wait_text(wait)},
+            )
+        ]
         response = render(request, "bookings/waitlist_join.html", context, status=429)
         response["Retry-After"] = str(wait)
         return response
@@ -63,6 +70,7 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
             counsellor=data["counsellor"],
             date_from=data["date_from"],
             date_to=data["date_to"],
+            language=translation.get_language(),
         )
     except BookingError as exc:
         context["error_items"] = [("", exc.message)]

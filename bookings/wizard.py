@@ -21,7 +21,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -34,11 +36,11 @@ from bookings.views import wait_text
 
 STEPS = ("session", "about", "concerns", "review")
 HEADINGS = {
-    "session": "Choose your session",
-    "about": "About you",
-    "concerns": "What brings you",
-    "review": "Check your answers and send",
-    "done": "Check your email",
+    "session": _("Choose your session"),
+    "about": _("About you"),
+    "concerns": _("What brings you"),
+    "review": _("Check your answers and send"),
+    "done": _("Check your email"),
 }
 # Which earlier steps must be complete before a step can be shown.
 NEEDS = {"session": (), "about": ("session",), "concerns": ("session", "about"), "review": ("session", "about")}
@@ -319,7 +321,7 @@ def slot_picker(
             selectors.slots_free_for_client(**filters).filter(pk=chosen).first() if chosen.isdigit() else None
         )
         if chosen_elsewhere is None:
-            notice = "The time you chose is no longer available. Please choose another time."
+            notice = _("The time you chose is no longer available. Please choose another time.")
 
     index = days.index(shown) if shown else 0
     first = (index // DAYS_PER_PAGE) * DAYS_PER_PAGE
@@ -436,7 +438,9 @@ def _review(step: Step) -> HttpResponse:
         scope="wizard_submit_email", key=services.email_normalise(email)
     )
     if wait:
-        message = f"You have sent several booking requests in a short time. Please try again in {wait_text(wait)}."
+        message = gettext("You have sent several booking requests in a short time. Please try again in %(wait)s.") % {
+            "wait": wait_text(wait)
+        }
         response = _render_step(step, consent, extra=ctx, status=429, errors=[("", message)])
         response["Retry-After"] = str(wait)
         return response
@@ -454,6 +458,8 @@ def _review(step: Step) -> HttpResponse:
             phone=about.cleaned_data["phone"],
             age_confirmation=about.cleaned_data["age"],
             concerns=concerns.cleaned_data.get("concerns", ""),
+            # The client's emails follow the language they booked in.
+            language=translation.get_language(),
         )
     except SlotUnavailable as exc:
         return _back_to_picker(step, exc.message)
@@ -481,7 +487,9 @@ def _done(step: Step) -> HttpResponse:
             extra["resent"] = True
     if wait is None:
         return _render_step(step, None, extra=extra)
-    message = f"We have sent this email several times already. Please try again in {wait_text(wait)}."
+    message = gettext("We have sent this email several times already. Please try again in %(wait)s.") % {
+        "wait": wait_text(wait)
+    }
     response = _render_step(step, None, extra=extra, status=429, errors=[("", message)])
     response["Retry-After"] = str(wait)
     return response

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from mindsettler.logging import request_id_var
 
@@ -31,6 +33,23 @@ class RequestIDMiddleware:
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+# Served in English whatever the client's language: the staff portal and its sign-in, the
+# API (its messages are a contract) and the admin.
+ENGLISH_ONLY_PREFIXES = ("/staff/", "/accounts/", "/api/", "/django-admin/")
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Django's, choosing from the switcher's cookie then Accept-Language, except for the
+    English-only parts of the site. Public URLs carry no language prefix."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if request.path_info.startswith(ENGLISH_ONLY_PREFIXES):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE  # type: ignore[attr-defined]
+            return
+        super().process_request(request)
 
 
 class SecurityHeadersMiddleware:

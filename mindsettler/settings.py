@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from django.utils.translation import gettext_noop
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,6 +112,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "mindsettler.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The client's language: the switcher's cookie, then Accept-Language. English only for
+    # the staff portal, the API and the admin (see mindsettler.middleware).
+    "mindsettler.middleware.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -224,6 +228,9 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 
 # --- Internationalisation and time ------------------------------------------------------
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("hi", "हिन्दी")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["mindsettler.formats"]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Kolkata")
 USE_I18N = True
 USE_TZ = True
@@ -306,11 +313,15 @@ if PAYMENT_PROVIDER == "razorpay" and not (RAZORPAY_KEY_ID and RAZORPAY_KEY_SECR
 
 # --- Booking rules ----------------------------------------------------------------------
 CLINIC_NAME = envstr("CLINIC_NAME", "MindSettler")
-# Shown on every public page: this service is not for emergencies.
+# Shown on every public page: this service is not for emergencies. The default is translated
+# (marked with gettext_noop, looked up by bookings.context_processors); a configured text is
+# shown as written unless the catalog has it.
 CRISIS_HELP_TEXT = envstr(
     "CRISIS_HELP_TEXT",
-    "If you are in danger or thinking about ending your life, call 112 now, or the Tele-MANAS "
-    "mental health helpline on 14416 (free, any time, many languages).",
+    gettext_noop(
+        "If you are in danger or thinking about ending your life, call 112 now, or the Tele-MANAS "
+        "mental health helpline on 14416 (free, any time, many languages)."
+    ),
 )
 BOOKING_MIN_NOTICE_HOURS = envint("BOOKING_MIN_NOTICE_HOURS", 24)
 BOOKING_HORIZON_DAYS = envint("BOOKING_HORIZON_DAYS", 60, minimum=1)

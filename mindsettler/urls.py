@@ -6,6 +6,8 @@ from staff import login as staff_login
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    # The language switcher posts to /i18n/setlang/ (Django's set_language view).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("staff/", include("staff.urls")),
     # allauth's sign-in, answering 429 with Retry-After when it refuses for too many failures.
     path("accounts/login/", staff_login.login, name="account_login"),

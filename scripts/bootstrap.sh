@@ -54,3 +54,12 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*-"$(basename "$reqs")"
     touch "$stamp"
 fi
+
+# The Hindi catalog: compiled here when GNU gettext is installed and the .po is newer than
+# the .mo. Without gettext the committed .mo serves (bookings/tests/test_i18n.py checks that
+# it says what the .po says).
+po=locale/hi/LC_MESSAGES/django.po
+if command -v msgfmt >/dev/null 2>&1 && [ "$po" -nt "${po%.po}.mo" ]; then
+    echo "Compiling $po"
+    msgfmt --check -o "${po%.po}.mo" "$po"
+fi

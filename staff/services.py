@@ -6,6 +6,7 @@ from typing import Any
 
 from allauth.account.forms import default_token_generator
 from allauth.account.utils import user_pk_to_url_str
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils.text import slugify
@@ -53,6 +54,7 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
         email_queue(
             kind="staff_invite",
             to=user.email,
+            language=settings.LANGUAGE_CODE,
             context={
                 "invited_name": user.first_name,
                 "role_label": User.Role(role).label.lower(),
@@ -70,6 +72,7 @@ def staff_reinvite(*, user: User) -> None:
     email_queue(
         kind="staff_invite",
         to=user.email,
+        language=settings.LANGUAGE_CODE,
         context={
             "invited_name": user.first_name,
             "role_label": User.Role(user.role).label.lower(),

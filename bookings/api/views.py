@@ -193,8 +193,8 @@ def _booking_json(booking: Booking) -> dict[str, Any]:
     return {
         "acknowledgement_id": booking.ack_id,
         "status": booking.status,
-        "status_label": CLIENT_LABELS[booking.status],
-        "next_step": NEXT_STEPS[booking.status],
+        "status_label": str(CLIENT_LABELS[booking.status]),
+        "next_step": str(NEXT_STEPS[booking.status]),
         "session": session,
         "updated_at": _moment(booking.updated_at),
     }

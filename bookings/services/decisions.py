@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from bookings import notifications
 from bookings.errors import (
@@ -155,8 +156,10 @@ def booking_cancel(
             and not cancellation_open_for_client(booking=booking)
         ):
             raise TooLate(
-                f"Sessions can be cancelled online until {settings.CANCELLATION_CUTOFF_HOURS} hours "
-                "before they start. Please contact the clinic."
+                gettext(
+                    "Sessions can be cancelled online until %(hours)s hours before they start. Please contact the clinic."
+                )
+                % {"hours": settings.CANCELLATION_CUTOFF_HOURS}
             )
         from_status = booking.status
         cancelled = booking_transition(
@@ -181,8 +184,10 @@ def booking_cancel_request(*, booking: Booking) -> None:
     """Email the client a single-use link (valid CANCELLATION_LINK_MINUTES) to confirm cancelling."""
     if not cancellation_open_for_client(booking=booking):
         raise TooLate(
-            f"Sessions can be cancelled online until {settings.CANCELLATION_CUTOFF_HOURS} hours "
-            "before they start. Please contact the clinic."
+            gettext(
+                "Sessions can be cancelled online until %(hours)s hours before they start. Please contact the clinic."
+            )
+            % {"hours": settings.CANCELLATION_CUTOFF_HOURS}
         )
     with transaction.atomic():
         raw = token_create(

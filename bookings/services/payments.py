@@ -6,8 +6,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, payments
 from bookings.errors import (
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 # Lock order, everywhere: the Payment row first, then the Booking row.
 
 PAYMENT_OPEN_STATES = (Payment.State.CREATED, Payment.State.PENDING)
-PAYMENT_RETRY_MESSAGE = (
+PAYMENT_RETRY_MESSAGE = _(
     "We could not reach the payment service just now. Nothing has been charged, and your "
     "time is still reserved. Please try again in a minute."
 )
@@ -67,6 +69,7 @@ def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
             kind="payment_attention",
             to=email,
             booking=booking,
+            language=settings.LANGUAGE_CODE,  # to staff, in English like the portal
             context={"booking": booking, "payment": payment, "why": why, "staff_url": absolute_url("/staff/")},
         )
     logger.warning("payment %s for booking %s needs attention", payment.pk, booking.pk)
@@ -75,20 +78,22 @@ def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
 def _payable_or_raise(booking: Booking, *, now: datetime) -> None:
     """Why this booking cannot be paid now, as a message for the client."""
     messages = {
-        Status.DRAFT: "This booking is not ready for payment yet: please confirm your email address first.",
-        Status.PENDING: "This booking is not ready for payment yet. We will email you when a time is confirmed.",
-        Status.PAYMENT_PENDING: "A payment for this booking is already in progress.",
-        Status.CONFIRMED: "This booking is already paid and confirmed. There is nothing more to pay.",
-        Status.COMPLETED: "This session has already taken place. There is nothing to pay.",
-        Status.REJECTED: "This request was not accepted, so there is nothing to pay.",
-        Status.CANCELLED: "This booking is cancelled, so it cannot be paid.",
+        Status.DRAFT: _("This booking is not ready for payment yet: please confirm your email address first."),
+        Status.PENDING: _("This booking is not ready for payment yet. We will email you when a time is confirmed."),
+        Status.PAYMENT_PENDING: _("A payment for this booking is already in progress."),
+        Status.CONFIRMED: _("This booking is already paid and confirmed. There is nothing more to pay."),
+        Status.COMPLETED: _("This session has already taken place. There is nothing to pay."),
+        Status.REJECTED: _("This request was not accepted, so there is nothing to pay."),
+        Status.CANCELLED: _("This booking is cancelled, so it cannot be paid."),
     }
     if booking.status != Status.APPROVED:
-        raise PaymentError(messages.get(booking.status, "This booking cannot be paid."))
+        raise PaymentError(messages.get(booking.status, _("This booking cannot be paid.")))
     if booking.payment_due_at is not None and booking.payment_due_at <= now:
         raise PaymentError(
-            "The time to pay for this booking has passed, so the time slot is being released. "
-            "You are welcome to book again."
+            _(
+                "The time to pay for this booking has passed, so the time slot is being released. "
+                "You are welcome to book again."
+            )
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications
 from bookings.errors import (
@@ -112,7 +113,7 @@ def privacy_request(*, booking: Booking, purpose: str) -> None:
 
 class ErasureRefused(BookingError):
     code = "erasure_refused"
-    default_message = (
+    default_message = _(
         "You have a booking that is still active. Cancel it first from its booking page (or ask "
         "the clinic to), then use this link again: it stays valid until it expires."
     )

@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications
 from bookings.errors import (
@@ -52,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 def _create_with_ack_id(**fields: Any) -> Booking:
     """Insert a booking with a fresh random acknowledgement ID, retrying on a collision."""
-    for _ in range(10):
+    for _attempt in range(10):
         try:
             with transaction.atomic():
                 return Booking.objects.create(ack_id=ack_id_new(), **fields)
@@ -89,7 +91,7 @@ def booking_submit(
     if existing is not None:
         return existing, False
     if preferred_slot is None and not preferred_times.strip():
-        raise BookingError("Choose a time, or tell us which days and times suit you.")
+        raise BookingError(_("Choose a time, or tell us which days and times suit you."))
     if preferred_slot is not None:
         counsellor = preferred_slot.counsellor
     _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
@@ -256,13 +258,12 @@ def booking_choice_problems(
         problems["mode" if mode not in session_type.modes else "counsellor"] = exc.message
     if slot is None:
         if not preferred_times.strip():
-            problems["slot"] = "Choose a time, or tell us which days and times suit you."
+            problems["slot"] = _("Choose a time, or tell us which days and times suit you.")
         return problems
     if counsellor is not None and slot.counsellor_id != counsellor.pk:
-        problems["slot"] = (
-            f"That time is with a different counsellor. Choose one of {counsellor.display_name}'s times, "
-            "or choose “No preference”."
-        )
+        problems["slot"] = gettext(
+            "That time is with a different counsellor. Choose one of %(name)s's times, or choose “No preference”."
+        ) % {"name": counsellor.display_name}
         return problems
     problem = slot_is_bookable(slot=slot, session_type=session_type)
     if problem is None and "mode" not in problems:
@@ -337,7 +338,7 @@ def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
             # The verification email holds the client's name: it goes with the draft.
             OutboundEmail.objects.filter(booking_id__in=ids).delete()
             # Re-check the status in the delete itself: a draft verified meanwhile stays.
-            _, per_model = Booking.objects.filter(pk__in=ids, status=Status.DRAFT).delete()
+            _count, per_model = Booking.objects.filter(pk__in=ids, status=Status.DRAFT).delete()
             deleted += per_model.get(Booking._meta.label, 0)
         if len(ids) < batch_size:
             return deleted

@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, selectors
 from bookings.errors import (
@@ -70,22 +72,24 @@ def reschedule_state_for_client(*, booking: Booking) -> dict[str, Any]:
 def reschedule_problem_for_client(*, booking: Booking, now: datetime | None = None) -> str | None:
     """None if the client may move this booking online now; otherwise why not, in words for them."""
     if booking.status not in RESCHEDULABLE_BY_CLIENT:
-        return "Only a booking with a reserved time that is not being paid for right now can be moved."
+        return _("Only a booking with a reserved time that is not being paid for right now can be moved.")
     if not cancellation_open_for_client(booking=booking, now=now):
-        return (
-            f"Sessions can be moved online until {settings.CANCELLATION_CUTOFF_HOURS} hours before they "
-            "start. Please contact the clinic."
-        )
+        return gettext(
+            "Sessions can be moved online until %(hours)s hours before they start. Please contact the clinic."
+        ) % {"hours": settings.CANCELLATION_CUTOFF_HOURS}
     if reschedule_moves_used(booking=booking) >= settings.RESCHEDULE_LIMIT:
-        times = "once" if settings.RESCHEDULE_LIMIT == 1 else f"{settings.RESCHEDULE_LIMIT} times"
-        return f"A booking can be moved online {times}, and this one has been. Please contact the clinic."
+        return ngettext(
+            "A booking can be moved online once, and this one has been. Please contact the clinic.",
+            "A booking can be moved online %(count)d times, and this one has been. Please contact the clinic.",
+            settings.RESCHEDULE_LIMIT,
+        ) % {"count": settings.RESCHEDULE_LIMIT}
     return None
 
 
 def _client_slot_problem(*, booking: Booking, slot: Slot, now: datetime | None = None) -> str | None:
     """Why a client may not move `booking` into `slot` (None if they may)."""
     if slot.counsellor_id != booking.counsellor_id:
-        return "That time is with a different counsellor. Please choose one of your counsellor's times."
+        return _("That time is with a different counsellor. Please choose one of your counsellor's times.")
     problem = slot_is_bookable(slot=slot, session_type=booking.session_type, now=now)
     if problem:
         return problem
@@ -120,7 +124,7 @@ def booking_reschedule(
     now = timezone.now()
     old_slot_id = Booking.objects.filter(pk=booking_id).values_list("slot_id", flat=True).first()
     if old_slot_id is None:
-        raise TransitionNotAllowed("Only a booking with a reserved time can be moved to another time.")
+        raise TransitionNotAllowed(_("Only a booking with a reserved time can be moved to another time."))
     with transaction.atomic():
         locked: dict[int, Slot] = {}
         for pk in sorted({old_slot_id, slot_id}):
@@ -129,7 +133,7 @@ def booking_reschedule(
                 locked[pk] = found
         new_slot = locked.get(slot_id)
         if new_slot is None:
-            raise SlotUnavailable("That time is no longer offered. Please choose another.")
+            raise SlotUnavailable(_("That time is no longer offered. Please choose another."))
         booking = (
             Booking.objects.select_for_update(of=("self",)).select_related("session_type", "slot").get(pk=booking_id)
         )
@@ -141,7 +145,7 @@ def booking_reschedule(
                 f"A booking that is {Status(booking.status).label.lower()} cannot be moved to another time."
             )
         if booking.slot_id == new_slot.pk:
-            raise BookingError("The booking is already at that time.")
+            raise BookingError(_("The booking is already at that time."))
         if actor == Actor.CLIENT:
             problem = reschedule_problem_for_client(booking=booking, now=now)
             if problem:

@@ -12,6 +12,7 @@ import phonenumbers
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications
 from bookings.errors import (
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 def ack_id_new() -> str:
-    return "MS-" + "".join(secrets.choice(ACK_ALPHABET) for _ in range(ACK_LENGTH))
+    return "MS-" + "".join(secrets.choice(ACK_ALPHABET) for _i in range(ACK_LENGTH))
 
 
 _ACK_INPUT = re.compile(r"^MS-?([A-Z0-9]{6})$")
@@ -71,9 +72,9 @@ def phone_normalise(raw: str, *, region: str = "IN") -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise ValueError("Enter a phone number, for example 98765 43210 or +91 98765 43210.") from None
+        raise ValueError(_("Enter a phone number, for example 98765 43210 or +91 98765 43210.")) from None
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("This phone number is not valid. Check the number of digits and the country code.")
+        raise ValueError(_("This phone number is not valid. Check the number of digits and the country code."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -99,13 +100,13 @@ def slot_is_bookable(*, slot: Slot, session_type: SessionType, now: datetime | N
     """None if a client may choose `slot` for `session_type`; otherwise why not."""
     now = now or timezone.now()
     if slot.start < now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS):
-        return "That time is too soon to book online. Please choose a later time."
+        return _("That time is too soon to book online. Please choose a later time.")
     if slot.start > now + timedelta(days=settings.BOOKING_HORIZON_DAYS):
-        return "That time is too far ahead to book yet. Please choose an earlier time."
+        return _("That time is too far ahead to book yet. Please choose an earlier time.")
     if slot.duration < session_type.duration:
-        return "That time is too short for this kind of session. Please choose another time."
+        return _("That time is too short for this kind of session. Please choose another time.")
     if not slot.counsellor.is_active:
-        return "That time is no longer available. Please choose another time."
+        return _("That time is no longer available. Please choose another time.")
     if slot.bookings.filter(status__in=SLOT_HOLDING_STATUSES).exists():
         return SlotUnavailable.default_message
     return None
@@ -131,14 +132,14 @@ def _too_close_to_pay_message() -> str:
 
 def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetime) -> None:
     if slot.start <= now:
-        raise TooLate("That time has already passed. Choose a time in the future.")
+        raise TooLate(_("That time has already passed. Choose a time in the future."))
     if slot.duration < session_type.duration:
         raise SlotUnavailable(
             f"That slot lasts {int(slot.duration.total_seconds() // 60)} minutes; "
             f"a {session_type.name} session needs {session_type.duration_minutes}."
         )
     if slot.bookings.filter(status__in=SLOT_HOLDING_STATUSES).exists():
-        raise SlotUnavailable("That time slot is already taken by another booking.")
+        raise SlotUnavailable(_("That time slot is already taken by another booking."))
 
 
 # --- The one transition path ------------------------------------------------------------

@@ -11,6 +11,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, selectors
 from bookings.errors import (
@@ -157,16 +159,19 @@ def waitlist_join(
     counsellor: Counsellor | None,
     date_from: date,
     date_to: date,
+    language: str = "en",
 ) -> WaitlistEntry:
     """Put a client on the waitlist, unconfirmed, and email them a link to confirm the
     address. Only confirmed entries are ever offered a time."""
     today = timezone.localdate()
     if date_from < today:
-        raise BookingError("Choose a first day that is today or later.")
+        raise BookingError(_("Choose a first day that is today or later."))
     if date_to < date_from:
-        raise BookingError("The last day must be on or after the first day.")
+        raise BookingError(_("The last day must be on or after the first day."))
     if date_to > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
-        raise BookingError(f"Choose days within the next {settings.BOOKING_HORIZON_DAYS} days.")
+        raise BookingError(
+            gettext("Choose days within the next %(days)s days.") % {"days": settings.BOOKING_HORIZON_DAYS}
+        )
     _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
     with transaction.atomic():
         entry = WaitlistEntry.objects.create(
@@ -177,6 +182,7 @@ def waitlist_join(
             counsellor=counsellor,
             date_from=date_from,
             date_to=date_to,
+            language=language,
         )
         raw = waitlist_token_create(
             entry=entry,
@@ -197,7 +203,7 @@ def waitlist_verify(*, token: str) -> WaitlistEntry:
             .get(pk=link.entry_id)
         )
         if entry.status not in WAITLIST_LIVE:
-            raise BookingError("This waitlist request has ended. You are welcome to join again.")
+            raise BookingError(_("This waitlist request has ended. You are welcome to join again."))
         if entry.verified_at is None:
             entry.verified_at = timezone.now()
             entry.save(update_fields=["verified_at", "updated_at"])
@@ -228,5 +234,5 @@ def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
     stale = Q(verified_at__isnull=True, created_at__lt=now - timedelta(hours=settings.DRAFT_RETENTION_HOURS)) | (
         ~Q(status__in=WAITLIST_LIVE) & Q(updated_at__lt=now - timedelta(days=WAITLIST_FINISHED_KEEP_DAYS))
     )
-    _, per_model = WaitlistEntry.objects.filter(stale).delete()
+    _count, per_model = WaitlistEntry.objects.filter(stale).delete()
     return {"expired": expired, "deleted": per_model.get(WaitlistEntry._meta.label, 0)}

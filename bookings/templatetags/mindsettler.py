@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django import template
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 
 register = template.Library()
 
 
 @register.filter
 def when(value: datetime | None) -> str:
-    """A moment in the clinic's time zone, with the zone named: 'Tuesday 1 December 2026, 10:00 IST'."""
+    """A moment in the clinic's time zone, with the zone named: 'Tuesday 1 December 2026, 10:00 IST'.
+
+    Day and month names follow the active language ('मंगलवार 1 दिसम्बर 2026, 10:00 IST')."""
     if value is None:
         return ""
     local = timezone.localtime(value)
@@ -39,10 +42,11 @@ def clock(value: datetime | None) -> str:
 
 @register.filter
 def money(minor: int | None, currency: str = "INR") -> str:
-    """Minor units to a price: 150000 -> '₹1,500'."""
+    """Minor units to a price: 150000 -> '₹1,500', with the active language's separators."""
     if minor is None:
         return ""
     major, paise = divmod(int(minor), 100)
     symbol = "₹" if currency == "INR" else f"{currency} "
-    text = f"{symbol}{major:,}"
-    return f"{text}.{paise:02d}" if paise else text
+    if paise:
+        return symbol + number_format(Decimal(int(minor)) / 100, decimal_pos=2, force_grouping=True)
+    return symbol + number_format(major, force_grouping=True)

@@ -91,3 +91,9 @@ def link_in_last_email(path_prefix: str, *, to: str | None = None) -> str:
         if match:
             return match.group(1)
     raise AssertionError(f"no email with a {path_prefix} link")
+
+
+def main_part(html: str) -> str:
+    """The page's <main>: what a test counts buttons or forms in, leaving out the header and
+    footer (whose language switcher is a form of its own)."""
+    return html.split("<main", 1)[1].split("</main>", 1)[0]

@@ -27,7 +27,7 @@ def test_every_status_renders_its_label_next_step_and_amount(client, make_bookin
     html = response.content.decode()
     assert response.status_code == 200
     assert booking.ack_id in html
-    assert CLIENT_LABELS[status] in html and NEXT_STEPS[status] in html
+    assert str(CLIENT_LABELS[status]) in html and str(NEXT_STEPS[status]) in html
     assert "₹1,500" in html
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from bookings.models import LinkToken, Slot, Status
 from bookings.services import booking_cancel_request
-from bookings.tests.journey import link_in_last_email
+from bookings.tests.journey import link_in_last_email, main_part
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def test_get_shows_one_button_and_changes_nothing(client, cancel_link):
         response = client.get(link)
         html = response.content.decode()
         assert response.status_code == 200
-        assert "Cancel my booking" in html and html.count('type="submit"') == 1
+        assert "Cancel my booking" in html and main_part(html).count('type="submit"') == 1
         assert booking.ack_id in html
     booking.refresh_from_db()
     assert booking.status == Status.APPROVED

@@ -9,7 +9,7 @@ from django.core import mail
 
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
 from bookings.models import LinkToken, Status
-from bookings.tests.journey import link_in_last_email
+from bookings.tests.journey import link_in_last_email, main_part
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_the_page_offers_both_lookups_and_does_nothing_on_get(client, make_booki
     html = response.content.decode()
     assert response.status_code == 200
     assert 'name="ack_id"' in html and 'name="email"' in html
-    assert html.count('method="post"') == 2
+    assert main_part(html).count('method="post"') == 2
     assert mail.outbox == []
 
 
@@ -46,8 +46,8 @@ def test_ack_lookup_shows_status_and_next_step_only(client, make_booking, counse
     response = _ack(client, f"  {booking.ack_id.lower()} ")
     html = response.content.decode()
     assert response.status_code == 200
-    assert CLIENT_LABELS[status] in html
-    assert NEXT_STEPS[status] in html
+    assert str(CLIENT_LABELS[status]) in html
+    assert str(NEXT_STEPS[status]) in html
     for secret in (
         "Meera",
         "private words",
@@ -62,7 +62,7 @@ def test_ack_lookup_shows_status_and_next_step_only(client, make_booking, counse
 def test_ack_lookup_without_the_dash_is_accepted(client, make_booking):
     booking = make_booking(Status.PENDING)
     response = _ack(client, booking.ack_id.replace("-", "").lower())
-    assert CLIENT_LABELS[Status.PENDING] in response.content.decode()
+    assert str(CLIENT_LABELS[Status.PENDING]) in response.content.decode()
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_lookups_are_rate_limited_per_ip(client, settings, make_booking):
     assert limited.status_code == 429
     assert 0 < int(limited["Retry-After"]) <= 60
     html = limited.content.decode()
-    assert "Please try again in" in html and CLIENT_LABELS[Status.PENDING] not in html
+    assert "Please try again in" in html and str(CLIENT_LABELS[Status.PENDING]) not in html
     assert _email(client, booking.email).status_code == 429
     assert mail.outbox == []
     # Another address (another client behind no proxy) is not affected.

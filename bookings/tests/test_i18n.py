@@ -1,0 +1,489 @@
+"""Hindi: every public page and every client email, rendered in Hindi, shows no English
+sentence from the catalog; the switcher; emails in the language the client booked in; the
+committed .mo matches the .po.
+
+How "no untranslated string" is checked: every msgid in the compiled catalog is cut at its
+placeholders and markup into pieces; a piece longer than three words that appears verbatim
+on a Hindi page was left in English. The same pages in English must contain such pieces,
+so the check is known to see them.
+"""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import html
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.core.management import call_command
+from django.utils import timezone, translation
+
+from bookings import notifications
+from bookings.models import (
+    Actor,
+    Booking,
+    LinkToken,
+    Mode,
+    OutboundEmail,
+    Payment,
+    Slot,
+    Status,
+    WaitlistEntry,
+    WaitlistToken,
+)
+from bookings.templatetags.mindsettler import money, when
+from bookings.tests.journey import ABOUT, CONSENT, link_in_last_email, session_data, start, url
+from bookings.tokens import waitlist_token_create
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+LOCALE = Path(settings.BASE_DIR) / "locale"
+PO = LOCALE / "hi" / "LC_MESSAGES" / "django.po"
+MO = LOCALE / "hi" / "LC_MESSAGES" / "django.mo"
+DEVANAGARI = re.compile(r"[\u0900-\u097F]")
+# Emails only staff receive; they stay in English like the staff portal.
+STAFF_EMAILS = {"staff_invite", "payment_attention", "daily_summary"}
+
+
+def _po_entries(path: Path) -> dict[str, list[str]]:
+    """{msgid (with context and plural joined in): [msgstr, ...]} of a .po file."""
+    entries: dict[str, list[str]] = {}
+    for block in path.read_text(encoding="utf-8").strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        fuzzy = False
+        for line in block.splitlines():
+            if line.startswith("#,") and "fuzzy" in line:
+                fuzzy = True
+            if line.startswith("#"):
+                continue
+            match = re.match(r"^(msgctxt|msgid_plural|msgid|msgstr(?:\[\d\])?) (\".*\")$", line)
+            if match:
+                key = match.group(1)
+                fields[key] = ast.literal_eval(match.group(2))
+            elif line.startswith('"'):
+                fields[key] += ast.literal_eval(line)
+        if not fields.get("msgid"):
+            continue
+        msgid = fields["msgid"]
+        if "msgctxt" in fields:
+            msgid = f"{fields['msgctxt']}\x04{msgid}"
+        if "msgid_plural" in fields:
+            msgid = f"{msgid}\x00{fields['msgid_plural']}"
+        entries[msgid] = ["" if fuzzy else v for k, v in sorted(fields.items()) if k.startswith("msgstr")]
+    return entries
+
+
+def _mo_catalog() -> dict[str, list[str]]:
+    with MO.open("rb") as f:
+        raw = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+    catalog: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        if key == "":
+            continue
+        if isinstance(key, tuple):  # a plural form: (msgid, n), whose msgid is just the singular
+            continue
+        catalog[key] = [value]
+    return catalog
+
+
+def _english_pieces() -> set[str]:
+    """The catalog's English, cut at placeholders and markup, keeping pieces of 4+ words."""
+    pieces = set()
+    for msgid in _po_entries(PO):
+        text = msgid.split("\x04")[-1]
+        for part in text.split("\x00"):
+            for piece in re.split(r"%\(\w+\)[sd]|<[^>]*>", part):
+                piece = " ".join(piece.split()).strip(" .,:;()“”\"'·—-")
+                if len(piece.split()) > 3:
+                    pieces.add(piece)
+    return pieces
+
+
+PIECES = _english_pieces()
+
+
+def _visible(markup: str) -> str:
+    """Text and attribute values (aria-label, title, ...), entities decoded, spaces collapsed."""
+    text = re.sub(r"<[^>]+>", " ", markup) + " " + markup
+    return " ".join(html.unescape(text).split())
+
+
+def english_left_in(markup: str) -> list[str]:
+    text = _visible(markup)
+    return sorted(piece for piece in PIECES if piece in text)
+
+
+def assert_hindi(name: str, hindi: str, english: str | None = None) -> None:
+    assert DEVANAGARI.search(hindi), f"{name}: no Hindi at all"
+    left = english_left_in(hindi)
+    assert left == [], f"{name}: English left on the Hindi version: {left}"
+    if english is not None:
+        assert english_left_in(english), f"{name}: the English version shows no catalog text, so the check saw nothing"
+
+
+def get(client, path: str, language: str, **kwargs) -> str:
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    response = client.get(path, **kwargs)
+    assert response.status_code in (200, 404), (path, response.status_code)
+    return response.content.decode()
+
+
+def both(client, path: str) -> tuple[str, str]:
+    return get(client, path, "hi"), get(client, path, "en")
+
+
+# --- The catalog ------------------------------------------------------------------------------
+
+
+def test_every_msgid_has_a_hindi_translation_that_keeps_its_placeholders():
+    entries = _po_entries(PO)
+    assert len(entries) > 500
+    for msgid, msgstrs in entries.items():
+        assert all(msgstrs), f"untranslated or fuzzy: {msgid!r}"
+        for msgstr in msgstrs:
+            wanted = set(re.findall(r"%\(\w+\)[sd]", msgid.split("\x00")[-1]))
+            assert set(re.findall(r"%\(\w+\)[sd]", msgstr)) <= wanted, msgid
+            assert DEVANAGARI.search(msgstr), f"not Hindi: {msgid!r} -> {msgstr!r}"
+
+
+def test_the_committed_mo_is_compiled_from_the_committed_po():
+    """A new user without GNU gettext gets Hindi from the committed .mo; it must say what
+    the .po says. Fix with `make messages` (or `manage.py compilemessages -l hi`)."""
+    po = {k: v for k, v in _po_entries(PO).items() if "\x00" not in k}
+    mo = _mo_catalog()
+    assert po == mo
+
+
+@pytest.mark.skipif(shutil.which("xgettext") is None, reason="needs GNU gettext (apt-get install gettext)")
+def test_the_catalog_holds_every_string_marked_in_the_code(tmp_path, settings, monkeypatch):
+    """makemessages, run afresh, finds no msgid the committed catalog lacks (or no longer needs)."""
+    shutil.copytree(LOCALE, tmp_path / "locale")
+    settings.LOCALE_PATHS = [tmp_path / "locale"]
+    monkeypatch.chdir(settings.BASE_DIR)
+    call_command(
+        "makemessages",
+        locale=["hi"],
+        no_location=True,
+        verbosity=0,
+        ignore_patterns=[
+            ".venv/*",
+            "node_modules/*",
+            "e2e/*",
+            "benchmarks/*",
+            "staff/*",
+            "templates/staff/*",
+            "templates/account/*",
+            "templates/allauth/*",
+            "templates/mfa/*",
+            "bookings/tests/*",
+            "bookings/management/*",
+            "bookings/api/*",
+            "mindsettler/tests/*",
+            "docs/*",
+            "deploy/*",
+            "static/*",
+            "staticfiles/*",
+        ],
+    )
+    fresh = set(_po_entries(tmp_path / "locale" / "hi" / "LC_MESSAGES" / "django.po"))
+    assert fresh == set(_po_entries(PO))
+
+
+# --- Choosing the language ----------------------------------------------------------------------
+
+
+def test_the_switcher_is_a_labelled_form_that_sets_the_language_without_javascript(client):
+    page = client.get("/").content.decode()
+    assert '<html lang="en"' in page
+    form = re.search(r'<form action="/i18n/setlang/" method="post".*?</form>', page, re.S).group(0)
+    assert 'name="csrfmiddlewaretoken"' in form
+    assert '<label for="language-select">' in form and '<select id="language-select" name="language"' in form
+    assert 'value="hi"' in form and "हिन्दी" in form and 'type="submit"' in form
+
+    response = client.post("/i18n/setlang/", {"language": "hi", "next": "/status/"})
+    assert response.status_code == 302 and response["Location"] == "/status/"
+    assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "hi"
+    page = client.get("/status/").content.decode()
+    assert '<html lang="hi"' in page and "बुकिंग देखें" in page
+    assert '<option value="hi" lang="hi" selected>' in page
+
+    client.post("/i18n/setlang/", {"language": "en", "next": "/"})
+    assert '<html lang="en"' in client.get("/").content.decode()
+
+
+def test_the_browser_language_is_used_until_the_client_chooses(client):
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="hi-IN,hi;q=0.9,en;q=0.5").content.decode()
+    assert '<html lang="hi"' in page
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="hi").content.decode()
+    assert '<html lang="en"' in page
+
+
+def test_the_staff_portal_and_the_api_stay_in_english(client, admin_user):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    assert '<html lang="en"' in client.get("/accounts/login/").content.decode()
+    response = client.get("/api/v1/bookings/MS-AAAAAA/")
+    assert response.get("Content-Language", "en") == "en"
+
+
+# --- Public pages ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def counsellor_with_profile(counsellor):
+    counsellor.bio = "Asha works with adults and students."
+    counsellor.languages = "English, Hindi"
+    counsellor.save()
+    return counsellor
+
+
+def test_the_fixed_pages_are_in_hindi(client, counsellor_with_profile, slot, session_type):
+    for path in (
+        "/",
+        "/privacy/",
+        "/policies/",
+        "/counsellors/",
+        f"/counsellors/{counsellor_with_profile.slug}/",
+        "/status/",
+        "/waitlist/",
+        f"/waitlist/?session_type={session_type.pk}&mode=online",
+        "/no-such-page/",
+        "/bookings/not-a-real-token/",
+        "/verify/not-a-real-token/",
+        "/cancel/not-a-real-token/",
+        "/reschedule/not-a-real-token/",
+        "/waitlist/verify/not-a-real-token/",
+    ):
+        assert_hindi(path, *both(client, path))
+
+
+def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_the_language(
+    client, slot, session_type, counsellor
+):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    run = start(client)
+    assert_hindi("wizard session", get(client, url(run, "session"), "hi"))
+    # A step with errors: the summary, the field errors, the rules' messages.
+    response = client.post(url(run, "session"), {"session_type": "", "mode": ""})
+    assert "field-error" in response.content.decode()
+    assert_hindi("wizard session errors", response.content.decode())
+    for step, data in (
+        ("session", session_data(session_type=session_type, slot=slot)),
+        ("about", ABOUT),
+        ("concerns", {"concerns": "नींद नहीं आती"}),
+    ):
+        assert_hindi(f"wizard {step}", get(client, url(run, step), "hi"))
+        assert client.post(url(run, step), data).status_code == 303
+    assert_hindi("wizard review", get(client, url(run, "review"), "hi"))
+    response = client.post(url(run, "review"), {})
+    assert_hindi("wizard review errors", response.content.decode())
+    response = client.post(url(run, "review"), CONSENT, follow=True)
+    assert_hindi("wizard done", response.content.decode())
+
+    booking = Booking.objects.get()
+    assert booking.language == "hi"
+    verify_email = mail.outbox[-1]
+    assert_hindi("verify email", verify_email.subject + verify_email.body)
+
+    verify_path = link_in_last_email("/verify/")
+    assert_hindi("verify page", get(client, verify_path, "hi"))
+    response = client.post(verify_path, follow=True)
+    assert_hindi("verified page", response.content.decode())
+    # The client switches the site to English later: their emails stay in Hindi.
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    received = mail.outbox[-1]
+    assert received.subject.startswith("हमें आपका बुकिंग अनुरोध")
+    assert_hindi("request received email", received.subject + received.body)
+
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    response = client.post("/status/", {"lookup": "ack", "ack_id": booking.ack_id})
+    assert_hindi("status result", response.content.decode())
+    response = client.post("/status/", {"lookup": "email", "email": booking.email})
+    assert_hindi("status email result", response.content.decode())
+    assert_hindi("booking links email", mail.outbox[-1].subject + mail.outbox[-1].body)
+
+
+@pytest.mark.parametrize(
+    "status", [Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.CANCELLED]
+)
+def test_the_booking_page_in_each_status_is_in_hindi(client, make_booking, counsellor, manage_token, status):
+    booking = make_booking(status, language="hi")
+    if status == Status.CONFIRMED:
+        Payment.objects.create(
+            booking=booking,
+            provider="sandbox",
+            provider_payment_id="pay_123",
+            amount=booking.amount,
+            currency=booking.currency,
+            status=Payment.State.CONFIRMED,
+            confirmed_at=timezone.now(),
+        )
+    path = f"/bookings/{manage_token(booking)}/"
+    hindi, english = both(client, path)
+    assert_hindi(f"booking page ({status})", hindi, english)
+    assert str(booking.ack_id) in hindi
+
+
+def test_cancelling_moving_and_paying_pages_are_in_hindi(client, make_booking, counsellor, manage_token):
+    booking = make_booking(Status.CONFIRMED, language="hi", slot=None)
+    token = manage_token(booking)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    response = client.post(f"/bookings/{token}/cancel/", follow=True)
+    assert_hindi("cancel requested", response.content.decode())
+    cancel_path = link_in_last_email("/cancel/")
+    assert_hindi("cancel confirmation email", mail.outbox[-1].subject + mail.outbox[-1].body)
+    assert_hindi("cancel confirm page", *both(client, cancel_path))
+
+    start_at = booking.slot.start + timedelta(hours=3)
+    Slot.objects.create(counsellor=counsellor, start=start_at, end=start_at + timedelta(minutes=60))
+    assert_hindi("reschedule page", *both(client, f"/bookings/{token}/reschedule/"))
+
+    approved = make_booking(Status.APPROVED, language="hi")
+    approved_token = manage_token(approved)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    response = client.post(f"/bookings/{approved_token}/pay/", follow=True)
+    assert response.status_code == 200
+    assert_hindi("sandbox checkout", response.content.decode())
+
+
+def test_the_privacy_pages_are_in_hindi(client, make_booking, manage_token):
+    booking = make_booking(Status.CANCELLED, language="hi")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    response = client.post(f"/bookings/{manage_token(booking)}/privacy/erase/", follow=True)
+    assert_hindi("erase requested", response.content.decode())
+    erase_path = link_in_last_email("/privacy/erase/")
+    assert_hindi("erase confirm page", *both(client, erase_path))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    assert_hindi("erased page", client.post(erase_path).content.decode())
+
+
+# --- Emails ------------------------------------------------------------------------------------
+
+
+def _client_email_kinds() -> set[str]:
+    folder = Path(settings.BASE_DIR) / "templates" / "emails"
+    return {p.name.removesuffix("-subject.txt") for p in folder.glob("*-subject.txt")} - STAFF_EMAILS
+
+
+def _send_every_client_email(make_booking, counsellor, session_type, language: str) -> None:
+    """Every email a client can get, for bookings and waitlist entries made in `language`,
+    while the active language is the other one (as in a background task or another request)."""
+    other = "en" if language == "hi" else "hi"
+    with translation.override(other):
+        confirmed = make_booking(Status.CONFIRMED, language=language, mode=Mode.IN_PERSON)
+        payment = Payment.objects.create(
+            booking=confirmed,
+            provider="sandbox",
+            provider_payment_id="pay_123",
+            amount=confirmed.amount,
+            currency=confirmed.currency,
+            status=Payment.State.CONFIRMED,
+        )
+        notifications.verification(booking=confirmed, raw_token="x")
+        notifications.already_active(booking=confirmed)
+        notifications.cancel_confirmation(booking=confirmed, raw_token="x")
+        for to, from_status, actor in (
+            (Status.PENDING, Status.DRAFT, Actor.CLIENT),
+            (Status.APPROVED, Status.PENDING, Actor.STAFF),
+            (Status.REJECTED, Status.PENDING, Actor.STAFF),
+            (Status.CONFIRMED, Status.PAYMENT_PENDING, Actor.PROVIDER),
+            (Status.CANCELLED, Status.CONFIRMED, Actor.CLIENT),
+            (Status.CANCELLED, Status.APPROVED, Actor.SYSTEM),
+        ):
+            confirmed.status = to
+            confirmed.payment_due_at = timezone.now() + timedelta(hours=24)
+            notifications.on_transition(booking=confirmed, from_status=from_status, actor=actor)
+        confirmed.status = Status.CONFIRMED
+        notifications.payment_refunding(booking=confirmed, payment=payment)
+        for purpose in (LinkToken.Purpose.ERASE, LinkToken.Purpose.EXPORT):
+            notifications.privacy_link(booking=confirmed, purpose=purpose, raw_token="x")
+        notifications.reminder(booking=confirmed)
+        online = make_booking(Status.CONFIRMED, language=language)
+        notifications.reminder(booking=online)
+        new_start = confirmed.slot.start + timedelta(days=1)
+        new_slot = Slot.objects.create(counsellor=counsellor, start=new_start, end=new_start + timedelta(hours=1))
+        notifications.reschedule_confirmation(booking=confirmed, slot=new_slot, raw_token="x")
+        old_slot = confirmed.slot
+        confirmed.slot = new_slot
+        notifications.rescheduled(booking=confirmed, old_slot=old_slot, actor=Actor.STAFF)
+        entry = WaitlistEntry.objects.create(
+            client_name="Meera",
+            email="meera@example.com",
+            session_type=session_type,
+            mode=Mode.ONLINE,
+            counsellor=counsellor,
+            date_from=timezone.localdate(),
+            date_to=timezone.localdate() + timedelta(days=14),
+            language=language,
+        )
+        raw = waitlist_token_create(entry=entry, purpose=WaitlistToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
+        notifications.waitlist_verify(entry=entry, raw_token=raw)
+        notifications.waitlist_joined(entry=entry, leave_url="https://x/leave")
+        notifications.waitlist_offer(entry=entry, slot=new_slot, book_url="https://x/book", leave_url="https://x/leave")
+    # Asked for from /status/, so in the language active then.
+    with translation.override(language):
+        notifications.booking_links(email=confirmed.email, bookings=[confirmed])
+
+
+def test_every_client_email_is_in_the_language_the_client_booked_in(make_booking, counsellor, session_type):
+    _send_every_client_email(make_booking, counsellor, session_type, "hi")
+    emails = list(OutboundEmail.objects.order_by("pk"))
+    assert {e.kind for e in emails} == _client_email_kinds()
+    for email in emails:
+        assert_hindi(f"{email.kind} subject", email.subject)
+        assert_hindi(f"{email.kind} text", email.body_text)
+        assert_hindi(f"{email.kind} html", email.body_html)
+        assert '<html lang="hi">' in email.body_html
+
+
+def test_a_client_who_booked_in_english_gets_english_emails_whatever_is_active(make_booking, counsellor, session_type):
+    _send_every_client_email(make_booking, counsellor, session_type, "en")
+    for email in OutboundEmail.objects.all():
+        assert not DEVANAGARI.search(email.subject + email.body_text + email.body_html), email.kind
+        assert english_left_in(email.body_text), email.kind
+
+
+def test_dates_and_prices_follow_the_language_and_keep_the_time_zone():
+    moment = next_weekday_at(10).replace(month=12, day=1, year=2026)
+    with translation.override("en"):
+        assert when(moment) == "Tuesday 1 December 2026, 10:00 IST"
+        assert money(12345600) == "₹123,456"
+    with translation.override("hi"):
+        assert when(moment) == "मंगलवार 1 दिसंबर 2026, 10:00 IST"
+        assert money(12345600) == "₹1,23,456"
+        assert money(150050) == "₹1,500.50"
+
+
+def test_the_reminder_sweep_writes_in_the_clients_language(make_booking, counsellor, oncommit):
+    from bookings.services import reminders_send
+
+    start_at = timezone.now() + timedelta(hours=20)
+    slot = Slot.objects.create(counsellor=counsellor, start=start_at, end=start_at + timedelta(hours=1))
+    make_booking(Status.CONFIRMED, slot=slot, language="hi")
+    with oncommit():
+        reminders_send()
+    reminder = OutboundEmail.objects.get(kind="reminder")
+    assert reminder.subject.startswith("याद दिलाना")
+    assert_hindi("reminder", reminder.body_text)
+
+
+@pytest.mark.parametrize("template", ["429.html", "500.html", "503.html"])
+def test_the_error_pages_are_in_hindi(template, rf):
+    from django.template.loader import render_to_string
+
+    request = rf.get("/")
+    context = {"clinic_name": "MindSettler"}
+    with translation.override("hi"):
+        hindi = render_to_string(template, context, request=request)
+    with translation.override("en"):
+        english = render_to_string(template, context, request=request)
+    assert_hindi(template, hindi, english)
+    assert '<html lang="hi"' in hindi
