@@ -131,7 +131,13 @@ def slots_free_for_client(
     return qs
 
 
-def slot_days_free(*, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None) -> list[date]:
+def slot_days_free(
+    *,
+    session_type: SessionType | None,
+    counsellor: Counsellor | None,
+    mode: str | None,
+    free: QuerySet[Slot] | None = None,
+) -> list[date]:
     """The days (in the clinic's zone) that have at least one such free slot: one query.
 
     One EXISTS per day of the booking horizon (about 60), so the database stops at the first
@@ -139,23 +145,29 @@ def slot_days_free(*, session_type: SessionType | None, counsellor: Counsellor |
     Collecting DISTINCT days instead reads every free slot in the horizon (~15,000 at the
     benchmark's size). The days are a VALUES list, which PostgreSQL and SQLite both accept
     (columns column1..3); the subquery is the ORM's `slots_free` itself, compared with the
-    day's bounds, so the rules stay in one place.
+    day's bounds, so the rules stay in one place. `free`: that queryset, when the caller
+    already built it for the same filters (building it costs about as much as the query).
     """
     now = timezone.now()
     first = timezone.localdate(now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS))
     last = timezone.localdate(now + timedelta(days=settings.BOOKING_HORIZON_DAYS))
     candidates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    free = slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode).filter(
-        start__gte=RawSQL("days.column2", ()), start__lt=RawSQL("days.column3", ())
-    )
+    if free is None:
+        free = slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
+    free = free.filter(start__gte=RawSQL("days.column2", ()), start__lt=RawSQL("days.column3", ()))
     connection = connections[free.db]
     inner_sql, inner_params = free.order_by().values("pk")[:1].query.get_compiler(connection=connection).as_sql()
     adapt = connection.ops.adapt_datetimefield_value
+    # Each day ends at the next one's midnight: one aware midnight per day, plus the last end.
+    tz = timezone.get_current_timezone()
+    midnights = [
+        adapt(timezone.make_aware(datetime.combine(first + timedelta(days=i), datetime.min.time()), tz))
+        for i in range(len(candidates) + 1)
+    ]
     rows, params = [], []
-    for index, day in enumerate(candidates):
-        start, end = day_bounds(day)
+    for index in range(len(candidates)):
         rows.append("(%s, %s, %s)")
-        params += [index, adapt(start), adapt(end)]
+        params += [index, midnights[index], midnights[index + 1]]
     # A scalar subquery with LIMIT 1, not WHERE EXISTS: PostgreSQL would turn EXISTS into a
     # semi join that reads every free slot once more; a scalar subquery runs per day.
     sql = f"SELECT days.column1, ({inner_sql}) FROM (VALUES {', '.join(rows)}) AS days"  # noqa: S608 (placeholders only)
@@ -176,18 +188,27 @@ class FreeSlot:
 
 
 def slots_free_on_day(
-    *, day: date, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None
+    *,
+    day: date,
+    session_type: SessionType | None,
+    counsellor: Counsellor | None,
+    mode: str | None,
+    free: QuerySet[Slot] | None = None,
 ) -> list[FreeSlot]:
-    """The free slots starting on `day`, by start and then the counsellors' order."""
+    """The free slots starting on `day`, by start and then the counsellors' order. `free`: as
+    for slot_days_free."""
     start, end = day_bounds(day)
-    qs = slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
+    qs = (
+        free if free is not None else slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
+    )
     rows = qs.filter(start__gte=start, start__lt=end).values_list("pk", "start", "counsellor__display_name")
     return [FreeSlot(*row) for row in rows]
 
 
 def booking_by_ack_id(ack_id: str) -> Booking | None:
-    """For the status lookup: only what it shows (status) is read."""
-    return Booking.objects.filter(ack_id=ack_id).only("pk", "ack_id", "status").first()
+    """For the status lookup: only what it shows (status) is read. No ORDER BY: ack_id is
+    unique, and first()'s default newest-first ordering only makes PostgreSQL plan longer."""
+    return next(iter(Booking.objects.filter(ack_id=ack_id).order_by().only("pk", "ack_id", "status")), None)
 
 
 def booking_for_page(*, token: str) -> Booking:

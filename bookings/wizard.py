@@ -298,11 +298,12 @@ def slot_picker(
     with free times, the free times of one `day` grouped by start, and the `chosen` slot.
     Shared by the wizard and the client's "move my session" page."""
     filters = {"session_type": session_type, "counsellor": counsellor, "mode": mode}
-    days = selectors.slot_days_free(**filters)
+    free = selectors.slots_free_for_client(**filters)  # built once: it costs about as much as a query
+    days = selectors.slot_days_free(**filters, free=free)
     shown = _parse_day(day)
     if shown not in days:
         shown = days[0] if days else None
-    slots = selectors.slots_free_on_day(day=shown, **filters) if shown else []
+    slots = selectors.slots_free_on_day(day=shown, **filters, free=free) if shown else []
 
     times: list[dict[str, Any]] = []
     for slot in slots:
@@ -317,9 +318,7 @@ def slot_picker(
     chosen_elsewhere: Slot | None = None
     notice = ""
     if chosen and not any(str(t["slot"].pk) == chosen for t in times):
-        chosen_elsewhere = (
-            selectors.slots_free_for_client(**filters).filter(pk=chosen).first() if chosen.isdigit() else None
-        )
+        chosen_elsewhere = free.filter(pk=chosen).first() if chosen.isdigit() else None
         if chosen_elsewhere is None:
             notice = _("The time you chose is no longer available. Please choose another time.")
 

@@ -4,7 +4,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import template
-from django.utils import timezone
+from django.conf import settings
+from django.urls import get_script_prefix, get_urlconf
+from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
 
 register = template.Library()
@@ -50,3 +52,49 @@ def money(minor: int | None, currency: str = "INR") -> str:
     if paise:
         return symbol + number_format(Decimal(int(minor)) / 100, decimal_pos=2, force_grouping=True)
     return symbol + number_format(major, force_grouping=True)
+
+
+# --- Fixed fragments ------------------------------------------------------------------------
+
+# Rendered fragments by (name, language, URL prefix and conf, values they vary on). A few
+# entries per language; the bound only guards against a careless `vary_on`.
+_FIXED: dict[tuple[object, ...], str] = {}
+_FIXED_MAX = 256
+
+
+class FixedNode(template.Node):
+    def __init__(self, nodelist: template.NodeList, name: str, vary_on: list[template.base.FilterExpression]) -> None:
+        self.nodelist, self.name, self.vary_on = nodelist, name, vary_on
+
+    def render(self, context: template.Context) -> str:
+        key = (
+            self.name,
+            translation.get_language(),
+            get_script_prefix(),
+            get_urlconf() or settings.ROOT_URLCONF,
+            *(str(v.resolve(context)) for v in self.vary_on),
+        )
+        html = _FIXED.get(key)
+        if html is None:
+            html = self.nodelist.render(context)
+            if len(_FIXED) < _FIXED_MAX:
+                _FIXED[key] = html
+        return html
+
+
+@register.tag
+def fixed(parser: template.base.Parser, token: template.base.Token) -> FixedNode:
+    """`{% fixed "name" value... %}...{% endfixed %}`: the site's fixed chrome (a header, a
+    footer), rendered once per process, language and the values listed, then reused.
+
+    Only for markup that depends on nothing but translations, URLs and the values listed
+    (e.g. settings); never for anything about a booking, a visitor or a request (no
+    csrf_token, csp_nonce or request inside). A process-local dict, not the shared cache:
+    the database cache would cost a query per fragment.
+    """
+    bits = token.split_contents()
+    if len(bits) < 2:
+        raise template.TemplateSyntaxError("'fixed' needs a fragment name.")
+    nodelist = parser.parse(("endfixed",))
+    parser.delete_first_token()
+    return FixedNode(nodelist, bits[1], [parser.compile_filter(bit) for bit in bits[2:]])

@@ -51,3 +51,35 @@ def test_the_project_uses_it(settings):
         assert isinstance(get_default_renderer(), FormRenderer)
     finally:
         get_default_renderer.cache_clear()
+
+
+class Inputs(forms.Form):
+    name = forms.CharField(max_length=20, help_text="Your name.", widget=forms.TextInput(attrs={"class": "input"}))
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"}))
+    count = forms.IntegerField(required=False, min_value=0)
+    secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=True))
+    hidden = forms.CharField(required=False, widget=forms.HiddenInput)
+    day = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date", "disabled": False}))
+    agree = forms.BooleanField(required=False)
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "hx-vals": '{"a": "b"}'}))
+    site = forms.URLField(required=False)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        {"name": "Asha & <Ravi>", "email": "a@b.example", "count": "3", "secret": 'p"w', "hidden": "'x'"},
+        {"name": "x" * 30, "email": "nope", "count": "-1", "day": "2026-02-30", "agree": "on", "notes": "<b>hi</b>\n"},
+        {"notes": "", "site": "javascript:alert(1)", "hidden": "0"},
+    ],
+)
+def test_inputs_and_textareas_are_the_same_as_djangos_templates(data):
+    initial = {"count": 0, "notes": "Line one\nLine <two>", "day": "2026-01-05"}
+    fast = Inputs(data, initial=initial, renderer=FormRenderer())
+    slow = Inputs(data, initial=initial, renderer=DjangoTemplates())
+    if data:
+        fast.is_valid(), slow.is_valid()
+    for name in fast.fields:
+        assert str(fast[name]) == str(slow[name]), name
+    assert "<textarea" in str(fast["notes"]) and "<input" in str(fast["email"])
