@@ -410,6 +410,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Replaces Django's default "django" logger, which would print every line a second
+        # time, unformatted, in debug mode.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A line per task run is noise (seeding demo data runs hundreds); failures still show.
+        "django.tasks": {"level": "WARNING"},
         # Django's request logger would print full URLs, which carry booking tokens.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "django.server": {"handlers": [], "level": "ERROR", "propagate": False},
