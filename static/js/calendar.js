@@ -27,6 +27,8 @@
   }
 
   var calendar = new FullCalendar.Calendar(el, {
+    // Day-first dates (30/11, 30 Nov - 6 Dec 2026), as read in India; English words.
+    locale: "en-GB",
     initialView: window.matchMedia("(max-width: 640px)").matches ? "listWeek" : "timeGridWeek",
     headerToolbar: {
       left: "prev,next today",
