@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -464,107 +465,128 @@ def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: Booking
     return _render_detail(request, booking, status=status, forms=forms_, errors=errors, notice=notice)
 
 
+def _act(
+    request: HttpRequest,
+    pk: int,
+    action: str,
+    form: Any,
+    do: Callable[[dict[str, Any]], Any],
+    done: str | Callable[[Any], str],
+) -> HttpResponse:
+    """What every booking action shares: check the form, call the service, then show the
+    fresh booking, or the refusal next to the action. `do` gets the cleaned data."""
+    if form is not None and not form.is_valid():
+        return _refused(request, pk, action, form, None)
+    try:
+        result = do(form.cleaned_data if form is not None else {})
+    except BookingError as exc:
+        return _refused(request, pk, action, form, exc)
+    return _after_action(request, pk, done(result) if callable(done) else done)
+
+
 @require_POST
 @staff_required
 def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _detail_booking(request, pk)
+    editable = can_edit_amount(request.user)
     form = ApproveForm(
         request.POST,
         slots=selectors.approve_slot_choices(user=request.user, booking=booking),
-        amount_editable=can_edit_amount(request.user),
+        amount_editable=editable,
     )
-    if not form.is_valid():
-        return _refused(request, pk, "approve", form, None)
-    try:
-        booking = services.booking_approve(
+
+    def do(data: dict[str, Any]) -> Booking:
+        return services.booking_approve(
             booking_id=pk,
-            slot_id=form.cleaned_data["slot"].pk,
+            slot_id=data["slot"].pk,
             user=request.user,
-            amount=form.amount_paise() if can_edit_amount(request.user) else None,
-            expected_version=form.cleaned_data["version"],
+            amount=form.amount_paise() if editable else None,
+            expected_version=data["version"],
         )
-    except BookingError as exc:
-        return _refused(request, pk, "approve", form, exc)
-    return _after_action(request, pk, f"Approved. {booking.ack_id} is reserved and the client has been emailed.")
+
+    return _act(
+        request, pk, "approve", form, do, lambda b: f"Approved. {b.ack_id} is reserved and the client has been emailed."
+    )
 
 
 @require_POST
 @staff_required
 def booking_reject(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
-    form = RejectForm(request.POST)
-    if not form.is_valid():
-        return _refused(request, pk, "reject", form, None)
-    try:
-        services.booking_reject(
-            booking_id=pk,
-            user=request.user,
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except BookingError as exc:
-        return _refused(request, pk, "reject", form, exc)
-    return _after_action(request, pk, "Rejected. The client has been emailed the reason.")
+    return _act(
+        request,
+        pk,
+        "reject",
+        RejectForm(request.POST),
+        lambda d: services.booking_reject(
+            booking_id=pk, user=request.user, reason=d["reason"], expected_version=d["version"]
+        ),
+        # The email says only that the request was not accepted; the reason is on the booking page.
+        "Rejected. The client has been emailed; the reason shows on their booking page.",
+    )
 
 
 @require_POST
 @staff_required
 def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
-    form = VersionForm(request.POST)
-    if not form.is_valid():
-        return _refused(request, pk, "complete", form, None)
-    try:
-        services.booking_complete(booking_id=pk, user=request.user, expected_version=form.cleaned_data["version"])
-    except BookingError as exc:
-        return _refused(request, pk, "complete", form, exc)
-    return _after_action(request, pk, "Marked as completed.")
+    return _act(
+        request,
+        pk,
+        "complete",
+        VersionForm(request.POST),
+        lambda d: services.booking_complete(booking_id=pk, user=request.user, expected_version=d["version"]),
+        "Marked as completed.",
+    )
 
 
 @require_POST
 @staff_required
 def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
-    form = CancelForm(request.POST)
-    if not form.is_valid():
-        return _refused(request, pk, "cancel", form, None)
-    try:
-        services.booking_cancel(
+    return _act(
+        request,
+        pk,
+        "cancel",
+        CancelForm(request.POST),
+        lambda d: services.booking_cancel(
             booking_id=pk,
             actor=Actor.STAFF,
             user=request.user,
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["version"],
-            client_asked=form.cleaned_data["client_asked"],
-        )
-    except BookingError as exc:
-        return _refused(request, pk, "cancel", form, exc)
-    return _after_action(request, pk, "Cancelled. The client has been emailed.")
+            reason=d["reason"],
+            expected_version=d["version"],
+            client_asked=d["client_asked"],
+        ),
+        "Cancelled. The client has been emailed.",
+    )
 
 
 @require_POST
 @staff_required
 def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
-    try:
-        email = services.booking_resend_last_email(booking_id=pk, user=request.user)
-    except BookingError as exc:
-        return _refused(request, pk, "resend", None, exc)
-    return _after_action(request, pk, f"Sent again: “{email.subject}”.")
+    return _act(
+        request,
+        pk,
+        "resend",
+        None,
+        lambda d: services.booking_resend_last_email(booking_id=pk, user=request.user),
+        lambda email: f"Sent again: “{email.subject}”.",
+    )
 
 
 @require_POST
 @staff_required
 def booking_meeting_url(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
-    form = MeetingUrlForm(request.POST)
-    if not form.is_valid():
-        return _refused(request, pk, "meeting", form, None)
-    try:
-        services.booking_set_meeting_url(booking_id=pk, user=request.user, meeting_url=form.cleaned_data["meeting_url"])
-    except BookingError as exc:
-        return _refused(request, pk, "meeting", form, exc)
-    return _after_action(request, pk, "Meeting link saved.")
+    return _act(
+        request,
+        pk,
+        "meeting",
+        MeetingUrlForm(request.POST),
+        lambda d: services.booking_set_meeting_url(booking_id=pk, user=request.user, meeting_url=d["meeting_url"]),
+        "Meeting link saved.",
+    )
 
 
 # --- Bookings made by staff -------------------------------------------------------------
@@ -876,14 +898,14 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
 @staff_required
 def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
-    form = VersionForm(request.POST)
-    if not form.is_valid():
-        return _refused(request, pk, "no_show", form, None)
-    try:
-        services.booking_no_show(booking_id=pk, user=request.user, expected_version=form.cleaned_data["version"])
-    except BookingError as exc:
-        return _refused(request, pk, "no_show", form, exc)
-    return _after_action(request, pk, "Marked as a no-show.")
+    return _act(
+        request,
+        pk,
+        "no_show",
+        VersionForm(request.POST),
+        lambda d: services.booking_no_show(booking_id=pk, user=request.user, expected_version=d["version"]),
+        "Marked as a no-show.",
+    )
 
 
 # --- Counsellor profiles ----------------------------------------------------------------
@@ -924,21 +946,18 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Move to another slot" on the detail page: same rules as a client's move (one
     transaction, old slot released, new one taken), no limit, and the client is emailed."""
     booking = _detail_booking(request, pk)
-    form = MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking))
-    if not form.is_valid():
-        return _refused(request, pk, "move", form, None)
-    try:
-        moved = services.booking_reschedule(
-            booking_id=pk,
-            slot_id=form.cleaned_data["slot"].pk,
-            actor=Actor.STAFF,
-            user=request.user,
-            expected_version=form.cleaned_data["version"],
-        )
-    except BookingError as exc:
-        return _refused(request, pk, "move", form, exc)
-    when = timezone.localtime(moved.slot.start)
-    return _after_action(request, pk, f"Moved to {when:%a %d %b, %H:%M}. The client has been emailed.")
+    return _act(
+        request,
+        pk,
+        "move",
+        MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking)),
+        lambda d: services.booking_reschedule(
+            booking_id=pk, slot_id=d["slot"].pk, actor=Actor.STAFF, user=request.user, expected_version=d["version"]
+        ),
+        lambda moved: (
+            f"Moved to {timezone.localtime(moved.slot.start):%a %d %b, %H:%M %Z}. The client has been emailed."
+        ),
+    )
 
 
 @require_POST
@@ -965,7 +984,7 @@ def booking_drop(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "ok": True,
             "version": moved.version,
-            "message": f"{moved.ack_id} moved to {when:%a %d %b, %H:%M}. The client has been emailed.",
+            "message": f"{moved.ack_id} moved to {when:%a %d %b, %H:%M %Z}. The client has been emailed.",
         }
     )
     response["HX-Trigger"] = BOOKING_CHANGED
