@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test setup setup-dev lint format css messages bench screenshots clean
+.PHONY: run test setup setup-dev lint audit format css messages bench screenshots clean
 
 run: setup
 	$(MANAGE) migrate --noinput
@@ -25,6 +25,10 @@ setup-dev:
 lint: setup-dev
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+# Every installed distribution against PyPI's vulnerability advisories (needs the network).
+audit: setup-dev
+	$(PY) scripts/audit_deps.py
 
 format: setup-dev
 	.venv/bin/ruff check --fix .
