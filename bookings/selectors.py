@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Exists, OuterRef, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery, prefetch_related_objects
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -226,7 +226,7 @@ def booking_for_page(*, token: str) -> Booking:
         related=("booking__session_type", "booking__slot", "booking__counsellor"),
     )
     booking = link.booking
-    prefetch_related_objects([booking], "events")
+    prefetch_related_objects([booking], Prefetch("events", queryset=_TIMELINE_EVENTS))
     if booking.slot_id is None and booking.preferred_slot_id is not None:
         booking.preferred_slot = Slot.objects.select_related("counsellor").get(pk=booking.preferred_slot_id)
     if booking.slot is not None:
@@ -234,6 +234,12 @@ def booking_for_page(*, token: str) -> Booking:
         if closes <= timezone.now():
             raise TokenInvalid("expired", link=link)
     return booking
+
+
+# What booking_timeline and the reschedule counts read of an event: not who did it.
+_TIMELINE_EVENTS = BookingEvent.objects.only(
+    "booking_id", "action", "actor", "from_status", "to_status", "reason", "created_at"
+)
 
 
 @dataclass(frozen=True)
@@ -308,7 +314,8 @@ def booking_payment_summary(*, booking: Booking) -> dict[str, object]:
     from bookings.models import Payment
     from bookings.payments import get_provider
 
-    attempts = list(booking.payments.order_by("-created_at", "-pk"))
+    # Not the provider's raw payloads (JSON to decode for each attempt): no page shows them.
+    attempts = list(booking.payments.defer("raw").order_by("-created_at", "-pk"))
     state = Payment.State
     return {
         "current": next((p for p in attempts if p.status == state.PENDING and not p.provider_payment_id), None),

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -225,7 +226,9 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "timeline": selectors.booking_timeline(booking),
         "can_cancel": can_cancel,
         "cancel_closed": booking.is_active and not can_cancel,
-        "clinic": Clinic.load(),
+        # Read only if the page shows the address or the clinic's phone (an in-person
+        # session, a closed cancellation window): most pages need no query for it.
+        "clinic": SimpleLazyObject(Clinic.load),
         "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
         "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
         "meeting_url": meeting_url,
