@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -32,6 +31,7 @@ from bookings.errors import BookingError, SlotUnavailable
 from bookings.forms import AboutStepForm, ConcernsStepForm, ConsentForm, JourneyForm, SessionStepForm
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
+from bookings.slot_picker import slot_picker
 from bookings.views import wait_text
 
 STEPS = ("session", "about", "concerns", "review")
@@ -53,7 +53,6 @@ INLINE = {"session": ("preferred_times",), "about": ("client_name", "email", "ph
 SESSION_KEY = "booking_wizard"
 # A client may have a few runs open (tabs, restarts); older ones are forgotten.
 MAX_RUNS = 5
-DAYS_PER_PAGE = 7
 
 
 # --- Run state in the session -------------------------------------------------------------
@@ -183,18 +182,21 @@ def _form_for(step: Step, data: dict[str, str] | None, lists: dict[str, Any]) ->
     return form
 
 
-def _lists(step_name: str) -> dict[str, Any]:
+def _lists(step_name: str, *, to_show: bool = False) -> dict[str, Any]:
+    """The session step's choices. `to_show`: only shown (a GET), so of each counsellor only
+    the name is read; answers are checked against whole rows (services read their modes)."""
     if step_name != "session":
         return {}
+    counsellors = Counsellor.objects.filter(is_active=True)
     return {
         "session_types": list(SessionType.objects.filter(is_active=True)),
-        "counsellors": list(Counsellor.objects.filter(is_active=True)),
+        "counsellors": list(counsellors.only("display_name") if to_show else counsellors),
     }
 
 
 def _form_step(step: Step) -> HttpResponse:
     request = step.request
-    lists = _lists(step.name)
+    lists = _lists(step.name, to_show=request.method == "GET")
     if request.method == "GET":
         return _render_step(step, _form_for(step, None, lists), lists=lists)
 
@@ -291,56 +293,6 @@ def _render_step(
     return render(step.request, template, ctx, status=status)
 
 
-def slot_picker(
-    *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None, day: str, chosen: str
-) -> dict[str, Any]:
-    """The day-by-day picker's context (templates/bookings/_slot_picker.html): a page of days
-    with free times, the free times of one `day` grouped by start, and the `chosen` slot.
-    Shared by the wizard and the client's "move my session" page."""
-    filters = {"session_type": session_type, "counsellor": counsellor, "mode": mode}
-    free = selectors.slots_free_for_client(**filters)  # built once: it costs about as much as a query
-    days = selectors.slot_days_free(**filters, free=free)
-    shown = _parse_day(day)
-    if shown not in days:
-        shown = days[0] if days else None
-    slots = selectors.slots_free_on_day(day=shown, **filters, free=free) if shown else []
-
-    times: list[dict[str, Any]] = []
-    for slot in slots:
-        if times and times[-1]["start"] == slot.start:
-            group = times[-1]
-        else:
-            group = {"start": slot.start, "slot": slot, "count": 0}
-            times.append(group)
-        group["count"] += 1
-        if str(slot.pk) == chosen:
-            group["slot"] = slot  # the client's own pick stands for its time
-    chosen_elsewhere: Slot | None = None
-    notice = ""
-    if chosen and not any(str(t["slot"].pk) == chosen for t in times):
-        chosen_elsewhere = free.filter(pk=chosen).first() if chosen.isdigit() else None
-        if chosen_elsewhere is None:
-            notice = _("The time you chose is no longer available. Please choose another time.")
-
-    index = days.index(shown) if shown else 0
-    first = (index // DAYS_PER_PAGE) * DAYS_PER_PAGE
-    return {
-        "days": days[first : first + DAYS_PER_PAGE],
-        "earlier_day": days[first - 1] if first > 0 else None,
-        "later_day": days[first + DAYS_PER_PAGE] if first + DAYS_PER_PAGE < len(days) else None,
-        "day": shown,
-        "times": times,
-        "chosen": chosen,
-        "chosen_elsewhere": chosen_elsewhere,
-        "picker_notice": notice,
-        "any_counsellor": counsellor is None,
-        "tz_abbr": timezone.localtime().tzname(),
-        "tz_name": settings.TIME_ZONE,
-        "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
-        "horizon_days": settings.BOOKING_HORIZON_DAYS,
-    }
-
-
 def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
     """The session step's picker: the shared day-by-day picker, filtered by the choices so far."""
     values = step.stored()
@@ -378,13 +330,6 @@ def _filters(values: dict[str, str], lists: dict[str, Any]) -> dict[str, Any]:
 
 def _free_slots(values: dict[str, str], lists: dict[str, Any]) -> QuerySet[Slot]:
     return selectors.slots_free_for_client(**_filters(values, lists))
-
-
-def _parse_day(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        return None
 
 
 # --- Review and submit --------------------------------------------------------------------

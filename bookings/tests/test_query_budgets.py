@@ -28,7 +28,7 @@ BUDGETS = {
     "home": 5,
     "status lookup": 5,
     "booking page": 5,
-    "wizard slot step": 5,
+    "wizard slot step": 4,
     "api status": 3,
     "api availability": 3,
     "api session types": 3,

@@ -508,9 +508,20 @@ def test_slot_step_renders_a_busy_day_in_a_constant_number_of_queries(
             if (n + hour) % 3 == 0:
                 make_booking(Status.APPROVED, slot=held)
     run = start(client)
-    client.post(url(run, "session"), {**session_data(session_type=session_type), "_refresh": "1"})
-    with django_assert_max_num_queries(5):
+    busy_day = timezone.localdate(day_start).isoformat()
+    client.post(url(run, "session"), {**session_data(session_type=session_type), "day": busy_day, "_refresh": "1"})
+    # The session, the session types, the counsellors, and the days with their free times.
+    with django_assert_max_num_queries(4):
         response = client.get(url(run, "session"))
     html = response.content.decode()
     assert html.count('name="slot"') == 8 + 1  # one per time (any counsellor), plus "none"
     assert "34 counsellors free" in html or "33 counsellors free" in html
+    assert f'name="day" value="{busy_day}" id="day-{busy_day}" aria-pressed="true"' in html
+
+    # No day chosen yet, and none free on the first day that can be booked: one more query
+    # reads the first free day's times.
+    other = start(client)
+    client.post(url(other, "session"), {**session_data(session_type=session_type), "_refresh": "1"})
+    with django_assert_max_num_queries(5):
+        response = client.get(url(other, "session"))
+    assert response.content.decode().count('name="slot"') == 8 + 1

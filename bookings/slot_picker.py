@@ -1,0 +1,160 @@
+"""The day-by-day slot picker, shared by the booking wizard and the client's "move my session"
+page: which days have free times, the free times of the day shown, and the chosen one.
+
+Markup: templates/bookings/_slot_picker.html, with its repeated parts (day buttons, time
+radios) written in Python by bookings/templatetags/slot_picker.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import F, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from bookings import selectors
+from bookings.models import Counsellor, SessionType, Slot
+from bookings.selectors import FreeSlot
+
+DAYS_PER_PAGE = 7
+
+
+def slot_picker(
+    *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None, day: str, chosen: str
+) -> dict[str, Any]:
+    """The picker's context: a page of days with free times, the free times of one `day`
+    grouped by start (or of the first day with free times, if that one has none), and the
+    `chosen` slot."""
+    free = selectors.slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
+    days, shown, slots = free_days_and_times(free, day=_parse_day(day))
+
+    times: list[dict[str, Any]] = []
+    for slot in slots:
+        if times and times[-1]["start"] == slot.start:
+            group = times[-1]
+        else:
+            group = {"start": slot.start, "slot": slot, "count": 0}
+            times.append(group)
+        group["count"] += 1
+        if str(slot.pk) == chosen:
+            group["slot"] = slot  # the client's own pick stands for its time
+    chosen_elsewhere: Slot | None = None
+    notice = ""
+    if chosen and not any(str(t["slot"].pk) == chosen for t in times):
+        chosen_elsewhere = free.filter(pk=chosen).first() if chosen.isdigit() else None
+        if chosen_elsewhere is None:
+            notice = _("The time you chose is no longer available. Please choose another time.")
+
+    index = days.index(shown) if shown else 0
+    first = (index // DAYS_PER_PAGE) * DAYS_PER_PAGE
+    return {
+        "days": days[first : first + DAYS_PER_PAGE],
+        "earlier_day": days[first - 1] if first > 0 else None,
+        "later_day": days[first + DAYS_PER_PAGE] if first + DAYS_PER_PAGE < len(days) else None,
+        "day": shown,
+        "times": times,
+        "chosen": chosen,
+        "chosen_elsewhere": chosen_elsewhere,
+        "picker_notice": notice,
+        "any_counsellor": counsellor is None,
+        "tz_abbr": timezone.localtime().tzname(),
+        "tz_name": settings.TIME_ZONE,
+        "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
+        "horizon_days": settings.BOOKING_HORIZON_DAYS,
+    }
+
+
+def free_days_and_times(free: QuerySet[Slot], *, day: date | None) -> tuple[list[date], date | None, list[FreeSlot]]:
+    """The days (in the clinic's zone) with at least one slot of `free`; the day to show:
+    `day` if it is one of them, else the first (`day` None: the first); and that day's free
+    slots, by start and then the counsellors' order.
+
+    One query when `day` has free slots (the usual case: the client chose it, or the first
+    bookable day has some), a second for the slots of the day shown when it has none.
+    """
+    candidates = _candidate_days()
+    wanted = day or (candidates[0] if candidates else None)
+    days, slots = _read(free, candidates=candidates, day=wanted)
+    if wanted in days or not days:
+        return days, (wanted if days else None), slots
+    return days, days[0], _read(free, candidates=[], day=days[0])[1]
+
+
+def _candidate_days() -> list[date]:
+    """The days (in the clinic's zone) on which a client may book: minimum notice to horizon."""
+    now = timezone.now()
+    first = timezone.localdate(now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS))
+    last = timezone.localdate(now + timedelta(days=settings.BOOKING_HORIZON_DAYS))
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _read(free: QuerySet[Slot], *, candidates: list[date], day: date | None) -> tuple[list[date], list[FreeSlot]]:
+    """Which of `candidates` have a free slot, and the free slots of `day`, in one round trip.
+
+    Both read the ORM's `free` queryset, compiled once (building and compiling it costs more
+    than running it), as a subquery: the rules of what is free stay in selectors.slots_free.
+    The days as in selectors.slot_days_free: per day a scalar subquery with LIMIT 1 over a
+    VALUES list, so the database stops at each day's first free slot instead of reading the
+    whole horizon. The day's slots follow with UNION ALL, told apart by a NULL day index.
+    """
+    rows_qs = free.order_by().values(
+        free_id=F("pk"),
+        free_start=F("start"),
+        free_name=F("counsellor__display_name"),
+        free_rank=F("counsellor__sort_order"),
+    )
+    connection = connections[rows_qs.db]
+    compiler = rows_qs.query.get_compiler(connection=connection)
+    inner_sql, inner_params = compiler.as_sql()
+    q = connection.ops.quote_name
+    pk, start, name, rank = q("free_id"), q("free_start"), q("free_name"), q("free_rank")
+    adapt = connection.ops.adapt_datetimefield_value
+    parts: list[str] = []
+    params: list[Any] = []
+    if candidates:
+        # Each day ends at the next one's midnight: one aware midnight per day, plus the last end.
+        tz = timezone.get_current_timezone()
+        midnights = [
+            adapt(timezone.make_aware(datetime.combine(candidates[0] + timedelta(days=i), datetime.min.time()), tz))
+            for i in range(len(candidates) + 1)
+        ]
+        values = ", ".join(["(%s, %s, %s)"] * len(candidates))
+        parts.append(
+            f"SELECT days.column1, (SELECT f.{pk} FROM ({inner_sql}) AS f"  # noqa: S608 (placeholders only)
+            f" WHERE f.{start} >= days.column2 AND f.{start} < days.column3 LIMIT 1), NULL, NULL, NULL"
+            f" FROM (VALUES {values}) AS days"
+        )
+        params += inner_params
+        for index in range(len(candidates)):
+            params += [index, midnights[index], midnights[index + 1]]
+    if day is not None:
+        begins, ends = selectors.day_bounds(day)
+        parts.append(
+            f"SELECT NULL, f.{pk}, f.{start}, f.{name}, f.{rank} FROM ({inner_sql}) AS f"  # noqa: S608
+            f" WHERE f.{start} >= %s AND f.{start} < %s"
+        )
+        params += [*inner_params, adapt(begins), adapt(ends)]
+    if not parts:
+        return [], []
+    sql = " UNION ALL ".join(parts) + " ORDER BY 3, 5, 2"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    days = sorted(candidates[row[0]] for row in rows if row[0] is not None and row[1] is not None)
+    # The backend's converters for the slot columns (SQLite returns datetimes as text).
+    converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select])
+    slot_rows = [row[1:] for row in rows if row[0] is None]
+    if converters:
+        slot_rows = list(compiler.apply_converters(slot_rows, converters))
+    return days, [FreeSlot(*row[:3]) for row in slot_rows]
+
+
+def _parse_day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None

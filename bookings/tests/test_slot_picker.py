@@ -1,0 +1,124 @@
+"""The day-by-day slot picker (bookings/slot_picker.py): its one query agrees with the
+selectors' rules of what is free, and its markup (bookings/templatetags/slot_picker.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone, translation
+
+from bookings import selectors
+from bookings.models import BlockedPeriod, Counsellor, Slot, Status
+from bookings.selectors import FreeSlot
+from bookings.slot_picker import free_days_and_times, slot_picker
+from bookings.templatetags.slot_picker import day_buttons, time_radios
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+
+def _slot(counsellor: Counsellor, start: datetime, minutes: int = 60) -> Slot:
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=minutes))
+
+
+@pytest.fixture
+def calendar(counsellor, other_counsellor, session_type, make_booking) -> dict[str, object]:
+    """A few days of slots with everything that makes a slot not free for a client."""
+    other_counsellor.offers_in_person = False
+    other_counsellor.save()
+    away = Counsellor.objects.create(display_name="Gone Away", slug="gone", is_active=False)
+    for days_ahead in (2, 3, 5, 9, 10, 11, 12, 13, 14, 15, 16, 17):
+        for hour in (9, 10, 11):
+            _slot(counsellor, next_weekday_at(hour, days_ahead=days_ahead))
+            _slot(other_counsellor, next_weekday_at(hour, days_ahead=days_ahead))
+    held = Slot.objects.filter(start=next_weekday_at(10, days_ahead=3), counsellor=counsellor).get()
+    make_booking(Status.APPROVED, slot=held)
+    # Day 4: only a held slot, a short one, one of an inactive counsellor and one in leave.
+    make_booking(Status.PENDING, slot=_slot(counsellor, next_weekday_at(9, days_ahead=4)))
+    _slot(counsellor, next_weekday_at(10, days_ahead=4), minutes=30)
+    _slot(away, next_weekday_at(11, days_ahead=4))
+    _slot(other_counsellor, next_weekday_at(12, days_ahead=4))
+    BlockedPeriod.objects.create(
+        counsellor=other_counsellor, start=next_weekday_at(0, days_ahead=4), end=next_weekday_at(23, days_ahead=4)
+    )
+    _slot(counsellor, timezone.now() + timedelta(hours=2))  # too soon
+    _slot(counsellor, timezone.now() + timedelta(days=200))  # beyond the horizon
+    return {"day 4": timezone.localdate(next_weekday_at(9, days_ahead=4))}
+
+
+def _by_the_selectors(*, day: date | None, **filters: object) -> tuple[list[date], date | None, list[FreeSlot]]:
+    days = selectors.slot_days_free(**filters)
+    shown = day if day in days else (days[0] if days else None)
+    return days, shown, selectors.slots_free_on_day(day=shown, **filters) if shown else []
+
+
+@pytest.mark.parametrize("mode", ["online", "in_person", None])
+@pytest.mark.parametrize("one_counsellor", [False, True])
+@pytest.mark.parametrize("which_day", ["none", "free", "not free", "far"])
+def test_one_query_finds_what_the_selectors_find(calendar, session_type, counsellor, mode, one_counsellor, which_day):
+    filters = {"session_type": session_type, "counsellor": counsellor if one_counsellor else None, "mode": mode}
+    day = {
+        "none": None,
+        "free": timezone.localdate(next_weekday_at(9, days_ahead=10)),
+        "not free": calendar["day 4"],
+        "far": timezone.localdate() + timedelta(days=300),
+    }[which_day]
+    expected = _by_the_selectors(day=day, **filters)
+    free = selectors.slots_free_for_client(**filters)
+    with CaptureQueriesContext(connection) as queries:
+        days, shown, slots = free_days_and_times(free, day=day)
+    assert (days, shown) == expected[:2]
+    assert [(s.pk, s.start, s.counsellor_name) for s in slots] == [
+        (s.pk, s.start, s.counsellor_name) for s in expected[2]
+    ]
+    assert days and slots and calendar["day 4"] not in days
+    # One query when the day asked for has free times; a second reads the day shown instead.
+    assert len(queries) == (1 if which_day == "free" else 2)
+
+
+def test_no_free_times_at_all(session_type):
+    free = selectors.slots_free_for_client(session_type=session_type, counsellor=None, mode=None)
+    assert free_days_and_times(free, day=None) == ([], None, [])
+    picker = slot_picker(session_type=session_type, counsellor=None, mode=None, day="", chosen="")
+    assert picker["days"] == [] and picker["day"] is None and picker["times"] == []
+
+
+def test_times_are_grouped_by_start_and_the_chosen_slot_stands_for_its_time(
+    session_type, counsellor, other_counsellor, slot
+):
+    same_time = _slot(other_counsellor, slot.start)
+    day = timezone.localdate(slot.start).isoformat()
+    picker = slot_picker(session_type=session_type, counsellor=None, mode=None, day=day, chosen=str(same_time.pk))
+    [time] = picker["times"]
+    assert time["count"] == 2 and time["slot"].pk == same_time.pk and picker["chosen_elsewhere"] is None
+
+
+# --- Markup -------------------------------------------------------------------------------
+
+
+def test_time_radios_name_the_time_zone_and_who_is_free_escaped():
+    start = datetime(2026, 11, 30, 4, 30, tzinfo=UTC)
+    times = [{"start": start, "slot": FreeSlot(7, start, "<b>Asha</b> & co"), "count": 1}]
+    html = time_radios(times, "7", False)
+    assert (
+        '<input type="radio" name="slot" value="7" id="slot-7" class="size-5 shrink-0 accent-brand-700" checked>'
+        in html
+    )
+    assert "10:00 IST" in html and "&lt;b&gt;Asha&lt;/b&gt; &amp; co" in html and "<b>" not in html
+    times = [{"start": start, "slot": FreeSlot(7, start, "Asha"), "count": 3}]
+    html = time_radios(times, "", True)
+    assert "3 counsellors free" in html and 'accent-brand-700">' in html  # not checked
+    with translation.override("hi"):
+        assert "3 काउंसलर उपलब्ध" in time_radios(times, "", True)
+
+
+def test_day_buttons_press_the_day_shown_in_the_active_language():
+    days = [date(2026, 11, 29), date(2026, 11, 30)]
+    html = day_buttons(days, days[1])
+    assert '<button type="submit" name="day" value="2026-11-29" id="day-2026-11-29" aria-pressed="false"' in html
+    assert 'id="day-2026-11-30" aria-pressed="true" class="btn-small btn-primary">Mon 30 Nov</button>' in html
+    with translation.override("hi"):
+        assert "सोम 30 नव" in day_buttons(days, days[1])
