@@ -16,6 +16,11 @@ from bookings.models import ACK_ALPHABET, Mode, Status
 _REF = "#/components/schemas/"
 _ACK_CHARS = "".join(sorted(set(ACK_ALPHABET + ACK_ALPHABET.lower())))
 
+# Paging of /availability: part of the contract, so defined here; the view reads them too.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+CURSOR_PATTERN = "^[-_A-Za-z0-9]{1,100}$"
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
@@ -123,37 +128,64 @@ def _schemas() -> dict[str, Any]:
         },
         "Slot": {
             "type": "object",
-            "description": "A free time that a client can book now.",
-            "required": ["slot_id", "start", "end", "counsellor", "session_types", "modes", "booking_url"],
+            "description": "A free time that a client can book now. Its counsellor and session types are "
+            "described once, in the answer's `counsellors` and `session_types`.",
+            "required": ["slot_id", "start", "end", "counsellor", "session_types", "modes"],
             "additionalProperties": False,
             "properties": {
                 "slot_id": {"type": "integer"},
                 "start": _MOMENT,
                 "end": _MOMENT,
-                "counsellor": _ref("Counsellor"),
+                "counsellor": {**_SLUG, "description": "The counsellor's slug; see `counsellors`."},
                 "session_types": {
                     "type": "array",
-                    "description": "Slugs of the session types that fit in this slot.",
+                    "description": "Slugs of the session types that fit in this slot; see `session_types`.",
                     "items": _SLUG,
                     "minItems": 1,
                 },
                 "modes": {"type": "array", "items": modes, "minItems": 1},
-                "booking_url": {
-                    "type": "string",
-                    "format": "uri",
-                    "description": "Opens the booking wizard with this slot chosen.",
-                },
             },
         },
         "Availability": {
             "type": "object",
-            "required": ["from", "to", "time_zone", "slots"],
+            "description": "One page of free slots, earliest first.",
+            "required": [
+                "from",
+                "to",
+                "time_zone",
+                "booking_url_template",
+                "counsellors",
+                "session_types",
+                "slots",
+                "next",
+            ],
             "additionalProperties": False,
             "properties": {
                 "from": {"type": "string", "format": "date"},
                 "to": {"type": "string", "format": "date"},
                 "time_zone": {"type": "string", "description": "The clinic's time zone, e.g. Asia/Kolkata."},
-                "slots": {"type": "array", "items": _ref("Slot")},
+                "booking_url_template": {
+                    "type": "string",
+                    "pattern": "^https?://.*[{]slot_id[}]",
+                    "description": "Replace `{slot_id}` with a slot's `slot_id` to get the link that opens "
+                    "the booking wizard with that slot chosen (an RFC 6570 URI template).",
+                },
+                "counsellors": {
+                    "type": "array",
+                    "description": "Each counsellor named in `slots`, once.",
+                    "items": _ref("Counsellor"),
+                },
+                "session_types": {
+                    "type": "array",
+                    "description": "Each session type named in `slots`, once, as /session-types describes it.",
+                    "items": _ref("SessionType"),
+                },
+                "slots": {"type": "array", "items": _ref("Slot"), "maxItems": MAX_PAGE_SIZE},
+                "next": {
+                    "description": "The next page: the same question, continued after the last slot of this "
+                    "one. Null when there are no more free slots in the range.",
+                    "anyOf": [{"type": "string", "format": "uri"}, {"type": "null"}],
+                },
             },
         },
         "SessionType": {
@@ -193,7 +225,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "MindSettler chatbot API",
-            "version": "1.0.0",
+            "version": "2.0.0",
             "description": (
                 "Read-only answers for the MindSettler chatbot: a booking's status, free times to book, "
                 "and the session types on offer. No response contains personal data.\n\n"
@@ -203,7 +235,12 @@ def openapi_document() -> dict[str, Any]:
                 f"**Rate limit**: {limit} requests per {period} seconds per token; beyond that, 429 with "
                 "`Retry-After`.\n\n"
                 "**Errors** are RFC 9457 problem details (`application/problem+json`). Every method other "
-                "than GET is answered with 405."
+                "than GET is answered with 405.\n\n"
+                "**Changes.** 2.0.0, incompatible with 1.0 (changed before any client was released): "
+                "`/availability` answers a page at a time (`limit`, then follow `next`); each counsellor "
+                "and session type is described once per answer and a slot refers to them by slug; a "
+                "slot's booking link is `booking_url_template` with its `slot_id` (it was the slot's "
+                "`booking_url`)."
             ),
         },
         "servers": [{"url": f"{settings.SITE_URL}/api/v1"}],
@@ -238,8 +275,10 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getAvailability",
                     "summary": "Free times to book",
                     "description": "Free slots between two dates (inclusive, at most 31 days), within the "
-                    "clinic's booking notice and horizon. Each slot names the session types that fit it and "
-                    "links to the booking wizard with the slot chosen.",
+                    "clinic's booking notice and horizon, earliest first, a page at a time: at most `limit` "
+                    "slots, and a `next` link to the rest. Each slot names its counsellor and the session "
+                    "types that fit it; the answer describes each of those once. A slot's booking link is "
+                    "`booking_url_template` with its `slot_id`.",
                     "parameters": [
                         {
                             "name": "from",
@@ -266,11 +305,30 @@ def openapi_document() -> dict[str, Any]:
                             "description": "Only this counsellor's slots (the slug in a slot's `counsellor`).",
                             "schema": {**_SLUG, "pattern": "^[-a-zA-Z0-9_]*$"},
                         },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "description": f"At most this many slots in the answer. Default: {DEFAULT_PAGE_SIZE}.",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_PAGE_SIZE,
+                                "default": DEFAULT_PAGE_SIZE,
+                            },
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": "Where to continue: set by the `next` link of the previous page. "
+                            "Opaque; do not build one.",
+                            "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                        },
                     ],
                     "responses": {
-                        "200": _ok("Free slots, earliest first.", "Availability"),
+                        "200": _ok("A page of free slots, earliest first.", "Availability"),
                         "400": _problem(
-                            "A parameter is malformed, the range is wrong, or a slug names nothing bookable.",
+                            "A parameter is malformed, the range is wrong, a slug names nothing bookable, or "
+                            "the cursor is not one from a `next` link.",
                             "ValidationProblem",
                         ),
                         **_COMMON_ERRORS,

@@ -6,21 +6,27 @@ and next step, and its session time and mode, never with who booked it or why.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
-from datetime import date, timedelta
-from functools import wraps
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import reduce, wraps
+from operator import or_
 from typing import Any
 
 from django.conf import settings
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 
 from bookings.api import problems
 from bookings.api.auth import api_call_authenticate, bearer_token
-from bookings.api.openapi import openapi_document
+from bookings.api.openapi import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, openapi_document
 from bookings.api.problems import ApiProblem, invalid_parameter
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
@@ -33,6 +39,8 @@ DEFAULT_RANGE_DAYS = 14
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]*$")
 _SLUG_MAX_LENGTH = 50
+_CURSOR = re.compile(CURSOR_PATTERN)
+_MAX_ID = 2**63 - 1  # a slot id is a bigint
 
 View = Callable[..., HttpResponse]
 
@@ -98,6 +106,8 @@ def availability(request: HttpRequest) -> HttpResponse:
     first, last = _date_range(request.GET)
     session_type_slug = _slug_param(request.GET, "session_type")
     counsellor_slug = _slug_param(request.GET, "counsellor")
+    limit = _limit_param(request.GET)
+    after = _cursor_param(request.GET)
 
     session_types = list(session_types_bookable(counsellor_slug=counsellor_slug))
     chosen = None
@@ -113,13 +123,38 @@ def availability(request: HttpRequest) -> HttpResponse:
         if counsellor_id is None:
             raise invalid_parameter("counsellor", "no counsellor taking bookings has this slug.")
 
-    slots: list[dict[str, Any]] = []
+    page = _FreeSlotsPage()
     if session_types:
-        slots = _free_slots_json(
-            first=first, last=last, session_types=[chosen] if chosen else session_types, counsellor_id=counsellor_id
+        page = _free_slots_page(
+            first=first,
+            last=last,
+            session_types=[chosen] if chosen else session_types,
+            counsellor_id=counsellor_id,
+            limit=limit,
+            after=after,
         )
+    next_url = None
+    if page.last_read is not None:
+        # The same question, from where this page stopped. The dates are written out, so a
+        # client that follows the link after midnight still reads the range it asked about.
+        params: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat()}
+        if session_type_slug:
+            params["session_type"] = session_type_slug
+        if counsellor_slug:
+            params["counsellor"] = counsellor_slug
+        params.update(limit=limit, cursor=_cursor(*page.last_read))
+        next_url = f"{settings.SITE_URL}{reverse('api:availability')}?{urlencode(params)}"
     return JsonResponse(
-        {"from": first.isoformat(), "to": last.isoformat(), "time_zone": settings.TIME_ZONE, "slots": slots}
+        {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "time_zone": settings.TIME_ZONE,
+            "booking_url_template": f"{settings.SITE_URL}{reverse('bookings:wizard')}?slot={{slot_id}}",
+            "counsellors": page.counsellors,
+            "session_types": [_session_type_json(t) for t in session_types if t.slug in page.session_types],
+            "slots": page.slots,
+            "next": next_url,
+        }
     )
 
 
@@ -178,6 +213,41 @@ def _slug_param(query: QueryDict, name: str) -> str:
     return raw
 
 
+def _limit_param(query: QueryDict) -> int:
+    raw = query.get("limit")
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise invalid_parameter("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}.")
+    return int(raw)
+
+
+# The cursor is the last slot a page read: its start and id, the order the slots are listed
+# in. Base64 keeps it opaque (clients pass it back, they do not build it) and URL-safe. It
+# needs no signature: it only says where to continue, and any position is public.
+
+
+def _cursor(start: datetime, pk: int) -> str:
+    raw = f"{start.astimezone(UTC).isoformat()}|{pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _cursor_param(query: QueryDict) -> tuple[datetime, int] | None:
+    raw = query.get("cursor")
+    if raw is None:
+        return None
+    try:
+        if not _CURSOR.match(raw):
+            raise ValueError
+        start, _, pk = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().partition("|")
+        moment = datetime.fromisoformat(start)
+        if moment.utcoffset() is None or not (pk.isascii() and pk.isdigit()) or int(pk) > _MAX_ID:
+            raise ValueError
+        return moment, int(pk)
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        raise invalid_parameter("cursor", "must be the cursor from a previous answer's 'next' link.") from None
+
+
 # --- Answers ------------------------------------------------------------------------------
 
 
@@ -202,58 +272,104 @@ def _booking_json(
     }
 
 
-def _free_slots_json(
-    *, first: date, last: date, session_types: list[SessionType], counsellor_id: int | None
-) -> list[dict[str, Any]]:
+@dataclass
+class _FreeSlotsPage:
+    """One page of /availability: its slots, and the counsellors and session types they name."""
+
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    counsellors: list[dict[str, str]] = field(default_factory=list)
+    session_types: set[str] = field(default_factory=set)  # the slugs `slots` name
+    last_read: tuple[datetime, int] | None = None  # where the next page starts; None: no more
+
+
+def _free_slots_page(
+    *,
+    first: date,
+    last: date,
+    session_types: list[SessionType],
+    counsellor_id: int | None,
+    limit: int,
+    after: tuple[datetime, int] | None,
+) -> _FreeSlotsPage:
+    page = _FreeSlotsPage()
     # Clip to the booking horizon before making datetimes: dates far from today are valid
     # input, but there is nothing to show there (and year 9999 would overflow).
     today = timezone.localdate()
     first = max(first, today)
     last = min(last, today + timedelta(days=settings.BOOKING_HORIZON_DAYS))
     if first > last:
-        return []
+        return page
     qs = slots_free(
         session_type=session_types[0] if len(session_types) == 1 else None,
         start=day_bounds(first)[0],
         end=day_bounds(last)[1],
     )
+    # Keyset paging: by start, then id, which never change, so following `next` neither
+    # skips nor repeats a slot. One row more than the page says whether there is a next one.
+    wanted = _fits_some(session_types)
     if counsellor_id is not None:
-        qs = qs.filter(counsellor_id=counsellor_id)
-    # A week holds thousands of slots: read plain rows, not model instances, and work out
-    # what repeats (the booking link's prefix, each counsellor's JSON, which session types
-    # fit) once. Which types fit depends only on the counsellor and the slot's length, so
-    # slot_modes (the rule) is asked once per such pair.
-    rows = qs.values_list(
-        "pk", "start", "end", "counsellor_id", "counsellor__slug", "counsellor__display_name",
-        "counsellor__offers_online", "counsellor__offers_in_person",
+        wanted &= Q(counsellor_id=counsellor_id)
+    if after is not None:
+        wanted &= Q(start__gt=after[0]) | Q(start=after[0], pk__gt=after[1])
+    # Plain rows, not model instances; what repeats is worked out once per page (below).
+    rows = list(
+        qs.filter(wanted).order_by("start", "pk").values_list(
+            "pk", "start", "end", "counsellor__slug", "counsellor__display_name",
+            "counsellor__offers_online", "counsellor__offers_in_person",
+        )[: limit + 1]
     )  # fmt: skip
+    if len(rows) > limit:
+        rows = rows[:limit]
+        page.last_read = (rows[-1][1], rows[-1][0])
     tz = timezone.get_current_timezone()
-    booking_url = f"{settings.SITE_URL}{reverse('bookings:wizard')}?slot="
-    counsellors: dict[int, dict[str, str]] = {}
-    offers: dict[tuple[int, timedelta], tuple[list[str], list[str]] | None] = {}
-    answer = []
-    for pk, start, end, c_id, c_slug, c_name, online, in_person in rows:
-        key = (c_id, end - start)
+    seen: set[str] = set()
+    # Which session types fit, and in which modes, depends only on the slot's length and the
+    # modes its counsellor offers: slot_modes (the rule) is asked once per such combination.
+    # (_fits_some only spared the database sending slots that fit nothing.)
+    offers: dict[tuple[timedelta, bool, bool], tuple[list[str], list[str]] | None] = {}
+    for pk, start, end, c_slug, c_name, online, in_person in rows:
+        key = (end - start, online, in_person)
         if key not in offers:
             probe = Slot(start=start, end=end, counsellor=Counsellor(offers_online=online, offers_in_person=in_person))
             offers[key] = _fits(probe, session_types)
+            page.session_types.update(offers[key][0] if offers[key] else ())
         fit = offers[key]
         if fit is None:
             continue
-        if c_id not in counsellors:
-            counsellors[c_id] = {"slug": c_slug, "display_name": c_name}
-        answer.append(
+        if c_slug not in seen:
+            seen.add(c_slug)
+            page.counsellors.append({"slug": c_slug, "display_name": c_name})
+        page.slots.append(
             {
                 "slot_id": pk,
                 "start": start.astimezone(tz).isoformat(timespec="seconds"),
                 "end": end.astimezone(tz).isoformat(timespec="seconds"),
-                "counsellor": counsellors[c_id],
+                "counsellor": c_slug,
                 "session_types": fit[0],
                 "modes": fit[1],
-                "booking_url": f"{booking_url}{pk}",
             }
         )
-    return answer
+    return page
+
+
+def _fits_some(session_types: list[SessionType]) -> Q:
+    """In SQL, the slots that can hold at least one of `session_types`: long enough, and in a
+    mode that both the type and the slot's counsellor offer (slot_modes's rule). Among types
+    offering the same modes, only the shortest matters."""
+    shortest: dict[tuple[bool, bool], int] = {}
+    for t in session_types:
+        modes = (t.offers_online, t.offers_in_person)
+        shortest[modes] = min(shortest.get(modes, t.duration_minutes), t.duration_minutes)
+    fits = []
+    for (online, in_person), minutes in shortest.items():
+        offered = []  # a session type offers at least one mode (a database constraint)
+        if online:
+            offered.append(Q(counsellor__offers_online=True))
+        if in_person:
+            offered.append(Q(counsellor__offers_in_person=True))
+        long_enough = ExpressionWrapper(F("start") + Value(timedelta(minutes=minutes)), output_field=DateTimeField())
+        fits.append(Q(end__gte=long_enough) & reduce(or_, offered))
+    return reduce(or_, fits)
 
 
 def _fits(slot: Slot, session_types: list[SessionType]) -> tuple[list[str], list[str]] | None:

@@ -136,25 +136,96 @@ def test_unknown_api_path_is_a_problem_not_a_page(api):
 # --- Availability --------------------------------------------------------------------------
 
 
-def test_availability_lists_free_slots_with_a_booking_link(api, slot, other_slot, session_type, make_booking):
+def test_availability_lists_free_slots_naming_counsellors_and_session_types_once(
+    api, slot, other_slot, session_type, make_booking
+):
     taken = Slot.objects.create(counsellor=slot.counsellor, start=slot.end, end=slot.end + timedelta(minutes=60))
     make_booking(Status.CONFIRMED, slot=taken)
+    later = Slot.objects.create(counsellor=slot.counsellor, start=taken.end, end=taken.end + timedelta(minutes=60))
 
     body = api.get("/api/v1/availability").json()
 
-    assert [s["slot_id"] for s in body["slots"]] == [slot.pk, other_slot.pk]
-    first = body["slots"][0]
-    assert first == {
+    assert [s["slot_id"] for s in body["slots"]] == [slot.pk, other_slot.pk, later.pk]
+    assert body["slots"][0] == {
         "slot_id": slot.pk,
         "start": timezone.localtime(slot.start).isoformat(),
         "end": timezone.localtime(slot.end).isoformat(),
-        "counsellor": {"slug": "asha", "display_name": "Asha Menon"},
+        "counsellor": "asha",
         "session_types": ["individual"],
         "modes": ["online", "in_person"],
-        "booking_url": f"http://testserver/book/?slot={slot.pk}",
     }
+    assert body["counsellors"] == [
+        {"slug": "asha", "display_name": "Asha Menon"},
+        {"slug": "rohan", "display_name": "Rohan Kapoor"},
+    ]
+    assert body["session_types"] == api.get("/api/v1/session-types").json()["session_types"]
+    assert body["booking_url_template"] == "http://testserver/book/?slot={slot_id}"
+    booking_url = body["booking_url_template"].replace("{slot_id}", str(slot.pk))
+    assert api.get(booking_url.removeprefix("http://testserver")).status_code in (200, 302)
+    assert body["next"] is None  # everything fitted in one page
     assert body["time_zone"] == "Asia/Kolkata"
     assert body["from"] == timezone.localdate().isoformat()
+
+
+def test_availability_names_only_the_session_types_that_fit_its_slots(api, slot, session_type):
+    SessionType.objects.create(name="Long", slug="long", duration_minutes=120, price=1)
+    body = api.get("/api/v1/availability").json()
+    assert [t["slug"] for t in body["session_types"]] == ["individual"]
+
+
+def test_availability_is_paged_without_gaps_or_repeats(api, counsellor, other_counsellor, session_type):
+    start = next_weekday_at(9)
+    # Two counsellors at the same times: slots that start together are ordered by id.
+    slots = [
+        Slot.objects.create(counsellor=c, start=start + timedelta(hours=h), end=start + timedelta(hours=h, minutes=50))
+        for h in range(3)
+        for c in (counsellor, other_counsellor)
+    ]
+    day = timezone.localtime(start).date().isoformat()
+    first = api.get("/api/v1/availability", {"from": day, "to": day, "limit": 4}).json()
+    assert [s["slot_id"] for s in first["slots"]] == [s.pk for s in slots[:4]]
+    assert first["next"].startswith(f"http://testserver/api/v1/availability?from={day}&to={day}&limit=4&cursor=")
+
+    second = api.get(first["next"].removeprefix("http://testserver")).json()
+    assert [s["slot_id"] for s in second["slots"]] == [s.pk for s in slots[4:]]
+    assert second["next"] is None
+    assert second["counsellors"] == [
+        {"slug": "asha", "display_name": "Asha Menon"},
+        {"slug": "rohan", "display_name": "Rohan Kapoor"},
+    ]
+
+
+def test_availability_next_link_keeps_the_filters(api, counsellor, other_counsellor, session_type):
+    start = next_weekday_at(9)
+    mine = [
+        Slot.objects.create(
+            counsellor=counsellor, start=start + timedelta(hours=h), end=start + timedelta(hours=h, minutes=50)
+        )
+        for h in range(3)
+    ]
+    Slot.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(minutes=50))
+    query = {"counsellor": "asha", "session_type": "individual", "limit": 2}
+    first = api.get("/api/v1/availability", query).json()
+    assert "counsellor=asha" in first["next"] and "session_type=individual" in first["next"]
+    second = api.get(first["next"].removeprefix("http://testserver")).json()
+    assert [s["slot_id"] for s in first["slots"] + second["slots"]] == [s.pk for s in mine]
+    assert second["next"] is None
+
+
+def test_a_page_continues_after_the_last_slot_it_showed_even_if_that_slot_is_taken(
+    api, counsellor, session_type, make_booking
+):
+    start = next_weekday_at(9)
+    slots = [
+        Slot.objects.create(
+            counsellor=counsellor, start=start + timedelta(hours=h), end=start + timedelta(hours=h, minutes=50)
+        )
+        for h in range(4)
+    ]
+    first = api.get("/api/v1/availability", {"limit": 2}).json()
+    make_booking(Status.PENDING, slot=slots[1])  # booked by someone else between the two calls
+    second = api.get(first["next"].removeprefix("http://testserver")).json()
+    assert [s["slot_id"] for s in second["slots"]] == [slots[2].pk, slots[3].pk]
 
 
 def test_availability_filters_by_counsellor_and_session_type(api, slot, other_slot, session_type):
@@ -204,6 +275,15 @@ def test_availability_keeps_to_the_date_range(api, counsellor, session_type):
         ({"session_type": "<script>"}, "session_type"),
         ({"counsellor": "nobody"}, "counsellor"),
         ({"counsellor": "x" * 51}, "counsellor"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"cursor": ""}, "cursor"),
+        ({"cursor": "not a cursor"}, "cursor"),
+        ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"),  # base64 of "not-a-cursor"
+        ({"cursor": "MjAyNi0xMi0wMVQxMDowMDowMHwx"}, "cursor"),  # a start without its offset
+        ({"cursor": "MjAyNi0xMi0wMVQwNDozMDowMCswMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"}, "cursor"),  # id too big
     ],
 )
 def test_bad_availability_parameters_are_400_naming_them(api, counsellor, session_type, query, bad):
@@ -299,6 +379,8 @@ def busy_clinic(db, session_type, make_booking):
     "path",
     [
         "/api/v1/availability",
+        "/api/v1/availability?limit=200",
+        "/api/v1/availability?limit=200&cursor={cursor}",
         "/api/v1/availability?session_type=t3&counsellor=c2",
         "/api/v1/availability?counsellor=nobody",
         "/api/v1/session-types",
@@ -308,11 +390,13 @@ def busy_clinic(db, session_type, make_booking):
     ],
 )
 def test_every_endpoint_answers_in_at_most_three_queries(api, busy_clinic, django_assert_max_num_queries, path):
+    first_page = api.get("/api/v1/availability", {"limit": 200}).json()
+    cursor = first_page["next"].rpartition("cursor=")[2]
     with django_assert_max_num_queries(3):
-        response = api.get(path.format(ack=busy_clinic.ack_id))
+        response = api.get(path.format(ack=busy_clinic.ack_id, cursor=cursor))
     assert response.status_code in (200, 400, 404)
-    if path == "/api/v1/availability":
-        assert len(response.json()["slots"]) > 400  # the budget held on a large answer
+    if path.startswith("/api/v1/availability?limit=200"):
+        assert len(response.json()["slots"]) == 200  # the budget held on a full page
 
 
 def test_refusals_cost_at_most_one_query(api, client, settings, django_assert_max_num_queries):

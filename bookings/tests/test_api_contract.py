@@ -84,12 +84,20 @@ def test_every_kind_of_response_conforms(client, document, api_token, world, set
         ("/availability", "/availability?session_type=individual&counsellor=rohan", 200),
         ("/availability", "/availability?from=2026-13-01", 400),
         ("/availability", "/availability?counsellor=nobody", 400),
+        ("/availability", "/availability?limit=1", 200),
+        ("/availability", "/availability?limit=0", 400),
+        ("/availability", "/availability?cursor=bm90LWEtY3Vyc29y", 400),
         ("/session-types", "/session-types", 200),
     ]
     for template, path, status in calls:
         response = client.get(API + path, **auth)
         assert response.status_code == status, (path, response.content)
         assert_conforms(document, response, template)
+    paged = client.get(f"{API}/availability?limit=1", **auth).json()
+    assert paged["next"] is not None
+    following = client.get(paged["next"].removeprefix("http://testserver"), **auth)
+    assert following.status_code == 200
+    assert_conforms(document, following, "/availability")
 
     unauthenticated = client.get(f"{API}/availability")
     assert unauthenticated.status_code == 401
@@ -104,9 +112,12 @@ def test_every_kind_of_response_conforms(client, document, api_token, world, set
 
 
 def test_the_examples_in_the_document_describe_real_answers(client, document, api_token, world):
-    """A slot's link opens the wizard, and the document's pattern accepts real IDs."""
-    body = client.get(f"{API}/availability", HTTP_AUTHORIZATION=f"Bearer {api_token}").json()
-    assert body["slots"][0]["booking_url"].startswith("http://testserver/book/?slot=")
+    """A slot's link opens the wizard, and the document's patterns accept real IDs and cursors."""
+    body = client.get(f"{API}/availability?limit=1", HTTP_AUTHORIZATION=f"Bearer {api_token}").json()
+    assert body["booking_url_template"] == "http://testserver/book/?slot={slot_id}"
+    assert body["slots"][0]["slot_id"]
+    parameters = {p["name"]: p for p in document["paths"]["/availability"]["get"]["parameters"]}
+    assert re.match(parameters["cursor"]["schema"]["pattern"], body["next"].rpartition("cursor=")[2])
     pattern = document["paths"]["/bookings/{acknowledgement_id}"]["get"]["parameters"][0]["schema"]["pattern"]
     assert re.match(pattern, world["pending"].ack_id.lower())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -17,6 +17,20 @@ from staff.tests.conftest import HX
 
 def feed(client, start, end, **extra):
     return client.get(reverse("staff:calendar_feed"), {"start": start.isoformat(), "end": end.isoformat(), **extra})
+
+
+def sessions(events) -> dict[str, dict]:
+    """The booked and cancelled sessions among `events`, by the booking page they open."""
+    return {e["url"]: e for e in events if e.get("display") != "background"}
+
+
+def free_starts(events) -> set[datetime]:
+    """When the free slots (background events) among `events` start."""
+    return {datetime.fromisoformat(e["start"]) for e in events if e.get("display") == "background"}
+
+
+def detail(booking) -> str:
+    return reverse("staff:booking_detail", args=[booking.pk])
 
 
 def test_calendar_page_loads_fullcalendar_under_the_csp_nonce(admin_client, counsellor):
@@ -66,15 +80,28 @@ def test_feed_shows_sessions_in_range_with_initials_and_free_slots_as_background
 
     response = feed(admin_client, day - timedelta(days=1), day + timedelta(days=6))
     assert response.status_code == 200
-    events = {e["id"]: e for e in response.json()}
-    session = events[f"booking-{booking.pk}"]
-    assert session["title"] == f"{booking.ack_id} · PS"
-    assert session["backgroundColor"] == "#047857"
-    assert session["url"] == reverse("staff:booking_detail", args=[booking.pk])
-    assert events[f"slot-{free.pk}"]["display"] == "background"
+    events = response.json()
+    # Only what the calendar uses: the client's initials, never their name, contact or words.
+    session = sessions(events)[detail(booking)]
+    assert datetime.fromisoformat(session.pop("start")) == held.start
+    assert datetime.fromisoformat(session.pop("end")) == held.end
+    assert session == {
+        "title": f"{booking.ack_id} · PS",
+        "url": detail(booking),
+        "color": "#047857",
+        "startEditable": True,
+        "extendedProps": {
+            "status": "Confirmed",
+            "counsellor": "Asha Menon",
+            "version": booking.version,
+            "dropUrl": reverse("staff:booking_drop", args=[booking.pk]),
+        },
+    }
+    # A free slot is a background event with nothing but its times.
+    assert all(set(e) == {"start", "end", "display"} for e in events if e.get("display") == "background")
     # A cancelled booking frees its slot again.
-    assert events[f"slot-{cancelled_slot.pk}"]["display"] == "background"
-    assert f"slot-{far.pk}" not in events
+    assert free_starts(events) == {free.start, cancelled_slot.start}
+    assert far.start not in free_starts(events)
     body = response.content.decode()
     for secret in ("Priya", "Sharma", "priya@example.com", "Something private"):
         assert secret not in body
@@ -92,10 +119,10 @@ def test_feed_filters_by_counsellor_for_administrators(admin_client, counsellor,
     theirs = make_booking(Status.APPROVED, counsellor=other_counsellor)
     start = min(mine.slot.start, theirs.slot.start) - timedelta(days=1)
     end = start + timedelta(days=14)
-    ids = {e["id"] for e in feed(admin_client, start, end).json()}
-    assert {f"booking-{mine.pk}", f"booking-{theirs.pk}"} <= ids
-    ids = {e["id"] for e in feed(admin_client, start, end, counsellor=other_counsellor.pk).json()}
-    assert f"booking-{theirs.pk}" in ids and f"booking-{mine.pk}" not in ids
+    shown = sessions(feed(admin_client, start, end).json())
+    assert {detail(mine), detail(theirs)} <= shown.keys()
+    shown = sessions(feed(admin_client, start, end, counsellor=other_counsellor.pk).json())
+    assert detail(theirs) in shown and detail(mine) not in shown
 
 
 def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsellor, make_booking):
@@ -103,8 +130,9 @@ def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsell
     slot = Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(hours=1))
     make_booking(Status.CANCELLED, slot=slot)  # a past booking keeps the slot in the records
     BlockedPeriod.objects.create(counsellor=counsellor, start=day - timedelta(hours=1), end=day + timedelta(hours=3))
-    ids = {e["id"] for e in feed(admin_client, day - timedelta(days=1), day + timedelta(days=1)).json()}
-    assert f"slot-{slot.pk}" not in ids
+    events = feed(admin_client, day - timedelta(days=1), day + timedelta(days=1)).json()
+    assert slot.start not in free_starts(events)
+    assert list(sessions(events)) == [reverse("staff:booking_detail", args=[slot.bookings.get().pk])]
 
 
 @pytest.mark.parametrize(
@@ -164,7 +192,7 @@ def test_feed_answers_a_month_in_constant_queries_with_ten_thousand_bookings(
     assert 24 * 31 - 1 <= len(slot_events) <= 24 * 31 + 1
     cancelled = [e for e in events if e.get("classNames") == ["ms-cancelled"]]
     assert cancelled and all(e["extendedProps"]["status"] == "Cancelled" for e in cancelled)
-    assert len({e["id"] for e in events}) == len(events)
+    assert len(sessions(events)) + len(free_starts(events)) == len(events)  # each once
 
 
 def test_selecting_a_range_publishes_free_slots_split_by_session_and_buffer(counsellor_client, counsellor):
@@ -221,10 +249,11 @@ def test_cancelled_bookings_show_as_cancelled_only_to_those_who_may_see_them(
     booking = make_booking(Status.CANCELLED, slot=slot)
     start, end = slot.start - timedelta(days=1), slot.start + timedelta(days=1)
     events = feed(counsellor_client, start, end).json()
-    cancelled = [e for e in events if e["id"] == f"booking-{booking.pk}"]
+    cancelled = [e for e in events if e.get("url") == detail(booking)]
     assert len(cancelled) == 1 and cancelled[0]["extendedProps"]["status"] == "Cancelled"
-    assert cancelled[0]["editable"] is False
+    assert cancelled[0]["classNames"] == ["ms-cancelled"]
+    assert "startEditable" not in cancelled[0]  # not draggable: the calendar's default
     # The slot is free again, and shows so.
-    assert any(e["id"] == f"slot-{slot.pk}" and e["display"] == "background" for e in events)
+    assert slot.start in free_starts(events)
     other = login(other_counsellor_user)
-    assert all(e["id"] != f"booking-{booking.pk}" for e in feed(other, start, end).json())
+    assert detail(booking) not in sessions(feed(other, start, end).json())

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
-from bookings.models import Mode, SessionType, Status
+from bookings.models import Mode, SessionType, Slot, Status
+from bookings.templatetags.mindsettler import when_short
+from staff.forms import BookingFilterForm
 from staff.tests.conftest import HX
-from staff.views import csv_cell
+from staff.views import _field_html, _list_rows, csv_cell
 
 URL = "/staff/bookings/"
 
 
 def acks(response) -> set[str]:
-    import re
-
     return set(re.findall(r"MS-[A-Z0-9]{6}", response.content.decode()))
 
 
@@ -90,9 +93,90 @@ def test_pagination_keeps_the_filters(admin_client, counsellor, make_booking):
     for _ in range(30):
         make_booking(Status.PENDING, counsellor=counsellor)
     html = admin_client.get(URL, {"status": "pending", "per_page": 25}).content.decode()
-    assert "page 1 of 2" in html
-    assert "?status=pending&amp;per_page=25&amp;page=2" in html
-    assert len(acks(admin_client.get(URL, {"status": "pending", "page": 2}))) == 5
+    assert "Bookings 1\N{EN DASH}25 · more on the next page" in html and "Page 1" in html
+    assert "?status=pending&amp;per_page=25&amp;page=2" in html and "Previous page" not in html
+    second = admin_client.get(URL, {"status": "pending", "per_page": 25, "page": 2})
+    assert len(acks(second)) == 5
+    html = second.content.decode()
+    # The last page knows the total; it links back, not on.
+    assert "Bookings 26\N{EN DASH}30 of 30" in html and "Next page" not in html
+    assert "?status=pending&amp;per_page=25&amp;page=1" in html
+    # Everything on one page: just the number.
+    assert "30 bookings" in admin_client.get(URL, {"status": "pending", "per_page": 50}).content.decode()
+
+
+def test_a_page_past_the_end_or_a_bad_page_number(admin_client, counsellor, make_booking):
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    html = admin_client.get(URL, {"status": "pending", "page": 3}).content.decode()
+    assert booking.ack_id not in html and "No bookings on page 3" in html
+    assert 'href="?status=pending"' in html  # back to the first page, filters kept
+    for bad in ("0", "-1", "x", "9" * 5000, "99999999999999999999"):
+        response = admin_client.get(URL, {"page": bad})
+        assert response.status_code == 200 and booking.ack_id in response.content.decode(), bad
+
+
+def test_rows_show_what_triage_needs(admin_client, counsellor, slot, make_booking):
+    booked = make_booking(Status.CONFIRMED, slot=slot, client_name="Bala Booked")
+    preferred = Slot.objects.create(
+        counsellor=counsellor, start=slot.start + timedelta(days=1), end=slot.end + timedelta(days=1)
+    )
+    asked = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=preferred, mode=Mode.IN_PERSON)
+    unplaced = make_booking(Status.PENDING, counsellor=None)
+    html = admin_client.get(URL).content.decode()
+    for booking in (booked, asked, unplaced):
+        link = (
+            f'<a href="{reverse("staff:booking_detail", args=[booking.pk])}" class="font-semibold">{booking.ack_id}</a>'
+        )
+        assert link in html
+        assert when_short(booking.created_at) in html
+    assert when_short(slot.start) in html and "Confirmed" in html and "Bala Booked" in html
+    assert f"asked for {when_short(preferred.start)}" in html and "Pending review" in html
+    assert "Individual session · In person" in html and "Asha Menon" in html
+    assert "no time yet" in html and "—" in html  # no counsellor yet
+
+
+def test_row_times_name_their_zone_each():
+    # 01:30 happens twice in London on 25 October 2026: once in BST, once in GMT.
+    first, second = (datetime(2026, 10, 25, h, 30, tzinfo=UTC) for h in (0, 1))
+    rows = [
+        dict(
+            pk=pk,
+            ack_id="MS-ABCDEF",
+            client_name="A",
+            email="a@example.com",
+            status=Status.PENDING,
+            mode=Mode.ONLINE,
+            created_at=created,
+            session_at=None,
+            slot__start=None,
+            counsellor__display_name=None,
+            session_type__name="Individual session",
+        )
+        for pk, created in ((1, first), (2, second))
+    ]
+    with timezone.override("Europe/London"):
+        html = _list_rows(rows)
+        assert when_short(first) == "Sun 25 Oct, 01:30 BST" and when_short(second) == "Sun 25 Oct, 01:30 GMT"
+    assert "Sun 25 Oct, 01:30 BST" in html and "Sun 25 Oct, 01:30 GMT" in html
+
+
+def test_filter_fields_are_the_shared_field_template(admin_client, counsellor, session_type):
+    def squeeze(html: str) -> str:
+        return re.sub(r"\s+", " ", str(html)).strip()
+
+    choices = dict(counsellors=[counsellor], session_types=[session_type])
+    unbound = BookingFilterForm(None, **choices)
+    bound = BookingFilterForm(
+        {"q": "<b>x</b>", "status": "nonsense", "counsellor": counsellor.pk, "date_from": "31/31/2026"}, **choices
+    )
+    bound.is_valid()
+    assert bound["status"].errors and bound["date_from"].errors  # both branches: with and without errors
+    for form in (unbound, bound):
+        for field in form:
+            assert squeeze(_field_html(field)) == squeeze(render_to_string("staff/_field.html", {"field": field}))
+    # And the page shows them.
+    html = admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode()
+    assert 'id="id_date_from-error"' in html and 'aria-invalid="true"' in html and 'id="id_counsellor"' in html
 
 
 @pytest.mark.parametrize("per_page", [25, 100])
@@ -104,12 +188,15 @@ def test_constant_queries_whatever_the_page_size(
             Status.CONFIRMED if i % 2 else Status.PENDING, counsellor=counsellor if i % 3 else other_counsellor
         )
     admin_client.get(URL)
-    with django_assert_max_num_queries(8):
+    # Session, user, the filter's counsellors and session types, the page: no COUNT(*).
+    with django_assert_max_num_queries(5):
         response = admin_client.get(URL, {"per_page": per_page, "sort": "session"})
     assert len(acks(response)) == per_page
 
 
 def test_stored_markup_is_escaped_in_the_list_and_detail(admin_client, counsellor, make_booking):
+    counsellor.display_name = "<i>Asha</i>"
+    counsellor.save()
     booking = make_booking(
         Status.PENDING,
         counsellor=counsellor,
@@ -120,6 +207,8 @@ def test_stored_markup_is_escaped_in_the_list_and_detail(admin_client, counsello
     for url in (URL, reverse("staff:booking_detail", args=[booking.pk]), reverse("staff:dashboard")):
         html = admin_client.get(url).content.decode()
         assert '<script>alert("x")' not in html and "<img src=x" not in html and "<b>mornings" not in html
+        assert "<i>Asha" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in admin_client.get(URL).content.decode()
     detail = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
     assert "&lt;script&gt;" in detail and "&lt;img src=x onerror=alert(1)&gt;" in detail
 

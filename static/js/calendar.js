@@ -44,6 +44,8 @@
     height: "auto",
     selectable: true,
     selectMirror: true,
+    // A session keeps its length: only its start can move (the feed marks which sessions may).
+    eventDurationEditable: false,
     eventTimeFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
     slotLabelFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
     events: {
@@ -56,8 +58,9 @@
       },
     },
     eventDidMount: function (info) {
+      // Sessions carry a status and a counsellor; free slots (background events) carry nothing.
       var p = info.event.extendedProps;
-      if (p.kind === "booking") {
+      if (p.status) {
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
         // Screen readers hear the status and counsellor after the visible time and title (an
         // aria-label would hide the visible text from voice-control users).

@@ -1,0 +1,52 @@
+"""The staff booking list: filters and pages, with htmx and without JavaScript."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from bookings.models import Status
+from e2e.browsing import sign_in
+from e2e.journeys import heading
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-javascript"])
+def test_admin_filters_the_list_and_pages_through_it(tabs, admin_login, counsellor, make_booking, javascript):
+    for i in range(27):
+        make_booking(Status.PENDING, counsellor=counsellor, client_name=f"Waiting Client {i:02}")
+    confirmed = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Kiran Rao")
+
+    tab = tabs(javascript=javascript)
+    page = tab.page
+    sign_in(tab, **admin_login)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Bookings").click()
+    expect(heading(page, "Bookings")).to_be_visible()
+    results = page.get_by_role("region", name="Results")
+    expect(results.get_by_role("link", name=confirmed.ack_id)).to_be_visible()
+    tab.check()
+
+    search = page.get_by_role("search", name="Filter bookings")
+    search.get_by_label("Status").select_option(label="Pending review")
+    if not javascript:
+        search.get_by_role("button", name="Apply filters").click()
+    expect(results).to_contain_text("Bookings 1\N{EN DASH}25 · more on the next page")
+    expect(results.get_by_role("link", name=confirmed.ack_id)).to_have_count(0)
+    table = results.get_by_role("table", name="Bookings matching the filters")
+    expect(table.get_by_role("columnheader", name="Session")).to_be_visible()
+    expect(table.get_by_role("row")).to_have_count(26)  # the header and 25 bookings
+    expect(page).to_have_url(re.compile(r"status=pending"))
+    tab.check()
+
+    # The next page keeps the filter.
+    results.get_by_role("link", name="Next page").click()
+    expect(results).to_contain_text("Bookings 26\N{EN DASH}27 of 27")
+    expect(page).to_have_url(re.compile(r"status=pending.*page=2"))
+    expect(results.get_by_role("link", name="Next page")).to_have_count(0)
+    expect(results.get_by_role("link", name=re.compile(r"^MS-"))).to_have_count(2)
+    tab.check()
+    results.get_by_role("link", name="Previous page").click()
+    expect(results).to_contain_text("Bookings 1\N{EN DASH}25")
