@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from django.core import mail
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from bookings.models import Counsellor, SessionType, Slot
 from staff.models import User
@@ -28,6 +28,10 @@ def _test_settings(settings):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     mail.outbox = []
+    yield
+    # The locale middleware leaves the last request's language active in this thread (a real
+    # server activates one per request); the next test starts in the default language.
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
