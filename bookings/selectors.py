@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Value,
+    prefetch_related_objects,
+)
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -28,33 +40,46 @@ from bookings.models import (
 )
 from bookings.tokens import token_get
 
+# What makes a slot free whatever the moment and the filters: nobody holds it, its counsellor
+# takes bookings, and no blocked period overlaps it (slots kept only because past bookings
+# refer to them are hidden inside blocked periods). Filters, not annotations: an annotated
+# EXISTS would also be computed for every row returned. Built once, at import: resolving the
+# two subqueries into the outer query was about half of building slots_free's queryset, and
+# came out the same every time. Each call filters a copy (filter() never changes this
+# queryset); this one is never evaluated, so it holds no rows. values() drops the
+# select_related, so it costs the callers that read rows nothing.
+_SLOTS_FREE = (
+    Slot.objects.filter(
+        ~Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES)),
+        ~Exists(
+            BlockedPeriod.objects.filter(
+                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+            )
+        ),
+        counsellor__is_active=True,
+    )
+    .select_related("counsellor")
+    .order_by("start", "counsellor__sort_order")
+)
+
 
 def slots_free(
     *,
     session_type: SessionType | None = None,
     counsellor: Counsellor | None = None,
+    mode: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     for_clients: bool = True,
 ) -> QuerySet[Slot]:
-    """Published slots nobody holds, in one query (NOT EXISTS on the holding bookings).
+    """Published slots nobody holds, in one query (NOT EXISTS on the holding bookings), by
+    start and then the counsellors' order, with their counsellor.
 
-    `for_clients` applies the minimum notice and booking horizon.
+    `session_type`: only slots long enough for it, of counsellors offering one of its modes;
+    `mode`: only slots of counsellors offering it. `for_clients` applies the minimum notice
+    and booking horizon.
     """
     now = timezone.now()
-    # A filter, not an annotation: an annotated EXISTS would also be computed for every row returned.
-    qs = Slot.objects.filter(
-        ~Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES)),
-        counsellor__is_active=True,
-    )
-    # Slots kept only because past bookings refer to them are hidden inside blocked periods.
-    qs = qs.exclude(
-        Exists(
-            BlockedPeriod.objects.filter(
-                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
-            )
-        )
-    )
     if for_clients:
         earliest = now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS)
         latest = now + timedelta(days=settings.BOOKING_HORIZON_DAYS)
@@ -62,30 +87,35 @@ def slots_free(
         end = min(end, latest) if end else latest
     else:
         start = start or now
-    qs = qs.filter(start__gte=start)
+    # One filter() call: each call copies the query and each condition is built once.
+    where: dict[str, Any] = {"start__gte": start}
     if end is not None:
-        qs = qs.filter(start__lt=end)
+        where["start__lt"] = end
     if counsellor is not None:
-        qs = qs.filter(counsellor=counsellor)
+        where["counsellor"] = counsellor
     if session_type is not None:
-        qs = qs.filter(end__gte=_plus_minutes("start", session_type.duration_minutes))
-        if not session_type.offers_in_person:
-            qs = qs.filter(counsellor__offers_online=True)
-        if not session_type.offers_online:
-            qs = qs.filter(counsellor__offers_in_person=True)
-    return qs.select_related("counsellor").order_by("start", "counsellor__sort_order")
+        where["end__gte"] = _plus_minutes("start", session_type.duration_minutes)
+    if mode == Mode.ONLINE or (session_type is not None and not session_type.offers_in_person):
+        where["counsellor__offers_online"] = True
+    if mode == Mode.IN_PERSON or (session_type is not None and not session_type.offers_online):
+        where["counsellor__offers_in_person"] = True
+    return _SLOTS_FREE.filter(**where)
 
 
-def slot_modes(*, slot: Slot, session_type: SessionType) -> list[str]:
-    """The modes in which `slot` can hold a `session_type` session; empty if it cannot hold one.
+def slot_modes(
+    *, length: timedelta, offers_online: bool, offers_in_person: bool, session_type: SessionType
+) -> list[str]:
+    """The modes in which a slot can hold a `session_type` session; empty if it cannot hold one.
+    The slot is given by its `length` and the modes its counsellor offers (`offers_online`,
+    `offers_in_person`): plain values, so a caller reading rows need not build a Slot and a
+    Counsellor for each.
 
     The same rules as `slots_free`'s session-type filter and the services' checks: long enough,
     and a mode both the session type and the slot's counsellor offer.
     """
-    if slot.duration < session_type.duration:
+    if length < session_type.duration:
         return []
-    counsellor = slot.counsellor
-    offered = {Mode.ONLINE: counsellor.offers_online, Mode.IN_PERSON: counsellor.offers_in_person}
+    offered = {Mode.ONLINE: offers_online, Mode.IN_PERSON: offers_in_person}
     return [mode for mode in session_type.modes if offered[mode]]
 
 
@@ -103,9 +133,7 @@ def session_types_bookable(*, counsellor_slug: str = "") -> QuerySet[SessionType
     return qs
 
 
-def _plus_minutes(field: str, minutes: int):
-    from django.db.models import DateTimeField, ExpressionWrapper, F, Value
-
+def _plus_minutes(field: str, minutes: int) -> ExpressionWrapper:
     return ExpressionWrapper(F(field) + Value(timedelta(minutes=minutes)), output_field=DateTimeField())
 
 
@@ -123,12 +151,7 @@ def slots_free_for_client(
     *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None
 ) -> QuerySet[Slot]:
     """Free slots a client may choose, narrowed to counsellors who offer `mode`."""
-    qs = slots_free(session_type=session_type, counsellor=counsellor)
-    if mode == Mode.ONLINE:
-        qs = qs.filter(counsellor__offers_online=True)
-    elif mode == Mode.IN_PERSON:
-        qs = qs.filter(counsellor__offers_in_person=True)
-    return qs
+    return slots_free(session_type=session_type, counsellor=counsellor, mode=mode)
 
 
 def slot_days_free(

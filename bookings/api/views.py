@@ -29,7 +29,7 @@ from bookings.api.auth import api_call_authenticate, bearer_token
 from bookings.api.openapi import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, openapi_document
 from bookings.api.problems import ApiProblem, invalid_parameter
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
-from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
+from bookings.models import Booking, Mode, SessionType
 from bookings.selectors import day_bounds, session_types_bookable, slot_modes, slots_free
 from bookings.services import ack_id_normalise
 from bookings.templatetags.mindsettler import money
@@ -299,11 +299,9 @@ def _free_slots_page(
     last = min(last, today + timedelta(days=settings.BOOKING_HORIZON_DAYS))
     if first > last:
         return page
-    qs = slots_free(
-        session_type=session_types[0] if len(session_types) == 1 else None,
-        start=day_bounds(first)[0],
-        end=day_bounds(last)[1],
-    )
+    # Which session types fit is asked of the database once, by _fits_some, also for a single
+    # type: slots_free(session_type=...) would only repeat its conditions.
+    qs = slots_free(start=day_bounds(first)[0], end=day_bounds(last)[1])
     # Keyset paging: by start, then id, which never change, so following `next` neither
     # skips nor repeats a slot. One row more than the page says whether there is a next one.
     wanted = _fits_some(session_types)
@@ -327,11 +325,19 @@ def _free_slots_page(
     # modes its counsellor offers: slot_modes (the rule) is asked once per such combination.
     # (_fits_some only spared the database sending slots that fit nothing.)
     offers: dict[tuple[timedelta, bool, bool], tuple[list[str], list[str]] | None] = {}
+    # Many slots of a page share their start and end: each moment is written once.
+    moments: dict[datetime, str] = {}
+
+    def moment(value: datetime) -> str:
+        text = moments.get(value)
+        if text is None:
+            text = moments[value] = value.astimezone(tz).isoformat(timespec="seconds")
+        return text
+
     for pk, start, end, c_slug, c_name, online, in_person in rows:
         key = (end - start, online, in_person)
         if key not in offers:
-            probe = Slot(start=start, end=end, counsellor=Counsellor(offers_online=online, offers_in_person=in_person))
-            offers[key] = _fits(probe, session_types)
+            offers[key] = _fits(*key, session_types)
             page.session_types.update(offers[key][0] if offers[key] else ())
         fit = offers[key]
         if fit is None:
@@ -342,8 +348,8 @@ def _free_slots_page(
         page.slots.append(
             {
                 "slot_id": pk,
-                "start": start.astimezone(tz).isoformat(timespec="seconds"),
-                "end": end.astimezone(tz).isoformat(timespec="seconds"),
+                "start": moment(start),
+                "end": moment(end),
                 "counsellor": c_slug,
                 "session_types": fit[0],
                 "modes": fit[1],
@@ -372,9 +378,17 @@ def _fits_some(session_types: list[SessionType]) -> Q:
     return reduce(or_, fits)
 
 
-def _fits(slot: Slot, session_types: list[SessionType]) -> tuple[list[str], list[str]] | None:
-    """The slugs of the session types `slot` can hold and the modes it offers, or None."""
-    fits = {t.slug: slot_modes(slot=slot, session_type=t) for t in session_types}
+def _fits(
+    length: timedelta, offers_online: bool, offers_in_person: bool, session_types: list[SessionType]
+) -> tuple[list[str], list[str]] | None:
+    """The slugs of the session types a slot can hold and the modes it offers, or None. The
+    slot: its length and the modes its counsellor offers."""
+    fits = {
+        t.slug: slot_modes(
+            length=length, offers_online=offers_online, offers_in_person=offers_in_person, session_type=t
+        )
+        for t in session_types
+    }
     fits = {slug: modes for slug, modes in fits.items() if modes}
     if not fits:
         return None
