@@ -5,9 +5,15 @@ from decimal import Decimal
 
 from django import template
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.forms import BoundField
 from django.urls import get_script_prefix, get_urlconf
 from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext
 
 register = template.Library()
 
@@ -62,7 +68,18 @@ _FIXED: dict[tuple[object, ...], str] = {}
 _FIXED_MAX = 256
 
 
+@receiver(setting_changed)
+def _fixed_forget(**kwargs: object) -> None:
+    """Settings change only in tests; a fragment may show any of them (STATIC_URL...)."""
+    _FIXED.clear()
+
+
 class FixedNode(template.Node):
+    # `{% extends %}` walks the parent's whole node tree on every render, looking for blocks;
+    # a fragment holds none (a block inside would be frozen at its first rendering), so the
+    # walk need not enter it.
+    child_nodelists = ()
+
     def __init__(self, nodelist: template.NodeList, name: str, vary_on: list[template.base.FilterExpression]) -> None:
         self.nodelist, self.name, self.vary_on = nodelist, name, vary_on
 
@@ -85,12 +102,14 @@ class FixedNode(template.Node):
 @register.tag
 def fixed(parser: template.base.Parser, token: template.base.Token) -> FixedNode:
     """`{% fixed "name" value... %}...{% endfixed %}`: the site's fixed chrome (a header, a
-    footer), rendered once per process, language and the values listed, then reused.
+    footer, static file URLs) and a page's fixed text, rendered once per process, language
+    and the values listed, then reused.
 
-    Only for markup that depends on nothing but translations, URLs and the values listed
-    (e.g. settings); never for anything about a booking, a visitor or a request (no
-    csrf_token, csp_nonce or request inside). A process-local dict, not the shared cache:
-    the database cache would cost a query per fragment.
+    Only for markup that depends on nothing but translations, URLs (static files' too) and
+    the values listed (e.g. settings); never for anything about a booking, a visitor or a
+    request (no csrf_token, csp_nonce or request inside), and no `{% block %}`. A
+    process-local dict, not the shared cache: the database cache would cost a query per
+    fragment.
     """
     bits = token.split_contents()
     if len(bits) < 2:
@@ -98,3 +117,38 @@ def fixed(parser: template.base.Parser, token: template.base.Token) -> FixedNode
     nodelist = parser.parse(("endfixed",))
     parser.delete_first_token()
     return FixedNode(nodelist, bits[1], [parser.compile_filter(bit) for bit in bits[2:]])
+
+
+# --- Form fields --------------------------------------------------------------------------
+
+# bookings/_field.html, written in Python for the pages that render it on every request (the
+# status lookup): the same markup without two includes and their nodes per field.
+# bookings/tests/test_status.py compares the two.
+_FIELD = '\n<div id="field-{}" class="mb-6{}">\n  <label for="{}" class="field-label">{}</label>\n  {}\n  {}\n\n  {}\n</div>\n'
+_FIELD_HINT = '<p id="{}_helptext" class="field-hint">{}</p>'
+_FIELD_ERRORS = '<p id="{}_error" class="field-error">{}</p>'
+_FIELD_ERROR = '<span class="sr-only">{} </span>{}'
+
+
+@register.simple_tag
+def labelled_field(field: BoundField) -> SafeString:
+    """`{% labelled_field form.name %}`: `{% include "bookings/_field.html" with field=form.name %}`.
+
+    The label, the hint and the errors, each linked to the input by the aria-describedby
+    that Django writes on it."""
+    errors = field.errors
+    shown = ""
+    if errors:
+        prefix = gettext("Error:")
+        texts = format_html_join(" ", _FIELD_ERROR, ((prefix, error) for error in errors))
+        shown = format_html(_FIELD_ERRORS, field.auto_id, texts)  # bookings/_field_errors.html
+    return format_html(
+        _FIELD,
+        field.name,
+        " border-l-4 border-red-700 pl-4" if errors else "",
+        field.id_for_label,
+        field.label,
+        format_html(_FIELD_HINT, field.auto_id, field.help_text) if field.help_text else "",
+        shown,
+        field,
+    )

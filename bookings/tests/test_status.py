@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from django import forms
 from django.core import mail
+from django.template.loader import render_to_string
+from django.utils import translation
 
+from bookings.forms import AckLookupForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
 from bookings.models import LinkToken, Status
+from bookings.templatetags.mindsettler import labelled_field
 from bookings.tests.journey import link_in_last_email, main_part
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +142,54 @@ def test_one_address_is_not_flooded_but_the_answer_stays_the_same(client, settin
     second = client.post("/status/", {"lookup": "email", "email": "flood@example.com"}, REMOTE_ADDR="10.0.0.2")
     assert _visible(first) == _visible(second)
     assert len(mail.outbox) == 1
+
+
+# --- The lookup's fields: {% labelled_field %}, bookings/_field.html written in Python ---------
+
+
+class _Fields(forms.Form):
+    plain = forms.CharField(max_length=5, widget=forms.TextInput(attrs={"class": "input"}))
+    hinted = forms.EmailField(label="Mail & <post>", help_text='Ours "only" & <yours>')
+    optional = forms.CharField(required=False, help_text="Hint.", widget=forms.Textarea(attrs={"rows": 2}))
+    choice = forms.ChoiceField(choices=[("", "Any"), ("a", "A & B")], help_text="Pick.")
+
+    def clean_plain(self) -> str:
+        raise forms.ValidationError(["Too <plain>.", "And again."])  # two errors, one line
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(lambda: AckLookupForm(), id="ack-empty"),
+        pytest.param(lambda: AckLookupForm({"ack_id": "<script>x"}), id="ack-invalid"),
+        pytest.param(lambda: AckLookupForm({"ack_id": "ms-7k3qxp"}), id="ack-valid"),
+        pytest.param(lambda: EmailLookupForm({"email": ""}), id="email-missing"),
+        pytest.param(lambda: EmailLookupForm({"email": 'a"<b>@x'}), id="email-invalid"),
+        pytest.param(lambda: _Fields(), id="others-empty"),
+        pytest.param(lambda: _Fields({"plain": "abc", "hinted": "no", "choice": "z"}), id="others-invalid"),
+        pytest.param(
+            lambda: _Fields({"plain": "abcdefg", "hinted": "a@b.example", "optional": "<i>x</i>", "choice": "a"}),
+            id="others-mixed",
+        ),
+    ],
+)
+def test_labelled_field_is_the_same_as_the_field_template(form, language):
+    with translation.override(language):
+        form = form()
+        form.is_valid()
+        for name in form.fields:
+            template = render_to_string("bookings/_field.html", {"field": form[name]})
+            assert labelled_field(form[name]) == template, name
+
+
+def test_the_fields_link_their_hint_and_error_and_the_summary_links_the_field(client):
+    html = _ack(client, "nope").content.decode()
+    field = re.search(r'<input type="text" name="ack_id"[^>]*>', html).group(0)
+    assert 'aria-describedby="id_ack_id_helptext id_ack_id_error"' in field and 'aria-invalid="true"' in field
+    assert '<label for="id_ack_id" class="field-label">' in html
+    assert '<p id="id_ack_id_helptext" class="field-hint">' in html
+    assert '<p id="id_ack_id_error" class="field-error"><span class="sr-only">Error: </span>' in html
+    assert '<a href="#id_ack_id"' in main_part(html).split('<div class="grid', 1)[0]  # the summary, first
+    email = re.search(r'<input type="email" name="email"[^>]*>', html).group(0)
+    assert 'aria-describedby="id_email_helptext"' in email and "aria-invalid" not in email

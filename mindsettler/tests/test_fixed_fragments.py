@@ -3,9 +3,12 @@ once per language and settings, and never mixes them up."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.template import Context, Template
 from django.utils import translation
+from django_htmx.jinja import htmx_script
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +41,30 @@ def test_fixed_renders_its_content_once_per_key():
     for value in ("a", "a", "b"):
         calls.append(template.render(Context({"value": value, "counter": len(calls)})))
     assert calls == ["0", "0", "2"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_htmx_script_is_django_htmxs(client, settings, debug):
+    """base.html writes {% htmx_script %}'s markup itself, its static URL looked up once."""
+    settings.DEBUG = debug
+    html = client.get("/status/").content.decode()
+    nonce = re.search(r'<script src="[^"]*htmx[^"]*" defer nonce="([^"]+)"', html).group(1)
+    assert htmx_script(nonce=nonce) + "\n" in html
+    assert ("django-htmx.js" in html) is debug
+
+
+def test_static_urls_follow_the_settings(client, settings):
+    assert '<link rel="stylesheet" href="/static/css/app.css">' in client.get("/status/").content.decode()
+    settings.STATIC_URL = "/assets/"
+    html = client.get("/status/").content.decode()
+    assert '<link rel="stylesheet" href="/assets/css/app.css">' in html
+    assert 'src="/assets/django_htmx/htmx-2.min.js"' in html and 'src="/assets/js/wizard.js"' in html
+
+
+def test_a_child_template_still_fills_the_blocks_around_fixed_fragments():
+    page = Template(
+        '{% extends "base.html" %}{% block header %}<p>own header</p>{% endblock %}'
+        "{% block language_switcher %}<p>no menu</p>{% endblock %}"
+    ).render(Context({"clinic_name": "C", "crisis_help_text": "Call."}))
+    assert "<p>own header</p>" in page and "<p>no menu</p>" in page
+    assert "<header" not in page and "language-select" not in page and "Not for emergencies." in page
