@@ -20,6 +20,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
@@ -423,9 +424,13 @@ class Seeder:
         return len(rows)
 
     def _summary(self, bookings: list[Booking], **rows: int) -> dict[str, Any]:
-        # The benchmark's booking: confirmed, in the future, with a full timeline and a payment.
+        # The benchmark's booking: confirmed, online, with a full timeline and a payment, and
+        # far enough ahead that the client may still cancel online: the usual page, the same
+        # whatever the day the data is seeded (an in-person one, or one past the cutoff, also
+        # reads the clinic's address or phone).
+        cutoff = self.now + timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
         target = min(
-            (b for b in bookings if b.status == S.CONFIRMED),
+            (b for b in bookings if b.status == S.CONFIRMED and b.mode == Mode.ONLINE and b.slot.start > cutoff),  # type: ignore[union-attr]
             key=lambda b: (b.slot.start, b.pk),  # type: ignore[union-attr]
         )
         booking_token = token_create(booking=target, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=90))
