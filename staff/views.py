@@ -8,7 +8,6 @@ import html
 import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from itertools import chain
 from typing import Any
 
 from django.conf import settings
@@ -129,8 +128,9 @@ def _parse_range(request: HttpRequest) -> tuple[datetime, datetime] | None:
 
 
 def _safe_json(data: Any, status: int = 200) -> HttpResponse:
-    """JSON with <, > and & escaped, so no client-written text can ever read as markup."""
-    body = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """Compact JSON with <, > and & escaped, so no client-written text can ever read as markup."""
+    body = json.dumps(data, default=str, separators=(",", ":"))
+    body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return HttpResponse(body, status=status, content_type="application/json")
 
 
@@ -139,38 +139,48 @@ def _safe_json(data: Any, status: int = 200) -> HttpResponse:
 def calendar_feed(request: HttpRequest) -> HttpResponse:
     """Events for FullCalendar, with only what static/js/calendar.js uses: booked and cancelled
     sessions (acknowledgement ID and the client's initials, never their name or words) and
-    free slots as background events. Two queries for the rows."""
+    free slots as background events. One query for the rows."""
     bounds = _parse_range(request)
     if bounds is None:
         return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
     counsellor_id = request.GET.get("counsellor", "")
     counsellor_id = int(counsellor_id) if counsellor_id.isdigit() else None
-    window = {"user": request.user, "start": bounds[0], "end": bounds[1], "counsellor_id": counsellor_id}
-    rows = chain(selectors.calendar_rows(**window), selectors.calendar_cancelled(**window))
+    rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
     detail = reverse("staff:booking_detail", args=[0])[:-2]  # "/staff/bookings/"
-    labels = {status: str(label) for status, label in Status.choices}  # translated once, not per event
-    now = timezone.now()
+    # Colour and status label (translated once, not per event) by status.
+    looks = {status: (selectors.STATUS_COLOURS.get(status, "#57534e"), str(label)) for status, label in Status.choices}
+    now = timezone.now().strftime(selectors.CALENDAR_TIME_FORMAT)  # compared as text, as the rows give times
     events: list[dict[str, Any]] = []
-    for start, end, counsellor, booking_id, ack_id, client_name, status, version in rows:
-        if booking_id is None:
-            events.append({"start": start.isoformat(), "end": end.isoformat(), "display": "background"})
-            continue
+    free: dict[int, dict[str, str]] = {}  # by slot: free unless a row shows a booking holding it
+    held: set[int] = set()
+    for slot_id, start, end, counsellor, blocked, booking_id, ack_id, client_name, status, version in rows:
+        if status is None or status == Status.CANCELLED:
+            if not blocked:  # free slots inside a blocked period are not offered
+                free[slot_id] = {"start": start, "end": end, "display": "background"}
+            if booking_id is None:
+                continue
+        else:
+            held.add(slot_id)
+        colour, label = looks[status]
+        # The status and counsellor are read out to screen readers and shown on hover.
+        props: dict[str, Any] = {"status": label, "counsellor": counsellor}
         event = {
             "title": f"{ack_id} · {selectors.initials(client_name)}",
-            "start": start.isoformat(),
-            "end": end.isoformat(),
+            "start": start,
+            "end": end,
             "url": f"{detail}{booking_id}/",  # opens the booking in the side panel
-            "color": selectors.STATUS_COLOURS.get(status, "#57534e"),
-            # Read out to screen readers and shown on hover.
-            "extendedProps": {"status": labels[status], "counsellor": counsellor},
+            "color": colour,
+            "extendedProps": props,
         }
         if status == Status.CANCELLED:
             event["classNames"] = ["ms-cancelled"]
         elif status in services.RESCHEDULABLE_BY_STAFF and start > now:
             # Future sessions that can move are draggable onto another free slot (see booking_drop).
             event["startEditable"] = True
-            event["extendedProps"].update(version=version, dropUrl=f"{detail}{booking_id}/drop/")
+            props["version"] = version
+            props["dropUrl"] = f"{detail}{booking_id}/drop/"
         events.append(event)
+    events.extend(slot for slot_id, slot in free.items() if slot_id not in held)
     return _safe_json(events)
 
 
