@@ -27,21 +27,9 @@ def slot_picker(
     *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None, day: str, chosen: str
 ) -> dict[str, Any]:
     """The picker's context: a page of days with free times, the free times of one `day`
-    grouped by start (or of the first day with free times, if that one has none), and the
-    `chosen` slot."""
+    (or of the first day with free times, if that one has none), and the `chosen` slot."""
     free = selectors.slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
-    days, shown, slots = free_days_and_times(free, day=_parse_day(day))
-
-    times: list[dict[str, Any]] = []
-    for slot in slots:
-        if times and times[-1]["start"] == slot.start:
-            group = times[-1]
-        else:
-            group = {"start": slot.start, "slot": slot, "count": 0}
-            times.append(group)
-        group["count"] += 1
-        if str(slot.pk) == chosen:
-            group["slot"] = slot  # the client's own pick stands for its time
+    days, shown, times = free_days_and_times(free, day=_parse_day(day), chosen=chosen)
     chosen_elsewhere: Slot | None = None
     notice = ""
     if chosen and not any(str(t["slot"].pk) == chosen for t in times):
@@ -68,20 +56,24 @@ def slot_picker(
     }
 
 
-def free_days_and_times(free: QuerySet[Slot], *, day: date | None) -> tuple[list[date], date | None, list[FreeSlot]]:
+def free_days_and_times(
+    free: QuerySet[Slot], *, day: date | None, chosen: str = ""
+) -> tuple[list[date], date | None, list[dict[str, Any]]]:
     """The days (in the clinic's zone) with at least one slot of `free`; the day to show:
     `day` if it is one of them, else the first (`day` None: the first); and that day's free
-    slots, by start and then the counsellors' order.
+    times, by start: per start (`start`) how many slots are free then (`count`) and the one
+    that stands for the time (`slot`): the `chosen` slot if it is one of them, else the first
+    in the counsellors' order.
 
     One query when `day` has free slots (the usual case: the client chose it, or the first
-    bookable day has some), a second for the slots of the day shown when it has none.
+    bookable day has some), a second for the times of the day shown when it has none.
     """
     candidates = _candidate_days()
     wanted = day or (candidates[0] if candidates else None)
-    days, slots = _read(free, candidates=candidates, day=wanted)
+    days, times = _read(free, candidates=candidates, day=wanted, chosen=chosen)
     if wanted in days or not days:
-        return days, (wanted if days else None), slots
-    return days, days[0], _read(free, candidates=[], day=days[0])[1]
+        return days, (wanted if days else None), times
+    return days, days[0], _read(free, candidates=[], day=days[0], chosen=chosen)[1]
 
 
 def _candidate_days() -> list[date]:
@@ -92,14 +84,18 @@ def _candidate_days() -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _read(free: QuerySet[Slot], *, candidates: list[date], day: date | None) -> tuple[list[date], list[FreeSlot]]:
-    """Which of `candidates` have a free slot, and the free slots of `day`, in one round trip.
+def _read(
+    free: QuerySet[Slot], *, candidates: list[date], day: date | None, chosen: str
+) -> tuple[list[date], list[dict[str, Any]]]:
+    """Which of `candidates` have a free slot, and the free times of `day`, in one round trip.
 
     Both read the ORM's `free` queryset, compiled once (building and compiling it costs more
     than running it), as a subquery: the rules of what is free stay in selectors.slots_free.
     The days as in selectors.slot_days_free: per day a scalar subquery with LIMIT 1 over a
     VALUES list, so the database stops at each day's first free slot instead of reading the
-    whole horizon. The day's slots follow with UNION ALL, told apart by a NULL day index.
+    whole horizon. The day's times follow with UNION ALL, told apart by a NULL day index:
+    one row per start, counted and ranked by window functions, so a busy day's hundreds of
+    free slots (one per counsellor at each time) never leave the database.
     """
     rows_qs = free.order_by().values(
         free_id=F("pk"),
@@ -133,24 +129,29 @@ def _read(free: QuerySet[Slot], *, candidates: list[date], day: date | None) -> 
             params += [index, midnights[index], midnights[index + 1]]
     if day is not None:
         begins, ends = selectors.day_bounds(day)
+        # Per start, the client's own pick stands for its time, else the first counsellor's slot.
         parts.append(
-            f"SELECT NULL, f.{pk}, f.{start}, f.{name}, f.{rank} FROM ({inner_sql}) AS f"  # noqa: S608
-            f" WHERE f.{start} >= %s AND f.{start} < %s"
+            f"SELECT NULL, t.{pk}, t.{start}, t.{name}, t.free_count FROM ("  # noqa: S608
+            f"SELECT f.{pk}, f.{start}, f.{name}, COUNT(*) OVER (PARTITION BY f.{start}) AS free_count,"
+            f" ROW_NUMBER() OVER (PARTITION BY f.{start}"
+            f" ORDER BY CASE WHEN f.{pk} = %s THEN 0 ELSE 1 END, f.{rank}, f.{pk}) AS place"
+            f" FROM ({inner_sql}) AS f WHERE f.{start} >= %s AND f.{start} < %s) AS t WHERE t.place = 1"
         )
-        params += [*inner_params, adapt(begins), adapt(ends)]
+        chosen_pk = int(chosen) if chosen.isdigit() and len(chosen) < 19 else None
+        params += [chosen_pk, *inner_params, adapt(begins), adapt(ends)]
     if not parts:
         return [], []
-    sql = " UNION ALL ".join(parts) + " ORDER BY 3, 5, 2"
+    sql = " UNION ALL ".join(parts) + " ORDER BY 3"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     days = sorted(candidates[row[0]] for row in rows if row[0] is not None and row[1] is not None)
     # The backend's converters for the slot columns (SQLite returns datetimes as text).
-    converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select])
-    slot_rows = [row[1:] for row in rows if row[0] is None]
+    converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select[:3]])
+    time_rows = [row[1:] for row in rows if row[0] is None]
     if converters:
-        slot_rows = list(compiler.apply_converters(slot_rows, converters))
-    return days, [FreeSlot(*row[:3]) for row in slot_rows]
+        time_rows = list(compiler.apply_converters(time_rows, converters))
+    return days, [{"start": row[1], "slot": FreeSlot(*row[:3]), "count": row[3]} for row in time_rows]
 
 
 def _parse_day(raw: str) -> date | None:

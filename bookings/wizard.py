@@ -25,6 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
+from django_htmx.http import retarget
 
 from bookings import selectors, services
 from bookings.errors import BookingError, SlotUnavailable
@@ -183,8 +184,9 @@ def _form_for(step: Step, data: dict[str, str] | None, lists: dict[str, Any]) ->
 
 
 def _lists(step_name: str, *, to_show: bool = False) -> dict[str, Any]:
-    """The session step's choices. `to_show`: only shown (a GET), so of each counsellor only
-    the name is read; answers are checked against whole rows (services read their modes)."""
+    """The session step's choices. `to_show`: only shown (a GET, a refresh), so of each
+    counsellor only the name is read; answers are checked against whole rows (services read
+    their modes)."""
     if step_name != "session":
         return {}
     counsellors = Counsellor.objects.filter(is_active=True)
@@ -196,22 +198,29 @@ def _lists(step_name: str, *, to_show: bool = False) -> dict[str, Any]:
 
 def _form_step(step: Step) -> HttpResponse:
     request = step.request
-    lists = _lists(step.name, to_show=request.method == "GET")
     if request.method == "GET":
+        lists = _lists(step.name, to_show=True)
         return _render_step(step, _form_for(step, None, lists), lists=lists)
 
     stored = step.stored()
     data = _pick(request.POST, step.name, stored)
     field = request.POST.get("_validate", "")
     if field:
-        return _validate_field(step, data, field, lists)
+        return _validate_field(step, data, field, _lists(step.name))
     if step.name == "session" and ("_refresh" in request.POST or "day" in request.POST):
-        # Looking at other days or other counsellors is not an answer yet: no errors.
+        # Looking at other days or other counsellors is not an answer yet: no errors, and the
+        # choices are only shown.
+        lists = _lists(step.name, to_show=True)
         if data["slot"].isdigit() and not _free_slots(data, lists).filter(pk=data["slot"]).exists():
             data["slot"] = ""  # the new choices rule the chosen time out: choose again
         step.save(data, valid=False)
-        return _render_step(step, _form_for(step, None, lists), lists=lists)
+        # A day button (not "_refresh") with the same kind of session changes nothing but the
+        # picker: with htmx, only the picker is sent (the modes offered follow the kind).
+        picker_only = bool(request.htmx) and "_refresh" not in request.POST
+        picker_only = picker_only and data["session_type"] == stored.get("session_type", "")
+        return _render_step(step, _form_for(step, None, lists), lists=lists, picker_only=picker_only)
 
+    lists = _lists(step.name)
     form = _form_for(step, data, lists)
     valid = form.is_valid()
     step.save(data, valid=valid)
@@ -270,7 +279,11 @@ def _render_step(
     extra: dict[str, Any] | None = None,
     status: int = 200,
     errors: list[tuple[str, str]] | None = None,
+    picker_only: bool = False,
 ) -> HttpResponse:
+    """The step, as a page or (htmx) as the fragment that replaces the step. `picker_only`: the
+    session step's picker alone, swapped in place of the picker (htmx's target for the form is
+    the step, so the response names the picker instead: HX-Retarget)."""
     ctx: dict[str, Any] = {
         "step": step.name,
         "steps": [(s, HEADINGS[s]) for s in STEPS],
@@ -288,6 +301,10 @@ def _render_step(
         ctx.update(_picker(step, lists or {}))
         if step.run.pop("notice", None):
             _run_save(step.request, step.key, step.run)  # said once
+    if picker_only:
+        return retarget(
+            render(step.request, "bookings/wizard/_session.html#picker", ctx, status=status), "#slot-picker"
+        )
     partial = step.request.htmx and not step.request.htmx.history_restore_request
     template = "bookings/wizard.html#step" if partial else "bookings/wizard.html"
     return render(step.request, template, ctx, status=status)

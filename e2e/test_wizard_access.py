@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils import timezone
+from django.utils.formats import date_format
 from playwright.sync_api import Page, expect
 
 from bookings.models import Booking, Status
@@ -92,6 +94,17 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(tab, slots):
     expect(page.get_by_role("radio", name="Online", exact=True)).to_be_checked()
     # htmx refreshed the free times and kept focus where it was.
     assert focused_id(page).startswith("id_mode_")
+    # Another day: only the picker is replaced (the heading above is the same element), and
+    # focus stays on the day's button.
+    page.evaluate("() => { document.getElementById('step-heading').dataset.before = 'yes'; }")
+    later = timezone.localdate(slots[3].start)
+    tab_to(tab, date_format(later, "D j M"), role="button")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.keyboard.press("Enter")
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_role("button", name=date_format(later, "D j M"))).to_have_attribute("aria-pressed", "true")
+    assert focused_id(page) == f"day-{later.isoformat()}"
+    expect(page.locator("#step-heading")).to_have_attribute("data-before", "yes")
     tab_to(tab, re.compile(r"^10:00"), role="radio")
     page.keyboard.press("Space")
     expect(page.get_by_role("radio", name=re.compile(r"^10:00"))).to_be_checked()
@@ -134,4 +147,5 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(tab, slots):
     expect(heading(page, "Check your email")).to_be_visible()
     focus_moved_to(tab, "id", "step-heading")
     tab.check()
-    assert Booking.objects.get(email=CLIENT["email"]).status == Status.DRAFT
+    booking = Booking.objects.get(email=CLIENT["email"])
+    assert booking.status == Status.DRAFT and booking.preferred_slot == slots[3]  # 10:00 on the later day

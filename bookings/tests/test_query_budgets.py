@@ -29,6 +29,7 @@ BUDGETS = {
     "status lookup": 5,
     "booking page": 5,
     "wizard slot step": 4,
+    "wizard day button": 7,
     "api status": 3,
     "api availability": 3,
     "api session types": 3,
@@ -76,6 +77,11 @@ def public_counts(seeded: dict[str, Any]) -> dict[str, int]:
     counts["wizard slot step"], response = count(lambda: browser.get(step, headers={"HX-Request": "true"}))
     html = response.content.decode()
     assert response.status_code == 200 and 'name="slot"' in html and "<html" not in html
+    # A day button with htmx: the picker alone, and the choices kept in the session (a write).
+    day = {k: v for k, v in choice.items() if k != "_refresh"}
+    counts["wizard day button"], response = count(lambda: browser.post(step, day, headers={"HX-Request": "true"}))
+    assert response.status_code == 200 and response["HX-Retarget"] == "#slot-picker"
+    assert 'name="slot"' in response.content.decode()
 
     api = Client(headers={"Authorization": f"Bearer {seeded['api_token']}"})
     counts["api status"], response = count(lambda: api.get(f"/api/v1/bookings/{ack}"))

@@ -55,10 +55,26 @@ def _by_the_selectors(*, day: date | None, **filters: object) -> tuple[list[date
     return days, shown, selectors.slots_free_on_day(day=shown, **filters) if shown else []
 
 
+def _times(slots: list[FreeSlot], chosen: str) -> list[tuple[int, datetime, str, int]]:
+    """The free slots of a day as the picker shows them: per start, the slot that stands for
+    the time (the chosen one, else the first in the counsellors' order) and how many are free."""
+    times: list[dict[str, object]] = []
+    for slot in slots:
+        if not times or times[-1]["start"] != slot.start:
+            times.append({"start": slot.start, "slot": slot, "count": 0})
+        times[-1]["count"] += 1  # type: ignore[operator]
+        if str(slot.pk) == chosen:
+            times[-1]["slot"] = slot
+    return [(t["slot"].pk, t["start"], t["slot"].counsellor_name, t["count"]) for t in times]  # type: ignore[attr-defined,misc]
+
+
 @pytest.mark.parametrize("mode", ["online", "in_person", None])
 @pytest.mark.parametrize("one_counsellor", [False, True])
 @pytest.mark.parametrize("which_day", ["none", "free", "not free", "far"])
-def test_one_query_finds_what_the_selectors_find(calendar, session_type, counsellor, mode, one_counsellor, which_day):
+@pytest.mark.parametrize("chosen", ["", "the last of the day"])
+def test_one_query_finds_what_the_selectors_find(
+    calendar, session_type, counsellor, mode, one_counsellor, which_day, chosen
+):
     filters = {"session_type": session_type, "counsellor": counsellor if one_counsellor else None, "mode": mode}
     day = {
         "none": None,
@@ -67,14 +83,20 @@ def test_one_query_finds_what_the_selectors_find(calendar, session_type, counsel
         "far": timezone.localdate() + timedelta(days=300),
     }[which_day]
     expected = _by_the_selectors(day=day, **filters)
+    if chosen:
+        # With both counsellors free, the second of its time: it stands for the time instead.
+        chosen = str(expected[2][-1].pk)
     free = selectors.slots_free_for_client(**filters)
     with CaptureQueriesContext(connection) as queries:
-        days, shown, slots = free_days_and_times(free, day=day)
+        days, shown, times = free_days_and_times(free, day=day, chosen=chosen)
     assert (days, shown) == expected[:2]
-    assert [(s.pk, s.start, s.counsellor_name) for s in slots] == [
-        (s.pk, s.start, s.counsellor_name) for s in expected[2]
-    ]
-    assert days and slots and calendar["day 4"] not in days
+    assert [(t["slot"].pk, t["start"], t["slot"].counsellor_name, t["count"]) for t in times] == _times(
+        expected[2], chosen
+    )
+    assert all(t["slot"].start == t["start"] for t in times)
+    assert days and times and calendar["day 4"] not in days
+    if not one_counsellor and mode != "in_person":
+        assert {t["count"] for t in times} == {2}  # both counsellors are free at each time
     # One query when the day asked for has free times; a second reads the day shown instead.
     assert len(queries) == (1 if which_day == "free" else 2)
 

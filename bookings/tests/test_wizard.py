@@ -390,6 +390,38 @@ def test_choosing_a_counsellor_narrows_the_times(client, session_type, slot, oth
 # --- htmx ---------------------------------------------------------------------------------
 
 
+def test_a_day_button_with_htmx_gets_the_picker_alone(client, session_type, slot, counsellor):
+    later_start = next_weekday_at(10, days_ahead=5)
+    later = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(hours=1))
+    run = start(client)
+    data = session_data(session_type=session_type, slot=slot, preferred_times="Evenings")
+    response = client.post(url(run, "session"), {**data, "day": later_start.date().isoformat()}, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200 and response["HX-Retarget"] == "#slot-picker"
+    assert html.lstrip().startswith('<fieldset id="slot-picker"') and html.rstrip().endswith("</fieldset>")
+    assert "<html" not in html and 'id="wizard-step"' not in html and 'name="session_type"' not in html
+    assert f'id="slot-{later.pk}"' in html and "Your chosen time" in html
+    assert "Evenings</textarea>" in html  # the fieldset's own fields come back as they were
+    # The choices are kept, as without JavaScript: a reload shows that day.
+    assert client.session["booking_wizard"][run]["data"]["session"]["day"] == later_start.date().isoformat()
+    assert f'id="slot-{later.pk}"' in client.get(url(run, "session")).content.decode()
+
+
+def test_other_refreshes_with_htmx_get_the_whole_step(client, session_type, online_only, slot):
+    run = start(client)  # two kinds of session: none chosen yet
+    day = {"day": timezone.localdate(slot.start).isoformat()}
+    for data in (
+        {**session_data(session_type=online_only), **day},  # a day, but another kind of session
+        {**session_data(session_type=online_only), "_refresh": "1"},  # the choices above the picker
+    ):
+        response = client.post(url(run, "session"), data, headers=HX)
+        html = response.content.decode()
+        assert "HX-Retarget" not in response and 'id="wizard-step"' in html and 'name="session_type"' in html
+    # Without JavaScript a day button gets the whole page.
+    response = client.post(url(run, "session"), {**session_data(session_type=online_only), **day})
+    assert "HX-Retarget" not in response and "<html" in response.content.decode()
+
+
 def test_htmx_step_post_returns_the_next_step_fragment_and_pushes_its_url(client, session_type, slot):
     run = start(client)
     response = client.post(url(run, "session"), session_data(session_type=session_type, slot=slot), headers=HX)

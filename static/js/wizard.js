@@ -27,7 +27,9 @@
 
   document.addEventListener("htmx:afterSettle", function () {
     if (swappedStep === null) {
-      return; // a single field was checked: leave focus where the client put it
+      // A single field was checked, or a day button brought the picker alone (HX-Retarget):
+      // leave focus where the client put it (htmx keeps it on the same control).
+      return;
     }
     var step = document.getElementById("wizard-step");
     var previous = swappedStep;
@@ -38,8 +40,8 @@
     if (step.querySelector("[data-error-summary]") || step.getAttribute("data-step") !== previous) {
       focusStart(step);
     }
-    // Otherwise the same step was refreshed (other day, other counsellor): htmx keeps focus
-    // on the control that was used.
+    // Otherwise the same step was refreshed (other kind of session, counsellor or way of
+    // meeting): htmx keeps focus on the control that was used.
   });
 
   // A failed request (server down, network lost) must not look like nothing happened.
