@@ -1,5 +1,6 @@
 """Journeys 2 and 5: a counsellor approves a request; an administrator books for a client who
-phoned and marks a past session completed."""
+phoned and marks a past session completed; an administrator deactivates a counsellor who left
+and resets a colleague's lost second factor."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 from datetime import timedelta
 
 import pytest
+from allauth.mfa.models import Authenticator
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from bookings.models import Booking, Slot, Status
-from e2e.browsing import sign_in, wait_for_email
+from e2e.browsing import sign_in, totp_secret_for, wait_for_email
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, find_on_calendar, heading
+from staff.models import User
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -110,3 +113,40 @@ def test_admin_books_for_a_client_who_phoned_then_marks_a_past_session_completed
     tab.check()
     past_confirmed_booking.refresh_from_db()
     assert past_confirmed_booking.status == Status.COMPLETED
+
+
+def test_admin_deactivates_a_counsellor_who_left_and_resets_a_lost_second_factor(
+    tabs, slots, admin_login, counsellor_login, make_booking, counsellor, other_counsellor
+):
+    make_booking(Status.CONFIRMED, slot=slots[0])
+    totp_secret_for(other_counsellor.user)
+    asha = tabs()
+    sign_in(asha, **counsellor_login)
+    tab = tabs()
+    page = tab.page
+    sign_in(tab, **admin_login)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Staff").click()
+    expect(heading(page, "Staff")).to_be_visible()
+    tab.check()
+
+    # The confirmation is plain HTML: open the form, read what will happen, tick, confirm.
+    row = page.locator("tr", has_text="asha@example.com")
+    row.get_by_text("Deactivate", exact=False).first.click()
+    expect(row).to_contain_text("1 open booking")
+    tab.check()
+    row.get_by_label("Deactivate Asha").check()
+    row.get_by_role("button", name="Deactivate account").click()
+    expect(page.get_by_text("Asha can no longer sign in")).to_be_visible()
+    expect(page.locator("tr", has_text="asha@example.com")).to_contain_text("Deactivated")
+    tab.check()
+    assert not User.objects.get(email="asha@example.com").is_active
+    asha.page.reload()
+    expect(heading(asha.page, "Staff sign-in")).to_be_visible()
+
+    row = page.locator("tr", has_text="rohan@example.com")
+    row.get_by_text("Reset second factor", exact=False).first.click()
+    row.get_by_label("Reset the second factor of Rohan").check()
+    row.get_by_role("button", name="Reset second factor").click()
+    expect(page.get_by_text("The second factor of Rohan was reset")).to_be_visible()
+    tab.check()
+    assert not Authenticator.objects.filter(user=other_counsellor.user).exists()

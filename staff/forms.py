@@ -324,6 +324,13 @@ class InviteForm(forms.Form):
     )
 
 
+class ConfirmForm(forms.Form):
+    """The explicit tick that a staff-account action asks for (the page works without JavaScript,
+    so the confirmation is part of the form)."""
+
+    confirm = forms.BooleanField(label="I understand", error_messages={"required": "Tick the box to confirm."})
+
+
 def booking_initial_version(booking: Booking) -> dict[str, int]:
     return {"version": booking.version}
 
@@ -345,6 +352,7 @@ class CounsellorProfileForm(forms.ModelForm):
             "offers_online",
             "offers_in_person",
             "daily_summary",
+            "is_active",
         ]
         labels = {
             "display_name": "Name shown to clients",
@@ -355,22 +363,37 @@ class CounsellorProfileForm(forms.ModelForm):
             "offers_online": "I offer online sessions",
             "offers_in_person": "I offer sessions in person",
             "daily_summary": "Email me a summary of my sessions each morning",
+            "is_active": "Show this profile to clients",
         }
         help_texts = {
             "approach": "A few sentences in plain words, e.g. the kinds of help you offer.",
             "bio": "Training and experience. Public: do not mention clients.",
             "languages": "Separate them with commas, e.g. English, Hindi.",
             "daily_summary": "Times, acknowledgement IDs and client initials only.",
+            "is_active": "Clients can see and book this counsellor only while this is ticked.",
         }
         widgets = {
             "approach": forms.Textarea(attrs={"rows": 4}),
             "bio": forms.Textarea(attrs={"rows": 5}),
         }
 
+    def __init__(self, *args: Any, can_publish: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Whether clients see a counsellor is an administrator's decision (e.g. after someone
+        # has left and come back); a counsellor's own form does not have the field at all.
+        if not can_publish:
+            del self.fields["is_active"]
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if not (data.get("offers_online") or data.get("offers_in_person")):
             self.add_error("offers_online", "Offer at least one way of meeting: online or in person.")
+        if data.get("is_active") and self.instance.user_id and not self.instance.user.is_active:
+            self.add_error(
+                "is_active",
+                "Their staff account is deactivated: reactivate it on the Staff page first, "
+                "so that clients do not book someone who cannot sign in.",
+            )
         return data
 
 

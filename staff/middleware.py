@@ -42,7 +42,9 @@ _MFA_CONFIRMED = "staff_mfa_confirmed_for"
 
 def _has_second_factor(request: HttpRequest, user) -> bool:
     """Whether `user` has an authenticator app. A yes is remembered in the session (saving a
-    query on every portal page) until the authenticator is removed (see forget_second_factor)."""
+    query on every portal page) until the authenticator is removed (see forget_second_factor).
+    When an administrator resets someone's second factor, that person's sessions are ended
+    instead (staff.services.staff_second_factor_reset): their remembered yes goes with them."""
     from allauth.mfa.models import Authenticator
 
     if request.session.get(_MFA_CONFIRMED) == user.pk:

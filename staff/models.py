@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class UserManager(BaseUserManager["User"]):
@@ -37,6 +42,14 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     email = models.EmailField("email address", unique=True)
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.COUNSELLOR)
+    # Part of every session's auth hash: bumping it ends all of this person's open sessions on
+    # their next request, whatever the session engine (see get_session_auth_hash). db_default:
+    # the previous release, still running during a deploy, inserts users without it.
+    session_version = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Bumped to sign this person out everywhere (deactivation, second-factor reset).",
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -52,3 +65,44 @@ class User(AbstractUser):
     @property
     def is_administrator(self) -> bool:
         return self.is_active and self.role == self.Role.ADMINISTRATOR
+
+    # Django signs each session with an HMAC of the password hash and signs the session out
+    # when it no longer matches. Mixing in session_version lets an administrator end someone's
+    # sessions without touching their password, and without a query per request or a scan of
+    # the sessions table. At version 0 the hash is Django's own, so sessions opened before this
+    # field existed stay valid.
+    def get_session_auth_hash(self) -> str:
+        return self._versioned_session_hash(secret=None)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for fallback_secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._versioned_session_hash(secret=fallback_secret)
+
+    def _versioned_session_hash(self, *, secret: str | None) -> str:
+        value = self.password if not self.session_version else f"{self.password}${self.session_version}"
+        return salted_hmac(_SESSION_HASH_SALT, value, secret=secret, algorithm="sha256").hexdigest()
+
+
+# Django's own salt (AbstractBaseUser._get_session_auth_hash): version-0 hashes stay identical.
+_SESSION_HASH_SALT = "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash"
+
+
+class AccountEvent(models.Model):
+    """What an administrator did to a staff account, shown on the Team page. Ids only in logs;
+    this table is the readable record."""
+
+    class Kind(models.TextChoices):
+        DEACTIVATED = "deactivated", "Account deactivated"
+        REACTIVATED = "reactivated", "Account reactivated"
+        SECOND_FACTOR_RESET = "second_factor_reset", "Second factor reset"
+
+    member = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_events")
+    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_id} {self.kind} {self.member_id}"

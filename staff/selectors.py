@@ -6,7 +6,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import NotSupportedError
-from django.db.models import CharField, Count, Exists, F, FilteredRelation, Func, OuterRef, Q, QuerySet
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
@@ -22,6 +34,7 @@ from bookings.models import (
 )
 from bookings.selectors import day_bounds
 from staff.forms import SORTS
+from staff.models import AccountEvent, User
 from staff.permissions import bookings_for, is_administrator, slots_for
 
 # --- The booking list -------------------------------------------------------------------
@@ -263,3 +276,47 @@ def views_log(*, user: Any, booking: Booking) -> list[Any]:
     if not is_administrator(user):
         return []
     return list(booking.views.select_related("user")[:50])
+
+
+# --- The team -----------------------------------------------------------------------------
+
+
+def open_bookings(*, now: datetime | None = None) -> QuerySet[Booking]:
+    """Active bookings that still need their counsellor: a session ahead, or a request not yet
+    given a time. Cancelled, rejected and past sessions are not counted."""
+    now = now or timezone.now()
+    return Booking.objects.filter(status__in=ACTIVE_STATUSES).filter(Q(slot__start__gte=now) | Q(slot__isnull=True))
+
+
+def open_bookings_count(*, member: User) -> int:
+    """How many open bookings are assigned to `member` as a counsellor (0 for administrators)."""
+    return open_bookings().filter(counsellor__user_id=member.pk).count()
+
+
+def team_members() -> list[User]:
+    """Every staff account, with `has_second_factor` (an authenticator app is set up) and
+    `open_bookings` (see open_bookings). One query, whatever the number of bookings."""
+    from allauth.mfa.models import Authenticator
+
+    per_member = (
+        open_bookings()
+        .filter(counsellor__user_id=OuterRef("pk"))
+        .order_by()
+        .values("counsellor__user_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return list(
+        User.objects.select_related("counsellor")
+        .annotate(
+            has_second_factor=Exists(
+                Authenticator.objects.filter(user_id=OuterRef("pk"), type=Authenticator.Type.TOTP)
+            ),
+            open_bookings=Coalesce(Subquery(per_member, output_field=IntegerField()), 0),
+        )
+        .order_by("role", "first_name", "email")
+    )
+
+
+def account_events(*, limit: int = 20) -> list[AccountEvent]:
+    return list(AccountEvent.objects.select_related("member", "actor")[:limit])

@@ -1,7 +1,10 @@
-"""Staff accounts: invitations. Bookings' rules live in bookings.services, not here."""
+"""Staff accounts: invitations, deactivation, second-factor resets. Bookings' rules live in
+bookings.services, not here."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.forms import default_token_generator
@@ -14,11 +17,18 @@ from django.utils.text import slugify
 from bookings.emails import absolute_url, email_queue
 from bookings.errors import BookingError
 from bookings.models import Counsellor
-from staff.models import User
+from staff import selectors
+from staff.models import AccountEvent, User
+
+logger = logging.getLogger(__name__)
 
 
 class InvitationError(BookingError):
     code = "invitation_refused"
+
+
+class StaffAccountError(BookingError):
+    code = "staff_account_refused"
 
 
 def invitation_url(user: User) -> str:
@@ -40,7 +50,10 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
         raise InvitationError("Choose a role: administrator or counsellor.")
     if not email:
         raise InvitationError("Enter the email address to invite.")
-    if User.objects.filter(email__iexact=email).exists():
+    existing = User.objects.filter(email__iexact=email).only("is_active").first()
+    if existing is not None and not existing.is_active:
+        raise InvitationError("This person's staff account is deactivated: reactivate it instead of inviting them.")
+    if existing is not None:
         raise InvitationError("There is already a staff account with this email address.")
     first, _, last = name.strip().partition(" ")
     with transaction.atomic():
@@ -80,3 +93,109 @@ def staff_reinvite(*, user: User) -> None:
             "set_password_url": invitation_url(user),
         },
     )
+
+
+# --- Deactivation and second-factor resets ------------------------------------------------
+#
+# Each runs in one transaction that locks the rows it decides on, records an AccountEvent (the
+# record administrators read on the Team page) and logs ids only. Ending someone's sessions is
+# a bump of User.session_version: every session they have open fails Django's auth-hash check
+# on its next request and is flushed, on any session engine, without scanning the sessions table.
+
+
+@dataclass(frozen=True)
+class Deactivation:
+    changed: bool  # False: the account was already deactivated
+    profile_hidden: bool  # their counsellor profile was shown to clients and is hidden now
+    open_bookings: int  # active bookings still assigned to them, for someone to reassign
+
+
+def _locked_administrators() -> list[int]:
+    """The active administrators' ids, their rows locked in id order (so that two
+    administrators acting on each other at once queue up instead of deadlocking)."""
+    return list(
+        User.objects.select_for_update()
+        .filter(role=User.Role.ADMINISTRATOR, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _require_administrator(by: User, administrators: list[int]) -> None:
+    # Re-read under the lock: `by` may have been deactivated since their request began.
+    if by.pk not in administrators:
+        raise StaffAccountError("Only an active administrator can change staff accounts.")
+
+
+def staff_deactivate(*, user: User, by: User) -> Deactivation:
+    """Stop `user` signing in and end their open sessions. A counsellor's public profile is
+    hidden too, so clients cannot book someone who has left; their bookings are left as they
+    are (the result says how many are still open, for an administrator to reassign).
+
+    Refused: deactivating yourself, and deactivating the last active administrator.
+    Deactivating an account that is already deactivated changes nothing."""
+    with transaction.atomic():
+        administrators = _locked_administrators()
+        _require_administrator(by, administrators)
+        member = User.objects.select_for_update().get(pk=user.pk)
+        if member.pk in administrators and len(administrators) == 1:
+            raise StaffAccountError(
+                "This is the last active administrator. Invite or reactivate another administrator first."
+            )
+        if member.pk == by.pk:
+            raise StaffAccountError("You cannot deactivate your own account. Ask another administrator.")
+        open_count = selectors.open_bookings_count(member=member)
+        if not member.is_active:
+            return Deactivation(changed=False, profile_hidden=False, open_bookings=open_count)
+        member.is_active = False
+        member.session_version += 1
+        member.save(update_fields=["is_active", "session_version"])
+        hidden = Counsellor.objects.filter(user=member, is_active=True).update(is_active=False) > 0
+        AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.DEACTIVATED)
+    logger.info(
+        "staff account %s deactivated by %s (profile hidden: %s, open bookings: %s)",
+        member.pk,
+        by.pk,
+        hidden,
+        open_count,
+    )
+    return Deactivation(changed=True, profile_hidden=hidden, open_bookings=open_count)
+
+
+def staff_reactivate(*, user: User, by: User) -> bool:
+    """Let `user` sign in again. A counsellor profile hidden at deactivation stays hidden: an
+    administrator shows it again on the profile page when the counsellor is ready for clients.
+    Returns False if the account was already active."""
+    with transaction.atomic():
+        _require_administrator(by, _locked_administrators())
+        member = User.objects.select_for_update().get(pk=user.pk)
+        if member.is_active:
+            return False
+        member.is_active = True
+        member.save(update_fields=["is_active"])
+        AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.REACTIVATED)
+    logger.info("staff account %s reactivated by %s", member.pk, by.pk)
+    return True
+
+
+def staff_second_factor_reset(*, user: User, by: User) -> bool:
+    """Remove `user`'s authenticator app and recovery codes and end their open sessions (each
+    session remembers that its second factor was confirmed; see staff.middleware). At their
+    next sign-in the portal sends them to set up a new authenticator app.
+
+    Refused for yourself: your own second factor is changed in your account settings, where
+    allauth asks for your password first. Returns False if there was nothing to remove (their
+    sessions are ended all the same)."""
+    from allauth.mfa.models import Authenticator
+
+    with transaction.atomic():
+        _require_administrator(by, _locked_administrators())
+        member = User.objects.select_for_update().get(pk=user.pk)
+        if member.pk == by.pk:
+            raise StaffAccountError("You cannot reset your own second factor here. Change it in your account settings.")
+        removed, _ = Authenticator.objects.filter(user=member).delete()
+        member.session_version += 1
+        member.save(update_fields=["session_version"])
+        AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.SECOND_FACTOR_RESET)
+    logger.info("staff account %s: second factor reset by %s (%s authenticators removed)", member.pk, by.pk, removed)
+    return removed > 0

@@ -49,5 +49,12 @@ urlpatterns = [
     path("team/", views.team, name="team"),
     path("team/invite/", views.team_invite, name="team_invite"),
     path("team/<int:user_id>/reinvite/", views.team_reinvite, name="team_reinvite"),
+    path("team/<int:user_id>/deactivate/", views.team_deactivate, name="team_deactivate"),
+    path("team/<int:user_id>/reactivate/", views.team_reactivate, name="team_reactivate"),
+    path(
+        "team/<int:user_id>/second-factor/reset/",
+        views.team_second_factor_reset,
+        name="team_second_factor_reset",
+    ),
     path("clinic/", views.clinic_settings, name="clinic"),
 ]

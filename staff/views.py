@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.db.models import Prefetch
 from django.forms import BoundField
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -51,6 +51,7 @@ from staff.forms import (
     BookingFilterForm,
     CancelForm,
     ClinicForm,
+    ConfirmForm,
     CounsellorProfileForm,
     CounsellorRoomForm,
     GenerateForm,
@@ -77,7 +78,15 @@ from staff.permissions import (
     slots_for,
     staff_required,
 )
-from staff.services import InvitationError, staff_invite, staff_reinvite
+from staff.services import (
+    InvitationError,
+    StaffAccountError,
+    staff_deactivate,
+    staff_invite,
+    staff_reactivate,
+    staff_reinvite,
+    staff_second_factor_reset,
+)
 from staff.templatetags.staff_tags import status_badge, widget
 
 BOOKING_CHANGED = "bookingChanged"
@@ -948,11 +957,16 @@ def team(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/team.html", _team_context())
 
 
-def _team_context(form: InviteForm | None = None, error: str = "") -> dict[str, Any]:
+def _team_context(
+    form: InviteForm | None = None, error: str = "", refused: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
-        "members": list(User.objects.select_related("counsellor").order_by("role", "first_name", "email")),
+        "members": selectors.team_members(),
+        "events": selectors.account_events(),
         "form": form or InviteForm(),
         "error": error,
+        # A refused account action: {"member": pk, "action": ..., "message": ...}, shown next to it.
+        "refused": refused or {},
         "nav": "team",
     }
 
@@ -983,6 +997,83 @@ def team_reinvite(request: HttpRequest, user_id: int) -> HttpResponse:
         return render(request, "staff/team.html", _team_context(error=exc.message), status=409)
     messages.success(request, f"A new invitation link was sent to {member.email}.")
     return redirect("staff:team")
+
+
+def _team_account_action(
+    request: HttpRequest,
+    user_id: int,
+    action: str,
+    do: Callable[[User], str],
+    *,
+    confirm: bool,
+) -> HttpResponse:
+    """What the Team page's account actions share: the member or 404, the confirmation tick
+    (400 without it), the service call (409 with the reason next to the action), then back to
+    the Team page with a message."""
+    member = get_object_or_404(User, pk=user_id)
+    if confirm and not ConfirmForm(request.POST).is_valid():
+        refused = {"member": member.pk, "action": action, "message": "Tick the box to confirm."}
+        return render(request, "staff/team.html", _team_context(refused=refused), status=400)
+    try:
+        message = do(member)
+    except StaffAccountError as exc:
+        refused = {"member": member.pk, "action": action, "message": exc.message}
+        return render(request, "staff/team.html", _team_context(refused=refused), status=409)
+    messages.success(request, message)
+    return redirect("staff:team")
+
+
+def _open_bookings_text(count: int) -> str:
+    return f"{count} open booking{'s' if count != 1 else ''}"
+
+
+@require_POST
+@admin_required
+def team_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    def do(member: User) -> str:
+        result = staff_deactivate(user=member, by=request.user)
+        if not result.changed:
+            message = f"The account of {member} was already deactivated."
+        else:
+            message = f"{member} can no longer sign in; their open sessions have ended."
+            if result.profile_hidden:
+                message += " Their profile is hidden from clients."
+        if result.open_bookings:
+            message += (
+                f" Still assigned to them, unchanged: {_open_bookings_text(result.open_bookings)} (sessions ahead"
+                " or requests waiting). Review them in the booking list."
+            )
+        return message
+
+    return _team_account_action(request, user_id, "deactivate", do, confirm=True)
+
+
+@require_POST
+@admin_required
+def team_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
+    def do(member: User) -> str:
+        if not staff_reactivate(user=member, by=request.user):
+            return f"The account of {member} is already active."
+        message = f"{member} can sign in again."
+        counsellor = Counsellor.objects.filter(user=member).first()
+        if counsellor is not None and not counsellor.is_active:
+            message += " Their profile stays hidden from clients until you show it again on their profile page."
+        return message
+
+    return _team_account_action(request, user_id, "reactivate", do, confirm=False)
+
+
+@require_POST
+@admin_required
+def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse:
+    def do(member: User) -> str:
+        staff_second_factor_reset(user=member, by=request.user)
+        return (
+            f"The second factor of {member} was reset and their open sessions have ended. At their next sign-in"
+            " they set up a new authenticator app."
+        )
+
+    return _team_account_action(request, user_id, "second_factor_reset", do, confirm=True)
 
 
 @require_http_methods(["GET", "POST"])
@@ -1034,13 +1125,16 @@ def profile_index(request: HttpRequest) -> HttpResponse:
 def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     """The public profile: a counsellor edits only their own (others answer 404); administrators any."""
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = CounsellorProfileForm(request.POST or None, instance=counsellor)
+    form = CounsellorProfileForm(request.POST or None, instance=counsellor, can_publish=is_administrator(request.user))
     context = {"counsellor": counsellor, "form": form, "nav": "profile"}
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "staff/profile.html", context, status=400)
         form.save()
-        messages.success(request, "Profile saved. Clients see it on the “Our counsellors” page.")
+        if counsellor.is_active:
+            messages.success(request, "Profile saved. Clients see it on the “Our counsellors” page.")
+        else:
+            messages.success(request, "Profile saved. It is hidden from clients.")
         return redirect("staff:profile_edit", counsellor_id=counsellor.pk)
     return render(request, "staff/profile.html", context)
 

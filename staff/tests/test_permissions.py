@@ -40,6 +40,10 @@ def c(w) -> int:
     return w["counsellor"].pk
 
 
+def u(w) -> int:
+    return w["counsellor"].user_id
+
+
 # (name, method, url builder, expected for anonymous, admin, counsellor, other counsellor)
 MATRIX = [
     ("dashboard", "get", lambda w: reverse("staff:dashboard"), (302, 200, 200, 200)),
@@ -116,6 +120,15 @@ MATRIX = [
     ("team", "get", lambda w: reverse("staff:team"), (302, 200, 403, 403)),
     ("team_invite", "post", lambda w: reverse("staff:team_invite"), (302, 400, 403, 403)),
     ("team_reinvite", "post", lambda w: reverse("staff:team_reinvite", args=[999999]), (302, 302, 403, 403)),
+    # Without the confirmation tick: 400 for administrators, 403 for counsellors.
+    ("team_deactivate", "post", lambda w: reverse("staff:team_deactivate", args=[u(w)]), (302, 400, 403, 403)),
+    ("team_reactivate", "post", lambda w: reverse("staff:team_reactivate", args=[999999]), (302, 404, 403, 403)),
+    (
+        "team_second_factor_reset",
+        "post",
+        lambda w: reverse("staff:team_second_factor_reset", args=[u(w)]),
+        (302, 400, 403, 403),
+    ),
     ("clinic", "get", lambda w: reverse("staff:clinic"), (302, 200, 403, 403)),
     ("clinic", "post", lambda w: reverse("staff:clinic"), (302, 400, 403, 403)),
 ]

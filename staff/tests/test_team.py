@@ -1,0 +1,360 @@
+"""The Team page's account actions: deactivate and reactivate a staff account, and reset a lost
+second factor. Administrators only; never on yourself; each one ends the person's sessions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Counsellor, Slot, Status
+from staff.models import AccountEvent, User
+from staff.services import StaffAccountError, staff_deactivate, staff_reactivate, staff_second_factor_reset
+from staff.tests.conftest import totp_enable
+
+PASSWORD = "a-long-counsellor-password"
+CONFIRM = {"confirm": "on"}
+
+
+def sign_in(client, email: str, password: str):
+    return client.post(reverse("account_login"), {"login": email, "password": password})
+
+
+def deactivate_url(user: User) -> str:
+    return reverse("staff:team_deactivate", args=[user.pk])
+
+
+def reactivate_url(user: User) -> str:
+    return reverse("staff:team_reactivate", args=[user.pk])
+
+
+def reset_url(user: User) -> str:
+    return reverse("staff:team_second_factor_reset", args=[user.pk])
+
+
+def signed_out(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.fixture
+def second_admin(db) -> User:
+    return User.objects.create_user(
+        email="bea@example.com", password="another-admin-password", first_name="Bea", role=User.Role.ADMINISTRATOR
+    )
+
+
+# --- Deactivation -----------------------------------------------------------------------
+
+
+def test_deactivating_a_counsellor_signs_them_out_hides_their_profile_and_is_recorded(
+    admin_client, admin_user, login, counsellor_user, counsellor, caplog
+):
+    theirs = login(counsellor_user)
+    assert theirs.get(reverse("staff:dashboard")).status_code == 200
+
+    page = admin_client.get(reverse("staff:team")).content.decode()
+    assert "Their profile will be hidden from clients" in page and deactivate_url(counsellor_user) in page
+
+    with caplog.at_level(logging.INFO, logger="staff.services"):
+        response = admin_client.post(deactivate_url(counsellor_user), CONFIRM)
+    assert response.status_code == 302 and response["Location"] == reverse("staff:team")
+    counsellor_user.refresh_from_db()
+    counsellor.refresh_from_db()
+    assert counsellor_user.is_active is False
+    assert counsellor.is_active is False  # clients can no longer find or book them
+
+    # Their open session stops working on its very next request (and stays dead if they are
+    # reactivated: see the reactivation test).
+    assert signed_out(theirs.get(reverse("staff:dashboard")))
+
+    page = admin_client.get(reverse("staff:team")).content.decode()
+    assert "can no longer sign in" in page and "Their profile is hidden from clients." in page
+    assert "Deactivated" in page and "Profile hidden from clients" in page
+    assert "Account deactivated: Asha" in page  # the record of who did what, for administrators
+    event = AccountEvent.objects.get()
+    assert (event.member, event.actor, event.kind) == (counsellor_user, admin_user, AccountEvent.Kind.DEACTIVATED)
+    # The log line carries ids only.
+    line = next(r.getMessage() for r in caplog.records if "deactivated" in r.getMessage())
+    assert f"staff account {counsellor_user.pk} deactivated by {admin_user.pk}" in line
+    assert "asha" not in line.lower() and "@" not in line
+
+
+def test_a_deactivated_person_cannot_sign_in(client, admin_user, counsellor_user, counsellor):
+    staff_deactivate(user=counsellor_user, by=admin_user)
+    response = sign_in(client, counsellor_user.email, PASSWORD)
+    assert "_auth_user_id" not in client.session
+    page = client.get(response["Location"]).content.decode() if response.status_code == 302 else ""
+    assert "This staff account has been deactivated" in page
+    assert signed_out(client.get(reverse("staff:dashboard")))
+
+
+def test_django_itself_refuses_a_session_of_an_inactive_account(login, counsellor_user, counsellor):
+    """What deactivation rests on, even without ending sessions: the auth backends (Django's
+    and allauth's) do not load an inactive user for a session (DB session engine)."""
+    theirs = login(counsellor_user)
+    assert theirs.get(reverse("staff:dashboard")).status_code == 200
+    User.objects.filter(pk=counsellor_user.pk).update(is_active=False)
+    assert signed_out(theirs.get(reverse("staff:dashboard")))
+
+
+def test_the_deactivation_form_says_how_many_open_bookings_they_have_and_cancels_none(
+    admin_client, counsellor_user, counsellor, other_counsellor, make_booking
+):
+    ahead = [
+        make_booking(Status.CONFIRMED, counsellor=counsellor),
+        make_booking(Status.PAYMENT_PENDING, counsellor=counsellor),
+        make_booking(Status.PENDING, counsellor=counsellor),  # a request not yet given a time
+    ]
+    past_start = timezone.now() - timedelta(days=2)
+    past = Slot.objects.create(counsellor=counsellor, start=past_start, end=past_start + timedelta(hours=1))
+    make_booking(Status.COMPLETED, slot=past)
+    make_booking(Status.CANCELLED, counsellor=counsellor)
+    make_booking(Status.CONFIRMED, counsellor=other_counsellor)
+
+    page = admin_client.get(reverse("staff:team")).content.decode()
+    assert "3 open bookings</strong> (sessions ahead or requests waiting) are assigned to them" in page
+    listing = f"{reverse('staff:booking_list')}?counsellor={counsellor.pk}&amp;status=active"
+    assert listing in page
+
+    response = admin_client.post(deactivate_url(counsellor_user), CONFIRM, follow=True)
+    page = response.content.decode()
+    assert "Still assigned to them, unchanged: 3 open bookings" in page
+    assert "3 open bookings to review" in page and listing in page
+    for booking in ahead:
+        before = booking.status
+        booking.refresh_from_db()
+        assert booking.status == before
+
+
+def test_an_administrator_cannot_deactivate_themselves(admin_client, admin_user, second_admin):
+    response = admin_client.post(deactivate_url(admin_user), CONFIRM)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "You cannot deactivate your own account" in page
+    assert f'id="member-{admin_user.pk}-error"' in page  # next to the row
+    admin_user.refresh_from_db()
+    assert admin_user.is_active and not AccountEvent.objects.exists()
+
+
+def test_the_last_active_administrator_cannot_be_deactivated(admin_client, admin_user):
+    response = admin_client.post(deactivate_url(admin_user), CONFIRM)
+    assert response.status_code == 409
+    assert "This is the last active administrator" in response.content.decode()
+    admin_user.refresh_from_db()
+    assert admin_user.is_active
+
+
+def test_two_administrators_cannot_deactivate_each_other(admin_user, second_admin):
+    """The second request acts for someone who was deactivated meanwhile: refused, so at
+    least one administrator is always left."""
+    stale_second_admin = User.objects.get(pk=second_admin.pk)
+    staff_deactivate(user=second_admin, by=admin_user)
+    with pytest.raises(StaffAccountError, match="Only an active administrator"):
+        staff_deactivate(user=admin_user, by=stale_second_admin)
+    assert User.objects.get(pk=admin_user.pk).is_active
+
+
+def test_another_administrator_can_be_deactivated(admin_client, second_admin, login):
+    theirs = login(second_admin)
+    assert admin_client.post(deactivate_url(second_admin), CONFIRM).status_code == 302
+    assert not User.objects.get(pk=second_admin.pk).is_active
+    assert signed_out(theirs.get(reverse("staff:team")))
+
+
+def test_deactivation_needs_the_confirmation_tick(admin_client, counsellor_user, counsellor):
+    response = admin_client.post(deactivate_url(counsellor_user), {})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Tick the box to confirm." in page
+    assert "<details open>" in page  # the form stays open, with the error next to it
+    assert User.objects.get(pk=counsellor_user.pk).is_active
+
+
+def test_deactivating_twice_changes_nothing_more(admin_client, admin_user, counsellor_user, counsellor):
+    assert staff_deactivate(user=counsellor_user, by=admin_user).changed
+    response = admin_client.post(deactivate_url(counsellor_user), CONFIRM, follow=True)
+    assert "was already deactivated" in response.content.decode()
+    assert AccountEvent.objects.count() == 1
+
+
+def test_an_invitation_that_was_never_used_can_be_withdrawn(admin_client, db):
+    invited = User.objects.create_user(email="new@example.com", role=User.Role.ADMINISTRATOR)
+    assert admin_client.post(deactivate_url(invited), CONFIRM).status_code == 302
+    assert not User.objects.get(pk=invited.pk).is_active
+
+
+# --- Reactivation -----------------------------------------------------------------------
+
+
+def test_inviting_a_deactivated_person_again_points_to_reactivation(admin_client, admin_user, counsellor_user):
+    staff_deactivate(user=counsellor_user, by=admin_user)
+    response = admin_client.post(
+        reverse("staff:team_invite"), {"email": counsellor_user.email, "name": "", "role": "counsellor"}
+    )
+    assert response.status_code == 409
+    assert "reactivate it instead of inviting them" in response.content.decode()
+
+
+def test_reactivation_lets_them_sign_in_but_leaves_the_profile_hidden_and_old_sessions_ended(
+    admin_client, admin_user, login, client, counsellor_user, counsellor
+):
+    theirs = login(counsellor_user)
+    theirs.get(reverse("staff:dashboard"))
+    staff_deactivate(user=counsellor_user, by=admin_user)
+
+    response = admin_client.post(reactivate_url(counsellor_user), follow=True)
+    page = response.content.decode()
+    assert "can sign in again" in page and "stays hidden from clients" in page
+    assert User.objects.get(pk=counsellor_user.pk).is_active
+    assert Counsellor.objects.get(pk=counsellor.pk).is_active is False
+    # The session open before the deactivation does not come back to life.
+    assert signed_out(theirs.get(reverse("staff:dashboard")))
+    # A new sign-in works (and asks for their authenticator code as before).
+    response = sign_in(client, counsellor_user.email, PASSWORD)
+    assert response["Location"] == reverse("mfa_authenticate")
+    assert [e.kind for e in AccountEvent.objects.order_by("pk")] == ["deactivated", "reactivated"]
+
+
+def test_reactivating_an_active_account_changes_nothing(admin_client, counsellor_user, counsellor):
+    response = admin_client.post(reactivate_url(counsellor_user), follow=True)
+    assert "is already active" in response.content.decode()
+    assert not AccountEvent.objects.exists()
+
+
+def test_an_administrator_shows_the_profile_again_on_the_profile_page(
+    admin_client, admin_user, counsellor_client, counsellor_user, counsellor
+):
+    profile = reverse("staff:profile_edit", args=[counsellor.pk])
+    data = {"display_name": "Asha Menon", "offers_online": "on", "is_active": "on"}
+    staff_deactivate(user=counsellor_user, by=admin_user)
+    refused = admin_client.post(profile, data)
+    assert refused.status_code == 400
+    assert "Their staff account is deactivated" in refused.content.decode()
+    assert not Counsellor.objects.get(pk=counsellor.pk).is_active
+
+    staff_reactivate(user=counsellor_user, by=admin_user)
+    assert "Show this profile to clients" in admin_client.get(profile).content.decode()
+    assert admin_client.post(profile, data).status_code == 302
+    assert Counsellor.objects.get(pk=counsellor.pk).is_active
+
+
+def test_a_counsellor_cannot_publish_or_hide_their_own_profile(admin_user, counsellor_client, counsellor):
+    profile = reverse("staff:profile_edit", args=[counsellor.pk])
+    assert "Show this profile to clients" not in counsellor_client.get(profile).content.decode()
+    Counsellor.objects.filter(pk=counsellor.pk).update(is_active=False)
+    data = {"display_name": "Asha Menon", "offers_online": "on", "is_active": "on"}
+    assert counsellor_client.post(profile, data).status_code == 302
+    assert not Counsellor.objects.get(pk=counsellor.pk).is_active
+
+
+# --- Second-factor reset ----------------------------------------------------------------
+
+
+def test_resetting_a_lost_second_factor(admin_client, admin_user, login, client, counsellor_user, counsellor):
+    theirs = login(counsellor_user)  # with an authenticator app, and the session remembers it
+    RecoveryCodes.activate(counsellor_user)
+    assert theirs.get(reverse("staff:dashboard")).status_code == 200
+    assert theirs.session["staff_mfa_confirmed_for"] == counsellor_user.pk
+
+    page = admin_client.get(reverse("staff:team")).content.decode()
+    assert reset_url(counsellor_user) in page and "Set up" in page
+    response = admin_client.post(reset_url(counsellor_user), CONFIRM, follow=True)
+    assert "second factor of Asha was reset" in response.content.decode()
+    assert not Authenticator.objects.filter(user=counsellor_user).exists()  # app and recovery codes
+    assert "Not set up" in admin_client.get(reverse("staff:team")).content.decode()
+
+    # The open session (which remembered the second factor) is over...
+    assert signed_out(theirs.get(reverse("staff:dashboard")))
+    # ...and after signing in with their password, the portal asks for a new authenticator app.
+    response = sign_in(client, counsellor_user.email, PASSWORD)
+    assert response.status_code == 302
+    assert client.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+    event = AccountEvent.objects.get()
+    assert (event.kind, event.actor, event.member) == ("second_factor_reset", admin_user, counsellor_user)
+    assert User.objects.get(pk=counsellor_user.pk).is_active  # still an active account
+
+
+def test_an_administrator_cannot_reset_their_own_second_factor_here(admin_client, admin_user):
+    page = admin_client.get(reverse("staff:team")).content.decode()
+    assert reset_url(admin_user) not in page and deactivate_url(admin_user) not in page
+    response = admin_client.post(reset_url(admin_user), CONFIRM)
+    assert response.status_code == 409
+    assert "You cannot reset your own second factor here" in response.content.decode()
+    assert Authenticator.objects.filter(user=admin_user).exists()
+
+
+def test_the_reset_needs_the_confirmation_tick(admin_client, counsellor_user, counsellor):
+    totp_enable(counsellor_user)
+    response = admin_client.post(reset_url(counsellor_user), {})
+    assert response.status_code == 400 and "Tick the box to confirm." in response.content.decode()
+    assert Authenticator.objects.filter(user=counsellor_user).exists()
+
+
+def test_resetting_someone_without_a_second_factor_still_ends_their_sessions(admin_user, counsellor_user, counsellor):
+    assert staff_second_factor_reset(user=counsellor_user, by=admin_user) is False
+    assert User.objects.get(pk=counsellor_user.pk).session_version == 1
+
+
+# --- Who may, and how ------------------------------------------------------------------
+
+ACTIONS = [deactivate_url, reactivate_url, reset_url]
+
+
+@pytest.mark.parametrize("url", ACTIONS, ids=["deactivate", "reactivate", "reset"])
+def test_counsellors_get_403_and_change_nothing(counsellor_client, other_counsellor, url):
+    target = other_counsellor.user
+    totp_enable(target)
+    assert counsellor_client.post(url(target), CONFIRM).status_code == 403
+    assert User.objects.get(pk=target.pk).is_active and Authenticator.objects.filter(user=target).exists()
+    assert not AccountEvent.objects.exists()
+
+
+@pytest.mark.parametrize("url", ACTIONS, ids=["deactivate", "reactivate", "reset"])
+def test_get_is_not_allowed(admin_client, counsellor_user, counsellor, url):
+    assert admin_client.get(url(counsellor_user)).status_code == 405
+
+
+def test_the_actions_need_the_csrf_token(admin_user, counsellor_user, counsellor):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    totp_enable(admin_user)
+    browser.force_login(admin_user)
+    assert browser.post(deactivate_url(counsellor_user), CONFIRM).status_code == 403
+    assert User.objects.get(pk=counsellor_user.pk).is_active
+
+
+def test_an_unknown_account_is_404(admin_client):
+    assert admin_client.post(deactivate_url(User(pk=999999)), CONFIRM).status_code == 404
+
+
+def test_sessions_opened_before_this_release_stay_valid(counsellor_user):
+    """session_version 0 hashes exactly as Django does: deploying this signs nobody out."""
+    assert counsellor_user.session_version == 0
+    assert counsellor_user.get_session_auth_hash() == AbstractBaseUser.get_session_auth_hash(counsellor_user)
+    counsellor_user.session_version = 1
+    assert counsellor_user.get_session_auth_hash() != AbstractBaseUser.get_session_auth_hash(counsellor_user)
+
+
+def test_the_team_page_stays_within_its_query_budget(
+    admin_client, session_type, make_booking, django_assert_max_num_queries
+):
+    """Members, their second factors and open bookings, and the record: the count does not
+    grow with the number of people or bookings."""
+    for n in range(12):
+        user = User.objects.create_user(email=f"c{n}@example.com", password="x" * 12, first_name=f"C{n}")
+        totp_enable(user)
+        counsellor = Counsellor.objects.create(user=user, display_name=f"C{n}", slug=f"c{n}")
+        for _ in range(3):
+            make_booking(Status.CONFIRMED, counsellor=counsellor)
+        staff_deactivate(user=user, by=User.objects.get(email="admin@example.com"))
+    admin_client.get(reverse("staff:team"))  # the session's last-seen mark is written once a minute
+    with django_assert_max_num_queries(4):
+        page = admin_client.get(reverse("staff:team"))
+    assert page.content.decode().count("3 open bookings to review") == 12
