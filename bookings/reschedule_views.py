@@ -18,9 +18,9 @@ from bookings import selectors, services
 from bookings.errors import BookingError, TokenInvalid
 from bookings.models import Booking, Clinic, LinkToken, Slot
 from bookings.ratelimit import ratelimit_hit
+from bookings.slot_picker import slot_picker
 from bookings.tokens import token_get
 from bookings.views import _link_problem, private_page, wait_text
-from bookings.wizard import slot_picker
 
 
 def _picker_context(booking: Booking, token: str, *, day: str, chosen: str) -> dict[str, object]:

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 from django.db.models import (
     DateTimeField,
     Exists,
@@ -20,7 +19,6 @@ from django.db.models import (
     Value,
     prefetch_related_objects,
 )
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -154,51 +152,6 @@ def slots_free_for_client(
     return slots_free(session_type=session_type, counsellor=counsellor, mode=mode)
 
 
-def slot_days_free(
-    *,
-    session_type: SessionType | None,
-    counsellor: Counsellor | None,
-    mode: str | None,
-    free: QuerySet[Slot] | None = None,
-) -> list[date]:
-    """The days (in the clinic's zone) that have at least one such free slot: one query.
-
-    One EXISTS per day of the booking horizon (about 60), so the database stops at the first
-    free slot of each day, through the slot index and the `booking_one_per_slot` index.
-    Collecting DISTINCT days instead reads every free slot in the horizon (~15,000 at the
-    benchmark's size). The days are a VALUES list, which PostgreSQL and SQLite both accept
-    (columns column1..3); the subquery is the ORM's `slots_free` itself, compared with the
-    day's bounds, so the rules stay in one place. `free`: that queryset, when the caller
-    already built it for the same filters (building it costs about as much as the query).
-    """
-    now = timezone.now()
-    first = timezone.localdate(now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS))
-    last = timezone.localdate(now + timedelta(days=settings.BOOKING_HORIZON_DAYS))
-    candidates = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    if free is None:
-        free = slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
-    free = free.filter(start__gte=RawSQL("days.column2", ()), start__lt=RawSQL("days.column3", ()))
-    connection = connections[free.db]
-    inner_sql, inner_params = free.order_by().values("pk")[:1].query.get_compiler(connection=connection).as_sql()
-    adapt = connection.ops.adapt_datetimefield_value
-    # Each day ends at the next one's midnight: one aware midnight per day, plus the last end.
-    tz = timezone.get_current_timezone()
-    midnights = [
-        adapt(timezone.make_aware(datetime.combine(first + timedelta(days=i), datetime.min.time()), tz))
-        for i in range(len(candidates) + 1)
-    ]
-    rows, params = [], []
-    for index in range(len(candidates)):
-        rows.append("(%s, %s, %s)")
-        params += [index, midnights[index], midnights[index + 1]]
-    # A scalar subquery with LIMIT 1, not WHERE EXISTS: PostgreSQL would turn EXISTS into a
-    # semi join that reads every free slot once more; a scalar subquery runs per day.
-    sql = f"SELECT days.column1, ({inner_sql}) FROM (VALUES {', '.join(rows)}) AS days"  # noqa: S608 (placeholders only)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*inner_params, *params])
-        return [candidates[index] for index, slot_id in sorted(cursor.fetchall()) if slot_id is not None]
-
-
 @dataclass(frozen=True, slots=True)
 class FreeSlot:
     """A free slot as the picker shows it. Plain rows, not model instances: a busy day has
@@ -208,24 +161,6 @@ class FreeSlot:
     pk: int
     start: datetime
     counsellor_name: str
-
-
-def slots_free_on_day(
-    *,
-    day: date,
-    session_type: SessionType | None,
-    counsellor: Counsellor | None,
-    mode: str | None,
-    free: QuerySet[Slot] | None = None,
-) -> list[FreeSlot]:
-    """The free slots starting on `day`, by start and then the counsellors' order. `free`: as
-    for slot_days_free."""
-    start, end = day_bounds(day)
-    qs = (
-        free if free is not None else slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
-    )
-    rows = qs.filter(start__gte=start, start__lt=end).values_list("pk", "start", "counsellor__display_name")
-    return [FreeSlot(*row) for row in rows]
 
 
 def booking_by_ack_id(ack_id: str) -> Booking | None:
@@ -259,7 +194,8 @@ def booking_for_page(*, token: str) -> Booking:
     return booking
 
 
-# What booking_timeline and the reschedule counts read of an event: not who did it.
+# What booking_timeline and the reschedule counts read of an event: the kind of actor
+# (client, staff, system), not which staff user it was.
 _TIMELINE_EVENTS = BookingEvent.objects.only(
     "booking_id", "action", "actor", "from_status", "to_status", "reason", "created_at"
 )

@@ -91,9 +91,11 @@ def _read(
 
     Both read the ORM's `free` queryset, compiled once (building and compiling it costs more
     than running it), as a subquery: the rules of what is free stay in selectors.slots_free.
-    The days as in selectors.slot_days_free: per day a scalar subquery with LIMIT 1 over a
-    VALUES list, so the database stops at each day's first free slot instead of reading the
-    whole horizon. The day's times follow with UNION ALL, told apart by a NULL day index:
+    The days: per day a scalar subquery with LIMIT 1 over a VALUES list (PostgreSQL and
+    SQLite both accept it, columns column1..3), so the database stops at each day's first
+    free slot instead of reading every free slot of the horizon (~15,000 at the benchmark's
+    size; a DISTINCT over them took 16 ms). A scalar subquery, not WHERE EXISTS: PostgreSQL
+    would turn EXISTS into a semi join that reads every free slot once more. The day's times follow with UNION ALL, told apart by a NULL day index:
     one row per start, counted and ranked by window functions, so a busy day's hundreds of
     free slots (one per counsellor at each time) never leave the database.
     """

@@ -281,11 +281,11 @@ def views_log(*, user: Any, booking: Booking) -> list[Any]:
 # --- The team -----------------------------------------------------------------------------
 
 
-def open_bookings(*, now: datetime | None = None) -> QuerySet[Booking]:
-    """Active bookings that still need their counsellor: a session ahead, or a request not yet
-    given a time. Cancelled, rejected and past sessions are not counted."""
-    now = now or timezone.now()
-    return Booking.objects.filter(status__in=ACTIVE_STATUSES).filter(Q(slot__start__gte=now) | Q(slot__isnull=True))
+def open_bookings() -> QuerySet[Booking]:
+    """Active bookings, which still need their counsellor: requests, sessions ahead, and past
+    sessions not yet marked held or missed. The booking list's "All active" filter shows the
+    same set, and the Team page links to it."""
+    return Booking.objects.filter(status__in=ACTIVE_STATUSES)
 
 
 def open_bookings_count(*, member: User) -> int:

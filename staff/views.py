@@ -1040,8 +1040,8 @@ def team_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
                 message += " Their profile is hidden from clients."
         if result.open_bookings:
             message += (
-                f" Still assigned to them, unchanged: {_open_bookings_text(result.open_bookings)} (sessions ahead"
-                " or requests waiting). Review them in the booking list."
+                f" Still assigned to them, unchanged: {_open_bookings_text(result.open_bookings)} (requests, and"
+                " sessions not yet marked held). Review them in the booking list."
             )
         return message
 
