@@ -338,7 +338,7 @@ def _staff_session(email: str) -> str:
     now = time.time()
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "allauth.account.auth_backends.AuthenticationBackend"
+    store[BACKEND_SESSION_KEY] = "staff.backends.AuthenticationBackend"
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store["account_authentication_methods"] = [
         {"method": "password", "at": now, "email": user.email},

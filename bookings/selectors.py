@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import reduce
+from operator import or_
 from typing import Any
 
 from django.conf import settings
@@ -13,11 +16,10 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
-    Prefetch,
+    Q,
     QuerySet,
     Subquery,
     Value,
-    prefetch_related_objects,
 )
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -32,11 +34,13 @@ from bookings.models import (
     Counsellor,
     LinkToken,
     Mode,
+    Payment,
     SessionType,
     Slot,
     Status,
 )
-from bookings.tokens import token_get
+from bookings.tokens import token_check, token_hash
+from mindsettler.compiled import CompiledQuery, columns, instance
 
 # What makes a slot free whatever the moment and the filters: nobody holds it, its counsellor
 # takes bookings, and no blocked period overlaps it (slots kept only because past bookings
@@ -73,31 +77,65 @@ def slots_free(
     """Published slots nobody holds, in one query (NOT EXISTS on the holding bookings), by
     start and then the counsellors' order, with their counsellor.
 
-    `session_type`: only slots long enough for it, of counsellors offering one of its modes;
-    `mode`: only slots of counsellors offering it. `for_clients` applies the minimum notice
-    and booking horizon.
+    `session_type`: only slots that can hold it (fits_q); `mode`: only slots of counsellors
+    offering it. `for_clients` keeps to the window in which clients may book (client_window).
     """
-    now = timezone.now()
     if for_clients:
-        earliest = now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS)
-        latest = now + timedelta(days=settings.BOOKING_HORIZON_DAYS)
-        start = max(start, earliest) if start else earliest
-        end = min(end, latest) if end else latest
+        start, end = client_window(start, end)
     else:
-        start = start or now
+        start = start or timezone.now()
     # One filter() call: each call copies the query and each condition is built once.
     where: dict[str, Any] = {"start__gte": start}
     if end is not None:
         where["start__lt"] = end
     if counsellor is not None:
         where["counsellor"] = counsellor
+    if mode is not None:
+        where[_OFFERS[mode]] = True
     if session_type is not None:
-        where["end__gte"] = _plus_minutes("start", session_type.duration_minutes)
-    if mode == Mode.ONLINE or (session_type is not None and not session_type.offers_in_person):
-        where["counsellor__offers_online"] = True
-    if mode == Mode.IN_PERSON or (session_type is not None and not session_type.offers_online):
-        where["counsellor__offers_in_person"] = True
+        return _SLOTS_FREE.filter(fits_q(shortest_by_mode([session_type])), **where)
     return _SLOTS_FREE.filter(**where)
+
+
+def client_window(start: datetime | None = None, end: datetime | None = None) -> tuple[datetime, datetime]:
+    """The part of [`start`, `end`) in which a client may book a slot's start: from the minimum
+    notice to the booking horizon. Empty (start >= end) if they do not overlap."""
+    now = timezone.now()
+    earliest = now + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS)
+    latest = now + timedelta(days=settings.BOOKING_HORIZON_DAYS)
+    return (max(start, earliest) if start else earliest), (min(end, latest) if end else latest)
+
+
+# The counsellor's field saying whether they offer a mode.
+_OFFERS = {Mode.ONLINE: "counsellor__offers_online", Mode.IN_PERSON: "counsellor__offers_in_person"}
+
+
+def shortest_by_mode(session_types: Sequence[SessionType]) -> dict[str, int]:
+    """Per mode, in the modes' order, the length in minutes of the shortest of `session_types`
+    offered in it (no entry: none is). All that decides which slots can hold one of them:
+    see fits_q."""
+    shortest: dict[str, int] = {}
+    for mode in Mode.values:
+        lengths = [t.duration_minutes for t in session_types if mode in t.modes]
+        if lengths:
+            shortest[mode] = min(lengths)
+    return shortest
+
+
+def fits_q(shortest: Mapping[str, int]) -> Q:
+    """The slots that can hold at least one of some session types, given their `shortest`
+    length per mode (shortest_by_mode): a slot can hold a session type if it is at least as
+    long and the slot's counsellor offers one of the type's modes. slot_modes applies the
+    same rule to one slot, in Python."""
+    # One length condition per length: a type offered in both modes asks for it once.
+    modes_by_length: dict[int, list[str]] = {}
+    for mode, minutes in shortest.items():
+        modes_by_length.setdefault(minutes, []).append(mode)
+    fits = [
+        Q(end__gte=_plus_minutes("start", minutes)) & reduce(or_, (Q(**{_OFFERS[mode]: True}) for mode in modes))
+        for minutes, modes in modes_by_length.items()
+    ]
+    return reduce(or_, fits) if fits else Q(pk__in=[])
 
 
 def slot_modes(
@@ -108,8 +146,8 @@ def slot_modes(
     `offers_in_person`): plain values, so a caller reading rows need not build a Slot and a
     Counsellor for each.
 
-    The same rules as `slots_free`'s session-type filter and the services' checks: long enough,
-    and a mode both the session type and the slot's counsellor offer.
+    fits_q's rule (and the services' checks), for one slot: long enough, and a mode both the
+    session type and the slot's counsellor offer.
     """
     if length < session_type.duration:
         return []
@@ -163,28 +201,65 @@ class FreeSlot:
     counsellor_name: str
 
 
-def booking_by_ack_id(ack_id: str) -> Booking | None:
-    """For the status lookup: only what it shows (status) is read. No ORDER BY: ack_id is
-    unique, and first()'s default newest-first ordering only makes PostgreSQL plan longer."""
-    return next(iter(Booking.objects.filter(ack_id=ack_id).order_by().only("pk", "ack_id", "status")), None)
+# For the status lookup: only what it shows (the status) is read. No ORDER BY: ack_id is
+# unique, and first()'s default newest-first ordering only makes PostgreSQL plan longer.
+_STATUS_BY_ACK_ID = CompiledQuery(
+    lambda ack_id: Booking.objects.filter(ack_id=ack_id).order_by().values("status")[:1],
+    ack_id="MS-000000",
+)
+
+
+def booking_status_by_ack_id(ack_id: str) -> str | None:
+    """The status of the booking with this acknowledgement ID, or None if there is none."""
+    rows = _STATUS_BY_ACK_ID(ack_id=ack_id)
+    return rows[0]["status"] if rows else None
+
+
+# The booking page's link, its booking and the booking's session: one query, compiled once
+# (mindsettler/compiled.py), as token_get(related=...) would read them. The preferred time is
+# shown only while no time is reserved, so it is read only then, by another query.
+_PAGE_JOINS = (
+    ("", LinkToken),
+    ("booking__", Booking),
+    ("booking__session_type__", SessionType),
+    ("booking__slot__", Slot),
+    ("booking__counsellor__", Counsellor),
+)
+_MANAGE_LINK = CompiledQuery(
+    lambda token_hash: (
+        LinkToken.objects.filter(token_hash=token_hash, purpose=LinkToken.Purpose.MANAGE)
+        .order_by()
+        .values(*(name for prefix, model in _PAGE_JOINS for name in columns(model, prefix)))[:1]
+    ),
+    token_hash="0" * 64,
+)
+
+# What booking_timeline and the reschedule counts read of an event: the kind of actor
+# (client, staff, system), not which staff user it was.
+_TIMELINE_FIELDS = ("id", "booking_id", "action", "actor", "from_status", "to_status", "reason", "created_at")
+_TIMELINE = CompiledQuery(
+    lambda booking_id: BookingEvent.objects.filter(booking_id=booking_id).values(*_TIMELINE_FIELDS),
+    booking_id=-1,
+)
 
 
 def booking_for_page(*, token: str) -> Booking:
-    """The booking behind a private booking-page link, or TokenInvalid.
+    """The booking behind a private booking-page link, or TokenInvalid, with its events.
 
     The link stops working BOOKING_LINK_DAYS_AFTER_SESSION days after the session ends, so
     an old email found later does not open a record of someone's counselling.
     """
-    # The booking and its session come with the token, in one query. The preferred time is
-    # shown only while no time is reserved, so it is read only then: each further join costs
-    # PostgreSQL more planning (about 0.4 ms each here) than the query takes to run.
-    link = token_get(
-        raw=token,
-        purpose=LinkToken.Purpose.MANAGE,
-        related=("booking__session_type", "booking__slot", "booking__counsellor"),
-    )
-    booking = link.booking
-    prefetch_related_objects([booking], Prefetch("events", queryset=_TIMELINE_EVENTS))
+    if not token or len(token) > 100:
+        raise TokenInvalid("unknown")
+    rows = _MANAGE_LINK(token_hash=token_hash(token))
+    if not rows:
+        raise TokenInvalid("unknown")
+    link, booking, session_type, slot, counsellor = (instance(model, rows[0], prefix) for prefix, model in _PAGE_JOINS)
+    booking.session_type, booking.slot, booking.counsellor = session_type, slot, counsellor
+    link.booking = booking
+    token_check(link)
+    events = [instance(BookingEvent, row) for row in _TIMELINE(booking_id=booking.pk)]
+    _prefetched(booking, "events", events)
     if booking.slot_id is None and booking.preferred_slot_id is not None:
         booking.preferred_slot = Slot.objects.select_related("counsellor").get(pk=booking.preferred_slot_id)
     if booking.slot is not None:
@@ -194,11 +269,15 @@ def booking_for_page(*, token: str) -> Booking:
     return booking
 
 
-# What booking_timeline and the reschedule counts read of an event: the kind of actor
-# (client, staff, system), not which staff user it was.
-_TIMELINE_EVENTS = BookingEvent.objects.only(
-    "booking_id", "action", "actor", "from_status", "to_status", "reason", "created_at"
-)
+def _prefetched(booking: Booking, name: str, objects: list[Any]) -> None:
+    """Leave `objects` where prefetch_related leaves a booking's related rows (and on each
+    row, its booking), so `booking.<name>.all()` reads them without a query."""
+    manager = getattr(booking, name)
+    for obj in objects:
+        manager.field.set_cached_value(obj, booking)
+    queryset = manager.get_queryset()
+    queryset._result_cache, queryset._prefetch_done = objects, True
+    booking.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
 @dataclass(frozen=True)
@@ -267,14 +346,23 @@ def _timeline_text(event: BookingEvent) -> str:
     return ""
 
 
+# A booking's payment attempts, newest first; not the provider's raw payloads (JSON to decode
+# for each attempt): no page shows them.
+_PAYMENT_FIELDS = tuple(name for name in columns(Payment) if name != "raw")
+_PAYMENTS = CompiledQuery(
+    lambda booking_id: (
+        Payment.objects.filter(booking_id=booking_id).order_by("-created_at", "-pk").values(*_PAYMENT_FIELDS)
+    ),
+    booking_id=-1,
+)
+
+
 def booking_payment_summary(*, booking: Booking) -> dict[str, object]:
     """What a booking's page shows about money, from one query: the attempt in progress,
     the payment that confirmed it, refunds, and a payment staff are looking into."""
-    from bookings.models import Payment
     from bookings.payments import get_provider
 
-    # Not the provider's raw payloads (JSON to decode for each attempt): no page shows them.
-    attempts = list(booking.payments.defer("raw").order_by("-created_at", "-pk"))
+    attempts = [instance(Payment, row) for row in _PAYMENTS(booking_id=booking.pk)]
     state = Payment.State
     return {
         "current": next((p for p in attempts if p.status == state.PENDING and not p.provider_payment_id), None),

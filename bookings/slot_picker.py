@@ -7,11 +7,11 @@ radios) written in Python by bookings/templatetags/slot_picker.py.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from bookings import selectors
 from bookings.models import Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
+from mindsettler.compiled import CompiledQuery
 
 DAYS_PER_PAGE = 7
 
@@ -28,11 +29,12 @@ def slot_picker(
 ) -> dict[str, Any]:
     """The picker's context: a page of days with free times, the free times of one `day`
     (or of the first day with free times, if that one has none), and the `chosen` slot."""
-    free = selectors.slots_free_for_client(session_type=session_type, counsellor=counsellor, mode=mode)
-    days, shown, times = free_days_and_times(free, day=_parse_day(day), chosen=chosen)
+    filters = {"session_type": session_type, "counsellor": counsellor, "mode": mode}
+    days, shown, times = free_days_and_times(**filters, day=_parse_day(day), chosen=chosen)
     chosen_elsewhere: Slot | None = None
     notice = ""
     if chosen and not any(str(t["slot"].pk) == chosen for t in times):
+        free = selectors.slots_free_for_client(**filters)
         chosen_elsewhere = free.filter(pk=chosen).first() if chosen.isdigit() else None
         if chosen_elsewhere is None:
             notice = _("The time you chose is no longer available. Please choose another time.")
@@ -57,9 +59,15 @@ def slot_picker(
 
 
 def free_days_and_times(
-    free: QuerySet[Slot], *, day: date | None, chosen: str = ""
+    *,
+    session_type: SessionType | None,
+    counsellor: Counsellor | None,
+    mode: str | None,
+    day: date | None,
+    chosen: str = "",
 ) -> tuple[list[date], date | None, list[dict[str, Any]]]:
-    """The days (in the clinic's zone) with at least one slot of `free`; the day to show:
+    """The days (in the clinic's zone) with at least one slot free for a client (of the
+    session type, counsellor and mode given: selectors.slots_free_for_client); the day to show:
     `day` if it is one of them, else the first (`day` None: the first); and that day's free
     times, by start: per start (`start`) how many slots are free then (`count`) and the one
     that stands for the time (`slot`): the `chosen` slot if it is one of them, else the first
@@ -68,6 +76,12 @@ def free_days_and_times(
     One query when `day` has free slots (the usual case: the client chose it, or the first
     bookable day has some), a second for the times of the day shown when it has none.
     """
+    start, end = selectors.client_window()
+    values: dict[str, Any] = {"start": start, "end": end}
+    if counsellor is not None:
+        values["counsellor_id"] = counsellor.pk
+    shortest = tuple(selectors.shortest_by_mode([session_type]).items()) if session_type else None
+    free = _free(shortest, mode, by_counsellor=counsellor is not None).sql(**values)
     candidates = _candidate_days()
     wanted = day or (candidates[0] if candidates else None)
     days, times = _read(free, candidates=candidates, day=wanted, chosen=chosen)
@@ -84,13 +98,42 @@ def _candidate_days() -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+@lru_cache(maxsize=64)
+def _free(shortest: tuple[tuple[str, int], ...] | None, mode: str | None, *, by_counsellor: bool) -> CompiledQuery:
+    """selectors.slots_free_for_client, as the picker reads it, for one shape of filters: the
+    session type's shortest length per mode (None: any type), the mode, one counsellor or
+    any. Built and compiled once (mindsettler/compiled.py); the client window and the
+    counsellor are values of each call."""
+
+    def build(start: datetime, end: datetime, counsellor_id: int = 0) -> QuerySet[Slot]:
+        free = selectors.slots_free(mode=mode, start=start, end=end, for_clients=False)
+        if shortest is not None:
+            free = free.filter(selectors.fits_q(dict(shortest)))
+        if by_counsellor:
+            free = free.filter(counsellor_id=counsellor_id)
+        return free.order_by().values(
+            free_id=F("pk"),
+            free_start=F("start"),
+            free_name=F("counsellor__display_name"),
+            free_rank=F("counsellor__sort_order"),
+        )
+
+    placeholders: dict[str, Any] = {"start": _PLACEHOLDER_TIME, "end": _PLACEHOLDER_TIME + timedelta(days=1)}
+    if by_counsellor:
+        placeholders["counsellor_id"] = -1
+    return CompiledQuery(build, **placeholders)
+
+
+_PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _read(
-    free: QuerySet[Slot], *, candidates: list[date], day: date | None, chosen: str
+    free: tuple[str, list[Any], Any], *, candidates: list[date], day: date | None, chosen: str
 ) -> tuple[list[date], list[dict[str, Any]]]:
     """Which of `candidates` have a free slot, and the free times of `day`, in one round trip.
 
-    Both read the ORM's `free` queryset, compiled once (building and compiling it costs more
-    than running it), as a subquery: the rules of what is free stay in selectors.slots_free.
+    Both read `free` (the SQL, parameters and compiler of _free's query) as a subquery: the
+    rules of what is free stay in selectors.slots_free.
     The days: per day a scalar subquery with LIMIT 1 over a VALUES list (PostgreSQL and
     SQLite both accept it, columns column1..3), so the database stops at each day's first
     free slot instead of reading every free slot of the horizon (~15,000 at the benchmark's
@@ -99,15 +142,8 @@ def _read(
     one row per start, counted and ranked by window functions, so a busy day's hundreds of
     free slots (one per counsellor at each time) never leave the database.
     """
-    rows_qs = free.order_by().values(
-        free_id=F("pk"),
-        free_start=F("start"),
-        free_name=F("counsellor__display_name"),
-        free_rank=F("counsellor__sort_order"),
-    )
-    connection = connections[rows_qs.db]
-    compiler = rows_qs.query.get_compiler(connection=connection)
-    inner_sql, inner_params = compiler.as_sql()
+    inner_sql, inner_params, compiler = free
+    connection = compiler.connection
     q = connection.ops.quote_name
     pk, start, name, rank = q("free_id"), q("free_start"), q("free_name"), q("free_rank")
     adapt = connection.ops.adapt_datetimefield_value

@@ -47,13 +47,18 @@ def token_get(*, raw: str, purpose: str, for_update: bool = False, related: tupl
         link = qs.get(token_hash=token_hash(raw), purpose=purpose)
     except LinkToken.DoesNotExist:
         raise TokenInvalid("unknown") from None
+    token_check(link)
+    return link
+
+
+def token_check(link: LinkToken) -> None:
+    """TokenInvalid if `link` may not be used: revoked, used up or expired."""
     if link.revoked_at is not None:
         raise TokenInvalid("revoked", link=link)
     if link.used_at is not None:
         raise TokenInvalid("used", link=link)
     if link.expires_at <= timezone.now():
         raise TokenInvalid("expired", link=link)
-    return link
 
 
 def token_claim(*, raw: str, purpose: str) -> LinkToken:

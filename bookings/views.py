@@ -193,10 +193,10 @@ def status(request: HttpRequest) -> HttpResponse:
         return render(request, "bookings/status.html", context)
 
     if lookup == "ack":
-        booking = selectors.booking_by_ack_id(form.cleaned_data["ack_id"])
+        status = selectors.booking_status_by_ack_id(form.cleaned_data["ack_id"])
         context["ack_id"] = form.cleaned_data["ack_id"]
-        if booking is not None:
-            context["result"] = {"label": CLIENT_LABELS[booking.status], "next_step": NEXT_STEPS[booking.status]}
+        if status is not None:
+            context["result"] = {"label": CLIENT_LABELS[status], "next_step": NEXT_STEPS[status]}
         return render(request, "bookings/status.html", context)
 
     email = services.email_normalise(form.cleaned_data["email"])

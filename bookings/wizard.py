@@ -34,6 +34,7 @@ from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.views import wait_text
+from mindsettler.compiled import CompiledQuery, columns, instance
 
 STEPS = ("session", "about", "concerns", "review")
 HEADINGS = {
@@ -189,11 +190,17 @@ def _lists(step_name: str, *, to_show: bool = False) -> dict[str, Any]:
     their modes)."""
     if step_name != "session":
         return {}
-    counsellors = Counsellor.objects.filter(is_active=True)
+    counsellors = _COUNSELLOR_NAMES() if to_show else _COUNSELLORS()
     return {
-        "session_types": list(SessionType.objects.filter(is_active=True)),
-        "counsellors": list(counsellors.only("display_name") if to_show else counsellors),
+        "session_types": [instance(SessionType, row) for row in _SESSION_TYPES()],
+        "counsellors": [instance(Counsellor, row) for row in counsellors],
     }
+
+
+# Read on every view of the session step: compiled once (mindsettler/compiled.py).
+_SESSION_TYPES = CompiledQuery(lambda: SessionType.objects.filter(is_active=True).values(*columns(SessionType)))
+_COUNSELLORS = CompiledQuery(lambda: Counsellor.objects.filter(is_active=True).values(*columns(Counsellor)))
+_COUNSELLOR_NAMES = CompiledQuery(lambda: Counsellor.objects.filter(is_active=True).values("id", "display_name"))
 
 
 def _form_step(step: Step) -> HttpResponse:

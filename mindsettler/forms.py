@@ -12,12 +12,14 @@ with options of a custom template, goes through the templates as before.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from django.forms.renderers import DjangoTemplates
 from django.template import Context
 from django.template.base import render_value_in_context
 from django.template.defaultfilters import stringformat
+from django.utils.functional import Promise
 from django.utils.safestring import SafeData, mark_safe
 
 SELECT = "django/forms/widgets/select.html"
@@ -28,8 +30,23 @@ _INPUT_NAMES = "input text email number password url hidden date datetime time s
 INPUTS = frozenset(f"django/forms/widgets/{name}.html" for name in _INPUT_NAMES.split())
 
 
+def _html(value: Any, context: Context) -> str:
+    """`{{ value }}`: render_value_in_context(), with a shortcut for a plain str (most labels,
+    names and values), which it only escapes, and escape() is html.escape(). A lazy label is
+    made a str first, as render_value_in_context() does."""
+    if isinstance(value, Promise):
+        value = str(value)
+    if type(value) is str:
+        return html.escape(value)
+    return render_value_in_context(value, context)
+
+
 def _string(value: Any, context: Context) -> str:
     """`{{ value|stringformat:'s' }}`: the filter keeps a safe string safe."""
+    if type(value) is str:
+        return html.escape(value)
+    if type(value) is int:  # an id: its digits need no escaping
+        return str(value)
     text = stringformat(value, "s")
     safe = isinstance(value, SafeData)  # as the template engine does for is_safe filters
     return render_value_in_context(mark_safe(text) if safe else text, context)  # noqa: S308
@@ -41,7 +58,7 @@ def _attrs(attrs: dict[str, Any], context: Context) -> str:
     for name, value in attrs.items():
         if value is False:
             continue
-        out.append(" " + render_value_in_context(name, context))
+        out.append(" " + _html(name, context))
         if value is not True:
             out.append(f'="{_string(value, context)}"')
     return "".join(out)
@@ -51,16 +68,16 @@ def render_select(widget: dict[str, Any]) -> str | None:
     """django/forms/widgets/select.html for `widget` (a widget's context), stripped as the
     renderer strips it; None if an option uses another template."""
     context = Context(autoescape=True)
-    out = [f'<select name="{render_value_in_context(widget["name"], context)}"{_attrs(widget["attrs"], context)}>']
+    out = [f'<select name="{_html(widget["name"], context)}"{_attrs(widget["attrs"], context)}>']
     for group_name, group_choices, _index in widget["optgroups"]:
         if group_name:
-            out.append(f'\n  <optgroup label="{render_value_in_context(group_name, context)}">')
+            out.append(f'\n  <optgroup label="{_html(group_name, context)}">')
         for option in group_choices:
             if option.get("template_name") != OPTION:
                 return None
             out.append(
                 f'\n  <option value="{_string(option["value"], context)}"{_attrs(option["attrs"], context)}>'
-                f"{render_value_in_context(option['label'], context)}</option>\n"  # the template's last line
+                f"{_html(option['label'], context)}</option>\n"  # the template's last line
             )
         if group_name:
             out.append("\n  </optgroup>")
@@ -74,8 +91,8 @@ def render_input(widget: dict[str, Any]) -> str:
     value = widget["value"]
     shown = f' value="{_string(value, context)}"' if value is not None else ""
     return (
-        f'<input type="{render_value_in_context(widget["type"], context)}"'
-        f' name="{render_value_in_context(widget["name"], context)}"{shown}{_attrs(widget["attrs"], context)}>'
+        f'<input type="{_html(widget["type"], context)}"'
+        f' name="{_html(widget["name"], context)}"{shown}{_attrs(widget["attrs"], context)}>'
     )
 
 
@@ -83,11 +100,8 @@ def render_textarea(widget: dict[str, Any]) -> str:
     """django/forms/widgets/textarea.html for `widget` (a widget's context), stripped."""
     context = Context(autoescape=True)
     value = widget["value"]
-    text = render_value_in_context(value, context) if value else ""
-    return (
-        f'<textarea name="{render_value_in_context(widget["name"], context)}"{_attrs(widget["attrs"], context)}>'
-        f"\n{text}</textarea>"
-    )
+    text = _html(value, context) if value else ""
+    return f'<textarea name="{_html(widget["name"], context)}"{_attrs(widget["attrs"], context)}>\n{text}</textarea>'
 
 
 class FormRenderer(DjangoTemplates):

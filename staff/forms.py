@@ -63,17 +63,19 @@ class BookingFilterForm(forms.Form):
     date_from = forms.DateField(label="Session from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="Session to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(label="Sort by", required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+    # Labels as text: a number label is localised (number_format) on every render.
     per_page = forms.TypedChoiceField(
-        label="Per page", required=False, coerce=int, choices=[(n, n) for n in PAGE_SIZES], empty_value=25
+        label="Per page", required=False, coerce=int, choices=[(n, str(n)) for n in PAGE_SIZES], empty_value=25
     )
 
     def __init__(
         self,
         *args: Any,
-        counsellors: list[Counsellor] | None,
-        session_types: list[SessionType],
+        counsellors: list[tuple[int, str]] | None,
+        session_types: list[tuple[int, str]],
         **kwargs: Any,
     ) -> None:
+        """`counsellors` and `session_types` as (id, name) pairs; no counsellor filter if None."""
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [
             ("", "All statuses"),
@@ -83,11 +85,8 @@ class BookingFilterForm(forms.Form):
         if counsellors is None:
             del self.fields["counsellor"]
         else:
-            self.fields["counsellor"].choices = [
-                ("", "All counsellors"),
-                *[(c.pk, c.display_name) for c in counsellors],
-            ]
-        self.fields["session_type"].choices = [("", "All types"), *[(t.pk, t.name) for t in session_types]]
+            self.fields["counsellor"].choices = [("", "All counsellors"), *counsellors]
+        self.fields["session_type"].choices = [("", "All types"), *session_types]
 
     def cleaned(self) -> dict[str, Any]:
         """The valid filters; invalid ones are dropped so a bad link still shows a list."""

@@ -39,7 +39,6 @@ from bookings.models import (
     Counsellor,
     Mode,
     OutboundEmail,
-    SessionType,
     Slot,
     Status,
     WeeklyHours,
@@ -224,13 +223,8 @@ def calendar_publish(request: HttpRequest) -> HttpResponse:
 
 
 def _filter_form(request: HttpRequest) -> BookingFilterForm:
-    admin = is_administrator(request.user)
-    counsellors = list(Counsellor.objects.only("pk", "display_name")) if admin else None
-    return BookingFilterForm(
-        request.GET or None,
-        counsellors=counsellors,
-        session_types=list(SessionType.objects.only("pk", "name")),
-    )
+    session_types, counsellors = selectors.list_filter_choices(counsellors=is_administrator(request.user))
+    return BookingFilterForm(request.GET or None, counsellors=counsellors, session_types=session_types)
 
 
 # The filter form's fields, written here rather than by an include of staff/_field.html per
@@ -263,22 +257,6 @@ def _field_html(field: BoundField) -> SafeString:
     )
 
 
-# What a row of the list shows, read as plain values: no model instances, and never the
-# client's own words.
-LIST_COLUMNS = (
-    "pk",
-    "ack_id",
-    "client_name",
-    "email",
-    "status",
-    "mode",
-    "created_at",
-    "session_at",
-    "slot__start",
-    "counsellor__display_name",
-    "session_type__name",
-)
-
 _LIST_ROW = (
     "<tr>"
     '<td class="px-3 py-2"><a href="{}" class="font-semibold">{}</a></td>'
@@ -308,10 +286,11 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
     # The detail URL of booking 0, split around the id: one reverse() for the whole page.
     head, tail = reverse("staff:booking_detail", args=[0]).rsplit("/0/", 1)
     days: dict[date, str] = {}
+    tz = timezone.get_current_timezone()
 
     def short(value: datetime) -> str:
         """bookings' when_short ('Thu 26 Nov, 10:50 IST'), the day's name formatted once a day."""
-        local = timezone.localtime(value)
+        local = value.astimezone(tz)  # timezone.localtime(), the zone looked up once a page
         day = days.get(local.date())
         if day is None:
             day = days[local.date()] = date_format(local, "D j M")
@@ -322,7 +301,7 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
         if b["slot__start"]:
             session = short(b["slot__start"])
         elif b["session_at"]:
-            session = format_html('<span class="text-muted">asked for {}</span>', short(b["session_at"]))
+            session = mark_safe(f'<span class="text-muted">asked for {_text(short(b["session_at"]))}</span>')  # noqa: S308
         else:
             session = mark_safe('<span class="text-muted">no time yet</span>')
         values = (
@@ -366,8 +345,7 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     per_page = filters.get("per_page") or 25
     number = _page_number(request.GET.get("page"))
     offset = (number - 1) * per_page
-    qs = selectors.booking_search(user=request.user, filters=filters).values(*LIST_COLUMNS)
-    rows = list(qs[offset : offset + per_page + 1])
+    rows = selectors.booking_list_rows(user=request.user, filters=filters, offset=offset, limit=per_page + 1)
     has_next = len(rows) > per_page
     rows = rows[:per_page]
     query = request.GET.copy()

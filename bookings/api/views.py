@@ -12,12 +12,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import reduce, wraps
-from operator import or_
+from functools import lru_cache, wraps
 from typing import Any
 
 from django.conf import settings
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
@@ -30,9 +29,18 @@ from bookings.api.openapi import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZ
 from bookings.api.problems import ApiProblem, invalid_parameter
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
 from bookings.models import Booking, Mode, SessionType
-from bookings.selectors import day_bounds, session_types_bookable, slot_modes, slots_free
+from bookings.selectors import (
+    client_window,
+    day_bounds,
+    fits_q,
+    session_types_bookable,
+    shortest_by_mode,
+    slot_modes,
+    slots_free,
+)
 from bookings.services import ack_id_normalise
 from bookings.templatetags.mindsettler import money
+from mindsettler.compiled import CompiledQuery
 
 MAX_RANGE_DAYS = 31
 DEFAULT_RANGE_DAYS = 14
@@ -41,6 +49,8 @@ _SLUG = re.compile(r"^[-a-zA-Z0-9_]*$")
 _SLUG_MAX_LENGTH = 50
 _CURSOR = re.compile(CURSOR_PATTERN)
 _MAX_ID = 2**63 - 1  # a slot id is a bigint
+# What a compiled query (mindsettler/compiled.py) is built with; each call puts its own values.
+_PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 View = Callable[..., HttpResponse]
 
@@ -89,16 +99,23 @@ def booking_status(request: HttpRequest, acknowledgement_id: str) -> HttpRespons
         raise invalid_parameter(
             "acknowledgement_id", "an acknowledgement ID looks like MS-XXXXXX: MS- and six letters or digits."
         )
-    # Only the fields the answer shows are read: personal data never even leaves the database.
-    # A plain row, not a Booking and its Slot, and no ORDER BY (ack_id is unique; the default
-    # newest-first ordering only makes PostgreSQL plan longer): this costs less than first().
-    rows = Booking.objects.filter(ack_id=ack_id).order_by()
-    row = next(
-        iter(rows.values_list("ack_id", "status", "mode", "updated_at", "slot_id", "slot__start", "slot__end")), None
-    )
-    if row is None:
+    rows = _BOOKING_BY_ACK_ID(ack_id=ack_id)
+    if not rows:
         raise ApiProblem("booking-not-found", f"There is no booking {ack_id}. Check the acknowledgement ID.")
-    return JsonResponse(_booking_json(*row))
+    return JsonResponse(_booking_json(rows[0]))
+
+
+# Only the fields the answer shows are read: personal data never even leaves the database.
+# A plain row, not a Booking and its Slot, and no ORDER BY (ack_id is unique; the default
+# newest-first ordering only makes PostgreSQL plan longer).
+_BOOKING_BY_ACK_ID = CompiledQuery(
+    lambda ack_id: (
+        Booking.objects.filter(ack_id=ack_id)
+        .order_by()
+        .values("ack_id", "status", "mode", "updated_at", "slot_id", "slot__start", "slot__end")[:1]
+    ),
+    ack_id="MS-000000",
+)
 
 
 @api_view()
@@ -109,7 +126,7 @@ def availability(request: HttpRequest) -> HttpResponse:
     limit = _limit_param(request.GET)
     after = _cursor_param(request.GET)
 
-    session_types = list(session_types_bookable(counsellor_slug=counsellor_slug))
+    session_types, counsellor_id = _session_types_bookable(counsellor_slug=counsellor_slug)
     chosen = None
     if session_type_slug:
         chosen = next((t for t in session_types if t.slug == session_type_slug), None)
@@ -117,11 +134,8 @@ def availability(request: HttpRequest) -> HttpResponse:
             raise invalid_parameter(
                 "session_type", "no bookable session type has this slug; see /api/v1/session-types."
             )
-    counsellor_id = None
-    if counsellor_slug and session_types:
-        counsellor_id = session_types[0].counsellor_pk
-        if counsellor_id is None:
-            raise invalid_parameter("counsellor", "no counsellor taking bookings has this slug.")
+    if counsellor_slug and session_types and counsellor_id is None:
+        raise invalid_parameter("counsellor", "no counsellor taking bookings has this slug.")
 
     page = _FreeSlotsPage()
     if session_types:
@@ -160,7 +174,7 @@ def availability(request: HttpRequest) -> HttpResponse:
 
 @api_view()
 def session_types(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"session_types": [_session_type_json(t) for t in session_types_bookable()]})
+    return JsonResponse({"session_types": [_session_type_json(t) for t in _session_types_bookable()[0]]})
 
 
 @api_view(authenticate=False)
@@ -256,20 +270,41 @@ def _moment(value: Any) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds")
 
 
-def _booking_json(
-    ack_id: str, status: str, mode: str, updated_at: Any, slot_id: int | None, start: Any, end: Any
-) -> dict[str, Any]:
+def _booking_json(row: dict[str, Any]) -> dict[str, Any]:
+    status = row["status"]
     session = None
-    if slot_id is not None:
-        session = {"start": _moment(start), "end": _moment(end), "mode": mode}
+    if row["slot_id"] is not None:
+        session = {"start": _moment(row["slot__start"]), "end": _moment(row["slot__end"]), "mode": row["mode"]}
     return {
-        "acknowledgement_id": ack_id,
+        "acknowledgement_id": row["ack_id"],
         "status": status,
         "status_label": str(CLIENT_LABELS[status]),
         "next_step": str(NEXT_STEPS[status]),
         "session": session,
-        "updated_at": _moment(updated_at),
+        "updated_at": _moment(row["updated_at"]),
     }
+
+
+_SESSION_TYPE_FIELDS = (
+    "slug", "name", "description", "duration_minutes", "price", "currency", "offers_online", "offers_in_person",
+)  # fmt: skip
+
+# The bookable session types and, in the same query, the id of the active counsellor a call
+# names (None if it names none, or one not taking bookings).
+_SESSION_TYPES_BOOKABLE = CompiledQuery(
+    lambda counsellor_slug: session_types_bookable(counsellor_slug=counsellor_slug).values(
+        *_SESSION_TYPE_FIELDS, "counsellor_pk"
+    ),
+    counsellor_slug="placeholder",
+)
+
+
+def _session_types_bookable(*, counsellor_slug: str = "") -> tuple[list[SessionType], int | None]:
+    """The session types clients can book, and the id of the counsellor `counsellor_slug`
+    names if they take bookings: one query."""
+    rows = _SESSION_TYPES_BOOKABLE(counsellor_slug=counsellor_slug)
+    session_types = [SessionType(**{name: row[name] for name in _SESSION_TYPE_FIELDS}) for row in rows]
+    return session_types, (rows[0]["counsellor_pk"] if rows else None)
 
 
 @dataclass
@@ -299,31 +334,27 @@ def _free_slots_page(
     last = min(last, today + timedelta(days=settings.BOOKING_HORIZON_DAYS))
     if first > last:
         return page
-    # Which session types fit is asked of the database once, by _fits_some, also for a single
-    # type: slots_free(session_type=...) would only repeat its conditions.
-    qs = slots_free(start=day_bounds(first)[0], end=day_bounds(last)[1])
-    # Keyset paging: by start, then id, which never change, so following `next` neither
-    # skips nor repeats a slot. One row more than the page says whether there is a next one.
-    wanted = _fits_some(session_types)
+    start, end = client_window(day_bounds(first)[0], day_bounds(last)[1])
+    if start >= end:
+        return page
+    # Which slots can hold one of the session types depends only on the shortest of them in
+    # each mode: the same lengths find the same compiled query.
+    shortest = tuple(shortest_by_mode(session_types).items())
+    values: dict[str, Any] = {"start": start, "end": end}
     if counsellor_id is not None:
-        wanted &= Q(counsellor_id=counsellor_id)
+        values["counsellor_id"] = counsellor_id
     if after is not None:
-        wanted &= Q(start__gt=after[0]) | Q(start=after[0], pk__gt=after[1])
-    # Plain rows, not model instances; what repeats is worked out once per page (below).
-    rows = list(
-        qs.filter(wanted).order_by("start", "pk").values_list(
-            "pk", "start", "end", "counsellor__slug", "counsellor__display_name",
-            "counsellor__offers_online", "counsellor__offers_in_person",
-        )[: limit + 1]
-    )  # fmt: skip
+        values["after_start"], values["after_pk"] = after
+    query = _free_slots_query(shortest, by_counsellor=counsellor_id is not None, after=after is not None, limit=limit)
+    rows = query(**values)
     if len(rows) > limit:
         rows = rows[:limit]
-        page.last_read = (rows[-1][1], rows[-1][0])
+        page.last_read = (rows[-1]["start"], rows[-1]["pk"])
     tz = timezone.get_current_timezone()
     seen: set[str] = set()
     # Which session types fit, and in which modes, depends only on the slot's length and the
     # modes its counsellor offers: slot_modes (the rule) is asked once per such combination.
-    # (_fits_some only spared the database sending slots that fit nothing.)
+    # (fits_q only spared the database sending slots that fit nothing.)
     offers: dict[tuple[timedelta, bool, bool], tuple[list[str], list[str]] | None] = {}
     # Many slots of a page share their start and end: each moment is written once.
     moments: dict[datetime, str] = {}
@@ -334,22 +365,26 @@ def _free_slots_page(
             text = moments[value] = value.astimezone(tz).isoformat(timespec="seconds")
         return text
 
-    for pk, start, end, c_slug, c_name, online, in_person in rows:
-        key = (end - start, online, in_person)
+    for row in rows:
+        slot_start, slot_end, online, in_person = (
+            row["start"], row["end"], row["counsellor__offers_online"], row["counsellor__offers_in_person"],
+        )  # fmt: skip
+        key = (slot_end - slot_start, online, in_person)
         if key not in offers:
             offers[key] = _fits(*key, session_types)
             page.session_types.update(offers[key][0] if offers[key] else ())
         fit = offers[key]
         if fit is None:
             continue
+        c_slug = row["counsellor__slug"]
         if c_slug not in seen:
             seen.add(c_slug)
-            page.counsellors.append({"slug": c_slug, "display_name": c_name})
+            page.counsellors.append({"slug": c_slug, "display_name": row["counsellor__display_name"]})
         page.slots.append(
             {
-                "slot_id": pk,
-                "start": moment(start),
-                "end": moment(end),
+                "slot_id": row["pk"],
+                "start": moment(slot_start),
+                "end": moment(slot_end),
                 "counsellor": c_slug,
                 "session_types": fit[0],
                 "modes": fit[1],
@@ -358,24 +393,46 @@ def _free_slots_page(
     return page
 
 
-def _fits_some(session_types: list[SessionType]) -> Q:
-    """In SQL, the slots that can hold at least one of `session_types`: long enough, and in a
-    mode that both the type and the slot's counsellor offer (slot_modes's rule). Among types
-    offering the same modes, only the shortest matters."""
-    shortest: dict[tuple[bool, bool], int] = {}
-    for t in session_types:
-        modes = (t.offers_online, t.offers_in_person)
-        shortest[modes] = min(shortest.get(modes, t.duration_minutes), t.duration_minutes)
-    fits = []
-    for (online, in_person), minutes in shortest.items():
-        offered = []  # a session type offers at least one mode (a database constraint)
-        if online:
-            offered.append(Q(counsellor__offers_online=True))
-        if in_person:
-            offered.append(Q(counsellor__offers_in_person=True))
-        long_enough = ExpressionWrapper(F("start") + Value(timedelta(minutes=minutes)), output_field=DateTimeField())
-        fits.append(Q(end__gte=long_enough) & reduce(or_, offered))
-    return reduce(or_, fits)
+@lru_cache(maxsize=128)
+def _free_slots_query(
+    shortest: tuple[tuple[str, int], ...], *, by_counsellor: bool, after: bool, limit: int
+) -> CompiledQuery:
+    """The query for one shape of page: the slots free for clients between `start` and `end`
+    (the client window: slots_free's own is not applied again, since it depends on the
+    moment) that can hold a session type of these `shortest` lengths per mode, maybe of one
+    counsellor, maybe after a cursor; `limit` and one more. Built and compiled once: that
+    cost more than the database takes to answer it."""
+
+    def build(
+        start: datetime,
+        end: datetime,
+        counsellor_id: int | None = None,
+        after_start: datetime | None = None,
+        after_pk: int | None = None,
+    ) -> Any:
+        wanted = fits_q(dict(shortest))
+        if by_counsellor:
+            wanted &= Q(counsellor_id=counsellor_id)
+        # Keyset paging: by start, then id, which never change, so following `next` neither
+        # skips nor repeats a slot. One row more than the page says whether there is a next one.
+        if after:
+            wanted &= Q(start__gt=after_start) | Q(start=after_start, pk__gt=after_pk)
+        return (
+            slots_free(start=start, end=end, for_clients=False)
+            .filter(wanted)
+            .order_by("start", "pk")
+            .values(
+                "pk", "start", "end", "counsellor__slug", "counsellor__display_name",
+                "counsellor__offers_online", "counsellor__offers_in_person",
+            )[: limit + 1]
+        )  # fmt: skip
+
+    placeholders: dict[str, Any] = {"start": _PLACEHOLDER_TIME, "end": _PLACEHOLDER_TIME + timedelta(days=1)}
+    if by_counsellor:
+        placeholders["counsellor_id"] = -1
+    if after:
+        placeholders["after_start"], placeholders["after_pk"] = _PLACEHOLDER_TIME + timedelta(days=2), -2
+    return CompiledQuery(build, **placeholders)
 
 
 def _fits(

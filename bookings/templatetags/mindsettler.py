@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from django import template
 from django.conf import settings
@@ -18,6 +19,17 @@ from django.utils.translation import gettext
 register = template.Library()
 
 
+def day_words(day: date, format: str) -> str:
+    """date_format(day, format) in the active language: 'Tuesday 1 December 2026'. Its day
+    and month names are looked up (about 20 µs) once per day, format and language."""
+    return _day_words(day, format, translation.get_language())
+
+
+@lru_cache(maxsize=4096)
+def _day_words(day: date, format: str, language: str | None) -> str:
+    return date_format(day, format)  # in `language`: the active one
+
+
 @register.filter
 def when(value: datetime | None) -> str:
     """A moment in the clinic's time zone, with the zone named: 'Tuesday 1 December 2026, 10:00 IST'.
@@ -26,7 +38,7 @@ def when(value: datetime | None) -> str:
     if value is None:
         return ""
     local = timezone.localtime(value)
-    return f"{date_format(local, 'l j F Y')}, {local:%H:%M} {local.tzname()}"
+    return f"{day_words(local.date(), 'l j F Y')}, {local:%H:%M} {local.tzname()}"
 
 
 @register.filter
@@ -34,7 +46,7 @@ def when_short(value: datetime | None) -> str:
     if value is None:
         return ""
     local = timezone.localtime(value)
-    return f"{date_format(local, 'D j M')}, {local:%H:%M} {local.tzname()}"
+    return f"{day_words(local.date(), 'D j M')}, {local:%H:%M} {local.tzname()}"
 
 
 @register.filter
@@ -72,6 +84,7 @@ _FIXED_MAX = 256
 def _fixed_forget(**kwargs: object) -> None:
     """Settings change only in tests; a fragment may show any of them (STATIC_URL...)."""
     _FIXED.clear()
+    _day_words.cache_clear()
 
 
 class FixedNode(template.Node):

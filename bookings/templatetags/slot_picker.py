@@ -8,12 +8,11 @@ from datetime import date
 from typing import Any
 
 from django import template
-from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
-from bookings.templatetags.mindsettler import clock
+from bookings.templatetags.mindsettler import clock, day_words
 
 register = template.Library()
 
@@ -41,7 +40,7 @@ def day_buttons(days: list[date], shown: date | None) -> SafeString:
                 d.isoformat(),
                 "true" if d == shown else "false",
                 "btn-primary" if d == shown else "btn-secondary",
-                date_format(d, "D j M"),
+                day_words(d, "D j M"),
             )
             for d in days
         ),

@@ -159,3 +159,37 @@ def test_slot_modes(calendar, minutes, online, in_person, expected):
         for name, t in calendar.items()
     }
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["both"], ["online only"], ["in person only"], ["online only", "in person only"], ["in person only", "both"]],
+)
+def test_fits_q_is_slot_modes_rule_in_sql(calendar, names):
+    """Which slots can hold one of some session types: fits_q in SQL says what slot_modes says
+    slot by slot, also for a counsellor who offers neither mode."""
+    nowhere = Counsellor.objects.create(
+        display_name="No Modes", slug="no-modes", offers_online=False, offers_in_person=False
+    )
+    _slot(nowhere, next_weekday_at(9, days_ahead=2), 120)
+    session_types = [calendar[name] for name in names]
+    free = selectors.slots_free(for_clients=False)
+    found = [s.pk for s in free.filter(selectors.fits_q(selectors.shortest_by_mode(session_types)))]
+    expected = [
+        s.pk
+        for s in free
+        if any(
+            selectors.slot_modes(
+                length=s.duration,
+                offers_online=s.counsellor.offers_online,
+                offers_in_person=s.counsellor.offers_in_person,
+                session_type=t,
+            )
+            for t in session_types
+        )
+    ]
+    assert found == expected
+    assert 0 < len(found) < free.count()
+    if len(session_types) == 1:
+        narrowed = selectors.slots_free(for_clients=False, session_type=session_types[0])
+        assert [s.pk for s in narrowed] == expected

@@ -6,12 +6,23 @@ import pytest
 from django import forms
 from django.forms.renderers import DjangoTemplates
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
 from mindsettler.forms import FormRenderer
 
 
 class Choices(forms.Form):
-    plain = forms.ChoiceField(choices=[("", "Any"), ("a", "A & B"), (1, "One"), ("<x>", mark_safe("<b>bold</b>"))])
+    plain = forms.ChoiceField(
+        choices=[
+            ("", "Any"),
+            ("a", "A & B"),
+            (1, "One"),
+            ("<x>", mark_safe("<b>bold</b>")),
+            (mark_safe("&amp;"), gettext_lazy("Lazy <label>")),
+            (True, 'Say "yes"'),
+            (2.5, "Two and a half"),
+        ]
+    )
     grouped = forms.ChoiceField(
         choices=[("Fruit", [("apple", "Apple"), ("pear", "Pear")]), ("none", "None"), ("Veg", [("leek", "Leek")])]
     )
@@ -32,6 +43,7 @@ class Choices(forms.Form):
         None,
         {"plain": "a", "grouped": "pear", "many": ["x", "z"], "typed": "2", "nullable": "true"},
         {"plain": "<x>", "grouped": "nope", "many": ["y"], "typed": "x"},
+        {"plain": "&amp;", "typed": "1"},
     ],
 )
 def test_selects_are_the_same_as_djangos_templates(data):

@@ -198,3 +198,18 @@ def test_a_counsellor_never_sees_another_counsellors_clients(login, counsellor, 
     assert client.get(reverse("staff:booking_detail", args=[theirs.pk])).status_code == 404
     dashboard = client.get(reverse("staff:dashboard")).content.decode()
     assert theirs.ack_id not in dashboard
+
+
+def test_the_menu_follows_the_role_and_the_page(admin_client, counsellor_client):
+    """The menu is rendered once per role and page ({% fixed %} in staff/base.html): each
+    role and page still gets its own, whichever was shown before."""
+    team, bookings, dashboard = reverse("staff:team"), reverse("staff:booking_list"), reverse("staff:dashboard")
+    admin_list = admin_client.get(bookings).content.decode()
+    counsellor_list = counsellor_client.get(bookings).content.decode()
+    counsellor_home = counsellor_client.get(dashboard).content.decode()
+    assert f'href="{team}"' in admin_list and ">Profiles<" in admin_list
+    assert f'href="{team}"' not in counsellor_list and ">My profile<" in counsellor_list
+    current = '<li><a href="{}" aria-current="page" class="font-bold">{}</a></li>'
+    assert current.format(bookings, "Bookings") in counsellor_list
+    assert current.format(dashboard, "Dashboard") in counsellor_home
+    assert 'aria-current="page" class="font-bold">Bookings<' not in counsellor_home
