@@ -155,6 +155,15 @@ def slot_modes(
     return [mode for mode in session_type.modes if offered[mode]]
 
 
+# Read on the home page and every view of the wizard's first step: compiled once.
+_ACTIVE_SESSION_TYPES = CompiledQuery(lambda: SessionType.objects.filter(is_active=True).values(*columns(SessionType)))
+
+
+def session_types_active() -> list[SessionType]:
+    """The session types clients can book, in their order."""
+    return [instance(SessionType, row) for row in _ACTIVE_SESSION_TYPES()]
+
+
 def session_types_bookable(*, counsellor_slug: str = "") -> QuerySet[SessionType]:
     """The session types clients can book.
 

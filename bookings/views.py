@@ -27,18 +27,20 @@ from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
-from bookings.models import Booking, Clinic, LinkToken, Mode, SessionType, Status
+from bookings.models import Booking, Clinic, LinkToken, Mode, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import token_get, token_hash
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    session_types = SessionType.objects.filter(is_active=True)
     return render(
         request,
         "bookings/home.html",
-        {"session_types": session_types, "cancellation_cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS},
+        {
+            "session_types": selectors.session_types_active(),
+            "cancellation_cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
+        },
     )
 
 

@@ -30,7 +30,7 @@ from django_htmx.http import retarget
 from bookings import selectors, services
 from bookings.errors import BookingError, SlotUnavailable
 from bookings.forms import AboutStepForm, ConcernsStepForm, ConsentForm, JourneyForm, SessionStepForm
-from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
+from bookings.models import Booking, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.views import wait_text
@@ -82,7 +82,7 @@ def _preselection(request: HttpRequest) -> dict[str, str]:
     """Choices carried in the link that opened the wizard: `?slot=<id>` (the chatbot's links),
     `?type=<session type slug>` and `?counsellor=<slug>`. Anything unusable is ignored; the step says why."""
     initial: dict[str, str] = {}
-    types = list(SessionType.objects.filter(is_active=True))
+    types = selectors.session_types_active()
     wanted = request.GET.get("type", "")
     chosen = next((st for st in types if st.slug == wanted), None) or (types[0] if len(types) == 1 else None)
     if chosen is not None:
@@ -192,13 +192,12 @@ def _lists(step_name: str, *, to_show: bool = False) -> dict[str, Any]:
         return {}
     counsellors = _COUNSELLOR_NAMES() if to_show else _COUNSELLORS()
     return {
-        "session_types": [instance(SessionType, row) for row in _SESSION_TYPES()],
+        "session_types": selectors.session_types_active(),
         "counsellors": [instance(Counsellor, row) for row in counsellors],
     }
 
 
 # Read on every view of the session step: compiled once (mindsettler/compiled.py).
-_SESSION_TYPES = CompiledQuery(lambda: SessionType.objects.filter(is_active=True).values(*columns(SessionType)))
 _COUNSELLORS = CompiledQuery(lambda: Counsellor.objects.filter(is_active=True).values(*columns(Counsellor)))
 _COUNSELLOR_NAMES = CompiledQuery(lambda: Counsellor.objects.filter(is_active=True).values("id", "display_name"))
 

@@ -94,6 +94,8 @@ class CompiledQuery:
         params = list(compiled.params)
         for position, name, adapt in compiled.slots:
             value = values[name]
+            if isinstance(value, str):
+                value = str.__str__(value)  # a plain str: a SafeString is one too
             if value is None or type(value) is not type(self.placeholders[name]):
                 raise TypeError(f"{name} must be a {type(self.placeholders[name]).__name__}, not {value!r}.")
             params[position] = adapt(value) if adapt else value

@@ -7,7 +7,7 @@ import csv
 import html
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +20,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -43,6 +42,7 @@ from bookings.models import (
     Status,
     WeeklyHours,
 )
+from bookings.templatetags.mindsettler import day_words
 from staff import selectors
 from staff.forms import (
     ApproveForm,
@@ -285,16 +285,12 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
     modes = {value: str(label) for value, label in Mode.choices}
     # The detail URL of booking 0, split around the id: one reverse() for the whole page.
     head, tail = reverse("staff:booking_detail", args=[0]).rsplit("/0/", 1)
-    days: dict[date, str] = {}
     tz = timezone.get_current_timezone()
 
     def short(value: datetime) -> str:
-        """bookings' when_short ('Thu 26 Nov, 10:50 IST'), the day's name formatted once a day."""
-        local = value.astimezone(tz)  # timezone.localtime(), the zone looked up once a page
-        day = days.get(local.date())
-        if day is None:
-            day = days[local.date()] = date_format(local, "D j M")
-        return f"{day}, {local:%H:%M} {local.tzname()}"
+        """bookings' when_short ('Thu 26 Nov, 10:50 IST'), the zone looked up once a page."""
+        local = value.astimezone(tz)
+        return f"{day_words(local.date(), 'D j M')}, {local:%H:%M} {local.tzname()}"
 
     out = []
     for b in rows:

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from bookings.models import Booking, Slot, Status
 from mindsettler.compiled import CompiledQuery
@@ -125,6 +126,7 @@ def test_wrong_values_are_refused(make_booking):
         query(ack_id=None)  # would need IS NULL: another query
     with pytest.raises(TypeError, match="ack_id must be a str"):
         query(ack_id=7)
+    assert query(ack_id=mark_safe("MS-ZZZZZZ")) == []  # a str, if a marked one
 
 
 def test_queries_it_cannot_run_faithfully_are_refused():
