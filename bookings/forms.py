@@ -17,9 +17,18 @@ from bookings import services
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
 
 NAME_MAX = 120
+_MAX_ID = 2**63 - 1  # ids are bigints
 PREFERRED_TIMES_MAX = 500
 CONCERNS_MAX = 2000
 CHECKBOX = forms.CheckboxInput(attrs={"class": "mt-1 size-5 shrink-0 accent-brand-700"})
+
+
+def id_from(raw: str) -> int | None:
+    """The database id written in `raw`, or None: ASCII digits only (str.isdigit() also takes
+    "²", which int() refuses) and within a bigint."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= _MAX_ID:
+        return int(raw)
+    return None
 
 
 class JourneyForm(forms.Form):
@@ -131,8 +140,8 @@ class SessionStepForm(JourneyForm):
         if not raw:
             return None
         slot = None
-        if raw.isdigit():
-            slot = Slot.objects.select_related("counsellor").filter(pk=int(raw)).first()
+        if (slot_id := id_from(raw)) is not None:
+            slot = Slot.objects.select_related("counsellor").filter(pk=slot_id).first()
         if slot is None:
             raise forms.ValidationError(_("That time is no longer available. Please choose another time."))
         return slot

@@ -237,7 +237,7 @@ class SandboxProvider(PaymentProvider):
             return Failed(
                 order_id=fields["order"], payment_id=fields["payment"], reason="Declined in the sandbox", raw=raw
             )
-        if fields["outcome"] != "paid" or not fields["amount"].isdigit():
+        if fields["outcome"] != "paid" or not (fields["amount"].isascii() and fields["amount"].isdigit()):
             raise SignatureInvalid("sandbox result is malformed")
         return Paid(
             order_id=fields["order"],

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from bookings import selectors, services
 from bookings.errors import BookingError, TokenInvalid
+from bookings.forms import id_from
 from bookings.models import Booking, Clinic, LinkToken, Slot
 from bookings.ratelimit import ratelimit_hit
 from bookings.slot_picker import slot_picker
@@ -67,7 +68,8 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "GET" or "day" in request.POST or context["problem"]:
         return _render(request, context, status=409 if request.method == "POST" and context["problem"] else 200)
 
-    slot = Slot.objects.select_related("counsellor").filter(pk=int(chosen)).first() if chosen.isdigit() else None
+    chosen_id = id_from(chosen)
+    slot = Slot.objects.select_related("counsellor").filter(pk=chosen_id).first() if chosen_id is not None else None
     if slot is None:
         message = (
             _("Choose a new time.") if not chosen else _("That time is no longer available. Please choose another.")

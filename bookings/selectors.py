@@ -372,6 +372,8 @@ def booking_payment_summary(*, booking: Booking) -> dict[str, object]:
     from bookings.payments import get_provider
 
     attempts = [instance(Payment, row) for row in _PAYMENTS(booking_id=booking.pk)]
+    for attempt in attempts:
+        Payment.booking.field.set_cached_value(attempt, booking)  # as booking.payments would
     state = Payment.State
     return {
         "current": next((p for p in attempts if p.status == state.PENDING and not p.provider_payment_id), None),

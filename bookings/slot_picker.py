@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from bookings import selectors
+from bookings.forms import id_from
 from bookings.models import Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
 from mindsettler.compiled import CompiledQuery
@@ -35,7 +36,8 @@ def slot_picker(
     notice = ""
     if chosen and not any(str(t["slot"].pk) == chosen for t in times):
         free = selectors.slots_free_for_client(**filters)
-        chosen_elsewhere = free.filter(pk=chosen).first() if chosen.isdigit() else None
+        chosen_id = id_from(chosen)
+        chosen_elsewhere = free.filter(pk=chosen_id).first() if chosen_id is not None else None
         if chosen_elsewhere is None:
             notice = _("The time you chose is no longer available. Please choose another time.")
 
@@ -175,7 +177,7 @@ def _read(
             f" ORDER BY CASE WHEN f.{pk} = %s THEN 0 ELSE 1 END, f.{rank}, f.{pk}) AS place"
             f" FROM ({inner_sql}) AS f WHERE f.{start} >= %s AND f.{start} < %s) AS t WHERE t.place = 1"
         )
-        chosen_pk = int(chosen) if chosen.isdigit() and len(chosen) < 19 else None
+        chosen_pk = id_from(chosen)
         params += [chosen_pk, *inner_params, adapt(begins), adapt(ends)]
     if not parts:
         return [], []

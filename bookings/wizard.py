@@ -29,7 +29,7 @@ from django_htmx.http import retarget
 
 from bookings import selectors, services
 from bookings.errors import BookingError, SlotUnavailable
-from bookings.forms import AboutStepForm, ConcernsStepForm, ConsentForm, JourneyForm, SessionStepForm
+from bookings.forms import AboutStepForm, ConcernsStepForm, ConsentForm, JourneyForm, SessionStepForm, id_from
 from bookings.models import Booking, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
@@ -90,8 +90,8 @@ def _preselection(request: HttpRequest) -> dict[str, str]:
         if len(chosen.modes) == 1:
             initial["mode"] = chosen.modes[0]
     raw_slot = request.GET.get("slot", "")
-    if raw_slot.isdigit() and len(raw_slot) < 19:
-        slot = Slot.objects.filter(pk=int(raw_slot)).first()
+    if (slot_id := id_from(raw_slot)) is not None:
+        slot = Slot.objects.filter(pk=slot_id).first()
         initial["slot"] = raw_slot
         if slot is not None:
             initial["counsellor"] = str(slot.counsellor_id)
@@ -217,7 +217,8 @@ def _form_step(step: Step) -> HttpResponse:
         # Looking at other days or other counsellors is not an answer yet: no errors, and the
         # choices are only shown.
         lists = _lists(step.name, to_show=True)
-        if data["slot"].isdigit() and not _free_slots(data, lists).filter(pk=data["slot"]).exists():
+        slot_id = id_from(data["slot"])
+        if slot_id is not None and not _free_slots(data, lists).filter(pk=slot_id).exists():
             data["slot"] = ""  # the new choices rule the chosen time out: choose again
         step.save(data, valid=False)
         # A day button (not "_refresh") with the same kind of session changes nothing but the

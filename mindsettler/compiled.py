@@ -26,7 +26,6 @@ form; a change of settings (in tests) drops them all.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -56,9 +55,6 @@ class CompiledQuery:
         self.build = build
         self.using = using
         self.placeholders = placeholders
-        # One compiled form per connection object (each thread has its own) and time zone.
-        self._compiled: weakref.WeakKeyDictionary[Any, dict[str, _Compiled]] = weakref.WeakKeyDictionary()
-        _ALL.add(self)
 
     def __call__(self, **values: object) -> list[dict[str, Any]]:
         """The rows, as .values() dicts."""
@@ -98,18 +94,20 @@ class CompiledQuery:
                 value = str.__str__(value)  # a plain str: a SafeString is one too
             if value is None or type(value) is not type(self.placeholders[name]):
                 raise TypeError(f"{name} must be a {type(self.placeholders[name]).__name__}, not {value!r}.")
+            if isinstance(value, datetime) and timezone.is_naive(value):
+                raise TypeError(f"{name} must be an aware datetime, not {value!r}.")
             params[position] = adapt(value) if adapt else value
         return compiled.sql, params, compiled
 
     def _prepare_compiled(self) -> _Compiled:
+        # Kept on the connection (each thread has its own), so they go with it; by query,
+        # time zone and settings.
         connection = connections[self.using]
-        per_zone = self._compiled.get(connection)
-        if per_zone is None:
-            per_zone = self._compiled[connection] = {}
-        zone = timezone.get_current_timezone_name()
-        compiled = per_zone.get(zone)
+        kept = connection.__dict__.setdefault("compiled_queries", {})
+        key = (self, timezone.get_current_timezone_name(), _settings_generation)
+        compiled = kept.get(key)
         if compiled is None:
-            compiled = per_zone[zone] = self._compile(connection)
+            compiled = kept[key] = self._compile(connection)
         return compiled
 
     def _compile(self, connection: Any) -> _Compiled:
@@ -129,15 +127,18 @@ class CompiledQuery:
             slots.extend((i, name, adapter) for i in found)
         if len({position for position, _, _ in slots}) != len(slots):
             raise ValueError("Two placeholders have the same value; give each a value of its own.")
-        # Built again with other values, the query must differ only where the values go: a
-        # parameter computed from a value (a date from a datetime...) would stay the first one.
+        # Built again with other values, the query must change exactly where the values go: a
+        # parameter that does not is a constant equal to a placeholder (and would be replaced),
+        # one that changes elsewhere is computed from a value (a date from a datetime...).
         other = {name: _another(value) for name, value in self.placeholders.items()}
         other_sql, other_params = self.build(**other).query.get_compiler(connection=connection).as_sql()
         positions = {position for position, _, _ in slots}
-        if other_sql != sql or any(
-            a != b for i, (a, b) in enumerate(zip(params, other_params, strict=True)) if i not in positions
-        ):
-            raise ValueError("The query's SQL or parameters depend on the values in ways a call cannot replace.")
+        changed = {i for i, (a, b) in enumerate(zip(params, other_params, strict=True)) if a != b}
+        if other_sql != sql or changed != positions:
+            raise ValueError(
+                "The query's SQL or parameters depend on the values in ways a call cannot replace,"
+                " or a constant of the query equals a placeholder."
+            )
         if query.selected:
             names = tuple(query.selected)
         else:
@@ -155,13 +156,15 @@ class CompiledQuery:
         )
 
 
-_ALL: weakref.WeakSet[CompiledQuery] = weakref.WeakSet()
+_settings_generation = 0
 
 
 def _forget_all(**kwargs: object) -> None:
     """Settings change only in tests; a query may have been built from any of them."""
-    for query in list(_ALL):
-        query._compiled.clear()
+    global _settings_generation
+    _settings_generation += 1
+    for connection in connections.all(initialized_only=True):
+        connection.__dict__.pop("compiled_queries", None)
 
 
 setting_changed.connect(_forget_all)

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bookings import services
 from bookings.errors import BookingError, SlotsHeld, StaleBooking
+from bookings.forms import id_from
 from bookings.lifecycle import allowed_targets
 from bookings.models import (
     ACTIVE_STATUSES,
@@ -152,7 +153,7 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     if bounds is None:
         return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
     counsellor_id = request.GET.get("counsellor", "")
-    counsellor_id = int(counsellor_id) if counsellor_id.isdigit() else None
+    counsellor_id = id_from(counsellor_id)
     rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
     detail = reverse("staff:booking_detail", args=[0])[:-2]  # "/staff/bookings/"
     # Colour and status label (translated once, not per event) by status.
@@ -1145,7 +1146,7 @@ def booking_drop(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
     start = parse_datetime(request.POST.get("start", "").replace(" ", "+"))
     version = request.POST.get("version", "")
-    if start is None or not version.isdigit():
+    if start is None or id_from(version) is None:
         return _safe_json({"ok": False, "message": "The new time could not be read. Please try again."}, status=400)
     if timezone.is_naive(start):
         start = timezone.make_aware(start, timezone.get_current_timezone())

@@ -304,7 +304,7 @@ def _session_types_bookable(*, counsellor_slug: str = "") -> tuple[list[SessionT
     names if they take bookings: one query."""
     rows = _SESSION_TYPES_BOOKABLE(counsellor_slug=counsellor_slug)
     session_types = [SessionType(**{name: row[name] for name in _SESSION_TYPE_FIELDS}) for row in rows]
-    return session_types, (rows[0]["counsellor_pk"] if rows else None)
+    return session_types, (rows[0]["counsellor_pk"] if rows and counsellor_slug else None)
 
 
 @dataclass

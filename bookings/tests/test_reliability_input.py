@@ -202,3 +202,15 @@ def test_script_in_every_client_field_is_escaped_in_every_output(
 
     api = client.get(f"/api/v1/bookings/{booking.ack_id}", HTTP_AUTHORIZATION=f"Bearer {api_token}")
     assert api.status_code == 200 and "<script" not in api.content.decode()
+
+
+@pytest.mark.parametrize("raw", ["²", "١٢", "9" * 30])
+def test_ids_that_are_not_plain_digits_are_no_slot(client, session_type, slot, raw):
+    """str.isdigit() takes "²" (int() does not) and "١٢" (Arabic-Indic 12); neither, nor a
+    number past a bigint, is a slot's id: no server error, no slot chosen."""
+    assert client.get(f"/book/?slot={quote(raw)}", follow=True).status_code == 200
+    url = client.get("/book/")["Location"]
+    answer = {"session_type": session_type.pk, "mode": "online", "slot": raw}
+    assert client.post(url, {**answer, "_refresh": "1"}).status_code == 200
+    response = client.post(url, answer)
+    assert response.status_code == 200 and "no longer available" in response.content.decode()

@@ -52,9 +52,10 @@ def calendar(counsellor, other_counsellor, session_type, make_booking) -> dict[s
 def _by_the_selectors(*, day: date | None, **filters: object) -> tuple[list[date], date | None, list[FreeSlot]]:
     """The obvious way, fine at a test's size: every free slot a client may choose, grouped
     by its day in the clinic's zone."""
-    free = [FreeSlot(*row) for row in selectors.slots_free_for_client(**filters).values_list(
-        "pk", "start", "counsellor__display_name"
-    )]  # fmt: skip
+    # Ties in the counsellors' order broken by id, as the picker breaks them.
+    free = [FreeSlot(*row) for row in selectors.slots_free_for_client(**filters).order_by(
+        "start", "counsellor__sort_order", "pk"
+    ).values_list("pk", "start", "counsellor__display_name")]  # fmt: skip
     days = sorted({timezone.localdate(slot.start) for slot in free})
     shown = day if day in days else (days[0] if days else None)
     return days, shown, [slot for slot in free if timezone.localdate(slot.start) == shown]

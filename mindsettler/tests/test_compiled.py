@@ -127,6 +127,9 @@ def test_wrong_values_are_refused(make_booking):
     with pytest.raises(TypeError, match="ack_id must be a str"):
         query(ack_id=7)
     assert query(ack_id=mark_safe("MS-ZZZZZZ")) == []  # a str, if a marked one
+    after = CompiledQuery(lambda after: Slot.objects.filter(start__gte=after).values("pk"), after=_PLACEHOLDER_TIME)
+    with pytest.raises(TypeError, match="aware datetime"):
+        after(after=datetime(2026, 11, 26, 10, 0))  # the ORM would take it as local time, with a warning
 
 
 def test_queries_it_cannot_run_faithfully_are_refused():
@@ -141,6 +144,13 @@ def test_queries_it_cannot_run_faithfully_are_refused():
     )
     with pytest.raises(ValueError, match="same value"):
         same(a="x", b="y")
+    # A constant equal to a placeholder would be replaced by each call's value.
+    collides = CompiledQuery(
+        lambda counsellor_id: Slot.objects.filter(counsellor_id=counsellor_id).exclude(pk=-1).values("pk"),
+        counsellor_id=-1,
+    )
+    with pytest.raises(ValueError, match="equals a placeholder"):
+        collides(counsellor_id=1)
     # A parameter computed from a value would keep the placeholder's.
     derived = CompiledQuery(
         lambda after: Slot.objects.filter(start__gte=after, end__lte=after + timedelta(hours=1)).values("pk"),

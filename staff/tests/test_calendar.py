@@ -285,3 +285,10 @@ def test_a_counsellor_never_sees_another_counsellors_cancelled_booking_in_their_
     events = feed(counsellor_client, slot.start - timedelta(days=1), slot.start + timedelta(days=1)).json()
     assert sessions(events) == {}
     assert free_starts(events) == {slot.start}
+
+
+@pytest.mark.parametrize("counsellor_id", ["²", "9" * 30])
+def test_a_counsellor_filter_that_is_no_id_shows_every_counsellor(admin_client, counsellor, counsellor_id):
+    start = timezone.now()
+    response = feed(admin_client, start, start + timedelta(days=7), counsellor=counsellor_id)
+    assert response.status_code == 200

@@ -124,5 +124,8 @@ def test_dropping_with_a_stale_version_or_bad_input_is_refused(admin_client, boo
     assert response.status_code == 409 and json.loads(response.content)["code"] == "stale"
     response = admin_client.post(reverse("staff:booking_drop", args=[booked.pk]), {"start": "soon", "version": "x"})
     assert response.status_code == 400
+    for version in ("²", "9" * 30):  # digits to str.isdigit(), not numbers int() or a bigint take
+        response = drop(admin_client, booked, free.start, version=version)
+        assert response.status_code == 400
     booked.refresh_from_db()
     assert booked.slot_id != free.pk
