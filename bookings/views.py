@@ -182,7 +182,14 @@ def status(request: HttpRequest) -> HttpResponse:
     lookup = request.POST.get("lookup", "") if request.method == "POST" else ""
     ack_form = AckLookupForm(request.POST if lookup == "ack" else None)
     email_form = EmailLookupForm(request.POST if lookup == "email" else None)
-    context: dict[str, object] = {"ack_form": ack_form, "email_form": email_form, "lookup": lookup}
+    context: dict[str, object] = {
+        "ack_form": ack_form,
+        "email_form": email_form,
+        "lookup": lookup,
+        # Each value the page may show, set: the template engine pays for an unknown name
+        # with an exception.
+        **dict.fromkeys(("error_items", "rate_limited", "ack_id", "result", "emailed")),
+    }
     if lookup not in ("ack", "email"):
         return render(request, "bookings/status.html", context)
 
@@ -235,6 +242,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
         "meeting_url": meeting_url,
         "reschedule": services.reschedule_state_for_client(booking=booking),
+        "rate_limited": None,  # _too_many's message; set, as an unknown name costs an exception
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.template import Context, Template
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -85,3 +86,10 @@ def test_the_rescheduled_email_shows_both_times_in_the_clients_zone():
         text = render_to_string("emails/rescheduled-body.txt", context)
     assert "Was: Saturday 24 October 2026, 10:00 BST" in text
     assert "New time: Monday 26 October 2026, 09:00 GMT" in text
+
+
+def test_iso_writes_what_date_c_writes():
+    moment = timezone.now()
+    both = Template("{% load mindsettler %}{{ moment|date:'c' }} {{ moment|iso }}").render(Context({"moment": moment}))
+    django_c, ours = both.split()
+    assert ours == django_c and ours.endswith("+05:30")
