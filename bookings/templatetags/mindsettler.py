@@ -19,9 +19,11 @@ from django.utils.translation import gettext
 register = template.Library()
 
 
+@register.filter
 def day_words(day: date, format: str) -> str:
     """date_format(day, format) in the active language: 'Tuesday 1 December 2026'. Its day
-    and month names are looked up (about 20 µs) once per day, format and language."""
+    and month names are looked up (about 20 µs) once per day, format and language.
+    `{{ day|day_words:"l j F Y" }}` in templates."""
     return _day_words(day, format, translation.get_language())
 
 
