@@ -7,7 +7,7 @@ radios) written in Python by bookings/templatetags/slot_picker.py.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +20,7 @@ from bookings import selectors
 from bookings.forms import id_from
 from bookings.models import Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
-from mindsettler.compiled import CompiledQuery
+from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 
 DAYS_PER_PAGE = 7
 
@@ -120,13 +120,10 @@ def _free(shortest: tuple[tuple[str, int], ...] | None, mode: str | None, *, by_
             free_rank=F("counsellor__sort_order"),
         )
 
-    placeholders: dict[str, Any] = {"start": _PLACEHOLDER_TIME, "end": _PLACEHOLDER_TIME + timedelta(days=1)}
+    placeholders: dict[str, Any] = {"start": PLACEHOLDER_TIME, "end": PLACEHOLDER_TIME + timedelta(days=1)}
     if by_counsellor:
         placeholders["counsellor_id"] = -1
     return CompiledQuery(build, **placeholders)
-
-
-_PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _read(

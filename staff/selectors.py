@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -38,7 +38,7 @@ from bookings.models import (
     Status,
 )
 from bookings.selectors import day_bounds
-from mindsettler.compiled import CompiledQuery
+from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
 from staff.models import AccountEvent, User
 from staff.permissions import bookings_for, is_administrator, is_staff_member, slots_for
@@ -280,7 +280,6 @@ _CALENDAR = (
     .values(*CALENDAR_COLUMNS)
     .order_by("start")
 )
-_PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=8)
@@ -296,7 +295,7 @@ def _calendar_query(role: str, *, one_counsellor: bool) -> CompiledQuery:
         qs = qs.filter(start__lt=end, end__gt=start)
         return qs.filter(counsellor_id=counsellor_id) if one_counsellor else qs
 
-    placeholders: dict[str, Any] = {"start": _PLACEHOLDER_TIME, "end": _PLACEHOLDER_TIME + timedelta(days=1)}
+    placeholders: dict[str, Any] = {"start": PLACEHOLDER_TIME, "end": PLACEHOLDER_TIME + timedelta(days=1)}
     if not is_administrator(User(role=role, is_active=True)):  # a counsellor: their own slots
         placeholders["member_id"] = -1
     if one_counsellor:

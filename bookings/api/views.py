@@ -40,7 +40,7 @@ from bookings.selectors import (
 )
 from bookings.services import ack_id_normalise
 from bookings.templatetags.mindsettler import money
-from mindsettler.compiled import CompiledQuery
+from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 
 MAX_RANGE_DAYS = 31
 DEFAULT_RANGE_DAYS = 14
@@ -49,8 +49,6 @@ _SLUG = re.compile(r"^[-a-zA-Z0-9_]*$")
 _SLUG_MAX_LENGTH = 50
 _CURSOR = re.compile(CURSOR_PATTERN)
 _MAX_ID = 2**63 - 1  # a slot id is a bigint
-# What a compiled query (mindsettler/compiled.py) is built with; each call puts its own values.
-_PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 View = Callable[..., HttpResponse]
 
@@ -427,11 +425,11 @@ def _free_slots_query(
             )[: limit + 1]
         )  # fmt: skip
 
-    placeholders: dict[str, Any] = {"start": _PLACEHOLDER_TIME, "end": _PLACEHOLDER_TIME + timedelta(days=1)}
+    placeholders: dict[str, Any] = {"start": PLACEHOLDER_TIME, "end": PLACEHOLDER_TIME + timedelta(days=1)}
     if by_counsellor:
         placeholders["counsellor_id"] = -1
     if after:
-        placeholders["after_start"], placeholders["after_pk"] = _PLACEHOLDER_TIME + timedelta(days=2), -2
+        placeholders["after_start"], placeholders["after_pk"] = PLACEHOLDER_TIME + timedelta(days=2), -2
     return CompiledQuery(build, **placeholders)
 
 

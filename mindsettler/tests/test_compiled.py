@@ -15,11 +15,9 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from bookings.models import Booking, Slot, Status
-from mindsettler.compiled import CompiledQuery
+from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 
 pytestmark = pytest.mark.django_db
-
-_PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC"))
 
 
 def _by_ack_id(ack_id: str):
@@ -57,7 +55,7 @@ def test_datetime_values_and_joins(slot, other_slot, make_booking):
             .values("pk", "start", "counsellor__display_name", "bookings__status")
         )
 
-    query = CompiledQuery(starting_between, after=_PLACEHOLDER_TIME, before=_PLACEHOLDER_TIME + timedelta(days=1))
+    query = CompiledQuery(starting_between, after=PLACEHOLDER_TIME, before=PLACEHOLDER_TIME + timedelta(days=1))
     windows = [
         (slot.start - timedelta(minutes=1), slot.start + timedelta(minutes=1)),
         (slot.start - timedelta(days=1), other_slot.start + timedelta(days=1)),
@@ -95,7 +93,7 @@ def test_annotations_come_back_named():
         return Slot.objects.filter(start__gte=after).values("counsellor_id").annotate(n=Count("pk")).order_by()
 
     now = timezone.now()
-    assert CompiledQuery(busy, after=_PLACEHOLDER_TIME)(after=now) == list(busy(now))
+    assert CompiledQuery(busy, after=PLACEHOLDER_TIME)(after=now) == list(busy(now))
 
 
 def test_threads_each_compile_for_their_own_connection():
@@ -127,7 +125,7 @@ def test_wrong_values_are_refused(make_booking):
     with pytest.raises(TypeError, match="ack_id must be a str"):
         query(ack_id=7)
     assert query(ack_id=mark_safe("MS-ZZZZZZ")) == []  # a str, if a marked one
-    after = CompiledQuery(lambda after: Slot.objects.filter(start__gte=after).values("pk"), after=_PLACEHOLDER_TIME)
+    after = CompiledQuery(lambda after: Slot.objects.filter(start__gte=after).values("pk"), after=PLACEHOLDER_TIME)
     with pytest.raises(TypeError, match="aware datetime"):
         after(after=datetime(2026, 11, 26, 10, 0))  # the ORM would take it as local time, with a warning
 
@@ -154,7 +152,7 @@ def test_queries_it_cannot_run_faithfully_are_refused():
     # A parameter computed from a value would keep the placeholder's.
     derived = CompiledQuery(
         lambda after: Slot.objects.filter(start__gte=after, end__lte=after + timedelta(hours=1)).values("pk"),
-        after=_PLACEHOLDER_TIME,
+        after=PLACEHOLDER_TIME,
     )
     with pytest.raises(ValueError, match="depend on the values"):
         derived(after=timezone.now())
