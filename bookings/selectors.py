@@ -39,7 +39,7 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.tokens import token_check, token_hash
+from bookings.tokens import token_check, token_lookup_hash
 from mindsettler.compiled import CompiledQuery, columns, instance
 
 # What makes a slot free whatever the moment and the filters: nobody holds it, its counsellor
@@ -258,9 +258,7 @@ def booking_for_page(*, token: str) -> Booking:
     The link stops working BOOKING_LINK_DAYS_AFTER_SESSION days after the session ends, so
     an old email found later does not open a record of someone's counselling.
     """
-    if not token or len(token) > 100:
-        raise TokenInvalid("unknown")
-    rows = _MANAGE_LINK(token_hash=token_hash(token))
+    rows = _MANAGE_LINK(token_hash=token_lookup_hash(token))
     if not rows:
         raise TokenInvalid("unknown")
     link, booking, session_type, slot, counsellor = (instance(model, rows[0], prefix) for prefix, model in _PAGE_JOINS)

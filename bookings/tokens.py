@@ -31,6 +31,14 @@ def token_create(*, booking: Booking, purpose: str, lifetime: timedelta, slot: S
     return raw
 
 
+def token_lookup_hash(raw: str) -> str:
+    """The stored hash to look `raw` up by, or TokenInvalid("unknown") for what no link
+    carries (nothing, or more than any link's 32 characters by far)."""
+    if not raw or len(raw) > 100:
+        raise TokenInvalid("unknown")
+    return token_hash(raw)
+
+
 def token_get(*, raw: str, purpose: str, for_update: bool = False, related: tuple[str, ...] = ()) -> LinkToken:
     """The live token behind `raw`, or TokenInvalid saying why not.
 
@@ -38,13 +46,12 @@ def token_get(*, raw: str, purpose: str, for_update: bool = False, related: tupl
     claimed exactly once under concurrency. `related`: more select_related paths (e.g.
     "booking__slot"), read in the same query.
     """
-    if not raw or len(raw) > 100:
-        raise TokenInvalid("unknown")
+    hashed = token_lookup_hash(raw)
     qs = LinkToken.objects.select_related("booking", *related)
     if for_update:
         qs = qs.select_for_update(of=("self",))
     try:
-        link = qs.get(token_hash=token_hash(raw), purpose=purpose)
+        link = qs.get(token_hash=hashed, purpose=purpose)
     except LinkToken.DoesNotExist:
         raise TokenInvalid("unknown") from None
     token_check(link)
@@ -90,12 +97,11 @@ def waitlist_token_create(*, entry: WaitlistEntry, purpose: str, lifetime: timed
 
 def waitlist_token_get(*, raw: str, purpose: str, for_update: bool = False) -> WaitlistToken:
     """The live waitlist token behind `raw`, or TokenInvalid saying why not."""
-    if not raw or len(raw) > 100:
-        raise TokenInvalid("unknown")
+    hashed = token_lookup_hash(raw)
     qs = WaitlistToken.objects.select_related("entry")
     if for_update:
         qs = qs.select_for_update(of=("self",))
-    link = qs.filter(token_hash=token_hash(raw), purpose=purpose).first()
+    link = qs.filter(token_hash=hashed, purpose=purpose).first()
     if link is None:
         raise TokenInvalid("unknown")
     if link.used_at is not None:
