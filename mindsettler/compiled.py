@@ -33,7 +33,7 @@ from typing import Any
 
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db.models import CharField, Model, QuerySet, Value
 from django.db.models.query import ValuesIterable
 from django.utils import timezone
 
@@ -193,6 +193,30 @@ def _adapter(connection: Any, placeholder: object) -> Callable[[Any], Any] | Non
     if isinstance(placeholder, date):
         return connection.ops.adapt_datefield_value
     return None
+
+
+class Literal(Value):
+    """A constant of the query written into its SQL ('pending'), not passed as a parameter.
+
+    PostgreSQL plans a prepared statement once for all its calls (a generic plan) only if
+    that plan is about as cheap as one made for each call's values; a partial index whose
+    condition names constants (booking_one_per_slot: the statuses that hold a slot) is only
+    usable by a plan that sees those constants in the SQL. Passed as parameters, they make
+    the free-slot queries replan on every call. Only for our own constants: a word of ASCII
+    letters, digits and underscores, which needs no escaping."""
+
+    def __init__(self, value: str) -> None:
+        if not (isinstance(value, str) and value.isascii() and value.replace("_", "").isalnum()):
+            raise ValueError(f"A Literal is a word of ASCII letters, digits and underscores, not {value!r}.")
+        super().__init__(str(value), output_field=CharField())
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[()]]:
+        return f"'{self.value}'", ()
+
+
+def literals(values: Sequence[str]) -> list[Literal]:
+    """`field__in=literals(CONSTANTS)`: an IN list of Literal constants."""
+    return [Literal(value) for value in values]
 
 
 def columns(model: type[Model], prefix: str = "") -> list[str]:

@@ -3,6 +3,7 @@ selectors' rules of what is free, and its markup (bookings/templatetags/slot_pic
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -148,3 +149,30 @@ def test_day_buttons_press_the_day_shown_in_the_active_language():
     assert 'id="day-2026-11-30" aria-pressed="true" class="btn-small btn-primary">Mon 30 Nov</button>' in html
     with translation.override("hi"):
         assert "सोम 30 नव" in day_buttons(days, days[1])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements' plans are PostgreSQL's")
+def test_the_plan_kept_for_every_call_reads_the_holding_bookings_through_their_partial_index(calendar):
+    # PostgreSQL keeps one plan of a prepared statement for all calls only if it is about as
+    # cheap as a plan made for each call's values. The statuses that hold a slot are literals
+    # in the SQL (compiled.Literal), so that plan can use booking_one_per_slot's partial
+    # index; as parameters, they made every call of the picker plan its query again.
+    import psycopg
+
+    from bookings.slot_picker import _free
+
+    start, end = selectors.client_window()
+    sql, params, _compiler = _free(None, None, by_counsellor=False).sql(start=start, end=end)
+    numbered = iter(range(1, len(params) + 1))
+    sql = re.sub("%s", lambda _: f"${next(numbered)}", sql)
+    connection.ensure_connection()
+    # Client-side binding: a PREPARE sent with server-side parameters would take its $1 as its own.
+    with psycopg.ClientCursor(connection.connection) as cursor:
+        cursor.execute("PREPARE free_slots AS " + sql)
+        try:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute("EXPLAIN EXECUTE free_slots(" + ", ".join(["%s"] * len(params)) + ")", params)
+            generic = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE free_slots")
+    assert "booking_one_per_slot" in generic, generic

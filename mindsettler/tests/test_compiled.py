@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from bookings.models import Booking, Slot, Status
-from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
+from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery, Literal, literals
 
 pytestmark = pytest.mark.django_db
 
@@ -188,3 +188,18 @@ def test_a_change_of_settings_compiles_again(settings, make_booking):
     settings.BOOKING_MIN_NOTICE_HOURS = 1
     query()
     assert built == [24, 24, 1, 1]  # built twice each time it compiles (the check)
+
+
+def test_literals_are_written_into_the_sql(make_booking):
+    held, cancelled = make_booking(Status.PENDING), make_booking(Status.CANCELLED)
+    query = Booking.objects.filter(status__in=literals([Status.PENDING, Status.APPROVED]))
+    sql, params = query.values("pk").query.sql_with_params()
+    assert "'pending'" in sql and "pending" not in params
+    assert list(query.values_list("pk", flat=True)) == [held.pk]
+    assert cancelled.pk not in Booking.objects.filter(status=Literal("pending")).values_list("pk", flat=True)
+
+
+@pytest.mark.parametrize("value", ["it's", "", "a b", "ünï", "1;--", 7])
+def test_a_literal_is_a_plain_word_only(value):
+    with pytest.raises(ValueError, match="ASCII letters"):
+        Literal(value)
