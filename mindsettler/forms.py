@@ -15,12 +15,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from django import forms
+from django.forms import BoundField
 from django.forms.renderers import DjangoTemplates
 from django.template import Context
 from django.template.base import render_value_in_context
 from django.template.defaultfilters import stringformat
 from django.utils.functional import Promise
-from django.utils.safestring import SafeData, mark_safe
+from django.utils.safestring import SafeData, SafeString, mark_safe
 
 SELECT = "django/forms/widgets/select.html"
 OPTION = "django/forms/widgets/select_option.html"
@@ -102,6 +104,40 @@ def render_textarea(widget: dict[str, Any]) -> str:
     value = widget["value"]
     text = _html(value, context) if value else ""
     return f'<textarea name="{_html(widget["name"], context)}"{_attrs(widget["attrs"], context)}>\n{text}</textarea>'
+
+
+def select_html(field: BoundField, attrs: dict[str, Any] | None = None) -> SafeString | None:
+    """`field.as_widget(attrs=attrs)` for a plain select (forms.Select, its own templates, a
+    flat list of text choices), written straight from the field; None for any other widget.
+
+    Before the renderer is reached, Django's Select builds a dict per option (optgroups) and
+    copies the attributes: for a list of counsellors, more than the rendering itself."""
+    w = field.field.widget
+    if type(w) is not forms.Select or w.template_name != SELECT or w.option_template_name != OPTION:
+        return None
+    context = Context(autoescape=True)
+    options = []
+    values = w.format_value(field.value())  # what Select.optgroups compares, as text
+    found = False  # only the first matching option is selected, as in optgroups
+    for value, label in w.choices:
+        if not isinstance(label, str | Promise):  # a group of options, or a label to localise
+            return None
+        if value is None:
+            value = ""
+        selected = not found and str(value) in values
+        found = found or selected
+        options.append(
+            f'\n  <option value="{_string(value, context)}"{" selected" if selected else ""}>'
+            f"{_html(label, context)}</option>\n"
+        )
+    # As BoundField.as_widget, then Widget.get_context, build them, in their order.
+    attrs = field.build_widget_attrs(dict(attrs or {}), w)
+    if field.auto_id and "id" not in w.attrs:
+        attrs.setdefault("id", field.auto_id)
+    attrs = w.build_attrs(w.attrs, attrs)
+    return mark_safe(  # noqa: S308 (every value escaped)
+        f'<select name="{_html(field.html_name, context)}"{_attrs(attrs, context)}>{"".join(options)}\n</select>'
+    )
 
 
 class FormRenderer(DjangoTemplates):

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import NotSupportedError
 from django.db.models import (
+    Case,
     CharField,
     Count,
     Exists,
@@ -21,6 +22,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
@@ -70,31 +72,58 @@ LIST_COLUMNS = (
 _LIST_ROWS = _LISTED.values(*LIST_COLUMNS)
 
 
-def _search(qs: QuerySet[Booking], *, user: Any, filters: dict[str, Any]) -> QuerySet[Booking]:
-    """`qs` (one of the above) scoped to what `user` may see, filtered and sorted."""
-    qs = bookings_for(user, qs)
-    status = filters.get("status")
+def _criteria(filters: dict[str, Any]) -> dict[str, Any]:
+    """The filter form's valid values (BookingFilterForm.cleaned) as _filter's arguments: the
+    days as the moments they start and end, the search term stripped, no page size."""
+    criteria = {name: filters[name] for name in ("status", "counsellor", "session_type", "mode") if filters.get(name)}
+    if date_from := filters.get("date_from"):
+        criteria["session_from"] = day_bounds(date_from)[0]
+    if date_to := filters.get("date_to"):
+        criteria["session_to"] = day_bounds(date_to)[1]
+    if q := (filters.get("q") or "").strip():
+        criteria["q"] = q
+    criteria["sort"] = filters.get("sort") if filters.get("sort") in SORTS else "newest"
+    return criteria
+
+
+def _filter(
+    qs: QuerySet[Booking],
+    *,
+    sort: str,
+    status: str | None = None,
+    counsellor: int | None = None,
+    session_type: int | None = None,
+    mode: str | None = None,
+    session_from: datetime | None = None,
+    session_to: datetime | None = None,
+    q: str | None = None,
+) -> QuerySet[Booking]:
+    """`qs` (one of the above, already scoped) filtered and sorted: each filter given applies."""
     if status == "active":
         qs = qs.filter(status__in=ACTIVE_STATUSES)
     elif status:
         qs = qs.filter(status=status)
-    if counsellor := filters.get("counsellor"):
+    if counsellor:
         qs = qs.filter(counsellor_id=counsellor)
-    if session_type := filters.get("session_type"):
+    if session_type:
         qs = qs.filter(session_type_id=session_type)
-    if mode := filters.get("mode"):
+    if mode:
         qs = qs.filter(mode=mode)
-    if date_from := filters.get("date_from"):
-        qs = qs.filter(session_at__gte=day_bounds(date_from)[0])
-    if date_to := filters.get("date_to"):
-        qs = qs.filter(session_at__lt=day_bounds(date_to)[1])
-    if q := (filters.get("q") or "").strip():
+    if session_from:
+        qs = qs.filter(session_at__gte=session_from)
+    if session_to:
+        qs = qs.filter(session_at__lt=session_to)
+    if q:
         term = q.upper().replace(" ", "")
         if term.startswith("MS") and not term.startswith("MS-"):
             term = "MS-" + term[2:]
         qs = qs.filter(Q(ack_id__icontains=term) | Q(client_name__icontains=q) | Q(email__icontains=q.lower()))
-    order = SORTS.get(filters.get("sort") or "newest", SORTS["newest"])[1]
-    return qs.order_by(*order)
+    return qs.order_by(*SORTS[sort][1])
+
+
+def _search(qs: QuerySet[Booking], *, user: Any, filters: dict[str, Any]) -> QuerySet[Booking]:
+    """`qs` (one of the above) scoped to what `user` may see, filtered and sorted."""
+    return _filter(bookings_for(user, qs), **_criteria(filters))
 
 
 def booking_search(*, user: Any, filters: dict[str, Any]) -> QuerySet[Booking]:
@@ -103,10 +132,11 @@ def booking_search(*, user: Any, filters: dict[str, Any]) -> QuerySet[Booking]:
 
 
 def _filter_choices() -> QuerySet[Any]:
-    """Session types (kind 0), then counsellors (kind 1), each in its model's Meta.ordering."""
+    """Session types and counsellors, each kind in its model's Meta.ordering. The kinds are
+    text, which needs no converting in each row as a constant number does."""
     columns = {"choice_id": F("pk"), "rank": F("sort_order")}
-    types = SessionType.objects.order_by().values(kind=Value(0), label=F("name"), **columns)
-    counsellors = Counsellor.objects.order_by().values(kind=Value(1), label=F("display_name"), **columns)
+    types = SessionType.objects.order_by().values(kind=Value("type"), label=F("name"), **columns)
+    counsellors = Counsellor.objects.order_by().values(kind=Value("counsellor"), label=F("display_name"), **columns)
     return types.union(counsellors, all=True).order_by("kind", "rank", "label")
 
 
@@ -117,17 +147,65 @@ _FILTER_CHOICES = CompiledQuery(_filter_choices)
 
 def list_filter_choices(*, counsellors: bool) -> tuple[list[tuple[int, str]], list[tuple[int, str]] | None]:
     """The list filter's choices as (id, name) pairs: every session type, and every counsellor
-    if `counsellors` (else None). One query for both small tables."""
-    rows = _FILTER_CHOICES()
-    types = [(row["choice_id"], row["label"]) for row in rows if row["kind"] == 0]
+    if `counsellors` (else None). One query for both small tables, read as rows (no dicts)."""
+    kind, choice_id, label = map(_FILTER_CHOICES.names().index, ("kind", "choice_id", "label"))
+    rows = _FILTER_CHOICES.rows()
+    types = [(row[choice_id], row[label]) for row in rows if row[kind] == "type"]
     if not counsellors:
         return types, None
-    return types, [(row["choice_id"], row["label"]) for row in rows if row["kind"] == 1]
+    return types, [(row[choice_id], row[label]) for row in rows if row[kind] == "counsellor"]
+
+
+# Placeholders for the values of the list's filters (mindsettler/compiled.py), each of the
+# type the form gives and unlike any constant of the query.
+_LIST_PLACEHOLDERS: dict[str, Any] = {
+    "status": "?status",
+    "counsellor": -2,
+    "session_type": -3,
+    "mode": "?mode",
+    "session_from": PLACEHOLDER_TIME,
+    "session_to": PLACEHOLDER_TIME + timedelta(days=1),
+}
+
+
+@lru_cache(maxsize=128)
+def _list_query(role: str, filtered: frozenset[str], *, active: bool, sort: str, limit: int) -> CompiledQuery:
+    """The list's first `limit` rows for a member of staff with `role`, filtered by the filters
+    named in `filtered` (all but the search) with `active` for "All active", and sorted by
+    `sort`: scoped by staff.permissions.bookings_for as for such a member, built and compiled
+    once (mindsettler/compiled.py; building and compiling the query took longer than the
+    database takes to answer it). The filters' values and the member's id (where the scope
+    names it) are values of each call."""
+
+    def build(member_id: int = 0, **values: Any) -> QuerySet[Booking]:
+        member = User(pk=member_id, role=role, is_active=True)
+        status = "active" if active else values.pop("status", None)
+        return _filter(bookings_for(member, _LIST_ROWS), sort=sort, status=status, **values)[:limit]
+
+    placeholders = {name: _LIST_PLACEHOLDERS[name] for name in sorted(filtered)}
+    if not is_administrator(User(role=role, is_active=True)):  # a counsellor: their own bookings
+        placeholders["member_id"] = -1
+    return CompiledQuery(build, **placeholders)
 
 
 def booking_list_rows(*, user: Any, filters: dict[str, Any], offset: int, limit: int) -> list[dict[str, Any]]:
-    """As booking_search, `limit` rows from `offset`, each a dict of LIST_COLUMNS."""
-    return list(_search(_LIST_ROWS, user=user, filters=filters)[offset : offset + limit])
+    """As booking_search, `limit` rows from `offset`, each a dict of LIST_COLUMNS.
+
+    The first page without a search, nearly every visit to the list, is read with a query
+    compiled once per shape (which filters, the sort, the page size); a search (its LIKE
+    patterns are made from the term) and later pages (their OFFSET is written into the SQL)
+    through the ORM."""
+    criteria = _criteria(filters)
+    if offset or "q" in criteria or not is_staff_member(user):
+        return list(_filter(bookings_for(user, _LIST_ROWS), **criteria)[offset : offset + limit])
+    sort = criteria.pop("sort")
+    active = criteria.get("status") == "active"
+    if active:
+        del criteria["status"]
+    query = _list_query(user.role, frozenset(criteria), active=active, sort=sort, limit=limit)
+    if "member_id" in query.placeholders:
+        criteria["member_id"] = user.pk
+    return query(**criteria)
 
 
 # --- The dashboard ----------------------------------------------------------------------
@@ -268,13 +346,22 @@ _CALENDAR = (
             condition=Q(bookings__status__in=SLOT_HOLDING_STATUSES)
             | Q(bookings__status=Status.CANCELLED, bookings__counsellor_id=F("counsellor_id")),
         ),
+    )
+    .annotate(
         # Free slots inside a blocked period are not offered, so not shown as free; bookings
         # in them still show. A column, not a filter: a slot with only cancelled bookings in
-        # a blocked period shows those, but not as free time.
-        blocked=Exists(
-            BlockedPeriod.objects.filter(
-                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
-            )
+        # a blocked period shows those, but not as free time. Looked for only in the rows of
+        # a slot that may be free (no booking, or a cancelled one): the others never use it.
+        blocked=Case(
+            When(
+                Q(booking__id__isnull=True) | Q(booking__status=Status.CANCELLED),
+                then=Exists(
+                    BlockedPeriod.objects.filter(
+                        counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+                    )
+                ),
+            ),
+            default=Value(False),
         ),
     )
     .values(*CALENDAR_COLUMNS)
@@ -307,8 +394,9 @@ def calendar_rows(*, user: Any, start: datetime, end: datetime, counsellor_id: i
     """Every slot in start..end that `user` may see, once for each booking the calendar shows
     in it (the one holding it, cancelled ones) or once with Nones: one query, whatever the
     number of bookings in the database. Rows of CALENDAR_COLUMNS: (slot id, start, end in
-    CALENDAR_TIME_FORMAT, counsellor's name, whether a blocked period overlaps the slot, and
-    the booking's id, ack_id, client_name, status, version or Nones), by start."""
+    CALENDAR_TIME_FORMAT, counsellor's name, whether a blocked period overlaps the slot (in
+    rows without a booking or with a cancelled one; False in the others), and the booking's
+    id, ack_id, client_name, status, version or Nones), by start."""
     if not is_staff_member(user):
         return []
     query = _calendar_query(user.role, one_counsellor=bool(counsellor_id))

@@ -7,8 +7,10 @@ import csv
 import html
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,7 +22,6 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -44,6 +45,7 @@ from bookings.models import (
     WeeklyHours,
 )
 from bookings.templatetags.mindsettler import day_words
+from mindsettler.forms import select_html
 from staff import selectors
 from staff.forms import (
     ApproveForm,
@@ -87,7 +89,7 @@ from staff.services import (
     staff_reinvite,
     staff_second_factor_reset,
 )
-from staff.templatetags.staff_tags import status_badge, widget
+from staff.templatetags.staff_tags import status_badge, widget_attrs
 
 BOOKING_CHANGED = "bookingChanged"
 
@@ -138,7 +140,11 @@ def _parse_range(request: HttpRequest) -> tuple[datetime, datetime] | None:
 
 def _safe_json(data: Any, status: int = 200) -> HttpResponse:
     """Compact JSON with <, > and & escaped, so no client-written text can ever read as markup."""
-    body = json.dumps(data, default=str, separators=(",", ":"))
+    return _json_response(json.dumps(data, default=str, separators=(",", ":")), status=status)
+
+
+def _json_response(body: str, status: int = 200) -> HttpResponse:
+    """`body`, JSON, with <, > and & escaped (in JSON strings, the only place they can be)."""
     body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return HttpResponse(body, status=status, content_type="application/json")
 
@@ -152,45 +158,48 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     bounds = _parse_range(request)
     if bounds is None:
         return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
-    counsellor_id = request.GET.get("counsellor", "")
-    counsellor_id = id_from(counsellor_id)
+    counsellor_id = id_from(request.GET.get("counsellor", ""))
     rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
-    detail = reverse("staff:booking_detail", args=[0])[:-2]  # "/staff/bookings/"
-    # Colour and status label (translated once, not per event) by status.
-    looks = {status: (selectors.STATUS_COLOURS.get(status, "#57534e"), str(label)) for status, label in Status.choices}
+    # The events are written as JSON text, the same JSON that json.dumps() wrote of them as
+    # dicts, in half the time (a month is hundreds of events). Every text read from the
+    # database is written by json.dumps() (and its <, > and & escaped with the whole body);
+    # the times are CalendarTime's (digits, "-", ":", "T" and "Z"), the ids numbers.
+    text = json.dumps
+    detail = text(reverse("staff:booking_detail", args=[0])[:-2])[1:-1]  # "/staff/bookings/"
+    labels = {status: text(str(label)) for status, label in Status.choices}  # translated once, not per event
+    looks: dict[tuple[str, str], str] = {}  # an event's colour, status and counsellor, by status and counsellor
     now = timezone.now().strftime(selectors.CALENDAR_TIME_FORMAT)  # compared as text, as the rows give times
-    events: list[dict[str, Any]] = []
-    free: dict[int, dict[str, str]] = {}  # by slot: free unless a row shows a booking holding it
+    cancelled, movable, initials = Status.CANCELLED, services.RESCHEDULABLE_BY_STAFF, selectors.initials
+    events: list[str] = []
+    free: dict[int, str] = {}  # by slot: free unless a row shows a booking holding it
     held: set[int] = set()
     for slot_id, start, end, counsellor, blocked, booking_id, ack_id, client_name, status, version in rows:
-        if status is None or status == Status.CANCELLED:
+        if status is None or status == cancelled:
             if not blocked:  # free slots inside a blocked period are not offered
-                free[slot_id] = {"start": start, "end": end, "display": "background"}
+                free[slot_id] = f'{{"start":"{start}","end":"{end}","display":"background"}}'
             if booking_id is None:
                 continue
         else:
             held.add(slot_id)
-        colour, label = looks[status]
-        # The status and counsellor are read out to screen readers and shown on hover.
-        props: dict[str, Any] = {"status": label, "counsellor": counsellor}
-        event = {
-            "title": f"{ack_id} · {selectors.initials(client_name)}",
-            "start": start,
-            "end": end,
-            "url": f"{detail}{booking_id}/",  # opens the booking in the side panel
-            "color": colour,
-            "extendedProps": props,
-        }
-        if status == Status.CANCELLED:
-            event["classNames"] = ["ms-cancelled"]
-        elif status in services.RESCHEDULABLE_BY_STAFF and start > now:
+        look = looks.get((status, counsellor))
+        if look is None:
+            # The status and counsellor are read out to screen readers and shown on hover.
+            colour = text(selectors.STATUS_COLOURS.get(status, "#57534e"))
+            look = f'"color":{colour},"extendedProps":{{"status":{labels[status]},"counsellor":{text(counsellor)}'
+            looks[status, counsellor] = look
+        title = text(f"{ack_id} · {initials(client_name)}")
+        # The url opens the booking in the side panel.
+        event = f'{{"title":{title},"start":"{start}","end":"{end}","url":"{detail}{int(booking_id)}/",{look}'
+        if status == cancelled:
+            events.append(f'{event}}},"classNames":["ms-cancelled"]}}')
+        elif status in movable and start > now:
             # Future sessions that can move are draggable onto another free slot (see booking_drop).
-            event["startEditable"] = True
-            props["version"] = version
-            props["dropUrl"] = f"{detail}{booking_id}/drop/"
-        events.append(event)
+            drop = f'"version":{int(version)},"dropUrl":"{detail}{int(booking_id)}/drop/"'
+            events.append(f'{event},{drop}}},"startEditable":true}}')
+        else:
+            events.append(f"{event}}}}}")
     events.extend(slot for slot_id, slot in free.items() if slot_id not in held)
-    return _safe_json(events)
+    return _json_response(f"[{','.join(events)}]")
 
 
 @require_POST
@@ -230,8 +239,7 @@ def _filter_form(request: HttpRequest) -> BookingFilterForm:
 
 # The filter form's fields, written here rather than by an include of staff/_field.html per
 # field: the same markup (staff/tests/test_list.py compares the two) without ~100 template
-# nodes per request.
-_FIELD = '<div class="mb-4" id="{}-group">\n<label class="field-label" for="{}">{}{}</label>\n{}{}{}\n</div>'
+# nodes per request. f-strings: str.format() and format_html() took several times as long.
 _OPTIONAL = mark_safe(' <span class="font-normal text-muted">(optional)</span>')
 
 
@@ -240,82 +248,86 @@ def _field_html(field: BoundField) -> SafeString:
     hidden fields go through the template."""
     if field.is_hidden or field.widget_type in ("radioselect", "checkboxselectmultiple", "checkbox"):
         return render_to_string("staff/_field.html", {"field": field})
+    auto_id = _text(field.auto_id)
     hint = error = ""
     if field.help_text:
-        hint = format_html('<span class="field-hint" id="{}-hint">{}</span>\n', field.auto_id, field.help_text)
-    if field.errors:
-        texts = format_html_join("", "{} ", ((e,) for e in field.errors))
-        error = format_html('<span class="field-error" id="{}-error">{}</span>\n', field.auto_id, texts)
-    return format_html(
-        _FIELD,
-        field.auto_id,
-        field.id_for_label,
-        field.label,
-        "" if field.field.required else _OPTIONAL,
-        hint,
-        error,
-        widget(field),
+        hint = f'<span class="field-hint" id="{auto_id}-hint">{_text(field.help_text)}</span>\n'
+    if errors := field.errors:
+        texts = "".join(f"{_text(e)} " for e in errors)
+        error = f'<span class="field-error" id="{auto_id}-error">{texts}</span>\n'
+    optional = "" if field.field.required else _OPTIONAL
+    label = f'<label class="field-label" for="{_text(field.id_for_label)}">{_text(field.label)}{optional}</label>'
+    return mark_safe(  # noqa: S308 (every value escaped by _text)
+        f'<div class="mb-4" id="{auto_id}-group">\n{label}\n{hint}{error}{_widget_html(field)}\n</div>'
     )
 
 
-_LIST_ROW = (
-    "<tr>"
-    '<td class="px-3 py-2"><a href="{}" class="font-semibold">{}</a></td>'
-    '<td class="px-3 py-2">{}<br><span class="text-muted">{}</span></td>'
-    '<td class="px-3 py-2"><span class="badge {}">{}</span></td>'
-    '<td class="px-3 py-2">{}</td>'
-    '<td class="px-3 py-2">{}</td>'
-    '<td class="px-3 py-2">{} · {}</td>'
-    '<td class="px-3 py-2">{}</td>'
-    "</tr>"
-)
+def _widget_html(field: BoundField) -> SafeString:
+    """staff_tags' {% widget field %}: field.as_widget() with our attributes, a plain select
+    (the filter's counsellors) written straight from the field (mindsettler.forms.select_html)."""
+    attrs = widget_attrs(field)
+    return select_html(field, attrs) or field.as_widget(attrs=attrs)
 
 
 def _text(value: Any) -> str:
-    """conditional_escape() for the row values: stored text escaped, markup built here
-    (SafeData) kept. The same escaping (Django's escape() is html.escape), without the
-    lazy-string checks that made format_html the largest cost of the rows."""
+    """conditional_escape() for the values of the filter and the rows: stored text escaped,
+    markup built here (SafeData) kept."""
     return value if isinstance(value, SafeData) else html.escape(str(value))
 
 
 def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
     """The list's table rows, written here rather than by the template: a page of rows cost
     a few hundred template nodes (and a model instance and two choice lookups per row) for
-    the same markup. Every value goes through _text."""
-    statuses = {value: str(label) for value, label in Status.choices}
-    modes = {value: str(label) for value, label in Mode.choices}
+    the same markup. Every value is escaped: the stored ones per row, the labels and the
+    link once a page."""
+    escape = html.escape  # Django's escape(), without its lazy-string checks
+    statuses, modes = dict(Status.choices), dict(Mode.choices)
+
+    # Labels translated and escaped once a page, when a row first shows them.
+    @cache
+    def status_label(status: str) -> str:
+        return escape(str(statuses.get(status, status)))
+
+    @cache
+    def mode_label(mode: str) -> str:
+        return escape(str(modes.get(mode, mode)))
+
     # The detail URL of booking 0, split around the id: one reverse() for the whole page.
-    head, tail = reverse("staff:booking_detail", args=[0]).rsplit("/0/", 1)
+    head, tail = map(escape, reverse("staff:booking_detail", args=[0]).rsplit("/0/", 1))
     tz = timezone.get_current_timezone()
 
+    days: dict[date, str] = {}
+
     def short(value: datetime) -> str:
-        """bookings' when_short ('Thu 26 Nov, 10:50 IST'), the zone looked up once a page."""
+        """bookings' when_short ('Thu 26 Nov, 10:50 IST'), escaped; the zone and each day's words
+        looked up once a page, the time written as numbers (strftime() took four times as long)."""
         local = value.astimezone(tz)
-        return f"{day_words(local.date(), 'D j M')}, {local:%H:%M} {local.tzname()}"
+        if (words := days.get(day := local.date())) is None:
+            words = days[day] = day_words(day, "D j M")
+        return escape(f"{words}, {local.hour:02d}:{local.minute:02d} {local.tzname()}")
 
     out = []
     for b in rows:
         if b["slot__start"]:
             session = short(b["slot__start"])
         elif b["session_at"]:
-            session = mark_safe(f'<span class="text-muted">asked for {_text(short(b["session_at"]))}</span>')  # noqa: S308
+            session = f'<span class="text-muted">asked for {short(b["session_at"])}</span>'
         else:
-            session = mark_safe('<span class="text-muted">no time yet</span>')
-        values = (
-            f"{head}/{b['pk']}/{tail}",
-            b["ack_id"],
-            b["client_name"],
-            b["email"],
-            status_badge(b["status"]),
-            statuses.get(b["status"], b["status"]),
-            session,
-            b["counsellor__display_name"] or "—",
-            b["session_type__name"],
-            modes.get(b["mode"], b["mode"]),
-            short(b["created_at"]),
+            session = '<span class="text-muted">no time yet</span>'
+        status, mode = b["status"], b["mode"]
+        link = f"{head}/{int(b['pk'])}/{tail}"
+        ack_id, name, email = escape(b["ack_id"]), escape(b["client_name"]), escape(b["email"])
+        counsellor = escape(b["counsellor__display_name"] or "—")
+        kind = f"{escape(b['session_type__name'])} · {mode_label(mode)}"
+        # An f-string: str.format() of the same row took four times as long.
+        out.append(
+            f'<tr><td class="px-3 py-2"><a href="{link}" class="font-semibold">{ack_id}</a></td>'
+            f'<td class="px-3 py-2">{name}<br><span class="text-muted">{email}</span></td>'
+            f'<td class="px-3 py-2"><span class="badge {status_badge(status)}">{status_label(status)}</span></td>'
+            f'<td class="px-3 py-2">{session}</td><td class="px-3 py-2">{counsellor}</td>'
+            f'<td class="px-3 py-2">{kind}</td><td class="px-3 py-2">{short(b["created_at"])}</td></tr>'
         )
-        out.append(_LIST_ROW.format(*map(_text, values)))
-    return mark_safe("\n".join(out))  # noqa: S308 (every value escaped by _text)
+    return mark_safe("\n".join(out))  # noqa: S308 (every value escaped)
 
 
 LAST_PAGE = 10_000  # a page number past this is a bad link, not a page
@@ -345,19 +357,21 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     rows = selectors.booking_list_rows(user=request.user, filters=filters, offset=offset, limit=per_page + 1)
     has_next = len(rows) > per_page
     rows = rows[:per_page]
-    query = request.GET.copy()
-    query.pop("page", None)
+    # The filters as given (QueryDict.urlencode's encoding), without copying the QueryDict.
+    query = urlencode([(name, value) for name, values in request.GET.lists() if name != "page" for value in values])
+    page_link = f"?{query}&page=" if query else "?page="  # the filters kept, then the page
     fragment = request.htmx and not request.htmx.boosted
     context = {
-        # Each field is built by format_html (or the template), so joining them keeps them safe.
+        # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
         "fields": None if fragment else mark_safe("\n".join(_field_html(f) for f in form)),  # noqa: S308
         "rows": _list_rows(rows),
         "page_number": number,
         "first": offset + 1,
         "last": offset + len(rows),
         "total": None if has_next else offset + len(rows),
-        "has_next": has_next,
-        "query": query.urlencode(),
+        "previous_page": f"{page_link}{number - 1}" if number > 1 else None,
+        "next_page": f"{page_link}{number + 1}" if has_next else None,
+        "query": query,
         "is_admin": is_administrator(request.user),
         "nav": "bookings",
     }

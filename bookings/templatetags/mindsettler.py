@@ -16,6 +16,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from mindsettler.forms import select_html
+
 register = template.Library()
 
 
@@ -172,5 +174,5 @@ def labelled_field(field: BoundField) -> SafeString:
         field.label,
         format_html(_FIELD_HINT, field.auto_id, field.help_text) if field.help_text else "",
         shown,
-        field,
+        select_html(field) or field.as_widget(),  # a select (the counsellors) written directly
     )

@@ -8,7 +8,7 @@ from django.forms.renderers import DjangoTemplates
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
 
-from mindsettler.forms import FormRenderer
+from mindsettler.forms import FormRenderer, select_html
 
 
 class Choices(forms.Form):
@@ -52,7 +52,12 @@ def test_selects_are_the_same_as_djangos_templates(data):
         fast.is_valid(), slow.is_valid()
     for name in fast.fields:
         assert str(fast[name]) == str(slow[name]), name
+        # Written straight from the field where it is a plain select; None where not.
+        direct = select_html(fast[name], {"class": "x", "aria-describedby": "h"})
+        assert direct in (None, slow[name].as_widget(attrs={"class": "x", "aria-describedby": "h"})), name
     assert "<option" in str(fast["plain"])
+    assert select_html(fast["plain"]) is not None and select_html(fast["typed"]) is not None
+    assert select_html(fast["grouped"]) is None and select_html(fast["many"]) is None
 
 
 def test_the_project_uses_it(settings):

@@ -9,39 +9,49 @@ from django.utils.safestring import SafeString
 register = template.Library()
 
 
-@register.simple_tag
-def widget(field: BoundField, **extra: str) -> SafeString:
-    """The field's widget with our classes, aria-describedby (hint and error) and aria-invalid."""
+def widget_attrs(field: BoundField, **extra: str) -> dict[str, str]:
+    """The attributes `widget` gives the field's widget: our classes, aria-describedby (hint
+    and error) and aria-invalid, then `extra`."""
     attrs: dict[str, str] = {}
     described = []
+    errors = field.errors
     if field.help_text:
         described.append(f"{field.auto_id}-hint")
-    if field.errors:
+    if errors:
         described.append(f"{field.auto_id}-error")
         attrs["aria-invalid"] = "true"
     if described:
         attrs["aria-describedby"] = " ".join(described)
     w = field.field.widget
     if not isinstance(w, (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple, forms.HiddenInput)):
-        attrs["class"] = "input input-error" if field.errors else "input"
+        attrs["class"] = "input input-error" if errors else "input"
     attrs.update(extra)
-    return field.as_widget(attrs=attrs)
+    return attrs
+
+
+@register.simple_tag
+def widget(field: BoundField, **extra: str) -> SafeString:
+    """The field's widget with our classes, aria-describedby (hint and error) and aria-invalid."""
+    return field.as_widget(attrs=widget_attrs(field, **extra))
+
+
+BADGES = {
+    "pending": "bg-amber-100 text-amber-900",
+    "approved": "bg-sky-100 text-sky-900",
+    "payment_pending": "bg-violet-100 text-violet-900",
+    "confirmed": "bg-emerald-100 text-emerald-900",
+    "completed": "bg-stone-200 text-stone-800",
+    "no_show": "bg-rose-100 text-rose-900",
+    "rejected": "bg-red-100 text-red-900",
+    "cancelled": "bg-red-100 text-red-900",
+    "draft": "bg-stone-100 text-stone-700",
+}
 
 
 @register.filter
 def status_badge(status: str) -> str:
     """Tailwind classes for a status badge (colour is never the only signal: the label shows)."""
-    return {
-        "pending": "bg-amber-100 text-amber-900",
-        "approved": "bg-sky-100 text-sky-900",
-        "payment_pending": "bg-violet-100 text-violet-900",
-        "confirmed": "bg-emerald-100 text-emerald-900",
-        "completed": "bg-stone-200 text-stone-800",
-        "no_show": "bg-rose-100 text-rose-900",
-        "rejected": "bg-red-100 text-red-900",
-        "cancelled": "bg-red-100 text-red-900",
-        "draft": "bg-stone-100 text-stone-700",
-    }.get(status, "bg-stone-100 text-stone-700")
+    return BADGES.get(status, "bg-stone-100 text-stone-700")
 
 
 @register.filter

@@ -114,6 +114,20 @@ def test_feed_escapes_stored_markup(admin_client, counsellor, make_booking):
     assert json.loads(response.content)[0]["title"] == f"{booking.ack_id} · Z"
 
 
+def test_feed_writes_stored_text_as_json_strings(admin_client, counsellor, make_booking):
+    """The feed writes its JSON itself: quotes, backslashes, line breaks, markup and letters
+    beyond ASCII in stored names come out as JSON reads them back, and never as markup."""
+    counsellor.display_name = 'Dr "Asha" <b>\\ Menon</b> & co\nनई'
+    counsellor.save()
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="émile zola")
+    response = feed(admin_client, booking.slot.start - timedelta(hours=1), booking.slot.start + timedelta(hours=2))
+    body = response.content.decode()
+    assert not {"<", ">", "&"} & set(body) and body.isascii()
+    (event,) = sessions(response.json()).values()
+    assert event["title"] == f"{booking.ack_id} · ÉZ"
+    assert event["extendedProps"]["counsellor"] == counsellor.display_name
+
+
 def test_feed_filters_by_counsellor_for_administrators(admin_client, counsellor, other_counsellor, make_booking):
     mine = make_booking(Status.APPROVED, counsellor=counsellor)
     theirs = make_booking(Status.APPROVED, counsellor=other_counsellor)
@@ -129,9 +143,11 @@ def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsell
     day = next_weekday_at(9, days_ahead=6)
     slot = Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(hours=1))
     make_booking(Status.CANCELLED, slot=slot)  # a past booking keeps the slot in the records
+    Slot.objects.create(counsellor=counsellor, start=day + timedelta(hours=1), end=day + timedelta(hours=2))  # empty
+    after = Slot.objects.create(counsellor=counsellor, start=day + timedelta(hours=3), end=day + timedelta(hours=4))
     BlockedPeriod.objects.create(counsellor=counsellor, start=day - timedelta(hours=1), end=day + timedelta(hours=3))
     events = feed(admin_client, day - timedelta(days=1), day + timedelta(days=1)).json()
-    assert slot.start not in free_starts(events)
+    assert free_starts(events) == {after.start}  # neither the cancelled booking's slot nor the empty one
     assert list(sessions(events)) == [reverse("staff:booking_detail", args=[slot.bookings.get().pk])]
 
 

@@ -11,13 +11,15 @@ import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from bookings.models import Counsellor, Mode, SessionType, Slot, Status
 from bookings.templatetags.mindsettler import when_short
 from staff import selectors
 from staff.forms import BookingFilterForm
+from staff.templatetags.staff_tags import widget
 from staff.tests.conftest import HX
-from staff.views import _field_html, _list_rows, csv_cell
+from staff.views import _field_html, _list_rows, _widget_html, csv_cell
 
 URL = "/staff/bookings/"
 
@@ -195,6 +197,72 @@ def test_filter_fields_are_the_shared_field_template(admin_client, counsellor, s
     # And the page shows them.
     html = admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode()
     assert 'id="id_date_from-error"' in html and 'aria-invalid="true"' in html and 'id="id_counsellor"' in html
+
+
+def test_filter_selects_are_djangos_markup(counsellor, session_type):
+    """staff.views writes plain selects itself: byte for byte what the widget renders, with the
+    chosen option selected and stored names escaped."""
+    counsellors = [(counsellor.pk, "Zoya <Z> & co"), (counsellor.pk + 1, mark_safe("<b>kept</b>"))]
+    choices = dict(counsellors=counsellors, session_types=[(session_type.pk, 'Couples "x"')])
+    data = [
+        None,
+        {"status": "pending", "counsellor": str(counsellor.pk), "session_type": str(session_type.pk)},
+        {"status": "active", "mode": Mode.IN_PERSON, "sort": "client", "per_page": "50"},
+        {"status": "nonsense", "counsellor": "999", "per_page": "7"},  # errors
+    ]
+    for form in (BookingFilterForm(d, **choices) for d in data):
+        form.is_valid()
+        for field in form:
+            assert _widget_html(field) == widget(field), field.name
+    html = str(_widget_html(BookingFilterForm(data[1], **choices)["counsellor"]))
+    assert f'<option value="{counsellor.pk}" selected>Zoya &lt;Z&gt; &amp; co</option>' in html
+    assert "<b>kept</b>" in html and html.count(" selected") == 1
+
+
+@pytest.mark.parametrize("role", ["admin", "counsellor"])
+def test_the_compiled_list_reads_what_the_orm_reads(
+    role, admin_user, counsellor_user, counsellor, session_type, make_booking
+):
+    """booking_list_rows compiles the first page of each shape of filters (mindsettler/compiled.py):
+    the same rows as the ORM query, for every shape, scoped by staff.permissions."""
+    for i in range(40):
+        make_booking(
+            (Status.PENDING, Status.CONFIRMED, Status.CANCELLED, Status.DRAFT)[i % 4],
+            counsellor=counsellor if i % 3 else None,
+            mode=Mode.IN_PERSON if i % 5 == 0 else Mode.ONLINE,
+            client_name=f"Client {i:02d}",
+        )
+    user = admin_user if role == "admin" else counsellor_user
+    day = timezone.localdate()
+    shapes = [
+        {},
+        {"status": "pending"},
+        {"status": "active", "sort": "session"},
+        {"status": Status.CONFIRMED, "counsellor": counsellor.pk, "sort": "client"},
+        {"mode": Mode.IN_PERSON, "session_type": session_type.pk, "sort": "oldest"},
+        {"date_from": day, "date_to": day + timedelta(days=30), "sort": "session_desc"},
+        {"q": "client 1"},  # a search: through the ORM
+    ]
+    for filters in shapes:
+        for offset, limit in ((0, 26), (0, 11), (10, 11)):
+            expected = list(
+                selectors._search(selectors._LIST_ROWS, user=user, filters=filters)[offset : offset + limit]
+            )
+            got = selectors.booking_list_rows(user=user, filters=filters, offset=offset, limit=limit)
+            assert got == expected, (filters, offset, limit)
+
+
+def test_the_compiled_list_keeps_a_counsellor_to_their_own(counsellor_user, counsellor, other_counsellor, make_booking):
+    mine = make_booking(Status.PENDING, counsellor=counsellor)
+    theirs = make_booking(Status.PENDING, counsellor=other_counsellor)
+    rows = selectors.booking_list_rows(user=counsellor_user, filters={"status": "pending"}, offset=0, limit=26)
+    assert [r["ack_id"] for r in rows] == [mine.ack_id]
+    # Naming the other counsellor (the form offers counsellors no such filter) finds nothing.
+    other = {"counsellor": other_counsellor.pk}
+    assert selectors.booking_list_rows(user=counsellor_user, filters=other, offset=0, limit=26) == []
+    assert theirs.ack_id not in {
+        r["ack_id"] for r in selectors.booking_list_rows(user=counsellor_user, filters={}, offset=0, limit=26)
+    }
 
 
 @pytest.mark.parametrize("per_page", [25, 100])
