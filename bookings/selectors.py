@@ -40,7 +40,7 @@ from bookings.models import (
     Status,
 )
 from bookings.tokens import token_check, token_lookup_hash
-from mindsettler.compiled import CompiledQuery, columns, instance, literals
+from mindsettler.compiled import CompiledQuery, columns, instance, sql_literals
 
 # What makes a slot free whatever the moment and the filters: nobody holds it, its counsellor
 # takes bookings, and no blocked period overlaps it (slots kept only because past bookings
@@ -53,8 +53,8 @@ from mindsettler.compiled import CompiledQuery, columns, instance, literals
 _SLOTS_FREE = (
     Slot.objects.filter(
         # Literal statuses: with them a prepared query can use booking_one_per_slot's partial
-        # index in the plan it keeps for all calls (mindsettler/compiled.py, Literal).
-        ~Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=literals(SLOT_HOLDING_STATUSES))),
+        # index in the plan it keeps for all calls (mindsettler/compiled.py, SqlLiteral).
+        ~Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=sql_literals(SLOT_HOLDING_STATUSES))),
         ~Exists(
             BlockedPeriod.objects.filter(
                 counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")

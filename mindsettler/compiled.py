@@ -37,6 +37,9 @@ from django.db.models import CharField, Model, QuerySet, Value
 from django.db.models.query import ValuesIterable
 from django.utils import timezone
 
+# How many compiled forms a connection keeps (each a few KB: SQL, parameters, compiler).
+KEPT_MAX = 256
+
 # A placeholder for a moment, for queries to be built with (any aware datetime will do).
 PLACEHOLDER_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -104,13 +107,17 @@ class CompiledQuery:
 
     def _prepare_compiled(self) -> _Compiled:
         # Kept on the connection (each thread has its own), so they go with it; by query,
-        # time zone and settings.
+        # time zone and settings; the most recently used KEPT_MAX of them (queries made per
+        # shape of filters, in lru_caches of their own, come and go).
         connection = connections[self.using]
         kept = connection.__dict__.setdefault("compiled_queries", {})
         key = (self, timezone.get_current_timezone_name(), _settings_generation)
-        compiled = kept.get(key)
+        compiled = kept.pop(key, None)
         if compiled is None:
-            compiled = kept[key] = self._compile(connection)
+            compiled = self._compile(connection)
+            if len(kept) >= KEPT_MAX:
+                del kept[next(iter(kept))]  # the least recently used
+        kept[key] = compiled  # last: the most recently used
         return compiled
 
     def _compile(self, connection: Any) -> _Compiled:
@@ -195,7 +202,7 @@ def _adapter(connection: Any, placeholder: object) -> Callable[[Any], Any] | Non
     return None
 
 
-class Literal(Value):
+class SqlLiteral(Value):
     """A constant of the query written into its SQL ('pending'), not passed as a parameter.
 
     PostgreSQL plans a prepared statement once for all its calls (a generic plan) only if
@@ -207,16 +214,16 @@ class Literal(Value):
 
     def __init__(self, value: str) -> None:
         if not (isinstance(value, str) and value.isascii() and value.replace("_", "").isalnum()):
-            raise ValueError(f"A Literal is a word of ASCII letters, digits and underscores, not {value!r}.")
+            raise ValueError(f"A SqlLiteral is a word of ASCII letters, digits and underscores, not {value!r}.")
         super().__init__(str(value), output_field=CharField())
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[()]]:
         return f"'{self.value}'", ()
 
 
-def literals(values: Sequence[str]) -> list[Literal]:
-    """`field__in=literals(CONSTANTS)`: an IN list of Literal constants."""
-    return [Literal(value) for value in values]
+def sql_literals(values: Sequence[str]) -> list[SqlLiteral]:
+    """`field__in=sql_literals(CONSTANTS)`: an IN list of SqlLiteral constants."""
+    return [SqlLiteral(value) for value in values]
 
 
 def columns(model: type[Model], prefix: str = "") -> list[str]:

@@ -66,6 +66,11 @@ def _attrs(attrs: dict[str, Any], context: Context) -> str:
     return "".join(out)
 
 
+def _option(value: Any, attrs: str, label: Any, context: Context) -> str:
+    """django/forms/widgets/select_option.html, with its attributes already written."""
+    return f'\n  <option value="{_string(value, context)}"{attrs}>{_html(label, context)}</option>\n'
+
+
 def render_select(widget: dict[str, Any]) -> str | None:
     """django/forms/widgets/select.html for `widget` (a widget's context), stripped as the
     renderer strips it; None if an option uses another template."""
@@ -77,10 +82,7 @@ def render_select(widget: dict[str, Any]) -> str | None:
         for option in group_choices:
             if option.get("template_name") != OPTION:
                 return None
-            out.append(
-                f'\n  <option value="{_string(option["value"], context)}"{_attrs(option["attrs"], context)}>'
-                f"{_html(option['label'], context)}</option>\n"  # the template's last line
-            )
+            out.append(_option(option["value"], _attrs(option["attrs"], context), option["label"], context))
         if group_name:
             out.append("\n  </optgroup>")
     out.append("\n</select>")
@@ -126,10 +128,7 @@ def select_html(field: BoundField, attrs: dict[str, Any] | None = None) -> SafeS
             value = ""
         selected = not found and str(value) in values
         found = found or selected
-        options.append(
-            f'\n  <option value="{_string(value, context)}"{" selected" if selected else ""}>'
-            f"{_html(label, context)}</option>\n"
-        )
+        options.append(_option(value, " selected" if selected else "", label, context))
     # As BoundField.as_widget, then Widget.get_context, build them, in their order.
     attrs = field.build_widget_attrs(dict(attrs or {}), w)
     if field.auto_id and "id" not in w.attrs:

@@ -155,7 +155,7 @@ def test_day_buttons_press_the_day_shown_in_the_active_language():
 def test_the_plan_kept_for_every_call_reads_the_holding_bookings_through_their_partial_index(calendar):
     # PostgreSQL keeps one plan of a prepared statement for all calls only if it is about as
     # cheap as a plan made for each call's values. The statuses that hold a slot are literals
-    # in the SQL (compiled.Literal), so that plan can use booking_one_per_slot's partial
+    # in the SQL (compiled.SqlLiteral), so that plan can use booking_one_per_slot's partial
     # index; as parameters, they made every call of the picker plan its query again.
     import psycopg
 

@@ -8,14 +8,14 @@ import zoneinfo
 from datetime import date, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from bookings.models import Booking, Slot, Status
-from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery, Literal, literals
+from mindsettler.compiled import KEPT_MAX, PLACEHOLDER_TIME, CompiledQuery, SqlLiteral, sql_literals
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +116,22 @@ def test_threads_each_compile_for_their_own_connection():
     assert seen == [[]]
 
 
+def test_a_connection_keeps_the_most_recently_used_compiled_forms_only():
+    # Queries made per shape of filters come and go (lru_caches of their own): each new one
+    # compiles again, and the connection must not keep every one it ever saw.
+    hot = CompiledQuery(_by_ack_id, ack_id="MS-000000")
+    hot(ack_id="MS-AAAAAA")
+    for _ in range(KEPT_MAX * 2):
+        CompiledQuery(_by_ack_id, ack_id="MS-000000")(ack_id="MS-AAAAAA")
+        hot(ack_id="MS-AAAAAA")  # used all along: kept all along
+    kept = connections["default"].__dict__["compiled_queries"]
+    assert len(kept) == KEPT_MAX
+    assert any(key[0] is hot for key in kept)
+    with CaptureQueriesContext(connection) as queries:
+        hot(ack_id="MS-AAAAAA")
+    assert len(queries) == 1
+
+
 def test_wrong_values_are_refused(make_booking):
     query = CompiledQuery(_by_ack_id, ack_id="MS-000000")
     with pytest.raises(TypeError, match="exactly these values: ack_id"):
@@ -192,14 +208,14 @@ def test_a_change_of_settings_compiles_again(settings, make_booking):
 
 def test_literals_are_written_into_the_sql(make_booking):
     held, cancelled = make_booking(Status.PENDING), make_booking(Status.CANCELLED)
-    query = Booking.objects.filter(status__in=literals([Status.PENDING, Status.APPROVED]))
+    query = Booking.objects.filter(status__in=sql_literals([Status.PENDING, Status.APPROVED]))
     sql, params = query.values("pk").query.sql_with_params()
     assert "'pending'" in sql and "pending" not in params
     assert list(query.values_list("pk", flat=True)) == [held.pk]
-    assert cancelled.pk not in Booking.objects.filter(status=Literal("pending")).values_list("pk", flat=True)
+    assert cancelled.pk not in Booking.objects.filter(status=SqlLiteral("pending")).values_list("pk", flat=True)
 
 
 @pytest.mark.parametrize("value", ["it's", "", "a b", "ünï", "1;--", 7])
 def test_a_literal_is_a_plain_word_only(value):
     with pytest.raises(ValueError, match="ASCII letters"):
-        Literal(value)
+        SqlLiteral(value)
