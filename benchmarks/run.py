@@ -216,7 +216,9 @@ def prepare(seed: dict[str, Any], csrf: str) -> tuple[list[Endpoint], dict[str, 
     month_acks = list(in_month.values_list("ack_id", flat=True)[:2000])
     pending_acks = list(Booking.objects.filter(status=Status.PENDING).values_list("ack_id", flat=True))
     feed_range = {"start": f"{month_start}T00:00:00", "end": f"{month_end}T00:00:00"}
-    staff = {"Cookie": f"{cookie_name}={staff_cookie}"}
+    # A signed-in browser holds the CSRF cookie too (signing in posted a form). Without it,
+    # every page that shows a form would mint a new CSRF secret, as on a first visit.
+    staff = {"Cookie": f"{cookie_name}={staff_cookie}; {csrf_cookie}={csrf}"}
     booking_page = _reverse("bookings:booking_page", [seed["booking_token"]], f"/bookings/{seed['booking_token']}/")
 
     endpoints = [
@@ -402,7 +404,8 @@ def setup_wizard(endpoint: Endpoint, port: int, info: dict[str, Any], csrf: str)
         endpoint.skipped = f"choosing the busy day (POST {step.path}) gave HTTP {status}"
         return
     endpoint.path = endpoint.path or step_path
-    endpoint.headers = {"Cookie": f"sessionid={session}", "HX-Request": "true"}
+    # The browser keeps both cookies: the session, and the CSRF cookie it has just posted with.
+    endpoint.headers = {"Cookie": cookie, "HX-Request": "true"}
 
 
 def _wizard_path() -> str:
