@@ -293,6 +293,7 @@ def _render_step(
     the step, so the response names the picker instead: HX-Retarget)."""
     ctx: dict[str, Any] = {
         "step": step.name,
+        "step_template": f"bookings/wizard/_{step.name}.html",
         "steps": [(s, HEADINGS[s]) for s in STEPS],
         "step_number": STEPS.index(step.name) + 1 if step.name in STEPS else None,
         "heading": HEADINGS[step.name],
