@@ -43,7 +43,14 @@ from bookings.selectors import day_bounds
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
 from staff.models import AccountEvent, User
-from staff.permissions import bookings_for, is_administrator, is_staff_member, slots_for
+from staff.permissions import (
+    bookings_for,
+    is_administrator,
+    is_staff_member,
+    scope_names_member,
+    scope_stand_in,
+    slots_for,
+)
 
 # --- The booking list -------------------------------------------------------------------
 
@@ -178,12 +185,12 @@ def _list_query(role: str, filtered: frozenset[str], *, active: bool, sort: str,
     names it) are values of each call."""
 
     def build(member_id: int = 0, **values: Any) -> QuerySet[Booking]:
-        member = User(pk=member_id, role=role, is_active=True)
         status = "active" if active else values.pop("status", None)
-        return _filter(bookings_for(member, _LIST_ROWS), sort=sort, status=status, **values)[:limit]
+        scoped = bookings_for(scope_stand_in(role, member_id), _LIST_ROWS)
+        return _filter(scoped, sort=sort, status=status, **values)[:limit]
 
     placeholders = {name: _LIST_PLACEHOLDERS[name] for name in sorted(filtered)}
-    if not is_administrator(User(role=role, is_active=True)):  # a counsellor: their own bookings
+    if scope_names_member(role):  # a counsellor: their own bookings
         placeholders["member_id"] = -1
     return CompiledQuery(build, **placeholders)
 
@@ -378,12 +385,12 @@ def _calendar_query(role: str, *, one_counsellor: bool) -> CompiledQuery:
     each call."""
 
     def build(start: datetime, end: datetime, member_id: int = 0, counsellor_id: int = 0) -> QuerySet[Slot]:
-        qs = slots_for(User(pk=member_id, role=role, is_active=True), _CALENDAR)
+        qs = slots_for(scope_stand_in(role, member_id), _CALENDAR)
         qs = qs.filter(start__lt=end, end__gt=start)
         return qs.filter(counsellor_id=counsellor_id) if one_counsellor else qs
 
     placeholders: dict[str, Any] = {"start": PLACEHOLDER_TIME, "end": PLACEHOLDER_TIME + timedelta(days=1)}
-    if not is_administrator(User(role=role, is_active=True)):  # a counsellor: their own slots
+    if scope_names_member(role):  # a counsellor: their own slots
         placeholders["member_id"] = -1
     if one_counsellor:
         placeholders["counsellor_id"] = -2

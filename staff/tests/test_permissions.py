@@ -13,8 +13,9 @@ import pytest
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
-from bookings.models import Status
+from bookings.models import Booking, Slot, Status
 from staff import urls as staff_urls
+from staff.permissions import bookings_for, scope_names_member, scope_stand_in, slots_for
 from staff.tests.conftest import HX
 
 ROLES = ("anonymous", "admin", "counsellor", "other")
@@ -213,3 +214,19 @@ def test_the_menu_follows_the_role_and_the_page(admin_client, counsellor_client)
     assert current.format(bookings, "Bookings") in counsellor_list
     assert current.format(dashboard, "Dashboard") in counsellor_home
     assert 'aria-current="page" class="font-bold">Bookings<' not in counsellor_home
+
+
+def test_a_stand_in_is_scoped_as_the_member_it_stands_for(
+    admin_user, counsellor_user, counsellor, other_counsellor, make_booking, slot, other_slot
+):
+    """The compiled list and calendar queries are built for a stand-in (role and id): it must
+    see exactly what the member sees."""
+    make_booking(Status.PENDING, counsellor=counsellor)
+    make_booking(Status.CONFIRMED, counsellor=other_counsellor)
+    for member in (admin_user, counsellor_user):
+        stand_in = scope_stand_in(member.role, member.pk)
+        assert set(bookings_for(stand_in)) == set(bookings_for(member))
+        assert set(slots_for(stand_in)) == set(slots_for(member))
+    assert set(bookings_for(scope_stand_in(counsellor_user.role, counsellor_user.pk))) < set(Booking.objects.all())
+    assert set(slots_for(scope_stand_in(counsellor_user.role, counsellor_user.pk))) < set(Slot.objects.all())
+    assert scope_names_member(counsellor_user.role) and not scope_names_member(admin_user.role)
