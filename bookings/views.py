@@ -180,11 +180,15 @@ def status(request: HttpRequest) -> HttpResponse:
     answer whatever we hold; the links go to the inbox). Both POST, so IDs and addresses
     stay out of URLs and logs."""
     lookup = request.POST.get("lookup", "") if request.method == "POST" else ""
-    ack_form = AckLookupForm(request.POST if lookup == "ack" else None)
-    email_form = EmailLookupForm(request.POST if lookup == "email" else None)
+    ack_form = AckLookupForm(request.POST) if lookup == "ack" else None
+    email_form = EmailLookupForm(request.POST) if lookup == "email" else None
     context: dict[str, object] = {
         "ack_form": ack_form,
         "email_form": email_form,
+        # A blank field is the same for everyone: the page renders it once per language,
+        # from a form made only then.
+        "blank_ack_form": SimpleLazyObject(AckLookupForm),
+        "blank_email_form": SimpleLazyObject(EmailLookupForm),
         "lookup": lookup,
         # Each value the page may show, set: the template engine pays for an unknown name
         # with an exception.
@@ -214,7 +218,7 @@ def status(request: HttpRequest) -> HttpResponse:
     if ratelimit_hit(scope="status_lookup", key=f"email:{email}") is None:
         services.booking_links_send(email=email)
     context["emailed"] = email
-    context["email_form"] = EmailLookupForm()
+    context["email_form"] = None  # blank again
     return render(request, "bookings/status.html", context)
 
 

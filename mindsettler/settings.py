@@ -145,6 +145,8 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csp",
+                # csrf_token and csp_nonce again, cheaper to use (replacing the two above)
+                "mindsettler.context_processors.tokens",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "bookings.context_processors.clinic",
