@@ -224,6 +224,14 @@ def prepare(seed: dict[str, Any], csrf: str) -> tuple[list[Endpoint], dict[str, 
     endpoints = [
         Endpoint("ceiling_trivial", "ceiling: trivial view", None, "/__bench__/ceiling/trivial", expect_all=["ok"]),
         Endpoint(CEILING, "ceiling: 1 query + template", None, f"/__bench__/ceiling/query/{ack}", expect_all=[ack]),
+        # For reading the table: the same query in the site's layout with a form, a first visit.
+        Endpoint(
+            "ceiling_page",
+            "ceiling: 1 query in the site's layout",
+            None,
+            f"/__bench__/ceiling/page/{ack}",
+            expect_all=[ack],
+        ),
         Endpoint("home", "home", "page", _reverse("bookings:home", [], "/"), expect_all=[settings.CLINIC_NAME]),
         Endpoint(
             "wizard_slots",

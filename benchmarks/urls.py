@@ -1,4 +1,4 @@
-"""The real URLs plus two ceiling views, measured in the same run as the real endpoints."""
+"""The real URLs plus the ceiling views, measured in the same run as the real endpoints."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mindsettler.urls import urlpatterns as real_urlpatterns
 urlpatterns = [
     path("__bench__/ceiling/trivial", views.ceiling_trivial),
     path("__bench__/ceiling/query/<str:ack_id>", views.ceiling_query),
+    path("__bench__/ceiling/page/<str:ack_id>", views.ceiling_page),
     *real_urlpatterns,
 ]
 

@@ -2,11 +2,15 @@
 
 `ceiling_trivial` returns a short response. `ceiling_query` runs one indexed query (the unique
 acknowledgement-ID index) and renders a small template; endpoints are compared with it.
+`ceiling_page` is that query shown in the site's layout with a form, as a first visit sees it:
+what every public page pays before it shows anything of its own (for reading the table; no
+endpoint is judged against it).
 """
 
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.template.loader import get_template
 from django.views.decorators.http import require_GET
 
@@ -24,3 +28,9 @@ def ceiling_query(request: HttpRequest, ack_id: str) -> HttpResponse:
     # Rendered without a request: no context processors, so exactly one query.
     html = get_template("benchmarks/ceiling.html").render({"booking": booking})
     return HttpResponse(html, status=200 if booking else 404)
+
+
+@require_GET
+def ceiling_page(request: HttpRequest, ack_id: str) -> HttpResponse:
+    booking = Booking.objects.filter(ack_id=ack_id).values("ack_id", "status", "updated_at").first()
+    return render(request, "benchmarks/ceiling_page.html", {"booking": booking}, status=200 if booking else 404)
