@@ -2,7 +2,7 @@
 
 Django resolves `{% extends %}` again on every render: it finds the parent template, walks
 the parent's whole node tree for its `{% block %}`s, and keeps a stack of blocks while the
-page renders. For a page on the site's layout that is about 0.08 ms, as much as a database
+page renders. For a page on the site's layout that is about 0.06 ms, a third of a database
 query. `Loader` is Django's cached loader that, in addition, hands out each page already
 resolved: the layout's nodes, with each block replaced by the nodes of its most-derived
 definition, rendered in a context scope of their own as `{% block %}` renders them. The

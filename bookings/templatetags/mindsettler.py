@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from mindsettler.forms import select_html
 
@@ -32,6 +32,18 @@ def day_words(day: date, format: str) -> str:
 @lru_cache(maxsize=4096)
 def _day_words(day: date, format: str, language: str | None) -> str:
     return date_format(day, format)  # in `language`: the active one
+
+
+@register.filter
+def minutes(count: int) -> str:
+    """A session's length in words, '50 minutes', in the active language (its plural looked
+    up once per length and language). `{{ session_type.duration_minutes|minutes }}`."""
+    return _minutes(int(count), translation.get_language())
+
+
+@lru_cache(maxsize=256)
+def _minutes(count: int, language: str | None) -> str:
+    return ngettext("%(minutes)s minute", "%(minutes)s minutes", count) % {"minutes": count}  # in `language`
 
 
 @register.filter
@@ -96,6 +108,7 @@ def _fixed_forget(**kwargs: object) -> None:
     """Settings change only in tests; a fragment may show any of them (STATIC_URL...)."""
     _FIXED.clear()
     _day_words.cache_clear()
+    _minutes.cache_clear()
 
 
 class FixedNode(template.Node):

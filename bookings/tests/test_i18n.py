@@ -37,7 +37,7 @@ from bookings.models import (
     WaitlistEntry,
     WaitlistToken,
 )
-from bookings.templatetags.mindsettler import money, when
+from bookings.templatetags.mindsettler import minutes, money, when
 from bookings.tests.journey import ABOUT, CONSENT, link_in_last_email, session_data, start, url
 from bookings.tokens import waitlist_token_create
 from conftest import next_weekday_at
@@ -457,15 +457,19 @@ def test_a_client_who_booked_in_english_gets_english_emails_whatever_is_active(m
         assert english_left_in(email.body_text), email.kind
 
 
-def test_dates_and_prices_follow_the_language_and_keep_the_time_zone():
+def test_dates_prices_and_lengths_follow_the_language_and_keep_the_time_zone():
     moment = next_weekday_at(10).replace(month=12, day=1, year=2026)
     with translation.override("en"):
         assert when(moment) == "Tuesday 1 December 2026, 10:00 IST"
         assert money(12345600) == "₹123,456"
+        assert (minutes(50), minutes(1)) == ("50 minutes", "1 minute")
     with translation.override("hi"):
         assert when(moment) == "मंगलवार 1 दिसंबर 2026, 10:00 IST"
         assert money(12345600) == "₹1,23,456"
         assert money(150050) == "₹1,500.50"
+        assert (minutes(50), minutes(1)) == ("50 मिनट", "1 मिनट")
+    with translation.override("en"):
+        assert minutes(50) == "50 minutes"  # remembered per language
 
 
 def test_the_reminder_sweep_writes_in_the_clients_language(make_booking, counsellor, oncommit):
