@@ -15,6 +15,7 @@ from django.utils.translation import ngettext_lazy
 
 from bookings import services
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
+from mindsettler.forms import Pairs
 
 NAME_MAX = 120
 _MAX_ID = 2**63 - 1  # ids are bigints
@@ -122,8 +123,10 @@ class SessionStepForm(JourneyForm):
         super().__init__(*args, **kwargs)
         self.session_types = {st.pk: st for st in session_types}
         self.counsellors = {c.pk: c for c in counsellors}
-        self.fields["session_type"].choices = [(st.pk, st.name) for st in session_types]
-        self.fields["counsellor"].choices = [("", _("No preference")), *((c.pk, c.display_name) for c in counsellors)]
+        self.fields["session_type"].choices = Pairs((st.pk, st.name) for st in session_types)
+        self.fields["counsellor"].choices = Pairs(
+            [("", _("No preference")), *((c.pk, c.display_name) for c in counsellors)]
+        )
         self.fields["preferred_times"].help_text = _(
             "Only if none of the times above suits you. For example: “weekday evenings after 6” or “Saturday mornings”."
         )

@@ -13,6 +13,7 @@ with options of a custom template, goes through the templates as before.
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django import forms
@@ -21,6 +22,7 @@ from django.forms.renderers import DjangoTemplates
 from django.template import Context
 from django.template.base import render_value_in_context
 from django.template.defaultfilters import stringformat
+from django.utils.choices import BaseChoiceIterator
 from django.utils.functional import Promise
 from django.utils.safestring import SafeData, SafeString, mark_safe
 
@@ -137,6 +139,27 @@ def select_html(field: BoundField, attrs: dict[str, Any] | None = None) -> SafeS
     return mark_safe(  # noqa: S308 (every value escaped)
         f'<select name="{_html(field.html_name, context)}"{_attrs(attrs, context)}>{"".join(options)}\n</select>'
     )
+
+
+class Pairs(BaseChoiceIterator):
+    """Choices that are (value, label) pairs of plain values, used as they are and never
+    changed. Django normalises a list of choices on every assignment, for the field and again
+    for its widget, and copies it for every form: a microsecond a choice on every request
+    (the staff list's and the wizard's counsellors)."""
+
+    def __init__(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        self.pairs = tuple(pairs)
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self.pairs)
+
+    # Forms copy their fields' choices (deep) and their widgets' (shallow): a tuple of values
+    # that are never changed is its own copy.
+    def __copy__(self) -> Pairs:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Pairs:
+        return self
 
 
 class FormRenderer(DjangoTemplates):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.choices import BaseChoiceIterator
 
 from bookings.models import Booking, Clinic, Counsellor, Mode, SessionType, Slot, Status
 from bookings.services import email_normalise, phone_normalise
+from mindsettler.forms import Pairs
 from staff.models import User
 
 DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -55,48 +54,25 @@ SORTS = {
 PAGE_SIZES = (25, 50, 100)
 
 
-class _Pairs(BaseChoiceIterator):
-    """Choices that are (value, label) pairs of plain values, used as they are and never
-    changed. Django normalises a list of choices on every assignment, for the field and again
-    for its widget, and copies it for every form: a microsecond a choice on every request of
-    the list (its counsellors)."""
-
-    def __init__(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        self.pairs = tuple(pairs)
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return iter(self.pairs)
-
-    # Forms copy their fields' choices (deep) and their widgets' (shallow): a tuple of values
-    # that are never changed is its own copy.
-    def __copy__(self) -> _Pairs:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Pairs:
-        return self
-
-
 class BookingFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=100, help_text="Acknowledgement ID, name or email.")
     status = forms.ChoiceField(
         label="Status",
         required=False,
-        choices=_Pairs(
+        choices=Pairs(
             [("", "All statuses"), ("active", "All active"), *[c for c in Status.choices if c[0] != Status.DRAFT]]
         ),
     )
     # Plain choices built from lists read once: validating them costs no extra query.
     counsellor = forms.TypedChoiceField(label="Counsellor", required=False, coerce=int, empty_value=None)
     session_type = forms.TypedChoiceField(label="Session type", required=False, coerce=int, empty_value=None)
-    mode = forms.ChoiceField(
-        label="Mode", required=False, choices=_Pairs([("", "Online and in person"), *Mode.choices])
-    )
+    mode = forms.ChoiceField(label="Mode", required=False, choices=Pairs([("", "Online and in person"), *Mode.choices]))
     date_from = forms.DateField(label="Session from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="Session to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    sort = forms.ChoiceField(label="Sort by", required=False, choices=_Pairs((k, v[0]) for k, v in SORTS.items()))
+    sort = forms.ChoiceField(label="Sort by", required=False, choices=Pairs((k, v[0]) for k, v in SORTS.items()))
     # Labels as text: a number label is localised (number_format) on every render.
     per_page = forms.TypedChoiceField(
-        label="Per page", required=False, coerce=int, choices=_Pairs((n, str(n)) for n in PAGE_SIZES), empty_value=25
+        label="Per page", required=False, coerce=int, choices=Pairs((n, str(n)) for n in PAGE_SIZES), empty_value=25
     )
 
     def __init__(
@@ -111,8 +87,8 @@ class BookingFilterForm(forms.Form):
         if counsellors is None:
             del self.fields["counsellor"]
         else:
-            self.fields["counsellor"].choices = _Pairs([("", "All counsellors"), *counsellors])
-        self.fields["session_type"].choices = _Pairs([("", "All types"), *session_types])
+            self.fields["counsellor"].choices = Pairs([("", "All counsellors"), *counsellors])
+        self.fields["session_type"].choices = Pairs([("", "All types"), *session_types])
 
     def cleaned(self) -> dict[str, Any]:
         """The valid filters; invalid ones are dropped so a bad link still shows a list."""
