@@ -6,7 +6,8 @@ next to the field and in the error summary at the top of the page (the GOV.UK pa
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from django import forms
 from django.conf import settings
@@ -86,6 +87,13 @@ def _text(
     )
 
 
+class CounsellorChoice(NamedTuple):
+    """A counsellor as the session step's list shows one."""
+
+    pk: int
+    display_name: str
+
+
 class SessionStepForm(JourneyForm):
     """Step 1: what kind of session, how, with whom, and when."""
 
@@ -118,8 +126,14 @@ class SessionStepForm(JourneyForm):
     preferred_times = _text(PREFERRED_TIMES_MAX, required=False, label=_("Days and times that suit you"), rows=3)
 
     def __init__(
-        self, *args: Any, session_types: list[SessionType], counsellors: list[Counsellor], **kwargs: Any
+        self,
+        *args: Any,
+        session_types: list[SessionType],
+        counsellors: Sequence[Counsellor] | Sequence[CounsellorChoice],
+        **kwargs: Any,
     ) -> None:
+        """`counsellors`: the models, or for a form that is only shown, not checked, their
+        choices (`CounsellorChoice`)."""
         super().__init__(*args, **kwargs)
         self.session_types = {st.pk: st for st in session_types}
         self.counsellors = {c.pk: c for c in counsellors}

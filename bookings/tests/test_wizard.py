@@ -385,6 +385,11 @@ def test_choosing_a_counsellor_narrows_the_times(client, session_type, slot, oth
         url(run, "session"), {**session_data(session_type=session_type), "counsellor": counsellor.pk, "_refresh": "1"}
     ).content.decode()
     assert f'id="slot-{slot.pk}"' in html and f'id="slot-{other_slot.pk}"' not in html
+    assert f'<option value="{counsellor.pk}" selected>' in html
+    # Shown again (the step's GET reads only the counsellors' names): the same choice and times.
+    again = client.get(url(run, "session")).content.decode()
+    assert f'<option value="{counsellor.pk}" selected>' in again
+    assert f'id="slot-{slot.pk}"' in again and f'id="slot-{other_slot.pk}"' not in again
 
 
 # --- htmx ---------------------------------------------------------------------------------
