@@ -339,8 +339,6 @@ def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
         **picker,
         "values": values,
         "session_types": lists["session_types"],
-        "counsellors": lists["counsellors"],
-        "selected_type": session_type,
         "modes": [(m, Mode(m).label) for m in (session_type.modes if session_type else Mode.values)],
         "waitlist_url": _waitlist_url(values),
     }
