@@ -6,6 +6,8 @@ next to the field and in the error summary at the top of the page (the GOV.UK pa
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -15,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from bookings import services
-from bookings.models import Booking, Counsellor, Mode, SessionType, Slot
+from bookings.models import ACK_ALPHABET, ACK_LENGTH, Booking, Counsellor, Mode, SessionType, Slot
 from mindsettler.forms import Pairs
 
 NAME_MAX = 120
@@ -284,6 +286,13 @@ class ConsentForm(JourneyForm):
     )
 
 
+# Separators people type or paste inside an ID: spaces and dashes (hyphen to em dash), dots.
+_ACK_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.]+")
+# What an ID never contains: the look-alikes 0 and O, 1, I and L are all left out of the
+# alphabet, so no typed look-alike can be mapped to the character meant.
+_ACK_NEVER = sorted(set(string.digits + string.ascii_uppercase) - set(ACK_ALPHABET))
+
+
 class AckLookupForm(JourneyForm):
     ack_id = forms.CharField(
         label=_("Acknowledgement ID"),
@@ -297,8 +306,22 @@ class AckLookupForm(JourneyForm):
     )
 
     def clean_ack_id(self) -> str:
-        normalised = services.ack_id_normalise(self.cleaned_data["ack_id"])
+        # People copy IDs with spaces, dashes of every kind and in lower case ("ms 2xqx-7f"),
+        # or type only the six characters after "MS-".
+        compact = _ACK_SEPARATORS.sub("", self.cleaned_data["ack_id"]).upper()
+        if len(compact) == ACK_LENGTH:
+            compact = f"MS{compact}"
+        normalised = services.ack_id_normalise(compact)
         if normalised is None:
+            typed = compact.removeprefix("MS")
+            if any(c in _ACK_NEVER for c in typed):
+                raise forms.ValidationError(
+                    _(
+                        "Acknowledgement IDs never contain %(characters)s, so that none can be misread. "
+                        "Check the ID in your email: it looks like MS-7K3QXP."
+                    )
+                    % {"characters": ", ".join(_ACK_NEVER)}
+                )
             raise forms.ValidationError(
                 _(
                     "Enter the acknowledgement ID as it appears in your email: MS- followed by six letters "

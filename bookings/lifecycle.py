@@ -65,3 +65,11 @@ NEXT_STEPS: dict[str, StrPromise] = {
     S.REJECTED: _("We could not take this request. You are welcome to book again or contact us."),
     S.CANCELLED: _("This booking is cancelled. You are welcome to book again."),
 }
+
+# The booking page's own words: NEXT_STEPS (also read by the status lookup, the page after
+# verifying and the API) sends the client to their booking page, which is where they are.
+NEXT_STEPS_ON_BOOKING_PAGE: dict[str, StrPromise] = {
+    **NEXT_STEPS,
+    S.APPROVED: _("Your time is reserved. Pay below to confirm it."),
+    S.CONFIRMED: _("You are all set. The details of your session are below, with a file to add it to your calendar."),
+}

@@ -30,8 +30,15 @@ MANAGE_LINK_LIFETIME = timedelta(days=400)
 
 
 def manage_url(booking: Booking) -> str:
+    return absolute_url(manage_path(booking))
+
+
+def manage_path(booking: Booking) -> str:
+    """A new booking-page link (only tokens' hashes are stored, so each link is a new token):
+    for emails, and for the pages that end a move or a cancellation, which are reached from
+    single-use links that cannot lead back to the page."""
     raw = token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=MANAGE_LINK_LIFETIME)
-    return absolute_url(reverse("bookings:booking_page", args=[raw]))
+    return reverse("bookings:booking_page", args=[raw])
 
 
 def _context(booking: Booking, **extra: object) -> dict[str, object]:

@@ -24,6 +24,7 @@ from bookings import payments, services
 from bookings.calendar import booking_ics
 from bookings.errors import PaymentError, TokenInvalid
 from bookings.models import Booking, LinkToken, Payment, Status
+from bookings.selectors import link_check_open
 from bookings.templatetags.mindsettler import money
 from bookings.tokens import token_get
 
@@ -33,7 +34,9 @@ logger = logging.getLogger(__name__)
 def _booking_or_problem(request: HttpRequest, token: str) -> Booking | HttpResponse:
     """The booking behind a booking-page link, or a calm page saying the link cannot be used."""
     try:
-        return token_get(raw=token, purpose=LinkToken.Purpose.MANAGE).booking
+        link = token_get(raw=token, purpose=LinkToken.Purpose.MANAGE, related=("booking__slot",))
+        link_check_open(link, link.booking)
+        return link.booking
     except TokenInvalid as exc:
         response = render(request, "bookings/payments/link_problem.html", {"message": exc.message}, status=404)
         response["Cache-Control"] = "no-store"

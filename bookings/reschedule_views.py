@@ -18,6 +18,7 @@ from bookings import selectors, services
 from bookings.errors import BookingError, TokenInvalid
 from bookings.forms import id_from
 from bookings.models import Booking, Clinic, LinkToken, Slot
+from bookings.notifications import manage_path
 from bookings.ratelimit import ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.tokens import token_get
@@ -137,4 +138,5 @@ def reschedule_confirm(request: HttpRequest, token: str) -> HttpResponse:
         # The time was taken meanwhile, or it is too late: nothing changed.
         return render(request, "bookings/reschedule_refused.html", {"clinic": clinic, "error": exc.message}, status=409)
     booking = selectors.booking_with_session(booking.pk)
-    return render(request, "bookings/rescheduled.html", {"booking": booking, "clinic": clinic})
+    context = {"booking": booking, "clinic": clinic, "booking_url": manage_path(booking)}
+    return render(request, "bookings/rescheduled.html", context)

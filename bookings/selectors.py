@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -271,11 +272,18 @@ def booking_for_page(*, token: str) -> Booking:
     _prefetched(booking, "events", events)
     if booking.slot_id is None and booking.preferred_slot_id is not None:
         booking.preferred_slot = Slot.objects.select_related("counsellor").get(pk=booking.preferred_slot_id)
+    link_check_open(link, booking)
+    return booking
+
+
+def link_check_open(link: LinkToken, booking: Booking) -> None:
+    """TokenInvalid("expired") once the booking's session ended BOOKING_LINK_DAYS_AFTER_SESSION
+    days ago: the page's link, and everything reached through it (the calendar file, paying),
+    stop working together. `booking.slot` is read: select it with the booking."""
     if booking.slot is not None:
         closes = booking.slot.end + timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION)
         if closes <= timezone.now():
             raise TokenInvalid("expired", link=link)
-    return booking
 
 
 def _prefetched(booking: Booking, name: str, objects: list[Any]) -> None:
@@ -294,6 +302,45 @@ class TimelineEntry:
     at: datetime
     text: str
     detail: str = ""
+    # A move: the old and the new start, for the page to word in the client's language.
+    moved: tuple[datetime, datetime] | None = None
+
+
+# A move's event reason, as staff read it: "From Sat 28 Nov 2026, 11:00 IST to Tue 01 Dec
+# 2026, 11:00 IST" (clinic time). Written by services.booking_reschedule; read back here.
+_MOVE_MOMENT = "%a %d %b %Y, %H:%M"
+_MOVE_REASON = re.compile(r"From (?P<old>.+?) (?P<old_zone>\S+) to (?P<new>.+?) (?P<new_zone>\S+)")
+
+
+def move_reason(*, old_start: datetime, new_start: datetime) -> str:
+    """The reason of a move's event: staff read it as it is (the staff portal is in English)."""
+    old, new = timezone.localtime(old_start), timezone.localtime(new_start)
+    return f"From {old:{_MOVE_MOMENT}} {old.tzname()} to {new:{_MOVE_MOMENT}} {new.tzname()}"
+
+
+def move_reason_times(reason: str) -> tuple[datetime, datetime] | None:
+    """The two starts in a move's reason (move_reason), or None if it does not read as one."""
+    match = _MOVE_REASON.fullmatch(reason)
+    if match is None:
+        return None
+    old = _move_moment(match["old"], match["old_zone"])
+    new = _move_moment(match["new"], match["new_zone"])
+    return (old, new) if old is not None and new is not None else None
+
+
+def _move_moment(text: str, zone: str) -> datetime | None:
+    try:
+        naive = datetime.strptime(text, _MOVE_MOMENT)
+    except ValueError:
+        return None
+    # The zone's name tells apart the two 01:30s of a daylight-saving change; a name the
+    # clinic's zone never has (its TIME_ZONE changed since) gives no time rather than a wrong one.
+    tz = timezone.get_current_timezone()
+    for fold in (0, 1):
+        moment = naive.replace(tzinfo=tz, fold=fold)
+        if moment.tzname() == zone:
+            return moment
+    return None
 
 
 def booking_timeline(booking: Booking) -> list[TimelineEntry]:
@@ -304,14 +351,17 @@ def booking_timeline(booking: Booking) -> list[TimelineEntry]:
     """
     entries: list[TimelineEntry] = []
     for event in booking.events.all():
-        text, detail = _timeline_text(event), ""
+        text, detail, moved = _timeline_text(event), "", None
         if not text:
             continue
         if event.to_status == Status.REJECTED and event.action == "transition":
             detail = event.reason
         elif event.action == "rescheduled":
-            detail = event.reason  # "From <time> to <time>", written by the service
-        entries.append(TimelineEntry(at=event.created_at, text=text, detail=detail))
+            # The times, for the page to word in its language; a reason that does not read
+            # as a move is shown as written.
+            moved = move_reason_times(event.reason)
+            detail = "" if moved else event.reason
+        entries.append(TimelineEntry(at=event.created_at, text=text, detail=detail, moved=moved))
     return entries
 
 

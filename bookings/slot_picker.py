@@ -70,10 +70,10 @@ def free_days_and_times(
 ) -> tuple[list[date], date | None, list[dict[str, Any]]]:
     """The days (in the clinic's zone) with at least one slot free for a client (of the
     session type, counsellor and mode given: selectors.slots_free_for_client); the day to show:
-    `day` if it is one of them, else the first (`day` None: the first); and that day's free
-    times, by start: per start (`start`) how many slots are free then (`count`) and the one
-    that stands for the time (`slot`): the `chosen` slot if it is one of them, else the first
-    in the counsellors' order.
+    `day` if it is one of them, else the first (`day` None: the first; `day` past the bookable
+    window: the last); and that day's free times, by start: per start (`start`) how many
+    slots are free then (`count`) and the one that stands for the time (`slot`): the
+    `chosen` slot if it is one of them, else the first in the counsellors' order.
 
     One query when `day` has free slots (the usual case: the client chose it, or the first
     bookable day has some), a second for the times of the day shown when it has none.
@@ -86,10 +86,19 @@ def free_days_and_times(
     free = _free(shortest, mode, by_counsellor=counsellor is not None).sql(**values)
     candidates = _candidate_days()
     wanted = day or (candidates[0] if candidates else None)
+    after_window = False
+    if wanted is not None and candidates:
+        # A day outside the bookable window (an old page, a hand-made request, 9999-12-31,
+        # whose midnight cannot even be computed): the nearest day inside it.
+        if wanted < candidates[0]:
+            wanted = candidates[0]
+        elif wanted > candidates[-1]:
+            wanted, after_window = candidates[-1], True
     days, times = _read(free, candidates=candidates, day=wanted, chosen=chosen)
     if wanted in days or not days:
         return days, (wanted if days else None), times
-    return days, days[0], _read(free, candidates=[], day=days[0], chosen=chosen)[1]
+    shown = days[-1] if after_window else days[0]
+    return days, shown, _read(free, candidates=[], day=shown, chosen=chosen)[1]
 
 
 def _candidate_days() -> list[date]:

@@ -26,8 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, EmailLookupForm
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
 from bookings.models import Booking, Clinic, LinkToken, Mode, Status
+from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import token_get, token_hash
 
@@ -215,7 +216,7 @@ def status(request: HttpRequest) -> HttpResponse:
     email = services.email_normalise(form.cleaned_data["email"])
     # A per-address limit keeps anyone from filling an inbox; it changes nothing the
     # visitor sees, so it reveals nothing either.
-    if ratelimit_hit(scope="status_lookup", key=f"email:{email}") is None:
+    if ratelimit_hit(scope="links_email", key=f"email:{email}") is None:
         services.booking_links_send(email=email)
     context["emailed"] = email
     context["email_form"] = None  # blank again
@@ -235,7 +236,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "booking": booking,
         "token": token,
         "label": CLIENT_LABELS[booking.status],
-        "next_step": NEXT_STEPS[booking.status],
+        "next_step": NEXT_STEPS_ON_BOOKING_PAGE[booking.status],
         "timeline": selectors.booking_timeline(booking),
         "can_cancel": can_cancel,
         "cancel_closed": booking.is_active and not can_cancel,
@@ -322,7 +323,8 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
         context = {"clinic": clinic, "error": exc.message, "too_late": isinstance(exc, TooLate)}
         return render(request, "bookings/cancel_refused.html", context, status=409)
     booking = selectors.booking_with_session(booking.pk)
-    return render(request, "bookings/cancelled.html", {"booking": booking, "clinic": clinic})
+    context = {"booking": booking, "clinic": clinic, "booking_url": manage_path(booking)}
+    return render(request, "bookings/cancelled.html", context)
 
 
 # --- Counsellor profiles ----------------------------------------------------------------

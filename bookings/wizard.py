@@ -41,6 +41,7 @@ from bookings.forms import (
 from bookings.models import Booking, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
+from bookings.templatetags.mindsettler import when
 from bookings.views import wait_text
 from mindsettler.compiled import CompiledQuery, columns, instance
 
@@ -229,7 +230,11 @@ def _form_step(step: Step) -> HttpResponse:
         lists = _lists(step.name, to_show=True)
         slot_id = id_from(data["slot"])
         if slot_id is not None and not _free_slots(data, lists).filter(pk=slot_id).exists():
-            data["slot"] = ""  # the new choices rule the chosen time out: choose again
+            # The new choices rule the chosen time out (a Couples session does not fit the
+            # hour chosen from a counsellor's profile, say): choose again, and say why the
+            # time is no longer chosen.
+            data["slot"] = ""
+            step.run["notice"] = _ruled_out_notice(slot_id)
         step.save(data, valid=False)
         # A day button (not "_refresh") with the same kind of session changes nothing but the
         # picker: with htmx, only the picker is sent (the modes offered follow the kind).
@@ -247,6 +252,15 @@ def _form_step(step: Step) -> HttpResponse:
     return _go(step, following)
 
 
+def _ruled_out_notice(slot_id: int) -> str:
+    start = Slot.objects.filter(pk=slot_id).values_list("start", flat=True).first()
+    if start is None:
+        return gettext("The time you chose is no longer available. Please choose another time.")
+    return gettext("The time you had chosen, %(start)s, is not free for these choices. Please choose another time.") % {
+        "start": when(start)
+    }
+
+
 def _validate_field(step: Step, data: dict[str, str], field: str, lists: dict[str, Any]) -> HttpResponse:
     """htmx asks about one field as it loses focus: answer with that field alone."""
     if field not in INLINE[step.name]:
@@ -260,21 +274,22 @@ def _validate_field(step: Step, data: dict[str, str], field: str, lists: dict[st
     return render(step.request, "bookings/_field.html", {"field": form[field]})
 
 
-def _go(step: Step, name: str) -> HttpResponse:
+def _go(step: Step, name: str, *, back_to_review: bool = False) -> HttpResponse:
     """Move to another step: a redirect without JavaScript; with htmx, the step itself and
-    its URL pushed to the history, so Back and reload land on it."""
-    url = _step_url(step.key, name)
+    its URL pushed to the history, so Back and reload land on it. `back_to_review`: that
+    step's Continue returns to the review."""
+    url = _step_url(step.key, name, back_to_review=back_to_review)
     if not step.request.htmx:
         # 303: the browser follows with a GET, so a reload never re-sends the form.
         return HttpResponseRedirect(url, status=303)
     target = Step(step.request, step.key, step.run, name)
-    target.request = _as_get(step.request, name)
+    target.request = _as_get(step.request, name, back_to_review=back_to_review)
     response = _review(target) if name == "review" else _done(target) if name == "done" else _form_step(target)
     response["HX-Push-Url"] = url
     return response
 
 
-def _as_get(request: HttpRequest, name: str) -> HttpRequest:
+def _as_get(request: HttpRequest, name: str, *, back_to_review: bool = False) -> HttpRequest:
     """The same request, seen as the GET of step `name` (to render the next step in place)."""
     clone = request.__class__.__new__(request.__class__)
     clone.__dict__ = {**request.__dict__}
@@ -282,6 +297,8 @@ def _as_get(request: HttpRequest, name: str) -> HttpRequest:
     clone.GET = request.GET.copy()
     clone.GET["step"] = name
     clone.GET.pop("return", None)
+    if back_to_review:
+        clone.GET["return"] = "review"
     return clone
 
 
@@ -317,7 +334,13 @@ def _render_step(
     }
     if step.name == "session":
         ctx.update(_picker(step, lists or {}))
-        if step.run.pop("notice", None):
+        refused = step.run.pop("errors", None)
+        ctx["slot_error"] = ""
+        if refused:
+            # Why the review sent the client back here: an error, in the summary and by the times.
+            ctx["error_items"] = [*ctx["error_items"], *(tuple(item) for item in refused)]
+            ctx["slot_error"] = " ".join(message for anchor, message in refused if anchor == "slot-picker")
+        if step.run.pop("notice", None) or refused:
             _run_save(step.request, step.key, step.run)  # said once
     if picker_only:
         return retarget(
@@ -378,23 +401,29 @@ def _answers(step: Step) -> tuple[SessionStepForm, AboutStepForm, ConcernsStepFo
     return session, about, concerns
 
 
-def _back_to_picker(step: Step, message: str) -> HttpResponse:
-    """The chosen time went while the client was filling in the form: say so, and show the
-    picker again with everything else kept."""
+def _back_to_picker(step: Step, errors: list[tuple[str, str]]) -> HttpResponse:
+    """The chosen time went while the client was filling in the form: back to the first
+    step, with the reason as an error (summary at the top, next to the times), the chosen
+    time's day shown and everything else kept. Once a new time is chosen, Continue returns
+    to the review (which sends the client on to any later step no longer complete)."""
     data = step.stored("session")
+    slot_id = id_from(data.get("slot", ""))
+    start = Slot.objects.filter(pk=slot_id).values_list("start", flat=True).first() if slot_id is not None else None
+    if start is not None:
+        data["day"] = timezone.localdate(start).isoformat()
     data["slot"] = ""
     step.run["data"]["session"] = data
     step.run["valid"] = [s for s in step.run["valid"] if s != "session"]
-    step.run["notice"] = message
+    step.run["errors"] = errors
     _run_save(step.request, step.key, step.run)
-    return _go(step, "session")
+    return _go(step, "session", back_to_review=True)
 
 
 def _review(step: Step) -> HttpResponse:
     request = step.request
     session, about, concerns = _answers(step)
     if not session.is_valid():
-        return _back_to_picker(step, " ".join(m for _, m in session.error_summary()))
+        return _back_to_picker(step, session.error_summary())
     if not about.is_valid():
         return _go(step, "about")
     concerns.is_valid()
@@ -441,7 +470,7 @@ def _review(step: Step) -> HttpResponse:
             language=translation.get_language(),
         )
     except SlotUnavailable as exc:
-        return _back_to_picker(step, exc.message)
+        return _back_to_picker(step, [("slot-picker", str(exc.message))])
     except BookingError as exc:
         return _render_step(step, consent, extra=ctx, status=409, errors=[("", exc.message)])
     # From here on the session keeps only which draft this run made, not what it says.

@@ -13,6 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bookings.models import Booking, Slot, Status
+from bookings.templatetags.mindsettler import when_short
 from e2e.browsing import sign_in, totp_secret_for, wait_for_email
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, find_on_calendar, heading
 from staff.models import User
@@ -21,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def when_label(slot: Slot) -> str:
-    """How the approve form names a slot: 'Mon 01 Jun, 11:00'."""
-    return f"{timezone.localtime(slot.start):%a %d %b, %H:%M}"
+    """How the approve form names a slot: 'Mon 1 Jun, 11:00 IST'."""
+    return when_short(slot.start)
 
 
 def test_counsellor_signs_in_with_totp_approves_the_request_and_sees_it_on_the_calendar(tabs, slots, counsellor_login):

@@ -8,8 +8,9 @@ from contextvars import ContextVar
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
-# Paths whose last segment is a secret from an emailed link.
-_TOKEN_PATH = re.compile(r"(/(?:verify|bookings|b|pay|cancel|erase|export)/)[A-Za-z0-9_\-]{16,}")
+# The segment after these is a secret from an emailed link, in every URL that takes one
+# (mindsettler/tests/test_logs.py checks each of bookings/urls.py's token routes).
+_TOKEN_PATH = re.compile(r"(/(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave)/)[A-Za-z0-9_\-]{16,}")
 
 
 def redact(text: str) -> str:

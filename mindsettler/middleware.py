@@ -36,8 +36,8 @@ class RequestIDMiddleware:
 
 
 # Served in English whatever the client's language: the staff portal and its sign-in, the
-# API (its messages are a contract) and the admin.
-ENGLISH_ONLY_PREFIXES = ("/staff/", "/accounts/", "/api/", "/django-admin/")
+# API (its messages are a contract).
+ENGLISH_ONLY_PREFIXES = ("/staff/", "/accounts/", "/api/")
 
 
 class LocaleMiddleware(DjangoLocaleMiddleware):

@@ -86,8 +86,10 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
+# No django.contrib.admin: everything staff do is in the portal (/staff/), behind allauth's
+# sign-in with a second factor. Django's admin has its own password-only sign-in, which would
+# be a way round both.
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -196,6 +198,8 @@ RATELIMIT_ENABLED = envbool("RATELIMIT_ENABLED", True)
 # scope: (attempts, per seconds). See bookings/ratelimit.py.
 RATE_LIMITS = {
     "status_lookup": (envint("RATE_LIMIT_STATUS_PER_MINUTE", 10, minimum=1), 60),
+    # "Email me my links": per address, as for every other email we send on request.
+    "links_email": (3, 3600),
     "wizard_submit_ip": (20, 3600),
     "wizard_submit_email": (5, 3600),
     "verify_resend": (3, 3600),

@@ -1,4 +1,3 @@
-from django.contrib import admin
 from django.urls import include, path
 
 from mindsettler import views
@@ -12,11 +11,11 @@ urlpatterns = [
     # allauth's sign-in, answering 429 with Retry-After when it refuses for too many failures.
     path("accounts/login/", staff_login.login, name="account_login"),
     path("accounts/", include("allauth.urls")),
-    path("django-admin/", admin.site.urls),
     path("api/v1/", include("bookings.api.urls")),
     path("", include("bookings.urls")),
 ]
 
+handler403 = "mindsettler.views.permission_denied"
 handler404 = "mindsettler.views.not_found"
 handler500 = "mindsettler.views.server_error"
 # allauth's own rate limits (sign-in attempts per IP, password resets) answer through this.

@@ -29,6 +29,15 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "404.html", status=404)
 
 
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Refused: staff in the portal's layout (an administrators' page opened by a counsellor),
+    anyone else in the public one."""
+    from staff.permissions import is_staff_member
+
+    template = "staff/403.html" if is_staff_member(getattr(request, "user", None)) else "403.html"
+    return render(request, template, {"exception": str(exception or "")}, status=403)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     return render(request, "500.html", status=500)
 

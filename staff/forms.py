@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from bookings.models import Booking, Clinic, Counsellor, Mode, SessionType, Slot, Status
-from bookings.services import email_normalise, phone_normalise
+from bookings.services import email_normalise, phone_normalise, staff_booking_problems
+from bookings.templatetags.mindsettler import when_short
 from mindsettler.forms import Pairs
 from staff.models import User
 
@@ -33,9 +36,14 @@ class SlotChoiceField(forms.ModelChoiceField):
     iterator = _ReadOnceChoiceIterator
 
     def label_from_instance(self, obj: Slot) -> str:
-        local = timezone.localtime(obj.start)
         minutes = int(obj.duration.total_seconds() // 60)
-        return f"{local:%a %d %b, %H:%M} ({minutes} min) · {obj.counsellor.display_name}"
+        return f"{when_short(obj.start)} ({minutes} min) · {obj.counsellor.display_name}"
+
+
+def clinic_time_hint() -> str:
+    """The hint of a date-and-time input: which zone its wall-clock time is read in (the
+    active one, the clinic's), as the booking form names it: 'In Asia/Kolkata time (IST).'"""
+    return f"In {timezone.get_current_timezone_name()} time ({timezone.localtime().tzname()})."
 
 
 def rupees_to_paise(value: Decimal | None) -> int | None:
@@ -54,6 +62,14 @@ SORTS = {
 PAGE_SIZES = (25, 50, 100)
 
 
+# The days a filter may name. Far outside them a day's bounds in the clinic's zone fall outside
+# what a datetime can hold (year 1, year 9999); no booking is there anyway.
+_YEARS = [
+    MinValueValidator(date(2000, 1, 1), "Enter a date in the year 2000 or later."),
+    MaxValueValidator(date(2099, 12, 31), "Enter a date before the year 2100."),
+]
+
+
 class BookingFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=100, help_text="Acknowledgement ID, name or email.")
     status = forms.ChoiceField(
@@ -67,8 +83,12 @@ class BookingFilterForm(forms.Form):
     counsellor = forms.TypedChoiceField(label="Counsellor", required=False, coerce=int, empty_value=None)
     session_type = forms.TypedChoiceField(label="Session type", required=False, coerce=int, empty_value=None)
     mode = forms.ChoiceField(label="Mode", required=False, choices=Pairs([("", "Online and in person"), *Mode.choices]))
-    date_from = forms.DateField(label="Session from", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="Session to", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        label="Session from", required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=_YEARS
+    )
+    date_to = forms.DateField(
+        label="Session to", required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=_YEARS
+    )
     sort = forms.ChoiceField(label="Sort by", required=False, choices=Pairs((k, v[0]) for k, v in SORTS.items()))
     # Labels as text: a number label is localised (number_format) on every render.
     per_page = forms.TypedChoiceField(
@@ -89,6 +109,12 @@ class BookingFilterForm(forms.Form):
         else:
             self.fields["counsellor"].choices = Pairs([("", "All counsellors"), *counsellors])
         self.fields["session_type"].choices = Pairs([("", "All types"), *session_types])
+
+    def clean_date_to(self) -> date | None:
+        date_from, date_to = self.cleaned_data.get("date_from"), self.cleaned_data["date_to"]
+        if date_from and date_to and date_to < date_from:
+            raise forms.ValidationError("This is before “Session from”. Swap the two dates, or change one.")
+        return date_to
 
     def cleaned(self) -> dict[str, Any]:
         """The valid filters; invalid ones are dropped so a bad link still shows a list."""
@@ -140,12 +166,13 @@ REJECT_REASONS = [
 
 class RejectForm(VersionForm):
     preset = forms.ChoiceField(label="Common reasons", required=False, choices=REJECT_REASONS, widget=forms.RadioSelect)
+    # Required unless a common reason is chosen (clean()): the page does not call it optional.
     reason = forms.CharField(
         label="Reason",
         required=False,
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Sent to the client. Write your own or choose a common reason.",
+        help_text="Sent to the client. Write your own, or choose a common reason above.",
     )
 
     def clean(self) -> dict[str, Any]:
@@ -230,11 +257,19 @@ class SlotForm(forms.Form):
     start = forms.DateTimeField(label="Starts", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
     minutes = forms.IntegerField(label="Length (minutes)", min_value=10, max_value=240, initial=60)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["start"].help_text = clinic_time_hint()
+
 
 class BlockedPeriodForm(forms.Form):
     start = forms.DateTimeField(label="From", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
     end = forms.DateTimeField(label="Until", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
-    reason = forms.CharField(label="Reason (only staff see it)", required=False, max_length=200)
+    reason = forms.CharField(label="Reason", required=False, max_length=200, help_text="Only staff see it.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["start"].help_text = self.fields["end"].help_text = clinic_time_hint()
 
 
 class PublishRangeForm(forms.Form):
@@ -250,6 +285,31 @@ class PublishRangeForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["counsellor"].queryset = counsellors
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end, minutes = data.get("start"), data.get("end"), data.get("session_minutes")
+        if start is None or end is None:
+            return data
+        # A selection spans one day of the clinic's: a whole day, or several, selected in the
+        # month view would publish sessions round the clock (the availability page publishes
+        # weekly hours for many days).
+        first, last = timezone.localtime(start), timezone.localtime(end)
+        if end <= start:
+            raise forms.ValidationError("The selected time must end after it starts.", code="backwards")
+        if first.date() != last.date():
+            raise forms.ValidationError(
+                f"Select a time within one day ({first:%Z}), for example 10:00 to 13:00, in the "
+                "Week or Day view. To publish many days, use the weekly hours on the availability page.",
+                code="not_one_day",
+            )
+        if minutes is not None and end - start < timedelta(minutes=minutes):
+            raise forms.ValidationError(
+                f"The selected time ({first:%H:%M} to {last:%H:%M}) is shorter than one "
+                f"{minutes}-minute session. Select a longer time, or shorten the session.",
+                code="shorter_than_session",
+            )
+        return data
+
 
 # --- Bookings made by staff -------------------------------------------------------------
 
@@ -257,7 +317,7 @@ class PublishRangeForm(forms.Form):
 class StaffBookingForm(forms.Form):
     client_name = forms.CharField(label="Client's name", max_length=120)
     email = forms.EmailField(label="Client's email", help_text="They receive the booking emails and link here.")
-    phone = forms.CharField(label="Phone (optional)", required=False, max_length=30)
+    phone = forms.CharField(label="Phone", required=False, max_length=30)
     session_type = forms.ModelChoiceField(label="Session type", queryset=SessionType.objects.none(), empty_label=None)
     mode = forms.ChoiceField(label="Mode", choices=Mode.choices, widget=forms.RadioSelect, initial=Mode.ONLINE)
     counsellor = forms.ModelChoiceField(
@@ -268,12 +328,14 @@ class StaffBookingForm(forms.Form):
         queryset=Slot.objects.none(),
         required=False,
         empty_label="No time yet (the request waits for review)",
+        error_messages={"invalid_choice": "That slot is no longer free. Choose another time."},
     )
+    # Pending by default, like the slot's "No time yet": approving needs a time.
     status = forms.ChoiceField(
         label="Start as",
         choices=[(Status.APPROVED, "Approved: the client pays to confirm"), (Status.PENDING, "Pending review")],
         widget=forms.RadioSelect,
-        initial=Status.APPROVED,
+        initial=Status.PENDING,
     )
     amount = forms.DecimalField(
         label="Amount (₹)",
@@ -307,6 +369,21 @@ class StaffBookingForm(forms.Form):
             return phone_normalise(self.cleaned_data.get("phone", ""))
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors.keys() & {"status", "session_type", "mode", "counsellor", "slot"}:
+            return data
+        problems = staff_booking_problems(
+            status=data["status"],
+            session_type=data["session_type"],
+            mode=data["mode"],
+            counsellor=data.get("counsellor"),
+            slot=data.get("slot"),
+        )
+        for field, message in problems.items():
+            self.add_error(field, message)
+        return data
 
     def amount_paise(self) -> int | None:
         return rupees_to_paise(self.cleaned_data.get("amount"))

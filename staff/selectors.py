@@ -35,6 +35,7 @@ from bookings.models import (
     Booking,
     BookingEvent,
     Counsellor,
+    Mode,
     SessionType,
     Slot,
     Status,
@@ -427,10 +428,14 @@ def initials(name: str) -> str:
 
 
 def approve_slot_choices(*, user: Any, booking: Booking, days: int = 60) -> QuerySet[Slot]:
-    """Slots a booking could be approved into: free, future, long enough, of the booking's
-    counsellor if it has one (a counsellor may only choose among their own)."""
+    """Slots a booking could be approved into: free, future, long enough, of a counsellor who
+    offers the booking's mode, and of the booking's counsellor if it has one (a counsellor may
+    only choose among their own)."""
     now = timezone.now()
-    qs = slots_for(user).filter(start__gt=now, start__lt=now + timedelta(days=days), counsellor__is_active=True)
+    offers = "counsellor__offers_online" if booking.mode == Mode.ONLINE else "counsellor__offers_in_person"
+    qs = slots_for(user).filter(
+        start__gt=now, start__lt=now + timedelta(days=days), counsellor__is_active=True, **{offers: True}
+    )
     if booking.counsellor_id:
         qs = qs.filter(counsellor_id=booking.counsellor_id)
     qs = qs.annotate(

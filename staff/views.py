@@ -7,7 +7,7 @@ import csv
 import html
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -21,12 +21,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from bookings import services
-from bookings.errors import BookingError, SlotsHeld, StaleBooking
+from bookings.errors import BookingError, SlotsHeld, SlotUnavailable, StaleBooking, TooLate
 from bookings.forms import id_from
 from bookings.lifecycle import allowed_targets
 from bookings.models import (
@@ -119,22 +120,34 @@ def calendar(request: HttpRequest) -> HttpResponse:
             "counsellors": counsellors,
             "is_admin": is_administrator(request.user),
             "publish_form": PublishRangeForm(counsellors=counsellors_for(request.user)),
+            # The calendar shows the clinic's times whatever the browser's zone (calendar.js).
+            "time_zone": timezone.get_current_timezone_name(),
+            "time_zone_abbreviation": timezone.localtime().strftime("%Z"),
             "nav": "calendar",
         },
     )
 
 
+def _parse_moment(text: str) -> datetime | None:
+    """A moment FullCalendar sent (ISO 8601, with an offset, Z, or none: the clinic's time), in
+    UTC; None if it is not one: malformed, impossible (30 February, an offset of 99 hours),
+    or at the very edge of datetime's range. A "+" in a query string arrives as a space."""
+    try:
+        moment = parse_datetime(text.replace(" ", "+"))
+        if moment is None:
+            return None
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment, timezone.get_current_timezone())
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _parse_range(request: HttpRequest) -> tuple[datetime, datetime] | None:
-    """FullCalendar's start/end (ISO 8601, with or without an offset), at most ~6 weeks apart."""
-    start = parse_datetime(request.GET.get("start", "").replace(" ", "+"))
-    end = parse_datetime(request.GET.get("end", "").replace(" ", "+"))
+    """FullCalendar's start/end (see _parse_moment), at most ~6 weeks apart."""
+    start, end = _parse_moment(request.GET.get("start", "")), _parse_moment(request.GET.get("end", ""))
     if start is None or end is None or end <= start or end - start > timedelta(days=45):
         return None
-    tz = timezone.get_current_timezone()
-    if timezone.is_naive(start):
-        start = timezone.make_aware(start, tz)
-    if timezone.is_naive(end):
-        end = timezone.make_aware(end, tz)
     return start, end
 
 
@@ -360,7 +373,9 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     # The filters as given (QueryDict.urlencode's encoding), without copying the QueryDict.
     query = urlencode([(name, value) for name, values in request.GET.lists() if name != "page" for value in values])
     page_link = f"?{query}&page=" if query else "?page="  # the filters kept, then the page
-    fragment = request.htmx and not request.htmx.boosted
+    # The filters and pager swap in the results alone; Back, when htmx has no copy of the
+    # page it left, asks for the whole page again (a history-restore request).
+    fragment = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
     context = {
         # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
         "fields": None if fragment else mark_safe("\n".join(_field_html(f) for f in form)),  # noqa: S308
@@ -375,7 +390,9 @@ def booking_list(request: HttpRequest) -> HttpResponse:
         "is_admin": is_administrator(request.user),
         "nav": "bookings",
     }
-    return render(request, "staff/booking_list.html#results" if fragment else "staff/booking_list.html", context)
+    response = render(request, "staff/booking_list.html#results" if fragment else "staff/booking_list.html", context)
+    patch_vary_headers(response, ("HX-Request",))  # one URL, two bodies: caches must keep both
+    return response
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -395,8 +412,8 @@ class _Echo:
 CSV_HEADER = [
     "Acknowledgement ID",
     "Status",
-    "Requested at",
-    "Session start",
+    "Requested at ({zone})",  # times in the clinic's zone, named in the header
+    "Session start ({zone})",
     "Counsellor",
     "Session type",
     "Mode",
@@ -417,7 +434,7 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
     writer = csv.writer(_Echo())
 
     def rows():
-        yield writer.writerow(CSV_HEADER)
+        yield writer.writerow([name.format(zone=settings.TIME_ZONE) for name in CSV_HEADER])
         for b in qs.iterator(chunk_size=500):
             session = timezone.localtime(b.session_at).strftime("%Y-%m-%d %H:%M") if b.session_at else ""
             yield writer.writerow(
@@ -483,7 +500,8 @@ def _detail_context(
         "errors": errors or {},
         "notice": notice,
         "meeting_url_effective": booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else ""),
-        "meeting_form": forms.get("meeting") or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}),
+        "meeting_form": forms.get("meeting")
+        or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}, prefix="meeting"),
         "now": timezone.now(),
         "nav": "bookings",
     }
@@ -493,19 +511,19 @@ def _detail_context(
         if booking.preferred_slot_id and any(s.pk == booking.preferred_slot_id for s in slots):
             initial["slot"] = booking.preferred_slot_id
         ctx["approve_form"] = forms.get("approve") or ApproveForm(
-            initial=initial, slots=slots, amount_editable=can_edit_amount(user)
+            initial=initial, slots=slots, amount_editable=can_edit_amount(user), prefix="approve"
         )
         ctx["approve_slots_count"] = len(ctx["approve_form"].fields["slot"].queryset)
         ctx["preferred_conflict"] = selectors.preferred_slot_conflict(booking)
     if Status.REJECTED in staff_moves:
-        ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
+        ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version, prefix="reject")
     if Status.COMPLETED in staff_moves:
-        ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version)
+        ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
         ctx["session_ended"] = booking.slot is not None and booking.slot.end <= timezone.now()
     if Status.NO_SHOW in staff_moves:
-        ctx["no_show_form"] = forms.get("no_show") or VersionForm(initial=version)
+        ctx["no_show_form"] = forms.get("no_show") or VersionForm(initial=version, prefix="no_show")
     if Status.CANCELLED in staff_moves:
-        ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version)
+        ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version, prefix="cancel")
         ctx["cancel_is_late"] = booking.slot is not None and services.cancellation_is_late(
             session_start=booking.slot.start
         )
@@ -515,10 +533,11 @@ def _detail_context(
     )
     if booking.status in services.RESCHEDULABLE_BY_STAFF and booking.slot_id:
         ctx["move_form"] = forms.get("move") or MoveForm(
-            initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking)
+            initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking), prefix="move"
         )
     ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
-    # A refusal for an action no longer on the page (the status moved on): show it at the top.
+    # A refusal for an action no longer on the page (the status moved on), or of a stale
+    # page ("stale"): show it at the top.
     shown = {
         "approve": "approve_form" in ctx,
         "reject": "reject_form" in ctx,
@@ -533,9 +552,21 @@ def _detail_context(
     return ctx
 
 
+# Where the calendar opens a booking (templates/staff/calendar.html, static/js/calendar.js).
+BOOKING_PANEL = "booking-panel"
+
+
 def _render_detail(request: HttpRequest, booking: Booking, *, status: int = 200, **kwargs: Any) -> HttpResponse:
-    template = "staff/booking_detail.html#detail" if request.htmx else "staff/booking_detail.html"
-    return render(request, template, _detail_context(request, booking, **kwargs), status=status)
+    """The whole page, or for htmx the #booking-detail fragment: the calendar's side panel when
+    htmx swaps it into #booking-panel (HX-Target), else an action's result on the full page,
+    laid out as that page."""
+    fragment = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
+    context = _detail_context(request, booking, **kwargs)
+    context["panel"] = bool(fragment) and request.htmx.target == BOOKING_PANEL
+    template = "staff/booking_detail.html#detail" if fragment else "staff/booking_detail.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))  # one URL, three bodies
+    return response
 
 
 @require_GET
@@ -560,15 +591,16 @@ def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: Booking
     """The action was refused: show why next to it, with the booking's current state."""
     booking = _detail_booking(request, pk)
     errors = {action: exc.message} if exc else {}
-    notice = ""
     forms_: dict[str, Any] = {}
     if isinstance(exc, StaleBooking):
-        notice = exc.message  # fresh forms: they carry the new version
+        # Once, at the top (no action shows "stale"): the whole page is the booking's new
+        # state, its forms fresh, with the new version.
+        errors = {"stale": exc.message}
     elif form is not None:
         forms_[action] = form
     # htmx swaps only 2xx responses; a plain form post gets an honest status code.
     status = 200 if request.htmx else (409 if exc else 400)
-    return _render_detail(request, booking, status=status, forms=forms_, errors=errors, notice=notice)
+    return _render_detail(request, booking, status=status, forms=forms_, errors=errors)
 
 
 def _act(
@@ -599,6 +631,7 @@ def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST,
         slots=selectors.approve_slot_choices(user=request.user, booking=booking),
         amount_editable=editable,
+        prefix="approve",
     )
 
     def do(data: dict[str, Any]) -> Booking:
@@ -623,7 +656,7 @@ def booking_reject(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "reject",
-        RejectForm(request.POST),
+        RejectForm(request.POST, prefix="reject"),
         lambda d: services.booking_reject(
             booking_id=pk, user=request.user, reason=d["reason"], expected_version=d["version"]
         ),
@@ -640,7 +673,7 @@ def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "complete",
-        VersionForm(request.POST),
+        VersionForm(request.POST, prefix="complete"),
         lambda d: services.booking_complete(booking_id=pk, user=request.user, expected_version=d["version"]),
         "Marked as completed.",
     )
@@ -654,7 +687,7 @@ def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "cancel",
-        CancelForm(request.POST),
+        CancelForm(request.POST, prefix="cancel"),
         lambda d: services.booking_cancel(
             booking_id=pk,
             actor=Actor.STAFF,
@@ -689,7 +722,7 @@ def booking_meeting_url(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "meeting",
-        MeetingUrlForm(request.POST),
+        MeetingUrlForm(request.POST, prefix="meeting"),
         lambda d: services.booking_set_meeting_url(booking_id=pk, user=request.user, meeting_url=d["meeting_url"]),
         "Meeting link saved.",
     )
@@ -741,13 +774,22 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 counsellor=counsellor,
                 amount=form.amount_paise() if can_edit_amount(user) else None,
             )
+        except (SlotUnavailable, TooLate) as exc:
+            form.add_error("slot", exc.message)  # taken, or too soon, since the page was shown
         except BookingError as exc:
             error = exc.message
             if exc.code == "active_booking_exists":
                 existing = bookings_for(user).filter(email=data["email"], status__in=ACTIVE_STATUSES).first()
-                error = "This email address already has an active booking"
-                error += f" ({existing.ack_id}). " if existing else ". "
-                error += "A client can have one active booking at a time: open it, or cancel it first."
+                if existing is not None:
+                    error = (
+                        f"This email address already has an active booking ({existing.ack_id}). A client can "
+                        "have one active booking at a time: open it, or cancel it first."
+                    )
+                else:
+                    # Another counsellor's client: the portal never confirms that one exists.
+                    error = "A booking for this email address can't be made here. Please ask an administrator."
+                form.add_error("email", error)
+                error = ""
         else:
             messages.success(request, f"Booking {booking.ack_id} created. The client has been emailed their link.")
             return redirect("staff:booking_detail", pk=booking.pk)
@@ -786,11 +828,12 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
         "hours": list(WeeklyHours.objects.filter(counsellor=counsellor)),
         "slots": slots,
         "blocked": list(BlockedPeriod.objects.filter(counsellor=counsellor, end__gte=now)),
-        "hours_form": forms.get("hours") or WeeklyHoursForm(),
-        "generate_form": forms.get("generate") or GenerateForm(),
-        "slot_form": forms.get("slot") or SlotForm(),
-        "blocked_form": forms.get("blocked") or BlockedPeriodForm(),
-        "room_form": forms.get("room") or CounsellorRoomForm(instance=counsellor),
+        # Each form with its own prefix (the key its refusals use), so no two share an id.
+        "hours_form": forms.get("hours") or WeeklyHoursForm(prefix="hours"),
+        "generate_form": forms.get("generate") or GenerateForm(prefix="generate"),
+        "slot_form": forms.get("slot") or SlotForm(prefix="slot"),
+        "blocked_form": forms.get("blocked") or BlockedPeriodForm(prefix="blocked"),
+        "room_form": forms.get("room") or CounsellorRoomForm(instance=counsellor, prefix="room"),
         "errors": forms.get("errors") or {},
         "held": forms.get("held") or [],
         "nav": "availability",
@@ -829,7 +872,7 @@ def _availability_refused(
 @staff_required
 def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = WeeklyHoursForm(request.POST)
+    form = WeeklyHoursForm(request.POST, prefix="hours")
     if not form.is_valid():
         return _availability_refused(request, counsellor, "hours", form)
     try:
@@ -851,9 +894,14 @@ def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id
 @staff_required
 def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = GenerateForm(request.POST)
+    form = GenerateForm(request.POST, prefix="generate")
     if not form.is_valid():
         return _availability_refused(request, counsellor, "generate", form)
+    if not WeeklyHours.objects.filter(counsellor=counsellor).exists():
+        nothing = BookingError(
+            "There are no weekly hours yet, so there is nothing to generate. Add hours above, then generate slots."
+        )
+        return _availability_refused(request, counsellor, "generate", form, nothing)
     try:
         created = services.availability_generate(counsellor=counsellor, weeks=form.cleaned_data["weeks"])
     except BookingError as exc:
@@ -871,7 +919,7 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
 @staff_required
 def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = SlotForm(request.POST)
+    form = SlotForm(request.POST, prefix="slot")
     if not form.is_valid():
         return _availability_refused(request, counsellor, "slot", form)
     start = form.cleaned_data["start"]
@@ -903,7 +951,7 @@ def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: 
 @staff_required
 def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = BlockedPeriodForm(request.POST)
+    form = BlockedPeriodForm(request.POST, prefix="blocked")
     if not form.is_valid():
         return _availability_refused(request, counsellor, "blocked", form)
     try:
@@ -927,7 +975,7 @@ def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period
 @staff_required
 def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = CounsellorRoomForm(request.POST, instance=counsellor)
+    form = CounsellorRoomForm(request.POST, instance=counsellor, prefix="room")
     if not form.is_valid():
         return _availability_refused(request, counsellor, "room", form)
     if not (form.cleaned_data["offers_online"] or form.cleaned_data["offers_in_person"]):
@@ -1090,7 +1138,7 @@ def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "no_show",
-        VersionForm(request.POST),
+        VersionForm(request.POST, prefix="no_show"),
         lambda d: services.booking_no_show(booking_id=pk, user=request.user, expected_version=d["version"]),
         "Marked as a no-show.",
     )
@@ -1141,7 +1189,7 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "move",
-        MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking)),
+        MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking), prefix="move"),
         lambda d: services.booking_reschedule(
             booking_id=pk, slot_id=d["slot"].pk, actor=Actor.STAFF, user=request.user, expected_version=d["version"]
         ),
@@ -1158,12 +1206,10 @@ def booking_drop(request: HttpRequest, pk: int) -> HttpResponse:
     counsellor's free slot starting at the dropped time, or refuse so the calendar puts the
     event back. Scoped like every staff view: another counsellor's booking answers 404."""
     booking_or_404(request.user, pk)
-    start = parse_datetime(request.POST.get("start", "").replace(" ", "+"))
+    start = _parse_moment(request.POST.get("start", ""))
     version = request.POST.get("version", "")
     if start is None or id_from(version) is None:
         return _safe_json({"ok": False, "message": "The new time could not be read. Please try again."}, status=400)
-    if timezone.is_naive(start):
-        start = timezone.make_aware(start, timezone.get_current_timezone())
     try:
         moved = services.booking_move_to_start(
             booking_id=pk, start=start, user=request.user, expected_version=int(version)

@@ -255,8 +255,10 @@ def _cursor_param(query: QueryDict) -> tuple[datetime, int] | None:
         moment = datetime.fromisoformat(start)
         if moment.utcoffset() is None or not (pk.isascii() and pk.isdigit()) or int(pk) > _MAX_ID:
             raise ValueError
-        return moment, int(pk)
-    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        # In UTC here, where a moment at the very edge of datetime's range (year 1 with a
+        # positive offset) fails as a bad cursor, not later in the query.
+        return moment.astimezone(UTC), int(pk)
+    except (ValueError, OverflowError, binascii.Error):  # UnicodeDecodeError is a ValueError
         raise invalid_parameter("cursor", "must be the cursor from a previous answer's 'next' link.") from None
 
 

@@ -30,6 +30,7 @@ from bookings.models import (
 )
 from bookings.services.payments import payment_refund
 from bookings.services.transitions import (
+    _check_mode,
     _check_slot_for_staff,
     _too_close_to_pay_message,
     booking_record,
@@ -63,6 +64,7 @@ def booking_approve(
             raise SlotUnavailable("That time slot no longer exists. Choose another.") from None
         booking = Booking.objects.select_related("session_type").get(pk=booking_id)
         _check_slot_for_staff(slot=slot, session_type=booking.session_type, now=now)
+        _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=slot.counsellor)
         due = payment_due_at(approved_at=now, session_start=slot.start)
         if due <= now:
             raise TooLate(_too_close_to_pay_message())

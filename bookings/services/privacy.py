@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -74,7 +75,9 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
 
 def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     """The retention policy, safe to run from cron concurrently with the app:
-    finished bookings anonymised after RETENTION_MONTHS, sent emails deleted after 30 days."""
+    finished bookings anonymised after RETENTION_MONTHS; emails deleted 30 days after they
+    were sent, or after they were given up on (their links have long expired by then, and an
+    email about no booking, such as "your links", would otherwise stay for ever)."""
     from bookings.models import OutboundEmail
 
     now = now or timezone.now()
@@ -85,8 +88,10 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         updated_at__lt=cutoff,
     ).values_list("pk", flat=True)
     anonymised = sum(booking_anonymise(booking_id=pk, reason="Retention period ended") for pk in list(finished))
+    month_ago = now - timedelta(days=30)
     emails, _ = OutboundEmail.objects.filter(
-        status=OutboundEmail.State.SENT, sent_at__lt=now - timedelta(days=30)
+        Q(status=OutboundEmail.State.SENT, sent_at__lt=month_ago)
+        | Q(status=OutboundEmail.State.FAILED, created_at__lt=month_ago)
     ).delete()
     return {"anonymised": anonymised, "emails_deleted": emails}
 

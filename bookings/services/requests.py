@@ -188,14 +188,18 @@ def booking_create_by_staff(
     age_confirmation: str = Booking.AgeConfirmation.ADULT,
     language: str = "en",
 ) -> Booking:
-    """A booking for a client who phoned or walked in: starts PENDING or APPROVED."""
+    """A booking for a client who phoned or walked in: starts PENDING or APPROVED.
+
+    A slot decides the counsellor; a slot of a counsellor other than the one chosen is refused."""
     if status not in STAFF_CREATED_STATUSES:
         raise TransitionNotAllowed("Bookings made by staff start as pending or approved.")
-    if status == Status.APPROVED and slot is None:
-        raise BookingError("Choose a time slot to approve the booking straight away.")
+    problems = staff_booking_problems(
+        status=status, session_type=session_type, mode=mode, counsellor=counsellor, slot=slot
+    )
+    if problems:
+        raise BookingError(" ".join(problems.values()))
     if slot is not None:
         counsellor = slot.counsellor
-    _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
     now = timezone.now()
     with transaction.atomic():
         extra: dict[str, Any] = {}
@@ -233,6 +237,40 @@ def booking_create_by_staff(
         )
         notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF)
     return booking
+
+
+def staff_booking_problems(
+    *,
+    status: str,
+    session_type: SessionType,
+    mode: str,
+    counsellor: Counsellor | None,
+    slot: Slot | None,
+) -> dict[str, str]:
+    """What is wrong with a booking staff are making, by form field ({} if nothing).
+
+    The staff form shows these next to its fields; `booking_create_by_staff` checks them
+    again, and whether the slot is still free under a lock, when the booking is made.
+    """
+    problems: dict[str, str] = {}
+    try:
+        _check_mode(session_type=session_type, mode=mode, counsellor=None)
+    except BookingError as exc:
+        problems["mode"] = exc.message
+    if slot is None:
+        if status == Status.APPROVED:
+            problems["slot"] = "Choose a time slot to approve the booking straight away, or start it as pending review."
+    elif counsellor is not None and slot.counsellor_id != counsellor.pk:
+        problems["slot"] = (
+            f"That time is with {slot.counsellor.display_name}, not {counsellor.display_name}. "
+            f"Choose one of {counsellor.display_name}'s times, or “Not decided yet” as the counsellor."
+        )
+    if not problems:
+        try:
+            _check_mode(session_type=session_type, mode=mode, counsellor=slot.counsellor if slot else counsellor)
+        except BookingError as exc:
+            problems["slot" if slot is not None else "counsellor"] = exc.message
+    return problems
 
 
 # --- Client journey: wizard checks, resends, lookups, housekeeping ----------------------

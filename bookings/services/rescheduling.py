@@ -100,10 +100,6 @@ def _client_slot_problem(*, booking: Booking, slot: Slot, now: datetime | None =
     return None
 
 
-def _moment(value: datetime) -> str:
-    return f"{timezone.localtime(value):%a %d %b %Y, %H:%M %Z}"
-
-
 def booking_reschedule(
     *,
     booking_id: int,
@@ -180,7 +176,7 @@ def booking_reschedule(
             action=RESCHEDULED,
             actor=actor,
             user=user,
-            reason=f"From {_moment(old_slot.start)} to {_moment(new_slot.start)}",
+            reason=selectors.move_reason(old_start=old_slot.start, new_start=new_slot.start),
         )
         # Links to confirm other moves were for the old time: they stop working.
         LinkToken.objects.filter(

@@ -11,6 +11,7 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -29,6 +30,7 @@ from bookings.models import (
     ACK_LENGTH,
     SLOT_HOLDING_STATUSES,
     Actor,
+    BlockedPeriod,
     Booking,
     BookingEvent,
     Counsellor,
@@ -107,8 +109,22 @@ def slot_is_bookable(*, slot: Slot, session_type: SessionType, now: datetime | N
         return _("That time is too short for this kind of session. Please choose another time.")
     if not slot.counsellor.is_active:
         return _("That time is no longer available. Please choose another time.")
-    if slot.bookings.filter(status__in=SLOT_HOLDING_STATUSES).exists():
+    # One query: a booking holds the slot, or the counsellor has since blocked that time off
+    # (leave added after the slot was published keeps the slot; it is simply not offered).
+    held, blocked = (
+        Slot.objects.filter(pk=slot.pk)
+        .values_list(
+            Exists(Booking.objects.filter(slot_id=slot.pk, status__in=SLOT_HOLDING_STATUSES)),
+            Exists(
+                BlockedPeriod.objects.filter(counsellor_id=slot.counsellor_id, start__lt=slot.end, end__gt=slot.start)
+            ),
+        )
+        .get()
+    )
+    if held:
         return SlotUnavailable.default_message
+    if blocked:
+        return _("That time is no longer available. Please choose another time.")
     return None
 
 

@@ -3,6 +3,7 @@ JavaScript would: real GETs and POSTs, following the redirects the pages send.""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -97,3 +98,16 @@ def main_part(html: str) -> str:
     """The page's <main>: what a test counts buttons or forms in, leaving out the header and
     footer (whose language switcher is a form of its own)."""
     return html.split("<main", 1)[1].split("</main>", 1)[0]
+
+
+def heading_levels(html: str) -> list[int]:
+    """The levels of the headings a screen reader lists, in order (aria-hidden ones left out)."""
+    return [
+        int(level) for level, attrs in re.findall(r"<h([1-6])\b([^>]*)>", html) if 'aria-hidden="true"' not in attrs
+    ]
+
+
+def skipped_heading_levels(html: str) -> list[tuple[int, int]]:
+    """Where a heading is more than one level below the one before it (h1 then h3)."""
+    levels = heading_levels(html)
+    return [(a, b) for a, b in itertools.pairwise(levels) if b > a + 1]

@@ -284,6 +284,7 @@ def test_availability_keeps_to_the_date_range(api, counsellor, session_type):
         ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"),  # base64 of "not-a-cursor"
         ({"cursor": "MjAyNi0xMi0wMVQxMDowMDowMHwx"}, "cursor"),  # a start without its offset
         ({"cursor": "MjAyNi0xMi0wMVQwNDozMDowMCswMDowMHw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"}, "cursor"),  # id too big
+        ({"cursor": "MDAwMS0wMS0wMVQwMDowMDowMCswNTozMHwx"}, "cursor"),  # year 1, +05:30: before UTC's year 1
     ],
 )
 def test_bad_availability_parameters_are_400_naming_them(api, counsellor, session_type, query, bad):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.utils import timezone
 
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
 from bookings.models import Actor, BookingEvent, Clinic, LinkToken, Slot, Status
 from bookings.services import booking_transition
 from bookings.tokens import token_create
@@ -27,8 +28,17 @@ def test_every_status_renders_its_label_next_step_and_amount(client, make_bookin
     html = response.content.decode()
     assert response.status_code == 200
     assert booking.ack_id in html
-    assert str(CLIENT_LABELS[status]) in html and str(NEXT_STEPS[status]) in html
+    assert str(CLIENT_LABELS[status]) in html and str(NEXT_STEPS_ON_BOOKING_PAGE[status]) in html
     assert "₹1,500" in html
+    # The status line never sends the client to the page they are on.
+    status_line = re.search(r'<section id="booking-status".*?</section>', html, re.S).group(0)
+    assert "booking page" not in status_line
+
+
+def test_the_status_lookup_still_points_to_the_booking_page():
+    """NEXT_STEPS is also what /status/, the API and the page after verifying say."""
+    assert "booking page" in str(NEXT_STEPS[Status.APPROVED])
+    assert "booking page" not in str(NEXT_STEPS_ON_BOOKING_PAGE[Status.APPROVED])
 
 
 def test_session_details_appear_once_a_slot_is_assigned(client, make_booking, counsellor, slot):
@@ -43,6 +53,18 @@ def test_session_details_appear_once_a_slot_is_assigned(client, make_booking, co
     assert "50 minutes" in html and "Online" in html
     assert "will appear here" in html  # the room link only once confirmed
     assert counsellor.meeting_url not in html
+
+
+@pytest.mark.parametrize("status", [Status.CANCELLED, Status.REJECTED, Status.COMPLETED, Status.NO_SHOW])
+def test_an_online_session_that_can_no_longer_happen_promises_no_link_to_join(client, make_booking, slot, status):
+    booking = make_booking(status, slot=slot)
+    html = client.get(page_url(booking)).content.decode()
+    assert "Joining" not in html and "will appear here" not in html
+    assert "When" in html and counsellor_name(slot) in html  # the rest of the record stays
+
+
+def counsellor_name(slot) -> str:
+    return slot.counsellor.display_name
 
 
 def test_confirmed_online_session_shows_the_room_and_in_person_the_address(client, make_booking, counsellor):
@@ -106,9 +128,13 @@ def test_the_link_stops_working_some_days_after_the_session(client, make_booking
     start = timezone.now() - timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION, hours=2)
     old = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
     booking = make_booking(Status.COMPLETED, slot=old)
-    assert client.get(page_url(booking)).status_code == 410
+    url = page_url(booking)
+    assert client.get(url).status_code == 410
+    # What the page links to closes with it: the calendar file names the counsellor and time.
+    assert client.get(url + "session.ics").status_code == 404
     Slot.objects.filter(pk=old.pk).update(start=start + timedelta(hours=3), end=start + timedelta(hours=4))
-    assert client.get(page_url(booking)).status_code == 200
+    assert client.get(url).status_code == 200
+    assert client.get(url + "session.ics").status_code == 200
 
 
 def test_get_changes_nothing(client, make_booking, counsellor):

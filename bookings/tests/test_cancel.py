@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -51,6 +52,20 @@ def test_post_cancels_and_emails(client, cancel_link):
     assert event.actor == "client"
     assert mail.outbox[-1].to == [booking.email] and "cancelled" in mail.outbox[-1].subject
     assert response["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(("status", "wording"), [(Status.APPROVED, "keeps the record"), (Status.CONFIRMED, "refund")])
+def test_the_cancelled_page_links_to_the_booking_page(client, cancel_link, status, wording):
+    booking, link = cancel_link(status)
+    if status == Status.CONFIRMED:
+        booking.payments.create(
+            provider="sandbox", provider_payment_id="pay_1", amount=booking.amount, currency=booking.currency
+        )
+    html = client.post(link).content.decode()
+    paragraph = re.search(r"<p>([^<]*<a href=\"/bookings/[^\"]+/\">[^<]*</a>[^<]*)</p>", html).group(1)
+    assert wording in paragraph
+    page = client.get(re.search(r'href="(/bookings/[^"]+/)"', paragraph).group(1))
+    assert page.status_code == 200 and "Cancelled" in page.content.decode()
 
 
 def test_a_confirmed_session_gets_a_calendar_cancellation(client, cancel_link):

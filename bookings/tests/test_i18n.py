@@ -32,6 +32,7 @@ from bookings.models import (
     Mode,
     OutboundEmail,
     Payment,
+    SessionType,
     Slot,
     Status,
     WaitlistEntry,
@@ -360,6 +361,40 @@ def test_cancelling_moving_and_paying_pages_are_in_hindi(client, make_booking, c
     assert_hindi("sandbox checkout", response.content.decode())
 
 
+def test_the_pages_after_a_move_or_a_cancellation_are_in_hindi(
+    client, make_booking, counsellor, manage_token, oncommit
+):
+    from bookings.services import booking_cancel_request, booking_reschedule_request
+
+    old_at, new_at = next_weekday_at(10, days_ahead=5), next_weekday_at(14, days_ahead=5)
+    old_slot = Slot.objects.create(counsellor=counsellor, start=old_at, end=old_at + timedelta(minutes=60))
+    new_slot = Slot.objects.create(counsellor=counsellor, start=new_at, end=new_at + timedelta(minutes=60))
+    booking = make_booking(Status.CONFIRMED, language="hi", slot=old_slot)
+    with oncommit():
+        booking_reschedule_request(booking=booking, slot=new_slot)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    moved = client.post(link_in_last_email("/reschedule/")).content.decode()
+    assert_hindi("moved page", moved)
+    # The timeline's move, in the page's words and dates.
+    assert_hindi("booking page after a move", *both(client, f"/bookings/{manage_token(booking)}/"))
+    with oncommit():
+        booking_cancel_request(booking=booking)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    assert_hindi("cancelled page", client.post(link_in_last_email("/cancel/")).content.decode())
+
+
+def test_the_wizards_notes_and_the_status_lookups_errors_are_in_hindi(client, session_type, slot, make_booking):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    response = client.post("/status/", {"lookup": "ack", "ack_id": "MS-O0O0O0"})
+    assert_hindi("status look-alike error", response.content.decode())
+    couples = SessionType.objects.create(name="युगल सत्र", slug="couples", duration_minutes=80, price=250000)
+    run = start(client, f"?slot={slot.pk}")
+    data = {**session_data(session_type=couples, slot=slot, counsellor=slot.counsellor_id), "_refresh": "1"}
+    html = client.post(url(run, "session"), data).content.decode()
+    assert 'class="notice"' in html
+    assert_hindi("time ruled out", html)
+
+
 def test_the_privacy_pages_are_in_hindi(client, make_booking, manage_token):
     booking = make_booking(Status.CANCELLED, language="hi")
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
@@ -485,7 +520,7 @@ def test_the_reminder_sweep_writes_in_the_clients_language(make_booking, counsel
     assert_hindi("reminder", reminder.body_text)
 
 
-@pytest.mark.parametrize("template", ["429.html", "500.html", "503.html"])
+@pytest.mark.parametrize("template", ["403_csrf.html", "429.html", "500.html", "503.html"])
 def test_the_error_pages_are_in_hindi(template, rf):
     from django.template.loader import render_to_string
 

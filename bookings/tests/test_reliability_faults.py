@@ -90,7 +90,9 @@ def test_smtp_down_during_an_approval_keeps_it_and_delivers_the_email_once_when_
     booking = make_booking(Status.PENDING, counsellor=slot.counsellor)
     staff = staff_browser(admin_user, django_capture_on_commit_callbacks)
 
-    response = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": booking.version})
+    response = staff.post(
+        f"/staff/bookings/{booking.pk}/approve/", {"approve-slot": slot.pk, "approve-version": booking.version}
+    )
     assert response.status_code == 302
     booking.refresh_from_db()
     assert booking.status == Status.APPROVED and booking.slot_id == slot.pk
@@ -128,7 +130,7 @@ def test_database_connection_cut_mid_request_gives_a_calm_503_and_no_partial_sta
     def approve() -> None:
         try:
             result["response"] = staff.post(
-                f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": booking.version}
+                f"/staff/bookings/{booking.pk}/approve/", {"approve-slot": slot.pk, "approve-version": booking.version}
             )
         finally:
             connections.close_all()
@@ -171,7 +173,7 @@ def test_database_connection_cut_mid_request_gives_a_calm_503_and_no_partial_sta
     assert not OutboundEmail.objects.exists()
     # Once the database answers again, so does the app, and the approval goes through.
     assert Client().get("/healthz").status_code == 200
-    again = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": 1})
+    again = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"approve-slot": slot.pk, "approve-version": 1})
     assert again.status_code == 302
     assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
 

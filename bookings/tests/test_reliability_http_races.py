@@ -293,7 +293,10 @@ def test_fifty_portal_approvals_into_one_slot_let_exactly_one_through(
     cookies = staff_cookies(admin_user)
     answers = race(
         servers,
-        [(f"/staff/bookings/{b.pk}/approve/", cookies, {"slot": slot.pk, "version": b.version}) for b in bookings],
+        [
+            (f"/staff/bookings/{b.pk}/approve/", cookies, {"approve-slot": slot.pk, "approve-version": b.version})
+            for b in bookings
+        ],
     )
     no_server_errors(answers)
     outcomes = Counter(a.status for a in answers)

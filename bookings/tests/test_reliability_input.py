@@ -162,7 +162,9 @@ def test_script_in_every_client_field_is_escaped_in_every_output(
     totp_enable(admin_user)
     staff = Client()
     staff.force_login(admin_user)
-    approve = staff.post(f"/staff/bookings/{booking.pk}/approve/", {"slot": slot.pk, "version": booking.version})
+    approve = staff.post(
+        f"/staff/bookings/{booking.pk}/approve/", {"approve-slot": slot.pk, "approve-version": booking.version}
+    )
     assert approve.status_code == 302
     BookingEvent.objects.create(booking=booking, action="note", actor="staff", reason=SCRIPT)
 

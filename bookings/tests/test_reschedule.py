@@ -8,18 +8,20 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.utils import timezone
+from django.utils import timezone, translation
 from icalendar import Calendar
 
 from bookings.errors import BookingError, SlotUnavailable, StaleBooking, TooLate, TransitionNotAllowed
-from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Slot, Status
+from bookings.models import Actor, BlockedPeriod, Booking, BookingEvent, LinkToken, Payment, Slot, Status
 from bookings.services import (
     booking_cancel,
     booking_reschedule,
     booking_reschedule_request,
     booking_transition,
+    slot_is_bookable,
 )
-from bookings.tests.journey import link_in_last_email
+from bookings.templatetags.mindsettler import when
+from bookings.tests.journey import link_in_last_email, skipped_heading_levels
 from bookings.tokens import token_create
 from conftest import next_weekday_at
 
@@ -151,6 +153,19 @@ def test_a_taken_slot_is_refused_clearly(confirmed, free_slot, make_booking):
     assert "taken" in caught.value.message
 
 
+def test_a_time_the_counsellor_has_blocked_off_is_refused(confirmed, free_slot, make_booking):
+    """Leave added after a slot was published keeps the slot (a cancelled booking may point
+    at it) but hides it from every list: a client posting its id is refused too."""
+    make_booking(Status.CANCELLED, slot=free_slot)
+    BlockedPeriod.objects.create(
+        counsellor=free_slot.counsellor, start=free_slot.start - timedelta(hours=1), end=free_slot.end, reason="Leave"
+    )
+    with pytest.raises(SlotUnavailable) as caught:
+        booking_reschedule_request(booking=confirmed, slot=free_slot)
+    assert caught.value.message == "That time is no longer available. Please choose another time."
+    assert slot_is_bookable(slot=free_slot, session_type=confirmed.session_type) == caught.value.message
+
+
 def test_the_database_constraint_is_the_backstop(confirmed, free_slot, make_booking):
     """Even a move that skips every Python check (a direct update) cannot put two bookings in
     one slot; under concurrency (test_reschedule_concurrency) this is what refuses the loser."""
@@ -278,6 +293,92 @@ def test_the_picker_answers_htmx_with_its_fragment(client, confirmed, free_slot)
     )
     html = response.content.decode()
     assert response.status_code == 200 and 'id="reschedule-picker"' in html and "<html" not in html
+
+
+HX = {"HX-Request": "true"}
+
+
+def test_htmx_refusals_come_back_as_the_picker_with_its_summary_and_title(client, confirmed, free_slot, make_booking):
+    """wizard.js swaps 400, 409 and 429 answers when they are the fragment asked for: each
+    is the picker, with the error summary and the page's title saying "Error:"."""
+    picker_url = page_url(confirmed) + "reschedule/"
+    missing = client.post(picker_url, {"move": "1"}, headers=HX)
+    make_booking(Status.APPROVED, slot=free_slot)
+    taken = client.post(picker_url, {"slot": free_slot.pk, "move": "1"}, headers=HX)
+    for response, status in ((missing, 400), (taken, 409)):
+        html = response.content.decode()
+        assert response.status_code == status and "<html" not in html
+        assert html.lstrip().startswith("<title>Error: Move your session") and 'id="reschedule-picker"' in html
+        assert "data-error-summary" in html and 'href="#slot-picker"' in html
+    day = client.post(picker_url, {"day": timezone.localdate(free_slot.start).isoformat()}, headers=HX)
+    assert "<title>Move your session" in day.content.decode()  # the title loses "Error:" again
+
+
+def test_the_move_page_loads_the_journey_script_that_shows_refusals(client, confirmed, free_slot):
+    html = client.get(page_url(confirmed) + "reschedule/").content.decode()
+    assert re.search(
+        r'<script nonce="[^"]+" src="/static/js/wizard.js" data-request-failed="Sorry, [^"]+" defer></script>', html
+    )
+    assert 'hx-post="' in html
+
+
+def test_the_move_page_headings_skip_no_level(client, confirmed, free_slot):
+    html = client.get(page_url(confirmed) + "reschedule/").content.decode()
+    assert 'id="day-heading"' in html and skipped_heading_levels(html) == []
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "0001-01-01T00:00:00", "31-12-9999"])
+def test_a_day_outside_the_window_shows_the_nearest_days(client, confirmed, free_slot, day):
+    picker_url = page_url(confirmed) + "reschedule/"
+    for response in (client.get(picker_url, {"day": day}), client.post(picker_url, {"day": day}, headers=HX)):
+        assert response.status_code == 200 and f'id="slot-{free_slot.pk}"' in response.content.decode()
+
+
+def test_the_page_after_a_move_links_to_the_booking_page(client, confirmed, free_slot, oncommit):
+    with oncommit():
+        booking_reschedule_request(booking=confirmed, slot=free_slot)
+    html = client.post(link_in_last_email("/reschedule/")).content.decode()
+    booking_url = re.search(r'<a href="(/bookings/[^/"]+/)">Your booking page</a> shows the new time', html).group(1)
+    page = client.get(booking_url)
+    assert page.status_code == 200 and confirmed.ack_id in page.content.decode()
+
+
+def test_the_timeline_words_a_move_in_the_pages_language(client, confirmed, slot, free_slot, oncommit):
+    with oncommit():
+        booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    old, new = timezone.localtime(slot.start), timezone.localtime(free_slot.start)
+    # Staff read the event as before, in English.
+    reason = BookingEvent.objects.get(booking=confirmed, action="rescheduled").reason
+    assert reason == f"From {old:%a %d %b %Y, %H:%M} IST to {new:%a %d %b %Y, %H:%M} IST"
+    html = client.get(page_url(confirmed)).content.decode()
+    assert reason not in html
+    assert f"From {when(slot.start)} to {when(free_slot.start)}" in html  # the site's own dates
+    with translation.override("hi"):
+        hindi = client.get(page_url(confirmed), headers={"Accept-Language": "hi"}).content.decode()
+        assert when(free_slot.start) in hindi  # Hindi day and month names
+    assert "From " not in hindi.split('id="timeline"')[1]
+
+
+def test_moves_recorded_before_are_worded_the_same_and_odd_reasons_stay_as_written(client, confirmed, slot, free_slot):
+    BookingEvent.objects.create(
+        booking=confirmed,
+        action="rescheduled",
+        actor=Actor.STAFF,
+        from_status=Status.CONFIRMED,
+        to_status=Status.CONFIRMED,
+        reason="From Sat 28 Nov 2026, 11:00 IST to Tue 01 Dec 2026, 11:00 IST",
+    )
+    BookingEvent.objects.create(
+        booking=confirmed,
+        action="rescheduled",
+        actor=Actor.STAFF,
+        from_status=Status.CONFIRMED,
+        to_status=Status.CONFIRMED,
+        reason="From Sat 28 Nov 2026, 11:00 CET to Tue 01 Dec 2026, 11:00 CET",  # another zone
+    )
+    html = client.get(page_url(confirmed)).content.decode()
+    assert "From Saturday 28 November 2026, 11:00 IST to Tuesday 1 December 2026, 11:00 IST" in html
+    assert "From Sat 28 Nov 2026, 11:00 CET to Tue 01 Dec 2026, 11:00 CET" in html
 
 
 def test_the_rescheduled_email_is_calm_and_has_no_client_words(confirmed, free_slot, oncommit):

@@ -79,3 +79,19 @@ def test_retention_anonymises_only_old_finished_bookings(make_booking, counsello
     assert not _contains_marker(old)
     assert _contains_marker(recent) and _contains_marker(active)
     assert retention_apply()["anonymised"] == 0  # idempotent
+
+
+def test_emails_go_a_month_after_they_were_sent_or_given_up_on():
+    month_ago = timezone.now() - timedelta(days=31)
+    sent = OutboundEmail.State.SENT
+    old_sent = OutboundEmail.objects.create(kind="x", to="a@example.com", subject="s", body_text=MARKER)
+    OutboundEmail.objects.filter(pk=old_sent.pk).update(status=sent, sent_at=month_ago, created_at=month_ago)
+    # "Your links" about no booking, never delivered: it holds an address and live-looking links.
+    old_failed = OutboundEmail.objects.create(kind="booking_links", to="b@example.com", subject="s", body_text=MARKER)
+    OutboundEmail.objects.filter(pk=old_failed.pk).update(status=OutboundEmail.State.FAILED, created_at=month_ago)
+    recent_failed = OutboundEmail.objects.create(kind="x", to="c@example.com", subject="s", body_text=MARKER)
+    OutboundEmail.objects.filter(pk=recent_failed.pk).update(status=OutboundEmail.State.FAILED)
+    pending = OutboundEmail.objects.create(kind="x", to="d@example.com", subject="s", body_text=MARKER)
+    OutboundEmail.objects.filter(pk=pending.pk).update(created_at=month_ago)  # still being retried: kept
+    assert retention_apply()["emails_deleted"] == 2
+    assert set(OutboundEmail.objects.values_list("pk", flat=True)) == {recent_failed.pk, pending.pk}

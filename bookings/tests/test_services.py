@@ -186,6 +186,22 @@ def test_approve_refuses_a_taken_slot_a_past_slot_and_a_stale_page(make_booking,
     assert booking.status == Status.PENDING
 
 
+def test_approve_refuses_a_counsellor_who_does_not_offer_the_bookings_mode(make_booking, counsellor, admin_user):
+    from staff.selectors import approve_slot_choices
+
+    counsellor.offers_in_person = False
+    counsellor.save(update_fields=["offers_in_person"])
+    start = next_weekday_at(16, days_ahead=5)
+    online_only = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    booking = make_booking(Status.PENDING, mode=Mode.IN_PERSON, counsellor=None)
+    # Not offered in the approve form's choices, and refused if posted anyway.
+    assert online_only not in approve_slot_choices(user=admin_user, booking=booking)
+    with pytest.raises(BookingError, match="does not offer in person sessions"):
+        booking_approve(booking_id=booking.pk, slot_id=online_only.pk, user=admin_user)
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
 def test_reject_needs_a_reason(make_booking, counsellor, admin_user):
     booking = make_booking(Status.PENDING, counsellor=counsellor)
     with pytest.raises(BookingError, match="reason"):
@@ -251,3 +267,20 @@ def test_staff_created_booking_starts_pending_or_approved(session_type, slot, ad
             phone="",
             slot=None,
         )
+
+
+def test_staff_booking_refuses_a_slot_of_another_counsellor(session_type, counsellor, other_slot, admin_user):
+    # The slot decides the counsellor only when none was chosen; a different one is a mistake.
+    with pytest.raises(BookingError, match="That time is with Rohan Kapoor, not Asha Menon"):
+        booking_create_by_staff(
+            user=admin_user,
+            status=Status.APPROVED,
+            session_type=session_type,
+            mode=Mode.ONLINE,
+            client_name="Mismatch",
+            email="mismatch@example.com",
+            phone="",
+            slot=other_slot,
+            counsellor=counsellor,
+        )
+    assert not Booking.objects.filter(email="mismatch@example.com").exists()

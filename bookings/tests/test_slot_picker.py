@@ -7,6 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
@@ -58,7 +59,9 @@ def _by_the_selectors(*, day: date | None, **filters: object) -> tuple[list[date
         "start", "counsellor__sort_order", "pk"
     ).values_list("pk", "start", "counsellor__display_name")]  # fmt: skip
     days = sorted({timezone.localdate(slot.start) for slot in free})
-    shown = day if day in days else (days[0] if days else None)
+    last_bookable = timezone.localdate(timezone.now() + timedelta(days=settings.BOOKING_HORIZON_DAYS))
+    # A day past the window shows the last day with free times, the nearest to it.
+    shown = day if day in days else (days[-1] if day and day > last_bookable else days[0]) if days else None
     return days, shown, [slot for slot in free if timezone.localdate(slot.start) == shown]
 
 
@@ -105,6 +108,19 @@ def test_one_query_finds_what_the_selectors_find(
         assert {t["count"] for t in times} == {2}  # both counsellors are free at each time
     # One query when the day asked for has free times; a second reads the day shown instead.
     assert len(queries) == (1 if which_day == "free" else 2)
+
+
+@pytest.mark.parametrize("raw", ["9999-12-31", "0001-01-01", "0001-01-01T00:00:00", "2026-02-30", "tomorrow"])
+def test_a_day_outside_the_window_shows_the_nearest_page_never_an_error(calendar, session_type, raw):
+    """Days whose midnight cannot be computed (OverflowError) or that are not dates at all."""
+    picker = slot_picker(session_type=session_type, counsellor=None, mode=None, day=raw, chosen="")
+    assert picker["times"] and picker["day"] in picker["days"]
+    free_days = free_days_and_times(session_type=session_type, counsellor=None, mode=None, day=None)[0]
+    # Before the window (or no date): the first page; after it: the last.
+    expected = free_days[-1] if raw == "9999-12-31" else free_days[0]
+    assert picker["day"] == expected
+    assert free_days_and_times(session_type=session_type, counsellor=None, mode=None, day=date.max)[1] == free_days[-1]
+    assert free_days_and_times(session_type=session_type, counsellor=None, mode=None, day=date.min)[1] == free_days[0]
 
 
 def test_no_free_times_at_all(session_type):

@@ -16,6 +16,7 @@ from bookings.tests.journey import (
     errors_in,
     run_of,
     session_data,
+    skipped_heading_levels,
     start,
     step_of,
     submit,
@@ -260,22 +261,43 @@ def test_html_and_script_in_every_text_field_is_shown_escaped(client, session_ty
 # --- Slot availability and double submits -------------------------------------------------
 
 
-def test_slot_taken_meanwhile_shows_the_picker_again_with_a_message(client, session_type, slot, make_booking):
-    run = walk_to_review(client, session_type=session_type, slot=slot)
-    make_booking(Status.APPROVED, slot=slot)  # someone else got it first
+def test_slot_taken_meanwhile_is_an_error_on_the_chosen_day_and_leads_back_to_the_review(
+    client, session_type, slot, make_booking, counsellor
+):
+    later_start = next_weekday_at(10, days_ahead=5)
+    chosen = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(hours=1))
+    same_day = Slot.objects.create(counsellor=counsellor, start=chosen.end, end=chosen.end + timedelta(hours=1))
+    run = walk_to_review(client, session_type=session_type, slot=chosen)
+    make_booking(Status.APPROVED, slot=chosen)  # someone else got it first
     response = submit(client, run)
-    assert response.status_code == 303 and step_of(response["Location"]) == "session"
-    picker = client.get(response["Location"]).content.decode()
-    assert "that time has just been taken" in picker or "already taken" in picker or "no longer" in picker
-    assert f'id="slot-{slot.pk}"' not in picker
+    review_next = url(run, "session", **{"return": "review"})
+    assert response.status_code == 303 and response["Location"] == review_next
+    page = client.get(response["Location"])
+    html = page.content.decode()
+    # An error the client sees at once: "Error:" in the title, the summary at the top linking
+    # to the times, and the reason next to them.
+    assert re.search(r"<title>Error: Choose your session", html)
+    message = "Sorry, that time has just been taken. Please choose another time."
+    assert errors_in(page) == [message]  # next to the times
+    summary = re.search(r"<div class=\"error-summary\".*?</div>", html, re.S).group(0)
+    assert f'<a href="#slot-picker" class="font-semibold text-red-800">{message}</a>' in summary
+    assert html.index("data-error-summary") < html.index('id="slot-picker"')
+    assert 'aria-describedby="slot-hint id_slot_error"' in html
+    assert 'class="notice"' not in html
+    # The picker shows the day of the time that went, not the first day.
+    day = later_start.date().isoformat()
+    assert f'value="{day}" id="day-{day}" aria-pressed="true"' in html
+    assert f'id="slot-{chosen.pk}"' not in html and f'id="slot-{same_day.pk}"' in html
     assert not Booking.objects.filter(status=Status.DRAFT).exists()
-    # Everything else was kept: choosing another time goes straight on.
-    assert client.get(url(run, "about")).status_code == 302  # session step must be redone
+    assert "Error:" not in client.get(review_next).content.decode().split("</title>")[0]  # said once
+    # Everything else was kept: choosing another time goes straight back to the review.
+    assert client.get(url(run, "about")).status_code == 302  # the session step must be redone
     other = Slot.objects.create(
         counsellor=slot.counsellor, start=slot.start + timedelta(hours=3), end=slot.end + timedelta(hours=3)
     )
-    assert client.post(url(run, "session"), session_data(session_type=session_type, slot=other)).status_code == 303
-    assert 'value="Priya Sharma"' in client.get(url(run, "about")).content.decode()
+    response = client.post(review_next, session_data(session_type=session_type, slot=other))
+    assert response.status_code == 303 and step_of(response["Location"]) == "review"
+    assert "Priya Sharma" in client.get(response["Location"]).content.decode()
 
 
 def test_slot_taken_between_steps_with_htmx_swaps_in_the_picker(client, session_type, slot, make_booking):
@@ -286,7 +308,9 @@ def test_slot_taken_between_steps_with_htmx_swaps_in_the_picker(client, session_
     html = response.content.decode()
     assert response.status_code == 200
     assert 'data-step="session"' in html and "<html" not in html
-    assert response["HX-Push-Url"] == url(run, "session")
+    assert "<title>Error: Choose your session" in html and "data-error-summary" in html
+    assert response["HX-Push-Url"] == url(run, "session", **{"return": "review"})
+    assert f'action="{url(run, "session", **{"return": "review"}).replace("&", "&amp;")}"' in html
 
 
 def test_submitting_twice_makes_one_draft(client, session_type, slot):
@@ -354,12 +378,37 @@ def test_a_stale_preselected_slot_says_so(client, session_type, slot, make_booki
     assert "The time you chose is no longer available" in html
 
 
+def test_choices_that_rule_out_the_preselected_time_say_so(client, session_type, slot):
+    """After "Book the next free time" on a counsellor's profile, a session that does not fit it."""
+    couples = SessionType.objects.create(name="Couples session", slug="couples", duration_minutes=80, price=250000)
+    run = start(client, f"?slot={slot.pk}")
+    data = {**session_data(session_type=couples, slot=slot, counsellor=slot.counsellor_id), "_refresh": "1"}
+    for headers in ({}, HX):
+        html = client.post(url(run, "session"), data, headers=headers).content.decode()
+        assert not re.search(rf'id="slot-{slot.pk}"[^>]*checked', html)
+        local = timezone.localtime(slot.start)
+        note = re.search(r'<p class="notice" role="status">(.*?)</p>', html).group(1)
+        assert note.startswith("The time you had chosen, ") and f"{local:%H:%M} IST" in note
+        assert "is not free for these choices. Please choose another time." in note
+        data["slot"] = str(slot.pk)
+    # Said once: the step shown again has no note, and no time chosen.
+    assert 'class="notice"' not in client.get(url(run, "session")).content.decode()
+    # Choices that keep the time fit say nothing.
+    html = client.post(url(run, "session"), {**data, "session_type": session_type.pk, "slot": slot.pk}).content.decode()
+    assert 'class="notice"' not in html and re.search(rf'id="slot-{slot.pk}"[^>]*checked', html)
+
+
 def test_garbage_in_the_querystring_is_ignored(client, session_type, slot):
     run = start(client, "?slot=<script>&type=nope")
     assert client.get(url(run, "session")).status_code == 200
 
 
 # --- Day-by-day picker --------------------------------------------------------------------
+
+
+def test_the_session_step_headings_skip_no_level(client, session_type, slot):
+    html = client.get(url(start(client), "session")).content.decode()
+    assert 'id="day-heading"' in html and skipped_heading_levels(html) == []
 
 
 def test_other_days_are_reached_without_losing_the_chosen_time(client, session_type, slot, counsellor):
@@ -390,6 +439,17 @@ def test_choosing_a_counsellor_narrows_the_times(client, session_type, slot, oth
     again = client.get(url(run, "session")).content.decode()
     assert f'<option value="{counsellor.pk}" selected>' in again
     assert f'id="slot-{slot.pk}"' in again and f'id="slot-{other_slot.pk}"' not in again
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "0001-01-01T00:00:00", "x" * 50])
+def test_a_day_outside_the_window_shows_the_nearest_days_never_an_error(client, session_type, slot, day):
+    run = start(client)
+    for headers in ({}, HX):
+        response = client.post(
+            url(run, "session"), {**session_data(session_type=session_type), "day": day}, headers=headers
+        )
+        assert response.status_code == 200 and f'id="slot-{slot.pk}"' in response.content.decode()
+    assert client.get(url(run, "session")).status_code == 200  # the stored day too
 
 
 # --- htmx ---------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ def test_login_page_is_styled_and_offers_no_signup(client, db):
     assert "Staff sign-in" in page and 'name="login"' in page and 'name="password"' in page
     assert "sign up" not in page.lower()
     assert 'href="/static/css/app.css"' in page
+    # One way to a password reset, by the button (not again in the password field's hint).
+    assert page.count(f'href="{reverse("account_reset_password")}"') == 1
     response = client.post(
         reverse("account_signup"), {"email": "x@example.com", "password1": "pw-123456789", "password2": "pw-123456789"}
     )
@@ -89,6 +91,18 @@ def test_sign_in_with_password_and_authenticator_code(client, counsellor_user, c
     assert response.status_code == 302
     assert response["Location"] == reverse("staff:dashboard")
     assert client.get(reverse("staff:dashboard")).status_code == 200
+
+
+def test_there_is_no_sign_in_that_skips_the_second_factor(client, admin_user):
+    """allauth's is the only sign-in. Django's admin, with its own password-only form and no
+    rate limit, is not installed: posting a superuser's password there signs nobody in."""
+    admin_user.is_superuser = admin_user.is_staff = True
+    admin_user.save(update_fields=["is_superuser", "is_staff"])
+    totp_enable(admin_user)
+    password = "a-long-admin-password"  # conftest's
+    response = client.post("/django-admin/login/", {"username": admin_user.email, "password": password})
+    assert response.status_code == 404 and "_auth_user_id" not in client.session
+    assert client.get(reverse("staff:booking_list")).status_code == 302  # to sign in
 
 
 def test_sign_in_with_a_recovery_code_instead_of_the_app(client, counsellor_user, counsellor):

@@ -26,10 +26,16 @@ def act(name: str, counsellor, *extra) -> str:
 def test_weekly_hours_generate_slots_without_duplicates(counsellor_client, counsellor):
     response = counsellor_client.post(
         act("hours_add", counsellor),
-        {"weekday": 0, "start_time": "10:00", "end_time": "13:00", "session_minutes": 50, "buffer_minutes": 10},
+        {
+            "hours-weekday": 0,
+            "hours-start_time": "10:00",
+            "hours-end_time": "13:00",
+            "hours-session_minutes": 50,
+            "hours-buffer_minutes": 10,
+        },
     )
     assert response.status_code == 302
-    response = counsellor_client.post(act("generate", counsellor), {"weeks": 2})
+    response = counsellor_client.post(act("generate", counsellor), {"generate-weeks": 2})
     assert response.status_code == 302
     slots = Slot.objects.filter(counsellor=counsellor)
     # Two Mondays (three if today is a Monday and its hours have not started), three sessions each.
@@ -37,7 +43,7 @@ def test_weekly_hours_generate_slots_without_duplicates(counsellor_client, couns
     assert {timezone.localtime(s.start).strftime("%H:%M") for s in slots} == {"10:00", "11:00", "12:00"}
     assert all(timezone.localtime(s.start).weekday() == 0 for s in slots)
     before = slots.count()
-    counsellor_client.post(act("generate", counsellor), {"weeks": 2})
+    counsellor_client.post(act("generate", counsellor), {"generate-weeks": 2})
     assert Slot.objects.filter(counsellor=counsellor).count() == before
     assert "Nothing new to publish" in counsellor_client.get(page(counsellor)).content.decode()
 
@@ -46,7 +52,13 @@ def test_overlapping_weekly_hours_are_refused(counsellor_client, counsellor):
     WeeklyHours.objects.create(counsellor=counsellor, weekday=2, start_time=time(9), end_time=time(12))
     response = counsellor_client.post(
         act("hours_add", counsellor),
-        {"weekday": 2, "start_time": "11:00", "end_time": "14:00", "session_minutes": 50, "buffer_minutes": 10},
+        {
+            "hours-weekday": 2,
+            "hours-start_time": "11:00",
+            "hours-end_time": "14:00",
+            "hours-session_minutes": 50,
+            "hours-buffer_minutes": 10,
+        },
     )
     assert response.status_code == 409
     assert "overlap" in response.content.decode()
@@ -67,16 +79,16 @@ def test_generate_slots_command_skips_blocked_periods(counsellor):
 def test_one_off_slot_and_overlap(counsellor_client, counsellor, slot):
     start = timezone.localtime(slot.start + timedelta(hours=3))
     response = counsellor_client.post(
-        act("slot_add", counsellor), {"start": start.strftime("%Y-%m-%dT%H:%M"), "minutes": 60}
+        act("slot_add", counsellor), {"slot-start": start.strftime("%Y-%m-%dT%H:%M"), "slot-minutes": 60}
     )
     assert response.status_code == 302
     overlapping = timezone.localtime(slot.start + timedelta(minutes=30))
     response = counsellor_client.post(
-        act("slot_add", counsellor), {"start": overlapping.strftime("%Y-%m-%dT%H:%M"), "minutes": 60}
+        act("slot_add", counsellor), {"slot-start": overlapping.strftime("%Y-%m-%dT%H:%M"), "slot-minutes": 60}
     )
     assert response.status_code == 409
     assert "overlaps" in response.content.decode()
-    past = counsellor_client.post(act("slot_add", counsellor), {"start": "2020-01-01T10:00", "minutes": 60})
+    past = counsellor_client.post(act("slot_add", counsellor), {"slot-start": "2020-01-01T10:00", "slot-minutes": 60})
     assert past.status_code == 409
 
 
@@ -98,9 +110,9 @@ def test_blocked_period_removes_free_slots(counsellor_client, counsellor, slot):
     response = counsellor_client.post(
         act("blocked_add", counsellor),
         {
-            "start": start.strftime("%Y-%m-%dT%H:%M"),
-            "end": (start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
-            "reason": "Leave",
+            "blocked-start": start.strftime("%Y-%m-%dT%H:%M"),
+            "blocked-end": (start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"),
+            "blocked-reason": "Leave",
         },
     )
     assert response.status_code == 302
@@ -117,7 +129,10 @@ def test_blocked_period_over_active_bookings_is_refused_with_a_list(counsellor_c
     start = timezone.localtime(slot.start - timedelta(hours=1))
     response = counsellor_client.post(
         act("blocked_add", counsellor),
-        {"start": start.strftime("%Y-%m-%dT%H:%M"), "end": (start + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M")},
+        {
+            "blocked-start": start.strftime("%Y-%m-%dT%H:%M"),
+            "blocked-end": (start + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"),
+        },
     )
     assert response.status_code == 409
     html = response.content.decode()
@@ -131,7 +146,7 @@ def test_blocked_period_over_active_bookings_is_refused_with_a_list(counsellor_c
 
 def test_online_room_and_clinic_details_are_set_in_the_portal(counsellor_client, admin_client, counsellor):
     response = counsellor_client.post(
-        act("room", counsellor), {"meeting_url": "https://meet.example/new-room", "offers_online": "on"}
+        act("room", counsellor), {"room-meeting_url": "https://meet.example/new-room", "room-offers_online": "on"}
     )
     assert response.status_code == 302
     counsellor.refresh_from_db()
@@ -142,3 +157,12 @@ def test_online_room_and_clinic_details_are_set_in_the_portal(counsellor_client,
     )
     assert response.status_code == 302
     assert Clinic.load().address == "12 MG Road, Kochi"
+
+
+def test_generate_without_weekly_hours_says_what_to_do(counsellor_client, counsellor):
+    response = counsellor_client.post(act("generate", counsellor), {"generate-weeks": 4})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "There are no weekly hours yet, so there is nothing to generate. Add hours above" in html
+    assert "Nothing new to publish" not in html
+    assert not Slot.objects.filter(counsellor=counsellor).exists()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
@@ -152,7 +153,17 @@ def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsell
 
 
 @pytest.mark.parametrize(
-    "params", [{}, {"start": "yesterday", "end": "today"}, {"start": "2026-01-01", "end": "2026-06-01"}]
+    "params",
+    [
+        {},
+        {"start": "yesterday", "end": "today"},
+        {"start": "2026-01-01", "end": "2026-06-01"},
+        # Well formed but impossible, or past datetime's range: refused, never a 500.
+        {"start": "2024-02-30T00:00:00", "end": "2024-03-02T00:00:00"},
+        {"start": "2026-01-01T00:00:00+99:00", "end": "2026-01-02T00:00:00"},
+        {"start": "0001-01-01T00:00:00", "end": "0001-01-02T00:00:00"},
+        {"start": "9999-12-31T00:00:00", "end": "9999-12-31T23:59:59-05:00"},
+    ],
 )
 def test_feed_needs_a_sensible_range(admin_client, params):
     assert admin_client.get(reverse("staff:calendar_feed"), params).status_code == 400
@@ -252,7 +263,10 @@ def test_a_counsellor_cannot_publish_for_another(counsellor_client, other_counse
 
 def test_clicking_an_event_loads_the_booking_into_the_side_panel(admin_client, counsellor, make_booking):
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
-    response = admin_client.get(reverse("staff:booking_detail", args=[booking.pk]), **HX)
+    # calendar.js swaps it into #booking-panel, so htmx names that target.
+    response = admin_client.get(
+        reverse("staff:booking_detail", args=[booking.pk]), **HX, HTTP_HX_TARGET="booking-panel"
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert 'id="booking-detail"' in html and "<html" not in html
@@ -308,3 +322,183 @@ def test_a_counsellor_filter_that_is_no_id_shows_every_counsellor(admin_client, 
     start = timezone.now()
     response = feed(admin_client, start, start + timedelta(days=7), counsellor=counsellor_id)
     assert response.status_code == 200
+
+
+# --- The clinic's time zone, and what the calendar may publish ------------------------------
+
+
+def publish(client, start, end, counsellor, *, session_minutes=50, buffer_minutes=10, as_text=None):
+    """POST a selection as calendar.js does: ISO 8601 with an offset (or `as_text(datetime)`)."""
+    write = as_text or (lambda moment: moment.isoformat())
+    return client.post(
+        reverse("staff:calendar_publish"),
+        {
+            "counsellor": counsellor.pk,
+            "start": write(start),
+            "end": write(end),
+            "session_minutes": session_minutes,
+            "buffer_minutes": buffer_minutes,
+        },
+    )
+
+
+def test_calendar_page_names_the_clinic_time_zone_for_the_script(admin_client, settings):
+    assert settings.TIME_ZONE == "Asia/Kolkata"
+    html = admin_client.get(reverse("staff:calendar")).content.decode()
+    assert 'data-time-zone="Asia/Kolkata"' in html
+    assert "Times are in IST (Asia/Kolkata)" in html
+
+
+class _ShownWithoutScript(HTMLParser):
+    """The text and ids of a page as a browser without JavaScript shows them: <noscript>
+    content parsed as markup, elements with `hidden` (and their children) left out."""
+
+    VOID = {"meta", "link", "input", "br", "img", "hr", "source", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[bool] = []  # per open element: hidden?
+        self.text: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        hidden = any(self.stack) or any(name == "hidden" for name, _ in attrs) or tag in ("script", "style")
+        if not hidden:
+            self.ids.update(value for name, value in attrs if name == "id" and value)
+        if tag not in self.VOID:
+            self.stack.append(hidden)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not any(self.stack):
+            self.text.append(data)
+
+
+def test_without_javascript_the_page_shows_only_the_notice_and_its_links(admin_client, counsellor):
+    html = admin_client.get(reverse("staff:calendar")).content.decode()
+    shown = _ShownWithoutScript()
+    shown.feed(html.split('<main id="main"')[1].split("</main>")[0])
+    text = " ".join(" ".join(shown.text).split())
+    assert "The calendar needs JavaScript." in text
+    noscript = html.split("<noscript>")[1].split("</noscript>")[0]
+    assert f'href="{reverse("staff:booking_list")}?status=active&amp;sort=session"' in noscript
+    assert f'href="{reverse("staff:availability_index")}"' in noscript
+    # The controls, the instructions and the calendar wait for calendar.js to show them.
+    for words in ("Counsellor", "Session length", "Buffer", "drag across", "Select a session", "Times are in"):
+        assert words not in text
+    assert not shown.ids & {"calendar-controls", "cal-counsellor", "calendar", "booking-panel", "calendar-zone"}
+    # With the script, they are all there to show.
+    for part in ('id="cal-counsellor"', 'id="calendar"', "drag across empty time", "Select a session to see"):
+        assert part in html
+
+
+@pytest.mark.parametrize(
+    ("start_hour", "end", "why"),
+    [
+        # A day clicked, or days dragged across, in the Month view: all-day ranges.
+        (0, lambda day: day + timedelta(days=1), "within one day"),
+        (0, lambda day: day + timedelta(days=3), "within one day"),
+        # Dragged across days in the Week view: the nights in between would be published too.
+        (10, lambda day: day + timedelta(days=2, hours=2), "within one day"),
+        (10, lambda day: day - timedelta(hours=1), "must end after it starts"),
+        (10, lambda day: day, "must end after it starts"),
+    ],
+    ids=["a day clicked in Month", "days dragged in Month", "days dragged in Week", "backwards", "empty"],
+)
+def test_publishing_refuses_a_range_that_is_not_within_one_clinic_day(
+    counsellor_client, counsellor, start_hour, end, why
+):
+    day = next_weekday_at(start_hour, days_ahead=5)
+    response = publish(counsellor_client, day, end(day), counsellor)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["ok"] is False and why in body["message"]
+    assert not Slot.objects.exists()
+
+
+def test_the_one_day_refusal_names_the_clinic_zone_and_the_way_to_publish_many_days(counsellor_client, counsellor):
+    day = next_weekday_at(0, days_ahead=5)
+    message = publish(counsellor_client, day, day + timedelta(days=1), counsellor).json()["message"]
+    assert message == (
+        "Select a time within one day (IST), for example 10:00 to 13:00, in the Week or Day view. "
+        "To publish many days, use the weekly hours on the availability page."
+    )
+
+
+def test_publishing_refuses_a_range_shorter_than_one_session(counsellor_client, counsellor):
+    day = next_weekday_at(10, days_ahead=5)
+    response = publish(counsellor_client, day, day + timedelta(minutes=30), counsellor, session_minutes=50)
+    assert response.status_code == 400
+    assert response.json() == {
+        "ok": False,
+        "message": "The selected time (10:00 to 10:30) is shorter than one 50-minute session. "
+        "Select a longer time, or shorten the session.",
+    }
+    assert not Slot.objects.exists()
+    # Exactly one session's length is enough (the buffer follows a session, not the last one).
+    response = publish(counsellor_client, day, day + timedelta(minutes=50), counsellor, session_minutes=50)
+    assert response.status_code == 200 and response.json()["created"] == 1
+
+
+def test_one_clinic_day_is_the_clinic_zones_day_not_utcs(counsellor_client, counsellor):
+    """03:00 to 06:00 in Kolkata is 21:30 to 00:30 UTC, across two UTC dates: one clinic day."""
+    day = next_weekday_at(3, days_ahead=5)
+    assert day.astimezone(UTC).date() != (day + timedelta(hours=3)).astimezone(UTC).date()
+    response = publish(
+        counsellor_client, day, day + timedelta(hours=3), counsellor, session_minutes=60, buffer_minutes=0
+    )
+    assert response.status_code == 200 and response.json()["created"] == 3
+
+
+@pytest.mark.parametrize(
+    "as_text",
+    [
+        lambda moment: moment.isoformat(),  # FullCalendar's startStr: 2026-06-01T10:00:00+05:30
+        lambda moment: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),  # Date.toISOString()
+    ],
+    ids=["offset", "utc"],
+)
+def test_publishing_reads_the_instants_the_calendar_sends(counsellor_client, counsellor, as_text):
+    day = next_weekday_at(10, days_ahead=5)
+    response = publish(counsellor_client, day, day + timedelta(hours=2), counsellor, as_text=as_text)
+    assert response.status_code == 200
+    starts = sorted(s.start for s in Slot.objects.filter(counsellor=counsellor))
+    assert starts == [day, day + timedelta(hours=1)]
+    assert [timezone.localtime(s).strftime("%H:%M") for s in starts] == ["10:00", "11:00"]
+
+
+def test_the_feed_reads_the_range_the_calendar_asks_for_in_the_clinic_zone(admin_client, counsellor):
+    day = next_weekday_at(10, days_ahead=5)
+    slot = Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(hours=1))
+    midnight = day.replace(hour=0)
+    url = reverse("staff:calendar_feed")
+    # FullCalendar sends the clinic's midnight with its offset (+05:30, URL-encoded); a "+"
+    # left unencoded arrives as a space.
+    for start, end in [
+        (midnight.isoformat(), (midnight + timedelta(days=1)).isoformat()),
+        (midnight.isoformat().replace("+", " "), (midnight + timedelta(days=1)).isoformat().replace("+", " ")),
+        (midnight.astimezone(UTC).isoformat().replace("+00:00", "Z"), (midnight + timedelta(days=1)).isoformat()),
+    ]:
+        response = admin_client.get(url, {"start": start, "end": end})
+        assert response.status_code == 200
+        assert free_starts(response.json()) == {slot.start}
+    # The day before, in the clinic's zone, does not reach 10:00.
+    response = admin_client.get(url, {"start": (midnight - timedelta(days=1)).isoformat(), "end": midnight.isoformat()})
+    assert free_starts(response.json()) == set()
+
+
+def test_dropping_reads_the_utc_instant_the_calendar_sends(counsellor_client, counsellor, make_booking):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    free = next_weekday_at(16, days_ahead=6)
+    target = Slot.objects.create(counsellor=counsellor, start=free, end=free + timedelta(minutes=60))
+    response = counsellor_client.post(
+        reverse("staff:booking_drop", args=[booking.pk]),
+        {"start": free.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"), "version": booking.version},
+    )
+    assert response.status_code == 200, response.content
+    booking.refresh_from_db()
+    assert booking.slot_id == target.pk
+    assert "16:00 IST" in response.json()["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
+from bookings.models import Booking, BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
 from conftest import next_weekday_at
 from staff.tests.conftest import HX
 
@@ -70,18 +71,86 @@ def test_only_actions_valid_for_the_status_are_offered(admin_client, make_bookin
     assert "No status changes are possible" in html
 
 
+# --- The full page and the calendar's side panel ----------------------------------------
+
+# What htmx sends: the calendar loads a booking into #booking-panel and the panel's forms
+# swap it there again; the full page's forms swap #booking-detail.
+PANEL = {**HX, "HTTP_HX_TARGET": "booking-panel"}
+ON_PAGE = {**HX, "HTTP_HX_TARGET": "booking-detail"}
+TWO_COLUMNS = "lg:grid-cols-3"
+
+
+def test_the_full_page_has_two_columns_and_nothing_focused(counsellor_client, pending):
+    html = counsellor_client.get(url("detail", pending)).content.decode()
+    assert TWO_COLUMNS in html and "Open full page" not in html
+    assert 'hx-target="#booking-detail" hx-swap="outerHTML"' in html
+    assert "autofocus" not in html
+
+
+def test_an_action_on_the_full_page_keeps_its_layout_and_focuses_the_notice(counsellor_client, pending, slot):
+    response = counsellor_client.post(
+        url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version}, **ON_PAGE
+    )
+    assert response.status_code == 200 and response["HX-Trigger"] == "bookingChanged"
+    html = response.content.decode()
+    assert "<html" not in html and html.lstrip().startswith('<div id="booking-detail"')
+    assert TWO_COLUMNS in html and "Open full page" not in html
+    assert 'hx-target="#booking-detail" hx-swap="outerHTML"' in html
+    assert '<p class="notice" role="status" tabindex="-1" autofocus>Approved.' in html
+    assert html.count("autofocus") == 1
+
+
+def test_a_refused_action_on_the_full_page_focuses_its_error(counsellor_client, pending):
+    response = counsellor_client.post(
+        url("reject", pending), {"reject-version": pending.version, "reject-reason": ""}, **ON_PAGE
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert TWO_COLUMNS in html and "Open full page" not in html
+    assert '<div class="error-summary" role="alert" tabindex="-1" autofocus>' in html
+    assert 'href="#id_reject-reason-group">Give a reason' in html
+    assert html.count("autofocus") == 1
+
+
+def test_the_calendars_side_panel_stays_a_panel_after_an_action(counsellor_client, pending):
+    html = counsellor_client.get(url("detail", pending), **PANEL).content.decode()
+    assert "<html" not in html and "Open full page" in html and TWO_COLUMNS not in html
+    assert 'hx-target="#booking-panel" hx-swap="innerHTML"' in html
+    response = counsellor_client.post(
+        url("cancel", pending), {"cancel-version": pending.version, "cancel-reason": ""}, **PANEL
+    )
+    html = response.content.decode()
+    assert "Open full page" in html and TWO_COLUMNS not in html
+    assert 'hx-target="#booking-panel" hx-swap="innerHTML"' in html
+    assert '<div class="error-summary" role="alert" tabindex="-1" autofocus>' in html
+    response = counsellor_client.post(
+        url("cancel", pending), {"cancel-version": pending.version, "cancel-reason": "Client phoned"}, **PANEL
+    )
+    html = response.content.decode()
+    assert "Open full page" in html and '<p class="notice" role="status" tabindex="-1" autofocus>Cancelled.' in html
+
+
+def test_a_refusal_by_the_service_is_focused_next_to_its_action(admin_client, pending):
+    response = admin_client.post(url("resend", pending), **ON_PAGE)
+    html = response.content.decode()
+    assert '<p class="field-error" role="alert" tabindex="-1" autofocus>No email about this booking' in html
+    assert html.count("nothing to resend") == 1 and html.count("autofocus") == 1
+
+
 # --- Approve --------------------------------------------------------------------------
 
 
 def test_approve_defaults_to_the_preferred_slot(admin_client, pending, slot):
     html = admin_client.get(url("detail", pending)).content.decode()
     assert f'<option value="{slot.pk}" selected>' in html
-    assert 'name="amount"' in html  # administrators may change the amount
+    assert 'name="approve-amount"' in html  # administrators may change the amount
 
 
 def test_counsellor_approves_with_htmx(counsellor_client, pending, slot):
     response = counsellor_client.post(
-        url("approve", pending), {"slot": slot.pk, "version": pending.version, "amount": "1"}, **HX
+        url("approve", pending),
+        {"approve-slot": slot.pk, "approve-version": pending.version, "approve-amount": "1"},
+        **HX,
     )
     assert response.status_code == 200
     assert response["HX-Trigger"] == "bookingChanged"
@@ -95,7 +164,8 @@ def test_counsellor_approves_with_htmx(counsellor_client, pending, slot):
 
 def test_administrator_approves_with_another_amount_without_javascript(admin_client, pending, slot):
     response = admin_client.post(
-        url("approve", pending), {"slot": slot.pk, "version": pending.version, "amount": "1200.50"}
+        url("approve", pending),
+        {"approve-slot": slot.pk, "approve-version": pending.version, "approve-amount": "1200.50"},
     )
     assert response.status_code == 302 and response["Location"] == url("detail", pending)
     pending.refresh_from_db()
@@ -109,8 +179,15 @@ def test_two_staff_approving_different_bookings_into_one_slot(
     first = make_booking(Status.PENDING, counsellor=counsellor)
     second = make_booking(Status.PENDING, counsellor=counsellor)
     # Both pages were loaded while the slot was free.
-    assert admin_client.post(url("approve", first), {"slot": slot.pk, "version": first.version}).status_code == 302
-    response = counsellor_client.post(url("approve", second), {"slot": slot.pk, "version": second.version}, **HX)
+    assert (
+        admin_client.post(
+            url("approve", first), {"approve-slot": slot.pk, "approve-version": first.version}
+        ).status_code
+        == 302
+    )
+    response = counsellor_client.post(
+        url("approve", second), {"approve-slot": slot.pk, "approve-version": second.version}, **HX
+    )
     assert response.status_code == 200
     html = response.content.decode()
     # The slot is no longer offered, so the form says so next to the action.
@@ -135,28 +212,33 @@ def test_stale_version_is_refused_with_the_fresh_state(admin_client, pending, sl
     from bookings.services import booking_reject
 
     booking_reject(booking_id=pending.pk, user=None, reason="Someone else acted")
-    response = admin_client.post(url("approve", pending), {"slot": slot.pk, "version": old_version})
+    response = admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": old_version})
     assert response.status_code == 409
     html = response.content.decode()
     assert "changed by someone else" in html or "cannot become approved" in html
+    # Said once, at the top: approving is no longer offered.
+    assert html.count("changed by someone else") + html.count("cannot become approved") == 1
+    assert '<div class="error-summary" role="alert" tabindex="-1" autofocus><p>' in html
     pending.refresh_from_db()
     assert pending.status == Status.REJECTED
 
 
 def test_stale_version_on_an_allowed_move(admin_client, counsellor, make_booking):
     booking = make_booking(Status.PENDING, counsellor=counsellor)
-    response = admin_client.post(url("cancel", booking), {"reason": "Client phoned", "version": booking.version + 5})
+    response = admin_client.post(
+        url("cancel", booking), {"cancel-reason": "Client phoned", "cancel-version": booking.version + 5}
+    )
     assert response.status_code == 409
     html = response.content.decode()
-    assert "changed by someone else" in html
-    assert f'name="version" value="{booking.version}"' in html  # the fresh forms carry the current version
+    assert html.count("changed by someone else") == 1  # at the top, not again next to the action
+    assert f'name="cancel-version" value="{booking.version}"' in html  # the fresh forms carry the current version
     booking.refresh_from_db()
     assert booking.status == Status.PENDING
 
 
 def test_approving_a_confirmed_booking_is_refused(admin_client, counsellor, make_booking, slot):
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
-    response = admin_client.post(url("approve", booking), {"slot": slot.pk, "version": booking.version})
+    response = admin_client.post(url("approve", booking), {"approve-slot": slot.pk, "approve-version": booking.version})
     assert response.status_code in (400, 409)
     booking.refresh_from_db()
     assert booking.status == Status.CONFIRMED
@@ -166,7 +248,7 @@ def test_approving_a_confirmed_booking_is_refused(admin_client, counsellor, make
 
 
 def test_reject_needs_a_reason(admin_client, pending):
-    response = admin_client.post(url("reject", pending), {"version": pending.version, "reason": "  "})
+    response = admin_client.post(url("reject", pending), {"reject-version": pending.version, "reject-reason": "  "})
     assert response.status_code == 400
     assert "Give a reason" in response.content.decode()
     pending.refresh_from_db()
@@ -174,13 +256,17 @@ def test_reject_needs_a_reason(admin_client, pending):
 
 
 def test_reject_with_a_reusable_reason(admin_client, pending):
-    response = admin_client.post(url("reject", pending), {"version": pending.version, "preset": "no_capacity"})
+    response = admin_client.post(
+        url("reject", pending), {"reject-version": pending.version, "reject-preset": "no_capacity"}
+    )
     assert response.status_code == 302
     pending.refresh_from_db()
     assert pending.status == Status.REJECTED
     assert pending.events.last().reason.startswith("We have no suitable time")
     # Repeating it is refused clearly.
-    again = admin_client.post(url("reject", pending), {"version": pending.version, "reason": "again"}, **HX)
+    again = admin_client.post(
+        url("reject", pending), {"reject-version": pending.version, "reject-reason": "again"}, **HX
+    )
     assert again.status_code == 200 and "cannot become rejected" in again.content.decode()
 
 
@@ -191,14 +277,14 @@ def test_complete_only_after_the_session_ends(counsellor_client, counsellor, mak
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
     html = counsellor_client.get(url("detail", booking)).content.decode()
     assert "after the session ends" in html
-    response = counsellor_client.post(url("complete", booking), {"version": booking.version})
+    response = counsellor_client.post(url("complete", booking), {"complete-version": booking.version})
     assert response.status_code == 409
     assert "only after it has ended" in response.content.decode()
     Slot.objects.filter(pk=booking.slot_id).update(
         start=timezone.now() - timedelta(hours=2), end=timezone.now() - timedelta(hours=1)
     )
     assert "Mark as completed" in counsellor_client.get(url("detail", booking)).content.decode()
-    response = counsellor_client.post(url("complete", booking), {"version": booking.version})
+    response = counsellor_client.post(url("complete", booking), {"complete-version": booking.version})
     assert response.status_code == 302
     booking.refresh_from_db()
     assert booking.status == Status.COMPLETED
@@ -209,17 +295,17 @@ def test_complete_only_after_the_session_ends(counsellor_client, counsellor, mak
 
 def test_cancel_needs_a_reason_then_cancels(admin_client, counsellor, make_booking):
     booking = make_booking(Status.APPROVED, counsellor=counsellor)
-    response = admin_client.post(url("cancel", booking), {"version": booking.version, "reason": ""})
+    response = admin_client.post(url("cancel", booking), {"cancel-version": booking.version, "cancel-reason": ""})
     assert response.status_code == 400 and "Give a reason for cancelling" in response.content.decode()
     response = admin_client.post(
-        url("cancel", booking), {"version": booking.version, "reason": "Counsellor unwell"}, **HX
+        url("cancel", booking), {"cancel-version": booking.version, "cancel-reason": "Counsellor unwell"}, **HX
     )
     assert response.status_code == 200 and response["HX-Trigger"] == "bookingChanged"
     booking.refresh_from_db()
     assert booking.status == Status.CANCELLED
     event = booking.events.last()
     assert event.reason == "Counsellor unwell" and event.actor_user.email == "admin@example.com"
-    again = admin_client.post(url("cancel", booking), {"version": booking.version, "reason": "again"})
+    again = admin_client.post(url("cancel", booking), {"cancel-version": booking.version, "cancel-reason": "again"})
     assert again.status_code == 409
 
 
@@ -229,7 +315,7 @@ def test_cancel_needs_a_reason_then_cancels(admin_client, counsellor, make_booki
 def test_resend_the_last_email(admin_client, pending, slot):
     response = admin_client.post(url("resend", pending))
     assert response.status_code == 409 and "nothing to resend" in response.content.decode()
-    admin_client.post(url("approve", pending), {"slot": slot.pk, "version": pending.version})
+    admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version})
     mail.outbox = []
     response = admin_client.post(url("resend", pending))
     assert response.status_code == 302
@@ -242,14 +328,16 @@ def test_meeting_link_per_booking(counsellor_client, counsellor, make_booking):
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
     html = counsellor_client.get(url("detail", booking)).content.decode()
     assert "https://meet.example/asha" in html and "the counsellor's room" in html
-    response = counsellor_client.post(url("meeting_url", booking), {"meeting_url": "https://meet.example/special"})
+    response = counsellor_client.post(
+        url("meeting_url", booking), {"meeting-meeting_url": "https://meet.example/special"}
+    )
     assert response.status_code == 302
     booking.refresh_from_db()
     assert booking.meeting_url == "https://meet.example/special"
-    bad = counsellor_client.post(url("meeting_url", booking), {"meeting_url": "javascript:alert(1)"})
+    bad = counsellor_client.post(url("meeting_url", booking), {"meeting-meeting_url": "javascript:alert(1)"})
     assert bad.status_code == 400
     in_person = make_booking(Status.CONFIRMED, counsellor=counsellor, mode=Mode.IN_PERSON)
-    refused = counsellor_client.post(url("meeting_url", in_person), {"meeting_url": "https://x.example"})
+    refused = counsellor_client.post(url("meeting_url", in_person), {"meeting-meeting_url": "https://x.example"})
     assert refused.status_code == 409 and "Only online sessions" in refused.content.decode()
 
 
@@ -296,6 +384,19 @@ def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_t
     assert "already has an active booking" in html and existing.ack_id in html
 
 
+def test_a_counsellor_is_not_told_that_another_counsellors_client_exists(
+    login, other_counsellor_user, other_counsellor, session_type, make_booking, counsellor
+):
+    make_booking(Status.CONFIRMED, counsellor=counsellor, email="private.person@example.com")
+    form = {"client_name": "Probe", "session_type": session_type.pk, "mode": Mode.ONLINE, "status": Status.PENDING}
+    response = login(other_counsellor_user).post(
+        reverse("staff:booking_new"), {**form, "email": "private.person@example.com"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "active booking" not in html and "can&#x27;t be made here. Please ask an administrator." in html
+
+
 def test_counsellor_booking_without_a_slot_stays_theirs(counsellor_client, session_type, counsellor):
     response = counsellor_client.post(
         reverse("staff:booking_new"),
@@ -327,7 +428,92 @@ def test_approved_without_a_slot_is_refused_clearly(admin_client, session_type):
         },
     )
     assert response.status_code == 400
-    assert "Choose a time slot" in response.content.decode()
+    html = response.content.decode()
+    # Next to the Time slot field (and linked from the summary), not in a box of its own.
+    assert '<span class="field-error" id="id_slot-error">Choose a time slot to approve' in html
+    assert 'href="#id_slot-group">Choose a time slot' in html
+    assert "The booking was not made" not in html
+
+
+def test_the_new_booking_form_starts_as_pending_so_its_defaults_go_through(admin_client, session_type):
+    html = admin_client.get(reverse("staff:booking_new")).content.decode()
+    assert re.search(r'<input type="radio" name="status" value="pending"[^>]*checked', html)
+    assert not re.search(r'<input type="radio" name="status" value="approved"[^>]*checked', html)
+    # What the page posts when only the client's details are filled in.
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Defaults",
+            "email": "defaults@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "counsellor": "",
+            "slot": "",
+            "status": Status.PENDING,
+        },
+    )
+    assert response.status_code == 302
+    assert Booking.objects.get(email="defaults@example.com").status == Status.PENDING
+
+
+@pytest.mark.parametrize("status", [Status.APPROVED, Status.PENDING])
+def test_a_time_of_another_counsellor_is_refused_next_to_the_slot(
+    admin_client, session_type, counsellor, other_slot, status
+):
+    # QA: Counsellor "Asha Menon" with a slot of Rohan's made the booking for Rohan.
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Mismatch",
+            "email": "mismatch@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "counsellor": counsellor.pk,
+            "slot": other_slot.pk,
+            "status": status,
+        },
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert '<span class="field-error" id="id_slot-error">That time is with Rohan Kapoor, not Asha Menon.' in html
+    assert not Booking.objects.filter(email="mismatch@example.com").exists()
+
+
+def test_a_slot_with_counsellor_not_decided_books_the_slots_counsellor(admin_client, session_type, other_slot):
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Any",
+            "email": "any@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "counsellor": "",
+            "slot": other_slot.pk,
+            "status": Status.APPROVED,
+        },
+    )
+    assert response.status_code == 302
+    booking = Booking.objects.get(email="any@example.com")
+    assert booking.counsellor == other_slot.counsellor and booking.slot == other_slot
+
+
+def test_a_taken_slot_is_refused_next_to_the_slot(admin_client, session_type, slot, make_booking):
+    form_page = admin_client.get(reverse("staff:booking_new")).content.decode()
+    assert f'<option value="{slot.pk}">' in form_page
+    make_booking(Status.CONFIRMED, slot=slot)  # taken since the page was shown
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Late",
+            "email": "late@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "slot": slot.pk,
+            "status": Status.APPROVED,
+        },
+    )
+    assert response.status_code == 400
+    assert '<span class="field-error" id="id_slot-error">That slot is no longer free.' in response.content.decode()
 
 
 def test_counsellor_cannot_book_into_another_counsellors_slot(counsellor_client, session_type, other_slot):
@@ -365,3 +551,13 @@ def test_the_dashboard_lists_the_days_work(counsellor_client, counsellor, make_b
     assert tomorrow.ack_id in rest.split("Waiting for review")[0]
     assert waiting.ack_id in rest and paying.ack_id in rest
     assert "waiting" in rest
+
+
+def test_a_request_for_a_hidden_counsellor_says_why_it_cannot_be_approved(admin_client, make_booking, counsellor, slot):
+    """A counsellor hidden from clients (say, back from leave but not shown again yet) has
+    published times, yet none can be approved: the page says why, not "publish availability"."""
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    type(counsellor).objects.filter(pk=counsellor.pk).update(is_active=False)
+    html = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    assert "profile is hidden from clients, so their times can't be booked" in html
+    assert reverse("staff:profile_edit", args=[counsellor.pk]) in html and "Publish availability" not in html

@@ -90,6 +90,15 @@ def test_htmx_returns_the_results_fragment_and_bad_filters_do_not_break_the_page
     html = response.content.decode()
     assert 'id="results"' in html and "<html" not in html and 'role="search"' not in html
     assert admin_client.get(URL, {"status": "nonsense", "date_from": "31/31/2026", "page": "x"}).status_code == 200
+    assert "HX-Request" in response["Vary"]
+
+
+def test_back_to_a_filtered_list_gets_the_whole_page(admin_client, spread):
+    # htmx's history-restore request (Back, when its own copy of the page is gone) is an htmx
+    # request too, but it replaces the whole body: the page, not the results fragment.
+    response = admin_client.get(URL, {"status": "pending"}, **HX, HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    html = response.content.decode()
+    assert "<html" in html and 'role="search"' in html and 'id="results"' in html
 
 
 def test_pagination_keeps_the_filters(admin_client, counsellor, make_booking):
@@ -332,3 +341,22 @@ def test_csv_export_for_administrators_without_the_clients_words(admin_client, c
     assert row["Client name"] == "'=cmd|' /C calc'!A0"
     assert row["Phone"] == "'+919876543210"
     assert row["Status"] == "Confirmed"
+    assert row["Session start (Asia/Kolkata)"] == f"{timezone.localtime(booking.slot.start):%Y-%m-%d %H:%M}"
+
+
+def test_dates_the_wrong_way_round_are_pointed_out(admin_client, spread):
+    response = admin_client.get(URL, {"date_from": "2026-12-10", "date_to": "2026-12-01"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "This is before “Session from”. Swap the two dates, or change one." in html
+    # Said next to "Session to"; the valid "from" still filters.
+    assert html.index('id="id_date_to-group"') < html.index("Swap the two dates") < html.index('id="id_date_to"')
+
+
+@pytest.mark.parametrize(
+    "params", [{"date_from": "9999-12-31"}, {"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}]
+)
+def test_dates_at_the_ends_of_the_calendar_are_refused_not_a_500(admin_client, params):
+    response = admin_client.get(URL, params)
+    assert response.status_code == 200 and "Enter a date" in response.content.decode()
+    assert admin_client.get(reverse("staff:booking_export"), params).status_code == 200

@@ -46,7 +46,7 @@ def test_detail_offers_a_move_with_the_free_slots(counsellor_client, booked, fre
 
 def test_moving_from_the_detail_page_emails_the_client(admin_client, admin_user, booked, free):
     response = admin_client.post(
-        reverse("staff:booking_move", args=[booked.pk]), {"slot": free.pk, "version": booked.version}, **HX
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": free.pk, "move-version": booked.version}, **HX
     )
     assert response.status_code == 200 and response["HX-Trigger"] == "bookingChanged"
     assert "Moved to" in response.content.decode()
@@ -59,7 +59,7 @@ def test_moving_from_the_detail_page_emails_the_client(admin_client, admin_user,
 
 def test_a_stale_move_is_refused_with_the_current_state(admin_client, booked, free):
     response = admin_client.post(
-        reverse("staff:booking_move", args=[booked.pk]), {"slot": free.pk, "version": booked.version + 1}
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": free.pk, "move-version": booked.version + 1}
     )
     assert response.status_code == 409
     assert "changed by someone else" in response.content.decode()
@@ -69,7 +69,7 @@ def test_a_stale_move_is_refused_with_the_current_state(admin_client, booked, fr
 
 def test_another_counsellor_cannot_move_the_booking(login, other_counsellor_user, other_counsellor, booked, free):
     browser = login(other_counsellor_user)
-    response = browser.post(reverse("staff:booking_move", args=[booked.pk]), {"slot": free.pk, "version": 1})
+    response = browser.post(reverse("staff:booking_move", args=[booked.pk]), {"move-slot": free.pk, "move-version": 1})
     assert response.status_code == 404
     response = drop(browser, booked, free.start)
     assert response.status_code == 404
@@ -124,6 +124,9 @@ def test_dropping_with_a_stale_version_or_bad_input_is_refused(admin_client, boo
     assert response.status_code == 409 and json.loads(response.content)["code"] == "stale"
     response = admin_client.post(reverse("staff:booking_drop", args=[booked.pk]), {"start": "soon", "version": "x"})
     assert response.status_code == 400
+    for start in ("2024-02-30T10:00:00", "2026-01-01T10:00:00+99:00", "0001-01-01T00:00:00"):
+        response = admin_client.post(reverse("staff:booking_drop", args=[booked.pk]), {"start": start, "version": "1"})
+        assert response.status_code == 400, start
     for version in ("²", "9" * 30):  # digits to str.isdigit(), not numbers int() or a bigint take
         response = drop(admin_client, booked, free.start, version=version)
         assert response.status_code == 400

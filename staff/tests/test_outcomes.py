@@ -77,18 +77,20 @@ def test_staff_detail_offers_no_show_next_to_completed_only_after_the_end(admin_
 
 def test_marking_a_no_show_from_the_portal(counsellor_client, held):
     url = reverse("staff:booking_no_show", args=[held.pk])
-    response = counsellor_client.post(url, {"version": held.version}, **HX)
+    response = counsellor_client.post(url, {"no_show-version": held.version}, **HX)
     html = response.content.decode()
     assert response.status_code == 200 and 'id="booking-detail"' in html and "<html" not in html
     assert "Marked as a no-show." in html and "No-show" in html
     assert Booking.objects.get(pk=held.pk).status == Status.NO_SHOW
     # Again, with the old version: refused, nothing changes.
-    response = counsellor_client.post(url, {"version": held.version})
+    response = counsellor_client.post(url, {"no_show-version": held.version})
     assert response.status_code == 409
 
 
 def test_another_counsellor_cannot_mark_it(login, other_counsellor_user, other_counsellor, held):
-    response = login(other_counsellor_user).post(reverse("staff:booking_no_show", args=[held.pk]), {"version": 1})
+    response = login(other_counsellor_user).post(
+        reverse("staff:booking_no_show", args=[held.pk]), {"no_show-version": 1}
+    )
     assert response.status_code == 404
     assert Booking.objects.get(pk=held.pk).status == Status.CONFIRMED
 
@@ -141,7 +143,7 @@ def test_the_cancel_form_records_a_late_cancellation_and_the_detail_shows_it(adm
     assert "The client asked to cancel" in html and "late cancellation" in html
     response = admin_client.post(
         reverse("staff:booking_cancel", args=[booking.pk]),
-        {"version": booking.version, "reason": "Client phoned: unwell", "client_asked": "on"},
+        {"cancel-version": booking.version, "cancel-reason": "Client phoned: unwell", "cancel-client_asked": "on"},
     )
     assert response.status_code == 302
     html = admin_client.get(detail).content.decode()

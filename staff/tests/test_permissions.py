@@ -230,3 +230,12 @@ def test_a_stand_in_is_scoped_as_the_member_it_stands_for(
     assert set(bookings_for(scope_stand_in(counsellor_user.role, counsellor_user.pk))) < set(Booking.objects.all())
     assert set(slots_for(scope_stand_in(counsellor_user.role, counsellor_user.pk))) < set(Slot.objects.all())
     assert scope_names_member(counsellor_user.role) and not scope_names_member(admin_user.role)
+
+
+def test_an_administrators_page_refuses_a_counsellor_in_the_portals_layout(counsellor_client, client):
+    response = counsellor_client.get(reverse("staff:team"))
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "You cannot open this page" in html and "Only administrators can open this page." in html
+    # The portal's menu and a way back, not a bare "403 Forbidden".
+    assert 'aria-label="Staff"' in html and f'href="{reverse("staff:dashboard")}"' in html

@@ -1,17 +1,134 @@
 // The staff calendar: FullCalendar fed by /staff/calendar/feed/, a booking side panel
 // loaded with htmx, and publishing free slots by selecting a range. No inline script:
 // loaded with the page's CSP nonce; FullCalendar takes its style nonce from
-// <meta name="csp-nonce">.
+// <meta name="csp-nonce">. Times are shown in the clinic's time zone (data-time-zone on
+// #calendar), whatever the browser's.
 (function () {
   "use strict";
 
   var el = document.getElementById("calendar");
-  if (!el || !window.FullCalendar) return;
+  if (!el) return;
+  var statusBox = document.getElementById("calendar-status");
+  if (!window.FullCalendar) {
+    // The controls stay hidden (they only work with the calendar); the list still does.
+    statusBox.textContent = "The calendar could not load. Reload the page, or use the booking list.";
+    statusBox.hidden = false;
+    return;
+  }
+  // Without JavaScript the page shows only its <noscript> notice: the controls and the
+  // calendar appear once this script runs.
+  document.querySelectorAll("[data-calendar-ui]").forEach(function (part) {
+    part.hidden = false;
+  });
+
+  var zone = el.dataset.timeZone || "UTC";
+
+  // --- The clinic's time zone ------------------------------------------------------------
+  // FullCalendar's named time zones need a plugin (without one it shows the feed's UTC times
+  // as if they were the zone's). This one asks the browser's Intl, so no library is needed.
+  // FullCalendar constructs it with the zone's name and calls:
+  //   timestampToArray(ms): the zone's wall clock at a UTC timestamp, as
+  //     [year, month0, day, hour, minute, second, ms];
+  //   offsetForArray(a): the zone's UTC offset in minutes at the wall-clock time a.
+  var wallClocks = {}; // one formatter per zone: creating one is slow
+
+  function wallClock(timeZone) {
+    if (!wallClocks[timeZone]) {
+      wallClocks[timeZone] = new Intl.DateTimeFormat("en-US", {
+        timeZone: timeZone,
+        hourCycle: "h23",
+        year: "numeric",
+        month: "numeric",
+        day: "numeric",
+        hour: "numeric",
+        minute: "numeric",
+        second: "numeric",
+      });
+    }
+    return wallClocks[timeZone];
+  }
+
+  function ClinicZone(timeZoneName) {
+    this.timeZoneName = timeZoneName;
+    this.format = wallClock(timeZoneName);
+    this.offsets = {}; // by wall-clock time: FullCalendar asks for the same times many times
+  }
+  ClinicZone.prototype.timestampToArray = function (ms) {
+    var parts = {};
+    this.format.formatToParts(new Date(ms)).forEach(function (part) {
+      parts[part.type] = part.value;
+    });
+    return [
+      Number(parts.year),
+      Number(parts.month) - 1,
+      Number(parts.day),
+      Number(parts.hour) % 24, // some engines once wrote midnight as 24 even with h23
+      Number(parts.minute),
+      Number(parts.second),
+      ((ms % 1000) + 1000) % 1000,
+    ];
+  };
+  // The offset (minutes east of UTC) at the instant `ms`.
+  ClinicZone.prototype.offsetAt = function (ms) {
+    var a = this.timestampToArray(ms);
+    return Math.round((Date.UTC(a[0], a[1], a[2], a[3], a[4], a[5], a[6]) - ms) / 60000);
+  };
+  ClinicZone.prototype.offsetForArray = function (a) {
+    var local = Date.UTC(a[0], a[1], a[2], a[3] || 0, a[4] || 0, a[5] || 0, a[6] || 0);
+    if (!(local in this.offsets)) this.offsets[local] = this.offsetAtWallClock(local);
+    return this.offsets[local];
+  };
+  ClinicZone.prototype.offsetAtWallClock = function (local) {
+    // The offsets in force a day before and a day after: a zone changes its offset at most
+    // once in two days, so the wall-clock time has one of these.
+    var before = this.offsetAt(local - 864e5);
+    var after = this.offsetAt(local + 864e5);
+    var fits = [before, after].filter(function (offset) {
+      return this.offsetAt(local - offset * 60000) === offset;
+    }, this);
+    // A time that happens twice (clocks going back) is taken the first time, the larger
+    // offset. A time that never happens (clocks going forward) takes the offset from before
+    // the change, which moves it forward past the gap, as a wall clock would.
+    return fits.length ? Math.max.apply(null, fits) : before;
+  };
+  var clinicZonePlugin = FullCalendar.createPlugin({ name: "mindsettler-clinic-zone", namedTimeZonedImpl: ClinicZone });
+
+  // What confirmations say: "Mon 1 Jun, 16:30 IST", in the clinic's zone and 24-hour time.
+  function zoneName(date) {
+    // en-GB writes India's zone as GMT+5:30: prefer a locale that has a name for it.
+    var fallback = "";
+    var locales = ["en-GB", "en-IN", "en-US"];
+    for (var i = 0; i < locales.length; i++) {
+      var name = new Intl.DateTimeFormat(locales[i], { timeZone: zone, timeZoneName: "short" })
+        .formatToParts(date)
+        .filter(function (part) {
+          return part.type === "timeZoneName";
+        })[0].value;
+      if (!/^(GMT|UTC)[+\-\u2212]/.test(name)) return name;
+      fallback = fallback || name;
+    }
+    return fallback;
+  }
+
+  function clinicTime(date, withDay) {
+    var options = { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    if (withDay) {
+      options.weekday = "short";
+      options.day = "numeric";
+      options.month = "short";
+    }
+    return date.toLocaleString("en-GB", options);
+  }
+
+  // Is a selection inside one day of the clinic's zone? (startStr/endStr are wall-clock
+  // times there, "2026-06-01T10:00:00+05:30".)
+  function withinOneDay(span) {
+    return !span.allDay && span.startStr.slice(0, 10) === span.endStr.slice(0, 10);
+  }
 
   var counsellorSelect = document.getElementById("cal-counsellor");
   var sessionInput = document.getElementById("cal-session");
   var bufferInput = document.getElementById("cal-buffer");
-  var statusBox = document.getElementById("calendar-status");
 
   function csrfToken() {
     try {
@@ -27,6 +144,8 @@
   }
 
   var calendar = new FullCalendar.Calendar(el, {
+    plugins: [clinicZonePlugin],
+    timeZone: zone,
     // Day-first dates (30/11, 30 Nov - 6 Dec 2026), as read in India; English words.
     locale: "en-GB",
     initialView: window.matchMedia("(max-width: 640px)").matches ? "listWeek" : "timeGridWeek",
@@ -44,6 +163,9 @@
     height: "auto",
     selectable: true,
     selectMirror: true,
+    // Free slots are published for times within one day, in the Week and Day views: a
+    // whole-day selection (Month view) would publish slots round the clock.
+    selectAllow: withinOneDay,
     // A session keeps its length: only its start can move (the feed marks which sessions may).
     eventDurationEditable: false,
     eventTimeFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
@@ -86,7 +208,7 @@
         info.revert();
         return;
       }
-      var when = info.event.start.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+      var when = clinicTime(info.event.start, true) + " " + zoneName(info.event.start);
       if (!window.confirm("Move " + info.event.title + " to " + when + "? The client will be emailed.")) {
         info.revert();
         return;
@@ -113,6 +235,11 @@
         });
     },
     select: function (info) {
+      if (!withinOneDay(info)) {
+        say("Select a time within one day, in the Week or Day view.");
+        calendar.unselect();
+        return;
+      }
       var counsellorId = counsellorSelect ? counsellorSelect.value : "";
       if (!counsellorId) {
         say("Choose a counsellor first, then select the time to publish.");
@@ -122,8 +249,7 @@
       var name = counsellorSelect.options[counsellorSelect.selectedIndex].text;
       var minutes = sessionInput.value;
       var buffer = bufferInput.value;
-      var range = info.start.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }) +
-        " – " + info.end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var range = clinicTime(info.start, true) + " – " + clinicTime(info.end, false) + " " + zoneName(info.start);
       if (!window.confirm("Publish " + minutes + "-minute free slots (" + buffer + " min apart) for " + name + ", " + range + "?")) {
         calendar.unselect();
         return;

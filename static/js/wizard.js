@@ -1,7 +1,35 @@
-// The client journey's small helpers. Everything works without this file; it only makes
-// focus behave after htmx swaps a step in place, as a full page load would.
+// The client journey's small helpers, on the booking wizard and the "Move your session" page.
+// Everything works without this file; it only makes htmx swaps behave as a full page load
+// would: refusals shown, focus moved, the reader's place kept, the language switch returning
+// to the page shown.
 (function () {
   "use strict";
+
+  // Refusals that come back as the page explaining what to do: 400 (a choice is missing),
+  // 409 (a time was taken meanwhile), 429 (too many tries). htmx drops 4xx answers, and with
+  // DEBUG django-htmx's script puts a 400 in place of the whole page, as if it were Django's
+  // error page. Only the fragment the request asked for counts; anything else (a proxy's
+  // error page) is left to announceFailure below.
+  var SHOWN_STATUSES = [400, 409, 429];
+
+  function isShownRefusal(detail) {
+    var xhr = detail.xhr;
+    var target = detail.target;
+    return (
+      SHOWN_STATUSES.indexOf(xhr.status) !== -1 &&
+      !!target &&
+      !!target.id &&
+      typeof xhr.responseText === "string" &&
+      xhr.responseText.indexOf('id="' + target.id + '"') !== -1
+    );
+  }
+
+  // django-htmx's debug script listens on document: stop these answers on the way there.
+  document.documentElement.addEventListener("htmx:beforeOnLoad", function (event) {
+    if (isShownRefusal(event.detail)) {
+      event.stopPropagation();
+    }
+  });
 
   // Move focus to the error summary if there is one (GOV.UK pattern), else to the heading,
   // so screen reader and keyboard users start at the top of what changed.
@@ -12,39 +40,61 @@
     }
   }
 
-  var swappedStep = null;
+  var swapped = null; // the id of the region being replaced, and the wizard's step in it
 
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var status = event.detail.xhr.status;
-    // Rate limits (429) and refusals (409) come back as a whole step explaining what to do.
-    if (status === 409 || status === 429) {
+    if (isShownRefusal(event.detail)) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }
     var target = event.detail.target;
-    swappedStep = target && target.id === "wizard-step" ? target.getAttribute("data-step") : null;
+    swapped = target && target.id ? { id: target.id, step: target.getAttribute("data-step") } : null;
   });
 
   document.addEventListener("htmx:afterSettle", function () {
-    if (swappedStep === null) {
-      // A single field was checked, or a day button brought the picker alone (HX-Retarget):
-      // leave focus where the client put it (htmx keeps it on the same control).
+    var previous = swapped;
+    swapped = null;
+    var region = previous && document.getElementById(previous.id);
+    if (!region) {
       return;
     }
-    var step = document.getElementById("wizard-step");
-    var previous = swappedStep;
-    swappedStep = null;
-    if (!step) {
+    if (region.querySelector("[data-error-summary]")) {
+      focusStart(region);
+    } else if (previous.id === "wizard-step" && region.getAttribute("data-step") !== previous.step) {
+      focusStart(region);
+    }
+    // Otherwise a single field was checked, a day button brought the picker alone, or the
+    // same step was refreshed (other kind of session, counsellor or way of meeting): htmx
+    // keeps focus on the control that was used.
+  });
+
+  // htmx puts the new content in before it takes the old out: the browser's scroll anchoring
+  // then keeps the old content (about to go) in view and throws the page to the bottom when a
+  // choice refreshes the step. The region swapped is always in <main>.
+  var main = document.getElementById("main");
+  if (main) {
+    main.style.overflowAnchor = "none";
+  }
+
+  // The language switch returns to the page shown: htmx pushes each step's URL, after the
+  // footer's `next` was written.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("[data-language-switcher]")) {
       return;
     }
-    if (step.querySelector("[data-error-summary]") || step.getAttribute("data-step") !== previous) {
-      focusStart(step);
+    var next = form.querySelector("input[name='next']");
+    if (next) {
+      next.value = window.location.pathname + window.location.search;
     }
-    // Otherwise the same step was refreshed (other kind of session, counsellor or way of
-    // meeting): htmx keeps focus on the control that was used.
   });
 
   // A failed request (server down, network lost) must not look like nothing happened.
+  // In the page's language, from the script element (bookings/_wizard_js.html).
+  var failedText =
+    (document.currentScript && document.currentScript.getAttribute("data-request-failed")) ||
+    "Sorry, that did not go through. Please check your connection and try again: nothing you typed has been lost.";
+
   function announceFailure(event) {
     var form = event.detail.elt && event.detail.elt.closest ? event.detail.elt.closest("form") : null;
     if (!form || form.querySelector("[data-request-failed]")) {
@@ -54,7 +104,7 @@
     note.className = "error-summary font-semibold text-red-800";
     note.setAttribute("role", "alert");
     note.setAttribute("data-request-failed", "");
-    note.textContent = "Sorry, that did not go through. Please check your connection and try again: nothing you typed has been lost.";
+    note.textContent = failedText;
     form.insertBefore(note, form.firstChild);
   }
   document.addEventListener("htmx:responseError", announceFailure);

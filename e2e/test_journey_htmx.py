@@ -1,0 +1,169 @@
+"""The client journey with JavaScript on behaves as it does without: refusals (400, 409,
+429) show their error summary with focus on it, a choice in the wizard keeps the reader's
+place, a time taken meanwhile sends the client back with an error, and the language switch
+returns to the step shown (static/js/wizard.js)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from bookings.models import SessionType, Status
+from e2e.browsing import PHONE
+from e2e.journeys import CLIENT, choose_session, heading, open_booking_page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def summary_has_focus(page, text: str) -> None:
+    summary = page.get_by_role("alert").filter(has_text="There is a problem")
+    expect(summary).to_contain_text(text)
+    expect(page.locator(":focus")).to_have_attribute("data-error-summary", "")
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG"])
+def test_the_move_page_shows_its_refusals_with_javascript(tab, approved_booking, make_booking, slots, settings, debug):
+    # With DEBUG, django-htmx's script would put any 400 answer in place of the whole page.
+    settings.DEBUG = debug
+    page = tab.page
+    booking_url = open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    tab.goto(booking_url + "reschedule/")
+    expect(heading(page, "Move your session")).to_be_visible()
+    if debug:
+        expect(page.locator("script[data-debug='True']")).to_have_count(1)
+
+    # Chromium logs each refusal as an error: expected here.
+    with tab.allowing_status(400, 409):
+        # No time chosen: 400.
+        with page.expect_response(lambda r: r.status == 400):
+            page.get_by_role("button", name="Email me a link to confirm").click()
+        summary_has_focus(page, "Choose a new time.")
+        expect(heading(page, "Move your session")).to_be_visible()  # the page, not a bare fragment
+        assert page.title().startswith("Error: Move your session")
+
+        # The time is taken by someone else before "Email me a link": 409.
+        page.get_by_role("radio", name=re.compile(r"^10:00")).check()
+        make_booking(Status.APPROVED, slot=slots[0], email="someone.else@example.com")
+        with page.expect_response(lambda r: r.status == 409):
+            page.get_by_role("button", name="Email me a link to confirm").click()
+        summary_has_focus(page, "taken")
+        assert page.title().startswith("Error: Move your session")
+        tab.check()
+
+
+def test_the_wizard_shows_a_rate_limit_with_its_summary(tab, slots, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_ip": (0, 3600)}
+    page = tab.page
+    with tab.allowing_status(429):
+        book_through_wizard_to_review(tab)
+        with page.expect_response(lambda r: r.status == 429):
+            page.get_by_role("button", name="Send my request").click()
+        summary_has_focus(page, "several booking requests")
+        expect(heading(page, "Check your answers and send")).to_be_visible()
+        assert page.title().startswith("Error: ")
+        tab.check()
+
+
+def book_through_wizard_to_review(tab) -> None:
+    tab.goto("/book/")
+    choose_session(tab.page)
+    continue_to_review(tab.page)
+
+
+def continue_to_review(page) -> None:
+    """From the session step, with a time chosen: the later steps filled in, to the review."""
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page, "About you")).to_be_visible()
+    page.get_by_label("Your name").fill(CLIENT["name"])
+    page.get_by_label("Email address").fill(CLIENT["email"])
+    page.get_by_label("I am 18 or over").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page, "What brings you")).to_be_visible()
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page, "Check your answers and send")).to_be_visible()
+    page.get_by_label("I have read and agree to the privacy notice").check()
+    page.get_by_label("I have read and agree to the cancellation policy").check()
+
+
+def test_a_time_taken_meanwhile_is_an_error_on_its_day_and_leads_back_to_the_review(tab, slots, make_booking):
+    page = tab.page
+    tab.goto("/book/")
+    choose_session(page, time=None)
+    # The second day's 14:00, so the day kept is not simply the first.
+    later = timezone.localdate(slots[3].start)
+    day_button = page.locator(f"#day-{later.isoformat()}")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        day_button.click()
+    page.get_by_role("radio", name=re.compile(r"^14:00")).check()
+    continue_to_review(page)
+
+    make_booking(Status.APPROVED, slot=slots[5], email="someone.else@example.com")  # day 4, 14:00
+    page.get_by_role("button", name="Send my request").click()
+    expect(heading(page, "Choose your session")).to_be_visible()
+    summary_has_focus(page, "taken")
+    assert page.title().startswith("Error: Choose your session")
+    expect(page.locator(f"#day-{later.isoformat()}")).to_have_attribute("aria-pressed", "true")
+    tab.check()
+
+    page.get_by_role("radio", name=re.compile(r"^10:00")).check()
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page, "Check your answers and send")).to_be_visible()
+    expect(page.get_by_text(CLIENT["email"])).to_be_visible()
+    tab.check()
+
+
+def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
+    SessionType.objects.create(name="Couples session", slug="couples", duration_minutes=50, price=250000)
+    tab = tabs(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = tab.page
+    tab.goto("/book/")
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.get_by_role("radio", name=re.compile("Individual session")).check()
+    page.wait_for_load_state("networkidle")
+    online = page.get_by_role("radio", name="Online", exact=True)
+    online.scroll_into_view_if_needed()
+    page.mouse.wheel(0, 150)  # the way of meeting in the middle of the screen, as one scrolls to it
+    page.wait_for_timeout(200)
+    before = page.evaluate("() => window.scrollY")
+    assert before > 200, before
+    box = online.bounding_box()
+    assert box is not None and 0 < box["y"] < PHONE["height"]
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_load_state("networkidle")
+    expect(online).to_be_checked()
+    page.wait_for_timeout(200)
+    after = page.evaluate("() => window.scrollY")
+    assert abs(after - before) < 40, f"the page moved from {before} to {after}"
+    tab.check()
+
+
+def test_switching_language_mid_wizard_returns_to_the_same_step(tab, slots):
+    page = tab.page
+    tab.goto("/book/")
+    choose_session(page)
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page, "About you")).to_be_visible()
+    page.get_by_label("Your name").fill(CLIENT["name"])
+    page.get_by_label("Email address").fill(CLIENT["email"])
+    page.get_by_label("I am 18 or over").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(heading(page, "What brings you")).to_be_visible()
+    assert "step=concerns" in page.url  # pushed by htmx, after the footer was written
+    concerns = page.get_by_label("What brings you to counselling? (optional)")
+    concerns.fill("Hard to sleep since the move.")
+
+    language = page.get_by_label("Language")
+    # Going to the language menu, focus leaves the text: it is saved (checked on blur).
+    with page.expect_response(lambda r: r.request.method == "POST" and "_validate" in (r.request.post_data or "")):
+        language.focus()
+    language.select_option("hi")
+    page.get_by_role("button", name="Change language").click()
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("html")).to_have_attribute("lang", "hi")
+    assert "step=concerns" in page.url
+    expect(page.locator("textarea[name='concerns']")).to_have_value("Hard to sleep since the move.")
+    tab.check()

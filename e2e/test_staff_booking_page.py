@@ -1,0 +1,95 @@
+"""The booking page's actions in place (htmx) on the full page and in the calendar's side panel:
+the layout stays, focus goes to what changed; and each label focuses its own field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from bookings.models import Booking, Status
+from e2e.browsing import sign_in
+from e2e.journeys import find_on_calendar, heading
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def focused(page: Page):
+    return page.locator(":focus")
+
+
+def side_by_side(page: Page) -> bool:
+    """The actions column stands right of the booking's details (the full page's two columns)."""
+    details = page.get_by_role("region", name="Client and session").bounding_box()
+    actions = page.locator("#booking-detail [aria-label='Actions']").bounding_box()
+    return actions["x"] > details["x"] + details["width"] - 1
+
+
+def test_actions_on_the_full_page_keep_its_layout_and_move_focus(
+    tab, counsellor_login, make_booking, counsellor, slots
+):
+    pending = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slots[0])
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path=f"/staff/bookings/{pending.pk}/")
+    expect(heading(page, pending.ack_id)).to_be_visible()
+    assert side_by_side(page)
+
+    # Each label focuses its own field (the reasons of Reject and Cancel were one id).
+    page.get_by_role("region", name="Cancel booking").get_by_text("Reason", exact=True).click()
+    expect(focused(page)).to_have_attribute("id", "id_cancel-reason")
+    page.get_by_role("region", name="Reject").get_by_text("Reason", exact=True).click()
+    expect(focused(page)).to_have_attribute("id", "id_reject-reason")
+
+    # A refusal: the page keeps its columns, focus is on the summary of the problem.
+    page.get_by_role("button", name="Reject request").click()
+    summary = page.get_by_role("region", name="Reject").get_by_role("alert")
+    expect(summary).to_contain_text("Give a reason for rejecting")
+    expect(summary).to_be_focused()
+    assert side_by_side(page)
+    expect(page.get_by_role("link", name="Open full page")).to_have_count(0)
+    tab.check()
+
+    # Success: the notice has focus, the page its layout.
+    page.get_by_role("region", name="Approve").get_by_role("button", name="Approve").click()
+    notice = page.get_by_role("status").filter(has_text="Approved.")
+    expect(notice).to_be_focused()
+    assert side_by_side(page)
+    expect(page.get_by_role("link", name="Open full page")).to_have_count(0)
+    tab.check()
+    assert Booking.objects.get(pk=pending.pk).status == Status.APPROVED
+
+
+def test_actions_in_the_calendars_side_panel_stay_there_and_move_focus(tab, counsellor_login, make_booking, slots):
+    booking = make_booking(Status.APPROVED, slot=slots[0])
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    expect(heading(page, "Calendar")).to_be_visible()
+    find_on_calendar(tab, booking.ack_id).click()
+    panel = page.get_by_role("complementary", name="Booking details")
+    expect(panel.get_by_role("heading", name=booking.ack_id)).to_be_visible()
+
+    panel.get_by_label("Reason").fill("   ")  # passes the browser's check, not the server's
+    panel.get_by_role("button", name="Cancel booking").click()
+    summary = panel.get_by_role("alert").filter(has_text="Give a reason for cancelling")
+    expect(summary).to_be_focused()
+    expect(panel.get_by_role("link", name="Open full page")).to_be_visible()
+
+    panel.get_by_label("Reason").fill("Counsellor unwell")
+    panel.get_by_role("button", name="Cancel booking").click()
+    expect(panel.get_by_role("status").filter(has_text="Cancelled.")).to_be_focused()
+    expect(panel.get_by_role("link", name="Open full page")).to_be_visible()
+    expect(page.get_by_role("heading", name="Calendar", level=1)).to_be_visible()  # still the calendar
+    tab.check()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CANCELLED
+
+
+def test_availability_labels_focus_their_own_fields(tab, counsellor_login, counsellor):
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path=f"/staff/availability/{counsellor.pk}/")
+    expect(heading(page, re.compile("Availability"))).to_be_visible()
+    page.get_by_role("region", name=re.compile("Blocked periods")).get_by_text("From", exact=True).click()
+    expect(focused(page)).to_have_attribute("id", "id_blocked-start")
+    page.get_by_role("region", name="Add a one-off slot").get_by_text("Starts", exact=True).click()
+    expect(focused(page)).to_have_attribute("id", "id_slot-start")
+    tab.check()

@@ -1,0 +1,215 @@
+"""The staff calendar in a browser: it shows the clinic's times whatever the browser's zone,
+publishes free slots only for times within one day, moves a dragged session to the instant
+shown, and without JavaScript shows only its notice.
+
+Dragging needs FullCalendar's cells (by their date and time attributes): a person sees a grid
+of times, which has no roles or labels to find them by."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Dialog, Page, expect
+
+from bookings.models import Slot, Status
+from conftest import next_weekday_at
+from e2e.browsing import Tab, sign_in
+from e2e.journeys import find_on_calendar, heading
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Kolkata is 4:30 (summer) or 5:30 (winter) ahead of London: a 10:00 session there is before
+# the calendar's 07:00 start in London time, and 16:30 there is 11:00 (or 12:00) in London.
+ELSEWHERE = "Europe/London"
+
+
+@pytest.fixture
+def london(tabs, counsellor_login, counsellor) -> Tab:
+    """Asha, signed in from a browser whose clock is set to London time."""
+    tab = tabs(timezone_id=ELSEWHERE)
+    sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    expect(heading(tab.page, "Calendar")).to_be_visible()
+    assert tab.page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone") == ELSEWHERE
+    return tab
+
+
+def dialogs(page: Page, *, accept: bool) -> list[str]:
+    """The messages of the confirm boxes the page opens from now on, each accepted or not."""
+    seen: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        seen.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.on("dialog", answer)
+    return seen
+
+
+def show_week_of(page: Page, day: datetime) -> None:
+    """Page the Week view forward to the week with `day` (a clinic date)."""
+    column = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(day):%Y-%m-%d}"]')
+    for _ in range(3):
+        page.wait_for_load_state("networkidle")
+        if column.count():
+            return
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    expect(column).to_be_visible()
+
+
+def time_cell(page: Page, day: datetime, at: str) -> dict[str, float]:
+    """The middle of the half-hour row starting at `at` ("10:00") in the column of `day`."""
+    column = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(day):%Y-%m-%d}"]').bounding_box()
+    row = page.locator(f'td.fc-timegrid-slot-lane[data-time="{at}:00"]').bounding_box()
+    assert column and row
+    return {"x": column["x"] + column["width"] / 2, "y": row["y"] + row["height"] / 2}
+
+
+def drag(page: Page, start: dict[str, float], end: dict[str, float]) -> None:
+    page.mouse.move(start["x"], start["y"])
+    page.mouse.down()
+    page.mouse.move((start["x"] + end["x"]) / 2, (start["y"] + end["y"]) / 2, steps=5)
+    page.mouse.move(end["x"], end["y"], steps=5)
+    page.mouse.up()
+
+
+def test_a_browser_in_another_zone_sees_sessions_at_the_clinics_times(london, make_booking, counsellor):
+    page = london.page
+    morning = next_weekday_at(10, days_ahead=3)
+    afternoon = morning + timedelta(hours=6, minutes=30)
+    early = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=morning, end=morning + timedelta(minutes=50)),
+        client_name="Priya Sharma",
+    )
+    late = make_booking(
+        Status.APPROVED,
+        slot=Slot.objects.create(counsellor=counsellor, start=afternoon, end=afternoon + timedelta(minutes=50)),
+        client_name="Kiran Rao",
+    )
+    page.reload()
+    expect(page.get_by_text("Times are in IST (Asia/Kolkata)")).to_be_visible()
+
+    # Each session shows at its time in Kolkata: not at 04:30 London time, before the
+    # calendar's first row, nor 16:30 at 11:00.
+    expect(find_on_calendar(london, early.ack_id)).to_have_accessible_name(re.compile(r"^10:00 - 10:50"))
+    expect(find_on_calendar(london, late.ack_id)).to_have_accessible_name(re.compile(r"^16:30 - 17:20"))
+    # Each in the column of its clinic date.
+    column = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(morning):%Y-%m-%d}"]')
+    expect(column.get_by_role("link", name=re.compile(early.ack_id))).to_be_visible()
+    expect(column.get_by_role("link", name=re.compile(late.ack_id))).to_be_visible()
+    london.check()
+
+    # The list view too.
+    page.get_by_role("button", name="List").click()
+    row = page.get_by_role("row").filter(has_text=late.ack_id)
+    expect(row).to_contain_text("16:30 - 17:20")
+    london.check()
+
+
+def test_whole_days_cannot_be_selected_and_a_time_within_a_day_publishes_at_clinic_times(london, counsellor):
+    page = london.page
+    asked = dialogs(page, accept=True)
+    publishes: list[str] = []
+    page.on("request", lambda r: publishes.append(r.post_data or "") if "/calendar/publish/" in r.url else None)
+    day = next_weekday_at(10, days_ahead=2)
+
+    # In the Month view, a day clicked or days dragged across select nothing to publish.
+    page.get_by_role("button", name="Month").click()
+
+    def month_cell(moment: datetime):
+        return page.locator(f'td.fc-daygrid-day[data-date="{timezone.localtime(moment):%Y-%m-%d}"]')
+
+    first = month_cell(day)
+    if not first.count():
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    second = month_cell(day + timedelta(days=1))
+    if not second.count():  # the month's last cell: drag back a day instead
+        second = month_cell(day - timedelta(days=1))
+    first.click(position={"x": 40, "y": 50})
+    box_1, box_2 = first.bounding_box(), second.bounding_box()
+    assert box_1 and box_2
+    drag(page, {"x": box_1["x"] + 40, "y": box_1["y"] + 50}, {"x": box_2["x"] + 40, "y": box_2["y"] + 50})
+    page.wait_for_load_state("networkidle")
+    expect(page.locator(".fc-highlight")).to_have_count(0)
+    assert asked == [] and publishes == []
+
+    # In the Week view, nor do times dragged across two days.
+    page.get_by_role("button", name="Week").click()
+    show_week_of(page, day)
+    if timezone.localtime(day).weekday() < 6:  # Sunday's next day is in the next week
+        drag(page, time_cell(page, day, "10:00"), time_cell(page, day + timedelta(days=1), "11:00"))
+        page.wait_for_load_state("networkidle")
+        assert asked == [] and publishes == []
+
+    # 10:00 to 12:00 in Kolkata, dragged in a London browser: two 50-minute slots then.
+    drag(page, time_cell(page, day, "10:00"), time_cell(page, day, "11:30"))
+    expect(page.get_by_role("status").filter(has_text="Published 2 free slots")).to_be_visible()
+    assert len(asked) == 1
+    assert re.search(
+        r"Publish 50-minute free slots \(10 min apart\) for Asha Menon, \w{3} \d+ \w{3}, 10:00 \u2013 12:00 IST\?",
+        asked[0],
+    ), asked[0]
+    assert [timezone.localtime(s.start).strftime("%H:%M") for s in Slot.objects.order_by("start")] == ["10:00", "11:00"]
+    assert {s.start.date() for s in Slot.objects.all()} == {day.date()}
+    # The new free slots show as shaded times in the clinic's hours.
+    expect(
+        page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(day):%Y-%m-%d}"] .fc-bg-event')
+    ).to_have_count(2)
+    london.check()
+
+
+def test_a_session_dragged_in_another_zone_moves_to_the_clinic_time_shown(london, make_booking, counsellor):
+    page = london.page
+    morning = next_weekday_at(10, days_ahead=3)
+    booking = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=morning, end=morning + timedelta(minutes=60)),
+    )
+    target = Slot.objects.create(
+        counsellor=counsellor, start=morning + timedelta(hours=4), end=morning + timedelta(hours=5)
+    )
+    asked = dialogs(page, accept=True)
+    page.reload()
+    event = find_on_calendar(london, booking.ack_id)
+    box = event.bounding_box()
+    assert box
+    to = time_cell(page, morning, "14:00")
+    drag(page, {"x": box["x"] + box["width"] / 2, "y": box["y"] + 8}, {"x": to["x"], "y": to["y"] - 4})
+    expect(page.get_by_role("status").filter(has_text=f"{booking.ack_id} moved to")).to_be_visible()
+    assert len(asked) == 1 and re.search(r", 14:00 IST\? The client will be emailed\.$", asked[0]), asked[0]
+    booking.refresh_from_db()
+    assert booking.slot_id == target.pk
+    expect(find_on_calendar(london, booking.ack_id)).to_have_accessible_name(re.compile(r"^14:00 - 15:00"))
+    london.check()
+
+
+def test_without_javascript_the_calendar_page_shows_only_its_notice(tabs, counsellor_login):
+    tab = tabs(javascript=False)
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    expect(heading(page, "Calendar")).to_be_visible()
+    # Playwright's text and role locators skip <noscript>: read the notice's links from it.
+    links = dict(re.findall(r'<a href="([^"]+)">([^<]+)</a>', page.locator("noscript").inner_html()))
+    assert set(links.values()) == {"See upcoming sessions as a list", "publish free slots on the availability page"}
+    # Nothing that needs the script is shown around it.
+    for hidden in (
+        page.get_by_label("Counsellor"),
+        page.get_by_label("Session length (min)"),
+        page.get_by_label("Buffer (min)"),
+        page.get_by_text("Drag across empty time", exact=False),
+        page.get_by_text("Select a session to see its booking here."),
+        page.get_by_text("Times are in IST"),
+    ):
+        expect(hidden).to_be_hidden()
+    # What the page shows, after the sign-in message: the heading and the notice, only.
+    shown = " ".join(page.get_by_role("main").inner_text().split())
+    assert shown.endswith(
+        "Calendar The calendar needs JavaScript. See upcoming sessions as a list, "
+        "or publish free slots on the availability page."
+    ), shown
+    for href in links:
+        tab.goto(href.replace("&amp;", "&"))
+        expect(heading(page, re.compile("Bookings|Availability"))).to_be_visible()
