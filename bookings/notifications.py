@@ -86,12 +86,21 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
     elif to == Status.CANCELLED and from_status == Status.CONFIRMED:
         ics = booking_ics(booking=booking, cancel=True)
     payment = booking.payments.filter(status="confirmed").first() if to == Status.CONFIRMED else None
+    # Money captured that could not confirm the booking, being refunded as it expires.
+    refund = booking.payments.filter(refund_status=Payment.RefundState.PENDING).first() if kind == "expired" else None
     email_queue(
         kind=kind,
         to=booking.email,
         booking=booking,
         ics=ics,
-        context=_context(booking, booking_url=manage_url(booking), from_status=from_status, payment=payment),
+        context=_context(
+            booking,
+            booking_url=manage_url(booking),
+            from_status=from_status,
+            payment=payment,
+            refund=refund,
+            cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
+        ),
     )
 
 

@@ -81,6 +81,16 @@ class RefundProcessed:
 
 
 @dataclass(frozen=True)
+class RefundFailed:
+    """The provider says a refund it had accepted did not go through: the money is still ours."""
+
+    payment_id: str
+    refund_id: str
+    amount: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Ignored:
     """A genuine webhook event we have no use for."""
 
@@ -91,7 +101,7 @@ class Ignored:
 class WebhookEvent:
     event_id: str
     kind: str
-    outcome: Paid | Failed | RefundProcessed | Ignored
+    outcome: Paid | Failed | RefundProcessed | RefundFailed | Ignored
 
 
 @dataclass(frozen=True)
@@ -230,7 +240,7 @@ class SandboxProvider(PaymentProvider):
         signature = str(data.get("signature", ""))
         if not signature or not constant_time_compare(signature, self.sign(fields)):
             raise SignatureInvalid("sandbox signature does not match")
-        if fields["order"] != payment.provider_order_id:
+        if not fields["order"] or fields["order"] != payment.provider_order_id:
             raise SignatureInvalid("sandbox result is for another order")
         raw = {**fields, "signature": signature}
         if fields["outcome"] == "failed":
@@ -348,6 +358,9 @@ class RazorpayProvider(PaymentProvider):
         }
         if not all(params.values()):
             raise SignatureInvalid("razorpay return is missing fields")
+        if not params["razorpay_signature"].isascii():
+            # hmac.compare_digest raises TypeError on non-ASCII text.
+            raise SignatureInvalid("razorpay payment signature is not ASCII")
         if params["razorpay_order_id"] != payment.provider_order_id:
             raise SignatureInvalid("razorpay return is for another order")
         try:
@@ -366,6 +379,9 @@ class RazorpayProvider(PaymentProvider):
         secret = settings.RAZORPAY_WEBHOOK_SECRET
         if not signature or not secret:
             raise SignatureInvalid("razorpay webhook without signature")
+        if not signature.isascii():
+            # hmac.compare_digest raises TypeError on non-ASCII text.
+            raise SignatureInvalid("razorpay webhook signature is not ASCII")
         try:
             text = body.decode("utf-8")
             self.client().utility.verify_webhook_signature(text, signature, secret)
@@ -377,15 +393,15 @@ class RazorpayProvider(PaymentProvider):
         kind = str(event.get("event", ""))
         payload = event.get("payload") or {}
         entity = lambda name: (payload.get(name) or {}).get("entity") or {}  # noqa: E731
-        outcome: Paid | Failed | RefundProcessed | Ignored
+        outcome: Paid | Failed | RefundProcessed | RefundFailed | Ignored
         if kind in ("payment.captured", "order.paid", "payment.failed"):
             result = _razorpay_payment_outcome(entity("payment"), raw={"webhook": event})
             outcome = Ignored(kind) if isinstance(result, Waiting) else result
-        elif kind == "refund.processed":
+        elif kind in ("refund.processed", "refund.failed"):
             refund = entity("refund")
-            outcome = RefundProcessed(
-                payment_id=str(refund.get("payment_id", "")),
-                refund_id=str(refund.get("id", "")),
+            outcome = (RefundProcessed if kind == "refund.processed" else RefundFailed)(
+                payment_id=str(refund.get("payment_id") or ""),
+                refund_id=str(refund.get("id") or ""),
                 amount=int(refund.get("amount") or 0),
                 raw=event,
             )

@@ -160,10 +160,15 @@ def find_on_calendar(tab: Tab, ack_id: str):
     """The calendar event of booking `ack_id`, paging forward a week at a time to reach it."""
     page = tab.page
     event = page.get_by_role("link", name=re.compile(re.escape(ack_id)))
+    page.wait_for_load_state("networkidle")  # the first week's events, fetched as the page loads
     for _ in range(3):
-        page.wait_for_load_state("networkidle")
         if event.count():
             break
-        page.get_by_role("button", name=re.compile(r"^Next")).click()
+        # FullCalendar fetches the next week after the click: wait for that answer, not for
+        # the network to be idle (it already was).
+        with page.expect_response(lambda r: "/staff/calendar/feed/" in r.url) as answer:
+            page.get_by_role("button", name=re.compile(r"^Next")).click()
+        if ack_id in answer.value.text():
+            break
     expect(event).to_be_visible()
     return event

@@ -50,3 +50,52 @@ def test_admin_filters_the_list_and_pages_through_it(tabs, admin_login, counsell
     tab.check()
     results.get_by_role("link", name="Previous page").click()
     expect(results).to_contain_text("Bookings 1\N{EN DASH}25")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-javascript"])
+def test_filter_errors_show_next_to_their_fields_with_htmx_as_without(tabs, admin_login, counsellor, javascript):
+    tab = tabs(javascript=javascript)
+    page = tab.page
+    sign_in(tab, **admin_login, next_path="/staff/bookings/")
+    search = page.get_by_role("search", name="Filter bookings")
+
+    def apply() -> None:
+        if not javascript:
+            search.get_by_role("button", name="Apply filters").click()
+        page.wait_for_load_state("networkidle")
+
+    # "Session to" before "Session from": said next to "Session to", not silently dropped.
+    search.get_by_label("Session from").fill("2026-12-10")
+    apply()
+    search.get_by_label("Session to").fill("2026-12-01")
+    apply()
+    to = search.get_by_label("Session to")
+    expect(to).to_have_accessible_description(re.compile("This is before “Session from”"))
+    expect(to).to_have_attribute("aria-invalid", "true")
+    expect(page).to_have_url(re.compile(r"date_to=2026-12-01"))
+    tab.check()
+
+    # A year outside 2000-2099.
+    search.get_by_label("Session from").fill("1999-12-10")
+    apply()
+    expect(search.get_by_label("Session from")).to_have_accessible_description(re.compile("year 2000 or later"))
+    expect(to).not_to_have_attribute("aria-invalid", "true")  # from is no longer a valid bound
+    search.get_by_label("Session from").fill("2026-11-01")
+    apply()
+    expect(search.get_by_text("year 2000 or later")).to_have_count(0)
+    expect(search.get_by_label("Session from")).not_to_have_attribute("aria-invalid", "true")
+    tab.check()
+
+    if javascript:
+        # Typed as a person types it, the year digit by digit: each digit asks for the list,
+        # the early ones (0002, 0020...) with an error, and the field keeps what is typed.
+        to.fill("")
+        page.wait_for_load_state("networkidle")
+        to.focus()
+        page.keyboard.type("12202026", delay=120)
+        page.wait_for_load_state("networkidle")
+        expect(to).to_have_value("2026-12-20")
+        expect(to).to_be_focused()
+        expect(page).to_have_url(re.compile(r"date_to=2026-12-20"))
+        expect(search.locator(".field-error")).to_have_count(0)
+        tab.check()

@@ -139,7 +139,7 @@ class ApproveForm(VersionForm):
     )
     amount = forms.DecimalField(
         label="Amount (₹)",
-        min_value=0,
+        min_value=1,
         max_digits=9,
         decimal_places=2,
         required=False,
@@ -339,7 +339,7 @@ class StaffBookingForm(forms.Form):
     )
     amount = forms.DecimalField(
         label="Amount (₹)",
-        min_value=0,
+        min_value=1,
         max_digits=9,
         decimal_places=2,
         required=False,

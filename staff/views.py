@@ -10,13 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Prefetch
 from django.forms import BoundField
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -250,15 +250,33 @@ def _filter_form(request: HttpRequest) -> BookingFilterForm:
     return BookingFilterForm(request.GET or None, counsellors=counsellors, session_types=session_types)
 
 
+def _fields_to_resend(request: HttpRequest, form: BookingFilterForm) -> list[BoundField]:
+    """The filter fields an htmx request re-sends with the results (out of band), so their
+    errors show and go as on a whole page: those with an error now, and those that showed one
+    on the page the request came from. That page's address holds the filters last applied
+    (htmx pushes each), so its errors are its query's. Mostly none: what was chosen is on the
+    page already."""
+    names = set(form.errors)
+    query = urlsplit(request.htmx.current_url or "").query
+    if query:
+        # The same fields, choices included: no second read of the counsellors and types.
+        shown = BookingFilterForm(QueryDict(query), counsellors=[], session_types=[])
+        shown.fields = form.fields
+        names.update(shown.errors)
+    return [form[name] for name in form.fields if name in names]
+
+
 # The filter form's fields, written here rather than by an include of staff/_field.html per
 # field: the same markup (staff/tests/test_list.py compares the two) without ~100 template
 # nodes per request. f-strings: str.format() and format_html() took several times as long.
 _OPTIONAL = mark_safe(' <span class="font-normal text-muted">(optional)</span>')
+_OOB = ' hx-swap-oob="true"'
 
 
-def _field_html(field: BoundField) -> SafeString:
+def _field_html(field: BoundField, *, oob: bool = False) -> SafeString:
     """staff/_field.html for a field with a plain input or select; radios, checkboxes and
-    hidden fields go through the template."""
+    hidden fields go through the template. `oob`: marked for htmx to swap in by its id
+    (hx-swap-oob), wherever it comes in an answer."""
     if field.is_hidden or field.widget_type in ("radioselect", "checkboxselectmultiple", "checkbox"):
         return render_to_string("staff/_field.html", {"field": field})
     auto_id = _text(field.auto_id)
@@ -271,7 +289,7 @@ def _field_html(field: BoundField) -> SafeString:
     optional = "" if field.field.required else _OPTIONAL
     label = f'<label class="field-label" for="{_text(field.id_for_label)}">{_text(field.label)}{optional}</label>'
     return mark_safe(  # noqa: S308 (every value escaped by _text)
-        f'<div class="mb-4" id="{auto_id}-group">\n{label}\n{hint}{error}{_widget_html(field)}\n</div>'
+        f'<div class="mb-4" id="{auto_id}-group"{_OOB if oob else ""}>\n{label}\n{hint}{error}{_widget_html(field)}\n</div>'
     )
 
 
@@ -376,9 +394,15 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     # The filters and pager swap in the results alone; Back, when htmx has no copy of the
     # page it left, asks for the whole page again (a history-restore request).
     fragment = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
+    # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
+    if fragment:
+        fields = None
+        resent = mark_safe("\n".join(_field_html(f, oob=True) for f in _fields_to_resend(request, form)))  # noqa: S308
+    else:
+        fields, resent = mark_safe("\n".join(_field_html(f) for f in form)), None  # noqa: S308
     context = {
-        # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
-        "fields": None if fragment else mark_safe("\n".join(_field_html(f) for f in form)),  # noqa: S308
+        "fields": fields,
+        "resent_fields": resent,
         "rows": _list_rows(rows),
         "page_number": number,
         "first": offset + 1,

@@ -179,7 +179,15 @@ def booking_cancel(
             paid = Payment.objects.filter(booking=cancelled, status=Payment.State.CONFIRMED).first()
             if paid is not None:
                 payment_refund(payment_id=paid.pk, reason=f"Booking cancelled by {Actor(actor).label.lower()}")
-        return cancelled
+    # Money taken that did not confirm the booking (a payment of the wrong amount, held for
+    # staff) goes back too. After the booking's lock is released: the expiry sweep takes the
+    # payment's lock first, and two orders could deadlock.
+    held = Payment.objects.filter(booking_id=booking_id, status=Payment.State.PENDING, refund_status="").exclude(
+        provider_payment_id=""
+    )
+    for payment_id in held.values_list("pk", flat=True):
+        payment_refund(payment_id=payment_id, reason=f"Booking cancelled by {Actor(actor).label.lower()}")
+    return cancelled
 
 
 def booking_cancel_request(*, booking: Booking) -> None:

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 # Lock order, everywhere: the Payment row first, then the Booking row.
 
 PAYMENT_OPEN_STATES = (Payment.State.CREATED, Payment.State.PENDING)
+# The smallest amount, in minor units, a payment provider takes (Razorpay: 100 paise). The
+# staff forms refuse less; this guards bookings priced some other way (the admin, say).
+PAYMENT_MINIMUM_AMOUNT = 100
 PAYMENT_RETRY_MESSAGE = _(
     "We could not reach the payment service just now. Nothing has been charged, and your "
     "time is still reserved. Please try again in a minute."
@@ -53,6 +56,30 @@ def _raw_add(payment: Payment, key: str, value: Any) -> None:
         name, n = f"{key}#{n}", n + 1
     raw[name] = {"at": timezone.now().isoformat(), "data": value}
     payment.raw = raw
+
+
+def _payment_by_order(*, provider: str, order_id: str) -> Payment | None:
+    """The attempt behind a provider's order ID. Never matches an empty ID: attempts whose
+    order was never created have one, and a payment without an order is not ours to place."""
+    if not order_id:
+        return None
+    return Payment.objects.filter(provider=provider, provider_order_id=order_id).first()
+
+
+def _payment_for_update_by_payment_id(*, provider: str, provider_payment_id: str) -> Payment | None:
+    """The attempt a captured provider payment belongs to, locked. Never matches an empty ID."""
+    if not provider_payment_id:
+        return None
+    return (
+        Payment.objects.select_for_update().filter(provider=provider, provider_payment_id=provider_payment_id).first()
+    )
+
+
+def _captured_amount(payment: Payment) -> int:
+    """What the provider actually captured: the attempt's amount, unless a different amount
+    was recorded when it arrived (a payment that did not match the booking)."""
+    captured = (payment.raw or {}).get("captured") or {}
+    return int((captured.get("data") or {}).get("amount", payment.amount))
 
 
 def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
@@ -88,6 +115,11 @@ def _payable_or_raise(booking: Booking, *, now: datetime) -> None:
     }
     if booking.status != Status.APPROVED:
         raise PaymentError(messages.get(booking.status, _("This booking cannot be paid.")))
+    if booking.amount < PAYMENT_MINIMUM_AMOUNT:
+        logger.warning("booking %s: amount %s is below the payment minimum", booking.pk, booking.amount)
+        raise PaymentError(
+            _("This booking cannot be paid online. Please contact the clinic and we will sort it out with you.")
+        )
     if booking.payment_due_at is not None and booking.payment_due_at <= now:
         raise PaymentError(
             _(
@@ -224,7 +256,11 @@ def payment_confirm(
             payment.amount,
             payment.currency,
         )
-        if mismatch:
+        if (amount, currency) != (payment.amount, payment.currency):
+            # A refund must return what was captured, not what was asked for.
+            _raw_add(payment, "captured", {"amount": amount, "currency": currency})
+        payable = booking.status in (Status.APPROVED, Status.PAYMENT_PENDING)
+        if mismatch and payable:
             payment.status = Payment.State.PENDING
             _staff_alert(
                 payment=payment,
@@ -234,7 +270,7 @@ def payment_confirm(
             )
             payment.save(update_fields=fields)
             return payment
-        if booking.status in (Status.APPROVED, Status.PAYMENT_PENDING):
+        if payable:
             if booking.status == Status.APPROVED:
                 # An attempt the client had abandoned (or that failed once) was paid after all.
                 booking = booking_transition(
@@ -257,7 +293,7 @@ def payment_confirm(
                 reason=f"Paid {paid} ({payment.provider} {provider_payment_id})",
             )
             return payment
-        # Too late: the booking was cancelled or expired, or is already paid.
+        # Too late (whatever the amount): the booking was cancelled or expired, or is already paid.
         payment.status = Payment.State.PENDING
         why = (
             f"Payment of {paid} arrived after the booking was {booking.get_status_display().lower()}. "
@@ -311,7 +347,7 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
         payment = Payment.objects.select_for_update().select_related("booking").get(pk=payment_id)
         if payment.refund_status != Payment.RefundState.PENDING or payment.provider_refund_id:
             return payment
-        amount = payment.amount - payment.refunded_amount
+        amount = _captured_amount(payment) - payment.refunded_amount
         try:
             refund = payments.provider_for(payment.provider).refund_create(payment=payment, amount=amount)
         except payments.ProviderError as exc:
@@ -355,20 +391,70 @@ def payment_refunds_retry(*, older_than: timedelta = timedelta(minutes=10)) -> i
     return done
 
 
-def payment_refund_processed(*, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any]) -> None:
-    """The provider says the refund reached the client's bank."""
+def payment_refund_processed(
+    *, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any], amount: int = 0
+) -> None:
+    """The provider says the refund reached the client's bank. After a failed refund this is
+    staff's own refund, made from the provider's dashboard."""
     with transaction.atomic():
-        payment = (
-            Payment.objects.select_for_update()
-            .filter(provider=provider, provider_payment_id=provider_payment_id)
-            .first()
-        )
-        if payment is None or payment.refund_status == Payment.RefundState.PROCESSED:
+        payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=provider_payment_id)
+        if payment is None:
+            logger.info("refund %s processed: no payment for it", refund_id or "(no id)")
+            return
+        if payment.refund_status == Payment.RefundState.PROCESSED:
             return
         payment.refund_status = Payment.RefundState.PROCESSED
         payment.provider_refund_id = payment.provider_refund_id or refund_id
+        if not payment.refunded_amount:
+            payment.refunded_amount = amount or _captured_amount(payment)
+            payment.status = Payment.State.REFUNDED
         _raw_add(payment, "refund_processed", raw)
-        payment.save(update_fields=["refund_status", "provider_refund_id", "raw", "updated_at"])
+        payment.save(
+            update_fields=["refund_status", "provider_refund_id", "refunded_amount", "status", "raw", "updated_at"]
+        )
+
+
+def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any]) -> None:
+    """The provider says a refund it had accepted did not go through: the money was never
+    returned. Marked failed (the client's page says staff are arranging it), staff are
+    told, and it is not retried automatically: whatever failed needs a person."""
+    with transaction.atomic():
+        payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=provider_payment_id)
+        if payment is None:
+            logger.info("refund %s failed: no payment for it", refund_id or "(no id)")
+            return
+        if payment.refund_status == Payment.RefundState.FAILED:
+            return
+        if payment.refund_status == Payment.RefundState.PROCESSED and payment.provider_refund_id != refund_id:
+            return  # Another refund of this payment (staff's, say) has already gone through.
+        booking = Booking.objects.get(pk=payment.booking_id)
+        amount = payment.refunded_amount or _captured_amount(payment)
+        payment.refund_status = Payment.RefundState.FAILED
+        # The money is back with us: the attempt is as it was before the refund.
+        payment.refunded_amount = 0
+        payment.provider_refund_id = ""
+        payment.status = Payment.State.CONFIRMED if payment.confirmed_at else Payment.State.PENDING
+        _raw_add(payment, "refund_failed", raw)
+        _staff_alert(
+            payment=payment,
+            booking=booking,
+            why=f"The provider reports that the refund of {_money(amount, payment.currency)} ({refund_id or 'no ID'}) "
+            "failed: the client has not been paid back. Refund it from the provider's dashboard.",
+        )
+        payment.save(
+            update_fields=[
+                "refund_status",
+                "refunded_amount",
+                "provider_refund_id",
+                "status",
+                "raw",
+                "needs_attention",
+                "updated_at",
+            ]
+        )
+        booking_record(
+            booking=booking, action="refund_failed", actor=Actor.PROVIDER, reason=f"Refund {refund_id} failed"
+        )
 
 
 def payment_return(*, payment_id: int, data: dict[str, str]) -> Payment:
@@ -404,9 +490,10 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
             WebhookEvent.objects.create(provider=provider, event_id=event.event_id)
             outcome = event.outcome
             if isinstance(outcome, payments.Paid | payments.Failed):
-                payment = Payment.objects.filter(provider=provider, provider_order_id=outcome.order_id).first()
+                payment = _payment_by_order(provider=provider, order_id=outcome.order_id)
                 if payment is None:
-                    logger.info("webhook %s %s: no payment for its order", provider, event.kind)
+                    # Also a payment without an order (a payment link, say): never ours to place.
+                    logger.info("webhook %s %s: no payment for its order %r", provider, event.kind, outcome.order_id)
                 elif isinstance(outcome, payments.Paid):
                     payment_confirm(
                         payment_id=payment.pk,
@@ -420,6 +507,14 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
                     payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
             elif isinstance(outcome, payments.RefundProcessed):
                 payment_refund_processed(
+                    provider=provider,
+                    provider_payment_id=outcome.payment_id,
+                    refund_id=outcome.refund_id,
+                    raw=outcome.raw,
+                    amount=outcome.amount,
+                )
+            elif isinstance(outcome, payments.RefundFailed):
+                payment_refund_failed(
                     provider=provider,
                     provider_payment_id=outcome.payment_id,
                     refund_id=outcome.refund_id,
@@ -441,7 +536,10 @@ def bookings_expire(*, now: datetime | None = None) -> int:
 
     Safe to run from several workers at once: each booking is re-selected under a lock with
     its old status and due time (compare-and-swap), so a booking paid or expired meanwhile
-    is skipped. A payment that arrives after this is refunded by `payment_confirm`.
+    is skipped. Money already captured that did not confirm the booking (a payment of the
+    wrong amount, held for staff) is refunded in full, in the same transaction, so the
+    client's email can say so; a payment that arrives after this is refunded by
+    `payment_confirm`.
     """
     now = now or timezone.now()
     due = Booking.objects.filter(
@@ -450,6 +548,12 @@ def bookings_expire(*, now: datetime | None = None) -> int:
     expired = 0
     for booking_id, old_status in list(due):
         with transaction.atomic():
+            # Lock order, as everywhere: the payment rows first, then the booking.
+            captured = list(
+                Payment.objects.select_for_update()
+                .filter(booking_id=booking_id, status=Payment.State.PENDING, refund_status="")
+                .exclude(provider_payment_id="")
+            )
             booking = (
                 Booking.objects.select_for_update()
                 .filter(pk=booking_id, status=old_status, payment_due_at__lte=now)
@@ -457,6 +561,16 @@ def bookings_expire(*, now: datetime | None = None) -> int:
             )
             if booking is None:
                 continue
+            for payment in captured:
+                paid = _money(_captured_amount(payment), payment.currency)
+                _staff_alert(
+                    payment=payment,
+                    booking=booking,
+                    why=f"The time to pay ran out while a payment of {paid} that did not match the booking was "
+                    "held. The booking was cancelled and a full refund has been started automatically.",
+                )
+                payment.save(update_fields=["needs_attention", "updated_at"])
+                _refund_mark(payment=payment, reason="The booking expired unpaid")
             booking_transition(
                 booking=booking,
                 to=Status.CANCELLED,

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from bookings.emails import email_deliver, email_queue, emails_send_due
 from bookings.models import OutboundEmail, Status
-from bookings.services import booking_reject
+from bookings.services import booking_reject, payment_confirm, payment_start
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +98,29 @@ def test_delivery_gives_up_after_the_maximum_attempts(make_booking, counsellor, 
     emails_send_due()
     email.refresh_from_db()
     assert email.status == "failed" and email.attempts == 2
+
+
+# --- What the emails say ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hours", [24, 48])
+def test_the_confirmation_states_the_cancellation_cutoff_in_force_in_both_parts(
+    settings, make_booking, counsellor, oncommit, hours
+):
+    settings.CANCELLATION_CUTOFF_HOURS = hours
+    booking = make_booking(Status.APPROVED)
+
+    with oncommit():
+        payment = payment_start(booking_id=booking.pk)
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_ok",
+            amount=booking.amount,
+            currency=booking.currency,
+            raw={},
+            source="t",
+        )
+
+    email = OutboundEmail.objects.get(booking=booking, kind="confirmed")
+    policy = f"You can cancel online until {hours} hours before the session."
+    assert policy in email.body_text and policy in email.body_html

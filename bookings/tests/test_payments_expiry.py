@@ -14,10 +14,11 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from bookings.models import Actor, Booking, BookingEvent, Payment, Status
+from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status
 from bookings.selectors import slots_free
-from bookings.services import bookings_expire, payment_confirm, payment_start
+from bookings.services import bookings_expire, payment_confirm, payment_refunds_retry, payment_start
 from bookings.tasks import expire_bookings
+from bookings.tests.test_i18n import assert_hindi
 
 
 @pytest.fixture
@@ -117,6 +118,65 @@ def test_a_payment_arriving_after_expiry_is_refunded_and_staff_are_told(overdue,
     assert BookingEvent.objects.filter(booking=booking, action="late_payment").exists()
     to = Counter(m.to[0] for m in mail.outbox)
     assert to == Counter({admin_user.email: 1, booking.email: 1})
+
+
+def test_a_wrong_amount_held_when_time_runs_out_is_refunded_and_the_email_says_so(
+    make_booking, counsellor, admin_user, oncommit
+):
+    booking = make_booking(Status.APPROVED, language="hi")
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_short", amount=100, currency="INR", raw={}, source="t"
+    )
+    Booking.objects.filter(pk=booking.pk).update(payment_due_at=timezone.now() - timedelta(minutes=1))
+    mail.outbox = []
+
+    with oncommit():
+        assert bookings_expire() == 1
+
+    payment.refresh_from_db()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CANCELLED
+    assert payment.status == Payment.State.REFUNDED and payment.refund_status == Payment.RefundState.PROCESSED
+    assert payment.refunded_amount == 100  # what was captured
+    assert BookingEvent.objects.filter(booking=booking, action="refund").count() == 1
+    email = OutboundEmail.objects.get(booking=booking, kind="expired")
+    for part in (email.body_text, email.body_html):
+        assert "pay_short" in part
+        assert_hindi("expired email with a refund", part)
+    assert Counter(m.to[0] for m in mail.outbox) == Counter({admin_user.email: 1, booking.email: 1})
+
+    # Sweeping again changes nothing.
+    with oncommit():
+        assert bookings_expire() == 0
+    assert BookingEvent.objects.filter(booking=booking, action="refund").count() == 1
+
+
+def test_the_expired_email_says_nothing_was_charged_only_when_nothing_was(overdue, oncommit):
+    booking = overdue(Status.PAYMENT_PENDING)
+
+    with oncommit():
+        bookings_expire()
+
+    email = OutboundEmail.objects.get(booking=booking, kind="expired")
+    assert "Nothing has been charged" in email.body_text and "Nothing has been charged" in email.body_html
+    assert "started a full refund" not in email.body_text
+
+
+def test_the_retry_sends_an_expiry_refund_whose_task_never_ran(make_booking, counsellor, admin_user):
+    booking = make_booking(Status.APPROVED)
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_short", amount=100, currency="INR", raw={}, source="t"
+    )
+    Booking.objects.filter(pk=booking.pk).update(payment_due_at=timezone.now() - timedelta(minutes=1))
+
+    bookings_expire()  # its after-commit work (the refund task) never runs: a worker died, say
+    assert Payment.objects.get(pk=payment.pk).refund_status == Payment.RefundState.PENDING
+
+    assert payment_refunds_retry(older_than=timedelta(0)) == 1
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == 100
 
 
 # --- Real concurrency (PostgreSQL) ------------------------------------------------------

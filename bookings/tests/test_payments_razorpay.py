@@ -10,19 +10,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 import requests
 import responses
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core import mail
 from django.db import connection, connections
 from django.urls import reverse
+from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status, WebhookEvent
-from bookings.services import booking_cancel
+from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
+from bookings.tests.test_i18n import assert_hindi
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
 KEY_SECRET = "test_key_secret_for_mindsettler"
@@ -462,6 +467,187 @@ def test_a_refund_the_api_refuses_is_marked_failed_and_staff_are_told(api, confi
     assert "automatic refund" in payment.needs_attention
     assert [m for m in mail.outbox if m.to == [admin_user.email]]
     assert Booking.objects.get(pk=booking.pk).status == Status.CANCELLED
+
+
+def test_a_refund_razorpay_reports_failed_is_marked_failed_and_staff_are_told(
+    client, api, confirmed, admin_user, oncommit, manage_token
+):
+    booking, payment = confirmed
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount, status="pending"))
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    calls, mail.outbox = len(api.calls), []
+    failed = webhook_event(
+        "refund.failed", refund=refund_body(booking.amount, status="failed"), payment=payment_body(booking.amount)
+    )
+
+    assert post_webhook(client, failed, event_id="evt_refund_failed").status_code == 200
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.FAILED
+    assert payment.refunded_amount == 0 and payment.provider_refund_id == ""  # the money is still ours
+    assert "refund of ₹1,500.00" not in payment.needs_attention and "failed" in payment.needs_attention
+    [alert] = mail.outbox
+    assert alert.to == [admin_user.email] and booking.ack_id in alert.subject
+    assert BookingEvent.objects.filter(booking=booking, action="refund_failed").count() == 1
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert "is on its way" not in page and "will email you" not in page
+    assert "Our team is arranging your refund and will contact you." in page
+    # It needs a person: the retry sweep leaves it alone.
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert payment_refunds_retry() == 0 and len(api.calls) == calls
+
+    # Razorpay repeating the news (a new event ID) alerts nobody twice.
+    post_webhook(client, failed, event_id="evt_refund_failed_again")
+    assert len(mail.outbox) == 1
+
+    # Staff refund from Razorpay's dashboard: its refund.processed settles it.
+    by_hand = {**refund_body(booking.amount), "id": "rfnd_ByHand0000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=by_hand), event_id="evt_by_hand")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.status == Payment.State.REFUNDED
+    assert payment.provider_refund_id == "rfnd_ByHand0000001" and payment.refunded_amount == booking.amount
+
+
+def test_a_refund_that_could_not_be_asked_for_tells_the_client_the_truth(
+    api, confirmed, manage_token, client, oncommit
+):
+    booking, payment = confirmed
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", body=requests.exceptions.ConnectTimeout("down"))
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+
+    assert Payment.objects.get(pk=payment.pk).refund_status == Payment.RefundState.FAILED
+    assert "Refund being arranged" in page and "will contact you" in page and "will email you" not in page
+
+
+@pytest.mark.parametrize("kind", ["refund.processed", "refund.failed"])
+def test_a_refund_event_without_a_payment_id_touches_no_payment(client, api, approved, kind):
+    booking, token = approved
+    payment = start(client, api, booking, token)  # no provider payment ID yet: an empty one
+    refund = {**refund_body(booking.amount), "payment_id": None}
+
+    assert post_webhook(client, webhook_event(kind, refund=refund)).status_code == 200
+
+    payment.refresh_from_db()
+    assert payment.refund_status == "" and not payment.needs_attention
+
+
+def test_a_captured_payment_without_an_order_confirms_nothing(client, api, approved, caplog):
+    booking, token = approved
+    api.post(f"{API}/orders", body=requests.exceptions.ConnectTimeout("down"))
+    client.post(reverse("bookings:pay", args=[token]))
+    assert booking.payments.get().provider_order_id == ""  # its order was never created
+    # Any other payment on the Razorpay account: a payment link, a payment page.
+    foreign = {**payment_body(booking.amount, payment_id="pay_Unrelated00001"), "order_id": None}
+
+    with caplog.at_level(logging.INFO, logger="bookings.services.payments"):
+        response = post_webhook(client, webhook_event("payment.captured", payment=foreign))
+
+    assert response.status_code == 200
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
+    assert not Payment.objects.filter(provider_payment_id="pay_Unrelated00001").exists()
+    assert "no payment for its order" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["webhook", "return"])
+def test_a_non_ascii_signature_is_refused_like_any_bad_signature(client, api, approved, where):
+    booking, token = approved
+    payment = start(client, api, booking, token)
+
+    if where == "webhook":
+        body = webhook_event("payment.captured", payment=payment_body(booking.amount))
+        response = post_webhook(client, body, signature="é" * 64)
+    else:
+        result = {**checkout_result(), "razorpay_signature": "é" * 64}
+        response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), result)
+
+    assert response.status_code == 400
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+    assert not WebhookEvent.objects.exists()
+
+
+# --- Amounts Razorpay cannot take, and wrong amounts left when time runs out -------------
+
+
+@pytest.mark.parametrize("amount", [0, 99])
+def test_a_booking_below_razorpays_minimum_is_not_sent_to_it(
+    client, api, make_booking, counsellor, manage_token, amount
+):
+    booking = make_booking(Status.APPROVED, amount=amount)
+
+    response = client.post(reverse("bookings:pay", args=[manage_token(booking)]))
+
+    assert not api.calls
+    [message] = [m.message for m in get_messages(response.wsgi_request)]
+    assert "cannot be paid online" in message and "contact the clinic" in message
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED and not booking.payments.exists()
+
+
+def test_a_wrong_amount_held_when_the_time_to_pay_runs_out_is_refunded(client, api, approved, admin_user, oncommit):
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(100)), event_id="evt_short")
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json={**refund_body(100), "status": "pending"})
+    mail.outbox = []
+
+    with oncommit():
+        assert bookings_expire(now=timezone.now() + timedelta(days=3)) == 1
+
+    assert Booking.objects.get(pk=booking.pk).status == Status.CANCELLED
+    # What was captured goes back, not the booking's price (Razorpay refuses more than it took).
+    assert json.loads(api.calls[-1].request.body)["amount"] == 100
+    payment.refresh_from_db()
+    assert payment.status == Payment.State.REFUNDED and payment.refunded_amount == 100
+    assert payment.refund_status == Payment.RefundState.PENDING
+    assert "refund has been started automatically" in payment.needs_attention
+    [email] = [m for m in mail.outbox if m.to == [booking.email]]
+    assert "Nothing has been charged" not in email.body
+    assert "We have started a full refund" in email.body and PAYMENT_ID in email.body
+    assert [m for m in mail.outbox if m.to == [admin_user.email]]
+
+
+def test_a_wrong_amount_arriving_after_cancellation_is_refunded(client, api, approved, admin_user, oncommit):
+    booking, token = approved
+    start(client, api, booking, token)
+    booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(100))
+
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(100)), event_id="evt_late_short")
+
+    payment = booking.payments.get()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == 100
+    assert json.loads(api.calls[-1].request.body)["amount"] == 100
+
+
+def test_a_wrong_amount_held_when_the_booking_is_cancelled_is_refunded(client, api, approved, admin_user, oncommit):
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(100)), event_id="evt_held")
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(100))
+
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Client phoned")
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == 100
+    assert json.loads(api.calls[-1].request.body)["amount"] == 100
+
+
+def test_the_checkout_scripts_messages_are_in_the_pages_language(client, api, make_booking, counsellor, manage_token):
+    booking = make_booking(Status.APPROVED, language="hi")
+    token = manage_token(booking)
+    payment = start(client, api, booking, token)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+
+    html = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk])).content.decode()
+
+    status = html.split('id="rzp-status"')[1].split("</p>")[0]
+    for name in ("unavailable", "confirming", "closed", "retry"):
+        assert f'data-{name}="' in status
+    assert_hindi("checkout script messages", status)
 
 
 # --- Real concurrency (PostgreSQL) ------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -322,3 +322,22 @@ def test_concurrent_runs_send_each_reminder_and_summary_exactly_once(make_bookin
     assert sorted(reminder_emails.values_list("to", flat=True)) == sorted(b.email for b in bookings)
     assert DailySummary.objects.count() == 1
     assert OutboundEmail.objects.filter(kind="daily_summary").count() == 1
+
+
+@pytest.mark.parametrize("zone, name", [("Asia/Kolkata", "IST"), ("Europe/London", "GMT")])
+def test_the_daily_summary_names_the_time_zone_of_its_times(make_booking, counsellor, oncommit, settings, zone, name):
+    settings.TIME_ZONE = zone
+    counsellor.daily_summary = True
+    counsellor.save()
+    start = timezone.make_aware(datetime(2031, 1, 14, 9), timezone.get_current_timezone())
+    booking = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+
+    with oncommit():
+        assert daily_summaries_send(today=start.date()) == 1
+
+    [message] = mail.outbox
+    [line] = [line for line in message.body.splitlines() if booking.ack_id in line]
+    assert line.startswith(f"09:00 {name}\u201310:00 {name}")
+    assert f"09:00 {name}\u201310:00 {name}" in message.alternatives[0][0]

@@ -173,6 +173,20 @@ def test_administrator_approves_with_another_amount_without_javascript(admin_cli
     assert "Approved." in admin_client.get(response["Location"]).content.decode()
 
 
+@pytest.mark.parametrize("amount", ["0", "0.99"])
+def test_an_amount_under_one_rupee_is_refused_next_to_the_field(admin_client, pending, slot, amount):
+    # The payment provider takes no less than ₹1 (Razorpay: 100 paise), so it could never be paid.
+    response = admin_client.post(
+        url("approve", pending),
+        {"approve-slot": slot.pk, "approve-version": pending.version, "approve-amount": amount},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="id_approve-amount-error"' in html and "greater than or equal to 1" in html
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING and pending.amount == 150000
+
+
 def test_two_staff_approving_different_bookings_into_one_slot(
     admin_client, counsellor_client, make_booking, counsellor, slot
 ):
@@ -365,6 +379,25 @@ def test_administrator_books_a_phoning_client_straight_into_a_slot(admin_client,
     assert booking.status == Status.APPROVED and booking.slot == slot and booking.phone == "+919876543210"
     assert booking.created_by.email == "admin@example.com"
     assert mail.outbox and mail.outbox[0].to == ["ravi@example.com"]
+
+
+def test_a_staff_booking_under_one_rupee_is_refused(admin_client, session_type, slot):
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            "client_name": "Ravi Kumar",
+            "email": "ravi@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "slot": slot.pk,
+            "status": Status.APPROVED,
+            "amount": "0",
+        },
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="id_amount-error"' in html and "greater than or equal to 1" in html
+    assert not Booking.objects.filter(email="ravi@example.com").exists()
 
 
 def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_type, make_booking, counsellor):
@@ -561,3 +594,25 @@ def test_a_request_for_a_hidden_counsellor_says_why_it_cannot_be_approved(admin_
     html = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
     assert "profile is hidden from clients, so their times can't be booked" in html
     assert reverse("staff:profile_edit", args=[counsellor.pk]) in html and "Publish availability" not in html
+
+
+def test_a_refused_new_booking_starts_at_what_went_wrong(admin_client, session_type, make_booking, counsellor):
+    # Without JavaScript the answer is a whole page: the browser focuses its autofocus element,
+    # the error summary, as the booking page's actions do; not the page's top.
+    missing = admin_client.post(reverse("staff:booking_new"), {"session_type": session_type.pk, "mode": Mode.ONLINE})
+    assert missing.status_code == 400
+    html = missing.content.decode()
+    assert re.findall(r"<[^>]* autofocus[ >]", html) == [
+        '<div class="error-summary" role="alert" tabindex="-1" autofocus>'
+    ]
+    assert html.index("autofocus") < html.index('href="#id_client_name-group"')
+    # Refused by the rules (one active booking per email): the same summary.
+    make_booking(Status.PENDING, counsellor=counsellor, email="dup@example.com")
+    form = {"client_name": "Dup", "email": "dup@example.com", "session_type": session_type.pk, "mode": Mode.ONLINE}
+    html = admin_client.post(reverse("staff:booking_new"), {**form, "status": Status.PENDING}).content.decode()
+    assert re.findall(r"<[^>]* autofocus[ >]", html) == [
+        '<div class="error-summary" role="alert" tabindex="-1" autofocus>'
+    ]
+    assert html.index("autofocus") < html.index("already has an active booking")
+    # The empty form: nothing takes the focus from the page's start.
+    assert "autofocus" not in admin_client.get(reverse("staff:booking_new")).content.decode()

@@ -360,3 +360,48 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_not_a_500(admin_client, p
     response = admin_client.get(URL, params)
     assert response.status_code == 200 and "Enter a date" in response.content.decode()
     assert admin_client.get(reverse("staff:booking_export"), params).status_code == 200
+
+
+def resent_groups(html: str) -> dict[str, str]:
+    """The filter fields an htmx answer sends out of band: their ids, in order, and markup."""
+    pattern = r'(<div class="mb-4" id="(id_\w+)-group" hx-swap-oob="true">.*?</div>)'
+    return {field_id: markup for markup, field_id in re.findall(pattern, html, re.S)}
+
+
+def test_htmx_answers_show_a_filters_errors_as_the_whole_page_does(admin_client, spread, django_assert_max_num_queries):
+    wrong_way = {"date_from": "2026-12-10", "date_to": "2026-12-01"}
+    whole = admin_client.get(URL, wrong_way).content.decode()
+    admin_client.get(URL, wrong_way, **HX)  # the session's last-seen mark written
+    with django_assert_max_num_queries(4):
+        response = admin_client.get(
+            URL, wrong_way, **HX, HTTP_HX_CURRENT_URL=f"http://testserver{URL}?date_from=2026-12-10"
+        )
+    html = response.content.decode()
+    assert 'id="results"' in html and "<html" not in html
+    # "Session to" with its error, swapped in by its id: the same markup as on the whole page.
+    groups = resent_groups(html)
+    assert list(groups) == ["id_date_to"]
+    assert groups["id_date_to"].replace(' hx-swap-oob="true"', "") in whole
+    assert "Swap the two dates" in groups["id_date_to"] and 'aria-invalid="true"' in groups["id_date_to"]
+
+    # Years outside 2000-2099, each next to its field.
+    html = admin_client.get(URL, {"date_from": "0002-12-01", "date_to": "9999-01-01"}, **HX).content.decode()
+    groups = resent_groups(html)
+    assert list(groups) == ["id_date_from", "id_date_to"]
+    assert "year 2000 or later" in groups["id_date_from"] and "before the year 2100" in groups["id_date_to"]
+
+
+def test_htmx_answers_clear_the_errors_the_page_shows_and_leave_the_other_fields(admin_client, spread):
+    shown = "http://testserver/staff/bookings/?date_from=2026-12-10&date_to=2026-12-01&status=pending"
+    # Dates put right: "Session to" comes back without its error; the other fields stay as they are.
+    fixed = {"date_from": "2026-12-01", "date_to": "2026-12-10", "status": "pending"}
+    html = admin_client.get(URL, fixed, **HX, HTTP_HX_CURRENT_URL=shown).content.decode()
+    groups = resent_groups(html)
+    assert list(groups) == ["id_date_to"]
+    assert "field-error" not in groups["id_date_to"] and 'value="2026-12-10"' in groups["id_date_to"]
+    # Nothing was wrong, nor is: the results alone, as before.
+    fine = "http://testserver/staff/bookings/?status=pending"
+    for current in (fine, "http://testserver/staff/bookings/", None):
+        headers = {"HTTP_HX_CURRENT_URL": current} if current else {}
+        html = admin_client.get(URL, {"status": "confirmed"}, **HX, **headers).content.decode()
+        assert "hx-swap-oob" not in html and 'id="id_status' not in html, current

@@ -130,7 +130,13 @@
       info.jsEvent.preventDefault();
       htmx.ajax("GET", info.event.url, { target: "#booking-panel", swap: "innerHTML" }).then(function () {
         var detail = document.getElementById("booking-detail");
-        if (detail) detail.focus();
+        if (!detail) return;
+        // The browser's own scrolling on focus showed a panel taller than the screen (on a
+        // phone, below the calendar) by its end, its heading far above: its start instead,
+        // and no scrolling when that is in view already (the wide layout's sticky panel).
+        detail.focus({ preventScroll: true });
+        var top = detail.getBoundingClientRect().top;
+        if (top < 0 || top + 100 > window.innerHeight) detail.scrollIntoView({ block: "start" });
       });
     },
     // Dragging a session onto another free time of its counsellor moves the booking (the

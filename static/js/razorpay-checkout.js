@@ -12,8 +12,13 @@
     if (status) status.textContent = text;
   }
 
+  // The page's language: the template translates these into data attributes on #rzp-status.
+  function message(name, english) {
+    return (status && status.dataset[name]) || english;
+  }
+
   if (typeof window.Razorpay !== "function") {
-    say("The payment window could not load. Please check your connection and reload this page.");
+    say(message("unavailable", "The payment window could not load. Please check your connection and reload this page."));
     return;
   }
 
@@ -22,13 +27,13 @@
     form.elements.razorpay_payment_id.value = response.razorpay_payment_id || "";
     form.elements.razorpay_order_id.value = response.razorpay_order_id || "";
     form.elements.razorpay_signature.value = response.razorpay_signature || "";
-    say("Payment received. Confirming your booking…");
+    say(message("confirming", "Payment received. Confirming your booking…"));
     form.submit();
   };
   options.modal = {
     ondismiss: function () {
       button.disabled = false;
-      say("The payment window was closed. Nothing has been charged; you can try again.");
+      say(message("closed", "The payment window was closed. Nothing has been charged; you can try again."));
     },
   };
 
@@ -36,7 +41,7 @@
   // Razorpay lets the client retry inside its window; we only explain what happened.
   checkout.on("payment.failed", function (response) {
     var reason = response && response.error && response.error.description;
-    say((reason ? reason + " " : "") + "You can try again with another method.");
+    say((reason ? reason + " " : "") + message("retry", "You can try again with another method."));
   });
 
   button.addEventListener("click", function () {

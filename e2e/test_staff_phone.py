@@ -1,0 +1,78 @@
+"""The staff portal on a phone (375 px): the dashboard and the calendar fit the screen (a wide
+table scrolls in its own box), and a session tapped in the calendar's list opens its booking
+with the heading in view."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from bookings.models import Slot, Status
+from e2e.browsing import PHONE, sign_in
+from e2e.journeys import heading
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def page_width(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth")
+
+
+def test_the_dashboard_and_the_calendar_fit_a_phone(tabs, admin_login, counsellor, make_booking):
+    # A session held last week fills the "Sessions by month" table, the widest part.
+    held = timezone.now() - timedelta(days=7)
+    slot = Slot.objects.create(counsellor=counsellor, start=held, end=held + timedelta(minutes=50))
+    make_booking(Status.COMPLETED, slot=slot, client_name="Priya Sharma")
+    make_booking(Status.PENDING, counsellor=counsellor, client_name="Kiran Rao")
+    make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Meera Iyer")
+
+    tab = tabs(viewport=PHONE)
+    page = tab.page
+    sign_in(tab, **admin_login)
+    expect(heading(page, "Dashboard")).to_be_visible()
+    table = page.get_by_role("region", name="Table of sessions by month")
+    expect(table.get_by_role("cell", name="Asha Menon")).to_be_visible()
+    assert page_width(page) <= 375
+    # The table scrolls sideways in its own box, which a keyboard can reach.
+    assert table.evaluate("box => box.scrollWidth > box.clientWidth")
+    tab.check()
+
+    tab.goto("/staff/calendar/")
+    expect(page.get_by_role("button", name="List")).to_be_visible()
+    assert page_width(page) <= 375
+    for view in ("Month", "Week", "Day", "List"):
+        page.get_by_role("button", name=view, exact=True).click()
+        page.wait_for_load_state("networkidle")
+        assert page_width(page) <= 375, view
+
+
+def test_a_session_tapped_in_the_list_view_opens_with_its_heading_in_view(
+    tabs, counsellor_login, counsellor, make_booking
+):
+    booking = make_booking(Status.CONFIRMED, client_name="Kiran Rao")
+    tab = tabs(viewport=PHONE)
+    page = tab.page
+    feed = "/staff/calendar/feed/"
+    with page.expect_response(lambda r: feed in r.url):
+        sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    # A phone starts in the list view, this week (weeks start on Monday, in the clinic's zone).
+    expect(page.get_by_role("button", name="List")).to_have_attribute("aria-pressed", "true")
+    today, day = timezone.localdate(), timezone.localdate(booking.slot.start)
+    weeks = ((day - timedelta(days=day.weekday())) - (today - timedelta(days=today.weekday()))).days // 7
+    for _ in range(weeks):  # each page's events are fetched after its click: wait for them
+        with page.expect_response(lambda r: feed in r.url):
+            page.get_by_role("button", name=re.compile(r"^Next")).click()
+    session = page.get_by_role("link", name=re.compile(re.escape(booking.ack_id)))
+    session.click()
+    panel = page.get_by_role("complementary", name="Booking details")
+    title = panel.get_by_role("heading", name=booking.ack_id, level=1)
+    expect(title).to_be_visible()
+    expect(page.locator("#booking-detail")).to_be_focused()
+    top = title.evaluate("h => h.getBoundingClientRect().top")
+    assert 0 <= top < PHONE["height"] / 2, f"the panel's heading is at {top} px"
+    expect(panel).to_contain_text(re.compile("Kiran Rao"))
+    tab.check()

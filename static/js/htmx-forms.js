@@ -1,0 +1,80 @@
+// What forms sent by htmx need on every page, staff and client (loaded by base.html):
+// - An expired form (Django's CSRF check refused it: 403 with templates/403_csrf.html) says
+//   so, as it does without JavaScript: htmx drops 4xx answers, which left staff pages
+//   silent and the wizard blaming the connection. The page's message (in the page's
+//   language, from the server) takes the place of <main>; the address stays the page's own,
+//   so reloading it brings a fresh form.
+// - A field re-sent out of band with its error (the booking list's filters) keeps the control
+//   being typed in: replacing it would throw a date input back to its first part mid-year.
+(function () {
+  "use strict";
+
+  function isExpiredForm(xhr) {
+    return (
+      xhr.status === 403 && typeof xhr.responseText === "string" && xhr.responseText.indexOf("data-form-expired") !== -1
+    );
+  }
+
+  function showExpiredPage(markup) {
+    var page = new DOMParser().parseFromString(markup, "text/html");
+    var fresh = page.getElementById("main");
+    var main = document.getElementById("main");
+    if (!fresh || !main) {
+      return false;
+    }
+    main.innerHTML = fresh.innerHTML;
+    document.title = page.title;
+    main.focus();
+    return true;
+  }
+
+  // On <html>, before htmx goes on and before django-htmx's debug script (on document) puts
+  // the answer in place of the whole page.
+  document.documentElement.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    if (isExpiredForm(xhr) && showExpiredPage(xhr.responseText)) {
+      event.stopPropagation();
+      event.preventDefault(); // htmx stops here: no swap, no "check your connection"
+    }
+  });
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    if (!target || !active || !active.id || active === target || !target.contains(active)) {
+      return;
+    }
+    var group = event.detail.fragment.firstElementChild;
+    var control = group && group.querySelector("#" + CSS.escape(active.id));
+    if (!control || control.parentNode !== group || control.tagName !== active.tagName) {
+      return; // not a field group as staff/_field.html writes it: htmx swaps it as usual
+    }
+    event.detail.shouldSwap = false;
+    // The control in use keeps its value; the rest of its attributes come from the answer.
+    var i;
+    for (i = active.attributes.length - 1; i >= 0; i--) {
+      if (!control.hasAttribute(active.attributes[i].name)) {
+        active.removeAttribute(active.attributes[i].name);
+      }
+    }
+    for (i = 0; i < control.attributes.length; i++) {
+      if (control.attributes[i].name !== "value") {
+        active.setAttribute(control.attributes[i].name, control.attributes[i].value);
+      }
+    }
+    // The label, hint and error around it, from the answer.
+    var nodes = Array.prototype.slice.call(group.childNodes);
+    var at = nodes.indexOf(control);
+    Array.prototype.slice.call(target.childNodes).forEach(function (node) {
+      if (node !== active) {
+        target.removeChild(node);
+      }
+    });
+    nodes.slice(0, at).forEach(function (node) {
+      target.insertBefore(node, active);
+    });
+    nodes.slice(at + 1).forEach(function (node) {
+      target.appendChild(node);
+    });
+  });
+})();
