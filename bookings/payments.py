@@ -33,7 +33,12 @@ logger = logging.getLogger(__name__)
 
 class ProviderError(Exception):
     """The provider could not be reached, timed out or refused. The message is for logs and
-    staff, never shown to a client as is."""
+    staff, never shown to a client as is. `transient`: it could not be reached, timed out or
+    failed on its side (worth trying again later), rather than refused what was asked."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class SignatureInvalid(Exception):
@@ -310,7 +315,9 @@ class RazorpayProvider(PaymentProvider):
 
         try:
             return fn(*args, timeout=RAZORPAY_TIMEOUT)
-        except (BadRequestError, GatewayError, ServerError, requests.RequestException, ValueError) as exc:
+        except (GatewayError, ServerError, requests.RequestException) as exc:
+            raise ProviderError(f"razorpay {what}: {type(exc).__name__}: {exc}", transient=True) from exc
+        except (BadRequestError, ValueError) as exc:
             raise ProviderError(f"razorpay {what}: {type(exc).__name__}: {exc}") from exc
 
     def order_create(self, *, payment: Payment) -> tuple[str, dict[str, Any]]:

@@ -339,6 +339,12 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
     return payment
 
 
+# How many times a refund is asked for while the provider cannot be reached or fails on its
+# side, one try per payment_refunds_retry sweep (every ten minutes or so), before staff are
+# asked to do it by hand.
+REFUND_TRIES = 5
+
+
 def payment_refund_execute(*, payment_id: int) -> Payment:
     """Ask the provider for the refund decided earlier. The payment row stays locked during
     the call so two workers can never refund one payment twice."""
@@ -351,9 +357,17 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
         try:
             refund = payments.provider_for(payment.provider).refund_create(payment=payment, amount=amount)
         except payments.ProviderError as exc:
+            tries = 1 + sum(1 for key in payment.raw or {} if key.split("#")[0] == "refund_error")
+            _raw_add(payment, "refund_error", str(exc)[:500])
+            if exc.transient and tries < REFUND_TRIES:
+                # Unreachable or failing on its side: still "refund started", and
+                # payment_refunds_retry asks again later. A refund that did go through
+                # meanwhile is refused as more than was taken, and its webhook settles it.
+                logger.warning("payment %s: refund try %s of %s failed: %s", payment.pk, tries, REFUND_TRIES, exc)
+                payment.save(update_fields=["raw", "updated_at"])
+                return payment
             logger.warning("payment %s: refund failed: %s", payment.pk, exc)
             payment.refund_status = Payment.RefundState.FAILED
-            _raw_add(payment, "refund_error", str(exc)[:500])
             _staff_alert(
                 payment=payment,
                 booking=payment.booking,

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status, WebhookEvent
 from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
+from bookings.services.payments import REFUND_TRIES
 from bookings.tests.test_i18n import assert_hindi
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
@@ -509,18 +510,46 @@ def test_a_refund_razorpay_reports_failed_is_marked_failed_and_staff_are_told(
     assert payment.provider_refund_id == "rfnd_ByHand0000001" and payment.refunded_amount == booking.amount
 
 
-def test_a_refund_that_could_not_be_asked_for_tells_the_client_the_truth(
-    api, confirmed, manage_token, client, oncommit
+def test_a_refund_razorpay_cannot_take_now_is_asked_for_again_then_handed_to_staff(
+    api, confirmed, manage_token, client, oncommit, admin_user
 ):
+    """A timeout is not a refusal: the refund stays started and the retry sweep asks again,
+    REFUND_TRIES times in all; then staff are told and the client's page says so."""
     booking, payment = confirmed
     api.post(f"{API}/payments/{PAYMENT_ID}/refund", body=requests.exceptions.ConnectTimeout("down"))
     with oncommit():
         booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    page_url = reverse("bookings:booking_page", args=[manage_token(booking)])
+    assert Payment.objects.get(pk=payment.pk).refund_status == Payment.RefundState.PENDING
+    assert "is on its way" in client.get(page_url).content.decode()
+    mail.outbox = []
 
-    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    for _ in range(REFUND_TRIES - 1):
+        Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+        with oncommit():  # the alert is sent once the sweep's work is committed
+            payment_refunds_retry()
 
-    assert Payment.objects.get(pk=payment.pk).refund_status == Payment.RefundState.FAILED
+    payment.refresh_from_db()
+    refund_calls = [c for c in api.calls if c.request.url.endswith("/refund")]
+    assert len(refund_calls) == REFUND_TRIES and payment.refund_status == Payment.RefundState.FAILED
+    assert [m.to for m in mail.outbox] == [[admin_user.email]]
+    page = client.get(page_url).content.decode()
     assert "Refund being arranged" in page and "will contact you" in page and "will email you" not in page
+
+
+def test_a_refund_asked_for_again_after_a_timeout_goes_through(api, confirmed, oncommit):
+    booking, payment = confirmed
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", body=requests.exceptions.ReadTimeout("slow"))
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount))
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+
+    assert payment_refunds_retry() == 1
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
+    assert not payment.needs_attention
 
 
 @pytest.mark.parametrize("kind", ["refund.processed", "refund.failed"])
