@@ -76,3 +76,28 @@ def test_a_session_tapped_in_the_list_view_opens_with_its_heading_in_view(
     assert 0 <= top < PHONE["height"] / 2, f"the panel's heading is at {top} px"
     expect(panel).to_contain_text(re.compile("Kiran Rao"))
     tab.check()
+
+
+def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_booking):
+    pending = make_booking(Status.PENDING, counsellor=counsellor, client_name="Kiran Rao")
+    confirmed = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Meera Iyer")
+    tab = tabs(viewport=PHONE)
+    page = tab.page
+    sign_in(tab, **admin_login)
+    widths = {}
+    paths = (
+        "/staff/bookings/",
+        f"/staff/bookings/{pending.pk}/",
+        f"/staff/bookings/{confirmed.pk}/",
+        "/staff/bookings/new/",
+        f"/staff/availability/{counsellor.pk}/",
+        f"/staff/profile/{counsellor.pk}/",
+        "/staff/team/",
+        "/staff/clinic/",
+    )
+    for path in paths:
+        tab.goto(path)
+        page.wait_for_load_state("networkidle")
+        widths[path] = page_width(page)
+    assert {path: width for path, width in widths.items() if width > 375} == {}
+    tab.check()
