@@ -213,3 +213,28 @@ def test_without_javascript_the_calendar_page_shows_only_its_notice(tabs, counse
     for href in links:
         tab.goto(href.replace("&amp;", "&"))
         expect(heading(page, re.compile("Bookings|Availability"))).to_be_visible()
+
+
+def test_a_session_dragged_on_an_expired_page_says_to_reload(london, make_booking, counsellor):
+    """The calendar's own requests (fetch, not htmx) refused by the CSRF check: it says the
+    page has expired, not "try again" (which would fail the same way), and nothing moves."""
+    page = london.page
+    morning = next_weekday_at(10, days_ahead=3)
+    booking = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=morning, end=morning + timedelta(minutes=60)),
+    )
+    Slot.objects.create(counsellor=counsellor, start=morning + timedelta(hours=4), end=morning + timedelta(hours=5))
+    dialogs(page, accept=True)
+    page.reload()
+    event = find_on_calendar(london, booking.ack_id)
+    box = event.bounding_box()
+    assert box
+    to = time_cell(page, morning, "14:00")
+    page.context.clear_cookies(name="csrftoken")
+    with london.allowing_status(403):
+        drag(page, {"x": box["x"] + box["width"] / 2, "y": box["y"] + 8}, {"x": to["x"], "y": to["y"] - 4})
+        expect(page.get_by_role("status").filter(has_text="This page has expired")).to_be_visible()
+        london.check()
+    booking.refresh_from_db()
+    assert timezone.localtime(booking.slot.start).hour == 10

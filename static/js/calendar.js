@@ -71,6 +71,29 @@
     }
   }
 
+  // A POST answered in JSON: {ok, data}. A page instead of JSON means the form had expired
+  // (Django's CSRF refusal, 403) or the sign-in had (a redirect to the sign-in page).
+  var EXPIRED = "This page has expired (it was open a long time, or you were signed out). Reload it, then try again.";
+
+  function post(url, params) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(params),
+    }).then(function (response) {
+      if ((response.headers.get("Content-Type") || "").indexOf("application/json") === 0) {
+        return response.json().then(function (data) {
+          return { ok: response.ok && data.ok, data: data };
+        });
+      }
+      if (response.status === 403 || response.redirected) {
+        return { ok: false, data: { message: EXPIRED } };
+      }
+      throw new Error("unexpected answer " + response.status);
+    });
+  }
+
   function say(message) {
     statusBox.textContent = message;
     statusBox.hidden = !message;
@@ -152,17 +175,7 @@
         info.revert();
         return;
       }
-      fetch(p.dropUrl, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({ start: info.event.start.toISOString(), version: String(p.version) }),
-      })
-        .then(function (response) {
-          return response.json().then(function (data) {
-            return { ok: response.ok && data.ok, data: data };
-          });
-        })
+      post(p.dropUrl, { start: info.event.start.toISOString(), version: String(p.version) })
         .then(function (result) {
           say(result.data.message || (result.ok ? "Moved." : "The session could not be moved."));
           if (!result.ok) info.revert();
@@ -193,24 +206,15 @@
         calendar.unselect();
         return;
       }
-      var body = new URLSearchParams({
+      post(el.dataset.publishUrl, {
         counsellor: counsellorId,
         start: info.startStr,
         end: info.endStr,
         session_minutes: minutes,
         buffer_minutes: buffer,
-      });
-      fetch(el.dataset.publishUrl, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(), "Content-Type": "application/x-www-form-urlencoded" },
-        body: body,
       })
-        .then(function (response) {
-          return response.json();
-        })
-        .then(function (data) {
-          say(data.message || "Done.");
+        .then(function (result) {
+          say(result.data.message || (result.ok ? "Done." : "The slots could not be published."));
           calendar.refetchEvents();
         })
         .catch(function () {
