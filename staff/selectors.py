@@ -36,6 +36,7 @@ from bookings.models import (
     BookingEvent,
     Counsellor,
     Mode,
+    OutboundEmail,
     SessionType,
     Slot,
     Status,
@@ -250,6 +251,23 @@ def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
             .order_by("-created_at", "-id")[:15]
         ),
     }
+
+
+def emails_given_up(*, user: Any, days: int = 30, limit: int = 20) -> list[dict[str, Any]]:
+    """For administrators: emails the outbox gave up sending in the last `days` days, newest
+    first, with the booking they were about if any. Emails about no booking (your links,
+    waitlist, invitations, the daily summary) show nowhere else. One query; none for others."""
+    if not is_administrator(user):
+        return []
+    return list(
+        OutboundEmail.objects.filter(
+            status=OutboundEmail.State.FAILED, created_at__gte=timezone.now() - timedelta(days=days)
+        )
+        .order_by("-created_at", "-id")
+        .values("pk", "kind", "to", "subject", "last_error", "attempts", "created_at", "booking_id", "booking__ack_id")[
+            :limit
+        ]
+    )
 
 
 def outcomes_by_month(*, user: Any, months: int = 6, today: date | None = None) -> list[dict[str, Any]]:

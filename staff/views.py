@@ -103,6 +103,7 @@ BOOKING_CHANGED = "bookingChanged"
 def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user)
     data["outcomes"] = selectors.outcomes_by_month(user=request.user)
+    data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 

@@ -616,3 +616,40 @@ def test_a_refused_new_booking_starts_at_what_went_wrong(admin_client, session_t
     assert html.index("autofocus") < html.index("already has an active booking")
     # The empty form: nothing takes the focus from the page's start.
     assert "autofocus" not in admin_client.get(reverse("staff:booking_new")).content.decode()
+
+
+def test_administrators_see_the_emails_that_could_not_be_sent(
+    admin_client, counsellor_client, make_booking, counsellor
+):
+    """Emails the outbox gave up on, the last 30 days: those about no booking (an invitation,
+    someone's links) show nowhere else. Counsellors don't see the list (other clients' mail)."""
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    failed = OutboundEmail.State.FAILED
+    OutboundEmail.objects.create(
+        kind="staff_invite",
+        to="new.counsellor@example.com",
+        subject="Your MindSettler staff account",
+        body_text="x",
+        status=failed,
+        attempts=5,
+        last_error="SMTPRecipientsRefused",
+    )
+    OutboundEmail.objects.create(
+        kind="received",
+        booking=booking,
+        to=booking.email,
+        subject=f"Request {booking.ack_id} received",
+        body_text="x",
+        status=failed,
+        attempts=5,
+    )
+    old = OutboundEmail.objects.create(kind="x", to="old@example.com", subject="Long ago", body_text="x", status=failed)
+    OutboundEmail.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+    OutboundEmail.objects.create(kind="x", to="fine@example.com", subject="Delivered", body_text="x")
+
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    part = html.split("Emails that could not be sent")[1].split("Recent activity")[0]
+    assert "new.counsellor@example.com" in part and "5 tries" in part and "SMTPRecipientsRefused" in part
+    assert reverse("staff:booking_detail", args=[booking.pk]) in part and booking.ack_id in part
+    assert "Long ago" not in part and "Delivered" not in part
+    assert "Emails that could not be sent" not in counsellor_client.get(reverse("staff:dashboard")).content.decode()
