@@ -28,7 +28,7 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.services.payments import payment_refund
+from bookings.services.payments import payment_held_refund, payment_refund, payments_taken_lock
 from bookings.services.transitions import (
     _check_mode,
     _check_slot_for_staff,
@@ -150,6 +150,7 @@ def booking_cancel(
     if actor == Actor.STAFF and not reason.strip():
         raise BookingError("Give a reason for cancelling this booking.")
     with transaction.atomic():
+        taken = payments_taken_lock(booking_id=booking_id)  # before the booking: the lock order
         # of=self: PostgreSQL cannot lock the nullable side of the outer join to slot.
         booking = Booking.objects.select_for_update(of=("self",)).select_related("slot").get(pk=booking_id)
         if (
@@ -174,20 +175,15 @@ def booking_cancel(
         )
         if actor == Actor.STAFF and client_asked and booking.slot is not None:
             _record_if_late(booking=cancelled, slot=booking.slot, user=user)
-        if from_status == Status.CONFIRMED:
-            # Full refund: clients get here only before the cutoff (checked above), staff always.
-            paid = Payment.objects.filter(booking=cancelled, status=Payment.State.CONFIRMED).first()
-            if paid is not None:
-                payment_refund(payment_id=paid.pk, reason=f"Booking cancelled by {Actor(actor).label.lower()}")
-    # Money taken that did not confirm the booking (a payment of the wrong amount, held for
-    # staff) goes back too. After the booking's lock is released: the expiry sweep takes the
-    # payment's lock first, and two orders could deadlock.
-    held = Payment.objects.filter(booking_id=booking_id, status=Payment.State.PENDING, refund_status="").exclude(
-        provider_payment_id=""
-    )
-    for payment_id in held.values_list("pk", flat=True):
-        payment_refund(payment_id=payment_id, reason=f"Booking cancelled by {Actor(actor).label.lower()}")
-    return cancelled
+        reason = f"Booking cancelled by {Actor(actor).label.lower()}"
+        for payment in taken:
+            if payment.status == Payment.State.CONFIRMED and from_status == Status.CONFIRMED:
+                # Full refund: clients get here only before the cutoff (checked above), staff always.
+                payment_refund(payment_id=payment.pk, reason=reason)
+            elif payment.status == Payment.State.PENDING:
+                # Money taken that did not confirm the booking (a wrong amount) goes back too.
+                payment_held_refund(payment=payment, booking=cancelled, what_happened=reason, reason=reason)
+        return cancelled
 
 
 def booking_cancel_request(*, booking: Booking) -> None:

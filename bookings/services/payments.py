@@ -326,6 +326,32 @@ def _refund_enqueue(payment_id: int) -> None:
         logger.exception("could not enqueue refund of payment %s", payment_id)
 
 
+def payments_taken_lock(*, booking_id: int) -> list[Payment]:
+    """The booking's attempts holding money not refunded (captured: confirmed, or held for
+    staff as a wrong amount), locked. Inside the caller's transaction and before it locks the
+    booking: the lock order."""
+    return list(
+        Payment.objects.select_for_update()
+        .filter(booking_id=booking_id, status__in=(Payment.State.CONFIRMED, Payment.State.PENDING), refund_status="")
+        .exclude(provider_payment_id="")
+    )
+
+
+def payment_held_refund(*, payment: Payment, booking: Booking, what_happened: str, reason: str) -> None:
+    """Inside the caller's transaction, `payment` locked: money captured that did not confirm
+    the booking (a wrong amount, held for staff), refunded in full now the booking has ended,
+    and staff's alert saying so replaces the one asking them to look into it."""
+    paid = _money(_captured_amount(payment), payment.currency)
+    _staff_alert(
+        payment=payment,
+        booking=booking,
+        why=f"{what_happened} while a payment of {paid} that did not match the booking was held. The booking "
+        "was cancelled and a full refund has been started automatically.",
+    )
+    payment.save(update_fields=["needs_attention", "updated_at"])
+    _refund_mark(payment=payment, reason=reason)
+
+
 def payment_refund(*, payment_id: int, reason: str) -> Payment:
     """Refund a captured payment in full. The decision is recorded now; the provider is
     asked after commit. Repeats change nothing."""
@@ -562,12 +588,7 @@ def bookings_expire(*, now: datetime | None = None) -> int:
     expired = 0
     for booking_id, old_status in list(due):
         with transaction.atomic():
-            # Lock order, as everywhere: the payment rows first, then the booking.
-            captured = list(
-                Payment.objects.select_for_update()
-                .filter(booking_id=booking_id, status=Payment.State.PENDING, refund_status="")
-                .exclude(provider_payment_id="")
-            )
+            taken = payments_taken_lock(booking_id=booking_id)  # before the booking: the lock order
             booking = (
                 Booking.objects.select_for_update()
                 .filter(pk=booking_id, status=old_status, payment_due_at__lte=now)
@@ -575,16 +596,14 @@ def bookings_expire(*, now: datetime | None = None) -> int:
             )
             if booking is None:
                 continue
-            for payment in captured:
-                paid = _money(_captured_amount(payment), payment.currency)
-                _staff_alert(
-                    payment=payment,
-                    booking=booking,
-                    why=f"The time to pay ran out while a payment of {paid} that did not match the booking was "
-                    "held. The booking was cancelled and a full refund has been started automatically.",
-                )
-                payment.save(update_fields=["needs_attention", "updated_at"])
-                _refund_mark(payment=payment, reason="The booking expired unpaid")
+            for payment in taken:
+                if payment.status == Payment.State.PENDING:
+                    payment_held_refund(
+                        payment=payment,
+                        booking=booking,
+                        what_happened="The time to pay ran out",
+                        reason="The booking expired unpaid",
+                    )
             booking_transition(
                 booking=booking,
                 to=Status.CANCELLED,
