@@ -131,6 +131,7 @@ class VersionForm(forms.Form):
 
 
 class ApproveForm(VersionForm):
+    prefix = "approve"  # its fields' names and ids on a page with other forms
     slot = SlotChoiceField(
         label="Time slot",
         queryset=Slot.objects.none(),
@@ -165,6 +166,7 @@ REJECT_REASONS = [
 
 
 class RejectForm(VersionForm):
+    prefix = "reject"  # its fields' names and ids on a page with other forms
     preset = forms.ChoiceField(label="Common reasons", required=False, choices=REJECT_REASONS, widget=forms.RadioSelect)
     # Required unless a common reason is chosen (clean()): the page does not call it optional.
     reason = forms.CharField(
@@ -185,6 +187,7 @@ class RejectForm(VersionForm):
 
 
 class CancelForm(VersionForm):
+    prefix = "cancel"  # its fields' names and ids on a page with other forms
     reason = forms.CharField(
         label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3}), help_text="Sent to the client."
     )
@@ -201,6 +204,7 @@ class CancelForm(VersionForm):
 
 
 class MeetingUrlForm(forms.Form):
+    prefix = "meeting"  # its fields' names and ids on a page with other forms
     meeting_url = forms.URLField(
         label="Meeting link for this booking",
         required=False,
@@ -220,6 +224,8 @@ class ClinicForm(forms.ModelForm):
 
 
 class CounsellorRoomForm(forms.ModelForm):
+    prefix = "room"  # its fields' names and ids on a page with other forms
+
     class Meta:
         model = Counsellor
         fields = ["meeting_url", "offers_online", "offers_in_person"]
@@ -240,6 +246,7 @@ WEEKDAYS = [
 
 
 class WeeklyHoursForm(forms.Form):
+    prefix = "hours"  # its fields' names and ids on a page with other forms
     weekday = forms.TypedChoiceField(label="Day", choices=WEEKDAYS, coerce=int)
     start_time = forms.TimeField(label="From", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     end_time = forms.TimeField(label="To", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
@@ -250,10 +257,12 @@ class WeeklyHoursForm(forms.Form):
 
 
 class GenerateForm(forms.Form):
+    prefix = "generate"  # its fields' names and ids on a page with other forms
     weeks = forms.IntegerField(label="Weeks ahead", min_value=1, max_value=12, initial=4)
 
 
 class SlotForm(forms.Form):
+    prefix = "slot"  # its fields' names and ids on a page with other forms
     start = forms.DateTimeField(label="Starts", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
     minutes = forms.IntegerField(label="Length (minutes)", min_value=10, max_value=240, initial=60)
 
@@ -263,6 +272,7 @@ class SlotForm(forms.Form):
 
 
 class BlockedPeriodForm(forms.Form):
+    prefix = "blocked"  # its fields' names and ids on a page with other forms
     start = forms.DateTimeField(label="From", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
     end = forms.DateTimeField(label="Until", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
     reason = forms.CharField(label="Reason", required=False, max_length=200, help_text="Only staff see it.")
@@ -477,6 +487,8 @@ class CounsellorProfileForm(forms.ModelForm):
 
 class MoveForm(VersionForm):
     """Move a booking to another free slot (staff)."""
+
+    prefix = "move"  # its fields' names and ids on a page with other forms
 
     slot = SlotChoiceField(
         label="New time slot",

@@ -525,8 +525,7 @@ def _detail_context(
         "errors": errors or {},
         "notice": notice,
         "meeting_url_effective": booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else ""),
-        "meeting_form": forms.get("meeting")
-        or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}, prefix="meeting"),
+        "meeting_form": forms.get("meeting") or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}),
         "now": timezone.now(),
         "nav": "bookings",
     }
@@ -536,19 +535,19 @@ def _detail_context(
         if booking.preferred_slot_id and any(s.pk == booking.preferred_slot_id for s in slots):
             initial["slot"] = booking.preferred_slot_id
         ctx["approve_form"] = forms.get("approve") or ApproveForm(
-            initial=initial, slots=slots, amount_editable=can_edit_amount(user), prefix="approve"
+            initial=initial, slots=slots, amount_editable=can_edit_amount(user)
         )
         ctx["approve_slots_count"] = len(ctx["approve_form"].fields["slot"].queryset)
         ctx["preferred_conflict"] = selectors.preferred_slot_conflict(booking)
     if Status.REJECTED in staff_moves:
-        ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version, prefix="reject")
+        ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
     if Status.COMPLETED in staff_moves:
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
         ctx["session_ended"] = booking.slot is not None and booking.slot.end <= timezone.now()
     if Status.NO_SHOW in staff_moves:
         ctx["no_show_form"] = forms.get("no_show") or VersionForm(initial=version, prefix="no_show")
     if Status.CANCELLED in staff_moves:
-        ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version, prefix="cancel")
+        ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version)
         ctx["cancel_is_late"] = booking.slot is not None and services.cancellation_is_late(
             session_start=booking.slot.start
         )
@@ -558,7 +557,7 @@ def _detail_context(
     )
     if booking.status in services.RESCHEDULABLE_BY_STAFF and booking.slot_id:
         ctx["move_form"] = forms.get("move") or MoveForm(
-            initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking), prefix="move"
+            initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking)
         )
     ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
     # A refusal for an action no longer on the page (the status moved on), or of a stale
@@ -656,7 +655,6 @@ def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST,
         slots=selectors.approve_slot_choices(user=request.user, booking=booking),
         amount_editable=editable,
-        prefix="approve",
     )
 
     def do(data: dict[str, Any]) -> Booking:
@@ -681,7 +679,7 @@ def booking_reject(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "reject",
-        RejectForm(request.POST, prefix="reject"),
+        RejectForm(request.POST),
         lambda d: services.booking_reject(
             booking_id=pk, user=request.user, reason=d["reason"], expected_version=d["version"]
         ),
@@ -712,7 +710,7 @@ def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "cancel",
-        CancelForm(request.POST, prefix="cancel"),
+        CancelForm(request.POST),
         lambda d: services.booking_cancel(
             booking_id=pk,
             actor=Actor.STAFF,
@@ -747,7 +745,7 @@ def booking_meeting_url(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "meeting",
-        MeetingUrlForm(request.POST, prefix="meeting"),
+        MeetingUrlForm(request.POST),
         lambda d: services.booking_set_meeting_url(booking_id=pk, user=request.user, meeting_url=d["meeting_url"]),
         "Meeting link saved.",
     )
@@ -854,11 +852,11 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
         "slots": slots,
         "blocked": list(BlockedPeriod.objects.filter(counsellor=counsellor, end__gte=now)),
         # Each form with its own prefix (the key its refusals use), so no two share an id.
-        "hours_form": forms.get("hours") or WeeklyHoursForm(prefix="hours"),
-        "generate_form": forms.get("generate") or GenerateForm(prefix="generate"),
-        "slot_form": forms.get("slot") or SlotForm(prefix="slot"),
-        "blocked_form": forms.get("blocked") or BlockedPeriodForm(prefix="blocked"),
-        "room_form": forms.get("room") or CounsellorRoomForm(instance=counsellor, prefix="room"),
+        "hours_form": forms.get("hours") or WeeklyHoursForm(),
+        "generate_form": forms.get("generate") or GenerateForm(),
+        "slot_form": forms.get("slot") or SlotForm(),
+        "blocked_form": forms.get("blocked") or BlockedPeriodForm(),
+        "room_form": forms.get("room") or CounsellorRoomForm(instance=counsellor),
         "errors": forms.get("errors") or {},
         "held": forms.get("held") or [],
         "nav": "availability",
@@ -897,7 +895,7 @@ def _availability_refused(
 @staff_required
 def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = WeeklyHoursForm(request.POST, prefix="hours")
+    form = WeeklyHoursForm(request.POST)
     if not form.is_valid():
         return _availability_refused(request, counsellor, "hours", form)
     try:
@@ -919,7 +917,7 @@ def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id
 @staff_required
 def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = GenerateForm(request.POST, prefix="generate")
+    form = GenerateForm(request.POST)
     if not form.is_valid():
         return _availability_refused(request, counsellor, "generate", form)
     if not WeeklyHours.objects.filter(counsellor=counsellor).exists():
@@ -944,7 +942,7 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
 @staff_required
 def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = SlotForm(request.POST, prefix="slot")
+    form = SlotForm(request.POST)
     if not form.is_valid():
         return _availability_refused(request, counsellor, "slot", form)
     start = form.cleaned_data["start"]
@@ -976,7 +974,7 @@ def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: 
 @staff_required
 def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = BlockedPeriodForm(request.POST, prefix="blocked")
+    form = BlockedPeriodForm(request.POST)
     if not form.is_valid():
         return _availability_refused(request, counsellor, "blocked", form)
     try:
@@ -1000,7 +998,7 @@ def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period
 @staff_required
 def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = CounsellorRoomForm(request.POST, instance=counsellor, prefix="room")
+    form = CounsellorRoomForm(request.POST, instance=counsellor)
     if not form.is_valid():
         return _availability_refused(request, counsellor, "room", form)
     if not (form.cleaned_data["offers_online"] or form.cleaned_data["offers_in_person"]):
@@ -1214,7 +1212,7 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "move",
-        MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking), prefix="move"),
+        MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking)),
         lambda d: services.booking_reschedule(
             booking_id=pk, slot_id=d["slot"].pk, actor=Actor.STAFF, user=request.user, expected_version=d["version"]
         ),
