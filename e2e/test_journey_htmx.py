@@ -73,8 +73,8 @@ def book_through_wizard_to_review(tab) -> None:
     continue_to_review(tab.page)
 
 
-def continue_to_review(page) -> None:
-    """From the session step, with a time chosen: the later steps filled in, to the review."""
+def continue_to_concerns(page) -> None:
+    """From the session step, with a time chosen: "About you" filled in, to the concerns step."""
     page.get_by_role("button", name="Continue").click()
     expect(heading(page, "About you")).to_be_visible()
     page.get_by_label("Your name").fill(CLIENT["name"])
@@ -82,6 +82,11 @@ def continue_to_review(page) -> None:
     page.get_by_label("I am 18 or over").check()
     page.get_by_role("button", name="Continue").click()
     expect(heading(page, "What brings you")).to_be_visible()
+
+
+def continue_to_review(page) -> None:
+    """From the session step, with a time chosen: the later steps filled in, to the review."""
+    continue_to_concerns(page)
     page.get_by_role("button", name="Continue").click()
     expect(heading(page, "Check your answers and send")).to_be_visible()
     page.get_by_label("I have read and agree to the privacy notice").check()
@@ -145,13 +150,7 @@ def test_switching_language_mid_wizard_returns_to_the_same_step(tab, slots):
     page = tab.page
     tab.goto("/book/")
     choose_session(page)
-    page.get_by_role("button", name="Continue").click()
-    expect(heading(page, "About you")).to_be_visible()
-    page.get_by_label("Your name").fill(CLIENT["name"])
-    page.get_by_label("Email address").fill(CLIENT["email"])
-    page.get_by_label("I am 18 or over").check()
-    page.get_by_role("button", name="Continue").click()
-    expect(heading(page, "What brings you")).to_be_visible()
+    continue_to_concerns(page)
     assert "step=concerns" in page.url  # pushed by htmx, after the footer was written
     concerns = page.get_by_label("What brings you to counselling? (optional)")
     concerns.fill("Hard to sleep since the move.")
