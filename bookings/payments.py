@@ -169,6 +169,13 @@ class PaymentProvider:
         """Ask the provider to refund `amount` (minor units) of a captured payment."""
         raise NotImplementedError
 
+    def refund_fetch(self, *, payment: Payment, refund_id: str) -> RefundProcessed | RefundFailed | None:
+        """Ask the provider how the refund `refund_id` of `payment` stands: processed, failed,
+        or None while it is still pending. For refunds whose webhook never came; read-only,
+        so it is called without holding the payment's lock. Every failure, whether worth
+        trying again later or not, raises `ProviderError`."""
+        raise NotImplementedError
+
 
 _registry: dict[str, type[PaymentProvider]] = {}
 
@@ -266,6 +273,16 @@ class SandboxProvider(PaymentProvider):
         refund_id = f"sandbox_rfnd_{secrets.token_hex(6)}"
         return Refund(
             refund_id=refund_id, processed=True, raw={"id": refund_id, "amount": amount, "status": "processed"}
+        )
+
+    def refund_fetch(self, *, payment: Payment, refund_id: str) -> RefundProcessed | RefundFailed | None:
+        # Sandbox refunds are processed the moment they are made.
+        amount = payment.refunded_amount
+        return RefundProcessed(
+            payment_id=payment.provider_payment_id,
+            refund_id=refund_id,
+            amount=amount,
+            raw={"id": refund_id, "amount": amount, "status": "processed"},
         )
 
 
@@ -424,6 +441,21 @@ class RazorpayProvider(PaymentProvider):
             {"amount": amount, "speed": "normal", "notes": {"booking": payment.booking.ack_id}},
         )
         return Refund(refund_id=str(body.get("id", "")), processed=body.get("status") == "processed", raw=body)
+
+    def refund_fetch(self, *, payment: Payment, refund_id: str) -> RefundProcessed | RefundFailed | None:
+        body = _scrub(self._call("refund fetch", self.client().refund.fetch, refund_id))
+        if body.get("id") != refund_id or body.get("payment_id") != payment.provider_payment_id:
+            # Never settle a payment on the word of another payment's refund.
+            raise ProviderError(f"razorpay refund fetch: {refund_id} is not a refund of payment {payment.pk}")
+        status = body.get("status")
+        if status not in ("processed", "failed"):
+            return None  # "pending": Razorpay is still working on it.
+        return (RefundProcessed if status == "processed" else RefundFailed)(
+            payment_id=payment.provider_payment_id,
+            refund_id=refund_id,
+            amount=int(body.get("amount") or 0),
+            raw=body,
+        )
 
 
 def _razorpay_payment_outcome(payment: Mapping[str, Any], *, raw: dict[str, Any]) -> Paid | Failed | Waiting:

@@ -27,10 +27,11 @@ def refund_payment(payment_id: int) -> str:
 @task()
 def expire_bookings() -> int:
     """The payment-window sweep; run it every few minutes (cron or a periodic worker)."""
-    from bookings.services import bookings_expire, payment_refunds_retry
+    from bookings.services import bookings_expire, payment_refunds_check, payment_refunds_retry
 
     expired = bookings_expire()
     payment_refunds_retry()
+    payment_refunds_check()
     return expired
 
 

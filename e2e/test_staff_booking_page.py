@@ -93,3 +93,41 @@ def test_availability_labels_focus_their_own_fields(tab, counsellor_login, couns
     page.get_by_role("region", name="Add a one-off slot").get_by_text("Starts", exact=True).click()
     expect(focused(page)).to_have_attribute("id", "id_slot-start")
     tab.check()
+
+
+def test_an_administrator_settles_a_payment_from_the_dashboard(tab, admin_login, make_booking, counsellor):
+    """The dashboard lists a payment that needs attention; its link opens the booking at the
+    form; saying what was done (keyboard only) clears it, in place, with focus on the notice."""
+    from bookings.models import Payment
+    from bookings.services import payment_confirm, payment_start
+
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_wrong", amount=99_900, currency="INR", raw={}, source="test"
+    )
+    page = tab.page
+    sign_in(tab, **admin_login)
+    attention = page.get_by_role("region", name="Payments that need attention")
+    expect(attention).to_contain_text("but the booking costs")
+    attention.get_by_role("link", name=booking.ack_id).click()
+    expect(heading(page, booking.ack_id)).to_be_visible()
+    tab.check()
+
+    form = page.locator(f"#settle-{payment.pk}")
+    expect(form).to_be_in_viewport()
+    choice = form.get_by_role("radio", name=re.compile("I refunded ₹999"))
+    choice.focus()
+    page.keyboard.press("Space")
+    expect(choice).to_be_checked()
+    form.get_by_label("Refund reference").fill("rfnd_Dash00000001")
+    form.get_by_role("textbox", name=re.compile("Note for the team")).fill("Refunded from the dashboard.")
+    form.get_by_role("button", name="Save").press("Enter")
+
+    notice = page.get_by_role("status").filter(has_text="Refund recorded.")
+    expect(notice).to_be_focused()
+    expect(page.locator(f"#settle-{payment.pk}")).to_have_count(0)
+    assert side_by_side(page)
+    tab.check()
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and not payment.needs_attention

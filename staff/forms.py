@@ -11,9 +11,16 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from bookings.models import Booking, Clinic, Counsellor, Mode, SessionType, Slot, Status
-from bookings.services import email_normalise, phone_normalise, staff_booking_problems
-from bookings.templatetags.mindsettler import when_short
+from bookings.models import Booking, Clinic, Counsellor, Mode, Payment, SessionType, Slot, Status
+from bookings.services import (
+    Settle,
+    email_normalise,
+    payment_captured_amount,
+    payment_settle_choices,
+    phone_normalise,
+    staff_booking_problems,
+)
+from bookings.templatetags.mindsettler import money, when_short
 from mindsettler.forms import Pairs
 from staff.models import User
 
@@ -211,6 +218,56 @@ class MeetingUrlForm(forms.Form):
         assume_scheme="https",
         help_text="Leave empty to use the counsellor's room.",
     )
+
+
+class PaymentSettleForm(forms.Form):
+    """What an administrator did about a payment that needs attention. One per payment on
+    the page, so its prefix names the payment."""
+
+    how = forms.ChoiceField(
+        label="What did you do?",
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose what you did.",
+            "invalid_choice": "That can no longer be done for this payment. Reload the page.",
+        },
+    )
+    reference = forms.CharField(
+        label="Refund reference",
+        required=False,
+        max_length=100,
+        help_text="From the provider's dashboard (rfnd_…). The client sees it on their booking page.",
+    )
+    note = forms.CharField(
+        label="Note for the team",
+        max_length=300,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Staff read it in the booking's timeline; the client does not. Not the client's own words.",
+        error_messages={"required": "Say briefly what you did, for whoever looks next."},
+    )
+
+    def __init__(self, *args: Any, payment: Payment, **kwargs: Any) -> None:
+        super().__init__(*args, prefix=f"settle-{payment.pk}", **kwargs)
+        self.payment = payment
+        amount = money(payment_captured_amount(payment), payment.currency)
+        provider = payment.provider.capitalize()
+        labels = {
+            Settle.REFUND: f"Ask {provider} to refund {amount} now",
+            Settle.REFUNDED: f"I refunded {amount} from {provider}'s dashboard: record it",
+            Settle.DEALT_WITH: "Nothing more to do here: mark it as dealt with",
+        }
+        # None left (dealt with meanwhile): any, so a stale page's answer reaches the
+        # service, which says what happened.
+        choices = payment_settle_choices(payment) or list(labels)
+        self.fields["how"].choices = [(how, labels[how]) for how in choices]
+        if Settle.REFUNDED not in choices:
+            del self.fields["reference"]
+
+    def clean_reference(self) -> str:
+        reference = self.cleaned_data["reference"].strip()
+        if reference and self.cleaned_data.get("how") != Settle.REFUNDED:
+            raise forms.ValidationError("A refund reference goes with “I refunded … from the dashboard” only.")
+        return reference
 
 
 # --- Settings -------------------------------------------------------------------------

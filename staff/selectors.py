@@ -37,6 +37,7 @@ from bookings.models import (
     Counsellor,
     Mode,
     OutboundEmail,
+    Payment,
     SessionType,
     Slot,
     Status,
@@ -267,6 +268,18 @@ def emails_given_up(*, user: Any, days: int = 30, limit: int = 20) -> list[dict[
         .values("pk", "kind", "to", "subject", "last_error", "attempts", "created_at", "booking_id", "booking__ack_id")[
             :limit
         ]
+    )
+
+
+def payments_needing_attention(*, user: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """For administrators: payments whose alert nobody has dealt with yet, oldest first, with
+    their booking. One query; none for others."""
+    if not is_administrator(user):
+        return []
+    return list(
+        Payment.objects.exclude(needs_attention="")
+        .order_by("updated_at", "pk")
+        .values("pk", "needs_attention", "updated_at", "booking_id", "booking__ack_id")[:limit]
     )
 
 

@@ -22,6 +22,11 @@ urlpatterns = [
     path("bookings/<int:pk>/drop/", views.booking_drop, name="booking_drop"),
     path("bookings/<int:pk>/resend/", views.booking_resend, name="booking_resend"),
     path("bookings/<int:pk>/meeting-link/", views.booking_meeting_url, name="booking_meeting_url"),
+    path(
+        "bookings/<int:pk>/payments/<int:payment_id>/settle/",
+        views.booking_payment_settle,
+        name="booking_payment_settle",
+    ),
     path("availability/", views.availability_index, name="availability_index"),
     path("availability/<int:counsellor_id>/", views.availability, name="availability"),
     path("availability/<int:counsellor_id>/hours/", views.availability_hours_add, name="availability_hours_add"),

@@ -41,6 +41,7 @@ from bookings.models import (
     Counsellor,
     Mode,
     OutboundEmail,
+    Payment,
     Slot,
     Status,
     WeeklyHours,
@@ -61,6 +62,7 @@ from staff.forms import (
     InviteForm,
     MeetingUrlForm,
     MoveForm,
+    PaymentSettleForm,
     PublishRangeForm,
     RejectForm,
     SlotForm,
@@ -104,6 +106,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user)
     data["outcomes"] = selectors.outcomes_by_month(user=request.user)
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
+    data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 
@@ -560,6 +563,16 @@ def _detail_context(
             initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking)
         )
     ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
+    # Administrators say what they did about each payment that needs attention.
+    ctx["settle"] = [
+        {
+            "payment": p,
+            "form": forms.get(f"settle-{p.pk}") or PaymentSettleForm(payment=p),
+            "error": ctx["errors"].get(f"settle-{p.pk}", ""),
+        }
+        for p in ctx["payments"]
+        if p.needs_attention and ctx["is_admin"]
+    ]
     # A refusal for an action no longer on the page (the status moved on), or of a stale
     # page ("stale"): show it at the top.
     shown = {
@@ -571,6 +584,7 @@ def _detail_context(
         "move": "move_form" in ctx,
         "resend": True,
         "meeting": booking.mode == Mode.ONLINE,
+        **{f"settle-{s['payment'].pk}": True for s in ctx["settle"]},
     }
     ctx["orphan_errors"] = [message for action, message in ctx["errors"].items() if not shown.get(action)]
     return ctx
@@ -748,6 +762,31 @@ def booking_meeting_url(request: HttpRequest, pk: int) -> HttpResponse:
         MeetingUrlForm(request.POST),
         lambda d: services.booking_set_meeting_url(booking_id=pk, user=request.user, meeting_url=d["meeting_url"]),
         "Meeting link saved.",
+    )
+
+
+_SETTLED = {
+    services.Settle.REFUND: "Refund asked for. The client's page says it is on its way.",
+    services.Settle.REFUNDED: "Refund recorded. The client's page shows it as refunded.",
+    services.Settle.DEALT_WITH: "Marked as dealt with.",
+}
+
+
+@require_POST
+@admin_required
+def booking_payment_settle(request: HttpRequest, pk: int, payment_id: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    payment = get_object_or_404(Payment, pk=payment_id, booking_id=pk)
+    form = PaymentSettleForm(request.POST, payment=payment)
+    return _act(
+        request,
+        pk,
+        form.prefix,
+        form,
+        lambda d: services.payment_settle(
+            payment_id=payment.pk, user=request.user, how=d["how"], note=d["note"], reference=d.get("reference", "")
+        ),
+        lambda _: _SETTLED[form.cleaned_data["how"]],
     )
 
 

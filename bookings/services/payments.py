@@ -75,7 +75,7 @@ def _payment_for_update_by_payment_id(*, provider: str, provider_payment_id: str
     )
 
 
-def _captured_amount(payment: Payment) -> int:
+def payment_captured_amount(payment: Payment) -> int:
     """What the provider actually captured: the attempt's amount, unless a different amount
     was recorded when it arrived (a payment that did not match the booking)."""
     captured = (payment.raw or {}).get("captured") or {}
@@ -245,7 +245,7 @@ def payment_confirm(
                 payment=payment,
                 booking=booking,
                 why=f"A second payment ({provider_payment_id}, {paid}) arrived for this attempt's order. "
-                "Refund it from the provider's dashboard.",
+                "Refund it from the provider's dashboard, then mark it as dealt with on the booking's page.",
             )
             payment.save(update_fields=["raw", "needs_attention", "updated_at"])
             return payment
@@ -266,7 +266,7 @@ def payment_confirm(
                 payment=payment,
                 booking=booking,
                 why=f"Paid {paid}, but the booking costs {_money(booking.amount, booking.currency)}. "
-                "Not confirmed: check the payment with the provider, then refund it or confirm by hand.",
+                "Not confirmed: check the payment with the provider, then refund it from the booking's page.",
             )
             payment.save(update_fields=fields)
             return payment
@@ -341,7 +341,7 @@ def payment_held_refund(*, payment: Payment, booking: Booking, what_happened: st
     """Inside the caller's transaction, `payment` locked: money captured that did not confirm
     the booking (a wrong amount, held for staff), refunded in full now the booking has ended,
     and staff's alert saying so replaces the one asking them to look into it."""
-    paid = _money(_captured_amount(payment), payment.currency)
+    paid = _money(payment_captured_amount(payment), payment.currency)
     _staff_alert(
         payment=payment,
         booking=booking,
@@ -365,10 +365,96 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
     return payment
 
 
+# --- Payments that need attention: what an administrator did about them ---------------
+# Each alert ends with an administrator saying what was done: the refund asked for again
+# (through the provider, as the automatic one), a refund made from the provider's dashboard
+# recorded, or simply that it is dealt with. Confirming a booking by hand is not among them:
+# only a matching payment confirms one (docs/DESIGN: the lifecycle).
+
+
+class Settle:
+    REFUND = "refund"
+    REFUNDED = "refunded"
+    DEALT_WITH = "dealt_with"
+
+
+def payment_settle_choices(payment: Payment) -> list[str]:
+    """What may be done about `payment`'s alert: nothing if it has none. Money can be
+    returned only if it is held and not already on its way back: a wrong amount held for
+    staff, or a refund that failed. (A payment that confirmed a live booking goes back by
+    cancelling the booking.)"""
+    if not payment.needs_attention:
+        return []
+    held = payment.provider_payment_id and not payment.refunded_amount
+    returnable = held and (
+        payment.refund_status == Payment.RefundState.FAILED
+        or (payment.refund_status == "" and payment.status == Payment.State.PENDING)
+    )
+    return [Settle.REFUND, Settle.REFUNDED, Settle.DEALT_WITH] if returnable else [Settle.DEALT_WITH]
+
+
+def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference: str = "") -> Payment:
+    """An administrator settles a payment's alert (`how`: a Settle value), saying what they
+    did in `note` (staff read it in the booking's timeline; the client does not). The alert
+    is cleared; a refund asked for again that fails raises a new one."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        choices = payment_settle_choices(payment)
+        if not choices:
+            raise BookingError("This payment no longer needs attention: someone has already dealt with it.")
+        if how not in choices:
+            raise BookingError(
+                "Its money is no longer held (it is being refunded, or it confirmed the booking), "
+                "so it can only be marked as dealt with."
+            )
+        booking = Booking.objects.get(pk=payment.booking_id)
+        amount = _money(payment_captured_amount(payment), payment.currency)
+        payment.needs_attention = ""
+        if how == Settle.REFUND:
+            payment.save(update_fields=["needs_attention", "updated_at"])
+            _refund_mark(payment=payment, reason=f"Asked for again by staff: {note}")
+            action, done = "refund_requested", f"Refund of {amount} asked for again"
+        elif how == Settle.REFUNDED:
+            payment.refund_status = Payment.RefundState.PROCESSED
+            payment.refunded_amount = payment_captured_amount(payment)
+            payment.status = Payment.State.REFUNDED
+            payment.provider_refund_id = reference
+            _raw_add(payment, "refund_recorded", {"by": user.pk, "reference": reference})
+            payment.save(
+                update_fields=[
+                    "needs_attention",
+                    "refund_status",
+                    "refunded_amount",
+                    "status",
+                    "provider_refund_id",
+                    "raw",
+                    "updated_at",
+                ]
+            )
+            action = "refund_recorded"
+            done = f"Refund of {amount} made from the provider's dashboard" + (f" ({reference})" if reference else "")
+        else:
+            payment.save(update_fields=["needs_attention", "updated_at"])
+            action, done = "payment_settled", "Payment alert dealt with"
+        booking_record(
+            booking=booking, action=action, actor=Actor.STAFF, user=user, reason=f"Payment {payment.pk}: {done}. {note}"
+        )
+    return payment
+
+
 # How many times a refund is asked for while the provider cannot be reached or fails on its
 # side, one try per payment_refunds_retry sweep (every ten minutes or so), before staff are
 # asked to do it by hand.
 REFUND_TRIES = 5
+
+
+def _refund_errors_since_decided(payment: Payment) -> int:
+    """The provider's refusals and failures since the refund was last decided (staff may
+    decide it again after the tries ran out). By the payloads' times: PostgreSQL's jsonb
+    does not keep the keys in the order they were added."""
+    entries = [(key.split("#")[0], datetime.fromisoformat(value["at"])) for key, value in (payment.raw or {}).items()]
+    decided = max((at for name, at in entries if name == "refund_requested"), default=None)
+    return sum(1 for name, at in entries if name == "refund_error" and (decided is None or at > decided))
 
 
 def payment_refund_execute(*, payment_id: int) -> Payment:
@@ -379,11 +465,11 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
         payment = Payment.objects.select_for_update().select_related("booking").get(pk=payment_id)
         if payment.refund_status != Payment.RefundState.PENDING or payment.provider_refund_id:
             return payment
-        amount = _captured_amount(payment) - payment.refunded_amount
+        amount = payment_captured_amount(payment) - payment.refunded_amount
         try:
             refund = payments.provider_for(payment.provider).refund_create(payment=payment, amount=amount)
         except payments.ProviderError as exc:
-            tries = 1 + sum(1 for key in payment.raw or {} if key.split("#")[0] == "refund_error")
+            tries = 1 + _refund_errors_since_decided(payment)
             _raw_add(payment, "refund_error", str(exc)[:500])
             if exc.transient and tries < REFUND_TRIES:
                 # Unreachable or failing on its side: still "refund started", and
@@ -398,7 +484,7 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
                 payment=payment,
                 booking=payment.booking,
                 why=f"The automatic refund of {_money(amount, payment.currency)} failed. "
-                "Refund it from the provider's dashboard, then note it here.",
+                "Ask for it again, or record your own refund, on the booking's page.",
             )
             payment.save(update_fields=["refund_status", "raw", "needs_attention", "updated_at"])
             return payment
@@ -431,6 +517,63 @@ def payment_refunds_retry(*, older_than: timedelta = timedelta(minutes=10)) -> i
     return done
 
 
+def payment_refunds_check(*, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Refunds the provider accepted but has not reported on (its webhook may never come):
+    ask it how each stands and settle it as its webhook would. Returns how many were settled.
+
+    Each refund is asked about at most once per `older_than`, whatever the answer (a refund
+    the provider cannot find is not asked about on every sweep). The question is read-only,
+    so no lock is held while waiting on the provider; `payment_refund_processed` and
+    `payment_refund_failed` lock the row and change nothing if a webhook got there first.
+    """
+    due = (
+        Payment.objects.filter(
+            refund_status=Payment.RefundState.PENDING,
+            updated_at__lte=timezone.now() - older_than,
+        )
+        .exclude(provider_refund_id="")
+        .order_by("updated_at")
+    )
+    settled = 0
+    for payment in list(due):
+        # Asked now: not again before `older_than` has passed (unless a webhook settled it meanwhile).
+        Payment.objects.filter(
+            pk=payment.pk, refund_status=Payment.RefundState.PENDING, provider_refund_id=payment.provider_refund_id
+        ).update(updated_at=timezone.now())
+        try:
+            outcome = payments.provider_for(payment.provider).refund_fetch(
+                payment=payment, refund_id=payment.provider_refund_id
+            )
+            if outcome is None:
+                continue  # still pending
+            payment_refund_news(provider=payment.provider, outcome=outcome)
+        except payments.ProviderError as exc:
+            logger.warning("payment %s: refund check failed: %s", payment.pk, exc)
+            continue
+        except Exception:
+            # One payment the sweep cannot settle must not keep it from the others.
+            logger.exception("payment %s: refund check failed", payment.pk)
+            continue
+        settled += 1
+    return settled
+
+
+def payment_refund_news(*, provider: str, outcome: payments.RefundProcessed | payments.RefundFailed) -> None:
+    """What the provider says of a refund, by webhook or when asked: settle the payment."""
+    if isinstance(outcome, payments.RefundProcessed):
+        payment_refund_processed(
+            provider=provider,
+            provider_payment_id=outcome.payment_id,
+            refund_id=outcome.refund_id,
+            raw=outcome.raw,
+            amount=outcome.amount,
+        )
+    else:
+        payment_refund_failed(
+            provider=provider, provider_payment_id=outcome.payment_id, refund_id=outcome.refund_id, raw=outcome.raw
+        )
+
+
 def payment_refund_processed(
     *, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any], amount: int = 0
 ) -> None:
@@ -446,7 +589,7 @@ def payment_refund_processed(
         payment.refund_status = Payment.RefundState.PROCESSED
         payment.provider_refund_id = payment.provider_refund_id or refund_id
         if not payment.refunded_amount:
-            payment.refunded_amount = amount or _captured_amount(payment)
+            payment.refunded_amount = amount or payment_captured_amount(payment)
             payment.status = Payment.State.REFUNDED
         _raw_add(payment, "refund_processed", raw)
         payment.save(
@@ -468,7 +611,7 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
         if payment.refund_status == Payment.RefundState.PROCESSED and payment.provider_refund_id != refund_id:
             return  # Another refund of this payment (staff's, say) has already gone through.
         booking = Booking.objects.get(pk=payment.booking_id)
-        amount = payment.refunded_amount or _captured_amount(payment)
+        amount = payment.refunded_amount or payment_captured_amount(payment)
         payment.refund_status = Payment.RefundState.FAILED
         # The money is back with us: the attempt is as it was before the refund.
         payment.refunded_amount = 0
@@ -479,7 +622,8 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
             payment=payment,
             booking=booking,
             why=f"The provider reports that the refund of {_money(amount, payment.currency)} ({refund_id or 'no ID'}) "
-            "failed: the client has not been paid back. Refund it from the provider's dashboard.",
+            "failed: the client has not been paid back. Ask for it again, or record your own refund, on the "
+            "booking's page.",
         )
         payment.save(
             update_fields=[
@@ -545,21 +689,8 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
                     )
                 else:
                     payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
-            elif isinstance(outcome, payments.RefundProcessed):
-                payment_refund_processed(
-                    provider=provider,
-                    provider_payment_id=outcome.payment_id,
-                    refund_id=outcome.refund_id,
-                    raw=outcome.raw,
-                    amount=outcome.amount,
-                )
-            elif isinstance(outcome, payments.RefundFailed):
-                payment_refund_failed(
-                    provider=provider,
-                    provider_payment_id=outcome.payment_id,
-                    refund_id=outcome.refund_id,
-                    raw=outcome.raw,
-                )
+            elif isinstance(outcome, payments.RefundProcessed | payments.RefundFailed):
+                payment_refund_news(provider=provider, outcome=outcome)
     except IntegrityError:
         if WebhookEvent.objects.filter(provider=provider, event_id=event.event_id).exists():
             return False

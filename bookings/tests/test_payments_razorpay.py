@@ -552,6 +552,32 @@ def test_a_refund_asked_for_again_after_a_timeout_goes_through(api, confirmed, o
     assert not payment.needs_attention
 
 
+def test_a_refund_staff_ask_for_again_gets_its_own_tries(api, confirmed, oncommit, admin_user):
+    """After the tries ran out, an administrator asks again: a timeout then is retried by the
+    sweep like a new refund's, not handed straight back to staff."""
+    from bookings.services import Settle, payment_settle
+
+    booking, payment = confirmed
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", body=requests.exceptions.ConnectTimeout("down"))
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    for _ in range(REFUND_TRIES - 1):
+        Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+        payment_refunds_retry()
+    assert Payment.objects.get(pk=payment.pk).refund_status == Payment.RefundState.FAILED
+
+    with oncommit():
+        payment_settle(payment_id=payment.pk, user=admin_user, how=Settle.REFUND, note="Razorpay is back.")
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PENDING and not payment.needs_attention
+    api.replace(responses.POST, f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount))
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert payment_refunds_retry() == 1
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
+
+
 @pytest.mark.parametrize("kind", ["refund.processed", "refund.failed"])
 def test_a_refund_event_without_a_payment_id_touches_no_payment(client, api, approved, kind):
     booking, token = approved

@@ -13,7 +13,7 @@ import pytest
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
-from bookings.models import Booking, Slot, Status
+from bookings.models import Booking, Payment, Slot, Status
 from staff import urls as staff_urls
 from staff.permissions import bookings_for, scope_names_member, scope_stand_in, slots_for
 from staff.tests.conftest import HX
@@ -24,7 +24,10 @@ ROLES = ("anonymous", "admin", "counsellor", "other")
 @pytest.fixture
 def world(admin_user, counsellor, other_counsellor, make_booking, slot):
     booking = make_booking(Status.PENDING, counsellor=counsellor, concerns="Private words")
-    return {"booking": booking, "counsellor": counsellor, "slot": slot}
+    payment = Payment.objects.create(
+        booking=booking, provider="sandbox", amount=booking.amount, currency="INR", needs_attention="Look at it."
+    )
+    return {"booking": booking, "counsellor": counsellor, "slot": slot, "payment": payment}
 
 
 def feed_url(w) -> str:
@@ -69,6 +72,12 @@ MATRIX = [
         "post",
         lambda w: reverse("staff:booking_meeting_url", args=[b(w)]),
         (302, 302, 302, 404),
+    ),
+    (
+        "booking_payment_settle",
+        "post",
+        lambda w: reverse("staff:booking_payment_settle", args=[b(w), w["payment"].pk]),
+        (302, 400, 403, 403),
     ),
     ("availability_index", "get", lambda w: reverse("staff:availability_index"), (302, 200, 302, 302)),
     ("availability", "get", lambda w: reverse("staff:availability", args=[c(w)]), (302, 200, 200, 404)),

@@ -1,4 +1,5 @@
-"""Cancel bookings whose payment window has ended, and retry refunds that never started.
+"""Cancel bookings whose payment window has ended, retry refunds that never started, and ask
+the provider about refunds whose outcome never arrived by webhook.
 
 Safe to run from cron every few minutes, even twice at once: each booking is moved with a
 compare-and-swap under a row lock (see services.bookings_expire).
@@ -10,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from bookings.services import bookings_expire, payment_refunds_retry
+from bookings.services import bookings_expire, payment_refunds_check, payment_refunds_retry
 
 
 class Command(BaseCommand):
@@ -19,4 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         expired = bookings_expire()
         refunded = payment_refunds_retry()
-        self.stdout.write(f"expired {expired} booking(s); sent {refunded} pending refund(s)")
+        checked = payment_refunds_check()
+        self.stdout.write(
+            f"expired {expired} booking(s); sent {refunded} pending refund(s); settled {checked} checked refund(s)"
+        )

@@ -1,0 +1,236 @@
+"""Payments that need attention: the dashboard lists them for administrators, and an
+administrator says on the booking's page what was done (refund asked for again, a refund
+from the provider's dashboard recorded, or dealt with), which clears the alert."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from bookings.models import Actor, Booking, BookingEvent, Payment, Status
+from bookings.services import booking_cancel, payment_confirm, payment_refund_failed, payment_start
+from staff.tests.conftest import HX
+
+WRONG_AMOUNT = 99_900  # ₹999, for a ₹1,500 booking
+
+
+def settle_url(payment: Payment) -> str:
+    return reverse("staff:booking_payment_settle", args=[payment.booking_id, payment.pk])
+
+
+def detail_url(booking: Booking) -> str:
+    return reverse("staff:booking_detail", args=[booking.pk])
+
+
+def settle(client, payment: Payment, how: str, note: str = "Spoke to the client by phone.", **extra):
+    prefix = f"settle-{payment.pk}"
+    data = {f"{prefix}-how": how, f"{prefix}-note": note, **{f"{prefix}-{k}": v for k, v in extra.items()}}
+    return client.post(settle_url(payment), data)
+
+
+def captured(payment: Payment, amount: int, provider_payment_id: str) -> None:
+    """The provider reports `amount` captured for `payment` (as its return or webhook would)."""
+    payment_confirm(
+        payment_id=payment.pk,
+        provider_payment_id=provider_payment_id,
+        amount=amount,
+        currency="INR",
+        raw={},
+        source="test",
+    )
+
+
+@pytest.fixture
+def held(make_booking, counsellor, manage_token, oncommit):
+    """A wrong amount paid: held, the booking not confirmed, administrators alerted."""
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    payment = payment_start(booking_id=booking.pk)
+    with oncommit():
+        captured(payment, WRONG_AMOUNT, "sandbox_pay_wrong")
+    mail.outbox = []
+    payment.refresh_from_db()
+    assert payment.needs_attention and payment.status == Payment.State.PENDING
+    return Booking.objects.get(pk=booking.pk), payment, manage_token(booking)
+
+
+@pytest.fixture
+def refund_failed(make_booking, counsellor, admin_user, oncommit):
+    """A paid booking cancelled, its refund then reported failed by the provider."""
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    payment = payment_start(booking_id=booking.pk)
+    captured(payment, booking.amount, "sandbox_pay_ok")
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    refund_id = Payment.objects.get(pk=payment.pk).provider_refund_id
+    with oncommit():
+        payment_refund_failed(provider="sandbox", provider_payment_id="sandbox_pay_ok", refund_id=refund_id, raw={})
+    mail.outbox = []
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.FAILED and payment.needs_attention
+    return Booking.objects.get(pk=booking.pk), payment
+
+
+# --- Where administrators find them ---------------------------------------------------------
+
+
+def test_the_dashboard_lists_them_for_administrators_only(admin_client, counsellor_client, held):
+    booking, payment, _ = held
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "Payments that need attention" in html
+    assert f'{detail_url(booking)}#settle-{payment.pk}"' in html
+    assert "but the booking costs" in html
+    assert "Payments that need attention" not in counsellor_client.get(reverse("staff:dashboard")).content.decode()
+
+
+def test_the_booking_page_offers_what_can_be_done(admin_client, counsellor_client, held):
+    booking, payment, _ = held
+    html = admin_client.get(detail_url(booking)).content.decode()
+    assert f'id="settle-{payment.pk}"' in html
+    for label in ("Ask Sandbox to refund ₹999 now", "I refunded ₹999 from Sandbox&#x27;s dashboard", "dealt with"):
+        assert label in html
+    assert f'for="id_settle-{payment.pk}-note"' in html and f'for="id_settle-{payment.pk}-reference"' in html
+
+    html = counsellor_client.get(detail_url(booking)).content.decode()
+    assert f'id="settle-{payment.pk}"' not in html and "An administrator will deal with it." in html
+
+
+def test_a_payment_whose_refund_is_already_started_can_only_be_marked_dealt_with(
+    admin_client, make_booking, counsellor, admin_user, oncommit
+):
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    payment = payment_start(booking_id=booking.pk)
+    booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    with oncommit():  # arrives too late: refunded automatically, and staff are told
+        captured(payment, booking.amount, "sandbox_late")
+    payment.refresh_from_db()
+    assert payment.needs_attention and payment.refund_status == Payment.RefundState.PROCESSED
+
+    html = admin_client.get(detail_url(booking)).content.decode()
+    assert "dealt with" in html and "Ask Sandbox to refund" not in html
+    assert f'id_settle-{payment.pk}-reference"' not in html
+
+    response = settle(admin_client, payment, "refund")
+    assert response.status_code == 400
+    assert "That can no longer be done for this payment" in response.content.decode()
+    payment.refresh_from_db()
+    assert payment.needs_attention
+
+
+# --- What an administrator does --------------------------------------------------------------
+
+
+def test_asking_for_the_refund_again_returns_the_money_and_clears_the_alert(
+    admin_client, admin_user, refund_failed, manage_token
+):
+    booking, payment = refund_failed
+    response = settle(admin_client, payment, "refund", note="Balance topped up; asked again.")
+    assert response.status_code == 302
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED  # the sandbox refunds at once
+    assert payment.refunded_amount == booking.amount and payment.provider_refund_id.startswith("sandbox_rfnd_")
+    assert not payment.needs_attention
+    event = BookingEvent.objects.get(booking=booking, action="refund_requested")
+    assert event.actor_user == admin_user and "Balance topped up" in event.reason
+    page = admin_client.get(detail_url(booking)).content.decode()
+    assert "Refund asked for." in page and f'id="settle-{payment.pk}"' not in page
+    client_page = admin_client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert "has been refunded" in client_page and "Balance topped up" not in client_page
+
+
+def test_a_held_wrong_amount_refunded_now_lets_the_client_pay_the_right_one(admin_client, client, held):
+    booking, payment, token = held
+    settle(admin_client, payment, "refund", note="Client paid the old price; refunded, they will pay again.")
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == WRONG_AMOUNT
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "₹999 has been refunded" in page
+    assert "Please do not pay again" not in page and "Start the payment again" in page
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+
+
+def test_a_refund_made_from_the_dashboard_is_recorded_with_its_reference(admin_client, held, client):
+    booking, payment, token = held
+    response = settle(admin_client, payment, "refunded", reference=" rfnd_Dash00000001 ", note="Refunded by hand.")
+    assert response.status_code == 302
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.status == Payment.State.REFUNDED
+    assert payment.refunded_amount == WRONG_AMOUNT and payment.provider_refund_id == "rfnd_Dash00000001"
+    assert not payment.needs_attention
+    event = BookingEvent.objects.get(booking=booking, action="refund_recorded")
+    assert "₹" not in event.reason and "INR 999.00" in event.reason and "rfnd_Dash00000001" in event.reason
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "Refund reference: rfnd_Dash00000001." in page
+
+
+def test_marking_it_dealt_with_only_clears_the_alert(admin_client, held):
+    booking, payment, _ = held
+    response = settle(admin_client, payment, "dealt_with", note="Client will pay the difference at the clinic.")
+    assert response.status_code == 302
+
+    payment.refresh_from_db()
+    assert not payment.needs_attention and payment.refund_status == "" and payment.status == Payment.State.PENDING
+    assert BookingEvent.objects.filter(booking=booking, action="payment_settled").count() == 1
+    assert "Payments that need attention" not in admin_client.get(reverse("staff:dashboard")).content.decode()
+
+
+def test_with_htmx_the_page_answers_in_place(admin_client, held):
+    _, payment, _ = held
+    response = admin_client.post(
+        settle_url(payment),
+        {f"settle-{payment.pk}-how": "dealt_with", f"settle-{payment.pk}-note": "Done."},
+        **HX,
+    )
+    assert response.status_code == 200 and "Marked as dealt with." in response.content.decode()
+    assert response["HX-Trigger"] == "bookingChanged"
+
+
+# --- Refused, with the reason next to the form -------------------------------------------------
+
+
+def test_a_note_is_required_and_nothing_changes_without_one(admin_client, held):
+    _, payment, _ = held
+    response = settle(admin_client, payment, "dealt_with", note="  ")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Say briefly what you did" in html and f'id="id_settle-{payment.pk}-note-error"' in html
+    assert f'id="id_settle-{payment.pk}-note-group"' in html
+    payment.refresh_from_db()
+    assert payment.needs_attention
+
+
+def test_a_reference_goes_with_a_recorded_refund_only(admin_client, held):
+    _, payment, _ = held
+    response = settle(admin_client, payment, "dealt_with", reference="rfnd_1")
+    assert response.status_code == 400 and "A refund reference goes with" in response.content.decode()
+
+
+def test_an_alert_dealt_with_meanwhile_says_so(admin_client, held):
+    booking, payment, _ = held
+    settle(admin_client, payment, "dealt_with")
+    response = settle(admin_client, payment, "refund")
+    assert response.status_code == 409
+    assert "someone has already dealt with it" in response.content.decode()
+    assert BookingEvent.objects.filter(booking=booking, action__in=("payment_settled", "refund_requested")).count() == 1
+
+
+def test_only_administrators_may_settle(counsellor_client, held):
+    _, payment, _ = held
+    assert settle(counsellor_client, payment, "dealt_with").status_code == 403
+    payment.refresh_from_db()
+    assert payment.needs_attention
+
+
+def test_a_payment_of_another_booking_is_not_found(admin_client, held, make_booking):
+    _, payment, _ = held
+    other = make_booking(Status.PENDING)
+    url = reverse("staff:booking_payment_settle", args=[other.pk, payment.pk])
+    assert admin_client.post(url, {}).status_code == 404
+
+
+def test_settling_is_post_only(admin_client, held):
+    _, payment, _ = held
+    assert admin_client.get(settle_url(payment)).status_code == 405
