@@ -285,11 +285,22 @@ class BookingEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     reason = models.CharField(max_length=500, blank=True)
+    # A move's old and new start ("rescheduled" only): the client's timeline words them in
+    # its own language; `reason` says the same in English for staff.
+    moved_from = models.DateTimeField(null=True, blank=True)
+    moved_to = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["booking", "created_at"], name="event_booking_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(moved_from__isnull=True, moved_to__isnull=True)
+                | Q(action="rescheduled", moved_from__isnull=False, moved_to__isnull=False),
+                name="event_move_times_only_on_moves",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.booking_id}: {self.from_status or '-'} -> {self.to_status or '-'}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -248,7 +247,18 @@ _MANAGE_LINK = CompiledQuery(
 
 # What booking_timeline and the reschedule counts read of an event: the kind of actor
 # (client, staff, system), not which staff user it was.
-_TIMELINE_FIELDS = ("id", "booking_id", "action", "actor", "from_status", "to_status", "reason", "created_at")
+_TIMELINE_FIELDS = (
+    "id",
+    "booking_id",
+    "action",
+    "actor",
+    "from_status",
+    "to_status",
+    "reason",
+    "moved_from",
+    "moved_to",
+    "created_at",
+)
 _TIMELINE = CompiledQuery(
     lambda booking_id: BookingEvent.objects.filter(booking_id=booking_id).values(*_TIMELINE_FIELDS),
     booking_id=-1,
@@ -307,40 +317,14 @@ class TimelineEntry:
 
 
 # A move's event reason, as staff read it: "From Sat 28 Nov 2026, 11:00 IST to Tue 01 Dec
-# 2026, 11:00 IST" (clinic time). Written by services.booking_reschedule; read back here.
+# 2026, 11:00 IST" (clinic time). The event also keeps both times, for the client's page.
 _MOVE_MOMENT = "%a %d %b %Y, %H:%M"
-_MOVE_REASON = re.compile(r"From (?P<old>.+?) (?P<old_zone>\S+) to (?P<new>.+?) (?P<new_zone>\S+)")
 
 
 def move_reason(*, old_start: datetime, new_start: datetime) -> str:
     """The reason of a move's event: staff read it as it is (the staff portal is in English)."""
     old, new = timezone.localtime(old_start), timezone.localtime(new_start)
     return f"From {old:{_MOVE_MOMENT}} {old.tzname()} to {new:{_MOVE_MOMENT}} {new.tzname()}"
-
-
-def move_reason_times(reason: str) -> tuple[datetime, datetime] | None:
-    """The two starts in a move's reason (move_reason), or None if it does not read as one."""
-    match = _MOVE_REASON.fullmatch(reason)
-    if match is None:
-        return None
-    old = _move_moment(match["old"], match["old_zone"])
-    new = _move_moment(match["new"], match["new_zone"])
-    return (old, new) if old is not None and new is not None else None
-
-
-def _move_moment(text: str, zone: str) -> datetime | None:
-    try:
-        naive = datetime.strptime(text, _MOVE_MOMENT)
-    except ValueError:
-        return None
-    # The zone's name tells apart the two 01:30s of a daylight-saving change; a name the
-    # clinic's zone never has (its TIME_ZONE changed since) gives no time rather than a wrong one.
-    tz = timezone.get_current_timezone()
-    for fold in (0, 1):
-        moment = naive.replace(tzinfo=tz, fold=fold)
-        if moment.tzname() == zone:
-            return moment
-    return None
 
 
 def booking_timeline(booking: Booking) -> list[TimelineEntry]:
@@ -357,10 +341,12 @@ def booking_timeline(booking: Booking) -> list[TimelineEntry]:
         if event.to_status == Status.REJECTED and event.action == "transition":
             detail = event.reason
         elif event.action == "rescheduled":
-            # The times, for the page to word in its language; a reason that does not read
-            # as a move is shown as written.
-            moved = move_reason_times(event.reason)
-            detail = "" if moved else event.reason
+            # The times, for the page to word in its language; a move recorded without them
+            # (one whose reason could not be read when they were added) is shown as written.
+            if event.moved_from and event.moved_to:
+                moved = (event.moved_from, event.moved_to)
+            else:
+                detail = event.reason
         entries.append(TimelineEntry(at=event.created_at, text=text, detail=detail, moved=moved))
     return entries
 

@@ -177,6 +177,7 @@ def booking_reschedule(
             actor=actor,
             user=user,
             reason=selectors.move_reason(old_start=old_slot.start, new_start=new_slot.start),
+            moved=(old_slot.start, new_slot.start),
         )
         # Links to confirm other moves were for the old time: they stop working.
         LinkToken.objects.filter(

@@ -219,8 +219,17 @@ def booking_transition(
     return locked
 
 
-def booking_record(*, booking: Booking, action: str, actor: str, user: Any = None, reason: str = "") -> None:
-    """An audit event that is not a change of status (an email resent, a slot moved...)."""
+def booking_record(
+    *,
+    booking: Booking,
+    action: str,
+    actor: str,
+    user: Any = None,
+    reason: str = "",
+    moved: tuple[datetime, datetime] | None = None,
+) -> None:
+    """An audit event that is not a change of status (an email resent, a slot moved...).
+    `moved`: a move's old and new start."""
     BookingEvent.objects.create(
         booking=booking,
         from_status=booking.status,
@@ -229,4 +238,6 @@ def booking_record(*, booking: Booking, action: str, actor: str, user: Any = Non
         actor=actor,
         actor_user=user if actor == Actor.STAFF else None,
         reason=reason[:500],
+        moved_from=moved[0] if moved else None,
+        moved_to=moved[1] if moved else None,
     )

@@ -126,3 +126,20 @@ def test_ack_ids_avoid_look_alikes():
         ack = ack_id_new()
         assert ack.startswith("MS-") and len(ack) == 9
         assert not set(ack[3:]) & set("01OIL")
+
+
+@pytest.mark.parametrize(
+    ("action", "times"),
+    [("transition", (1, 2)), ("rescheduled", (1, None)), ("rescheduled", (None, 2))],
+    ids=["on-another-event", "only-the-old-time", "only-the-new-time"],
+)
+def test_move_times_belong_to_moves_and_come_in_pairs(make_booking, counsellor, action, times):
+    from bookings.models import Actor, BookingEvent
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    start = booking.slot.start
+    moved_from, moved_to = (None if t is None else start + timedelta(days=t) for t in times)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BookingEvent.objects.create(
+            booking=booking, action=action, actor=Actor.STAFF, moved_from=moved_from, moved_to=moved_to
+        )

@@ -4,7 +4,7 @@ emailed single-use link), and the one service every move goes through."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -348,8 +348,10 @@ def test_the_timeline_words_a_move_in_the_pages_language(client, confirmed, slot
         booking_reschedule(booking_id=confirmed.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
     old, new = timezone.localtime(slot.start), timezone.localtime(free_slot.start)
     # Staff read the event as before, in English.
-    reason = BookingEvent.objects.get(booking=confirmed, action="rescheduled").reason
+    event = BookingEvent.objects.get(booking=confirmed, action="rescheduled")
+    reason = event.reason
     assert reason == f"From {old:%a %d %b %Y, %H:%M} IST to {new:%a %d %b %Y, %H:%M} IST"
+    assert (event.moved_from, event.moved_to) == (slot.start, free_slot.start)  # for the client's page
     html = client.get(page_url(confirmed)).content.decode()
     assert reason not in html
     assert f"From {when(slot.start)} to {when(free_slot.start)}" in html  # the site's own dates
@@ -359,7 +361,14 @@ def test_the_timeline_words_a_move_in_the_pages_language(client, confirmed, slot
     assert "From " not in hindi.split('id="timeline"')[1]
 
 
-def test_moves_recorded_before_are_worded_the_same_and_odd_reasons_stay_as_written(client, confirmed, slot, free_slot):
+def test_moves_recorded_before_get_their_times_from_the_reason_and_odd_ones_stay_as_written(
+    client, confirmed, slot, free_slot
+):
+    """Migration 0003 reads the times of moves recorded before out of their English reason."""
+    import importlib
+
+    from django.apps import apps
+
     BookingEvent.objects.create(
         booking=confirmed,
         action="rescheduled",
@@ -376,6 +385,14 @@ def test_moves_recorded_before_are_worded_the_same_and_odd_reasons_stay_as_writt
         to_status=Status.CONFIRMED,
         reason="From Sat 28 Nov 2026, 11:00 CET to Tue 01 Dec 2026, 11:00 CET",  # another zone
     )
+    importlib.import_module("bookings.migrations.0003_event_move_times").times_from_reasons(apps, None)
+
+    read, odd = BookingEvent.objects.filter(booking=confirmed, action="rescheduled").order_by("pk")
+    assert (read.moved_from, read.moved_to) == (
+        datetime(2026, 11, 28, 5, 30, tzinfo=UTC),
+        datetime(2026, 12, 1, 5, 30, tzinfo=UTC),
+    )
+    assert (odd.moved_from, odd.moved_to) == (None, None)
     html = client.get(page_url(confirmed)).content.decode()
     assert "From Saturday 28 November 2026, 11:00 IST to Tuesday 1 December 2026, 11:00 IST" in html
     assert "From Sat 28 Nov 2026, 11:00 CET to Tue 01 Dec 2026, 11:00 CET" in html
