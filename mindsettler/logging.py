@@ -9,8 +9,11 @@ from contextvars import ContextVar
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 # The segment after these is a secret from an emailed link, in every URL that takes one
-# (mindsettler/tests/test_logs.py checks each of bookings/urls.py's token routes).
-_TOKEN_PATH = re.compile(r"(/(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave)/)[A-Za-z0-9_\-]{16,}")
+# (mindsettler/tests/test_logs.py checks each token route of the site): the clients' links,
+# and allauth's password links (a staff invitation is one) and email confirmations.
+_TOKEN_PATH = re.compile(
+    r"(/(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email)/)[A-Za-z0-9_:\-]{16,}"
+)
 
 
 def redact(text: str) -> str:

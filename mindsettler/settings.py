@@ -437,7 +437,8 @@ LOGGING = {
         "django.tasks": {"level": "WARNING"},
         # Django's request logger would print full URLs, which carry booking tokens.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
-        "django.server": {"handlers": [], "level": "ERROR", "propagate": False},
+        # runserver's line per request (local runs only), its link tokens redacted.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # At DEBUG the template engine dumps whole contexts (booking objects, link tokens).
         "django.template": {"level": "INFO"},
     },

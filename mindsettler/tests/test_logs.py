@@ -150,3 +150,53 @@ def test_every_link_token_in_a_path_is_redacted():
         kwargs = {key: (token if key == "token" else 1) for key in converters}
         path = reverse(name, kwargs=kwargs)
         assert token not in redact(f"Forbidden (CSRF cookie not set.): {path}"), path
+
+
+def test_allauths_password_and_confirmation_links_are_redacted():
+    """A staff invitation is a password link: whoever reads it in a log could set the password."""
+    from django.urls import reverse
+
+    from mindsettler.logging import redact
+
+    key = "1-cb2c5t-9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c"
+    reset = reverse("account_reset_password_from_key", kwargs={"uidb36": "1", "key": key[2:]})
+    confirm = reverse("account_confirm_email", kwargs={"key": "Mg:1vQx3T:abcdefghijklmnopqrstuvwxyz0123"})
+    assert key[2:] not in redact(f"Forbidden (CSRF token missing.): {reset}")
+    assert "abcdefghijklmnop" not in redact(f"Forbidden: {confirm}")
+    # What allauth redirects to once it has the key in the session is no secret.
+    assert redact("/accounts/password/reset/key/1-set-password/") == "/accounts/password/reset/key/1-set-password/"
+
+
+def test_gunicorns_access_log_hides_link_tokens():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from mindsettler.access_log import AccessLogger
+
+    config = Config()
+    config.set("accesslog", "-")
+    config.set("access_log_format", '"%(r)s" %(U)s %(s)s %(f)s %({referer}i)s')
+    logger = AccessLogger(config)
+    buffer = io.StringIO()
+    logger.access_log.handlers[0].setStream(buffer)
+    token = "Zq8vT3xY_kL0-mN5pQ7rS9uW1aB2cD4e"
+    page = f"/bookings/{token}/"
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/pay/{token}/checkout/7/?lang=hi",
+        "PATH_INFO": f"/pay/{token}/checkout/7/",
+        "QUERY_STRING": "lang=hi",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_REFERER": f"https://book.example.org{page}",
+    }
+    request = SimpleNamespace(headers=[("REFERER", f"https://book.example.org{page}")])
+    response = SimpleNamespace(status="200 OK", headers=[], sent=512)
+
+    logger.access(response, request, environ, timedelta(milliseconds=12))
+
+    line = buffer.getvalue()
+    assert token not in line
+    assert '"GET /pay/[redacted]/checkout/7/?lang=hi HTTP/1.1" /pay/[redacted]/checkout/7/ 200' in line
+    assert line.count("https://book.example.org/bookings/[redacted]/") == 2

@@ -1,4 +1,4 @@
-"""Demo data for a local run: counsellors, session types, two weeks of slots, two staff logins.
+"""Demo data for a local run: counsellors, session types, two weeks of slots, three staff logins.
 
 Idempotent: a second run adds only what is missing (new days' slots) and prints no passwords.
 """
