@@ -131,3 +131,35 @@ def test_an_administrator_settles_a_payment_from_the_dashboard(tab, admin_login,
     tab.check()
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED and not payment.needs_attention
+
+
+def test_a_request_without_a_counsellor_shows_one_counsellors_times_at_a_time(
+    tab, admin_login, make_booking, slots, other_counsellor
+):
+    from datetime import timedelta
+
+    from bookings.models import Slot
+    from bookings.templatetags.mindsettler import when_short
+
+    start = slots[0].start + timedelta(days=1)
+    rohans = Slot.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(minutes=60))
+    pending = make_booking(Status.PENDING, counsellor=None, preferred_slot=slots[0])
+    page = tab.page
+    sign_in(tab, **admin_login, next_path=f"/staff/bookings/{pending.pk}/")
+    approve = page.get_by_role("region", name="Approve")
+    times = approve.get_by_label("Time slot")
+    expect(times.locator("option")).to_have_count(len(slots))  # Asha's: the client asked for one of hers
+    expect(times).to_have_value(str(slots[0].pk))
+
+    chooser = approve.get_by_label("Show the times of")
+    chooser.focus()
+    chooser.select_option(label="Rohan Kapoor")
+    expect(times.locator("option")).to_have_count(1)
+    expect(times.locator("option")).to_have_text(f"{when_short(rohans.start)} (60 min) · Rohan Kapoor")
+    expect(chooser).to_be_focused()  # the list changed in place; the keyboard stays where it was
+    tab.check()
+
+    approve.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("status").filter(has_text="Approved.")).to_be_focused()
+    pending.refresh_from_db()
+    assert pending.slot_id == rohans.pk and pending.counsellor_id == other_counsellor.pk

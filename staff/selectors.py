@@ -48,6 +48,7 @@ from staff.forms import SORTS
 from staff.models import AccountEvent, User
 from staff.permissions import (
     bookings_for,
+    counsellors_for,
     is_administrator,
     is_staff_member,
     scope_names_member,
@@ -458,17 +459,20 @@ def initials(name: str) -> str:
 # --- Booking detail ---------------------------------------------------------------------
 
 
-def approve_slot_choices(*, user: Any, booking: Booking, days: int = 60) -> QuerySet[Slot]:
+def approve_slot_choices(
+    *, user: Any, booking: Booking, days: int = 60, counsellor_id: int | None = None
+) -> QuerySet[Slot]:
     """Slots a booking could be approved into: free, future, long enough, of a counsellor who
     offers the booking's mode, and of the booking's counsellor if it has one (a counsellor may
-    only choose among their own)."""
+    only choose among their own), else of `counsellor_id` if given (to show: a list of every
+    counsellor's times is too long to choose from; to check a choice, leave it out)."""
     now = timezone.now()
     offers = "counsellor__offers_online" if booking.mode == Mode.ONLINE else "counsellor__offers_in_person"
     qs = slots_for(user).filter(
         start__gt=now, start__lt=now + timedelta(days=days), counsellor__is_active=True, **{offers: True}
     )
-    if booking.counsellor_id:
-        qs = qs.filter(counsellor_id=booking.counsellor_id)
+    if booking.counsellor_id or counsellor_id:
+        qs = qs.filter(counsellor_id=booking.counsellor_id or counsellor_id)
     qs = qs.annotate(
         taken=Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES))
     ).filter(taken=False)
@@ -482,6 +486,22 @@ def approve_slot_choices(*, user: Any, booking: Booking, days: int = 60) -> Quer
     duration = timedelta(minutes=booking.session_type.duration_minutes)
     qs = qs.filter(end__gte=F("start") + duration)
     return qs.select_related("counsellor").order_by("start")
+
+
+def approve_counsellors(*, user: Any, booking: Booking) -> list[tuple[int, str]]:
+    """For a booking without a counsellor: whose times approving it may show, as (id, name),
+    the client's preferred slot's counsellor first. Empty for a booking with one."""
+    if booking.counsellor_id:
+        return []
+    offers = "offers_online" if booking.mode == Mode.ONLINE else "offers_in_person"
+    rows = list(
+        counsellors_for(user)
+        .filter(is_active=True, **{offers: True})
+        .order_by("sort_order", "display_name")
+        .values_list("pk", "display_name")
+    )
+    preferred = booking.preferred_slot.counsellor_id if booking.preferred_slot_id else None
+    return sorted(rows, key=lambda row: row[0] != preferred)
 
 
 def preferred_slot_conflict(booking: Booking) -> Booking | None:

@@ -533,14 +533,28 @@ def _detail_context(
         "nav": "bookings",
     }
     if Status.APPROVED in staff_moves:
-        slots = selectors.approve_slot_choices(user=user, booking=booking)
+        # Without a counsellor, one counsellor's times at a time (?times_of=): the preferred
+        # slot's first. Every counsellor's would be thousands of choices.
+        counsellors = selectors.approve_counsellors(user=user, booking=booking)
+        times_of = None
+        if counsellors:
+            asked = id_from(request.GET.get("times_of", ""))
+            times_of = asked if any(pk == asked for pk, _ in counsellors) else counsellors[0][0]
+        slots = selectors.approve_slot_choices(user=user, booking=booking, counsellor_id=times_of)
         initial: dict[str, Any] = {**version, "amount": booking.amount / 100}
         if booking.preferred_slot_id and any(s.pk == booking.preferred_slot_id for s in slots):
             initial["slot"] = booking.preferred_slot_id
-        ctx["approve_form"] = forms.get("approve") or ApproveForm(
-            initial=initial, slots=slots, amount_editable=can_edit_amount(user)
+        form = forms.get("approve") or ApproveForm(initial=initial, slots=slots, amount_editable=can_edit_amount(user))
+        form.fields["slot"].queryset = slots  # a refused form was checked against every counsellor's
+        action = reverse("staff:booking_approve", args=[booking.pk])
+        ctx.update(
+            approve_form=form,
+            approve_slots_count=len(form.fields["slot"].queryset),
+            approve_counsellors=counsellors,
+            approve_times_of=times_of,
+            approve_times_of_name=dict(counsellors).get(times_of, ""),
+            approve_action=f"{action}?times_of={times_of}" if times_of else action,
         )
-        ctx["approve_slots_count"] = len(ctx["approve_form"].fields["slot"].queryset)
         ctx["preferred_conflict"] = selectors.preferred_slot_conflict(booking)
     if Status.REJECTED in staff_moves:
         ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
@@ -611,7 +625,8 @@ def _render_detail(request: HttpRequest, booking: Booking, *, status: int = 200,
 @staff_required
 def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _detail_booking(request, pk)
-    BookingView.objects.create(booking=booking, user=request.user)
+    if not (request.htmx and "times_of" in request.GET):  # not another counsellor's times shown in place
+        BookingView.objects.create(booking=booking, user=request.user)
     return _render_detail(request, booking)
 
 
@@ -793,11 +808,26 @@ def booking_payment_settle(request: HttpRequest, pk: int, payment_id: int) -> Ht
 # --- Bookings made by staff -------------------------------------------------------------
 
 
-def _bookable_slots(user: Any) -> Any:
+def _bookable_slots(user: Any, counsellor_id: int | None = None) -> Any:
+    """Free slots staff may book, of `counsellor_id` if given (to show: every counsellor's
+    would be thousands of choices; to check a choice, leave it out)."""
     now = timezone.now()
     from bookings.selectors import slots_free
 
-    return slots_for(user, slots_free(for_clients=False, start=now, end=now + timedelta(days=60)))
+    slots = slots_for(user, slots_free(for_clients=False, start=now, end=now + timedelta(days=60)))
+    return slots if counsellor_id is None else slots.filter(counsellor_id=counsellor_id)
+
+
+def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = "", status: int = 200) -> HttpResponse:
+    """The new-booking form, its times those of the counsellor chosen: none before one is."""
+    chosen = id_from(str(form["counsellor"].value() or ""))
+    slot = form.fields["slot"]
+    if chosen is None:
+        slot.queryset = Slot.objects.none()
+        slot.help_text = "Choose a counsellor to see their free times."
+    else:
+        slot.queryset = _bookable_slots(request.user, chosen)
+    return render(request, "staff/booking_new.html", {"form": form, "error": error, "nav": "new"}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -812,9 +842,13 @@ def booking_new(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         initial = {}
         if not is_administrator(user):
-            initial["counsellor"] = counsellors_for(user).first()
-        form = StaffBookingForm(initial=initial, **kwargs)
-        return render(request, "staff/booking_new.html", {"form": form, "nav": "new"})
+            own = counsellors_for(user).first()
+            initial["counsellor"] = own.pk if own else None
+        return _render_new(request, StaffBookingForm(initial=initial, **kwargs))
+    if "_refresh" in request.POST:
+        # Another counsellor chosen ("Show their times", or htmx on change): the same form, what
+        # was typed kept, nothing checked yet.
+        return _render_new(request, StaffBookingForm(initial=request.POST.dict(), **kwargs))
     form = StaffBookingForm(request.POST, **kwargs)
     error = ""
     if form.is_valid():
@@ -855,7 +889,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Booking {booking.ack_id} created. The client has been emailed their link.")
             return redirect("staff:booking_detail", pk=booking.pk)
-    return render(request, "staff/booking_new.html", {"form": form, "error": error, "nav": "new"}, status=400)
+    return _render_new(request, form, error=error, status=400)
 
 
 # --- Availability -------------------------------------------------------------------------

@@ -653,3 +653,93 @@ def test_administrators_see_the_emails_that_could_not_be_sent(
     assert reverse("staff:booking_detail", args=[booking.pk]) in part and booking.ack_id in part
     assert "Long ago" not in part and "Delivered" not in part
     assert "Emails that could not be sent" not in counsellor_client.get(reverse("staff:dashboard")).content.decode()
+
+
+# --- Choosing among many counsellors' times ------------------------------------------------
+
+
+@pytest.fixture
+def three_counsellors(counsellor, other_counsellor, db):
+    """Three counsellors with free times: every counsellor's at once would be too many to list."""
+    from bookings.models import Counsellor
+    from staff.models import User
+
+    third_user = User.objects.create_user(email="ravi@example.com", password="x", role=User.Role.COUNSELLOR)
+    third = Counsellor.objects.create(user=third_user, display_name="Ravi Kumar", slug="ravi")
+    slots = {}
+    for n, who in enumerate((counsellor, other_counsellor, third)):
+        start = next_weekday_at(10, days_ahead=4 + n)
+        slots[who.pk] = Slot.objects.create(counsellor=who, start=start, end=start + timedelta(minutes=60))
+    return (counsellor, other_counsellor, third), slots
+
+
+def slot_options(html: str) -> set[int]:
+    return {int(v) for v in re.findall(r'<option value="(\d+)"[^>]*>[^<]*\(60 min\)', html)}
+
+
+def test_approving_a_request_without_a_counsellor_shows_one_counsellors_times(
+    admin_client, make_booking, three_counsellors
+):
+    (asha, other, ravi), slots = three_counsellors
+    booking = make_booking(Status.PENDING, counsellor=None, preferred_slot=slots[ravi.pk])
+
+    html = admin_client.get(url("detail", booking)).content.decode()
+    assert slot_options(html) == {slots[ravi.pk].pk}  # the preferred slot's counsellor first
+    assert f'<option value="{ravi.pk}" selected>Ravi Kumar</option>' in html
+    assert f'action="{url("approve", booking)}?times_of={ravi.pk}"' in html
+
+    # Another counsellor's times, in place: no second "opened" entry in the log.
+    views = BookingView.objects.count()
+    response = admin_client.get(url("detail", booking), {"times_of": asha.pk}, **HX)
+    assert slot_options(response.content.decode()) == {slots[asha.pk].pk}
+    assert BookingView.objects.count() == views
+    # Without JavaScript, the "Show their times" button reloads the page.
+    assert slot_options(admin_client.get(url("detail", booking), {"times_of": other.pk}).content.decode()) == {
+        slots[other.pk].pk
+    }
+    # Not a counsellor of ours: the default.
+    assert slot_options(admin_client.get(url("detail", booking), {"times_of": 999999}).content.decode()) == {
+        slots[ravi.pk].pk
+    }
+
+
+def test_any_counsellors_time_can_be_approved_and_a_refusal_keeps_the_list_shown(
+    admin_client, make_booking, three_counsellors
+):
+    (asha, other, ravi), slots = three_counsellors
+    booking = make_booking(Status.PENDING, counsellor=None, preferred_slot=slots[ravi.pk])
+    refused = admin_client.post(f"{url('approve', booking)}?times_of={asha.pk}", {"approve-version": booking.version})
+    assert refused.status_code == 400 and slot_options(refused.content.decode()) == {slots[asha.pk].pk}
+
+    response = admin_client.post(
+        f"{url('approve', booking)}?times_of={asha.pk}",
+        {"approve-version": booking.version, "approve-slot": slots[other.pk].pk},
+    )
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert (booking.status, booking.slot_id, booking.counsellor_id) == (Status.APPROVED, slots[other.pk].pk, other.pk)
+
+
+def test_a_new_booking_shows_the_chosen_counsellors_times_and_keeps_what_was_typed(
+    admin_client, session_type, three_counsellors
+):
+    (asha, _, ravi), slots = three_counsellors
+    html = admin_client.get(reverse("staff:booking_new")).content.decode()
+    assert slot_options(html) == set() and "Choose a counsellor to see their free times." in html
+
+    typed = {"client_name": "Nisha Rao", "email": "nisha@example.com", "session_type": session_type.pk}
+    response = admin_client.post(reverse("staff:booking_new"), {**typed, "counsellor": ravi.pk, "_refresh": "1"})
+    html = response.content.decode()
+    assert response.status_code == 200 and slot_options(html) == {slots[ravi.pk].pk}
+    assert 'value="Nisha Rao"' in html and "field-error" not in html
+    assert not Booking.objects.filter(email="nisha@example.com").exists()
+
+    # With htmx, only the time slot field is swapped (the page asks for the same thing).
+    response = admin_client.post(reverse("staff:booking_new"), {**typed, "counsellor": asha.pk, "_refresh": "1"}, **HX)
+    assert slot_options(response.content.decode()) == {slots[asha.pk].pk}
+
+
+def test_a_counsellor_making_a_booking_sees_their_own_times(counsellor_client, counsellor, three_counsellors):
+    _, slots = three_counsellors
+    html = counsellor_client.get(reverse("staff:booking_new")).content.decode()
+    assert slot_options(html) == {slots[counsellor.pk].pk}

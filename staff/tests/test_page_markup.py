@@ -185,7 +185,9 @@ def test_slot_choices_name_the_zone(admin_client, pending, slot):
     html = admin_client.get(detail(pending)).content.decode()
     local = timezone.localtime(slot.start)
     assert f"{local:%H:%M} IST (60 min) · Asha Menon</option>" in html
-    html = admin_client.get(reverse("staff:booking_new")).content.decode()
+    html = admin_client.post(
+        reverse("staff:booking_new"), {"_refresh": "1", "counsellor": slot.counsellor_id}
+    ).content.decode()
     assert f"{local:%H:%M} IST (60 min) · Asha Menon</option>" in html
 
 
