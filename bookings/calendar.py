@@ -5,18 +5,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from bookings.models import Booking, Clinic, Mode
+from bookings.models import Booking, Clinic, Mode, Slot
 
 
 def booking_ics(*, booking: Booking, cancel: bool = False) -> str:
     """A one-event calendar for the booking's session. The UID stays the same for the life
     of the booking and SEQUENCE grows with every change, so calendar apps update the event
-    in place (or remove it, with `cancel`)."""
+    in place (or remove it, with `cancel`). Its words are in the booking's language, as its
+    emails are."""
     slot = booking.slot
     if slot is None:
         return ""
+    with translation.override(booking.language):
+        return _booking_ics(booking=booking, slot=slot, cancel=cancel)
+
+
+def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
     clinic = Clinic.load()
     cal = Calendar()
     cal.add("prodid", "-//MindSettler//Bookings//EN")
@@ -29,12 +37,20 @@ def booking_ics(*, booking: Booking, cancel: bool = False) -> str:
     event.add("dtstart", slot.start.astimezone(UTC))
     event.add("dtend", (slot.start + booking.session_type.duration).astimezone(UTC))
     counsellor = booking.counsellor.display_name if booking.counsellor else clinic.name
-    event.add("summary", f"Counselling session with {counsellor} ({booking.ack_id})")
+    event.add(
+        "summary",
+        _("Counselling session with %(counsellor)s (%(ack_id)s)")
+        % {"counsellor": counsellor, "ack_id": booking.ack_id},
+    )
     if booking.mode == Mode.IN_PERSON:
         event.add("location", vText(" ".join(clinic.address.split()) or clinic.name))
     else:
-        event.add("location", vText("Online"))
-    event.add("description", f"Your booking page: see the emails from {clinic.name}. Reference {booking.ack_id}.")
+        event.add("location", vText(_("Online")))
+    event.add(
+        "description",
+        _("Your booking page: see the emails from %(clinic)s. Reference %(ack_id)s.")
+        % {"clinic": clinic.name, "ack_id": booking.ack_id},
+    )
     organizer = vCalAddress(f"mailto:{settings.DEFAULT_FROM_EMAIL.split('<')[-1].rstrip('>')}")
     organizer.params["cn"] = vText(clinic.name)
     event["organizer"] = organizer

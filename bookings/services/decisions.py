@@ -214,7 +214,15 @@ def booking_cancel_confirm(*, token: str) -> Booking:
 # --- Staff portal: emails, meeting links ------------------------------------------------
 
 # Emails that may be sent again as they were (their links stay valid for the booking's life).
-RESENDABLE_EMAIL_KINDS = ("request_received", "approved", "rejected", "confirmed", "cancelled", "already_active")
+RESENDABLE_EMAIL_KINDS = (
+    "request_received",
+    "approved",
+    "rejected",
+    "confirmed",
+    "rescheduled",  # after a move, the earlier emails name the old time
+    "cancelled",
+    "already_active",
+)
 
 
 def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -97,7 +98,14 @@ def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
             to=email,
             booking=booking,
             language=settings.LANGUAGE_CODE,  # to staff, in English like the portal
-            context={"booking": booking, "payment": payment, "why": why, "staff_url": absolute_url("/staff/")},
+            context={
+                "booking": booking,
+                "payment": payment,
+                "why": why,
+                # Straight to the form where an administrator says what was done.
+                "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk]))
+                + f"#settle-{payment.pk}",
+            },
         )
     logger.warning("payment %s for booking %s needs attention", payment.pk, booking.pk)
 

@@ -532,3 +532,17 @@ def test_the_error_pages_are_in_hindi(template, rf):
         english = render_to_string(template, context, request=request)
     assert_hindi(template, hindi, english)
     assert '<html lang="hi"' in hindi
+
+
+def test_the_calendar_file_speaks_the_bookings_language(make_booking, counsellor):
+    from icalendar import Calendar
+
+    from bookings.calendar import booking_ics
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, language="hi")
+    [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")
+    assert str(event["summary"]) == f"Asha Menon के साथ काउंसलिंग सेशन ({booking.ack_id})"
+    assert str(event["location"]) == "ऑनलाइन" and "संदर्भ" in str(event["description"])
+    booking.language = "en"
+    [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")
+    assert str(event["summary"]) == f"Counselling session with Asha Menon ({booking.ack_id})"

@@ -10,7 +10,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import Booking, BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
+from bookings.models import Actor, Booking, BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
+from bookings.templatetags.mindsettler import when
 from conftest import next_weekday_at
 from staff.tests.conftest import HX
 
@@ -336,6 +337,19 @@ def test_resend_the_last_email(admin_client, pending, slot):
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["kavya@example.com"]
     assert OutboundEmail.objects.filter(booking=pending, kind="approved").count() == 2
     assert BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
+
+
+def test_after_a_move_the_email_resent_names_the_new_time(admin_client, make_booking, counsellor, slot, oncommit):
+    from bookings.services import booking_reschedule
+
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    with oncommit():
+        booking_reschedule(booking_id=booking.pk, slot_id=slot.pk, actor=Actor.STAFF)
+    mail.outbox = []
+
+    assert admin_client.post(url("resend", booking)).status_code == 302
+    [resent] = mail.outbox
+    assert "new time" in resent.subject and f"New time: {when(slot.start)}" in resent.body
 
 
 def test_meeting_link_per_booking(counsellor_client, counsellor, make_booking):
