@@ -293,7 +293,15 @@ class BookingEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["booking", "created_at"], name="event_booking_created")]
+        indexes = [
+            models.Index(fields=["booking", "created_at"], name="event_booking_created"),
+            # The dashboard's recent activity: the newest events, whatever their booking.
+            models.Index(fields=["-created_at", "-id"], name="event_newest"),
+            # The dashboard's outcomes: which cancelled bookings were cancelled by a person.
+            models.Index(
+                fields=["booking"], condition=Q(action="transition", to_status="cancelled"), name="event_cancelled"
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(moved_from__isnull=True, moved_to__isnull=True)

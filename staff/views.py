@@ -461,26 +461,41 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
     qs = selectors.booking_search(user=request.user, filters=form.cleaned())
     writer = csv.writer(_Echo())
 
+    # Labels translated once, not per row.
+    statuses, modes = ({key: str(label) for key, label in choices} for choices in (Status.choices, Mode.choices))
+    zone = timezone.get_current_timezone()
+
+    def moment(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
+
     def rows():
         yield writer.writerow([name.format(zone=settings.TIME_ZONE) for name in CSV_HEADER])
-        for b in qs.iterator(chunk_size=500):
-            session = timezone.localtime(b.session_at).strftime("%Y-%m-%d %H:%M") if b.session_at else ""
+        for (
+            ack_id,
+            status,
+            created_at,
+            session_at,
+            counsellor,
+            session_type,
+            mode,
+            *client,
+            amount,
+            currency,
+        ) in qs.iterator(chunk_size=2000):
             yield writer.writerow(
                 [
                     csv_cell(v)
                     for v in (
-                        b.ack_id,
-                        b.get_status_display(),
-                        timezone.localtime(b.created_at).strftime("%Y-%m-%d %H:%M"),
-                        session,
-                        b.counsellor.display_name if b.counsellor else "",
-                        b.session_type.name,
-                        b.get_mode_display(),
-                        b.client_name,
-                        b.email,
-                        b.phone,
-                        f"{b.amount / 100:.2f}",
-                        b.currency,
+                        ack_id,
+                        statuses[status],
+                        moment(created_at),
+                        moment(session_at),
+                        counsellor or "",
+                        session_type,
+                        modes[mode],
+                        *client,
+                        f"{amount / 100:.2f}",
+                        currency,
                     )
                 ]
             )
