@@ -188,12 +188,12 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     now = timezone.now().strftime(selectors.CALENDAR_TIME_FORMAT)  # compared as text, as the rows give times
     cancelled, movable, initials = Status.CANCELLED, services.RESCHEDULABLE_BY_STAFF, selectors.initials
     events: list[str] = []
-    free: dict[int, str] = {}  # by slot: free unless a row shows a booking holding it
+    free: dict[int, tuple[str, str]] = {}  # by slot: free unless a row shows a booking holding it
     held: set[int] = set()
     for slot_id, start, end, counsellor, blocked, booking_id, ack_id, client_name, status, version in rows:
         if status is None or status == cancelled:
             if not blocked:  # free slots inside a blocked period are not offered
-                free[slot_id] = f'{{"start":"{start}","end":"{end}","display":"background"}}'
+                free[slot_id] = (start, end)
             if booking_id is None:
                 continue
         else:
@@ -215,7 +215,16 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
             events.append(f'{event},{drop}}},"startEditable":true}}')
         else:
             events.append(f"{event}}}}}")
-    events.extend(slot for slot_id, slot in free.items() if slot_id not in held)
+    # Free time is only shaded: overlapping and touching slots (every counsellor's, when the
+    # calendar shows them all) make one background event, which looks the same. A week of
+    # fifty counsellors has thousands of slots; the shading takes a few dozen.
+    shaded: list[list[str]] = []
+    for start, end in sorted(times for slot_id, times in free.items() if slot_id not in held):
+        if shaded and start <= shaded[-1][1]:  # the times are UTC text of one format: ordered as text
+            shaded[-1][1] = max(shaded[-1][1], end)
+        else:
+            shaded.append([start, end])
+    events.extend(f'{{"start":"{start}","end":"{end}","display":"background"}}' for start, end in shaded)
     return _json_response(f"[{','.join(events)}]")
 
 

@@ -502,3 +502,32 @@ def test_dropping_reads_the_utc_instant_the_calendar_sends(counsellor_client, co
     booking.refresh_from_db()
     assert booking.slot_id == target.pk
     assert "16:00 IST" in response.json()["message"]
+
+
+def test_free_time_is_shaded_as_few_background_events_as_look_the_same(
+    admin_client, counsellor, other_counsellor, make_booking
+):
+    """Overlapping and touching free slots (every counsellor's, in the all-counsellors view)
+    are one shaded stretch; a held slot between them splits it."""
+    day = next_weekday_at(9, days_ahead=4)
+
+    def hour(who, h):
+        return Slot.objects.create(counsellor=who, start=day + timedelta(hours=h), end=day + timedelta(hours=h + 1))
+
+    hour(counsellor, 0), hour(counsellor, 1), hour(other_counsellor, 0), hour(other_counsellor, 1.5)  # 9:00-11:30
+    make_booking(Status.CONFIRMED, slot=hour(counsellor, 3))  # 12:00-13:00 held: not shaded
+    hour(counsellor, 4)  # 13:00-14:00
+
+    events = feed(admin_client, day - timedelta(days=1), day + timedelta(days=1)).json()
+    shaded = [
+        (datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"]))
+        for e in events
+        if e.get("display") == "background"
+    ]
+    assert shaded == [
+        (day, day + timedelta(hours=2.5)),
+        (day + timedelta(hours=4), day + timedelta(hours=5)),
+    ]
+    # One counsellor's own: their touching slots are one stretch too (9:00-11:00, 13:00-14:00).
+    events = feed(admin_client, day - timedelta(days=1), day + timedelta(days=1), counsellor=counsellor.pk).json()
+    assert len([e for e in events if e.get("display") == "background"]) == 2
