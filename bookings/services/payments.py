@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 # Lock order, everywhere: the Payment row first, then the Booking row.
 
 PAYMENT_OPEN_STATES = (Payment.State.CREATED, Payment.State.PENDING)
+# An attempt still open for paying: no money has arrived for it. One whose money arrived but
+# did not confirm the booking (a wrong amount) is held for staff, never closed as failed: its
+# money must go back (payment_settle, or the refund on expiry or cancellation).
+PAYMENT_OPEN = Q(status__in=PAYMENT_OPEN_STATES, provider_payment_id="")
 # The smallest amount, in minor units, a payment provider takes (Razorpay: 100 paise). The
 # staff forms refuse less; this guards bookings priced some other way (the admin, say).
 PAYMENT_MINIMUM_AMOUNT = 100
@@ -190,9 +195,7 @@ def payment_restart(*, booking_id: int) -> Payment:
     """The client gave up on an attempt (closed the checkout, say) and wants to pay again:
     close the open attempts, then start a new one. A payment for a closed attempt that
     still arrives is accepted (or refunded) by `payment_confirm`."""
-    open_ids = list(
-        Payment.objects.filter(booking_id=booking_id, status__in=PAYMENT_OPEN_STATES).values_list("pk", flat=True)
-    )
+    open_ids = list(Payment.objects.filter(PAYMENT_OPEN, booking_id=booking_id).values_list("pk", flat=True))
     for payment_id in open_ids:
         payment_fail(payment_id=payment_id, reason="Abandoned: the client started a new payment", actor=Actor.SYSTEM)
     return payment_start(booking_id=booking_id)
@@ -210,13 +213,13 @@ def payment_fail(
     pay again with a new attempt. Repeats, and failures reported after success, change nothing."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        if payment.status not in PAYMENT_OPEN_STATES:
-            return payment
+        if payment.status not in PAYMENT_OPEN_STATES or payment.provider_payment_id:
+            return payment  # closed already, or its money arrived (held for staff, if not confirming)
         payment.status = Payment.State.FAILED
         _raw_add(payment, "failed", {"reason": reason[:300], **(raw or {})})
         payment.save(update_fields=["status", "raw", "updated_at"])
         booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
-        still_open = booking.payments.filter(status__in=PAYMENT_OPEN_STATES).exists()
+        still_open = booking.payments.filter(PAYMENT_OPEN).exists()
         if booking.status == Status.PAYMENT_PENDING and not still_open:
             booking_transition(
                 booking=booking, to=Status.APPROVED, actor=actor, reason=f"Payment not completed: {reason}"
@@ -291,7 +294,7 @@ def payment_confirm(
             payment.confirmed_at = timezone.now()
             payment.save(update_fields=[*fields, "confirmed_at"])
             # Other open attempts can no longer be paid into this booking.
-            booking.payments.filter(status__in=PAYMENT_OPEN_STATES).exclude(pk=payment.pk).update(
+            booking.payments.filter(PAYMENT_OPEN).exclude(pk=payment.pk).update(
                 status=Payment.State.FAILED, updated_at=timezone.now()
             )
             booking_transition(
@@ -387,10 +390,12 @@ class Settle:
 
 
 def payment_settle_choices(payment: Payment) -> list[str]:
-    """What may be done about `payment`'s alert: nothing if it has none. Money can be
-    returned only if it is held and not already on its way back: a wrong amount held for
-    staff, or a refund that failed. (A payment that confirmed a live booking goes back by
-    cancelling the booking.)"""
+    """What may be done about `payment`'s alert: nothing if it has none. Money held that
+    confirms nothing (a wrong amount held for staff, or money whose refund failed) must go
+    back: asked for again, or a refund made elsewhere recorded; it is never just "dealt
+    with". Other alerts (a refund already on its way, a second payment to refund from the
+    provider's dashboard) are dealt with. A payment that confirmed a live booking goes back
+    by cancelling the booking."""
     if not payment.needs_attention:
         return []
     held = payment.provider_payment_id and not payment.refunded_amount
@@ -398,7 +403,7 @@ def payment_settle_choices(payment: Payment) -> list[str]:
         payment.refund_status == Payment.RefundState.FAILED
         or (payment.refund_status == "" and payment.status == Payment.State.PENDING)
     )
-    return [Settle.REFUND, Settle.REFUNDED, Settle.DEALT_WITH] if returnable else [Settle.DEALT_WITH]
+    return [Settle.REFUND, Settle.REFUNDED] if returnable else [Settle.DEALT_WITH]
 
 
 def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference: str = "") -> Payment:
@@ -412,10 +417,12 @@ def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference
             raise BookingError("This payment no longer needs attention: someone has already dealt with it.")
         if how not in choices:
             raise BookingError(
-                "Its money is no longer held (it is being refunded, or it confirmed the booking), "
+                "Its money must go back to the client: ask for the refund, or record the one you made."
+                if Settle.REFUND in choices
+                else "Its money is no longer held (it is being refunded, or it confirmed the booking), "
                 "so it can only be marked as dealt with."
             )
-        booking = Booking.objects.get(pk=payment.booking_id)
+        booking = Booking.objects.select_for_update().get(pk=payment.booking_id)  # after the payment: the lock order
         amount = _money(payment_captured_amount(payment), payment.currency)
         payment.needs_attention = ""
         if how == Settle.REFUND:
@@ -447,6 +454,18 @@ def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference
         booking_record(
             booking=booking, action=action, actor=Actor.STAFF, user=user, reason=f"Payment {payment.pk}: {done}. {note}"
         )
+        if (
+            how != Settle.DEALT_WITH
+            and booking.status == Status.PAYMENT_PENDING
+            and not booking.payments.filter(PAYMENT_OPEN).exists()
+        ):
+            # The wrong amount was the only payment under way: the client may pay again.
+            booking_transition(
+                booking=booking,
+                to=Status.APPROVED,
+                actor=Actor.SYSTEM,
+                reason=f"The payment that did not match ({amount}) is going back; the client may pay again",
+            )
     return payment
 
 
@@ -545,9 +564,11 @@ def payment_refunds_check(*, older_than: timedelta = timedelta(hours=1)) -> int:
     settled = 0
     for payment in list(due):
         # Asked now: not again before `older_than` has passed (unless a webhook settled it meanwhile).
-        Payment.objects.filter(
+        asked = Payment.objects.filter(
             pk=payment.pk, refund_status=Payment.RefundState.PENDING, provider_refund_id=payment.provider_refund_id
         ).update(updated_at=timezone.now())
+        if not asked:
+            continue  # settled meanwhile (its webhook, or staff)
         try:
             outcome = payments.provider_for(payment.provider).refund_fetch(
                 payment=payment, refund_id=payment.provider_refund_id
@@ -616,8 +637,10 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
             return
         if payment.refund_status == Payment.RefundState.FAILED:
             return
-        if payment.refund_status == Payment.RefundState.PROCESSED and payment.provider_refund_id != refund_id:
-            return  # Another refund of this payment (staff's, say) has already gone through.
+        if refund_id and payment.provider_refund_id != refund_id:
+            # About another refund than the one in hand: one that went through since (staff's,
+            # say), or an older one that staff have asked for again since. Late news.
+            return
         booking = Booking.objects.get(pk=payment.booking_id)
         amount = payment.refunded_amount or payment_captured_amount(payment)
         payment.refund_status = Payment.RefundState.FAILED
@@ -752,7 +775,7 @@ def bookings_expire(*, now: datetime | None = None) -> int:
             )
         expired += 1
         # Separately, so this never holds the booking lock while waiting on a payment row.
-        Payment.objects.filter(booking_id=booking_id, status__in=PAYMENT_OPEN_STATES, provider_payment_id="").update(
+        Payment.objects.filter(PAYMENT_OPEN, booking_id=booking_id).update(
             status=Payment.State.FAILED, updated_at=timezone.now()
         )
     return expired

@@ -311,6 +311,34 @@ def test_a_second_attempt_paid_after_confirmation_is_refunded(approved, admin_us
     assert [m for m in mail.outbox if m.to == [admin_user.email]]
 
 
+def test_a_held_wrong_amount_is_never_closed_as_failed_so_its_money_goes_back(approved, admin_user, oncommit):
+    """A wrong amount on one attempt, then the right amount on another: the booking is
+    confirmed, and the first attempt's money stays held for staff (not closed as a failed
+    attempt, which nothing would ever refund), and goes back if the booking is cancelled."""
+    from bookings.services import payment_settle_choices
+
+    booking, _ = approved
+    first = payment_start(booking_id=booking.pk)
+    second = payment_restart(booking_id=booking.pk)  # the client started again; then the first one's money came
+    payment_confirm(payment_id=first.pk, provider_payment_id="pay_w", amount=99_900, currency="INR", raw={}, source="t")
+    payment_fail(payment_id=first.pk, reason="the browser says it failed")  # late news changes nothing
+    first.refresh_from_db()
+    assert first.status == Payment.State.PENDING and first.provider_payment_id == "pay_w"
+
+    payment_confirm(
+        payment_id=second.pk, provider_payment_id="pay_r", amount=booking.amount, currency="INR", raw={}, source="t"
+    )
+    first.refresh_from_db()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert first.status == Payment.State.PENDING and first.needs_attention
+    assert payment_settle_choices(first) == ["refund", "refunded"]
+
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    first.refresh_from_db()
+    assert first.refund_status == Payment.RefundState.PROCESSED and first.refunded_amount == 99_900
+
+
 def test_failure_reported_after_success_changes_nothing(approved):
     booking, _ = approved
     payment = payment_start(booking_id=booking.pk)

@@ -95,3 +95,20 @@ def test_emails_go_a_month_after_they_were_sent_or_given_up_on():
     OutboundEmail.objects.filter(pk=pending.pk).update(created_at=month_ago)  # still being retried: kept
     assert retention_apply()["emails_deleted"] == 2
     assert set(OutboundEmail.objects.values_list("pk", flat=True)) == {recent_failed.pk, pending.pk}
+
+
+def test_anonymising_keeps_what_a_payment_actually_took(make_booking, counsellor):
+    """A wrong amount held, its refund still owed: the amount to return survives erasure."""
+    from bookings.services import payment_captured_amount, payment_confirm, payment_start
+
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_w", amount=99_900, currency="INR", raw={}, source="t"
+    )
+    Booking.objects.filter(pk=booking.pk).update(status=Status.CANCELLED)
+
+    assert booking_anonymise(booking_id=booking.pk, reason="Erased at the client's request")
+
+    payment.refresh_from_db()
+    assert set(payment.raw) == {"captured"} and payment_captured_amount(payment) == 99_900

@@ -167,18 +167,18 @@ def test_allauths_password_and_confirmation_links_are_redacted():
     assert redact("/accounts/password/reset/key/1-set-password/") == "/accounts/password/reset/key/1-set-password/"
 
 
-def test_gunicorns_access_log_hides_link_tokens():
+def test_gunicorns_logs_hide_link_tokens():
     from datetime import timedelta
     from types import SimpleNamespace
 
     from gunicorn.config import Config
 
-    from mindsettler.access_log import AccessLogger
+    from mindsettler.access_log import RedactingLogger
 
     config = Config()
     config.set("accesslog", "-")
     config.set("access_log_format", '"%(r)s" %(U)s %(s)s %(f)s %({referer}i)s')
-    logger = AccessLogger(config)
+    logger = RedactingLogger(config)
     buffer = io.StringIO()
     logger.access_log.handlers[0].setStream(buffer)
     token = "Zq8vT3xY_kL0-mN5pQ7rS9uW1aB2cD4e"
@@ -200,3 +200,9 @@ def test_gunicorns_access_log_hides_link_tokens():
     assert token not in line
     assert '"GET /pay/[redacted]/checkout/7/?lang=hi HTTP/1.1" /pay/[redacted]/checkout/7/ 200' in line
     assert line.count("https://book.example.org/bookings/[redacted]/") == 2
+
+    # Its error log names the request whose handling failed (gunicorn's own words).
+    errors = io.StringIO()
+    logger.error_log.handlers[0].setStream(errors)
+    logger.exception("Error handling request %s", environ["RAW_URI"])
+    assert token not in errors.getvalue() and "Error handling request /pay/[redacted]/checkout/7/" in errors.getvalue()

@@ -87,25 +87,30 @@ def test_the_booking_page_offers_what_can_be_done(admin_client, counsellor_clien
     booking, payment, _ = held
     html = admin_client.get(detail_url(booking)).content.decode()
     assert f'id="settle-{payment.pk}"' in html
-    for label in ("Ask Sandbox to refund ₹999 now", "I refunded ₹999 from Sandbox&#x27;s dashboard", "dealt with"):
+    for label in ("Ask Sandbox to refund ₹999 now", "I refunded ₹999 from Sandbox&#x27;s dashboard"):
         assert label in html
+    assert "dealt with" not in html  # held money goes back; it is never just "dealt with"
     assert f'for="id_settle-{payment.pk}-note"' in html and f'for="id_settle-{payment.pk}-reference"' in html
 
     html = counsellor_client.get(detail_url(booking)).content.decode()
     assert f'id="settle-{payment.pk}"' not in html and "An administrator will deal with it." in html
 
 
-def test_a_payment_whose_refund_is_already_started_can_only_be_marked_dealt_with(
-    admin_client, make_booking, counsellor, admin_user, oncommit
-):
+@pytest.fixture
+def late_payment(make_booking, counsellor, admin_user, oncommit):
+    """A payment arriving after the booking was cancelled: refunded automatically, staff told."""
     booking = make_booking(Status.APPROVED, counsellor=counsellor)
     payment = payment_start(booking_id=booking.pk)
     booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
-    with oncommit():  # arrives too late: refunded automatically, and staff are told
+    with oncommit():
         captured(payment, booking.amount, "sandbox_late")
     payment.refresh_from_db()
     assert payment.needs_attention and payment.refund_status == Payment.RefundState.PROCESSED
+    return booking, payment
 
+
+def test_a_payment_whose_refund_is_already_started_can_only_be_marked_dealt_with(admin_client, late_payment):
+    booking, payment = late_payment
     html = admin_client.get(detail_url(booking)).content.decode()
     assert "dealt with" in html and "Ask Sandbox to refund" not in html
     assert f'id_settle-{payment.pk}-reference"' not in html
@@ -139,15 +144,39 @@ def test_asking_for_the_refund_again_returns_the_money_and_clears_the_alert(
     assert "has been refunded" in client_page and "Balance topped up" not in client_page
 
 
+def test_late_news_of_the_refund_that_failed_does_not_undo_the_one_asked_for_since(admin_client, refund_failed):
+    booking, payment = refund_failed
+    failed_refund = Payment.objects.get(pk=payment.pk).raw  # the first refund's id went with its failure
+    first_id = next(v["data"]["id"] for k, v in failed_refund.items() if k.startswith("refund#") or k == "refund")
+    settle(admin_client, payment, "refund", note="Asked again.")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.provider_refund_id != first_id
+
+    # The provider repeats that the first refund failed (a webhook retried, or the sweep's answer).
+    payment_refund_failed(provider="sandbox", provider_payment_id="sandbox_pay_ok", refund_id=first_id, raw={})
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
+    assert not payment.needs_attention
+
+
 def test_a_held_wrong_amount_refunded_now_lets_the_client_pay_the_right_one(admin_client, client, held):
     booking, payment, token = held
     settle(admin_client, payment, "refund", note="Client paid the old price; refunded, they will pay again.")
 
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == WRONG_AMOUNT
+    booking.refresh_from_db()
+    assert booking.status == Status.APPROVED  # nothing under way any more: the client may pay again
     page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
-    assert "₹999 has been refunded" in page
-    assert "Please do not pay again" not in page and "Start the payment again" in page
+    assert "₹999 has been refunded" in page and "Please do not pay again" not in page
+    assert "Pay ₹1,500" in page
+    paying = client.post(reverse("bookings:pay", args=[token]))
+    attempt = Payment.objects.filter(booking=booking).latest("created_at")
+    assert attempt.pk != payment.pk  # a new attempt, at its checkout
+    assert paying.status_code == 302 and paying["Location"] == reverse(
+        "bookings:pay_checkout", args=[token, attempt.pk]
+    )
     assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
 
 
@@ -166,13 +195,21 @@ def test_a_refund_made_from_the_dashboard_is_recorded_with_its_reference(admin_c
     assert "Refund reference: rfnd_Dash00000001." in page
 
 
-def test_marking_it_dealt_with_only_clears_the_alert(admin_client, held):
-    booking, payment, _ = held
+def test_held_money_is_never_just_dealt_with(admin_client, held):
+    _, payment, _ = held
     response = settle(admin_client, payment, "dealt_with", note="Client will pay the difference at the clinic.")
+    assert response.status_code == 400 and "That can no longer be done for this payment" in response.content.decode()
+    payment.refresh_from_db()
+    assert payment.needs_attention and payment.refund_status == ""
+
+
+def test_marking_an_alert_dealt_with_only_clears_it(admin_client, late_payment):
+    booking, payment = late_payment
+    response = settle(admin_client, payment, "dealt_with", note="Seen: the refund went through.")
     assert response.status_code == 302
 
     payment.refresh_from_db()
-    assert not payment.needs_attention and payment.refund_status == "" and payment.status == Payment.State.PENDING
+    assert not payment.needs_attention and payment.refund_status == Payment.RefundState.PROCESSED
     assert BookingEvent.objects.filter(booking=booking, action="payment_settled").count() == 1
     assert "Payments that need attention" not in admin_client.get(reverse("staff:dashboard")).content.decode()
 
@@ -181,10 +218,10 @@ def test_with_htmx_the_page_answers_in_place(admin_client, held):
     _, payment, _ = held
     response = admin_client.post(
         settle_url(payment),
-        {f"settle-{payment.pk}-how": "dealt_with", f"settle-{payment.pk}-note": "Done."},
+        {f"settle-{payment.pk}-how": "refund", f"settle-{payment.pk}-note": "Asked again."},
         **HX,
     )
-    assert response.status_code == 200 and "Marked as dealt with." in response.content.decode()
+    assert response.status_code == 200 and "Refund asked for." in response.content.decode()
     assert response["HX-Trigger"] == "bookingChanged"
 
 
@@ -193,7 +230,7 @@ def test_with_htmx_the_page_answers_in_place(admin_client, held):
 
 def test_a_note_is_required_and_nothing_changes_without_one(admin_client, held):
     _, payment, _ = held
-    response = settle(admin_client, payment, "dealt_with", note="  ")
+    response = settle(admin_client, payment, "refund", note="  ")
     html = response.content.decode()
     assert response.status_code == 400
     assert "Say briefly what you did" in html and f'id="id_settle-{payment.pk}-note-error"' in html
@@ -204,22 +241,22 @@ def test_a_note_is_required_and_nothing_changes_without_one(admin_client, held):
 
 def test_a_reference_goes_with_a_recorded_refund_only(admin_client, held):
     _, payment, _ = held
-    response = settle(admin_client, payment, "dealt_with", reference="rfnd_1")
+    response = settle(admin_client, payment, "refund", reference="rfnd_1")
     assert response.status_code == 400 and "A refund reference goes with" in response.content.decode()
 
 
 def test_an_alert_dealt_with_meanwhile_says_so(admin_client, held):
     booking, payment, _ = held
-    settle(admin_client, payment, "dealt_with")
-    response = settle(admin_client, payment, "refund")
+    settle(admin_client, payment, "refund")
+    response = settle(admin_client, payment, "refunded")  # a second administrator, on a page shown before
     assert response.status_code == 409
     assert "someone has already dealt with it" in response.content.decode()
-    assert BookingEvent.objects.filter(booking=booking, action__in=("payment_settled", "refund_requested")).count() == 1
+    assert BookingEvent.objects.filter(booking=booking, action__in=("refund_recorded", "refund_requested")).count() == 1
 
 
 def test_only_administrators_may_settle(counsellor_client, held):
     _, payment, _ = held
-    assert settle(counsellor_client, payment, "dealt_with").status_code == 403
+    assert settle(counsellor_client, payment, "refund").status_code == 403
     payment.refresh_from_db()
     assert payment.needs_attention
 
