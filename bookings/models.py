@@ -376,6 +376,8 @@ class Payment(models.Model):
     needs_attention = models.CharField(max_length=300, blank=True, help_text="Why staff must look at this.")
     refund_status = models.CharField(max_length=10, choices=RefundState.choices, blank=True, default="")
     refunded_amount = models.PositiveIntegerField(default=0)
+    # What the provider took, once money arrived: a refund returns it, whatever was asked for.
+    captured_amount = models.PositiveIntegerField(null=True, blank=True, help_text="In minor units.")
     provider_refund_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

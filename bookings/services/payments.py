@@ -82,10 +82,9 @@ def _payment_for_update_by_payment_id(*, provider: str, provider_payment_id: str
 
 
 def payment_captured_amount(payment: Payment) -> int:
-    """What the provider actually captured: the attempt's amount, unless a different amount
-    was recorded when it arrived (a payment that did not match the booking)."""
-    captured = (payment.raw or {}).get("captured") or {}
-    return int((captured.get("data") or {}).get("amount", payment.amount))
+    """What the provider actually captured (a payment that did not match the booking took
+    another amount than the attempt asked for); the attempt's amount before money arrives."""
+    return payment.amount if payment.captured_amount is None else payment.captured_amount
 
 
 def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
@@ -256,20 +255,26 @@ def payment_confirm(
                 payment=payment,
                 booking=booking,
                 why=f"A second payment ({provider_payment_id}, {paid}) arrived for this attempt's order. "
-                "Refund it from the provider's dashboard, then mark it as dealt with on the booking's page.",
+                "Refund it from the provider's dashboard, then say so on the booking's page.",
             )
             payment.save(update_fields=["raw", "needs_attention", "updated_at"])
             return payment
         payment.provider_payment_id = provider_payment_id
+        payment.captured_amount = amount  # a refund returns what was taken, not what was asked for
         _raw_add(payment, source, raw)
-        fields = ["provider_payment_id", "raw", "status", "needs_attention", "refund_status", "updated_at"]
+        fields = [
+            "provider_payment_id",
+            "captured_amount",
+            "raw",
+            "status",
+            "needs_attention",
+            "refund_status",
+            "updated_at",
+        ]
         mismatch = (amount, currency) != (booking.amount, booking.currency) or (amount, currency) != (
             payment.amount,
             payment.currency,
         )
-        if (amount, currency) != (payment.amount, payment.currency):
-            # A refund must return what was captured, not what was asked for.
-            _raw_add(payment, "captured", {"amount": amount, "currency": currency})
         payable = booking.status in (Status.APPROVED, Status.PAYMENT_PENDING)
         if mismatch and payable:
             payment.status = Payment.State.PENDING
@@ -345,6 +350,24 @@ def payments_taken_lock(*, booking_id: int) -> list[Payment]:
         Payment.objects.select_for_update()
         .filter(booking_id=booking_id, status__in=(Payment.State.CONFIRMED, Payment.State.PENDING), refund_status="")
         .exclude(provider_payment_id="")
+    )
+
+
+def _payable_again(booking_id: int) -> None:
+    """Inside the caller's transaction, after it locked the booking's payment rows: a booking
+    waiting for payment with nothing under way any more (no attempt open, no money held) goes
+    back to APPROVED, so the client can pay (a wrong amount, say, that has been refunded)."""
+    booking = Booking.objects.select_for_update().get(pk=booking_id)
+    if booking.status != Status.PAYMENT_PENDING:
+        return
+    held = Q(status=Payment.State.PENDING, refund_status="") & ~Q(provider_payment_id="")
+    if booking.payments.filter(PAYMENT_OPEN | held).exists():
+        return
+    booking_transition(
+        booking=booking,
+        to=Status.APPROVED,
+        actor=Actor.SYSTEM,
+        reason="The payment that did not match is going back; the client may pay again",
     )
 
 
@@ -454,18 +477,7 @@ def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference
         booking_record(
             booking=booking, action=action, actor=Actor.STAFF, user=user, reason=f"Payment {payment.pk}: {done}. {note}"
         )
-        if (
-            how != Settle.DEALT_WITH
-            and booking.status == Status.PAYMENT_PENDING
-            and not booking.payments.filter(PAYMENT_OPEN).exists()
-        ):
-            # The wrong amount was the only payment under way: the client may pay again.
-            booking_transition(
-                booking=booking,
-                to=Status.APPROVED,
-                actor=Actor.SYSTEM,
-                reason=f"The payment that did not match ({amount}) is going back; the client may pay again",
-            )
+        _payable_again(booking.pk)
     return payment
 
 
@@ -616,7 +628,8 @@ def payment_refund_processed(
         if payment.refund_status == Payment.RefundState.PROCESSED:
             return
         payment.refund_status = Payment.RefundState.PROCESSED
-        payment.provider_refund_id = payment.provider_refund_id or refund_id
+        # The refund that went through (staff's from the dashboard, say, not the one we asked for).
+        payment.provider_refund_id = refund_id or payment.provider_refund_id
         if not payment.refunded_amount:
             payment.refunded_amount = amount or payment_captured_amount(payment)
             payment.status = Payment.State.REFUNDED
@@ -624,6 +637,7 @@ def payment_refund_processed(
         payment.save(
             update_fields=["refund_status", "provider_refund_id", "refunded_amount", "status", "raw", "updated_at"]
         )
+        _payable_again(payment.booking_id)  # a held wrong amount refunded from the dashboard
 
 
 def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any]) -> None:
@@ -637,7 +651,9 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
             return
         if payment.refund_status == Payment.RefundState.FAILED:
             return
-        if refund_id and payment.provider_refund_id != refund_id:
+        if (refund_id or payment.refund_status == Payment.RefundState.PROCESSED) and (
+            payment.provider_refund_id != refund_id
+        ):
             # About another refund than the one in hand: one that went through since (staff's,
             # say), or an older one that staff have asked for again since. Late news.
             return

@@ -65,11 +65,8 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
         OutboundEmail.objects.filter(booking=booking).update(
             to=f"anonymised-{booking.pk}@invalid", subject="(removed)", body_text="", body_html="", ics=""
         )
-        # The provider's payloads go; what was actually taken stays (it is no one's data, and
-        # a refund still owed must return it: payment_captured_amount).
-        for payment in Payment.objects.filter(booking=booking).only("pk", "raw"):
-            kept = {key: value for key, value in (payment.raw or {}).items() if key == "captured"}
-            Payment.objects.filter(pk=payment.pk).update(raw=kept)
+        # The provider's payloads go; the amounts and references stay (the accounts need them).
+        Payment.objects.filter(booking=booking).update(raw={})
         LinkToken.objects.filter(booking=booking).delete()
         BookingEvent.objects.filter(booking=booking).update(reason="")
         booking_record(booking=booking, action="anonymised", actor=Actor.SYSTEM, reason=reason)

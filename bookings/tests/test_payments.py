@@ -501,3 +501,27 @@ def test_the_provider_comes_from_settings(settings):
     settings.PAYMENT_PROVIDER = "razorpay"
     assert isinstance(payments.get_provider(), payments.RazorpayProvider)
     assert set(payments.providers()) >= {"sandbox", "razorpay"}
+
+
+def test_payments_taken_before_the_column_get_their_amount_from_the_payloads(approved):
+    """Migration 0005: what was taken was in `raw` when it differed from the attempt's amount."""
+    import importlib
+
+    from django.apps import apps
+
+    booking, _ = approved
+    wrong, right, unpaid = (
+        Payment.objects.create(booking=booking, provider="sandbox", amount=booking.amount, currency="INR", **extra)
+        for extra in (
+            {
+                "provider_payment_id": "pay_a",
+                "raw": {"captured": {"at": "2026-11-01T00:00:00+00:00", "data": {"amount": 99_900}}},
+            },
+            {"provider_payment_id": "pay_b"},
+            {},
+        )
+    )
+    importlib.import_module("bookings.migrations.0005_payment_captured_amount").captured_from_payloads(apps, None)
+
+    amounts = dict(Payment.objects.values_list("pk", "captured_amount"))
+    assert (amounts[wrong.pk], amounts[right.pk], amounts[unpaid.pk]) == (99_900, booking.amount, None)

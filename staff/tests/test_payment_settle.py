@@ -152,8 +152,10 @@ def test_late_news_of_the_refund_that_failed_does_not_undo_the_one_asked_for_sin
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED and payment.provider_refund_id != first_id
 
-    # The provider repeats that the first refund failed (a webhook retried, or the sweep's answer).
+    # The provider repeats that the first refund failed (a webhook retried, or the sweep's
+    # answer), or reports a failure naming no refund at all.
     payment_refund_failed(provider="sandbox", provider_payment_id="sandbox_pay_ok", refund_id=first_id, raw={})
+    payment_refund_failed(provider="sandbox", provider_payment_id="sandbox_pay_ok", refund_id="", raw={})
 
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
@@ -271,3 +273,31 @@ def test_a_payment_of_another_booking_is_not_found(admin_client, held, make_book
 def test_settling_is_post_only(admin_client, held):
     _, payment, _ = held
     assert admin_client.get(settle_url(payment)).status_code == 405
+
+
+def test_a_held_wrong_amount_refunded_from_the_dashboard_lets_the_client_pay_again(client, held):
+    """The provider's news of a refund staff made on its dashboard settles it as settling
+    here would: the client's page shows the refund of what was taken, and offers paying."""
+    from bookings.services import payment_refund_processed
+
+    booking, payment, token = held
+    payment_refund_processed(provider="sandbox", provider_payment_id="sandbox_pay_wrong", refund_id="rfnd_dash", raw={})
+
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
+    payment.refresh_from_db()
+    assert payment.provider_refund_id == "rfnd_dash" and payment.refunded_amount == WRONG_AMOUNT
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "₹999 has been refunded" in page and "Pay ₹1,500" in page
+
+
+def test_the_client_is_told_the_amount_that_was_taken(client, held):
+    """A refund decided but not yet sent, then one that failed: both name what was taken."""
+    booking, payment, token = held
+    booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")  # its refund is decided, sent after commit
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "A full refund of ₹999 is on its way" in page
+
+    Payment.objects.filter(pk=payment.pk).update(provider_refund_id="rfnd_x")  # sent, then reported failed
+    payment_refund_failed(provider="sandbox", provider_payment_id="sandbox_pay_wrong", refund_id="rfnd_x", raw={})
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "The automatic refund of ₹999 did not go through" in page
