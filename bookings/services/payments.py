@@ -354,9 +354,9 @@ def payments_taken_lock(*, booking_id: int) -> list[Payment]:
 
 
 def _payable_again(booking_id: int) -> None:
-    """Inside the caller's transaction, after it locked the booking's payment rows: a booking
-    waiting for payment with nothing under way any more (no attempt open, no money held) goes
-    back to APPROVED, so the client can pay (a wrong amount, say, that has been refunded)."""
+    """Inside the caller's transaction, after the payment row it changed (the lock order): a
+    booking waiting for payment with nothing under way any more (no attempt open, no money
+    held) goes back to APPROVED, so the client can pay (a wrong amount, say, now refunded)."""
     booking = Booking.objects.select_for_update().get(pk=booking_id)
     if booking.status != Status.PAYMENT_PENDING:
         return
