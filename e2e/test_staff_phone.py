@@ -79,8 +79,17 @@ def test_a_session_tapped_in_the_list_view_opens_with_its_heading_in_view(
 
 
 def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_booking):
+    from bookings.services import payment_confirm, payment_start
+
     pending = make_booking(Status.PENDING, counsellor=counsellor, client_name="Kiran Rao")
     confirmed = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Meera Iyer")
+    anyone = make_booking(Status.PENDING, counsellor=None, client_name="Dev Shah")  # "Show the times of"
+    # A wrong amount held: the booking's page asks an administrator what was done about it.
+    held = make_booking(Status.APPROVED, counsellor=counsellor, client_name="Anu Das")
+    attempt = payment_start(booking_id=held.pk)
+    payment_confirm(
+        payment_id=attempt.pk, provider_payment_id="pay_w", amount=99_900, currency="INR", raw={}, source="t"
+    )
     tab = tabs(viewport=PHONE)
     page = tab.page
     sign_in(tab, **admin_login)
@@ -89,6 +98,9 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
         "/staff/bookings/",
         f"/staff/bookings/{pending.pk}/",
         f"/staff/bookings/{confirmed.pk}/",
+        f"/staff/bookings/{anyone.pk}/",
+        f"/staff/bookings/{held.pk}/",
+        "/staff/",
         "/staff/bookings/new/",
         f"/staff/availability/{counsellor.pk}/",
         f"/staff/profile/{counsellor.pk}/",
