@@ -127,6 +127,17 @@ def payment_refunding(*, booking: Booking, payment: Payment) -> None:
     )
 
 
+def payment_returned(*, booking: Booking, payment: Payment, refunded: bool) -> None:
+    """Money that confirmed nothing is going back (`refunded`: has gone back), as staff
+    settled it; and if the time is still reserved, how to pay the right amount."""
+    email_queue(
+        kind="payment_returned",
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, booking_url=manage_url(booking), payment=payment, refunded=refunded),
+    )
+
+
 def privacy_link(*, booking: Booking, purpose: str, raw_token: str) -> None:
     """The link that confirms an erasure request, or downloads the client's data."""
     if purpose == LinkToken.Purpose.ERASE:

@@ -478,6 +478,10 @@ def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference
             booking=booking, action=action, actor=Actor.STAFF, user=user, reason=f"Payment {payment.pk}: {done}. {note}"
         )
         _payable_again(booking.pk)
+        if how != Settle.DEALT_WITH:
+            # The client was told the team would be in touch: this is it.
+            booking.refresh_from_db(fields=["status", "payment_due_at"])
+            notifications.payment_returned(booking=booking, payment=payment, refunded=how == Settle.REFUNDED)
     return payment
 
 

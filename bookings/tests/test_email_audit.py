@@ -153,6 +153,32 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     )
     step(services.bookings_expire, now=walk_in.payment_due_at + timedelta(seconds=1))
 
+    # Paid the wrong amount; an administrator has it refunded, and the client may pay again.
+    third = Slot.objects.create(counsellor=counsellor, start=start + timedelta(hours=4), end=start + timedelta(hours=5))
+    short = step(
+        services.booking_create_by_staff,
+        user=admin_user,
+        status=Status.APPROVED,
+        session_type=session_type,
+        mode=Mode.ONLINE,
+        client_name="Asha Rao",
+        email="asha.rao@example.com",
+        phone="",
+        slot=third,
+        language=language,
+    )
+    payment = step(services.payment_start, booking_id=short.pk)
+    step(
+        services.payment_confirm,
+        payment_id=payment.pk,
+        provider_payment_id="pay_wrong",
+        amount=short.amount - 500,
+        currency=short.currency,
+        raw={},
+        source="test",
+    )
+    step(services.payment_settle, payment_id=payment.pk, user=admin_user, how="refund", note="Asked again.")
+
     # A payment that arrives after the client cancelled.
     late = step(
         services.booking_create_by_staff,

@@ -444,6 +444,10 @@ def _send_every_client_email(make_booking, counsellor, session_type, language: s
             notifications.on_transition(booking=confirmed, from_status=from_status, actor=actor)
         confirmed.status = Status.CONFIRMED
         notifications.payment_refunding(booking=confirmed, payment=payment)
+        confirmed.status = Status.APPROVED  # a wrong amount going back; the right one still to pay
+        notifications.payment_returned(booking=confirmed, payment=payment, refunded=False)
+        notifications.payment_returned(booking=confirmed, payment=payment, refunded=True)
+        confirmed.status = Status.CONFIRMED
         for purpose in (LinkToken.Purpose.ERASE, LinkToken.Purpose.EXPORT):
             notifications.privacy_link(booking=confirmed, purpose=purpose, raw_token="x")
         notifications.reminder(booking=confirmed)

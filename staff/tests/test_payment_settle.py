@@ -301,3 +301,32 @@ def test_the_client_is_told_the_amount_that_was_taken(client, held):
     payment_refund_failed(provider="sandbox", provider_payment_id="sandbox_pay_wrong", refund_id="rfnd_x", raw={})
     page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
     assert "The automatic refund of ₹999 did not go through" in page
+
+
+def test_the_client_hears_that_their_money_is_going_back_and_how_to_pay(admin_client, held):
+    booking, payment, _ = held
+    mail.outbox = []
+    settle(admin_client, payment, "refund", note="Client paid the old price.")
+
+    [email] = [m for m in mail.outbox if m.to == [booking.email]]
+    assert email.subject == f"We are refunding your payment for {booking.ack_id}"
+    assert "We have started a full refund of ₹999" in email.body
+    assert "please pay ₹1,500 from your booking page" in email.body
+    assert "Client paid the old price" not in email.body  # staff's note stays with staff
+
+
+def test_a_recorded_refund_is_announced_with_its_reference(admin_client, held):
+    booking, payment, _ = held
+    mail.outbox = []
+    settle(admin_client, payment, "refunded", reference="rfnd_Dash00000001", note="By hand.")
+
+    [email] = [m for m in mail.outbox if m.to == [booking.email]]
+    assert email.subject == f"Your payment for {booking.ack_id} has been refunded"
+    assert "We have refunded ₹999" in email.body and "Refund reference: rfnd_Dash00000001." in email.body
+
+
+def test_an_alert_only_dealt_with_emails_nobody(admin_client, late_payment):
+    _, payment = late_payment
+    mail.outbox = []
+    settle(admin_client, payment, "dealt_with", note="Seen.")
+    assert mail.outbox == []
