@@ -17,7 +17,7 @@ from django.utils import timezone
 from icalendar import Calendar
 
 from bookings import services
-from bookings.models import Actor, Booking, LinkToken, Mode, OutboundEmail, Slot, Status
+from bookings.models import Actor, Booking, LinkToken, Mode, OutboundEmail, Payment, Slot, Status
 from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi
 from conftest import next_weekday_at
 from staff.services import staff_invite
@@ -128,55 +128,39 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     step(services.booking_verify, token=last_link(journey, "/verify/"))
     step(services.booking_reject, booking_id=other.pk, user=admin_user, reason=OWN_WORDS[2])
 
+    def paid_short(slot: Slot, mode: str, name: str, email: str) -> tuple[Booking, Payment]:
+        """A booking made by staff, paid ₹1 short: held for staff."""
+        booking = step(
+            services.booking_create_by_staff,
+            user=admin_user,
+            status=Status.APPROVED,
+            session_type=session_type,
+            mode=mode,
+            client_name=name,
+            email=email,
+            phone="",
+            slot=slot,
+            language=language,
+        )
+        payment = step(services.payment_start, booking_id=booking.pk)
+        step(
+            services.payment_confirm,
+            payment_id=payment.pk,
+            provider_payment_id=f"pay_short_{booking.pk}",
+            amount=booking.amount - 100,
+            currency=booking.currency,
+            raw={},
+            source="test",
+        )
+        return booking, payment
+
     # Paid the wrong amount, then the time to pay ran out: held for staff, refunded, expired.
-    walk_in = step(
-        services.booking_create_by_staff,
-        user=admin_user,
-        status=Status.APPROVED,
-        session_type=session_type,
-        mode=Mode.IN_PERSON,
-        client_name="Dev Rao",
-        email="dev@example.com",
-        phone="",
-        slot=first,
-        language=language,
-    )
-    payment = step(services.payment_start, booking_id=walk_in.pk)
-    step(
-        services.payment_confirm,
-        payment_id=payment.pk,
-        provider_payment_id="pay_short",
-        amount=walk_in.amount - 100,
-        currency=walk_in.currency,
-        raw={},
-        source="test",
-    )
+    walk_in, _ = paid_short(first, Mode.IN_PERSON, "Dev Rao", "dev@example.com")
     step(services.bookings_expire, now=walk_in.payment_due_at + timedelta(seconds=1))
 
     # Paid the wrong amount; an administrator has it refunded, and the client may pay again.
     third = Slot.objects.create(counsellor=counsellor, start=start + timedelta(hours=4), end=start + timedelta(hours=5))
-    short = step(
-        services.booking_create_by_staff,
-        user=admin_user,
-        status=Status.APPROVED,
-        session_type=session_type,
-        mode=Mode.ONLINE,
-        client_name="Asha Rao",
-        email="asha.rao@example.com",
-        phone="",
-        slot=third,
-        language=language,
-    )
-    payment = step(services.payment_start, booking_id=short.pk)
-    step(
-        services.payment_confirm,
-        payment_id=payment.pk,
-        provider_payment_id="pay_wrong",
-        amount=short.amount - 500,
-        currency=short.currency,
-        raw={},
-        source="test",
-    )
+    _, payment = paid_short(third, Mode.ONLINE, "Asha Rao", "asha.rao@example.com")
     step(services.payment_settle, payment_id=payment.pk, user=admin_user, how="refund", note="Asked again.")
 
     # A payment that arrives after the client cancelled.
