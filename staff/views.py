@@ -8,6 +8,7 @@ import html
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -565,7 +566,7 @@ def _detail_context(
             asked = id_from(request.GET.get("times_of", ""))
             times_of = asked if any(pk == asked for pk, _ in counsellors) else counsellors[0][0]
         slots = selectors.approve_slot_choices(user=user, booking=booking, counsellor_id=times_of)
-        initial: dict[str, Any] = {**version, "amount": booking.amount / 100}
+        initial: dict[str, Any] = {**version, "amount": Decimal(booking.amount) / 100}  # 1500, not 1500.0
         if booking.preferred_slot_id and any(s.pk == booking.preferred_slot_id for s in slots):
             initial["slot"] = booking.preferred_slot_id
         form = forms.get("approve") or ApproveForm(initial=initial, slots=slots, amount_editable=can_edit_amount(user))

@@ -701,6 +701,7 @@ def test_approving_a_request_without_a_counsellor_shows_one_counsellors_times(
     assert slot_options(html) == {slots[ravi.pk].pk}  # the preferred slot's counsellor first
     assert f'<option value="{ravi.pk}" selected>Ravi Kumar</option>' in html
     assert f'action="{url("approve", booking)}?times_of={ravi.pk}"' in html
+    assert re.search(r'name="approve-amount" value="1500"', html)  # rupees as typed, not "1500.0"
 
     # Another counsellor's times, in place: no second "opened" entry in the log.
     views = BookingView.objects.count()
