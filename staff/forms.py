@@ -248,7 +248,6 @@ class PaymentSettleForm(forms.Form):
 
     def __init__(self, *args: Any, payment: Payment, **kwargs: Any) -> None:
         super().__init__(*args, prefix=f"settle-{payment.pk}", **kwargs)
-        self.payment = payment
         amount = money(payment_captured_amount(payment), payment.currency)
         provider = payment.provider.capitalize()
         labels = {

@@ -40,6 +40,8 @@ PAYMENT_OPEN_STATES = (Payment.State.CREATED, Payment.State.PENDING)
 # did not confirm the booking (a wrong amount) is held for staff, never closed as failed: its
 # money must go back (payment_settle, or the refund on expiry or cancellation).
 PAYMENT_OPEN = Q(status__in=PAYMENT_OPEN_STATES, provider_payment_id="")
+# Held for staff: money arrived, confirmed nothing, and is not on its way back yet.
+PAYMENT_HELD = Q(status=Payment.State.PENDING, refund_status="") & ~Q(provider_payment_id="")
 # The smallest amount, in minor units, a payment provider takes (Razorpay: 100 paise). The
 # staff forms refuse less; this guards bookings priced some other way (the admin, say).
 PAYMENT_MINIMUM_AMOUNT = 100
@@ -360,8 +362,7 @@ def _payable_again(booking_id: int) -> None:
     booking = Booking.objects.select_for_update().get(pk=booking_id)
     if booking.status != Status.PAYMENT_PENDING:
         return
-    held = Q(status=Payment.State.PENDING, refund_status="") & ~Q(provider_payment_id="")
-    if booking.payments.filter(PAYMENT_OPEN | held).exists():
+    if booking.payments.filter(PAYMENT_OPEN | PAYMENT_HELD).exists():
         return
     booking_transition(
         booking=booking,
@@ -400,10 +401,10 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
 
 
 # --- Payments that need attention: what an administrator did about them ---------------
-# Each alert ends with an administrator saying what was done: the refund asked for again
-# (through the provider, as the automatic one), a refund made from the provider's dashboard
-# recorded, or simply that it is dealt with. Confirming a booking by hand is not among them:
-# only a matching payment confirms one (docs/DESIGN: the lifecycle).
+# Each alert ends with an administrator saying what was done: for money held, the refund
+# asked for again (through the provider, as the automatic one) or a refund made from the
+# provider's dashboard recorded; for any other alert, that it is dealt with. Confirming a
+# booking by hand is not among them: only a matching payment confirms one (bookings/lifecycle.py).
 
 
 class Settle:
