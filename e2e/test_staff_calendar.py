@@ -14,10 +14,11 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Dialog, Page, expect
 
-from bookings.models import Slot, Status
+from bookings.models import Counsellor, Slot, Status
 from conftest import next_weekday_at
 from e2e.browsing import Tab, sign_in
 from e2e.journeys import find_on_calendar, heading
+from staff.models import User
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -238,3 +239,48 @@ def test_a_session_dragged_on_an_expired_page_says_to_reload(london, make_bookin
         london.check()
     booking.refresh_from_db()
     assert timezone.localtime(booking.slot.start).hour == 10
+
+
+def test_a_busy_hour_shows_one_session_and_the_rest_behind_a_more_link(tabs, admin_login, make_booking, session_type):
+    """A clinic of many counsellors: sessions at the same hour do not shrink to slivers (Week)
+    nor stretch a day over screens (Month); the others are one keyboard press away."""
+    morning = next_weekday_at(10, days_ahead=3)
+    sessions = []
+    for number in range(6):
+        user = User.objects.create_user(
+            email=f"counsellor{number}@example.com", password="x" * 20, role=User.Role.COUNSELLOR
+        )
+        counsellor = Counsellor.objects.create(user=user, display_name=f"Counsellor {number}", slug=f"c{number}")
+        slot = Slot.objects.create(counsellor=counsellor, start=morning, end=morning + timedelta(minutes=50))
+        sessions.append(make_booking(Status.CONFIRMED, slot=slot, client_name=f"Client {number}"))
+    tab = tabs()
+    page = tab.page
+    sign_in(tab, **admin_login, next_path="/staff/calendar/")
+    show_week_of(page, morning)  # the Week view, a desktop's first
+    column = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(morning):%Y-%m-%d}"]')
+    expect(column.locator(".fc-timegrid-event")).to_have_count(1)
+    more = column.get_by_role("button", name="+5")
+    expect(more).to_have_attribute("title", "Show 5 more events")
+
+    # The link opens a list of all six, by keyboard; a session in it opens its booking.
+    more.focus()
+    page.keyboard.press("Enter")
+    popover = page.locator(".fc-popover")
+    expect(popover.get_by_role("link")).to_have_count(5)
+    # With the one on the grid, all six.
+    shown = [column.locator(".fc-timegrid-event").inner_text(), popover.inner_text()]
+    assert all(any(booking.ack_id in text for text in shown) for booking in sessions), shown
+    listed = popover.get_by_role("link").last
+    ack_id = re.search(r"MS-\w{6}", listed.inner_text())[0]
+    listed.click()
+    expect(page.locator("#booking-detail")).to_contain_text(ack_id)
+    tab.check()
+
+    # The Month view shows four of the day's sessions and "+2 more".
+    page.get_by_role("button", name="Month").click()
+    day = page.locator(f'td.fc-daygrid-day[data-date="{timezone.localtime(morning):%Y-%m-%d}"]')
+    if not day.count():
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    expect(day.locator(".fc-daygrid-event").filter(visible=True)).to_have_count(4)
+    expect(day.get_by_role("button", name="+2 more")).to_have_attribute("title", "Show 2 more events")
+    tab.check()

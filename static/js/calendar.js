@@ -124,6 +124,24 @@
     selectAllow: withinOneDay,
     // A session keeps its length: only its start can move (the feed marks which sessions may).
     eventDurationEditable: false,
+    // A clinic of many counsellors books dozens of sessions at the same hour: a Month day
+    // shows its first few and "+N more" (a list of the rest), and the Week and Day views set
+    // at most a few side by side, with a "+N" for the others, so every title stays readable.
+    dayMaxEvents: 4,
+    views: {
+      timeGridWeek: { eventMaxStack: 1 },
+      timeGridDay: { eventMaxStack: 6 },
+    },
+    // FullCalendar's "+N" opens its list on a click, Enter or Space, as a button does: say so
+    // to screen readers (it is an <a> without a link). Its title says what it shows.
+    moreLinkDidMount: function (info) {
+      info.el.setAttribute("role", "button");
+    },
+    // A Month day is labelled by its date alone, which hid its sessions from its name: the
+    // cell is read by its content instead (the date's link, then the sessions).
+    dayCellDidMount: function (info) {
+      info.el.removeAttribute("aria-labelledby");
+    },
     eventTimeFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
     slotLabelFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
     events: {
