@@ -253,34 +253,38 @@ def test_a_busy_hour_shows_one_session_and_the_rest_behind_a_more_link(tabs, adm
         counsellor = Counsellor.objects.create(user=user, display_name=f"Counsellor {number}", slug=f"c{number}")
         slot = Slot.objects.create(counsellor=counsellor, start=morning, end=morning + timedelta(minutes=50))
         sessions.append(make_booking(Status.CONFIRMED, slot=slot, client_name=f"Client {number}"))
+    # A cancelled booking of the same time, whose title sorts first: the session taking place
+    # is the one shown.
+    cancelled = make_booking(Status.CANCELLED, slot=slot, ack_id="MS-222222", client_name="Gone Before")
     tab = tabs()
     page = tab.page
     sign_in(tab, **admin_login, next_path="/staff/calendar/")
     show_week_of(page, morning)  # the Week view, a desktop's first
     column = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(morning):%Y-%m-%d}"]')
     expect(column.locator(".fc-timegrid-event")).to_have_count(1)
-    more = column.get_by_role("button", name="+5")
-    expect(more).to_have_attribute("title", "Show 5 more events")
+    expect(column.locator(".fc-timegrid-event")).not_to_contain_text(cancelled.ack_id)
+    more = column.get_by_role("button", name="+6")
+    expect(more).to_have_attribute("title", "Show 6 more events")
 
     # The link opens a list of all six, by keyboard; a session in it opens its booking.
     more.focus()
     page.keyboard.press("Enter")
     popover = page.locator(".fc-popover")
-    expect(popover.get_by_role("link")).to_have_count(5)
-    # With the one on the grid, all six.
+    expect(popover.get_by_role("link")).to_have_count(6)
+    # With the one on the grid, all seven.
     shown = [column.locator(".fc-timegrid-event").inner_text(), popover.inner_text()]
-    assert all(any(booking.ack_id in text for text in shown) for booking in sessions), shown
+    assert all(any(booking.ack_id in text for text in shown) for booking in [*sessions, cancelled]), shown
     listed = popover.get_by_role("link").last
     ack_id = re.search(r"MS-\w{6}", listed.inner_text())[0]
     listed.click()
     expect(page.locator("#booking-detail")).to_contain_text(ack_id)
     tab.check()
 
-    # The Month view shows four of the day's sessions and "+2 more".
+    # The Month view shows four of the day's sessions and "+3 more".
     page.get_by_role("button", name="Month").click()
     day = page.locator(f'td.fc-daygrid-day[data-date="{timezone.localtime(morning):%Y-%m-%d}"]')
     if not day.count():
         page.get_by_role("button", name=re.compile(r"^Next")).click()
     expect(day.locator(".fc-daygrid-event").filter(visible=True)).to_have_count(4)
-    expect(day.get_by_role("button", name="+2 more")).to_have_attribute("title", "Show 2 more events")
+    expect(day.get_by_role("button", name="+3 more")).to_have_attribute("title", "Show 3 more events")
     tab.check()

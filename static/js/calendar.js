@@ -99,6 +99,12 @@
     statusBox.hidden = !message;
   }
 
+  function cancelledLast(a, b) {
+    var one = a.ui.classNames.indexOf("ms-cancelled") >= 0;
+    var other = b.ui.classNames.indexOf("ms-cancelled") >= 0;
+    return one === other ? 0 : one ? 1 : -1;
+  }
+
   var calendar = new FullCalendar.Calendar(el, {
     plugins: [clinicZonePlugin],
     timeZone: zone,
@@ -128,6 +134,9 @@
     // shows its first few and "+N more" (a list of the rest), and the Week and Day views set
     // at most a few side by side, with a "+N" for the others, so every title stays readable.
     dayMaxEvents: 4,
+    // Of sessions at the same time, a cancelled one goes last: the one shown before "+N" is
+    // the session that is taking place (a cancelled booking's slot is often booked again).
+    eventOrder: ["start", cancelledLast, "-duration", "allDay", "title"],
     views: {
       timeGridWeek: { eventMaxStack: 1 },
       timeGridDay: { eventMaxStack: 6 },
