@@ -24,7 +24,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncMonth
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from bookings.models import (
@@ -303,20 +303,20 @@ def payments_needing_attention(*, user: Any, limit: int = 20) -> list[dict[str, 
     )
 
 
-def outcomes_by_month(*, user: Any, months: int = 6, today: date | None = None) -> list[dict[str, Any]]:
-    """Per counsellor and month of the session, for the last `months` months (this one
-    included): sessions held, cancellations (by the client or staff; the payment window
-    running out is not one), late cancellations among them, and no-shows.
+def month_after(month: date) -> date:
+    """The first day of the month after `month`'s."""
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
-    One aggregate query over the bookings `user` may see: a counsellor gets their own rows only.
+
+def outcomes_in_month(*, user: Any, month: date) -> list[dict[str, Any]]:
+    """Per counsellor, for the month of `month` (by the session's time, in the clinic's zone):
+    sessions held, cancellations (by the client or staff; the payment window running out is
+    not one), late cancellations among them, and no-shows.
+
+    One aggregate query over the bookings `user` may see: a counsellor gets their own row only.
     """
-    today = today or timezone.localdate()
-    year, month = today.year, today.month - (months - 1)
-    while month <= 0:
-        month, year = month + 12, year - 1
-    start = day_bounds(date(year, month, 1))[0]
-    following = date(today.year + today.month // 12, today.month % 12 + 1, 1)
-    end = day_bounds(following)[0]
+    first = month.replace(day=1)
+    following = month_after(first)
     cancelled = Exists(
         BookingEvent.objects.filter(
             booking=OuterRef("pk"),
@@ -328,17 +328,17 @@ def outcomes_by_month(*, user: Any, months: int = 6, today: date | None = None) 
     late = Exists(BookingEvent.objects.filter(booking=OuterRef("pk"), action="late_cancellation"))
     rows = (
         bookings_for(user)
-        .filter(slot__start__gte=start, slot__start__lt=end, counsellor__isnull=False)
+        .filter(slot__start__gte=day_bounds(first)[0], slot__start__lt=day_bounds(following)[0])
+        .filter(counsellor__isnull=False)
         .filter(Q(status__in=(Status.COMPLETED, Status.NO_SHOW)) | (Q(status=Status.CANCELLED) & Q(cancelled)))
-        .annotate(month=TruncMonth("slot__start", tzinfo=timezone.get_current_timezone()))
-        .values("month", "counsellor_id", "counsellor__display_name")
+        .values("counsellor_id", "counsellor__display_name")
         .annotate(
             held=Count("pk", filter=Q(status=Status.COMPLETED)),
             cancelled=Count("pk", filter=Q(status=Status.CANCELLED)),
             late=Count("pk", filter=Q(status=Status.CANCELLED) & Q(late)),
             no_shows=Count("pk", filter=Q(status=Status.NO_SHOW)),
         )
-        .order_by("-month", "counsellor__display_name", "counsellor_id")
+        .order_by("counsellor__display_name", "counsellor_id")
     )
     return list(rows)
 

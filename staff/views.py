@@ -105,10 +105,42 @@ BOOKING_CHANGED = "bookingChanged"
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user)
-    data["outcomes"] = selectors.outcomes_by_month(user=request.user)
+    data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
+
+
+def _outcomes(request: HttpRequest) -> dict[str, Any]:
+    """The dashboard's sessions by counsellor: one month at a time (`?month=2026-10`; this month
+    by default), each counsellor a row, so a clinic of fifty counsellors reads one screen."""
+    this_month = timezone.localdate().replace(day=1)
+    raw = request.GET.get("month", "")
+    month, problem = this_month, ""
+    if raw:
+        try:
+            month = datetime.strptime(raw, "%Y-%m").date()
+        except ValueError:
+            problem = f"“{raw[:20]}” is not a month (write it as {this_month:%Y-%m}); showing {this_month:%B %Y}."
+        else:
+            if month > this_month:
+                problem = f"{month:%B %Y} has not come yet; showing {this_month:%B %Y}."
+                month = this_month
+            elif month.year < 2000:
+                problem = f"{month:%B %Y} is before any booking; showing {this_month:%B %Y}."
+                month = this_month
+    rows = selectors.outcomes_in_month(user=request.user, month=month)
+    totals = {key: sum(row[key] for row in rows) for key in ("held", "cancelled", "late", "no_shows")}
+    earlier = (month - timedelta(days=1)).replace(day=1)
+    later = selectors.month_after(month)
+    return {
+        "outcomes": rows,
+        "outcomes_totals": totals if len(rows) > 1 else None,
+        "outcomes_month": month,
+        "outcomes_problem": problem,
+        "outcomes_earlier": earlier if earlier.year >= 2000 else None,
+        "outcomes_later": later if later <= this_month else None,
+    }
 
 
 # --- Calendar ---------------------------------------------------------------------------

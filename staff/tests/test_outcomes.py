@@ -15,7 +15,7 @@ from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Sl
 from bookings.selectors import slots_free
 from bookings.services import booking_cancel, booking_no_show
 from bookings.tokens import token_create
-from staff.selectors import outcomes_by_month
+from staff.selectors import outcomes_in_month
 from staff.tests.conftest import HX
 
 pytestmark = pytest.mark.django_db
@@ -168,31 +168,72 @@ def month_of_sessions(make_booking, counsellor, other_counsellor, admin_user):
     make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=30))  # not an outcome yet
 
 
-def test_outcomes_per_counsellor_and_month_in_one_query(
+def fixture_months() -> list:
+    """The months the fixture's sessions fall in (9 hours ago to 40 hours ahead): one, or two
+    near the turn of a month."""
+    now = timezone.now()
+    return sorted({timezone.localdate(now + timedelta(hours=h)).replace(day=1) for h in (-9, 40)})
+
+
+def test_outcomes_per_counsellor_in_one_query_a_month(
     month_of_sessions, admin_user, counsellor_user, django_assert_num_queries
 ):
-    # Sessions up to two days ahead may fall in next month: a "today" a few days on covers them.
-    today = timezone.localdate() + timedelta(days=3)
-    with django_assert_num_queries(1):
-        rows = outcomes_by_month(user=admin_user, today=today)
-    by_name = {(r["counsellor__display_name"], r["month"].month) for r in rows}
-    assert {name for name, _ in by_name} == {"Asha Menon", "Rohan Kapoor"}
     totals: dict[str, dict[str, int]] = {}
-    for r in rows:
-        t = totals.setdefault(r["counsellor__display_name"], {"held": 0, "cancelled": 0, "late": 0, "no_shows": 0})
-        for key in t:
-            t[key] += r[key]
+    for month in fixture_months():
+        with django_assert_num_queries(1):
+            rows = outcomes_in_month(user=admin_user, month=month)
+        for r in rows:
+            t = totals.setdefault(r["counsellor__display_name"], {"held": 0, "cancelled": 0, "late": 0, "no_shows": 0})
+            for key in t:
+                t[key] += r[key]
     assert totals["Asha Menon"] == {"held": 3, "cancelled": 2, "late": 1, "no_shows": 1}
     assert totals["Rohan Kapoor"] == {"held": 1, "cancelled": 0, "late": 0, "no_shows": 0}
-    # A counsellor sees their own row(s) only.
-    mine = outcomes_by_month(user=counsellor_user, today=today)
-    assert {r["counsellor__display_name"] for r in mine} == {"Asha Menon"}
+    # A counsellor sees their own row only.
+    for month in fixture_months():
+        mine = outcomes_in_month(user=counsellor_user, month=month)
+        assert {r["counsellor__display_name"] for r in mine} <= {"Asha Menon"}
+    # Other months are empty.
+    assert outcomes_in_month(user=admin_user, month=fixture_months()[0] - timedelta(days=40)) == []
 
 
-def test_the_dashboard_shows_the_outcomes_table(month_of_sessions, admin_client, counsellor_client):
-    html = admin_client.get(reverse("staff:dashboard")).content.decode()
-    assert "Sessions by month" in html and "No-shows" in html and "Late cancellations" in html
-    assert "Rohan Kapoor" in html
-    html = counsellor_client.get(reverse("staff:dashboard")).content.decode()
+def test_the_dashboard_shows_one_month_with_its_totals(month_of_sessions, admin_client, counsellor_client):
+    month = fixture_months()[0]
+    html = admin_client.get(reverse("staff:dashboard") + f"?month={month:%Y-%m}").content.decode()
     section = html[html.index('id="outcomes"') :]
-    assert "Asha Menon" in section and "Rohan Kapoor" not in section
+    assert f"Sessions in {month:%B %Y}" in section
+    assert "No-shows" in section and "Late cancellations" in section
+    assert "Asha Menon" in section and "Rohan Kapoor" in section and "All counsellors" in section
+    html = counsellor_client.get(reverse("staff:dashboard") + f"?month={month:%Y-%m}").content.decode()
+    section = html[html.index('id="outcomes"') :]
+    assert "Asha Menon" in section and "Rohan Kapoor" not in section and "All counsellors" not in section
+
+
+def test_the_dashboard_pages_through_months_but_not_into_the_future(admin_client):
+    this_month = timezone.localdate().replace(day=1)
+    earlier = (this_month - timedelta(days=1)).replace(day=1)
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert f"Sessions in {this_month:%B %Y}" in html
+    assert f'href="?month={earlier:%Y-%m}#outcomes"' in html
+    assert f"No sessions finished or were cancelled in {this_month:%B %Y}." in html
+    # This month has no later one to go to; an earlier one leads back.
+    assert "(later)" not in html
+    html = admin_client.get(reverse("staff:dashboard") + f"?month={earlier:%Y-%m}").content.decode()
+    assert f"Sessions in {earlier:%B %Y}" in html and f'href="?month={this_month:%Y-%m}#outcomes"' in html
+
+
+@pytest.mark.parametrize(
+    ("month", "problem"),
+    [
+        ("2026-13", "“2026-13” is not a month"),
+        ("last month", "“last month” is not a month"),
+        ("9999-12", "December 9999 has not come yet"),
+        ("1999-12", "December 1999 is before any booking"),
+    ],
+)
+def test_a_month_that_cannot_be_shown_is_said_so_and_this_month_is_shown(admin_client, month, problem):
+    response = admin_client.get(reverse("staff:dashboard"), {"month": month})
+    assert response.status_code == 200
+    html = response.content.decode()
+    this_month = timezone.localdate().replace(day=1)
+    assert problem in html and f"showing {this_month:%B %Y}" in html
+    assert f"Sessions in {this_month:%B %Y}" in html
