@@ -415,3 +415,53 @@ class WaitlistForm(JourneyForm):
         if start and end and end < start:
             self.add_error("date_to", _("The last day must be on or after the first day."))
         return data
+
+
+class CounsellorFilterForm(JourneyForm):
+    """ "Our counsellors", narrowed to those who speak a language and meet a way (GET: the
+    choices stay in the address, and the page works without JavaScript)."""
+
+    language = forms.ChoiceField(
+        label=_("Language spoken"),  # not "Language": the footer's switch of the site's own
+        required=False,
+        widget=forms.Select(attrs={"class": "input"}),
+        error_messages={"invalid_choice": _("Choose one of the languages listed, or “Any language”.")},
+    )
+    mode = forms.ChoiceField(
+        label=_("How you would like to meet"),
+        required=False,
+        choices=[("", _("Online or in person")), *Mode.choices],
+        widget=forms.Select(attrs={"class": "input"}),
+        error_messages={"invalid_choice": _("Choose online, in person, or “Online or in person”.")},
+    )
+
+    def __init__(self, *args: Any, counsellors: list[Counsellor], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        languages: dict[str, str] = {}  # by its folded spelling: "hindi" and "Hindi" are one
+        for counsellor in counsellors:
+            for language in counsellor.language_list:
+                languages.setdefault(language.casefold(), language)
+        self.fields["language"].choices = [("", _("Any language"))] + [
+            (name, name) for name in sorted(languages.values(), key=str.casefold)
+        ]
+
+    def narrows(self) -> bool:
+        """Whether a choice narrows the list. Only valid choices count: an invalid one is
+        explained next to its field and left out, and the other still applies."""
+        if not self.is_bound:
+            return False
+        self.is_valid()  # fills cleaned_data with the valid choices
+        return any(self.cleaned_data.values())
+
+    def matching(self, counsellors: list[Counsellor]) -> list[Counsellor]:
+        """The counsellors that fit the valid choices."""
+        if not self.narrows():
+            return counsellors
+        language, mode = self.cleaned_data.get("language", "").casefold(), self.cleaned_data.get("mode", "")
+        return [
+            c
+            for c in counsellors
+            if (not language or language in {name.casefold() for name in c.language_list})
+            and (mode != Mode.ONLINE or c.offers_online)
+            and (mode != Mode.IN_PERSON or c.offers_in_person)
+        ]

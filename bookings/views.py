@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
-from bookings.forms import AckLookupForm, EmailLookupForm
+from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
 from bookings.models import Booking, Clinic, LinkToken, Mode, Status
 from bookings.notifications import manage_path
@@ -332,8 +332,23 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 def counsellors(request: HttpRequest) -> HttpResponse:
-    """'Our counsellors': public profiles only, never anything about clients."""
-    return render(request, "bookings/counsellors.html", {"counsellors": list(selectors.counsellors_public())})
+    """'Our counsellors': public profiles only, never anything about clients; narrowed by
+    language and way of meeting when the clinic's counsellors differ in them."""
+    everyone = list(selectors.counsellors_public())
+    form = CounsellorFilterForm(request.GET or None, counsellors=everyone)
+    shown = form.matching(everyone)
+    differ = len(form.fields["language"].choices) > 2 or not all(
+        c.offers_online and c.offers_in_person for c in everyone
+    )
+    return render(
+        request,
+        "bookings/counsellors.html",
+        {
+            "counsellors": shown,
+            "form": form if len(everyone) > 1 and (differ or form.is_bound) else None,
+            "filtered": form.narrows(),
+        },
+    )
 
 
 @require_GET

@@ -39,3 +39,27 @@ def test_status_lookup_error_summary_and_a_broken_link(tab, db):
         page = tab.goto("/verify/this-link-is-not-real-at-all-0123456789/")
         expect(heading(page, "This link does not work")).to_be_visible()
         tab.goto("/no-such-page/")
+
+
+def test_finding_a_counsellor_by_language_and_way_of_meeting(tab, slots, other_counsellor):
+    """With the keyboard, as on a phone without a mouse: the choices stay in the address."""
+    asha = slots[0].counsellor
+    asha.languages, asha.offers_in_person = "English, Hindi", False
+    asha.save()
+    other_counsellor.languages = "English, Tamil"
+    other_counsellor.save()
+    page = tab.goto("/counsellors/")
+    page.get_by_label("Language spoken").select_option("Hindi")
+    page.get_by_role("button", name="Show counsellors").press("Enter")
+    expect(page.get_by_role("status")).to_have_text("1 counsellor fits your choices.")
+    expect(page.get_by_role("heading", name=asha.display_name)).to_be_visible()
+    expect(page.get_by_role("heading", name=other_counsellor.display_name)).to_have_count(0)
+    tab.check()
+
+    page.get_by_label("How you would like to meet").select_option(label="In person")
+    page.get_by_role("button", name="Show counsellors").press("Enter")
+    expect(page.get_by_text("None of our counsellors fits these choices.")).to_be_visible()
+    assert "language=Hindi" in page.url and "mode=in_person" in page.url
+    page.get_by_role("link", name="see all our counsellors").click()
+    expect(page.get_by_role("heading", name=other_counsellor.display_name)).to_be_visible()
+    tab.check()

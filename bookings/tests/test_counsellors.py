@@ -128,3 +128,71 @@ def test_the_wizard_can_open_with_a_counsellor_chosen(client, session_type, coun
     # An unknown slug chooses nobody.
     page = client.get(client.get("/book/?counsellor=nobody")["Location"]).content.decode()
     assert not re.search(rf'<option value="{other_counsellor.pk}"[^>]*selected', page)
+
+
+# --- Narrowing the list -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def team(profiled, other_counsellor):
+    """Asha: English, Hindi, Marathi, online only. Rohan: english and Tamil, both ways."""
+    other_counsellor.languages = "english, Tamil"
+    other_counsellor.save()
+    Counsellor.objects.create(display_name="Meera Iyer", slug="meera", languages="Tamil", offers_online=False)
+    return profiled, other_counsellor
+
+
+def names_listed(html: str) -> list[str]:
+    return re.findall(r'<h2 class="text-xl font-bold"><a href="/counsellors/[\w-]+/">([^<]+)</a>', html)
+
+
+def test_the_list_narrows_by_language_and_way_of_meeting(client, team):
+    html = client.get("/counsellors/").content.decode()
+    assert names_listed(html) == ["Asha Menon", "Meera Iyer", "Rohan Kapoor"]
+    # Each language once, whatever its spelling, in alphabetical order.
+    options = re.findall(r'<option value="([^"]*)"', html[html.index('name="language"') :].split("</select>")[0])
+    assert options == ["", "English", "Hindi", "Marathi", "Tamil"]
+
+    html = client.get("/counsellors/", {"language": "Tamil"}).content.decode()
+    assert names_listed(html) == ["Meera Iyer", "Rohan Kapoor"]
+    assert "2 counsellors fit your choices." in html and 'href="/counsellors/">Show all counsellors' in html
+    assert '<option value="Tamil" selected>' in html
+
+    html = client.get("/counsellors/", {"language": "English", "mode": "in_person"}).content.decode()
+    assert names_listed(html) == ["Rohan Kapoor"]
+    assert "1 counsellor fits your choices." in html
+
+    html = client.get("/counsellors/", {"language": "Marathi", "mode": "in_person"}).content.decode()
+    assert names_listed(html) == []
+    assert "None of our counsellors fits these choices." in html
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"language": "Klingon"}, "language", "Choose one of the languages listed, or “Any language”."),
+        ({"mode": "by-post"}, "mode", "Choose online, in person, or “Online or in person”."),
+    ],
+)
+def test_a_choice_that_is_not_offered_is_explained_next_to_it_and_the_other_applies(
+    client, team, query, field, message
+):
+    response = client.get("/counsellors/", query)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert names_listed(html) == ["Asha Menon", "Meera Iyer", "Rohan Kapoor"]
+    # With a valid choice beside it, that one narrows the list.
+    other = {"mode": "in_person"} if field == "language" else {"language": "Hindi"}
+    html_both = client.get("/counsellors/", {**query, **other}).content.decode()
+    assert names_listed(html_both) == (["Meera Iyer", "Rohan Kapoor"] if field == "language" else ["Asha Menon"])
+    assert message in html_both
+    block = html[html.index(f'id="field-{field}"') :]
+    assert message in block[: block.index("</select>")]
+    assert "<title>Error:" in html
+
+
+def test_no_filter_where_it_would_change_nothing(client, counsellor, other_counsellor):
+    # Both speak no listed language and meet both ways: nothing to narrow by.
+    html = client.get("/counsellors/").content.decode()
+    assert names_listed(html) == ["Asha Menon", "Rohan Kapoor"]
+    assert "Find a counsellor" not in html

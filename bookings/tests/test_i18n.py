@@ -252,12 +252,18 @@ def counsellor_with_profile(counsellor):
     return counsellor
 
 
-def test_the_fixed_pages_are_in_hindi(client, counsellor_with_profile, slot, session_type):
+def test_the_fixed_pages_are_in_hindi(client, counsellor_with_profile, other_counsellor, slot, session_type):
+    other_counsellor.languages = "Tamil"
+    other_counsellor.offers_in_person = False
+    other_counsellor.save()
     for path in (
         "/",
         "/privacy/",
         "/policies/",
         "/counsellors/",
+        "/counsellors/?language=Hindi",  # one fits
+        "/counsellors/?language=Tamil&mode=in_person",  # none fits
+        "/counsellors/?language=Klingon&mode=by-post",  # not offered
         f"/counsellors/{counsellor_with_profile.slug}/",
         "/status/",
         "/waitlist/",
