@@ -10,6 +10,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.text import slugify
 
 from bookings.models import Booking, Clinic, Counsellor, Mode, Payment, SessionType, Slot, Status
 from bookings.services import (
@@ -277,6 +278,103 @@ class ClinicForm(forms.ModelForm):
         model = Clinic
         fields = ["name", "address", "directions", "phone", "email"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3}), "directions": forms.Textarea(attrs={"rows": 4})}
+
+
+class SessionTypeForm(forms.ModelForm):
+    """A kind of session clients can book: what it is called, how long it lasts, what it costs
+    and how it can be held. Its link name is fixed once made (the wizard's links and the
+    chatbot use it), and so is its length once a booking uses it (a booking's end, its
+    calendar invitation and its slot's fit are read from it). Its price applies to new
+    bookings: each booking keeps the amount it was given."""
+
+    price_rupees = forms.DecimalField(
+        label="Price (₹)",
+        min_value=1,
+        max_digits=9,
+        decimal_places=2,
+        help_text="New bookings are charged this; bookings already made keep their amount.",
+    )
+
+    class Meta:
+        model = SessionType
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "duration_minutes",
+            "offers_online",
+            "offers_in_person",
+            "is_active",
+            "sort_order",
+        ]
+        labels = {
+            "slug": "Link name",
+            "description": "Description for clients",
+            "duration_minutes": "Length (minutes)",
+            "offers_online": "Can be held online",
+            "offers_in_person": "Can be held in person",
+            "is_active": "Clients can book it",
+            "sort_order": "Position in lists",
+        }
+        help_texts = {
+            "description": "One or two sentences, shown under its name in the booking form.",
+            "is_active": "Untick to stop offering it. Bookings already made are not changed.",
+            "sort_order": "Lower numbers come first; equal numbers go by name.",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        error_messages = {
+            "slug": {
+                "unique": "Another session type has this link name. Choose another, or leave it empty.",
+                "invalid": "Use lowercase letters, digits and hyphens only, e.g. family-session.",
+            }
+        }
+
+    field_order = ["name", "slug", "description", "duration_minutes", "price_rupees"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        made = self.instance.pk is not None
+        self.bookings = self.instance.bookings.count() if made else 0
+        self.fields["duration_minutes"].validators += [MinValueValidator(10), MaxValueValidator(480)]
+        slug = self.fields["slug"]
+        if made:
+            slug.disabled = True
+            slug.help_text = "Fixed: links to the booking form and the chatbot use it."
+            self.fields["price_rupees"].initial = Decimal(self.instance.price) / 100
+        else:
+            slug.required = False
+            slug.help_text = "Used in links, e.g. /book/?type=individual. Left empty, it is made from the name."
+        if self.bookings:
+            duration = self.fields["duration_minutes"]
+            duration.disabled = True
+            used = "1 booking uses" if self.bookings == 1 else f"{self.bookings} bookings use"
+            duration.help_text = (
+                f"Fixed: {used} this length. To offer another length, add a session type and untick"
+                " “Clients can book it” on this one."
+            )
+
+    def clean_slug(self) -> str:
+        if self.instance.pk is not None:  # fixed: the field is disabled
+            return self.instance.slug
+        slug = self.cleaned_data["slug"].lower()  # links are matched as written
+        if slug:
+            return slug
+        base = slugify(self.cleaned_data.get("name", ""))[:40] or "session"
+        candidate, number = base, 1
+        while SessionType.objects.filter(slug=candidate).exists():
+            number += 1
+            candidate = f"{base}-{number}"
+        return candidate
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("offers_online") and not data.get("offers_in_person"):
+            self.add_error("offers_online", "Tick online, in person, or both: a session must be held one way.")
+        return data
+
+    def save(self, commit: bool = True) -> SessionType:
+        self.instance.price = rupees_to_paise(self.cleaned_data["price_rupees"])
+        return super().save(commit)
 
 
 class CounsellorRoomForm(forms.ModelForm):

@@ -62,4 +62,6 @@ urlpatterns = [
         name="team_second_factor_reset",
     ),
     path("clinic/", views.clinic_settings, name="clinic"),
+    path("clinic/session-types/new/", views.session_type_edit, name="session_type_new"),
+    path("clinic/session-types/<int:pk>/", views.session_type_edit, name="session_type_edit"),
 ]

@@ -43,6 +43,7 @@ from bookings.models import (
     Mode,
     OutboundEmail,
     Payment,
+    SessionType,
     Slot,
     Status,
     WeeklyHours,
@@ -66,6 +67,7 @@ from staff.forms import (
     PaymentSettleForm,
     PublishRangeForm,
     RejectForm,
+    SessionTypeForm,
     SlotForm,
     StaffBookingForm,
     VersionForm,
@@ -108,6 +110,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
+    # A new clinic, or every type retired: the booking form would offer nothing.
+    data["no_session_types"] = (
+        is_administrator(request.user) and not SessionType.objects.filter(is_active=True).exists()
+    )
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 
@@ -1271,13 +1277,32 @@ def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse
 def clinic_settings(request: HttpRequest) -> HttpResponse:
     clinic = Clinic.load()
     form = ClinicForm(request.POST or None, instance=clinic)
+    context = {"form": form, "session_types": list(SessionType.objects.all()), "nav": "clinic"}
     if request.method == "POST":
         if form.is_valid():
             form.save()
             messages.success(request, "Clinic details saved. Clients with in-person sessions see them.")
             return redirect("staff:clinic")
-        return render(request, "staff/clinic.html", {"form": form, "nav": "clinic"}, status=400)
-    return render(request, "staff/clinic.html", {"form": form, "nav": "clinic"})
+        return render(request, "staff/clinic.html", context, status=400)
+    return render(request, "staff/clinic.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@admin_required
+def session_type_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """Add a session type (no `pk`) or change one."""
+    session_type = get_object_or_404(SessionType, pk=pk) if pk is not None else SessionType()
+    title = f"Session type: {session_type.name}" if pk is not None else "Add a session type"  # before the form edits it
+    form = SessionTypeForm(request.POST or None, instance=session_type)
+    context = {"form": form, "title": title, "adding": pk is None, "nav": "clinic"}
+    if request.method == "POST":
+        if form.is_valid():
+            saved = form.save()
+            offered = "Clients can book it." if saved.is_active else "Clients no longer see it."
+            messages.success(request, f"“{saved.name}” saved. {offered}")
+            return redirect(reverse("staff:clinic") + "#session-types")
+        return render(request, "staff/session_type.html", context, status=400)
+    return render(request, "staff/session_type.html", context)
 
 
 # --- Outcomes ---------------------------------------------------------------------------

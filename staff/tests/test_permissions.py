@@ -44,6 +44,10 @@ def c(w) -> int:
     return w["counsellor"].pk
 
 
+def t(w) -> int:
+    return w["booking"].session_type_id
+
+
 def u(w) -> int:
     return w["counsellor"].user_id
 
@@ -141,6 +145,10 @@ MATRIX = [
     ),
     ("clinic", "get", lambda w: reverse("staff:clinic"), (302, 200, 403, 403)),
     ("clinic", "post", lambda w: reverse("staff:clinic"), (302, 400, 403, 403)),
+    ("session_type_new", "get", lambda w: reverse("staff:session_type_new"), (302, 200, 403, 403)),
+    ("session_type_new", "post", lambda w: reverse("staff:session_type_new"), (302, 400, 403, 403)),
+    ("session_type_edit", "get", lambda w: reverse("staff:session_type_edit", args=[t(w)]), (302, 200, 403, 403)),
+    ("session_type_edit", "post", lambda w: reverse("staff:session_type_edit", args=[t(w)]), (302, 400, 403, 403)),
 ]
 
 

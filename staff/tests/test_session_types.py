@@ -1,0 +1,147 @@
+"""Administrators add and change the session types clients book, in Clinic settings."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from bookings.models import SessionType, Status
+
+pytestmark = pytest.mark.django_db
+
+NEW = reverse("staff:session_type_new")
+
+
+def edit(session_type: SessionType) -> str:
+    return reverse("staff:session_type_edit", args=[session_type.pk])
+
+
+def form_data(**changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": "Family session",
+        "slug": "",
+        "description": "For parents and children together.",
+        "duration_minutes": 80,
+        "price_rupees": "2400.50",
+        "offers_online": "on",
+        "offers_in_person": "on",
+        "is_active": "on",
+        "sort_order": 5,
+    }
+    data.update(changes)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def test_an_administrator_adds_a_session_type_that_clients_can_then_book(admin_client, client):
+    response = admin_client.post(NEW, form_data())
+    assert response.status_code == 302 and response["Location"] == reverse("staff:clinic") + "#session-types"
+    added = SessionType.objects.get()
+    assert (added.name, added.slug, added.duration_minutes, added.price) == (
+        "Family session",
+        "family-session",
+        80,
+        240050,
+    )
+    assert added.currency == "INR" and added.offers_online and added.offers_in_person and added.is_active
+    clinic = admin_client.get(reverse("staff:clinic")).content.decode()
+    assert "“Family session” saved. Clients can book it." in clinic
+    section = clinic[clinic.index('id="session-types"') :]
+    assert edit(added) in section and "80 min" in section and "2,400.50" in section
+    # The booking form offers it, by its link name too.
+    assert "Family session" in client.get("/").content.decode()
+    assert client.get("/book/?type=family-session", follow=True).status_code == 200
+
+
+def test_a_link_name_made_from_the_name_is_never_one_already_used(admin_client):
+    for _ in range(3):
+        assert admin_client.post(NEW, form_data()).status_code == 302
+    assert sorted(SessionType.objects.values_list("slug", flat=True)) == [
+        "family-session",
+        "family-session-2",
+        "family-session-3",
+    ]
+    response = admin_client.post(NEW, form_data(name="Other", slug="family-session"))
+    assert response.status_code == 400
+    assert "Another session type has this link name." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": ""}, "This field is required."),
+        ({"offers_online": None, "offers_in_person": None}, "Tick online, in person, or both"),
+        ({"price_rupees": "0"}, "Ensure this value is greater than or equal to 1."),
+        ({"price_rupees": "12.345"}, "Ensure that there are no more than 2 decimal places."),
+        ({"duration_minutes": 5}, "Ensure this value is greater than or equal to 10."),
+        ({"duration_minutes": 600}, "Ensure this value is less than or equal to 480."),
+        ({"slug": "not a slug!"}, "Use lowercase letters, digits and hyphens only"),
+    ],
+)
+def test_bad_input_is_explained_next_to_its_field_and_nothing_is_saved(admin_client, changes, message):
+    response = admin_client.post(NEW, form_data(**changes))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert message in html and "There is a problem" in html and "<title>Error:" in html
+    assert 'value="Family session"' in html or changes.get("name") == ""  # what was typed stays
+    assert not SessionType.objects.exists()
+
+
+def test_a_booked_type_keeps_its_length_and_link_name_and_its_bookings_keep_their_amount(
+    admin_client, session_type, counsellor, make_booking
+):
+    booking = make_booking(Status.CONFIRMED)
+    page = admin_client.get(edit(session_type)).content.decode()
+    assert "Fixed: 1 booking uses this length." in page
+    assert "Fixed: links to the booking form and the chatbot use it." in page
+    response = admin_client.post(
+        edit(session_type),
+        form_data(name="Individual session (50 min)", slug="changed", duration_minutes=30, price_rupees="1800"),
+    )
+    assert response.status_code == 302
+    session_type.refresh_from_db()
+    assert session_type.name == "Individual session (50 min)" and session_type.price == 180000
+    assert session_type.slug == "individual" and session_type.duration_minutes == 50
+    booking.refresh_from_db()
+    assert booking.amount == 150000
+
+
+def test_an_unbooked_type_can_change_its_length(admin_client, session_type):
+    assert admin_client.post(edit(session_type), form_data(duration_minutes=45)).status_code == 302
+    session_type.refresh_from_db()
+    assert session_type.duration_minutes == 45 and session_type.slug == "individual"
+
+
+def test_a_type_no_longer_offered_leaves_the_booking_form_but_not_its_bookings(
+    admin_client, client, session_type, make_booking
+):
+    booking = make_booking(Status.PENDING)
+    response = admin_client.post(edit(session_type), form_data(name=session_type.name, is_active=None))
+    assert response.status_code == 302
+    assert "Clients no longer see it." in admin_client.get(reverse("staff:clinic")).content.decode()
+    assert session_type.name not in client.get("/").content.decode()
+    assert admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).status_code == 200
+
+
+def test_only_administrators_manage_session_types(counsellor_client, session_type):
+    for path in (reverse("staff:clinic"), NEW, edit(session_type)):
+        assert counsellor_client.get(path).status_code == 403
+    assert counsellor_client.post(NEW, form_data()).status_code == 403
+    assert SessionType.objects.count() == 1
+
+
+def test_an_unknown_session_type_is_not_found(admin_client):
+    assert admin_client.get(reverse("staff:session_type_edit", args=[999999])).status_code == 404
+
+
+def test_without_session_types_the_clinic_page_and_the_dashboard_say_clients_cannot_book(
+    admin_client, counsellor_client, session_type
+):
+    warning = "Clients cannot book:</strong> no session type is offered."
+    assert warning not in admin_client.get(reverse("staff:dashboard")).content.decode()
+    session_type.is_active = False
+    session_type.save()
+    assert warning in admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert warning not in counsellor_client.get(reverse("staff:dashboard")).content.decode()  # not theirs to fix
+    session_type.delete()
+    html = admin_client.get(reverse("staff:clinic")).content.decode()
+    assert "There are no session types yet, so clients cannot book." in html
