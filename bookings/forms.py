@@ -444,6 +444,18 @@ class CounsellorFilterForm(JourneyForm):
         self.fields["language"].choices = [("", _("Any language"))] + [
             (name, name) for name in sorted(languages.values(), key=str.casefold)
         ]
+        # A link written by hand (?language=hindi) reads as the list spells it.
+        asked = self.data.get("language", "")
+        if asked.casefold() in languages and asked != languages[asked.casefold()]:
+            self.data = self.data.copy()
+            self.data["language"] = languages[asked.casefold()]
+        # Worth showing only where a choice leaves some counsellors out.
+        speak_all = (
+            set.intersection(*({n.casefold() for n in c.language_list} for c in counsellors)) if counsellors else set()
+        )
+        self.narrows_anything = len(counsellors) > 1 and (
+            set(languages) != speak_all or not all(c.offers_online and c.offers_in_person for c in counsellors)
+        )
 
     def narrows(self) -> bool:
         """Whether a choice narrows the list. Only valid choices count: an invalid one is

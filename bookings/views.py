@@ -335,18 +335,16 @@ def counsellors(request: HttpRequest) -> HttpResponse:
     """'Our counsellors': public profiles only, never anything about clients; narrowed by
     language and way of meeting when the clinic's counsellors differ in them."""
     everyone = list(selectors.counsellors_public())
-    form = CounsellorFilterForm(request.GET or None, counsellors=everyone)
-    shown = form.matching(everyone)
-    differ = len(form.fields["language"].choices) > 2 or not all(
-        c.offers_online and c.offers_in_person for c in everyone
-    )
+    asked = "language" in request.GET or "mode" in request.GET  # not any other parameter (?utm_source=)
+    form = CounsellorFilterForm(request.GET if asked else None, counsellors=everyone)
     return render(
         request,
         "bookings/counsellors.html",
         {
-            "counsellors": shown,
-            "form": form if len(everyone) > 1 and (differ or form.is_bound) else None,
+            "counsellors": form.matching(everyone),
+            "form": form if form.narrows_anything or asked else None,
             "filtered": form.narrows(),
+            "error_items": form.error_summary() if asked else [],
         },
     )
 

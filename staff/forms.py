@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +14,18 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
-from bookings.models import Booking, Clinic, Counsellor, Mode, Payment, SessionType, Slot, Status
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    Clinic,
+    Counsellor,
+    Mode,
+    Payment,
+    SessionType,
+    Slot,
+    Status,
+    WaitlistEntry,
+)
 from bookings.services import (
     Settle,
     email_normalise,
@@ -282,10 +295,14 @@ class ClinicForm(forms.ModelForm):
 
 class SessionTypeForm(forms.ModelForm):
     """A kind of session clients can book: what it is called, how long it lasts, what it costs
-    and how it can be held. Its link name is fixed once made (the wizard's links and the
-    chatbot use it), and so is its length once a booking uses it (a booking's end, its
-    calendar invitation and its slot's fit are read from it). Its price applies to new
-    bookings: each booking keeps the amount it was given."""
+    and how it can be held. Some of it is fixed by what already uses it: its link name once
+    made (the wizard's links and the chatbot use it), its length once a booking uses it (a
+    booking's end, its calendar invitation and its slot's fit are read from it), and a way of
+    meeting while an open booking is held that way (approving and moving check it). Its price
+    applies to new bookings: each booking keeps the amount it was given.
+
+    Two administrators may have it open at once: `seen` carries what the page showed, and a
+    save over someone else's change is refused, naming what changed."""
 
     price_rupees = forms.DecimalField(
         label="Price (₹)",
@@ -294,6 +311,7 @@ class SessionTypeForm(forms.ModelForm):
         decimal_places=2,
         help_text="New bookings are charged this; bookings already made keep their amount.",
     )
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = SessionType
@@ -333,25 +351,58 @@ class SessionTypeForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        made = self.instance.pk is not None
-        self.bookings = self.instance.bookings.count() if made else 0
-        self.fields["duration_minutes"].validators += [MinValueValidator(10), MaxValueValidator(480)]
+        stored = self.instance  # as the database has it: the form has not edited it yet
+        made = stored.pk is not None
+        self.stored = self._snapshot(stored) if made else {}
+        self.fields["seen"].initial = json.dumps(self.stored)
+        if stored.currency != "INR":
+            self.fields["price_rupees"].label = f"Price ({stored.currency})"
         slug = self.fields["slug"]
         if made:
             slug.disabled = True
             slug.help_text = "Fixed: links to the booking form and the chatbot use it."
-            self.fields["price_rupees"].initial = Decimal(self.instance.price) / 100
+            self.fields["price_rupees"].initial = Decimal(stored.price) / 100
         else:
             slug.required = False
             slug.help_text = "Used in links, e.g. /book/?type=individual. Left empty, it is made from the name."
-        if self.bookings:
-            duration = self.fields["duration_minutes"]
+        duration = self.fields["duration_minutes"]
+        booked = stored.bookings.count() if made else 0
+        if booked:
             duration.disabled = True
-            used = "1 booking uses" if self.bookings == 1 else f"{self.bookings} bookings use"
+            used = "1 booking uses" if booked == 1 else f"{booked} bookings use"
             duration.help_text = (
                 f"Fixed: {used} this length. To offer another length, add a session type and untick"
                 " “Clients can book it” on this one."
             )
+        else:
+            duration.validators = [*duration.validators, MinValueValidator(10), MaxValueValidator(480)]
+        open_modes = (
+            Counter(stored.bookings.filter(status__in=ACTIVE_STATUSES).values_list("mode", flat=True))
+            if made
+            else Counter()
+        )
+        for mode, name in ((Mode.ONLINE, "offers_online"), (Mode.IN_PERSON, "offers_in_person")):
+            count = open_modes[mode]
+            if count and getattr(stored, name):
+                self.fields[name].disabled = True
+                held = "1 open booking is" if count == 1 else f"{count} open bookings are"
+                self.fields[name].help_text = f"Fixed while {held} held {Mode(mode).label.lower()}."
+        waiting = (
+            WaitlistEntry.objects.filter(session_type=stored, status=WaitlistEntry.State.WAITING).count()
+            if made and stored.is_active
+            else 0
+        )
+        if waiting:
+            self.fields["is_active"].help_text += (
+                f" {waiting} client{'s are' if waiting != 1 else ' is'} on the waitlist for it: while it is not"
+                " offered they are sent no times, and their entries end on their last day."
+            )
+
+    @staticmethod
+    def _snapshot(session_type: SessionType) -> dict[str, Any]:
+        return {name: getattr(session_type, name) for name in SessionTypeForm.Meta.fields} | {
+            "price": session_type.price
+        }
 
     def clean_slug(self) -> str:
         if self.instance.pk is not None:  # fixed: the field is disabled
@@ -370,6 +421,23 @@ class SessionTypeForm(forms.ModelForm):
         data = super().clean()
         if not data.get("offers_online") and not data.get("offers_in_person"):
             self.add_error("offers_online", "Tick online, in person, or both: a session must be held one way.")
+        if self.instance.pk is not None:
+            try:
+                seen = json.loads(data.get("seen") or "{}")
+            except ValueError:
+                seen = {}
+            changed = [name for name, value in self.stored.items() if seen.get(name) != value]
+            if changed:
+                labels = {"price": "Price", **{n: str(f.label) for n, f in self.fields.items()}}
+                self.add_error(
+                    None,
+                    "Someone else saved this session type while you had it open ("
+                    + ", ".join(labels[name] for name in changed)
+                    + "). Check those fields against the list in Clinic settings, then save again.",
+                )
+                # A second save means it: it is measured against what is stored now.
+                self.data = self.data.copy()
+                self.data["seen"] = json.dumps(self.stored)
         return data
 
     def save(self, commit: bool = True) -> SessionType:

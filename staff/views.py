@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.forms import BoundField
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
@@ -1296,13 +1297,24 @@ def session_type_edit(request: HttpRequest, pk: int | None = None) -> HttpRespon
     form = SessionTypeForm(request.POST or None, instance=session_type)
     context = {"form": form, "title": title, "adding": pk is None, "nav": "clinic"}
     if request.method == "POST":
-        if form.is_valid():
-            saved = form.save()
+        saved = session_type_save(form) if form.is_valid() else None
+        if saved is not None:
             offered = "Clients can book it." if saved.is_active else "Clients no longer see it."
             messages.success(request, f"“{saved.name}” saved. {offered}")
             return redirect(reverse("staff:clinic") + "#session-types")
         return render(request, "staff/session_type.html", context, status=400)
     return render(request, "staff/session_type.html", context)
+
+
+def session_type_save(form: SessionTypeForm) -> SessionType | None:
+    """Save a valid form; None, with the field's error, if another administrator took its
+    link name a moment before (the unique index refuses the second)."""
+    try:
+        with transaction.atomic():
+            return form.save()
+    except IntegrityError:
+        form.add_error("slug", "Another session type has just been given this link name. Save again for another.")
+        return None
 
 
 # --- Outcomes ---------------------------------------------------------------------------

@@ -189,10 +189,24 @@ def test_a_choice_that_is_not_offered_is_explained_next_to_it_and_the_other_appl
     block = html[html.index(f'id="field-{field}"') :]
     assert message in block[: block.index("</select>")]
     assert "<title>Error:" in html
+    summary = html[html.index("There is a problem") :]
+    assert f'href="#id_{field}"' in summary[: summary.index("</ul>")]
 
 
 def test_no_filter_where_it_would_change_nothing(client, counsellor, other_counsellor):
-    # Both speak no listed language and meet both ways: nothing to narrow by.
-    html = client.get("/counsellors/").content.decode()
+    # Both speak the same languages and meet both ways: nothing to narrow by.
+    for c in (counsellor, other_counsellor):
+        c.languages = "English, Hindi"
+        c.save()
+    html = client.get("/counsellors/", {"utm_source": "newsletter"}).content.decode()
     assert names_listed(html) == ["Asha Menon", "Rohan Kapoor"]
-    assert "Find a counsellor" not in html
+    assert "Find a counsellor" not in html and "There is a problem" not in html
+    # A link that asks for a choice still shows what it chose, and the form to change it.
+    html = client.get("/counsellors/", {"mode": "in_person"}).content.decode()
+    assert "Find a counsellor" in html and "2 counsellors fit your choices." in html
+
+
+def test_a_language_written_by_hand_is_read_as_listed(client, team):
+    html = client.get("/counsellors/", {"language": "tAMIL"}).content.decode()
+    assert names_listed(html) == ["Meera Iyer", "Rohan Kapoor"]
+    assert '<option value="Tamil" selected>' in html and "There is a problem" not in html

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from bookings.models import SessionType, Status
+from bookings.models import Mode, SessionType, Status, WaitlistEntry
+from bookings.services import booking_approve
+from staff.forms import SessionTypeForm
+from staff.views import session_type_save
 
 pytestmark = pytest.mark.django_db
 
@@ -14,6 +22,29 @@ NEW = reverse("staff:session_type_new")
 
 def edit(session_type: SessionType) -> str:
     return reverse("staff:session_type_edit", args=[session_type.pk])
+
+
+def seen_on(page: str) -> str:
+    """What the edit page showed, as its hidden `seen` field carries it."""
+    return html.unescape(re.search(r'name="seen" value="([^"]*)"', page)[1])
+
+
+def edit_data(admin_client, session_type: SessionType, **changes: object) -> dict[str, object]:
+    """The edit form as sent from the page just opened, with `changes`."""
+    page = admin_client.get(edit(session_type)).content.decode()
+    session_type.refresh_from_db()
+    shown = {
+        "name": session_type.name,
+        "slug": session_type.slug,
+        "description": session_type.description,
+        "duration_minutes": session_type.duration_minutes,
+        "price_rupees": f"{session_type.price / 100:.2f}",
+        "offers_online": "on" if session_type.offers_online else None,
+        "offers_in_person": "on" if session_type.offers_in_person else None,
+        "is_active": "on" if session_type.is_active else None,
+        "sort_order": session_type.sort_order,
+    }
+    return form_data(**{**shown, "seen": seen_on(page), **changes})
 
 
 def form_data(**changes: object) -> dict[str, object]:
@@ -95,7 +126,14 @@ def test_a_booked_type_keeps_its_length_and_link_name_and_its_bookings_keep_thei
     assert "Fixed: links to the booking form and the chatbot use it." in page
     response = admin_client.post(
         edit(session_type),
-        form_data(name="Individual session (50 min)", slug="changed", duration_minutes=30, price_rupees="1800"),
+        edit_data(
+            admin_client,
+            session_type,
+            name="Individual session (50 min)",
+            slug="changed",
+            duration_minutes=30,
+            price_rupees="1800",
+        ),
     )
     assert response.status_code == 302
     session_type.refresh_from_db()
@@ -106,20 +144,27 @@ def test_a_booked_type_keeps_its_length_and_link_name_and_its_bookings_keep_thei
 
 
 def test_an_unbooked_type_can_change_its_length(admin_client, session_type):
-    assert admin_client.post(edit(session_type), form_data(duration_minutes=45)).status_code == 302
+    assert (
+        admin_client.post(edit(session_type), edit_data(admin_client, session_type, duration_minutes=45)).status_code
+        == 302
+    )
     session_type.refresh_from_db()
     assert session_type.duration_minutes == 45 and session_type.slug == "individual"
 
 
 def test_a_type_no_longer_offered_leaves_the_booking_form_but_not_its_bookings(
-    admin_client, client, session_type, make_booking
+    admin_client, admin_user, client, session_type, counsellor, slot, make_booking
 ):
-    booking = make_booking(Status.PENDING)
-    response = admin_client.post(edit(session_type), form_data(name=session_type.name, is_active=None))
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    response = admin_client.post(
+        edit(session_type), edit_data(admin_client, session_type, name=session_type.name, is_active=None)
+    )
     assert response.status_code == 302
     assert "Clients no longer see it." in admin_client.get(reverse("staff:clinic")).content.decode()
     assert session_type.name not in client.get("/").content.decode()
-    assert admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).status_code == 200
+    # The request already made goes on as before: staff approve it into a time.
+    approved = booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)
+    assert approved.status == Status.APPROVED and approved.amount == 150000
 
 
 def test_only_administrators_manage_session_types(counsellor_client, session_type):
@@ -145,3 +190,75 @@ def test_without_session_types_the_clinic_page_and_the_dashboard_say_clients_can
     session_type.delete()
     html = admin_client.get(reverse("staff:clinic")).content.decode()
     assert "There are no session types yet, so clients cannot book." in html
+
+
+# --- What is fixed by what uses it, and two administrators at once ----------------------------
+
+
+def test_a_way_of_meeting_stays_while_open_bookings_are_held_that_way(
+    admin_client, session_type, counsellor, make_booking
+):
+    make_booking(Status.PENDING, mode=Mode.IN_PERSON)
+    make_booking(Status.CANCELLED, mode=Mode.ONLINE)  # over: it holds nothing
+    page = admin_client.get(edit(session_type)).content.decode()
+    assert "Fixed while 1 open booking is held in person." in page
+    response = admin_client.post(
+        edit(session_type), edit_data(admin_client, session_type, offers_in_person=None, offers_online=None)
+    )
+    assert response.status_code == 302  # in person stays ticked: the form could not untick it
+    session_type.refresh_from_db()
+    assert session_type.offers_in_person and not session_type.offers_online
+
+
+def test_a_save_over_another_administrators_change_is_refused_and_names_it(admin_client, session_type):
+    opened = edit_data(admin_client, session_type, name=session_type.name, price_rupees="1700")
+    # Meanwhile someone else stops offering it.
+    admin_client.post(edit(session_type), edit_data(admin_client, session_type, name=session_type.name, is_active=None))
+    response = admin_client.post(edit(session_type), opened)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Someone else saved this session type while you had it open (Clients can book it)." in page
+    session_type.refresh_from_db()
+    assert not session_type.is_active and session_type.price == 150000
+    # Sent again from that page, it is meant: it saves.
+    again = {**opened, "seen": seen_on(page)}
+    assert admin_client.post(edit(session_type), again).status_code == 302
+    session_type.refresh_from_db()
+    assert session_type.is_active and session_type.price == 170000
+
+
+def test_a_booked_length_outside_todays_limits_does_not_stop_a_save(
+    admin_client, session_type, counsellor, make_booking
+):
+    SessionType.objects.filter(pk=session_type.pk).update(duration_minutes=5)
+    make_booking(Status.PENDING)
+    response = admin_client.post(edit(session_type), edit_data(admin_client, session_type, is_active=None))
+    assert response.status_code == 302
+
+
+def test_a_link_name_taken_a_moment_before_saving_is_explained(session_type):
+    form = SessionTypeForm(data=form_data(slug="family"))
+    assert form.is_valid()
+    SessionType.objects.create(name="Family", slug="family", duration_minutes=50, price=100000)
+    assert session_type_save(form) is None
+    assert form.errors["slug"] == ["Another session type has just been given this link name. Save again for another."]
+    assert SessionType.objects.filter(slug="family").count() == 1
+
+
+def test_retiring_a_type_says_who_is_waiting_for_it(admin_client, session_type):
+    WaitlistEntry.objects.create(
+        client_name="Priya",
+        email="priya@example.com",
+        session_type=session_type,
+        mode=Mode.ONLINE,
+        date_from=timezone.localdate(),
+        date_to=timezone.localdate() + timedelta(days=10),
+    )
+    page = admin_client.get(edit(session_type)).content.decode()
+    assert "1 client is on the waitlist for it: while it is not offered they are sent no times" in page
+    assert "Priya" not in page  # who, is not the point here
+
+
+def test_a_price_in_another_currency_is_labelled_with_it(admin_client, session_type):
+    SessionType.objects.filter(pk=session_type.pk).update(currency="USD")
+    assert "Price (USD)" in admin_client.get(edit(session_type)).content.decode()
