@@ -36,23 +36,23 @@ def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
     event.add("dtstamp", datetime.now(UTC))
     event.add("dtstart", slot.start.astimezone(UTC))
     event.add("dtend", (slot.start + booking.session_type.duration).astimezone(UTC))
-    counsellor = booking.counsellor.display_name if booking.counsellor else clinic.name
+    counsellor = booking.counsellor.display_name if booking.counsellor else settings.CLINIC_NAME
     event.add(
         "summary",
         _("Counselling session with %(counsellor)s (%(ack_id)s)")
         % {"counsellor": counsellor, "ack_id": booking.ack_id},
     )
     if booking.mode == Mode.IN_PERSON:
-        event.add("location", vText(" ".join(clinic.address.split()) or clinic.name))
+        event.add("location", vText(" ".join(clinic.address.split()) or settings.CLINIC_NAME))
     else:
         event.add("location", vText(_("Online")))
     event.add(
         "description",
         _("Your booking page: see the emails from %(clinic)s. Reference %(ack_id)s.")
-        % {"clinic": clinic.name, "ack_id": booking.ack_id},
+        % {"clinic": settings.CLINIC_NAME, "ack_id": booking.ack_id},
     )
     organizer = vCalAddress(f"mailto:{settings.DEFAULT_FROM_EMAIL.split('<')[-1].rstrip('>')}")
-    organizer.params["cn"] = vText(clinic.name)
+    organizer.params["cn"] = vText(settings.CLINIC_NAME)
     event["organizer"] = organizer
     event.add("status", "CANCELLED" if cancel else "CONFIRMED")
     cal.add_component(event)

@@ -41,7 +41,7 @@ def email_queue(
     fall back to whatever the worker happens to have active.
     """
     clinic = Clinic.load()
-    ctx = {"clinic": clinic, "clinic_name": clinic.name, "site_url": settings.SITE_URL, **context}
+    ctx = {"clinic": clinic, "clinic_name": settings.CLINIC_NAME, "site_url": settings.SITE_URL, **context}
     language = language or (booking.language if booking is not None else None) or translation.get_language()
     with translation.override(language):
         subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())

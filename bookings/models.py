@@ -52,16 +52,16 @@ class Mode(models.TextChoices):
 
 
 class Clinic(models.Model):
-    """The clinic's public details, edited in the staff portal. There is one row."""
+    """The clinic's public details, edited in the staff portal. There is one row. Its name is
+    the CLINIC_NAME setting, one name for pages and emails alike (read without a query)."""
 
-    name = models.CharField(max_length=120, default="MindSettler")
     address = models.TextField(blank=True, help_text="Shown to clients with in-person sessions.")
     directions = models.TextField(blank=True, help_text="How to find the clinic.")
     phone = models.CharField(max_length=30, blank=True)
     email = models.EmailField(blank=True)
 
     def __str__(self) -> str:
-        return self.name
+        return settings.CLINIC_NAME
 
     @classmethod
     def load(cls) -> Clinic:

@@ -6,8 +6,11 @@ class StaffConfig(AppConfig):
     verbose_name = "Staff portal"
 
     def ready(self) -> None:
+        from allauth.account.signals import password_reset
         from allauth.mfa.signals import authenticator_removed
 
         from staff.middleware import forget_second_factor
+        from staff.services import address_proved_by_reset
 
         authenticator_removed.connect(forget_second_factor, dispatch_uid="staff_forget_second_factor")
+        password_reset.connect(address_proved_by_reset, dispatch_uid="staff_address_proved_by_reset")

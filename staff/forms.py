@@ -289,7 +289,7 @@ class PaymentSettleForm(forms.Form):
 class ClinicForm(forms.ModelForm):
     class Meta:
         model = Clinic
-        fields = ["name", "address", "directions", "phone", "email"]
+        fields = ["address", "directions", "phone", "email"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3}), "directions": forms.Textarea(attrs={"rows": 4})}
 
 
@@ -627,11 +627,20 @@ class StaffBookingForm(forms.Form):
 class InviteForm(forms.Form):
     email = forms.EmailField(label="Email address")
     name = forms.CharField(
-        label="Full name", max_length=120, required=False, help_text="Shown to clients for counsellors."
+        label="Full name",
+        max_length=120,
+        required=False,
+        help_text="Needed for a counsellor: clients see it once their profile is shown.",
     )
     role = forms.ChoiceField(
         label="Role", choices=User.Role.choices, widget=forms.RadioSelect, initial=User.Role.COUNSELLOR
     )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("role") == User.Role.COUNSELLOR and not data.get("name", "").strip():
+            self.add_error("name", "Enter the counsellor's full name: clients see it when they choose and book.")
+        return data
 
 
 class ConfirmForm(forms.Form):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.forms import default_token_generator
+from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
 from django.conf import settings
 from django.db import transaction
@@ -39,11 +40,21 @@ def invitation_url(user: User) -> str:
     return absolute_url(path)
 
 
+def address_proved_by_reset(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
+    """allauth's `password_reset` signal: a password was set through a link emailed to the
+    account's address (an invitation, or "Forgotten your password?"), which proves the
+    address. Marked verified, as allauth's second-factor setup refuses an account with an
+    unverified address, and the portal needs no other email verification."""
+    EmailAddress.objects.filter(user_id=user.pk, email__iexact=user.email).update(verified=True)
+
+
 def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = None) -> User:
     """Create a staff account without a password and email the invitee a link to set one.
 
-    A counsellor also gets their Counsellor profile (inactive for clients until an
-    administrator publishes availability). Inviting an existing address is refused.
+    A counsellor also gets their Counsellor profile, under `name` (required: clients see it),
+    hidden from clients until the counsellor or an administrator shows it ("Show this profile
+    to clients"): nobody can book a counsellor who has not yet joined. Inviting an existing
+    address is refused.
     """
     email = (email or "").strip().lower()
     if role not in User.Role.values:
@@ -55,15 +66,17 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
         raise InvitationError("This person's staff account is deactivated: reactivate it instead of inviting them.")
     if existing is not None:
         raise InvitationError("There is already a staff account with this email address.")
+    if role == User.Role.COUNSELLOR and not name.strip():
+        raise InvitationError("Enter the counsellor's full name: clients see it when they choose and book.")
     first, _, last = name.strip().partition(" ")
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=None, first_name=first, last_name=last, role=role)
         if role == User.Role.COUNSELLOR:
-            base = slugify(name) or slugify(email.split("@")[0]) or "counsellor"
+            base = slugify(name) or "counsellor"
             slug, n = base, 2
             while Counsellor.objects.filter(slug=slug).exists():
                 slug, n = f"{base}-{n}", n + 1
-            Counsellor.objects.create(user=user, display_name=name.strip() or email, slug=slug)
+            Counsellor.objects.create(user=user, display_name=name.strip(), slug=slug, is_active=False)
         email_queue(
             kind="staff_invite",
             to=user.email,

@@ -115,6 +115,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data["no_session_types"] = (
         is_administrator(request.user) and not SessionType.objects.filter(is_active=True).exists()
     )
+    # A counsellor who has just joined: nobody can book them until they show their profile.
+    data["hidden_profile"] = Counsellor.objects.filter(user_id=request.user.pk, is_active=False).first()
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 

@@ -106,6 +106,32 @@ def test_env_example_documents_every_variable():
     assert used - documented == set()
 
 
+def _environment_files() -> dict[str, str]:
+    """.env.example, and the production minimum in docs/deployment.md: files an operator copies
+    to /etc/mindsettler.env."""
+    import re
+
+    deployment = (ROOT / "docs/deployment.md").read_text()
+    minimum = re.search(r"A production minimum.*?```sh\n(.*?)```", deployment, re.S)
+    assert minimum, "docs/deployment.md lost its production minimum"
+    return {".env.example": (ROOT / ".env.example").read_text(), "deployment.md": minimum[1]}
+
+
+@pytest.mark.parametrize("name", [".env.example", "deployment.md"])
+def test_environment_files_read_the_same_in_systemd_and_in_a_shell(name):
+    """systemd's EnvironmentFile takes all after "=" as the value (a trailing "# comment"
+    too), and `set -a; . file` is shell: a value with spaces or <> must be quoted."""
+    import re
+
+    text = _environment_files()[name]
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        assert re.fullmatch(r'[A-Z_][A-Z0-9_]*=("[^"]*"|[^\s#"<>;&|]*)', line), f"{name}: {line!r}"
+    result = subprocess.run(["sh", "-n", "-c", text], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
 def test_check_deploy_warns_about_sandbox_payments():
     env = {
         "DEBUG": "false",

@@ -154,7 +154,8 @@ def test_invite_staff_command_then_invitee_sets_a_password_and_signs_in(client, 
         call_command("invite_staff", "New.Person@Example.com", "--role", "counsellor", "--name", "Nila Rao")
     user = User.objects.get(email="new.person@example.com")
     assert user.role == User.Role.COUNSELLOR and not user.has_usable_password()
-    assert Counsellor.objects.get(user=user).display_name == "Nila Rao"
+    profile = Counsellor.objects.get(user=user)
+    assert profile.display_name == "Nila Rao" and not profile.is_active  # nobody books them before they join
     assert mail.outbox[0].to == ["new.person@example.com"]
     link = _invitation_link()
 
@@ -171,6 +172,29 @@ def test_invite_staff_command_then_invitee_sets_a_password_and_signs_in(client, 
     response = sign_in(client, "new.person@example.com", "river-lantern-pebble-42")
     assert response.status_code == 302
     assert client.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+    # The invitation link proved the address theirs: they can set up the app, and work.
+    page = client.get(reverse("mfa_activate_totp")).content.decode()
+    assert "verified your email" not in page
+    secret = client.session[SECRET_SESSION_KEY]
+    assert client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)}).status_code == 302
+    dashboard = client.get(reverse("staff:dashboard")).content.decode()
+    assert "Clients cannot book you yet:</strong> your profile is hidden." in dashboard
+    availability = client.get(reverse("staff:availability", args=[profile.pk])).content.decode()
+    assert "Clients cannot book Nila Rao yet:</strong> the profile is hidden" in availability
+    assert "Nila Rao" not in client.get(reverse("bookings:counsellors")).content.decode()
+
+
+def test_a_counsellor_is_invited_by_name_never_by_their_address(admin_client, db):
+    with pytest.raises(CommandError, match="Enter the counsellor's full name"):
+        call_command("invite_staff", "quiet@example.com", "--role", "counsellor")
+    response = admin_client.post(
+        reverse("staff:team_invite"), {"email": "quiet@example.com", "name": " ", "role": "counsellor"}
+    )
+    assert response.status_code == 400
+    assert "Enter the counsellor&#x27;s full name: clients see it" in response.content.decode()
+    assert not User.objects.filter(email="quiet@example.com").exists()
+    # An administrator needs no public name.
+    call_command("invite_staff", "ops2@example.com", "--role", "administrator")
 
 
 def test_invite_staff_command_refuses_an_existing_address(counsellor_user):
@@ -191,7 +215,7 @@ def test_administrator_invites_from_the_portal(admin_client):
     assert "ops@example.com" in team and "Invited" in team
 
     again = admin_client.post(
-        reverse("staff:team_invite"), {"email": "OPS@example.com", "name": "", "role": "counsellor"}
+        reverse("staff:team_invite"), {"email": "OPS@example.com", "name": "Ops Again", "role": "counsellor"}
     )
     assert again.status_code == 409
     assert "already a staff account" in again.content.decode()

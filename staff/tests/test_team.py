@@ -198,7 +198,7 @@ def test_an_invitation_that_was_never_used_can_be_withdrawn(admin_client, db):
 def test_inviting_a_deactivated_person_again_points_to_reactivation(admin_client, admin_user, counsellor_user):
     staff_deactivate(user=counsellor_user, by=admin_user)
     response = admin_client.post(
-        reverse("staff:team_invite"), {"email": counsellor_user.email, "name": "", "role": "counsellor"}
+        reverse("staff:team_invite"), {"email": counsellor_user.email, "name": "Asha Menon", "role": "counsellor"}
     )
     assert response.status_code == 409
     assert "reactivate it instead of inviting them" in response.content.decode()

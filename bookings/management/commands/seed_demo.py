@@ -93,7 +93,6 @@ class Command(BaseCommand):
         User = get_user_model()
         clinic = Clinic.load()
         if not clinic.address:
-            clinic.name = "MindSettler"
             clinic.address = "2nd floor, 14 Lavelle Road, Bengaluru 560001"
             clinic.directions = "Five minutes' walk from Cubbon Park metro station. Lift access; step-free entrance."
             clinic.phone = "+91 80 4000 1234"

@@ -16,7 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
         parser.add_argument("--role", required=True, choices=User.Role.values)
-        parser.add_argument("--name", default="", help="Full name (a counsellor's name is shown to clients).")
+        parser.add_argument("--name", default="", help="Full name; needed for a counsellor, whom clients see by it.")
 
     def handle(self, *args: Any, email: str, role: str, name: str, **options: Any) -> None:
         try:
