@@ -12,12 +12,12 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import get_template
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from bookings.models import Booking
 
 
-@require_GET
+@require_safe
 def ceiling_trivial(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
@@ -27,7 +27,7 @@ def _booking(ack_id: str) -> dict[str, object] | None:
     return Booking.objects.filter(ack_id=ack_id).values("ack_id", "status", "updated_at").first()
 
 
-@require_GET
+@require_safe
 def ceiling_query(request: HttpRequest, ack_id: str) -> HttpResponse:
     booking = _booking(ack_id)
     # Rendered without a request: no context processors, so exactly one query.
@@ -35,7 +35,7 @@ def ceiling_query(request: HttpRequest, ack_id: str) -> HttpResponse:
     return HttpResponse(html, status=200 if booking else 404)
 
 
-@require_GET
+@require_safe
 def ceiling_page(request: HttpRequest, ack_id: str) -> HttpResponse:
     booking = _booking(ack_id)
     return render(request, "benchmarks/ceiling_page.html", {"booking": booking}, status=200 if booking else 404)

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csp import csp_override
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from bookings import payments, services
 from bookings.calendar import booking_ics
@@ -75,7 +75,7 @@ def _csp_plus(extra: dict[str, list[str]]) -> dict[str, list[str]]:
     return policy
 
 
-@require_GET
+@require_safe
 @never_cache
 def checkout(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
     booking = _booking_or_problem(request, token)
@@ -182,7 +182,7 @@ def razorpay_webhook(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok" if fresh else "already processed", content_type="text/plain")
 
 
-@require_GET
+@require_safe
 @never_cache
 def booking_calendar(request: HttpRequest, token: str) -> HttpResponse:
     """The confirmed session as an .ics file ("Add to calendar")."""

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_noop
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import selectors, services
 from bookings.errors import TokenInvalid
@@ -113,7 +113,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @private_page
-@require_GET
+@require_safe
 def export(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed export link: the client's data as a JSON file."""
     try:

@@ -21,7 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
@@ -33,7 +33,7 @@ from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import token_get, token_hash
 
 
-@require_GET
+@require_safe
 def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -45,12 +45,12 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def privacy(request: HttpRequest) -> HttpResponse:
     return render(request, "bookings/privacy.html", {"policy_version": settings.POLICY_VERSION})
 
 
-@require_GET
+@require_safe
 def policies(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -252,7 +252,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
 
 
 @private_page
-@require_GET
+@require_safe
 def booking_page(request: HttpRequest, token: str) -> HttpResponse:
     try:
         booking = selectors.booking_for_page(token=token)
@@ -330,7 +330,7 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
 # --- Counsellor profiles ----------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 def counsellors(request: HttpRequest) -> HttpResponse:
     """'Our counsellors': public profiles only, never anything about clients; narrowed by
     language and way of meeting when the clinic's counsellors differ in them."""
@@ -349,7 +349,7 @@ def counsellors(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def counsellor_profile(request: HttpRequest, slug: str) -> HttpResponse:
     counsellor = selectors.counsellors_public().filter(slug=slug).first()
     if counsellor is None:

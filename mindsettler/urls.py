@@ -10,6 +10,10 @@ urlpatterns = [
     path("staff/", include("staff.urls")),
     # allauth's sign-in, answering 429 with Retry-After when it refuses for too many failures.
     path("accounts/login/", staff_login.login, name="account_login"),
+    # A staff account's address is its sign-in and where its invitation and alerts go: set by
+    # an administrator's invitation, not changed by its holder (allauth would offer to add,
+    # remove and switch addresses here, unverified).
+    path("accounts/email/", views.not_found, name="account_email"),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("bookings.api.urls")),
     path("", include("bookings.urls")),

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeData, SafeString, mark_safe
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import services
 from bookings.errors import BookingError, SlotsHeld, SlotUnavailable, StaleBooking, TooLate
@@ -104,7 +104,7 @@ BOOKING_CHANGED = "bookingChanged"
 # --- Dashboard ----------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user)
@@ -155,7 +155,7 @@ def _outcomes(request: HttpRequest) -> dict[str, Any]:
 # --- Calendar ---------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @staff_required
 def calendar(request: HttpRequest) -> HttpResponse:
     counsellors = list(counsellors_for(request.user).filter(is_active=True))
@@ -208,7 +208,7 @@ def _json_response(body: str, status: int = 200) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="application/json")
 
 
-@require_GET
+@require_safe
 @staff_required
 def calendar_feed(request: HttpRequest) -> HttpResponse:
     """Events for FullCalendar, with only what static/js/calendar.js uses: booked and cancelled
@@ -428,7 +428,7 @@ def _page_number(value: str | None) -> int:
     return number if 1 <= number <= LAST_PAGE else 1
 
 
-@require_GET
+@require_safe
 @staff_required
 def booking_list(request: HttpRequest) -> HttpResponse:
     """The bookings the user may see, filtered, a page at a time. The page reads one row more
@@ -504,7 +504,7 @@ CSV_HEADER = [
 ]
 
 
-@require_GET
+@require_safe
 @admin_required
 def booking_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered list as CSV, for administrators. Never the client's own words."""
@@ -687,7 +687,7 @@ def _render_detail(request: HttpRequest, booking: Booking, *, status: int = 200,
     return response
 
 
-@require_GET
+@require_safe
 @staff_required
 def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _detail_booking(request, pk)
@@ -961,7 +961,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
 # --- Availability -------------------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @staff_required
 def availability_index(request: HttpRequest) -> HttpResponse:
     counsellors = list(counsellors_for(request.user))
@@ -1002,7 +1002,7 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
     }
 
 
-@require_GET
+@require_safe
 @staff_required
 def availability(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1150,7 +1150,7 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
 # --- Administrators: staff and clinic ---------------------------------------------------
 
 
-@require_GET
+@require_safe
 @admin_required
 def team(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/team.html", _team_context())
@@ -1339,7 +1339,7 @@ def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Counsellor profiles ----------------------------------------------------------------
 
 
-@require_GET
+@require_safe
 @staff_required
 def profile_index(request: HttpRequest) -> HttpResponse:
     """A counsellor goes straight to their own profile; administrators choose one."""

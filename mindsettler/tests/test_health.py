@@ -18,6 +18,14 @@ def test_healthz_is_ok_with_the_database(client):
     assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/healthz", "/", "/counsellors/", "/privacy/", "/policies/"])
+def test_monitors_may_ask_with_head(client, path):
+    """Uptime checks and load balancers often send HEAD: the answer GET would give, no body."""
+    response = client.head(path)
+    assert response.status_code == 200 and response.content == b""
+
+
 def test_healthz_and_pages_answer_503_when_the_database_is_unreachable(tmp_path):
     """A real unreachable database: an SQLite file in a directory that does not exist."""
     script = (

@@ -230,3 +230,13 @@ def test_invitation_form_errors_are_shown_next_to_fields(admin_client):
     assert response.status_code == 400
     html = response.content.decode()
     assert "There is a problem" in html and 'aria-invalid="true"' in html
+
+
+def test_staff_cannot_add_or_switch_their_sign_in_address(client, counsellor_user, counsellor):
+    totp_enable(counsellor_user)
+    client.force_login(counsellor_user)
+    assert client.get("/accounts/email/").status_code == 404
+    response = client.post("/accounts/email/", {"action_add": "", "email": "elsewhere@example.com"})
+    assert response.status_code == 404
+    counsellor_user.refresh_from_db()
+    assert counsellor_user.email == "asha@example.com"
