@@ -100,6 +100,8 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
             payment=payment,
             refund=refund,
             cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
+            # An online session's room: the booking's own link, else its counsellor's.
+            join_link_ready=bool(booking.meeting_url or (booking.counsellor and booking.counsellor.meeting_url)),
         ),
     )
 

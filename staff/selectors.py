@@ -274,6 +274,24 @@ def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
     }
 
 
+def online_without_link(*, user: Any, limit: int = 20) -> list[Booking]:
+    """Upcoming online sessions, approved or confirmed, with no link to join: neither the
+    booking's own nor its counsellor's online room. The client would have nothing to click.
+    Soonest first; one query."""
+    return list(
+        bookings_for(user)
+        .filter(
+            status__in=(Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED),
+            mode=Mode.ONLINE,
+            meeting_url="",
+            slot__start__gte=timezone.now(),
+        )
+        .filter(Q(counsellor__isnull=True) | Q(counsellor__meeting_url=""))
+        .select_related("slot", "counsellor")
+        .order_by("slot__start", "pk")[:limit]
+    )
+
+
 def emails_given_up(*, user: Any, days: int = 30, limit: int = 20) -> list[dict[str, Any]]:
     """For administrators: emails the outbox gave up sending in the last `days` days, newest
     first, with the booking they were about if any. Emails about no booking (your links,

@@ -111,6 +111,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
+    data["online_without_link"] = selectors.online_without_link(user=request.user)
     # A new clinic, or every type retired: the booking form would offer nothing.
     data["no_session_types"] = (
         is_administrator(request.user) and not SessionType.objects.filter(is_active=True).exists()
