@@ -52,7 +52,8 @@ class User(AbstractUser):
     )
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    # createsuperuser asks for a name too: the Staff page and the audit trail show it.
+    REQUIRED_FIELDS: list[str] = ["first_name"]
 
     objects = UserManager()  # type: ignore[assignment,misc]
 
