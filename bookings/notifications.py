@@ -69,6 +69,8 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
     to = booking.status
     if to == Status.PENDING:
         kind = "request_received"
+        if actor == Actor.CLIENT:
+            new_request(booking=booking)
     elif to == Status.APPROVED and from_status != Status.PAYMENT_PENDING:
         kind = "approved"
     elif to == Status.REJECTED:
@@ -104,6 +106,32 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
             join_link_ready=bool(booking.meeting_url or (booking.counsellor and booking.counsellor.meeting_url)),
         ),
     )
+
+
+def new_request(*, booking: Booking) -> None:
+    """Tell staff a client's request is waiting for review: the counsellor the client chose,
+    else the administrators. The booking by its acknowledgement ID, never the client's name
+    or words: those stay in the portal."""
+    from django.contrib.auth import get_user_model
+
+    counsellor_user = booking.counsellor.user if booking.counsellor else None
+    if counsellor_user is not None and counsellor_user.is_active:
+        recipients = [counsellor_user.email]
+    else:
+        recipients = list(
+            get_user_model().objects.filter(is_active=True, role="administrator").values_list("email", flat=True)
+        )
+    preferred = booking.preferred_slot
+    context = {
+        "booking": booking,
+        "session_type": booking.session_type,
+        "preferred_slot": preferred,
+        "preferred_with": preferred.counsellor.display_name if preferred else "",
+        "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
+    }
+    for email in recipients:
+        # To staff, in English like the portal.
+        email_queue(kind="new_request", to=email, booking=booking, language=settings.LANGUAGE_CODE, context=context)
 
 
 def booking_links(*, email: str, bookings: list[Booking]) -> None:

@@ -363,7 +363,8 @@ def test_no_email_or_calendar_file_carries_the_clients_own_words(journey):
 
 
 def test_staff_alerts_name_the_booking_not_the_client(journey):
-    for email in journey.of("payment_attention") + journey.of("daily_summary"):
+    assert journey.of("new_request"), "the journey sends staff a new request"
+    for email in journey.of("payment_attention") + journey.of("daily_summary") + journey.of("new_request"):
         everything = email.subject + email.body_text + email.body_html
         for booking in Booking.objects.all():
             assert booking.client_name not in everything and booking.email not in everything, email.kind

@@ -1,0 +1,84 @@
+"""Staff hear of a client's request as soon as the client has confirmed their email: the
+counsellor the client chose, else the administrators. By acknowledgement ID only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from bookings import services
+from bookings.models import Booking, LinkToken, OutboundEmail
+from bookings.tokens import token_create
+
+pytestmark = pytest.mark.django_db
+
+OWN_WORDS = "I cannot sleep since the accident"
+
+
+def submit_and_verify(*, session_type, counsellor=None, preferred_slot=None, oncommit) -> Booking:
+    with oncommit():
+        booking, _ = services.booking_submit(
+            submission_key=f"key-{counsellor}-{preferred_slot}",
+            session_type=session_type,
+            mode="online",
+            counsellor=counsellor,
+            preferred_slot=preferred_slot,
+            preferred_times="" if preferred_slot else "Weekday evenings",
+            client_name="Priya Sharma",
+            email="priya@example.com",
+            phone="",
+            age_confirmation=Booking.AgeConfirmation.ADULT,
+            concerns=OWN_WORDS,
+        )
+    raw = token_create(booking=booking, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
+    with oncommit():
+        services.booking_verify(token=raw)
+    return booking
+
+
+def staff_emails() -> list[OutboundEmail]:
+    return list(OutboundEmail.objects.filter(kind="new_request").order_by("pk"))
+
+
+def test_the_chosen_counsellor_hears_of_the_request(session_type, counsellor, admin_user, slot, oncommit):
+    booking = submit_and_verify(
+        session_type=session_type, counsellor=counsellor, preferred_slot=slot, oncommit=oncommit
+    )
+    (email,) = staff_emails()
+    assert email.to == counsellor.user.email
+    assert email.subject == f"New booking request: {booking.ack_id}"
+    assert f"/staff/bookings/{booking.pk}/" in email.body_text and "Asha Menon" in email.body_text
+    for part in (email.subject, email.body_text, email.body_html):
+        assert "Priya" not in part and "priya@" not in part and OWN_WORDS not in part
+    assert any(m.to == [counsellor.user.email] for m in mail.outbox)
+
+
+def test_without_a_chosen_counsellor_the_administrators_hear(session_type, counsellor, admin_user, oncommit):
+    submit_and_verify(session_type=session_type, oncommit=oncommit)
+    assert [e.to for e in staff_emails()] == [admin_user.email]
+    assert "no time yet" in staff_emails()[0].body_text
+
+
+def test_a_deactivated_counsellors_request_goes_to_the_administrators(session_type, counsellor, admin_user, oncommit):
+    counsellor.user.is_active = False
+    counsellor.user.save()
+    submit_and_verify(session_type=session_type, counsellor=counsellor, oncommit=oncommit)
+    assert [e.to for e in staff_emails()] == [admin_user.email]
+
+
+def test_a_booking_staff_make_themselves_tells_nobody(session_type, counsellor, admin_user, oncommit):
+    with oncommit():
+        services.booking_create_by_staff(
+            user=admin_user,
+            status="pending",
+            session_type=session_type,
+            mode="online",
+            client_name="Kiran Rao",
+            email="kiran@example.com",
+            phone="",
+            slot=None,
+            counsellor=counsellor,
+        )
+    assert staff_emails() == []
