@@ -243,9 +243,7 @@ def test_staff_cannot_add_or_switch_their_sign_in_address(client, counsellor_use
 
 
 def test_the_first_administrator_is_made_with_a_name(db):
-    call_command(
-        "createsuperuser", "--noinput", "--email", "First@Example.com", "--first_name", "Meera", verbosity=0
-    )
+    call_command("createsuperuser", "--noinput", "--email", "First@Example.com", "--first_name", "Meera", verbosity=0)
     user = User.objects.get(email="first@example.com")
     assert user.first_name == "Meera" and user.role == User.Role.ADMINISTRATOR and user.is_superuser
     with pytest.raises(CommandError, match="first_name"):
