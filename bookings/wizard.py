@@ -41,7 +41,7 @@ from bookings.forms import (
 from bookings.models import Booking, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
-from bookings.templatetags.mindsettler import when
+from bookings.templatetags.mindsettler import money, when
 from bookings.views import wait_text
 from mindsettler.compiled import CompiledQuery, columns, instance
 
@@ -440,6 +440,15 @@ def _review(step: Step) -> HttpResponse:
     }
     if request.method == "GET" or not consent.is_valid():
         return _render_step(step, consent, extra=ctx)
+    session_type = session.cleaned_data["session_type"]
+    if request.POST.get("price_shown") != str(session_type.price):
+        # The clinic changed the price while this page was open: the client sees the new one
+        # above and sends again, rather than asking for an amount they were never shown.
+        message = gettext(
+            "The price of this session has changed to %(price)s since this page was shown. Please "
+            "check it above and send your request again."
+        ) % {"price": money(session_type.price, session_type.currency)}
+        return _render_step(step, consent, extra=ctx, status=409, errors=[("", message)])
 
     email = about.cleaned_data["email"]
     wait = ratelimit_hit(scope="wizard_submit_ip", key=client_ip(request)) or ratelimit_hit(

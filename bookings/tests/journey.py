@@ -73,8 +73,16 @@ def walk_to_review(
 CONSENT = {"agree_privacy": "on", "agree_cancellation": "on"}
 
 
+def consent(client: Any, run: str) -> dict[str, str]:
+    """The review step's form as a browser sends it: both agreements ticked, and the price the
+    page showed (the server refuses a request for a price the client was not shown)."""
+    page = client.get(url(run, "review")).content.decode()
+    shown = re.search(r'name="price_shown" value="(\d+)"', page)
+    return {**CONSENT, "price_shown": shown[1] if shown else ""}
+
+
 def submit(client: Any, run: str) -> Any:
-    return client.post(url(run, "review"), CONSENT)
+    return client.post(url(run, "review"), consent(client, run))
 
 
 def errors_in(response: Any) -> list[str]:

@@ -39,7 +39,7 @@ from bookings.models import (
     WaitlistToken,
 )
 from bookings.templatetags.mindsettler import minutes, money, when
-from bookings.tests.journey import ABOUT, CONSENT, link_in_last_email, session_data, start, url
+from bookings.tests.journey import ABOUT, consent, link_in_last_email, session_data, start, url
 from bookings.tokens import waitlist_token_create
 from conftest import next_weekday_at
 
@@ -298,7 +298,7 @@ def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_th
     assert_hindi("wizard review", get(client, url(run, "review"), "hi"))
     response = client.post(url(run, "review"), {})
     assert_hindi("wizard review errors", response.content.decode())
-    response = client.post(url(run, "review"), CONSENT, follow=True)
+    response = client.post(url(run, "review"), consent(client, run), follow=True)
     assert_hindi("wizard done", response.content.decode())
 
     booking = Booking.objects.get()

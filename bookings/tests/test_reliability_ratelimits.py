@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 
 from bookings.models import LinkToken, Status
-from bookings.tests.journey import ABOUT, submit, walk_to_review
+from bookings.tests.journey import ABOUT, consent, submit, walk_to_review
 from bookings.tokens import token_create
 
 pytestmark = pytest.mark.django_db
@@ -45,9 +45,7 @@ def test_wizard_submissions_per_email_from_any_address(client, settings, session
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_email": (1, 3600)}
     assert submit(client, walk_to_review(client, session_type=session_type, slot=slot)).status_code == 303
     run = walk_to_review(client, session_type=session_type, slot=other_slot)
-    response = client.post(
-        f"/book/?run={run}&step=review", {"agree_privacy": "on", "agree_cancellation": "on"}, REMOTE_ADDR="203.0.113.9"
-    )
+    response = client.post(f"/book/?run={run}&step=review", consent(client, run), REMOTE_ADDR="203.0.113.9")
     limited(response, "several booking requests")
 
 

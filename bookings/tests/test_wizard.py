@@ -12,7 +12,7 @@ from django.utils import timezone
 from bookings.models import Booking, BookingEvent, Counsellor, LinkToken, SessionType, Slot, Status
 from bookings.tests.journey import (
     ABOUT,
-    CONSENT,
+    consent,
     errors_in,
     run_of,
     session_data,
@@ -231,6 +231,21 @@ def test_concerns_step_refuses_overlong_text(client, session_type, slot):
     assert 'aria-describedby="id_concerns_helptext id_concerns_error"' in response.content.decode()
 
 
+def test_a_price_changed_while_the_review_was_open_is_shown_before_anything_is_sent(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    sent = consent(client, run)
+    SessionType.objects.filter(pk=session_type.pk).update(price=180000)
+    response = client.post(url(run, "review"), sent)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "The price of this session has changed to ₹1,800 since this page was shown." in html
+    assert "₹1,800" in html[: html.index("Before you send")]  # the new price, in "Your session"
+    assert not Booking.objects.exists()
+    # Sent again from that page, at the price it now shows: the request goes.
+    assert submit(client, run).status_code == 303
+    assert Booking.objects.get().amount == 180000
+
+
 def test_review_requires_both_agreements(client, session_type, slot):
     run = walk_to_review(client, session_type=session_type, slot=slot)
     response = client.post(url(run, "review"), {})
@@ -268,8 +283,9 @@ def test_slot_taken_meanwhile_is_an_error_on_the_chosen_day_and_leads_back_to_th
     chosen = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(hours=1))
     same_day = Slot.objects.create(counsellor=counsellor, start=chosen.end, end=chosen.end + timedelta(hours=1))
     run = walk_to_review(client, session_type=session_type, slot=chosen)
+    sent = consent(client, run)  # the review page, as the client has it
     make_booking(Status.APPROVED, slot=chosen)  # someone else got it first
-    response = submit(client, run)
+    response = client.post(url(run, "review"), sent)
     review_next = url(run, "session", **{"return": "review"})
     assert response.status_code == 303 and response["Location"] == review_next
     page = client.get(response["Location"])
@@ -302,9 +318,10 @@ def test_slot_taken_meanwhile_is_an_error_on_the_chosen_day_and_leads_back_to_th
 
 def test_slot_taken_between_steps_with_htmx_swaps_in_the_picker(client, session_type, slot, make_booking):
     run = walk_to_review(client, session_type=session_type, slot=slot)
+    sent = consent(client, run)  # the review page, as the client has it
     make_booking(Status.PENDING, slot=None, preferred_slot=slot)  # only a wish: still free
     make_booking(Status.CONFIRMED, slot=slot)
-    response = client.post(url(run, "review"), CONSENT, headers=HX)
+    response = client.post(url(run, "review"), sent, headers=HX)
     html = response.content.decode()
     assert response.status_code == 200
     assert 'data-step="session"' in html and "<html" not in html
@@ -567,9 +584,8 @@ def test_submissions_are_rate_limited_per_email(client, session_type, slot, othe
 
 def test_submissions_are_rate_limited_per_ip(client, session_type, slot, settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_ip": (0, 60)}
-    response = client.post(
-        url(walk_to_review(client, session_type=session_type, slot=slot), "review"), CONSENT, headers=HX
-    )
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    response = client.post(url(run, "review"), consent(client, run), headers=HX)
     assert response.status_code == 429 and "Retry-After" in response
     assert 'id="wizard-step"' in response.content.decode()
 
