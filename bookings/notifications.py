@@ -108,6 +108,10 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
     )
 
 
+# Emails to staff about a booking, kept with it in the outbox but not sent to its client.
+STAFF_EMAIL_KINDS = ("new_request", "payment_attention")
+
+
 def new_request(*, booking: Booking) -> None:
     """Tell staff a client's request is waiting for review: the counsellor the client chose,
     else the administrators. The booking by its acknowledgement ID, never the client's name

@@ -16,6 +16,22 @@ from mindsettler.logging import request_id_var
 logger = logging.getLogger(__name__)
 
 
+def head_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """A HEAD request gets the answer GET would, without its body (RFC 9110): gunicorn drops
+    a body sent anyway, with a warning per request, which an uptime probe every few seconds
+    turns into thousands of log lines a day. Content-Length stays the body's."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        response = get_response(request)
+        if request.method == "HEAD" and not response.streaming:
+            length = len(response.content)
+            response.content = b""
+            response["Content-Length"] = str(length)
+        return response
+
+    return middleware
+
+
 class RequestIDMiddleware:
     """Gives each request an ID for the logs, taken from the proxy when it sends one."""
 

@@ -452,6 +452,7 @@ class CounsellorRoomForm(forms.ModelForm):
         model = Counsellor
         fields = ["meeting_url", "offers_online", "offers_in_person"]
         labels = {"meeting_url": "Online room (default meeting link)"}
+        help_texts = {"meeting_url": "Shown to the client on their booking page once a session is confirmed."}
 
 
 # --- Availability -----------------------------------------------------------------------

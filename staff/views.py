@@ -49,6 +49,7 @@ from bookings.models import (
     Status,
     WeeklyHours,
 )
+from bookings.notifications import STAFF_EMAIL_KINDS
 from bookings.templatetags.mindsettler import day_words
 from mindsettler.forms import select_html
 from staff import selectors
@@ -116,8 +117,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data["no_session_types"] = (
         is_administrator(request.user) and not SessionType.objects.filter(is_active=True).exists()
     )
-    # A counsellor who has just joined: nobody can book them until they show their profile.
+    # A counsellor who has just joined: nobody can book them until an administrator shows
+    # their profile. Administrators see who is waiting (staff still employed, not those who left).
     data["hidden_profile"] = Counsellor.objects.filter(user_id=request.user.pk, is_active=False).first()
+    data["hidden_counsellors"] = (
+        list(Counsellor.objects.filter(is_active=False, user__is_active=True).order_by("display_name")[:20])
+        if is_administrator(request.user)
+        else []
+    )
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 
@@ -590,7 +597,11 @@ def _detail_context(
         "is_admin": is_administrator(user),
         "events": list(booking.events.all()),
         "payments": list(booking.payments.all()),
-        "emails": list(OutboundEmail.objects.filter(booking=booking).order_by("-created_at", "-id")[:10]),
+        "emails": list(
+            OutboundEmail.objects.filter(booking=booking)
+            .exclude(kind__in=STAFF_EMAIL_KINDS)
+            .order_by("-created_at", "-id")[:10]
+        ),
         "views_log": selectors.views_log(user=user, booking=booking),
         "errors": errors or {},
         "notice": notice,

@@ -24,6 +24,7 @@ def test_monitors_may_ask_with_head(client, path):
     """Uptime checks and load balancers often send HEAD: the answer GET would give, no body."""
     response = client.head(path)
     assert response.status_code == 200 and response.content == b""
+    assert int(response["Content-Length"]) == len(client.get(path).content)
 
 
 def test_healthz_and_pages_answer_503_when_the_database_is_unreachable(tmp_path):

@@ -179,8 +179,10 @@ def test_invite_staff_command_then_invitee_sets_a_password_and_signs_in(client, 
     assert client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)}).status_code == 302
     dashboard = client.get(reverse("staff:dashboard")).content.decode()
     assert "Clients cannot book you yet:</strong> your profile is hidden." in dashboard
+    assert "an administrator then shows your profile to clients" in dashboard
     availability = client.get(reverse("staff:availability", args=[profile.pk])).content.decode()
     assert "Clients cannot book Nila Rao yet:</strong> the profile is hidden" in availability
+    assert "An administrator shows the profile to clients when you are ready." in availability
     assert "Nila Rao" not in client.get(reverse("bookings:counsellors")).content.decode()
 
 
@@ -248,3 +250,16 @@ def test_the_first_administrator_is_made_with_a_name(db):
     assert user.first_name == "Meera" and user.role == User.Role.ADMINISTRATOR and user.is_superuser
     with pytest.raises(CommandError, match="first_name"):
         call_command("createsuperuser", "--noinput", "--email", "second@example.com", verbosity=0)
+
+
+def test_administrators_see_who_clients_cannot_see_yet(admin_client, db, oncommit):
+    with oncommit():
+        call_command("invite_staff", "nila@example.com", "--role", "counsellor", "--name", "Nila Rao")
+    profile = Counsellor.objects.get(display_name="Nila Rao")
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "Counsellors clients cannot see yet:" in html
+    assert reverse("staff:profile_edit", args=[profile.pk]) in html
+    # Shown, they leave the notice.
+    profile.is_active = True
+    profile.save()
+    assert "Counsellors clients cannot see yet:" not in admin_client.get(reverse("staff:dashboard")).content.decode()

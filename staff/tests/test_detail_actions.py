@@ -758,3 +758,20 @@ def test_a_counsellor_making_a_booking_sees_their_own_times(counsellor_client, c
     _, slots = three_counsellors
     html = counsellor_client.get(reverse("staff:booking_new")).content.decode()
     assert slot_options(html) == {slots[counsellor.pk].pk}
+
+
+def test_emails_to_the_client_leave_out_those_to_staff(admin_client, make_booking, counsellor, oncommit):
+    from bookings import notifications
+
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with oncommit():
+        notifications.new_request(booking=booking)
+        notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF)
+    assert set(OutboundEmail.objects.filter(booking=booking).values_list("kind", flat=True)) == {
+        "new_request",
+        "request_received",
+    }
+    page = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    section = page[page.index("Emails to the client") :]
+    section = section[: section.index("</section>")]
+    assert "New booking request" not in section and booking.ack_id in section
