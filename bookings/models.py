@@ -268,6 +268,12 @@ class Booking(models.Model):
         return self.status in ACTIVE_STATUSES
 
     @property
+    def join_url(self) -> str:
+        """The link to join an online session: the booking's own, else its counsellor's room;
+        "" when neither is set (staff.selectors.online_without_link is the query form)."""
+        return self.meeting_url or (self.counsellor.meeting_url if self.counsellor else "")
+
+    @property
     def client_initials(self) -> str:
         parts = [p for p in self.client_name.split() if p[:1].isalpha()]
         return "".join(p[0].upper() for p in parts[:2]) or "?"

@@ -102,8 +102,7 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
             payment=payment,
             refund=refund,
             cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
-            # An online session's room: the booking's own link, else its counsellor's.
-            join_link_ready=bool(booking.meeting_url or (booking.counsellor and booking.counsellor.meeting_url)),
+            join_link_ready=bool(booking.join_url),
         ),
     )
 
@@ -112,19 +111,22 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
 STAFF_EMAIL_KINDS = ("new_request", "payment_attention")
 
 
+def administrator_emails() -> list[str]:
+    """Where alerts for "the administrators" go: every active administrator's address."""
+    from django.contrib.auth import get_user_model
+
+    return list(get_user_model().objects.filter(is_active=True, role="administrator").values_list("email", flat=True))
+
+
 def new_request(*, booking: Booking) -> None:
     """Tell staff a client's request is waiting for review: the counsellor the client chose,
     else the administrators. The booking by its acknowledgement ID, never the client's name
     or words: those stay in the portal."""
-    from django.contrib.auth import get_user_model
-
     counsellor_user = booking.counsellor.user if booking.counsellor else None
     if counsellor_user is not None and counsellor_user.is_active:
         recipients = [counsellor_user.email]
     else:
-        recipients = list(
-            get_user_model().objects.filter(is_active=True, role="administrator").values_list("email", flat=True)
-        )
+        recipients = administrator_emails()
     preferred = booking.preferred_slot
     context = {
         "booking": booking,
@@ -189,7 +191,7 @@ def reminder(*, booking: Booking) -> OutboundEmail:
     """
     meeting_url = ""
     if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE:
-        meeting_url = booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else "")
+        meeting_url = booking.join_url
     return email_queue(
         kind="reminder",
         to=booking.email,

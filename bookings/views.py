@@ -231,7 +231,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
     meeting_url = ""
     # The room is shared with the client only once the session is paid for.
     if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE:
-        meeting_url = booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else "")
+        meeting_url = booking.join_url
     return {
         "booking": booking,
         "token": token,

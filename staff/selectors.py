@@ -274,6 +274,24 @@ def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
     }
 
 
+def bookable_notices(*, user: Any) -> dict[str, Any]:
+    """What stops clients booking, for the dashboard to say. `no_session_types`: no type is
+    offered (a new clinic, or every type retired), for administrators. `hidden_profile`: the
+    user's own counsellor profile, while it is hidden (they have just joined).
+    `hidden_counsellors`: for administrators, the hidden profiles of staff still with the
+    clinic, whom an administrator shows when they are ready."""
+    admin = is_administrator(user)
+    return {
+        "no_session_types": admin and not SessionType.objects.filter(is_active=True).exists(),
+        "hidden_profile": Counsellor.objects.filter(user_id=user.pk, is_active=False).first(),
+        "hidden_counsellors": (
+            list(Counsellor.objects.filter(is_active=False, user__is_active=True).order_by("display_name")[:20])
+            if admin
+            else []
+        ),
+    }
+
+
 def online_without_link(*, user: Any, limit: int = 20) -> list[Booking]:
     """Upcoming online sessions, approved or confirmed, with no link to join: neither the
     booking's own nor its counsellor's online room. The client would have nothing to click.

@@ -52,9 +52,9 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
     """Create a staff account without a password and email the invitee a link to set one.
 
     A counsellor also gets their Counsellor profile, under `name` (required: clients see it),
-    hidden from clients until the counsellor or an administrator shows it ("Show this profile
-    to clients"): nobody can book a counsellor who has not yet joined. Inviting an existing
-    address is refused.
+    hidden from clients until an administrator shows it ("Show this profile to clients"):
+    nobody can book a counsellor who has not yet joined. Inviting an existing address is
+    refused.
     """
     email = (email or "").strip().lower()
     if role not in User.Role.values:

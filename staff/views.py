@@ -113,18 +113,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
     data["online_without_link"] = selectors.online_without_link(user=request.user)
-    # A new clinic, or every type retired: the booking form would offer nothing.
-    data["no_session_types"] = (
-        is_administrator(request.user) and not SessionType.objects.filter(is_active=True).exists()
-    )
-    # A counsellor who has just joined: nobody can book them until an administrator shows
-    # their profile. Administrators see who is waiting (staff still employed, not those who left).
-    data["hidden_profile"] = Counsellor.objects.filter(user_id=request.user.pk, is_active=False).first()
-    data["hidden_counsellors"] = (
-        list(Counsellor.objects.filter(is_active=False, user__is_active=True).order_by("display_name")[:20])
-        if is_administrator(request.user)
-        else []
-    )
+    data.update(selectors.bookable_notices(user=request.user))
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 
@@ -605,7 +594,7 @@ def _detail_context(
         "views_log": selectors.views_log(user=user, booking=booking),
         "errors": errors or {},
         "notice": notice,
-        "meeting_url_effective": booking.meeting_url or (booking.counsellor.meeting_url if booking.counsellor else ""),
+        "meeting_url_effective": booking.join_url,
         "meeting_form": forms.get("meeting") or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}),
         "now": timezone.now(),
         "nav": "bookings",

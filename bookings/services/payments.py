@@ -92,13 +92,11 @@ def payment_captured_amount(payment: Payment) -> int:
 def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
     """Flag the payment for staff and email each administrator (inside the caller's
     transaction, so the alert is sent only if the change it describes commits)."""
-    from django.contrib.auth import get_user_model
 
     from bookings.emails import absolute_url, email_queue
 
     payment.needs_attention = why[:300]
-    admins = get_user_model().objects.filter(is_active=True, role="administrator").values_list("email", flat=True)
-    for email in admins:
+    for email in notifications.administrator_emails():
         email_queue(
             kind="payment_attention",
             to=email,
