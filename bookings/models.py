@@ -594,6 +594,7 @@ class WaitlistEntry(models.Model):
         BOOKED = "booked", "Booked"
         EXPIRED = "expired", "Expired"
         LEFT = "left", "Left the waitlist"
+        CLOSED = "closed", "Ended: can no longer be offered"
 
     client_name = models.CharField(max_length=120)
     email = models.EmailField(max_length=254, help_text="Normalised: trimmed and lower-case.")

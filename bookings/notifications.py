@@ -293,3 +293,14 @@ def waitlist_offer(*, entry: WaitlistEntry, slot: Slot, book_url: str, leave_url
         language=entry.language,
         context=_waitlist_context(entry, slot=slot, book_url=book_url, leave_url=leave_url),
     )
+
+
+def waitlist_ended(*, entry: WaitlistEntry, reason: str, book_url: str) -> None:
+    """The clinic stopped offering what the client was waiting for (see
+    services.waitlist_end_unserved): their place has ended, and why, in general words."""
+    email_queue(
+        kind="waitlist_ended",
+        to=entry.email,
+        language=entry.language,
+        context=_waitlist_context(entry, reason=reason, book_url=book_url),
+    )

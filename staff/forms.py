@@ -27,6 +27,7 @@ from bookings.models import (
     WaitlistEntry,
 )
 from bookings.services import (
+    WAITLIST_LIVE,
     Settle,
     email_normalise,
     payment_captured_amount,
@@ -388,14 +389,16 @@ class SessionTypeForm(forms.ModelForm):
                 held = "1 open booking is" if count == 1 else f"{count} open bookings are"
                 self.fields[name].help_text = f"Fixed while {held} held {Mode(mode).label.lower()}."
         waiting = (
-            WaitlistEntry.objects.filter(session_type=stored, status=WaitlistEntry.State.WAITING).count()
+            WaitlistEntry.objects.filter(
+                session_type=stored, status__in=WAITLIST_LIVE, verified_at__isnull=False
+            ).count()
             if made and stored.is_active
             else 0
         )
         if waiting:
             self.fields["is_active"].help_text += (
-                f" {waiting} client{'s are' if waiting != 1 else ' is'} on the waitlist for it: while it is not"
-                " offered they are sent no times, and their entries end on their last day."
+                f" {waiting} client{'s are' if waiting != 1 else ' is'} on the waitlist for it: if you untick it,"
+                " they are emailed that their place has ended."
             )
 
     @staticmethod

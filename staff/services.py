@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from bookings.emails import absolute_url, email_queue
 from bookings.errors import BookingError
 from bookings.models import Counsellor
+from bookings.services import waitlist_end_unserved
 from staff import selectors
 from staff.models import AccountEvent, User
 
@@ -121,6 +122,7 @@ class Deactivation:
     changed: bool  # False: the account was already deactivated
     profile_hidden: bool  # their counsellor profile was shown to clients and is hidden now
     open_bookings: int  # active bookings still assigned to them, for someone to reassign
+    waitlist_told: int = 0  # clients waiting for them, emailed that their place has ended
 
 
 def _locked_administrators() -> list[int]:
@@ -164,6 +166,7 @@ def staff_deactivate(*, user: User, by: User) -> Deactivation:
         member.session_version += 1
         member.save(update_fields=["is_active", "session_version"])
         hidden = Counsellor.objects.filter(user=member, is_active=True).update(is_active=False) > 0
+        told = waitlist_end_unserved() if hidden else 0
         AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.DEACTIVATED)
     logger.info(
         "staff account %s deactivated by %s (profile hidden: %s, open bookings: %s)",
@@ -172,7 +175,7 @@ def staff_deactivate(*, user: User, by: User) -> Deactivation:
         hidden,
         open_count,
     )
-    return Deactivation(changed=True, profile_hidden=hidden, open_bookings=open_count)
+    return Deactivation(changed=True, profile_hidden=hidden, open_bookings=open_count, waitlist_told=told)
 
 
 def staff_reactivate(*, user: User, by: User) -> bool:

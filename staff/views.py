@@ -1144,8 +1144,10 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if not (form.cleaned_data["offers_online"] or form.cleaned_data["offers_in_person"]):
         form.add_error(None, "Offer at least one way of meeting: online or in person.")
         return _availability_refused(request, counsellor, "room", form)
-    form.save()
-    return _availability_done(request, counsellor, "Online room and modes saved.")
+    with transaction.atomic():
+        form.save()
+        told = services.waitlist_end_unserved()
+    return _availability_done(request, counsellor, "Online room and modes saved." + _waitlist_told_text(told))
 
 
 # --- Administrators: staff and clinic ---------------------------------------------------
@@ -1237,7 +1239,7 @@ def team_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
         else:
             message = f"{member} can no longer sign in; their open sessions have ended."
             if result.profile_hidden:
-                message += " Their profile is hidden from clients."
+                message += " Their profile is hidden from clients." + _waitlist_told_text(result.waitlist_told)
         if result.open_bookings:
             message += (
                 f" Still assigned to them, unchanged: {_open_bookings_text(result.open_bookings)} (requests, and"
@@ -1302,22 +1304,33 @@ def session_type_edit(request: HttpRequest, pk: int | None = None) -> HttpRespon
     if request.method == "POST":
         saved = session_type_save(form) if form.is_valid() else None
         if saved is not None:
-            offered = "Clients can book it." if saved.is_active else "Clients no longer see it."
-            messages.success(request, f"“{saved.name}” saved. {offered}")
+            session_type, told = saved
+            offered = "Clients can book it." if session_type.is_active else "Clients no longer see it."
+            messages.success(request, f"“{session_type.name}” saved. {offered}" + _waitlist_told_text(told))
             return redirect(reverse("staff:clinic") + "#session-types")
         return render(request, "staff/session_type.html", context, status=400)
     return render(request, "staff/session_type.html", context)
 
 
-def session_type_save(form: SessionTypeForm) -> SessionType | None:
-    """Save a valid form; None, with the field's error, if another administrator took its
-    link name a moment before (the unique index refuses the second)."""
+def session_type_save(form: SessionTypeForm) -> tuple[SessionType, int] | None:
+    """Save a valid form, ending the waitlist places it can no longer serve: the session type
+    and how many waiting clients were told. None, with the field's error, if another
+    administrator took its link name a moment before (the unique index refuses the second)."""
     try:
         with transaction.atomic():
-            return form.save()
+            return form.save(), services.waitlist_end_unserved()
     except IntegrityError:
         form.add_error("slug", "Another session type has just been given this link name. Save again for another.")
         return None
+
+
+def _waitlist_told_text(told: int) -> str:
+    """The end of a success message after services.waitlist_end_unserved."""
+    if not told:
+        return ""
+    if told == 1:
+        return " 1 client on the waitlist was emailed that their place has ended."
+    return f" {told} clients on the waitlist were emailed that their places have ended."
 
 
 # --- Outcomes ---------------------------------------------------------------------------
@@ -1360,11 +1373,13 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "staff/profile.html", context, status=400)
-        form.save()
+        with transaction.atomic():
+            form.save()
+            told = services.waitlist_end_unserved()
         if counsellor.is_active:
             messages.success(request, "Profile saved. Clients see it on the “Our counsellors” page.")
         else:
-            messages.success(request, "Profile saved. It is hidden from clients.")
+            messages.success(request, "Profile saved. It is hidden from clients." + _waitlist_told_text(told))
         return redirect("staff:profile_edit", counsellor_id=counsellor.pk)
     return render(request, "staff/profile.html", context)
 

@@ -83,11 +83,6 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
         if slot is None or not selectors.slots_free().filter(pk=slot.pk).exists():
             return 0
         counsellor = slot.counsellor
-        modes = [
-            m
-            for m, on in ((Mode.ONLINE, counsellor.offers_online), (Mode.IN_PERSON, counsellor.offers_in_person))
-            if on
-        ]
         day = timezone.localtime(slot.start).date()
         candidates = (
             WaitlistEntry.objects.filter(
@@ -95,11 +90,15 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
                 verified_at__isnull=False,
                 date_from__lte=day,
                 date_to__gte=day,
-                mode__in=modes,
+                mode__in=counsellor.modes,
                 session_type__is_active=True,
                 session_type__duration_minutes__lte=int(slot.duration.total_seconds() // 60),
             )
             .filter(Q(counsellor__isnull=True) | Q(counsellor=counsellor))
+            .filter(  # held that way by the session type too
+                Q(mode=Mode.ONLINE, session_type__offers_online=True)
+                | Q(mode=Mode.IN_PERSON, session_type__offers_in_person=True)
+            )
             .exclude(Exists(WaitlistOffer.objects.filter(entry=OuterRef("pk"), slot=slot)))
             .annotate(has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)))
             .select_related("session_type")
@@ -219,6 +218,59 @@ def waitlist_leave(*, token: str) -> WaitlistEntry:
             status=WaitlistEntry.State.LEFT, updated_at=timezone.now()
         )
         return WaitlistEntry.objects.get(pk=link.entry_id)
+
+
+def _unserved_reason(entry: WaitlistEntry) -> str | None:
+    """Why `entry` can no longer be offered a time, or None. The session type comes first: it
+    is what the client asked for, whoever they asked to see."""
+    kind, counsellor = entry.session_type, entry.counsellor
+    if not kind.is_active:
+        return "type"
+    if entry.mode not in kind.modes:
+        return f"type_{entry.mode}"
+    if counsellor is not None:
+        if not counsellor.is_active:
+            return "counsellor"
+        if entry.mode not in counsellor.modes:
+            return f"counsellor_{entry.mode}"
+    return None
+
+
+def waitlist_end_unserved() -> int:
+    """End the live waitlist places the clinic can no longer serve, and tell each confirmed
+    client why: their session type is no longer offered (or no longer held their way), or
+    the counsellor they asked for is hidden from clients (or no longer meets their way).
+    Otherwise they would be sent no times and learn nothing until their last day passed.
+
+    Call it in the transaction that made the change (a session type, a counsellor's profile
+    or ways of meeting, an account deactivated); the emails leave after it commits. Returns
+    how many clients were told (places never confirmed end silently). Live places are few,
+    so this is one small query when none end."""
+    from bookings.emails import absolute_url
+
+    unserved = Q(session_type__is_active=False) | Q(counsellor__is_active=False)
+    for mode, offers in ((Mode.ONLINE, "offers_online"), (Mode.IN_PERSON, "offers_in_person")):
+        unserved |= Q(mode=mode) & (Q(**{f"session_type__{offers}": False}) | Q(**{f"counsellor__{offers}": False}))
+    entries = (
+        WaitlistEntry.objects.select_for_update(of=("self",))
+        .filter(unserved, status__in=WAITLIST_LIVE)
+        .select_related("session_type", "counsellor")
+    )
+    told = 0
+    with transaction.atomic():
+        for entry in entries:
+            reason = _unserved_reason(entry)
+            if reason is None:  # pragma: no cover - the query and the rule say the same
+                continue
+            entry.status = WaitlistEntry.State.CLOSED
+            entry.save(update_fields=["status", "updated_at"])
+            if entry.verified_at is not None:  # an unconfirmed address is never written to again
+                book_url = absolute_url(reverse("bookings:wizard"))
+                notifications.waitlist_ended(entry=entry, reason=reason, book_url=book_url)
+                told += 1
+    if told:
+        logger.info("%s waitlist place(s) ended: no longer offered", told)
+    return told
 
 
 def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:

@@ -202,6 +202,10 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     )
     step(services.waitlist_verify, token=last_link(journey, "/waitlist/verify/"))
     step(services.waitlist_offer_slot, slot_id=first.pk)
+    # The clinic stops offering what Anil waits for: he is told his place has ended.
+    session_type.is_active = False
+    session_type.save(update_fields=["is_active"])
+    step(services.waitlist_end_unserved)
     step(staff_invite, email="new@example.com", role="counsellor", name="Nisha Rao", invited_by=admin_user)
     return journey
 
@@ -236,6 +240,7 @@ WITHOUT_ONE_BOOKING = {
     "waitlist_verify",
     "waitlist_joined",
     "waitlist_offer",
+    "waitlist_ended",
 }
 
 
@@ -323,7 +328,7 @@ def test_every_link_is_absolute_and_opens_the_right_page(journey):
             if path.startswith("/staff/"):
                 assert response.status_code == 302, (email.kind, path)
                 assert response["Location"] == f"/accounts/login/?next={quote(path)}", (email.kind, path)
-            elif path.startswith("/book/?"):
+            elif path == "/book/" or path.startswith("/book/?"):
                 assert response.status_code == 302 and response["Location"].startswith("/book/?run="), email.kind
             elif path.startswith("/accounts/password/reset/key/"):
                 assert response.status_code == 302 and "/accounts/password/reset/key/" in response["Location"]

@@ -479,6 +479,15 @@ def _send_every_client_email(make_booking, counsellor, session_type, language: s
         notifications.waitlist_verify(entry=entry, raw_token=raw)
         notifications.waitlist_joined(entry=entry, leave_url="https://x/leave")
         notifications.waitlist_offer(entry=entry, slot=new_slot, book_url="https://x/book", leave_url="https://x/leave")
+        for reason in (
+            "type",
+            "type_online",
+            "type_in_person",
+            "counsellor",
+            "counsellor_online",
+            "counsellor_in_person",
+        ):
+            notifications.waitlist_ended(entry=entry, reason=reason, book_url="https://x/book")
     # Asked for from /status/, so in the language active then.
     with translation.override(language):
         notifications.booking_links(email=confirmed.email, bookings=[confirmed])

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
-from bookings.models import Mode, SessionType, Status, WaitlistEntry
+from bookings.models import Mode, SessionType, Status
 from bookings.services import booking_approve
 from staff.forms import SessionTypeForm
 from staff.views import session_type_save
@@ -243,20 +241,6 @@ def test_a_link_name_taken_a_moment_before_saving_is_explained(session_type):
     assert session_type_save(form) is None
     assert form.errors["slug"] == ["Another session type has just been given this link name. Save again for another."]
     assert SessionType.objects.filter(slug="family").count() == 1
-
-
-def test_retiring_a_type_says_who_is_waiting_for_it(admin_client, session_type):
-    WaitlistEntry.objects.create(
-        client_name="Priya",
-        email="priya@example.com",
-        session_type=session_type,
-        mode=Mode.ONLINE,
-        date_from=timezone.localdate(),
-        date_to=timezone.localdate() + timedelta(days=10),
-    )
-    page = admin_client.get(edit(session_type)).content.decode()
-    assert "1 client is on the waitlist for it: while it is not offered they are sent no times" in page
-    assert "Priya" not in page  # who, is not the point here
 
 
 def test_a_price_in_another_currency_is_labelled_with_it(admin_client, session_type):
