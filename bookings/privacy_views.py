@@ -80,7 +80,7 @@ def _active_bookings(email: str) -> list[Booking]:
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def erase(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed erasure link: GET explains and shows one button; the POST erases."""
     clinic = Clinic.load()

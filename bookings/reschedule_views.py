@@ -55,7 +55,7 @@ def _render(request: HttpRequest, context: dict[str, object], status: int = 200)
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def reschedule(request: HttpRequest, token: str) -> HttpResponse:
     """Choose a new time. Day buttons (POST `day`) show another day's times; "Continue"
     (POST `slot`) emails the link that confirms the move."""
@@ -66,7 +66,7 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     chosen = source.get("slot", "")[:20]
     context = _picker_context(booking, token, day=source.get("day", "")[:10], chosen=chosen)
-    if request.method == "GET" or "day" in request.POST or context["problem"]:
+    if request.method != "POST" or "day" in request.POST or context["problem"]:
         return _render(request, context, status=409 if request.method == "POST" and context["problem"] else 200)
 
     chosen_id = id_from(chosen)
@@ -111,11 +111,11 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def reschedule_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: GET shows the old and new times and one button; its POST moves."""
     clinic = Clinic.load()
-    if request.method == "GET":
+    if request.method != "POST":
         try:
             link = token_get(raw=token, purpose=LinkToken.Purpose.RESCHEDULE)
         except TokenInvalid as exc:

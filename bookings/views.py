@@ -132,10 +132,10 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def verify(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows one button; only its POST verifies (link scanners only GET)."""
-    if request.method == "GET":
+    if request.method != "POST":
         try:
             token_get(raw=token, purpose=LinkToken.Purpose.VERIFY)
         except TokenInvalid as exc:
@@ -175,7 +175,7 @@ def verify_resend(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def status(request: HttpRequest) -> HttpResponse:
     """Look up by acknowledgement ID (status and next step only) or by email (the same
     answer whatever we hold; the links go to the inbox). Both POST, so IDs and addresses
@@ -296,11 +296,11 @@ def booking_cancel_request(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed cancellation link: GET shows one button, its POST cancels."""
     clinic = Clinic.load()
-    if request.method == "GET":
+    if request.method != "POST":
         try:
             link = token_get(raw=token, purpose=LinkToken.Purpose.CANCEL)
         except TokenInvalid as exc:

@@ -37,11 +37,11 @@ def _initial(request: HttpRequest) -> dict[str, object]:
 
 
 @never_cache
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def waitlist_join(request: HttpRequest) -> HttpResponse:
     form = WaitlistForm(request.POST or None, initial=_initial(request))
     context: dict[str, object] = {"form": form, "horizon_days": settings.BOOKING_HORIZON_DAYS}
-    if request.method == "GET":
+    if request.method != "POST":
         return render(request, "bookings/waitlist_join.html", context)
     if not form.is_valid():
         context["error_items"] = form.error_summary()
@@ -98,9 +98,9 @@ def _link_page(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
-    if request.method == "GET":
+    if request.method != "POST":
         return _link_page(request, token, WaitlistToken.Purpose.VERIFY)
     try:
         entry = services.waitlist_verify(token=token)
@@ -112,9 +112,9 @@ def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @private_page
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def waitlist_leave(request: HttpRequest, token: str) -> HttpResponse:
-    if request.method == "GET":
+    if request.method != "POST":
         return _link_page(request, token, WaitlistToken.Purpose.LEAVE)
     try:
         entry = services.waitlist_leave(token=token)

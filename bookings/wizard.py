@@ -159,7 +159,7 @@ class Step:
 
 
 @never_cache  # Pages hold what the client typed: no shared or back-forward caches.
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def wizard(request: HttpRequest) -> HttpResponse:
     key = request.GET.get("run", "")
     run = _runs(request).get(key) if key else None
@@ -215,7 +215,7 @@ _COUNSELLOR_NAMES = CompiledQuery(  # in CounsellorChoice's order
 
 def _form_step(step: Step) -> HttpResponse:
     request = step.request
-    if request.method == "GET":
+    if request.method != "POST":
         lists = _lists(step.name, to_show=True)
         return _render_step(step, _form_for(step, None, lists), lists=lists)
 
@@ -438,7 +438,7 @@ def _review(step: Step) -> HttpResponse:
         "policy_version": settings.POLICY_VERSION,
         "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
     }
-    if request.method == "GET" or not consent.is_valid():
+    if request.method != "POST" or not consent.is_valid():
         return _render_step(step, consent, extra=ctx)
     session_type = session.cleaned_data["session_type"]
     if request.POST.get("price_shown") != str(session_type.price):

@@ -897,7 +897,7 @@ def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = ""
     return render(request, "staff/booking_new.html", {"form": form, "error": error, "nav": "new"}, status=status)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @staff_required
 def booking_new(request: HttpRequest) -> HttpResponse:
     user = request.user
@@ -906,7 +906,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         "counsellors": counsellors_for(user).filter(is_active=True),
         "amount_editable": can_edit_amount(user),
     }
-    if request.method == "GET":
+    if request.method != "POST":
         initial = {}
         if not is_administrator(user):
             own = counsellors_for(user).first()
@@ -1278,7 +1278,7 @@ def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse
     return _team_account_action(request, user_id, "second_factor_reset", do, confirm=True)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @admin_required
 def clinic_settings(request: HttpRequest) -> HttpResponse:
     clinic = Clinic.load()
@@ -1293,7 +1293,7 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/clinic.html", context)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @admin_required
 def session_type_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     """Add a session type (no `pk`) or change one."""
@@ -1363,7 +1363,7 @@ def profile_index(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/profile_index.html", {"counsellors": counsellors, "nav": "profile"})
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @staff_required
 def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     """The public profile: a counsellor edits only their own (others answer 404); administrators any."""
