@@ -242,7 +242,8 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password": "5/h/ip,3/h/key",
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
-MFA_TOTP_ISSUER = "MindSettler"
+# The setup page keeps the key it showed when reloaded (allauth's own makes a new one).
+MFA_FORMS = {"activate_totp": "staff.forms.ActivateTOTPForm"}
 # Staff sessions end after this much inactivity (the session is refreshed on each request).
 STAFF_SESSION_IDLE_MINUTES = envint("STAFF_SESSION_IDLE_MINUTES", 30, minimum=5)
 SESSION_COOKIE_AGE = 60 * 60 * 12
@@ -334,6 +335,7 @@ if PAYMENT_PROVIDER == "razorpay" and not (RAZORPAY_KEY_ID and RAZORPAY_KEY_SECR
 
 # --- Booking rules ----------------------------------------------------------------------
 CLINIC_NAME = envstr("CLINIC_NAME", "MindSettler")
+MFA_TOTP_ISSUER = CLINIC_NAME  # what staff see their codes listed under in their authenticator app
 # Shown on every public page: this service is not for emergencies. The default is translated
 # (marked with gettext_noop, looked up by bookings.context_processors); a configured text is
 # shown as written unless the catalog has it.

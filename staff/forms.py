@@ -8,6 +8,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from allauth.core import context as allauth_context
+from allauth.mfa.totp import forms as totp_forms
+from allauth.mfa.totp.internal import auth as totp_auth
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
@@ -446,6 +449,19 @@ class SessionTypeForm(forms.ModelForm):
     def save(self, commit: bool = True) -> SessionType:
         self.instance.price = rupees_to_paise(self.cleaned_data["price_rupees"])
         return super().save(commit)
+
+
+class ActivateTOTPForm(totp_forms.ActivateTOTPForm):
+    """allauth's second-factor setup, keeping the key it showed. allauth makes a new key each
+    time the page loads, so someone who added the key to their app and then reloaded the page
+    (or opened it twice) had every code refused as incorrect. The key stays pending in this
+    session until a code confirms it (allauth then forgets it), as a bound form already does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pending = allauth_context.request.session.get(totp_auth.SECRET_SESSION_KEY)
+        super().__init__(*args, **kwargs)
+        if pending and not self.is_bound:
+            self.secret = allauth_context.request.session[totp_auth.SECRET_SESSION_KEY] = pending
 
 
 class CounsellorRoomForm(forms.ModelForm):

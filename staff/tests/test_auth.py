@@ -65,6 +65,9 @@ def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_
     assert 'src="data:image/svg+xml;base64,' in html
     secret = client.session[SECRET_SESSION_KEY]
     assert secret in html  # the setup key, for typing in by hand
+    # Reloading the page (after scanning the code, say) shows the same key.
+    assert secret in client.get(reverse("mfa_activate_totp")).content.decode()
+    assert client.session[SECRET_SESSION_KEY] == secret
 
     wrong = client.post(reverse("mfa_activate_totp"), {"code": "000000" if totp_code(secret) != "000000" else "111111"})
     assert wrong.status_code == 200
