@@ -23,7 +23,8 @@ def head_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Call
 
     def middleware(request: HttpRequest) -> HttpResponse:
         response = get_response(request)
-        if request.method == "HEAD" and not response.streaming:
+        # 204 and 304 answers have no body and must not say a length (RFC 9110, 8.6).
+        if request.method == "HEAD" and not response.streaming and response.status_code not in (204, 304):
             length = len(response.content)
             response.content = b""
             response["Content-Length"] = str(length)

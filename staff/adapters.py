@@ -21,6 +21,14 @@ class StaffAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
 
+    def send_password_reset_mail(self, user: Any, email: str, context: dict[str, Any]) -> None:
+        """Reset links go to the account's own address only. allauth would also send one to
+        any other address recorded for the account, and setting a password through a link
+        marks the account's address verified (staff.services.address_proved_by_reset), which
+        only a link sent to that address proves. The page that asked says the same either way."""
+        if email.casefold() == user.email.casefold():
+            super().send_password_reset_mail(user, email, context)
+
     def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
         """Setting up the first authenticator (and reading its recovery codes) straight
         after signing in with a password does not ask for the password again: the portal

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,6 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from bookings.models import (
-    ACTIVE_STATUSES,
     Booking,
     Clinic,
     Counsellor,
@@ -27,15 +25,18 @@ from bookings.models import (
     SessionType,
     Slot,
     Status,
-    WaitlistEntry,
 )
 from bookings.services import (
-    WAITLIST_LIVE,
+    MODE_FLAGS,
+    SessionTypeChanged,
+    SessionTypeInUse,
     Settle,
     email_normalise,
     payment_captured_amount,
     payment_settle_choices,
     phone_normalise,
+    session_type_shown,
+    session_type_use,
     staff_booking_problems,
 )
 from bookings.templatetags.mindsettler import money, when_short
@@ -299,14 +300,11 @@ class ClinicForm(forms.ModelForm):
 
 class SessionTypeForm(forms.ModelForm):
     """A kind of session clients can book: what it is called, how long it lasts, what it costs
-    and how it can be held. Some of it is fixed by what already uses it: its link name once
-    made (the wizard's links and the chatbot use it), its length once a booking uses it (a
-    booking's end, its calendar invitation and its slot's fit are read from it), and a way of
-    meeting while an open booking is held that way (approving and moving check it). Its price
-    applies to new bookings: each booking keeps the amount it was given.
+    and how it can be held. What is fixed by what already uses it (services.SessionTypeUse) is
+    shown disabled, with the reason; services.session_type_save enforces it.
 
-    Two administrators may have it open at once: `seen` carries what the page showed, and a
-    save over someone else's change is refused, naming what changed."""
+    Two administrators may have it open at once: `seen` carries what the page showed, and
+    the save refuses to go over someone else's change (see `refused`)."""
 
     price_rupees = forms.DecimalField(
         label="Price (₹)",
@@ -357,8 +355,7 @@ class SessionTypeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         stored = self.instance  # as the database has it: the form has not edited it yet
         made = stored.pk is not None
-        self.stored = self._snapshot(stored) if made else {}
-        self.fields["seen"].initial = json.dumps(self.stored)
+        self.fields["seen"].initial = json.dumps(session_type_shown(stored) if made else {})
         if stored.currency != "INR":
             self.fields["price_rupees"].label = f"Price ({stored.currency})"
         slug = self.fields["slug"]
@@ -369,46 +366,28 @@ class SessionTypeForm(forms.ModelForm):
         else:
             slug.required = False
             slug.help_text = "Used in links, e.g. /book/?type=individual. Left empty, it is made from the name."
+        use = session_type_use(stored)
         duration = self.fields["duration_minutes"]
-        booked = stored.bookings.count() if made else 0
-        if booked:
+        if use.bookings:
             duration.disabled = True
-            used = "1 booking uses" if booked == 1 else f"{booked} bookings use"
+            used = "1 booking uses" if use.bookings == 1 else f"{use.bookings} bookings use"
             duration.help_text = (
                 f"Fixed: {used} this length. To offer another length, add a session type and untick"
                 " “Clients can book it” on this one."
             )
         else:
             duration.validators = [*duration.validators, MinValueValidator(10), MaxValueValidator(480)]
-        open_modes = (
-            Counter(stored.bookings.filter(status__in=ACTIVE_STATUSES).values_list("mode", flat=True))
-            if made
-            else Counter()
-        )
-        for mode, name in ((Mode.ONLINE, "offers_online"), (Mode.IN_PERSON, "offers_in_person")):
-            count = open_modes[mode]
+        for mode, name in MODE_FLAGS.items():
+            count = use.open_by_mode.get(mode, 0)
             if count and getattr(stored, name):
                 self.fields[name].disabled = True
                 held = "1 open booking is" if count == 1 else f"{count} open bookings are"
                 self.fields[name].help_text = f"Fixed while {held} held {Mode(mode).label.lower()}."
-        waiting = (
-            WaitlistEntry.objects.filter(
-                session_type=stored, status__in=WAITLIST_LIVE, verified_at__isnull=False
-            ).count()
-            if made and stored.is_active
-            else 0
-        )
-        if waiting:
+        if use.waiting and stored.is_active:
             self.fields["is_active"].help_text += (
-                f" {waiting} client{'s are' if waiting != 1 else ' is'} on the waitlist for it: if you untick it,"
-                " they are emailed that their place has ended."
+                f" {use.waiting} client{'s are' if use.waiting != 1 else ' is'} on the waitlist for it: if you untick"
+                " it, they are emailed that their place has ended."
             )
-
-    @staticmethod
-    def _snapshot(session_type: SessionType) -> dict[str, Any]:
-        return {name: getattr(session_type, name) for name in SessionTypeForm.Meta.fields} | {
-            "price": session_type.price
-        }
 
     def clean_slug(self) -> str:
         if self.instance.pk is not None:  # fixed: the field is disabled
@@ -427,24 +406,34 @@ class SessionTypeForm(forms.ModelForm):
         data = super().clean()
         if not data.get("offers_online") and not data.get("offers_in_person"):
             self.add_error("offers_online", "Tick online, in person, or both: a session must be held one way.")
-        if self.instance.pk is not None:
-            try:
-                seen = json.loads(data.get("seen") or "{}")
-            except ValueError:
-                seen = {}
-            changed = [name for name, value in self.stored.items() if seen.get(name) != value]
-            if changed:
-                labels = {"price": "Price", **{n: str(f.label) for n, f in self.fields.items()}}
-                self.add_error(
-                    None,
-                    "Someone else saved this session type while you had it open ("
-                    + ", ".join(labels[name] for name in changed)
-                    + "). Check those fields against the list in Clinic settings, then save again.",
-                )
-                # A second save means it: it is measured against what is stored now.
-                self.data = self.data.copy()
-                self.data["seen"] = json.dumps(self.stored)
         return data
+
+    def seen_values(self) -> dict[str, Any] | None:
+        """What the page showed of a saved session type; None for a new one."""
+        if self.instance.pk is None:
+            return None
+        try:
+            seen = json.loads(self.cleaned_data.get("seen") or "{}")
+        except (ValueError, RecursionError):  # not what the page sent: as if it showed nothing
+            seen = {}
+        return seen if isinstance(seen, dict) else {}
+
+    def refused(self, error: SessionTypeChanged | SessionTypeInUse) -> None:
+        """Show why the save was refused. After someone else's change the page shows what is
+        stored now and carries it as `seen`, so saving again means it."""
+        if isinstance(error, SessionTypeInUse):
+            self.add_error(error.field, error.message)
+            return
+        labels = {"price": "Price", **{n: str(f.label) for n, f in self.fields.items()}}
+        self.add_error(
+            None,
+            "Someone else saved this session type while you had it open ("
+            + ", ".join(labels[name] for name in error.fields)
+            + "). Check those fields against the list in Clinic settings, then save again.",
+        )
+        stored = SessionType.objects.get(pk=self.instance.pk)
+        self.data = self.data.copy()
+        self.data["seen"] = json.dumps(session_type_shown(stored))
 
     def save(self, commit: bool = True) -> SessionType:
         self.instance.price = rupees_to_paise(self.cleaned_data["price_rupees"])

@@ -1313,15 +1313,20 @@ def session_type_edit(request: HttpRequest, pk: int | None = None) -> HttpRespon
 
 
 def session_type_save(form: SessionTypeForm) -> tuple[SessionType, int] | None:
-    """Save a valid form, ending the waitlist places it can no longer serve: the session type
-    and how many waiting clients were told. None, with the field's error, if another
-    administrator took its link name a moment before (the unique index refuses the second)."""
+    """Save a valid form (services.session_type_save): the session type, and how many clients
+    waiting for it were told their place has ended. None, with the reason on the form, if the
+    save was refused, or another administrator took its link name a moment before (the unique
+    index refuses the second)."""
+    session_type = form.save(commit=False)
     try:
-        with transaction.atomic():
-            return form.save(), services.waitlist_end_unserved()
+        told = services.session_type_save(session_type=session_type, seen=form.seen_values())
+    except (services.SessionTypeChanged, services.SessionTypeInUse) as error:
+        form.refused(error)
+        return None
     except IntegrityError:
         form.add_error("slug", "Another session type has just been given this link name. Save again for another.")
         return None
+    return session_type, told
 
 
 def _waitlist_told_text(told: int) -> str:

@@ -15,6 +15,7 @@ One module per area; every public function is available as `bookings.services.<n
 - payments: starting, confirming, failing and refunding payments; the payment window
 - rescheduling: moving a booking to another slot
 - waitlist: freed slots and the waitlist
+- session_types: what clients book, and what of it is fixed by what uses it
 - reminders: reminders and the counsellors' daily summary
 - privacy: anonymisation, retention, erasure and export
 """
@@ -26,5 +27,6 @@ from bookings.services.privacy import *  # noqa: F403
 from bookings.services.reminders import *  # noqa: F403
 from bookings.services.requests import *  # noqa: F403
 from bookings.services.rescheduling import *  # noqa: F403
+from bookings.services.session_types import *  # noqa: F403
 from bookings.services.transitions import *  # noqa: F403
 from bookings.services.waitlist import *  # noqa: F403

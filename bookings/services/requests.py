@@ -204,6 +204,9 @@ def booking_create_by_staff(
     with transaction.atomic():
         extra: dict[str, Any] = {}
         if slot is not None:
+            # Its length is read again under a lock that waits for a new length being saved
+            # this moment (see session_type_save), and makes such a save wait for this one.
+            session_type = SessionType.objects.select_for_update(no_key=True).get(pk=session_type.pk)
             slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot.pk)
             _check_slot_for_staff(slot=slot, session_type=session_type, now=now)
             if status == Status.APPROVED:

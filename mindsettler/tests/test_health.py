@@ -31,6 +31,16 @@ def test_monitors_may_ask_with_head(client, path):
     assert response.content == b"" and int(response["Content-Length"]) == len(got.content)
 
 
+@pytest.mark.parametrize("status", [204, 304])
+def test_a_head_answer_without_a_body_says_no_length(rf, status):
+    from django.http import HttpResponse
+
+    from mindsettler.middleware import head_middleware
+
+    response = head_middleware(lambda request: HttpResponse(status=status))(rf.head("/"))
+    assert response.status_code == status and not response.has_header("Content-Length")
+
+
 def test_healthz_and_pages_answer_503_when_the_database_is_unreachable(tmp_path):
     """A real unreachable database: an SQLite file in a directory that does not exist."""
     script = (

@@ -3,12 +3,15 @@ timeout, and invitations."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
 
 import pytest
+from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY
+from django.apps import apps as django_apps
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -266,3 +269,21 @@ def test_administrators_see_who_clients_cannot_see_yet(admin_client, db, oncommi
     profile.is_active = True
     profile.save()
     assert "Counsellors clients cannot see yet:" not in admin_client.get(reverse("staff:dashboard")).content.decode()
+
+
+def test_reset_links_go_only_to_the_address_the_account_signs_in_with(client, counsellor_user):
+    """Another address recorded for the account gets no link: setting a password through one
+    would mark the account's own address verified without proving it."""
+    EmailAddress.objects.create(user=counsellor_user, email="old-address@example.org", verified=False)
+    for typed in ("old-address@example.org", counsellor_user.email.upper()):
+        response = client.post(reverse("account_reset_password"), {"email": typed})
+        assert response.status_code == 302  # the same answer either way
+    assert [m.to for m in mail.outbox] == [[counsellor_user.email]]
+
+
+def test_other_addresses_recorded_for_staff_accounts_are_removed(counsellor_user, admin_user):
+    remove_other_addresses = importlib.import_module("staff.migrations.0003_one_address_per_account")
+    EmailAddress.objects.create(user=counsellor_user, email=counsellor_user.email.upper(), verified=True)
+    EmailAddress.objects.create(user=counsellor_user, email="old-address@example.org", verified=False)
+    remove_other_addresses.remove_other_addresses(django_apps, None)
+    assert list(EmailAddress.objects.values_list("email", flat=True)) == [counsellor_user.email.upper()]

@@ -246,3 +246,39 @@ def test_a_link_name_taken_a_moment_before_saving_is_explained(session_type):
 def test_a_price_in_another_currency_is_labelled_with_it(admin_client, session_type):
     SessionType.objects.filter(pk=session_type.pk).update(currency="USD")
     assert "Price (USD)" in admin_client.get(edit(session_type)).content.decode()
+
+
+@pytest.mark.parametrize("seen", ["[]", "null", "1", '"text"', "NaN", "not json", "[" * 100_000])
+def test_a_seen_value_the_page_never_sent_is_refused_calmly(admin_client, session_type, seen):
+    data = {**edit_data(admin_client, session_type, price_rupees="1700"), "seen": seen}
+    response = admin_client.post(edit(session_type), data)
+    assert response.status_code == 400
+    assert "Someone else saved this session type while you had it open" in response.content.decode()
+    session_type.refresh_from_db()
+    assert session_type.price == 150000
+
+
+def test_a_booking_made_while_the_save_was_checked_fixes_the_length_it_would_have_changed(
+    admin_client, session_type, counsellor, make_booking
+):
+    form = SessionTypeForm(data=edit_data(admin_client, session_type, duration_minutes=45), instance=session_type)
+    assert form.is_valid() and not form.fields["duration_minutes"].disabled
+    make_booking(Status.PENDING)  # between the form's reading and its save
+    assert session_type_save(form) is None
+    assert form.errors["duration_minutes"] == [
+        "A booking of this session type has just been made, so its length is now fixed."
+    ]
+    session_type.refresh_from_db()
+    assert session_type.duration_minutes == 50
+
+
+def test_an_open_booking_made_while_the_save_was_checked_keeps_its_way_of_meeting(
+    admin_client, session_type, counsellor, make_booking
+):
+    form = SessionTypeForm(data=edit_data(admin_client, session_type, offers_in_person=None), instance=session_type)
+    assert form.is_valid()
+    make_booking(Status.PENDING, mode=Mode.IN_PERSON)
+    assert session_type_save(form) is None
+    assert form.errors["offers_in_person"] == ["An open booking is held in person, so this way of meeting stays."]
+    session_type.refresh_from_db()
+    assert session_type.offers_in_person

@@ -1,0 +1,118 @@
+"""Session types: the kinds of session clients book, and what of one is fixed by what already
+uses it. Staff forms show these rules; `session_type_save` enforces them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from bookings.errors import BookingError
+from bookings.models import ACTIVE_STATUSES, Mode, SessionType, WaitlistEntry
+from bookings.services.waitlist import WAITLIST_LIVE, waitlist_end_unserved
+
+# What an editor is shown of a session type, and so what `seen` carries (see session_type_save).
+SESSION_TYPE_SHOWN = (
+    "name",
+    "slug",
+    "description",
+    "duration_minutes",
+    "price",
+    "offers_online",
+    "offers_in_person",
+    "is_active",
+    "sort_order",
+)
+MODE_FLAGS = {Mode.ONLINE: "offers_online", Mode.IN_PERSON: "offers_in_person"}
+
+
+@dataclass(frozen=True)
+class SessionTypeUse:
+    """What already depends on a session type:
+    - `bookings`, of any status: its length is fixed, since a booking's end, its calendar
+      invitation and its slot's fit are read from it;
+    - `open_by_mode`, open bookings by way of meeting: that way stays offered, since approving
+      and moving them check it;
+    - `waiting`, confirmed clients on its waitlist: told if it stops being offered.
+    Its link name is fixed once made (links to the wizard and the chatbot use it); its price
+    applies to new bookings only (each booking keeps the amount it was given)."""
+
+    bookings: int = 0
+    open_by_mode: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0
+
+
+def session_type_use(session_type: SessionType) -> SessionTypeUse:
+    """Three small queries for a saved session type; none for a new one."""
+    if session_type.pk is None:
+        return SessionTypeUse()
+    return SessionTypeUse(
+        bookings=session_type.bookings.count(),
+        open_by_mode=dict(
+            Counter(session_type.bookings.filter(status__in=ACTIVE_STATUSES).values_list("mode", flat=True))
+        ),
+        waiting=WaitlistEntry.objects.filter(
+            session_type=session_type, status__in=WAITLIST_LIVE, verified_at__isnull=False
+        ).count(),
+    )
+
+
+def session_type_shown(session_type: SessionType) -> dict[str, Any]:
+    """What an editor is shown of it, for `seen`."""
+    return {name: getattr(session_type, name) for name in SESSION_TYPE_SHOWN}
+
+
+class SessionTypeChanged(BookingError):
+    """Someone else saved the session type after the editor was opened: `fields` changed."""
+
+    code = "session_type_changed"
+
+    def __init__(self, fields: list[str]) -> None:
+        self.fields = fields
+        super().__init__("Someone else saved this session type while you had it open.")
+
+
+class SessionTypeInUse(BookingError):
+    """A change that what uses the session type forbids; `field` is the one refused."""
+
+    code = "session_type_in_use"
+
+    def __init__(self, message: str, field: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None = None) -> int:
+    """Save a new session type, or one changed in memory, and return how many clients waiting
+    for it were told their place has ended (see waitlist_end_unserved).
+
+    A change is checked against the row as stored, locked for the check and the save. A booking
+    placed in a slot as it is made (booking_create_by_staff) takes the same lock: made at the
+    same moment, it either commits first and is counted here, or waits and then checks its slot
+    against the new length. (Other bookings are placed later, by approval, which checks then.)
+    Refused (SessionTypeInUse) are a new length once a booking uses it, and dropping a way of
+    meeting while open bookings are held that way. With `seen`, what the editor was shown
+    (session_type_shown), a save over someone else's change is refused (SessionTypeChanged),
+    naming the fields they changed. Unique link names are the database's to enforce."""
+    with transaction.atomic():
+        if session_type.pk is not None:
+            stored = SessionType.objects.select_for_update().get(pk=session_type.pk)
+            if seen is not None:
+                changed = [name for name, value in session_type_shown(stored).items() if seen.get(name) != value]
+                if changed:
+                    raise SessionTypeChanged(changed)
+            use = session_type_use(stored)
+            if use.bookings and session_type.duration_minutes != stored.duration_minutes:
+                raise SessionTypeInUse(
+                    "A booking of this session type has just been made, so its length is now fixed.",
+                    "duration_minutes",
+                )
+            for mode, flag in MODE_FLAGS.items():
+                if use.open_by_mode.get(mode) and getattr(stored, flag) and not getattr(session_type, flag):
+                    raise SessionTypeInUse(
+                        f"An open booking is held {Mode(mode).label.lower()}, so this way of meeting stays.", flag
+                    )
+        session_type.save()
+        return waitlist_end_unserved()
