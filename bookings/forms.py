@@ -365,6 +365,7 @@ class WaitlistForm(JourneyForm):
         widget=forms.Select(attrs={"class": "input"}),
         error_messages={"invalid_choice": _("Choose one of the kinds of session listed.")},
     )
+    session_type.label_from_instance = lambda session_type: session_type.shown_name
     mode = forms.ChoiceField(
         label=_("How you would like to meet"),
         choices=Mode.choices,

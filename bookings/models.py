@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 # Acknowledgement IDs: six characters without look-alikes (no 0/O, 1/I/L).
@@ -117,6 +117,9 @@ class SessionType(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(unique=True)
     description = models.TextField(blank=True)
+    # Clients reading in Hindi see these, when staff gave them (see shown_name).
+    name_hi = models.CharField(max_length=100, blank=True, default="", db_default="")
+    description_hi = models.TextField(blank=True, default="", db_default="")
     duration_minutes = models.PositiveSmallIntegerField()
     price = models.PositiveIntegerField(help_text="In minor units (paise).")
     currency = models.CharField(max_length=3, default="INR")
@@ -137,6 +140,16 @@ class SessionType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def shown_name(self) -> str:
+        """Its name as clients see it in the active language: the Hindi one on Hindi pages
+        and in Hindi emails, when staff gave one; else the name. Staff always see `name`."""
+        return (self.name_hi if translation.get_language() == "hi" else "") or self.name
+
+    @property
+    def shown_description(self) -> str:
+        return (self.description_hi if translation.get_language() == "hi" else "") or self.description
 
     @property
     def duration(self) -> timedelta:

@@ -321,6 +321,8 @@ class SessionTypeForm(forms.ModelForm):
             "name",
             "slug",
             "description",
+            "name_hi",
+            "description_hi",
             "duration_minutes",
             "offers_online",
             "offers_in_person",
@@ -330,6 +332,8 @@ class SessionTypeForm(forms.ModelForm):
         labels = {
             "slug": "Link name",
             "description": "Description for clients",
+            "name_hi": "Name in Hindi (optional)",
+            "description_hi": "Description in Hindi (optional)",
             "duration_minutes": "Length (minutes)",
             "offers_online": "Can be held online",
             "offers_in_person": "Can be held in person",
@@ -338,10 +342,16 @@ class SessionTypeForm(forms.ModelForm):
         }
         help_texts = {
             "description": "One or two sentences, shown under its name in the booking form.",
+            "name_hi": "Clients reading the site or their emails in Hindi see this; left empty, they see the name.",
+            "description_hi": "Left empty, clients reading in Hindi see the description.",
             "is_active": "Untick to stop offering it. Bookings already made are not changed.",
             "sort_order": "Lower numbers come first; equal numbers go by name.",
         }
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "name_hi": forms.TextInput(attrs={"lang": "hi"}),
+            "description_hi": forms.Textarea(attrs={"rows": 3, "lang": "hi"}),
+        }
         error_messages = {
             "slug": {
                 "unique": "Another session type has this link name. Choose another, or leave it empty.",
@@ -349,7 +359,7 @@ class SessionTypeForm(forms.ModelForm):
             }
         }
 
-    field_order = ["name", "slug", "description", "duration_minutes", "price_rupees"]
+    field_order = ["name", "slug", "description", "name_hi", "description_hi", "duration_minutes", "price_rupees"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

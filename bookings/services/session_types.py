@@ -18,6 +18,8 @@ SESSION_TYPE_SHOWN = (
     "name",
     "slug",
     "description",
+    "name_hi",
+    "description_hi",
     "duration_minutes",
     "price",
     "offers_online",

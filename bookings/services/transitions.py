@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications
@@ -130,7 +131,11 @@ def slot_is_bookable(*, slot: Slot, session_type: SessionType, now: datetime | N
 
 def _check_mode(*, session_type: SessionType, mode: str, counsellor: Counsellor | None) -> None:
     if mode not in session_type.modes:
-        raise BookingError(f"{session_type.name} sessions are not offered {Mode(mode).label.lower()}.")
+        if mode == Mode.ONLINE:
+            message = gettext("“%(name)s” is not held online. Choose in person, or another kind of session.")
+        else:
+            message = gettext("“%(name)s” is not held in person. Choose online, or another kind of session.")
+        raise BookingError(message % {"name": session_type.shown_name})
     if counsellor is not None:
         offered = (mode == Mode.ONLINE and counsellor.offers_online) or (
             mode == Mode.IN_PERSON and counsellor.offers_in_person

@@ -324,6 +324,47 @@ def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_th
     assert_hindi("booking links email", mail.outbox[-1].subject + mail.outbox[-1].body)
 
 
+def test_a_session_type_named_in_hindi_is_shown_so_to_clients_reading_hindi(
+    client, slot, session_type, make_booking, manage_token
+):
+    name, about = "व्यक्तिगत सेशन", "पचास मिनट की बातचीत, अकेले।"
+    session_type.name_hi, session_type.description_hi = name, about
+    session_type.save()
+    booking = make_booking(Status.APPROVED, language="hi")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    wizard = url(start(client), "session")
+    for path in ("/", wizard, "/waitlist/", f"/bookings/{manage_token(booking)}/"):
+        hindi, english = both(client, path)
+        assert name in hindi and session_type.name not in hindi, path
+        assert session_type.name in english and name not in english, path
+    hindi, english = both(client, "/")
+    assert about in hindi and session_type.description in english and about not in english
+    # Where staff gave no Hindi name, Hindi pages show the name they gave.
+    session_type.name_hi = ""
+    session_type.save()
+    assert session_type.name in get(client, "/", "hi")
+
+
+def test_a_kind_of_session_not_held_the_way_asked_is_explained_in_hindi(client, session_type):
+    session_type.offers_online = False
+    session_type.name_hi = "व्यक्तिगत सेशन"
+    session_type.save()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    today = timezone.localdate()
+    response = client.post(
+        "/waitlist/",
+        {
+            "client_name": "मीरा",
+            "email": "meera@example.com",
+            "session_type": session_type.pk,
+            "mode": "online",
+            "date_from": today.isoformat(),
+            "date_to": (today + timedelta(days=7)).isoformat(),
+        },
+    )
+    assert "“व्यक्तिगत सेशन” ऑनलाइन नहीं होता। आमने-सामने चुनें, या कोई दूसरा सेशन।" in response.content.decode()
+
+
 @pytest.mark.parametrize(
     "status", [Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.CANCELLED]
 )

@@ -167,7 +167,7 @@ def test_past_and_too_soon_slots_are_refused(client, session_type, counsellor):
 def test_mode_the_session_type_does_not_offer_is_refused(client, online_only, slot):
     run = start(client)
     response = client.post(url(run, "session"), session_data(session_type=online_only, slot=slot, mode="in_person"))
-    assert any("not offered in person" in e for e in errors_in(response)), errors_in(response)
+    assert any("is not held in person. Choose online" in e for e in errors_in(response)), errors_in(response)
 
 
 def test_slot_too_short_for_the_session_type_is_refused(client, counsellor):

@@ -282,3 +282,14 @@ def test_an_open_booking_made_while_the_save_was_checked_keeps_its_way_of_meetin
     assert form.errors["offers_in_person"] == ["An open booking is held in person, so this way of meeting stays."]
     session_type.refresh_from_db()
     assert session_type.offers_in_person
+
+
+def test_a_session_type_may_be_named_and_described_in_hindi_for_clients(admin_client, client):
+    page = admin_client.get(NEW).content.decode()
+    assert "Name in Hindi (optional)" in page and 'lang="hi"' in page
+    response = admin_client.post(NEW, form_data(name_hi="पारिवारिक सेशन", description_hi="माता-पिता और बच्चे साथ।"))
+    assert response.status_code == 302
+    added = SessionType.objects.get()
+    assert (added.name_hi, added.description_hi) == ("पारिवारिक सेशन", "माता-पिता और बच्चे साथ।")
+    clinic = admin_client.get(reverse("staff:clinic")).content.decode()
+    assert "Family session" in clinic and "पारिवारिक सेशन" not in clinic  # staff read the name they gave
