@@ -11,6 +11,7 @@ from allauth.core import context as allauth_context
 from allauth.mfa.totp import forms as totp_forms
 from allauth.mfa.totp.internal import auth as totp_auth
 from django import forms
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -569,6 +570,12 @@ class StaffBookingForm(forms.Form):
     client_name = forms.CharField(label="Client's name", max_length=120)
     email = forms.EmailField(label="Client's email", help_text="They receive the booking emails and link here.")
     phone = forms.CharField(label="Phone", required=False, max_length=30)
+    language = forms.ChoiceField(
+        label="Their emails in",
+        choices=settings.LANGUAGES,
+        initial=settings.LANGUAGE_CODE,
+        help_text="Ask which language they read most easily.",
+    )
     session_type = forms.ModelChoiceField(label="Session type", queryset=SessionType.objects.none(), empty_label=None)
     mode = forms.ChoiceField(label="Mode", choices=Mode.choices, widget=forms.RadioSelect, initial=Mode.ONLINE)
     counsellor = forms.ModelChoiceField(
@@ -611,9 +618,32 @@ class StaffBookingForm(forms.Form):
         self.fields["session_type"].queryset = SessionType.objects.filter(is_active=True)
         if not amount_editable:
             del self.fields["amount"]
+        # Asked as the booking form asks clients, by the clinic's age rule (CLIENT_AGE_POLICY).
+        if settings.CLIENT_AGE_POLICY == "guardian_consent":
+            self.fields["age"] = forms.ChoiceField(
+                label="Client's age",
+                choices=Booking.AgeConfirmation.choices,
+                widget=forms.RadioSelect,
+                error_messages={
+                    "required": "Ask the client whether they are 18 or over, or younger with a parent's or"
+                    " guardian's consent."
+                },
+            )
+        else:
+            self.fields["age"] = forms.BooleanField(
+                label="The client says they are 18 or over",
+                error_messages={
+                    "required": "Ask the client: the clinic books clients who are 18 or over. A younger client"
+                    " needs a parent or guardian to contact the clinic with them."
+                },
+            )
 
     def clean_email(self) -> str:
         return email_normalise(self.cleaned_data["email"])
+
+    def clean_age(self) -> str:
+        age = self.cleaned_data["age"]
+        return Booking.AgeConfirmation.ADULT if age is True else age
 
     def clean_phone(self) -> str:
         try:

@@ -636,6 +636,10 @@ def _detail_context(
             session_start=booking.slot.start
         )
         ctx["cutoff_hours"] = settings.CANCELLATION_CUTOFF_HOURS
+    # Moving or cancelling a session whose time has passed is for one the clinic did not hold.
+    ctx["after_the_fact"] = (
+        booking.slot is not None and booking.slot.start <= ctx["now"] and Status.CANCELLED in staff_moves
+    )
     ctx["late_cancellation"] = booking.status == Status.CANCELLED and any(
         e.action == "late_cancellation" for e in ctx["events"]
     )
@@ -936,6 +940,8 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 slot=data["slot"],
                 counsellor=counsellor,
                 amount=form.amount_paise() if can_edit_amount(user) else None,
+                age_confirmation=data["age"],
+                language=data["language"],
             )
         except (SlotUnavailable, TooLate) as exc:
             form.add_error("slot", exc.message)  # taken, or too soon, since the page was shown

@@ -376,6 +376,8 @@ def test_administrator_books_a_phoning_client_straight_into_a_slot(admin_client,
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Ravi Kumar",
             "email": " Ravi@Example.com ",
             "phone": "98765 43210",
@@ -399,6 +401,8 @@ def test_a_staff_booking_under_one_rupee_is_refused(admin_client, session_type, 
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Ravi Kumar",
             "email": "ravi@example.com",
             "session_type": session_type.pk,
@@ -419,6 +423,8 @@ def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_t
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Dup",
             "email": "dup@example.com",
             "session_type": session_type.pk,
@@ -435,7 +441,14 @@ def test_a_counsellor_is_not_told_that_another_counsellors_client_exists(
     login, other_counsellor_user, other_counsellor, session_type, make_booking, counsellor
 ):
     make_booking(Status.CONFIRMED, counsellor=counsellor, email="private.person@example.com")
-    form = {"client_name": "Probe", "session_type": session_type.pk, "mode": Mode.ONLINE, "status": Status.PENDING}
+    form = {
+        "age": "on",
+        "language": "en",
+        "client_name": "Probe",
+        "session_type": session_type.pk,
+        "mode": Mode.ONLINE,
+        "status": Status.PENDING,
+    }
     response = login(other_counsellor_user).post(
         reverse("staff:booking_new"), {**form, "email": "private.person@example.com"}
     )
@@ -448,6 +461,8 @@ def test_counsellor_booking_without_a_slot_stays_theirs(counsellor_client, sessi
     response = counsellor_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Walk In",
             "email": "walkin@example.com",
             "session_type": session_type.pk,
@@ -467,6 +482,8 @@ def test_approved_without_a_slot_is_refused_clearly(admin_client, session_type):
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "No Slot",
             "email": "noslot@example.com",
             "session_type": session_type.pk,
@@ -490,6 +507,8 @@ def test_the_new_booking_form_starts_as_pending_so_its_defaults_go_through(admin
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Defaults",
             "email": "defaults@example.com",
             "session_type": session_type.pk,
@@ -511,6 +530,8 @@ def test_a_time_of_another_counsellor_is_refused_next_to_the_slot(
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Mismatch",
             "email": "mismatch@example.com",
             "session_type": session_type.pk,
@@ -530,6 +551,8 @@ def test_a_slot_with_counsellor_not_decided_books_the_slots_counsellor(admin_cli
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Any",
             "email": "any@example.com",
             "session_type": session_type.pk,
@@ -551,6 +574,8 @@ def test_a_taken_slot_is_refused_next_to_the_slot(admin_client, session_type, sl
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "Late",
             "email": "late@example.com",
             "session_type": session_type.pk,
@@ -567,6 +592,8 @@ def test_counsellor_cannot_book_into_another_counsellors_slot(counsellor_client,
     response = counsellor_client.post(
         reverse("staff:booking_new"),
         {
+            "age": "on",
+            "language": "en",
             "client_name": "X",
             "email": "x@example.com",
             "session_type": session_type.pk,
@@ -622,7 +649,14 @@ def test_a_refused_new_booking_starts_at_what_went_wrong(admin_client, session_t
     assert html.index("autofocus") < html.index('href="#id_client_name-group"')
     # Refused by the rules (one active booking per email): the same summary.
     make_booking(Status.PENDING, counsellor=counsellor, email="dup@example.com")
-    form = {"client_name": "Dup", "email": "dup@example.com", "session_type": session_type.pk, "mode": Mode.ONLINE}
+    form = {
+        "age": "on",
+        "language": "en",
+        "client_name": "Dup",
+        "email": "dup@example.com",
+        "session_type": session_type.pk,
+        "mode": Mode.ONLINE,
+    }
     html = admin_client.post(reverse("staff:booking_new"), {**form, "status": Status.PENDING}).content.decode()
     assert re.findall(r"<[^>]* autofocus[ >]", html) == [
         '<div class="error-summary" role="alert" tabindex="-1" autofocus>'
@@ -742,7 +776,13 @@ def test_a_new_booking_shows_the_chosen_counsellors_times_and_keeps_what_was_typ
     html = admin_client.get(reverse("staff:booking_new")).content.decode()
     assert slot_options(html) == set() and "Choose a counsellor to see their free times." in html
 
-    typed = {"client_name": "Nisha Rao", "email": "nisha@example.com", "session_type": session_type.pk}
+    typed = {
+        "age": "on",
+        "language": "en",
+        "client_name": "Nisha Rao",
+        "email": "nisha@example.com",
+        "session_type": session_type.pk,
+    }
     response = admin_client.post(reverse("staff:booking_new"), {**typed, "counsellor": ravi.pk, "_refresh": "1"})
     html = response.content.decode()
     assert response.status_code == 200 and slot_options(html) == {slots[ravi.pk].pk}
@@ -775,3 +815,21 @@ def test_emails_to_the_client_leave_out_those_to_staff(admin_client, make_bookin
     section = page[page.index("Emails to the client") :]
     section = section[: section.index("</section>")]
     assert "New booking request" not in section and booking.ack_id in section
+
+
+def test_a_phoned_booking_records_what_the_client_said_of_their_age_and_language(admin_client, session_type, settings):
+    data = {"client_name": "Ravi Kumar", "email": "ravi@example.com", "language": "hi"}
+    data |= {"session_type": session_type.pk, "mode": Mode.ONLINE, "status": Status.PENDING}
+    refused = admin_client.post(reverse("staff:booking_new"), data).content.decode()
+    assert "Ask the client: the clinic books clients who are 18 or over." in refused
+    assert not Booking.objects.exists()
+    assert admin_client.post(reverse("staff:booking_new"), {**data, "age": "on"}).status_code == 302
+    booking = Booking.objects.get()
+    assert (booking.age_confirmation, booking.language) == (Booking.AgeConfirmation.ADULT, "hi")
+    # Where younger clients may book with consent, staff choose which applies.
+    settings.CLIENT_AGE_POLICY = "guardian_consent"
+    page = admin_client.get(reverse("staff:booking_new")).content.decode()
+    assert "Under 18, with a parent&#x27;s or guardian&#x27;s consent" in page
+    young = {**data, "email": "young@example.com", "age": Booking.AgeConfirmation.GUARDIAN}
+    assert admin_client.post(reverse("staff:booking_new"), young).status_code == 302
+    assert Booking.objects.get(email="young@example.com").age_confirmation == Booking.AgeConfirmation.GUARDIAN

@@ -76,6 +76,21 @@ def test_staff_detail_offers_no_show_next_to_completed_only_after_the_end(admin_
     assert "Mark no-show" not in html and "after the session ends" in html
 
 
+def test_a_session_whose_time_has_passed_offers_moving_and_cancelling_only_as_the_clinics_doing(
+    admin_client, make_booking, counsellor, held
+):
+    html = admin_client.get(reverse("staff:booking_detail", args=[held.pk])).content.decode()
+    after = html[html.index('id="action-after-the-fact"') :]
+    assert "The session did not take place because of the clinic?" in after
+    assert "Move to another slot" in after and "Cancel booking" in after and "(the client is refunded in full)" in after
+    assert "The client asked to cancel" not in html and "hours away" not in html
+    assert "This booking is paid: cancelling starts a full refund." not in html
+    upcoming = make_booking(Status.CONFIRMED, slot=future_slot(counsellor, hours=30))
+    html = admin_client.get(reverse("staff:booking_detail", args=[upcoming.pk])).content.decode()
+    assert "action-after-the-fact" not in html
+    assert "The client asked to cancel" in html and "This booking is paid: cancelling starts a full refund." in html
+
+
 def test_marking_a_no_show_from_the_portal(counsellor_client, held):
     url = reverse("staff:booking_no_show", args=[held.pk])
     response = counsellor_client.post(url, {"no_show-version": held.version}, **HX)
