@@ -115,7 +115,7 @@ def test_submit_refuses_a_slot_too_short_for_the_session(session_type, counsello
 def test_submit_refuses_a_mode_the_session_type_does_not_offer(session_type, slot):
     session_type.offers_in_person = False
     session_type.save()
-    with pytest.raises(BookingError, match="is not held in person. Choose online, or another kind of session."):
+    with pytest.raises(BookingError, match=r"is not held in person\. Choose online, or another kind of session\."):
         _submit(session_type, slot, mode=Mode.IN_PERSON)
 
 
