@@ -497,6 +497,10 @@ class WeeklyHoursForm(forms.Form):
         label="Buffer between sessions (minutes)", min_value=0, max_value=120, initial=10
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["start_time"].help_text = clinic_time_hint()
+
 
 class GenerateForm(forms.Form):
     prefix = "generate"  # its fields' names and ids on a page with other forms

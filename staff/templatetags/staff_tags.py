@@ -6,6 +6,8 @@ from django import forms, template
 from django.forms.boundfield import BoundField
 from django.utils.safestring import SafeString
 
+from staff.forms import clinic_time_hint
+
 register = template.Library()
 
 
@@ -58,6 +60,12 @@ def status_badge(status: str) -> str:
 def words(value: str) -> str:
     """`email_resent` -> `email resent`."""
     return str(value or "").replace("_", " ")
+
+
+@register.simple_tag
+def clinic_time() -> str:
+    """Which zone wall-clock times are in: 'In Asia/Kolkata time (IST).'"""
+    return clinic_time_hint()
 
 
 @register.filter

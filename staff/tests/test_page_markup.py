@@ -197,3 +197,25 @@ def test_the_reject_reason_is_not_called_optional(admin_client, pending):
     # ... because without a common reason it is needed.
     response = admin_client.post(action("reject", pending), {"reject-version": pending.version, "reject-reason": ""})
     assert response.status_code == 400 and "Give a reason for rejecting" in response.content.decode()
+
+
+def test_times_of_day_name_their_zone(admin_client, counsellor_client, counsellor, make_booking):
+    start = timezone.localtime().replace(hour=23, minute=0, second=0, microsecond=0)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
+    make_booking(Status.CONFIRMED, slot=slot)
+    zone = start.tzname()
+    assert f"23:00 {zone}</time>" in admin_client.get(reverse("staff:dashboard")).content.decode()
+    counsellor_client.post(
+        reverse("staff:availability_hours_add", args=[counsellor.pk]),
+        {
+            "hours-weekday": 0,
+            "hours-start_time": "09:00",
+            "hours-end_time": "12:00",
+            "hours-session_minutes": 50,
+            "hours-buffer_minutes": 10,
+        },
+    )
+    page = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    hours = page[page.index('id="hours-h"') :]
+    assert f"In {timezone.get_current_timezone_name()} time ({zone})." in hours[: hours.index("Monday 09:00")]
+    assert 'Remove<span class="sr-only"> Monday 09:00–12:00</span>' in page
