@@ -66,15 +66,6 @@ def when_short(value: datetime | None) -> str:
 
 
 @register.filter
-def clock(value: datetime | None) -> str:
-    """The time of day in the clinic's time zone, with the zone named: '10:00 IST'."""
-    if value is None:
-        return ""
-    local = timezone.localtime(value)
-    return f"{local:%H:%M} {local.tzname()}"
-
-
-@register.filter
 def iso(value: datetime | None) -> str:
     """A moment in the clinic's time zone as ISO 8601, for <time datetime>: what Django's
     `date:'c'` writes, without its formatter's work."""

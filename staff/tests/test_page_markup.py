@@ -218,4 +218,4 @@ def test_times_of_day_name_their_zone(admin_client, counsellor_client, counsello
     page = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
     hours = page[page.index('id="hours-h"') :]
     assert f"In {timezone.get_current_timezone_name()} time ({zone})." in hours[: hours.index("Monday 09:00")]
-    assert 'Remove<span class="sr-only"> Monday 09:00–12:00</span>' in page
+    assert 'Remove<span class="sr-only"> Monday 09:00\N{EN DASH}12:00</span>' in page
