@@ -88,6 +88,7 @@ def test_admin_books_for_a_client_who_phoned_then_marks_a_past_session_completed
     page.get_by_label("Client's name").fill("Meena Pillai")
     page.get_by_label("Client's email").fill("meena@example.com")
     page.get_by_label("Phone (optional)").fill("98450 12345")
+    page.get_by_label("The client says they are 18 or over").check()
     page.get_by_label("Session type").select_option(label="Individual session")
     page.get_by_role("radio", name="Online").check()
     slot = slots[2]

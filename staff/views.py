@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -18,7 +18,7 @@ from django.contrib import messages
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.forms import BoundField
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -1005,6 +1005,7 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
         "room_form": forms.get("room") or CounsellorRoomForm(instance=counsellor),
         "errors": forms.get("errors") or {},
         "held": forms.get("held") or [],
+        "refused": forms.get("refused"),
         "nav": "availability",
     }
 
@@ -1014,6 +1015,22 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
 def availability(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
     return render(request, "staff/availability.html", _availability_context(request, counsellor))
+
+
+def _availability_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A form's address on the availability page. A refused form shows the page at that
+    address; opened again from the address bar (a GET), it goes back to the page itself
+    rather than answering 405."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, counsellor_id: int) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            return redirect("staff:availability", counsellor_id=counsellor_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+        return view(request, counsellor_id)
+
+    return wrapped
 
 
 def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str) -> HttpResponse:
@@ -1029,6 +1046,9 @@ def _availability_refused(
         extra[key] = form
     if isinstance(exc, SlotsHeld):
         extra["held"] = exc.bookings
+    else:
+        # The page is long: what went wrong is summed up at its top, where focus goes.
+        extra["refused"] = {"form": form, "message": exc.message if exc else "", "section": key}
     return render(
         request,
         "staff/availability.html",
@@ -1037,7 +1057,7 @@ def _availability_refused(
     )
 
 
-@require_POST
+@_availability_form
 @staff_required
 def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1059,7 +1079,7 @@ def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id
     return _availability_done(request, counsellor, "Working hours removed. Slots already published stay.")
 
 
-@require_POST
+@_availability_form
 @staff_required
 def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1084,7 +1104,7 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
     )
 
 
-@require_POST
+@_availability_form
 @staff_required
 def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1116,7 +1136,7 @@ def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: 
     return _availability_done(request, counsellor, "Slot removed.")
 
 
-@require_POST
+@_availability_form
 @staff_required
 def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1140,7 +1160,7 @@ def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period
     return _availability_done(request, counsellor, "Blocked period removed. Generate slots to fill it again.")
 
 
-@require_POST
+@_availability_form
 @staff_required
 def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)

@@ -166,3 +166,19 @@ def test_generate_without_weekly_hours_says_what_to_do(counsellor_client, counse
     assert "There are no weekly hours yet, so there is nothing to generate. Add hours above" in html
     assert "Nothing new to publish" not in html
     assert not Slot.objects.filter(counsellor=counsellor).exists()
+
+
+def test_a_refused_form_is_summed_up_at_the_top_and_its_address_leads_back(counsellor_client, counsellor):
+    start = (timezone.localtime() + timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
+    response = counsellor_client.post(
+        act("blocked_add", counsellor),
+        {"blocked-start": start.strftime("%Y-%m-%dT%H:%M"), "blocked-end": start.strftime("%Y-%m-%dT%H:%M")},
+    )
+    html = response.content.decode()
+    summary = html[html.index('<div class="error-summary"') :]
+    assert "autofocus" in summary[: summary.index(">")]
+    assert html.index("There is a problem") < html.index('id="hours-h"')  # above every section
+    assert 'href="#blocked-form"' in summary and 'id="blocked-form"' in html
+    # The address bar now shows the form's address: opened again, it leads back to the page.
+    again = counsellor_client.get(act("blocked_add", counsellor))
+    assert again.status_code == 302 and again["Location"] == reverse("staff:availability", args=[counsellor.pk])

@@ -109,7 +109,7 @@ def test_a_refused_action_on_the_full_page_focuses_its_error(counsellor_client, 
     html = response.content.decode()
     assert TWO_COLUMNS in html and "Open full page" not in html
     assert '<div class="error-summary" role="alert" tabindex="-1" autofocus>' in html
-    assert 'href="#id_reject-reason-group">Give a reason' in html
+    assert 'href="#id_reject-reason">Reason: Give a reason' in html
     assert html.count("autofocus") == 1
 
 
@@ -495,7 +495,7 @@ def test_approved_without_a_slot_is_refused_clearly(admin_client, session_type):
     html = response.content.decode()
     # Next to the Time slot field (and linked from the summary), not in a box of its own.
     assert '<span class="field-error" id="id_slot-error">Choose a time slot to approve' in html
-    assert 'href="#id_slot-group">Choose a time slot' in html
+    assert 'href="#id_slot">Time slot: Choose a time slot' in html
     assert "The booking was not made" not in html
 
 
@@ -646,7 +646,7 @@ def test_a_refused_new_booking_starts_at_what_went_wrong(admin_client, session_t
     assert re.findall(r"<[^>]* autofocus[ >]", html) == [
         '<div class="error-summary" role="alert" tabindex="-1" autofocus>'
     ]
-    assert html.index("autofocus") < html.index('href="#id_client_name-group"')
+    assert html.index("autofocus") < html.index('href="#id_client_name">Client&#x27;s name: ')
     # Refused by the rules (one active booking per email): the same summary.
     make_booking(Status.PENDING, counsellor=counsellor, email="dup@example.com")
     form = {
