@@ -73,6 +73,14 @@ def clinic_time_hint() -> str:
     return f"In {timezone.get_current_timezone_name()} time ({timezone.localtime().tzname()})."
 
 
+def phone_input(value: str) -> str:
+    """A typed phone number, normalised; else the error saying what is wrong with it."""
+    try:
+        return phone_normalise(value)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
 def rupees_to_paise(value: Decimal | None) -> int | None:
     return None if value is None else int((value * 100).to_integral_value())
 
@@ -297,6 +305,21 @@ class ClinicForm(forms.ModelForm):
         model = Clinic
         fields = ["address", "directions", "phone", "email"]
         widgets = {"address": forms.Textarea(attrs={"rows": 3}), "directions": forms.Textarea(attrs={"rows": 4})}
+
+    def clean_phone(self) -> str:
+        """Checked, and kept as typed: clients read it as the clinic writes it."""
+        typed = self.cleaned_data.get("phone", "").strip()
+        phone_input(typed)
+        return typed
+
+    def clean_address(self) -> str:
+        address = self.cleaned_data.get("address", "").strip()
+        if not address and SessionType.objects.filter(is_active=True, offers_in_person=True).exists():
+            raise forms.ValidationError(
+                "Give the clinic's address: clients who book in person are sent it. (A clinic that meets only"
+                " online unticks “Can be held in person” on its session types first.)"
+            )
+        return address
 
 
 class SessionTypeForm(forms.ModelForm):
@@ -650,10 +673,7 @@ class StaffBookingForm(forms.Form):
         return Booking.AgeConfirmation.ADULT if age is True else age
 
     def clean_phone(self) -> str:
-        try:
-            return phone_normalise(self.cleaned_data.get("phone", ""))
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        return phone_input(self.cleaned_data.get("phone", ""))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -293,3 +293,17 @@ def test_a_session_type_may_be_named_and_described_in_hindi_for_clients(admin_cl
     assert (added.name_hi, added.description_hi) == ("पारिवारिक सेशन", "माता-पिता और बच्चे साथ।")
     clinic = admin_client.get(reverse("staff:clinic")).content.decode()
     assert "Family session" in clinic and "पारिवारिक सेशन" not in clinic  # staff read the name they gave
+
+
+def test_clinic_details_refuse_a_phone_number_that_is_not_one_and_a_missing_address(admin_client, session_type):
+    data = {"address": "", "directions": "", "phone": "call us sometime", "email": ""}
+    response = admin_client.post(reverse("staff:clinic"), data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "<title>Error: Clinic settings" in html and "Give the clinic&#x27;s address" in html
+    assert 'href="#id_phone">Phone: ' in html
+    good = {**data, "address": "12 MG Road, Kochi", "phone": "+91 98450 12345"}
+    assert admin_client.post(reverse("staff:clinic"), good).status_code == 302
+    # A clinic that meets only online needs no address.
+    SessionType.objects.update(offers_in_person=False, offers_online=True)
+    assert admin_client.post(reverse("staff:clinic"), {**good, "address": ""}).status_code == 302
