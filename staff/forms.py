@@ -13,7 +13,7 @@ from allauth.mfa.totp.internal import auth as totp_auth
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -30,7 +30,7 @@ from bookings.models import (
 from bookings.services import (
     MODE_FLAGS,
     SessionTypeChanged,
-    SessionTypeInUse,
+    SessionTypeRefused,
     Settle,
     email_normalise,
     payment_captured_amount,
@@ -400,6 +400,8 @@ class SessionTypeForm(forms.ModelForm):
         else:
             slug.required = False
             slug.help_text = "Used in links, e.g. /book/?type=individual. Left empty, it is made from the name."
+            last = SessionType.objects.aggregate(last=Max("sort_order"))["last"]
+            self.initial["sort_order"] = 0 if last is None else last + 1  # after those there are
         use = session_type_use(stored)
         duration = self.fields["duration_minutes"]
         if use.bookings:
@@ -452,10 +454,10 @@ class SessionTypeForm(forms.ModelForm):
             seen = {}
         return seen if isinstance(seen, dict) else {}
 
-    def refused(self, error: SessionTypeChanged | SessionTypeInUse) -> None:
+    def refused(self, error: SessionTypeChanged | SessionTypeRefused) -> None:
         """Show why the save was refused. After someone else's change the page shows what is
         stored now and carries it as `seen`, so saving again means it."""
-        if isinstance(error, SessionTypeInUse):
+        if isinstance(error, SessionTypeRefused):
             self.add_error(error.field, error.message)
             return
         labels = {"price": "Price", **{n: str(f.label) for n, f in self.fields.items()}}

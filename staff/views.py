@@ -1346,7 +1346,7 @@ def session_type_save(form: SessionTypeForm) -> tuple[SessionType, int] | None:
     session_type = form.save(commit=False)
     try:
         told = services.session_type_save(session_type=session_type, seen=form.seen_values())
-    except (services.SessionTypeChanged, services.SessionTypeInUse) as error:
+    except (services.SessionTypeChanged, services.SessionTypeRefused) as error:
         form.refused(error)
         return None
     except IntegrityError:

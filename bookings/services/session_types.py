@@ -76,10 +76,10 @@ class SessionTypeChanged(BookingError):
         super().__init__("Someone else saved this session type while you had it open.")
 
 
-class SessionTypeInUse(BookingError):
-    """A change that what uses the session type forbids; `field` is the one refused."""
+class SessionTypeRefused(BookingError):
+    """A save refused by a rule, naming the `field` it is about."""
 
-    code = "session_type_in_use"
+    code = "session_type_refused"
 
     def __init__(self, message: str, field: str) -> None:
         self.field = field
@@ -94,8 +94,9 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
     placed in a slot as it is made (booking_create_by_staff) takes the same lock: made at the
     same moment, it either commits first and is counted here, or waits and then checks its slot
     against the new length. (Other bookings are placed later, by approval, which checks then.)
-    Refused (SessionTypeInUse) are a new length once a booking uses it, and dropping a way of
-    meeting while open bookings are held that way. With `seen`, what the editor was shown
+    Refused (SessionTypeRefused) are a new length once a booking uses it, dropping a way of
+    meeting while open bookings are held that way, and a name another bookable session type
+    has (clients would see two the same). With `seen`, what the editor was shown
     (session_type_shown), a save over someone else's change is refused (SessionTypeChanged),
     naming the fields they changed. Unique link names are the database's to enforce."""
     with transaction.atomic():
@@ -107,14 +108,22 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
                     raise SessionTypeChanged(changed)
             use = session_type_use(stored)
             if use.bookings and session_type.duration_minutes != stored.duration_minutes:
-                raise SessionTypeInUse(
+                raise SessionTypeRefused(
                     "A booking of this session type has just been made, so its length is now fixed.",
                     "duration_minutes",
                 )
             for mode, flag in MODE_FLAGS.items():
                 if use.open_by_mode.get(mode) and getattr(stored, flag) and not getattr(session_type, flag):
-                    raise SessionTypeInUse(
+                    raise SessionTypeRefused(
                         f"An open booking is held {Mode(mode).label.lower()}, so this way of meeting stays.", flag
                     )
+        if session_type.is_active:
+            twin = SessionType.objects.filter(is_active=True, name__iexact=session_type.name.strip())
+            if twin.exclude(pk=session_type.pk).exists():
+                raise SessionTypeRefused(
+                    "Clients can already book a session type of this name. Give this one another name, or"
+                    " untick “Clients can book it” on the other first.",
+                    "name",
+                )
         session_type.save()
         return waitlist_end_unserved()

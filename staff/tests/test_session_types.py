@@ -82,8 +82,8 @@ def test_an_administrator_adds_a_session_type_that_clients_can_then_book(admin_c
 
 
 def test_a_link_name_made_from_the_name_is_never_one_already_used(admin_client):
-    for _ in range(3):
-        assert admin_client.post(NEW, form_data()).status_code == 302
+    for name in ("Family session", "Family session!", "Family session?"):  # one link name
+        assert admin_client.post(NEW, form_data(name=name)).status_code == 302
     assert sorted(SessionType.objects.values_list("slug", flat=True)) == [
         "family-session",
         "family-session-2",
@@ -307,3 +307,14 @@ def test_clinic_details_refuse_a_phone_number_that_is_not_one_and_a_missing_addr
     # A clinic that meets only online needs no address.
     SessionType.objects.update(offers_in_person=False, offers_online=True)
     assert admin_client.post(reverse("staff:clinic"), {**good, "address": ""}).status_code == 302
+
+
+def test_a_name_clients_can_already_book_is_refused_and_a_new_type_comes_last(admin_client, session_type):
+    assert 'name="sort_order" value="1"' in admin_client.get(NEW).content.decode()  # after the one there is
+    response = admin_client.post(NEW, form_data(name=" individual SESSION "))
+    assert response.status_code == 400
+    assert "Clients can already book a session type of this name." in response.content.decode()
+    # Another length, offered instead of the first: the first stops being offered.
+    admin_client.post(edit(session_type), edit_data(admin_client, session_type, is_active=None))
+    assert admin_client.post(NEW, form_data(name="Individual session", duration_minutes=60)).status_code == 302
+    assert SessionType.objects.filter(name="Individual session").count() == 2
