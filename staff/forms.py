@@ -165,6 +165,16 @@ class VersionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
 
+class NoShowForm(VersionForm):
+    """Marking a no-show is final, and sits beside "Mark as completed": it asks for a tick."""
+
+    prefix = "no_show"  # its fields' names and ids on a page with other forms
+    confirm = forms.BooleanField(
+        label="The client did not come, and did not cancel",
+        error_messages={"required": "Tick this to confirm the client did not come: a no-show is final."},
+    )
+
+
 class ApproveForm(VersionForm):
     prefix = "approve"  # its fields' names and ids on a page with other forms
     slot = SlotChoiceField(
@@ -202,21 +212,31 @@ REJECT_REASONS = [
 
 class RejectForm(VersionForm):
     prefix = "reject"  # its fields' names and ids on a page with other forms
-    preset = forms.ChoiceField(label="Common reasons", required=False, choices=REJECT_REASONS, widget=forms.RadioSelect)
+    preset = forms.ChoiceField(
+        label="Common reasons",
+        required=False,
+        choices=[("", "None of these: I write the reason below"), *REJECT_REASONS],
+        initial="",
+        widget=forms.RadioSelect,
+    )
     # Required unless a common reason is chosen (clean()): the page does not call it optional.
     reason = forms.CharField(
         label="Reason",
         required=False,
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Sent to the client. Write your own, or choose a common reason above.",
+        help_text="Sent to the client. With a common reason, what you write here follows it.",
     )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        reason = (data.get("reason") or "").strip() or dict(REJECT_REASONS).get(data.get("preset") or "", "")
+        preset = dict(REJECT_REASONS).get(data.get("preset") or "", "")
+        reason = " ".join(part for part in (preset, (data.get("reason") or "").strip()) if part)
         if not reason:
-            self.add_error("reason", "Give a reason for rejecting this request.")
+            self.add_error("reason", "Give a reason for rejecting this request, or choose a common reason.")
+        elif len(reason) > 500:
+            room = 500 - len(preset) - 1
+            self.add_error("reason", f"With the common reason, keep your words to {room} characters.")
         data["reason"] = reason
         return data
 

@@ -66,6 +66,7 @@ from staff.forms import (
     InviteForm,
     MeetingUrlForm,
     MoveForm,
+    NoShowForm,
     PaymentSettleForm,
     PublishRangeForm,
     RejectForm,
@@ -629,7 +630,7 @@ def _detail_context(
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
         ctx["session_ended"] = booking.slot is not None and booking.slot.end <= timezone.now()
     if Status.NO_SHOW in staff_moves:
-        ctx["no_show_form"] = forms.get("no_show") or VersionForm(initial=version, prefix="no_show")
+        ctx["no_show_form"] = forms.get("no_show") or NoShowForm(initial=version)
     if Status.CANCELLED in staff_moves:
         ctx["cancel_form"] = forms.get("cancel") or CancelForm(initial=version)
         ctx["cancel_is_late"] = booking.slot is not None and services.cancellation_is_late(
@@ -1375,7 +1376,7 @@ def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         pk,
         "no_show",
-        VersionForm(request.POST, prefix="no_show"),
+        NoShowForm(request.POST),
         lambda d: services.booking_no_show(booking_id=pk, user=request.user, expected_version=d["version"]),
         "Marked as a no-show.",
     )

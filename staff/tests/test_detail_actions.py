@@ -285,6 +285,16 @@ def test_reject_with_a_reusable_reason(admin_client, pending):
     assert again.status_code == 200 and "cannot become rejected" in again.content.decode()
 
 
+def test_a_common_reason_and_words_of_ones_own_are_both_sent(admin_client, pending):
+    data = {"reject-version": pending.version, "reject-preset": "no_capacity"}
+    too_long = admin_client.post(url("reject", pending), {**data, "reject-reason": "x" * 500})
+    assert "With the common reason, keep your words to 444 characters." in too_long.content.decode()
+    words = "Our next openings are in March; you are welcome to ask again then."
+    assert admin_client.post(url("reject", pending), {**data, "reject-reason": words}).status_code == 302
+    pending.refresh_from_db()
+    assert pending.events.last().reason == f"We have no suitable time available in the coming weeks. {words}"
+
+
 # --- Complete -------------------------------------------------------------------------
 
 

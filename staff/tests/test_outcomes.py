@@ -93,19 +93,22 @@ def test_a_session_whose_time_has_passed_offers_moving_and_cancelling_only_as_th
 
 def test_marking_a_no_show_from_the_portal(counsellor_client, held):
     url = reverse("staff:booking_no_show", args=[held.pk])
-    response = counsellor_client.post(url, {"no_show-version": held.version}, **HX)
+    unticked = counsellor_client.post(url, {"no_show-version": held.version}, **HX).content.decode()
+    assert "Tick this to confirm the client did not come: a no-show is final." in unticked
+    assert Booking.objects.get(pk=held.pk).status == Status.CONFIRMED
+    response = counsellor_client.post(url, {"no_show-version": held.version, "no_show-confirm": "on"}, **HX)
     html = response.content.decode()
     assert response.status_code == 200 and 'id="booking-detail"' in html and "<html" not in html
     assert "Marked as a no-show." in html and "No-show" in html
     assert Booking.objects.get(pk=held.pk).status == Status.NO_SHOW
     # Again, with the old version: refused, nothing changes.
-    response = counsellor_client.post(url, {"no_show-version": held.version})
+    response = counsellor_client.post(url, {"no_show-version": held.version, "no_show-confirm": "on"})
     assert response.status_code == 409
 
 
 def test_another_counsellor_cannot_mark_it(login, other_counsellor_user, other_counsellor, held):
     response = login(other_counsellor_user).post(
-        reverse("staff:booking_no_show", args=[held.pk]), {"no_show-version": 1}
+        reverse("staff:booking_no_show", args=[held.pk]), {"no_show-version": 1, "no_show-confirm": "on"}
     )
     assert response.status_code == 404
     assert Booking.objects.get(pk=held.pk).status == Status.CONFIRMED
