@@ -21,6 +21,20 @@ class StaffAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
 
+    def add_message(
+        self, request: HttpRequest, level: int, message_template: str | None = None, *args: Any, **kwargs: Any
+    ) -> None:
+        """Leaves out what the next page says better: "Successfully signed in" (the next page
+        may be the second-factor setup, before signing in is done), and "Password changed"
+        after a link (the page after it says "Password saved")."""
+        if message_template == "account/messages/logged_in.txt":
+            return
+        match = getattr(request, "resolver_match", None)
+        from_link = match is not None and match.url_name == "account_reset_password_from_key"
+        if message_template == "account/messages/password_changed.txt" and from_link:
+            return
+        super().add_message(request, level, message_template, *args, **kwargs)
+
     def send_password_reset_mail(self, user: Any, email: str, context: dict[str, Any]) -> None:
         """Reset links go to the account's own address only. allauth would also send one to
         any other address recorded for the account, and setting a password through a link

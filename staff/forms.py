@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from allauth.account.forms import ResetPasswordKeyForm
 from allauth.core import context as allauth_context
 from allauth.mfa.totp import forms as totp_forms
 from allauth.mfa.totp.internal import auth as totp_auth
@@ -494,6 +495,15 @@ class SessionTypeForm(forms.ModelForm):
     def save(self, commit: bool = True) -> SessionType:
         self.instance.price = rupees_to_paise(self.cleaned_data["price_rupees"])
         return super().save(commit)
+
+
+class PasswordFromLinkForm(ResetPasswordKeyForm):
+    """Choosing a password from an invitation or reset link, labelled as the portal writes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["password1"].label = "New password"
+        self.fields["password2"].label = "New password again"
 
 
 class ActivateTOTPForm(totp_forms.ActivateTOTPForm):

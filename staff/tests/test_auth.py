@@ -167,9 +167,12 @@ def test_invite_staff_command_then_invitee_sets_a_password_and_signs_in(client, 
 
     response = client.get(link, follow=True)
     assert "Choose your password" in response.content.decode()
+    assert "New password again" in response.content.decode()
     form_url = response.redirect_chain[-1][0]
     response = client.post(form_url, {"password1": "river-lantern-pebble-42", "password2": "river-lantern-pebble-42"})
     assert response.status_code == 302
+    done = client.get(response["Location"]).content.decode()
+    assert "Password saved" in done and "successfully changed" not in done  # said once
     user.refresh_from_db()
     assert user.has_usable_password()
     # The link works once.
@@ -181,6 +184,7 @@ def test_invite_staff_command_then_invitee_sets_a_password_and_signs_in(client, 
     # The invitation link proved the address theirs: they can set up the app, and work.
     page = client.get(reverse("mfa_activate_totp")).content.decode()
     assert "verified your email" not in page
+    assert "Successfully signed in" not in page  # not until the second factor is set up
     secret = client.session[SECRET_SESSION_KEY]
     assert client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)}).status_code == 302
     dashboard = client.get(reverse("staff:dashboard")).content.decode()
