@@ -216,7 +216,7 @@ class RejectForm(VersionForm):
     preset = forms.ChoiceField(
         label="Common reasons",
         required=False,
-        choices=[("", "None of these: I write the reason below"), *REJECT_REASONS],
+        choices=[("", "None of these: I write my own below"), *REJECT_REASONS],
         initial="",
         widget=forms.RadioSelect,
     )
