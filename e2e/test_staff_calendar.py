@@ -271,6 +271,15 @@ def test_a_busy_hour_shows_one_session_and_the_rest_behind_a_more_link(tabs, adm
     page.keyboard.press("Enter")
     popover = page.locator(".fc-popover")
     expect(popover.get_by_role("link")).to_have_count(6)
+    # Focus goes into the list; its close button is a button; closing returns focus to "+6".
+    expect(popover).to_be_focused()
+    close = popover.get_by_role("button", name="Close")
+    close.focus()
+    page.keyboard.press("Enter")
+    expect(popover).to_have_count(0)
+    expect(more).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(popover.get_by_role("link")).to_have_count(6)
     # With the one on the grid, all seven.
     shown = [column.locator(".fc-timegrid-event").inner_text(), popover.inner_text()]
     assert all(any(booking.ack_id in text for text in shown) for booking in [*sessions, cancelled]), shown

@@ -99,6 +99,54 @@
     statusBox.hidden = !message;
   }
 
+  // The list "+N" opens: focus goes into it, its close button is reached by Tab and
+  // pressed with Enter or Space, and focus comes back to "+N" when it closes.
+  function popoverForKeyboard(popover, link) {
+    var close = popover.querySelector(".fc-popover-close");
+    if (close && !close.hasAttribute("tabindex")) {
+      close.setAttribute("role", "button");
+      close.setAttribute("tabindex", "0");
+      close.setAttribute("aria-label", close.getAttribute("title") || "Close");
+      close.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          close.click();
+        }
+      });
+    }
+    popover.setAttribute("tabindex", "-1");
+    popover.focus({ preventScroll: true }); // Tab goes on to its sessions
+    var watcher = new MutationObserver(function () {
+      if (popover.isConnected) return;
+      watcher.disconnect();
+      if (link && link.isConnected) link.focus();
+    });
+    watcher.observe(popover.parentNode, { childList: true });
+  }
+
+  var moreLink = null; // the "+N" last pressed
+  el.addEventListener(
+    "click",
+    function (event) {
+      moreLink = event.target.closest(".fc-more-link") || moreLink;
+    },
+    true
+  );
+  el.addEventListener(
+    "keydown",
+    function (event) {
+      moreLink = event.target.closest(".fc-more-link") || moreLink;
+    },
+    true
+  );
+  new MutationObserver(function (changes) {
+    changes.forEach(function (change) {
+      change.addedNodes.forEach(function (node) {
+        if (node.nodeType === 1 && node.classList.contains("fc-popover")) popoverForKeyboard(node, moreLink);
+      });
+    });
+  }).observe(el, { childList: true, subtree: true });
+
   function cancelledLast(a, b) {
     var one = a.ui.classNames.indexOf("ms-cancelled") >= 0;
     var other = b.ui.classNames.indexOf("ms-cancelled") >= 0;
@@ -146,6 +194,7 @@
     moreLinkDidMount: function (info) {
       info.el.setAttribute("role", "button");
     },
+
     // A Month day is labelled by its date alone, which hid its sessions from its name: the
     // cell is read by its content instead (the date's link, then the sessions).
     dayCellDidMount: function (info) {
