@@ -78,3 +78,24 @@ class SlotsHeld(BookingError):
     def __init__(self, message: str | None = None, *, bookings: list[Any] | None = None) -> None:
         self.bookings = list(bookings or [])
         super().__init__(message)
+
+
+class SessionTypeChanged(BookingError):
+    """Someone else saved the session type after the editor was opened: `fields` changed."""
+
+    code = "session_type_changed"
+
+    def __init__(self, fields: list[str]) -> None:
+        self.fields = fields
+        super().__init__("Someone else saved this session type while you had it open.")
+
+
+class SettingRefused(BookingError):
+    """A clinic setting (a session type, the clinic's details) refused by a rule, naming the
+    form `field` it is about."""
+
+    code = "setting_refused"
+
+    def __init__(self, message: str, field: str) -> None:
+        self.field = field
+        super().__init__(message)

@@ -18,6 +18,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
+from bookings.errors import SessionTypeChanged, SettingRefused
 from bookings.models import (
     Booking,
     Clinic,
@@ -30,8 +31,6 @@ from bookings.models import (
 )
 from bookings.services import (
     MODE_FLAGS,
-    SessionTypeChanged,
-    SessionTypeRefused,
     Settle,
     email_normalise,
     payment_captured_amount,
@@ -334,13 +333,7 @@ class ClinicForm(forms.ModelForm):
         return typed
 
     def clean_address(self) -> str:
-        address = self.cleaned_data.get("address", "").strip()
-        if not address and SessionType.objects.filter(is_active=True, offers_in_person=True).exists():
-            raise forms.ValidationError(
-                "Give the clinic's address: clients who book in person are sent it. (A clinic that meets only"
-                " online unticks “Can be held in person” on its session types first.)"
-            )
-        return address
+        return self.cleaned_data.get("address", "").strip()
 
 
 class SessionTypeForm(forms.ModelForm):
@@ -475,10 +468,10 @@ class SessionTypeForm(forms.ModelForm):
             seen = {}
         return seen if isinstance(seen, dict) else {}
 
-    def refused(self, error: SessionTypeChanged | SessionTypeRefused) -> None:
+    def refused(self, error: SessionTypeChanged | SettingRefused) -> None:
         """Show why the save was refused. After someone else's change the page shows what is
         stored now and carries it as `seen`, so saving again means it."""
-        if isinstance(error, SessionTypeRefused):
+        if isinstance(error, SettingRefused):
             self.add_error(error.field, error.message)
             return
         labels = {"price": "Price", **{n: str(f.label) for n, f in self.fields.items()}}

@@ -165,8 +165,9 @@ def staff_deactivate(*, user: User, by: User) -> Deactivation:
         member.is_active = False
         member.session_version += 1
         member.save(update_fields=["is_active", "session_version"])
-        hidden = Counsellor.objects.filter(user=member, is_active=True).update(is_active=False) > 0
-        told = waitlist_end_unserved() if hidden else 0
+        profile = Counsellor.objects.filter(user=member, is_active=True).first()
+        hidden = profile is not None and Counsellor.objects.filter(pk=profile.pk).update(is_active=False) > 0
+        told = waitlist_end_unserved(counsellor=profile) if hidden else 0
         AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.DEACTIVATED)
     logger.info(
         "staff account %s deactivated by %s (profile hidden: %s, open bookings: %s)",

@@ -29,7 +29,15 @@ from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import services
-from bookings.errors import BookingError, SlotsHeld, SlotUnavailable, StaleBooking, TooLate
+from bookings.errors import (
+    BookingError,
+    SessionTypeChanged,
+    SettingRefused,
+    SlotsHeld,
+    SlotUnavailable,
+    StaleBooking,
+    TooLate,
+)
 from bookings.forms import id_from
 from bookings.lifecycle import allowed_targets
 from bookings.models import (
@@ -1049,7 +1057,8 @@ def _availability_refused(
         extra["held"] = exc.bookings
     else:
         # The page is long: what went wrong is summed up at its top, where focus goes.
-        extra["refused"] = {"form": form, "message": exc.message if exc else "", "section": key}
+        anchor = f"{key}-form" if form is not None else f"{key}-h"  # the form, else its section
+        extra["refused"] = {"form": form, "message": exc.message if exc else "", "anchor": anchor}
     return render(
         request,
         "staff/availability.html",
@@ -1173,7 +1182,7 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
         return _availability_refused(request, counsellor, "room", form)
     with transaction.atomic():
         form.save()
-        told = services.waitlist_end_unserved()
+        told = services.waitlist_end_unserved(counsellor=counsellor)
     return _availability_done(request, counsellor, "Online room and modes saved." + _waitlist_told_text(told))
 
 
@@ -1313,9 +1322,13 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "session_types": list(SessionType.objects.all()), "nav": "clinic"}
     if request.method == "POST":
         if form.is_valid():
-            form.save()
-            messages.success(request, "Clinic details saved. Clients with in-person sessions see them.")
-            return redirect("staff:clinic")
+            try:
+                services.clinic_save(clinic=form.save(commit=False))
+            except SettingRefused as exc:
+                form.add_error(exc.field, exc.message)
+            else:
+                messages.success(request, "Clinic details saved. Clients with in-person sessions see them.")
+                return redirect("staff:clinic")
         return render(request, "staff/clinic.html", context, status=400)
     return render(request, "staff/clinic.html", context)
 
@@ -1347,7 +1360,7 @@ def session_type_save(form: SessionTypeForm) -> tuple[SessionType, int] | None:
     session_type = form.save(commit=False)
     try:
         told = services.session_type_save(session_type=session_type, seen=form.seen_values())
-    except (services.SessionTypeChanged, services.SessionTypeRefused) as error:
+    except (SessionTypeChanged, SettingRefused) as error:
         form.refused(error)
         return None
     except IntegrityError:
@@ -1407,11 +1420,11 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
             return render(request, "staff/profile.html", context, status=400)
         with transaction.atomic():
             form.save()
-            told = services.waitlist_end_unserved()
-        if counsellor.is_active:
-            messages.success(request, "Profile saved. Clients see it on the “Our counsellors” page.")
-        else:
-            messages.success(request, "Profile saved. It is hidden from clients." + _waitlist_told_text(told))
+            told = services.waitlist_end_unserved(counsellor=counsellor)
+        shown = (
+            "Clients see it on the “Our counsellors” page." if counsellor.is_active else "It is hidden from clients."
+        )
+        messages.success(request, f"Profile saved. {shown}" + _waitlist_told_text(told))
         return redirect("staff:profile_edit", counsellor_id=counsellor.pk)
     return render(request, "staff/profile.html", context)
 

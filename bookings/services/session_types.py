@@ -1,5 +1,7 @@
-"""Session types: the kinds of session clients book, and what of one is fixed by what already
-uses it. Staff forms show these rules; `session_type_save` enforces them."""
+"""Session types, the kinds of session clients book, and the clinic's details that clients who
+book in person are sent: what of a session type is fixed by what already uses it, and what
+the two need of each other. Staff forms show these rules; `session_type_save` and
+`clinic_save` enforce them."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from typing import Any
 
 from django.db import transaction
 
-from bookings.errors import BookingError
-from bookings.models import ACTIVE_STATUSES, Mode, SessionType, WaitlistEntry
+from bookings.errors import SessionTypeChanged, SettingRefused
+from bookings.models import ACTIVE_STATUSES, Clinic, Mode, SessionType, WaitlistEntry
 from bookings.services.waitlist import WAITLIST_LIVE, waitlist_end_unserved
 
 # What an editor is shown of a session type, and so what `seen` carries (see session_type_save).
@@ -66,24 +68,38 @@ def session_type_shown(session_type: SessionType) -> dict[str, Any]:
     return {name: getattr(session_type, name) for name in SESSION_TYPE_SHOWN}
 
 
-class SessionTypeChanged(BookingError):
-    """Someone else saved the session type after the editor was opened: `fields` changed."""
-
-    code = "session_type_changed"
-
-    def __init__(self, fields: list[str]) -> None:
-        self.fields = fields
-        super().__init__("Someone else saved this session type while you had it open.")
+NO_ADDRESS = (
+    "Clients who book in person are sent the clinic's address, and there is none yet: add it in Clinic settings first."
+)
 
 
-class SessionTypeRefused(BookingError):
-    """A save refused by a rule, naming the `field` it is about."""
+def _check_bookable(session_type: SessionType, *, stored: SessionType | None) -> None:
+    """What a session type clients can book needs: a name (and Hindi name) of its own, since
+    clients choose by name; and, when it starts to be held in person, the clinic's address."""
+    others = SessionType.objects.filter(is_active=True).exclude(pk=session_type.pk)
+    if others.filter(name__iexact=session_type.name.strip()).exists():
+        raise SettingRefused(
+            "Clients can already book a session type of this name. Give this one another name, or untick"
+            " “Clients can book it” on the other first.",
+            "name",
+        )
+    if session_type.name_hi.strip() and others.filter(name_hi__iexact=session_type.name_hi.strip()).exists():
+        raise SettingRefused("Clients reading in Hindi can already book a session type of this name.", "name_hi")
+    was_in_person = stored is not None and stored.is_active and stored.offers_in_person
+    if session_type.offers_in_person and not was_in_person and not Clinic.load().address.strip():
+        raise SettingRefused(NO_ADDRESS, "offers_in_person")
 
-    code = "session_type_refused"
 
-    def __init__(self, message: str, field: str) -> None:
-        self.field = field
-        super().__init__(message)
+def clinic_save(*, clinic: Clinic) -> None:
+    """Save the clinic's details. Refused (SettingRefused): an empty address while clients can
+    book sessions held in person."""
+    if not clinic.address.strip() and SessionType.objects.filter(is_active=True, offers_in_person=True).exists():
+        raise SettingRefused(
+            "Give the clinic's address: clients who book in person are sent it. (A clinic that meets only"
+            " online unticks “Can be held in person” on its session types first.)",
+            "address",
+        )
+    clinic.save()
 
 
 def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None = None) -> int:
@@ -94,7 +110,7 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
     placed in a slot as it is made (booking_create_by_staff) takes the same lock: made at the
     same moment, it either commits first and is counted here, or waits and then checks its slot
     against the new length. (Other bookings are placed later, by approval, which checks then.)
-    Refused (SessionTypeRefused) are a new length once a booking uses it, dropping a way of
+    Refused (SettingRefused) are a new length once a booking uses it, dropping a way of
     meeting while open bookings are held that way, and a name another bookable session type
     has (clients would see two the same). With `seen`, what the editor was shown
     (session_type_shown), a save over someone else's change is refused (SessionTypeChanged),
@@ -108,22 +124,16 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
                     raise SessionTypeChanged(changed)
             use = session_type_use(stored)
             if use.bookings and session_type.duration_minutes != stored.duration_minutes:
-                raise SessionTypeRefused(
+                raise SettingRefused(
                     "A booking of this session type has just been made, so its length is now fixed.",
                     "duration_minutes",
                 )
             for mode, flag in MODE_FLAGS.items():
                 if use.open_by_mode.get(mode) and getattr(stored, flag) and not getattr(session_type, flag):
-                    raise SessionTypeRefused(
+                    raise SettingRefused(
                         f"An open booking is held {Mode(mode).label.lower()}, so this way of meeting stays.", flag
                     )
         if session_type.is_active:
-            twin = SessionType.objects.filter(is_active=True, name__iexact=session_type.name.strip())
-            if twin.exclude(pk=session_type.pk).exists():
-                raise SessionTypeRefused(
-                    "Clients can already book a session type of this name. Give this one another name, or"
-                    " untick “Clients can book it” on the other first.",
-                    "name",
-                )
+            _check_bookable(session_type, stored=stored if session_type.pk is not None else None)
         session_type.save()
-        return waitlist_end_unserved()
+        return waitlist_end_unserved(session_type=session_type)

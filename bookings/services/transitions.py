@@ -141,7 +141,11 @@ def _check_mode(*, session_type: SessionType, mode: str, counsellor: Counsellor 
             mode == Mode.IN_PERSON and counsellor.offers_in_person
         )
         if not offered:
-            raise BookingError(f"{counsellor.display_name} does not offer {Mode(mode).label.lower()} sessions.")
+            if mode == Mode.ONLINE:
+                message = gettext("%(name)s does not meet clients online. Choose in person, or another counsellor.")
+            else:
+                message = gettext("%(name)s does not meet clients in person. Choose online, or another counsellor.")
+            raise BookingError(message % {"name": counsellor.display_name})
 
 
 def _too_close_to_pay_message() -> str:

@@ -117,14 +117,17 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
                 continue
             if entry.email in emailed:
                 continue  # one email per address per slot, whatever their number of entries
+            # Still live? The place may have ended since it was read (waitlist_end_unserved,
+            # which holds its row until it commits): then it is passed by.
+            if not WaitlistEntry.objects.filter(pk=entry.pk, status__in=WAITLIST_LIVE).update(
+                status=WaitlistEntry.State.OFFERED, updated_at=timezone.now()
+            ):
+                continue
             try:
                 with transaction.atomic():
                     WaitlistOffer.objects.create(entry=entry, slot=slot)
             except IntegrityError:
                 continue
-            WaitlistEntry.objects.filter(pk=entry.pk).update(
-                status=WaitlistEntry.State.OFFERED, updated_at=timezone.now()
-            )
             query = urlencode({"slot": slot.pk, "type": entry.session_type.slug})
             notifications.waitlist_offer(
                 entry=entry,
@@ -236,26 +239,29 @@ def _unserved_reason(entry: WaitlistEntry) -> str | None:
     return None
 
 
-def waitlist_end_unserved() -> int:
+def waitlist_end_unserved(*, session_type: SessionType | None = None, counsellor: Counsellor | None = None) -> int:
     """End the live waitlist places the clinic can no longer serve, and tell each confirmed
     client why: their session type is no longer offered (or no longer held their way), or
     the counsellor they asked for is hidden from clients (or no longer meets their way).
     Otherwise they would be sent no times and learn nothing until their last day passed.
 
-    Call it in the transaction that made the change (a session type, a counsellor's profile
-    or ways of meeting, an account deactivated); the emails leave after it commits. Returns
-    how many clients were told (places never confirmed end silently). Live places are few,
-    so this is one small query when none end."""
+    Call it in the transaction that changed `session_type` or `counsellor` (a session type,
+    a counsellor's profile or ways of meeting, an account deactivated), for the places
+    waiting for that one; the emails leave after it commits. The daily sweep
+    (waitlist_expire) calls it for all. Returns how many clients were told (places never
+    confirmed end silently). Live places are few: one small query when none end."""
     from bookings.emails import absolute_url
 
     unserved = Q(session_type__is_active=False) | Q(counsellor__is_active=False)
     for mode, offers in ((Mode.ONLINE, "offers_online"), (Mode.IN_PERSON, "offers_in_person")):
         unserved |= Q(mode=mode) & (Q(**{f"session_type__{offers}": False}) | Q(**{f"counsellor__{offers}": False}))
-    entries = (
-        WaitlistEntry.objects.select_for_update(of=("self",))
-        .filter(unserved, status__in=WAITLIST_LIVE)
-        .select_related("session_type", "counsellor")
-    )
+    entries = WaitlistEntry.objects.filter(unserved, status__in=WAITLIST_LIVE)
+    if session_type is not None:
+        entries = entries.filter(session_type=session_type)
+    if counsellor is not None:
+        entries = entries.filter(counsellor=counsellor)
+    # Locked in one order, as offers lock them one by one (waitlist_offer_slot).
+    entries = entries.select_for_update(of=("self",)).select_related("session_type", "counsellor").order_by("pk")
     told = 0
     with transaction.atomic():
         for entry in entries:
@@ -275,16 +281,19 @@ def waitlist_end_unserved() -> int:
 
 def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
     """The waitlist sweep, safe to run often and concurrently (each change is one guarded
-    UPDATE or DELETE): entries whose last day has passed expire; unconfirmed entries older
-    than DRAFT_RETENTION_HOURS and entries finished WAITLIST_FINISHED_KEEP_DAYS ago are
-    deleted with their links, since they hold a name and an email address."""
+    UPDATE or DELETE, or made on locked rows): entries whose last day has passed expire;
+    those the clinic can no longer serve end, their clients told (waitlist_end_unserved,
+    for changes made outside the portal); unconfirmed entries older than
+    DRAFT_RETENTION_HOURS and entries finished WAITLIST_FINISHED_KEEP_DAYS ago are deleted
+    with their links, since they hold a name and an email address."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     expired = WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, date_to__lt=today).update(
         status=WaitlistEntry.State.EXPIRED, updated_at=now
     )
+    ended = waitlist_end_unserved()  # any a change outside the portal left waiting
     stale = Q(verified_at__isnull=True, created_at__lt=now - timedelta(hours=settings.DRAFT_RETENTION_HOURS)) | (
         ~Q(status__in=WAITLIST_LIVE) & Q(updated_at__lt=now - timedelta(days=WAITLIST_FINISHED_KEEP_DAYS))
     )
     _count, per_model = WaitlistEntry.objects.filter(stale).delete()
-    return {"expired": expired, "deleted": per_model.get(WaitlistEntry._meta.label, 0)}
+    return {"expired": expired, "ended": ended, "deleted": per_model.get(WaitlistEntry._meta.label, 0)}

@@ -196,7 +196,7 @@ def test_approve_refuses_a_counsellor_who_does_not_offer_the_bookings_mode(make_
     booking = make_booking(Status.PENDING, mode=Mode.IN_PERSON, counsellor=None)
     # Not offered in the approve form's choices, and refused if posted anyway.
     assert online_only not in approve_slot_choices(user=admin_user, booking=booking)
-    with pytest.raises(BookingError, match="does not offer in person sessions"):
+    with pytest.raises(BookingError, match=r"does not meet clients in person\. Choose online, or another counsellor\."):
         booking_approve(booking_id=booking.pk, slot_id=online_only.pk, user=admin_user)
     booking.refresh_from_db()
     assert booking.status == Status.PENDING

@@ -309,7 +309,7 @@ def test_entries_expire_after_their_last_day_and_stale_ones_go(offer, wait, slot
     current = wait("current@example.com")
     wait("unconfirmed@example.com", verified=False, created_at=timezone.now() - timedelta(days=5))
     result = waitlist_expire()
-    assert result == {"expired": 1, "deleted": 1}
+    assert result == {"expired": 1, "ended": 0, "deleted": 1}
     past.refresh_from_db()
     current.refresh_from_db()
     assert past.status == WaitlistEntry.State.EXPIRED and current.status == WaitlistEntry.State.WAITING

@@ -182,3 +182,15 @@ def test_a_refused_form_is_summed_up_at_the_top_and_its_address_leads_back(couns
     # The address bar now shows the form's address: opened again, it leads back to the page.
     again = counsellor_client.get(act("blocked_add", counsellor))
     assert again.status_code == 302 and again["Location"] == reverse("staff:availability", args=[counsellor.pk])
+
+
+def test_a_slot_kept_for_the_records_is_explained_once_at_the_top(counsellor_client, counsellor, make_booking):
+    slot = Slot.objects.create(
+        counsellor=counsellor, start=next_weekday_at(15), end=next_weekday_at(15) + timedelta(minutes=50)
+    )
+    make_booking(Status.CANCELLED, slot=slot)
+    response = counsellor_client.post(act("slot_delete", counsellor, slot.pk))
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert html.count("Earlier bookings refer to this slot") == 1
+    assert 'href="#slots-h">Earlier bookings refer to this slot' in html and 'id="slots-h"' in html

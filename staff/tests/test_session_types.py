@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from bookings.models import Mode, SessionType, Status
+from bookings.models import Clinic, Mode, SessionType, Status
 from bookings.services import booking_approve
 from staff.forms import SessionTypeForm
 from staff.views import session_type_save
@@ -16,6 +16,12 @@ from staff.views import session_type_save
 pytestmark = pytest.mark.django_db
 
 NEW = reverse("staff:session_type_new")
+
+
+@pytest.fixture(autouse=True)
+def clinic_address(db) -> None:
+    """Clients who book in person are sent it: session types held in person need it."""
+    Clinic.objects.update_or_create(pk=Clinic.load().pk, defaults={"address": "12 MG Road, Kochi"})
 
 
 def edit(session_type: SessionType) -> str:
@@ -296,17 +302,34 @@ def test_a_session_type_may_be_named_and_described_in_hindi_for_clients(admin_cl
 
 
 def test_clinic_details_refuse_a_phone_number_that_is_not_one_and_a_missing_address(admin_client, session_type):
-    data = {"address": "", "directions": "", "phone": "call us sometime", "email": ""}
+    data = {"address": "12 MG Road, Kochi", "directions": "", "phone": "call us sometime", "email": ""}
     response = admin_client.post(reverse("staff:clinic"), data)
     assert response.status_code == 400
     html = response.content.decode()
-    assert "<title>Error: Clinic settings" in html and "Give the clinic&#x27;s address" in html
-    assert 'href="#id_phone">Phone: ' in html
-    good = {**data, "address": "12 MG Road, Kochi", "phone": "+91 98450 12345"}
+    assert "<title>Error: Clinic settings" in html and 'href="#id_phone">Phone: ' in html
+    good = {**data, "phone": "+91 98450 12345"}
+    response = admin_client.post(reverse("staff:clinic"), {**good, "address": " "})
+    assert response.status_code == 400 and "Give the clinic&#x27;s address" in response.content.decode()
     assert admin_client.post(reverse("staff:clinic"), good).status_code == 302
+    assert Clinic.load().phone == "+91 98450 12345"  # as typed
     # A clinic that meets only online needs no address.
     SessionType.objects.update(offers_in_person=False, offers_online=True)
     assert admin_client.post(reverse("staff:clinic"), {**good, "address": ""}).status_code == 302
+
+
+def test_a_session_type_held_in_person_needs_the_clinics_address_first(admin_client, session_type):
+    Clinic.objects.update(address="")
+    response = admin_client.post(NEW, form_data())
+    assert response.status_code == 400
+    assert "Clients who book in person are sent the clinic&#x27;s address, and there is none yet" in (
+        response.content.decode()
+    )
+    assert admin_client.post(NEW, form_data(offers_in_person=None)).status_code == 302  # online only
+    # One already held in person is not refused its other changes.
+    assert (
+        admin_client.post(edit(session_type), edit_data(admin_client, session_type, price_rupees="1600")).status_code
+        == 302
+    )
 
 
 def test_a_name_clients_can_already_book_is_refused_and_a_new_type_comes_last(admin_client, session_type):

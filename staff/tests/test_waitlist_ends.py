@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Mode, OutboundEmail, SessionType, Slot, WaitlistEntry
-from bookings.services import waitlist_end_unserved, waitlist_offer_slot
+from bookings.services import waitlist_end_unserved, waitlist_expire, waitlist_offer_slot
 from conftest import next_weekday_at
 from staff.tests.test_profile import VALID as PROFILE
 from staff.tests.test_session_types import edit, edit_data
@@ -135,3 +135,29 @@ def test_a_place_the_session_type_cannot_hold_is_never_offered_a_time(session_ty
     assert waitlist_offer_slot(slot_id=slot.pk) == 0
     SessionType.objects.filter(pk=session_type.pk).update(offers_in_person=True)
     assert waitlist_offer_slot(slot_id=slot.pk) == 1
+
+
+def test_a_page_ends_only_the_places_its_change_concerns_and_the_daily_sweep_the_rest(
+    counsellor_client, counsellor, other_counsellor, wait
+):
+    wait("theirs@example.com", counsellor=other_counsellor)
+    other_counsellor.__class__.objects.filter(pk=other_counsellor.pk).update(is_active=False)  # not by the portal
+    response = counsellor_client.post(
+        reverse("staff:availability_room", args=[counsellor.pk]),
+        {"room-offers_online": "on", "room-offers_in_person": "on"},
+        follow=True,
+    )
+    assert "Online room and modes saved." in response.content.decode()
+    assert "on the waitlist" not in response.content.decode()
+    assert statuses() == {"theirs@example.com": "waiting"}
+    assert waitlist_expire() == {"expired": 0, "ended": 1, "deleted": 0}
+    assert statuses() == {"theirs@example.com": "closed"}
+
+
+def test_an_active_profile_saved_without_a_way_of_meeting_says_who_was_told(admin_client, counsellor, wait):
+    wait("room@example.com", counsellor=counsellor, mode=Mode.IN_PERSON)
+    data = {**PROFILE, "is_active": "on"}  # online only: no in-person field sent
+    response = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), data, follow=True)
+    assert "Clients see it on the “Our counsellors” page. 1 client on the waitlist was emailed" in (
+        response.content.decode()
+    )

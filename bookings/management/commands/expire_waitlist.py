@@ -1,4 +1,5 @@
-"""Expire waitlist entries whose last day has passed, and delete stale ones.
+"""Expire waitlist entries whose last day has passed, end those the clinic can no longer
+serve (telling the clients), and delete stale ones.
 
 Safe to run from cron as often as wanted, even twice at once (see services.waitlist_expire).
 """
@@ -17,4 +18,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = waitlist_expire()
-        self.stdout.write(f"expired {result['expired']} waitlist entr(y/ies); deleted {result['deleted']}")
+        self.stdout.write(
+            f"expired {result['expired']} waitlist entr(y/ies); ended {result['ended']}; deleted {result['deleted']}"
+        )
