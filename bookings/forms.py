@@ -288,6 +288,8 @@ class ConsentForm(JourneyForm):
 
 # Separators people type or paste inside an ID: spaces and dashes (hyphen to em dash), dots.
 _ACK_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.]+")
+# "MS" and a separator: the prefix was typed ("MS-7K3Q" is a short ID, not the code "MS7K3Q").
+_ACK_PREFIX = re.compile(r"\s*ms[\s\-\u2010-\u2015_.]", re.IGNORECASE)
 # What an ID never contains: the look-alikes 0 and O, 1, I and L are all left out of the
 # alphabet, so no typed look-alike can be mapped to the character meant.
 _ACK_NEVER = sorted(set(string.digits + string.ascii_uppercase) - set(ACK_ALPHABET))
@@ -308,8 +310,9 @@ class AckLookupForm(JourneyForm):
     def clean_ack_id(self) -> str:
         # People copy IDs with spaces, dashes of every kind and in lower case ("ms 2xqx-7f"),
         # or type only the six characters after "MS-".
-        compact = _ACK_SEPARATORS.sub("", self.cleaned_data["ack_id"]).upper()
-        if len(compact) == ACK_LENGTH:
+        typed = self.cleaned_data["ack_id"]
+        compact = _ACK_SEPARATORS.sub("", typed).upper()
+        if len(compact) == ACK_LENGTH and not _ACK_PREFIX.match(typed):
             compact = f"MS{compact}"
         normalised = services.ack_id_normalise(compact)
         if normalised is None:

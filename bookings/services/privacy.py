@@ -162,7 +162,8 @@ def privacy_export(*, token: str) -> dict[str, Any]:
     )
 
     def when(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
+        """In the clinic's time zone, with its offset, as every page and email shows times."""
+        return timezone.localtime(value).isoformat() if value else None
 
     logger.info("export: data for %s booking(s) downloaded", len(bookings))
     return {
@@ -185,7 +186,7 @@ def privacy_export(*, token: str) -> dict[str, Any]:
                 "mode": b.mode,
                 "counsellor": b.counsellor.display_name if b.counsellor else None,
                 "session_start": when(b.slot.start) if b.slot else None,
-                "session_end": when(b.slot.end) if b.slot else None,
+                "session_end": when(b.slot.start + b.session_type.duration) if b.slot else None,
                 "amount_minor_units": b.amount,
                 "currency": b.currency,
                 "events": [

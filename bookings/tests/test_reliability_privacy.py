@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Status
 from bookings.services import booking_cancel
@@ -76,6 +77,11 @@ def test_export_by_emailed_link_is_a_json_file_of_every_booking_and_event(client
     assert by_id[history["paid"].ack_id]["what_brings_you"] == "Grief since March"
     assert by_id[history["paid"].ack_id]["payments"][0]["status"] == "confirmed"
     assert by_id[history["cancelled"].ack_id]["events"][0]["to"] == "cancelled"
+    # The session's own end (its slot may be longer), in the clinic's time, as pages show it.
+    paid = history["paid"]
+    exported = by_id[paid.ack_id]
+    assert exported["session_end"] == timezone.localtime(paid.slot.start + paid.session_type.duration).isoformat()
+    assert exported["session_start"] == timezone.localtime(paid.slot.start).isoformat()
     assert history["other"].ack_id not in download.content.decode()
     # A made-up link downloads nothing.
     assert client.get("/privacy/export/not-a-real-token-at-all/").status_code == 404

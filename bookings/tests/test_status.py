@@ -72,7 +72,8 @@ def test_ack_lookup_without_the_dash_is_accepted(client, make_booking):
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "MS-", "MS-ABC", "MS-ABCDEF1", "MS-OOOOOO", "<script>alert(1)</script>", "x" * 300]
+    "bad",
+    ["", "MS-", "MS-ABC", "MS-ABCD", "ms xyzw", "MS-ABCDEF1", "MS-OOOOOO", "<script>alert(1)</script>", "x" * 300],
 )
 def test_ack_lookup_validates_the_format(client, bad):
     response = _ack(client, bad)

@@ -1,4 +1,5 @@
-// The client journey's small helpers, on the booking wizard and the "Move your session" page.
+// The client journey's small helpers, on the pages with forms (the booking wizard, "Move your
+// session", the status lookup, the waitlist, the counsellor filter).
 // Everything works without this file; it only makes htmx swaps behave as a full page load
 // would: refusals shown, focus moved, the reader's place kept, the language switch returning
 // to the page shown.
