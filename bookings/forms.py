@@ -238,8 +238,8 @@ class AboutStepForm(JourneyForm):
                 widget=CHECKBOX,
                 error_messages={
                     "required": _(
-                        "Confirm that you are 18 or over. If you are younger, please ask a parent "
-                        "or guardian to contact the clinic with you."
+                        "Tick the box to confirm you are 18 or over. (If you are younger, a parent or "
+                        "guardian can contact the clinic with you.)"
                     ),
                 },
             )

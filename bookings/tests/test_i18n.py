@@ -213,7 +213,7 @@ def test_the_switcher_is_a_labelled_form_that_sets_the_language_without_javascri
     form = re.search(r'<form action="/i18n/setlang/" method="post".*?</form>', page, re.S).group(0)
     assert 'name="csrfmiddlewaretoken"' in form
     assert '<label for="language-select">' in form and '<select id="language-select" name="language"' in form
-    assert 'value="hi"' in form and "हिन्दी" in form and 'type="submit"' in form
+    assert 'value="hi"' in form and ">हिंदी</option>" in form and 'type="submit"' in form  # by its own name
 
     response = client.post("/i18n/setlang/", {"language": "hi", "next": "/status/"})
     assert response.status_code == 302 and response["Location"] == "/status/"
@@ -221,6 +221,7 @@ def test_the_switcher_is_a_labelled_form_that_sets_the_language_without_javascri
     page = client.get("/status/").content.decode()
     assert '<html lang="hi"' in page and "बुकिंग देखें" in page
     assert '<option value="hi" lang="hi" selected>' in page
+    assert '<option value="en" lang="en">English</option>' in page  # found by those who read English
 
     client.post("/i18n/setlang/", {"language": "en", "next": "/"})
     assert '<html lang="en"' in client.get("/").content.decode()

@@ -195,7 +195,7 @@ def test_preferred_times_instead_of_a_slot(client, session_type):
         ({"phone": "12345"}, "id_phone", "This phone number is not valid"),
         ({"client_name": ""}, "id_client_name", "Enter your name"),
         ({"client_name": "x" * 121}, "id_client_name", "Use 120 characters or fewer."),
-        ({"age": ""}, "id_age", "Confirm that you are 18 or over"),
+        ({"age": ""}, "id_age", "Tick the box to confirm you are 18 or over."),
     ],
 )
 def test_about_step_refuses_bad_input_with_a_linked_summary(client, session_type, slot, change, anchor, message):
