@@ -7,6 +7,7 @@ its delivery after commit. Templates live in templates/emails/<kind>-subject.txt
 
 from __future__ import annotations
 
+import email.policy
 import logging
 from datetime import timedelta
 
@@ -19,6 +20,15 @@ from django.utils import timezone, translation
 from bookings.models import Booking, Clinic, OutboundEmail
 
 logger = logging.getLogger(__name__)
+
+
+class Message(EmailMultiAlternatives):
+    """Headers written each on one line (RFC 5322 allows 998 characters). Python before 3.13
+    drops the space where it folds a long non-ASCII header between two encoded words, so a
+    Hindi subject arrived as "आपके सेशन का समयआरक्षित है"."""
+
+    def message(self, *, policy: email.policy.Policy = email.policy.default) -> email.message.EmailMessage:
+        return super().message(policy=policy.clone(max_line_length=998))
 
 
 def absolute_url(path: str) -> str:
@@ -87,7 +97,7 @@ def email_deliver(*, email_id: int) -> bool:
         )
         if email is None:
             return False
-        message = EmailMultiAlternatives(
+        message = Message(
             subject=email.subject,
             body=email.body_text,
             from_email=settings.DEFAULT_FROM_EMAIL,

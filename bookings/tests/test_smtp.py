@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from aiosmtpd.controller import Controller
 
+from bookings.emails import email_deliver
 from bookings.models import Booking, OutboundEmail, Status
 from bookings.tests.journey import submit, walk_to_review
 
@@ -100,3 +101,15 @@ def test_an_smtp_failure_keeps_the_draft_and_the_email_for_a_retry(client, sessi
     assert Booking.objects.get().status == Status.DRAFT
     queued = OutboundEmail.objects.get()
     assert queued.status == OutboundEmail.State.PENDING and queued.attempts == 1 and queued.last_error
+
+
+def test_a_long_hindi_subject_arrives_with_every_space(smtp_inbox, make_booking, counsellor):
+    """Folded by Python before 3.13, it lost the space at each fold: "समयआरक्षित"."""
+    booking = make_booking(Status.APPROVED, language="hi")
+    subject = f"आपके सेशन का समय आरक्षित है: {booking.ack_id} — कृपया भुगतान करके इसे पक्का करें"
+    queued = OutboundEmail.objects.create(
+        kind="approved", booking=booking, to=booking.email, subject=subject, body_text="नमस्ते", body_html=""
+    )
+    assert email_deliver(email_id=queued.pk)
+    (received,) = smtp_inbox.messages
+    assert received["Subject"] == subject
