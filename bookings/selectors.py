@@ -215,15 +215,16 @@ class FreeSlot:
 # For the status lookup: only what it shows (the status) is read. No ORDER BY: ack_id is
 # unique, and first()'s default newest-first ordering only makes PostgreSQL plan longer.
 _STATUS_BY_ACK_ID = CompiledQuery(
-    lambda ack_id: Booking.objects.filter(ack_id=ack_id).order_by().values("status")[:1],
+    lambda ack_id: Booking.objects.filter(ack_id=ack_id).order_by().values("status", "anonymised_at")[:1],
     ack_id="MS-000000",
 )
 
 
-def booking_status_by_ack_id(ack_id: str) -> str | None:
-    """The status of the booking with this acknowledgement ID, or None if there is none."""
+def booking_status_by_ack_id(ack_id: str) -> tuple[str, bool] | None:
+    """The status of the booking with this acknowledgement ID, and whether its details were
+    erased (it has no links any more); None if there is none."""
     rows = _STATUS_BY_ACK_ID(ack_id=ack_id)
-    return rows[0]["status"] if rows else None
+    return (rows[0]["status"], rows[0]["anonymised_at"] is not None) if rows else None
 
 
 # The booking page's link, its booking and the booking's session: one query, compiled once

@@ -116,6 +116,8 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
     """A calm page for an emailed link that cannot be used, saying what to do instead."""
     booking = exc.link.booking if exc.link is not None else None
     can_resend = purpose == LinkToken.Purpose.VERIFY and booking is not None and booking.status == Status.DRAFT
+    if booking is not None and booking.anonymised_at is not None:
+        return render(request, "bookings/link_erased.html", status=410)
     context = {
         "reason": exc.reason,
         "title": LINK_PROBLEM_TITLES.get(exc.reason, LINK_PROBLEM_TITLES["unknown"]),
@@ -207,10 +209,11 @@ def status(request: HttpRequest) -> HttpResponse:
         return render(request, "bookings/status.html", context)
 
     if lookup == "ack":
-        status = selectors.booking_status_by_ack_id(form.cleaned_data["ack_id"])
+        found = selectors.booking_status_by_ack_id(form.cleaned_data["ack_id"])
         context["ack_id"] = form.cleaned_data["ack_id"]
-        if status is not None:
-            context["result"] = {"label": CLIENT_LABELS[status], "next_step": NEXT_STEPS[status]}
+        if found is not None:
+            status, erased = found
+            context["result"] = {"label": CLIENT_LABELS[status], "next_step": NEXT_STEPS[status], "erased": erased}
         return render(request, "bookings/status.html", context)
 
     email = services.email_normalise(form.cleaned_data["email"])

@@ -67,7 +67,9 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
         )
         # The provider's payloads go; the amounts and references stay (the accounts need them).
         Payment.objects.filter(booking=booking).update(raw={})
-        LinkToken.objects.filter(booking=booking).delete()
+        # Revoked, not deleted: a link opened later says the details were erased, rather than
+        # that it was mistyped. (A token is the hash of a random secret: nothing personal.)
+        LinkToken.objects.filter(booking=booking, revoked_at__isnull=True).update(revoked_at=timezone.now())
         BookingEvent.objects.filter(booking=booking).update(reason="")
         booking_record(booking=booking, action="anonymised", actor=Actor.SYSTEM, reason=reason)
     logger.info("booking %s anonymised", booking_id)

@@ -88,6 +88,7 @@ def test_export_by_emailed_link_is_a_json_file_of_every_booking_and_event(client
 
 
 def test_erasure_is_refused_while_a_booking_is_active_then_done_once_it_is_cancelled(client, history):
+    page_link = page(history["paid"])
     client.post(page(history["active"]) + "privacy/erase/")
     link = emailed_link("erase")
     assert "Erase my data" in mail.outbox[-1].body
@@ -118,6 +119,11 @@ def test_erasure_is_refused_while_a_booking_is_active_then_done_once_it_is_cance
     # Someone else's booking is untouched; the link worked once.
     assert Booking.objects.get(pk=history["other"].pk).anonymised_at is None
     assert client.post(link).status_code in (404, 410)
+    # The booking's page, opened later, says why it is gone rather than that the link was mistyped.
+    gone = client.get(page_link)
+    assert gone.status_code == 410 and "This booking's details have been erased" in gone.content.decode()
+    looked_up = client.post("/status/", {"lookup": "ack", "ack_id": paid.ack_id}).content.decode()
+    assert "so it has no booking page or links any more" in looked_up and "ask for its link below" not in looked_up
 
 
 def test_privacy_requests_are_rate_limited_with_retry_after(client, history, settings):
