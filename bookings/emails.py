@@ -17,6 +17,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from bookings.context_processors import crisis_help_text
 from bookings.models import Booking, Clinic, OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,11 @@ def email_queue(
     ctx = {"clinic": clinic, "clinic_name": settings.CLINIC_NAME, "site_url": settings.SITE_URL, **context}
     language = language or (booking.language if booking is not None else None) or translation.get_language()
     with translation.override(language):
+        ctx["crisis_help_text"] = crisis_help_text()
         subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())
-        body_text = render_to_string(f"emails/{kind}-body.txt", ctx)
+        # Every email ends as the site's pages do: not for emergencies, and where to turn.
+        body_text = render_to_string(f"emails/{kind}-body.txt", ctx).rstrip() + "\n\n-- \n"
+        body_text += render_to_string("emails/_crisis.txt", ctx)
         body_html = render_to_string(f"emails/{kind}-body.html", ctx)
     email = OutboundEmail.objects.create(
         kind=kind,

@@ -420,3 +420,11 @@ def test_hindi_emails_have_no_english_sentences_and_no_broken_placeholders(journ
         if journey.language == "hi":
             for part in (email.subject, email.body_text, email.body_html):
                 assert_hindi(email.kind, part)
+
+
+def test_every_email_ends_with_where_to_turn_in_a_crisis_in_both_parts(journey):
+    for email in journey.emails:
+        for part in (email.body_text, email.body_html):
+            assert "112" in part and "14416" in part, email.kind
+        ending = email.body_text.rstrip().rsplit("\n", 1)[-1]
+        assert "14416" in ending, (email.kind, ending)  # the last words of the text part
