@@ -41,6 +41,15 @@ def test_get_shows_one_button_and_changes_nothing(client, cancel_link):
     assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
 
 
+def test_a_paid_booking_says_how_much_comes_back_before_the_button(client, cancel_link):
+    _, link = cancel_link(Status.CONFIRMED)
+    html = client.get(link).content.decode()
+    assert "You paid ₹1,500. Cancelling now refunds all of it, the way you paid." in html
+    assert html.index("You paid") < html.index("Cancel my booking")
+    _, link = cancel_link(Status.APPROVED, email="unpaid@example.com")
+    assert "You paid" not in client.get(link).content.decode()
+
+
 def test_post_cancels_and_emails(client, cancel_link):
     booking, link = cancel_link()
     response = client.post(link)
