@@ -246,6 +246,9 @@ def _form_step(step: Step) -> HttpResponse:
     form = _form_for(step, data, lists)
     valid = form.is_valid()
     step.save(data, valid=valid)
+    if "_back" in request.POST and step.name in STEPS[1:]:
+        # What was typed is kept, checked quietly: its errors wait for "Continue".
+        return _go(step, STEPS[STEPS.index(step.name) - 1])
     if not valid:
         return _render_step(step, form, lists=lists)
     following = "review" if step.back_to_review else STEPS[STEPS.index(step.name) + 1]
@@ -329,7 +332,8 @@ def _render_step(
         "run": step.key,
         "error_items": errors if errors is not None else (form.error_summary() if form is not None else []),
         "start_url": reverse("bookings:wizard"),
-        "back_url": _step_url(step.key, STEPS[STEPS.index(step.name) - 1]) if step.name in STEPS[1:] else "",
+        # The form steps have their own Back button, which keeps what was typed.
+        "back_url": _step_url(step.key, STEPS[STEPS.index(step.name) - 1]) if step.name == "review" else "",
         **(extra or {}),
     }
     if step.name == "session":

@@ -120,6 +120,18 @@ def test_a_time_taken_meanwhile_is_an_error_on_its_day_and_leads_back_to_the_rev
     tab.check()
 
 
+def settled(page) -> None:
+    """htmx has swapped and settled, and the page has stopped scrolling (a busy machine is slow
+    at both)."""
+    busy = "() => !!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    for _ in range(50):
+        y = page.evaluate("() => scrollY")
+        page.wait_for_timeout(150)
+        if not page.evaluate(busy) and page.evaluate("() => scrollY") == y:
+            return
+    raise AssertionError("the page did not settle")
+
+
 def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     SessionType.objects.create(name="Couples session", slug="couples", duration_minutes=50, price=250000)
     tab = tabs(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
@@ -131,7 +143,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     online = page.get_by_role("radio", name="Online", exact=True)
     online.scroll_into_view_if_needed()
     page.mouse.wheel(0, 150)  # the way of meeting in the middle of the screen, as one scrolls to it
-    page.wait_for_timeout(200)
+    settled(page)
     before = page.evaluate("() => window.scrollY")
     assert before > 200, before
     box = online.bounding_box()
@@ -140,7 +152,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
         page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_load_state("networkidle")
     expect(online).to_be_checked()
-    page.wait_for_timeout(200)
+    settled(page)
     after = page.evaluate("() => window.scrollY")
     assert abs(after - before) < 40, f"the page moved from {before} to {after}"
     tab.check()

@@ -638,3 +638,17 @@ def test_slot_step_renders_a_busy_day_in_a_constant_number_of_queries(
     with django_assert_max_num_queries(5):
         response = client.get(url(other, "session"))
     assert response.content.decode().count('name="slot"') == 8 + 1
+
+
+def test_back_keeps_what_was_typed_on_the_step_even_unfinished(client, session_type, slot):
+    run = start(client)
+    assert client.post(url(run, "session"), session_data(session_type=session_type, slot=slot)).status_code == 303
+    back = client.post(url(run, "about"), {"client_name": "Priya", "email": "not yet an address", "_back": "1"})
+    assert back.status_code == 303 and back["Location"] == url(run, "session")
+    about = client.get(url(run, "about")).content.decode()
+    assert 'value="Priya"' in about and 'value="not yet an address"' in about
+    assert "There is a problem" not in about  # errors wait for "Continue"
+    # From the next step too, and Continue still checks.
+    assert client.post(url(run, "about"), ABOUT).status_code == 303
+    assert client.post(url(run, "concerns"), {"concerns": "Hard to sleep", "_back": "1"})["Location"] == url(run, "about")
+    assert "Hard to sleep" in client.get(url(run, "concerns")).content.decode()
