@@ -4,6 +4,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
+import phonenumbers
 from django import template
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -81,6 +82,18 @@ def clock(value: datetime | None) -> str:
         return ""
     local = timezone.localtime(value)
     return f"{local:%H:%M} {local.tzname()}"
+
+
+@register.filter
+def phone(value: str | None) -> str:
+    """A phone number as people read it, "+91 98765 43210", whether stored (E.164) or as typed."""
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value, "IN")
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 @register.filter

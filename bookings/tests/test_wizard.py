@@ -51,7 +51,7 @@ def test_no_javascript_path_end_to_end_creates_one_draft_and_emails_the_link(cli
     run = walk_to_review(client, session_type=session_type, slot=slot)
     review = client.get(url(run, "review"))
     html = review.content.decode()
-    assert "Priya Sharma" in html and "priya@example.com" in html and "+919876543210" in html
+    assert "Priya Sharma" in html and "priya@example.com" in html and "+91 98765 43210" in html
     assert "Trouble sleeping since the move." in html
     assert "10:00 IST" in html
 
@@ -650,5 +650,13 @@ def test_back_keeps_what_was_typed_on_the_step_even_unfinished(client, session_t
     assert "There is a problem" not in about  # errors wait for "Continue"
     # From the next step too, and Continue still checks.
     assert client.post(url(run, "about"), ABOUT).status_code == 303
-    assert client.post(url(run, "concerns"), {"concerns": "Hard to sleep", "_back": "1"})["Location"] == url(run, "about")
+    assert client.post(url(run, "concerns"), {"concerns": "Hard to sleep", "_back": "1"})["Location"] == url(
+        run, "about"
+    )
     assert "Hard to sleep" in client.get(url(run, "concerns")).content.decode()
+
+
+def test_the_review_shows_the_phone_number_as_people_read_it(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    review = client.get(url(run, "review")).content.decode()
+    assert "+91 98765 43210" in review and "+919876543210" not in review
