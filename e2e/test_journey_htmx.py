@@ -178,24 +178,3 @@ def test_switching_language_mid_wizard_returns_to_the_same_step(tab, slots):
     assert "step=concerns" in page.url
     expect(page.locator("textarea[name='concerns']")).to_have_value("Hard to sleep since the move.")
     tab.check()
-
-
-def test_words_not_yet_sent_survive_the_back_button_and_a_reload(tab, slots):
-    page = tab.page
-    tab.goto("/book/")
-    choose_session(page)
-    continue_to_concerns(page)
-    concerns = page.get_by_label("What brings you to counselling? (optional)")
-    concerns.press_sequentially("Panic on the way to work")  # typed, never sent, focus still in it
-    page.go_back()
-    expect(heading(page, "About you")).to_be_visible()
-    page.go_forward()
-    expect(heading(page, "What brings you")).to_be_visible()
-    expect(concerns).to_have_value("Panic on the way to work")
-    page.reload()
-    expect(concerns).to_have_value("Panic on the way to work")
-    # Sent, it is kept by the booking and no longer in the tab.
-    page.get_by_role("button", name="Continue").click()
-    expect(heading(page, "Check your answers and send")).to_be_visible()
-    assert page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('ms-draft:'))") == []
-    tab.check()

@@ -123,60 +123,6 @@
     field.focus({ preventScroll: true });
   });
 
-  // What someone has written in a wizard's text box but not sent yet (what brings them,
-  // the days that suit them) survives the back button, a reload or a swap: kept in this
-  // tab's sessionStorage, by page and field, until the form is sent. It never leaves the
-  // browser, and goes when the tab is closed.
-  var DRAFTS = "#wizard-step textarea";
-
-  function draftKey(field) {
-    return "ms-draft:" + window.location.pathname + window.location.search + ":" + field.name;
-  }
-
-  function restoreDrafts(root) {
-    root.querySelectorAll(DRAFTS).forEach(function (field) {
-      var kept = null;
-      try {
-        kept = window.sessionStorage.getItem(draftKey(field));
-      } catch (error) {
-        return; // storage refused (private mode): the browser's own behaviour stands
-      }
-      if (kept !== null && kept !== field.value) {
-        field.value = kept;
-      }
-    });
-  }
-
-  document.addEventListener("input", function (event) {
-    var field = event.target;
-    if (field.matches && field.matches(DRAFTS)) {
-      try {
-        window.sessionStorage.setItem(draftKey(field), field.value);
-      } catch (error) {
-        // storage full or refused: nothing kept, nothing lost that was not already
-      }
-    }
-  });
-
-  document.addEventListener(
-    "submit",
-    function (event) {
-      event.target.querySelectorAll("textarea").forEach(function (field) {
-        try {
-          window.sessionStorage.removeItem(draftKey(field));
-        } catch (error) {
-          // nothing was kept
-        }
-      });
-    },
-    true
-  );
-
-  document.addEventListener("htmx:load", function (event) {
-    restoreDrafts(event.target.parentNode || document);
-  });
-  restoreDrafts(document);
-
   // A full page that arrives with errors (no htmx, or a reload) starts at the summary too.
   var summary = document.querySelector("[data-error-summary]");
   if (summary) {
