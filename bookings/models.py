@@ -51,6 +51,10 @@ class Mode(models.TextChoices):
     IN_PERSON = "in_person", _("In person")
 
 
+# Each way of meeting and the field that says a session type or counsellor offers it.
+MODE_FLAGS = {Mode.ONLINE: "offers_online", Mode.IN_PERSON: "offers_in_person"}
+
+
 class Clinic(models.Model):
     """The clinic's public details, edited in the staff portal. There is one row. Its name is
     the CLINIC_NAME setting, one name for pages and emails alike (read without a query)."""
@@ -110,7 +114,7 @@ class Counsellor(models.Model):
 
     @property
     def modes(self) -> list[str]:
-        return [m for m, on in ((Mode.ONLINE, self.offers_online), (Mode.IN_PERSON, self.offers_in_person)) if on]
+        return [mode for mode, flag in MODE_FLAGS.items() if getattr(self, flag)]
 
 
 class SessionType(models.Model):
@@ -157,7 +161,7 @@ class SessionType(models.Model):
 
     @property
     def modes(self) -> list[str]:
-        return [m for m, on in ((Mode.ONLINE, self.offers_online), (Mode.IN_PERSON, self.offers_in_person)) if on]
+        return [mode for mode, flag in MODE_FLAGS.items() if getattr(self, flag)]
 
 
 class Slot(models.Model):

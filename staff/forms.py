@@ -20,6 +20,7 @@ from django.utils.text import slugify
 
 from bookings.errors import SessionTypeChanged, SettingRefused
 from bookings.models import (
+    MODE_FLAGS,
     Booking,
     Clinic,
     Counsellor,
@@ -30,7 +31,7 @@ from bookings.models import (
     Status,
 )
 from bookings.services import (
-    MODE_FLAGS,
+    SESSION_TYPE_SHOWN,
     Settle,
     email_normalise,
     payment_captured_amount,
@@ -355,18 +356,8 @@ class SessionTypeForm(forms.ModelForm):
 
     class Meta:
         model = SessionType
-        fields = [
-            "name",
-            "slug",
-            "description",
-            "name_hi",
-            "description_hi",
-            "duration_minutes",
-            "offers_online",
-            "offers_in_person",
-            "is_active",
-            "sort_order",
-        ]
+        # What `seen` carries, but the price: the form takes it in rupees (price_rupees).
+        fields = [name for name in SESSION_TYPE_SHOWN if name != "price"]
         labels = {
             "slug": "Link name",
             "description": "Description for clients",

@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from bookings.emails import absolute_url, email_queue
 from bookings.errors import BookingError
 from bookings.models import Counsellor
-from bookings.services import waitlist_end_unserved
+from bookings.services import counsellor_save
 from staff import selectors
 from staff.models import AccountEvent, User
 
@@ -166,8 +166,11 @@ def staff_deactivate(*, user: User, by: User) -> Deactivation:
         member.session_version += 1
         member.save(update_fields=["is_active", "session_version"])
         profile = Counsellor.objects.filter(user=member, is_active=True).first()
-        hidden = profile is not None and Counsellor.objects.filter(pk=profile.pk).update(is_active=False) > 0
-        told = waitlist_end_unserved(counsellor=profile) if hidden else 0
+        hidden = profile is not None
+        told = 0
+        if profile is not None:
+            profile.is_active = False
+            told = counsellor_save(counsellor=profile)
         AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.DEACTIVATED)
     logger.info(
         "staff account %s deactivated by %s (profile hidden: %s, open bookings: %s)",

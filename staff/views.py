@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Prefetch
 from django.forms import BoundField
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict, StreamingHttpResponse
@@ -1180,9 +1180,7 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if not (form.cleaned_data["offers_online"] or form.cleaned_data["offers_in_person"]):
         form.add_error(None, "Offer at least one way of meeting: online or in person.")
         return _availability_refused(request, counsellor, "room", form)
-    with transaction.atomic():
-        form.save()
-        told = services.waitlist_end_unserved(counsellor=counsellor)
+    told = services.counsellor_save(counsellor=form.save(commit=False))
     return _availability_done(request, counsellor, "Online room and modes saved." + _waitlist_told_text(told))
 
 
@@ -1418,9 +1416,7 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "staff/profile.html", context, status=400)
-        with transaction.atomic():
-            form.save()
-            told = services.waitlist_end_unserved(counsellor=counsellor)
+        told = services.counsellor_save(counsellor=form.save(commit=False))
         shown = (
             "Clients see it on the “Our counsellors” page." if counsellor.is_active else "It is hidden from clients."
         )

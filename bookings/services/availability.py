@@ -24,12 +24,20 @@ from bookings.models import (
     Slot,
     WeeklyHours,
 )
-from bookings.services.waitlist import slots_freed
+from bookings.services.waitlist import slots_freed, waitlist_end_unserved
 
 logger = logging.getLogger(__name__)
 
 
 # --- Slots ------------------------------------------------------------------------------
+
+
+def counsellor_save(*, counsellor: Counsellor) -> int:
+    """Save a counsellor's profile or ways of meeting (changed in memory), and end the waitlist
+    places they can no longer serve: returns how many waiting clients were told."""
+    with transaction.atomic():
+        counsellor.save()
+        return waitlist_end_unserved(counsellor=counsellor)
 
 
 def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Slot:

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 
 from bookings.errors import SessionTypeChanged, SettingRefused
-from bookings.models import ACTIVE_STATUSES, Clinic, Mode, SessionType, WaitlistEntry
+from bookings.models import ACTIVE_STATUSES, MODE_FLAGS, Clinic, Mode, SessionType, WaitlistEntry
 from bookings.services.waitlist import WAITLIST_LIVE, waitlist_end_unserved
 
 # What an editor is shown of a session type, and so what `seen` carries (see session_type_save).
@@ -29,7 +29,6 @@ SESSION_TYPE_SHOWN = (
     "is_active",
     "sort_order",
 )
-MODE_FLAGS = {Mode.ONLINE: "offers_online", Mode.IN_PERSON: "offers_in_person"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,7 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
     (session_type_shown), a save over someone else's change is refused (SessionTypeChanged),
     naming the fields they changed. Unique link names are the database's to enforce."""
     with transaction.atomic():
+        stored = None
         if session_type.pk is not None:
             stored = SessionType.objects.select_for_update().get(pk=session_type.pk)
             if seen is not None:
@@ -134,6 +134,6 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
                         f"An open booking is held {Mode(mode).label.lower()}, so this way of meeting stays.", flag
                     )
         if session_type.is_active:
-            _check_bookable(session_type, stored=stored if session_type.pk is not None else None)
+            _check_bookable(session_type, stored=stored)
         session_type.save()
         return waitlist_end_unserved(session_type=session_type)

@@ -20,6 +20,7 @@ from bookings.errors import (
 )
 from bookings.models import (
     ACTIVE_STATUSES,
+    MODE_FLAGS,
     Booking,
     Counsellor,
     Mode,
@@ -253,7 +254,7 @@ def waitlist_end_unserved(*, session_type: SessionType | None = None, counsellor
     from bookings.emails import absolute_url
 
     unserved = Q(session_type__is_active=False) | Q(counsellor__is_active=False)
-    for mode, offers in ((Mode.ONLINE, "offers_online"), (Mode.IN_PERSON, "offers_in_person")):
+    for mode, offers in MODE_FLAGS.items():
         unserved |= Q(mode=mode) & (Q(**{f"session_type__{offers}": False}) | Q(**{f"counsellor__{offers}": False}))
     entries = WaitlistEntry.objects.filter(unserved, status__in=WAITLIST_LIVE)
     if session_type is not None:
