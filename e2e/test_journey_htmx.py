@@ -82,6 +82,9 @@ def continue_to_concerns(page) -> None:
     page.get_by_label("I am 18 or over").check()
     page.get_by_role("button", name="Continue").click()
     expect(heading(page, "What brings you")).to_be_visible()
+    # htmx notes each field's value as it takes the step in ("blur changed" compares with it):
+    # text typed before that would not count as a change.
+    settled(page)
 
 
 def continue_to_review(page) -> None:
