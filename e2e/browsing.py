@@ -284,25 +284,10 @@ def link_in(message: mail.EmailMessage, path_prefix: str) -> str:
 # --- Staff sign-in --------------------------------------------------------------------------
 
 
-def totp_secret_for(user: Any) -> str:
-    """Give `user` an authenticator app (as activating one in the portal would): its secret."""
-    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
-
-    secret = generate_totp_secret()
-    TOTP.activate(user, secret)
-    return secret
-
-
-def totp_now(secret: str) -> str:
-    """The 6-digit code an authenticator app shows right now for `secret`."""
-    from allauth.mfa import app_settings
-    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-
-    return format_hotp_value(hotp_value(secret, int(time.time()) // app_settings.TOTP_PERIOD))
-
-
 def sign_in(tab: Tab, *, email: str, password: str, secret: str, next_path: str = "/staff/") -> None:
     """Password, then the authenticator code, as a person types them."""
+    from staff.tests.conftest import totp_code
+
     page = tab.page
     tab.goto(f"/accounts/login/?next={next_path}")
     page.get_by_label("Email").fill(email)
@@ -310,7 +295,7 @@ def sign_in(tab: Tab, *, email: str, password: str, secret: str, next_path: str 
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Enter your code").wait_for()
     tab.check()
-    page.get_by_label(re.compile("code", re.I)).first.fill(totp_now(secret))
+    page.get_by_label(re.compile("code", re.I)).first.fill(totp_code(secret))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(re.escape(next_path) + "$"))
     tab.check()

@@ -20,8 +20,9 @@ from django.core.cache import cache
 from bookings import services
 from bookings.models import Booking, Slot
 from conftest import next_weekday_at
-from e2e.browsing import CHROMIUM_ARGS, Tab, chromium_path, link_in, open_tab, totp_secret_for, wait_for_email
+from e2e.browsing import CHROMIUM_ARGS, Tab, chromium_path, link_in, open_tab, wait_for_email
 from e2e.journeys import CLIENT
+from staff.tests.conftest import totp_enable
 
 
 def _why_not_run() -> str:
@@ -124,13 +125,13 @@ def counsellor_login(counsellor_user) -> dict[str, str]:
     return {
         "email": counsellor_user.email,
         "password": "a-long-counsellor-password",
-        "secret": totp_secret_for(counsellor_user),
+        "secret": totp_enable(counsellor_user),
     }
 
 
 @pytest.fixture
 def admin_login(admin_user) -> dict[str, str]:
-    return {"email": admin_user.email, "password": "a-long-admin-password", "secret": totp_secret_for(admin_user)}
+    return {"email": admin_user.email, "password": "a-long-admin-password", "secret": totp_enable(admin_user)}
 
 
 @pytest.fixture

@@ -21,9 +21,10 @@ from playwright.sync_api import expect
 
 from bookings import payments, services
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
-from e2e.browsing import PHONE, Tab, link_in, sign_in, totp_secret_for, wait_for_email
+from e2e.browsing import PHONE, Tab, link_in, sign_in, wait_for_email
 from e2e.journeys import book_through_wizard, confirm_email, find_on_calendar, heading, look_up_status
 from staff.models import User
+from staff.tests.conftest import totp_enable
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DESKTOP = {"width": 1200, "height": 800}
@@ -109,7 +110,7 @@ def test_tour(tabs, live_server):
     admin = User.objects.get(email="admin@mindsettler.example")
     admin.set_password(STAFF_PASSWORD)
     admin.save()
-    secret = totp_secret_for(admin)
+    secret = totp_enable(admin)
     demo_bookings(admin)
     for old in OUT.glob("*.png"):
         old.unlink()

@@ -14,9 +14,10 @@ from playwright.sync_api import expect
 
 from bookings.models import Booking, Slot, Status
 from bookings.templatetags.mindsettler import when_short
-from e2e.browsing import sign_in, totp_secret_for, wait_for_email
+from e2e.browsing import sign_in, wait_for_email
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, find_on_calendar, heading
 from staff.models import User
+from staff.tests.conftest import totp_enable
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -127,7 +128,7 @@ def test_admin_deactivates_a_counsellor_who_left_and_resets_a_lost_second_factor
     tabs, slots, admin_login, counsellor_login, make_booking, counsellor, other_counsellor
 ):
     make_booking(Status.CONFIRMED, slot=slots[0])
-    totp_secret_for(other_counsellor.user)
+    totp_enable(other_counsellor.user)
     asha = tabs()
     sign_in(asha, **counsellor_login)
     tab = tabs()
