@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core import mail
@@ -54,10 +54,27 @@ def test_email_and_phone_normalise():
         phone_normalise("call me maybe")
 
 
-def test_payment_window_is_48h_but_never_later_than_12h_before(settings):
-    now = timezone.now()
-    assert payment_due_at(approved_at=now, session_start=now + timedelta(days=10)) == now + timedelta(hours=48)
-    assert payment_due_at(approved_at=now, session_start=now + timedelta(hours=30)) == now + timedelta(hours=18)
+def _ist(day: int, hour: int, minute: int = 0, second: int = 0):
+    """A moment in November 2026 in the clinic's zone (the settings' Asia/Kolkata)."""
+    return timezone.make_aware(datetime(2026, 11, day, hour, minute, second))
+
+
+def test_payment_is_due_at_the_end_of_the_day_48h_after_approval():
+    # Approved Friday 10:15: 48 hours run out on Sunday morning, and the client has all Sunday.
+    assert payment_due_at(approved_at=_ist(27, 10, 15), session_start=_ist(30, 18)) == _ist(29, 23, 59, 59)
+    # Approved just after midnight: "by Sunday 00:30" would be read as all of Sunday; it is Sunday's end.
+    assert payment_due_at(approved_at=_ist(27, 0, 30), session_start=_ist(30, 18)) == _ist(29, 23, 59, 59)
+
+
+def test_payment_is_due_no_later_than_12h_before_the_session():
+    assert payment_due_at(approved_at=_ist(27, 10), session_start=_ist(28, 20)) == _ist(28, 8)
+
+
+def test_a_limit_in_the_small_hours_moves_back_to_the_evening_before():
+    # A Sunday 14:00 session: 12 hours before is Sunday 02:00, which a client reads as Sunday.
+    assert payment_due_at(approved_at=_ist(27, 10), session_start=_ist(29, 14)) == _ist(28, 23, 59, 59)
+    # Unless the evening is less than an hour away: then the limit itself stands.
+    assert payment_due_at(approved_at=_ist(28, 23, 30), session_start=_ist(29, 14)) == _ist(29, 2)
 
 
 def _submit(session_type, slot, key="k1", email="Priya@Example.com", **overrides):
