@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from bookings import selectors
@@ -54,7 +55,7 @@ def slot_picker(
         "picker_notice": notice,
         "any_counsellor": counsellor is None,
         "tz_abbr": timezone.localtime().tzname(),
-        "tz_name": settings.TIME_ZONE,
+        "tz_name": gettext(settings.TIME_ZONE_NAME),
         "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
         "horizon_days": settings.BOOKING_HORIZON_DAYS,
     }

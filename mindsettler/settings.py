@@ -255,6 +255,14 @@ LANGUAGES = [("en", "English"), ("hi", "हिन्दी")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 FORMAT_MODULE_PATH = ["mindsettler.formats"]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Kolkata")
+# The zone as clients are told it ("Times are shown in India Standard Time (IST)"); another
+# zone is named after its city ("Europe/London": "London time") unless this is set.
+TIME_ZONE_NAME = envstr(
+    "TIME_ZONE_NAME",
+    gettext_noop("India Standard Time")
+    if TIME_ZONE == "Asia/Kolkata"
+    else TIME_ZONE.rsplit("/", 1)[-1].replace("_", " ") + " time",
+)
 USE_I18N = True
 USE_TZ = True
 

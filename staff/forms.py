@@ -70,8 +70,8 @@ class SlotChoiceField(forms.ModelChoiceField):
 
 def clinic_time_hint() -> str:
     """The hint of a date-and-time input: which zone its wall-clock time is read in (the
-    active one, the clinic's), as the booking form names it: 'In Asia/Kolkata time (IST).'"""
-    return f"In {timezone.get_current_timezone_name()} time ({timezone.localtime().tzname()})."
+    clinic's), as the booking form names it: 'In India Standard Time (IST).'"""
+    return f"In {settings.TIME_ZONE_NAME} ({timezone.localtime().tzname()})."
 
 
 def phone_input(value: str) -> str:

@@ -64,7 +64,7 @@ def words(value: str) -> str:
 
 @register.simple_tag
 def clinic_time() -> str:
-    """Which zone wall-clock times are in: 'In Asia/Kolkata time (IST).'"""
+    """Which zone wall-clock times are in: 'In India Standard Time (IST).'"""
     return clinic_time_hint()
 
 

@@ -165,7 +165,7 @@ def test_availability_times_say_their_zone_and_labels_say_optional_once(counsell
     html = counsellor_client.get(availability(counsellor)).content.decode()
     page = Markup(html)
     for field in ("id_slot-start", "id_blocked-start", "id_blocked-end"):
-        assert f'id="{field}-hint">In Asia/Kolkata time (IST).</span>' in html, field
+        assert f'id="{field}-hint">In India Standard Time (IST).</span>' in html, field
     assert page.label("id_blocked-reason") == "Reason (optional)"
     assert 'id="id_blocked-reason-hint">Only staff see it.' in html
 
@@ -217,5 +217,5 @@ def test_times_of_day_name_their_zone(admin_client, counsellor_client, counsello
     )
     page = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
     hours = page[page.index('id="hours-h"') :]
-    assert f"In {timezone.get_current_timezone_name()} time ({zone})." in hours[: hours.index("Monday 09:00")]
+    assert f"In India Standard Time ({zone})." in hours[: hours.index("Monday 09:00")]
     assert 'Remove<span class="sr-only"> Monday 09:00\N{EN DASH}12:00</span>' in page
