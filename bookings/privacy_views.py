@@ -1,7 +1,7 @@
 """Privacy requests from the booking page: erase my data, send me my data.
 
 Both start from the booking page (whose link only the client has) and finish from a link
-emailed to the booking's address, so only the owner of that inbox can erase or download.
+emailed to the booking's address, so only the owner of that inbox can erase or see the data.
 Erasure changes state, so its link shows one button and only the POST acts.
 """
 
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from bookings import selectors, services
 from bookings.errors import TokenInvalid
+from bookings.lifecycle import CLIENT_LABELS
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken
 from bookings.ratelimit import ratelimit_hit
 from bookings.tokens import token_get
@@ -115,12 +116,18 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
 @private_page
 @require_safe
 def export(request: HttpRequest, token: str) -> HttpResponse:
-    """The emailed export link: the client's data as a JSON file."""
+    """The emailed export link: a page showing what is held about the address, and the whole
+    of it (with every booking's history and payments) as a JSON file at `?download`."""
+    download = "download" in request.GET
     try:
-        data = services.privacy_export(token=token)
+        found = services.privacy_export(token=token) if download else services.privacy_held(token=token)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.EXPORT, token=token)
-    body = json.dumps(data, indent=2, ensure_ascii=False)
-    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    if isinstance(found, services.HeldData):
+        rows = [(b, CLIENT_LABELS[b.status]) for b in found.bookings]
+        return render(request, "bookings/privacy/export.html", {"held": found, "rows": rows, "token": token})
+    response = HttpResponse(
+        json.dumps(found, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+    )
     response["Content-Disposition"] = 'attachment; filename="mindsettler-my-data.json"'
     return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -66,6 +67,27 @@ def test_client_pays_in_the_sandbox_sees_confirmed_and_downloads_the_calendar_fi
     assert download.suggested_filename == f"{approved_booking.ack_id}.ics"
     ics = Path(download.path()).read_text(encoding="utf-8")
     assert "BEGIN:VEVENT" in ics and approved_booking.ack_id in ics
+    tab.raise_problems()
+
+
+def test_client_sees_their_data_by_the_emailed_link_and_downloads_it(tab, approved_booking):
+    page = tab.page
+    open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    page.get_by_role("button", name="Email me a copy of my data").click()
+    expect(page.get_by_role("status").first).to_contain_text("We have emailed you a link")
+    tab.check()
+    tab.goto(link_in(wait_for_email(CLIENT["email"], "Copy of your data"), "/privacy/export/"))
+    expect(heading(page, "Your data")).to_be_visible()
+    booking = page.get_by_role("region", name=re.compile(re.escape(approved_booking.ack_id)))
+    expect(booking).to_contain_text(CLIENT["name"])
+    tab.check()
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download all of it (a JSON file)").click()
+    download = download_info.value
+    assert download.suggested_filename == "mindsettler-my-data.json"
+    data = json.loads(Path(download.path()).read_text(encoding="utf-8"))
+    assert [b["acknowledgement_id"] for b in data["bookings"]] == [approved_booking.ack_id]
     tab.raise_problems()
 
 

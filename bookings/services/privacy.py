@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,8 +151,21 @@ def privacy_erase(*, token: str) -> int:
     return len(ids)
 
 
-def privacy_export(*, token: str) -> dict[str, Any]:
-    """Everything held about the address behind an export link, as JSON-ready data."""
+@dataclass(frozen=True)
+class HeldData:
+    """Everything held about one email address: what an export link shows and downloads."""
+
+    link: LinkToken
+    bookings: list[Booking]  # oldest first, with their events and payments
+    waitlist: list[WaitlistEntry]
+
+    @property
+    def email(self) -> str:
+        return self.link.booking.email
+
+
+def privacy_held(*, token: str) -> HeldData:
+    """What is held about the address behind an export link (TokenInvalid if it is not live)."""
     from bookings.tokens import token_get
 
     link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
@@ -162,15 +176,22 @@ def privacy_export(*, token: str) -> dict[str, Any]:
         .prefetch_related("events", "payments")
         .order_by("created_at")
     )
+    waitlist = WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
+    return HeldData(link=link, bookings=list(bookings), waitlist=list(waitlist.order_by("created_at")))
+
+
+def privacy_export(*, token: str) -> dict[str, Any]:
+    """Everything held about the address behind an export link, as JSON-ready data."""
+    held = privacy_held(token=token)
 
     def when(value: datetime | None) -> str | None:
         """In the clinic's time zone, with its offset, as every page and email shows times."""
         return timezone.localtime(value).isoformat() if value else None
 
-    logger.info("export: data for %s booking(s) downloaded", len(bookings))
+    logger.info("export: data for %s booking(s) downloaded", len(held.bookings))
     return {
         "exported_at": timezone.now().isoformat(),
-        "email": email,
+        "email": held.email,
         "bookings": [
             {
                 "acknowledgement_id": b.ack_id,
@@ -213,7 +234,7 @@ def privacy_export(*, token: str) -> dict[str, Any]:
                     for p in b.payments.all()
                 ],
             }
-            for b in bookings
+            for b in held.bookings
         ],
         "waitlist": [
             {
@@ -226,6 +247,6 @@ def privacy_export(*, token: str) -> dict[str, Any]:
                 "status": w.status,
                 "created_at": when(w.created_at),
             }
-            for w in WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
+            for w in held.waitlist
         ],
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
@@ -64,7 +65,16 @@ def test_export_by_emailed_link_is_a_json_file_of_every_booking_and_event(client
         booking=history["cancelled"], from_status="pending", to_status="cancelled", actor="client"
     )
 
-    download = client.get(emailed_link("export"))
+    link = emailed_link("export")
+    # The link opens a page showing what is held, the client's own words too (only they have it).
+    shown = client.get(link)
+    assert shown.status_code == 200 and "no-store" in shown["Cache-Control"]
+    html = shown.content.decode()
+    assert all(history[k].ack_id in html for k in ("paid", "cancelled", "active"))
+    assert "Grief since March" in html and history["other"].ack_id not in html
+    assert f'href="{urlsplit(link).path}?download"' in html
+
+    download = client.get(link + "?download")
     assert download.status_code == 200
     assert download["Content-Type"].startswith("application/json")
     assert "attachment" in download["Content-Disposition"]
@@ -83,8 +93,9 @@ def test_export_by_emailed_link_is_a_json_file_of_every_booking_and_event(client
     assert exported["session_end"] == timezone.localtime(paid.slot.start + paid.session_type.duration).isoformat()
     assert exported["session_start"] == timezone.localtime(paid.slot.start).isoformat()
     assert history["other"].ack_id not in download.content.decode()
-    # A made-up link downloads nothing.
+    # A made-up link shows and downloads nothing.
     assert client.get("/privacy/export/not-a-real-token-at-all/").status_code == 404
+    assert client.get("/privacy/export/not-a-real-token-at-all/?download").status_code == 404
 
 
 def test_erasure_is_refused_while_a_booking_is_active_then_done_once_it_is_cancelled(client, history):
@@ -170,8 +181,11 @@ def test_waitlist_entries_are_exported_and_erased_with_the_bookings(client, hist
         date_to=date(2026, 12, 20),
     )
     client.post(page(history["active"]) + "privacy/export/")
-    data = json.loads(client.get(emailed_link("export")).content)
+    link = emailed_link("export")
+    data = json.loads(client.get(link + "?download").content)
     assert [w["name"] for w in data["waitlist"]] == ["Meera"]
+    html = client.get(link).content.decode()
+    assert "Waiting lists" in html and "any day from Tue 1 Dec to Sun 20 Dec" in html
 
     booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
     client.post(page(history["active"]) + "privacy/erase/")
