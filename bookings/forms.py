@@ -258,6 +258,15 @@ class AboutStepForm(JourneyForm):
         return Booking.AgeConfirmation.ADULT if value is True else value
 
 
+class CorrectEmailForm(JourneyForm):
+    """After sending: the address was mistyped. The request keeps everything else."""
+
+    email = _email(_("We will send the link there instead. The link sent to the old address stops working."))
+
+    def clean_email(self) -> str:
+        return services.email_normalise(self.cleaned_data["email"])
+
+
 class ConcernsStepForm(JourneyForm):
     """Step 3 (optional): the client's own words. Sensitive: never emailed or logged."""
 

@@ -33,6 +33,7 @@ from bookings.forms import (
     AboutStepForm,
     ConcernsStepForm,
     ConsentForm,
+    CorrectEmailForm,
     CounsellorChoice,
     JourneyForm,
     SessionStepForm,
@@ -494,18 +495,30 @@ def _review(step: Step) -> HttpResponse:
 
 
 def _done(step: Step) -> HttpResponse:
-    """After sending: "check your email", with a rate-limited "send it again"."""
+    """After sending: "check your email", with a rate-limited "send it again", to the same
+    address or to a corrected one."""
     request = step.request
     booking = Booking.objects.filter(pk=step.run["booking_id"]).only("pk", "email", "status").first()
     if booking is None:  # purged after DRAFT_RETENTION_HOURS: start again
         return redirect("bookings:wizard")
-    extra: dict[str, Any] = {"booking": booking, "is_draft": booking.status == Status.DRAFT, "resent": False}
+    is_draft = booking.status == Status.DRAFT
+    correcting = request.method == "POST" and "_email" in request.POST and is_draft
+    # The address as typed, to correct in place (a typo is the usual mistake).
+    email_form = CorrectEmailForm(request.POST if correcting else None, initial={"email": booking.email})
+    extra: dict[str, Any] = {"is_draft": is_draft, "resent": False, "email_form": email_form}
+    if correcting and not email_form.is_valid():
+        return _render_step(step, None, extra={**extra, "booking": booking}, errors=email_form.error_summary())
     wait = None
-    if request.method == "POST" and "_resend" in request.POST and booking.status == Status.DRAFT:
+    if request.method == "POST" and ("_resend" in request.POST or correcting) and is_draft:
         wait = ratelimit_hit(scope="verify_resend", key=f"booking:{booking.pk}")
+        if wait is None and correcting:
+            wait = ratelimit_hit(scope="wizard_submit_email", key=email_form.cleaned_data["email"])
         if wait is None:
-            services.booking_resend_verification(booking=booking)
+            email = email_form.cleaned_data["email"] if correcting else None
+            booking = services.booking_resend_verification(booking=booking, email=email)
             extra["resent"] = True
+            extra["email_form"] = CorrectEmailForm(initial={"email": booking.email})
+    extra["booking"] = booking
     if wait is None:
         return _render_step(step, None, extra=extra)
     message = gettext("We have sent this email several times already. Please try again in %(wait)s.") % {

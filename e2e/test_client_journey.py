@@ -39,6 +39,20 @@ def test_client_books_confirms_email_and_looks_up_the_status(tab, slots):
     look_up_status(tab, ack_id, expected="Request received")
 
 
+def test_client_corrects_a_mistyped_address_after_sending(tab, slots):
+    page = tab.page
+    book_through_wizard(tab, client={**CLIENT, "email": "priya@exmaple.com"})
+    page.get_by_text("Wrong email address?").click()
+    address = page.get_by_label("Email address")
+    expect(address).to_have_value("priya@exmaple.com")
+    tab.check()
+    address.fill(CLIENT["email"])
+    page.get_by_role("button", name="Send it to this address").click()
+    expect(page.get_by_role("status").first).to_contain_text(f"We have sent an email to {CLIENT['email']}")
+    tab.check()
+    assert confirm_email(tab) == Booking.objects.get().ack_id
+
+
 def pay_in_sandbox(tab) -> None:
     page = tab.page
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()

@@ -135,12 +135,19 @@ def booking_submit(
     return booking, True
 
 
-def booking_resend_verification(*, booking: Booking) -> None:
-    """A fresh verification link (the old ones stop working). Only for drafts."""
+def booking_resend_verification(*, booking: Booking, email: str | None = None) -> Booking:
+    """A fresh verification link (the old ones stop working). Only for drafts: a booking
+    already confirmed is returned as it is. `email`: the client corrected a mistyped address,
+    and the link goes to the new one (the draft is not a booking until it is confirmed, so
+    nothing else changes)."""
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking.pk)
         if booking.status != Status.DRAFT:
-            return
+            return booking
+        if email is not None and email_normalise(email) != booking.email:
+            booking.email = email_normalise(email)
+            booking.save(update_fields=["email", "updated_at"])
+            logger.info("booking %s: the draft's email address corrected", booking.pk)
         LinkToken.objects.filter(
             booking=booking, purpose=LinkToken.Purpose.VERIFY, used_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
@@ -150,6 +157,7 @@ def booking_resend_verification(*, booking: Booking) -> None:
             lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
         )
         notifications.verification(booking=booking, raw_token=raw)
+    return booking
 
 
 def booking_verify(*, token: str) -> Booking:

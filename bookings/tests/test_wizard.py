@@ -606,6 +606,37 @@ def test_the_done_page_resends_the_email_with_a_limit(client, session_type, slot
     assert len(mail.outbox) == 4
 
 
+def test_a_mistyped_address_is_corrected_on_the_done_page_and_the_request_kept(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    booking = Booking.objects.get()
+    old = LinkToken.objects.get(purpose=LinkToken.Purpose.VERIFY)
+    shown = client.get(url(run, "done")).content.decode()
+    assert "Wrong email address?" in shown and 'name="_email"' in shown
+
+    # A wrong address is answered next to the field; nothing is sent.
+    wrong = client.post(url(run, "done"), {"_email": "1", "email": "priya@example"}, headers=HX)
+    html = wrong.content.decode()
+    assert wrong.status_code == 200 and "in the right format" in html and "<details" in html and " open>" in html
+    assert len(mail.outbox) == 1
+
+    fixed = client.post(url(run, "done"), {"_email": "1", "email": " Priya.Sharma@Example.com "}, headers=HX)
+    html = fixed.content.decode()
+    assert "We have sent an email to" in html and "priya.sharma@example.com" in html
+    booking.refresh_from_db()
+    assert booking.email == "priya.sharma@example.com" and booking.status == Status.DRAFT
+    assert booking.concerns == Booking.objects.get().concerns  # the request itself is untouched
+    assert mail.outbox[-1].to == ["priya.sharma@example.com"]
+    old.refresh_from_db()
+    assert old.revoked_at is not None  # the link sent to the wrong address no longer works
+
+    # The new link confirms the request, as the first would have.
+    link = re.search(r"http://testserver(/verify/[^\s]+/)", mail.outbox[-1].body).group(1)
+    client.post(link)
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
 # --- Query budget -------------------------------------------------------------------------
 
 
