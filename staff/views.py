@@ -1042,9 +1042,11 @@ def _availability_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
     return wrapped
 
 
-def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str) -> HttpResponse:
-    messages.success(request, message)
-    return redirect("staff:availability", counsellor_id=counsellor.pk)
+def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str, *, section: str) -> HttpResponse:
+    """Back to the page at the section acted in (`{section}-h`, its heading), with the message
+    shown there: the page is long, and its top is far from a slot removed near the bottom."""
+    messages.success(request, message, extra_tags=section)
+    return redirect(reverse("staff:availability", args=[counsellor.pk]) + f"#{section}-h")
 
 
 def _availability_refused(
@@ -1078,7 +1080,9 @@ def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResp
         services.weekly_hours_add(counsellor=counsellor, **form.cleaned_data)
     except BookingError as exc:
         return _availability_refused(request, counsellor, "hours", form, exc)
-    return _availability_done(request, counsellor, "Working hours added. Generate slots to publish them.")
+    return _availability_done(
+        request, counsellor, "Working hours added. Generate slots to publish them.", section="hours"
+    )
 
 
 @require_POST
@@ -1086,7 +1090,9 @@ def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResp
 def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
     WeeklyHours.objects.filter(counsellor=counsellor, pk=hours_id).delete()
-    return _availability_done(request, counsellor, "Working hours removed. Slots already published stay.")
+    return _availability_done(
+        request, counsellor, "Working hours removed. Slots already published stay.", section="hours"
+    )
 
 
 @_availability_form
@@ -1107,10 +1113,10 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
         return _availability_refused(request, counsellor, "generate", form, exc)
     if created:
         return _availability_done(
-            request, counsellor, f"Published {created} new free slot{'s' if created != 1 else ''}."
+            request, counsellor, f"Published {created} new free slot{'s' if created != 1 else ''}.", section="hours"
         )
     return _availability_done(
-        request, counsellor, "Nothing new to publish: every slot from these hours already exists."
+        request, counsellor, "Nothing new to publish: every slot from these hours already exists.", section="hours"
     )
 
 
@@ -1130,7 +1136,7 @@ def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpRespo
         )
     except BookingError as exc:
         return _availability_refused(request, counsellor, "slot", form, exc)
-    return _availability_done(request, counsellor, "Slot published.")
+    return _availability_done(request, counsellor, "Slot published.", section="oneoff")
 
 
 @require_POST
@@ -1138,12 +1144,12 @@ def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpRespo
 def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
     if not Slot.objects.filter(pk=slot_id, counsellor=counsellor).exists():
-        return _availability_done(request, counsellor, "That slot had already been removed.")
+        return _availability_done(request, counsellor, "That slot had already been removed.", section="slots")
     try:
         services.slot_delete(slot_id=slot_id)
     except BookingError as exc:
         return _availability_refused(request, counsellor, "slots", None, exc)
-    return _availability_done(request, counsellor, "Slot removed.")
+    return _availability_done(request, counsellor, "Slot removed.", section="slots")
 
 
 @_availability_form
@@ -1158,7 +1164,10 @@ def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpRe
     except BookingError as exc:
         return _availability_refused(request, counsellor, "blocked", form, exc)
     return _availability_done(
-        request, counsellor, f"Period blocked. {removed} free slot{'s' if removed != 1 else ''} removed."
+        request,
+        counsellor,
+        f"Period blocked. {removed} free slot{'s' if removed != 1 else ''} removed.",
+        section="blocked",
     )
 
 
@@ -1167,7 +1176,9 @@ def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpRe
 def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
     BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id).delete()
-    return _availability_done(request, counsellor, "Blocked period removed. Generate slots to fill it again.")
+    return _availability_done(
+        request, counsellor, "Blocked period removed. Generate slots to fill it again.", section="blocked"
+    )
 
 
 @_availability_form
@@ -1181,7 +1192,9 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
         form.add_error(None, "Offer at least one way of meeting: online or in person.")
         return _availability_refused(request, counsellor, "room", form)
     told = services.counsellor_save(counsellor=form.save(commit=False))
-    return _availability_done(request, counsellor, "Online room and modes saved." + _waitlist_told_text(told))
+    return _availability_done(
+        request, counsellor, "Online room and modes saved." + _waitlist_told_text(told), section="room"
+    )
 
 
 # --- Administrators: staff and clinic ---------------------------------------------------

@@ -100,9 +100,16 @@ def test_removing_a_slot_that_holds_a_booking_is_refused(counsellor_client, coun
     assert Slot.objects.filter(pk=slot.pk).exists()
 
 
-def test_removing_a_free_slot(counsellor_client, counsellor, slot):
-    assert counsellor_client.post(act("slot_delete", counsellor, slot.pk)).status_code == 302
+def test_removing_a_free_slot_returns_to_the_list_with_the_message_there(counsellor_client, counsellor, slot):
+    response = counsellor_client.post(act("slot_delete", counsellor, slot.pk))
+    assert response.status_code == 302
+    page = reverse("staff:availability", args=[counsellor.pk])
+    assert response["Location"] == f"{page}#slots-h"  # not the page's top, far from the list
     assert not Slot.objects.filter(pk=slot.pk).exists()
+    html = counsellor_client.get(page).content.decode()
+    slots = html[html.index('id="slots-h"') :]
+    assert '<p class="notice mb-3" role="status">Slot removed.</p>' in slots[: slots.index("</section>")]
+    assert html.count("Slot removed.") == 1
 
 
 def test_blocked_period_removes_free_slots(counsellor_client, counsellor, slot):
