@@ -4,6 +4,7 @@ the keyboard alone."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from django.utils import timezone
@@ -25,6 +26,25 @@ def test_the_whole_wizard_works_without_javascript(tabs, slots):
     confirm_email(tab)
     booking.refresh_from_db()
     assert booking.status == Status.PENDING
+
+
+def test_without_javascript_another_day_opens_at_its_times(tabs, slots):
+    tab = tabs(javascript=False, viewport=PHONE)
+    page = tab.page
+    tab.goto("/book/")
+    other_day = page.locator('#slot-picker button[id^="day-2"][aria-pressed="false"]').first
+    other_day.click()
+    expect(page).to_have_url(re.compile(r"#slot-picker$"))
+    expect(page.locator('#slot-picker button[aria-pressed="true"]')).to_have_count(1)
+    # The answer opens at the picker, not at the top of a page a phone shows a screen of.
+    # Asked from here, not by a script of the page's: without JavaScript, its timers do not run.
+    for _ in range(50):
+        top = page.locator("#slot-picker").evaluate("e => e.getBoundingClientRect().top")
+        if 0 <= top < PHONE["height"] / 2:
+            break
+        time.sleep(0.1)
+    assert 0 <= top < PHONE["height"] / 2, f"the picker is at {top} px"
+    tab.check()
 
 
 def assert_fits_the_screen(tab: Tab, name: str) -> None:

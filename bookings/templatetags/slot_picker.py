@@ -16,7 +16,10 @@ from bookings.templatetags.mindsettler import clock, day_words
 
 register = template.Library()
 
-DAY_BUTTON = '\n  <button type="submit" name="day" value="{0}" id="day-{0}" aria-pressed="{1}" class="btn-small {2}">{3}</button>'
+DAY_BUTTON = (
+    '\n  <button type="submit" name="day" value="{0}" id="day-{0}" aria-pressed="{1}" class="btn-small {2}"'
+    ' formaction="{4}">{3}</button>'
+)
 TIME = (
     "\n  "
     '<label class="flex cursor-pointer items-center gap-2 rounded-lg border border-stone-300 bg-white p-3'
@@ -29,9 +32,10 @@ TIME = (
 
 
 @register.simple_tag
-def day_buttons(days: list[date], shown: date | None) -> SafeString:
+def day_buttons(days: list[date], shown: date | None, action: str) -> SafeString:
     """A submit button per day (`name="day"`): the day shown is pressed. Day and month names
-    follow the active language."""
+    follow the active language. Each posts to `action`, which (without JavaScript) opens the
+    answer at the picker, not at the top of the page."""
     return format_html_join(
         "",
         DAY_BUTTON,
@@ -41,6 +45,7 @@ def day_buttons(days: list[date], shown: date | None) -> SafeString:
                 "true" if d == shown else "false",
                 "btn-primary" if d == shown else "btn-secondary",
                 day_words(d, "D j M"),
+                action,
             )
             for d in days
         ),

@@ -160,11 +160,15 @@ def test_time_radios_name_the_time_zone_and_who_is_free_escaped():
 
 def test_day_buttons_press_the_day_shown_in_the_active_language():
     days = [date(2026, 11, 29), date(2026, 11, 30)]
-    html = day_buttons(days, days[1])
+    action = "/book/?run=r&step=session#slot-picker"
+    html = day_buttons(days, days[1], action)
     assert '<button type="submit" name="day" value="2026-11-29" id="day-2026-11-29" aria-pressed="false"' in html
-    assert 'id="day-2026-11-30" aria-pressed="true" class="btn-small btn-primary">Mon 30 Nov</button>' in html
+    assert (
+        'id="day-2026-11-30" aria-pressed="true" class="btn-small btn-primary"'
+        ' formaction="/book/?run=r&amp;step=session#slot-picker">Mon 30 Nov</button>'
+    ) in html
     with translation.override("hi"):
-        assert "सोम 30 नव" in day_buttons(days, days[1])
+        assert "सोम 30 नव" in day_buttons(days, days[1], action)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements' plans are PostgreSQL's")
