@@ -140,6 +140,12 @@ class SessionType(models.Model):
                 name="session_type_offers_a_mode",
             ),
             models.CheckConstraint(condition=Q(duration_minutes__gt=0), name="session_type_duration_positive"),
+            # Clients choose by name: two bookable session types never share one (in either
+            # language), whatever the case; services.session_type_save says so first.
+            models.UniqueConstraint(Lower("name"), condition=Q(is_active=True), name="session_type_active_name"),
+            models.UniqueConstraint(
+                Lower("name_hi"), condition=Q(is_active=True) & ~Q(name_hi=""), name="session_type_active_name_hi"
+            ),
         ]
 
     def __str__(self) -> str:

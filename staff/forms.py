@@ -430,6 +430,15 @@ class SessionTypeForm(forms.ModelForm):
                 " it, they are emailed that their place has ended."
             )
 
+    def validate_constraints(self) -> None:
+        """The model's constraints, but for the names': a name another bookable session type
+        has is refused by services.session_type_save, next to its field and in words. (The
+        database's constraints behind that rule are for two saves at the same moment.)"""
+        try:
+            self.instance.validate_constraints(exclude=self._get_validation_exclusions() | {"name", "name_hi"})
+        except forms.ValidationError as exc:
+            self._update_errors(exc)
+
     def clean_slug(self) -> str:
         if self.instance.pk is not None:  # fixed: the field is disabled
             return self.instance.slug

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from bookings.errors import SessionTypeChanged, SettingRefused
 from bookings.models import ACTIVE_STATUSES, MODE_FLAGS, Clinic, Mode, SessionType, WaitlistEntry
@@ -72,18 +72,27 @@ NO_ADDRESS = (
 )
 
 
+NAME_TAKEN = (
+    "Clients can already book a session type of this name. Give this one another name, or untick"
+    " “Clients can book it” on the other first."
+)
+NAME_HI_TAKEN = "Clients reading in Hindi can already book a session type of this name."
+# The database's constraints (bookings.models.SessionType) behind the two checks: what a save
+# racing another administrator's meets. The Hindi one first: the other's name is part of it.
+NAME_CONSTRAINTS = {
+    "session_type_active_name_hi": (NAME_HI_TAKEN, "name_hi"),
+    "session_type_active_name": (NAME_TAKEN, "name"),
+}
+
+
 def _check_bookable(session_type: SessionType, *, stored: SessionType | None) -> None:
     """What a session type clients can book needs: a name (and Hindi name) of its own, since
     clients choose by name; and, when it starts to be held in person, the clinic's address."""
     others = SessionType.objects.filter(is_active=True).exclude(pk=session_type.pk)
     if others.filter(name__iexact=session_type.name.strip()).exists():
-        raise SettingRefused(
-            "Clients can already book a session type of this name. Give this one another name, or untick"
-            " “Clients can book it” on the other first.",
-            "name",
-        )
+        raise SettingRefused(NAME_TAKEN, "name")
     if session_type.name_hi.strip() and others.filter(name_hi__iexact=session_type.name_hi.strip()).exists():
-        raise SettingRefused("Clients reading in Hindi can already book a session type of this name.", "name_hi")
+        raise SettingRefused(NAME_HI_TAKEN, "name_hi")
     was_in_person = stored is not None and stored.is_active and stored.offers_in_person
     if session_type.offers_in_person and not was_in_person and not Clinic.load().address.strip():
         raise SettingRefused(NO_ADDRESS, "offers_in_person")
@@ -135,5 +144,13 @@ def session_type_save(*, session_type: SessionType, seen: dict[str, Any] | None 
                     )
         if session_type.is_active:
             _check_bookable(session_type, stored=stored)
-        session_type.save()
+        try:
+            with transaction.atomic():
+                session_type.save()
+        except IntegrityError as exc:
+            # Another administrator saved the same name a moment ago, after the check above.
+            taken = next((v for name, v in NAME_CONSTRAINTS.items() if name in str(exc)), None)
+            if taken is None:
+                raise
+            raise SettingRefused(*taken) from None
         return waitlist_end_unserved(session_type=session_type)

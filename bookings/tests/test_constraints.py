@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.db import DataError, IntegrityError, connection, transaction
 
-from bookings.models import Booking, Slot, Status
+from bookings.models import Booking, SessionType, Slot, Status
 from bookings.services import ack_id_new, booking_transition, slot_create
 from conftest import next_weekday_at
 
@@ -143,3 +143,19 @@ def test_move_times_belong_to_moves_and_come_in_pairs(make_booking, counsellor, 
         BookingEvent.objects.create(
             booking=booking, action=action, actor=Actor.STAFF, moved_from=moved_from, moved_to=moved_to
         )
+
+
+def test_two_bookable_session_types_never_share_a_name(session_type):
+    def add(**fields):
+        with transaction.atomic():
+            return SessionType.objects.create(duration_minutes=50, price=100000, **fields)
+
+    with pytest.raises(IntegrityError):
+        add(name="INDIVIDUAL SESSION", slug="shouting")
+    # A session type clients cannot book may share it (an old one kept for its bookings).
+    add(name="Individual session", slug="old-individual", is_active=False)
+    add(name="Couples session", slug="couples", name_hi="युगल सत्र")
+    with pytest.raises(IntegrityError):
+        add(name="Pair session", slug="pair", name_hi="युगल सत्र")
+    # No Hindi name is no name: many session types have none.
+    add(name="Family session", slug="family")

@@ -93,3 +93,18 @@ def test_a_length_saved_first_is_the_one_the_booking_then_checks_its_slot_agains
     assert held_open(lengthen, book) == ("ok", "slot_unavailable")  # 60 minutes cannot hold 90
     session_type.refresh_from_db()
     assert session_type.duration_minutes == 90 and not Booking.objects.exists()
+
+
+def test_two_administrators_adding_the_same_name_at_once_make_one(admin_user):
+    def add(slug: str) -> Callable[[], None]:
+        def save() -> None:
+            new = SessionType(
+                name="Walk and talk", slug=slug, duration_minutes=50, price=100000, offers_in_person=False
+            )
+            session_type_save(session_type=new)
+
+        return save
+
+    # Both checks find no such name; the second insert waits for the first, then is refused.
+    assert held_open(add("walk"), add("walk-2")) == ("ok", "name")
+    assert SessionType.objects.filter(name="Walk and talk").count() == 1
