@@ -510,9 +510,13 @@ def _done(step: Step) -> HttpResponse:
         return _render_step(step, None, extra={**extra, "booking": booking}, errors=email_form.error_summary())
     wait = None
     if request.method == "POST" and ("_resend" in request.POST or correcting) and is_draft:
-        wait = ratelimit_hit(scope="verify_resend", key=f"booking:{booking.pk}")
-        if wait is None and correcting:
-            wait = ratelimit_hit(scope="wizard_submit_email", key=email_form.cleaned_data["email"])
+        # A new address is limited as a new request would be (per address and per IP), so that a
+        # draft cannot email address after address.
+        if correcting:
+            wait = ratelimit_hit(scope="wizard_submit_ip", key=client_ip(request)) or ratelimit_hit(
+                scope="wizard_submit_email", key=email_form.cleaned_data["email"]
+            )
+        wait = wait or ratelimit_hit(scope="verify_resend", key=f"booking:{booking.pk}")
         if wait is None:
             email = email_form.cleaned_data["email"] if correcting else None
             booking = services.booking_resend_verification(booking=booking, email=email)

@@ -158,6 +158,23 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     settled(page)
     after = page.evaluate("() => window.scrollY")
     assert abs(after - before) < 40, f"the page moved from {before} to {after}"
+
+    # Another day: the picker is swapped in place, where the reader is (its button's
+    # #slot-picker is for pages without JavaScript).
+    day = page.locator('#slot-picker button[id^="day-2"][aria-pressed="false"]').first
+    day_id = day.get_attribute("id")
+    day.scroll_into_view_if_needed()
+    settled(page)
+    before = page.evaluate("() => window.scrollY")
+    box = day.bounding_box()
+    assert box is not None
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_load_state("networkidle")
+    expect(page.locator(f"#{day_id}")).to_have_attribute("aria-pressed", "true")
+    settled(page)
+    after = page.evaluate("() => window.scrollY")
+    assert abs(after - before) < 40, f"the page moved from {before} to {after}"
     tab.check()
 
 

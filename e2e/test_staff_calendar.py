@@ -91,7 +91,7 @@ def test_a_browser_in_another_zone_sees_sessions_at_the_clinics_times(london, ma
         client_name="Kiran Rao",
     )
     page.reload()
-    expect(page.get_by_text("Times are in IST (Asia/Kolkata)")).to_be_visible()
+    expect(page.get_by_text("Times are in India Standard Time (IST)")).to_be_visible()
 
     # Each session shows at its time in Kolkata: not at 04:30 London time, before the
     # calendar's first row, nor 16:30 at 11:00.
@@ -202,7 +202,7 @@ def test_without_javascript_the_calendar_page_shows_only_its_notice(tabs, counse
         page.get_by_label("Buffer (min)"),
         page.get_by_text("Drag across empty time", exact=False),
         page.get_by_text("Select a session to see its booking here."),
-        page.get_by_text("Times are in IST"),
+        page.get_by_text("Times are in India Standard Time"),
     ):
         expect(hidden).to_be_hidden()
     # What the page shows, after the sign-in message: the heading and the notice, only.

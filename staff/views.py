@@ -175,6 +175,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
             # The calendar shows the clinic's times whatever the browser's zone (calendar.js).
             "time_zone": timezone.get_current_timezone_name(),
             "time_zone_abbreviation": timezone.localtime().strftime("%Z"),
+            "time_zone_name": settings.TIME_ZONE_NAME,
             "nav": "calendar",
         },
     )
@@ -1045,7 +1046,7 @@ def _availability_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str, *, section: str) -> HttpResponse:
     """Back to the page at the section acted in (`{section}-h`, its heading), with the message
     shown there: the page is long, and its top is far from a slot removed near the bottom."""
-    messages.success(request, message, extra_tags=section)
+    messages.success(request, message, extra_tags=f"section:{section}")
     return redirect(reverse("staff:availability", args=[counsellor.pk]) + f"#{section}-h")
 
 

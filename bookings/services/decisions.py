@@ -65,7 +65,7 @@ def booking_approve(
         booking = Booking.objects.select_related("session_type").get(pk=booking_id)
         _check_slot_for_staff(slot=slot, session_type=booking.session_type, now=now)
         _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=slot.counsellor)
-        due = payment_due_at(approved_at=now, session_start=slot.start)
+        due = payment_due_at(approved_at=now, session_start=slot.start, now=now)
         if due <= now:
             raise TooLate(_too_close_to_pay_message())
         changes: dict[str, Any] = {

@@ -172,7 +172,7 @@ def privacy_held(*, token: str) -> HeldData:
     email = link.booking.email
     bookings = (
         Booking.objects.filter(email=email, anonymised_at__isnull=True)
-        .select_related("session_type", "counsellor", "slot")
+        .select_related("session_type", "counsellor", "slot", "preferred_slot")
         .prefetch_related("events", "payments")
         .order_by("created_at")
     )
@@ -208,6 +208,7 @@ def privacy_export(*, token: str) -> dict[str, Any]:
                 "session_type": b.session_type.name,
                 "mode": b.mode,
                 "counsellor": b.counsellor.display_name if b.counsellor else None,
+                "time_asked_for": when(b.preferred_slot.start) if b.preferred_slot else None,
                 "session_start": when(b.slot.start) if b.slot else None,
                 "session_end": when(b.slot.start + b.session_type.duration) if b.slot else None,
                 "amount_minor_units": b.amount,

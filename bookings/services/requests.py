@@ -218,7 +218,7 @@ def booking_create_by_staff(
             slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot.pk)
             _check_slot_for_staff(slot=slot, session_type=session_type, now=now)
             if status == Status.APPROVED:
-                due = payment_due_at(approved_at=now, session_start=slot.start)
+                due = payment_due_at(approved_at=now, session_start=slot.start, now=now)
                 if due <= now:
                     raise TooLate(_too_close_to_pay_message())
                 extra = {"slot": slot, "approved_at": now, "payment_due_at": due}

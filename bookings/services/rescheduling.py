@@ -155,7 +155,7 @@ def booking_reschedule(
         changes: dict[str, Any] = {"slot": new_slot, "counsellor": new_slot.counsellor}
         if booking.status in (Status.APPROVED, Status.PAYMENT_PENDING):
             # The payment deadline follows the session: never later than it allows.
-            due = payment_due_at(approved_at=booking.approved_at or now, session_start=new_slot.start)
+            due = payment_due_at(approved_at=booking.approved_at or now, session_start=new_slot.start, now=now)
             if due <= now:
                 raise TooLate(_too_close_to_pay_message())
             changes["payment_due_at"] = due

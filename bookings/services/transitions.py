@@ -87,23 +87,23 @@ SMALL_HOURS_END = 6
 
 
 def _end_of_day(day: date) -> datetime:
-    """The last minute of `day` in the clinic's zone: what "by Sunday" means to a client."""
+    """The last second of `day` in the clinic's zone: what "by Sunday" means to a client."""
     return timezone.make_aware(datetime.combine(day, time(23, 59, 59)))
 
 
-def payment_due_at(*, approved_at: datetime, session_start: datetime) -> datetime:
-    """When a reserved time must be paid for.
+def payment_due_at(*, approved_at: datetime, session_start: datetime, now: datetime) -> datetime:
+    """When a reserved time must be paid for, set `now` (at approval, or when the session moves).
 
     PAYMENT_WINDOW_HOURS after approval, to the end of that day in the clinic's zone, so the
     deadline is a day and never an odd minute; and never later than
     PAYMENT_DEADLINE_BEFORE_SESSION_HOURS before the session. When that limit falls in the small
-    hours, it moves back to the end of the evening before (if that is still over an hour after
-    approval), since nobody reads "by Tuesday, 02:00" as Monday night."""
+    hours, it moves back to the end of the evening before, if that is still over an hour away,
+    since nobody reads "by Tuesday, 02:00" as Monday night."""
     window_end = timezone.localtime(approved_at + timedelta(hours=settings.PAYMENT_WINDOW_HOURS))
     latest = timezone.localtime(session_start - timedelta(hours=settings.PAYMENT_DEADLINE_BEFORE_SESSION_HOURS))
     if latest.hour < SMALL_HOURS_END:
         evening = _end_of_day(latest.date() - timedelta(days=1))
-        if evening > approved_at + timedelta(hours=1):
+        if evening > now + timedelta(hours=1):
             latest = evening
     return min(_end_of_day(window_end.date()), latest)
 

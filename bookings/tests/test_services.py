@@ -61,20 +61,28 @@ def _ist(day: int, hour: int, minute: int = 0, second: int = 0):
 
 def test_payment_is_due_at_the_end_of_the_day_48h_after_approval():
     # Approved Friday 10:15: 48 hours run out on Sunday morning, and the client has all Sunday.
-    assert payment_due_at(approved_at=_ist(27, 10, 15), session_start=_ist(30, 18)) == _ist(29, 23, 59, 59)
+    assert payment_due_at(approved_at=_ist(27, 10, 15), now=_ist(27, 10, 15), session_start=_ist(30, 18)) == _ist(
+        29, 23, 59, 59
+    )
     # Approved just after midnight: "by Sunday 00:30" would be read as all of Sunday; it is Sunday's end.
-    assert payment_due_at(approved_at=_ist(27, 0, 30), session_start=_ist(30, 18)) == _ist(29, 23, 59, 59)
+    assert payment_due_at(approved_at=_ist(27, 0, 30), now=_ist(27, 0, 30), session_start=_ist(30, 18)) == _ist(
+        29, 23, 59, 59
+    )
 
 
 def test_payment_is_due_no_later_than_12h_before_the_session():
-    assert payment_due_at(approved_at=_ist(27, 10), session_start=_ist(28, 20)) == _ist(28, 8)
+    assert payment_due_at(approved_at=_ist(27, 10), now=_ist(27, 10), session_start=_ist(28, 20)) == _ist(28, 8)
 
 
 def test_a_limit_in_the_small_hours_moves_back_to_the_evening_before():
     # A Sunday 14:00 session: 12 hours before is Sunday 02:00, which a client reads as Sunday.
-    assert payment_due_at(approved_at=_ist(27, 10), session_start=_ist(29, 14)) == _ist(28, 23, 59, 59)
+    assert payment_due_at(approved_at=_ist(27, 10), now=_ist(27, 10), session_start=_ist(29, 14)) == _ist(
+        28, 23, 59, 59
+    )
     # Unless the evening is less than an hour away: then the limit itself stands.
-    assert payment_due_at(approved_at=_ist(28, 23, 30), session_start=_ist(29, 14)) == _ist(29, 2)
+    assert payment_due_at(approved_at=_ist(28, 23, 30), now=_ist(28, 23, 30), session_start=_ist(29, 14)) == _ist(29, 2)
+    # Or already past, when staff move a session approved earlier (approved 22:30, moved at 00:30).
+    assert payment_due_at(approved_at=_ist(27, 22, 30), now=_ist(28, 0, 30), session_start=_ist(28, 14)) == _ist(28, 2)
 
 
 def _submit(session_type, slot, key="k1", email="Priya@Example.com", **overrides):

@@ -637,6 +637,18 @@ def test_a_mistyped_address_is_corrected_on_the_done_page_and_the_request_kept(c
     assert booking.status == Status.PENDING
 
 
+@pytest.mark.parametrize("scope", ["wizard_submit_ip", "wizard_submit_email"])
+def test_a_corrected_address_is_limited_as_a_new_request_would_be(client, session_type, slot, settings, scope):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, scope: (0, 3600)}
+    limited = client.post(url(run, "done"), {"_email": "1", "email": "someone.else@example.com"})
+    assert limited.status_code == 429 and limited["Retry-After"]
+    assert len(mail.outbox) == 1 and Booking.objects.get().email != "someone.else@example.com"
+    # The limit on resends is not spent by a refused correction.
+    assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 200
+
+
 # --- Query budget -------------------------------------------------------------------------
 
 

@@ -346,7 +346,7 @@ def test_calendar_page_names_the_clinic_time_zone_for_the_script(admin_client, s
     assert settings.TIME_ZONE == "Asia/Kolkata"
     html = admin_client.get(reverse("staff:calendar")).content.decode()
     assert 'data-time-zone="Asia/Kolkata"' in html
-    assert "Times are in IST (Asia/Kolkata)" in html
+    assert "Times are in India Standard Time (IST)" in html
 
 
 class _ShownWithoutScript(HTMLParser):

@@ -41,6 +41,13 @@
     }
   }
 
+  // The slot picker's day buttons post to the form's action with #slot-picker, so that a page
+  // without this file opens the answer at the picker. Here the picker is swapped in place
+  // where the reader is; htmx would scroll to the fragment, so the request goes without it.
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.path = event.detail.path.split("#")[0];
+  });
+
   var swapped = null; // the id of the region being replaced, and the wizard's step in it
 
   document.addEventListener("htmx:beforeSwap", function (event) {
