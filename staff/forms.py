@@ -547,7 +547,8 @@ class WeeklyHoursForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["start_time"].help_text = clinic_time_hint()
+        # Both, so that each input reads its zone and the two stand level side by side.
+        self.fields["start_time"].help_text = self.fields["end_time"].help_text = clinic_time_hint()
 
 
 class GenerateForm(forms.Form):
