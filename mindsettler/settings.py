@@ -256,13 +256,15 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 FORMAT_MODULE_PATH = ["mindsettler.formats"]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Kolkata")
 # The zone as clients are told it ("Times are shown in India Standard Time (IST)"); another
-# zone is named after its city ("Europe/London": "London time") unless this is set.
-TIME_ZONE_NAME = envstr(
-    "TIME_ZONE_NAME",
-    gettext_noop("India Standard Time")
-    if TIME_ZONE == "Asia/Kolkata"
-    else TIME_ZONE.rsplit("/", 1)[-1].replace("_", " ") + " time",
-)
+# zone is named after its city ("Europe/London": "London time") unless this is set, and a
+# zone with no city ("UTC", "Etc/GMT-5", whose sign reads backwards) by its own name.
+if TIME_ZONE == "Asia/Kolkata":
+    _zone_words = gettext_noop("India Standard Time")
+elif "/" in TIME_ZONE and not TIME_ZONE.startswith("Etc/"):
+    _zone_words = TIME_ZONE.rsplit("/", 1)[-1].replace("_", " ") + " time"
+else:
+    _zone_words = TIME_ZONE
+TIME_ZONE_NAME = envstr("TIME_ZONE_NAME", _zone_words)
 USE_I18N = True
 USE_TZ = True
 

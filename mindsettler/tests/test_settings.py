@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 _NOT_INHERITED = {"DEBUG", "SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
 
 
-def start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def start(env: dict[str, str], then: str = "print('started')") -> subprocess.CompletedProcess[str]:
+    """Django set up in a process of its own with `env`, then the Python in `then`."""
     clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        [sys.executable, "-c", f"import django; django.setup(); {then}"],
         cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "mindsettler.settings", **env},
         capture_output=True,
@@ -166,3 +167,18 @@ def test_production_static_build_succeeds(tmp_path):
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.glob("css/app.*.css.gz")), "hashed, compressed CSS"
     assert (tmp_path / "staticfiles.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("zone", "words"),
+    [
+        ("Asia/Kolkata", "India Standard Time"),
+        ("Europe/London", "London time"),
+        ("America/Argentina/Buenos_Aires", "Buenos Aires time"),
+        ("Etc/GMT-5", "Etc/GMT-5"),  # five hours *ahead* of UTC: "GMT-5 time" would say the opposite
+    ],
+)
+def test_the_clinics_zone_is_named_in_words(zone, words):
+    result = start({"TIME_ZONE": zone}, "from django.conf import settings; print(settings.TIME_ZONE_NAME)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == words
