@@ -264,7 +264,7 @@ elif "/" in TIME_ZONE and not TIME_ZONE.startswith("Etc/"):
     _zone_words = TIME_ZONE.rsplit("/", 1)[-1].replace("_", " ") + " time"
 else:
     _zone_words = TIME_ZONE
-TIME_ZONE_NAME = envstr("TIME_ZONE_NAME", _zone_words)
+TIME_ZONE_NAME = envstr("TIME_ZONE_NAME") or _zone_words  # empty: the default
 USE_I18N = True
 USE_TZ = True
 
