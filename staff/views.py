@@ -435,6 +435,31 @@ def _page_number(value: str | None) -> int:
     return number if 1 <= number <= LAST_PAGE else 1
 
 
+# The filter form's fields as written for a query and the choices it offered. Most views of
+# the list are one of a few filters (each status, a counsellor, this week...) asked for again
+# and again; their fields are the same HTML each time. A form with errors is written afresh
+# (its errors are what was typed). Bounded as the {% fixed %} fragments are: once full, the
+# rest are written each time.
+_FIELDS_HTML: dict[tuple[Any, ...], SafeString] = {}
+_FIELDS_HTML_MAX = 128
+
+
+def _filter_fields_html(request: HttpRequest, form: BookingFilterForm) -> SafeString:
+    if form.errors:
+        return mark_safe("\n".join(_field_html(f) for f in form))  # noqa: S308 (each field escaped)
+    key = (
+        tuple((name, tuple(values)) for name, values in request.GET.lists() if name != "page"),
+        tuple(form.fields["session_type"].choices),
+        tuple(form.fields["counsellor"].choices) if "counsellor" in form.fields else None,
+    )
+    html = _FIELDS_HTML.get(key)
+    if html is None:
+        html = mark_safe("\n".join(_field_html(f) for f in form))  # noqa: S308 (each field escaped)
+        if len(_FIELDS_HTML) < _FIELDS_HTML_MAX:
+            _FIELDS_HTML[key] = html
+    return html
+
+
 @require_safe
 @staff_required
 def booking_list(request: HttpRequest) -> HttpResponse:
@@ -461,7 +486,7 @@ def booking_list(request: HttpRequest) -> HttpResponse:
         fields = None
         resent = mark_safe("\n".join(_field_html(f, oob=True) for f in _fields_to_resend(request, form)))  # noqa: S308
     else:
-        fields, resent = mark_safe("\n".join(_field_html(f) for f in form)), None  # noqa: S308
+        fields, resent = _filter_fields_html(request, form), None
     context = {
         "fields": fields,
         "resent_fields": resent,

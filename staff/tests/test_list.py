@@ -208,6 +208,23 @@ def test_filter_fields_are_the_shared_field_template(admin_client, counsellor, s
     assert 'id="id_date_from-error"' in html and 'aria-invalid="true"' in html and 'id="id_counsellor"' in html
 
 
+def test_filter_fields_are_written_once_per_query_and_choices(admin_client, counsellor, session_type):
+    def fields(html: str) -> str:
+        return html[html.index('role="search"') : html.index("Apply filters")]
+
+    query = {"status": "pending", "counsellor": counsellor.pk}
+    first = fields(admin_client.get(URL, query).content.decode())
+    assert first == fields(admin_client.get(URL, {**query, "page": 2}).content.decode())  # the page is not a filter
+    assert 'value="pending" selected' in first
+    # Another query, or choices that changed (a counsellor renamed), are written afresh.
+    assert 'value="confirmed" selected' in fields(admin_client.get(URL, {"status": "confirmed"}).content.decode())
+    Counsellor.objects.filter(pk=counsellor.pk).update(display_name="Dr Asha Menon-Rao")
+    assert "Dr Asha Menon-Rao" in fields(admin_client.get(URL, query).content.decode())
+    # A form with errors is never stored: its errors are what was typed.
+    assert 'id="id_date_from-error"' in fields(admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode())
+    assert 'id="id_date_from-error"' not in fields(admin_client.get(URL, query).content.decode())
+
+
 def test_filter_selects_are_djangos_markup(counsellor, session_type):
     """staff.views writes plain selects itself: byte for byte what the widget renders, with the
     chosen option selected and stored names escaped."""
