@@ -437,18 +437,19 @@ def _page_number(value: str | None) -> int:
 
 # The filter form's fields as written for a query and the choices it offered. Most views of
 # the list are one of a few filters (each status, a counsellor, this week...) asked for again
-# and again; their fields are the same HTML each time. A form with errors is written afresh
-# (its errors are what was typed). Bounded as the {% fixed %} fragments are: once full, the
-# rest are written each time.
+# and again; their fields are the same HTML each time. A form with errors, or a search, is
+# written afresh. Bounded as the {% fixed %} fragments are: once full, the rest are written
+# each time (workers are recycled every few thousand requests).
 _FIELDS_HTML: dict[tuple[Any, ...], SafeString] = {}
 _FIELDS_HTML_MAX = 128
 
 
 def _filter_fields_html(request: HttpRequest, form: BookingFilterForm) -> SafeString:
-    if form.errors:
+    if form.errors or request.GET.get("q"):
+        # A search is typed (a client's name, an address): nothing to gain, and not to be kept.
         return mark_safe("\n".join(_field_html(f) for f in form))  # noqa: S308 (each field escaped)
     key = (
-        tuple((name, tuple(values)) for name, values in request.GET.lists() if name != "page"),
+        tuple(sorted((name, tuple(values)) for name, values in request.GET.lists() if name != "page")),
         tuple(form.fields["session_type"].choices),
         tuple(form.fields["counsellor"].choices) if "counsellor" in form.fields else None,
     )

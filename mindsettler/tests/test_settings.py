@@ -175,7 +175,9 @@ def test_production_static_build_succeeds(tmp_path):
         ("Asia/Kolkata", "India Standard Time"),
         ("Europe/London", "London time"),
         ("America/Argentina/Buenos_Aires", "Buenos Aires time"),
-        ("Etc/GMT-5", "Etc/GMT-5"),  # five hours *ahead* of UTC: "GMT-5 time" would say the opposite
+        ("Asia/Calcutta", "India Standard Time"),  # the zone's old name
+        ("Etc/GMT-5", "UTC+05:00"),  # five hours *ahead* of UTC: "GMT-5" says the opposite
+        ("UTC", "UTC"),
     ],
 )
 def test_the_clinics_zone_is_named_in_words(zone, words):

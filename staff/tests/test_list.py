@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from bookings.models import Counsellor, Mode, SessionType, Slot, Status
 from bookings.templatetags.mindsettler import when_short
 from staff import selectors
+from staff import views as staff_views
 from staff.forms import BookingFilterForm
 from staff.templatetags.staff_tags import widget
 from staff.tests.conftest import HX
@@ -220,7 +221,11 @@ def test_filter_fields_are_written_once_per_query_and_choices(admin_client, coun
     assert 'value="confirmed" selected' in fields(admin_client.get(URL, {"status": "confirmed"}).content.decode())
     Counsellor.objects.filter(pk=counsellor.pk).update(display_name="Dr Asha Menon-Rao")
     assert "Dr Asha Menon-Rao" in fields(admin_client.get(URL, query).content.decode())
-    # A form with errors is never stored: its errors are what was typed.
+    # A search is never stored (it holds a client's name or address), nor a form with errors.
+    staff_views._FIELDS_HTML.clear()
+    admin_client.get(URL, {"q": "Meera"})
+    assert not staff_views._FIELDS_HTML
+    # And the errors shown are what was typed.
     assert 'id="id_date_from-error"' in fields(admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode())
     assert 'id="id_date_from-error"' not in fields(admin_client.get(URL, query).content.decode())
 
