@@ -120,14 +120,15 @@ def export(request: HttpRequest, token: str) -> HttpResponse:
     of it (with every booking's history and payments) as a JSON file at `?download`."""
     download = "download" in request.GET
     try:
-        found = services.privacy_export(token=token) if download else services.privacy_held(token=token)
+        held = services.privacy_held(token=token, full=download)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.EXPORT, token=token)
-    if isinstance(found, services.HeldData):
-        rows = [(b, CLIENT_LABELS[b.status]) for b in found.bookings]
-        return render(request, "bookings/privacy/export.html", {"held": found, "rows": rows, "token": token})
+    if not download:
+        rows = [(b, CLIENT_LABELS[b.status]) for b in held.bookings]
+        return render(request, "bookings/privacy/export.html", {"held": held, "rows": rows, "token": token})
+    data = services.privacy_export(held=held)
     response = HttpResponse(
-        json.dumps(found, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+        json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
     )
     response["Content-Disposition"] = 'attachment; filename="mindsettler-my-data.json"'
     return response

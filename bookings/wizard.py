@@ -505,9 +505,9 @@ def _done(step: Step) -> HttpResponse:
     correcting = request.method == "POST" and "_email" in request.POST and is_draft
     # The address as typed, to correct in place (a typo is the usual mistake).
     email_form = CorrectEmailForm(request.POST if correcting else None, initial={"email": booking.email})
-    extra: dict[str, Any] = {"is_draft": is_draft, "resent": False, "email_form": email_form}
+    extra: dict[str, Any] = {"booking": booking, "is_draft": is_draft, "resent": False, "email_form": email_form}
     if correcting and not email_form.is_valid():
-        return _render_step(step, None, extra={**extra, "booking": booking}, errors=email_form.error_summary())
+        return _render_step(step, None, extra=extra, errors=email_form.error_summary())
     wait = None
     if request.method == "POST" and ("_resend" in request.POST or correcting) and is_draft:
         # A new address is limited as a new request would be (per address and per IP), so that a
@@ -520,9 +520,7 @@ def _done(step: Step) -> HttpResponse:
         if wait is None:
             email = email_form.cleaned_data["email"] if correcting else None
             booking = services.booking_resend_verification(booking=booking, email=email)
-            extra["resent"] = True
-            extra["email_form"] = CorrectEmailForm(initial={"email": booking.email})
-    extra["booking"] = booking
+            extra.update(booking=booking, resent=True, email_form=CorrectEmailForm(initial={"email": booking.email}))
     if wait is None:
         return _render_step(step, None, extra=extra)
     message = gettext("We have sent this email several times already. Please try again in %(wait)s.") % {

@@ -156,7 +156,7 @@ class HeldData:
     """Everything held about one email address: what an export link shows and downloads."""
 
     link: LinkToken
-    bookings: list[Booking]  # oldest first, with their events and payments
+    bookings: list[Booking]  # oldest first (with their events and payments if read `full`)
     waitlist: list[WaitlistEntry]
 
     @property
@@ -164,8 +164,9 @@ class HeldData:
         return self.link.booking.email
 
 
-def privacy_held(*, token: str) -> HeldData:
-    """What is held about the address behind an export link (TokenInvalid if it is not live)."""
+def privacy_held(*, token: str, full: bool = False) -> HeldData:
+    """What is held about the address behind an export link (TokenInvalid if it is not live).
+    `full`: each booking's history and payments too, as the downloaded file has them."""
     from bookings.tokens import token_get
 
     link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
@@ -173,16 +174,16 @@ def privacy_held(*, token: str) -> HeldData:
     bookings = (
         Booking.objects.filter(email=email, anonymised_at__isnull=True)
         .select_related("session_type", "counsellor", "slot", "preferred_slot")
-        .prefetch_related("events", "payments")
         .order_by("created_at")
     )
+    if full:
+        bookings = bookings.prefetch_related("events", "payments")
     waitlist = WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
     return HeldData(link=link, bookings=list(bookings), waitlist=list(waitlist.order_by("created_at")))
 
 
-def privacy_export(*, token: str) -> dict[str, Any]:
-    """Everything held about the address behind an export link, as JSON-ready data."""
-    held = privacy_held(token=token)
+def privacy_export(*, held: HeldData) -> dict[str, Any]:
+    """Everything held (privacy_held, read `full`), as JSON-ready data."""
 
     def when(value: datetime | None) -> str | None:
         """In the clinic's time zone, with its offset, as every page and email shows times."""
