@@ -332,7 +332,6 @@ def _render_step(
         "form": form,
         "run": step.key,
         "error_items": errors if errors is not None else (form.error_summary() if form is not None else []),
-        "start_url": reverse("bookings:wizard"),
         # The form steps have their own Back button, which keeps what was typed.
         "back_url": _step_url(step.key, STEPS[STEPS.index(step.name) - 1]) if step.name == "review" else "",
         **(extra or {}),
