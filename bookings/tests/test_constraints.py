@@ -159,3 +159,40 @@ def test_two_bookable_session_types_never_share_a_name(session_type):
         add(name="Pair session", slug="pair", name_hi="युगल सत्र")
     # No Hindi name is no name: many session types have none.
     add(name="Family session", slug="family")
+
+
+def test_migration_0009_tells_apart_names_shared_before_it(session_type):
+    """A deployment whose bookable session types already share a name (a race before the
+    constraints) still migrates: the older keeps the name, a later one gets a number."""
+    import importlib
+
+    from django.apps import apps
+
+    with connection.cursor() as cursor:  # as before migration 0009 (the test's transaction restores them)
+        cursor.execute("DROP INDEX session_type_active_name")
+        cursor.execute("DROP INDEX session_type_active_name_hi")
+    SessionType.objects.filter(pk=session_type.pk).update(name_hi="व्यक्तिगत सत्र")
+    added = [
+        SessionType.objects.create(duration_minutes=50, price=100000, slug=slug, **names)
+        for slug, names in [
+            ("shouting", {"name": "INDIVIDUAL SESSION", "name_hi": "व्यक्तिगत सत्र"}),
+            ("numbered", {"name": "Individual session (2)"}),
+            ("third", {"name": "individual session"}),
+            ("old", {"name": "Individual session", "is_active": False}),
+            ("long", {"name": "L" * 100}),
+            ("long-again", {"name": "l" * 100}),
+        ]
+    ]
+    importlib.import_module("bookings.migrations.0009_session_type_names_unique").tell_apart_shared_names(apps, None)
+
+    session_type.refresh_from_db()
+    assert (session_type.name, session_type.name_hi) == ("Individual session", "व्यक्तिगत सत्र")
+    names = [(st.name, st.name_hi) for st in SessionType.objects.filter(pk__in=[st.pk for st in added]).order_by("pk")]
+    assert names == [
+        ("INDIVIDUAL SESSION (3)", "व्यक्तिगत सत्र (2)"),
+        ("Individual session (2)", ""),
+        ("individual session (4)", ""),
+        ("Individual session", ""),  # not bookable: left as it was
+        ("L" * 100, ""),
+        ("l" * 96 + " (2)", ""),
+    ]
