@@ -29,7 +29,9 @@ def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
     cal = Calendar()
     cal.add("prodid", "-//MindSettler//Bookings//EN")
     cal.add("version", "2.0")
-    cal.add("method", "CANCEL" if cancel else "REQUEST")
+    # PUBLISH: an event to add, not a meeting request (REQUEST) that calendar apps would ask
+    # the client to accept or decline, and answer to the organizer. A cancellation is CANCEL.
+    cal.add("method", "CANCEL" if cancel else "PUBLISH")
     event = Event()
     event.add("uid", f"{booking.ack_id.lower()}@mindsettler")
     event.add("sequence", booking.version)

@@ -393,7 +393,7 @@ def test_the_calendar_file_updates_one_event_in_place_and_cancels_it(journey):
     files = [(e.kind, Calendar.from_ical(e.ics)) for e in journey.emails if e.ics]
     assert [kind for kind, _ in files] == ["confirmed", "rescheduled", "cancelled"]
     events = [cal.walk("VEVENT")[0] for _, cal in files]
-    assert [str(cal["METHOD"]) for _, cal in files] == ["REQUEST", "REQUEST", "CANCEL"]
+    assert [str(cal["METHOD"]) for _, cal in files] == ["PUBLISH", "PUBLISH", "CANCEL"]
     assert len({str(event["UID"]) for event in events}) == 1
     sequences = [int(event["SEQUENCE"]) for event in events]
     assert sequences[0] < sequences[1] < sequences[2]

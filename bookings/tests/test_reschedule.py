@@ -92,7 +92,7 @@ def test_the_calendar_invite_keeps_its_uid_and_raises_its_sequence(confirmed, fr
     assert str(after["UID"]) == str(before["UID"])
     assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
     assert after.decoded("DTSTART") == free_slot.start
-    assert "METHOD:REQUEST" in attachment[1]
+    assert "METHOD:PUBLISH" in attachment[1]
 
 
 def test_an_approved_booking_gets_a_payment_deadline_that_fits_the_new_time(make_booking, counsellor, slot):
