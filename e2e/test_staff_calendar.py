@@ -110,6 +110,38 @@ def test_a_browser_in_another_zone_sees_sessions_at_the_clinics_times(london, ma
     london.check()
 
 
+def test_the_week_takes_in_sessions_before_seven_and_after_ten(london, make_booking, counsellor):
+    """The Week view shows 07:00 to 22:00, widened to whole hours for what its dates hold
+    outside them, and narrows again for a week with nothing there."""
+    page = london.page
+    night = next_weekday_at(0, days_ahead=3) + timedelta(minutes=30)
+    evening = next_weekday_at(22, days_ahead=3) + timedelta(minutes=30)
+    early, late = (
+        make_booking(
+            Status.CONFIRMED,
+            slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50)),
+            client_name=name,
+        )
+        for start, name in [(night, "Priya Sharma"), (evening, "Kiran Rao")]
+    )
+    page.reload()
+    expect(find_on_calendar(london, early.ack_id)).to_have_accessible_name(re.compile(r"^00:30 - 01:20"))
+    expect(page.get_by_role("link", name=re.compile(late.ack_id))).to_have_accessible_name(
+        re.compile(r"^22:30 - 23:20")
+    )
+    rows = page.locator("td.fc-timegrid-slot-lane")
+    expect(rows.first).to_have_attribute("data-time", "00:00:00")
+    expect(rows.last).to_have_attribute("data-time", "23:30:00")
+
+    # Six weeks on, nothing is outside the usual hours.
+    for _ in range(6):
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    page.wait_for_load_state("networkidle")
+    expect(rows.first).to_have_attribute("data-time", "07:00:00")
+    expect(rows.last).to_have_attribute("data-time", "21:30:00")
+    london.check()
+
+
 def test_whole_days_cannot_be_selected_and_a_time_within_a_day_publishes_at_clinic_times(london, counsellor):
     page = london.page
     asked = dialogs(page, accept=True)

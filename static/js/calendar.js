@@ -147,6 +147,35 @@
     });
   }).observe(el, { childList: true, subtree: true });
 
+  // The Week and Day views show 07:00 to 22:00, widened to whole hours to take in any session
+  // or free time of the dates shown outside them (a late session would otherwise be fetched
+  // but shown nowhere). startStr/endStr are wall-clock times in the clinic's zone.
+  var HOURS = [7, 22];
+  function minutesOf(text) {
+    return Number(text.slice(11, 13)) * 60 + Number(text.slice(14, 16));
+  }
+  function fitHours() {
+    var view = calendar.view;
+    if (view.type.indexOf("timeGrid") !== 0) return;
+    var first = HOURS[0] * 60;
+    var last = HOURS[1] * 60;
+    calendar.getEvents().forEach(function (event) {
+      var end = event.end || event.start;
+      if (end <= view.activeStart || event.start >= view.activeEnd) return;
+      var starts = event.start < view.activeStart ? 0 : minutesOf(event.startStr);
+      var ends = event.endStr.slice(0, 10) !== event.startStr.slice(0, 10) ? 24 * 60 : minutesOf(event.endStr);
+      first = Math.min(first, starts);
+      last = Math.max(last, ends);
+    });
+    var hour = function (minutes) {
+      return String(minutes / 60).padStart(2, "0") + ":00:00";
+    };
+    var min = hour(Math.floor(first / 60) * 60);
+    var max = hour(Math.ceil(last / 60) * 60);
+    if (calendar.getOption("slotMinTime") !== min) calendar.setOption("slotMinTime", min);
+    if (calendar.getOption("slotMaxTime") !== max) calendar.setOption("slotMaxTime", max);
+  }
+
   function cancelledLast(a, b) {
     var one = a.ui.classNames.indexOf("ms-cancelled") >= 0;
     var other = b.ui.classNames.indexOf("ms-cancelled") >= 0;
@@ -169,6 +198,12 @@
     nowIndicator: true,
     slotMinTime: "07:00:00",
     slotMaxTime: "22:00:00",
+    eventsSet: function () {
+      fitHours();
+    },
+    datesSet: function () {
+      fitHours();
+    },
     allDaySlot: false,
     height: "auto",
     selectable: true,
