@@ -1,4 +1,4 @@
-"""Log plumbing: a request ID on every line, and no tokens from emailed links."""
+"""Log plumbing: a request ID on every line, and no tokens from emailed links or staff searches."""
 
 from __future__ import annotations
 
@@ -16,8 +16,13 @@ _TOKEN_PATH = re.compile(
 )
 
 
+# The staff list's search (`?q=`, also in its CSV export's link and in the Referer of the
+# pages it leads to) is a client's name, address or phone number.
+_SEARCH = re.compile(r"([?&]q=)[^&\s\"']*")
+
+
 def redact(text: str) -> str:
-    return _TOKEN_PATH.sub(r"\1[redacted]", text)
+    return _SEARCH.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", text))
 
 
 class RequestIDFilter(logging.Filter):

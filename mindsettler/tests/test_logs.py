@@ -206,3 +206,20 @@ def test_gunicorns_logs_hide_link_tokens():
     logger.error_log.handlers[0].setStream(errors)
     logger.exception("Error handling request %s", environ["RAW_URI"])
     assert token not in errors.getvalue() and "Error handling request /pay/[redacted]/checkout/7/" in errors.getvalue()
+
+
+def test_staff_searches_are_redacted_in_request_lines_and_referrers():
+    """A search of the staff list is a client's name, address or phone number: htmx puts it
+    in the address bar, so it is in the request line, the CSV export's link and the Referer of
+    the booking opened from the results."""
+    from mindsettler.logging import redact
+
+    line = redact(
+        '"GET /staff/bookings/?status=pending&q=zephyrine.q%40example.org&page=2 HTTP/1.1" 200 '
+        '"https://book.example.org/staff/bookings/export.csv?q=Zephyrine+Quillfeather"'
+    )
+    assert "zephyrine" not in line.lower() and "quillfeather" not in line.lower()
+    assert "/staff/bookings/?status=pending&q=[redacted]&page=2 " in line
+    assert "/staff/bookings/export.csv?q=[redacted]" in line
+    # Other parameters are kept: they are the filters' values, not a person's.
+    assert redact("/staff/bookings/?status=pending&counsellor=3") == "/staff/bookings/?status=pending&counsellor=3"
