@@ -44,6 +44,8 @@ def test_admin_filters_the_list_and_pages_through_it(tabs, admin_login, counsell
     # The next page keeps the filter.
     results.get_by_role("link", name="Next page").click()
     expect(results).to_contain_text("Bookings 26\N{EN DASH}27 of 27")
+    if javascript:  # what a screen reader hears of the change: the count, in the page's status line
+        expect(page.get_by_role("status")).to_have_text("Bookings 26\N{EN DASH}27 of 27")
     expect(page).to_have_url(re.compile(r"status=pending.*page=2"))
     expect(results.get_by_role("link", name="Next page")).to_have_count(0)
     expect(results.get_by_role("link", name=re.compile(r"^MS-"))).to_have_count(2)

@@ -361,8 +361,8 @@ class SessionTypeForm(forms.ModelForm):
         labels = {
             "slug": "Link name",
             "description": "Description for clients",
-            "name_hi": "Name in Hindi (optional)",
-            "description_hi": "Description in Hindi (optional)",
+            "name_hi": "Name in Hindi",
+            "description_hi": "Description in Hindi",
             "duration_minutes": "Length (minutes)",
             "offers_online": "Can be held online",
             "offers_in_person": "Can be held in person",

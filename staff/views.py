@@ -501,6 +501,7 @@ def booking_list(request: HttpRequest) -> HttpResponse:
         "query": query,
         "is_admin": is_administrator(request.user),
         "nav": "bookings",
+        "announce": fragment,  # the new count, into the page's status line
     }
     response = render(request, "staff/booking_list.html#results" if fragment else "staff/booking_list.html", context)
     patch_vary_headers(response, ("HX-Request",))  # one URL, two bodies: caches must keep both

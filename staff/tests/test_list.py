@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from bookings.models import Counsellor, Mode, SessionType, Slot, Status
+from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
 from bookings.templatetags.mindsettler import when_short
 from staff import selectors
 from staff import views as staff_views
@@ -92,6 +92,21 @@ def test_htmx_returns_the_results_fragment_and_bad_filters_do_not_break_the_page
     assert 'id="results"' in html and "<html" not in html and 'role="search"' not in html
     assert admin_client.get(URL, {"status": "nonsense", "date_from": "31/31/2026", "page": "x"}).status_code == 200
     assert "HX-Request" in response["Vary"]
+
+
+def test_a_screen_reader_hears_the_new_count_not_the_whole_table(admin_client, spread):
+    """The results are not a live region (a screen reader would read the table out after each
+    change of filter): an htmx answer puts its count into the page's status line instead."""
+    page = admin_client.get(URL, {"status": "pending"}).content.decode()
+    assert '<p id="results-status" role="status" class="sr-only"></p>' in page
+    assert "aria-live" not in page and "hx-swap-oob" not in page
+    assert 'tabindex="0" role="region" aria-label="Table of bookings"' in page  # scrolls by keyboard on a phone
+
+    pending = Booking.objects.filter(status=Status.PENDING).count()
+    html = admin_client.get(URL, {"status": "pending"}, **HX).content.decode()
+    assert f'<div hx-swap-oob="innerHTML:#results-status">{pending} booking{"s" if pending != 1 else ""}</div>' in html
+    html = admin_client.get(URL, {"q": "nobody-at-all"}, **HX).content.decode()
+    assert '<div hx-swap-oob="innerHTML:#results-status">No bookings match these filters.</div>' in html
 
 
 def test_back_to_a_filtered_list_gets_the_whole_page(admin_client, spread):
@@ -426,4 +441,4 @@ def test_htmx_answers_clear_the_errors_the_page_shows_and_leave_the_other_fields
     for current in (fine, "http://testserver/staff/bookings/", None):
         headers = {"HTTP_HX_CURRENT_URL": current} if current else {}
         html = admin_client.get(URL, {"status": "confirmed"}, **HX, **headers).content.decode()
-        assert "hx-swap-oob" not in html and 'id="id_status' not in html, current
+        assert 'hx-swap-oob="true"' not in html and 'id="id_status' not in html, current
