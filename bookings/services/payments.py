@@ -345,12 +345,21 @@ def _refund_enqueue(payment_id: int) -> None:
 def payments_taken_lock(*, booking_id: int) -> list[Payment]:
     """The booking's attempts holding money not refunded (captured: confirmed, or held for
     staff as a wrong amount), locked. Inside the caller's transaction and before it locks the
-    booking: the lock order."""
-    return list(
-        Payment.objects.select_for_update()
-        .filter(booking_id=booking_id, status__in=(Payment.State.CONFIRMED, Payment.State.PENDING), refund_status="")
-        .exclude(provider_payment_id="")
-    )
+    booking: the lock order.
+
+    Every attempt of the booking is locked and the ones holding money are chosen after: a
+    payment being confirmed at this moment is not captured yet in what PostgreSQL would test
+    a filter against, so a filtered lock would pass it by without waiting, and a cancellation
+    would then find the booking confirmed and its money kept. Locked, it is read once the
+    confirmation has committed."""
+    attempts = Payment.objects.select_for_update().filter(booking_id=booking_id).order_by("pk")
+    return [
+        payment
+        for payment in attempts
+        if payment.status in (Payment.State.CONFIRMED, Payment.State.PENDING)
+        and not payment.refund_status
+        and payment.provider_payment_id
+    ]
 
 
 def _payable_again(booking_id: int) -> None:

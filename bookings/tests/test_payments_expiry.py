@@ -1,5 +1,6 @@
 """The payment window: unpaid bookings are cancelled by the system, slots released, clients
-emailed; late payments refunded; sweeps safe to run concurrently."""
+emailed; late payments refunded; sweeps safe to run concurrently; a cancellation while a
+payment confirms gives the money back."""
 
 from __future__ import annotations
 
@@ -14,11 +15,20 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status
+from bookings.models import Actor, Booking, BookingEvent, LinkToken, OutboundEmail, Payment, Slot, Status
 from bookings.selectors import slots_free
-from bookings.services import bookings_expire, payment_confirm, payment_refunds_retry, payment_start
+from bookings.services import (
+    booking_cancel,
+    booking_cancel_confirm,
+    bookings_expire,
+    payment_confirm,
+    payment_refunds_retry,
+    payment_start,
+)
 from bookings.tasks import expire_bookings
 from bookings.tests.test_i18n import assert_hindi
+from bookings.tests.threads import held_open
+from bookings.tokens import token_create
 
 
 @pytest.fixture
@@ -250,3 +260,42 @@ def test_concurrent_sweeps_expire_each_booking_once(overdue):
     for booking in bookings:
         assert BookingEvent.objects.filter(booking=booking, to_status=Status.CANCELLED).count() == 1
     assert len([m for m in mail.outbox if "released" in m.subject]) == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL for real concurrency")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("by", ["staff", "client"])
+def test_a_cancellation_while_a_payment_confirms_refunds_it(make_booking, counsellor, admin_user, by):
+    """The payment confirms the booking first and the cancellation waits for it: it then
+    cancels a confirmed, paid booking, and must give the money back."""
+    booking = make_booking(Status.PAYMENT_PENDING, counsellor=counsellor)
+    Slot.objects.filter(pk=booking.slot_id).update(
+        start=booking.slot.start + timedelta(days=3), end=booking.slot.end + timedelta(days=3)
+    )  # before the clients' cutoff
+    payment = Payment.objects.create(
+        booking=booking, provider="sandbox", amount=booking.amount, currency=booking.currency, provider_order_id="o_1"
+    )
+    link = token_create(booking=booking, purpose=LinkToken.Purpose.CANCEL, lifetime=timedelta(hours=1))
+
+    def pay() -> None:
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_1",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+
+    def cancel() -> None:
+        if by == "staff":
+            booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="The client phoned")
+        else:
+            booking_cancel_confirm(token=link)
+
+    assert held_open(pay, cancel) == ("ok", "ok")
+    booking.refresh_from_db()
+    payment.refresh_from_db()
+    assert booking.status == Status.CANCELLED
+    assert payment.refund_status != "", "the money of a cancelled booking was kept"

@@ -4,16 +4,15 @@ comes first, the other waits for it and then sees it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 
-from bookings.errors import BookingError
 from bookings.models import Booking, Mode, SessionType, Slot, Status
 from bookings.services import booking_create_by_staff, session_type_save
+from bookings.tests.threads import held_open
 from conftest import next_weekday_at
 
 pytestmark = [
@@ -21,39 +20,6 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL for real concurrency"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def held_open(first: Callable[[], object], second: Callable[[], object]) -> tuple[str, str]:
-    """Run `first` in a transaction kept open until `second`, started meanwhile in another
-    thread, has had a second to finish; `second` must wait for it. Returns both outcomes."""
-    started, release = threading.Event(), threading.Event()
-    outcomes: dict[str, str] = {}
-
-    def run(name: str, call: Callable[[], object], hold: bool) -> None:
-        try:
-            with transaction.atomic():
-                call()
-                if hold:
-                    started.set()
-                    release.wait(timeout=10)
-            outcomes[name] = "ok"
-        except BookingError as error:
-            outcomes[name] = getattr(error, "field", error.code)
-        finally:
-            connections.close_all()
-
-    one = threading.Thread(target=run, args=("first", first, True))
-    one.start()
-    assert started.wait(timeout=10)
-    two = threading.Thread(target=run, args=("second", second, False))
-    two.start()
-    two.join(timeout=1)
-    waited = two.is_alive()
-    release.set()
-    one.join(timeout=10)
-    two.join(timeout=10)
-    assert waited, "the second did not wait for the first"
-    return outcomes["first"], outcomes["second"]
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+"""Real concurrency on PostgreSQL, made certain: one call holds its transaction open while
+another, in a second thread with its own connection, must wait for it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from django.db import connections, transaction
+
+from bookings.errors import BookingError
+
+
+def held_open(first: Callable[[], object], second: Callable[[], object]) -> tuple[str, str]:
+    """Run `first` in a transaction kept open until `second`, started meanwhile in another
+    thread, has had a second to finish; `second` must wait for it. Returns both outcomes."""
+    started, release = threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, call: Callable[[], object], hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                call()
+                if hold:
+                    started.set()
+                    release.wait(timeout=10)
+            outcomes[name] = "ok"
+        except BookingError as error:
+            outcomes[name] = getattr(error, "field", error.code)
+        finally:
+            connections.close_all()
+
+    one = threading.Thread(target=run, args=("first", first, True))
+    one.start()
+    assert started.wait(timeout=10)
+    two = threading.Thread(target=run, args=("second", second, False))
+    two.start()
+    two.join(timeout=1)
+    waited = two.is_alive()
+    release.set()
+    one.join(timeout=10)
+    two.join(timeout=10)
+    assert waited, "the second did not wait for the first"
+    return outcomes["first"], outcomes["second"]
