@@ -9,6 +9,7 @@ may be chosen, what makes a draft) are in services; this module only moves betwe
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ INLINE = {"session": ("preferred_times",), "about": ("client_name", "email", "ph
 SESSION_KEY = "booking_wizard"
 # A client may have a few runs open (tabs, restarts); older ones are forgotten.
 MAX_RUNS = 5
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,50}")  # a SlugField's value
 
 
 # --- Run state in the session -------------------------------------------------------------
@@ -108,8 +110,9 @@ def _preselection(request: HttpRequest) -> dict[str, str]:
             initial["day"] = timezone.localtime(slot.start).date().isoformat()
     # `?counsellor=<slug>`: "Book with ..." on a counsellor's public profile.
     wanted_counsellor = request.GET.get("counsellor", "")
-    if wanted_counsellor and "counsellor" not in initial:
-        found = Counsellor.objects.filter(slug=wanted_counsellor[:50], is_active=True).values_list("pk", flat=True)
+    # Only a slug is looked up (PostgreSQL refuses text with a NUL in it: a hand-made link).
+    if SLUG.fullmatch(wanted_counsellor) and "counsellor" not in initial:
+        found = Counsellor.objects.filter(slug=wanted_counsellor, is_active=True).values_list("pk", flat=True)
         if found:
             initial["counsellor"] = str(found[0])
     return initial

@@ -206,6 +206,17 @@ def test_script_in_every_client_field_is_escaped_in_every_output(
     assert api.status_code == 200 and "<script" not in api.content.decode()
 
 
+@pytest.mark.parametrize("raw", ["\x00", "asha\x00", "a" * 51, "आशा", "asha mehta"])
+def test_a_link_to_book_with_a_counsellor_who_is_no_slug_chooses_no_one(client, counsellor, raw):
+    """`/book/?counsellor=<slug>` from a profile: anything else (PostgreSQL refuses a NUL in
+    text outright) opens the wizard with no counsellor chosen."""
+    response = client.get(f"/book/?counsellor={quote(raw)}", follow=True)
+    assert response.status_code == 200
+    assert 'value="" selected>No preference</option>' in response.content.decode()
+    chosen = client.get(f"/book/?counsellor={counsellor.slug}", follow=True).content.decode()
+    assert f'value="{counsellor.pk}" selected' in chosen
+
+
 @pytest.mark.parametrize("raw", ["²", "١٢", "9" * 30])
 def test_ids_that_are_not_plain_digits_are_no_slot(client, session_type, slot, raw):
     """str.isdigit() takes "²" (int() does not) and "١٢" (Arabic-Indic 12); neither, nor a
