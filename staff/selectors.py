@@ -274,6 +274,24 @@ def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
     }
 
 
+# What the dashboard shows of a session to record: plain values, never the client's own words.
+TO_RECORD_COLUMNS = ("pk", "ack_id", "version", "client_name", "slot__start", "counsellor__display_name")
+
+
+def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = None) -> dict[str, Any]:
+    """Confirmed sessions that have ended and nobody has marked completed or a no-show:
+    `to_record`, the oldest `limit` of those `user` may see, as dicts of TO_RECORD_COLUMNS,
+    and `to_record_more`, whether there are others. One query: it reads one row more than it
+    shows rather than counting them all."""
+    rows = list(
+        bookings_for(user)
+        .filter(status=Status.CONFIRMED, slot__end__lte=now or timezone.now())
+        .order_by("slot__start", "pk")
+        .values(*TO_RECORD_COLUMNS)[: limit + 1]
+    )
+    return {"to_record": rows[:limit], "to_record_more": len(rows) > limit}
+
+
 def bookable_notices(*, user: Any) -> dict[str, Any]:
     """What stops clients booking, for the dashboard to say. `no_session_types`: no type is
     offered (a new clinic, or every type retired), for administrators. `hidden_profile`: the

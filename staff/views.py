@@ -25,6 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -122,6 +123,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
     data["online_without_link"] = selectors.online_without_link(user=request.user)
+    data.update(selectors.sessions_to_record(user=request.user))
     data.update(selectors.bookable_notices(user=request.user))
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
@@ -764,6 +766,17 @@ def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: Booking
     return _render_detail(request, booking, status=status, forms=forms_, errors=errors)
 
 
+def _back_to(request: HttpRequest) -> str | None:
+    """The page of ours a booking action was sent from, to go back to (the form's `next`): the
+    dashboard's sessions to record. None if it is not given, or not an address of this site."""
+    url = request.POST.get("next", "")
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return None
+
+
 def _act(
     request: HttpRequest,
     pk: int,
@@ -771,16 +784,24 @@ def _act(
     form: Any,
     do: Callable[[dict[str, Any]], Any],
     done: str | Callable[[Any], str],
+    *,
+    back: str | None = None,
 ) -> HttpResponse:
     """What every booking action shares: check the form, call the service, then show the
-    fresh booking, or the refusal next to the action. `do` gets the cleaned data."""
+    fresh booking, or the refusal next to the action. `do` gets the cleaned data. `back`
+    (see _back_to): on success, go back there instead, the message naming the booking (`do`
+    returns it); a refusal still shows the booking as it is now, and why."""
     if form is not None and not form.is_valid():
         return _refused(request, pk, action, form, None)
     try:
         result = do(form.cleaned_data if form is not None else {})
     except BookingError as exc:
         return _refused(request, pk, action, form, exc)
-    return _after_action(request, pk, done(result) if callable(done) else done)
+    message = done(result) if callable(done) else done
+    if back and not request.htmx:
+        messages.success(request, f"{result.ack_id}: {message}")
+        return redirect(back)
+    return _after_action(request, pk, message)
 
 
 @require_POST
@@ -836,6 +857,7 @@ def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
         VersionForm(request.POST, prefix="complete"),
         lambda d: services.booking_complete(booking_id=pk, user=request.user, expected_version=d["version"]),
         "Marked as completed.",
+        back=_back_to(request),
     )
 
 
@@ -1431,6 +1453,7 @@ def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
         NoShowForm(request.POST),
         lambda d: services.booking_no_show(booking_id=pk, user=request.user, expected_version=d["version"]),
         "Marked as a no-show.",
+        back=_back_to(request),
     )
 
 
