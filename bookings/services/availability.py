@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -106,7 +106,10 @@ def slots_publish(
         )
         new: list[Slot] = []
         skipped = 0
-        t = start
+        # Stepped in UTC: elapsed time. A step in the clinic's zone adds wall-clock time, and
+        # on the night the clocks go forward made two slots of one instant (01:00, which does
+        # not exist there, and 02:00).
+        t = start.astimezone(UTC)
         while t + session <= end:
             if t <= now or _overlaps(t, t + session, taken):
                 skipped += 1

@@ -1,6 +1,7 @@
 """Times shown to a client in a zone with daylight saving (display only: the clinic's zone,
 Asia/Kolkata, has none). Around the UK's changes (last Sunday of October and of March) the
-same wall-clock time can mean two moments; each must name its own zone."""
+same wall-clock time can mean two moments; each must name its own zone. Slots published over
+a change last their real length."""
 
 from __future__ import annotations
 
@@ -93,3 +94,32 @@ def test_iso_writes_what_date_c_writes():
     both = Template("{% load mindsettler %}{{ moment|date:'c' }} {{ moment|iso }}").render(Context({"moment": moment}))
     django_c, ours = both.split()
     assert ours == django_c and ours.endswith("+05:30")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("day", "starts"),
+    [
+        # Forward at 01:00 GMT: 00:00 GMT, then 02:00 and 03:00 BST (three real hours).
+        ((2027, 3, 28), ["00:00 GMT", "02:00 BST", "03:00 BST"]),
+        # Back at 02:00 BST: 00:00 and 01:00 BST, 01:00 and 02:00 GMT (five real hours).
+        ((2026, 10, 25), ["00:00 BST", "01:00 BST", "01:00 GMT", "02:00 GMT", "03:00 GMT"]),
+    ],
+    ids=["clocks-forward", "clocks-back"],
+)
+def test_publishing_a_night_across_a_change_steps_in_real_time(counsellor, day, starts):
+    """Hour-long sessions from 00:00 to 04:00 on the night of a change: one per real hour,
+    each lasting an hour. A step in wall-clock time made two slots of one instant in spring
+    (refused as overlapping, so the night could never be published) and lost one in autumn."""
+    from bookings.services import slots_publish
+
+    with timezone.override(LONDON):
+        zone = timezone.get_current_timezone()
+        start = timezone.make_aware(datetime(*day, 0, 0), zone)
+        end = timezone.make_aware(datetime(*day, 4, 0), zone)
+        created, skipped = slots_publish(
+            counsellor=counsellor, start=start, end=end, session_minutes=60, now=start - timedelta(days=1)
+        )
+        assert skipped == 0
+        assert [f"{timezone.localtime(s.start):%H:%M %Z}" for s in created] == starts
+    assert all(s.end - s.start == timedelta(hours=1) for s in Slot.objects.filter(counsellor=counsellor))
