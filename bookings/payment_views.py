@@ -27,6 +27,7 @@ from bookings.models import Booking, LinkToken, Payment, Status
 from bookings.selectors import link_check_open
 from bookings.templatetags.mindsettler import money
 from bookings.tokens import token_get
+from bookings.views import speak_as_booked
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def _booking_or_problem(request: HttpRequest, token: str) -> Booking | HttpRespo
     try:
         link = token_get(raw=token, purpose=LinkToken.Purpose.MANAGE, related=("booking__slot",))
         link_check_open(link, link.booking)
+        speak_as_booked(request, link.booking)
         return link.booking
     except TokenInvalid as exc:
         response = render(request, "bookings/payments/link_problem.html", {"message": exc.message}, status=404)

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext, ngettext
@@ -27,7 +28,7 @@ from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
-from bookings.models import Booking, Clinic, LinkToken, Mode, Status
+from bookings.models import Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import token_get, token_hash
@@ -95,6 +96,24 @@ def private_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return wrapped
 
 
+LANGUAGE_CODES = frozenset(code for code, _name in settings.LANGUAGES)
+
+
+def speak_as_booked(request: HttpRequest, booking: Booking | WaitlistEntry) -> None:
+    """A page reached through a booking's (or a waitlist place's) emailed link is in its
+    language, the one its emails are in, unless the visitor chose a language on this site
+    (the switcher's cookie): a client who booked in Hindi and opens the link on their phone
+    reads Hindi."""
+    language = booking.language
+    if (
+        settings.LANGUAGE_COOKIE_NAME not in request.COOKIES
+        and language != request.LANGUAGE_CODE  # type: ignore[attr-defined]
+        and language in LANGUAGE_CODES
+    ):
+        translation.activate(language)
+        request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
+
+
 def _too_many(request: HttpRequest, template: str, context: dict[str, object], wait: int, what: str) -> HttpResponse:
     context = {
         **context,
@@ -140,9 +159,10 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows one button; only its POST verifies (link scanners only GET)."""
     if request.method != "POST":
         try:
-            token_get(raw=token, purpose=LinkToken.Purpose.VERIFY)
+            link = token_get(raw=token, purpose=LinkToken.Purpose.VERIFY, related=("booking",))
         except TokenInvalid as exc:
             return _link_problem(request, exc, purpose=LinkToken.Purpose.VERIFY, token=token)
+        speak_as_booked(request, link.booking)
         return render(request, "bookings/verify.html", {"token": token})
     try:
         booking = services.booking_verify(token=token)
@@ -153,6 +173,7 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.VERIFY, token=token)
     except BookingError as exc:
         return render(request, "bookings/verify.html", {"token": token, "error": exc.message}, status=409)
+    speak_as_booked(request, booking)
     return render(
         request,
         "bookings/verified.html",
@@ -262,6 +283,7 @@ def booking_page(request: HttpRequest, token: str) -> HttpResponse:
         booking = selectors.booking_for_page(token=token)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    speak_as_booked(request, booking)
     return render(request, "bookings/booking_page.html", _booking_page_context(booking, token))
 
 
@@ -274,6 +296,7 @@ def booking_cancel_request(request: HttpRequest, token: str) -> HttpResponse:
         booking = selectors.booking_for_page(token=token)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    speak_as_booked(request, booking)  # its messages, on the page it goes back to
     wait = ratelimit_hit(scope="cancel_request", key=f"booking:{booking.pk}")
     if wait:
         context = _booking_page_context(booking, token)
@@ -310,6 +333,7 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
         except TokenInvalid as exc:
             return _link_problem(request, exc, purpose=LinkToken.Purpose.CANCEL, token=token)
         booking = selectors.booking_with_session(link.booking_id)
+        speak_as_booked(request, booking)
         context = {
             "booking": booking,
             "token": token,
@@ -327,6 +351,7 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
         context = {"clinic": clinic, "error": exc.message, "too_late": isinstance(exc, TooLate)}
         return render(request, "bookings/cancel_refused.html", context, status=409)
     booking = selectors.booking_with_session(booking.pk)
+    speak_as_booked(request, booking)
     context = {"booking": booking, "clinic": clinic, "booking_url": manage_path(booking)}
     return render(request, "bookings/cancelled.html", context)
 

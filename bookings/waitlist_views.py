@@ -20,7 +20,7 @@ from bookings.forms import WaitlistForm
 from bookings.models import WaitlistToken
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import waitlist_token_get
-from bookings.views import LINK_PROBLEM_TITLES, private_page, wait_text
+from bookings.views import LINK_PROBLEM_TITLES, private_page, speak_as_booked, wait_text
 
 
 def _initial(request: HttpRequest) -> dict[str, object]:
@@ -94,6 +94,7 @@ def _link_page(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
         link = waitlist_token_get(raw=token, purpose=purpose)
     except TokenInvalid as exc:
         return _link_problem(request, exc)
+    speak_as_booked(request, link.entry)
     return render(request, "bookings/waitlist_link.html", {"entry": link.entry, "purpose": purpose, "token": token})
 
 
@@ -108,6 +109,7 @@ def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
         return _link_problem(request, exc)
     except BookingError as exc:
         return render(request, "bookings/waitlist_done.html", {"error": exc.message}, status=409)
+    speak_as_booked(request, entry)
     return render(request, "bookings/waitlist_done.html", {"entry": entry, "joined": True})
 
 
@@ -120,4 +122,5 @@ def waitlist_leave(request: HttpRequest, token: str) -> HttpResponse:
         entry = services.waitlist_leave(token=token)
     except TokenInvalid as exc:
         return _link_problem(request, exc)
+    speak_as_booked(request, entry)
     return render(request, "bookings/waitlist_done.html", {"entry": entry, "left": True})

@@ -387,6 +387,32 @@ def test_the_booking_page_in_each_status_is_in_hindi(client, make_booking, couns
     assert str(booking.ack_id) in hindi
 
 
+def test_a_bookings_links_open_in_its_language_until_the_client_chooses_another(
+    client, make_booking, counsellor, manage_token
+):
+    """Booked in Hindi, opened on another device whose browser asks for English: the pages of
+    the emailed links are in Hindi, as the emails were. The switcher's choice wins."""
+    booking = make_booking(Status.APPROVED, language="hi")
+    token = manage_token(booking)
+    english_browser = {"HTTP_ACCEPT_LANGUAGE": "en-GB,en;q=0.9"}
+    page = client.get(f"/bookings/{token}/", **english_browser).content.decode()
+    assert '<html lang="hi"' in page
+    assert_hindi("booking page, English browser", page)
+    checkout = client.post(f"/bookings/{token}/pay/", follow=True, **english_browser).content.decode()
+    assert '<html lang="hi"' in checkout
+    cancel = make_booking(Status.CONFIRMED, language="hi")
+    client.post(f"/bookings/{manage_token(cancel)}/cancel/", **english_browser)
+    assert '<html lang="hi"' in client.get(link_in_last_email("/cancel/"), **english_browser).content.decode()
+
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert '<html lang="en"' in client.get(f"/bookings/{token}/", **english_browser).content.decode()
+    # Booked in English, opened in a Hindi browser: English, as its emails.
+    del client.cookies[settings.LANGUAGE_COOKIE_NAME]
+    english = make_booking(Status.APPROVED, language="en")
+    page = client.get(f"/bookings/{manage_token(english)}/", HTTP_ACCEPT_LANGUAGE="hi").content.decode()
+    assert '<html lang="en"' in page
+
+
 def test_cancelling_moving_and_paying_pages_are_in_hindi(client, make_booking, counsellor, manage_token):
     booking = make_booking(Status.CONFIRMED, language="hi", slot=None)
     token = manage_token(booking)
