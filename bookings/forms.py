@@ -74,7 +74,7 @@ def _text(
     widget = (
         forms.Textarea(attrs={"rows": rows, "class": "input"}) if rows else forms.TextInput(attrs={"class": "input"})
     )
-    return forms.CharField(
+    field = forms.CharField(
         label=label,
         required=required,
         max_length=max_length,
@@ -87,6 +87,11 @@ def _text(
             **(messages or {}),
         },
     )
+    if rows:
+        # A browser cuts a longer paste at `maxlength` without a word: a text area is checked
+        # when sent instead, and kept as written, with the error next to it.
+        field.widget.attrs.pop("maxlength", None)
+    return field
 
 
 class CounsellorChoice(NamedTuple):
@@ -275,9 +280,10 @@ class ConcernsStepForm(JourneyForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["concerns"].help_text = _(
-            "A few words are enough, and you can leave this empty. Only your counsellor and the "
-            "clinic's administrators will read it. It is never included in emails."
-        )
+            "A few words are enough (at most %(count)s characters), and you can leave this empty. "
+            "Only your counsellor and the clinic's administrators will read it. It is never "
+            "included in emails."
+        ) % {"count": CONCERNS_MAX}
 
 
 class ConsentForm(JourneyForm):

@@ -226,9 +226,15 @@ def test_guardian_consent_policy_offers_the_younger_option(client, session_type,
 
 def test_concerns_step_refuses_overlong_text(client, session_type, slot):
     run = walk_to_review(client, session_type=session_type, slot=slot)
-    response = client.post(url(run, "concerns"), {"concerns": "x" * 2001})
+    page = client.get(url(run, "concerns")).content.decode()
+    # Said before, and not cut by the browser: a paste past `maxlength` would lose its end unseen.
+    assert "at most 2000 characters" in page and "maxlength" not in page.split('id="id_concerns"')[1].split(">")[0]
+    written = "I have not slept well since the move. " * 60
+    response = client.post(url(run, "concerns"), {"concerns": written})
     assert "Use 2000 characters or fewer." in errors_in(response)
-    assert 'aria-describedby="id_concerns_helptext id_concerns_error"' in response.content.decode()
+    html = response.content.decode()
+    assert 'aria-describedby="id_concerns_helptext id_concerns_error"' in html
+    assert written.strip() in html.replace("&#x27;", "'")  # kept as written, to shorten
 
 
 def test_a_price_changed_while_the_review_was_open_is_shown_before_anything_is_sent(client, session_type, slot):
