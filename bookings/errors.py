@@ -8,13 +8,15 @@ from django.utils.translation import gettext_lazy as _
 
 
 class BookingError(Exception):
-    """A refused action. `message` is human-readable; `code` is stable for the API and tests."""
+    """A refused action. `message` is human-readable; `code` is stable for the API and tests;
+    `field`, when given, names the form field it is about, for the error to stand beside it."""
 
     code = "refused"
     default_message = _("That could not be done.")
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, field: str = "") -> None:
         self.message = message or self.default_message
+        self.field = field
         super().__init__(self.message)
 
 
@@ -97,5 +99,4 @@ class SettingRefused(BookingError):
     code = "setting_refused"
 
     def __init__(self, message: str, field: str) -> None:
-        self.field = field
-        super().__init__(message)
+        super().__init__(message, field=field)

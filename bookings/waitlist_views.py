@@ -73,7 +73,11 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
             language=translation.get_language(),
         )
     except BookingError as exc:
-        context["error_items"] = [("", exc.message)]
+        if exc.field in form.fields:  # beside its field, and in the summary
+            form.add_error(exc.field, exc.message)
+            context["error_items"] = form.error_summary()
+        else:
+            context["error_items"] = [("", exc.message)]
         return render(request, "bookings/waitlist_join.html", context, status=409)
     return render(request, "bookings/waitlist_sent.html", {"email": data["email"]})
 

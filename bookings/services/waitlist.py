@@ -168,12 +168,13 @@ def waitlist_join(
     address. Only confirmed entries are ever offered a time."""
     today = timezone.localdate()
     if date_from < today:
-        raise BookingError(_("Choose a first day that is today or later."))
+        raise BookingError(_("Choose a first day that is today or later."), field="date_from")
     if date_to < date_from:
-        raise BookingError(_("The last day must be on or after the first day."))
+        raise BookingError(_("The last day must be on or after the first day."), field="date_to")
     if date_to > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
         raise BookingError(
-            gettext("Choose days within the next %(days)s days.") % {"days": settings.BOOKING_HORIZON_DAYS}
+            gettext("Choose days within the next %(days)s days.") % {"days": settings.BOOKING_HORIZON_DAYS},
+            field="date_to",
         )
     _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
     with transaction.atomic():

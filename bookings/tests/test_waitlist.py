@@ -143,6 +143,22 @@ def test_joining_refuses_bad_ranges_with_an_error_summary(client, session_type):
         },
     )
     assert response.status_code == 409 and "today or later" in response.content.decode()
+    # Each refusal stands beside the date it is about, as well as in the summary.
+    assert 'id="id_date_from_error"' in response.content.decode()
+    response = client.post(
+        "/waitlist/",
+        {
+            "client_name": "Meera",
+            "email": "meera@example.com",
+            "session_type": session_type.pk,
+            "mode": "online",
+            "date_from": today.isoformat(),
+            "date_to": (today + timedelta(days=90)).isoformat(),
+        },
+    )
+    html = response.content.decode()
+    assert response.status_code == 409 and "within the next 60 days" in html
+    assert 'id="id_date_to_error"' in html and 'href="#id_date_to"' in html
     assert not WaitlistEntry.objects.exists() and not mail.outbox
 
 

@@ -26,7 +26,7 @@ def held_open(first: Callable[[], object], second: Callable[[], object]) -> tupl
                     release.wait(timeout=10)
             outcomes[name] = "ok"
         except BookingError as error:
-            outcomes[name] = getattr(error, "field", error.code)
+            outcomes[name] = error.field or error.code
         finally:
             connections.close_all()
 
