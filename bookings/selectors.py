@@ -42,26 +42,51 @@ from bookings.models import (
 from bookings.tokens import token_check, token_lookup_hash
 from mindsettler.compiled import CompiledQuery, columns, instance, sql_literals
 
-# What makes a slot free whatever the moment and the filters: nobody holds it, its counsellor
-# takes bookings, and no blocked period overlaps it (slots kept only because past bookings
-# refer to them are hidden inside blocked periods). Filters, not annotations: an annotated
-# EXISTS would also be computed for every row returned. Built once, at import: resolving the
-# two subqueries into the outer query was about half of building slots_free's queryset, and
-# came out the same every time. Each call filters a copy (filter() never changes this
-# queryset); this one is never evaluated, so it holds no rows. values() drops the
-# select_related, so it costs the callers that read rows nothing.
+
+def counsellors_at_work_q(prefix: str = "") -> Q:
+    """The counsellors staff may schedule: their staff account is active, or they have none (a
+    profile kept without an account, which only administrators schedule). `prefix` reaches
+    the counsellor from another model ("counsellor__" from a slot).
+
+    Whether clients see the profile (Counsellor.is_active) is not asked: a counsellor who has
+    just joined, or whose account was deactivated and reactivated, is hidden from clients
+    until an administrator shows the profile, but still works, publishes times and is booked
+    by staff. A deactivated account (someone who has left) cannot be scheduled."""
+    return Q(**{f"{prefix}user__isnull": True}) | Q(**{f"{prefix}user__is_active": True})
+
+
+def counsellor_at_work(counsellor: Counsellor) -> bool:
+    """counsellors_at_work_q for one counsellor, whose user is read with it (select_related)."""
+    return counsellor.user_id is None or counsellor.user.is_active
+
+
+# What makes a slot free whatever the moment and the filters: nobody holds it, and no blocked
+# period overlaps it (slots kept only because past bookings refer to them are hidden inside
+# blocked periods). Filters, not annotations: an annotated EXISTS would also be computed for
+# every row returned.
+_UNHELD = (
+    # Literal statuses: with them a prepared query can use booking_one_per_slot's partial
+    # index in the plan it keeps for all calls (mindsettler/compiled.py, SqlLiteral).
+    ~Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=sql_literals(SLOT_HOLDING_STATUSES))),
+    ~Exists(
+        BlockedPeriod.objects.filter(
+            counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+        )
+    ),
+)
+# Free slots clients may see: their counsellor's profile is shown (Counsellor.is_active).
+# Built once, at import: resolving the two subqueries into the outer query was about half of
+# building slots_free's queryset, and came out the same every time. Each call filters a copy
+# (filter() never changes this queryset); this one is never evaluated, so it holds no rows.
+# values() drops the select_related, so it costs the callers that read rows nothing.
 _SLOTS_FREE = (
-    Slot.objects.filter(
-        # Literal statuses: with them a prepared query can use booking_one_per_slot's partial
-        # index in the plan it keeps for all calls (mindsettler/compiled.py, SqlLiteral).
-        ~Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=sql_literals(SLOT_HOLDING_STATUSES))),
-        ~Exists(
-            BlockedPeriod.objects.filter(
-                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
-            )
-        ),
-        counsellor__is_active=True,
-    )
+    Slot.objects.filter(*_UNHELD, counsellor__is_active=True)
+    .select_related("counsellor")
+    .order_by("start", "counsellor__sort_order")
+)
+# Free slots staff may book: of counsellors at work (counsellors_at_work_q), shown or hidden.
+_SLOTS_FREE_FOR_STAFF = (
+    Slot.objects.filter(*_UNHELD, counsellors_at_work_q("counsellor__"))
     .select_related("counsellor")
     .order_by("start", "counsellor__sort_order")
 )
@@ -76,18 +101,40 @@ def slots_free(
     end: datetime | None = None,
     for_clients: bool = True,
 ) -> QuerySet[Slot]:
-    """Published slots nobody holds, in one query (NOT EXISTS on the holding bookings), by
-    start and then the counsellors' order, with their counsellor.
+    """Published slots nobody holds, of counsellors whose profile clients see, in one query
+    (NOT EXISTS on the holding bookings), by start and then the counsellors' order, with
+    their counsellor.
 
     `session_type`: only slots that can hold it (fits_q); `mode`: only slots of counsellors
     offering it. `for_clients` keeps to the window in which clients may book (client_window).
+    Staff book from slots_free_for_staff.
     """
     if for_clients:
         start, end = client_window(start, end)
-    else:
-        start = start or timezone.now()
+    return _free(_SLOTS_FREE, session_type=session_type, counsellor=counsellor, mode=mode, start=start, end=end)
+
+
+def slots_free_for_staff(
+    *, counsellor: Counsellor | None = None, start: datetime | None = None, end: datetime | None = None
+) -> QuerySet[Slot]:
+    """As slots_free(for_clients=False), for staff booking, approving or moving a session:
+    the slots of every counsellor at work (counsellors_at_work_q), whether clients see their
+    profile or not. Scope it to what the member of staff may see (staff.permissions)."""
+    return _free(_SLOTS_FREE_FOR_STAFF, counsellor=counsellor, start=start, end=end)
+
+
+def _free(
+    base: QuerySet[Slot],
+    *,
+    session_type: SessionType | None = None,
+    counsellor: Counsellor | None = None,
+    mode: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[Slot]:
+    """`base` (one of the above) from `start` (now if not given) to `end`, filtered."""
     # One filter() call: each call copies the query and each condition is built once.
-    where: dict[str, Any] = {"start__gte": start}
+    where: dict[str, Any] = {"start__gte": start or timezone.now()}
     if end is not None:
         where["start__lt"] = end
     if counsellor is not None:
@@ -95,8 +142,8 @@ def slots_free(
     if mode is not None:
         where[_OFFERS[mode]] = True
     if session_type is not None:
-        return _SLOTS_FREE.filter(fits_q(shortest_by_mode([session_type])), **where)
-    return _SLOTS_FREE.filter(**where)
+        return base.filter(fits_q(shortest_by_mode([session_type])), **where)
+    return base.filter(**where)
 
 
 def client_window(start: datetime | None = None, end: datetime | None = None) -> tuple[datetime, datetime]:
@@ -322,10 +369,25 @@ class TimelineEntry:
 _MOVE_MOMENT = "%a %d %b %Y, %H:%M"
 
 
-def move_reason(*, old_start: datetime, new_start: datetime) -> str:
-    """The reason of a move's event: staff read it as it is (the staff portal is in English)."""
+def move_reason(
+    *,
+    old_start: datetime,
+    new_start: datetime,
+    old_counsellor: Counsellor | None = None,
+    new_counsellor: Counsellor | None = None,
+    link_cleared: bool = False,
+) -> str:
+    """The reason of a move's event: staff read it as it is (the staff portal is in English).
+    A move to another counsellor (`new_counsellor`, from `old_counsellor`) names both: the
+    history is where staff see who held the booking before."""
     old, new = timezone.localtime(old_start), timezone.localtime(new_start)
-    return f"From {old:{_MOVE_MOMENT}} {old.tzname()} to {new:{_MOVE_MOMENT}} {new.tzname()}"
+    reason = f"From {old:{_MOVE_MOMENT}} {old.tzname()} to {new:{_MOVE_MOMENT}} {new.tzname()}"
+    if new_counsellor is not None:
+        was = f" (was {old_counsellor.display_name})" if old_counsellor is not None else ""
+        reason += f", now with {new_counsellor.display_name}{was}"
+    if link_cleared:
+        reason += "; the booking's own meeting link was cleared, so the new counsellor's room is used"
+    return reason
 
 
 def booking_timeline(booking: Booking) -> list[TimelineEntry]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from allauth.account.forms import ResetPasswordKeyForm
 from allauth.core import context as allauth_context
@@ -165,6 +165,41 @@ class BookingFilterForm(forms.Form):
 class VersionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
+    def resubmittable(self, *, version: int) -> Self:
+        """This form as it was sent, for the booking's current `version`: refused because
+        someone else changed the booking meanwhile, it shows again what was typed and ticked,
+        and pressing again acts on the booking as it is now."""
+        data = self.data.copy()
+        data[self.add_prefix("version")] = str(version)
+        self.data = data
+        self.full_clean()  # valid as sent: only the version has changed
+        return self
+
+
+# The slot field's empty choice, when no time the client chose is offered: approving or
+# moving takes a choice, so that one Enter does not book a time nobody picked.
+CHOOSE_A_TIME = "Choose a time"
+
+
+class SlotChoiceForm(VersionForm):
+    """A staff action that puts a booking into a slot (approve, move): its `slot` field offers
+    `slots`, and takes a choice unless the client's own chosen time is among them."""
+
+    def __init__(self, *args: Any, slots: QuerySet[Slot], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.offer(slots)
+
+    def offer(self, slots: QuerySet[Slot], *, chosen: int | None = None) -> None:
+        """Offer `slots`. If the slot the client `chosen` (their preferred one) is among them,
+        it is selected, as the client asked for it; otherwise the first choice is empty and
+        choosing a time is required."""
+        field = self.fields["slot"]
+        field.queryset = slots
+        offered = chosen is not None and any(slot.pk == chosen for slot in field.queryset)
+        field.empty_label = None if offered else CHOOSE_A_TIME
+        if offered and not self.is_bound:
+            self.initial["slot"] = chosen
+
 
 class NoShowForm(VersionForm):
     """Marking a no-show is final, and sits beside "Mark as completed": it asks for a tick."""
@@ -176,13 +211,16 @@ class NoShowForm(VersionForm):
     )
 
 
-class ApproveForm(VersionForm):
+class ApproveForm(SlotChoiceForm):
     prefix = "approve"  # its fields' names and ids on a page with other forms
     slot = SlotChoiceField(
         label="Time slot",
         queryset=Slot.objects.none(),
-        empty_label=None,
-        error_messages={"invalid_choice": "That slot is no longer free. Choose another time."},
+        empty_label=CHOOSE_A_TIME,
+        error_messages={
+            "required": "Choose a time for the session.",
+            "invalid_choice": "That slot is no longer free. Choose another time.",
+        },
     )
     amount = forms.DecimalField(
         label="Amount (₹)",
@@ -194,8 +232,7 @@ class ApproveForm(VersionForm):
     )
 
     def __init__(self, *args: Any, slots: QuerySet[Slot], amount_editable: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["slot"].queryset = slots
+        super().__init__(*args, slots=slots, **kwargs)
         if not amount_editable:
             del self.fields["amount"]
 
@@ -815,7 +852,7 @@ class CounsellorProfileForm(forms.ModelForm):
         return data
 
 
-class MoveForm(VersionForm):
+class MoveForm(SlotChoiceForm):
     """Move a booking to another free slot (staff)."""
 
     prefix = "move"  # its fields' names and ids on a page with other forms
@@ -823,10 +860,9 @@ class MoveForm(VersionForm):
     slot = SlotChoiceField(
         label="New time slot",
         queryset=Slot.objects.none(),
-        empty_label=None,
-        error_messages={"invalid_choice": "That slot is no longer free. Choose another time."},
+        empty_label=CHOOSE_A_TIME,
+        error_messages={
+            "required": "Choose the new time.",
+            "invalid_choice": "That slot is no longer free. Choose another time.",
+        },
     )
-
-    def __init__(self, *args: Any, slots: QuerySet[Slot], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["slot"].queryset = slots

@@ -42,7 +42,7 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.selectors import day_bounds
+from bookings.selectors import counsellors_at_work_q, day_bounds, slots_free_for_staff
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
 from staff.models import AccountEvent, User
@@ -532,20 +532,28 @@ def initials(name: str) -> str:
 # --- Booking detail ---------------------------------------------------------------------
 
 
+def counsellors_at_work(user: Any) -> QuerySet[Counsellor]:
+    """The counsellors `user` may schedule and publish times for (staff.permissions'
+    counsellors_for): those at work (bookings.selectors.counsellors_at_work_q), whether
+    clients see their profile or not. A counsellor's own is always among them."""
+    return counsellors_for(user).filter(counsellors_at_work_q())
+
+
 def approve_slot_choices(
     *, user: Any, booking: Booking, days: int = 60, counsellor_id: int | None = None
 ) -> QuerySet[Slot]:
-    """Slots a booking could be approved into: free, future, long enough, of a counsellor who
-    offers the booking's mode, and of the booking's counsellor if it has one (a counsellor may
-    only choose among their own), else of `counsellor_id` if given (to show: a list of every
-    counsellor's times is too long to choose from; to check a choice, leave it out)."""
+    """Slots a booking could be approved or moved into: free, future, long enough, of a
+    counsellor at work who offers the booking's mode, among the slots `user` may see (a
+    counsellor only their own; an administrator anyone's, to hand a booking to another
+    counsellor). Of `counsellor_id` if given (to show: a list of every counsellor's times is
+    too long to choose from; to check a choice, leave it out)."""
     now = timezone.now()
     offers = "counsellor__offers_online" if booking.mode == Mode.ONLINE else "counsellor__offers_in_person"
     qs = slots_for(user).filter(
-        start__gt=now, start__lt=now + timedelta(days=days), counsellor__is_active=True, **{offers: True}
+        counsellors_at_work_q("counsellor__"), start__gt=now, start__lt=now + timedelta(days=days), **{offers: True}
     )
-    if booking.counsellor_id or counsellor_id:
-        qs = qs.filter(counsellor_id=booking.counsellor_id or counsellor_id)
+    if counsellor_id:
+        qs = qs.filter(counsellor_id=counsellor_id)
     qs = qs.annotate(
         taken=Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES))
     ).filter(taken=False)
@@ -561,20 +569,31 @@ def approve_slot_choices(
     return qs.select_related("counsellor").order_by("start")
 
 
-def approve_counsellors(*, user: Any, booking: Booking) -> list[tuple[int, str]]:
-    """For a booking without a counsellor: whose times approving it may show, as (id, name),
-    the client's preferred slot's counsellor first. Empty for a booking with one."""
-    if booking.counsellor_id:
+def schedule_counsellors(*, user: Any, booking: Booking) -> list[tuple[int, str]]:
+    """For an administrator approving or moving `booking`: whose times the page may show, as
+    (id, name), counsellors at work who offer the booking's mode; first the booking's own
+    counsellor, else the client's preferred slot's. Empty for a counsellor, who chooses only
+    among their own times. One query."""
+    if not is_administrator(user):
         return []
     offers = "offers_online" if booking.mode == Mode.ONLINE else "offers_in_person"
     rows = list(
-        counsellors_for(user)
-        .filter(is_active=True, **{offers: True})
+        counsellors_at_work(user)
+        .filter(**{offers: True})
         .order_by("sort_order", "display_name")
         .values_list("pk", "display_name")
     )
-    preferred = booking.preferred_slot.counsellor_id if booking.preferred_slot_id else None
-    return sorted(rows, key=lambda row: row[0] != preferred)
+    first = booking.counsellor_id or (booking.preferred_slot.counsellor_id if booking.preferred_slot_id else None)
+    return sorted(rows, key=lambda row: row[0] != first)
+
+
+def new_booking_slots(*, user: Any, counsellor_id: int | None = None) -> QuerySet[Slot]:
+    """Free slots in the next 60 days that `user` may book for a client who phoned or walked
+    in, of `counsellor_id` if given (to show: every counsellor's would be thousands of
+    choices; to check a choice, leave it out)."""
+    now = timezone.now()
+    slots = slots_for(user, slots_free_for_staff(start=now, end=now + timedelta(days=60)))
+    return slots if counsellor_id is None else slots.filter(counsellor_id=counsellor_id)
 
 
 def preferred_slot_conflict(booking: Booking) -> Booking | None:

@@ -59,6 +59,7 @@ from bookings.models import (
     WeeklyHours,
 )
 from bookings.notifications import STAFF_EMAIL_KINDS
+from bookings.selectors import counsellor_at_work
 from bookings.templatetags.mindsettler import day_words
 from mindsettler.forms import select_html
 from staff import selectors
@@ -166,7 +167,9 @@ def _outcomes(request: HttpRequest) -> dict[str, Any]:
 @require_safe
 @staff_required
 def calendar(request: HttpRequest) -> HttpResponse:
-    counsellors = list(counsellors_for(request.user).filter(is_active=True))
+    # Everyone at work, shown to clients or not: a counsellor whose profile is still hidden
+    # publishes times too (staff book them).
+    counsellors = list(selectors.counsellors_at_work(request.user))
     return render(
         request,
         "staff/calendar.html",
@@ -634,24 +637,22 @@ def _detail_context(
         "errors": errors or {},
         "notice": notice,
         "meeting_url_effective": booking.join_url,
+        # The booking's counsellor has left (their account is deactivated): approving or
+        # moving it hands it to another counsellor. DETAIL_RELATED reads their account.
+        "counsellor_away": booking.counsellor is not None and not counsellor_at_work(booking.counsellor),
         "meeting_form": forms.get("meeting") or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}),
         "now": timezone.now(),
         "nav": "bookings",
     }
     if Status.APPROVED in staff_moves:
-        # Without a counsellor, one counsellor's times at a time (?times_of=): the preferred
-        # slot's first. Every counsellor's would be thousands of choices.
-        counsellors = selectors.approve_counsellors(user=user, booking=booking)
-        times_of = None
-        if counsellors:
-            asked = id_from(request.GET.get("times_of", ""))
-            times_of = asked if any(pk == asked for pk, _ in counsellors) else counsellors[0][0]
+        counsellors, times_of = _times_of(request, booking)
         slots = selectors.approve_slot_choices(user=user, booking=booking, counsellor_id=times_of)
         initial: dict[str, Any] = {**version, "amount": Decimal(booking.amount) / 100}  # 1500, not 1500.0
-        if booking.preferred_slot_id and any(s.pk == booking.preferred_slot_id for s in slots):
-            initial["slot"] = booking.preferred_slot_id
         form = forms.get("approve") or ApproveForm(initial=initial, slots=slots, amount_editable=can_edit_amount(user))
-        form.fields["slot"].queryset = slots  # a refused form was checked against every counsellor's
+        # The client's preferred time is chosen for them if it is offered; else no time is,
+        # so that approving takes a choice. A refused form was checked against every
+        # counsellor's times: it shows those it is choosing among.
+        form.offer(slots, chosen=booking.preferred_slot_id)
         action = reverse("staff:booking_approve", args=[booking.pk])
         ctx.update(
             approve_form=form,
@@ -683,8 +684,17 @@ def _detail_context(
         e.action == "late_cancellation" for e in ctx["events"]
     )
     if booking.status in services.RESCHEDULABLE_BY_STAFF and booking.slot_id:
-        ctx["move_form"] = forms.get("move") or MoveForm(
-            initial=version, slots=selectors.approve_slot_choices(user=user, booking=booking)
+        counsellors, times_of = _times_of(request, booking)
+        slots = selectors.approve_slot_choices(user=user, booking=booking, counsellor_id=times_of)
+        form = forms.get("move") or MoveForm(initial=version, slots=slots)
+        form.offer(slots)  # no time chosen for staff: the client's preferred one may be one they left
+        action = reverse("staff:booking_move", args=[booking.pk])
+        ctx.update(
+            move_form=form,
+            move_counsellors=counsellors,
+            move_times_of=times_of,
+            move_times_of_name=dict(counsellors).get(times_of, ""),
+            move_action=f"{action}?times_of={times_of}" if times_of else action,
         )
     ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
     # Administrators say what they did about each payment that needs attention.
@@ -712,6 +722,19 @@ def _detail_context(
     }
     ctx["orphan_errors"] = [message for action, message in ctx["errors"].items() if not shown.get(action)]
     return ctx
+
+
+def _times_of(request: HttpRequest, booking: Booking) -> tuple[list[tuple[int, str]], int | None]:
+    """For approving or moving `booking` (one of the two at a time): the counsellors whose
+    times an administrator may choose among (selectors.schedule_counsellors), and whose are
+    shown, one counsellor's at a time (?times_of=, else the first: the booking's own, or the
+    preferred slot's). Every counsellor's would be thousands of choices. No list and None for
+    a counsellor, who sees their own times only."""
+    counsellors = selectors.schedule_counsellors(user=request.user, booking=booking)
+    if not counsellors:
+        return [], None
+    asked = id_from(request.GET.get("times_of", ""))
+    return counsellors, asked if any(pk == asked for pk, _ in counsellors) else counsellors[0][0]
 
 
 # Where the calendar opens a booking (templates/staff/calendar.html, static/js/calendar.js).
@@ -757,8 +780,12 @@ def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: Booking
     forms_: dict[str, Any] = {}
     if isinstance(exc, StaleBooking):
         # Once, at the top (no action shows "stale"): the whole page is the booking's new
-        # state, its forms fresh, with the new version.
+        # state, with the new version. The form that was sent keeps what was typed in it (a
+        # long cancellation reason, say), so that pressing again acts on the booking as it is
+        # now; if the booking's new state no longer offers that action, the form is not shown.
         errors = {"stale": exc.message}
+        if isinstance(form, VersionForm):
+            forms_[action] = form.resubmittable(version=booking.version)
     elif form is not None:
         forms_[action] = form
     # htmx swaps only 2xx responses; a plain form post gets an honest status code.
@@ -938,16 +965,6 @@ def booking_payment_settle(request: HttpRequest, pk: int, payment_id: int) -> Ht
 # --- Bookings made by staff -------------------------------------------------------------
 
 
-def _bookable_slots(user: Any, counsellor_id: int | None = None) -> Any:
-    """Free slots staff may book, of `counsellor_id` if given (to show: every counsellor's
-    would be thousands of choices; to check a choice, leave it out)."""
-    now = timezone.now()
-    from bookings.selectors import slots_free
-
-    slots = slots_for(user, slots_free(for_clients=False, start=now, end=now + timedelta(days=60)))
-    return slots if counsellor_id is None else slots.filter(counsellor_id=counsellor_id)
-
-
 def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = "", status: int = 200) -> HttpResponse:
     """The new-booking form, its times those of the counsellor chosen: none before one is."""
     chosen = id_from(str(form["counsellor"].value() or ""))
@@ -956,7 +973,7 @@ def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = ""
         slot.queryset = Slot.objects.none()
         slot.help_text = "Choose a counsellor to see their free times."
     else:
-        slot.queryset = _bookable_slots(request.user, chosen)
+        slot.queryset = selectors.new_booking_slots(user=request.user, counsellor_id=chosen)
     return render(request, "staff/booking_new.html", {"form": form, "error": error, "nav": "new"}, status=status)
 
 
@@ -965,8 +982,8 @@ def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = ""
 def booking_new(request: HttpRequest) -> HttpResponse:
     user = request.user
     kwargs = {
-        "slots": _bookable_slots(user),
-        "counsellors": counsellors_for(user).filter(is_active=True),
+        "slots": selectors.new_booking_slots(user=user),
+        "counsellors": selectors.counsellors_at_work(user),
         "amount_editable": can_edit_amount(user),
     }
     if request.method != "POST":
@@ -1340,7 +1357,8 @@ def team_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
         if result.open_bookings:
             message += (
                 f" Still assigned to them, unchanged: {_open_bookings_text(result.open_bookings)} (requests, and"
-                " sessions not yet marked held). Review them in the booking list."
+                " sessions not yet marked held). Review them in the booking list: on a booking's page, approve or move it"
+                " into another counsellor's time to hand it over."
             )
         return message
 
@@ -1496,8 +1514,16 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
 @staff_required
 def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Move to another slot" on the detail page: same rules as a client's move (one
-    transaction, old slot released, new one taken), no limit, and the client is emailed."""
+    transaction, old slot released, new one taken), no limit, and the client is emailed.
+    A counsellor chooses among their own free times; an administrator among anyone's, which
+    hands the booking to that counsellor (when one leaves, say)."""
     booking = _detail_booking(request, pk)
+
+    def done(moved: Booking) -> str:
+        when = timezone.localtime(moved.slot.start)
+        with_whom = f", with {moved.counsellor.display_name}" if moved.counsellor_id != booking.counsellor_id else ""
+        return f"Moved to {when:%a %d %b, %H:%M %Z}{with_whom}. The client has been emailed."
+
     return _act(
         request,
         pk,
@@ -1506,9 +1532,7 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
         lambda d: services.booking_reschedule(
             booking_id=pk, slot_id=d["slot"].pk, actor=Actor.STAFF, user=request.user, expected_version=d["version"]
         ),
-        lambda moved: (
-            f"Moved to {timezone.localtime(moved.slot.start):%a %d %b, %H:%M %Z}. The client has been emailed."
-        ),
+        done,
     )
 
 

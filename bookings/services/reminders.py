@@ -96,7 +96,7 @@ def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -
 
 
 def daily_summaries_send(*, today: date | None = None) -> int:
-    """Email each active counsellor who asked for it (Counsellor.daily_summary) a list of
+    """Email each counsellor at work who asked for it (Counsellor.daily_summary) a list of
     today's sessions: times, acknowledgement IDs and client initials only. Once per
     counsellor per day, however often it runs; a day without sessions sends nothing.
     Returns how many were queued."""
@@ -104,8 +104,9 @@ def daily_summaries_send(*, today: date | None = None) -> int:
     tz = timezone.get_current_timezone()
     start = timezone.make_aware(datetime.combine(today, time.min), tz)
     end = timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min), tz)
+    # Whether clients see the profile is not asked: staff book counsellors it hides too.
     counsellors = (
-        Counsellor.objects.filter(is_active=True, daily_summary=True, user__is_active=True)
+        Counsellor.objects.filter(daily_summary=True, user__is_active=True)
         .exclude(user__email="")
         .exclude(Exists(DailySummary.objects.filter(counsellor=OuterRef("pk"), day=today)))
         .select_related("user")

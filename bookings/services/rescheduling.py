@@ -115,7 +115,10 @@ def booking_reschedule(
     order (and before the booking, as `booking_approve` does), so two moves crossing the same
     slots queue up instead of deadlocking; the constraint `booking_one_per_slot` is the
     backstop and reads as SlotUnavailable. Clients: before the cutoff, within
-    RESCHEDULE_LIMIT, same counsellor, a time they could book. Staff: any free future slot.
+    RESCHEDULE_LIMIT, same counsellor, a time they could book. Staff: any free future slot
+    that fits the session, of a counsellor at work; a slot of another counsellor hands the
+    booking over to them (the staff views let only administrators choose one), and with it
+    who may read the client's words (staff.permissions decides by the booking's counsellor).
     """
     now = timezone.now()
     old_slot_id = Booking.objects.filter(pk=booking_id).values_list("slot_id", flat=True).first()
@@ -153,6 +156,17 @@ def booking_reschedule(
             _check_slot_for_staff(slot=new_slot, session_type=booking.session_type, now=now)
             _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=new_slot.counsellor)
         changes: dict[str, Any] = {"slot": new_slot, "counsellor": new_slot.counsellor}
+        old_slot_held = locked.get(old_slot_id)
+        old_counsellor = (
+            old_slot_held.counsellor
+            if old_slot_held is not None and old_slot_held.counsellor_id == booking.counsellor_id
+            else booking.counsellor
+        )
+        handed_over = booking.counsellor_id != new_slot.counsellor_id
+        if handed_over and booking.meeting_url:
+            # A link set for this booking is most likely the old counsellor's own meeting,
+            # which the new one cannot host: the session uses the new counsellor's room.
+            changes["meeting_url"] = ""
         if booking.status in (Status.APPROVED, Status.PAYMENT_PENDING):
             # The payment deadline follows the session: never later than it allows.
             due = payment_due_at(approved_at=booking.approved_at or now, session_start=new_slot.start, now=now)
@@ -176,7 +190,13 @@ def booking_reschedule(
             action=RESCHEDULED,
             actor=actor,
             user=user,
-            reason=selectors.move_reason(old_start=old_slot.start, new_start=new_slot.start),
+            reason=selectors.move_reason(
+                old_start=old_slot.start,
+                new_start=new_slot.start,
+                old_counsellor=old_counsellor if handed_over else None,
+                new_counsellor=new_slot.counsellor if handed_over else None,
+                link_cleared="meeting_url" in changes,
+            ),
             moved=(old_slot.start, new_slot.start),
         )
         # Links to confirm other moves were for the old time: they stop working.
@@ -221,9 +241,7 @@ def booking_move_to_start(*, booking_id: int, start: datetime, user: Any, expect
     starts exactly at `start`, or refuse."""
     booking = Booking.objects.get(pk=booking_id)
     slot = (
-        selectors.slots_free(
-            counsellor=booking.counsellor, start=start, end=start + timedelta(seconds=1), for_clients=False
-        )
+        selectors.slots_free_for_staff(counsellor=booking.counsellor, start=start, end=start + timedelta(seconds=1))
         .filter(start=start)
         .first()
         if booking.counsellor_id

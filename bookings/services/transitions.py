@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from bookings import notifications
+from bookings import notifications, selectors
 from bookings.errors import (
     ActiveBookingExists,
     BookingError,
@@ -176,6 +176,13 @@ def _too_close_to_pay_message() -> str:
 def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetime) -> None:
     if slot.start <= now:
         raise TooLate(_("That time has already passed. Choose a time in the future."))
+    # Staff book a counsellor whose profile clients do not see (just joined, say), but not
+    # one whose account is deactivated: they have left, or are away.
+    if not Counsellor.objects.filter(selectors.counsellors_at_work_q(), pk=slot.counsellor_id).exists():
+        raise SlotUnavailable(
+            f"{slot.counsellor.display_name}'s staff account is deactivated, so their times can't be booked. "
+            "Choose another counsellor's time."
+        )
     if slot.duration < session_type.duration:
         raise SlotUnavailable(
             f"That slot lasts {int(slot.duration.total_seconds() // 60)} minutes; "

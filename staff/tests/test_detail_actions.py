@@ -147,6 +147,33 @@ def test_approve_defaults_to_the_preferred_slot(admin_client, pending, slot):
     assert 'name="approve-amount"' in html  # administrators may change the amount
 
 
+def test_approve_without_the_clients_time_takes_a_choice(admin_client, counsellor, make_booking, slot):
+    """No time the client chose is offered: nothing is selected, so one Enter cannot approve
+    the earliest time (a time nobody asked for)."""
+    later = Slot.objects.create(
+        counsellor=counsellor, start=slot.start + timedelta(days=1), end=slot.end + timedelta(days=1)
+    )
+    booking = make_booking(Status.PENDING, counsellor=counsellor, preferred_times="Evenings")
+    html = admin_client.get(url("detail", booking)).content.decode()
+    select = re.search(r'<select name="approve-slot".*?</select>', html, re.S).group(0)
+    assert re.findall(r"<option[^>]*>", select) == [
+        '<option value="" selected>',
+        f'<option value="{slot.pk}">',
+        f'<option value="{later.pk}">',
+    ]
+    assert "Choose a time</option>" in select
+    response = admin_client.post(url("approve", booking), {"approve-slot": "", "approve-version": booking.version})
+    assert response.status_code == 400 and "Choose a time for the session." in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
+def test_approve_offers_no_empty_choice_beside_the_clients_time(admin_client, pending, slot):
+    html = admin_client.get(url("detail", pending)).content.decode()
+    select = re.search(r'<select name="approve-slot".*?</select>', html, re.S).group(0)
+    assert f'<option value="{slot.pk}" selected>' in select and "Choose a time" not in select
+
+
 def test_counsellor_approves_with_htmx(counsellor_client, pending, slot):
     response = counsellor_client.post(
         url("approve", pending),
@@ -249,6 +276,41 @@ def test_stale_version_on_an_allowed_move(admin_client, counsellor, make_booking
     assert f'name="cancel-version" value="{booking.version}"' in html  # the fresh forms carry the current version
     booking.refresh_from_db()
     assert booking.status == Status.PENDING
+
+
+def test_a_stale_cancellation_keeps_what_was_typed_for_a_second_press(counsellor_client, counsellor, make_booking):
+    """Someone else changed the booking while a long reason was being typed: the refusal
+    keeps the reason and the tick, with the booking's new version, so pressing again cancels."""
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    seen = booking.version
+    reason = "The client phoned: her father is in hospital & she will book again next month."
+    type(booking).objects.filter(pk=booking.pk).update(version=seen + 1)  # as a move by someone else does
+    sent = {"cancel-version": seen, "cancel-reason": reason, "cancel-client_asked": "on"}
+    for headers in ({}, HX):
+        response = counsellor_client.post(url("cancel", booking), sent, **headers)
+        html = response.content.decode()
+        assert response.status_code == (200 if headers else 409)
+        assert html.count("changed by someone else") == 1
+        assert "her father is in hospital &amp; she will book again next month.</textarea>" in html
+        assert re.search(r'<input type="checkbox" name="cancel-client_asked"[^>]* checked', html)
+        assert f'name="cancel-version" value="{seen + 1}"' in html
+        assert "field-error" not in html  # nothing wrong with what was typed
+    booking.refresh_from_db()
+    assert booking.status == Status.CONFIRMED
+    # The second press, as the page now sends it.
+    response = counsellor_client.post(url("cancel", booking), {**sent, "cancel-version": seen + 1})
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert booking.status == Status.CANCELLED and booking.events.last().reason == reason
+
+
+def test_a_stale_rejection_keeps_the_reason_chosen_and_written(admin_client, pending):
+    sent = {"reject-version": pending.version, "reject-preset": "no_capacity", "reject-reason": "Try in March."}
+    type(pending).objects.filter(pk=pending.pk).update(version=pending.version + 1)
+    html = admin_client.post(url("reject", pending), sent).content.decode()
+    assert "changed by someone else" in html
+    assert re.search(r'<input type="radio" name="reject-preset" value="no_capacity"[^>]* checked', html)
+    assert "Try in March.</textarea>" in html and f'name="reject-version" value="{pending.version + 1}"' in html
 
 
 def test_approving_a_confirmed_booking_is_refused(admin_client, counsellor, make_booking, slot):
@@ -637,14 +699,38 @@ def test_the_dashboard_lists_the_days_work(counsellor_client, counsellor, make_b
     assert "waiting" in rest
 
 
-def test_a_request_for_a_hidden_counsellor_says_why_it_cannot_be_approved(admin_client, make_booking, counsellor, slot):
-    """A counsellor hidden from clients (say, back from leave but not shown again yet) has
-    published times, yet none can be approved: the page says why, not "publish availability"."""
+def test_a_request_for_a_hidden_counsellor_can_still_be_approved(admin_client, make_booking, counsellor, slot):
+    """A counsellor hidden from clients (just joined, or back after their account was
+    reactivated) still works: staff approve into their times."""
     booking = make_booking(Status.PENDING, counsellor=counsellor)
     type(counsellor).objects.filter(pk=counsellor.pk).update(is_active=False)
-    html = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
-    assert "profile is hidden from clients, so their times can't be booked" in html
-    assert reverse("staff:profile_edit", args=[counsellor.pk]) in html and "Publish availability" not in html
+    html = admin_client.get(url("detail", booking)).content.decode()
+    assert f'<option value="{slot.pk}">' in html and "Publish availability" not in html
+    response = admin_client.post(url("approve", booking), {"approve-slot": slot.pk, "approve-version": booking.version})
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert (booking.status, booking.slot_id) == (Status.APPROVED, slot.pk)
+
+
+def test_a_request_for_a_counsellor_who_left_says_why_and_offers_another(
+    admin_client, make_booking, counsellor, counsellor_user, slot, other_slot
+):
+    """Their account deactivated (they have left): their times are not offered, the page
+    says why, and the request can be approved with someone else."""
+    booking = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slot)
+    type(counsellor_user).objects.filter(pk=counsellor_user.pk).update(is_active=False)
+    html = admin_client.get(url("detail", booking)).content.decode()
+    assert "Asha Menon's staff account is deactivated, so their times can't be booked" in html
+    assert f'<option value="{slot.pk}"' not in html and f'<option value="{other_slot.pk}">' in html
+    # Their slot is refused even if posted (the form, then the service).
+    refused = admin_client.post(url("approve", booking), {"approve-slot": slot.pk, "approve-version": booking.version})
+    assert refused.status_code == 400 and "That slot is no longer free" in refused.content.decode()
+    response = admin_client.post(
+        url("approve", booking), {"approve-slot": other_slot.pk, "approve-version": booking.version}
+    )
+    assert response.status_code == 302
+    booking.refresh_from_db()
+    assert (booking.slot_id, booking.counsellor_id) == (other_slot.pk, other_slot.counsellor_id)
 
 
 def test_a_refused_new_booking_starts_at_what_went_wrong(admin_client, session_type, make_booking, counsellor):
@@ -777,6 +863,30 @@ def test_any_counsellors_time_can_be_approved_and_a_refusal_keeps_the_list_shown
     assert response.status_code == 302
     booking.refresh_from_db()
     assert (booking.status, booking.slot_id, booking.counsellor_id) == (Status.APPROVED, slots[other.pk].pk, other.pk)
+
+
+def test_an_administrator_may_approve_a_request_with_another_counsellor(
+    admin_client, counsellor_client, pending, slot, other_counsellor, other_slot
+):
+    """The client asked for Asha; her times come first, anyone's may be chosen."""
+    html = admin_client.get(url("detail", pending)).content.decode()
+    assert f'<option value="{pending.counsellor_id}" selected>Asha Menon</option>' in html
+    assert slot_options(html) == {slot.pk}
+    html = admin_client.get(url("detail", pending), {"times_of": other_counsellor.pk}, **HX).content.decode()
+    assert slot_options(html) == {other_slot.pk} and "Choose a time</option>" in html
+    response = admin_client.post(url("approve", pending), {"approve-slot": other_slot.pk, "approve-version": 1})
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert (pending.slot_id, pending.counsellor_id) == (other_slot.pk, other_counsellor.pk)
+
+
+def test_a_counsellor_approves_only_into_their_own_times(counsellor_client, pending, slot, other_slot):
+    html = counsellor_client.get(url("detail", pending)).content.decode()
+    assert 'id="approve-times-of"' not in html and slot_options(html) == {slot.pk}
+    response = counsellor_client.post(url("approve", pending), {"approve-slot": other_slot.pk, "approve-version": 1})
+    assert response.status_code == 400 and "That slot is no longer free" in response.content.decode()
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING
 
 
 def test_a_new_booking_shows_the_chosen_counsellors_times_and_keeps_what_was_typed(

@@ -4,6 +4,7 @@ calendar. Same service as a client's move; scoped like every staff view."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import Actor, BookingEvent, Slot, Status
+from bookings.models import Actor, Booking, BookingEvent, Slot, Status
 from conftest import next_weekday_at
 from staff.tests.conftest import HX
 
@@ -132,3 +133,123 @@ def test_dropping_with_a_stale_version_or_bad_input_is_refused(admin_client, boo
         assert response.status_code == 400
     booked.refresh_from_db()
     assert booked.slot_id != free.pk
+
+
+# --- Handing a booking to another counsellor ------------------------------------------
+
+
+def move_options(html: str) -> list[str]:
+    """The move list's options' values, in order ("" for the empty choice)."""
+    select = re.search(r'<select name="move-slot".*?</select>', html, re.S).group(0)
+    return re.findall(r'<option value="(\d*)"', select)
+
+
+@pytest.fixture
+def rohans(other_counsellor):
+    start = next_weekday_at(15, days_ahead=7)
+    return Slot.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+def test_the_move_list_takes_a_choice(admin_client, booked, free):
+    """Nothing is selected, so one Enter cannot move the session to the earliest free time."""
+    html = admin_client.get(reverse("staff:booking_detail", args=[booked.pk])).content.decode()
+    assert move_options(html) == ["", str(free.pk)] and '<option value="" selected>Choose a time</option>' in html
+    response = admin_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": "", "move-version": booked.version}
+    )
+    assert response.status_code == 400 and "Choose the new time." in response.content.decode()
+    booked.refresh_from_db()
+    assert booked.slot_id != free.pk and not mail.outbox
+
+
+def test_an_administrator_is_shown_the_bookings_counsellor_first_then_anyones(
+    admin_client, booked, free, rohans, other_counsellor
+):
+    detail = reverse("staff:booking_detail", args=[booked.pk])
+    html = admin_client.get(detail).content.decode()
+    assert move_options(html) == ["", str(free.pk)]  # Asha's, as the booking is hers
+    assert (
+        'id="move-times-of"' in html and f'action="{reverse("staff:booking_move", args=[booked.pk])}?times_of=' in html
+    )
+    response = admin_client.get(detail, {"times_of": other_counsellor.pk}, **HX)
+    assert move_options(response.content.decode()) == ["", str(rohans.pk)]
+
+
+def test_a_counsellor_moves_only_among_their_own_times(counsellor_client, booked, free, rohans):
+    html = counsellor_client.get(reverse("staff:booking_detail", args=[booked.pk])).content.decode()
+    assert move_options(html) == ["", str(free.pk)] and 'id="move-times-of"' not in html
+    response = counsellor_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": rohans.pk, "move-version": booked.version}
+    )
+    assert response.status_code == 400 and "That slot is no longer free" in response.content.decode()
+    booked.refresh_from_db()
+    assert booked.slot_id != rohans.pk and not mail.outbox
+
+
+def test_an_administrator_hands_a_booking_to_another_counsellor(
+    admin_client, login, counsellor_user, other_counsellor_user, other_counsellor, booked, rohans, slot
+):
+    booked.concerns = "I have trouble sleeping"
+    booked.meeting_url = "https://meet.example/asha-private"
+    booked.save(update_fields=["concerns", "meeting_url"])
+    response = admin_client.post(
+        f"{reverse('staff:booking_move', args=[booked.pk])}?times_of={other_counsellor.pk}",
+        {"move-slot": rohans.pk, "move-version": booked.version},
+        **HX,
+    )
+    assert (
+        response.status_code == 200 and "with Rohan Kapoor. The client has been emailed." in response.content.decode()
+    )
+    booked.refresh_from_db()
+    assert (booked.slot_id, booked.counsellor_id, booked.status) == (rohans.pk, other_counsellor.pk, Status.CONFIRMED)
+    # Asha's own meeting link is not Rohan's: the session uses his room.
+    assert booked.meeting_url == ""
+    # The history says who holds it now, and who did.
+    event = BookingEvent.objects.get(booking=booked, action="rescheduled")
+    assert event.moved_from == slot.start and event.moved_to == rohans.start
+    assert "now with Rohan Kapoor (was Asha Menon)" in event.reason and "meeting link was cleared" in event.reason
+    # The client's email names the new counsellor.
+    (email,) = mail.outbox
+    assert email.to == [booked.email] and "Rohan Kapoor" in email.body and "Asha Menon" not in email.body
+    # The client's words go with the booking: Rohan reads them, Asha no longer finds it.
+    detail = reverse("staff:booking_detail", args=[booked.pk])
+    rohan = login(other_counsellor_user)
+    assert "I have trouble sleeping" in rohan.get(detail).content.decode()
+    asha = login(counsellor_user)
+    assert asha.get(detail).status_code == 404
+    assert booked.ack_id not in asha.get(reverse("staff:booking_list")).content.decode()
+    assert booked.ack_id in rohan.get(reverse("staff:booking_list")).content.decode()
+
+
+def test_a_booking_of_a_counsellor_who_left_is_handed_over_from_its_page(
+    admin_client, admin_user, counsellor_user, booked, free, rohans
+):
+    """Their open bookings are left for review when they leave: the page says why and shows
+    someone else's times first."""
+    from staff.services import staff_deactivate
+
+    staff_deactivate(user=counsellor_user, by=admin_user)  # as on the Team page
+    html = admin_client.get(reverse("staff:booking_detail", args=[booked.pk])).content.decode()
+    assert "Asha Menon's staff account is deactivated. Move the booking to another counsellor's time" in html
+    assert move_options(html) == ["", str(rohans.pk)]
+    response = admin_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": free.pk, "move-version": booked.version}
+    )
+    assert response.status_code == 400  # her own free time: she can no longer hold it
+    response = admin_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": rohans.pk, "move-version": booked.version}
+    )
+    assert response.status_code == 302
+    booked.refresh_from_db()
+    assert booked.slot_id == rohans.pk
+
+
+def test_a_stale_move_keeps_the_time_chosen(admin_client, booked, free):
+    Booking.objects.filter(pk=booked.pk).update(version=booked.version + 1)
+    html = admin_client.post(
+        reverse("staff:booking_move", args=[booked.pk]), {"move-slot": free.pk, "move-version": booked.version}
+    ).content.decode()
+    assert "changed by someone else" in html
+    assert (
+        f'<option value="{free.pk}" selected>' in html and f'name="move-version" value="{booked.version + 1}"' in html
+    )

@@ -1,5 +1,7 @@
-"""Publish free slots from every active counsellor's weekly hours. Safe to run daily (cron):
-existing slots are never duplicated."""
+"""Publish free slots from the weekly hours of every counsellor at work (their account is
+active, or they have none), whether clients see their profile yet or not: staff book the
+hidden ones too, and clients see the slots once the profile is shown. Safe to run daily
+(cron): existing slots are never duplicated."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from bookings.models import Counsellor
+from bookings.selectors import counsellors_at_work_q
 from bookings.services import availability_generate
 
 
@@ -19,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--counsellor", help="Only this counsellor (slug).")
 
     def handle(self, *args: Any, weeks: int, counsellor: str | None, **options: Any) -> None:
-        qs = Counsellor.objects.filter(is_active=True, weekly_hours__isnull=False).distinct()
+        qs = Counsellor.objects.filter(counsellors_at_work_q(), weekly_hours__isnull=False).distinct()
         if counsellor:
             qs = qs.filter(slug=counsellor)
         total = 0
