@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.forms import BoundField
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -1058,16 +1058,21 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
     slots = list(
         slots_for(
             request.user, Slot.objects.filter(counsellor=counsellor, start__gte=now, start__lt=now + timedelta(days=28))
-        )
-        .prefetch_related(
-            Prefetch(
-                "bookings",
-                queryset=Booking.objects.filter(status__in=ACTIVE_STATUSES).only("pk", "ack_id", "status", "slot_id"),
-                to_attr="active_bookings",
-            )
-        )
-        .order_by("start")
+        ).order_by("start")
     )
+    # Per slot, the active bookings holding it, and the requests that asked for it (a slot
+    # either keeps from being removed, so neither is shown as free).
+    by_slot = {s.pk: s for s in slots}
+    for s in slots:
+        s.active_bookings, s.asked_for_by = [], []
+    asking = Booking.objects.filter(
+        Q(slot_id__in=by_slot) | Q(preferred_slot_id__in=by_slot), status__in=ACTIVE_STATUSES
+    ).only("pk", "ack_id", "status", "slot_id", "preferred_slot_id")
+    for booking in asking.order_by("pk"):
+        if booking.slot_id in by_slot:
+            by_slot[booking.slot_id].active_bookings.append(booking)
+        elif booking.preferred_slot_id in by_slot:
+            by_slot[booking.preferred_slot_id].asked_for_by.append(booking)
     return {
         "counsellor": counsellor,
         "hours": list(WeeklyHours.objects.filter(counsellor=counsellor)),

@@ -197,7 +197,7 @@ def slot_delete(*, slot_id: int) -> None:
             return
         held = _bookings_in_slots([slot])
         if held:
-            raise SlotsHeld("This slot holds an active booking, so it cannot be removed.", bookings=held)
+            raise SlotsHeld("An active booking holds or asked for this slot, so it cannot be removed.", bookings=held)
         if Booking.objects.filter(slot=slot).exists():
             raise BookingError(
                 "Earlier bookings refer to this slot, so it stays in the records. To stop offering "

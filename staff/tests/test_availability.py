@@ -112,6 +112,25 @@ def test_removing_a_free_slot_returns_to_the_list_with_the_message_there(counsel
     assert html.count("Slot removed.") == 1
 
 
+def test_the_list_shows_which_slots_are_held_or_asked_for_and_offers_to_remove_only_free_ones(
+    counsellor_client, counsellor, make_booking, slot
+):
+    asked_for, _free = (
+        Slot.objects.create(
+            counsellor=counsellor, start=slot.start + timedelta(hours=h), end=slot.end + timedelta(hours=h)
+        )
+        for h in (2, 4)
+    )
+    held = make_booking(Status.APPROVED, slot=slot)
+    asked = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=asked_for)
+    html = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    rows = html[html.index('id="slots-h"') :].split("<li ")[1:]
+    assert len(rows) == 3
+    assert held.ack_id in rows[0] and "free" not in rows[0] and "Remove" not in rows[0]
+    assert f"asked for by {asked.ack_id}" in rows[1] and "free" not in rows[1] and "Remove" not in rows[1]
+    assert ">free<" in rows[2] and "Remove" in rows[2]
+
+
 def test_blocked_period_removes_free_slots(counsellor_client, counsellor, slot):
     start = timezone.localtime(slot.start - timedelta(hours=1))
     response = counsellor_client.post(
