@@ -177,8 +177,10 @@ def booking_cancel(
             _record_if_late(booking=cancelled, slot=booking.slot, user=user)
         reason = f"Booking cancelled by {Actor(actor).label.lower()}"
         for payment in taken:
-            if payment.status == Payment.State.CONFIRMED and from_status == Status.CONFIRMED:
-                # Full refund: clients get here only before the cutoff (checked above), staff always.
+            paid = payment.status in (Payment.State.CONFIRMED, Payment.State.PARTIALLY_REFUNDED)
+            if paid and from_status == Status.CONFIRMED:
+                # All of it back (the rest, if some went back already): clients get here only
+                # before the cutoff (checked above), staff always.
                 payment_refund(payment_id=payment.pk, reason=reason)
             elif payment.status == Payment.State.PENDING:
                 # Money taken that did not confirm the booking (a wrong amount) goes back too.

@@ -328,8 +328,35 @@ def _refund_mark(*, payment: Payment, reason: str) -> None:
     after commit (so a rolled-back decision never moves money)."""
     payment.refund_status = Payment.RefundState.PENDING
     _raw_add(payment, "refund_requested", {"reason": reason[:300]})
-    payment.save(update_fields=["refund_status", "raw", "updated_at"])
+    payment.save(update_fields=["refund_status", "provider_refund_id", "raw", "updated_at"])
     transaction.on_commit(lambda: _refund_enqueue(payment.pk))
+
+
+# A payment partly refunded (from the provider's dashboard: a goodwill refund, say) keeps the
+# rest of its money: a cancellation refunds that rest. Each refund before the one in hand is
+# kept in `raw` as "refund_earlier" (its ID and amount), so that news of it arriving late is
+# known for what it is, and a failed refund of the rest leaves the earlier ones counted.
+
+
+def _partly_refunded(payment: Payment) -> bool:
+    """Some of the money went back and the rest is held: no refund under way."""
+    return payment.status == Payment.State.PARTIALLY_REFUNDED and payment.refund_status == Payment.RefundState.PROCESSED
+
+
+def _earlier_refunds(payment: Payment) -> list[dict[str, Any]]:
+    return [entry["data"] for key, entry in (payment.raw or {}).items() if key.split("#")[0] == "refund_earlier"]
+
+
+def _refund_start_over(payment: Payment) -> None:
+    """Before a new refund of a partly refunded payment: the one that went through is earlier."""
+    _raw_add(payment, "refund_earlier", {"id": payment.provider_refund_id, "amount": payment.refunded_amount})
+    payment.provider_refund_id = ""
+
+
+def _refunded_status(payment: Payment) -> str:
+    if payment.refunded_amount >= payment_captured_amount(payment):
+        return Payment.State.REFUNDED
+    return Payment.State.PARTIALLY_REFUNDED
 
 
 def _refund_enqueue(payment_id: int) -> None:
@@ -356,9 +383,11 @@ def payments_taken_lock(*, booking_id: int) -> list[Payment]:
     return [
         payment
         for payment in attempts
-        if payment.status in (Payment.State.CONFIRMED, Payment.State.PENDING)
-        and not payment.refund_status
-        and payment.provider_payment_id
+        if payment.provider_payment_id
+        and (
+            (payment.status in (Payment.State.CONFIRMED, Payment.State.PENDING) and not payment.refund_status)
+            or _partly_refunded(payment)
+        )
     ]
 
 
@@ -399,9 +428,11 @@ def payment_refund(*, payment_id: int, reason: str) -> Payment:
     asked after commit. Repeats change nothing."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        if payment.refund_status or not payment.provider_payment_id:
+        if not payment.provider_payment_id:
             return payment
-        if payment.status not in (Payment.State.CONFIRMED, Payment.State.PENDING):
+        if _partly_refunded(payment):
+            _refund_start_over(payment)  # the rest
+        elif payment.refund_status or payment.status not in (Payment.State.CONFIRMED, Payment.State.PENDING):
             return payment
         _refund_mark(payment=payment, reason=reason)
     return payment
@@ -429,7 +460,7 @@ def payment_settle_choices(payment: Payment) -> list[str]:
     by cancelling the booking."""
     if not payment.needs_attention:
         return []
-    held = payment.provider_payment_id and not payment.refunded_amount
+    held = payment.provider_payment_id and payment.refunded_amount < payment_captured_amount(payment)
     returnable = held and (
         payment.refund_status == Payment.RefundState.FAILED
         or (payment.refund_status == "" and payment.status == Payment.State.PENDING)
@@ -637,14 +668,25 @@ def payment_refund_processed(
         if payment is None:
             logger.info("refund %s processed: no payment for it", refund_id or "(no id)")
             return
+        if refund_id and any(earlier["id"] == refund_id for earlier in _earlier_refunds(payment)):
+            return  # late news of a refund already counted
+        captured = payment_captured_amount(payment)
         if payment.refund_status == Payment.RefundState.PROCESSED:
-            return
+            if not refund_id or refund_id == payment.provider_refund_id:
+                return  # heard already
+            # Another refund after one that went through: more of the money (or the rest)
+            # sent back from the provider's dashboard.
+            _refund_start_over(payment)
+            payment.refunded_amount = min(captured, payment.refunded_amount + (amount or captured))
+        elif not (payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id):
+            # Not the refund we asked for and counted when the provider took it: staff's own
+            # from the dashboard (after a failed one, say), or part of the money only (a
+            # goodwill refund), whose rest a cancellation refunds.
+            payment.refunded_amount = min(captured, payment.refunded_amount + (amount or captured))
         payment.refund_status = Payment.RefundState.PROCESSED
         # The refund that went through (staff's from the dashboard, say, not the one we asked for).
         payment.provider_refund_id = refund_id or payment.provider_refund_id
-        if not payment.refunded_amount:
-            payment.refunded_amount = amount or payment_captured_amount(payment)
-            payment.status = Payment.State.REFUNDED
+        payment.status = _refunded_status(payment)
         _raw_add(payment, "refund_processed", raw)
         payment.save(
             update_fields=["refund_status", "provider_refund_id", "refunded_amount", "status", "raw", "updated_at"]
@@ -670,12 +712,17 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
             # say), or an older one that staff have asked for again since. Late news.
             return
         booking = Booking.objects.get(pk=payment.booking_id)
-        amount = payment.refunded_amount or payment_captured_amount(payment)
+        earlier = sum(refund["amount"] for refund in _earlier_refunds(payment))
+        amount = (payment.refunded_amount or payment_captured_amount(payment)) - earlier
         payment.refund_status = Payment.RefundState.FAILED
-        # The money is back with us: the attempt is as it was before the refund.
-        payment.refunded_amount = 0
+        # The money is back with us: the attempt is as it was before the refund (and after
+        # any earlier one that went through).
+        payment.refunded_amount = earlier
         payment.provider_refund_id = ""
-        payment.status = Payment.State.CONFIRMED if payment.confirmed_at else Payment.State.PENDING
+        if earlier:
+            payment.status = Payment.State.PARTIALLY_REFUNDED
+        else:
+            payment.status = Payment.State.CONFIRMED if payment.confirmed_at else Payment.State.PENDING
         _raw_add(payment, "refund_failed", raw)
         _staff_alert(
             payment=payment,

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status, WebhookEvent
 from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
-from bookings.services.payments import REFUND_TRIES
+from bookings.services.payments import REFUND_TRIES, Settle, payment_settle_choices
 from bookings.tests.test_i18n import assert_hindi
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
@@ -445,6 +445,61 @@ def test_staff_cancellation_refunds_through_the_api(client, api, confirmed, admi
     )
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED
+
+
+def test_a_goodwill_refund_of_part_is_counted_and_a_cancellation_returns_the_rest(
+    client, api, confirmed, admin_user, oncommit, manage_token
+):
+    """Staff refund part of a session from Razorpay's dashboard: the payment is partly
+    refunded, the booking stays confirmed, and a later cancellation refunds the rest only.
+    News of the first refund arriving again changes nothing."""
+    booking, payment = confirmed
+    goodwill = {**refund_body(50000), "id": "rfnd_Goodwill000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill")
+    payment.refresh_from_db()
+    assert payment.status == Payment.State.PARTIALLY_REFUNDED and payment.refunded_amount == 50000
+    assert payment.refund_status == Payment.RefundState.PROCESSED
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+
+    rest = {**refund_body(booking.amount - 50000, status="pending"), "id": "rfnd_TheRest000001"}
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=rest)
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    assert json.loads(api.calls[-1].request.body)["amount"] == booking.amount - 50000
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id == "rfnd_TheRest000001"
+    assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+
+    # The first refund's news again (a new event ID), while the rest is on its way: old news.
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill_again")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PENDING
+    post_webhook(client, webhook_event("refund.processed", refund={**rest, "status": "processed"}), event_id="evt_rest")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
+    assert not payment.needs_attention
+
+
+def test_when_the_refund_of_the_rest_fails_the_earlier_part_stays_refunded(
+    client, api, confirmed, admin_user, oncommit
+):
+    booking, payment = confirmed
+    goodwill = {**refund_body(50000), "id": "rfnd_Goodwill000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill")
+    rest = {**refund_body(booking.amount - 50000, status="pending"), "id": "rfnd_TheRest000001"}
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=rest)
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    mail.outbox = []
+
+    failed = {**rest, "status": "failed"}
+    post_webhook(client, webhook_event("refund.failed", refund=failed), event_id="evt_rest_failed")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.FAILED
+    assert payment.status == Payment.State.PARTIALLY_REFUNDED and payment.refunded_amount == 50000
+    assert "refund of INR 1,000.00" in payment.needs_attention  # the rest, not the whole
+    # An administrator may ask for the rest again, or record a refund made by hand.
+    assert payment_settle_choices(payment) == [Settle.REFUND, Settle.REFUNDED]
 
 
 def test_a_refund_the_api_refuses_is_marked_failed_and_staff_are_told(api, confirmed, admin_user, oncommit):
