@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 
 from bookings import services
-from bookings.models import ACK_ALPHABET, ACK_LENGTH, Booking, Counsellor, Mode, SessionType, Slot
+from bookings.models import ACK_ALPHABET, ACK_LENGTH, Booking, Counsellor, Mode, SessionType, Slot, language_name
 from mindsettler.forms import Pairs
 
 NAME_MAX = 120
@@ -460,9 +460,8 @@ class CounsellorFilterForm(JourneyForm):
         for counsellor in counsellors:
             for language in counsellor.language_list:
                 languages.setdefault(language.casefold(), language)
-        self.fields["language"].choices = [("", _("Any language"))] + [
-            (name, name) for name in sorted(languages.values(), key=str.casefold)
-        ]
+        labelled = sorted(((name, language_name(name)) for name in languages.values()), key=lambda c: c[1].casefold())
+        self.fields["language"].choices = [("", _("Any language")), *labelled]
         # A link written by hand (?language=hindi) reads as the list spells it.
         asked = self.data.get("language", "")
         if asked.casefold() in languages and asked != languages[asked.casefold()]:

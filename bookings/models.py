@@ -73,6 +73,36 @@ class Clinic(models.Model):
         return clinic
 
 
+# Languages counsellors speak, by their English name folded, as clients read them. Staff type
+# the names freely (Counsellor.languages); the usual ones are shown in the page's language.
+LANGUAGE_NAMES = {
+    "english": _("English"),
+    "hindi": _("Hindi"),
+    "bengali": _("Bengali"),
+    "bangla": _("Bengali"),
+    "marathi": _("Marathi"),
+    "telugu": _("Telugu"),
+    "tamil": _("Tamil"),
+    "gujarati": _("Gujarati"),
+    "urdu": _("Urdu"),
+    "kannada": _("Kannada"),
+    "odia": _("Odia"),
+    "oriya": _("Odia"),
+    "malayalam": _("Malayalam"),
+    "punjabi": _("Punjabi"),
+    "assamese": _("Assamese"),
+    "konkani": _("Konkani"),
+    "nepali": _("Nepali"),
+    "sindhi": _("Sindhi"),
+    "kashmiri": _("Kashmiri"),
+}
+
+
+def language_name(name: str) -> str:
+    known = LANGUAGE_NAMES.get(name.casefold())
+    return str(known) if known is not None else name
+
+
 class Counsellor(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -105,6 +135,12 @@ class Counsellor(models.Model):
     @property
     def language_list(self) -> list[str]:
         return [lang.strip() for lang in self.languages.split(",") if lang.strip()]
+
+    @property
+    def language_names(self) -> list[str]:
+        """The languages as a client reads them: in Hindi on Hindi pages, for those named in
+        LANGUAGE_NAMES; any other as staff wrote it."""
+        return [language_name(lang) for lang in self.language_list]
 
     @property
     def initials(self) -> str:

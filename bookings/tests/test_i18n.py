@@ -279,6 +279,21 @@ def test_the_fixed_pages_are_in_hindi(client, counsellor_with_profile, other_cou
         assert_hindi(path, *both(client, path))
 
 
+def test_the_languages_counsellors_speak_are_named_in_hindi_on_hindi_pages(client, counsellor, other_counsellor):
+    counsellor.languages = "english, Hindi, Malayalam, Klingon"  # as staff typed them
+    counsellor.save()
+    other_counsellor.languages = "Tamil"
+    other_counsellor.save()
+    hindi, english = both(client, "/counsellors/")
+    assert "अंग्रेज़ी, हिन्दी, मलयालम, Klingon" in hindi  # one nobody has translated, as written
+    assert "English, Hindi, Malayalam, Klingon" in english  # the usual names spelt as usual
+    # The filter's choices are labelled in Hindi; their values stay the names, so links work.
+    assert '<option value="Malayalam">मलयालम</option>' in hindi and '<option value="Tamil">तमिल</option>' in hindi
+    assert '<option value="Tamil">Tamil</option>' in english
+    narrowed = get(client, "/counsellors/?language=Tamil", "hi")
+    assert other_counsellor.display_name in narrowed and counsellor.display_name not in narrowed
+
+
 def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_the_language(
     client, slot, session_type, counsellor
 ):
