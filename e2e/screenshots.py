@@ -42,7 +42,11 @@ CLIENTS = [
     ("Sneha Iyer", Status.CONFIRMED, 2),
     ("Dev Malhotra", Status.CONFIRMED, 4),
     ("Neha Gupta", Status.CONFIRMED, 5),
+    # Booked and paid for as the others, then held yesterday (see yesterdays_sessions).
+    ("Meera Pillai", Status.CONFIRMED, 7),
+    ("Arnav Das", Status.CONFIRMED, 8),
 ]
+HELD_YESTERDAY = {"Meera Pillai": time(10), "Arnav Das": time(15)}
 
 pytestmark = [pytest.mark.screenshots, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -105,6 +109,17 @@ def demo_bookings(admin: User) -> None:
             services.payment_return(payment_id=payment.pk, data=fields)
 
 
+def yesterdays_sessions() -> None:
+    """The clinic a day on: two confirmed sessions took place yesterday, and nobody has said
+    yet how they went (the dashboard's "Sessions to record"). Their slots are moved back a
+    day's work, as no service would (none books the past)."""
+    yesterday = timezone.localdate() - timedelta(days=1)
+    for name, at in HELD_YESTERDAY.items():
+        slot = Booking.objects.get(client_name=name).slot
+        start = timezone.make_aware(datetime.combine(yesterday, at))
+        Slot.objects.filter(pk=slot.pk).update(start=start, end=start + (slot.end - slot.start))
+
+
 def test_tour(tabs, live_server):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115 - quiet
     admin = User.objects.get(email="admin@mindsettler.example")
@@ -112,6 +127,7 @@ def test_tour(tabs, live_server):
     admin.save()
     secret = totp_enable(admin)
     demo_bookings(admin)
+    yesterdays_sessions()
     for old in OUT.glob("*.png"):
         old.unlink()
     shoot = Camera()
