@@ -71,7 +71,7 @@ def reschedule_state_for_client(*, booking: Booking) -> dict[str, Any]:
 
 def reschedule_problem_for_client(*, booking: Booking, now: datetime | None = None) -> str | None:
     """None if the client may move this booking online now; otherwise why not, in words for them."""
-    if booking.status not in RESCHEDULABLE_BY_CLIENT:
+    if booking.status not in RESCHEDULABLE_BY_CLIENT or booking.slot_id is None:
         return _("Only a booking with a reserved time that is not being paid for right now can be moved.")
     if not cancellation_open_for_client(booking=booking, now=now):
         return gettext(

@@ -299,6 +299,29 @@ def test_the_picker_answers_htmx_with_its_fragment(client, confirmed, free_slot)
 HX = {"HX-Request": "true"}
 
 
+@pytest.mark.parametrize("kind", ["none-of-these-times", "not-yet-approved"])
+def test_a_booking_without_a_time_says_why_it_cannot_be_moved(client, make_booking, counsellor, free_slot, kind):
+    if kind == "none-of-these-times":
+        booking = make_booking(Status.PENDING, preferred_times="Weekday evenings")
+    else:
+        booking = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=free_slot)
+    assert booking.slot is None
+    picker_url = page_url(booking) + "reschedule/"
+    why = "Only a booking with a reserved time that is not being paid for right now can be moved."
+    shown = client.get(picker_url)
+    html = shown.content.decode()
+    assert shown.status_code == 200 and why in html and "Now:" not in html and 'name="slot"' not in html
+    for data, headers in (({"slot": free_slot.pk, "move": "1"}, {}), ({"slot": free_slot.pk, "move": "1"}, HX)):
+        refused = client.post(picker_url, data, headers=headers)
+        assert refused.status_code == 409 and why in refused.content.decode()
+    # A day button says the same.
+    day = client.post(picker_url, {"day": timezone.localdate(free_slot.start).isoformat()})
+    assert day.status_code == 409 and why in day.content.decode()
+    assert not mail.outbox
+    booking.refresh_from_db()
+    assert booking.slot is None and booking.status == Status.PENDING
+
+
 def test_htmx_refusals_come_back_as_the_picker_with_its_summary_and_title(client, confirmed, free_slot, make_booking):
     """wizard.js swaps 400, 409 and 429 answers when they are the fragment asked for: each
     is the picker, with the error summary and the page's title saying "Error:"."""
