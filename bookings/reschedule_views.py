@@ -5,6 +5,8 @@ saw the booking page can move a session. The rules are in services.booking_resch
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -65,7 +67,14 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
     source = request.POST if request.method == "POST" else request.GET
     chosen = source.get("slot", "")[:20]
-    context = _picker_context(booking, token, day=source.get("day", "")[:10], chosen=chosen)
+    day = source.get("day", "")[:10]
+    if request.method == "POST" and "day" in request.POST and not request.htmx:
+        # A day button only shows that day. Without JavaScript: 303 to the page showing it (the
+        # time chosen on another day kept), at the picker, so Back and reload never re-send.
+        query = urlencode({name: value for name, value in (("day", day), ("slot", chosen)) if value})
+        url = reverse("bookings:reschedule", args=[token])
+        return HttpResponseRedirect(f"{url}?{query}#slot-picker" if query else f"{url}#slot-picker", status=303)
+    context = _picker_context(booking, token, day=day, chosen=chosen)
     if request.method != "POST" or "day" in request.POST or context["problem"]:
         return _render(request, context, status=409 if request.method == "POST" and context["problem"] else 200)
 

@@ -240,10 +240,15 @@ def _form_step(step: Step) -> HttpResponse:
             data["slot"] = ""
             step.run["notice"] = _ruled_out_notice(slot_id)
         step.save(data, valid=False)
+        if not request.htmx:
+            # 303 to the step, which shows what was saved (and the notice, once): Back and
+            # reload never re-send the form. A day button's answer opens at the picker. These
+            # choices have no errors to carry: they are checked on "Continue".
+            fragment = "" if "_refresh" in request.POST else "#slot-picker"
+            return HttpResponseRedirect(step.url + fragment, status=303)
         # A day button (not "_refresh") with the same kind of session changes nothing but the
         # picker: with htmx, only the picker is sent (the modes offered follow the kind).
-        picker_only = bool(request.htmx) and "_refresh" not in request.POST
-        picker_only = picker_only and data["session_type"] == stored.get("session_type", "")
+        picker_only = "_refresh" not in request.POST and data["session_type"] == stored.get("session_type", "")
         return _render_step(step, _form_for(step, None, lists), lists=lists, picker_only=picker_only)
 
     lists = _lists(step.name)

@@ -47,6 +47,55 @@ def test_without_javascript_another_day_opens_at_its_times(tabs, slots):
     tab.check()
 
 
+def reload_is_a_get(page: Page) -> None:
+    """Reload (and Back, before it) load the page again with a GET: no "Confirm Form
+    Resubmission", and nothing the form did is done twice."""
+    response = page.reload()
+    assert response is not None and response.request.method == "GET", "a reload sends the form again"
+
+
+def test_without_javascript_the_session_steps_buttons_leave_nothing_to_resend(tabs, slots):
+    tab = tabs(javascript=False)
+    page = tab.page
+    tab.goto("/book/")
+    first_url = page.url
+    later = timezone.localdate(slots[3].start)
+    page.get_by_role("button", name=date_format(later, "D j M")).click()
+    expect(page).to_have_url(re.compile(r"&step=session#slot-picker$"))
+    pressed = page.locator('#slot-picker button[aria-pressed="true"]')
+    expect(pressed).to_have_id(f"day-{later.isoformat()}")
+    reload_is_a_get(page)
+    expect(pressed).to_have_id(f"day-{later.isoformat()}")  # the day chosen is kept
+
+    page.get_by_role("radio", name="Online", exact=True).check()
+    page.get_by_role("button", name="Show free times for these choices").click()
+    expect(page).to_have_url(re.compile(r"&step=session$"))
+    reload_is_a_get(page)
+    expect(page.get_by_role("radio", name="Online", exact=True)).to_be_checked()
+    # Back goes through the pages the redirects led to, each loaded again with a GET.
+    for _ in range(2):
+        response = page.go_back()
+        assert response is None or response.request.method == "GET"
+    assert page.url == first_url
+    tab.check()
+
+
+def test_without_javascript_the_move_pages_day_buttons_leave_nothing_to_resend(tabs, approved_booking, slots):
+    tab = tabs(javascript=False)
+    page = tab.page
+    booking_url = open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    tab.goto(booking_url + "reschedule/")
+    page.get_by_role("radio", name=re.compile(r"^10:00")).first.check()
+    later = timezone.localdate(slots[3].start)
+    page.get_by_role("button", name=date_format(later, "D j M")).click()
+    expect(page).to_have_url(re.compile(rf"/reschedule/\?day={later.isoformat()}&slot=\d+#slot-picker$"))
+    expect(page.locator('#slot-picker button[aria-pressed="true"]')).to_have_id(f"day-{later.isoformat()}")
+    expect(page.get_by_text("Your chosen time")).to_be_visible()  # the time chosen on the first day
+    reload_is_a_get(page)
+    expect(page.get_by_text("Your chosen time")).to_be_visible()
+    tab.check()
+
+
 def assert_fits_the_screen(tab: Tab, name: str) -> None:
     page = tab.page
     assert not is_scrolling_sideways(page), f"{name}: the page scrolls sideways at 375 px"

@@ -479,7 +479,7 @@ def test_the_wizards_notes_and_the_status_lookups_errors_are_in_hindi(client, se
     couples = SessionType.objects.create(name="युगल सत्र", slug="couples", duration_minutes=80, price=250000)
     run = start(client, f"?slot={slot.pk}")
     data = {**session_data(session_type=couples, slot=slot, counsellor=slot.counsellor_id), "_refresh": "1"}
-    html = client.post(url(run, "session"), data).content.decode()
+    html = client.post(url(run, "session"), data, follow=True).content.decode()  # the note survives the redirect
     assert 'class="notice"' in html
     assert_hindi("time ruled out", html)
 

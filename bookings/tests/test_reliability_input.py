@@ -224,6 +224,6 @@ def test_ids_that_are_not_plain_digits_are_no_slot(client, session_type, slot, r
     assert client.get(f"/book/?slot={quote(raw)}", follow=True).status_code == 200
     url = client.get("/book/")["Location"]
     answer = {"session_type": session_type.pk, "mode": "online", "slot": raw}
-    assert client.post(url, {**answer, "_refresh": "1"}).status_code == 200
+    assert client.post(url, {**answer, "_refresh": "1"}, follow=True).status_code == 200
     response = client.post(url, answer)
     assert response.status_code == 200 and "no longer available" in response.content.decode()

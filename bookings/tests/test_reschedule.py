@@ -230,7 +230,7 @@ def test_the_whole_move_by_email_link(client, confirmed, slot, free_slot):
     assert "IST" in html
     # A day button only shows that day: nothing is sent.
     response = client.post(base + "reschedule/", {"day": timezone.localtime(free_slot.start).date().isoformat()})
-    assert response.status_code == 200 and not mail.outbox
+    assert response.status_code == 303 and not mail.outbox
     response = client.post(base + "reschedule/", {"slot": free_slot.pk, "move": "1"})
     assert response.status_code == 303
     link = link_in_last_email("/reschedule/")
@@ -299,6 +299,25 @@ def test_the_picker_answers_htmx_with_its_fragment(client, confirmed, free_slot)
 HX = {"HX-Request": "true"}
 
 
+def test_without_javascript_a_day_button_redirects_to_that_day_at_the_picker(client, confirmed, free_slot, counsellor):
+    """Post/redirect/get: Back and reload never ask to send the form again."""
+    later_start = next_weekday_at(16, days_ahead=8)
+    later = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(minutes=60))
+    picker_url = page_url(confirmed) + "reschedule/"
+    day = timezone.localdate(later.start).isoformat()
+    response = client.post(picker_url, {"day": day, "slot": free_slot.pk})
+    assert response.status_code == 303
+    assert response["Location"] == f"{picker_url}?day={day}&slot={free_slot.pk}#slot-picker"
+    html = client.get(response["Location"]).content.decode()
+    assert f'id="slot-{later.pk}"' in html  # that day's times
+    assert re.search(rf'value="{free_slot.pk}" id="slot-{free_slot.pk}"[^>]*checked', html)  # the choice kept
+    assert "Your chosen time" in html
+    # Without a time chosen, only the day is carried.
+    response = client.post(picker_url, {"day": day})
+    assert response["Location"] == f"{picker_url}?day={day}#slot-picker"
+    assert not mail.outbox
+
+
 @pytest.mark.parametrize("kind", ["none-of-these-times", "not-yet-approved"])
 def test_a_booking_without_a_time_says_why_it_cannot_be_moved(client, make_booking, counsellor, free_slot, kind):
     if kind == "none-of-these-times":
@@ -314,9 +333,9 @@ def test_a_booking_without_a_time_says_why_it_cannot_be_moved(client, make_booki
     for data, headers in (({"slot": free_slot.pk, "move": "1"}, {}), ({"slot": free_slot.pk, "move": "1"}, HX)):
         refused = client.post(picker_url, data, headers=headers)
         assert refused.status_code == 409 and why in refused.content.decode()
-    # A day button says the same.
-    day = client.post(picker_url, {"day": timezone.localdate(free_slot.start).isoformat()})
-    assert day.status_code == 409 and why in day.content.decode()
+    # A day button without JavaScript leads to the page, which says the same.
+    day = client.post(picker_url, {"day": timezone.localdate(free_slot.start).isoformat()}, follow=True)
+    assert day.status_code == 200 and why in day.content.decode()
     assert not mail.outbox
     booking.refresh_from_db()
     assert booking.slot is None and booking.status == Status.PENDING

@@ -407,7 +407,8 @@ def test_choices_that_rule_out_the_preselected_time_say_so(client, session_type,
     run = start(client, f"?slot={slot.pk}")
     data = {**session_data(session_type=couples, slot=slot, counsellor=slot.counsellor_id), "_refresh": "1"}
     for headers in ({}, HX):
-        html = client.post(url(run, "session"), data, headers=headers).content.decode()
+        # Without JavaScript the notice is carried to the page the redirect leads to.
+        html = client.post(url(run, "session"), data, headers=headers, follow=True).content.decode()
         assert not re.search(rf'id="slot-{slot.pk}"[^>]*checked', html)
         local = timezone.localtime(slot.start)
         note = re.search(r'<p class="notice" role="status">(.*?)</p>', html).group(1)
@@ -417,7 +418,9 @@ def test_choices_that_rule_out_the_preselected_time_say_so(client, session_type,
     # Said once: the step shown again has no note, and no time chosen.
     assert 'class="notice"' not in client.get(url(run, "session")).content.decode()
     # Choices that keep the time fit say nothing.
-    html = client.post(url(run, "session"), {**data, "session_type": session_type.pk, "slot": slot.pk}).content.decode()
+    html = client.post(
+        url(run, "session"), {**data, "session_type": session_type.pk, "slot": slot.pk}, follow=True
+    ).content.decode()
     assert 'class="notice"' not in html and re.search(rf'id="slot-{slot.pk}"[^>]*checked', html)
 
 
@@ -439,8 +442,9 @@ def test_other_days_are_reached_without_losing_the_chosen_time(client, session_t
     later = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(hours=1))
     run = start(client)
     data = session_data(session_type=session_type, slot=slot)
-    response = client.post(url(run, "session"), {**data, "day": later_start.date().isoformat()})
+    response = client.post(url(run, "session"), {**data, "day": later_start.date().isoformat()}, follow=True)
     html = response.content.decode()
+    assert response.redirect_chain == [(url(run, "session") + "#slot-picker", 303)]
     assert response.status_code == 200 and errors_in(response) == []
     assert f'id="slot-{later.pk}"' in html
     assert "Your chosen time" in html  # the time picked on the other day stays chosen
@@ -453,9 +457,14 @@ def test_other_days_are_reached_without_losing_the_chosen_time(client, session_t
 
 def test_choosing_a_counsellor_narrows_the_times(client, session_type, slot, other_slot, counsellor):
     run = start(client)
-    html = client.post(
-        url(run, "session"), {**session_data(session_type=session_type), "counsellor": counsellor.pk, "_refresh": "1"}
-    ).content.decode()
+    response = client.post(
+        url(run, "session"),
+        {**session_data(session_type=session_type), "counsellor": counsellor.pk, "_refresh": "1"},
+        follow=True,
+    )
+    # "Show free times for these choices" without JavaScript: saved, then a redirect to the step.
+    assert response.redirect_chain == [(url(run, "session"), 303)]
+    html = response.content.decode()
     assert f'id="slot-{slot.pk}"' in html and f'id="slot-{other_slot.pk}"' not in html
     assert f'<option value="{counsellor.pk}" selected>' in html
     # Shown again (the step's GET reads only the counsellors' names): the same choice and times.
@@ -464,12 +473,25 @@ def test_choosing_a_counsellor_narrows_the_times(client, session_type, slot, oth
     assert f'id="slot-{slot.pk}"' in again and f'id="slot-{other_slot.pk}"' not in again
 
 
+def test_a_day_button_reached_from_the_review_still_returns_to_it(client, session_type, slot, counsellor):
+    later_start = next_weekday_at(10, days_ahead=5)
+    later = Slot.objects.create(counsellor=counsellor, start=later_start, end=later_start + timedelta(hours=1))
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    change = url(run, "session", **{"return": "review"})
+    response = client.post(
+        change, {**session_data(session_type=session_type, slot=slot), "day": str(later_start.date())}
+    )
+    assert response.status_code == 303 and response["Location"] == change + "#slot-picker"
+    response = client.post(change, session_data(session_type=session_type, slot=later))
+    assert response.status_code == 303 and step_of(response["Location"]) == "review"
+
+
 @pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "0001-01-01T00:00:00", "x" * 50])
 def test_a_day_outside_the_window_shows_the_nearest_days_never_an_error(client, session_type, slot, day):
     run = start(client)
     for headers in ({}, HX):
         response = client.post(
-            url(run, "session"), {**session_data(session_type=session_type), "day": day}, headers=headers
+            url(run, "session"), {**session_data(session_type=session_type), "day": day}, headers=headers, follow=True
         )
         assert response.status_code == 200 and f'id="slot-{slot.pk}"' in response.content.decode()
     assert client.get(url(run, "session")).status_code == 200  # the stored day too
@@ -505,8 +527,9 @@ def test_other_refreshes_with_htmx_get_the_whole_step(client, session_type, onli
         response = client.post(url(run, "session"), data, headers=HX)
         html = response.content.decode()
         assert "HX-Retarget" not in response and 'id="wizard-step"' in html and 'name="session_type"' in html
-    # Without JavaScript a day button gets the whole page.
-    response = client.post(url(run, "session"), {**session_data(session_type=online_only), **day})
+    # Without JavaScript a day button gets the whole page, after a redirect.
+    response = client.post(url(run, "session"), {**session_data(session_type=online_only), **day}, follow=True)
+    assert response.redirect_chain == [(url(run, "session") + "#slot-picker", 303)]
     assert "HX-Retarget" not in response and "<html" in response.content.decode()
 
 
