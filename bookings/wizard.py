@@ -503,36 +503,64 @@ def _review(step: Step) -> HttpResponse:
 
 def _done(step: Step) -> HttpResponse:
     """After sending: "check your email", with a rate-limited "send it again", to the same
-    address or to a corrected one."""
+    address or to a corrected one. Without JavaScript a sent email is answered with a redirect
+    to this page (post/redirect/get), so a reload never sends it again."""
     request = step.request
     booking = Booking.objects.filter(pk=step.run["booking_id"]).only("pk", "email", "status").first()
     if booking is None:  # purged after DRAFT_RETENTION_HOURS: start again
         return redirect("bookings:wizard")
     is_draft = booking.status == Status.DRAFT
-    correcting = request.method == "POST" and "_email" in request.POST and is_draft
+    posted = request.method == "POST" and is_draft
+    correcting = posted and "_email" in request.POST
+    resending = posted and "_resend" in request.POST and not correcting
+    # "Sent again", said once on the page the redirect leads to.
+    resent = request.method != "POST" and bool(step.run.pop("resent", False))
+    if resent:
+        _run_save(request, step.key, step.run)
     # The address as typed, to correct in place (a typo is the usual mistake).
     email_form = CorrectEmailForm(request.POST if correcting else None, initial={"email": booking.email})
-    extra: dict[str, Any] = {"booking": booking, "is_draft": is_draft, "resent": False, "email_form": email_form}
+    extra: dict[str, Any] = {"booking": booking, "is_draft": is_draft, "resent": resent, "email_form": email_form}
+    if not (correcting or resending):
+        return _render_step(step, None, extra=extra)
     if correcting and not email_form.is_valid():
         return _render_step(step, None, extra=extra, errors=email_form.error_summary())
-    wait = None
-    if request.method == "POST" and ("_resend" in request.POST or correcting) and is_draft:
-        # A new address is limited as a new request would be (per address and per IP), so that a
-        # draft cannot email address after address.
+    email = email_form.cleaned_data["email"] if correcting else booking.email
+    wait, message = _resend_wait(request, booking=booking, email=email)
+    if wait:
         if correcting:
-            wait = ratelimit_hit(scope="wizard_submit_ip", key=client_ip(request)) or ratelimit_hit(
-                scope="wizard_submit_email", key=email_form.cleaned_data["email"]
-            )
-        wait = wait or ratelimit_hit(scope="verify_resend", key=f"booking:{booking.pk}")
-        if wait is None:
-            email = email_form.cleaned_data["email"] if correcting else None
-            booking = services.booking_resend_verification(booking=booking, email=email)
-            extra.update(booking=booking, resent=True, email_form=CorrectEmailForm(initial={"email": booking.email}))
-    if wait is None:
-        return _render_step(step, None, extra=extra)
-    message = gettext("We have sent this email several times already. Please try again in %(wait)s.") % {
-        "wait": wait_text(wait)
-    }
-    response = _render_step(step, None, extra=extra, status=429, errors=[("", message)])
-    response["Retry-After"] = str(wait)
-    return response
+            # Next to the address, in the open panel: the client sees why nothing was sent.
+            email_form.add_error("email", message)
+            errors = email_form.error_summary()
+        else:
+            errors = [("", message)]
+        response = _render_step(step, None, extra=extra, status=429, errors=errors)
+        response["Retry-After"] = str(wait)
+        return response
+    booking = services.booking_resend_verification(booking=booking, email=email if correcting else None)
+    if not request.htmx:
+        # 303: the browser follows with a GET, so a reload never sends the email again.
+        step.run["resent"] = True
+        _run_save(request, step.key, step.run)
+        return HttpResponseRedirect(_step_url(step.key, "done"), status=303)
+    extra.update(booking=booking, resent=True, email_form=CorrectEmailForm(initial={"email": booking.email}))
+    return _render_step(step, None, extra=extra)
+
+
+def _resend_wait(request: HttpRequest, *, booking: Booking, email: str) -> tuple[int | None, str]:
+    """Whether the verification email may go to `email` now: (None, "") if so, else the seconds
+    to wait and why, in words for the client.
+
+    The same address again is a resend, limited per booking and address. A corrected address is
+    limited as a new request would be (per IP and per address), so that one draft cannot email
+    address after address; it is not held back by the resends to the mistyped one (the client
+    most likely to have pressed "Send the email again" is the one with a typo), and it gets a
+    fresh allowance of resends of its own."""
+    if email != booking.email:
+        wait = ratelimit_hit(scope="wizard_submit_ip", key=client_ip(request)) or ratelimit_hit(
+            scope="wizard_submit_email", key=email
+        )
+        message = gettext("We have sent several emails in a short time. Please try again in %(wait)s.")
+    else:
+        wait = ratelimit_hit(scope="verify_resend", key=f"booking:{booking.pk}:{email}")
+        message = gettext("We have sent this email several times already. Please try again in %(wait)s.")
+    return wait, (message % {"wait": wait_text(wait)} if wait else "")

@@ -53,6 +53,30 @@ def test_client_corrects_a_mistyped_address_after_sending(tab, slots):
     assert confirm_email(tab) == Booking.objects.get().ack_id
 
 
+def test_client_corrects_a_mistyped_address_after_every_resend_is_spent(tab, slots):
+    """The client most likely to press "Send the email again" is the one with a typo."""
+    page = tab.page
+    book_through_wizard(tab, client={**CLIENT, "email": "priya@exmaple.com"})
+    resend = page.get_by_role("button", name="Send the email again")
+    for _ in range(3):
+        with page.expect_response(lambda r: r.request.method == "POST" and r.status == 200):
+            resend.click()
+        expect(page.get_by_text("We have sent the email again.")).to_be_visible()
+    with tab.allowing_status(429):
+        with page.expect_response(lambda r: r.status == 429):
+            resend.click()
+        expect(page.get_by_role("alert").filter(has_text="There is a problem")).to_contain_text(
+            "We have sent this email several times already"
+        )
+        page.get_by_text("Wrong email address?").click()
+        page.get_by_label("Email address").fill(CLIENT["email"])
+        page.get_by_role("button", name="Send it to this address").click()
+        expect(page.get_by_role("status").first).to_contain_text(f"We have sent an email to {CLIENT['email']}")
+        expect(page.get_by_role("alert")).to_have_count(0)
+        tab.check()
+    assert confirm_email(tab) == Booking.objects.get().ack_id
+
+
 def pay_in_sandbox(tab) -> None:
     page = tab.page
     page.get_by_role("button", name=re.compile(r"^Pay ")).click()

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from bookings.models import SessionType, Status
 from e2e.browsing import PHONE
-from e2e.journeys import CLIENT, choose_session, heading, open_booking_page
+from e2e.journeys import CLIENT, book_through_wizard, choose_session, heading, open_booking_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -64,6 +64,25 @@ def test_the_wizard_shows_a_rate_limit_with_its_summary(tab, slots, settings):
         summary_has_focus(page, "several booking requests")
         expect(heading(page, "Check your answers and send")).to_be_visible()
         assert page.title().startswith("Error: ")
+        tab.check()
+
+
+def test_a_refused_address_correction_is_shown_in_its_open_panel(tab, slots, settings):
+    page = tab.page
+    book_through_wizard(tab, client={**CLIENT, "email": "priya@exmaple.com"})
+    page.get_by_text("Wrong email address?").click()
+    # The new address has had as many requests as an hour allows (say, from another tab).
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_email": (0, 3600)}
+    page.get_by_label("Email address").fill(CLIENT["email"])
+    with tab.allowing_status(429):
+        with page.expect_response(lambda r: r.status == 429):
+            page.get_by_role("button", name="Send it to this address").click()
+        summary_has_focus(page, "We have sent several emails in a short time")
+        expect(page.locator("#correct-email")).to_have_attribute("open", "")
+        address = page.get_by_label("Email address")
+        expect(address).to_be_visible()
+        expect(address).to_have_value(CLIENT["email"])
+        expect(page.locator("#id_email_error")).to_contain_text("Please try again in")
         tab.check()
 
 

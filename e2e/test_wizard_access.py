@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 from django.utils.formats import date_format
 from playwright.sync_api import Page, expect
@@ -77,6 +78,20 @@ def test_without_javascript_the_session_steps_buttons_leave_nothing_to_resend(ta
         response = page.go_back()
         assert response is None or response.request.method == "GET"
     assert page.url == first_url
+    tab.check()
+
+
+def test_without_javascript_sending_the_email_again_is_not_repeated_by_a_reload(tabs, slots):
+    tab = tabs(javascript=False)
+    page = tab.page
+    book_through_wizard(tab, htmx=False)
+    page.get_by_role("button", name="Send the email again").click()
+    expect(page.get_by_text("We have sent the email again.")).to_be_visible()
+    assert [m.to for m in mail.outbox] == [[CLIENT["email"]]] * 2
+    reload_is_a_get(page)
+    expect(heading(page, "Check your email")).to_be_visible()
+    expect(page.get_by_text("We have sent the email again.")).to_have_count(0)  # said once
+    assert len(mail.outbox) == 2
     tab.check()
 
 

@@ -624,15 +624,61 @@ def test_the_done_page_resends_the_email_with_a_limit(client, session_type, slot
     submit(client, run)
     old = LinkToken.objects.get(purpose=LinkToken.Purpose.VERIFY)
     response = client.post(url(run, "done"), {"_resend": "1"})
-    assert response.status_code == 200 and "We have sent the email again" in response.content.decode()
+    # Without JavaScript: post/redirect/get, so a reload shows the page and sends nothing.
+    assert response.status_code == 303 and response["Location"] == url(run, "done")
+    assert "We have sent the email again" in client.get(response["Location"]).content.decode()
+    assert "We have sent the email again" not in client.get(url(run, "done")).content.decode()  # said once
     old.refresh_from_db()
     assert old.revoked_at is not None
     assert len(mail.outbox) == 2
     for _ in range(2):
-        client.post(url(run, "done"), {"_resend": "1"})
+        assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 303
     limited = client.post(url(run, "done"), {"_resend": "1"})
     assert limited.status_code == 429 and limited["Retry-After"]
+    assert "We have sent this email several times already" in limited.content.decode()
     assert len(mail.outbox) == 4
+
+
+def test_the_done_page_resends_in_place_with_htmx(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    response = client.post(url(run, "done"), {"_resend": "1"}, headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="wizard-step"' in html and "<html" not in html
+    assert "We have sent the email again" in html
+    assert len(mail.outbox) == 2
+
+
+def test_after_every_resend_is_spent_a_mistyped_address_can_still_be_corrected(client, session_type, slot):
+    """The client who presses "Send the email again" most is the one who mistyped the address."""
+    run = walk_to_review(client, session_type=session_type, slot=slot, about={**ABOUT, "email": "priya@exmaple.com"})
+    submit(client, run)
+    for _ in range(3):
+        client.post(url(run, "done"), {"_resend": "1"})
+    assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 429
+    sent = len(mail.outbox)
+
+    response = client.post(url(run, "done"), {"_email": "1", "email": "priya@example.com"})
+    assert response.status_code == 303 and response["Location"] == url(run, "done")
+    page = client.get(response["Location"]).content.decode()
+    assert "priya@example.com" in page and "We have sent the email again" in page
+    assert Booking.objects.get().email == "priya@example.com"
+    assert len(mail.outbox) == sent + 1 and mail.outbox[-1].to == ["priya@example.com"]
+    # The corrected address has its own allowance of resends, and its own limit.
+    for _ in range(3):
+        assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 303
+    assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 429
+    assert [m.to for m in mail.outbox[sent:]] == [["priya@example.com"]] * 4
+
+
+def test_correcting_to_the_same_address_is_a_resend_and_limited_as_one(client, session_type, slot):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    for _ in range(3):
+        client.post(url(run, "done"), {"_resend": "1"})
+    refused = client.post(url(run, "done"), {"_email": "1", "email": "PRIYA@example.com"})
+    assert refused.status_code == 429 and len(mail.outbox) == 4
+    assert "We have sent this email several times already" in refused.content.decode()
 
 
 def test_a_mistyped_address_is_corrected_on_the_done_page_and_the_request_kept(client, session_type, slot):
@@ -675,7 +721,26 @@ def test_a_corrected_address_is_limited_as_a_new_request_would_be(client, sessio
     assert limited.status_code == 429 and limited["Retry-After"]
     assert len(mail.outbox) == 1 and Booking.objects.get().email != "someone.else@example.com"
     # The limit on resends is not spent by a refused correction.
-    assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 200
+    assert client.post(url(run, "done"), {"_resend": "1"}).status_code == 303
+
+
+@pytest.mark.parametrize("headers", [{}, HX], ids=["no-js", "htmx"])
+def test_a_refused_correction_is_shown_next_to_the_address_in_the_open_panel(
+    client, session_type, slot, settings, headers
+):
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "wizard_submit_email": (0, 3600)}
+    refused = client.post(url(run, "done"), {"_email": "1", "email": "someone.else@example.com"}, headers=headers)
+    html = refused.content.decode()
+    assert refused.status_code == 429
+    panel = re.search(r'<details class="card" id="correct-email"([^>]*)>(.*?)</details>', html, re.S)
+    assert panel.group(1) == " open", "the panel stays open"
+    error = re.search(r'<p id="id_email_error" class="field-error">(.*?)</p>', panel.group(2), re.S)
+    assert "We have sent several emails in a short time. Please try again in" in error.group(1)
+    assert 'value="someone.else@example.com"' in panel.group(2)  # what was typed is kept
+    assert re.search(r'<a href="#id_email"[^>]*>We have sent several emails', html)  # the summary links to it
+    assert len(mail.outbox) == 1
 
 
 # --- Query budget -------------------------------------------------------------------------
