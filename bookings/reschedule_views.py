@@ -24,7 +24,7 @@ from bookings.notifications import manage_path
 from bookings.ratelimit import ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.tokens import token_get
-from bookings.views import _link_problem, private_page, wait_text
+from bookings.views import _link_problem, private_page, speak_as_booked, wait_text
 
 
 def _picker_context(booking: Booking, token: str, *, day: str, chosen: str) -> dict[str, object]:
@@ -65,6 +65,7 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
         booking = selectors.booking_for_page(token=token)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    speak_as_booked(request, booking)
     source = request.POST if request.method == "POST" else request.GET
     chosen = source.get("slot", "")[:20]
     day = source.get("day", "")[:10]
@@ -130,6 +131,7 @@ def reschedule_confirm(request: HttpRequest, token: str) -> HttpResponse:
         except TokenInvalid as exc:
             return _link_problem(request, exc, purpose=LinkToken.Purpose.RESCHEDULE, token=token)
         booking = selectors.booking_with_session(link.booking_id)
+        speak_as_booked(request, booking)
         new_slot = Slot.objects.select_related("counsellor").get(pk=link.slot_id)
         context = {
             "booking": booking,
@@ -147,5 +149,6 @@ def reschedule_confirm(request: HttpRequest, token: str) -> HttpResponse:
         # The time was taken meanwhile, or it is too late: nothing changed.
         return render(request, "bookings/reschedule_refused.html", {"clinic": clinic, "error": exc.message}, status=409)
     booking = selectors.booking_with_session(booking.pk)
+    speak_as_booked(request, booking)
     context = {"booking": booking, "clinic": clinic, "booking_url": manage_path(booking)}
     return render(request, "bookings/rescheduled.html", context)

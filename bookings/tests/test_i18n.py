@@ -419,6 +419,10 @@ def test_a_bookings_links_open_in_its_language_until_the_client_chooses_another(
     client.post(f"/bookings/{manage_token(cancel)}/cancel/", **english_browser)
     assert '<html lang="hi"' in client.get(link_in_last_email("/cancel/"), **english_browser).content.decode()
 
+    moving = make_booking(Status.CONFIRMED, language="hi")
+    page = client.get(f"/bookings/{manage_token(moving)}/reschedule/", **english_browser).content.decode()
+    assert '<html lang="hi"' in page
+
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
     assert '<html lang="en"' in client.get(f"/bookings/{token}/", **english_browser).content.decode()
     # Booked in English, opened in a Hindi browser: English, as its emails.
