@@ -671,6 +671,7 @@ def payment_refund_processed(
         if refund_id and any(earlier["id"] == refund_id for earlier in _earlier_refunds(payment)):
             return  # late news of a refund already counted
         captured = payment_captured_amount(payment)
+        ours = payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id
         if payment.refund_status == Payment.RefundState.PROCESSED:
             if not refund_id or refund_id == payment.provider_refund_id:
                 return  # heard already
@@ -678,11 +679,24 @@ def payment_refund_processed(
             # sent back from the provider's dashboard.
             _refund_start_over(payment)
             payment.refunded_amount = min(captured, payment.refunded_amount + (amount or captured))
-        elif not (payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id):
-            # Not the refund we asked for and counted when the provider took it: staff's own
-            # from the dashboard (after a failed one, say), or part of the money only (a
-            # goodwill refund), whose rest a cancellation refunds.
-            payment.refunded_amount = min(captured, payment.refunded_amount + (amount or captured))
+        elif not ours:
+            # Not the refund we asked for and counted when the provider took it: staff's own,
+            # from the dashboard.
+            part = min(amount or captured, captured - payment.refunded_amount)
+            if payment.refunded_amount + part < captured and (payment.refund_status or payment.confirmed_at is None):
+                # Part of the money only, while the rest is held for staff (a wrong amount),
+                # or our refund of it failed or waits to be sent: counted as an earlier refund,
+                # and the rest stays as it was (held, failed with its alert, or to be sent).
+                _raw_add(payment, "refund_earlier", {"id": refund_id, "amount": part})
+                payment.refunded_amount += part
+                if payment.refund_status == Payment.RefundState.FAILED:
+                    payment.status = Payment.State.PARTIALLY_REFUNDED
+                _raw_add(payment, "refund_processed", raw)
+                payment.save(update_fields=["refunded_amount", "status", "raw", "updated_at"])
+                return
+            # All of it (after a failed refund, say), or part of a payment that confirmed the
+            # booking (a goodwill refund), whose rest a cancellation refunds.
+            payment.refunded_amount += part
         payment.refund_status = Payment.RefundState.PROCESSED
         # The refund that went through (staff's from the dashboard, say, not the one we asked for).
         payment.provider_refund_id = refund_id or payment.provider_refund_id

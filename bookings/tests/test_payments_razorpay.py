@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status, WebhookEvent
 from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
-from bookings.services.payments import REFUND_TRIES, Settle, payment_settle_choices
+from bookings.services.payments import REFUND_TRIES, Settle, payment_settle, payment_settle_choices
 from bookings.tests.test_i18n import assert_hindi
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
@@ -500,6 +500,78 @@ def test_when_the_refund_of_the_rest_fails_the_earlier_part_stays_refunded(
     assert "refund of INR 1,000.00" in payment.needs_attention  # the rest, not the whole
     # An administrator may ask for the rest again, or record a refund made by hand.
     assert payment_settle_choices(payment) == [Settle.REFUND, Settle.REFUNDED]
+
+
+def test_part_refunded_while_our_refund_had_failed_leaves_the_rest_to_ask_for_again(client, api, confirmed, oncommit):
+    """A goodwill refund made on the dashboard is still pending there when the client cancels:
+    ours, of the whole, is refused (more than is left) and staff are alerted. When the goodwill
+    refund's news comes, the alert stands for the rest, which may be asked for again."""
+    booking, payment = confirmed
+    api.post(
+        f"{API}/payments/{PAYMENT_ID}/refund",
+        status=400,
+        json={"error": {"code": "BAD_REQUEST_ERROR", "description": "The refund amount is greater than captured"}},
+    )
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    goodwill = {**refund_body(50000), "id": "rfnd_Goodwill000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.FAILED and payment.needs_attention
+    assert payment.status == Payment.State.PARTIALLY_REFUNDED and payment.refunded_amount == 50000
+    assert payment_settle_choices(payment) == [Settle.REFUND, Settle.REFUNDED]
+
+    rest = {**refund_body(booking.amount - 50000), "id": "rfnd_TheRest000001"}
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=rest)
+    with oncommit():
+        payment_settle(
+            payment_id=payment.pk, user=None, how=Settle.REFUND, note="Asked again after the goodwill refund"
+        )
+    assert json.loads(api.calls[-1].request.body)["amount"] == booking.amount - 50000
+    payment.refresh_from_db()
+    assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+
+
+def test_part_refunded_while_our_refund_waits_to_be_sent_then_the_rest_is_sent(client, api, confirmed, oncommit):
+    booking, payment = confirmed
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", status=503, json={"error": {"code": "SERVER_ERROR"}})
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    goodwill = {**refund_body(50000), "id": "rfnd_Goodwill000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PENDING and payment.refunded_amount == 50000
+
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json={**refund_body(booking.amount - 50000), "id": "rfnd_R2"})
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    with oncommit():
+        payment_refunds_retry()
+    assert json.loads(api.calls[-1].request.body)["amount"] == booking.amount - 50000
+    payment.refresh_from_db()
+    assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+
+
+def test_part_of_a_held_wrong_amount_refunded_keeps_the_rest_held_until_it_goes_back(client, api, approved, oncommit):
+    """The client paid too much: held for staff. Staff refund the excess on the dashboard: the
+    rest is still theirs and still held (the booking does not ask them to pay again), and when
+    the time to pay runs out, it goes back."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(booking.amount + 20000)))
+    excess = {**refund_body(20000), "id": "rfnd_Excess0000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=excess), event_id="evt_excess")
+    payment.refresh_from_db()
+    booking.refresh_from_db()
+    assert payment.status == Payment.State.PENDING and payment.refunded_amount == 20000
+    assert booking.status == Status.PAYMENT_PENDING  # not asked to pay again while money is held
+    assert payment_settle_choices(payment) == [Settle.REFUND, Settle.REFUNDED]
+
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json={**refund_body(booking.amount), "id": "rfnd_R2"})
+    with oncommit():
+        assert bookings_expire(now=timezone.now() + timedelta(days=3)) == 1
+    assert json.loads(api.calls[-1].request.body)["amount"] == booking.amount
+    payment.refresh_from_db()
+    assert payment.refunded_amount == booking.amount + 20000 and payment.status == Payment.State.REFUNDED
 
 
 def test_a_refund_the_api_refuses_is_marked_failed_and_staff_are_told(api, confirmed, admin_user, oncommit):
