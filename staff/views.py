@@ -1066,7 +1066,7 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
     for s in slots:
         s.active_bookings, s.asked_for_by = [], []
     asking = Booking.objects.filter(
-        Q(slot_id__in=by_slot) | Q(preferred_slot_id__in=by_slot), status__in=ACTIVE_STATUSES
+        Q(slot_id__in=by_slot, status__in=ACTIVE_STATUSES) | Q(preferred_slot_id__in=by_slot, status=Status.PENDING)
     ).only("pk", "ack_id", "status", "slot_id", "preferred_slot_id")
     for booking in asking.order_by("pk"):
         if booking.slot_id in by_slot:

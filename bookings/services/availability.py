@@ -22,6 +22,7 @@ from bookings.models import (
     Booking,
     Counsellor,
     Slot,
+    Status,
     WeeklyHours,
 )
 from bookings.services.waitlist import slots_freed, waitlist_end_unserved
@@ -181,9 +182,13 @@ def weekly_hours_add(
 
 
 def _bookings_in_slots(slots: Any) -> list[Booking]:
-    """Active bookings that hold one of `slots`, or asked for one as their preferred time."""
+    """Active bookings that hold one of `slots`, and requests waiting for review that asked for
+    one as their preferred time (once approved, a booking holds the slot it was given, which
+    may be another counsellor's: the one it asked for is free again)."""
     return list(
-        Booking.objects.filter(Q(slot__in=slots) | Q(preferred_slot__in=slots), status__in=ACTIVE_STATUSES)
+        Booking.objects.filter(
+            Q(slot__in=slots, status__in=ACTIVE_STATUSES) | Q(preferred_slot__in=slots, status=Status.PENDING)
+        )
         .select_related("slot", "preferred_slot")
         .order_by("pk")
     )

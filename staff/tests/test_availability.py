@@ -131,6 +131,39 @@ def test_the_list_shows_which_slots_are_held_or_asked_for_and_offers_to_remove_o
     assert ">free<" in rows[2] and "Remove" in rows[2]
 
 
+def test_a_slot_asked_for_by_a_request_approved_into_another_time_is_free_again(
+    admin_client, counsellor_client, counsellor, other_counsellor, make_booking
+):
+    """Approved (here into another counsellor's time, a handover), a request holds the slot it
+    was given: the one it first asked for may be removed or blocked again, and its owner is not
+    shown a booking that is no longer theirs."""
+    start = next_weekday_at(10, days_ahead=6)
+    asked_for = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    elsewhere = Slot.objects.create(
+        counsellor=other_counsellor, start=start + timedelta(days=1), end=start + timedelta(days=1, minutes=60)
+    )
+    request = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=asked_for)
+    html = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    assert f"asked for by {request.ack_id}" in html  # waiting for review: it still asks for it
+
+    approved = admin_client.post(
+        reverse("staff:booking_approve", args=[request.pk]),
+        {"approve-slot": elsewhere.pk, "approve-version": request.version},
+    )
+    assert approved.status_code == 302
+    html = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    assert request.ack_id not in html
+    local = timezone.localtime(start)
+    blocked = counsellor_client.post(
+        act("blocked_add", counsellor),
+        {
+            "blocked-start": (local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+            "blocked-end": (local + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    assert blocked.status_code == 302 and not Slot.objects.filter(pk=asked_for.pk).exists()
+
+
 def test_blocked_period_removes_free_slots(counsellor_client, counsellor, slot):
     start = timezone.localtime(slot.start - timedelta(hours=1))
     response = counsellor_client.post(
