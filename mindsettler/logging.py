@@ -18,7 +18,8 @@ _TOKEN_PATH = re.compile(
 
 # The staff list's search (`?q=`, also in its CSV export's link and in the Referer of the
 # pages it leads to) is a client's name, address or phone number.
-_SEARCH = re.compile(r"([?&]q=)[^&\s\"']*")
+# Also as a `next=` address carries it to the sign-in page: %3Fq%3D...
+_SEARCH = re.compile(r"((?:[?&]|%3F|%26)q(?:=|%3D))(?:(?!%26)[^&\s\"'])*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:

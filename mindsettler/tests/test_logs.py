@@ -221,5 +221,8 @@ def test_staff_searches_are_redacted_in_request_lines_and_referrers():
     assert "zephyrine" not in line.lower() and "quillfeather" not in line.lower()
     assert "/staff/bookings/?status=pending&q=[redacted]&page=2 " in line
     assert "/staff/bookings/export.csv?q=[redacted]" in line
+    # A search whose session had ended: the sign-in page's `next` carries it, encoded.
+    signin = redact("GET /accounts/login/?next=/staff/bookings/%3Fstatus%3Dpending%26q%3DKavya%2BIyer%26page%3D2 200")
+    assert "kavya" not in signin.lower() and "%26q%3D[redacted]%26page%3D2" in signin
     # Other parameters are kept: they are the filters' values, not a person's.
     assert redact("/staff/bookings/?status=pending&counsellor=3") == "/staff/bookings/?status=pending&counsellor=3"
