@@ -162,8 +162,14 @@
     calendar.getEvents().forEach(function (event) {
       var end = event.end || event.start;
       if (end <= view.activeStart || event.start >= view.activeEnd) return;
-      var starts = event.start < view.activeStart ? 0 : minutesOf(event.startStr);
-      var ends = event.endStr.slice(0, 10) !== event.startStr.slice(0, 10) ? 24 * 60 : minutesOf(event.endStr);
+      var endStr = event.endStr || event.startStr;
+      var starts = minutesOf(event.startStr);
+      var ends = minutesOf(endStr);
+      if (endStr.slice(0, 10) !== event.startStr.slice(0, 10)) {
+        ends = 24 * 60; // to midnight...
+        if (endStr.slice(11, 16) !== "00:00") starts = 0; // ...and on, into the next day's small hours
+      }
+      if (event.start < view.activeStart) starts = 0;
       first = Math.min(first, starts);
       last = Math.max(last, ends);
     });
