@@ -407,8 +407,10 @@ def setup_wizard(endpoint: Endpoint, port: int, info: dict[str, Any], csrf: str)
         "day": info["wizard"]["day"],
         "_refresh": "1",
     }
+    # Without JavaScript the choice is saved and answered with a redirect to the step (303);
+    # with htmx, with the picker (200). Either way the run now holds the busy day.
     status, _, _ = request(port, "POST", step_path, {"Cookie": cookie}, urlencode(form))
-    if status != 200:
+    if status not in (200, 303):
         endpoint.skipped = f"choosing the busy day (POST {step.path}) gave HTTP {status}"
         return
     endpoint.path = endpoint.path or step_path
