@@ -162,6 +162,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     with page.expect_response(lambda r: r.request.method == "POST"):
         page.get_by_role("radio", name=re.compile("Individual session")).check()
     page.wait_for_load_state("networkidle")
+    settled(page)  # the step swapped in: the radio below is the new one, not one about to go
     online = page.get_by_role("radio", name="Online", exact=True)
     online.scroll_into_view_if_needed()
     page.mouse.wheel(0, 150)  # the way of meeting in the middle of the screen, as one scrolls to it
@@ -180,8 +181,8 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
 
     # Another day: the picker is swapped in place, where the reader is (its button's
     # #slot-picker is for pages without JavaScript).
-    day = page.locator('#slot-picker button[id^="day-2"][aria-pressed="false"]').first
-    day_id = day.get_attribute("id")
+    day_id = page.locator('#slot-picker button[id^="day-2"][aria-pressed="false"]').first.get_attribute("id")
+    day = page.locator(f"#{day_id}")  # found again by its id, whatever swap comes between
     day.scroll_into_view_if_needed()
     settled(page)
     before = page.evaluate("() => window.scrollY")
