@@ -114,6 +114,10 @@ class Counsellor(models.Model):
     title = models.CharField(max_length=120, blank=True)
     bio = models.TextField(blank=True)
     approach = models.TextField(blank=True)
+    # Clients reading in Hindi see these, when the counsellor gave them (see shown_title).
+    title_hi = models.CharField(max_length=120, blank=True, default="", db_default="")
+    approach_hi = models.TextField(blank=True, default="", db_default="")
+    bio_hi = models.TextField(blank=True, default="", db_default="")
     languages = models.CharField(max_length=200, blank=True, help_text="Comma-separated.")
     offers_online = models.BooleanField(default=True)
     offers_in_person = models.BooleanField(default=True)
@@ -139,6 +143,21 @@ class Counsellor(models.Model):
         """The languages as a client reads them: in Hindi on Hindi pages, for those named in
         LANGUAGE_NAMES; any other as staff wrote it."""
         return [language_name(lang) for lang in self.language_list]
+
+    @property
+    def shown_title(self) -> str:
+        """Its title as clients see it in the active language: the Hindi one on Hindi pages
+        and in Hindi emails, when the counsellor gave one; else the title. Staff always see
+        `title`."""
+        return (self.title_hi if translation.get_language() == "hi" else "") or self.title
+
+    @property
+    def shown_approach(self) -> str:
+        return (self.approach_hi if translation.get_language() == "hi" else "") or self.approach
+
+    @property
+    def shown_bio(self) -> str:
+        return (self.bio_hi if translation.get_language() == "hi" else "") or self.bio
 
     @property
     def initials(self) -> str:

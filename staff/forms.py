@@ -801,8 +801,11 @@ class CounsellorProfileForm(forms.ModelForm):
         fields = [
             "display_name",
             "title",
+            "title_hi",
             "approach",
+            "approach_hi",
             "bio",
+            "bio_hi",
             "languages",
             "offers_online",
             "offers_in_person",
@@ -812,8 +815,11 @@ class CounsellorProfileForm(forms.ModelForm):
         labels = {
             "display_name": "Name shown to clients",
             "title": "Title or qualification",
+            "title_hi": "Title in Hindi",
             "approach": "How you work",
+            "approach_hi": "How you work, in Hindi",
             "bio": "About you",
+            "bio_hi": "About you, in Hindi",
             "languages": "Languages you offer sessions in",
             "offers_online": "I offer online sessions",
             "offers_in_person": "I offer sessions in person",
@@ -823,6 +829,9 @@ class CounsellorProfileForm(forms.ModelForm):
         help_texts = {
             "approach": "A few sentences in plain words, e.g. the kinds of help you offer.",
             "bio": "Training and experience. Public: do not mention clients.",
+            "title_hi": "Clients reading the site in Hindi see this; left empty, they see the title in English.",
+            "approach_hi": "Clients reading in Hindi see this; left empty, they see “How you work” in English.",
+            "bio_hi": "Clients reading in Hindi see this; left empty, they see “About you” in English.",
             "languages": "Separate them with commas, e.g. English, Hindi.",
             "daily_summary": "Times, acknowledgement IDs and client initials only.",
             "is_active": "Clients can see and book this counsellor only while this is ticked.",
@@ -830,6 +839,9 @@ class CounsellorProfileForm(forms.ModelForm):
         widgets = {
             "approach": forms.Textarea(attrs={"rows": 4}),
             "bio": forms.Textarea(attrs={"rows": 5}),
+            "title_hi": forms.TextInput(attrs={"lang": "hi"}),
+            "approach_hi": forms.Textarea(attrs={"rows": 4, "lang": "hi"}),
+            "bio_hi": forms.Textarea(attrs={"rows": 5, "lang": "hi"}),
         }
 
     def __init__(self, *args: Any, can_publish: bool = False, **kwargs: Any) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import DataError, IntegrityError, connection, transaction
 
-from bookings.models import Booking, SessionType, Slot, Status
+from bookings.models import Booking, Counsellor, SessionType, Slot, Status
 from bookings.services import ack_id_new, booking_transition, slot_create
 from conftest import next_weekday_at
 
@@ -196,3 +198,22 @@ def test_migration_0009_tells_apart_names_shared_before_it(session_type):
         ("L" * 100, ""),
         ("l" * 96 + " (2)", ""),
     ]
+
+
+def test_the_models_and_their_migrations_agree():
+    call_command("makemigrations", "--check", "--dry-run", stdout=io.StringIO())
+
+
+def test_a_counsellor_added_by_the_release_before_the_hindi_profile_gets_empty_hindi_texts():
+    """During a deploy the previous release still runs and inserts counsellors (staff
+    invitations) without the Hindi columns: the database's defaults fill them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO bookings_counsellor (display_name, slug, title, bio, approach, languages, offers_online,"
+            " offers_in_person, meeting_url, daily_summary, is_active, sort_order)"
+            " VALUES ('Old Release', 'old-release', 'Psychologist', '', '', '', %s, %s, '', %s, %s, 0)",
+            [True, True, False, True],
+        )
+    added = Counsellor.objects.get(slug="old-release")
+    assert (added.title_hi, added.approach_hi, added.bio_hi) == ("", "", "")
+    assert added.shown_title == "Psychologist"

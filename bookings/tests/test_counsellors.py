@@ -3,10 +3,13 @@ the next free time from the same rules as the wizard, and a small query budget."
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 
 from bookings.models import Counsellor, Slot, Status
@@ -97,7 +100,17 @@ def test_query_budget_with_many_counsellors_slots_and_bookings(
     client, session_type, make_booking, django_assert_max_num_queries
 ):
     for i in range(12):
-        c = Counsellor.objects.create(display_name=f"Counsellor {i}", slug=f"c{i}", languages="English")
+        c = Counsellor.objects.create(
+            display_name=f"Counsellor {i}",
+            slug=f"c{i}",
+            languages="English",
+            title="Psychologist",
+            approach="Practical.",
+            bio="Trained in Pune.",
+            title_hi="मनोवैज्ञानिक",
+            approach_hi="व्यावहारिक।",
+            bio_hi="पुणे में प्रशिक्षित।",
+        )
         for day in (3, 4, 5):
             s = Slot.objects.create(
                 counsellor=c,
@@ -106,12 +119,17 @@ def test_query_budget_with_many_counsellors_slots_and_bookings(
             )
             if day == 3:
                 make_booking(Status.CONFIRMED, slot=s)
-    with django_assert_max_num_queries(5):
-        response = client.get("/counsellors/")
-    assert response.status_code == 200
-    assert len(re.findall(r'id="counsellor-c\d+"', response.content.decode())) == 12
-    with django_assert_max_num_queries(5):
-        assert client.get("/counsellors/c3/").status_code == 200
+    # In Hindi too: the Hindi title, approach and bio come in the same query as the rest.
+    for language, title in (("en", "Psychologist"), ("hi", "मनोवैज्ञानिक")):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        with django_assert_max_num_queries(5):
+            response = client.get("/counsellors/")
+        assert response.status_code == 200
+        assert len(re.findall(r'id="counsellor-c\d+"', response.content.decode())) == 12
+        assert response.content.decode().count(title) == 12
+        with django_assert_max_num_queries(5):
+            response = client.get("/counsellors/c3/")
+        assert response.status_code == 200 and title in response.content.decode()
 
 
 def test_the_header_home_and_wizard_link_to_the_profiles(client, session_type, counsellor):
@@ -210,3 +228,21 @@ def test_a_language_written_by_hand_is_read_as_listed(client, team):
     html = client.get("/counsellors/", {"language": "tAMIL"}).content.decode()
     assert names_listed(html) == ["Meera Iyer", "Rohan Kapoor"]
     assert '<option value="Tamil" selected>' in html and "There is a problem" not in html
+
+
+def test_the_demo_counsellors_have_their_profiles_in_hindi_and_a_second_run_keeps_edits(client):
+    call_command("seed_demo", days=1, stdout=io.StringIO())
+    asha = Counsellor.objects.get(slug="asha-menon")
+    asha.approach_hi = "स्टाफ़ का लिखा।"
+    asha.save()
+    call_command("seed_demo", days=1, stdout=io.StringIO())
+    asha.refresh_from_db()
+    assert asha.approach_hi == "स्टाफ़ का लिखा।"  # what exists is left as it is
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    hindi = client.get("/counsellors/").content.decode()
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    english = client.get("/counsellors/").content.decode()
+    for counsellor in Counsellor.objects.all():
+        assert counsellor.title_hi and counsellor.approach_hi and counsellor.bio_hi
+        assert counsellor.title_hi in hindi and counsellor.title not in hindi
+        assert counsellor.title in english and counsellor.title_hi not in english

@@ -361,6 +361,38 @@ def test_a_session_type_named_in_hindi_is_shown_so_to_clients_reading_hindi(
     assert session_type.name in get(client, "/", "hi")
 
 
+def test_a_counsellor_profile_given_in_hindi_is_shown_so_to_clients_reading_hindi(client, counsellor):
+    english = {
+        "title": "Counselling psychologist",
+        "approach": "Warm, practical conversations about what matters to you.",
+        "bio": "Asha works with adults and students in Pune.",
+    }
+    hindi = {
+        "title_hi": "काउंसलिंग साइकोलॉजिस्ट",
+        "approach_hi": "आपके लिए जो मायने रखता है, उस पर आत्मीय और व्यावहारिक बातचीत।",
+        "bio_hi": "आशा पुणे में वयस्कों और विद्यार्थियों के साथ काम करती हैं।",
+    }
+    for field, text in {**english, **hindi}.items():
+        setattr(counsellor, field, text)
+    counsellor.save()
+    profile = f"/counsellors/{counsellor.slug}/"
+    # The list shows the title and approach; the profile the bio too.
+    for path, fields in (("/counsellors/", ("title", "approach")), (profile, ("title", "approach", "bio"))):
+        hindi_page, english_page = both(client, path)
+        for field in fields:
+            assert english[field] in english_page and english[field] not in hindi_page, (path, field)
+            assert hindi[f"{field}_hi"] in hindi_page and hindi[f"{field}_hi"] not in english_page, (path, field)
+    # What the counsellor gave no Hindi for, Hindi pages show in English; the rest stays Hindi.
+    counsellor.title_hi = counsellor.bio_hi = ""
+    counsellor.save()
+    for path in ("/counsellors/", profile):
+        page = get(client, path, "hi")
+        assert english["title"] in page and hindi["title_hi"] not in page, path
+        assert hindi["approach_hi"] in page and english["approach"] not in page, path
+    page = get(client, profile, "hi")
+    assert english["bio"] in page and hindi["bio_hi"] not in page
+
+
 def test_a_kind_of_session_not_held_the_way_asked_is_explained_in_hindi(client, session_type):
     session_type.offers_online = False
     session_type.name_hi = "व्यक्तिगत सेशन"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from bookings.models import Counsellor
@@ -60,3 +63,33 @@ def test_a_profile_must_offer_a_way_of_meeting(counsellor_client, counsellor):
     assert "Offer at least one way of meeting" in response.content.decode()
     counsellor.refresh_from_db()
     assert counsellor.offers_online is True and counsellor.title == ""
+
+
+def test_a_counsellor_gives_their_profile_in_hindi_for_clients_reading_hindi(counsellor_client, counsellor, client):
+    url = reverse("staff:profile_edit", args=[counsellor.pk])
+    page = counsellor_client.get(url).content.decode()
+    # Each Hindi field, marked as Hindi, comes right after its English one, with its hint.
+    names = re.findall(r'<(?:input|textarea)[^>]*name="(\w+)"', page)
+    for field in ("title", "approach", "bio"):
+        assert names[names.index(field) + 1] == f"{field}_hi"
+        tag = re.search(rf'<(?:input|textarea)[^>]*name="{field}_hi"[^>]*>', page).group(0)
+        assert 'lang="hi"' in tag and f'aria-describedby="id_{field}_hi-hint"' in tag
+    assert 'for="id_title_hi">Title in Hindi' in page and "left empty, they see the title in English" in page
+    hindi = {
+        "title_hi": "क्लिनिकल साइकोलॉजिस्ट",
+        "approach_hi": "बिना जल्दबाज़ी के, व्यावहारिक सेशन।",
+        "bio_hi": "बेंगलुरु में प्रशिक्षित।",
+    }
+    response = counsellor_client.post(url, {**VALID, **hindi})
+    assert response.status_code == 302
+    counsellor.refresh_from_db()
+    assert {field: getattr(counsellor, field) for field in hindi} == hindi
+    page = counsellor_client.get(url).content.decode()
+    assert all(text in page for text in hindi.values())  # shown again to edit
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    public = client.get("/counsellors/asha/").content.decode()
+    assert all(text in public for text in hindi.values()) and "Unhurried, practical sessions." not in public
+    # Emptied, the Hindi page falls back to the English again.
+    assert counsellor_client.post(url, {**VALID, **dict.fromkeys(hindi, "")}).status_code == 302
+    public = client.get("/counsellors/asha/").content.decode()
+    assert "Unhurried, practical sessions." in public and hindi["approach_hi"] not in public
