@@ -160,6 +160,16 @@ class Counsellor(models.Model):
         return (self.bio_hi if translation.get_language() == "hi" else "") or self.bio
 
     @property
+    def english_shown(self) -> set[str]:
+        """Which of title, approach and bio a Hindi page shows in English (no Hindi given):
+        marked lang="en", so that a screen reader reads them as English."""
+        if translation.get_language() != "hi":
+            return set()
+        return {
+            name for name in ("title", "approach", "bio") if getattr(self, name) and not getattr(self, f"{name}_hi")
+        }
+
+    @property
     def initials(self) -> str:
         """For the profile's picture: the public pages show initials, not photos."""
         parts = [p for p in self.display_name.split() if p[:1].isalpha()]

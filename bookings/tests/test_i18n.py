@@ -391,6 +391,12 @@ def test_a_counsellor_profile_given_in_hindi_is_shown_so_to_clients_reading_hind
         assert hindi["approach_hi"] in page and english["approach"] not in page, path
     page = get(client, profile, "hi")
     assert english["bio"] in page and hindi["bio_hi"] not in page
+    # Read out as English, what is in English; the Hindi as the page's language.
+    assert f'<p class="text-muted" lang="en">{english["title"]}</p>' in page
+    assert f'<p class="whitespace-pre-line" lang="en">{english["bio"]}</p>' in page
+    assert f'<p class="whitespace-pre-line">{hindi["approach_hi"]}</p>' in page
+    english_page = get(client, profile, "en")
+    assert f'<p class="whitespace-pre-line">{english["bio"]}</p>' in english_page  # the page's own language
 
 
 def test_a_kind_of_session_not_held_the_way_asked_is_explained_in_hindi(client, session_type):
