@@ -62,7 +62,7 @@ def booking_approve(
             slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot_id)
         except Slot.DoesNotExist:
             raise SlotUnavailable("That time slot no longer exists. Choose another.") from None
-        booking = Booking.objects.select_related("session_type").get(pk=booking_id)
+        booking = Booking.objects.select_related("session_type", "counsellor").get(pk=booking_id)
         _check_slot_for_staff(slot=slot, session_type=booking.session_type, now=now)
         _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=slot.counsellor)
         due = payment_due_at(approved_at=now, session_start=slot.start, now=now)
@@ -76,12 +76,20 @@ def booking_approve(
         }
         if amount is not None:
             changes["amount"] = amount
+        approved = f"Approved for {timezone.localtime(slot.start):%a %d %b %Y, %H:%M %Z}"
+        if booking.counsellor is not None and booking.counsellor_id != slot.counsellor_id:
+            # Into another counsellor's time (a handover), as a move to one says it.
+            approved += f", now with {slot.counsellor.display_name} (was {booking.counsellor.display_name})"
+            if booking.meeting_url:
+                # Most likely the first counsellor's own meeting: the session uses the new one's room.
+                changes["meeting_url"] = ""
+                approved += "; the booking's own meeting link was cleared, so the new counsellor's room is used"
         return booking_transition(
             booking=booking_id,
             to=Status.APPROVED,
             actor=Actor.STAFF,
             user=user,
-            reason=reason or f"Approved for {timezone.localtime(slot.start):%a %d %b %Y, %H:%M %Z}",
+            reason=reason or approved,
             expected_version=expected_version,
             changes=changes,
         )

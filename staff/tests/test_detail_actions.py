@@ -872,12 +872,18 @@ def test_an_administrator_may_approve_a_request_with_another_counsellor(
     html = admin_client.get(url("detail", pending)).content.decode()
     assert f'<option value="{pending.counsellor_id}" selected>Asha Menon</option>' in html
     assert slot_options(html) == {slot.pk}
+    assert "A time of another counsellor hands the booking over to them" in html
     html = admin_client.get(url("detail", pending), {"times_of": other_counsellor.pk}, **HX).content.decode()
     assert slot_options(html) == {other_slot.pk} and "Choose a time</option>" in html
+    Booking.objects.filter(pk=pending.pk).update(meeting_url="https://meet.example/asha-private")
     response = admin_client.post(url("approve", pending), {"approve-slot": other_slot.pk, "approve-version": 1})
     assert response.status_code == 302
     pending.refresh_from_db()
     assert (pending.slot_id, pending.counsellor_id) == (other_slot.pk, other_counsellor.pk)
+    # A handover, as a move to another counsellor is: Asha's own room is not Rohan's.
+    assert pending.meeting_url == ""
+    approved = pending.events.get(to_status=Status.APPROVED)
+    assert "now with Rohan Kapoor (was Asha Menon)" in approved.reason and "meeting link was cleared" in approved.reason
 
 
 def test_a_counsellor_approves_only_into_their_own_times(counsellor_client, pending, slot, other_slot):
