@@ -167,3 +167,33 @@ def test_a_request_without_a_counsellor_shows_one_counsellors_times_at_a_time(
     expect(page.get_by_role("status").filter(has_text="Approved.")).to_be_focused()
     pending.refresh_from_db()
     assert pending.slot_id == rohans.pk and pending.counsellor_id == other_counsellor.pk
+
+
+def test_a_booking_handed_over_meanwhile_says_so_in_place_of_the_action(
+    tab, counsellor_login, make_booking, counsellor, other_counsellor, admin_user, slots
+):
+    """Asha has a booking open and types a reason; meanwhile an administrator hands it to
+    Rohan. Her Cancel is answered in the portal's words, not a silent click: it is no longer
+    hers, nothing was changed, and where to go from here."""
+    from datetime import timedelta
+
+    from bookings.models import Actor, Slot
+    from bookings.services import booking_reschedule
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path=f"/staff/bookings/{booking.pk}/")
+    expect(heading(page, booking.ack_id)).to_be_visible()
+    page.get_by_role("region", name="Cancel booking").get_by_label("Reason").fill("The client asked us to")
+
+    start = booking.slot.start + timedelta(days=1)
+    rohans = Slot.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(minutes=60))
+    booking_reschedule(booking_id=booking.pk, slot_id=rohans.pk, actor=Actor.STAFF, user=admin_user)
+
+    with tab.allowing_status(404):  # the answer it is
+        page.get_by_role("button", name="Cancel booking").click()
+        gone = page.get_by_role("alert").filter(has_text="This is not here for you")
+        expect(gone).to_be_visible()
+    expect(gone).to_contain_text("handed to another counsellor")
+    expect(gone.get_by_role("link", name="Go to your bookings")).to_be_visible()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED

@@ -26,7 +26,12 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "404.html", status=404)
+    """Staff in the portal get its layout and the way back to their work (a booking handed to
+    another counsellor is gone from theirs); anyone else the public page."""
+    from staff.permissions import is_staff_member
+
+    staff = request.path_info.startswith("/staff/") and is_staff_member(getattr(request, "user", None))
+    return render(request, "staff/404.html" if staff else "404.html", status=404)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -256,3 +256,18 @@ def test_an_administrators_page_refuses_a_counsellor_in_the_portals_layout(couns
     assert "You cannot open this page" in html and "Only administrators can open this page." in html
     # The portal's menu and a way back, not a bare "403 Forbidden".
     assert 'aria-label="Staff"' in html and f'href="{reverse("staff:dashboard")}"' in html
+
+
+def test_staff_are_told_in_the_portal_what_they_cannot_find(client, counsellor_client, make_booking, other_counsellor):
+    """Another counsellor's booking (handed over since the page was opened, say): the portal's
+    layout, the way back, and nothing about the booking. Elsewhere, the public page."""
+    theirs = make_booking(Status.CONFIRMED, counsellor=other_counsellor, client_name="Kavya Iyer")
+    for response in (
+        counsellor_client.get(f"/staff/bookings/{theirs.pk}/"),
+        counsellor_client.post(f"/staff/bookings/{theirs.pk}/cancel/", {"cancel-reason": "x"}),
+    ):
+        html = response.content.decode()
+        assert response.status_code == 404 and "This is not here for you" in html and "data-page-gone" in html
+        assert "Go to your bookings" in html and theirs.ack_id not in html and "Kavya" not in html
+    assert "We could not find that page" in counsellor_client.get("/no-such-page/").content.decode()
+    assert client.get(f"/staff/bookings/{theirs.pk}/").status_code == 302  # signed out: to sign in

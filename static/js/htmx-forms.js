@@ -9,9 +9,13 @@
 (function () {
   "use strict";
 
+  // Also a staff action on a booking no longer theirs (handed to another counsellor since the
+  // page was opened): the portal's "not here for you" page (templates/staff/404.html).
   function isExpiredForm(xhr) {
+    var text = typeof xhr.responseText === "string" ? xhr.responseText : "";
     return (
-      xhr.status === 403 && typeof xhr.responseText === "string" && xhr.responseText.indexOf("data-form-expired") !== -1
+      (xhr.status === 403 && text.indexOf("data-form-expired") !== -1) ||
+      (xhr.status === 404 && text.indexOf("data-page-gone") !== -1)
     );
   }
 
