@@ -65,7 +65,10 @@ class SlotChoiceField(forms.ModelChoiceField):
 
     def label_from_instance(self, obj: Slot) -> str:
         minutes = int(obj.duration.total_seconds() // 60)
-        return f"{when_short(obj.start)} ({minutes} min) · {obj.counsellor.display_name}"
+        label = f"{when_short(obj.start)} ({minutes} min) · {obj.counsellor.display_name}"
+        if getattr(obj, "asked_for", False):  # staff.selectors.approve_slot_choices
+            label += " · another request asked for it"
+        return label
 
 
 def clinic_time_hint() -> str:

@@ -566,7 +566,10 @@ def approve_slot_choices(
     )
     duration = timedelta(minutes=booking.session_type.duration_minutes)
     qs = qs.filter(end__gte=F("start") + duration)
-    return qs.select_related("counsellor").order_by("start")
+    # Free, but another request waiting for review asked for it: the list says so
+    # (SlotChoiceField), so that nobody gives it away unawares.
+    asked = Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING).exclude(pk=booking.pk)
+    return qs.annotate(asked_for=Exists(asked)).select_related("counsellor").order_by("start")
 
 
 def schedule_counsellors(*, user: Any, booking: Booking) -> list[tuple[int, str]]:

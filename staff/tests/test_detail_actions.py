@@ -886,6 +886,21 @@ def test_an_administrator_may_approve_a_request_with_another_counsellor(
     assert "now with Rohan Kapoor (was Asha Menon)" in approved.reason and "meeting link was cleared" in approved.reason
 
 
+def test_a_time_another_request_asked_for_says_so_in_the_list(counsellor_client, make_booking, counsellor, slot):
+    """Free, but a request waiting for review asked for it: giving it away would leave that
+    client's time taken, so the list says so (without naming a booking the reader may not see)."""
+    later = Slot.objects.create(
+        counsellor=counsellor, start=slot.start + timedelta(hours=3), end=slot.end + timedelta(hours=3)
+    )
+    first = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slot)
+    second = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=later)
+    html = counsellor_client.get(url("detail", first)).content.decode()
+    option = re.search(rf'<option value="{later.pk}"[^>]*>([^<]*)</option>', html).group(1)
+    assert option.endswith("· another request asked for it") and second.ack_id not in option
+    own = re.search(rf'<option value="{slot.pk}"[^>]*>([^<]*)</option>', html).group(1)
+    assert "asked for" not in own  # the request's own choice is just its time
+
+
 def test_a_counsellor_approves_only_into_their_own_times(counsellor_client, pending, slot, other_slot):
     html = counsellor_client.get(url("detail", pending)).content.decode()
     assert 'id="approve-times-of"' not in html and slot_options(html) == {slot.pk}
