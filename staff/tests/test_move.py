@@ -208,9 +208,10 @@ def test_an_administrator_hands_a_booking_to_another_counsellor(
     event = BookingEvent.objects.get(booking=booked, action="rescheduled")
     assert event.moved_from == slot.start and event.moved_to == rohans.start
     assert "now with Rohan Kapoor (was Asha Menon)" in event.reason and "meeting link was cleared" in event.reason
-    # The client's email names the new counsellor.
+    # The client's email says who they will see now, instead of whom.
     (email,) = mail.outbox
-    assert email.to == [booked.email] and "Rohan Kapoor" in email.body and "Asha Menon" not in email.body
+    assert email.to == [booked.email] and "With: Rohan Kapoor, instead of Asha Menon" in email.body
+    assert "Rohan Kapoor, instead of Asha Menon" in email.alternatives[0][0]
     # The client's words go with the booking: Rohan reads them, Asha no longer finds it.
     detail = reverse("staff:booking_detail", args=[booked.pk])
     rohan = login(other_counsellor_user)
