@@ -617,7 +617,10 @@ def _detail_context(
     forms: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     notice: str = "",
+    typed: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`typed`: (action, reason) a stale refusal did not send, shown at the top if the action
+    is no longer offered (its form, which would keep it, is gone with it)."""
     forms = forms or {}
     user = request.user
     staff_moves = allowed_targets(booking.status, Actor.STAFF)
@@ -721,6 +724,8 @@ def _detail_context(
         **{f"settle-{s['payment'].pk}": True for s in ctx["settle"]},
     }
     ctx["orphan_errors"] = [message for action, message in ctx["errors"].items() if not shown.get(action)]
+    if typed and typed[1] and not shown.get(typed[0]):
+        ctx["orphan_errors"].append(f"Your reason was not sent, and this action is no longer offered: “{typed[1]}”")
     return ctx
 
 
@@ -778,6 +783,7 @@ def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: Booking
     booking = _detail_booking(request, pk)
     errors = {action: exc.message} if exc else {}
     forms_: dict[str, Any] = {}
+    typed = None
     if isinstance(exc, StaleBooking):
         # Once, at the top (no action shows "stale"): the whole page is the booking's new
         # state, with the new version. The form that was sent keeps what was typed in it (a
@@ -786,11 +792,12 @@ def _refused(request: HttpRequest, pk: int, action: str, form: Any, exc: Booking
         errors = {"stale": exc.message}
         if isinstance(form, VersionForm):
             forms_[action] = form.resubmittable(version=booking.version)
+        typed = (action, request.POST.get(f"{action}-reason", "").strip())
     elif form is not None:
         forms_[action] = form
     # htmx swaps only 2xx responses; a plain form post gets an honest status code.
     status = 200 if request.htmx else (409 if exc else 400)
-    return _render_detail(request, booking, status=status, forms=forms_, errors=errors)
+    return _render_detail(request, booking, status=status, forms=forms_, errors=errors, typed=typed)
 
 
 def _back_to(request: HttpRequest) -> str | None:

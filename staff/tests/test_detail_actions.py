@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
+from bookings.services import booking_approve
 from bookings.templatetags.mindsettler import when
 from conftest import next_weekday_at
 from staff.tests.conftest import HX
@@ -311,6 +312,20 @@ def test_a_stale_rejection_keeps_the_reason_chosen_and_written(admin_client, pen
     assert "changed by someone else" in html
     assert re.search(r'<input type="radio" name="reject-preset" value="no_capacity"[^>]* checked', html)
     assert "Try in March.</textarea>" in html and f'name="reject-version" value="{pending.version + 1}"' in html
+
+
+def test_a_stale_rejection_of_a_request_approved_meanwhile_shows_the_reason_not_sent(admin_client, pending, slot):
+    """A colleague approved it meanwhile: Reject is gone, and with it the form that would keep
+    the reason typed; the reason is shown at the top, to reuse (for a cancellation, say)."""
+    sent = {"reject-version": pending.version, "reject-reason": "We cannot offer couples sessions."}
+    booking_approve(booking_id=pending.pk, slot_id=slot.pk, user=None)
+    html = admin_client.post(url("reject", pending), sent).content.decode()
+    assert "changed by someone else" in html and 'name="reject-reason"' not in html
+    assert "Your reason was not sent, and this action is no longer offered: “We cannot offer couples sessions.”" in html
+    # While it is still offered, the form keeps it, and it is not said twice.
+    stale = {"cancel-version": 1, "cancel-reason": "Clinic closed that day."}
+    html = admin_client.post(url("cancel", pending), stale).content.decode()
+    assert "Clinic closed that day.</textarea>" in html and "was not sent" not in html
 
 
 def test_approving_a_confirmed_booking_is_refused(admin_client, counsellor, make_booking, slot):
