@@ -3,15 +3,14 @@
 //   so, as it does without JavaScript: htmx drops 4xx answers, which left staff pages
 //   silent and the wizard blaming the connection. The page's message (in the page's
 //   language, from the server) takes the place of <main>; the address stays the page's own,
-//   so reloading it brings a fresh form.
+//   so reloading it brings a fresh form. So does the staff portal's "not here for you" (404,
+//   templates/staff/404.html), for a booking handed to another counsellor meanwhile.
 // - A field re-sent out of band with its error (the booking list's filters) keeps the control
 //   being typed in: replacing it would throw a date input back to its first part mid-year.
 (function () {
   "use strict";
 
-  // Also a staff action on a booking no longer theirs (handed to another counsellor since the
-  // page was opened): the portal's "not here for you" page (templates/staff/404.html).
-  function isExpiredForm(xhr) {
+  function isPageOfItsOwn(xhr) {
     var text = typeof xhr.responseText === "string" ? xhr.responseText : "";
     return (
       (xhr.status === 403 && text.indexOf("data-form-expired") !== -1) ||
@@ -19,7 +18,7 @@
     );
   }
 
-  function showExpiredPage(markup) {
+  function showInPlaceOfMain(markup) {
     var page = new DOMParser().parseFromString(markup, "text/html");
     var fresh = page.getElementById("main");
     var main = document.getElementById("main");
@@ -36,7 +35,7 @@
   // the answer in place of the whole page.
   document.documentElement.addEventListener("htmx:beforeOnLoad", function (event) {
     var xhr = event.detail.xhr;
-    if (isExpiredForm(xhr) && showExpiredPage(xhr.responseText)) {
+    if (isPageOfItsOwn(xhr) && showInPlaceOfMain(xhr.responseText)) {
       event.stopPropagation();
       event.preventDefault(); // htmx stops here: no swap, no "check your connection"
     }
