@@ -899,6 +899,9 @@ def test_an_administrator_may_approve_a_request_with_another_counsellor(
     assert pending.meeting_url == ""
     approved = pending.events.get(to_status=Status.APPROVED)
     assert "now with Rohan Kapoor (was Asha Menon)" in approved.reason and "meeting link was cleared" in approved.reason
+    # The client chose a time with Asha: their email says whom they will see instead.
+    email = next(m for m in mail.outbox if m.to == [pending.email])
+    assert "With: Rohan Kapoor, instead of Asha Menon" in email.body
 
 
 def test_a_time_another_request_asked_for_says_so_in_the_list(counsellor_client, make_booking, counsellor, slot):
