@@ -468,6 +468,9 @@ class Payment(models.Model):
     needs_attention = models.CharField(max_length=300, blank=True, help_text="Why staff must look at this.")
     refund_status = models.CharField(max_length=10, choices=RefundState.choices, blank=True, default="")
     refunded_amount = models.PositiveIntegerField(default=0)
+    # Of refunded_amount, what went back before the refund in hand (part refunded from the
+    # provider's dashboard, say): the refund in hand returns the rest.
+    refunded_earlier = models.PositiveIntegerField(default=0, db_default=0)
     # What the provider took, once money arrived: a refund returns it, whatever was asked for.
     captured_amount = models.PositiveIntegerField(null=True, blank=True, help_text="In minor units.")
     provider_refund_id = models.CharField(max_length=100, blank=True)
@@ -495,6 +498,12 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} payment {self.pk} for booking {self.booking_id}"
+
+    @property
+    def refund_in_hand(self) -> int:
+        """What the refund under way (or failed) returns: what was taken, less what went back
+        before it."""
+        return (self.amount if self.captured_amount is None else self.captured_amount) - self.refunded_earlier
 
 
 class WebhookEvent(models.Model):

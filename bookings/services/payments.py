@@ -328,14 +328,15 @@ def _refund_mark(*, payment: Payment, reason: str) -> None:
     after commit (so a rolled-back decision never moves money)."""
     payment.refund_status = Payment.RefundState.PENDING
     _raw_add(payment, "refund_requested", {"reason": reason[:300]})
-    payment.save(update_fields=["refund_status", "provider_refund_id", "raw", "updated_at"])
+    payment.save(update_fields=["refund_status", "provider_refund_id", "refunded_earlier", "raw", "updated_at"])
     transaction.on_commit(lambda: _refund_enqueue(payment.pk))
 
 
 # A payment partly refunded (from the provider's dashboard: a goodwill refund, say) keeps the
-# rest of its money: a cancellation refunds that rest. Each refund before the one in hand is
-# kept in `raw` as "refund_earlier" (its ID and amount), so that news of it arriving late is
-# known for what it is, and a failed refund of the rest leaves the earlier ones counted.
+# rest of its money: a cancellation refunds that rest. What went back before the refund in hand
+# is `refunded_earlier`, so that a failed refund of the rest leaves it counted and the client's
+# page names the rest; each earlier refund's ID is kept in `raw` as "refund_earlier", so that
+# news of it arriving late is known for what it is.
 
 
 def _partly_refunded(payment: Payment) -> bool:
@@ -350,6 +351,7 @@ def _earlier_refunds(payment: Payment) -> list[dict[str, Any]]:
 def _refund_start_over(payment: Payment) -> None:
     """Before a new refund of a partly refunded payment: the one that went through is earlier."""
     _raw_add(payment, "refund_earlier", {"id": payment.provider_refund_id, "amount": payment.refunded_amount})
+    payment.refunded_earlier = payment.refunded_amount
     payment.provider_refund_id = ""
 
 
@@ -689,10 +691,11 @@ def payment_refund_processed(
                 # and the rest stays as it was (held, failed with its alert, or to be sent).
                 _raw_add(payment, "refund_earlier", {"id": refund_id, "amount": part})
                 payment.refunded_amount += part
+                payment.refunded_earlier += part
                 if payment.refund_status == Payment.RefundState.FAILED:
                     payment.status = Payment.State.PARTIALLY_REFUNDED
                 _raw_add(payment, "refund_processed", raw)
-                payment.save(update_fields=["refunded_amount", "status", "raw", "updated_at"])
+                payment.save(update_fields=["refunded_amount", "refunded_earlier", "status", "raw", "updated_at"])
                 return
             # All of it (after a failed refund, say), or part of a payment that confirmed the
             # booking (a goodwill refund), whose rest a cancellation refunds.
@@ -703,7 +706,15 @@ def payment_refund_processed(
         payment.status = _refunded_status(payment)
         _raw_add(payment, "refund_processed", raw)
         payment.save(
-            update_fields=["refund_status", "provider_refund_id", "refunded_amount", "status", "raw", "updated_at"]
+            update_fields=[
+                "refund_status",
+                "provider_refund_id",
+                "refunded_amount",
+                "refunded_earlier",
+                "status",
+                "raw",
+                "updated_at",
+            ]
         )
         _payable_again(payment.booking_id)  # a held wrong amount refunded from the dashboard
 
@@ -726,7 +737,7 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
             # say), or an older one that staff have asked for again since. Late news.
             return
         booking = Booking.objects.get(pk=payment.booking_id)
-        earlier = sum(refund["amount"] for refund in _earlier_refunds(payment))
+        earlier = payment.refunded_earlier
         amount = (payment.refunded_amount or payment_captured_amount(payment)) - earlier
         payment.refund_status = Payment.RefundState.FAILED
         # The money is back with us: the attempt is as it was before the refund (and after

@@ -28,6 +28,7 @@ from django.utils import timezone
 from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status, WebhookEvent
 from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
 from bookings.services.payments import REFUND_TRIES, Settle, payment_settle, payment_settle_choices
+from bookings.templatetags.mindsettler import money
 from bookings.tests.test_i18n import assert_hindi
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
@@ -469,6 +470,11 @@ def test_a_goodwill_refund_of_part_is_counted_and_a_cancellation_returns_the_res
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id == "rfnd_TheRest000001"
     assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+    # The client reads what is on its way: the rest, not the whole again.
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    the_rest, earlier = money(booking.amount - 50000, "INR"), money(50000, "INR")
+    assert f"A refund of the rest, {the_rest}, is on its way ({earlier} was refunded earlier)." in page
+    assert "A full refund" not in page
 
     # The first refund's news again (a new event ID), while the rest is on its way: old news.
     post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill_again")
@@ -481,7 +487,7 @@ def test_a_goodwill_refund_of_part_is_counted_and_a_cancellation_returns_the_res
 
 
 def test_when_the_refund_of_the_rest_fails_the_earlier_part_stays_refunded(
-    client, api, confirmed, admin_user, oncommit
+    client, api, confirmed, admin_user, oncommit, manage_token
 ):
     booking, payment = confirmed
     goodwill = {**refund_body(50000), "id": "rfnd_Goodwill000001"}
@@ -498,8 +504,31 @@ def test_when_the_refund_of_the_rest_fails_the_earlier_part_stays_refunded(
     assert payment.refund_status == Payment.RefundState.FAILED
     assert payment.status == Payment.State.PARTIALLY_REFUNDED and payment.refunded_amount == 50000
     assert "refund of INR 1,000.00" in payment.needs_attention  # the rest, not the whole
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert f"The automatic refund of {money(booking.amount - 50000, 'INR')} did not go through." in page
     # An administrator may ask for the rest again, or record a refund made by hand.
     assert payment_settle_choices(payment) == [Settle.REFUND, Settle.REFUNDED]
+
+
+def test_two_refunds_of_part_then_a_failed_refund_of_the_rest_count_each_once(client, api, confirmed, oncommit):
+    booking, payment = confirmed
+    for refund_id, amount in (("rfnd_Goodwill000001", 50000), ("rfnd_Goodwill000002", 30000)):
+        post_webhook(
+            client,
+            webhook_event("refund.processed", refund={**refund_body(amount), "id": refund_id}),
+            event_id=refund_id,
+        )
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 80000 and payment.status == Payment.State.PARTIALLY_REFUNDED
+    rest = {**refund_body(booking.amount - 80000, status="pending"), "id": "rfnd_TheRest000001"}
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=rest)
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    assert json.loads(api.calls[-1].request.body)["amount"] == booking.amount - 80000
+    post_webhook(client, webhook_event("refund.failed", refund={**rest, "status": "failed"}), event_id="evt_failed")
+    payment.refresh_from_db()
+    assert payment.refunded_amount == 80000 and payment.refunded_earlier == 80000  # not 50000 + 80000
+    assert payment.refund_in_hand == booking.amount - 80000
 
 
 def test_part_refunded_while_our_refund_had_failed_leaves_the_rest_to_ask_for_again(client, api, confirmed, oncommit):
