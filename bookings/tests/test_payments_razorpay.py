@@ -559,6 +559,12 @@ def test_part_refunded_while_our_refund_had_failed_leaves_the_rest_to_ask_for_ag
     assert json.loads(api.calls[-1].request.body)["amount"] == booking.amount - 50000
     payment.refresh_from_db()
     assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+    # The client's email names the rest, as their page does.
+    (email,) = [m for m in mail.outbox if m.to == [booking.email]][-1:]
+    the_rest, earlier = money(booking.amount - 50000, "INR"), money(50000, "INR")
+    assert f"refund of the rest, {the_rest}, for booking {booking.ack_id} ({earlier} was refunded earlier)" in (
+        " ".join(email.body.split())
+    )
 
 
 def test_part_refunded_while_our_refund_waits_to_be_sent_then_the_rest_is_sent(client, api, confirmed, oncommit):
