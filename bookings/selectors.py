@@ -382,12 +382,24 @@ def move_reason(
     history is where staff see who held the booking before."""
     old, new = timezone.localtime(old_start), timezone.localtime(new_start)
     reason = f"From {old:{_MOVE_MOMENT}} {old.tzname()} to {new:{_MOVE_MOMENT}} {new.tzname()}"
+    return reason + handover_words(
+        old_counsellor=old_counsellor, new_counsellor=new_counsellor, link_cleared=link_cleared
+    )
+
+
+def handover_words(
+    *, old_counsellor: Counsellor | None, new_counsellor: Counsellor | None, link_cleared: bool = False
+) -> str:
+    """What a move's or an approval's event adds when the booking goes to another counsellor
+    (`new_counsellor`, from `old_counsellor`): ", now with X (was Y)", and that the booking's
+    own meeting link was cleared. Empty without a new counsellor."""
+    words = ""
     if new_counsellor is not None:
         was = f" (was {old_counsellor.display_name})" if old_counsellor is not None else ""
-        reason += f", now with {new_counsellor.display_name}{was}"
+        words += f", now with {new_counsellor.display_name}{was}"
     if link_cleared:
-        reason += "; the booking's own meeting link was cleared, so the new counsellor's room is used"
-    return reason
+        words += "; the booking's own meeting link was cleared, so the new counsellor's room is used"
+    return words
 
 
 def booking_timeline(booking: Booking) -> list[TimelineEntry]:

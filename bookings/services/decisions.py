@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from bookings import notifications
+from bookings import notifications, selectors
 from bookings.errors import (
     BookingError,
     SlotUnavailable,
@@ -78,12 +78,15 @@ def booking_approve(
             changes["amount"] = amount
         approved = f"Approved for {timezone.localtime(slot.start):%a %d %b %Y, %H:%M %Z}"
         if booking.counsellor is not None and booking.counsellor_id != slot.counsellor_id:
-            # Into another counsellor's time (a handover), as a move to one says it.
-            approved += f", now with {slot.counsellor.display_name} (was {booking.counsellor.display_name})"
+            # Into another counsellor's time: a handover, said as a move to one says it.
             if booking.meeting_url:
                 # Most likely the first counsellor's own meeting: the session uses the new one's room.
                 changes["meeting_url"] = ""
-                approved += "; the booking's own meeting link was cleared, so the new counsellor's room is used"
+            approved += selectors.handover_words(
+                old_counsellor=booking.counsellor,
+                new_counsellor=slot.counsellor,
+                link_cleared=bool(booking.meeting_url),
+            )
         return booking_transition(
             booking=booking_id,
             to=Status.APPROVED,
