@@ -115,12 +115,16 @@ def slots_free(
 
 
 def slots_free_for_staff(
-    *, counsellor: Counsellor | None = None, start: datetime | None = None, end: datetime | None = None
+    *,
+    counsellor: Counsellor | None = None,
+    mode: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> QuerySet[Slot]:
     """As slots_free(for_clients=False), for staff booking, approving or moving a session:
     the slots of every counsellor at work (counsellors_at_work_q), whether clients see their
     profile or not. Scope it to what the member of staff may see (staff.permissions)."""
-    return _free(_SLOTS_FREE_FOR_STAFF, counsellor=counsellor, start=start, end=end)
+    return _free(_SLOTS_FREE_FOR_STAFF, counsellor=counsellor, mode=mode, start=start, end=end)
 
 
 def _free(

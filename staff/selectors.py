@@ -548,28 +548,17 @@ def approve_slot_choices(
     counsellor). Of `counsellor_id` if given (to show: a list of every counsellor's times is
     too long to choose from; to check a choice, leave it out)."""
     now = timezone.now()
-    offers = "counsellor__offers_online" if booking.mode == Mode.ONLINE else "counsellor__offers_in_person"
-    qs = slots_for(user).filter(
-        counsellors_at_work_q("counsellor__"), start__gt=now, start__lt=now + timedelta(days=days), **{offers: True}
-    )
+    # What makes a slot free is bookings.selectors' (slots_free_for_staff): held by nobody, no
+    # blocked period over it, its counsellor at work and offering the booking's mode.
+    qs = slots_for(user, slots_free_for_staff(mode=booking.mode, start=now, end=now + timedelta(days=days)))
     if counsellor_id:
         qs = qs.filter(counsellor_id=counsellor_id)
-    qs = qs.annotate(
-        taken=Exists(Booking.objects.filter(slot=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES))
-    ).filter(taken=False)
-    qs = qs.exclude(
-        Exists(
-            BlockedPeriod.objects.filter(
-                counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
-            )
-        )
-    )
     duration = timedelta(minutes=booking.session_type.duration_minutes)
     qs = qs.filter(end__gte=F("start") + duration)
     # Free, but another request waiting for review asked for it: the list says so
     # (SlotChoiceField), so that nobody gives it away unawares.
     asked = Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING).exclude(pk=booking.pk)
-    return qs.annotate(asked_for=Exists(asked)).select_related("counsellor").order_by("start")
+    return qs.annotate(asked_for=Exists(asked))
 
 
 def schedule_counsellors(*, user: Any, booking: Booking) -> list[tuple[int, str]]:
