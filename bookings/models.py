@@ -333,6 +333,12 @@ class Booking(models.Model):
                 condition=Q(slot__isnull=False) | ~Q(status__in=SLOTTED_STATUSES),
                 name="booking_slotted_has_slot",
             ),
+            # A booking with a time has the counsellor whose time it is: who may see it, whose
+            # room it is held in (and the staff dashboard's queries rely on it).
+            models.CheckConstraint(
+                condition=Q(slot__isnull=True) | Q(counsellor__isnull=False),
+                name="booking_slot_has_counsellor",
+            ),
             models.CheckConstraint(condition=Q(ack_id__regex=ACK_REGEX), name="booking_ack_id_format"),
             models.CheckConstraint(condition=Q(mode__in=Mode.values), name="booking_mode_valid"),
         ]

@@ -280,13 +280,18 @@ TO_RECORD_COLUMNS = ("pk", "ack_id", "version", "client_name", "slot__start", "c
 
 def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = None) -> dict[str, Any]:
     """Confirmed sessions that have ended and nobody has marked completed or a no-show:
-    `to_record`, the oldest `limit` of those `user` may see, as dicts of TO_RECORD_COLUMNS,
-    and `to_record_more`, whether there are others. One query: it reads one row more than it
-    shows rather than counting them all."""
+    `to_record`, the `limit` of those `user` may see that ended longest ago, as dicts of
+    TO_RECORD_COLUMNS, and `to_record_more`, whether there are others. One query: it reads one
+    row more than it shows rather than counting them all.
+
+    By the end, not the start: no index gives that order, so the database starts from the
+    confirmed bookings, which are few. In the start's order it walked the slots index from the
+    clinic's first day, to find that nothing is left to record: the usual answer, and slower
+    with every month of history."""
     rows = list(
         bookings_for(user)
         .filter(status=Status.CONFIRMED, slot__end__lte=now or timezone.now())
-        .order_by("slot__start", "pk")
+        .order_by("slot__end", "pk")
         .values(*TO_RECORD_COLUMNS)[: limit + 1]
     )
     return {"to_record": rows[:limit], "to_record_more": len(rows) > limit}
@@ -313,7 +318,12 @@ def bookable_notices(*, user: Any) -> dict[str, Any]:
 def online_without_link(*, user: Any, limit: int = 20) -> list[Booking]:
     """Upcoming online sessions, approved or confirmed, with no link to join: neither the
     booking's own nor its counsellor's online room. The client would have nothing to click.
-    Soonest first; one query."""
+    Soonest first; one query.
+
+    Read from the counsellors without a room (usually none), along the bookings' counsellor and
+    status index: bookings with a time always have a counsellor (the booking_slot_has_counsellor
+    constraint). Asked as a join on the counsellor, the database walked every upcoming slot."""
+    without_room = Counsellor.objects.filter(meeting_url="").values("pk")
     return list(
         bookings_for(user)
         .filter(
@@ -321,8 +331,8 @@ def online_without_link(*, user: Any, limit: int = 20) -> list[Booking]:
             mode=Mode.ONLINE,
             meeting_url="",
             slot__start__gte=timezone.now(),
+            counsellor__in=without_room,
         )
-        .filter(Q(counsellor__isnull=True) | Q(counsellor__meeting_url=""))
         .select_related("slot", "counsellor")
         .order_by("slot__start", "pk")[:limit]
     )

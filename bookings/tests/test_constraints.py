@@ -81,6 +81,14 @@ def test_a_slotted_status_needs_a_slot(make_booking, counsellor):
         Booking.objects.filter(pk=booking.pk).update(status=Status.CONFIRMED)
 
 
+def test_a_booking_with_a_time_has_a_counsellor(make_booking, counsellor):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.filter(pk=booking.pk).update(counsellor=None)
+    # Without a time, a request may leave the counsellor to the clinic.
+    assert make_booking(Status.PENDING).counsellor is None
+
+
 def test_status_must_be_a_known_one(make_booking, counsellor):
     booking = make_booking(Status.PENDING, counsellor=counsellor)
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -172,3 +172,9 @@ def test_calendar_range_and_filtered_list_read_bookings_through_indexes(tmp_path
     for name, text in (("calendar", calendar), ("list", listing)):
         assert "Seq Scan on bookings_booking" not in text, f"{name} plan:\n{text}"
         assert "bookings_booking" in text, f"{name} plan does not read bookings:\n{text}"
+
+    # The dashboard's "online sessions without a link": every counsellor has a room here, as
+    # usual, so the answer is none, found from the counsellors and not by walking the slots.
+    no_link = plan(*last_query(lambda: selectors.online_without_link(user=admin)))
+    assert "booking_counsellor_status" in no_link, f"online_without_link plan:\n{no_link}"
+    assert "slot_start_end" not in no_link, f"online_without_link plan:\n{no_link}"
