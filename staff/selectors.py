@@ -240,11 +240,26 @@ def booking_list_rows(*, user: Any, filters: dict[str, Any], offset: int, limit:
 # --- The dashboard ----------------------------------------------------------------------
 
 
-def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
+def own_counsellor(user: Any) -> Counsellor | None:
+    """`user`'s own counsellor profile, shown to clients or not; None if they have none."""
+    return Counsellor.objects.filter(user_id=user.pk).first()
+
+
+def dashboard(*, user: Any, own: Counsellor | None, today: date | None = None) -> dict[str, Any]:
+    """`own`: the user's counsellor profile (own_counsellor)."""
     today = today or timezone.localdate()
     start, _ = day_bounds(today)
     _, end = day_bounds(today + timedelta(days=1))
     visible = bookings_for(user)
+    if is_administrator(user):
+        events = BookingEvent.objects.all()  # along their index: an administrator's need no filter
+    elif own is not None:
+        # By the profile's id, not by a join on the account: with the id, PostgreSQL reads a
+        # counsellor who has few bookings (one just joined) from those, instead of walking the
+        # whole clinic's history for fifteen events that are not there.
+        events = BookingEvent.objects.filter(booking__counsellor_id=own.pk)
+    else:
+        events = BookingEvent.objects.none()
     sessions = list(
         visible.filter(status__in=SLOT_HOLDING_STATUSES, slot__start__gte=start, slot__start__lt=end)
         .select_related("slot", "session_type", "counsellor")
@@ -265,12 +280,7 @@ def dashboard(*, user: Any, today: date | None = None) -> dict[str, Any]:
             .select_related("slot", "session_type", "counsellor")
             .order_by("payment_due_at")[:20]
         ),
-        "activity": list(
-            # Newest first along their index; an administrator's need no filter at all.
-            (BookingEvent.objects.all() if is_administrator(user) else BookingEvent.objects.filter(booking__in=visible))
-            .select_related("booking", "actor_user")
-            .order_by("-created_at", "-id")[:15]
-        ),
+        "activity": list(events.select_related("booking", "actor_user").order_by("-created_at", "-id")[:15]),
     }
 
 
@@ -297,16 +307,16 @@ def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = Non
     return {"to_record": rows[:limit], "to_record_more": len(rows) > limit}
 
 
-def bookable_notices(*, user: Any) -> dict[str, Any]:
+def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
     """What stops clients booking, for the dashboard to say. `no_session_types`: no type is
     offered (a new clinic, or every type retired), for administrators. `hidden_profile`: the
-    user's own counsellor profile, while it is hidden (they have just joined).
-    `hidden_counsellors`: for administrators, the hidden profiles of staff still with the
-    clinic, whom an administrator shows when they are ready."""
+    user's own counsellor profile (`own`: own_counsellor), while it is hidden (they have just
+    joined). `hidden_counsellors`: for administrators, the hidden profiles of staff still with
+    the clinic, whom an administrator shows when they are ready."""
     admin = is_administrator(user)
     return {
         "no_session_types": admin and not SessionType.objects.filter(is_active=True).exists(),
-        "hidden_profile": Counsellor.objects.filter(user_id=user.pk, is_active=False).first(),
+        "hidden_profile": own if own is not None and not own.is_active else None,
         "hidden_counsellors": (
             list(Counsellor.objects.filter(is_active=False, user__is_active=True).order_by("display_name")[:20])
             if admin

@@ -119,13 +119,14 @@ BOOKING_CHANGED = "bookingChanged"
 @require_safe
 @staff_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    data = selectors.dashboard(user=request.user)
+    own = selectors.own_counsellor(request.user)
+    data = selectors.dashboard(user=request.user, own=own)
     data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
     data["online_without_link"] = selectors.online_without_link(user=request.user)
     data.update(selectors.sessions_to_record(user=request.user))
-    data.update(selectors.bookable_notices(user=request.user))
+    data.update(selectors.bookable_notices(user=request.user, own=own))
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})
 
 

@@ -178,3 +178,14 @@ def test_calendar_range_and_filtered_list_read_bookings_through_indexes(tmp_path
     no_link = plan(*last_query(lambda: selectors.online_without_link(user=admin)))
     assert "booking_counsellor_status" in no_link, f"online_without_link plan:\n{no_link}"
     assert "slot_start_end" not in no_link, f"online_without_link plan:\n{no_link}"
+
+    # A counsellor who joined after the statistics were gathered, with no bookings yet: the
+    # dashboard's recent activity is read from their bookings, not by walking every event of
+    # the clinic's history newest first in search of theirs.
+    newcomer = User.objects.create_user(email="newcomer@example.com", password=None, role=User.Role.COUNSELLOR)
+    own = Counsellor.objects.create(user=newcomer, display_name="Nita Newcomer", slug="nita")
+    with CaptureQueriesContext(connection) as run:
+        selectors.dashboard(user=newcomer, own=own)
+    activity = next(q["sql"] for q in run.captured_queries if 'FROM "bookings_bookingevent"' in q["sql"])
+    activity_plan = plan(activity, None)
+    assert "event_newest" not in activity_plan, f"activity plan:\n{activity_plan}"
