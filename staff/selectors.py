@@ -294,10 +294,10 @@ def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = Non
     TO_RECORD_COLUMNS, and `to_record_more`, whether there are others. One query: it reads one
     row more than it shows rather than counting them all.
 
-    By the end, not the start: no index gives that order, so the database starts from the
-    confirmed bookings, which are few. In the start's order it walked the slots index from the
-    clinic's first day, to find that nothing is left to record: the usual answer, and slower
-    with every month of history."""
+    By the end, not the start: in the start's order PostgreSQL walked the slots' index from the
+    clinic's first day, to find that nothing is left to record (the usual answer), slower with
+    every month of history. No index gives the end's order, so it joins the confirmed
+    bookings, which are few, to their slots instead."""
     rows = list(
         bookings_for(user)
         .filter(status=Status.CONFIRMED, slot__end__lte=now or timezone.now())
