@@ -110,7 +110,8 @@ def email_deliver(*, email_id: int) -> bool:
         if email.body_html:
             message.attach_alternative(email.body_html, "text/html")
         if email.ics:
-            method = "CANCEL" if "METHOD:CANCEL" in email.ics else "REQUEST"
+            # The part's method must be the file's own (RFC 6047): PUBLISH or CANCEL.
+            method = "CANCEL" if "METHOD:CANCEL" in email.ics else "PUBLISH"
             message.attach("session.ics", email.ics, f"text/calendar; method={method}; charset=utf-8")
         email.attempts += 1
         try:

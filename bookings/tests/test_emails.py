@@ -124,3 +124,25 @@ def test_the_confirmation_states_the_cancellation_cutoff_in_force_in_both_parts(
     email = OutboundEmail.objects.get(booking=booking, kind="confirmed")
     policy = f"You can cancel online until {hours} hours before the session."
     assert policy in email.body_text and policy in email.body_html
+
+
+def test_the_calendar_attachment_declares_the_method_its_file_uses(make_booking, counsellor, oncommit):
+    """RFC 6047: the attachment's `method` parameter must be the file's METHOD. A file that
+    PUBLISHes an event but is labelled REQUEST makes mail apps show it as a meeting invitation
+    to accept or decline, answered to the clinic's address."""
+    booking = make_booking(Status.APPROVED)
+    with oncommit():
+        payment = payment_start(booking_id=booking.pk)
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_ok",
+            amount=booking.amount,
+            currency=booking.currency,
+            raw={},
+            source="t",
+        )
+    confirmed = [m for m in mail.outbox if m.attachments]
+    assert len(confirmed) == 1
+    _name, content, mimetype = confirmed[0].attachments[0]
+    assert "METHOD:PUBLISH" in content
+    assert mimetype.startswith("text/calendar; method=PUBLISH;"), mimetype
