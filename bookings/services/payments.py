@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, payments
@@ -311,10 +311,11 @@ def payment_confirm(
             return payment
         # Too late (whatever the amount): the booking was cancelled or expired, or is already paid.
         payment.status = Payment.State.PENDING
-        why = (
-            f"Payment of {paid} arrived after the booking was {booking.get_status_display().lower()}. "
-            "A full refund has been started automatically."
-        )
+        # For staff, in English like the portal, whatever the client's browser (the return
+        # from the provider) has active.
+        with translation.override(settings.LANGUAGE_CODE):
+            status = booking.get_status_display().lower()
+        why = f"Payment of {paid} arrived after the booking was {status}. A full refund has been started automatically."
         _staff_alert(payment=payment, booking=booking, why=why)
         payment.save(update_fields=fields)
         booking_record(booking=booking, action="late_payment", actor=Actor.PROVIDER, reason=why)

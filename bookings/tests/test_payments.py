@@ -11,7 +11,7 @@ from django.core import mail
 from django.template.loader import render_to_string
 from django.test import RequestFactory
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from bookings import payments
 from bookings.errors import PaymentError, TooLate
@@ -433,6 +433,31 @@ def test_a_payment_arriving_after_cancellation_is_refunded_and_staff_are_told(ap
     assert "after the booking was cancelled" in payment.needs_attention
     recipients = sorted(m.to[0] for m in mail.outbox)
     assert recipients == sorted([admin_user.email, booking.email])
+
+
+def test_a_late_payment_returned_to_a_hindi_client_is_told_to_staff_in_english(approved, admin_user, oncommit):
+    """The provider's return reaches us from the client's browser, with Hindi active; the
+    alert, the portal's note and the timeline are staff's, in English."""
+    booking, _ = approved
+    payment = payment_start(booking_id=booking.pk)
+    booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    mail.outbox = []
+
+    with oncommit(), translation.override("hi"):
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_late",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+
+    payment.refresh_from_db()
+    assert "after the booking was cancelled." in payment.needs_attention
+    alert = OutboundEmail.objects.get(booking=booking, kind="payment_attention")
+    assert "after the booking was cancelled." in alert.body_text
+    assert "after the booking was cancelled." in alert.body_html
 
 
 # --- The booking page's payment area, and the calendar file ----------------------------
