@@ -214,7 +214,8 @@ def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking])
             "end": b.slot.end,
             "ack_id": b.ack_id,
             "initials": b.client_initials,
-            "mode": b.get_mode_display(),
+            # The label itself (lazy), so that it is read in the email's language, not the caller's.
+            "mode": Mode(b.mode).label,
             "confirmed": b.status == Status.CONFIRMED,
         }
         for b in bookings

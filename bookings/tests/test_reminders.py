@@ -4,6 +4,7 @@ never after a cancellation, afresh after a move; and safe under concurrent runs.
 from __future__ import annotations
 
 import io
+import re
 import threading
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection, connections
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from bookings.models import (
     Actor,
@@ -341,3 +342,23 @@ def test_the_daily_summary_names_the_time_zone_of_its_times(make_booking, counse
     [line] = [line for line in message.body.splitlines() if booking.ack_id in line]
     assert line.startswith(f"09:00 {name}\u201310:00 {name}")
     assert f"09:00 {name}\u201310:00 {name}" in message.alternatives[0][0]
+
+
+def test_the_daily_summary_is_in_english_whatever_language_is_active(make_booking, counsellor, oncommit):
+    """A staff email, in English like the portal, even when sent from a thread where a
+    client's Hindi is active."""
+    counsellor.daily_summary = True
+    counsellor.save()
+    start = next_weekday_at(9, days_ahead=4)
+    make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1)),
+        language="hi",
+    )
+    with oncommit(), translation.override("hi"):
+        assert daily_summaries_send(today=timezone.localdate(start)) == 1
+
+    [message] = mail.outbox
+    assert "Online" in message.body and "Online" in message.alternatives[0][0]
+    for part in (message.subject, message.body, message.alternatives[0][0]):
+        assert not re.search("[\u0900-\u097f]", part), part
