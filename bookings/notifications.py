@@ -90,6 +90,8 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
     payment = booking.payments.filter(status="confirmed").first() if to == Status.CONFIRMED else None
     # Money captured that could not confirm the booking, being refunded as it expires.
     refund = booking.payments.filter(refund_status=Payment.RefundState.PENDING).first() if kind == "expired" else None
+    if kind == "cancelled" and from_status == Status.CONFIRMED:
+        refund = _cancellation_refund(booking)
     email_queue(
         kind=kind,
         to=booking.email,
@@ -105,6 +107,24 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
             join_link_ready=bool(booking.join_url),
         ),
     )
+
+
+def _cancellation_refund(booking: Booking) -> dict[str, int] | None:
+    """What cancelling a paid booking sends back (services.booking_cancel asks for it just
+    after this transition): all of the payment, or the rest after part went back earlier."""
+    paid = booking.payments.filter(
+        status__in=(Payment.State.CONFIRMED, Payment.State.PARTIALLY_REFUNDED), confirmed_at__isnull=False
+    ).first()
+    if paid is None or not paid.provider_payment_id:
+        return None
+    if paid.status == Payment.State.CONFIRMED and not paid.refund_status:
+        earlier = 0
+    elif paid.status == Payment.State.PARTIALLY_REFUNDED and paid.refund_status == Payment.RefundState.PROCESSED:
+        earlier = paid.refunded_amount
+    else:
+        return None
+    captured = paid.amount if paid.captured_amount is None else paid.captured_amount
+    return {"amount": captured - earlier, "earlier": earlier, "currency": paid.currency}
 
 
 # Emails to staff about a booking, kept with it in the outbox but not sent to its client.

@@ -376,6 +376,40 @@ def test_client_cancelling_a_confirmed_booking_before_the_cutoff_gets_a_full_ref
     assert BookingEvent.objects.filter(booking=booking, action="refund").count() == 1
 
 
+@pytest.mark.parametrize(
+    "language, full, rest",
+    [
+        (
+            "en",
+            "We have started a full refund of ₹1,500 for booking {ack}.",
+            "We have started a refund of the rest, ₹1,000, for booking {ack} (₹500 was refunded earlier).",
+        ),
+        (
+            "hi",
+            "हमने बुकिंग {ack} के ₹1,500 का पूरा रिफ़ंड शुरू कर दिया है।",
+            "हमने बुकिंग {ack} की बाक़ी राशि, ₹1,000, का रिफ़ंड शुरू कर दिया है (₹500 पहले ही लौटाए जा चुके हैं)।",
+        ),
+    ],
+)
+@pytest.mark.parametrize("earlier", [0, 50000])
+def test_the_cancellation_email_says_how_much_is_being_refunded(confirmed, oncommit, language, full, rest, earlier):
+    """An anxious client who paid reads in the email itself what comes back: all of it, or
+    the rest after part went back earlier."""
+    booking, _, payment = confirmed
+    Booking.objects.filter(pk=booking.pk).update(language=language)
+    if earlier:  # part refunded from the provider's dashboard, a goodwill refund say
+        Payment.objects.filter(pk=payment.pk).update(
+            status=Payment.State.PARTIALLY_REFUNDED,
+            refund_status=Payment.RefundState.PROCESSED,
+            refunded_amount=earlier,
+        )
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    email = OutboundEmail.objects.get(booking=booking, kind="cancelled")
+    expected = (rest if earlier else full).format(ack=booking.ack_id)
+    assert expected in email.body_text and expected in email.body_html
+
+
 def test_staff_cancelling_a_confirmed_booking_always_refunds(confirmed, admin_user, oncommit):
     booking, _, payment = confirmed
     # Too close to the session for the client to cancel online: staff still refund in full.
