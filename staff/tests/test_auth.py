@@ -299,3 +299,11 @@ def test_other_addresses_recorded_for_staff_accounts_are_removed(counsellor_user
         "A_B%C@example.com",
         counsellor_user.email.upper(),
     }
+
+
+def test_asking_for_a_reset_for_an_unknown_address_emails_nobody(client, db):
+    """Accounts are made only by invitation: allauth's "unknown account" email (with a link to
+    a sign-up page that is closed) would let anyone make the clinic email any address."""
+    response = client.post(reverse("account_reset_password"), {"email": "a.client@example.com"})
+    assert response.status_code == 302
+    assert mail.outbox == []
