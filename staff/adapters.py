@@ -8,6 +8,7 @@ from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context
+from django.conf import settings
 from django.http import HttpRequest
 
 TOO_MANY_LOGINS = "Too many failed sign-in attempts. Please wait 5 minutes and try again, or reset your password."
@@ -42,6 +43,11 @@ class StaffAccountAdapter(DefaultAccountAdapter):
         only a link sent to that address proves. The page that asked says the same either way."""
         if email.casefold() == user.email.casefold():
             super().send_password_reset_mail(user, email, context)
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth renders the subject without the request's context processors: the clinic's
+        name is given to both (templates/account/email/)."""
+        super().send_mail(template_prefix, email, {**context, "clinic_name": settings.CLINIC_NAME})
 
     def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
         """Setting up the first authenticator (and reading its recovery codes) straight

@@ -301,6 +301,19 @@ def test_other_addresses_recorded_for_staff_accounts_are_removed(counsellor_user
     }
 
 
+def test_the_password_reset_email_names_the_clinic_and_what_it_is_for(client, counsellor_user, settings):
+    client.post(reverse("account_reset_password"), {"email": counsellor_user.email})
+    [message] = mail.outbox
+    assert message.subject == f"Choose a new password for the {settings.CLINIC_NAME} staff portal"
+    # allauth's own greets "from" and thanks for using the host the request came by.
+    assert "Hello from" not in message.body and "Thank you for using" not in message.body
+    assert settings.CLINIC_NAME in message.body
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+)", message.body).group(1)
+    response = client.get(link)  # allauth hides the key from the address bar, then shows the form
+    assert response.status_code == 302 and "/accounts/password/reset/key/" in response["Location"]
+    assert "new password" in client.get(response["Location"]).content.decode().lower()
+
+
 def test_asking_for_a_reset_for_an_unknown_address_emails_nobody(client, db):
     """Accounts are made only by invitation: allauth's "unknown account" email (with a link to
     a sign-up page that is closed) would let anyone make the clinic email any address."""
