@@ -131,6 +131,14 @@ def test_the_emailed_links_open_each_booking_page(client, make_booking, counsell
     assert LinkToken.objects.filter(purpose=LinkToken.Purpose.MANAGE).count() == 2
 
 
+def test_the_links_email_says_once_that_it_can_be_ignored(client, make_booking, counsellor):
+    make_booking(Status.PENDING, email="two@example.com")
+    _email(client, "two@example.com")
+    message = mail.outbox[-1]
+    for part in (message.body, message.alternatives[0].content):
+        assert part.count("ignore this email") == 1, part
+
+
 @pytest.mark.parametrize("bad", ["", "not-an-email", "a@b", "<script>@x.com"])
 def test_email_lookup_validates_the_address(client, bad):
     response = _email(client, bad)
