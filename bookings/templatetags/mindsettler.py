@@ -63,7 +63,13 @@ def when_short(value: datetime | None) -> str:
     if value is None:
         return ""
     local = timezone.localtime(value)
-    return f"{day_words(local.date(), 'D j M')}, {local:%H:%M} {local.tzname()}"
+    day_format = _SHORT_DAY_FORMATS.get(translation.get_language(), "D j M")
+    return f"{day_words(local.date(), day_format)}, {local:%H:%M} {local.tzname()}"
+
+
+# Hindi has no customary short forms of day and month names ("मंगल 1 दिस" reads as clipped
+# words): its short date gives them whole, "मंगलवार 1 दिसंबर".
+_SHORT_DAY_FORMATS = {"hi": "l j F"}
 
 
 @register.filter

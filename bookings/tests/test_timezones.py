@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.template import Context, Template
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from bookings.models import Booking, Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
@@ -46,6 +46,14 @@ def test_when_short_too():
     with timezone.override(LONDON):
         assert when_short(utc(2026, 10, 25, 0, 30)) == "Sun 25 Oct, 01:30 BST"
         assert when_short(utc(2026, 10, 25, 1, 30)) == "Sun 25 Oct, 01:30 GMT"
+
+
+def test_when_short_in_hindi_writes_whole_day_and_month_names():
+    """Hindi has no customary short forms of day and month names: "मंगल 1 दिस" reads as
+    clipped words, so a reminder's subject gives them whole."""
+    with translation.override("hi"):
+        assert when_short(utc(2026, 12, 1, 6, 30)) == "मंगलवार 1 दिसंबर, 12:00 IST"
+    assert when_short(utc(2026, 12, 1, 6, 30)) == "Tue 1 Dec, 12:00 IST"
 
 
 def _slot(pk: int, start: datetime) -> Slot:
