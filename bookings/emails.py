@@ -101,11 +101,15 @@ def email_deliver(*, email_id: int) -> bool:
         )
         if email is None:
             return False
+        # Emails say "contact us": a reply reaches the clinic's own address, when it has one,
+        # rather than the sending address, which may be read by no one.
+        clinic_email = Clinic.load().email
         message = Message(
             subject=email.subject,
             body=email.body_text,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[email.to],
+            reply_to=[clinic_email] if clinic_email else None,
         )
         if email.body_html:
             message.attach_alternative(email.body_html, "text/html")

@@ -11,7 +11,7 @@ from django.core import mail
 from django.db import transaction
 
 from bookings.emails import email_deliver, email_queue, emails_send_due
-from bookings.models import OutboundEmail, Status
+from bookings.models import Clinic, OutboundEmail, Status
 from bookings.services import booking_reject, payment_confirm, payment_start
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +146,20 @@ def test_the_calendar_attachment_declares_the_method_its_file_uses(make_booking,
     _name, content, mimetype = confirmed[0].attachments[0]
     assert "METHOD:PUBLISH" in content
     assert mimetype.startswith("text/calendar; method=PUBLISH;"), mimetype
+
+
+def test_a_reply_goes_to_the_clinics_address_when_it_has_one(make_booking, counsellor, oncommit):
+    """Emails say "please contact us"; they come from the booking system's address, which
+    may be read by no one. A reply reaches the address the clinic gives in its settings."""
+    booking = make_booking(Status.PENDING)
+    with oncommit():
+        booking_reject(booking_id=booking.pk, user=None, reason="Not a fit")
+    assert mail.outbox[-1].reply_to == []  # none set: replies go to the sender, as before
+
+    Clinic.objects.update_or_create(pk=1, defaults={"email": "hello@clinic.example"})
+    booking = make_booking(Status.PENDING)
+    with oncommit():
+        booking_reject(booking_id=booking.pk, user=None, reason="Not a fit")
+    message = mail.outbox[-1]
+    assert message.reply_to == ["hello@clinic.example"]
+    assert message.message()["Reply-To"] == "hello@clinic.example"
