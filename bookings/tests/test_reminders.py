@@ -362,3 +362,17 @@ def test_the_daily_summary_is_in_english_whatever_language_is_active(make_bookin
     assert "Online" in message.body and "Online" in message.alternatives[0][0]
     for part in (message.subject, message.body, message.alternatives[0][0]):
         assert not re.search("[\u0900-\u097f]", part), part
+
+
+def test_the_daily_summary_subject_names_its_day(make_booking, counsellor, oncommit):
+    """A counsellor's inbox holds one summary a day: each subject says which day it is."""
+    counsellor.daily_summary = True
+    counsellor.save()
+    start = timezone.make_aware(datetime(2031, 1, 14, 9), timezone.get_current_timezone())
+    make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+    with oncommit():
+        assert daily_summaries_send(today=start.date()) == 1
+    [message] = mail.outbox
+    assert message.subject == "Your sessions today, Tuesday 14 January: 1"
