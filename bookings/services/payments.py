@@ -89,9 +89,10 @@ def payment_captured_amount(payment: Payment) -> int:
     return payment.amount if payment.captured_amount is None else payment.captured_amount
 
 
-def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
+def _staff_alert(*, payment: Payment, booking: Booking, what: str, why: str) -> None:
     """Flag the payment for staff and email each administrator (inside the caller's
-    transaction, so the alert is sent only if the change it describes commits)."""
+    transaction, so the alert is sent only if the change it describes commits). `what`, a
+    few words for the subject, tells one alert from another in an inbox; `why` explains."""
 
     from bookings.emails import absolute_url, email_queue
 
@@ -105,6 +106,7 @@ def _staff_alert(*, payment: Payment, booking: Booking, why: str) -> None:
             context={
                 "booking": booking,
                 "payment": payment,
+                "what": what,
                 "why": why,
                 # Straight to the form where an administrator says what was done.
                 "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk]))
@@ -254,6 +256,7 @@ def payment_confirm(
             _staff_alert(
                 payment=payment,
                 booking=booking,
+                what="a second payment arrived",
                 why=f"A second payment ({provider_payment_id}, {paid}) arrived for this attempt's order. "
                 "Refund it from the provider's dashboard, then say so on the booking's page.",
             )
@@ -281,6 +284,7 @@ def payment_confirm(
             _staff_alert(
                 payment=payment,
                 booking=booking,
+                what="wrong amount paid",
                 why=f"Paid {paid}, but the booking costs {_money(booking.amount, booking.currency)}. "
                 "Not confirmed: check the payment with the provider, then refund it from the booking's page.",
             )
@@ -316,7 +320,7 @@ def payment_confirm(
         with translation.override(settings.LANGUAGE_CODE):
             status = booking.get_status_display().lower()
         why = f"Payment of {paid} arrived after the booking was {status}. A full refund has been started automatically."
-        _staff_alert(payment=payment, booking=booking, why=why)
+        _staff_alert(payment=payment, booking=booking, what="payment arrived too late", why=why)
         payment.save(update_fields=fields)
         booking_record(booking=booking, action="late_payment", actor=Actor.PROVIDER, reason=why)
         _refund_mark(payment=payment, reason="Payment arrived too late")
@@ -419,6 +423,7 @@ def payment_held_refund(*, payment: Payment, booking: Booking, what_happened: st
     _staff_alert(
         payment=payment,
         booking=booking,
+        what="held payment refunded as the booking ended",
         why=f"{what_happened} while a payment of {paid} that did not match the booking was held. The booking "
         "was cancelled and a full refund has been started automatically.",
     )
@@ -568,6 +573,7 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
             _staff_alert(
                 payment=payment,
                 booking=payment.booking,
+                what="refund failed",
                 why=f"The automatic refund of {_money(amount, payment.currency)} failed. "
                 "Ask for it again, or record your own refund, on the booking's page.",
             )
@@ -753,6 +759,7 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
         _staff_alert(
             payment=payment,
             booking=booking,
+            what="refund failed",
             why=f"The provider reports that the refund of {_money(amount, payment.currency)} ({refund_id or 'no ID'}) "
             "failed: the client has not been paid back. Ask for it again, or record your own refund, on the "
             "booking's page.",

@@ -263,6 +263,20 @@ def test_the_subject_says_what_happened(journey, kind, english, hindi):
     assert email.subject == expected.format(ack=email.booking.ack_id)
 
 
+def test_each_payment_alert_says_in_its_subject_what_happened(journey):
+    """An administrator's inbox: a wrong amount, then the same money refunded as the booking
+    expired, then a payment after cancellation are different news."""
+    alerts = journey.of("payment_attention")
+    expected = {
+        "wrong amount paid",
+        "held payment refunded as the booking ended",
+        "payment arrived too late",
+    }
+    assert {email.subject.split(", ", 1)[-1] for email in alerts} == expected
+    for email in alerts:
+        assert email.subject.startswith(f"Payment needs attention: {email.booking.ack_id}, ")
+
+
 # --- The two parts ---------------------------------------------------------------------------
 
 
