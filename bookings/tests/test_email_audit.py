@@ -435,6 +435,20 @@ def test_hindi_emails_have_no_english_sentences_and_no_broken_placeholders(journ
                 assert_hindi(email.kind, part)
 
 
+def test_hindi_says_which_time_is_which_and_reminds_in_whole_sentences(journey):
+    """The move is not made until the client confirms: its email names the current time and
+    the new one ("पहले"/"अब", before/now, read as if it had already moved). A reminder's
+    subject and opening are sentences, not "याद दिलाना" (the verb "to remind")."""
+    if journey.language != "hi":
+        return
+    [move] = journey.of("reschedule_confirm")
+    for part in (move.body_text, move.body_html):
+        assert "अभी का समय:" in part and "नया समय:" in part, part
+    [reminder] = journey.of("reminder")
+    assert reminder.subject.startswith("याद रहे: ")
+    assert "यह आपके सेशन की याद दिलाने के लिए है।" in reminder.body_text
+
+
 def test_every_email_ends_with_where_to_turn_in_a_crisis_in_both_parts(journey):
     for email in journey.emails:
         for part in (email.body_text, email.body_html):

@@ -660,7 +660,7 @@ def test_the_reminder_sweep_writes_in_the_clients_language(make_booking, counsel
     with oncommit():
         reminders_send()
     reminder = OutboundEmail.objects.get(kind="reminder")
-    assert reminder.subject.startswith("याद दिलाना")
+    assert reminder.subject.startswith("याद रहे:")
     assert_hindi("reminder", reminder.body_text)
 
 
