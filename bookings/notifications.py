@@ -92,6 +92,13 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
     refund = booking.payments.filter(refund_status=Payment.RefundState.PENDING).first() if kind == "expired" else None
     if kind == "cancelled" and from_status == Status.CONFIRMED:
         refund = _cancellation_refund(booking)
+    # Money captured that could not confirm the booking (a wrong amount, held for staff):
+    # services.booking_cancel sends it back.
+    held = (
+        booking.payments.filter(status=Payment.State.PENDING, refund_status="").exclude(provider_payment_id="").first()
+        if kind == "cancelled"
+        else None
+    )
     email_queue(
         kind=kind,
         to=booking.email,
@@ -103,6 +110,7 @@ def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
             from_status=from_status,
             payment=payment,
             refund=refund,
+            held=held,
             cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
             join_link_ready=bool(booking.join_url),
         ),

@@ -410,6 +410,32 @@ def test_the_cancellation_email_says_how_much_is_being_refunded(confirmed, oncom
     assert expected in email.body_text and expected in email.body_html
 
 
+@pytest.mark.parametrize("actor", [Actor.CLIENT, Actor.STAFF])
+def test_cancelling_a_booking_whose_wrong_amount_is_held_tells_the_client_it_goes_back(
+    approved, admin_user, oncommit, actor
+):
+    booking, _ = approved
+    with oncommit():
+        payment = payment_start(booking_id=booking.pk)
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id="pay_short",
+            amount=booking.amount - 100,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=actor, user=admin_user, reason="Plans changed")
+    assert Payment.objects.get(pk=payment.pk).refund_status  # it is going back
+    email = OutboundEmail.objects.get(booking=booking, kind="cancelled")
+    said = (
+        "The payment we received (reference pay_short) did not match the amount due, so it could not confirm "
+        "your session. We have started a full refund of it; it usually reaches you within 5 to 7 working days."
+    )
+    assert said in email.body_text and said in email.body_html
+
+
 def test_staff_cancelling_a_confirmed_booking_always_refunds(confirmed, admin_user, oncommit):
     booking, _, payment = confirmed
     # Too close to the session for the client to cancel online: staff still refund in full.
