@@ -11,6 +11,7 @@ from django.urls import reverse
 from bookings.calendar import booking_ics
 from bookings.emails import absolute_url, email_queue
 from bookings.models import (
+    SLOTTED_STATUSES,
     Actor,
     Booking,
     Counsellor,
@@ -64,9 +65,15 @@ def cancel_confirmation(*, booking: Booking, raw_token: str) -> None:
     email_queue(kind="cancel_confirm", to=booking.email, booking=booking, context=_context(booking, confirm_url=url))
 
 
-def on_transition(*, booking: Booking, from_status: str, actor: str) -> None:
-    """The email (if any) for a booking that has just moved from `from_status`."""
+def on_transition(*, booking: Booking, from_status: str, actor: str, user: object = None) -> None:
+    """The emails (if any) for a booking that has just moved from `from_status`, by `actor`
+    (`user`, for staff): the client's, and its counsellor's when a session of theirs is
+    cancelled or approved into their time by someone else."""
     to = booking.status
+    if to == Status.CANCELLED and from_status in SLOTTED_STATUSES and actor != Actor.SYSTEM:
+        session_changed(booking=booking, change="cancelled", counsellor=booking.counsellor, actor=actor, user=user)
+    elif to == Status.APPROVED and from_status == Status.PENDING and actor == Actor.STAFF:
+        session_changed(booking=booking, change="approved", counsellor=booking.counsellor, actor=actor, user=user)
     if to == Status.PENDING:
         kind = "request_received"
         if actor == Actor.CLIENT:
@@ -136,7 +143,7 @@ def _cancellation_refund(booking: Booking) -> dict[str, int] | None:
 
 
 # Emails to staff about a booking, kept with it in the outbox but not sent to its client.
-STAFF_EMAIL_KINDS = ("new_request", "payment_attention")
+STAFF_EMAIL_KINDS = ("new_request", "payment_attention", "session_changed")
 
 
 def administrator_emails() -> list[str]:
@@ -166,6 +173,41 @@ def new_request(*, booking: Booking) -> None:
     for email in recipients:
         # To staff, in English like the portal.
         email_queue(kind="new_request", to=email, booking=booking, language=settings.LANGUAGE_CODE, context=context)
+
+
+def session_changed(
+    *,
+    booking: Booking,
+    change: str,
+    counsellor: Counsellor | None,
+    actor: str,
+    user: object = None,
+    old_slot: Slot | None = None,
+    other: Counsellor | None = None,
+) -> None:
+    """Tell `counsellor` that a session of theirs changed, so that nobody waits in an empty
+    room for a session that moved: `change` is "cancelled", "moved" (from `old_slot`),
+    "approved" (into their time, by someone else), "handed_to_you" (from `other`, at
+    `old_slot`) or "handed_away" (to `other`: they can no longer open it). Done by `actor`,
+    `user` for staff: nobody is told of their own change, nor a counsellor who has left.
+    By acknowledgement ID, never the client's name or words; in English, like the portal."""
+    account = counsellor.user if counsellor is not None and counsellor.user_id is not None else None
+    if account is None or not account.is_active or getattr(user, "pk", None) == account.pk:
+        return
+    context = {
+        "booking": booking,
+        "change": change,
+        "by": "the client" if actor == Actor.CLIENT else (str(user) if user is not None else "the clinic"),
+        "old_slot": old_slot,
+        "other": other,
+        "session_type": booking.session_type,
+        # The booking is theirs no more once handed away: their dashboard instead.
+        "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
+        "staff_url": absolute_url(reverse("staff:dashboard")),
+    }
+    email_queue(
+        kind="session_changed", to=account.email, booking=booking, language=settings.LANGUAGE_CODE, context=context
+    )
 
 
 def booking_links(*, email: str, bookings: list[Booking]) -> None:
@@ -275,9 +317,30 @@ def reschedule_confirmation(*, booking: Booking, slot: Slot, raw_token: str) -> 
     )
 
 
-def rescheduled(*, booking: Booking, old_slot: Slot, actor: str) -> None:
-    """The booking now has another time. A confirmed session's calendar event is updated in
-    place: the same UID, and SEQUENCE (the booking's version) higher than before."""
+def rescheduled(
+    *, booking: Booking, old_slot: Slot, actor: str, old_counsellor: Counsellor | None = None, user: object = None
+) -> None:
+    """The booking now has another time (`old_counsellor`'s before, if it was handed over).
+    The client's confirmed session's calendar event is updated in place: the same UID, and
+    SEQUENCE (the booking's version) higher than before. Its counsellors are told too."""
+    if old_counsellor is not None and old_counsellor.pk != booking.counsellor_id:
+        for counsellor, change, other in (
+            (old_counsellor, "handed_away", booking.counsellor),
+            (booking.counsellor, "handed_to_you", old_counsellor),
+        ):
+            session_changed(
+                booking=booking,
+                change=change,
+                counsellor=counsellor,
+                actor=actor,
+                user=user,
+                old_slot=old_slot,
+                other=other,
+            )
+    else:
+        session_changed(
+            booking=booking, change="moved", counsellor=booking.counsellor, actor=actor, user=user, old_slot=old_slot
+        )
     ics = booking_ics(booking=booking) if booking.status == Status.CONFIRMED else ""
     email_queue(
         kind="rescheduled",

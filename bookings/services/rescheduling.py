@@ -203,7 +203,9 @@ def booking_reschedule(
         LinkToken.objects.filter(
             booking=booking, purpose=LinkToken.Purpose.RESCHEDULE, used_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=now)
-        notifications.rescheduled(booking=booking, old_slot=old_slot, actor=actor)
+        notifications.rescheduled(
+            booking=booking, old_slot=old_slot, actor=actor, old_counsellor=old_counsellor, user=user
+        )
         slots_freed(slot_ids=[old_slot.pk])
     logger.info("booking %s moved from slot %s to %s by %s", booking.pk, old_slot.pk, new_slot.pk, actor)
     return booking

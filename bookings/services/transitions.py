@@ -243,7 +243,7 @@ def booking_transition(
             actor_user=user if actor == Actor.STAFF else None,
             reason=reason[:500],
         )
-        notifications.on_transition(booking=locked, from_status=from_status, actor=actor)
+        notifications.on_transition(booking=locked, from_status=from_status, actor=actor, user=user)
         if to == Status.CANCELLED and locked.slot_id and from_status in SLOT_HOLDING_STATUSES:
             # Imported here: the waitlist builds on this module, not the other way round.
             from bookings.services.waitlist import slots_freed

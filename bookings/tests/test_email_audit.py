@@ -382,7 +382,9 @@ def test_no_email_or_calendar_file_carries_the_clients_own_words(journey):
 
 def test_staff_alerts_name_the_booking_not_the_client(journey):
     assert journey.of("new_request"), "the journey sends staff a new request"
-    for email in journey.of("payment_attention") + journey.of("daily_summary") + journey.of("new_request"):
+    assert journey.of("session_changed"), "the journey tells a counsellor of a change to a session"
+    staff_kinds = ("payment_attention", "daily_summary", "new_request", "session_changed")
+    for email in [e for kind in staff_kinds for e in journey.of(kind)]:
         everything = email.subject + email.body_text + email.body_html
         for booking in Booking.objects.all():
             assert booking.client_name not in everything and booking.email not in everything, email.kind

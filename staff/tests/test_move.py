@@ -209,9 +209,21 @@ def test_an_administrator_hands_a_booking_to_another_counsellor(
     assert event.moved_from == slot.start and event.moved_to == rohans.start
     assert "now with Rohan Kapoor (was Asha Menon)" in event.reason and "meeting link was cleared" in event.reason
     # The client's email says who they will see now, instead of whom.
-    (email,) = mail.outbox
+    email, asha_told, rohan_told = sorted(mail.outbox, key=lambda m: m.to != [booked.email])
     assert email.to == [booked.email] and "With: Rohan Kapoor, instead of Asha Menon" in email.body
     assert "Rohan Kapoor, instead of Asha Menon" in email.alternatives[0][0]
+    # Both counsellors are told: Asha that the session left her calendar (no link to a page she
+    # can no longer open), Rohan that it is his now. Neither email names the client.
+    if asha_told.to != [counsellor_user.email]:
+        asha_told, rohan_told = rohan_told, asha_told
+    assert asha_told.to == [counsellor_user.email] and rohan_told.to == [other_counsellor_user.email]
+    assert asha_told.subject == f"Session handed to Rohan Kapoor: {booked.ack_id}"
+    assert reverse("staff:booking_detail", args=[booked.pk]) not in asha_told.body
+    assert rohan_told.subject.startswith(f"Session handed to you: {booked.ack_id}, ")
+    assert "It was Asha Menon's" in rohan_told.body
+    assert reverse("staff:booking_detail", args=[booked.pk]) in rohan_told.body
+    for told in (asha_told, rohan_told):
+        assert booked.client_name not in told.body and "I have trouble sleeping" not in told.body
     # The client's words go with the booking: Rohan reads them, Asha no longer finds it.
     detail = reverse("staff:booking_detail", args=[booked.pk])
     rohan = login(other_counsellor_user)

@@ -1,0 +1,121 @@
+"""A counsellor hears when a session of theirs changes and they did not change it themselves:
+cancelled, moved, approved into their time, handed to them or away from them. By
+acknowledgement ID and time, never the client's name or words."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings import services
+from bookings.models import Actor, OutboundEmail, Slot, Status
+from bookings.templatetags.mindsettler import when
+from conftest import next_weekday_at
+
+pytestmark = pytest.mark.django_db
+
+OWN_WORDS = "I cannot sleep since the accident"
+
+
+def told(user) -> list[OutboundEmail]:
+    return list(OutboundEmail.objects.filter(kind="session_changed", to=user.email).order_by("pk"))
+
+
+def later_slot(counsellor, hours: int = 2) -> Slot:
+    start = next_weekday_at(9, days_ahead=40) + timedelta(hours=hours)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+def booked(make_booking, counsellor, status=Status.CONFIRMED):
+    return make_booking(status, counsellor=counsellor, client_name="Priya Sharma", concerns=OWN_WORDS)
+
+
+def assert_private(email: OutboundEmail) -> None:
+    everything = email.subject + email.body_text + email.body_html
+    assert "Priya Sharma" not in everything and OWN_WORDS not in everything
+    assert '<html lang="en">' in email.body_html  # in English, like the portal
+
+
+@pytest.mark.parametrize("status", [Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED])
+def test_a_client_cancelling_tells_the_counsellor(make_booking, counsellor, counsellor_user, status):
+    booking = booked(make_booking, counsellor, status)
+    services.booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    (email,) = told(counsellor_user)
+    assert email.subject == f"Session cancelled: {booking.ack_id}, {when(booking.slot.start)}"
+    assert "was cancelled by the client. That time is free again in your calendar." in email.body_text
+    assert reverse("staff:booking_detail", args=[booking.pk]) in email.body_text
+    assert_private(email)
+    # Only the counsellor hears of it this way: the client's own email is another.
+    assert not OutboundEmail.objects.filter(kind="session_changed").exclude(to=counsellor_user.email).exists()
+
+
+def test_staff_cancelling_tells_the_counsellor_who_did_it_unless_they_did(
+    make_booking, counsellor, counsellor_user, admin_user
+):
+    theirs = booked(make_booking, counsellor)
+    services.booking_cancel(booking_id=theirs.pk, actor=Actor.STAFF, reason="Unwell", user=counsellor_user)
+    assert told(counsellor_user) == []
+    other = booked(make_booking, counsellor)
+    services.booking_cancel(booking_id=other.pk, actor=Actor.STAFF, reason="Clinic closed", user=admin_user)
+    (email,) = told(counsellor_user)
+    assert f"was cancelled by {admin_user}." in email.body_text and other.ack_id in email.subject
+
+
+def test_an_unpaid_booking_running_out_of_time_tells_nobody_on_the_staff(make_booking, counsellor, counsellor_user):
+    booking = booked(make_booking, counsellor, Status.APPROVED)
+    booking.payment_due_at = timezone.now() - timedelta(minutes=1)
+    booking.save(update_fields=["payment_due_at"])
+    assert services.bookings_expire() == 1
+    assert told(counsellor_user) == []
+
+
+def test_a_client_moving_their_session_tells_the_counsellor_both_times(make_booking, counsellor, counsellor_user):
+    booking = booked(make_booking, counsellor)
+    old_start, new = booking.slot.start, later_slot(counsellor)
+    services.booking_reschedule(booking_id=booking.pk, slot_id=new.pk, actor=Actor.CLIENT)
+    (email,) = told(counsellor_user)
+    assert email.subject == f"Session moved: {booking.ack_id}, now {when(new.start)}"
+    assert f"Was: {when(old_start)}\nNow: {when(new.start)}" in email.body_text
+    assert_private(email)
+
+
+def test_moving_a_session_oneself_tells_nobody(make_booking, counsellor, counsellor_user):
+    booking = booked(make_booking, counsellor)
+    new = later_slot(counsellor)
+    services.booking_reschedule(booking_id=booking.pk, slot_id=new.pk, actor=Actor.STAFF, user=counsellor_user)
+    assert told(counsellor_user) == []
+
+
+def test_an_approval_into_a_counsellors_time_by_someone_else_tells_them(
+    make_booking, counsellor, counsellor_user, admin_user
+):
+    by_admin = make_booking(Status.PENDING, counsellor=counsellor, concerns=OWN_WORDS, client_name="Priya Sharma")
+    slot = later_slot(counsellor)
+    services.booking_approve(booking_id=by_admin.pk, slot_id=slot.pk, user=admin_user)
+    (email,) = told(counsellor_user)
+    assert email.subject == f"Session booked into your time: {by_admin.ack_id}, {when(slot.start)}"
+    assert f"{admin_user} approved booking {by_admin.ack_id} into your time" in email.body_text
+    assert_private(email)
+    # Their own approval is news to nobody.
+    own = make_booking(Status.PENDING, counsellor=counsellor)
+    services.booking_approve(booking_id=own.pk, slot_id=later_slot(counsellor, hours=4).pk, user=counsellor_user)
+    assert len(told(counsellor_user)) == 1
+
+
+def test_a_counsellor_who_has_left_is_not_emailed(make_booking, counsellor, counsellor_user):
+    booking = booked(make_booking, counsellor)
+    counsellor_user.is_active = False
+    counsellor_user.save(update_fields=["is_active"])
+    services.booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    assert told(counsellor_user) == []
+
+
+def test_the_staff_booking_page_does_not_list_it_among_the_clients_emails(make_booking, counsellor, admin_client):
+    booking = booked(make_booking, counsellor)
+    services.booking_reschedule(booking_id=booking.pk, slot_id=later_slot(counsellor).pk, actor=Actor.CLIENT)
+    assert OutboundEmail.objects.filter(kind="session_changed", booking=booking).exists()
+    page = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    assert "Session moved:" not in page
