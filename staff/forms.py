@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Self
 
@@ -617,6 +617,10 @@ class BlockedPeriodForm(forms.Form):
         self.fields["start"].help_text = self.fields["end"].help_text = clinic_time_hint()
 
 
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 class PublishRangeForm(forms.Form):
     """A range selected on the calendar, split into sessions."""
 
@@ -635,6 +639,10 @@ class PublishRangeForm(forms.Form):
         start, end, minutes = data.get("start"), data.get("end"), data.get("session_minutes")
         if start is None or end is None:
             return data
+        # Far outside these years a moment read in the clinic's zone falls outside what a
+        # datetime can hold (year 1, year 9999); no calendar shows them anyway.
+        if start < _EARLIEST or end > _LATEST:
+            raise forms.ValidationError("Select a time between the years 2000 and 2099.", code="out_of_range")
         # A selection spans one day of the clinic's: a whole day, or several, selected in the
         # month view would publish sessions round the clock (the availability page publishes
         # weekly hours for many days).

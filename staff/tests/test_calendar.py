@@ -428,6 +428,25 @@ def test_the_one_day_refusal_names_the_clinic_zone_and_the_way_to_publish_many_d
     )
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T02:00:00+05:00"),
+        ("9999-12-31T20:00:00-05:00", "9999-12-31T23:00:00-05:00"),
+    ],
+    ids=["year 1", "year 9999"],
+)
+def test_publishing_refuses_a_time_at_the_edge_of_the_calendar_rather_than_failing(
+    counsellor_client, counsellor, start, end
+):
+    """Read in the clinic's zone, these moments fall outside what a datetime can hold: a
+    calm 400, never a 500."""
+    response = publish(counsellor_client, start, end, counsellor, as_text=str)
+    assert response.status_code == 400
+    assert response.json() == {"ok": False, "message": "Select a time between the years 2000 and 2099."}
+    assert not Slot.objects.exists()
+
+
 def test_publishing_refuses_a_range_shorter_than_one_session(counsellor_client, counsellor):
     day = next_weekday_at(10, days_ahead=5)
     response = publish(counsellor_client, day, day + timedelta(minutes=30), counsellor, session_minutes=50)
