@@ -32,7 +32,9 @@ class StaffSessionMiddleware:
             # query per request (and the idle limit is counted in minutes anyway).
             if last_seen is None or now - last_seen >= 60:
                 request.session[_LAST_SEEN] = now
-            if request.path.startswith("/staff/") and not _has_second_factor(request, user):
+            # path_info: the path within the site, whatever prefix a proxy mounts it under
+            # (SCRIPT_NAME), as the URLs are resolved.
+            if request.path_info.startswith("/staff/") and not _has_second_factor(request, user):
                 return redirect("mfa_activate_totp")
         return self.get_response(request)
 

@@ -111,6 +111,15 @@ def test_there_is_no_sign_in_that_skips_the_second_factor(client, admin_user):
     assert client.get(reverse("staff:booking_list")).status_code == 302  # to sign in
 
 
+def test_the_second_factor_is_required_when_the_site_is_served_under_a_path_prefix(client, counsellor_user, counsellor):
+    """Behind a proxy that mounts the site at /clinic/ (SCRIPT_NAME), the portal's paths are
+    /clinic/staff/...: a password alone still opens none of them."""
+    client.force_login(counsellor_user)  # signed in with a password, no authenticator yet
+    for name in ("staff:dashboard", "staff:booking_list"):
+        response = client.get(reverse(name), SCRIPT_NAME="/clinic")
+        assert response.status_code == 302 and response["Location"].endswith(reverse("mfa_activate_totp"))
+
+
 def test_sign_in_with_a_recovery_code_instead_of_the_app(client, counsellor_user, counsellor):
     from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 
