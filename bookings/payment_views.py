@@ -5,6 +5,7 @@ bookings/payments.py."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from bookings import payments, services
 from bookings.calendar import booking_ics
 from bookings.errors import PaymentError, TokenInvalid
 from bookings.models import Booking, LinkToken, Payment, Status
+from bookings.notifications import manage_path
 from bookings.selectors import link_check_open
 from bookings.templatetags.mindsettler import money
 from bookings.tokens import token_get
@@ -88,6 +90,11 @@ def checkout(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
         messages.info(request, _("That payment attempt is closed. Here is your booking as it stands now."))
         return redirect(_booking_page(token))
     provider = payments.provider_for(payment.provider)
+    if isinstance(provider, payments.RazorpayProvider):
+        # Razorpay's script runs in its checkout page and can read the page's address and
+        # markup: the page is one without the booking page's link (payment_window).
+        _window_open(request, payment)
+        return redirect("bookings:payment_window", payment_id=payment.pk)
     context: dict[str, Any] = {
         "booking": booking,
         "payment": payment,
@@ -97,9 +104,87 @@ def checkout(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
         "booking_url": _booking_page(token),
         **provider.checkout_context(payment=payment),
     }
-    if isinstance(provider, payments.RazorpayProvider):
-        return _razorpay_checkout(request, provider.checkout_template, context)
     return render(request, provider.checkout_template, context)
+
+
+# --- The payment window: a provider's checkout page without the booking page's link -----
+# A provider whose script runs in the checkout page (Razorpay) can read its address and
+# markup, and sends what it reads to the provider. The booking page's link (a secret that
+# opens the booking for a year) must not be among them: the page is at an address of the
+# payment alone, and opens only in the browser that came to it through the booking's link
+# (this session remembers which payments it may show), as do its return and way back.
+
+_WINDOWS = "payment_windows"  # in the session: {payment id: booking id}
+_WINDOWS_KEPT = 5
+
+
+def _window_open(request: HttpRequest, payment: Payment) -> None:
+    windows = dict(request.session.get(_WINDOWS, {}))
+    windows.pop(str(payment.pk), None)
+    windows[str(payment.pk)] = payment.booking_id
+    request.session[_WINDOWS] = dict(list(windows.items())[-_WINDOWS_KEPT:])  # the newest few
+
+
+def _window_payment(request: HttpRequest, payment_id: int) -> Payment | HttpResponse:
+    """The payment this browser opened from its booking's link, or a calm 404 page."""
+    booking_id = request.session.get(_WINDOWS, {}).get(str(payment_id))
+    payment = (
+        Payment.objects.select_related("booking__slot", "booking__session_type", "booking__counsellor")
+        .filter(pk=payment_id, booking_id=booking_id)
+        .first()
+        if booking_id is not None
+        else None
+    )
+    if payment is None:
+        response = render(
+            request, "bookings/payments/link_problem.html", {"message": TokenInvalid("unknown").message}, status=404
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+    speak_as_booked(request, payment.booking)
+    return payment
+
+
+@require_safe
+@never_cache
+def payment_window(request: HttpRequest, payment_id: int) -> HttpResponse:
+    payment = _window_payment(request, payment_id)
+    if isinstance(payment, HttpResponse):
+        return payment
+    booking = payment.booking
+    if payment.status != Payment.State.PENDING or booking.status != Status.PAYMENT_PENDING:
+        messages.info(request, _("That payment attempt is closed. Here is your booking as it stands now."))
+        return redirect(manage_path(booking))
+    provider = payments.provider_for(payment.provider)
+    context: dict[str, Any] = {
+        "booking": booking,
+        "payment": payment,
+        "provider": provider,
+        "return_url": reverse("bookings:payment_window_return", args=[payment.pk]),
+        "booking_url": reverse("bookings:payment_window_back", args=[payment.pk]),
+        **provider.checkout_context(payment=payment),
+    }
+    return _razorpay_checkout(request, provider.checkout_template, context)
+
+
+@require_POST
+@never_cache
+def payment_window_return(request: HttpRequest, payment_id: int) -> HttpResponse:
+    """The payment window's return: as payment_return, then to the booking's page by a new link."""
+    payment = _window_payment(request, payment_id)
+    if isinstance(payment, HttpResponse):
+        return payment
+    return _returned(request, payment, booking_url=lambda: manage_path(payment.booking))
+
+
+@require_safe
+@never_cache
+def payment_window_back(request: HttpRequest, payment_id: int) -> HttpResponse:
+    """ "Back to your booking" from the payment window: its page, by a new link."""
+    payment = _window_payment(request, payment_id)
+    if isinstance(payment, HttpResponse):
+        return payment
+    return redirect(manage_path(payment.booking))
 
 
 @csp_override(_csp_plus(payments.RazorpayProvider.checkout_csp or {}))
@@ -119,6 +204,12 @@ def payment_return(request: HttpRequest, token: str, payment_id: int) -> HttpRes
     if isinstance(booking, HttpResponse):
         return booking
     payment = get_object_or_404(Payment, pk=payment_id, booking=booking)
+    return _returned(request, payment, booking_url=lambda: _booking_page(token))
+
+
+def _returned(request: HttpRequest, payment: Payment, *, booking_url: Callable[[], str]) -> HttpResponse:
+    """What payment_return and payment_window_return share: verify and record the provider's
+    signed result, then back to the booking's page (`booking_url`) with what happened."""
     data = {key: value for key, value in request.POST.items() if key != "csrfmiddlewaretoken"}
     try:
         payment = services.payment_return(payment_id=payment.pk, data=data)
@@ -127,7 +218,7 @@ def payment_return(request: HttpRequest, token: str, payment_id: int) -> HttpRes
         return render(
             request,
             "bookings/payments/return_problem.html",
-            {"booking_url": _booking_page(token)},
+            {"booking_url": booking_url()},
             status=400,
         )
     except payments.ProviderError as exc:
@@ -135,7 +226,7 @@ def payment_return(request: HttpRequest, token: str, payment_id: int) -> HttpRes
         # will confirm it.
         logger.warning("payment %s: could not check with provider: %s", payment.pk, exc)
     messages.add_message(request, *_return_message(payment))
-    return redirect(_booking_page(token))
+    return redirect(booking_url())
 
 
 def _return_message(payment: Payment) -> tuple[int, str]:

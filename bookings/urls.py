@@ -22,6 +22,10 @@ urlpatterns = [
     path("bookings/<str:token>/pay/<int:payment_id>/", payment_views.checkout, name="pay_checkout"),
     path("bookings/<str:token>/pay/<int:payment_id>/return/", payment_views.payment_return, name="pay_return"),
     path("bookings/<str:token>/session.ics", payment_views.booking_calendar, name="booking_ics"),
+    # A provider's checkout page whose script can read it: no booking link in its address.
+    path("pay/<int:payment_id>/", payment_views.payment_window, name="payment_window"),
+    path("pay/<int:payment_id>/return/", payment_views.payment_window_return, name="payment_window_return"),
+    path("pay/<int:payment_id>/back/", payment_views.payment_window_back, name="payment_window_back"),
     path("payments/razorpay/webhook/", payment_views.razorpay_webhook, name="razorpay_webhook"),
     # Privacy requests (bookings/privacy_views.py).
     path("bookings/<str:token>/privacy/erase/", privacy_views.erase_request, name="privacy_erase_request"),

@@ -185,7 +185,7 @@ def test_checkout_page_allows_razorpay_only_there(client, api, approved):
     booking, token = approved
     payment = start(client, api, booking, token)
 
-    page = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
+    page = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]), follow=True)
 
     csp = page["Content-Security-Policy"]
     assert "script-src 'self' 'nonce-" in csp and "https://checkout.razorpay.com" in csp
@@ -201,6 +201,52 @@ def test_checkout_page_allows_razorpay_only_there(client, api, approved):
     # Every other page keeps the site's policy.
     elsewhere = client.get(reverse("bookings:home"))
     assert "razorpay" not in elsewhere["Content-Security-Policy"]
+
+
+def test_razorpays_script_runs_on_a_page_without_the_booking_link(client, api, approved):
+    """Razorpay's script runs in the checkout page, where it can read the page's address and
+    markup (and sends what it reads to Razorpay): neither holds the booking page's link. The
+    link opens the payment window for this browser, at an address of the payment alone."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+
+    response = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
+
+    window = reverse("bookings:payment_window", args=[payment.pk])
+    assert response.status_code == 302 and response["Location"] == window
+    page = client.get(window)
+    html = page.content.decode()
+    assert page.status_code == 200 and "https://checkout.razorpay.com/v1/checkout.js" in html
+    assert token not in html and "no-store" in page["Cache-Control"]
+    assert f'action="{reverse("bookings:payment_window_return", args=[payment.pk])}"' in html
+
+    # The signed result comes back to the window's own address, and leads to a booking page.
+    api.get(f"{API}/payments/{PAYMENT_ID}", json=payment_body(booking.amount))
+    back = client.post(reverse("bookings:payment_window_return", args=[payment.pk]), checkout_result())
+    assert back.status_code == 302 and back["Location"].startswith("/bookings/")
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert "confirmed" in client.get(back["Location"]).content.decode()
+
+
+def test_the_payment_window_opens_only_in_the_browser_that_followed_the_booking_link(client, api, approved):
+    from django.test import Client
+
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
+
+    stranger = Client()
+    for response in (
+        stranger.get(reverse("bookings:payment_window", args=[payment.pk])),
+        stranger.get(reverse("bookings:payment_window_back", args=[payment.pk])),
+        stranger.post(reverse("bookings:payment_window_return", args=[payment.pk]), checkout_result()),
+    ):
+        assert response.status_code == 404 and booking.ack_id not in response.content.decode()
+    assert len(api.calls) == 1  # only the order
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+    # "Back to your booking" leads this browser to a working booking page.
+    back = client.get(reverse("bookings:payment_window_back", args=[payment.pk]))
+    assert back.status_code == 302 and booking.ack_id in client.get(back["Location"]).content.decode()
 
 
 @pytest.mark.parametrize(
@@ -859,7 +905,7 @@ def test_the_checkout_scripts_messages_are_in_the_pages_language(client, api, ma
     payment = start(client, api, booking, token)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
 
-    html = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk])).content.decode()
+    html = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]), follow=True).content.decode()
 
     status = html.split('id="rzp-status"')[1].split("</p>")[0]
     for name in ("unavailable", "confirming", "closed", "retry"):
