@@ -19,6 +19,7 @@ from django.utils import timezone, translation
 
 from bookings.context_processors import crisis_help_text
 from bookings.models import Booking, Clinic, OutboundEmail
+from mindsettler.logging import REDACTED, redact_links
 
 logger = logging.getLogger(__name__)
 
@@ -122,18 +123,32 @@ def email_deliver(*, email_id: int) -> bool:
             message.send()
         except Exception as exc:  # any transport failure: keep it and retry later
             email.last_error = type(exc).__name__
+            fields = ["attempts", "last_error", "status", "next_attempt_at"]
             if email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
                 email.status = OutboundEmail.State.FAILED
+                fields += _links_forgotten(email)
             email.next_attempt_at = timezone.now() + _backoff(email.attempts)
-            email.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+            email.save(update_fields=fields)
             logger.warning("email %s (%s) not sent: %s", email.pk, email.kind, email.last_error)
             return False
         email.status = OutboundEmail.State.SENT
         email.sent_at = timezone.now()
         email.last_error = ""
-        email.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+        email.save(update_fields=["attempts", "status", "sent_at", "last_error", *_links_forgotten(email)])
         logger.info("email %s (%s) sent", email.pk, email.kind)
         return True
+
+
+def _links_forgotten(email: OutboundEmail) -> list[str]:
+    """Once an email will not be sent again, its copy keeps no working link: links carry
+    secrets, stored only as hashes (a resend makes a new booking-page link: see
+    RESENT_BOOKING_LINK). The fields changed."""
+    email.body_text, email.body_html = redact_links(email.body_text), redact_links(email.body_html)
+    return ["body_text", "body_html"]
+
+
+# Where a sent email's booking-page link was; a resend puts a new one there.
+RESENT_BOOKING_LINK = f"/bookings/{REDACTED}/"
 
 
 def emails_send_due(*, limit: int = 200) -> int:

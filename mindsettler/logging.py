@@ -22,8 +22,16 @@ _TOKEN_PATH = re.compile(
 _SEARCH = re.compile(r"((?:[?&]|%3F|%26)q(?:=|%3D))(?:(?!%26)[^&\s\"'])*", re.IGNORECASE)
 
 
+REDACTED = "[redacted]"
+
+
+def redact_links(text: str) -> str:
+    """`text` with the secret of every emailed link replaced by REDACTED."""
+    return _TOKEN_PATH.sub(rf"\1{REDACTED}", text)
+
+
 def redact(text: str) -> str:
-    return _SEARCH.sub(r"\1[redacted]", _TOKEN_PATH.sub(r"\1[redacted]", text))
+    return _SEARCH.sub(rf"\1{REDACTED}", redact_links(text))
 
 
 class RequestIDFilter(logging.Filter):

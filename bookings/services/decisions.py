@@ -241,7 +241,8 @@ RESENDABLE_EMAIL_KINDS = (
 def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
     """Queue the booking's last status email again, to the same address, and note it in the
     audit trail. Single-use links (verification, cancellation) are never resent."""
-    from bookings.emails import _enqueue_delivery
+    from bookings.emails import RESENT_BOOKING_LINK, _enqueue_delivery
+    from bookings.notifications import manage_path
 
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking_id)
@@ -252,13 +253,21 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
         )
         if last is None:
             raise BookingError("No email about this booking has been sent yet, so there is nothing to resend.")
+        body_text, body_html = last.body_text, last.body_html
+        if RESENT_BOOKING_LINK in body_text + body_html:
+            # The sent copy kept no working link (emails._links_forgotten): a new one.
+            link = manage_path(booking)
+            body_text, body_html = (
+                body_text.replace(RESENT_BOOKING_LINK, link),
+                body_html.replace(RESENT_BOOKING_LINK, link),
+            )
         copy = OutboundEmail.objects.create(
             kind=last.kind,
             booking=booking,
             to=last.to,
             subject=last.subject,
-            body_text=last.body_text,
-            body_html=last.body_html,
+            body_text=body_text,
+            body_html=body_html,
             ics=last.ics,
         )
         booking_record(booking=booking, action="email_resent", actor=Actor.STAFF, user=user, reason=last.subject)

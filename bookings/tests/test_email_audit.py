@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 from icalendar import Calendar
 
@@ -32,18 +33,26 @@ URL = re.compile(r"https?://[^\s\"'<>]+")
 
 @dataclass
 class Journey:
-    """Each email as it was queued, with what its links answered right then (before a later
-    step used up a single-use link)."""
+    """Each email as it was sent, with what its links answered right then (before a later
+    step used up a single-use link). The outbox's copy of a sent email keeps no working link
+    (test_emails.py): its bodies here are those the recipient got."""
 
     client: object
     language: str
     emails: list[OutboundEmail] = field(default_factory=list)
     answers: dict[str, object] = field(default_factory=dict)
     last_pk: int = 0
+    last_sent: int = 0  # how many of mail.outbox have been matched to an outbox row
 
     def collect(self) -> None:
         for email in OutboundEmail.objects.filter(pk__gt=self.last_pk).order_by("pk"):
             self.last_pk = email.pk
+            for i, message in enumerate(mail.outbox[self.last_sent :], start=self.last_sent):
+                if message.to == [email.to] and message.subject == email.subject:
+                    email.body_text = message.body
+                    email.body_html = message.alternatives[0][0] if message.alternatives else ""
+                    self.last_sent = i + 1
+                    break
             self.emails.append(email)
             for url in links(email):
                 if url.startswith("http://testserver/"):

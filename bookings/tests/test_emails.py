@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
+from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -163,3 +165,38 @@ def test_a_reply_goes_to_the_clinics_address_when_it_has_one(make_booking, couns
     message = mail.outbox[-1]
     assert message.reply_to == ["hello@clinic.example"]
     assert message.message()["Reply-To"] == "hello@clinic.example"
+
+
+LINK = re.compile(r"http://testserver(/(?:bookings|verify)/[A-Za-z0-9_-]{16,}/)")
+
+
+def test_a_sent_email_keeps_no_working_link_in_the_outbox(client, make_booking, counsellor, slot, oncommit):
+    """Links carry secrets, stored only as hashes: once an email has left, the outbox's copy
+    (kept a month) holds no link that works. The client's copy does."""
+    from bookings.services import booking_approve
+
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with oncommit():
+        booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=None)
+    [message] = mail.outbox
+    [path] = LINK.findall(message.body)
+    assert client.get(path).status_code == 200  # the link the client got works
+    stored = OutboundEmail.objects.get(booking=booking, kind="approved")
+    assert stored.status == OutboundEmail.State.SENT
+    token = path.strip("/").split("/")[-1]
+    for part in (stored.body_text, stored.body_html):
+        assert "/bookings/" in part and token not in part
+
+
+def test_a_verification_link_is_not_kept_in_the_outbox_once_sent(client, make_booking, counsellor, oncommit):
+    from bookings import notifications
+    from bookings.models import LinkToken
+    from bookings.tokens import token_create
+
+    booking = make_booking(Status.DRAFT, counsellor=counsellor)
+    with oncommit(), transaction.atomic():
+        raw = token_create(booking=booking, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
+        notifications.verification(booking=booking, raw_token=raw)
+    assert raw in mail.outbox[0].body
+    stored = OutboundEmail.objects.get(booking=booking, kind="verify")
+    assert raw not in stored.body_text and raw not in stored.body_html

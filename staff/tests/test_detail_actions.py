@@ -426,6 +426,18 @@ def test_resend_the_last_email(admin_client, pending, slot):
     assert BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
 
 
+def test_the_email_resent_carries_a_working_booking_link(admin_client, client, pending, slot):
+    """The outbox's copy of a sent email keeps no working link: a resend makes a new one."""
+    admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version})
+    mail.outbox = []
+    assert admin_client.post(url("resend", pending)).status_code == 302
+    [resent] = mail.outbox
+    [path] = re.findall(r"http://testserver(/bookings/[A-Za-z0-9_-]{16,}/)", resent.body)
+    assert f'href="http://testserver{path}"' in resent.alternatives[0][0]
+    page = client.get(path)
+    assert page.status_code == 200 and pending.ack_id in page.content.decode()
+
+
 def test_after_a_move_the_email_resent_names_the_new_time(admin_client, make_booking, counsellor, slot, oncommit):
     from bookings.services import booking_reschedule
 
