@@ -92,16 +92,12 @@ def _schemas() -> dict[str, Any]:
             "description": "A 400 problem: `detail` and `invalid_params` name the bad parameter.",
             "allOf": [_ref("Problem"), {"required": ["invalid_params"]}],
         },
-        "Session": {
-            "type": "object",
-            "description": "The session's assigned time and how it takes place.",
-            "required": ["start", "end", "mode"],
-            "additionalProperties": False,
-            "properties": {"start": _MOMENT, "end": _MOMENT, "mode": modes},
-        },
         "BookingStatus": {
             "type": "object",
-            "required": ["acknowledgement_id", "status", "status_label", "next_step", "session", "updated_at"],
+            "description": "What the public status page says for an acknowledgement ID: the status and what "
+            "happens next. Not the session's time or mode: an acknowledgement ID alone does not show who is "
+            "asking, so the client reads those on their own booking page.",
+            "required": ["acknowledgement_id", "status", "status_label", "next_step", "updated_at"],
             "additionalProperties": False,
             "properties": {
                 "acknowledgement_id": {"type": "string", "pattern": f"^MS-[{ACK_ALPHABET}]{{6}}$"},
@@ -113,10 +109,6 @@ def _schemas() -> dict[str, Any]:
                 },
                 "status_label": {"type": "string", "description": "The status in words for the client."},
                 "next_step": {"type": "string", "description": "What happens next, or what the client should do."},
-                "session": {
-                    "description": "The assigned session; null until a counsellor assigns a time.",
-                    "anyOf": [_ref("Session"), {"type": "null"}],
-                },
                 "updated_at": _MOMENT,
             },
         },
@@ -225,7 +217,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "MindSettler chatbot API",
-            "version": "2.0.0",
+            "version": "3.0.0",
             "description": (
                 "Read-only answers for the MindSettler chatbot: a booking's status, free times to book, "
                 "and the session types on offer. No response contains personal data.\n\n"
@@ -236,7 +228,10 @@ def openapi_document() -> dict[str, Any]:
                 "`Retry-After`.\n\n"
                 "**Errors** are RFC 9457 problem details (`application/problem+json`). Every method other "
                 "than GET is answered with 405.\n\n"
-                "**Changes.** 2.0.0, incompatible with 1.0 (changed before any client was released): "
+                "**Changes.** 3.0.0, incompatible with 2.0: a booking's status no longer has `session` "
+                "(its time and mode). Whoever knows an acknowledgement ID learns only what the public "
+                "status page shows; the client finds their session's details on their booking page.\n\n"
+                "2.0.0, incompatible with 1.0 (changed before any client was released): "
                 "`/availability` answers a page at a time (`limit`, then follow `next`); each counsellor "
                 "and session type is described once per answer and a slot refers to them by slug; a "
                 "slot's booking link is `booking_url_template` with its `slot_id` (it was the slot's "
@@ -250,8 +245,9 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "getBookingStatus",
                     "summary": "A booking's status",
-                    "description": "The status of one booking, what it means for the client, and the "
-                    "session time once one is assigned. Never the client's name, contact details or words.",
+                    "description": "The status of one booking and what it means for the client: what the "
+                    "public status page shows for its acknowledgement ID. Never the client's name, contact "
+                    "details or words, nor when or how the session takes place.",
                     "parameters": [
                         {
                             "name": "acknowledgement_id",

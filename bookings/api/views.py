@@ -1,7 +1,8 @@
 """The chatbot API's views: read-only, token-authenticated, at most three SQL queries each.
 
 No personal data ever leaves here: a booking answers with its status, the lifecycle's label
-and next step, and its session time and mode, never with who booked it or why.
+and next step, as the public status page does, never with who booked it or why, nor with
+when or how the session takes place (an acknowledgement ID alone does not prove who asks).
 """
 
 from __future__ import annotations
@@ -107,11 +108,7 @@ def booking_status(request: HttpRequest, acknowledgement_id: str) -> HttpRespons
 # A plain row, not a Booking and its Slot, and no ORDER BY (ack_id is unique; the default
 # newest-first ordering only makes PostgreSQL plan longer).
 _BOOKING_BY_ACK_ID = CompiledQuery(
-    lambda ack_id: (
-        Booking.objects.filter(ack_id=ack_id)
-        .order_by()
-        .values("ack_id", "status", "mode", "updated_at", "slot_id", "slot__start", "slot__end")[:1]
-    ),
+    lambda ack_id: Booking.objects.filter(ack_id=ack_id).order_by().values("ack_id", "status", "updated_at")[:1],
     ack_id="MS-000000",
 )
 
@@ -272,15 +269,11 @@ def _moment(value: Any) -> str:
 
 def _booking_json(row: dict[str, Any]) -> dict[str, Any]:
     status = row["status"]
-    session = None
-    if row["slot_id"] is not None:
-        session = {"start": _moment(row["slot__start"]), "end": _moment(row["slot__end"]), "mode": row["mode"]}
     return {
         "acknowledgement_id": row["ack_id"],
         "status": status,
         "status_label": str(CLIENT_LABELS[status]),
         "next_step": str(NEXT_STEPS[status]),
-        "session": session,
         "updated_at": _moment(row["updated_at"]),
     }
 

@@ -87,21 +87,23 @@ def test_booking_status_without_a_slot(api, make_booking):
         "status": "pending",
         "status_label": CLIENT_LABELS[Status.PENDING],
         "next_step": NEXT_STEPS[Status.PENDING],
-        "session": None,
         "updated_at": timezone.localtime(booking.updated_at).isoformat(timespec="seconds"),
     }
 
 
-def test_booking_status_with_its_session(api, counsellor, make_booking):
-    booking = make_booking(Status.CONFIRMED, mode="in_person")
+@pytest.mark.parametrize("status", [Status.CONFIRMED, Status.COMPLETED])
+def test_booking_status_says_no_more_than_the_status_page(api, counsellor, make_booking, status):
+    """An acknowledgement ID alone is all the chatbot's user gives, as on /status/: the answer is
+    the status and next step, never when or how the session takes place (or took place)."""
+    booking = make_booking(status, mode="in_person")
     body = api.get(f"/api/v1/bookings/{booking.ack_id}").json()
-    assert body["status_label"] == CLIENT_LABELS[Status.CONFIRMED]
-    assert body["session"] == {
-        "start": timezone.localtime(booking.slot.start).isoformat(),
-        "end": timezone.localtime(booking.slot.end).isoformat(),
-        "mode": "in_person",
-    }
-    assert body["session"]["start"].endswith("+05:30")
+    assert body["status_label"] == CLIENT_LABELS[status]
+    assert body["next_step"] == NEXT_STEPS[status]
+    assert "session" not in body
+    text = json.dumps(body)
+    start = timezone.localtime(booking.slot.start)
+    for leak in ("in_person", start.isoformat(timespec="seconds"), booking.slot.start.isoformat()):
+        assert leak not in text
 
 
 @pytest.mark.parametrize("typed", ["{ack}", "{lower}", "%20{lower}%20", "{nohyphen}"])
