@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 
@@ -70,6 +71,10 @@ def api_view(*, authenticate: bool = True) -> Callable[[View], View]:
             except ApiProblem as problem:
                 response = problem.response()
             response.setdefault("Cache-Control", "no-store")
+            if authenticate:
+                # The answer depends on who asks: a cache that ignores no-store must still key it
+                # by the token, never hand it to another caller.
+                patch_vary_headers(response, ["Authorization"])
             return response
 
         return wrapper

@@ -116,6 +116,25 @@ def test_booking_id_is_matched_case_insensitively_after_trimming(api, make_booki
     assert response.json()["acknowledgement_id"] == ack
 
 
+@pytest.mark.parametrize(
+    ("path", "token", "status"),
+    [
+        ("/api/v1/session-types", "good", 200),
+        ("/api/v1/availability?limit=0", "good", 400),
+        ("/api/v1/bookings/MS-ABCDEF", "good", 404),
+        ("/api/v1/session-types", "wrong", 401),
+        ("/api/v1/session-types", None, 401),
+    ],
+)
+def test_answers_that_depend_on_the_token_are_never_stored_and_vary_by_it(client, api_token, path, token, status):
+    """A shared cache that ignored no-store must still not hand one caller's answer to another."""
+    headers = {} if token is None else {"HTTP_AUTHORIZATION": f"Bearer {api_token if token == 'good' else token}"}
+    response = client.get(path, **headers)
+    assert response.status_code == status
+    assert response["Cache-Control"] == "no-store"
+    assert "authorization" in [v.strip().lower() for v in response["Vary"].split(",")]
+
+
 def test_unknown_booking_is_404(api, db):
     body = assert_problem(api.get("/api/v1/bookings/MS-ABCDEF"), 404)
     assert "MS-ABCDEF" in body["detail"]
