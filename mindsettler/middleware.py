@@ -11,6 +11,7 @@ from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from bookings.api import problems
 from mindsettler.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,17 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
         logger.error("database unavailable: %s", type(exception).__name__)
+        if request.path_info.startswith(problems.API_PREFIX):
+            # The chatbot reads problem details, not a page.
+            return problems.service_unavailable(UNAVAILABLE_RETRY_AFTER).response()
         return unavailable_response()
+
+
+UNAVAILABLE_RETRY_AFTER = 30
 
 
 def unavailable_response() -> HttpResponse:
     html = render_to_string("503.html", {"clinic_name": settings.CLINIC_NAME})
     response = HttpResponse(html, status=503)
-    response["Retry-After"] = "30"
+    response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response

@@ -8,6 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from bookings.api import problems
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,6 +46,8 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path_info.startswith(problems.API_PREFIX):
+        return problems.server_error().response()
     return render(request, "500.html", status=500)
 
 

@@ -46,6 +46,8 @@ def _ok(description: str, schema: str, *, no_store: bool = True) -> dict[str, An
 _COMMON_ERRORS = {
     "401": {"$ref": "#/components/responses/Unauthorized"},
     "429": {"$ref": "#/components/responses/TooManyRequests"},
+    "500": {"$ref": "#/components/responses/ServerError"},
+    "503": {"$ref": "#/components/responses/ServiceUnavailable"},
 }
 
 _MOMENT = {
@@ -389,6 +391,11 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "TooManyRequests": _problem(
                     "This token made too many requests; wait for `Retry-After` seconds.",
+                    headers={"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                ),
+                "ServerError": _problem("Something failed on the server; try again later."),
+                "ServiceUnavailable": _problem(
+                    "The database is briefly unreachable; try again after `Retry-After` seconds.",
                     headers={"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
                 ),
             },

@@ -21,7 +21,11 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "too-many-requests": (429, "Too many requests"),
+    "server-error": (500, "Internal server error"),
+    "service-unavailable": (503, "Service unavailable"),
 }
+
+API_PREFIX = "/api/"
 
 
 class ApiProblem(Exception):
@@ -41,6 +45,7 @@ class ApiProblem(Exception):
         super().__init__(detail)
 
     def response(self) -> JsonResponse:
+        # Cache-Control here too, for the problems answered outside the API's views (a failure).
         body = {
             "type": TYPE_PREFIX + self.code,
             "title": self.title,
@@ -51,6 +56,7 @@ class ApiProblem(Exception):
         response = JsonResponse(body, status=self.status, content_type=PROBLEM_CONTENT_TYPE)
         for name, value in self.headers.items():
             response[name] = value
+        response.setdefault("Cache-Control", "no-store")
         return response
 
 
@@ -84,4 +90,16 @@ def method_not_allowed(method: str) -> ApiProblem:
         "method-not-allowed",
         f"The API is read-only: use GET, not {method}.",
         headers={"Allow": "GET"},
+    )
+
+
+def server_error() -> ApiProblem:
+    return ApiProblem("server-error", "Something went wrong on our side. Try again later.")
+
+
+def service_unavailable(retry_after: int) -> ApiProblem:
+    return ApiProblem(
+        "service-unavailable",
+        f"The service is briefly unavailable. Try again in {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
     )

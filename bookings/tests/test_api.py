@@ -8,6 +8,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
@@ -374,6 +375,36 @@ def test_a_new_window_starts_the_count_again(api, settings):
     assert api.get("/api/v1/session-types").status_code == 429
     ApiClient.objects.update(rate_window=1)  # as if the last call was in an old window
     assert api.get("/api/v1/session-types").status_code == 200
+
+
+# --- Failures ------------------------------------------------------------------------------
+
+
+def test_database_unavailable_is_a_503_problem_not_a_page(api, monkeypatch):
+    def down(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("bookings.api.views.api_call_authenticate", down)
+    response = api.get("/api/v1/session-types")
+    body = assert_problem(response, 503)
+    assert body["type"] == "urn:mindsettler:problem:service-unavailable"
+    assert int(response["Retry-After"]) >= 1
+    assert response["Cache-Control"] == "no-store"
+    document = api.get("/api/v1/openapi.json").json()
+    assert "503" in document["paths"]["/session-types"]["get"]["responses"]
+
+
+def test_an_unexpected_error_is_a_500_problem_not_a_page(api, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bookings.api.views._session_types_bookable", broken)
+    api.raise_request_exception = False
+    response = api.get("/api/v1/session-types")
+    body = assert_problem(response, 500)
+    assert body["type"] == "urn:mindsettler:problem:server-error"
+    assert "a bug" not in body["detail"]
+    assert response["Cache-Control"] == "no-store"
 
 
 # --- Query budgets, on data ten times larger than a clinic's busy month ----------------------
