@@ -383,7 +383,7 @@ def openapi_document() -> dict[str, Any]:
             },
             "responses": {
                 "Unauthorized": _problem(
-                    "No token, or a token that is unknown or revoked.",
+                    "No token, a token that is unknown or revoked, or a token sent in the URL (`access_token`).",
                     headers={
                         "WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"},
                         "Cache-Control": {"$ref": "#/components/headers/NoStore"},

@@ -83,6 +83,14 @@ def api_view(*, authenticate: bool = True) -> Callable[[View], View]:
 
 
 def _authenticate(request: HttpRequest) -> None:
+    # RFC 6750's query parameter: refused even beside a good header, so that a token put in
+    # URLs (which logs and proxies keep) is noticed at once.
+    if "access_token" in request.GET:
+        raise problems.unauthorized(
+            "Never send the API token in the URL, where logs keep it: send it in the header "
+            "'Authorization: Bearer <token>', and revoke a token that was sent in a URL.",
+            bad_token=False,
+        )
     raw = bearer_token(request)
     if raw is None:
         raise problems.unauthorized("Send an API token in the header 'Authorization: Bearer <token>'.", bad_token=False)

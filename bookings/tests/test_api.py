@@ -59,6 +59,18 @@ def test_revoked_token_is_401(client, api_token):
     assert 'error="invalid_token"' in response["WWW-Authenticate"]
 
 
+@pytest.mark.parametrize("with_header", [True, False])
+def test_a_token_in_the_url_is_refused_even_with_a_good_header(client, api_token, with_header):
+    """URLs end up in access logs, proxies and browser history: a token there is never accepted,
+    so an integration that puts it there fails at once rather than leaking it for months."""
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {api_token}"} if with_header else {}
+    response = client.get(f"/api/v1/session-types?access_token={api_token}", **headers)
+    body = assert_problem(response, 401)
+    assert "URL" in body["detail"]
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+    assert ApiClient.objects.get().last_used_at is None
+
+
 def test_a_call_stamps_last_used(api):
     assert ApiClient.objects.get().last_used_at is None
     api.get("/api/v1/session-types")
