@@ -325,8 +325,8 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _ok("A page of free slots, earliest first.", "Availability"),
                         "400": _problem(
-                            "A parameter is malformed, the range is wrong, a slug names nothing bookable, or "
-                            "the cursor is not one from a `next` link.",
+                            "A parameter is malformed, unknown or given twice, the range is wrong, a slug names "
+                            "nothing bookable, or the cursor is not one from a `next` link.",
                             "ValidationProblem",
                         ),
                         **_COMMON_ERRORS,

@@ -126,8 +126,12 @@ _BOOKING_BY_ACK_ID = CompiledQuery(
 )
 
 
+_AVAILABILITY_PARAMETERS = ("from", "to", "session_type", "counsellor", "limit", "cursor")
+
+
 @api_view()
 def availability(request: HttpRequest) -> HttpResponse:
+    _known_parameters_once(request.GET, _AVAILABILITY_PARAMETERS)
     first, last = _date_range(request.GET)
     session_type_slug = _slug_param(request.GET, "session_type")
     counsellor_slug = _slug_param(request.GET, "counsellor")
@@ -198,6 +202,16 @@ def unknown_path(request: HttpRequest, path: str = "") -> HttpResponse:
 
 
 # --- Parameters ---------------------------------------------------------------------------
+
+
+def _known_parameters_once(query: QueryDict, known: tuple[str, ...]) -> None:
+    """A misspelt filter would be ignored, and the answer read as filtered; of a repeated one,
+    only the last would count. Both are refused."""
+    for name in query:
+        if name not in known:
+            raise invalid_parameter(name, f"is not a parameter of this endpoint; they are: {', '.join(known)}.")
+        if len(query.getlist(name)) > 1:
+            raise invalid_parameter(name, "may be given only once.")
 
 
 def _date_param(query: QueryDict, name: str) -> date | None:

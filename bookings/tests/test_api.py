@@ -327,6 +327,20 @@ def test_bad_availability_parameters_are_400_naming_them(api, counsellor, sessio
     assert body["invalid_params"] == [{"name": bad, "reason": body["invalid_params"][0]["reason"]}]
 
 
+@pytest.mark.parametrize(
+    ("query", "bad"),
+    [
+        ("session-type=couples", "session-type"),  # a misspelt filter would silently filter nothing
+        ("sessiontype=couples&counsellor=asha", "sessiontype"),
+        ("limit=5&limit=200", "limit"),  # which one did the caller mean?
+        ("counsellor=nobody&counsellor=asha", "counsellor"),
+    ],
+)
+def test_availability_refuses_unknown_and_repeated_parameters(api, slot, session_type, query, bad):
+    body = assert_problem(api.get(f"/api/v1/availability?{query}"), 400)
+    assert body["invalid_params"][0]["name"] == bad
+
+
 def test_availability_of_31_days_is_allowed_and_far_dates_are_empty(api, slot):
     assert api.get("/api/v1/availability", {"from": "2026-01-01", "to": "2026-01-31"}).status_code == 200
     body = api.get("/api/v1/availability", {"from": "9999-12-31"}).json()
