@@ -225,6 +225,14 @@ class SessionType(models.Model):
         return (self.description_hi if translation.get_language() == "hi" else "") or self.description
 
     @property
+    def english_shown(self) -> set[str]:
+        """Which of name and description a Hindi page shows in English (no Hindi given):
+        marked lang="en", so that a screen reader reads them as English."""
+        if translation.get_language() != "hi":
+            return set()
+        return {name for name in ("name", "description") if getattr(self, name) and not getattr(self, f"{name}_hi")}
+
+    @property
     def duration(self) -> timedelta:
         return timedelta(minutes=self.duration_minutes)
 

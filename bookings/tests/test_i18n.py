@@ -361,6 +361,31 @@ def test_a_session_type_named_in_hindi_is_shown_so_to_clients_reading_hindi(
     assert session_type.name in get(client, "/", "hi")
 
 
+def test_a_session_type_given_no_hindi_is_marked_as_english_on_hindi_pages(
+    client, slot, session_type, make_booking, manage_token
+):
+    """A screen reader reads the English name and description with English pronunciation,
+    not as Hindi; the Hindi ones, and every name on an English page, in the page's language."""
+    session_type.description = "Fifty minutes, one to one."
+    session_type.name_hi = session_type.description_hi = ""
+    session_type.save()
+    booking = make_booking(Status.APPROVED, language="hi")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    wizard = url(start(client), "session")
+    booking_page = f"/bookings/{manage_token(booking)}/"
+    for path in ("/", wizard, booking_page):
+        hindi, english = both(client, path)
+        assert f'lang="en">{session_type.name}<' in hindi, path
+        assert 'lang="en"' not in english.split("<body", 1)[1].replace('<option value="en" lang="en"', ""), path
+    hindi, _ = both(client, "/")
+    assert f'lang="en">{session_type.description}</p>' in hindi
+    session_type.name_hi = "व्यक्तिगत सेशन"
+    session_type.save()
+    for path in ("/", wizard, booking_page):
+        assert f'lang="en">{session_type.name_hi}' not in get(client, path, "hi"), path
+        assert session_type.name_hi in get(client, path, "hi"), path
+
+
 def test_a_counsellor_profile_given_in_hindi_is_shown_so_to_clients_reading_hindi(client, counsellor):
     english = {
         "title": "Counselling psychologist",
