@@ -86,3 +86,11 @@ def test_committed_css_has_every_class_the_templates_use():
     css = (ROOT / "static/css/app.css").read_text()
     missing = sorted(c for c in _template_classes() if f".{_css_escape(c)}" not in css and not c.startswith("js-"))
     assert missing == [], f"rebuild the CSS (npm ci && npm run build:css); missing: {missing}"
+
+
+def test_side_by_side_terms_stack_on_a_narrow_screen():
+    """A grid whose first column is as wide as its longest term ("Payment reference") left
+    too little for the answers at 320 px (zoom to 400 %): a date ran off the right edge. Such
+    grids are one column until the sm breakpoint."""
+    unprefixed = sorted(c for c in _template_classes() if c.startswith("grid-cols-[max-content"))
+    assert unprefixed == [], f"use grid-cols-1 sm:{unprefixed[0] if unprefixed else ''}"
