@@ -60,6 +60,14 @@ def test_counsellor_signs_in_with_totp_approves_the_request_and_sees_it_on_the_c
     expect(heading(page, "Calendar")).to_be_visible()
     event = find_on_calendar(staff, ack_id)
     expect(event).to_have_accessible_name(re.compile(r"Approved, with Asha Menon"))
+    # The toolbar's buttons show the site's focus ring, not FullCalendar's faint shadow.
+    page.locator(".fc-prev-button").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate(
+        "() => { const s = getComputedStyle(document.activeElement);"
+        " return document.activeElement.classList.contains('fc-next-button')"
+        " && s.outlineStyle === 'solid' && parseFloat(s.outlineWidth) >= 3; }"
+    ), "the focused calendar button has no visible ring"
     staff.check()
 
     # Clicking the session opens the booking beside the calendar.
