@@ -59,7 +59,10 @@ def test_counsellor_signs_in_with_totp_approves_the_request_and_sees_it_on_the_c
     page.get_by_role("navigation", name="Staff").get_by_role("link", name="Calendar").click()
     expect(heading(page, "Calendar")).to_be_visible()
     event = find_on_calendar(staff, ack_id)
-    expect(event).to_have_accessible_name(re.compile(r"Approved, with Asha Menon"))
+    expect(event).to_have_accessible_name(re.compile(r"Approved ?, with Asha Menon"))
+    # The status is written on the session, not told by its colour alone.
+    expect(event.locator(".ms-event-status")).to_contain_text(", Approved")
+    expect(event.locator(".ms-event-status")).to_be_visible()
     # The toolbar's buttons show the site's focus ring, not FullCalendar's faint shadow.
     page.locator(".fc-prev-button").focus()
     page.keyboard.press("Tab")

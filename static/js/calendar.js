@@ -257,12 +257,18 @@
       var p = info.event.extendedProps;
       if (p.status) {
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
-        // Screen readers hear the status and counsellor after the visible time and title (an
-        // aria-label would hide the visible text from voice-control users).
+        // The status is written after the title, not told by the colour alone (cancelled and
+        // completed are both grey, and the others are hard to tell apart for many); screen
+        // readers hear it and the counsellor after the visible time and title (an aria-label
+        // would hide the visible text from voice-control users).
+        var status = document.createElement("span");
+        status.className = "ms-event-status";
+        status.textContent = ", " + p.status;
         var extra = document.createElement("span");
         extra.className = "sr-only";
-        extra.textContent = ", " + p.status + ", with " + p.counsellor;
-        info.el.appendChild(extra);
+        extra.textContent = ", with " + p.counsellor;
+        status.appendChild(extra);
+        (info.el.querySelector(".fc-event-title, .fc-list-event-title a") || info.el).appendChild(status);
       }
     },
     eventClick: function (info) {
