@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -46,6 +47,15 @@ def test_calendar_page_loads_fullcalendar_under_the_csp_nonce(admin_client, coun
     assert f'<script nonce="{nonce}" src="/static/js/calendar.js">' in html
     assert 'data-feed-url="/staff/calendar/feed/"' in html
     assert "<noscript>" in html  # the list view is the fallback
+
+
+def test_the_booking_panel_is_a_labelled_region_not_a_live_one(admin_client):
+    """Opening a session moves focus into the panel, which reads its start; a live region
+    around the whole booking read all of it out as well, a second time, on every open."""
+    html = admin_client.get(reverse("staff:calendar")).content.decode()
+    panel = re.search(r'<aside id="booking-panel"[^>]*>', html).group(0)
+    assert 'aria-label="Booking details"' in panel
+    assert "aria-live" not in panel
 
 
 def test_fullcalendar_is_loaded_only_on_the_calendar_page(admin_client):
