@@ -7,6 +7,9 @@
 //   templates/staff/404.html), for a booking handed to another counsellor meanwhile.
 // - A field re-sent out of band with its error (the booking list's filters) keeps the control
 //   being typed in: replacing it would throw a date input back to its first part mid-year.
+// - A swap that takes away the control in use (the booking list's "Next page" is inside the
+//   results it replaces) left focus on <body>, and the next Tab started again at the top of
+//   the page: focus goes to the region swapped in, when it takes focus (tabindex="-1").
 (function () {
   "use strict";
 
@@ -79,5 +82,24 @@
     nodes.slice(at + 1).forEach(function (node) {
       target.appendChild(node);
     });
+  });
+
+  var lostIn = null; // the id of the region being replaced, when it holds the focus
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var active = document.activeElement;
+    lostIn = target && target.id && active && active !== document.body && target.contains(active) ? target.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var id = lostIn;
+    lostIn = null;
+    var active = document.activeElement;
+    if (!id || (active && active !== document.body && active.isConnected)) {
+      return; // htmx kept it (same id, autofocus), or a page's script placed it
+    }
+    var region = document.getElementById(id);
+    if (region && region.hasAttribute("tabindex")) {
+      region.focus();
+    }
   });
 })();
