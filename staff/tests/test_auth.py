@@ -52,6 +52,11 @@ def test_wrong_password_is_refused(client, counsellor_user):
     response = sign_in(client, counsellor_user.email, "not-the-password")
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
+    # Without JavaScript too, the answer says so first: in the title a screen reader reads on
+    # arrival, and with focus on the summary of what went wrong (not on the empty form).
+    html = response.content.decode()
+    assert "<title>Error: Sign in" in html
+    assert '<div class="error-summary" role="alert" tabindex="-1" autofocus>' in html
 
 
 def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_codes(
@@ -75,6 +80,8 @@ def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_
     wrong = client.post(reverse("mfa_activate_totp"), {"code": "000000" if totp_code(secret) != "000000" else "111111"})
     assert wrong.status_code == 200
     assert not Authenticator.objects.filter(user=counsellor_user).exists()
+    assert "<title>Error: Set up two-factor sign-in" in wrong.content.decode()
+    assert 'role="alert" tabindex="-1" autofocus>' in wrong.content.decode()
 
     response = client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
     assert response.status_code == 302
@@ -93,6 +100,8 @@ def test_sign_in_with_password_and_authenticator_code(client, counsellor_user, c
     assert "Enter your code" in page
     bad = client.post(reverse("mfa_authenticate"), {"code": "12345x"})
     assert bad.status_code == 200 and "_auth_user_id" not in client.session
+    assert "<title>Error: Two-factor sign-in" in bad.content.decode()
+    assert 'role="alert" tabindex="-1" autofocus>' in bad.content.decode()
     response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
     assert response.status_code == 302
     assert response["Location"] == reverse("staff:dashboard")
