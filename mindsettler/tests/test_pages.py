@@ -96,6 +96,14 @@ def test_side_by_side_terms_stack_on_a_narrow_screen():
     assert unprefixed == [], f"use grid-cols-1 sm:{unprefixed[0] if unprefixed else ''}"
 
 
+def test_a_disabled_button_looks_disabled():
+    """The Razorpay checkout's Pay button is disabled until the provider's script loads (and
+    buttons are while htmx sends their form): it must not look like one that works."""
+    utility = re.search(r"@utility btn \{[^}]*\}", (ROOT / "assets/app.css").read_text()).group(0)
+    assert "disabled:opacity-60" in utility and "disabled:cursor-not-allowed" in utility
+    assert ":disabled{cursor:not-allowed;opacity:.6}" in (ROOT / "static/css/app.css").read_text()
+
+
 def test_form_controls_are_outlined_at_three_to_one():
     """WCAG 1.4.11: a text box or select is found by its border, which needs 3:1 against the
     white inside and the page around it. Stone 400 is 2.6:1 on white, stone 300 1.5:1; stone
