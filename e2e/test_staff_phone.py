@@ -113,3 +113,19 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
         widths[path] = page_width(page)
     assert {path: width for path, width in widths.items() if width > 375} == {}
     tab.check()
+
+
+def test_the_booking_lists_filters_fold_on_a_phone_and_not_on_a_wide_screen(tabs, admin_login, counsellor):
+    tab = tabs(viewport=PHONE)
+    page = tab.page
+    sign_in(tab, **admin_login, next_path="/staff/bookings/")
+    search = page.get_by_role("search", name="Filter bookings")
+    expect(search.get_by_label("Status")).to_be_visible()
+    expect(search.get_by_label("Sort by")).to_be_hidden()
+    search.get_by_text("More filters").click()
+    expect(search.get_by_label("Sort by")).to_be_visible()
+    tab.check()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    tab.goto("/staff/bookings/")
+    expect(search.get_by_label("Sort by")).to_be_visible()
+    expect(search.get_by_text("More filters")).to_be_hidden()

@@ -337,7 +337,6 @@ def _fields_to_resend(request: HttpRequest, form: BookingFilterForm) -> list[Bou
 # The filter form's fields, written here rather than by an include of staff/_field.html per
 # field: the same markup (staff/tests/test_list.py compares the two) without ~100 template
 # nodes per request. f-strings: str.format() and format_html() took several times as long.
-_OPTIONAL = mark_safe(' <span class="font-normal text-muted">(optional)</span>')
 _OOB = ' hx-swap-oob="true"'
 
 
@@ -354,8 +353,8 @@ def _field_html(field: BoundField, *, oob: bool = False) -> SafeString:
     if errors := field.errors:
         texts = "".join(f"{_text(e)} " for e in errors)
         error = f'<span class="field-error" id="{auto_id}-error">{texts}</span>\n'
-    optional = "" if field.field.required else _OPTIONAL
-    label = f'<label class="field-label" for="{_text(field.id_for_label)}">{_text(field.label)}{optional}</label>'
+    # Every filter is optional: saying so on each would be noise.
+    label = f'<label class="field-label" for="{_text(field.id_for_label)}">{_text(field.label)}</label>'
     return mark_safe(  # noqa: S308 (every value escaped by _text)
         f'<div class="mb-4" id="{auto_id}-group"{_OOB if oob else ""}>\n{label}\n{hint}{error}{_widget_html(field)}\n</div>'
     )
@@ -450,10 +449,30 @@ _FIELDS_HTML: dict[tuple[Any, ...], SafeString] = {}
 _FIELDS_HTML_MAX = 128
 
 
+# The filters always in view; on a phone the others fold away under "More filters" (they
+# filled the first screen), unfolded when one of them is in use. Wide screens show them all.
+FIRST_FILTERS = ("q", "status")
+FILTERS_GRID = '<div class="grid gap-x-4 sm:grid-cols-2 lg:grid-cols-4">\n'
+MORE_FILTERS = (
+    '\n</div>\n<details class="filters-more mb-2"{0}>'
+    '\n<summary class="mb-4 cursor-pointer font-semibold text-brand-800">More filters{1}</summary>\n'
+)
+
+
+def _filter_fields_markup(request: HttpRequest, form: BookingFilterForm) -> SafeString:
+    first = [_field_html(form[name]) for name in FIRST_FILTERS]
+    others = [form[name] for name in form.fields if name not in FIRST_FILTERS]
+    in_use = sum(1 for f in others if request.GET.get(f.name) or f.errors)
+    more = MORE_FILTERS.format(" open" if in_use else "", f" ({in_use} in use)" if in_use else "")
+    # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
+    rest = "\n".join(_field_html(f) for f in others)
+    return mark_safe(f"{FILTERS_GRID}{''.join(first)}{more}{FILTERS_GRID}{rest}\n</div>\n</details>")  # noqa: S308
+
+
 def _filter_fields_html(request: HttpRequest, form: BookingFilterForm) -> SafeString:
     if form.errors or request.GET.get("q"):
         # A search is typed (a client's name, an address): nothing to gain, and not to be kept.
-        return mark_safe("\n".join(_field_html(f) for f in form))  # noqa: S308 (each field escaped)
+        return _filter_fields_markup(request, form)
     key = (
         tuple(sorted((name, tuple(values)) for name, values in request.GET.lists() if name != "page")),
         tuple(form.fields["session_type"].choices),
@@ -461,7 +480,7 @@ def _filter_fields_html(request: HttpRequest, form: BookingFilterForm) -> SafeSt
     )
     html = _FIELDS_HTML.get(key)
     if html is None:
-        html = mark_safe("\n".join(_field_html(f) for f in form))  # noqa: S308 (each field escaped)
+        html = _filter_fields_markup(request, form)
         if len(_FIELDS_HTML) < _FIELDS_HTML_MAX:
             _FIELDS_HTML[key] = html
     return html

@@ -218,7 +218,10 @@ def test_filter_fields_are_the_shared_field_template(admin_client, counsellor, s
     assert bound["status"].errors and bound["date_from"].errors  # both branches: with and without errors
     for form in (unbound, bound):
         for field in form:
-            assert squeeze(_field_html(field)) == squeeze(render_to_string("staff/_field.html", {"field": field}))
+            # Every filter is optional: none says so.
+            shared = render_to_string("staff/_field.html", {"field": field, "optional": False})
+            assert squeeze(_field_html(field)) == squeeze(shared)
+            assert "(optional)" not in _field_html(field)
     # And the page shows them.
     html = admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode()
     assert 'id="id_date_from-error"' in html and 'aria-invalid="true"' in html and 'id="id_counsellor"' in html
@@ -442,3 +445,24 @@ def test_htmx_answers_clear_the_errors_the_page_shows_and_leave_the_other_fields
         headers = {"HTTP_HX_CURRENT_URL": current} if current else {}
         html = admin_client.get(URL, {"status": "confirmed"}, **HX, **headers).content.decode()
         assert 'hx-swap-oob="true"' not in html and 'id="id_status' not in html, current
+
+
+def test_on_a_phone_the_filters_but_search_and_status_fold_away_unless_in_use(admin_client, counsellor):
+    """They filled a phone's first screen. Wide screens show them all (assets/app.css)."""
+
+    def more(html: str) -> str:
+        return re.search(r"<details[^>]*>\s*<summary[^>]*>[^<]*</summary>", html).group(0)
+
+    html = admin_client.get(URL).content.decode()
+    first, rest = html.split("<details", 1)
+    assert 'id="id_q"' in first and 'id="id_status"' in first
+    assert 'id="id_counsellor"' in rest and 'id="id_sort"' in rest and 'id="id_per_page"' in rest
+    assert more(html).startswith('<details class="filters-more mb-2">') and "More filters</summary>" in more(html)
+    # Status alone is in view: still folded.
+    assert " open>" not in more(admin_client.get(URL, {"status": "pending"}).content.decode())
+    # Filters in use unfold, and say how many.
+    opened = more(admin_client.get(URL, {"mode": "online", "sort": "oldest"}).content.decode())
+    assert " open>" in opened and "More filters (2 in use)</summary>" in opened
+    # So does one with an error, to show it.
+    opened = more(admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode())
+    assert " open>" in opened and "(1 in use)" in opened
