@@ -89,7 +89,7 @@ def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -
                 reminder = Reminder.objects.create(booking=booking, kind=kind, slot_id=slot_id)
         except IntegrityError:
             return False  # another run sent this one
-        reminder.email = notifications.reminder(booking=booking)
+        reminder.email = notifications.reminder(booking=booking, now=now)
         reminder.save(update_fields=["email"])
     logger.info("booking %s: %s reminder queued", booking_id, kind)
     return True

@@ -67,7 +67,9 @@ def test_a_due_reminder_says_when_how_to_join_the_link_and_the_policy(confirmed,
     assert "https://meet.example/asha" in body  # the counsellor's room
     assert "http://testserver/bookings/" in body  # a working booking-page link
     assert confirmed.ack_id in body
-    assert "until 24 hours before the session" in body
+    # Twenty hours ahead, the day's cutoff for cancelling online has passed: it says so.
+    assert "less than 24 hours away, so it can no longer be cancelled online. Please contact the clinic." in body
+    assert "until 24 hours before the session" not in body
     html = message.alternatives[0][0]
     assert "https://meet.example/asha" in html and "http://testserver/bookings/" in html
     # Never the client's own words; no session-type name in the subject.
@@ -75,6 +77,19 @@ def test_a_due_reminder_says_when_how_to_join_the_link_and_the_policy(confirmed,
         assert "divorce" not in text and "before work" not in text
     assert "Individual" not in message.subject
     assert Reminder.objects.get().kind == "24h"
+
+
+def test_a_reminder_before_the_cutoff_says_until_when_it_can_be_cancelled_online(
+    make_booking, counsellor, oncommit, settings
+):
+    settings.CANCELLATION_CUTOFF_HOURS = 24
+    settings.REMINDER_HOURS = [48]
+    make_booking(Status.CONFIRMED, slot=slot_in(counsellor, hours=40), email="dev@example.com")
+    with oncommit():
+        assert reminders_send() == 1
+    [message] = reminders_to("dev@example.com")
+    assert "Cancelling: online until 24 hours before the session" in message.body
+    assert "can no longer be cancelled online" not in message.body
 
 
 def test_a_booking_specific_meeting_link_wins_over_the_room(confirmed, oncommit):
