@@ -82,6 +82,23 @@ class SecurityHeadersMiddleware:
         return response
 
 
+def health_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """`/healthz` answered before the host is checked. A load balancer probes each app server
+    at its own address (`Host: 10.0.0.7:8000`), over plain HTTP: through the rest of the
+    stack that is a 400 (a host not in ALLOWED_HOSTS), or a 301 to HTTPS, and the server is
+    taken out of service while healthy. The answer names no host, so none is needed.
+    SECURE_REDIRECT_EXEMPT spares it the redirect; it stands after SecurityMiddleware, whose
+    headers it still gets."""
+    from mindsettler.views import healthz
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.path_info == "/healthz":
+            return healthz(request)
+        return get_response(request)
+
+    return middleware
+
+
 class DatabaseUnavailableMiddleware:
     """A calm 503 page instead of a 500 when the database cannot be reached.
 

@@ -116,6 +116,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "mindsettler.middleware.SecurityHeadersMiddleware",
+    # /healthz, for load balancers probing an app server by its address (see the middleware).
+    "mindsettler.middleware.health_middleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The client's language: the switcher's cookie, then Accept-Language. English only for
     # the staff portal, the API and the admin (see mindsettler.middleware).
@@ -400,6 +402,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers probe app servers over plain HTTP (mindsettler.middleware.health_middleware).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", SECURE_SSL_REDIRECT)

@@ -19,6 +19,25 @@ def test_healthz_is_ok_with_the_database(client):
 
 
 @pytest.mark.django_db
+def test_a_load_balancer_probing_an_app_server_by_its_address_over_http_is_answered(client, settings):
+    """In production (DEBUG off, HTTPS redirect, one public host), a probe of the app server
+    itself: `Host` is the server's address and there is no X-Forwarded-Proto. Everything
+    else at that address is still refused."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["book.example.org"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    for host in ("10.0.0.7:8000", "127.0.0.1:8000"):
+        response = client.get("/healthz", HTTP_HOST=host)
+        assert response.status_code == 200, (host, response.status_code, response.get("Location"))
+        assert response.json() == {"status": "ok", "database": "ok"}
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert client.head("/healthz", HTTP_HOST=host).status_code == 200
+        assert client.get("/", HTTP_HOST=host).status_code == 400
+    assert client.get("/", HTTP_HOST="book.example.org").status_code == 301
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "path", ["/healthz", "/", "/counsellors/", "/privacy/", "/policies/", "/status/", "/waitlist/", "/book/"]
 )
