@@ -153,6 +153,28 @@ def test_check_deploy_warns_about_sandbox_payments():
     assert "mindsettler.W001" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "warnings"),
+    [
+        ({}, {"mindsettler.W002", "mindsettler.W003"}),  # SITE_URL left at its local default
+        ({"SITE_URL": "http://book.example.org"}, {"mindsettler.W002"}),
+        ({"SITE_URL": "https://www.example.org"}, {"mindsettler.W003"}),
+        ({"SITE_URL": "https://book.example.org:8443"}, set()),
+        ({"SITE_URL": "http://127.0.0.1:8000", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false"}, set()),
+    ],
+)
+def test_check_deploy_names_a_site_url_that_would_break_the_links_in_emails(env, warnings):
+    """Every emailed link (verification, the booking page, payment, cancellation) is made
+    from SITE_URL: left at http://127.0.0.1:8000 in production, every one is dead."""
+    result = start(
+        {"DEBUG": "false", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": "book.example.org", **env},
+        "from django.core import checks; "
+        "print(*{m.id for m in checks.run_checks(include_deployment_checks=True) if m.id.startswith('mindsettler.')})",
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) - {"mindsettler.W001"} == warnings
+
+
 def test_production_static_build_succeeds(tmp_path):
     """collectstatic with the hashed, compressed storage: every CSS url() must resolve."""
     clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
