@@ -23,7 +23,9 @@ _DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 
 
 
 def envstr(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    # Set but empty means the default, as for the other helpers: `.env.example`, copied as
+    # the environment file, leaves most of its values empty.
+    return os.environ.get(name, "").strip() or default
 
 
 def envbool(name: str, default: bool) -> bool:

@@ -101,10 +101,29 @@ def test_env_example_documents_every_variable():
     import re
 
     used = set(
-        re.findall(r'env(?:str|bool|int|list|choice)\("([A-Z_]+)"', (ROOT / "mindsettler/settings.py").read_text())
+        re.findall(r'env(?:str|bool|ints?|list|choice)\(\s*"([A-Z_]+)"', (ROOT / "mindsettler/settings.py").read_text())
     )
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert {"REMINDER_HOURS", "CRISIS_HELP_TEXT"} <= used  # read by envints, and over two lines
     assert used - documented == set()
+    assert documented - used == set(), "listed in .env.example but read nowhere"
+
+
+def test_env_example_copied_as_it_is_starts_with_the_defaults():
+    """The file is what an operator copies to the environment file; its empty values mean
+    the defaults, not "empty": no `DATABASE_URL=` crash, no collectstatic into the current
+    directory, no blank crisis-help note on the public pages."""
+    import re
+
+    values = dict(re.findall(r'^([A-Z_]+)="?(.*?)"?$', (ROOT / ".env.example").read_text(), re.M))
+    assert values["DATABASE_URL"] == values["STATIC_ROOT"] == values["CRISIS_HELP_TEXT"] == ""
+    result = start(
+        values,
+        "from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.STATIC_ROOT.name, bool(s.CRISIS_HELP_TEXT), s.TIME_ZONE_NAME)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "staticfiles", "True", "India", "Standard", "Time"]
 
 
 def _environment_files() -> dict[str, str]:
