@@ -87,6 +87,16 @@ if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_
     )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+# Debug mode signs sessions with a key published in this file: anyone could sign in as staff.
+# It is for this machine only; a server others reach (a public host in ALLOWED_HOSTS, as when
+# .env.example is copied and DEBUG=true left in it) refuses to start.
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "testserver"}
+_public_hosts = [h for h in ALLOWED_HOSTS if h not in _LOCAL_HOSTS and not h.endswith(".localhost")]
+if DEBUG and SECRET_KEY == _DEV_SECRET_KEY and _public_hosts:
+    raise ImproperlyConfigured(
+        f"DEBUG is true, with the development SECRET_KEY, but ALLOWED_HOSTS names {', '.join(_public_hosts)}. "
+        "Debug mode is for this machine only: on a server, set DEBUG=false and a SECRET_KEY."
+    )
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 

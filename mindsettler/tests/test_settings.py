@@ -50,6 +50,28 @@ def test_production_refuses_a_missing_or_weak_secret_key(secret):
     assert "SECRET_KEY must be set to a long random value" in result.stderr
 
 
+@pytest.mark.parametrize("hosts", ["book.example.org", "127.0.0.1,book.example.org", "*", "10.0.0.7"])
+def test_debug_mode_with_the_published_key_refuses_a_host_others_reach(hosts):
+    """.env.example copied to a server with its DEBUG=true and empty SECRET_KEY left in: the
+    session key is the one in settings.py, so anyone could sign in as staff."""
+    result = start({"ALLOWED_HOSTS": hosts})
+    assert result.returncode != 0
+    assert "DEBUG is true, with the development SECRET_KEY, but ALLOWED_HOSTS names" in result.stderr
+    assert "set DEBUG=false and a SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ALLOWED_HOSTS": "127.0.0.1,localhost,[::1],testserver,mindsettler.localhost"},
+        {"ALLOWED_HOSTS": "book.example.org", "SECRET_KEY": "a-real-secret-" + "z" * 40},
+    ],
+)
+def test_debug_mode_starts_on_this_machine_or_with_a_key_of_its_own(env):
+    result = start(env)
+    assert result.returncode == 0, result.stderr
+
+
 def test_production_starts_with_a_real_secret_key():
     result = start({"DEBUG": "false", "SECRET_KEY": "x" * 50})
     assert result.returncode == 0, result.stderr
