@@ -78,6 +78,18 @@ def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _installed(module: str, package: str, what: str) -> None:
+    """An optional package (not in requirements.txt) missing stops the app at startup, not
+    at the first request that needs it."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise ImproperlyConfigured(
+            f"{what} needs the package {package}, which requirements.txt leaves out: install the "
+            f"version requirements-dev.txt pins (.venv/bin/pip install {package}==VERSION)."
+        ) from None
+
+
 DEBUG = envbool("DEBUG", True)
 SECRET_KEY = envstr("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else "")
 if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32):
@@ -200,8 +212,10 @@ elif envbool("DB_PREPARED_STATEMENTS", True):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, sessions, rate limits (shared across app servers) ---------------------------
+
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
+    _installed("redis", "redis", "REDIS_URL")
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
@@ -352,6 +366,7 @@ TASKS = {"default": {"BACKEND": _TASK_BACKENDS.get(_task_backend, _task_backend)
 if TASKS["default"]["BACKEND"] == _TASK_BACKENDS["rq"]:
     if not REDIS_URL:
         raise ImproperlyConfigured("TASKS_BACKEND=rq needs REDIS_URL.")
+    _installed("django_tasks_rq", "django-tasks-rq", "TASKS_BACKEND=rq")
     INSTALLED_APPS.append("django_rq")  # its `rqworker` command
     TASKS["default"]["QUEUES"] = ["default"]
     RQ_QUEUES = {"default": {"URL": REDIS_URL}}

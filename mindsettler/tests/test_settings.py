@@ -72,6 +72,34 @@ def test_debug_mode_starts_on_this_machine_or_with_a_key_of_its_own(env):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "missing", "message"),
+    [
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "redis", "REDIS_URL needs the package redis"),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:1/0", "TASKS_BACKEND": "rq"},
+            "django_tasks_rq",
+            "TASKS_BACKEND=rq needs the package django-tasks-rq",
+        ),
+    ],
+)
+def test_an_optional_package_missing_stops_the_app_at_startup(env, missing, message):
+    """requirements.txt leaves out Redis's packages: without them the app used to start, then
+    answer 500 to every request that used the cache (or queued a task)."""
+    assert start(env).returncode == 0  # with the package (installed here), it starts
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    result = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.modules[{missing!r}] = None; import django; django.setup()"],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "mindsettler.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
 def test_production_starts_with_a_real_secret_key():
     result = start({"DEBUG": "false", "SECRET_KEY": "x" * 50})
     assert result.returncode == 0, result.stderr
