@@ -197,7 +197,7 @@ def _db_url() -> str:
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings, make_booking, slot, admin_user):
+def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings, make_booking, slot):
     """`db_worker` (django-tasks-db) takes the delivery task; the mail server is slow, and the
     worker is killed with SIGKILL while it waits. The email's row lock dies with its
     connection, so the email is still pending. django-tasks-db leaves the task RUNNING and a
@@ -225,8 +225,9 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings
     try:
         use_task_backend(settings, {"BACKEND": "django_tasks_db.DatabaseBackend"})
         booking = make_booking(Status.PENDING, counsellor=slot.counsellor)
-        # The approval commits, and its email's delivery is enqueued for the worker.
-        booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)
+        # The approval commits, and its email's delivery is enqueued for the worker. (By the
+        # counsellor: approved by someone else, they would be emailed too.)
+        booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=slot.counsellor.user)
         queued = OutboundEmail.objects.get(booking=booking, kind="approved")
         assert DBTaskResult.objects.count() == 1
         assert queued.status == "pending", "delivered before any worker ran"
