@@ -73,7 +73,8 @@ def on_transition(*, booking: Booking, from_status: str, actor: str, user: objec
     to = booking.status
     if to == Status.CANCELLED and from_status in SLOTTED_STATUSES and actor != Actor.SYSTEM:
         session_changed(booking=booking, change="cancelled", counsellor=booking.counsellor, actor=actor, user=user)
-    elif to == Status.APPROVED and from_status == Status.PENDING and actor == Actor.STAFF:
+    elif to == Status.APPROVED and from_status in (Status.PENDING, Status.DRAFT) and actor == Actor.STAFF:
+        # From DRAFT: a booking staff made straight into a counsellor's time (a client who phoned).
         session_changed(booking=booking, change="approved", counsellor=booking.counsellor, actor=actor, user=user)
     if to == Status.PENDING:
         kind = "request_received"

@@ -246,7 +246,7 @@ def booking_create_by_staff(
             actor_user=user,
             reason="Booked by staff",
         )
-        notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF)
+        notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF, user=user)
     return booking
 
 

@@ -119,3 +119,29 @@ def test_the_staff_booking_page_does_not_list_it_among_the_clients_emails(make_b
     assert OutboundEmail.objects.filter(kind="session_changed", booking=booking).exists()
     page = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
     assert "Session moved:" not in page
+
+
+@pytest.mark.parametrize("by_themselves", [False, True])
+def test_a_booking_staff_make_into_a_counsellors_time_tells_them_unless_they_made_it(
+    counsellor, counsellor_user, admin_user, session_type, by_themselves
+):
+    """A client phones; staff book them straight into a counsellor's time (approved): the
+    counsellor hears of it as of an approval, unless they booked it themselves."""
+    slot = later_slot(counsellor)
+    booking = services.booking_create_by_staff(
+        user=counsellor_user if by_themselves else admin_user,
+        status=Status.APPROVED,
+        session_type=session_type,
+        mode="online",
+        client_name="Priya Sharma",
+        email="priya@example.com",
+        phone="",
+        slot=slot,
+    )
+    if by_themselves:
+        assert told(counsellor_user) == []
+        return
+    (email,) = told(counsellor_user)
+    assert email.subject == f"Session booked into your time: {booking.ack_id}, {when(slot.start)}"
+    assert f"{admin_user} approved booking {booking.ack_id} into your time" in email.body_text
+    assert_private(email)
