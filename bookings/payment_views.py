@@ -152,16 +152,18 @@ def payment_window(request: HttpRequest, payment_id: int) -> HttpResponse:
     if isinstance(payment, HttpResponse):
         return payment
     booking = payment.booking
+    back_url = reverse("bookings:payment_window_back", args=[payment.pk])
     if payment.status != Payment.State.PENDING or booking.status != Status.PAYMENT_PENDING:
-        messages.info(request, _("That payment attempt is closed. Here is your booking as it stands now."))
-        return redirect(manage_path(booking))
+        # Reached again by Back or a reload: the way to the booking is a button, as a GET
+        # must not make a booking link (a new secret each time).
+        return render(request, "bookings/payments/window_closed.html", {"booking": booking, "back_url": back_url})
     provider = payments.provider_for(payment.provider)
     context: dict[str, Any] = {
         "booking": booking,
         "payment": payment,
         "provider": provider,
         "return_url": reverse("bookings:payment_window_return", args=[payment.pk]),
-        "booking_url": reverse("bookings:payment_window_back", args=[payment.pk]),
+        "back_url": back_url,
         **provider.checkout_context(payment=payment),
     }
     return _razorpay_checkout(request, provider.checkout_template, context)
@@ -177,13 +179,16 @@ def payment_window_return(request: HttpRequest, payment_id: int) -> HttpResponse
     return _returned(request, payment, booking_url=lambda: manage_path(payment.booking))
 
 
-@require_safe
+@require_POST
 @never_cache
 def payment_window_back(request: HttpRequest, payment_id: int) -> HttpResponse:
-    """ "Back to your booking" from the payment window: its page, by a new link."""
+    """ "Back to your booking" from the payment window: its page, by a new link (a POST: each
+    link is a new secret, not to be made again by every Back, reload or prefetch)."""
     payment = _window_payment(request, payment_id)
     if isinstance(payment, HttpResponse):
         return payment
+    if payment.status != Payment.State.PENDING or payment.booking.status != Status.PAYMENT_PENDING:
+        messages.info(request, _("That payment attempt is closed. Here is your booking as it stands now."))
     return redirect(manage_path(payment.booking))
 
 

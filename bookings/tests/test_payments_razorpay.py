@@ -238,15 +238,44 @@ def test_the_payment_window_opens_only_in_the_browser_that_followed_the_booking_
     stranger = Client()
     for response in (
         stranger.get(reverse("bookings:payment_window", args=[payment.pk])),
-        stranger.get(reverse("bookings:payment_window_back", args=[payment.pk])),
+        stranger.post(reverse("bookings:payment_window_back", args=[payment.pk])),
         stranger.post(reverse("bookings:payment_window_return", args=[payment.pk]), checkout_result()),
     ):
         assert response.status_code == 404 and booking.ack_id not in response.content.decode()
     assert len(api.calls) == 1  # only the order
     assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
     # "Back to your booking" leads this browser to a working booking page.
-    back = client.get(reverse("bookings:payment_window_back", args=[payment.pk]))
+    back = client.post(reverse("bookings:payment_window_back", args=[payment.pk]))
     assert back.status_code == 302 and booking.ack_id in client.get(back["Location"]).content.decode()
+
+
+def test_opening_the_payment_window_again_makes_no_booking_link(client, api, approved):
+    """Each booking-page link is a new secret, valid a year: made only by a POST (a button),
+    never by a GET that Back, a reload or a prefetch repeats, the window's own page, after
+    the attempt closed, included."""
+    from bookings.models import LinkToken
+
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
+    window = reverse("bookings:payment_window", args=[payment.pk])
+    back = reverse("bookings:payment_window_back", args=[payment.pk])
+    links = LinkToken.objects.filter(booking=booking, purpose=LinkToken.Purpose.MANAGE)
+    made = links.count()
+
+    html = client.get(window).content.decode()
+    assert f'<form method="post" action="{back}"' in html and f'href="{back}"' not in html
+    assert client.get(back).status_code == 405
+    Payment.objects.filter(pk=payment.pk).update(status=Payment.State.FAILED)  # closed meanwhile
+    closed = client.get(window)
+    html = closed.content.decode()
+    assert closed.status_code == 200 and "That payment attempt is closed." in html
+    assert f'<form method="post" action="{back}"' in html and token not in html
+    assert links.count() == made
+
+    # The button makes one, and leads to the booking as it stands.
+    page = client.post(back, follow=True)
+    assert links.count() == made + 1 and booking.ack_id in page.content.decode()
 
 
 @pytest.mark.parametrize(
