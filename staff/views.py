@@ -459,10 +459,19 @@ MORE_FILTERS = (
 )
 
 
+def _filter_in_use(request: HttpRequest, field: BoundField) -> bool:
+    """A filter given a value other than its default (an untouched select sends its first
+    choice: sort "newest", 25 per page), or one with an error."""
+    value = request.GET.get(field.name)
+    choices = getattr(field.field, "choices", None)
+    default = str(next(iter(choices))[0]) if choices else ""
+    return bool(field.errors) or value not in (None, "", default)
+
+
 def _filter_fields_markup(request: HttpRequest, form: BookingFilterForm) -> SafeString:
     first = [_field_html(form[name]) for name in FIRST_FILTERS]
     others = [form[name] for name in form.fields if name not in FIRST_FILTERS]
-    in_use = sum(1 for f in others if request.GET.get(f.name) or f.errors)
+    in_use = sum(1 for f in others if _filter_in_use(request, f))
     more = MORE_FILTERS.format(" open" if in_use else "", f" ({in_use} in use)" if in_use else "")
     # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
     rest = "\n".join(_field_html(f) for f in others)

@@ -466,3 +466,14 @@ def test_on_a_phone_the_filters_but_search_and_status_fold_away_unless_in_use(ad
     # So does one with an error, to show it.
     opened = more(admin_client.get(URL, {"date_from": "31/31/2026"}).content.decode())
     assert " open>" in opened and "(1 in use)" in opened
+
+
+def test_the_folded_filters_count_only_what_differs_from_their_defaults(admin_client, counsellor):
+    """The form sends every field, its selects' untouched first choices too (sort "newest",
+    25 per page): filtering by status alone, the folded filters stay folded."""
+    sent = {"q": "", "status": "pending", "counsellor": "", "session_type": "", "mode": "", "date_from": ""}
+    sent |= {"date_to": "", "sort": "newest", "per_page": "25"}
+    html = admin_client.get(URL, sent).content.decode()
+    assert '<details class="filters-more mb-2">' in html and "More filters</summary>" in html
+    html = admin_client.get(URL, sent | {"sort": "oldest", "per_page": "50"}).content.decode()
+    assert '<details class="filters-more mb-2" open>' in html and "More filters (2 in use)</summary>" in html
