@@ -190,7 +190,8 @@ def session_changed(
     """Tell `counsellor` that a session of theirs changed, so that nobody waits in an empty
     room for a session that moved: `change` is "cancelled", "moved" (from `old_slot`),
     "approved" (into their time, by someone else), "handed_to_you" (from `other`, at
-    `old_slot`) or "handed_away" (to `other`: they can no longer open it). Done by `actor`,
+    `old_slot`) or "handed_away" (to `other`: they can no longer open it; from `old_slot`, or
+    with none, a request made to them and approved into `other`'s time). Done by `actor`,
     `user` for staff: nobody is told of their own change, nor a counsellor who has left.
     By acknowledgement ID, never the client's name or words; in English, like the portal."""
     account = counsellor.user if counsellor is not None and counsellor.user_id is not None else None

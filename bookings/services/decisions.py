@@ -77,7 +77,9 @@ def booking_approve(
         if amount is not None:
             changes["amount"] = amount
         approved = f"Approved for {timezone.localtime(slot.start):%a %d %b %Y, %H:%M %Z}"
+        handed_from = None
         if booking.counsellor is not None and booking.counsellor_id != slot.counsellor_id:
+            handed_from = booking.counsellor
             # Into another counsellor's time: a handover, said as a move to one says it.
             if booking.meeting_url:
                 # Most likely the first counsellor's own meeting: the session uses the new one's room.
@@ -87,7 +89,7 @@ def booking_approve(
                 new_counsellor=slot.counsellor,
                 link_cleared=bool(booking.meeting_url),
             )
-        return booking_transition(
+        approved_booking = booking_transition(
             booking=booking_id,
             to=Status.APPROVED,
             actor=Actor.STAFF,
@@ -96,6 +98,18 @@ def booking_approve(
             expected_version=expected_version,
             changes=changes,
         )
+        if handed_from is not None:
+            # The counsellor the request was made to no longer sees it (the new one hears of
+            # an approval into their time, from the transition).
+            notifications.session_changed(
+                booking=approved_booking,
+                change="handed_away",
+                counsellor=handed_from,
+                actor=Actor.STAFF,
+                user=user,
+                other=slot.counsellor,
+            )
+        return approved_booking
 
 
 def booking_reject(*, booking_id: int, user: Any, reason: str, expected_version: int | None = None) -> Booking:

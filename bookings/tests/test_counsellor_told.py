@@ -145,3 +145,23 @@ def test_a_booking_staff_make_into_a_counsellors_time_tells_them_unless_they_mad
     assert email.subject == f"Session booked into your time: {booking.ack_id}, {when(slot.start)}"
     assert f"{admin_user} approved booking {booking.ack_id} into your time" in email.body_text
     assert_private(email)
+
+
+def test_a_request_approved_into_another_counsellors_time_tells_the_one_it_was_made_to(
+    make_booking, counsellor, counsellor_user, other_counsellor, admin_user
+):
+    """The client asked for one counsellor; an administrator approves them into another's
+    time. The first, whose list it leaves, hears where it went: with no time of theirs to name."""
+    request = make_booking(Status.PENDING, counsellor=counsellor, concerns=OWN_WORDS, client_name="Priya Sharma")
+    slot = later_slot(other_counsellor)
+    services.booking_approve(booking_id=request.pk, slot_id=slot.pk, user=admin_user)
+    (email,) = told(counsellor_user)
+    assert email.subject == f"Session handed to {other_counsellor.display_name}: {request.ack_id}"
+    said = f"{admin_user} handed booking {request.ack_id}, a request made to you, to {other_counsellor.display_name}."
+    assert said in email.body_text and " on ," not in email.body_text + email.body_html
+    assert "Its details are no longer yours to open." in email.body_text
+    assert reverse("staff:dashboard") in email.body_text
+    assert_private(email)
+    # The one whose time it is hears of an approval into it.
+    (theirs,) = told(other_counsellor.user)
+    assert theirs.subject.startswith("Session booked into your time:")
