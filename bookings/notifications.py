@@ -3,11 +3,10 @@ change it announces; delivery happens after commit (see emails.py)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
 
 from bookings.calendar import booking_ics
 from bookings.emails import absolute_url, email_queue
@@ -256,16 +255,14 @@ def privacy_link(*, booking: Booking, purpose: str, raw_token: str) -> None:
     email_queue(kind=kind, to=booking.email, booking=booking, context=_context(booking, link_url=url))
 
 
-def reminder(*, booking: Booking, now: datetime | None = None) -> OutboundEmail:
+def reminder(*, booking: Booking, cancel_online: bool = True) -> OutboundEmail:
     """A reminder before a CONFIRMED session: when, how, how to join or where to go, and
-    whether it can still be cancelled online (a reminder a day before comes as the usual
-    cutoff of a day closes: then it says to contact the clinic).
+    whether it can still be cancelled online (`cancel_online`: a reminder a day before comes as
+    the usual cutoff of a day closes; then it says to contact the clinic).
 
     The meeting link (the booking's own, or the counsellor's room) goes only into reminders of
     confirmed online sessions, which is the only kind `services.reminders_send` sends.
     """
-    cutoff = timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
-    cancel_online = booking.slot is not None and (now or timezone.now()) < booking.slot.start - cutoff
     meeting_url = ""
     if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE:
         meeting_url = booking.join_url

@@ -19,6 +19,7 @@ from bookings.models import (
     Reminder,
     Status,
 )
+from bookings.services.decisions import cancellation_open_for_client
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -
                 reminder = Reminder.objects.create(booking=booking, kind=kind, slot_id=slot_id)
         except IntegrityError:
             return False  # another run sent this one
-        reminder.email = notifications.reminder(booking=booking, now=now)
+        cancel_online = cancellation_open_for_client(booking=booking, now=now)
+        reminder.email = notifications.reminder(booking=booking, cancel_online=cancel_online)
         reminder.save(update_fields=["email"])
     logger.info("booking %s: %s reminder queued", booking_id, kind)
     return True
