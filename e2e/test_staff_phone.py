@@ -124,6 +124,11 @@ def test_the_booking_lists_filters_fold_on_a_phone_and_not_on_a_wide_screen(tabs
     expect(search.get_by_label("Sort by")).to_be_hidden()
     search.get_by_text("More filters").click()
     expect(search.get_by_label("Sort by")).to_be_visible()
+    # A filter chosen there is counted at once (htmx brings the count with the results), and
+    # the fold stays open.
+    search.get_by_label("Mode").select_option(label="Online")
+    expect(search.get_by_text("More filters (1 in use)")).to_be_visible()
+    expect(search.get_by_label("Sort by")).to_be_visible()
     tab.check()
     page.set_viewport_size({"width": 1280, "height": 900})
     tab.goto("/staff/bookings/")

@@ -453,9 +453,11 @@ _FIELDS_HTML_MAX = 128
 # filled the first screen), unfolded when one of them is in use. Wide screens show them all.
 FIRST_FILTERS = ("q", "status")
 FILTERS_GRID = '<div class="grid gap-x-4 sm:grid-cols-2 lg:grid-cols-4">\n'
-MORE_FILTERS = (
-    '\n</div>\n<details class="filters-more mb-2"{0}>'
-    '\n<summary class="mb-4 cursor-pointer font-semibold text-brand-800">More filters{1}</summary>\n'
+MORE_FILTERS = '\n</div>\n<details class="filters-more mb-2"{0}>\n{1}\n'
+# Its count of filters in use is swapped in again with each htmx answer (out of band).
+MORE_SUMMARY = (
+    '<summary id="filters-more-summary" class="mb-4 cursor-pointer font-semibold text-brand-800"{0}>'
+    "More filters{1}</summary>"
 )
 
 
@@ -468,11 +470,19 @@ def _filter_in_use(request: HttpRequest, field: BoundField) -> bool:
     return bool(field.errors) or value not in (None, "", default)
 
 
+def _more_filters_in_use(request: HttpRequest, form: BookingFilterForm) -> int:
+    return sum(1 for name in form.fields if name not in FIRST_FILTERS and _filter_in_use(request, form[name]))
+
+
+def _more_summary(in_use: int, *, oob: bool = False) -> str:
+    return MORE_SUMMARY.format(_OOB if oob else "", f" ({in_use} in use)" if in_use else "")
+
+
 def _filter_fields_markup(request: HttpRequest, form: BookingFilterForm) -> SafeString:
     first = [_field_html(form[name]) for name in FIRST_FILTERS]
     others = [form[name] for name in form.fields if name not in FIRST_FILTERS]
-    in_use = sum(1 for f in others if _filter_in_use(request, f))
-    more = MORE_FILTERS.format(" open" if in_use else "", f" ({in_use} in use)" if in_use else "")
+    in_use = _more_filters_in_use(request, form)
+    more = MORE_FILTERS.format(" open" if in_use else "", _more_summary(in_use))
     # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
     rest = "\n".join(_field_html(f) for f in others)
     return mark_safe(f"{FILTERS_GRID}{''.join(first)}{more}{FILTERS_GRID}{rest}\n</div>\n</details>")  # noqa: S308
@@ -519,7 +529,10 @@ def booking_list(request: HttpRequest) -> HttpResponse:
     # Each field is escaped by _field_html (or the template), so joining them keeps them safe.
     if fragment:
         fields = None
-        resent = mark_safe("\n".join(_field_html(f, oob=True) for f in _fields_to_resend(request, form)))  # noqa: S308
+        resent = mark_safe(  # noqa: S308 (each field escaped; the summary is ours)
+            "\n".join(_field_html(f, oob=True) for f in _fields_to_resend(request, form))
+            + _more_summary(_more_filters_in_use(request, form), oob=True)
+        )
     else:
         fields, resent = _filter_fields_html(request, form), None
     context = {

@@ -439,12 +439,19 @@ def test_htmx_answers_clear_the_errors_the_page_shows_and_leave_the_other_fields
     groups = resent_groups(html)
     assert list(groups) == ["id_date_to"]
     assert "field-error" not in groups["id_date_to"] and 'value="2026-12-10"' in groups["id_date_to"]
-    # Nothing was wrong, nor is: the results alone, as before.
+    # Nothing was wrong, nor is: the results alone, as before, and the count of the folded
+    # filters in use.
     fine = "http://testserver/staff/bookings/?status=pending"
     for current in (fine, "http://testserver/staff/bookings/", None):
         headers = {"HTTP_HX_CURRENT_URL": current} if current else {}
         html = admin_client.get(URL, {"status": "confirmed"}, **HX, **headers).content.decode()
-        assert 'hx-swap-oob="true"' not in html and 'id="id_status' not in html, current
+        assert html.count('hx-swap-oob="true"') == 1 and 'id="id_status' not in html, current
+        assert re.search(r'<summary id="filters-more-summary"[^>]*hx-swap-oob="true">More filters</summary>', html)
+
+
+def test_an_htmx_answer_updates_the_count_of_folded_filters_in_use(admin_client):
+    html = admin_client.get(URL, {"mode": "online", "per_page": "50"}, **HX).content.decode()
+    assert re.search(r'<summary id="filters-more-summary"[^>]*>More filters \(2 in use\)</summary>', html)
 
 
 def test_on_a_phone_the_filters_but_search_and_status_fold_away_unless_in_use(admin_client, counsellor):
