@@ -107,6 +107,14 @@ _YEARS = [
     MinValueValidator(date(2000, 1, 1), "Enter a date in the year 2000 or later."),
     MaxValueValidator(date(2099, 12, 31), "Enter a date before the year 2100."),
 ]
+# The same for a moment: far outside them, a wall-clock time read in the clinic's zone, or that
+# time plus a session, falls outside what a datetime can hold (year 1, year 9999).
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_TIMES = [
+    MinValueValidator(_EARLIEST, "Enter a time in the year 2000 or later."),
+    MaxValueValidator(_LATEST, "Enter a time before the year 2100."),
+]
 
 
 class BookingFilterForm(forms.Form):
@@ -598,7 +606,9 @@ class GenerateForm(forms.Form):
 
 class SlotForm(forms.Form):
     prefix = "slot"  # its fields' names and ids on a page with other forms
-    start = forms.DateTimeField(label="Starts", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
+    start = forms.DateTimeField(
+        label="Starts", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS, validators=_TIMES
+    )
     minutes = forms.IntegerField(label="Length (minutes)", min_value=10, max_value=240, initial=60)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -608,17 +618,13 @@ class SlotForm(forms.Form):
 
 class BlockedPeriodForm(forms.Form):
     prefix = "blocked"  # its fields' names and ids on a page with other forms
-    start = forms.DateTimeField(label="From", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
-    end = forms.DateTimeField(label="Until", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS)
+    start = forms.DateTimeField(label="From", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS, validators=_TIMES)
+    end = forms.DateTimeField(label="Until", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS, validators=_TIMES)
     reason = forms.CharField(label="Reason", required=False, max_length=200, help_text="Only staff see it.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["start"].help_text = self.fields["end"].help_text = clinic_time_hint()
-
-
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class PublishRangeForm(forms.Form):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 
 import pytest
@@ -253,3 +254,28 @@ def test_a_slot_kept_for_the_records_is_explained_once_at_the_top(counsellor_cli
     html = response.content.decode()
     assert html.count("Earlier bookings refer to this slot") == 1
     assert 'href="#slots-h">Earlier bookings refer to this slot' in html and 'id="slots-h"' in html
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/New_York"])
+@pytest.mark.parametrize("typed", ["0001-01-01T00:00", "9999-12-31T23:00"])
+def test_a_time_typed_far_outside_the_calendar_is_refused_next_to_its_field(
+    counsellor_client, counsellor, settings, zone, typed
+):
+    """Year 1 read in India, or year 9999 plus a session, falls outside what a datetime holds:
+    each answered 500. Now the field says which years it takes, as the calendar's publishing does."""
+    settings.TIME_ZONE = zone
+    response = counsellor_client.post(act("slot_add", counsellor), {"slot-start": typed, "slot-minutes": 240})
+    assert response.status_code == 400
+    assert re.search(
+        r'id="id_slot-start-error">Enter a time (in the year 2000 or later|before the year 2100)',
+        response.content.decode(),
+    )
+    for start, end in ((typed, "2030-01-01T10:00"), ("2030-01-01T10:00", typed)):
+        response = counsellor_client.post(act("blocked_add", counsellor), {"blocked-start": start, "blocked-end": end})
+        assert response.status_code == 400
+        field = "start" if start == typed else "end"
+        assert re.search(
+            rf'id="id_blocked-{field}-error">Enter a time (in the year 2000 or later|before the year 2100)',
+            response.content.decode(),
+        )
+    assert not Slot.objects.exists() and not BlockedPeriod.objects.exists()
