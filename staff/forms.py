@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Self
 
@@ -655,7 +655,10 @@ class PublishRangeForm(forms.Form):
         first, last = timezone.localtime(start), timezone.localtime(end)
         if end <= start:
             raise forms.ValidationError("The selected time must end after it starts.", code="backwards")
-        if first.date() != last.date():
+        # A selection dragged to the bottom of the Week view ends at the next midnight: still
+        # that day's evening. From midnight to midnight it is a day clicked in the Month view.
+        to_midnight = last.time() == time.min and last.date() == first.date() + timedelta(days=1)
+        if first.date() != last.date() and not (to_midnight and first.time() != time.min):
             raise forms.ValidationError(
                 f"Select a time within one day ({first:%Z}), for example 10:00 to 13:00, in the "
                 "Week or Day view. To publish many days, use the weekly hours on the availability page.",

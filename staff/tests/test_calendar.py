@@ -429,6 +429,18 @@ def test_publishing_refuses_a_range_that_is_not_within_one_clinic_day(
     assert not Slot.objects.exists()
 
 
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Europe/London"])
+def test_a_selection_down_to_midnight_publishes_the_evening(counsellor_client, counsellor, settings, zone):
+    """Dragged in the Week view from 22:00 to the bottom of the day, a selection ends at the next
+    midnight: still one evening, but it was refused as not within one day."""
+    settings.TIME_ZONE = zone
+    day = next_weekday_at(22, days_ahead=5)
+    response = publish(counsellor_client, day, day + timedelta(hours=2), counsellor)
+    assert response.status_code == 200, response.json()
+    starts = [f"{timezone.localtime(s.start):%H:%M}" for s in Slot.objects.filter(counsellor=counsellor)]
+    assert starts == ["22:00", "23:00"]
+
+
 def test_the_one_day_refusal_names_the_clinic_zone_and_the_way_to_publish_many_days(counsellor_client, counsellor):
     day = next_weekday_at(0, days_ahead=5)
     message = publish(counsellor_client, day, day + timedelta(days=1), counsellor).json()["message"]
