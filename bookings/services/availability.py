@@ -42,7 +42,8 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
 
 
 def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Slot:
-    """Publish one free slot. Refuses one that overlaps another of the counsellor's slots."""
+    """Publish one free slot. Refuses one that overlaps another of the counsellor's slots, or
+    one of their blocked periods (clients would never see it: selectors.slots_free)."""
     if end <= start:
         raise BookingError("A slot must end after it starts.")
     with transaction.atomic():
@@ -51,6 +52,11 @@ def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Sl
         Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
         if Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).exists():
             raise SlotUnavailable("That time overlaps another of this counsellor's slots.")
+        if BlockedPeriod.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).exists():
+            raise SlotUnavailable(
+                "That time falls in one of this counsellor's blocked periods, so clients would not "
+                "see it. Choose another time, or remove the blocked period first."
+            )
         try:
             with transaction.atomic():
                 slot = Slot.objects.create(counsellor=counsellor, start=start, end=end)

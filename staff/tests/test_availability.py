@@ -279,3 +279,26 @@ def test_a_time_typed_far_outside_the_calendar_is_refused_next_to_its_field(
             response.content.decode(),
         )
     assert not Slot.objects.exists() and not BlockedPeriod.objects.exists()
+
+
+def test_a_one_off_slot_inside_a_blocked_period_is_refused(counsellor_client, counsellor):
+    """Clients never see a slot a blocked period overlaps (selectors.slots_free), yet the page
+    said "Slot published." for one added into the counsellor's leave, even when it only
+    overlapped the period's start."""
+    leave = next_weekday_at(10, days_ahead=4)
+    blocked_period_create(counsellor=counsellor, start=leave, end=leave + timedelta(hours=4), reason="Leave")
+    for start in (leave + timedelta(hours=1), leave - timedelta(minutes=30)):
+        response = counsellor_client.post(
+            act("slot_add", counsellor),
+            {"slot-start": timezone.localtime(start).strftime("%Y-%m-%dT%H:%M"), "slot-minutes": 60},
+        )
+        assert response.status_code == 409
+        assert "blocked period" in response.content.decode()
+    assert not Slot.objects.exists()
+    # Just after it, the time is free to publish.
+    after = timezone.localtime(leave + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M")
+    assert (
+        counsellor_client.post(act("slot_add", counsellor), {"slot-start": after, "slot-minutes": 60}).status_code
+        == 302
+    )
+    assert Slot.objects.count() == 1
