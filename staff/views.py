@@ -1229,16 +1229,15 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
         )
         return _availability_refused(request, counsellor, "generate", form, nothing)
     try:
-        created = services.availability_generate(counsellor=counsellor, weeks=form.cleaned_data["weeks"])
+        created, skipped = services.availability_generate(counsellor=counsellor, weeks=form.cleaned_data["weeks"])
     except BookingError as exc:
         return _availability_refused(request, counsellor, "generate", form, exc)
-    if created:
-        return _availability_done(
-            request, counsellor, f"Published {created} new free slot{'s' if created != 1 else ''}.", section="hours"
-        )
-    return _availability_done(
-        request, counsellor, "Nothing new to publish: every slot from these hours already exists.", section="hours"
+    message = (
+        f"Published {created} new free slot{'s' if created != 1 else ''}." if created else "Nothing new to publish."
     )
+    if skipped:
+        message += f" Skipped {skipped} (already published, in the past, blocked, or overlapping other slots)."
+    return _availability_done(request, counsellor, message, section="hours")
 
 
 @_availability_form

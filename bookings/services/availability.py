@@ -132,19 +132,20 @@ def slots_publish(
     return created, skipped
 
 
-def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date | None = None) -> int:
+def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date | None = None) -> tuple[int, int]:
     """Publish free slots from the counsellor's weekly hours for the coming `weeks`, from
-    today. Running it again creates only what is missing. Returns how many were created."""
+    today. Running it again creates only what is missing. Returns (slots created, times
+    skipped: already published, past, blocked or overlapping other slots), as slots_publish."""
     today = today or timezone.localdate()
     tz = timezone.get_current_timezone()
     hours = list(WeeklyHours.objects.filter(counsellor=counsellor))
-    created = 0
+    created = skipped = 0
     for offset in range(weeks * 7):
         day = today + timedelta(days=offset)
         for wh in hours:
             if wh.weekday != day.weekday():
                 continue
-            slots, _ = slots_publish(
+            slots, passed_over = slots_publish(
                 counsellor=counsellor,
                 start=timezone.make_aware(datetime.combine(day, wh.start_time), tz),
                 end=timezone.make_aware(datetime.combine(day, wh.end_time), tz),
@@ -152,7 +153,8 @@ def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date
                 buffer_minutes=wh.buffer_minutes,
             )
             created += len(slots)
-    return created
+            skipped += passed_over
+    return created, skipped
 
 
 def weekly_hours_add(

@@ -74,7 +74,7 @@ def test_generate_slots_command_skips_blocked_periods(counsellor):
     days = {timezone.localtime(s.start).date() for s in Slot.objects.filter(counsellor=counsellor)}
     assert today not in days
     assert today + timedelta(days=7) in days
-    assert availability_generate(counsellor=counsellor, weeks=2) == 0
+    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 0
 
 
 def test_one_off_slot_and_overlap(counsellor_client, counsellor, slot):
@@ -302,3 +302,25 @@ def test_a_one_off_slot_inside_a_blocked_period_is_refused(counsellor_client, co
         == 302
     )
     assert Slot.objects.count() == 1
+
+
+def test_generating_over_other_slots_and_leave_says_what_it_skipped(counsellor_client, counsellor):
+    """Hours 10:00-13:00 over a one-off slot at 10:30 and leave from 12:00: 10:00 and 11:00
+    overlap the one-off slot, 12:00 the leave. The page said "Nothing new to publish: every
+    slot from these hours already exists", which was not so, and never said what it skipped."""
+    day = next_weekday_at(10, days_ahead=3)
+    Slot.objects.create(counsellor=counsellor, start=day + timedelta(minutes=30), end=day + timedelta(minutes=90))
+    BlockedPeriod.objects.create(counsellor=counsellor, start=day + timedelta(hours=2), end=day + timedelta(hours=3))
+    WeeklyHours.objects.create(
+        counsellor=counsellor, weekday=day.weekday(), start_time=time(10), end_time=time(13), session_minutes=50
+    )
+    response = counsellor_client.post(act("generate", counsellor), {"generate-weeks": 1}, follow=True)
+    text = response.content.decode()
+    assert "already exists" not in text
+    assert "Nothing new to publish" in text and "Skipped 3 (already published, in the past, blocked," in text
+    assert Slot.objects.count() == 1
+
+    Slot.objects.all().delete()
+    response = counsellor_client.post(act("generate", counsellor), {"generate-weeks": 1}, follow=True)
+    text = response.content.decode()
+    assert "Published 2 new free slots. Skipped 1 (already published, in the past, blocked," in text

@@ -27,7 +27,7 @@ class Command(BaseCommand):
             qs = qs.filter(slug=counsellor)
         total = 0
         for c in qs:
-            created = availability_generate(counsellor=c, weeks=weeks)
+            created, _ = availability_generate(counsellor=c, weeks=weeks)
             total += created
             self.stdout.write(f"{c.display_name}: {created} new slot{'s' if created != 1 else ''}")
         self.stdout.write(self.style.SUCCESS(f"Done: {total} new slots."))
