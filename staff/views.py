@@ -1104,11 +1104,9 @@ def availability_index(request: HttpRequest) -> HttpResponse:
 
 def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms: Any) -> dict[str, Any]:
     now = timezone.now()
-    slots = list(
-        slots_for(
-            request.user, Slot.objects.filter(counsellor=counsellor, start__gte=now, start__lt=now + timedelta(days=28))
-        ).order_by("start")
-    )
+    # Every upcoming slot: hours generate up to 12 weeks ahead and a calendar selection may be
+    # further out, and this list is the only place to remove one.
+    slots = list(slots_for(request.user, Slot.objects.filter(counsellor=counsellor, start__gte=now)).order_by("start"))
     # Per slot, the active bookings holding it, and the requests that asked for it (a slot
     # either keeps from being removed, so neither is shown as free).
     by_slot = {s.pk: s for s in slots}

@@ -324,3 +324,39 @@ def test_generating_over_other_slots_and_leave_says_what_it_skipped(counsellor_c
     response = counsellor_client.post(act("generate", counsellor), {"generate-weeks": 1}, follow=True)
     text = response.content.decode()
     assert "Published 2 new free slots. Skipped 1 (already published, in the past, blocked," in text
+
+
+def test_the_page_lists_every_upcoming_slot_in_a_constant_number_of_queries(
+    counsellor_client, counsellor, make_booking
+):
+    """Weekly hours generate up to 12 weeks ahead and clients book up to 60 days ahead, but the
+    page listed four weeks: a slot published further out could not be removed anywhere."""
+
+    def publish(days: int) -> None:
+        for offset in range(Slot.objects.count() // 3, days):
+            first = next_weekday_at(10, days_ahead=1 + offset)
+            Slot.objects.bulk_create(
+                Slot(
+                    counsellor=counsellor, start=first + timedelta(hours=h), end=first + timedelta(hours=h, minutes=50)
+                )
+                for h in (0, 2, 4)
+            )
+
+    def queries_for_page() -> tuple[int, str]:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            html = counsellor_client.get(page(counsellor)).content.decode()
+        return len(queries), html
+
+    publish(2)
+    queries_for_page()  # the first request of a session reads what later ones have cached
+    few, _ = queries_for_page()
+    publish(60)
+    far = Slot.objects.order_by("-start").first()
+    make_booking(status=Status.CONFIRMED, slot=Slot.objects.order_by("-start")[1])
+    many, html = queries_for_page()
+    assert many == few <= 8
+    assert reverse("staff:availability_slot_delete", args=[counsellor.pk, far.pk]) in html
+    assert html.count("/delete/") >= 60 * 3 - 1
