@@ -131,3 +131,45 @@ def test_publishing_a_night_across_a_change_steps_in_real_time(counsellor, day, 
         assert skipped == 0
         assert [f"{timezone.localtime(s.start):%H:%M %Z}" for s in created] == starts
     assert all(s.end - s.start == timedelta(hours=1) for s in Slot.objects.filter(counsellor=counsellor))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("zone", "day", "hours", "starts"),
+    [
+        # London, 28 March 2027: 01:00 GMT becomes 02:00 BST, so 01:30 never happens.
+        # Hours until 01:30 end when the clocks jump: no session at 02:00 BST, after them.
+        (LONDON, (2027, 3, 28), ((0, 0), (1, 30)), ["00:00 GMT", "00:30 GMT"]),
+        # Hours from 01:30 start when the clocks jump, at 02:00 BST, not an hour after 01:30 GMT.
+        (LONDON, (2027, 3, 28), ((1, 30), (3, 0)), ["02:00 BST", "02:30 BST"]),
+        # New York, 14 March 2027: 02:00 EST becomes 03:00 EDT.
+        ("America/New_York", (2027, 3, 14), ((1, 0), (2, 30)), ["01:00 EST", "01:30 EST"]),
+        ("America/New_York", (2027, 3, 14), ((2, 30), (4, 0)), ["03:00 EDT", "03:30 EDT"]),
+        # 01:30 that happens twice: hours from the first 01:30 (BST) to 03:00 GMT, real time.
+        (LONDON, (2027, 10, 31), ((1, 30), (3, 0)), ["01:30 BST", "01:00 GMT", "01:30 GMT", "02:00 GMT", "02:30 GMT"]),
+    ],
+    ids=["london-ends-in-gap", "london-starts-in-gap", "new-york-ends-in-gap", "new-york-starts-in-gap", "london-back"],
+)
+def test_weekly_hours_that_begin_or_end_in_the_hour_that_never_happens(counsellor, settings, zone, day, hours, starts):
+    """A wall-clock time the clocks skip was read as if they had not gone forward yet: an hour
+    later than the moment the clocks jump. Hours ending then got sessions after they end;
+    hours starting then lost the first hour."""
+    from datetime import date, time
+
+    from bookings.models import WeeklyHours
+    from bookings.services import availability_generate
+
+    settings.TIME_ZONE = zone
+    first = date(*day)
+    (sh, sm), (eh, em) = hours
+    WeeklyHours.objects.create(
+        counsellor=counsellor,
+        weekday=first.weekday(),
+        start_time=time(sh, sm),
+        end_time=time(eh, em),
+        session_minutes=30,
+        buffer_minutes=0,
+    )
+    availability_generate(counsellor=counsellor, weeks=1, today=first)
+    slots = Slot.objects.filter(counsellor=counsellor).order_by("start")
+    assert [f"{timezone.localtime(s.start):%H:%M %Z}" for s in slots] == starts
