@@ -414,20 +414,28 @@ def booking_timeline(booking: Booking) -> list[TimelineEntry]:
     """
     entries: list[TimelineEntry] = []
     for event in booking.events.all():
-        text, detail, moved = _timeline_text(event), "", None
+        text, moved = _timeline_text(event), None
         if not text:
             continue
-        if event.to_status == Status.REJECTED and event.action == "transition":
-            detail = event.reason
-        elif event.action == "rescheduled":
-            # The times, for the page to word in its language; a move recorded without them
-            # (one whose reason could not be read when they were added) is shown as written.
-            if event.moved_from and event.moved_to:
-                moved = (event.moved_from, event.moved_to)
-            else:
-                detail = event.reason
-        entries.append(TimelineEntry(at=event.created_at, text=text, detail=detail, moved=moved))
+        if event.action == "rescheduled" and event.moved_from and event.moved_to:
+            # The times, for the page to word in its language.
+            moved = (event.moved_from, event.moved_to)
+        entries.append(
+            TimelineEntry(at=event.created_at, text=text, detail=event_reason_for_client(event), moved=moved)
+        )
     return entries
+
+
+def event_reason_for_client(event: BookingEvent) -> str:
+    """The part of an event's reason its client may read (their timeline, their data export):
+    a rejection's reason, as the rejection email promises, and a move recorded without its
+    times (one whose reason could not be read when they were added). Every other reason is
+    written for colleagues and may say what the client told them."""
+    if event.to_status == Status.REJECTED and event.action == "transition":
+        return event.reason
+    if event.action == "rescheduled" and not (event.moved_from and event.moved_to):
+        return event.reason
+    return ""
 
 
 def _timeline_text(event: BookingEvent) -> str:

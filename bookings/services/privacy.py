@@ -26,6 +26,7 @@ from bookings.models import (
     Status,
     WaitlistEntry,
 )
+from bookings.selectors import event_reason_for_client
 from bookings.services.transitions import booking_record
 from bookings.tokens import token_claim, token_create
 
@@ -221,7 +222,8 @@ def privacy_export(*, held: HeldData) -> dict[str, Any]:
                         "to": e.to_status,
                         "action": e.action,
                         "by": e.actor,
-                        "reason": e.reason,
+                        # Only what the client's own timeline shows: staff notes are for colleagues.
+                        "reason": event_reason_for_client(e),
                     }
                     for e in b.events.all()
                 ],

@@ -191,3 +191,43 @@ def test_waitlist_entries_are_exported_and_erased_with_the_bookings(client, hist
     client.post(page(history["active"]) + "privacy/erase/")
     assert client.post(emailed_link("erase")).status_code == 200
     assert list(WaitlistEntry.objects.values_list("email", flat=True)) == ["someone-else@example.com"]
+
+
+def test_the_export_carries_no_note_staff_wrote_for_colleagues(client, history, admin_user):
+    """The timeline shows a client only a rejection's reason (the rest is written for
+    colleagues); the downloaded file must not show them more than that."""
+    cancelled = history["cancelled"]
+    BookingEvent.objects.create(
+        booking=cancelled,
+        from_status="pending",
+        to_status="cancelled",
+        actor="staff",
+        actor_user=admin_user,
+        reason="Colleague note: sounded very low on the phone, call back",
+    )
+    BookingEvent.objects.create(
+        booking=cancelled,
+        action="payment_settled",
+        actor="staff",
+        actor_user=admin_user,
+        reason="Payment 7: Payment alert dealt with. Spoke to her brother",
+    )
+    rejected = Booking.objects.create(
+        **{
+            f: getattr(cancelled, f)
+            for f in ("client_name", "email", "session_type", "mode", "amount", "currency", "counsellor")
+        },
+        ack_id="MS-REJ234",
+        status=Status.REJECTED,
+    )
+    BookingEvent.objects.create(
+        booking=rejected, from_status="pending", to_status="rejected", actor="staff", reason="We do not offer that"
+    )
+    client.post(page(history["active"]) + "privacy/export/")
+    download = client.get(emailed_link("export") + "?download").content.decode()
+    assert "Colleague note" not in download and "her brother" not in download
+    data = json.loads(download)
+    by_id = {b["acknowledgement_id"]: b for b in data["bookings"]}
+    # The events themselves are still there; the client's own rejection reason too.
+    assert {e["action"] for e in by_id[cancelled.ack_id]["events"]} >= {"transition", "payment_settled"}
+    assert [e["reason"] for e in by_id["MS-REJ234"]["events"]] == ["We do not offer that"]
