@@ -23,6 +23,7 @@ from bookings.models import (
     Booking,
     BookingEvent,
     LinkToken,
+    OutboundEmail,
     Status,
     WaitlistEntry,
 )
@@ -148,6 +149,9 @@ def privacy_erase(*, token: str) -> int:
             booking_anonymise(booking_id=booking_id, reason="Erased at the client's request")
         # Waitlist entries hold the same personal data and no accounts need them.
         WaitlistEntry.objects.filter(email=email).delete()
+        # As do the outbox's copies of emails about no booking (the waitlist's, "your
+        # booking links"): those about a booking were cleared with it above.
+        OutboundEmail.objects.filter(to=email, booking__isnull=True).delete()
     logger.info("erasure: %s booking(s) anonymised", len(ids))
     return len(ids)
 

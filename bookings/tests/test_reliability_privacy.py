@@ -231,3 +231,23 @@ def test_the_export_carries_no_note_staff_wrote_for_colleagues(client, history, 
     # The events themselves are still there; the client's own rejection reason too.
     assert {e["action"] for e in by_id[cancelled.ack_id]["events"]} >= {"transition", "payment_settled"}
     assert [e["reason"] for e in by_id["MS-REJ234"]["events"]] == ["We do not offer that"]
+
+
+def test_erasure_leaves_no_email_to_the_address_in_the_outbox(client, history):
+    """Emails about no booking (the waitlist's, "your booking links") hold the address and,
+    in their text, the client's name: they go with the rest."""
+    from bookings.models import OutboundEmail
+
+    for kind in ("waitlist_joined", "booking_links"):
+        OutboundEmail.objects.create(
+            kind=kind, to="meera@example.com", subject="Your place", body_text="Hello Meera Iyer", body_html="Meera"
+        )
+    others = OutboundEmail.objects.create(
+        kind="booking_links", to="someone-else@example.com", subject="s", body_text="x"
+    )
+    booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
+    client.post(page(history["cancelled"]) + "privacy/erase/")
+    assert client.post(emailed_link("erase")).status_code == 200
+    assert not OutboundEmail.objects.filter(to__icontains="meera").exists()
+    assert not OutboundEmail.objects.filter(body_text__icontains="meera").exists()
+    assert OutboundEmail.objects.filter(pk=others.pk).exists()
