@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -83,7 +84,8 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     """The retention policy, safe to run from cron concurrently with the app:
     finished bookings anonymised after RETENTION_MONTHS; emails deleted 30 days after they
     were sent, or after they were given up on (their links have long expired by then, and an
-    email about no booking, such as "your links", would otherwise stay for ever)."""
+    email about no booking, such as "your links", would otherwise stay for ever); expired
+    sessions deleted."""
     from bookings.models import OutboundEmail
 
     now = now or timezone.now()
@@ -99,7 +101,10 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         Q(status=OutboundEmail.State.SENT, sent_at__lt=month_ago)
         | Q(status=OutboundEmail.State.FAILED, created_at__lt=month_ago)
     ).delete()
-    return {"anonymised": anonymised, "emails_deleted": emails}
+    # Expired sessions: Django never deletes them itself, and an abandoned booking wizard's
+    # session holds what the client typed (name, email, phone, their words).
+    sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
+    return {"anonymised": anonymised, "emails_deleted": emails, "sessions_deleted": sessions}
 
 
 # --- Privacy: erasure and export on the client's request ----------------------------------

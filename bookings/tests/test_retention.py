@@ -112,3 +112,22 @@ def test_anonymising_keeps_what_a_payment_actually_took(make_booking, counsellor
 
     payment.refresh_from_db()
     assert payment.raw == {} and payment_captured_amount(payment) == 99_900
+
+
+def test_expired_sessions_go_with_what_an_abandoned_wizard_held(client):
+    """A wizard left half-way keeps the client's name and words in their session; Django
+    never deletes an expired session by itself, so the retention sweep does."""
+    from django.contrib.sessions.models import Session
+
+    session = client.session
+    session["booking_wizard"] = {"run": {"data": {"concerns": {"concerns": MARKER}}}}
+    session.save()
+    key = session.session_key
+    assert Session.objects.filter(session_key=key).exists()
+    live = Session.objects.create(
+        session_key="x" * 32, session_data="live", expire_date=timezone.now() + timedelta(hours=1)
+    )
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    assert retention_apply()["sessions_deleted"] == 1
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
+    assert retention_apply()["sessions_deleted"] == 0

@@ -8,8 +8,11 @@ from bookings.services import retention_apply
 
 
 class Command(BaseCommand):
-    help = "Anonymise finished bookings past the retention period; delete old sent emails."
+    help = "Anonymise finished bookings past the retention period; delete old sent emails and expired sessions."
 
     def handle(self, *args: object, **options: object) -> None:
         result = retention_apply()
-        self.stdout.write(f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted.")
+        self.stdout.write(
+            f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
+            f"{result['sessions_deleted']} expired session(s) deleted."
+        )
