@@ -23,6 +23,7 @@ from bookings.models import (
     Actor,
     Booking,
     BookingEvent,
+    BookingView,
     LinkToken,
     OutboundEmail,
     Status,
@@ -85,7 +86,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     finished bookings anonymised after RETENTION_MONTHS; emails deleted 30 days after they
     were sent, or after they were given up on (their links have long expired by then, and an
     email about no booking, such as "your links", would otherwise stay for ever); expired
-    sessions deleted."""
+    sessions deleted; the staff view log kept for RETENTION_MONTHS."""
     from bookings.models import OutboundEmail
 
     now = now or timezone.now()
@@ -104,7 +105,10 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     # Expired sessions: Django never deletes them itself, and an abandoned booking wizard's
     # session holds what the client typed (name, email, phone, their words).
     sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
-    return {"anonymised": anonymised, "emails_deleted": emails, "sessions_deleted": sessions}
+    # The staff view log (who opened whose booking): an access record, kept as long as the
+    # bookings themselves are.
+    views, _ = BookingView.objects.filter(viewed_at__lt=cutoff).delete()
+    return {"anonymised": anonymised, "emails_deleted": emails, "sessions_deleted": sessions, "views_deleted": views}
 
 
 # --- Privacy: erasure and export on the client's request ----------------------------------

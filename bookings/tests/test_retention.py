@@ -131,3 +131,17 @@ def test_expired_sessions_go_with_what_an_abandoned_wizard_held(client):
     assert retention_apply()["sessions_deleted"] == 1
     assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
     assert retention_apply()["sessions_deleted"] == 0
+
+
+def test_the_staff_view_log_is_kept_for_the_retention_period_only(make_booking, counsellor, admin_user, settings):
+    """Who on the staff opened whose booking, and when, is personal data about both."""
+    from bookings.models import BookingView
+
+    settings.RETENTION_MONTHS = 12
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    old = BookingView.objects.create(booking=booking, user=admin_user, viewed_at=timezone.now() - timedelta(days=400))
+    recent = BookingView.objects.create(booking=booking, user=admin_user)
+    assert retention_apply()["views_deleted"] == 1
+    assert list(BookingView.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not BookingView.objects.filter(pk=old.pk).exists()
+    assert retention_apply()["views_deleted"] == 0

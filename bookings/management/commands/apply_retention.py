@@ -8,11 +8,11 @@ from bookings.services import retention_apply
 
 
 class Command(BaseCommand):
-    help = "Anonymise finished bookings past the retention period; delete old sent emails and expired sessions."
+    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions and old staff views."
 
     def handle(self, *args: object, **options: object) -> None:
         result = retention_apply()
         self.stdout.write(
             f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
-            f"{result['sessions_deleted']} expired session(s) deleted."
+            f"{result['sessions_deleted']} expired session(s) and {result['views_deleted']} old staff view(s) deleted."
         )
