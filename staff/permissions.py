@@ -16,6 +16,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 from bookings.models import Booking, Counsellor, Slot
 from staff.models import User
@@ -48,7 +49,11 @@ def staff_required(view: View | None = None, *, admin: bool = False) -> Any:
                 return redirect_to_login(request.get_full_path())
             if admin and not is_administrator(request.user):
                 raise PermissionDenied("Only administrators can open this page.")
-            return func(request, *args, **kwargs)
+            response = func(request, *args, **kwargs)
+            # Portal pages show clients' names and words: no shared or browser cache keeps them
+            # (a clinic's shared computer, Back after signing out).
+            add_never_cache_headers(response)
+            return response
 
         wrapper.staff_admin_only = admin  # type: ignore[attr-defined]
         return wrapper

@@ -271,3 +271,13 @@ def test_staff_are_told_in_the_portal_what_they_cannot_find(client, counsellor_c
         assert "Go to your bookings" in html and theirs.ack_id not in html and "Kavya" not in html
     assert "We could not find that page" in counsellor_client.get("/no-such-page/").content.decode()
     assert client.get(f"/staff/bookings/{theirs.pk}/").status_code == 302  # signed out: to sign in
+
+
+@pytest.mark.parametrize(("name", "url"), [(r[0], r[2]) for r in MATRIX if r[1] == "get"])
+def test_no_staff_page_is_kept_by_a_cache(admin_client, world, name, url):
+    """Portal pages show clients' names and words: neither a shared cache nor the browser's
+    (a clinic's shared computer, Back after signing out) may keep a copy."""
+    response = admin_client.get(url(world))
+    assert response.status_code == 200
+    cache_control = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+    assert {"no-store", "private"} <= cache_control, f"{name}: {response.get('Cache-Control')}"
