@@ -452,6 +452,15 @@ def _review(step: Step) -> HttpResponse:
     }
     if request.method != "POST" or not consent.is_valid():
         return _render_step(step, consent, extra=ctx)
+    if request.POST.get("policy_shown") != settings.POLICY_VERSION:
+        # A new privacy notice or cancellation policy was published while this page was open:
+        # the boxes were ticked for the old one. The booking records the version agreed to,
+        # so the client reads and agrees to the new one first.
+        message = gettext(
+            "Our privacy notice and cancellation policy have changed since this page was shown. Please "
+            "read them (version %(version)s) and agree again to send your request."
+        ) % {"version": settings.POLICY_VERSION}
+        return _render_step(step, ConsentForm(), extra=ctx, status=409, errors=[("", message)])
     session_type = session.cleaned_data["session_type"]
     if request.POST.get("price_shown") != str(session_type.price):
         # The clinic changed the price while this page was open: the client sees the new one

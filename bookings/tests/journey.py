@@ -74,11 +74,13 @@ CONSENT = {"agree_privacy": "on", "agree_cancellation": "on"}
 
 
 def consent(client: Any, run: str) -> dict[str, str]:
-    """The review step's form as a browser sends it: both agreements ticked, and the price the
-    page showed (the server refuses a request for a price the client was not shown)."""
+    """The review step's form as a browser sends it: both agreements ticked, and the price and
+    policy version the page showed (the server refuses a request for a price the client was not
+    shown, or a consent to a policy they were not shown)."""
     page = client.get(url(run, "review")).content.decode()
     shown = re.search(r'name="price_shown" value="(\d+)"', page)
-    return {**CONSENT, "price_shown": shown[1] if shown else ""}
+    policy = re.search(r'name="policy_shown" value="([^"]*)"', page)
+    return {**CONSENT, "price_shown": shown[1] if shown else "", "policy_shown": policy[1] if policy else ""}
 
 
 def submit(client: Any, run: str) -> Any:

@@ -252,6 +252,24 @@ def test_a_price_changed_while_the_review_was_open_is_shown_before_anything_is_s
     assert Booking.objects.get().amount == 180000
 
 
+def test_consent_is_recorded_only_for_the_policy_version_the_client_was_shown(client, session_type, slot, settings):
+    """A new privacy notice or cancellation policy published while the review was open: the
+    client agreed to the old one, so nothing is sent until they have seen and agreed to the new."""
+    settings.POLICY_VERSION = "2026-11-01"
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    sent = consent(client, run)
+    settings.POLICY_VERSION = "2026-12-15"
+    response = client.post(url(run, "review"), sent)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "changed since this page was shown" in html and "(version 2026-12-15)" in html
+    boxes = re.findall(r'<input[^>]*name="agree_[a-z]+"[^>]*>', html)
+    assert len(boxes) == 2 and not any("checked" in box for box in boxes)  # agreed again, not carried over
+    assert not Booking.objects.exists()
+    assert submit(client, run).status_code == 303
+    assert Booking.objects.get().consent_policy_version == "2026-12-15"
+
+
 def test_review_requires_both_agreements(client, session_type, slot):
     run = walk_to_review(client, session_type=session_type, slot=slot)
     response = client.post(url(run, "review"), {})
