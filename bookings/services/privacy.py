@@ -29,6 +29,7 @@ from bookings.models import (
     Status,
     WaitlistEntry,
 )
+from bookings.ratelimit import counters_prune
 from bookings.selectors import event_reason_for_client
 from bookings.services.transitions import booking_record
 from bookings.tokens import token_claim, token_create
@@ -86,7 +87,8 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     finished bookings anonymised after RETENTION_MONTHS; emails deleted 30 days after they
     were sent, or after they were given up on (their links have long expired by then, and an
     email about no booking, such as "your links", would otherwise stay for ever); expired
-    sessions deleted; the staff view log kept for RETENTION_MONTHS."""
+    sessions deleted; the staff view log kept for RETENTION_MONTHS; rate-limit counters
+    deleted a day after their window."""
     from bookings.models import OutboundEmail
 
     now = now or timezone.now()
@@ -108,7 +110,15 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     # The staff view log (who opened whose booking): an access record, kept as long as the
     # bookings themselves are.
     views, _ = BookingView.objects.filter(viewed_at__lt=cutoff).delete()
-    return {"anonymised": anonymised, "emails_deleted": emails, "sessions_deleted": sessions, "views_deleted": views}
+    # Rate-limit counters of windows long ended: keyed by a hash of an address or an IP.
+    counters = counters_prune()
+    return {
+        "anonymised": anonymised,
+        "emails_deleted": emails,
+        "sessions_deleted": sessions,
+        "views_deleted": views,
+        "rate_counters_deleted": counters,
+    }
 
 
 # --- Privacy: erasure and export on the client's request ----------------------------------

@@ -145,3 +145,18 @@ def test_the_staff_view_log_is_kept_for_the_retention_period_only(make_booking, 
     assert list(BookingView.objects.values_list("pk", flat=True)) == [recent.pk]
     assert not BookingView.objects.filter(pk=old.pk).exists()
     assert retention_apply()["views_deleted"] == 0
+
+
+def test_rate_limit_counters_of_past_windows_go(settings):
+    """A counter's key is a hash of an address or an IP address, guessable from a list of
+    them: the sweep deletes those whose window ended a day ago."""
+    from bookings.models import RateCounter
+    from bookings.ratelimit import ratelimit_hit
+
+    settings.REDIS_URL = ""
+    ratelimit_hit(scope="wizard_submit_email", key="meera@example.com")
+    old = RateCounter.objects.get()
+    RateCounter.objects.filter(pk=old.pk).update(period_start=old.period_start - 2 * 86400)
+    ratelimit_hit(scope="status_lookup", key="203.0.113.7")
+    assert retention_apply()["rate_counters_deleted"] == 1
+    assert RateCounter.objects.count() == 1 and not RateCounter.objects.filter(pk=old.pk).exists()

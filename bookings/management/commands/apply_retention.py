@@ -14,5 +14,6 @@ class Command(BaseCommand):
         result = retention_apply()
         self.stdout.write(
             f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
-            f"{result['sessions_deleted']} expired session(s) and {result['views_deleted']} old staff view(s) deleted."
+            f"{result['sessions_deleted']} expired session(s), {result['views_deleted']} old staff view(s) and "
+            f"{result['rate_counters_deleted']} old rate-limit counter(s) deleted."
         )
