@@ -12,7 +12,10 @@ case "$DATABASE_URL" in postgres://*|postgresql://*) ;; *) echo "error: DATABASE
 
 case "$cmd" in
 dump)
+    # Readable by its owner only, whatever the caller's umask (and if FILE already existed).
+    umask 077
     pg_dump --format=custom --no-owner --no-privileges --file="$file" "$DATABASE_URL"
+    chmod 600 "$file"
     echo "dumped to $file ($(du -h "$file" | cut -f1))"
     ;;
 restore)
