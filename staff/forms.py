@@ -292,8 +292,13 @@ class RejectForm(VersionForm):
 
 class CancelForm(VersionForm):
     prefix = "cancel"  # its fields' names and ids on a page with other forms
+    # Kept in the audit trail for colleagues: neither the client's email nor their booking page
+    # shows it (selectors.event_reason_for_client), so staff must not be told it is sent.
     reason = forms.CharField(
-        label="Reason", max_length=500, widget=forms.Textarea(attrs={"rows": 3}), help_text="Sent to the client."
+        label="Reason",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="For the clinic's records: the client does not see it.",
     )
     client_asked = forms.BooleanField(
         label="The client asked to cancel",

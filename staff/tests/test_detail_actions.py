@@ -1005,3 +1005,22 @@ def test_a_phoned_booking_records_what_the_client_said_of_their_age_and_language
     young = {**data, "email": "young@example.com", "age": Booking.AgeConfirmation.GUARDIAN}
     assert admin_client.post(reverse("staff:booking_new"), young).status_code == 302
     assert Booking.objects.get(email="young@example.com").age_confirmation == Booking.AgeConfirmation.GUARDIAN
+
+
+def test_the_cancellation_form_says_truly_who_reads_its_reason(admin_client, pending, client):
+    """The reason goes into the audit trail for colleagues: the client's email and booking
+    page never show it, so the form must not tell staff it is sent to the client."""
+    from bookings.models import LinkToken
+    from bookings.tokens import token_create
+
+    html = admin_client.get(reverse("staff:booking_detail", args=[pending.pk])).content.decode()
+    form = html[html.index('id="action-cancel"') :]
+    form = form[: form.index("</form>")]
+    assert "Sent to the client" not in form and "client does not see" in form
+
+    note = "Zq9 she said her husband must not know"
+    admin_client.post(url("cancel", pending), {"cancel-version": pending.version, "cancel-reason": note})
+    assert Booking.objects.get(pk=pending.pk).status == Status.CANCELLED
+    assert mail.outbox and not any("Zq9" in m.body for m in mail.outbox)
+    raw = token_create(booking=pending, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=1))
+    assert "Zq9" not in client.get(f"/bookings/{raw}/").content.decode()
