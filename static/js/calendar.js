@@ -263,7 +263,11 @@
         // would hide the visible text from voice-control users).
         var status = document.createElement("span");
         status.className = "ms-event-status";
-        status.textContent = ", " + p.status;
+        var separator = document.createElement("span");
+        separator.className = "ms-event-sep"; // hidden, still read, where the status has a line of its own
+        separator.textContent = ", ";
+        status.appendChild(separator);
+        status.appendChild(document.createTextNode(p.status));
         var extra = document.createElement("span");
         extra.className = "sr-only";
         extra.textContent = ", with " + p.counsellor;
