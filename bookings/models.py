@@ -125,6 +125,8 @@ class Counsellor(models.Model):
         blank=True, help_text="Default online room, sent to clients once a booking is confirmed."
     )
     daily_summary = models.BooleanField(default=False)
+    # Emails when a session of theirs is cancelled, moved or handed over (notifications.session_changed).
+    change_emails = models.BooleanField(default=True, db_default=True)
     is_active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
 

@@ -191,10 +191,13 @@ def session_changed(
     "approved" (into their time, by someone else), "handed_to_you" (from `other`, at
     `old_slot`) or "handed_away" (to `other`: they can no longer open it; from `old_slot`, or
     with none, a request made to them and approved into `other`'s time). Done by `actor`,
-    `user` for staff: nobody is told of their own change, nor a counsellor who has left.
+    `user` for staff: nobody is told of their own change, nor a counsellor who has left or
+    has turned these emails off in their profile (Counsellor.change_emails).
     By acknowledgement ID, never the client's name or words; in English, like the portal."""
     account = counsellor.user if counsellor is not None and counsellor.user_id is not None else None
     if account is None or not account.is_active or getattr(user, "pk", None) == account.pk:
+        return
+    if not counsellor.change_emails:  # turned off in their profile
         return
     context = {
         "booking": booking,

@@ -835,6 +835,7 @@ class CounsellorProfileForm(forms.ModelForm):
             "offers_online",
             "offers_in_person",
             "daily_summary",
+            "change_emails",
             "is_active",
         ]
         labels = {
@@ -849,6 +850,7 @@ class CounsellorProfileForm(forms.ModelForm):
             "offers_online": "I offer online sessions",
             "offers_in_person": "I offer sessions in person",
             "daily_summary": "Email me a summary of my sessions each morning",
+            "change_emails": "Email me when a session of mine is cancelled, moved, or handed to or from me",
             "is_active": "Show this profile to clients",
         }
         help_texts = {
@@ -859,6 +861,7 @@ class CounsellorProfileForm(forms.ModelForm):
             "bio_hi": "Clients reading in Hindi see this; left empty, they see “About you” in English.",
             "languages": "Separate them with commas, e.g. English, Hindi.",
             "daily_summary": "Times, acknowledgement IDs and client initials only.",
+            "change_emails": "By acknowledgement ID and time; not when you made the change yourself.",
             "is_active": "Clients can see and book this counsellor only while this is ticked.",
         }
         widgets = {

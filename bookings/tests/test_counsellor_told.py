@@ -165,3 +165,11 @@ def test_a_request_approved_into_another_counsellors_time_tells_the_one_it_was_m
     # The one whose time it is hears of an approval into it.
     (theirs,) = told(other_counsellor.user)
     assert theirs.subject.startswith("Session booked into your time:")
+
+
+def test_a_counsellor_who_turned_these_emails_off_is_not_emailed(make_booking, counsellor, counsellor_user):
+    counsellor.change_emails = False
+    counsellor.save(update_fields=["change_emails"])
+    booking = booked(make_booking, counsellor)
+    services.booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    assert told(counsellor_user) == []

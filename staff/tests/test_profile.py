@@ -93,3 +93,16 @@ def test_a_counsellor_gives_their_profile_in_hindi_for_clients_reading_hindi(cou
     assert counsellor_client.post(url, {**VALID, **dict.fromkeys(hindi, "")}).status_code == 302
     public = client.get("/counsellors/asha/").content.decode()
     assert "Unhurried, practical sessions." in public and hindi["approach_hi"] not in public
+
+
+def test_a_counsellor_turns_the_emails_about_changes_to_their_sessions_off_and_on(counsellor_client, counsellor):
+    url = reverse("staff:profile_edit", args=[counsellor.pk])
+    html = counsellor_client.get(url).content.decode()
+    assert 'name="change_emails"' in html and "Email me when a session of mine is cancelled" in html
+    assert counsellor.change_emails is True  # on unless turned off
+    assert counsellor_client.post(url, VALID).status_code == 302  # the box left unticked
+    counsellor.refresh_from_db()
+    assert counsellor.change_emails is False
+    counsellor_client.post(url, {**VALID, "change_emails": "on"})
+    counsellor.refresh_from_db()
+    assert counsellor.change_emails is True
