@@ -101,6 +101,21 @@ def language_name(name: str) -> str:
     return str(known) if known is not None else name
 
 
+def shown_in_hindi(obj: models.Model, field: str) -> str:
+    """`obj`'s `field` as clients see it in the active language: its Hindi (`field`_hi) on
+    Hindi pages and in Hindi emails, when staff gave one; else `field`. Staff always read
+    `field` itself."""
+    return (getattr(obj, f"{field}_hi") if translation.get_language() == "hi" else "") or getattr(obj, field)
+
+
+def english_shown(obj: models.Model, fields: tuple[str, ...]) -> set[str]:
+    """Which of `fields` a Hindi page shows in English (no Hindi given): marked lang="en",
+    so that a screen reader reads them as English."""
+    if translation.get_language() != "hi":
+        return set()
+    return {field for field in fields if getattr(obj, field) and not getattr(obj, f"{field}_hi")}
+
+
 class Counsellor(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -146,30 +161,22 @@ class Counsellor(models.Model):
         LANGUAGE_NAMES; any other as staff wrote it."""
         return [language_name(lang) for lang in self.language_list]
 
+    # As clients read them (shown_in_hindi, english_shown).
     @property
     def shown_title(self) -> str:
-        """Its title as clients see it in the active language: the Hindi one on Hindi pages
-        and in Hindi emails, when the counsellor gave one; else the title. Staff always see
-        `title`."""
-        return (self.title_hi if translation.get_language() == "hi" else "") or self.title
+        return shown_in_hindi(self, "title")
 
     @property
     def shown_approach(self) -> str:
-        return (self.approach_hi if translation.get_language() == "hi" else "") or self.approach
+        return shown_in_hindi(self, "approach")
 
     @property
     def shown_bio(self) -> str:
-        return (self.bio_hi if translation.get_language() == "hi" else "") or self.bio
+        return shown_in_hindi(self, "bio")
 
     @property
     def english_shown(self) -> set[str]:
-        """Which of title, approach and bio a Hindi page shows in English (no Hindi given):
-        marked lang="en", so that a screen reader reads them as English."""
-        if translation.get_language() != "hi":
-            return set()
-        return {
-            name for name in ("title", "approach", "bio") if getattr(self, name) and not getattr(self, f"{name}_hi")
-        }
+        return english_shown(self, ("title", "approach", "bio"))
 
     @property
     def initials(self) -> str:
@@ -218,21 +225,16 @@ class SessionType(models.Model):
 
     @property
     def shown_name(self) -> str:
-        """Its name as clients see it in the active language: the Hindi one on Hindi pages
-        and in Hindi emails, when staff gave one; else the name. Staff always see `name`."""
-        return (self.name_hi if translation.get_language() == "hi" else "") or self.name
+        """As clients read it (shown_in_hindi): staff always see `name`."""
+        return shown_in_hindi(self, "name")
 
     @property
     def shown_description(self) -> str:
-        return (self.description_hi if translation.get_language() == "hi" else "") or self.description
+        return shown_in_hindi(self, "description")
 
     @property
     def english_shown(self) -> set[str]:
-        """Which of name and description a Hindi page shows in English (no Hindi given):
-        marked lang="en", so that a screen reader reads them as English."""
-        if translation.get_language() != "hi":
-            return set()
-        return {name for name in ("name", "description") if getattr(self, name) and not getattr(self, f"{name}_hi")}
+        return english_shown(self, ("name", "description"))
 
     @property
     def duration(self) -> timedelta:
