@@ -105,6 +105,19 @@ def test_delivery_gives_up_after_the_maximum_attempts(make_booking, counsellor, 
 # --- What the emails say ----------------------------------------------------------------
 
 
+def pay_in_full(booking) -> None:
+    """The client pays the booking's amount: it is confirmed, and its email sent."""
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk,
+        provider_payment_id="pay_ok",
+        amount=booking.amount,
+        currency=booking.currency,
+        raw={},
+        source="t",
+    )
+
+
 @pytest.mark.parametrize("hours", [24, 48])
 def test_the_confirmation_states_the_cancellation_cutoff_in_force_in_both_parts(
     settings, make_booking, counsellor, oncommit, hours
@@ -113,15 +126,7 @@ def test_the_confirmation_states_the_cancellation_cutoff_in_force_in_both_parts(
     booking = make_booking(Status.APPROVED)
 
     with oncommit():
-        payment = payment_start(booking_id=booking.pk)
-        payment_confirm(
-            payment_id=payment.pk,
-            provider_payment_id="pay_ok",
-            amount=booking.amount,
-            currency=booking.currency,
-            raw={},
-            source="t",
-        )
+        pay_in_full(booking)
 
     email = OutboundEmail.objects.get(booking=booking, kind="confirmed")
     policy = f"You can cancel online until {hours} hours before the session."
@@ -134,15 +139,7 @@ def test_the_calendar_attachment_declares_the_method_its_file_uses(make_booking,
     to accept or decline, answered to the clinic's address."""
     booking = make_booking(Status.APPROVED)
     with oncommit():
-        payment = payment_start(booking_id=booking.pk)
-        payment_confirm(
-            payment_id=payment.pk,
-            provider_payment_id="pay_ok",
-            amount=booking.amount,
-            currency=booking.currency,
-            raw={},
-            source="t",
-        )
+        pay_in_full(booking)
     confirmed = [m for m in mail.outbox if m.attachments]
     assert len(confirmed) == 1
     _name, content, mimetype = confirmed[0].attachments[0]
