@@ -7,12 +7,12 @@ a dozen queries and can lose counts under concurrency; one upsert costs one quer
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 
 from bookings.models import RateCounter
 
@@ -54,15 +54,17 @@ def _count_in_redis(key: str, period_start: int, period: int) -> int:
 def ratelimit_hit(*, scope: str, key: str) -> int | None:
     """Count one attempt for `key` in `scope`. None if allowed; else seconds until it is again.
 
-    Limits come from settings.RATE_LIMITS[scope] = (attempts, seconds). Keys are hashed, so
-    no email address or IP address is stored.
+    Limits come from settings.RATE_LIMITS[scope] = (attempts, seconds). Keys are stored as an
+    HMAC keyed by SECRET_KEY: no email address or IP address is stored, nor a plain hash of
+    one, which anyone holding the table could match against every IPv4 address or a list of
+    addresses in minutes.
     """
     if not settings.RATELIMIT_ENABLED:
         return None
     limit, period = settings.RATE_LIMITS[scope]
     now = int(time.time())
     period_start = now - now % period
-    digest = hashlib.sha256(f"{scope}:{key}".encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    digest = salted_hmac("mindsettler.ratelimit", f"{scope}:{key}", algorithm="sha256").hexdigest()[:40]
     counter_key = f"{scope[:30]}:{digest}"
     if settings.REDIS_URL:
         count = _count_in_redis(counter_key, period_start, period)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from django.test import RequestFactory
 
@@ -33,9 +35,17 @@ def test_a_new_window_starts_afresh(settings):
     assert counters_prune() == 1
 
 
-def test_keys_are_stored_hashed():
+def test_keys_are_stored_as_a_keyed_hash(settings):
     ratelimit_hit(scope="status_lookup", key="email:someone@example.com")
-    assert "someone" not in RateCounter.objects.get().key
+    stored = RateCounter.objects.get().key
+    assert "someone" not in stored
+    # Not a plain hash, which could be matched against a list of addresses: the digest depends
+    # on SECRET_KEY.
+    plain = hashlib.sha256(b"status_lookup:email:someone@example.com").hexdigest()[:40]
+    assert plain not in stored
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    ratelimit_hit(scope="status_lookup", key="email:someone@example.com")
+    assert RateCounter.objects.count() == 2
 
 
 def test_can_be_switched_off(settings):
