@@ -89,7 +89,7 @@ def method_not_allowed(method: str) -> ApiProblem:
     return ApiProblem(
         "method-not-allowed",
         f"The API is read-only: use GET, not {method}.",
-        headers={"Allow": "GET"},
+        headers={"Allow": "GET, HEAD"},
     )
 
 

@@ -56,14 +56,14 @@ View = Callable[..., HttpResponse]
 
 
 def api_view(*, authenticate: bool = True) -> Callable[[View], View]:
-    """GET only; with `authenticate`, a valid bearer token within its rate limit. Errors as problems."""
+    """GET (and HEAD, its headers alone); with `authenticate`, a valid bearer token within its rate limit. Errors as problems."""
 
     def decorator(view: View) -> View:
         @csrf_exempt  # token-authenticated and read-only; no cookies are trusted here
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
-                if request.method != "GET":
+                if request.method not in ("GET", "HEAD"):
                     raise problems.method_not_allowed(request.method or "")
                 if authenticate:
                     _authenticate(request)

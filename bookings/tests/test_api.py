@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
+from django.test import Client
 from django.utils import timezone
 
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
@@ -375,9 +376,22 @@ def test_only_get_is_allowed(api, make_booking, method):
     booking = make_booking(Status.PENDING)
     response = getattr(api, method)(f"/api/v1/bookings/{booking.ack_id}", data={"status": "cancelled"})
     assert_problem(response, 405)
-    assert response["Allow"] == "GET"
+    assert response["Allow"] == "GET, HEAD"
     booking.refresh_from_db()
     assert booking.status == Status.PENDING
+
+
+def test_head_answers_with_gets_headers_and_no_body(api, make_booking):
+    booking = make_booking(Status.PENDING)
+    got = api.get(f"/api/v1/bookings/{booking.ack_id}")
+    head = api.head(f"/api/v1/bookings/{booking.ack_id}")
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head["Content-Type"] == got["Content-Type"]
+    assert head["Cache-Control"] == "no-store"
+    # Still behind the token.
+    unauthenticated = Client().head(f"/api/v1/bookings/{booking.ack_id}")
+    assert unauthenticated.status_code == 401 and unauthenticated["WWW-Authenticate"].startswith("Bearer ")
 
 
 def test_too_many_requests_is_429_with_retry_after(api, settings, api_token, client):
