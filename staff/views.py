@@ -598,7 +598,14 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
     zone = timezone.get_current_timezone()
 
     def moment(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
+        if value is None:
+            return ""
+        local = value.astimezone(zone)
+        text = local.strftime("%Y-%m-%d %H:%M")
+        # The hour a daylight-saving zone repeats when its clocks go back: say which of the two.
+        if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+            text += local.strftime(" UTC%:z")
+        return text
 
     def rows():
         yield writer.writerow([name.format(zone=settings.TIME_ZONE) for name in CSV_HEADER])

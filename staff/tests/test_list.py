@@ -384,6 +384,21 @@ def test_csv_export_for_administrators_without_the_clients_words(admin_client, c
     assert row["Session start (Asia/Kolkata)"] == f"{timezone.localtime(booking.slot.start):%Y-%m-%d %H:%M}"
 
 
+def test_csv_times_in_the_hour_the_clocks_repeat_name_their_offset(admin_client, settings, counsellor, make_booking):
+    settings.TIME_ZONE = "America/New_York"  # clocks go back at 02:00 on 7 November 2027
+    made = {}
+    for utc_hour in (5, 6, 7):  # 01:30 EDT, 01:30 EST, 02:30 EST
+        start = datetime(2027, 11, 7, utc_hour, 30, tzinfo=UTC)
+        slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
+        made[utc_hour] = make_booking(Status.CONFIRMED, slot=slot).ack_id
+    response = admin_client.get(reverse("staff:booking_export"), {"status": "confirmed"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    start_of = {row["Acknowledgement ID"]: row["Session start (America/New_York)"] for row in rows}
+    assert start_of[made[5]] == "2027-11-07 01:30 UTC-04:00"
+    assert start_of[made[6]] == "2027-11-07 01:30 UTC-05:00"
+    assert start_of[made[7]] == "2027-11-07 02:30"
+
+
 def test_dates_the_wrong_way_round_are_pointed_out(admin_client, spread):
     response = admin_client.get(URL, {"date_from": "2026-12-10", "date_to": "2026-12-01"})
     html = response.content.decode()
