@@ -91,6 +91,19 @@ def clock(value: datetime | None) -> str:
 
 
 @register.filter
+def until(end: datetime | None, start: datetime | None) -> str:
+    """The end of a period that starts at `start`, as its time of day: '10:50'. With its zone
+    when that is not the start's, as for a session across the night daylight saving ends
+    ('01:20 GMT' after '01:30 BST')."""
+    if end is None:
+        return ""
+    local = timezone.localtime(end)
+    if start is not None and timezone.localtime(start).tzname() != local.tzname():
+        return f"{local:%H:%M} {local.tzname()}"
+    return f"{local:%H:%M}"
+
+
+@register.filter
 def phone(value: str | None) -> str:
     """A phone number as people read it, "+91 98765 43210", whether stored (E.164) or as typed."""
     if not value:

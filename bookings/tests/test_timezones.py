@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 
 from bookings.models import Booking, Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
-from bookings.templatetags.mindsettler import when, when_short
+from bookings.templatetags.mindsettler import until, when, when_short
 
 LONDON = "Europe/London"
 
@@ -46,6 +46,14 @@ def test_when_short_too():
     with timezone.override(LONDON):
         assert when_short(utc(2026, 10, 25, 0, 30)) == "Sun 25 Oct, 01:30 BST"
         assert when_short(utc(2026, 10, 25, 1, 30)) == "Sun 25 Oct, 01:30 GMT"
+
+
+def test_a_periods_end_names_its_zone_only_when_the_start_had_another():
+    with timezone.override(LONDON):
+        # 01:30 BST to 50 minutes later, across the change: 01:20 GMT.
+        assert until(utc(2026, 10, 25, 1, 20), utc(2026, 10, 25, 0, 30)) == "01:20 GMT"
+        assert until(utc(2026, 10, 25, 2, 20), utc(2026, 10, 25, 1, 30)) == "02:20"
+    assert until(utc(2026, 10, 25, 1, 20), utc(2026, 10, 25, 0, 30)) == "06:50"
 
 
 def test_when_short_in_hindi_writes_whole_day_and_month_names():
