@@ -112,7 +112,8 @@ def checkout(request: HttpRequest, token: str, payment_id: int) -> HttpResponse:
 # markup, and sends what it reads to the provider. The booking page's link (a secret that
 # opens the booking for a year) must not be among them: the page is at an address of the
 # payment alone, and opens only in the browser that came to it through the booking's link
-# (this session remembers which payments it may show), as do its return and way back.
+# (this session remembers which payments it may show), as does its way back. Its return
+# too, but for a result the provider signed, which is recorded whoever brings it.
 
 _WINDOWS = "payment_windows"  # in the session: {payment id: booking id}
 _WINDOWS_KEPT = 5
@@ -175,8 +176,26 @@ def payment_window_return(request: HttpRequest, payment_id: int) -> HttpResponse
     """The payment window's return: as payment_return, then to the booking's page by a new link."""
     payment = _window_payment(request, payment_id)
     if isinstance(payment, HttpResponse):
-        return payment
+        return _returned_to_a_stranger(request, payment_id, problem=payment)
     return _returned(request, payment, booking_url=lambda: manage_path(payment.booking))
+
+
+def _returned_to_a_stranger(request: HttpRequest, payment_id: int, *, problem: HttpResponse) -> HttpResponse:
+    """A provider's result for a payment this browser no longer knows: its session ran out
+    during a long checkout (sessions last 12 hours), or the bank's page finished in another
+    browser. A result the provider signed is recorded, as its webhook would be, and the
+    client told what happened; but the browser gets no link to the booking (a signature
+    proves a payment, not who may open the booking). Anything else: `problem`, the 404."""
+    payment = Payment.objects.select_related("booking").filter(pk=payment_id).first()
+    if payment is None:
+        return problem
+    try:
+        payment = _record_return(request, payment)
+    except payments.SignatureInvalid:
+        return problem
+    speak_as_booked(request, payment.booking)
+    _, message = _return_message(payment)
+    return render(request, "bookings/payments/returned_elsewhere.html", {"message": message})
 
 
 @require_POST
@@ -215,23 +234,34 @@ def payment_return(request: HttpRequest, token: str, payment_id: int) -> HttpRes
 def _returned(request: HttpRequest, payment: Payment, *, booking_url: Callable[[], str]) -> HttpResponse:
     """What payment_return and payment_window_return share: verify and record the provider's
     signed result, then back to the booking's page (`booking_url`) with what happened."""
-    data = {key: value for key, value in request.POST.items() if key != "csrfmiddlewaretoken"}
     try:
-        payment = services.payment_return(payment_id=payment.pk, data=data)
-    except payments.SignatureInvalid as exc:
-        logger.warning("payment %s: return refused: %s", payment.pk, exc)
+        payment = _record_return(request, payment)
+    except payments.SignatureInvalid:
         return render(
             request,
             "bookings/payments/return_problem.html",
             {"booking_url": booking_url()},
             status=400,
         )
+    messages.add_message(request, *_return_message(payment))
+    return redirect(booking_url())
+
+
+def _record_return(request: HttpRequest, payment: Payment) -> Payment:
+    """Verify and record the provider's result the browser brought back; the payment as it
+    stands after. Raises payments.SignatureInvalid, having changed nothing, for a result the
+    provider did not sign."""
+    data = {key: value for key, value in request.POST.items() if key != "csrfmiddlewaretoken"}
+    try:
+        return services.payment_return(payment_id=payment.pk, data=data)
+    except payments.SignatureInvalid as exc:
+        logger.warning("payment %s: return refused: %s", payment.pk, exc)
+        raise
     except payments.ProviderError as exc:
         # Signature was fine but Razorpay could not be asked about the amount: the webhook
         # will confirm it.
         logger.warning("payment %s: could not check with provider: %s", payment.pk, exc)
-    messages.add_message(request, *_return_message(payment))
-    return redirect(booking_url())
+        return payment
 
 
 def _return_message(payment: Payment) -> tuple[int, str]:

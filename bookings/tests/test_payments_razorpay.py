@@ -236,10 +236,12 @@ def test_the_payment_window_opens_only_in_the_browser_that_followed_the_booking_
     client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
 
     stranger = Client()
+    forged = {**checkout_result(), "razorpay_signature": sign(f"{ORDER_ID}|{PAYMENT_ID}", "not-our-secret")}
     for response in (
         stranger.get(reverse("bookings:payment_window", args=[payment.pk])),
         stranger.post(reverse("bookings:payment_window_back", args=[payment.pk])),
-        stranger.post(reverse("bookings:payment_window_return", args=[payment.pk]), checkout_result()),
+        stranger.post(reverse("bookings:payment_window_return", args=[payment.pk]), forged),
+        stranger.post(reverse("bookings:payment_window_return", args=[payment.pk + 1]), checkout_result()),
     ):
         assert response.status_code == 404 and booking.ack_id not in response.content.decode()
     assert len(api.calls) == 1  # only the order
@@ -247,6 +249,27 @@ def test_the_payment_window_opens_only_in_the_browser_that_followed_the_booking_
     # "Back to your booking" leads this browser to a working booking page.
     back = client.post(reverse("bookings:payment_window_back", args=[payment.pk]))
     assert back.status_code == 302 and booking.ack_id in client.get(back["Location"]).content.decode()
+
+
+def test_a_signed_result_that_comes_back_after_the_session_ran_out_is_recorded(client, api, approved):
+    """A checkout left open past the session's 12 hours (or finished in another browser):
+    the payment Razorpay signed confirms the booking at once, as its webhook would, and the
+    client is told so; but the browser, which only proves a payment, gets no booking link."""
+    from django.test import Client
+
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]))
+    api.get(f"{API}/payments/{PAYMENT_ID}", json=payment_body(booking.amount))
+
+    response = Client().post(reverse("bookings:payment_window_return", args=[payment.pk]), checkout_result())
+
+    html = response.content.decode()
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    assert "We received your payment of ₹" in html and "your session is confirmed" in html
+    assert "get a fresh link from" in html
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert booking.ack_id not in html and "/bookings/" not in html  # the confirmation email has the link
 
 
 def test_opening_the_payment_window_again_makes_no_booking_link(client, api, approved):
