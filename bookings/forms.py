@@ -366,6 +366,18 @@ class EmailLookupForm(JourneyForm):
 DATE_INPUT = forms.DateInput(attrs={"type": "date", "class": "input"}, format="%Y-%m-%d")
 
 
+class SessionTypeSelect(forms.Select):
+    """A list of session types, as clients read them: on a Hindi page, a name shown in English
+    (no Hindi given) is marked lang="en" for screen readers, as elsewhere."""
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        session_type = getattr(option["value"], "instance", None)
+        if session_type is not None and "name" in session_type.english_shown:
+            option["attrs"]["lang"] = "en"
+        return option
+
+
 class WaitlistForm(JourneyForm):
     """Joining the waitlist: who, for what kind of session, with whom, and which days."""
 
@@ -380,7 +392,7 @@ class WaitlistForm(JourneyForm):
         label=_("Kind of session"),
         queryset=SessionType.objects.none(),
         empty_label=None,
-        widget=forms.Select(attrs={"class": "input"}),
+        widget=SessionTypeSelect(attrs={"class": "input"}),
         error_messages={"invalid_choice": _("Choose one of the kinds of session listed.")},
     )
     session_type.label_from_instance = lambda session_type: session_type.shown_name

@@ -373,7 +373,7 @@ def test_a_session_type_given_no_hindi_is_marked_as_english_on_hindi_pages(
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
     wizard = url(start(client), "session")
     booking_page = f"/bookings/{manage_token(booking)}/"
-    for path in ("/", wizard, booking_page):
+    for path in ("/", wizard, booking_page, "/waitlist/"):
         hindi, english = both(client, path)
         assert f'lang="en">{session_type.name}<' in hindi, path
         assert 'lang="en"' not in english.split("<body", 1)[1].replace('<option value="en" lang="en"', ""), path
@@ -381,7 +381,7 @@ def test_a_session_type_given_no_hindi_is_marked_as_english_on_hindi_pages(
     assert f'lang="en">{session_type.description}</p>' in hindi
     session_type.name_hi = "व्यक्तिगत सेशन"
     session_type.save()
-    for path in ("/", wizard, booking_page):
+    for path in ("/", wizard, booking_page, "/waitlist/"):
         assert f'lang="en">{session_type.name_hi}' not in get(client, path, "hi"), path
         assert session_type.name_hi in get(client, path, "hi"), path
 
