@@ -187,10 +187,12 @@ def test_whole_days_cannot_be_selected_and_a_time_within_a_day_publishes_at_clin
     ), asked[0]
     assert [timezone.localtime(s.start).strftime("%H:%M") for s in Slot.objects.order_by("start")] == ["10:00", "11:00"]
     assert {s.start.date() for s in Slot.objects.all()} == {day.date()}
-    # The new free slots show as shaded times in the clinic's hours.
-    expect(
-        page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(day):%Y-%m-%d}"] .fc-bg-event')
-    ).to_have_count(2)
+    # The new free slots show as shaded times in the clinic's hours, with an edge at 3:1 (green
+    # 700 on white is 5:1; the shade alone, FullCalendar's, was 1.1:1).
+    shaded = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(day):%Y-%m-%d}"] .fc-bg-event')
+    expect(shaded).to_have_count(2)
+    style = shaded.first.evaluate("e => [getComputedStyle(e).opacity, getComputedStyle(e).boxShadow]")
+    assert style[0] == "1" and "rgb(21, 128, 61)" in style[1], style
     london.check()
 
 
