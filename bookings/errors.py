@@ -45,6 +45,20 @@ class ActiveBookingExists(BookingError):
     )
 
 
+class PolicyVersionChanged(BookingError):
+    """The client agreed to a privacy notice that is no longer the current one: a new version
+    was published while the form was open. Staff-facing (a booking made for a client)."""
+
+    code = "policy_version_changed"
+
+    def __init__(self, current: str) -> None:
+        super().__init__(
+            f"The privacy notice changed to version {current} while this form was open. Read the client the "
+            "new summary, and tick the box again if they agree.",
+            field="consent",
+        )
+
+
 class TooLate(BookingError):
     code = "too_late"
 

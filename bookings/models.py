@@ -46,6 +46,16 @@ class Actor(models.TextChoices):
     PROVIDER = "provider", "Payment provider"
 
 
+class ConsentGiven(models.TextChoices):
+    """How a client agreed to the privacy notice when staff made their booking (a client who
+    phoned or came in), as the action of the BookingEvent that records it: the action, unlike
+    the event's reason, outlives anonymisation. A booking the client sent from the wizard has
+    no such event: they agreed in the form itself."""
+
+    PHONE = "consent_by_phone", "By phone"
+    IN_PERSON = "consent_in_person", "In person"
+
+
 class Mode(models.TextChoices):
     ONLINE = "online", _("Online")
     IN_PERSON = "in_person", _("In person")

@@ -115,7 +115,18 @@ def test_admin_books_for_a_client_who_phoned_then_marks_a_past_session_completed
     expect(page.get_by_label("Client's name")).to_have_value("Meena Pillai")
     page.get_by_label("Time slot").select_option(label=label)
     page.get_by_role("radio", name="Approved: the client pays to confirm").check()
-    page.get_by_label("Phone (optional)").press("Enter")  # Enter creates it, as the button does
+    # Not before the client agreed to the privacy notice: said next to the box, nothing lost.
+    agreed = page.get_by_role("checkbox", name="I read the privacy notice summary to the client and they agreed")
+    with tab.allowing_status(400):
+        page.get_by_label("Phone (optional)").press("Enter")  # Enter creates it, as the button does
+        expect(agreed).to_have_accessible_description(re.compile(r"Privacy notice version .+ Read the client the"))
+        expect(page.get_by_role("alert")).to_contain_text("I read the privacy notice summary")
+        expect(page.get_by_label("Client's name")).to_have_value("Meena Pillai")
+        expect(page.get_by_label("Time slot")).to_have_value(str(slot.pk))
+        tab.check()
+    expect(page.get_by_role("radio", name="On the phone")).to_be_checked()
+    agreed.check()
+    page.get_by_label("Phone (optional)").press("Enter")
 
     created = Booking.objects.get(email="meena@example.com")
     expect(heading(page, created.ack_id)).to_be_visible()

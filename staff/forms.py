@@ -18,11 +18,12 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
-from bookings.errors import SessionTypeChanged, SettingRefused
+from bookings.errors import PolicyVersionChanged, SessionTypeChanged, SettingRefused
 from bookings.models import (
     MODE_FLAGS,
     Booking,
     Clinic,
+    ConsentGiven,
     Counsellor,
     Mode,
     Payment,
@@ -718,6 +719,24 @@ class StaffBookingForm(forms.Form):
         required=False,
         help_text="Leave empty for the session type's price.",
     )
+    # The privacy notice's version the page showed, always the current one (the template writes
+    # it): the client agreed to that one (clean_consent).
+    policy_shown = forms.CharField(widget=forms.HiddenInput, required=False)
+    # The client's agreement to the privacy notice, as the wizard asks it of those who book
+    # online: staff read them its summary (shown on the page) and tick for them.
+    consent_by = forms.ChoiceField(
+        label="The client is",
+        choices=[(ConsentGiven.PHONE, "On the phone"), (ConsentGiven.IN_PERSON, "Here in person")],
+        widget=forms.RadioSelect,
+        initial=ConsentGiven.PHONE,
+    )
+    consent = forms.BooleanField(
+        label="I read the privacy notice summary to the client and they agreed",
+        error_messages={
+            "required": "Read the client the privacy notice summary and ask whether they agree. Without their"
+            " agreement the clinic can't hold their details, so no booking can be made."
+        },
+    )
 
     def __init__(
         self,
@@ -752,9 +771,20 @@ class StaffBookingForm(forms.Form):
                     " needs a parent or guardian to contact the clinic with them."
                 },
             )
+        self.fields["consent"].help_text = f"Privacy notice version {settings.POLICY_VERSION}."
 
     def clean_email(self) -> str:
         return email_normalise(self.cleaned_data["email"])
+
+    def clean_consent(self) -> bool:
+        if self.cleaned_data.get("policy_shown") != settings.POLICY_VERSION:
+            # A new notice was published while the page was open: the tick was for the old one.
+            # The page shows the new version (the template), the box cleared for the client's
+            # answer to it.
+            self.data = self.data.copy()
+            self.data.pop(self.add_prefix("consent"), None)
+            raise forms.ValidationError(PolicyVersionChanged(settings.POLICY_VERSION).message, code="policy_changed")
+        return True
 
     def clean_age(self) -> str:
         age = self.cleaned_data["age"]

@@ -32,6 +32,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from bookings import services
 from bookings.errors import (
     BookingError,
+    PolicyVersionChanged,
     SessionTypeChanged,
     SettingRefused,
     SlotsHeld,
@@ -1030,7 +1031,15 @@ def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = ""
         slot.help_text = "Choose a counsellor to see their free times."
     else:
         slot.queryset = selectors.new_booking_slots(user=request.user, counsellor_id=chosen)
-    return render(request, "staff/booking_new.html", {"form": form, "error": error, "nav": "new"}, status=status)
+    context = {
+        "form": form,
+        "error": error,
+        "nav": "new",
+        # What the summary read to the client says: the notice's version, how long details are kept.
+        "policy_version": settings.POLICY_VERSION,
+        "retention_months": settings.RETENTION_MONTHS,
+    }
+    return render(request, "staff/booking_new.html", context, status=status)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -1074,9 +1083,13 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 amount=form.amount_paise() if can_edit_amount(user) else None,
                 age_confirmation=data["age"],
                 language=data["language"],
+                consent=data["consent_by"],
+                policy_version=data["policy_shown"],
             )
         except (SlotUnavailable, TooLate) as exc:
             form.add_error("slot", exc.message)  # taken, or too soon, since the page was shown
+        except PolicyVersionChanged as exc:
+            form.add_error("consent", exc.message)  # published since the form was checked
         except BookingError as exc:
             error = exc.message
             if exc.code == "active_booking_exists":

@@ -16,6 +16,7 @@ from bookings import notifications
 from bookings.errors import (
     ActiveBookingExists,
     BookingError,
+    PolicyVersionChanged,
     SlotUnavailable,
     TooLate,
     TransitionNotAllowed,
@@ -26,6 +27,7 @@ from bookings.models import (
     Actor,
     Booking,
     BookingEvent,
+    ConsentGiven,
     Counsellor,
     LinkToken,
     OutboundEmail,
@@ -191,6 +193,8 @@ def booking_create_by_staff(
     email: str,
     phone: str,
     slot: Slot | None,
+    consent: str,
+    policy_version: str,
     counsellor: Counsellor | None = None,
     amount: int | None = None,
     age_confirmation: str = Booking.AgeConfirmation.ADULT,
@@ -198,9 +202,19 @@ def booking_create_by_staff(
 ) -> Booking:
     """A booking for a client who phoned or walked in: starts PENDING or APPROVED.
 
-    A slot decides the counsellor; a slot of a counsellor other than the one chosen is refused."""
+    A slot decides the counsellor; a slot of a counsellor other than the one chosen is refused.
+
+    The client agreed to the privacy notice, told to them by `user`: `consent` says how (a
+    ConsentGiven), `policy_version` which notice they heard; one no longer current is refused
+    (PolicyVersionChanged), as the wizard refuses it, so the booking records the version agreed
+    to. Recorded as the wizard records it (consent_policy_version, consented_at), and by an event
+    naming how and who."""
     if status not in STAFF_CREATED_STATUSES:
         raise TransitionNotAllowed("Bookings made by staff start as pending or approved.")
+    if consent not in ConsentGiven.values:
+        raise BookingError("Say how the client agreed to the privacy notice.", field="consent_by")
+    if policy_version != settings.POLICY_VERSION:
+        raise PolicyVersionChanged(settings.POLICY_VERSION)
     problems = staff_booking_problems(
         status=status, session_type=session_type, mode=mode, counsellor=counsellor, slot=slot
     )
@@ -228,6 +242,8 @@ def booking_create_by_staff(
             email=email_normalise(email),
             phone=phone,
             age_confirmation=age_confirmation,
+            consent_policy_version=policy_version,
+            consented_at=now,
             language=language,
             session_type=session_type,
             mode=mode,
@@ -237,6 +253,18 @@ def booking_create_by_staff(
             currency=session_type.currency,
             created_by=user,
             **extra,
+        )
+        # The agreement first, at the moment the booking records: the client agreed, then the
+        # booking was made. Who told them is the event's user; how, its action.
+        BookingEvent.objects.create(
+            booking=booking,
+            from_status=status,
+            to_status=status,
+            action=consent,
+            actor=Actor.STAFF,
+            actor_user=user,
+            reason=f"Privacy notice version {policy_version}: its summary was read to the client, who agreed",
+            created_at=now,
         )
         BookingEvent.objects.create(
             booking=booking,

@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from bookings import services
-from bookings.models import Actor, OutboundEmail, Slot, Status
+from bookings.models import Actor, ConsentGiven, OutboundEmail, Slot, Status
 from bookings.templatetags.mindsettler import when
 from conftest import next_weekday_at
 
@@ -137,6 +138,8 @@ def test_a_booking_staff_make_into_a_counsellors_time_tells_them_unless_they_mad
         email="priya@example.com",
         phone="",
         slot=slot,
+        consent=ConsentGiven.PHONE,
+        policy_version=settings.POLICY_VERSION,
     )
     if by_themselves:
         assert told(counsellor_user) == []

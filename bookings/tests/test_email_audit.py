@@ -13,12 +13,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 from icalendar import Calendar
 
 from bookings import services
-from bookings.models import Actor, Booking, LinkToken, Mode, OutboundEmail, Payment, Slot, Status
+from bookings.models import Actor, Booking, ConsentGiven, LinkToken, Mode, OutboundEmail, Payment, Slot, Status
 from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi
 from conftest import next_weekday_at
 from staff.services import staff_invite
@@ -149,6 +150,8 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
             email=email,
             phone="",
             slot=slot,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
             language=language,
         )
         payment = step(services.payment_start, booking_id=booking.pk)
@@ -183,6 +186,8 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
         email="meera@example.com",
         phone="",
         slot=later,
+        consent=ConsentGiven.PHONE,
+        policy_version=settings.POLICY_VERSION,
         language=language,
     )
     payment = step(services.payment_start, booking_id=late.pk)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 
 from bookings import services
-from bookings.models import Booking, LinkToken, OutboundEmail
+from bookings.models import Booking, ConsentGiven, LinkToken, OutboundEmail
 from bookings.tokens import token_create
 
 pytestmark = pytest.mark.django_db
@@ -79,6 +80,8 @@ def test_a_booking_staff_make_themselves_tells_nobody(session_type, counsellor, 
             email="kiran@example.com",
             phone="",
             slot=None,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
             counsellor=counsellor,
         )
     assert staff_emails() == []

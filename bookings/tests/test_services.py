@@ -3,11 +3,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from bookings.errors import ActiveBookingExists, BookingError, SlotUnavailable, StaleBooking, TokenInvalid, TooLate
-from bookings.models import Actor, Booking, BookingEvent, LinkToken, Mode, Slot, Status
+from bookings.errors import (
+    ActiveBookingExists,
+    BookingError,
+    PolicyVersionChanged,
+    SlotUnavailable,
+    StaleBooking,
+    TokenInvalid,
+    TooLate,
+)
+from bookings.models import Actor, Booking, BookingEvent, ConsentGiven, LinkToken, Mode, Slot, Status
 from bookings.services import (
     ack_id_normalise,
     booking_approve,
@@ -267,6 +276,8 @@ def test_staff_created_booking_starts_pending_or_approved(session_type, slot, ad
             email="Phone@Example.com",
             phone="",
             slot=slot,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
         )
     assert booking.status == Status.APPROVED and booking.slot == slot and booking.created_by == admin_user
     assert mail.outbox[-1].to == ["phone@example.com"]
@@ -280,6 +291,8 @@ def test_staff_created_booking_starts_pending_or_approved(session_type, slot, ad
             email="phone@example.com",
             phone="",
             slot=None,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
         )
     with pytest.raises(BookingError):
         booking_create_by_staff(
@@ -291,7 +304,35 @@ def test_staff_created_booking_starts_pending_or_approved(session_type, slot, ad
             email="x@example.com",
             phone="",
             slot=None,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
         )
+
+
+def test_a_staff_booking_records_the_clients_agreement_to_the_current_privacy_notice(
+    session_type, slot, admin_user, oncommit
+):
+    made = dict(
+        user=admin_user,
+        status=Status.APPROVED,
+        session_type=session_type,
+        mode=Mode.ONLINE,
+        client_name="Phone Client",
+        email="phone@example.com",
+        phone="",
+        slot=slot,
+    )
+    # Agreed to a notice no longer current, or in no way the clinic records: refused, nothing made.
+    with pytest.raises(PolicyVersionChanged, match=f"changed to version {settings.POLICY_VERSION}"):
+        booking_create_by_staff(**made, consent=ConsentGiven.PHONE, policy_version="2000-01-01")
+    with pytest.raises(BookingError, match="how the client agreed"):
+        booking_create_by_staff(**made, consent="", policy_version=settings.POLICY_VERSION)
+    assert not Booking.objects.exists() and not mail.outbox
+    with oncommit():
+        booking = booking_create_by_staff(**made, consent=ConsentGiven.PHONE, policy_version=settings.POLICY_VERSION)
+    assert booking.consent_policy_version == settings.POLICY_VERSION and booking.consented_at is not None
+    event = booking.events.get(action=ConsentGiven.PHONE)
+    assert (event.actor, event.actor_user, event.created_at) == (Actor.STAFF, admin_user, booking.consented_at)
 
 
 def test_staff_booking_refuses_a_slot_of_another_counsellor(session_type, counsellor, other_slot, admin_user):
@@ -306,6 +347,8 @@ def test_staff_booking_refuses_a_slot_of_another_counsellor(session_type, counse
             email="mismatch@example.com",
             phone="",
             slot=other_slot,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
             counsellor=counsellor,
         )
     assert not Booking.objects.filter(email="mismatch@example.com").exists()

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
-from bookings.models import Booking, Mode, SessionType, Slot, Status
+from bookings.models import Booking, ConsentGiven, Mode, SessionType, Slot, Status
 from bookings.services import booking_create_by_staff, session_type_save
 from bookings.tests.threads import held_open
 from conftest import next_weekday_at
@@ -42,6 +43,8 @@ def actions(session_type, counsellor, admin_user):
             email="phoned@example.com",
             phone="",
             slot=slot,
+            consent=ConsentGiven.PHONE,
+            policy_version=settings.POLICY_VERSION,
         )
 
     return lengthen, book

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
+from django.conf import settings
 from django.test import Client
 
 from staff.models import User
@@ -81,3 +82,7 @@ def counsellor_client(login, counsellor_user, counsellor):
 
 
 HX = {"HTTP_HX_REQUEST": "true"}
+
+# What the new-booking form posts once the client on the phone agreed to the privacy notice
+# whose summary was read to them: the box ticked, for the version the page showed.
+CONSENTED = {"consent": "on", "consent_by": "consent_by_phone", "policy_shown": settings.POLICY_VERSION}

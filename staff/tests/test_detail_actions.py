@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +15,7 @@ from bookings.models import Actor, Booking, BookingEvent, BookingView, Mode, Out
 from bookings.services import booking_approve
 from bookings.templatetags.mindsettler import when
 from conftest import next_weekday_at
-from staff.tests.conftest import HX
+from staff.tests.conftest import CONSENTED, HX
 
 
 def url(name: str, booking) -> str:
@@ -475,6 +476,7 @@ def test_administrator_books_a_phoning_client_straight_into_a_slot(admin_client,
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Ravi Kumar",
@@ -501,6 +503,7 @@ def test_a_staff_booking_under_one_rupee_is_refused(admin_client, session_type, 
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Ravi Kumar",
@@ -523,6 +526,7 @@ def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_t
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Dup",
@@ -542,6 +546,7 @@ def test_a_counsellor_is_not_told_that_another_counsellors_client_exists(
 ):
     make_booking(Status.CONFIRMED, counsellor=counsellor, email="private.person@example.com")
     form = {
+        **CONSENTED,
         "age": "on",
         "language": "en",
         "client_name": "Probe",
@@ -561,6 +566,7 @@ def test_counsellor_booking_without_a_slot_stays_theirs(counsellor_client, sessi
     response = counsellor_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Walk In",
@@ -582,6 +588,7 @@ def test_approved_without_a_slot_is_refused_clearly(admin_client, session_type):
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "No Slot",
@@ -607,6 +614,7 @@ def test_the_new_booking_form_starts_as_pending_so_its_defaults_go_through(admin
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Defaults",
@@ -630,6 +638,7 @@ def test_a_time_of_another_counsellor_is_refused_next_to_the_slot(
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Mismatch",
@@ -651,6 +660,7 @@ def test_a_slot_with_counsellor_not_decided_books_the_slots_counsellor(admin_cli
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Any",
@@ -674,6 +684,7 @@ def test_a_taken_slot_is_refused_next_to_the_slot(admin_client, session_type, sl
     response = admin_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "Late",
@@ -692,6 +703,7 @@ def test_counsellor_cannot_book_into_another_counsellors_slot(counsellor_client,
     response = counsellor_client.post(
         reverse("staff:booking_new"),
         {
+            **CONSENTED,
             "age": "on",
             "language": "en",
             "client_name": "X",
@@ -774,6 +786,7 @@ def test_a_refused_new_booking_starts_at_what_went_wrong(admin_client, session_t
     # Refused by the rules (one active booking per email): the same summary.
     make_booking(Status.PENDING, counsellor=counsellor, email="dup@example.com")
     form = {
+        **CONSENTED,
         "age": "on",
         "language": "en",
         "client_name": "Dup",
@@ -949,6 +962,7 @@ def test_a_new_booking_shows_the_chosen_counsellors_times_and_keeps_what_was_typ
     assert slot_options(html) == set() and "Choose a counsellor to see their free times." in html
 
     typed = {
+        **CONSENTED,
         "age": "on",
         "language": "en",
         "client_name": "Nisha Rao",
@@ -990,7 +1004,7 @@ def test_emails_to_the_client_leave_out_those_to_staff(admin_client, make_bookin
 
 
 def test_a_phoned_booking_records_what_the_client_said_of_their_age_and_language(admin_client, session_type, settings):
-    data = {"client_name": "Ravi Kumar", "email": "ravi@example.com", "language": "hi"}
+    data = {"client_name": "Ravi Kumar", "email": "ravi@example.com", "language": "hi", **CONSENTED}
     data |= {"session_type": session_type.pk, "mode": Mode.ONLINE, "status": Status.PENDING}
     refused = admin_client.post(reverse("staff:booking_new"), data).content.decode()
     assert "Ask the client: the clinic books clients who are 18 or over." in refused
@@ -1005,6 +1019,91 @@ def test_a_phoned_booking_records_what_the_client_said_of_their_age_and_language
     young = {**data, "email": "young@example.com", "age": Booking.AgeConfirmation.GUARDIAN}
     assert admin_client.post(reverse("staff:booking_new"), young).status_code == 302
     assert Booking.objects.get(email="young@example.com").age_confirmation == Booking.AgeConfirmation.GUARDIAN
+
+
+def phoned(session_type, slot) -> dict:
+    """What the new-booking form posts for a client on the phone, straight into `slot`."""
+    return {
+        "age": "on",
+        "language": "hi",
+        "client_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "phone": "98765 43210",
+        "session_type": session_type.pk,
+        "mode": Mode.IN_PERSON,
+        "counsellor": slot.counsellor_id,
+        "slot": slot.pk,
+        "status": Status.APPROVED,
+        "consent_by": "consent_by_phone",
+        "policy_shown": settings.POLICY_VERSION,
+    }
+
+
+def test_a_phoned_booking_without_the_clients_agreement_is_refused_next_to_the_box(admin_client, session_type, slot):
+    response = admin_client.post(reverse("staff:booking_new"), phoned(session_type, slot))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert not Booking.objects.exists()
+    # Next to the box, read out with it, and linked from the summary at the top.
+    assert '<span class="field-error" id="id_consent-error">Read the client the privacy notice summary' in html
+    box = re.search(r'<input type="checkbox" name="consent"[^>]*>', html).group(0)
+    assert 'aria-describedby="id_consent-hint id_consent-error"' in box and 'aria-invalid="true"' in box
+    assert '<label for="id_consent" class="font-semibold">I read the privacy notice summary to the client' in html
+    assert 'href="#id_consent">I read the privacy notice summary to the client and they agreed: Read' in html
+    assert f'id="id_consent-hint">Privacy notice version {settings.POLICY_VERSION}.' in html
+    # The notice itself, to read from, in a new tab.
+    assert re.search(r'<a href="/privacy/" target="_blank" rel="noopener">privacy notice<span class="sr-only">', html)
+    # Nothing typed is lost.
+    assert 'value="Ravi Kumar"' in html and 'value="ravi@example.com"' in html and 'value="98765 43210"' in html
+    assert f'<option value="{slot.pk}" selected>' in html
+    assert re.search(r'<input type="radio" name="status" value="approved"[^>]*checked', html)
+    assert re.search(r'<input type="radio" name="mode" value="in_person"[^>]*checked', html)
+    assert re.search(r'<input type="radio" name="consent_by" value="consent_by_phone"[^>]*checked', html)
+    assert '<option value="hi" selected>' in html
+    assert re.search(r'<input type="checkbox" name="age"[^>]*checked', html)
+
+
+@pytest.mark.parametrize(("how", "words"), [("consent_by_phone", "by phone"), ("consent_in_person", "in person")])
+def test_a_phoned_booking_records_the_clients_agreement_and_who_took_it(
+    admin_client, admin_user, session_type, slot, how, words
+):
+    before = timezone.now()
+    data = {**phoned(session_type, slot), "consent": "on", "consent_by": how}
+    response = admin_client.post(reverse("staff:booking_new"), data)
+    assert response.status_code == 302
+    booking = Booking.objects.get(email="ravi@example.com")
+    assert booking.consent_policy_version == settings.POLICY_VERSION
+    assert before <= booking.consented_at <= timezone.now()
+    consent = booking.events.get(action=how)
+    assert (consent.actor, consent.actor_user, consent.created_at) == (Actor.STAFF, admin_user, booking.consented_at)
+    assert f"version {settings.POLICY_VERSION}" in consent.reason
+    # The agreement comes first: the client agreed, then the booking was made.
+    assert [e.action for e in booking.events.all()] == [how, "created"]
+    html = admin_client.get(response["Location"]).content.decode()
+    assert f"client agreed to the privacy notice {words}" in html and "recorded by Ada" in html
+    assert f"Version {settings.POLICY_VERSION}, agreed {when(booking.consented_at)}" in html
+
+
+def test_a_tick_for_a_privacy_notice_since_replaced_is_asked_for_again(admin_client, session_type, slot, settings):
+    """A new notice published while the form was open: the client agreed to the old one."""
+    old = settings.POLICY_VERSION
+    settings.POLICY_VERSION = "2099-01-01"
+    response = admin_client.post(
+        reverse("staff:booking_new"), {**phoned(session_type, slot), "consent": "on", "policy_shown": old}
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert not Booking.objects.exists()
+    assert 'id="id_consent-error">The privacy notice changed to version 2099-01-01 while this form was open.' in html
+    # The box cleared for the client's answer to the new one, which the page now shows.
+    assert not re.search(r'<input type="checkbox" name="consent"[^>]*checked', html)
+    assert '<input type="hidden" name="policy_shown" value="2099-01-01">' in html
+    assert "Privacy notice version 2099-01-01." in html and 'value="Ravi Kumar"' in html
+    again = admin_client.post(
+        reverse("staff:booking_new"), {**phoned(session_type, slot), "consent": "on", "policy_shown": "2099-01-01"}
+    )
+    assert again.status_code == 302
+    assert Booking.objects.get().consent_policy_version == "2099-01-01"
 
 
 def test_the_cancellation_form_says_truly_who_reads_its_reason(admin_client, pending, client):

@@ -22,6 +22,7 @@ from bookings.models import Booking, Counsellor, Mode, Slot, Status, WeeklyHours
 from conftest import next_weekday_at
 from staff.models import User
 from staff.services import staff_deactivate, staff_reactivate
+from staff.tests.conftest import CONSENTED
 
 
 @pytest.fixture
@@ -102,6 +103,7 @@ def test_the_calendar_lists_everyone_at_work_for_administrators(
 
 def test_a_new_booking_offers_a_hidden_counsellors_times(admin_client, session_type, hidden, slot):
     typed = {
+        **CONSENTED,
         "age": "on",
         "language": "en",
         "client_name": "Nisha Rao",
