@@ -121,6 +121,11 @@ def on_transition(*, booking: Booking, from_status: str, actor: str, user: objec
             held=held,
             cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
             join_link_ready=bool(booking.join_url),
+            # A booking staff made for a client who phoned or came in: they agreed to the
+            # privacy notice as it was read to them, and here it is in writing.
+            privacy_url=absolute_url(reverse("bookings:privacy"))
+            if from_status == Status.DRAFT and actor == Actor.STAFF and booking.consent_policy_version
+            else "",
         ),
     )
 

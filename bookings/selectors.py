@@ -31,6 +31,7 @@ from bookings.models import (
     BlockedPeriod,
     Booking,
     BookingEvent,
+    ConsentGiven,
     Counsellor,
     LinkToken,
     Mode,
@@ -444,6 +445,10 @@ def _timeline_text(event: BookingEvent) -> str:
         if event.actor == Actor.STAFF:
             return _("The clinic made this booking for you")
         return _("You sent your booking request")
+    if event.action == ConsentGiven.PHONE:
+        return _("You agreed to our privacy notice on the phone with the clinic")
+    if event.action == ConsentGiven.IN_PERSON:
+        return _("You agreed to our privacy notice in person at the clinic")
     if event.action == "rescheduled":
         return (
             _("You moved your session to a new time")

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -24,6 +24,7 @@ from bookings.models import (
     Booking,
     BookingEvent,
     BookingView,
+    ConsentGiven,
     LinkToken,
     OutboundEmail,
     Status,
@@ -188,9 +189,26 @@ class HeldData:
         return self.link.booking.email
 
 
+# How a client agreed to the privacy notice, as their export says it (consent_way).
+CONSENT_WAYS = {ConsentGiven.PHONE: "by_phone", ConsentGiven.IN_PERSON: "in_person"}
+
+
+def consent_way(booking: Booking) -> str | None:
+    """How the booking's client agreed to the privacy notice: "by_phone" or "in_person" (to the
+    staff member who made the booking, its consent event says), "online" (in the booking
+    form); None if no agreement is recorded (bookings staff made before they recorded one).
+    Reads the booking's `consent_events` (privacy_held prefetches them)."""
+    if not booking.consent_policy_version:
+        return None
+    for event in booking.consent_events:
+        return CONSENT_WAYS[event.action]
+    return "online"
+
+
 def privacy_held(*, token: str, full: bool = False) -> HeldData:
     """What is held about the address behind an export link (TokenInvalid if it is not live).
-    `full`: each booking's history and payments too, as the downloaded file has them."""
+    `full`: each booking's history and payments too, as the downloaded file has them. Each
+    booking's `consent_way` says how its client agreed to the privacy notice."""
     from bookings.tokens import token_get
 
     link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
@@ -198,12 +216,18 @@ def privacy_held(*, token: str, full: bool = False) -> HeldData:
     bookings = (
         Booking.objects.filter(email=email, anonymised_at__isnull=True)
         .select_related("session_type", "counsellor", "slot", "preferred_slot")
+        .prefetch_related(
+            Prefetch("events", BookingEvent.objects.filter(action__in=ConsentGiven.values), to_attr="consent_events")
+        )
         .order_by("created_at")
     )
     if full:
         bookings = bookings.prefetch_related("events", "payments")
+    held = list(bookings)
+    for booking in held:
+        booking.consent_way = consent_way(booking)
     waitlist = WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
-    return HeldData(link=link, bookings=list(bookings), waitlist=list(waitlist.order_by("created_at")))
+    return HeldData(link=link, bookings=held, waitlist=list(waitlist.order_by("created_at")))
 
 
 def privacy_export(*, held: HeldData) -> dict[str, Any]:
@@ -228,6 +252,8 @@ def privacy_export(*, held: HeldData) -> dict[str, Any]:
                 "age_confirmation": b.age_confirmation,
                 "consent_policy_version": b.consent_policy_version,
                 "consented_at": when(b.consented_at),
+                # "online" (in the booking form), "by_phone" or "in_person" (to the clinic's staff).
+                "consent_given": b.consent_way,
                 "what_brings_you": b.concerns,
                 "preferred_times": b.preferred_times,
                 "session_type": b.session_type.name,

@@ -339,6 +339,7 @@ LANDINGS = {
     "/verify/": "bookings/verify.html",
     "/cancel/": "bookings/cancel_confirm.html",
     "/reschedule/": "bookings/reschedule_confirm.html",
+    "/privacy/": "bookings/privacy.html",  # the notice a client who phoned agreed to
     "/privacy/erase/": "bookings/privacy/erase_confirm.html",
     "/privacy/export/": "bookings/privacy/export.html",
     "/waitlist/verify/": "bookings/waitlist_link.html",

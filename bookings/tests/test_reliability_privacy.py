@@ -9,11 +9,13 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from bookings.models import Actor, Booking, BookingEvent, LinkToken, Payment, Status
-from bookings.services import booking_cancel
+from bookings.models import Actor, Booking, BookingEvent, ConsentGiven, LinkToken, Mode, Payment, Status
+from bookings.services import booking_anonymise, booking_cancel, booking_create_by_staff
+from bookings.templatetags.mindsettler import when
 from bookings.tokens import token_create
 
 pytestmark = pytest.mark.django_db
@@ -251,3 +253,58 @@ def test_erasure_leaves_no_email_to_the_address_in_the_outbox(client, history):
     assert not OutboundEmail.objects.filter(to__icontains="meera").exists()
     assert not OutboundEmail.objects.filter(body_text__icontains="meera").exists()
     assert OutboundEmail.objects.filter(pk=others.pk).exists()
+
+
+def test_a_client_who_phoned_sees_how_and_when_they_agreed_to_the_privacy_notice(
+    client, make_booking, admin_user, counsellor, session_type
+):
+    email = "kiran@example.com"
+    online = make_booking(
+        Status.CANCELLED,
+        email=email,
+        consent_policy_version="2025-01-01",
+        consented_at=timezone.now() - timedelta(days=60),
+    )
+    unrecorded = make_booking(Status.CANCELLED, email=email)  # made by staff before agreement was recorded
+    phoned = booking_create_by_staff(
+        user=admin_user,
+        status=Status.PENDING,
+        session_type=session_type,
+        mode=Mode.ONLINE,
+        client_name="Kiran Rao",
+        email=email,
+        phone="",
+        slot=None,
+        counsellor=counsellor,
+        consent=ConsentGiven.PHONE,
+        policy_version=settings.POLICY_VERSION,
+    )
+    version, agreed = settings.POLICY_VERSION, phoned.consented_at
+    # Their booking's timeline says so, before the booking it agreed to.
+    html = client.get(page(phoned)).content.decode()
+    assert html.index("You agreed to our privacy notice on the phone with the clinic") < html.index(
+        "The clinic made this booking for you"
+    )
+
+    client.post(page(phoned) + "privacy/export/")
+    link = emailed_link("export")
+    shown = client.get(link).content.decode()
+    assert f"Version {version}: you agreed on the phone with the clinic, {when(agreed)}" in shown
+    assert f"Version 2025-01-01: you agreed in the booking form, {when(online.consented_at)}" in shown
+    assert shown.count("you agreed") == 2  # nothing is claimed for the booking without a record
+    download = client.get(link + "?download").content.decode()
+    by_id = {b["acknowledgement_id"]: b for b in json.loads(download)["bookings"]}
+    exported = by_id[phoned.ack_id]
+    assert (exported["consent_policy_version"], exported["consent_given"]) == (version, "by_phone")
+    assert exported["consented_at"] == timezone.localtime(agreed).isoformat()
+    assert ConsentGiven.PHONE in [e["action"] for e in exported["events"]]
+    assert (by_id[online.ack_id]["consent_given"], by_id[unrecorded.ack_id]["consent_given"]) == ("online", None)
+    assert "admin@example.com" not in download  # who took the call stays with the clinic
+
+    # Anonymised, the booking still shows that the client agreed, how, when and to whom.
+    booking_cancel(booking_id=phoned.pk, actor=Actor.CLIENT, reason="")
+    assert booking_anonymise(booking_id=phoned.pk, reason="Erased at the client's request")
+    phoned.refresh_from_db()
+    assert (phoned.consent_policy_version, phoned.consented_at) == (version, agreed)
+    event = phoned.events.get(action=ConsentGiven.PHONE)
+    assert (event.actor_user, event.created_at, event.reason) == (admin_user, agreed, "")

@@ -160,6 +160,8 @@ def test_verify_moves_draft_to_pending_once(session_type, slot, oncommit):
         verified = booking_verify(token=raw)
     assert verified.status == Status.PENDING
     assert [m.subject for m in mail.outbox][-1].startswith("We have received your booking request")
+    # They read the notice in the form itself: only a booking staff made links it here.
+    assert "/privacy/" not in mail.outbox[-1].body
     with pytest.raises(TokenInvalid) as excinfo:
         booking_verify(token=raw)
     assert excinfo.value.reason == "used"
@@ -333,6 +335,11 @@ def test_a_staff_booking_records_the_clients_agreement_to_the_current_privacy_no
     assert booking.consent_policy_version == settings.POLICY_VERSION and booking.consented_at is not None
     event = booking.events.get(action=ConsentGiven.PHONE)
     assert (event.actor, event.actor_user, event.created_at) == (Actor.STAFF, admin_user, booking.consented_at)
+    # The client's first email gives them in writing the notice they agreed to on the phone.
+    (email,) = [m for m in mail.outbox if m.to == ["phone@example.com"]]
+    assert f"you agreed to our privacy notice (version {settings.POLICY_VERSION})" in email.body
+    assert "http://testserver/privacy/" in email.body
+    assert 'href="http://testserver/privacy/"' in email.alternatives[0][0]
 
 
 def test_staff_booking_refuses_a_slot_of_another_counsellor(session_type, counsellor, other_slot, admin_user):
