@@ -78,17 +78,7 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
             while Counsellor.objects.filter(slug=slug).exists():
                 slug, n = f"{base}-{n}", n + 1
             Counsellor.objects.create(user=user, display_name=name.strip(), slug=slug, is_active=False)
-        email_queue(
-            kind="staff_invite",
-            to=user.email,
-            language=settings.LANGUAGE_CODE,
-            context={
-                "invited_name": user.first_name,
-                "role_label": User.Role(role).label.lower(),
-                "invited_by": str(invited_by) if invited_by else "",
-                "set_password_url": invitation_url(user),
-            },
-        )
+        _invitation_send(user, invited_by=invited_by)
     return user
 
 
@@ -96,6 +86,11 @@ def staff_reinvite(*, user: User) -> None:
     """Send a fresh invitation link to someone who has not set a password yet."""
     if user.has_usable_password():
         raise InvitationError("This person has already set a password. They can use 'Forgotten your password?'.")
+    _invitation_send(user)
+
+
+def _invitation_send(user: User, *, invited_by: Any = None) -> None:
+    """The invitation email, first or again: a link to choose a password."""
     email_queue(
         kind="staff_invite",
         to=user.email,
@@ -103,7 +98,7 @@ def staff_reinvite(*, user: User) -> None:
         context={
             "invited_name": user.first_name,
             "role_label": User.Role(user.role).label.lower(),
-            "invited_by": "",
+            "invited_by": str(invited_by) if invited_by else "",
             "set_password_url": invitation_url(user),
         },
     )
