@@ -128,13 +128,18 @@ def booking_submit(
             # Lost a race with the same submission key: the other request made the draft.
             return Booking.objects.get(submission_key=submission_key), False
         BookingEvent.objects.create(booking=booking, to_status=Status.DRAFT, action="created", actor=Actor.CLIENT)
-        raw = token_create(
-            booking=booking,
-            purpose=LinkToken.Purpose.VERIFY,
-            lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
-        )
-        notifications.verification(booking=booking, raw_token=raw)
+        _verification_send(booking)
     return booking, True
+
+
+def _verification_send(booking: Booking) -> None:
+    """Inside the caller's transaction: a new verification link for the draft, emailed."""
+    raw = token_create(
+        booking=booking,
+        purpose=LinkToken.Purpose.VERIFY,
+        lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
+    )
+    notifications.verification(booking=booking, raw_token=raw)
 
 
 def booking_resend_verification(*, booking: Booking, email: str | None = None) -> Booking:
@@ -153,12 +158,7 @@ def booking_resend_verification(*, booking: Booking, email: str | None = None) -
         LinkToken.objects.filter(
             booking=booking, purpose=LinkToken.Purpose.VERIFY, used_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
-        raw = token_create(
-            booking=booking,
-            purpose=LinkToken.Purpose.VERIFY,
-            lifetime=timedelta(hours=settings.VERIFICATION_LINK_HOURS),
-        )
-        notifications.verification(booking=booking, raw_token=raw)
+        _verification_send(booking)
     return booking
 
 
