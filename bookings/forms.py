@@ -201,17 +201,22 @@ def _email(help_text: str) -> forms.EmailField:
     )
 
 
-class AboutStepForm(JourneyForm):
-    """Step 2: who the client is and how to reach them."""
-
-    anchors = {"age": "id_age_0"}
-
-    client_name = _text(
+def _client_name() -> forms.CharField:
+    """The client's name, as they would like to be addressed."""
+    return _text(
         NAME_MAX,
         required=True,
         label=_("Your name"),
         messages={"required": _("Enter your name, as you would like us to address you.")},
     )
+
+
+class AboutStepForm(JourneyForm):
+    """Step 2: who the client is and how to reach them."""
+
+    anchors = {"age": "id_age_0"}
+
+    client_name = _client_name()
     email = _email(_("We will send a link to confirm it. We never share it."))
     phone = forms.CharField(
         label=_("Phone number (optional)"),
@@ -381,12 +386,7 @@ class SessionTypeSelect(forms.Select):
 class WaitlistForm(JourneyForm):
     """Joining the waitlist: who, for what kind of session, with whom, and which days."""
 
-    client_name = _text(
-        NAME_MAX,
-        required=True,
-        label=_("Your name"),
-        messages={"required": _("Enter your name, as you would like us to address you.")},
-    )
+    client_name = _client_name()
     email = _email(_("We will send a link to confirm it, then email you when a time becomes free."))
     session_type = forms.ModelChoiceField(
         label=_("Kind of session"),
