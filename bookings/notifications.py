@@ -101,12 +101,10 @@ def on_transition(*, booking: Booking, from_status: str, actor: str, user: objec
     if kind == "cancelled" and from_status == Status.CONFIRMED:
         refund = _cancellation_refund(booking)
     # Money captured that could not confirm the booking (a wrong amount, held for staff):
-    # services.booking_cancel sends it back.
-    held = (
-        booking.payments.filter(status=Payment.State.PENDING, refund_status="").exclude(provider_payment_id="").first()
-        if kind == "cancelled"
-        else None
-    )
+    # services.booking_cancel sends it back. (Imported here: services import this module.)
+    from bookings.services.payments import PAYMENT_HELD
+
+    held = booking.payments.filter(PAYMENT_HELD).first() if kind == "cancelled" else None
     email_queue(
         kind=kind,
         to=booking.email,
