@@ -3,17 +3,18 @@ one email address. The database constraints and row locks must let exactly one t
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from bookings.errors import BookingError
 from bookings.models import LinkToken, Status
 from bookings.services import booking_approve, booking_verify
+from bookings.tests.threads import at_once
 from bookings.tokens import token_create
 
 pytestmark = [
@@ -25,30 +26,15 @@ pytestmark = [
 
 def race(calls: list[Callable[[], object]]) -> Counter:
     """Run `calls` at once, one thread each; count outcomes by result or error code."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: Counter = Counter()
-    lock = threading.Lock()
+    return Counter(at_once([partial(_outcome, call) for call in calls]))
 
-    def run(call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            call()
-            outcome = "ok"
-        except BookingError as exc:
-            outcome = exc.code
-        except Exception as exc:  # anything else is a bug: the test shows it
-            outcome = f"unexpected {type(exc).__name__}: {exc}"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes[outcome] += 1
 
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return outcomes
+def _outcome(call: Callable[[], object]) -> str:
+    try:
+        call()
+    except BookingError as exc:
+        return exc.code
+    return "ok"
 
 
 def test_twenty_approvals_into_one_slot_let_exactly_one_through(make_booking, slot, admin_user):

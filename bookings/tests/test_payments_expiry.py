@@ -4,7 +4,6 @@ payment confirms gives the money back."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import timedelta
 from io import StringIO
@@ -12,7 +11,7 @@ from io import StringIO
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, LinkToken, OutboundEmail, Payment, Slot, Status
@@ -27,7 +26,7 @@ from bookings.services import (
 )
 from bookings.tasks import expire_bookings
 from bookings.tests.test_i18n import assert_hindi
-from bookings.tests.threads import held_open
+from bookings.tests.threads import at_once, held_open
 from bookings.tokens import token_create
 
 
@@ -192,30 +191,6 @@ def test_the_retry_sends_an_expiry_refund_whose_task_never_ran(make_booking, cou
 # --- Real concurrency (PostgreSQL) ------------------------------------------------------
 
 
-def race(calls) -> list[object]:
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = []
-    lock = threading.Lock()
-
-    def run(call) -> None:
-        try:
-            barrier.wait(timeout=10)
-            result = call()
-        except Exception as exc:  # a bug: the test shows it
-            result = f"unexpected {type(exc).__name__}: {exc}"
-        finally:
-            connections.close_all()
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
 @pytest.mark.parametrize("attempt", range(5))
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL for real concurrency")
@@ -234,7 +209,7 @@ def test_expiry_racing_a_payment_ends_paid_or_refunded_never_both_never_neither(
             source="t",
         ).status
 
-    results = race([pay, bookings_expire])
+    results = at_once([pay, bookings_expire])
 
     assert not [r for r in results if str(r).startswith("unexpected")], results
     booking.refresh_from_db()
@@ -254,7 +229,7 @@ def test_expiry_racing_a_payment_ends_paid_or_refunded_never_both_never_neither(
 def test_concurrent_sweeps_expire_each_booking_once(overdue):
     bookings = [overdue() for _ in range(5)]
 
-    results = race([bookings_expire for _ in range(4)])
+    results = at_once([bookings_expire for _ in range(4)])
 
     assert sum(r for r in results if isinstance(r, int)) == 5, results
     for booking in bookings:

@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -21,7 +20,7 @@ import responses
 from django.conf import settings
 from django.contrib.messages import get_messages
 from django.core import mail
-from django.db import connection, connections
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,6 +29,7 @@ from bookings.services import booking_cancel, bookings_expire, payment_refunds_r
 from bookings.services.payments import REFUND_TRIES, Settle, payment_settle, payment_settle_choices
 from bookings.templatetags.mindsettler import money
 from bookings.tests.test_i18n import assert_hindi
+from bookings.tests.threads import at_once
 
 KEY_ID = "rzp_test_1DP5mmOlF5G5ag"
 KEY_SECRET = "test_key_secret_for_mindsettler"
@@ -968,30 +968,6 @@ def test_the_checkout_scripts_messages_are_in_the_pages_language(client, api, ma
 # --- Real concurrency (PostgreSQL) ------------------------------------------------------
 
 
-def race(calls) -> Counter:
-    barrier = threading.Barrier(len(calls))
-    outcomes: Counter = Counter()
-    lock = threading.Lock()
-
-    def run(call) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcome = call()
-        except Exception as exc:  # a bug: the test shows it
-            outcome = f"unexpected {type(exc).__name__}: {exc}"
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes[outcome] += 1
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return outcomes
-
-
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL for real concurrency")
 @pytest.mark.django_db(transaction=True)
@@ -1015,7 +991,7 @@ def test_return_and_webhook_racing_confirm_once(api, make_booking, counsellor, m
     def via_webhook_retry() -> int:
         return post_webhook(Client(), body, event_id="evt_race").status_code
 
-    outcomes = race([via_return, via_webhook, via_webhook_retry])
+    outcomes = Counter(at_once([via_return, via_webhook, via_webhook_retry]))
 
     assert outcomes == Counter({302: 1, 200: 2})
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED

@@ -1,14 +1,42 @@
-"""Real concurrency on PostgreSQL, made certain: one call holds its transaction open while
-another, in a second thread with its own connection, must wait for it."""
+"""Real concurrency on PostgreSQL: calls released at the same moment, or made certain: one call
+holds its transaction open while another, in a second thread with its own connection, must
+wait for it."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.db import connections, transaction
 
 from bookings.errors import BookingError
+
+
+def at_once(calls: Sequence[Callable[[], object]]) -> list[object]:
+    """Run `calls` at the same moment, one thread (and database connection) each; what each
+    returned, in the order they finished. An exception is a bug, returned as
+    "unexpected <type>: <message>" for the test to show."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = []
+    lock = threading.Lock()
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            result = call()
+        except Exception as exc:  # a bug: the test shows it
+            result = f"unexpected {type(exc).__name__}: {exc}"
+        finally:
+            connections.close_all()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
 
 
 def held_open(first: Callable[[], object], second: Callable[[], object]) -> tuple[str, str]:
