@@ -27,6 +27,19 @@ def start(env: dict[str, str], then: str = "print('started')") -> subprocess.Com
     )
 
 
+def manage(env: dict[str, str], *args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """`manage.py args` in a process of its own with `env`."""
+    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_defaults_start_in_local_debug_mode():
     result = start({})
     assert result.returncode == 0, result.stderr
@@ -135,15 +148,7 @@ def test_check_deploy_is_clean_in_a_production_like_environment():
         "RAZORPAY_KEY_SECRET": "secret",
         "RAZORPAY_WEBHOOK_SECRET": "webhook-secret",
     }
-    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -209,15 +214,7 @@ def test_check_deploy_warns_about_sandbox_payments():
         "ALLOWED_HOSTS": "mindsettler.example",
         "EMAIL_BACKEND": "smtp",
     }
-    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
     assert "mindsettler.W001" in result.stdout + result.stderr
 
@@ -246,15 +243,8 @@ def test_check_deploy_names_a_site_url_that_would_break_the_links_in_emails(env,
 
 def test_production_static_build_succeeds(tmp_path):
     """collectstatic with the hashed, compressed storage: every CSS url() must resolve."""
-    clean = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=ROOT,
-        env={**clean, "DEBUG": "false", "SECRET_KEY": "s" * 50, "STATIC_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = {"DEBUG": "false", "SECRET_KEY": "s" * 50, "STATIC_ROOT": str(tmp_path)}
+    result = manage(env, "collectstatic", "--noinput", "-v0", timeout=300)
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.glob("css/app.*.css.gz")), "hashed, compressed CSS"
     assert (tmp_path / "staticfiles.json").exists()
