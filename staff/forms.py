@@ -63,6 +63,8 @@ class _ReadOnceChoiceIterator(forms.models.ModelChoiceIterator):
 
 class SlotChoiceField(forms.ModelChoiceField):
     iterator = _ReadOnceChoiceIterator
+    # A slot offered when the page was shown may have been taken (or removed) since.
+    default_error_messages = {"invalid_choice": "That slot is no longer free. Choose another time."}
 
     def label_from_instance(self, obj: Slot) -> str:
         minutes = int(obj.duration.total_seconds() // 60)
@@ -229,10 +231,7 @@ class ApproveForm(SlotChoiceForm):
         label="Time slot",
         queryset=Slot.objects.none(),
         empty_label=CHOOSE_A_TIME,
-        error_messages={
-            "required": "Choose a time for the session.",
-            "invalid_choice": "That slot is no longer free. Choose another time.",
-        },
+        error_messages={"required": "Choose a time for the session."},
     )
     amount = forms.DecimalField(
         label="Amount (₹)",
@@ -931,8 +930,5 @@ class MoveForm(SlotChoiceForm):
         label="New time slot",
         queryset=Slot.objects.none(),
         empty_label=CHOOSE_A_TIME,
-        error_messages={
-            "required": "Choose the new time.",
-            "invalid_choice": "That slot is no longer free. Choose another time.",
-        },
+        error_messages={"required": "Choose the new time."},
     )
