@@ -186,15 +186,16 @@ class SessionStepForm(JourneyForm):
         return data
 
 
-def _email(help_text: str) -> forms.EmailField:
-    """The client's email address, with the wizard's plain-words errors."""
+def _email(help_text: str, *, required: str = _("Enter your email address.")) -> forms.EmailField:
+    """The client's email address, with the wizard's plain-words errors (`required`: the one
+    for an empty field)."""
     return forms.EmailField(
         label=_("Email address"),
         max_length=254,
         help_text=help_text,
         widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
         error_messages={
-            "required": _("Enter your email address."),
+            "required": required,
             "invalid": _("Enter an email address in the right format, like name@example.com."),
             "max_length": _("Enter an email address of 254 characters or fewer."),
         },
@@ -355,17 +356,7 @@ class AckLookupForm(JourneyForm):
 
 
 class EmailLookupForm(JourneyForm):
-    email = forms.EmailField(
-        label=_("Email address"),
-        max_length=254,
-        help_text=_("The address you booked with."),
-        widget=forms.EmailInput(attrs={"class": "input", "autocomplete": "email", "spellcheck": "false"}),
-        error_messages={
-            "required": _("Enter the email address you booked with."),
-            "invalid": _("Enter an email address in the right format, like name@example.com."),
-            "max_length": _("Enter an email address of 254 characters or fewer."),
-        },
-    )
+    email = _email(_("The address you booked with."), required=_("Enter the email address you booked with."))
 
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date", "class": "input"}, format="%Y-%m-%d")
