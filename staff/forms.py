@@ -701,7 +701,6 @@ class StaffBookingForm(forms.Form):
         queryset=Slot.objects.none(),
         required=False,
         empty_label="No time yet (the request waits for review)",
-        error_messages={"invalid_choice": "That slot is no longer free. Choose another time."},
     )
     # Pending by default, like the slot's "No time yet": approving needs a time.
     status = forms.ChoiceField(
