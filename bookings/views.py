@@ -48,7 +48,13 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def privacy(request: HttpRequest) -> HttpResponse:
-    return render(request, "bookings/privacy.html", {"policy_version": settings.POLICY_VERSION})
+    context = {
+        "policy_version": settings.POLICY_VERSION,
+        # What retention does (bookings.services.privacy), not a number written in the text.
+        "draft_retention_hours": settings.DRAFT_RETENTION_HOURS,
+        "retention_months": settings.RETENTION_MONTHS,
+    }
+    return render(request, "bookings/privacy.html", context)
 
 
 @require_safe
