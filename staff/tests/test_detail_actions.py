@@ -1039,6 +1039,16 @@ def phoned(session_type, slot) -> dict:
     }
 
 
+def test_the_summary_to_read_out_is_in_english_and_in_hindi_with_the_clinics_retention(admin_client, settings):
+    settings.RETENTION_MONTHS = 18
+    html = admin_client.get(reverse("staff:booking_new")).content.decode()
+    assert "18 months after your booking is over we remove your details" in html
+    hindi = re.search(r'<blockquote[^>]*lang="hi">\s*<p>“([^”]*)”</p>', html)
+    assert hindi and "बुकिंग पूरी होने के 18 महीने बाद" in hindi.group(1)
+    assert "<summary" in html.split('lang="hi"')[0].rsplit("<details", 1)[1]  # folded under its summary
+    assert '<html lang="en"' in html  # the page itself stays in English
+
+
 def test_a_phoned_booking_without_the_clients_agreement_is_refused_next_to_the_box(admin_client, session_type, slot):
     response = admin_client.post(reverse("staff:booking_new"), phoned(session_type, slot))
     assert response.status_code == 400
