@@ -1284,9 +1284,15 @@ def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: 
     if not Slot.objects.filter(pk=slot_id, counsellor=counsellor).exists():
         return _availability_done(request, counsellor, "That slot had already been removed.", section="slots")
     try:
-        services.slot_delete(slot_id=slot_id)
+        blocked = services.slot_delete(slot_id=slot_id)
     except BookingError as exc:
         return _availability_refused(request, counsellor, "slots", None, exc)
+    if blocked is not None:
+        message = (
+            "Slot removed. It is within the weekly hours, so its time is now a blocked period"
+            " (under Blocked periods) and is not published again; remove that to offer the time again."
+        )
+        return _availability_done(request, counsellor, message, section="slots")
     return _availability_done(request, counsellor, "Slot removed.", section="slots")
 
 

@@ -224,12 +224,17 @@ def _bookings_in_slots(slots: Any) -> list[Booking]:
     )
 
 
-def slot_delete(*, slot_id: int) -> None:
-    """Withdraw one published slot. Refused if an active booking holds or asked for it."""
+def slot_delete(*, slot_id: int) -> BlockedPeriod | None:
+    """Withdraw one published slot. Refused if an active booking holds or asked for it.
+
+    A slot inside the counsellor's weekly hours would be published again by the next
+    generation (`generate_slots` runs nightly): its time is kept free by a blocked period of
+    its own, returned, which the availability page lists and which can be removed to offer
+    the time again."""
     with transaction.atomic():
         slot = Slot.objects.select_for_update().filter(pk=slot_id).first()
         if slot is None:
-            return
+            return None
         held = _bookings_in_slots([slot])
         if held:
             raise SlotsHeld("An active booking holds or asked for this slot, so it cannot be removed.", bookings=held)
@@ -239,6 +244,24 @@ def slot_delete(*, slot_id: int) -> None:
                 "this time, add a blocked period over it."
             )
         slot.delete()
+        if not _within_weekly_hours(slot):
+            return None
+        return BlockedPeriod.objects.create(
+            counsellor_id=slot.counsellor_id, start=slot.start, end=slot.end, reason="Free time removed"
+        )
+
+
+def _within_weekly_hours(slot: Slot) -> bool:
+    """Whether generating from the counsellor's weekly hours would publish `slot`'s time."""
+    start, end = timezone.localtime(slot.start), timezone.localtime(slot.end)
+    if end.date() != start.date():
+        return False  # hours end within their day
+    return WeeklyHours.objects.filter(
+        counsellor_id=slot.counsellor_id,
+        weekday=start.weekday(),
+        start_time__lte=start.time(),
+        end_time__gte=end.time(),
+    ).exists()
 
 
 def blocked_period_create(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -91,6 +91,36 @@ def test_one_off_slot_and_overlap(counsellor_client, counsellor, slot):
     assert "overlaps" in response.content.decode()
     past = counsellor_client.post(act("slot_add", counsellor), {"slot-start": "2020-01-01T10:00", "slot-minutes": 60})
     assert past.status_code == 409
+
+
+def test_a_slot_removed_from_the_weekly_hours_is_not_published_again(counsellor_client, counsellor):
+    """Generation runs nightly (generate_slots): a free time removed from the weekly hours
+    stays removed, as a blocked period the page lists, which gives the time back if removed."""
+    monday = timezone.localdate() + timedelta(days=7 - timezone.localdate().weekday())
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=0, start_time=time(10), end_time=time(12))
+    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 4
+    slot = Slot.objects.get(start=datetime.combine(monday, time(11), tzinfo=timezone.get_current_timezone()))
+
+    response = counsellor_client.post(act("slot_delete", counsellor, slot.pk))
+
+    assert response.status_code == 302
+    blocked = BlockedPeriod.objects.get()
+    assert (blocked.start, blocked.end) == (slot.start, slot.end)
+    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 0
+    assert not Slot.objects.filter(start=slot.start).exists()
+    html = counsellor_client.get(response["Location"]).content.decode()
+    assert "its time is now a blocked period (under Blocked periods) and is not published again" in html
+    counsellor_client.post(act("blocked_delete", counsellor, blocked.pk))
+    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 1
+
+
+def test_a_one_off_slot_removed_leaves_no_blocked_period(counsellor_client, counsellor, slot):
+    local = timezone.localtime(slot.start)
+    WeeklyHours.objects.create(  # hours that end before the slot does
+        counsellor=counsellor, weekday=local.weekday(), start_time=local.time(), end_time=time(local.hour, 30)
+    )
+    counsellor_client.post(act("slot_delete", counsellor, slot.pk))
+    assert not Slot.objects.filter(pk=slot.pk).exists() and not BlockedPeriod.objects.exists()
 
 
 def test_removing_a_slot_that_holds_a_booking_is_refused(counsellor_client, counsellor, make_booking, slot):
