@@ -42,7 +42,7 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.selectors import counsellors_at_work_q, day_bounds, slots_free_for_staff
+from bookings.selectors import counsellors_at_work_q, day_bounds, slots_free_for_client, slots_free_for_staff
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
 from staff.models import AccountEvent, User
@@ -311,17 +311,28 @@ def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
     """What stops clients booking, for the dashboard to say. `no_session_types`: no type is
     offered (a new clinic, or every type retired), for administrators. `hidden_profile`: the
     user's own counsellor profile (`own`: own_counsellor), while it is hidden (they have just
-    joined). `hidden_counsellors`: for administrators, the hidden profiles of staff still with
-    the clinic, whom an administrator shows when they are ready."""
+    joined). For administrators, from one read of the counsellors at work: `hidden_counsellors`,
+    the hidden profiles of staff still with the clinic, whom an administrator shows when they
+    are ready; `no_counsellors`, nobody at work (a new clinic); `no_free_times`, counsellors
+    clients see, but not one free time of theirs that a client could choose."""
     admin = is_administrator(user)
+    at_work: list[Counsellor] = []
+    if admin:
+        free = slots_free_for_client(session_type=None, counsellor=None, mode=None).filter(counsellor=OuterRef("pk"))
+        at_work = list(
+            Counsellor.objects.filter(counsellors_at_work_q())
+            .annotate(has_free_time=Exists(free))
+            .only("pk", "user_id", "display_name", "is_active")
+            .order_by("display_name")
+        )
+    shown = [c for c in at_work if c.is_active]
     return {
         "no_session_types": admin and not SessionType.objects.filter(is_active=True).exists(),
+        "no_counsellors": admin and not at_work,
+        "no_free_times": bool(shown) and not any(c.has_free_time for c in shown),
         "hidden_profile": own if own is not None and not own.is_active else None,
-        "hidden_counsellors": (
-            list(Counsellor.objects.filter(is_active=False, user__is_active=True).order_by("display_name")[:20])
-            if admin
-            else []
-        ),
+        # A profile without an account is nobody's who could still join.
+        "hidden_counsellors": [c for c in at_work if not c.is_active and c.user_id is not None][:20],
     }
 
 
