@@ -82,6 +82,12 @@ class Clinic(models.Model):
         clinic, _ = cls.objects.get_or_create(pk=1)
         return clinic
 
+    @classmethod
+    def read(cls) -> Clinic:
+        """As load(), without creating the row (for a page that only shows the details): an
+        empty clinic until an administrator saves them."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
 
 # Languages counsellors speak, by their English name folded, as clients read them. Staff type
 # the names freely (Counsellor.languages); the usual ones are shown in the page's language.

@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -40,7 +41,7 @@ from bookings.forms import (
     SessionStepForm,
     id_from,
 )
-from bookings.models import Booking, Counsellor, Mode, Slot, Status
+from bookings.models import Booking, Clinic, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.templatetags.mindsettler import money, when
@@ -376,6 +377,8 @@ def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
         "session_types": lists["session_types"],
         "modes": [(m, Mode(m).label) for m in (session_type.modes if session_type else Mode.values)],
         "waitlist_url": _waitlist_url(values),
+        # Read only when no session type is offered: the step then gives the clinic's phone and email.
+        "clinic": SimpleLazyObject(Clinic.read),
     }
 
 

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bookings.models import Booking, BookingEvent, Counsellor, LinkToken, SessionType, Slot, Status
+from bookings.models import Booking, BookingEvent, Clinic, Counsellor, LinkToken, SessionType, Slot, Status
 from bookings.tests.journey import (
     ABOUT,
     consent,
@@ -815,3 +817,25 @@ def test_the_review_shows_the_phone_number_as_people_read_it(client, session_typ
     run = walk_to_review(client, session_type=session_type, slot=slot)
     review = client.get(url(run, "review")).content.decode()
     assert "+91 98765 43210" in review and "+919876543210" not in review
+
+
+def test_with_nothing_to_book_the_wizard_gives_the_clinics_phone_and_email(client):
+    """A new clinic, before its first session type: "Please contact the clinic" says how."""
+    run = start(client)
+    html = client.get(url(run, "session")).content.decode()
+    assert "No sessions can be booked online at the moment. Please contact the clinic." in html
+    assert "tel:" not in html and "mailto:" not in html  # none given yet
+    assert not Clinic.objects.exists(), "showing the step saves nothing"
+    Clinic.objects.update_or_create(pk=1, defaults={"phone": "+91 484 000 0000", "email": "care@clinic.example"})
+    html = client.get(url(run, "session")).content.decode()
+    assert '<a href="tel:+91 484 000 0000">+91 484 000 0000</a>' in html
+    assert '<a href="mailto:care@clinic.example">care@clinic.example</a>' in html
+
+
+def test_a_clinic_with_session_types_is_not_read_by_the_wizard(client, session_type, slot):
+    Clinic.objects.update_or_create(pk=1, defaults={"phone": "+91 484 000 0000"})
+    run = start(client)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url(run, "session")).content.decode()
+    assert "tel:" not in html
+    assert not [q for q in queries.captured_queries if "bookings_clinic" in q["sql"]]
