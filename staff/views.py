@@ -1475,7 +1475,12 @@ def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse
 def clinic_settings(request: HttpRequest) -> HttpResponse:
     clinic = Clinic.load()
     form = ClinicForm(request.POST or None, instance=clinic)
-    context = {"form": form, "session_types": list(SessionType.objects.all()), "nav": "clinic"}
+    context = {
+        "form": form,
+        "session_types": list(SessionType.objects.all()),
+        "time_zone_name": settings.TIME_ZONE_NAME,
+        "nav": "clinic",
+    }
     if request.method == "POST":
         if form.is_valid():
             try:

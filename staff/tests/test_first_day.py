@@ -75,3 +75,10 @@ def test_counsellors_are_not_told_what_only_an_administrator_can_do(login, sessi
     user = User.objects.create_user(email="nila@example.com", password="x" * 12, role=User.Role.COUNSELLOR)
     html = login(user).get(reverse("staff:dashboard")).content.decode()
     assert NO_COUNSELLORS not in html and NO_FREE_TIMES not in html
+
+
+def test_clinic_settings_say_where_the_name_and_time_zone_are_set_and_who_reads_the_contacts(admin_client):
+    html = admin_client.get(reverse("staff:clinic")).content.decode()
+    assert "<code>CLINIC_NAME</code>" in html and "<code>TIME_ZONE</code>" in html
+    assert "India Standard Time" in html
+    assert "the phone and email when something cannot be done online" in html
