@@ -471,6 +471,7 @@ class SessionTypeForm(forms.ModelForm):
             )
         else:
             duration.validators = [*duration.validators, MinValueValidator(10), MaxValueValidator(480)]
+            duration.widget.attrs.update(min=10, max=480)
         for mode, name in MODE_FLAGS.items():
             count = use.open_by_mode.get(mode, 0)
             if count and getattr(stored, name):

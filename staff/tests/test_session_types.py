@@ -343,3 +343,10 @@ def test_a_name_clients_can_already_book_is_refused_and_a_new_type_comes_last(ad
     admin_client.post(edit(session_type), edit_data(admin_client, session_type, is_active=None))
     assert admin_client.post(NEW, form_data(name="Individual session", duration_minutes=60)).status_code == 302
     assert SessionType.objects.filter(name="Individual session").count() == 2
+
+
+def test_the_length_field_allows_in_the_browser_what_the_form_accepts(admin_client):
+    """10 to 480 minutes: the input says so too, so a browser does not offer 0 or 5."""
+    html = admin_client.get(NEW).content.decode()
+    field = re.search(r'<input type="number" name="duration_minutes"[^>]*>', html).group(0)
+    assert 'min="10"' in field and 'max="480"' in field
