@@ -314,7 +314,9 @@ def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
     joined). For administrators, from one read of the counsellors at work: `hidden_counsellors`,
     the hidden profiles of staff still with the clinic, whom an administrator shows when they
     are ready; `no_counsellors`, nobody at work (a new clinic); `no_free_times`, counsellors
-    clients see, but not one free time of theirs that a client could choose."""
+    clients see, but not one free time of theirs that a client could choose. `without_room`:
+    counsellors offering online sessions with no online room for clients to join (the user's
+    own profile, for a counsellor; everyone's at work, for administrators)."""
     admin = is_administrator(user)
     at_work: list[Counsellor] = []
     if admin:
@@ -322,10 +324,11 @@ def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
         at_work = list(
             Counsellor.objects.filter(counsellors_at_work_q())
             .annotate(has_free_time=Exists(free))
-            .only("pk", "user_id", "display_name", "is_active")
+            .only("pk", "user_id", "display_name", "is_active", "offers_online", "meeting_url")
             .order_by("display_name")
         )
     shown = [c for c in at_work if c.is_active]
+    mine = [own] if own is not None and not admin else at_work
     return {
         "no_session_types": admin and not SessionType.objects.filter(is_active=True).exists(),
         "no_counsellors": admin and not at_work,
@@ -333,6 +336,7 @@ def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
         "hidden_profile": own if own is not None and not own.is_active else None,
         # A profile without an account is nobody's who could still join.
         "hidden_counsellors": [c for c in at_work if not c.is_active and c.user_id is not None][:20],
+        "without_room": [c for c in mine if c.offers_online and not c.meeting_url][:20],
     }
 
 

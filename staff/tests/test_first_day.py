@@ -82,3 +82,20 @@ def test_clinic_settings_say_where_the_name_and_time_zone_are_set_and_who_reads_
     assert "<code>CLINIC_NAME</code>" in html and "<code>TIME_ZONE</code>" in html
     assert "India Standard Time" in html
     assert "the phone and email when something cannot be done online" in html
+
+
+NO_ROOM = "Online sessions without a room to join:</strong>"
+
+
+def test_counsellors_offering_online_sessions_without_a_room_are_named(
+    admin_client, login, counsellor, other_counsellor, other_counsellor_user
+):
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert NO_ROOM in html
+    notice = html[html.index(NO_ROOM) :].split("</div>")[0]
+    assert f'href="{reverse("staff:availability", args=[other_counsellor.pk])}#room-h"' in notice
+    assert "Rohan Kapoor" in notice and "Asha Menon" not in notice  # she has a room
+    assert NO_ROOM in login(other_counsellor_user).get(reverse("staff:dashboard")).content.decode()
+    Counsellor.objects.filter(pk=other_counsellor.pk).update(offers_online=False)
+    assert NO_ROOM not in admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert NO_ROOM not in login(other_counsellor_user).get(reverse("staff:dashboard")).content.decode()
