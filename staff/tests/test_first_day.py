@@ -99,3 +99,9 @@ def test_counsellors_offering_online_sessions_without_a_room_are_named(
     Counsellor.objects.filter(pk=other_counsellor.pk).update(offers_online=False)
     assert NO_ROOM not in admin_client.get(reverse("staff:dashboard")).content.decode()
     assert NO_ROOM not in login(other_counsellor_user).get(reverse("staff:dashboard")).content.decode()
+
+
+def test_an_administrator_reads_of_the_counsellors_room_not_their_own(admin_client, login, counsellor_user, counsellor):
+    page = reverse("staff:profile_edit", args=[counsellor.pk])
+    assert "The online room is set under" in admin_client.get(page).content.decode()
+    assert "Your online room is set under" in login(counsellor_user).get(page).content.decode()
