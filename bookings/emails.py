@@ -45,22 +45,30 @@ def email_queue(
     booking: Booking | None = None,
     ics: str = "",
     language: str | None = None,
+    to_staff: bool = False,
 ) -> OutboundEmail:
     """Render `kind` for one recipient and queue it for delivery after commit.
 
     The message is rendered in `language` (the one the client booked in), else the
     booking's, else the language active now: a reminder sent by a background sweep must not
-    fall back to whatever the worker happens to have active.
+    fall back to whatever the worker happens to have active. A client's email ends, as the
+    site's pages do, with where to turn in a crisis; one `to_staff` does not.
     """
     clinic = Clinic.load()
-    ctx = {"clinic": clinic, "clinic_name": settings.CLINIC_NAME, "site_url": settings.SITE_URL, **context}
+    ctx = {
+        "clinic": clinic,
+        "clinic_name": settings.CLINIC_NAME,
+        "site_url": settings.SITE_URL,
+        "to_staff": to_staff,
+        **context,
+    }
     language = language or (booking.language if booking is not None else None) or translation.get_language()
     with translation.override(language):
-        ctx["crisis_help_text"] = crisis_help_text()
         subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())
-        # Every email ends as the site's pages do: not for emergencies, and where to turn.
-        body_text = render_to_string(f"emails/{kind}-body.txt", ctx).rstrip() + "\n\n-- \n"
-        body_text += render_to_string("emails/_crisis.txt", ctx)
+        body_text = render_to_string(f"emails/{kind}-body.txt", ctx).rstrip() + "\n"
+        if not to_staff:
+            ctx["crisis_help_text"] = crisis_help_text()
+            body_text += "\n-- \n" + render_to_string("emails/_crisis.txt", ctx)
         body_html = render_to_string(f"emails/{kind}-body.html", ctx)
     email = OutboundEmail.objects.create(
         kind=kind,

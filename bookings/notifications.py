@@ -176,7 +176,14 @@ def new_request(*, booking: Booking) -> None:
     }
     for email in recipients:
         # To staff, in English like the portal.
-        email_queue(kind="new_request", to=email, booking=booking, language=settings.LANGUAGE_CODE, context=context)
+        email_queue(
+            kind="new_request",
+            to=email,
+            booking=booking,
+            language=settings.LANGUAGE_CODE,
+            context=context,
+            to_staff=True,
+        )
 
 
 def session_changed(
@@ -214,7 +221,12 @@ def session_changed(
         "staff_url": absolute_url(reverse("staff:dashboard")),
     }
     email_queue(
-        kind="session_changed", to=account.email, booking=booking, language=settings.LANGUAGE_CODE, context=context
+        kind="session_changed",
+        to=account.email,
+        booking=booking,
+        language=settings.LANGUAGE_CODE,
+        context=context,
+        to_staff=True,
     )
 
 
@@ -305,6 +317,7 @@ def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking])
         kind="daily_summary",
         to=counsellor.user.email,
         language=settings.LANGUAGE_CODE,  # staff email, in English like the portal
+        to_staff=True,
         context={
             "counsellor": counsellor,
             "day": day,

@@ -95,6 +95,7 @@ def _invitation_send(user: User, *, invited_by: Any = None) -> None:
         kind="staff_invite",
         to=user.email,
         language=settings.LANGUAGE_CODE,
+        to_staff=True,
         context={
             "invited_name": user.first_name,
             "role_label": User.Role(user.role).label.lower(),

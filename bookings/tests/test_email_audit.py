@@ -466,8 +466,13 @@ def test_hindi_says_which_time_is_which_and_reminds_in_whole_sentences(journey):
     assert "यह आपके सेशन की याद दिलाने के लिए है।" in reminder.body_text
 
 
-def test_every_email_ends_with_where_to_turn_in_a_crisis_in_both_parts(journey):
+def test_every_email_to_a_client_ends_with_where_to_turn_in_a_crisis_in_both_parts(journey):
+    """Not the staff's: the help line is for clients, and a counsellor's alert is no place for it."""
     for email in journey.emails:
+        if email.kind in STAFF_EMAILS:
+            for part in (email.body_text, email.body_html):
+                assert "14416" not in part and "emergencies" not in part, email.kind
+            continue
         for part in (email.body_text, email.body_html):
             assert "112" in part and "14416" in part, email.kind
         ending = email.body_text.rstrip().rsplit("\n", 1)[-1]
