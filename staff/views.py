@@ -1488,7 +1488,7 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
             except SettingRefused as exc:
                 form.add_error(exc.field, exc.message)
             else:
-                messages.success(request, "Clinic details saved. Clients with in-person sessions see them.")
+                messages.success(request, "Clinic details saved. Clients see them on their pages and in their emails.")
                 return redirect("staff:clinic")
         return render(request, "staff/clinic.html", context, status=400)
     return render(request, "staff/clinic.html", context)
