@@ -12,11 +12,14 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    DurationField,
     Exists,
+    ExpressionWrapper,
     F,
     FilteredRelation,
     Func,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -29,6 +32,7 @@ from django.utils import timezone
 
 from bookings.models import (
     ACTIVE_STATUSES,
+    MODE_FLAGS,
     SLOT_HOLDING_STATUSES,
     Actor,
     BlockedPeriod,
@@ -42,7 +46,13 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.selectors import counsellors_at_work_q, day_bounds, slots_free_for_client, slots_free_for_staff
+from bookings.selectors import (
+    client_window,
+    counsellors_at_work_q,
+    day_bounds,
+    slots_free_for_client,
+    slots_free_for_staff,
+)
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
 from staff.models import AccountEvent, User
@@ -316,23 +326,43 @@ def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
     are ready; `no_counsellors`, nobody at work (a new clinic); `no_free_times`, counsellors
     clients see, but not one free time of theirs that a client could choose. `without_room`:
     counsellors offering online sessions with no online room for clients to join (the user's
-    own profile, for a counsellor; everyone's at work, for administrators)."""
+    own profile, for a counsellor; everyone's at work, for administrators). `too_long`, for
+    administrators: session types offered but longer than every time published for clients in
+    their ways of meeting (50-minute hours never hold an 80-minute type)."""
     admin = is_administrator(user)
     at_work: list[Counsellor] = []
+    types: list[SessionType] = []
     if admin:
         free = slots_free_for_client(session_type=None, counsellor=None, mode=None).filter(counsellor=OuterRef("pk"))
+        # Their longest time published for clients to book, free or taken (by the slots' index).
+        opening, closing = client_window()
+        longest = (
+            Slot.objects.filter(counsellor=OuterRef("pk"), start__gte=opening, start__lt=closing)
+            .order_by()
+            .values("counsellor")
+            .annotate(longest=Max(ExpressionWrapper(F("end") - F("start"), output_field=DurationField())))
+            .values("longest")
+        )
         at_work = list(
             Counsellor.objects.filter(counsellors_at_work_q())
-            .annotate(has_free_time=Exists(free))
-            .only("pk", "user_id", "display_name", "is_active", "offers_online", "meeting_url")
+            .annotate(has_free_time=Exists(free), longest_time=Subquery(longest))
+            .only("pk", "user_id", "display_name", "is_active", "offers_online", "offers_in_person", "meeting_url")
             .order_by("display_name")
         )
+        types = list(SessionType.objects.filter(is_active=True).order_by("sort_order", "pk"))
     shown = [c for c in at_work if c.is_active]
+    no_free_times = bool(shown) and not any(c.has_free_time for c in shown)
+    # Per way of meeting, the longest time published by a counsellor clients see who offers it.
+    longest_by_mode = {
+        mode: max((c.longest_time for c in shown if getattr(c, offers) and c.longest_time), default=timedelta())
+        for mode, offers in MODE_FLAGS.items()
+    }
     mine = [own] if own is not None and not admin else at_work
     return {
-        "no_session_types": admin and not SessionType.objects.filter(is_active=True).exists(),
+        "no_session_types": admin and not types,
         "no_counsellors": admin and not at_work,
-        "no_free_times": bool(shown) and not any(c.has_free_time for c in shown),
+        "no_free_times": no_free_times,
+        "too_long": [t for t in types if not no_free_times and all(longest_by_mode[m] < t.duration for m in t.modes)],
         "hidden_profile": own if own is not None and not own.is_active else None,
         # A profile without an account is nobody's who could still join.
         "hidden_counsellors": [c for c in at_work if not c.is_active and c.user_id is not None][:20],

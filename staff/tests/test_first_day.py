@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import Counsellor, Slot
+from bookings.models import Counsellor, SessionType, Slot
 from conftest import next_weekday_at
 from staff.models import User
 
@@ -69,6 +69,26 @@ def test_the_dashboard_says_clients_can_only_ask_for_a_time_until_free_times_are
     Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
     html = admin_client.get(reverse("staff:dashboard")).content.decode()
     assert NO_FREE_TIMES not in html and NO_COUNSELLORS not in html
+
+
+def test_a_session_type_longer_than_every_free_time_is_named(admin_client, session_type, counsellor):
+    """An 80-minute type with hours of 50-minute sessions: clients see it, and no time for it."""
+    couples = SessionType.objects.create(name="Couples session", slug="couples", duration_minutes=80, price=250000)
+    start = next_weekday_at(10)
+    Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "Session types no client can book:</strong> Couples session (80 min). It is longer" in html
+    assert session_type.name not in html.split("no client can book:")[1].split("</p>")[0]
+    # Long enough, but only in person: its counsellor offers online only.
+    later = start + timedelta(days=1)
+    Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(minutes=90))
+    Counsellor.objects.filter(pk=counsellor.pk).update(offers_in_person=False)
+    SessionType.objects.filter(pk=couples.pk).update(offers_online=False, offers_in_person=True)
+    assert (
+        "no client can book:</strong> Couples session" in admin_client.get(reverse("staff:dashboard")).content.decode()
+    )
+    SessionType.objects.filter(pk=couples.pk).update(offers_online=True)
+    assert "no client can book" not in admin_client.get(reverse("staff:dashboard")).content.decode()
 
 
 def test_counsellors_are_not_told_what_only_an_administrator_can_do(login, session_type):
