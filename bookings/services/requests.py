@@ -166,12 +166,19 @@ def booking_verify(*, token: str) -> Booking:
     """The client confirmed their email: DRAFT -> PENDING.
 
     If the address already has an active booking, no second one is made: that address is
-    emailed a link to the existing booking and ActiveBookingExists is raised.
+    emailed a link to the existing booking and ActiveBookingExists is raised. If the session
+    type is no longer held the way the client chose, BookingError is raised and nothing
+    changes (the link still stands).
     """
     existing: Booking | None = None
     with transaction.atomic():
         link = token_claim(raw=token, purpose=LinkToken.Purpose.VERIFY)
         draft = link.booking
+        # A way of meeting stays offered while open bookings are held that way (see
+        # session_type_save), and a draft is not one yet: checked again, under the lock that
+        # save takes, so that a request nobody could approve is never made.
+        session_type = SessionType.objects.select_for_update(no_key=True).get(pk=draft.session_type_id)
+        _check_mode(session_type=session_type, mode=draft.mode, counsellor=None)
         existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=draft.pk).first()
         if existing is None:
             try:

@@ -10,7 +10,7 @@ from django.core import mail
 from django.utils import timezone
 
 from bookings.models import Booking, LinkToken, Status
-from bookings.services import booking_submit
+from bookings.services import booking_submit, session_type_save
 from bookings.tests.journey import link_in_last_email, main_part, submit, walk_to_review
 from bookings.tokens import token_hash
 
@@ -69,6 +69,20 @@ def test_a_used_link_explains_and_verifies_nothing_twice(client, draft_link):
     assert "already been used" in again.content.decode()
     assert client.get(draft_link).status_code == 410
     assert Booking.objects.get().events.filter(to_status=Status.PENDING).count() == 1
+
+
+def test_a_way_of_meeting_no_longer_offered_is_refused_and_the_link_still_stands(client, draft_link, session_type):
+    """An administrator may stop holding a session type online while no open booking is held
+    that way: a draft is not one yet. Verifying it made a request nobody could approve
+    (approving checks the way of meeting), so the client waited for an answer that could only
+    be a rejection. Found by the random walk (test_lifecycle_walk.py)."""
+    session_type.offers_online = False
+    session_type_save(session_type=session_type)
+    response = client.post(draft_link)
+    assert response.status_code == 409
+    assert "is not held online" in response.content.decode()
+    assert Booking.objects.get().status == Status.DRAFT
+    assert LinkToken.objects.get(purpose=LinkToken.Purpose.VERIFY).used_at is None  # nothing changed
 
 
 def test_an_expired_link_offers_a_resend_that_reaches_only_the_draft_address(client, draft_link):
