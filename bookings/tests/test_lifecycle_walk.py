@@ -66,6 +66,7 @@ from bookings.models import (
     SessionType,
     Slot,
     Status,
+    WaitlistOffer,
 )
 from bookings.tests import journey
 from bookings.tokens import token_create
@@ -87,7 +88,7 @@ API = "https://api.razorpay.com/v1"
 START = datetime(2027, 3, 2, 9, 0, tzinfo=UTC) - timedelta(hours=5, minutes=30)
 # Every client's own words, and every reason staff type, carry this: none may reach an email.
 MARK = "ZQXWALK"
-CLIENTS = [f"client{n}@example.com" for n in range(1, 9)]
+CLIENTS = [f"client{n:02}@example.com" for n in range(1, 13)]
 
 
 def _sign(message: str, secret: str) -> str:
@@ -215,6 +216,8 @@ class World:
         self.composite = False  # the step makes more than one change: a refusal may follow one
         self.mail_seen = 0
         self.counsellors_of: dict[int, set[int | None]] = {}  # every counsellor each booking had
+        self.emails_of: dict[int, set[str]] = {}  # and every email address
+        self.offers_seen = 0
         self.email_seen = 0
 
         self.admin = User.objects.create_user(
@@ -252,7 +255,7 @@ class World:
         # A few slots each over the coming week: few enough that bookings compete for them.
         for counsellor in self.counsellors:
             for _ in range(4):
-                self.publish(counsellor, days=self.rng.randint(1, 7))
+                self.publish(counsellor, days=self.rng.randint(1, 5))
 
     def session_types(self) -> list[SessionType]:
         """As they are now: staff may have changed them."""
@@ -374,6 +377,7 @@ class World:
         before = _booking_rows()
         for pk, row in before.items():
             self.counsellors_of.setdefault(pk, set()).add(row[3])
+            self.emails_of.setdefault(pk, set()).add(row[6])
         self.steps.append(f"{n:3}. {op.__name__}")  # replaced by the operation's own words
         refused: BookingError | None = None
         self.composite = self.said = False
@@ -435,6 +439,7 @@ class World:
         for booking in bookings.values():
             name = self.b(booking)
             self.counsellors_of.setdefault(booking.pk, set()).add(booking.counsellor_id)
+            self.emails_of.setdefault(booking.pk, set()).add(booking.email)
             self._check_history(booking, events.get(booking.pk, []))
             if booking.status in SLOTTED_STATUSES and booking.slot_id is None:
                 self.fail(f"{name} is {booking.status} without a slot")
@@ -468,6 +473,7 @@ class World:
 
         self._check_slots(slots, holders, now)
         self._check_emails()
+        self._check_offers(bookings)
 
     def _check_history(self, booking: Booking, events: list[BookingEvent]) -> None:
         name = self.b(booking)
@@ -613,6 +619,33 @@ class World:
                         f"submitting it would be accepted: {bookable}"
                     )
 
+    def _check_offers(self, bookings: dict[int, Booking]) -> None:
+        """A freed time is offered only to a waiting client it suits, while clients may book it."""
+        offers = list(
+            WaitlistOffer.objects.filter(pk__gt=self.offers_seen)
+            .select_related("slot__counsellor", "entry__session_type")
+            .order_by("pk")
+        )
+        if not offers:
+            return
+        bookable = set(selectors.slots_free().values_list("pk", flat=True))
+        busy = {b.email for b in bookings.values() if b.status in ACTIVE_STATUSES}
+        for offer in offers:
+            self.offers_seen = offer.pk
+            entry, slot = offer.entry, offer.slot
+            suits = (
+                slot.pk in bookable
+                and entry.verified_at is not None
+                and entry.email not in busy
+                and entry.date_from <= timezone.localdate(slot.start) <= entry.date_to
+                and entry.session_type.duration <= slot.duration
+                and entry.mode in entry.session_type.modes
+                and entry.mode in slot.counsellor.modes
+                and entry.counsellor_id in (None, slot.counsellor_id)
+            )
+            if not suits:
+                self.fail(f"{self.s(slot)} was offered to waitlist entry {entry.pk}, which it does not suit")
+
     def _check_emails(self) -> None:
         for message in mail.outbox[self.mail_seen :]:
             parts = [message.subject, message.body]
@@ -624,7 +657,20 @@ class World:
                 self.fail(f"an email ({message.subject!r}) went to more than one recipient")
         self.mail_seen = len(mail.outbox)
         counsellor_by_email = {c.user.email: c.pk for c in self.counsellors}
-        for email in OutboundEmail.objects.filter(pk__gt=self.email_seen).order_by("pk"):
+        new = list(OutboundEmail.objects.filter(pk__gt=self.email_seen).order_by("pk"))
+        booking_by_ack = dict(Booking.objects.values_list("ack_id", "pk")) if new else {}
+        for email in new:
+            # Whoever an email goes to, the bookings it names are theirs: a client's own, or a
+            # counsellor's client's (an administrator's alerts name any).
+            for ack_id in set(re.findall(r"MS-[A-Z0-9]{6}", email.subject + email.body_text)):
+                pk = booking_by_ack.get(ack_id)
+                if pk is None:
+                    continue
+                counsellor = counsellor_by_email.get(email.to)
+                if email.to in CLIENTS and email.to not in self.emails_of.get(pk, ()):
+                    self.fail(f"a {email.kind} email to {email.to} names {self.b(pk)}, another client's booking")
+                if counsellor and counsellor not in self.counsellors_of.get(pk, ()):
+                    self.fail(f"a {email.kind} email to a counsellor names {self.b(pk)}, another's client")
             text = "\n".join([email.subject, email.body_text, email.body_html, email.ics])
             if MARK.lower() in text.lower():
                 self.fail(f"the outbox's {email.kind} email quotes what a client or staff typed")
@@ -639,7 +685,7 @@ def _booking_rows() -> dict[int, tuple[Any, ...]]:
     return {
         row[0]: row[1:]
         for row in Booking.objects.values_list(
-            "pk", "status", "version", "slot_id", "counsellor_id", "payment_due_at", "amount"
+            "pk", "status", "version", "slot_id", "counsellor_id", "payment_due_at", "amount", "email"
         )
     }
 
@@ -667,7 +713,7 @@ def op_submit(w: World) -> str | None:
         counsellor=None,
         preferred_slot=slot,
         preferred_times="" if slot else times,
-        client_name=f"Client {email[6]}",
+        client_name=f"Client {email[6:8]}",
         email=email,
         phone="",
         age_confirmation="adult",
@@ -704,7 +750,7 @@ def op_staff_create(w: World) -> str | None:
         status=status,
         session_type=session_type,
         mode=mode,
-        client_name=f"Phoned {email[6]}",
+        client_name=f"Phoned {email[6:8]}",
         email=email,
         phone="",
         slot=slot,
@@ -992,7 +1038,8 @@ def op_client_move(w: World) -> str | None:
 
 
 def op_outcome(w: World) -> str | None:
-    booking = w.pick_booking((Status.CONFIRMED,))
+    ended = list(Booking.objects.filter(status=Status.CONFIRMED, slot__end__lte=w.now()).order_by("pk"))
+    booking = w.rng.choice(ended) if ended and w.rng.random() < 0.8 else w.pick_booking((Status.CONFIRMED,))
     if booking is None:
         return None
     no_show = w.rng.random() < 0.25
@@ -1015,7 +1062,9 @@ def op_outcome(w: World) -> str | None:
 
 def op_time_passes(w: World) -> str | None:
     """The clock moves on and the cron jobs run, as their commands."""
-    delta = w.rng.choice([timedelta(minutes=20), timedelta(hours=1), timedelta(hours=5), timedelta(hours=13)])
+    delta = w.rng.choice(
+        [timedelta(minutes=20), timedelta(hours=1), timedelta(hours=5), timedelta(hours=13), timedelta(days=1)]
+    )
     w.clock.tick(delta)
     out = StringIO()
     for command in ("expire_bookings", "send_reminders", "expire_waitlist", "purge_drafts"):
@@ -1084,7 +1133,7 @@ def op_waitlist(w: World) -> str | None:
     since = len(mail.outbox)
     w.say(f"waitlist {email} {session_type.slug} {mode} with {counsellor.slug if counsellor else 'anyone'}")
     entry = services.waitlist_join(
-        client_name=f"Waiting {email[6]}",
+        client_name=f"Waiting {email[6:8]}",
         email=email,
         session_type=session_type,
         mode=mode,
@@ -1115,7 +1164,7 @@ def op_submit_page(w: World) -> str | None:
     slot = w.pick_slot() if w.rng.random() < 0.75 else None
     w.say(f"wizard {email} {session_type.slug} {mode} slot {w.s(slot)}")
     run = journey.start(w.browser)
-    about = {"client_name": f"Client {email[6]}", "email": email, "phone": "", "age": "on"}
+    about = {"client_name": f"Client {email[6:8]}", "email": email, "phone": "", "age": "on"}
     session = journey.session_data(
         session_type=session_type, slot=slot, mode=mode, preferred_times="" if slot else w.marker("times")
     )
@@ -1243,7 +1292,7 @@ def op_session_type_edit(w: World) -> str | None:
 
 OPERATIONS: dict[Callable[[World], str | None], float] = {
     op_submit: 10,
-    op_verify: 9,
+    op_verify: 12,
     op_staff_create: 3,
     op_approve: 12,
     op_reject: 3,
@@ -1257,12 +1306,12 @@ OPERATIONS: dict[Callable[[World], str | None], float] = {
     op_staff_move: 5,
     op_client_move: 3,
     op_outcome: 4,
-    op_time_passes: 6,
+    op_time_passes: 7,
     op_settle: 2,
     op_publish: 3,
     op_block: 1,
     op_slot_delete: 1,
-    op_waitlist: 2,
+    op_waitlist: 4,
     op_resend: 1,
     op_submit_page: 3,
     op_correct_email: 1,
@@ -1329,6 +1378,9 @@ def test_random_walk_keeps_every_invariant(seed, razorpay_settings, clock):
     if os.environ.get("WALK_VERBOSE"):
         print(f"seed {seed}:", *world.steps, sep="\n")
         print(dict(world.outcomes))
+        print(dict(Counter(BookingEvent.objects.values_list("action", "from_status", "to_status").order_by())))
+        print(dict(Counter(OutboundEmail.objects.values_list("kind", flat=True).order_by())))
+        print(f"waitlist offers: {WaitlistOffer.objects.count()}")
     # The walk went where it matters: money arrived, sessions took place, bookings ended.
     taken = Counter(BookingEvent.objects.filter(action="transition").values_list("from_status", "to_status").order_by())
     for move in [(Status.PENDING, Status.APPROVED), (Status.PAYMENT_PENDING, Status.CONFIRMED)]:
