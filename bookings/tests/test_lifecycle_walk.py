@@ -174,6 +174,20 @@ class FakeRazorpay:
             return 400, {}, json.dumps({"error": {"code": "BAD_REQUEST_ERROR", "description": "no such refund"}})
         return 200, {}, json.dumps(found)
 
+    def dashboard_refund(self, paid: dict[str, Any], amount: int) -> dict[str, Any]:
+        """A refund made by staff on Razorpay's dashboard: processed at once."""
+        refund = {
+            "id": self.new_id("rfnd"),
+            "entity": "refund",
+            "payment_id": paid["id"],
+            "amount": amount,
+            "currency": paid["currency"],
+            "status": "processed",
+        }
+        self.refunds[refund["id"]] = refund
+        paid["amount_refunded"] += amount
+        return refund
+
     def pay(self, order_id: str, amount: int, *, status: str = "captured") -> dict[str, Any]:
         order = self.orders[order_id]
         payment = {
@@ -209,6 +223,7 @@ class World:
         self.markers = itertools.count(1)
         self.webhooks: list[tuple[bytes, str]] = []
         self.untold: list[dict[str, Any]] = []  # payments captured whose news has not come yet
+        self.later: list[dict[str, Any]] = []  # dashboard refunds recorded whose webhook is still to come
         self.over_asked: list[str] = []  # refunds asked of Razorpay for more than it holds
         self.tokens: dict[tuple[int, str], str] = {}  # (booking pk, purpose) -> raw link token
         self.manage: dict[int, str] = {}
@@ -519,6 +534,12 @@ class World:
         for payment in payments:
             label = f"{name}'s payment {self.p(payment)}"
             captured = services.payment_captured_amount(payment)
+            at_razorpay = self.razorpay.payments.get(payment.provider_payment_id)
+            if at_razorpay is not None and payment.refunded_amount != at_razorpay["amount_refunded"]:
+                self.fail(
+                    f"{label}: we count {payment.refunded_amount} given back, "
+                    f"Razorpay has given back {at_razorpay['amount_refunded']}"
+                )
             if not 0 <= payment.refunded_earlier <= payment.refunded_amount <= captured:
                 self.fail(
                     f"{label} refunded {payment.refunded_amount} (earlier {payment.refunded_earlier}) of {captured}"
@@ -898,23 +919,30 @@ def op_late_news(w: World) -> str | None:
 def op_dashboard_refund(w: World) -> str | None:
     """Staff refund part or all of a payment from Razorpay's dashboard (a goodwill refund,
     say); its webhook tells us."""
-    captured = [p for p in w.razorpay.payments.values() if p["captured"] and p["amount_refunded"] < p["amount"]]
+    # Of payments we have heard of: news of a refund of one we have not is dropped (and the
+    # refund we then ask for is refused as more than it holds, and staff are told).
+    known = set(Payment.objects.exclude(provider_payment_id="").values_list("provider_payment_id", flat=True))
+    captured = [
+        p
+        for p in w.razorpay.payments.values()
+        if p["captured"] and p["amount_refunded"] < p["amount"] and p["id"] in known
+    ]
     if not captured:
         return None
     paid = w.rng.choice(captured)
     rest = paid["amount"] - paid["amount_refunded"]
     amount = w.rng.choice([rest, rest // 2, min(rest, 10000)])
     w.say(f"dashboard refund of {amount} of {paid['id'][-4:]} ({rest} left)")
-    refund = {
-        "id": w.razorpay.new_id("rfnd"),
-        "entity": "refund",
-        "payment_id": paid["id"],
-        "amount": amount,
-        "currency": paid["currency"],
-        "status": "processed",
-    }
-    w.razorpay.refunds[refund["id"]] = refund
-    paid["amount_refunded"] += amount
+    _webhook(w, "refund.processed", refund=w.razorpay.dashboard_refund(paid, amount))
+    return None
+
+
+def op_dashboard_news(w: World) -> str | None:
+    """The webhook of a refund staff made from the dashboard (and recorded) arrives."""
+    if not w.later:
+        return None
+    refund = w.later.pop(0)
+    w.say(f"the webhook of dashboard refund {refund['id'][-4:]} arrives")
     _webhook(w, "refund.processed", refund=refund)
     return None
 
@@ -933,8 +961,12 @@ def op_webhook_replay(w: World) -> str | None:
     if not w.webhooks:
         return None
     n = w.rng.randrange(len(w.webhooks))
-    _webhook(w, "replay", replay=w.webhooks[n])
-    return f"webhook {n + 1} sent again"
+    body, event_id = w.webhooks[n]
+    if w.rng.random() < 0.5:
+        # The same news by another event (order.paid after payment.captured, say).
+        event_id += "-again"
+    _webhook(w, "replay", replay=(body, event_id))
+    return f"webhook {n + 1} sent again{' as another event' if event_id.endswith('again') else ''}"
 
 
 def op_refund_news(w: World) -> str | None:
@@ -946,7 +978,9 @@ def op_refund_news(w: World) -> str | None:
     refund["status"] = "processed" if w.rng.random() < 0.75 else "failed"
     if refund["status"] == "failed":
         w.razorpay.payments[refund["payment_id"]]["amount_refunded"] -= refund["amount"]
-    told = w.rng.random() < 0.7
+    # A failure is always told (a processed refund we already count may go unreported): so
+    # that what we count as given back is always what Razorpay has given back (see check).
+    told = refund["status"] == "failed" or w.rng.random() < 0.7
     if told:
         _webhook(w, f"refund.{refund['status']}", refund=refund)
     return f"refund {refund['id'][-4:]} {refund['status']}" + (" (webhook)" if told else " (no webhook)")
@@ -1093,7 +1127,19 @@ def op_settle(w: World) -> str | None:
     how = w.rng.choice(["refund", "refunded", "dealt_with"])
     said = f"settle {w.p(payment)} of {w.b(payment.booking_id)}: {how}"
     w.say(said)
-    services.payment_settle(payment_id=payment.pk, user=w.admin, how=how, note=w.marker("note"), reference="walk-ref")
+    reference = ""
+    if how == "refunded" and how in services.payment_settle_choices(payment):
+        # What they record, they did: the rest refunded from the dashboard, its webhook
+        # perhaps arriving too.
+        paid = w.razorpay.payments[payment.provider_payment_id]
+        rest = paid["amount"] - paid["amount_refunded"]
+        if rest > 0:
+            refund = w.razorpay.dashboard_refund(paid, rest)
+            reference = refund["id"]
+            said += f" (dashboard refund {reference[-4:]} of {rest})"
+            if w.rng.random() < 0.5:
+                w.later.append(refund)
+    services.payment_settle(payment_id=payment.pk, user=w.admin, how=how, note=w.marker("note"), reference=reference)
     return said
 
 
@@ -1321,6 +1367,7 @@ OPERATIONS: dict[Callable[[World], str | None], float] = {
     op_session_type_edit: 2,
     op_late_news: 2,
     op_dashboard_refund: 2,
+    op_dashboard_news: 1,
 }
 
 
