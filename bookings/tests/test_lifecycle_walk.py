@@ -248,6 +248,7 @@ class World:
             user = User.objects.create_user(
                 email=f"counsellor{n}@example.com", password="x" * 20, first_name=name.split()[0]
             )
+            totp_enable(user)
             self.counsellors.append(
                 Counsellor.objects.create(
                     user=user,
@@ -340,10 +341,10 @@ class World:
                 return self.rng.choice(candidates)
         return self.rng.choice(slots)
 
-    def staff_client(self) -> Client:
+    def staff_client(self, user: User | None = None) -> Client:
         # A fresh sign-in each time: staff sessions end after idle minutes, and the clock moves.
         staff = FlushingClient(self)
-        staff.force_login(self.admin)
+        staff.force_login(user or self.admin)
         return staff
 
     def manage_token(self, booking: Booking) -> str:
@@ -1287,6 +1288,15 @@ def op_look(w: World) -> str | None:
     _expect(w, page, {200, 404, 410}, "booking page")
     detail = w.staff_client().get(reverse("staff:booking_detail", args=[booking.pk]))
     _expect(w, detail, {200}, "staff booking page")
+    # A counsellor opens it: only their own client's (and their words) are theirs to see.
+    counsellor = w.rng.choice(w.counsellors)
+    counsellor.user.refresh_from_db()
+    if counsellor.user.is_active:
+        theirs = w.staff_client(counsellor.user).get(reverse("staff:booking_detail", args=[booking.pk]))
+        own = booking.counsellor_id == counsellor.pk
+        _expect(w, theirs, {200} if own else {404}, f"{counsellor.slug}'s view of the booking page")
+        if not own and MARK.lower() in theirs.content.decode().lower():
+            w.fail(f"{counsellor.slug} read another counsellor's client's words")
     status = w.browser.get(reverse("api:booking_status", args=[booking.ack_id]), headers=w.api)
     _expect(w, status, {200}, "API booking status")
     if status.json()["status"] != booking.status:
