@@ -46,11 +46,12 @@ from django.db import IntegrityError, connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from bookings import selectors, services
 from bookings.api.auth import api_client_create
 from bookings.errors import BookingError
-from bookings.lifecycle import TRANSITIONS
+from bookings.lifecycle import CLIENT_LABELS, TRANSITIONS
 from bookings.models import (
     ACTIVE_STATUSES,
     SLOT_HOLDING_STATUSES,
@@ -68,6 +69,7 @@ from bookings.models import (
     Status,
     WaitlistOffer,
 )
+from bookings.slot_picker import free_days_and_times
 from bookings.tests import journey
 from bookings.tokens import token_create
 from staff.models import User
@@ -1286,6 +1288,8 @@ def op_look(w: World) -> str | None:
     w.say(f"look at {w.b(booking)} ({booking.status}) and the free times")
     page = w.browser.get(reverse("bookings:booking_page", args=[w.manage_token(booking)]))
     _expect(w, page, {200, 404, 410}, "booking page")
+    if page.status_code == 200 and escape(str(CLIENT_LABELS[booking.status])) not in page.content.decode():
+        w.fail(f"{w.b(booking)}'s page does not say it is {CLIENT_LABELS[booking.status]}")
     detail = w.staff_client().get(reverse("staff:booking_detail", args=[booking.pk]))
     _expect(w, detail, {200}, "staff booking page")
     # A counsellor opens it: only their own client's (and their words) are theirs to see.
@@ -1309,6 +1313,21 @@ def op_look(w: World) -> str | None:
         )
         _expect(w, answer, {200}, "API availability")
         offered = {slot["slot_id"] for slot in answer.json()["slots"]}
+        # The wizard's time picker reads the free slots with SQL of its own: the same ones.
+        for mode in session_type.modes:
+            counsellor = w.rng.choice([None, *w.counsellors])
+            free_slots = list(selectors.slots_free(session_type=session_type, mode=mode, counsellor=counsellor))
+            days, shown, times = free_days_and_times(
+                session_type=session_type, counsellor=counsellor, mode=mode, day=None
+            )
+            expected_days = sorted({timezone.localdate(slot.start) for slot in free_slots})
+            on_shown = Counter(slot.start for slot in free_slots if timezone.localdate(slot.start) == shown)
+            if days != expected_days or {t["start"]: t["count"] for t in times} != dict(on_shown):
+                w.fail(
+                    f"the time picker ({session_type.slug}, {mode}, {counsellor and counsellor.slug}) shows "
+                    f"{days} and {[(t['start'], t['count']) for t in times]}, the free slots are {expected_days}"
+                    f" and {sorted(on_shown.items())}"
+                )
         free = {
             slot.pk
             for slot in selectors.slots_free(session_type=session_type)
