@@ -1365,6 +1365,44 @@ def op_session_type_edit(w: World) -> str | None:
     return None
 
 
+def op_calendar(w: World) -> str | None:
+    """Staff open the calendar: every session of theirs in its slot, once, as it stands."""
+    counsellor = w.rng.choice([None, *w.counsellors])
+    if counsellor is not None:
+        counsellor.user.refresh_from_db()
+        if not counsellor.user.is_active:
+            return None
+    w.say(f"{counsellor.slug if counsellor else 'an administrator'} opens the calendar")
+    start, end = START - timedelta(days=1), START + timedelta(days=44)
+    response = w.staff_client(counsellor.user if counsellor else None).get(
+        reverse("staff:calendar_feed"), {"start": start.isoformat(), "end": end.isoformat()}
+    )
+    _expect(w, response, {200}, "calendar feed")
+    shown = Counter()
+    for event in response.json():
+        if "url" not in event:
+            continue  # free time, shaded
+        booking = Booking.objects.select_related("slot").get(pk=int(event["url"].rstrip("/").split("/")[-1]))
+        shown[booking.pk] += 1
+        if event["start"] != booking.slot.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"):
+            w.fail(f"the calendar shows {w.b(booking)} at {event['start']}, not at its slot {w.s(booking.slot)}")
+        if event["extendedProps"]["status"] != Status(booking.status).label:
+            w.fail(f"the calendar shows {w.b(booking)} as {event['extendedProps']['status']}, not {booking.status}")
+    expected = Booking.objects.filter(
+        slot__start__gte=start,
+        slot__start__lt=end,
+        status__in=(*SLOT_HOLDING_STATUSES, Status.CANCELLED),
+    )
+    if counsellor is not None:
+        expected = expected.filter(counsellor=counsellor)
+    if dict(shown) != dict.fromkeys(expected.values_list("pk", flat=True), 1):
+        w.fail(
+            f"the calendar shows {sorted((w.b(pk), n) for pk, n in shown.items())}, "
+            f"expected {sorted(w.b(pk) for pk in expected.values_list('pk', flat=True))}"
+        )
+    return None
+
+
 OPERATIONS: dict[Callable[[World], str | None], float] = {
     op_submit: 10,
     op_verify: 12,
@@ -1397,6 +1435,7 @@ OPERATIONS: dict[Callable[[World], str | None], float] = {
     op_late_news: 2,
     op_dashboard_refund: 2,
     op_dashboard_news: 1,
+    op_calendar: 1,
 }
 
 
