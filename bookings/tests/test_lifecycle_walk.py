@@ -2,20 +2,33 @@
 every step.
 
 The other tests check each transition and each rule one at a time. This one interleaves them
-the way a busy week does: a handful of clients and three counsellors sharing a few slots, and
-a few hundred operations chosen at random from everything the code can do to a booking
-(requests and verification, approvals and rejections into slots that another booking may have
-taken meanwhile, payments started, paid, failed, paid late, paid the wrong amount or reported
-twice, Razorpay webhooks and returns signed by the real `razorpay` library, refunds and their
-news, cancellations and moves by clients and staff, handovers, the waitlist, slots published,
-blocked and withdrawn, and time passing with the cron sweeps run). Some steps go through the
-public pages and the staff portal with the test client, the rest call the services.
+the way a busy week does: twelve clients and three counsellors sharing a few slots, and a few
+hundred operations chosen at random from everything the code can do to a booking (see
+OPERATIONS): requests through the services and the wizard's pages, verification (and a
+corrected address), approvals and rejections into slots another booking may have taken,
+bookings made by staff, payments started, paid, failed, paid late, paid the wrong amount or
+reported twice, by Razorpay webhooks and returns signed with the real `razorpay` library,
+refunds (ours, and staff's from Razorpay's dashboard) and their news, payment alerts settled,
+cancellations and moves by clients and staff (handovers to another counsellor among them),
+outcomes, the waitlist, slots published, blocked and withdrawn, session types edited,
+counsellors leaving, erasure, and time passing with the cron commands run. Some steps go
+through the public pages, the staff portal and the chatbot API with the test client; the
+rest call the services.
 
 An operation the current state does not allow must be refused cleanly: the service's own
-BookingError (and nothing changed), or a 4xx page; never an IntegrityError or a 500. After
-every step the invariants are read back from the database (see `check`). A failure names the
-seed and lists the steps that led to it: `WALK_SEEDS=7 WALK_STEPS=120 pytest -k walk` runs
-that walk again (the walk is deterministic for a seed, the clock included).
+BookingError (and no booking changed), or a 4xx page; never an IntegrityError, another
+exception or a 500. After every step the invariants are read back from the database (`check`):
+each booking's history is a path of the lifecycle table that ends at its status, with its
+version counting its changes; a slot holds one booking at most, of the slot's counsellor, long
+enough for the session; an email has one active booking at most; money that arrived is
+accounted for (a confirmed booking is paid exactly, money that confirmed nothing is held for
+staff or going back, a cancelled booking's money goes back, and what we count as given back is
+what Razorpay has given back, never asked for twice); the staff's, the wizard's and the API's
+free slots are the slots nobody holds; no email quotes what a client (or staff) typed, and an
+email names only its recipient's own bookings. A failure names the seed and lists the steps
+that led to it; `WALK_SEEDS=7 WALK_STEPS=120 pytest bookings/tests/test_lifecycle_walk.py`
+walks that walk again (it is deterministic for a seed, the clock included), and
+WALK_VERBOSE=1 (with -s) prints a walk's steps and what it reached.
 
 Razorpay's HTTP API is answered at the HTTP layer by `responses` (as test_payments_razorpay
 does), by a small fake that keeps the orders, payments and refunds it was asked for.
