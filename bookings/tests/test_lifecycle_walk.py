@@ -242,7 +242,7 @@ class World:
         self.over_asked: list[str] = []  # refunds asked of Razorpay for more than it holds
         self.tokens: dict[tuple[int, str], str] = {}  # (booking pk, purpose) -> raw link token
         self.manage: dict[int, str] = {}
-        self.said = False
+        self.said = self.page_refused = False
         self.composite = False  # the step makes more than one change: a refusal may follow one
         self.mail_seen = 0
         self.counsellors_of: dict[int, set[int | None]] = {}  # every counsellor each booking had
@@ -411,7 +411,7 @@ class World:
             self.emails_of.setdefault(pk, set()).add(row[6])
         self.steps.append(f"{n:3}. {op.__name__}")  # replaced by the operation's own words
         refused: BookingError | None = None
-        self.composite = self.said = False
+        self.composite = self.said = self.page_refused = False
         try:
             said = op(self)
             self.flush()
@@ -439,6 +439,8 @@ class World:
                 self.fail(f"refused, but bookings changed: {[self.b(pk) for pk in changed]}")
         else:
             self.outcomes[op.__name__] += 1
+            if self.page_refused and not self.composite and _booking_rows() != before:
+                self.fail("a page refused, but bookings changed")
         if self.over_asked:
             self.fail(f"Razorpay was asked to refund more than it holds: {self.over_asked}")
         self.check()
@@ -1455,6 +1457,8 @@ OPERATIONS: dict[Callable[[World], str | None], float] = {
 def _expect(w: World, response: Any, codes: set[int], what: str) -> None:
     if response.status_code not in codes:
         w.fail(f"{what} answered {response.status_code}, expected one of {sorted(codes)}")
+    if response.status_code in (400, 409):
+        w.page_refused = True  # a page said no: then nothing may have changed
     if response.status_code in (301, 302, 303) and response["Location"].startswith("/accounts/"):
         w.fail(f"{what} sent the browser to sign in: {response['Location']}")
 
