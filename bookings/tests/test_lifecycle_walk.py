@@ -66,6 +66,7 @@ from bookings.api.auth import api_client_create
 from bookings.errors import BookingError
 from bookings.lifecycle import CLIENT_LABELS, TRANSITIONS
 from bookings.models import (
+    ACK_REGEX,
     ACTIVE_STATUSES,
     SLOT_HOLDING_STATUSES,
     SLOTTED_STATUSES,
@@ -469,8 +470,12 @@ class World:
         holders: dict[int, list[int]] = {}
         active_emails: Counter[str] = Counter()
 
+        if len({b.ack_id for b in bookings.values()}) != len(bookings):
+            self.fail("two bookings share an acknowledgement ID")
         for booking in bookings.values():
             name = self.b(booking)
+            if not re.fullmatch(ACK_REGEX, booking.ack_id):
+                self.fail(f"{name}'s acknowledgement ID {booking.ack_id} is not of the form MS-XXXXXX")
             self.counsellors_of.setdefault(booking.pk, set()).add(booking.counsellor_id)
             self.emails_of.setdefault(booking.pk, set()).add(booking.email)
             self._check_history(booking, events.get(booking.pk, []))
@@ -527,6 +532,8 @@ class World:
             last_at = event.created_at
             if event.action == "created":
                 self.fail(f"{name} was created twice")
+            if event.actor == Actor.STAFF and event.actor_user_id is None:
+                self.fail(f"{name}'s {event.action} event by staff does not say who")
             if event.action == "transition":
                 allowed = TRANSITIONS.get((event.from_status, event.to_status), frozenset())
                 if event.from_status != status or event.actor not in allowed:
