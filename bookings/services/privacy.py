@@ -72,8 +72,12 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
         OutboundEmail.objects.filter(booking=booking).update(
             to=f"anonymised-{booking.pk}@invalid", subject="(removed)", body_text="", body_html="", ics=""
         )
-        # The provider's payloads go; the amounts and references stay (the accounts need them).
-        Payment.objects.filter(booking=booking).update(raw={})
+        # The provider's payloads go; the amounts and references stay (the accounts need them),
+        # the earlier refunds' among them: by them, news of one arriving again is known as old
+        # news (services.payments._earlier_refunds), not taken for the refund still on its way.
+        for payment_id, raw in Payment.objects.filter(booking=booking).values_list("pk", "raw"):
+            kept = {key: entry for key, entry in (raw or {}).items() if key.split("#")[0] == "refund_earlier"}
+            Payment.objects.filter(pk=payment_id).update(raw=kept)
         # Revoked, not deleted: a link opened later says the details were erased, rather than
         # that it was mistyped. (A token is the hash of a random secret: nothing personal.)
         LinkToken.objects.filter(booking=booking, revoked_at__isnull=True).update(revoked_at=timezone.now())

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, OutboundEmail, Payment, Status, WebhookEvent
-from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
+from bookings.services import booking_anonymise, booking_cancel, bookings_expire, payment_refunds_retry
 from bookings.services.payments import REFUND_TRIES, Settle, payment_settle, payment_settle_choices
 from bookings.templatetags.mindsettler import money
 from bookings.tests.test_i18n import assert_hindi
@@ -582,6 +582,31 @@ def test_a_goodwill_refund_of_part_is_counted_and_a_cancellation_returns_the_res
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
     assert not payment.needs_attention
+
+
+def test_old_news_of_an_earlier_refund_is_known_for_what_it_is_after_the_client_erased_their_data(
+    client, api, confirmed, admin_user, oncommit
+):
+    """Erasure drops the provider's payloads but keeps the references: among them the earlier
+    refunds', by which news of one arriving again is known as old news. Dropped with the
+    payloads, such news took the place of the refund of the rest still on its way, whose
+    failure was then ignored: the client was never paid the rest back, and nobody was told."""
+    booking, payment = confirmed
+    goodwill = {**refund_body(50000), "id": "rfnd_Goodwill000001"}
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill")
+    rest = {**refund_body(booking.amount - 50000, status="pending"), "id": "rfnd_TheRest000001"}
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=rest)
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    assert booking_anonymise(booking_id=booking.pk, reason="Erased at the client's request")
+
+    post_webhook(client, webhook_event("refund.processed", refund=goodwill), event_id="evt_goodwill_again")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id == rest["id"]
+    post_webhook(client, webhook_event("refund.failed", refund={**rest, "status": "failed"}), event_id="evt_failed")
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.FAILED and payment.refunded_amount == 50000
+    assert payment.needs_attention  # staff are told, and ask for the rest again
 
 
 def test_when_the_refund_of_the_rest_fails_the_earlier_part_stays_refunded(
