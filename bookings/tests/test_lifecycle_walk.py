@@ -985,7 +985,9 @@ def op_payment_fails(w: World) -> str | None:
 def op_webhook_replay(w: World) -> str | None:
     if not w.webhooks:
         return None
-    n = w.rng.randrange(len(w.webhooks))
+    # Half the time news of a refund, whose repeats are the hardest to recognise.
+    refunds = [n for n, (body, _id) in enumerate(w.webhooks) if b'"event": "refund.' in body]
+    n = w.rng.choice(refunds) if refunds and w.rng.random() < 0.5 else w.rng.randrange(len(w.webhooks))
     body, event_id = w.webhooks[n]
     if w.rng.random() < 0.5:
         # The same news by another event (order.paid after payment.captured, say).
