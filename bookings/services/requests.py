@@ -261,8 +261,17 @@ def booking_create_by_staff(
             created_by=user,
             **extra,
         )
-        # The agreement first, at the moment the booking records: the client agreed, then the
-        # booking was made. Who told them is the event's user; how, its action.
+        BookingEvent.objects.create(
+            booking=booking,
+            to_status=status,
+            action="created",
+            actor=Actor.STAFF,
+            actor_user=user,
+            reason="Booked by staff",
+            created_at=now,
+        )
+        # The client's agreement, given as the booking was made (its history starts with its
+        # creation, as every booking's does). Who told them is the event's user; how, its action.
         BookingEvent.objects.create(
             booking=booking,
             from_status=status,
@@ -272,14 +281,6 @@ def booking_create_by_staff(
             actor_user=user,
             reason=f"Privacy notice version {policy_version}: its summary was read to the client, who agreed",
             created_at=now,
-        )
-        BookingEvent.objects.create(
-            booking=booking,
-            to_status=status,
-            action="created",
-            actor=Actor.STAFF,
-            actor_user=user,
-            reason="Booked by staff",
         )
         notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF, user=user)
     return booking

@@ -74,6 +74,7 @@ from bookings.models import (
     BlockedPeriod,
     Booking,
     BookingEvent,
+    ConsentGiven,
     Counsellor,
     LinkToken,
     OutboundEmail,
@@ -800,6 +801,8 @@ def op_staff_create(w: World) -> str | None:
         email=email,
         phone="",
         slot=slot,
+        consent=w.rng.choice(ConsentGiven.values),
+        policy_version=settings.POLICY_VERSION,
     )
     return f"staff book {email} {status} {session_type.slug} {mode} slot {w.s(slot)} = {w.b(booking)}"
 

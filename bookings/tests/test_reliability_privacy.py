@@ -280,10 +280,10 @@ def test_a_client_who_phoned_sees_how_and_when_they_agreed_to_the_privacy_notice
         policy_version=settings.POLICY_VERSION,
     )
     version, agreed = settings.POLICY_VERSION, phoned.consented_at
-    # Their booking's timeline says so, before the booking it agreed to.
+    # Their booking's timeline says so, with the booking it agreed to.
     html = client.get(page(phoned)).content.decode()
-    assert html.index("You agreed to our privacy notice on the phone with the clinic") < html.index(
-        "The clinic made this booking for you"
+    assert html.index("The clinic made this booking for you") < html.index(
+        "You agreed to our privacy notice on the phone with the clinic"
     )
 
     client.post(page(phoned) + "privacy/export/")

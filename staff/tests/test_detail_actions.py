@@ -1087,8 +1087,8 @@ def test_a_phoned_booking_records_the_clients_agreement_and_who_took_it(
     consent = booking.events.get(action=how)
     assert (consent.actor, consent.actor_user, consent.created_at) == (Actor.STAFF, admin_user, booking.consented_at)
     assert f"version {settings.POLICY_VERSION}" in consent.reason
-    # The agreement comes first: the client agreed, then the booking was made.
-    assert [e.action for e in booking.events.all()] == [how, "created"]
+    # Given as the booking was made: its history starts with its creation, as every booking's.
+    assert [e.action for e in booking.events.all()] == ["created", how]
     html = admin_client.get(response["Location"]).content.decode()
     assert f"client agreed to the privacy notice {words}" in html and "recorded by Ada" in html
     assert f"Version {settings.POLICY_VERSION}, agreed {when(booking.consented_at)}" in html
