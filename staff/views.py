@@ -749,7 +749,9 @@ def _detail_context(
             move_times_of_name=dict(counsellors).get(times_of, ""),
             move_action=f"{action}?times_of={times_of}" if times_of else action,
         )
-    ctx["can_resend"] = any(e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"])
+    ctx["can_resend"] = booking.anonymised_at is None and any(
+        e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"]
+    )
     # Administrators say what they did about each payment that needs attention.
     ctx["settle"] = [
         {

@@ -260,6 +260,9 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
 
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if booking.anonymised_at is not None:
+            # Its emails were emptied and its address replaced: there is nobody to write to.
+            raise BookingError("The client's details were erased, so there is no email to send again.")
         last = (
             OutboundEmail.objects.filter(booking=booking, kind__in=RESENDABLE_EMAIL_KINDS)
             .order_by("-created_at", "-id")

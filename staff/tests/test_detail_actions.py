@@ -427,6 +427,21 @@ def test_resend_the_last_email(admin_client, pending, slot):
     assert BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
 
 
+def test_no_email_is_resent_for_a_booking_whose_details_were_erased(admin_client, pending, slot, oncommit):
+    from bookings.services import booking_anonymise, booking_cancel
+
+    admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version})
+    with oncommit():
+        booking_cancel(booking_id=pending.pk, actor=Actor.CLIENT, reason="")
+    booking_anonymise(booking_id=pending.pk, reason="The client asked")
+    mail.outbox = []
+    page = admin_client.get(reverse("staff:booking_detail", args=[pending.pk])).content.decode()
+    assert reverse("staff:booking_resend", args=[pending.pk]) not in page
+    response = admin_client.post(url("resend", pending))
+    assert response.status_code == 409 and "details were erased" in response.content.decode()
+    assert mail.outbox == [] and not BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
+
+
 def test_the_email_resent_carries_a_working_booking_link(admin_client, client, pending, slot):
     """The outbox's copy of a sent email keeps no working link: a resend makes a new one."""
     admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version})
