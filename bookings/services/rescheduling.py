@@ -171,6 +171,13 @@ def booking_reschedule(
             # The payment deadline follows the session: never later than it allows.
             due = payment_due_at(approved_at=booking.approved_at or now, session_start=new_slot.start, now=now)
             if due <= now:
+                if actor == Actor.CLIENT:
+                    # Their time to pay ran out (the booking expires at the next sweep).
+                    raise TooLate(
+                        _(
+                            "The time to pay for this booking has run out, so it cannot be moved. Please contact the clinic."
+                        )
+                    )
                 raise TooLate(_too_close_to_pay_message())
             changes["payment_due_at"] = due
         old_slot = booking.slot

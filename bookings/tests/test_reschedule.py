@@ -105,6 +105,17 @@ def test_an_approved_booking_gets_a_payment_deadline_that_fits_the_new_time(make
     assert moved.status == Status.APPROVED
 
 
+def test_a_client_whose_time_to_pay_ran_out_is_told_so_in_their_language(make_booking, counsellor, slot, free_slot):
+    """Before the sweep expires it, an approved booking whose payment window has passed
+    cannot move: the client reads why in their own words and language, not staff's."""
+    long_ago = timezone.now() - timedelta(days=5)
+    booking = make_booking(Status.APPROVED, slot=slot, approved_at=long_ago, payment_due_at=long_ago)
+    for language, words in (("en", "The time to pay for this booking has run out"), ("hi", "भुगतान का समय निकल चुका है")):
+        with translation.override(language), pytest.raises(TooLate, match=words):
+            booking_reschedule(booking_id=booking.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
+    assert Booking.objects.get(pk=booking.pk).slot_id == slot.pk
+
+
 def test_clients_may_move_only_up_to_the_limit_staff_moves_do_not_count(confirmed, counsellor, settings, admin_user):
     settings.RESCHEDULE_LIMIT = 2
     starts = [next_weekday_at(8 + 2 * i, days_ahead=7) for i in range(4)]
