@@ -96,6 +96,7 @@ class AccountEvent(models.Model):
         DEACTIVATED = "deactivated", "Account deactivated"
         REACTIVATED = "reactivated", "Account reactivated"
         SECOND_FACTOR_RESET = "second_factor_reset", "Second factor reset"
+        COUNSELLOR_PROFILE_ADDED = "counsellor_profile_added", "Counsellor profile added"
 
     member = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_events")
     actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")

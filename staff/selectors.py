@@ -363,7 +363,8 @@ def bookable_notices(*, user: Any, own: Counsellor | None) -> dict[str, Any]:
         "no_counsellors": admin and not at_work,
         "no_free_times": no_free_times,
         "too_long": [t for t in types if not no_free_times and all(longest_by_mode[m] < t.duration for m in t.modes)],
-        "hidden_profile": own if own is not None and not own.is_active else None,
+        # An administrator's own hidden profile is among `hidden_counsellors`, theirs to show.
+        "hidden_profile": own if own is not None and not own.is_active and not admin else None,
         # A profile without an account is nobody's who could still join.
         "hidden_counsellors": [c for c in at_work if not c.is_active and c.user_id is not None][:20],
         "without_room": [c for c in mine if c.offers_online and not c.meeting_url][:20],

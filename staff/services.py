@@ -73,13 +73,38 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=None, first_name=first, last_name=last, role=role)
         if role == User.Role.COUNSELLOR:
-            base = slugify(name) or "counsellor"
-            slug, n = base, 2
-            while Counsellor.objects.filter(slug=slug).exists():
-                slug, n = f"{base}-{n}", n + 1
-            Counsellor.objects.create(user=user, display_name=name.strip(), slug=slug, is_active=False)
+            _counsellor_profile_new(user, name)
         _invitation_send(user, invited_by=invited_by)
     return user
+
+
+def _counsellor_profile_new(user: User, name: str) -> Counsellor:
+    """`user`'s counsellor profile under `name`, hidden from clients until an administrator
+    shows it ("Show this profile to clients")."""
+    base = slugify(name) or "counsellor"
+    slug, n = base, 2
+    while Counsellor.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return Counsellor.objects.create(user=user, display_name=name.strip(), slug=slug, is_active=False)
+
+
+def counsellor_profile_add(*, member: User, name: str, by: Any) -> Counsellor:
+    """A counsellor profile for an administrator who also counsels (one who runs a small
+    practice and sees clients): their sessions, availability and emails as any counsellor's,
+    under the one account. Hidden from clients until shown, as an invited counsellor's."""
+    if not name.strip():
+        raise StaffAccountError("Enter the name clients will see when they choose and book.")
+    if len(name.strip()) > Counsellor._meta.get_field("display_name").max_length:
+        raise StaffAccountError("Keep the name to 120 characters.")
+    with transaction.atomic():
+        member = User.objects.select_for_update().get(pk=member.pk)
+        if not member.is_active:
+            raise StaffAccountError("This account is deactivated: reactivate it first.")
+        if Counsellor.objects.filter(user=member).exists():
+            raise StaffAccountError(f"{member} already has a counsellor profile.")
+        profile = _counsellor_profile_new(member, name)
+        AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.COUNSELLOR_PROFILE_ADDED)
+    return profile
 
 
 def staff_reinvite(*, user: User) -> None:

@@ -54,6 +54,11 @@ urlpatterns = [
     path("team/", views.team, name="team"),
     path("team/invite/", views.team_invite, name="team_invite"),
     path("team/<int:user_id>/reinvite/", views.team_reinvite, name="team_reinvite"),
+    path(
+        "team/<int:user_id>/counsellor-profile/",
+        views.team_counsellor_profile,
+        name="team_counsellor_profile",
+    ),
     path("team/<int:user_id>/deactivate/", views.team_deactivate, name="team_deactivate"),
     path("team/<int:user_id>/reactivate/", views.team_reactivate, name="team_reactivate"),
     path(

@@ -103,6 +103,7 @@ from staff.permissions import (
 from staff.services import (
     InvitationError,
     StaffAccountError,
+    counsellor_profile_add,
     staff_deactivate,
     staff_invite,
     staff_reactivate,
@@ -1416,6 +1417,24 @@ def _team_account_action(
         return render(request, "staff/team.html", _team_context(refused=refused), status=409)
     messages.success(request, message)
     return redirect("staff:team")
+
+
+@require_POST
+@admin_required
+def team_counsellor_profile(request: HttpRequest, user_id: int) -> HttpResponse:
+    """An administrator who also counsels: a counsellor profile under their account."""
+    member = get_object_or_404(User, pk=user_id)
+    try:
+        profile = counsellor_profile_add(member=member, name=request.POST.get("name", ""), by=request.user)
+    except StaffAccountError as exc:
+        refused = {"member": member.pk, "action": "counsellor_profile", "message": exc.message}
+        return render(request, "staff/team.html", _team_context(refused=refused), status=409)
+    messages.success(
+        request,
+        f"Counsellor profile added for {member}, hidden from clients for now. Fill it in and publish free times"
+        " under Availability; then tick “Show this profile to clients” here.",
+    )
+    return redirect("staff:profile_edit", profile.pk)
 
 
 def _open_bookings_text(count: int) -> str:

@@ -137,6 +137,13 @@ MATRIX = [
     # Without the confirmation tick: 400 for administrators, 403 for counsellors.
     ("team_deactivate", "post", lambda w: reverse("staff:team_deactivate", args=[u(w)]), (302, 400, 403, 403)),
     ("team_reactivate", "post", lambda w: reverse("staff:team_reactivate", args=[999999]), (302, 404, 403, 403)),
+    # The counsellor's account has its profile already: 409 for administrators.
+    (
+        "team_counsellor_profile",
+        "post",
+        lambda w: reverse("staff:team_counsellor_profile", args=[u(w)]),
+        (302, 409, 403, 403),
+    ),
     (
         "team_second_factor_reset",
         "post",

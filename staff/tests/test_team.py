@@ -365,3 +365,62 @@ def test_the_team_page_stays_within_its_query_budget(
     with django_assert_max_num_queries(4):
         page = admin_client.get(reverse("staff:team"))
     assert page.content.decode().count("3 open bookings to review") == 12
+
+
+# --- An administrator who also counsels ---------------------------------------------------
+
+
+def profile_url(user: User) -> str:
+    return reverse("staff:team_counsellor_profile", args=[user.pk])
+
+
+def test_an_administrator_who_also_counsels_adds_a_profile_to_their_own_account(admin_client, admin_user):
+    """A small practice's owner sees clients too: one account, not a second under another
+    address. The profile starts hidden, as an invited counsellor's, and is theirs to fill in."""
+    team = admin_client.get(reverse("staff:team")).content.decode()
+    assert "I also counsel clients" in team and f'action="{profile_url(admin_user)}"' in team
+
+    response = admin_client.post(profile_url(admin_user), {"name": "Dr Ada Rao"})
+
+    profile = Counsellor.objects.get(user=admin_user)
+    assert response.status_code == 302 and response["Location"] == reverse("staff:profile_edit", args=[profile.pk])
+    assert (profile.display_name, profile.slug, profile.is_active) == ("Dr Ada Rao", "dr-ada-rao", False)
+    event = AccountEvent.objects.get(kind=AccountEvent.Kind.COUNSELLOR_PROFILE_ADDED)
+    assert (event.member, event.actor) == (admin_user, admin_user)
+    assert "I also counsel clients" not in admin_client.get(reverse("staff:team")).content.decode()
+    # Their availability is theirs to publish, and the dashboard names the profile still hidden.
+    assert admin_client.get(reverse("staff:availability", args=[profile.pk])).status_code == 200
+    dashboard = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "Counsellors clients cannot see yet:" in dashboard and "Dr Ada Rao" in dashboard
+    assert "Clients cannot book you yet" not in dashboard  # not said twice
+
+
+def test_another_administrator_may_be_given_one(admin_client, second_admin):
+    assert "Also counsels clients" in admin_client.get(reverse("staff:team")).content.decode()
+    assert admin_client.post(profile_url(second_admin), {"name": "Bea Iyer"}).status_code == 302
+    assert Counsellor.objects.get(user=second_admin).display_name == "Bea Iyer"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("  ", "Enter the name clients will see"), ("x" * 121, "Keep the name to 120 characters.")],
+)
+def test_a_profile_without_a_usable_name_is_refused_next_to_it(admin_client, admin_user, name, message):
+    response = admin_client.post(profile_url(admin_user), {"name": name})
+    html = response.content.decode()
+    assert response.status_code == 409 and not Counsellor.objects.exists()
+    assert f'<p class="field-error" role="alert" id="member-{admin_user.pk}-error">{message}' in html
+    assert f'aria-describedby="member-{admin_user.pk}-error" aria-invalid="true"' in html
+
+
+def test_one_profile_per_account_and_none_for_a_deactivated_one(
+    admin_client, admin_user, second_admin, counsellor_user, counsellor
+):
+    assert (
+        "already has a counsellor profile"
+        in admin_client.post(profile_url(counsellor_user), {"name": "X"}).content.decode()
+    )
+    staff_deactivate(user=second_admin, by=admin_user)
+    response = admin_client.post(profile_url(second_admin), {"name": "Bea Iyer"})
+    assert response.status_code == 409 and "reactivate it first" in response.content.decode()
+    assert not Counsellor.objects.filter(user=second_admin).exists()
