@@ -456,7 +456,11 @@ def _timeline_text(event: BookingEvent) -> str:
             else _("The clinic moved your session to a new time")
         )
     if event.action != "transition":
-        return {"slot_moved": _("Your session time was changed"), "meeting_link": ""}.get(event.action, "")
+        return {
+            "slot_moved": _("Your session time was changed"),
+            "time_withdrawn": _("The time you chose was no longer offered; the clinic will offer you another"),
+            "meeting_link": "",
+        }.get(event.action, "")
     frm, to = event.from_status, event.to_status
     if to == s.PENDING:
         return _("You confirmed your email address; your request reached the clinic")

@@ -180,11 +180,13 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
     except BookingError as exc:
         return render(request, "bookings/verify.html", {"token": token, "error": exc.message}, status=409)
     speak_as_booked(request, booking)
-    return render(
-        request,
-        "bookings/verified.html",
-        {"booking": booking, "label": CLIENT_LABELS[booking.status], "next_step": NEXT_STEPS[booking.status]},
-    )
+    context = {
+        "booking": booking,
+        "label": CLIENT_LABELS[booking.status],
+        "next_step": NEXT_STEPS[booking.status],
+        "time_withdrawn": services.time_withdrawn(booking),
+    }
+    return render(request, "bookings/verified.html", context)
 
 
 @private_page

@@ -41,6 +41,7 @@ from bookings.services.transitions import (
     _integrity_error_to_domain,
     _too_close_to_pay_message,
     ack_id_new,
+    booking_record,
     booking_transition,
     email_normalise,
     payment_due_at,
@@ -182,12 +183,30 @@ def booking_verify(*, token: str) -> Booking:
         existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=draft.pk).first()
         if existing is None:
             try:
-                return booking_transition(booking=draft, to=Status.PENDING, actor=Actor.CLIENT, reason="Email verified")
+                pending = booking_transition(
+                    booking=draft, to=Status.PENDING, actor=Actor.CLIENT, reason="Email verified"
+                )
             except ActiveBookingExists:
                 existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).first()
+            else:
+                if time_withdrawn(pending):
+                    booking_record(
+                        booking=pending,
+                        action="time_withdrawn",
+                        actor=Actor.SYSTEM,
+                        reason="The time the client chose was withdrawn before they confirmed their email",
+                    )
+                return pending
         if existing is not None:
             notifications.already_active(booking=existing)
     raise ActiveBookingExists()
+
+
+def time_withdrawn(booking: Booking) -> bool:
+    """Whether a client's request lost the time they chose before it reached the clinic: the
+    booking form asks for a time or for days that suit, and a draft does not keep its time
+    from a blocked period or a slot withdrawn (drafts, unconfirmed, may be anyone's)."""
+    return booking.created_by_id is None and booking.preferred_slot_id is None and not booking.preferred_times.strip()
 
 
 def booking_create_by_staff(

@@ -49,11 +49,31 @@ def test_post_verifies_and_shows_the_acknowledgement_id(client, draft_link):
     assert booking.status == Status.PENDING
     assert booking.ack_id in html and "What happens next" in html
     assert "A counsellor is reviewing your request" in html
+    assert "The time you chose is no longer offered" not in html
+    assert not booking.events.filter(action="time_withdrawn").exists()
     received = mail.outbox[-1]
     assert received.to == [booking.email]
     assert booking.ack_id in received.subject
     assert "/bookings/" in received.body
     assert "Trouble sleeping" not in received.body + received.alternatives[0].content
+
+
+def test_a_time_withdrawn_before_the_email_was_confirmed_is_said_to_both_sides(client, draft_link, slot):
+    """A blocked period (leave) deletes the free slot a draft chose: drafts, unconfirmed, may be
+    anyone's and hold nothing. The request still reaches the clinic, without a time: the client
+    is told they will be offered another, and the staff's timeline says what happened."""
+    from bookings.services import blocked_period_create
+
+    assert "The time you chose is no longer offered" not in client.get(draft_link).content.decode()
+    blocked_period_create(counsellor=slot.counsellor, start=slot.start, end=slot.end, reason="Leave")
+    response = client.post(draft_link)
+    booking = Booking.objects.get()
+    assert booking.status == Status.PENDING and booking.preferred_slot is None
+    assert "The time you chose is no longer offered" in response.content.decode()
+    event = booking.events.get(action="time_withdrawn")
+    assert event.actor == "system" and "withdrawn before they confirmed" in event.reason
+    page = client.get(link_in_last_email("/bookings/")).content.decode()
+    assert "The time you chose was no longer offered; the clinic will offer you another" in page
 
 
 def test_token_pages_keep_the_token_out_of_referers_and_caches(client, draft_link):
