@@ -37,6 +37,11 @@ def absolute_url(path: str) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
+# Emails to staff: in English, like the portal, and without the clients' crisis help line.
+# Those about a booking are kept with it in the outbox, but not listed among its client's.
+STAFF_EMAIL_KINDS = frozenset({"new_request", "payment_attention", "session_changed", "daily_summary", "staff_invite"})
+
+
 def email_queue(
     *,
     kind: str,
@@ -45,15 +50,18 @@ def email_queue(
     booking: Booking | None = None,
     ics: str = "",
     language: str | None = None,
-    to_staff: bool = False,
 ) -> OutboundEmail:
     """Render `kind` for one recipient and queue it for delivery after commit.
 
     The message is rendered in `language` (the one the client booked in), else the
     booking's, else the language active now: a reminder sent by a background sweep must not
     fall back to whatever the worker happens to have active. A client's email ends, as the
-    site's pages do, with where to turn in a crisis; one `to_staff` does not.
+    site's pages do, with where to turn in a crisis; one to staff (STAFF_EMAIL_KINDS) is in
+    English and does not.
     """
+    to_staff = kind in STAFF_EMAIL_KINDS
+    if to_staff:
+        language = settings.LANGUAGE_CODE
     clinic = Clinic.load()
     ctx = {
         "clinic": clinic,

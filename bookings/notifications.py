@@ -146,10 +146,6 @@ def _cancellation_refund(booking: Booking) -> dict[str, int] | None:
     return {"amount": captured - earlier, "earlier": earlier, "currency": paid.currency}
 
 
-# Emails to staff about a booking, kept with it in the outbox but not sent to its client.
-STAFF_EMAIL_KINDS = ("new_request", "payment_attention", "session_changed")
-
-
 def administrator_emails() -> list[str]:
     """Where alerts for "the administrators" go: every active administrator's address."""
     from django.contrib.auth import get_user_model
@@ -175,15 +171,7 @@ def new_request(*, booking: Booking) -> None:
         "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
     }
     for email in recipients:
-        # To staff, in English like the portal.
-        email_queue(
-            kind="new_request",
-            to=email,
-            booking=booking,
-            language=settings.LANGUAGE_CODE,
-            context=context,
-            to_staff=True,
-        )
+        email_queue(kind="new_request", to=email, booking=booking, context=context)
 
 
 def session_changed(
@@ -220,14 +208,7 @@ def session_changed(
         "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
         "staff_url": absolute_url(reverse("staff:dashboard")),
     }
-    email_queue(
-        kind="session_changed",
-        to=account.email,
-        booking=booking,
-        language=settings.LANGUAGE_CODE,
-        context=context,
-        to_staff=True,
-    )
+    email_queue(kind="session_changed", to=account.email, booking=booking, context=context)
 
 
 def booking_links(*, email: str, bookings: list[Booking]) -> None:
@@ -316,8 +297,6 @@ def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking])
     return email_queue(
         kind="daily_summary",
         to=counsellor.user.email,
-        language=settings.LANGUAGE_CODE,  # staff email, in English like the portal
-        to_staff=True,
         context={
             "counsellor": counsellor,
             "day": day,

@@ -10,7 +10,6 @@ from typing import Any
 from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
-from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils.text import slugify
@@ -119,8 +118,6 @@ def _invitation_send(user: User, *, invited_by: Any = None) -> None:
     email_queue(
         kind="staff_invite",
         to=user.email,
-        language=settings.LANGUAGE_CODE,
-        to_staff=True,
         context={
             "invited_name": user.first_name,
             "role_label": User.Role(user.role).label.lower(),

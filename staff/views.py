@@ -30,6 +30,7 @@ from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import services
+from bookings.emails import STAFF_EMAIL_KINDS
 from bookings.errors import (
     BookingError,
     PolicyVersionChanged,
@@ -59,7 +60,6 @@ from bookings.models import (
     Status,
     WeeklyHours,
 )
-from bookings.notifications import STAFF_EMAIL_KINDS
 from bookings.selectors import counsellor_at_work
 from bookings.templatetags.mindsettler import day_words
 from mindsettler.forms import select_html

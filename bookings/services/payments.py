@@ -102,8 +102,6 @@ def _staff_alert(*, payment: Payment, booking: Booking, what: str, why: str) -> 
             kind="payment_attention",
             to=email,
             booking=booking,
-            language=settings.LANGUAGE_CODE,  # to staff, in English like the portal
-            to_staff=True,
             context={
                 "booking": booking,
                 "payment": payment,
