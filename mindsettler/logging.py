@@ -1,4 +1,5 @@
-"""Log plumbing: a request ID on every line, and no tokens from emailed links or staff searches."""
+"""Log plumbing: a request ID on every line, and no tokens from emailed links or staff searches,
+nor the values a database error quotes in a traceback."""
 
 from __future__ import annotations
 
@@ -34,8 +35,31 @@ def redact(text: str) -> str:
     return _SEARCH.sub(rf"\1{REDACTED}", redact_links(text))
 
 
+# Where one exception's message ends in a formatted traceback: at the next of a chain's
+# exceptions, or at the end.
+_MESSAGE_END = r"(?=\n\s*\n(?:The above exception|During handling of the above exception)|\Z)"
+
+# What PostgreSQL's errors quote from the rows they refuse: a violated check constraint's whole
+# row (a client's name, email, their own words), a unique or exclusion constraint's key values
+# (an email address), a value it could not read. The constraint's and the columns' names stay.
+_DATABASE_VALUES = (
+    (re.compile(r"(Failing row contains ).*?" + _MESSAGE_END, re.DOTALL), rf"\1{REDACTED}"),
+    (re.compile(r"(Key \(.*?\)=)\(.*?" + _MESSAGE_END, re.DOTALL), rf"\1{REDACTED}"),
+    (re.compile(r"(invalid input (?:syntax|value) for [^:\n]*: ).*"), rf"\1{REDACTED}"),
+)
+
+
+def redact_traceback(text: str) -> str:
+    """A formatted traceback without link tokens, searches, or the values of refused rows."""
+    for pattern, replacement in _DATABASE_VALUES:
+        text = pattern.sub(replacement, text)
+    return redact(text)
+
+
 class RequestIDFilter(logging.Filter):
-    """Adds `request_id` and strips link tokens from the message."""
+    """Adds `request_id` and strips link tokens from the message, and from its traceback what
+    `redact_traceback` strips. The traceback is formatted here once, as every handler's
+    formatter would (they reuse `exc_text` when it is set)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -44,4 +68,13 @@ class RequestIDFilter(logging.Filter):
             record.args = None
         elif isinstance(record.msg, str):
             record.msg = redact(record.msg)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_traceback(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_formatter = logging.Formatter()

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_tasks_db.models import DBTaskResult
 
 from bookings import notifications
 from bookings.errors import (
@@ -117,12 +118,16 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     views, _ = BookingView.objects.filter(viewed_at__lt=cutoff).delete()
     # Rate-limit counters of windows long ended: keyed by a hash of an address or an IP.
     counters = counters_prune()
+    # The task queue's finished rows: a failed task's row keeps its traceback, in which the
+    # database's error may quote a client's row (the logs have it redacted; this copy is not).
+    tasks, _ = DBTaskResult.objects.finished().filter(finished_at__lt=month_ago).delete()
     return {
         "anonymised": anonymised,
         "emails_deleted": emails,
         "sessions_deleted": sessions,
         "views_deleted": views,
         "rate_counters_deleted": counters,
+        "task_results_deleted": tasks,
     }
 
 

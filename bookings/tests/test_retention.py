@@ -160,3 +160,29 @@ def test_rate_limit_counters_of_past_windows_go(settings):
     ratelimit_hit(scope="status_lookup", key="203.0.113.7")
     assert retention_apply()["rate_counters_deleted"] == 1
     assert RateCounter.objects.count() == 1 and not RateCounter.objects.filter(pk=old.pk).exists()
+
+
+def test_finished_task_records_go_after_a_month(settings):
+    """A failed task's record keeps its traceback, which can quote a row the database refused
+    (a client's name, email, words); a queued or running task is never touched."""
+    from django.tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from bookings.tasks import deliver_email
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    results = [deliver_email.enqueue(n) for n in range(5)]
+    rows = DBTaskResult.objects.order_by("enqueued_at", "pk")
+    assert [str(r.pk) for r in rows] == [r.id for r in results]
+    long_ago, recently = timezone.now() - timedelta(days=31), timezone.now() - timedelta(days=29)
+    old_failed, old_done, new_failed, queued, running = rows
+    for row, status, finished in (
+        (old_failed, TaskResultStatus.FAILED, long_ago),
+        (old_done, TaskResultStatus.SUCCESSFUL, long_ago),
+        (new_failed, TaskResultStatus.FAILED, recently),
+        (running, TaskResultStatus.RUNNING, None),
+    ):
+        DBTaskResult.objects.filter(pk=row.pk).update(status=status, finished_at=finished, traceback=MARKER)
+    assert retention_apply()["task_results_deleted"] == 2
+    assert set(DBTaskResult.objects.values_list("pk", flat=True)) == {new_failed.pk, queued.pk, running.pk}
+    assert retention_apply()["task_results_deleted"] == 0

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import Client
 
 from bookings.models import Booking, Payment, Status
@@ -226,3 +227,58 @@ def test_staff_searches_are_redacted_in_request_lines_and_referrers():
     assert "kavya" not in signin.lower() and "%26q%3D[redacted]%26page%3D2" in signin
     # Other parameters are kept: they are the filters' values, not a person's.
     assert redact("/staff/bookings/?status=pending&counsellor=3") == "/staff/bookings/?status=pending&counsellor=3"
+
+
+def _log_refused(captured_logs, write) -> str:
+    from django.db import IntegrityError, transaction
+
+    try:
+        with transaction.atomic():
+            write()
+    except IntegrityError:
+        logging.getLogger("bookings.services").exception("could not save the booking")
+    else:
+        raise AssertionError("the database accepted the row")
+    return captured_logs.getvalue()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL quotes the rows it refuses")
+def test_a_refused_rows_values_stay_out_of_the_traceback(captured_logs, make_booking):
+    # A check constraint: PostgreSQL quotes the whole row, the client's words with it.
+    logs = _log_refused(
+        captured_logs, lambda: make_booking(client_name=NAME, email=EMAIL.upper(), concerns=f"{WORDS}\n\n{TIMES}")
+    )
+    assert "booking_email_normalised" in logs and "Failing row contains [redacted]" in logs
+    # A unique constraint: the key's values (an address), after the columns' names.
+    make_booking(email=EMAIL)
+    logs = _log_refused(captured_logs, lambda: make_booking(email=EMAIL))
+    assert re.search(r"Key \(.*email.*\)=\[redacted\]", logs), logs
+    assert "Traceback" in logs and "test_logs.py" in logs  # the traceback itself is kept
+    for secret in (NAME, EMAIL, "Nightmares", "Marine Drive"):
+        assert secret.lower() not in logs.lower(), f"{secret!r} in the logs:\n{logs}"
+
+
+def test_tracebacks_lose_quoted_values_and_link_tokens(captured_logs):
+    # The messages as PostgreSQL words them, chained as Django raises them.
+    token = "Q" * 32
+    messages = [
+        'new row violates check constraint "c"\nDETAIL:  Failing row contains (7, Ann, a@b.in, Lost my job.\n\nI cry).',
+        'duplicate key value violates unique constraint "u"\nDETAIL:  Key (lower(email::text))=(a@b.in) already exists.',
+        'invalid input syntax for type integer: "Ann Rao"',
+        f"no booking for /bookings/{token}/",
+    ]
+    for message in messages:
+        try:
+            try:
+                raise ValueError(message)
+            except ValueError as inner:
+                raise RuntimeError(message) from inner
+        except RuntimeError:
+            logging.getLogger("bookings.services").exception("failed")
+    logs = captured_logs.getvalue()
+    for secret in ("Ann", "a@b.in", "Lost my job", "I cry", token):
+        assert secret not in logs, f"{secret!r} in the logs:\n{logs}"
+    assert logs.count("The above exception was the direct cause") == 4  # nothing else went
+    assert logs.count("Key (lower(email::text))=[redacted]") == 2
+    assert logs.count("Failing row contains [redacted]") == 2
+    assert logs.count("invalid input syntax for type integer: [redacted]") == 2

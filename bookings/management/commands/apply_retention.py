@@ -8,12 +8,13 @@ from bookings.services import retention_apply
 
 
 class Command(BaseCommand):
-    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions and old staff views."
+    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions, old staff views and finished tasks."
 
     def handle(self, *args: object, **options: object) -> None:
         result = retention_apply()
         self.stdout.write(
             f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
-            f"{result['sessions_deleted']} expired session(s), {result['views_deleted']} old staff view(s) and "
-            f"{result['rate_counters_deleted']} old rate-limit counter(s) deleted."
+            f"{result['sessions_deleted']} expired session(s), {result['views_deleted']} old staff view(s), "
+            f"{result['rate_counters_deleted']} old rate-limit counter(s) and "
+            f"{result['task_results_deleted']} finished task record(s) deleted."
         )
