@@ -213,7 +213,6 @@ def prepare(seed: dict[str, Any], csrf: str) -> tuple[list[Endpoint], dict[str, 
     counsellor = Counsellor.objects.order_by("sort_order").first()
     assert counsellor is not None
     one_counsellor_acks = list(in_month.filter(counsellor=counsellor).values_list("ack_id", flat=True))
-    month_acks = list(in_month.values_list("ack_id", flat=True)[:2000])
     pending_acks = list(Booking.objects.filter(status=Status.PENDING).values_list("ack_id", flat=True))
     feed_range = {"start": f"{month_start}T00:00:00", "end": f"{month_end}T00:00:00"}
     # A signed-in browser holds the CSRF cookie too (signing in posted a form). Without it,
@@ -284,10 +283,13 @@ def prepare(seed: dict[str, Any], csrf: str) -> tuple[list[Endpoint], dict[str, 
             "calendar_feed_all",
             "staff calendar feed, month, all counsellors",
             None,
-            _reverse("staff:calendar_feed", [], "/staff/calendar/feed/") + "?" + urlencode(feed_range),
+            # What the Month view of every counsellor asks for: each day's totals.
+            _reverse("staff:calendar_feed", [], "/staff/calendar/feed/")
+            + "?"
+            + urlencode({**feed_range, "summary": "month"}),
             headers=staff,
-            expect_any=month_acks,
-            note=f"{in_month.count()} bookings in range; informational, no target",
+            expect_all=[' sessions"', " free slot"],
+            note=f"{in_month.count()} bookings in range, as each day's totals; informational, no target",
         ),
         Endpoint(
             "staff_list",

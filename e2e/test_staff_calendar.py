@@ -323,11 +323,62 @@ def test_a_busy_hour_shows_one_session_and_the_rest_behind_a_more_link(tabs, adm
     expect(page.locator("#booking-detail")).to_contain_text(ack_id)
     tab.check()
 
-    # The Month view shows four of the day's sessions and "+3 more".
+    # The Month view of every counsellor shows the day's totals, not its sessions one by one.
     page.get_by_role("button", name="Month").click()
     day = page.locator(f'td.fc-daygrid-day[data-date="{timezone.localtime(morning):%Y-%m-%d}"]')
     if not day.count():
         page.get_by_role("button", name=re.compile(r"^Next")).click()
-    expect(day.locator(".fc-daygrid-event").filter(visible=True)).to_have_count(4)
-    expect(day.get_by_role("button", name="+3 more")).to_have_attribute("title", "Show 3 more events")
+    expect(day.locator(".fc-daygrid-event .fc-event-title")).to_have_text(
+        ["6 sessions: 6 confirmed. Show this day.", "1 cancelled booking. Show this day."]
+    )
+    tab.check()
+
+
+def test_the_month_of_every_counsellor_shows_each_days_totals_and_opens_the_day(
+    tabs, admin_login, make_booking, session_type, counsellor
+):
+    """An administrator's Month view of all counsellors: each day's sessions, free slots and
+    cancellations as totals, not every session (hundreds a day at a large clinic); a total
+    opens that day, with its sessions; one counsellor's Month shows their sessions."""
+    morning = next_weekday_at(10, days_ahead=3)
+    booked = []
+    for number in range(3):
+        user = User.objects.create_user(
+            email=f"month{number}@example.com", password="x" * 20, role=User.Role.COUNSELLOR
+        )
+        other = Counsellor.objects.create(user=user, display_name=f"Counsellor {number}", slug=f"m{number}")
+        slot = Slot.objects.create(counsellor=other, start=morning, end=morning + timedelta(minutes=50))
+        booked.append(make_booking(Status.CONFIRMED, slot=slot, client_name=f"Client {number}"))
+    Slot.objects.create(counsellor=counsellor, start=morning, end=morning + timedelta(minutes=50))  # free
+    tab = tabs()
+    page = tab.page
+    sign_in(tab, **admin_login, next_path="/staff/calendar/")
+    page.get_by_role("button", name="Month").click()
+    date = f"{timezone.localtime(morning):%Y-%m-%d}"
+    day = page.locator(f'td.fc-daygrid-day[data-date="{date}"]')
+    if not day.count():
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    sessions = day.get_by_role("button", name=re.compile(r"^3 sessions"))
+    expect(sessions).to_have_attribute("title", "3 sessions: 3 confirmed. Show this day.")
+    expect(day.get_by_role("button", name=re.compile(r"^1 free slot"))).to_be_visible()
+    expect(day).not_to_contain_text(booked[0].ack_id)
+    tab.check()
+
+    # By keyboard, a total opens its day, every session in it.
+    sessions.focus()
+    page.keyboard.press("Enter")
+    column = page.locator(f'td.fc-timegrid-col[data-date="{date}"]')
+    expect(column).to_be_visible()
+    expect(page.locator(".fc-timegrid-event").first).to_be_visible()
+    shown = page.locator(".fc-timegrid-event").all_inner_texts()
+    more = page.locator(".fc-timegrid-more-link").all_inner_texts()
+    assert any(booked[0].ack_id in text for text in shown) or more, (shown, more)
+    expect(page.locator(".ms-day")).to_have_count(0)
+    tab.check()
+
+    # One counsellor's Month shows their sessions themselves.
+    page.get_by_role("button", name="Month").click()
+    page.get_by_label("Counsellor").select_option(label="Counsellor 1")
+    expect(day.locator(".fc-daygrid-event").filter(has_text=booked[1].ack_id)).to_be_visible()
+    expect(page.locator(".ms-day")).to_have_count(0)
     tab.check()

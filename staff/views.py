@@ -223,17 +223,88 @@ def _json_response(body: str, status: int = 200) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="application/json")
 
 
+# The Month view of every counsellor (static/js/calendar.js asks with summary=month): a day of
+# a clinic of fifty counsellors has hundreds of sessions, of which a Month cell shows four,
+# and every one of them made a feed of megabytes, slow to fetch and to draw. Each day comes
+# as its totals instead, and the Day view, a click away, has its sessions and free time.
+# Longer than any Week view, even one across a change of clocks.
+SUMMARY_AFTER = timedelta(days=8)
+
+
+def _day_totals(rows: list[Any]) -> list[dict[str, Any]]:
+    """All-day events for each day of the clinic's zone in calendar_rows' `rows`: its sessions
+    (with how many of each status), its free slots (and of how many counsellors) and its
+    cancelled bookings, in that order (`rank`), each only if there are any; each `summary`
+    starts with its title (static/js/calendar.js reads out the rest). Counts only: no
+    acknowledgement ID, no name."""
+    tz = timezone.get_current_timezone()
+    day_of: dict[str, str] = {}  # the clinic's date of a start, by its minute: a few hundred
+    sessions: dict[str, dict[str, int]] = {}
+    cancelled: dict[str, int] = {}
+    free: dict[int, tuple[str, str]] = {}  # by slot, as in calendar_feed: (day, counsellor)
+    held: set[int] = set()
+    for slot_id, start, _end, counsellor, blocked, booking_id, _ack_id, _name, status, _version in rows:
+        day = day_of.get(start[:16])
+        if day is None:
+            day = day_of[start[:16]] = datetime.fromisoformat(start).astimezone(tz).date().isoformat()
+        if status is None or status == Status.CANCELLED:
+            if not blocked:
+                free[slot_id] = (day, counsellor)
+            if booking_id is not None:
+                cancelled[day] = cancelled.get(day, 0) + 1
+        else:
+            held.add(slot_id)
+            counts = sessions.setdefault(day, {})
+            counts[status] = counts.get(status, 0) + 1
+    free_slots: dict[str, int] = {}
+    free_counsellors: dict[str, set[str]] = {}
+    for slot_id, (day, counsellor) in free.items():
+        if slot_id not in held:
+            free_slots[day] = free_slots.get(day, 0) + 1
+            free_counsellors.setdefault(day, set()).add(counsellor)
+
+    def plural(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    events = []
+    for day in sorted({*sessions, *free_slots, *cancelled}):
+        totals = []
+        if counts := sessions.get(day):
+            title = plural(sum(counts.values()), "session")
+            parts = [f"{counts[status]} {label.lower()}" for status, label in Status.choices if status in counts]
+            totals.append((title, f"{title}: {', '.join(parts)}", "ms-day-sessions"))
+        if count := free_slots.get(day):
+            title = plural(count, "free slot")
+            totals.append((title, f"{title}, of {plural(len(free_counsellors[day]), 'counsellor')}", "ms-day-free"))
+        if count := cancelled.get(day):
+            totals.append((f"{count} cancelled", plural(count, "cancelled booking"), "ms-day-cancelled"))
+        events.extend(
+            {
+                "title": title,
+                "start": day,
+                "allDay": True,
+                "classNames": ["ms-day", kind],
+                "extendedProps": {"rank": rank, "summary": summary},
+            }
+            for rank, (title, summary, kind) in enumerate(totals, start=1)
+        )
+    return events
+
+
 @require_safe
 @staff_required
 def calendar_feed(request: HttpRequest) -> HttpResponse:
     """Events for FullCalendar, with only what static/js/calendar.js uses: booked and cancelled
     sessions (acknowledgement ID and the client's initials, never their name or words) and
-    free slots as background events. One query for the rows."""
+    free slots as background events; or, with summary=month, for every counsellor over more
+    than a week, each day's totals (_day_totals). One query for the rows."""
     bounds = _parse_range(request)
     if bounds is None:
         return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
     counsellor_id = id_from(request.GET.get("counsellor", ""))
     rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
+    if request.GET.get("summary") == "month" and not counsellor_id and bounds[1] - bounds[0] > SUMMARY_AFTER:
+        return _safe_json(_day_totals(rows))
     # The events are written as JSON text, the same JSON that json.dumps() wrote of them as
     # dicts, in half the time (a month is hundreds of events). Every text read from the
     # database is written by json.dumps() (and its <, > and & escaped with the whole body);

@@ -162,6 +162,91 @@ def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsell
     assert list(sessions(events)) == [reverse("staff:booking_detail", args=[slot.bookings.get().pk])]
 
 
+def test_the_month_of_every_counsellor_comes_as_each_days_totals(
+    admin_client, counsellor, other_counsellor, make_booking
+):
+    """The Month view of all counsellors (summary=month): each day's sessions by status, free
+    slots and of how many counsellors, cancelled bookings; counts only, no ID or name."""
+    day = next_weekday_at(9, days_ahead=4)
+    slot = lambda who, hours: Slot.objects.create(  # noqa: E731
+        counsellor=who, start=day + timedelta(hours=hours), end=day + timedelta(hours=hours, minutes=50)
+    )
+    make_booking(Status.CONFIRMED, slot=slot(counsellor, 0), client_name="Priya Sharma", concerns="Private words")
+    make_booking(Status.APPROVED, slot=slot(other_counsellor, 0))
+    make_booking(Status.CANCELLED, slot=slot(counsellor, 1))  # its slot is free again
+    rebooked = slot(other_counsellor, 1)
+    make_booking(Status.CANCELLED, slot=rebooked)
+    make_booking(Status.CONFIRMED, slot=rebooked)  # and booked again: not free
+    slot(other_counsellor, 2)
+    blocked = slot(counsellor, 3)  # free, but in a blocked period: not offered
+    BlockedPeriod.objects.create(counsellor=counsellor, start=blocked.start, end=blocked.end)
+    next_day = day + timedelta(days=1)
+    Slot.objects.create(counsellor=counsellor, start=next_day, end=next_day + timedelta(minutes=50))
+
+    start = day - timedelta(days=10)
+    response = feed(admin_client, start, start + timedelta(days=42), summary="month")
+    assert response.status_code == 200
+    date, later = timezone.localdate(day).isoformat(), timezone.localdate(next_day).isoformat()
+    assert response.json() == [
+        {
+            "title": "3 sessions",
+            "start": date,
+            "allDay": True,
+            "classNames": ["ms-day", "ms-day-sessions"],
+            "extendedProps": {"rank": 1, "summary": "3 sessions: 1 approved, 2 confirmed"},
+        },
+        {
+            "title": "2 free slots",
+            "start": date,
+            "allDay": True,
+            "classNames": ["ms-day", "ms-day-free"],
+            "extendedProps": {"rank": 2, "summary": "2 free slots, of 2 counsellors"},
+        },
+        {
+            "title": "2 cancelled",
+            "start": date,
+            "allDay": True,
+            "classNames": ["ms-day", "ms-day-cancelled"],
+            "extendedProps": {"rank": 3, "summary": "2 cancelled bookings"},
+        },
+        {
+            "title": "1 free slot",
+            "start": later,
+            "allDay": True,
+            "classNames": ["ms-day", "ms-day-free"],
+            "extendedProps": {"rank": 1, "summary": "1 free slot, of 1 counsellor"},
+        },
+    ]
+    body = response.content.decode()
+    assert "MS-" not in body and "Priya" not in body and "PS" not in body and "Private" not in body
+
+    # One counsellor's month, a week of everyone's, or no summary asked for: every session.
+    month, week = (start, start + timedelta(days=42)), (day - timedelta(days=3), day + timedelta(days=4))
+    for (first, last), extra in (
+        (month, {"summary": "month", "counsellor": counsellor.pk}),
+        (week, {"summary": "month"}),
+        (month, {}),
+    ):
+        events = feed(admin_client, first, last, **extra).json()
+        assert sessions(events) and not any(e.get("allDay") for e in events), extra
+
+
+def test_a_days_totals_are_of_the_clinics_date(admin_client, counsellor, make_booking, settings):
+    """A session at 00:30 in the clinic's zone is the day before in UTC: it counts on its
+    clinic date (Kolkata is 5:30 ahead, so the date turns at 18:30 UTC)."""
+    settings.TIME_ZONE = "Asia/Kolkata"
+    with timezone.override("Asia/Kolkata"):
+        day = next_weekday_at(0, days_ahead=5) + timedelta(minutes=30)
+        make_booking(
+            Status.CONFIRMED,
+            slot=Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(minutes=50)),
+        )
+        events = feed(admin_client, day - timedelta(days=20), day + timedelta(days=20), summary="month").json()
+    assert [(e["title"], e["start"]) for e in events] == [
+        ("1 session", timezone.localdate(day, timezone.get_fixed_timezone(330)).isoformat())
+    ]
+
+
 @pytest.mark.parametrize(
     "params",
     [

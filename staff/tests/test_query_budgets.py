@@ -34,6 +34,7 @@ LARGE = dict(counsellors=10, days=12, slots_per_day=6, bookings=600)
 BUDGETS = {
     "calendar feed, one counsellor": 3,
     "calendar feed, all counsellors": 3,
+    "calendar feed, all counsellors, each day's totals": 3,
     "booking list": 4,
     "booking list, pending": 4,
     "booking list, sorted by session": 4,
@@ -68,6 +69,10 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
     requests = {
         "calendar feed, one counsellor": (reverse("staff:calendar_feed"), {**feed, "counsellor": counsellor.pk}),
         "calendar feed, all counsellors": (reverse("staff:calendar_feed"), feed),
+        "calendar feed, all counsellors, each day's totals": (
+            reverse("staff:calendar_feed"),
+            {**feed, "summary": "month"},
+        ),
         "booking list": (reverse("staff:booking_list"), {}),
         "booking list, pending": (reverse("staff:booking_list"), {"status": "pending"}),
         "booking list, sorted by session": (reverse("staff:booking_list"), {"sort": "session", "per_page": 100}),
@@ -81,7 +86,9 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
             response = browser.get(path, query)
         assert response.status_code == 200, name
         counts[name] = len(queries)
-        if name.startswith("calendar"):
+        if name.endswith("totals"):
+            assert any(e["title"].endswith(" sessions") for e in response.json())
+        elif name.startswith("calendar"):
             shown = {e.get("url") for e in response.json()}
             assert any(reverse("staff:booking_detail", args=[b]) in shown for b in _held_in_month(start, end))
         elif name == "booking detail":

@@ -160,6 +160,7 @@
     var first = HOURS[0] * 60;
     var last = HOURS[1] * 60;
     calendar.getEvents().forEach(function (event) {
+      if (event.allDay) return; // a day's totals, from the Month view, until the new view's events come
       var end = event.end || event.start;
       if (end <= view.activeStart || event.start >= view.activeEnd) return;
       var endStr = event.endStr || event.startStr;
@@ -225,7 +226,9 @@
     dayMaxEvents: 4,
     // Of sessions at the same time, a cancelled one goes last: the one shown before "+N" is
     // the session that is taking place (a cancelled booking's slot is often booked again).
-    eventOrder: ["start", cancelledLast, "-duration", "allDay", "title"],
+    // A day's totals (the Month view of every counsellor) come in the order of their rank:
+    // sessions, free slots, cancelled bookings.
+    eventOrder: ["start", cancelledLast, "-duration", "allDay", "rank", "title"],
     views: {
       timeGridWeek: { eventMaxStack: 1 },
       timeGridDay: { eventMaxStack: 6 },
@@ -243,19 +246,33 @@
     },
     eventTimeFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
     slotLabelFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
+    // Every view fetches its own dates: the Month view of every counsellor has each day's
+    // totals (summary=month; the feed gives them only for ranges longer than a week), which
+    // a Week or Day view within that month must not reuse.
+    lazyFetching: false,
     events: {
       url: el.dataset.feedUrl,
       extraParams: function () {
-        return { counsellor: counsellorSelect ? counsellorSelect.value : "" };
+        var counsellor = counsellorSelect ? counsellorSelect.value : "";
+        return counsellor ? { counsellor: counsellor } : { summary: "month" };
       },
       failure: function () {
         say("The calendar could not load. Reload the page, or use the booking list.");
       },
     },
     eventDidMount: function (info) {
-      // Sessions carry a status and a counsellor; free slots (background events) carry nothing.
+      // Sessions carry a status and a counsellor; a day's totals their breakdown; free slots
+      // (background events) carry nothing.
       var p = info.event.extendedProps;
-      if (p.status) {
+      if (p.summary) {
+        // Pressed (click, Enter or Space), it opens the Day view of that day.
+        info.el.setAttribute("role", "button");
+        info.el.setAttribute("title", p.summary + ". Show this day.");
+        var breakdown = document.createElement("span");
+        breakdown.className = "sr-only";
+        breakdown.textContent = p.summary.slice(info.event.title.length) + ". Show this day.";
+        (info.el.querySelector(".fc-event-title") || info.el).appendChild(breakdown);
+      } else if (p.status) {
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
         // The status is written after the title, not told by the colour alone (cancelled and
         // completed are both grey, and the others are hard to tell apart for many); screen
@@ -276,6 +293,10 @@
       }
     },
     eventClick: function (info) {
+      if (info.event.extendedProps.summary) {
+        calendar.changeView("timeGridDay", info.event.startStr);
+        return;
+      }
       if (!info.event.url) return;
       info.jsEvent.preventDefault();
       htmx.ajax("GET", info.event.url, { target: "#booking-panel", swap: "innerHTML" }).then(function () {
