@@ -654,14 +654,13 @@ def new_booking_slots(*, user: Any, counsellor_id: int | None = None) -> QuerySe
     return slots if counsellor_id is None else slots.filter(counsellor_id=counsellor_id)
 
 
-def preferred_slot_conflict(booking: Booking) -> Booking | None:
-    """The booking that has taken the client's preferred slot meanwhile, if any."""
-    if booking.preferred_slot_id is None:
-        return None
-    return (
-        Booking.objects.filter(slot_id=booking.preferred_slot_id, status__in=SLOT_HOLDING_STATUSES)
-        .exclude(pk=booking.pk)
-        .first()
+def preferred_slot_taken() -> Exists:
+    """Whether another booking has taken the client's preferred slot meanwhile: an annotation
+    of bookings, read with the booking on its page rather than by a query of its own."""
+    return Exists(
+        Booking.objects.filter(slot_id=OuterRef("preferred_slot_id"), status__in=SLOT_HOLDING_STATUSES).exclude(
+            pk=OuterRef("pk")
+        )
     )
 
 

@@ -725,9 +725,10 @@ DETAIL_RELATED = ("session_type", "counsellor", "counsellor__user", "slot", "pre
 
 
 def _detail_booking(request: HttpRequest, pk: int) -> Booking:
-    qs = Booking.objects.select_related(*DETAIL_RELATED).prefetch_related(
-        Prefetch("events", queryset=BookingEvent.objects.select_related("actor_user")),
-        "payments",
+    qs = (
+        Booking.objects.select_related(*DETAIL_RELATED)
+        .annotate(preferred_slot_taken=selectors.preferred_slot_taken())
+        .prefetch_related(Prefetch("events", queryset=BookingEvent.objects.select_related("actor_user")), "payments")
     )
     return booking_or_404(request.user, pk, qs)
 
@@ -756,6 +757,7 @@ def _detail_context(
         "emails": list(
             OutboundEmail.objects.filter(booking=booking)
             .exclude(kind__in=STAFF_EMAIL_KINDS)
+            .defer("body_text", "body_html", "ics")  # the page lists them: when, subject, status
             .order_by("-created_at", "-id")[:10]
         ),
         "views_log": selectors.views_log(user=user, booking=booking),
@@ -787,7 +789,7 @@ def _detail_context(
             approve_times_of_name=dict(counsellors).get(times_of, ""),
             approve_action=f"{action}?times_of={times_of}" if times_of else action,
         )
-        ctx["preferred_conflict"] = selectors.preferred_slot_conflict(booking)
+        ctx["preferred_conflict"] = booking.preferred_slot_taken  # _detail_booking's annotation
     if Status.REJECTED in staff_moves:
         ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
     if Status.COMPLETED in staff_moves:

@@ -246,6 +246,9 @@ def test_two_staff_approving_different_bookings_into_one_slot(
 
 
 def test_preferred_slot_taken_is_shown_as_a_conflict(admin_client, make_booking, counsellor, slot, pending):
+    assert pending.preferred_slot == slot
+    make_booking(Status.CANCELLED, slot=slot)  # called off: the time is free again
+    assert "has been taken by another booking" not in admin_client.get(url("detail", pending)).content.decode()
     make_booking(Status.CONFIRMED, slot=slot)
     html = admin_client.get(url("detail", pending)).content.decode()
     assert "has been taken by another booking" in html

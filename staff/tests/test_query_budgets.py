@@ -1,6 +1,6 @@
 """Query budgets of the staff portal and the plans of its two big reads (issue 7).
 
-Budgets: calendar feed <= 3, booking list <= 4, booking detail <= 10, dashboard <= 15 queries,
+Budgets: calendar feed <= 3, booking list <= 4, booking detail <= 10 (a request too), dashboard <= 15 queries,
 measured on the benchmark's data set (seed_bench) at two sizes, the second ten times the first;
 the count must not grow with the data. On PostgreSQL, the calendar's range query and the filtered list query
 must read the bookings table through indexes, not a sequential scan, at a size where a scan
@@ -24,7 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import Booking, Counsellor, Status
+from bookings.models import SLOT_HOLDING_STATUSES, Booking, Counsellor, Slot, Status
 from staff import selectors
 from staff.models import User
 
@@ -39,6 +39,9 @@ BUDGETS = {
     "booking list, pending": 4,
     "booking list, sorted by session": 4,
     "booking detail": 10,
+    # A client's request, for the time they chose: the approve form, and whether that time
+    # has been taken meanwhile (read with the booking).
+    "booking detail, a request": 10,
     # Its cards read a few queries each: sessions today and tomorrow, requests, payments,
     # activity, outcomes, sessions to record, and the administrators' notices.
     "dashboard": 15,
@@ -65,6 +68,7 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
     start, end = month_around(date.fromisoformat(seeded["today"]))
     counsellor = Counsellor.objects.order_by("sort_order").first()
     booking = Booking.objects.get(ack_id=seeded["ack_id"])
+    request = _asking_for_a_time()
     feed = {"start": start.isoformat(), "end": end.isoformat()}
     requests = {
         "calendar feed, one counsellor": (reverse("staff:calendar_feed"), {**feed, "counsellor": counsellor.pk}),
@@ -77,6 +81,7 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
         "booking list, pending": (reverse("staff:booking_list"), {"status": "pending"}),
         "booking list, sorted by session": (reverse("staff:booking_list"), {"sort": "session", "per_page": 100}),
         "booking detail": (reverse("staff:booking_detail", args=[booking.pk]), {}),
+        "booking detail, a request": (reverse("staff:booking_detail", args=[request.pk]), {}),
         "dashboard": (reverse("staff:dashboard"), {}),
     }
     browser.get(reverse("staff:dashboard"))  # the session's last-seen mark is written once a minute
@@ -93,9 +98,21 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
             assert any(reverse("staff:booking_detail", args=[b]) in shown for b in _held_in_month(start, end))
         elif name == "booking detail":
             assert seeded["ack_id"] in response.content.decode()
+        elif name == "booking detail, a request":
+            assert request.ack_id in response.content.decode() and 'id="approve-h"' in response.content.decode()
         elif name == "dashboard":
             assert "Sessions to record" in response.content.decode()
     return counts
+
+
+def _asking_for_a_time() -> Booking:
+    """A request waiting for review with the time its client chose in the wizard (the seed's
+    have none), a free upcoming slot."""
+    request = Booking.objects.filter(status=Status.PENDING).order_by("pk").first()
+    chosen = Slot.objects.filter(start__gt=timezone.now()).exclude(bookings__status__in=SLOT_HOLDING_STATUSES)
+    request.preferred_slot = chosen.order_by("start").first()
+    request.save(update_fields=["preferred_slot"])
+    return request
 
 
 def _leave_unrecorded(*, share: int) -> None:
