@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 
 from django import forms
 from django.conf import settings
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext
 
 from bookings import services
 from bookings.models import ACK_ALPHABET, ACK_LENGTH, Booking, Counsellor, Mode, SessionType, Slot, language_name
@@ -68,6 +69,15 @@ class JourneyForm(forms.Form):
             )
 
 
+def _characters_or_fewer_now(count: int) -> str:
+    return ngettext("Use %(count)d character or fewer.", "Use %(count)d characters or fewer.", count) % {"count": count}
+
+
+# Translated when shown, not when the form class is defined: `ngettext_lazy(...) % {...}`
+# translates at once, so the forms' limits read in English, at import's language, on Hindi pages.
+_characters_or_fewer = lazy(_characters_or_fewer_now, str)
+
+
 def _text(
     max_length: int, *, required: bool, label: str, rows: int | None = None, messages: dict[str, str] | None = None
 ) -> forms.CharField:
@@ -80,10 +90,7 @@ def _text(
         max_length=max_length,
         widget=widget,
         error_messages={
-            "max_length": ngettext_lazy(
-                "Use %(count)d character or fewer.", "Use %(count)d characters or fewer.", "count"
-            )
-            % {"count": max_length},
+            "max_length": _characters_or_fewer(max_length),
             **(messages or {}),
         },
     )

@@ -2,10 +2,14 @@
 sentence from the catalog; the switcher; emails in the language the client booked in; the
 committed .mo matches the .po.
 
-How "no untranslated string" is checked: every msgid in the compiled catalog is cut at its
-placeholders and markup into pieces; a piece longer than three words that appears verbatim
+How "no untranslated string" is checked, twice: every msgid in the compiled catalog is cut at
+its placeholders and markup into pieces; a piece longer than three words that appears verbatim
 on a Hindi page was left in English. The same pages in English must contain such pieces,
-so the check is known to see them.
+so the check is known to see them. And no word in Latin letters may be read on a Hindi page
+(its text, and what a screen reader says: aria-label, title, alt, placeholder, a button's
+value), except inside an element marked lang="en" and the words that are the same in both
+languages: names of people, the clinic and brands, acknowledgement IDs, addresses, references.
+That catches what the first cannot: short messages, Django's own, text nobody marked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import html
 import re
 import shutil
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -122,10 +127,85 @@ def english_left_in(markup: str) -> list[str]:
     return sorted(piece for piece in PIECES if piece in text)
 
 
-def assert_hindi(name: str, hindi: str, english: str | None = None) -> None:
+# Read out on Hindi pages as they are: the clinic, brands and formats, the time zone's letters.
+SAME_IN_HINDI = {settings.CLINIC_NAME, "IST", "UPI", "Razorpay", "JSON", "JavaScript"}
+# Not words: acknowledgement IDs, addresses, links, the providers' references, a file's type.
+NOT_WORDS = re.compile(r"\bMS-[A-Z0-9]{6}\b|\S+@\S+|https?://\S+|\b\w+_\w+\b|\.ics\b")
+LATIN_WORD = re.compile(r"[A-Za-z]+")
+SPOKEN_ATTRIBUTES = {"aria-label", "aria-description", "title", "alt", "placeholder"}
+VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class _ReadText(HTMLParser):
+    """What a reader sees or hears in the page's own language: text and spoken attributes,
+    outside scripts, styles, text areas and elements marked as being in another language."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[tuple[str, bool]] = []  # (tag, whether it or an ancestor is not Hindi)
+        self.read: list[str] = []
+
+    def _elsewhere(self) -> bool:
+        return bool(self.open) and self.open[-1][1]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        elsewhere = (
+            self._elsewhere()
+            or tag in ("script", "style", "svg", "textarea")  # a text area's is what the client typed
+            or (tag != "html" and attributes.get("lang") not in (None, "hi"))
+        )
+        if tag not in VOID_ELEMENTS:
+            self.open.append((tag, elsewhere))
+        if elsewhere:
+            return
+        for key, value in attributes.items():
+            button = tag == "input" and attributes.get("type") in ("submit", "button")
+            if value and (key in SPOKEN_ATTRIBUTES or (key == "value" and button)):
+                self.read.append(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.open) - 1, -1, -1):
+            if self.open[i][0] == tag:
+                del self.open[i:]
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self._elsewhere():
+            self.read.append(data)
+
+
+def latin_words_in(markup: str, *, names: set[str] = frozenset()) -> list[str]:
+    """Words in Latin letters a Hindi reader meets, but for `names` (people's, session types')
+    and the words that are the same in Hindi."""
+    parser = _ReadText()
+    parser.feed(markup)
+    text = NOT_WORDS.sub(" ", " ".join(parser.read))
+    allowed = {word for phrase in SAME_IN_HINDI | set(names) for word in LATIN_WORD.findall(phrase)}
+    allowed |= {"".join(word[0] for word in LATIN_WORD.findall(name)[:2]).upper() for name in names}  # avatars
+    # A letter alone is no English left (the ID's look-alikes: "0, 1, I, L, O").
+    return sorted({word for word in LATIN_WORD.findall(text) if word not in allowed and len(word) > 1})
+
+
+def _names_in_the_database() -> set[str]:
+    """What people and staff typed, shown as typed: names, and session types' and counsellors'
+    English where no Hindi was given (their own test checks those are marked lang="en")."""
+    from bookings.models import Counsellor
+
+    names = set(Counsellor.objects.values_list("display_name", flat=True))
+    names |= set(Booking.objects.values_list("client_name", flat=True))
+    names |= set(WaitlistEntry.objects.values_list("client_name", flat=True))
+    names |= set(SessionType.objects.values_list("name", flat=True))
+    return names
+
+
+def assert_hindi(name: str, hindi: str, english: str | None = None, *, names: set[str] = frozenset()) -> None:
+    """`names`: what else the client typed that the page shows, not yet in the database."""
     assert DEVANAGARI.search(hindi), f"{name}: no Hindi at all"
     left = english_left_in(hindi)
     assert left == [], f"{name}: English left on the Hindi version: {left}"
+    latin = latin_words_in(hindi, names=_names_in_the_database() | set(names))
+    assert latin == [], f"{name}: words in Latin letters on the Hindi version: {latin}"
     if english is not None:
         assert english_left_in(english), f"{name}: the English version shows no catalog text, so the check saw nothing"
 
@@ -311,9 +391,10 @@ def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_th
     ):
         assert_hindi(f"wizard {step}", get(client, url(run, step), "hi"))
         assert client.post(url(run, step), data).status_code == 303
-    assert_hindi("wizard review", get(client, url(run, "review"), "hi"))
+    typed = {ABOUT["client_name"]}
+    assert_hindi("wizard review", get(client, url(run, "review"), "hi"), names=typed)
     response = client.post(url(run, "review"), {})
-    assert_hindi("wizard review errors", response.content.decode())
+    assert_hindi("wizard review errors", response.content.decode(), names=typed)
     response = client.post(url(run, "review"), consent(client, run), follow=True)
     assert_hindi("wizard done", response.content.decode())
 
@@ -338,6 +419,31 @@ def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_th
     response = client.post("/status/", {"lookup": "email", "email": booking.email})
     assert_hindi("status email result", response.content.decode())
     assert_hindi("booking links email", mail.outbox[-1].subject + mail.outbox[-1].body)
+
+
+def test_the_wizards_length_limits_are_in_hindi_in_the_page_and_its_htmx_fragments(client, slot, session_type):
+    """The limits were translated once, when the forms were defined, so they read 'Use 120
+    characters or fewer.' on Hindi pages whatever the language then."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    run = start(client)
+    too_long = session_data(session_type=session_type, preferred_times="x" * 501)
+    for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+        page = client.post(url(run, "session"), too_long, **headers).content.decode()
+        assert "500 अक्षर या उससे कम लिखें।" in page
+        assert_hindi("wizard session, too long", page)
+        checked = client.post(url(run, "session"), {**too_long, "_validate": "preferred_times"}, **headers)
+        assert "500 अक्षर या उससे कम लिखें।" in checked.content.decode()
+    client.post(url(run, "session"), session_data(session_type=session_type, slot=slot))
+    page = client.post(url(run, "about"), {**ABOUT, "client_name": "x" * 121}).content.decode()
+    assert "120 अक्षर या उससे कम लिखें।" in page
+    client.post(url(run, "about"), ABOUT)
+    page = client.post(url(run, "concerns"), {"concerns": "x" * 2001}).content.decode()
+    assert "2000 अक्षर या उससे कम लिखें।" in page
+    assert_hindi("wizard concerns, too long", page)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert (
+        "Use 2000 characters or fewer." in client.post(url(run, "concerns"), {"concerns": "x" * 2001}).content.decode()
+    )
 
 
 def test_a_session_type_named_in_hindi_is_shown_so_to_clients_reading_hindi(
