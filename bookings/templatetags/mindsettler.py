@@ -36,6 +36,15 @@ def _day_words(day: date, format: str, language: str | None) -> str:
 
 
 @register.filter
+def name_marked(session_type: object) -> str:
+    """A session type's name as clients read it, for HTML: marked lang="en" where a Hindi page
+    or email shows its English (as bookings/_session_type_name.html does), for a screen reader."""
+    if "name" in session_type.english_shown:  # type: ignore[attr-defined]
+        return format_html('<span lang="en">{}</span>', session_type.shown_name)  # type: ignore[attr-defined]
+    return session_type.shown_name  # type: ignore[attr-defined]
+
+
+@register.filter
 def minutes(count: int) -> str:
     """A session's length in words, '50 minutes', in the active language (its plural looked
     up once per length and language). `{{ session_type.duration_minutes|minutes }}`."""

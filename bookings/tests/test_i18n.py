@@ -758,6 +758,12 @@ def test_every_client_email_is_in_the_language_the_client_booked_in(make_booking
         assert_hindi(f"{email.kind} text", email.body_text)
         assert_hindi(f"{email.kind} html", email.body_html)
         assert '<html lang="hi">' in email.body_html
+    # A session type given no Hindi name is named in English, marked so in the HTML part.
+    ended = [e for e in emails if e.kind == "waitlist_ended" and session_type.name in e.body_text]
+    assert len(ended) == 3  # no longer offered; not online; not in person
+    for email in ended:
+        assert f'“<span lang="en">{session_type.name}</span>”' in email.body_html
+        assert f"“{session_type.name}”" in email.body_text and "<span" not in email.body_text
 
 
 def test_a_client_who_booked_in_english_gets_english_emails_whatever_is_active(make_booking, counsellor, session_type):
