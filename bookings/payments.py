@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import pgettext
 
 if TYPE_CHECKING:
     from bookings.models import Payment
@@ -365,7 +366,10 @@ class RazorpayProvider(PaymentProvider):
                 "amount": payment.amount,
                 "currency": payment.currency,
                 "name": settings.CLINIC_NAME,
-                "description": f"Counselling session {booking.ack_id}",
+                # Shown in Razorpay's window, in the language of the page that opens it. Razorpay
+                # wants it to begin with a letter or digit: the Hindi keeps the ID first.
+                "description": pgettext("Razorpay checkout", "Counselling session %(ack_id)s")
+                % {"ack_id": booking.ack_id},
                 "prefill": {"name": booking.client_name, "email": booking.email, "contact": booking.phone},
                 "notes": {"booking": booking.ack_id},
                 "theme": {"color": "#275a4c"},

@@ -986,9 +986,15 @@ def test_the_checkout_scripts_messages_are_in_the_pages_language(client, api, ma
     html = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]), follow=True).content.decode()
 
     status = html.split('id="rzp-status"')[1].split("</p>")[0]
-    for name in ("unavailable", "confirming", "closed", "retry"):
+    for name in ("unavailable", "confirming", "closed", "failed", "retry"):
         assert f'data-{name}="' in status
     assert_hindi("checkout script messages", " ".join(re.findall(r'data-\w+="([^"]*)"', status)))
+    # What Razorpay's window says the payment is for, in the page's language, the ID first.
+    options = json.loads(html.split('id="rzp-options" type="application/json">')[1].split("</script>")[0])
+    assert options["description"] == f"{booking.ack_id}: काउंसलिंग सेशन"
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    html = client.get(reverse("bookings:pay_checkout", args=[token, payment.pk]), follow=True).content.decode()
+    assert f'"description": "Counselling session {booking.ack_id}"' in html
 
 
 # --- Real concurrency (PostgreSQL) ------------------------------------------------------

@@ -39,9 +39,12 @@
 
   var checkout = new window.Razorpay(options);
   // Razorpay lets the client retry inside its window; we only explain what happened.
+  // Razorpay's reason for a failure is in English: read on English pages only, not dropped
+  // into a Hindi sentence.
+  var english = (document.documentElement.lang || "en").split("-")[0] === "en";
   checkout.on("payment.failed", function (response) {
-    var reason = response && response.error && response.error.description;
-    say((reason ? reason + " " : "") + message("retry", "You can try again with another method."));
+    var reason = english && response && response.error && response.error.description;
+    say((reason || message("failed", "The payment did not go through.")) + " " + message("retry", "You can try again with another method."));
   });
 
   button.addEventListener("click", function () {
