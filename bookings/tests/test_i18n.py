@@ -19,6 +19,7 @@ import gettext
 import html
 import re
 import shutil
+import unicodedata
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -233,6 +234,39 @@ def test_every_msgid_has_a_hindi_translation_that_keeps_its_placeholders():
             wanted = set(re.findall(r"%\(\w+\)[sd]", msgid.split("\x00")[-1]))
             assert set(re.findall(r"%\(\w+\)[sd]", msgstr)) <= wanted, msgid
             assert DEVANAGARI.search(msgstr), f"not Hindi: {msgid!r} -> {msgstr!r}"
+
+
+# One Hindi word, spelt one way, for each thing a client reads about: an anxious reader should
+# not wonder whether a "सत्र" is their "सेशन". The words not to use, and the one used instead.
+NOT_OUR_WORDS = {
+    "सत्र": "सेशन",
+    "परामर्शदाता": "काउंसलर",
+    "आरक्षण": "बुकिंग",  # the booking; a time is "आरक्षित" (reserved)
+    "वेटलिस्ट": "प्रतीक्षा सूची",
+    "रिफंड": "रिफ़ंड",
+    "पेमेंट": "भुगतान",
+    "कैंसल": "रद्द",
+    "शामिल": "जुड़ें (joining the waitlist)",
+    "गलत": "ग़लत",
+    "तरीका": "तरीक़ा",
+    "तरीके": "तरीक़े",
+    "ख़ाली": "खाली",
+    "कोई पसंद नहीं": "कोई ख़ास पसंद नहीं (“No preference”, not “I like none”)",
+    "क्यों आ रहे": "किस बारे में बात करना चाहेंगे (“What brings you”, not “why are you coming”)",
+}
+
+
+def _nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def test_the_hindi_uses_one_word_and_one_spelling_for_each_thing():
+    for msgid, msgstrs in _po_entries(PO).items():
+        for msgstr in msgstrs:
+            for wrong, right in NOT_OUR_WORDS.items():
+                # Compared decomposed, so that "ग़" typed as one character or two is the same.
+                found = re.search(rf"(?<![\u0900-\u097F]){_nfd(wrong)}(?![\u093C])", _nfd(msgstr))
+                assert not found, f"{msgid!r}: {wrong!r} where the catalogue says {right!r}"
 
 
 def test_the_committed_mo_is_compiled_from_the_committed_po():
