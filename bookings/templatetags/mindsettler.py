@@ -72,13 +72,18 @@ def when_short(value: datetime | None) -> str:
     if value is None:
         return ""
     local = timezone.localtime(value)
-    day_format = _SHORT_DAY_FORMATS.get(translation.get_language(), "D j M")
-    return f"{day_words(local.date(), day_format)}, {local:%H:%M} {local.tzname()}"
+    return f"{short_day(local.date())}, {local:%H:%M} {local.tzname()}"
 
 
 # Hindi has no customary short forms of day and month names ("मंगल 1 दिस" reads as clipped
 # words): its short date gives them whole, "मंगलवार 1 दिसंबर".
 _SHORT_DAY_FORMATS = {"hi": "l j F"}
+
+
+@register.filter
+def short_day(day: date) -> str:
+    """A day in few words, 'Tue 1 Dec', in the active language: in Hindi 'मंगलवार 1 दिसंबर'."""
+    return day_words(day, _SHORT_DAY_FORMATS.get(translation.get_language(), "D j M"))
 
 
 @register.filter

@@ -12,7 +12,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import ngettext
 
-from bookings.templatetags.mindsettler import clock, day_words
+from bookings.templatetags.mindsettler import clock, short_day
 
 register = template.Library()
 
@@ -34,7 +34,7 @@ TIME = (
 @register.simple_tag
 def day_buttons(days: list[date], shown: date | None, action: str) -> SafeString:
     """A submit button per day (`name="day"`): the day shown is pressed. Day and month names
-    follow the active language. Each posts to `action`, which (without JavaScript) opens the
+    follow the active language (whole in Hindi: short_day). Each posts to `action`, which (without JavaScript) opens the
     answer at the picker, not at the top of the page."""
     return format_html_join(
         "",
@@ -44,7 +44,7 @@ def day_buttons(days: list[date], shown: date | None, action: str) -> SafeString
                 d.isoformat(),
                 "true" if d == shown else "false",
                 "btn-primary" if d == shown else "btn-secondary",
-                day_words(d, "D j M"),
+                short_day(d),
                 action,
             )
             for d in days

@@ -188,6 +188,11 @@ def test_waitlist_entries_are_exported_and_erased_with_the_bookings(client, hist
     assert [w["name"] for w in data["waitlist"]] == ["Meera"]
     html = client.get(link).content.decode()
     assert "Waiting lists" in html and "any day from Tue 1 Dec to Sun 20 Dec" in html
+    # In Hindi: days and months named whole, a session type given no Hindi name marked English.
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    html = client.get(link).content.decode()
+    assert f'<span lang="en">{session_type.name}</span>, मंगलवार 1 दिसंबर से रविवार 20 दिसंबर तक का कोई भी दिन' in html
+    del client.cookies[settings.LANGUAGE_COOKIE_NAME]
 
     booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
     client.post(page(history["active"]) + "privacy/erase/")
