@@ -12,6 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bookings.models import SessionType, Status
+from bookings.tests.test_i18n import assert_hindi
 from e2e.browsing import PHONE
 from e2e.journeys import CLIENT, book_through_wizard, choose_session, heading, open_booking_page
 
@@ -218,3 +219,19 @@ def test_switching_language_mid_wizard_returns_to_the_same_step(tab, slots):
     assert "step=concerns" in page.url
     expect(page.locator("textarea[name='concerns']")).to_have_value("Hard to sleep since the move.")
     tab.check()
+
+    # On in Hindi, with htmx: the step swapped in, its title, and what the scripts write.
+    page.get_by_role("button", name="आगे बढ़ें").click()
+    expect(page.get_by_text("4 में से चरण 4")).to_be_visible()
+    assert "step=review" in page.url and page.title().startswith("अपने उत्तर जाँचें और भेजें")
+    expect(page.locator("html")).to_have_attribute("lang", "hi")
+    assert_hindi("review step, swapped in", page.content(), names={CLIENT["name"], "Hard to sleep since the move."})
+    tab.check()
+    page.get_by_label("मैंने गोपनीयता सूचना पढ़ ली है और मैं उससे सहमत हूँ").check()
+    page.get_by_label("मैंने रद्द करने की नीति पढ़ ली है और मैं उससे सहमत हूँ").check()
+    page.route("**/book/**", lambda route: route.abort() if route.request.method == "POST" else route.continue_())
+    page.get_by_role("button", name="मेरा अनुरोध भेजें").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "माफ़ कीजिए, यह नहीं पहुँच सका। कृपया अपना इंटरनेट कनेक्शन देखें और फिर से कोशिश करें: आपने जो भी लिखा है, वह सुरक्षित है।"
+    )
+    tab.problems.clear()  # the request this test cut off, reported by Chromium
