@@ -284,7 +284,7 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 
 # --- Internationalisation and time ------------------------------------------------------
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("hi", "हिन्दी")]
+LANGUAGES = [("en", "English"), ("hi", "हिंदी")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 FORMAT_MODULE_PATH = ["mindsettler.formats"]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Kolkata")

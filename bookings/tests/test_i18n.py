@@ -251,6 +251,7 @@ NOT_OUR_WORDS = {
     "तरीका": "तरीक़ा",
     "तरीके": "तरीक़े",
     "ख़ाली": "खाली",
+    "हिन्दी": "हिंदी (as the language switcher, Django's own name for it, spells it)",
     "कोई पसंद नहीं": "कोई ख़ास पसंद नहीं (“No preference”, not “I like none”)",
     "क्यों आ रहे": "किस बारे में बात करना चाहेंगे (“What brings you”, not “why are you coming”)",
 }
@@ -399,7 +400,7 @@ def test_the_languages_counsellors_speak_are_named_in_hindi_on_hindi_pages(clien
     other_counsellor.languages = "Tamil"
     other_counsellor.save()
     hindi, english = both(client, "/counsellors/")
-    assert "अंग्रेज़ी, हिन्दी, मलयालम, Klingon" in hindi  # one nobody has translated, as written
+    assert "अंग्रेज़ी, हिंदी, मलयालम, Klingon" in hindi  # one nobody has translated, as written
     assert "English, Hindi, Malayalam, Klingon" in english  # the usual names spelt as usual
     # The filter's choices are labelled in Hindi; their values stay the names, so links work.
     assert '<option value="Malayalam">मलयालम</option>' in hindi and '<option value="Tamil">तमिल</option>' in hindi
