@@ -39,19 +39,23 @@ def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
     event.add("dtstart", slot.start.astimezone(UTC))
     event.add("dtend", (slot.start + booking.session_type.duration).astimezone(UTC))
     counsellor = booking.counsellor.display_name if booking.counsellor else settings.CLINIC_NAME
+    # Its words' language (RFC 5545 LANGUAGE), for calendar apps that read events aloud.
+    language = {"LANGUAGE": translation.get_language()}
     event.add(
         "summary",
         _("Counselling session with %(counsellor)s (%(ack_id)s)")
         % {"counsellor": counsellor, "ack_id": booking.ack_id},
+        parameters=language,
     )
     if booking.mode == Mode.IN_PERSON:
         event.add("location", vText(" ".join(clinic.address.split()) or settings.CLINIC_NAME))
     else:
-        event.add("location", vText(_("Online")))
+        event.add("location", vText(_("Online")), parameters=language)
     event.add(
         "description",
         _("Your booking page: see the emails from %(clinic)s. Reference %(ack_id)s.")
         % {"clinic": settings.CLINIC_NAME, "ack_id": booking.ack_id},
+        parameters=language,
     )
     organizer = vCalAddress(f"mailto:{settings.DEFAULT_FROM_EMAIL.split('<')[-1].rstrip('>')}")
     organizer.params["cn"] = vText(settings.CLINIC_NAME)
