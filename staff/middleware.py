@@ -1,4 +1,5 @@
-"""Staff sessions: end after inactivity, and require a second factor before anything else."""
+"""Staff sessions: end after inactivity, require a second factor before anything else, and
+leave no account page in a cache."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
 _LAST_SEEN = "staff_last_seen"
 
@@ -36,7 +38,13 @@ class StaffSessionMiddleware:
             # (SCRIPT_NAME), as the URLs are resolved.
             if request.path_info.startswith("/staff/") and not _has_second_factor(request, user):
                 return redirect("mfa_activate_totp")
-        return self.get_response(request)
+        response = self.get_response(request)
+        if request.path_info.startswith("/accounts/"):
+            # allauth's pages: the authenticator's key on its setup page (every later code
+            # follows from it), the sign-in and password forms. No shared or browser cache
+            # keeps them, as none keeps the portal's (staff.permissions.staff_required).
+            add_never_cache_headers(response)
+        return response
 
 
 _MFA_CONFIRMED = "staff_mfa_confirmed_for"

@@ -91,6 +91,26 @@ def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_
     assert client.get(reverse("staff:dashboard")).status_code == 200
 
 
+def test_account_pages_are_kept_by_no_cache(client, counsellor_user, counsellor):
+    """The setup page shows the authenticator's key, from which every later code follows: no
+    shared or browser cache keeps it (Back on a clinic's shared computer, after signing out),
+    nor any other page of the account, as none keeps the portal's."""
+    sign_in(client, counsellor_user.email, PASSWORD)
+    page = client.get(reverse("mfa_activate_totp"))
+    assert page.status_code == 200 and client.session[SECRET_SESSION_KEY] in page.content.decode()
+    for response in (
+        page,
+        client.get(reverse("mfa_index")),
+        client.get(reverse("account_change_password")),
+        client.get(reverse("account_reauthenticate")),
+    ):
+        cache_control = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+        assert {"no-store", "private"} <= cache_control, response.request["PATH_INFO"]
+    client.logout()
+    login_page = client.get(reverse("account_login"))
+    assert "no-store" in login_page["Cache-Control"]
+
+
 def test_sign_in_with_password_and_authenticator_code(client, counsellor_user, counsellor):
     secret = totp_enable(counsellor_user)
     response = sign_in(client, counsellor_user.email, PASSWORD)
