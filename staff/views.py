@@ -889,7 +889,18 @@ def _render_detail(request: HttpRequest, booking: Booking, *, status: int = 200,
 @staff_required
 def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _detail_booking(request, pk)
-    if not (request.htmx and "times_of" in request.GET):  # not another counsellor's times shown in place
+    # Another counsellor's times shown in place (htmx, ?times_of=) are not another opening of
+    # the page they are on, already recorded in this sign-in. The answer is the whole booking,
+    # though, and the headers are the asker's to send: unrecorded only after such a page.
+    in_place = request.htmx and "times_of" in request.GET
+    if not (
+        in_place
+        and BookingView.objects.filter(
+            booking=booking,
+            user=request.user,
+            viewed_at__gte=timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE),
+        ).exists()
+    ):
         BookingView.objects.create(booking=booking, user=request.user)
     return _render_detail(request, booking)
 

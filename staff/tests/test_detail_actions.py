@@ -55,6 +55,22 @@ def test_detail_shows_everything_and_records_the_view(counsellor_client, counsel
     assert "Who opened this booking" not in html  # the log is for administrators
 
 
+def test_no_request_headers_open_a_booking_unrecorded(admin_client, admin_user, pending, other_counsellor):
+    """The page's "Show the times of" swaps a list in place (htmx, ?times_of=) without a second
+    entry in the log, as the page it is on was recorded. Asked for by hand, with those headers,
+    it answers the whole booking, the client's words with it: recorded then."""
+    response = admin_client.get(url("detail", pending), {"times_of": other_counsellor.pk}, **HX)
+    assert response.status_code == 200 and "I have trouble sleeping" in response.content.decode()
+    assert BookingView.objects.filter(booking=pending, user=admin_user).count() == 1
+    # From the page just opened, the list again: no more entries.
+    admin_client.get(url("detail", pending), {"times_of": pending.counsellor_id}, **HX)
+    assert BookingView.objects.filter(booking=pending, user=admin_user).count() == 1
+    # A page opened long ago does not count: the swap comes from a page of this sign-in.
+    BookingView.objects.update(viewed_at=timezone.now() - timedelta(days=2))
+    admin_client.get(url("detail", pending), {"times_of": other_counsellor.pk}, **HX)
+    assert BookingView.objects.filter(booking=pending, user=admin_user).count() == 2
+
+
 def test_administrators_see_the_views_log(admin_client, counsellor_client, pending):
     counsellor_client.get(url("detail", pending))
     html = admin_client.get(url("detail", pending)).content.decode()
