@@ -44,6 +44,7 @@ from bookings.services import (
 )
 from bookings.templatetags.mindsettler import money, when_short
 from mindsettler.forms import Pairs
+from staff.middleware import second_factor_given
 from staff.models import User
 
 DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -564,6 +565,13 @@ class ActivateTOTPForm(totp_forms.ActivateTOTPForm):
         super().__init__(*args, **kwargs)
         if pending and not self.is_bound:
             self.secret = allauth_context.request.session[totp_auth.SECRET_SESSION_KEY] = pending
+
+    def clean_code(self) -> str:
+        code = super().clean_code()
+        # This sign-in has given a code of the app: the portal opens to it (staff.middleware),
+        # and not to another sign-in of the account made with the password alone.
+        second_factor_given(allauth_context.request.session, self.user)
+        return code
 
 
 class CounsellorRoomForm(forms.ModelForm):

@@ -36,8 +36,17 @@ class StaffSessionMiddleware:
                 request.session[_LAST_SEEN] = now
             # path_info: the path within the site, whatever prefix a proxy mounts it under
             # (SCRIPT_NAME), as the URLs are resolved.
-            if request.path_info.startswith("/staff/") and not _has_second_factor(request, user):
-                return redirect("mfa_activate_totp")
+            if request.path_info.startswith("/staff/"):
+                second_factor = _second_factor(request, user)
+                if second_factor == _NONE:
+                    return redirect("mfa_activate_totp")
+                if second_factor == _NOT_GIVEN:
+                    # Signed in with a password alone while the account had no authenticator
+                    # app, which has been set up since in another sign-in: this one gives its
+                    # code at sign-in, as every sign-in of the account now does.
+                    logout(request)
+                    query = urlencode({"next": request.get_full_path()})
+                    return redirect(f"{reverse('account_login')}?{query}")
         response = self.get_response(request)
         if request.path_info.startswith("/accounts/"):
             # allauth's pages: the authenticator's key on its setup page (every later code
@@ -48,24 +57,45 @@ class StaffSessionMiddleware:
 
 
 _MFA_CONFIRMED = "staff_mfa_confirmed_for"
+_CODE_GIVEN = "staff_mfa_code_given_for"
+_GIVEN, _NONE, _NOT_GIVEN = "given", "none", "not given"
 
 
-def _has_second_factor(request: HttpRequest, user) -> bool:
-    """Whether `user` has an authenticator app. A yes is remembered in the session (saving a
-    query on every portal page) until the authenticator is removed (see forget_second_factor).
-    When an administrator resets someone's second factor, that person's sessions are ended
-    instead (staff.services.staff_second_factor_reset): their remembered yes goes with them."""
+def _second_factor(request: HttpRequest, user) -> str:
+    """Whether this session gave a code of `user`'s authenticator app: at sign-in (allauth's
+    second step) or when setting the app up (second_factor_given). _GIVEN if so; _NONE if the
+    account has no app (to set one up); _NOT_GIVEN if it has one but this session never gave
+    its code: a sign-in with the password alone, made before the app was set up in another.
+    That the account has an app is not enough.
+
+    A yes is remembered in the session (saving a query on every portal page) until the
+    authenticator is removed (see forget_second_factor). When an administrator resets
+    someone's second factor, that person's sessions are ended instead
+    (staff.services.staff_second_factor_reset): their remembered yes goes with them."""
+    from allauth.account.internal.flows.login import get_authentication_records
     from allauth.mfa.models import Authenticator
 
     if request.session.get(_MFA_CONFIRMED) == user.pk:
-        return True
-    if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-        request.session[_MFA_CONFIRMED] = user.pk
-        return True
-    return False
+        return _GIVEN
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        return _NONE
+    given = request.session.get(_CODE_GIVEN) == user.pk or any(
+        record.get("method") == "mfa" for record in get_authentication_records(request, user)
+    )
+    if not given:
+        return _NOT_GIVEN
+    request.session[_MFA_CONFIRMED] = user.pk
+    return _GIVEN
+
+
+def second_factor_given(session, user) -> None:
+    """`session` gave a code of the authenticator app `user` is setting up (allauth records
+    the codes given at sign-in itself)."""
+    session[_CODE_GIVEN] = user.pk
 
 
 def forget_second_factor(sender, request: HttpRequest | None = None, **kwargs) -> None:
     """allauth's authenticator_removed: the session must check again."""
     if request is not None and hasattr(request, "session"):
         request.session.pop(_MFA_CONFIRMED, None)
+        request.session.pop(_CODE_GIVEN, None)

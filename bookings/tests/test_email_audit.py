@@ -23,7 +23,7 @@ from bookings.models import Actor, Booking, ConsentGiven, LinkToken, Mode, Outbo
 from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi
 from conftest import next_weekday_at
 from staff.services import staff_invite
-from staff.tests.conftest import totp_enable
+from staff.tests.conftest import sign_in_with_second_factor
 
 pytestmark = pytest.mark.django_db
 
@@ -379,8 +379,7 @@ def test_the_payment_alert_opens_that_bookings_page_in_the_staff_portal(journey,
         # At the form where an administrator says what was done about the payment.
         url = f"http://testserver/staff/bookings/{alert.booking.pk}/#settle-"
         assert url in alert.body_text and f'href="{url}' in alert.body_html
-    totp_enable(admin_user)  # every staff account has a second factor
-    client.force_login(admin_user)
+    sign_in_with_second_factor(client, admin_user)  # every staff account has a second factor
     page = client.get(f"/staff/bookings/{alerts[0].booking.pk}/")
     assert page.status_code == 200 and alerts[0].booking.ack_id in page.content.decode()
 

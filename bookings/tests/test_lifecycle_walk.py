@@ -89,7 +89,7 @@ from bookings.tests import journey
 from bookings.tokens import token_create
 from staff.models import User
 from staff.services import staff_deactivate, staff_reactivate
-from staff.tests.conftest import totp_enable
+from staff.tests.conftest import sign_in_with_second_factor, totp_enable
 
 pytestmark = pytest.mark.django_db
 
@@ -361,7 +361,7 @@ class World:
     def staff_client(self, user: User | None = None) -> Client:
         # A fresh sign-in each time: staff sessions end after idle minutes, and the clock moves.
         staff = FlushingClient(self)
-        staff.force_login(user or self.admin)
+        sign_in_with_second_factor(staff, user or self.admin)
         return staff
 
     def manage_token(self, booking: Booking) -> str:

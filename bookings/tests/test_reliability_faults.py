@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from bookings.models import Booking, BookingEvent, OutboundEmail, Status
 from bookings.services import booking_approve
-from staff.tests.conftest import totp_enable
+from staff.tests.conftest import sign_in_with_second_factor
 
 ROOT = Path(__file__).resolve().parents[2]
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
@@ -64,7 +64,6 @@ def smtp_settings(settings, port: int) -> None:
 
 
 def staff_browser(user, capture) -> Client:
-    totp_enable(user)
     browser = Client()
     original = browser.request
 
@@ -73,7 +72,7 @@ def staff_browser(user, capture) -> Client:
             return original(**kwargs)
 
     browser.request = request
-    browser.force_login(user)
+    sign_in_with_second_factor(browser, user)
     return browser
 
 

@@ -248,11 +248,10 @@ def invariant_violations() -> list[str]:
 
 def staff_cookies(user) -> dict[str, str]:
     """A signed-in administrator's session, with a second factor set up (as the portal needs)."""
-    from staff.tests.conftest import totp_enable
+    from staff.tests.conftest import sign_in_with_second_factor
 
-    totp_enable(user)
     browser = Client()
-    browser.force_login(user)
+    sign_in_with_second_factor(browser, user)
     return {"sessionid": browser.cookies["sessionid"].value}
 
 

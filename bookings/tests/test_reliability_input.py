@@ -157,11 +157,10 @@ def test_script_in_every_client_field_is_escaped_in_every_output(
     booking = Booking.objects.get()
     assert booking.client_name == SCRIPT and booking.concerns == SCRIPT  # stored as typed
 
-    from staff.tests.conftest import totp_enable
+    from staff.tests.conftest import sign_in_with_second_factor
 
-    totp_enable(admin_user)
     staff = Client()
-    staff.force_login(admin_user)
+    sign_in_with_second_factor(staff, admin_user)
     approve = staff.post(
         f"/staff/bookings/{booking.pk}/approve/", {"approve-slot": slot.pk, "approve-version": booking.version}
     )

@@ -82,11 +82,10 @@ def test_every_page_type_sends_the_security_headers(
         seen.append(path)
 
     # Staff pages, signed in with a second factor.
-    from staff.tests.conftest import totp_enable
+    from staff.tests.conftest import sign_in_with_second_factor
 
-    totp_enable(admin_user)
     staff = Client()
-    staff.force_login(admin_user)
+    sign_in_with_second_factor(staff, admin_user)
     for path in ("/staff/", "/staff/bookings/", f"/staff/bookings/{booking.pk}/", "/staff/calendar/"):
         response = get(staff, path)
         assert response.status_code == 200, path

@@ -69,11 +69,10 @@ def test_a_whole_journey_logs_no_personal_data_or_tokens(
     client.get("/bookings/not-a-real-token-0123456789/")
     booking = Booking.objects.get()
 
-    from staff.tests.conftest import totp_enable
+    from staff.tests.conftest import sign_in_with_second_factor
 
-    totp_enable(admin_user)
     staff = Client()
-    staff.force_login(admin_user)
+    sign_in_with_second_factor(staff, admin_user)
     staff.get(f"/staff/bookings/{booking.pk}/")
     approved = staff.post(
         f"/staff/bookings/{booking.pk}/approve/", {"approve-slot": slot.pk, "approve-version": booking.version}

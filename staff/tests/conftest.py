@@ -8,6 +8,7 @@ from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_tot
 from django.conf import settings
 from django.test import Client
 
+from staff.middleware import second_factor_given
 from staff.models import User
 
 
@@ -47,6 +48,17 @@ def totp_code(secret: str) -> str:
     return format_hotp_value(hotp_value(secret, int(time.time()) // period))
 
 
+def sign_in_with_second_factor(browser: Client, user: User) -> None:
+    """`browser` signed in as `user`, as after giving their authenticator app's code at
+    sign-in (the portal requires it); the app is set up first if they have none."""
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        totp_enable(user)
+    browser.force_login(user)
+    session = browser.session
+    second_factor_given(session, user)
+    session.save()
+
+
 @pytest.fixture
 def login(client, django_capture_on_commit_callbacks):
     """`login(user)`: a browser of its own, signed in as `user` with a second factor set up
@@ -63,9 +75,7 @@ def login(client, django_capture_on_commit_callbacks):
                 return original(**kwargs)
 
         browser.request = request
-        if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-            totp_enable(user)
-        browser.force_login(user)
+        sign_in_with_second_factor(browser, user)
         return browser
 
     return do

@@ -91,6 +91,37 @@ def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_
     assert client.get(reverse("staff:dashboard")).status_code == 200
 
 
+def test_a_session_opens_the_portal_only_once_it_has_given_a_code(client, counsellor_user, counsellor):
+    """Someone holding only the password of a staff member who has no authenticator app yet
+    (just invited, or after a reset) signs in and waits. Its owner then sets up their app in
+    their own sign-in: the waiting session, which never gave a code, is not let in by that,
+    but ended and sent to sign in, where the code is asked for."""
+    from django.test import Client
+
+    waiting = Client()
+    sign_in(waiting, counsellor_user.email, PASSWORD)
+    assert waiting.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+
+    sign_in(client, counsellor_user.email, PASSWORD)
+    client.get(reverse("mfa_activate_totp"))
+    secret = client.session[SECRET_SESSION_KEY]
+    assert client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)}).status_code == 302
+    assert client.get(reverse("staff:dashboard")).status_code == 200  # the code was given here
+
+    for path in (reverse("staff:dashboard"), reverse("staff:booking_export")):
+        response = waiting.get(path)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("account_login")), path
+        assert "_auth_user_id" not in waiting.session
+    # Signing in again asks for a code (one of the recovery codes, as the app's was just used),
+    # and then the portal opens.
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    codes = RecoveryCodes(Authenticator.objects.get(user=counsellor_user, type=Authenticator.Type.RECOVERY_CODES))
+    assert sign_in(waiting, counsellor_user.email, PASSWORD)["Location"] == reverse("mfa_authenticate")
+    assert waiting.post(reverse("mfa_authenticate"), {"code": codes.get_unused_codes()[0]}).status_code == 302
+    assert waiting.get(reverse("staff:dashboard")).status_code == 200
+
+
 def test_account_pages_are_kept_by_no_cache(client, counsellor_user, counsellor):
     """The setup page shows the authenticator's key, from which every later code follows: no
     shared or browser cache keeps it (Back on a clinic's shared computer, after signing out),

@@ -16,7 +16,7 @@ from django.utils import timezone
 from bookings.models import Counsellor, Slot, Status
 from staff.models import AccountEvent, User
 from staff.services import StaffAccountError, staff_deactivate, staff_reactivate, staff_second_factor_reset
-from staff.tests.conftest import totp_enable
+from staff.tests.conftest import sign_in_with_second_factor, totp_enable
 
 PASSWORD = "a-long-counsellor-password"
 CONFIRM = {"confirm": "on"}
@@ -331,8 +331,7 @@ def test_the_actions_need_the_csrf_token(admin_user, counsellor_user, counsellor
     from django.test import Client
 
     browser = Client(enforce_csrf_checks=True)
-    totp_enable(admin_user)
-    browser.force_login(admin_user)
+    sign_in_with_second_factor(browser, admin_user)
     assert browser.post(deactivate_url(counsellor_user), CONFIRM).status_code == 403
     assert User.objects.get(pk=counsellor_user.pk).is_active
 
