@@ -7,6 +7,7 @@ a dozen queries and can lose counts under concurrency; one upsert costs one quer
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from django.conf import settings
@@ -18,12 +19,24 @@ from bookings.models import RateCounter
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The caller's address. Behind NUM_PROXIES trusted proxies, from X-Forwarded-For."""
+    """The caller's address, as rate limits count callers. Behind NUM_PROXIES trusted
+    proxies, from X-Forwarded-For. An IPv6 address counts as its /64 network: one home, phone
+    or server is given a whole /64, and counted address by address, anyone could start a new
+    count with each request. An IPv4 address written as IPv6 (::ffff:a.b.c.d) is that one."""
+    address = request.META.get("REMOTE_ADDR", "") or "unknown"
     if settings.NUM_PROXIES:
         forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
         if len(forwarded) >= settings.NUM_PROXIES:
-            return forwarded[-settings.NUM_PROXIES]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+            address = forwarded[-settings.NUM_PROXIES]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
 
 
 def _count_in_database(key: str, period_start: int) -> int:

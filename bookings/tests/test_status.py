@@ -163,6 +163,25 @@ def test_lookups_are_rate_limited_per_ip(client, settings, make_booking):
     assert other.status_code == 200
 
 
+def test_a_new_ipv6_address_of_the_same_network_does_not_start_a_new_count(client, settings, make_booking):
+    """One home, phone or server is given a whole /64 of IPv6 addresses: counted address by
+    address, anyone could look up ack ID after ack ID from a new address each time."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "status_lookup": (2, 60)}
+    booking = make_booking(Status.PENDING)
+
+    def lookup(address: str):
+        return client.post("/status/", {"lookup": "ack", "ack_id": booking.ack_id}, REMOTE_ADDR=address)
+
+    assert lookup("2001:db8:1:2::1").status_code == 200
+    assert lookup("2001:db8:1:2::2").status_code == 200
+    assert lookup("2001:db8:1:2:ffff:ffff:ffff:ffff").status_code == 429
+    assert lookup("2001:db8:1:3::1").status_code == 200  # another network
+    # An IPv4 address written as IPv6 (a dual-stack server's way) is that IPv4 address.
+    assert lookup("10.0.0.7").status_code == 200
+    assert lookup("::ffff:10.0.0.7").status_code == 200
+    assert lookup("10.0.0.7").status_code == 429
+
+
 def test_one_address_is_not_flooded_but_the_answer_stays_the_same(client, make_booking):
     """Three emails an hour to one address (the default, as for other emails sent on request),
     however many addresses the requests come from; each visitor sees the same answer."""
