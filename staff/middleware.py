@@ -34,19 +34,20 @@ class StaffSessionMiddleware:
             # query per request (and the idle limit is counted in minutes anyway).
             if last_seen is None or now - last_seen >= 60:
                 request.session[_LAST_SEEN] = now
+            second_factor = _second_factor(request, user)
+            if second_factor == _NOT_GIVEN:
+                # Signed in with a password alone while the account had no authenticator app,
+                # which has been set up since in another sign-in: this one gives its code at
+                # sign-in, as every sign-in of the account now does. Ended on any page, not
+                # only the portal's: the account's pages would show it the new recovery codes
+                # for the password alone.
+                logout(request)
+                query = urlencode({"next": request.get_full_path()})
+                return redirect(f"{reverse('account_login')}?{query}")
             # path_info: the path within the site, whatever prefix a proxy mounts it under
             # (SCRIPT_NAME), as the URLs are resolved.
-            if request.path_info.startswith("/staff/"):
-                second_factor = _second_factor(request, user)
-                if second_factor == _NONE:
-                    return redirect("mfa_activate_totp")
-                if second_factor == _NOT_GIVEN:
-                    # Signed in with a password alone while the account had no authenticator
-                    # app, which has been set up since in another sign-in: this one gives its
-                    # code at sign-in, as every sign-in of the account now does.
-                    logout(request)
-                    query = urlencode({"next": request.get_full_path()})
-                    return redirect(f"{reverse('account_login')}?{query}")
+            if second_factor == _NONE and request.path_info.startswith("/staff/"):
+                return redirect("mfa_activate_totp")
         response = self.get_response(request)
         if request.path_info.startswith("/accounts/"):
             # allauth's pages: the authenticator's key on its setup page (every later code

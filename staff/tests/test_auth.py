@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from bookings.models import Counsellor
 from staff.models import User
-from staff.tests.conftest import totp_code, totp_enable
+from staff.tests.conftest import sign_in_with_second_factor, totp_code, totp_enable
 
 PASSWORD = "a-long-counsellor-password"
 
@@ -94,28 +94,31 @@ def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_
 def test_a_session_opens_the_portal_only_once_it_has_given_a_code(client, counsellor_user, counsellor):
     """Someone holding only the password of a staff member who has no authenticator app yet
     (just invited, or after a reset) signs in and waits. Its owner then sets up their app in
-    their own sign-in: the waiting session, which never gave a code, is not let in by that,
+    their own sign-in: the waiting sessions, which never gave a code, are not let in by that,
     but ended and sent to sign in, where the code is asked for."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
     from django.test import Client
 
-    waiting = Client()
-    sign_in(waiting, counsellor_user.email, PASSWORD)
-    assert waiting.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+    waiting, lurking = Client(), Client()
+    for browser in (waiting, lurking):
+        sign_in(browser, counsellor_user.email, PASSWORD)
+        assert browser.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
 
     sign_in(client, counsellor_user.email, PASSWORD)
     client.get(reverse("mfa_activate_totp"))
     secret = client.session[SECRET_SESSION_KEY]
     assert client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)}).status_code == 302
+    assert client.get(reverse("mfa_view_recovery_codes")).status_code == 200
     assert client.get(reverse("staff:dashboard")).status_code == 200  # the code was given here
 
-    for path in (reverse("staff:dashboard"), reverse("staff:booking_export")):
-        response = waiting.get(path)
+    # Not the portal, nor the account's pages, where the password alone (asked again) would
+    # show the new recovery codes.
+    for browser, path in ((waiting, reverse("staff:booking_export")), (lurking, reverse("mfa_view_recovery_codes"))):
+        response = browser.get(path)
         assert response.status_code == 302 and response["Location"].startswith(reverse("account_login")), path
-        assert "_auth_user_id" not in waiting.session
+        assert "_auth_user_id" not in browser.session
     # Signing in again asks for a code (one of the recovery codes, as the app's was just used),
     # and then the portal opens.
-    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
-
     codes = RecoveryCodes(Authenticator.objects.get(user=counsellor_user, type=Authenticator.Type.RECOVERY_CODES))
     assert sign_in(waiting, counsellor_user.email, PASSWORD)["Location"] == reverse("mfa_authenticate")
     assert waiting.post(reverse("mfa_authenticate"), {"code": codes.get_unused_codes()[0]}).status_code == 302
@@ -314,8 +317,7 @@ def test_invitation_form_errors_are_shown_next_to_fields(admin_client):
 
 
 def test_staff_cannot_add_or_switch_their_sign_in_address(client, counsellor_user, counsellor):
-    totp_enable(counsellor_user)
-    client.force_login(counsellor_user)
+    sign_in_with_second_factor(client, counsellor_user)
     assert client.get("/accounts/email/").status_code == 404
     response = client.post("/accounts/email/", {"action_add": "", "email": "elsewhere@example.com"})
     assert response.status_code == 404
