@@ -68,6 +68,13 @@ def time_cell(page: Page, day: datetime, at: str) -> dict[str, float]:
     return {"x": column["x"] + column["width"] / 2, "y": row["y"] + row["height"] / 2}
 
 
+def scrolled_near_the_top(event) -> None:
+    """The page scrolled to put `event` a little below the top of the window: the mouse only
+    reaches what is on screen, and the text above the calendar pushes its afternoon rows
+    below the window's edge."""
+    event.evaluate("e => window.scrollBy(0, e.getBoundingClientRect().top - 120)")
+
+
 def drag(page: Page, start: dict[str, float], end: dict[str, float]) -> None:
     page.mouse.move(start["x"], start["y"])
     page.mouse.down()
@@ -209,6 +216,7 @@ def test_a_session_dragged_in_another_zone_moves_to_the_clinic_time_shown(london
     asked = dialogs(page, accept=True)
     page.reload()
     event = find_on_calendar(london, booking.ack_id)
+    scrolled_near_the_top(event)
     box = event.bounding_box()
     assert box
     to = time_cell(page, morning, "14:00")
@@ -263,6 +271,7 @@ def test_a_session_dragged_on_an_expired_page_says_to_reload(london, make_bookin
     dialogs(page, accept=True)
     page.reload()
     event = find_on_calendar(london, booking.ack_id)
+    scrolled_near_the_top(event)
     box = event.bounding_box()
     assert box
     to = time_cell(page, morning, "14:00")
