@@ -540,6 +540,39 @@ class Payment(models.Model):
         return (self.amount if self.captured_amount is None else self.captured_amount) - self.refunded_earlier
 
 
+class RefundHeardEarly(models.Model):
+    """A provider's news of a refund of a payment whose capture we have not heard of yet (its
+    webhook is late, or the client's browser never came back): refunded from the provider's
+    dashboard, say, or by the provider itself. Kept until the capture arrives, so that
+    `payment_confirm` knows the money is already going back: it confirms nothing then, and
+    is not refunded a second time."""
+
+    class State(models.TextChoices):
+        CREATED = "created", "Refund started"
+        PROCESSED = "processed", "Refunded"
+        FAILED = "failed", "Refund failed"
+
+    provider = models.CharField(max_length=20)
+    provider_payment_id = models.CharField(max_length=100)
+    provider_refund_id = models.CharField(max_length=100)
+    state = models.CharField(max_length=10, choices=State.choices)
+    amount = models.PositiveIntegerField(help_text="In minor units (paise).")
+    raw = models.JSONField(default=dict, blank=True, help_text="The provider's last word on the refund.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_refund_id"], name="refund_heard_early_unique"),
+            models.CheckConstraint(
+                condition=~Q(provider_payment_id="") & ~Q(provider_refund_id=""), name="refund_heard_early_ids"
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "provider_payment_id"], name="refund_heard_early_payment")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} refund {self.provider_refund_id} of {self.provider_payment_id} ({self.state})"
+
+
 class WebhookEvent(models.Model):
     """Provider webhook events already processed, so a replay changes nothing."""
 

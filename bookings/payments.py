@@ -77,6 +77,17 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class RefundCreated:
+    """The provider says it has taken a refund on (ours, staff's from its dashboard, or its
+    own): the money is on its way back, and news that it was processed or failed will follow."""
+
+    payment_id: str
+    refund_id: str
+    amount: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RefundProcessed:
     """The provider says a refund has reached (or is on its way to) the client's bank."""
 
@@ -107,7 +118,7 @@ class Ignored:
 class WebhookEvent:
     event_id: str
     kind: str
-    outcome: Paid | Failed | RefundProcessed | RefundFailed | Ignored
+    outcome: Paid | Failed | RefundCreated | RefundProcessed | RefundFailed | Ignored
 
 
 @dataclass(frozen=True)
@@ -421,13 +432,14 @@ class RazorpayProvider(PaymentProvider):
         kind = str(event.get("event", ""))
         payload = event.get("payload") or {}
         entity = lambda name: (payload.get(name) or {}).get("entity") or {}  # noqa: E731
-        outcome: Paid | Failed | RefundProcessed | RefundFailed | Ignored
+        outcome: Paid | Failed | RefundCreated | RefundProcessed | RefundFailed | Ignored
         if kind in ("payment.captured", "order.paid", "payment.failed"):
             result = _razorpay_payment_outcome(entity("payment"), raw={"webhook": event})
             outcome = Ignored(kind) if isinstance(result, Waiting) else result
-        elif kind in ("refund.processed", "refund.failed"):
+        elif kind in ("refund.created", "refund.processed", "refund.failed"):
             refund = entity("refund")
-            outcome = (RefundProcessed if kind == "refund.processed" else RefundFailed)(
+            news = {"refund.created": RefundCreated, "refund.processed": RefundProcessed}.get(kind, RefundFailed)
+            outcome = news(
                 payment_id=str(refund.get("payment_id") or ""),
                 refund_id=str(refund.get("id") or ""),
                 amount=int(refund.get("amount") or 0),

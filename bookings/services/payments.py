@@ -22,6 +22,7 @@ from bookings.models import (
     Actor,
     Booking,
     Payment,
+    RefundHeardEarly,
     Status,
     WebhookEvent,
 )
@@ -242,7 +243,50 @@ def payment_confirm(
     currency must match the booking exactly or nothing is confirmed and staff are told. A
     payment for a booking that can no longer be confirmed (cancelled, expired, or already
     paid by another attempt) is recorded and refunded automatically, and staff are told.
+
+    News of its refunds heard before it (`RefundHeardEarly`) is applied as if it came now:
+    a payment already refunded in full (or being refunded) confirms nothing and is not
+    refunded again; a part refunded is counted as an earlier refund.
     """
+    with transaction.atomic():
+        payment = _payment_capture(
+            payment_id=payment_id,
+            provider_payment_id=provider_payment_id,
+            amount=amount,
+            currency=currency,
+            raw=raw,
+            source=source,
+        )
+        if payment.provider_payment_id == provider_payment_id:
+            early = RefundHeardEarly.objects.select_for_update().filter(
+                provider=payment.provider, provider_payment_id=provider_payment_id
+            )
+            for news in early.order_by("received_at", "pk"):
+                if news.state == RefundHeardEarly.State.PROCESSED:
+                    payment_refund_processed(
+                        provider=news.provider,
+                        provider_payment_id=provider_payment_id,
+                        refund_id=news.provider_refund_id,
+                        raw=news.raw,
+                        amount=news.amount,
+                    )
+            # Told to the payment now; a refund only started is settled by its own news.
+            early.delete()
+            payment.refresh_from_db()
+    return payment
+
+
+def _payment_capture(
+    *,
+    payment_id: int,
+    provider_payment_id: str,
+    amount: int,
+    currency: str,
+    raw: dict[str, Any],
+    source: str,
+) -> Payment:
+    """payment_confirm's work, but for counting the refunds of part heard before the payment
+    (a refund of all of it heard before is counted here: it decides what the payment does)."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.provider_payment_id == provider_payment_id:
@@ -273,6 +317,14 @@ def payment_confirm(
             "refund_status",
             "updated_at",
         ]
+        early = list(
+            RefundHeardEarly.objects.filter(provider=payment.provider, provider_payment_id=provider_payment_id)
+            .exclude(state=RefundHeardEarly.State.FAILED)
+            .order_by("received_at", "pk")
+        )
+        if early and sum(news.amount or amount for news in early) >= amount:
+            _payment_refunded_before_heard(payment=payment, booking=booking, early=early, paid=paid, fields=fields)
+            return payment
         mismatch = (amount, currency) != (booking.amount, booking.currency) or (amount, currency) != (
             payment.amount,
             payment.currency,
@@ -325,6 +377,46 @@ def payment_confirm(
         _refund_mark(payment=payment, reason="Payment arrived too late")
         notifications.payment_refunding(booking=booking, payment=payment)
     return payment
+
+
+def _payment_refunded_before_heard(
+    *, payment: Payment, booking: Booking, early: list[RefundHeardEarly], paid: str, fields: list[str]
+) -> None:
+    """Inside payment_confirm's transaction, both rows locked: the provider had refunded the
+    whole payment (or taken its refund on) before we heard it was captured: from its
+    dashboard, say, or by itself. It confirms nothing, nothing is asked for again, and a
+    booking that was waiting for it may be paid again. The refund in hand is the last one
+    still under way (its news settles it, or the refund check asks), else the last one."""
+    in_hand = next((news for news in reversed(early) if news.state == RefundHeardEarly.State.CREATED), early[-1])
+    for news in early:
+        if news is not in_hand:
+            _raw_add(payment, "refund_earlier", {"id": news.provider_refund_id, "amount": news.amount})
+            payment.refunded_earlier += news.amount
+        _raw_add(payment, f"refund_{news.state}", news.raw)
+    captured = payment_captured_amount(payment)
+    payment.refunded_earlier = min(payment.refunded_earlier, captured)
+    payment.refunded_amount = captured
+    payment.provider_refund_id = in_hand.provider_refund_id
+    payment.refund_status = (
+        Payment.RefundState.PROCESSED
+        if in_hand.state == RefundHeardEarly.State.PROCESSED
+        else Payment.RefundState.PENDING
+    )
+    payment.status = Payment.State.REFUNDED
+    payment.save(update_fields=[*fields, "refunded_amount", "refunded_earlier", "provider_refund_id"])
+    RefundHeardEarly.objects.filter(pk__in=[news.pk for news in early]).delete()
+    payable = booking.status in (Status.APPROVED, Status.PAYMENT_PENDING)
+    booking_record(
+        booking=booking,
+        action="payment_refunded" if payable else "late_payment",
+        actor=Actor.PROVIDER,
+        reason=f"Payment of {paid} ({payment.provider} {payment.provider_payment_id}) arrived already refunded "
+        f"({', '.join(news.provider_refund_id for news in early)}); it confirms nothing",
+    )
+    if payable:
+        _payable_again(booking.pk, reason="The payment arrived already refunded; the client may pay again")
+    else:
+        notifications.payment_refunding(booking=booking, payment=payment)
 
 
 def _refund_mark(*, payment: Payment, reason: str) -> None:
@@ -397,7 +489,9 @@ def payments_taken_lock(*, booking_id: int) -> list[Payment]:
     ]
 
 
-def _payable_again(booking_id: int) -> None:
+def _payable_again(
+    booking_id: int, *, reason: str = "The payment that did not match is going back; the client may pay again"
+) -> None:
     """Inside the caller's transaction, after the payment row it changed (the lock order): a
     booking waiting for payment with nothing under way any more (no attempt open, no money
     held) goes back to APPROVED, so the client can pay (a wrong amount, say, now refunded)."""
@@ -410,7 +504,7 @@ def _payable_again(booking_id: int) -> None:
         booking=booking,
         to=Status.APPROVED,
         actor=Actor.SYSTEM,
-        reason="The payment that did not match is going back; the client may pay again",
+        reason=reason,
     )
 
 
@@ -650,9 +744,45 @@ def payment_refunds_check(*, older_than: timedelta = timedelta(hours=1)) -> int:
     return settled
 
 
-def payment_refund_news(*, provider: str, outcome: payments.RefundProcessed | payments.RefundFailed) -> None:
+def _refund_heard_early(
+    *,
+    provider: str,
+    outcome: payments.RefundCreated | payments.RefundProcessed | payments.RefundFailed,
+    state: str,
+) -> None:
+    """Inside the caller's transaction: news of a refund of a payment we have not heard was
+    captured, kept for `payment_confirm`. Its last word counts: processed or failed is final,
+    and a "created" arriving after it (webhooks come in any order) changes nothing."""
+    if not (outcome.payment_id and outcome.refund_id):
+        logger.info("refund %s: no payment for it", outcome.refund_id or "(no id)")
+        return
+    logger.info("refund %s (%s) of %s heard before its payment", outcome.refund_id, state, outcome.payment_id)
+    news = (
+        RefundHeardEarly.objects.select_for_update()
+        .filter(provider=provider, provider_refund_id=outcome.refund_id)
+        .first()
+    )
+    if news is None:
+        news = RefundHeardEarly(provider=provider, provider_refund_id=outcome.refund_id, amount=0)
+    elif news.state != RefundHeardEarly.State.CREATED:
+        return
+    news.provider_payment_id = outcome.payment_id
+    news.state = state
+    news.amount = outcome.amount or news.amount
+    news.raw = outcome.raw
+    news.save()
+
+
+def payment_refund_news(
+    *, provider: str, outcome: payments.RefundCreated | payments.RefundProcessed | payments.RefundFailed
+) -> None:
     """What the provider says of a refund, by webhook or when asked: settle the payment."""
-    if isinstance(outcome, payments.RefundProcessed):
+    if isinstance(outcome, payments.RefundCreated):
+        # Of a payment we know, its news that it was processed or failed settles it (and the
+        # refund check asks about ours); of one we do not know yet, it is kept for its capture.
+        if not Payment.objects.filter(provider=provider, provider_payment_id=outcome.payment_id or "-").exists():
+            _refund_heard_early(provider=provider, outcome=outcome, state=RefundHeardEarly.State.CREATED)
+    elif isinstance(outcome, payments.RefundProcessed):
         payment_refund_processed(
             provider=provider,
             provider_payment_id=outcome.payment_id,
@@ -674,7 +804,13 @@ def payment_refund_processed(
     with transaction.atomic():
         payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=provider_payment_id)
         if payment is None:
-            logger.info("refund %s processed: no payment for it", refund_id or "(no id)")
+            _refund_heard_early(
+                provider=provider,
+                outcome=payments.RefundProcessed(
+                    payment_id=provider_payment_id, refund_id=refund_id, amount=amount, raw=raw
+                ),
+                state=RefundHeardEarly.State.PROCESSED,
+            )
             return
         if refund_id and any(earlier["id"] == refund_id for earlier in _earlier_refunds(payment)):
             return  # late news of a refund already counted
@@ -732,7 +868,11 @@ def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id:
     with transaction.atomic():
         payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=provider_payment_id)
         if payment is None:
-            logger.info("refund %s failed: no payment for it", refund_id or "(no id)")
+            _refund_heard_early(
+                provider=provider,
+                outcome=payments.RefundFailed(payment_id=provider_payment_id, refund_id=refund_id, amount=0, raw=raw),
+                state=RefundHeardEarly.State.FAILED,
+            )
             return
         if payment.refund_status == Payment.RefundState.FAILED:
             return
@@ -827,7 +967,7 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
                     )
                 else:
                     payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
-            elif isinstance(outcome, payments.RefundProcessed | payments.RefundFailed):
+            elif isinstance(outcome, payments.RefundCreated | payments.RefundProcessed | payments.RefundFailed):
                 payment_refund_news(provider=provider, outcome=outcome)
     except IntegrityError:
         if WebhookEvent.objects.filter(provider=provider, event_id=event.event_id).exists():

@@ -947,21 +947,21 @@ def op_late_news(w: World) -> str | None:
 def op_dashboard_refund(w: World) -> str | None:
     """Staff refund part or all of a payment from Razorpay's dashboard (a goodwill refund,
     say); its webhook tells us."""
-    # Of payments we have heard of: news of a refund of one we have not is dropped (and the
-    # refund we then ask for is refused as more than it holds, and staff are told).
-    known = set(Payment.objects.exclude(provider_payment_id="").values_list("provider_payment_id", flat=True))
-    captured = [
-        p
-        for p in w.razorpay.payments.values()
-        if p["captured"] and p["amount_refunded"] < p["amount"] and p["id"] in known
-    ]
+    # Of payments we have heard of, and of ones whose news has not come yet: news of their
+    # refunds is kept until it does.
+    captured = [p for p in w.razorpay.payments.values() if p["captured"] and p["amount_refunded"] < p["amount"]]
     if not captured:
         return None
     paid = w.rng.choice(captured)
     rest = paid["amount"] - paid["amount_refunded"]
     amount = w.rng.choice([rest, rest // 2, min(rest, 10000)])
     w.say(f"dashboard refund of {amount} of {paid['id'][-4:]} ({rest} left)")
-    _webhook(w, "refund.processed", refund=w.razorpay.dashboard_refund(paid, amount))
+    refund = w.razorpay.dashboard_refund(paid, amount)
+    if w.rng.random() < 0.3:
+        # Razorpay's news that it took the refund on, before (or, replayed, after) the news
+        # that it went through.
+        _webhook(w, "refund.created", refund={**refund, "status": "pending"})
+    _webhook(w, "refund.processed", refund=refund)
     return None
 
 
