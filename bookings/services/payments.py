@@ -778,10 +778,7 @@ def payment_refund_news(
 ) -> None:
     """What the provider says of a refund, by webhook or when asked: settle the payment."""
     if isinstance(outcome, payments.RefundCreated):
-        # Of a payment we know, its news that it was processed or failed settles it (and the
-        # refund check asks about ours); of one we do not know yet, it is kept for its capture.
-        if not Payment.objects.filter(provider=provider, provider_payment_id=outcome.payment_id or "-").exists():
-            _refund_heard_early(provider=provider, outcome=outcome, state=RefundHeardEarly.State.CREATED)
+        payment_refund_created(provider=provider, outcome=outcome)
     elif isinstance(outcome, payments.RefundProcessed):
         payment_refund_processed(
             provider=provider,
@@ -794,6 +791,35 @@ def payment_refund_news(
         payment_refund_failed(
             provider=provider, provider_payment_id=outcome.payment_id, refund_id=outcome.refund_id, raw=outcome.raw
         )
+
+
+def payment_refund_created(*, provider: str, outcome: payments.RefundCreated) -> None:
+    """The provider says it took a refund on. Of a payment whose refund we asked for but
+    never had the answer to (a timeout), or decided but not sent yet, a refund of all that
+    is left is that one: recorded as under way, so it is not asked for again (the provider
+    would refuse it, and staff would be told a refund failed). Of one we do not know yet, it
+    is kept for its capture. Otherwise its news that it was processed or failed settles it."""
+    with transaction.atomic():
+        payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=outcome.payment_id)
+        if payment is None:
+            _refund_heard_early(provider=provider, outcome=outcome, state=RefundHeardEarly.State.CREATED)
+            return
+        rest = payment_captured_amount(payment) - payment.refunded_amount
+        if not (
+            payment.refund_status == Payment.RefundState.PENDING
+            and not payment.provider_refund_id
+            and outcome.refund_id
+            and outcome.amount == rest
+        ):
+            return
+        payment.provider_refund_id = outcome.refund_id
+        payment.refunded_amount += rest
+        payment.status = Payment.State.REFUNDED
+        _raw_add(payment, "refund", outcome.raw)
+        payment.save(update_fields=["provider_refund_id", "refunded_amount", "status", "raw", "updated_at"])
+        booking = Booking.objects.get(pk=payment.booking_id)
+        recorded = f"Refund of {_money(rest, payment.currency)} started ({payment.provider} {outcome.refund_id})"
+        booking_record(booking=booking, action="refund", actor=Actor.PROVIDER, reason=recorded)
 
 
 def payment_refund_processed(

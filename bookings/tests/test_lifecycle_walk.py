@@ -1005,6 +1005,10 @@ def op_refund_news(w: World) -> str | None:
     if not pending:
         return None
     refund = w.rng.choice(pending)
+    if w.rng.random() < 0.2:
+        # Its news that Razorpay took it on (which may also come after the outcome's, replayed).
+        _webhook(w, "refund.created", refund=refund)
+        return f"refund {refund['id'][-4:]} created (webhook)"
     refund["status"] = "processed" if w.rng.random() < 0.75 else "failed"
     if refund["status"] == "failed":
         w.razorpay.payments[refund["payment_id"]]["amount_refunded"] -= refund["amount"]

@@ -13,12 +13,13 @@ import json
 from datetime import timedelta
 
 import pytest
+import requests
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, Payment, RefundHeardEarly, Status
-from bookings.services import booking_cancel, bookings_expire
+from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
 from bookings.tests import test_payments_razorpay as razorpay
 from bookings.tests.test_payments_razorpay import (
     API,
@@ -184,3 +185,39 @@ def test_part_refunded_before_we_heard_of_the_payment_confirms_and_a_cancellatio
     assert json.loads(call.request.body)["amount"] == booking.amount - 50000
     payment.refresh_from_db()
     assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+
+
+# --- Our own refund's news ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("then", ["refund.processed", "refund.failed"])
+def test_a_refund_whose_answer_was_lost_is_known_by_its_news_and_not_asked_for_again(
+    client, api, approved, admin_user, oncommit, then
+):
+    """Razorpay took the refund on, but its answer never reached us (a timeout): its
+    refund.created is ours, so the retry asks nothing more (Razorpay would refuse it, and
+    staff would be told a refund failed that had not), and its outcome settles it."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    captured(client, api, booking, token, payment, how="webhook", amount=booking.amount)
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", body=requests.exceptions.ReadTimeout("slow"))
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    refund_news(client, ["refund.created"], amount=booking.amount)
+    mail.outbox = []
+
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    with oncommit():
+        payment_refunds_retry()
+
+    payment.refresh_from_db()
+    assert len(refund_calls(api)) == 1 and not mail.outbox
+    assert payment.refund_status == Payment.RefundState.PENDING and payment.provider_refund_id == REFUND_ID
+    assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
+    refund_news(client, [then], amount=booking.amount, first_event=2)
+    payment.refresh_from_db()
+    if then == "refund.processed":
+        assert payment.refund_status == Payment.RefundState.PROCESSED and not mail.outbox
+    else:
+        assert payment.refund_status == Payment.RefundState.FAILED and payment.refunded_amount == 0
+        assert [m.to for m in mail.outbox] == [[admin_user.email]]
