@@ -85,6 +85,8 @@ class RefundCreated:
     refund_id: str
     amount: int
     raw: dict[str, Any] = field(default_factory=dict)
+    # The payment's order, when the news names it (a webhook does; the refund API does not).
+    order_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class RefundProcessed:
     refund_id: str
     amount: int
     raw: dict[str, Any] = field(default_factory=dict)
+    # The payment's order, when the news names it (a webhook does; the refund API does not).
+    order_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class RefundFailed:
     refund_id: str
     amount: int
     raw: dict[str, Any] = field(default_factory=dict)
+    # The payment's order, when the news names it (a webhook does; the refund API does not).
+    order_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -444,6 +450,7 @@ class RazorpayProvider(PaymentProvider):
                 refund_id=str(refund.get("id") or ""),
                 amount=int(refund.get("amount") or 0),
                 raw=event,
+                order_id=str(entity("payment").get("order_id") or ""),
             )
         else:
             outcome = Ignored(kind)

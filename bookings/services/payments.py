@@ -75,10 +75,16 @@ def _payment_by_order(*, provider: str, order_id: str) -> Payment | None:
     return Payment.objects.filter(provider=provider, provider_order_id=order_id).first()
 
 
-def _payment_for_update_by_payment_id(*, provider: str, provider_payment_id: str) -> Payment | None:
-    """The attempt a captured provider payment belongs to, locked. Never matches an empty ID."""
+def _payment_for_update_by_payment_id(*, provider: str, provider_payment_id: str, order_id: str = "") -> Payment | None:
+    """The attempt a captured provider payment belongs to, locked. Never matches an empty ID.
+
+    News of a refund names the payment's order too: its attempt is locked first, so that a
+    capture being recorded at this moment is waited for and read once committed, rather than
+    the refund taken for one of a payment we have not heard of."""
     if not provider_payment_id:
         return None
+    if order_id:
+        list(Payment.objects.select_for_update().filter(provider=provider, provider_order_id=order_id))
     return (
         Payment.objects.select_for_update().filter(provider=provider, provider_payment_id=provider_payment_id).first()
     )
@@ -786,10 +792,15 @@ def payment_refund_news(
             refund_id=outcome.refund_id,
             raw=outcome.raw,
             amount=outcome.amount,
+            order_id=outcome.order_id,
         )
     else:
         payment_refund_failed(
-            provider=provider, provider_payment_id=outcome.payment_id, refund_id=outcome.refund_id, raw=outcome.raw
+            provider=provider,
+            provider_payment_id=outcome.payment_id,
+            refund_id=outcome.refund_id,
+            raw=outcome.raw,
+            order_id=outcome.order_id,
         )
 
 
@@ -800,7 +811,9 @@ def payment_refund_created(*, provider: str, outcome: payments.RefundCreated) ->
     would refuse it, and staff would be told a refund failed). Of one we do not know yet, it
     is kept for its capture. Otherwise its news that it was processed or failed settles it."""
     with transaction.atomic():
-        payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=outcome.payment_id)
+        payment = _payment_for_update_by_payment_id(
+            provider=provider, provider_payment_id=outcome.payment_id, order_id=outcome.order_id
+        )
         if payment is None:
             _refund_heard_early(provider=provider, outcome=outcome, state=RefundHeardEarly.State.CREATED)
             return
@@ -823,12 +836,14 @@ def payment_refund_created(*, provider: str, outcome: payments.RefundCreated) ->
 
 
 def payment_refund_processed(
-    *, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any], amount: int = 0
+    *, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any], amount: int = 0, order_id: str = ""
 ) -> None:
     """The provider says the refund reached the client's bank. After a failed refund this is
     staff's own refund, made from the provider's dashboard."""
     with transaction.atomic():
-        payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=provider_payment_id)
+        payment = _payment_for_update_by_payment_id(
+            provider=provider, provider_payment_id=provider_payment_id, order_id=order_id
+        )
         if payment is None:
             _refund_heard_early(
                 provider=provider,
@@ -887,12 +902,16 @@ def payment_refund_processed(
         _payable_again(payment.booking_id)  # a held wrong amount refunded from the dashboard
 
 
-def payment_refund_failed(*, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any]) -> None:
+def payment_refund_failed(
+    *, provider: str, provider_payment_id: str, refund_id: str, raw: dict[str, Any], order_id: str = ""
+) -> None:
     """The provider says a refund it had accepted did not go through: the money was never
     returned. Marked failed (the client's page says staff are arranging it), staff are
     told, and it is not retried automatically: whatever failed needs a person."""
     with transaction.atomic():
-        payment = _payment_for_update_by_payment_id(provider=provider, provider_payment_id=provider_payment_id)
+        payment = _payment_for_update_by_payment_id(
+            provider=provider, provider_payment_id=provider_payment_id, order_id=order_id
+        )
         if payment is None:
             _refund_heard_early(
                 provider=provider,

@@ -15,22 +15,26 @@ from datetime import timedelta
 import pytest
 import requests
 from django.core import mail
+from django.db import connection
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, Payment, RefundHeardEarly, Status
-from bookings.services import booking_cancel, bookings_expire, payment_refunds_retry
+from bookings.services import booking_cancel, bookings_expire, payment_confirm, payment_refunds_retry, payment_start
 from bookings.tests import test_payments_razorpay as razorpay
 from bookings.tests.test_payments_razorpay import (
     API,
     PAYMENT_ID,
     checkout_result,
+    order_body,
     payment_body,
     post_webhook,
     refund_body,
     start,
     webhook_event,
 )
+from bookings.tests.threads import held_open
 
 # Its fixtures, here too: Razorpay's test settings (autouse), `api` (Razorpay's HTTP answered)
 # and `approved` (a booking to pay, with its link's token).
@@ -221,3 +225,35 @@ def test_a_refund_whose_answer_was_lost_is_known_by_its_news_and_not_asked_for_a
     else:
         assert payment.refund_status == Payment.RefundState.FAILED and payment.refunded_amount == 0
         assert [m.to for m in mail.outbox] == [[admin_user.email]]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL for real concurrency")
+@pytest.mark.django_db(transaction=True)
+def test_news_of_a_refund_while_its_payment_is_being_recorded_waits_for_it(api, make_booking, counsellor):
+    """The capture and the news of its refund (staff's, from the dashboard) at one moment: the
+    news waits for the capture to be recorded and is counted on the payment, rather than kept
+    for a capture that has already come."""
+    booking = make_booking(Status.APPROVED)
+    api.post(f"{API}/orders", json=order_body(booking))
+    payment = payment_start(booking_id=booking.pk)
+    news = webhook_event("refund.processed", refund=refund_body(booking.amount), payment=payment_body(booking.amount))
+
+    def capture() -> None:
+        payment_confirm(
+            payment_id=payment.pk,
+            provider_payment_id=PAYMENT_ID,
+            amount=booking.amount,
+            currency=booking.currency,
+            raw={},
+            source="webhook:payment.captured",
+        )
+
+    def refunded() -> None:
+        assert post_webhook(Client(), news, event_id="evt_refund").status_code == 200
+
+    assert held_open(capture, refunded) == ("ok", "ok")
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
+    assert not RefundHeardEarly.objects.exists()
