@@ -9,22 +9,34 @@ money went back, or a person needed and nobody told.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 
 import pytest
 import requests
+import responses
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from bookings.errors import BookingError
 from bookings.models import Actor, Booking, BookingEvent, Payment, RefundHeardEarly, Status
-from bookings.services import booking_cancel, bookings_expire, payment_confirm, payment_refunds_retry, payment_start
+from bookings.services import (
+    booking_cancel,
+    bookings_expire,
+    payment_confirm,
+    payment_refunds_check,
+    payment_refunds_retry,
+    payment_start,
+)
 from bookings.tests import test_payments_razorpay as razorpay
 from bookings.tests.test_payments_razorpay import (
     API,
+    ORDER_ID,
     PAYMENT_ID,
     checkout_result,
     order_body,
@@ -43,6 +55,7 @@ api = razorpay.api
 approved = razorpay.approved
 
 REFUND_ID = "rfnd_FP8QHiV938haTz"  # refund_body's
+User = get_user_model()
 
 
 def refund_calls(answered) -> list:
@@ -257,3 +270,201 @@ def test_news_of_a_refund_while_its_payment_is_being_recorded_waits_for_it(api, 
     payment.refresh_from_db()
     assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
     assert not RefundHeardEarly.objects.exists()
+
+
+# --- A payment's news, and what the client and the clinic do meanwhile ----------------------
+
+SECOND_ORDER, SECOND_PAYMENT = "order_SecondTab00001", "pay_SecondTab00001"
+
+
+def news_of(client, answered, booking: Booking, token: str, step: str, n: int) -> None:
+    """One piece of news of PAYMENT_ID (captured, on ORDER_ID) or of a declined try before
+    it on the same order; or what the client, staff or the clock do."""
+    paid = payment_body(booking.amount)
+    if step in ("payment.authorized", "payment.captured", "order.paid"):
+        status = "authorized" if step == "payment.authorized" else "captured"
+        entities = {"payment": payment_body(booking.amount, status=status)}
+        if step == "order.paid":
+            entities["order"] = {**order_body(booking), "status": "paid", "amount_paid": booking.amount}
+        post_webhook(client, webhook_event(step, **entities), event_id=f"evt_{n}")
+    elif step == "payment.failed":
+        declined = payment_body(booking.amount, status="failed", payment_id="pay_Declined000001")
+        post_webhook(client, webhook_event(step, payment=declined), event_id=f"evt_{n}")
+    elif step == "return":
+        answered.upsert(responses.GET, f"{API}/payments/{PAYMENT_ID}", json=paid)
+        first = booking.payments.get(provider_order_id=ORDER_ID)
+        client.post(reverse("bookings:pay_return", args=[token, first.pk]), checkout_result())
+    elif step == "second tab":
+        # The client presses Pay again in another tab: the open attempt is closed, another made.
+        if Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING:
+            answered.upsert(responses.POST, f"{API}/orders", json=order_body(booking, order_id=SECOND_ORDER))
+            client.post(reverse("bookings:pay", args=[token]))
+    elif step == "client cancels":
+        with contextlib.suppress(BookingError):
+            booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    elif step == "staff cancel":
+        admin = User.objects.get(email="admin@example.com")
+        with contextlib.suppress(BookingError):
+            booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin, reason="The counsellor is ill")
+    elif step == "time runs out":
+        Booking.objects.filter(pk=booking.pk).update(payment_due_at=timezone.now() - timedelta(minutes=1))
+        bookings_expire()
+
+
+CAPTURE_NEWS = ("payment.captured", "order.paid", "return")
+ENDINGS = ("client cancels", "staff cancel", "time runs out")
+
+
+def orderings() -> list[list[str]]:
+    news = [
+        ["payment.failed", "payment.authorized", "payment.captured", "return", "order.paid"],
+        ["return", "order.paid", "payment.captured", "payment.failed"],
+        ["order.paid", "payment.failed", "return", "payment.captured"],
+    ]
+    cases = [list(order) for order in news]
+    for order in news:
+        for step in (*ENDINGS, "second tab"):
+            for at in (0, 1, len(order)):
+                cases.append([*order[:at], step, *order[at:]])
+    return cases
+
+
+@pytest.mark.parametrize("steps", orderings(), ids=" > ".join)
+def test_whatever_order_the_news_comes_in_the_money_ends_with_the_booking(
+    client, api, approved, admin_user, oncommit, steps
+):
+    """A payment captured is told by its webhook, order.paid and the client's return (each
+    may come first, or twice), a declined try before it on the same order by payment.failed
+    (which may come after); meanwhile the client may cancel or press Pay in another tab, staff
+    may cancel, and the time to pay may run out. If the booking ended before the money was
+    heard of, the money goes back (once) and staff are told; if it was heard of first, the
+    booking is confirmed (the time to pay running out after changes nothing), and a
+    cancellation after returns it (once)."""
+    booking, token = approved
+    start(client, api, booking, token)
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount))
+    for n, step in enumerate(steps):
+        with oncommit():
+            news_of(client, api, booking, token, step, n)
+
+    booking.refresh_from_db()
+    payment = Payment.objects.get(provider_payment_id=PAYMENT_ID)
+    heard = min(steps.index(step) for step in CAPTURE_NEWS)
+    # The time to pay running out after the money was heard of changes nothing.
+    ended = [steps.index(step) for step in ENDINGS if step in steps]
+    ended = [at for at in ended if at < heard or steps[at] != "time runs out"]
+    if not ended:
+        assert booking.status == Status.CONFIRMED
+        assert payment.status == Payment.State.CONFIRMED and payment.refunded_amount == 0
+        assert not refund_calls(api) and not payment.needs_attention
+        assert booking.payments.filter(status=Payment.State.CONFIRMED).count() == 1
+        return
+    assert booking.status == Status.CANCELLED
+    assert len(refund_calls(api)) == 1
+    assert payment.status == Payment.State.REFUNDED and payment.refunded_amount == booking.amount
+    assert payment.refund_status == Payment.RefundState.PROCESSED
+    # Money that came after the booking ended: staff are told it went back.
+    assert bool(payment.needs_attention) == (min(ended) < heard)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ["captured 1", "captured 2"],
+        ["captured 2", "captured 1"],
+        ["return 2", "captured 1", "captured 2", "return 1"],
+        ["client cancels", "captured 2", "captured 1"],
+        ["captured 1", "client cancels", "captured 2"],
+        ["captured 2", "time runs out", "return 1"],
+    ],
+    ids=" > ".join,
+)
+def test_two_tabs_both_paid_confirm_once_and_the_other_goes_back(client, api, approved, admin_user, oncommit, steps):
+    """The client pays in two tabs (the second pressed Pay again, closing the first's attempt),
+    and both payments are captured: the first heard of confirms the booking, the other goes
+    back (once) and staff are told; a cancellation returns whichever confirmed it too."""
+    booking, token = approved
+    first = start(client, api, booking, token)
+    api.upsert(responses.POST, f"{API}/orders", json=order_body(booking, order_id=SECOND_ORDER))
+    client.post(reverse("bookings:pay", args=[token]))
+    second = booking.payments.get(provider_order_id=SECOND_ORDER)
+    attempts = {"1": (first, ORDER_ID, PAYMENT_ID), "2": (second, SECOND_ORDER, SECOND_PAYMENT)}
+    for _attempt, _order, payment_id in attempts.values():
+        refund = {**refund_body(booking.amount), "id": f"rfnd_{payment_id[4:]}", "payment_id": payment_id}
+        api.post(f"{API}/payments/{payment_id}/refund", json=refund)
+    for n, step in enumerate(steps):
+        with oncommit():
+            if step.startswith(("captured", "return")):
+                attempt, order_id, payment_id = attempts[step[-1]]
+                paid = {**payment_body(booking.amount, payment_id=payment_id), "order_id": order_id}
+                if step.startswith("captured"):
+                    post_webhook(client, webhook_event("payment.captured", payment=paid), event_id=f"evt_{n}")
+                else:
+                    api.upsert(responses.GET, f"{API}/payments/{payment_id}", json=paid)
+                    result = checkout_result(order_id=order_id, payment_id=payment_id)
+                    client.post(reverse("bookings:pay_return", args=[token, attempt.pk]), result)
+            else:
+                news_of(client, api, booking, token, step, n)
+
+    booking.refresh_from_db()
+    paid = {p.provider_payment_id: p for p in Payment.objects.filter(booking=booking).exclude(provider_payment_id="")}
+    refunds = [call.request.url for call in refund_calls(api)]
+    assert len(refunds) == len(set(refunds))
+    confirming = [p for p in paid.values() if p.status == Payment.State.CONFIRMED]
+    if booking.status == Status.CONFIRMED:
+        [kept] = confirming
+        [returned] = [p for p in paid.values() if p != kept]
+        assert kept.refunded_amount == 0 and len(refunds) == 1
+        assert returned.refunded_amount == booking.amount and returned.needs_attention
+    else:
+        assert booking.status == Status.CANCELLED and not confirming and len(refunds) == 2
+    assert all(p.refund_status in ("", Payment.RefundState.PROCESSED) for p in paid.values())
+
+
+@pytest.mark.parametrize("outcome", ["processed", "failed"])
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ["refund.created", "outcome", "order.paid", "refund check"],
+        ["outcome", "refund.created", "refund check", "order.paid"],
+        ["refund check", "order.paid", "outcome", "refund.created"],
+        ["order.paid", "outcome", "outcome", "refund.created"],
+    ],
+    ids=" > ".join,
+)
+def test_our_refunds_news_in_any_order_settles_it_once(client, api, approved, admin_user, oncommit, steps, outcome):
+    """A confirmed booking is cancelled and its refund is pending with Razorpay. Its news
+    (refund.created, then processed or failed, each maybe twice), the payment's own news
+    coming again late, and the hourly refund check, in any order: the refund is asked for
+    once, ends as Razorpay says, and staff are told only of a failure, once."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    captured(client, api, booking, token, payment, how="webhook", amount=booking.amount)
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount, status="pending"))
+    api.get(f"{API}/refunds/{REFUND_ID}", json=refund_body(booking.amount, status=outcome))
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    mail.outbox = []
+    for n, step in enumerate(steps):
+        with oncommit():
+            if step == "refund check":
+                Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=2))
+                payment_refunds_check()
+            elif step == "order.paid":
+                post_webhook(
+                    client, webhook_event("order.paid", payment=payment_body(booking.amount)), event_id=f"e{n}"
+                )
+            else:
+                refund_news(
+                    client, [f"refund.{outcome}" if step == "outcome" else step], amount=booking.amount, first_event=n
+                )
+
+    payment.refresh_from_db()
+    assert len(refund_calls(api)) == 1 and Booking.objects.get(pk=booking.pk).status == Status.CANCELLED
+    alerts = [m for m in mail.outbox if m.to == [admin_user.email]]
+    if outcome == "processed":
+        assert payment.refund_status == Payment.RefundState.PROCESSED and payment.refunded_amount == booking.amount
+        assert not payment.needs_attention and not alerts
+    else:
+        assert payment.refund_status == Payment.RefundState.FAILED and payment.refunded_amount == 0
+        assert payment.needs_attention and len(alerts) == 1
