@@ -28,6 +28,7 @@ from bookings.models import (
     ConsentGiven,
     LinkToken,
     OutboundEmail,
+    RefundHeardEarly,
     Status,
     WaitlistEntry,
 )
@@ -121,6 +122,10 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     # The task queue's finished rows: a failed task's row keeps its traceback, in which the
     # database's error may quote a client's row (the logs have it redacted; this copy is not).
     tasks, _ = DBTaskResult.objects.finished().filter(finished_at__lt=month_ago).delete()
+    # News of refunds of payments never heard of (services.payments: RefundHeardEarly): the
+    # provider repeats a capture's news for a day at most, so a month on it will not come.
+    # (WebhookEvent is kept: it is what refuses a signed event replayed later.)
+    refunds, _ = RefundHeardEarly.objects.filter(received_at__lt=month_ago).delete()
     return {
         "anonymised": anonymised,
         "emails_deleted": emails,
@@ -128,6 +133,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         "views_deleted": views,
         "rate_counters_deleted": counters,
         "task_results_deleted": tasks,
+        "refund_news_deleted": refunds,
     }
 
 

@@ -186,3 +186,22 @@ def test_finished_task_records_go_after_a_month(settings):
     assert retention_apply()["task_results_deleted"] == 2
     assert set(DBTaskResult.objects.values_list("pk", flat=True)) == {new_failed.pk, queued.pk, running.pk}
     assert retention_apply()["task_results_deleted"] == 0
+
+
+def test_refund_news_no_payment_claimed_goes_after_a_month():
+    from bookings.models import RefundHeardEarly
+
+    def news(refund_id: str, days_ago: int) -> RefundHeardEarly:
+        return RefundHeardEarly.objects.create(
+            provider="razorpay",
+            provider_payment_id="pay_unknown",
+            provider_refund_id=refund_id,
+            state=RefundHeardEarly.State.PROCESSED,
+            amount=1000,
+            received_at=timezone.now() - timedelta(days=days_ago),
+        )
+
+    news("rfnd_old", 31)
+    recent = news("rfnd_recent", 29)
+    assert retention_apply()["refund_news_deleted"] == 1
+    assert list(RefundHeardEarly.objects.values_list("pk", flat=True)) == [recent.pk]

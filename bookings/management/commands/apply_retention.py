@@ -15,6 +15,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
             f"{result['sessions_deleted']} expired session(s), {result['views_deleted']} old staff view(s), "
-            f"{result['rate_counters_deleted']} old rate-limit counter(s) and "
-            f"{result['task_results_deleted']} finished task record(s) deleted."
+            f"{result['rate_counters_deleted']} old rate-limit counter(s), "
+            f"{result['task_results_deleted']} finished task record(s) and "
+            f"{result['refund_news_deleted']} unclaimed refund notice(s) deleted."
         )
