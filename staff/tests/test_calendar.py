@@ -247,6 +247,67 @@ def test_a_days_totals_are_of_the_clinics_date(admin_client, counsellor, make_bo
     ]
 
 
+def test_each_days_totals_across_a_change_of_clocks_for_an_administrator_and_a_counsellor(
+    admin_client, counsellor_client, counsellor, other_counsellor, make_booking, settings
+):
+    """Each day's totals on a varied clinic (held slots with cancelled bookings, slots free
+    again after a cancellation, blocked periods over free, cancelled and held slots), in
+    London across the end of summer time (01:00 UTC on 25 October 2026: a day of 25 hours);
+    every counsellor's for an administrator, their own for a counsellor."""
+    settings.TIME_ZONE = "Europe/London"
+    at = lambda day, hour, minute=0: datetime(2026, 10, day, hour, minute, tzinfo=UTC)  # noqa: E731
+
+    def slot(who, start, *bookings):
+        made = Slot.objects.create(counsellor=who, start=start, end=start + timedelta(minutes=50))
+        for status in bookings:  # in order: cancelled ones before the one holding it
+            make_booking(status, slot=made)
+        return made
+
+    asha, rohan = counsellor, other_counsellor
+    # Saturday 24 October (summer time, UTC+1).
+    slot(asha, at(23, 23, 30), Status.CONFIRMED)  # 00:30 on the 24th in London
+    slot(rohan, at(24, 9), Status.CANCELLED, Status.CONFIRMED)  # cancelled, then booked again
+    slot(rohan, at(24, 10), Status.CANCELLED, Status.CANCELLED)  # free again
+    slot(asha, at(24, 11))  # free
+    slot(asha, at(24, 12))  # in a blocked period: not free
+    slot(asha, at(24, 13), Status.CANCELLED)  # cancelled, in the blocked period: not free
+    slot(asha, at(24, 14), Status.COMPLETED)  # held in the blocked period: still a session
+    BlockedPeriod.objects.create(counsellor=asha, start=at(24, 11, 50), end=at(24, 15))
+    # Sunday 25 October: 01:00 to 02:00 in London comes twice.
+    slot(asha, at(24, 23, 30), Status.APPROVED)  # 00:30, summer time
+    slot(asha, at(25, 0, 30), Status.PAYMENT_PENDING)  # 01:30, summer time
+    slot(asha, at(25, 1, 30), Status.NO_SHOW)  # 01:30 again, winter time
+    slot(asha, at(25, 10))
+    slot(rohan, at(25, 10))
+    slot(rohan, at(25, 23, 30))  # 23:30, winter time (UTC)
+    # Monday 26 October (winter time).
+    slot(rohan, at(26, 23, 30), Status.CANCELLED)  # free again
+    slot(asha, at(26, 9))  # half of it blocked: not free
+    BlockedPeriod.objects.create(counsellor=asha, start=at(26, 9, 30), end=at(26, 12))
+
+    def totals(browser):
+        response = feed(browser, at(20, 0), at(31, 0), summary="month")
+        assert response.status_code == 200
+        return [(e["start"], e["extendedProps"]["summary"]) for e in response.json()]
+
+    assert totals(admin_client) == [
+        ("2026-10-24", "3 sessions: 2 confirmed, 1 completed"),
+        ("2026-10-24", "2 free slots, of 2 counsellors"),
+        ("2026-10-24", "4 cancelled bookings"),
+        ("2026-10-25", "3 sessions: 1 approved, 1 payment pending, 1 no-show"),
+        ("2026-10-25", "3 free slots, of 2 counsellors"),
+        ("2026-10-26", "1 free slot, of 1 counsellor"),
+        ("2026-10-26", "1 cancelled booking"),
+    ]
+    assert totals(counsellor_client) == [
+        ("2026-10-24", "2 sessions: 1 confirmed, 1 completed"),
+        ("2026-10-24", "1 free slot, of 1 counsellor"),
+        ("2026-10-24", "1 cancelled booking"),
+        ("2026-10-25", "3 sessions: 1 approved, 1 payment pending, 1 no-show"),
+        ("2026-10-25", "1 free slot, of 1 counsellor"),
+    ]
+
+
 @pytest.mark.parametrize(
     "params",
     [
