@@ -27,7 +27,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from bookings.models import (
@@ -512,6 +512,11 @@ class CalendarTime(Func):
 # Built once, at import (like bookings.selectors._SLOTS_FREE): resolving the join, the
 # subquery and the columns came out the same every time. Each shape of call (see
 # _calendar_query) filters a copy once.
+_BLOCKED = Exists(
+    BlockedPeriod.objects.filter(
+        counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+    )
+)
 CALENDAR_COLUMNS = (
     "id", "start_text", "end_text", "counsellor__display_name", "blocked",
     "booking__id", "booking__ack_id", "booking__client_name", "booking__status", "booking__version",
@@ -532,14 +537,7 @@ _CALENDAR = (
         # a blocked period shows those, but not as free time. Looked for only in the rows of
         # a slot that may be free (no booking, or a cancelled one): the others never use it.
         blocked=Case(
-            When(
-                Q(booking__id__isnull=True) | Q(booking__status=Status.CANCELLED),
-                then=Exists(
-                    BlockedPeriod.objects.filter(
-                        counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
-                    )
-                ),
-            ),
+            When(Q(booking__id__isnull=True) | Q(booking__status=Status.CANCELLED), then=_BLOCKED),
             default=Value(False),
         ),
     )
@@ -547,18 +545,61 @@ _CALENDAR = (
     .order_by("start")
 )
 
+# What _CALENDAR shows, counted by the database for each day's totals (the Month view of
+# every counsellor): a month of fifty counsellors is twelve thousand rows, which took twice
+# as long to read and count in Python. A day is the clinic's date of the slot's start
+# (TruncDate in the active time zone, across changes of clocks). Two parts of one query
+# (UNION ALL, the second with zeros in the first's columns and the other way round), each
+# grouped without COUNT(DISTINCT), which had PostgreSQL sort every row:
+# - each slot with the booking holding it (at most one, so a row per slot), by day and
+#   counsellor: the sessions of each status, and the free slots (no booking holds it and
+#   no blocked period overlaps it, as in _CALENDAR), their counsellors counted in Python;
+# - the cancelled bookings _CALENDAR shows (of the slot's counsellor), by day.
+_DAY_SLOTS = (
+    Slot.objects.annotate(
+        holder=FilteredRelation("bookings", condition=Q(bookings__status__in=SLOT_HOLDING_STATUSES)),
+        day=TruncDate("start"),
+    )
+    .values("day", slot_counsellor=F("counsellor_id"))
+    .annotate(
+        **{status: Count("holder__id", filter=Q(holder__status=status)) for status in SLOT_HOLDING_STATUSES},
+        free=Count("pk", filter=Q(holder__id__isnull=True) & ~_BLOCKED),
+        cancelled=Value(0),
+    )
+    .order_by()
+)
+_DAY_CANCELLED = (
+    Slot.objects.annotate(
+        cancelled_booking=FilteredRelation(
+            "bookings",
+            condition=Q(bookings__status=Status.CANCELLED, bookings__counsellor_id=F("counsellor_id")),
+        ),
+        day=TruncDate("start"),
+    )
+    .filter(cancelled_booking__id__isnull=False)
+    .values("day", slot_counsellor=Value(0), **dict.fromkeys((*SLOT_HOLDING_STATUSES, "free"), Value(0)))
+    .annotate(cancelled=Count("cancelled_booking__id"))
+    .order_by()
+)
+
 
 @lru_cache(maxsize=8)
-def _calendar_query(role: str, *, one_counsellor: bool) -> CompiledQuery:
+def _calendar_query(role: str, *, one_counsellor: bool, totals: bool = False) -> CompiledQuery:
     """calendar_rows' query for a member of staff with `role`, for one counsellor or all:
     scoped by staff.permissions.slots_for as for such a member, built and compiled once
     (mindsettler/compiled.py; compiling it took longer than the database takes to answer).
     The range, the counsellor and the member's id (where the scope names it) are values of
-    each call."""
+    each call. With `totals`, the totals of the same slots instead (_DAY_SLOTS and
+    _DAY_CANCELLED, one after the other)."""
 
     def build(start: datetime, end: datetime, member_id: int = 0, counsellor_id: int = 0) -> QuerySet[Slot]:
-        qs = slots_for(scope_stand_in(role, member_id), _CALENDAR)
-        qs = qs.filter(start__lt=end, end__gt=start)
+        member = scope_stand_in(role, member_id)
+        if totals:
+            slots, cancelled = (
+                slots_for(member, qs).filter(start__lt=end, end__gt=start) for qs in (_DAY_SLOTS, _DAY_CANCELLED)
+            )
+            return slots.union(cancelled, all=True).order_by()
+        qs = slots_for(member, _CALENDAR).filter(start__lt=end, end__gt=start)
         return qs.filter(counsellor_id=counsellor_id) if one_counsellor else qs
 
     placeholders: dict[str, Any] = {"start": PLACEHOLDER_TIME, "end": PLACEHOLDER_TIME + timedelta(days=1)}
@@ -587,6 +628,27 @@ def calendar_rows(*, user: Any, start: datetime, end: datetime, counsellor_id: i
     # Rows, not the dicts a call gives: a month of every counsellor is ten thousand rows or
     # more, and a dict each cost a third more than the query.
     return query.rows(**values)
+
+
+def calendar_day_totals(*, user: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """For each day of the clinic's zone with any, of the slots in start..end of every
+    counsellor `user` may see (calendar_rows' rows, counted): a dict of its `day` (a date),
+    the number of sessions in each of SLOT_HOLDING_STATUSES (0 for none), of `cancelled`
+    bookings, of `free` slots and of the counsellors they are of (`free_counsellors`); by
+    day. One query."""
+    if not is_staff_member(user):
+        return []
+    query = _calendar_query(user.role, one_counsellor=False, totals=True)
+    values: dict[str, Any] = {"start": start, "end": end}
+    if "member_id" in query.placeholders:
+        values["member_id"] = user.pk
+    days: dict[date, dict[str, Any]] = {}
+    for row in query(**values):
+        totals = days.setdefault(row["day"], {"day": row["day"], "free_counsellors": 0})
+        for name in (*SLOT_HOLDING_STATUSES, "free", "cancelled"):
+            totals[name] = totals.get(name, 0) + row[name]
+        totals["free_counsellors"] += row["free"] > 0
+    return [days[day] for day in sorted(days)]
 
 
 def initials(name: str) -> str:

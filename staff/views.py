@@ -45,6 +45,7 @@ from bookings.forms import id_from
 from bookings.lifecycle import allowed_targets
 from bookings.models import (
     ACTIVE_STATUSES,
+    SLOT_HOLDING_STATUSES,
     Actor,
     BlockedPeriod,
     Booking,
@@ -231,57 +232,33 @@ def _json_response(body: str, status: int = 200) -> HttpResponse:
 SUMMARY_AFTER = timedelta(days=8)
 
 
-def _day_totals(rows: list[Any]) -> list[dict[str, Any]]:
-    """All-day events for each day of the clinic's zone in calendar_rows' `rows`: its sessions
+def _day_totals(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All-day events for each day of selectors.calendar_day_totals' `days`: its sessions
     (with how many of each status), its free slots (and of how many counsellors) and its
     cancelled bookings, in that order (`rank`), each only if there are any; each `summary`
     starts with its title (static/js/calendar.js reads out the rest). Counts only: no
     acknowledgement ID, no name."""
-    tz = timezone.get_current_timezone()
-    day_of: dict[str, str] = {}  # the clinic's date of a start, by its minute: a few hundred
-    sessions: dict[str, dict[str, int]] = {}
-    cancelled: dict[str, int] = {}
-    free: dict[int, tuple[str, str]] = {}  # by slot, as in calendar_feed: (day, counsellor)
-    held: set[int] = set()
-    for slot_id, start, _end, counsellor, blocked, booking_id, _ack_id, _name, status, _version in rows:
-        day = day_of.get(start[:16])
-        if day is None:
-            day = day_of[start[:16]] = datetime.fromisoformat(start).astimezone(tz).date().isoformat()
-        if status is None or status == Status.CANCELLED:
-            if not blocked:
-                free[slot_id] = (day, counsellor)
-            if booking_id is not None:
-                cancelled[day] = cancelled.get(day, 0) + 1
-        else:
-            held.add(slot_id)
-            counts = sessions.setdefault(day, {})
-            counts[status] = counts.get(status, 0) + 1
-    free_slots: dict[str, int] = {}
-    free_counsellors: dict[str, set[str]] = {}
-    for slot_id, (day, counsellor) in free.items():
-        if slot_id not in held:
-            free_slots[day] = free_slots.get(day, 0) + 1
-            free_counsellors.setdefault(day, set()).add(counsellor)
 
     def plural(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
     events = []
-    for day in sorted({*sessions, *free_slots, *cancelled}):
+    for day in days:
         totals = []
-        if counts := sessions.get(day):
-            title = plural(sum(counts.values()), "session")
-            parts = [f"{counts[status]} {label.lower()}" for status, label in Status.choices if status in counts]
-            totals.append((title, f"{title}: {', '.join(parts)}", "ms-day-sessions"))
-        if count := free_slots.get(day):
+        held = (status for status in Status.choices if status[0] in SLOT_HOLDING_STATUSES)
+        if sessions := [(day[status], label) for status, label in held if day[status]]:
+            title = plural(sum(count for count, _ in sessions), "session")
+            parts = ", ".join(f"{count} {label.lower()}" for count, label in sessions)
+            totals.append((title, f"{title}: {parts}", "ms-day-sessions"))
+        if count := day["free"]:
             title = plural(count, "free slot")
-            totals.append((title, f"{title}, of {plural(len(free_counsellors[day]), 'counsellor')}", "ms-day-free"))
-        if count := cancelled.get(day):
+            totals.append((title, f"{title}, of {plural(day['free_counsellors'], 'counsellor')}", "ms-day-free"))
+        if count := day["cancelled"]:
             totals.append((f"{count} cancelled", plural(count, "cancelled booking"), "ms-day-cancelled"))
         events.extend(
             {
                 "title": title,
-                "start": day,
+                "start": day["day"].isoformat(),
                 "allDay": True,
                 "classNames": ["ms-day", kind],
                 "extendedProps": {"rank": rank, "summary": summary},
@@ -297,14 +274,14 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     """Events for FullCalendar, with only what static/js/calendar.js uses: booked and cancelled
     sessions (acknowledgement ID and the client's initials, never their name or words) and
     free slots as background events; or, with summary=month, for every counsellor over more
-    than a week, each day's totals (_day_totals). One query for the rows."""
+    than a week, each day's totals (_day_totals). One query for the rows, two for the totals."""
     bounds = _parse_range(request)
     if bounds is None:
         return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
     counsellor_id = id_from(request.GET.get("counsellor", ""))
-    rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
     if request.GET.get("summary") == "month" and not counsellor_id and bounds[1] - bounds[0] > SUMMARY_AFTER:
-        return _safe_json(_day_totals(rows))
+        return _safe_json(_day_totals(selectors.calendar_day_totals(user=request.user, start=bounds[0], end=bounds[1])))
+    rows = selectors.calendar_rows(user=request.user, start=bounds[0], end=bounds[1], counsellor_id=counsellor_id)
     # The events are written as JSON text, the same JSON that json.dumps() wrote of them as
     # dicts, in half the time (a month is hundreds of events). Every text read from the
     # database is written by json.dumps() (and its <, > and & escaped with the whole body);
