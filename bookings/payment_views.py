@@ -265,13 +265,38 @@ def _record_return(request: HttpRequest, payment: Payment) -> Payment:
 
 
 def _return_message(payment: Payment) -> tuple[int, str]:
-    if payment.status == Payment.State.CONFIRMED:
+    """What the client back from checkout is told of the payment they made: by the payment as
+    it stands and its booking's status now (it may have been refunded, or the booking paid by
+    another attempt or ended, before the client's return reached us)."""
+    booking_status = Booking.objects.filter(pk=payment.booking_id).values_list("status", flat=True).get()
+    confirmed_it = payment.confirmed_at is not None and booking_status == Status.CONFIRMED
+    if payment.status == Payment.State.CONFIRMED or (
+        # Part given back before we heard of it (a goodwill refund): it still confirmed the booking.
+        confirmed_it and payment.status == Payment.State.PARTIALLY_REFUNDED
+    ):
         return messages.SUCCESS, (
             gettext(
                 "Thank you. We received your payment of %(amount)s and your session is confirmed. "
                 "A receipt and calendar invitation are on their way to your inbox."
             )
             % {"amount": money(payment.amount, payment.currency)}
+        )
+    if payment.refund_status and booking_status in (Status.APPROVED, Status.PAYMENT_PENDING):
+        # Refunded before it could confirm anything (from Razorpay's dashboard, or by Razorpay),
+        # or a wrong amount sent back: the booking still waits for its payment.
+        return messages.WARNING, (
+            _(
+                "This payment was refunded before it could confirm your booking, so your booking is not "
+                "paid yet. The money is on its way back to you (refunds usually take 5 to 7 working days). "
+                "You can pay again from your booking page."
+            )
+        )
+    if payment.refund_status and booking_status == Status.CONFIRMED and payment.confirmed_at is None:
+        return messages.WARNING, (
+            _(
+                "Your booking was already paid and confirmed by an earlier payment, so we are refunding this "
+                "one in full. Refunds usually take 5 to 7 working days."
+            )
         )
     if payment.refund_status:
         return messages.WARNING, (

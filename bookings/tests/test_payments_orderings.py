@@ -17,6 +17,7 @@ import pytest
 import requests
 import responses
 from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
 from django.core import mail
 from django.db import connection
 from django.test import Client
@@ -163,6 +164,70 @@ def test_a_payment_refunded_before_we_heard_of_it_confirms_nothing_and_the_clien
     post_webhook(client, webhook_event("payment.captured", payment=again), event_id="evt_second")
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
     assert Payment.objects.get(pk=second.pk).status == Payment.State.CONFIRMED
+
+
+def returned_with(client, answered, token: str, payment: Payment, *, payment_id: str = PAYMENT_ID, order_id=ORDER_ID):
+    """The client's browser back from Razorpay's checkout with its signed result: what it is told."""
+    paid = {**payment_body(payment.amount, payment_id=payment_id), "order_id": order_id}
+    answered.upsert(responses.GET, f"{API}/payments/{payment_id}", json=paid)
+    result = checkout_result(order_id=order_id, payment_id=payment_id)
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), result)
+    assert response.status_code == 302
+    *_, message = get_messages(response.wsgi_request)  # the last: earlier ones were not shown
+    return message
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+@pytest.mark.parametrize("news", [["refund.processed"], ["refund.created"]])
+def test_a_client_back_from_checkout_with_a_payment_already_refunded_is_told_they_may_pay_again(
+    client, api, approved, news, language
+):
+    """The booking still waits for payment and Razorpay had refunded the payment before it
+    reached us: the booking can still be paid, and the client is told so (in the language
+    they booked in), not that it ended."""
+    booking, token = approved
+    Booking.objects.filter(pk=booking.pk).update(language=language)
+    payment = start(client, api, booking, token)
+    refund_news(client, news, amount=booking.amount)
+
+    message = returned_with(client, api, token, payment).message
+
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
+    if language == "en":
+        assert "could no longer be confirmed" not in message and "pay again from your booking page" in message
+    else:
+        assert "अपने बुकिंग पेज से फिर से भुगतान कर सकते हैं" in message and "booking" not in message
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["booking cancelled", "paid in another tab", "part refunded before we heard", "paid"],
+)
+def test_a_client_back_from_checkout_is_told_what_became_of_their_payment(client, api, approved, oncommit, case):
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount))
+    if case == "booking cancelled":
+        with oncommit():
+            booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    elif case == "paid in another tab":
+        api.upsert(responses.POST, f"{API}/orders", json=order_body(booking, order_id=SECOND_ORDER))
+        client.post(reverse("bookings:pay", args=[token]))
+        second = booking.payments.get(provider_order_id=SECOND_ORDER)
+        returned_with(client, api, token, second, payment_id=SECOND_PAYMENT, order_id=SECOND_ORDER)
+    elif case == "part refunded before we heard":
+        refund_news(client, ["refund.processed"], amount=50000)
+
+    with oncommit():
+        message = returned_with(client, api, token, payment).message
+
+    status = Booking.objects.get(pk=booking.pk).status
+    if case == "booking cancelled":
+        assert status == Status.CANCELLED and "no longer be confirmed" in message and "refunding it" in message
+    elif case == "paid in another tab":
+        assert status == Status.CONFIRMED and "already paid and confirmed" in message and "refunding" in message
+    else:
+        assert status == Status.CONFIRMED and "your session is confirmed" in message
 
 
 def test_a_failed_refund_heard_before_a_late_payment_leaves_it_to_be_refunded(client, api, approved, oncommit):
