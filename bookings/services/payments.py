@@ -276,7 +276,9 @@ def payment_confirm(
                         raw=news.raw,
                         amount=news.amount,
                     )
-            # Told to the payment now; a refund only started is settled by its own news.
+                elif news.state == RefundHeardEarly.State.CREATED:
+                    _refund_under_way_counted(payment_id=payment.pk, news=news)
+            # Told to the payment now; a refund only started is otherwise settled by its own news.
             early.delete()
             payment.refresh_from_db()
     return payment
@@ -425,6 +427,26 @@ def _payment_refunded_before_heard(
         notifications.payment_refunding(booking=booking, payment=payment)
 
 
+def _refund_under_way_counted(*, payment_id: int, news: RefundHeardEarly) -> None:
+    """Inside payment_confirm's transaction: a refund of part that the provider had only taken
+    on before we heard of the capture, while a refund of ours waits to be sent (a late
+    payment, say). It is counted as an earlier refund, as one heard processed is, so that ours
+    asks for the rest: the provider refuses more than is left, and staff would be told a
+    refund had failed. Its processed news then changes nothing; its failure is told to staff
+    (payment_refund_failed). Otherwise its own news settles it, as before."""
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    if payment.refund_status != Payment.RefundState.PENDING or payment.provider_refund_id or not news.amount:
+        return
+    part = min(news.amount, payment_captured_amount(payment) - payment.refunded_amount)
+    if part <= 0:
+        return
+    _raw_add(payment, "refund_earlier", {"id": news.provider_refund_id, "amount": part, "under_way": True})
+    _raw_add(payment, "refund_created", news.raw)
+    payment.refunded_amount += part
+    payment.refunded_earlier += part
+    payment.save(update_fields=["refunded_amount", "refunded_earlier", "raw", "updated_at"])
+
+
 def _refund_mark(*, payment: Payment, reason: str) -> None:
     """Inside the caller's transaction: decide on a full refund; the provider is asked
     after commit (so a rolled-back decision never moves money)."""
@@ -446,8 +468,12 @@ def _partly_refunded(payment: Payment) -> bool:
     return payment.status == Payment.State.PARTIALLY_REFUNDED and payment.refund_status == Payment.RefundState.PROCESSED
 
 
+def _raw_entries(payment: Payment, name: str) -> list[dict[str, Any]]:
+    return [entry["data"] for key, entry in (payment.raw or {}).items() if key.split("#")[0] == name]
+
+
 def _earlier_refunds(payment: Payment) -> list[dict[str, Any]]:
-    return [entry["data"] for key, entry in (payment.raw or {}).items() if key.split("#")[0] == "refund_earlier"]
+    return _raw_entries(payment, "refund_earlier")
 
 
 def _refund_start_over(payment: Payment) -> None:
@@ -919,6 +945,10 @@ def payment_refund_failed(
                 state=RefundHeardEarly.State.FAILED,
             )
             return
+        under_way = [e for e in _earlier_refunds(payment) if refund_id and e["id"] == refund_id and e.get("under_way")]
+        if under_way:
+            _refund_earlier_failed(payment=payment, refund_id=refund_id, amount=under_way[0]["amount"], raw=raw)
+            return
         if payment.refund_status == Payment.RefundState.FAILED:
             return
         if (refund_id or payment.refund_status == Payment.RefundState.PROCESSED) and (
@@ -962,6 +992,31 @@ def payment_refund_failed(
         booking_record(
             booking=booking, action="refund_failed", actor=Actor.PROVIDER, reason=f"Refund {refund_id} failed"
         )
+
+
+def _refund_earlier_failed(*, payment: Payment, refund_id: str, amount: int, raw: dict[str, Any]) -> None:
+    """Inside payment_refund_failed's transaction, `payment` locked: a refund of part, counted
+    while only under way (_refund_under_way_counted), did not go through. Its money is with
+    us again: uncounted, so that our refund, if not sent yet, asks for it too; if ours was
+    sent already, that part is held and staff are told to return it. Once."""
+    if any(entry.get("id") == refund_id for entry in _raw_entries(payment, "refund_earlier_failed")):
+        return
+    _raw_add(payment, "refund_earlier_failed", {"id": refund_id, "amount": amount, "raw": raw})
+    payment.refunded_amount -= amount
+    payment.refunded_earlier = max(0, payment.refunded_earlier - amount)
+    fields = ["refunded_amount", "refunded_earlier", "raw", "updated_at"]
+    if payment.provider_refund_id:
+        payment.status = _refunded_status(payment)
+        _staff_alert(
+            payment=payment,
+            booking=Booking.objects.get(pk=payment.booking_id),
+            what="refund failed",
+            why=f"The provider reports that the refund of {_money(amount, payment.currency)} ({refund_id}), taken "
+            "on before the payment reached us, failed: that part has not been paid back to the client (the rest "
+            "has been refunded). Refund it from the provider's dashboard, then mark this dealt with.",
+        )
+        fields += ["status", "needs_attention"]
+    payment.save(update_fields=fields)
 
 
 def payment_return(*, payment_id: int, data: dict[str, str]) -> Payment:

@@ -269,6 +269,60 @@ def test_part_refunded_before_we_heard_of_the_payment_confirms_and_a_cancellatio
     assert payment.refunded_amount == booking.amount and payment.status == Payment.State.REFUNDED
 
 
+PART_REFUND = "rfnd_GoodwillPart0001"
+
+
+def part_refund_news(client, kind: str, *, amount: int, event_id: str) -> None:
+    """Razorpay's news of a refund of part of PAYMENT_ID, made from its dashboard."""
+    status = {"refund.created": "pending", "refund.processed": "processed"}.get(kind, "failed")
+    refund = {**refund_body(amount, status=status), "id": PART_REFUND}
+    assert post_webhook(client, webhook_event(kind, refund=refund), event_id=event_id).status_code == 200
+
+
+@pytest.mark.parametrize("then", ["refund.processed", "refund.failed", None])
+@pytest.mark.parametrize("how", ["webhook", "return"])
+def test_a_late_payment_part_refunded_before_we_heard_of_it_has_the_rest_refunded(
+    client, api, approved, admin_user, oncommit, how, then
+):
+    """The booking ended unpaid; a refund of part of the payment, only taken on by Razorpay
+    (refund.created), is heard before the capture. The automatic refund asks for the rest, as
+    after a part refunded and processed: Razorpay would refuse the whole (more than is left),
+    and staff would be told a refund failed. If that part's refund then fails, its money is
+    with us again and staff are told; its processed news changes nothing."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    with oncommit():
+        ended(booking, "client cancelled")
+    part_refund_news(client, "refund.created", amount=30000, event_id="evt_part_created")
+    rest = booking.amount - 30000
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json={**refund_body(rest), "id": "rfnd_TheRest000001"})
+    mail.outbox = []
+
+    with oncommit():
+        captured(client, api, booking, token, payment, how=how, amount=booking.amount)
+
+    [call] = refund_calls(api)
+    assert json.loads(call.request.body)["amount"] == rest
+    payment.refresh_from_db()
+    assert payment.refunded_amount == booking.amount and payment.refunded_earlier == 30000
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.status == Payment.State.REFUNDED
+    alerts = [m for m in mail.outbox if m.to == [admin_user.email]]
+    assert len(alerts) == 1 and "failed" not in alerts[0].subject  # only: the payment arrived too late
+    assert not RefundHeardEarly.objects.exists()
+    if then is None:
+        return
+    mail.outbox = []
+    part_refund_news(client, then, amount=30000, event_id="evt_part_outcome")
+    payment.refresh_from_db()
+    assert len(refund_calls(api)) == 1
+    if then == "refund.processed":
+        assert payment.refunded_amount == booking.amount and payment.refunded_earlier == 30000 and not mail.outbox
+    else:
+        assert payment.refunded_amount == rest and payment.refunded_earlier == 0
+        assert payment.status == Payment.State.PARTIALLY_REFUNDED and "30000" not in payment.needs_attention
+        assert "300.00" in payment.needs_attention and [m.to for m in mail.outbox] == [[admin_user.email]]
+
+
 # --- Our own refund's news ----------------------------------------------------------------
 
 
