@@ -914,18 +914,31 @@ def payment_refund_processed(
         payment.provider_refund_id = refund_id or payment.provider_refund_id
         payment.status = _refunded_status(payment)
         _raw_add(payment, "refund_processed", raw)
-        payment.save(
-            update_fields=[
-                "refund_status",
-                "provider_refund_id",
-                "refunded_amount",
-                "refunded_earlier",
-                "status",
-                "raw",
-                "updated_at",
-            ]
-        )
+        fields = ["refund_status", "provider_refund_id", "refunded_amount", "refunded_earlier", "status", "raw"]
+        if not ours and payment.confirmed_at is not None and payment.status == Payment.State.REFUNDED:
+            _refunded_while_confirmed(payment=payment, refund_id=refund_id)
+            fields.append("needs_attention")
+        payment.save(update_fields=[*fields, "updated_at"])
         _payable_again(payment.booking_id)  # a held wrong amount refunded from the dashboard
+
+
+def _refunded_while_confirmed(*, payment: Payment, refund_id: str) -> None:
+    """Inside payment_refund_processed's transaction: the money that confirmed a booking has
+    all gone back, by refunds made from the provider's dashboard, and the booking is still
+    confirmed. It is not cancelled here (whether the session goes ahead is for staff, and the
+    client would be told of a cancellation nobody decided), but staff are told, so that a
+    session is not held, or a slot kept, unpaid without anyone knowing."""
+    booking = Booking.objects.get(pk=payment.booking_id)
+    if booking.status != Status.CONFIRMED:
+        return
+    refunded = _money(payment.refunded_amount, payment.currency)
+    why = (
+        f"All of this booking's payment ({refunded}) has been refunded from the provider's dashboard "
+        f"({refund_id or 'no refund ID'}), but the booking is still confirmed. If the session is not to go ahead, "
+        "cancel the booking (nothing more will be refunded); otherwise mark this dealt with."
+    )
+    _staff_alert(payment=payment, booking=booking, what="refunded but still confirmed", why=why)
+    booking_record(booking=booking, action="payment_refunded", actor=Actor.PROVIDER, reason=why)
 
 
 def payment_refund_failed(

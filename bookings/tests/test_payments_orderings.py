@@ -48,6 +48,7 @@ from bookings.tests.test_payments_razorpay import (
     webhook_event,
 )
 from bookings.tests.threads import held_open
+from staff.tests.conftest import sign_in_with_second_factor
 
 # Its fixtures, here too: Razorpay's test settings (autouse), `api` (Razorpay's HTTP answered)
 # and `approved` (a booking to pay, with its link's token).
@@ -321,6 +322,45 @@ def test_a_late_payment_part_refunded_before_we_heard_of_it_has_the_rest_refunde
         assert payment.refunded_amount == rest and payment.refunded_earlier == 0
         assert payment.status == Payment.State.PARTIALLY_REFUNDED and "30000" not in payment.needs_attention
         assert "300.00" in payment.needs_attention and [m.to for m in mail.outbox] == [[admin_user.email]]
+
+
+@pytest.mark.parametrize("refunds", [[150000], [50000, 100000]], ids=["all at once", "in two parts"])
+def test_a_confirmed_bookings_payment_refunded_in_full_from_the_dashboard_is_told_to_staff(
+    client, api, approved, admin_user, oncommit, refunds
+):
+    """Staff refund the whole payment of a confirmed booking from Razorpay's dashboard: the
+    booking stays confirmed (whether the session goes ahead is for staff), but staff are told,
+    once, by email and on the booking's page, that its money went back; a part refunded alone
+    (a goodwill refund) tells them nothing."""
+    booking, token = approved
+    assert sum(refunds) == booking.amount
+    payment = start(client, api, booking, token)
+    captured(client, api, booking, token, payment, how="webhook", amount=booking.amount)
+    mail.outbox = []
+
+    for n, amount in enumerate(refunds):
+        if n == len(refunds) - 1:
+            assert not Payment.objects.get(pk=payment.pk).needs_attention and not mail.outbox
+        refund = {**refund_body(amount), "id": f"rfnd_Dashboard00000{n}"}
+        with oncommit():
+            post_webhook(client, webhook_event("refund.processed", refund=refund), event_id=f"evt_refund_{n}")
+    with oncommit():  # its news again, by a sweep or a retry: told once
+        post_webhook(client, webhook_event("refund.processed", refund=refund), event_id="evt_again")
+
+    payment.refresh_from_db()
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert payment.status == Payment.State.REFUNDED and payment.refunded_amount == booking.amount
+    assert "still confirmed" in payment.needs_attention
+    [alert] = mail.outbox
+    assert alert.to == [admin_user.email] and "still confirmed" in alert.body
+    staff = Client()
+    sign_in_with_second_factor(staff, admin_user)
+    page = staff.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    assert "needs attention" in page and "still confirmed" in page
+    # Cancelling it now returns nothing more.
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Refunded already")
+    assert not refund_calls(api)
 
 
 # --- Our own refund's news ----------------------------------------------------------------
