@@ -28,7 +28,12 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.services.payments import payment_held_refund, payment_refund, payments_taken_lock
+from bookings.services.payments import (
+    payment_alerts_answered_by_cancel,
+    payment_held_refund,
+    payment_refund,
+    payments_taken_lock,
+)
 from bookings.services.transitions import (
     _check_mode,
     _check_slot_for_staff,
@@ -210,6 +215,8 @@ def booking_cancel(
             elif payment.status == Payment.State.PENDING:
                 # Money taken that did not confirm the booking (a wrong amount) goes back too.
                 payment_held_refund(payment=payment, booking=cancelled, what_happened=reason, reason=reason)
+        if from_status == Status.CONFIRMED:
+            payment_alerts_answered_by_cancel(booking_id=booking_id)
         return cancelled
 
 

@@ -922,6 +922,19 @@ def payment_refund_processed(
         _payable_again(payment.booking_id)  # a held wrong amount refunded from the dashboard
 
 
+# How the alert of _refunded_while_confirmed begins: cancelling the booking answers it.
+REFUNDED_WHILE_CONFIRMED = "All of this booking's payment"
+
+
+def payment_alerts_answered_by_cancel(*, booking_id: int) -> None:
+    """Inside booking_cancel's transaction, its payments locked: the alert that asked staff
+    to cancel a booking whose money had all gone back (_refunded_while_confirmed) is answered
+    by the cancellation, and leaves the booking's page and the dashboard."""
+    Payment.objects.filter(
+        booking_id=booking_id, status=Payment.State.REFUNDED, needs_attention__startswith=REFUNDED_WHILE_CONFIRMED
+    ).update(needs_attention="", updated_at=timezone.now())
+
+
 def _refunded_while_confirmed(*, payment: Payment, refund_id: str) -> None:
     """Inside payment_refund_processed's transaction: the money that confirmed a booking has
     all gone back, by refunds made from the provider's dashboard, and the booking is still
@@ -933,7 +946,7 @@ def _refunded_while_confirmed(*, payment: Payment, refund_id: str) -> None:
         return
     refunded = _money(payment.refunded_amount, payment.currency)
     why = (
-        f"All of this booking's payment ({refunded}) has been refunded from the provider's dashboard "
+        f"{REFUNDED_WHILE_CONFIRMED} ({refunded}) has been refunded from the provider's dashboard "
         f"({refund_id or 'no refund ID'}), but the booking is still confirmed. If the session is not to go ahead, "
         "cancel the booking (nothing more will be refunded); otherwise mark this dealt with."
     )

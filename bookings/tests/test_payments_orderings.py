@@ -357,10 +357,13 @@ def test_a_confirmed_bookings_payment_refunded_in_full_from_the_dashboard_is_tol
     sign_in_with_second_factor(staff, admin_user)
     page = staff.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
     assert "needs attention" in page and "still confirmed" in page
-    # Cancelling it now returns nothing more.
+    # Cancelling it now returns nothing more, and answers the alert, which asked for it.
     with oncommit():
         booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Refunded already")
     assert not refund_calls(api)
+    assert not Payment.objects.get(pk=payment.pk).needs_attention
+    page = staff.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    assert "needs attention" not in page
 
 
 # --- Our own refund's news ----------------------------------------------------------------
