@@ -298,6 +298,15 @@ def _return_message(payment: Payment) -> tuple[int, str]:
                 "one in full. Refunds usually take 5 to 7 working days."
             )
         )
+    if payment.refund_status and payment.confirmed_at is not None:
+        # It did confirm the booking; then the booking was cancelled, or the clinic refunded it,
+        # before the client's return reached us.
+        return messages.WARNING, (
+            _(
+                "Your payment confirmed your booking, and has since been refunded (refunds usually take 5 to 7 "
+                "working days). Your booking page shows where your booking stands."
+            )
+        )
     if payment.refund_status:
         return messages.WARNING, (
             _(

@@ -202,7 +202,7 @@ def test_a_client_back_from_checkout_with_a_payment_already_refunded_is_told_the
 
 @pytest.mark.parametrize(
     "case",
-    ["booking cancelled", "paid in another tab", "part refunded before we heard", "paid"],
+    ["booking cancelled", "paid in another tab", "part refunded before we heard", "paid", "paid, then cancelled"],
 )
 def test_a_client_back_from_checkout_is_told_what_became_of_their_payment(client, api, approved, oncommit, case):
     booking, token = approved
@@ -218,6 +218,10 @@ def test_a_client_back_from_checkout_is_told_what_became_of_their_payment(client
         returned_with(client, api, token, second, payment_id=SECOND_PAYMENT, order_id=SECOND_ORDER)
     elif case == "part refunded before we heard":
         refund_news(client, ["refund.processed"], amount=50000)
+    elif case == "paid, then cancelled":  # the return reaches us last
+        with oncommit():
+            captured(client, api, booking, token, payment, how="webhook", amount=booking.amount)
+            booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
 
     with oncommit():
         message = returned_with(client, api, token, payment).message
@@ -227,6 +231,9 @@ def test_a_client_back_from_checkout_is_told_what_became_of_their_payment(client
         assert status == Status.CANCELLED and "no longer be confirmed" in message and "refunding it" in message
     elif case == "paid in another tab":
         assert status == Status.CONFIRMED and "already paid and confirmed" in message and "refunding" in message
+    elif case == "paid, then cancelled":
+        assert status == Status.CANCELLED and "no longer be confirmed" not in message
+        assert "confirmed your booking, and has since been refunded" in message
     else:
         assert status == Status.CONFIRMED and "your session is confirmed" in message
 
