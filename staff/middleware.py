@@ -8,7 +8,8 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import get_user_model, logout, update_session_auth_hash
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -95,8 +96,15 @@ def second_factor_given(session, user) -> None:
     session[_CODE_GIVEN] = user.pk
 
 
-def forget_second_factor(sender, request: HttpRequest | None = None, **kwargs) -> None:
-    """allauth's authenticator_removed: the session must check again."""
+def forget_second_factor(sender, request: HttpRequest | None = None, user=None, **kwargs) -> None:
+    """allauth's authenticator_removed: the session must check again, and the member's other
+    sessions, which gave the removed app's code and remember it, are ended (their session
+    version bumped, as staff_second_factor_reset does; this one is kept)."""
+    if user is not None and user.pk:
+        get_user_model().objects.filter(pk=user.pk).update(session_version=F("session_version") + 1)
+        user.refresh_from_db(fields=["session_version"])
+        if request is not None and getattr(request, "user", None) is not None and request.user.pk == user.pk:
+            update_session_auth_hash(request, user)
     if request is not None and hasattr(request, "session"):
         request.session.pop(_MFA_CONFIRMED, None)
         request.session.pop(_CODE_GIVEN, None)

@@ -391,3 +391,25 @@ def test_asking_for_a_reset_for_an_unknown_address_emails_nobody(client, db):
     response = client.post(reverse("account_reset_password"), {"email": "a.client@example.com"})
     assert response.status_code == 302
     assert mail.outbox == []
+
+
+def test_removing_ones_authenticator_ends_ones_other_sessions(client, counsellor_user, counsellor):
+    """A member removes their authenticator app (to change phones, say): the sessions they
+    had signed in elsewhere, which gave the old app's code, are ended; the one that removed it
+    goes on, and the portal sends it to set up a new app."""
+    from django.test import Client
+
+    elsewhere = Client()
+    for browser in (client, elsewhere):
+        sign_in_with_second_factor(browser, counsellor_user)
+        assert browser.get(reverse("staff:dashboard")).status_code == 200
+
+    asked = client.post(reverse("mfa_deactivate_totp"))
+    assert asked["Location"].startswith(reverse("account_reauthenticate"))  # allauth asks for the password
+    assert client.post(asked["Location"], {"password": PASSWORD}).status_code == 302  # and it is removed
+    assert not Authenticator.objects.filter(user=counsellor_user, type=Authenticator.Type.TOTP).exists()
+
+    assert client.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+    response = elsewhere.get(reverse("staff:dashboard"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+    assert "_auth_user_id" not in elsewhere.session
