@@ -242,10 +242,10 @@ def _day_totals(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def plural(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
 
+    held = [(status, label) for status, label in Status.choices if status in SLOT_HOLDING_STATUSES]
     events = []
     for day in days:
         totals = []
-        held = (status for status in Status.choices if status[0] in SLOT_HOLDING_STATUSES)
         if sessions := [(day[status], label) for status, label in held if day[status]]:
             title = plural(sum(count for count, _ in sessions), "session")
             parts = ", ".join(f"{count} {label.lower()}" for count, label in sessions)
@@ -274,7 +274,7 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     """Events for FullCalendar, with only what static/js/calendar.js uses: booked and cancelled
     sessions (acknowledgement ID and the client's initials, never their name or words) and
     free slots as background events; or, with summary=month, for every counsellor over more
-    than a week, each day's totals (_day_totals). One query for the rows, two for the totals."""
+    than a week, each day's totals (_day_totals). One query for the rows, or for the totals."""
     bounds = _parse_range(request)
     if bounds is None:
         return _safe_json({"error": "Give start and end, at most 45 days apart."}, status=400)
