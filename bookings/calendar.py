@@ -41,10 +41,11 @@ def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
     counsellor = booking.counsellor.display_name if booking.counsellor else settings.CLINIC_NAME
     # Its words' language (RFC 5545 LANGUAGE), for calendar apps that read events aloud.
     language = {"LANGUAGE": translation.get_language()}
+    # An "appointment", not a counselling session: calendars are often shared with family or
+    # a workplace, and the title is what others see. The booking page says so by its link.
     event.add(
         "summary",
-        _("Counselling session with %(counsellor)s (%(ack_id)s)")
-        % {"counsellor": counsellor, "ack_id": booking.ack_id},
+        _("Appointment with %(counsellor)s (%(ack_id)s)") % {"counsellor": counsellor, "ack_id": booking.ack_id},
         parameters=language,
     )
     if booking.mode == Mode.IN_PERSON:

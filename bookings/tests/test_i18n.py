@@ -857,10 +857,10 @@ def test_the_calendar_file_speaks_the_bookings_language(make_booking, counsellor
 
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor, language="hi")
     [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")
-    assert str(event["summary"]) == f"Asha Menon के साथ काउंसलिंग सेशन ({booking.ack_id})"
+    assert str(event["summary"]) == f"Asha Menon के साथ अपॉइंटमेंट ({booking.ack_id})"
     assert str(event["location"]) == "ऑनलाइन" and "संदर्भ" in str(event["description"])
     assert {event[name].params["LANGUAGE"] for name in ("summary", "location", "description")} == {"hi"}
     booking.language = "en"
     [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")
-    assert str(event["summary"]) == f"Counselling session with Asha Menon ({booking.ack_id})"
+    assert str(event["summary"]) == f"Appointment with Asha Menon ({booking.ack_id})"
     assert event["summary"].params["LANGUAGE"] == "en"

@@ -576,6 +576,21 @@ def test_calendar_download_for_a_confirmed_booking(client, confirmed):
     assert f"{booking.ack_id.lower()}@mindsettler" in response.content.decode()
 
 
+def test_the_calendar_entry_is_a_discreet_appointment(client, confirmed):
+    """Calendars are often shared (family, work): the event others may see names no
+    counselling, and the booking page tells the client so by its link."""
+    from icalendar import Calendar
+
+    booking, token, _ = confirmed
+    ics = client.get(reverse("bookings:booking_ics", args=[token])).content.decode()
+    [event] = Calendar.from_ical(ics).walk("VEVENT")
+    assert str(event["summary"]).startswith("Appointment with ")
+    words = " ".join(str(event[name]) for name in ("summary", "description", "location")).lower()
+    assert not any(word in words for word in ("counsel", "therap", "mental"))
+    html = panel(booking, token)
+    assert 'aria-describedby="ics-discreet"' in html and "nothing about counselling" in html
+
+
 def test_no_calendar_download_before_confirmation(client, approved):
     _, token = approved
     assert client.get(reverse("bookings:booking_ics", args=[token])).status_code == 404
