@@ -77,40 +77,31 @@ class Waiting:
 
 
 @dataclass(frozen=True)
-class RefundCreated:
+class RefundNews:
+    """What the provider says of one refund of one payment: its three kinds below."""
+
+    payment_id: str
+    refund_id: str
+    amount: int
+    raw: dict[str, Any] = field(default_factory=dict)
+    # The payment's order, when the news names it (a webhook does; the refund API does not).
+    order_id: str = ""
+
+
+@dataclass(frozen=True)
+class RefundCreated(RefundNews):
     """The provider says it has taken a refund on (ours, staff's from its dashboard, or its
     own): the money is on its way back, and news that it was processed or failed will follow."""
 
-    payment_id: str
-    refund_id: str
-    amount: int
-    raw: dict[str, Any] = field(default_factory=dict)
-    # The payment's order, when the news names it (a webhook does; the refund API does not).
-    order_id: str = ""
-
 
 @dataclass(frozen=True)
-class RefundProcessed:
+class RefundProcessed(RefundNews):
     """The provider says a refund has reached (or is on its way to) the client's bank."""
 
-    payment_id: str
-    refund_id: str
-    amount: int
-    raw: dict[str, Any] = field(default_factory=dict)
-    # The payment's order, when the news names it (a webhook does; the refund API does not).
-    order_id: str = ""
-
 
 @dataclass(frozen=True)
-class RefundFailed:
+class RefundFailed(RefundNews):
     """The provider says a refund it had accepted did not go through: the money is still ours."""
-
-    payment_id: str
-    refund_id: str
-    amount: int
-    raw: dict[str, Any] = field(default_factory=dict)
-    # The payment's order, when the news names it (a webhook does; the refund API does not).
-    order_id: str = ""
 
 
 @dataclass(frozen=True)

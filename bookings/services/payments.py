@@ -779,7 +779,7 @@ def payment_refunds_check(*, older_than: timedelta = timedelta(hours=1)) -> int:
 def _refund_heard_early(
     *,
     provider: str,
-    outcome: payments.RefundCreated | payments.RefundProcessed | payments.RefundFailed,
+    outcome: payments.RefundNews,
     state: str,
 ) -> None:
     """Inside the caller's transaction: news of a refund of a payment we have not heard was
@@ -805,9 +805,7 @@ def _refund_heard_early(
     news.save()
 
 
-def payment_refund_news(
-    *, provider: str, outcome: payments.RefundCreated | payments.RefundProcessed | payments.RefundFailed
-) -> None:
+def payment_refund_news(*, provider: str, outcome: payments.RefundNews) -> None:
     """What the provider says of a refund, by webhook or when asked: settle the payment."""
     if isinstance(outcome, payments.RefundCreated):
         payment_refund_created(provider=provider, outcome=outcome)
@@ -1093,7 +1091,7 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
                     )
                 else:
                     payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
-            elif isinstance(outcome, payments.RefundCreated | payments.RefundProcessed | payments.RefundFailed):
+            elif isinstance(outcome, payments.RefundNews):
                 payment_refund_news(provider=provider, outcome=outcome)
     except IntegrityError:
         if WebhookEvent.objects.filter(provider=provider, event_id=event.event_id).exists():
