@@ -39,7 +39,9 @@ def absolute_url(path: str) -> str:
 
 # Emails to staff: in English, like the portal, and without the clients' crisis help line.
 # Those about a booking are kept with it in the outbox, but not listed among its client's.
-STAFF_EMAIL_KINDS = frozenset({"new_request", "payment_attention", "session_changed", "daily_summary", "staff_invite"})
+STAFF_EMAIL_KINDS = frozenset(
+    {"new_request", "payment_attention", "session_changed", "daily_summary", "staff_invite", "staff_setup_link"}
+)
 
 
 def email_queue(

@@ -11,9 +11,10 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 # The segment after these is a secret from an emailed link, in every URL that takes one
 # (mindsettler/tests/test_logs.py checks each token route of the site): the clients' links,
-# and allauth's password links (a staff invitation is one) and email confirmations.
+# allauth's password links (a staff invitation is one) and email confirmations, and the staff's
+# authenticator setup links.
 _TOKEN_PATH = re.compile(
-    r"(/(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email)/)[A-Za-z0-9_:\-]{16,}"
+    r"(/(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link)/)[A-Za-z0-9_:\-]{16,}"
 )
 
 

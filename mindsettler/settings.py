@@ -238,6 +238,8 @@ RATE_LIMITS = {
     "reschedule_request": (5, 3600),
     "waitlist_join": (5, 3600),
     "data_request": (5, 3600),
+    # A staff member's authenticator setup links, per account: each goes to their own inbox.
+    "staff_setup_link": (3, 3600),
     "api": (envint("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1), 60),
 }
 # How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).

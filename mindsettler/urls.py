@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from mindsettler import views
 from staff import login as staff_login
+from staff import second_factor
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -14,6 +15,11 @@ urlpatterns = [
     # an administrator's invitation, not changed by its holder (allauth would offer to add,
     # remove and switch addresses here, unverified).
     path("accounts/email/", views.not_found, name="account_email"),
+    # allauth's setup of the first authenticator app, only in a session that proved it reads
+    # the account's email (staff/second_factor.py); otherwise an emailed link that does.
+    path("accounts/2fa/totp/activate/", second_factor.activate_totp, name="mfa_activate_totp"),
+    path("accounts/2fa/totp/activate/link/", second_factor.setup_link_send, name="staff_setup_link_send"),
+    path("accounts/2fa/totp/activate/link/<str:token>/", second_factor.setup_link, name="staff_setup_link"),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("bookings.api.urls")),
     path("", include("bookings.urls")),

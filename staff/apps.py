@@ -7,10 +7,11 @@ class StaffConfig(AppConfig):
 
     def ready(self) -> None:
         from allauth.account.signals import password_reset
-        from allauth.mfa.signals import authenticator_removed
+        from allauth.mfa.signals import authenticator_added, authenticator_removed
 
-        from staff.middleware import forget_second_factor
+        from staff.middleware import forget_second_factor, setup_done
         from staff.services import address_proved_by_reset
 
         authenticator_removed.connect(forget_second_factor, dispatch_uid="staff_forget_second_factor")
+        authenticator_added.connect(setup_done, dispatch_uid="staff_setup_done")
         password_reset.connect(address_proved_by_reset, dispatch_uid="staff_address_proved_by_reset")

@@ -44,7 +44,7 @@ from bookings.services import (
 )
 from bookings.templatetags.mindsettler import money, when_short
 from mindsettler.forms import Pairs
-from staff.middleware import second_factor_given
+from staff.middleware import second_factor_given, setup_allowed
 from staff.models import User
 
 DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -567,10 +567,15 @@ class ActivateTOTPForm(totp_forms.ActivateTOTPForm):
             self.secret = allauth_context.request.session[totp_auth.SECRET_SESSION_KEY] = pending
 
     def clean_code(self) -> str:
+        session = allauth_context.request.session
+        # The page is shown only to a session that may set up the app (staff.second_factor);
+        # the code is refused all the same to any other, whatever reached this form.
+        if not setup_allowed(session, self.user):
+            raise forms.ValidationError("Open the link we email you first, then enter the code.")
         code = super().clean_code()
         # This sign-in has given a code of the app: the portal opens to it (staff.middleware),
         # and not to another sign-in of the account made with the password alone.
-        second_factor_given(allauth_context.request.session, self.user)
+        second_factor_given(session, self.user)
         return code
 
 

@@ -99,12 +99,57 @@ def second_factor_given(session, user) -> None:
 def forget_second_factor(sender, request: HttpRequest | None = None, user=None, **kwargs) -> None:
     """allauth's authenticator_removed: the session must check again, and the member's other
     sessions, which gave the removed app's code and remember it, are ended (their session
-    version bumped, as staff_second_factor_reset does; this one is kept)."""
+    version bumped, as staff_second_factor_reset does; this one is kept).
+
+    The session that removed it had given its code (every session that opens an account page
+    has: see _second_factor) and its password again (allauth asks before removing): it may
+    set up the new app without the emailed link (setup_allow), as someone changing phones
+    does straight away."""
     if user is not None and user.pk:
         get_user_model().objects.filter(pk=user.pk).update(session_version=F("session_version") + 1)
         user.refresh_from_db(fields=["session_version"])
         if request is not None and getattr(request, "user", None) is not None and request.user.pk == user.pk:
             update_session_auth_hash(request, user)
     if request is not None and hasattr(request, "session"):
-        request.session.pop(_MFA_CONFIRMED, None)
-        request.session.pop(_CODE_GIVEN, None)
+        gave_code = user is not None and user.pk in (
+            request.session.pop(_MFA_CONFIRMED, None),
+            request.session.pop(_CODE_GIVEN, None),
+        )
+        if gave_code:
+            setup_allow(request.session, user)
+
+
+# --- Setting up the first authenticator app -----------------------------------------------
+#
+# A password alone must not be enough to set up an account's first authenticator app (just
+# invited, or after an administrator reset a lost one): whoever signed in first with a phished
+# or reused password would own the account's second factor. The session must also have shown,
+# recently, that it controls the account's email address (a password set through an emailed
+# link, or an emailed setup link opened in it; staff.second_factor), or have given the code of
+# the app it has just removed itself (forget_second_factor).
+
+_SETUP_ALLOWED = "staff_totp_setup_allowed"  # {str(user pk): until, in Unix seconds}
+SETUP_ALLOWED_SECONDS = 60 * 60
+
+
+def setup_allow(session, user) -> None:
+    """`session` may set up `user`'s first authenticator app for the next hour. Kept in the
+    session when an anonymous one signs in (Django's login cycles its key and keeps its data),
+    as after choosing a password through an emailed link."""
+    now = int(time.time())
+    allowed = {pk: until for pk, until in session.get(_SETUP_ALLOWED, {}).items() if until > now}
+    allowed[str(user.pk)] = now + SETUP_ALLOWED_SECONDS
+    session[_SETUP_ALLOWED] = allowed
+
+
+def setup_allowed(session, user) -> bool:
+    """Whether `session` may set up `user`'s first authenticator app now (setup_allow)."""
+    return session.get(_SETUP_ALLOWED, {}).get(str(user.pk), 0) > time.time()
+
+
+def setup_done(sender, request: HttpRequest | None = None, user=None, **kwargs) -> None:
+    """allauth's authenticator_added: the permission was for one setup."""
+    if request is not None and hasattr(request, "session") and user is not None:
+        allowed = request.session.get(_SETUP_ALLOWED, {})
+        if str(user.pk) in allowed:
+            request.session[_SETUP_ALLOWED] = {pk: until for pk, until in allowed.items() if pk != str(user.pk)}

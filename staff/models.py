@@ -108,3 +108,18 @@ class AccountEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_id} {self.kind} {self.member_id}"
+
+
+class SetupLink(models.Model):
+    """A secret in an emailed link that lets a staff member set up the first authenticator
+    app of their account (staff.services.setup_link_send). Only its SHA-256 is stored, as for
+    the clients' links (bookings.tokens); each member has at most the newest one."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"authenticator setup link for staff account {self.user_id}"

@@ -55,7 +55,7 @@ from bookings.selectors import (
 )
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
-from staff.models import AccountEvent, User
+from staff.models import AccountEvent, SetupLink, User
 from staff.permissions import (
     bookings_for,
     counsellors_for,
@@ -774,3 +774,9 @@ def team_members() -> list[User]:
 
 def account_events(*, limit: int = 20) -> list[AccountEvent]:
     return list(AccountEvent.objects.select_related("member", "actor")[:limit])
+
+
+def setup_link_live(*, user: Any) -> SetupLink | None:
+    """The authenticator setup link emailed to `user` that still works, if any (only the
+    newest one does: staff.services.setup_link_send)."""
+    return SetupLink.objects.filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now()).first()

@@ -4,7 +4,9 @@ bookings.services, not here."""
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from allauth.account.forms import default_token_generator
@@ -12,14 +14,17 @@ from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 
 from bookings.emails import absolute_url, email_queue
-from bookings.errors import BookingError
+from bookings.errors import BookingError, TokenInvalid
 from bookings.models import Counsellor
 from bookings.services import counsellor_save
+from bookings.tokens import token_hash, token_lookup_hash
 from staff import selectors
-from staff.models import AccountEvent, User
+from staff.middleware import setup_allow
+from staff.models import AccountEvent, SetupLink, User
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +49,78 @@ def address_proved_by_reset(sender: Any, request: Any, user: User, **kwargs: Any
     """allauth's `password_reset` signal: a password was set through a link emailed to the
     account's address (an invitation, or "Forgotten your password?"), which proves the
     address. Marked verified, as allauth's second-factor setup refuses an account with an
-    unverified address, and the portal needs no other email verification."""
+    unverified address, and the portal needs no other email verification.
+
+    The session that set it may set up the account's first authenticator app, without the
+    emailed setup link (staff.middleware.setup_allow): it will sign in as that member next."""
     EmailAddress.objects.filter(user_id=user.pk, email__iexact=user.email).update(verified=True)
+    if request is not None and hasattr(request, "session"):
+        setup_allow(request.session, user)
+
+
+# --- Authenticator setup links --------------------------------------------------------------
+
+SETUP_LINK_MINUTES = 30
+
+
+class SetupLinkRefused(TokenInvalid):
+    """A setup link opened in a browser signed in as someone else (reason "other_account")."""
+
+    messages = {**TokenInvalid.messages, "other_account": "This link was sent to another staff account."}
+
+
+def setup_link_send(*, user: User) -> None:
+    """Email `user` a link that lets the browser opening it, signed in as them, set up the
+    first authenticator app of their account: single-use, for SETUP_LINK_MINUTES, and only
+    the newest one works."""
+    raw = secrets.token_urlsafe(24)
+    with transaction.atomic():
+        SetupLink.objects.filter(user=user).delete()
+        SetupLink.objects.create(
+            user=user,
+            token_hash=token_hash(raw),
+            expires_at=timezone.now() + timedelta(minutes=SETUP_LINK_MINUTES),
+        )
+        email_queue(
+            kind="staff_setup_link",
+            to=user.email,
+            context={
+                "name": user.first_name,
+                "setup_url": absolute_url(reverse("staff_setup_link", kwargs={"token": raw})),
+                "minutes": SETUP_LINK_MINUTES,
+            },
+        )
+    logger.info("staff account %s: authenticator setup link sent", user.pk)
+
+
+def setup_link_get(*, raw: str, for_update: bool = False) -> SetupLink:
+    """The live setup link behind `raw`, or TokenInvalid saying why not."""
+    qs = SetupLink.objects.filter(token_hash=token_lookup_hash(raw))
+    if for_update:
+        qs = qs.select_for_update()
+    link = qs.first()
+    if link is None:
+        raise TokenInvalid("unknown")
+    if link.used_at is not None:
+        raise TokenInvalid("used", link=link)
+    if link.expires_at <= timezone.now():
+        raise TokenInvalid("expired", link=link)
+    return link
+
+
+def setup_link_claim(*, raw: str, user: User) -> SetupLink:
+    """Use up `user`'s setup link: it proves that whoever opened it reads their email, and
+    marks the address verified (as address_proved_by_reset does). Refused, and left unused,
+    for a link sent to someone else."""
+    with transaction.atomic():
+        link = setup_link_get(raw=raw, for_update=True)
+        if link.user_id != user.pk:
+            raise SetupLinkRefused("other_account", link=link)
+        link.used_at = timezone.now()
+        link.save(update_fields=["used_at"])
+        EmailAddress.objects.filter(user_id=user.pk, email__iexact=user.email).update(verified=True)
+    logger.info("staff account %s: authenticator setup link used", user.pk)
+    return link
 
 
 def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = None) -> User:

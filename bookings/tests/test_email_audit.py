@@ -22,7 +22,7 @@ from bookings import services
 from bookings.models import Actor, Booking, ConsentGiven, LinkToken, Mode, OutboundEmail, Payment, Slot, Status
 from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi
 from conftest import next_weekday_at
-from staff.services import staff_invite
+from staff.services import setup_link_send, staff_invite
 from staff.tests.conftest import sign_in_with_second_factor
 
 pytestmark = pytest.mark.django_db
@@ -221,6 +221,7 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     session_type.save(update_fields=["is_active"])
     step(services.waitlist_end_unserved)
     step(staff_invite, email="new@example.com", role="counsellor", name="Nisha Rao", invited_by=admin_user)
+    step(setup_link_send, user=counsellor.user)
     return journey
 
 
@@ -251,6 +252,7 @@ WITHOUT_ONE_BOOKING = {
     "booking_links",
     "daily_summary",
     "staff_invite",
+    "staff_setup_link",
     "waitlist_verify",
     "waitlist_joined",
     "waitlist_offer",
@@ -362,6 +364,11 @@ def test_every_link_is_absolute_and_opens_the_right_page(journey):
                 assert response.status_code == 302 and response["Location"].startswith("/book/?run="), email.kind
             elif path.startswith("/accounts/password/reset/key/"):
                 assert response.status_code == 302 and "/accounts/password/reset/key/" in response["Location"]
+            elif path.startswith("/accounts/2fa/totp/activate/link/"):
+                # An authenticator setup link works only signed in as its member: this
+                # browser is asked to sign in first, and then comes back to it.
+                assert response.status_code == 403, (email.kind, path)
+                assert f"?next={path}" in response.content.decode(), (email.kind, path)
             else:
                 prefix = max((p for p in LANDINGS if path.startswith(p)), key=len)
                 assert response.status_code == 200, (email.kind, path, response.status_code)

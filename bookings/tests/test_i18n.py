@@ -56,7 +56,14 @@ PO = LOCALE / "hi" / "LC_MESSAGES" / "django.po"
 MO = LOCALE / "hi" / "LC_MESSAGES" / "django.mo"
 DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 # Emails only staff receive; they stay in English like the staff portal.
-STAFF_EMAILS = {"staff_invite", "payment_attention", "daily_summary", "new_request", "session_changed"}
+STAFF_EMAILS = {
+    "staff_invite",
+    "staff_setup_link",
+    "payment_attention",
+    "daily_summary",
+    "new_request",
+    "session_changed",
+}
 
 
 def _po_entries(path: Path) -> dict[str, list[str]]:

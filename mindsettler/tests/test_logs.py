@@ -141,7 +141,7 @@ def test_every_link_token_in_a_path_is_redacted():
             if isinstance(p, URLResolver):
                 yield from routes(p.url_patterns, p.namespace or namespace)
             elif isinstance(p, URLPattern) and "token" in p.pattern.converters:
-                yield f"{namespace}:{p.name}", p.pattern.converters
+                yield f"{namespace}:{p.name}" if namespace else p.name, p.pattern.converters
 
     token = "Zq8vT3xY_kL0-mN5pQ7rS9uW1aB2cD4e"
     found = list(routes(get_resolver().url_patterns))

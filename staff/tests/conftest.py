@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
 from django.conf import settings
-from django.test import Client
+from django.core import mail
+from django.test import Client, TestCase
+from django.urls import reverse
 
 from staff.middleware import second_factor_given
 from staff.models import User
@@ -57,6 +61,27 @@ def sign_in_with_second_factor(browser: Client, user: User) -> None:
     session = browser.session
     second_factor_given(session, user)
     session.save()
+
+
+def setup_link_in(message: mail.EmailMessage) -> str:
+    """The path of the authenticator setup link in `message`."""
+    prefix = reverse("staff_setup_link_send")
+    found = re.search(rf"http://testserver({re.escape(prefix)}[\w-]+/)", message.body)
+    assert found, message.body
+    return found.group(1)
+
+
+def setup_link_opened(browser: Client, user: User) -> None:
+    """`browser`, signed in as `user` (whose account has no authenticator app) with the
+    password alone, asks for the emailed setup link and opens it, as the setup page asks:
+    it may then set up the app."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert browser.post(reverse("staff_setup_link_send"))["Location"] == reverse("mfa_activate_totp")
+    message = mail.outbox[-1]
+    assert message.to == [user.email]
+    link = setup_link_in(message)
+    assert browser.get(link).status_code == 200
+    assert browser.post(link)["Location"] == reverse("mfa_activate_totp")
 
 
 @pytest.fixture

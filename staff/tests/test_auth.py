@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from bookings.models import Counsellor
 from staff.models import User
-from staff.tests.conftest import sign_in_with_second_factor, totp_code, totp_enable
+from staff.tests.conftest import setup_link_opened, sign_in_with_second_factor, totp_code, totp_enable
 
 PASSWORD = "a-long-counsellor-password"
 
@@ -64,9 +64,12 @@ def test_first_sign_in_requires_setting_up_an_authenticator_then_shows_recovery_
 ):
     response = sign_in(client, counsellor_user.email, PASSWORD)
     assert response.status_code == 302
-    # Anything in the portal sends them to set up the app first.
+    # Anything in the portal sends them to set up the app first...
     response = client.get(reverse("staff:booking_list"))
     assert response["Location"] == reverse("mfa_activate_totp")
+    # ...which a password alone does not open: first the emailed link (test_second_factor_setup.py).
+    assert 'src="data:image/svg+xml;base64,' not in client.get(reverse("mfa_activate_totp")).content.decode()
+    setup_link_opened(client, counsellor_user)
     page = client.get(reverse("mfa_activate_totp"))
     assert page.status_code == 200
     html = page.content.decode()
@@ -105,6 +108,7 @@ def test_a_session_opens_the_portal_only_once_it_has_given_a_code(client, counse
         assert browser.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
 
     sign_in(client, counsellor_user.email, PASSWORD)
+    setup_link_opened(client, counsellor_user)
     client.get(reverse("mfa_activate_totp"))
     secret = client.session[SECRET_SESSION_KEY]
     assert client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)}).status_code == 302
@@ -130,9 +134,12 @@ def test_account_pages_are_kept_by_no_cache(client, counsellor_user, counsellor)
     shared or browser cache keeps it (Back on a clinic's shared computer, after signing out),
     nor any other page of the account, as none keeps the portal's."""
     sign_in(client, counsellor_user.email, PASSWORD)
+    asking = client.get(reverse("mfa_activate_totp"))  # first, the emailed link
+    setup_link_opened(client, counsellor_user)
     page = client.get(reverse("mfa_activate_totp"))
     assert page.status_code == 200 and client.session[SECRET_SESSION_KEY] in page.content.decode()
     for response in (
+        asking,
         page,
         client.get(reverse("mfa_index")),
         client.get(reverse("account_change_password")),

@@ -274,10 +274,13 @@ def test_resetting_a_lost_second_factor(admin_client, admin_user, login, client,
 
     # The open session (which remembered the second factor) is over...
     assert signed_out(theirs.get(reverse("staff:dashboard")))
-    # ...and after signing in with their password, the portal asks for a new authenticator app.
+    # ...and after signing in with their password, the portal asks for a new authenticator app,
+    # which the password alone does not set up: first the emailed link (test_second_factor.py).
     response = sign_in(client, counsellor_user.email, PASSWORD)
     assert response.status_code == 302
     assert client.get(reverse("staff:dashboard"))["Location"] == reverse("mfa_activate_totp")
+    setup = client.get(reverse("mfa_activate_totp")).content.decode()
+    assert "Email me a link" in setup and "data:image/svg+xml" not in setup
     event = AccountEvent.objects.get()
     assert (event.kind, event.actor, event.member) == ("second_factor_reset", admin_user, counsellor_user)
     assert User.objects.get(pk=counsellor_user.pk).is_active  # still an active account
