@@ -182,5 +182,6 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"  {role} login: {email}  password: {password}"))
         if created_logins:
             self.stdout.write(
-                "  These passwords are shown only now. Staff must set up an authenticator app (TOTP) at first sign-in."
+                "  These passwords are shown only now. Staff set up an authenticator app (TOTP) at first sign-in, "
+                "after opening a link emailed to them (printed in this console)."
             )
