@@ -97,7 +97,7 @@ def chromium_path() -> str:
 def page_kind(url: str) -> str:
     """A URL's page, with secrets and ids replaced, for reports: /bookings/<token>/ ..."""
     path = urlsplit(url).path
-    path = re.sub(r"/(verify|bookings|cancel)/[A-Za-z0-9_-]{20,}/", r"/\1/<token>/", path)
+    path = re.sub(r"/(verify|bookings|cancel|link)/[A-Za-z0-9_-]{20,}/", r"/\1/<token>/", path)
     path = re.sub(r"/\d+/", "/<id>/", path)
     query = urlsplit(url).query
     step = re.search(r"step=(\w+)", query)

@@ -1,6 +1,7 @@
 """Journeys 2 and 5: a counsellor approves a request; an administrator books for a client who
 phoned and marks a past session completed; an administrator deactivates a counsellor who left
-and resets a colleague's lost second factor."""
+and resets a colleague's lost second factor, who sets up a new authenticator app through the
+emailed link."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from playwright.sync_api import expect
 
 from bookings.models import Booking, Slot, Status
 from bookings.templatetags.mindsettler import when_short
-from e2e.browsing import sign_in, wait_for_email
+from e2e.browsing import link_in, sign_in, wait_for_email
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, find_on_calendar, heading
 from staff.models import User
-from staff.tests.conftest import totp_enable
+from staff.tests.conftest import totp_code, totp_enable
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -184,3 +185,31 @@ def test_admin_deactivates_a_counsellor_who_left_and_resets_a_lost_second_factor
     expect(page.get_by_text("The second factor of Rohan was reset")).to_be_visible()
     tab.check()
     assert not Authenticator.objects.filter(user=other_counsellor.user).exists()
+
+    # Rohan signs in with his password. It does not set up a new app on its own (someone else
+    # may know it): the page emails him a link, which he opens in the same browser.
+    rohan = tabs()
+    mine = rohan.page
+    rohan.goto("/accounts/login/?next=/staff/")
+    mine.get_by_label("Email").fill("rohan@example.com")
+    mine.get_by_label("Password").fill("another-long-password")
+    mine.get_by_role("button", name="Sign in").click()
+    expect(heading(mine, "Set up two-factor sign-in")).to_be_visible()
+    expect(mine.get_by_text("we first email a link to your address")).to_be_visible()
+    expect(mine.locator("#totp-secret")).to_have_count(0)
+    rohan.check()
+    mine.get_by_role("button", name="Email me a link").click()
+    expect(mine.get_by_role("status").filter(has_text="We have emailed a link to rohan@example.com.")).to_be_visible()
+    rohan.check()
+    link = link_in(
+        wait_for_email("rohan@example.com", "Set up two-factor sign-in"), "/accounts/2fa/totp/activate/link/"
+    )
+    rohan.goto(link)
+    mine.get_by_role("button", name="Continue to set up the app").click()
+    secret = mine.locator("#totp-secret").inner_text()
+    rohan.check()
+    mine.get_by_label(re.compile("code", re.I)).first.fill(totp_code(secret))
+    mine.get_by_role("button", name="Turn on two-factor sign-in").click()
+    expect(heading(mine, "Your recovery codes")).to_be_visible()
+    rohan.check()
+    assert Authenticator.objects.filter(user=other_counsellor.user, type=Authenticator.Type.TOTP).exists()
