@@ -1546,7 +1546,7 @@ def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse
         staff_second_factor_reset(user=member, by=request.user)
         return (
             f"The second factor of {member} was reset and their open sessions have ended. At their next sign-in"
-            " they set up a new authenticator app."
+            " they set up a new authenticator app, after opening a link emailed to their address."
         )
 
     return _team_account_action(request, user_id, "second_factor_reset", do, confirm=True)

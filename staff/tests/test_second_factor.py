@@ -330,3 +330,21 @@ def test_the_permission_from_removing_an_app_does_not_outlive_the_session(
         staff_second_factor_reset(user=counsellor_user, by=admin_user)  # ends their sessions
     sign_in(client, counsellor_user.email)
     assert not shows_the_key(client)
+
+
+def test_a_link_opened_long_after_signing_in_asks_for_the_password_again_then_sets_up(
+    client, counsellor_user, counsellor, settings
+):
+    """allauth asks for the password again before a change to the second factor made some
+    minutes after signing in; the emailed link's permission waits for it."""
+    sign_in(client, counsellor_user.email)
+    link = ask_for_link(client)
+    settings.ACCOUNT_REAUTHENTICATION_TIMEOUT = 0  # the email took its time
+    assert client.post(link)["Location"] == reverse("mfa_activate_totp")
+    asked = client.get(reverse("mfa_activate_totp"))
+    assert asked.status_code == 302 and asked["Location"].startswith(reverse("account_reauthenticate"))
+    back = client.post(asked["Location"], {"password": PASSWORD})
+    assert back.status_code == 302 and back["Location"] == reverse("mfa_activate_totp")
+    settings.ACCOUNT_REAUTHENTICATION_TIMEOUT = 300  # and the password was given just now
+    assert shows_the_key(client)
+    assert activate(client) == 302 and has_app(counsellor_user)
