@@ -175,6 +175,8 @@ def test_the_emailed_link_opened_in_the_signed_in_browser_opens_the_setup(client
     assert raw not in stored.token_hash and len(stored.token_hash) == 64
     page = setup_page(client)
     assert "We have emailed a link to asha@example.com." in page and "Email me a new link" in page
+    until = timezone.localtime(stored.expires_at)
+    assert f"works until {until:%H:%M} {until.tzname()}, once" in page  # the clinic's time, its zone named
 
     # The link's page changes nothing until its button is pressed (link scanners only GET).
     confirm = client.get(link)
