@@ -69,10 +69,10 @@ class SetupLinkRefused(TokenInvalid):
     messages = {**TokenInvalid.messages, "other_account": "This link was sent to another staff account."}
 
 
-def setup_link_send(*, user: User) -> None:
-    """Email `user` a link that lets the browser opening it, signed in as them, set up the
-    first authenticator app of their account: single-use, for SETUP_LINK_MINUTES, and only
-    the newest one works."""
+def setup_link_create(*, user: User) -> str:
+    """A link that lets the browser opening it, signed in as `user`, set up the first
+    authenticator app of their account: single-use, for SETUP_LINK_MINUTES; it replaces any
+    earlier one (only the newest works). Returns its URL, which is stored only as a hash."""
     raw = secrets.token_urlsafe(24)
     with transaction.atomic():
         SetupLink.objects.filter(user=user).delete()
@@ -81,14 +81,16 @@ def setup_link_send(*, user: User) -> None:
             token_hash=token_hash(raw),
             expires_at=timezone.now() + timedelta(minutes=SETUP_LINK_MINUTES),
         )
+    return absolute_url(reverse("staff_setup_link", kwargs={"token": raw}))
+
+
+def setup_link_send(*, user: User) -> None:
+    """Email `user` a new setup link (setup_link_create)."""
+    with transaction.atomic():
         email_queue(
             kind="staff_setup_link",
             to=user.email,
-            context={
-                "name": user.first_name,
-                "setup_url": absolute_url(reverse("staff_setup_link", kwargs={"token": raw})),
-                "minutes": SETUP_LINK_MINUTES,
-            },
+            context={"name": user.first_name, "setup_url": setup_link_create(user=user), "minutes": SETUP_LINK_MINUTES},
         )
     logger.info("staff account %s: authenticator setup link sent", user.pk)
 

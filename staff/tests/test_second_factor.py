@@ -350,3 +350,41 @@ def test_a_link_opened_long_after_signing_in_asks_for_the_password_again_then_se
     settings.ACCOUNT_REAUTHENTICATION_TIMEOUT = 300  # and the password was given just now
     assert shows_the_key(client)
     assert activate(client) == 302 and has_app(counsellor_user)
+
+
+# --- Printed by whoever runs the server ---------------------------------------------------
+
+
+def test_the_server_can_print_a_setup_link_when_email_cannot_reach_the_member(client, counsellor_user, counsellor):
+    """`manage.py staff_setup_link EMAIL`: the first administrator before SMTP works, or a
+    broken mail server. The printed link does what the emailed one does, and no email goes."""
+    from io import StringIO
+    from urllib.parse import urlsplit
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("staff_setup_link", "  ASHA@example.com ", stdout=out)
+    printed = out.getvalue().splitlines()
+    assert printed[0].startswith("A setup link for asha@example.com, for 30 minutes and once")
+    link = urlsplit(printed[1]).path
+    assert not mail.outbox and SetupLink.objects.filter(user=counsellor_user).count() == 1
+    sign_in(client, counsellor_user.email)
+    assert not shows_the_key(client)
+    assert client.post(link).status_code == 302
+    assert shows_the_key(client) and activate(client) == 302 and has_app(counsellor_user)
+
+
+def test_the_printed_setup_link_is_refused_where_it_would_not_help(counsellor_user, counsellor, admin_user):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="no staff account with the email address 'nobody@example.com'"):
+        call_command("staff_setup_link", "nobody@example.com")
+    Authenticator.objects.create(user=counsellor_user, type=Authenticator.Type.TOTP, data={"secret": "x"})
+    with pytest.raises(CommandError, match="already has an authenticator app"):
+        call_command("staff_setup_link", counsellor_user.email)
+    counsellor_user.is_active = False
+    counsellor_user.save(update_fields=["is_active"])
+    with pytest.raises(CommandError, match="is deactivated"):
+        call_command("staff_setup_link", counsellor_user.email)
+    assert not SetupLink.objects.exists()
