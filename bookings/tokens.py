@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -58,9 +59,11 @@ def token_get(*, raw: str, purpose: str, for_update: bool = False, related: tupl
     return link
 
 
-def token_check(link: LinkToken) -> None:
-    """TokenInvalid if `link` may not be used: revoked, used up or expired."""
-    if link.revoked_at is not None:
+def token_check(link: Any) -> None:
+    """TokenInvalid if `link` may not be used: revoked, used up or expired. Any stored link
+    with `used_at` and `expires_at` (and maybe `revoked_at`): booking links, waitlist links,
+    staff's authenticator setup links."""
+    if getattr(link, "revoked_at", None) is not None:
         raise TokenInvalid("revoked", link=link)
     if link.used_at is not None:
         raise TokenInvalid("used", link=link)
@@ -104,10 +107,7 @@ def waitlist_token_get(*, raw: str, purpose: str, for_update: bool = False) -> W
     link = qs.filter(token_hash=hashed, purpose=purpose).first()
     if link is None:
         raise TokenInvalid("unknown")
-    if link.used_at is not None:
-        raise TokenInvalid("used", link=link)
-    if link.expires_at <= timezone.now():
-        raise TokenInvalid("expired", link=link)
+    token_check(link)
     return link
 
 

@@ -21,7 +21,7 @@ from bookings.emails import absolute_url, email_queue
 from bookings.errors import BookingError, TokenInvalid
 from bookings.models import Counsellor
 from bookings.services import counsellor_save
-from bookings.tokens import token_hash, token_lookup_hash
+from bookings.tokens import token_check, token_hash, token_lookup_hash
 from staff import selectors
 from staff.middleware import setup_allow
 from staff.models import AccountEvent, SetupLink, User
@@ -103,10 +103,7 @@ def setup_link_get(*, raw: str, for_update: bool = False) -> SetupLink:
     link = qs.first()
     if link is None:
         raise TokenInvalid("unknown")
-    if link.used_at is not None:
-        raise TokenInvalid("used", link=link)
-    if link.expires_at <= timezone.now():
-        raise TokenInvalid("expired", link=link)
+    token_check(link)
     return link
 
 
