@@ -177,6 +177,33 @@ class BookingFilterForm(forms.Form):
 # --- Booking actions --------------------------------------------------------------------
 
 
+class ReportMonthForm(forms.Form):
+    """The month of the staff report, as `?month=2026-10` (the view gives this month when the
+    request names none)."""
+
+    month = forms.CharField(
+        label="Month",
+        max_length=7,
+        help_text="Year and month, for example 2026-10.",
+        # A month picker where the browser has one; elsewhere, text as the hint says.
+        widget=forms.TextInput(attrs={"type": "month"}),
+    )
+
+    def clean_month(self) -> date:
+        raw = self.cleaned_data["month"]
+        try:
+            month = datetime.strptime(raw, "%Y-%m").date()
+        except ValueError:
+            raise forms.ValidationError(
+                "Enter a month as year and month, for example 2026-10.", code="invalid"
+            ) from None
+        # As the other date fields of the portal: no booking is older, and a month far
+        # outside would take its bounds outside what a datetime holds.
+        if not 2000 <= month.year <= 2099:
+            raise forms.ValidationError("Choose a month between January 2000 and December 2099.", code="out_of_range")
+        return month
+
+
 class VersionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 

@@ -24,6 +24,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
     When,
 )
@@ -461,6 +462,90 @@ def outcomes_in_month(*, user: Any, month: date) -> list[dict[str, Any]]:
         .order_by("counsellor__display_name", "counsellor_id")
     )
     return list(rows)
+
+
+# --- The month's report -------------------------------------------------------------------
+
+# The report's counts, each a status or kind of cancellation, in the order the page shows them.
+REPORT_COUNTS = ("completed", "no_shows", "cancelled", "late", "lapsed", "confirmed", "awaiting_payment")
+# Its money, in minor units (paise).
+REPORT_MONEY = ("received", "refunded", "net")
+
+
+def month_report(*, user: Any, month: date) -> dict[str, Any]:
+    """For administrators, the sessions of the calendar month of `month` in the clinic's zone
+    (by the slot's start), per counsellor of those sessions, and the money paid for them.
+
+    `rows`: a dict per counsellor at work, and per counsellor who has left but had sessions
+    that month, by name: `counsellor_id`, `name`, the REPORT_COUNTS and REPORT_MONEY. `totals`:
+    the same sums for all of them. Counts:
+    - completed, no_shows, confirmed (sessions ahead, or held but not yet marked either way),
+      awaiting_payment (approved, or a payment started and not arrived): by status;
+    - cancelled: by the client or staff (dashboard's outcomes_in_month); late: of those, the
+      ones the client asked for inside the cancellation cutoff; lapsed: cancelled by the
+      system, the payment window having run out.
+    Money, of the payments for those sessions whatever their status or when they were paid:
+    received, what the provider captured; refunded, the refunds started or done (a failed one
+    is taken off again: bookings.services.payments); net, received less refunded.
+
+    Three queries, whatever the number of bookings: the counsellors, the sessions grouped by
+    counsellor, the payments grouped by counsellor (apart, so that a booking with two payments
+    is not counted twice)."""
+    start = day_bounds(month.replace(day=1))[0]
+    end = day_bounds(month_after(month))[0]
+    in_month = bookings_for(user).filter(slot__start__gte=start, slot__start__lt=end)
+    by_person = Exists(
+        BookingEvent.objects.filter(
+            booking=OuterRef("pk"),
+            action="transition",
+            to_status=Status.CANCELLED,
+            actor__in=(Actor.CLIENT, Actor.STAFF),
+        )
+    )
+    late = Exists(BookingEvent.objects.filter(booking=OuterRef("pk"), action="late_cancellation"))
+    cancelled = Q(status=Status.CANCELLED)
+    sessions = (
+        in_month.order_by()
+        .values(of=F("slot__counsellor_id"))
+        .annotate(
+            completed=Count("pk", filter=Q(status=Status.COMPLETED)),
+            no_shows=Count("pk", filter=Q(status=Status.NO_SHOW)),
+            cancelled=Count("pk", filter=cancelled & Q(by_person)),
+            late=Count("pk", filter=cancelled & Q(by_person) & Q(late)),
+            lapsed=Count("pk", filter=cancelled & ~Q(by_person)),
+            confirmed=Count("pk", filter=Q(status=Status.CONFIRMED)),
+            awaiting_payment=Count("pk", filter=Q(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))),
+        )
+    )
+    # Captured: the provider named the payment it took (bookings.services.payment_confirm);
+    # what it took is captured_amount, or the amount asked for on rows older than that field
+    # (payment_captured_amount).
+    money = (
+        Payment.objects.filter(booking__in=in_month.values("pk"))
+        .exclude(provider_payment_id="")
+        .order_by()
+        .values(of=F("booking__slot__counsellor_id"))
+        .annotate(
+            received=Coalesce(Sum(Coalesce("captured_amount", "amount")), 0),
+            refunded=Coalesce(Sum("refunded_amount"), 0),
+        )
+    )
+    found: dict[int, dict[str, Any]] = {}
+    for row in (*sessions, *money):
+        found.setdefault(row.pop("of"), {}).update(row)
+    counsellors = (
+        Counsellor.objects.filter(counsellors_at_work_q() | Q(pk__in=in_month.values("slot__counsellor_id")))
+        .order_by("display_name", "pk")
+        .values_list("pk", "display_name")
+    )
+    zero = dict.fromkeys((*REPORT_COUNTS, "received", "refunded"), 0)
+    rows = []
+    for pk, name in counsellors:
+        row = {**zero, **found.get(pk, {}), "counsellor_id": pk, "name": name}
+        row["net"] = row["received"] - row["refunded"]
+        rows.append(row)
+    totals = {key: sum(row[key] for row in rows) for key in (*REPORT_COUNTS, *REPORT_MONEY)}
+    return {"month": month.replace(day=1), "start": start, "end": end, "rows": rows, "totals": totals}
 
 
 # --- The calendar -----------------------------------------------------------------------

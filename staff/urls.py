@@ -66,6 +66,8 @@ urlpatterns = [
         views.team_second_factor_reset,
         name="team_second_factor_reset",
     ),
+    path("reports/", views.report, name="report"),
+    path("reports/export.csv", views.report_export, name="report_export"),
     path("clinic/", views.clinic_settings, name="clinic"),
     path("clinic/session-types/new/", views.session_type_edit, name="session_type_new"),
     path("clinic/session-types/<int:pk>/", views.session_type_edit, name="session_type_edit"),

@@ -62,7 +62,7 @@ from bookings.models import (
     WeeklyHours,
 )
 from bookings.selectors import counsellor_at_work
-from bookings.templatetags.mindsettler import day_words
+from bookings.templatetags.mindsettler import day_words, money
 from mindsettler.forms import select_html
 from staff import selectors
 from staff.forms import (
@@ -82,6 +82,7 @@ from staff.forms import (
     PaymentSettleForm,
     PublishRangeForm,
     RejectForm,
+    ReportMonthForm,
     SessionTypeForm,
     SlotForm,
     StaffBookingForm,
@@ -692,6 +693,99 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="mindsettler-bookings-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- The month's report -------------------------------------------------------------------
+
+# The report's columns: the key of staff.selectors.month_report's rows, the heading, and what
+# it counts, in one line each (the page and the CSV say the same).
+REPORT_COLUMNS = (
+    ("completed", "Completed", "Sessions marked as held."),
+    ("no_shows", "No-shows", "Confirmed sessions the client did not come to."),
+    ("cancelled", "Cancelled", "Cancelled by the client or by staff, whether paid or not."),
+    ("late", "Of which late", "Of those, cancelled at the client's request inside the cancellation cutoff."),
+    ("lapsed", "Lapsed unpaid", "Approved but never paid: released when the payment window ran out."),
+    ("confirmed", "Confirmed", "Paid sessions still to take place, or held but not yet marked held or a no-show."),
+    ("awaiting_payment", "Awaiting payment", "Approved, the client has not paid yet."),
+    ("received", "Received", "Payments the provider captured for these sessions, whatever their status now."),
+    ("refunded", "Refunded", "Refunds of those payments, started or done; a refund that failed is not counted."),
+    ("net", "Net", "Received less refunded."),
+)
+REPORT_MONEY_COLUMNS = frozenset(selectors.REPORT_MONEY)
+
+
+def _report_context(request: HttpRequest) -> tuple[dict[str, Any], int]:
+    """The report page's context and its status: the month asked for (this month if none).
+    A month the form refuses is answered with the form and its error alone, and 400: showing
+    another month's numbers instead could be taken for the month asked for."""
+    data = request.GET.copy()
+    if not data.get("month", "").strip():  # the field shows the month the page shows
+        data["month"] = f"{timezone.localdate():%Y-%m}"
+    form = ReportMonthForm(data)
+    context: dict[str, Any] = {"form": form, "columns": REPORT_COLUMNS, "nav": "reports"}
+    if not form.is_valid():
+        return context, 400
+    month = form.cleaned_data["month"]
+    report = selectors.month_report(user=request.user, month=month)
+    earlier = (month - timedelta(days=1)).replace(day=1)
+    later = selectors.month_after(month)
+    context.update(
+        report=report,
+        month=month,
+        earlier=earlier if earlier.year >= 2000 else None,
+        later=later if later.year <= 2099 else None,
+        this_month=timezone.localdate().replace(day=1),
+        time_zone_name=settings.TIME_ZONE_NAME,
+        table=[(row["name"], _report_cells(row)) for row in report["rows"]],
+        table_totals=_report_cells(report["totals"]),
+    )
+    return context, 200
+
+
+def _report_cells(row: dict[str, Any]) -> list[str]:
+    """A row's numbers as the page shows them: amounts in rupees (the `money` filter)."""
+    return [money(row[key]) if key in REPORT_MONEY_COLUMNS else str(row[key]) for key, _, _ in REPORT_COLUMNS]
+
+
+@require_safe
+@admin_required
+def report(request: HttpRequest) -> HttpResponse:
+    """A month's sessions and money by counsellor, for administrators: counts and sums only,
+    never a client's name, address or words."""
+    context, status = _report_context(request)
+    return render(request, "staff/report.html", context, status=status)
+
+
+def report_csv_amount(minor: int) -> str:
+    """Paise as rupees with two decimals, as the bookings export writes amounts."""
+    sign = "-" if minor < 0 else ""
+    major, paise = divmod(abs(minor), 100)
+    return f"{sign}{major}.{paise:02d}"
+
+
+@require_safe
+@admin_required
+def report_export(request: HttpRequest) -> HttpResponse:
+    """The report's table as CSV: a row per counsellor and the total row."""
+    context, status = _report_context(request)
+    if status != 200:
+        return render(request, "staff/report.html", context, status=status)
+    report, month = context["report"], context["month"]
+    keys = [key for key, _, _ in REPORT_COLUMNS]
+    writer = csv.writer(_Echo())
+
+    def line(name: str, row: dict[str, Any]) -> str:
+        values = [report_csv_amount(row[k]) if k in REPORT_MONEY_COLUMNS else row[k] for k in keys]
+        return writer.writerow([csv_cell(v) for v in (f"{month:%Y-%m}", name, *values, "INR")])
+
+    header = ["Month", "Counsellor", *(heading for _, heading, _ in REPORT_COLUMNS), "Currency"]
+    lines = [writer.writerow(header)]
+    lines += [line(row["name"], row) for row in report["rows"]]
+    lines.append(line("All counsellors", report["totals"]))
+    response = HttpResponse("".join(lines), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="mindsettler-report-{month:%Y-%m}.csv"'
     response["Cache-Control"] = "no-store"
     return response
 

@@ -150,6 +150,8 @@ MATRIX = [
         lambda w: reverse("staff:team_second_factor_reset", args=[u(w)]),
         (302, 400, 403, 403),
     ),
+    ("report", "get", lambda w: reverse("staff:report"), (302, 200, 403, 403)),
+    ("report_export", "get", lambda w: reverse("staff:report_export"), (302, 200, 403, 403)),
     ("clinic", "get", lambda w: reverse("staff:clinic"), (302, 200, 403, 403)),
     ("clinic", "post", lambda w: reverse("staff:clinic"), (302, 400, 403, 403)),
     ("session_type_new", "get", lambda w: reverse("staff:session_type_new"), (302, 200, 403, 403)),
