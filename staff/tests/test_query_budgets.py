@@ -1,6 +1,7 @@
 """Query budgets of the staff portal and the plans of its two big reads (issue 7).
 
-Budgets: calendar feed <= 3, booking list <= 4, booking detail <= 10 (a request too), dashboard <= 15 queries,
+Budgets: calendar feed <= 3, booking list <= 4, booking detail <= 10 (a request too), dashboard <= 15,
+monthly report <= 5 (its CSV too) queries,
 measured on the benchmark's data set (seed_bench) at two sizes, the second ten times the first;
 the count must not grow with the data. On PostgreSQL, the calendar's range query and the filtered list query
 must read the bookings table through indexes, not a sequential scan, at a size where a scan
@@ -45,6 +46,9 @@ BUDGETS = {
     # Its cards read a few queries each: sessions today and tomorrow, requests, payments,
     # activity, outcomes, sessions to record, and the administrators' notices.
     "dashboard": 15,
+    # The session and its user, then the counsellors, their sessions and their payments.
+    "monthly report": 5,
+    "monthly report, CSV": 5,
 }
 
 
@@ -83,6 +87,8 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
         "booking detail": (reverse("staff:booking_detail", args=[booking.pk]), {}),
         "booking detail, a request": (reverse("staff:booking_detail", args=[request.pk]), {}),
         "dashboard": (reverse("staff:dashboard"), {}),
+        "monthly report": (reverse("staff:report"), {"month": seeded["today"][:7]}),
+        "monthly report, CSV": (reverse("staff:report_export"), {"month": seeded["today"][:7]}),
     }
     browser.get(reverse("staff:dashboard"))  # the session's last-seen mark is written once a minute
     counts = {}
@@ -102,6 +108,13 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
             assert request.ack_id in response.content.decode() and 'id="approve-h"' in response.content.decode()
         elif name == "dashboard":
             assert "Sessions to record" in response.content.decode()
+        elif name.startswith("monthly report"):
+            # A row for every counsellor of the seed, and money received: the numbers are read.
+            text = response.content.decode()
+            assert all(shown in text for shown in Counsellor.objects.values_list("display_name", flat=True))
+            if name.endswith("CSV"):
+                totals = text.splitlines()[-1].split(",")
+                assert totals[1] == "All counsellors" and float(totals[-4]) > 0
     return counts
 
 
