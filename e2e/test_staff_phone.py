@@ -106,6 +106,7 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
         f"/staff/profile/{counsellor.pk}/",
         "/staff/team/",
         "/staff/clinic/",
+        "/staff/reports/",
     )
     for path in paths:
         tab.goto(path)
