@@ -11,7 +11,7 @@ from django.core.management import get_commands
 ROOT = Path(__file__).resolve().parents[2]
 
 # Our commands that a person runs by hand, when needed: everything else runs on a schedule.
-BY_HAND = {"api_token", "invite_staff", "seed_demo", "seed_bench"}
+BY_HAND = {"api_token", "invite_staff", "seed_demo", "seed_bench", "staff_setup_link"}
 
 
 def _ours() -> set[str]:
