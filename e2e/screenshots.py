@@ -188,3 +188,10 @@ def test_tour(tabs, live_server):
     page.get_by_role("link", name=re.compile("Asha Menon")).first.click()
     staff.check()
     shoot(staff, "staff-availability")
+
+    # The month's numbers: one of yesterday's sessions recorded as held, the other not yet.
+    services.booking_complete(booking_id=Booking.objects.get(client_name="Meera Pillai").pk, user=admin)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Reports").click()
+    expect(heading(page, re.compile("Report for"))).to_be_visible()
+    staff.check()
+    shoot(staff, "staff-report")
