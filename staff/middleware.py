@@ -24,6 +24,7 @@ class StaffSessionMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        second_factor = None
         if user is not None and user.is_authenticated:
             now = int(time.time())
             last_seen = request.session.get(_LAST_SEEN)
@@ -50,6 +51,13 @@ class StaffSessionMiddleware:
             if second_factor == _NONE and request.path_info.startswith("/staff/"):
                 return redirect("mfa_activate_totp")
         response = self.get_response(request)
+        if second_factor == _NONE and _app_set_up_meanwhile(request, user):
+            # The account had no app when this request began; it has one now, set up in
+            # another sign-in while the view ran: this response may show what only the app's
+            # holder may see (its recovery codes, for the password alone). Ended, as above.
+            logout(request)
+            query = urlencode({"next": request.get_full_path()})
+            return redirect(f"{reverse('account_login')}?{query}")
         if request.path_info.startswith("/accounts/"):
             # allauth's pages: the authenticator's key on its setup page (every later code
             # follows from it), the sign-in and password forms. No shared or browser cache
@@ -88,6 +96,15 @@ def _second_factor(request: HttpRequest, user) -> str:
         return _NOT_GIVEN
     request.session[_MFA_CONFIRMED] = user.pk
     return _GIVEN
+
+
+def _app_set_up_meanwhile(request: HttpRequest, user) -> bool:
+    """Whether `user`, still this session's, now has an app whose code this session never gave
+    (checked after a request that began with none)."""
+    current = getattr(request, "user", None)
+    if current is None or current.pk != user.pk:  # signed out or in as someone else meanwhile
+        return False
+    return _second_factor(request, user) == _NOT_GIVEN
 
 
 def second_factor_given(session, user) -> None:

@@ -388,3 +388,36 @@ def test_the_printed_setup_link_is_refused_where_it_would_not_help(counsellor_us
     with pytest.raises(CommandError, match="is deactivated"):
         call_command("staff_setup_link", counsellor_user.email)
     assert not SetupLink.objects.exists()
+
+
+# --- A password alone, while the member sets up the app ---------------------------------
+
+
+def test_a_password_alone_never_reads_the_codes_of_an_app_set_up_while_its_request_ran(
+    client, counsellor_user, counsellor, monkeypatch
+):
+    """Someone signed in with the member's password alone asks for the recovery codes page
+    over and over, while the member sets up the app in their own sign-in. A request that found
+    no app when it began, and reaches the page after the member's setup was saved, must not
+    show its codes: with them and the password, that someone could sign in for good."""
+    from allauth.mfa.recovery_codes.internal import flows as recovery_flows
+
+    from staff.tests.conftest import totp_enable
+
+    sign_in(client, counsellor_user.email)
+    original = recovery_flows.view_recovery_codes
+
+    def member_sets_up_meanwhile(request):
+        # The member's setup (the app and its recovery codes) is saved between this request's
+        # check of the account and the page reading the codes.
+        totp_enable(counsellor_user)
+        recovery_flows.RecoveryCodes.activate(counsellor_user)
+        return original(request)
+
+    monkeypatch.setattr(recovery_flows, "view_recovery_codes", member_sets_up_meanwhile)
+    response = client.get(reverse("mfa_view_recovery_codes"))
+    codes = Authenticator.objects.get(user=counsellor_user, type=Authenticator.Type.RECOVERY_CODES)
+    page = response.content.decode()
+    assert not any(code in page for code in codes.wrap().get_unused_codes())
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+    assert "_auth_user_id" not in client.session  # signed out, as any later request would be
