@@ -13,8 +13,10 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # (mindsettler/tests/test_logs.py checks each token route of the site): the clients' links,
 # allauth's password links (a staff invitation is one) and email confirmations, and the staff's
 # authenticator setup links.
+# Also percent-encoded, as a sign-in page's `next` carries the page a timed-out session asked for.
 _TOKEN_PATH = re.compile(
-    r"(/(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link)/)[A-Za-z0-9_:\-]{16,}"
+    r"((?:/|%2[Ff])(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link)(?:/|%2[Ff]))"
+    r"(?:[A-Za-z0-9_:\-]|%3[Aa]){16,}"
 )
 
 

@@ -281,3 +281,27 @@ def test_tracebacks_lose_quoted_values_and_link_tokens(captured_logs):
     assert logs.count("Key (lower(email::text))=[redacted]") == 2
     assert logs.count("Failing row contains [redacted]") == 2
     assert logs.count("invalid input syntax for type integer: [redacted]") == 2
+
+
+def test_link_tokens_are_redacted_where_the_sign_in_page_carries_them_encoded(client, counsellor_user):
+    """A staff session that ended while idle is sent to sign in with the page it asked for as
+    `next`, slashes and all percent-encoded (staff.middleware): an emailed link's token with it,
+    in the sign-in page's request line and in the Referer of everything that page loads."""
+    from django.urls import reverse
+
+    from mindsettler.logging import redact
+
+    token = "Zq8vT3xY_kL0-mN5pQ7rS9uW1aB2cD4e"
+    links = [
+        reverse("staff_setup_link", kwargs={"token": token}),
+        reverse("account_reset_password_from_key", kwargs={"uidb36": "1", "key": token}),
+        reverse("account_confirm_email", kwargs={"key": f"Mg:1vQx3T:{token}"}),
+    ]
+    for link in links:
+        client.force_login(counsellor_user)
+        session = client.session
+        session["staff_last_seen"] = 0  # idle for long
+        session.save()
+        location = client.get(link)["Location"]
+        assert token in location, location  # the link's own path, encoded as `next`
+        assert token not in redact(f'"GET {location} HTTP/1.1" 200'), location
