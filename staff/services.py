@@ -75,6 +75,8 @@ def setup_link_create(*, user: User) -> str:
     earlier one (only the newest works). Returns its URL, which is stored only as a hash."""
     raw = secrets.token_urlsafe(24)
     with transaction.atomic():
+        # Two requests at once take turns on the member's row, so that one link is left.
+        User.objects.select_for_update().filter(pk=user.pk).first()
         SetupLink.objects.filter(user=user).delete()
         SetupLink.objects.create(
             user=user,
