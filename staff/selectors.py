@@ -429,6 +429,25 @@ def month_after(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
+def cancelled_by_person() -> Exists:
+    """Of a booking (the outer query's row): cancelled by the client or staff, not by the
+    payment window running out."""
+    return Exists(
+        BookingEvent.objects.filter(
+            booking=OuterRef("pk"),
+            action="transition",
+            to_status=Status.CANCELLED,
+            actor__in=(Actor.CLIENT, Actor.STAFF),
+        )
+    )
+
+
+def cancelled_late() -> Exists:
+    """Of a booking (the outer query's row): cancelled at the client's request inside the
+    cancellation cutoff."""
+    return Exists(BookingEvent.objects.filter(booking=OuterRef("pk"), action="late_cancellation"))
+
+
 def outcomes_in_month(*, user: Any, month: date) -> list[dict[str, Any]]:
     """Per counsellor, for the month of `month` (by the session's time, in the clinic's zone):
     sessions held, cancellations (by the client or staff; the payment window running out is
@@ -438,15 +457,7 @@ def outcomes_in_month(*, user: Any, month: date) -> list[dict[str, Any]]:
     """
     first = month.replace(day=1)
     following = month_after(first)
-    cancelled = Exists(
-        BookingEvent.objects.filter(
-            booking=OuterRef("pk"),
-            action="transition",
-            to_status=Status.CANCELLED,
-            actor__in=(Actor.CLIENT, Actor.STAFF),
-        )
-    )
-    late = Exists(BookingEvent.objects.filter(booking=OuterRef("pk"), action="late_cancellation"))
+    cancelled, late = cancelled_by_person(), cancelled_late()
     rows = (
         bookings_for(user)
         .filter(slot__start__gte=day_bounds(first)[0], slot__start__lt=day_bounds(following)[0])
@@ -494,15 +505,7 @@ def month_report(*, user: Any, month: date) -> dict[str, Any]:
     start = day_bounds(month.replace(day=1))[0]
     end = day_bounds(month_after(month))[0]
     in_month = bookings_for(user).filter(slot__start__gte=start, slot__start__lt=end)
-    by_person = Exists(
-        BookingEvent.objects.filter(
-            booking=OuterRef("pk"),
-            action="transition",
-            to_status=Status.CANCELLED,
-            actor__in=(Actor.CLIENT, Actor.STAFF),
-        )
-    )
-    late = Exists(BookingEvent.objects.filter(booking=OuterRef("pk"), action="late_cancellation"))
+    by_person, late = cancelled_by_person(), cancelled_late()
     cancelled = Q(status=Status.CANCELLED)
     sessions = (
         in_month.order_by()
