@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.cache import add_never_cache_headers
 
 _LAST_SEEN = "staff_last_seen"
@@ -49,6 +49,12 @@ class StaffSessionMiddleware:
             # path_info: the path within the site, whatever prefix a proxy mounts it under
             # (SCRIPT_NAME), as the URLs are resolved.
             if second_factor == _NONE and request.path_info.startswith("/staff/"):
+                return redirect("mfa_activate_totp")
+            if (
+                second_factor == _NONE
+                and request.path_info.startswith("/accounts/")
+                and not _open_before_setup(request)
+            ):
                 return redirect("mfa_activate_totp")
         response = self.get_response(request)
         if second_factor == _NONE and _app_set_up_meanwhile(request, user):
@@ -96,6 +102,40 @@ def _second_factor(request: HttpRequest, user) -> str:
         return _NOT_GIVEN
     request.session[_MFA_CONFIRMED] = user.pk
     return _GIVEN
+
+
+# The account pages a session signed in with a password alone reaches while the account has no
+# authenticator app and the session has not shown that it reads the account's email: the setup
+# (which offers the emailed link), signing out, and what a password link or allauth's asking
+# for the password again need. Not the password change, nor the app's and its recovery codes'
+# pages: with a phished password, they would lock the member out or race their setup.
+_OPEN_BEFORE_SETUP = frozenset(
+    {
+        "mfa_activate_totp",
+        "staff_setup_link_send",
+        "staff_setup_link",
+        "account_login",
+        "account_logout",
+        "account_inactive",
+        "account_reauthenticate",
+        "account_reset_password",
+        "account_reset_password_done",
+        "account_reset_password_from_key",
+        "account_reset_password_from_key_done",
+    }
+)
+
+
+def _open_before_setup(request: HttpRequest) -> bool:
+    """Whether this account page is one a session without a second factor, on an account with
+    none, may open before it has shown that it reads the account's email (setup_allowed)."""
+    if setup_allowed(request.session, request.user):
+        return True
+    try:
+        name = resolve(request.path_info).url_name
+    except Resolver404:
+        return False
+    return name in _OPEN_BEFORE_SETUP
 
 
 def _app_set_up_meanwhile(request: HttpRequest, user) -> bool:

@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from staff.middleware import setup_allow
 from staff.models import SetupLink
 from staff.services import staff_invite, staff_second_factor_reset
 from staff.tests.conftest import setup_link_in, setup_link_opened, sign_in_with_second_factor, totp_code
@@ -393,10 +394,10 @@ def test_the_printed_setup_link_is_refused_where_it_would_not_help(counsellor_us
 # --- A password alone, while the member sets up the app ---------------------------------
 
 
-def test_a_password_alone_never_reads_the_codes_of_an_app_set_up_while_its_request_ran(
+def test_a_session_never_reads_the_codes_of_an_app_set_up_while_its_request_ran(
     client, counsellor_user, counsellor, monkeypatch
 ):
-    """Someone signed in with the member's password alone asks for the recovery codes page
+    """Someone signed in without the app's code asks for the recovery codes page
     over and over, while the member sets up the app in their own sign-in. A request that found
     no app when it began, and reaches the page after the member's setup was saved, must not
     show its codes: with them and the password, that someone could sign in for good."""
@@ -405,6 +406,11 @@ def test_a_password_alone_never_reads_the_codes_of_an_app_set_up_while_its_reque
     from staff.tests.conftest import totp_enable
 
     sign_in(client, counsellor_user.email)
+    # With the email proved too (a password alone no longer reaches this page at all: below),
+    # the check after the view is what keeps the codes of an app set up meanwhile unseen.
+    session = client.session
+    setup_allow(session, counsellor_user)
+    session.save()
     original = recovery_flows.view_recovery_codes
 
     def member_sets_up_meanwhile(request):
@@ -421,3 +427,42 @@ def test_a_password_alone_never_reads_the_codes_of_an_app_set_up_while_its_reque
     assert not any(code in page for code in codes.wrap().get_unused_codes())
     assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
     assert "_auth_user_id" not in client.session  # signed out, as any later request would be
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mfa_index",
+        "mfa_view_recovery_codes",
+        "mfa_generate_recovery_codes",
+        "mfa_download_recovery_codes",
+        "mfa_deactivate_totp",
+        "account_change_password",
+        "account_set_password",
+        "account_email",
+    ],
+)
+def test_a_password_alone_reaches_only_the_setup_among_the_account_pages(client, counsellor_user, counsellor, name):
+    """Before the email is proved, the account's other pages send a password-only session to
+    the setup: with a phished password, changing the password would lock the member out, and
+    the app's pages would race the member's own setup."""
+    sign_in(client, counsellor_user.email)
+    old_password = counsellor_user.password
+    for method in ("get", "post"):
+        response = getattr(client, method)(reverse(name), {"oldpassword": PASSWORD, "password1": "x" * 20})
+        assert response.status_code == 302 and response["Location"] == reverse("mfa_activate_totp"), (name, method)
+    counsellor_user.refresh_from_db()
+    assert counsellor_user.password == old_password and not Authenticator.objects.filter(user=counsellor_user).exists()
+    # Once the email is proved, the member's own pages open as before.
+    link = ask_for_link(client)
+    client.post(link)
+    if name in ("mfa_index", "account_change_password"):
+        assert client.get(reverse(name)).status_code == 200
+
+
+def test_signing_out_and_asking_for_the_link_stay_open_to_a_password_alone(client, counsellor_user, counsellor):
+    sign_in(client, counsellor_user.email)
+    assert client.get(reverse("mfa_activate_totp")).status_code == 200
+    assert client.post(reverse("staff_setup_link_send")).status_code == 302 and len(mail.outbox) == 1
+    assert client.post(reverse("account_logout")).status_code == 302
+    assert "_auth_user_id" not in client.session
