@@ -181,6 +181,10 @@ class ReportMonthForm(forms.Form):
     """The month of the staff report, as `?month=2026-10` (the view gives this month when the
     request names none)."""
 
+    # As the other date fields of the portal: no booking is older, and a month far outside
+    # would take its bounds outside what a datetime holds.
+    FIRST_YEAR, LAST_YEAR = 2000, 2099
+
     month = forms.CharField(
         label="Month",
         max_length=7,
@@ -197,9 +201,7 @@ class ReportMonthForm(forms.Form):
             raise forms.ValidationError(
                 "Enter a month as year and month, for example 2026-10.", code="invalid"
             ) from None
-        # As the other date fields of the portal: no booking is older, and a month far
-        # outside would take its bounds outside what a datetime holds.
-        if not 2000 <= month.year <= 2099:
+        if not self.FIRST_YEAR <= month.year <= self.LAST_YEAR:
             raise forms.ValidationError("Choose a month between January 2000 and December 2099.", code="out_of_range")
         return month
 

@@ -89,11 +89,12 @@ def _second_factor(request: HttpRequest, user) -> str:
     someone's second factor, that person's sessions are ended instead
     (staff.services.staff_second_factor_reset): their remembered yes goes with them."""
     from allauth.account.internal.flows.login import get_authentication_records
-    from allauth.mfa.models import Authenticator
+
+    from staff.selectors import has_authenticator_app  # staff.selectors imports this module's users
 
     if request.session.get(_MFA_CONFIRMED) == user.pk:
         return _GIVEN
-    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+    if not has_authenticator_app(user):
         return _NONE
     given = request.session.get(_CODE_GIVEN) == user.pk or any(
         record.get("method") == "mfa" for record in get_authentication_records(request, user)

@@ -8,7 +8,6 @@ password would set up their own app and own the account's second factor."""
 
 from __future__ import annotations
 
-from allauth.mfa.models import Authenticator
 from allauth.mfa.totp import views as totp_views
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -26,17 +25,13 @@ from staff.middleware import setup_allow, setup_allowed
 _allauth_activate_totp = totp_views.activate_totp
 
 
-def _has_app(user) -> bool:
-    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 def activate_totp(request: HttpRequest) -> HttpResponse:
     """allauth's setup page (the app's key and QR code) if this session may set up the
     account's first app; otherwise the page that emails the link that lets it. allauth's own
     answers the rest: signed out, or an account that has an app already."""
     user = request.user
-    if user.is_authenticated and not _has_app(user) and not setup_allowed(request.session, user):
+    if user.is_authenticated and not selectors.has_authenticator_app(user) and not setup_allowed(request.session, user):
         return _email_first(request, status=200 if request.method in ("GET", "HEAD") else 403)
     return _allauth_activate_totp(request)
 
@@ -57,7 +52,7 @@ def setup_link_send(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(reverse("mfa_activate_totp"))
-    if _has_app(user) or setup_allowed(request.session, user):
+    if selectors.has_authenticator_app(user) or setup_allowed(request.session, user):
         return redirect("mfa_activate_totp")
     wait = ratelimit_hit(scope="staff_setup_link", key=f"user:{user.pk}")
     if wait:
@@ -99,7 +94,7 @@ def setup_link(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, "signed_out", token)
     if link.user_id != user.pk:
         return _refused(request, "other_account", token)
-    if _has_app(user):
+    if selectors.has_authenticator_app(user):
         return _refused(request, "has_app", token)
     if request.method != "POST":
         return render(request, "mfa/totp/setup_link.html", {"token": token, "email": user.email})

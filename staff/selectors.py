@@ -864,6 +864,13 @@ def account_events(*, limit: int = 20) -> list[AccountEvent]:
     return list(AccountEvent.objects.select_related("member", "actor")[:limit])
 
 
+def has_authenticator_app(user: Any) -> bool:
+    """Whether `user` has set up an authenticator app (TOTP): the portal's second factor."""
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
 def setup_link_live(*, user: Any) -> SetupLink | None:
     """The authenticator setup link emailed to `user` that still works, if any (only the
     newest one does: staff.services.setup_link_send)."""

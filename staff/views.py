@@ -615,6 +615,13 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def csv_amount(minor: int) -> str:
+    """An amount in minor units (paise) as major units with two decimals, exactly: 1500.00."""
+    sign = "-" if minor < 0 else ""
+    major, cents = divmod(abs(minor), 100)
+    return f"{sign}{major}.{cents:02d}"
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -684,7 +691,7 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
                         session_type,
                         modes[mode],
                         *client,
-                        f"{amount / 100:.2f}",
+                        csv_amount(amount),
                         currency,
                     )
                 ]
@@ -734,8 +741,8 @@ def _report_context(request: HttpRequest) -> tuple[dict[str, Any], int]:
     context.update(
         report=report,
         month=month,
-        earlier=earlier if earlier.year >= 2000 else None,
-        later=later if later.year <= 2099 else None,
+        earlier=earlier if earlier.year >= ReportMonthForm.FIRST_YEAR else None,
+        later=later if later.year <= ReportMonthForm.LAST_YEAR else None,
         this_month=timezone.localdate().replace(day=1),
         time_zone_name=settings.TIME_ZONE_NAME,
         table=[(row["name"], _report_cells(row)) for row in report["rows"]],
@@ -758,13 +765,6 @@ def report(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/report.html", context, status=status)
 
 
-def report_csv_amount(minor: int) -> str:
-    """Paise as rupees with two decimals, as the bookings export writes amounts."""
-    sign = "-" if minor < 0 else ""
-    major, paise = divmod(abs(minor), 100)
-    return f"{sign}{major}.{paise:02d}"
-
-
 @require_safe
 @admin_required
 def report_export(request: HttpRequest) -> HttpResponse:
@@ -777,8 +777,9 @@ def report_export(request: HttpRequest) -> HttpResponse:
     writer = csv.writer(_Echo())
 
     def line(name: str, row: dict[str, Any]) -> str:
-        values = [report_csv_amount(row[k]) if k in REPORT_MONEY_COLUMNS else row[k] for k in keys]
-        return writer.writerow([csv_cell(v) for v in (f"{month:%Y-%m}", name, *values, "INR")])
+        # Numbers as numbers (a negative one too); only the name is text someone typed.
+        values = [csv_amount(row[k]) if k in REPORT_MONEY_COLUMNS else row[k] for k in keys]
+        return writer.writerow([f"{month:%Y-%m}", csv_cell(name), *values, "INR"])
 
     header = ["Month", "Counsellor", *(heading for _, heading, _ in REPORT_COLUMNS), "Currency"]
     lines = [writer.writerow(header)]

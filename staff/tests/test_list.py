@@ -20,7 +20,7 @@ from staff import views as staff_views
 from staff.forms import BookingFilterForm
 from staff.templatetags.staff_tags import widget
 from staff.tests.conftest import HX
-from staff.views import _field_html, _list_rows, _widget_html, csv_cell
+from staff.views import _field_html, _list_rows, _widget_html, csv_amount, csv_cell
 
 URL = "/staff/bookings/"
 
@@ -355,6 +355,12 @@ def test_csv_cell_neutralises_formulas():
     assert csv_cell("@SUM(A1)") == "'@SUM(A1)"
     assert csv_cell("Asha") == "Asha"
     assert csv_cell(None) == ""
+
+
+def test_csv_amounts_are_exact_with_two_decimals():
+    """Both exports (the booking list, the month's report) write amounts this way."""
+    assert [csv_amount(v) for v in (150000, 99, 5, 0, -150)] == ["1500.00", "0.99", "0.05", "0.00", "-1.50"]
+    assert csv_amount(10**18 + 1) == "10000000000000000.01"  # no float rounding, whatever the sum
 
 
 def test_csv_export_for_administrators_without_the_clients_words(admin_client, counsellor, make_booking):

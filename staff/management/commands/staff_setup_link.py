@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from allauth.mfa.models import Authenticator
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from staff.models import User
+from staff.selectors import has_authenticator_app
 from staff.services import SETUP_LINK_MINUTES, setup_link_create
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             raise CommandError(f"There is no staff account with the email address {email.strip()!r}.")
         if not user.is_active:
             raise CommandError(f"The staff account of {user.email} is deactivated: reactivate it first.")
-        if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        if has_authenticator_app(user):
             raise CommandError(
                 f"{user.email} already has an authenticator app. If it is lost, an administrator resets it "
                 "on the Staff page first."
