@@ -6,13 +6,16 @@ returns to the step shown (static/js/wizard.js)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from bookings.models import SessionType, Status
+from bookings.models import SessionType, Slot, Status
+from bookings.slot_picker import DAYS_PER_PAGE
 from bookings.tests.test_i18n import assert_hindi
+from conftest import next_weekday_at
 from e2e.browsing import PHONE
 from e2e.journeys import CLIENT, book_through_wizard, choose_session, heading, open_booking_page
 
@@ -85,6 +88,36 @@ def test_a_refused_address_correction_is_shown_in_its_open_panel(tab, slots, set
         expect(address).to_have_value(CLIENT["email"])
         expect(page.locator("#id_email_error")).to_contain_text("Please try again in")
         tab.check()
+
+
+def test_sending_the_email_again_reads_out_that_it_was_sent(tab, slots):
+    page = tab.page
+    book_through_wizard(tab)
+    send_again = page.get_by_role("button", name="Send the email again")
+    send_again.focus()
+    page.keyboard.press("Enter")
+    # The step is the same, so nothing else moves focus: the notice takes it, and is read.
+    notice = page.locator("[data-notice]")
+    expect(notice).to_contain_text("We have sent the email again")
+    expect(notice).to_be_focused()
+    tab.check()
+
+
+def test_the_move_pages_later_dates_keep_the_keyboard_in_the_picker(tab, approved_booking, counsellor, slots):
+    # More days with free times than the picker shows at once, so it offers "Later dates".
+    for days_ahead in range(5, 5 + DAYS_PER_PAGE + 2):
+        start = next_weekday_at(10, days_ahead=days_ahead)
+        Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    page = tab.page
+    booking_url = open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    tab.goto(booking_url + "reschedule/")
+    for button in ("Later dates", "Earlier dates"):
+        page.get_by_role("button", name=button).focus()
+        page.keyboard.press("Enter")
+        # The button pressed is gone with the dates it led away from: focus goes to the
+        # picker, where the next Tab continues, not back to the top of the page.
+        expect(page.locator("#slot-picker")).to_be_focused()
+    tab.check()
 
 
 def book_through_wizard_to_review(tab) -> None:

@@ -9,7 +9,8 @@
 //   being typed in: replacing it would throw a date input back to its first part mid-year.
 // - A swap that takes away the control in use (the booking list's "Next page" is inside the
 //   results it replaces) left focus on <body>, and the next Tab started again at the top of
-//   the page: focus goes to the region swapped in, when it takes focus (tabindex="-1").
+//   the page: focus goes to the region swapped in, when it takes focus (tabindex="-1"), or
+//   else to the first part of it that does (the move page's picker, inside its region).
 (function () {
   "use strict";
 
@@ -98,7 +99,10 @@
       return; // htmx kept it (same id, autofocus), or a page's script placed it
     }
     var region = document.getElementById(id);
-    if (region && region.hasAttribute("tabindex")) {
+    if (region && !region.hasAttribute("tabindex")) {
+      region = region.querySelector('[tabindex="-1"]');
+    }
+    if (region) {
       region.focus();
     }
   });

@@ -66,8 +66,12 @@
     if (!region) {
       return;
     }
+    var notice = region.querySelector("[data-notice]");
     if (region.querySelector("[data-error-summary]")) {
       focusStart(region);
+    } else if (notice) {
+      // "We have sent the email again": read out, as the step around it has not changed.
+      notice.focus();
     } else if (previous.id === "wizard-step" && region.getAttribute("data-step") !== previous.step) {
       focusStart(region);
     }
