@@ -1,5 +1,5 @@
-"""Log plumbing: a request ID on every line, and no tokens from emailed links or staff searches,
-nor the values a database error quotes in a traceback."""
+"""Log plumbing: a request ID on every line, and no tokens from emailed links, calendar
+subscriptions or staff searches, nor the values a database error quotes in a traceback."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 # The segment after these is a secret from an emailed link, in every URL that takes one
 # (mindsettler/tests/test_logs.py checks each token route of the site): the clients' links,
-# allauth's password links (a staff invitation is one) and email confirmations, and the staff's
-# authenticator setup links.
+# allauth's password links (a staff invitation is one) and email confirmations, the staff's
+# authenticator setup links, and a counsellor's calendar subscription (`/staff/calendar/<token>.ics`,
+# read by their calendar app every hour or so: in every access log).
 # Also percent-encoded, as a sign-in page's `next` carries the page a timed-out session asked for.
 _TOKEN_PATH = re.compile(
-    r"((?:/|%2[Ff])(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link)(?:/|%2[Ff]))"
+    r"((?:/|%2[Ff])(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link|calendar)(?:/|%2[Ff]))"
     r"(?:[A-Za-z0-9_:\-]|%3[Aa]){16,}"
 )
 

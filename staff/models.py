@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -97,6 +98,7 @@ class AccountEvent(models.Model):
         REACTIVATED = "reactivated", "Account reactivated"
         SECOND_FACTOR_RESET = "second_factor_reset", "Second factor reset"
         COUNSELLOR_PROFILE_ADDED = "counsellor_profile_added", "Counsellor profile added"
+        CALENDAR_SUBSCRIPTION_STOPPED = "calendar_stopped", "Calendar subscription stopped"
 
     member = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_events")
     actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -123,3 +125,33 @@ class SetupLink(models.Model):
 
     def __str__(self) -> str:
         return f"authenticator setup link for staff account {self.user_id}"
+
+
+class CalendarSubscription(models.Model):
+    """A counsellor's private calendar address: `/staff/calendar/<secret>.ics`, which their
+    phone's or desktop's calendar app reads without signing in, so the secret is the only
+    credential. Only its SHA-256 is stored, as for the emailed links (bookings.tokens): the
+    address is shown once, when it is made, and nobody can read it back from the database.
+
+    At most one per staff account: a new address replaces the row (the old one stops working
+    at once) and stopping deletes it, as do deactivating the account and resetting its second
+    factor (a lost phone holds the address). `last_read_at` tells the member, and
+    administrators on the Team page, whether a calendar app still reads it; it is written at
+    most once an hour (staff.services.calendar_subscription_read)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="calendar_subscription")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A SHA-256 in hex: never the secret itself by mistake.
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106 (a pattern, not a password)
+                name="calendar_token_is_sha256",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"calendar subscription of staff account {self.user_id}"

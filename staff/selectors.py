@@ -35,10 +35,12 @@ from bookings.models import (
     ACTIVE_STATUSES,
     MODE_FLAGS,
     SLOT_HOLDING_STATUSES,
+    SLOTTED_STATUSES,
     Actor,
     BlockedPeriod,
     Booking,
     BookingEvent,
+    Clinic,
     Counsellor,
     Mode,
     OutboundEmail,
@@ -56,7 +58,7 @@ from bookings.selectors import (
 )
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from staff.forms import SORTS
-from staff.models import AccountEvent, SetupLink, User
+from staff.models import AccountEvent, CalendarSubscription, SetupLink, User
 from staff.permissions import (
     bookings_for,
     counsellors_for,
@@ -836,8 +838,10 @@ def open_bookings_count(*, member: User) -> int:
 
 
 def team_members() -> list[User]:
-    """Every staff account, with `has_second_factor` (an authenticator app is set up) and
-    `open_bookings` (see open_bookings). One query, whatever the number of bookings."""
+    """Every staff account, with `has_second_factor` (an authenticator app is set up),
+    `open_bookings` (see open_bookings), and `calendar_since` and `calendar_read` (when their
+    calendar subscription was made and last read; None without one). One query, whatever the
+    number of bookings."""
     from allauth.mfa.models import Authenticator
 
     per_member = (
@@ -851,6 +855,8 @@ def team_members() -> list[User]:
     return list(
         User.objects.select_related("counsellor")
         .annotate(
+            calendar_since=F("calendar_subscription__created_at"),
+            calendar_read=F("calendar_subscription__last_read_at"),
             has_second_factor=Exists(
                 Authenticator.objects.filter(user_id=OuterRef("pk"), type=Authenticator.Type.TOTP)
             ),
@@ -875,3 +881,59 @@ def setup_link_live(*, user: Any) -> SetupLink | None:
     """The authenticator setup link emailed to `user` that still works, if any (only the
     newest one does: staff.services.setup_link_send)."""
     return SetupLink.objects.filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now()).first()
+
+
+# --- Calendar subscriptions (staff.calendar_subscription) -----------------------------------
+
+# The sessions a subscribed calendar holds: a month back (last weeks' sessions stay in the
+# app's history) and three months ahead. A session moved or handed over outside it simply
+# leaves the feed, and calendar apps remove what a feed no longer has.
+CALENDAR_FEED_PAST = timedelta(days=30)
+CALENDAR_FEED_AHEAD = timedelta(days=90)
+
+
+def calendar_subscription_of(user: Any) -> CalendarSubscription | None:
+    return CalendarSubscription.objects.filter(user_id=user.pk).first()
+
+
+def calendar_feed_owner(*, token_hash: str) -> dict[str, Any] | None:
+    """The live subscription whose secret hashes to `token_hash`: its `pk`, `last_read_at`,
+    the `counsellor_id` whose sessions it shows and the clinic's `address` (for sessions in
+    person). None when there is none, or its member is deactivated or has no counsellor
+    profile: one answer for all, so that a guessed or stale address learns nothing. One query."""
+    return (
+        CalendarSubscription.objects.filter(token_hash=token_hash, user__is_active=True, user__counsellor__isnull=False)
+        .values(
+            "pk",
+            "last_read_at",
+            counsellor_id=F("user__counsellor__id"),
+            address=Subquery(Clinic.objects.filter(pk=1).values("address")[:1]),
+        )
+        .first()
+    )
+
+
+def calendar_feed_sessions(*, counsellor_id: int, now: datetime) -> list[Any]:
+    """The counsellor's sessions that hold a time (approved, being paid, confirmed, held or
+    missed) starting from CALENDAR_FEED_PAST before `now` to CALENDAR_FEED_AHEAD after, in
+    order: only what the feed writes, never the client's name, address or words. One query."""
+    return list(
+        Booking.objects.filter(
+            counsellor_id=counsellor_id,
+            status__in=SLOTTED_STATUSES,
+            slot__start__gte=now - CALENDAR_FEED_PAST,
+            slot__start__lt=now + CALENDAR_FEED_AHEAD,
+        )
+        .order_by("slot__start", "pk")
+        .values_list(
+            "pk",
+            "ack_id",
+            "status",
+            "mode",
+            "version",
+            "updated_at",
+            "slot__start",
+            "session_type__duration_minutes",
+            named=True,
+        )
+    )

@@ -1,12 +1,12 @@
-"""Staff accounts: invitations, deactivation, second-factor resets. Bookings' rules live in
-bookings.services, not here."""
+"""Staff accounts: invitations, deactivation, second-factor resets, calendar subscriptions.
+Bookings' rules live in bookings.services, not here."""
 
 from __future__ import annotations
 
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from allauth.account.forms import default_token_generator
@@ -24,7 +24,7 @@ from bookings.services import counsellor_save
 from bookings.tokens import token_check, token_hash, token_lookup_hash
 from staff import selectors
 from staff.middleware import setup_allow
-from staff.models import AccountEvent, SetupLink, User
+from staff.models import AccountEvent, CalendarSubscription, SetupLink, User
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,8 @@ def _require_administrator(by: User, administrators: list[int]) -> None:
 
 
 def staff_deactivate(*, user: User, by: User) -> Deactivation:
-    """Stop `user` signing in and end their open sessions. A counsellor's public profile is
+    """Stop `user` signing in, end their open sessions and stop their calendar subscription.
+    A counsellor's public profile is
     hidden too, so clients cannot book someone who has left; their bookings are left as they
     are (the result says how many are still open, for an administrator to reassign).
 
@@ -259,6 +260,8 @@ def staff_deactivate(*, user: User, by: User) -> Deactivation:
         member.is_active = False
         member.session_version += 1
         member.save(update_fields=["is_active", "session_version"])
+        # Their phone's calendar stops reading their sessions too (the feed also checks).
+        CalendarSubscription.objects.filter(user=member).delete()
         profile = Counsellor.objects.filter(user=member, is_active=True).first()
         hidden = profile is not None
         told = 0
@@ -293,7 +296,8 @@ def staff_reactivate(*, user: User, by: User) -> bool:
 
 
 def staff_second_factor_reset(*, user: User, by: User) -> bool:
-    """Remove `user`'s authenticator app and recovery codes and end their open sessions (each
+    """Remove `user`'s authenticator app and recovery codes, stop their calendar subscription
+    and end their open sessions (each
     session remembers that its second factor was confirmed; see staff.middleware). At their
     next sign-in the portal sends them to set up a new authenticator app.
 
@@ -308,8 +312,71 @@ def staff_second_factor_reset(*, user: User, by: User) -> bool:
         if member.pk == by.pk:
             raise StaffAccountError("You cannot reset your own second factor here. Change it in your account settings.")
         removed, _ = Authenticator.objects.filter(user=member).delete()
+        # A lost phone holds the calendar address as well as the app: it stops working, and
+        # the member makes a new one from the new phone.
+        CalendarSubscription.objects.filter(user=member).delete()
         member.session_version += 1
         member.save(update_fields=["session_version"])
         AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.SECOND_FACTOR_RESET)
     logger.info("staff account %s: second factor reset by %s (%s authenticators removed)", member.pk, by.pk, removed)
     return removed > 0
+
+
+# --- Calendar subscriptions -----------------------------------------------------------------
+#
+# A counsellor's calendar app reads their sessions from a secret address
+# (staff.calendar_subscription). The secret is the only credential, so only its hash is kept
+# and the address is shown once; a new one replaces the old, which stops working at once.
+
+# How often a read of the feed is written down: calendar apps poll every few minutes to every
+# day, and "last read" only needs to say whether one still does.
+CALENDAR_READ_EVERY = timedelta(hours=1)
+
+
+def calendar_subscription_url(raw: str) -> str:
+    """The address a calendar app subscribes to, made from SITE_URL (calendar services fetch
+    it from the internet, as they would an emailed link)."""
+    return absolute_url(reverse("staff:calendar_app_feed", kwargs={"token": raw}))
+
+
+def calendar_subscription_create(*, user: User) -> str:
+    """A new calendar address for `user`, who must be an active member with a counsellor
+    profile (StaffAccountError otherwise). It replaces any earlier one, which stops working at
+    once. Returns the address, which is stored only as a hash: show it now or never."""
+    raw = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        # Two presses at once take turns on the member's row, so that one address is left.
+        member = User.objects.select_for_update().filter(pk=user.pk).first()
+        if member is None or not member.is_active or not Counsellor.objects.filter(user=member).exists():
+            raise StaffAccountError("Only a counsellor has sessions to show in a calendar app.")
+        replaced, _ = CalendarSubscription.objects.filter(user=member).delete()
+        CalendarSubscription.objects.create(user=member, token_hash=token_hash(raw))
+    logger.info("staff account %s: calendar subscription %s", member.pk, "replaced" if replaced else "made")
+    return calendar_subscription_url(raw)
+
+
+def calendar_subscription_stop(*, user: User, by: User | None = None) -> bool:
+    """Stop `user`'s calendar subscription: its address answers 404 from now on. `by`: the
+    administrator who stopped it from the Team page (recorded there), None for the member's
+    own. Returns False if there was none."""
+    with transaction.atomic():
+        if by is not None:
+            _require_administrator(by, _locked_administrators())
+        stopped, _ = CalendarSubscription.objects.filter(user_id=user.pk).delete()
+        if stopped and by is not None:
+            AccountEvent.objects.create(
+                member_id=user.pk, actor=by, kind=AccountEvent.Kind.CALENDAR_SUBSCRIPTION_STOPPED
+            )
+    if stopped:
+        logger.info("staff account %s: calendar subscription stopped by %s", user.pk, by.pk if by else user.pk)
+    return bool(stopped)
+
+
+def calendar_subscription_read(*, subscription_id: int, last_read_at: datetime | None, now: datetime) -> None:
+    """A calendar app has read the feed of subscription `subscription_id` (last read at
+    `last_read_at`). Written at most once per CALENDAR_READ_EVERY: an app polling every few
+    minutes costs no write. A replaced or stopped subscription's row is gone, and nothing is
+    written."""
+    if last_read_at is not None and now - last_read_at < CALENDAR_READ_EVERY:
+        return
+    CalendarSubscription.objects.filter(pk=subscription_id).update(last_read_at=now)

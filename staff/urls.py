@@ -9,6 +9,10 @@ urlpatterns = [
     path("calendar/", views.calendar, name="calendar"),
     path("calendar/feed/", views.calendar_feed, name="calendar_feed"),
     path("calendar/publish/", views.calendar_publish, name="calendar_publish"),
+    path("calendar/subscription/new/", views.calendar_app_new, name="calendar_app_new"),
+    path("calendar/subscription/stop/", views.calendar_app_stop, name="calendar_app_stop"),
+    # Outside sign-in: the token is the credential (a calendar app reads it). Logs redact it.
+    path("calendar/<str:token>.ics", views.calendar_app_feed, name="calendar_app_feed"),
     path("bookings/", views.booking_list, name="booking_list"),
     path("bookings/export.csv", views.booking_export, name="booking_export"),
     path("bookings/new/", views.booking_new, name="booking_new"),
@@ -66,6 +70,7 @@ urlpatterns = [
         views.team_second_factor_reset,
         name="team_second_factor_reset",
     ),
+    path("team/<int:user_id>/calendar/stop/", views.team_calendar_stop, name="team_calendar_stop"),
     path("reports/", views.report, name="report"),
     path("reports/export.csv", views.report_export, name="report_export"),
     path("clinic/", views.clinic_settings, name="clinic"),

@@ -18,12 +18,20 @@ from django.contrib import messages
 from django.db import IntegrityError
 from django.db.models import Prefetch, Q
 from django.forms import BoundField
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseNotFound,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import add_never_cache_headers, get_conditional_response, patch_vary_headers, set_response_etag
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeData, SafeString, mark_safe
@@ -39,6 +47,7 @@ from bookings.errors import (
     SlotsHeld,
     SlotUnavailable,
     StaleBooking,
+    TokenInvalid,
     TooLate,
 )
 from bookings.forms import id_from
@@ -63,8 +72,9 @@ from bookings.models import (
 )
 from bookings.selectors import counsellor_at_work
 from bookings.templatetags.mindsettler import day_words, money
+from bookings.tokens import token_lookup_hash
 from mindsettler.forms import select_html
-from staff import selectors
+from staff import calendar_subscription, selectors
 from staff.forms import (
     ApproveForm,
     BlockedPeriodForm,
@@ -105,6 +115,9 @@ from staff.permissions import (
 from staff.services import (
     InvitationError,
     StaffAccountError,
+    calendar_subscription_create,
+    calendar_subscription_read,
+    calendar_subscription_stop,
     counsellor_profile_add,
     staff_deactivate,
     staff_invite,
@@ -175,11 +188,15 @@ def calendar(request: HttpRequest) -> HttpResponse:
     # Everyone at work, shown to clients or not: a counsellor whose profile is still hidden
     # publishes times too (staff book them).
     counsellors = list(selectors.counsellors_at_work(request.user))
+    # Their own sessions in their own calendar app: for those with a counsellor profile.
+    own = next((c for c in counsellors if c.user_id == request.user.pk), None)
     return render(
         request,
         "staff/calendar.html",
         {
             "counsellors": counsellors,
+            "own_counsellor": own,
+            "subscription": selectors.calendar_subscription_of(request.user) if own else None,
             "is_admin": is_administrator(request.user),
             "publish_form": PublishRangeForm(counsellors=counsellors_for(request.user)),
             # The calendar shows the clinic's times whatever the browser's zone (calendar.js).
@@ -189,6 +206,88 @@ def calendar(request: HttpRequest) -> HttpResponse:
             "nav": "calendar",
         },
     )
+
+
+# --- The counsellor's calendar subscription (staff.calendar_subscription) ----------------
+
+
+def _own_counsellor_or_404(request: HttpRequest) -> Counsellor:
+    """The member's own counsellor profile: only a counsellor has sessions to subscribe to."""
+    own = selectors.own_counsellor(request.user)
+    if own is None:
+        raise Http404("No counsellor profile.")
+    return own
+
+
+@require_POST
+@staff_required
+def calendar_app_new(request: HttpRequest) -> HttpResponse:
+    """Make the member's calendar address (replacing any earlier one) and show it, this once:
+    only its hash is kept, so the page that shows it is this POST's answer, never a GET's."""
+    _own_counsellor_or_404(request)
+    replaced = selectors.calendar_subscription_of(request.user) is not None
+    try:
+        url = calendar_subscription_create(user=request.user)
+    except StaffAccountError as exc:
+        messages.error(request, exc.message)
+        return redirect(f"{reverse('staff:calendar')}#calendar-app")
+    return render(
+        request,
+        "staff/calendar_subscription_new.html",
+        {"feed_url": url, "replaced": replaced, "nav": "calendar"},
+    )
+
+
+@require_POST
+@staff_required
+def calendar_app_stop(request: HttpRequest) -> HttpResponse:
+    _own_counsellor_or_404(request)
+    if calendar_subscription_stop(user=request.user):
+        message = "Your calendar subscription is stopped: calendar apps can no longer read your sessions."
+    else:
+        message = "You had no calendar subscription."
+    messages.success(request, message)
+    return redirect(f"{reverse('staff:calendar')}#calendar-app")
+
+
+def _feed_gone() -> HttpResponse:
+    """The one answer for every address that shows nothing: unknown, replaced, stopped, of a
+    deactivated member or of one without a counsellor profile. No page, no hint of which."""
+    response = HttpResponseNotFound(b"Not found.\n", content_type="text/plain; charset=utf-8")
+    add_never_cache_headers(response)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# Calendar apps poll; one that asks again within five minutes gets its own copy. `private`:
+# never a shared cache (the address is the credential, and the answer is the member's).
+FEED_CACHE_CONTROL = "private, max-age=300"
+
+
+@require_safe
+def calendar_app_feed(request: HttpRequest, token: str) -> HttpResponse:
+    """The member's sessions as an iCalendar feed, for their calendar app. Outside sign-in:
+    the secret in the address is the credential. Three queries at most: the subscription
+    with its member and the clinic's address, the sessions, and, at most once an hour, when
+    it was last read."""
+    try:
+        hashed = token_lookup_hash(token)
+    except TokenInvalid:
+        return _feed_gone()
+    owner = selectors.calendar_feed_owner(token_hash=hashed)
+    if owner is None:
+        return _feed_gone()
+    now = timezone.now()
+    sessions = selectors.calendar_feed_sessions(counsellor_id=owner["counsellor_id"], now=now)
+    body = calendar_subscription.sessions_ics(sessions=sessions, address=owner["address"] or "")
+    calendar_subscription_read(subscription_id=owner["pk"], last_read_at=owner["last_read_at"], now=now)
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Cache-Control"] = FEED_CACHE_CONTROL
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    # The same sessions give the same bytes (calendar_subscription.sessions_ics): an app that
+    # sends the ETag back gets 304 and no body.
+    set_response_etag(response)
+    return get_conditional_response(request, etag=response["ETag"], response=response)
 
 
 def _parse_moment(text: str) -> datetime | None:
@@ -1645,6 +1744,17 @@ def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse
         )
 
     return _team_account_action(request, user_id, "second_factor_reset", do, confirm=True)
+
+
+@require_POST
+@admin_required
+def team_calendar_stop(request: HttpRequest, user_id: int) -> HttpResponse:
+    def do(member: User) -> str:
+        if not calendar_subscription_stop(user=member, by=request.user):
+            return f"{member} had no calendar subscription."
+        return f"The calendar subscription of {member} is stopped: calendar apps can no longer read their sessions."
+
+    return _team_account_action(request, user_id, "calendar_stop", do, confirm=False)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

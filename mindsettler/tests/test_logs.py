@@ -305,3 +305,36 @@ def test_link_tokens_are_redacted_where_the_sign_in_page_carries_them_encoded(cl
         location = client.get(link)["Location"]
         assert token in location, location  # the link's own path, encoded as `next`
         assert token not in redact(f'"GET {location} HTTP/1.1" 200'), location
+
+
+def test_a_calendar_subscriptions_secret_is_redacted_in_the_access_log():
+    """A counsellor's calendar app reads its feed every hour or so from an address whose secret
+    is the only credential: every poll is a line of the access log."""
+    import secrets
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from django.urls import reverse
+    from gunicorn.config import Config
+
+    from mindsettler.access_log import RedactingLogger
+    from mindsettler.logging import redact
+
+    token = secrets.token_urlsafe(32)
+    path = reverse("staff:calendar_app_feed", kwargs={"token": token})
+    config = Config()
+    config.set("accesslog", "-")
+    config.set("access_log_format", '"%(r)s" %(U)s %(s)s')
+    logger = RedactingLogger(config)
+    buffer = io.StringIO()
+    logger.access_log.handlers[0].setStream(buffer)
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
+    logger.access(
+        SimpleNamespace(status="200 OK", headers=[], sent=2048), SimpleNamespace(headers=[]), environ, timedelta(0)
+    )
+    line = buffer.getvalue()
+    assert token not in line
+    assert '"GET /staff/calendar/[redacted].ics HTTP/1.1" /staff/calendar/[redacted].ics 200' in line, line
+    # The portal's other calendar addresses carry no secret, and are kept as they are.
+    for kept in ("/staff/calendar/feed/?start=2026-11-01", "/staff/calendar/subscription/new/"):
+        assert redact(kept) == kept

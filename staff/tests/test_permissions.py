@@ -58,6 +58,16 @@ MATRIX = [
     ("calendar", "get", lambda w: reverse("staff:calendar"), (302, 200, 200, 200)),
     ("calendar_feed", "get", feed_url, (302, 200, 200, 200)),
     ("calendar_publish", "post", lambda w: reverse("staff:calendar_publish"), (302, 400, 400, 400)),
+    # A counsellor's own calendar address: administrators without a counsellor profile have none.
+    ("calendar_app_new", "post", lambda w: reverse("staff:calendar_app_new"), (302, 404, 200, 200)),
+    ("calendar_app_stop", "post", lambda w: reverse("staff:calendar_app_stop"), (302, 404, 302, 302)),
+    # Outside sign-in, the token its credential: an unknown one is 404 for everyone, never a redirect.
+    (
+        "calendar_app_feed",
+        "get",
+        lambda w: reverse("staff:calendar_app_feed", kwargs={"token": "x" * 43}),
+        (404, 404, 404, 404),
+    ),
     ("booking_list", "get", lambda w: reverse("staff:booking_list"), (302, 200, 200, 200)),
     ("booking_export", "get", lambda w: reverse("staff:booking_export"), (302, 200, 403, 403)),
     ("booking_new", "get", lambda w: reverse("staff:booking_new"), (302, 200, 200, 200)),
@@ -136,6 +146,7 @@ MATRIX = [
     ("team_reinvite", "post", lambda w: reverse("staff:team_reinvite", args=[999999]), (302, 302, 403, 403)),
     # Without the confirmation tick: 400 for administrators, 403 for counsellors.
     ("team_deactivate", "post", lambda w: reverse("staff:team_deactivate", args=[u(w)]), (302, 400, 403, 403)),
+    ("team_calendar_stop", "post", lambda w: reverse("staff:team_calendar_stop", args=[u(w)]), (302, 302, 403, 403)),
     ("team_reactivate", "post", lambda w: reverse("staff:team_reactivate", args=[999999]), (302, 404, 403, 403)),
     # The counsellor's account has its profile already: 409 for administrators.
     (
@@ -282,7 +293,11 @@ def test_staff_are_told_in_the_portal_what_they_cannot_find(client, counsellor_c
     assert client.get(f"/staff/bookings/{theirs.pk}/").status_code == 302  # signed out: to sign in
 
 
-@pytest.mark.parametrize(("name", "url"), [(r[0], r[2]) for r in MATRIX if r[1] == "get"])
+# The calendar subscription's feed is no page: a calendar app keeps its events anyway, and
+# it may keep the answer a few minutes (test_calendar_subscription).
+@pytest.mark.parametrize(
+    ("name", "url"), [(r[0], r[2]) for r in MATRIX if r[1] == "get" and r[0] != "calendar_app_feed"]
+)
 def test_no_staff_page_is_kept_by_a_cache(admin_client, world, name, url):
     """Portal pages show clients' names and words: neither a shared cache nor the browser's
     (a clinic's shared computer, Back after signing out) may keep a copy."""
