@@ -1,7 +1,7 @@
 """Query budgets of the staff portal and the plans of its two big reads (issue 7).
 
 Budgets: calendar feed <= 3, booking list <= 4, booking detail <= 10 (a request too), dashboard <= 15,
-monthly report <= 5 (its CSV too) queries,
+monthly report <= 5 (its CSV too), a counsellor's calendar subscription <= 3 queries,
 measured on the benchmark's data set (seed_bench) at two sizes, the second ten times the first;
 the count must not grow with the data. On PostgreSQL, the calendar's range query and the filtered list query
 must read the bookings table through indexes, not a sequential scan, at a size where a scan
@@ -21,13 +21,15 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import SLOT_HOLDING_STATUSES, Booking, Counsellor, Slot, Status
+from bookings.models import SLOT_HOLDING_STATUSES, SLOTTED_STATUSES, Booking, Counsellor, Slot, Status
 from staff import selectors
 from staff.models import User
+from staff.services import calendar_subscription_create
 
 SMALL = dict(counsellors=3, days=6, slots_per_day=4, bookings=60)
 LARGE = dict(counsellors=10, days=12, slots_per_day=6, bookings=600)
@@ -49,6 +51,10 @@ BUDGETS = {
     # The session and its user, then the counsellors, their sessions and their payments.
     "monthly report": 5,
     "monthly report, CSV": 5,
+    # Read by the counsellor's calendar app, signed out: the subscription with its member and
+    # the clinic's address, the sessions, and when it was last read (written at most hourly:
+    # this first read writes it).
+    "calendar subscription feed": 3,
 }
 
 
@@ -91,13 +97,25 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
         "monthly report, CSV": (reverse("staff:report_export"), {"month": seeded["today"][:7]}),
     }
     browser.get(reverse("staff:dashboard"))  # the session's last-seen mark is written once a minute
+    # A counsellor who also meets clients in person (the seed's first does not).
+    subscriber = Counsellor.objects.order_by("sort_order")[1]
+    subscription = calendar_subscription_create(user=subscriber.user)
+    requests["calendar subscription feed"] = (subscription.removeprefix("http://testserver"), {})
     counts = {}
     for name, (path, query) in requests.items():
+        reader = Client() if name == "calendar subscription feed" else browser
         with CaptureQueriesContext(connection) as queries:
-            response = browser.get(path, query)
+            response = reader.get(path, query)
         assert response.status_code == 200, name
         counts[name] = len(queries)
-        if name.endswith("totals"):
+        if name == "calendar subscription feed":
+            # Every session of theirs in the seed's days, those in person with the address.
+            held = Booking.objects.filter(counsellor=subscriber, status__in=SLOTTED_STATUSES).count()
+            text = response.content.decode()
+            assert held and text.count("BEGIN:VEVENT") == held, (held, text.count("BEGIN:VEVENT"))
+            assert " · in person" in text and "LOCATION:" in text
+            assert any(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+        elif name.endswith("totals"):
             assert any(e["title"].endswith(" sessions") for e in response.json())
         elif name.startswith("calendar"):
             shown = {e.get("url") for e in response.json()}
