@@ -238,9 +238,9 @@ def _require_administrator(by: User, administrators: list[int]) -> None:
 
 def staff_deactivate(*, user: User, by: User) -> Deactivation:
     """Stop `user` signing in, end their open sessions and stop their calendar subscription.
-    A counsellor's public profile is
-    hidden too, so clients cannot book someone who has left; their bookings are left as they
-    are (the result says how many are still open, for an administrator to reassign).
+    A counsellor's public profile is hidden too, so clients cannot book someone who has left;
+    their bookings are left as they are (the result says how many are still open, for an
+    administrator to reassign).
 
     Refused: deactivating yourself, and deactivating the last active administrator.
     Deactivating an account that is already deactivated changes nothing."""
@@ -297,9 +297,9 @@ def staff_reactivate(*, user: User, by: User) -> bool:
 
 def staff_second_factor_reset(*, user: User, by: User) -> bool:
     """Remove `user`'s authenticator app and recovery codes, stop their calendar subscription
-    and end their open sessions (each
-    session remembers that its second factor was confirmed; see staff.middleware). At their
-    next sign-in the portal sends them to set up a new authenticator app.
+    (a lost phone holds its address too) and end their open sessions (each session remembers
+    that its second factor was confirmed; see staff.middleware). At their next sign-in the
+    portal sends them to set up a new authenticator app.
 
     Refused for yourself: your own second factor is changed in your account settings, where
     allauth asks for your password first. Returns False if there was nothing to remove (their
