@@ -50,7 +50,7 @@ def check_headers(response, *, referrer=("same-origin", "no-referrer")) -> None:
 
 
 def test_every_page_type_sends_the_security_headers(
-    production, client, make_booking, counsellor, session_type, slot, admin_user, api_token
+    production, client, make_booking, counsellor, session_type, slot, admin_user, api_token, settings
 ):
     get = lambda c, path, **kw: c.get(path, secure=True, **kw)  # noqa: E731
     seen = []
@@ -79,6 +79,17 @@ def test_every_page_type_sends_the_security_headers(
         check_headers(response)
         if "session.ics" not in path:
             assert "no-store" in response["Cache-Control"] or "no-cache" in response["Cache-Control"], path
+        seen.append(path)
+
+    # A counsellor's calendar subscription, read by a calendar app: no cookie, no shared cache.
+    from staff.services import calendar_subscription_create
+
+    feed = calendar_subscription_create(user=counsellor.user).removeprefix(settings.SITE_URL)
+    for path in (feed, "/staff/calendar/" + "x" * 43 + ".ics"):
+        response = get(client, path)
+        assert response.status_code in (200, 404) and not response.cookies, path
+        check_headers(response)
+        assert "private" in response["Cache-Control"] and response["X-Robots-Tag"] == "noindex, nofollow", path
         seen.append(path)
 
     # Staff pages, signed in with a second factor.
@@ -112,7 +123,7 @@ def test_every_page_type_sends_the_security_headers(
     seen.append("/healthz")
     plain = client.get("/")
     assert plain.status_code == 301 and plain["Location"].startswith("https://")
-    assert len(seen) >= 17
+    assert len(seen) >= 19
 
 
 def test_the_header_check_itself_fails_on_a_weak_policy(production, client, settings):
