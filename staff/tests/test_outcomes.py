@@ -95,6 +95,9 @@ def test_marking_a_no_show_from_the_portal(counsellor_client, held):
     url = reverse("staff:booking_no_show", args=[held.pk])
     unticked = counsellor_client.post(url, {"no_show-version": held.version}, **HX).content.decode()
     assert "Tick this to confirm the client did not come: a no-show is final." in unticked
+    # Focus goes to the summary above the tick box (its link leads to it), not to the top.
+    summary = re.search(r'<div class="error-summary"[^>]*>.*?</div>', unticked, re.S)
+    assert summary and "autofocus" in summary.group() and 'href="#id_no_show-confirm"' in summary.group()
     assert Booking.objects.get(pk=held.pk).status == Status.CONFIRMED
     response = counsellor_client.post(url, {"no_show-version": held.version, "no_show-confirm": "on"}, **HX)
     html = response.content.decode()
