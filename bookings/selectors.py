@@ -333,10 +333,57 @@ def booking_for_page(*, token: str) -> Booking:
     token_check(link)
     events = [instance(BookingEvent, row) for row in _TIMELINE(booking_id=booking.pk)]
     _prefetched(booking, "events", events)
-    if booking.slot_id is None and booking.preferred_slot_id is not None:
-        booking.preferred_slot = Slot.objects.select_related("counsellor").get(pk=booking.preferred_slot_id)
+    if booking.slot_id is None:
+        preferred_slot_read(booking)
     link_check_open(link, booking)
     return booking
+
+
+def preferred_slot_read(booking: Booking) -> None:
+    """Read the time a request asked for into `booking.preferred_slot`, with its counsellor and
+    whether it can still be had, in one query: `taken` (another booking holds it) and `blocked`
+    (a blocked period covers it). For preferred_time_lost."""
+    if booking.preferred_slot_id is None:
+        return
+    booking.preferred_slot = (
+        Slot.objects.select_related("counsellor")
+        .annotate(
+            taken=Exists(
+                Booking.objects.filter(slot_id=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES).exclude(pk=booking.pk)
+            ),
+            blocked=Exists(
+                BlockedPeriod.objects.filter(
+                    counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
+                )
+            ),
+        )
+        .get(pk=booking.preferred_slot_id)
+    )
+
+
+def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime | None = None) -> str:
+    """Why a request can no longer have the time its client chose, if it cannot: "taken" (staff
+    gave it to another booking), "withdrawn" (the clinic removed it or blocked it off) or, with
+    `notice`, "too_soon" (it now starts within BOOKING_MIN_NOTICE_HOURS, too soon for a client
+    to ask for it online; staff may still approve it); "" if it still can, or no time was
+    chosen. Asked when the client confirms their email (drafts hold no slot, so anything may
+    have happened to it meanwhile) and by the booking page while the request waits.
+
+    Reads `booking.preferred_slot` as preferred_slot_read leaves it. The time asked for is kept
+    on the booking even when lost: if it comes free again, staff find it chosen for them, and
+    the approval email still says which counsellor the client asked for."""
+    if booking.preferred_slot_id is None:
+        # A slot removed while only a draft asked for it is deleted (SET_NULL): the request
+        # then has neither a time nor days that suit. Staff bookings may start with neither.
+        return "withdrawn" if booking.created_by_id is None and not booking.preferred_times.strip() else ""
+    slot = booking.preferred_slot
+    if getattr(slot, "taken", False):
+        return "taken"
+    if getattr(slot, "blocked", False):
+        return "withdrawn"
+    if notice and slot.start < (now or timezone.now()) + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS):
+        return "too_soon"
+    return ""
 
 
 def link_check_open(link: LinkToken, booking: Booking) -> None:

@@ -184,7 +184,8 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
         "booking": booking,
         "label": CLIENT_LABELS[booking.status],
         "next_step": NEXT_STEPS[booking.status],
-        "time_withdrawn": services.time_withdrawn(booking),
+        # booking_verify read the time the client chose, and whether it can still be had.
+        "time_lost": selectors.preferred_time_lost(booking, notice=True),
     }
     return render(request, "bookings/verified.html", context)
 
@@ -271,6 +272,8 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "label": CLIENT_LABELS[booking.status],
         "next_step": NEXT_STEPS_ON_BOOKING_PAGE[booking.status],
         "timeline": selectors.booking_timeline(booking),
+        # booking_for_page read the time asked for, and whether it can still be had.
+        "time_lost": selectors.preferred_time_lost(booking) if booking.status == Status.PENDING else "",
         "can_cancel": can_cancel,
         "cancel_closed": booking.is_active and not can_cancel,
         # Read only if the page shows the address or the clinic's phone (an in-person

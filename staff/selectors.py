@@ -285,6 +285,7 @@ def dashboard(*, user: Any, own: Counsellor | None, today: date | None = None) -
         "waiting_review": list(
             visible.filter(status=Status.PENDING)
             .select_related("session_type", "counsellor", "preferred_slot")
+            .annotate(preferred_slot_taken=preferred_slot_taken())
             .order_by("created_at")[:20]
         ),
         "waiting_review_count": visible.filter(status=Status.PENDING).count(),

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from bookings import notifications
+from bookings import notifications, selectors
 from bookings.errors import (
     ActiveBookingExists,
     BookingError,
@@ -189,12 +189,11 @@ def booking_verify(*, token: str) -> Booking:
             except ActiveBookingExists:
                 existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).first()
             else:
-                if time_withdrawn(pending):
+                selectors.preferred_slot_read(pending)
+                lost = selectors.preferred_time_lost(pending, notice=True)
+                if lost:
                     booking_record(
-                        booking=pending,
-                        action="time_withdrawn",
-                        actor=Actor.SYSTEM,
-                        reason="The time the client chose was withdrawn before they confirmed their email",
+                        booking=pending, action="time_withdrawn", actor=Actor.SYSTEM, reason=_TIME_LOST_REASONS[lost]
                     )
                 return pending
         if existing is not None:
@@ -202,11 +201,13 @@ def booking_verify(*, token: str) -> Booking:
     raise ActiveBookingExists()
 
 
-def time_withdrawn(booking: Booking) -> bool:
-    """Whether a client's request lost the time they chose before it reached the clinic: the
-    booking form asks for a time or for days that suit, and a draft does not keep its time
-    from a blocked period or a slot withdrawn (drafts, unconfirmed, may be anyone's)."""
-    return booking.created_by_id is None and booking.preferred_slot_id is None and not booking.preferred_times.strip()
+# The event's reason, for staff, by selectors.preferred_time_lost's answer. The client's
+# timeline says the same in its own words ("time_withdrawn").
+_TIME_LOST_REASONS = {
+    "taken": "The time the client chose was taken by another booking before they confirmed their email",
+    "withdrawn": "The time the client chose was withdrawn before they confirmed their email",
+    "too_soon": "The time the client chose was too soon to book online by the time they confirmed their email",
+}
 
 
 def booking_create_by_staff(

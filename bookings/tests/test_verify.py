@@ -76,6 +76,59 @@ def test_a_time_withdrawn_before_the_email_was_confirmed_is_said_to_both_sides(c
     assert "The time you chose was no longer offered; the clinic will offer you another" in page
 
 
+def test_a_time_taken_before_the_email_was_confirmed_is_said_plainly(client, draft_link, slot, make_booking):
+    """Staff approve another request into the slot a draft chose while its client has not yet
+    opened the verification email. The request still reaches the clinic, and the client is told
+    at once, on the page and on their booking page, that the time is gone; the time they asked
+    for is kept (if it comes free again, staff find it chosen for them)."""
+    other = make_booking(Status.APPROVED, slot=slot)
+    response = client.post(draft_link)
+    html = response.content.decode()
+    booking = Booking.objects.exclude(pk=other.pk).get()
+    assert booking.status == Status.PENDING and booking.preferred_slot == slot
+    assert "The time you chose has just been taken." in html
+    assert "Your request is with the clinic, who will offer you another time." in html
+    assert "The time you chose is no longer offered" not in html
+    event = booking.events.get(action="time_withdrawn")
+    assert event.actor == "system" and "taken by another booking" in event.reason
+    page = client.get(link_in_last_email("/bookings/")).content.decode()
+    assert "which has since been taken; the clinic will offer you another time." in page
+    assert "with Asha Menon." not in page and "The clinic will confirm a time with you." not in page
+    assert "The time you chose was no longer offered; the clinic will offer you another" in page
+
+
+def test_a_time_blocked_off_before_the_email_was_confirmed_is_said_to_be_withdrawn(client, draft_link, slot):
+    """Leave that keeps a slot (a booking of the day's other hours, say) still blocks it."""
+    from bookings.models import BlockedPeriod
+
+    BlockedPeriod.objects.create(counsellor=slot.counsellor, start=slot.start, end=slot.end, reason="Leave")
+    html = client.post(draft_link).content.decode()
+    booking = Booking.objects.get()
+    assert booking.status == Status.PENDING and booking.preferred_slot == slot
+    assert "The time you chose is no longer offered" in html
+    assert booking.events.filter(action="time_withdrawn").exists()
+    page = client.get(link_in_last_email("/bookings/")).content.decode()
+    assert "which is no longer offered; the clinic will offer you another time." in page
+
+
+def test_a_time_now_too_soon_to_book_online_is_said_at_confirmation(client, draft_link, slot, settings):
+    settings.BOOKING_MIN_NOTICE_HOURS = 24 * 10  # the slot is three days away
+    html = client.post(draft_link).content.decode()
+    assert "The time you chose is now too soon to book online." in html
+    assert Booking.objects.get().events.filter(action="time_withdrawn").exists()
+
+
+def test_the_booking_page_says_when_the_time_asked_for_is_taken_after_confirmation(
+    client, draft_link, slot, make_booking
+):
+    client.post(draft_link)
+    page_link = link_in_last_email("/bookings/")
+    assert "You asked for" in (page := client.get(page_link).content.decode()) and "with Asha Menon." in page
+    make_booking(Status.CONFIRMED, slot=slot)
+    page = client.get(page_link).content.decode()
+    assert "which has since been taken; the clinic will offer you another time." in page
+
+
 def test_token_pages_keep_the_token_out_of_referers_and_caches(client, draft_link):
     for response in (client.get(draft_link), client.post(draft_link), client.get(draft_link)):
         assert response["Referrer-Policy"] == "same-origin"

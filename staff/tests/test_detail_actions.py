@@ -270,6 +270,14 @@ def test_preferred_slot_taken_is_shown_as_a_conflict(admin_client, make_booking,
     assert "has been taken by another booking" in html
 
 
+def test_the_dashboard_marks_a_time_asked_for_that_is_taken(admin_client, make_booking, slot, pending):
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert pending.ack_id in html and "(taken)" not in html
+    make_booking(Status.APPROVED, slot=slot)
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "(taken)" in html.split("Waiting for review")[1]
+
+
 def test_stale_version_is_refused_with_the_fresh_state(admin_client, pending, slot):
     old_version = pending.version
     from bookings.services import booking_reject
