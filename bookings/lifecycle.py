@@ -43,7 +43,9 @@ CLIENT_LABELS: dict[str, StrPromise] = {
     S.DRAFT: _("Waiting for email confirmation"),
     S.PENDING: _("Request received"),
     S.APPROVED: _("Approved, waiting for payment"),
-    S.PAYMENT_PENDING: _("Payment in progress"),
+    # The client started paying: whether they finished at the provider, nobody here knows
+    # until the provider says so, and an attempt left half-way stays open until replaced.
+    S.PAYMENT_PENDING: _("Waiting for payment"),
     S.CONFIRMED: _("Confirmed"),
     S.COMPLETED: _("Session completed"),
     S.NO_SHOW: _("Session missed"),
@@ -55,7 +57,12 @@ NEXT_STEPS: dict[str, StrPromise] = {
     S.DRAFT: _("Open the link in the email we sent you to confirm your email address."),
     S.PENDING: _("A counsellor is reviewing your request. We will email you when a time is confirmed."),
     S.APPROVED: _("Your time is reserved. Pay from your booking page to confirm it."),
-    S.PAYMENT_PENDING: _("We are waiting for your payment to go through. This usually takes a minute."),
+    # No time to pay by: an acknowledgement ID alone shows no session time, and the time to
+    # pay is often the session's less PAYMENT_DEADLINE_BEFORE_SESSION_HOURS.
+    S.PAYMENT_PENDING: _(
+        "If you have paid, your booking is usually confirmed within a minute. If not, you can pay from "
+        "your booking page (the link is in our emails) until the time to pay runs out."
+    ),
     S.CONFIRMED: _("You are all set. Your booking page has the details and a calendar invitation."),
     S.COMPLETED: _("Your session has taken place. You are welcome to book another."),
     S.NO_SHOW: _(
@@ -71,5 +78,6 @@ NEXT_STEPS: dict[str, StrPromise] = {
 NEXT_STEPS_ON_BOOKING_PAGE: dict[str, StrPromise] = {
     **NEXT_STEPS,
     S.APPROVED: _("Your time is reserved. Pay below to confirm it."),
+    S.PAYMENT_PENDING: _("If you have paid, your booking is usually confirmed within a minute. If not, pay below."),
     S.CONFIRMED: _("You are all set. The details of your session are below, with a file to add it to your calendar."),
 }

@@ -461,8 +461,13 @@ def booking_timeline(booking: Booking) -> list[TimelineEntry]:
     email promises, because other reasons are written for colleagues.
     """
     entries: list[TimelineEntry] = []
+    payment_started = False
     for event in booking.events.all():
         text, moved = _timeline_text(event), None
+        if event.action == "transition" and event.to_status == Status.PAYMENT_PENDING:
+            if payment_started:
+                text = _("You started the payment again")
+            payment_started = True
         if not text:
             continue
         if event.action == "rescheduled" and event.moved_from and event.moved_to:
@@ -512,7 +517,9 @@ def _timeline_text(event: BookingEvent) -> str:
     if to == s.PENDING:
         return _("You confirmed your email address; your request reached the clinic")
     if to == s.APPROVED and frm == s.PAYMENT_PENDING:
-        return _("The payment did not go through; you can try again")
+        # Only the provider refuses a payment. The system closes an attempt the client left
+        # when they start a new one (services.payment_restart): the next entry says so.
+        return _("The payment did not go through; you can try again") if event.actor == Actor.PROVIDER else ""
     if to == s.APPROVED:
         return _("A counsellor reserved a time for you")
     if to == s.PAYMENT_PENDING:

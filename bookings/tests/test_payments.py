@@ -520,6 +520,43 @@ def test_a_late_payment_returned_to_a_hindi_client_is_told_to_staff_in_english(a
     assert "after the booking was cancelled." in alert.body_html
 
 
+def test_an_attempt_replaced_by_a_new_one_is_not_called_a_failure(client, approved):
+    """The client pressed Pay, then Back, then Pay again: the first attempt was abandoned,
+    not refused by anyone, so their timeline says they started again, not that it failed."""
+    booking, token = approved
+    start_checkout(client, booking, token)
+    client.post(reverse("bookings:pay", args=[token]))  # from the page's "Start the payment again"
+    assert Payment.objects.filter(booking=booking).count() == 2
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "did not go through" not in page
+    assert page.count("You started the payment") == 2 and "You started the payment again" in page
+
+
+def test_a_failure_the_provider_reported_is_said_on_the_timeline(client, approved):
+    booking, token = approved
+    page, first = start_checkout(client, booking, token)
+    client.post(reverse("bookings:pay_return", args=[token, first.pk]), page.context["fail_fields"])
+    start_checkout(client, booking, token)
+    page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
+    assert "The payment did not go through; you can try again" in page
+    assert "You started the payment again" in page
+
+
+def test_a_payment_under_way_reads_true_whether_or_not_the_client_paid(client, approved, api_token):
+    """The status lookup and the chatbot say the same: no "in progress" for an attempt the
+    client walked away from, and no time (an acknowledgement ID alone shows no session time,
+    and the time to pay is often the session's time less 12 hours)."""
+    booking, token = approved
+    start_checkout(client, booking, token)
+    html = client.post(reverse("bookings:status"), {"lookup": "ack", "ack_id": booking.ack_id}).content.decode()
+    assert "Waiting for payment" in html and "Payment in progress" not in html
+    assert "If you have paid" in html and "you can pay from your booking page" in html
+    body = client.get(f"/api/v1/bookings/{booking.ack_id}", HTTP_AUTHORIZATION=f"Bearer {api_token}").json()
+    assert body["status_label"] == "Waiting for payment"
+    assert body["next_step"].startswith("If you have paid") and "go through" not in body["next_step"]
+    assert str(timezone.localtime(booking.payment_due_at).year) not in body["next_step"]
+
+
 # --- The booking page's payment area, and the calendar file ----------------------------
 
 
@@ -541,7 +578,7 @@ def test_panel_shows_payment_in_progress_with_continue_and_retry(approved):
     booking, token = approved
     payment = payment_start(booking_id=booking.pk)
     html = panel(Booking.objects.get(pk=booking.pk), token)
-    assert "Payment in progress" in html
+    assert "Waiting for your payment." in html
     assert reverse("bookings:pay_checkout", args=[token, payment.pk]) in html
     assert "Start the payment again" in html
 
