@@ -6,7 +6,6 @@ next to the field and in the error summary at the top of the page (the GOV.UK pa
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -18,7 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from bookings import services
-from bookings.models import ACK_ALPHABET, ACK_LENGTH, Booking, Counsellor, Mode, SessionType, Slot, language_name
+from bookings.models import ACK_ALPHABET, Booking, Counsellor, Mode, SessionType, Slot, language_name
 from mindsettler.forms import Pairs
 
 NAME_MAX = 120
@@ -314,10 +313,6 @@ class ConsentForm(JourneyForm):
     )
 
 
-# Separators people type or paste inside an ID: spaces and dashes (hyphen to em dash), dots.
-_ACK_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.]+")
-# "MS" and a separator: the prefix was typed ("MS-7K3Q" is a short ID, not the code "MS7K3Q").
-_ACK_PREFIX = re.compile(r"\s*ms[\s\-\u2010-\u2015_.]", re.IGNORECASE)
 # What an ID never contains: the look-alikes 0 and O, 1, I and L are all left out of the
 # alphabet, so no typed look-alike can be mapped to the character meant.
 _ACK_NEVER = sorted(set(string.digits + string.ascii_uppercase) - set(ACK_ALPHABET))
@@ -326,7 +321,7 @@ _ACK_NEVER = sorted(set(string.digits + string.ascii_uppercase) - set(ACK_ALPHAB
 class AckLookupForm(JourneyForm):
     ack_id = forms.CharField(
         label=_("Acknowledgement ID"),
-        max_length=20,
+        max_length=services.ACK_ID_TYPED_MAX_LENGTH,
         help_text=_("It is in your emails from us and looks like MS-7K3QXP."),
         widget=forms.TextInput(attrs={"class": "input", "autocapitalize": "characters", "spellcheck": "false"}),
         error_messages={
@@ -338,13 +333,11 @@ class AckLookupForm(JourneyForm):
     def clean_ack_id(self) -> str:
         # People copy IDs with spaces, dashes of every kind and in lower case ("ms 2xqx-7f"),
         # or type only the six characters after "MS-".
+        # services.ack_id_normalise reads them, as the chatbot API does.
         typed = self.cleaned_data["ack_id"]
-        compact = _ACK_SEPARATORS.sub("", typed).upper()
-        if len(compact) == ACK_LENGTH and not _ACK_PREFIX.match(typed):
-            compact = f"MS{compact}"
-        normalised = services.ack_id_normalise(compact)
+        normalised = services.ack_id_normalise(typed)
         if normalised is None:
-            typed = compact.removeprefix("MS")
+            typed = services.ack_id_compact(typed).removeprefix("MS")
             if any(c in _ACK_NEVER for c in typed):
                 raise forms.ValidationError(
                     _(

@@ -12,9 +12,9 @@ from django.conf import settings
 
 from bookings.api.problems import PROBLEMS, TYPE_PREFIX
 from bookings.models import ACK_ALPHABET, Mode, Status
+from bookings.services.transitions import ACK_ID_TYPED_MAX_LENGTH
 
 _REF = "#/components/schemas/"
-_ACK_CHARS = "".join(sorted(set(ACK_ALPHABET + ACK_ALPHABET.lower())))
 
 # Paging of /availability: part of the contract, so defined here; the view reads them too.
 DEFAULT_PAGE_SIZE = 50
@@ -255,9 +255,12 @@ def openapi_document() -> dict[str, Any]:
                             "name": "acknowledgement_id",
                             "in": "path",
                             "required": True,
-                            "description": "The booking's acknowledgement ID, e.g. MS-7KQ2XD. Matched "
-                            "case-insensitively after trimming spaces; the hyphen may be left out.",
-                            "schema": {"type": "string", "pattern": f"^[Mm][Ss]-?[{_ACK_CHARS}]{{6}}$"},
+                            "description": "The booking's acknowledgement ID, e.g. MS-7KQ2XD, as the client "
+                            "gives it: read as the public status page reads it, in any case, with spaces, "
+                            "dashes of any kind, underscores or dots anywhere (ms 7kq-2xd, MS\u20137KQ2XD, "
+                            "MS-7KQ2XD.), and with or without MS. Percent-encode what a path needs encoded "
+                            "(a space as %20). A text that cannot be an ID is a 400.",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": ACK_ID_TYPED_MAX_LENGTH},
                         }
                     ],
                     "responses": {

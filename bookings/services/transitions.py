@@ -51,13 +51,35 @@ def ack_id_new() -> str:
     return "MS-" + "".join(secrets.choice(ACK_ALPHABET) for _i in range(ACK_LENGTH))
 
 
-_ACK_INPUT = re.compile(r"^MS-?([A-Z0-9]{6})$")
+_ACK_INPUT = re.compile(r"^MS([A-Z0-9]{6})$")
+# Separators people type or paste inside an ID: spaces and dashes (hyphen to em dash),
+# underscores, dots (a full stop after an ID copied from a sentence).
+_ACK_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.]+")
+# "MS" and a separator: the prefix was typed ("MS-7K3Q" is a short ID, not the code "MS7K3Q").
+_ACK_PREFIX = re.compile(r"\s*ms[\s\-\u2010-\u2015_.]", re.IGNORECASE)
+# The longest text read as an ID: room for a separator between every character and spaces
+# around it; anything longer is not an ID someone copied.
+ACK_ID_TYPED_MAX_LENGTH = 20
+
+
+def ack_id_compact(raw: str) -> str:
+    """What someone typed or pasted as an acknowledgement ID, without separators, in capitals,
+    with "MS" put in front if only the six characters were given. ack_id_normalise checks it;
+    the lookup form also reads it to say which characters were not an ID's."""
+    typed = raw or ""
+    compact = _ACK_SEPARATORS.sub("", typed).upper()
+    if len(compact) == ACK_LENGTH and not _ACK_PREFIX.match(typed):
+        compact = f"MS{compact}"
+    return compact
 
 
 def ack_id_normalise(raw: str) -> str | None:
-    """`ms-abc234 ` -> `MS-ABC234`; None if it cannot be an acknowledgement ID."""
-    candidate = (raw or "").strip().upper()
-    match = _ACK_INPUT.match(candidate)
+    """An acknowledgement ID as people copy it (`ms-abc234 `, `MS ABC234`, `ms\u2013abc234` (an en dash),
+    `ABC234`, `MS-ABC234.`) -> `MS-ABC234`; None if it cannot be one. The status page and the
+    chatbot API both read IDs through this, so they find the same bookings."""
+    if len((raw or "").strip()) > ACK_ID_TYPED_MAX_LENGTH:
+        return None
+    match = _ACK_INPUT.match(ack_id_compact(raw))
     if not match or any(c not in ACK_ALPHABET for c in match.group(1)):
         return None
     return f"MS-{match.group(1)}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from io import StringIO
+from urllib.parse import unquote
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -130,6 +131,20 @@ def test_booking_id_is_matched_case_insensitively_after_trimming(api, make_booki
     assert response.json()["acknowledgement_id"] == ack
 
 
+@pytest.mark.parametrize("typed", ["{body}", "MS%20{body}", "ms\u2013{lower}", "{ack}.", "ms {a} {b}", "{ms_}"])
+def test_booking_id_is_read_as_leniently_as_the_status_page_reads_it(api, client, make_booking, typed):
+    """What someone pastes into the chatbot is what they would type on /status/: the six
+    characters alone, a space or an en dash for the hyphen, a full stop after it."""
+    booking = make_booking(Status.PENDING)
+    ack, body = booking.ack_id, booking.ack_id.removeprefix("MS-")
+    path = typed.format(ack=ack, body=body, lower=body.lower(), a=body[:3], b=body[3:], ms_=ack.replace("-", "_"))
+    response = api.get(f"/api/v1/bookings/{path}")
+    assert response.status_code == 200, response.content
+    assert response.json()["acknowledgement_id"] == ack
+    page = client.post("/status/", {"lookup": "ack", "ack_id": unquote(path)}).content.decode()
+    assert "There is a problem" not in page
+
+
 @pytest.mark.parametrize(
     ("path", "token", "status"),
     [
@@ -154,7 +169,9 @@ def test_unknown_booking_is_404(api, db):
     assert "MS-ABCDEF" in body["detail"]
 
 
-@pytest.mark.parametrize("bad", ["MS-12", "XX-ABCDEF", "MS-ABCDE0", "MS-ABCDEFG", "'; DROP TABLE x;--"])
+@pytest.mark.parametrize(
+    "bad", ["MS-12", "XX-ABCDEF", "MS-ABCDE0", "MS-ABCDEFG", "'; DROP TABLE x;--", "MS-" + "A" * 40, "ms%20xyzw"]
+)
 def test_malformed_booking_id_is_400_naming_the_parameter(api, db, bad):
     response = api.get(f"/api/v1/bookings/{bad}")
     body = assert_problem(response, 400)

@@ -42,6 +42,13 @@ pytestmark = pytest.mark.django_db
         ("MS-ABC234", "MS-ABC234"),
         ("  ms-abc234 ", "MS-ABC234"),
         ("msabc234", "MS-ABC234"),
+        # As people paste them (the status page and the API read them alike):
+        ("abc234", "MS-ABC234"),
+        ("MS ABC234", "MS-ABC234"),
+        ("ms\u2013abc234", "MS-ABC234"),
+        ("MS-ABC234.", "MS-ABC234"),
+        ("ms-abcd", None),  # "MS-" and four characters: a short ID, not the code MSABCD
+        ("MS-" + "A" * 30, None),
         ("MS-ABC12O", None),  # 1 and O are not in the alphabet
         ("MS-ABC23", None),
         ("", None),
