@@ -93,7 +93,8 @@ def _run_start(request: HttpRequest) -> str:
 
 def _preselection(request: HttpRequest) -> dict[str, str]:
     """Choices carried in the link that opened the wizard: `?slot=<id>` (the chatbot's links),
-    `?type=<session type slug>` and `?counsellor=<slug>`. Anything unusable is ignored; the step says why."""
+    `?type=<session type slug>`, `?mode=<way of meeting>` (a waitlist offer's) and
+    `?counsellor=<slug>`. Anything unusable is ignored; the step says why."""
     initial: dict[str, str] = {}
     types = selectors.session_types_active()
     wanted = request.GET.get("type", "")
@@ -103,12 +104,23 @@ def _preselection(request: HttpRequest) -> dict[str, str]:
         if len(chosen.modes) == 1:
             initial["mode"] = chosen.modes[0]
     raw_slot = request.GET.get("slot", "")
+    slot = None
     if (slot_id := id_from(raw_slot)) is not None:
-        slot = Slot.objects.filter(pk=slot_id).first()
+        slot = Slot.objects.filter(pk=slot_id).select_related("counsellor").first()
         initial["slot"] = raw_slot
         if slot is not None:
             initial["counsellor"] = str(slot.counsellor_id)
             initial["day"] = timezone.localtime(slot.start).date().isoformat()
+    # A way of meeting the session type is held in and the slot's counsellor offers; else the
+    # client chooses, as without it.
+    wanted_mode = request.GET.get("mode", "")
+    if (
+        "mode" not in initial
+        and wanted_mode in Mode.values
+        and (chosen is None or wanted_mode in chosen.modes)
+        and (slot is None or wanted_mode in slot.counsellor.modes)
+    ):
+        initial["mode"] = wanted_mode
     # `?counsellor=<slug>`: "Book with ..." on a counsellor's public profile.
     wanted_counsellor = request.GET.get("counsellor", "")
     # Only a slug is looked up (PostgreSQL refuses text with a NUL in it: a hand-made link).

@@ -129,7 +129,8 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
                     WaitlistOffer.objects.create(entry=entry, slot=slot)
             except IntegrityError:
                 continue
-            query = urlencode({"slot": slot.pk, "type": entry.session_type.slug})
+            # The way of meeting too: the wizard chooses it for them, as they chose it here.
+            query = urlencode({"slot": slot.pk, "type": entry.session_type.slug, "mode": entry.mode})
             notifications.waitlist_offer(
                 entry=entry,
                 slot=slot,

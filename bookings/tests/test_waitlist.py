@@ -175,7 +175,7 @@ def test_a_cancelled_booking_offers_its_slot_to_the_earliest_waiting_few(make_bo
         booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, reason="Client phoned")
     assert offered_to() == emails[:3]
     message = next(m for m in mail.outbox if m.to == [emails[0]] and "free" in m.subject)
-    assert f"/book/?slot={slot.pk}&type=individual" in message.body
+    assert f"/book/?slot={slot.pk}&type=individual&mode=online" in message.body
     assert "/waitlist/leave/" in message.body
     states = Counter(WaitlistEntry.objects.values_list("status", flat=True))
     assert states == Counter({"offered": 3, "waiting": 2})

@@ -444,6 +444,29 @@ def test_choices_that_rule_out_the_preselected_time_say_so(client, session_type,
     assert 'class="notice"' not in html and re.search(rf'id="slot-{slot.pk}"[^>]*checked', html)
 
 
+def _mode_checked(html: str) -> list[str]:
+    return re.findall(r'<input type="radio" name="mode" value="(\w+)"[^>]*checked', html)
+
+
+def test_the_way_of_meeting_in_the_querystring_is_preselected_when_it_can_be_had(client, session_type, slot):
+    """A waitlist offer's link carries the way of meeting the client waited for."""
+    run = start(client, f"?slot={slot.pk}&type=individual&mode=in_person")
+    assert _mode_checked(client.get(url(run, "session")).content.decode()) == ["in_person"]
+    for mode in ("nope", "<script>", ""):
+        run = start(client, f"?slot={slot.pk}&type=individual&mode={mode}")
+        assert _mode_checked(client.get(url(run, "session")).content.decode()) == []
+
+
+def test_a_way_of_meeting_the_slot_or_the_session_cannot_have_is_ignored(client, session_type, slot):
+    type(slot.counsellor).objects.filter(pk=slot.counsellor_id).update(offers_in_person=False)
+    run = start(client, f"?slot={slot.pk}&type=individual&mode=in_person")
+    assert _mode_checked(client.get(url(run, "session")).content.decode()) == []
+    session_type.offers_online = False
+    session_type.save()
+    run = start(client, "?type=individual&mode=online")  # held in person only: that is chosen
+    assert _mode_checked(client.get(url(run, "session")).content.decode()) == ["in_person"]
+
+
 def test_garbage_in_the_querystring_is_ignored(client, session_type, slot):
     run = start(client, "?slot=<script>&type=nope")
     assert client.get(url(run, "session")).status_code == 200
