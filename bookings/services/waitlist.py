@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, selectors
@@ -172,6 +173,22 @@ def waitlist_join(
         raise BookingError(_("Choose a first day that is today or later."), field="date_from")
     if date_to < date_from:
         raise BookingError(_("The last day must be on or after the first day."), field="date_to")
+    # Offers are only of times a client may book online (slots_free), from the minimum notice
+    # on: a range that ends before then could never be offered anything.
+    earliest = timezone.localtime(selectors.client_window()[0]).date()
+    if date_to < earliest:
+        hours = settings.BOOKING_MIN_NOTICE_HOURS
+        raise BookingError(
+            ngettext(
+                "Sessions are booked at least %(hours)s hour ahead, so the first day a time can be offered "
+                "is %(day)s. Choose a last day on or after it.",
+                "Sessions are booked at least %(hours)s hours ahead, so the first day a time can be offered "
+                "is %(day)s. Choose a last day on or after it.",
+                hours,
+            )
+            % {"hours": hours, "day": date_format(earliest, "l j F Y")},
+            field="date_to",
+        )
     if date_to > today + timedelta(days=settings.BOOKING_HORIZON_DAYS):
         raise BookingError(
             gettext("Choose days within the next %(days)s days.") % {"days": settings.BOOKING_HORIZON_DAYS},

@@ -162,6 +162,38 @@ def test_joining_refuses_bad_ranges_with_an_error_summary(client, session_type):
     assert not WaitlistEntry.objects.exists() and not mail.outbox
 
 
+def _join(client, session_type, date_from, date_to):
+    return client.post(
+        "/waitlist/",
+        {
+            "client_name": "Meera",
+            "email": "meera@example.com",
+            "session_type": session_type.pk,
+            "mode": "online",
+            "date_from": date_from.isoformat(),
+            "date_to": date_to.isoformat(),
+        },
+    )
+
+
+def test_a_range_ending_before_anything_can_be_booked_is_refused_beside_its_last_day(
+    client, session_type, counsellor, settings
+):
+    """Sessions are booked BOOKING_MIN_NOTICE_HOURS ahead: a wait for today alone (or for days
+    that end inside the notice) could never be offered anything."""
+    settings.BOOKING_MIN_NOTICE_HOURS = 48
+    today = timezone.localdate()
+    earliest = timezone.localtime(timezone.now() + timedelta(hours=48)).date()
+    for last in (today, earliest - timedelta(days=1)):
+        response = _join(client, session_type, today, last)
+        html = response.content.decode()
+        assert response.status_code == 409 and 'id="id_date_to_error"' in html and 'href="#id_date_to"' in html
+        assert f"{earliest:%A} {earliest.day} {earliest:%B %Y}" in html and "48 hours" in html
+    assert not WaitlistEntry.objects.exists() and not mail.outbox
+    assert _join(client, session_type, today, earliest).status_code == 200
+    assert WaitlistEntry.objects.get().date_to == earliest
+
+
 # --- Offers -------------------------------------------------------------------------------
 
 
