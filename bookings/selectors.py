@@ -39,6 +39,7 @@ from bookings.models import (
     SessionType,
     Slot,
     Status,
+    WaitlistEntry,
 )
 from bookings.tokens import token_check, token_lookup_hash
 from mindsettler.compiled import CompiledQuery, columns, instance, sql_literals
@@ -251,6 +252,16 @@ def slots_free_for_client(
 ) -> QuerySet[Slot]:
     """Free slots a client may choose, narrowed to counsellors who offer `mode`."""
     return slots_free(session_type=session_type, counsellor=counsellor, mode=mode)
+
+
+def waitlist_free_times_exist(entry: WaitlistEntry) -> bool:
+    """Whether a client may already book a time that suits a waitlist entry (its kind of
+    session, way of meeting, counsellor and days): offers are made only of times that become
+    free later, so such a time would never be emailed to them. One query."""
+    start, end = day_bounds(entry.date_from)[0], day_bounds(entry.date_to)[1]
+    return slots_free(
+        session_type=entry.session_type, counsellor=entry.counsellor, mode=entry.mode, start=start, end=end
+    ).exists()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,18 @@ pages are private (no cache, no Referer). Rules are in services (waitlist_*)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from bookings import services
+from bookings import selectors, services
 from bookings.errors import BookingError, TokenInvalid
 from bookings.forms import WaitlistForm
 from bookings.models import WaitlistToken
@@ -114,7 +116,13 @@ def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
     except BookingError as exc:
         return render(request, "bookings/waitlist_done.html", {"error": exc.message}, status=409)
     speak_as_booked(request, entry)
-    return render(request, "bookings/waitlist_done.html", {"entry": entry, "joined": True})
+    context: dict[str, object] = {"entry": entry, "joined": True, "book_now_url": ""}
+    if selectors.waitlist_free_times_exist(entry):
+        query = {"type": entry.session_type.slug, "mode": entry.mode}
+        if entry.counsellor is not None:
+            query["counsellor"] = entry.counsellor.slug
+        context["book_now_url"] = f"{reverse('bookings:wizard')}?{urlencode(query)}"
+    return render(request, "bookings/waitlist_done.html", context)
 
 
 @private_page

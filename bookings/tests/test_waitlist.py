@@ -194,6 +194,23 @@ def test_a_range_ending_before_anything_can_be_booked_is_refused_beside_its_last
     assert WaitlistEntry.objects.get().date_to == earliest
 
 
+def test_the_confirmation_says_when_free_times_already_fit_and_links_to_them(client, session_type, counsellor, slot):
+    """Offers are of times that become free: one free already would never be emailed."""
+    day = timezone.localtime(slot.start).date()
+    for first, last, fits in (
+        (day, day + timedelta(days=2), True),
+        (day + timedelta(days=1), day + timedelta(days=5), False),
+    ):
+        mail.outbox.clear()
+        WaitlistEntry.objects.all().delete()
+        assert _join(client, session_type, first, last).status_code == 200
+        html = client.post(link_in_last_email("/waitlist/verify/")).content.decode()
+        assert "You are on the waitlist" in html
+        said = "Some times in those days are free already" in html
+        link = "/book/?type=individual&amp;mode=online" in html
+        assert (said, link) == (fits, fits), (first, last)
+
+
 # --- Offers -------------------------------------------------------------------------------
 
 
