@@ -67,6 +67,7 @@ def policies(request: HttpRequest) -> HttpResponse:
             "cancellation_cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
             "payment_window_hours": settings.PAYMENT_WINDOW_HOURS,
             "payment_before_hours": settings.PAYMENT_DEADLINE_BEFORE_SESSION_HOURS,
+            "reschedule_limit": settings.RESCHEDULE_LIMIT,
         },
     )
 

@@ -471,3 +471,26 @@ def test_expired_bookings_release_their_slot_through_the_same_transition(make_bo
     booking_transition(booking=booking, to=Status.CANCELLED, actor=Actor.SYSTEM, reason="expired")
     booking.refresh_from_db()
     assert booking.status == Status.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("limit", "says"),
+    [
+        (2, "You can move your session up to 2 times to another free time with the same counsellor"),
+        (1, "You can move your session once to another free time with the same counsellor"),
+        (0, "To move your session to another time, please contact the clinic."),
+    ],
+)
+def test_the_policy_clients_agree_to_says_what_moving_and_missing_a_session_do(client, settings, limit, says):
+    """The policy agreed to in the wizard says what the code does: moves (RESCHEDULE_LIMIT, up
+    to the cutoff, the payment going with it), a cancellation by the clinic close to the
+    session (refunded in full, as booking_cancel by staff does), and a missed session (no
+    refund, as booking_no_show)."""
+    settings.RESCHEDULE_LIMIT = limit
+    html = re.sub(r"\s+", " ", client.get("/policies/").content.decode())
+    assert says in html
+    if limit:
+        assert f"until {settings.CANCELLATION_CUTOFF_HOURS} hours before it. What you have paid goes with it." in html
+    assert "if the clinic cancels it for you, the full amount is refunded too." in html
+    assert "it is recorded as missed and is not refunded." in html
+    assert f"Version {settings.POLICY_VERSION}" in html
