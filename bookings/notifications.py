@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.urls import reverse
 
+from bookings import selectors
 from bookings.calendar import booking_ics
 from bookings.emails import absolute_url, email_queue
 from bookings.models import (
@@ -153,6 +154,14 @@ def administrator_emails() -> list[str]:
     return list(get_user_model().objects.filter(is_active=True, role="administrator").values_list("email", flat=True))
 
 
+# Why the time a request asked for can no longer be given, by selectors.preferred_time_lost.
+_TIME_LOST_FOR_STAFF = {
+    "taken": "since taken by another booking",
+    "withdrawn": "no longer offered",
+    "too_soon": "now too soon to book online",
+}
+
+
 def new_request(*, booking: Booking) -> None:
     """Tell staff a client's request is waiting for review: the counsellor the client chose,
     else the administrators. The booking by its acknowledgement ID, never the client's name
@@ -162,12 +171,16 @@ def new_request(*, booking: Booking) -> None:
         recipients = [counsellor_user.email]
     else:
         recipients = administrator_emails()
+    # The time asked for, and whether it can still be had: the client confirmed their email
+    # only now, and another booking may have taken it meanwhile (one query, with its counsellor).
+    selectors.preferred_slot_read(booking)
     preferred = booking.preferred_slot
     context = {
         "booking": booking,
         "session_type": booking.session_type,
         "preferred_slot": preferred,
         "preferred_with": preferred.counsellor.display_name if preferred else "",
+        "preferred_lost": _TIME_LOST_FOR_STAFF.get(selectors.preferred_time_lost(booking, notice=True), ""),
         "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
     }
     for email in recipients:

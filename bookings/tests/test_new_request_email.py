@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core import mail
 
 from bookings import services
-from bookings.models import Booking, ConsentGiven, LinkToken, OutboundEmail
+from bookings.models import Booking, ConsentGiven, LinkToken, OutboundEmail, Status
 from bookings.tokens import token_create
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +85,31 @@ def test_a_booking_staff_make_themselves_tells_nobody(session_type, counsellor, 
             counsellor=counsellor,
         )
     assert staff_emails() == []
+
+
+def test_the_request_email_says_when_the_time_asked_for_was_taken_meanwhile(
+    session_type, counsellor, admin_user, slot, make_booking, oncommit
+):
+    """The client confirmed their email after staff had given the time to another booking:
+    the counsellor is told to offer another time, not that it is the time to approve."""
+    with oncommit():
+        booking, _ = services.booking_submit(
+            submission_key="key-taken",
+            session_type=session_type,
+            mode="online",
+            counsellor=counsellor,
+            preferred_slot=slot,
+            preferred_times="",
+            client_name="Priya Sharma",
+            email="priya@example.com",
+            phone="",
+            age_confirmation=Booking.AgeConfirmation.ADULT,
+            concerns=OWN_WORDS,
+        )
+    make_booking(Status.APPROVED, slot=slot, email="someone.else@example.com")
+    raw = token_create(booking=booking, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
+    with oncommit():
+        services.booking_verify(token=raw)
+    (email,) = staff_emails()
+    for body in (email.body_text, email.body_html):
+        assert "with Asha Menon (since taken by another booking: offer another time)" in body
