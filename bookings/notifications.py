@@ -202,14 +202,21 @@ def session_changed(
     "approved" (into their time, by someone else), "handed_to_you" (from `other`, at
     `old_slot`) or "handed_away" (to `other`: they can no longer open it; from `old_slot`, or
     with none, a request made to them and approved into `other`'s time). Done by `actor`,
-    `user` for staff: nobody is told of their own change, nor a counsellor who has left or
-    has turned these emails off in their profile (Counsellor.change_emails).
+    `user` for staff: nobody is told of their own change, nor a counsellor who has turned
+    these emails off in their profile (Counsellor.change_emails).
+
+    A counsellor who has left (their account deactivated), or one with no account, has nobody
+    to read it: the active administrators are told instead, one message each, since their
+    clients' changes would otherwise reach nobody on the staff.
     By acknowledgement ID, never the client's name or words; in English, like the portal."""
     account = counsellor.user if counsellor is not None and counsellor.user_id is not None else None
-    if account is None or not account.is_active or getattr(user, "pk", None) == account.pk:
-        return
-    if not counsellor.change_emails:  # turned off in their profile
-        return
+    acting = getattr(user, "pk", None)
+    if account is not None and account.is_active:
+        if account.pk == acting or not counsellor.change_emails:  # their own change, or turned off
+            return
+        recipients, stand_in = [account.email], False
+    else:
+        recipients, stand_in = [e for e in administrator_emails() if e != getattr(user, "email", None)], True
     context = {
         "booking": booking,
         "change": change,
@@ -217,11 +224,16 @@ def session_changed(
         "old_slot": old_slot,
         "other": other,
         "session_type": booking.session_type,
+        # Administrators told in the place of `counsellor`: whose session it was, and why.
+        "stand_in": stand_in,
+        "counsellor_name": counsellor.display_name if counsellor is not None else "",
+        "counsellor_left": account is not None,
         # The booking is theirs no more once handed away: their dashboard instead.
         "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
         "staff_url": absolute_url(reverse("staff:dashboard")),
     }
-    email_queue(kind="session_changed", to=account.email, booking=booking, context=context)
+    for email in recipients:
+        email_queue(kind="session_changed", to=email, booking=booking, context=context)
 
 
 def booking_links(*, email: str, bookings: list[Booking]) -> None:

@@ -427,6 +427,28 @@ def payments_needing_attention(*, user: Any, limit: int = 20) -> list[dict[str, 
     )
 
 
+def counsellor_left(*, user: Any, limit: int = 20) -> dict[str, Any]:
+    """For administrators: open bookings (see open_bookings) whose counsellor has left (their
+    staff account is deactivated), which nobody else is looking after until an administrator
+    moves each into another counsellor's time, approves it elsewhere or closes it.
+    `counsellor_left`, the `limit` with the soonest sessions first (requests, with no time,
+    after them), as dicts; `counsellor_left_more`, whether there are others. One query, which
+    reads one row more than it shows; none for others."""
+    if not is_administrator(user):
+        return {"counsellor_left": [], "counsellor_left_more": False}
+    rows = list(
+        open_bookings()
+        .filter(counsellor__user__is_active=False)
+        .order_by(F("slot__start").asc(nulls_last=True), "created_at", "pk")
+        .values("pk", "ack_id", "status", "client_name", "slot__start", "counsellor_id", "counsellor__display_name")[
+            : limit + 1
+        ]
+    )
+    for row in rows:
+        row["status_label"] = Status(row["status"]).label
+    return {"counsellor_left": rows[:limit], "counsellor_left_more": len(rows) > limit}
+
+
 def month_after(month: date) -> date:
     """The first day of the month after `month`'s."""
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)

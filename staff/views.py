@@ -142,6 +142,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
     data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
     data["online_without_link"] = selectors.online_without_link(user=request.user)
+    data.update(selectors.counsellor_left(user=request.user))
     data.update(selectors.sessions_to_record(user=request.user))
     data.update(selectors.bookable_notices(user=request.user, own=own))
     return render(request, "staff/dashboard.html", {**data, "now": timezone.now(), "nav": "dashboard"})

@@ -73,6 +73,12 @@ def reschedule_problem_for_client(*, booking: Booking, now: datetime | None = No
     """None if the client may move this booking online now; otherwise why not, in words for them."""
     if booking.status not in RESCHEDULABLE_BY_CLIENT or booking.slot_id is None:
         return _("Only a booking with a reserved time that is not being paid for right now can be moved.")
+    if booking.counsellor is not None and not booking.counsellor.is_active:
+        # Clients may choose only times of counsellors whose profile they see (slot_is_bookable):
+        # one who has left (deactivation hides the profile) or is hidden has none to offer.
+        return gettext(
+            "Times with %(name)s can no longer be chosen online. Please contact the clinic to move this session."
+        ) % {"name": booking.counsellor.display_name}
     if not cancellation_open_for_client(booking=booking, now=now):
         return gettext(
             "Sessions can be moved online until %(hours)s hours before they start. Please contact the clinic."
@@ -134,7 +140,9 @@ def booking_reschedule(
         if new_slot is None:
             raise SlotUnavailable(_("That time is no longer offered. Please choose another."))
         booking = (
-            Booking.objects.select_for_update(of=("self",)).select_related("session_type", "slot").get(pk=booking_id)
+            Booking.objects.select_for_update(of=("self",))
+            .select_related("session_type", "slot", "counsellor")
+            .get(pk=booking_id)
         )
         if booking.slot_id != old_slot_id or (expected_version is not None and booking.version != expected_version):
             raise StaleBooking()

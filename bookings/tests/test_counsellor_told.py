@@ -15,6 +15,7 @@ from bookings import services
 from bookings.models import Actor, ConsentGiven, OutboundEmail, Slot, Status
 from bookings.templatetags.mindsettler import when
 from conftest import next_weekday_at
+from staff.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -106,12 +107,53 @@ def test_an_approval_into_a_counsellors_time_by_someone_else_tells_them(
     assert len(told(counsellor_user)) == 1
 
 
-def test_a_counsellor_who_has_left_is_not_emailed(make_booking, counsellor, counsellor_user):
+def has_left(user) -> None:
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+def test_a_counsellor_who_has_left_is_not_emailed_the_administrators_are(
+    make_booking, counsellor, counsellor_user, admin_user
+):
+    """Their account deactivated, nobody on the staff would hear of their clients' changes:
+    each active administrator is told instead, one message each, by acknowledgement ID."""
+    second = User.objects.create_user(email="second-admin@example.com", password=None, role=User.Role.ADMINISTRATOR)
+    gone = User.objects.create_user(email="gone-admin@example.com", password=None, role=User.Role.ADMINISTRATOR)
+    has_left(gone)
     booking = booked(make_booking, counsellor)
-    counsellor_user.is_active = False
-    counsellor_user.save(update_fields=["is_active"])
+    has_left(counsellor_user)
     services.booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
-    assert told(counsellor_user) == []
+    assert told(counsellor_user) == [] and told(gone) == []
+    (email,) = told(admin_user)
+    assert [e.to for e in told(second)] == [second.email]
+    assert email.subject == f"Asha Menon's session cancelled: {booking.ack_id}, {when(booking.slot.start)}"
+    assert f"Booking {booking.ack_id} with Asha Menon on {when(booking.slot.start)} was cancelled by the client." in (
+        email.body_text
+    )
+    assert "Asha Menon's staff account is deactivated" in email.body_text
+    assert "free again in your calendar" not in email.body_text
+    assert reverse("staff:booking_detail", args=[booking.pk]) in email.body_text
+    assert_private(email)
+
+
+def test_an_administrator_handing_away_a_session_of_a_counsellor_who_has_left_tells_the_other_administrators(
+    make_booking, counsellor, counsellor_user, other_counsellor, admin_user
+):
+    """Nobody is told of their own change; the other administrators hear where it went."""
+    second = User.objects.create_user(email="second-admin@example.com", password=None, role=User.Role.ADMINISTRATOR)
+    booking = booked(make_booking, counsellor)
+    has_left(counsellor_user)
+    services.booking_reschedule(
+        booking_id=booking.pk, slot_id=later_slot(other_counsellor).pk, actor=Actor.STAFF, user=admin_user
+    )
+    assert told(admin_user) == []
+    (email,) = told(second)
+    assert email.subject == f"Asha Menon's session handed to Rohan Kapoor: {booking.ack_id}"
+    assert f"{admin_user} handed booking {booking.ack_id}, Asha Menon's on " in email.body_text
+    # Administrators may open it wherever it went.
+    assert reverse("staff:booking_detail", args=[booking.pk]) in email.body_text
+    (theirs,) = told(other_counsellor.user)  # the counsellor it went to, as ever
+    assert theirs.subject.startswith("Session handed to you:")
 
 
 def test_the_staff_booking_page_does_not_list_it_among_the_clients_emails(make_booking, counsellor, admin_client):

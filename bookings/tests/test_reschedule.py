@@ -232,6 +232,38 @@ def test_the_booking_page_offers_a_move_before_the_cutoff_only(client, confirmed
     assert 'id="reschedule"' not in client.get(page_url(pending)).content.decode()
 
 
+def test_a_client_whose_counsellor_has_left_is_told_to_contact_the_clinic_not_offered_a_dead_end(
+    client, confirmed, counsellor, free_slot, admin_user, oncommit
+):
+    """None of the counsellor's times can be chosen once they have left (their profile is
+    hidden at deactivation): the page says to contact the clinic instead of offering a
+    picker with nothing in it, and a move link emailed before they left no longer moves."""
+    from staff.services import staff_deactivate
+
+    with oncommit():
+        booking_reschedule_request(booking=confirmed, slot=free_slot)
+    link = link_in_last_email("/reschedule/")
+    staff_deactivate(user=counsellor.user, by=admin_user)
+    base = page_url(confirmed)
+    html = client.get(base).content.decode()
+    said = "Times with Asha Menon can no longer be chosen online. Please contact the clinic to move this session."
+    assert 'id="reschedule"' in html and "Choose a new time" not in html and said in html
+    assert said in client.get(base + "reschedule/").content.decode()
+    response = client.post(link)
+    assert response.status_code == 409 and said in response.content.decode()
+    confirmed.refresh_from_db()
+    assert confirmed.slot_id != free_slot.pk
+    with pytest.raises(TooLate, match="contact the clinic"):
+        booking_reschedule_request(booking=confirmed, slot=free_slot)
+    # In the language the client reads.
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
+    with translation.override("hi"):
+        hindi = translation.gettext(
+            "Times with %(name)s can no longer be chosen online. Please contact the clinic to move this session."
+        ) % {"name": "Asha Menon"}
+    assert hindi != said and hindi in client.get(base).content.decode()
+
+
 def test_the_whole_move_by_email_link(client, confirmed, slot, free_slot):
     base = page_url(confirmed)
     picker = client.get(base + "reschedule/")

@@ -4,6 +4,7 @@ second factor. Administrators only; never on yourself; each one ends the person'
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.models import Counsellor, Slot, Status
+from bookings import services
+from bookings.models import Actor, Counsellor, Slot, Status
+from conftest import next_weekday_at
 from staff.models import AccountEvent, User
 from staff.services import StaffAccountError, staff_deactivate, staff_reactivate, staff_second_factor_reset
 from staff.tests.conftest import sign_in_with_second_factor, totp_enable
@@ -426,3 +429,42 @@ def test_one_profile_per_account_and_none_for_a_deactivated_one(
     response = admin_client.post(profile_url(second_admin), {"name": "Bea Iyer"})
     assert response.status_code == 409 and "reactivate it first" in response.content.decode()
     assert not Counsellor.objects.filter(user=second_admin).exists()
+
+
+# --- Bookings left by someone who has left ------------------------------------------------
+
+
+def left_card(html: str) -> str:
+    """The dashboard's card of bookings whose counsellor has left ("" if not shown)."""
+    match = re.search(r'<section[^>]*id="counsellor-left".*?</section>', html, re.S)
+    return match.group(0) if match else ""
+
+
+def test_the_dashboard_lists_administrators_the_open_bookings_of_a_counsellor_who_has_left(
+    admin_client, admin_user, counsellor_user, counsellor, other_counsellor, make_booking, login
+):
+    """The Team page counts them; the dashboard, where an administrator starts the day, lists
+    each one with a link to it, until it is moved into someone else's time or closed."""
+    session = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Priya Sharma")
+    request = make_booking(Status.PENDING, counsellor=counsellor, client_name="Kiran Rao")
+    make_booking(Status.CANCELLED, counsellor=counsellor)
+    colleagues = make_booking(Status.CONFIRMED, counsellor=other_counsellor)
+    assert left_card(admin_client.get(reverse("staff:dashboard")).content.decode()) == ""
+
+    staff_deactivate(user=counsellor_user, by=admin_user)
+    card = left_card(admin_client.get(reverse("staff:dashboard")).content.decode())
+    assert "Bookings of counsellors who have left" in card
+    for booking in (session, request):
+        assert f'href="{reverse("staff:booking_detail", args=[booking.pk])}"' in card and booking.ack_id in card
+    assert "Asha Menon" in card and colleagues.ack_id not in card
+    assert str(Status.CANCELLED.label) not in card
+
+    # Counsellors do not see the clinic's other bookings.
+    assert left_card(login(other_counsellor.user).get(reverse("staff:dashboard")).content.decode()) == ""
+
+    # Handed to a colleague, a booking leaves the card.
+    start = next_weekday_at(15, days_ahead=9)
+    slot = Slot.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(hours=1))
+    services.booking_reschedule(booking_id=session.pk, slot_id=slot.pk, actor=Actor.STAFF, user=admin_user)
+    card = left_card(admin_client.get(reverse("staff:dashboard")).content.decode())
+    assert session.ack_id not in card and request.ack_id in card
