@@ -150,12 +150,15 @@ def _search(qs: QuerySet[Booking], *, user: Any, filters: dict[str, Any]) -> Que
     return _filter(bookings_for(user, qs), **_criteria(filters))
 
 
-# The export's columns, in order (staff/views.py CSV_HEADER names them).
+# The export's columns, in order (staff/views.py CSV_HEADER names them). The session's start
+# is the reserved slot's only: a request's time is the one its client asked for, which holds
+# nothing, and under the same heading read as a second booking of that slot.
 EXPORT_COLUMNS = (
     "ack_id",
     "status",
     "created_at",
-    "session_at",
+    "slot__start",
+    "preferred_slot__start",
     "counsellor__display_name",
     "session_type__name",
     "mode",

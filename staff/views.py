@@ -731,7 +731,8 @@ CSV_HEADER = [
     "Acknowledgement ID",
     "Status",
     "Requested at ({zone})",  # times in the clinic's zone, named in the header
-    "Session start ({zone})",
+    "Session start ({zone})",  # a reserved time only
+    "Asked for ({zone})",  # the time the client chose when asking, reserved or not
     "Counsellor",
     "Session type",
     "Mode",
@@ -771,7 +772,8 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
             ack_id,
             status,
             created_at,
-            session_at,
+            session_start,
+            asked_for,
             counsellor,
             session_type,
             mode,
@@ -786,7 +788,8 @@ def booking_export(request: HttpRequest) -> StreamingHttpResponse:
                         ack_id,
                         statuses[status],
                         moment(created_at),
-                        moment(session_at),
+                        moment(session_start),
+                        moment(asked_for),
                         counsellor or "",
                         session_type,
                         modes[mode],

@@ -390,6 +390,23 @@ def test_csv_export_for_administrators_without_the_clients_words(admin_client, c
     assert row["Session start (Asia/Kolkata)"] == f"{timezone.localtime(booking.slot.start):%Y-%m-%d %H:%M}"
 
 
+def test_csv_a_requested_time_is_asked_for_not_a_session_start(admin_client, counsellor, slot, make_booking):
+    """A request for a time does not hold it: exported under "Session start", it read as a
+    second booking of the same slot beside the one approved into it."""
+    approved = make_booking(Status.APPROVED, slot=slot)
+    request = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slot)
+    response = admin_client.get(reverse("staff:booking_export"))
+    rows = {
+        r["Acknowledgement ID"]: r for r in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    }
+    at = f"{timezone.localtime(slot.start):%Y-%m-%d %H:%M}"
+    assert rows[approved.ack_id]["Session start (Asia/Kolkata)"] == at
+    assert rows[approved.ack_id]["Asked for (Asia/Kolkata)"] == ""
+    assert rows[request.ack_id]["Session start (Asia/Kolkata)"] == ""
+    assert rows[request.ack_id]["Asked for (Asia/Kolkata)"] == at
+    assert rows[request.ack_id]["Status"] == "Pending review"
+
+
 def test_csv_times_in_the_hour_the_clocks_repeat_name_their_offset(admin_client, settings, counsellor, make_booking):
     settings.TIME_ZONE = "America/New_York"  # clocks go back at 02:00 on 7 November 2027
     made = {}
