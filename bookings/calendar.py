@@ -37,7 +37,7 @@ def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
     event.add("sequence", booking.version)
     event.add("dtstamp", datetime.now(UTC))
     event.add("dtstart", slot.start.astimezone(UTC))
-    event.add("dtend", (slot.start + booking.session_type.duration).astimezone(UTC))
+    event.add("dtend", booking.session_end.astimezone(UTC))
     counsellor = booking.counsellor.display_name if booking.counsellor else settings.CLINIC_NAME
     # Its words' language (RFC 5545 LANGUAGE), for calendar apps that read events aloud.
     language = {"LANGUAGE": translation.get_language()}

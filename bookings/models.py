@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import Lower
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Cast, Lower
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -394,9 +394,32 @@ class Booking(models.Model):
         return self.meeting_url or (self.counsellor.meeting_url if self.counsellor else "")
 
     @property
+    def session_end(self) -> datetime | None:
+        """When the session ends: its start plus its session type's length (fixed once a
+        booking uses the type), as the client's calendar invitation says. Its slot may be
+        longer, and stays held whole (nothing else is booked in it), but the slot's end is
+        not the session's. None without a reserved time. session_end_expression is the
+        query form."""
+        if self.slot is None:
+            return None
+        return self.slot.start + self.session_type.duration
+
+    @property
     def client_initials(self) -> str:
         parts = [p for p in self.client_name.split() if p[:1].isalpha()]
         return "".join(p[0].upper() for p in parts[:2]) or "?"
+
+
+def session_end_expression(
+    *, start: str = "slot__start", minutes: str = "session_type__duration_minutes"
+) -> ExpressionWrapper:
+    """Booking.session_end in a query: the moment `start` (a lookup to the slot's start) plus
+    `minutes` (a lookup to the session type's length). NULL where either is."""
+    # As an IntegerField: Django multiplies a duration on SQLite only by that, not a small one.
+    length = ExpressionWrapper(
+        Cast(minutes, models.IntegerField()) * Value(timedelta(minutes=1)), output_field=DurationField()
+    )
+    return ExpressionWrapper(F(start) + length, output_field=DateTimeField())
 
 
 class BookingEvent(models.Model):

@@ -310,7 +310,7 @@ def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking])
     sessions = [
         {
             "start": b.slot.start,
-            "end": b.slot.end,
+            "end": b.session_end,  # the session's, not its slot's (which may be longer)
             "ack_id": b.ack_id,
             "initials": b.client_initials,
             # The label itself (lazy), so that it is read in the email's language, not the caller's.

@@ -122,19 +122,19 @@ def test_the_week_takes_in_sessions_before_seven_and_after_ten(london, make_book
     outside them, and narrows again for a week with nothing there."""
     page = london.page
     night = next_weekday_at(0, days_ahead=3) + timedelta(minutes=30)
-    evening = next_weekday_at(22, days_ahead=3) + timedelta(minutes=30)  # on, past midnight
+    evening = next_weekday_at(23, days_ahead=3) + timedelta(minutes=30)  # a 50-minute session: on, past midnight
     early, late = (
         make_booking(
             Status.CONFIRMED,
             slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=length)),
             client_name=name,
         )
-        for start, length, name in [(night, 50, "Priya Sharma"), (evening, 100, "Kiran Rao")]
+        for start, length, name in [(night, 50, "Priya Sharma"), (evening, 60, "Kiran Rao")]
     )
     page.reload()
     expect(find_on_calendar(london, early.ack_id)).to_have_accessible_name(re.compile(r"^00:30 - 01:20"))
     expect(page.get_by_role("link", name=re.compile(late.ack_id)).first).to_have_accessible_name(
-        re.compile(r"^22:30 - 00:00")  # its part before midnight
+        re.compile(r"^23:30 - 00:00")  # its part before midnight
     )
     rows = page.locator("td.fc-timegrid-slot-lane")
     expect(rows.first).to_have_attribute("data-time", "00:00:00")
@@ -225,7 +225,8 @@ def test_a_session_dragged_in_another_zone_moves_to_the_clinic_time_shown(london
     assert len(asked) == 1 and re.search(r", 14:00 IST\? The client will be emailed\.$", asked[0]), asked[0]
     booking.refresh_from_db()
     assert booking.slot_id == target.pk
-    expect(find_on_calendar(london, booking.ack_id)).to_have_accessible_name(re.compile(r"^14:00 - 15:00"))
+    # The session's 50 minutes, in the hour-long slot it moved to.
+    expect(find_on_calendar(london, booking.ack_id)).to_have_accessible_name(re.compile(r"^14:00 - 14:50"))
     london.check()
 
 

@@ -48,6 +48,7 @@ from bookings.models import (
     SessionType,
     Slot,
     Status,
+    session_end_expression,
 )
 from bookings.selectors import (
     client_window,
@@ -314,11 +315,15 @@ def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = Non
     By the end, not the start: in the start's order PostgreSQL walked the slots' index from the
     clinic's first day, to find that nothing is left to record (the usual answer), slower with
     every month of history. No index gives the end's order, so it joins the confirmed
-    bookings, which are few, to their slots instead."""
+    bookings, which are few, to their slots instead.
+
+    A session has ended at its start plus its type's length (Booking.session_end), which may
+    be before its slot's end."""
     rows = list(
         bookings_for(user)
-        .filter(status=Status.CONFIRMED, slot__end__lte=now or timezone.now())
-        .order_by("slot__end", "pk")
+        .alias(session_end=session_end_expression())
+        .filter(status=Status.CONFIRMED, session_end__lte=now or timezone.now())
+        .order_by("session_end", "pk")
         .values(*TO_RECORD_COLUMNS)[: limit + 1]
     )
     return {"to_record": rows[:limit], "to_record_more": len(rows) > limit}
@@ -634,7 +639,7 @@ _BLOCKED = Exists(
     )
 )
 CALENDAR_COLUMNS = (
-    "id", "start_text", "end_text", "counsellor__display_name", "blocked",
+    "id", "start_text", "end_text", "session_end_text", "counsellor__display_name", "blocked",
     "booking__id", "booking__ack_id", "booking__client_name", "booking__status", "booking__version",
 )  # fmt: skip
 _CALENDAR = (
@@ -648,6 +653,11 @@ _CALENDAR = (
         ),
     )
     .annotate(
+        # The session's end (Booking.session_end), which may be before the slot's: the
+        # calendar shows a session as long as it lasts, and a free slot whole.
+        session_end_text=CalendarTime(
+            session_end_expression(start="start", minutes="booking__session_type__duration_minutes")
+        ),
         # Free slots inside a blocked period are not offered, so not shown as free; bookings
         # in them still show. A column, not a filter: a slot with only cancelled bookings in
         # a blocked period shows those, but not as free time. Looked for only in the rows of
@@ -729,8 +739,9 @@ def _calendar_query(role: str, *, one_counsellor: bool, totals: bool = False) ->
 def calendar_rows(*, user: Any, start: datetime, end: datetime, counsellor_id: int | None) -> list[Sequence[Any]]:
     """Every slot in start..end that `user` may see, once for each booking the calendar shows
     in it (the one holding it, cancelled ones) or once with Nones: one query, whatever the
-    number of bookings in the database. Rows of CALENDAR_COLUMNS: (slot id, start, end in
-    CALENDAR_TIME_FORMAT, counsellor's name, whether a blocked period overlaps the slot (in
+    number of bookings in the database. Rows of CALENDAR_COLUMNS: (slot id, its start and
+    end, and the booking's session's end (None without one) in CALENDAR_TIME_FORMAT,
+    counsellor's name, whether a blocked period overlaps the slot (in
     rows without a booking or with a cancelled one; False in the others), and the booking's
     id, ack_id, client_name, status, version or Nones), by start."""
     if not is_staff_member(user):

@@ -396,7 +396,7 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
     events: list[str] = []
     free: dict[int, tuple[str, str]] = {}  # by slot: free unless a row shows a booking holding it
     held: set[int] = set()
-    for slot_id, start, end, counsellor, blocked, booking_id, ack_id, client_name, status, version in rows:
+    for slot_id, start, end, session_end, counsellor, blocked, booking_id, ack_id, client_name, status, version in rows:
         if status is None or status == cancelled:
             if not blocked:  # free slots inside a blocked period are not offered
                 free[slot_id] = (start, end)
@@ -411,8 +411,9 @@ def calendar_feed(request: HttpRequest) -> HttpResponse:
             look = f'"color":{colour},"extendedProps":{{"status":{labels[status]},"counsellor":{text(counsellor)}'
             looks[status, counsellor] = look
         title = text(f"{ack_id} · {initials(client_name)}")
-        # The url opens the booking in the side panel.
-        event = f'{{"title":{title},"start":"{start}","end":"{end}","url":"{detail}{int(booking_id)}/",{look}'
+        # The url opens the booking in the side panel. A session ends when its time is over
+        # (start plus its type's length), which may be before its slot, held whole, ends.
+        event = f'{{"title":{title},"start":"{start}","end":"{session_end}","url":"{detail}{int(booking_id)}/",{look}'
         if status == cancelled:
             events.append(f'{event}}},"classNames":["ms-cancelled"]}}')
         elif status in movable and start > now:
@@ -969,7 +970,7 @@ def _detail_context(
         ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
     if Status.COMPLETED in staff_moves:
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
-        ctx["session_ended"] = booking.slot is not None and booking.slot.end <= timezone.now()
+        ctx["session_ended"] = booking.slot is not None and booking.session_end <= timezone.now()
     if Status.NO_SHOW in staff_moves:
         ctx["no_show_form"] = forms.get("no_show") or NoShowForm(initial=version)
     if Status.CANCELLED in staff_moves:

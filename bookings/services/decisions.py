@@ -133,9 +133,10 @@ def booking_reject(*, booking_id: int, user: Any, reason: str, expected_version:
 def _booking_outcome(
     *, booking_id: int, to: str, user: Any, reason: str, too_early: str, expected_version: int | None
 ) -> Booking:
-    """Record how a session went (completed, no-show): only once it has ended."""
-    booking = Booking.objects.select_related("slot").get(pk=booking_id)
-    if booking.slot is not None and booking.slot.end > timezone.now():
+    """Record how a session went (completed, no-show): only once it has ended, at its start
+    plus its type's length (Booking.session_end), which may be before its slot's end."""
+    booking = Booking.objects.select_related("slot", "session_type").get(pk=booking_id)
+    if booking.slot is not None and booking.session_end > timezone.now():
         raise TooLate(too_early)
     return booking_transition(
         booking=booking_id, to=to, actor=Actor.STAFF, user=user, reason=reason, expected_version=expected_version

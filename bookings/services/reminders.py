@@ -128,7 +128,7 @@ def daily_summaries_send(*, today: date | None = None) -> int:
                     slot__start__gte=start,
                     slot__start__lt=end,
                 )
-                .select_related("slot")
+                .select_related("slot", "session_type")
                 .order_by("slot__start")
             )
             summary.sessions = len(sessions)

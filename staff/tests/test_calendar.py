@@ -95,7 +95,8 @@ def test_feed_shows_sessions_in_range_with_initials_and_free_slots_as_background
     # Only what the calendar uses: the client's initials, never their name, contact or words.
     session = sessions(events)[detail(booking)]
     assert datetime.fromisoformat(session.pop("start")) == held.start
-    assert datetime.fromisoformat(session.pop("end")) == held.end
+    # Until the session ends, its start plus its type's length (the slot is an hour).
+    assert datetime.fromisoformat(session.pop("end")) == held.start + booking.session_type.duration < held.end
     assert session == {
         "title": f"{booking.ack_id} · PS",
         "url": detail(booking),
