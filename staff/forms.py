@@ -758,8 +758,11 @@ class StaffBookingForm(forms.Form):
         max_digits=9,
         decimal_places=2,
         required=False,
-        help_text="Leave empty for the session type's price.",
+        help_text="In rupees. Leave empty for the session type's price.",
     )
+    # Asked (shown) only when the amount is below the session type's price: "1.5" typed for
+    # ₹1,500 made a ₹1.50 booking, and nothing said so.
+    below_price = forms.BooleanField(label="I meant to charge less than the price", required=False)
     # The privacy notice's version the page showed, always the current one (the template writes
     # it): the client agreed to that one (clean_consent).
     policy_shown = forms.CharField(widget=forms.HiddenInput, required=False)
@@ -793,6 +796,9 @@ class StaffBookingForm(forms.Form):
         self.fields["session_type"].queryset = SessionType.objects.filter(is_active=True)
         if not amount_editable:
             del self.fields["amount"]
+            del self.fields["below_price"]
+        # Whether the page shows below_price: the amount was below the price, now or before.
+        self.below_price_asked = bool(self.data.get(self.add_prefix("below_price")))
         # Asked as the booking form asks clients, by the clinic's age rule (CLIENT_AGE_POLICY).
         if settings.CLIENT_AGE_POLICY == "guardian_consent":
             self.fields["age"] = forms.ChoiceField(
@@ -847,6 +853,19 @@ class StaffBookingForm(forms.Form):
         )
         for field, message in problems.items():
             self.add_error(field, message)
+        amount, price = self.amount_paise(), data["session_type"].price
+        if amount is not None and amount < price and "amount" in self.fields:
+            self.below_price_asked = True
+            if not data.get("below_price"):
+                name = data["session_type"].name
+                self.add_error(
+                    "amount",
+                    forms.ValidationError(
+                        f"{money(amount)} is less than the price of {name} ({money(price)}). Check the amount, "
+                        "in rupees, or tick “I meant to charge less than the price”.",
+                        code="below_price",
+                    ),
+                )
         return data
 
     def amount_paise(self) -> int | None:

@@ -1368,7 +1368,12 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 form.add_error("email", error)
                 error = ""
         else:
-            messages.success(request, f"Booking {booking.ack_id} created. The client has been emailed their link.")
+            # The amount too: a slip ("1.5" for ₹1,500) shows at once.
+            messages.success(
+                request,
+                f"Booking {booking.ack_id} created: {booking.session_type.name}, "
+                f"{money(booking.amount, booking.currency)}. The client has been emailed their link.",
+            )
             return redirect("staff:booking_detail", pk=booking.pk)
     return _render_new(request, form, error=error, status=400)
 

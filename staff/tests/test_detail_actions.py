@@ -563,6 +563,61 @@ def test_a_staff_booking_under_one_rupee_is_refused(admin_client, session_type, 
     assert not Booking.objects.filter(email="ravi@example.com").exists()
 
 
+def test_a_staff_booking_below_the_price_needs_a_tick_and_the_message_says_the_amount(admin_client, session_type, slot):
+    """ "1.5" typed for an ₹1,500 session made a ₹1.50 booking, and nothing said so: an amount
+    below the session type's price is asked about next to the field (and in the summary) until
+    "I meant to charge less than the price" is ticked; the message after says what was charged."""
+    form = {
+        **CONSENTED,
+        "age": "on",
+        "language": "en",
+        "client_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "session_type": session_type.pk,
+        "mode": Mode.ONLINE,
+        "slot": slot.pk,
+        "status": Status.APPROVED,
+        "amount": "1.5",
+    }
+    response = admin_client.post(reverse("staff:booking_new"), form)
+    html = response.content.decode()
+    assert response.status_code == 400 and not Booking.objects.filter(email="ravi@example.com").exists()
+    said = "₹1.50 is less than the price of Individual session (₹1,500)."
+    assert f'<span class="field-error" id="id_amount-error">{said}' in html
+    assert re.search(r'<input[^>]*name="amount"[^>]*aria-invalid="true"', html)
+    assert re.search(r'<input[^>]*name="amount"[^>]*aria-describedby="[^"]*id_amount-error', html)
+    summary = re.search(r'<div class="error-summary".*?</div>', html, re.S).group(0)
+    assert 'href="#id_amount"' in summary and said in summary
+    assert 'name="below_price"' in html and "I meant to charge less than the price" in html
+
+    response = admin_client.post(reverse("staff:booking_new"), {**form, "below_price": "on"}, follow=True)
+    booking = Booking.objects.get(email="ravi@example.com")
+    assert booking.amount == 150
+    assert f"Booking {booking.ack_id} created: Individual session, ₹1.50." in response.content.decode()
+
+
+def test_a_staff_booking_at_the_price_asks_nothing_and_says_the_price(admin_client, session_type, slot):
+    response = admin_client.get(reverse("staff:booking_new"))
+    assert 'name="below_price"' not in response.content.decode()  # asked only when it is needed
+    response = admin_client.post(
+        reverse("staff:booking_new"),
+        {
+            **CONSENTED,
+            "age": "on",
+            "language": "en",
+            "client_name": "Ravi Kumar",
+            "email": "ravi@example.com",
+            "session_type": session_type.pk,
+            "mode": Mode.ONLINE,
+            "status": Status.PENDING,
+            "amount": "",
+        },
+        follow=True,
+    )
+    booking = Booking.objects.get(email="ravi@example.com")
+    assert f"Booking {booking.ack_id} created: Individual session, ₹1,500." in response.content.decode()
+
+
 def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_type, make_booking, counsellor):
     existing = make_booking(Status.PENDING, counsellor=counsellor, email="dup@example.com")
     response = admin_client.post(
