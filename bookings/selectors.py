@@ -21,7 +21,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from bookings.errors import TokenInvalid
@@ -41,6 +41,7 @@ from bookings.models import (
     Status,
     WaitlistEntry,
 )
+from bookings.templatetags.mindsettler import when_short
 from bookings.tokens import token_check, token_lookup_hash
 from mindsettler.compiled import CompiledQuery, columns, instance, sql_literals
 
@@ -427,9 +428,13 @@ class TimelineEntry:
     moved: tuple[datetime, datetime] | None = None
 
 
-# A move's event reason, as staff read it: "From Sat 28 Nov 2026, 11:00 IST to Tue 01 Dec
-# 2026, 11:00 IST" (clinic time). The event also keeps both times, for the client's page.
-_MOVE_MOMENT = "%a %d %b %Y, %H:%M"
+def staff_moment(value: datetime) -> str:
+    """A moment as the staff portal writes every date, "Wed 9 Dec, 11:00 IST" (the when_short
+    filter, in the clinic's zone), for the words of events (an approval's, a move's) that staff
+    read in the booking's timeline and the dashboard. In the portal's language whatever the
+    request's: a client reading in Hindi moves their own session."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return when_short(value)
 
 
 def move_reason(
@@ -440,11 +445,11 @@ def move_reason(
     new_counsellor: Counsellor | None = None,
     link_cleared: bool = False,
 ) -> str:
-    """The reason of a move's event: staff read it as it is (the staff portal is in English).
-    A move to another counsellor (`new_counsellor`, from `old_counsellor`) names both: the
-    history is where staff see who held the booking before."""
-    old, new = timezone.localtime(old_start), timezone.localtime(new_start)
-    reason = f"From {old:{_MOVE_MOMENT}} {old.tzname()} to {new:{_MOVE_MOMENT}} {new.tzname()}"
+    """The reason of a move's event: staff read it as it is (the staff portal is in English):
+    "From Sat 28 Nov, 11:00 IST to Tue 1 Dec, 11:00 IST" (staff_moment). The event also keeps
+    both times, for the client's page. A move to another counsellor (`new_counsellor`, from
+    `old_counsellor`) names both: the history is where staff see who held the booking before."""
+    reason = f"From {staff_moment(old_start)} to {staff_moment(new_start)}"
     return reason + handover_words(
         old_counsellor=old_counsellor, new_counsellor=new_counsellor, link_cleared=link_cleared
     )

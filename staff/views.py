@@ -70,7 +70,7 @@ from bookings.models import (
     Status,
     WeeklyHours,
 )
-from bookings.selectors import counsellor_at_work
+from bookings.selectors import counsellor_at_work, staff_moment
 from bookings.templatetags.mindsettler import day_words, money
 from bookings.tokens import token_lookup_hash
 from mindsettler.forms import select_html
@@ -1899,9 +1899,8 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _detail_booking(request, pk)
 
     def done(moved: Booking) -> str:
-        when = timezone.localtime(moved.slot.start)
         with_whom = f", with {moved.counsellor.display_name}" if moved.counsellor_id != booking.counsellor_id else ""
-        return f"Moved to {when:%a %d %b, %H:%M %Z}{with_whom}. The client has been emailed."
+        return f"Moved to {staff_moment(moved.slot.start)}{with_whom}. The client has been emailed."
 
     return _act(
         request,
@@ -1932,12 +1931,11 @@ def booking_drop(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except BookingError as exc:
         return _safe_json({"ok": False, "code": exc.code, "message": exc.message}, status=409)
-    when = timezone.localtime(moved.slot.start)
     response = _safe_json(
         {
             "ok": True,
             "version": moved.version,
-            "message": f"{moved.ack_id} moved to {when:%a %d %b, %H:%M %Z}. The client has been emailed.",
+            "message": f"{moved.ack_id} moved to {staff_moment(moved.slot.start)}. The client has been emailed.",
         }
     )
     response["HX-Trigger"] = BOOKING_CHANGED

@@ -81,7 +81,7 @@ def booking_approve(
         }
         if amount is not None:
             changes["amount"] = amount
-        approved = f"Approved for {timezone.localtime(slot.start):%a %d %b %Y, %H:%M %Z}"
+        approved = f"Approved for {selectors.staff_moment(slot.start)}"
         handed_from = None
         if booking.counsellor is not None and booking.counsellor_id != slot.counsellor_id:
             handed_from = booking.counsellor
