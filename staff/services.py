@@ -134,16 +134,20 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
     """
     email = (email or "").strip().lower()
     if role not in User.Role.values:
-        raise InvitationError("Choose a role: administrator or counsellor.")
+        raise InvitationError("Choose a role: administrator or counsellor.", field="role")
     if not email:
-        raise InvitationError("Enter the email address to invite.")
+        raise InvitationError("Enter the email address to invite.", field="email")
     existing = User.objects.filter(email__iexact=email).only("is_active").first()
     if existing is not None and not existing.is_active:
-        raise InvitationError("This person's staff account is deactivated: reactivate it instead of inviting them.")
+        raise InvitationError(
+            "This person's staff account is deactivated: reactivate it instead of inviting them.", field="email"
+        )
     if existing is not None:
-        raise InvitationError("There is already a staff account with this email address.")
+        raise InvitationError("There is already a staff account with this email address.", field="email")
     if role == User.Role.COUNSELLOR and not name.strip():
-        raise InvitationError("Enter the counsellor's full name: clients see it when they choose and book.")
+        raise InvitationError(
+            "Enter the counsellor's full name: clients see it when they choose and book.", field="name"
+        )
     first, _, last = name.strip().partition(" ")
     with transaction.atomic():
         user = User.objects.create_user(email=email, password=None, first_name=first, last_name=last, role=role)

@@ -1640,6 +1640,10 @@ def team_invite(request: HttpRequest) -> HttpResponse:
         try:
             user = staff_invite(invited_by=request.user, **form.cleaned_data)
         except InvitationError as exc:
+            # Beside the field it is about (an address in use: Email), and in the summary.
+            if exc.field in form.fields:
+                form.add_error(exc.field, exc.message)
+                return render(request, "staff/team.html", _team_context(form), status=409)
             return render(request, "staff/team.html", _team_context(form, exc.message), status=409)
         messages.success(request, f"Invitation sent to {user.email}.")
         return redirect("staff:team")

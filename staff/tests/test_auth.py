@@ -323,6 +323,35 @@ def test_invitation_form_errors_are_shown_next_to_fields(admin_client):
     assert "There is a problem" in html and 'aria-invalid="true"' in html
 
 
+@pytest.mark.parametrize("deactivated", [False, True])
+def test_inviting_an_address_already_in_use_is_said_at_the_email_field(
+    admin_client, admin_user, counsellor_user, deactivated
+):
+    """As the form's own errors are: next to Email (which says it is invalid and points to the
+    words), and in the summary at the top, which takes focus and links to the field."""
+    if deactivated:
+        counsellor_user.is_active = False
+        counsellor_user.save(update_fields=["is_active"])
+    response = admin_client.post(
+        reverse("staff:team_invite"), {"email": counsellor_user.email.upper(), "name": "Asha", "role": "counsellor"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 409
+    said = (
+        "This person&#x27;s staff account is deactivated: reactivate it instead of inviting them."
+        if deactivated
+        else "There is already a staff account with this email address."
+    )
+    assert f'<span class="field-error" id="id_email-error">{said}' in html
+    field = re.search(r'<input[^>]*name="email"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in field and "id_email-error" in field
+    summary = re.search(r'<div class="error-summary"[^>]*>.*?</div>', html, re.S).group(0)
+    assert "autofocus" in summary and f'<a href="#id_email">Email address: {said}</a>' in summary
+    assert html.count(said) == 2  # beside the field and in the summary, no box of its own
+    assert "<title>Error: " in html
+    assert User.objects.filter(email__iexact=counsellor_user.email).count() == 1
+
+
 def test_staff_cannot_add_or_switch_their_sign_in_address(client, counsellor_user, counsellor):
     sign_in_with_second_factor(client, counsellor_user)
     assert client.get("/accounts/email/").status_code == 404
