@@ -19,6 +19,13 @@ OWN_WORDS = "I cannot sleep since the accident"
 
 
 def submit_and_verify(*, session_type, counsellor=None, preferred_slot=None, oncommit) -> Booking:
+    booking = submit(session_type=session_type, counsellor=counsellor, preferred_slot=preferred_slot, oncommit=oncommit)
+    verify(booking, oncommit=oncommit)
+    return booking
+
+
+def submit(*, session_type, counsellor=None, preferred_slot=None, oncommit) -> Booking:
+    """A client's request, its email not yet confirmed."""
     with oncommit():
         booking, _ = services.booking_submit(
             submission_key=f"key-{counsellor}-{preferred_slot}",
@@ -33,10 +40,14 @@ def submit_and_verify(*, session_type, counsellor=None, preferred_slot=None, onc
             age_confirmation=Booking.AgeConfirmation.ADULT,
             concerns=OWN_WORDS,
         )
+    return booking
+
+
+def verify(booking: Booking, *, oncommit) -> None:
+    """The client confirms their email, by a link like the one emailed."""
     raw = token_create(booking=booking, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
     with oncommit():
         services.booking_verify(token=raw)
-    return booking
 
 
 def staff_emails() -> list[OutboundEmail]:
@@ -92,24 +103,9 @@ def test_the_request_email_says_when_the_time_asked_for_was_taken_meanwhile(
 ):
     """The client confirmed their email after staff had given the time to another booking:
     the counsellor is told to offer another time, not that it is the time to approve."""
-    with oncommit():
-        booking, _ = services.booking_submit(
-            submission_key="key-taken",
-            session_type=session_type,
-            mode="online",
-            counsellor=counsellor,
-            preferred_slot=slot,
-            preferred_times="",
-            client_name="Priya Sharma",
-            email="priya@example.com",
-            phone="",
-            age_confirmation=Booking.AgeConfirmation.ADULT,
-            concerns=OWN_WORDS,
-        )
+    booking = submit(session_type=session_type, counsellor=counsellor, preferred_slot=slot, oncommit=oncommit)
     make_booking(Status.APPROVED, slot=slot, email="someone.else@example.com")
-    raw = token_create(booking=booking, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
-    with oncommit():
-        services.booking_verify(token=raw)
+    verify(booking, oncommit=oncommit)
     (email,) = staff_emails()
     for body in (email.body_text, email.body_html):
         assert "with Asha Menon (since taken by another booking: offer another time)" in body

@@ -167,20 +167,27 @@ def test_allauths_password_and_confirmation_links_are_redacted():
     assert redact("/accounts/password/reset/key/1-set-password/") == "/accounts/password/reset/key/1-set-password/"
 
 
-def test_gunicorns_logs_hide_link_tokens():
-    from datetime import timedelta
-    from types import SimpleNamespace
-
+def gunicorn_access_logger(line_format: str):
+    """gunicorn's access logger as the app configures it (RedactingLogger), writing lines of
+    `line_format` into the buffer returned with it."""
     from gunicorn.config import Config
 
     from mindsettler.access_log import RedactingLogger
 
     config = Config()
     config.set("accesslog", "-")
-    config.set("access_log_format", '"%(r)s" %(U)s %(s)s %(f)s %({referer}i)s')
+    config.set("access_log_format", line_format)
     logger = RedactingLogger(config)
     buffer = io.StringIO()
     logger.access_log.handlers[0].setStream(buffer)
+    return logger, buffer
+
+
+def test_gunicorns_logs_hide_link_tokens():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    logger, buffer = gunicorn_access_logger('"%(r)s" %(U)s %(s)s %(f)s %({referer}i)s')
     token = "Zq8vT3xY_kL0-mN5pQ7rS9uW1aB2cD4e"
     page = f"/bookings/{token}/"
     environ = {
@@ -315,19 +322,12 @@ def test_a_calendar_subscriptions_secret_is_redacted_in_the_access_log():
     from types import SimpleNamespace
 
     from django.urls import reverse
-    from gunicorn.config import Config
 
-    from mindsettler.access_log import RedactingLogger
     from mindsettler.logging import redact
 
     token = secrets.token_urlsafe(32)
     path = reverse("staff:calendar_app_feed", kwargs={"token": token})
-    config = Config()
-    config.set("accesslog", "-")
-    config.set("access_log_format", '"%(r)s" %(U)s %(s)s')
-    logger = RedactingLogger(config)
-    buffer = io.StringIO()
-    logger.access_log.handlers[0].setStream(buffer)
+    logger, buffer = gunicorn_access_logger('"%(r)s" %(U)s %(s)s')
     environ = {"REQUEST_METHOD": "GET", "RAW_URI": path, "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
     logger.access(
         SimpleNamespace(status="200 OK", headers=[], sent=2048), SimpleNamespace(headers=[]), environ, timedelta(0)

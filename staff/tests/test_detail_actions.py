@@ -514,22 +514,28 @@ def test_meeting_link_per_booking(counsellor_client, counsellor, make_booking):
 # --- Bookings made by staff -----------------------------------------------------------
 
 
+def ravi(session_type, slot=None, **changes) -> dict:
+    """What the new-booking form posts for Ravi, who phoned: online, approved into `slot` (a
+    request without it), at the session type's price unless `amount` is given."""
+    form = {
+        **CONSENTED,
+        "age": "on",
+        "language": "en",
+        "client_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "session_type": session_type.pk,
+        "mode": Mode.ONLINE,
+        "status": Status.APPROVED if slot else Status.PENDING,
+        "amount": "",
+    }
+    if slot is not None:
+        form["slot"] = slot.pk
+    return {**form, **changes}
+
+
 def test_administrator_books_a_phoning_client_straight_into_a_slot(admin_client, session_type, slot):
     response = admin_client.post(
-        reverse("staff:booking_new"),
-        {
-            **CONSENTED,
-            "age": "on",
-            "language": "en",
-            "client_name": "Ravi Kumar",
-            "email": " Ravi@Example.com ",
-            "phone": "98765 43210",
-            "session_type": session_type.pk,
-            "mode": Mode.ONLINE,
-            "slot": slot.pk,
-            "status": Status.APPROVED,
-            "amount": "",
-        },
+        reverse("staff:booking_new"), ravi(session_type, slot, email=" Ravi@Example.com ", phone="98765 43210")
     )
     assert response.status_code == 302
     from bookings.models import Booking
@@ -542,21 +548,7 @@ def test_administrator_books_a_phoning_client_straight_into_a_slot(admin_client,
 
 
 def test_a_staff_booking_under_one_rupee_is_refused(admin_client, session_type, slot):
-    response = admin_client.post(
-        reverse("staff:booking_new"),
-        {
-            **CONSENTED,
-            "age": "on",
-            "language": "en",
-            "client_name": "Ravi Kumar",
-            "email": "ravi@example.com",
-            "session_type": session_type.pk,
-            "mode": Mode.ONLINE,
-            "slot": slot.pk,
-            "status": Status.APPROVED,
-            "amount": "0",
-        },
-    )
+    response = admin_client.post(reverse("staff:booking_new"), ravi(session_type, slot, amount="0"))
     html = response.content.decode()
     assert response.status_code == 400
     assert 'id="id_amount-error"' in html and "greater than or equal to 1" in html
@@ -567,18 +559,7 @@ def test_a_staff_booking_below_the_price_needs_a_tick_and_the_message_says_the_a
     """ "1.5" typed for an ₹1,500 session made a ₹1.50 booking, and nothing said so: an amount
     below the session type's price is asked about next to the field (and in the summary) until
     "I meant to charge less than the price" is ticked; the message after says what was charged."""
-    form = {
-        **CONSENTED,
-        "age": "on",
-        "language": "en",
-        "client_name": "Ravi Kumar",
-        "email": "ravi@example.com",
-        "session_type": session_type.pk,
-        "mode": Mode.ONLINE,
-        "slot": slot.pk,
-        "status": Status.APPROVED,
-        "amount": "1.5",
-    }
+    form = ravi(session_type, slot, amount="1.5")
     response = admin_client.post(reverse("staff:booking_new"), form)
     html = response.content.decode()
     assert response.status_code == 400 and not Booking.objects.filter(email="ravi@example.com").exists()
@@ -599,21 +580,7 @@ def test_a_staff_booking_below_the_price_needs_a_tick_and_the_message_says_the_a
 def test_a_staff_booking_at_the_price_asks_nothing_and_says_the_price(admin_client, session_type, slot):
     response = admin_client.get(reverse("staff:booking_new"))
     assert 'name="below_price"' not in response.content.decode()  # asked only when it is needed
-    response = admin_client.post(
-        reverse("staff:booking_new"),
-        {
-            **CONSENTED,
-            "age": "on",
-            "language": "en",
-            "client_name": "Ravi Kumar",
-            "email": "ravi@example.com",
-            "session_type": session_type.pk,
-            "mode": Mode.ONLINE,
-            "status": Status.PENDING,
-            "amount": "",
-        },
-        follow=True,
-    )
+    response = admin_client.post(reverse("staff:booking_new"), ravi(session_type), follow=True)
     booking = Booking.objects.get(email="ravi@example.com")
     assert f"Booking {booking.ack_id} created: Individual session, ₹1,500." in response.content.decode()
 
