@@ -255,6 +255,31 @@ class NoShowForm(VersionForm):
     )
 
 
+def below_price_field() -> forms.BooleanField:
+    """Asked (shown) only when an amount staff typed is below the session type's price: "1.5"
+    typed for ₹1,500 made a ₹1.50 booking, and nothing said so (check_below_price)."""
+    return forms.BooleanField(label="I meant to charge less than the price", required=False)
+
+
+def check_below_price(form: forms.Form, *, amount: int | None, price: int, name: str) -> None:
+    """In `form`'s clean(): an `amount` (paise) below `price`, the session type `name`'s, is an
+    error at the amount until its below_price box is ticked. Sets `form.below_price_asked`,
+    which the page reads to show the box (also when it was shown, and ticked, before)."""
+    form.below_price_asked = bool(form.data.get(form.add_prefix("below_price")))
+    if amount is None or amount >= price or "amount" not in form.fields:
+        return
+    form.below_price_asked = True
+    if not form.cleaned_data.get("below_price"):
+        form.add_error(
+            "amount",
+            forms.ValidationError(
+                f"{money(amount)} is less than the price of {name} ({money(price)}). Check the amount, "
+                "in rupees, or tick “I meant to charge less than the price”.",
+                code="below_price",
+            ),
+        )
+
+
 class ApproveForm(SlotChoiceForm):
     prefix = "approve"  # its fields' names and ids on a page with other forms
     slot = SlotChoiceField(
@@ -269,13 +294,35 @@ class ApproveForm(SlotChoiceForm):
         max_digits=9,
         decimal_places=2,
         required=False,
-        help_text="From the session type.",
+        help_text="In rupees. From the session type.",
     )
+    below_price = below_price_field()
 
-    def __init__(self, *args: Any, slots: QuerySet[Slot], amount_editable: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        slots: QuerySet[Slot],
+        amount_editable: bool,
+        booking: Booking | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`booking`: the one approved, whose session type's price an amount below is asked
+        about, unless it is the amount the booking already has (a phone booking's, agreed
+        then); None on the page that only shows the form."""
         super().__init__(*args, slots=slots, **kwargs)
+        self.booking = booking
+        self.below_price_asked = False
         if not amount_editable:
             del self.fields["amount"]
+            del self.fields["below_price"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        amount = self.amount_paise()
+        if self.booking is not None and amount != self.booking.amount:
+            session_type = self.booking.session_type
+            check_below_price(self, amount=amount, price=session_type.price, name=session_type.name)
+        return data
 
     def amount_paise(self) -> int | None:
         return rupees_to_paise(self.cleaned_data.get("amount"))
@@ -760,9 +807,7 @@ class StaffBookingForm(forms.Form):
         required=False,
         help_text="In rupees. Leave empty for the session type's price.",
     )
-    # Asked (shown) only when the amount is below the session type's price: "1.5" typed for
-    # ₹1,500 made a ₹1.50 booking, and nothing said so.
-    below_price = forms.BooleanField(label="I meant to charge less than the price", required=False)
+    below_price = below_price_field()
     # The privacy notice's version the page showed, always the current one (the template writes
     # it): the client agreed to that one (clean_consent).
     policy_shown = forms.CharField(widget=forms.HiddenInput, required=False)
@@ -853,19 +898,8 @@ class StaffBookingForm(forms.Form):
         )
         for field, message in problems.items():
             self.add_error(field, message)
-        amount, price = self.amount_paise(), data["session_type"].price
-        if amount is not None and amount < price and "amount" in self.fields:
-            self.below_price_asked = True
-            if not data.get("below_price"):
-                name = data["session_type"].name
-                self.add_error(
-                    "amount",
-                    forms.ValidationError(
-                        f"{money(amount)} is less than the price of {name} ({money(price)}). Check the amount, "
-                        "in rupees, or tick “I meant to charge less than the price”.",
-                        code="below_price",
-                    ),
-                )
+        session_type = data["session_type"]
+        check_below_price(self, amount=self.amount_paise(), price=session_type.price, name=session_type.name)
         return data
 
     def amount_paise(self) -> int | None:

@@ -1160,6 +1160,7 @@ def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST,
         slots=selectors.approve_slot_choices(user=request.user, booking=booking),
         amount_editable=editable,
+        booking=booking,
     )
 
     def do(data: dict[str, Any]) -> Booking:

@@ -209,14 +209,33 @@ def test_counsellor_approves_with_htmx(counsellor_client, pending, slot):
 
 
 def test_administrator_approves_with_another_amount_without_javascript(admin_client, pending, slot):
-    response = admin_client.post(
-        url("approve", pending),
-        {"approve-slot": slot.pk, "approve-version": pending.version, "approve-amount": "1200.50"},
-    )
+    form = {"approve-slot": slot.pk, "approve-version": pending.version, "approve-amount": "1200.50"}
+    # Below the price (₹1,500): asked about at the amount first, as a phone booking's is.
+    asked = admin_client.post(url("approve", pending), form)
+    html = asked.content.decode()
+    assert asked.status_code == 400
+    said = "₹1,200.50 is less than the price of Individual session (₹1,500)."
+    assert f'<span class="field-error" id="id_approve-amount-error">{said}' in html
+    assert 'name="approve-below_price"' in html and "I meant to charge less than the price" in html
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING and pending.amount == 150000
+
+    response = admin_client.post(url("approve", pending), {**form, "approve-below_price": "on"})
     assert response.status_code == 302 and response["Location"] == url("detail", pending)
     pending.refresh_from_db()
     assert pending.status == Status.APPROVED and pending.amount == 120050
     assert "Approved." in admin_client.get(response["Location"]).content.decode()
+
+
+def test_a_request_made_below_the_price_is_approved_at_that_amount_without_asking_again(admin_client, pending, slot):
+    """Agreed when staff made the request (a phone booking, ticked then): not asked again."""
+    Booking.objects.filter(pk=pending.pk).update(amount=80000)
+    pending.refresh_from_db()
+    form = {"approve-slot": slot.pk, "approve-version": pending.version, "approve-amount": "800"}
+    response = admin_client.post(url("approve", pending), form)
+    assert response.status_code == 302 and response["Location"] == url("detail", pending)
+    pending.refresh_from_db()
+    assert pending.status == Status.APPROVED and pending.amount == 80000
 
 
 @pytest.mark.parametrize("amount", ["0", "0.99"])
