@@ -14,10 +14,13 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # allauth's password links (a staff invitation is one) and email confirmations, the staff's
 # authenticator setup links, and a counsellor's calendar subscription (`/staff/calendar/<token>.ics`,
 # read by their calendar app every hour or so: in every access log).
-# Also percent-encoded, as a sign-in page's `next` carries the page a timed-out session asked for.
+# Also percent-encoded, as a sign-in page's `next` carries the page a timed-out session asked
+# for, and as a client may send any character of a token (Django decodes the path it serves,
+# gunicorn's request line keeps it as sent).
 _TOKEN_PATH = re.compile(
     r"((?:/|%2[Ff])(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link|calendar)(?:/|%2[Ff]))"
-    r"(?:[A-Za-z0-9_:\-]|%3[Aa]){16,}"
+    # A token's own characters, also percent-encoded (%41 for A...): never "/", "?" or "&".
+    r"(?:[A-Za-z0-9_:\-]|%(?:3[0-9Aa]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|2[Dd])){16,}"
 )
 
 

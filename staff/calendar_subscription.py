@@ -9,6 +9,7 @@ what kind of care it is, nor the online room's link (whoever has it can join the
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, timedelta
 from typing import Any
@@ -57,7 +58,9 @@ def sessions_ics(*, sessions: Iterable[Any], address: str) -> bytes:
     cal.add("x-wr-calname", "Sessions")
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     cal.add("x-published-ttl", vDuration(REFRESH))
-    location = " ".join(address.split()) or settings.CLINIC_NAME
+    # On one line, without control characters (RFC 5545 TEXT allows none; an address is typed).
+    location = " ".join("".join(c for c in address if c.isspace() or unicodedata.category(c) != "Cc").split())
+    location = location or settings.CLINIC_NAME
     detail = absolute_url(reverse("staff:booking_detail", args=[0]))[:-2]  # ".../staff/bookings/"
     for session in sessions:
         event = Event()

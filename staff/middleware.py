@@ -3,6 +3,7 @@ leave no account page in a cache."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -16,6 +17,8 @@ from django.urls import Resolver404, resolve, reverse
 from django.utils.cache import add_never_cache_headers
 
 _LAST_SEEN = "staff_last_seen"
+# staff.urls' calendar_app_feed, matched without resolving every request's path.
+_CALENDAR_FEED = re.compile(r"^/staff/calendar/[^/]+\.ics$")
 
 
 class StaffSessionMiddleware:
@@ -23,6 +26,11 @@ class StaffSessionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _CALENDAR_FEED.match(request.path_info):
+            # A counsellor's calendar subscription: its secret is its credential, whoever's
+            # browser asks (a calendar app has no session). Sending a staff session that has
+            # timed out to sign in would put the secret in the sign-in page and its session.
+            return self.get_response(request)
         user = getattr(request, "user", None)
         second_factor = None
         if user is not None and user.is_authenticated:
@@ -157,7 +165,8 @@ def second_factor_given(session, user) -> None:
 def forget_second_factor(sender, request: HttpRequest | None = None, user=None, **kwargs) -> None:
     """allauth's authenticator_removed: the session must check again, and the member's other
     sessions, which gave the removed app's code and remember it, are ended (their session
-    version bumped, as staff_second_factor_reset does; this one is kept).
+    version bumped, as staff_second_factor_reset does; this one is kept). Their calendar
+    subscription stops, as it does on that reset.
 
     The session that removed it had given its code (every session that opens an account page
     has: see _second_factor) and its password again (allauth asks before removing): it may
@@ -165,6 +174,11 @@ def forget_second_factor(sender, request: HttpRequest | None = None, user=None, 
     does straight away."""
     if user is not None and user.pk:
         get_user_model().objects.filter(pk=user.pk).update(session_version=F("session_version") + 1)
+        # The phone the app was on may hold the calendar subscription's address too (as
+        # staff_second_factor_reset says): it stops, and a new one is made from the new phone.
+        from staff.models import CalendarSubscription
+
+        CalendarSubscription.objects.filter(user_id=user.pk).delete()
         user.refresh_from_db(fields=["session_version"])
         if request is not None and getattr(request, "user", None) is not None and request.user.pk == user.pk:
             update_session_auth_hash(request, user)

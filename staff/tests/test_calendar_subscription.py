@@ -396,3 +396,76 @@ def test_administrators_see_a_live_subscription_and_can_stop_it(admin_client, ad
     # Again: nothing to stop, nothing recorded.
     admin_client.post(stop)
     assert AccountEvent.objects.filter(kind=AccountEvent.Kind.CALENDAR_SUBSCRIPTION_STOPPED).count() == 1
+
+
+# --- From the security review ----------------------------------------------------------
+
+
+def test_a_staff_browser_whose_session_timed_out_reads_the_feed_and_keeps_the_secret_out_of_sign_in(
+    counsellor_user, counsellor
+):
+    """The feed's secret is its credential, whoever asks: a staff session that has timed out
+    (or gave only its password) is not sent to sign in, which put the secret in the sign-in
+    page's `next` and, after the password, in the session's row."""
+    from django.contrib.sessions.models import Session
+
+    browser = Client()
+    sign_in_with_second_factor(browser, counsellor_user)
+    path, raw = make_address(browser)
+    session = browser.session
+    session["staff_last_seen"] = 0  # 30 minutes idle, long ago
+    session.save()
+    response = browser.get(path)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/calendar")
+    assert raw not in repr([row.get_decoded() for row in Session.objects.all()])
+
+    password_only = Client()
+    password_only.force_login(counsellor_user)  # no code given in this session
+    assert password_only.get(path).status_code == 200
+    assert raw not in repr([row.get_decoded() for row in Session.objects.all()])
+
+
+def test_removing_ones_own_authenticator_app_stops_the_calendar_address(counsellor_user, counsellor):
+    """As an administrator's reset does: the phone the app was on may hold the address too."""
+    from allauth.mfa.models import Authenticator
+
+    from staff.tests.conftest import totp_code, totp_enable
+
+    secret = totp_enable(counsellor_user)
+    browser = Client()
+    browser.post(reverse("account_login"), {"login": counsellor_user.email, "password": "a-long-counsellor-password"})
+    browser.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    path, _ = make_address(browser)
+    assert Client().get(path).status_code == 200
+    reauthenticate = browser.get(reverse("mfa_deactivate_totp"))["Location"]
+    browser.post(reauthenticate, {"password": "a-long-counsellor-password"})
+    assert browser.post(reverse("mfa_deactivate_totp"))["Location"] == reverse("mfa_index")
+    assert not Authenticator.objects.filter(user=counsellor_user).exists()
+    assert Client().get(path).status_code == 404
+    assert not CalendarSubscription.objects.filter(user=counsellor_user).exists()
+
+
+def test_a_percent_encoded_secret_is_redacted_in_the_request_line(counsellor_client):
+    """Django serves `%35` as `5`; gunicorn's request line keeps what was sent."""
+    from datetime import timedelta as delta
+    from types import SimpleNamespace
+
+    from mindsettler.tests.test_logs import gunicorn_access_logger
+
+    path, raw = make_address(counsellor_client)
+    encoded = f"/staff/calendar/{raw[:5]}%{ord(raw[5]):02X}{raw[6:]}.ics"
+    assert Client().get(encoded).status_code == 200
+    logger, buffer = gunicorn_access_logger('"%(r)s" %(s)s')
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": encoded, "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
+    logger.access(SimpleNamespace(status="200 OK", headers=[], sent=1), SimpleNamespace(headers=[]), environ, delta(0))
+    line = buffer.getvalue()
+    assert raw[6:] not in line and '"GET /staff/calendar/[redacted].ics HTTP/1.1" 200' in line, line
+
+
+def test_control_characters_of_the_clinics_address_stay_out_of_the_feed(counsellor_client, counsellor, make_booking):
+    Clinic.objects.filter(pk=Clinic.load().pk).update(address="12 Road\x1b[2J\x7f\nPune\t411001")
+    make_booking(Status.CONFIRMED, slot=slot_at(counsellor, timezone.now() + timedelta(days=2)), mode=Mode.IN_PERSON)
+    path, _ = make_address(counsellor_client)
+    body = Client().get(path).content
+    assert b"LOCATION:12 Road[2J Pune 411001" in body
+    assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", body)
