@@ -202,3 +202,35 @@ def test_cancel_request_needs_post(client, make_booking):
     url = page_url(make_booking(Status.PENDING))
     assert client.get(f"{url}cancel/").status_code == 405
     assert mail.outbox == []
+
+
+@pytest.mark.parametrize("status", [Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, Status.REJECTED])
+def test_an_ended_booking_offers_to_book_again_with_its_choices(client, make_booking, counsellor, status):
+    booking = make_booking(status, counsellor=counsellor, mode="in_person")
+    html = client.get(page_url(booking)).content.decode()
+    section = re.search(r'<section id="book-again".*?</section>', html, re.S).group(0)
+    heading = "Your next session" if status == Status.COMPLETED else "Book again"
+    assert f">{heading}</h2>" in section and f"with {counsellor.display_name}:" in section
+    href = re.search(r'href="([^"]+)"', section).group(1).replace("&amp;", "&")
+    assert href == f"/book/?mode=in_person&type={booking.session_type.slug}&counsellor={counsellor.slug}"
+    # Followed, the wizard starts with those choices made; the client chooses the time.
+    html = client.get(href, follow=True).content.decode()
+    assert re.search(rf'<option value="{counsellor.pk}" selected>', html)
+    assert re.search(r'value="in_person"[^>]*checked', html)
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED])
+def test_an_active_booking_does_not_offer_to_book_again(client, make_booking, counsellor, status):
+    booking = make_booking(status, counsellor=counsellor)
+    assert 'id="book-again"' not in client.get(page_url(booking)).content.decode()
+
+
+def test_book_again_leaves_out_a_counsellor_and_a_kind_of_session_no_longer_offered(
+    client, make_booking, counsellor, session_type
+):
+    booking = make_booking(Status.COMPLETED, counsellor=counsellor)
+    type(counsellor).objects.filter(pk=counsellor.pk).update(is_active=False)
+    type(session_type).objects.filter(pk=session_type.pk).update(is_active=False)
+    section = re.search(r'<section id="book-again".*?</section>', client.get(page_url(booking)).content.decode(), re.S)
+    assert 'href="/book/?mode=online"' in section.group(0)
+    assert counsellor.display_name not in section.group(0) and ">Book a session</a>" in section.group(0)
