@@ -41,6 +41,7 @@ from bookings.services.transitions import (
     booking_record,
     booking_transition,
     payment_due_at,
+    slots_lock,
 )
 from bookings.tokens import token_claim, token_create
 
@@ -63,10 +64,9 @@ def booking_approve(
     now = timezone.now()
     with transaction.atomic():
         # Lock the slot first: concurrent approvals into one slot queue up here.
-        try:
-            slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot_id)
-        except Slot.DoesNotExist:
-            raise SlotUnavailable("That time slot no longer exists. Choose another.") from None
+        slot = slots_lock([slot_id]).get(slot_id)
+        if slot is None:
+            raise SlotUnavailable("That time slot no longer exists. Choose another.")
         booking = Booking.objects.select_related("session_type", "counsellor").get(pk=booking_id)
         _check_slot_for_staff(slot=slot, session_type=booking.session_type, now=now)
         _check_mode(session_type=booking.session_type, mode=booking.mode, counsellor=slot.counsellor)

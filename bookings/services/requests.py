@@ -46,6 +46,7 @@ from bookings.services.transitions import (
     email_normalise,
     payment_due_at,
     slot_is_bookable,
+    slots_lock,
 )
 from bookings.tokens import token_claim, token_create
 
@@ -101,7 +102,10 @@ def booking_submit(
     with transaction.atomic():
         if preferred_slot is not None:
             # Lock the slot so a concurrent approval cannot slip between check and insert.
-            preferred_slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=preferred_slot.pk)
+            locked = slots_lock([preferred_slot.pk]).get(preferred_slot.pk)
+            if locked is None:
+                raise SlotUnavailable(_("That time is no longer offered. Please choose another."))
+            preferred_slot = locked
             problem = slot_is_bookable(slot=preferred_slot, session_type=session_type)
             if problem:
                 raise SlotUnavailable(problem)
@@ -256,7 +260,10 @@ def booking_create_by_staff(
             # Its length is read again under a lock that waits for a new length being saved
             # this moment (see session_type_save), and makes such a save wait for this one.
             session_type = SessionType.objects.select_for_update(no_key=True).get(pk=session_type.pk)
-            slot = Slot.objects.select_for_update().select_related("counsellor").get(pk=slot.pk)
+            locked = slots_lock([slot.pk]).get(slot.pk)
+            if locked is None:
+                raise SlotUnavailable("That time is no longer offered. Choose another.")
+            slot = locked
             _check_slot_for_staff(slot=slot, session_type=session_type, now=now)
             if status == Status.APPROVED:
                 due = payment_due_at(approved_at=now, session_start=slot.start, now=now)

@@ -36,9 +36,10 @@ from bookings.services.transitions import (
     booking_record,
     payment_due_at,
     slot_is_bookable,
+    slots_lock,
 )
 from bookings.services.waitlist import slots_freed
-from bookings.tokens import token_claim, token_create
+from bookings.tokens import token_claim, token_create, token_get
 
 logger = logging.getLogger(__name__)
 
@@ -131,11 +132,7 @@ def booking_reschedule(
     if old_slot_id is None:
         raise TransitionNotAllowed(_("Only a booking with a reserved time can be moved to another time."))
     with transaction.atomic():
-        locked: dict[int, Slot] = {}
-        for pk in sorted({old_slot_id, slot_id}):
-            found = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=pk).first()
-            if found is not None:
-                locked[pk] = found
+        locked = slots_lock([old_slot_id, slot_id])
         new_slot = locked.get(slot_id)
         if new_slot is None:
             raise SlotUnavailable(_("That time is no longer offered. Please choose another."))
@@ -249,6 +246,11 @@ def booking_reschedule_confirm(*, token: str) -> Booking:
     """The client confirmed the move from the emailed link (a POST). If the move is refused
     (the time was taken meanwhile, say), nothing changes and the link is not used up."""
     with transaction.atomic():
+        # The slots are locked before the link (slots_lock's order): withdrawing the time, or
+        # blocking time off over it, deletes the link with the slot.
+        link = token_get(raw=token, purpose=LinkToken.Purpose.RESCHEDULE)
+        current = Booking.objects.filter(pk=link.booking_id).values_list("slot_id", flat=True).first()
+        slots_lock([slot_id for slot_id in (current, link.slot_id) if slot_id is not None])
         link = token_claim(raw=token, purpose=LinkToken.Purpose.RESCHEDULE)
         return booking_reschedule(booking_id=link.booking_id, slot_id=link.slot_id, actor=Actor.CLIENT)
 

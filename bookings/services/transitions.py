@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -193,6 +194,21 @@ def _too_close_to_pay_message() -> str:
         f"This session starts within {settings.PAYMENT_DEADLINE_BEFORE_SESSION_HOURS} hours, which "
         "leaves the client no time to pay online. Choose a later time."
     )
+
+
+def slots_lock(slot_ids: Iterable[int]) -> dict[int, Slot]:
+    """Lock slots to take them (approving, moving, booking for a client, verifying a request
+    for a time), in the one order every writer of a counsellor's slots uses: their
+    counsellors' rows first, then the slots, each in primary-key order. Publishing, blocking
+    time off and removing slots lock the counsellor first too, so each of these waits for the
+    others instead of deadlocking (a block that found no booking in its period would otherwise
+    delete a slot being taken, and fail at commit). Returns the slots that still exist, by
+    id, with their counsellors; call inside a transaction."""
+    ids = sorted(set(slot_ids))
+    counsellor_ids = sorted(set(Slot.objects.filter(pk__in=ids).values_list("counsellor_id", flat=True)))
+    list(Counsellor.objects.select_for_update().filter(pk__in=counsellor_ids).order_by("pk").values_list("pk"))
+    slots = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk__in=ids)
+    return {slot.pk: slot for slot in slots.order_by("pk")}
 
 
 def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetime) -> None:
