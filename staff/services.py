@@ -160,7 +160,8 @@ def staff_invite(*, email: str, role: str, name: str = "", invited_by: Any = Non
 def _counsellor_profile_new(user: User, name: str) -> Counsellor:
     """`user`'s counsellor profile under `name`, hidden from clients until an administrator
     shows it ("Show this profile to clients")."""
-    base = slugify(name) or "counsellor"
+    # The slug's column holds 50 characters: room for "-N" after a long name's first 40.
+    base = slugify(name)[:40].strip("-") or "counsellor"
     slug, n = base, 2
     while Counsellor.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
@@ -175,6 +176,8 @@ def counsellor_profile_add(*, member: User, name: str, by: Any) -> Counsellor:
         raise StaffAccountError("Enter the name clients will see when they choose and book.")
     if len(name.strip()) > Counsellor._meta.get_field("display_name").max_length:
         raise StaffAccountError("Keep the name to 120 characters.")
+    if "\x00" in name:  # as a form's field refuses it (PostgreSQL cannot store it)
+        raise StaffAccountError("The name cannot contain a null character.")
     with transaction.atomic():
         member = User.objects.select_for_update().get(pk=member.pk)
         if not member.is_active:

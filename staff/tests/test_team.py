@@ -408,7 +408,11 @@ def test_another_administrator_may_be_given_one(admin_client, second_admin):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("  ", "Enter the name clients will see"), ("x" * 121, "Keep the name to 120 characters.")],
+    [
+        ("  ", "Enter the name clients will see"),
+        ("x" * 121, "Keep the name to 120 characters."),
+        ("Ada\x00Rao", "The name cannot contain a null character."),  # PostgreSQL cannot store it
+    ],
 )
 def test_a_profile_without_a_usable_name_is_refused_next_to_it(admin_client, admin_user, name, message):
     response = admin_client.post(profile_url(admin_user), {"name": name})
@@ -416,6 +420,20 @@ def test_a_profile_without_a_usable_name_is_refused_next_to_it(admin_client, adm
     assert response.status_code == 409 and not Counsellor.objects.exists()
     assert f'<p class="field-error" role="alert" id="member-{admin_user.pk}-error">{message}' in html
     assert f'aria-describedby="member-{admin_user.pk}-error" aria-invalid="true"' in html
+
+
+def test_a_long_name_makes_a_link_name_that_fits(admin_client, admin_user, second_admin):
+    """The profile's link name (`slug`, 50 characters) from a realistic full name of 57."""
+    name = "Dr Anantharaman Venkataraghavan Subramaniam Krishnamurthy"
+    assert admin_client.post(profile_url(admin_user), {"name": name}).status_code == 302
+    assert admin_client.post(profile_url(second_admin), {"name": name}).status_code == 302
+    slugs = sorted(Counsellor.objects.values_list("slug", flat=True))
+    assert slugs == ["dr-anantharaman-venkataraghavan-subraman", "dr-anantharaman-venkataraghavan-subraman-2"]
+    invited = admin_client.post(
+        reverse("staff:team_invite"), {"email": "new@example.com", "name": name, "role": "counsellor"}
+    )
+    assert invited.status_code == 302
+    assert Counsellor.objects.get(user__email="new@example.com").slug.endswith("-3")
 
 
 def test_one_profile_per_account_and_none_for_a_deactivated_one(
