@@ -181,8 +181,13 @@ def wizard(request: HttpRequest) -> HttpResponse:
     key = request.GET.get("run", "")
     run = _runs(request).get(key) if key else None
     if run is None:
-        # A fresh start, or a run this browser no longer has (session expired, cookies off).
-        return redirect(_step_url(_run_start(request), "session"))
+        if key and request.GET.get("new") == "1" and settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            # The redirect below just started this run, and the browser did not send the
+            # session's cookie back (cookies off), or the link was opened again after the
+            # session ended: another fresh start would redirect for ever.
+            return render(request, "bookings/wizard_lost.html", status=400)
+        # A fresh start, or a run this browser no longer has (the session ended).
+        return redirect(f"{_step_url(_run_start(request), 'session')}&new=1")
     if run.get("booking_id"):
         return _done(Step(request, key, run, "done"))
     name = request.GET.get("step", "session")

@@ -49,6 +49,23 @@ def test_book_starts_a_run_and_shows_the_free_times_of_the_first_day(client, ses
     assert page["Cache-Control"].startswith("max-age=0") and "no-store" in page["Cache-Control"]
 
 
+def test_a_browser_that_keeps_no_cookie_is_told_so_instead_of_redirected_for_ever(client, session_type, slot):
+    """The answers live in the session: without its cookie, each fresh start would redirect
+    to another (a browser stops with "too many redirects", a blank failure)."""
+    from django.test import Client
+
+    started = client.get("/book/")
+    assert started.status_code == 302 and started["Location"].endswith("&new=1")
+    cookieless = Client()  # the same address, without the cookie the first answer set
+    page = cookieless.get(started["Location"])
+    html = page.content.decode()
+    assert page.status_code == 400 and "We could not keep your place in the booking form" in html
+    assert "allow cookies for this site" in html and '<a class="btn-primary" href="/book/">Start again</a>' in html
+    # With the cookie, the same address is the first step; an older link (no new=1) starts again.
+    assert client.get(started["Location"]).status_code == 200
+    assert Client().get(url(run_of(started["Location"]), "session")).status_code == 302
+
+
 def test_no_javascript_path_end_to_end_creates_one_draft_and_emails_the_link(client, session_type, slot):
     run = walk_to_review(client, session_type=session_type, slot=slot)
     review = client.get(url(run, "review"))
