@@ -103,6 +103,41 @@ def test_sending_the_email_again_reads_out_that_it_was_sent(tab, slots):
     tab.check()
 
 
+def test_a_choice_that_rules_out_the_chosen_time_reads_out_why(tab, slots):
+    # An 80-minute session does not fit the hour-long slots: choosing it un-chooses the time.
+    SessionType.objects.create(name="Couples session", slug="couples", duration_minutes=80, price=250000)
+    page = tab.page
+    tab.goto("/book/")
+    choose_session(page, time="10:00")
+    couples = page.get_by_role("radio", name=re.compile("Couples session"))
+    couples.focus()
+    with page.expect_response(lambda r: r.request.method == "POST" and "/book/" in r.url):
+        page.keyboard.press("Space")
+    # The notice arrives with the refreshed step: it takes focus, so it is read out.
+    notice = page.locator("[data-notice]")
+    expect(notice).to_contain_text("The time you had chosen")
+    expect(notice).to_be_focused()
+    tab.check()
+
+
+def test_the_move_page_reads_out_that_the_chosen_time_went(tab, approved_booking, make_booking, slots):
+    page = tab.page
+    booking_url = open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
+    tab.goto(booking_url + "reschedule/")
+    page.get_by_role("radio", name=re.compile(r"^10:00")).first.check()
+    # Taken by someone else while the client looks at another day.
+    make_booking(Status.APPROVED, slot=slots[0], email="someone.else@example.com")
+    day = page.locator("[name=day]").last
+    day.focus()
+    page.keyboard.press("Enter")
+    notice = page.locator("[data-notice]")
+    expect(notice).to_contain_text("no longer available")
+    expect(notice).to_be_focused()
+    # htmx settles the day buttons' new state through their colour transition: checked after it.
+    page.wait_for_function("() => document.getAnimations().length === 0")
+    tab.check()
+
+
 def test_the_move_pages_later_dates_keep_the_keyboard_in_the_picker(tab, approved_booking, counsellor, slots):
     # More days with free times than the picker shows at once, so it offers "Later dates".
     for days_ahead in range(5, 5 + DAYS_PER_PAGE + 2):
