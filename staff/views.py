@@ -1028,6 +1028,8 @@ def _detail_context(
     ctx["orphan_errors"] = [message for action, message in ctx["errors"].items() if not shown.get(action)]
     if typed and typed[1] and not shown.get(typed[0]):
         ctx["orphan_errors"].append(f"Your reason was not sent, and this action is no longer offered: “{typed[1]}”")
+    # The page's title starts with "Error: " when an action was refused, as on every form page.
+    ctx["failed"] = bool(ctx["errors"] or ctx["orphan_errors"]) or any(form.errors for form in forms.values())
     return ctx
 
 

@@ -1216,3 +1216,53 @@ def test_the_cancellation_form_says_truly_who_reads_its_reason(admin_client, pen
     assert mail.outbox and not any("Zq9" in m.body for m in mail.outbox)
     raw = token_create(booking=pending, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=1))
     assert "Zq9" not in client.get(f"/bookings/{raw}/").content.decode()
+
+
+# --- The page's title after a refused action --------------------------------------------
+
+
+def _refused_actions(pending, make_booking, counsellor):
+    """Each action form on the page, sent as it fails: (booking, action, data, what is said)."""
+    confirmed = make_booking(Status.CONFIRMED, counsellor=counsellor, mode=Mode.ONLINE)
+    start = (timezone.now() - timedelta(hours=3)).replace(second=0, microsecond=0)
+    ended = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60)),
+    )
+    return [
+        (pending, "approve", {"approve-slot": "", "approve-version": pending.version}, None),
+        (pending, "reject", {"reject-version": pending.version, "reject-reason": " "}, "Give a reason"),
+        (confirmed, "cancel", {"cancel-version": confirmed.version, "cancel-reason": ""}, "Give a reason"),
+        (confirmed, "move", {"move-slot": "", "move-version": confirmed.version}, "Choose the new time."),
+        (confirmed, "meeting_url", {"meeting-meeting_url": "not a link"}, None),
+        (ended, "no_show", {"no_show-version": ended.version}, "Tick this to confirm"),
+        # Refused by the rules rather than the form: someone else changed the booking.
+        (ended, "complete", {"complete-version": ended.version + 5}, "changed by someone else"),
+    ]
+
+
+def test_a_refused_action_puts_error_in_the_pages_title(admin_client, pending, make_booking, counsellor):
+    """As on every form page, the title says first that something went wrong: on the full
+    page (without JavaScript) and in the fragment htmx swaps in (which brings its <title>)."""
+    fine = admin_client.get(url("detail", pending)).content.decode()
+    assert f"<title>{pending.ack_id} · " in fine
+    for booking, action, data, said in _refused_actions(pending, make_booking, counsellor):
+        page = admin_client.post(url(action, booking), data)
+        html = page.content.decode()
+        assert page.status_code in (400, 409), action
+        assert f"<title>Error: {booking.ack_id} · " in html, action
+        if said:
+            assert said in html, action
+        fragment = admin_client.post(url(action, booking), data, **ON_PAGE).content.decode()
+        assert "<html" not in fragment
+        assert re.search(rf"^<title>Error: {booking.ack_id} · [^<]* staff</title>$", fragment, re.M), action
+        # In the calendar's panel the page is the calendar: its title stays.
+        panel = admin_client.post(url(action, booking), data, **PANEL).content.decode()
+        assert "<title>" not in panel, action
+
+
+def test_an_action_that_succeeds_after_a_refusal_takes_error_out_of_the_title(admin_client, pending, slot):
+    fragment = admin_client.post(
+        url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version}, **ON_PAGE
+    ).content.decode()
+    assert f"<title>{pending.ack_id} · " in fragment and "Error:" not in fragment
