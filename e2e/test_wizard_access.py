@@ -29,6 +29,20 @@ def test_the_whole_wizard_works_without_javascript(tabs, slots):
     assert booking.status == Status.PENDING
 
 
+@pytest.mark.parametrize("path", ["/book/", "/waitlist/", "/status/"])
+def test_without_javascript_a_refused_form_starts_at_its_error_summary(tabs, slots, path):
+    tab = tabs(javascript=False)
+    page = tab.page
+    tab.goto(path)
+    # Sent empty: the page comes back with its errors, focus on the summary (autofocus).
+    with tab.allowing_status(400):
+        page.locator("main form[method=post] button[type=submit]").last.click()
+        summary = page.locator("[data-error-summary]")
+        expect(summary).to_contain_text("There is a problem")
+        expect(summary).to_be_focused()
+        tab.check()
+
+
 def test_without_javascript_another_day_opens_at_its_times(tabs, slots):
     tab = tabs(javascript=False, viewport=PHONE)
     page = tab.page

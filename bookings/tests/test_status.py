@@ -253,3 +253,19 @@ def test_an_expired_form_gets_a_page_that_says_what_to_do():
     assert response.status_code == 403
     assert "This form has expired" in html and "Nothing was sent or saved." in html
     assert "CSRF verification" not in html and '<html lang="en"' in html
+
+
+SUMMARY_FOCUSED = re.compile(r'<div class="error-summary"[^>]*data-error-summary autofocus>')
+
+
+def test_a_refused_lookup_starts_at_its_error_summary_without_javascript(client, settings, make_booking):
+    """autofocus: a full page with errors puts focus on the summary, as wizard.js does."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "status_lookup": (3, 60)}
+    booking = make_booking(Status.PENDING)
+    assert "autofocus" not in client.get("/status/").content.decode()
+    found = _ack(client, booking.ack_id)
+    assert found.status_code == 200 and "autofocus" not in found.content.decode()
+    assert SUMMARY_FOCUSED.search(_ack(client, "").content.decode())
+    assert SUMMARY_FOCUSED.search(_email(client, "not-an-email").content.decode())
+    limited = _ack(client, booking.ack_id).content.decode()
+    assert "Please try again in" in limited and SUMMARY_FOCUSED.search(limited)

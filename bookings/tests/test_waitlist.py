@@ -4,6 +4,7 @@ at a time, never twice), booking from an offer, leaving, and expiry."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from datetime import timedelta
 
@@ -389,3 +390,11 @@ def test_the_waitlist_pages_need_no_login_and_unknown_links_are_calm(client):
     assert Client().get("/waitlist/").status_code == 200
     response = client.get("/waitlist/leave/not-a-token/")
     assert response.status_code == 404 and "book a session" in response.content.decode()
+
+
+def test_a_refused_request_to_join_starts_at_its_error_summary_without_javascript(client, session_type):
+    assert "autofocus" not in client.get("/waitlist/").content.decode()
+    empty = {"client_name": "", "email": "", "session_type": "", "mode": "", "date_from": "", "date_to": ""}
+    response = client.post("/waitlist/", empty)
+    assert response.status_code == 400
+    assert re.search(r'<div class="error-summary"[^>]*data-error-summary autofocus>', response.content.decode())

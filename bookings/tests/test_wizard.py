@@ -881,3 +881,15 @@ def test_a_clinic_with_session_types_is_not_read_by_the_wizard(client, session_t
         html = client.get(url(run, "session")).content.decode()
     assert "tel:" not in html
     assert not [q for q in queries.captured_queries if "bookings_clinic" in q["sql"]]
+
+
+def test_a_step_with_errors_starts_at_its_summary_without_javascript(client, session_type, slot):
+    """autofocus on the summary: with JavaScript off, focus starts there (GOV.UK), as
+    wizard.js puts it after a swap; a step shown without errors focuses nothing."""
+    run = start(client)
+    assert "autofocus" not in client.get(url(run, "session")).content.decode()
+    for headers in ({}, HX):
+        response = client.post(url(run, "session"), {"session_type": "", "mode": "", "slot": ""}, headers=headers)
+        html = response.content.decode()
+        assert "There is a problem" in html and html.count("autofocus") == 1
+        assert re.search(r'<div class="error-summary"[^>]*data-error-summary autofocus>', html)
