@@ -93,6 +93,51 @@ def rupees_to_paise(value: Decimal | None) -> int | None:
     return None if value is None else int((value * 100).to_integral_value())
 
 
+# Errors say what to enter and how, next to the field and in the summary (GOV.UK), never
+# Django's "This field is required." or "Enter a whole number."
+
+
+def whole_number_messages(what: str, *, low: int, high: int, unit: str = "", example: int) -> dict[str, str]:
+    """`what`: "the session length"; `unit`: "minutes" (or "" for a bare number)."""
+    units = f" {unit}" if unit else ""
+    as_ = f"a whole number of {unit}" if unit else "a whole number"
+    return {
+        "required": f"Enter {what}{f' in {unit}' if unit else ''}, like {example}.",
+        "invalid": f"Enter {what} as {as_}, like {example}.",
+        "min_value": f"Enter {what} from {low} to {high}{units}.",
+        "max_value": f"Enter {what} from {low} to {high}{units}.",
+    }
+
+
+def moment_messages(what: str) -> dict[str, str]:
+    """A date and a time (datetime-local): `what` is "when the session starts"."""
+    return {
+        "required": f"Enter {what}: a date and a time, like 2026-12-01 09:30.",
+        "invalid": f"Enter {what} as a date and a time, like 2026-12-01 09:30.",
+    }
+
+
+def time_messages(what: str) -> dict[str, str]:
+    return {
+        "required": f"Enter {what}, a time like 09:30.",
+        "invalid": f"Enter {what} as hours and minutes, like 09:30.",
+    }
+
+
+def rupees_messages(what: str) -> dict[str, str]:
+    return {
+        "required": f"Enter {what} in rupees, like 1500.",
+        "invalid": f"Enter {what} as a number of rupees, like 1500 or 1500.50.",
+        "min_value": f"Enter {what} of at least 1 rupee.",
+        "max_digits": f"Enter {what} of less than 1,00,00,000 rupees.",
+        "max_whole_digits": f"Enter {what} of less than 1,00,00,000 rupees.",
+        "max_decimal_places": f"Enter {what} in rupees and paise, with at most 2 digits after the point.",
+    }
+
+
+EMAIL_INVALID = "Enter an email address in the correct format, like name@example.com."
+
+
 # --- The booking list -------------------------------------------------------------------
 
 SORTS = {
@@ -126,24 +171,60 @@ class BookingFilterForm(forms.Form):
     status = forms.ChoiceField(
         label="Status",
         required=False,
+        error_messages={"invalid_choice": "Choose a status from the list."},
         choices=Pairs(
             [("", "All statuses"), ("active", "All active"), *[c for c in Status.choices if c[0] != Status.DRAFT]]
         ),
     )
     # Plain choices built from lists read once: validating them costs no extra query.
-    counsellor = forms.TypedChoiceField(label="Counsellor", required=False, coerce=int, empty_value=None)
-    session_type = forms.TypedChoiceField(label="Session type", required=False, coerce=int, empty_value=None)
-    mode = forms.ChoiceField(label="Mode", required=False, choices=Pairs([("", "Online and in person"), *Mode.choices]))
+    counsellor = forms.TypedChoiceField(
+        label="Counsellor",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        error_messages={"invalid_choice": "Choose a counsellor from the list."},
+    )
+    session_type = forms.TypedChoiceField(
+        label="Session type",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        error_messages={"invalid_choice": "Choose a session type from the list."},
+    )
+    mode = forms.ChoiceField(
+        label="Mode",
+        required=False,
+        choices=Pairs([("", "Online and in person"), *Mode.choices]),
+        error_messages={"invalid_choice": "Choose online, in person, or both."},
+    )
     date_from = forms.DateField(
-        label="Session from", required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=_YEARS
+        label="Session from",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=_YEARS,
+        error_messages={"invalid": "Enter the first day as a real date, like 2026-12-01."},
     )
     date_to = forms.DateField(
-        label="Session to", required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=_YEARS
+        label="Session to",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=_YEARS,
+        error_messages={"invalid": "Enter the last day as a real date, like 2026-12-01."},
     )
-    sort = forms.ChoiceField(label="Sort by", required=False, choices=Pairs((k, v[0]) for k, v in SORTS.items()))
+    sort = forms.ChoiceField(
+        label="Sort by",
+        required=False,
+        choices=Pairs((k, v[0]) for k, v in SORTS.items()),
+        error_messages={"invalid_choice": "Choose an order from the list."},
+    )
     # Labels as text: a number label is localised (number_format) on every render.
     per_page = forms.TypedChoiceField(
-        label="Per page", required=False, coerce=int, choices=Pairs((n, str(n)) for n in PAGE_SIZES), empty_value=25
+        label="Per page",
+        required=False,
+        coerce=int,
+        choices=Pairs((n, str(n)) for n in PAGE_SIZES),
+        empty_value=25,
+        error_messages={"invalid_choice": "Choose 25, 50 or 100 bookings per page."},
     )
 
     def __init__(
@@ -191,6 +272,7 @@ class ReportMonthForm(forms.Form):
         help_text="Year and month, for example 2026-10.",
         # A month picker where the browser has one; elsewhere, text as the hint says.
         widget=forms.TextInput(attrs={"type": "month"}),
+        error_messages={"required": "Enter a month as year and month, for example 2026-10."},
     )
 
     def clean_month(self) -> date:
@@ -207,7 +289,14 @@ class ReportMonthForm(forms.Form):
 
 
 class VersionForm(forms.Form):
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    # Written by the page: wrong only on a page from before this field, or one made by hand.
+    version = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=1,
+        error_messages=dict.fromkeys(
+            ("required", "invalid", "min_value"), "This page is out of date. Reload it and try again."
+        ),
+    )
 
     def resubmittable(self, *, version: int) -> Self:
         """This form as it was sent, for the booking's current `version`: refused because
@@ -295,6 +384,7 @@ class ApproveForm(SlotChoiceForm):
         decimal_places=2,
         required=False,
         help_text="In rupees. From the session type.",
+        error_messages=rupees_messages("the amount"),
     )
     below_price = below_price_field()
 
@@ -342,6 +432,7 @@ class RejectForm(VersionForm):
         label="Common reasons",
         required=False,
         choices=[("", "None of these: I write my own below"), *REJECT_REASONS],
+        error_messages={"invalid_choice": "Choose one of the common reasons, or none of them."},
         initial="",
         widget=forms.RadioSelect,
     )
@@ -395,6 +486,7 @@ class MeetingUrlForm(forms.Form):
         label="Meeting link for this booking",
         required=False,
         assume_scheme="https",
+        error_messages={"invalid": "Enter the meeting link as a web address, like https://meet.example.com/room."},
         help_text="Leave empty to use the counsellor's room.",
     )
 
@@ -481,6 +573,7 @@ class SessionTypeForm(forms.ModelForm):
         max_digits=9,
         decimal_places=2,
         help_text="New bookings are charged this; bookings already made keep their amount.",
+        error_messages=rupees_messages("the price"),
     )
     seen = forms.CharField(widget=forms.HiddenInput, required=False)
 
@@ -512,10 +605,17 @@ class SessionTypeForm(forms.ModelForm):
             "description_hi": forms.Textarea(attrs={"rows": 3, "lang": "hi"}),
         }
         error_messages = {
+            "name": {"required": "Enter a name for the session type, like Individual session."},
             "slug": {
                 "unique": "Another session type has this link name. Choose another, or leave it empty.",
                 "invalid": "Use lowercase letters, digits and hyphens only, e.g. family-session.",
-            }
+                "required": "Enter a link name: lowercase letters, digits and hyphens, e.g. family-session.",
+            },
+            "duration_minutes": whole_number_messages("the length", low=10, high=480, unit="minutes", example=50),
+            "sort_order": {
+                "required": "Enter its position in lists as a number, like 1: lower numbers come first.",
+                "invalid": "Enter its position in lists as a whole number, like 1.",
+            },
         }
 
     field_order = ["name", "slug", "description", "name_hi", "description_hi", "duration_minutes", "price_rupees"]
@@ -628,6 +728,8 @@ class PasswordFromLinkForm(ResetPasswordKeyForm):
         super().__init__(*args, **kwargs)
         self.fields["password1"].label = "New password"
         self.fields["password2"].label = "New password again"
+        self.fields["password1"].error_messages["required"] = "Enter a new password."
+        self.fields["password2"].error_messages["required"] = "Enter the new password again, to check it."
 
 
 class ActivateTOTPForm(totp_forms.ActivateTOTPForm):
@@ -641,6 +743,7 @@ class ActivateTOTPForm(totp_forms.ActivateTOTPForm):
         super().__init__(*args, **kwargs)
         if pending and not self.is_bound:
             self.secret = allauth_context.request.session[totp_auth.SECRET_SESSION_KEY] = pending
+        self.fields["code"].error_messages["required"] = "Enter the 6-digit code your authenticator app shows."
 
     def clean_code(self) -> str:
         session = allauth_context.request.session
@@ -662,6 +765,9 @@ class CounsellorRoomForm(forms.ModelForm):
         model = Counsellor
         fields = ["meeting_url", "offers_online", "offers_in_person"]
         labels = {"meeting_url": "Online room (default meeting link)"}
+        error_messages = {
+            "meeting_url": {"invalid": "Enter the room's link as a web address, like https://meet.example.com/room."}
+        }
         help_texts = {"meeting_url": "Shown to the client on their booking page once a session is confirmed."}
 
 
@@ -680,12 +786,37 @@ WEEKDAYS = [
 
 class WeeklyHoursForm(forms.Form):
     prefix = "hours"  # its fields' names and ids on a page with other forms
-    weekday = forms.TypedChoiceField(label="Day", choices=WEEKDAYS, coerce=int)
-    start_time = forms.TimeField(label="From", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
-    end_time = forms.TimeField(label="To", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
-    session_minutes = forms.IntegerField(label="Session length (minutes)", min_value=10, max_value=240, initial=50)
+    weekday = forms.TypedChoiceField(
+        label="Day",
+        choices=WEEKDAYS,
+        coerce=int,
+        error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose the day of the week."),
+    )
+    start_time = forms.TimeField(
+        label="From",
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        error_messages=time_messages("the time the hours start"),
+    )
+    end_time = forms.TimeField(
+        label="To",
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        error_messages=time_messages("the time the hours end"),
+    )
+    session_minutes = forms.IntegerField(
+        label="Session length (minutes)",
+        min_value=10,
+        max_value=240,
+        initial=50,
+        error_messages=whole_number_messages("the session length", low=10, high=240, unit="minutes", example=50),
+    )
     buffer_minutes = forms.IntegerField(
-        label="Buffer between sessions (minutes)", min_value=0, max_value=120, initial=10
+        label="Buffer between sessions (minutes)",
+        min_value=0,
+        max_value=120,
+        initial=10,
+        error_messages=whole_number_messages(
+            "the buffer between sessions", low=0, high=120, unit="minutes", example=10
+        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -696,15 +827,31 @@ class WeeklyHoursForm(forms.Form):
 
 class GenerateForm(forms.Form):
     prefix = "generate"  # its fields' names and ids on a page with other forms
-    weeks = forms.IntegerField(label="Weeks ahead", min_value=1, max_value=12, initial=4)
+    weeks = forms.IntegerField(
+        label="Weeks ahead",
+        min_value=1,
+        max_value=12,
+        initial=4,
+        error_messages=whole_number_messages("the number of weeks ahead to publish", low=1, high=12, example=4),
+    )
 
 
 class SlotForm(forms.Form):
     prefix = "slot"  # its fields' names and ids on a page with other forms
     start = forms.DateTimeField(
-        label="Starts", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS, validators=_TIMES
+        label="Starts",
+        widget=DATETIME_LOCAL,
+        input_formats=DATETIME_FORMATS,
+        validators=_TIMES,
+        error_messages=moment_messages("when the session starts"),
     )
-    minutes = forms.IntegerField(label="Length (minutes)", min_value=10, max_value=240, initial=60)
+    minutes = forms.IntegerField(
+        label="Length (minutes)",
+        min_value=10,
+        max_value=240,
+        initial=60,
+        error_messages=whole_number_messages("the length", low=10, high=240, unit="minutes", example=60),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -713,8 +860,20 @@ class SlotForm(forms.Form):
 
 class BlockedPeriodForm(forms.Form):
     prefix = "blocked"  # its fields' names and ids on a page with other forms
-    start = forms.DateTimeField(label="From", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS, validators=_TIMES)
-    end = forms.DateTimeField(label="Until", widget=DATETIME_LOCAL, input_formats=DATETIME_FORMATS, validators=_TIMES)
+    start = forms.DateTimeField(
+        label="From",
+        widget=DATETIME_LOCAL,
+        input_formats=DATETIME_FORMATS,
+        validators=_TIMES,
+        error_messages=moment_messages("when the time off starts"),
+    )
+    end = forms.DateTimeField(
+        label="Until",
+        widget=DATETIME_LOCAL,
+        input_formats=DATETIME_FORMATS,
+        validators=_TIMES,
+        error_messages=moment_messages("when the time off ends"),
+    )
     reason = forms.CharField(label="Reason", required=False, max_length=200, help_text="Only staff see it.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -725,11 +884,37 @@ class BlockedPeriodForm(forms.Form):
 class PublishRangeForm(forms.Form):
     """A range selected on the calendar, split into sessions."""
 
-    counsellor = forms.ModelChoiceField(label="Counsellor", queryset=Counsellor.objects.none(), empty_label=None)
-    start = forms.DateTimeField(input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])
-    end = forms.DateTimeField(input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"])
-    session_minutes = forms.IntegerField(label="Session length", min_value=10, max_value=240, initial=50)
-    buffer_minutes = forms.IntegerField(label="Buffer", min_value=0, max_value=120, initial=10)
+    counsellor = forms.ModelChoiceField(
+        label="Counsellor",
+        queryset=Counsellor.objects.none(),
+        empty_label=None,
+        error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose a counsellor whose times you publish."),
+    )
+    # Sent by the calendar from the selection, not typed.
+    start = forms.DateTimeField(
+        input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
+        error_messages=dict.fromkeys(("required", "invalid"), "Select a time on the calendar to publish."),
+    )
+    end = forms.DateTimeField(
+        input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
+        error_messages=dict.fromkeys(("required", "invalid"), "Select a time on the calendar to publish."),
+    )
+    session_minutes = forms.IntegerField(
+        label="Session length",
+        min_value=10,
+        max_value=240,
+        initial=50,
+        error_messages=whole_number_messages("the session length", low=10, high=240, unit="minutes", example=50),
+    )
+    buffer_minutes = forms.IntegerField(
+        label="Buffer",
+        min_value=0,
+        max_value=120,
+        initial=10,
+        error_messages=whole_number_messages(
+            "the buffer between sessions", low=0, high=120, unit="minutes", example=10
+        ),
+    )
 
     def __init__(self, *args: Any, counsellors: QuerySet[Counsellor], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -772,19 +957,49 @@ class PublishRangeForm(forms.Form):
 
 
 class StaffBookingForm(forms.Form):
-    client_name = forms.CharField(label="Client's name", max_length=120)
-    email = forms.EmailField(label="Client's email", help_text="They receive the booking emails and link here.")
+    client_name = forms.CharField(
+        label="Client's name",
+        max_length=120,
+        error_messages={"required": "Enter the client's name, as they would like to be called."},
+    )
+    email = forms.EmailField(
+        label="Client's email",
+        help_text="They receive the booking emails and link here.",
+        error_messages={
+            "required": "Enter the client's email address, like name@example.com.",
+            "invalid": EMAIL_INVALID,
+        },
+    )
     phone = forms.CharField(label="Phone", required=False, max_length=30)
     language = forms.ChoiceField(
         label="Their emails in",
         choices=settings.LANGUAGES,
         initial=settings.LANGUAGE_CODE,
         help_text="Ask which language they read most easily.",
+        error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose the language of their emails."),
     )
-    session_type = forms.ModelChoiceField(label="Session type", queryset=SessionType.objects.none(), empty_label=None)
-    mode = forms.ChoiceField(label="Mode", choices=Mode.choices, widget=forms.RadioSelect, initial=Mode.ONLINE)
+    session_type = forms.ModelChoiceField(
+        label="Session type",
+        queryset=SessionType.objects.none(),
+        empty_label=None,
+        error_messages={
+            "required": "Choose the session type.",
+            "invalid_choice": "That session type is no longer offered. Choose another.",
+        },
+    )
+    mode = forms.ChoiceField(
+        label="Mode",
+        choices=Mode.choices,
+        widget=forms.RadioSelect,
+        initial=Mode.ONLINE,
+        error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose online or in person."),
+    )
     counsellor = forms.ModelChoiceField(
-        label="Counsellor", queryset=Counsellor.objects.none(), required=False, empty_label="Not decided yet"
+        label="Counsellor",
+        queryset=Counsellor.objects.none(),
+        required=False,
+        empty_label="Not decided yet",
+        error_messages={"invalid_choice": "That counsellor can no longer be chosen. Choose another."},
     )
     slot = SlotChoiceField(
         label="Time slot",
@@ -798,6 +1013,7 @@ class StaffBookingForm(forms.Form):
         choices=[(Status.APPROVED, "Approved: the client pays to confirm"), (Status.PENDING, "Pending review")],
         widget=forms.RadioSelect,
         initial=Status.PENDING,
+        error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose approved or pending review."),
     )
     amount = forms.DecimalField(
         label="Amount (₹)",
@@ -806,6 +1022,7 @@ class StaffBookingForm(forms.Form):
         decimal_places=2,
         required=False,
         help_text="In rupees. Leave empty for the session type's price.",
+        error_messages=rupees_messages("the amount"),
     )
     below_price = below_price_field()
     # The privacy notice's version the page showed, always the current one (the template writes
@@ -818,6 +1035,9 @@ class StaffBookingForm(forms.Form):
         choices=[(ConsentGiven.PHONE, "On the phone"), (ConsentGiven.IN_PERSON, "Here in person")],
         widget=forms.RadioSelect,
         initial=ConsentGiven.PHONE,
+        error_messages=dict.fromkeys(
+            ("required", "invalid_choice"), "Choose whether the client is on the phone or here."
+        ),
     )
     consent = forms.BooleanField(
         label="I read the privacy notice summary to the client and they agreed",
@@ -910,7 +1130,13 @@ class StaffBookingForm(forms.Form):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="Email address")
+    email = forms.EmailField(
+        label="Email address",
+        error_messages={
+            "required": "Enter the email address of the person to invite, like name@example.com.",
+            "invalid": EMAIL_INVALID,
+        },
+    )
     name = forms.CharField(
         label="Full name",
         max_length=120,
@@ -918,7 +1144,11 @@ class InviteForm(forms.Form):
         help_text="Needed for a counsellor: clients see it once their profile is shown.",
     )
     role = forms.ChoiceField(
-        label="Role", choices=User.Role.choices, widget=forms.RadioSelect, initial=User.Role.COUNSELLOR
+        label="Role",
+        choices=User.Role.choices,
+        widget=forms.RadioSelect,
+        initial=User.Role.COUNSELLOR,
+        error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose counsellor or administrator."),
     )
 
     def clean(self) -> dict[str, Any]:
@@ -988,6 +1218,7 @@ class CounsellorProfileForm(forms.ModelForm):
             "change_emails": "By acknowledgement ID and time; not when you made the change yourself.",
             "is_active": "Clients can see and book this counsellor only while this is ticked.",
         }
+        error_messages = {"display_name": {"required": "Enter the name clients see, like Dr Asha Rao."}}
         widgets = {
             "approach": forms.Textarea(attrs={"rows": 4}),
             "bio": forms.Textarea(attrs={"rows": 5}),

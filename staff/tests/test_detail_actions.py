@@ -247,7 +247,7 @@ def test_an_amount_under_one_rupee_is_refused_next_to_the_field(admin_client, pe
     )
     html = response.content.decode()
     assert response.status_code == 400
-    assert 'id="id_approve-amount-error"' in html and "greater than or equal to 1" in html
+    assert 'id="id_approve-amount-error"' in html and "Enter the amount of at least 1 rupee." in html
     pending.refresh_from_db()
     assert pending.status == Status.PENDING and pending.amount == 150000
 
@@ -570,7 +570,7 @@ def test_a_staff_booking_under_one_rupee_is_refused(admin_client, session_type, 
     response = admin_client.post(reverse("staff:booking_new"), ravi(session_type, slot, amount="0"))
     html = response.content.decode()
     assert response.status_code == 400
-    assert 'id="id_amount-error"' in html and "greater than or equal to 1" in html
+    assert 'id="id_amount-error"' in html and "Enter the amount of at least 1 rupee." in html
     assert not Booking.objects.filter(email="ravi@example.com").exists()
 
 

@@ -103,12 +103,12 @@ def test_a_link_name_made_from_the_name_is_never_one_already_used(admin_client):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"name": ""}, "This field is required."),
+        ({"name": ""}, "Enter a name for the session type, like Individual session."),
         ({"offers_online": None, "offers_in_person": None}, "Tick online, in person, or both"),
-        ({"price_rupees": "0"}, "Ensure this value is greater than or equal to 1."),
-        ({"price_rupees": "12.345"}, "Ensure that there are no more than 2 decimal places."),
-        ({"duration_minutes": 5}, "Ensure this value is greater than or equal to 10."),
-        ({"duration_minutes": 600}, "Ensure this value is less than or equal to 480."),
+        ({"price_rupees": "0"}, "Enter the price of at least 1 rupee."),
+        ({"price_rupees": "12.345"}, "Enter the price in rupees and paise, with at most 2 digits after the point."),
+        ({"duration_minutes": 5}, "Enter the length from 10 to 480 minutes."),
+        ({"duration_minutes": 600}, "Enter the length from 10 to 480 minutes."),
         ({"slug": "not a slug!"}, "Use lowercase letters, digits and hyphens only"),
     ],
 )
