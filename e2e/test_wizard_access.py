@@ -252,3 +252,20 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(tab, slots):
     tab.check()
     booking = Booking.objects.get(email=CLIENT["email"])
     assert booking.status == Status.DRAFT and booking.preferred_slot == slots[3]  # 10:00 on the later day
+
+
+def test_the_date_pickers_button_shows_the_focus_ring(tab, session_type):
+    """Chromium's date input ends with a calendar button of its own: tabbed to, the input is
+    no longer :focus-visible, and the site's ring vanished (assets/app.css: :focus-within)."""
+    page = tab.page
+    tab.goto("/waitlist/")
+    date_from = page.locator("#id_date_from")
+    date_from.focus()
+    on_button = "e => document.activeElement === e && !e.matches(':focus-visible')"
+    for _ in range(5):  # day, month, year, then the button
+        if date_from.evaluate(on_button):
+            break
+        page.keyboard.press("Tab")
+    assert date_from.evaluate(on_button), "the picker's button never took focus"
+    ring = date_from.evaluate("e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]")
+    assert ring == ["solid", "3px"]

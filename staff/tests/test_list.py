@@ -522,3 +522,12 @@ def test_the_folded_filters_count_only_what_differs_from_their_defaults(admin_cl
     assert '<details class="filters-more mb-2">' in html and "More filters</summary>" in html
     html = admin_client.get(URL, sent | {"sort": "oldest", "per_page": "50"}).content.decode()
     assert '<details class="filters-more mb-2" open>' in html and "More filters (2 in use)</summary>" in html
+
+
+def test_the_built_css_rings_date_inputs_while_their_picker_button_has_focus():
+    """The date filters (and the waitlist's dates): Chromium's picker button inside the input
+    is not :focus-visible, so the ring comes from :focus-within (assets/app.css, built)."""
+    from pathlib import Path
+
+    built = (Path(__file__).resolve().parents[2] / "static/css/app.css").read_text()
+    assert "input[type=date],input[type=time],input[type=datetime-local],input[type=month]):focus-within{" in built
