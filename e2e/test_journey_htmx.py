@@ -5,12 +5,13 @@ returns to the step shown (static/js/wizard.js)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import expect
+from playwright.sync_api import Error, expect
 
 from bookings.models import SessionType, Slot, Status
 from bookings.slot_picker import DAYS_PER_PAGE
@@ -135,6 +136,46 @@ def test_the_move_page_reads_out_that_the_chosen_time_went(tab, approved_booking
     expect(notice).to_be_focused()
     # htmx settles the day buttons' new state through their colour transition: checked after it.
     page.wait_for_function("() => document.getAnimations().length === 0")
+    tab.check()
+
+
+def test_a_day_pressed_while_the_step_refreshes_is_the_day_shown(tab, slots):
+    """Another kind of session chosen, then a day pressed before the refresh came back: the
+    two requests overlapped and the later answer to arrive (the refresh's) took the day away.
+    The form serialises them (hx-sync): the day pressed replaces the refresh."""
+    SessionType.objects.create(name="Short session", slug="short", duration_minutes=30, price=90000)
+    page = tab.page
+    tab.goto("/book/")
+    choose_session(page, time=None)
+    held = []
+
+    def hold_refresh(route):
+        # The server answers the refresh at once; its answer reaches the page last.
+        if "_refresh=1" in (route.request.post_data or ""):
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route("**/book/**", hold_refresh)
+    page.get_by_role("radio", name=re.compile("Short session")).check()
+    page.wait_for_timeout(100)
+    assert len(held) == 1
+    day = page.locator('#slot-picker button[name="day"][aria-pressed="false"]').first
+    day_id = day.get_attribute("id")
+    with page.expect_response(lambda r: r.request.method == "POST" and "_refresh" not in (r.request.post_data or "")):
+        day.click()
+    for route, answer in held:
+        with contextlib.suppress(Error):  # aborted by the page: nothing to answer
+            route.fulfill(response=answer)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    expect(page.locator(f"#{day_id}")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("radio", name=re.compile("Short session"))).to_be_checked()
+    expect(page.get_by_role("radio", name="Online", exact=True)).to_be_checked()
+    # The refresh replaced is aborted, which htmx logs as an error; it is not a failure to show.
+    expect(page.locator("p[data-request-failed]")).to_have_count(0)
+    tab.problems = [p for p in tab.problems if "htmx:sendAbort" not in p and "htmx:afterRequest" not in p]
+    page.unroute("**/book/**")
     tab.check()
 
 
