@@ -64,6 +64,8 @@ class StaffSessionMiddleware:
                 and not _open_before_setup(request)
             ):
                 return redirect("mfa_activate_totp")
+        # The account pages show the portal's menu only to a session the portal is open to.
+        request.staff_portal_open = second_factor == _GIVEN
         response = self.get_response(request)
         if second_factor == _NONE and _app_set_up_meanwhile(request, user):
             # The account had no app when this request began; it has one now, set up in

@@ -449,3 +449,38 @@ def test_removing_ones_authenticator_ends_ones_other_sessions(client, counsellor
     response = elsewhere.get(reverse("staff:dashboard"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
     assert "_auth_user_id" not in elsewhere.session
+
+
+STAFF_NAV = '<nav aria-label="Staff">'
+
+
+def _title(response) -> str:
+    return re.search(r"<title>(.*?)</title>", response.content.decode(), re.S)[1]
+
+
+def test_the_second_factor_pages_have_titles_of_their_own_and_the_menu_once_the_portal_is_open(
+    client, counsellor_user, counsellor, login
+):
+    """The code asked at sign-in and the page managing the app were both "Two-factor sign-in";
+    the management page is a portal page, with its menu. Before the second factor is given
+    (the code, the setup a password alone reaches) the portal is not open: no menu."""
+    titles = {}
+    # Setting the app up (no app yet): no menu.
+    sign_in(client, counsellor_user.email, PASSWORD)
+    setup_link_opened(client, counsellor_user)
+    setup = client.get(reverse("mfa_activate_totp"))
+    assert setup.status_code == 200 and STAFF_NAV not in setup.content.decode()
+    titles["setup"] = _title(setup)
+    # The code at sign-in: no menu.
+    client.logout()
+    totp_enable(counsellor_user)
+    sign_in(client, counsellor_user.email, PASSWORD)
+    code = client.get(reverse("mfa_authenticate"))
+    assert code.status_code == 200 and STAFF_NAV not in code.content.decode()
+    titles["code"] = _title(code)
+    # Signed in with both: the management page has the portal's menu.
+    manage = login(counsellor_user).get(reverse("mfa_index"))
+    assert manage.status_code == 200 and STAFF_NAV in manage.content.decode()
+    titles["manage"] = _title(manage)
+    assert titles["manage"].startswith("Your second factor · ")
+    assert len(set(titles.values())) == len(titles), titles
