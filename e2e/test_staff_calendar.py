@@ -392,3 +392,31 @@ def test_the_month_of_every_counsellor_shows_each_days_totals_and_opens_the_day(
     expect(day.locator(".fc-daygrid-event").filter(has_text=booked[1].ack_id)).to_be_visible()
     expect(page.locator(".ms-day")).to_have_count(0)
     tab.check()
+
+
+def test_a_days_heading_opens_that_day_by_keyboard(tabs, counsellor_login, counsellor):
+    """The Week view's day headings and the Month view's dates were <a> without a link:
+    underlined, not reachable by Tab. They are buttons that open the Day view of their day."""
+    tab = tabs()
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    heading_of_day = page.locator(".fc-col-header-cell-cushion").nth(3)  # Thursday
+    expect(heading_of_day).to_have_attribute("role", "button")
+    expect(heading_of_day).to_have_attribute("tabindex", "0")
+    date = page.locator(".fc-col-header-cell").nth(3).get_attribute("data-date")
+    # By Tab from the one before it, then Enter.
+    page.locator(".fc-col-header-cell-cushion").nth(2).focus()
+    page.keyboard.press("Tab")
+    expect(heading_of_day).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".fc-timeGridDay-view")).to_be_visible()
+    expect(page.locator(f'td.fc-timegrid-col[data-date="{date}"]')).to_be_visible()
+    tab.check()
+    # The Month view's dates too, by Space.
+    page.get_by_role("button", name="Month").click()
+    first = page.locator("a.fc-daygrid-day-number").first
+    expect(first).to_have_attribute("role", "button")
+    first.focus()
+    page.keyboard.press("Space")
+    expect(page.locator(".fc-timeGridDay-view")).to_be_visible()
+    tab.check()

@@ -189,6 +189,15 @@
     return one === other ? 0 : one ? 1 : -1;
   }
 
+  // A day's date that opens the Day view (navLinks): FullCalendar's <a> takes focus and acts
+  // on Enter and Space, but has no href, so nothing told it is pressable.
+  function markDayButton(cell) {
+    var link = cell.querySelector("a[data-navlink]");
+    if (link) {
+      link.setAttribute("role", "button");
+    }
+  }
+
   var calendar = new FullCalendar.Calendar(el, {
     plugins: [clinicZonePlugin],
     timeZone: zone,
@@ -239,10 +248,21 @@
       info.el.setAttribute("role", "button");
     },
 
+    // A day's heading (Week view) and date (Month view) open that day in the Day view: the
+    // Day button opens only the day shown first, so a keyboard user reached Thursday by Day
+    // then Next, Next, Next. FullCalendar wrote them as <a> without a link (underlined by
+    // the site's styles, as a link, and not reachable by Tab); with navLinks it makes them
+    // take focus and act on Enter and Space, as a button does, and they say so.
+    navLinks: true,
+    navLinkHint: "Show $0 in the Day view",
+    dayHeaderDidMount: function (info) {
+      markDayButton(info.el);
+    },
     // A Month day is labelled by its date alone, which hid its sessions from its name: the
-    // cell is read by its content instead (the date's link, then the sessions).
+    // cell is read by its content instead (the date's button, then the sessions).
     dayCellDidMount: function (info) {
       info.el.removeAttribute("aria-labelledby");
+      markDayButton(info.el);
     },
     eventTimeFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
     slotLabelFormat: { hour: "2-digit", minute: "2-digit", hour12: false },
