@@ -41,7 +41,7 @@ def _initial(request: HttpRequest) -> dict[str, object]:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def waitlist_join(request: HttpRequest) -> HttpResponse:
-    form = WaitlistForm(request.POST or None, initial=_initial(request))
+    form = WaitlistForm(request.POST if request.method == "POST" else None, initial=_initial(request))
     context: dict[str, object] = {"form": form, "horizon_days": settings.BOOKING_HORIZON_DAYS}
     if request.method != "POST":
         return render(request, "bookings/waitlist_join.html", context)

@@ -1778,7 +1778,7 @@ def team_calendar_stop(request: HttpRequest, user_id: int) -> HttpResponse:
 @admin_required
 def clinic_settings(request: HttpRequest) -> HttpResponse:
     clinic = Clinic.load()
-    form = ClinicForm(request.POST or None, instance=clinic)
+    form = ClinicForm(request.POST if request.method == "POST" else None, instance=clinic)
     context = {
         "form": form,
         "session_types": list(SessionType.objects.all()),
@@ -1804,7 +1804,7 @@ def session_type_edit(request: HttpRequest, pk: int | None = None) -> HttpRespon
     """Add a session type (no `pk`) or change one."""
     session_type = get_object_or_404(SessionType, pk=pk) if pk is not None else SessionType()
     title = f"Session type: {session_type.name}" if pk is not None else "Add a session type"  # before the form edits it
-    form = SessionTypeForm(request.POST or None, instance=session_type)
+    form = SessionTypeForm(request.POST if request.method == "POST" else None, instance=session_type)
     context = {"form": form, "title": title, "adding": pk is None, "nav": "clinic"}
     if request.method == "POST":
         saved = session_type_save(form) if form.is_valid() else None
@@ -1879,7 +1879,11 @@ def profile_index(request: HttpRequest) -> HttpResponse:
 def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     """The public profile: a counsellor edits only their own (others answer 404); administrators any."""
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    form = CounsellorProfileForm(request.POST or None, instance=counsellor, can_publish=is_administrator(request.user))
+    form = CounsellorProfileForm(
+        request.POST if request.method == "POST" else None,
+        instance=counsellor,
+        can_publish=is_administrator(request.user),
+    )
     context = {"counsellor": counsellor, "form": form, "nav": "profile"}
     if request.method == "POST":
         if not form.is_valid():

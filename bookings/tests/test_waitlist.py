@@ -398,3 +398,12 @@ def test_a_refused_request_to_join_starts_at_its_error_summary_without_javascrip
     response = client.post("/waitlist/", empty)
     assert response.status_code == 400
     assert re.search(r'<div class="error-summary"[^>]*data-error-summary autofocus>', response.content.decode())
+
+
+def test_a_request_to_join_with_no_fields_at_all_says_what_is_missing(client, session_type):
+    """A body without the form's fields (a hand-made request, or a browser extension that
+    strips them) is answered like an empty form, not with a bare 400."""
+    response = client.post("/waitlist/", {}, headers={"X-CSRFToken": "unused-in-tests"})
+    html = response.content.decode()
+    assert response.status_code == 400 and 'class="error-summary"' in html
+    assert not WaitlistEntry.objects.exists()
