@@ -339,12 +339,21 @@ if "." not in _email_backend:
     )
 _email_options: dict[str, object] = {}
 if _email_backend.endswith("smtp.EmailBackend"):
+    # STARTTLS (EMAIL_USE_TLS, port 587) or TLS from the first byte (EMAIL_USE_SSL, port 465).
+    _use_ssl = envbool("EMAIL_USE_SSL", False)
+    _use_tls = envbool("EMAIL_USE_TLS", not _use_ssl)
+    if _use_ssl and _use_tls:
+        raise ImproperlyConfigured(
+            "EMAIL_USE_SSL=true (TLS from the start, port 465) and EMAIL_USE_TLS=true (STARTTLS, port 587) "
+            "cannot both be on: set EMAIL_USE_TLS=false."
+        )
     _email_options = {
         "host": envstr("EMAIL_HOST", "localhost"),
-        "port": envint("EMAIL_PORT", 587),
+        "port": envint("EMAIL_PORT", 465 if _use_ssl else 587),
         "username": envstr("EMAIL_HOST_USER"),
         "password": envstr("EMAIL_HOST_PASSWORD"),
-        "use_tls": envbool("EMAIL_USE_TLS", True),
+        "use_tls": _use_tls,
+        "use_ssl": _use_ssl,
         "timeout": envint("EMAIL_TIMEOUT", 10, minimum=1),
     }
 elif _email_backend.endswith("filebased.EmailBackend"):

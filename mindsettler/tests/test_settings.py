@@ -135,6 +135,32 @@ def test_other_bad_values_are_named(env, message):
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "True False 587"),  # STARTTLS on 587, as before
+        ({"EMAIL_USE_SSL": "true"}, "False True 465"),  # TLS from the first byte
+        ({"EMAIL_USE_SSL": "true", "EMAIL_USE_TLS": "false", "EMAIL_PORT": "2465"}, "False True 2465"),
+        ({"EMAIL_USE_TLS": "false"}, "False False 587"),
+    ],
+)
+def test_smtp_speaks_starttls_or_tls_from_the_start(env, expected):
+    """Some mail providers take only TLS from the first byte (port 465): EMAIL_USE_SSL."""
+    result = start(
+        {"EMAIL_BACKEND": "smtp", **env},
+        "from django.conf import settings as s; o = s.MAILERS['default']['OPTIONS']; "
+        "print(o['use_tls'], o['use_ssl'], o['port'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_smtp_refuses_starttls_and_tls_from_the_start_together():
+    result = start({"EMAIL_BACKEND": "smtp", "EMAIL_USE_SSL": "true", "EMAIL_USE_TLS": "true"})
+    assert result.returncode != 0
+    assert "cannot both be on: set EMAIL_USE_TLS=false" in result.stderr
+
+
 def test_check_deploy_is_clean_in_a_production_like_environment():
     env = {
         "DEBUG": "false",
@@ -195,14 +221,16 @@ def _environment_files() -> dict[str, str]:
 @pytest.mark.parametrize("name", [".env.example", "deployment.md"])
 def test_environment_files_read_the_same_in_systemd_and_in_a_shell(name):
     """systemd's EnvironmentFile takes all after "=" as the value (a trailing "# comment"
-    too), and `set -a; . file` is shell: a value with spaces or <> must be quoted."""
+    too), and `set -a; . file` is shell: a value with spaces or <> must be quoted, and `$`,
+    backticks, backslashes and single quotes are read differently by the two (the shell
+    expands `$X` even in double quotes, systemd does not), so no value has them."""
     import re
 
     text = _environment_files()[name]
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        assert re.fullmatch(r'[A-Z_][A-Z0-9_]*=("[^"]*"|[^\s#"<>;&|]*)', line), f"{name}: {line!r}"
+        assert re.fullmatch(r"""[A-Z_][A-Z0-9_]*=("[^"$`\\]*"|[^\s#"'<>;&|$`\\]*)""", line), f"{name}: {line!r}"
     result = subprocess.run(["sh", "-n", "-c", text], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
