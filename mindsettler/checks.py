@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.http.request import validate_host
 
 
@@ -44,3 +46,26 @@ def check_site_url(app_configs, **kwargs):
             )
         )
     return problems
+
+
+# Where docs/deployment.md has a server keep its environment file.
+ENVIRONMENT_FILE = Path("/etc/mindsettler.env")
+
+
+@register(Tags.staticfiles)  # so that collectstatic, which runs only these, runs it too
+def check_environment_file_was_read(app_configs, **kwargs):
+    """On a server, a command run without the environment file has no settings at all: debug
+    mode on SQLite. `migrate` would make a db.sqlite3 beside the code and report success, and
+    `collectstatic` would skip the compressed, hashed files. Refused here instead (every
+    management command runs the checks; gunicorn and the workers read the file through systemd)."""
+    if settings.DEBUG and not os.environ.get("DATABASE_URL") and ENVIRONMENT_FILE.exists():
+        return [
+            Error(
+                f"{ENVIRONMENT_FILE} exists but was not read: DEBUG is on and there is no DATABASE_URL, "
+                "so this command would work on a SQLite file in the app's directory.",
+                hint=f"Read it first, as the service user: set -a; . {ENVIRONMENT_FILE}; set +a "
+                "(docs/deployment.md, section 2).",
+                id="mindsettler.E001",
+            )
+        ]
+    return []

@@ -293,3 +293,31 @@ def test_the_clinics_zone_is_named_in_words(zone, words):
     result = start({"TIME_ZONE": zone}, "from django.conf import settings; print(settings.TIME_ZONE_NAME)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == words
+
+
+@pytest.mark.django_db
+def test_a_command_run_without_the_servers_environment_file_is_refused(tmp_path, monkeypatch, settings):
+    """Forgetting `set -a; . /etc/mindsettler.env; set +a` before a release's `migrate` made a
+    db.sqlite3 beside the code and said it had migrated; collectstatic ran in debug mode."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    from mindsettler import checks
+
+    env_file = tmp_path / "mindsettler.env"
+    monkeypatch.setattr(checks, "ENVIRONMENT_FILE", env_file)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings.DEBUG = True
+    assert checks.check_environment_file_was_read(None) == []  # a developer's machine
+    env_file.write_text("DEBUG=false\n")
+    assert [e.id for e in checks.check_environment_file_was_read(None)] == ["mindsettler.E001"]
+    with pytest.raises(SystemCheckError, match=r"mindsettler\.env exists but was not read"):
+        call_command("migrate", "--check", skip_checks=False, verbosity=0)
+    with pytest.raises(SystemCheckError, match=r"mindsettler\.env exists but was not read"):
+        call_command("collectstatic", "--noinput", "--dry-run", skip_checks=False, verbosity=0)
+    # Read: production settings (DEBUG off), or a database named.
+    settings.DEBUG = False
+    assert checks.check_environment_file_was_read(None) == []
+    settings.DEBUG = True
+    monkeypatch.setenv("DATABASE_URL", "postgres://mindsettler@db.internal/mindsettler")
+    assert checks.check_environment_file_was_read(None) == []
