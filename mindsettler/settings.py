@@ -85,8 +85,8 @@ def _installed(module: str, package: str, what: str) -> None:
         __import__(module)
     except ImportError:
         raise ImproperlyConfigured(
-            f"{what} needs the package {package}, which requirements.txt leaves out: install the "
-            f"version requirements-dev.txt pins (.venv/bin/pip install {package}==VERSION)."
+            f"{what} needs the package {package}, which requirements.txt leaves out: install "
+            "requirements-redis.txt instead (scripts/bootstrap.sh requirements-redis.txt)."
         ) from None
 
 
@@ -369,7 +369,8 @@ _TASK_BACKENDS = {
     "immediate": "django.tasks.backends.immediate.ImmediateBackend",
     "database": "django_tasks_db.DatabaseBackend",
     "dummy": "django.tasks.backends.dummy.DummyBackend",
-    # Scale-out: jobs in Redis, run by `rqworker` (pip install django-tasks-rq; needs REDIS_URL).
+    # Scale-out: jobs in Redis, run by `rqworker --job-class django_tasks_rq.Job` (installed with
+    # requirements-redis.txt; needs REDIS_URL).
     "rq": "django_tasks_rq.RQBackend",
 }
 _task_backend = envstr("TASKS_BACKEND", "immediate")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv with a Python >= 3.12 and installs the pinned requirements.
 # Idempotent: a second run with unchanged requirements does nothing.
-# Usage: scripts/bootstrap.sh requirements.txt|requirements-dev.txt
+# Usage: scripts/bootstrap.sh requirements.txt|requirements-redis.txt|requirements-dev.txt
+# PYTHON=/path/to/python3.12 chooses the interpreter when .venv is made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reqs="${1:-requirements.txt}"
@@ -43,7 +44,8 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
     "$py" -m venv .venv
 fi
 
-stamp=".venv/.installed-$(cat "$reqs" requirements.txt | sha256sum | cut -c1-16)-$(basename "$reqs")"
+# Every requirements file counts: one includes another (-r).
+stamp=".venv/.installed-$(cat "$reqs" requirements*.txt | sha256sum | cut -c1-16)-$(basename "$reqs")"
 if [ ! -f "$stamp" ]; then
     echo "Installing $reqs into .venv"
     # Some machines' pip configuration names local mirrors that may be absent; those
