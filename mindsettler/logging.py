@@ -17,8 +17,24 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 # Also percent-encoded, as a sign-in page's `next` carries the page a timed-out session asked
 # for, and as a client may send any character of a token (Django decodes the path it serves,
 # gunicorn's request line keeps it as sent).
+# docs/deployment.md's nginx log format redacts after the same words (mindsettler/tests/test_docs.py).
+TOKEN_WORDS = (
+    "verify",
+    "bookings",
+    "b",
+    "pay",
+    "cancel",
+    "erase",
+    "export",
+    "reschedule",
+    "leave",
+    "key",
+    "confirm-email",
+    "link",
+    "calendar",
+)
 _TOKEN_PATH = re.compile(
-    r"((?:/|%2[Ff])(?:verify|bookings|b|pay|cancel|erase|export|reschedule|leave|key|confirm-email|link|calendar)(?:/|%2[Ff]))"
+    r"((?:/|%2[Ff])(?:" + "|".join(TOKEN_WORDS) + r")(?:/|%2[Ff]))"
     # A token's own characters, also percent-encoded (%41 for A...): never "/", "?" or "&".
     r"(?:[A-Za-z0-9_:\-]|%(?:3[0-9Aa]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|2[Dd])){16,}"
 )
