@@ -398,14 +398,27 @@ def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime
     return ""
 
 
+def booking_page_closed(booking: Booking) -> bool:
+    """Whether the booking's session ended BOOKING_LINK_DAYS_AFTER_SESSION days ago, so that
+    its page no longer opens by any link. `booking.slot` is read: select it with the booking."""
+    if booking.slot is None:
+        return False
+    return booking.slot.end + timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION) <= timezone.now()
+
+
+def bookings_page_open(queryset: QuerySet[Booking]) -> QuerySet[Booking]:
+    """`queryset` without the bookings whose page has closed (booking_page_closed), so that
+    no email sends a link to a page that will not open."""
+    since = timezone.now() - timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION)
+    return queryset.filter(Q(slot__isnull=True) | Q(slot__end__gt=since))
+
+
 def link_check_open(link: LinkToken, booking: Booking) -> None:
-    """TokenInvalid("expired") once the booking's session ended BOOKING_LINK_DAYS_AFTER_SESSION
-    days ago: the page's link, and everything reached through it (the calendar file, paying),
-    stop working together. `booking.slot` is read: select it with the booking."""
-    if booking.slot is not None:
-        closes = booking.slot.end + timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION)
-        if closes <= timezone.now():
-            raise TokenInvalid("expired", link=link)
+    """TokenInvalid("expired") once the booking's page has closed (booking_page_closed): the
+    page's link, and everything reached through it (the calendar file, paying), stop working
+    together. `booking.slot` is read: select it with the booking."""
+    if booking_page_closed(booking):
+        raise TokenInvalid("expired", link=link)
 
 
 def _prefetched(booking: Booking, name: str, objects: list[Any]) -> None:

@@ -154,6 +154,14 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
         "token": token,
         "can_resend": can_resend,
         "link_hours": settings.VERIFICATION_LINK_HOURS,
+        # A booking page that has closed opens by no link: the page says so, rather than
+        # offering a fresh link that would lead back here.
+        "page_closed": purpose == LinkToken.Purpose.MANAGE
+        and booking is not None
+        and exc.reason == "expired"
+        and selectors.booking_page_closed(booking),
+        "page_days": settings.BOOKING_LINK_DAYS_AFTER_SESSION,
+        "clinic": SimpleLazyObject(Clinic.read),
     }
     return render(request, "bookings/link_problem.html", context, status=404 if exc.reason == "unknown" else 410)
 

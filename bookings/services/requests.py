@@ -418,12 +418,14 @@ def booking_links_send(*, email: str) -> int:
     """Email the address the links to its bookings, if it has any. Returns how many.
 
     The caller must answer the same whatever this returns, so that nobody can learn
-    whether an address has booked. Unverified drafts and anonymised bookings are left out.
+    whether an address has booked. Unverified drafts and anonymised bookings are left out, and
+    so are bookings whose page has closed some days after the session: their link would open
+    only the page that says so (selectors.booking_page_closed).
     """
     address = email_normalise(email)
     with transaction.atomic():
         bookings = list(
-            Booking.objects.filter(email=address, anonymised_at__isnull=True)
+            selectors.bookings_page_open(Booking.objects.filter(email=address, anonymised_at__isnull=True))
             .exclude(status=Status.DRAFT)
             .order_by("-created_at")[:BOOKING_LINKS_MAX]
         )

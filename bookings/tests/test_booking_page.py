@@ -12,6 +12,7 @@ from django.utils import timezone
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
 from bookings.models import Actor, BookingEvent, Clinic, LinkToken, Slot, Status
 from bookings.services import booking_transition
+from bookings.tests.journey import main_part
 from bookings.tokens import token_create
 
 pytestmark = pytest.mark.django_db
@@ -129,12 +130,32 @@ def test_the_link_stops_working_some_days_after_the_session(client, make_booking
     old = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
     booking = make_booking(Status.COMPLETED, slot=old)
     url = page_url(booking)
-    assert client.get(url).status_code == 410
+    response = client.get(url)
+    assert response.status_code == 410
+    html = response.content.decode()
+    # It says why and whom to ask, and offers no fresh link (which would open this page again).
+    assert f"Booking pages close {settings.BOOKING_LINK_DAYS_AFTER_SESSION} days after the session" in html
+    assert "please contact the clinic" in html and "/status/" not in main_part(html)
     # What the page links to closes with it: the calendar file names the counsellor and time.
     assert client.get(url + "session.ics").status_code == 404
     Slot.objects.filter(pk=old.pk).update(start=start + timedelta(hours=3), end=start + timedelta(hours=4))
     assert client.get(url).status_code == 200
     assert client.get(url + "session.ics").status_code == 200
+
+
+def test_a_closed_page_follows_the_setting_and_gives_the_clinics_details(client, make_booking, counsellor, settings):
+    settings.BOOKING_LINK_DAYS_AFTER_SESSION = 1
+    Clinic.objects.update_or_create(pk=1, defaults={"phone": "+91 22 5555 0100", "email": "care@example.com"})
+    start = timezone.now() - timedelta(days=1, hours=2)
+    old = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    html = client.get(page_url(make_booking(Status.CANCELLED, slot=old))).content.decode()
+    assert "Booking pages close 1 day after the session" in html
+    assert 'href="tel:+91 22 5555 0100"' in html and 'href="mailto:care@example.com"' in html
+
+
+def test_an_expired_link_to_an_open_page_offers_a_fresh_one(client, make_booking):
+    html = client.get(page_url(make_booking(Status.PENDING), lifetime=timedelta(seconds=-1))).content.decode()
+    assert "Booking pages close" not in html and "we can email you a fresh link" in html
 
 
 def test_get_changes_nothing(client, make_booking, counsellor):

@@ -131,6 +131,37 @@ def test_the_emailed_links_open_each_booking_page(client, make_booking, counsell
     assert LinkToken.objects.filter(purpose=LinkToken.Purpose.MANAGE).count() == 2
 
 
+def test_the_links_email_leaves_out_bookings_whose_page_has_closed(client, make_booking, counsellor, settings):
+    """A closed page opens by no link: sending one would lead to a page offering another."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bookings.models import Slot
+
+    settings.BOOKING_LINK_DAYS_AFTER_SESSION = 10
+    start = timezone.now() - timedelta(days=10, hours=2)
+    old = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    closed = make_booking(Status.COMPLETED, slot=old, email="old@example.com")
+    recent_start = timezone.now() - timedelta(days=9)
+    recent = Slot.objects.create(counsellor=counsellor, start=recent_start, end=recent_start + timedelta(hours=1))
+    still_open = make_booking(Status.COMPLETED, slot=recent, email="old@example.com")
+    _email(client, "old@example.com")
+    body = mail.outbox[-1].body
+    assert still_open.ack_id in body and closed.ack_id not in body
+    assert body.count("/bookings/") == 1
+
+    # An address whose every booking has closed gets no email, and the same answer as any.
+    mail.outbox.clear()
+    closed_only = make_booking(Status.COMPLETED, slot=None, email="gone@example.com")
+    closed_only.slot = Slot.objects.create(counsellor=counsellor, start=start - timedelta(hours=3), end=start)
+    closed_only.save(update_fields=["slot"])
+    gone = _email(client, "gone@example.com")
+    unknown = _email(client, "never@example.com")
+    assert _visible(gone).replace("gone@example.com", "X") == _visible(unknown).replace("never@example.com", "X")
+    assert mail.outbox == []
+
+
 def test_the_links_email_says_once_that_it_can_be_ignored(client, make_booking, counsellor):
     make_booking(Status.PENDING, email="two@example.com")
     _email(client, "two@example.com")
