@@ -66,10 +66,13 @@ def cancel_confirmation(*, booking: Booking, raw_token: str) -> None:
     email_queue(kind="cancel_confirm", to=booking.email, booking=booking, context=_context(booking, confirm_url=url))
 
 
-def on_transition(*, booking: Booking, from_status: str, actor: str, user: object = None) -> None:
+def on_transition(
+    *, booking: Booking, from_status: str, actor: str, user: object = None, client_asked: bool = False
+) -> None:
     """The emails (if any) for a booking that has just moved from `from_status`, by `actor`
-    (`user`, for staff): the client's, and its counsellor's when a session of theirs is
-    cancelled or approved into their time by someone else."""
+    (`user`, for staff; `client_asked`, staff acting on the client's request): the client's,
+    and its counsellor's when a session of theirs is cancelled or approved into their time by
+    someone else."""
     to = booking.status
     if to == Status.CANCELLED and from_status in SLOTTED_STATUSES and actor != Actor.SYSTEM:
         session_changed(booking=booking, change="cancelled", counsellor=booking.counsellor, actor=actor, user=user)
@@ -106,6 +109,10 @@ def on_transition(*, booking: Booking, from_status: str, actor: str, user: objec
     from bookings.services.payments import PAYMENT_HELD
 
     held = booking.payments.filter(PAYMENT_HELD).first() if kind == "cancelled" else None
+    # The clinic cancelled, not at the client's request: the email apologises and offers to
+    # book again with the same choices. Staff's reason stays in the audit trail, never here.
+    by_clinic = kind == "cancelled" and actor == Actor.STAFF and not client_asked
+    again = selectors.book_again(booking) if by_clinic else None
     email_queue(
         kind=kind,
         to=booking.email,
@@ -118,6 +125,8 @@ def on_transition(*, booking: Booking, from_status: str, actor: str, user: objec
             payment=payment,
             refund=refund,
             held=held,
+            by_clinic=by_clinic,
+            book_again_url=absolute_url(again["url"]) if again else "",
             cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
             join_link_ready=bool(booking.join_url),
             # A booking staff made for a client who phoned or came in: they agreed to the

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from functools import reduce
 from operator import or_
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import (
@@ -21,6 +22,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -396,6 +398,27 @@ def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime
     if notice and slot.start < (now or timezone.now()) + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS):
         return "too_soon"
     return ""
+
+
+# Bookings that have ended: their page offers to book again with the same choices.
+ENDED_STATUSES = frozenset({Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, Status.REJECTED})
+
+
+def book_again(booking: Booking) -> dict[str, object] | None:
+    """For a booking that has ended, the wizard with its choices filled in: the kind of
+    session, the way of meeting and the counsellor, each while still offered (the wizard checks
+    them again), as `url`, and that `counsellor` or None. None while the booking is active.
+    Ongoing counselling is mostly a next session with the same person: the client should not
+    have to find them again."""
+    if booking.status not in ENDED_STATUSES:
+        return None
+    query = {"mode": booking.mode}
+    if booking.session_type.is_active:
+        query["type"] = booking.session_type.slug
+    counsellor = booking.counsellor if booking.counsellor_id is not None and booking.counsellor.is_active else None
+    if counsellor is not None:
+        query["counsellor"] = counsellor.slug
+    return {"url": f"{reverse('bookings:wizard')}?{urlencode(query)}", "counsellor": counsellor}
 
 
 def booking_page_closed(booking: Booking) -> bool:

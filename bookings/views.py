@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -270,27 +269,6 @@ def status(request: HttpRequest) -> HttpResponse:
 # --- The private booking page -------------------------------------------------------------
 
 
-# Bookings that have ended: their page offers to book again with the same choices.
-ENDED_STATUSES = frozenset({Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, Status.REJECTED})
-
-
-def book_again(booking: Booking) -> dict[str, object] | None:
-    """For a booking that has ended, the wizard with its choices filled in: the kind of
-    session, the way of meeting and the counsellor, each while still offered (the wizard checks
-    them again), as `url`, and that `counsellor` or None. None while the booking is active.
-    Ongoing counselling is mostly a next session with the same person: the client should not
-    have to find them again."""
-    if booking.status not in ENDED_STATUSES:
-        return None
-    query = {"mode": booking.mode}
-    if booking.session_type.is_active:
-        query["type"] = booking.session_type.slug
-    counsellor = booking.counsellor if booking.counsellor_id is not None and booking.counsellor.is_active else None
-    if counsellor is not None:
-        query["counsellor"] = counsellor.slug
-    return {"url": f"{reverse('bookings:wizard')}?{urlencode(query)}", "counsellor": counsellor}
-
-
 def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
     can_cancel = services.cancellation_open_for_client(booking=booking)
     meeting_url = ""
@@ -314,7 +292,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
         "meeting_url": meeting_url,
         "reschedule": services.reschedule_state_for_client(booking=booking),
-        "book_again": book_again(booking),
+        "book_again": selectors.book_again(booking),
         "rate_limited": None,  # _too_many's message; set, as an unknown name costs an exception
     }
 

@@ -203,6 +203,7 @@ def booking_cancel(
             user=user,
             reason=reason.strip() or "Cancelled",
             expected_version=expected_version,
+            client_asked=client_asked,
         )
         if actor == Actor.STAFF and client_asked and booking.slot is not None:
             _record_if_late(booking=cancelled, slot=booking.slot, user=user)

@@ -242,10 +242,13 @@ def booking_transition(
     reason: str = "",
     expected_version: int | None = None,
     changes: dict[str, Any] | None = None,
+    client_asked: bool = False,
 ) -> Booking:
     """Move a booking to status `to`, or raise a BookingError and change nothing.
 
     `changes` are other fields to save with the move (the slot on approval, say).
+    `client_asked`: staff made the move because the client asked (a cancellation), so the
+    client's email does not say the clinic decided it.
     `expected_version` refuses the move if someone else changed the booking meanwhile.
     """
     booking_id = booking.pk if isinstance(booking, Booking) else booking
@@ -281,7 +284,9 @@ def booking_transition(
             actor_user=user if actor == Actor.STAFF else None,
             reason=reason[:500],
         )
-        notifications.on_transition(booking=locked, from_status=from_status, actor=actor, user=user)
+        notifications.on_transition(
+            booking=locked, from_status=from_status, actor=actor, user=user, client_asked=client_asked
+        )
         if to == Status.CANCELLED and locked.slot_id and from_status in SLOT_HOLDING_STATUSES:
             # Imported here: the waitlist builds on this module, not the other way round.
             from bookings.services.waitlist import slots_freed

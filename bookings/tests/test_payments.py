@@ -454,6 +454,51 @@ def test_staff_cancelling_a_confirmed_booking_always_refunds(confirmed, admin_us
     assert payment.refunded_amount == booking.amount
 
 
+def _text(body: str) -> str:
+    """An email's words, without markup, on one line."""
+    import html
+    import re
+
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def test_the_clinic_cancelling_apologises_refunds_in_full_and_offers_to_book_again(confirmed, admin_user, oncommit):
+    from bookings.models import Clinic
+
+    Clinic.objects.update_or_create(pk=1, defaults={"email": "care@example.com", "phone": "+91 22 5555 0100"})
+    booking, _, _payment = confirmed
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
+    email = OutboundEmail.objects.get(booking=booking, kind="cancelled")
+    assert email.subject == f"We are sorry: the clinic has cancelled your booking {booking.ack_id}"
+    again = f"/book/?mode=online&type={booking.session_type.slug}&counsellor={booking.counsellor.slug}"
+    for body in (email.body_text, _text(email.body_html)):
+        assert "We are sorry: the clinic has had to cancel your session" in body
+        assert f"We have started a full refund of ₹{booking.amount // 100:,}" in body
+        assert "If you have any questions, reply to this email. Phone: +91 22 5555 0100." in body
+        assert "you can choose another time, with the same kind of session and counsellor" in body
+        assert "book again whenever you are ready" not in body
+        # Staff's reason is for the clinic's records only.
+        assert "unwell" not in body
+    # The wizard with the same choices, as the booking page's "Book again".
+    assert again in email.body_text and again.replace("&", "&amp;") in email.body_html
+
+
+@pytest.mark.parametrize("actor", [Actor.CLIENT, Actor.STAFF])
+def test_a_cancellation_the_client_asked_for_does_not_say_the_clinic_cancelled(confirmed, admin_user, oncommit, actor):
+    booking, _, _payment = confirmed
+    with oncommit():
+        booking_cancel(
+            booking_id=booking.pk, actor=actor, user=admin_user, reason="The client phoned", client_asked=True
+        )
+    email = OutboundEmail.objects.get(booking=booking, kind="cancelled")
+    assert email.subject == f"Your booking {booking.ack_id} is cancelled"
+    for body in (email.body_text, _text(email.body_html)):
+        assert "We are sorry" not in body and "the clinic has had to cancel" not in body
+        assert "We have started a full refund" in body
+        assert "You are welcome to book again whenever you are ready." in body
+
+
 def test_cancelling_an_unpaid_booking_refunds_nothing(approved, oncommit):
     booking, _ = approved
     with oncommit():
