@@ -459,6 +459,7 @@ def _text(body: str) -> str:
     import html
     import re
 
+    body = re.sub(r"</?(strong|em|a|span)\b[^>]*>", "", body)  # inline: no space
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
@@ -538,6 +539,53 @@ def test_a_payment_arriving_after_cancellation_is_refunded_and_staff_are_told(ap
     assert "after the booking was cancelled" in payment.needs_attention
     recipients = sorted(m.to[0] for m in mail.outbox)
     assert recipients == sorted([admin_user.email, booking.email])
+
+
+@pytest.mark.parametrize(
+    ("ended", "said"),
+    [
+        (
+            Status.CONFIRMED,
+            "Your booking {ack} was already paid by an earlier payment, so we are refunding this one, ₹1,500, in full.",
+        ),
+        (
+            Status.CANCELLED,
+            "Your payment of ₹1,500 reached us after booking {ack} was cancelled, so we are refunding it in full.",
+        ),
+        (
+            Status.COMPLETED,
+            "Your payment of ₹1,500 reached us after booking {ack} had ended, so we are refunding it in full.",
+        ),
+        (
+            Status.NO_SHOW,
+            "Your payment of ₹1,500 reached us after booking {ack} had ended, so we are refunding it in full.",
+        ),
+    ],
+)
+def test_the_late_payment_email_says_in_plain_words_why_it_is_refunded(approved, oncommit, ended, said):
+    """One sentence per case, not a status label spliced into a sentence ("had been no-show")."""
+    booking, _ = approved
+    late = payment_start(booking_id=booking.pk)
+    if ended == Status.CONFIRMED:
+        first = payment_restart(booking_id=booking.pk)
+        payment_confirm(
+            payment_id=first.pk, provider_payment_id="pay_1", amount=booking.amount, currency="INR", raw={}, source="t"
+        )
+    else:
+        Booking.objects.filter(pk=booking.pk).update(status=ended)  # set-up: however it ended
+    with oncommit():
+        payment_confirm(
+            payment_id=late.pk,
+            provider_payment_id="pay_late",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+    email = OutboundEmail.objects.get(booking=booking, kind="payment_refunding")
+    said = said.format(ack=booking.ack_id) + " Refunds usually reach you within 5 to 7 working days."
+    assert said in email.body_text and said in _text(email.body_html)
+    assert "Payment reference: pay_late" in email.body_text
 
 
 def test_a_late_payment_returned_to_a_hindi_client_is_told_to_staff_in_english(approved, admin_user, oncommit):
