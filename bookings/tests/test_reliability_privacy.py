@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, ConsentGiven, LinkToken, Mode, Payment, Status
@@ -115,9 +116,14 @@ def test_erasure_is_refused_while_a_booking_is_active_then_done_once_it_is_cance
     assert not Booking.objects.filter(anonymised_at__isnull=False).exists()
 
     booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
-    assert 'action="/privacy/erase/' in client.get(link).content.decode()
+    confirm = client.get(link).content.decode()
+    assert 'action="/privacy/erase/' in confirm
     done = client.post(link)
     assert done.status_code == 200 and "erased" in done.content.decode()
+    # Both pages say what is kept, in the words of the privacy notice.
+    kept = " ".join(render_to_string("bookings/_privacy_kept.html").split())
+    assert kept in " ".join(confirm.split()) and kept in " ".join(done.content.decode().split())
+    assert "Nothing in them identifies you" not in confirm
 
     for key in ("paid", "cancelled", "active"):
         b = Booking.objects.get(pk=history[key].pk)
@@ -313,3 +319,74 @@ def test_a_client_who_phoned_sees_how_and_when_they_agreed_to_the_privacy_notice
     assert (phoned.consent_policy_version, phoned.consented_at) == (version, agreed)
     event = phoned.events.get(action=ConsentGiven.PHONE)
     assert (event.actor_user, event.created_at, event.reason) == (admin_user, agreed, "")
+
+
+# What each field of a booking is called where the pages say what erasure removes or keeps
+# (templates/bookings/_privacy_kept.html); None: not about the client, so not listed.
+REMOVED_AS = {
+    "client_name": "name",
+    "email": "email address",
+    "phone": "phone number",
+    "concerns": "everything you wrote",
+    "preferred_times": "everything you wrote",
+    "meeting_url": None,  # the clinic's room for the session
+    "submission_key": None,  # a random key against double submission
+}
+KEPT_AS = {
+    "ack_id": "acknowledgement ID",
+    "status": "the status and its history",
+    "session_type": "the kind of session",
+    "mode": "the way of meeting",
+    "amount": "its price",
+    "currency": "its price",
+    "slot": "the date and time",
+    "preferred_slot": "the date and time",
+    "counsellor": "the counsellor",
+    "age_confirmation": "your answer about your age",
+    "consent_policy_version": "the version of the privacy notice you agreed to",
+    "consented_at": "the version of the privacy notice you agreed to",
+    "id": None,
+    "version": None,
+    "language": None,
+    "created_by": None,
+    "created_at": None,
+    "updated_at": None,
+    "approved_at": None,
+    "payment_due_at": None,
+    "anonymised_at": None,
+}
+
+
+def test_what_the_pages_say_erasure_keeps_is_what_it_keeps(client, history):
+    """Every field of a booking is either cleared by anonymisation and named among what is
+    removed, or kept and named among what is kept (or about the clinic, not the client). A new
+    field fails here until the pages say what becomes of it."""
+    paid = history["paid"]
+    Booking.objects.filter(pk=paid.pk).update(
+        phone="+919876543210", preferred_times="Evenings", meeting_url="https://meet.example/x", submission_key="k"
+    )
+    before = Booking.objects.get(pk=paid.pk)
+    assert booking_anonymise(booking_id=paid.pk, reason="test")
+    after = Booking.objects.get(pk=paid.pk)
+    fields = Booking._meta.concrete_fields
+    assert {f.name for f in fields} <= {*REMOVED_AS, *KEPT_AS}
+    kept_text = " ".join(render_to_string("bookings/_privacy_kept.html").split())
+    notice = " ".join(client.get("/privacy/").content.decode().split())
+    assert "we remove your name, email address, phone number and everything you wrote" in notice
+    for field in fields:
+        if field.name in REMOVED_AS:
+            assert getattr(after, field.attname) != getattr(before, field.attname), field.name
+            if REMOVED_AS[field.name]:
+                assert REMOVED_AS[field.name] in notice, field.name
+        elif field.name not in ("updated_at", "anonymised_at", "version"):
+            assert getattr(after, field.attname) == getattr(before, field.attname), field.name
+            if KEPT_AS[field.name]:
+                assert KEPT_AS[field.name] in kept_text, field.name
+    # The payment reference and amounts stay for the accounts, and the pages say so.
+    payment = Payment.objects.get(booking=paid)
+    assert payment.provider_payment_id == "pay_1" and payment.amount == paid.amount
+    assert "the amounts paid and refunded and the payment references" in kept_text
+    # Every page that speaks of erasure says the same list.
+    assert kept_text in notice
+    booking_page = client.get(page(history["cancelled"])).content.decode()
+    assert kept_text in " ".join(booking_page.split())
