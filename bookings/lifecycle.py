@@ -42,10 +42,10 @@ def allowed_targets(status: str, actor: str) -> list[str]:
 CLIENT_LABELS: dict[str, StrPromise] = {
     S.DRAFT: _("Waiting for email confirmation"),
     S.PENDING: _("Request received"),
-    S.APPROVED: _("Approved, waiting for payment"),
+    S.APPROVED: _("Time reserved, waiting for payment"),
     # The client started paying: whether they finished at the provider, nobody here knows
     # until the provider says so, and an attempt left half-way stays open until replaced.
-    S.PAYMENT_PENDING: _("Waiting for payment"),
+    S.PAYMENT_PENDING: _("Payment started"),
     S.CONFIRMED: _("Confirmed"),
     S.COMPLETED: _("Session completed"),
     S.NO_SHOW: _("Session missed"),
@@ -55,7 +55,7 @@ CLIENT_LABELS: dict[str, StrPromise] = {
 
 NEXT_STEPS: dict[str, StrPromise] = {
     S.DRAFT: _("Open the link in the email we sent you to confirm your email address."),
-    S.PENDING: _("A counsellor is reviewing your request. We will email you when a time is confirmed."),
+    S.PENDING: _("A counsellor is reviewing your request. We will email you when a time is reserved for you."),
     S.APPROVED: _("Your time is reserved. Pay from your booking page to confirm it."),
     # No time to pay by: an acknowledgement ID alone shows no session time, and the time to
     # pay is often the session's less PAYMENT_DEADLINE_BEFORE_SESSION_HOURS.

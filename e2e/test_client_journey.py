@@ -91,7 +91,7 @@ def pay_in_sandbox(tab) -> None:
 def test_client_pays_in_the_sandbox_sees_confirmed_and_downloads_the_calendar_file(tab, approved_booking):
     page = tab.page
     open_booking_page(tab, email=CLIENT["email"], subject="Your session time is reserved")
-    expect(page.get_by_role("heading", name=re.compile("Status"))).to_contain_text("Approved, waiting for payment")
+    expect(page.get_by_role("heading", name=re.compile("Status"))).to_contain_text("Time reserved, waiting for payment")
 
     pay_in_sandbox(tab)
     expect(page.get_by_role("status").first).to_contain_text("We received your payment")

@@ -126,7 +126,9 @@ def _payable_or_raise(booking: Booking, *, now: datetime) -> None:
     """Why this booking cannot be paid now, as a message for the client."""
     messages = {
         Status.DRAFT: _("This booking is not ready for payment yet: please confirm your email address first."),
-        Status.PENDING: _("This booking is not ready for payment yet. We will email you when a time is confirmed."),
+        Status.PENDING: _(
+            "This booking is not ready for payment yet. We will email you when a time is reserved for you."
+        ),
         Status.PAYMENT_PENDING: _("A payment for this booking is already in progress."),
         Status.CONFIRMED: _("This booking is already paid and confirmed. There is nothing more to pay."),
         Status.COMPLETED: _("This session has already taken place. There is nothing to pay."),

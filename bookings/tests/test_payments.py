@@ -642,10 +642,10 @@ def test_a_payment_under_way_reads_true_whether_or_not_the_client_paid(client, a
     booking, token = approved
     start_checkout(client, booking, token)
     html = client.post(reverse("bookings:status"), {"lookup": "ack", "ack_id": booking.ack_id}).content.decode()
-    assert "Waiting for payment" in html and "Payment in progress" not in html
+    assert "Payment started" in html and "Payment in progress" not in html
     assert "If you have paid" in html and "you can pay from your booking page" in html
     body = client.get(f"/api/v1/bookings/{booking.ack_id}", HTTP_AUTHORIZATION=f"Bearer {api_token}").json()
-    assert body["status_label"] == "Waiting for payment"
+    assert body["status_label"] == "Payment started"
     assert body["next_step"].startswith("If you have paid") and "go through" not in body["next_step"]
     assert str(timezone.localtime(booking.payment_due_at).year) not in body["next_step"]
 
