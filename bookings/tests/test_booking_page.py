@@ -52,7 +52,9 @@ def test_session_details_appear_once_a_slot_is_assigned(client, make_booking, co
     assert f"{local:%H:%M} IST" in html and str(local.year) in html
     assert counsellor.display_name in html
     assert "50 minutes" in html and "Online" in html
-    assert "will appear here" in html  # the room link only once confirmed
+    assert "will appear here once your session is confirmed." in html  # the room link only once confirmed
+    # The confirmation email carries no room link (only the page and reminders do): not promised.
+    assert "confirmation email" not in html
     assert counsellor.meeting_url not in html
 
 
