@@ -717,8 +717,15 @@ def test_the_calendar_entry_is_a_discreet_appointment(client, confirmed):
     assert str(event["summary"]).startswith("Appointment with ")
     words = " ".join(str(event[name]) for name in ("summary", "description", "location")).lower()
     assert not any(word in words for word in ("counsel", "therap", "mental"))
+    # The clinic is named (the description and organizer), and the page says so.
+    from django.conf import settings
+
+    assert settings.CLINIC_NAME in str(event["description"]) and settings.CLINIC_NAME in ics
     html = panel(booking, token)
-    assert 'aria-describedby="ics-discreet"' in html and "nothing about counselling" in html
+    assert (
+        'aria-describedby="ics-discreet"' in html
+        and "does not mention counselling, but it does name the clinic" in html
+    )
 
 
 def test_no_calendar_download_before_confirmation(client, approved):
