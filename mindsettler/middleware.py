@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from bookings.api import problems
+from bookings.context_processors import crisis_help_text
 from mindsettler.logging import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ UNAVAILABLE_RETRY_AFTER = 30
 
 
 def unavailable_response() -> HttpResponse:
-    html = render_to_string("503.html", {"clinic_name": settings.CLINIC_NAME})
+    # Without the database: the context processors are not run, and crisis_help_text needs none.
+    html = render_to_string("503.html", {"clinic_name": settings.CLINIC_NAME, "crisis_help_text": crisis_help_text()})
     response = HttpResponse(html, status=503)
     response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return response

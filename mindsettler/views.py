@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from bookings.api import problems
+from bookings.context_processors import crisis_help_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path_info.startswith(problems.API_PREFIX):
         return problems.server_error().response()
-    return render(request, "500.html", status=500)
+    # Passed in, not left to the context processors: this page must render whatever failed.
+    return render(request, "500.html", {"crisis_help_text": crisis_help_text()}, status=500)
 
 
 def too_many_requests(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -129,3 +129,33 @@ def test_form_controls_are_outlined_at_three_to_one():
             tag for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", path.read_text()) if light.search(tag)
         ]
     assert controls == []
+
+
+def _words(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+@pytest.mark.parametrize("page", ["500", "503"])
+def test_the_error_pages_give_the_configured_crisis_line_without_the_database(
+    page, rf, settings, django_assert_num_queries
+):
+    """A clinic outside India configures its own emergency numbers: the pages shown when
+    something failed (the database, perhaps) say those, and read nothing to say them."""
+    from mindsettler.middleware import unavailable_response
+    from mindsettler.views import server_error
+
+    settings.CRISIS_HELP_TEXT = "In an emergency, call 999 or the Samaritans on 116 123."
+    with django_assert_num_queries(0):
+        response = server_error(rf.get("/book/")) if page == "500" else unavailable_response()
+    html = _words(response.content.decode())
+    assert response.status_code == int(page)
+    assert "Not for emergencies. In an emergency, call 999 or the Samaritans on 116 123." in html
+    assert "call 112" not in html
+
+
+def test_the_500_page_promises_nothing_it_cannot_know(rf):
+    from mindsettler.views import server_error
+
+    html = _words(server_error(rf.get("/")).content.decode())
+    assert "nothing was half-saved. Please try again in a minute." in html
+    assert "has been lost" not in html
