@@ -54,7 +54,7 @@ def _booking_ics(*, booking: Booking, slot: Slot, cancel: bool) -> str:
         event.add("location", vText(_("Online")), parameters=language)
     event.add(
         "description",
-        _("Your booking page: see the emails from %(clinic)s. Reference %(ack_id)s.")
+        _("Your booking page: see the emails from %(clinic)s. Acknowledgement ID %(ack_id)s.")
         % {"clinic": settings.CLINIC_NAME, "ack_id": booking.ack_id},
         parameters=language,
     )

@@ -145,7 +145,7 @@ def _payable_or_raise(booking: Booking, *, now: datetime) -> None:
     if booking.payment_due_at is not None and booking.payment_due_at <= now:
         raise PaymentError(
             _(
-                "The time to pay for this booking has passed, so the time slot is being released. "
+                "The time to pay for this booking has passed, so the time is being released for others. "
                 "You are welcome to book again."
             )
         )

@@ -462,9 +462,12 @@ def test_hindi_says_which_time_is_which_and_reminds_in_whole_sentences(journey):
     """The move is not made until the client confirms: its email names the current time and
     the new one ("पहले"/"अब", before/now, read as if it had already moved). A reminder's
     subject and opening are sentences, not "याद दिलाना" (the verb "to remind")."""
-    if journey.language != "hi":
-        return
     [move] = journey.of("reschedule_confirm")
+    if journey.language != "hi":
+        # In English too, one pair: "Current time" before the move, "Old time" after it.
+        for part in (move.body_text, move.body_html):
+            assert "Current time:" in part and "New time:" in part and "From:" not in part, part
+        return
     for part in (move.body_text, move.body_html):
         assert "अभी का समय:" in part and "नया समय:" in part, part
     [reminder] = journey.of("reminder")

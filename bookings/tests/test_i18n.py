@@ -264,6 +264,16 @@ NOT_OUR_WORDS = {
 }
 
 
+def test_the_english_names_each_thing_one_way():
+    """The MS-XXXXXX code is the acknowledgement ID wherever a client reads it: a "reference"
+    is a payment's or a refund's. A waitlist is a waitlist, not a "waiting list"."""
+    for msgid in _po_entries(PO):
+        for found in re.finditer(r"(\S+ )?\(?\breferences?\b", msgid, re.I):
+            before = (found.group(1) or "").strip(" (").lower()
+            assert before in ("payment", "refund", "received"), f"{msgid!r}: a reference that is not a payment's"
+        assert "waiting list" not in msgid.lower(), msgid
+
+
 def _nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
 
@@ -865,7 +875,7 @@ def test_the_calendar_file_speaks_the_bookings_language(make_booking, counsellor
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor, language="hi")
     [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")
     assert str(event["summary"]) == f"Asha Menon के साथ अपॉइंटमेंट ({booking.ack_id})"
-    assert str(event["location"]) == "ऑनलाइन" and "संदर्भ" in str(event["description"])
+    assert str(event["location"]) == "ऑनलाइन" and "पावती आईडी" in str(event["description"])
     assert {event[name].params["LANGUAGE"] for name in ("summary", "location", "description")} == {"hi"}
     booking.language = "en"
     [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")

@@ -193,7 +193,7 @@ def test_waitlist_entries_are_exported_and_erased_with_the_bookings(client, hist
     data = json.loads(client.get(link + "?download").content)
     assert [w["name"] for w in data["waitlist"]] == ["Meera"]
     html = client.get(link).content.decode()
-    assert "Waiting lists" in html and "any day from Tue 1 Dec to Sun 20 Dec" in html
+    assert "Waitlist places" in html and "any day from Tue 1 Dec to Sun 20 Dec" in html
     # In Hindi: days and months named whole, a session type given no Hindi name marked English.
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
     html = client.get(link).content.decode()

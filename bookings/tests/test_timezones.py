@@ -101,7 +101,7 @@ def test_the_rescheduled_email_shows_both_times_in_the_clients_zone():
     context = {"booking": booking, "slot": new, "old_slot": old, "booking_url": "x", "clinic_name": "MindSettler"}
     with timezone.override(LONDON):
         text = render_to_string("emails/rescheduled-body.txt", context)
-    assert "Was: Saturday 24 October 2026, 10:00 BST" in text
+    assert "Old time: Saturday 24 October 2026, 10:00 BST" in text
     assert "New time: Monday 26 October 2026, 09:00 GMT" in text
 
 
