@@ -486,3 +486,60 @@ def test_every_email_to_a_client_ends_with_where_to_turn_in_a_crisis_in_both_par
             assert "112" in part and "14416" in part, email.kind
         ending = email.body_text.rstrip().rsplit("\n", 1)[-1]
         assert "14416" in ending, (email.kind, ending)  # the last words of the text part
+
+
+# --- The text and the HTML say the same ------------------------------------------------------
+
+_URL_LINE = re.compile(r"https?://\S+")
+
+
+def _sentences_of_text(body: str) -> tuple[set[str], set[str]]:
+    """The text part's sentences without its links, and those of them that introduce a link
+    (end in a colon), which the HTML part may show as a button instead."""
+    return _split(_URL_LINE.sub("", body.replace("\n-- \n", "\n")))
+
+
+def _sentences_of_html(body: str) -> set[str]:
+    """The HTML part's sentences, without its buttons (their labels, the fallback line and the
+    link it gives), the labels of its links, and the clinic's name heading the message."""
+    body = re.sub(r"<head>.*?</head>", " ", body, flags=re.S)
+    body = re.sub(r'<p style="margin:24px 0"><a [^>]*>.*?</a></p>', " ", body, flags=re.S)
+    body = re.sub(r'<p style="font-size:13px;color:#55605e">[^<]*<br><span[^>]*>[^<]*</span></p>', " ", body)
+    body = re.sub(r'<p style="margin:0 0 20px[^"]*">[^<]*</p>', " ", body)
+    labels = {html.unescape(" ".join(t.split())) for t in re.findall(r"<a\b[^>]*>(.*?)</a>", body, flags=re.S)}
+    body = re.sub(r"</?(strong|em|span|a)\b[^>]*>", "", body)
+    body = html.unescape(re.sub(r"<[^>]+>", "\n", body))
+    return _split(_URL_LINE.sub("", body))[0] - labels
+
+
+def _split(text: str) -> tuple[set[str], set[str]]:
+    parts = [p for line in text.split("\n") for p in re.split(r"(?<=[.!?।:])\s+", " ".join(line.split()))]
+    parts = [p for p in parts if p.strip(" .:।")]
+    return {p.strip(" .:।") for p in parts}, {p.strip(" .:।") for p in parts if p.endswith(":")}
+
+
+def test_the_text_and_html_parts_say_the_same(journey, settings):
+    """Some mail apps show only one part: neither may leave out what the other says. (The
+    text part introduces each link in words, "...here:", where the HTML may show a button.)"""
+    differ = []
+    for email in journey.emails:
+        if email.kind in STAFF_EMAILS:
+            continue
+        text, introductions = _sentences_of_text(email.body_text)
+        shown = _sentences_of_html(email.body_html)
+        only_text, only_html = text - shown - introductions - {settings.CLINIC_NAME}, shown - text
+        if only_text or only_html:
+            differ.append((email.kind, sorted(only_text), sorted(only_html)))
+    assert not differ, "\n".join(map(str, differ))
+    if journey.language != "en":
+        return
+    # Three that differed: each part now says all of it.
+    said = {
+        "request_received": "You can see your booking, and cancel it, here:",
+        "reminder": "Acknowledgement ID: ",
+        "confirmed": f"You can cancel online until {settings.CANCELLATION_CUTOFF_HOURS} hours before the session, "
+        "with a full refund.",
+    }
+    for kind, words in said.items():
+        email = journey.of(kind)[0]
+        assert words in email.body_text and words in html.unescape(re.sub(r"<[^>]+>", "", email.body_html)), kind

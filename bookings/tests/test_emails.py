@@ -129,7 +129,7 @@ def test_the_confirmation_states_the_cancellation_cutoff_in_force_in_both_parts(
         pay_in_full(booking)
 
     email = OutboundEmail.objects.get(booking=booking, kind="confirmed")
-    policy = f"You can cancel online until {hours} hours before the session."
+    policy = f"You can cancel online until {hours} hours before the session, with a full refund."
     assert policy in email.body_text and policy in email.body_html
 
 
