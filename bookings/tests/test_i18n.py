@@ -258,6 +258,11 @@ NOT_OUR_WORDS = {
     "तरीका": "तरीक़ा",
     "तरीके": "तरीक़े",
     "ख़ाली": "खाली",
+    "बाकी": "बाक़ी",
+    # A time "released" is opened to others: "छोड़ दिया" can read as "we dropped your time".
+    "समय छोड़": "समय दूसरों के लिए खोल दिया",
+    "खुल जाएगा": "दूसरों के लिए खोल दिया जाएगा",
+    "किसी ऐसे से": "किसी ऐसे व्यक्ति से",
     "हिन्दी": "हिंदी (as the language switcher, Django's own name for it, spells it)",
     "कोई पसंद नहीं": "कोई ख़ास पसंद नहीं (“No preference”, not “I like none”)",
     "क्यों आ रहे": "किस बारे में बात करना चाहेंगे (“What brings you”, not “why are you coming”)",
