@@ -49,7 +49,12 @@ def _context(booking: Booking, **extra: object) -> dict[str, object]:
 
 def verification(*, booking: Booking, raw_token: str) -> None:
     url = absolute_url(reverse("bookings:verify", args=[raw_token]))
-    email_queue(kind="verify", to=booking.email, booking=booking, context=_context(booking, verify_url=url))
+    email_queue(
+        kind="verify",
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, verify_url=url, link_hours=settings.VERIFICATION_LINK_HOURS),
+    )
 
 
 def already_active(*, booking: Booking) -> None:
@@ -63,7 +68,12 @@ def already_active(*, booking: Booking) -> None:
 
 def cancel_confirmation(*, booking: Booking, raw_token: str) -> None:
     url = absolute_url(reverse("bookings:cancel_confirm", args=[raw_token]))
-    email_queue(kind="cancel_confirm", to=booking.email, booking=booking, context=_context(booking, confirm_url=url))
+    email_queue(
+        kind="cancel_confirm",
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, confirm_url=url, link_minutes=settings.CANCELLATION_LINK_MINUTES),
+    )
 
 
 def on_transition(
@@ -285,7 +295,14 @@ def privacy_link(*, booking: Booking, purpose: str, raw_token: str) -> None:
         kind, url = "privacy_erase", absolute_url(reverse("bookings:privacy_erase", args=[raw_token]))
     else:
         kind, url = "privacy_export", absolute_url(reverse("bookings:privacy_export", args=[raw_token]))
-    email_queue(kind=kind, to=booking.email, booking=booking, context=_context(booking, link_url=url))
+    from bookings.services.privacy import PRIVACY_LINK_HOURS  # services import this module
+
+    email_queue(
+        kind=kind,
+        to=booking.email,
+        booking=booking,
+        context=_context(booking, link_url=url, link_hours=PRIVACY_LINK_HOURS),
+    )
 
 
 def reminder(*, booking: Booking, cancel_online: bool = True) -> OutboundEmail:
@@ -401,7 +418,7 @@ def waitlist_verify(*, entry: WaitlistEntry, raw_token: str) -> None:
         kind="waitlist_verify",
         to=entry.email,
         language=entry.language,
-        context=_waitlist_context(entry, verify_url=url),
+        context=_waitlist_context(entry, verify_url=url, link_hours=settings.VERIFICATION_LINK_HOURS),
     )
 
 

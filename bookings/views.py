@@ -153,6 +153,8 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
         "token": token,
         "can_resend": can_resend,
         "link_hours": settings.VERIFICATION_LINK_HOURS,
+        "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
+        "reschedule_link_minutes": settings.RESCHEDULE_LINK_MINUTES,
         # A booking page that has closed opens by no link: the page says so, rather than
         # offering a fresh link that would lead back here.
         "page_closed": purpose == LinkToken.Purpose.MANAGE

@@ -81,7 +81,11 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
         else:
             context["error_items"] = [("", exc.message)]
         return render(request, "bookings/waitlist_join.html", context, status=409)
-    return render(request, "bookings/waitlist_sent.html", {"email": data["email"]})
+    return render(
+        request,
+        "bookings/waitlist_sent.html",
+        {"email": data["email"], "link_hours": settings.VERIFICATION_LINK_HOURS},
+    )
 
 
 def _link_problem(request: HttpRequest, exc: TokenInvalid) -> HttpResponse:

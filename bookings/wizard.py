@@ -548,7 +548,13 @@ def _done(step: Step) -> HttpResponse:
         _run_save(request, step.key, step.run)
     # The address as typed, to correct in place (a typo is the usual mistake).
     email_form = CorrectEmailForm(request.POST if correcting else None, initial={"email": booking.email})
-    extra: dict[str, Any] = {"booking": booking, "is_draft": is_draft, "resent": resent, "email_form": email_form}
+    extra: dict[str, Any] = {
+        "booking": booking,
+        "is_draft": is_draft,
+        "resent": resent,
+        "email_form": email_form,
+        "link_hours": settings.VERIFICATION_LINK_HOURS,
+    }
     if not (correcting or resending):
         return _render_step(step, None, extra=extra)
     if correcting and not email_form.is_valid():

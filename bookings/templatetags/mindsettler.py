@@ -57,6 +57,19 @@ def _minutes(count: int, language: str | None) -> str:
 
 
 @register.filter
+def hours(count: int) -> str:
+    """A length of time in hours, in words: '24 hours', '1 hour' (a link's life, a cutoff)."""
+    return ngettext("%(hours)s hour", "%(hours)s hours", int(count)) % {"hours": int(count)}
+
+
+@register.filter
+def link_minutes(count: int) -> str:
+    """A link's life from a setting in minutes, in words: '1 hour' for 60, else '30 minutes'."""
+    count = int(count)
+    return hours(count // 60) if count and count % 60 == 0 else minutes(count)
+
+
+@register.filter
 def when(value: datetime | None) -> str:
     """A moment in the clinic's time zone, with the zone named: 'Tuesday 1 December 2026, 10:00 IST'.
 

@@ -97,7 +97,7 @@ def test_an_expired_link_changes_nothing(client, cancel_link):
     LinkToken.objects.filter(purpose=LinkToken.Purpose.CANCEL).update(expires_at=timezone.now())
     assert client.get(link).status_code == 410
     response = client.post(link)
-    assert response.status_code == 410 and "one hour" in response.content.decode()
+    assert response.status_code == 410 and "Cancellation links work once, for 1 hour." in response.content.decode()
     booking.refresh_from_db()
     assert booking.status == Status.APPROVED
 
@@ -171,3 +171,11 @@ def test_purge_drafts_deletes_only_old_unverified_drafts(make_booking, settings,
     # The task wraps the same service.
     make_booking(Status.DRAFT, created_at=old)
     assert purge_drafts.call() == 1
+
+
+def test_the_expired_link_page_and_the_email_give_the_links_life_from_the_setting(client, cancel_link, settings):
+    settings.CANCELLATION_LINK_MINUTES = 30
+    _booking, link = cancel_link()
+    assert "The link works once and for 30 minutes." in mail.outbox[-1].body
+    LinkToken.objects.filter(purpose=LinkToken.Purpose.CANCEL).update(expires_at=timezone.now())
+    assert "Cancellation links work once, for 30 minutes." in client.get(link).content.decode()

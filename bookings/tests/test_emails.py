@@ -197,3 +197,46 @@ def test_a_verification_link_is_not_kept_in_the_outbox_once_sent(client, make_bo
     assert raw in mail.outbox[0].body
     stored = OutboundEmail.objects.get(booking=booking, kind="verify")
     assert raw not in stored.body_text and raw not in stored.body_html
+
+
+# --- How long a link works: the settings, not numbers written in the text --------------------
+
+
+def _said(email) -> str:
+    import html
+    import re
+
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", email.body_html)).split())
+
+
+def test_each_links_life_in_an_email_follows_its_setting(settings, make_booking, counsellor, oncommit, monkeypatch):
+    from bookings import notifications
+    from bookings.models import LinkToken
+    from bookings.services import privacy
+
+    settings.VERIFICATION_LINK_HOURS, settings.CANCELLATION_LINK_MINUTES = 1, 90
+    monkeypatch.setattr(privacy, "PRIVACY_LINK_HOURS", 48)
+    draft = make_booking(Status.DRAFT)
+    booking = make_booking(Status.APPROVED)
+    with oncommit():
+        notifications.verification(booking=draft, raw_token="t")
+        notifications.cancel_confirmation(booking=booking, raw_token="t")
+        notifications.privacy_link(booking=booking, purpose=LinkToken.Purpose.ERASE, raw_token="t")
+        notifications.privacy_link(booking=booking, purpose=LinkToken.Purpose.EXPORT, raw_token="t")
+    said = {
+        "verify": "The link works once and for 1 hour.",
+        "cancel_confirm": "The link works once and for 90 minutes.",
+        "privacy_erase": "The link works once, for 48 hours.",
+        "privacy_export": "download all of it as a file, for the next 48 hours",
+    }
+    for kind, words in said.items():
+        email = OutboundEmail.objects.get(kind=kind)
+        assert words in email.body_text and words in _said(email), kind
+        assert "24 hours" not in email.body_text and "one hour" not in email.body_text, kind
+
+
+def test_a_duration_reads_in_hours_when_it_is_whole_hours():
+    from bookings.templatetags.mindsettler import hours, link_minutes
+
+    assert hours(2) == "2 hours" and hours(1) == "1 hour"
+    assert link_minutes(60) == "1 hour" and link_minutes(120) == "2 hours" and link_minutes(45) == "45 minutes"

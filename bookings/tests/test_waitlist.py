@@ -407,3 +407,13 @@ def test_a_request_to_join_with_no_fields_at_all_says_what_is_missing(client, se
     html = response.content.decode()
     assert response.status_code == 400 and 'class="error-summary"' in html
     assert not WaitlistEntry.objects.exists()
+
+
+def test_the_sent_page_and_email_say_how_long_the_link_works_from_the_setting(
+    client, session_type, counsellor, settings
+):
+    settings.VERIFICATION_LINK_HOURS = 3
+    today = timezone.localdate()
+    response = _join(client, session_type, today + timedelta(days=5), today + timedelta(days=10))
+    assert "It works once, for 3 hours." in response.content.decode()
+    assert "The link works once and for 3 hours." in mail.outbox[-1].body

@@ -893,3 +893,12 @@ def test_a_step_with_errors_starts_at_its_summary_without_javascript(client, ses
         html = response.content.decode()
         assert "There is a problem" in html and html.count("autofocus") == 1
         assert re.search(r'<div class="error-summary"[^>]*data-error-summary autofocus>', html)
+
+
+def test_the_done_page_says_how_long_the_link_works_from_the_setting(client, session_type, slot, settings):
+    settings.VERIFICATION_LINK_HOURS = 1
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    submit(client, run)
+    html = client.get(url(run, "done")).content.decode()
+    assert "The link works for 1 hour." in html and "24 hours" not in html
+    assert "The link works once and for 1 hour." in mail.outbox[-1].body

@@ -159,3 +159,8 @@ def test_the_500_page_promises_nothing_it_cannot_know(rf):
     html = _words(server_error(rf.get("/")).content.decode())
     assert "nothing was half-saved. Please try again in a minute." in html
     assert "has been lost" not in html
+
+
+def test_the_home_page_gives_the_cancellation_cutoff_in_force(client, session_type, settings):
+    settings.CANCELLATION_CUTOFF_HOURS = 48
+    assert "You can cancel online up to 48 hours before." in client.get("/").content.decode()
