@@ -277,7 +277,7 @@ def _return_message(payment: Payment) -> tuple[int, str]:
         return messages.SUCCESS, (
             gettext(
                 "Thank you. We received your payment of %(amount)s and your session is confirmed. "
-                "A receipt and calendar invitation are on their way to your inbox."
+                "A confirmation with your payment reference, and a calendar invitation, are on their way to your inbox."
             )
             % {"amount": money(payment.amount, payment.currency)}
         )

@@ -76,6 +76,8 @@ def test_sandbox_pay_confirms_the_booking_with_receipt_and_invitation(client, ap
     assert response.status_code == 302
     assert response["Location"] == reverse("bookings:booking_page", args=[token])
     assert "your session is confirmed" in messages_of(response)[0]
+    # What is promised is what comes: the confirmation email gives the payment reference.
+    assert "A confirmation with your payment reference" in messages_of(response)[0]
     booking.refresh_from_db()
     payment.refresh_from_db()
     assert booking.status == Status.CONFIRMED
@@ -158,7 +160,8 @@ def test_forged_or_missing_sandbox_signature_is_refused_and_changes_nothing(clie
     response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), fields)
 
     assert response.status_code == 400
-    assert "could not verify" in response.content.decode()
+    html = response.content.decode()
+    assert "We could not confirm this payment yet" in html and "Nothing about your booking has changed." in html
     booking.refresh_from_db()
     payment.refresh_from_db()
     assert booking.status == Status.PAYMENT_PENDING

@@ -294,6 +294,7 @@ def test_opening_the_payment_window_again_makes_no_booking_link(client, api, app
     closed = client.get(window)
     html = closed.content.decode()
     assert closed.status_code == 200 and "That payment attempt is closed." in html
+    assert "Nothing more has been charged. Go back to your booking to see where it stands" in html
     assert f'<form method="post" action="{back}"' in html and token not in html
     assert links.count() == made
 

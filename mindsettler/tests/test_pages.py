@@ -164,3 +164,15 @@ def test_the_500_page_promises_nothing_it_cannot_know(rf):
 def test_the_home_page_gives_the_cancellation_cutoff_in_force(client, session_type, settings):
     settings.CANCELLATION_CUTOFF_HOURS = 48
     assert "You can cancel online up to 48 hours before." in client.get("/").content.decode()
+
+
+def test_a_refused_page_says_what_to_do_instead(rf):
+    from django.contrib.auth.models import AnonymousUser
+
+    from mindsettler.views import permission_denied
+
+    request = rf.get("/somewhere/")
+    request.user = AnonymousUser()
+    html = _words(permission_denied(request).content.decode())
+    assert "This page is not available. If you followed a link from one of our emails, open your booking" in html
+    assert "It is not open to you" not in html
