@@ -400,9 +400,9 @@ class WaitlistForm(JourneyForm):
         label=_("Counsellor"),
         queryset=Counsellor.objects.none(),
         required=False,
-        empty_label=_("Any counsellor"),
+        empty_label=_("No preference"),  # as in the booking wizard
         widget=forms.Select(attrs={"class": "input"}),
-        error_messages={"invalid_choice": _("Choose one of the counsellors listed, or “Any counsellor”.")},
+        error_messages={"invalid_choice": _("Choose one of the counsellors listed, or “No preference”.")},
     )
     date_from = forms.DateField(
         label=_("First day that suits you"),

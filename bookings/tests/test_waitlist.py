@@ -417,3 +417,8 @@ def test_the_sent_page_and_email_say_how_long_the_link_works_from_the_setting(
     response = _join(client, session_type, today + timedelta(days=5), today + timedelta(days=10))
     assert "It works once, for 3 hours." in response.content.decode()
     assert "The link works once and for 3 hours." in mail.outbox[-1].body
+
+
+def test_the_waitlist_offers_no_preference_as_the_wizard_does(client, session_type, counsellor):
+    html = client.get("/waitlist/").content.decode()
+    assert ">No preference</option>" in html and "Any counsellor" not in html
