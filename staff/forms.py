@@ -784,6 +784,30 @@ WEEKDAYS = [
 ]
 
 
+def session_minutes_field(label: str) -> forms.IntegerField:
+    """How long each published session is: weekly hours and a range on the calendar."""
+    return forms.IntegerField(
+        label=label,
+        min_value=10,
+        max_value=240,
+        initial=50,
+        error_messages=whole_number_messages("the session length", low=10, high=240, unit="minutes", example=50),
+    )
+
+
+def buffer_minutes_field(label: str) -> forms.IntegerField:
+    """The rest between published sessions."""
+    return forms.IntegerField(
+        label=label,
+        min_value=0,
+        max_value=120,
+        initial=10,
+        error_messages=whole_number_messages(
+            "the buffer between sessions", low=0, high=120, unit="minutes", example=10
+        ),
+    )
+
+
 class WeeklyHoursForm(forms.Form):
     prefix = "hours"  # its fields' names and ids on a page with other forms
     weekday = forms.TypedChoiceField(
@@ -802,22 +826,8 @@ class WeeklyHoursForm(forms.Form):
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         error_messages=time_messages("the time the hours end"),
     )
-    session_minutes = forms.IntegerField(
-        label="Session length (minutes)",
-        min_value=10,
-        max_value=240,
-        initial=50,
-        error_messages=whole_number_messages("the session length", low=10, high=240, unit="minutes", example=50),
-    )
-    buffer_minutes = forms.IntegerField(
-        label="Buffer between sessions (minutes)",
-        min_value=0,
-        max_value=120,
-        initial=10,
-        error_messages=whole_number_messages(
-            "the buffer between sessions", low=0, high=120, unit="minutes", example=10
-        ),
-    )
+    session_minutes = session_minutes_field("Session length (minutes)")
+    buffer_minutes = buffer_minutes_field("Buffer between sessions (minutes)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -899,22 +909,8 @@ class PublishRangeForm(forms.Form):
         input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
         error_messages=dict.fromkeys(("required", "invalid"), "Select a time on the calendar to publish."),
     )
-    session_minutes = forms.IntegerField(
-        label="Session length",
-        min_value=10,
-        max_value=240,
-        initial=50,
-        error_messages=whole_number_messages("the session length", low=10, high=240, unit="minutes", example=50),
-    )
-    buffer_minutes = forms.IntegerField(
-        label="Buffer",
-        min_value=0,
-        max_value=120,
-        initial=10,
-        error_messages=whole_number_messages(
-            "the buffer between sessions", low=0, high=120, unit="minutes", example=10
-        ),
-    )
+    session_minutes = session_minutes_field("Session length")
+    buffer_minutes = buffer_minutes_field("Buffer")
 
     def __init__(self, *args: Any, counsellors: QuerySet[Counsellor], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -76,22 +76,13 @@ def test_nginx_logs_no_link_token_of_any_address_of_the_app():
     is logged without it, anywhere in the path."""
     import secrets
 
-    from django.urls import URLPattern, URLResolver, get_resolver, reverse
+    from django.urls import reverse
 
     from mindsettler.logging import redact
-
-    def routes(patterns, namespace=""):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                yield from routes(p.url_patterns, p.namespace or namespace)
-            elif isinstance(p, URLPattern) and "token" in p.pattern.converters:
-                yield f"{namespace}:{p.name}" if namespace else p.name, p.pattern.converters
+    from mindsettler.tests.routes import token_paths
 
     token = secrets.token_urlsafe(32)
-    paths = [
-        reverse(name, kwargs={key: (token if key == "token" else 1) for key in converters})
-        for name, converters in routes(get_resolver().url_patterns)
-    ]
+    paths = token_paths(token)
     paths += [
         reverse("account_reset_password_from_key", kwargs={"uidb36": "1", "key": "cb2c5t-" + token}),
         reverse("account_confirm_email", kwargs={"key": f"Mg:1vQx3T:{token}"}),

@@ -132,23 +132,13 @@ def test_every_link_token_in_a_path_is_redacted():
     """A CSRF refusal or an error logs the path: whatever route takes an emailed token, the
     token is gone from the line. Every `<token>` route of the site is tried, so a new one
     the pattern misses fails here."""
-    from django.urls import URLPattern, URLResolver, get_resolver, reverse
-
     from mindsettler.logging import redact
-
-    def routes(patterns, namespace=""):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                yield from routes(p.url_patterns, p.namespace or namespace)
-            elif isinstance(p, URLPattern) and "token" in p.pattern.converters:
-                yield f"{namespace}:{p.name}" if namespace else p.name, p.pattern.converters
+    from mindsettler.tests.routes import token_paths
 
     token = "Zq8vT3xY_kL0-mN5pQ7rS9uW1aB2cD4e"
-    found = list(routes(get_resolver().url_patterns))
-    assert len(found) >= 15, found
-    for name, converters in found:
-        kwargs = {key: (token if key == "token" else 1) for key in converters}
-        path = reverse(name, kwargs=kwargs)
+    paths = token_paths(token)
+    assert len(paths) >= 15, paths
+    for path in paths:
         assert token not in redact(f"Forbidden (CSRF cookie not set.): {path}"), path
 
 
