@@ -471,7 +471,10 @@ class CancelForm(VersionForm):
     client_asked = forms.BooleanField(
         label="The client asked to cancel",
         required=False,
-        help_text="Inside the cancellation cutoff, this is recorded as a late cancellation.",
+        help_text=(
+            "Their email then says it is cancelled as they asked, not that the clinic had to cancel. "
+            "Inside the cancellation cutoff, it is also recorded as a late cancellation."
+        ),
     )
     error_messages = {"required": "Give a reason for cancelling this booking."}
 

@@ -458,6 +458,24 @@ def test_cancel_needs_a_reason_then_cancels(admin_client, counsellor, make_booki
     assert again.status_code == 409
 
 
+def test_a_request_withdrawn_by_phone_is_cancelled_as_the_client_asked(admin_client, pending, oncommit):
+    """A request with no time yet has no late cancellation to record, but the client's email
+    still depends on who wanted it: the form offers "The client asked to cancel" for it too,
+    so a client who phoned to withdraw is not told the clinic had to cancel."""
+    page = admin_client.get(url("detail", pending)).content.decode()
+    assert 'name="cancel-client_asked"' in page
+    with oncommit():
+        response = admin_client.post(
+            url("cancel", pending),
+            {"cancel-version": pending.version, "cancel-reason": "Phoned to withdraw", "cancel-client_asked": "on"},
+        )
+    assert response.status_code == 302
+    email = OutboundEmail.objects.get(booking=pending, kind="cancelled")
+    assert email.subject == f"Your booking {pending.ack_id} is cancelled"
+    assert "We are sorry" not in email.body_text and "Phoned" not in email.body_text
+    assert not pending.events.filter(action="late_cancellation").exists()
+
+
 # --- Resend and meeting link ----------------------------------------------------------
 
 
