@@ -571,9 +571,9 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
         kind = f"{escape(b['session_type__name'])} · {mode_label(mode)}"
         # An f-string: str.format() of the same row took four times as long.
         out.append(
-            f'<tr><td class="px-3 py-2"><a href="{link}" class="font-semibold">{ack_id}</a></td>'
+            f'<tr><td class="px-3 py-2 whitespace-nowrap"><a href="{link}" class="font-semibold">{ack_id}</a></td>'
             f'<td class="px-3 py-2">{name}<br><span class="text-muted">{email}</span></td>'
-            f'<td class="px-3 py-2"><span class="badge {status_badge(status)}">{status_label(status)}</span></td>'
+            f'<td class="px-3 py-2 whitespace-nowrap"><span class="badge {status_badge(status)}">{status_label(status)}</span></td>'
             f'<td class="px-3 py-2">{session}</td><td class="px-3 py-2">{counsellor}</td>'
             f'<td class="px-3 py-2">{kind}</td><td class="px-3 py-2">{short(b["created_at"])}</td></tr>'
         )
