@@ -239,7 +239,9 @@
     // sessions, free slots, cancelled bookings.
     eventOrder: ["start", cancelledLast, "-duration", "allDay", "rank", "title"],
     views: {
-      timeGridWeek: { eventMaxStack: 1 },
+      // "Mon 30": the title above names the month. "Mon 30/11" broke over two lines in the
+      // narrower columns, so some days' headings took two lines and others one.
+      timeGridWeek: { eventMaxStack: 1, dayHeaderFormat: { weekday: "short", day: "numeric" } },
       timeGridDay: { eventMaxStack: 6 },
     },
     // FullCalendar's "+N" opens its list on a click, Enter or Space, as a button does: say so
