@@ -16,8 +16,10 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Max, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
+from bookings.clinic_time import SkippedTime, clinic_moment
 from bookings.errors import PolicyVersionChanged, SessionTypeChanged, SettingRefused
 from bookings.models import (
     MODE_FLAGS,
@@ -49,6 +51,31 @@ from staff.models import User
 
 DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+class ClinicDateTimeField(forms.DateTimeField):
+    """A date and time on the clinic's clocks (or with its own offset), read by clinic_moment:
+    a time the clocks repeat is its first occurrence, and one they skip is refused saying when
+    they jump. Django's field refused both alike, naming the zone's identifier."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, datetime):
+            moment = value
+        else:
+            try:
+                moment = parse_datetime(str(value).strip())
+            except ValueError:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+            if moment is None:  # one of input_formats, else refused as invalid
+                moment = forms.fields.BaseTemporalField.to_python(self, value)
+        if timezone.is_aware(moment):
+            return moment
+        try:
+            return clinic_moment(moment)
+        except SkippedTime as exc:
+            raise forms.ValidationError(exc.message, code="skipped_time") from None
 
 
 class _ReadOnceChoiceIterator(forms.models.ModelChoiceIterator):
@@ -851,7 +878,7 @@ class GenerateForm(forms.Form):
 
 class SlotForm(forms.Form):
     prefix = "slot"  # its fields' names and ids on a page with other forms
-    start = forms.DateTimeField(
+    start = ClinicDateTimeField(
         label="Starts",
         widget=DATETIME_LOCAL,
         input_formats=DATETIME_FORMATS,
@@ -873,14 +900,14 @@ class SlotForm(forms.Form):
 
 class BlockedPeriodForm(forms.Form):
     prefix = "blocked"  # its fields' names and ids on a page with other forms
-    start = forms.DateTimeField(
+    start = ClinicDateTimeField(
         label="From",
         widget=DATETIME_LOCAL,
         input_formats=DATETIME_FORMATS,
         validators=_TIMES,
         error_messages=moment_messages("when the time off starts"),
     )
-    end = forms.DateTimeField(
+    end = ClinicDateTimeField(
         label="Until",
         widget=DATETIME_LOCAL,
         input_formats=DATETIME_FORMATS,
@@ -904,11 +931,11 @@ class PublishRangeForm(forms.Form):
         error_messages=dict.fromkeys(("required", "invalid_choice"), "Choose a counsellor whose times you publish."),
     )
     # Sent by the calendar from the selection, not typed.
-    start = forms.DateTimeField(
+    start = ClinicDateTimeField(
         input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
         error_messages=dict.fromkeys(("required", "invalid"), "Select a time on the calendar to publish."),
     )
-    end = forms.DateTimeField(
+    end = ClinicDateTimeField(
         input_formats=[*DATETIME_FORMATS, "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
         error_messages=dict.fromkeys(("required", "invalid"), "Select a time on the calendar to publish."),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from bookings.clinic_time import wall_clock_moment
 from bookings.errors import (
     BookingError,
     SlotsHeld,
@@ -132,28 +133,6 @@ def slots_publish(
     return created, skipped
 
 
-def _moment_at(day: date, wall: time, tz: tzinfo) -> datetime:
-    """The moment the clinic's clocks show `wall` on `day`: its first occurrence when the
-    clocks go back, and the moment they jump when they go forward past it (make_aware would
-    read a time they skip with the offset before the jump: an hour late, so hours ending then
-    got a session after their end, and hours starting then lost their first hour)."""
-    naive = datetime.combine(day, wall)
-    late, early = (naive.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
-    if early >= late:  # it happens, once or (fold 0 first) twice
-        return naive.replace(tzinfo=tz, fold=0)
-    # Skipped: the jump lies between the two readings. Its moment is the first whose offset
-    # is the one after it; jumps fall on whole minutes.
-    after = naive.replace(tzinfo=tz, fold=1).utcoffset()
-    lo, hi = 0, int((late - early).total_seconds() // 60)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if (early + timedelta(minutes=mid)).astimezone(tz).utcoffset() == after:
-            hi = mid
-        else:
-            lo = mid + 1
-    return (early + timedelta(minutes=lo)).astimezone(tz)
-
-
 def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date | None = None) -> tuple[int, int]:
     """Publish free slots from the counsellor's weekly hours for the coming `weeks`, from
     today. Running it again creates only what is missing. Returns (slots created, times
@@ -169,8 +148,8 @@ def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date
                 continue
             slots, passed_over = slots_publish(
                 counsellor=counsellor,
-                start=_moment_at(day, wh.start_time, tz),
-                end=_moment_at(day, wh.end_time, tz),
+                start=wall_clock_moment(day, wh.start_time, tz),
+                end=wall_clock_moment(day, wh.end_time, tz),
                 session_minutes=wh.session_minutes,
                 buffer_minutes=wh.buffer_minutes,
             )
