@@ -8,6 +8,7 @@ name, is read here, so all of them mean the same moment."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
@@ -82,3 +83,23 @@ def wall_clock_moment(day: date, wall: time, tz: tzinfo | None = None) -> dateti
         return clinic_moment(datetime.combine(day, wall), tz)
     except SkippedTime:
         return _jump(datetime.combine(day, wall), tz)
+
+
+@lru_cache(maxsize=16)
+def _abbreviations(tz: tzinfo, today: date) -> str:
+    seen: dict[str, timedelta] = {}
+    for days in range(0, 366, 14):  # twice a month: a change of clocks lasts longer than that
+        moment = datetime.combine(today + timedelta(days=days), time(12), tzinfo=UTC).astimezone(tz)
+        name, offset = moment.tzname(), moment.utcoffset()
+        if name is not None and offset is not None:
+            seen.setdefault(name, offset)
+    return "/".join(sorted(seen, key=lambda name: seen[name]))
+
+
+def zone_abbreviations(tz: tzinfo | None = None) -> str:
+    """The abbreviations the clinic's clocks show over the coming year, standard time first: 'IST',
+    or 'GMT/BST' for a zone with daylight saving. For what is said of every date (a hint next to
+    a date-and-time input, 'Times are shown in London time (GMT/BST).'); a time shown names its
+    own date's ('01:30 BST')."""
+    tz = tz or timezone.get_current_timezone()
+    return _abbreviations(tz, timezone.now().astimezone(tz).date())

@@ -18,6 +18,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from bookings import selectors
+from bookings.clinic_time import zone_abbreviations
 from bookings.forms import id_from
 from bookings.models import Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
@@ -54,7 +55,9 @@ def slot_picker(
         "chosen_elsewhere": chosen_elsewhere,
         "picker_notice": notice,
         "any_counsellor": counsellor is None,
-        "tz_abbr": timezone.localtime().tzname(),
+        # Said of every day shown: both abbreviations of a zone with daylight saving (each
+        # time names its own).
+        "tz_abbr": zone_abbreviations(),
         "tz_name": gettext(settings.TIME_ZONE_NAME),
         "min_notice_hours": settings.BOOKING_MIN_NOTICE_HOURS,
         "horizon_days": settings.BOOKING_HORIZON_DAYS,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
-from bookings.clinic_time import SkippedTime, clinic_moment
+from bookings.clinic_time import SkippedTime, clinic_moment, zone_abbreviations
 from bookings.errors import PolicyVersionChanged, SessionTypeChanged, SettingRefused
 from bookings.models import (
     MODE_FLAGS,
@@ -104,8 +104,10 @@ class SlotChoiceField(forms.ModelChoiceField):
 
 def clinic_time_hint() -> str:
     """The hint of a date-and-time input: which zone its wall-clock time is read in (the
-    clinic's), as the booking form names it: 'In India Standard Time (IST).'"""
-    return f"In {settings.TIME_ZONE_NAME} ({timezone.localtime().tzname()})."
+    clinic's), as the booking form names it: 'In India Standard Time (IST).' For a zone with
+    daylight saving, both abbreviations ('In London time (GMT/BST).'): the date typed may be on
+    either side of a change of clocks, whatever today's is."""
+    return f"In {settings.TIME_ZONE_NAME} ({zone_abbreviations()})."
 
 
 def phone_input(value: str) -> str:

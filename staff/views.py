@@ -38,6 +38,7 @@ from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import services
+from bookings.clinic_time import zone_abbreviations
 from bookings.emails import STAFF_EMAIL_KINDS
 from bookings.errors import (
     BookingError,
@@ -202,7 +203,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
             "publish_form": PublishRangeForm(counsellors=counsellors_for(request.user)),
             # The calendar shows the clinic's times whatever the browser's zone (calendar.js).
             "time_zone": timezone.get_current_timezone_name(),
-            "time_zone_abbreviation": timezone.localtime().strftime("%Z"),
+            "time_zone_abbreviation": zone_abbreviations(),  # of every date the calendar shows
             "time_zone_name": settings.TIME_ZONE_NAME,
             "nav": "calendar",
         },

@@ -181,3 +181,12 @@ def test_weekly_hours_that_begin_or_end_in_the_hour_that_never_happens(counsello
     availability_generate(counsellor=counsellor, weeks=1, today=first)
     slots = Slot.objects.filter(counsellor=counsellor).order_by("start")
     assert [f"{timezone.localtime(s.start):%H:%M %Z}" for s in slots] == starts
+
+
+@pytest.mark.django_db
+def test_the_wizards_hint_names_both_abbreviations_of_a_zone_with_daylight_saving(client, settings, slot):
+    """It named today's ('London time (GMT)') above times of summer days marked BST."""
+    settings.TIME_ZONE, settings.TIME_ZONE_NAME = LONDON, "London time"
+    html = client.get("/book/", follow=True).content.decode()
+    assert "Times are shown in London time (GMT/BST)." in html
+    assert f"{timezone.localtime(slot.start):%H:%M %Z}" in html

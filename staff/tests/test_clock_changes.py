@@ -15,9 +15,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from bookings.clinic_time import SkippedTime, clinic_moment, wall_clock_moment
+from bookings.clinic_time import SkippedTime, clinic_moment, wall_clock_moment, zone_abbreviations
 from bookings.models import BlockedPeriod, Slot, WeeklyHours
 from bookings.services import availability_generate
+from staff.forms import clinic_time_hint
 
 LONDON, NEW_YORK = "Europe/London", "America/New_York"
 # (zone, zone's words, a skipped wall-clock time, the message refusing it)
@@ -216,3 +217,35 @@ def test_weekly_hours_over_a_change_give_sessions_of_their_length_at_their_wall_
     assert [f"{timezone.localtime(s.start):%H:%M %Z}" for s in slots] == starts
     assert all(s.end - s.start == timedelta(minutes=50) for s in slots)
     assert all(a.end <= b.start for a, b in pairwise(slots))
+
+
+# --- What hints say of every date ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [(LONDON, "GMT/BST"), (NEW_YORK, "EST/EDT"), ("Australia/Sydney", "AEST/AEDT"), ("Asia/Kolkata", "IST")],
+)
+@pytest.mark.parametrize("today", [datetime(2027, 1, 15, tzinfo=UTC), datetime(2027, 7, 15, tzinfo=UTC)])
+def test_a_hint_names_the_zones_abbreviations_of_the_whole_year_whatever_the_season_today(
+    monkeypatch, zone, expected, today
+):
+    """The hint named today's: 'In London time (GMT).' next to an input for a date in July."""
+    monkeypatch.setattr(timezone, "now", lambda: today)
+    with timezone.override(zone):
+        assert zone_abbreviations() == expected
+        assert clinic_time_hint() == f"In India Standard Time ({expected})."
+
+
+def test_the_availability_pages_hints_and_the_calendars_name_both_of_a_zone_with_daylight_saving(
+    counsellor_client, counsellor, clinic_zone
+):
+    clinic_zone(LONDON, "UK time")
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=0, start_time=time(9), end_time=time(12))
+    html = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    for field in ("hours-start_time", "hours-end_time", "slot-start", "blocked-start", "blocked-end"):
+        assert f'id="id_{field}-hint">In UK time (GMT/BST).</span>' in html, field
+    hours = html[html.index('id="hours-h"') :]
+    assert "In UK time (GMT/BST)." in hours[: hours.index("Monday 09:00")]
+    html = counsellor_client.get(reverse("staff:calendar")).content.decode()
+    assert "Times are in UK time (GMT/BST), whatever your device's time zone." in html
