@@ -292,16 +292,21 @@ FORMAT_MODULE_PATH = ["mindsettler.formats"]
 TIME_ZONE = envstr("TIME_ZONE", "Asia/Kolkata")
 # The zone as clients are told it ("Times are shown in India Standard Time (IST)"); another
 # zone is named after its city ("Europe/London": "London time") unless this is set, and a
-# zone with no city by its offset ("Etc/GMT-5", whose sign reads backwards, is "UTC+05:00").
+# zone with no city by its offset ("Etc/GMT-5", whose sign reads backwards, is "UTC+05:00"),
+# or by its name if that changes ("GB time": its offset on one day was wrong half the year).
 if TIME_ZONE in ("Asia/Kolkata", "Asia/Calcutta"):
     _zone_words = gettext_noop("India Standard Time")
 elif "/" in TIME_ZONE and not TIME_ZONE.startswith("Etc/"):
     _zone_words = TIME_ZONE.rsplit("/", 1)[-1].replace("_", " ") + " time"
-else:  # a fixed offset: said the way round people read it ("Etc/GMT-5" is UTC+05:00)
-    _offset = int(ZoneInfo(TIME_ZONE).utcoffset(datetime(2026, 1, 1)).total_seconds() // 60)
-    _zone_words = (
-        f"UTC{'+' if _offset >= 0 else '-'}{abs(_offset) // 60:02d}:{abs(_offset) % 60:02d}" if _offset else "UTC"
-    )
+else:
+    _offsets = {ZoneInfo(TIME_ZONE).utcoffset(datetime(datetime.now().year, month, 1)) for month in range(1, 13)}
+    if len(_offsets) > 1:  # daylight saving ("GB", "NZ", "CET"): no one offset is right all year
+        _zone_words = TIME_ZONE.replace("_", " ") + " time"
+    else:  # a fixed offset: said the way round people read it ("Etc/GMT-5" is UTC+05:00)
+        _offset = int(_offsets.pop().total_seconds() // 60)
+        _zone_words = (
+            f"UTC{'+' if _offset >= 0 else '-'}{abs(_offset) // 60:02d}:{abs(_offset) % 60:02d}" if _offset else "UTC"
+        )
 TIME_ZONE_NAME = envstr("TIME_ZONE_NAME") or _zone_words  # empty: the default
 USE_I18N = True
 USE_TZ = True

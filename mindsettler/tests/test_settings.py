@@ -287,6 +287,12 @@ def test_production_static_build_succeeds(tmp_path):
         ("Asia/Calcutta", "India Standard Time"),  # the zone's old name
         ("Etc/GMT-5", "UTC+05:00"),  # five hours *ahead* of UTC: "GMT-5" says the opposite
         ("UTC", "UTC"),
+        ("Japan", "UTC+09:00"),
+        # No city, and daylight saving: named by their offset on 1 January, they were wrong half
+        # the year ("GB" was "UTC", "NZ" "UTC+13:00").
+        ("GB", "GB time"),
+        ("NZ", "NZ time"),
+        ("CET", "CET time"),
     ],
 )
 def test_the_clinics_zone_is_named_in_words(zone, words):
