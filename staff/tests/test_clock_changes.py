@@ -12,12 +12,14 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
 from bookings.clinic_time import SkippedTime, clinic_moment, wall_clock_moment, zone_abbreviations
-from bookings.models import BlockedPeriod, Slot, WeeklyHours
-from bookings.services import availability_generate
+from bookings.models import BlockedPeriod, LinkToken, Slot, Status, WeeklyHours
+from bookings.services import availability_generate, reminders_send
+from bookings.tokens import token_create
 from staff.forms import clinic_time_hint
 
 LONDON, NEW_YORK = "Europe/London", "America/New_York"
@@ -249,3 +251,35 @@ def test_the_availability_pages_hints_and_the_calendars_name_both_of_a_zone_with
     assert "In UK time (GMT/BST)." in hours[: hours.index("Monday 09:00")]
     html = counsellor_client.get(reverse("staff:calendar")).content.decode()
     assert "Times are in UK time (GMT/BST), whatever your device's time zone." in html
+
+
+# --- Times shown around a change ----------------------------------------------------------
+
+
+def test_sessions_in_the_repeated_hour_show_their_own_dates_zone_everywhere(
+    admin_client, client, clinic_zone, counsellor, make_booking, oncommit
+):
+    """Two confirmed sessions at 01:30 on the night the clocks go back, and one in winter and
+    one in summer: the client's booking page, the reminder, the staff list and the booking's
+    page each name each session's own zone (already so; this keeps it)."""
+    clinic_zone(LONDON, "UK time")
+    expected = {
+        datetime(2027, 10, 31, 0, 30, tzinfo=UTC): "01:30 BST",
+        datetime(2027, 10, 31, 1, 30, tzinfo=UTC): "01:30 GMT",
+        datetime(2027, 1, 12, 9, 0, tzinfo=UTC): "09:00 GMT",
+        datetime(2027, 7, 13, 9, 0, tzinfo=UTC): "10:00 BST",
+    }
+    bookings = {}
+    for start, shown in expected.items():
+        slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
+        bookings[shown] = make_booking(Status.CONFIRMED, slot=slot)
+    listing = admin_client.get(reverse("staff:booking_list") + "?status=confirmed").content.decode()
+    for shown, booking in bookings.items():
+        assert shown in listing
+        assert shown in admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+        token = token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))
+        assert shown in client.get(f"/bookings/{token}/").content.decode()
+    with oncommit():
+        reminders_send(now=datetime(2027, 10, 30, 2, 0, tzinfo=UTC))
+    texts = [message.subject + message.body for message in mail.outbox]
+    assert sum("01:30 BST" in text for text in texts) >= 1 and sum("01:30 GMT" in text for text in texts) >= 1
