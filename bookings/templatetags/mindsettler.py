@@ -118,16 +118,16 @@ def clock(value: datetime | None) -> str:
 
 
 @register.filter
-def until(end: datetime | None, start: datetime | None) -> str:
-    """The end of a period that starts at `start`, as its time of day: '10:50'. With its zone
-    when that is not the start's, as for a session across the night daylight saving ends
-    ('01:20 GMT' after '01:30 BST')."""
-    if end is None:
-        return ""
-    local = timezone.localtime(end)
-    if start is not None and timezone.localtime(start).tzname() != local.tzname():
-        return f"{local:%H:%M} {local.tzname()}"
-    return f"{local:%H:%M}"
+def span(start: datetime | None, end: datetime | None) -> str:
+    """A period in few words, its zone named once at the end: 'Mon 30 Nov, 10:00 to 11:00 IST',
+    with an en dash for 'to'. Across a change of clocks each time names its own ('Sun 25 Oct,
+    01:30 BST to 01:20 GMT')."""
+    if start is None or end is None:
+        return when_short(start)
+    first, last = timezone.localtime(start), timezone.localtime(end)
+    if first.tzname() != last.tzname():
+        return f"{when_short(start)}\N{EN DASH}{last:%H:%M} {last.tzname()}"
+    return f"{short_day(first.date())}, {first:%H:%M}\N{EN DASH}{last:%H:%M} {first.tzname()}"
 
 
 @register.filter

@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 
 from bookings.models import Booking, Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
-from bookings.templatetags.mindsettler import until, when, when_short
+from bookings.templatetags.mindsettler import span, when, when_short
 
 LONDON = "Europe/London"
 
@@ -48,12 +48,12 @@ def test_when_short_too():
         assert when_short(utc(2026, 10, 25, 1, 30)) == "Sun 25 Oct, 01:30 GMT"
 
 
-def test_a_periods_end_names_its_zone_only_when_the_start_had_another():
+def test_a_period_names_its_zone_once_and_each_time_its_own_across_a_change():
     with timezone.override(LONDON):
         # 01:30 BST to 50 minutes later, across the change: 01:20 GMT.
-        assert until(utc(2026, 10, 25, 1, 20), utc(2026, 10, 25, 0, 30)) == "01:20 GMT"
-        assert until(utc(2026, 10, 25, 2, 20), utc(2026, 10, 25, 1, 30)) == "02:20"
-    assert until(utc(2026, 10, 25, 1, 20), utc(2026, 10, 25, 0, 30)) == "06:50"
+        assert span(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 20)) == "Sun 25 Oct, 01:30 BST\N{EN DASH}01:20 GMT"
+        assert span(utc(2026, 10, 25, 1, 30), utc(2026, 10, 25, 2, 20)) == "Sun 25 Oct, 01:30\N{EN DASH}02:20 GMT"
+    assert span(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 20)) == "Sun 25 Oct, 06:00\N{EN DASH}06:50 IST"
 
 
 def test_when_short_in_hindi_writes_whole_day_and_month_names():
