@@ -1,4 +1,5 @@
-"""Demo data for a local run: counsellors, session types, two weeks of slots, three staff logins.
+"""Demo data for a local run: counsellors with weekly hours, session types, two weeks of slots,
+three staff logins.
 
 Idempotent: a second run adds only what is missing (new days' slots) and prints no passwords.
 """
@@ -6,16 +7,16 @@ Idempotent: a second run adds only what is missing (new days' slots) and prints 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.errors import SlotUnavailable
-from bookings.models import Clinic, Counsellor, SessionType, Slot
-from bookings.services import slot_create
+from bookings.clinic_time import wall_clock_moment
+from bookings.models import Clinic, Counsellor, SessionType, WeeklyHours
+from bookings.services import slots_publish, weekly_hours_add
 
 SESSION_TYPES = [
     dict(
@@ -65,10 +66,11 @@ COUNSELLORS = [
         email="asha@mindsettler.example",
         first_name="Asha",
         last_name="Menon",
-        # Monday to Friday, hour-long slots.
+        # Monday to Friday: 50-minute sessions on the hour.
         days=(0, 1, 2, 3, 4),
         hours=(time(10), time(17)),
-        slot_minutes=60,
+        session_minutes=50,
+        buffer_minutes=10,
     ),
     dict(
         slug="rohan-kapoor",
@@ -84,10 +86,11 @@ COUNSELLORS = [
         email="rohan@mindsettler.example",
         first_name="Rohan",
         last_name="Kapoor",
-        # Tuesday to Saturday, 90-minute slots (long enough for couples sessions).
+        # Tuesday to Saturday: 80 minutes, long enough for couples sessions.
         days=(1, 2, 3, 4, 5),
         hours=(time(11), time(19)),
-        slot_minutes=90,
+        session_minutes=80,
+        buffer_minutes=10,
     ),
 ]
 
@@ -126,7 +129,6 @@ class Command(BaseCommand):
             created_logins.append(("administrator", ADMIN_EMAIL, password))
 
         today = timezone.localdate()
-        tz = timezone.get_current_timezone()
         made = 0
         for data in COUNSELLORS:
             user, created = User.objects.get_or_create(
@@ -158,24 +160,29 @@ class Command(BaseCommand):
                     "sort_order": COUNSELLORS.index(data),
                 },
             )
-            existing = set(
-                Slot.objects.filter(counsellor=counsellor, start__gte=timezone.now()).values_list("start", flat=True)
-            )
+            # Weekly hours, as a counsellor sets them on the availability page, and the
+            # coming days' slots published from them (a new day's, on a later run).
+            if not WeeklyHours.objects.filter(counsellor=counsellor).exists():
+                for weekday in data["days"]:
+                    weekly_hours_add(
+                        counsellor=counsellor,
+                        weekday=weekday,
+                        start_time=data["hours"][0],
+                        end_time=data["hours"][1],
+                        session_minutes=data["session_minutes"],
+                        buffer_minutes=data["buffer_minutes"],
+                    )
             for offset in range(1, days + 1):
                 day = today + timedelta(days=offset)
-                if day.weekday() not in data["days"]:
-                    continue
-                start = timezone.make_aware(datetime.combine(day, data["hours"][0]), tz)
-                close = timezone.make_aware(datetime.combine(day, data["hours"][1]), tz)
-                step = timedelta(minutes=data["slot_minutes"])
-                while start + step <= close:
-                    if start not in existing:
-                        try:
-                            slot_create(counsellor=counsellor, start=start, end=start + step)
-                            made += 1
-                        except SlotUnavailable:
-                            pass
-                    start += step
+                for hours in WeeklyHours.objects.filter(counsellor=counsellor, weekday=day.weekday()):
+                    slots, _ = slots_publish(
+                        counsellor=counsellor,
+                        start=wall_clock_moment(day, hours.start_time),
+                        end=wall_clock_moment(day, hours.end_time),
+                        session_minutes=hours.session_minutes,
+                        buffer_minutes=hours.buffer_minutes,
+                    )
+                    made += len(slots)
 
         self.stdout.write(f"Demo data ready: {made} new slots published.")
         for role, email, password in created_logins:
