@@ -135,14 +135,19 @@ class CalendarSubscription(models.Model):
 
     At most one per staff account: a new address replaces the row (the old one stops working
     at once) and stopping deletes it, as do deactivating the account and resetting its second
-    factor (a lost phone holds the address). `last_read_at` tells the member, and
-    administrators on the Team page, whether a calendar app still reads it; it is written at
-    most once an hour (staff.services.calendar_subscription_read)."""
+    factor (a lost phone holds the address). A password reset stops it too (whoever had the
+    password may have made it), but keeps the row with `stopped_at`, so that the member's
+    calendar page says why their calendar app went quiet until they make a new address.
+    `last_read_at` tells the member, and administrators on the Team page, whether a calendar
+    app still reads it; it is written at most once an hour
+    (staff.services.calendar_subscription_read)."""
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="calendar_subscription")
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_read_at = models.DateTimeField(null=True, blank=True)
+    # When a password reset stopped it (staff.services.calendar_subscription_stop_on_reset).
+    stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -877,7 +877,7 @@ def open_bookings_count(*, member: User) -> int:
 def team_members() -> list[User]:
     """Every staff account, with `has_second_factor` (an authenticator app is set up),
     `open_bookings` (see open_bookings), and `calendar_since` and `calendar_read` (when their
-    calendar subscription was made and last read; None without one). One query, whatever the
+    calendar subscription was made and last read; None without a live one). One query, whatever the
     number of bookings."""
     from allauth.mfa.models import Authenticator
 
@@ -889,11 +889,16 @@ def team_members() -> list[User]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+
+    # A subscription a password reset stopped is kept only to tell its member.
+    def live(field: str) -> Case:
+        return Case(When(calendar_subscription__stopped_at__isnull=True, then=F(f"calendar_subscription__{field}")))
+
     return list(
         User.objects.select_related("counsellor")
         .annotate(
-            calendar_since=F("calendar_subscription__created_at"),
-            calendar_read=F("calendar_subscription__last_read_at"),
+            calendar_since=live("created_at"),
+            calendar_read=live("last_read_at"),
             has_second_factor=Exists(
                 Authenticator.objects.filter(user_id=OuterRef("pk"), type=Authenticator.Type.TOTP)
             ),
@@ -937,9 +942,12 @@ def calendar_feed_owner(*, token_hash: str) -> dict[str, Any] | None:
     """The live subscription whose secret hashes to `token_hash`: its `pk`, `last_read_at`,
     the `counsellor_id` whose sessions it shows and the clinic's `address` (for sessions in
     person). None when there is none, or its member is deactivated or has no counsellor
-    profile: one answer for all, so that a guessed or stale address learns nothing. One query."""
+    profile, or a password reset stopped it: one answer for all, so that a guessed or stale
+    address learns nothing. One query."""
     return (
-        CalendarSubscription.objects.filter(token_hash=token_hash, user__is_active=True, user__counsellor__isnull=False)
+        CalendarSubscription.objects.filter(
+            token_hash=token_hash, stopped_at__isnull=True, user__is_active=True, user__counsellor__isnull=False
+        )
         .values(
             "pk",
             "last_read_at",

@@ -369,7 +369,7 @@ def calendar_subscription_stop(*, user: User, by: User | None = None) -> bool:
     with transaction.atomic():
         if by is not None:
             _require_administrator(by, _locked_administrators())
-        stopped, _ = CalendarSubscription.objects.filter(user_id=user.pk).delete()
+        stopped, _ = CalendarSubscription.objects.filter(user_id=user.pk, stopped_at__isnull=True).delete()
         if stopped and by is not None:
             AccountEvent.objects.create(
                 member_id=user.pk, actor=by, kind=AccountEvent.Kind.CALENDAR_SUBSCRIPTION_STOPPED
@@ -377,6 +377,19 @@ def calendar_subscription_stop(*, user: User, by: User | None = None) -> bool:
     if stopped:
         logger.info("staff account %s: calendar subscription stopped by %s", user.pk, by.pk if by else user.pk)
     return bool(stopped)
+
+
+def calendar_subscription_stop_on_reset(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
+    """allauth's `password_reset` signal: a password was set through an emailed link. Whoever
+    knew the old password may have signed in and made the calendar address (or read it on the
+    member's screen as it was shown); the reset ends their sessions (the password is part of
+    each session's hash) and this stops the address too. The row stays, marked, so that the
+    member's calendar page says what happened until they make a new address."""
+    stopped = CalendarSubscription.objects.filter(user_id=user.pk, stopped_at__isnull=True).update(
+        stopped_at=timezone.now()
+    )
+    if stopped:
+        logger.info("staff account %s: calendar subscription stopped by a password reset", user.pk)
 
 
 def calendar_subscription_read(*, subscription_id: int, last_read_at: datetime | None, now: datetime) -> None:

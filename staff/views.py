@@ -1886,6 +1886,10 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
         can_publish=is_administrator(request.user),
     )
     context = {"counsellor": counsellor, "form": form, "nav": "profile"}
+    if counsellor.user_id == request.user.pk and request.method != "POST":
+        # A calendar subscription a password reset stopped: said here too, as the member may
+        # not open the calendar page (staff.services.calendar_subscription_stop_on_reset).
+        context["subscription"] = selectors.calendar_subscription_of(request.user)
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "staff/profile.html", context, status=400)

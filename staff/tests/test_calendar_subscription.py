@@ -469,3 +469,61 @@ def test_control_characters_of_the_clinics_address_stay_out_of_the_feed(counsell
     body = Client().get(path).content
     assert b"LOCATION:12 Road[2J Pune 411001" in body
     assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", body)
+
+
+def _reset_password(browser, email: str, password: str) -> None:
+    """ "Forgotten your password?" for `email`, and a new `password` through the emailed link."""
+    from django.core import mail
+
+    assert browser.post(reverse("account_reset_password"), {"email": email}).status_code == 302
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+)", mail.outbox[-1].body).group(1)
+    form_url = browser.get(link, follow=True).redirect_chain[-1][0]
+    assert browser.post(form_url, {"password1": password, "password2": password}).status_code == 302
+
+
+def test_a_password_reset_stops_the_subscription_and_the_calendar_page_says_so(
+    counsellor_client, subscribed, counsellor_user, counsellor
+):
+    """Someone who had the password (and so may have made the address, or read it off the
+    member's screen) keeps nothing once the member resets it: their sessions end, and so does
+    the calendar subscription. The member is told on the calendar and profile pages, and makes a new one."""
+    path, _ = subscribed
+    _reset_password(Client(), counsellor_user.email, "a-brand-new-password-7")
+    assert Client().get(path).status_code == 404
+    # The reset ended every session of the member: a new sign-in.
+    assert counsellor_client.get(reverse("staff:calendar"))["Location"].startswith(reverse("account_login"))
+    counsellor_user.refresh_from_db()
+    browser = Client()
+    sign_in_with_second_factor(browser, counsellor_user)
+    page = browser.get(reverse("staff:calendar")).content.decode()
+    assert "Your calendar subscription stopped on" in page
+    assert "when your password was reset" in page
+    assert "Make a calendar address" in page and "Stop the subscription" not in page
+    mine = browser.get(reverse("staff:profile_edit", args=[counsellor.pk])).content.decode()
+    assert "Your calendar subscription stopped on" in mine
+    # The Team page no longer counts it as live.
+    assert "Calendar subscription since" not in counsellor_team_page(counsellor_user)
+    # A new address works, and the notice is gone.
+    new_path, _ = make_address(browser)
+    assert Client().get(new_path).status_code == 200 and Client().get(path).status_code == 404
+    page = browser.get(reverse("staff:calendar")).content.decode()
+    assert "when your password was reset" not in page and "Stop the subscription" in page
+
+
+def counsellor_team_page(member) -> str:
+    from staff.models import User
+
+    admin = User.objects.create_user(email="second.admin@example.com", role=User.Role.ADMINISTRATOR, first_name="Ada")
+    browser = Client()
+    sign_in_with_second_factor(browser, admin)
+    return browser.get(reverse("staff:team")).content.decode()
+
+
+def test_a_password_reset_without_a_subscription_says_nothing_of_one(counsellor_user, counsellor):
+    _reset_password(Client(), counsellor_user.email, "a-brand-new-password-7")
+    counsellor_user.refresh_from_db()
+    browser = Client()
+    sign_in_with_second_factor(browser, counsellor_user)
+    page = browser.get(reverse("staff:calendar")).content.decode()
+    assert "Make a calendar address" in page and "when your password was reset" not in page
+    assert not CalendarSubscription.objects.exists()
