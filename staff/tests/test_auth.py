@@ -15,6 +15,7 @@ from django.apps import apps as django_apps
 from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from django.urls import reverse
 
 from bookings.models import Counsellor
@@ -484,3 +485,59 @@ def test_the_second_factor_pages_have_titles_of_their_own_and_the_menu_once_the_
     titles["manage"] = _title(manage)
     assert titles["manage"].startswith("Your second factor · ")
     assert len(set(titles.values())) == len(titles), titles
+
+
+def test_sign_in_limits_count_each_caller_behind_the_proxy_not_the_proxy(client, counsellor_user, settings):
+    """Behind the reverse proxy (NUM_PROXIES), every request comes from the proxy's address:
+    allauth counted failed sign-ins and reset requests by it, so five wrong passwords from
+    anyone locked every member of staff out of signing in. It counts the caller's address,
+    as the app's own limits do (bookings.ratelimit.client_ip)."""
+    settings.NUM_PROXIES = 1
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    for n in range(6):
+        client.post(
+            reverse("account_login"),
+            {"login": f"guess{n}@example.com", "password": "wrong-password"},
+            HTTP_X_FORWARDED_FOR="203.0.113.9",
+            **proxy,
+        )
+    attacker = client.post(
+        reverse("account_login"),
+        {"login": "guess9@example.com", "password": "wrong-password"},
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+        **proxy,
+    )
+    assert attacker.status_code == 429
+    member = Client().post(
+        reverse("account_login"),
+        {"login": counsellor_user.email, "password": "a-long-counsellor-password"},
+        HTTP_X_FORWARDED_FOR="198.51.100.7",
+        **proxy,
+    )
+    assert member.status_code == 302
+    # Another address of the same IPv6 network is the same caller, as for the app's limits.
+    v6 = Client().post(
+        reverse("account_login"),
+        {"login": "guess9@example.com", "password": "wrong-password"},
+        HTTP_X_FORWARDED_FOR="2001:db8:1:2::1",
+        **proxy,
+    )
+    assert v6.status_code == 200
+    for n in range(5):
+        Client().post(
+            reverse("account_login"),
+            {"login": f"other{n}@example.com", "password": "wrong-password"},
+            HTTP_X_FORWARDED_FOR=f"2001:db8:1:2::{n + 10:x}",
+            **proxy,
+        )
+    assert (
+        Client()
+        .post(
+            reverse("account_login"),
+            {"login": "other9@example.com", "password": "wrong-password"},
+            HTTP_X_FORWARDED_FOR="2001:db8:1:2:ffff::1",
+            **proxy,
+        )
+        .status_code
+        == 429
+    )
