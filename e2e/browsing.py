@@ -322,3 +322,23 @@ def cut_off_elements(page: Page) -> list[str]:
           return out.slice(0, 10);
         }"""
     )
+
+
+def small_tap_targets(page: Page, *, least: int = 44) -> list[str]:
+    """Visible controls a finger presses that are less than `least` CSS pixels tall: buttons,
+    links drawn as buttons, text inputs and selects, a details' summary, and a radio's row
+    (its label). Links inside running text are left out: they are words, not controls."""
+    return page.evaluate(
+        """(least) => {
+          const out = [];
+          const controls = "button, a[class*='btn-'], input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, summary, label:has(input[type=radio])";
+          for (const el of document.querySelectorAll(controls)) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 || r.height === 0 || el.closest(".sr-only")) continue;
+            if (getComputedStyle(el).visibility === "hidden") continue;
+            if (r.height < least - 0.5) out.push(el.tagName.toLowerCase() + " " + (el.textContent || el.name || "").trim().slice(0, 30) + " " + Math.round(r.height) + "px");
+          }
+          return out.slice(0, 10);
+        }""",
+        least,
+    )

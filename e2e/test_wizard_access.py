@@ -13,7 +13,7 @@ from django.utils.formats import date_format
 from playwright.sync_api import Page, expect
 
 from bookings.models import Booking, Status
-from e2e.browsing import PHONE, Tab, cut_off_elements, is_scrolling_sideways
+from e2e.browsing import PHONE, Tab, cut_off_elements, is_scrolling_sideways, small_tap_targets
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, focused_id, heading, open_booking_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -129,6 +129,8 @@ def assert_fits_the_screen(tab: Tab, name: str) -> None:
     page = tab.page
     assert not is_scrolling_sideways(page), f"{name}: the page scrolls sideways at 375 px"
     assert not cut_off_elements(page), f"{name}: cut off at the right edge: {cut_off_elements(page)}"
+    # 44 px: what a fingertip hits without care (Apple's and WCAG 2.5.5's size).
+    assert not small_tap_targets(page), f"{name}: too small to tap: {small_tap_targets(page)}"
 
 
 def test_wizard_and_booking_page_fit_a_phone(tabs, approved_booking):
