@@ -36,6 +36,15 @@ def test_every_status_renders_its_label_next_step_and_amount(client, make_bookin
     assert "booking page" not in status_line
 
 
+def test_only_a_request_under_review_says_the_amount_is_not_due_yet(client, make_booking, counsellor):
+    pending = make_booking(Status.PENDING, counsellor=counsellor)
+    html = client.get(page_url(pending)).content.decode()
+    assert "₹1,500, paid online once a time is reserved for you. Nothing is due now." in html
+    approved = make_booking(Status.APPROVED, counsellor=counsellor, email="b@example.com")
+    html = client.get(page_url(approved)).content.decode()
+    assert "Nothing is due now" not in html
+
+
 def test_the_status_lookup_still_points_to_the_booking_page():
     """NEXT_STEPS is also what /status/, the API and the page after verifying say."""
     assert "booking page" in str(NEXT_STEPS[Status.APPROVED])

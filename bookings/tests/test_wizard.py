@@ -297,6 +297,14 @@ def test_review_requires_both_agreements(client, session_type, slot):
     assert not Booking.objects.exists()
 
 
+def test_review_says_nothing_is_paid_now_and_when_the_price_is_due(client, session_type, slot):
+    """Before "Send my request" an anxious client wonders whether it charges them."""
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    html = client.get(url(run, "review")).content.decode()
+    assert "You pay nothing now." in html
+    assert "we email you a link to pay ₹1,500 online." in html
+
+
 def test_html_and_script_in_every_text_field_is_shown_escaped(client, session_type):
     evil = '<script>alert("x")</script><b>'
     run = walk_to_review(
