@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -12,7 +13,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from playwright.sync_api import Page, expect
 
-from bookings.models import Booking, Status
+from bookings.models import Booking, LinkToken, Status
+from bookings.tokens import token_create
 from e2e.browsing import PHONE, Tab, cut_off_elements, is_scrolling_sideways, small_tap_targets
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, focused_id, heading, open_booking_page
 
@@ -271,3 +273,26 @@ def test_the_date_pickers_button_shows_the_focus_ring(tab, session_type):
     assert date_from.evaluate(on_button), "the picker's button never took focus"
     ring = date_from.evaluate("e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]")
     assert ring == ["solid", "3px"]
+
+
+LONG_EMAIL = "priyanka.raghunathan-subramaniam.counselling@example-mailbox.co.in"
+
+
+def test_pages_that_name_a_long_email_address_fit_a_phone(tabs, make_booking, counsellor, slots):
+    """The data export page and the waitlist's "Check your email" put the address in a
+    sentence: a long one wraps instead of pushing the page sideways."""
+    tab = tabs(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    booking = make_booking(Status.COMPLETED, counsellor=counsellor, email=LONG_EMAIL)
+    raw = token_create(booking=booking, purpose=LinkToken.Purpose.EXPORT, lifetime=timedelta(hours=1))
+    page = tab.goto(f"/privacy/export/{raw}/")
+    expect(page.get_by_text(LONG_EMAIL).first).to_be_visible()
+    tab.check()
+    assert_fits_the_screen(tab, "data export")
+
+    page = tab.goto("/waitlist/")
+    page.get_by_label("Your name").fill("Priyanka")
+    page.get_by_label("Email address").fill(LONG_EMAIL)
+    page.get_by_role("button", name=re.compile("waitlist", re.I)).click()
+    expect(heading(page, "Check your email")).to_be_visible()
+    tab.check()
+    assert_fits_the_screen(tab, "waitlist sent")
