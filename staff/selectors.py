@@ -93,6 +93,7 @@ LIST_COLUMNS = (
     "slot__start",
     "counsellor__display_name",
     "session_type__name",
+    "session_type__duration_minutes",  # the session's end: start plus its type's length
 )
 _LIST_ROWS = _LISTED.values(*LIST_COLUMNS)
 

@@ -557,26 +557,38 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
             words = days[day] = day_words(day, "D j M")
         return escape(f"{words}, {local.hour:02d}:{local.minute:02d} {local.tzname()}")
 
+    def session_span(start: datetime, minutes: int) -> str:
+        """bookings' span filter ('Thu 26 Nov, 10:00 to 10:50 IST', with an en dash for 'to'):
+        the session from its start to its type's length, the zone named once, or each time's
+        own across a change of clocks."""
+        begun = short(start)
+        last = (start + timedelta(minutes=minutes)).astimezone(tz)
+        zone = last.tzname()
+        if start.astimezone(tz).tzname() == zone:
+            begun = begun.removesuffix(f" {escape(zone)}")
+        return f"{begun}\N{EN DASH}{last.hour:02d}:{last.minute:02d} {escape(zone)}"
+
     out = []
     for b in rows:
+        length = b["session_type__duration_minutes"]
         if b["slot__start"]:
-            session = short(b["slot__start"])
+            session = session_span(b["slot__start"], length)
         elif b["session_at"]:
-            session = f'<span class="text-muted">asked for {short(b["session_at"])}</span>'
+            session = f'<span class="text-muted">asked for {session_span(b["session_at"], length)}</span>'
         else:
             session = '<span class="text-muted">no time yet</span>'
         status, mode = b["status"], b["mode"]
         link = f"{head}/{int(b['pk'])}/{tail}"
         ack_id, name, email = escape(b["ack_id"]), escape(b["client_name"]), escape(b["email"])
         counsellor = escape(b["counsellor__display_name"] or "—")
-        kind = f"{escape(b['session_type__name'])} · {mode_label(mode)}"
+        kind = f'{escape(b["session_type__name"])}<span class="block text-muted">{mode_label(mode)}</span>'
         # An f-string: str.format() of the same row took four times as long.
         out.append(
             f'<tr><td class="px-3 py-2 whitespace-nowrap"><a href="{link}" class="font-semibold">{ack_id}</a></td>'
-            f'<td class="px-3 py-2">{name}<br><span class="text-muted">{email}</span></td>'
+            f'<td class="px-3 py-2">{name}<span class="block text-muted max-sm:hidden">{email}</span></td>'
             f'<td class="px-3 py-2 whitespace-nowrap"><span class="badge {status_badge(status)}">{status_label(status)}</span></td>'
-            f'<td class="px-3 py-2">{session}</td><td class="px-3 py-2">{counsellor}</td>'
-            f'<td class="px-3 py-2">{kind}</td><td class="px-3 py-2">{short(b["created_at"])}</td></tr>'
+            f'<td class="px-3 py-2 whitespace-nowrap">{session}</td><td class="px-3 py-2">{counsellor}</td>'
+            f'<td class="px-3 py-2">{kind}</td><td class="px-3 py-2 whitespace-nowrap">{short(b["created_at"])}</td></tr>'
         )
     return mark_safe("\n".join(out))  # noqa: S308 (every value escaped)
 

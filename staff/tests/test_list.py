@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from bookings.models import Booking, Counsellor, Mode, SessionType, Slot, Status
-from bookings.templatetags.mindsettler import when_short
+from bookings.templatetags.mindsettler import span, when_short
 from staff import selectors
 from staff import views as staff_views
 from staff.forms import BookingFilterForm
@@ -157,10 +157,16 @@ def test_rows_show_what_triage_needs(admin_client, counsellor, slot, make_bookin
         )
         assert link in html
         assert when_short(booking.created_at) in html
-    assert when_short(slot.start) in html and "Confirmed" in html and "Bala Booked" in html
-    assert f"asked for {when_short(preferred.start)}" in html and "Pending review" in html
-    assert "Individual session · In person" in html and "Asha Menon" in html
+    # Each session from its start to its end, as everywhere: "Fri 27 Nov, 10:00 to 10:50 IST"
+    # (the slot may be longer than the 50-minute session), on one line.
+    fifty = timedelta(minutes=50)
+    assert f'<td class="px-3 py-2 whitespace-nowrap">{span(slot.start, slot.start + fifty)}</td>' in html
+    assert "Confirmed" in html and "Bala Booked" in html
+    assert f"asked for {span(preferred.start, preferred.start + fifty)}" in html and "Pending review" in html
+    assert 'Individual session<span class="block text-muted">In person</span>' in html and "Asha Menon" in html
     assert "no time yet" in html and "—" in html  # no counsellor yet
+    # On a phone the email folds away, so the status is in view beside the name.
+    assert f'Bala Booked<span class="block text-muted max-sm:hidden">{booked.email}</span>' in html
 
 
 def test_row_times_name_their_zone_each():
@@ -179,6 +185,7 @@ def test_row_times_name_their_zone_each():
             slot__start=None,
             counsellor__display_name=None,
             session_type__name="Individual session",
+            session_type__duration_minutes=50,
         )
         for pk, created in ((1, first), (2, second))
     ]
@@ -186,6 +193,34 @@ def test_row_times_name_their_zone_each():
         html = _list_rows(rows)
         assert when_short(first) == "Sun 25 Oct, 01:30 BST" and when_short(second) == "Sun 25 Oct, 01:30 GMT"
     assert "Sun 25 Oct, 01:30 BST" in html and "Sun 25 Oct, 01:30 GMT" in html
+
+
+def test_row_sessions_span_the_change_of_clocks():
+    """A session across the night the clocks go back names each time's own zone, as the
+    span filter does; one within a zone names it once."""
+    across, within = datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 10, 0, tzinfo=UTC)
+    rows = [
+        dict(
+            pk=pk,
+            ack_id="MS-ABCDEF",
+            client_name="A",
+            email="a@example.com",
+            status=Status.CONFIRMED,
+            mode=Mode.ONLINE,
+            created_at=start,
+            session_at=start,
+            slot__start=start,
+            counsellor__display_name="Asha",
+            session_type__name="Individual session",
+            session_type__duration_minutes=50,
+        )
+        for pk, start in ((1, across), (2, within))
+    ]
+    with timezone.override("Europe/London"):
+        html = _list_rows(rows)
+        expected = [span(start, start + timedelta(minutes=50)) for start in (across, within)]
+    assert expected == ["Sun 25 Oct, 01:30 BST\N{EN DASH}01:20 GMT", "Mon 26 Oct, 10:00\N{EN DASH}10:50 GMT"]
+    assert all(f">{text}</td>" in html for text in expected)
 
 
 def test_filter_choices_are_every_session_type_and_counsellor_in_their_order(counsellor, other_counsellor):
