@@ -405,6 +405,13 @@ class Booking(models.Model):
         return self.slot.start + self.session_type.duration
 
     @property
+    def preferred_session_end(self) -> datetime | None:
+        """When the session would end at the time the client asked for (as session_end)."""
+        if self.preferred_slot is None:
+            return None
+        return self.preferred_slot.start + self.session_type.duration
+
+    @property
     def client_initials(self) -> str:
         parts = [p for p in self.client_name.split() if p[:1].isalpha()]
         return "".join(p[0].upper() for p in parts[:2]) or "?"

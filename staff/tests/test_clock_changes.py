@@ -273,8 +273,8 @@ def test_sessions_in_the_repeated_hour_show_their_own_dates_zone_everywhere(
     for start, shown in expected.items():
         slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
         bookings[shown] = make_booking(Status.CONFIRMED, slot=slot)
-    # The list gives each session's span, its zone named once at the end, or each time's own
-    # across the change.
+    # The list and the booking's page give each session's span, its zone named once at the
+    # end, or each time's own across the change.
     spans = {
         "01:30 BST": "Sun 31 Oct, 01:30 BST\N{EN DASH}01:20 GMT",
         "01:30 GMT": "Sun 31 Oct, 01:30\N{EN DASH}02:20 GMT",
@@ -284,7 +284,7 @@ def test_sessions_in_the_repeated_hour_show_their_own_dates_zone_everywhere(
     listing = admin_client.get(reverse("staff:booking_list") + "?status=confirmed").content.decode()
     for shown, booking in bookings.items():
         assert spans[shown] in listing
-        assert shown in admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+        assert spans[shown] in admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
         token = token_create(booking=booking, purpose=LinkToken.Purpose.MANAGE, lifetime=timedelta(days=30))
         assert shown in client.get(f"/bookings/{token}/").content.decode()
     with oncommit():

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from bookings.models import Booking, Slot, Status
 from bookings.services import booking_complete, booking_no_show
-from bookings.templatetags.mindsettler import when_short
+from bookings.templatetags.mindsettler import span, when_short
 from conftest import next_weekday_at
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +52,26 @@ def test_the_detail_page_says_when_the_session_ends_and_offers_recording_once_it
     ends = upcoming.slot.start + SESSION
     assert f"after the session ends ({when_short(ends)})" in html
     assert when_short(upcoming.slot.end) not in html
+
+
+def test_the_detail_page_gives_the_session_and_the_time_asked_for_from_start_to_end(
+    admin_client, make_booking, counsellor
+):
+    """'Mon 30 Nov, 10:00 to 10:50 IST' (an en dash for 'to'), as the list and the calendar: not the start alone in a
+    longer form ('Monday 30 November 2026, 10:00 IST') that hid when the session ends."""
+    slot = long_slot(counsellor, next_weekday_at(12, days_ahead=4))
+    asked = long_slot(counsellor, slot.start + timedelta(days=1))
+    moved = make_booking(Status.CONFIRMED, slot=slot, preferred_slot=asked)
+    html = admin_client.get(reverse("staff:booking_detail", args=[moved.pk])).content.decode()
+    assert f"<dd>{span(slot.start, slot.start + SESSION)}</dd>" in html
+    assert f"<dd>{span(asked.start, asked.start + SESSION)}</dd>" in html
+    # Reserved at the time asked for: said so, not the same time twice.
+    kept = make_booking(Status.CONFIRMED, slot=asked, preferred_slot=asked)
+    html = admin_client.get(reverse("staff:booking_detail", args=[kept.pk])).content.decode()
+    assert "Client asked for</dt><dd>The same time</dd>" in html
+    pending = make_booking(Status.PENDING, preferred_slot=slot)
+    html = admin_client.get(reverse("staff:booking_detail", args=[pending.pk])).content.decode()
+    assert f"Client asked for</dt><dd>{span(slot.start, slot.start + SESSION)}</dd>" in html
 
 
 def test_the_dashboard_lists_a_session_to_record_once_it_has_ended(admin_client, over):
