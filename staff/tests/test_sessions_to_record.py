@@ -92,13 +92,14 @@ def test_each_button_posts_to_the_existing_action_and_says_which_session(counsel
     assert f'method="post" action="{reverse("staff:booking_complete", args=[booking.pk])}"' in complete
     assert f'name="complete-version" value="{booking.version}"' in complete
     assert f'name="next" value="{DASHBOARD}"' in complete
-    assert f'Completed<span class="sr-only">: {booking.ack_id}</span></button>' in complete
+    # Each says what it does, as on the booking's page ("Completed" read as a state).
+    assert f'>Mark completed<span class="sr-only">: {booking.ack_id}</span></button>' in complete
     assert f'method="post" action="{reverse("staff:booking_no_show", args=[booking.pk])}"' in no_show
     assert f'name="no_show-version" value="{booking.version}"' in no_show
     assert 'name="no_show-confirm"' in no_show and "required" in no_show
     assert f'Mark no-show<span class="sr-only">: {booking.ack_id}</span></button>' in no_show
     # The no-show form opens from a summary that names the session too.
-    assert f'No-show<span class="sr-only">: {booking.ack_id}</span>…</summary>' in html
+    assert f'>Mark no-show<span class="sr-only">: {booking.ack_id}</span>…</summary>' in html
     # hx-post would answer with the booking page's fragment: these are plain forms.
     assert "hx-post" not in html
 
