@@ -310,7 +310,7 @@ TO_RECORD_COLUMNS = ("pk", "ack_id", "version", "client_name", "slot__start", "c
 def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = None) -> dict[str, Any]:
     """Confirmed sessions that have ended and nobody has marked completed or a no-show:
     `to_record`, the `limit` of those `user` may see that ended longest ago, as dicts of
-    TO_RECORD_COLUMNS, and `to_record_more`, whether there are others. One query: it reads one
+    TO_RECORD_COLUMNS and the session's end, and `to_record_more`, whether there are others. One query: it reads one
     row more than it shows rather than counting them all.
 
     By the end, not the start: in the start's order PostgreSQL walked the slots' index from the
@@ -322,10 +322,10 @@ def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = Non
     be before its slot's end."""
     rows = list(
         bookings_for(user)
-        .alias(session_end=session_end_expression())
+        .annotate(session_end=session_end_expression())
         .filter(status=Status.CONFIRMED, session_end__lte=now or timezone.now())
         .order_by("session_end", "pk")
-        .values(*TO_RECORD_COLUMNS)[: limit + 1]
+        .values(*TO_RECORD_COLUMNS, "session_end")[: limit + 1]
     )
     return {"to_record": rows[:limit], "to_record_more": len(rows) > limit}
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django import forms, template
 from django.forms.boundfield import BoundField
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 
 from staff.forms import clinic_time_hint
 
@@ -71,3 +74,12 @@ def clinic_time() -> str:
 @register.filter
 def weekday_name(value: int) -> str:
     return ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[int(value) % 7]
+
+
+@register.filter
+def waiting(since: datetime, now: datetime) -> str:
+    """How long a request has waited: 'waiting 3 hours, 5 minutes'; 'just arrived' in its first
+    minute (timesince says '0 minutes')."""
+    if now - since < timedelta(minutes=1):
+        return "just arrived"
+    return f"waiting {timesince(since, now)}"

@@ -123,3 +123,25 @@ def test_a_sessions_end_is_its_start_plus_its_types_length(make_booking, counsel
     booking = make_booking(Status.CONFIRMED, slot=long_slot(counsellor, next_weekday_at(12)))
     assert Booking.objects.get(pk=booking.pk).session_end == booking.slot.start + SESSION
     assert make_booking(Status.PENDING, counsellor=counsellor).session_end is None
+
+
+def test_the_dashboard_gives_sessions_waiting_for_payment_and_times_asked_for_start_to_end(
+    admin_client, make_booking, counsellor
+):
+    slot = long_slot(counsellor, next_weekday_at(12, days_ahead=4))
+    asked = long_slot(counsellor, slot.start + timedelta(days=1))
+    make_booking(Status.APPROVED, slot=slot, payment_due_at=slot.start - timedelta(days=1))
+    make_booking(Status.PENDING, preferred_slot=asked)
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert f" · {span(slot.start, slot.start + SESSION)}</span>" in html
+    assert f"asked for {span(asked.start, asked.start + SESSION)}" in html
+
+
+def test_the_dashboard_says_a_request_just_arrived_rather_than_waiting_0_minutes(admin_client, make_booking):
+    fresh = make_booking(Status.PENDING)
+    older = make_booking(Status.PENDING)
+    Booking.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=3, minutes=5))
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert "0\xa0minutes" not in html and "just arrived" in html
+    assert "waiting 3\xa0hours, 5\xa0minutes" in html
+    assert fresh.ack_id in html

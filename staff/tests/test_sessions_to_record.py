@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Booking, BookingEvent, Slot, Status
-from bookings.templatetags.mindsettler import when_short
+from bookings.templatetags.mindsettler import span
 
 pytestmark = pytest.mark.django_db
 
@@ -65,9 +65,9 @@ def test_a_counsellor_sees_their_own_ended_sessions_oldest_first_without_the_cli
     assert shown.index(older.ack_id) < shown.index(recent.ack_id)  # oldest first
     for booking in (recent, older):
         assert booking.client_name in shown
-        # The time in the clinic's zone, named ("Tue 3 Nov, 10:00 IST").
+        # The session in the clinic's zone, named, start to end ("Tue 3 Nov, 10:00 to 10:50 IST").
         assert f'datetime="{timezone.localtime(booking.slot.start).isoformat()}"' in shown
-        assert when_short(booking.slot.start) in shown
+        assert f">{span(booking.slot.start, booking.session_end)}</time>" in shown
     for name in ("rohans", "running", "ahead", "marked"):
         assert sessions[name].ack_id not in shown, name
     assert "Dev Shah" not in shown
