@@ -299,7 +299,13 @@ def dashboard(*, user: Any, own: Counsellor | None, today: date | None = None) -
             .select_related("slot", "session_type", "counsellor")
             .order_by("payment_due_at")[:20]
         ),
-        "activity": list(events.select_related("booking", "actor_user").order_by("-created_at", "-id")[:15]),
+        # Not a booking's first event, "draft by client": a request nobody may act on until its
+        # client confirms their email (the list never shows drafts), and most of them never do.
+        "activity": list(
+            events.exclude(to_status=Status.DRAFT)
+            .select_related("booking", "actor_user")
+            .order_by("-created_at", "-id")[:15]
+        ),
     }
 
 

@@ -840,6 +840,27 @@ def test_the_dashboard_lists_the_days_work(counsellor_client, counsellor, make_b
     assert "just arrived" in rest  # how long the request has waited: not "0 minutes"
 
 
+def test_recent_activity_leaves_out_unconfirmed_requests(admin_client, counsellor_client, counsellor, make_booking):
+    """A booking's first event, "draft by client", is a request whose client has not confirmed
+    their email: nothing staff may act on (the list never shows it), and it filled a fifth of
+    the card. The confirmation that follows it is listed."""
+    verified = make_booking(Status.PENDING, counsellor=counsellor)
+    unconfirmed = make_booking(Status.DRAFT, counsellor=counsellor)
+    for booking in (verified, unconfirmed):
+        BookingEvent.objects.create(booking=booking, to_status=Status.DRAFT, action="created", actor=Actor.CLIENT)
+    BookingEvent.objects.create(
+        booking=verified,
+        from_status=Status.DRAFT,
+        to_status=Status.PENDING,
+        actor=Actor.CLIENT,
+        reason="Email verified",
+    )
+    for browser in (admin_client, counsellor_client):
+        card = browser.get(reverse("staff:dashboard")).content.decode().split("Recent activity")[1]
+        assert verified.ack_id in card and "Email verified" in card
+        assert unconfirmed.ack_id not in card and "<strong>draft</strong>" not in card
+
+
 def test_a_request_for_a_hidden_counsellor_can_still_be_approved(admin_client, make_booking, counsellor, slot):
     """A counsellor hidden from clients (just joined, or back after their account was
     reactivated) still works: staff approve into their times."""
