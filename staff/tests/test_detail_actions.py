@@ -1305,3 +1305,16 @@ def test_an_action_that_succeeds_after_a_refusal_takes_error_out_of_the_title(ad
         url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version}, **ON_PAGE
     ).content.decode()
     assert f"<title>{pending.ack_id} · " in fragment and "Error:" not in fragment
+
+
+def test_cancelling_a_request_points_to_reject_for_turning_it_down(admin_client, make_booking, slot):
+    """A request shows "Reject request" and "Cancel booking", both red: the cancel card says
+    which one turns a request down (the client is told why only by a rejection)."""
+    hint = 'use <a href="#action-reject">Reject</a> instead'
+    request = make_booking(Status.PENDING)
+    html = admin_client.get(reverse("staff:booking_detail", args=[request.pk])).content.decode()
+    cancel = html.split('id="action-cancel"')[1]
+    assert 'id="action-reject"' in html and hint in cancel
+    confirmed = make_booking(Status.CONFIRMED, slot=slot)
+    html = admin_client.get(reverse("staff:booking_detail", args=[confirmed.pk])).content.decode()
+    assert 'id="action-cancel"' in html and hint not in html
