@@ -14,7 +14,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bookings.models import Booking, Slot, Status
-from bookings.templatetags.mindsettler import when_short
+from bookings.templatetags.mindsettler import span
 from e2e.browsing import link_in, sign_in, wait_for_email
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, find_on_calendar, heading
 from staff.models import User
@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def when_label(slot: Slot) -> str:
-    """How the approve form names a slot: 'Mon 1 Jun, 11:00 IST'."""
-    return when_short(slot.start)
+    """How the approve form names a slot: 'Mon 1 Jun, 11:00 to 12:00 IST', with an en dash."""
+    return span(slot.start, slot.end)
 
 
 def test_counsellor_signs_in_with_totp_approves_the_request_and_sees_it_on_the_calendar(tabs, slots, counsellor_login):
@@ -108,7 +108,7 @@ def test_admin_books_for_a_client_who_phoned_then_marks_a_past_session_completed
     page.get_by_label("Session type").select_option(label="Individual session")
     page.get_by_role("radio", name="Online").check()
     slot = slots[2]
-    label = f"{when_label(slot)} (60 min) · Asha Menon"
+    label = f"{when_label(slot)} · Asha Menon"
     # Times show once a counsellor is chosen (in place: what was typed stays).
     expect(page.get_by_label("Time slot").locator("option", has_text=label)).to_have_count(0)
     page.get_by_label("Counsellor").select_option(label="Asha Menon")

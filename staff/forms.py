@@ -44,7 +44,7 @@ from bookings.services import (
     session_type_use,
     staff_booking_problems,
 )
-from bookings.templatetags.mindsettler import money, when_short
+from bookings.templatetags.mindsettler import money, span
 from mindsettler.forms import Pairs
 from staff.middleware import second_factor_given, setup_allowed
 from staff.models import User
@@ -95,8 +95,9 @@ class SlotChoiceField(forms.ModelChoiceField):
     default_error_messages = {"invalid_choice": "That slot is no longer free. Choose another time."}
 
     def label_from_instance(self, obj: Slot) -> str:
-        minutes = int(obj.duration.total_seconds() // 60)
-        label = f"{when_short(obj.start)} ({minutes} min) · {obj.counsellor.display_name}"
+        # 'Mon 30 Nov, 10:00 to 11:00 IST' (an en dash for 'to'), as the availability page and the rest of the portal
+        # write a slot; "10:00 IST (60 min)" left the end to be worked out.
+        label = f"{span(obj.start, obj.end)} · {obj.counsellor.display_name}"
         if getattr(obj, "asked_for", False):  # staff.selectors.approve_slot_choices
             label += " · another request asked for it"
         return label

@@ -981,7 +981,8 @@ def three_counsellors(counsellor, other_counsellor, db):
 
 
 def slot_options(html: str) -> set[int]:
-    return {int(v) for v in re.findall(r'<option value="(\d+)"[^>]*>[^<]*\(60 min\)', html)}
+    """The slots offered: options that read as a time span ('Tue 1 Dec, 10:00 to 11:00 IST · ...', with an en dash)."""
+    return {int(v) for v in re.findall(r'<option value="(\d+)"[^>]*>[^<]*\d\d:\d\d\N{EN DASH}\d\d:\d\d ', html)}
 
 
 def test_approving_a_request_without_a_counsellor_shows_one_counsellors_times(

@@ -183,12 +183,12 @@ def test_the_new_booking_page_has_one_of_each_id_and_honest_labels(admin_client,
 
 def test_slot_choices_name_the_zone(admin_client, pending, slot):
     html = admin_client.get(detail(pending)).content.decode()
-    local = timezone.localtime(slot.start)
-    assert f"{local:%H:%M} IST (60 min) · Asha Menon</option>" in html
+    start, end = timezone.localtime(slot.start), timezone.localtime(slot.end)
+    assert f"{start:%H:%M}\N{EN DASH}{end:%H:%M} IST · Asha Menon</option>" in html
     html = admin_client.post(
         reverse("staff:booking_new"), {"_refresh": "1", "counsellor": slot.counsellor_id}
     ).content.decode()
-    assert f"{local:%H:%M} IST (60 min) · Asha Menon</option>" in html
+    assert f"{start:%H:%M}\N{EN DASH}{end:%H:%M} IST · Asha Menon</option>" in html
 
 
 def test_the_reject_reason_is_not_called_optional(admin_client, pending):
