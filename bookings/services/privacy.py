@@ -50,7 +50,8 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
 
     Kept: acknowledgement ID, status, session type, slot, amounts, payment references and
     the events' from/to/actor/when (the accounts need them). Cleared: name, email, phone, the
-    client's own words, meeting link, outgoing emails' text, payment payloads, link tokens.
+    client's own words, meeting link, outgoing emails' text (those not sent yet are given up),
+    payment payloads, link tokens.
     Refuses (returns False) for active bookings: cancel them first.
     """
     from bookings.models import OutboundEmail, Payment
@@ -70,6 +71,11 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
             meeting_url="",
             submission_key=None,
             anonymised_at=timezone.now(),
+        )
+        # An email still being retried (a cancellation's, say, while the mail server is down)
+        # is given up: emptied, it would go out blank to an address that is no one's.
+        OutboundEmail.objects.filter(booking=booking, status=OutboundEmail.State.PENDING).update(
+            status=OutboundEmail.State.FAILED, last_error="Erased before it was sent"
         )
         OutboundEmail.objects.filter(booking=booking).update(
             to=f"anonymised-{booking.pk}@invalid", subject="(removed)", body_text="", body_html="", ics=""

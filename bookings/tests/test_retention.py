@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from bookings.models import Booking, BookingEvent, LinkToken, OutboundEmail, Payment, Status
@@ -205,3 +206,19 @@ def test_refund_news_no_payment_claimed_goes_after_a_month():
     recent = news("rfnd_recent", 29)
     assert retention_apply()["refund_news_deleted"] == 1
     assert list(RefundHeardEarly.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_anonymising_gives_up_the_emails_not_sent_yet(make_booking, counsellor):
+    """A cancellation's email still being retried when the booking is erased: emptied, it
+    would go out blank to an address that is no one's. It is given up instead (and deleted
+    with the other given-up emails a month later)."""
+    from bookings.emails import email_deliver
+
+    booking = _personal(make_booking, Status.CANCELLED, counsellor)
+    email = OutboundEmail.objects.get(booking=booking)
+    assert email.status == OutboundEmail.State.PENDING
+    assert booking_anonymise(booking_id=booking.pk, reason="Erased at the client's request")
+    email.refresh_from_db()
+    assert email.status == OutboundEmail.State.FAILED and email.subject == "(removed)"
+    assert email_deliver(email_id=email.pk) is False
+    assert mail.outbox == []
