@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -101,7 +101,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     were sent, or after they were given up on (their links have long expired by then, and an
     email about no booking, such as "your links", would otherwise stay for ever); expired
     sessions deleted; the staff view log kept for RETENTION_MONTHS; rate-limit counters
-    deleted a day after their window."""
+    deleted a day after their window; expired rows of the database cache deleted."""
     from bookings.models import OutboundEmail
 
     now = now or timezone.now()
@@ -132,6 +132,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     # provider repeats a capture's news for a day at most, so a month on it will not come.
     # (WebhookEvent is kept: it is what refuses a signed event replayed later.)
     refunds, _ = RefundHeardEarly.objects.filter(received_at__lt=month_ago).delete()
+    cache_entries = _cache_expired_delete(now=now)
     return {
         "anonymised": anonymised,
         "emails_deleted": emails,
@@ -140,7 +141,33 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         "rate_counters_deleted": counters,
         "task_results_deleted": tasks,
         "refund_news_deleted": refunds,
+        "cache_entries_deleted": cache_entries,
     }
+
+
+def _cache_expired_delete(*, now: datetime) -> int:
+    """Expired rows of the database cache (without Redis): staff sign-in's and password
+    reset's rate limits (allauth's) are kept there, keyed by an unsalted hash of the address
+    typed, which anyone holding a list of addresses can match. Django deletes expired rows only
+    once the table outgrows MAX_ENTRIES; this deletes them the way its own cull does."""
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+
+    deleted = 0
+    for alias in settings.CACHES:
+        cache = caches[alias]
+        if not isinstance(cache, DatabaseCache):
+            continue
+        connection = connections[router.db_for_write(cache.cache_model_class)]
+        table, expires = connection.ops.quote_name(cache._table), connection.ops.quote_name("expires")
+        moment = now.replace(microsecond=0) if settings.USE_TZ else timezone.make_naive(now).replace(microsecond=0)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {expires} < %s",  # noqa: S608 (the names are quoted settings)
+                [connection.ops.adapt_datetimefield_value(moment)],
+            )
+            deleted += cursor.rowcount
+    return deleted
 
 
 # --- Privacy: erasure and export on the client's request ----------------------------------

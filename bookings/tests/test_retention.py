@@ -222,3 +222,27 @@ def test_anonymising_gives_up_the_emails_not_sent_yet(make_booking, counsellor):
     assert email.status == OutboundEmail.State.FAILED and email.subject == "(removed)"
     assert email_deliver(email_id=email.pk) is False
     assert mail.outbox == []
+
+
+def test_expired_cache_entries_go(settings):
+    """Without Redis, staff sign-in's and password reset's rate limits (allauth's) live in the
+    database cache, keyed by an unsalted hash of the address typed: Django deletes expired
+    rows only when the table is full, so the sweep does."""
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+    from django.db import connection
+
+    cache = caches["default"]
+    assert isinstance(cache, DatabaseCache)
+    cache.set("allauth:rl:login_failed:k:" + "a" * 64, [1.0], timeout=60)
+    cache.set("still-live", 1, timeout=3600)
+
+    def rows() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(cache._table)}")  # noqa: S608
+            return cursor.fetchone()[0]
+
+    assert rows() == 2
+    assert retention_apply()["cache_entries_deleted"] == 0
+    assert retention_apply(now=timezone.now() + timedelta(minutes=5))["cache_entries_deleted"] == 1
+    assert rows() == 1 and cache.get("still-live") == 1

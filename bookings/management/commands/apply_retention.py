@@ -8,7 +8,7 @@ from bookings.services import retention_apply
 
 
 class Command(BaseCommand):
-    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions, old staff views and finished tasks."
+    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions, old staff views, finished tasks and expired cache entries."
 
     def handle(self, *args: object, **options: object) -> None:
         result = retention_apply()
@@ -16,6 +16,7 @@ class Command(BaseCommand):
             f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
             f"{result['sessions_deleted']} expired session(s), {result['views_deleted']} old staff view(s), "
             f"{result['rate_counters_deleted']} old rate-limit counter(s), "
-            f"{result['task_results_deleted']} finished task record(s) and "
-            f"{result['refund_news_deleted']} unclaimed refund notice(s) deleted."
+            f"{result['task_results_deleted']} finished task record(s), "
+            f"{result['refund_news_deleted']} unclaimed refund notice(s) and "
+            f"{result['cache_entries_deleted']} expired cache entry(ies) deleted."
         )
