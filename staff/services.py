@@ -12,6 +12,7 @@ from typing import Any
 from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -295,6 +296,10 @@ def staff_reactivate(*, user: User, by: User) -> bool:
         member = User.objects.select_for_update().get(pk=user.pk)
         if member.is_active:
             return False
+        if member.email.endswith("@invalid"):
+            raise StaffAccountError(
+                "This account was anonymised after its owner left: invite them again with their address instead."
+            )
         member.is_active = True
         member.save(update_fields=["is_active"])
         AccountEvent.objects.create(member=member, actor=by, kind=AccountEvent.Kind.REACTIVATED)
@@ -400,3 +405,58 @@ def calendar_subscription_read(*, subscription_id: int, last_read_at: datetime |
     if last_read_at is not None and now - last_read_at < CALENDAR_READ_EVERY:
         return
     CalendarSubscription.objects.filter(pk=subscription_id).update(last_read_at=now)
+
+
+# --- Former staff -------------------------------------------------------------------------
+
+FORMER_STAFF_NAME = "Former staff member"
+
+
+def former_staff_anonymise(*, now: datetime | None = None) -> int:
+    """Accounts deactivated more than RETENTION_MONTHS ago (and not reactivated since): the
+    person has left. Their name and address are replaced, their password, authenticators
+    (TOTP secrets, recovery codes), allauth's copies of their address, setup links and
+    calendar address deleted, and their counsellor profile's room link and texts about them
+    cleared. Kept: the account row itself (the audit trail's "who" of each booking event and
+    account event points at it, shown as FORMER_STAFF_NAME) and, for a counsellor, the
+    display name on their profile: the clinic's record of who held each session, as anonymised
+    bookings keep it. Their entries in the staff view log have gone by then (kept
+    RETENTION_MONTHS). Returns how many accounts. Safe to run again."""
+    from allauth.mfa.models import Authenticator
+    from django.db.models import OuterRef, Subquery
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=30 * settings.RETENTION_MONTHS)
+    last_change = AccountEvent.objects.filter(
+        member=OuterRef("pk"), kind__in=(AccountEvent.Kind.DEACTIVATED, AccountEvent.Kind.REACTIVATED)
+    ).order_by("-created_at", "-pk")
+    left = (
+        User.objects.filter(is_active=False)
+        .exclude(email__endswith="@invalid")
+        .annotate(
+            last_kind=Subquery(last_change.values("kind")[:1]), last_at=Subquery(last_change.values("created_at")[:1])
+        )
+        .filter(last_kind=AccountEvent.Kind.DEACTIVATED, last_at__lt=cutoff)
+        .values_list("pk", flat=True)
+    )
+    done = 0
+    for pk in list(left):
+        with transaction.atomic():
+            member = User.objects.select_for_update().get(pk=pk)
+            if member.is_active or member.email.endswith("@invalid"):
+                continue  # reactivated, or done by another run, meanwhile
+            member.first_name, member.last_name = FORMER_STAFF_NAME, ""
+            member.email = f"former-staff-{member.pk}@invalid"
+            member.set_unusable_password()
+            member.session_version += 1
+            member.save(update_fields=["first_name", "last_name", "email", "password", "session_version"])
+            Authenticator.objects.filter(user=member).delete()
+            EmailAddress.objects.filter(user=member).delete()
+            SetupLink.objects.filter(user=member).delete()
+            CalendarSubscription.objects.filter(user=member).delete()
+            Counsellor.objects.filter(user=member).update(
+                meeting_url="", bio="", bio_hi="", approach="", approach_hi="", daily_summary=False
+            )
+        done += 1
+        logger.info("former staff account %s anonymised", pk)
+    return done

@@ -8,15 +8,19 @@ from bookings.services import retention_apply
 
 
 class Command(BaseCommand):
-    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions, old staff views, finished tasks and expired cache entries."
+    help = "Anonymise finished bookings past the retention period; delete old sent emails, expired sessions, old staff views, finished tasks and expired cache entries; anonymise staff accounts deactivated past the retention period."
 
     def handle(self, *args: object, **options: object) -> None:
+        from staff.services import former_staff_anonymise  # the staff portal's own accounts
+
         result = retention_apply()
+        result["former_staff_anonymised"] = former_staff_anonymise()
         self.stdout.write(
             f"{result['anonymised']} booking(s) anonymised, {result['emails_deleted']} email(s) deleted, "
             f"{result['sessions_deleted']} expired session(s), {result['views_deleted']} old staff view(s), "
             f"{result['rate_counters_deleted']} old rate-limit counter(s), "
             f"{result['task_results_deleted']} finished task record(s), "
             f"{result['refund_news_deleted']} unclaimed refund notice(s) and "
-            f"{result['cache_entries_deleted']} expired cache entry(ies) deleted."
+            f"{result['cache_entries_deleted']} expired cache entry(ies) deleted; "
+            f"{result['former_staff_anonymised']} former staff account(s) anonymised."
         )
