@@ -22,6 +22,7 @@ from bookings.errors import (
 from bookings.models import (
     ACTIVE_STATUSES,
     Actor,
+    BlockedPeriod,
     Booking,
     BookingEvent,
     BookingView,
@@ -101,7 +102,8 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     were sent, or after they were given up on (their links have long expired by then, and an
     email about no booking, such as "your links", would otherwise stay for ever); expired
     sessions deleted; the staff view log kept for RETENTION_MONTHS; rate-limit counters
-    deleted a day after their window; expired rows of the database cache deleted."""
+    deleted a day after their window; expired rows of the database cache deleted; the
+    reasons of counsellors' leave that ended RETENTION_MONTHS ago cleared."""
     from bookings.models import OutboundEmail
 
     now = now or timezone.now()
@@ -133,6 +135,10 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     # (WebhookEvent is kept: it is what refuses a signed event replayed later.)
     refunds, _ = RefundHeardEarly.objects.filter(received_at__lt=month_ago).delete()
     cache_entries = _cache_expired_delete(now=now)
+    # A counsellor's leave, past: its reason is staff's own words about themselves ("surgery",
+    # "maternity leave"), of no use once the leave is long over. The period itself stays, so
+    # that the calendar still shows those old slots as blocked.
+    leave_reasons = BlockedPeriod.objects.filter(end__lt=cutoff).exclude(reason="").update(reason="")
     return {
         "anonymised": anonymised,
         "emails_deleted": emails,
@@ -142,6 +148,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         "task_results_deleted": tasks,
         "refund_news_deleted": refunds,
         "cache_entries_deleted": cache_entries,
+        "leave_reasons_cleared": leave_reasons,
     }
 
 

@@ -246,3 +246,22 @@ def test_expired_cache_entries_go(settings):
     assert retention_apply()["cache_entries_deleted"] == 0
     assert retention_apply(now=timezone.now() + timedelta(minutes=5))["cache_entries_deleted"] == 1
     assert rows() == 1 and cache.get("still-live") == 1
+
+
+def test_the_reasons_of_leave_long_over_are_cleared(counsellor, settings):
+    """A counsellor's reason for leave is their own words about themselves (an operation,
+    say): of no use once the leave is long over. The period stays, for the old calendar."""
+    from bookings.models import BlockedPeriod
+
+    settings.RETENTION_MONTHS = 12
+    now = timezone.now()
+    old = BlockedPeriod.objects.create(
+        counsellor=counsellor, start=now - timedelta(days=400), end=now - timedelta(days=370), reason="Surgery"
+    )
+    recent = BlockedPeriod.objects.create(
+        counsellor=counsellor, start=now - timedelta(days=30), end=now - timedelta(days=20), reason="Family"
+    )
+    assert retention_apply()["leave_reasons_cleared"] == 1
+    old.refresh_from_db(), recent.refresh_from_db()
+    assert (old.reason, recent.reason) == ("", "Family")
+    assert retention_apply()["leave_reasons_cleared"] == 0

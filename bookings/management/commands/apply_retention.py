@@ -22,5 +22,6 @@ class Command(BaseCommand):
             f"{result['task_results_deleted']} finished task record(s), "
             f"{result['refund_news_deleted']} unclaimed refund notice(s) and "
             f"{result['cache_entries_deleted']} expired cache entry(ies) deleted; "
+            f"{result['leave_reasons_cleared']} past leave reason(s) cleared; "
             f"{result['former_staff_anonymised']} former staff account(s) anonymised."
         )
