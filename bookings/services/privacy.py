@@ -114,6 +114,12 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         updated_at__lt=cutoff,
     ).values_list("pk", flat=True)
     anonymised = sum(booking_anonymise(booking_id=pk, reason="Retention period ended") for pk in list(finished))
+    # Active bookings nobody has touched for as long (a request never answered, a session
+    # never recorded as held or missed) are never anonymised: that takes a decision staff
+    # must make (it may email the client, or refund). Counted, so that the cron's line says so.
+    untouched = Booking.objects.filter(status__in=ACTIVE_STATUSES, updated_at__lt=cutoff).count()
+    if untouched:
+        logger.warning("%s active booking(s) untouched for the retention period: settle them", untouched)
     month_ago = now - timedelta(days=30)
     emails, _ = OutboundEmail.objects.filter(
         Q(status=OutboundEmail.State.SENT, sent_at__lt=month_ago)
@@ -141,6 +147,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     leave_reasons = BlockedPeriod.objects.filter(end__lt=cutoff).exclude(reason="").update(reason="")
     return {
         "anonymised": anonymised,
+        "active_untouched": untouched,
         "emails_deleted": emails,
         "sessions_deleted": sessions,
         "views_deleted": views,

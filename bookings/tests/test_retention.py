@@ -265,3 +265,20 @@ def test_the_reasons_of_leave_long_over_are_cleared(counsellor, settings):
     old.refresh_from_db(), recent.refresh_from_db()
     assert (old.reason, recent.reason) == ("", "Family")
     assert retention_apply()["leave_reasons_cleared"] == 0
+
+
+def test_active_bookings_untouched_for_the_retention_period_are_reported(make_booking, counsellor, settings):
+    """A session never recorded as held, a request never answered: kept whole until staff
+    settle it, so the daily command's line says how many there are."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.RETENTION_MONTHS = 12
+    stale = _personal(make_booking, Status.CONFIRMED, counsellor)
+    make_booking(Status.PENDING, counsellor=counsellor, email="recent@example.com")  # recent: not counted
+    Booking.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - timedelta(days=400))
+    out = StringIO()
+    call_command("apply_retention", stdout=out)
+    assert "1 active booking(s) untouched for RETENTION_MONTHS" in out.getvalue()
+    assert _contains_marker(stale)  # not anonymised: that is staff's decision

@@ -25,3 +25,9 @@ class Command(BaseCommand):
             f"{result['leave_reasons_cleared']} past leave reason(s) cleared; "
             f"{result['former_staff_anonymised']} former staff account(s) anonymised."
         )
+        if result["active_untouched"]:
+            # Kept with everything the client wrote until staff settle them (retention_apply).
+            self.stdout.write(
+                f"{result['active_untouched']} active booking(s) untouched for RETENTION_MONTHS: "
+                "answer, record or cancel them in the staff portal; until then they are kept whole."
+            )
