@@ -340,11 +340,20 @@ class RazorpayProvider(PaymentProvider):
         from razorpay.errors import BadRequestError, GatewayError, ServerError
 
         try:
-            return fn(*args, timeout=RAZORPAY_TIMEOUT)
+            body = fn(*args, timeout=RAZORPAY_TIMEOUT)
         except (GatewayError, ServerError, requests.RequestException) as exc:
             raise ProviderError(f"razorpay {what}: {type(exc).__name__}: {exc}", transient=True) from exc
         except (BadRequestError, ValueError) as exc:
             raise ProviderError(f"razorpay {what}: {type(exc).__name__}: {exc}") from exc
+        except (TypeError, KeyError, AttributeError) as exc:
+            # An error answer that is JSON but not Razorpay's error object (`null`, a number):
+            # the library fails reading it. Something in between, or Razorpay, failing.
+            raise ProviderError(f"razorpay {what}: unreadable error answer: {exc}", transient=True) from exc
+        if not isinstance(body, dict):
+            # A success status with a body that is no object (`null`, a list): nothing to read
+            # from it, and whether the call took effect is unknown, as after a timeout.
+            raise ProviderError(f"razorpay {what}: answer is not an object: {type(body).__name__}", transient=True)
+        return body
 
     def order_create(self, *, payment: Payment) -> tuple[str, dict[str, Any]]:
         booking = payment.booking

@@ -341,6 +341,46 @@ def test_razorpay_refusing_the_order_keeps_the_booking_approved(client, api, app
     assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
 
 
+# Answers that are not what Razorpay's API documents: an error status whose body is JSON but
+# not its error object (the library fails reading it), or a success status whose body is no
+# object. Each is Razorpay (or something in between) failing, never a server error of ours.
+MALFORMED = {
+    "error status, body null": dict(status=500, body="null", content_type="application/json"),
+    "error status, body a number": dict(status=502, body="5", content_type="application/json"),
+    "error status, error null": dict(status=400, json={"error": None}),
+    "success status, body null": dict(status=200, body="null", content_type="application/json"),
+    "success status, body a list": dict(status=200, json=[]),
+}
+
+
+@pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_answer_to_the_order_keeps_the_booking_payable(client, api, approved, answer):
+    booking, token = approved
+    api.post(f"{API}/orders", **answer)
+
+    response = client.post(reverse("bookings:pay", args=[token]))
+
+    assert response["Location"] == reverse("bookings:booking_page", args=[token])
+    [message] = [m.message for m in get_messages(response.wsgi_request)]
+    assert "Nothing has been charged" in message
+    assert Booking.objects.get(pk=booking.pk).status == Status.APPROVED
+
+
+@pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_answer_when_checking_a_returned_payment_leaves_it_to_the_webhook(client, api, approved, answer):
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    api.get(f"{API}/payments/{PAYMENT_ID}", **answer)
+
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), data=checkout_result())
+
+    assert response.status_code == 302
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+    # Razorpay's word arrives by webhook, and confirms it.
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(booking.amount)))
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+
+
 # --- Checkout's return ------------------------------------------------------------------
 
 
@@ -822,6 +862,28 @@ def test_a_refund_razorpay_cannot_take_now_is_asked_for_again_then_handed_to_sta
     assert [m.to for m in mail.outbox] == [[admin_user.email]]
     page = client.get(page_url).content.decode()
     assert "Refund being arranged" in page and "will contact you" in page and "will email you" not in page
+
+
+@pytest.mark.parametrize("answer", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_answer_to_a_refund_is_asked_again_like_a_timeout(api, confirmed, oncommit, answer):
+    """Unread, it failed the refund's task unrecorded: never counted as a try, so a refund
+    Razorpay kept answering so was asked for again for ever, no one on the staff was told, and
+    the retry sweep stopped there, leaving the refunds after it unasked."""
+    booking, payment = confirmed
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", **answer)
+    api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount))
+
+    with oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PENDING and not payment.provider_refund_id
+    # Counted as a try, so an answer that stays unreadable reaches staff after REFUND_TRIES.
+    assert any(key.startswith("refund_error") for key in payment.raw)
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    payment_refunds_retry()
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.PROCESSED and payment.provider_refund_id
 
 
 def test_a_refund_asked_for_again_after_a_timeout_goes_through(api, confirmed, oncommit):
