@@ -168,6 +168,19 @@ def manage_token(db):
 
 
 @pytest.fixture
+def presses_apart(db):
+    """`presses_apart()`: every emailed link made so far was made a while ago, as when a
+    client presses a button that emails one again after a minute rather than at once (a
+    repeated press within `bookings.tokens.REPEAT_PRESS` sends nothing more)."""
+    from django.db.models import F
+
+    from bookings.models import LinkToken
+    from bookings.tokens import REPEAT_PRESS
+
+    return lambda: LinkToken.objects.update(created_at=F("created_at") - REPEAT_PRESS)
+
+
+@pytest.fixture
 def api_token(db) -> str:
     """A live token of a chatbot API client named 'chatbot'."""
     from bookings.api.auth import api_client_create

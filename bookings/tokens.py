@@ -32,6 +32,34 @@ def token_create(*, booking: Booking, purpose: str, lifetime: timedelta, slot: S
     return raw
 
 
+# A button that emails a link, pressed again at once (a double-click, a reload that posts the
+# form again), sends nothing more: the first press's email is on its way, and where only the
+# newest link works, a second email would leave the first one, which arrives first, dead.
+REPEAT_PRESS = timedelta(seconds=60)
+
+
+def token_just_sent(*, booking: Booking, purpose: str, slot: Slot | None = None) -> bool:
+    """Whether a live link of `purpose` (to `slot`, for a move) was made for `booking` within
+    REPEAT_PRESS. Call inside a transaction holding the booking's row lock
+    (`booking_lock_for_link`), so two presses at the same moment are answered one after the
+    other and the second sees the first's link."""
+    now = timezone.now()
+    return LinkToken.objects.filter(
+        booking=booking,
+        purpose=purpose,
+        slot=slot,
+        used_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
+        created_at__gt=now - REPEAT_PRESS,
+    ).exists()
+
+
+def booking_lock_for_link(booking: Booking) -> None:
+    """Lock `booking`'s row (inside a transaction) before deciding whether to email it a link."""
+    Booking.objects.select_for_update().filter(pk=booking.pk).values_list("pk", flat=True).first()
+
+
 def token_lookup_hash(raw: str) -> str:
     """The stored hash to look `raw` up by, or TokenInvalid("unknown") for what no link
     carries (nothing, or more than any link's 32 characters by far)."""

@@ -43,7 +43,7 @@ from bookings.services.transitions import (
     payment_due_at,
     slots_lock,
 )
-from bookings.tokens import token_claim, token_create
+from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_just_sent
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +232,9 @@ def booking_cancel_request(*, booking: Booking) -> None:
             % {"hours": settings.CANCELLATION_CUTOFF_HOURS}
         )
     with transaction.atomic():
+        booking_lock_for_link(booking)
+        if token_just_sent(booking=booking, purpose=LinkToken.Purpose.CANCEL):
+            return
         raw = token_create(
             booking=booking,
             purpose=LinkToken.Purpose.CANCEL,

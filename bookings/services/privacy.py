@@ -36,7 +36,7 @@ from bookings.models import (
 from bookings.ratelimit import counters_prune
 from bookings.selectors import event_reason_for_client
 from bookings.services.transitions import booking_record
-from bookings.tokens import token_claim, token_create
+from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_just_sent
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +195,9 @@ def privacy_request(*, booking: Booking, purpose: str) -> None:
     if purpose not in (LinkToken.Purpose.ERASE, LinkToken.Purpose.EXPORT):
         raise ValueError(f"not a privacy purpose: {purpose}")
     with transaction.atomic():
+        booking_lock_for_link(booking)
+        if token_just_sent(booking=booking, purpose=purpose):
+            return
         # An older link of the same kind stops working: only the newest email counts.
         LinkToken.objects.filter(booking=booking, purpose=purpose, used_at__isnull=True).update(
             revoked_at=timezone.now()

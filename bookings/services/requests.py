@@ -48,7 +48,7 @@ from bookings.services.transitions import (
     slot_is_bookable,
     slots_lock,
 )
-from bookings.tokens import token_claim, token_create
+from bookings.tokens import token_claim, token_create, token_just_sent
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +147,13 @@ def _verification_send(booking: Booking) -> None:
     notifications.verification(booking=booking, raw_token=raw)
 
 
-def booking_resend_verification(*, booking: Booking, email: str | None = None) -> Booking:
+def booking_resend_verification(*, booking: Booking, email: str | None = None, repeat_press: bool = False) -> Booking:
     """A fresh verification link (the old ones stop working). Only for drafts: a booking
     already confirmed is returned as it is. `email`: the client corrected a mistyped address,
     and the link goes to the new one (the draft is not a booking until it is confirmed, so
-    nothing else changes)."""
+    nothing else changes). `repeat_press`: nothing is sent if a link went to the same address
+    within REPEAT_PRESS (a button pressed twice); the wizard's "Send the email again" asks
+    for another on purpose."""
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking.pk)
         if booking.status != Status.DRAFT:
@@ -160,6 +162,8 @@ def booking_resend_verification(*, booking: Booking, email: str | None = None) -
             booking.email = email_normalise(email)
             booking.save(update_fields=["email", "updated_at"])
             logger.info("booking %s: the draft's email address corrected", booking.pk)
+        elif repeat_press and token_just_sent(booking=booking, purpose=LinkToken.Purpose.VERIFY):
+            return booking
         LinkToken.objects.filter(
             booking=booking, purpose=LinkToken.Purpose.VERIFY, used_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
@@ -406,7 +410,7 @@ def booking_resend_verification_for_token(*, token: str) -> bool:
     )
     if link is None or link.booking.status != Status.DRAFT:
         return False
-    booking_resend_verification(booking=link.booking)
+    booking_resend_verification(booking=link.booking, repeat_press=True)
     return True
 
 

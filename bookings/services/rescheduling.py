@@ -39,7 +39,7 @@ from bookings.services.transitions import (
     slots_lock,
 )
 from bookings.services.waitlist import slots_freed
-from bookings.tokens import token_claim, token_create, token_get
+from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_get, token_just_sent
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +233,9 @@ def booking_reschedule_request(*, booking: Booking, slot: Slot) -> None:
     if problem:
         raise SlotUnavailable(problem)
     with transaction.atomic():
+        booking_lock_for_link(booking)
+        if token_just_sent(booking=booking, purpose=LinkToken.Purpose.RESCHEDULE, slot=slot):
+            return
         raw = token_create(
             booking=booking,
             purpose=LinkToken.Purpose.RESCHEDULE,

@@ -197,11 +197,12 @@ def test_cancel_request_emails_a_one_hour_single_use_link(client, make_booking, 
     assert mail.outbox[-1].to == [booking.email] and "/cancel/" in mail.outbox[-1].body
 
 
-def test_cancel_request_is_rate_limited(client, make_booking):
+def test_cancel_request_is_rate_limited(client, make_booking, presses_apart):
     booking = make_booking(Status.PENDING)
     url = page_url(booking)
     for _ in range(5):
         client.post(f"{url}cancel/")
+        presses_apart()
     limited = client.post(f"{url}cancel/")
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
     assert "Please try again in" in limited.content.decode()

@@ -157,10 +157,11 @@ def test_privacy_requests_are_rate_limited_with_retry_after(client, history, set
     assert len(mail.outbox) == 2
 
 
-def test_only_the_newest_erasure_link_works(client, history):
+def test_only_the_newest_erasure_link_works(client, history, presses_apart):
     url = page(history["cancelled"])
     client.post(url + "privacy/erase/")
     first = emailed_link("erase")
+    presses_apart()
     client.post(url + "privacy/erase/")
     second = emailed_link("erase")
     assert client.get(first).status_code == 410

@@ -176,10 +176,11 @@ def test_an_expired_link_offers_a_resend_that_reaches_only_the_draft_address(cli
     assert Booking.objects.get().status == Status.PENDING
 
 
-def test_resend_is_rate_limited(client, draft_link):
+def test_resend_is_rate_limited(client, draft_link, presses_apart):
     LinkToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     for _ in range(3):
         assert client.post(f"{draft_link}resend/").status_code == 200
+        presses_apart()
     limited = client.post(f"{draft_link}resend/")
     assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
     assert "Please try again in" in limited.content.decode()
@@ -201,7 +202,8 @@ def test_resend_for_a_verified_booking_sends_nothing(client, draft_link):
     assert len(mail.outbox) == sent
 
 
-def test_a_replaced_link_no_longer_works(client, draft_link):
+def test_a_replaced_link_no_longer_works(client, draft_link, presses_apart):
+    presses_apart()
     client.post(f"{draft_link}resend/")
     response = client.post(draft_link)
     assert response.status_code == 410 and "no longer valid" in response.content.decode()
