@@ -544,6 +544,30 @@ def test_webhook_for_an_order_we_do_not_know_is_acknowledged_and_ignored(client,
     assert post_webhook(client, body).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        "null",
+        '{"event": "payment.captured", "payload": "x"}',
+        '{"event": "payment.captured", "payload": {"payment": {"entity": "x"}}}',
+        '{"event": "refund.processed", "payload": {"refund": {"entity": {"amount": "all of it"}}}}',
+    ],
+)
+def test_a_signed_webhook_not_in_the_documented_shape_is_acknowledged_and_changes_nothing(
+    client, api, approved, body, caplog
+):
+    """It was a 500, which Razorpay answers by sending the same body again for a day."""
+    booking, token = approved
+    start(client, api, booking, token)
+
+    response = post_webhook(client, body.encode())
+
+    assert response.status_code == 200
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+    assert "not in the documented shape" in caplog.text
+
+
 def test_other_webhook_events_are_acknowledged(client, db):
     assert post_webhook(client, webhook_event("payment.authorized", payment=payment_body(1))).status_code == 200
 
