@@ -139,6 +139,18 @@ LINK_PROBLEM_TITLES = {
 }
 
 
+def _link_already_done(exc: TokenInvalid, *, purpose: str, booking: Booking | None) -> str:
+    """ "cancelled" or "moved" when a used cancellation or move link is why its booking is
+    cancelled or at the link's new time; else ""."""
+    if exc.reason != "used" or booking is None:
+        return ""
+    if purpose == LinkToken.Purpose.CANCEL and booking.status == Status.CANCELLED:
+        return "cancelled"
+    if purpose == LinkToken.Purpose.RESCHEDULE and booking.slot_id is not None and booking.slot_id == exc.link.slot_id:
+        return "moved"
+    return ""
+
+
 def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, token: str) -> HttpResponse:
     """A calm page for an emailed link that cannot be used, saying what to do instead."""
     booking = exc.link.booking if exc.link is not None else None
@@ -163,6 +175,10 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
         and selectors.booking_page_closed(booking),
         "page_days": settings.BOOKING_LINK_DAYS_AFTER_SESSION,
         "clinic": SimpleLazyObject(Clinic.read),
+        # A link pressed twice (a double click, a second tab): the first press did what it
+        # asked, and the page says so rather than leaving the client to wonder.
+        "done": _link_already_done(exc, purpose=purpose, booking=booking),
+        "booking": booking,
     }
     return render(request, "bookings/link_problem.html", context, status=404 if exc.reason == "unknown" else 410)
 

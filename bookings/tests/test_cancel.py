@@ -92,6 +92,23 @@ def test_the_link_works_once(client, cancel_link):
     assert booking.events.filter(to_status=Status.CANCELLED).count() == 1
 
 
+def test_a_link_pressed_again_says_the_booking_is_cancelled(client, cancel_link):
+    """A double click, or the link opened again from the email: the first press cancelled, and
+    the page says so, not that the booking has not changed unless it was confirmed."""
+    booking, link = cancel_link()
+    client.post(link)
+    html = client.get(link).content.decode()
+    assert f"your booking {booking.ack_id} is cancelled" in html
+    assert "has not changed" not in html
+
+
+def test_a_used_link_of_a_booking_not_cancelled_says_nothing_changed(client, cancel_link):
+    booking, link = cancel_link()
+    LinkToken.objects.filter(booking=booking, purpose=LinkToken.Purpose.CANCEL).update(used_at=timezone.now())
+    html = client.get(link).content.decode()
+    assert "already been used" in html and "has not changed unless" in html and "is cancelled" not in html
+
+
 def test_an_expired_link_changes_nothing(client, cancel_link):
     booking, link = cancel_link()
     LinkToken.objects.filter(purpose=LinkToken.Purpose.CANCEL).update(expires_at=timezone.now())

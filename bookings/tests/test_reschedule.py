@@ -291,6 +291,8 @@ def test_the_whole_move_by_email_link(client, confirmed, slot, free_slot):
     assert confirmed.slot_id == free_slot.pk
     again = client.post(link)
     assert again.status_code == 410 and "already been used" in again.content.decode()
+    assert f"your booking {confirmed.ack_id} has moved to {when(free_slot.start)}" in again.content.decode()
+    assert "has not changed" not in again.content.decode()
     # The booking page tells the story.
     html = client.get(base).content.decode()
     assert "You moved your session to a new time" in html
