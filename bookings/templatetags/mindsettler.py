@@ -118,16 +118,24 @@ def clock(value: datetime | None) -> str:
 
 
 @register.filter
-def span(start: datetime | None, end: datetime | None) -> str:
-    """A period in few words, its zone named once at the end: 'Mon 30 Nov, 10:00 to 11:00 IST',
-    with an en dash for 'to'. Across a change of clocks each time names its own ('Sun 25 Oct,
-    01:30 BST to 01:20 GMT')."""
+def clock_span(start: datetime | None, end: datetime | None) -> str:
+    """A period within a day, its zone named once at the end: '10:00 to 10:50 IST', with an en
+    dash for 'to'. Across a change of clocks each time names its own ('01:30 BST to 01:20
+    GMT'). Without an end, the start as `clock` writes it."""
     if start is None or end is None:
-        return when_short(start)
+        return clock(start)
     first, last = timezone.localtime(start), timezone.localtime(end)
     if first.tzname() != last.tzname():
-        return f"{when_short(start)}\N{EN DASH}{last:%H:%M} {last.tzname()}"
-    return f"{short_day(first.date())}, {first:%H:%M}\N{EN DASH}{last:%H:%M} {first.tzname()}"
+        return f"{first:%H:%M} {first.tzname()}\N{EN DASH}{last:%H:%M} {last.tzname()}"
+    return f"{first:%H:%M}\N{EN DASH}{last:%H:%M} {first.tzname()}"
+
+
+@register.filter
+def span(start: datetime | None, end: datetime | None) -> str:
+    """A period in few words: 'Mon 30 Nov, 10:00 to 11:00 IST' (clock_span, after its day)."""
+    if start is None:
+        return ""
+    return f"{short_day(timezone.localtime(start).date())}, {clock_span(start, end)}"
 
 
 @register.filter

@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 
 from bookings.models import Booking, Counsellor, SessionType, Slot
 from bookings.selectors import FreeSlot
-from bookings.templatetags.mindsettler import span, when, when_short
+from bookings.templatetags.mindsettler import clock_span, span, when, when_short
 
 LONDON = "Europe/London"
 
@@ -54,6 +54,13 @@ def test_a_period_names_its_zone_once_and_each_time_its_own_across_a_change():
         assert span(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 20)) == "Sun 25 Oct, 01:30 BST\N{EN DASH}01:20 GMT"
         assert span(utc(2026, 10, 25, 1, 30), utc(2026, 10, 25, 2, 20)) == "Sun 25 Oct, 01:30\N{EN DASH}02:20 GMT"
     assert span(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 20)) == "Sun 25 Oct, 06:00\N{EN DASH}06:50 IST"
+
+
+def test_a_period_within_a_day_names_its_zone_once_and_each_time_its_own_across_a_change():
+    with timezone.override(LONDON):
+        assert clock_span(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 20)) == "01:30 BST\N{EN DASH}01:20 GMT"
+        assert clock_span(utc(2026, 10, 26, 10, 0), utc(2026, 10, 26, 10, 50)) == "10:00\N{EN DASH}10:50 GMT"
+        assert clock_span(utc(2026, 10, 26, 10, 0), None) == "10:00 GMT"
 
 
 def test_when_short_in_hindi_writes_whole_day_and_month_names():

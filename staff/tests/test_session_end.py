@@ -116,7 +116,7 @@ def test_the_daily_summary_gives_each_session_its_own_end(make_booking, counsell
     with oncommit():
         assert daily_summaries_send(today=start.date()) == 1
     [line] = [line for line in mail.outbox[0].body.splitlines() if booking.ack_id in line]
-    assert line.startswith("12:30 IST\u201313:20 IST")
+    assert line.startswith("12:30\u201313:20 IST")
 
 
 def test_a_sessions_end_is_its_start_plus_its_types_length(make_booking, counsellor):
