@@ -169,26 +169,30 @@ def test_rows_show_what_triage_needs(admin_client, counsellor, slot, make_bookin
     assert f'Bala Booked<span class="block text-muted max-sm:hidden">{booked.email}</span>' in html
 
 
-def test_row_times_name_their_zone_each():
-    # 01:30 happens twice in London on 25 October 2026: once in BST, once in GMT.
-    first, second = (datetime(2026, 10, 25, h, 30, tzinfo=UTC) for h in (0, 1))
-    rows = [
-        dict(
+def _row(pk: int, **values) -> dict:
+    """A row as selectors.booking_list_rows gives it, for _list_rows."""
+    return {
+        **dict(
             pk=pk,
             ack_id="MS-ABCDEF",
             client_name="A",
             email="a@example.com",
             status=Status.PENDING,
             mode=Mode.ONLINE,
-            created_at=created,
             session_at=None,
             slot__start=None,
             counsellor__display_name=None,
             session_type__name="Individual session",
             session_type__duration_minutes=50,
-        )
-        for pk, created in ((1, first), (2, second))
-    ]
+        ),
+        **values,
+    }
+
+
+def test_row_times_name_their_zone_each():
+    # 01:30 happens twice in London on 25 October 2026: once in BST, once in GMT.
+    first, second = (datetime(2026, 10, 25, h, 30, tzinfo=UTC) for h in (0, 1))
+    rows = [_row(pk, created_at=created) for pk, created in ((1, first), (2, second))]
     with timezone.override("Europe/London"):
         html = _list_rows(rows)
         assert when_short(first) == "Sun 25 Oct, 01:30 BST" and when_short(second) == "Sun 25 Oct, 01:30 GMT"
@@ -200,19 +204,13 @@ def test_row_sessions_span_the_change_of_clocks():
     span filter does; one within a zone names it once."""
     across, within = datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 10, 0, tzinfo=UTC)
     rows = [
-        dict(
-            pk=pk,
-            ack_id="MS-ABCDEF",
-            client_name="A",
-            email="a@example.com",
+        _row(
+            pk,
             status=Status.CONFIRMED,
-            mode=Mode.ONLINE,
             created_at=start,
             session_at=start,
             slot__start=start,
             counsellor__display_name="Asha",
-            session_type__name="Individual session",
-            session_type__duration_minutes=50,
         )
         for pk, start in ((1, across), (2, within))
     ]
