@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -108,61 +109,63 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def email_deliver(*, email_id: int) -> bool:
-    """Send one queued email if it is still due. True if it was sent by this call.
+    """Send one queued email if it is due. True if it was sent by this call.
 
-    The row is locked while sending, so two workers never send the same message.
+    No transaction is held while the mail server answers (up to EMAIL_TIMEOUT a step): on
+    SQLite an open write transaction would stop every other write, bookings among them, for
+    that long. Instead one short UPDATE claims the row, moving its next attempt past any
+    send's end, so a second worker or the retry sweep leaves it alone; a worker that dies
+    mid-send leaves it to be retried once that time has passed.
     """
-    with transaction.atomic():
-        email = (
-            OutboundEmail.objects.select_for_update(skip_locked=True)
-            .filter(pk=email_id, status=OutboundEmail.State.PENDING)
-            .first()
-        )
-        if email is None:
-            return False
-        # Emails say "contact us": a reply reaches the clinic's own address, when it has one,
-        # rather than the sending address, which may be read by no one.
-        clinic_email = Clinic.load().email
-        message = Message(
-            subject=email.subject,
-            body=email.body_text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[email.to],
-            reply_to=[clinic_email] if clinic_email else None,
-        )
-        if email.body_html:
-            message.attach_alternative(email.body_html, "text/html")
-        if email.ics:
-            # The part's method must be the file's own (RFC 6047): PUBLISH or CANCEL.
-            method = "CANCEL" if "METHOD:CANCEL" in email.ics else "PUBLISH"
-            message.attach("session.ics", email.ics, f"text/calendar; method={method}; charset=utf-8")
-        email.attempts += 1
-        try:
-            message.send()
-        except Exception as exc:  # any transport failure: keep it and retry later
-            email.last_error = type(exc).__name__
-            fields = ["attempts", "last_error", "status", "next_attempt_at"]
-            if email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
-                email.status = OutboundEmail.State.FAILED
-                fields += _links_forgotten(email)
-            email.next_attempt_at = timezone.now() + _backoff(email.attempts)
-            email.save(update_fields=fields)
-            logger.warning("email %s (%s) not sent: %s", email.pk, email.kind, email.last_error)
-            return False
-        email.status = OutboundEmail.State.SENT
-        email.sent_at = timezone.now()
-        email.last_error = ""
-        email.save(update_fields=["attempts", "status", "sent_at", "last_error", *_links_forgotten(email)])
-        logger.info("email %s (%s) sent", email.pk, email.kind)
-        return True
+    now = timezone.now()
+    pending = OutboundEmail.objects.filter(pk=email_id, status=OutboundEmail.State.PENDING)
+    if not pending.filter(next_attempt_at__lte=now).update(
+        attempts=F("attempts") + 1, next_attempt_at=now + SENDING_LEASE
+    ):
+        return False
+    email = OutboundEmail.objects.get(pk=email_id)
+    # Emails say "contact us": a reply reaches the clinic's own address, when it has one,
+    # rather than the sending address, which may be read by no one.
+    clinic_email = Clinic.load().email
+    message = Message(
+        subject=email.subject,
+        body=email.body_text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[email.to],
+        reply_to=[clinic_email] if clinic_email else None,
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    if email.ics:
+        # The part's method must be the file's own (RFC 6047): PUBLISH or CANCEL.
+        method = "CANCEL" if "METHOD:CANCEL" in email.ics else "PUBLISH"
+        message.attach("session.ics", email.ics, f"text/calendar; method={method}; charset=utf-8")
+    try:
+        message.send()
+    except Exception as exc:  # any transport failure: keep it and retry later
+        error = type(exc).__name__
+        changes = {"last_error": error, "next_attempt_at": timezone.now() + _backoff(email.attempts)}
+        if email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
+            changes |= {"status": OutboundEmail.State.FAILED, **_links_forgotten(email)}
+        # Only while still pending: an erasure meanwhile gave it up and emptied it.
+        pending.update(**changes)
+        logger.warning("email %s (%s) not sent: %s", email.pk, email.kind, error)
+        return False
+    pending.update(status=OutboundEmail.State.SENT, sent_at=timezone.now(), last_error="", **_links_forgotten(email))
+    logger.info("email %s (%s) sent", email.pk, email.kind)
+    return True
 
 
-def _links_forgotten(email: OutboundEmail) -> list[str]:
+# How long a claimed email is left to its sender before it may be tried again: well past
+# the longest send (EMAIL_TIMEOUT for each of SMTP's few steps).
+SENDING_LEASE = timedelta(minutes=15)
+
+
+def _links_forgotten(email: OutboundEmail) -> dict[str, str]:
     """Once an email will not be sent again, its copy keeps no working link: links carry
     secrets, stored only as hashes (a resend makes a new booking-page link: see
-    RESENT_BOOKING_LINK). The fields changed."""
-    email.body_text, email.body_html = redact_links(email.body_text), redact_links(email.body_html)
-    return ["body_text", "body_html"]
+    RESENT_BOOKING_LINK). The fields to store."""
+    return {"body_text": redact_links(email.body_text), "body_html": redact_links(email.body_html)}
 
 
 # Where a sent email's booking-page link was; a resend puts a new one there.

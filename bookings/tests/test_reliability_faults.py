@@ -117,6 +117,93 @@ def test_smtp_down_during_an_approval_keeps_it_and_delivers_the_email_once_when_
     assert outbox.status == OutboundEmail.State.SENT and outbox.attempts == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_mail_server_holds_up_no_one_else_writing(settings, make_booking, slot):
+    """While the mail server keeps the sender waiting (up to EMAIL_TIMEOUT a step), the rest of
+    the app writes as usual, to the email's own row too (an erasure gives it up): no database
+    transaction is held open across the send, which on SQLite would stop every write."""
+    from bookings.emails import email_deliver
+
+    inbox = Inbox()
+    inbox.slow = True
+    port = 8172
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    smtp_settings(settings, port)
+    settings.MAILERS["default"]["OPTIONS"]["timeout"] = 30
+    booking = make_booking(Status.APPROVED, counsellor=slot.counsellor)
+    queued = OutboundEmail.objects.create(kind="approved", booking=booking, to=booking.email, subject="Approved")
+    result: dict = {}
+
+    def deliver() -> None:
+        try:
+            result["sent"] = email_deliver(email_id=queued.pk)
+        finally:
+            connections.close_all()
+
+    sender = threading.Thread(target=deliver)
+    try:
+        sender.start()
+        assert inbox.client_waiting.wait(timeout=10), "the sender never reached the mail server"
+        # A writer that would wait for a lock fails at once instead.
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET lock_timeout = '1s'")
+            else:
+                cursor.execute("PRAGMA busy_timeout = 1000")
+        OutboundEmail.objects.filter(pk=queued.pk).update(last_error="touched meanwhile")
+        Booking.objects.filter(pk=booking.pk).update(updated_at=timezone.now())
+        # Another delivery of the same email, meanwhile, leaves it to the first.
+        assert email_deliver(email_id=queued.pk) is False
+    finally:
+        inbox.slow = False
+        sender.join(timeout=30)
+        server.stop()
+    assert result["sent"] is True
+    assert len(inbox.messages) == 1
+    queued.refresh_from_db()
+    assert queued.status == OutboundEmail.State.SENT and queued.attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_given_up_while_it_was_being_sent_stays_given_up(settings, make_booking):
+    """An erasure that gives up a pending email while the mail server is still taking it: the
+    sender's end does not write the client's words back."""
+    from bookings.emails import email_deliver
+    from bookings.services.privacy import booking_anonymise
+
+    inbox = Inbox()
+    port = 8173
+    server = Controller(inbox, hostname="127.0.0.1", port=port)
+    server.start()
+    smtp_settings(settings, port)
+    booking = make_booking(Status.CANCELLED)
+    queued = OutboundEmail.objects.create(
+        kind="cancelled", booking=booking, to=booking.email, subject="Cancelled", body_text="Dear client"
+    )
+
+    original = inbox.handle_DATA
+
+    async def erase_then_accept(server_, session, envelope):
+        await asyncio.to_thread(erase)
+        return await original(server_, session, envelope)
+
+    def erase() -> None:
+        try:
+            assert booking_anonymise(booking_id=booking.pk, reason="erasure")
+        finally:
+            connections.close_all()
+
+    inbox.handle_DATA = erase_then_accept
+    try:
+        assert email_deliver(email_id=queued.pk) is True
+    finally:
+        server.stop()
+    queued.refresh_from_db()
+    assert queued.status == OutboundEmail.State.FAILED
+    assert queued.body_text == "" and queued.subject == "(removed)"
+
+
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_database_connection_cut_mid_request_gives_a_calm_503_and_no_partial_state(
@@ -198,9 +285,10 @@ def _db_url() -> str:
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings, make_booking, slot):
     """`db_worker` (django-tasks-db) takes the delivery task; the mail server is slow, and the
-    worker is killed with SIGKILL while it waits. The email's row lock dies with its
-    connection, so the email is still pending. django-tasks-db leaves the task RUNNING and a
-    new worker does not take it again; the `send_emails` sweep is the recovery path."""
+    worker is killed with SIGKILL while it waits. The email is still pending, claimed by the
+    dead worker for the send's longest time. django-tasks-db leaves the task RUNNING and a
+    new worker does not take it again; once the claim lapses, the `send_emails` sweep is
+    the recovery path."""
     from django_tasks_db.models import DBTaskResult
 
     inbox = Inbox()
@@ -237,15 +325,18 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings
         worker.wait(timeout=10)
         inbox.slow = False
 
-        time.sleep(0.5)  # PostgreSQL notices the dead connection and rolls its transaction back
         queued.refresh_from_db()
-        assert queued.status == OutboundEmail.State.PENDING and queued.attempts == 0
+        # Claimed for the send's longest time, then left to the sweep.
+        assert queued.status == OutboundEmail.State.PENDING and queued.attempts == 1
+        assert queued.next_attempt_at > timezone.now() + timedelta(minutes=10)
         assert DBTaskResult.objects.get().status == "RUNNING"  # orphaned by the dead worker
 
         # A new worker does not pick up the orphan...
         subprocess.run([*worker_cmd, "--batch"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
         assert inbox.messages == []
-        # ...the retry sweep delivers it, once, however often it runs.
+        # ...and once the claim has lapsed, the retry sweep delivers it, once, however often
+        # it runs.
+        OutboundEmail.objects.filter(pk=queued.pk).update(next_attempt_at=timezone.now())  # time passes
         for _ in range(2):
             subprocess.run(
                 [sys.executable, "manage.py", "send_emails"],
@@ -260,5 +351,5 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(settings
         use_task_backend(settings, None)
     assert len(inbox.messages) == 1
     queued.refresh_from_db()
-    assert queued.status == OutboundEmail.State.SENT and queued.attempts == 1
+    assert queued.status == OutboundEmail.State.SENT and queued.attempts == 2
     assert timezone.now() - queued.sent_at < timedelta(minutes=1)

@@ -1,5 +1,5 @@
 """Deliver queued emails whose (re)try time has come. Safe to run from cron every minute,
-and concurrently: each message is locked while it is sent."""
+and concurrently: each message is claimed by one sender before it is sent."""
 
 from __future__ import annotations
 
