@@ -28,7 +28,7 @@ from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
-from bookings.models import Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
+from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import token_get, token_hash
@@ -142,11 +142,17 @@ LINK_PROBLEM_TITLES = {
 def _link_already_done(exc: TokenInvalid, *, purpose: str, booking: Booking | None) -> str:
     """ "cancelled" or "moved" when a used cancellation or move link is why its booking is
     cancelled or at the link's new time; else ""."""
-    if exc.reason != "used" or booking is None:
+    # Once the booking's page has closed, an old email opens no record of the counselling.
+    if exc.reason != "used" or booking is None or selectors.booking_page_closed(booking):
         return ""
     if purpose == LinkToken.Purpose.CANCEL and booking.status == Status.CANCELLED:
         return "cancelled"
-    if purpose == LinkToken.Purpose.RESCHEDULE and booking.slot_id is not None and booking.slot_id == exc.link.slot_id:
+    if (
+        purpose == LinkToken.Purpose.RESCHEDULE
+        and booking.status in ACTIVE_STATUSES  # not cancelled, or held, since it moved
+        and booking.slot_id is not None
+        and booking.slot_id == exc.link.slot_id
+    ):
         return "moved"
     return ""
 

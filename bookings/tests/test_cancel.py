@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core import mail
@@ -100,6 +101,17 @@ def test_a_link_pressed_again_says_the_booking_is_cancelled(client, cancel_link)
     html = client.get(link).content.decode()
     assert f"your booking {booking.ack_id} is cancelled" in html
     assert "has not changed" not in html
+
+
+def test_a_link_pressed_again_after_the_booking_page_closed_names_no_booking(client, cancel_link, settings):
+    """An old email cannot open a record of counselling (the booking page has closed): the
+    used link says no more of the booking than a link of any other booking would."""
+    booking, link = cancel_link()
+    client.post(link)
+    later = booking.slot.end + timedelta(days=settings.BOOKING_LINK_DAYS_AFTER_SESSION, hours=1)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        html = client.get(link).content.decode()
+    assert "already been used" in html and booking.ack_id not in html
 
 
 def test_a_used_link_of_a_booking_not_cancelled_says_nothing_changed(client, cancel_link):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -528,3 +529,27 @@ def test_the_policy_clients_agree_to_says_what_moving_and_missing_a_session_do(c
     assert "if the clinic cancels it for you, the full amount is refunded too." in html
     assert "it is recorded as missed and is not refunded." in html
     assert f"Version {settings.POLICY_VERSION}" in html
+
+
+def _moved_by_link(client, confirmed, free_slot) -> str:
+    base = page_url(confirmed)
+    client.post(base + "reschedule/", {"slot": free_slot.pk, "move": "1"})
+    link = link_in_last_email("/reschedule/")
+    assert client.post(link).status_code == 200
+    return link
+
+
+def test_a_used_move_link_of_a_booking_cancelled_since_does_not_say_it_moved(client, confirmed, free_slot, admin_user):
+    link = _moved_by_link(client, confirmed, free_slot)
+    booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, reason="Counsellor ill", user=admin_user)
+    html = client.post(link).content.decode()
+    assert "already been used" in html and "has moved to" not in html and when(free_slot.start) not in html
+
+
+def test_a_used_move_link_after_the_booking_page_closed_shows_no_session_time(client, confirmed, free_slot):
+    link = _moved_by_link(client, confirmed, free_slot)
+    days = settings.BOOKING_LINK_DAYS_AFTER_SESSION
+    Booking.objects.filter(pk=confirmed.pk).update(status=Status.COMPLETED)
+    with mock.patch("django.utils.timezone.now", return_value=free_slot.end + timedelta(days=days, hours=1)):
+        html = client.post(link).content.decode()
+    assert "already been used" in html and confirmed.ack_id not in html and when(free_slot.start) not in html
