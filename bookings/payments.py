@@ -415,7 +415,12 @@ class RazorpayProvider(PaymentProvider):
         # The signature proves the payment belongs to our order; the amount, currency and
         # whether it is captured come from Razorpay itself.
         body = _scrub(self._call("payment fetch", self.client().payment.fetch, params["razorpay_payment_id"]))
-        return _razorpay_payment_outcome(body, raw={"return": params, "payment": body})
+        try:
+            return _razorpay_payment_outcome(body, raw={"return": params, "payment": body})
+        except (TypeError, ValueError) as exc:
+            # An amount that is no number: unreadable, as an answer that is no object is; the
+            # webhook, read the same way, says whether it was paid.
+            raise ProviderError(f"razorpay payment fetch: unreadable answer: {exc}", transient=True) from exc
 
     def webhook_parse(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         from razorpay.errors import SignatureVerificationError

@@ -381,6 +381,22 @@ def test_a_malformed_answer_when_checking_a_returned_payment_leaves_it_to_the_we
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
 
 
+@pytest.mark.parametrize("amount", ["all of it", {"value": 150000}, [150000]])
+def test_a_returned_payment_whose_amount_is_no_number_is_left_to_the_webhook(client, api, approved, amount):
+    """A payment object, but its amount not the integer Razorpay documents: a 500 on the
+    client's return from checkout, after they had paid."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    api.get(f"{API}/payments/{PAYMENT_ID}", json={**payment_body(booking.amount), "amount": amount})
+
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), data=checkout_result())
+
+    assert response.status_code == 302
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(booking.amount)))
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+
+
 # --- Checkout's return ------------------------------------------------------------------
 
 
