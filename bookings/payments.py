@@ -488,11 +488,12 @@ class RazorpayProvider(PaymentProvider):
         status = body.get("status")
         if status not in ("processed", "failed"):
             return None  # "pending": Razorpay is still working on it.
+        try:
+            amount = int(body.get("amount") or 0)
+        except (TypeError, ValueError) as exc:
+            raise ProviderError(f"razorpay refund fetch: unreadable amount: {exc}", transient=True) from exc
         return (RefundProcessed if status == "processed" else RefundFailed)(
-            payment_id=payment.provider_payment_id,
-            refund_id=refund_id,
-            amount=int(body.get("amount") or 0),
-            raw=body,
+            payment_id=payment.provider_payment_id, refund_id=refund_id, amount=amount, raw=body
         )
 
 

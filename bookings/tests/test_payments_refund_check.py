@@ -173,11 +173,20 @@ def test_a_refund_still_pending_is_asked_about_once_an_hour(api, refund_pending,
         {"status": 502, "body": "<html>Bad gateway</html>"},
         # A refund of some other payment: never settle this one on its word.
         {"json": {**refund_body(150000, status="failed"), "id": "rfnd_Unlucky00001", "payment_id": "pay_Other"}},
+        # An amount that is no number: an unreadable answer, not a crash of the sweep.
+        {
+            "json": {
+                **refund_body(150000, status="processed"),
+                "id": "rfnd_Unlucky00001",
+                "payment_id": "pay_Unlucky00001",
+                "amount": "1,500.00",
+            }
+        },
     ],
-    ids=["connect-timeout", "read-timeout", "503", "502-html", "another-payments-refund"],
+    ids=["connect-timeout", "read-timeout", "503", "502-html", "another-payments-refund", "amount-not-a-number"],
 )
 def test_razorpay_not_answering_changes_nothing_till_the_next_hour_and_the_others_are_still_settled(
-    api, refund_pending, admin_user, oncommit, failure
+    api, refund_pending, admin_user, oncommit, failure, caplog
 ):
     unlucky, lucky = refund_pending("Unlucky00001"), refund_pending("Lucky0000001")
     age(unlucky, hours=3)  # the oldest: asked about first
@@ -199,6 +208,8 @@ def test_razorpay_not_answering_changes_nothing_till_the_next_hour_and_the_other
         before.raw,
     )
     assert not after.needs_attention and mail.outbox == []
+    # Told as the provider's failure, without a traceback of ours.
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
     # Asked about: not again within the hour, whatever the answer was; after it, again.
     assert payment_refunds_check() == 0 and len(fetches(api)) == 2
     age(unlucky, minutes=61)
