@@ -1,5 +1,11 @@
 """Query budgets of the public pages, the wizard's slot step and the chatbot API (issue 7).
 
+Budgets: home <= 5, status lookup <= 5 (its form 0), booking page <= 5, wizard slot step <= 4
+(a day button <= 7), chatbot API <= 3 each; privacy notice and policies 0, counsellors and a
+counsellor's page 1, a booking's calendar entry <= 4, its move page <= 4, the emailed links to
+cancel <= 3, to move <= 5, to verify 1, to erase <= 3, to see one's data <= 4 (its download
+<= 6), payment checkout <= 2, the waitlist form <= 3 queries.
+
 Each endpoint is measured on the benchmark's own data set (seed_bench) at two sizes, the
 second ten times the first: the count must stay within its budget and must not grow with the
 data. The staff portal's budgets and the PostgreSQL plan checks are in
@@ -15,10 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models import Count
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bookings.models import SLOT_HOLDING_STATUSES, Booking, Counsellor, LinkToken, Payment, Slot, Status
+from bookings.tokens import token_create
 
 SMALL = dict(counsellors=3, days=6, slots_per_day=4, bookings=60)
 # Ten times the rows: slots (counsellors x days x slots a day) and bookings.
@@ -33,6 +45,22 @@ BUDGETS = {
     "api status": 3,
     "api availability": 3,
     "api session types": 3,
+    # Pages that read nothing: the privacy notice, the policies, the status form.
+    "privacy": 0,
+    "policies": 0,
+    "status page": 0,
+    "counsellors": 1,
+    "counsellor": 1,
+    "booking's calendar entry": 4,
+    "move page": 4,
+    "cancel link": 3,
+    "move link": 5,
+    "verify link": 1,
+    "erase link": 3,
+    "export link": 4,
+    "export link, download": 6,
+    "payment checkout": 2,
+    "waitlist": 3,
 }
 
 
@@ -92,6 +120,79 @@ def public_counts(seeded: dict[str, Any]) -> dict[str, int]:
     assert response.status_code == 200 and response.json()["slots"]
     counts["api session types"], response = count(lambda: api.get("/api/v1/session-types"))
     assert response.status_code == 200
+    counts.update(page_counts(seeded))
+    return counts
+
+
+def page_counts(seeded: dict[str, Any]) -> dict[str, int]:
+    """Queries per GET of the other public pages, each showing what it is for."""
+    counts: dict[str, int] = {}
+    browser = Client()
+    booking = Booking.objects.get(ack_id=seeded["ack_id"])
+    counsellors = list(Counsellor.objects.filter(is_active=True).values_list("display_name", flat=True))
+    first = Counsellor.objects.order_by("sort_order").first()
+    # The client with the most bookings: a data export lists each of them.
+    client = Booking.objects.values("email").annotate(n=Count("pk")).order_by("-n", "email").first()["email"]
+    oldest = Booking.objects.filter(email=client).order_by("pk").first()
+    theirs = list(Booking.objects.filter(email=client).values_list("ack_id", flat=True))
+    pending = Payment.objects.filter(status=Payment.State.PENDING, booking__status=Status.PAYMENT_PENDING).first()
+    draft = Booking.objects.filter(status=Status.DRAFT).order_by("pk").first()
+    free = (
+        Slot.objects.filter(start__gt=timezone.now() + timedelta(days=2), counsellor=booking.counsellor)
+        .exclude(bookings__status__in=SLOT_HOLDING_STATUSES)
+        .order_by("start")
+        .first()
+    )
+    link = token_create
+    day = timedelta(days=1)
+    pages = {
+        "privacy": ("/privacy/", {}, [settings.POLICY_VERSION]),
+        "policies": ("/policies/", {}, [str(settings.CANCELLATION_CUTOFF_HOURS)]),
+        "counsellors": ("/counsellors/", {}, counsellors),
+        "counsellor": (f"/counsellors/{first.slug}/", {}, [first.display_name]),
+        "status page": ("/status/", {}, ['name="ack_id"']),
+        "booking's calendar entry": (f"/bookings/{seeded['booking_token']}/session.ics", {}, [booking.ack_id]),
+        "move page": (f"/bookings/{seeded['booking_token']}/reschedule/", {"day": seeded["busy_day"]}, ['name="slot"']),
+        "cancel link": (
+            f"/cancel/{link(booking=booking, purpose=LinkToken.Purpose.CANCEL, lifetime=day)}/",
+            {},
+            [booking.ack_id],
+        ),
+        "move link": (
+            f"/reschedule/{link(booking=booking, purpose=LinkToken.Purpose.RESCHEDULE, lifetime=day, slot=free)}/",
+            {},
+            [booking.ack_id],
+        ),
+        "verify link": (
+            f"/verify/{(verify := link(booking=draft, purpose=LinkToken.Purpose.VERIFY, lifetime=day))}/",
+            {},
+            [f'action="/verify/{verify}/"'],
+        ),
+        # The active booking that stops an erasure, named.
+        "erase link": (
+            f"/privacy/erase/{link(booking=booking, purpose=LinkToken.Purpose.ERASE, lifetime=day)}/",
+            {},
+            [booking.ack_id],
+        ),
+        "export link": (
+            f"/privacy/export/{(export := link(booking=oldest, purpose=LinkToken.Purpose.EXPORT, lifetime=day))}/",
+            {},
+            theirs,
+        ),
+        "export link, download": (f"/privacy/export/{export}/", {"download": "1"}, theirs),
+        "payment checkout": (
+            f"/bookings/{link(booking=pending.booking, purpose=LinkToken.Purpose.MANAGE, lifetime=day)}/pay/{pending.pk}/",
+            {},
+            [pending.booking.ack_id],
+        ),
+        "waitlist": ("/waitlist/", {}, ['name="session_type"']),
+    }
+    for name, (path, query, shown) in pages.items():
+        browser.get(path, query)  # the first visit may write its session; measure a return visit
+        counts[name], response = count(lambda path=path, query=query: browser.get(path, query))
+        text = response.content.decode()
+        assert response.status_code == 200, (name, response.status_code)
+        assert shown and all(s in text for s in shown), name
     return counts
 
 
