@@ -23,6 +23,7 @@ from bookings.models import Booking, Clinic, LinkToken, Slot
 from bookings.notifications import manage_path
 from bookings.ratelimit import ratelimit_hit
 from bookings.slot_picker import slot_picker
+from bookings.templatetags.mindsettler import link_minutes
 from bookings.tokens import token_get
 from bookings.views import _link_problem, private_page, speak_as_booked, wait_text
 
@@ -107,10 +108,10 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
     messages.success(
         request,
         gettext(
-            "We have emailed you a link to confirm the new time. It works once, for %(minutes)s minutes. "
+            "We have emailed you a link to confirm the new time. It works once, for %(duration)s. "
             "Your booking stays as it is until you confirm."
         )
-        % {"minutes": settings.RESCHEDULE_LINK_MINUTES},
+        % {"duration": link_minutes(settings.RESCHEDULE_LINK_MINUTES)},
     )
     url = reverse("bookings:booking_page", args=[token])
     if request.htmx:

@@ -31,6 +31,7 @@ from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
+from bookings.templatetags.mindsettler import link_minutes
 from bookings.tokens import token_get, token_hash
 
 
@@ -357,9 +358,9 @@ def booking_cancel_request(request: HttpRequest, token: str) -> HttpResponse:
             request,
             gettext(
                 "We have emailed you a link to confirm the cancellation. It works once, for "
-                "%(minutes)s minutes. Your booking stays as it is until you confirm."
+                "%(duration)s. Your booking stays as it is until you confirm."
             )
-            % {"minutes": settings.CANCELLATION_LINK_MINUTES},
+            % {"duration": link_minutes(settings.CANCELLATION_LINK_MINUTES)},
         )
     return HttpResponseRedirect(reverse("bookings:booking_page", args=[token]), status=303)
 

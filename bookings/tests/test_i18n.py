@@ -44,7 +44,7 @@ from bookings.models import (
     WaitlistEntry,
     WaitlistToken,
 )
-from bookings.templatetags.mindsettler import minutes, money, when
+from bookings.templatetags.mindsettler import link_minutes, minutes, money, when
 from bookings.tests.journey import ABOUT, consent, link_in_last_email, session_data, start, url
 from bookings.tokens import waitlist_token_create
 from conftest import next_weekday_at
@@ -678,6 +678,38 @@ def test_cancelling_moving_and_paying_pages_are_in_hindi(client, make_booking, c
     response = client.post(f"/bookings/{approved_token}/pay/", follow=True)
     assert response.status_code == 200
     assert_hindi("sandbox checkout", response.content.decode())
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+def test_a_links_life_is_told_one_way_on_the_pages_in_the_message_and_in_the_email(
+    client, make_booking, counsellor, manage_token, language
+):
+    """The booking page and the email said the cancel link works for '1 hour' (1 घंटे) while the
+    message after asking for it, and the move-time page, said '60 minutes' (60 मिनट)."""
+    booking = make_booking(Status.CONFIRMED, language=language, slot=None)
+    token = manage_token(booking)
+    start_at = booking.slot.start + timedelta(hours=3)
+    Slot.objects.create(counsellor=counsellor, start=start_at, end=start_at + timedelta(minutes=60))
+    with translation.override(language):
+        cancel_life = link_minutes(settings.CANCELLATION_LINK_MINUTES)
+        move_life = link_minutes(settings.RESCHEDULE_LINK_MINUTES)
+        other_ways = {minutes(settings.CANCELLATION_LINK_MINUTES), minutes(settings.RESCHEDULE_LINK_MINUTES)}
+    other_ways -= {cancel_life, move_life}
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+
+    booking_page = client.get(f"/bookings/{token}/").content.decode()
+    message = client.post(f"/bookings/{token}/cancel/", follow=True).content.decode()
+    email = mail.outbox[-1].body
+    move_page = client.get(f"/bookings/{token}/reschedule/").content.decode()
+    for name, text, life in [
+        ("booking page", booking_page, cancel_life),
+        ("message after asking to cancel", message, cancel_life),
+        ("cancel email", email, cancel_life),
+        ("move-time page", move_page, move_life),
+    ]:
+        assert life in text, f"{name}: no {life!r}"
+        for other in other_ways:
+            assert other not in text, f"{name}: {other!r} beside {life!r}"
 
 
 def test_the_pages_after_a_move_or_a_cancellation_are_in_hindi(
