@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -13,8 +14,8 @@ from django.forms import BoundField
 from django.urls import get_script_prefix, get_urlconf
 from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 
 from mindsettler.forms import select_html
@@ -232,6 +233,15 @@ _FIELD = '\n<div id="field-{}" class="mb-6{}">\n  <label for="{}" class="field-l
 _FIELD_HINT = '<p id="{}_helptext" class="field-hint">{}</p>'
 _FIELD_ERRORS = '<p id="{}_error" class="field-error">{}</p>'
 _FIELD_ERROR = '<span class="sr-only">{} </span>{}'
+_ACK_ID = re.compile(r"\bMS-[A-Z0-9]{6}\b")
+
+
+@register.filter
+def whole_ids(text: str) -> SafeString:
+    """The text, escaped, with each acknowledgement ID in it kept on one line: on a phone the
+    hint broke 'MS-7K3QXP' after its hyphen, and the ID read as two."""
+    escaped = str(conditional_escape(text))
+    return mark_safe(_ACK_ID.sub(lambda m: f'<span class="whitespace-nowrap">{m.group(0)}</span>', escaped))  # noqa: S308
 
 
 @register.simple_tag
@@ -252,7 +262,7 @@ def labelled_field(field: BoundField) -> SafeString:
         " border-l-4 border-red-700 pl-4" if errors else "",
         field.id_for_label,
         field.label,
-        format_html(_FIELD_HINT, field.auto_id, field.help_text) if field.help_text else "",
+        format_html(_FIELD_HINT, field.auto_id, whole_ids(field.help_text)) if field.help_text else "",
         shown,
         select_html(field) or field.as_widget(),  # a select (the counsellors) written directly
     )

@@ -734,6 +734,19 @@ def test_the_pages_after_a_move_or_a_cancellation_are_in_hindi(
     assert_hindi("cancelled page", client.post(link_in_last_email("/cancel/")).content.decode())
 
 
+@pytest.mark.parametrize("language", ["en", "hi"])
+def test_the_example_acknowledgement_id_in_a_hint_is_kept_on_one_line(client, language):
+    """At 360px the status page's hint broke its example 'MS-7K3QXP' after the hyphen."""
+    page = get(client, "/status/", language)
+    assert '<span class="whitespace-nowrap">MS-7K3QXP</span>' in page
+    assert (
+        "MS-7K3QXP"
+        not in page.replace('<span class="whitespace-nowrap">MS-7K3QXP</span>', "")
+        .split('id="id_ack_id_helptext"', 1)[1]
+        .split("</p>", 1)[0]
+    )
+
+
 def test_the_wizards_notes_and_the_status_lookups_errors_are_in_hindi(client, session_type, slot, make_booking):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
     response = client.post("/status/", {"lookup": "ack", "ack_id": "MS-O0O0O0"})
