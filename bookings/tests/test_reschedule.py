@@ -22,7 +22,7 @@ from bookings.services import (
     booking_transition,
     slot_is_bookable,
 )
-from bookings.templatetags.mindsettler import when, when_short
+from bookings.templatetags.mindsettler import link_minutes, minutes, when, when_short
 from bookings.tests.journey import link_in_last_email, skipped_heading_levels
 from bookings.tokens import token_create
 from conftest import next_weekday_at
@@ -263,6 +263,23 @@ def test_a_client_whose_counsellor_has_left_is_told_to_contact_the_clinic_not_of
             "Times with %(name)s can no longer be chosen online. Please contact the clinic to move this session."
         ) % {"name": "Asha Menon"}
     assert hindi != said and hindi in client.get(base).content.decode()
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+def test_the_move_page_and_its_message_tell_the_links_life_as_the_booking_page_does(
+    client, confirmed, free_slot, language
+):
+    """The move-time page and the message after asking said '60 minutes' (60 मिनट) where the
+    booking page and the emails say '1 hour' (1 घंटे)."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    base = page_url(confirmed)
+    with translation.override(language):
+        life, other = link_minutes(settings.RESCHEDULE_LINK_MINUTES), minutes(settings.RESCHEDULE_LINK_MINUTES)
+    assert life != other
+    page = client.get(base + "reschedule/").content.decode()
+    message = client.post(base + "reschedule/", {"slot": free_slot.pk, "move": "1"}, follow=True).content.decode()
+    for text in (page, message):
+        assert life in text and other not in text
 
 
 def test_the_whole_move_by_email_link(client, confirmed, slot, free_slot):
