@@ -301,6 +301,13 @@ def sign_in(tab: Tab, *, email: str, password: str, secret: str, next_path: str 
     tab.check()
 
 
+def htmx_settled(page: Page) -> None:
+    """Wait until htmx has swapped in its answer and settled. Wait for the response first
+    (`page.expect_response`): the browser has the answer before htmx swaps it in, and
+    `wait_for_load_state("networkidle")` returns at once on a page that has been idle before."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+
 def is_scrolling_sideways(page: Page) -> bool:
     return page.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from e2e.browsing import Tab, link_in, wait_for_email
+from e2e.browsing import Tab, htmx_settled, link_in, wait_for_email
 
 CLIENT = {"name": "Priya Sharma", "email": "priya@example.com", "phone": "98765 43210"}
 
@@ -55,7 +55,7 @@ def choose_session(
         if htmx:
             with page.expect_response(lambda r: r.request.method == "POST" and "/book/" in r.url):
                 radio.check()
-            page.wait_for_load_state("networkidle")
+            htmx_settled(page)
         else:
             radio.check()
     if not htmx:

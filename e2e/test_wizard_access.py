@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from bookings.models import Booking, LinkToken, Status
 from bookings.tokens import token_create
-from e2e.browsing import PHONE, Tab, cut_off_elements, is_scrolling_sideways, small_tap_targets
+from e2e.browsing import PHONE, Tab, cut_off_elements, htmx_settled, is_scrolling_sideways, small_tap_targets
 from e2e.journeys import CLIENT, book_through_wizard, confirm_email, focused_id, heading, open_booking_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -197,7 +197,7 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(tab, slots):
     tab_to(tab, "Online", role="radio")
     with page.expect_response(lambda r: r.request.method == "POST"):
         page.keyboard.press("Space")
-    page.wait_for_load_state("networkidle")
+    htmx_settled(page)
     expect(page.get_by_role("radio", name="Online", exact=True)).to_be_checked()
     # htmx refreshed the free times and kept focus where it was.
     assert focused_id(page).startswith("id_mode_")
@@ -208,7 +208,7 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(tab, slots):
     tab_to(tab, date_format(later, "D j M"), role="button")
     with page.expect_response(lambda r: r.request.method == "POST"):
         page.keyboard.press("Enter")
-    page.wait_for_load_state("networkidle")
+    htmx_settled(page)
     expect(page.get_by_role("button", name=date_format(later, "D j M"))).to_have_attribute("aria-pressed", "true")
     assert focused_id(page) == f"day-{later.isoformat()}"
     expect(page.locator("#step-heading")).to_have_attribute("data-before", "yes")
