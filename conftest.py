@@ -6,6 +6,7 @@ first one's clients.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -14,6 +15,24 @@ from django.utils import timezone, translation
 
 from bookings.models import Counsellor, SessionType, Slot
 from staff.models import User
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis names each API operation's test "test[GET /availability]", but since
+    pytest 9.2 builds a test's node ID from its parameters, not its name, they all had the
+    function's ID. pytest-xdist schedules tests by ID, so with `-n 2` only one operation was
+    fuzzed; each now has its own ID, as pytest's own parameters do."""
+    for item in items:
+        if (
+            type(item).__name__ == "SchemathesisFunction"
+            and item.nodeid == f"{item.parent.nodeid}::{item.originalname}"
+        ):
+            params = item.name.removeprefix(f"{item.originalname}[").removesuffix("]")
+            item._id = item.parent.id.child(item.originalname).with_params(params)  # pytest 9.2's NodeId
+    # Any other test sharing an ID would be run once for all of them under xdist: say so.
+    shared = [nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1]
+    if shared:
+        raise pytest.UsageError("Tests share a node ID (pytest-xdist would run only one): " + ", ".join(shared))
 
 
 @pytest.fixture(autouse=True)
