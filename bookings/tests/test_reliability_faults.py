@@ -31,7 +31,11 @@ from bookings.services import booking_approve
 from staff.tests.conftest import sign_in_with_second_factor
 
 ROOT = Path(__file__).resolve().parents[2]
-postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+
+
+def postgres_only(test):
+    """PostgreSQL's own behaviour (its locks and backends); run alone, see the Makefile's test."""
+    return pytest.mark.postgres(pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")(test))
 
 
 class Inbox:
