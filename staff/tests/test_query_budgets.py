@@ -41,6 +41,7 @@ from bookings.models import (
 from staff import selectors
 from staff.models import User
 from staff.services import calendar_subscription_create
+from staff.tests.conftest import seen_just_now
 
 SMALL = dict(counsellors=3, days=6, slots_per_day=4, bookings=60)
 LARGE = dict(counsellors=10, days=12, slots_per_day=6, bookings=600)
@@ -143,6 +144,7 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
     counts = {}
     for name, (path, query) in requests.items():
         reader = Client() if name == "calendar subscription feed" else browser
+        seen_just_now(browser)
         with CaptureQueriesContext(connection) as queries:
             response = reader.get(path, query)
             # A streamed answer (the bookings' CSV) reads its rows as it is sent.
