@@ -333,12 +333,13 @@ def cut_off_elements(page: Page) -> list[str]:
 
 def small_tap_targets(page: Page, *, least: int = 44) -> list[str]:
     """Visible controls a finger presses that are less than `least` CSS pixels tall: buttons,
-    links drawn as buttons, text inputs and selects, a details' summary, and a radio's row
-    (its label). Links inside running text are left out: they are words, not controls."""
+    links drawn as buttons, the public header's links, text inputs and selects, a details'
+    summary, and a radio's row (its label). Links inside running text are left out: they are
+    words, not controls."""
     return page.evaluate(
         """(least) => {
           const out = [];
-          const controls = "button, a[class*='btn-'], input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, summary, label:has(input[type=radio])";
+          const controls = "button, a[class*='btn-'], header a, input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, summary, label:has(input[type=radio])";
           for (const el of document.querySelectorAll(controls)) {
             const r = el.getBoundingClientRect();
             if (r.width === 0 || r.height === 0 || el.closest(".sr-only")) continue;

@@ -239,8 +239,9 @@ _ACK_ID = re.compile(r"\bMS-[A-Z0-9]{6}\b")
 @register.filter
 def whole_ids(text: str) -> SafeString:
     """The text, escaped, with each acknowledgement ID in it kept on one line: on a phone the
-    hint broke 'MS-7K3QXP' after its hyphen, and the ID read as two."""
-    escaped = str(conditional_escape(text))
+    hint broke 'MS-7K3QXP' after its hyphen, and the ID read as two. Used for hints, headings
+    and messages (str() of a message is its text: safe text stays unescaped)."""
+    escaped = str(conditional_escape(str(text)))
     return mark_safe(_ACK_ID.sub(lambda m: f'<span class="whitespace-nowrap">{m.group(0)}</span>', escaped))  # noqa: S308
 
 

@@ -42,6 +42,13 @@ def test_get_shows_one_button_and_changes_nothing(client, cancel_link):
     assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
 
 
+def test_the_heading_keeps_the_booking_id_on_one_line(client, cancel_link):
+    """On a phone "Cancel booking MS-7K3QXP?" broke after "MS-", and the ID read as two."""
+    booking, link = cancel_link()
+    heading = re.search(r"<h1[^>]*>(.*?)</h1>", client.get(link).content.decode()).group(1)
+    assert heading == f'Cancel booking <span class="whitespace-nowrap">{booking.ack_id}</span>?'
+
+
 def test_a_paid_booking_says_how_much_comes_back_before_the_button(client, cancel_link):
     _, link = cancel_link(Status.CONFIRMED)
     html = client.get(link).content.decode()

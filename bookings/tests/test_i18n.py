@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.contrib.messages import SUCCESS
+from django.contrib.messages.storage.base import Message
 from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone, translation
@@ -44,7 +46,7 @@ from bookings.models import (
     WaitlistEntry,
     WaitlistToken,
 )
-from bookings.templatetags.mindsettler import link_minutes, minutes, money, when
+from bookings.templatetags.mindsettler import link_minutes, minutes, money, when, whole_ids
 from bookings.tests.journey import ABOUT, consent, link_in_last_email, session_data, start, url
 from bookings.tokens import waitlist_token_create
 from conftest import next_weekday_at
@@ -924,3 +926,9 @@ def test_the_calendar_file_speaks_the_bookings_language(make_booking, counsellor
     [event] = Calendar.from_ical(booking_ics(booking=booking)).walk("VEVENT")
     assert str(event["summary"]) == f"Appointment with Asha Menon ({booking.ack_id})"
     assert event["summary"].params["LANGUAGE"] == "en"
+
+
+def test_a_message_naming_a_booking_keeps_its_id_on_one_line_and_its_text_escaped():
+    """Messages are shown through whole_ids (base.html, staff/_section_notice.html)."""
+    shown = whole_ids(Message(SUCCESS, "MS-7K3QXP: approved <for> Asha & Co."))
+    assert shown == '<span class="whitespace-nowrap">MS-7K3QXP</span>: approved &lt;for&gt; Asha &amp; Co.'

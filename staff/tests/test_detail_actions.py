@@ -611,7 +611,10 @@ def test_a_staff_booking_below_the_price_needs_a_tick_and_the_message_says_the_a
     response = admin_client.post(reverse("staff:booking_new"), {**form, "below_price": "on"}, follow=True)
     booking = Booking.objects.get(email="ravi@example.com")
     assert booking.amount == 150
-    assert f"Booking {booking.ack_id} created: Individual session, ₹1.50." in response.content.decode()
+    assert (
+        f'Booking <span class="whitespace-nowrap">{booking.ack_id}</span> created: Individual session, ₹1.50.'
+        in response.content.decode()
+    )
 
 
 def test_a_staff_booking_at_the_price_asks_nothing_and_says_the_price(admin_client, session_type, slot):
@@ -619,7 +622,10 @@ def test_a_staff_booking_at_the_price_asks_nothing_and_says_the_price(admin_clie
     assert 'name="below_price"' not in response.content.decode()  # asked only when it is needed
     response = admin_client.post(reverse("staff:booking_new"), ravi(session_type), follow=True)
     booking = Booking.objects.get(email="ravi@example.com")
-    assert f"Booking {booking.ack_id} created: Individual session, ₹1,500." in response.content.decode()
+    assert (
+        f'Booking <span class="whitespace-nowrap">{booking.ack_id}</span> created: Individual session, ₹1,500.'
+        in response.content.decode()
+    )
 
 
 def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_type, make_booking, counsellor):
