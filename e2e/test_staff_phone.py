@@ -85,7 +85,7 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
     confirmed = make_booking(Status.CONFIRMED, counsellor=counsellor, client_name="Meera Iyer")
     anyone = make_booking(Status.PENDING, counsellor=None, client_name="Dev Shah")  # "Show the times of"
     # A wrong amount held: the booking's page asks an administrator what was done about it.
-    held = make_booking(Status.APPROVED, counsellor=counsellor, client_name="Anu Das")
+    held = make_booking(Status.APPROVED, counsellor=counsellor, client_name="Anu Venkataraman")
     attempt = payment_start(booking_id=held.pk)
     payment_confirm(
         payment_id=attempt.pk, provider_payment_id="pay_w", amount=99_900, currency="INR", raw={}, source="t"
@@ -112,6 +112,14 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
         tab.goto(path)
         page.wait_for_load_state("networkidle")
         widths[path] = page_width(page)
+        if path == "/staff/bookings/":
+            # The list's rows fit too: the booking with its status, the client and the session,
+            # with nothing to scroll sideways for.
+            table = page.get_by_role("region", name="Table of bookings")
+            assert table.evaluate("t => t.scrollWidth <= t.clientWidth"), "the booking list scrolls sideways"
+            expect(table.get_by_role("row", name=re.compile(held.ack_id))).to_contain_text(
+                re.compile(r"\d\d:\d\d" + "\N{EN DASH}" + r"\d\d:\d\d")  # the dash itself: JavaScript has no \N{}
+            )
     assert {path: width for path, width in widths.items() if width > 375} == {}
     tab.check()
 

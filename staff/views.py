@@ -566,7 +566,11 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
         zone = last.tzname()
         if start.astimezone(tz).tzname() == zone:
             begun = begun.removesuffix(f" {escape(zone)}")
-        return f"{begun}\N{EN DASH}{last.hour:02d}:{last.minute:02d} {escape(zone)}"
+        day, _, begun = begun.partition(", ")
+        # On a phone the day and the times each keep to one line, the line breaking between
+        # them (and before the zone when a long name leaves the column no more room).
+        times = f"{begun}\N{EN DASH}{last.hour:02d}:{last.minute:02d}"
+        return f'<span class="whitespace-nowrap">{day},</span> <span class="whitespace-nowrap">{times}</span> {escape(zone)}'
 
     out = []
     for b in rows:
@@ -583,12 +587,18 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
         counsellor = escape(b["counsellor__display_name"] or "—")
         kind = f'{escape(b["session_type__name"])}<span class="block text-muted">{mode_label(mode)}</span>'
         # An f-string: str.format() of the same row took four times as long.
+        badge, label = status_badge(status), status_label(status)
+        # On a phone (below sm) a row is the booking with its status under it, the client and the
+        # session: what a counsellor looks for there. The other columns are on the booking's page.
         out.append(
-            f'<tr><td class="px-3 py-2 whitespace-nowrap"><a href="{link}" class="font-semibold">{ack_id}</a></td>'
-            f'<td class="px-3 py-2">{name}<span class="block text-muted max-sm:hidden">{email}</span></td>'
-            f'<td class="px-3 py-2 whitespace-nowrap"><span class="badge {status_badge(status)}">{status_label(status)}</span></td>'
-            f'<td class="px-3 py-2 whitespace-nowrap">{session}</td><td class="px-3 py-2">{counsellor}</td>'
-            f'<td class="px-3 py-2">{kind}</td><td class="px-3 py-2 whitespace-nowrap">{short(b["created_at"])}</td></tr>'
+            f'<tr><td class="px-3 py-2 whitespace-nowrap max-sm:px-2"><a href="{link}" class="font-semibold">{ack_id}</a>'
+            f'<span class="mt-1 block sm:hidden"><span class="badge {badge} max-sm:rounded-lg max-sm:text-xs max-sm:whitespace-normal">{label}</span></span></td>'
+            f'<td class="px-3 py-2 max-sm:px-2">{name}<span class="block text-muted max-sm:hidden">{email}</span></td>'
+            f'<td class="px-3 py-2 whitespace-nowrap max-sm:hidden"><span class="badge {badge}">{label}</span></td>'
+            f'<td class="px-3 py-2 sm:whitespace-nowrap max-sm:px-2">{session}</td>'
+            f'<td class="px-3 py-2 max-sm:hidden">{counsellor}</td>'
+            f'<td class="px-3 py-2 max-sm:hidden">{kind}</td>'
+            f'<td class="px-3 py-2 whitespace-nowrap max-sm:hidden">{short(b["created_at"])}</td></tr>'
         )
     return mark_safe("\n".join(out))  # noqa: S308 (every value escaped)
 

@@ -19,7 +19,7 @@ from staff import selectors
 from staff import views as staff_views
 from staff.forms import BookingFilterForm
 from staff.templatetags.staff_tags import widget
-from staff.tests.conftest import HX
+from staff.tests.conftest import HX, seen_just_now
 from staff.views import _field_html, _list_rows, _widget_html, csv_amount, csv_cell
 
 URL = "/staff/bookings/"
@@ -158,11 +158,17 @@ def test_rows_show_what_triage_needs(admin_client, counsellor, slot, make_bookin
         assert link in html
         assert when_short(booking.created_at) in html
     # Each session from its start to its end, as everywhere: "Fri 27 Nov, 10:00 to 10:50 IST"
-    # (the slot may be longer than the 50-minute session), on one line.
+    # (the slot may be longer than the 50-minute session), on one line (on a phone, two: the
+    # day, then the times).
     fifty = timedelta(minutes=50)
-    assert f'<td class="px-3 py-2 whitespace-nowrap">{span(slot.start, slot.start + fifty)}</td>' in html
+    assert (
+        f'<td class="px-3 py-2 sm:whitespace-nowrap max-sm:px-2">{session_cell(span(slot.start, slot.start + fifty))}</td>'
+        in html
+    )
     assert "Confirmed" in html and "Bala Booked" in html
-    assert f"asked for {span(preferred.start, preferred.start + fifty)}" in html and "Pending review" in html
+    assert (
+        f"asked for {session_cell(span(preferred.start, preferred.start + fifty))}" in html and "Pending review" in html
+    )
     assert 'Individual session<span class="block text-muted">In person</span>' in html and "Asha Menon" in html
     assert "no time yet" in html and "—" in html  # no counsellor yet
     # On a phone the email folds away, so the status is in view beside the name.
@@ -218,7 +224,28 @@ def test_row_sessions_span_the_change_of_clocks():
         html = _list_rows(rows)
         expected = [span(start, start + timedelta(minutes=50)) for start in (across, within)]
     assert expected == ["Sun 25 Oct, 01:30 BST\N{EN DASH}01:20 GMT", "Mon 26 Oct, 10:00\N{EN DASH}10:50 GMT"]
-    assert all(f">{text}</td>" in html for text in expected)
+    assert all(f">{session_cell(text)}</td>" in html for text in expected)
+
+
+def session_cell(text: str) -> str:
+    """The list's session cell for the span filter's `text`: the day and the times, each kept
+    on one line, then the zone."""
+    day, times = text.split(", ", 1)
+    times, zone = times.rsplit(" ", 1)
+    return f'<span class="whitespace-nowrap">{day},</span> <span class="whitespace-nowrap">{times}</span> {zone}'
+
+
+def test_on_a_phone_a_row_shows_the_booking_with_its_status_the_client_and_the_session(admin_client, make_booking):
+    """Below sm the table keeps four columns' worth to three: the status moves under the ID, and
+    the counsellor, kind and request time (all on the booking's page) are hidden."""
+    booking = make_booking(Status.PENDING)
+    html = admin_client.get(URL).content.decode()
+    row = re.search(rf"<tr><td[^>]*><a [^>]*>{booking.ack_id}</a>.*?</tr>", html).group(0)
+    cells = re.findall(r"<td class=\"([^\"]*)\">", row)
+    assert [("max-sm:hidden" in cell) for cell in cells] == [False, False, True, False, True, True, True]
+    assert '<span class="mt-1 block sm:hidden"><span class="badge' in row and row.count("Pending review") == 2
+    headers = re.findall(r'<th scope="col" class="([^"]*)">', html)
+    assert [("max-sm:hidden" in header) for header in headers] == [False, False, True, False, True, True, True]
 
 
 def test_filter_choices_are_every_session_type_and_counsellor_in_their_order(counsellor, other_counsellor):
@@ -482,7 +509,8 @@ def resent_groups(html: str) -> dict[str, str]:
 def test_htmx_answers_show_a_filters_errors_as_the_whole_page_does(admin_client, spread, django_assert_max_num_queries):
     wrong_way = {"date_from": "2026-12-10", "date_to": "2026-12-01"}
     whole = admin_client.get(URL, wrong_way).content.decode()
-    admin_client.get(URL, wrong_way, **HX)  # the session's last-seen mark written
+    admin_client.get(URL, wrong_way, **HX)
+    seen_just_now(admin_client)
     with django_assert_max_num_queries(4):
         response = admin_client.get(
             URL, wrong_way, **HX, HTTP_HX_CURRENT_URL=f"http://testserver{URL}?date_from=2026-12-10"
