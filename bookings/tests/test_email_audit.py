@@ -20,7 +20,7 @@ from icalendar import Calendar
 
 from bookings import services
 from bookings.models import Actor, Booking, ConsentGiven, LinkToken, Mode, OutboundEmail, Payment, Slot, Status
-from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi
+from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi, names_in_the_database
 from conftest import next_weekday_at
 from staff.services import setup_link_send, staff_invite
 from staff.tests.conftest import sign_in_with_second_factor
@@ -44,9 +44,10 @@ class Journey:
     answers: dict[str, object] = field(default_factory=dict)
     last_pk: int = 0
     last_sent: int = 0  # how many of mail.outbox have been matched to an outbox row
+    names: set[str] = field(default_factory=set)  # what people typed, read at the end
 
     def collect(self) -> None:
-        for email in OutboundEmail.objects.filter(pk__gt=self.last_pk).order_by("pk"):
+        for email in OutboundEmail.objects.filter(pk__gt=self.last_pk).select_related("booking").order_by("pk"):
             self.last_pk = email.pk
             for i, message in enumerate(mail.outbox[self.last_sent :], start=self.last_sent):
                 if message.to == [email.to] and message.subject == email.subject:
@@ -222,11 +223,13 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     step(services.waitlist_end_unserved)
     step(staff_invite, email="new@example.com", role="counsellor", name="Nisha Rao", invited_by=admin_user)
     step(setup_link_send, user=counsellor.user)
+    journey.names = names_in_the_database()
     return journey
 
 
 @pytest.fixture(params=["en", "hi"])
-def journey(request, client, oncommit, admin_user, counsellor, session_type) -> Journey:
+def fresh_journey(request, client, oncommit, admin_user, counsellor, session_type) -> Journey:
+    """The journey, with its rows in the test's database (for a test that opens them)."""
     return send_every_email(
         client,
         oncommit,
@@ -235,6 +238,27 @@ def journey(request, client, oncommit, admin_user, counsellor, session_type) -> 
         counsellor=counsellor,
         session_type=session_type,
     )
+
+
+_SENT: dict[str, Journey] = {}
+
+
+@pytest.fixture(params=["en", "hi"])
+def journey(request) -> Journey:
+    """The journey's emails and what their links answered, sent once a language in each test
+    process (two seconds a time, for some forty tests): read, never changed, by the tests
+    below. Its rows are gone after the test that sent it; what the tests read of them (each
+    email and its booking, each answer) is held in memory."""
+    if request.param not in _SENT:
+        _SENT[request.param] = send_every_email(
+            request.getfixturevalue("client"),
+            request.getfixturevalue("oncommit"),
+            language=request.param,
+            admin_user=request.getfixturevalue("admin_user"),
+            counsellor=request.getfixturevalue("counsellor"),
+            session_type=request.getfixturevalue("session_type"),
+        )
+    return _SENT[request.param]
 
 
 def test_the_journey_sends_every_kind_of_email(journey, settings):
@@ -379,8 +403,8 @@ def test_every_link_is_absolute_and_opens_the_right_page(journey):
                     assert ack_id in response.content.decode(), email.kind
 
 
-def test_the_payment_alert_opens_that_bookings_page_in_the_staff_portal(journey, client, admin_user):
-    alerts = journey.of("payment_attention")
+def test_the_payment_alert_opens_that_bookings_page_in_the_staff_portal(fresh_journey, client, admin_user):
+    alerts = fresh_journey.of("payment_attention")
     assert alerts
     for alert in alerts:
         # At the form where an administrator says what was done about the payment.
@@ -455,7 +479,7 @@ def test_hindi_emails_have_no_english_sentences_and_no_broken_placeholders(journ
             continue  # staff read English; the links email follows the page it was asked from
         if journey.language == "hi":
             for part in (email.subject, email.body_text, email.body_html):
-                assert_hindi(email.kind, part)
+                assert_hindi(email.kind, part, names=journey.names)
 
 
 def test_hindi_says_which_time_is_which_and_reminds_in_whole_sentences(journey):

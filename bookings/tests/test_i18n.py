@@ -197,7 +197,7 @@ def latin_words_in(markup: str, *, names: set[str] = frozenset()) -> list[str]:
     return sorted({word for word in LATIN_WORD.findall(text) if word not in allowed and len(word) > 1})
 
 
-def _names_in_the_database() -> set[str]:
+def names_in_the_database() -> set[str]:
     """What people and staff typed, shown as typed: names, and session types' and counsellors'
     English where no Hindi was given (their own test checks those are marked lang="en")."""
     from bookings.models import Counsellor
@@ -214,7 +214,7 @@ def assert_hindi(name: str, hindi: str, english: str | None = None, *, names: se
     assert DEVANAGARI.search(hindi), f"{name}: no Hindi at all"
     left = english_left_in(hindi)
     assert left == [], f"{name}: English left on the Hindi version: {left}"
-    latin = latin_words_in(hindi, names=_names_in_the_database() | set(names))
+    latin = latin_words_in(hindi, names=names_in_the_database() | set(names))
     assert latin == [], f"{name}: words in Latin letters on the Hindi version: {latin}"
     if english is not None:
         assert english_left_in(english), f"{name}: the English version shows no catalog text, so the check saw nothing"
