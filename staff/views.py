@@ -590,15 +590,14 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
         badge, label = status_badge(status), status_label(status)
         # On a phone (below sm) a row is the booking with its status under it, the client and the
         # session: what a counsellor looks for there. The other columns are on the booking's page.
+        # The cells' padding is the table's (templates/staff/booking_list.html), not each cell's.
         out.append(
-            f'<tr><td class="px-3 py-2 whitespace-nowrap max-sm:px-2"><a href="{link}" class="font-semibold">{ack_id}</a>'
+            f'<tr><td class="whitespace-nowrap"><a href="{link}" class="font-semibold">{ack_id}</a>'
             f'<span class="mt-1 block sm:hidden"><span class="badge {badge} max-sm:rounded-lg max-sm:text-xs max-sm:whitespace-normal">{label}</span></span></td>'
-            f'<td class="px-3 py-2 max-sm:px-2">{name}<span class="block text-muted max-sm:hidden">{email}</span></td>'
-            f'<td class="px-3 py-2 whitespace-nowrap max-sm:hidden"><span class="badge {badge}">{label}</span></td>'
-            f'<td class="px-3 py-2 sm:whitespace-nowrap max-sm:px-2">{session}</td>'
-            f'<td class="px-3 py-2 max-sm:hidden">{counsellor}</td>'
-            f'<td class="px-3 py-2 max-sm:hidden">{kind}</td>'
-            f'<td class="px-3 py-2 whitespace-nowrap max-sm:hidden">{short(b["created_at"])}</td></tr>'
+            f'<td>{name}<span class="block text-muted max-sm:hidden">{email}</span></td>'
+            f'<td class="whitespace-nowrap max-sm:hidden"><span class="badge {badge}">{label}</span></td>'
+            f'<td class="sm:whitespace-nowrap">{session}</td><td class="max-sm:hidden">{counsellor}</td>'
+            f'<td class="max-sm:hidden">{kind}</td><td class="whitespace-nowrap max-sm:hidden">{short(b["created_at"])}</td></tr>'
         )
     return mark_safe("\n".join(out))  # noqa: S308 (every value escaped)
 

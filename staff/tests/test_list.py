@@ -161,10 +161,7 @@ def test_rows_show_what_triage_needs(admin_client, counsellor, slot, make_bookin
     # (the slot may be longer than the 50-minute session), on one line (on a phone, two: the
     # day, then the times).
     fifty = timedelta(minutes=50)
-    assert (
-        f'<td class="px-3 py-2 sm:whitespace-nowrap max-sm:px-2">{session_cell(span(slot.start, slot.start + fifty))}</td>'
-        in html
-    )
+    assert f'<td class="sm:whitespace-nowrap">{session_cell(span(slot.start, slot.start + fifty))}</td>' in html
     assert "Confirmed" in html and "Bala Booked" in html
     assert (
         f"asked for {session_cell(span(preferred.start, preferred.start + fifty))}" in html and "Pending review" in html
@@ -241,10 +238,10 @@ def test_on_a_phone_a_row_shows_the_booking_with_its_status_the_client_and_the_s
     booking = make_booking(Status.PENDING)
     html = admin_client.get(URL).content.decode()
     row = re.search(rf"<tr><td[^>]*><a [^>]*>{booking.ack_id}</a>.*?</tr>", html).group(0)
-    cells = re.findall(r"<td class=\"([^\"]*)\">", row)
+    cells = re.findall(r'<td(?: class="([^"]*)")?>', row)
     assert [("max-sm:hidden" in cell) for cell in cells] == [False, False, True, False, True, True, True]
     assert '<span class="mt-1 block sm:hidden"><span class="badge' in row and row.count("Pending review") == 2
-    headers = re.findall(r'<th scope="col" class="([^"]*)">', html)
+    headers = re.findall(r'<th scope="col"(?: class="([^"]*)")?>', html)
     assert [("max-sm:hidden" in header) for header in headers] == [False, False, True, False, True, True, True]
 
 
