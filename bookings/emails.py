@@ -151,7 +151,11 @@ def email_deliver(*, email_id: int) -> bool:
         pending.update(**changes)
         logger.warning("email %s (%s) not sent: %s", email.pk, email.kind, error)
         return False
-    pending.update(status=OutboundEmail.State.SENT, sent_at=timezone.now(), last_error="", **_links_forgotten(email))
+    sent = {"status": OutboundEmail.State.SENT, "sent_at": timezone.now(), "last_error": ""}
+    if not pending.update(**sent, **_links_forgotten(email)):
+        # An erasure gave it up and emptied it while the mail server was taking it (nothing
+        # else ends a claimed email): it did go out, and says so, still empty.
+        OutboundEmail.objects.filter(pk=email_id, status=OutboundEmail.State.FAILED).update(**sent)
     logger.info("email %s (%s) sent", email.pk, email.kind)
     return True
 
