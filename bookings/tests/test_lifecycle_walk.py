@@ -1509,6 +1509,10 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
+    return clock_everywhere(monkeypatch)
+
+
+def clock_everywhere(monkeypatch) -> Clock:
     """Every reading of the time the code makes goes through `timezone.now`: the function
     itself, and the fields whose default it is (created_at...). Plain datetimes, as in
     production (mindsettler/compiled.py refuses freezegun's datetime subclass)."""
@@ -1518,9 +1522,26 @@ def clock(monkeypatch):
     for model in apps.get_models():
         for field in model._meta.concrete_fields:
             if field.default is real_now:
+                # `_get_default` is a cached_property: patched first, monkeypatch reads (and
+                # puts back afterwards) the real one. Patched after `default`, it read the
+                # clock, and every later test in the process made that field's rows at the
+                # walk's time (an authenticator app "set up" in 2027 counted as new).
+                monkeypatch.setattr(field, "_get_default", clock.now)
                 monkeypatch.setattr(field, "default", clock.now)
-                monkeypatch.setattr(field, "_get_default", clock.now)  # a cached_property
     return clock
+
+
+def test_the_clock_is_put_back_after_the_walk():
+    """Including a field default not read before (its `_get_default` not yet cached)."""
+    from allauth.mfa.models import Authenticator
+
+    real_now = timezone.now
+    field = Authenticator._meta.get_field("created_at")
+    field.__dict__.pop("_get_default", None)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert clock_everywhere(monkeypatch).now() == START
+        assert field.get_default() == START
+    assert timezone.now is real_now and field.default is real_now and field._get_default is real_now
 
 
 @pytest.mark.parametrize("seed", SEEDS)
