@@ -136,7 +136,7 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
         "session type": (reverse("staff:session_type_edit", args=[seeded["session_type_id"]]), {}),
         "new session type": (reverse("staff:session_type_new"), {}),
     }
-    browser.get(reverse("staff:dashboard"))  # the session's last-seen mark is written once a minute
+    browser.get(reverse("staff:dashboard"))  # the session's first request does its one-off work
     # A counsellor who also meets clients in person (the seed's first does not).
     subscriber = Counsellor.objects.order_by("sort_order")[1]
     subscription = calendar_subscription_create(user=subscriber.user)
