@@ -29,7 +29,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bookings.models import SLOT_HOLDING_STATUSES, Booking, Counsellor, LinkToken, Payment, Slot, Status
+from bookings.models import Booking, Counsellor, LinkToken, Payment, Slot, Status
 from bookings.tokens import token_create
 
 SMALL = dict(counsellors=3, days=6, slots_per_day=4, bookings=60)
@@ -137,11 +137,11 @@ def page_counts(seeded: dict[str, Any]) -> dict[str, int]:
     theirs = list(Booking.objects.filter(email=client).values_list("ack_id", flat=True))
     pending = Payment.objects.filter(status=Payment.State.PENDING, booking__status=Status.PAYMENT_PENDING).first()
     draft = Booking.objects.filter(status=Status.DRAFT).order_by("pk").first()
-    free = (
-        Slot.objects.filter(start__gt=timezone.now() + timedelta(days=2), counsellor=booking.counsellor)
-        .exclude(bookings__status__in=SLOT_HOLDING_STATUSES)
-        .order_by("start")
-        .first()
+    # A free time to move to, past the seed's days: one of the seed's, more than two days
+    # ahead, was not always left free (from 23:00 in the clinic's zone there was none).
+    at = (timezone.now() + timedelta(days=30)).replace(minute=0, second=0, microsecond=0)
+    free = Slot.objects.create(
+        counsellor=booking.counsellor, start=at, end=at + timedelta(minutes=booking.session_type.duration_minutes)
     )
     link = token_create
     day = timedelta(days=1)
@@ -152,7 +152,12 @@ def page_counts(seeded: dict[str, Any]) -> dict[str, int]:
         "counsellor": (f"/counsellors/{first.slug}/", {}, [first.display_name]),
         "status page": ("/status/", {}, ['name="ack_id"']),
         "booking's calendar entry": (f"/bookings/{seeded['booking_token']}/session.ics", {}, [booking.ack_id]),
-        "move page": (f"/bookings/{seeded['booking_token']}/reschedule/", {"day": seeded["busy_day"]}, ['name="slot"']),
+        # The day of the free time above: a day with free times, whatever the seed's size.
+        "move page": (
+            f"/bookings/{seeded['booking_token']}/reschedule/",
+            {"day": f"{timezone.localdate(at)}"},
+            [f'name="slot" value="{free.pk}"'],
+        ),
         "cancel link": (
             f"/cancel/{link(booking=booking, purpose=LinkToken.Purpose.CANCEL, lifetime=day)}/",
             {},
