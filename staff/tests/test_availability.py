@@ -96,9 +96,12 @@ def test_one_off_slot_and_overlap(counsellor_client, counsellor, slot):
 def test_a_slot_removed_from_the_weekly_hours_is_not_published_again(counsellor_client, counsellor):
     """Generation runs nightly (generate_slots): a free time removed from the weekly hours
     stays removed, as a blocked period the page lists, which gives the time back if removed."""
-    monday = timezone.localdate() + timedelta(days=7 - timezone.localdate().weekday())
+    # From tomorrow: two whole weeks ahead hold two Mondays, whatever the day and hour (from
+    # today, a Monday's own hours are in the past once it is past 10:00).
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    monday = tomorrow + timedelta(days=-tomorrow.weekday() % 7)
     WeeklyHours.objects.create(counsellor=counsellor, weekday=0, start_time=time(10), end_time=time(12))
-    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 4
+    assert availability_generate(counsellor=counsellor, weeks=2, today=tomorrow)[0] == 4
     slot = Slot.objects.get(start=datetime.combine(monday, time(11), tzinfo=timezone.get_current_timezone()))
 
     response = counsellor_client.post(act("slot_delete", counsellor, slot.pk))
@@ -106,12 +109,12 @@ def test_a_slot_removed_from_the_weekly_hours_is_not_published_again(counsellor_
     assert response.status_code == 302
     blocked = BlockedPeriod.objects.get()
     assert (blocked.start, blocked.end) == (slot.start, slot.end)
-    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 0
+    assert availability_generate(counsellor=counsellor, weeks=2, today=tomorrow)[0] == 0
     assert not Slot.objects.filter(start=slot.start).exists()
     html = counsellor_client.get(response["Location"]).content.decode()
     assert "its time is now a blocked period (under Blocked periods) and is not published again" in html
     counsellor_client.post(act("blocked_delete", counsellor, blocked.pk))
-    assert availability_generate(counsellor=counsellor, weeks=2)[0] == 1
+    assert availability_generate(counsellor=counsellor, weeks=2, today=tomorrow)[0] == 1
 
 
 def test_a_one_off_slot_removed_leaves_no_blocked_period(counsellor_client, counsellor, slot):
