@@ -19,9 +19,13 @@ pytestmark = pytest.mark.django_db
 
 
 def on_a_single_digit_day(counsellor, hour: int) -> Slot:
-    """A slot at `hour` on the 9th of the month after next: a day "%d" writes as "09"."""
+    """A slot at `hour` on the next 9th at least four days ahead (a day "%d" writes as "09"):
+    so at most 36 days ahead, within the booking horizon (BOOKING_HORIZON_DAYS, 60), which
+    the 9th of the month after next, used before, was not from the 1st to the 10th."""
     today = timezone.localdate()
-    month, year = (today.month + 1) % 12 + 1, today.year + (today.month + 1) // 12
+    month, year = today.month, today.year
+    if today.day > 5:
+        month, year = month % 12 + 1, year + month // 12
     start = timezone.make_aware(datetime(year, month, 9, hour), timezone.get_current_timezone())
     return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
 
