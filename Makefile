@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 MANAGE := $(PY) manage.py
 
-.PHONY: run test setup setup-dev lint audit format css messages bench screenshots clean
+.PHONY: run test test-clocks setup setup-dev lint audit format css messages bench screenshots clean
 
 run: setup
 	$(MANAGE) migrate --noinput
@@ -18,6 +18,12 @@ run: setup
 test: setup-dev
 	$(PY) -m pytest -n 2 --dist loadgroup $(if $(DATABASE_URL),-m "not postgres")
 	$(if $(DATABASE_URL),$(PY) -m pytest -m postgres)
+
+# The suite (without the browser tests) at six moments when date arithmetic goes wrong: late
+# evening and after midnight in the clinic's zone, a Monday, a Sunday, a new month, a new
+# year (scripts/test_clocks.py; needs faketime). About 2 minutes each; not part of CI.
+test-clocks: setup-dev
+	$(PY) scripts/test_clocks.py $(ARGS)
 
 setup:
 	@scripts/bootstrap.sh requirements.txt
