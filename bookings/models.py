@@ -652,6 +652,21 @@ class OutboundEmail(models.Model):
         return f"{self.kind} email {self.pk}"
 
 
+class LinksRequest(models.Model):
+    """An address's request, from /status/, for the links to its bookings, waiting for a
+    worker (bookings.tasks.send_booking_links). The page only writes this row, the same
+    whether or not the address has booked: finding the bookings and queuing the email in the
+    request would take longer for an address that has, and so say so to anyone timing it.
+    Deleted once handled; `send_emails` handles any whose task never ran."""
+
+    email = models.EmailField(max_length=254)
+    language = models.CharField(max_length=10, help_text="The page's language, for the email.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"links request {self.pk}"
+
+
 class ApiClient(models.Model):
     """A named caller of the chatbot API. Only the token's SHA-256 is stored."""
 

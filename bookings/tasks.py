@@ -14,7 +14,19 @@ def deliver_email(email_id: int) -> bool:
 
 @task()
 def send_due_emails() -> int:
+    """The outbox sweep, after the requests for booking links that no task answered."""
+    from bookings.services import booking_links_requests_handle_due
+
+    booking_links_requests_handle_due()
     return emails.emails_send_due()
+
+
+@task()
+def send_booking_links(request_id: int) -> int | None:
+    """Email an address the links to its bookings, as asked for on /status/ (a LinksRequest)."""
+    from bookings.services import booking_links_request_handle
+
+    return booking_links_request_handle(request_id=request_id)
 
 
 @task()

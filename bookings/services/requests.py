@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -29,6 +29,7 @@ from bookings.models import (
     BookingEvent,
     ConsentGiven,
     Counsellor,
+    LinksRequest,
     LinkToken,
     OutboundEmail,
     SessionType,
@@ -416,6 +417,57 @@ def booking_resend_verification_for_token(*, token: str) -> bool:
 
 # How many bookings one "email me my links" message lists: the most recent ones.
 BOOKING_LINKS_MAX = 10
+
+
+def booking_links_request(*, email: str, language: str) -> LinksRequest:
+    """Ask a worker to email `email` the links to its bookings, if it has any, in `language`
+    (booking_links_send, by booking_links_request_handle). Writes one row and queues one task
+    after commit, whatever the address holds: see LinksRequest."""
+    request = LinksRequest.objects.create(email=email_normalise(email), language=language)
+    transaction.on_commit(lambda: _enqueue_links_request(request.pk))
+    return request
+
+
+def _enqueue_links_request(request_id: int) -> None:
+    from bookings.tasks import send_booking_links
+
+    try:
+        send_booking_links.enqueue(request_id)
+    except Exception:
+        # The row stays; `send_emails` handles it (booking_links_requests_handle_due).
+        logger.exception("could not enqueue links request %s", request_id)
+
+
+def booking_links_request_handle(*, request_id: int) -> int | None:
+    """Send what a LinksRequest asked for and delete it, in one transaction: None if another
+    worker has it or has handled it, else how many links were sent."""
+    with transaction.atomic():
+        request = LinksRequest.objects.select_for_update(skip_locked=True).filter(pk=request_id).first()
+        if request is None:
+            return None
+        with translation.override(request.language):
+            sent = booking_links_send(email=request.email)
+        request.delete()
+    return sent
+
+
+def booking_links_requests_handle_due(*, limit: int = 200) -> int:
+    """Handle requests left waiting a minute or more (their task was lost, or never queued).
+    Returns how many were handled. One that has failed for a day is deleted unanswered: its
+    address is kept no longer than that (the failure is in the logs, once a minute)."""
+    now = timezone.now()
+    given_up, _ = LinksRequest.objects.filter(created_at__lt=now - timedelta(days=1)).delete()
+    if given_up:
+        logger.error("%s request(s) for booking links failed for a day and were deleted unanswered", given_up)
+    stale = now - timedelta(minutes=1)
+    handled = 0
+    for pk in list(LinksRequest.objects.filter(created_at__lte=stale).values_list("pk", flat=True)[:limit]):
+        try:
+            handled += booking_links_request_handle(request_id=pk) is not None
+        except Exception:
+            # One that fails must not hold up the others, nor the outbox after them.
+            logger.exception("could not answer links request %s", pk)
+    return handled
 
 
 def booking_links_send(*, email: str) -> int:

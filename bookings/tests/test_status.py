@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from django import forms
 from django.core import mail
+from django.core.management import call_command
+from django.db import connection
 from django.template.loader import render_to_string
 from django.test import Client
-from django.utils import translation
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone, translation
 
+from bookings import services
 from bookings.forms import AckLookupForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
-from bookings.models import LinkToken, Status
+from bookings.models import LinksRequest, LinkToken, OutboundEmail, Status
+from bookings.services import booking_links_request_handle
 from bookings.templatetags.mindsettler import labelled_field
 from bookings.tests.journey import link_in_last_email, main_part
 
@@ -113,6 +120,79 @@ def test_email_lookup_answers_the_same_whether_or_not_bookings_exist(client, mak
     assert known.status_code == unknown.status_code == 200
     assert _visible(known).replace("known@example.com", "X") == _visible(unknown).replace("known@example.org", "X")
     assert [m.to for m in mail.outbox] == [["known@example.com"]]
+
+
+def _statements(address: str) -> list[str]:
+    """The SQL of a links request from /status/, its literals and numbers blanked, without
+    its after-commit work (the task): what the visitor waits for."""
+    with CaptureQueriesContext(connection) as queries:
+        assert Client().post("/status/", {"lookup": "email", "email": address}).status_code == 200
+    blank = re.compile(r"'[^']*'|\b\d+\b|\bs\d+_x\d+\b")  # literals, numbers, savepoints' names
+    return [blank.sub("?", query["sql"]) for query in queries.captured_queries]
+
+
+def test_email_lookup_does_the_same_work_whether_or_not_bookings_exist(make_booking):
+    """The answer is the same, and so is the time it takes: finding the bookings, minting
+    their links and queuing the email are a worker's, after the page has answered."""
+    make_booking(Status.PENDING, email="known@example.com")
+    make_booking(Status.CANCELLED, email="known@example.com")
+    assert _statements("known@example.com") == _statements("unknown@example.com")
+    assert list(LinksRequest.objects.values_list("email", flat=True).order_by("pk")) == [
+        "known@example.com",
+        "unknown@example.com",
+    ]
+    assert mail.outbox == [] and not OutboundEmail.objects.exists() and not LinkToken.objects.exists()
+
+
+def test_a_links_request_whose_task_was_lost_is_answered_by_send_emails(make_booking, oncommit):
+    booking = make_booking(Status.PENDING, email="lost@example.com")
+    hindi = {"Accept-Language": "hi"}
+    Client(headers=hindi).post("/status/", {"lookup": "email", "email": "lost@example.com"})  # its task never runs
+    Client().post("/status/", {"lookup": "email", "email": "other@example.com"})
+    LinksRequest.objects.filter(email="lost@example.com").update(created_at=timezone.now() - timedelta(minutes=2))
+
+    with oncommit():
+        call_command("send_emails", stdout=io.StringIO())
+
+    # The one a minute old is answered, in the language of the page that asked (Hindi); the
+    # other is still its own task's.
+    assert [m.to for m in mail.outbox] == [["lost@example.com"]]
+    assert booking.ack_id in mail.outbox[0].body and "बुकिंग" in mail.outbox[0].subject
+    assert list(LinksRequest.objects.values_list("email", flat=True)) == ["other@example.com"]
+    # Answered once: its task, arriving late, finds nothing to do.
+    assert booking_links_request_handle(request_id=LinksRequest.objects.get().pk - 1) is None
+
+
+def test_a_links_request_that_fails_holds_up_nothing_and_goes_a_day_on(make_booking, oncommit, monkeypatch, caplog):
+    make_booking(Status.PENDING, email="stuck@example.com")
+    Client().post("/status/", {"lookup": "email", "email": "stuck@example.com"})
+    # A fault injected: answering this one address raises, as a bug or a lost database would.
+    real = services.booking_links_send
+    monkeypatch.setattr(
+        "bookings.services.requests.booking_links_send",
+        lambda *, email: 1 / 0 if email == "stuck@example.com" else real(email=email),
+    )
+    make_booking(Status.PENDING, email="fine@example.com")
+    Client().post("/status/", {"lookup": "email", "email": "fine@example.com"})
+    LinksRequest.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    with oncommit():
+        call_command("send_emails", stdout=io.StringIO())
+    # The other request is answered; the failing one is kept for the next try.
+    assert [m.to for m in mail.outbox] == [["fine@example.com"]]
+    assert list(LinksRequest.objects.values_list("email", flat=True)) == ["stuck@example.com"]
+    assert "could not answer links request" in caplog.text
+
+    LinksRequest.objects.update(created_at=timezone.now() - timedelta(days=1, minutes=1))
+    call_command("send_emails", stdout=io.StringIO())
+    assert not LinksRequest.objects.exists() and len(mail.outbox) == 1
+    assert "failed for a day and were deleted unanswered" in caplog.text
+
+
+def test_a_links_request_is_answered_by_its_task(client, make_booking):
+    booking = make_booking(Status.PENDING, email="task@example.com")
+    _email(client, "task@example.com")  # the test client runs the after-commit work: the task
+    assert [m.to for m in mail.outbox] == [["task@example.com"]] and booking.ack_id in mail.outbox[0].body
+    assert not LinksRequest.objects.exists()
 
 
 def test_the_emailed_links_open_each_booking_page(client, make_booking, counsellor):

@@ -46,6 +46,9 @@ PERSONAL: dict[str, dict[str, str]] = {
         "body_html": EMAIL,
         "ics": EMAIL,
     },
+    "bookings.LinksRequest": {
+        "email": "deleted once answered (by its task, else by send_emails a minute on), or a day on"
+    },
     "bookings.BookingView": {"user": "deleted after RETENTION_MONTHS", "viewed_at": "deleted after RETENTION_MONTHS"},
     "bookings.BlockedPeriod": {"reason": "cleared RETENTION_MONTHS after the leave ended"},
     "bookings.RateCounter": {"key": "HMAC of an address or IP; deleted a day after its window"},
@@ -117,6 +120,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
                                "created_at", "sent_at"},
     "bookings.ApiClient": {"id", "name", "token_hash", "created_at", "last_used_at", "revoked_at", "rate_window",
                            "rate_count"},
+    "bookings.LinksRequest": {"id", "language", "created_at"},
     "bookings.BookingView": {"id", "booking"},
     "bookings.WeeklyHours": {"id", "counsellor", "weekday", "start_time", "end_time", "session_minutes",
                              "buffer_minutes"},
