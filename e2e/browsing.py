@@ -331,16 +331,16 @@ def cut_off_elements(page: Page) -> list[str]:
     )
 
 
-def small_tap_targets(page: Page, *, least: int = 44) -> list[str]:
+def small_tap_targets(page: Page, *, least: int = 44, within: str = "body") -> list[str]:
     """Visible controls a finger presses that are less than `least` CSS pixels tall: buttons,
-    links drawn as buttons, the public header's links, text inputs and selects, a details'
-    summary, and a radio's row (its label). Links inside running text are left out: they are
-    words, not controls."""
+    links drawn as buttons, the header's links, text inputs and selects, a details' summary,
+    and a radio's row (its label); in the element `within` selects. Links inside running text
+    are left out: they are words, not controls."""
     return page.evaluate(
-        """(least) => {
+        """([least, within]) => {
           const out = [];
           const controls = "button, a[class*='btn-'], header a, input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, summary, label:has(input[type=radio])";
-          for (const el of document.querySelectorAll(controls)) {
+          for (const el of document.querySelector(within).querySelectorAll(controls)) {
             const r = el.getBoundingClientRect();
             if (r.width === 0 || r.height === 0 || el.closest(".sr-only")) continue;
             if (getComputedStyle(el).visibility === "hidden") continue;
@@ -348,5 +348,5 @@ def small_tap_targets(page: Page, *, least: int = 44) -> list[str]:
           }
           return out.slice(0, 10);
         }""",
-        least,
+        [least, within],
     )

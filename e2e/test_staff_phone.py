@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bookings.models import Slot, Status
-from e2e.browsing import PHONE, sign_in
+from e2e.browsing import PHONE, sign_in, small_tap_targets
 from e2e.journeys import heading
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -120,6 +120,8 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
             expect(table.get_by_role("row", name=re.compile(held.ack_id))).to_contain_text(
                 re.compile(r"\d\d:\d\d" + "\N{EN DASH}" + r"\d\d:\d\d")  # the dash itself: JavaScript has no \N{}
             )
+        # The menu, and the account's links, are a finger's height (44 px) each.
+        assert not small_tap_targets(page, within="header"), (path, small_tap_targets(page, within="header"))
     assert {path: width for path, width in widths.items() if width > 375} == {}
     tab.check()
 
