@@ -13,11 +13,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from bookings.after_commit import enqueue_on_commit
 from bookings.context_processors import crisis_help_text
 from bookings.models import Booking, Clinic, OutboundEmail
 from mindsettler.logging import REDACTED, redact_links
@@ -90,18 +90,13 @@ def email_queue(
         body_html=body_html,
         ics=ics,
     )
-    transaction.on_commit(lambda: _enqueue_delivery(email.pk))
+    enqueue_delivery(email.pk)
     return email
 
 
-def _enqueue_delivery(email_id: int) -> None:
-    from bookings.tasks import deliver_email
-
-    try:
-        deliver_email.enqueue(email_id)
-    except Exception:
-        # The outbox row stays pending; `send_emails` picks it up.
-        logger.exception("could not enqueue email %s", email_id)
+def enqueue_delivery(email_id: int) -> None:
+    """Deliver the outbox's email `email_id` once the caller's transaction commits."""
+    enqueue_on_commit("deliver_email", email_id, otherwise="it stays pending for send_emails")
 
 
 def _backoff(attempts: int) -> timedelta:

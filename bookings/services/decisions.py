@@ -267,7 +267,7 @@ RESENDABLE_EMAIL_KINDS = (
 def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
     """Queue the booking's last status email again, to the same address, and note it in the
     audit trail. Single-use links (verification, cancellation) are never resent."""
-    from bookings.emails import RESENT_BOOKING_LINK, _enqueue_delivery
+    from bookings.emails import RESENT_BOOKING_LINK, enqueue_delivery
     from bookings.notifications import manage_path
 
     with transaction.atomic():
@@ -300,7 +300,7 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
             ics=last.ics,
         )
         booking_record(booking=booking, action="email_resent", actor=Actor.STAFF, user=user, reason=last.subject)
-        transaction.on_commit(lambda: _enqueue_delivery(copy.pk))
+        enqueue_delivery(copy.pk)
     return copy
 
 

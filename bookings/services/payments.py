@@ -14,6 +14,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, payments
+from bookings.after_commit import enqueue_on_commit
 from bookings.errors import (
     BookingError,
     PaymentError,
@@ -455,7 +456,7 @@ def _refund_mark(*, payment: Payment, reason: str) -> None:
     payment.refund_status = Payment.RefundState.PENDING
     _raw_add(payment, "refund_requested", {"reason": reason[:300]})
     payment.save(update_fields=["refund_status", "provider_refund_id", "refunded_earlier", "raw", "updated_at"])
-    transaction.on_commit(lambda: _refund_enqueue(payment.pk))
+    enqueue_on_commit("refund_payment", payment.pk, otherwise='it stays "refund started" for payment_refunds_retry')
 
 
 # A payment partly refunded (from the provider's dashboard: a goodwill refund, say) keeps the
@@ -489,16 +490,6 @@ def _refunded_status(payment: Payment) -> str:
     if payment.refunded_amount >= payment_captured_amount(payment):
         return Payment.State.REFUNDED
     return Payment.State.PARTIALLY_REFUNDED
-
-
-def _refund_enqueue(payment_id: int) -> None:
-    from bookings.tasks import refund_payment
-
-    try:
-        refund_payment.enqueue(payment_id)
-    except Exception:
-        # The payment stays "refund started"; `payment_refunds_retry` picks it up.
-        logger.exception("could not enqueue refund of payment %s", payment_id)
 
 
 def payments_taken_lock(*, booking_id: int) -> list[Payment]:

@@ -13,6 +13,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, selectors
+from bookings.after_commit import enqueue_on_commit
 from bookings.errors import (
     ActiveBookingExists,
     BookingError,
@@ -424,18 +425,8 @@ def booking_links_request(*, email: str, language: str) -> LinksRequest:
     (booking_links_send, by booking_links_request_handle). Writes one row and queues one task
     after commit, whatever the address holds: see LinksRequest."""
     request = LinksRequest.objects.create(email=email_normalise(email), language=language)
-    transaction.on_commit(lambda: _enqueue_links_request(request.pk))
+    enqueue_on_commit("send_booking_links", request.pk, otherwise="it stays for send_emails")
     return request
-
-
-def _enqueue_links_request(request_id: int) -> None:
-    from bookings.tasks import send_booking_links
-
-    try:
-        send_booking_links.enqueue(request_id)
-    except Exception:
-        # The row stays; `send_emails` handles it (booking_links_requests_handle_due).
-        logger.exception("could not enqueue links request %s", request_id)
 
 
 def booking_links_request_handle(*, request_id: int) -> int | None:

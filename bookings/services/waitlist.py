@@ -16,6 +16,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, selectors
+from bookings.after_commit import enqueue_on_commit
 from bookings.errors import (
     BookingError,
 )
@@ -49,17 +50,8 @@ def slots_freed(*, slot_ids: list[int]) -> None:
     that frees them; the waitlist is offered the slots only after that commits."""
     ids = sorted(set(slot_ids))
     if ids:
-        transaction.on_commit(lambda: _waitlist_offers_enqueue(ids))
-
-
-def _waitlist_offers_enqueue(slot_ids: list[int]) -> None:
-    from bookings.tasks import offer_freed_slots
-
-    try:
-        offer_freed_slots.enqueue(slot_ids)
-    except Exception:
         # The change itself has committed; a missed offer must never turn it into an error.
-        logger.exception("could not offer freed slots %s to the waitlist", slot_ids)
+        enqueue_on_commit("offer_freed_slots", ids, otherwise="the waitlist is not offered these slots")
 
 
 def waitlist_offer_slots(*, slot_ids: list[int]) -> int:

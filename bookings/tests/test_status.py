@@ -381,3 +381,17 @@ def test_a_refused_lookup_starts_at_its_error_summary_without_javascript(client,
     assert SUMMARY_FOCUSED.search(_email(client, "not-an-email").content.decode())
     limited = _ack(client, booking.ack_id).content.decode()
     assert "Please try again in" in limited and SUMMARY_FOCUSED.search(limited)
+
+
+def test_a_queue_that_refuses_the_task_leaves_the_request_for_send_emails(client, make_booking, settings, caplog):
+    """after_commit.enqueue_on_commit, as every change that starts a task uses it: a queue
+    that refuses (here one that takes no tasks of the queue named) is logged, never an error."""
+    import bookings.tasks  # noqa: F401 - defined under the real settings, as in a running app
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["elsewhere"]}}
+    make_booking(Status.PENDING, email="refused@example.com")
+    response = _email(client, "refused@example.com")
+    assert response.status_code == 200 and "refused@example.com" in response.content.decode()
+    assert list(LinksRequest.objects.values_list("email", flat=True)) == ["refused@example.com"]
+    assert "could not enqueue send_booking_links" in caplog.text and "it stays for send_emails" in caplog.text
+    assert mail.outbox == []
