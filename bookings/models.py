@@ -79,13 +79,8 @@ class Clinic(models.Model):
 
     @classmethod
     def load(cls) -> Clinic:
-        clinic, _ = cls.objects.get_or_create(pk=1)
-        return clinic
-
-    @classmethod
-    def read(cls) -> Clinic:
-        """As load(), without creating the row (for a page that only shows the details): an
-        empty clinic until an administrator saves them."""
+        """The clinic's details: an empty, unsaved clinic until an administrator saves them
+        (its save() then writes the one row). Reading never writes, so no GET does."""
         return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 

@@ -181,7 +181,7 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
         and exc.reason == "expired"
         and selectors.booking_page_closed(booking),
         "page_days": settings.BOOKING_LINK_DAYS_AFTER_SESSION,
-        "clinic": SimpleLazyObject(Clinic.read),
+        "clinic": SimpleLazyObject(Clinic.load),
         # A link pressed twice (a double click, a second tab): the first press did what it
         # asked, and the page says so rather than leaving the client to wonder.
         "done": _link_already_done(exc, purpose=purpose, booking=booking),

@@ -395,7 +395,7 @@ def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
         "modes": [(m, Mode(m).label) for m in (session_type.modes if session_type else Mode.values)],
         "waitlist_url": _waitlist_url(values),
         # Read only when no session type is offered: the step then gives the clinic's phone and email.
-        "clinic": SimpleLazyObject(Clinic.read),
+        "clinic": SimpleLazyObject(Clinic.load),
     }
 
 

@@ -1093,7 +1093,8 @@ def booking_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # the page they are on, already recorded in this sign-in. The answer is the whole booking,
     # though, and the headers are the asker's to send: unrecorded only after such a page.
     in_place = request.htmx and "times_of" in request.GET
-    if not (
+    shown = request.method != "HEAD"  # answered with headers only: nothing of it is shown
+    if shown and not (
         in_place
         and BookingView.objects.filter(
             booking=booking,

@@ -55,6 +55,12 @@ def test_detail_shows_everything_and_records_the_view(counsellor_client, counsel
     assert "Who opened this booking" not in html  # the log is for administrators
 
 
+def test_a_head_request_shows_nothing_and_is_not_recorded(counsellor_client, pending):
+    response = counsellor_client.head(url("detail", pending))
+    assert response.status_code == 200 and response.content == b""
+    assert not BookingView.objects.exists()
+
+
 def test_no_request_headers_open_a_booking_unrecorded(admin_client, admin_user, pending, other_counsellor):
     """The page's "Show the times of" swaps a list in place (htmx, ?times_of=) without a second
     entry in the log, as the page it is on was recorded. Asked for by hand, with those headers,

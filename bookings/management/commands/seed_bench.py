@@ -163,7 +163,7 @@ class Seeder:
     # --- Steps ----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        Clinic.load()
+        Clinic.objects.get_or_create(pk=1)
         self.session_types = [
             SessionType.objects.get_or_create(slug=data["slug"], defaults=data)[0] for data in SESSION_TYPES
         ]
