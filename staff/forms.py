@@ -956,7 +956,7 @@ class PublishRangeForm(forms.Form):
             return data
         # Far outside these years a moment read in the clinic's zone falls outside what a
         # datetime can hold (year 1, year 9999); no calendar shows them anyway.
-        if start < _EARLIEST or end > _LATEST:
+        if not (_EARLIEST <= start <= _LATEST and _EARLIEST <= end <= _LATEST):
             raise forms.ValidationError("Select a time between the years 2000 and 2099.", code="out_of_range")
         # A selection spans one day of the clinic's: a whole day, or several, selected in the
         # month view would publish sessions round the clock (the availability page publishes
@@ -975,7 +975,7 @@ class PublishRangeForm(forms.Form):
             )
         if minutes is not None and end - start < timedelta(minutes=minutes):
             raise forms.ValidationError(
-                f"The selected time ({first:%H:%M} to {last:%H:%M}) is shorter than one "
+                f"The selected time ({first:%H:%M} to {last:%H:%M} {first:%Z}) is shorter than one "
                 f"{minutes}-minute session. Select a longer time, or shorten the session.",
                 code="shorter_than_session",
             )

@@ -603,8 +603,11 @@ def test_the_one_day_refusal_names_the_clinic_zone_and_the_way_to_publish_many_d
     [
         ("0001-01-01T00:00:00+05:00", "0001-01-01T02:00:00+05:00"),
         ("9999-12-31T20:00:00-05:00", "9999-12-31T23:00:00-05:00"),
+        # Backwards, the far end at the edge: both ends are checked, not only the first and last.
+        ("2026-12-01T10:00:00+05:30", "0001-01-01T00:00:00+14:00"),
+        ("9999-12-31T23:59:00-14:00", "2026-12-01T10:00:00+05:30"),
     ],
-    ids=["year 1", "year 9999"],
+    ids=["year 1", "year 9999", "backwards to year 1", "backwards from year 9999"],
 )
 def test_publishing_refuses_a_time_at_the_edge_of_the_calendar_rather_than_failing(
     counsellor_client, counsellor, start, end
@@ -623,7 +626,7 @@ def test_publishing_refuses_a_range_shorter_than_one_session(counsellor_client, 
     assert response.status_code == 400
     assert response.json() == {
         "ok": False,
-        "message": "The selected time (10:00 to 10:30) is shorter than one 50-minute session. "
+        "message": "The selected time (10:00 to 10:30 IST) is shorter than one 50-minute session. "
         "Select a longer time, or shorten the session.",
     }
     assert not Slot.objects.exists()

@@ -179,6 +179,10 @@ def test_deactivation_needs_the_confirmation_tick(admin_client, counsellor_user,
     page = response.content.decode()
     assert "Tick the box to confirm." in page
     assert "<details open>" in page  # the form stays open, with the error next to it
+    pk = counsellor_user.pk
+    assert f'id="deactivate-{pk}-confirm" required aria-describedby="member-{pk}-error" aria-invalid="true"' in page
+    # One such button per member: each names whom it is for.
+    assert f'Deactivate account<span class="sr-only"> of {counsellor_user.email}</span>' in page
     assert User.objects.get(pk=counsellor_user.pk).is_active
 
 
@@ -301,7 +305,11 @@ def test_an_administrator_cannot_reset_their_own_second_factor_here(admin_client
 def test_the_reset_needs_the_confirmation_tick(admin_client, counsellor_user, counsellor):
     totp_enable(counsellor_user)
     response = admin_client.post(reset_url(counsellor_user), {})
-    assert response.status_code == 400 and "Tick the box to confirm." in response.content.decode()
+    page = response.content.decode()
+    assert response.status_code == 400 and "Tick the box to confirm." in page
+    pk = counsellor_user.pk
+    assert f'id="reset-{pk}-confirm" required aria-describedby="member-{pk}-error" aria-invalid="true"' in page
+    assert f'Reset second factor<span class="sr-only"> of {counsellor_user.email}</span>' in page
     assert Authenticator.objects.filter(user=counsellor_user).exists()
 
 
