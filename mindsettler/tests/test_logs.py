@@ -328,3 +328,16 @@ def test_a_calendar_subscriptions_secret_is_redacted_in_the_access_log():
     # The portal's other calendar addresses carry no secret, and are kept as they are.
     for kept in ("/staff/calendar/feed/?start=2026-11-01", "/staff/calendar/subscription/new/"):
         assert redact(kept) == kept
+
+
+def test_a_lines_time_is_utc_and_says_so(captured_logs, settings):
+    """The process runs in the clinic's zone (Django sets it from TIME_ZONE); a line's time is
+    UTC, named, as the database stores times: the same on every server."""
+    from datetime import UTC, datetime
+
+    assert settings.TIME_ZONE != "UTC"
+    before = datetime.now(UTC).replace(microsecond=0)
+    logging.getLogger("bookings").warning("a line")
+    stamp = captured_logs.getvalue().split(" ", 1)[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
+    assert before <= datetime.fromisoformat(stamp) <= datetime.now(UTC)
