@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.policy
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -19,7 +19,7 @@ from django.utils import timezone, translation
 
 from bookings.after_commit import enqueue_on_commit
 from bookings.context_processors import crisis_help_text
-from bookings.models import Booking, Clinic, OutboundEmail
+from bookings.models import Booking, Clinic, OutboundEmail, Reminder, Status
 from mindsettler.logging import REDACTED, redact_links
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,12 @@ def email_deliver(*, email_id: int) -> bool:
     ):
         return False
     email = OutboundEmail.objects.get(pk=email_id)
+    if outdated := _reminder_outdated(email, now=now):
+        # A retry hours later must not remind the client of a session cancelled or moved
+        # meanwhile (their email about that went out), or one already begun.
+        pending.update(status=OutboundEmail.State.FAILED, last_error=outdated, **_links_forgotten(email))
+        logger.info("email %s (%s) given up: %s", email.pk, email.kind, outdated)
+        return False
     # Emails say "contact us": a reply reaches the clinic's own address, when it has one,
     # rather than the sending address, which may be read by no one.
     clinic_email = Clinic.load().email
@@ -153,6 +159,21 @@ def email_deliver(*, email_id: int) -> bool:
         OutboundEmail.objects.filter(pk=email_id, status=OutboundEmail.State.FAILED).update(**sent)
     logger.info("email %s (%s) sent", email.pk, email.kind)
     return True
+
+
+def _reminder_outdated(email: OutboundEmail, *, now: datetime) -> str:
+    """Why a reminder, about to go out, no longer holds, or "" (and for any other email)."""
+    if email.kind != "reminder":
+        return ""
+    reminder = Reminder.objects.filter(email=email).select_related("booking", "slot").first()
+    if reminder is None:
+        return ""
+    booking = reminder.booking
+    if booking.status != Status.CONFIRMED or booking.slot_id != reminder.slot_id:
+        return "The session was cancelled or moved before it was sent"
+    if reminder.slot.start <= now:
+        return "The session had begun before it could be sent"
+    return ""
 
 
 # How long a claimed email is left to its sender before it may be tried again: well past

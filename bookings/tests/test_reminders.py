@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone, translation
 
+from bookings.emails import RESENT_BOOKING_LINK, emails_send_due
 from bookings.models import (
     Actor,
     Booking,
@@ -134,8 +135,44 @@ def test_no_reminder_after_a_cancellation(confirmed, admin_user, oncommit):
 def test_a_cancellation_after_the_reminder_does_not_resend_it(confirmed, admin_user, oncommit):
     with oncommit():
         reminders_send()
+    with oncommit():
         booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
         assert reminders_send() == 0
+    assert len(reminders_to("kavya@example.com")) == 1
+
+
+@pytest.mark.parametrize("change", ["cancelled", "moved", "begun"])
+def test_a_reminder_still_waiting_to_go_out_is_given_up_once_it_no_longer_holds(
+    confirmed, counsellor, admin_user, change
+):
+    """Queued while the mail server was down, a reminder is retried up to hours later: by then
+    the session may be cancelled or moved (the client was told) or under way."""
+    assert reminders_send() == 1  # queued; its delivery has not run (no commit in this test)
+    email = Reminder.objects.get().email
+    if change == "cancelled":
+        booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
+    elif change == "moved":
+        Booking.objects.filter(pk=confirmed.pk).update(slot=slot_in(counsellor, hours=22))
+    else:
+        Slot.objects.filter(pk=confirmed.slot_id).update(start=timezone.now() - timedelta(minutes=5))
+    emails_send_due()
+    assert reminders_to("kavya@example.com") == []
+    email.refresh_from_db()
+    assert email.status == OutboundEmail.State.FAILED
+    assert (
+        email.last_error
+        == {
+            "cancelled": "The session was cancelled or moved before it was sent",
+            "moved": "The session was cancelled or moved before it was sent",
+            "begun": "The session had begun before it could be sent",
+        }[change]
+    )
+    assert RESENT_BOOKING_LINK in email.body_text  # its link to the booking page forgotten
+
+
+def test_a_reminder_that_still_holds_goes_out_on_its_retry(confirmed):
+    assert reminders_send() == 1
+    emails_send_due()
     assert len(reminders_to("kavya@example.com")) == 1
 
 
