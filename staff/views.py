@@ -1021,9 +1021,10 @@ def _detail_context(
             move_times_of_name=dict(counsellors).get(times_of, ""),
             move_action=f"{action}?times_of={times_of}" if times_of else action,
         )
-    ctx["can_resend"] = booking.anonymised_at is None and any(
-        e.kind in services.RESENDABLE_EMAIL_KINDS for e in ctx["emails"]
-    )
+    try:
+        ctx["can_resend"] = bool(services.email_to_resend(booking, ctx["emails"]))
+    except BookingError:
+        ctx["can_resend"] = False
     # Administrators say what they did about each payment that needs attention.
     ctx["settle"] = [
         {

@@ -497,6 +497,41 @@ def test_resend_the_last_email(admin_client, pending, slot):
     assert BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
 
 
+def test_an_expired_booking_is_resent_its_expiry_not_its_request_to_pay(admin_client, pending, slot, oncommit):
+    from bookings.services import bookings_expire
+
+    admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version})
+    with oncommit():
+        assert bookings_expire(now=timezone.now() + timedelta(days=30)) == 1
+    mail.outbox = []
+    assert admin_client.post(url("resend", pending)).status_code == 302
+    [resent] = mail.outbox
+    assert resent.subject == OutboundEmail.objects.filter(booking=pending, kind="expired").first().subject
+
+
+def test_an_email_that_no_longer_says_where_the_booking_stands_is_not_resent(admin_client, make_booking, counsellor):
+    """A session held: its "confirmed" email, with the calendar entry, is past."""
+    from bookings.services import booking_complete
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    OutboundEmail.objects.create(
+        kind="confirmed", booking=booking, to=booking.email, subject="Confirmed", body_text="x"
+    )
+    page = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    assert reverse("staff:booking_resend", args=[booking.pk]) in page
+    Slot.objects.filter(pk=booking.slot_id).update(
+        start=timezone.now() - timedelta(hours=2), end=timezone.now() - timedelta(hours=1)
+    )
+    booking_complete(booking_id=booking.pk, user=None)
+    page = admin_client.get(reverse("staff:booking_detail", args=[booking.pk])).content.decode()
+    assert reverse("staff:booking_resend", args=[booking.pk]) not in page
+    mail.outbox = []
+    response = admin_client.post(url("resend", booking))
+    assert response.status_code == 409
+    assert "(“Confirmed”) no longer says where it stands: the booking is" in response.content.decode()
+    assert mail.outbox == [] and not BookingEvent.objects.filter(booking=booking, action="email_resent").exists()
+
+
 def test_no_email_is_resent_for_a_booking_whose_details_were_erased(admin_client, pending, slot, oncommit):
     from bookings.services import booking_anonymise, booking_cancel
 
