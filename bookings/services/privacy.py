@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import connections, router, transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_tasks_db.models import DBTaskResult
@@ -29,12 +29,14 @@ from bookings.models import (
     ConsentGiven,
     LinkToken,
     OutboundEmail,
+    Payment,
     RefundHeardEarly,
     Status,
     WaitlistEntry,
 )
 from bookings.ratelimit import counters_prune
 from bookings.selectors import event_reason_for_client
+from bookings.services.payments import PAYMENT_HELD
 from bookings.services.transitions import booking_record
 from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_just_sent
 
@@ -112,8 +114,25 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         status__in=(Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, Status.REJECTED),
         anonymised_at__isnull=True,
         updated_at__lt=cutoff,
-    ).values_list("pk", flat=True)
-    anonymised = sum(booking_anonymise(booking_id=pk, reason="Retention period ended") for pk in list(finished))
+    )
+    # Money not yet settled with the client (a refund under way or failed, money held, an
+    # alert staff have not answered): their name and address are how staff reach them.
+    owed = finished.filter(
+        Exists(
+            Payment.objects.filter(booking=OuterRef("pk")).filter(
+                ~Q(needs_attention="")
+                | Q(refund_status__in=(Payment.RefundState.PENDING, Payment.RefundState.FAILED))
+                | PAYMENT_HELD
+            )
+        )
+    )
+    anonymised = sum(
+        booking_anonymise(booking_id=pk, reason="Retention period ended")
+        for pk in list(finished.exclude(pk__in=owed.values("pk")).values_list("pk", flat=True))
+    )
+    money_owed = owed.count()
+    if money_owed:
+        logger.warning("%s finished booking(s) kept for the retention period: money still to settle", money_owed)
     # Active bookings nobody has touched for as long (a request never answered, a session
     # never recorded as held or missed) are never anonymised: that takes a decision staff
     # must make (it may email the client, or refund). Counted, so that the cron's line says so.
@@ -148,6 +167,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
     return {
         "anonymised": anonymised,
         "active_untouched": untouched,
+        "money_owed": money_owed,
         "emails_deleted": emails,
         "sessions_deleted": sessions,
         "views_deleted": views,

@@ -282,3 +282,46 @@ def test_active_bookings_untouched_for_the_retention_period_are_reported(make_bo
     call_command("apply_retention", stdout=out)
     assert "1 active booking(s) untouched for RETENTION_MONTHS" in out.getvalue()
     assert _contains_marker(stale)  # not anonymised: that is staff's decision
+
+
+@pytest.mark.parametrize(
+    "money",
+    [
+        {"refund_status": Payment.RefundState.FAILED},
+        {"refund_status": Payment.RefundState.PENDING},
+        {"needs_attention": "Paid the wrong amount"},
+        {"status": Payment.State.PENDING},  # captured, not yet confirmed or refunded: held
+    ],
+    ids=["refund failed", "refund under way", "alert unanswered", "money held"],
+)
+def test_a_finished_booking_with_money_still_to_settle_is_kept_whole(make_booking, counsellor, settings, money):
+    """Past the retention period, a cancelled booking whose refund failed is still owed money:
+    the name and address are how staff reach the client. Kept, and counted for the cron."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.RETENTION_MONTHS = 12
+    owed = _personal(make_booking, Status.CANCELLED, counsellor)
+    fields = {"status": Payment.State.CONFIRMED, **money}
+    Payment.objects.create(
+        booking=owed,
+        provider="sandbox",
+        provider_order_id="order_1",
+        provider_payment_id="pay_1",
+        amount=owed.amount,
+        currency=owed.currency,
+        **fields,
+    )
+    settled = make_booking(Status.CANCELLED, counsellor=counsellor, email="settled@example.com")
+    Booking.objects.update(updated_at=timezone.now() - timedelta(days=400))
+    out = StringIO()
+    call_command("apply_retention", stdout=out)
+    assert "1 finished booking(s) past RETENTION_MONTHS kept whole" in out.getvalue()
+    assert _contains_marker(owed)
+    assert Booking.objects.get(pk=settled.pk).anonymised_at is not None
+    Payment.objects.update(
+        refund_status=Payment.RefundState.PROCESSED, needs_attention="", status=Payment.State.CONFIRMED
+    )
+    assert retention_apply()["anonymised"] == 1
+    assert not _contains_marker(owed)

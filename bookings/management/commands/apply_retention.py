@@ -31,3 +31,8 @@ class Command(BaseCommand):
                 f"{result['active_untouched']} active booking(s) untouched for RETENTION_MONTHS: "
                 "answer, record or cancel them in the staff portal; until then they are kept whole."
             )
+        if result["money_owed"]:
+            self.stdout.write(
+                f"{result['money_owed']} finished booking(s) past RETENTION_MONTHS kept whole: a refund is "
+                "under way or failed, or a payment waits for staff. Settle it in the staff portal."
+            )
