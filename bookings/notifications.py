@@ -270,6 +270,8 @@ def booking_links(*, email: str, bookings: list[Booking]) -> None:
 
 def payment_refunding(*, booking: Booking, payment: Payment) -> None:
     """A payment arrived for a booking that can no longer take it; it is being refunded."""
+    if booking.anonymised_at is not None:
+        return  # erased: see payment_returned
     email_queue(
         kind="payment_refunding",
         to=booking.email,
@@ -281,6 +283,10 @@ def payment_refunding(*, booking: Booking, payment: Payment) -> None:
 def payment_returned(*, booking: Booking, payment: Payment, refunded: bool) -> None:
     """Money that confirmed nothing is going back (`refunded`: has gone back), as staff
     settled it; and if the time is still reserved, how to pay the right amount."""
+    if booking.anonymised_at is not None:
+        # Erased at the client's request: its address is no one's (anonymised-N@invalid), and
+        # a booking-page link would be a new working link to a page that says so.
+        return
     email_queue(
         kind="payment_returned",
         to=booking.email,

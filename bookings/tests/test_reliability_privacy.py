@@ -14,7 +14,7 @@ from django.core import mail
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from bookings.models import Actor, Booking, BookingEvent, ConsentGiven, LinkToken, Mode, Payment, Status
+from bookings.models import Actor, Booking, BookingEvent, ConsentGiven, LinkToken, Mode, OutboundEmail, Payment, Status
 from bookings.services import booking_anonymise, booking_cancel, booking_create_by_staff
 from bookings.templatetags.mindsettler import when
 from bookings.tokens import token_create
@@ -391,3 +391,32 @@ def test_what_the_pages_say_erasure_keeps_is_what_it_keeps(client, history):
     assert kept_text in notice
     booking_page = client.get(page(history["cancelled"])).content.decode()
     assert kept_text in " ".join(booking_page.split())
+
+
+def test_a_payment_arriving_after_the_client_erased_their_data_is_refunded_without_an_email(
+    make_booking, counsellor, settings
+):
+    """The client cancelled while paying, then had their data erased; the capture comes
+    afterwards. The money goes back; no email to the erased address, no new link to the page."""
+    from bookings.services import booking_anonymise, payment_confirm, payment_start
+
+    settings.PAYMENT_PROVIDER = "sandbox"
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    payment = payment_start(booking_id=booking.pk)
+    booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+    assert booking_anonymise(booking_id=booking.pk, reason="The client asked")
+    links = set(LinkToken.objects.filter(booking=booking).values_list("pk", flat=True))
+    emails = OutboundEmail.objects.filter(booking=booking).count()
+
+    payment_confirm(
+        payment_id=payment.pk,
+        provider_payment_id="pay_late",
+        amount=booking.amount,
+        currency=booking.currency,
+        raw={},
+        source="webhook",
+    )
+    payment.refresh_from_db()
+    assert payment.refund_status in (Payment.RefundState.PENDING, Payment.RefundState.PROCESSED)
+    assert set(LinkToken.objects.filter(booking=booking).values_list("pk", flat=True)) == links
+    assert OutboundEmail.objects.filter(booking=booking).count() == emails
