@@ -226,8 +226,25 @@ def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetim
             f"That slot lasts {int(slot.duration.total_seconds() // 60)} minutes; "
             f"a {session_type.name} session needs {session_type.duration_minutes}."
         )
-    if slot.bookings.filter(status__in=SLOT_HOLDING_STATUSES).exists():
+    # One query, as slot_is_bookable asks it: a booking holds the slot, or the counsellor has
+    # since blocked that time off (blocking keeps the slots that bookings ever held).
+    held, blocked = (
+        Slot.objects.filter(pk=slot.pk)
+        .values_list(
+            Exists(Booking.objects.filter(slot_id=slot.pk, status__in=SLOT_HOLDING_STATUSES)),
+            Exists(
+                BlockedPeriod.objects.filter(counsellor_id=slot.counsellor_id, start__lt=slot.end, end__gt=slot.start)
+            ),
+        )
+        .get()
+    )
+    if held:
         raise SlotUnavailable(_("That time slot is already taken by another booking."))
+    if blocked:
+        raise SlotUnavailable(
+            f"{slot.counsellor.display_name} has blocked off that time (leave, a holiday). Choose another "
+            "time, or remove the blocked period on the availability page first."
+        )
 
 
 # --- The one transition path ------------------------------------------------------------

@@ -229,6 +229,20 @@ def test_approve_refuses_a_taken_slot_a_past_slot_and_a_stale_page(make_booking,
     assert booking.status == Status.PENDING
 
 
+def test_approve_refuses_a_time_the_counsellor_has_since_blocked_off(make_booking, slot, admin_user):
+    """Leave added after the form was shown: the slot outlives the block only when a booking
+    ever held it (here, a cancelled one), and staff are refused it as clients are."""
+    from bookings.models import BlockedPeriod
+
+    make_booking(Status.CANCELLED, slot=slot)
+    BlockedPeriod.objects.create(counsellor=slot.counsellor, start=slot.start - timedelta(hours=1), end=slot.end)
+    booking = make_booking(Status.PENDING)
+    with pytest.raises(SlotUnavailable, match="has blocked off that time"):
+        booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)
+    booking.refresh_from_db()
+    assert booking.status == Status.PENDING
+
+
 def test_approve_refuses_a_counsellor_who_does_not_offer_the_bookings_mode(make_booking, counsellor, admin_user):
     from staff.selectors import approve_slot_choices
 
