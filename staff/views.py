@@ -1630,7 +1630,11 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if not (form.cleaned_data["offers_online"] or form.cleaned_data["offers_in_person"]):
         form.add_error(None, "Offer at least one way of meeting: online or in person.")
         return _availability_refused(request, counsellor, "room", form)
-    told = services.counsellor_save(counsellor=form.save(commit=False))
+    try:
+        told = services.counsellor_save(counsellor=form.save(commit=False))
+    except SettingRefused as exc:
+        form.add_error(exc.field, exc.message)
+        return _availability_refused(request, counsellor, "room", form)
     return _availability_done(
         request, counsellor, "Online room and modes saved." + _waitlist_told_text(told), section="room"
     )
@@ -1916,7 +1920,11 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "staff/profile.html", context, status=400)
-        told = services.counsellor_save(counsellor=form.save(commit=False))
+        try:
+            told = services.counsellor_save(counsellor=form.save(commit=False))
+        except SettingRefused as exc:
+            form.add_error(exc.field, exc.message)
+            return render(request, "staff/profile.html", context, status=400)
         shown = (
             "Clients see it on the “Our counsellors” page." if counsellor.is_active else "It is hidden from clients."
         )

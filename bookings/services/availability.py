@@ -14,14 +14,17 @@ from django.utils import timezone
 from bookings.clinic_time import wall_clock_moment
 from bookings.errors import (
     BookingError,
+    SettingRefused,
     SlotsHeld,
     SlotUnavailable,
 )
 from bookings.models import (
     ACTIVE_STATUSES,
+    MODE_FLAGS,
     BlockedPeriod,
     Booking,
     Counsellor,
+    Mode,
     Slot,
     Status,
     WeeklyHours,
@@ -36,8 +39,26 @@ logger = logging.getLogger(__name__)
 
 def counsellor_save(*, counsellor: Counsellor) -> int:
     """Save a counsellor's profile or ways of meeting (changed in memory), and end the waitlist
-    places they can no longer serve: returns how many waiting clients were told."""
+    places they can no longer serve: returns how many waiting clients were told.
+
+    Refused (SettingRefused): dropping a way of meeting while an open booking with them is
+    held that way, as for session types: the booking could then not be approved into their
+    times, nor moved. Checked under the counsellor's lock, which approving and moving take."""
     with transaction.atomic():
+        if counsellor.pk is not None:
+            stored = Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+            for mode, flag in MODE_FLAGS.items():
+                if (
+                    stored is not None
+                    and getattr(stored, flag)
+                    and not getattr(counsellor, flag)
+                    and Booking.objects.filter(counsellor=counsellor, mode=mode, status__in=ACTIVE_STATUSES).exists()
+                ):
+                    raise SettingRefused(
+                        f"An open booking with {counsellor.display_name} is held {Mode(mode).label.lower()}, so "
+                        "this way of meeting stays. Move the booking to another counsellor, or settle it, first.",
+                        flag,
+                    )
         counsellor.save()
         return waitlist_end_unserved(counsellor=counsellor)
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.errors import SlotsHeld
-from bookings.models import BlockedPeriod, Clinic, Slot, Status, WeeklyHours
+from bookings.models import BlockedPeriod, Booking, Clinic, Slot, Status, WeeklyHours
 from bookings.services import availability_generate, blocked_period_create
 from conftest import next_weekday_at
 
@@ -253,6 +253,32 @@ def test_online_room_and_clinic_details_are_set_in_the_portal(counsellor_client,
     )
     assert response.status_code == 302
     assert Clinic.load().address == "12 MG Road, Kochi"
+
+
+def test_a_way_of_meeting_an_open_booking_is_held_stays(counsellor_client, counsellor, make_booking):
+    """Unticking "in person" with an in-person session still to come would leave it unmovable
+    and a request unapprovable into their times: refused next to the box, on both pages."""
+    from bookings.models import Mode
+
+    make_booking(Status.CONFIRMED, counsellor=counsellor, mode=Mode.IN_PERSON)
+    message = f"An open booking with {counsellor.display_name} is held in person, so this way of meeting stays."
+    response = counsellor_client.post(act("room", counsellor), {"room-offers_online": "on"})
+    assert response.status_code == 400 and message in response.content.decode()
+    profile = {
+        "display_name": counsellor.display_name,
+        "languages": "English",
+        "offers_online": "on",
+        "is_active": "on",
+    }
+    response = counsellor_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), profile)
+    assert response.status_code == 400 and message in response.content.decode()
+    counsellor.refresh_from_db()
+    assert counsellor.offers_in_person
+    # Once the session is over, the box can be unticked.
+    Booking.objects.update(status=Status.COMPLETED)
+    assert counsellor_client.post(act("room", counsellor), {"room-offers_online": "on"}).status_code == 302
+    counsellor.refresh_from_db()
+    assert not counsellor.offers_in_person
 
 
 def test_generate_without_weekly_hours_says_what_to_do(counsellor_client, counsellor):
