@@ -465,7 +465,7 @@ class RazorpayProvider(PaymentProvider):
             return news(
                 payment_id=str(refund.get("payment_id") or ""),
                 refund_id=str(refund.get("id") or ""),
-                amount=int(refund.get("amount") or 0),
+                amount=_amount(refund.get("amount")),
                 raw=event,
                 order_id=str(entity("payment").get("order_id") or ""),
             )
@@ -489,12 +489,32 @@ class RazorpayProvider(PaymentProvider):
         if status not in ("processed", "failed"):
             return None  # "pending": Razorpay is still working on it.
         try:
-            amount = int(body.get("amount") or 0)
+            amount = _amount(body.get("amount"))
         except (TypeError, ValueError) as exc:
             raise ProviderError(f"razorpay refund fetch: unreadable amount: {exc}", transient=True) from exc
         return (RefundProcessed if status == "processed" else RefundFailed)(
             payment_id=payment.provider_payment_id, refund_id=refund_id, amount=amount, raw=body
         )
+
+
+# The largest amount a payment's amount columns hold (PostgreSQL's integer).
+_AMOUNT_MAX = 2**31 - 1
+
+
+def _amount(value: Any) -> int:
+    """An amount in minor units as Razorpay's JSON gives it (absent: 0). ValueError for one
+    that is no whole number of them, or more than a payment can be: such an answer is
+    unreadable, as one in the wrong shape is, and never reaches the database."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, float) and value.is_integer():  # 50000.0; not inf, nan or 0.5
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"the amount {value!r} is not a whole number")
+    amount = int(value)  # a str that is no number, or of thousands of digits: ValueError
+    if not 0 <= amount <= _AMOUNT_MAX:
+        raise ValueError(f"the amount {amount} is out of range")
+    return amount
 
 
 def _razorpay_payment_outcome(payment: Mapping[str, Any], *, raw: dict[str, Any]) -> Paid | Failed | Waiting:
@@ -505,7 +525,7 @@ def _razorpay_payment_outcome(payment: Mapping[str, Any], *, raw: dict[str, Any]
         return Paid(
             order_id=order_id,
             payment_id=payment_id,
-            amount=int(payment.get("amount") or 0),
+            amount=_amount(payment.get("amount")),
             currency=str(payment.get("currency") or ""),
             raw=raw,
         )

@@ -253,7 +253,8 @@ def _limit_param(query: QueryDict) -> int:
     raw = query.get("limit")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # The length first: int() refuses a string of thousands of digits with a ValueError.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise invalid_parameter("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     return int(raw)
 

@@ -331,6 +331,8 @@ def test_availability_keeps_to_the_date_range(api, counsellor, session_type):
         ({"limit": "201"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"limit": "-1"}, "limit"),
+        ({"limit": "1" * 4301}, "limit"),  # more digits than int() reads
+        ({"limit": "0" * 5000 + "1"}, "limit"),
         ({"cursor": ""}, "cursor"),
         ({"cursor": "not a cursor"}, "cursor"),
         ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"),  # base64 of "not-a-cursor"

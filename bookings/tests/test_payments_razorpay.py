@@ -381,7 +381,9 @@ def test_a_malformed_answer_when_checking_a_returned_payment_leaves_it_to_the_we
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
 
 
-@pytest.mark.parametrize("amount", ["all of it", {"value": 150000}, [150000]])
+@pytest.mark.parametrize(
+    "amount", ["all of it", {"value": 150000}, [150000], 10**30, float("inf"), -150000, "1" * 4301]
+)
 def test_a_returned_payment_whose_amount_is_no_number_is_left_to_the_webhook(client, api, approved, amount):
     """A payment object, but its amount not the integer Razorpay documents: a 500 on the
     client's return from checkout, after they had paid."""
@@ -582,6 +584,30 @@ def test_a_signed_webhook_not_in_the_documented_shape_is_acknowledged_and_change
     assert response.status_code == 200
     assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
     assert "not in the documented shape" in caplog.text
+
+
+@pytest.mark.parametrize("amount", [10**30, 2**31, float("inf"), -1, 0.5])
+@pytest.mark.parametrize("kind", ["payment.captured", "refund.processed"])
+def test_a_signed_webhook_whose_amount_no_payment_can_be_is_acknowledged_and_changes_nothing(
+    client, api, approved, kind, amount, caplog
+):
+    """Amounts past what the database holds, or no whole number: they were a 500 (an
+    OverflowError, or the database refusing the row), again at each of Razorpay's retries."""
+    booking, token = approved
+    start(client, api, booking, token)
+    if kind == "payment.captured":
+        body = webhook_event(kind, payment={**payment_body(booking.amount), "amount": amount})
+    else:
+        refund = {"id": "rfnd_1", "entity": "refund", "payment_id": PAYMENT_ID, "amount": amount, "status": "processed"}
+        body = webhook_event(kind, refund=refund, payment=payment_body(booking.amount))
+
+    response = post_webhook(client, body)
+
+    assert response.status_code == 200
+    assert Booking.objects.get(pk=booking.pk).status == Status.PAYMENT_PENDING
+    assert "not in the documented shape" in caplog.text
+    post_webhook(client, webhook_event("payment.captured", payment=payment_body(booking.amount)), event_id="evt_2")
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
 
 
 def test_other_webhook_events_are_acknowledged(client, db):
