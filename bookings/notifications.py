@@ -116,6 +116,7 @@ def on_transition(
         refund = _cancellation_refund(booking)
     # Money captured that could not confirm the booking (a wrong amount, held for staff):
     # services.booking_cancel sends it back. (Imported here: services import this module.)
+    from bookings.services.decisions import cancellation_open_for_client
     from bookings.services.payments import PAYMENT_HELD
 
     held = booking.payments.filter(PAYMENT_HELD).first() if kind == "cancelled" else None
@@ -138,6 +139,8 @@ def on_transition(
             by_clinic=by_clinic,
             book_again_url=absolute_url(again["url"]) if again else "",
             cancellation_cutoff_hours=settings.CANCELLATION_CUTOFF_HOURS,
+            # Paid inside the cutoff (paying closes 12 hours before): no online cancellation.
+            cancel_online=cancellation_open_for_client(booking=booking),
             join_link_ready=bool(booking.join_url),
             # A booking staff made for a client who phoned or came in: they agreed to the
             # privacy notice as it was read to them, and here it is in writing.

@@ -11,9 +11,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
 from django.db import transaction
+from django.utils import timezone
 
 from bookings.emails import email_deliver, email_queue, emails_send_due
-from bookings.models import Clinic, OutboundEmail, Status
+from bookings.models import Clinic, OutboundEmail, Slot, Status
 from bookings.services import booking_reject, payment_confirm, payment_start
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +132,23 @@ def test_the_confirmation_states_the_cancellation_cutoff_in_force_in_both_parts(
     email = OutboundEmail.objects.get(booking=booking, kind="confirmed")
     policy = f"You can cancel online until {hours} hours before the session, with a full refund."
     assert policy in email.body_text and policy in email.body_html
+
+
+def test_a_session_paid_for_inside_the_cutoff_is_not_promised_an_online_cancellation(
+    make_booking, counsellor, oncommit
+):
+    """Approved two days ahead, paid the evening before: cancelling online has closed."""
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=20)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    booking = make_booking(Status.APPROVED, slot=slot, payment_due_at=start - timedelta(hours=12))
+    with oncommit():
+        pay_in_full(booking)
+    email = OutboundEmail.objects.get(booking=booking, kind="confirmed")
+    closed = (
+        "Your session is less than 24 hours away, so it can no longer be cancelled online. Please contact the clinic."
+    )
+    for part in (email.body_text, email.body_html):
+        assert closed in part and "You can cancel online" not in part
 
 
 def test_the_calendar_attachment_declares_the_method_its_file_uses(make_booking, counsellor, oncommit):
