@@ -112,6 +112,15 @@ def on_transition(
     payment = booking.payments.filter(status="confirmed").first() if to == Status.CONFIRMED else None
     # Money captured that could not confirm the booking, being refunded as it expires.
     refund = booking.payments.filter(refund_status=Payment.RefundState.PENDING).first() if kind == "expired" else None
+    # Money captured before it expired that is not being refunded now: staff settled it
+    # (refunded, or a refund that failed). The email must not say nothing was received.
+    received = (
+        booking.payments.filter(captured_amount__isnull=False)
+        .exclude(refund_status=Payment.RefundState.PENDING)
+        .first()
+        if kind == "expired" and refund is None
+        else None
+    )
     if kind == "cancelled" and from_status == Status.CONFIRMED:
         refund = _cancellation_refund(booking)
     # Money captured that could not confirm the booking (a wrong amount, held for staff):
@@ -135,6 +144,7 @@ def on_transition(
             from_status=from_status,
             payment=payment,
             refund=refund,
+            received=received,
             held=held,
             by_clinic=by_clinic,
             book_again_url=absolute_url(again["url"]) if again else "",

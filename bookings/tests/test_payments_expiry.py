@@ -62,7 +62,7 @@ def test_an_unpaid_booking_past_its_deadline_is_cancelled_by_the_system(overdue,
     assert not booking.payments.filter(status__in=[Payment.State.CREATED, Payment.State.PENDING]).exists()
     [email] = mail.outbox
     assert email.to == [booking.email]
-    assert "released" in email.subject and "Nothing has been charged" in email.body
+    assert "released" in email.subject and "we did not receive a payment before the deadline" in email.body
 
 
 def test_bookings_still_in_their_window_or_paid_are_left_alone(make_booking, counsellor, oncommit):
@@ -160,15 +160,38 @@ def test_a_wrong_amount_held_when_time_runs_out_is_refunded_and_the_email_says_s
     assert BookingEvent.objects.filter(booking=booking, action="refund").count() == 1
 
 
-def test_the_expired_email_says_nothing_was_charged_only_when_nothing_was(overdue, oncommit):
+def test_the_expired_email_says_no_payment_came_only_when_none_did(overdue, oncommit):
+    """Not "nothing has been charged": what the client's bank did with a payment started and
+    never heard of again, the clinic cannot know."""
     booking = overdue(Status.PAYMENT_PENDING)
 
     with oncommit():
         bookings_expire()
 
     email = OutboundEmail.objects.get(booking=booking, kind="expired")
-    assert "Nothing has been charged" in email.body_text and "Nothing has been charged" in email.body_html
-    assert "started a full refund" not in email.body_text
+    for part in (email.body_text, email.body_html):
+        assert "we did not receive a payment before the deadline" in part
+        assert "If a payment does reach us after this, we will refund it in full automatically." in part
+        assert "Nothing has been charged" not in part and "started a full refund" not in part
+
+
+@pytest.mark.parametrize("refund", [Payment.RefundState.PROCESSED, Payment.RefundState.FAILED])
+def test_the_expired_email_of_a_booking_whose_wrong_payment_staff_settled_says_it_came(overdue, oncommit, refund):
+    """A wrong amount, refunded by staff (or a refund that failed), then the deadline: the
+    client was told of the payment; this email must not say none came."""
+    booking = overdue(Status.PAYMENT_PENDING)
+    Payment.objects.filter(booking=booking).update(
+        provider_payment_id="pay_short", captured_amount=100, refund_status=refund, status=Payment.State.REFUNDED
+    )
+
+    with oncommit():
+        bookings_expire()
+
+    email = OutboundEmail.objects.get(booking=booking, kind="expired")
+    for part in (email.body_text, email.body_html):
+        assert "the booking was not paid in full before the deadline" in part
+        assert "The payment we received (reference pay_short) could not confirm your session." in part
+        assert "did not receive a payment" not in part and "If a payment does reach us" not in part
 
 
 def test_the_retry_sends_an_expiry_refund_whose_task_never_ran(make_booking, counsellor, admin_user):

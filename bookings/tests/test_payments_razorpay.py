@@ -1074,7 +1074,7 @@ def test_a_wrong_amount_held_when_the_time_to_pay_runs_out_is_refunded(client, a
     assert payment.refund_status == Payment.RefundState.PENDING
     assert "refund has been started automatically" in payment.needs_attention
     [email] = [m for m in mail.outbox if m.to == [booking.email]]
-    assert "Nothing has been charged" not in email.body
+    assert "did not receive a payment" not in email.body
     assert "We have started a full refund" in email.body and PAYMENT_ID in email.body
     assert [m for m in mail.outbox if m.to == [admin_user.email]]
 
