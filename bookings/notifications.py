@@ -391,9 +391,16 @@ def reschedule_confirmation(*, booking: Booking, slot: Slot, raw_token: str) -> 
 
 
 def rescheduled(
-    *, booking: Booking, old_slot: Slot, actor: str, old_counsellor: Counsellor | None = None, user: object = None
+    *,
+    booking: Booking,
+    old_slot: Slot,
+    actor: str,
+    old_counsellor: Counsellor | None = None,
+    user: object = None,
+    client_asked: bool = False,
 ) -> None:
-    """The booking now has another time (`old_counsellor`'s before, if it was handed over).
+    """The booking now has another time (`old_counsellor`'s before, if it was handed over;
+    `client_asked`: staff moved it at the client's request, and the email says so).
     The client's confirmed session's calendar event is updated in place: the same UID, and
     SEQUENCE (the booking's version) higher than before. Its counsellors are told too."""
     if old_counsellor is not None and old_counsellor.pk != booking.counsellor_id:
@@ -420,7 +427,12 @@ def rescheduled(
         to=booking.email,
         booking=booking,
         ics=ics,
-        context=_context(booking, old_slot=old_slot, by_clinic=actor != Actor.CLIENT, booking_url=manage_url(booking)),
+        context=_context(
+            booking,
+            old_slot=old_slot,
+            by_clinic=actor != Actor.CLIENT and not client_asked,
+            booking_url=manage_url(booking),
+        ),
     )
 
 

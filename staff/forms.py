@@ -1287,3 +1287,8 @@ class MoveForm(SlotChoiceForm):
         empty_label=CHOOSE_A_TIME,
         error_messages={"required": "Choose the new time."},
     )
+    client_asked = forms.BooleanField(
+        label="The client asked for this move",
+        required=False,
+        help_text="Their email then says it moved as they asked, not that the clinic moved it.",
+    )

@@ -1955,7 +1955,12 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
         "move",
         MoveForm(request.POST, slots=selectors.approve_slot_choices(user=request.user, booking=booking)),
         lambda d: services.booking_reschedule(
-            booking_id=pk, slot_id=d["slot"].pk, actor=Actor.STAFF, user=request.user, expected_version=d["version"]
+            booking_id=pk,
+            slot_id=d["slot"].pk,
+            actor=Actor.STAFF,
+            user=request.user,
+            expected_version=d["version"],
+            client_asked=d["client_asked"],
         ),
         done,
     )

@@ -114,8 +114,11 @@ def booking_reschedule(
     actor: str,
     user: Any = None,
     expected_version: int | None = None,
+    client_asked: bool = False,
 ) -> Booking:
     """Move a booking to another free slot, keeping its status, acknowledgement ID and payment.
+    `client_asked`: staff moved it because the client asked (they phoned, say), so the
+    client's email says it moved as they asked, not that the clinic moved it.
 
     The old slot is released and the new one taken by one UPDATE in one transaction, so the
     booking always holds exactly one of them. Both slots are locked first, in primary-key
@@ -216,7 +219,12 @@ def booking_reschedule(
             booking=booking, purpose=LinkToken.Purpose.RESCHEDULE, used_at__isnull=True, revoked_at__isnull=True
         ).update(revoked_at=now)
         notifications.rescheduled(
-            booking=booking, old_slot=old_slot, actor=actor, old_counsellor=old_counsellor, user=user
+            booking=booking,
+            old_slot=old_slot,
+            actor=actor,
+            old_counsellor=old_counsellor,
+            user=user,
+            client_asked=client_asked,
         )
         slots_freed(slot_ids=[old_slot.pk])
     logger.info("booking %s moved from slot %s to %s by %s", booking.pk, old_slot.pk, new_slot.pk, actor)

@@ -58,6 +58,22 @@ def test_moving_from_the_detail_page_emails_the_client(admin_client, admin_user,
     assert mail.outbox[-1].to == [booked.email] and "new time" in mail.outbox[-1].subject
 
 
+@pytest.mark.parametrize("client_asked", [False, True])
+def test_a_move_the_client_asked_for_is_not_told_as_the_clinics(admin_client, booked, free, client_asked):
+    """They phoned to ask (inside the cutoff they cannot move online): their email must not
+    say the clinic moved their session and ask them to get in touch if it does not suit."""
+    html = admin_client.get(reverse("staff:booking_detail", args=[booked.pk])).content.decode()
+    assert 'name="move-client_asked"' in html and "The client asked for this move" in html
+    data = {"move-slot": free.pk, "move-version": booked.version}
+    if client_asked:
+        data["move-client_asked"] = "on"
+    assert admin_client.post(reverse("staff:booking_move", args=[booked.pk]), data).status_code == 302
+    body = mail.outbox[-1].body
+    assert ("Your session has moved, as you asked." in body) is client_asked
+    assert ("The clinic has moved your session to a new time." in body) is not client_asked
+    assert ("If the new time does not suit you, please contact us." in body) is not client_asked
+
+
 def test_a_stale_move_is_refused_with_the_current_state(admin_client, booked, free):
     response = admin_client.post(
         reverse("staff:booking_move", args=[booked.pk]), {"move-slot": free.pk, "move-version": booked.version + 1}
