@@ -58,11 +58,15 @@ def verification(*, booking: Booking, raw_token: str) -> None:
 
 
 def already_active(*, booking: Booking) -> None:
+    from bookings.services.decisions import cancellation_open_for_client  # services import this module
+
     email_queue(
         kind="already_active",
         to=booking.email,
         booking=booking,
-        context=_context(booking, booking_url=manage_url(booking)),
+        context=_context(
+            booking, booking_url=manage_url(booking), cancel_online=cancellation_open_for_client(booking=booking)
+        ),
     )
 
 

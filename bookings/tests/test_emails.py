@@ -258,3 +258,35 @@ def test_a_duration_reads_in_hours_when_it_is_whole_hours():
 
     assert hours(2) == "2 hours" and hours(1) == "1 hour"
     assert link_minutes(60) == "1 hour" and link_minutes(120) == "2 hours" and link_minutes(45) == "45 minutes"
+
+
+@pytest.mark.parametrize("hours", [20, 72])
+def test_already_active_offers_cancelling_online_only_while_it_is_open(make_booking, counsellor, oncommit, hours):
+    from bookings import notifications
+
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=hours)
+    booking = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+    with oncommit():
+        notifications.already_active(booking=booking)
+    email = OutboundEmail.objects.get(booking=booking, kind="already_active")
+    for part in (email.body_text, email.body_html):
+        assert ("you can cancel that booking from its page and book again" in part) is (hours == 72)
+        assert ("please contact the clinic: that session is too close to cancel online" in part) is (hours == 20)
+
+
+def test_a_move_while_a_payment_is_under_way_does_not_simply_ask_to_pay(make_booking, counsellor, admin_user, oncommit):
+    """The client may have paid a minute ago: "please pay" would have them pay twice."""
+    from bookings.models import Actor
+    from bookings.services import booking_reschedule
+
+    booking = make_booking(Status.PAYMENT_PENDING, counsellor=counsellor)
+    start = booking.slot.start + timedelta(hours=2)
+    later = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    with oncommit():
+        booking_reschedule(booking_id=booking.pk, slot_id=later.pk, actor=Actor.STAFF, user=admin_user)
+    email = OutboundEmail.objects.get(booking=booking, kind="rescheduled")
+    for part in (email.body_text, email.body_html):
+        assert "If you have already paid, there is nothing more to do" in part
+        assert "Please pay from your booking page by" not in part
