@@ -140,6 +140,21 @@ def _integrity_error_to_domain(exc: IntegrityError) -> BookingError | None:
     return None
 
 
+def _slot_held_or_blocked(slot: Slot) -> tuple[bool, bool]:
+    """In one query: whether a booking holds `slot`, and whether its counsellor has since
+    blocked that time off (blocking keeps the slots bookings ever held: not to be taken)."""
+    return (
+        Slot.objects.filter(pk=slot.pk)
+        .values_list(
+            Exists(Booking.objects.filter(slot_id=slot.pk, status__in=SLOT_HOLDING_STATUSES)),
+            Exists(
+                BlockedPeriod.objects.filter(counsellor_id=slot.counsellor_id, start__lt=slot.end, end__gt=slot.start)
+            ),
+        )
+        .get()
+    )
+
+
 def slot_is_bookable(*, slot: Slot, session_type: SessionType, now: datetime | None = None) -> str | None:
     """None if a client may choose `slot` for `session_type`; otherwise why not."""
     now = now or timezone.now()
@@ -151,18 +166,7 @@ def slot_is_bookable(*, slot: Slot, session_type: SessionType, now: datetime | N
         return _("That time is too short for this kind of session. Please choose another time.")
     if not slot.counsellor.is_active:
         return _("That time is no longer available. Please choose another time.")
-    # One query: a booking holds the slot, or the counsellor has since blocked that time off
-    # (leave added after the slot was published keeps the slot; it is simply not offered).
-    held, blocked = (
-        Slot.objects.filter(pk=slot.pk)
-        .values_list(
-            Exists(Booking.objects.filter(slot_id=slot.pk, status__in=SLOT_HOLDING_STATUSES)),
-            Exists(
-                BlockedPeriod.objects.filter(counsellor_id=slot.counsellor_id, start__lt=slot.end, end__gt=slot.start)
-            ),
-        )
-        .get()
-    )
+    held, blocked = _slot_held_or_blocked(slot)
     if held:
         return SlotUnavailable.default_message
     if blocked:
@@ -226,18 +230,7 @@ def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetim
             f"That slot lasts {int(slot.duration.total_seconds() // 60)} minutes; "
             f"a {session_type.name} session needs {session_type.duration_minutes}."
         )
-    # One query, as slot_is_bookable asks it: a booking holds the slot, or the counsellor has
-    # since blocked that time off (blocking keeps the slots that bookings ever held).
-    held, blocked = (
-        Slot.objects.filter(pk=slot.pk)
-        .values_list(
-            Exists(Booking.objects.filter(slot_id=slot.pk, status__in=SLOT_HOLDING_STATUSES)),
-            Exists(
-                BlockedPeriod.objects.filter(counsellor_id=slot.counsellor_id, start__lt=slot.end, end__gt=slot.start)
-            ),
-        )
-        .get()
-    )
+    held, blocked = _slot_held_or_blocked(slot)
     if held:
         raise SlotUnavailable(_("That time slot is already taken by another booking."))
     if blocked:
