@@ -1383,8 +1383,22 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         except BookingError as exc:
             error = exc.message
             if exc.code == "active_booking_exists":
-                existing = bookings_for(user).filter(email=data["email"], status__in=ACTIVE_STATUSES).first()
-                if existing is not None:
+                existing = (
+                    bookings_for(user)
+                    .filter(email=data["email"], status__in=ACTIVE_STATUSES)
+                    .select_related("slot", "session_type")
+                    .first()
+                )
+                ended = (
+                    existing is not None and existing.session_end is not None and existing.session_end <= timezone.now()
+                )
+                if ended:
+                    # Held, most likely, and not recorded yet: cancelling it would refund it.
+                    error = (
+                        f"This email address's session {existing.ack_id} ended {staff_moment(existing.session_end)} "
+                        "and is not recorded yet. Open it and record it as held (or missed), then book the next one."
+                    )
+                elif existing is not None:
                     error = (
                         f"This email address already has an active booking ({existing.ack_id}). A client can "
                         "have one active booking at a time: open it, or cancel it first."

@@ -689,6 +689,25 @@ def test_one_active_booking_per_email_for_staff_bookings(admin_client, session_t
     assert "already has an active booking" in html and existing.ack_id in html
 
 
+def test_a_session_held_and_not_yet_recorded_is_named_as_such_not_offered_for_cancelling(
+    admin_client, session_type, make_booking, counsellor
+):
+    """At the desk after their session, the client books the next: the one just held is still
+    "confirmed" until recorded. Cancelling it, as the usual message says, would refund it."""
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    held = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1)),
+        email="ravi@example.com",
+    )
+    response = admin_client.post(reverse("staff:booking_new"), ravi(session_type))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"This email address&#x27;s session {held.ack_id} ended" in html
+    assert "is not recorded yet. Open it and record it as held (or missed), then book the next one." in html
+    assert "cancel it first" not in html
+
+
 def test_a_counsellor_is_not_told_that_another_counsellors_client_exists(
     login, other_counsellor_user, other_counsellor, session_type, make_booking, counsellor
 ):
