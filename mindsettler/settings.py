@@ -99,15 +99,17 @@ if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_
     )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
-# Debug mode signs sessions with a key published in this file: anyone could sign in as staff.
-# It is for this machine only; a server others reach (a public host in ALLOWED_HOSTS, as when
-# .env.example is copied and DEBUG=true left in it) refuses to start.
+# Debug mode is for this machine only. Its error page shows a failed request's local
+# variables (a client's name, email, what they wrote) to whoever made it fail, it serves plain
+# HTTP without secure cookies, and by default it signs sessions with a key published in this
+# file. A server others reach (a public host in ALLOWED_HOSTS, as when .env.example is copied
+# and DEBUG=true left in it) refuses to start, whatever its SECRET_KEY.
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "testserver"}
 _public_hosts = [h for h in ALLOWED_HOSTS if h not in _LOCAL_HOSTS and not h.endswith(".localhost")]
-if DEBUG and SECRET_KEY == _DEV_SECRET_KEY and _public_hosts:
+if DEBUG and _public_hosts:
     raise ImproperlyConfigured(
-        f"DEBUG is true, with the development SECRET_KEY, but ALLOWED_HOSTS names {', '.join(_public_hosts)}. "
-        "Debug mode is for this machine only: on a server, set DEBUG=false and a SECRET_KEY."
+        f"DEBUG is true, but ALLOWED_HOSTS names {', '.join(_public_hosts)}. Debug mode is for this "
+        "machine only: on a server, set DEBUG=false and a SECRET_KEY."
     )
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
@@ -450,14 +452,17 @@ SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", SECURE_SSL_REDIRECT)
-    CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", SECURE_SSL_REDIRECT)
+    # Served over HTTPS: redirected to it here, or the site's address is https:// (a load
+    # balancer in front may do the redirecting, with SECURE_SSL_REDIRECT=false here).
+    _https = SECURE_SSL_REDIRECT or SITE_URL.startswith("https://")
+    SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", _https)
+    CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", _https)
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    if not SECURE_SSL_REDIRECT:
-        # Plain HTTP on loopback (benchmarks): secure-only cookies would never come back,
-        # and HSTS over HTTP is meaningless. check --deploy warns, as it should.
+    if not _https:
+        # Plain HTTP on loopback (benchmarks, a trial): secure-only cookies would never come
+        # back, and HSTS over HTTP is meaningless. check --deploy warns, as it should.
         SECURE_HSTS_SECONDS = 0
 
 SECURE_CSP = {

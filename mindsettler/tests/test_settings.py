@@ -64,24 +64,21 @@ def test_production_refuses_a_missing_or_weak_secret_key(secret):
 
 
 @pytest.mark.parametrize("hosts", ["book.example.org", "127.0.0.1,book.example.org", "*", "10.0.0.7"])
-def test_debug_mode_with_the_published_key_refuses_a_host_others_reach(hosts):
-    """.env.example copied to a server with its DEBUG=true and empty SECRET_KEY left in: the
-    session key is the one in settings.py, so anyone could sign in as staff."""
-    result = start({"ALLOWED_HOSTS": hosts})
+@pytest.mark.parametrize("secret", [None, "a-real-secret-" + "z" * 40])
+def test_debug_mode_refuses_a_host_others_reach(hosts, secret):
+    """.env.example copied to a server with its DEBUG=true left in. With its empty SECRET_KEY,
+    the session key is the one in settings.py: anyone could sign in as staff. With a key of
+    its own, the debug error page still shows a failed request's local variables, a client's
+    name and words among them, and cookies go over plain HTTP."""
+    env = {"ALLOWED_HOSTS": hosts} | ({"SECRET_KEY": secret} if secret else {})
+    result = start(env)
     assert result.returncode != 0
-    assert "DEBUG is true, with the development SECRET_KEY, but ALLOWED_HOSTS names" in result.stderr
+    assert "DEBUG is true, but ALLOWED_HOSTS names" in result.stderr
     assert "set DEBUG=false and a SECRET_KEY" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "env",
-    [
-        {"ALLOWED_HOSTS": "127.0.0.1,localhost,[::1],testserver,mindsettler.localhost"},
-        {"ALLOWED_HOSTS": "book.example.org", "SECRET_KEY": "a-real-secret-" + "z" * 40},
-    ],
-)
-def test_debug_mode_starts_on_this_machine_or_with_a_key_of_its_own(env):
-    result = start(env)
+def test_debug_mode_starts_on_this_machine():
+    result = start({"ALLOWED_HOSTS": "127.0.0.1,localhost,[::1],testserver,mindsettler.localhost"})
     assert result.returncode == 0, result.stderr
 
 
@@ -327,3 +324,28 @@ def test_a_command_run_without_the_servers_environment_file_is_refused(tmp_path,
     settings.DEBUG = True
     monkeypatch.setenv("DATABASE_URL", "postgres://mindsettler@db.internal/mindsettler")
     assert checks.check_environment_file_was_read(None) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "secure"),
+    [
+        ({}, True),  # redirected to HTTPS here
+        ({"SECURE_SSL_REDIRECT": "false"}, True),  # a load balancer redirects; the site is https://
+        ({"SECURE_SSL_REDIRECT": "false", "SITE_URL": "http://127.0.0.1:8000", "ALLOWED_HOSTS": "127.0.0.1"}, False),
+    ],
+    ids=["redirecting", "behind a redirecting proxy", "plain HTTP trial"],
+)
+def test_cookies_are_https_only_and_hsts_on_wherever_the_site_is_https(env, secure):
+    result = start(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "s" * 50,
+            "ALLOWED_HOSTS": "book.example.org",
+            "SITE_URL": "https://book.example.org",
+            **env,
+        },
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(secure)] * 3
