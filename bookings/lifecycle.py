@@ -81,3 +81,8 @@ NEXT_STEPS_ON_BOOKING_PAGE: dict[str, StrPromise] = {
     S.PAYMENT_PENDING: _("If you have paid, your booking is usually confirmed within a minute. If not, pay below."),
     S.CONFIRMED: _("You are all set. The details of your session are below, with a file to add it to your calendar."),
 }
+# A confirmed session whose time has passed, not yet recorded as held or missed by the
+# clinic: the booking stays active until then, and a client has one active booking at a time.
+CONFIRMED_SESSION_OVER = _(
+    "Your session's time has passed. Once the clinic has recorded it, you can book your next session from this page."
+)

@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext, ngettext
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
+from bookings.lifecycle import CLIENT_LABELS, CONFIRMED_SESSION_OVER, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
@@ -305,7 +305,11 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "booking": booking,
         "token": token,
         "label": CLIENT_LABELS[booking.status],
-        "next_step": NEXT_STEPS_ON_BOOKING_PAGE[booking.status],
+        "next_step": CONFIRMED_SESSION_OVER
+        if booking.status == Status.CONFIRMED
+        and booking.session_end is not None
+        and booking.session_end <= timezone.now()
+        else NEXT_STEPS_ON_BOOKING_PAGE[booking.status],
         "timeline": selectors.booking_timeline(booking),
         # booking_for_page read the time asked for, and whether it can still be had.
         "time_lost": selectors.preferred_time_lost(booking) if booking.status == Status.PENDING else "",

@@ -267,3 +267,15 @@ def test_book_again_leaves_out_a_counsellor_and_a_kind_of_session_no_longer_offe
     section = re.search(r'<section id="book-again".*?</section>', client.get(page_url(booking)).content.decode(), re.S)
     assert 'href="/book/?mode=online"' in section.group(0)
     assert counsellor.display_name not in section.group(0) and ">Book a session</a>" in section.group(0)
+
+
+def test_a_confirmed_session_whose_time_has_passed_says_what_comes_next(client, make_booking, counsellor):
+    """Until the clinic records it as held, the booking is active and the client cannot book
+    another: "you are all set" would leave them wondering why booking again is refused."""
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=3)
+    booking = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+    html = client.get(page_url(booking)).content.decode()
+    assert "Your session&#x27;s time has passed. Once the clinic has recorded it, you can book your next" in html
+    assert "You are all set" not in html
