@@ -645,6 +645,9 @@ _BLOCKED = Exists(
         counsellor_id=OuterRef("counsellor_id"), start__lt=OuterRef("end"), end__gt=OuterRef("start")
     )
 )
+# A slot's counsellor has left (their staff account is deactivated): nobody can take their
+# free times (staff are refused them, clients never see them), so they are not free time.
+_LEFT = Exists(Counsellor.objects.filter(pk=OuterRef("counsellor_id"), user__is_active=False))
 CALENDAR_COLUMNS = (
     "id", "start_text", "end_text", "session_end_text", "counsellor__display_name", "blocked",
     "booking__id", "booking__ack_id", "booking__client_name", "booking__status", "booking__version",
@@ -665,12 +668,13 @@ _CALENDAR = (
         session_end_text=CalendarTime(
             session_end_expression(start="start", minutes="booking__session_type__duration_minutes")
         ),
-        # Free slots inside a blocked period are not offered, so not shown as free; bookings
-        # in them still show. A column, not a filter: a slot with only cancelled bookings in
-        # a blocked period shows those, but not as free time. Looked for only in the rows of
-        # a slot that may be free (no booking, or a cancelled one): the others never use it.
+        # Free slots inside a blocked period, or of a counsellor who has left, are not
+        # offered, so not shown as free; bookings in them still show. A column, not a filter:
+        # a slot with only cancelled bookings in a blocked period shows those, but not as free
+        # time. Looked for only in the rows of a slot that may be free (no booking, or a
+        # cancelled one): the others never use it.
         blocked=Case(
-            When(Q(booking__id__isnull=True) | Q(booking__status=Status.CANCELLED), then=_BLOCKED),
+            When(Q(booking__id__isnull=True) | Q(booking__status=Status.CANCELLED), then=_BLOCKED | _LEFT),
             default=Value(False),
         ),
     )
@@ -686,7 +690,8 @@ _CALENDAR = (
 # grouped without COUNT(DISTINCT), which had PostgreSQL sort every row:
 # - each slot with the booking holding it (at most one, so a row per slot), by day and
 #   counsellor: the sessions of each status, and the free slots (no booking holds it and
-#   no blocked period overlaps it, as in _CALENDAR), their counsellors counted in Python;
+#   no blocked period overlaps it and its counsellor has not left, as in _CALENDAR), their
+#   counsellors counted in Python;
 # - the cancelled bookings _CALENDAR shows (of the slot's counsellor), by day.
 _DAY_SLOTS = (
     Slot.objects.annotate(
@@ -696,7 +701,7 @@ _DAY_SLOTS = (
     .values("day", slot_counsellor=F("counsellor_id"))
     .annotate(
         **{status: Count("holder__id", filter=Q(holder__status=status)) for status in SLOT_HOLDING_STATUSES},
-        free=Count("pk", filter=Q(holder__id__isnull=True) & ~_BLOCKED),
+        free=Count("pk", filter=Q(holder__id__isnull=True) & ~_BLOCKED & ~_LEFT),
         cancelled=Value(0),
     )
     .order_by()

@@ -163,6 +163,31 @@ def test_free_slots_inside_a_blocked_period_are_not_shown(admin_client, counsell
     assert list(sessions(events)) == [reverse("staff:booking_detail", args=[slot.bookings.get().pk])]
 
 
+def test_a_leavers_free_times_are_not_shown_or_counted_as_free_but_their_sessions_are(
+    admin_client, counsellor, other_counsellor, make_booking
+):
+    """Nobody can take them: staff are refused a deactivated counsellor's times, clients never
+    see them. Shown as free, the calendar overstated what the clinic can offer."""
+    from staff.models import User
+
+    day = next_weekday_at(9, days_ahead=4)
+    free = Slot.objects.create(counsellor=counsellor, start=day, end=day + timedelta(minutes=50))
+    theirs = Slot.objects.create(counsellor=other_counsellor, start=day, end=day + timedelta(minutes=50))
+    later = day + timedelta(hours=2)
+    session = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(hours=1))
+    )
+    User.objects.filter(pk=counsellor.user_id).update(is_active=False)
+
+    events = feed(admin_client, day - timedelta(days=1), day + timedelta(days=1)).json()
+    assert free_starts(events) == {theirs.start} and free.start == theirs.start
+    assert reverse("staff:booking_detail", args=[session.pk]) in sessions(events)
+    month = feed(admin_client, day - timedelta(days=10), day + timedelta(days=32), summary="month").json()
+    assert [e["extendedProps"]["summary"] for e in month if "ms-day-free" in e["classNames"]] == [
+        "1 free slot, of 1 counsellor"
+    ]
+
+
 def test_the_month_of_every_counsellor_comes_as_each_days_totals(
     admin_client, counsellor, other_counsellor, make_booking
 ):
