@@ -139,7 +139,7 @@ def reschedule_confirm(request: HttpRequest, token: str) -> HttpResponse:
             "new_slot": new_slot,
             "token": token,
             "clinic": clinic,
-            "problem": services.reschedule_problem_for_client(booking=booking),
+            "problem": services.reschedule_problem_for_client(booking=booking, asked_at=link.created_at),
         }
         return render(request, "bookings/reschedule_confirm.html", context)
     try:

@@ -389,7 +389,7 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
             "booking": booking,
             "token": token,
             "clinic": clinic,
-            "open": services.cancellation_open_for_client(booking=booking),
+            "open": services.cancellation_open_for_client(booking=booking, asked_at=link.created_at),
             "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
         }
         return render(request, "bookings/cancel_confirm.html", context)

@@ -155,14 +155,22 @@ def booking_complete(*, booking_id: int, user: Any, expected_version: int | None
     )
 
 
-def cancellation_open_for_client(*, booking: Booking, now: datetime | None = None) -> bool:
-    """Clients may cancel online until CANCELLATION_CUTOFF_HOURS before the session."""
+def cancellation_open_for_client(
+    *, booking: Booking, now: datetime | None = None, asked_at: datetime | None = None
+) -> bool:
+    """Clients may cancel (and move) online until CANCELLATION_CUTOFF_HOURS before the session.
+    `asked_at`: when they asked, for what they confirm from an emailed link. Asking in time is
+    what counts: the link's minutes are theirs to confirm in, so long as the session has not
+    begun (a client who asked at 24 h 05 min was refused ten minutes later)."""
     if booking.status not in ACTIVE_STATUSES:
         return False
     if booking.slot is None:
         return True
     now = now or timezone.now()
-    return booking.slot.start - now > timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+    cutoff = timedelta(hours=settings.CANCELLATION_CUTOFF_HOURS)
+    if asked_at is not None:
+        return booking.slot.start > now and booking.slot.start - asked_at > cutoff
+    return booking.slot.start - now > cutoff
 
 
 def booking_cancel(
@@ -173,8 +181,10 @@ def booking_cancel(
     user: Any = None,
     expected_version: int | None = None,
     client_asked: bool = False,
+    asked_at: datetime | None = None,
 ) -> Booking:
-    """Cancel an active booking. Clients only before the cutoff; staff must give a reason.
+    """Cancel an active booking. Clients only before the cutoff (judged when they asked,
+    `asked_at`, for a cancellation confirmed from an emailed link); staff must give a reason.
 
     A paid booking's refund is started after commit (payments). Staff cancelling at the
     client's request (`client_asked`) inside the cutoff is recorded as a late cancellation.
@@ -188,7 +198,7 @@ def booking_cancel(
         if (
             actor == Actor.CLIENT
             and booking.status in ACTIVE_STATUSES
-            and not cancellation_open_for_client(booking=booking)
+            and not cancellation_open_for_client(booking=booking, asked_at=asked_at)
         ):
             raise TooLate(
                 gettext(
@@ -248,7 +258,9 @@ def booking_cancel_confirm(*, token: str) -> Booking:
     """The client confirmed cancellation from the emailed link (a POST)."""
     with transaction.atomic():
         link = token_claim(raw=token, purpose=LinkToken.Purpose.CANCEL)
-        return booking_cancel(booking_id=link.booking_id, actor=Actor.CLIENT, reason="Cancelled by the client")
+        return booking_cancel(
+            booking_id=link.booking_id, actor=Actor.CLIENT, reason="Cancelled by the client", asked_at=link.created_at
+        )
 
 
 # --- Staff portal: emails, meeting links ------------------------------------------------

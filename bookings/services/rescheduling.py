@@ -70,8 +70,12 @@ def reschedule_state_for_client(*, booking: Booking) -> dict[str, Any]:
     }
 
 
-def reschedule_problem_for_client(*, booking: Booking, now: datetime | None = None) -> str | None:
-    """None if the client may move this booking online now; otherwise why not, in words for them."""
+def reschedule_problem_for_client(
+    *, booking: Booking, now: datetime | None = None, asked_at: datetime | None = None
+) -> str | None:
+    """None if the client may move this booking online now; otherwise why not, in words for
+    them. `asked_at`: when they asked, for a move confirmed from an emailed link (the cutoff is
+    judged then: cancellation_open_for_client)."""
     if booking.status not in RESCHEDULABLE_BY_CLIENT or booking.slot_id is None:
         return _("Only a booking with a reserved time that is not being paid for right now can be moved.")
     if booking.counsellor is not None and not booking.counsellor.is_active:
@@ -80,7 +84,7 @@ def reschedule_problem_for_client(*, booking: Booking, now: datetime | None = No
         return gettext(
             "Times with %(name)s can no longer be chosen online. Please contact the clinic to move this session."
         ) % {"name": booking.counsellor.display_name}
-    if not cancellation_open_for_client(booking=booking, now=now):
+    if not cancellation_open_for_client(booking=booking, now=now, asked_at=asked_at):
         return gettext(
             "Sessions can be moved online until %(hours)s hours before they start. Please contact the clinic."
         ) % {"hours": settings.CANCELLATION_CUTOFF_HOURS}
@@ -115,8 +119,11 @@ def booking_reschedule(
     user: Any = None,
     expected_version: int | None = None,
     client_asked: bool = False,
+    asked_at: datetime | None = None,
 ) -> Booking:
     """Move a booking to another free slot, keeping its status, acknowledgement ID and payment.
+    `asked_at`: when the client asked, for a move they confirm from an emailed link (their
+    cutoff is judged then).
     `client_asked`: staff moved it because the client asked (they phoned, say), so the
     client's email says it moved as they asked, not that the clinic moved it.
 
@@ -154,7 +161,7 @@ def booking_reschedule(
         if booking.slot_id == new_slot.pk:
             raise BookingError(_("The booking is already at that time."))
         if actor == Actor.CLIENT:
-            problem = reschedule_problem_for_client(booking=booking, now=now)
+            problem = reschedule_problem_for_client(booking=booking, now=now, asked_at=asked_at)
             if problem:
                 raise TooLate(problem)
             problem = _client_slot_problem(booking=booking, slot=new_slot, now=now)
@@ -263,7 +270,9 @@ def booking_reschedule_confirm(*, token: str) -> Booking:
         current = Booking.objects.filter(pk=link.booking_id).values_list("slot_id", flat=True).first()
         slots_lock([slot_id for slot_id in (current, link.slot_id) if slot_id is not None])
         link = token_claim(raw=token, purpose=LinkToken.Purpose.RESCHEDULE)
-        return booking_reschedule(booking_id=link.booking_id, slot_id=link.slot_id, actor=Actor.CLIENT)
+        return booking_reschedule(
+            booking_id=link.booking_id, slot_id=link.slot_id, actor=Actor.CLIENT, asked_at=link.created_at
+        )
 
 
 def booking_move_to_start(*, booking_id: int, start: datetime, user: Any, expected_version: int | None) -> Booking:

@@ -152,6 +152,26 @@ def test_tampered_and_wrong_purpose_links_are_refused(client, cancel_link):
     assert booking.status == Status.APPROVED
 
 
+@pytest.mark.parametrize(("asked", "starts", "cancelled"), [(10, 23 * 60 + 55, True), (50, -5, False)])
+def test_a_cancellation_asked_for_in_time_is_confirmed_after_the_cutoff_but_not_once_begun(
+    client, cancel_link, asked, starts, cancelled
+):
+    """Asked for at 24 h 05 min before the session, confirmed from the email ten minutes later
+    (the link works for an hour): asking in time is what counts. Never once the session began."""
+    booking, link = cancel_link(Status.CONFIRMED)
+    start = timezone.now() + timedelta(minutes=starts)
+    Slot.objects.filter(pk=booking.slot_id).update(start=start, end=start + timedelta(hours=1))
+    LinkToken.objects.filter(purpose=LinkToken.Purpose.CANCEL).update(
+        created_at=timezone.now() - timedelta(minutes=asked)
+    )
+    page = client.get(link).content.decode()
+    assert ("can no longer be cancelled online" in page) is not cancelled
+    response = client.post(link)
+    assert response.status_code == (200 if cancelled else 409)
+    booking.refresh_from_db()
+    assert booking.status == (Status.CANCELLED if cancelled else Status.CONFIRMED)
+
+
 def test_inside_the_cutoff_cancellation_is_refused_with_clinic_contact(client, cancel_link, counsellor):
     from bookings.models import Clinic
 

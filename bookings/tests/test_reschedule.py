@@ -145,6 +145,26 @@ def test_clients_cannot_move_inside_the_cutoff(make_booking, counsellor, free_sl
     assert booking.slot_id == near.pk and booking.version == 1
 
 
+def test_a_move_asked_for_in_time_is_confirmed_after_the_cutoff(client, make_booking, counsellor, free_slot, oncommit):
+    """Asked for at 24 h 05 min before the session, confirmed from the email ten minutes later."""
+    soon = timezone.now() + timedelta(hours=24, minutes=5)
+    booking = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=soon, end=soon + timedelta(hours=1))
+    )
+    with oncommit():
+        booking_reschedule_request(booking=booking, slot=free_slot)
+    path = re.search(r"http://testserver(/reschedule/[^\s]+/)", mail.outbox[-1].body).group(1)
+    LinkToken.objects.filter(purpose=LinkToken.Purpose.RESCHEDULE).update(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
+    start = timezone.now() + timedelta(hours=23, minutes=55)  # ten minutes on, as the clock would
+    Slot.objects.filter(pk=booking.slot_id).update(start=start, end=start + timedelta(hours=1))
+    assert "Sessions can be moved online until" not in client.get(path).content.decode()
+    assert client.post(path).status_code in (200, 303)
+    booking.refresh_from_db()
+    assert booking.slot_id == free_slot.pk
+
+
 def test_a_stale_version_is_refused_and_nothing_moves(confirmed, free_slot, admin_user):
     with pytest.raises(StaleBooking):
         booking_reschedule(
