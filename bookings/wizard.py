@@ -186,6 +186,20 @@ def wizard(request: HttpRequest) -> HttpResponse:
             # session's cookie back (cookies off), or the link was opened again after the
             # session ended: another fresh start would redirect for ever.
             return render(request, "bookings/wizard_lost.html", status=400)
+        sent = request.GET.get("step", "")
+        if request.method == "POST" and sent in FIELDS and "_validate" not in request.POST:
+            # A step sent after the session ended with the page open (12 hours on, say): what
+            # was just typed is kept, in a fresh run checked again from the first step, and
+            # the client is told why the rest is gone.
+            key = _run_start(request)
+            run = _runs(request)[key]
+            run["data"][sent] = {**run["data"].get(sent, {}), **_pick(request.POST, sent, {})}
+            run["notice"] = gettext(
+                "This page was open a long time, so your earlier answers were cleared. What you had just "
+                "entered is kept: please go through each step again."
+            )
+            _run_save(request, key, run)
+            return _go(Step(request, key, run, "session"), "session")
         # A fresh start, or a run this browser no longer has (the session ended).
         return redirect(f"{_step_url(_run_start(request), 'session')}&new=1")
     if run.get("booking_id"):

@@ -403,7 +403,7 @@ def test_after_sending_the_session_keeps_no_answers(client, session_type, slot):
 
 def test_a_lost_run_starts_again_instead_of_failing(client, session_type, slot):
     response = client.post(url("not-a-run", "about"), ABOUT)
-    assert response.status_code == 302
+    assert response.status_code == 303  # to the first step, with what was sent kept
     assert run_of(response["Location"]) != "not-a-run"
     assert not Booking.objects.exists()
 
@@ -910,3 +910,24 @@ def test_the_done_page_says_how_long_the_link_works_from_the_setting(client, ses
     html = client.get(url(run, "done")).content.decode()
     assert "The link works for 1 hour." in html and "24 hours" not in html
     assert "The link works once and for 1 hour." in mail.outbox[-1].body
+
+
+def test_a_step_sent_after_the_session_ended_keeps_what_was_typed_and_says_why_the_rest_is_gone(
+    client, session_type, slot, settings
+):
+    """The page left open overnight: the session (12 hours) has ended when "About you" is sent.
+    It was a silent fresh start that dropped what was just typed."""
+    run = start(client)
+    assert client.post(url(run, "session"), session_data(session_type=session_type, slot=slot)).status_code == 303
+    client.cookies.pop(settings.SESSION_COOKIE_NAME)  # the session has ended
+
+    about = {"client_name": "Meera Nair", "email": "meera@example.com", "phone": "", "age": "on"}
+    response = client.post(url(run, "about"), about)
+    assert response.status_code == 303
+    fresh = run_of(response["Location"])
+    assert fresh != run and step_of(response["Location"]) == "session"
+    page = client.get(response["Location"]).content.decode()
+    assert "This page was open a long time, so your earlier answers were cleared." in page
+    assert "What you had just entered is kept" not in client.get(response["Location"]).content.decode()  # said once
+    assert client.post(url(fresh, "session"), session_data(session_type=session_type, slot=slot)).status_code == 303
+    assert 'value="Meera Nair"' in client.get(url(fresh, "about")).content.decode()
