@@ -384,7 +384,7 @@ class WaitlistForm(JourneyForm):
         queryset=SessionType.objects.none(),
         empty_label=None,
         widget=SessionTypeSelect(attrs={"class": "input"}),
-        error_messages={"invalid_choice": _("Choose one of the kinds of session listed.")},
+        error_messages=dict.fromkeys(("required", "invalid_choice"), _("Choose one of the kinds of session listed.")),
     )
     session_type.label_from_instance = lambda session_type: session_type.shown_name
     mode = forms.ChoiceField(

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from bookings import selectors, services
 from bookings.errors import BookingError, TokenInvalid
 from bookings.forms import WaitlistForm
-from bookings.models import WaitlistToken
+from bookings.models import Clinic, WaitlistToken
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import waitlist_token_get
 from bookings.views import LINK_PROBLEM_TITLES, private_page, speak_as_booked, wait_text
@@ -42,7 +43,12 @@ def _initial(request: HttpRequest) -> dict[str, object]:
 @require_http_methods(["GET", "HEAD", "POST"])
 def waitlist_join(request: HttpRequest) -> HttpResponse:
     form = WaitlistForm(request.POST if request.method == "POST" else None, initial=_initial(request))
-    context: dict[str, object] = {"form": form, "horizon_days": settings.BOOKING_HORIZON_DAYS}
+    context: dict[str, object] = {
+        "form": form,
+        "horizon_days": settings.BOOKING_HORIZON_DAYS,
+        # Read only when no kind of session can be booked, to say whom to contact instead.
+        "clinic": SimpleLazyObject(Clinic.load),
+    }
     if request.method != "POST":
         return render(request, "bookings/waitlist_join.html", context)
     if not form.is_valid():

@@ -422,3 +422,19 @@ def test_the_sent_page_and_email_say_how_long_the_link_works_from_the_setting(
 def test_the_waitlist_offers_no_preference_as_the_wizard_does(client, session_type, counsellor):
     html = client.get("/waitlist/").content.decode()
     assert ">No preference</option>" in html and "Any counsellor" not in html
+
+
+def test_with_no_kind_of_session_to_book_there_is_no_dead_end(client, session_type, slot):
+    """Every session type withdrawn while free times remain: the wizard offered those times,
+    Continue and the waitlist, whose list of kinds was empty and every answer an error."""
+    from bookings.models import Clinic, SessionType
+
+    SessionType.objects.update(is_active=False)
+    Clinic.objects.update_or_create(pk=1, defaults={"phone": "+91 484 000 0000"})
+    step = client.get(client.get("/book/")["Location"]).content.decode()
+    assert "No sessions can be booked online at the moment. Please contact the clinic." in step
+    assert "+91 484 000 0000" in step
+    assert "join the waitlist" not in step and 'name="slot"' not in step and ">Continue<" not in step
+    page = client.get("/waitlist/").content.decode()
+    assert "No sessions can be booked online at the moment" in page and "+91 484 000 0000" in page
+    assert 'name="client_name"' not in page
