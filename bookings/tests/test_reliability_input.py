@@ -206,7 +206,7 @@ def test_script_in_every_client_field_is_escaped_in_every_output(
 
 
 @pytest.mark.parametrize("raw", ["\x00", "asha\x00", "a" * 51, "आशा", "asha mehta"])
-def test_a_link_to_book_with_a_counsellor_who_is_no_slug_chooses_no_one(client, counsellor, raw):
+def test_a_link_to_book_with_a_counsellor_who_is_no_slug_chooses_no_one(client, session_type, counsellor, raw):
     """`/book/?counsellor=<slug>` from a profile: anything else (PostgreSQL refuses a NUL in
     text outright) opens the wizard with no counsellor chosen."""
     response = client.get(f"/book/?counsellor={quote(raw)}", follow=True)

@@ -191,7 +191,7 @@ def test_weekly_hours_that_begin_or_end_in_the_hour_that_never_happens(counsello
 
 
 @pytest.mark.django_db
-def test_the_wizards_hint_names_both_abbreviations_of_a_zone_with_daylight_saving(client, settings, slot):
+def test_the_wizards_hint_names_both_abbreviations_of_a_zone_with_daylight_saving(client, settings, session_type, slot):
     """It named today's ('London time (GMT)') above times of summer days marked BST."""
     settings.TIME_ZONE, settings.TIME_ZONE_NAME = LONDON, "London time"
     html = client.get("/book/", follow=True).content.decode()
