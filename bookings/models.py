@@ -400,6 +400,13 @@ class Booking(models.Model):
         return self.slot.start + self.session_type.duration
 
     @property
+    def session_over(self) -> bool:
+        """Whether the session has ended (False without a reserved time). A CONFIRMED booking
+        stays active after it until staff record it as held or missed."""
+        end = self.session_end
+        return end is not None and end <= timezone.now()
+
+    @property
     def preferred_session_end(self) -> datetime | None:
         """When the session would end at the time the client asked for (as session_end)."""
         if self.preferred_slot is None:

@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext, ngettext
@@ -306,9 +306,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "token": token,
         "label": CLIENT_LABELS[booking.status],
         "next_step": CONFIRMED_SESSION_OVER
-        if booking.status == Status.CONFIRMED
-        and booking.session_end is not None
-        and booking.session_end <= timezone.now()
+        if booking.status == Status.CONFIRMED and booking.session_over
         else NEXT_STEPS_ON_BOOKING_PAGE[booking.status],
         "timeline": selectors.booking_timeline(booking),
         # booking_for_page read the time asked for, and whether it can still be had.

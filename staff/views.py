@@ -992,7 +992,7 @@ def _detail_context(
         ctx["reject_form"] = forms.get("reject") or RejectForm(initial=version)
     if Status.COMPLETED in staff_moves:
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
-        ctx["session_ended"] = booking.slot is not None and booking.session_end <= timezone.now()
+        ctx["session_ended"] = booking.session_over
     if Status.NO_SHOW in staff_moves:
         ctx["no_show_form"] = forms.get("no_show") or NoShowForm(initial=version)
     if Status.CANCELLED in staff_moves:
@@ -1389,10 +1389,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                     .select_related("slot", "session_type")
                     .first()
                 )
-                ended = (
-                    existing is not None and existing.session_end is not None and existing.session_end <= timezone.now()
-                )
-                if ended:
+                if existing is not None and existing.session_over:
                     # Held, most likely, and not recorded yet: cancelling it would refund it.
                     error = (
                         f"This email address's session {existing.ack_id} ended {staff_moment(existing.session_end)} "
