@@ -84,5 +84,16 @@ NEXT_STEPS_ON_BOOKING_PAGE: dict[str, StrPromise] = {
 # A confirmed session whose time has passed, not yet recorded as held or missed by the
 # clinic: the booking stays active until then, and a client has one active booking at a time.
 CONFIRMED_SESSION_OVER = _(
+    "Your session's time has passed. Once the clinic has recorded it, you can book your next session."
+)
+CONFIRMED_SESSION_OVER_ON_BOOKING_PAGE = _(
     "Your session's time has passed. Once the clinic has recorded it, you can book your next session from this page."
 )
+
+
+def next_step(status: str, *, session_over: bool, on_booking_page: bool = False) -> StrPromise:
+    """What the client does next, for the status lookup, the API and (`on_booking_page`)
+    the booking page. `session_over`: the reserved session has ended (Booking.session_over)."""
+    if status == S.CONFIRMED and session_over:
+        return CONFIRMED_SESSION_OVER_ON_BOOKING_PAGE if on_booking_page else CONFIRMED_SESSION_OVER
+    return (NEXT_STEPS_ON_BOOKING_PAGE if on_booking_page else NEXT_STEPS)[status]

@@ -403,8 +403,7 @@ class Booking(models.Model):
     def session_over(self) -> bool:
         """Whether the session has ended (False without a reserved time). A CONFIRMED booking
         stays active after it until staff record it as held or missed."""
-        end = self.session_end
-        return end is not None and end <= timezone.now()
+        return session_has_ended(self.session_end)
 
     @property
     def preferred_session_end(self) -> datetime | None:
@@ -417,6 +416,12 @@ class Booking(models.Model):
     def client_initials(self) -> str:
         parts = [p for p in self.client_name.split() if p[:1].isalpha()]
         return "".join(p[0].upper() for p in parts[:2]) or "?"
+
+
+def session_has_ended(end: datetime | None) -> bool:
+    """Whether a session ending at `end` (a session_end, None without a reserved time) has
+    ended."""
+    return end is not None and end <= timezone.now()
 
 
 def session_end_expression(

@@ -42,6 +42,8 @@ from bookings.models import (
     Slot,
     Status,
     WaitlistEntry,
+    session_end_expression,
+    session_has_ended,
 )
 from bookings.templatetags.mindsettler import when_short
 from bookings.tokens import token_check, token_lookup_hash
@@ -278,19 +280,38 @@ class FreeSlot:
     counsellor_name: str
 
 
-# For the status lookup: only what it shows (the status) is read. No ORDER BY: ack_id is
-# unique, and first()'s default newest-first ordering only makes PostgreSQL plan longer.
+# For the status lookup: only what it shows (the status, and whether the session has ended)
+# is read. No ORDER BY: ack_id is unique, and first()'s default newest-first ordering only
+# makes PostgreSQL plan longer.
 _STATUS_BY_ACK_ID = CompiledQuery(
-    lambda ack_id: Booking.objects.filter(ack_id=ack_id).order_by().values("status", "anonymised_at")[:1],
+    lambda ack_id: (
+        Booking.objects.filter(ack_id=ack_id)
+        .order_by()
+        .values("status", "anonymised_at", session_end=session_end_expression())[:1]
+    ),
     ack_id="MS-000000",
 )
 
 
-def booking_status_by_ack_id(ack_id: str) -> tuple[str, bool] | None:
-    """The status of the booking with this acknowledgement ID, and whether its details were
-    erased (it has no links any more); None if there is none."""
+@dataclass(frozen=True, slots=True)
+class StatusFound:
+    status: str
+    erased: bool  # its details were erased: it has no links any more
+    session_over: bool  # as Booking.session_over
+
+
+def booking_status_by_ack_id(ack_id: str) -> StatusFound | None:
+    """What the status lookup shows of the booking with this acknowledgement ID; None if
+    there is none."""
     rows = _STATUS_BY_ACK_ID(ack_id=ack_id)
-    return (rows[0]["status"], rows[0]["anonymised_at"] is not None) if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    return StatusFound(
+        status=row["status"],
+        erased=row["anonymised_at"] is not None,
+        session_over=session_has_ended(row["session_end"]),
+    )
 
 
 # The booking page's link, its booking and the booking's session: one query, compiled once

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
-from bookings.lifecycle import CLIENT_LABELS, CONFIRMED_SESSION_OVER, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
+from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, next_step
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
@@ -277,8 +277,11 @@ def status(request: HttpRequest) -> HttpResponse:
         found = selectors.booking_status_by_ack_id(form.cleaned_data["ack_id"])
         context["ack_id"] = form.cleaned_data["ack_id"]
         if found is not None:
-            status, erased = found
-            context["result"] = {"label": CLIENT_LABELS[status], "next_step": NEXT_STEPS[status], "erased": erased}
+            context["result"] = {
+                "label": CLIENT_LABELS[found.status],
+                "next_step": next_step(found.status, session_over=found.session_over),
+                "erased": found.erased,
+            }
         return render(request, "bookings/status.html", context)
 
     email = services.email_normalise(form.cleaned_data["email"])
@@ -305,9 +308,7 @@ def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
         "booking": booking,
         "token": token,
         "label": CLIENT_LABELS[booking.status],
-        "next_step": CONFIRMED_SESSION_OVER
-        if booking.status == Status.CONFIRMED and booking.session_over
-        else NEXT_STEPS_ON_BOOKING_PAGE[booking.status],
+        "next_step": next_step(booking.status, session_over=booking.session_over, on_booking_page=True),
         "timeline": selectors.booking_timeline(booking),
         # booking_for_page read the time asked for, and whether it can still be had.
         "time_lost": selectors.preferred_time_lost(booking) if booking.status == Status.PENDING else "",

@@ -29,8 +29,8 @@ from bookings.api import problems
 from bookings.api.auth import api_call_authenticate, bearer_token
 from bookings.api.openapi import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, openapi_document
 from bookings.api.problems import ApiProblem, invalid_parameter
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
-from bookings.models import Booking, Mode, SessionType
+from bookings.lifecycle import CLIENT_LABELS, next_step
+from bookings.models import Booking, Mode, SessionType, session_end_expression, session_has_ended
 from bookings.selectors import (
     client_window,
     day_bounds,
@@ -118,10 +118,15 @@ def booking_status(request: HttpRequest, acknowledgement_id: str) -> HttpRespons
 
 
 # Only the fields the answer shows are read: personal data never even leaves the database.
-# A plain row, not a Booking and its Slot, and no ORDER BY (ack_id is unique; the default
-# newest-first ordering only makes PostgreSQL plan longer).
+# A plain row (with the session's end, for the next step), not a Booking and its Slot, and no
+# ORDER BY (ack_id is unique; the default newest-first ordering only makes PostgreSQL plan
+# longer).
 _BOOKING_BY_ACK_ID = CompiledQuery(
-    lambda ack_id: Booking.objects.filter(ack_id=ack_id).order_by().values("ack_id", "status", "updated_at")[:1],
+    lambda ack_id: (
+        Booking.objects.filter(ack_id=ack_id)
+        .order_by()
+        .values("ack_id", "status", "updated_at", session_end=session_end_expression())[:1]
+    ),
     ack_id="MS-000000",
 )
 
@@ -301,7 +306,7 @@ def _booking_json(row: dict[str, Any]) -> dict[str, Any]:
         "acknowledgement_id": row["ack_id"],
         "status": status,
         "status_label": str(CLIENT_LABELS[status]),
-        "next_step": str(NEXT_STEPS[status]),
+        "next_step": str(next_step(status, session_over=session_has_ended(row["session_end"]))),
         "updated_at": _moment(row["updated_at"]),
     }
 

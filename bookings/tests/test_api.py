@@ -13,7 +13,7 @@ from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
+from bookings.lifecycle import CLIENT_LABELS, CONFIRMED_SESSION_OVER, NEXT_STEPS
 from bookings.models import ApiClient, Booking, Counsellor, SessionType, Slot, Status
 from bookings.tokens import token_hash
 from conftest import next_weekday_at
@@ -119,6 +119,17 @@ def test_booking_status_says_no_more_than_the_status_page(api, counsellor, make_
     start = timezone.localtime(booking.slot.start)
     for leak in ("in_person", start.isoformat(timespec="seconds"), booking.slot.start.isoformat()):
         assert leak not in text
+
+
+def test_booking_status_of_a_confirmed_session_whose_time_has_passed(api, counsellor, make_booking):
+    """As /status/ says: the session is over and the clinic has still to record it."""
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=3)
+    booking = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+    body = api.get(f"/api/v1/bookings/{booking.ack_id}").json()
+    assert (body["status"], body["next_step"]) == ("confirmed", CONFIRMED_SESSION_OVER)
+    assert start.isoformat() not in json.dumps(body)
 
 
 @pytest.mark.parametrize("typed", ["{ack}", "{lower}", "%20{lower}%20", "{nohyphen}"])

@@ -15,11 +15,12 @@ from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
+from django.utils.html import escape
 
 from bookings import services
 from bookings.forms import AckLookupForm, EmailLookupForm
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS
-from bookings.models import LinksRequest, LinkToken, OutboundEmail, Status
+from bookings.lifecycle import CLIENT_LABELS, CONFIRMED_SESSION_OVER, NEXT_STEPS
+from bookings.models import LinksRequest, LinkToken, OutboundEmail, Slot, Status
 from bookings.services import booking_links_request_handle
 from bookings.templatetags.mindsettler import labelled_field
 from bookings.tests.journey import link_in_last_email, main_part
@@ -51,6 +52,18 @@ def test_the_page_offers_both_lookups_and_does_nothing_on_get(client, make_booki
     assert 'name="ack_id"' in html and 'name="email"' in html
     assert main_part(html).count('method="post"') == 2
     assert mail.outbox == []
+
+
+def test_ack_lookup_of_a_confirmed_session_whose_time_has_passed(client, make_booking, counsellor):
+    """Not "you are all set": until the clinic records it, the client cannot book the next one."""
+    start = timezone.now().replace(microsecond=0) - timedelta(hours=3)
+    booking = make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+    html = _ack(client, booking.ack_id).content.decode()
+    assert str(CLIENT_LABELS[Status.CONFIRMED]) in html
+    assert escape(str(CONFIRMED_SESSION_OVER)) in html
+    assert "You are all set" not in html and "from this page" not in html
 
 
 @pytest.mark.parametrize("status", [Status.PENDING, Status.APPROVED, Status.CONFIRMED, Status.CANCELLED])
