@@ -19,6 +19,7 @@ from django.utils import timezone, translation
 
 from bookings.after_commit import enqueue_on_commit
 from bookings.context_processors import crisis_help_text
+from bookings.lifecycle import STATUS_EMAILS
 from bookings.models import Booking, Clinic, OutboundEmail, Reminder, Status
 from mindsettler.logging import REDACTED, redact_links
 
@@ -119,9 +120,10 @@ def email_deliver(*, email_id: int) -> bool:
     ):
         return False
     email = OutboundEmail.objects.get(pk=email_id)
-    if outdated := _reminder_outdated(email, now=now):
-        # A retry hours later must not remind the client of a session cancelled or moved
-        # meanwhile (their email about that went out), or one already begun.
+    if outdated := _outdated(email, now=now):
+        # A retry hours later must not tell of a booking as it no longer is: remind the client
+        # of a session cancelled, moved or begun meanwhile, or arrive after the email about
+        # what happened next.
         pending.update(status=OutboundEmail.State.FAILED, last_error=outdated, **_links_forgotten(email))
         logger.info("email %s (%s) given up: %s", email.pk, email.kind, outdated)
         return False
@@ -161,10 +163,35 @@ def email_deliver(*, email_id: int) -> bool:
     return True
 
 
-def _reminder_outdated(email: OutboundEmail, *, now: datetime) -> str:
-    """Why a reminder, about to go out, no longer holds, or "" (and for any other email)."""
-    if email.kind != "reminder":
+# The emails about a booking's course, each of which tells its reader of a later change than
+# the one before: the client's (STATUS_EMAILS) and its counsellor's.
+_COURSE_EMAILS = frozenset({*STATUS_EMAILS, "new_request", "session_changed"})
+
+
+def _outdated(email: OutboundEmail, *, now: datetime) -> str:
+    """Why an email about to go out no longer holds, or "". Only an email retried late
+    (the mail server was down) can be: one sent at once went out with its change."""
+    if email.kind == "reminder":
+        return _reminder_outdated(email, now=now)
+    if email.kind not in _COURSE_EMAILS or email.booking_id is None:
         return ""
+    if email.kind in STATUS_EMAILS:
+        status = Booking.objects.filter(pk=email.booking_id).values_list("status", flat=True).first()
+        if status not in STATUS_EMAILS[email.kind]:
+            return "The booking had changed before it was sent"
+    # Sent after a later one, it would undo what that one said (its calendar entry among it).
+    if OutboundEmail.objects.filter(
+        booking_id=email.booking_id,
+        to=email.to,
+        kind__in=_COURSE_EMAILS,
+        status=OutboundEmail.State.SENT,
+        pk__gt=email.pk,
+    ).exists():
+        return "A later email about the booking had gone out before it"
+    return ""
+
+
+def _reminder_outdated(email: OutboundEmail, *, now: datetime) -> str:
     reminder = Reminder.objects.filter(email=email).select_related("booking", "slot").first()
     if reminder is None:
         return ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.utils.functional import Promise as StrPromise
 from django.utils.translation import gettext_lazy as _
 
-from bookings.models import Actor, Status
+from bookings.models import ACTIVE_STATUSES, Actor, Status
 
 S, A = Status, Actor
 
@@ -97,3 +97,21 @@ def next_step(status: str, *, session_over: bool, on_booking_page: bool = False)
     if status == S.CONFIRMED and session_over:
         return CONFIRMED_SESSION_OVER_ON_BOOKING_PAGE if on_booking_page else CONFIRMED_SESSION_OVER
     return (NEXT_STEPS_ON_BOOKING_PAGE if on_booking_page else NEXT_STEPS)[status]
+
+
+# The emails that tell a client where their booking stands, each with the statuses in which
+# it still does. One that no longer does is neither resent ("Resend the last email") nor
+# delivered late (a retry after the mail server was down): an "approved" email after the
+# payment window closed would ask them to pay for a time released to others, a "confirmed"
+# one after a cancellation would put the cancelled session back in their calendar.
+STATUS_EMAILS: dict[str, tuple[str, ...]] = {
+    "request_received": (S.PENDING,),
+    "approved": (S.APPROVED, S.PAYMENT_PENDING),
+    "rejected": (S.REJECTED,),
+    "confirmed": (S.CONFIRMED,),
+    # After a move, the earlier emails name the old time.
+    "rescheduled": (S.APPROVED, S.PAYMENT_PENDING, S.CONFIRMED),
+    "cancelled": (S.CANCELLED,),
+    "expired": (S.CANCELLED,),
+    "already_active": ACTIVE_STATUSES,
+}

@@ -18,6 +18,7 @@ from bookings.errors import (
     SlotUnavailable,
     TooLate,
 )
+from bookings.lifecycle import STATUS_EMAILS
 from bookings.models import (
     ACTIVE_STATUSES,
     Actor,
@@ -265,22 +266,6 @@ def booking_cancel_confirm(*, token: str) -> Booking:
 
 # --- Staff portal: emails, meeting links ------------------------------------------------
 
-# Emails that may be sent again as they were (their links stay valid for the booking's
-# life), each with the statuses in which it still tells the client where the booking stands:
-# an "approved" email resent after the payment window closed would ask them to pay for a time
-# released to others, a "confirmed" one after the session would offer its calendar entry.
-RESENDABLE_EMAILS: dict[str, tuple[str, ...]] = {
-    "request_received": (Status.PENDING,),
-    "approved": (Status.APPROVED, Status.PAYMENT_PENDING),
-    "rejected": (Status.REJECTED,),
-    "confirmed": (Status.CONFIRMED,),
-    # After a move, the earlier emails name the old time.
-    "rescheduled": (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED),
-    "cancelled": (Status.CANCELLED,),
-    "expired": (Status.CANCELLED,),
-    "already_active": ACTIVE_STATUSES,
-}
-
 
 def email_to_resend(booking: Booking, emails: Iterable[OutboundEmail]) -> OutboundEmail:
     """What "Resend the last email" sends: the last status email of `emails` (the booking's,
@@ -289,10 +274,10 @@ def email_to_resend(booking: Booking, emails: Iterable[OutboundEmail]) -> Outbou
     if booking.anonymised_at is not None:
         # Its emails were emptied and its address replaced: there is nobody to write to.
         raise BookingError("The client's details were erased, so there is no email to send again.")
-    last = next((e for e in emails if e.kind in RESENDABLE_EMAILS), None)
+    last = next((e for e in emails if e.kind in STATUS_EMAILS), None)
     if last is None:
         raise BookingError("No email about this booking has been sent yet, so there is nothing to resend.")
-    if booking.status not in RESENDABLE_EMAILS[last.kind]:
+    if booking.status not in STATUS_EMAILS[last.kind]:
         raise BookingError(
             f"The last email about this booking (“{last.subject}”) no longer says where it stands: "
             f"the booking is {booking.get_status_display().lower()} now."
@@ -310,9 +295,7 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
         booking = Booking.objects.select_for_update().get(pk=booking_id)
         last = email_to_resend(
             booking,
-            OutboundEmail.objects.filter(booking=booking, kind__in=RESENDABLE_EMAILS).order_by("-created_at", "-id")[
-                :1
-            ],
+            OutboundEmail.objects.filter(booking=booking, kind__in=STATUS_EMAILS).order_by("-created_at", "-id")[:1],
         )
         body_text, body_html = last.body_text, last.body_html
         if RESENT_BOOKING_LINK in body_text + body_html:

@@ -14,8 +14,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings.emails import email_deliver, email_queue, emails_send_due
-from bookings.models import Clinic, OutboundEmail, Slot, Status
-from bookings.services import booking_reject, payment_confirm, payment_start
+from bookings.models import Actor, Clinic, OutboundEmail, Slot, Status
+from bookings.services import (
+    booking_approve,
+    booking_cancel,
+    booking_reject,
+    booking_reschedule,
+    payment_confirm,
+    payment_start,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -92,9 +99,63 @@ def test_an_smtp_outage_keeps_the_change_and_delivers_once_the_server_is_back(
     assert email.status == "sent" and email.attempts == 2
 
 
+@pytest.mark.parametrize("later", ["cancelled", "moved"])
+def test_an_email_retried_after_a_later_change_went_out_is_given_up(
+    make_booking, counsellor, slot, admin_user, smtp_settings, oncommit, later
+):
+    """Approved while the mail server was down, then cancelled (or moved) once it was back:
+    the approval's retry, hours later, would ask the client to pay for a session they were told
+    is cancelled (or at its old time), to the client and to the counsellor alike."""
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    with oncommit():
+        booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)
+    waiting = list(OutboundEmail.objects.filter(status="pending"))
+    assert {e.kind for e in waiting} == {"approved", "session_changed"}
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_settings)
+    controller.start()
+    try:
+        with oncommit():
+            if later == "cancelled":
+                booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Unwell")
+            else:
+                other = Slot.objects.create(
+                    counsellor=counsellor, start=slot.start + timedelta(days=1), end=slot.end + timedelta(days=1)
+                )
+                booking_reschedule(booking_id=booking.pk, slot_id=other.pk, actor=Actor.STAFF, user=admin_user)
+        sent_later = len(inbox.messages)
+        OutboundEmail.objects.filter(status="pending").update(next_attempt_at=timezone.now())
+        assert emails_send_due() == 0
+    finally:
+        controller.stop()
+    assert sent_later >= 1 and len(inbox.messages) == sent_later
+    given_up = OutboundEmail.objects.filter(pk__in=[e.pk for e in waiting])
+    assert {(e.status, e.last_error) for e in given_up} <= {
+        ("failed", "A later email about the booking had gone out before it"),
+        ("failed", "The booking had changed before it was sent"),
+    }
+    assert given_up.get(kind="approved").last_error == (
+        "The booking had changed before it was sent"
+        if later == "cancelled"
+        else "A later email about the booking had gone out before it"
+    )
+
+
+def test_an_email_retried_while_it_still_holds_goes_out(make_booking, counsellor, slot, admin_user, oncommit):
+    """Approved, then paid for before the approval's retry: "pay to confirm" still holds while
+    a payment is under way."""
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    booking_approve(booking_id=booking.pk, slot_id=slot.pk, user=admin_user)  # no commit: not delivered
+    payment_start(booking_id=booking.pk)
+    assert emails_send_due() == 2  # the approval, and the counsellor's notice
+    (to_client,) = (m.subject for m in mail.outbox if booking.email in m.to)
+    assert to_client.startswith("Your session time is reserved")
+
+
 def test_delivery_gives_up_after_the_maximum_attempts(make_booking, counsellor, smtp_settings, settings, oncommit):
     settings.EMAIL_MAX_ATTEMPTS = 2
-    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    booking = make_booking(Status.REJECTED, counsellor=counsellor)
     with oncommit():
         email = email_queue(kind="rejected", to=booking.email, booking=booking, context={"booking": booking})
     OutboundEmail.objects.update(next_attempt_at=email.created_at)
