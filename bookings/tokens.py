@@ -100,8 +100,19 @@ def token_check(link: Any) -> None:
 
 
 def token_claim(*, raw: str, purpose: str) -> LinkToken:
-    """Use up a single-use token. Must run inside the transaction that acts on it."""
+    """Use up a single-use token. Must run inside the transaction that acts on it.
+
+    Its booking's row is locked before the link's, the order of everything that changes a
+    booking's links (a new verification link revoking the old, purging a draft with its
+    links): the other order deadlocks with them."""
     assert transaction.get_connection().in_atomic_block, "claim tokens inside a transaction"
+    booking_id = (
+        LinkToken.objects.filter(token_hash=token_lookup_hash(raw), purpose=purpose)
+        .values_list("booking_id", flat=True)
+        .first()
+    )
+    if booking_id is not None:
+        Booking.objects.select_for_update().filter(pk=booking_id).values_list("pk", flat=True).first()
     link = token_get(raw=raw, purpose=purpose, for_update=True)
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])

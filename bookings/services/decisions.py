@@ -45,7 +45,7 @@ from bookings.services.transitions import (
     payment_due_at,
     slots_lock,
 )
-from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_just_sent
+from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_get, token_just_sent
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +258,8 @@ def booking_cancel_request(*, booking: Booking) -> None:
 def booking_cancel_confirm(*, token: str) -> Booking:
     """The client confirmed cancellation from the emailed link (a POST)."""
     with transaction.atomic():
+        # The booking's payments before its row, which claiming the link locks (the lock order).
+        payments_taken_lock(booking_id=token_get(raw=token, purpose=LinkToken.Purpose.CANCEL).booking_id)
         link = token_claim(raw=token, purpose=LinkToken.Purpose.CANCEL)
         return booking_cancel(
             booking_id=link.booking_id, actor=Actor.CLIENT, reason="Cancelled by the client", asked_at=link.created_at

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 # --- Payments ---------------------------------------------------------------------------
 # The rules for money live here; bookings/payments.py only talks to providers. Every route
 # a payment can arrive by (return URL, webhook, sandbox callback) ends in `payment_confirm`.
-# Lock order, everywhere: the Payment row first, then the Booking row.
+# Lock order, everywhere: the Payment row first, then the Booking row, then its links
+# (tokens.token_claim).
 
 PAYMENT_OPEN_STATES = (Payment.State.CREATED, Payment.State.PENDING)
 # An attempt still open for paying: no money has arrived for it. One whose money arrived but
@@ -364,8 +365,13 @@ def _payment_capture(
             payment.status = Payment.State.CONFIRMED
             payment.confirmed_at = timezone.now()
             payment.save(update_fields=[*fields, "confirmed_at"])
-            # Other open attempts can no longer be paid into this booking.
-            booking.payments.filter(PAYMENT_OPEN).exclude(pk=payment.pk).update(
+            # Other open attempts can no longer be paid into this booking. One another request
+            # holds is passed by, not waited for (this holds the booking, and the lock order is
+            # the payment first): the client pressing Pay again, whose attempt fails once it
+            # reads the booking confirmed; another attempt's money arriving, refunded as too
+            # late; a cancellation, after which open attempts stay open as always.
+            others = booking.payments.filter(PAYMENT_OPEN).exclude(pk=payment.pk).select_for_update(skip_locked=True)
+            Payment.objects.filter(pk__in=list(others.values_list("pk", flat=True))).update(
                 status=Payment.State.FAILED, updated_at=timezone.now()
             )
             booking_transition(

@@ -12,12 +12,13 @@ from django.db import connections, transaction
 from bookings.errors import BookingError
 
 
-def at_once(calls: Sequence[Callable[[], object]]) -> list[object]:
+def at_once(calls: Sequence[Callable[[], object]], *, ordered: bool = False) -> list[object]:
     """Run `calls` at the same moment, one thread (and database connection) each; what each
-    returned, in the order they finished. An exception is a bug, returned as
-    "unexpected <type>: <message>" for the test to show."""
+    returned, in the order they finished (`ordered`: in the order of `calls`). An exception
+    is a bug, returned as "unexpected <type>: <message>" for the test to show."""
     barrier = threading.Barrier(len(calls))
     results: list[object] = []
+    finished: dict[int, object] = {}
     lock = threading.Lock()
 
     def run(call: Callable[[], object]) -> None:
@@ -30,13 +31,14 @@ def at_once(calls: Sequence[Callable[[], object]]) -> list[object]:
             connections.close_all()
         with lock:
             results.append(result)
+            finished[id(call)] = result
 
     threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    return results
+    return [finished.get(id(call)) for call in calls] if ordered else results
 
 
 def held_open(first: Callable[[], object], second: Callable[[], object]) -> tuple[str, str]:
