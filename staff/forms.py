@@ -14,7 +14,8 @@ from allauth.mfa.totp.internal import auth as totp_auth
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db.models import Max, QuerySet
+from django.db.models import F, Max, QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
@@ -170,12 +171,14 @@ EMAIL_INVALID = "Enter an email address in the correct format, like name@example
 
 # --- The booking list -------------------------------------------------------------------
 
+# Bookings with no time yet come last either way, on every database (SQLite puts NULL first,
+# PostgreSQL last); names alphabetically whatever their case.
 SORTS = {
     "newest": ("Newest request first", ["-created_at", "-id"]),
     "oldest": ("Oldest request first", ["created_at", "id"]),
-    "session": ("Session time, soonest first", ["session_at", "-created_at"]),
-    "session_desc": ("Session time, latest first", ["-session_at", "-created_at"]),
-    "client": ("Client name", ["client_name", "id"]),
+    "session": ("Session time, soonest first", [F("session_at").asc(nulls_last=True), "-created_at"]),
+    "session_desc": ("Session time, latest first", [F("session_at").desc(nulls_last=True), "-created_at"]),
+    "client": ("Client name", [Lower("client_name"), "id"]),
 }
 PAGE_SIZES = (25, 50, 100)
 

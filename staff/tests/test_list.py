@@ -86,6 +86,25 @@ def test_sorting(admin_client, spread):
     assert html.index(spread["pending"].ack_id) < html.index(spread["couples"].ack_id)
 
 
+def test_names_sort_whatever_their_case(admin_client, counsellor, make_booking):
+    for name in ("zed Zaveri", "anand Rao", "Bala Iyer", "Élan Das"):
+        make_booking(Status.PENDING, counsellor=counsellor, client_name=name)
+    html = admin_client.get(URL, {"sort": "client"}).content.decode()
+    assert html.index("anand Rao") < html.index("Bala Iyer") < html.index("zed Zaveri")
+
+
+@pytest.mark.parametrize("sort", ["session", "session_desc"])
+def test_bookings_with_no_time_yet_come_after_the_sessions(admin_client, counsellor, make_booking, sort):
+    """The calendar's list of upcoming sessions (without JavaScript) is this sort: a request
+    with no time is not the next session. Alike on SQLite and PostgreSQL."""
+    untimed = make_booking(Status.PENDING, counsellor=counsellor)
+    timed = [make_booking(Status.CONFIRMED, counsellor=counsellor) for _ in range(2)]
+    html = admin_client.get(URL, {"status": "active", "sort": sort}).content.decode()
+    soonest, latest = sorted(timed, key=lambda b: b.slot.start)
+    first, second = (soonest, latest) if sort == "session" else (latest, soonest)
+    assert html.index(first.ack_id) < html.index(second.ack_id) < html.index(untimed.ack_id)
+
+
 def test_htmx_returns_the_results_fragment_and_bad_filters_do_not_break_the_page(admin_client, spread):
     response = admin_client.get(URL, {"status": "pending"}, **HX)
     html = response.content.decode()
