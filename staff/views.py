@@ -213,6 +213,25 @@ def calendar(request: HttpRequest) -> HttpResponse:
 # --- The counsellor's calendar subscription (staff.calendar_subscription) ----------------
 
 
+def _form_address(to: str, *names: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A form's address: only a POST acts there. A refused form shows its page at that
+    address; opened again from the address bar (a GET), it goes back to the page `to` (a URL
+    name, given the view's arguments `names`) rather than answering an empty 405."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method in ("GET", "HEAD"):
+                return redirect(to, *(kwargs[name] for name in names))
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
 def _own_counsellor_or_404(request: HttpRequest) -> Counsellor:
     """The member's own counsellor profile: only a counsellor has sessions to subscribe to."""
     own = selectors.own_counsellor(request.user)
@@ -221,7 +240,7 @@ def _own_counsellor_or_404(request: HttpRequest) -> Counsellor:
     return own
 
 
-@require_POST
+@_form_address("staff:calendar")
 @staff_required
 def calendar_app_new(request: HttpRequest) -> HttpResponse:
     """Make the member's calendar address (replacing any earlier one) and show it, this once:
@@ -240,7 +259,7 @@ def calendar_app_new(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:calendar")
 @staff_required
 def calendar_app_stop(request: HttpRequest) -> HttpResponse:
     _own_counsellor_or_404(request)
@@ -1177,7 +1196,7 @@ def _act(
     return _after_action(request, pk, message)
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
     booking = _detail_booking(request, pk)
@@ -1203,7 +1222,7 @@ def booking_approve(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_reject(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1220,7 +1239,7 @@ def booking_reject(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1235,7 +1254,7 @@ def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1256,7 +1275,7 @@ def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1270,7 +1289,7 @@ def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_meeting_url(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1291,7 +1310,7 @@ _SETTLED = {
 }
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @admin_required
 def booking_payment_settle(request: HttpRequest, pk: int, payment_id: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1471,22 +1490,6 @@ def availability(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     return render(request, "staff/availability.html", _availability_context(request, counsellor))
 
 
-def _availability_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A form's address on the availability page. A refused form shows the page at that
-    address; opened again from the address bar (a GET), it goes back to the page itself
-    rather than answering 405."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, counsellor_id: int) -> HttpResponse:
-        if request.method in ("GET", "HEAD"):
-            return redirect("staff:availability", counsellor_id=counsellor_id)
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
-        return view(request, counsellor_id)
-
-    return wrapped
-
-
 def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str, *, section: str) -> HttpResponse:
     """Back to the page at the section acted in (`{section}-h`, its heading), with the message
     shown there: the page is long, and its top is far from a slot removed near the bottom."""
@@ -1514,7 +1517,7 @@ def _availability_refused(
     )
 
 
-@_availability_form
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1530,7 +1533,7 @@ def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResp
     )
 
 
-@require_POST
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1540,7 +1543,7 @@ def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id
     )
 
 
-@_availability_form
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1564,7 +1567,7 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
     return _availability_done(request, counsellor, message, section="hours")
 
 
-@_availability_form
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1583,7 +1586,7 @@ def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpRespo
     return _availability_done(request, counsellor, "Slot published.", section="oneoff")
 
 
-@require_POST
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1602,7 +1605,7 @@ def availability_slot_delete(request: HttpRequest, counsellor_id: int, slot_id: 
     return _availability_done(request, counsellor, "Slot removed.", section="slots")
 
 
-@_availability_form
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1621,7 +1624,7 @@ def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpRe
     )
 
 
-@require_POST
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1631,7 +1634,7 @@ def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period
     )
 
 
-@_availability_form
+@_form_address("staff:availability", "counsellor_id")
 @staff_required
 def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
@@ -1674,7 +1677,7 @@ def _team_context(
     }
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_invite(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)
@@ -1692,7 +1695,7 @@ def team_invite(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/team.html", _team_context(form), status=400)
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_reinvite(request: HttpRequest, user_id: int) -> HttpResponse:
     member = User.objects.filter(pk=user_id).first()
@@ -1730,7 +1733,7 @@ def _team_account_action(
     return redirect("staff:team")
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_counsellor_profile(request: HttpRequest, user_id: int) -> HttpResponse:
     """An administrator who also counsels: a counsellor profile under their account."""
@@ -1752,7 +1755,7 @@ def _open_bookings_text(count: int) -> str:
     return f"{count} open booking{'s' if count != 1 else ''}"
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     def do(member: User) -> str:
@@ -1774,7 +1777,7 @@ def team_deactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     return _team_account_action(request, user_id, "deactivate", do, confirm=True)
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     def do(member: User) -> str:
@@ -1789,7 +1792,7 @@ def team_reactivate(request: HttpRequest, user_id: int) -> HttpResponse:
     return _team_account_action(request, user_id, "reactivate", do, confirm=False)
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse:
     def do(member: User) -> str:
@@ -1802,7 +1805,7 @@ def team_second_factor_reset(request: HttpRequest, user_id: int) -> HttpResponse
     return _team_account_action(request, user_id, "second_factor_reset", do, confirm=True)
 
 
-@require_POST
+@_form_address("staff:team")
 @admin_required
 def team_calendar_stop(request: HttpRequest, user_id: int) -> HttpResponse:
     def do(member: User) -> str:
@@ -1885,7 +1888,7 @@ def _waitlist_told_text(told: int) -> str:
 # --- Outcomes ---------------------------------------------------------------------------
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_no_show(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
@@ -1947,7 +1950,7 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
 # --- Moving a booking to another slot -----------------------------------------------------
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Move to another slot" on the detail page: same rules as a client's move (one
@@ -1977,7 +1980,7 @@ def booking_move(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_POST
+@_form_address("staff:booking_detail", "pk")
 @staff_required
 def booking_drop(request: HttpRequest, pk: int) -> HttpResponse:
     """A booking dragged on the calendar (JSON in the form body, JSON out): move it to its

@@ -1385,3 +1385,15 @@ def test_cancelling_a_request_points_to_reject_for_turning_it_down(admin_client,
     confirmed = make_booking(Status.CONFIRMED, slot=slot)
     html = admin_client.get(reverse("staff:booking_detail", args=[confirmed.pk])).content.decode()
     assert 'id="action-cancel"' in html and hint not in html
+
+
+@pytest.mark.parametrize("action", ["approve", "reject", "complete", "no-show", "cancel", "move", "drop", "resend"])
+def test_an_action_address_opened_again_goes_back_to_the_booking(admin_client, pending, action):
+    """Without JavaScript a refused form shows the booking at the action's address: opened
+    again from the address bar (a GET), it shows the booking, changing nothing, not an empty 405."""
+    url = f"/staff/bookings/{pending.pk}/{action}/"
+    response = admin_client.get(url)
+    assert response.status_code == 302 and response["Location"] == f"/staff/bookings/{pending.pk}/"
+    assert admin_client.put(url).status_code == 405
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING and pending.version == 1

@@ -272,7 +272,11 @@ def test_a_payment_of_another_booking_is_not_found(admin_client, held, make_book
 
 def test_settling_is_post_only(admin_client, held):
     _, payment, _ = held
-    assert admin_client.get(settle_url(payment)).status_code == 405
+    response = admin_client.get(settle_url(payment))
+    assert response["Location"] == reverse("staff:booking_detail", args=[payment.booking_id])
+    assert admin_client.delete(settle_url(payment)).status_code == 405
+    payment.refresh_from_db()
+    assert payment.refund_status == ""
 
 
 def test_a_held_wrong_amount_refunded_from_the_dashboard_lets_the_client_pay_again(client, held):

@@ -337,8 +337,12 @@ def test_counsellors_get_403_and_change_nothing(counsellor_client, other_counsel
 
 
 @pytest.mark.parametrize("url", ACTIONS, ids=["deactivate", "reactivate", "reset"])
-def test_get_is_not_allowed(admin_client, counsellor_user, counsellor, url):
-    assert admin_client.get(url(counsellor_user)).status_code == 405
+def test_get_changes_nothing_and_goes_back_to_the_page(admin_client, counsellor_user, counsellor, url):
+    """Opened again from the address bar (after a refused form shown at its address)."""
+    assert admin_client.get(url(counsellor_user))["Location"] == reverse("staff:team")
+    counsellor_user.refresh_from_db()
+    assert counsellor_user.is_active
+    assert not AccountEvent.objects.exists()
 
 
 def test_the_actions_need_the_csrf_token(admin_user, counsellor_user, counsellor):
