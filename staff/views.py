@@ -1537,10 +1537,13 @@ def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResp
 @staff_required
 def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    WeeklyHours.objects.filter(counsellor=counsellor, pk=hours_id).delete()
-    return _availability_done(
-        request, counsellor, "Working hours removed. Slots already published stay.", section="hours"
+    removed, _ = WeeklyHours.objects.filter(counsellor=counsellor, pk=hours_id).delete()
+    message = (
+        "Working hours removed. Slots already published stay."
+        if removed
+        else "Those working hours had already been removed."
     )
+    return _availability_done(request, counsellor, message, section="hours")
 
 
 @_form_address("staff:availability", "counsellor_id")
@@ -1628,10 +1631,13 @@ def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpRe
 @staff_required
 def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id).delete()
-    return _availability_done(
-        request, counsellor, "Blocked period removed. Generate slots to fill it again.", section="blocked"
+    removed, _ = BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id).delete()
+    message = (
+        "Blocked period removed. Generate slots to fill it again."
+        if removed
+        else "That blocked period had already been removed."
     )
+    return _availability_done(request, counsellor, message, section="blocked")
 
 
 @_form_address("staff:availability", "counsellor_id")
@@ -1698,9 +1704,7 @@ def team_invite(request: HttpRequest) -> HttpResponse:
 @_form_address("staff:team")
 @admin_required
 def team_reinvite(request: HttpRequest, user_id: int) -> HttpResponse:
-    member = User.objects.filter(pk=user_id).first()
-    if member is None:
-        return redirect("staff:team")
+    member = get_object_or_404(User, pk=user_id)
     try:
         staff_reinvite(user=member)
     except InvitationError as exc:

@@ -422,3 +422,21 @@ def test_the_page_lists_every_upcoming_slot_in_a_constant_number_of_queries(
     assert many == few <= 8
     assert reverse("staff:availability_slot_delete", args=[counsellor.pk, far.pk]) in html
     assert html.count("/delete/") >= 60 * 3 - 1
+
+
+def test_removing_what_is_already_gone_says_so(counsellor_client, counsellor, other_counsellor):
+    """A second click, or a colleague on the same page: the message says what happened."""
+    hours = WeeklyHours.objects.create(counsellor=counsellor, weekday=2, start_time=time(9), end_time=time(12))
+    start = next_weekday_at(9, days_ahead=9)
+    theirs = BlockedPeriod.objects.create(counsellor=other_counsellor, start=start, end=start + timedelta(hours=2))
+    ours = BlockedPeriod.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=2))
+
+    def said(url: str) -> str:
+        return counsellor_client.post(url, follow=True).content.decode()
+
+    assert "Working hours removed" in said(act("hours_delete", counsellor, hours.pk))
+    assert "Those working hours had already been removed." in said(act("hours_delete", counsellor, hours.pk))
+    assert "Blocked period removed" in said(act("blocked_delete", counsellor, ours.pk))
+    # Another counsellor's period, by its number: not theirs to remove, and not removed.
+    assert "That blocked period had already been removed." in said(act("blocked_delete", counsellor, theirs.pk))
+    assert BlockedPeriod.objects.filter(pk=theirs.pk).exists()

@@ -143,7 +143,7 @@ MATRIX = [
     ("profile_edit", "post", lambda w: reverse("staff:profile_edit", args=[c(w)]), (302, 400, 400, 404)),
     ("team", "get", lambda w: reverse("staff:team"), (302, 200, 403, 403)),
     ("team_invite", "post", lambda w: reverse("staff:team_invite"), (302, 400, 403, 403)),
-    ("team_reinvite", "post", lambda w: reverse("staff:team_reinvite", args=[999999]), (302, 302, 403, 403)),
+    ("team_reinvite", "post", lambda w: reverse("staff:team_reinvite", args=[999999]), (302, 404, 403, 403)),
     # Without the confirmation tick: 400 for administrators, 403 for counsellors.
     ("team_deactivate", "post", lambda w: reverse("staff:team_deactivate", args=[u(w)]), (302, 400, 403, 403)),
     ("team_calendar_stop", "post", lambda w: reverse("staff:team_calendar_stop", args=[u(w)]), (302, 302, 403, 403)),
