@@ -1271,8 +1271,21 @@ def booking_cancel(request: HttpRequest, pk: int) -> HttpResponse:
             expected_version=d["version"],
             client_asked=d["client_asked"],
         ),
-        "Cancelled. The client has been emailed.",
+        _cancelled_text,
     )
+
+
+def _cancelled_text(booking: Booking) -> str:
+    """What cancelling did besides: money going back to the client, a late cancellation."""
+    text = "Cancelled. The client has been emailed."
+    refunds = [p for p in booking.payments.all() if p.refund_status]
+    if going := [p for p in refunds if p.refund_status != Payment.RefundState.FAILED]:
+        text += f" {money(sum(p.refund_in_hand for p in going), going[0].currency)} is being refunded to them."
+    if len(going) < len(refunds):
+        text += " A refund could not be made: see Payments below."
+    if booking.events.filter(action="late_cancellation").exists():
+        text += f" Recorded as a late cancellation (inside {settings.CANCELLATION_CUTOFF_HOURS} hours)."
+    return text
 
 
 @_form_address("staff:booking_detail", "pk")

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Actor, Booking, BookingEvent, BookingView, Mode, OutboundEmail, Slot, Status
-from bookings.services import booking_approve
-from bookings.templatetags.mindsettler import when
+from bookings.services import booking_approve, payment_confirm, payment_start
+from bookings.templatetags.mindsettler import money, when
 from conftest import next_weekday_at
 from staff.tests.conftest import CONSENTED, HX
 
@@ -1397,3 +1397,26 @@ def test_an_action_address_opened_again_goes_back_to_the_booking(admin_client, p
     assert admin_client.put(url).status_code == 405
     pending.refresh_from_db()
     assert pending.status == Status.PENDING and pending.version == 1
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_cancelling_a_paid_session_says_the_money_is_going_back(admin_client, counsellor, make_booking, oncommit, late):
+    """Staff answering the client's call next need to know: refunded, and whether it counts
+    as a late cancellation."""
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=5 if late else 72)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    booking = make_booking(Status.APPROVED, slot=slot)
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_1", amount=booking.amount, currency="INR", raw={}, source="t"
+    )
+    booking.refresh_from_db()
+    with oncommit():
+        response = admin_client.post(
+            url("cancel", booking),
+            {"cancel-version": booking.version, "cancel-reason": "Client phoned", "cancel-client_asked": "on"},
+            follow=True,
+        )
+    html = response.content.decode()
+    assert f"Cancelled. The client has been emailed. {money(booking.amount)} is being refunded to them." in html
+    assert ("Recorded as a late cancellation (inside 24 hours)." in html) is late
