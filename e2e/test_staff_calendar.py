@@ -8,7 +8,8 @@ of times, which has no roles or labels to find them by."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -419,4 +420,68 @@ def test_a_days_heading_opens_that_day_by_keyboard(tabs, counsellor_login, couns
     first.focus()
     page.keyboard.press("Space")
     expect(page.locator(".fc-timeGridDay-view")).to_be_visible()
+    tab.check()
+
+
+def test_a_time_selected_down_to_midnight_publishes_the_evening(london, make_booking, counsellor):
+    """A selection to the bottom of a day ends at the next day's 00:00: still one day (the
+    server publishes it), not refused without a word as two days."""
+    page = london.page
+    asked = dialogs(page, accept=True)
+    day = next_weekday_at(21, days_ahead=2)
+    while timezone.localtime(day).weekday() == 6:  # the late session goes on the next day, in the same week
+        day += timedelta(days=1)
+    late = day + timedelta(days=1, hours=2)  # 23:00 the next day: the grid runs to midnight
+    make_booking(
+        Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=late, end=late + timedelta(minutes=50))
+    )
+    page.reload()
+    show_week_of(page, day)
+    expect(page.locator('td.fc-timegrid-slot-lane[data-time="23:30:00"]')).to_be_attached()
+    scrolled_near_the_top(page.locator('td.fc-timegrid-slot-lane[data-time="22:00:00"]'))
+    drag(page, time_cell(page, day, "22:00"), time_cell(page, day, "23:30"))
+    expect(page.get_by_role("status").filter(has_text="Published 2 free slots")).to_be_visible()
+    assert len(asked) == 1 and "22:00 \u2013 00:00 IST?" in asked[0]
+    starts = Slot.objects.filter(counsellor=counsellor, start__gte=day, start__lt=late).values_list("start", flat=True)
+    assert sorted(timezone.localtime(s).strftime("%H:%M") for s in starts) == ["22:00", "23:00"]
+
+
+def test_a_session_across_a_change_of_the_clocks_names_the_zone_of_each_time(
+    tabs, counsellor_login, counsellor, make_booking, settings
+):
+    """In a zone with summer time, a session that starts before the clocks change and ends
+    after ("01:30 BST to 01:20 GMT") says so: its times alone read as if it ended before it began,
+    or, in the hour lived twice, as any other session at 01:30."""
+    settings.TIME_ZONE, settings.TIME_ZONE_NAME = "Europe/London", "UK time"
+    zone = ZoneInfo("Europe/London")
+    change = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    while change.astimezone(zone).utcoffset() == (change - timedelta(hours=1)).astimezone(zone).utcoffset():
+        change += timedelta(hours=1)
+    start = change - timedelta(minutes=30)
+    booking = make_booking(
+        Status.CONFIRMED,
+        slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50)),
+    )
+    tab = tabs(timezone_id="Asia/Kolkata")
+    sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    page = tab.page
+    page.get_by_role("button", name="Month").click()
+    day = page.locator(f'td.fc-daygrid-day[data-date="{start.astimezone(zone):%Y-%m-%d}"] a.fc-daygrid-day-number')
+    for _ in range(9):
+        page.wait_for_load_state("networkidle")
+        if day.count():
+            break
+        page.get_by_role("button", name=re.compile(r"^Next")).click()
+    day.click()
+    expect(page.locator(".fc-timeGridDay-view")).to_be_visible()
+
+    def said(moment: datetime) -> str:
+        local = moment.astimezone(zone)
+        return f"{local:%H:%M} {local.tzname()}"
+
+    session = page.get_by_role("link", name=re.compile(booking.ack_id))
+    expect(session.locator(".fc-event-time")).to_have_text(
+        f"{said(start)} \u2013 {said(start + timedelta(minutes=50))}"
+    )
+    assert said(start)[-3:] != said(start + timedelta(minutes=50))[-3:]
     tab.check()

@@ -27,20 +27,34 @@
   var clinicZonePlugin = FullCalendar.createPlugin({ name: "mindsettler-clinic-zone", namedTimeZonedImpl: window.ClinicZone });
 
   // What confirmations say: "Mon 1 Jun, 16:30 IST", in the clinic's zone and 24-hour time.
+  // en-GB writes India's zone as GMT+5:30: a locale that has a name for it is preferred.
+  var zoneFormats = ["en-GB", "en-IN", "en-US"].map(function (locale) {
+    return new Intl.DateTimeFormat(locale, { timeZone: zone, timeZoneName: "short" });
+  });
   function zoneName(date) {
-    // en-GB writes India's zone as GMT+5:30: prefer a locale that has a name for it.
     var fallback = "";
-    var locales = ["en-GB", "en-IN", "en-US"];
-    for (var i = 0; i < locales.length; i++) {
-      var name = new Intl.DateTimeFormat(locales[i], { timeZone: zone, timeZoneName: "short" })
-        .formatToParts(date)
-        .filter(function (part) {
-          return part.type === "timeZoneName";
-        })[0].value;
+    for (var i = 0; i < zoneFormats.length; i++) {
+      var name = zoneFormats[i].formatToParts(date).filter(function (part) {
+        return part.type === "timeZoneName";
+      })[0].value;
       if (!/^(GMT|UTC)[+\-\u2212]/.test(name)) return name;
       fallback = fallback || name;
     }
     return fallback;
+  }
+
+  // "10:00 – 12:00 IST", or "00:00 GMT – 03:00 BST" across a change of the clocks.
+  function clinicSpan(start, end, withDay) {
+    var from = zoneName(start);
+    var to = zoneName(end);
+    var first = clinicTime(start, withDay) + (from === to ? "" : " " + from);
+    return first + " \u2013 " + clinicTime(end, false) + " " + to;
+  }
+
+  // Whether the clocks change within an hour of `date` (its wall-clock time may be there twice).
+  function nearClockChange(date) {
+    var hour = 3600 * 1000;
+    return zoneName(new Date(date.getTime() - hour)) !== zoneName(new Date(date.getTime() + hour));
   }
 
   function clinicTime(date, withDay) {
@@ -54,9 +68,15 @@
   }
 
   // Is a selection inside one day of the clinic's zone? (startStr/endStr are wall-clock
-  // times there, "2026-06-01T10:00:00+05:30".)
+  // times there, "2026-06-01T10:00:00+05:30".) One down to midnight ends at the next day's 00:00.
   function withinOneDay(span) {
-    return !span.allDay && span.startStr.slice(0, 10) === span.endStr.slice(0, 10);
+    if (span.allDay) return false;
+    var day = span.startStr.slice(0, 10);
+    var endDay = span.endStr.slice(0, 10);
+    if (endDay === day) return true;
+    var next = new Date(day + "T00:00:00Z");
+    next.setUTCDate(next.getUTCDate() + 1);
+    return endDay === next.toISOString().slice(0, 10) && span.endStr.slice(11, 19) === "00:00:00";
   }
 
   var counsellorSelect = document.getElementById("cal-counsellor");
@@ -295,6 +315,14 @@
         breakdown.textContent = p.summary.slice(info.event.title.length) + ". Show this day.";
         (info.el.querySelector(".fc-event-title") || info.el).appendChild(breakdown);
       } else if (p.status) {
+        // Around a change of the clocks a time can be read twice (01:30 BST, then 01:30 GMT):
+        // the session's times say which.
+        var start = info.event.start;
+        var end = info.event.end || start;
+        var time = info.el.querySelector(".fc-event-time, .fc-list-event-time");
+        if (time && (nearClockChange(start) || nearClockChange(end))) {
+          time.textContent = clinicSpan(start, end, false);
+        }
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
         // The status is written after the title, not told by the colour alone (cancelled and
         // completed are both grey, and the others are hard to tell apart for many); screen
@@ -371,7 +399,7 @@
       var name = counsellorSelect.options[counsellorSelect.selectedIndex].text;
       var minutes = sessionInput.value;
       var buffer = bufferInput.value;
-      var range = clinicTime(info.start, true) + " – " + clinicTime(info.end, false) + " " + zoneName(info.start);
+      var range = clinicSpan(info.start, info.end, true);
       if (!window.confirm("Publish " + minutes + "-minute free slots (" + buffer + " min apart) for " + name + ", " + range + "?")) {
         calendar.unselect();
         return;
