@@ -164,8 +164,9 @@ def email_deliver(*, email_id: int) -> bool:
 
 
 # The emails about a booking's course, each of which tells its reader of a later change than
-# the one before: the client's (STATUS_EMAILS) and its counsellor's.
-_COURSE_EMAILS = frozenset({*STATUS_EMAILS, "new_request", "session_changed"})
+# the one before: the client's (STATUS_EMAILS, but for "you already have a booking", which
+# tells of none) and its counsellor's.
+_COURSE_EMAILS = frozenset({*STATUS_EMAILS, "new_request", "session_changed"} - {"already_active"})
 
 
 def _outdated(email: OutboundEmail, *, now: datetime) -> str:

@@ -57,7 +57,11 @@ def token_just_sent(*, booking: Booking, purpose: str, slot: Slot | None = None)
 
 def booking_lock_for_link(booking: Booking) -> None:
     """Lock `booking`'s row (inside a transaction) before deciding whether to email it a link."""
-    Booking.objects.select_for_update().filter(pk=booking.pk).values_list("pk", flat=True).first()
+    _booking_lock(booking.pk)
+
+
+def _booking_lock(booking_id: int) -> None:
+    Booking.objects.select_for_update().filter(pk=booking_id).values_list("pk", flat=True).first()
 
 
 def token_lookup_hash(raw: str) -> str:
@@ -112,7 +116,7 @@ def token_claim(*, raw: str, purpose: str) -> LinkToken:
         .first()
     )
     if booking_id is not None:
-        Booking.objects.select_for_update().filter(pk=booking_id).values_list("pk", flat=True).first()
+        _booking_lock(booking_id)
     link = token_get(raw=raw, purpose=purpose, for_update=True)
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
