@@ -210,9 +210,6 @@ def calendar(request: HttpRequest) -> HttpResponse:
     )
 
 
-# --- The counsellor's calendar subscription (staff.calendar_subscription) ----------------
-
-
 def _form_address(to: str, *names: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """A form's address: only a POST acts there. A refused form shows its page at that
     address; opened again from the address bar (a GET), it goes back to the page `to` (a URL
@@ -230,6 +227,9 @@ def _form_address(to: str, *names: str) -> Callable[[Callable[..., HttpResponse]
         return wrapped
 
     return decorate
+
+
+# --- The counsellor's calendar subscription (staff.calendar_subscription) ----------------
 
 
 def _own_counsellor_or_404(request: HttpRequest) -> Counsellor:
