@@ -485,6 +485,12 @@ def _earlier_refunds(payment: Payment) -> list[dict[str, Any]]:
     return _raw_entries(payment, "refund_earlier")
 
 
+def _refunds_done_with(payment: Payment) -> set[str]:
+    """The IDs of the payment's refunds already settled: earlier ones counted, ones that failed."""
+    names = ("refund_earlier", "refund_failed", "refund_earlier_failed")
+    return {entry["id"] for name in names for entry in _raw_entries(payment, name) if entry.get("id")}
+
+
 def _refund_start_over(payment: Payment) -> None:
     """Before a new refund of a partly refunded payment: the one that went through is earlier."""
     _raw_add(payment, "refund_earlier", {"id": payment.provider_refund_id, "amount": payment.refunded_amount})
@@ -846,6 +852,9 @@ def payment_refund_created(*, provider: str, outcome: payments.RefundCreated) ->
             and not payment.provider_refund_id
             and outcome.refund_id
             and outcome.amount == rest
+            # Not late news of an earlier refund (one of part, or one that failed), which may
+            # be of the same amount: taken for ours, ours would never be asked for.
+            and outcome.refund_id not in _refunds_done_with(payment)
         ):
             return
         payment.provider_refund_id = outcome.refund_id
@@ -992,7 +1001,7 @@ def payment_refund_failed(
             payment.status = Payment.State.PARTIALLY_REFUNDED
         else:
             payment.status = Payment.State.CONFIRMED if payment.confirmed_at else Payment.State.PENDING
-        _raw_add(payment, "refund_failed", raw)
+        _raw_add(payment, "refund_failed", {"id": refund_id, "raw": raw})
         _staff_alert(
             payment=payment,
             booking=booking,

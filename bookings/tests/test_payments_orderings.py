@@ -27,11 +27,13 @@ from django.utils import timezone
 from bookings.errors import BookingError
 from bookings.models import Actor, Booking, BookingEvent, Payment, RefundHeardEarly, Status
 from bookings.services import (
+    Settle,
     booking_cancel,
     bookings_expire,
     payment_confirm,
     payment_refunds_check,
     payment_refunds_retry,
+    payment_settle,
     payment_start,
 )
 from bookings.tests import test_payments_razorpay as razorpay
@@ -407,6 +409,53 @@ def test_a_refund_whose_answer_was_lost_is_known_by_its_news_and_not_asked_for_a
     else:
         assert payment.refund_status == Payment.RefundState.FAILED and payment.refunded_amount == 0
         assert [m.to for m in mail.outbox] == [[admin_user.email]]
+
+
+@pytest.mark.parametrize("earlier", ["part refunded", "failed"])
+def test_late_news_of_an_earlier_refund_is_not_taken_for_ours(client, api, approved, admin_user, oncommit, earlier):
+    """Our refund decided but not sent (Razorpay answered 503), then news that Razorpay took on
+    a refund of what is left: it is ours only if it is not one heard of before. A refund of half
+    from the dashboard, or our own earlier refund that failed, of the same amount, delivered
+    again (webhooks come late and more than once; their event IDs are not signed): taken for
+    ours, ours would never be sent, and the client's page would say forever that it is on its way."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    captured(client, api, booking, token, payment, how="webhook", amount=booking.amount)
+    left = booking.amount
+    if earlier == "part refunded":
+        left = booking.amount // 2
+        for n, kind in enumerate(["refund.created", "refund.processed"]):
+            part_refund_news(client, kind, amount=left, event_id=f"evt_part_{n}")
+        news = {**refund_body(left, status="pending"), "id": PART_REFUND}
+        api.post(f"{API}/payments/{PAYMENT_ID}/refund", status=503, json={"error": {"code": "SERVER_ERROR"}})
+        with oncommit():
+            booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")
+    else:
+        api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount, status="pending"))
+        with oncommit():
+            booking_cancel(booking_id=booking.pk, actor=Actor.CLIENT, reason="")
+        refund_news(client, ["refund.failed"], amount=booking.amount)
+        news = refund_body(booking.amount, status="pending")
+        api.replace(
+            responses.POST, f"{API}/payments/{PAYMENT_ID}/refund", status=503, json={"error": {"code": "SERVER_ERROR"}}
+        )
+        with oncommit():
+            payment_settle(payment_id=payment.pk, user=admin_user, how=Settle.REFUND, note="Asked again")
+    payment.refresh_from_db()
+    assert (payment.refund_status, payment.provider_refund_id) == (Payment.RefundState.PENDING, "")
+
+    body = webhook_event("refund.created", refund=news, payment=payment_body(booking.amount))
+    assert post_webhook(client, body, event_id="evt_delivered_again").status_code == 200
+    payment.refresh_from_db()
+    assert payment.provider_refund_id == ""  # still ours to send
+
+    api.replace(responses.POST, f"{API}/payments/{PAYMENT_ID}/refund", json={**refund_body(left), "id": "rfnd_Ours"})
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    with oncommit():
+        payment_refunds_retry()
+    payment.refresh_from_db()
+    assert json.loads(refund_calls(api)[-1].request.body)["amount"] == left
+    assert payment.provider_refund_id == "rfnd_Ours" and payment.refunded_amount == booking.amount
 
 
 @pytest.mark.postgres
