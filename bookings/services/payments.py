@@ -306,8 +306,11 @@ def _payment_capture(
         booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
         paid = _money(amount, currency)
         if payment.provider_payment_id:
-            # Two captured payments on one order: keep the first, staff refund the other.
-            _raw_add(payment, f"{source}:second_payment", raw)
+            # Two captured payments on one order: keep the first, staff refund the other. Told
+            # once: its news comes more than once (payment.captured, order.paid, redeliveries).
+            if any(entry.get("id") == provider_payment_id for entry in _raw_entries(payment, "second_payment")):
+                return payment
+            _raw_add(payment, "second_payment", {"id": provider_payment_id, "source": source, "raw": raw})
             _staff_alert(
                 payment=payment,
                 booking=booking,

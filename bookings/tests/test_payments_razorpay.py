@@ -630,6 +630,25 @@ def confirmed(client, api, approved):
     return Booking.objects.get(pk=booking.pk), Payment.objects.get(pk=payment.pk)
 
 
+def test_a_second_payment_on_the_order_is_told_to_staff_once(client, api, confirmed, admin_user, oncommit):
+    """Its news comes more than once (payment.captured, then order.paid; redeliveries): an
+    alert an administrator has settled is not raised again, nor emailed again."""
+    booking, payment = confirmed
+    second = payment_body(booking.amount, payment_id="pay_Second00000001")
+    with oncommit():
+        post_webhook(client, webhook_event("payment.captured", payment=second), event_id="evt_second")
+    payment.refresh_from_db()
+    assert "second payment" in payment.needs_attention
+    told = OutboundEmail.objects.filter(kind="payment_attention").count()
+    with oncommit():
+        payment_settle(payment_id=payment.pk, user=admin_user, how=Settle.DEALT_WITH, note="Refunded it myself")
+        for event_id, kind in [("evt_second_again", "payment.captured"), ("evt_order_paid", "order.paid")]:
+            assert post_webhook(client, webhook_event(kind, payment=second), event_id=event_id).status_code == 200
+    payment.refresh_from_db()
+    assert payment.needs_attention == "" and payment.provider_payment_id == PAYMENT_ID
+    assert OutboundEmail.objects.filter(kind="payment_attention").count() == told
+
+
 def test_staff_cancellation_refunds_through_the_api(client, api, confirmed, admin_user, oncommit):
     booking, payment = confirmed
     api.post(f"{API}/payments/{PAYMENT_ID}/refund", json=refund_body(booking.amount, status="pending"))
