@@ -544,6 +544,10 @@ class Payment(models.Model):
     refunded_earlier = models.PositiveIntegerField(default=0, db_default=0)
     # What the provider took, once money arrived: a refund returns it, whatever was asked for.
     captured_amount = models.PositiveIntegerField(null=True, blank=True, help_text="In minor units.")
+    # When the client's return from checkout brought the provider's signed word that the money
+    # was authorized, not captured yet (a UPI payment, often, for a few seconds): the capture
+    # is on its way, and the booking is not expired under it (services.bookings_expire).
+    authorized_at = models.DateTimeField(null=True, blank=True)
     provider_refund_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

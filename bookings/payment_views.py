@@ -321,7 +321,23 @@ def _return_message(payment: Payment) -> tuple[int, str]:
                 "confirmed yet. Our team has been told and will contact you; nothing more is needed from you."
             )
         )
-    if payment.status == Payment.State.FAILED:
+    if payment.authorized_at is not None and booking_status == Status.CONFIRMED:
+        # Authorized, its capture to come, for a booking another payment confirmed.
+        return messages.WARNING, (
+            _(
+                "Your booking was already paid and confirmed by an earlier payment. If money is taken for this "
+                "one too, we refund it in full (refunds usually take 5 to 7 working days)."
+            )
+        )
+    if payment.authorized_at is not None and booking_status not in (Status.APPROVED, Status.PAYMENT_PENDING):
+        # Authorized, its capture to come, for a booking that has ended.
+        return messages.WARNING, (
+            _(
+                "Your payment reached us after this booking could no longer be confirmed. If the money is taken "
+                "from your account, we refund it in full (refunds usually take 5 to 7 working days)."
+            )
+        )
+    if payment.status == Payment.State.FAILED and payment.authorized_at is None:
         return messages.ERROR, _("The payment did not go through and nothing was charged. You can try again.")
     return messages.INFO, (
         _(

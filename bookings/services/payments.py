@@ -1073,7 +1073,14 @@ def payment_return(*, payment_id: int, data: dict[str, str]) -> Payment:
         )
     if isinstance(outcome, payments.Failed):
         return payment_fail(payment_id=payment.pk, reason=outcome.reason, raw=outcome.raw)
-    return payment  # Waiting: the webhook will confirm it.
+    # Waiting: authorized, and the webhook will bring the capture.
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().select_related("booking").get(pk=payment_id)
+        if not payment.provider_payment_id and payment.authorized_at is None:
+            payment.authorized_at = timezone.now()
+            _raw_add(payment, "authorized", outcome.raw)
+            payment.save(update_fields=["authorized_at", "raw", "updated_at"])
+    return payment
 
 
 def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
@@ -1114,6 +1121,12 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
 # --- The payment window -----------------------------------------------------------------
 
 
+# How long a payment the provider has authorized (the client's return said so) holds its booking
+# past the time to pay, for the capture to arrive. A capture that comes later still is
+# refunded, as any payment after the booking expired.
+PAYMENT_CAPTURE_GRACE = timedelta(minutes=30)
+
+
 def bookings_expire(*, now: datetime | None = None) -> int:
     """Cancel (as SYSTEM) APPROVED and PAYMENT_PENDING bookings whose payment window has
     ended; their slots are free again and the client is emailed. Returns how many.
@@ -1123,7 +1136,8 @@ def bookings_expire(*, now: datetime | None = None) -> int:
     is skipped. Money already captured that did not confirm the booking (a payment of the
     wrong amount, held for staff) is refunded in full, in the same transaction, so the
     client's email can say so; a payment that arrives after this is refunded by
-    `payment_confirm`.
+    `payment_confirm`. A booking with a payment authorized lately (PAYMENT_CAPTURE_GRACE)
+    waits for its capture.
     """
     now = now or timezone.now()
     due = Booking.objects.filter(
@@ -1140,6 +1154,10 @@ def bookings_expire(*, now: datetime | None = None) -> int:
             )
             if booking is None:
                 continue
+            if Payment.objects.filter(
+                booking_id=booking_id, provider_payment_id="", authorized_at__gt=now - PAYMENT_CAPTURE_GRACE
+            ).exists():
+                continue  # paid at the last moment: its capture is on its way
             for payment in taken:
                 if payment.status == Payment.State.PENDING:
                     payment_held_refund(

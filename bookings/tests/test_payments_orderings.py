@@ -27,6 +27,7 @@ from django.utils import timezone
 from bookings.errors import BookingError
 from bookings.models import Actor, Booking, BookingEvent, Payment, RefundHeardEarly, Status
 from bookings.services import (
+    PAYMENT_CAPTURE_GRACE,
     Settle,
     booking_cancel,
     bookings_expire,
@@ -409,6 +410,68 @@ def test_a_refund_whose_answer_was_lost_is_known_by_its_news_and_not_asked_for_a
     else:
         assert payment.refund_status == Payment.RefundState.FAILED and payment.refunded_amount == 0
         assert [m.to for m in mail.outbox] == [[admin_user.email]]
+
+
+BEING_CONFIRMED = (
+    "Your payment is being confirmed by the payment provider. This usually takes a minute; "
+    "we will email you as soon as it is done."
+)
+
+
+def returned_authorized(client, api, booking: Booking, token: str, payment: Payment) -> list[str]:
+    """The client's browser back from checkout with Razorpay's signed result, the payment
+    authorized and not captured yet (UPI, often, for a few seconds): what the page said."""
+    api.get(f"{API}/payments/{PAYMENT_ID}", json=payment_body(booking.amount, status="authorized"))
+    response = client.post(reverse("bookings:pay_return", args=[token, payment.pk]), checkout_result())
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_a_payment_authorized_before_the_time_to_pay_ran_out_keeps_the_booking(client, api, approved, oncommit):
+    """Paid in the last seconds: the sweep just after the deadline waits for the capture
+    (PAYMENT_CAPTURE_GRACE) rather than release the time and refund the money."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    due = timezone.now() + timedelta(seconds=30)
+    Booking.objects.filter(pk=booking.pk).update(payment_due_at=due)
+    said = returned_authorized(client, api, booking, token, payment)
+    assert said == [BEING_CONFIRMED]
+    with oncommit():
+        assert bookings_expire(now=due + timedelta(seconds=1)) == 0
+    with oncommit():
+        body = webhook_event("payment.captured", payment=payment_body(booking.amount))
+        assert post_webhook(client, body, event_id="evt_captured").status_code == 200
+    booking.refresh_from_db()
+    assert booking.status == Status.CONFIRMED and not refund_calls(api)
+    # No capture ever: once the grace is over, the booking expires as any other.
+    other = Booking.objects.get(pk=booking.pk)
+    Payment.objects.filter(pk=payment.pk).update(provider_payment_id="", status=Payment.State.PENDING)
+    Booking.objects.filter(pk=other.pk).update(status=Status.PAYMENT_PENDING)
+    with oncommit():
+        assert bookings_expire(now=due + PAYMENT_CAPTURE_GRACE + timedelta(seconds=1)) == 1
+
+
+@pytest.mark.parametrize("closed_by", ["the time to pay", "another attempt"])
+def test_a_closed_attempt_authorized_after_all_is_not_said_to_have_charged_nothing(
+    client, api, approved, oncommit, closed_by
+):
+    """The client finished an attempt the clinic had closed: "nothing was charged, try again"
+    would be untrue (the capture follows) and invite a second payment."""
+    booking, token = approved
+    payment = start(client, api, booking, token)
+    if closed_by == "the time to pay":
+        with oncommit():
+            assert bookings_expire(now=booking.payment_due_at + timedelta(seconds=1)) == 1
+        expected = (
+            "Your payment reached us after this booking could no longer be confirmed. If the money is taken "
+            "from your account, we refund it in full (refunds usually take 5 to 7 working days)."
+        )
+    else:  # "Start the payment again", then the first checkout finished after all
+        api.post(f"{API}/orders", json=order_body(booking, order_id="order_Second00000001"))
+        client.post(reverse("bookings:pay", args=[token]))
+        expected = BEING_CONFIRMED
+    payment.refresh_from_db()
+    assert payment.status == Payment.State.FAILED
+    assert returned_authorized(client, api, booking, token, payment) == [expected]
 
 
 @pytest.mark.parametrize("earlier", ["part refunded", "failed"])

@@ -111,7 +111,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         # System-written text about amounts and references, for staff.
         "needs_attention",
         "refund_status", "refunded_amount", "refunded_earlier", "captured_amount", "provider_refund_id",
-        "created_at", "updated_at", "confirmed_at",
+        "created_at", "updated_at", "confirmed_at", "authorized_at",
     },
     "bookings.RefundHeardEarly": {"id", "provider", "provider_payment_id", "provider_refund_id", "state", "amount",
                                   "received_at"},
