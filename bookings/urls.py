@@ -14,6 +14,7 @@ urlpatterns = [
     path("verify/<str:token>/", views.verify, name="verify"),
     path("verify/<str:token>/resend/", views.verify_resend, name="verify_resend"),
     path("status/", views.status, name="status"),
+    path("status/sent/", views.status_sent, name="status_sent"),
     path("bookings/<str:token>/", views.booking_page, name="booking_page"),
     path("bookings/<str:token>/cancel/", views.booking_cancel_request, name="booking_cancel_request"),
     path("cancel/<str:token>/", views.cancel_confirm, name="cancel_confirm"),
@@ -37,6 +38,7 @@ urlpatterns = [
     path("reschedule/<str:token>/", reschedule_views.reschedule_confirm, name="reschedule_confirm"),
     # The waitlist (bookings/waitlist_views.py).
     path("waitlist/", waitlist_views.waitlist_join, name="waitlist_join"),
+    path("waitlist/sent/", waitlist_views.waitlist_sent, name="waitlist_sent"),
     path("waitlist/verify/<str:token>/", waitlist_views.waitlist_verify, name="waitlist_verify"),
     path("waitlist/leave/<str:token>/", waitlist_views.waitlist_leave, name="waitlist_leave"),
 ]

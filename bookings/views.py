@@ -141,11 +141,13 @@ LINK_PROBLEM_TITLES = {
 
 
 def _link_already_done(exc: TokenInvalid, *, purpose: str, booking: Booking | None) -> str:
-    """ "cancelled" or "moved" when a used cancellation or move link is why its booking is
-    cancelled or at the link's new time; else ""."""
+    """ "received", "cancelled" or "moved" when a used confirmation, cancellation or move link
+    is why its booking is a request (or beyond), cancelled or at the link's new time; else ""."""
     # Once the booking's page has closed, an old email opens no record of the counselling.
     if exc.reason != "used" or booking is None or selectors.booking_page_closed(booking):
         return ""
+    if purpose == LinkToken.Purpose.VERIFY and booking.status != Status.DRAFT:
+        return "received"
     if purpose == LinkToken.Purpose.CANCEL and booking.status == Status.CANCELLED:
         return "cancelled"
     if (
@@ -246,7 +248,8 @@ def verify_resend(request: HttpRequest, token: str) -> HttpResponse:
 def status(request: HttpRequest) -> HttpResponse:
     """Look up by acknowledgement ID (status and next step only) or by email (the same
     answer whatever we hold; the links go to the inbox). Both POST, so IDs and addresses
-    stay out of URLs and logs."""
+    stay out of URLs and logs. An email lookup then goes on to status_sent, so that a reload
+    or a change of language does not ask for the links again."""
     lookup = request.POST.get("lookup", "") if request.method == "POST" else ""
     ack_form = AckLookupForm(request.POST) if lookup == "ack" else None
     email_form = EmailLookupForm(request.POST) if lookup == "email" else None
@@ -290,8 +293,27 @@ def status(request: HttpRequest) -> HttpResponse:
     # request takes as long for an address that has booked as for one that has not.
     if ratelimit_hit(scope="links_email", key=f"email:{email}") is None:
         services.booking_links_request(email=email, language=translation.get_language())
-    context["emailed"] = email
-    context["email_form"] = None  # blank again
+    request.session[LINKS_SENT_TO] = email
+    return HttpResponseRedirect(reverse("bookings:status_sent"), status=303)
+
+
+# The address the links were last sent to, in the visitor's session, for the page saying so.
+LINKS_SENT_TO = "links_sent_to"
+
+
+@never_cache
+@require_safe
+def status_sent(request: HttpRequest) -> HttpResponse:
+    """The status page saying where the links went (after status's email lookup)."""
+    email = request.session.get(LINKS_SENT_TO)
+    if not email:
+        return HttpResponseRedirect(reverse("bookings:status"))
+    context: dict[str, object] = {
+        "blank_ack_form": SimpleLazyObject(AckLookupForm),
+        "blank_email_form": SimpleLazyObject(EmailLookupForm),
+        **dict.fromkeys(("ack_form", "email_form", "lookup", "error_items", "rate_limited", "ack_id", "result")),
+        "emailed": email,
+    }
     return render(request, "bookings/status.html", context)
 
 

@@ -8,19 +8,19 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from bookings import selectors, services
 from bookings.errors import BookingError, TokenInvalid
 from bookings.forms import WaitlistForm
-from bookings.models import Clinic, WaitlistToken
+from bookings.models import Clinic, WaitlistEntry, WaitlistToken
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import waitlist_token_get
 from bookings.views import LINK_PROBLEM_TITLES, private_page, speak_as_booked, wait_text
@@ -87,14 +87,35 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
         else:
             context["error_items"] = [("", exc.message)]
         return render(request, "bookings/waitlist_join.html", context, status=409)
+    # On to a page of its own, so that a reload or a change of language does not join again.
+    request.session[WAITLIST_LINK_SENT_TO] = data["email"]
+    return HttpResponseRedirect(reverse("bookings:waitlist_sent"), status=303)
+
+
+# The address a waitlist confirmation link was last sent to, in the visitor's session.
+WAITLIST_LINK_SENT_TO = "waitlist_link_sent_to"
+
+
+@never_cache
+@require_safe
+def waitlist_sent(request: HttpRequest) -> HttpResponse:
+    email = request.session.get(WAITLIST_LINK_SENT_TO)
+    if not email:
+        return HttpResponseRedirect(reverse("bookings:waitlist_join"))
     return render(
-        request,
-        "bookings/waitlist_sent.html",
-        {"email": data["email"], "link_hours": settings.VERIFICATION_LINK_HOURS},
+        request, "bookings/waitlist_sent.html", {"email": email, "link_hours": settings.VERIFICATION_LINK_HOURS}
     )
 
 
 def _link_problem(request: HttpRequest, exc: TokenInvalid) -> HttpResponse:
+    link = exc.link
+    if exc.reason == "used" and link is not None:
+        # Pressed already (Back, a second tab): the page says what the press did, as it did then.
+        entry = link.entry
+        if link.purpose == WaitlistToken.Purpose.VERIFY and entry.verified_at and entry.status in _PLACE_KEPT:
+            return render(request, "bookings/waitlist_done.html", {"entry": entry, "joined": True})
+        if link.purpose == WaitlistToken.Purpose.LEAVE and entry.status == WaitlistEntry.State.LEFT:
+            return render(request, "bookings/waitlist_done.html", {"entry": entry, "left": True})
     context = {
         "title": LINK_PROBLEM_TITLES.get(exc.reason, LINK_PROBLEM_TITLES["unknown"]),
         "message": exc.message,
@@ -102,6 +123,10 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid) -> HttpResponse:
         "purpose": "waitlist",
     }
     return render(request, "bookings/link_problem.html", context, status=404 if exc.reason == "unknown" else 410)
+
+
+# A confirmed place that is still on the waitlist.
+_PLACE_KEPT = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
 
 
 def _link_page(request: HttpRequest, token: str, purpose: str) -> HttpResponse:

@@ -475,7 +475,7 @@ def test_the_wizard_and_the_pages_after_it_are_in_hindi_and_the_booking_keeps_th
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
     response = client.post("/status/", {"lookup": "ack", "ack_id": booking.ack_id})
     assert_hindi("status result", response.content.decode())
-    response = client.post("/status/", {"lookup": "email", "email": booking.email})
+    response = client.post("/status/", {"lookup": "email", "email": booking.email}, follow=True)
     assert_hindi("status email result", response.content.decode())
     assert_hindi("booking links email", mail.outbox[-1].subject + mail.outbox[-1].body)
 

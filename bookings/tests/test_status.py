@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django import forms
+from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection
@@ -33,7 +34,8 @@ def _ack(client, value):
 
 
 def _email(client, value):
-    return client.post("/status/", {"lookup": "email", "email": value})
+    """An email lookup, and the page it leads to (status_sent) if it was sent."""
+    return client.post("/status/", {"lookup": "email", "email": value}, follow=True)
 
 
 def _visible(response) -> str:
@@ -139,7 +141,7 @@ def _statements(address: str) -> list[str]:
     """The SQL of a links request from /status/, its literals and numbers blanked, without
     its after-commit work (the task): what the visitor waits for."""
     with CaptureQueriesContext(connection) as queries:
-        assert Client().post("/status/", {"lookup": "email", "email": address}).status_code == 200
+        assert Client().post("/status/", {"lookup": "email", "email": address}).status_code == 303
     blank = re.compile(r"'[^']*'|\b\d+\b|\bs\d+_x\d+\b")  # literals, numbers, savepoints' names
     return [blank.sub("?", query["sql"]) for query in queries.captured_queries]
 
@@ -408,3 +410,17 @@ def test_a_queue_that_refuses_the_task_leaves_the_request_for_send_emails(client
     assert list(LinksRequest.objects.values_list("email", flat=True)) == ["refused@example.com"]
     assert "could not enqueue send_booking_links" in caplog.text and "it stays for send_emails" in caplog.text
     assert mail.outbox == []
+
+
+def test_the_page_saying_where_the_links_went_is_read_again_without_sending_again(client, make_booking):
+    """A reload, or the page read in another language, sends no second email."""
+    make_booking(Status.PENDING, email="again@example.com")
+    assert client.get("/status/sent/")["Location"] == "/status/"  # nothing asked for yet
+    response = client.post("/status/", {"lookup": "email", "email": "again@example.com"})
+    assert response.status_code == 303 and response["Location"] == "/status/sent/"
+    for language in ("en", "hi"):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        page = client.get("/status/sent/")
+        assert page.status_code == 200 and "again@example.com" in page.content.decode()
+        assert "no-store" in page["Cache-Control"]
+    assert len(mail.outbox) == 1
