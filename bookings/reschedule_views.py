@@ -38,6 +38,7 @@ def _picker_context(booking: Booking, token: str, *, day: str, chosen: str) -> d
         "link_minutes": settings.RESCHEDULE_LINK_MINUTES,
         "moves_left": max(settings.RESCHEDULE_LIMIT - services.reschedule_moves_used(booking=booking), 0),
         "error_items": [],
+        "slot_error": "",
     }
     if problem is None:
         context.update(
@@ -87,6 +88,7 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
             _("Choose a new time.") if not chosen else _("That time is no longer available. Please choose another.")
         )
         context["error_items"] = [("slot-picker", message)]
+        context["slot_error"] = message  # beside the times too
         return _render(request, context, status=400)
     wait = ratelimit_hit(scope="reschedule_request", key=f"booking:{booking.pk}")
     if wait:
@@ -104,6 +106,7 @@ def reschedule(request: HttpRequest, token: str) -> HttpResponse:
         services.booking_reschedule_request(booking=booking, slot=slot)
     except BookingError as exc:
         context["error_items"] = [("slot-picker", exc.message)]
+        context["slot_error"] = exc.message
         return _render(request, context, status=409)
     messages.success(
         request,

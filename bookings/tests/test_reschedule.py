@@ -366,6 +366,9 @@ def test_the_picker_refuses_a_missing_choice_with_an_error_summary(client, confi
     response = client.post(page_url(confirmed) + "reschedule/", {"move": "1"})
     html = response.content.decode()
     assert response.status_code == 400 and "There is a problem" in html and "Choose a new time" in html
+    # Beside the times too (on a phone they are far below the summary), and named by them.
+    assert 'aria-describedby="slot-hint id_slot_error"' in html
+    assert re.search(r'<p id="id_slot_error" class="field-error">.*Choose a new time\.</p>', html)
     assert not mail.outbox
 
 
