@@ -134,3 +134,23 @@ def test_the_header_check_itself_fails_on_a_weak_policy(production, client, sett
     settings.X_FRAME_OPTIONS = "SAMEORIGIN"
     with pytest.raises(AssertionError, match="/"):
         check_headers(client.get("/", secure=True))
+
+
+def test_static_files_carry_the_frame_and_feature_policies(production, settings):
+    """WhiteNoise answers before the page middleware: its files get the policies too, and one
+    opened as a document (the SVG icon) may run nothing."""
+    settings.WHITENOISE_USE_FINDERS = settings.WHITENOISE_AUTOREFRESH = True
+    for path in ("/static/img/favicon.svg", "/static/css/app.css", "/static/js/calendar.js"):
+        response = Client().get(path, secure=True)
+        assert response.status_code == 200, path
+        assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'", path
+        assert response["X-Frame-Options"] == "DENY" and "camera=()" in response["Permissions-Policy"], path
+        assert response["X-Content-Type-Options"] == "nosniff", path
+
+
+def test_the_language_cookie_is_secure_and_kept_from_scripts(production, client, settings):
+    settings.LANGUAGE_COOKIE_SECURE = True  # as DEBUG=false over HTTPS sets it
+    client.get("/", secure=True)
+    response = client.post("/i18n/setlang/", {"language": "hi", "next": "/"}, secure=True)
+    cookie = response.cookies[settings.LANGUAGE_COOKIE_NAME]
+    assert cookie.value == "hi" and cookie["secure"] and cookie["httponly"] and cookie["samesite"] == "Lax"
