@@ -24,6 +24,7 @@ from bookings.models import Clinic, WaitlistEntry, WaitlistToken
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import waitlist_token_get
 from bookings.views import LINK_PROBLEM_TITLES, private_page, speak_as_booked, wait_text
+from bookings.wizard import back_to_run_url
 
 
 def _initial(request: HttpRequest) -> dict[str, object]:
@@ -48,6 +49,10 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
         "horizon_days": settings.BOOKING_HORIZON_DAYS,
         # Read only when no kind of session can be booked, to say whom to contact instead.
         "clinic": SimpleLazyObject(Clinic.load),
+        # "Back" to the booking the client came from, as they left it (kept by the form's address).
+        "back_url": back_to_run_url(request.GET.get("run", "")),
+        "form_action": reverse("bookings:waitlist_join")
+        + (f"?{urlencode({'run': request.GET['run'][:64]})}" if request.GET.get("run") else ""),
     }
     if request.method != "POST":
         return render(request, "bookings/waitlist_join.html", context)

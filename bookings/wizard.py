@@ -407,16 +407,24 @@ def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
         "values": values,
         "session_types": lists["session_types"],
         "modes": [(m, Mode(m).label) for m in (session_type.modes if session_type else Mode.values)],
-        "waitlist_url": _waitlist_url(values),
+        "waitlist_url": _waitlist_url(values, run=step.key),
         # Read only when no session type is offered: the step then gives the clinic's phone and email.
         "clinic": SimpleLazyObject(Clinic.load),
     }
 
 
-def _waitlist_url(values: dict[str, str]) -> str:
-    """ "Join the waitlist", carrying the choices made so far (the form checks them)."""
-    query = {k: values[k] for k in ("session_type", "mode", "counsellor") if values.get(k)}
-    return reverse("bookings:waitlist_join") + (f"?{urlencode(query)}" if query else "")
+def _waitlist_url(values: dict[str, str], *, run: str) -> str:
+    """ "Join the waitlist", carrying the choices made so far (the form checks them) and the
+    run, for its "Back" to return to."""
+    query = {k: values[k] for k in ("session_type", "mode", "counsellor") if values.get(k)} | {"run": run}
+    return f"{reverse('bookings:waitlist_join')}?{urlencode(query)}"
+
+
+def back_to_run_url(run: str) -> str:
+    """The wizard's first step of the run `run` (from a link back to it), or a new run's."""
+    if not run or len(run) > 64 or not run.replace("-", "").replace("_", "").isalnum():
+        return reverse("bookings:wizard")
+    return _step_url(run, "session")
 
 
 def _filters(values: dict[str, str], lists: dict[str, Any]) -> dict[str, Any]:

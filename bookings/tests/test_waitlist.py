@@ -7,6 +7,8 @@ import itertools
 import re
 from collections import Counter
 from datetime import timedelta
+from html import unescape
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core import mail
@@ -82,6 +84,13 @@ def test_the_wizard_offers_the_waitlist_when_no_time_fits(client, session_type, 
     html = client.get(response["Location"]).content.decode()
     assert "There are no free times" in html and "Join the waitlist" in html
     assert "/waitlist/?session_type=" in html
+    # Its "Back" returns to the booking as the client left it, not to a new one.
+    run = parse_qs(urlsplit(response["Location"]).query)["run"][0]
+    link = unescape(re.search(r'href="(/waitlist/\?[^"]+)"', html).group(1))
+    page = client.get(link).content.decode()
+    assert f'href="/book/?run={run}&amp;step=session"' in page
+    assert f'action="/waitlist/?run={run}"' in page
+    assert 'href="/book/"' in client.get("/waitlist/?run=../../etc").content.decode()  # no such run: a new one
 
 
 def test_joining_needs_the_email_confirmed_then_starts_waiting(client, session_type, counsellor):
