@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
-from django.db.models.functions import Cast, Lower
+from django.db.models.functions import Cast, Coalesce, Lower
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -364,6 +364,13 @@ class Booking(models.Model):
             ),
             models.CheckConstraint(condition=Q(ack_id__regex=ACK_REGEX), name="booking_ack_id_format"),
             models.CheckConstraint(condition=Q(mode__in=Mode.values), name="booking_mode_valid"),
+            # A time reserved and waiting for its payment has a time to pay by: without it the
+            # expiry sweep would never release it.
+            models.CheckConstraint(
+                condition=~Q(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))
+                | Q(approved_at__isnull=False, payment_due_at__isnull=False),
+                name="booking_awaiting_payment_has_due",
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="booking_status_created"),
@@ -477,16 +484,19 @@ class BookingEvent(models.Model):
         return f"{self.booking_id}: {self.from_status or '-'} -> {self.to_status or '-'}"
 
 
+class LinkPurpose(models.TextChoices):
+    VERIFY = "verify", "Verify email"
+    MANAGE = "manage", "Booking page"
+    CANCEL = "cancel", "Confirm cancellation"
+    ERASE = "erase", "Confirm erasure"
+    EXPORT = "export", "Data export"
+    RESCHEDULE = "reschedule", "Confirm a move to another time"
+
+
 class LinkToken(models.Model):
     """A secret in an emailed link. Only its SHA-256 is stored."""
 
-    class Purpose(models.TextChoices):
-        VERIFY = "verify", "Verify email"
-        MANAGE = "manage", "Booking page"
-        CANCEL = "cancel", "Confirm cancellation"
-        ERASE = "erase", "Confirm erasure"
-        EXPORT = "export", "Data export"
-        RESCHEDULE = "reschedule", "Confirm a move to another time"
+    Purpose = LinkPurpose  # at module level, so that the constraints in Meta can name it
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="tokens")
     purpose = models.CharField(max_length=10, choices=Purpose.choices)
@@ -506,27 +516,34 @@ class LinkToken(models.Model):
                 condition=Q(purpose="reschedule", slot__isnull=False)
                 | (~Q(purpose="reschedule") & Q(slot__isnull=True)),
                 name="token_slot_only_for_reschedule",
-            )
+            ),
+            models.CheckConstraint(condition=Q(purpose__in=LinkPurpose.values), name="token_purpose_valid"),
         ]
 
     def __str__(self) -> str:
         return f"{self.purpose} token for booking {self.booking_id}"
 
 
-class Payment(models.Model):
-    class State(models.TextChoices):
-        CREATED = "created", "Created"
-        PENDING = "pending", "Pending"
-        CONFIRMED = "confirmed", "Confirmed"
-        FAILED = "failed", "Failed"
-        REFUNDED = "refunded", "Refunded"
-        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+class PaymentState(models.TextChoices):
+    CREATED = "created", "Created"
+    PENDING = "pending", "Pending"
+    CONFIRMED = "confirmed", "Confirmed"
+    FAILED = "failed", "Failed"
+    REFUNDED = "refunded", "Refunded"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
 
-    class RefundState(models.TextChoices):
-        NONE = "", "No refund"
-        PENDING = "pending", "Refund started"
-        PROCESSED = "processed", "Refunded"
-        FAILED = "failed", "Refund failed"
+
+class RefundState(models.TextChoices):
+    NONE = "", "No refund"
+    PENDING = "pending", "Refund started"
+    PROCESSED = "processed", "Refunded"
+    FAILED = "failed", "Refund failed"
+
+
+class Payment(models.Model):
+    # Its choices are at module level, so that the constraints in Meta can name them.
+    State = PaymentState
+    RefundState = RefundState
 
     booking = models.ForeignKey(Booking, on_delete=models.PROTECT, related_name="payments")
     provider = models.CharField(max_length=20)
@@ -568,6 +585,18 @@ class Payment(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["booking"], condition=Q(status="confirmed"), name="payment_one_confirmed_per_booking"
+            ),
+            models.CheckConstraint(condition=Q(status__in=PaymentState.values), name="payment_status_valid"),
+            models.CheckConstraint(
+                condition=Q(refund_status__in=RefundState.values), name="payment_refund_status_valid"
+            ),
+            # Never more back than was taken (or, before the money arrived, asked for).
+            models.CheckConstraint(
+                condition=Q(refunded_amount__lte=Coalesce("captured_amount", "amount")),
+                name="payment_refund_within_captured",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_earlier__lte=F("refunded_amount")), name="payment_refunded_earlier_counted"
             ),
         ]
 
@@ -801,18 +830,21 @@ class DailySummary(models.Model):
         return f"summary for {self.counsellor} on {self.day}"
 
 
+class WaitlistState(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OFFERED = "offered", "Offered a time"
+    BOOKED = "booked", "Booked"
+    EXPIRED = "expired", "Expired"
+    LEFT = "left", "Left the waitlist"
+    CLOSED = "closed", "Ended: can no longer be offered"
+
+
 class WaitlistEntry(models.Model):
     """A client waiting for a time to free up: for a kind of session, a counsellor (or any)
     and a range of days. Personal data (name, email): deleted when unverified, and kept no
     longer than the entry is useful (see services.waitlist_expire)."""
 
-    class State(models.TextChoices):
-        WAITING = "waiting", "Waiting"
-        OFFERED = "offered", "Offered a time"
-        BOOKED = "booked", "Booked"
-        EXPIRED = "expired", "Expired"
-        LEFT = "left", "Left the waitlist"
-        CLOSED = "closed", "Ended: can no longer be offered"
+    State = WaitlistState  # at module level, so that the constraints in Meta can name it
 
     client_name = models.CharField(max_length=120)
     email = models.EmailField(max_length=254, help_text="Normalised: trimmed and lower-case.")
@@ -835,6 +867,7 @@ class WaitlistEntry(models.Model):
             models.CheckConstraint(condition=Q(date_to__gte=F("date_from")), name="waitlist_range_valid"),
             models.CheckConstraint(condition=Q(email=Lower("email")), name="waitlist_email_normalised"),
             models.CheckConstraint(condition=Q(mode__in=Mode.values), name="waitlist_mode_valid"),
+            models.CheckConstraint(condition=Q(status__in=WaitlistState.values), name="waitlist_status_valid"),
         ]
         indexes = [models.Index(fields=["status", "date_from", "date_to"], name="waitlist_status_range")]
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import DataError, IntegrityError, connection, transaction
+from django.utils import timezone
 
 from bookings.models import Booking, Counsellor, SessionType, Slot, Status
 from bookings.services import ack_id_new, booking_transition, slot_create
@@ -127,7 +128,8 @@ def test_transition_maps_the_slot_constraint_to_a_clear_error(make_booking, slot
     make_booking(Status.APPROVED, slot=slot)
     pending = make_booking(Status.PENDING, counsellor=slot.counsellor)
     with pytest.raises(SlotUnavailable):
-        booking_transition(booking=pending, to=Status.APPROVED, actor="staff", changes={"slot": slot})
+        changes = {"slot": slot, "approved_at": timezone.now(), "payment_due_at": timezone.now() + timedelta(days=1)}
+        booking_transition(booking=pending, to=Status.APPROVED, actor="staff", changes=changes)
     assert Booking.objects.get(pk=pending.pk).status == Status.PENDING
 
 
@@ -225,3 +227,47 @@ def test_a_counsellor_added_by_the_release_before_the_hindi_profile_gets_empty_h
     added = Counsellor.objects.get(slug="old-release")
     assert (added.title_hi, added.approach_hi, added.bio_hi) == ("", "", "")
     assert added.shown_title == "Psychologist"
+
+
+def _refused(queryset, **changes) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic():
+        queryset.update(**changes)
+
+
+@pytest.mark.parametrize("field", ["approved_at", "payment_due_at"])
+@pytest.mark.parametrize("status", [Status.APPROVED, Status.PAYMENT_PENDING])
+def test_a_time_awaiting_payment_has_a_time_to_pay_by(make_booking, counsellor, status, field):
+    """Without it the expiry sweep would never release the time."""
+    booking = make_booking(status, counsellor=counsellor)
+    _refused(Booking.objects.filter(pk=booking.pk), **{field: None})
+    Booking.objects.filter(pk=booking.pk).update(status=Status.CANCELLED, **{field: None})  # once it ends, no need
+
+
+def test_payments_and_links_hold_only_their_own_states_and_never_refund_more_than_was_taken(make_booking, counsellor):
+    from bookings.models import LinkToken, Payment, WaitlistEntry
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    payment = Payment.objects.create(
+        booking=booking, provider="sandbox", amount=150000, currency="INR", captured_amount=160000
+    )
+    payments = Payment.objects.filter(pk=payment.pk)
+    _refused(payments, status="bogus")
+    _refused(payments, refund_status="bogus")
+    _refused(payments, refunded_amount=160001)
+    payments.update(refunded_amount=160000)  # all that was taken, more than was asked for
+    _refused(payments, refunded_earlier=160001)
+    Payment.objects.filter(pk=payment.pk).update(captured_amount=None, refunded_amount=0)
+    _refused(payments, refunded_amount=150001)  # before the money arrived: what was asked for
+    link = LinkToken.objects.create(
+        booking=booking, purpose="manage", token_hash="0" * 64, expires_at=timezone.now() + timedelta(days=1)
+    )
+    _refused(LinkToken.objects.filter(pk=link.pk), purpose="bogus")
+    entry = WaitlistEntry.objects.create(
+        client_name="W",
+        email="w@example.com",
+        session_type=booking.session_type,
+        mode="online",
+        date_from=timezone.localdate(),
+        date_to=timezone.localdate(),
+    )
+    _refused(WaitlistEntry.objects.filter(pk=entry.pk), status="bogus")

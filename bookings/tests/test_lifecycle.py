@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from bookings.errors import TransitionNotAllowed
 from bookings.lifecycle import TRANSITIONS, allowed_targets
@@ -23,9 +25,15 @@ WRONG_ACTOR = [
 
 
 def _changes_for(booking: Booking, to: str) -> dict:
+    """What the service making the move saves with it: the reserved time, and (on approval)
+    the time to pay by."""
     if to in SLOTTED_STATUSES and booking.slot_id is None:
         start = next_weekday_at(15, days_ahead=6)
-        return {"slot": Slot.objects.create(counsellor=booking.counsellor, start=start, end=start.replace(hour=16))}
+        return {
+            "slot": Slot.objects.create(counsellor=booking.counsellor, start=start, end=start.replace(hour=16)),
+            "approved_at": timezone.now(),
+            "payment_due_at": timezone.now() + timedelta(hours=24),
+        }
     return {}
 
 

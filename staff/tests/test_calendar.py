@@ -383,6 +383,7 @@ def test_feed_answers_a_month_in_constant_queries_with_ten_thousand_bookings(
                 mode=Mode.ONLINE,
                 amount=100,
                 approved_at=timezone.now(),
+                payment_due_at=timezone.now() + timedelta(days=2),
             )
             for i, slot in enumerate(slots)
         ],
