@@ -33,7 +33,7 @@ from bookings.models import (
     WaitlistToken,
 )
 from bookings.services.transitions import _check_mode, email_normalise
-from bookings.tokens import waitlist_token_claim, waitlist_token_create
+from bookings.tokens import REPEAT_PRESS, waitlist_token_claim, waitlist_token_create
 
 logger = logging.getLogger(__name__)
 
@@ -187,17 +187,23 @@ def waitlist_join(
             field="date_to",
         )
     _check_mode(session_type=session_type, mode=mode, counsellor=counsellor)
+    choices = {
+        "email": email_normalise(email),
+        "session_type": session_type,
+        "mode": mode,
+        "counsellor": counsellor,
+        "date_from": date_from,
+        "date_to": date_to,
+    }
+    # The button pressed twice (a double click, a form sent again): the first press's
+    # email is on its way, and a second place would be offered every time twice.
+    pressed = WaitlistEntry.objects.filter(
+        **choices, verified_at__isnull=True, created_at__gt=timezone.now() - REPEAT_PRESS
+    ).first()
+    if pressed is not None:
+        return pressed
     with transaction.atomic():
-        entry = WaitlistEntry.objects.create(
-            client_name=client_name.strip(),
-            email=email_normalise(email),
-            session_type=session_type,
-            mode=mode,
-            counsellor=counsellor,
-            date_from=date_from,
-            date_to=date_to,
-            language=language,
-        )
+        entry = WaitlistEntry.objects.create(client_name=client_name.strip(), language=language, **choices)
         raw = waitlist_token_create(
             entry=entry,
             purpose=WaitlistToken.Purpose.VERIFY,

@@ -98,24 +98,25 @@ def test_joining_needs_the_email_confirmed_then_starts_waiting(client, session_t
     html = page.content.decode()
     assert page.status_code == 200 and f'<option value="{counsellor.pk}" selected>' in html
     today = timezone.localdate()
-    response = client.post(
-        "/waitlist/",
-        {
-            "client_name": "Meera",
-            "email": " Meera@Example.com ",
-            "session_type": session_type.pk,
-            "mode": "online",
-            "counsellor": counsellor.pk,
-            "date_from": (today + timedelta(days=2)).isoformat(),
-            "date_to": (today + timedelta(days=20)).isoformat(),
-        },
-    )
+    first_press = {
+        "client_name": "Meera",
+        "email": " Meera@Example.com ",
+        "session_type": session_type.pk,
+        "mode": "online",
+        "counsellor": counsellor.pk,
+        "date_from": (today + timedelta(days=2)).isoformat(),
+        "date_to": (today + timedelta(days=20)).isoformat(),
+    }
+    response = client.post("/waitlist/", first_press)
     assert response.status_code == 303 and response["Location"] == "/waitlist/sent/"
     # A page of its own: reloaded, or read in another language, it joins nobody again.
     for _ in range(2):
         sent = client.get(response["Location"])
         assert sent.status_code == 200 and "Check your email" in sent.content.decode()
     assert len(mail.outbox) == 1
+    # The button pressed twice (a double click): one place, one email.
+    again = client.post("/waitlist/", first_press)
+    assert again.status_code == 303 and WaitlistEntry.objects.count() == 1 and len(mail.outbox) == 1
     entry = WaitlistEntry.objects.get()
     assert entry.email == "meera@example.com" and entry.verified_at is None
     link = link_in_last_email("/waitlist/verify/")
