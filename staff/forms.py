@@ -173,6 +173,9 @@ EMAIL_INVALID = "Enter an email address in the correct format, like name@example
 
 # Bookings with no time yet come last either way, on every database (SQLite puts NULL first,
 # PostgreSQL last); names alphabetically whatever their case.
+# The list's status filter for reserved times not paid yet: approved, or a payment under way.
+AWAITING_PAYMENT = "awaiting_payment"
+
 SORTS = {
     "newest": ("Newest request first", ["-created_at", "-id"]),
     "oldest": ("Oldest request first", ["created_at", "id"]),
@@ -206,7 +209,12 @@ class BookingFilterForm(forms.Form):
         required=False,
         error_messages={"invalid_choice": "Choose a status from the list."},
         choices=Pairs(
-            [("", "All statuses"), ("active", "All active"), *[c for c in Status.choices if c[0] != Status.DRAFT]]
+            [
+                ("", "All statuses"),
+                ("active", "All active"),
+                (AWAITING_PAYMENT, "Waiting for payment"),
+                *[c for c in Status.choices if c[0] != Status.DRAFT],
+            ]
         ),
     )
     # Plain choices built from lists read once: validating them costs no extra query.

@@ -58,7 +58,7 @@ from bookings.selectors import (
     slots_free_for_staff,
 )
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
-from staff.forms import SORTS
+from staff.forms import AWAITING_PAYMENT, SORTS
 from staff.models import AccountEvent, CalendarSubscription, SetupLink, User
 from staff.permissions import (
     bookings_for,
@@ -127,6 +127,8 @@ def _filter(
     """`qs` (one of the above, already scoped) filtered and sorted: each filter given applies."""
     if status == "active":
         qs = qs.filter(status__in=ACTIVE_STATUSES)
+    elif status == AWAITING_PAYMENT:
+        qs = qs.filter(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))
     elif status:
         qs = qs.filter(status=status)
     if counsellor:
@@ -216,16 +218,17 @@ _LIST_PLACEHOLDERS: dict[str, Any] = {
 
 
 @lru_cache(maxsize=128)
-def _list_query(role: str, filtered: frozenset[str], *, active: bool, sort: str, limit: int) -> CompiledQuery:
+def _list_query(role: str, filtered: frozenset[str], *, group: str, sort: str, limit: int) -> CompiledQuery:
     """The list's first `limit` rows for a member of staff with `role`, filtered by the filters
-    named in `filtered` (all but the search) with `active` for "All active", and sorted by
+    named in `filtered` (all but the search) with `group` for a status filter of several
+    statuses ("All active", "Waiting for payment"), and sorted by
     `sort`: scoped by staff.permissions.bookings_for as for such a member, built and compiled
     once (mindsettler/compiled.py; building and compiling the query took longer than the
     database takes to answer it). The filters' values and the member's id (where the scope
     names it) are values of each call."""
 
     def build(member_id: int = 0, **values: Any) -> QuerySet[Booking]:
-        status = "active" if active else values.pop("status", None)
+        status = group or values.pop("status", None)
         scoped = bookings_for(scope_stand_in(role, member_id), _LIST_ROWS)
         return _filter(scoped, sort=sort, status=status, **values)[:limit]
 
@@ -246,10 +249,8 @@ def booking_list_rows(*, user: Any, filters: dict[str, Any], offset: int, limit:
     if offset or "q" in criteria or not is_staff_member(user):
         return list(_filter(bookings_for(user, _LIST_ROWS), **criteria)[offset : offset + limit])
     sort = criteria.pop("sort")
-    active = criteria.get("status") == "active"
-    if active:
-        del criteria["status"]
-    query = _list_query(user.role, frozenset(criteria), active=active, sort=sort, limit=limit)
+    group = criteria.pop("status") if criteria.get("status") in ("active", AWAITING_PAYMENT) else ""
+    query = _list_query(user.role, frozenset(criteria), group=group, sort=sort, limit=limit)
     if "member_id" in query.placeholders:
         criteria["member_id"] = user.pk
     return query(**criteria)
@@ -284,6 +285,14 @@ def dashboard(*, user: Any, own: Counsellor | None, today: date | None = None) -
         .order_by("slot__start")
     )
     today_end = day_bounds(today)[1]
+    awaiting = Q(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))
+    waiting_payment = list(
+        visible.filter(awaiting).select_related("slot", "session_type", "counsellor").order_by("payment_due_at")[:20]
+    )
+    # How many of each the lists above show at most 20 of, in one query.
+    counts = visible.filter(Q(status=Status.PENDING) | awaiting).aggregate(
+        review=Count("pk", filter=Q(status=Status.PENDING)), payment=Count("pk", filter=awaiting)
+    )
     return {
         "today": [b for b in sessions if b.slot.start < today_end],
         "tomorrow": [b for b in sessions if b.slot.start >= today_end],
@@ -293,12 +302,9 @@ def dashboard(*, user: Any, own: Counsellor | None, today: date | None = None) -
             .annotate(preferred_slot_taken=preferred_slot_taken())
             .order_by("created_at")[:20]
         ),
-        "waiting_review_count": visible.filter(status=Status.PENDING).count(),
-        "waiting_payment": list(
-            visible.filter(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))
-            .select_related("slot", "session_type", "counsellor")
-            .order_by("payment_due_at")[:20]
-        ),
+        "waiting_review_count": counts["review"],
+        "waiting_payment": waiting_payment,
+        "waiting_payment_count": counts["payment"],
         # Not a booking's first event, "draft by client": a request nobody may act on until its
         # client confirms their email (the list never shows drafts), and most of them never do.
         "activity": list(
@@ -430,16 +436,18 @@ def emails_given_up(*, user: Any, days: int = 30, limit: int = 20) -> list[dict[
     )
 
 
-def payments_needing_attention(*, user: Any, limit: int = 20) -> list[dict[str, Any]]:
-    """For administrators: payments whose alert nobody has dealt with yet, oldest first, with
-    their booking. One query; none for others."""
+def payments_needing_attention(*, user: Any, limit: int = 20) -> tuple[list[dict[str, Any]], int]:
+    """For administrators: the first `limit` payments whose alert nobody has dealt with yet,
+    oldest first, with their booking, and how many there are. None for others."""
     if not is_administrator(user):
-        return []
-    return list(
-        Payment.objects.exclude(needs_attention="")
-        .order_by("updated_at", "pk")
-        .values("pk", "needs_attention", "updated_at", "booking_id", "booking__ack_id")[:limit]
+        return [], 0
+    alerts = Payment.objects.exclude(needs_attention="")
+    shown = list(
+        alerts.order_by("updated_at", "pk").values(
+            "pk", "needs_attention", "updated_at", "booking_id", "booking__ack_id"
+        )[:limit]
     )
+    return shown, (len(shown) if len(shown) < limit else alerts.count())
 
 
 def counsellor_left(*, user: Any, limit: int = 20) -> dict[str, Any]:

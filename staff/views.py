@@ -141,7 +141,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user, own=own)
     data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
-    data["payments_attention"] = selectors.payments_needing_attention(user=request.user)
+    data["payments_attention"], data["payments_attention_count"] = selectors.payments_needing_attention(
+        user=request.user
+    )
     data["online_without_link"] = selectors.online_without_link(user=request.user)
     data.update(selectors.counsellor_left(user=request.user))
     data.update(selectors.sessions_to_record(user=request.user))

@@ -1420,3 +1420,28 @@ def test_cancelling_a_paid_session_says_the_money_is_going_back(admin_client, co
     html = response.content.decode()
     assert f"Cancelled. The client has been emailed. {money(booking.amount)} is being refunded to them." in html
     assert ("Recorded as a late cancellation (inside 24 hours)." in html) is late
+
+
+def test_the_dashboard_says_when_it_shows_only_some_of_the_bookings_waiting_for_payment_and_the_alerts(
+    admin_client, counsellor, make_booking
+):
+    """Twenty of each are listed: the rest are counted, and those waiting for payment are a
+    filter of the booking list away (the newest alerts come into view as the oldest are settled)."""
+    from bookings.models import Payment
+
+    waiting = [
+        make_booking(Status.APPROVED if n % 2 else Status.PAYMENT_PENDING, counsellor=counsellor) for n in range(21)
+    ]
+    for booking in waiting:
+        Payment.objects.create(
+            booking=booking, provider="sandbox", amount=booking.amount, currency="INR", needs_attention="Check it"
+        )
+    make_booking(Status.CONFIRMED, counsellor=counsellor)
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert (
+        '<a href="/staff/bookings/?status=awaiting_payment&amp;sort=session">All 21 bookings waiting for payment</a>'
+        in html
+    )
+    assert "Oldest first: the 20 oldest of 21; the others show as these are settled." in html
+    listed = admin_client.get(reverse("staff:booking_list"), {"status": "awaiting_payment", "per_page": 50})
+    assert len(set(re.findall(r"MS-[A-Z0-9]{6}", listed.content.decode()))) == 21
