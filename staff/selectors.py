@@ -571,6 +571,15 @@ def month_report(*, user: Any, month: date) -> dict[str, Any]:
     # Captured: the provider named the payment it took (bookings.services.payment_confirm);
     # what it took is captured_amount, or the amount asked for on rows older than that field
     # (payment_captured_amount).
+    # Refunded, started or done: a refund decided and not taken on by the provider yet (its
+    # task has not run, or the provider was down) is counted in full, as it is once taken on.
+    refunded = Case(
+        When(
+            Q(refund_status=Payment.RefundState.PENDING, provider_refund_id=""),
+            then=Coalesce("captured_amount", "amount"),
+        ),
+        default=F("refunded_amount"),
+    )
     money = (
         Payment.objects.filter(booking__in=in_month.values("pk"))
         .exclude(provider_payment_id="")
@@ -578,7 +587,7 @@ def month_report(*, user: Any, month: date) -> dict[str, Any]:
         .values(of=F("booking__slot__counsellor_id"))
         .annotate(
             received=Coalesce(Sum(Coalesce("captured_amount", "amount")), 0),
-            refunded=Coalesce(Sum("refunded_amount"), 0),
+            refunded=Coalesce(Sum(refunded), 0),
         )
     )
     found: dict[int, dict[str, Any]] = {}

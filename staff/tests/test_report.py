@@ -300,3 +300,23 @@ def test_the_csv_keeps_a_name_from_being_run_as_a_formula(admin_client, counsell
     counsellor.save()
     rows = list(csv.reader(io.StringIO(admin_client.get(reverse("staff:report_export")).content.decode())))
     assert rows[1][1] == "'=HYPERLINK(1)"
+
+
+def test_a_refund_decided_and_not_yet_taken_on_counts_as_refunded(admin_user, counsellor, make_booking):
+    """Its task has not run yet, or the provider is down: the column is "started or done", and
+    the month's net must not count money on its way back to the client."""
+    from bookings.services import booking_cancel, payment_confirm, payment_start
+
+    start = timezone.now() + timedelta(days=3)
+    booking = make_booking(
+        Status.APPROVED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    )
+    payment = payment_start(booking_id=booking.pk)
+    payment_confirm(
+        payment_id=payment.pk, provider_payment_id="pay_1", amount=booking.amount, currency="INR", raw={}, source="t"
+    )
+    booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Clinic closed")  # no commit
+    payment.refresh_from_db()
+    assert (payment.refund_status, payment.provider_refund_id, payment.refunded_amount) == ("pending", "", 0)
+    [row] = [r for r in month_report(user=admin_user, month=timezone.localdate(start))["rows"] if r["received"]]
+    assert (row["received"], row["refunded"], row["net"]) == (booking.amount, booking.amount, 0)
