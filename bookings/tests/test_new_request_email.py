@@ -109,3 +109,24 @@ def test_the_request_email_says_when_the_time_asked_for_was_taken_meanwhile(
     (email,) = staff_emails()
     for body in (email.body_text, email.body_html):
         assert "with Asha Menon (since taken by another booking: offer another time)" in body
+
+
+def test_the_request_email_says_when_the_time_asked_for_was_withdrawn_meanwhile(
+    session_type, counsellor, admin_user, slot, oncommit
+):
+    """The time is gone from the booking (the slot deleted): not "no time yet; their preferred
+    days are in the portal", which the client did not give."""
+    booking = submit(session_type=session_type, counsellor=counsellor, preferred_slot=slot, oncommit=oncommit)
+    services.slot_delete(slot_id=slot.pk)
+    verify(booking, oncommit=oncommit)
+    (email,) = staff_emails()
+    for body in (email.body_text, email.body_html):
+        assert "Asked for: a time no longer offered (offer another time)" in body
+        assert "preferred days" not in body
+
+
+def test_the_request_email_points_to_preferred_days_only_when_there_are_some(session_type, admin_user, oncommit):
+    submit_and_verify(session_type=session_type, oncommit=oncommit)  # "Weekday evenings", no time
+    (email,) = staff_emails()
+    assert "Asked for: no time yet; their preferred days are in the portal" in email.body_text
+    assert OWN_WORDS not in email.body_text and "Weekday evenings" not in email.body_text

@@ -11,6 +11,7 @@ import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
@@ -499,3 +500,15 @@ def test_the_dashboard_lists_administrators_the_open_bookings_of_a_counsellor_wh
     services.booking_reschedule(booking_id=session.pk, slot_id=slot.pk, actor=Actor.STAFF, user=admin_user)
     card = left_card(admin_client.get(reverse("staff:dashboard")).content.decode())
     assert session.ack_id not in card and request.ack_id in card
+
+
+@pytest.mark.parametrize(
+    ("role", "said"), [("administrator", "as an administrator."), ("counsellor", "as a counsellor.")]
+)
+def test_the_invitation_names_the_role_in_good_english(admin_user, oncommit, role, said):
+    from staff.services import staff_invite
+
+    with oncommit():
+        staff_invite(email="new@example.com", role=role, name="New Person", invited_by=admin_user)
+    (message,) = [m for m in mail.outbox if m.to == ["new@example.com"]]
+    assert f"staff portal {said}" in message.body
