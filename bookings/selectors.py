@@ -398,7 +398,8 @@ def preferred_slot_read(booking: Booking) -> None:
 
 def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime | None = None) -> str:
     """Why a request can no longer have the time its client chose, if it cannot: "taken" (staff
-    gave it to another booking), "withdrawn" (the clinic removed it or blocked it off) or, with
+    gave it to another booking), "withdrawn" (the clinic removed it or blocked it off, or its
+    counsellor left) or, with
     `notice`, "too_soon" (it now starts within BOOKING_MIN_NOTICE_HOURS, too soon for a client
     to ask for it online; staff may still approve it); "" if it still can, or no time was
     chosen. Asked when the client confirms their email (drafts hold no slot, so anything may
@@ -414,7 +415,8 @@ def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime
     slot = booking.preferred_slot
     if getattr(slot, "taken", False):
         return "taken"
-    if getattr(slot, "blocked", False):
+    if getattr(slot, "blocked", False) or not slot.counsellor.is_active:
+        # Blocked off, or its counsellor has left (or is hidden): nobody can approve it.
         return "withdrawn"
     if notice and slot.start < (now or timezone.now()) + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS):
         return "too_soon"

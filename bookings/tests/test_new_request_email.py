@@ -130,3 +130,17 @@ def test_the_request_email_points_to_preferred_days_only_when_there_are_some(ses
     (email,) = staff_emails()
     assert "Asked for: no time yet; their preferred days are in the portal" in email.body_text
     assert OWN_WORDS not in email.body_text and "Weekday evenings" not in email.body_text
+
+
+def test_a_time_with_a_counsellor_who_has_left_is_no_longer_offered(
+    session_type, counsellor, admin_user, slot, oncommit
+):
+    """Deactivated between the client's choosing and confirming: approving into that time is
+    refused, so the administrators (told in the counsellor's place) are told to offer another."""
+    booking = submit(session_type=session_type, counsellor=counsellor, preferred_slot=slot, oncommit=oncommit)
+    type(counsellor).objects.filter(pk=counsellor.pk).update(is_active=False)
+    type(counsellor.user).objects.filter(pk=counsellor.user_id).update(is_active=False)
+    verify(booking, oncommit=oncommit)
+    (email,) = staff_emails()
+    assert email.to == admin_user.email
+    assert "with Asha Menon (no longer offered: offer another time)" in email.body_text
