@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch, Q, QuerySet
 from django.forms import BoundField
 from django.http import (
     Http404,
@@ -1552,13 +1552,22 @@ def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResp
 @staff_required
 def availability_hours_delete(request: HttpRequest, counsellor_id: int, hours_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    removed, _ = WeeklyHours.objects.filter(counsellor=counsellor, pk=hours_id).delete()
-    message = (
-        "Working hours removed. Slots already published stay."
-        if removed
-        else "Those working hours had already been removed."
+    return _availability_removed(
+        request,
+        counsellor,
+        WeeklyHours.objects.filter(counsellor=counsellor, pk=hours_id),
+        ("Working hours removed. Slots already published stay.", "Those working hours had already been removed."),
+        section="hours",
     )
-    return _availability_done(request, counsellor, message, section="hours")
+
+
+def _availability_removed(
+    request: HttpRequest, counsellor: Counsellor, row: QuerySet, said: tuple[str, str], *, section: str
+) -> HttpResponse:
+    """Remove `row` (the counsellor's own, or nothing) and say so: `said` is what to say if it
+    was removed, and if it had gone already (a second click, a colleague on the same page)."""
+    removed, _ = row.delete()
+    return _availability_done(request, counsellor, said[0] if removed else said[1], section=section)
 
 
 @_form_address("staff:availability", "counsellor_id")
@@ -1646,13 +1655,13 @@ def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpRe
 @staff_required
 def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    removed, _ = BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id).delete()
-    message = (
-        "Blocked period removed. Generate slots to fill it again."
-        if removed
-        else "That blocked period had already been removed."
+    return _availability_removed(
+        request,
+        counsellor,
+        BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id),
+        ("Blocked period removed. Generate slots to fill it again.", "That blocked period had already been removed."),
+        section="blocked",
     )
-    return _availability_done(request, counsellor, message, section="blocked")
 
 
 @_form_address("staff:availability", "counsellor_id")
