@@ -7,6 +7,7 @@ radios) written in Python by bookings/templatetags/slot_picker.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -28,12 +29,20 @@ DAYS_PER_PAGE = 7
 
 
 def slot_picker(
-    *, session_type: SessionType | None, counsellor: Counsellor | None, mode: str | None, day: str, chosen: str
+    *,
+    session_type: SessionType | None,
+    counsellor: Counsellor | None,
+    mode: str | None,
+    day: str,
+    chosen: str,
+    offered: Sequence[SessionType] = (),
 ) -> dict[str, Any]:
     """The picker's context: a page of days with free times, the free times of one `day`
-    (or of the first day with free times, if that one has none), and the `chosen` slot."""
+    (or of the first day with free times, if that one has none), and the `chosen` slot.
+    `offered`: the session types a client may choose from, when none is chosen yet: only
+    times that can hold one of them are shown (as the chatbot's API offers them)."""
     filters = {"session_type": session_type, "counsellor": counsellor, "mode": mode}
-    days, shown, times = free_days_and_times(**filters, day=_parse_day(day), chosen=chosen)
+    days, shown, times = free_days_and_times(**filters, day=_parse_day(day), chosen=chosen, offered=offered)
     chosen_elsewhere: Slot | None = None
     notice = ""
     if chosen and not any(str(t["slot"].pk) == chosen for t in times):
@@ -71,6 +80,7 @@ def free_days_and_times(
     mode: str | None,
     day: date | None,
     chosen: str = "",
+    offered: Sequence[SessionType] = (),
 ) -> tuple[list[date], date | None, list[dict[str, Any]]]:
     """The days (in the clinic's zone) with at least one slot free for a client (of the
     session type, counsellor and mode given: selectors.slots_free_for_client); the day to show:
@@ -86,7 +96,9 @@ def free_days_and_times(
     values: dict[str, Any] = {"start": start, "end": end}
     if counsellor is not None:
         values["counsellor_id"] = counsellor.pk
-    shortest = tuple(selectors.shortest_by_mode([session_type]).items()) if session_type else None
+    # The times that can hold the session type chosen, or any of those offered.
+    kinds = [session_type] if session_type else offered
+    shortest = tuple(selectors.shortest_by_mode(kinds).items()) if kinds else None
     free = _free(shortest, mode, by_counsellor=counsellor is not None).sql(**values)
     candidates = _candidate_days()
     wanted = day or (candidates[0] if candidates else None)

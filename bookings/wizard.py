@@ -400,7 +400,9 @@ def _picker(step: Step, lists: dict[str, Any]) -> dict[str, Any]:
     values = step.stored()
     filters = _filters(values, lists)
     session_type = filters["session_type"]
-    picker = slot_picker(**filters, day=values.get("day", ""), chosen=values.get("slot", ""))
+    picker = slot_picker(
+        **filters, day=values.get("day", ""), chosen=values.get("slot", ""), offered=lists["session_types"]
+    )
     picker["picker_notice"] = step.run.get("notice", "") or picker["picker_notice"]
     return {
         **picker,

@@ -49,6 +49,17 @@ def test_book_starts_a_run_and_shows_the_free_times_of_the_first_day(client, ses
     assert page["Cache-Control"].startswith("max-age=0") and "no-store" in page["Cache-Control"]
 
 
+def test_before_a_kind_of_session_is_chosen_only_times_that_can_hold_one_are_shown(client, session_type, slot):
+    """A 20-minute slot fits no kind of session offered (50 and 80 minutes here): choosing it
+    could only be refused. As the chatbot's API, the picker leaves it out."""
+    SessionType.objects.create(name="Couples", slug="couples", duration_minutes=80, price=250000)
+    short = Slot.objects.create(
+        counsellor=slot.counsellor, start=slot.start - timedelta(hours=1), end=slot.start - timedelta(minutes=40)
+    )
+    html = client.get(client.get("/book/")["Location"]).content.decode()
+    assert f'id="slot-{slot.pk}"' in html and f'id="slot-{short.pk}"' not in html
+
+
 def test_a_browser_that_keeps_no_cookie_is_told_so_instead_of_redirected_for_ever(client, session_type, slot):
     """The answers live in the session: without its cookie, each fresh start would redirect
     to another (a browser stops with "too many redirects", a blank failure)."""
