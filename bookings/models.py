@@ -392,8 +392,16 @@ class Booking(models.Model):
     @property
     def join_url(self) -> str:
         """The link to join an online session: the booking's own, else its counsellor's room;
-        "" when neither is set (staff.selectors.online_without_link is the query form)."""
-        return self.meeting_url or (self.counsellor.meeting_url if self.counsellor else "")
+        "" when neither is set (staff.selectors.online_without_link is the query form), and ""
+        while its counsellor has left (their account deactivated): the room is theirs, as its
+        own link most likely is, until an administrator hands the session to another
+        counsellor (which clears its own link)."""
+        counsellor = self.counsellor
+        if counsellor is None:
+            return self.meeting_url
+        if counsellor.user_id is not None and not counsellor.user.is_active:
+            return ""
+        return self.meeting_url or counsellor.meeting_url
 
     @property
     def session_end(self) -> datetime | None:

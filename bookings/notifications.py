@@ -81,12 +81,18 @@ def cancel_confirmation(*, booking: Booking, raw_token: str) -> None:
 
 
 def on_transition(
-    *, booking: Booking, from_status: str, actor: str, user: object = None, client_asked: bool = False
+    *,
+    booking: Booking,
+    from_status: str,
+    actor: str,
+    user: object = None,
+    client_asked: bool = False,
+    counsellor_before_id: int | None = None,
 ) -> None:
     """The emails (if any) for a booking that has just moved from `from_status`, by `actor`
     (`user`, for staff; `client_asked`, staff acting on the client's request): the client's,
     and its counsellor's when a session of theirs is cancelled or approved into their time by
-    someone else."""
+    someone else. `counsellor_before_id`: the booking's counsellor before the move."""
     to = booking.status
     if to == Status.CANCELLED and from_status in SLOTTED_STATUSES and actor != Actor.SYSTEM:
         session_changed(booking=booking, change="cancelled", counsellor=booking.counsellor, actor=actor, user=user)
@@ -97,6 +103,9 @@ def on_transition(
         kind = "request_received"
         if actor == Actor.CLIENT:
             new_request(booking=booking)
+        elif from_status == Status.DRAFT:
+            # A request staff made for a client who phoned, to a counsellor other than themselves.
+            new_request(booking=booking, made_by=user)
     elif to == Status.APPROVED and from_status != Status.PAYMENT_PENDING:
         kind = "approved"
     elif to == Status.REJECTED:
@@ -137,6 +146,7 @@ def on_transition(
     # book again with the same choices. Staff's reason stays in the audit trail, never here.
     by_clinic = kind == "cancelled" and actor == Actor.STAFF and not client_asked
     again = selectors.book_again(booking) if by_clinic else None
+    asked = _counsellor_asked_for(booking, counsellor_before_id) if kind == "approved" else None
     email_queue(
         kind=kind,
         to=booking.email,
@@ -156,6 +166,8 @@ def on_transition(
             # Paid inside the cutoff (paying closes 12 hours before): no online cancellation.
             cancel_online=cancellation_open_for_client(booking=booking),
             join_link_ready=bool(booking.join_url),
+            # Approved into another counsellor's time than the one the client asked for.
+            asked_counsellor=asked if asked is not None and asked.pk != booking.counsellor_id else None,
             # A booking staff made for a client who phoned or came in: they agreed to the
             # privacy notice as it was read to them, and here it is in writing.
             privacy_url=absolute_url(reverse("bookings:privacy"))
@@ -163,6 +175,16 @@ def on_transition(
             else "",
         ),
     )
+
+
+def _counsellor_asked_for(booking: Booking, counsellor_before_id: int | None) -> Counsellor | None:
+    """The counsellor a request was made to: the one of the time the client chose, else the
+    one they chose (or staff assigned) without a time; None for "any counsellor"."""
+    if booking.preferred_slot_id is not None:
+        return booking.preferred_slot.counsellor
+    if counsellor_before_id is None:
+        return None
+    return Counsellor.objects.filter(pk=counsellor_before_id).first()
 
 
 def _cancellation_refund(booking: Booking) -> dict[str, int] | None:
@@ -198,12 +220,23 @@ _TIME_LOST_FOR_STAFF = {
 }
 
 
-def new_request(*, booking: Booking) -> None:
+def new_request(*, booking: Booking, made_by: object = None) -> None:
     """Tell staff a client's request is waiting for review: the counsellor the client chose,
     else the administrators. The booking by its acknowledgement ID, never the client's name
-    or words: those stay in the portal."""
+    or words: those stay in the portal.
+
+    `made_by`: the member of staff who made the request for a client who phoned. Only its
+    counsellor is told, if that is someone else: its maker knows, and reviews it otherwise."""
     counsellor_user = booking.counsellor.user if booking.counsellor else None
-    if counsellor_user is not None and counsellor_user.is_active:
+    if made_by is not None:
+        if (
+            counsellor_user is None
+            or not counsellor_user.is_active
+            or counsellor_user.pk == getattr(made_by, "pk", None)
+        ):
+            return
+        recipients = [counsellor_user.email]
+    elif counsellor_user is not None and counsellor_user.is_active:
         recipients = [counsellor_user.email]
     else:
         recipients = administrator_emails()
@@ -218,6 +251,7 @@ def new_request(*, booking: Booking) -> None:
         "preferred_with": preferred.counsellor.display_name if preferred else "",
         "preferred_lost": _TIME_LOST_FOR_STAFF.get(selectors.preferred_time_lost(booking, notice=True), ""),
         "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
+        "made_by": str(made_by) if made_by is not None else "",
     }
     for email in recipients:
         email_queue(kind="new_request", to=email, booking=booking, context=context)
@@ -236,8 +270,9 @@ def session_changed(
     """Tell `counsellor` that a session of theirs changed, so that nobody waits in an empty
     room for a session that moved: `change` is "cancelled", "moved" (from `old_slot`),
     "approved" (into their time, by someone else), "handed_to_you" (from `other`, at
-    `old_slot`) or "handed_away" (to `other`: they can no longer open it; from `old_slot`, or
-    with none, a request made to them and approved into `other`'s time). Done by `actor`,
+    `old_slot`), "handed_away" (to `other`: they can no longer open it; from `old_slot`, or
+    with none, a request made to them and approved into `other`'s time) or "unheld" (coming
+    up, with a counsellor who has left: told by services.reminders_send). Done by `actor`,
     `user` for staff: nobody is told of their own change, nor a counsellor who has turned
     these emails off in their profile (Counsellor.change_emails).
 

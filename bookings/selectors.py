@@ -324,11 +324,13 @@ _PAGE_JOINS = (
     ("booking__slot__", Slot),
     ("booking__counsellor__", Counsellor),
 )
+# Of the counsellor's account, only whether they are still at work (Booking.join_url).
+_COUNSELLOR_ACCOUNT = ("booking__counsellor__user__id", "booking__counsellor__user__is_active")
 _MANAGE_LINK = CompiledQuery(
     lambda token_hash: (
         LinkToken.objects.filter(token_hash=token_hash, purpose=LinkToken.Purpose.MANAGE)
         .order_by()
-        .values(*(name for prefix, model in _PAGE_JOINS for name in columns(model, prefix)))[:1]
+        .values(*(name for prefix, model in _PAGE_JOINS for name in columns(model, prefix)), *_COUNSELLOR_ACCOUNT)[:1]
     ),
     token_hash="0" * 64,
 )
@@ -364,6 +366,8 @@ def booking_for_page(*, token: str) -> Booking:
         raise TokenInvalid("unknown")
     link, booking, session_type, slot, counsellor = (instance(model, rows[0], prefix) for prefix, model in _PAGE_JOINS)
     booking.session_type, booking.slot, booking.counsellor = session_type, slot, counsellor
+    if counsellor is not None and counsellor.user_id is not None:
+        counsellor.user = instance(Counsellor.user.field.related_model, rows[0], "booking__counsellor__user__")
     link.booking = booking
     token_check(link)
     events = [instance(BookingEvent, row) for row in _TIMELINE(booking_id=booking.pk)]
@@ -381,7 +385,7 @@ def preferred_slot_read(booking: Booking) -> None:
     if booking.preferred_slot_id is None:
         return
     booking.preferred_slot = (
-        Slot.objects.select_related("counsellor")
+        Slot.objects.select_related("counsellor__user")
         .annotate(
             taken=Exists(
                 Booking.objects.filter(slot_id=OuterRef("pk"), status__in=SLOT_HOLDING_STATUSES).exclude(pk=booking.pk)
@@ -398,8 +402,8 @@ def preferred_slot_read(booking: Booking) -> None:
 
 def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime | None = None) -> str:
     """Why a request can no longer have the time its client chose, if it cannot: "taken" (staff
-    gave it to another booking), "withdrawn" (the clinic removed it or blocked it off, or its
-    counsellor left) or, with
+    gave it to another booking), "withdrawn" (the clinic removed it or blocked it off, its
+    counsellor left, or, for a client's own request, the clinic hid their profile) or, with
     `notice`, "too_soon" (it now starts within BOOKING_MIN_NOTICE_HOURS, too soon for a client
     to ask for it online; staff may still approve it); "" if it still can, or no time was
     chosen. Asked when the client confirms their email (drafts hold no slot, so anything may
@@ -415,8 +419,12 @@ def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime
     slot = booking.preferred_slot
     if getattr(slot, "taken", False):
         return "taken"
-    if getattr(slot, "blocked", False) or not slot.counsellor.is_active:
-        # Blocked off, or its counsellor has left (or is hidden): nobody can approve it.
+    if getattr(slot, "blocked", False) or not counsellor_at_work(slot.counsellor):
+        # Blocked off, or its counsellor has left: nobody can approve it.
+        return "withdrawn"
+    if not slot.counsellor.is_active and booking.created_by_id is None:
+        # The clinic no longer offers this counsellor to clients. Staff may still approve it,
+        # and choose such a time for a client themselves (a counsellor not yet shown, say).
         return "withdrawn"
     if notice and slot.start < (now or timezone.now()) + timedelta(hours=settings.BOOKING_MIN_NOTICE_HOURS):
         return "too_soon"

@@ -842,10 +842,14 @@ def approve_slot_choices(
         qs = qs.filter(counsellor_id=counsellor_id)
     duration = timedelta(minutes=booking.session_type.duration_minutes)
     qs = qs.filter(end__gte=F("start") + duration)
-    # Free, but another request waiting for review asked for it: the list says so
-    # (SlotChoiceField), so that nobody gives it away unawares.
-    asked = Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING).exclude(pk=booking.pk)
-    return qs.annotate(asked_for=Exists(asked))
+    return qs.annotate(asked_for=_asked_for(other_than=booking))
+
+
+def _asked_for(*, other_than: Booking | None = None) -> Exists:
+    """Whether a request waiting for review (other than `other_than`) asked for the slot: free,
+    but the choice lists say so (SlotChoiceField), so that nobody gives it away unawares."""
+    asked = Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING)
+    return Exists(asked if other_than is None else asked.exclude(pk=other_than.pk))
 
 
 def schedule_counsellors(*, user: Any, booking: Booking) -> list[tuple[int, str]]:
@@ -872,7 +876,9 @@ def new_booking_slots(*, user: Any, counsellor_id: int | None = None) -> QuerySe
     choices; to check a choice, leave it out)."""
     now = timezone.now()
     slots = slots_for(user, slots_free_for_staff(start=now, end=now + timedelta(days=60)))
-    return slots if counsellor_id is None else slots.filter(counsellor_id=counsellor_id)
+    if counsellor_id is not None:
+        slots = slots.filter(counsellor_id=counsellor_id)
+    return slots.annotate(asked_for=_asked_for())
 
 
 def preferred_slot_taken() -> Exists:

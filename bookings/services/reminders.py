@@ -10,8 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from bookings import notifications
+from bookings import notifications, selectors
 from bookings.models import (
+    Actor,
     Booking,
     BookingEvent,
     Counsellor,
@@ -79,7 +80,7 @@ def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -
         # next run, which sees what it became.
         booking = (
             Booking.objects.select_for_update(of=("self",), skip_locked=True)
-            .select_related("slot", "counsellor", "session_type")
+            .select_related("slot", "counsellor__user", "session_type")
             .filter(pk=booking_id, status=Status.CONFIRMED, slot_id=slot_id, slot__start__gt=now)
             .first()
         )
@@ -90,6 +91,16 @@ def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -
                 reminder = Reminder.objects.create(booking=booking, kind=kind, slot_id=slot_id)
         except IntegrityError:
             return False  # another run sent this one
+        if not selectors.counsellor_at_work(booking.counsellor):
+            # Their counsellor has left and nobody has taken the session over: a reminder
+            # would send the client to someone who is not there. The administrators are told
+            # instead, at each reminder's time; moved into another counsellor's time, the
+            # session gets its reminders again (they are keyed by the slot).
+            notifications.session_changed(
+                booking=booking, change="unheld", counsellor=booking.counsellor, actor=Actor.SYSTEM
+            )
+            logger.info("booking %s: %s reminder held back, its counsellor has left", booking_id, kind)
+            return False
         cancel_online = cancellation_open_for_client(booking=booking, now=now)
         reminder.email = notifications.reminder(booking=booking, cancel_online=cancel_online)
         reminder.save(update_fields=["email"])

@@ -271,10 +271,11 @@ def booking_create_by_staff(
                 raise SlotUnavailable("That time is no longer offered. Choose another.")
             slot = locked
             _check_slot_for_staff(slot=slot, session_type=session_type, now=now)
+            # Refused for a request too: approving it later could only be refused the same way.
+            due = payment_due_at(approved_at=now, session_start=slot.start, now=now)
+            if due <= now:
+                raise TooLate(_too_close_to_pay_message())
             if status == Status.APPROVED:
-                due = payment_due_at(approved_at=now, session_start=slot.start, now=now)
-                if due <= now:
-                    raise TooLate(_too_close_to_pay_message())
                 extra = {"slot": slot, "approved_at": now, "payment_due_at": due}
         booking = _create_with_ack_id(
             status=status,

@@ -274,6 +274,7 @@ def booking_transition(
                 f"{Status(to).label.lower()}" + ("." if actors is None else f" by {Actor(actor).label.lower()}.")
             )
         changes = dict(changes or {})
+        counsellor_before_id = locked.counsellor_id
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.status = to
@@ -295,7 +296,12 @@ def booking_transition(
             reason=reason[:500],
         )
         notifications.on_transition(
-            booking=locked, from_status=from_status, actor=actor, user=user, client_asked=client_asked
+            booking=locked,
+            from_status=from_status,
+            actor=actor,
+            user=user,
+            client_asked=client_asked,
+            counsellor_before_id=counsellor_before_id,
         )
         if to == Status.CANCELLED and locked.slot_id and from_status in SLOT_HOLDING_STATUSES:
             # Imported here: the waitlist builds on this module, not the other way round.

@@ -80,7 +80,9 @@ def test_a_deactivated_counsellors_request_goes_to_the_administrators(session_ty
     assert [e.to for e in staff_emails()] == [admin_user.email]
 
 
-def test_a_booking_staff_make_themselves_tells_nobody(session_type, counsellor, admin_user, oncommit):
+def test_a_request_staff_make_for_a_counsellor_tells_only_that_counsellor(
+    session_type, counsellor, admin_user, oncommit
+):
     with oncommit():
         services.booking_create_by_staff(
             user=admin_user,
@@ -95,7 +97,7 @@ def test_a_booking_staff_make_themselves_tells_nobody(session_type, counsellor, 
             policy_version=settings.POLICY_VERSION,
             counsellor=counsellor,
         )
-    assert staff_emails() == []
+    assert [e.to for e in staff_emails()] == [counsellor.user.email]
 
 
 def test_the_request_email_says_when_the_time_asked_for_was_taken_meanwhile(

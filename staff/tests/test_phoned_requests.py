@@ -1,0 +1,94 @@
+"""Bookings staff make for a client who phoned or came in, as requests and straight into a
+time: what the form warns of, who is told, and what is refused before anything is made."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Booking, Mode, Slot, Status
+from staff.tests.conftest import CONSENTED
+
+pytestmark = pytest.mark.django_db
+
+
+def typed(session_type, **changes):
+    return {
+        **CONSENTED,
+        "age": "on",
+        "language": "en",
+        "client_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "session_type": session_type.pk,
+        "mode": Mode.ONLINE,
+        "status": Status.PENDING,
+        "amount": "",
+        **changes,
+    }
+
+
+def test_a_request_made_for_a_counsellor_emails_them_as_a_clients_own_does(
+    admin_client, admin_user, session_type, counsellor, counsellor_user
+):
+    mail.outbox.clear()
+    response = admin_client.post(reverse("staff:booking_new"), typed(session_type, counsellor=counsellor.pk))
+    assert response.status_code == 302
+    booking = Booking.objects.get(email="ravi@example.com")
+    told = [m for m in mail.outbox if m.to == [counsellor_user.email]]
+    assert len(told) == 1 and told[0].subject == f"New booking request: {booking.ack_id}"
+    assert f"{admin_user} has made a request for a client who contacted the clinic: booking {booking.ack_id}" in (
+        told[0].body
+    )
+    assert "Ravi" not in told[0].body
+    # Its maker is not told of it.
+    assert not [m for m in mail.outbox if m.to == [admin_user.email]]
+
+
+def test_a_counsellors_own_request_tells_nobody_on_the_staff(counsellor_client, counsellor_user, session_type):
+    mail.outbox.clear()
+    response = counsellor_client.post(reverse("staff:booking_new"), typed(session_type))
+    assert response.status_code == 302
+    assert [m.to for m in mail.outbox] == [["ravi@example.com"]]
+
+
+def test_the_form_says_which_times_another_request_asked_for(
+    admin_client, session_type, counsellor, slot, make_booking
+):
+    make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slot, email="first@example.com")
+    html = admin_client.post(
+        reverse("staff:booking_new"), {**typed(session_type, counsellor=counsellor.pk), "_refresh": "1"}
+    ).content.decode()
+    assert f'value="{slot.pk}"' in html
+    assert "another request asked for it" in html
+
+
+def test_a_request_for_a_time_too_soon_to_pay_for_is_refused_as_an_approval_is(admin_client, session_type, counsellor):
+    start = (timezone.now() + timedelta(hours=6)).replace(second=0, microsecond=0)
+    soon = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    for status in (Status.PENDING, Status.APPROVED):
+        response = admin_client.post(
+            reverse("staff:booking_new"), typed(session_type, counsellor=counsellor.pk, slot=soon.pk, status=status)
+        )
+        assert response.status_code == 400
+        assert "leaves the client no time to pay online" in response.content.decode()
+    assert not Booking.objects.filter(email="ravi@example.com").exists()
+
+
+def test_a_request_for_a_hidden_counsellors_time_is_not_called_withdrawn(
+    admin_client, client, session_type, counsellor, slot, manage_token
+):
+    """Staff may book a counsellor clients do not see (just joined): the client's page must
+    not say the time they were given is no longer offered."""
+    counsellor.is_active = False
+    counsellor.save()
+    response = admin_client.post(
+        reverse("staff:booking_new"), typed(session_type, counsellor=counsellor.pk, slot=slot.pk)
+    )
+    assert response.status_code == 302
+    booking = Booking.objects.get(email="ravi@example.com")
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert "no longer offered" not in page
