@@ -97,6 +97,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
                 "clinic": clinic,
                 "error": exc.message,
                 "active": _active_bookings(link.booking.email),
+                "owed": services.bookings_owed_money(link.booking.email),
             }
             return render(request, "bookings/privacy/erase_confirm.html", context, status=409)
         return render(request, "bookings/privacy/erased.html", {"count": count, "clinic": clinic})
@@ -108,6 +109,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
         "clinic": clinic,
         "active": _active_bookings(link.booking.email),
+        "owed": services.bookings_owed_money(link.booking.email),
         "retention_months": settings.RETENTION_MONTHS,
     }
     return render(request, "bookings/privacy/erase_confirm.html", context)

@@ -447,7 +447,7 @@ BOOKING_LINK_DAYS_AFTER_SESSION = envint("BOOKING_LINK_DAYS_AFTER_SESSION", 30, 
 # may book when a parent or guardian consents.
 CLIENT_AGE_POLICY = envchoice("CLIENT_AGE_POLICY", "adult_only", ("adult_only", "guardian_consent"))
 # Bump when the privacy notice or cancellation policy text changes; stored with each consent.
-POLICY_VERSION = "2026-11-28"
+POLICY_VERSION = "2026-11-29"
 
 # --- Security ---------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

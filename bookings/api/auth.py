@@ -50,7 +50,7 @@ def api_client_create(*, name: str) -> tuple[ApiClient, str]:
 def api_client_revoke(*, name: str) -> bool:
     """Revoke the client's token at once. False if it was already revoked; DoesNotExist if no such client."""
     with transaction.atomic():
-        client = ApiClient.objects.select_for_update().get(name=name)
+        client = ApiClient.objects.select_for_update().get(name=name.strip())  # as api_client_create keeps it
         if client.revoked_at is not None:
             return False
         client.revoked_at = timezone.now()

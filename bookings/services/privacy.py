@@ -47,6 +47,17 @@ logger = logging.getLogger(__name__)
 
 ANONYMISED_NAME = "Anonymised client"
 
+# Money not yet settled with the client (a refund under way or failed, money held, an alert
+# staff have not answered): their name and address are how staff reach them about it, so
+# neither retention nor erasure removes them until it is settled.
+MONEY_OWED = Exists(
+    Payment.objects.filter(booking=OuterRef("pk")).filter(
+        ~Q(needs_attention="")
+        | Q(refund_status__in=(Payment.RefundState.PENDING, Payment.RefundState.FAILED))
+        | PAYMENT_HELD
+    )
+)
+
 
 def booking_anonymise(*, booking_id: int, reason: str) -> bool:
     """Clear a booking's personal data, keeping the audit skeleton and the amounts.
@@ -115,22 +126,14 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         anonymised_at__isnull=True,
         updated_at__lt=cutoff,
     )
-    # Money not yet settled with the client (a refund under way or failed, money held, an
-    # alert staff have not answered): their name and address are how staff reach them.
-    owed = finished.filter(
-        Exists(
-            Payment.objects.filter(booking=OuterRef("pk")).filter(
-                ~Q(needs_attention="")
-                | Q(refund_status__in=(Payment.RefundState.PENDING, Payment.RefundState.FAILED))
-                | PAYMENT_HELD
-            )
-        )
-    )
+    owed = finished.filter(MONEY_OWED)
     anonymised = sum(
         booking_anonymise(booking_id=pk, reason="Retention period ended")
         for pk in list(finished.exclude(pk__in=owed.values("pk")).values_list("pk", flat=True))
     )
     money_owed = owed.count()
+    # Kept for the money, but what the client wrote is no help in settling it: it goes on time.
+    words_cleared = owed.exclude(concerns="", preferred_times="").update(concerns="", preferred_times="")
     if money_owed:
         logger.warning("%s finished booking(s) kept for the retention period: money still to settle", money_owed)
     # Active bookings nobody has touched for as long (a request never answered, a session
@@ -168,6 +171,7 @@ def retention_apply(*, now: datetime | None = None) -> dict[str, int]:
         "anonymised": anonymised,
         "active_untouched": untouched,
         "money_owed": money_owed,
+        "words_cleared": words_cleared,
         "emails_deleted": emails,
         "sessions_deleted": sessions,
         "views_deleted": views,
@@ -235,10 +239,26 @@ class ErasureRefused(BookingError):
     )
 
 
+class MoneyStillOwed(ErasureRefused):
+    code = "erasure_refused_money"
+    default_message = _(
+        "Money is still to be settled between you and the clinic: a refund on its way to you, or a "
+        "payment the clinic is looking into. We keep your name and email address until it is, so "
+        "that we can reach you about it. This link keeps working until it expires; after that, ask "
+        "for a new one from your booking page."
+    )
+
+
+def bookings_owed_money(email: str) -> list[Booking]:
+    """The address's bookings with money still to settle (MONEY_OWED), which erasure waits for."""
+    return list(Booking.objects.filter(MONEY_OWED, email=email, anonymised_at__isnull=True).order_by("created_at"))
+
+
 def privacy_erase(*, token: str) -> int:
     """The client confirmed erasure (a POST from the emailed link): anonymise every booking
-    made with that address. Returns how many. Refused while any of them is active, and then
-    the link is not used up.
+    made with that address. Returns how many. Refused while any of them is active
+    (ErasureRefused) or has money still to settle (MoneyStillOwed), and then the link is not
+    used up.
 
     What is kept for paid sessions, because the accounts must keep it: see booking_anonymise
     (acknowledgement ID, date, session type, amount, payment and refund references).
@@ -250,6 +270,8 @@ def privacy_erase(*, token: str) -> int:
         ids = list(bookings.values_list("pk", flat=True))
         if Booking.objects.filter(pk__in=ids, status__in=ACTIVE_STATUSES).exists():
             raise ErasureRefused()
+        if Booking.objects.filter(MONEY_OWED, pk__in=ids).exists():
+            raise MoneyStillOwed()
         for booking_id in ids:
             booking_anonymise(booking_id=booking_id, reason="Erased at the client's request")
         # Waitlist entries hold the same personal data and no accounts need them.
@@ -298,8 +320,11 @@ def privacy_held(*, token: str, full: bool = False) -> HeldData:
 
     link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
     email = link.booking.email
+    # Not requests never confirmed, nor waitlist places: anyone may have typed this address
+    # into the booking form, and what they wrote is theirs, not the address owner's.
     bookings = (
         Booking.objects.filter(email=email, anonymised_at__isnull=True)
+        .exclude(status=Status.DRAFT)
         .select_related("session_type", "counsellor", "slot", "preferred_slot")
         .prefetch_related(
             Prefetch("events", BookingEvent.objects.filter(action__in=ConsentGiven.values), to_attr="consent_events")
@@ -311,7 +336,9 @@ def privacy_held(*, token: str, full: bool = False) -> HeldData:
     held = list(bookings)
     for booking in held:
         booking.consent_way = consent_way(booking)
-    waitlist = WaitlistEntry.objects.filter(email=email).select_related("session_type", "counsellor")
+    waitlist = WaitlistEntry.objects.filter(email=email, verified_at__isnull=False).select_related(
+        "session_type", "counsellor"
+    )
     return HeldData(link=link, bookings=held, waitlist=list(waitlist.order_by("created_at")))
 
 
@@ -364,10 +391,17 @@ def privacy_export(*, held: HeldData) -> dict[str, Any]:
                 "payments": [
                     {
                         "amount_minor_units": p.amount,
+                        "captured_minor_units": p.captured_amount,
+                        "refunded_minor_units": p.refunded_amount,
                         "currency": p.currency,
                         "status": p.status,
                         "refund_status": p.refund_status,
                         "created_at": when(p.created_at),
+                        # The references that match it in the payment provider's own records.
+                        "provider": p.provider,
+                        "provider_order_id": p.provider_order_id,
+                        "provider_payment_id": p.provider_payment_id,
+                        "provider_refund_id": p.provider_refund_id,
                     }
                     for p in b.payments.all()
                 ],

@@ -609,3 +609,10 @@ def test_api_token_revoke(api_token, client):
     assert "already revoked" in again.getvalue()
     with pytest.raises(CommandError, match="no API client"):
         call_command("api_token", "revoke", "nobody", stdout=StringIO())
+
+
+def test_api_token_revoke_takes_the_name_as_create_kept_it(db):
+    """`create " chat bot "` keeps "chat bot": revoking by the same words finds it."""
+    call_command("api_token", "create", " chat bot ", stdout=StringIO())
+    call_command("api_token", "revoke", " chat bot ", stdout=StringIO())
+    assert ApiClient.objects.get(name="chat bot").revoked_at is not None

@@ -180,6 +180,7 @@ def test_waitlist_entries_are_exported_and_erased_with_the_bookings(client, hist
         mode="online",
         date_from=date(2026, 12, 1),
         date_to=date(2026, 12, 20),
+        verified_at=timezone.now(),
     )
     WaitlistEntry.objects.create(
         client_name="Someone",
@@ -420,3 +421,90 @@ def test_a_payment_arriving_after_the_client_erased_their_data_is_refunded_witho
     assert payment.refund_status in (Payment.RefundState.PENDING, Payment.RefundState.PROCESSED)
     assert set(LinkToken.objects.filter(booking=booking).values_list("pk", flat=True)) == links
     assert OutboundEmail.objects.filter(booking=booking).count() == emails
+
+
+def test_the_copy_holds_nothing_someone_else_typed_with_the_address_and_never_confirmed(client, history, session_type):
+    """Anyone may type an address into the booking or waitlist form: until it is confirmed,
+    what they wrote is theirs, not the address owner's."""
+
+    from bookings.models import WaitlistEntry
+
+    Booking.objects.create(
+        status=Status.DRAFT,
+        ack_id="MS-DRAFTS",
+        client_name="Stranger Ravi",
+        email="meera@example.com",
+        phone="+919812345678",
+        concerns="STRANGER-WORDS",
+        session_type=session_type,
+        mode=Mode.ONLINE,
+        amount=session_type.price,
+        currency=session_type.currency,
+    )
+    today = timezone.localdate()
+    WaitlistEntry.objects.create(
+        client_name="Stranger Ravi",
+        email="meera@example.com",
+        session_type=session_type,
+        mode=Mode.ONLINE,
+        date_from=today,
+        date_to=today + timedelta(days=10),
+    )
+    client.post(page(history["paid"]) + "privacy/export/")
+    link = emailed_link("export")
+    shown = client.get(link).content.decode()
+    data = json.loads(client.get(link + "?download").content)
+    assert "Stranger" not in shown and "STRANGER-WORDS" not in shown
+    assert "Stranger" not in json.dumps(data) and data["waitlist"] == []
+    assert len(data["bookings"]) == 3
+
+
+def test_the_copy_gives_what_was_paid_and_refunded_and_the_providers_references(client, history):
+    Payment.objects.filter(booking=history["paid"]).update(
+        captured_amount=history["paid"].amount,
+        refunded_amount=500,
+        status=Payment.State.PARTIALLY_REFUNDED,
+        provider_refund_id="rfnd_1",
+    )
+    client.post(page(history["paid"]) + "privacy/export/")
+    data = json.loads(client.get(emailed_link("export") + "?download").content)
+    (paid,) = [b for b in data["bookings"] if b["acknowledgement_id"] == history["paid"].ack_id]
+    (payment,) = paid["payments"]
+    assert payment["captured_minor_units"] == history["paid"].amount and payment["refunded_minor_units"] == 500
+    assert (payment["provider_order_id"], payment["provider_payment_id"], payment["provider_refund_id"]) == (
+        "order_1",
+        "pay_1",
+        "rfnd_1",
+    )
+
+
+def test_erasure_waits_while_money_is_still_to_settle_with_the_client(client, history, admin_user):
+    """A refund that failed: the client's name and address are how staff reach them about it."""
+    booking_cancel(booking_id=history["active"].pk, actor=Actor.CLIENT, reason="Cancelled by the client")
+    Payment.objects.create(
+        booking=history["cancelled"],
+        provider="sandbox",
+        provider_order_id="order_2",
+        provider_payment_id="pay_2",
+        amount=history["cancelled"].amount,
+        currency="INR",
+        status=Payment.State.CONFIRMED,
+        refund_status=Payment.RefundState.FAILED,
+        needs_attention="The automatic refund failed.",
+    )
+    client.post(page(history["paid"]) + "privacy/erase/")
+    link = emailed_link("erase")
+    shown = client.get(link).content.decode()
+    assert "Money is still to be settled between you and the clinic" in shown
+    assert history["cancelled"].ack_id in shown and 'action="/privacy/erase/' not in shown
+    refused = client.post(link)
+    assert refused.status_code == 409 and "We keep your name and email address until it is" in (
+        refused.content.decode()
+    )
+    assert not Booking.objects.filter(anonymised_at__isnull=False).exists()
+    # Settled: the same link erases.
+    Payment.objects.filter(provider_payment_id="pay_2").update(
+        refund_status=Payment.RefundState.PROCESSED, needs_attention=""
+    )
+    assert client.post(link).status_code == 200
+    assert Booking.objects.filter(email="meera@example.com").count() == 0

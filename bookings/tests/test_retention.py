@@ -296,7 +296,8 @@ def test_active_bookings_untouched_for_the_retention_period_are_reported(make_bo
 )
 def test_a_finished_booking_with_money_still_to_settle_is_kept_whole(make_booking, counsellor, settings, money):
     """Past the retention period, a cancelled booking whose refund failed is still owed money:
-    the name and address are how staff reach the client. Kept, and counted for the cron."""
+    the name and address are how staff reach the client. Kept, and counted for the cron; what
+    the client wrote goes on time, as it is no help in settling."""
     from io import StringIO
 
     from django.core.management import call_command
@@ -317,8 +318,11 @@ def test_a_finished_booking_with_money_still_to_settle_is_kept_whole(make_bookin
     Booking.objects.update(updated_at=timezone.now() - timedelta(days=400))
     out = StringIO()
     call_command("apply_retention", stdout=out)
-    assert "1 finished booking(s) past RETENTION_MONTHS kept whole" in out.getvalue()
+    assert "1 finished booking(s) past RETENTION_MONTHS kept with the client's name and address" in out.getvalue()
     assert _contains_marker(owed)
+    owed.refresh_from_db()
+    assert (owed.client_name, owed.email) == (f"{MARKER} Name", f"{MARKER.lower()}@example.com")
+    assert (owed.concerns, owed.preferred_times) == ("", "")
     assert Booking.objects.get(pk=settled.pk).anonymised_at is not None
     Payment.objects.update(
         refund_status=Payment.RefundState.PROCESSED, needs_attention="", status=Payment.State.CONFIRMED

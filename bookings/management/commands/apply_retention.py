@@ -33,6 +33,7 @@ class Command(BaseCommand):
             )
         if result["money_owed"]:
             self.stdout.write(
-                f"{result['money_owed']} finished booking(s) past RETENTION_MONTHS kept whole: a refund is "
-                "under way or failed, or a payment waits for staff. Settle it in the staff portal."
+                f"{result['money_owed']} finished booking(s) past RETENTION_MONTHS kept with the client's "
+                "name and address (what they wrote is cleared): a refund is under way or failed, or a payment "
+                "waits for staff. Settle it in the staff portal."
             )
