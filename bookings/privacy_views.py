@@ -80,6 +80,13 @@ def _active_bookings(email: str) -> list[Booking]:
     return list(Booking.objects.filter(email=email, status__in=ACTIVE_STATUSES).order_by("created_at"))
 
 
+def _erasure_waits_for(email: str) -> dict[str, list[Booking]]:
+    """What an erasure waits for, as its page says it: bookings still going ahead, else
+    bookings with money still to settle (services.privacy_erase refuses for either)."""
+    active = _active_bookings(email)
+    return {"active": active, "owed": [] if active else services.bookings_owed_money(email)}
+
+
 @private_page
 @require_http_methods(["GET", "HEAD", "POST"])
 def erase(request: HttpRequest, token: str) -> HttpResponse:
@@ -92,13 +99,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
             return _link_problem(request, exc, purpose=LinkToken.Purpose.ERASE, token=token)
         except services.ErasureRefused as exc:
             link = token_get(raw=token, purpose=LinkToken.Purpose.ERASE)
-            context = {
-                "token": token,
-                "clinic": clinic,
-                "error": exc.message,
-                "active": _active_bookings(link.booking.email),
-                "owed": services.bookings_owed_money(link.booking.email),
-            }
+            context = {"token": token, "clinic": clinic, "error": exc.message, **_erasure_waits_for(link.booking.email)}
             return render(request, "bookings/privacy/erase_confirm.html", context, status=409)
         return render(request, "bookings/privacy/erased.html", {"count": count, "clinic": clinic})
     try:
@@ -108,8 +109,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
     context = {
         "token": token,
         "clinic": clinic,
-        "active": _active_bookings(link.booking.email),
-        "owed": services.bookings_owed_money(link.booking.email),
+        **_erasure_waits_for(link.booking.email),
         "retention_months": settings.RETENTION_MONTHS,
     }
     return render(request, "bookings/privacy/erase_confirm.html", context)

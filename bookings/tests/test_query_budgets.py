@@ -135,7 +135,8 @@ def page_counts(seeded: dict[str, Any]) -> dict[str, int]:
     # The client with the most bookings: a data export lists each of them.
     client = Booking.objects.values("email").annotate(n=Count("pk")).order_by("-n", "email").first()["email"]
     oldest = Booking.objects.filter(email=client).order_by("pk").first()
-    theirs = list(Booking.objects.filter(email=client).values_list("ack_id", flat=True))
+    # What their copy holds: not a request never confirmed (anyone may type an address).
+    theirs = list(Booking.objects.filter(email=client).exclude(status=Status.DRAFT).values_list("ack_id", flat=True))
     pending = Payment.objects.filter(status=Payment.State.PENDING, booking__status=Status.PAYMENT_PENDING).first()
     draft = Booking.objects.filter(status=Status.DRAFT).order_by("pk").first()
     # A free time to move to, past the seed's days: one of the seed's, more than two days
