@@ -177,7 +177,7 @@ def test_a_day_pressed_while_the_step_refreshes_is_the_day_shown(tab, slots):
     expect(page.get_by_role("radio", name=re.compile("Short session"))).to_be_checked()
     expect(page.get_by_role("radio", name="Online", exact=True)).to_be_checked()
     # The refresh replaced is aborted, which htmx logs as an error; it is not a failure to show.
-    expect(page.locator("p[data-request-failed]")).to_have_count(0)
+    expect(page.locator("#request-failed")).to_have_count(0)
     tab.problems = [p for p in tab.problems if "htmx:sendAbort" not in p and "htmx:afterRequest" not in p]
     page.unroute("**/book/**")
     tab.check()
@@ -344,7 +344,7 @@ def test_switching_language_mid_wizard_returns_to_the_same_step(tab, slots):
     page.get_by_label("मैंने रद्द करने की नीति पढ़ ली है और मैं उससे सहमत हूँ").check()
     page.route("**/book/**", lambda route: route.abort() if route.request.method == "POST" else route.continue_())
     page.get_by_role("button", name="मेरा अनुरोध भेजें").click()
-    expect(page.get_by_role("alert")).to_have_text(
+    expect(page.locator("#request-failed[role=alert] p")).to_have_text(
         "माफ़ कीजिए, यह नहीं पहुँच सका। कृपया अपना इंटरनेट कनेक्शन देखें और फिर से कोशिश करें: आपने जो भी लिखा है, वह सुरक्षित है।"
     )
     tab.problems.clear()  # the request this test cut off, reported by Chromium

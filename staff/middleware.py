@@ -6,15 +6,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, logout, update_session_auth_hash
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils.cache import add_never_cache_headers
+
+from staff.permissions import away_to, sign_in_again
 
 _LAST_SEEN = "staff_last_seen"
 # staff.urls' calendar_app_feed, matched without resolving every request's path.
@@ -38,8 +38,7 @@ class StaffSessionMiddleware:
             last_seen = request.session.get(_LAST_SEEN)
             if last_seen is not None and now - last_seen > settings.STAFF_SESSION_IDLE_MINUTES * 60:
                 logout(request)
-                query = urlencode({"next": request.get_full_path(), "timeout": 1})
-                return redirect(f"{reverse('account_login')}?{query}")
+                return sign_in_again(request, timeout=1)
             # Refresh at most once a minute: a session write on every request would cost a
             # query per request (and the idle limit is counted in minutes anyway).
             if last_seen is None or now - last_seen >= 60:
@@ -52,18 +51,17 @@ class StaffSessionMiddleware:
                 # only the portal's: the account's pages would show it the new recovery codes
                 # for the password alone.
                 logout(request)
-                query = urlencode({"next": request.get_full_path()})
-                return redirect(f"{reverse('account_login')}?{query}")
+                return sign_in_again(request)
             # path_info: the path within the site, whatever prefix a proxy mounts it under
             # (SCRIPT_NAME), as the URLs are resolved.
             if second_factor == _NONE and request.path_info.startswith("/staff/"):
-                return redirect("mfa_activate_totp")
+                return away_to(request, reverse("mfa_activate_totp"))
             if (
                 second_factor == _NONE
                 and request.path_info.startswith("/accounts/")
                 and not _open_before_setup(request)
             ):
-                return redirect("mfa_activate_totp")
+                return away_to(request, reverse("mfa_activate_totp"))
         # The account pages show the portal's menu only to a session the portal is open to.
         request.staff_portal_open = second_factor == _GIVEN
         response = self.get_response(request)
@@ -72,8 +70,7 @@ class StaffSessionMiddleware:
             # another sign-in while the view ran: this response may show what only the app's
             # holder may see (its recovery codes, for the password alone). Ended, as above.
             logout(request)
-            query = urlencode({"next": request.get_full_path()})
-            return redirect(f"{reverse('account_login')}?{query}")
+            return sign_in_again(request)
         if request.path_info.startswith("/accounts/"):
             # allauth's pages: the authenticator's key on its setup page (every later code
             # follows from it), the sign-in and password forms. No shared or browser cache

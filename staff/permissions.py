@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
 from bookings.models import Booking, Counsellor, Slot
@@ -32,6 +34,24 @@ def is_administrator(user: Any) -> bool:
     return is_staff_member(user) and user.is_administrator
 
 
+def away_to(request: HttpRequest, url: str) -> HttpResponse:
+    """Send the browser to `url`, a page of its own (the sign-in page, say). An htmx request,
+    made for an action or a part of the page, would follow a redirect and put that page
+    inside the one on screen: it is told with a 401 and HX-Redirect, which htmx opens whole."""
+    if request.htmx:
+        response = HttpResponse(status=401)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def sign_in_again(request: HttpRequest, **query: Any) -> HttpResponse:
+    """To the sign-in page, to come back after it to the page the person was on: for an htmx
+    request, the page on screen (not the action's or the fragment's address)."""
+    here = (request.htmx.current_url_abs_path if request.htmx else None) or request.get_full_path()
+    return away_to(request, f"{reverse('account_login')}?{urlencode({'next': here, **query}, safe='/')}")
+
+
 def staff_required(view: View | None = None, *, admin: bool = False) -> Any:
     """Sign-in required (redirect to the login page); `admin=True` also requires the
     administrator role (403 otherwise). The second factor is enforced by
@@ -41,12 +61,7 @@ def staff_required(view: View | None = None, *, admin: bool = False) -> Any:
         @wraps(func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not is_staff_member(request.user):
-                if request.htmx:
-                    # An htmx request cannot follow a redirect to a full login page usefully.
-                    response = HttpResponse(status=401)
-                    response["HX-Redirect"] = redirect_to_login(request.get_full_path())["Location"]
-                    return response
-                return redirect_to_login(request.get_full_path())
+                return sign_in_again(request)
             if admin and not is_administrator(request.user):
                 raise PermissionDenied("Only administrators can open this page.")
             response = func(request, *args, **kwargs)

@@ -624,7 +624,7 @@ def test_an_attempt_replaced_by_a_new_one_is_not_called_a_failure(client, approv
     client.post(reverse("bookings:pay", args=[token]))  # from the page's "Start the payment again"
     assert Payment.objects.filter(booking=booking).count() == 2
     page = client.get(reverse("bookings:booking_page", args=[token])).content.decode()
-    assert "did not go through" not in page
+    assert "The payment did not go through" not in page
     assert page.count("You started the payment") == 2 and "You started the payment again" in page
 
 

@@ -221,6 +221,28 @@ def test_idle_sessions_end(login, counsellor_user, counsellor, settings):
     assert "signed out after a period of inactivity" in page
 
 
+def test_an_action_after_the_idle_timeout_opens_the_sign_in_page_whole(
+    login, counsellor_user, counsellor, make_booking, settings
+):
+    """An htmx action (a request's Reject, say) would follow a redirect and put the sign-in
+    page inside the booking's: htmx is told to open it as a page, to come back to the one on
+    screen."""
+    booking = make_booking("pending", counsellor=counsellor)
+    client = login(counsellor_user)
+    session = client.session
+    session["staff_last_seen"] = int(time.time()) - settings.STAFF_SESSION_IDLE_MINUTES * 60 - 5
+    session.save()
+    on_screen = reverse("staff:booking_detail", args=[booking.pk])
+    response = client.post(
+        reverse("staff:booking_reject", args=[booking.pk]),
+        {"reject-reason": "x"},
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{on_screen}"},
+    )
+    assert response.status_code == 401
+    assert response["HX-Redirect"] == f"{reverse('account_login')}?next={on_screen}&timeout=1"
+    assert "_auth_user_id" not in client.session
+
+
 def test_active_sessions_stay_signed_in(login, counsellor_user, counsellor, settings):
     client = login(counsellor_user)
     session = client.session

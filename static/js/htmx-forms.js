@@ -11,16 +11,78 @@
 //   results it replaces) left focus on <body>, and the next Tab started again at the top of
 //   the page: focus goes to the region swapped in, when it takes focus (tabindex="-1"), or
 //   else to the first part of it that does (the move page's picker, inside its region).
+// - A request that fails (the server down or in error, the network lost or too slow) says so
+//   where it is seen whatever the scroll: a message fixed at the foot of the window, read out
+//   (role="alert"), again at each failure, gone at the next answer. Focus stays on the control
+//   used, to try again; what was typed is still there. Text in the page's language, from this
+//   script's element (base.html). Refusals with a page of their own (above, and the wizard's
+//   400/409/429 in wizard.js) are not failures.
+// - Back or Forward to a page htmx could not fetch left the address bar saying one page and
+//   the screen showing another: the browser loads it itself, and shows its own error if it must.
 (function () {
   "use strict";
+
+  var script = document.currentScript;
 
   function isPageOfItsOwn(xhr) {
     var text = typeof xhr.responseText === "string" ? xhr.responseText : "";
     return (
       (xhr.status === 403 && text.indexOf("data-form-expired") !== -1) ||
-      (xhr.status === 404 && text.indexOf("data-page-gone") !== -1)
+      ((xhr.status === 404 || xhr.status === 410) && text.indexOf("data-page-gone") !== -1)
     );
   }
+
+  function failureSaid() {
+    return document.getElementById("request-failed");
+  }
+
+  function sayFailed(kind) {
+    var old = failureSaid();
+    if (old) {
+      old.remove(); // put in again, so that it is read out again
+    }
+    var note = document.createElement("div");
+    note.id = "request-failed";
+    note.className = "request-failed";
+    note.setAttribute("role", "alert");
+    var text = document.createElement("p");
+    text.textContent =
+      (script && script.getAttribute("data-failed-" + kind)) || "Sorry, that did not go through. Please try again.";
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "btn-secondary btn-small";
+    close.textContent = (script && script.getAttribute("data-close")) || "Close";
+    close.addEventListener("click", function () {
+      note.remove();
+    });
+    note.appendChild(text);
+    note.appendChild(close);
+    document.body.appendChild(note);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    sayFailed(event.detail.xhr.status >= 500 ? "server" : "other");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    sayFailed("network");
+  });
+  document.addEventListener("htmx:timeout", function () {
+    sayFailed("network");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var note = failureSaid();
+    if (note && event.detail.successful) {
+      note.remove();
+    }
+  });
+  document.addEventListener("htmx:historyCacheMissLoadError", function () {
+    window.location.reload();
+  });
+  document.addEventListener("htmx:historyCacheMiss", function (event) {
+    event.detail.xhr.addEventListener("error", function () {
+      window.location.reload(); // htmx itself hears nothing of a network error here
+    });
+  });
 
   function showInPlaceOfMain(markup) {
     var page = new DOMParser().parseFromString(markup, "text/html");

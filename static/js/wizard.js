@@ -10,7 +10,7 @@
   // 409 (a time was taken meanwhile), 429 (too many tries). htmx drops 4xx answers, and with
   // DEBUG django-htmx's script puts a 400 in place of the whole page, as if it were Django's
   // error page. Only the fragment the request asked for counts; anything else (a proxy's
-  // error page) is left to announceFailure below.
+  // error page) is a failure, which htmx-forms.js announces.
   var SHOWN_STATUSES = [400, 409, 429];
 
   function isShownRefusal(detail) {
@@ -95,27 +95,6 @@
       next.value = window.location.pathname + window.location.search;
     }
   });
-
-  // A failed request (server down, network lost) must not look like nothing happened.
-  // In the page's language, from the script element (bookings/_wizard_js.html).
-  var failedText =
-    (document.currentScript && document.currentScript.getAttribute("data-request-failed")) ||
-    "Sorry, that did not go through. Please check your connection and try again: nothing you typed has been lost.";
-
-  function announceFailure(event) {
-    var form = event.detail.elt && event.detail.elt.closest ? event.detail.elt.closest("form") : null;
-    if (!form || form.querySelector("[data-request-failed]")) {
-      return;
-    }
-    var note = document.createElement("p");
-    note.className = "error-summary font-semibold text-red-800";
-    note.setAttribute("role", "alert");
-    note.setAttribute("data-request-failed", "");
-    note.textContent = failedText;
-    form.insertBefore(note, form.firstChild);
-  }
-  document.addEventListener("htmx:responseError", announceFailure);
-  document.addEventListener("htmx:sendError", announceFailure);
 
   // Error summary links: focus the field itself and show its label, not just scroll.
   document.addEventListener("click", function (event) {
