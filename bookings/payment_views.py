@@ -42,6 +42,8 @@ def _booking_or_problem(request: HttpRequest, token: str) -> Booking | HttpRespo
         speak_as_booked(request, link.booking)
         return link.booking
     except TokenInvalid as exc:
+        if exc.link is not None:
+            speak_as_booked(request, exc.link.booking)
         response = render(request, "bookings/payments/link_problem.html", {"message": exc.message}, status=404)
         response["Cache-Control"] = "no-store"
         return response

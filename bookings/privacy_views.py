@@ -23,7 +23,15 @@ from bookings.lifecycle import CLIENT_LABELS
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken
 from bookings.ratelimit import ratelimit_hit
 from bookings.tokens import token_get
-from bookings.views import _booking_page_context, _link_problem, _too_many, private_page, wait_text
+from bookings.views import (
+    _booking_page_context,
+    _link_problem,
+    _too_many,
+    private_page,
+    speak_as_booked,
+    speak_as_link,
+    wait_text,
+)
 
 # Marked here, translated when sent (in the language of the request).
 SENT = {
@@ -42,6 +50,7 @@ def _request(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
         booking = selectors.booking_for_page(token=token)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.MANAGE, token=token)
+    speak_as_booked(request, booking)  # its message, on the page it goes back to
     wait = ratelimit_hit(scope="data_request", key=f"booking:{booking.pk}")
     if wait:
         context = _booking_page_context(booking, token)
@@ -93,6 +102,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed erasure link: GET explains and shows one button; the POST erases."""
     clinic = Clinic.load()
     if request.method == "POST":
+        speak_as_link(request, token)
         try:
             count = services.privacy_erase(token=token)
         except TokenInvalid as exc:
@@ -106,6 +116,7 @@ def erase(request: HttpRequest, token: str) -> HttpResponse:
         link = token_get(raw=token, purpose=LinkToken.Purpose.ERASE)
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.ERASE, token=token)
+    speak_as_booked(request, link.booking)
     context = {
         "token": token,
         "clinic": clinic,
@@ -126,6 +137,7 @@ def export(request: HttpRequest, token: str) -> HttpResponse:
     except TokenInvalid as exc:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.EXPORT, token=token)
     if not download:
+        speak_as_booked(request, held.link.booking)
         rows = [(b, CLIENT_LABELS[b.status]) for b in held.bookings]
         return render(request, "bookings/privacy/export.html", {"held": held, "rows": rows, "token": token})
     data = services.privacy_export(held=held)

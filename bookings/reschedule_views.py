@@ -25,7 +25,7 @@ from bookings.ratelimit import ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.templatetags.mindsettler import link_minutes
 from bookings.tokens import token_get
-from bookings.views import _link_problem, private_page, speak_as_booked, wait_text
+from bookings.views import _link_problem, private_page, speak_as_booked, speak_as_link, wait_text
 
 
 def _picker_context(booking: Booking, token: str, *, day: str, chosen: str) -> dict[str, object]:
@@ -145,6 +145,7 @@ def reschedule_confirm(request: HttpRequest, token: str) -> HttpResponse:
             "problem": services.reschedule_problem_for_client(booking=booking, asked_at=link.created_at),
         }
         return render(request, "bookings/reschedule_confirm.html", context)
+    speak_as_link(request, token)
     try:
         booking = services.booking_reschedule_confirm(token=token)
     except TokenInvalid as exc:

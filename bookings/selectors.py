@@ -443,7 +443,7 @@ def book_again(booking: Booking) -> dict[str, object] | None:
     have to find them again."""
     if booking.status not in ENDED_STATUSES:
         return None
-    query = {"mode": booking.mode}
+    query = {"mode": booking.mode, "lang": booking.language}
     if booking.session_type.is_active:
         query["type"] = booking.session_type.slug
     counsellor = booking.counsellor if booking.counsellor_id is not None and booking.counsellor.is_active else None

@@ -28,11 +28,11 @@ from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, next_step
-from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry
+from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry, WaitlistToken
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.templatetags.mindsettler import link_minutes
-from bookings.tokens import token_get, token_hash
+from bookings.tokens import token_get, token_hash, token_lookup_hash
 
 
 @require_safe
@@ -112,7 +112,31 @@ def speak_as_booked(request: HttpRequest, booking: Booking | WaitlistEntry) -> N
     language, the one its emails are in, unless the visitor chose a language on this site
     (the switcher's cookie): a client who booked in Hindi and opens the link on their phone
     reads Hindi."""
-    language = booking.language
+    speak(request, booking.language)
+
+
+def speak_as_link(request: HttpRequest, token: str, *, waitlist: bool = False) -> None:
+    """speak_as_booked for the booking (or waitlist place) of an emailed link, whether or not
+    the link still works, before acting on it: what its POST answers (a refusal, a link
+    already used or expired) is in the language of the emails it came from."""
+    if settings.LANGUAGE_COOKIE_NAME in request.COOKIES:
+        return
+    try:
+        hashed = token_lookup_hash(token)
+    except TokenInvalid:
+        return
+    links = (
+        WaitlistToken.objects.values_list("entry__language")
+        if waitlist
+        else LinkToken.objects.values_list("booking__language")
+    )
+    language = links.filter(token_hash=hashed).first()
+    if language is not None:
+        speak(request, language[0])
+
+
+def speak(request: HttpRequest, language: str) -> None:
+    """Speak `language` (if it is one of the site's) unless the visitor chose one here."""
     if (
         settings.LANGUAGE_COOKIE_NAME not in request.COOKIES
         and language != request.LANGUAGE_CODE  # type: ignore[attr-defined]
@@ -163,6 +187,8 @@ def _link_already_done(exc: TokenInvalid, *, purpose: str, booking: Booking | No
 def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, token: str) -> HttpResponse:
     """A calm page for an emailed link that cannot be used, saying what to do instead."""
     booking = exc.link.booking if exc.link is not None else None
+    if booking is not None:
+        speak_as_booked(request, booking)
     can_resend = purpose == LinkToken.Purpose.VERIFY and booking is not None and booking.status == Status.DRAFT
     if booking is not None and booking.anonymised_at is not None:
         return render(request, "bookings/link_erased.html", status=410)
@@ -206,6 +232,7 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
             return _link_problem(request, exc, purpose=LinkToken.Purpose.VERIFY, token=token)
         speak_as_booked(request, link.booking)
         return render(request, "bookings/verify.html", {"token": token})
+    speak_as_link(request, token)
     try:
         booking = services.booking_verify(token=token)
     except ActiveBookingExists:
@@ -234,6 +261,7 @@ def verify_resend(request: HttpRequest, token: str) -> HttpResponse:
     wait = ratelimit_hit(scope="verify_resend", key=f"ip:{client_ip(request)}") or ratelimit_hit(
         scope="verify_resend", key=f"link:{token_hash(token)}"
     )
+    speak_as_link(request, token)
     if wait:
         return _too_many(request, "bookings/verify_resent.html", {}, wait, _("We have sent this email several times."))
     services.booking_resend_verification_for_token(token=token)
@@ -414,6 +442,7 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
             "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
         }
         return render(request, "bookings/cancel_confirm.html", context)
+    speak_as_link(request, token)
     try:
         booking = services.booking_cancel_confirm(token=token)
     except TokenInvalid as exc:

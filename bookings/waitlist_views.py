@@ -23,7 +23,7 @@ from bookings.forms import WaitlistForm
 from bookings.models import Clinic, WaitlistEntry, WaitlistToken
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.tokens import waitlist_token_get
-from bookings.views import LINK_PROBLEM_TITLES, private_page, speak_as_booked, wait_text
+from bookings.views import LINK_PROBLEM_TITLES, private_page, speak_as_booked, speak_as_link, wait_text
 from bookings.wizard import back_to_run_url
 
 
@@ -114,6 +114,8 @@ def waitlist_sent(request: HttpRequest) -> HttpResponse:
 
 def _link_problem(request: HttpRequest, exc: TokenInvalid) -> HttpResponse:
     link = exc.link
+    if link is not None:
+        speak_as_booked(request, link.entry)
     if exc.reason == "used" and link is not None:
         # Pressed already (Back, a second tab): the page says what the press did, as it did then.
         entry = link.entry
@@ -149,6 +151,7 @@ def _link_page(request: HttpRequest, token: str, purpose: str) -> HttpResponse:
 def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "POST":
         return _link_page(request, token, WaitlistToken.Purpose.VERIFY)
+    speak_as_link(request, token, waitlist=True)
     try:
         entry = services.waitlist_verify(token=token)
     except TokenInvalid as exc:
@@ -158,7 +161,7 @@ def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
     speak_as_booked(request, entry)
     context: dict[str, object] = {"entry": entry, "joined": True, "book_now_url": ""}
     if selectors.waitlist_free_times_exist(entry):
-        query = {"type": entry.session_type.slug, "mode": entry.mode}
+        query = {"type": entry.session_type.slug, "mode": entry.mode, "lang": entry.language}
         if entry.counsellor is not None:
             query["counsellor"] = entry.counsellor.slug
         context["book_now_url"] = f"{reverse('bookings:wizard')}?{urlencode(query)}"
@@ -170,6 +173,7 @@ def waitlist_verify(request: HttpRequest, token: str) -> HttpResponse:
 def waitlist_leave(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "POST":
         return _link_page(request, token, WaitlistToken.Purpose.LEAVE)
+    speak_as_link(request, token, waitlist=True)
     try:
         entry = services.waitlist_leave(token=token)
     except TokenInvalid as exc:

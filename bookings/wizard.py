@@ -45,7 +45,7 @@ from bookings.models import Booking, Clinic, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
 from bookings.templatetags.mindsettler import money, when
-from bookings.views import wait_text
+from bookings.views import LANGUAGE_CODES, speak, wait_text
 from mindsettler.compiled import CompiledQuery, columns, instance
 
 STEPS = ("session", "about", "concerns", "review")
@@ -87,7 +87,12 @@ def _run_save(request: HttpRequest, key: str, run: dict[str, Any]) -> None:
 
 def _run_start(request: HttpRequest) -> str:
     key = secrets.token_urlsafe(24)
-    _run_save(request, key, {"data": {"session": _preselection(request)}, "valid": [], "booking_id": None})
+    run = {"data": {"session": _preselection(request)}, "valid": [], "booking_id": None}
+    # `?lang=`: a link from one of our emails (a waitlist offer, "book again") opens the run in
+    # the language of the emails it came from, whatever the browser's; the switcher wins.
+    if (language := request.GET.get("lang", "")) in LANGUAGE_CODES:
+        run["language"] = language
+    _run_save(request, key, run)
     return key
 
 
@@ -202,6 +207,8 @@ def wizard(request: HttpRequest) -> HttpResponse:
             return _go(Step(request, key, run, "session"), "session")
         # A fresh start, or a run this browser no longer has (the session ended).
         return redirect(f"{_step_url(_run_start(request), 'session')}&new=1")
+    if run.get("language"):
+        speak(request, run["language"])
     if run.get("booking_id"):
         return _done(Step(request, key, run, "done"))
     name = request.GET.get("step", "session")

@@ -44,6 +44,7 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
     Refused (SettingRefused): dropping a way of meeting while an open booking with them is
     held that way, as for session types: the booking could then not be approved into their
     times, nor moved. Checked under the counsellor's lock, which approving and moving take."""
+    stored = None
     with transaction.atomic():
         if counsellor.pk is not None:
             stored = Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
@@ -60,6 +61,17 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
                         flag,
                     )
         counsellor.save()
+        if stored is not None and (
+            (counsellor.is_active and not stored.is_active)
+            or any(getattr(counsellor, flag) and not getattr(stored, flag) for flag in MODE_FLAGS.values())
+        ):
+            # Shown to clients again, or meeting a new way: their free times are new to the
+            # waitlist (publishing them offered them to nobody while clients could not book them).
+            slots_freed(
+                slot_ids=list(
+                    Slot.objects.filter(counsellor=counsellor, start__gt=timezone.now()).values_list("pk", flat=True)
+                )
+            )
         return waitlist_end_unserved(counsellor=counsellor)
 
 

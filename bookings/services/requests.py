@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -484,15 +485,26 @@ def booking_links_send(*, email: str) -> int:
 
 def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Delete unverified drafts older than DRAFT_RETENTION_HOURS, with their events, links and
-    emails. Safe to run often and concurrently (cron, a task): each batch locks its rows and
-    skips rows another run holds. Returns how many drafts were deleted."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.DRAFT_RETENTION_HOURS)
+    emails, once no verification link of theirs still works. Safe to run often and
+    concurrently (cron, a task): each batch locks its rows and skips rows another run holds.
+    Returns how many drafts were deleted."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.DRAFT_RETENTION_HOURS)
+    # A new link sent late in a draft's life ("Send the email again") works the hours it says.
+    link_works = LinkToken.objects.filter(
+        booking=OuterRef("pk"),
+        purpose=LinkToken.Purpose.VERIFY,
+        used_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
+    )
     deleted = 0
     while True:
         with transaction.atomic():
             ids = list(
                 Booking.objects.select_for_update(skip_locked=True)
                 .filter(status=Status.DRAFT, created_at__lt=cutoff)
+                .exclude(Exists(link_works))
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:

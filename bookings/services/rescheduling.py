@@ -155,6 +155,14 @@ def booking_reschedule(
             raise StaleBooking()
         allowed = RESCHEDULABLE_BY_CLIENT if actor == Actor.CLIENT else RESCHEDULABLE_BY_STAFF
         if booking.status not in allowed:
+            if actor == Actor.CLIENT:  # shown on a client's page, in their language
+                raise TransitionNotAllowed(
+                    gettext(
+                        "This booking is now “%(status)s”, so it can no longer be moved to another time. Your "
+                        "booking page shows where it stands."
+                    )
+                    % {"status": Status(booking.status).label}
+                )
             raise TransitionNotAllowed(
                 f"A booking that is {Status(booking.status).label.lower()} cannot be moved to another time."
             )

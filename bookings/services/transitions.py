@@ -269,6 +269,14 @@ def booking_transition(
         from_status = locked.status
         actors = TRANSITIONS.get((from_status, to))
         if actors is None or actor not in actors:
+            if actor == Actor.CLIENT:  # shown on a client's page, in their language
+                raise TransitionNotAllowed(
+                    gettext(
+                        "This booking is now “%(status)s”, so that can no longer be done. Your booking page "
+                        "shows where it stands."
+                    )
+                    % {"status": Status(from_status).label}
+                )
             raise TransitionNotAllowed(
                 f"A booking that is {Status(from_status).label.lower()} cannot become "
                 f"{Status(to).label.lower()}" + ("." if actors is None else f" by {Actor(actor).label.lower()}.")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -28,6 +29,7 @@ from bookings.models import (
     Mode,
     SessionType,
     Slot,
+    Status,
     WaitlistEntry,
     WaitlistOffer,
     WaitlistToken,
@@ -94,7 +96,10 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
                 | Q(mode=Mode.IN_PERSON, session_type__offers_in_person=True)
             )
             .exclude(Exists(WaitlistOffer.objects.filter(entry=OuterRef("pk"), slot=slot)))
-            .annotate(has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)))
+            .annotate(
+                has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)),
+                has_held=Exists(_times_held(OuterRef("email"), OuterRef("created_at"))),
+            )
             .select_related("session_type")
             .order_by("created_at", "pk")
         )
@@ -103,11 +108,16 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
         for entry in candidates.iterator(chunk_size=50):
             if offered >= settings.WAITLIST_OFFERS_PER_SLOT:
                 break
-            if entry.has_active:
-                # They have booked meanwhile (one active booking per address): their wait is over.
+            if entry.has_held and _booked_within(entry):
+                # They have had a time on their days since they joined: their wait is over.
                 WaitlistEntry.objects.filter(pk=entry.pk, status__in=WAITLIST_LIVE).update(
                     status=WaitlistEntry.State.BOOKED, updated_at=timezone.now()
                 )
+                continue
+            if entry.has_active:
+                # A request waiting for a time, or a time on other days: they could not take
+                # this one (one active booking per address), but their place stays. They may
+                # yet lose the race for an offered time, or have their request turned down.
                 continue
             if entry.email in emailed:
                 continue  # one email per address per slot, whatever their number of entries
@@ -123,7 +133,10 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
             except IntegrityError:
                 continue
             # The way of meeting too: the wizard chooses it for them, as they chose it here.
-            query = urlencode({"slot": slot.pk, "type": entry.session_type.slug, "mode": entry.mode})
+            # In the place's language too: the booking it makes writes in the one it was made in.
+            query = urlencode(
+                {"slot": slot.pk, "type": entry.session_type.slug, "mode": entry.mode, "lang": entry.language}
+            )
             notifications.waitlist_offer(
                 entry=entry,
                 slot=slot,
@@ -135,6 +148,21 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
     if offered:
         logger.info("slot %s offered to %s waiting client(s)", slot_id, offered)
     return offered
+
+
+# Bookings that were given a time (held, or used since).
+_GIVEN_A_TIME = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW)
+
+
+def _times_held(email: Any, since: Any) -> QuerySet[Booking]:
+    """Bookings made with `email` after `since` that were given a time."""
+    return Booking.objects.filter(email=email, created_at__gt=since, status__in=_GIVEN_A_TIME, slot__isnull=False)
+
+
+def _booked_within(entry: WaitlistEntry) -> bool:
+    """Whether the client has been given a time on the place's days since they joined."""
+    starts = _times_held(entry.email, entry.created_at).values_list("slot__start", flat=True)
+    return any(entry.date_from <= timezone.localdate(start) <= entry.date_to for start in starts)
 
 
 def _waitlist_leave_url(entry: WaitlistEntry) -> str:
@@ -214,7 +242,12 @@ def waitlist_join(
 
 
 def waitlist_verify(*, token: str) -> WaitlistEntry:
-    """The client confirmed their address: the entry starts waiting, in the order it was made."""
+    """The client confirmed their address: the entry starts waiting, in the order it was made.
+
+    Refused (BookingError), the place closed and the link used, when it could never be offered
+    a time: the address has a booking going ahead (one active booking per address; its link is
+    emailed again, to move it instead), or the days chosen have come too close to be booked."""
+    refusal = ""
     with transaction.atomic():
         link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.VERIFY)
         entry = (
@@ -225,20 +258,53 @@ def waitlist_verify(*, token: str) -> WaitlistEntry:
         if entry.status not in WAITLIST_LIVE:
             raise BookingError(_("This waitlist request has ended. You are welcome to join again."))
         if entry.verified_at is None:
-            entry.verified_at = timezone.now()
-            entry.save(update_fields=["verified_at", "updated_at"])
-            notifications.waitlist_joined(entry=entry, leave_url=_waitlist_leave_url(entry))
+            refusal = _verify_refusal(entry)
+            if refusal:
+                entry.status = WaitlistEntry.State.CLOSED
+                entry.save(update_fields=["status", "updated_at"])
+            else:
+                entry.verified_at = timezone.now()
+                entry.save(update_fields=["verified_at", "updated_at"])
+                notifications.waitlist_joined(entry=entry, leave_url=_waitlist_leave_url(entry))
+    if refusal:
+        raise BookingError(refusal)
     return entry
 
 
+def _verify_refusal(entry: WaitlistEntry) -> str:
+    """Why a place being confirmed could never be offered a time ("" if it could)."""
+    active = Booking.objects.filter(email=entry.email, status__in=ACTIVE_STATUSES).order_by("created_at").first()
+    if active is not None:
+        notifications.already_active(booking=active)
+        return gettext(
+            "This email address already has a booking, %(ack_id)s, so the waitlist could not offer you a time "
+            "while it goes ahead. We have emailed you the link to its page, where you can move it to another "
+            "time. You have not been added to the waitlist."
+        ) % {"ack_id": active.ack_id}
+    earliest = timezone.localtime(selectors.client_window()[0]).date()
+    if entry.date_to < earliest:
+        hours = settings.BOOKING_MIN_NOTICE_HOURS
+        return ngettext(
+            "Your last day, %(day)s, is now too soon: sessions are booked at least %(hours)s hour ahead. "
+            "You have not been added to the waitlist; you are welcome to join it again with later days.",
+            "Your last day, %(day)s, is now too soon: sessions are booked at least %(hours)s hours ahead. "
+            "You have not been added to the waitlist; you are welcome to join it again with later days.",
+            hours,
+        ) % {"day": date_format(entry.date_to, "l j F Y"), "hours": hours}
+    return ""
+
+
 def waitlist_leave(*, token: str) -> WaitlistEntry:
-    """The client left the waitlist from an emailed link (a POST). Leaving twice is harmless."""
+    """The client left the waitlist from an emailed link (a POST): every place of theirs, as
+    the page then says that no more free times are emailed. Leaving twice is harmless."""
     with transaction.atomic():
         link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.LEAVE)
-        WaitlistEntry.objects.filter(pk=link.entry_id, status__in=WAITLIST_LIVE).update(
+        entry = WaitlistEntry.objects.get(pk=link.entry_id)
+        WaitlistEntry.objects.filter(email=entry.email, status__in=WAITLIST_LIVE).update(
             status=WaitlistEntry.State.LEFT, updated_at=timezone.now()
         )
-        return WaitlistEntry.objects.get(pk=link.entry_id)
+        entry.refresh_from_db()
+        return entry
 
 
 def _unserved_reason(entry: WaitlistEntry) -> str | None:

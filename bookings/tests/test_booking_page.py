@@ -245,7 +245,7 @@ def test_an_ended_booking_offers_to_book_again_with_its_choices(client, make_boo
     heading = "Your next session" if status == Status.COMPLETED else "Book again"
     assert f">{heading}</h2>" in section and f"with {counsellor.display_name}:" in section
     href = re.search(r'href="([^"]+)"', section).group(1).replace("&amp;", "&")
-    assert href == f"/book/?mode=in_person&type={booking.session_type.slug}&counsellor={counsellor.slug}"
+    assert href == f"/book/?mode=in_person&lang=en&type={booking.session_type.slug}&counsellor={counsellor.slug}"
     # Followed, the wizard starts with those choices made; the client chooses the time.
     html = client.get(href, follow=True).content.decode()
     assert re.search(rf'<option value="{counsellor.pk}" selected>', html)
@@ -265,7 +265,7 @@ def test_book_again_leaves_out_a_counsellor_and_a_kind_of_session_no_longer_offe
     type(counsellor).objects.filter(pk=counsellor.pk).update(is_active=False)
     type(session_type).objects.filter(pk=session_type.pk).update(is_active=False)
     section = re.search(r'<section id="book-again".*?</section>', client.get(page_url(booking)).content.decode(), re.S)
-    assert 'href="/book/?mode=online"' in section.group(0)
+    assert 'href="/book/?mode=online&amp;lang=en"' in section.group(0)
     assert counsellor.display_name not in section.group(0) and ">Book a session</a>" in section.group(0)
 
 

@@ -10,7 +10,7 @@ from django.core import mail
 from django.db.models import F
 from django.utils import timezone
 
-from bookings.models import LinkToken, Slot, Status
+from bookings.models import Booking, LinkToken, Slot, Status
 from bookings.services import booking_cancel_request
 from bookings.tests.journey import link_in_last_email, main_part
 
@@ -236,3 +236,35 @@ def test_the_expired_link_page_and_the_email_give_the_links_life_from_the_settin
     assert "The link works once and for 30 minutes." in mail.outbox[-1].body
     LinkToken.objects.filter(purpose=LinkToken.Purpose.CANCEL).update(expires_at=timezone.now())
     assert "Cancellation links work once, for 30 minutes." in client.get(link).content.decode()
+
+
+def test_purge_drafts_keeps_a_draft_whose_new_link_still_works(session_type, client, oncommit):
+    """ "Send the email again" late in a draft's life: the new link works the hours it says."""
+    from bookings.services import booking_submit, drafts_purge
+
+    with oncommit():
+        draft, _ = booking_submit(
+            submission_key="k1",
+            session_type=session_type,
+            mode="online",
+            counsellor=None,
+            preferred_slot=None,
+            preferred_times="Mornings",
+            client_name="Kavya",
+            email="kavya@example.com",
+            phone="",
+            age_confirmation="adult",
+            concerns="",
+        )
+    first = re.search(r"/verify/([^/\s]+)/", mail.outbox[-1].body).group(1)
+    Booking.objects.filter(pk=draft.pk).update(created_at=F("created_at") - timedelta(hours=40))
+    LinkToken.objects.filter(booking=draft).update(
+        created_at=F("created_at") - timedelta(hours=40), expires_at=F("expires_at") - timedelta(hours=40)
+    )
+    client.post(f"/verify/{first}/resend/")
+    second = re.search(r"/verify/([^/\s]+)/", mail.outbox[-1].body).group(1)
+    assert second != first
+    assert drafts_purge(now=timezone.now() + timedelta(hours=9)) == 0
+    assert client.get(f"/verify/{second}/").status_code == 200
+    # Once no link of it works, it goes.
+    assert drafts_purge(now=timezone.now() + timedelta(hours=25)) == 1

@@ -475,7 +475,7 @@ def test_the_clinic_cancelling_apologises_refunds_in_full_and_offers_to_book_aga
         booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor unwell")
     email = OutboundEmail.objects.get(booking=booking, kind="cancelled")
     assert email.subject == f"We are sorry: the clinic has cancelled your booking {booking.ack_id}"
-    again = f"/book/?mode=online&type={booking.session_type.slug}&counsellor={booking.counsellor.slug}"
+    again = f"/book/?mode=online&lang=en&type={booking.session_type.slug}&counsellor={booking.counsellor.slug}"
     for body in (email.body_text, _text(email.body_html)):
         assert "We are sorry: the clinic has had to cancel your session" in body
         assert f"We have started a full refund of ₹{booking.amount // 100:,}" in body

@@ -21,6 +21,7 @@ from bookings.models import Actor, LinkToken, SessionType, Slot, Status, Waitlis
 from bookings.services import (
     booking_approve,
     booking_cancel,
+    booking_reject,
     booking_reschedule,
     booking_submit,
     booking_verify,
@@ -290,14 +291,35 @@ def test_a_taken_or_too_soon_slot_is_not_offered(offer, slot, wait, make_booking
     assert not offered_to()
 
 
-def test_someone_who_booked_meanwhile_is_marked_booked_not_offered(offer, slot, wait, make_booking, counsellor):
+def test_someone_given_a_time_on_their_days_since_joining_is_marked_booked_not_offered(
+    offer, slot, wait, make_booking, counsellor
+):
     booked = wait("a@example.com")
-    make_booking(Status.PENDING, counsellor=counsellor, email="a@example.com")
+    on_their_days = Slot.objects.create(
+        counsellor=counsellor, start=slot.start + timedelta(hours=3), end=slot.end + timedelta(hours=3)
+    )
+    make_booking(Status.CONFIRMED, slot=on_their_days, email="a@example.com")
     wait("b@example.com")
     assert offer(slot.pk) == 1
     assert offered_to() == ["b@example.com"]
     booked.refresh_from_db()
     assert booked.status == WaitlistEntry.State.BOOKED
+
+
+def test_someone_whose_request_waits_is_passed_by_and_keeps_their_place(
+    offer, slot, other_slot, wait, make_booking, counsellor, admin_user
+):
+    """Their request may lose the race for an offered time, or be turned down: the offer email
+    promised that they stay on the waitlist until their last day."""
+    waiting = wait("a@example.com")
+    request = make_booking(Status.PENDING, counsellor=counsellor, email="a@example.com")
+    assert offer(slot.pk) == 0
+    waiting.refresh_from_db()
+    assert waiting.status == WaitlistEntry.State.WAITING
+    booking_reject(booking_id=request.pk, user=admin_user, reason="No time found")
+    mail.outbox = []
+    assert offer(other_slot.pk) == 1
+    assert offered_to() == ["a@example.com"]
 
 
 def test_newly_published_expired_and_moved_away_slots_are_offered(
@@ -388,6 +410,74 @@ def test_leaving_from_the_email_link(offer, client, slot, wait):
     later = next_weekday_at(15)
     again = Slot.objects.create(counsellor=slot.counsellor, start=later, end=later + timedelta(hours=1))
     assert offer(again.pk) == 0
+
+
+def test_leaving_ends_every_place_of_the_address(offer, client, slot, wait, counsellor):
+    """The page says no more free times are emailed: a second place (another counsellor, other
+    days) must not email one the next day."""
+    wait("a@example.com")
+    wait("a@example.com", counsellor=counsellor)
+    offer(slot.pk)
+    assert client.post(link_in_last_email("/waitlist/leave/")).status_code == 200
+    assert set(WaitlistEntry.objects.values_list("status", flat=True)) == {WaitlistEntry.State.LEFT}
+    later = next_weekday_at(15)
+    again = Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(hours=1))
+    assert offer(again.pk) == 0
+
+
+def _confirm_link_for(client, session_type, **changes) -> str:
+    today = timezone.localdate()
+    typed = {
+        "client_name": "Meera",
+        "email": "meera@example.com",
+        "session_type": session_type.pk,
+        "mode": "online",
+        "date_from": (today + timedelta(days=2)).isoformat(),
+        "date_to": (today + timedelta(days=20)).isoformat(),
+        **changes,
+    }
+    assert client.post("/waitlist/", typed).status_code == 303
+    return link_in_last_email("/waitlist/verify/")
+
+
+def test_confirming_a_place_while_the_address_has_a_booking_says_so_instead(
+    client, session_type, make_booking, counsellor
+):
+    """One active booking per address: the waitlist could never offer them a time, and its
+    offers would pass them by without a word. Their booking's link is emailed, to move it."""
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, email="meera@example.com")
+    link = _confirm_link_for(client, session_type)
+    mail.outbox = []
+    refused = client.post(link)
+    html = refused.content.decode()
+    assert refused.status_code == 409 and f"This email address already has a booking, {booking.ack_id}" in html
+    assert "You are on the waitlist" not in html
+    assert WaitlistEntry.objects.get().status == WaitlistEntry.State.CLOSED
+    assert [m.to for m in mail.outbox] == [["meera@example.com"]] and booking.ack_id in mail.outbox[0].subject
+
+
+def test_confirming_a_place_whose_days_have_come_too_close_says_so_instead(client, session_type, settings):
+    settings.BOOKING_MIN_NOTICE_HOURS = 24
+    today = timezone.localdate()
+    last_day = today + timedelta(days=2)
+    link = _confirm_link_for(client, session_type, date_to=last_day.isoformat())
+    WaitlistEntry.objects.update(date_from=today, date_to=today)  # as if confirmed days later
+    refused = client.post(link)
+    assert refused.status_code == 409 and "is now too soon" in refused.content.decode()
+    assert WaitlistEntry.objects.get().status == WaitlistEntry.State.CLOSED
+
+
+def test_a_hidden_counsellor_shown_again_has_their_free_times_offered(offer, slot, wait, counsellor, oncommit):
+    from bookings.services import counsellor_save
+
+    counsellor.is_active = False
+    counsellor.save()
+    wait("a@example.com")
+    assert offer(slot.pk) == 0  # clients cannot book it
+    counsellor.is_active = True
+    with oncommit():
+        counsellor_save(counsellor=counsellor)
+    assert offered_to() == ["a@example.com"]
 
 
 def test_entries_expire_after_their_last_day_and_stale_ones_go(offer, wait, slot):
