@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 WAITLIST_LIVE = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
 WAITLIST_FINISHED_KEEP_DAYS = 30
+# A free time offered this long ago that nobody has taken goes to the next waiting clients.
+WAITLIST_OFFER_AGAIN_AFTER = timedelta(hours=6)
 
 
 def slots_freed(*, slot_ids: list[int]) -> None:
@@ -163,6 +165,26 @@ def _booked_within(entry: WaitlistEntry) -> bool:
     """Whether the client has been given a time on the place's days since they joined."""
     starts = _times_held(entry.email, entry.created_at).values_list("slot__start", flat=True)
     return any(entry.date_from <= timezone.localdate(start) <= entry.date_to for start in starts)
+
+
+def waitlist_offer_again(*, now: datetime | None = None) -> int:
+    """Free times offered WAITLIST_OFFER_AGAIN_AFTER ago or more that are still free (those
+    offered them booked elsewhere, or not at all): offered to the next waiting clients they
+    suit, WAITLIST_OFFERS_PER_SLOT at a time and never twice to one person, as first. Without
+    it, the clients after the first few never heard of a time nobody took. Returns how many
+    were emailed."""
+    now = now or timezone.now()
+    if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
+        return 0
+    last_offered = WaitlistOffer.objects.filter(slot=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+    stale = (
+        selectors.slots_free()
+        .annotate(last_offered=Subquery(last_offered))
+        .filter(last_offered__lt=now - WAITLIST_OFFER_AGAIN_AFTER)
+        .order_by("start")
+        .values_list("pk", flat=True)
+    )
+    return sum(waitlist_offer_slot(slot_id=pk) for pk in list(stale))
 
 
 def _waitlist_leave_url(entry: WaitlistEntry) -> str:
@@ -364,10 +386,11 @@ def waitlist_end_unserved(*, session_type: SessionType | None = None, counsellor
 
 
 def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
-    """The waitlist sweep, safe to run often and concurrently (each change is one guarded
-    UPDATE or DELETE, or made on locked rows): entries whose last day has passed expire;
-    those the clinic can no longer serve end, their clients told (waitlist_end_unserved,
-    for changes made outside the portal); unconfirmed entries older than
+    """The waitlist sweep, hourly, safe to run often and concurrently (each change is one
+    guarded UPDATE or DELETE, or made on locked rows): entries whose last day has passed
+    expire; those the clinic can no longer serve end, their clients told
+    (waitlist_end_unserved, for changes made outside the portal); free times nobody took are
+    offered to the next waiting clients (waitlist_offer_again); unconfirmed entries older than
     DRAFT_RETENTION_HOURS and entries finished WAITLIST_FINISHED_KEEP_DAYS ago are deleted
     with their links, since they hold a name and an email address."""
     now = now or timezone.now()
@@ -376,8 +399,14 @@ def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
         status=WaitlistEntry.State.EXPIRED, updated_at=now
     )
     ended = waitlist_end_unserved()  # any a change outside the portal left waiting
+    offered_again = waitlist_offer_again(now=now)
     stale = Q(verified_at__isnull=True, created_at__lt=now - timedelta(hours=settings.DRAFT_RETENTION_HOURS)) | (
         ~Q(status__in=WAITLIST_LIVE) & Q(updated_at__lt=now - timedelta(days=WAITLIST_FINISHED_KEEP_DAYS))
     )
     _count, per_model = WaitlistEntry.objects.filter(stale).delete()
-    return {"expired": expired, "ended": ended, "deleted": per_model.get(WaitlistEntry._meta.label, 0)}
+    return {
+        "expired": expired,
+        "ended": ended,
+        "offered_again": offered_again,
+        "deleted": per_model.get(WaitlistEntry._meta.label, 0),
+    }

@@ -480,13 +480,32 @@ def test_a_hidden_counsellor_shown_again_has_their_free_times_offered(offer, slo
     assert offered_to() == ["a@example.com"]
 
 
+def test_a_free_time_nobody_took_reaches_the_rest_of_the_waitlist(offer, slot, wait, settings, oncommit):
+    settings.WAITLIST_OFFERS_PER_SLOT = 2
+    for n in range(5):
+        wait(f"w{n}@example.com")
+    assert offer(slot.pk) == 2
+    with oncommit():
+        assert waitlist_expire()["offered_again"] == 0  # too soon: the first two may yet book it
+    later = timezone.now() + timedelta(hours=7)
+    mail.outbox = []
+    with oncommit():
+        assert waitlist_expire(now=later)["offered_again"] == 2
+    assert sorted(offered_to()) == ["w2@example.com", "w3@example.com"]
+    WaitlistOffer.objects.update(created_at=timezone.now() - timedelta(hours=7))
+    mail.outbox = []
+    with oncommit():
+        assert waitlist_expire(now=later)["offered_again"] == 1
+    assert offered_to() == ["w4@example.com"]
+
+
 def test_entries_expire_after_their_last_day_and_stale_ones_go(offer, wait, slot):
     today = timezone.localdate()
     past = wait("past@example.com", date_from=today - timedelta(days=5), date_to=today - timedelta(days=1))
     current = wait("current@example.com")
     wait("unconfirmed@example.com", verified=False, created_at=timezone.now() - timedelta(days=5))
     result = waitlist_expire()
-    assert result == {"expired": 1, "ended": 0, "deleted": 1}
+    assert result == {"expired": 1, "ended": 0, "offered_again": 0, "deleted": 1}
     past.refresh_from_db()
     current.refresh_from_db()
     assert past.status == WaitlistEntry.State.EXPIRED and current.status == WaitlistEntry.State.WAITING

@@ -150,7 +150,7 @@ def test_a_page_ends_only_the_places_its_change_concerns_and_the_daily_sweep_the
     assert "Online room and modes saved." in response.content.decode()
     assert "on the waitlist" not in response.content.decode()
     assert statuses() == {"theirs@example.com": "waiting"}
-    assert waitlist_expire() == {"expired": 0, "ended": 1, "deleted": 0}
+    assert waitlist_expire() == {"expired": 0, "ended": 1, "offered_again": 0, "deleted": 0}
     assert statuses() == {"theirs@example.com": "closed"}
 
 

@@ -1,5 +1,6 @@
 """Expire waitlist entries whose last day has passed, end those the clinic can no longer
-serve (telling the clients), and delete stale ones.
+serve (telling the clients), offer free times nobody took to the next waiting clients, and
+delete stale entries. Run it hourly.
 
 Safe to run from cron as often as wanted, even twice at once (see services.waitlist_expire).
 """
@@ -14,10 +15,14 @@ from bookings.services import waitlist_expire
 
 
 class Command(BaseCommand):
-    help = "Expire waitlist entries past their last day; delete unconfirmed and long-finished entries."
+    help = (
+        "Expire waitlist entries past their last day; offer free times nobody took to the next waiting clients; "
+        "delete unconfirmed and long-finished entries."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = waitlist_expire()
         self.stdout.write(
-            f"expired {result['expired']} waitlist entr(y/ies); ended {result['ended']}; deleted {result['deleted']}"
+            f"expired {result['expired']} waitlist entr(y/ies); ended {result['ended']}; "
+            f"offered {result['offered_again']} free time(s) again; deleted {result['deleted']}"
         )
