@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,6 +95,7 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
         OutboundEmail.objects.filter(booking=booking).update(
             to=f"anonymised-{booking.pk}@invalid", subject="(removed)", body_text="", body_html="", ics=""
         )
+        _initials_forgotten(booking)
         # The provider's payloads go; the amounts and references stay (the accounts need them),
         # the earlier refunds' among them: by them, news of one arriving again is known as old
         # news (services.payments._earlier_refunds), not taken for the refund still on its way.
@@ -107,6 +109,16 @@ def booking_anonymise(*, booking_id: int, reason: str) -> bool:
         booking_record(booking=booking, action="anonymised", actor=Actor.SYSTEM, reason=reason)
     logger.info("booking %s anonymised", booking_id)
     return True
+
+
+def _initials_forgotten(booking: Booking) -> None:
+    """The counsellors' daily summaries (an email about a day, not a booking) name each session
+    by its ID and the client's initials (notifications.daily_summary): their copies keep the ID."""
+    ack = re.escape(booking.ack_id)
+    for email in OutboundEmail.objects.filter(kind="daily_summary", body_text__contains=booking.ack_id):
+        email.body_text = re.sub(rf"({ack}  )\S+", r"\1--", email.body_text)
+        email.body_html = re.sub(rf"(>{ack}</td><td[^>]*>)[^<]*", r"\1--", email.body_html)
+        email.save(update_fields=["body_text", "body_html"])
 
 
 def retention_apply(*, now: datetime | None = None) -> dict[str, int]:

@@ -329,3 +329,16 @@ def test_a_finished_booking_with_money_still_to_settle_is_kept_whole(make_bookin
     )
     assert retention_apply()["anonymised"] == 1
     assert not _contains_marker(owed)
+
+
+def test_anonymising_leaves_no_initials_in_the_counsellors_daily_summary(make_booking, counsellor):
+    from bookings import notifications
+
+    erased = make_booking(Status.COMPLETED, counsellor=counsellor, client_name="Meera Iyer")
+    other = make_booking(Status.COMPLETED, counsellor=counsellor, client_name="Kiran Rao")
+    notifications.daily_summary(counsellor=counsellor, day=timezone.localdate(), bookings=[erased, other])
+    booking_anonymise(booking_id=erased.pk, reason="Erased at the client's request")
+    summary = OutboundEmail.objects.get(kind="daily_summary")
+    for body in (summary.body_text, summary.body_html):
+        assert erased.ack_id in body and "MI" not in body
+        assert other.ack_id in body and "KR" in body
