@@ -391,17 +391,16 @@ class Booking(models.Model):
 
     @property
     def join_url(self) -> str:
-        """The link to join an online session: the booking's own, else its counsellor's room;
-        "" when neither is set (staff.selectors.online_without_link is the query form), and ""
-        while its counsellor has left (their account deactivated): the room is theirs, as its
-        own link most likely is, until an administrator hands the session to another
-        counsellor (which clears its own link)."""
+        """The link to join an online session: the booking's own, else its counsellor's room
+        while they are at work (the room of one who has left is theirs: their deactivation
+        cleared their sessions' own links too); "" when there is none
+        (staff.selectors.online_without_link is the query form)."""
         counsellor = self.counsellor
-        if counsellor is None:
+        if self.meeting_url or counsellor is None:
             return self.meeting_url
         if counsellor.user_id is not None and not counsellor.user.is_active:
             return ""
-        return self.meeting_url or counsellor.meeting_url
+        return counsellor.meeting_url
 
     @property
     def session_end(self) -> datetime | None:

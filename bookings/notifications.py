@@ -249,7 +249,8 @@ def new_request(*, booking: Booking, made_by: object = None) -> None:
         "session_type": booking.session_type,
         "preferred_slot": preferred,
         "preferred_with": preferred.counsellor.display_name if preferred else "",
-        "preferred_lost": _TIME_LOST_FOR_STAFF.get(selectors.preferred_time_lost(booking, notice=True), ""),
+        # Staff may choose a time inside the online notice for a client who phoned.
+        "preferred_lost": _TIME_LOST_FOR_STAFF.get(selectors.preferred_time_lost(booking, notice=made_by is None), ""),
         "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[booking.pk])),
         "made_by": str(made_by) if made_by is not None else "",
     }

@@ -20,7 +20,7 @@ from django.utils.text import slugify
 
 from bookings.emails import absolute_url, email_queue
 from bookings.errors import BookingError, TokenInvalid
-from bookings.models import Counsellor
+from bookings.models import ACTIVE_STATUSES, Booking, Counsellor
 from bookings.services import counsellor_save
 from bookings.tokens import token_check, token_hash, token_lookup_hash
 from staff import selectors
@@ -270,6 +270,11 @@ def staff_deactivate(*, user: User, by: User) -> Deactivation:
         member.save(update_fields=["is_active", "session_version"])
         # Their phone's calendar stops reading their sessions too (the feed also checks).
         CalendarSubscription.objects.filter(user=member).delete()
+        # Their sessions' own meeting links are most likely their rooms too: an administrator
+        # gives the sessions another counsellor, or sets a link for them again.
+        Booking.objects.filter(counsellor__user=member, status__in=ACTIVE_STATUSES).exclude(meeting_url="").update(
+            meeting_url=""
+        )
         profile = Counsellor.objects.filter(user=member, is_active=True).first()
         hidden = profile is not None
         told = 0

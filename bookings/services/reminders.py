@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 # the same transaction that queues the email.
 
 
+# The claim of a reminder held back (its counsellor has left), beside the reminder's kind.
+HELD_BACK = " held back"
+
+
 def reminder_kind(hours: int) -> str:
     return f"{hours}h"
 
@@ -86,12 +90,17 @@ def _reminder_send(*, booking_id: int, slot_id: int, kind: str, now: datetime) -
         )
         if booking is None:
             return False
+        held_back = not selectors.counsellor_at_work(booking.counsellor)
         try:
             with transaction.atomic():
-                reminder = Reminder.objects.create(booking=booking, kind=kind, slot_id=slot_id)
+                # Held back, it is claimed under a key of its own: the reminder itself is
+                # still due if the counsellor comes back before the session.
+                reminder = Reminder.objects.create(
+                    booking=booking, kind=f"{kind}{HELD_BACK}" if held_back else kind, slot_id=slot_id
+                )
         except IntegrityError:
-            return False  # another run sent this one
-        if not selectors.counsellor_at_work(booking.counsellor):
+            return False  # another run sent this one (or told the administrators)
+        if held_back:
             # Their counsellor has left and nobody has taken the session over: a reminder
             # would send the client to someone who is not there. The administrators are told
             # instead, at each reminder's time; moved into another counsellor's time, the

@@ -20,6 +20,7 @@ from bookings.errors import (
     TooLate,
     TransitionNotAllowed,
 )
+from bookings.lifecycle import CLIENT_LABELS
 from bookings.models import (
     Actor,
     Booking,
@@ -161,7 +162,7 @@ def booking_reschedule(
                         "This booking is now “%(status)s”, so it can no longer be moved to another time. Your "
                         "booking page shows where it stands."
                     )
-                    % {"status": Status(booking.status).label}
+                    % {"status": CLIENT_LABELS[booking.status]}
                 )
             raise TransitionNotAllowed(
                 f"A booking that is {Status(booking.status).label.lower()} cannot be moved to another time."

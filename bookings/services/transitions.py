@@ -26,7 +26,7 @@ from bookings.errors import (
     TooLate,
     TransitionNotAllowed,
 )
-from bookings.lifecycle import TRANSITIONS
+from bookings.lifecycle import CLIENT_LABELS, TRANSITIONS
 from bookings.models import (
     ACK_ALPHABET,
     ACK_LENGTH,
@@ -275,7 +275,7 @@ def booking_transition(
                         "This booking is now “%(status)s”, so that can no longer be done. Your booking page "
                         "shows where it stands."
                     )
-                    % {"status": Status(from_status).label}
+                    % {"status": CLIENT_LABELS[from_status]}
                 )
             raise TransitionNotAllowed(
                 f"A booking that is {Status(from_status).label.lower()} cannot become "

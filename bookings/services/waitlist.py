@@ -65,13 +65,15 @@ def waitlist_offer_slots(*, slot_ids: list[int]) -> int:
     return sum(waitlist_offer_slot(slot_id=pk) for pk in slot_ids)
 
 
-def waitlist_offer_slot(*, slot_id: int) -> int:
+def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None) -> int:
     """Email a free slot to the earliest waiting clients it suits (oldest entry first), at
     most WAITLIST_OFFERS_PER_SLOT, each at most once per slot. Returns how many were emailed.
 
     The link opens the wizard with the slot chosen; the first request approved gets it (the
     wizard and `booking_one_per_slot` keep it to one). The slot row is locked while offering,
     so two runs for one slot take turns, and the unique (entry, slot) offer is the backstop.
+    `offered_before`: offer it again only if its last offer is older (waitlist_offer_again),
+    checked under that lock, so that two sweeps at once send one batch.
     """
     from bookings.emails import absolute_url
 
@@ -79,6 +81,11 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
         slot = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=slot_id).first()
         # Only a slot a client could book online right now (free, notice, horizon, not blocked).
         if slot is None or not selectors.slots_free().filter(pk=slot.pk).exists():
+            return 0
+        if (
+            offered_before is not None
+            and WaitlistOffer.objects.filter(slot=slot, created_at__gte=offered_before).exists()
+        ):
             return 0
         counsellor = slot.counsellor
         day = timezone.localtime(slot.start).date()
@@ -152,6 +159,8 @@ def waitlist_offer_slot(*, slot_id: int) -> int:
     return offered
 
 
+# Bookings holding a time now.
+_HOLDING_A_TIME = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED)
 # Bookings that were given a time (held, or used since).
 _GIVEN_A_TIME = (Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED, Status.COMPLETED, Status.NO_SHOW)
 
@@ -169,22 +178,26 @@ def _booked_within(entry: WaitlistEntry) -> bool:
 
 def waitlist_offer_again(*, now: datetime | None = None) -> int:
     """Free times offered WAITLIST_OFFER_AGAIN_AFTER ago or more that are still free (those
-    offered them booked elsewhere, or not at all): offered to the next waiting clients they
+    offered them booked elsewhere, or not at all, and no request waits for it): offered to the
+    next waiting clients they
     suit, WAITLIST_OFFERS_PER_SLOT at a time and never twice to one person, as first. Without
     it, the clients after the first few never heard of a time nobody took. Returns how many
     were emailed."""
     now = now or timezone.now()
     if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
         return 0
+    cutoff = now - WAITLIST_OFFER_AGAIN_AFTER
     last_offered = WaitlistOffer.objects.filter(slot=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
     stale = (
         selectors.slots_free()
         .annotate(last_offered=Subquery(last_offered))
-        .filter(last_offered__lt=now - WAITLIST_OFFER_AGAIN_AFTER)
+        .filter(last_offered__lt=cutoff)
+        # Asked for by a request waiting for review (one of those offered it, most likely).
+        .exclude(Exists(Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING)))
         .order_by("start")
         .values_list("pk", flat=True)
     )
-    return sum(waitlist_offer_slot(slot_id=pk) for pk in list(stale))
+    return sum(waitlist_offer_slot(slot_id=pk, offered_before=cutoff) for pk in list(stale))
 
 
 def _waitlist_leave_url(entry: WaitlistEntry) -> str:
@@ -267,8 +280,8 @@ def waitlist_verify(*, token: str) -> WaitlistEntry:
     """The client confirmed their address: the entry starts waiting, in the order it was made.
 
     Refused (BookingError), the place closed and the link used, when it could never be offered
-    a time: the address has a booking going ahead (one active booking per address; its link is
-    emailed again, to move it instead), or the days chosen have come too close to be booked."""
+    a time: the address has a booking holding a time (one active booking per address; its link
+    is emailed again, to move it instead), or the days chosen have come too close to be booked."""
     refusal = ""
     with transaction.atomic():
         link = waitlist_token_claim(raw=token, purpose=WaitlistToken.Purpose.VERIFY)
@@ -295,7 +308,9 @@ def waitlist_verify(*, token: str) -> WaitlistEntry:
 
 def _verify_refusal(entry: WaitlistEntry) -> str:
     """Why a place being confirmed could never be offered a time ("" if it could)."""
-    active = Booking.objects.filter(email=entry.email, status__in=ACTIVE_STATUSES).order_by("created_at").first()
+    # A request still waiting for a time may yet be turned down: the place waits with it (the
+    # offers pass it by meanwhile). A time held already is moved from the booking's page.
+    active = Booking.objects.filter(email=entry.email, status__in=_HOLDING_A_TIME).order_by("created_at").first()
     if active is not None:
         notifications.already_active(booking=active)
         return gettext(

@@ -215,7 +215,7 @@ def test_clients_stay_with_their_counsellor_and_statuses_are_checked(confirmed, 
     with pytest.raises(SlotUnavailable, match="different counsellor"):
         booking_reschedule(booking_id=confirmed.pk, slot_id=other_slot.pk, actor=Actor.CLIENT)
     paying = make_booking(Status.PAYMENT_PENDING, counsellor=confirmed.counsellor)
-    with pytest.raises(TransitionNotAllowed, match="“Payment pending”, so it can no longer be moved"):
+    with pytest.raises(TransitionNotAllowed, match="“Payment started”, so it can no longer be moved"):
         booking_reschedule(booking_id=paying.pk, slot_id=free_slot.pk, actor=Actor.CLIENT)
     booking_cancel(booking_id=confirmed.pk, actor=Actor.STAFF, reason="Clinic closed")
     with pytest.raises(TransitionNotAllowed):

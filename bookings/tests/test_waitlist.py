@@ -456,6 +456,17 @@ def test_confirming_a_place_while_the_address_has_a_booking_says_so_instead(
     assert [m.to for m in mail.outbox] == [["meera@example.com"]] and booking.ack_id in mail.outbox[0].subject
 
 
+def test_confirming_a_place_while_a_request_waits_for_a_time_keeps_the_place(
+    client, session_type, make_booking, counsellor
+):
+    """The request may yet be turned down: the place waits with it, as the offers do."""
+    make_booking(Status.PENDING, counsellor=counsellor, email="meera@example.com")
+    link = _confirm_link_for(client, session_type)
+    done = client.post(link)
+    assert done.status_code == 200 and "You are on the waitlist" in done.content.decode()
+    assert WaitlistEntry.objects.get().status == WaitlistEntry.State.WAITING
+
+
 def test_confirming_a_place_whose_days_have_come_too_close_says_so_instead(client, session_type, settings):
     settings.BOOKING_MIN_NOTICE_HOURS = 24
     today = timezone.localdate()
@@ -497,6 +508,32 @@ def test_a_free_time_nobody_took_reaches_the_rest_of_the_waitlist(offer, slot, w
     with oncommit():
         assert waitlist_expire(now=later)["offered_again"] == 1
     assert offered_to() == ["w4@example.com"]
+
+
+def test_a_free_time_a_request_waits_for_is_not_offered_again(offer, slot, wait, make_booking, counsellor, oncommit):
+    wait("w0@example.com")
+    wait("w1@example.com")
+    with oncommit():
+        assert waitlist_offer_slot(slot_id=slot.pk) == 2
+    # One of those offered it asked for it: their request waits for review.
+    make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slot, email="w0@example.com")
+    wait("w2@example.com")
+    with oncommit():
+        assert waitlist_expire(now=timezone.now() + timedelta(hours=7))["offered_again"] == 0
+
+
+def test_two_sweeps_at_once_offer_a_free_time_again_once(offer, slot, wait, settings, oncommit):
+    """Each read the time as offered long ago; the second, finding the first's offers under
+    the slot's lock, sends none."""
+    settings.WAITLIST_OFFERS_PER_SLOT = 1
+    for n in range(3):
+        wait(f"w{n}@example.com")
+    assert offer(slot.pk) == 1
+    WaitlistOffer.objects.update(created_at=timezone.now() - timedelta(hours=7))
+    cutoff = timezone.now() - timedelta(hours=6)
+    with oncommit():
+        assert waitlist_offer_slot(slot_id=slot.pk, offered_before=cutoff) == 1
+        assert waitlist_offer_slot(slot_id=slot.pk, offered_before=cutoff) == 0
 
 
 def test_entries_expire_after_their_last_day_and_stale_ones_go(offer, wait, slot):

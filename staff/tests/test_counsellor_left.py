@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from bookings.models import Actor, Slot, Status
 from bookings.services import booking_approve, booking_reschedule, reminders_send
-from staff.services import staff_deactivate
+from staff.services import staff_deactivate, staff_reactivate
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +85,39 @@ def test_a_request_for_anyone_approved_names_only_who_it_is_with(make_booking, o
         booking_approve(booking_id=request.pk, slot_id=other_slot.pk, user=admin_user)
     (approved,) = [m for m in mail.outbox if m.to == ["kav@example.com"]]
     assert "With: Rohan Kapoor\n" in approved.body
+
+
+def test_a_reminder_held_back_goes_after_all_if_the_counsellor_comes_back(
+    make_booking, soon, counsellor_user, admin_user, oncommit
+):
+    make_booking(Status.CONFIRMED, slot=soon, email="kavya@example.com")
+    with oncommit():
+        staff_deactivate(user=counsellor_user, by=admin_user)
+    with oncommit():
+        assert reminders_send() == 0
+    with oncommit():
+        staff_reactivate(user=counsellor_user, by=admin_user)
+    mail.outbox.clear()
+    with oncommit():
+        assert reminders_send() == 1
+    (reminder,) = [m for m in mail.outbox if m.to == ["kavya@example.com"]]
+    assert "Asha Menon" in reminder.body
+
+
+def test_a_link_set_for_a_leavers_session_is_the_one_the_client_gets(
+    admin_client, client, make_booking, counsellor, counsellor_user, admin_user, manage_token, oncommit
+):
+    """Their sessions' own links go with them (most likely their rooms); one an administrator
+    sets afterwards (a colleague's room) is the session's link."""
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, meeting_url="https://meet.example/asha-2")
+    with oncommit():
+        staff_deactivate(user=counsellor_user, by=admin_user)
+    booking.refresh_from_db()
+    assert booking.meeting_url == ""
+    response = admin_client.post(
+        reverse("staff:booking_meeting_url", args=[booking.pk]),
+        {"meeting-meeting_url": "https://meet.example/stand-in-room"},
+    )
+    assert response.status_code in (200, 302, 303)
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert "https://meet.example/stand-in-room" in page and "meet.example/asha" not in page

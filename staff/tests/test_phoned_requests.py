@@ -92,3 +92,20 @@ def test_a_request_for_a_hidden_counsellors_time_is_not_called_withdrawn(
     booking = Booking.objects.get(email="ravi@example.com")
     page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
     assert "no longer offered" not in page
+
+
+def test_a_request_staff_make_inside_the_online_notice_is_not_called_too_soon(
+    admin_client, session_type, counsellor, counsellor_user, settings
+):
+    """Staff may choose a time a client could not book online any more (notice), as long as
+    there is time to pay for it."""
+    settings.BOOKING_MIN_NOTICE_HOURS = 72
+    start = (timezone.now() + timedelta(hours=48)).replace(second=0, microsecond=0)
+    soon = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    mail.outbox.clear()
+    response = admin_client.post(
+        reverse("staff:booking_new"), typed(session_type, counsellor=counsellor.pk, slot=soon.pk)
+    )
+    assert response.status_code == 302
+    (told,) = [m for m in mail.outbox if m.to == [counsellor_user.email]]
+    assert "too soon" not in told.body and "offer another time" not in told.body

@@ -11,12 +11,13 @@
 //   results it replaces) left focus on <body>, and the next Tab started again at the top of
 //   the page: focus goes to the region swapped in, when it takes focus (tabindex="-1"), or
 //   else to the first part of it that does (the move page's picker, inside its region).
-// - A request that fails (the server down or in error, the network lost or too slow) says so
-//   where it is seen whatever the scroll: a message fixed at the foot of the window, read out
-//   (role="alert"), again at each failure, gone at the next answer. Focus stays on the control
-//   used, to try again; what was typed is still there. Text in the page's language, from this
-//   script's element (base.html). Refusals with a page of their own (above, and the wizard's
-//   400/409/429 in wizard.js) are not failures.
+// - A request that fails (the server down or in error, the network lost, or no answer in
+//   the 30 seconds of base.html's htmx-config) says so where it is seen whatever the scroll:
+//   a message fixed at the foot of the window, read out (role="alert"), again at each
+//   failure, gone at the next answer. Focus stays on the control used, to try again; what
+//   was typed is still there. Text in the page's language, from this script's element
+//   (base.html). Refusals with a page of their own (above, and the wizard's 400/409/429 in
+//   wizard.js) are not failures.
 // - Back or Forward to a page htmx could not fetch left the address bar saying one page and
 //   the screen showing another: the browser loads it itself, and shows its own error if it must.
 (function () {
@@ -102,6 +103,10 @@
   document.documentElement.addEventListener("htmx:beforeOnLoad", function (event) {
     var xhr = event.detail.xhr;
     if (isPageOfItsOwn(xhr) && showInPlaceOfMain(xhr.responseText)) {
+      var note = failureSaid();
+      if (note) {
+        note.remove(); // an answer came: the page says what it is
+      }
       event.stopPropagation();
       event.preventDefault(); // htmx stops here: no swap, no "check your connection"
     }
