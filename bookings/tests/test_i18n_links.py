@@ -101,14 +101,19 @@ def test_links_that_no_longer_work_say_so_in_hindi(client, make_booking, manage_
     assert already.status_code == 409 and lang(already) == "hi"
 
 
-def test_a_move_refused_because_its_time_was_taken_is_in_hindi(client, make_booking, counsellor, oncommit):
+def hindi_move_link(make_booking, counsellor, oncommit, status) -> tuple[Booking, Slot, str]:
+    """A booking made in Hindi, the time asked for, and the emailed link that moves it there."""
     old_at, new_at = next_weekday_at(10, days_ahead=5), next_weekday_at(14, days_ahead=5)
     old_slot = Slot.objects.create(counsellor=counsellor, start=old_at, end=old_at + timedelta(minutes=60))
     new_slot = Slot.objects.create(counsellor=counsellor, start=new_at, end=new_at + timedelta(minutes=60))
-    booking = make_booking(Status.CONFIRMED, language="hi", slot=old_slot)
+    booking = make_booking(status, language="hi", slot=old_slot)
     with oncommit():
         booking_reschedule_request(booking=booking, slot=new_slot)
-    link = link_in_last_email("/reschedule/")
+    return booking, new_slot, link_in_last_email("/reschedule/")
+
+
+def test_a_move_refused_because_its_time_was_taken_is_in_hindi(client, make_booking, counsellor, oncommit):
+    _booking, new_slot, link = hindi_move_link(make_booking, counsellor, oncommit, Status.CONFIRMED)
     make_booking(Status.APPROVED, slot=new_slot)  # someone else takes the time
     refused = client.post(link, **ENGLISH_BROWSER)
     assert refused.status_code == 409 and lang(refused) == "hi" and in_hindi_only(refused)
@@ -116,13 +121,7 @@ def test_a_move_refused_because_its_time_was_taken_is_in_hindi(client, make_book
 
 @pytest.mark.parametrize("later", [Status.PAYMENT_PENDING, Status.CANCELLED])
 def test_a_move_link_after_the_booking_changed_says_why_in_hindi(client, make_booking, counsellor, oncommit, later):
-    old_at, new_at = next_weekday_at(10, days_ahead=5), next_weekday_at(14, days_ahead=5)
-    old_slot = Slot.objects.create(counsellor=counsellor, start=old_at, end=old_at + timedelta(minutes=60))
-    new_slot = Slot.objects.create(counsellor=counsellor, start=new_at, end=new_at + timedelta(minutes=60))
-    booking = make_booking(Status.APPROVED, language="hi", slot=old_slot)
-    with oncommit():
-        booking_reschedule_request(booking=booking, slot=new_slot)
-    link = link_in_last_email("/reschedule/")
+    booking, _new_slot, link = hindi_move_link(make_booking, counsellor, oncommit, Status.APPROVED)
     Booking.objects.filter(pk=booking.pk).update(status=later)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "hi"
     refused = client.post(link)
