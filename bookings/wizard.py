@@ -375,7 +375,9 @@ def _render_step(
         "steps": [(s, HEADINGS[s]) for s in STEPS],
         "step_number": STEPS.index(step.name) + 1 if step.name in STEPS else None,
         "heading": HEADINGS[step.name],
-        "action": step.url,
+        # A run in the language of the email that opened it keeps it in what its forms send:
+        # if the session has ended meanwhile, the fresh run starts in it again (_run_start).
+        "action": step.url + (f"&lang={language}" if (language := step.run.get("language")) else ""),
         "form": form,
         "run": step.key,
         "error_items": errors if errors is not None else (form.error_summary() if form is not None else []),

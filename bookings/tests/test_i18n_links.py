@@ -138,3 +138,15 @@ def test_a_cancel_link_after_the_booking_changed_says_why_in_hindi(client, make_
     Booking.objects.filter(pk=booking.pk).update(status=later)
     refused = client.post(link, **ENGLISH_BROWSER)
     assert refused.status_code == 409 and lang(refused) == "hi" and in_hindi_only(refused)
+
+
+def test_a_run_opened_in_hindi_starts_again_in_hindi_after_its_session_ends(client, session_type, slot):
+    opened = client.get(
+        f"/book/?slot={slot.pk}&type={session_type.slug}&mode=online&lang=hi", follow=True, **ENGLISH_BROWSER
+    )
+    assert lang(opened) == "hi"
+    action = re.search(r'<form action="([^"]+)"', opened.content.decode()).group(1).replace("&amp;", "&")
+    client.cookies.pop(settings.SESSION_COOKIE_NAME)  # the page stayed open for a day
+    about = {**ABOUT, "client_name": "मीरा", "email": "meera@example.com"}
+    again = client.post(action, about, follow=True, **ENGLISH_BROWSER)
+    assert lang(again) == "hi"
