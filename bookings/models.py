@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Cast, Coalesce, Lower
@@ -32,6 +33,19 @@ class Status(models.TextChoices):
 
 
 ACTIVE_STATUSES = (Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED)
+
+# Online rooms' links: long ones are usual (a Teams meeting's runs past 250 characters), and
+# only https, as the client's "Join" button opens it.
+MEETING_URL_MAX_LENGTH = 2000
+
+
+def meeting_url_https(value: str) -> None:
+    """Only https links; a link that is no web address at all is the URL field's own error."""
+    scheme, sep, _rest = value.partition("://")
+    if sep and scheme.lower() != "https":
+        raise ValidationError("Enter the link as a secure web address, starting with https://.", code="https_only")
+
+
 # Statuses that hold their slot: a slot carries at most one booking in one of these. A no-show
 # held its slot too: the counsellor's time was reserved and is gone.
 SLOT_HOLDING_STATUSES = (*ACTIVE_STATUSES, Status.COMPLETED, Status.NO_SHOW)
@@ -148,7 +162,10 @@ class Counsellor(models.Model):
     offers_online = models.BooleanField(default=True)
     offers_in_person = models.BooleanField(default=True)
     meeting_url = models.URLField(
-        blank=True, help_text="Default online room, sent to clients once a booking is confirmed."
+        blank=True,
+        max_length=MEETING_URL_MAX_LENGTH,
+        validators=[meeting_url_https],
+        help_text="Default online room, sent to clients once a booking is confirmed.",
     )
     daily_summary = models.BooleanField(default=False)
     # Emails when a session of theirs is cancelled, moved or handed over (notifications.session_changed).
@@ -319,7 +336,7 @@ class Booking(models.Model):
     )
     preferred_slot = models.ForeignKey(Slot, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     slot = models.ForeignKey(Slot, on_delete=models.PROTECT, null=True, blank=True, related_name="bookings")
-    meeting_url = models.URLField(blank=True)
+    meeting_url = models.URLField(blank=True, max_length=MEETING_URL_MAX_LENGTH, validators=[meeting_url_https])
     amount = models.PositiveIntegerField(help_text="In minor units (paise).")
     currency = models.CharField(max_length=3, default="INR")
 

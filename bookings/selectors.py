@@ -419,8 +419,12 @@ def preferred_time_lost(booking: Booking, *, notice: bool = False, now: datetime
     slot = booking.preferred_slot
     if getattr(slot, "taken", False):
         return "taken"
-    if getattr(slot, "blocked", False) or not counsellor_at_work(slot.counsellor):
-        # Blocked off, or its counsellor has left: nobody can approve it.
+    if (
+        getattr(slot, "blocked", False)
+        or not counsellor_at_work(slot.counsellor)
+        or booking.mode not in slot.counsellor.modes
+    ):
+        # Blocked off, its counsellor has left, or no longer meets this way: nobody can approve it.
         return "withdrawn"
     if not slot.counsellor.is_active and booking.created_by_id is None:
         # The clinic no longer offers this counsellor to clients. Staff may still approve it,
@@ -663,9 +667,11 @@ def booking_with_session(booking_id: int) -> Booking:
 
 def counsellors_public() -> QuerySet[Counsellor]:
     """Active counsellors, each with the start and id of their next free slot a client may
-    book (None if none): one query, whatever the number of counsellors. Only public fields
-    are loaded; nothing about clients or bookings."""
-    free = slots_free().filter(counsellor_id=OuterRef("pk")).order_by("start")
+    book, one that can hold a session type offered (None if none): one query, whatever the
+    number of counsellors, with the session types'. Only public fields are loaded; nothing
+    about clients or bookings."""
+    fits = fits_q(shortest_by_mode(session_types_active()))
+    free = slots_free().filter(fits, counsellor_id=OuterRef("pk")).order_by("start")
     return (
         Counsellor.objects.filter(is_active=True)
         .only(

@@ -44,7 +44,7 @@ from bookings.forms import (
 from bookings.models import Booking, Clinic, Counsellor, Mode, Slot, Status
 from bookings.ratelimit import client_ip, ratelimit_hit
 from bookings.slot_picker import slot_picker
-from bookings.templatetags.mindsettler import money, when
+from bookings.templatetags.mindsettler import minutes, money, when
 from bookings.views import LANGUAGE_CODES, speak, wait_text
 from mindsettler.compiled import CompiledQuery, columns, instance
 
@@ -522,6 +522,13 @@ def _review(step: Step) -> HttpResponse:
             "The price of this session has changed to %(price)s since this page was shown. Please "
             "check it above and send your request again."
         ) % {"price": money(session_type.price, session_type.currency)}
+        return _render_step(step, consent, extra=ctx, status=409, errors=[("", message)])
+    if request.POST.get("length_shown") != str(session_type.duration_minutes):
+        # Its length too (fixed only once a booking uses the type): the invitation says it.
+        message = gettext(
+            "The length of this session has changed to %(length)s since this page was shown. Please "
+            "check it above and send your request again."
+        ) % {"length": minutes(session_type.duration_minutes)}
         return _render_step(step, consent, extra=ctx, status=409, errors=[("", message)])
 
     email = about.cleaned_data["email"]

@@ -23,6 +23,7 @@ from django.utils.text import slugify
 from bookings.clinic_time import SkippedTime, clinic_moment, zone_abbreviations
 from bookings.errors import PolicyVersionChanged, SessionTypeChanged, SettingRefused
 from bookings.models import (
+    MEETING_URL_MAX_LENGTH,
     MODE_FLAGS,
     Booking,
     Clinic,
@@ -33,6 +34,7 @@ from bookings.models import (
     SessionType,
     Slot,
     Status,
+    meeting_url_https,
 )
 from bookings.services import (
     SESSION_TYPE_SHOWN,
@@ -530,6 +532,8 @@ class MeetingUrlForm(forms.Form):
         label="Meeting link for this booking",
         required=False,
         assume_scheme="https",
+        max_length=MEETING_URL_MAX_LENGTH,
+        validators=[meeting_url_https],
         error_messages={"invalid": "Enter the meeting link as a web address, like https://meet.example.com/room."},
         help_text="Leave empty to use the counsellor's room.",
     )

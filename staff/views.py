@@ -3,6 +3,7 @@ bookings.services, and render; they hold no booking rules."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import html
 import json
@@ -1949,9 +1950,11 @@ def profile_index(request: HttpRequest) -> HttpResponse:
 def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     """The public profile: a counsellor edits only their own (others answer 404); administrators any."""
     counsellor = counsellor_or_404(request.user, counsellor_id)
+    # The form edits a copy: a refused save leaves the page's heading and its "shown to
+    # clients" line saying what is stored.
     form = CounsellorProfileForm(
         request.POST if request.method == "POST" else None,
-        instance=counsellor,
+        instance=copy.copy(counsellor),
         can_publish=is_administrator(request.user),
     )
     context = {"counsellor": counsellor, "form": form, "nav": "profile"}
@@ -1962,14 +1965,13 @@ def profile_edit(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return render(request, "staff/profile.html", context, status=400)
+        saved = form.save(commit=False)
         try:
-            told = services.counsellor_save(counsellor=form.save(commit=False))
+            told = services.counsellor_save(counsellor=saved)
         except SettingRefused as exc:
             form.add_error(exc.field, exc.message)
             return render(request, "staff/profile.html", context, status=400)
-        shown = (
-            "Clients see it on the “Our counsellors” page." if counsellor.is_active else "It is hidden from clients."
-        )
+        shown = "Clients see it on the “Our counsellors” page." if saved.is_active else "It is hidden from clients."
         messages.success(request, f"Profile saved. {shown}" + _waitlist_told_text(told))
         return redirect("staff:profile_edit", counsellor_id=counsellor.pk)
     return render(request, "staff/profile.html", context)

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from bookings.errors import SessionTypeChanged, SettingRefused
-from bookings.models import ACTIVE_STATUSES, MODE_FLAGS, Clinic, Mode, SessionType, WaitlistEntry
+from bookings.models import ACTIVE_STATUSES, MODE_FLAGS, Booking, Clinic, Mode, SessionType, WaitlistEntry
 from bookings.services.waitlist import WAITLIST_LIVE, waitlist_end_unserved
 
 # What an editor is shown of a session type, and so what `seen` carries (see session_type_save).
@@ -100,13 +100,20 @@ def _check_bookable(session_type: SessionType, *, stored: SessionType | None) ->
 
 def clinic_save(*, clinic: Clinic) -> None:
     """Save the clinic's details. Refused (SettingRefused): an empty address while clients can
-    book sessions held in person."""
-    if not clinic.address.strip() and SessionType.objects.filter(is_active=True, offers_in_person=True).exists():
-        raise SettingRefused(
-            "Give the clinic's address: clients who book in person are sent it. (A clinic that meets only"
-            " online unticks “Can be held in person” on its session types first.)",
-            "address",
-        )
+    book sessions held in person, or have one booked (a retired session type's, say)."""
+    if not clinic.address.strip():
+        if SessionType.objects.filter(is_active=True, offers_in_person=True).exists():
+            raise SettingRefused(
+                "Give the clinic's address: clients who book in person are sent it. (A clinic that meets only"
+                " online unticks “Can be held in person” on its session types first.)",
+                "address",
+            )
+        if Booking.objects.filter(mode=Mode.IN_PERSON, status__in=ACTIVE_STATUSES).exists():
+            raise SettingRefused(
+                "Give the clinic's address: clients with sessions in person still to come are shown it, on their "
+                "booking pages and in their reminders.",
+                "address",
+            )
     clinic.save()
 
 

@@ -74,13 +74,15 @@ CONSENT = {"agree_privacy": "on", "agree_cancellation": "on"}
 
 
 def consent(client: Any, run: str) -> dict[str, str]:
-    """The review step's form as a browser sends it: both agreements ticked, and the price and
-    policy version the page showed (the server refuses a request for a price the client was not
-    shown, or a consent to a policy they were not shown)."""
+    """The review step's form as a browser sends it: both agreements ticked, and the price,
+    length and policy version the page showed (the server refuses a request for a price or a
+    length the client was not shown, or a consent to a policy they were not shown)."""
     page = client.get(url(run, "review")).content.decode()
-    shown = re.search(r'name="price_shown" value="(\d+)"', page)
-    policy = re.search(r'name="policy_shown" value="([^"]*)"', page)
-    return {**CONSENT, "price_shown": shown[1] if shown else "", "policy_shown": policy[1] if policy else ""}
+    shown = {
+        name: (found[1] if (found := re.search(rf'name="{name}" value="([^"]*)"', page)) else "")
+        for name in ("price_shown", "length_shown", "policy_shown")
+    }
+    return {**CONSENT, **shown}
 
 
 def submit(client: Any, run: str) -> Any:

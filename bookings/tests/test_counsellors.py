@@ -246,3 +246,13 @@ def test_the_demo_counsellors_have_their_profiles_in_hindi_and_a_second_run_keep
         assert counsellor.title_hi and counsellor.approach_hi and counsellor.bio_hi
         assert counsellor.title_hi in hindi and counsellor.title not in hindi
         assert counsellor.title in english and counsellor.title_hi not in english
+
+
+def test_the_next_free_time_is_one_a_kind_of_session_fits(client, counsellor, session_type):
+    """A 30-minute free time when every session lasts 50 is no time a client can book."""
+    start = next_weekday_at(10)
+    short = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=30))
+    later = next_weekday_at(14)
+    fits = Slot.objects.create(counsellor=counsellor, start=later, end=later + timedelta(minutes=60))
+    page = client.get(f"/counsellors/{counsellor.slug}/").content.decode()
+    assert f"?slot={fits.pk}" in page and f"?slot={short.pk}" not in page

@@ -2,7 +2,7 @@
 
 Budgets: home <= 5, status lookup <= 5 (its form 0), booking page <= 5, wizard slot step <= 4
 (a day button <= 7), chatbot API <= 3 each; privacy notice and policies 0, counsellors and a
-counsellor's page 1, a booking's calendar entry <= 4, its move page <= 4, the emailed links to
+counsellor's page 2 (the kinds of session, to give a next free time one of them fits), a booking's calendar entry <= 4, its move page <= 4, the emailed links to
 cancel <= 3, to move <= 5, to verify 1, to erase <= 3, to see one's data <= 4 (its download
 <= 6), payment checkout <= 2, the waitlist form <= 4 queries (one asks whether any kind of
 session can be booked at all: the form's list of them is read again as it renders).
@@ -50,8 +50,8 @@ BUDGETS = {
     "privacy": 0,
     "policies": 0,
     "status page": 0,
-    "counsellors": 1,
-    "counsellor": 1,
+    "counsellors": 2,
+    "counsellor": 2,
     "booking's calendar entry": 4,
     "move page": 4,
     "cancel link": 3,

@@ -285,3 +285,20 @@ def test_the_confirm_button_passes_csrf_as_a_browser_sends_it(draft_link):
     response = browser.post(draft_link, {"csrfmiddlewaretoken": token}, headers={"Origin": origin})
     assert response.status_code == 200
     assert Booking.objects.get().status == Status.PENDING
+
+
+def test_a_time_whose_counsellor_stopped_meeting_that_way_before_confirmation_is_said_lost(
+    client, session_type, slot, counsellor
+):
+    """Drafts hold nothing: the counsellor may stop meeting online meanwhile. The request
+    made then says its time is no longer offered, for staff to offer another."""
+    from bookings.services import counsellor_save
+
+    submit(client, walk_to_review(client, session_type=session_type, slot=slot, mode="online"))
+    verify = link_in_last_email("/verify/")
+    counsellor.offers_online = False
+    counsellor_save(counsellor=counsellor)
+    page = client.post(verify).content.decode()
+    booking = Booking.objects.get()
+    assert booking.status == Status.PENDING and booking.events.filter(action="time_withdrawn").exists()
+    assert "no longer offered" in page

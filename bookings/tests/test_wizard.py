@@ -282,6 +282,20 @@ def test_a_price_changed_while_the_review_was_open_is_shown_before_anything_is_s
     assert Booking.objects.get().amount == 180000
 
 
+def test_a_length_changed_while_the_review_was_open_is_shown_before_anything_is_sent(client, session_type, slot):
+    """A type no booking uses yet may change its length; the calendar invitation says it."""
+    run = walk_to_review(client, session_type=session_type, slot=slot)
+    sent = consent(client, run)
+    SessionType.objects.filter(pk=session_type.pk).update(duration_minutes=45)
+    response = client.post(url(run, "review"), sent)
+    assert response.status_code == 409
+    assert (
+        "The length of this session has changed to 45 minutes since this page was shown." in response.content.decode()
+    )
+    assert not Booking.objects.exists()
+    assert submit(client, run).status_code == 303
+
+
 def test_consent_is_recorded_only_for_the_policy_version_the_client_was_shown(client, session_type, slot, settings):
     """A new privacy notice or cancellation policy published while the review was open: the
     client agreed to the old one, so nothing is sent until they have seen and agreed to the new."""

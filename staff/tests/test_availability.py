@@ -255,6 +255,35 @@ def test_online_room_and_clinic_details_are_set_in_the_portal(counsellor_client,
     assert Clinic.load().address == "12 MG Road, Kochi"
 
 
+TEAMS_LINK = "https://teams.microsoft.com/l/meetup-join/19%3ameeting_" + "N" * 240 + "%40thread.v2/0?context=%7b%7d"
+
+
+def test_meeting_links_may_be_long_and_must_be_https(counsellor_client, counsellor, make_booking):
+    """A Teams meeting's link runs past 250 characters; a link the client's Join button opens
+    is https only, said next to the field."""
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    assert (
+        counsellor_client.post(
+            act("room", counsellor), {"room-meeting_url": TEAMS_LINK, "room-offers_online": "on"}
+        ).status_code
+        == 302
+    )
+    own = reverse("staff:booking_meeting_url", args=[booking.pk])
+    assert counsellor_client.post(own, {"meeting-meeting_url": TEAMS_LINK}).status_code in (302, 303)
+    counsellor.refresh_from_db()
+    booking.refresh_from_db()
+    assert counsellor.meeting_url == booking.meeting_url == TEAMS_LINK
+    said = "Enter the link as a secure web address, starting with https://."
+    refused = counsellor_client.post(
+        act("room", counsellor), {"room-meeting_url": "http://meet.example/room", "room-offers_online": "on"}
+    )
+    assert refused.status_code == 400 and said in refused.content.decode()
+    refused = counsellor_client.post(own, {"meeting-meeting_url": "ftp://meet.example/room"})
+    assert refused.status_code == 400 and said in refused.content.decode()
+    counsellor.refresh_from_db()
+    assert counsellor.meeting_url == TEAMS_LINK
+
+
 def test_a_way_of_meeting_an_open_booking_is_held_stays(counsellor_client, counsellor, make_booking):
     """Unticking "in person" with an in-person session still to come would leave it unmovable
     and a request unapprovable into their times: refused next to the box, on both pages."""

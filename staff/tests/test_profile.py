@@ -106,3 +106,25 @@ def test_a_counsellor_turns_the_emails_about_changes_to_their_sessions_off_and_o
     counsellor_client.post(url, {**VALID, "change_emails": "on"})
     counsellor.refresh_from_db()
     assert counsellor.change_emails is True
+
+
+def test_a_refused_save_leaves_the_page_saying_what_is_stored(admin_client, counsellor, make_booking):
+    """Unticking online is refused while an online session is to come: the heading keeps the
+    stored name, and the page does not call a profile clients see hidden."""
+    make_booking("confirmed", counsellor=counsellor)
+    typed = {
+        "display_name": "Renamed Person",
+        "languages": "English",
+        "offers_in_person": "on",
+        "change_emails": "on",
+        "is_active": "",
+    }
+    response = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), typed)
+    assert response.status_code == 400
+    html = response.content.decode()
+    heading = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S).group(1)
+    assert "Asha Menon" in heading and "Renamed Person" not in heading
+    assert "(hidden: the profile is not shown to clients yet)" not in html
+    assert 'value="Renamed Person"' in html  # what was typed stays in the form
+    counsellor.refresh_from_db()
+    assert counsellor.display_name == "Asha Menon" and counsellor.is_active

@@ -319,6 +319,16 @@ def test_clinic_details_refuse_a_phone_number_that_is_not_one_and_a_missing_addr
     assert admin_client.post(reverse("staff:clinic"), {**good, "address": ""}).status_code == 302
 
 
+def test_the_address_stays_while_sessions_in_person_are_to_come(admin_client, session_type, make_booking, counsellor):
+    """Its session type retired, an in-person session still to come is shown the address."""
+    make_booking(Status.CONFIRMED, mode=Mode.IN_PERSON, counsellor=counsellor)
+    SessionType.objects.update(is_active=False)
+    data = {"address": "", "directions": "", "phone": "", "email": ""}
+    response = admin_client.post(reverse("staff:clinic"), data)
+    assert response.status_code == 400 and "clients with sessions in person still to come" in response.content.decode()
+    assert Clinic.load().address == "12 MG Road, Kochi"
+
+
 def test_a_session_type_held_in_person_needs_the_clinics_address_first(admin_client, session_type):
     Clinic.objects.update(address="")
     response = admin_client.post(NEW, form_data())
