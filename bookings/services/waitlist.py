@@ -179,10 +179,9 @@ def _booked_within(entry: WaitlistEntry) -> bool:
 def waitlist_offer_again(*, now: datetime | None = None) -> int:
     """Free times offered WAITLIST_OFFER_AGAIN_AFTER ago or more that are still free (those
     offered them booked elsewhere, or not at all, and no request waits for it): offered to the
-    next waiting clients they
-    suit, WAITLIST_OFFERS_PER_SLOT at a time and never twice to one person, as first. Without
-    it, the clients after the first few never heard of a time nobody took. Returns how many
-    were emailed."""
+    next waiting clients they suit, WAITLIST_OFFERS_PER_SLOT at a time and never twice to one
+    person, as first. Without it, the clients after the first few never heard of a time nobody
+    took. Returns how many were emailed."""
     now = now or timezone.now()
     if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
         return 0
