@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -300,8 +300,9 @@ class HeldData:
     """Everything held about one email address: what an export link shows and downloads."""
 
     link: LinkToken
-    bookings: list[Booking]  # oldest first (with their events and payments if read `full`)
+    bookings: list[Booking]  # oldest first (with their events, payments and views if read `full`)
     waitlist: list[WaitlistEntry]
+    emails: list[OutboundEmail] = field(default_factory=list)  # if read `full`
 
     @property
     def email(self) -> str:
@@ -326,8 +327,9 @@ def consent_way(booking: Booking) -> str | None:
 
 def privacy_held(*, token: str, full: bool = False) -> HeldData:
     """What is held about the address behind an export link (TokenInvalid if it is not live).
-    `full`: each booking's history and payments too, as the downloaded file has them. Each
-    booking's `consent_way` says how its client agreed to the privacy notice."""
+    `full`: each booking's history, payments and staff views too, and the copies kept of the
+    emails sent to the address, as the downloaded file has them. Each booking's `consent_way`
+    says how its client agreed to the privacy notice."""
     from bookings.tokens import token_get
 
     link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
@@ -344,14 +346,29 @@ def privacy_held(*, token: str, full: bool = False) -> HeldData:
         .order_by("created_at")
     )
     if full:
-        bookings = bookings.prefetch_related("events", "payments")
+        bookings = bookings.prefetch_related(
+            "events", "payments", Prefetch("views", BookingView.objects.select_related("user").order_by("viewed_at"))
+        )
     held = list(bookings)
     for booking in held:
         booking.consent_way = consent_way(booking)
     waitlist = WaitlistEntry.objects.filter(email=email, verified_at__isnull=False).select_related(
         "session_type", "counsellor"
     )
-    return HeldData(link=link, bookings=held, waitlist=list(waitlist.order_by("created_at")))
+    emails: list[OutboundEmail] = []
+    if full:
+        # Those sent (their links no longer work), about their bookings or about none. Not the
+        # waitlist's confirmation request, which names whoever typed the address.
+        emails = list(
+            OutboundEmail.objects.filter(
+                Q(booking__in=[b.pk for b in held]) | Q(booking__isnull=True),
+                to=email,
+                status__in=(OutboundEmail.State.SENT, OutboundEmail.State.FAILED),
+            )
+            .exclude(kind="waitlist_verify")
+            .order_by("created_at")
+        )
+    return HeldData(link=link, bookings=held, waitlist=list(waitlist.order_by("created_at")), emails=emails)
 
 
 def privacy_export(*, held: HeldData) -> dict[str, Any]:
@@ -417,6 +434,8 @@ def privacy_export(*, held: HeldData) -> dict[str, Any]:
                     }
                     for p in b.payments.all()
                 ],
+                # Who on the staff opened its details, by their role, and when.
+                "opened_by_staff": [{"at": when(v.viewed_at), "role": v.user.role} for v in b.views.all()],
             }
             for b in held.bookings
         ],
@@ -433,4 +452,6 @@ def privacy_export(*, held: HeldData) -> dict[str, Any]:
             }
             for w in held.waitlist
         ],
+        # The copies kept of what we emailed (for 30 days after sending), links removed.
+        "emails": [{"sent_at": when(e.sent_at), "subject": e.subject, "text": e.body_text} for e in held.emails],
     }

@@ -508,3 +508,20 @@ def test_erasure_waits_while_money_is_still_to_settle_with_the_client(client, hi
     )
     assert client.post(link).status_code == 200
     assert Booking.objects.filter(email="meera@example.com").count() == 0
+
+
+def test_the_copy_gives_who_opened_each_booking_and_the_emails_kept(client, history, admin_user, oncommit):
+    from bookings.models import BookingView
+
+    BookingView.objects.create(booking=history["paid"], user=admin_user)
+    with oncommit():
+        client.post(page(history["paid"]) + "privacy/export/")
+    someone_elses = OutboundEmail.objects.create(
+        kind="verify", to="someone-else@example.com", subject="Not theirs", body_text="x", status="sent"
+    )
+    data = json.loads(client.get(emailed_link("export") + "?download").content)
+    (paid,) = [b for b in data["bookings"] if b["acknowledgement_id"] == history["paid"].ack_id]
+    assert [v["role"] for v in paid["opened_by_staff"]] == ["administrator"]
+    subjects = [e["subject"] for e in data["emails"]]
+    assert subjects and someone_elses.subject not in subjects
+    assert all("/privacy/export/" not in e["text"] or "[redacted]" in e["text"] for e in data["emails"])
