@@ -177,6 +177,8 @@ EMAIL_INVALID = "Enter an email address in the correct format, like name@example
 # PostgreSQL last); names alphabetically whatever their case.
 # The list's status filter for reserved times not paid yet: approved, or a payment under way.
 AWAITING_PAYMENT = "awaiting_payment"
+# And for confirmed sessions that have ended and are not yet recorded as held or missed.
+TO_RECORD = "to_record"
 
 SORTS = {
     "newest": ("Newest request first", ["-created_at", "-id"]),
@@ -215,6 +217,7 @@ class BookingFilterForm(forms.Form):
                 ("", "All statuses"),
                 ("active", "All active"),
                 (AWAITING_PAYMENT, "Waiting for payment"),
+                (TO_RECORD, "Ended, to record as held or missed"),
                 *[c for c in Status.choices if c[0] != Status.DRAFT],
             ]
         ),

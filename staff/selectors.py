@@ -58,7 +58,7 @@ from bookings.selectors import (
     slots_free_for_staff,
 )
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
-from staff.forms import AWAITING_PAYMENT, SORTS
+from staff.forms import AWAITING_PAYMENT, SORTS, TO_RECORD
 from staff.models import AccountEvent, CalendarSubscription, SetupLink, User
 from staff.permissions import (
     bookings_for,
@@ -129,6 +129,10 @@ def _filter(
         qs = qs.filter(status__in=ACTIVE_STATUSES)
     elif status == AWAITING_PAYMENT:
         qs = qs.filter(status__in=(Status.APPROVED, Status.PAYMENT_PENDING))
+    elif status == TO_RECORD:  # as sessions_to_record finds them
+        qs = qs.annotate(session_end=session_end_expression()).filter(
+            status=Status.CONFIRMED, session_end__lte=timezone.now()
+        )
     elif status:
         qs = qs.filter(status=status)
     if counsellor:
@@ -246,7 +250,8 @@ def booking_list_rows(*, user: Any, filters: dict[str, Any], offset: int, limit:
     patterns are made from the term) and later pages (their OFFSET is written into the SQL)
     through the ORM."""
     criteria = _criteria(filters)
-    if offset or "q" in criteria or not is_staff_member(user):
+    # Sessions to record are those ended by now: a moment no compiled query can hold.
+    if offset or "q" in criteria or criteria.get("status") == TO_RECORD or not is_staff_member(user):
         return list(_filter(bookings_for(user, _LIST_ROWS), **criteria)[offset : offset + limit])
     sort = criteria.pop("sort")
     group = criteria.pop("status") if criteria.get("status") in ("active", AWAITING_PAYMENT) else ""

@@ -182,25 +182,27 @@ def test_the_card_is_hidden_when_there_is_nothing_to_record(counsellor_client, m
     assert CARD_HEADING not in html and card(html) == ""
 
 
-def test_the_list_stops_at_twenty_with_a_link_to_the_others(counsellor_client, make_booking, counsellor):
+def test_the_list_stops_at_twenty_with_a_link_to_all_of_them(counsellor_client, make_booking, counsellor):
     booked = [
         make_booking(Status.CONFIRMED, slot=ended(counsellor, hours_ago=2 + hour), client_name=f"Client {hour}")
         for hour in range(21)
     ]
+    later_today = make_booking(Status.CONFIRMED, slot=ended(counsellor, hours_ago=-1), client_name="Not yet")
     shown = card(counsellor_client.get(DASHBOARD).content.decode())
     assert shown.count('<li class="') == 20
     assert booked[0].ack_id not in shown  # the most recent is the one left out
-    link = re.search(r'<a href="([^"]+)">The others', shown).group(1).replace("&amp;", "&")
-    today = timezone.localdate().isoformat()
-    assert link == f"{reverse('staff:booking_list')}?status=confirmed&date_to={today}&sort=session"
-    assert booked[0].ack_id in counsellor_client.get(link).content.decode()
+    link = re.search(r'<a href="([^"]+)">All the sessions to record', shown).group(1).replace("&amp;", "&")
+    assert link == f"{reverse('staff:booking_list')}?status=to_record&sort=session"
+    listed = counsellor_client.get(link).content.decode()
+    # Every one ended and unrecorded, and only those: not a session still to come today.
+    assert all(b.ack_id in listed for b in booked) and later_today.ack_id not in listed
 
 
 def test_exactly_twenty_need_no_link(counsellor_client, make_booking, counsellor):
     for hour in range(20):
         make_booking(Status.CONFIRMED, slot=ended(counsellor, hours_ago=2 + hour))
     shown = card(counsellor_client.get(DASHBOARD).content.decode())
-    assert shown.count('<li class="') == 20 and "The others" not in shown
+    assert shown.count('<li class="') == 20 and "All the sessions to record" not in shown
 
 
 def test_the_dashboards_queries_do_not_grow_with_the_sessions_to_record(
