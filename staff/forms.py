@@ -1226,6 +1226,7 @@ class CounsellorProfileForm(forms.ModelForm):
         model = Counsellor
         fields = [
             "display_name",
+            "slug",
             "title",
             "title_hi",
             "approach",
@@ -1241,6 +1242,7 @@ class CounsellorProfileForm(forms.ModelForm):
         ]
         labels = {
             "display_name": "Name shown to clients",
+            "slug": "Link name",
             "title": "Title or qualification",
             "title_hi": "Title in Hindi",
             "approach": "How you work",
@@ -1255,6 +1257,10 @@ class CounsellorProfileForm(forms.ModelForm):
             "is_active": "Show this profile to clients",
         }
         help_texts = {
+            "slug": (
+                "The end of the profile's address, /counsellors/link-name/: lowercase letters, numbers and "
+                "hyphens. Changed, the old address no longer opens it (after a change of name, say)."
+            ),
             "approach": "A few sentences in plain words, e.g. the kinds of help you offer.",
             "bio": "Training and experience. Public: do not mention clients.",
             "title_hi": "Clients reading the site in Hindi see this; left empty, they see the title in English.",
@@ -1265,7 +1271,14 @@ class CounsellorProfileForm(forms.ModelForm):
             "change_emails": "By acknowledgement ID and time; not when you made the change yourself.",
             "is_active": "Clients can see and book this counsellor only while this is ticked.",
         }
-        error_messages = {"display_name": {"required": "Enter the name clients see, like Dr Asha Rao."}}
+        error_messages = {
+            "display_name": {"required": "Enter the name clients see, like Dr Asha Rao."},
+            "slug": {
+                "required": "Enter a link name, like asha-rao.",
+                "invalid": "Use only letters, numbers and hyphens in the link name, like asha-rao.",
+                "unique": "Another counsellor has this link name. Choose another.",
+            },
+        }
         widgets = {
             "approach": forms.Textarea(attrs={"rows": 4}),
             "bio": forms.Textarea(attrs={"rows": 5}),
@@ -1276,10 +1289,15 @@ class CounsellorProfileForm(forms.ModelForm):
 
     def __init__(self, *args: Any, can_publish: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Whether clients see a counsellor is an administrator's decision (e.g. after someone
-        # has left and come back); a counsellor's own form does not have the field at all.
+        # Whether clients see a counsellor, and at what address, are an administrator's
+        # decisions (e.g. after someone has left and come back); a counsellor's own form does
+        # not have those fields at all.
         if not can_publish:
             del self.fields["is_active"]
+            del self.fields["slug"]
+
+    def clean_slug(self) -> str:
+        return self.cleaned_data["slug"].lower()
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

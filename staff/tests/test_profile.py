@@ -51,9 +51,25 @@ def test_a_counsellor_cannot_edit_someone_elses_profile(counsellor_client, other
 def test_administrators_choose_and_edit_any_profile(admin_client, counsellor, other_counsellor):
     page = admin_client.get(reverse("staff:profile")).content.decode()
     assert "Asha Menon" in page and "Rohan Kapoor" in page
-    response = admin_client.post(reverse("staff:profile_edit", args=[other_counsellor.pk]), VALID)
+    typed = {**VALID, "slug": other_counsellor.slug, "is_active": "on"}
+    response = admin_client.post(reverse("staff:profile_edit", args=[other_counsellor.pk]), typed)
     assert response.status_code == 302
     assert Counsellor.objects.get(pk=other_counsellor.pk).title == "Clinical psychologist"
+
+
+def test_administrators_give_a_profile_another_link_name(admin_client, client, counsellor, other_counsellor):
+    """After a change of name, say: the old address no longer opens the profile."""
+    old = f"/counsellors/{counsellor.slug}/"
+    typed = {**VALID, "display_name": "Dr Asha Rao", "is_active": "on"}
+    taken = admin_client.post(
+        reverse("staff:profile_edit", args=[counsellor.pk]), {**typed, "slug": other_counsellor.slug}
+    )
+    assert taken.status_code == 400 and "Another counsellor has this link name" in taken.content.decode()
+    bad = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), {**typed, "slug": "asha rao!"})
+    assert bad.status_code == 400 and "Use only letters, numbers and hyphens" in bad.content.decode()
+    saved = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), {**typed, "slug": "Asha-Rao"})
+    assert saved.status_code == 302
+    assert client.get("/counsellors/asha-rao/").status_code == 200 and client.get(old).status_code == 404
 
 
 def test_a_profile_must_offer_a_way_of_meeting(counsellor_client, counsellor):
@@ -114,6 +130,7 @@ def test_a_refused_save_leaves_the_page_saying_what_is_stored(admin_client, coun
     make_booking("confirmed", counsellor=counsellor)
     typed = {
         "display_name": "Renamed Person",
+        "slug": counsellor.slug,
         "languages": "English",
         "offers_in_person": "on",
         "change_emails": "on",
@@ -122,6 +139,7 @@ def test_a_refused_save_leaves_the_page_saying_what_is_stored(admin_client, coun
     response = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), typed)
     assert response.status_code == 400
     html = response.content.decode()
+    assert "this way of meeting stays" in html  # refused for that reason, not another
     heading = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S).group(1)
     assert "Asha Menon" in heading and "Renamed Person" not in heading
     assert "(hidden: the profile is not shown to clients yet)" not in html

@@ -242,7 +242,7 @@ def test_an_administrator_shows_the_profile_again_on_the_profile_page(
     admin_client, admin_user, counsellor_client, counsellor_user, counsellor
 ):
     profile = reverse("staff:profile_edit", args=[counsellor.pk])
-    data = {"display_name": "Asha Menon", "offers_online": "on", "is_active": "on"}
+    data = {"display_name": "Asha Menon", "slug": counsellor.slug, "offers_online": "on", "is_active": "on"}
     staff_deactivate(user=counsellor_user, by=admin_user)
     refused = admin_client.post(profile, data)
     assert refused.status_code == 400

@@ -81,7 +81,7 @@ def test_hiding_a_counsellor_ends_the_places_waiting_for_them_not_for_anyone(
     wait("them@example.com", counsellor=counsellor)
     wait("anyone@example.com")
     wait("other@example.com", counsellor=other_counsellor)
-    data = {**PROFILE, "offers_in_person": "on"}  # "is_active" left out: hidden
+    data = {**PROFILE, "slug": counsellor.slug, "offers_in_person": "on"}  # "is_active" left out: hidden
     response = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), data, follow=True)
     assert "It is hidden from clients. 1 client on the waitlist was emailed" in response.content.decode()
     assert statuses() == {"them@example.com": "closed", "anyone@example.com": "waiting", "other@example.com": "waiting"}
@@ -156,7 +156,7 @@ def test_a_page_ends_only_the_places_its_change_concerns_and_the_daily_sweep_the
 
 def test_an_active_profile_saved_without_a_way_of_meeting_says_who_was_told(admin_client, counsellor, wait):
     wait("room@example.com", counsellor=counsellor, mode=Mode.IN_PERSON)
-    data = {**PROFILE, "is_active": "on"}  # online only: no in-person field sent
+    data = {**PROFILE, "slug": counsellor.slug, "is_active": "on"}  # online only: no in-person field sent
     response = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), data, follow=True)
     assert "Clients see it on the “Our counsellors” page. 1 client on the waitlist was emailed" in (
         response.content.decode()
