@@ -2,8 +2,8 @@
 
 Budgets: home <= 5, status lookup <= 5 (its form 0), booking page <= 5, wizard slot step <= 4
 (a day button <= 7), chatbot API <= 3 each; privacy notice and policies 0, counsellors and a
-counsellor's page 2 (the kinds of session, to give a next free time one of them fits), a booking's calendar entry <= 4, its move page <= 4, the emailed links to
-cancel <= 3, to move <= 5, to verify 1, to erase <= 3, to see one's data <= 4 (its download
+counsellor's page 2 (the kinds of session, to give a next free time one of them fits), a
+booking's calendar entry <= 4, its move page <= 4, the emailed links to cancel <= 3, to move <= 5, to verify 1, to erase <= 3, to see one's data <= 4 (its download
 <= 8, with the bookings' histories, payments and staff views, and the emails kept), payment
 checkout <= 2, the waitlist form <= 4 queries (one asks whether any kind of session can be
 booked at all: the form's list of them is read again as it renders).
