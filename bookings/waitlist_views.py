@@ -4,6 +4,7 @@ pages are private (no cache, no Referer). Rules are in services (waitlist_*)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -40,10 +41,31 @@ def _initial(request: HttpRequest) -> dict[str, object]:
     return initial
 
 
+# What a refused form held, in the visitor's session: the page shown again after a change of
+# language (a GET) has it, refused again in the new language. Kept a little while only.
+WAITLIST_TYPED = "waitlist_typed"
+WAITLIST_TYPED_SECONDS = 30 * 60
+
+
+def _typed_kept(request: HttpRequest, form: WaitlistForm) -> None:
+    request.session[WAITLIST_TYPED] = {
+        "at": int(time.time()),
+        "data": {name: request.POST.get(name, "") for name in form.fields},
+    }
+
+
+def _typed_back(request: HttpRequest) -> dict[str, str] | None:
+    kept = request.session.pop(WAITLIST_TYPED, None)
+    if isinstance(kept, dict) and time.time() - kept.get("at", 0) < WAITLIST_TYPED_SECONDS:
+        return kept.get("data")
+    return None
+
+
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def waitlist_join(request: HttpRequest) -> HttpResponse:
-    form = WaitlistForm(request.POST if request.method == "POST" else None, initial=_initial(request))
+    typed = request.POST if request.method == "POST" else _typed_back(request)
+    form = WaitlistForm(typed, initial=_initial(request))
     context: dict[str, object] = {
         "form": form,
         "horizon_days": settings.BOOKING_HORIZON_DAYS,
@@ -55,8 +77,11 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
         + (f"?{urlencode({'run': request.GET['run'][:64]})}" if request.GET.get("run") else ""),
     }
     if request.method != "POST":
+        if typed is not None and not form.is_valid():
+            context["error_items"] = form.error_summary()
         return render(request, "bookings/waitlist_join.html", context)
     if not form.is_valid():
+        _typed_kept(request, form)
         context["error_items"] = form.error_summary()
         return render(request, "bookings/waitlist_join.html", context, status=400)
     data = form.cleaned_data
@@ -91,6 +116,7 @@ def waitlist_join(request: HttpRequest) -> HttpResponse:
             context["error_items"] = form.error_summary()
         else:
             context["error_items"] = [("", exc.message)]
+        _typed_kept(request, form)
         return render(request, "bookings/waitlist_join.html", context, status=409)
     # On to a page of its own, so that a reload or a change of language does not join again.
     request.session[WAITLIST_LINK_SENT_TO] = data["email"]

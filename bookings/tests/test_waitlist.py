@@ -605,3 +605,22 @@ def test_with_no_kind_of_session_to_book_there_is_no_dead_end(client, session_ty
     page = client.get("/waitlist/").content.decode()
     assert "No sessions can be booked online at the moment" in page and "+91 484 000 0000" in page
     assert 'name="client_name"' not in page
+
+
+def test_a_refused_form_keeps_what_was_typed_through_a_change_of_language(client, session_type):
+    """Its errors read in the other language, nothing typed lost."""
+    typed = {
+        "client_name": "Meera Iyer",
+        "email": "meera@example",  # not an address
+        "session_type": session_type.pk,
+        "mode": "online",
+        "date_from": (timezone.localdate() + timedelta(days=2)).isoformat(),
+        "date_to": (timezone.localdate() + timedelta(days=20)).isoformat(),
+    }
+    assert client.post("/waitlist/", typed).status_code == 400
+    switched = client.post("/i18n/setlang/", {"language": "hi", "next": "/waitlist/"}, follow=True)
+    html = switched.content.decode()
+    assert '<html lang="hi"' in html and 'value="Meera Iyer"' in html and 'value="meera@example"' in html
+    assert "data-error-summary" in html
+    # Shown once: the form is fresh again after that.
+    assert 'value="Meera Iyer"' not in client.get("/waitlist/").content.decode()
