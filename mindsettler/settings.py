@@ -278,7 +278,10 @@ ACCOUNT_RATE_LIMITS = {
     "login_failed": "5/5m/ip,5/5m/key",
     "reset_password": "5/h/ip,3/h/key",
 }
-ACCOUNT_FORMS = {"reset_password_from_key": "staff.forms.PasswordFromLinkForm"}
+ACCOUNT_FORMS = {
+    "change_password": "staff.forms.ChangePasswordForm",
+    "reset_password_from_key": "staff.forms.PasswordFromLinkForm",
+}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 # The setup page keeps the key it showed when reloaded (allauth's own makes a new one).
 MFA_FORMS = {"activate_totp": "staff.forms.ActivateTOTPForm"}

@@ -7,12 +7,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Self
 
+from allauth.account.forms import ChangePasswordForm as AllauthChangePasswordForm
 from allauth.account.forms import ResetPasswordKeyForm
 from allauth.core import context as allauth_context
 from allauth.mfa.totp import forms as totp_forms
 from allauth.mfa.totp.internal import auth as totp_auth
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import F, Max, QuerySet
 from django.db.models.functions import Lower
@@ -50,7 +52,7 @@ from bookings.services import (
 from bookings.templatetags.mindsettler import money, span
 from mindsettler.forms import Pairs
 from staff.middleware import second_factor_given, setup_allowed
-from staff.models import User
+from staff.models import CalendarSubscription, User
 
 DATETIME_LOCAL = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
@@ -781,6 +783,45 @@ class PasswordFromLinkForm(ResetPasswordKeyForm):
         self.fields["password2"].label = "New password again"
         self.fields["password1"].error_messages["required"] = "Enter a new password."
         self.fields["password2"].error_messages["required"] = "Enter the new password again, to check it."
+
+
+CALENDAR_STOPPED = "Your calendar subscription is stopped: calendar apps can no longer read your sessions."
+
+
+class ChangePasswordForm(AllauthChangePasswordForm):
+    """Changing one's password while signed in, labelled as the portal writes. It ends the
+    member's other sessions (the password is part of each one's hash), but a calendar
+    address made or read by whoever used the account goes on working: a member with one is
+    asked whether to stop it too."""
+
+    stop_calendar = forms.BooleanField(
+        required=False,
+        label="Also stop my calendar address",
+        help_text=(
+            "Choose this if someone else may have used your account or seen the address: calendar "
+            "apps reading it will stop showing your sessions, until you make a new address on the "
+            "calendar page and add it to your app again."
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["oldpassword"].label = "Current password"
+        self.fields["password1"].label = "New password"
+        self.fields["password2"].label = "New password again"
+        self.fields["oldpassword"].error_messages["required"] = "Enter your current password."
+        self.fields["password1"].error_messages["required"] = "Enter a new password."
+        self.fields["password2"].error_messages["required"] = "Enter the new password again, to check it."
+        live = CalendarSubscription.objects.filter(user_id=self.user.pk, stopped_at__isnull=True).exists()
+        if not live:
+            del self.fields["stop_calendar"]
+
+    def save(self) -> None:
+        from staff.services import calendar_subscription_stop  # staff.services reads this module
+
+        super().save()
+        if self.cleaned_data.get("stop_calendar") and calendar_subscription_stop(user=self.user):
+            messages.success(allauth_context.request, CALENDAR_STOPPED)
 
 
 class ActivateTOTPForm(totp_forms.ActivateTOTPForm):

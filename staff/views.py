@@ -78,6 +78,7 @@ from bookings.tokens import token_lookup_hash
 from mindsettler.forms import select_html
 from staff import calendar_subscription, selectors
 from staff.forms import (
+    CALENDAR_STOPPED,
     ApproveForm,
     BlockedPeriodForm,
     BookingFilterForm,
@@ -266,11 +267,8 @@ def calendar_app_new(request: HttpRequest) -> HttpResponse:
 @staff_required
 def calendar_app_stop(request: HttpRequest) -> HttpResponse:
     _own_counsellor_or_404(request)
-    if calendar_subscription_stop(user=request.user):
-        message = "Your calendar subscription is stopped: calendar apps can no longer read your sessions."
-    else:
-        message = "You had no calendar subscription."
-    messages.success(request, message)
+    stopped = calendar_subscription_stop(user=request.user)
+    messages.success(request, CALENDAR_STOPPED if stopped else "You had no calendar subscription.")
     return redirect(f"{reverse('staff:calendar')}#calendar-app")
 
 

@@ -527,3 +527,36 @@ def test_a_password_reset_without_a_subscription_says_nothing_of_one(counsellor_
     page = browser.get(reverse("staff:calendar")).content.decode()
     assert "Make a calendar address" in page and "when your password was reset" not in page
     assert not CalendarSubscription.objects.exists()
+
+
+PASSWORD = "a-long-counsellor-password"  # conftest's
+
+
+def test_changing_the_password_may_stop_the_subscription_too(counsellor_client, subscribed, counsellor_user):
+    """A change of password ends the member's other sessions, not an address someone who used
+    the account may have made or read: the form asks, and stops it when told to."""
+    path, _ = subscribed
+    change = reverse("account_change_password")
+    page = counsellor_client.get(change).content.decode()
+    assert "Also stop my calendar address" in page and 'name="stop_calendar"' in page
+    # Refused (a wrong current password): nothing is stopped.
+    wrong = {"oldpassword": "not-it", "password1": "a-brand-new-password-7", "password2": "a-brand-new-password-7"}
+    refused = counsellor_client.post(change, {**wrong, "stop_calendar": "on"})
+    assert refused.status_code == 200 and Client().get(path).status_code == 200
+    new = {**wrong, "oldpassword": PASSWORD}
+    done = counsellor_client.post(change, {**new, "stop_calendar": "on"}, follow=True)
+    assert done.status_code == 200
+    assert "Your calendar subscription is stopped" in done.content.decode()
+    assert Client().get(path).status_code == 404 and not CalendarSubscription.objects.exists()
+    # With no live address, the question is not asked.
+    assert 'name="stop_calendar"' not in counsellor_client.get(change).content.decode()
+
+
+def test_changing_the_password_keeps_the_subscription_unless_asked(counsellor_client, subscribed):
+    path, _ = subscribed
+    new = "a-brand-new-password-7"
+    response = counsellor_client.post(
+        reverse("account_change_password"), {"oldpassword": PASSWORD, "password1": new, "password2": new}, follow=True
+    )
+    assert response.status_code == 200 and "calendar subscription is stopped" not in response.content.decode()
+    assert Client().get(path).status_code == 200
