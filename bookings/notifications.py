@@ -321,6 +321,16 @@ def booking_links(*, email: str, bookings: list[Booking]) -> None:
     email_queue(kind="booking_links", to=email, context={"links": links})
 
 
+def booking_link_again(*, booking: Booking) -> None:
+    """A new link to `booking`'s page, to its address, in its language: what staff send after
+    correcting the address when no status email says where the booking stands (see
+    services.booking_correct_email). In the words of "email me my booking links"."""
+    from bookings.lifecycle import CLIENT_LABELS
+
+    link = {"ack_id": booking.ack_id, "status": CLIENT_LABELS[booking.status], "url": manage_url(booking)}
+    email_queue(kind="booking_links", to=booking.email, booking=booking, context={"links": [link]})
+
+
 def payment_refunding(*, booking: Booking, payment: Payment) -> None:
     """A payment arrived for a booking that can no longer take it; it is being refunded."""
     if booking.anonymised_at is not None:

@@ -599,6 +599,7 @@ def _timeline_text(event: BookingEvent) -> str:
             "slot_moved": _("Your session time was changed"),
             "time_withdrawn": _("The time you chose was no longer offered; the clinic will offer you another"),
             "meeting_link": "",
+            "email_corrected": _("The clinic corrected your email address; links sent before it no longer work"),
         }.get(event.action, "")
     frm, to = event.from_status, event.to_status
     if to == s.PENDING:

@@ -544,6 +544,19 @@ class MeetingUrlForm(forms.Form):
     )
 
 
+class EmailCorrectForm(forms.Form):
+    prefix = "address"  # its fields' names and ids on a page with other forms
+    email = forms.EmailField(
+        label="Client's correct email",
+        max_length=254,
+        help_text="Checked with the client. The links sent before stop working, and this address gets the last email again.",
+        error_messages={"required": "Enter the client's correct email address.", "invalid": EMAIL_INVALID},
+    )
+
+    def clean_email(self) -> str:
+        return email_normalise(self.cleaned_data["email"])
+
+
 class PaymentSettleForm(forms.Form):
     """What an administrator did about a payment that needs attention. One per payment on
     the page, so its prefix names the payment."""

@@ -25,6 +25,7 @@ urlpatterns = [
     path("bookings/<int:pk>/move/", views.booking_move, name="booking_move"),
     path("bookings/<int:pk>/drop/", views.booking_drop, name="booking_drop"),
     path("bookings/<int:pk>/resend/", views.booking_resend, name="booking_resend"),
+    path("bookings/<int:pk>/email/", views.booking_email, name="booking_email"),
     path("bookings/<int:pk>/meeting-link/", views.booking_meeting_url, name="booking_meeting_url"),
     path(
         "bookings/<int:pk>/payments/<int:payment_id>/settle/",

@@ -87,6 +87,7 @@ from staff.forms import (
     ConfirmForm,
     CounsellorProfileForm,
     CounsellorRoomForm,
+    EmailCorrectForm,
     GenerateForm,
     InviteForm,
     MeetingUrlForm,
@@ -986,6 +987,10 @@ def _detail_context(
         # moving it hands it to another counsellor. DETAIL_RELATED reads their account.
         "counsellor_away": booking.counsellor is not None and not counsellor_at_work(booking.counsellor),
         "meeting_form": forms.get("meeting") or MeetingUrlForm(initial={"meeting_url": booking.meeting_url}),
+        # An open booking's address, mistyped on the phone or by the client, can be corrected.
+        "email_form": (forms.get("address") or EmailCorrectForm())
+        if booking.status in ACTIVE_STATUSES and booking.anonymised_at is None
+        else None,
         "now": timezone.now(),
         "nav": "bookings",
     }
@@ -1065,6 +1070,7 @@ def _detail_context(
         "cancel": "cancel_form" in ctx,
         "move": "move_form" in ctx,
         "resend": True,
+        "address": ctx["email_form"] is not None,
         "meeting": booking.mode == Mode.ONLINE,
         **{f"settle-{s['payment'].pk}": True for s in ctx["settle"]},
     }
@@ -1300,6 +1306,21 @@ def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
         None,
         lambda d: services.booking_resend_last_email(booking_id=pk, user=request.user),
         lambda email: f"Sent again: “{email.subject}”.",
+    )
+
+
+@_form_address("staff:booking_detail", "pk")
+@staff_required
+def booking_email(request: HttpRequest, pk: int) -> HttpResponse:
+    booking_or_404(request.user, pk)
+    form = EmailCorrectForm(request.POST)
+    return _act(
+        request,
+        pk,
+        form.prefix,
+        form,
+        lambda d: services.booking_correct_email(booking_id=pk, user=request.user, email=d["email"]),
+        lambda b: f"Email address corrected. {b.email} has been sent the booking's last email, with a new link.",
     )
 
 

@@ -1,4 +1,4 @@
-"""Staff decisions and cancellations: approve, reject, complete, no-show, cancel; resending emails."""
+"""Staff decisions and cancellations: approve, reject, complete, no-show, cancel; resending emails and correcting the client's address."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -42,10 +42,19 @@ from bookings.services.transitions import (
     _too_close_to_pay_message,
     booking_record,
     booking_transition,
+    email_normalise,
     payment_due_at,
     slots_lock,
 )
-from bookings.tokens import booking_lock_for_link, token_claim, token_create, token_get, token_just_sent
+from bookings.tokens import (
+    booking_lock_for_link,
+    token_claim,
+    token_create,
+    token_get,
+    token_just_sent,
+    tokens_revoke,
+)
+from mindsettler.logging import redact_links
 
 logger = logging.getLogger(__name__)
 
@@ -319,6 +328,81 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
         booking_record(booking=booking, action="email_resent", actor=Actor.STAFF, user=user, reason=last.subject)
         enqueue_delivery(copy.pk)
     return copy
+
+
+def booking_correct_email(*, booking_id: int, user: Any, email: str) -> Booking:
+    """Staff correct the client's address on an open booking: mistyped on the phone, or by the
+    client. The links emailed so far went to the old address, which may be a stranger's: they
+    stop working, and the emails still waiting to go there are given up. The new address gets
+    the booking's last status email again, with a new link to the booking's page (or, when no
+    status email says where the booking stands, that link alone). The timeline records the
+    correction without either address."""
+    from bookings.emails import RESENT_BOOKING_LINK, _links_forgotten, enqueue_delivery
+    from bookings.notifications import manage_path
+
+    email = email_normalise(email)
+    with transaction.atomic():
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if booking.anonymised_at is not None:
+            raise BookingError("The client's details were erased, so there is no address to correct.")
+        if booking.status not in ACTIVE_STATUSES:
+            raise BookingError(
+                f"This booking is {booking.get_status_display().lower()}: only an open booking's address "
+                "can be corrected."
+            )
+        if email == booking.email:
+            raise BookingError("That is the address the booking already has.")
+        if Booking.objects.filter(email=email, status__in=ACTIVE_STATUSES).exclude(pk=booking.pk).exists():
+            raise BookingError(
+                "That address already has another open booking, and a client has one at a time. "
+                "Check the address with the client, or find their other booking in the list."
+            )
+        old = booking.email
+        booking.email = email
+        try:
+            with transaction.atomic():
+                booking.save(update_fields=["email", "updated_at"])
+        except IntegrityError as exc:  # the same address, given to another booking meanwhile
+            raise BookingError(
+                "That address already has another open booking, and a client has one at a time."
+            ) from exc
+        tokens_revoke(booking=booking)
+        waiting = OutboundEmail.objects.filter(booking=booking, to=old, status=OutboundEmail.State.PENDING)
+        for given_up in waiting:
+            OutboundEmail.objects.filter(pk=given_up.pk, status=OutboundEmail.State.PENDING).update(
+                status=OutboundEmail.State.FAILED,
+                last_error="The client's address was corrected",
+                **_links_forgotten(given_up),
+            )
+        booking_record(
+            booking=booking,
+            action="email_corrected",
+            actor=Actor.STAFF,
+            user=user,
+            reason="Client's email address corrected; the links sent before no longer work",
+        )
+        emails = OutboundEmail.objects.filter(booking=booking, kind__in=STATUS_EMAILS).order_by("-created_at", "-id")
+        try:
+            last = email_to_resend(booking, emails[:1])
+        except BookingError:
+            notifications.booking_link_again(booking=booking)
+            return booking
+        # Its links were those of the old address (revoked above), or already forgotten.
+        link = manage_path(booking)
+        body_text, body_html = (
+            redact_links(body).replace(RESENT_BOOKING_LINK, link) for body in (last.body_text, last.body_html)
+        )
+        copy = OutboundEmail.objects.create(
+            kind=last.kind,
+            booking=booking,
+            to=email,
+            subject=last.subject,
+            body_text=body_text,
+            body_html=body_html,
+            ics=last.ics,
+        )
+        enqueue_delivery(copy.pk)
+    return booking
 
 
 def booking_set_meeting_url(*, booking_id: int, user: Any, meeting_url: str) -> Booking:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.conf import settings
@@ -1445,3 +1446,102 @@ def test_the_dashboard_says_when_it_shows_only_some_of_the_bookings_waiting_for_
     assert "Oldest first: the 20 oldest of 21; the others show as these are settled." in html
     listed = admin_client.get(reverse("staff:booking_list"), {"status": "awaiting_payment", "per_page": 50})
     assert len(set(re.findall(r"MS-[A-Z0-9]{6}", listed.content.decode()))) == 21
+
+
+# --- Correcting the client's address ----------------------------------------------------
+
+
+def test_a_mistyped_address_is_corrected_and_the_last_email_goes_to_the_new_one(admin_client, client, pending, slot):
+    """Typed wrong on the phone: the approval email (its link to pay) went to a stranger. The
+    link stops working, and the client gets the email again, with a new one."""
+    admin_client.post(url("approve", pending), {"approve-slot": slot.pk, "approve-version": pending.version})
+    [approved] = [m for m in mail.outbox if m.to == ["kavya@example.com"]]
+    [old_path] = re.findall(r"http://testserver(/bookings/[A-Za-z0-9_-]{16,}/)", approved.body)
+    assert client.get(old_path).status_code == 200
+    mail.outbox = []
+    page = admin_client.get(url("detail", pending)).content.decode()
+    assert "Correct the client's email" in page
+    response = admin_client.post(url("email", pending), {"address-email": " Kavya.Iyer@Example.com "}, **HX)
+    html = unescape(response.content.decode())
+    assert response.status_code == 200
+    assert "Email address corrected. kavya.iyer@example.com has been sent the booking's last email" in html
+    pending.refresh_from_db()
+    assert pending.email == "kavya.iyer@example.com" and pending.status == Status.APPROVED
+    [again] = mail.outbox
+    assert again.to == ["kavya.iyer@example.com"] and again.subject == approved.subject
+    [new_path] = re.findall(r"http://testserver(/bookings/[A-Za-z0-9_-]{16,}/)", again.body)
+    assert f'href="http://testserver{new_path}"' in again.alternatives[0][0]
+    assert client.get(new_path).status_code == 200
+    assert client.get(old_path).status_code != 200  # the stranger's link no longer opens it
+    event = BookingEvent.objects.get(booking=pending, action="email_corrected")
+    assert "kavya" not in event.reason.lower()  # neither address in the timeline
+    # The page lists the emails sent to the old address as such.
+    page = admin_client.get(url("detail", pending)).content.decode()
+    assert "to kavya@example.com" in page
+
+
+def test_emails_still_waiting_for_the_old_address_are_given_up(admin_client, make_booking, counsellor):
+    booking = make_booking(Status.PENDING, counsellor=counsellor, email="wrong@example.com")
+    waiting = OutboundEmail.objects.create(
+        kind="request_received",
+        booking=booking,
+        to="wrong@example.com",
+        subject="We have your request",
+        body_text=f"Your page: http://testserver/bookings/{'A' * 43}/",
+    )
+    mail.outbox = []
+    assert admin_client.post(url("email", booking), {"address-email": "right@example.com"}).status_code == 302
+    waiting.refresh_from_db()
+    assert waiting.status == OutboundEmail.State.FAILED and "A" * 43 not in waiting.body_text
+    [again] = mail.outbox
+    assert again.to == ["right@example.com"] and "A" * 43 not in again.body
+    assert re.search(r"http://testserver/bookings/[A-Za-z0-9_-]{16,}/", again.body)
+
+
+def test_with_no_status_email_to_repeat_the_new_address_gets_the_booking_link(
+    admin_client, client, make_booking, counsellor
+):
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, email="wrong@example.com", language="hi")
+    mail.outbox = []
+    assert admin_client.post(url("email", booking), {"address-email": "right@example.com"}).status_code == 302
+    [link] = mail.outbox
+    assert link.to == ["right@example.com"] and booking.ack_id in link.body
+    [path] = re.findall(r"http://testserver(/bookings/[A-Za-z0-9_-]{16,}/)", link.body)
+    assert client.get(path).status_code == 200
+    assert OutboundEmail.objects.get(booking=booking, kind="booking_links").to == "right@example.com"
+    from django.utils import translation
+
+    from bookings.lifecycle import CLIENT_LABELS
+
+    with translation.override("hi"):
+        assert str(CLIENT_LABELS[Status.CONFIRMED]) in link.body  # in the booking's language
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("", "Enter the client&#x27;s correct email address."),
+        ("kavya@", "Enter an email address in the correct format"),
+        ("KAVYA@example.com", "That is the address the booking already has."),
+        ("taken@example.com", "That address already has another open booking"),
+    ],
+)
+def test_a_correction_refused_says_why_next_to_it(admin_client, pending, make_booking, counsellor, typed, error):
+    make_booking(Status.PENDING, counsellor=counsellor, email="taken@example.com")
+    mail.outbox = []
+    response = admin_client.post(url("email", pending), {"address-email": typed})
+    html = response.content.decode()
+    assert response.status_code in (400, 409) and error in html
+    assert '<details class="mt-3" id="address" open>' in html
+    pending.refresh_from_db()
+    assert pending.email == "kavya@example.com" and mail.outbox == []
+    assert not BookingEvent.objects.filter(action="email_corrected").exists()
+
+
+def test_a_closed_booking_s_address_is_not_corrected(admin_client, make_booking, counsellor):
+    booking = make_booking(Status.REJECTED, counsellor=counsellor, email="wrong@example.com")
+    assert "Correct the client's email" not in admin_client.get(url("detail", booking)).content.decode()
+    response = admin_client.post(url("email", booking), {"address-email": "right@example.com"})
+    assert response.status_code == 409 and "only an open booking" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.email == "wrong@example.com"

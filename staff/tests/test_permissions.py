@@ -79,6 +79,8 @@ MATRIX = [
     ("booking_no_show", "post", lambda w: reverse("staff:booking_no_show", args=[b(w)]), (302, 400, 400, 404)),
     ("booking_cancel", "post", lambda w: reverse("staff:booking_cancel", args=[b(w)]), (302, 400, 400, 404)),
     ("booking_resend", "post", lambda w: reverse("staff:booking_resend", args=[b(w)]), (302, 409, 409, 404)),
+    # Posted empty: the form's error, 400, for whoever may see the booking.
+    ("booking_email", "post", lambda w: reverse("staff:booking_email", args=[b(w)]), (302, 400, 400, 404)),
     ("booking_move", "post", lambda w: reverse("staff:booking_move", args=[b(w)]), (302, 400, 400, 404)),
     ("booking_drop", "post", lambda w: reverse("staff:booking_drop", args=[b(w)]), (302, 400, 400, 404)),
     (
