@@ -28,9 +28,11 @@ GENERIC = {
     "Select a valid choice. That choice is not one of the available choices.",
 }
 # Given in the form's __init__ (allauth's fields, or a field a parent declares).
-SET_WHEN_MADE = {("CancelForm", "reason"), ("ActivateTOTPForm", "code")} | {
-    ("PasswordFromLinkForm", name) for name in ("password1", "password2")
-}
+SET_WHEN_MADE = (
+    {("CancelForm", "reason"), ("ActivateTOTPForm", "code")}
+    | {("PasswordFromLinkForm", name) for name in ("password1", "password2")}
+    | {("ChangePasswordForm", name) for name in ("oldpassword", "password1", "password2")}
+)
 
 
 def test_no_staff_form_field_has_a_generic_message():
