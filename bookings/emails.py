@@ -17,11 +17,12 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from bookings import selectors
 from bookings.after_commit import enqueue_on_commit
 from bookings.context_processors import crisis_help_text
 from bookings.lifecycle import STATUS_EMAILS
-from bookings.models import Booking, Clinic, OutboundEmail, Reminder, Status
-from mindsettler.logging import REDACTED, redact_links
+from bookings.models import Booking, Clinic, DailySummary, Mode, OutboundEmail, Reminder, Status, WaitlistOffer
+from mindsettler.logging import REDACTED, one_of_a_batch, redact_links
 
 logger = logging.getLogger(__name__)
 
@@ -169,13 +170,48 @@ def email_deliver(*, email_id: int) -> bool:
 _COURSE_EMAILS = frozenset({*STATUS_EMAILS, "new_request", "session_changed"} - {"already_active"})
 
 
+def _link_lives() -> dict[str, timedelta]:
+    """How long the link of each kind of email with a short-lived one works: sent later, it
+    would bring a link that no longer opens (the client asks for a new one, or staff do)."""
+    from bookings.services.privacy import PRIVACY_LINK_HOURS  # the services import this module
+    from staff.services import SETUP_LINK_MINUTES
+
+    verification = timedelta(hours=settings.VERIFICATION_LINK_HOURS)
+    return {
+        "verify": verification,
+        "waitlist_verify": verification,
+        "cancel_confirm": timedelta(minutes=settings.CANCELLATION_LINK_MINUTES),
+        "reschedule_confirm": timedelta(minutes=settings.RESCHEDULE_LINK_MINUTES),
+        "privacy_erase": timedelta(hours=PRIVACY_LINK_HOURS),
+        "privacy_export": timedelta(hours=PRIVACY_LINK_HOURS),
+        "staff_setup_link": timedelta(minutes=SETUP_LINK_MINUTES),
+    }
+
+
 def _outdated(email: OutboundEmail, *, now: datetime) -> str:
     """Why an email about to go out no longer holds, or "". Only an email retried late
     (the mail server was down) can be: one sent at once went out with its change."""
     if email.kind == "reminder":
         return _reminder_outdated(email, now=now)
+    life = _link_lives().get(email.kind)
+    if life is not None and email.created_at + life <= now:
+        return "The link it carries had expired before it could be sent"
+    if email.kind == "waitlist_offer":
+        slot_id = WaitlistOffer.objects.filter(email=email).values_list("slot_id", flat=True).first()
+        if slot_id is not None and not selectors.slots_free().filter(pk=slot_id).exists():
+            return "The time it offers was taken, or too near, before it could be sent"
+        return ""
+    if email.kind == "daily_summary":
+        day = DailySummary.objects.filter(email=email).values_list("day", flat=True).first()
+        if day is not None and day < timezone.localdate(now):
+            return "Its day had passed before it could be sent"
+        return ""
     if email.kind not in _COURSE_EMAILS or email.booking_id is None:
         return ""
+    if email.kind == "new_request":
+        status = Booking.objects.filter(pk=email.booking_id).values_list("status", flat=True).first()
+        if status != Status.PENDING:
+            return "The request had been decided or withdrawn before it was sent"
     if email.kind in STATUS_EMAILS:
         status = Booking.objects.filter(pk=email.booking_id).values_list("status", flat=True).first()
         if status not in STATUS_EMAILS[email.kind]:
@@ -193,7 +229,9 @@ def _outdated(email: OutboundEmail, *, now: datetime) -> str:
 
 
 def _reminder_outdated(email: OutboundEmail, *, now: datetime) -> str:
-    reminder = Reminder.objects.filter(email=email).select_related("booking", "slot").first()
+    reminder = (
+        Reminder.objects.filter(email=email).select_related("booking__counsellor__user", "booking", "slot").first()
+    )
     if reminder is None:
         return ""
     booking = reminder.booking
@@ -201,6 +239,14 @@ def _reminder_outdated(email: OutboundEmail, *, now: datetime) -> str:
         return "The session was cancelled or moved before it was sent"
     if reminder.slot.start <= now:
         return "The session had begun before it could be sent"
+    left = booking.counsellor is not None and not selectors.counsellor_at_work(booking.counsellor)
+    if left or (booking.mode == Mode.ONLINE and booking.join_url not in email.body_text):
+        # Its counsellor has left, or the link to join changed (the booking's own, or their
+        # room): it would send the client to the wrong room. Its claim goes with it, so that
+        # the next run of send_reminders does it again as things are now: held back and the
+        # administrators told, or with the new link.
+        Reminder.objects.filter(pk=reminder.pk).delete()
+        return "The session's counsellor or link to join had changed before it was sent"
     return ""
 
 
@@ -225,4 +271,8 @@ def emails_send_due(*, limit: int = 200) -> int:
     due = OutboundEmail.objects.filter(
         status=OutboundEmail.State.PENDING, next_attempt_at__lte=timezone.now()
     ).values_list("pk", flat=True)[:limit]
-    return sum(email_deliver(email_id=pk) for pk in list(due))
+    sent = 0
+    for pk in list(due):
+        with one_of_a_batch("email", pk):
+            sent += email_deliver(email_id=pk)
+    return sent

@@ -924,6 +924,8 @@ class WaitlistOffer(models.Model):
 
     entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="offers")
     slot = models.ForeignKey(Slot, on_delete=models.CASCADE, related_name="+")
+    # The email that makes it: given up if the time is taken before it can go (emails._outdated).
+    email = models.ForeignKey(OutboundEmail, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -512,9 +512,9 @@ def waitlist_joined(*, entry: WaitlistEntry, leave_url: str) -> None:
     )
 
 
-def waitlist_offer(*, entry: WaitlistEntry, slot: Slot, book_url: str, leave_url: str) -> None:
+def waitlist_offer(*, entry: WaitlistEntry, slot: Slot, book_url: str, leave_url: str) -> OutboundEmail:
     """A time on the client's waitlist has become free: a link to book it, first come first served."""
-    email_queue(
+    return email_queue(
         kind="waitlist_offer",
         to=entry.email,
         language=entry.language,

@@ -6,9 +6,24 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+@contextmanager
+def one_of_a_batch(what: str, key: object) -> Iterator[None]:
+    """Around one item of a periodic sweep (a reminder, a day's summary, an email, a lapsed
+    booking): an error in it is logged, with `what` and `key` (an id, never a client's
+    details), and the sweep goes on to the next. Otherwise one item that always fails would
+    stop, at every run, all those after it."""
+    try:
+        yield
+    except Exception:
+        logging.getLogger("bookings.sweeps").exception("%s %s failed; the others went on", what, key)
+
 
 # The segment after these is a secret from an emailed link, in every URL that takes one
 # (mindsettler/tests/test_logs.py checks each token route of the site): the clients' links,

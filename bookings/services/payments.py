@@ -28,6 +28,7 @@ from bookings.models import (
     WebhookEvent,
 )
 from bookings.services.transitions import booking_record, booking_transition
+from mindsettler.logging import one_of_a_batch
 
 logger = logging.getLogger(__name__)
 
@@ -1145,37 +1146,43 @@ def bookings_expire(*, now: datetime | None = None) -> int:
     ).values_list("pk", "status")
     expired = 0
     for booking_id, old_status in list(due):
-        with transaction.atomic():
-            taken = payments_taken_lock(booking_id=booking_id)  # before the booking: the lock order
-            booking = (
-                Booking.objects.select_for_update()
-                .filter(pk=booking_id, status=old_status, payment_due_at__lte=now)
-                .first()
-            )
-            if booking is None:
-                continue
-            if Payment.objects.filter(
-                booking_id=booking_id, provider_payment_id="", authorized_at__gt=now - PAYMENT_CAPTURE_GRACE
-            ).exists():
-                continue  # paid at the last moment: its capture is on its way
-            for payment in taken:
-                if payment.status == Payment.State.PENDING:
-                    payment_held_refund(
-                        payment=payment,
-                        booking=booking,
-                        what_happened="The time to pay ran out",
-                        reason="The booking expired unpaid",
-                    )
-            booking_transition(
-                booking=booking,
-                to=Status.CANCELLED,
-                actor=Actor.SYSTEM,
-                reason="The time to pay ran out; the time slot was released",
-                expected_version=booking.version,
-            )
-        expired += 1
-        # Separately, so this never holds the booking lock while waiting on a payment row.
-        Payment.objects.filter(PAYMENT_OPEN, booking_id=booking_id).update(
-            status=Payment.State.FAILED, updated_at=timezone.now()
-        )
+        with one_of_a_batch("expiry of booking", booking_id):
+            expired += _booking_expire(booking_id=booking_id, old_status=old_status, now=now)
     return expired
+
+
+def _booking_expire(*, booking_id: int, old_status: str, now: datetime) -> bool:
+    """Expire one booking of bookings_expire's, if it still is as read. True if it was."""
+    with transaction.atomic():
+        taken = payments_taken_lock(booking_id=booking_id)  # before the booking: the lock order
+        booking = (
+            Booking.objects.select_for_update()
+            .filter(pk=booking_id, status=old_status, payment_due_at__lte=now)
+            .first()
+        )
+        if booking is None:
+            return False
+        if Payment.objects.filter(
+            booking_id=booking_id, provider_payment_id="", authorized_at__gt=now - PAYMENT_CAPTURE_GRACE
+        ).exists():
+            return False  # paid at the last moment: its capture is on its way
+        for payment in taken:
+            if payment.status == Payment.State.PENDING:
+                payment_held_refund(
+                    payment=payment,
+                    booking=booking,
+                    what_happened="The time to pay ran out",
+                    reason="The booking expired unpaid",
+                )
+        booking_transition(
+            booking=booking,
+            to=Status.CANCELLED,
+            actor=Actor.SYSTEM,
+            reason="The time to pay ran out; the time slot was released",
+            expected_version=booking.version,
+        )
+    # Separately, so this never holds the booking lock while waiting on a payment row.
+    Payment.objects.filter(PAYMENT_OPEN, booking_id=booking_id).update(
+        status=Payment.State.FAILED, updated_at=timezone.now()
+    )
+    return True

@@ -21,6 +21,7 @@ from bookings.models import (
     Status,
 )
 from bookings.services.decisions import cancellation_open_for_client
+from mindsettler.logging import one_of_a_batch
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def reminders_send(*, now: datetime | None = None) -> int:
                 Exists(
                     BookingEvent.objects.filter(
                         booking=OuterRef("pk"),
+                        # Its confirmation: not a note made of it since (a link set, an email resent).
+                        action__in=("transition", "created"),
                         to_status=Status.CONFIRMED,
                         created_at__gt=OuterRef("slot__start") - timedelta(hours=hours),
                     )
@@ -74,7 +77,8 @@ def reminders_send(*, now: datetime | None = None) -> int:
             .values_list("pk", "slot_id")
         )
         for booking_id, slot_id in list(due):
-            queued += _reminder_send(booking_id=booking_id, slot_id=slot_id, kind=kind, now=now)
+            with one_of_a_batch("reminder for booking", booking_id):
+                queued += _reminder_send(booking_id=booking_id, slot_id=slot_id, kind=kind, now=now)
     return queued
 
 
@@ -135,25 +139,31 @@ def daily_summaries_send(*, today: date | None = None) -> int:
     )
     queued = 0
     for counsellor in counsellors:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    summary = DailySummary.objects.create(counsellor=counsellor, day=today)
-            except IntegrityError:
-                continue  # another run has it
-            sessions = list(
-                Booking.objects.filter(
-                    slot__counsellor=counsellor,
-                    status__in=(Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED),
-                    slot__start__gte=start,
-                    slot__start__lt=end,
-                )
-                .select_related("slot", "session_type")
-                .order_by("slot__start")
-            )
-            summary.sessions = len(sessions)
-            if sessions:
-                summary.email = notifications.daily_summary(counsellor=counsellor, day=today, bookings=sessions)
-                queued += 1
-            summary.save(update_fields=["sessions", "email"])
+        with one_of_a_batch("daily summary for counsellor", counsellor.pk):
+            queued += _daily_summary_send(counsellor=counsellor, today=today, start=start, end=end)
     return queued
+
+
+def _daily_summary_send(*, counsellor: Counsellor, today: date, start: datetime, end: datetime) -> bool:
+    """One counsellor's summary of `today` (from `start` to `end`), claimed first. True if it was queued."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                summary = DailySummary.objects.create(counsellor=counsellor, day=today)
+        except IntegrityError:
+            return False  # another run has it
+        sessions = list(
+            Booking.objects.filter(
+                slot__counsellor=counsellor,
+                status__in=(Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED),
+                slot__start__gte=start,
+                slot__start__lt=end,
+            )
+            .select_related("slot", "session_type")
+            .order_by("slot__start")
+        )
+        summary.sessions = len(sessions)
+        if sessions:
+            summary.email = notifications.daily_summary(counsellor=counsellor, day=today, bookings=sessions)
+        summary.save(update_fields=["sessions", "email"])
+    return bool(sessions)

@@ -138,7 +138,7 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None)
                 continue
             try:
                 with transaction.atomic():
-                    WaitlistOffer.objects.create(entry=entry, slot=slot)
+                    offer = WaitlistOffer.objects.create(entry=entry, slot=slot)
             except IntegrityError:
                 continue
             # The way of meeting too: the wizard chooses it for them, as they chose it here.
@@ -146,12 +146,13 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None)
             query = urlencode(
                 {"slot": slot.pk, "type": entry.session_type.slug, "mode": entry.mode, "lang": entry.language}
             )
-            notifications.waitlist_offer(
+            offer.email = notifications.waitlist_offer(
                 entry=entry,
                 slot=slot,
                 book_url=absolute_url(f"{reverse('bookings:wizard')}?{query}"),
                 leave_url=_waitlist_leave_url(entry),
             )
+            offer.save(update_fields=["email"])
             emailed.add(entry.email)
             offered += 1
     if offered:

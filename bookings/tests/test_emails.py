@@ -351,3 +351,58 @@ def test_a_move_while_a_payment_is_under_way_does_not_simply_ask_to_pay(make_boo
     for part in (email.body_text, email.body_html):
         assert "If you have already paid, there is nothing more to do" in part
         assert "Please pay from your booking page by" not in part
+
+
+# --- Emails that no longer hold when the mail server is back -----------------------------
+
+
+def test_a_request_s_notice_to_staff_is_given_up_once_the_request_is_decided(make_booking, counsellor, admin_user):
+    from bookings import notifications
+
+    booking = make_booking(Status.PENDING, counsellor=counsellor)
+    notifications.new_request(booking=booking)  # no commit: the mail server is down
+    booking_reject(booking_id=booking.pk, user=admin_user, reason="No availability")
+    emails_send_due()
+    notice = OutboundEmail.objects.get(kind="new_request")
+    assert notice.status == "failed"
+    assert notice.last_error == "The request had been decided or withdrawn before it was sent"
+    assert not any(m.subject.startswith("New booking request") for m in mail.outbox)
+
+
+def test_a_link_that_has_expired_before_its_email_could_go_is_not_sent(make_booking, counsellor, settings):
+    from bookings import notifications
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    notifications.cancel_confirmation(booking=booking, raw_token="x" * 43)
+    email = OutboundEmail.objects.get(kind="cancel_confirm")
+    OutboundEmail.objects.filter(pk=email.pk).update(
+        created_at=email.created_at - timedelta(minutes=settings.CANCELLATION_LINK_MINUTES)
+    )
+    assert emails_send_due() == 0 and mail.outbox == []
+    email.refresh_from_db()
+    assert (email.status, email.last_error) == ("failed", "The link it carries had expired before it could be sent")
+    assert "x" * 43 not in email.body_text
+
+
+def test_a_waitlist_offer_of_a_time_taken_meanwhile_is_not_sent(make_booking, counsellor, slot, session_type):
+    from bookings.models import WaitlistEntry, WaitlistOffer
+    from bookings.services import waitlist_offer_slot
+
+    day = timezone.localtime(slot.start).date()
+    WaitlistEntry.objects.create(
+        client_name="Meera",
+        email="meera@example.com",
+        session_type=session_type,
+        mode="online",
+        date_from=day,
+        date_to=day,
+        verified_at=timezone.now(),
+    )
+    assert waitlist_offer_slot(slot_id=slot.pk) == 1  # queued; the mail server is down
+    offer = WaitlistOffer.objects.get()
+    assert offer.email is not None and offer.email.kind == "waitlist_offer"
+    make_booking(Status.APPROVED, counsellor=counsellor, slot=slot)  # someone else took it
+    assert emails_send_due() == 0 and mail.outbox == []
+    offer.email.refresh_from_db()
+    assert offer.email.status == "failed"
+    assert offer.email.last_error == "The time it offers was taken, or too near, before it could be sent"

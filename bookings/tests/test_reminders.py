@@ -408,3 +408,91 @@ def test_the_daily_summary_subject_names_its_day(make_booking, counsellor, oncom
         assert daily_summaries_send(today=start.date()) == 1
     [message] = mail.outbox
     assert message.subject == "Your sessions today, Tuesday 14 January: 1"
+
+
+def test_a_reminder_waiting_to_go_out_when_its_counsellor_leaves_is_held_back_after_all(
+    confirmed, counsellor, admin_user, oncommit
+):
+    """Queued while the mail server was down, then its counsellor left: sent on its retry, it
+    would send the client to the leaver's room. It is given up, and the next run does what it
+    does for a leaver's session: the administrators are told instead."""
+    from staff.services import staff_deactivate
+
+    counsellor.meeting_url = "https://meet.example/asha-room"
+    counsellor.save()
+    assert reminders_send() == 1  # queued; not delivered (no commit)
+    email = Reminder.objects.get().email
+    assert "https://meet.example/asha-room" in email.body_text
+    staff_deactivate(user=counsellor.user, by=admin_user)
+    mail.outbox = []
+    emails_send_due()
+    assert reminders_to("kavya@example.com") == []
+    email.refresh_from_db()
+    assert email.status == OutboundEmail.State.FAILED
+    assert email.last_error == "The session's counsellor or link to join had changed before it was sent"
+    with oncommit():
+        assert reminders_send() == 0
+    assert Reminder.objects.get().kind == "24h held back"
+    assert any(admin_user.email in m.to for m in mail.outbox)
+    assert not any("asha-room" in m.body for m in mail.outbox)
+
+
+def test_a_reminder_waiting_to_go_out_when_the_link_to_join_changes_is_sent_again_with_the_new_one(
+    confirmed, counsellor, admin_user, oncommit
+):
+    from bookings.services import booking_set_meeting_url
+
+    counsellor.meeting_url = "https://meet.example/old-room"
+    counsellor.save()
+    assert reminders_send() == 1
+    booking_set_meeting_url(booking_id=confirmed.pk, user=admin_user, meeting_url="https://meet.example/new-room")
+    emails_send_due()
+    assert reminders_to("kavya@example.com") == []
+    with oncommit():
+        assert reminders_send() == 1
+    [reminder] = reminders_to("kavya@example.com")
+    assert "https://meet.example/new-room" in reminder.body and "old-room" not in reminder.body
+
+
+def test_a_daily_summary_for_a_day_gone_by_is_not_sent(make_booking, counsellor):
+    counsellor.daily_summary = True
+    counsellor.save()
+    today = timezone.localdate()
+    make_booking(Status.CONFIRMED, counsellor=counsellor, slot=slot_in(counsellor, hours=1))
+    assert daily_summaries_send(today=today) == 1  # queued; the mail server is down (no commit)
+    email = DailySummary.objects.get().email
+    OutboundEmail.objects.filter(pk=email.pk).update(created_at=email.created_at - timedelta(days=1))
+    DailySummary.objects.update(day=today - timedelta(days=1))
+    assert emails_send_due() == 0 and mail.outbox == []
+    email.refresh_from_db()
+    assert email.status == OutboundEmail.State.FAILED
+    assert email.last_error == "Its day had passed before it could be sent"
+
+
+def test_one_reminder_that_fails_does_not_stop_the_others(confirmed, counsellor, make_booking, caplog):
+    """A sweep's items are each on their own: one that fails is logged, by its id, and the
+    others go on, at this run and every later one."""
+    from mindsettler.logging import one_of_a_batch
+
+    done = []
+    for key in (1, 2, 3):
+        with one_of_a_batch("reminder for booking", key):
+            if key == 2:
+                raise RuntimeError("a fault in this one")
+            done.append(key)
+    assert done == [1, 3]
+    [record] = [r for r in caplog.records if r.name == "bookings.sweeps"]
+    assert record.levelname == "ERROR" and record.getMessage() == "reminder for booking 2 failed; the others went on"
+
+
+def test_a_note_made_of_a_confirmed_session_does_not_pass_for_its_confirmation(confirmed, admin_user, oncommit):
+    """A session confirmed inside a reminder's window gets none (the confirmation has just
+    told the client). A link to join set there, or an email resent, is not a confirmation:
+    the reminder, with that link, still goes."""
+    from bookings.services import booking_set_meeting_url
+
+    booking_set_meeting_url(booking_id=confirmed.pk, user=admin_user, meeting_url="https://meet.example/set-late")
+    with oncommit():
+        assert reminders_send() == 1
+    [reminder] = reminders_to("kavya@example.com")
+    assert "https://meet.example/set-late" in reminder.body
