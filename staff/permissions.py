@@ -96,11 +96,12 @@ def bookings_for(user: Any, qs: QuerySet[Booking] | None = None) -> QuerySet[Boo
 
 
 def counsellors_for(user: Any) -> QuerySet[Counsellor]:
-    """The counsellors whose availability `user` may manage."""
+    """The counsellors whose availability `user` may manage, each with their account (its
+    pages say when it is deactivated)."""
     if is_administrator(user):
-        return Counsellor.objects.all()
+        return Counsellor.objects.select_related("user")
     if is_staff_member(user):
-        return Counsellor.objects.filter(user_id=user.pk)
+        return Counsellor.objects.filter(user_id=user.pk).select_related("user")
     return Counsellor.objects.none()
 
 

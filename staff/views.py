@@ -1675,13 +1675,13 @@ def availability_blocked_add(request: HttpRequest, counsellor_id: int) -> HttpRe
 @staff_required
 def availability_blocked_delete(request: HttpRequest, counsellor_id: int, period_id: int) -> HttpResponse:
     counsellor = counsellor_or_404(request.user, counsellor_id)
-    return _availability_removed(
-        request,
-        counsellor,
-        BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id),
-        ("Blocked period removed. Generate slots to fill it again.", "That blocked period had already been removed."),
-        section="blocked",
+    removed = services.blocked_period_delete(counsellor=counsellor, period_id=period_id)
+    said = (
+        "Blocked period removed. Generate slots to fill it again."
+        if removed
+        else "That blocked period had already been removed."
     )
+    return _availability_done(request, counsellor, said, section="blocked")
 
 
 @_form_address("staff:availability", "counsellor_id")

@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from bookings import selectors
 from bookings.clinic_time import wall_clock_moment
 from bookings.errors import (
     BookingError,
@@ -75,6 +76,16 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
         return waitlist_end_unserved(counsellor=counsellor)
 
 
+def _check_at_work(counsellor: Counsellor) -> None:
+    """Times are published only for a counsellor whose account is active: nobody, clients nor
+    staff, can book those of one who has left (generate_slots passes them by too)."""
+    if not Counsellor.objects.filter(selectors.counsellors_at_work_q(), pk=counsellor.pk).exists():
+        raise BookingError(
+            f"{counsellor.display_name}'s staff account is deactivated, so nobody could book new times of "
+            "theirs. Reactivate the account on the Team page first."
+        )
+
+
 def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Slot:
     """Publish one free slot. Refuses one that overlaps another of the counsellor's slots, or
     one of their blocked periods (clients would never see it: selectors.slots_free)."""
@@ -84,6 +95,7 @@ def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Sl
         # Serialise publishing per counsellor so the overlap check holds (on SQLite too;
         # PostgreSQL also has an exclusion constraint).
         Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        _check_at_work(counsellor)
         if Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).exists():
             raise SlotUnavailable("That time overlaps another of this counsellor's slots.")
         if BlockedPeriod.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).exists():
@@ -137,6 +149,7 @@ def slots_publish(
     with transaction.atomic():
         # The same per-counsellor lock as slot_create, so the overlap check holds.
         Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        _check_at_work(counsellor)
         taken = list(
             Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).values_list("start", "end")
         )
@@ -209,18 +222,22 @@ def weekly_hours_add(
     length = datetime.combine(date.min, end_time) - datetime.combine(date.min, start_time)
     if length < timedelta(minutes=session_minutes):
         raise BookingError("These hours are shorter than one session.")
-    if WeeklyHours.objects.filter(
-        counsellor=counsellor, weekday=weekday, start_time__lt=end_time, end_time__gt=start_time
-    ).exists():
-        raise BookingError("These hours overlap hours already set for that day.")
-    return WeeklyHours.objects.create(
-        counsellor=counsellor,
-        weekday=weekday,
-        start_time=start_time,
-        end_time=end_time,
-        session_minutes=session_minutes,
-        buffer_minutes=buffer_minutes,
-    )
+    with transaction.atomic():
+        # One at a time per counsellor, so that the overlap check holds: "Add hours" pressed
+        # twice made two rows of the same hours.
+        Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        if WeeklyHours.objects.filter(
+            counsellor=counsellor, weekday=weekday, start_time__lt=end_time, end_time__gt=start_time
+        ).exists():
+            raise BookingError("These hours overlap hours already set for that day.")
+        return WeeklyHours.objects.create(
+            counsellor=counsellor,
+            weekday=weekday,
+            start_time=start_time,
+            end_time=end_time,
+            session_minutes=session_minutes,
+            buffer_minutes=buffer_minutes,
+        )
 
 
 def _bookings_in_slots(slots: Any) -> list[Booking]:
@@ -243,7 +260,14 @@ def slot_delete(*, slot_id: int) -> BlockedPeriod | None:
     generation (`generate_slots` runs nightly): its time is kept free by a blocked period of
     its own, returned, which the availability page lists and which can be removed to offer
     the time again."""
+    counsellor_id = Slot.objects.filter(pk=slot_id).values_list("counsellor_id", flat=True).first()
+    if counsellor_id is None:
+        return None
     with transaction.atomic():
+        # The counsellor first, then the slot: the order of everything that takes or blocks a
+        # slot (slots_lock). Locking the slot alone, the blocked period inserted below waited
+        # on the counsellor row a taker held while it waited on this slot: a deadlock.
+        Counsellor.objects.select_for_update().filter(pk=counsellor_id).first()
         slot = Slot.objects.select_for_update().filter(pk=slot_id).first()
         if slot is None:
             return None
@@ -264,16 +288,41 @@ def slot_delete(*, slot_id: int) -> BlockedPeriod | None:
 
 
 def _within_weekly_hours(slot: Slot) -> bool:
-    """Whether generating from the counsellor's weekly hours would publish `slot`'s time."""
+    """Whether generating from the counsellor's weekly hours would publish `slot`'s time: a
+    slot of their hours' length, starting a whole number of sessions and buffers after they
+    begin. A one-off slot at another time is not (blocking its time would keep two of the
+    hours' own slots from being published for good)."""
     start, end = timezone.localtime(slot.start), timezone.localtime(slot.end)
     if end.date() != start.date():
         return False  # hours end within their day
-    return WeeklyHours.objects.filter(
+    hours = WeeklyHours.objects.filter(
         counsellor_id=slot.counsellor_id,
         weekday=start.weekday(),
         start_time__lte=start.time(),
         end_time__gte=end.time(),
-    ).exists()
+    )
+    length = slot.end - slot.start
+    for wh in hours:
+        after = datetime.combine(date.min, start.time()) - datetime.combine(date.min, wh.start_time)
+        step = timedelta(minutes=wh.session_minutes + wh.buffer_minutes)
+        if length == timedelta(minutes=wh.session_minutes) and after % step == timedelta(0):
+            return True
+    return False
+
+
+def blocked_period_delete(*, counsellor: Counsellor, period_id: int) -> bool:
+    """Remove one of `counsellor`'s blocked periods: the free slots kept inside it (those
+    earlier bookings refer to) are offered again, to the waitlist too. False if it had gone
+    already (a second click, a colleague on the same page)."""
+    with transaction.atomic():
+        Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
+        period = BlockedPeriod.objects.filter(counsellor=counsellor, pk=period_id).first()
+        if period is None:
+            return False
+        period.delete()
+        inside = Slot.objects.filter(counsellor=counsellor, start__lt=period.end, end__gt=period.start)
+        slots_freed(slot_ids=list(inside.values_list("pk", flat=True)))
+    return True
 
 
 def blocked_period_create(

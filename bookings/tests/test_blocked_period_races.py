@@ -123,3 +123,17 @@ def test_a_slot_taken_while_a_block_holds_its_counsellor_does_not_deadlock(taker
     first.join(timeout=20)
     second.join(timeout=20)
     assert outcomes == {"block": "ok", "taker": REFUSED[taker]}
+
+
+@pytest.mark.parametrize("taker", TAKERS)
+def test_removing_a_free_time_and_taking_it_wait_for_each_other(takers, slot, taker):
+    """Removing a slot locks its counsellor before it, as everything that takes a slot does:
+    whichever comes first, the other waits and is refused, never a deadlock."""
+    remove = lambda: services.slot_delete(slot_id=slot.pk)  # noqa: E731
+    assert held_open(takers[taker], remove) == ("ok", "slots_held")
+    assert Booking.objects.filter(slot=slot).count() == 1
+
+
+def test_taking_a_free_time_being_removed_waits_and_is_refused(takers, slot):
+    assert held_open(lambda: services.slot_delete(slot_id=slot.pk), takers["approve"]) == ("ok", "slot_unavailable")
+    assert not Slot.objects.filter(pk=slot.pk).exists()

@@ -469,3 +469,68 @@ def test_removing_what_is_already_gone_says_so(counsellor_client, counsellor, ot
     # Another counsellor's period, by its number: not theirs to remove, and not removed.
     assert "That blocked period had already been removed." in said(act("blocked_delete", counsellor, theirs.pk))
     assert BlockedPeriod.objects.filter(pk=theirs.pk).exists()
+
+
+def test_removing_a_one_off_slot_off_the_hours_grid_keeps_the_hours_own_times(counsellor_client, counsellor):
+    """Hours of 09:00–13:00 give 09:00, 10:00, 11:00 and 12:00. A one-off slot at 10:15,
+    removed, is not a time they publish: blocking it would keep 10:00 and 11:00 off for good."""
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    day = tomorrow + timedelta(days=-tomorrow.weekday() % 7)
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=0, start_time=time(9), end_time=time(13))
+    zone = timezone.get_current_timezone()
+    odd = Slot.objects.create(
+        counsellor=counsellor,
+        start=datetime.combine(day, time(10, 15), tzinfo=zone),
+        end=datetime.combine(day, time(11, 15), tzinfo=zone),
+    )
+    counsellor_client.post(act("slot_delete", counsellor, odd.pk))
+    assert not BlockedPeriod.objects.exists()
+    availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)
+    starts = sorted(timezone.localtime(s.start).time() for s in Slot.objects.filter(start__date=day))
+    assert starts == [time(9), time(10), time(11), time(12)]
+
+
+def test_a_counsellor_who_has_left_has_no_new_times_published(admin_client, admin_user, counsellor):
+    from staff.services import staff_deactivate
+
+    staff_deactivate(user=counsellor.user, by=admin_user)
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=2, start_time=time(9), end_time=time(12))
+    page = admin_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    assert "staff account is deactivated:</strong> nobody can book their times" in page
+    assert "Show this profile to clients" not in page
+    refused = admin_client.post(act("generate", counsellor), {"generate-weeks": 2})
+    assert refused.status_code == 409 and "Reactivate the account on the Team page first." in refused.content.decode()
+    start = next_weekday_at(10, days_ahead=5)
+    one = admin_client.post(
+        act("slot_add", counsellor), {"slot-start": f"{timezone.localtime(start):%Y-%m-%dT%H:%M}", "slot-minutes": 60}
+    )
+    assert one.status_code == 409 and not Slot.objects.filter(counsellor=counsellor).exists()
+
+
+def test_removing_a_blocked_period_offers_its_kept_times_to_the_waitlist(
+    counsellor_client, counsellor, make_booking, slot, session_type, django_capture_on_commit_callbacks
+):
+    """A slot kept for the records (a cancelled booking refers to it) inside a blocked period
+    is free again once the period goes: waiting clients hear of it, as of any time freed."""
+    from django.core import mail
+
+    from bookings.models import WaitlistEntry
+
+    make_booking(Status.CANCELLED, counsellor=counsellor, slot=slot)
+    blocked_period_create(counsellor=counsellor, start=slot.start, end=slot.end)
+    assert Slot.objects.filter(pk=slot.pk).exists()  # kept for the records
+    day = timezone.localtime(slot.start).date()
+    WaitlistEntry.objects.create(
+        client_name="Meera",
+        email="meera@example.com",
+        session_type=session_type,
+        mode="online",
+        date_from=day,
+        date_to=day,
+        verified_at=timezone.now(),
+    )
+    mail.outbox = []
+    with django_capture_on_commit_callbacks(execute=True):
+        counsellor_client.post(act("blocked_delete", counsellor, BlockedPeriod.objects.get().pk))
+    assert not BlockedPeriod.objects.exists()
+    assert [m.to for m in mail.outbox] == [["meera@example.com"]]
