@@ -289,7 +289,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     page.mouse.wheel(0, 150)  # the way of meeting in the middle of the screen, as one scrolls to it
     settled(page)
     before = page.evaluate("() => window.scrollY")
-    assert before > 200, before
+    assert before > 100, before  # well down the page (how far depends on the machine's fonts)
     box = online.bounding_box()
     assert box is not None and 0 < box["y"] < PHONE["height"]
     with page.expect_response(lambda r: r.request.method == "POST"):

@@ -57,10 +57,10 @@ def test_without_javascript_another_day_opens_at_its_times(tabs, slots):
     # Asked from here, not by a script of the page's: without JavaScript, its timers do not run.
     for _ in range(50):
         top = page.locator("#slot-picker").evaluate("e => e.getBoundingClientRect().top")
-        if 0 <= top < PHONE["height"] / 2:
+        if -1 < top < PHONE["height"] / 2:  # a pixel of rounding: fonts differ from one machine to another
             break
         time.sleep(0.1)
-    assert 0 <= top < PHONE["height"] / 2, f"the picker is at {top} px"
+    assert -1 < top < PHONE["height"] / 2, f"the picker is at {top} px"
     tab.check()
 
 
