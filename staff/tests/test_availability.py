@@ -472,7 +472,7 @@ def test_removing_what_is_already_gone_says_so(counsellor_client, counsellor, ot
 
 
 def test_removing_a_one_off_slot_off_the_hours_grid_keeps_the_hours_own_times(counsellor_client, counsellor):
-    """Hours of 09:00–13:00 give 09:00, 10:00, 11:00 and 12:00. A one-off slot at 10:15,
+    """Hours of 09:00 to 13:00 give 09:00, 10:00, 11:00 and 12:00. A one-off slot at 10:15,
     removed, is not a time they publish: blocking it would keep 10:00 and 11:00 off for good."""
     tomorrow = timezone.localdate() + timedelta(days=1)
     day = tomorrow + timedelta(days=-tomorrow.weekday() % 7)
