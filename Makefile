@@ -4,11 +4,14 @@ MANAGE := $(PY) manage.py
 
 .PHONY: run test test-clocks setup setup-dev lint audit format css messages bench screenshots clean
 
+# Another port when 8000 is taken: `make run PORT=8123` (emailed links say it too).
+PORT ?= 8000
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: setup
 	$(MANAGE) migrate --noinput
 	$(MANAGE) createcachetable
 	$(MANAGE) seed_demo
-	$(MANAGE) runserver 127.0.0.1:8000
+	$(MANAGE) runserver 127.0.0.1:$(PORT)
 
 # Two workers: the browser tests (xdist_group "browser") share one while the other runs the
 # rest. On PostgreSQL (DATABASE_URL set; the browser tests are skipped there, see

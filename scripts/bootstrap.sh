@@ -24,7 +24,7 @@ find_python() {
     candidates+=("python$want" python3.14 python3.13 python3.12 python3)
     for c in "${candidates[@]}"; do
         if command -v "$c" >/dev/null 2>&1 \
-            && "$c" -c 'import sys, venv; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            && "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
             command -v "$c"
             return 0
         fi
@@ -32,7 +32,10 @@ find_python() {
     return 1
 }
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+# A .venv without pip is one whose making failed half-way (Debian's and Ubuntu's Python
+# without python3.X-venv leaves the interpreter, then stops): made again.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+    || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
     if ! py="$(find_python)"; then
         echo "error: MindSettler needs Python 3.12 or newer (with the venv module), and none was found." >&2
         echo "       Install one (e.g. 'pyenv install 3.12', or your distribution's python3.12 and python3.12-venv)," >&2
@@ -41,7 +44,11 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
     fi
     echo "Creating .venv with $py ($("$py" -V))"
     rm -rf .venv
-    "$py" -m venv .venv
+    if ! "$py" -m venv .venv; then
+        rm -rf .venv
+        echo "error: could not make .venv with $py; on Debian or Ubuntu, install python3.12-venv (or the venv package of that version)." >&2
+        exit 1
+    fi
 fi
 
 # Every requirements file counts: one includes another (-r).

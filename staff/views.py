@@ -38,6 +38,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from bookings import selectors as bookings_selectors
 from bookings import services
 from bookings.clinic_time import zone_abbreviations
 from bookings.emails import STAFF_EMAIL_KINDS
@@ -1482,6 +1483,25 @@ def availability_index(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/availability_index.html", {"counsellors": counsellors, "nav": "availability"})
 
 
+def _shortest_clients_book(counsellor: Counsellor) -> int | None:
+    """The length in minutes of the shortest session clients can book with `counsellor`: of the
+    kinds of session offered, in the ways they meet. A shorter slot is never offered to clients
+    (selectors.fits_q). None when no kind of session is offered in any of their ways."""
+    shortest = bookings_selectors.shortest_by_mode(bookings_selectors.session_types_active())
+    lengths = [shortest[mode] for mode in counsellor.modes if mode in shortest]
+    return min(lengths) if lengths else None
+
+
+def _too_short_said(counsellor: Counsellor, minutes: int) -> str:
+    """A word after publishing times of `minutes` that clients cannot book, or ""."""
+    shortest = _shortest_clients_book(counsellor)
+    if shortest is None:
+        return f" Clients cannot book them: no kind of session is offered in the ways {counsellor.display_name} meets clients."
+    if minutes < shortest:
+        return f" Clients cannot book them: the shortest kind of session with {counsellor.display_name} lasts {shortest} minutes."
+    return ""
+
+
 def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms: Any) -> dict[str, Any]:
     now = timezone.now()
     # Every upcoming slot: hours generate up to 12 weeks ahead and a calendar selection may be
@@ -1500,11 +1520,19 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
             by_slot[booking.slot_id].active_bookings.append(booking)
         elif booking.preferred_slot_id in by_slot:
             by_slot[booking.preferred_slot_id].asked_for_by.append(booking)
+    blocked = list(BlockedPeriod.objects.filter(counsellor=counsellor, end__gte=now))
+    # What clients are not offered, though free: a slot kept for the records inside a blocked
+    # period (it cannot be removed, and need not be), and one shorter than every session.
+    shortest = _shortest_clients_book(counsellor)
+    for s in slots:
+        s.blocked = any(p.start < s.end and p.end > s.start for p in blocked)
+        s.too_short = shortest is None or s.end - s.start < timedelta(minutes=shortest)
     return {
         "counsellor": counsellor,
         "hours": list(WeeklyHours.objects.filter(counsellor=counsellor)),
         "slots": slots,
-        "blocked": list(BlockedPeriod.objects.filter(counsellor=counsellor, end__gte=now)),
+        "blocked": blocked,
+        "shortest": shortest,
         # Each form with its own prefix (the key its refusals use), so no two share an id.
         "hours_form": forms.get("hours") or WeeklyHoursForm(),
         "generate_form": forms.get("generate") or GenerateForm(),
@@ -1611,6 +1639,11 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
     )
     if skipped:
         message += f" Skipped {skipped} (already published, in the past, blocked, or overlapping other slots)."
+    if created:
+        shortest_hours = min(
+            WeeklyHours.objects.filter(counsellor=counsellor).values_list("session_minutes", flat=True)
+        )
+        message += _too_short_said(counsellor, shortest_hours).replace("them", "some of them")
     return _availability_done(request, counsellor, message, section="hours")
 
 
@@ -1630,7 +1663,8 @@ def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpRespo
         )
     except BookingError as exc:
         return _availability_refused(request, counsellor, "slot", form, exc)
-    return _availability_done(request, counsellor, "Slot published.", section="oneoff")
+    said = "Slot published." + _too_short_said(counsellor, form.cleaned_data["minutes"]).replace("them", "it")
+    return _availability_done(request, counsellor, said, section="oneoff")
 
 
 @_form_address("staff:availability", "counsellor_id")

@@ -534,3 +534,25 @@ def test_removing_a_blocked_period_offers_its_kept_times_to_the_waitlist(
         counsellor_client.post(act("blocked_delete", counsellor, BlockedPeriod.objects.get().pk))
     assert not BlockedPeriod.objects.exists()
     assert [m.to for m in mail.outbox] == [["meera@example.com"]]
+
+
+def test_times_clients_cannot_book_say_so_when_published_and_in_the_list(counsellor_client, counsellor, session_type):
+    """The shortest kind of session lasts 50 minutes: a 30-minute slot is never offered."""
+    assert session_type.duration_minutes == 50
+    start = timezone.localtime(next_weekday_at(10, days_ahead=6))
+    response = counsellor_client.post(
+        act("slot_add", counsellor), {"slot-start": f"{start:%Y-%m-%dT%H:%M}", "slot-minutes": 30}, follow=True
+    )
+    html = response.content.decode()
+    assert "Slot published. Clients cannot book it: the shortest kind of session with" in html
+    assert "lasts 50 minutes." in html and "free, shorter than every kind of session" in html
+
+
+def test_a_slot_kept_inside_a_blocked_period_is_not_shown_as_free_nor_offered_for_removal(
+    counsellor_client, counsellor, make_booking, slot
+):
+    make_booking(Status.CANCELLED, counsellor=counsellor, slot=slot)
+    blocked_period_create(counsellor=counsellor, start=slot.start, end=slot.end)
+    html = counsellor_client.get(reverse("staff:availability", args=[counsellor.pk])).content.decode()
+    assert "in a blocked period, not offered" in html
+    assert reverse("staff:availability_slot_delete", args=[counsellor.pk, slot.pk]) not in html
