@@ -131,7 +131,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "bookings.WaitlistEntry": {"id", "session_type", "mode", "counsellor", "date_from", "date_to", "status",
                                "language", "created_at", "verified_at", "updated_at"},
     "bookings.WaitlistToken": {"id", "entry", "purpose", "token_hash", "created_at", "expires_at", "used_at"},
-    "bookings.WaitlistOffer": {"id", "entry", "slot", "created_at"},
+    "bookings.WaitlistOffer": {"id", "entry", "slot", "email", "created_at"},
     "staff.User": {"id", "is_superuser", "is_staff", "is_active", "date_joined", "role", "session_version"},
     "staff.AccountEvent": {"id", "member", "actor", "kind", "created_at"},
     "staff.SetupLink": {"id", "user", "token_hash", "created_at", "expires_at", "used_at"},
