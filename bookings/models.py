@@ -284,6 +284,11 @@ class Slot(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # The waitlist's outbox: written in the transaction that frees the slot, so that an offer
+    # whose task was lost (a queue down, a worker killed) is still owed, and found by the sweep.
+    freed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it became free, until the waitlist has been offered it."
+    )
 
     class Meta:
         ordering = ["start", "counsellor_id"]
@@ -291,7 +296,11 @@ class Slot(models.Model):
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="slot_ends_after_start"),
             models.UniqueConstraint(fields=["counsellor", "start"], name="slot_unique_counsellor_start"),
         ]
-        indexes = [models.Index(fields=["start", "end"], name="slot_start_end")]
+        indexes = [
+            models.Index(fields=["start", "end"], name="slot_start_end"),
+            # Few rows are owed an offer at any time: the sweep reads (and clears) only those.
+            models.Index(fields=["freed_at"], condition=Q(freed_at__isnull=False), name="slot_freed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.counsellor} {timezone.localtime(self.start):%Y-%m-%d %H:%M}"

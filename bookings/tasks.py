@@ -81,8 +81,8 @@ def offer_freed_slots(slot_ids: list[int]) -> int:
 
 @task()
 def expire_waitlist() -> dict[str, int]:
-    """The waitlist sweep (expire past ranges, offer free times nobody took again, delete
-    stale entries); run it hourly."""
+    """The waitlist sweep (expire past ranges, offer free times nobody took again and freed
+    times whose offer was lost, delete stale entries); run it hourly."""
     from bookings.services import waitlist_expire
 
     return waitlist_expire()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
+from functools import reduce
+from operator import or_
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -46,26 +49,38 @@ WAITLIST_LIVE = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
 WAITLIST_FINISHED_KEEP_DAYS = 30
 # A free time offered this long ago that nobody has taken goes to the next waiting clients.
 WAITLIST_OFFER_AGAIN_AFTER = timedelta(hours=6)
+# A freed slot's own task offers it within moments; only one still owed an offer this long
+# after it was freed is taken to be lost and offered by the sweep. Waiting keeps the sweep
+# from doing a queue's work while the queue is merely slow; the slot's lock (and its offer
+# owed being cleared under it) keeps the two to one batch if they do meet.
+WAITLIST_FREED_GRACE = timedelta(minutes=15)
 
 
 def slots_freed(*, slot_ids: list[int]) -> None:
     """The one place that hears "these slots are free (again)": a held booking was cancelled
     or expired, moved away, or new slots were published. Call it inside the transaction
-    that frees them; the waitlist is offered the slots only after that commits."""
+    that frees them; the waitlist is offered the slots only after that commits.
+
+    The offer owed is written down with the change (Slot.freed_at), so that one whose task
+    never runs (the queue unreachable, a worker killed) is made by the hourly sweep."""
     ids = sorted(set(slot_ids))
     if ids:
+        Slot.objects.filter(pk__in=ids).update(freed_at=timezone.now())
         # The change itself has committed; a missed offer must never turn it into an error.
-        enqueue_on_commit("offer_freed_slots", ids, otherwise="the waitlist is not offered these slots")
+        enqueue_on_commit("offer_freed_slots", ids, otherwise="the hourly waitlist sweep offers these slots")
 
 
 def waitlist_offer_slots(*, slot_ids: list[int]) -> int:
-    """Offer each slot to the waitlist; returns how many offers were emailed."""
+    """Offer each slot to the waitlist, if still owed (the sweep may have stood in for a late
+    task, or the task run twice); returns how many offers were emailed."""
     if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
-        return 0  # the usual case: publishing a month of slots costs one query here
-    return sum(waitlist_offer_slot(slot_id=pk) for pk in slot_ids)
+        # The usual case: publishing a month of slots costs one query here. The offers
+        # owed are left for the sweep to clear: nobody was waiting when they were freed.
+        return 0
+    return sum(waitlist_offer_slot(slot_id=pk, only_if_owed=True) for pk in slot_ids)
 
 
-def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None) -> int:
+def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None, only_if_owed: bool = False) -> int:
     """Email a free slot to the earliest waiting clients it suits (oldest entry first), at
     most WAITLIST_OFFERS_PER_SLOT, each at most once per slot. Returns how many were emailed.
 
@@ -73,14 +88,22 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None)
     wizard and `booking_one_per_slot` keep it to one). The slot row is locked while offering,
     so two runs for one slot take turns, and the unique (entry, slot) offer is the backstop.
     `offered_before`: offer it again only if its last offer is older (waitlist_offer_again),
-    checked under that lock, so that two sweeps at once send one batch.
+    checked under that lock, so that two sweeps at once send one batch. `only_if_owed`: only
+    if its freeing has not been offered yet (Slot.freed_at, cleared under that lock by
+    whichever run offers it), so that its task and the sweep send one batch between them.
     """
     from bookings.emails import absolute_url
 
     with transaction.atomic():
         slot = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=slot_id).first()
+        if slot is None or (only_if_owed and slot.freed_at is None):
+            return 0
+        if slot.freed_at is not None:
+            # This run is the offer its freeing was owed, whoever it reaches (maybe nobody:
+            # then there is nobody to offer it to until it is freed again).
+            Slot.objects.filter(pk=slot.pk).update(freed_at=None)
         # Only a slot a client could book online right now (free, notice, horizon, not blocked).
-        if slot is None or not selectors.slots_free().filter(pk=slot.pk).exists():
+        if not selectors.slots_free().filter(pk=slot.pk).exists():
             return 0
         if (
             offered_before is not None
@@ -178,26 +201,81 @@ def _booked_within(entry: WaitlistEntry) -> bool:
 
 
 def waitlist_offer_again(*, now: datetime | None = None) -> int:
-    """Free times offered WAITLIST_OFFER_AGAIN_AFTER ago or more that are still free (those
-    offered them booked elsewhere, or not at all, and no request waits for it): offered to the
-    next waiting clients they suit, WAITLIST_OFFERS_PER_SLOT at a time and never twice to one
-    person, as first. Without it, the clients after the first few never heard of a time nobody
-    took. Returns how many were emailed."""
+    """The sweep's offers, of free times no request waits for, each to the next waiting
+    clients it suits, WAITLIST_OFFERS_PER_SLOT at a time and never twice to one person, as
+    first:
+
+    - times offered WAITLIST_OFFER_AGAIN_AFTER ago or more and still free (those offered them
+      booked elsewhere, or not at all). Without it, the clients after the first few never
+      heard of a time nobody took.
+    - times freed WAITLIST_FREED_GRACE ago or more whose offer is still owed (Slot.freed_at):
+      the task that should have offered them was lost (the queue unreachable, a worker
+      killed). Only those that suit a place that was waiting when they were freed, as the
+      task would have found it: a time free already when someone joins is never emailed to
+      them (the page confirming their place says such times exist). That is decided in the
+      query (_waited_for), so a calendar of free times costs nothing here; the offers owed
+      that suit nobody are then cleared, as the task would have.
+
+    Returns how many were emailed."""
     now = now or timezone.now()
-    if not WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
-        return 0
-    cutoff = now - WAITLIST_OFFER_AGAIN_AFTER
-    last_offered = WaitlistOffer.objects.filter(slot=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
-    stale = (
-        selectors.slots_free()
-        .annotate(last_offered=Subquery(last_offered))
-        .filter(last_offered__lt=cutoff)
-        # Asked for by a request waiting for review (one of those offered it, most likely).
-        .exclude(Exists(Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING)))
-        .order_by("start")
-        .values_list("pk", flat=True)
+    owed_by = now - WAITLIST_FREED_GRACE
+    # Asked for by a request waiting for review (one of those offered it, most likely).
+    asked_for = Exists(Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING))
+    offered = 0
+    if WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
+        cutoff = now - WAITLIST_OFFER_AGAIN_AFTER
+        last_offered = (
+            WaitlistOffer.objects.filter(slot=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
+        )
+        due = (
+            selectors.slots_free()
+            .alias(last_offered=Subquery(last_offered), day=TruncDate("start", tzinfo=timezone.get_current_timezone()))
+            .filter(Q(last_offered__lt=cutoff) | (Q(freed_at__lt=owed_by) & _waited_for()))
+            .exclude(asked_for)
+            .order_by("start")
+            .values_list("pk", "freed_at")
+        )
+        for pk, freed_at in list(due):
+            if freed_at is not None and freed_at < owed_by:
+                offered += waitlist_offer_slot(slot_id=pk, only_if_owed=True)
+            else:
+                offered += waitlist_offer_slot(slot_id=pk, offered_before=cutoff)
+    # Owed and still not offered: they suit nobody who was waiting when they were freed, or
+    # are no longer free (freed again, they are owed again). One a request waits for stays
+    # owed, to be offered if the request goes elsewhere.
+    Slot.objects.filter(freed_at__lt=owed_by).exclude(asked_for).update(freed_at=None)
+    return offered
+
+
+def _waited_for() -> Q:
+    """Slots (annotated with their `day` in the clinic's zone) that suit a live place confirmed
+    by the time they were freed: its days, its counsellor (if it names one), its session type
+    (offered, long enough, held its way) and its way of meeting (offered by the slot's
+    counsellor too), its client holding no booking meanwhile. waitlist_offer_slot's rules, as
+    far as a query says them (it applies them all). One query, for the session types' lengths:
+    as in selectors.fits_q, a slot's length is compared with each length in turn."""
+    places = (
+        WaitlistEntry.objects.filter(
+            status__in=WAITLIST_LIVE,
+            verified_at__lte=OuterRef("freed_at"),
+            date_from__lte=OuterRef("day"),
+            date_to__gte=OuterRef("day"),
+            session_type__is_active=True,
+        )
+        .filter(Q(counsellor__isnull=True) | Q(counsellor=OuterRef("counsellor")))
+        .exclude(Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)))
     )
-    return sum(waitlist_offer_slot(slot_id=pk, offered_before=cutoff) for pk in list(stale))
+    lengths = (
+        SessionType.objects.filter(is_active=True).order_by().values_list("duration_minutes", flat=True).distinct()
+    )
+    waited = [
+        Q(**{f"counsellor__{offers}": True})
+        & Q(end__gte=ExpressionWrapper(F("start") + Value(timedelta(minutes=minutes)), output_field=DateTimeField()))
+        & Exists(places.filter(mode=mode, session_type__duration_minutes=minutes, **{f"session_type__{offers}": True}))
+        for minutes in sorted(lengths)
+        for mode, offers in MODE_FLAGS.items()
+    ]
+    return reduce(or_, waited) if waited else Q(pk__in=[])
 
 
 def _waitlist_leave_url(entry: WaitlistEntry) -> str:
@@ -405,7 +483,8 @@ def waitlist_expire(*, now: datetime | None = None) -> dict[str, int]:
     guarded UPDATE or DELETE, or made on locked rows): entries whose last day has passed
     expire; those the clinic can no longer serve end, their clients told
     (waitlist_end_unserved, for changes made outside the portal); free times nobody took are
-    offered to the next waiting clients (waitlist_offer_again); unconfirmed entries older than
+    offered to the next waiting clients, and freed times whose offer was lost (its task never
+    ran) are offered as it would have (waitlist_offer_again); unconfirmed entries older than
     DRAFT_RETENTION_HOURS and entries finished WAITLIST_FINISHED_KEEP_DAYS ago are deleted
     with their links, since they hold a name and an email address."""
     now = now or timezone.now()

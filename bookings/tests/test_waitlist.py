@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
@@ -13,11 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings.errors import SlotUnavailable
-from bookings.models import Actor, LinkToken, SessionType, Slot, Status, WaitlistEntry, WaitlistOffer
+from bookings.models import Actor, Counsellor, LinkToken, SessionType, Slot, Status, WaitlistEntry, WaitlistOffer
 from bookings.services import (
     booking_approve,
     booking_cancel,
@@ -30,6 +33,7 @@ from bookings.services import (
     waitlist_expire,
     waitlist_offer_slot,
 )
+from bookings.tasks import offer_freed_slots
 from bookings.tests.journey import link_in_last_email
 from bookings.tokens import token_create
 from conftest import next_weekday_at
@@ -534,6 +538,177 @@ def test_two_sweeps_at_once_offer_a_free_time_again_once(offer, slot, wait, sett
     with oncommit():
         assert waitlist_offer_slot(slot_id=slot.pk, offered_before=cutoff) == 1
         assert waitlist_offer_slot(slot_id=slot.pk, offered_before=cutoff) == 0
+
+
+@pytest.fixture
+def queue_down(settings):
+    """`with queue_down():` the task queue refuses every task, as one that is unreachable (Redis
+    down) does: here a queue that takes none of the tasks' queue. Back up after."""
+    working = settings.TASKS
+
+    @contextmanager
+    def down():
+        settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["elsewhere"]}}
+        try:
+            yield
+        finally:
+            settings.TASKS = working
+
+    return down
+
+
+def _cancel_losing_the_offer(booking, queue_down, oncommit, caplog) -> None:
+    with queue_down(), oncommit():
+        booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, reason="Client phoned")
+    assert "could not enqueue offer_freed_slots" in caplog.text
+
+
+def test_a_freed_time_whose_offer_was_lost_is_offered_by_the_sweep(
+    make_booking, slot, wait, queue_down, oncommit, caplog
+):
+    """The queue refused the task that offers a cancelled session's time to the waitlist: the
+    offer owed was written down with the cancellation, and the hourly sweep makes it once
+    the task has had its chance (a slow queue is not a lost one)."""
+    wait("a@example.com")
+    _cancel_losing_the_offer(make_booking(Status.CONFIRMED, slot=slot), queue_down, oncommit, caplog)
+    assert not WaitlistOffer.objects.exists() and offered_to() == []
+    with oncommit():
+        assert waitlist_expire()["offered_again"] == 0  # its task may yet come
+    with oncommit():
+        assert waitlist_expire(now=timezone.now() + timedelta(minutes=20))["offered_again"] == 1
+    assert offered_to() == ["a@example.com"]
+    with oncommit():  # made once: no longer owed, and not yet offered long ago
+        assert waitlist_expire(now=timezone.now() + timedelta(hours=1))["offered_again"] == 0
+    assert offered_to() == ["a@example.com"]
+
+
+def test_a_lost_offer_goes_only_to_places_the_freed_time_suits(
+    make_booking, slot, wait, other_counsellor, queue_down, oncommit, caplog
+):
+    """The sweep decides in its query which owed times suit someone; those that suit nobody
+    waiting when they were freed are not offered later either."""
+    day = timezone.localtime(slot.start).date()
+    long_type = SessionType.objects.create(name="Long", slug="long", duration_minutes=90, price=100)
+    wait("other@example.com", counsellor=other_counsellor)
+    wait("later@example.com", date_from=day + timedelta(days=1), date_to=day + timedelta(days=3))
+    wait("long@example.com", session_type=long_type)
+    wait("inperson@example.com", mode="in_person", counsellor=slot.counsellor)
+    slot.counsellor.offers_in_person = False
+    slot.counsellor.save()
+    requested = wait("requested@example.com")
+    make_booking(Status.PENDING, email="requested@example.com")  # cannot take it: passed by
+    _cancel_losing_the_offer(make_booking(Status.CONFIRMED, slot=slot), queue_down, oncommit, caplog)
+    # Joined since: the time was free already (the page confirming the place says so).
+    wait("joined-since@example.com", verified_at=timezone.now() + timedelta(seconds=1))
+    with oncommit():
+        assert waitlist_expire(now=timezone.now() + timedelta(minutes=20))["offered_again"] == 0
+    assert offered_to() == [] and Slot.objects.get(pk=slot.pk).freed_at is None
+    requested.refresh_from_db()
+    assert requested.status == WaitlistEntry.State.WAITING
+    with oncommit():
+        assert waitlist_expire(now=timezone.now() + timedelta(hours=7))["offered_again"] == 0
+    assert offered_to() == []
+
+
+def test_a_lost_offer_waits_while_a_request_asks_for_the_time(
+    make_booking, slot, wait, counsellor, admin_user, queue_down, oncommit, caplog
+):
+    """As for offering a time again: the request is most likely from someone offered it. If it
+    goes elsewhere, the time is offered then."""
+    wait("a@example.com")
+    _cancel_losing_the_offer(make_booking(Status.CONFIRMED, slot=slot), queue_down, oncommit, caplog)
+    request = make_booking(Status.PENDING, counsellor=counsellor, preferred_slot=slot)
+    later = timezone.now() + timedelta(minutes=20)
+    with oncommit():
+        assert waitlist_expire(now=later)["offered_again"] == 0
+    booking_reject(booking_id=request.pk, user=admin_user, reason="No time found")
+    with oncommit():
+        assert waitlist_expire(now=later)["offered_again"] == 1
+    assert offered_to() == ["a@example.com"]
+
+
+def test_a_freed_times_task_and_the_sweep_send_one_batch_between_them(
+    make_booking, slot, wait, settings, queue_down, oncommit, caplog
+):
+    """Whichever comes first offers the time and clears the offer owed, under the slot's lock;
+    the other finds nothing owed. (Two at once on PostgreSQL: test_waitlist_concurrency.)"""
+    settings.WAITLIST_OFFERS_PER_SLOT = 1
+    for n in range(3):
+        wait(f"w{n}@example.com")
+    _cancel_losing_the_offer(make_booking(Status.CONFIRMED, slot=slot), queue_down, oncommit, caplog)
+    with oncommit():
+        assert waitlist_expire(now=timezone.now() + timedelta(minutes=20))["offered_again"] == 1
+        # The task arrives after all (a queue slower than the sweep, or a retry).
+        assert offer_freed_slots.enqueue([slot.pk]).return_value == 0
+    assert offered_to() == ["w0@example.com"]
+    # The other way round: freed again, its task offers it, and the sweep finds nothing owed.
+    with oncommit():
+        booking_cancel(booking_id=make_booking(Status.CONFIRMED, slot=slot).pk, actor=Actor.STAFF, reason="Ill")
+    assert offered_to() == ["w0@example.com", "w1@example.com"]
+    with oncommit():
+        assert waitlist_expire(now=timezone.now() + timedelta(minutes=20))["offered_again"] == 0
+    assert offered_to() == ["w0@example.com", "w1@example.com"]
+
+
+def _owed_calendar(counsellors: int, days: int, freed_at) -> list[Counsellor]:
+    """`counsellors` counsellors with four free times a day for `days` days, each of whose
+    offers was lost when it was freed at `freed_at`."""
+    made = [
+        Counsellor.objects.create(display_name=f"Counsellor {n}", slug=f"counsellor-{n}") for n in range(counsellors)
+    ]
+    Slot.objects.bulk_create(
+        Slot(counsellor=c, start=start, end=start + timedelta(minutes=60), freed_at=freed_at)
+        for c in made
+        for day in range(days)
+        for hour in (9, 11, 14, 16)
+        for start in [next_weekday_at(hour, days_ahead=3 + day)]
+    )
+    return made
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _sweep_queries(session_type, counsellors: int, days: int) -> int:
+    """The queries of one sweep over a calendar of lost offers (then rolled back): one place
+    suits the first counsellor's first day (four times); a place for any counsellor on any
+    day joined after the times were freed, so none is owed to it."""
+    freed_at = timezone.now() - timedelta(hours=1)
+    try:
+        with transaction.atomic():
+            first, *_ = _owed_calendar(counsellors, days, freed_at=freed_at)
+            day = timezone.localdate(next_weekday_at(9))
+            common = dict(client_name="Waiting Client", session_type=session_type, mode="online")
+            WaitlistEntry.objects.create(
+                **common, email="a@example.com", counsellor=first, date_from=day, date_to=day, verified_at=freed_at
+            )
+            WaitlistEntry.objects.create(
+                **common,
+                email="any@example.com",
+                date_from=day,
+                date_to=day + timedelta(days=days),
+                verified_at=timezone.now(),
+            )
+            with CaptureQueriesContext(connection) as queries:
+                assert waitlist_expire()["offered_again"] == 4
+            assert not Slot.objects.filter(freed_at__isnull=False).exists()  # the rest cleared
+            raise _Rollback
+    except _Rollback:
+        return len(queries)
+
+
+def test_the_sweep_picks_the_offers_owed_in_its_query_whatever_their_number(db, session_type, settings):
+    """Offers lost for a whole calendar (the queue down while a month was published): the
+    sweep's query picks the few times that suit someone who was waiting, so its queries do
+    not grow with the calendar, only with the offers it makes."""
+    settings.WAITLIST_OFFERS_PER_SLOT = 1
+    small = _sweep_queries(session_type, counsellors=2, days=3)
+    large = _sweep_queries(session_type, counsellors=20, days=30)  # 2,400 times owed
+    assert small == large
+    # The sweep's own (expire, end, anyone waiting?, lengths, the times due, clear the rest,
+    # delete), then each offer's (lock, clear, free?, candidates, place, offer, email, token).
+    assert large <= 10 + 4 * 20
 
 
 def test_entries_expire_after_their_last_day_and_stale_ones_go(offer, wait, slot):

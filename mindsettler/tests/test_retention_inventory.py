@@ -94,7 +94,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "id", "name", "slug", "description", "name_hi", "description_hi", "duration_minutes", "price", "currency",
         "offers_online", "offers_in_person", "is_active", "sort_order",
     },
-    "bookings.Slot": {"id", "counsellor", "start", "end", "created_at"},
+    "bookings.Slot": {"id", "counsellor", "start", "end", "created_at", "freed_at"},
     "bookings.Booking": {
         "id", "ack_id", "status", "version", "age_confirmation", "consent_policy_version", "consented_at", "language",
         "session_type", "mode", "counsellor", "preferred_slot", "slot", "amount", "currency", "created_by",

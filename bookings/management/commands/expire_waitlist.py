@@ -1,6 +1,6 @@
 """Expire waitlist entries whose last day has passed, end those the clinic can no longer
-serve (telling the clients), offer free times nobody took to the next waiting clients, and
-delete stale entries. Run it hourly.
+serve (telling the clients), offer free times nobody took to the next waiting clients (and
+freed times whose offer's task was lost), and delete stale entries. Run it hourly.
 
 Safe to run from cron as often as wanted, even twice at once (see services.waitlist_expire).
 """
@@ -16,7 +16,8 @@ from bookings.services import waitlist_expire
 
 class Command(BaseCommand):
     help = (
-        "Expire waitlist entries past their last day; offer free times nobody took to the next waiting clients; "
+        "Expire waitlist entries past their last day; offer free times nobody took to the next waiting clients, "
+        "and freed times whose offer was lost; "
         "delete unconfirmed and long-finished entries."
     )
 
