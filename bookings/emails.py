@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.policy
 import logging
+import smtplib
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -105,6 +106,24 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(minutes=min(2**attempts, 240))
 
 
+def _refused(exc: Exception) -> bool:
+    """Whether a failed send was the message's own doing, which sending it again will not
+    mend: the mail server refused this recipient, sender or message for good (a 5xx answer),
+    or the message could not be written at all (an address that is no address). Anything else
+    is the server's or the connection's: refused, reset, timed out, a 4xx "try again later"
+    (greylisting, a full queue), our login refused or required (530: the EMAIL_ settings are
+    wrong), all mended in time without the message changing."""
+
+    def permanent(code: int) -> bool:
+        return 500 <= code < 600 and code != 530
+
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(permanent(code) for code, _ in exc.recipients.values())
+    if isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
+        return permanent(exc.smtp_code)
+    return not isinstance(exc, OSError)  # smtplib's errors are OSErrors, as the socket's are
+
+
 def email_deliver(*, email_id: int) -> bool:
     """Send one queued email if it is due. True if it was sent by this call.
 
@@ -146,14 +165,25 @@ def email_deliver(*, email_id: int) -> bool:
         message.attach("session.ics", email.ics, f"text/calendar; method={method}; charset=utf-8")
     try:
         message.send()
-    except Exception as exc:  # any transport failure: keep it and retry later
+    except Exception as exc:  # kept and retried later, until it is given up (below)
+        # The type only: a refusal's message quotes the address.
         error = type(exc).__name__
-        changes = {"last_error": error, "next_attempt_at": timezone.now() + _backoff(email.attempts)}
-        if email.attempts >= settings.EMAIL_MAX_ATTEMPTS:
+        failed_at = timezone.now()
+        changes = {"last_error": error, "next_attempt_at": failed_at + _backoff(email.attempts)}
+        refusals = email.refusals + 1 if _refused(exc) else email.refusals
+        if refusals != email.refusals:
+            changes["refusals"] = refusals
+        # Refused that often, it will not be taken. An outage does not count: it would give up
+        # every email written during one longer than the retries' few hours, for good, with
+        # nothing to send them once the server or its settings are mended. Only age ends those.
+        given_up = (
+            refusals >= settings.EMAIL_MAX_ATTEMPTS or failed_at - email.created_at >= settings.EMAIL_GIVE_UP_AFTER
+        )
+        if given_up:
             changes |= {"status": OutboundEmail.State.FAILED, **_links_forgotten(email)}
         # Only while still pending: an erasure meanwhile gave it up and emptied it.
         pending.update(**changes)
-        logger.warning("email %s (%s) not sent: %s", email.pk, email.kind, error)
+        logger.warning("email %s (%s) not sent: %s%s", email.pk, email.kind, error, "; given up" if given_up else "")
         return False
     sent = {"status": OutboundEmail.State.SENT, "sent_at": timezone.now(), "last_error": ""}
     if not pending.update(**sent, **_links_forgotten(email)):

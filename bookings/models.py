@@ -712,6 +712,9 @@ class OutboundEmail(models.Model):
     ics = models.TextField(blank=True, help_text="An iCalendar attachment, if any.")
     status = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The failed attempts that were the message's own (the server refused it or its
+    # recipient): EMAIL_MAX_ATTEMPTS of them give it up. A mail server down is no reason to.
+    refusals = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     last_error = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -8,7 +8,7 @@ loudly on values they do not understand, so a typo never silently means "off".
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -382,8 +382,12 @@ elif _email_backend.endswith("filebased.EmailBackend"):
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "MindSettler <bookings@mindsettler.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# Failed sends are retried with growing delays, up to this many attempts.
+# Failed sends are retried with growing delays (up to 4 hours apart). The mail server
+# refusing the message or its recipient (a 5xx answer) gives it up after this many refusals;
+# the server down, unreachable or refusing our login (its settings wrong) never counts, so an
+# outage loses nothing that is mended within EMAIL_GIVE_UP_AFTER_HOURS of the email's writing.
 EMAIL_MAX_ATTEMPTS = envint("EMAIL_MAX_ATTEMPTS", 8, minimum=1)
+EMAIL_GIVE_UP_AFTER = timedelta(hours=envint("EMAIL_GIVE_UP_AFTER_HOURS", 72, minimum=1))
 
 # --- Background tasks -------------------------------------------------------------------
 _TASK_BACKENDS = {

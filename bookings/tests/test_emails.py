@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import logging.config
 import re
 import socket
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -23,6 +27,7 @@ from bookings.services import (
     payment_confirm,
     payment_start,
 )
+from mindsettler.logging import RequestIDFilter
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +45,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_log(settings) -> Iterator[io.StringIO]:
+    """What the app logs through the handler production uses (mindsettler.logging's filter),
+    into a buffer: the lines of the app's own loggers, not those of the test's mail server."""
+    logging.config.dictConfig(settings.LOGGING)
+    handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, RequestIDFilter) for f in h.filters))
+    buffer = io.StringIO()
+    handler.setStream(buffer)
+    yield buffer
+    logging.config.dictConfig(settings.LOGGING)
+
+
+def app_lines(log: io.StringIO) -> list[str]:
+    return [line for line in log.getvalue().splitlines() if " mail.log " not in line]
 
 
 @pytest.fixture
@@ -153,15 +174,168 @@ def test_an_email_retried_while_it_still_holds_goes_out(make_booking, counsellor
     assert to_client.startswith("Your session time is reserved")
 
 
-def test_delivery_gives_up_after_the_maximum_attempts(make_booking, counsellor, smtp_settings, settings, oncommit):
-    settings.EMAIL_MAX_ATTEMPTS = 2
-    booking = make_booking(Status.REJECTED, counsellor=counsellor)
+# --- Failures: the message's own, or the mail server's -----------------------------------------
+
+
+class MailServer:
+    """A mail server on loopback that answers `reply` at one step of each message (MAIL,
+    RCPT or DATA) and takes everything else; it may also refuse every login."""
+
+    def __init__(self, step: str = "", reply: str = "") -> None:
+        self.step, self.reply = step, reply
+        self.messages: list[bytes] = []
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.step == "MAIL":
+            return self.reply
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.step == "RCPT":
+            return self.reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.step == "DATA":
+            return self.reply
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+def login_refused(server, session, envelope, mechanism, auth_data):
+    from aiosmtpd.smtp import AuthResult
+
+    return AuthResult(success=False, handled=False)
+
+
+@pytest.fixture
+def mail_server(smtp_settings, settings):
+    """`mail_server(step, reply)` starts a MailServer at smtp_settings' address; `login=False`
+    one that refuses the login the settings then give."""
+    started = []
+
+    def start(step: str = "", reply: str = "", *, login: bool = True) -> MailServer:
+        handler = MailServer(step, reply)
+        options = {"authenticator": login_refused, "auth_require_tls": False} if not login else {}
+        controller = Controller(handler, hostname="127.0.0.1", port=smtp_settings, **options)
+        controller.start()
+        started.append(controller)
+        if not login:
+            settings.MAILERS["default"]["OPTIONS"] |= {"username": "bookings", "password": "wrong"}
+        return handler
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def queued_with_a_link(make_booking, oncommit) -> OutboundEmail:
+    """A rejection, its booking-page link in it, sent at once (and failing, in these tests)."""
+    booking = make_booking(Status.REJECTED)
+    link = f"http://testserver/bookings/{'T' * 32}/"
     with oncommit():
-        email = email_queue(kind="rejected", to=booking.email, booking=booking, context={"booking": booking})
-    OutboundEmail.objects.update(next_attempt_at=email.created_at)
+        email = email_queue(
+            kind="rejected", to=booking.email, booking=booking, context={"booking": booking, "booking_url": link}
+        )
+    email.refresh_from_db()
+    return email
+
+
+def try_again(email: OutboundEmail) -> OutboundEmail:
+    """Its retry's time comes, and the sweep runs."""
+    OutboundEmail.objects.filter(pk=email.pk).update(next_attempt_at=timezone.now())
     emails_send_due()
     email.refresh_from_db()
-    assert email.status == "failed" and email.attempts == 2
+    return email
+
+
+@pytest.mark.parametrize(
+    "step, reply, error",
+    [
+        ("RCPT", "550 5.1.1 No such mailbox", "SMTPRecipientsRefused"),
+        ("MAIL", "553 5.7.1 Sender address rejected", "SMTPSenderRefused"),
+        ("DATA", "554 5.7.1 Message rejected as spam", "SMTPDataError"),
+    ],
+)
+def test_a_message_the_server_refuses_for_itself_is_given_up_after_the_maximum_attempts(
+    make_booking, oncommit, mail_server, settings, step, reply, error
+):
+    settings.EMAIL_MAX_ATTEMPTS = 2
+    mail_server(step, reply)
+    email = queued_with_a_link(make_booking, oncommit)
+    assert (email.status, email.attempts, email.last_error) == ("pending", 1, error)  # refused once
+    email = try_again(email)
+    assert (email.status, email.attempts, email.refusals, email.last_error) == ("failed", 2, 2, error)
+    assert "T" * 32 not in email.body_text and "/bookings/[redacted]/" in email.body_text
+
+
+# The mail server down, unreachable, asking us to come back later, or refusing our login.
+OUTAGES = {
+    "down": ((), "ConnectionRefusedError"),
+    "greylisting at RCPT (451)": (("RCPT", "451 4.7.1 Greylisted, try again later"), "SMTPRecipientsRefused"),
+    "closing at DATA (421)": (("DATA", "421 4.3.2 Shutting down"), "SMTPDataError"),
+    "login refused (535)": ((), "SMTPAuthenticationError"),
+    "login required (530)": (("MAIL", "530 5.7.0 Authentication required"), "SMTPSenderRefused"),
+}
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
+def test_an_outage_longer_than_the_attempts_keeps_the_email_until_it_is_too_old(
+    make_booking, oncommit, mail_server, settings, outage, app_log
+):
+    """EMAIL_MAX_ATTEMPTS failures (2 here; 8 by default, some 4 hours of retries) used to give
+    up every email of a longer outage, for good. Only EMAIL_GIVE_UP_AFTER ends those."""
+    settings.EMAIL_MAX_ATTEMPTS = 2
+    settings.EMAIL_GIVE_UP_AFTER = timedelta(days=3)
+    server, error = OUTAGES[outage]
+    if outage != "down":
+        mail_server(*server, login=not outage.startswith("login refused"))
+    email = queued_with_a_link(make_booking, oncommit)
+    for _ in range(11):
+        email = try_again(email)
+    assert (email.status, email.attempts, email.refusals, email.last_error) == ("pending", 12, 0, error)
+    # Tried again every 4 hours at most, the growing delay's cap.
+    assert timedelta(minutes=239) < email.next_attempt_at - timezone.now() <= timedelta(minutes=240)
+
+    OutboundEmail.objects.filter(pk=email.pk).update(created_at=timezone.now() - timedelta(days=3, minutes=1))
+    email = try_again(email)
+    assert (email.status, email.last_error) == ("failed", error)
+    assert "T" * 32 not in email.body_text and "/bookings/[redacted]/" in email.body_text
+    # Each failure logged by the error's type, never the address.
+    logs = app_lines(app_log)
+    assert sum(f"not sent: {error}" in line for line in logs) == 13 and "; given up" in logs[-1]
+    assert not [line for line in logs if email.to in line]
+
+
+def test_an_email_kept_through_a_long_outage_goes_once_the_server_is_back(
+    make_booking, oncommit, mail_server, settings
+):
+    settings.EMAIL_MAX_ATTEMPTS = 2
+    email = queued_with_a_link(make_booking, oncommit)
+    for _ in range(9):
+        email = try_again(email)
+    assert (email.status, email.attempts) == ("pending", 10)
+    inbox = mail_server()  # back up, 10 tries on
+    email = try_again(email)
+    assert (email.status, email.attempts) == ("sent", 11)
+    [received] = inbox.messages
+    assert b"T" * 32 in received and b"T" * 32 not in email.body_text.encode()
+    assert emails_send_due() == 0 and len(inbox.messages) == 1  # once
+
+
+def test_a_refusal_after_an_outage_counts_only_itself(make_booking, oncommit, mail_server, settings):
+    """Tries lost to an outage spend none of the refusals a message is allowed."""
+    settings.EMAIL_MAX_ATTEMPTS = 2
+    email = queued_with_a_link(make_booking, oncommit)
+    for _ in range(4):
+        email = try_again(email)
+    mail_server("RCPT", "550 5.1.1 No such mailbox")
+    email = try_again(email)
+    assert (email.status, email.attempts, email.refusals) == ("pending", 6, 1)
+    email = try_again(email)
+    assert (email.status, email.refusals) == ("failed", 2)
 
 
 # --- What the emails say ----------------------------------------------------------------
