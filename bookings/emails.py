@@ -43,8 +43,18 @@ def absolute_url(path: str) -> str:
 
 # Emails to staff: in English, like the portal, and without the clients' crisis help line.
 # Those about a booking are kept with it in the outbox, but not listed among its client's.
+# "staff_account" is allauth's about a member's sign-in (a password-reset link), written by
+# staff.adapters from templates/account/email/ and queued with email_queue_rendered.
 STAFF_EMAIL_KINDS = frozenset(
-    {"new_request", "payment_attention", "session_changed", "daily_summary", "staff_invite", "staff_setup_link"}
+    {
+        "new_request",
+        "payment_attention",
+        "session_changed",
+        "daily_summary",
+        "staff_invite",
+        "staff_setup_link",
+        "staff_account",
+    }
 )
 
 
@@ -84,11 +94,30 @@ def email_queue(
             ctx["crisis_help_text"] = crisis_help_text()
             body_text += "\n-- \n" + render_to_string("emails/_crisis.txt", ctx)
         body_html = render_to_string(f"emails/{kind}-body.html", ctx)
+    return email_queue_rendered(
+        kind=kind, to=to, subject=subject, body_text=body_text, body_html=body_html, booking=booking, ics=ics
+    )
+
+
+def email_queue_rendered(
+    *,
+    kind: str,
+    to: str,
+    subject: str,
+    body_text: str,
+    body_html: str = "",
+    booking: Booking | None = None,
+    ics: str = "",
+) -> OutboundEmail:
+    """Queue an email already rendered (email_queue's, or allauth's password-reset email, by
+    staff.adapters) for delivery after commit. Through the outbox, a mail server that is
+    down, slow or refuses the address neither fails nor holds up the request that asked, and
+    the email is retried; once sent, its copy keeps no working link (_links_forgotten)."""
     email = OutboundEmail.objects.create(
         kind=kind,
         booking=booking,
         to=to,
-        subject=subject[:200],
+        subject=" ".join(subject.split())[:200],
         body_text=body_text,
         body_html=body_html,
         ics=ics,

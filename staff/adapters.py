@@ -9,10 +9,12 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context
 from django.conf import settings
+from django.contrib.sites.shortcuts import get_current_site
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.http import HttpRequest
+from django.utils import translation
 
-from bookings.emails import Message
+from bookings.emails import Message, email_queue_rendered
 from bookings.ratelimit import client_ip
 
 TOO_MANY_LOGINS = "Too many failed sign-in attempts. Please wait 5 minutes and try again, or reset your password."
@@ -56,9 +58,31 @@ class StaffAccountAdapter(DefaultAccountAdapter):
             super().send_password_reset_mail(user, email, context)
 
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
-        """allauth renders the subject without the request's context processors: the clinic's
-        name is given to both (templates/account/email/)."""
-        super().send_mail(template_prefix, email, {**context, "clinic_name": settings.CLINIC_NAME})
+        """Queued in the outbox as the app's own staff emails are (bookings.emails), not sent
+        here: allauth's own would send from the request, so that a mail server down, slow or
+        refusing the address failed the page (or held it), lost the email, logged the address
+        in the traceback, and, failing only for a staff address, told anyone which addresses
+        are staff's. Delivered after commit, retried, and its link redacted once sent.
+
+        allauth renders the subject without the request's context processors: the clinic's
+        name is given to both (templates/account/email/). In English, as the portal is."""
+        ctx = {
+            "request": self.request,
+            "email": email,
+            "current_site": get_current_site(self.request),
+            **context,
+            "clinic_name": settings.CLINIC_NAME,
+        }
+        with translation.override(settings.LANGUAGE_CODE):
+            rendered = self.render_mail(template_prefix, email, ctx)
+        html = [a.content for a in getattr(rendered, "alternatives", []) if a.mimetype == "text/html"]
+        email_queue_rendered(
+            kind="staff_account",
+            to=email,
+            subject=rendered.subject,
+            body_text=rendered.body,
+            body_html=html[0] if html else "",
+        )
 
     def render_mail(
         self,

@@ -14,10 +14,12 @@ from datetime import timedelta
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
+from django.core.management import call_command
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from bookings.emails import email_deliver, email_queue, emails_send_due
+from bookings.emails import STAFF_EMAIL_KINDS, email_deliver, email_queue, emails_send_due
 from bookings.models import Actor, Clinic, OutboundEmail, Slot, Status
 from bookings.services import (
     booking_approve,
@@ -580,3 +582,68 @@ def test_a_waitlist_offer_of_a_time_taken_meanwhile_is_not_sent(make_booking, co
     offer.email.refresh_from_db()
     assert offer.email.status == "failed"
     assert offer.email.last_error == "The time it offers was taken, or too near, before it could be sent"
+
+
+# --- allauth's emails: "Forgotten your password?" in the staff portal ------------------------
+
+
+def reset_asked(client, address: str) -> tuple[int, str, str]:
+    """What asking for a password reset for `address` answers: the status, where it leads, and
+    the page there (but for the tokens each response makes anew)."""
+    response = client.post(reverse("account_reset_password"), {"email": address})
+    page = client.get(response["Location"]).content.decode() if response.status_code == 302 else ""
+    return response.status_code, response.get("Location", ""), re.sub(r"[A-Za-z0-9_-]{16,}", "-", page)
+
+
+@pytest.mark.parametrize("server", ["working", "down", "refusing the address (550)"])
+def test_the_reset_page_answers_alike_for_a_staff_address_and_an_unknown_one(
+    client, counsellor_user, mail_server, server, app_log
+):
+    """It used to answer 500 for a staff address when the mail server failed: the email lost,
+    the address in the error's traceback, and which addresses are staff's told to anyone."""
+    client.raise_request_exception = False
+    if server == "working":
+        mail_server()
+    elif server.startswith("refusing"):
+        mail_server("RCPT", "550 5.1.1 No such mailbox")
+    staff = reset_asked(client, counsellor_user.email)
+    unknown = reset_asked(client, "nobody@example.com")
+    assert staff[0] == 302 and staff == unknown
+    email = OutboundEmail.objects.get()  # kept in the outbox, and retried if it did not go
+    assert (email.kind, email.to) == ("staff_account", counsellor_user.email)
+    assert email.status == ("sent" if server == "working" else "pending")
+    assert not [line for line in app_lines(app_log) if " ERROR " in line or counsellor_user.email in line]
+
+
+def test_a_staff_password_reset_goes_out_from_the_outbox_as_a_staff_email(client, counsellor_user):
+    """In English and without the clients' crisis footer (a staff kind), its link whole and
+    working for the member, and in the outbox's copy, once sent, no longer there."""
+    client.post(reverse("account_reset_password"), {"email": counsellor_user.email}, HTTP_ACCEPT_LANGUAGE="hi")
+    [message] = mail.outbox
+    stored = OutboundEmail.objects.get()
+    assert stored.kind in STAFF_EMAIL_KINDS and (stored.status, stored.booking) == ("sent", None)
+    assert message.subject == stored.subject == "Choose a new password for the MindSettler staff portal"
+    assert "\n-- \n" not in message.body
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+)", message.body).group(1)
+    assert f"http://testserver{link}\n" in message.message().as_string()
+    key = link.strip("/").split("/")[-1]
+    assert key not in stored.body_text and "/accounts/password/reset/key/[redacted]/" in stored.body_text
+    response = client.get(link)
+    assert response.status_code == 302 and "/accounts/password/reset/key/" in response["Location"]
+
+
+def test_the_reset_page_leaves_the_sending_to_the_task_worker(client, counsellor_user, settings, mail_server):
+    """A slow mail server holds up no web worker (nor times the answer by whether the address
+    is staff's): the page writes the email to the outbox, a task worker sends it, and the
+    send_emails cron line does if no worker did (none runs here)."""
+    from bookings.tests.test_reliability_faults import use_task_backend
+
+    inbox = mail_server()
+    use_task_backend(settings, {"BACKEND": "django.tasks.backends.dummy.DummyBackend"})
+    try:
+        assert client.post(reverse("account_reset_password"), {"email": counsellor_user.email}).status_code == 302
+    finally:
+        use_task_backend(settings, None)
+    assert inbox.messages == [] and OutboundEmail.objects.get().status == "pending"
+    call_command("send_emails")
+    assert len(inbox.messages) == 1 and OutboundEmail.objects.get().status == "sent"

@@ -61,6 +61,7 @@ DEVANAGARI = re.compile(r"[\u0900-\u097F]")
 STAFF_EMAILS = {
     "staff_invite",
     "staff_setup_link",
+    "staff_account",
     "payment_attention",
     "daily_summary",
     "new_request",
