@@ -244,6 +244,9 @@ def _link_lives() -> dict[str, timedelta]:
         "privacy_erase": timedelta(hours=PRIVACY_LINK_HOURS),
         "privacy_export": timedelta(hours=PRIVACY_LINK_HOURS),
         "staff_setup_link": timedelta(minutes=SETUP_LINK_MINUTES),
+        # allauth's password links (an invitation is one): Django's own lifetime of them.
+        "staff_invite": timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT),
+        "staff_account": timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT),
     }
 
 
