@@ -49,6 +49,8 @@ WAITLIST_LIVE = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
 WAITLIST_FINISHED_KEEP_DAYS = 30
 # A free time offered this long ago that nobody has taken goes to the next waiting clients.
 WAITLIST_OFFER_AGAIN_AFTER = timedelta(hours=6)
+# At most one offer to an address in this long: the first, of the earliest time freed.
+WAITLIST_QUIET = timedelta(hours=1)
 # A freed slot's own task offers it within moments; only one still owed an offer this long
 # after it was freed is taken to be lost and offered by the sweep. Waiting keeps the sweep
 # from doing a queue's work while the queue is merely slow; the slot's lock (and its offer
@@ -77,7 +79,9 @@ def waitlist_offer_slots(*, slot_ids: list[int]) -> int:
         # The usual case: publishing a month of slots costs one query here. The offers
         # owed are left for the sweep to clear: nobody was waiting when they were freed.
         return 0
-    return sum(waitlist_offer_slot(slot_id=pk, only_if_owed=True) for pk in slot_ids)
+    # The earliest first: what a client waiting is offered (WAITLIST_QUIET) is the soonest time.
+    in_order = Slot.objects.filter(pk__in=slot_ids).order_by("start", "pk").values_list("pk", flat=True)
+    return sum(waitlist_offer_slot(slot_id=pk, only_if_owed=True) for pk in list(in_order))
 
 
 def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None, only_if_owed: bool = False) -> int:
@@ -128,6 +132,16 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
                 | Q(mode=Mode.IN_PERSON, session_type__offers_in_person=True)
             )
             .exclude(Exists(WaitlistOffer.objects.filter(entry=OuterRef("pk"), slot=slot)))
+            # Emailed a time moments ago (the same publishing, or a cancellation just before):
+            # that email's link opens the booking form, which shows every free time. Times
+            # published by the dozen sent one client one email per time.
+            .exclude(
+                Exists(
+                    WaitlistOffer.objects.filter(
+                        entry__email=OuterRef("email"), created_at__gt=timezone.now() - WAITLIST_QUIET
+                    )
+                )
+            )
             .annotate(
                 has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)),
                 has_held=Exists(_times_held(OuterRef("email"), OuterRef("created_at"))),
