@@ -8,7 +8,7 @@ import csv
 import html
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache, wraps
 from typing import Any
@@ -1502,11 +1502,33 @@ def _too_short_said(counsellor: Counsellor, minutes: int) -> str:
     return ""
 
 
+# The page lists the upcoming slots four weeks at a time: twelve weeks of half-hour sessions
+# are two thousand rows, each with its own form (seconds to render, megabytes to send).
+SLOTS_SHOWN_DAYS = 28
+
+
+def _slots_from(request: HttpRequest) -> date:
+    """The first day of the slots listed (?from=, a date): today, unless a later one is asked for."""
+    today = timezone.localdate()
+    try:
+        asked = date.fromisoformat(request.GET.get("from", ""))
+    except ValueError:
+        return today
+    return max(asked, today)
+
+
 def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms: Any) -> dict[str, Any]:
     now = timezone.now()
-    # Every upcoming slot: hours generate up to 12 weeks ahead and a calendar selection may be
-    # further out, and this list is the only place to remove one.
-    slots = list(slots_for(request.user, Slot.objects.filter(counsellor=counsellor, start__gte=now)).order_by("start"))
+    # The upcoming slots of four weeks (SLOTS_SHOWN_DAYS), from ?from=: hours generate up to 12
+    # weeks ahead and a calendar selection may be further out, and this list is the only place
+    # to remove one; "Later" goes to the week of the next slot after them.
+    first_day = _slots_from(request)
+    until = first_day + timedelta(days=SLOTS_SHOWN_DAYS)
+    start = max(now, timezone.make_aware(datetime.combine(first_day, time.min)))
+    end = timezone.make_aware(datetime.combine(until, time.min))
+    upcoming = slots_for(request.user, Slot.objects.filter(counsellor=counsellor))
+    slots = list(upcoming.filter(start__gte=start, start__lt=end).order_by("start"))
+    next_start = upcoming.filter(start__gte=end).order_by("start").values_list("start", flat=True).first()
     # Per slot, the active bookings holding it, and the requests that asked for it (a slot
     # either keeps from being removed, so neither is shown as free).
     by_slot = {s.pk: s for s in slots}
@@ -1531,6 +1553,12 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
         "counsellor": counsellor,
         "hours": list(WeeklyHours.objects.filter(counsellor=counsellor)),
         "slots": slots,
+        "slots_from": first_day,
+        "slots_until": until - timedelta(days=1),
+        "slots_later": timezone.localdate(next_start) if next_start else None,
+        "slots_earlier": max(first_day - timedelta(days=SLOTS_SHOWN_DAYS), timezone.localdate())
+        if first_day > timezone.localdate()
+        else None,
         "blocked": blocked,
         "shortest": shortest,
         # Each form with its own prefix (the key its refusals use), so no two share an id.
@@ -1555,9 +1583,14 @@ def availability(request: HttpRequest, counsellor_id: int) -> HttpResponse:
 
 def _availability_done(request: HttpRequest, counsellor: Counsellor, message: str, *, section: str) -> HttpResponse:
     """Back to the page at the section acted in (`{section}-h`, its heading), with the message
-    shown there: the page is long, and its top is far from a slot removed near the bottom."""
+    shown there: the page is long, and its top is far from a slot removed near the bottom. A
+    slot removed from later weeks of the list (?from=) goes back to those weeks."""
     messages.success(request, message, extra_tags=f"section:{section}")
-    return redirect(reverse("staff:availability", args=[counsellor.pk]) + f"#{section}-h")
+    page = reverse("staff:availability", args=[counsellor.pk])
+    first_day = _slots_from(request)
+    if section == "slots" and first_day > timezone.localdate():
+        page += f"?{urlencode({'from': first_day.isoformat()})}"
+    return redirect(f"{page}#{section}-h")
 
 
 def _availability_refused(
