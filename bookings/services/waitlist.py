@@ -63,12 +63,20 @@ def slots_freed(*, slot_ids: list[int]) -> None:
     or expired, moved away, or new slots were published. Call it inside the transaction
     that frees them; the waitlist is offered the slots only after that commits.
 
-    The offer owed is written down with the change (Slot.freed_at), so that one whose task
-    never runs (the queue unreachable, a worker killed) is made by the hourly sweep."""
+    The offer owed is written down (Slot.freed_at) as the change commits, before its task is
+    queued, so that one whose task never runs (the queue unreachable, a worker killed) is made
+    by the hourly sweep. Not inside the change's transaction: a cancellation or expiry holds
+    its booking's row there, and writing the slot's row after it waited on a move holding the
+    slot and waiting for the booking (a deadlock on PostgreSQL; the lock order is counsellor,
+    slot, booking)."""
     ids = sorted(set(slot_ids))
     if ids:
-        Slot.objects.filter(pk__in=ids).update(freed_at=timezone.now())
+
+        def owed() -> None:
+            Slot.objects.filter(pk__in=ids).update(freed_at=timezone.now())
+
         # The change itself has committed; a missed offer must never turn it into an error.
+        transaction.on_commit(owed, robust=True)
         enqueue_on_commit("offer_freed_slots", ids, otherwise="the hourly waitlist sweep offers these slots")
 
 

@@ -63,3 +63,53 @@ def test_moves_crossing_the_same_slots_never_deadlock_or_double_book(make_bookin
         assert b.slot_id in (s1.pk, s2.pk)
         holders = Counter(Booking.objects.filter(status=Status.CONFIRMED).values_list("slot_id", flat=True))
         assert max(holders.values()) == 1
+
+
+def test_a_move_meeting_a_cancellation_of_the_same_booking_does_not_deadlock(make_booking, counsellor, monkeypatch):
+    """The move holds the counsellor and the slots and waits for the booking; the cancellation
+    holds the booking, frees its slot and commits. The offer the freed slot is owed is written
+    after that commit (services.slots_freed), not while the booking is held: written there, it
+    waited on the move's slot while the move waited on the booking."""
+    import threading
+
+    from django.db import connections
+
+    from bookings.services import booking_cancel, rescheduling
+
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor)
+    target = _slot(counsellor, 16, days_ahead=8)
+    locked = threading.Event()
+    slots_lock = rescheduling.slots_lock
+
+    def slow(ids):  # the move pauses once it holds the slots, so that the cancellation comes between
+        held = slots_lock(ids)
+        locked.set()
+        threading.Event().wait(1.0)
+        return held
+
+    monkeypatch.setattr(rescheduling, "slots_lock", slow)
+    outcomes: dict[str, str] = {}
+
+    def run(name, call, wait_first):
+        if wait_first:
+            locked.wait(timeout=10)
+        try:
+            call()
+            outcomes[name] = "ok"
+        except Exception as error:  # a deadlock would be an OperationalError
+            outcomes[name] = type(error).__name__
+        finally:
+            connections.close_all()
+
+    move = lambda: booking_reschedule(booking_id=booking.pk, slot_id=target.pk, actor=Actor.STAFF)  # noqa: E731
+    cancel = lambda: booking_cancel(booking_id=booking.pk, actor=Actor.STAFF, reason="Phoned")  # noqa: E731
+    threads = [
+        threading.Thread(target=run, args=("move", move, False)),
+        threading.Thread(target=run, args=("cancel", cancel, True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert "OperationalError" not in outcomes.values(), outcomes
+    assert outcomes["cancel"] == "ok" or outcomes["move"] == "ok"
