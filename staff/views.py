@@ -1321,7 +1321,11 @@ def booking_email(request: HttpRequest, pk: int) -> HttpResponse:
         form.prefix,
         form,
         lambda d: services.booking_correct_email(booking_id=pk, user=request.user, email=d["email"]),
-        lambda b: f"Email address corrected. {b.email} has been sent the booking's last email, with a new link.",
+        lambda done: (
+            f"Email address corrected. {done[0].email} has been sent “{done[1]}” again, with a new link."
+            if done[1]
+            else f"Email address corrected. {done[0].email} has been sent a new link to the booking's page."
+        ),
     )
 
 

@@ -27,6 +27,7 @@ from bookings.models import (
     Mode,
     OutboundEmail,
     Payment,
+    Reminder,
     Slot,
     Status,
 )
@@ -330,13 +331,14 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
     return copy
 
 
-def booking_correct_email(*, booking_id: int, user: Any, email: str) -> Booking:
+def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Booking, str]:
     """Staff correct the client's address on an open booking: mistyped on the phone, or by the
     client. The links emailed so far went to the old address, which may be a stranger's: they
     stop working, and the emails still waiting to go there are given up. The new address gets
     the booking's last status email again, with a new link to the booking's page (or, when no
     status email says where the booking stands, that link alone). The timeline records the
-    correction without either address."""
+    correction without either address. Returns the booking and the subject of the email sent
+    again ("" when it was the link alone)."""
     from bookings.emails import RESENT_BOOKING_LINK, _links_forgotten, enqueue_delivery
     from bookings.notifications import manage_path
 
@@ -374,6 +376,11 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> Booking:
                 last_error="The client's address was corrected",
                 **_links_forgotten(given_up),
             )
+        # A reminder given up so is claimed no more: the next run of send_reminders sends it
+        # to the new address (a mistyped one is refused for hours, which is when staff correct it).
+        Reminder.objects.filter(booking=booking, email__to=old, email__status=OutboundEmail.State.FAILED).filter(
+            email__last_error="The client's address was corrected"
+        ).delete()
         booking_record(
             booking=booking,
             action="email_corrected",
@@ -386,7 +393,7 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> Booking:
             last = email_to_resend(booking, emails[:1])
         except BookingError:
             notifications.booking_link_again(booking=booking)
-            return booking
+            return booking, ""
         # Its links were those of the old address (revoked above), or already forgotten.
         link = manage_path(booking)
         body_text, body_html = (
@@ -402,7 +409,7 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> Booking:
             ics=last.ics,
         )
         enqueue_delivery(copy.pk)
-    return booking
+    return booking, last.subject
 
 
 def booking_set_meeting_url(*, booking_id: int, user: Any, meeting_url: str) -> Booking:

@@ -1464,7 +1464,7 @@ def test_a_mistyped_address_is_corrected_and_the_last_email_goes_to_the_new_one(
     response = admin_client.post(url("email", pending), {"address-email": " Kavya.Iyer@Example.com "}, **HX)
     html = unescape(response.content.decode())
     assert response.status_code == 200
-    assert "Email address corrected. kavya.iyer@example.com has been sent the booking's last email" in html
+    assert "Email address corrected. kavya.iyer@example.com has been sent “Your session time is reserved" in html
     pending.refresh_from_db()
     assert pending.email == "kavya.iyer@example.com" and pending.status == Status.APPROVED
     [again] = mail.outbox
@@ -1503,7 +1503,8 @@ def test_with_no_status_email_to_repeat_the_new_address_gets_the_booking_link(
 ):
     booking = make_booking(Status.CONFIRMED, counsellor=counsellor, email="wrong@example.com", language="hi")
     mail.outbox = []
-    assert admin_client.post(url("email", booking), {"address-email": "right@example.com"}).status_code == 302
+    done = admin_client.post(url("email", booking), {"address-email": "right@example.com"}, follow=True)
+    assert "right@example.com has been sent a new link to the booking&#x27;s page." in done.content.decode()
     [link] = mail.outbox
     assert link.to == ["right@example.com"] and booking.ack_id in link.body
     [path] = re.findall(r"http://testserver(/bookings/[A-Za-z0-9_-]{16,}/)", link.body)
@@ -1545,3 +1546,23 @@ def test_a_closed_booking_s_address_is_not_corrected(admin_client, make_booking,
     assert response.status_code == 409 and "only an open booking" in response.content.decode()
     booking.refresh_from_db()
     assert booking.email == "wrong@example.com"
+
+
+def test_a_reminder_waiting_for_the_mistyped_address_goes_to_the_corrected_one(
+    admin_client, make_booking, counsellor, oncommit
+):
+    """A mistyped address is refused for hours, the reminder waiting: corrected meanwhile,
+    the reminder goes to the new address at the next run, not never."""
+    from bookings.models import Reminder
+    from bookings.services import reminders_send
+
+    start = timezone.now() + timedelta(hours=20)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, slot=slot, email="wrong@example.com")
+    assert reminders_send() == 1  # queued; not delivered (the address is refused)
+    assert admin_client.post(url("email", booking), {"address-email": "right@example.com"}).status_code == 302
+    assert not Reminder.objects.exists()
+    mail.outbox = []
+    with oncommit():
+        assert reminders_send() == 1
+    assert [m.to for m in mail.outbox if m.subject.startswith("Reminder")] == [["right@example.com"]]
