@@ -49,7 +49,8 @@ WAITLIST_LIVE = (WaitlistEntry.State.WAITING, WaitlistEntry.State.OFFERED)
 WAITLIST_FINISHED_KEEP_DAYS = 30
 # A free time offered this long ago that nobody has taken goes to the next waiting clients.
 WAITLIST_OFFER_AGAIN_AFTER = timedelta(hours=6)
-# At most one offer to an address in this long: the first, of the earliest time freed.
+# At most one offer to an address in this long: the first, of the earliest time freed. A time
+# it was passed over for stays owed, and the hourly sweep offers it after.
 WAITLIST_QUIET = timedelta(hours=1)
 # A freed slot's own task offers it within moments; only one still owed an offer this long
 # after it was freed is taken to be lost and offered by the sweep. Waiting keeps the sweep
@@ -140,17 +141,15 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
                 | Q(mode=Mode.IN_PERSON, session_type__offers_in_person=True)
             )
             .exclude(Exists(WaitlistOffer.objects.filter(entry=OuterRef("pk"), slot=slot)))
-            # Emailed a time moments ago (the same publishing, or a cancellation just before):
-            # that email's link opens the booking form, which shows every free time. Times
-            # published by the dozen sent one client one email per time.
-            .exclude(
-                Exists(
+            .annotate(
+                # Emailed a time moments ago (the same publishing, or a cancellation just
+                # before): that email's link opens the booking form, which shows every free
+                # time. Times published by the dozen sent one client one email per time.
+                quiet=Exists(
                     WaitlistOffer.objects.filter(
                         entry__email=OuterRef("email"), created_at__gt=timezone.now() - WAITLIST_QUIET
                     )
-                )
-            )
-            .annotate(
+                ),
                 has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)),
                 has_held=Exists(_times_held(OuterRef("email"), OuterRef("created_at"))),
             )
@@ -159,9 +158,13 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
         )
         emailed: set[str] = set(WaitlistOffer.objects.filter(slot=slot).values_list("entry__email", flat=True))
         offered = 0
+        quieted = False
         for entry in candidates.iterator(chunk_size=50):
             if offered >= settings.WAITLIST_OFFERS_PER_SLOT:
                 break
+            if entry.quiet:
+                quieted = True
+                continue
             if entry.has_held and _booked_within(entry):
                 # They have had a time on their days since they joined: their wait is over.
                 WaitlistEntry.objects.filter(pk=entry.pk, status__in=WAITLIST_LIVE).update(
@@ -200,6 +203,10 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
             offer.save(update_fields=["email"])
             emailed.add(entry.email)
             offered += 1
+        if quieted and offered < settings.WAITLIST_OFFERS_PER_SLOT:
+            # Passed over for now, not for good: still owed an offer, which the hourly sweep
+            # makes once their hour is over (those it suits were waiting when it was freed).
+            Slot.objects.filter(pk=slot.pk).update(freed_at=timezone.now())
     if offered:
         logger.info("slot %s offered to %s waiting client(s)", slot_id, offered)
     return offered
