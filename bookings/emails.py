@@ -137,10 +137,11 @@ def _backoff(attempts: int) -> timedelta:
 
 def _refused(exc: Exception) -> bool:
     """Whether a failed send was the message's own doing, which sending it again will not
-    mend: the mail server refused this recipient, sender or message for good (a 5xx answer),
-    or the message could not be written at all (an address that is no address). Anything else
-    is the server's or the connection's: refused, reset, timed out, a 4xx "try again later"
-    (greylisting, a full queue), our login refused or required (530: the EMAIL_ settings are
+    mend: the mail server refused this recipient or this message for good (a 5xx answer), or
+    the message could not be written at all (an address that is no address). Anything else
+    is the server's, the connection's or the settings': refused, reset, timed out, a 4xx "try
+    again later" (greylisting, a full queue), our login refused or required (530), our sender
+    address refused (DEFAULT_FROM_EMAIL, the same for every email: the EMAIL_ settings are
     wrong), all mended in time without the message changing."""
 
     def permanent(code: int) -> bool:
@@ -148,7 +149,9 @@ def _refused(exc: Exception) -> bool:
 
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return bool(exc.recipients) and all(permanent(code) for code, _ in exc.recipients.values())
-    if isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return False
+    if isinstance(exc, smtplib.SMTPDataError):
         return permanent(exc.smtp_code)
     return not isinstance(exc, OSError)  # smtplib's errors are OSErrors, as the socket's are
 

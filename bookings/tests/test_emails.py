@@ -257,7 +257,6 @@ def try_again(email: OutboundEmail) -> OutboundEmail:
     "step, reply, error",
     [
         ("RCPT", "550 5.1.1 No such mailbox", "SMTPRecipientsRefused"),
-        ("MAIL", "553 5.7.1 Sender address rejected", "SMTPSenderRefused"),
         ("DATA", "554 5.7.1 Message rejected as spam", "SMTPDataError"),
     ],
 )
@@ -280,6 +279,8 @@ OUTAGES = {
     "closing at DATA (421)": (("DATA", "421 4.3.2 Shutting down"), "SMTPDataError"),
     "login refused (535)": ((), "SMTPAuthenticationError"),
     "login required (530)": (("MAIL", "530 5.7.0 Authentication required"), "SMTPSenderRefused"),
+    # DEFAULT_FROM_EMAIL, the sender of every email, not one the server takes: the settings.
+    "sender refused (553)": (("MAIL", "553 5.7.1 Sender address rejected"), "SMTPSenderRefused"),
 }
 
 

@@ -469,20 +469,49 @@ def test_a_daily_summary_for_a_day_gone_by_is_not_sent(make_booking, counsellor)
     assert email.last_error == "Its day had passed before it could be sent"
 
 
-def test_one_reminder_that_fails_does_not_stop_the_others(confirmed, counsellor, make_booking, caplog):
-    """A sweep's items are each on their own: one that fails is logged, by its id, and the
-    others go on, at this run and every later one."""
-    from mindsettler.logging import one_of_a_batch
+def test_one_reminder_that_fails_does_not_stop_the_others(counsellor, make_booking, monkeypatch, caplog):
+    """A sweep's items are each on their own: one that fails (here a fault put into the
+    earliest session's reminder, which every run meets first) is logged by its booking's id,
+    and the others go, at this run and every later one."""
+    from bookings import notifications
 
-    done = []
-    for key in (1, 2, 3):
-        with one_of_a_batch("reminder for booking", key):
-            if key == 2:
-                raise RuntimeError("a fault in this one")
-            done.append(key)
-    assert done == [1, 3]
-    [record] = [r for r in caplog.records if r.name == "bookings.sweeps"]
-    assert record.levelname == "ERROR" and record.getMessage() == "reminder for booking 2 failed; the others went on"
+    bookings = [
+        make_booking(Status.CONFIRMED, slot=slot_in(counsellor, hours=hours), email=f"c{hours}@example.com")
+        for hours in (5, 10, 15)
+    ]
+    reminder = notifications.reminder
+
+    def failing_for_the_first(*, booking, **kwargs):
+        if booking.pk == bookings[0].pk:
+            raise RuntimeError("a fault in this one")
+        return reminder(booking=booking, **kwargs)
+
+    monkeypatch.setattr(notifications, "reminder", failing_for_the_first)
+    assert reminders_send() == 2
+    assert set(Reminder.objects.values_list("booking_id", flat=True)) == {bookings[1].pk, bookings[2].pk}
+    assert reminders_send() == 0  # the next run meets the first again, and nothing else is due
+    failures = [r.getMessage() for r in caplog.records if r.name == "bookings.sweeps"]
+    assert failures == [f"reminder for booking {bookings[0].pk} failed; the others went on"] * 2
+
+
+def test_one_email_that_fails_does_not_stop_the_others(make_booking, counsellor, monkeypatch):
+    from bookings import emails
+
+    booking = make_booking(Status.REJECTED, counsellor=counsellor)
+    queued = [
+        emails.email_queue(kind="rejected", to=f"r{n}@example.com", booking=booking, context={"booking": booking})
+        for n in range(3)
+    ]
+    deliver = emails.email_deliver
+
+    def failing_for_the_first(*, email_id):
+        if email_id == queued[0].pk:
+            raise RuntimeError("a fault in this one")
+        return deliver(email_id=email_id)
+
+    monkeypatch.setattr(emails, "email_deliver", failing_for_the_first)
+    assert emails.emails_send_due() == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["r1@example.com", "r2@example.com"]
 
 
 def test_a_note_made_of_a_confirmed_session_does_not_pass_for_its_confirmation(confirmed, admin_user, oncommit):
