@@ -20,6 +20,7 @@ from django.db.models import (
     Func,
     IntegerField,
     Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -438,6 +439,21 @@ def emails_given_up(*, user: Any, days: int = 30, limit: int = 20) -> list[dict[
         .values("pk", "kind", "to", "subject", "last_error", "attempts", "created_at", "booking_id", "booking__ack_id")[
             :limit
         ]
+    )
+
+
+def emails_waiting(*, user: Any) -> list[dict[str, Any]]:
+    """For administrators: emails the mail server has not taken at two tries or more, still
+    being retried (EMAIL_GIVE_UP_AFTER), grouped by why: how many, and since when. An outage
+    keeps emails for days now; without this, nobody would know until they were given up.
+    One query; none for others."""
+    if not is_administrator(user):
+        return []
+    return list(
+        OutboundEmail.objects.filter(status=OutboundEmail.State.PENDING, attempts__gte=2)
+        .values("last_error")
+        .annotate(count=Count("pk"), since=Min("created_at"))
+        .order_by("since", "last_error")
     )
 
 

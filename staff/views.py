@@ -145,6 +145,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user, own=own)
     data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
+    data["emails_waiting"] = selectors.emails_waiting(user=request.user)
+    data["email_give_up_hours"] = int(settings.EMAIL_GIVE_UP_AFTER.total_seconds() // 3600)
     data["payments_attention"], data["payments_attention_count"] = selectors.payments_needing_attention(
         user=request.user
     )

@@ -1029,6 +1029,26 @@ def test_administrators_see_the_emails_that_could_not_be_sent(
     assert "Emails that could not be sent" not in counsellor_client.get(reverse("staff:dashboard")).content.decode()
 
 
+def test_emails_the_mail_server_has_not_taken_yet_are_on_the_administrators_dashboard(admin_client, counsellor_client):
+    """An outage keeps emails for days (EMAIL_GIVE_UP_AFTER): the administrators see them
+    waiting, by why and since when, before any is given up."""
+    for n in range(3):
+        OutboundEmail.objects.create(
+            kind="x",
+            to=f"w{n}@example.com",
+            subject="Waiting",
+            body_text="x",
+            attempts=3,
+            last_error="ConnectionRefusedError",
+        )
+    OutboundEmail.objects.create(kind="x", to="new@example.com", subject="Just queued", body_text="x", attempts=1)
+    html = admin_client.get(reverse("staff:dashboard")).content.decode()
+    part = html.split("Emails waiting to be sent")[1].split("</section>")[0]
+    assert "3 emails since" in part and "ConnectionRefusedError" in part and "for 72 hours" in part
+    assert "w0@example.com" not in part  # counted, not listed: the list is of those given up
+    assert "Emails waiting to be sent" not in counsellor_client.get(reverse("staff:dashboard")).content.decode()
+
+
 # --- Choosing among many counsellors' times ------------------------------------------------
 
 
