@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -788,13 +788,26 @@ class WeeklyHours(models.Model):
     class Meta:
         ordering = ["weekday", "start_time"]
         constraints = [
-            models.CheckConstraint(condition=Q(end_time__gt=F("start_time")), name="weekly_hours_end_after_start"),
+            # Hours until midnight end at 00:00, the end of their day.
+            models.CheckConstraint(
+                condition=Q(end_time__gt=F("start_time")) | Q(end_time=time(0)), name="weekly_hours_end_after_start"
+            ),
             models.CheckConstraint(condition=Q(weekday__lte=6), name="weekly_hours_weekday_valid"),
             models.CheckConstraint(condition=Q(session_minutes__gt=0), name="weekly_hours_session_positive"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.counsellor} weekday {self.weekday} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
+        return f"{self.counsellor} weekday {self.weekday} {self.start_time:%H:%M}-{self.end_label}"
+
+    @property
+    def minutes(self) -> tuple[int, int]:
+        """Its start and end as minutes of its day: hours until midnight end at 1440."""
+        end = self.end_time.hour * 60 + self.end_time.minute
+        return self.start_time.hour * 60 + self.start_time.minute, end or 24 * 60
+
+    @property
+    def end_label(self) -> str:
+        return "24:00" if self.end_time == time(0) else f"{self.end_time:%H:%M}"
 
 
 class BlockedPeriod(models.Model):

@@ -913,6 +913,15 @@ def buffer_minutes_field(label: str) -> forms.IntegerField:
     )
 
 
+class EndOfHoursField(forms.TimeField):
+    """When hours end: 24:00 (or 00:00) is midnight, the end of their day."""
+
+    def to_python(self, value: Any) -> time | None:
+        if isinstance(value, str) and value.strip() in ("24:00", "24.00", "2400"):
+            return time(0)
+        return super().to_python(value)
+
+
 class WeeklyHoursForm(forms.Form):
     prefix = "hours"  # its fields' names and ids on a page with other forms
     weekday = forms.TypedChoiceField(
@@ -926,7 +935,7 @@ class WeeklyHoursForm(forms.Form):
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         error_messages=time_messages("the time the hours start"),
     )
-    end_time = forms.TimeField(
+    end_time = EndOfHoursField(
         label="To",
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         error_messages=time_messages("the time the hours end"),
@@ -937,7 +946,8 @@ class WeeklyHoursForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Both, so that each input reads its zone and the two stand level side by side.
-        self.fields["start_time"].help_text = self.fields["end_time"].help_text = clinic_time_hint()
+        self.fields["start_time"].help_text = clinic_time_hint()
+        self.fields["end_time"].help_text = f"{clinic_time_hint()} Until midnight: 00:00."
 
 
 class GenerateForm(forms.Form):

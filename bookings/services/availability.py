@@ -192,16 +192,23 @@ def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date
         for wh in hours:
             if wh.weekday != day.weekday():
                 continue
+            start, end = weekly_hours_period(wh, day, tz)
             slots, passed_over = slots_publish(
                 counsellor=counsellor,
-                start=wall_clock_moment(day, wh.start_time, tz),
-                end=wall_clock_moment(day, wh.end_time, tz),
+                start=start,
+                end=end,
                 session_minutes=wh.session_minutes,
                 buffer_minutes=wh.buffer_minutes,
             )
             created += len(slots)
             skipped += passed_over
     return created, skipped
+
+
+def weekly_hours_period(hours: WeeklyHours, day: date, tz: Any = None) -> tuple[datetime, datetime]:
+    """Where `hours` start and end on `day`: hours until midnight (00:00) end as the next day begins."""
+    end_day = day + timedelta(days=1) if hours.end_time == time(0) else day
+    return wall_clock_moment(day, hours.start_time, tz), wall_clock_moment(end_day, hours.end_time, tz)
 
 
 def weekly_hours_add(
@@ -215,20 +222,20 @@ def weekly_hours_add(
 ) -> WeeklyHours:
     if not 0 <= weekday <= 6:
         raise BookingError("Choose a day of the week.")
-    if end_time <= start_time:
+    new = WeeklyHours(counsellor=counsellor, weekday=weekday, start_time=start_time, end_time=end_time)
+    first, last = new.minutes  # an end at 00:00 is midnight, the end of the day
+    if last <= first:
         raise BookingError("Working hours must end after they start.")
     if session_minutes <= 0 or buffer_minutes < 0:
         raise BookingError("Sessions must last at least a minute, and the buffer cannot be negative.")
-    length = datetime.combine(date.min, end_time) - datetime.combine(date.min, start_time)
-    if length < timedelta(minutes=session_minutes):
+    if last - first < session_minutes:
         raise BookingError("These hours are shorter than one session.")
     with transaction.atomic():
         # One at a time per counsellor, so that the overlap check holds: "Add hours" pressed
         # twice made two rows of the same hours.
         Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
-        if WeeklyHours.objects.filter(
-            counsellor=counsellor, weekday=weekday, start_time__lt=end_time, end_time__gt=start_time
-        ).exists():
+        that_day = WeeklyHours.objects.filter(counsellor=counsellor, weekday=weekday)
+        if any(hours.minutes[0] < last and hours.minutes[1] > first for hours in that_day):
             raise BookingError("These hours overlap hours already set for that day.")
         return WeeklyHours.objects.create(
             counsellor=counsellor,
@@ -293,19 +300,18 @@ def _within_weekly_hours(slot: Slot) -> bool:
     begin. A one-off slot at another time is not (blocking its time would keep two of the
     hours' own slots from being published for good)."""
     start, end = timezone.localtime(slot.start), timezone.localtime(slot.end)
-    if end.date() != start.date():
+    first = start.hour * 60 + start.minute
+    if end.date() == start.date():
+        last = end.hour * 60 + end.minute
+    elif end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
+        last = 24 * 60  # hours until midnight
+    else:
         return False  # hours end within their day
-    hours = WeeklyHours.objects.filter(
-        counsellor_id=slot.counsellor_id,
-        weekday=start.weekday(),
-        start_time__lte=start.time(),
-        end_time__gte=end.time(),
-    )
     length = slot.end - slot.start
-    for wh in hours:
-        after = datetime.combine(date.min, start.time()) - datetime.combine(date.min, wh.start_time)
-        step = timedelta(minutes=wh.session_minutes + wh.buffer_minutes)
-        if length == timedelta(minutes=wh.session_minutes) and after % step == timedelta(0):
+    for wh in WeeklyHours.objects.filter(counsellor_id=slot.counsellor_id, weekday=start.weekday()):
+        begins, ends = wh.minutes
+        on_grid = (first - begins) % (wh.session_minutes + wh.buffer_minutes) == 0
+        if begins <= first and last <= ends and on_grid and length == timedelta(minutes=wh.session_minutes):
             return True
     return False
 

@@ -584,3 +584,70 @@ def test_the_slots_are_listed_four_weeks_at_a_time(counsellor_client, counsellor
     # A day in the past, or not a day, is today.
     assert counsellor_client.get(page, {"from": "2001-01-01"}).status_code == 200
     assert counsellor_client.get(page, {"from": "soon"}).status_code == 200
+
+
+@pytest.mark.parametrize("typed", ["00:00", "24:00"])
+def test_weekly_hours_may_run_until_midnight(counsellor_client, counsellor, typed):
+    """Evening hours of 21:00 to midnight publish 21:00, 22:00 and 23:00, the last ending as the
+    next day begins; removed, that one is not published again."""
+    response = counsellor_client.post(
+        act("hours_add", counsellor),
+        {
+            "hours-weekday": 2,
+            "hours-start_time": "21:00",
+            "hours-end_time": typed,
+            "hours-session_minutes": 50,
+            "hours-buffer_minutes": 10,
+        },
+    )
+    assert response.status_code == 302
+    hours = WeeklyHours.objects.get()
+    assert hours.end_time == time(0) and hours.end_label == "24:00"
+    assert "21:00–24:00" in counsellor_client.get(page(counsellor)).content.decode()
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    wednesday = tomorrow + timedelta(days=(2 - tomorrow.weekday()) % 7)
+    availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)
+    zone = timezone.get_current_timezone()
+    starts = [timezone.localtime(s.start).time() for s in Slot.objects.order_by("start")]
+    assert starts == [time(21), time(22), time(23)]
+    last = Slot.objects.order_by("start").last()
+    assert timezone.localtime(last.end) == datetime.combine(wednesday, time(23, 50), tzinfo=zone)
+    # Overlapping hours that run on to midnight are refused; hours before them are not.
+    overlapping = counsellor_client.post(
+        act("hours_add", counsellor),
+        {
+            "hours-weekday": 2,
+            "hours-start_time": "23:00",
+            "hours-end_time": "00:00",
+            "hours-session_minutes": 50,
+            "hours-buffer_minutes": 10,
+        },
+    )
+    assert overlapping.status_code == 409 and "overlap" in overlapping.content.decode()
+    earlier = counsellor_client.post(
+        act("hours_add", counsellor),
+        {
+            "hours-weekday": 2,
+            "hours-start_time": "18:00",
+            "hours-end_time": "21:00",
+            "hours-session_minutes": 50,
+            "hours-buffer_minutes": 10,
+        },
+    )
+    assert earlier.status_code == 302
+
+
+def test_a_slot_of_hours_until_midnight_removed_stays_removed(counsellor, counsellor_client):
+    """A session of 23:00 to midnight (no buffer): the hours' own, so removing it blocks it."""
+    from bookings.services import weekly_hours_add
+
+    weekly_hours_add(
+        counsellor=counsellor, weekday=4, start_time=time(22), end_time=time(0), session_minutes=60, buffer_minutes=0
+    )
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)
+    last = Slot.objects.order_by("start").last()
+    assert timezone.localtime(last.start).time() == time(23) and timezone.localtime(last.end).time() == time(0)
+    counsellor_client.post(act("slot_delete", counsellor, last.pk))
+    assert BlockedPeriod.objects.count() == 1
+    assert availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)[0] == 0

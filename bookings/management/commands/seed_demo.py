@@ -14,9 +14,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.clinic_time import wall_clock_moment
 from bookings.models import Clinic, Counsellor, SessionType, WeeklyHours
-from bookings.services import slots_publish, weekly_hours_add
+from bookings.services import slots_publish, weekly_hours_add, weekly_hours_period
 
 SESSION_TYPES = [
     dict(
@@ -175,10 +174,11 @@ class Command(BaseCommand):
             for offset in range(1, days + 1):
                 day = today + timedelta(days=offset)
                 for hours in WeeklyHours.objects.filter(counsellor=counsellor, weekday=day.weekday()):
+                    start, end = weekly_hours_period(hours, day)
                     slots, _ = slots_publish(
                         counsellor=counsellor,
-                        start=wall_clock_moment(day, hours.start_time),
-                        end=wall_clock_moment(day, hours.end_time),
+                        start=start,
+                        end=end,
                         session_minutes=hours.session_minutes,
                         buffer_minutes=hours.buffer_minutes,
                     )
