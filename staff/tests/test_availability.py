@@ -603,7 +603,7 @@ def test_weekly_hours_may_run_until_midnight(counsellor_client, counsellor, type
     assert response.status_code == 302
     hours = WeeklyHours.objects.get()
     assert hours.end_time == time(0) and hours.end_label == "24:00"
-    assert "21:00–24:00" in counsellor_client.get(page(counsellor)).content.decode()
+    assert "21:00\N{EN DASH}24:00" in counsellor_client.get(page(counsellor)).content.decode()
     tomorrow = timezone.localdate() + timedelta(days=1)
     wednesday = tomorrow + timedelta(days=(2 - tomorrow.weekday()) % 7)
     availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)
