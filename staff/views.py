@@ -1520,6 +1520,8 @@ def _slots_from(request: HttpRequest) -> date:
         asked = date.fromisoformat(request.GET.get("from", ""))
     except ValueError:
         return today
+    if asked > today + timedelta(days=5 * 366):
+        return today  # typed by hand: no slot is that far, and near 9999 the weeks would not fit
     return max(asked, today)
 
 

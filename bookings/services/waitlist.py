@@ -111,7 +111,8 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
         slot = Slot.objects.select_for_update(of=("self",)).select_related("counsellor").filter(pk=slot_id).first()
         if slot is None or (only_if_owed and slot.freed_at is None):
             return 0
-        if slot.freed_at is not None:
+        owed_since = slot.freed_at  # when the slot was freed, if this run is its offer
+        if owed_since is not None:
             # This run is the offer its freeing was owed, whoever it reaches (maybe nobody:
             # then there is nobody to offer it to until it is freed again).
             Slot.objects.filter(pk=slot.pk).update(freed_at=None)
@@ -125,10 +126,17 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
             return 0
         counsellor = slot.counsellor
         day = timezone.localtime(slot.start).date()
+        recent = WaitlistOffer.objects.filter(
+            entry__email=OuterRef("email"), created_at__gt=timezone.now() - WAITLIST_QUIET
+        )
+        waiting = WaitlistEntry.objects.filter(verified_at__isnull=False)
+        if owed_since is not None:
+            # Its offer goes to those waiting when it was freed: a place confirmed while it
+            # was free already was told of the free times then, and is emailed only of later ones.
+            waiting = waiting.filter(verified_at__lte=owed_since)
         candidates = (
-            WaitlistEntry.objects.filter(
+            waiting.filter(
                 status__in=WAITLIST_LIVE,
-                verified_at__isnull=False,
                 date_from__lte=day,
                 date_to__gte=day,
                 mode__in=counsellor.modes,
@@ -145,11 +153,10 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
                 # Emailed a time moments ago (the same publishing, or a cancellation just
                 # before): that email's link opens the booking form, which shows every free
                 # time. Times published by the dozen sent one client one email per time.
-                quiet=Exists(
-                    WaitlistOffer.objects.filter(
-                        entry__email=OuterRef("email"), created_at__gt=timezone.now() - WAITLIST_QUIET
-                    )
-                ),
+                quiet=Exists(recent),
+                # ... by an offer made before this time was freed: it is news to them, owed
+                # after their hour (an offer of the same batch, or later, showed it already).
+                quiet_before=Exists(recent.filter(created_at__lt=owed_since)) if owed_since else Value(False),
                 has_active=Exists(Booking.objects.filter(email=OuterRef("email"), status__in=ACTIVE_STATUSES)),
                 has_held=Exists(_times_held(OuterRef("email"), OuterRef("created_at"))),
             )
@@ -163,7 +170,7 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
             if offered >= settings.WAITLIST_OFFERS_PER_SLOT:
                 break
             if entry.quiet:
-                quieted = True
+                quieted = quieted or entry.quiet_before
                 continue
             if entry.has_held and _booked_within(entry):
                 # They have had a time on their days since they joined: their wait is over.
@@ -204,9 +211,9 @@ def waitlist_offer_slot(*, slot_id: int, offered_before: datetime | None = None,
             emailed.add(entry.email)
             offered += 1
         if quieted and offered < settings.WAITLIST_OFFERS_PER_SLOT:
-            # Passed over for now, not for good: still owed an offer, which the hourly sweep
-            # makes once their hour is over (those it suits were waiting when it was freed).
-            Slot.objects.filter(pk=slot.pk).update(freed_at=timezone.now())
+            # Passed over for now, not for good: still owed an offer since it was freed, which
+            # the hourly sweep makes once their hour is over.
+            Slot.objects.filter(pk=slot.pk).update(freed_at=owed_since)
     if offered:
         logger.info("slot %s offered to %s waiting client(s)", slot_id, offered)
     return offered

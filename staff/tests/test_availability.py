@@ -584,6 +584,7 @@ def test_the_slots_are_listed_four_weeks_at_a_time(counsellor_client, counsellor
     # A day in the past, or not a day, is today.
     assert counsellor_client.get(page, {"from": "2001-01-01"}).status_code == 200
     assert counsellor_client.get(page, {"from": "soon"}).status_code == 200
+    assert counsellor_client.get(page, {"from": "9999-12-31"}).status_code == 200
 
 
 @pytest.mark.parametrize("typed", ["00:00", "24:00"])
