@@ -946,8 +946,7 @@ class WeeklyHoursForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Both, so that each input reads its zone and the two stand level side by side.
-        self.fields["start_time"].help_text = clinic_time_hint()
-        self.fields["end_time"].help_text = f"{clinic_time_hint()} Until midnight: 00:00."
+        self.fields["start_time"].help_text = self.fields["end_time"].help_text = clinic_time_hint()
 
 
 class GenerateForm(forms.Form):

@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.db import IntegrityError
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Max, Min, Prefetch, Q, QuerySet
 from django.forms import BoundField
 from django.http import (
     Http404,
@@ -1317,18 +1317,32 @@ def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
 def booking_email(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
     form = EmailCorrectForm(request.POST)
-    return _act(
-        request,
-        pk,
-        form.prefix,
-        form,
-        lambda d: services.booking_correct_email(booking_id=pk, user=request.user, email=d["email"]),
-        lambda done: (
-            f"Email address corrected. {done[0].email} has been sent “{done[1]}” again, with a new link."
-            if done[1]
-            else f"Email address corrected. {done[0].email} has been sent a new link to the booking's page."
-        ),
-    )
+
+    def do(data: dict[str, Any]) -> tuple[Booking, str]:
+        try:
+            return services.booking_correct_email(booking_id=pk, user=request.user, email=data["email"])
+        except BookingError as exc:
+            if not exc.field:
+                raise  # the booking's state: said at the top of the page
+            # The address's own fault: said with the field, as the form's own errors are.
+            form.add_error(exc.field, exc.message)
+            raise _FieldRefused from exc
+
+    try:
+        return _act(request, pk, form.prefix, form, do, _corrected)
+    except _FieldRefused:
+        return _refused(request, pk, form.prefix, form, None)
+
+
+class _FieldRefused(Exception):
+    """A correction refused for the address typed: its form says why, next to the field."""
+
+
+def _corrected(done: tuple[Booking, str]) -> str:
+    booking, subject = done
+    if subject:
+        return f"Email address corrected. {booking.email} has been sent “{subject}” again, with a new link."
+    return f"Email address corrected. {booking.email} has been sent a new link to the booking's page."
 
 
 @_form_address("staff:booking_detail", "pk")
@@ -1536,7 +1550,12 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
     end = timezone.make_aware(datetime.combine(until, time.min))
     upcoming = slots_for(request.user, Slot.objects.filter(counsellor=counsellor))
     slots = list(upcoming.filter(start__gte=start, start__lt=end).order_by("start"))
-    next_start = upcoming.filter(start__gte=end).order_by("start").values_list("start", flat=True).first()
+    # The slots on either side of these weeks, in one query: "Earlier" goes back to the four
+    # weeks ending with the last slot before them, as "Later" goes on to the next one.
+    around = upcoming.filter(start__gte=now).aggregate(
+        before=Max("start", filter=Q(start__lt=start)), after=Min("start", filter=Q(start__gte=end))
+    )
+    today = timezone.localdate()
     # Per slot, the active bookings holding it, and the requests that asked for it (a slot
     # either keeps from being removed, so neither is shown as free).
     by_slot = {s.pk: s for s in slots}
@@ -1563,9 +1582,10 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
         "slots": slots,
         "slots_from": first_day,
         "slots_until": until - timedelta(days=1),
-        "slots_later": timezone.localdate(next_start) if next_start else None,
-        "slots_earlier": max(first_day - timedelta(days=SLOTS_SHOWN_DAYS), timezone.localdate())
-        if first_day > timezone.localdate()
+        "slots_paged": first_day > today,  # not the first four weeks: a slot removed comes back here
+        "slots_later": timezone.localdate(around["after"]) if around["after"] else None,
+        "slots_earlier": max(timezone.localdate(around["before"]) - timedelta(days=SLOTS_SHOWN_DAYS - 1), today)
+        if around["before"]
         else None,
         "blocked": blocked,
         "shortest": shortest,

@@ -353,11 +353,12 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Bo
                 "can be corrected."
             )
         if email == booking.email:
-            raise BookingError("That is the address the booking already has.")
+            raise BookingError("That is the address the booking already has.", field="email")
         if Booking.objects.filter(email=email, status__in=ACTIVE_STATUSES).exclude(pk=booking.pk).exists():
             raise BookingError(
                 "That address already has another open booking, and a client has one at a time. "
-                "Check the address with the client, or find their other booking in the list."
+                "Check the address with the client, or find their other booking in the list.",
+                field="email",
             )
         old = booking.email
         booking.email = email
@@ -366,7 +367,7 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Bo
                 booking.save(update_fields=["email", "updated_at"])
         except IntegrityError as exc:  # the same address, given to another booking meanwhile
             raise BookingError(
-                "That address already has another open booking, and a client has one at a time."
+                "That address already has another open booking, and a client has one at a time.", field="email"
             ) from exc
         tokens_revoke(booking=booking)
         waiting = OutboundEmail.objects.filter(booking=booking, to=old, status=OutboundEmail.State.PENDING)

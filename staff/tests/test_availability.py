@@ -652,3 +652,20 @@ def test_a_slot_of_hours_until_midnight_removed_stays_removed(counsellor, counse
     counsellor_client.post(act("slot_delete", counsellor, last.pk))
     assert BlockedPeriod.objects.count() == 1
     assert availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)[0] == 0
+
+
+def test_earlier_weeks_go_back_to_the_last_slots_before_them(counsellor_client, counsellor):
+    """ "Later" jumps over empty weeks to the next slot; "Earlier" comes back to the weeks that
+    end with the last slot before, not to four empty weeks in between."""
+    soon = Slot.objects.create(
+        counsellor=counsellor, start=next_weekday_at(10, days_ahead=3), end=next_weekday_at(11, days_ahead=3)
+    )
+    Slot.objects.create(
+        counsellor=counsellor, start=next_weekday_at(10, days_ahead=70), end=next_weekday_at(11, days_ahead=70)
+    )
+    page = reverse("staff:availability", args=[counsellor.pk])
+    later = re.search(r'href="\?from=([0-9-]+)#slots-h">Later', counsellor_client.get(page).content.decode()).group(1)
+    html = counsellor_client.get(page, {"from": later}).content.decode()
+    earlier = re.search(r'href="\?from=([0-9-]+)#slots-h">← Earlier', html).group(1)
+    html = counsellor_client.get(page, {"from": earlier}).content.decode()
+    assert reverse("staff:availability_slot_delete", args=[counsellor.pk, soon.pk]) in html

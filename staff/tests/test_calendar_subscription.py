@@ -544,6 +544,7 @@ def test_changing_the_password_may_stop_the_subscription_too(counsellor_client, 
     assert "Also stop my calendar address" in page and 'name="stop_calendar"' in page
     empty = counsellor_client.post(change, {"stop_calendar": "on"}).content.decode()
     assert "Enter your current password." in empty and "Enter a new password." in empty
+    assert "<title>Error: Change your password" in empty and "There is a problem" in empty
     # Refused (a wrong current password): nothing is stopped.
     wrong = {"oldpassword": "not-it", "password1": "a-brand-new-password-7", "password2": "a-brand-new-password-7"}
     refused = counsellor_client.post(change, {**wrong, "stop_calendar": "on"})
