@@ -13,7 +13,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone, translation
 
-from bookings.models import Counsellor, SessionType, Slot
+from bookings.models import Counsellor, SessionType, Slot, WaitlistEntry
 from staff.models import User
 
 
@@ -80,6 +80,20 @@ def next_weekday_at(hour: int, *, days_ahead: int = 3) -> datetime:
     """An aware datetime `days_ahead` days from now at `hour`:00 in the clinic's zone."""
     day = timezone.localdate() + timedelta(days=days_ahead)
     return timezone.make_aware(datetime.combine(day, time(hour)), timezone.get_current_timezone())
+
+
+def waiting_on(slot: Slot, session_type: SessionType, email: str = "waiting@example.com") -> WaitlistEntry:
+    """A confirmed waitlist place, online, for `slot`'s day only."""
+    day = timezone.localtime(slot.start).date()
+    return WaitlistEntry.objects.create(
+        client_name="Waiting Client",
+        email=email,
+        session_type=session_type,
+        mode="online",
+        date_from=day,
+        date_to=day,
+        verified_at=timezone.now(),
+    )
 
 
 @pytest.fixture

@@ -562,19 +562,11 @@ def test_a_link_that_has_expired_before_its_email_could_go_is_not_sent(make_book
 
 
 def test_a_waitlist_offer_of_a_time_taken_meanwhile_is_not_sent(make_booking, counsellor, slot, session_type):
-    from bookings.models import WaitlistEntry, WaitlistOffer
+    from bookings.models import WaitlistOffer
     from bookings.services import waitlist_offer_slot
+    from conftest import waiting_on
 
-    day = timezone.localtime(slot.start).date()
-    WaitlistEntry.objects.create(
-        client_name="Meera",
-        email="meera@example.com",
-        session_type=session_type,
-        mode="online",
-        date_from=day,
-        date_to=day,
-        verified_at=timezone.now(),
-    )
+    waiting_on(slot, session_type)
     assert waitlist_offer_slot(slot_id=slot.pk) == 1  # queued; the mail server is down
     offer = WaitlistOffer.objects.get()
     assert offer.email is not None and offer.email.kind == "waitlist_offer"

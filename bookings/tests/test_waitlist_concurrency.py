@@ -14,7 +14,7 @@ from django.utils import timezone
 from bookings.models import SessionType, Slot, WaitlistEntry, WaitlistOffer
 from bookings.services import waitlist_end_unserved, waitlist_offer_again, waitlist_offer_slot, waitlist_offer_slots
 from bookings.tests.test_session_type_lock import held_open
-from conftest import next_weekday_at
+from conftest import next_weekday_at, waiting_on
 
 pytestmark = [
     pytest.mark.postgres,
@@ -26,16 +26,7 @@ pytestmark = [
 def test_a_place_ended_while_a_slot_is_offered_is_not_offered_it(session_type, counsellor):
     start = next_weekday_at(10, days_ahead=6)
     slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
-    day = timezone.localtime(start).date()
-    entry = WaitlistEntry.objects.create(
-        client_name="Waiting Client",
-        email="waiting@example.com",
-        session_type=session_type,
-        mode="online",
-        date_from=day,
-        date_to=day,
-        verified_at=timezone.now(),
-    )
+    entry = waiting_on(slot, session_type)
 
     def retire() -> None:
         SessionType.objects.filter(pk=session_type.pk).update(is_active=False)

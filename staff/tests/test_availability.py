@@ -13,7 +13,7 @@ from django.utils import timezone
 from bookings.errors import SlotsHeld
 from bookings.models import BlockedPeriod, Booking, Clinic, Slot, Status, WeeklyHours
 from bookings.services import availability_generate, blocked_period_create
-from conftest import next_weekday_at
+from conftest import next_weekday_at, waiting_on
 
 
 def page(counsellor) -> str:
@@ -517,21 +517,10 @@ def test_removing_a_blocked_period_offers_its_kept_times_to_the_waitlist(
     is free again once the period goes: waiting clients hear of it, as of any time freed."""
     from django.core import mail
 
-    from bookings.models import WaitlistEntry
-
     make_booking(Status.CANCELLED, counsellor=counsellor, slot=slot)
     blocked_period_create(counsellor=counsellor, start=slot.start, end=slot.end)
     assert Slot.objects.filter(pk=slot.pk).exists()  # kept for the records
-    day = timezone.localtime(slot.start).date()
-    WaitlistEntry.objects.create(
-        client_name="Meera",
-        email="meera@example.com",
-        session_type=session_type,
-        mode="online",
-        date_from=day,
-        date_to=day,
-        verified_at=timezone.now(),
-    )
+    waiting_on(slot, session_type, "meera@example.com")
     mail.outbox = []
     with django_capture_on_commit_callbacks(execute=True):
         counsellor_client.post(act("blocked_delete", counsellor, BlockedPeriod.objects.get().pk))
