@@ -216,6 +216,9 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
         language=language,
     )
     step(services.waitlist_verify, token=last_link(journey, "/waitlist/verify/"))
+    # The first time is freed again once he waits (an offer goes to those waiting when a time
+    # was freed, and it was free already when he joined).
+    Slot.objects.filter(pk=first.pk).update(freed_at=timezone.now())
     step(services.waitlist_offer_slot, slot_id=first.pk)
     # The clinic stops offering what Anil waits for: he is told his place has ended.
     session_type.is_active = False
