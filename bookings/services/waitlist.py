@@ -255,11 +255,11 @@ def waitlist_offer_again(*, now: datetime | None = None) -> int:
     Returns how many were emailed."""
     now = now or timezone.now()
     owed_by = now - WAITLIST_FREED_GRACE
+    cutoff = now - WAITLIST_OFFER_AGAIN_AFTER
     # Asked for by a request waiting for review (one of those offered it, most likely).
     asked_for = Exists(Booking.objects.filter(preferred_slot=OuterRef("pk"), status=Status.PENDING))
     offered = 0
     if WaitlistEntry.objects.filter(status__in=WAITLIST_LIVE, verified_at__isnull=False).exists():
-        cutoff = now - WAITLIST_OFFER_AGAIN_AFTER
         last_offered = (
             WaitlistOffer.objects.filter(slot=OuterRef("pk")).order_by("-created_at").values("created_at")[:1]
         )
@@ -271,15 +271,21 @@ def waitlist_offer_again(*, now: datetime | None = None) -> int:
             .order_by("start")
             .values_list("pk", "freed_at")
         )
-        for pk, freed_at in list(due):
-            if freed_at is not None and freed_at < owed_by:
-                offered += waitlist_offer_slot(slot_id=pk, only_if_owed=True)
-            else:
-                offered += waitlist_offer_slot(slot_id=pk, offered_before=cutoff)
-    # Owed and still not offered: they suit nobody who was waiting when they were freed, or
+        due = list(due)
+    else:
+        due = []
+    # Owed, and not offered now: they suit nobody who was waiting when they were freed, or
     # are no longer free (freed again, they are owed again). One a request waits for stays
-    # owed, to be offered if the request goes elsewhere.
-    Slot.objects.filter(freed_at__lt=owed_by).exclude(asked_for).update(freed_at=None)
+    # owed, to be offered if the request goes elsewhere. Cleared before the offers below, which
+    # may keep one owed (a client passed over in their quiet hour).
+    Slot.objects.filter(freed_at__lt=owed_by).exclude(asked_for).exclude(pk__in=[pk for pk, _ in due]).update(
+        freed_at=None
+    )
+    for pk, freed_at in due:
+        if freed_at is not None and freed_at < owed_by:
+            offered += waitlist_offer_slot(slot_id=pk, only_if_owed=True)
+        else:
+            offered += waitlist_offer_slot(slot_id=pk, offered_before=cutoff)
     return offered
 
 

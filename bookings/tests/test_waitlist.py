@@ -855,6 +855,12 @@ def test_a_time_freed_within_the_hour_after_an_offer_is_offered_once_the_hour_is
     assert offered_to() == []
     other.refresh_from_db()
     assert other.freed_at is not None  # still owed
+    # A sweep inside their hour (offered 30 minutes ago, the other freed 20) keeps it owed.
+    WaitlistOffer.objects.update(created_at=timezone.now() - timedelta(minutes=30))
+    Slot.objects.filter(pk=other.pk).update(freed_at=timezone.now() - timedelta(minutes=20))
+    with oncommit():
+        waitlist_expire()
+    assert offered_to() == [] and Slot.objects.get(pk=other.pk).freed_at is not None
     # An hour and more on: the sweep offers it.
     WaitlistOffer.objects.update(created_at=timezone.now() - timedelta(minutes=70))
     Slot.objects.filter(pk=other.pk).update(freed_at=timezone.now() - timedelta(minutes=50))
