@@ -377,11 +377,10 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Bo
                 last_error="The client's address was corrected",
                 **_links_forgotten(given_up),
             )
-        # A reminder given up so is claimed no more: the next run of send_reminders sends it
-        # to the new address (a mistyped one is refused for hours, which is when staff correct it).
-        Reminder.objects.filter(booking=booking, email__to=old, email__status=OutboundEmail.State.FAILED).filter(
-            email__last_error="The client's address was corrected"
-        ).delete()
+        # A reminder that went, or was to go, to the old address is claimed no more: the next
+        # run of send_reminders sends it to the new one, if it is still due (a mistyped address
+        # is refused for hours, which is when staff correct it; a stranger's took it).
+        Reminder.objects.filter(booking=booking, email__to=old).delete()
         booking_record(
             booking=booking,
             action="email_corrected",

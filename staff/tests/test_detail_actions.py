@@ -1588,3 +1588,20 @@ def test_a_reminder_waiting_for_the_mistyped_address_goes_to_the_corrected_one(
     with oncommit():
         assert reminders_send() == 1
     assert [m.to for m in mail.outbox if m.subject.startswith("Reminder")] == [["right@example.com"]]
+
+
+def test_a_reminder_a_strangers_address_took_goes_again_to_the_corrected_one(
+    admin_client, make_booking, counsellor, oncommit
+):
+    from bookings.services import reminders_send
+
+    start = timezone.now() + timedelta(hours=20)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+    booking = make_booking(Status.CONFIRMED, counsellor=counsellor, slot=slot, email="stranger@example.com")
+    with oncommit():
+        assert reminders_send() == 1  # sent: the stranger's mail server took it
+    assert admin_client.post(url("email", booking), {"address-email": "right@example.com"}).status_code == 302
+    mail.outbox = []
+    with oncommit():
+        assert reminders_send() == 1
+    assert [m.to for m in mail.outbox if m.subject.startswith("Reminder")] == [["right@example.com"]]
