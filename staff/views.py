@@ -1512,13 +1512,15 @@ def _shortest_clients_book(counsellor: Counsellor) -> int | None:
     return min(lengths) if lengths else None
 
 
-def _too_short_said(counsellor: Counsellor, minutes: int) -> str:
-    """A word after publishing times of `minutes` that clients cannot book, or ""."""
+def _too_short_said(counsellor: Counsellor, minutes: int, *, what: str = "them") -> str:
+    """A word after publishing times of `minutes` (`what`: "it", "them", "some of them") that
+    clients cannot book, or ""."""
     shortest = _shortest_clients_book(counsellor)
+    name = counsellor.display_name
     if shortest is None:
-        return f" Clients cannot book them: no kind of session is offered in the ways {counsellor.display_name} meets clients."
+        return f" Clients cannot book {what}: no kind of session is offered in the ways {name} meets clients."
     if minutes < shortest:
-        return f" Clients cannot book them: the shortest kind of session with {counsellor.display_name} lasts {shortest} minutes."
+        return f" Clients cannot book {what}: the shortest kind of session with {name} lasts {shortest} minutes."
     return ""
 
 
@@ -1704,7 +1706,7 @@ def availability_generate(request: HttpRequest, counsellor_id: int) -> HttpRespo
         shortest_hours = min(
             WeeklyHours.objects.filter(counsellor=counsellor).values_list("session_minutes", flat=True)
         )
-        message += _too_short_said(counsellor, shortest_hours).replace("them", "some of them")
+        message += _too_short_said(counsellor, shortest_hours, what="some of them")
     return _availability_done(request, counsellor, message, section="hours")
 
 
@@ -1724,7 +1726,7 @@ def availability_slot_add(request: HttpRequest, counsellor_id: int) -> HttpRespo
         )
     except BookingError as exc:
         return _availability_refused(request, counsellor, "slot", form, exc)
-    said = "Slot published." + _too_short_said(counsellor, form.cleaned_data["minutes"]).replace("them", "it")
+    said = "Slot published." + _too_short_said(counsellor, form.cleaned_data["minutes"], what="it")
     return _availability_done(request, counsellor, said, section="oneoff")
 
 
