@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.core import mail
@@ -458,7 +458,9 @@ def test_a_daily_summary_for_a_day_gone_by_is_not_sent(make_booking, counsellor)
     counsellor.daily_summary = True
     counsellor.save()
     today = timezone.localdate()
-    make_booking(Status.CONFIRMED, counsellor=counsellor, slot=slot_in(counsellor, hours=1))
+    start = timezone.make_aware(datetime.combine(today, time(0, 30)))  # today's, whatever the hour now
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
+    make_booking(Status.CONFIRMED, counsellor=counsellor, slot=slot)
     assert daily_summaries_send(today=today) == 1  # queued; the mail server is down (no commit)
     email = DailySummary.objects.get().email
     OutboundEmail.objects.filter(pk=email.pk).update(created_at=email.created_at - timedelta(days=1))
