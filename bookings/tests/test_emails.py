@@ -580,6 +580,15 @@ def test_a_waitlist_offer_of_a_time_taken_meanwhile_is_not_sent(make_booking, co
 # --- allauth's emails: "Forgotten your password?" in the staff portal ------------------------
 
 
+@pytest.fixture(autouse=True)
+def _reset_limits_start_afresh():
+    """allauth counts password-reset requests per address in the cache, which outlives a test
+    when it is Redis (CI's scale-out run): each test starts with none counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def reset_asked(client, address: str) -> tuple[int, str, str]:
     """What asking for a password reset for `address` answers: the status, where it leads, and
     the page there (but for the tokens each response makes anew)."""
