@@ -314,21 +314,23 @@ def booking_links(*, email: str, bookings: list[Booking]) -> None:
     Only acknowledgement IDs and status labels: no times, names or session types, since
     the message answers a request anyone could have made for this address.
     """
-    from bookings.lifecycle import CLIENT_LABELS
-
-    links = [{"ack_id": b.ack_id, "status": CLIENT_LABELS[b.status], "url": manage_url(b)} for b in bookings]
+    links = [_booking_link(b) for b in bookings]
     # Asked for from /status/, so in the language of that page.
     email_queue(kind="booking_links", to=email, context={"links": links})
+
+
+def _booking_link(booking: Booking) -> dict[str, object]:
+    """A booking as "email me my booking links" lists it: its ID, its status, a new link."""
+    from bookings.lifecycle import CLIENT_LABELS
+
+    return {"ack_id": booking.ack_id, "status": CLIENT_LABELS[booking.status], "url": manage_url(booking)}
 
 
 def booking_link_again(*, booking: Booking) -> None:
     """A new link to `booking`'s page, to its address, in its language: what staff send after
     correcting the address when no status email says where the booking stands (see
     services.booking_correct_email). In the words of "email me my booking links"."""
-    from bookings.lifecycle import CLIENT_LABELS
-
-    link = {"ack_id": booking.ack_id, "status": CLIENT_LABELS[booking.status], "url": manage_url(booking)}
-    email_queue(kind="booking_links", to=booking.email, booking=booking, context={"links": [link]})
+    email_queue(kind="booking_links", to=booking.email, booking=booking, context={"links": [_booking_link(booking)]})
 
 
 def payment_refunding(*, booking: Booking, payment: Payment) -> None:

@@ -182,6 +182,15 @@ def shortest_by_mode(session_types: Sequence[SessionType]) -> dict[str, int]:
     return shortest
 
 
+def shortest_session_with(counsellor: Counsellor) -> int | None:
+    """The length in minutes of the shortest session anyone can book with `counsellor`: of the
+    kinds of session offered, in the ways they meet. A shorter slot of theirs holds none
+    (fits_q). None when no kind of session is offered in any of their ways."""
+    shortest = shortest_by_mode(session_types_active())
+    lengths = [shortest[mode] for mode in counsellor.modes if mode in shortest]
+    return min(lengths) if lengths else None
+
+
 def fits_q(shortest: Mapping[str, int]) -> Q:
     """The slots that can hold at least one of some session types, given their `shortest`
     length per mode (shortest_by_mode): a slot can hold a session type if it is at least as

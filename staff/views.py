@@ -1198,6 +1198,10 @@ def _act(
     try:
         result = do(form.cleaned_data if form is not None else {})
     except BookingError as exc:
+        if form is not None and exc.field in form.fields:
+            # The value typed was refused: said with its field, as the form's own errors are.
+            form.add_error(exc.field, exc.message)
+            return _refused(request, pk, action, form, None)
         return _refused(request, pk, action, form, exc)
     message = done(result) if callable(done) else done
     if back and not request.htmx:
@@ -1317,25 +1321,14 @@ def booking_resend(request: HttpRequest, pk: int) -> HttpResponse:
 def booking_email(request: HttpRequest, pk: int) -> HttpResponse:
     booking_or_404(request.user, pk)
     form = EmailCorrectForm(request.POST)
-
-    def do(data: dict[str, Any]) -> tuple[Booking, str]:
-        try:
-            return services.booking_correct_email(booking_id=pk, user=request.user, email=data["email"])
-        except BookingError as exc:
-            if not exc.field:
-                raise  # the booking's state: said at the top of the page
-            # The address's own fault: said with the field, as the form's own errors are.
-            form.add_error(exc.field, exc.message)
-            raise _FieldRefused from exc
-
-    try:
-        return _act(request, pk, form.prefix, form, do, _corrected)
-    except _FieldRefused:
-        return _refused(request, pk, form.prefix, form, None)
-
-
-class _FieldRefused(Exception):
-    """A correction refused for the address typed: its form says why, next to the field."""
+    return _act(
+        request,
+        pk,
+        form.prefix,
+        form,
+        lambda d: services.booking_correct_email(booking_id=pk, user=request.user, email=d["email"]),
+        _corrected,
+    )
 
 
 def _corrected(done: tuple[Booking, str]) -> str:
@@ -1503,19 +1496,10 @@ def availability_index(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/availability_index.html", {"counsellors": counsellors, "nav": "availability"})
 
 
-def _shortest_clients_book(counsellor: Counsellor) -> int | None:
-    """The length in minutes of the shortest session clients can book with `counsellor`: of the
-    kinds of session offered, in the ways they meet. A shorter slot is never offered to clients
-    (selectors.fits_q). None when no kind of session is offered in any of their ways."""
-    shortest = bookings_selectors.shortest_by_mode(bookings_selectors.session_types_active())
-    lengths = [shortest[mode] for mode in counsellor.modes if mode in shortest]
-    return min(lengths) if lengths else None
-
-
 def _too_short_said(counsellor: Counsellor, minutes: int, *, what: str = "them") -> str:
     """A word after publishing times of `minutes` (`what`: "it", "them", "some of them") that
     clients cannot book, or ""."""
-    shortest = _shortest_clients_book(counsellor)
+    shortest = bookings_selectors.shortest_session_with(counsellor)
     name = counsellor.display_name
     if shortest is None:
         return f" Clients cannot book {what}: no kind of session is offered in the ways {name} meets clients."
@@ -1574,7 +1558,7 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
     blocked = list(BlockedPeriod.objects.filter(counsellor=counsellor, end__gte=now))
     # What clients are not offered, though free: a slot kept for the records inside a blocked
     # period (it cannot be removed, and need not be), and one shorter than every session.
-    shortest = _shortest_clients_book(counsellor)
+    shortest = bookings_selectors.shortest_session_with(counsellor)
     for s in slots:
         s.blocked = any(p.start < s.end and p.end > s.start for p in blocked)
         s.too_short = shortest is None or s.end - s.start < timedelta(minutes=shortest)
