@@ -48,6 +48,7 @@ def absolute_url(path: str) -> str:
 STAFF_EMAIL_KINDS = frozenset(
     {
         "new_request",
+        "record_to_rebook",
         "payment_attention",
         "session_changed",
         "daily_summary",
@@ -270,6 +271,11 @@ def _outdated(email: OutboundEmail, *, now: datetime) -> str:
         day = DailySummary.objects.filter(email=email).values_list("day", flat=True).first()
         if day is not None and day < timezone.localdate(now):
             return "Its day had passed before it could be sent"
+        return ""
+    if email.kind == "record_to_rebook":
+        status = Booking.objects.filter(pk=email.booking_id).values_list("status", flat=True).first()
+        if status != Status.CONFIRMED:
+            return "The session had been recorded before it was sent"
         return ""
     if email.kind not in _COURSE_EMAILS or email.booking_id is None:
         return ""

@@ -45,6 +45,17 @@ class ActiveBookingExists(BookingError):
     )
 
 
+class RequestHeld(ActiveBookingExists):
+    """The address's one active booking is a session that has ended and is not yet recorded
+    as held or missed: the new request is kept, and made as soon as it is."""
+
+    code = "request_held"
+    default_message = _(
+        "Your email address is confirmed. Your last session has not yet been recorded by the clinic: your "
+        "request is saved, and we will send it to them as soon as it has been."
+    )
+
+
 class PolicyVersionChanged(BookingError):
     """The client agreed to a privacy notice that is no longer the current one: a new version
     was published while the form was open. Staff-facing (a booking made for a client)."""

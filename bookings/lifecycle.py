@@ -83,11 +83,10 @@ NEXT_STEPS_ON_BOOKING_PAGE: dict[str, StrPromise] = {
 }
 # A confirmed session whose time has passed, not yet recorded as held or missed by the
 # clinic: the booking stays active until then, and a client has one active booking at a time.
+# A request made meanwhile is held, and reaches the clinic once it is (services.booking_verify).
 CONFIRMED_SESSION_OVER = _(
-    "Your session's time has passed. Once the clinic has recorded it, you can book your next session."
-)
-CONFIRMED_SESSION_OVER_ON_BOOKING_PAGE = _(
-    "Your session's time has passed. Once the clinic has recorded it, you can book your next session from this page."
+    "Your session's time has passed. You can book your next session now: your request will reach the clinic "
+    "as soon as they have recorded this one."
 )
 
 
@@ -95,7 +94,7 @@ def next_step(status: str, *, session_over: bool, on_booking_page: bool = False)
     """What the client does next, for the status lookup, the API and (`on_booking_page`)
     the booking page. `session_over`: the reserved session has ended (Booking.session_over)."""
     if status == S.CONFIRMED and session_over:
-        return CONFIRMED_SESSION_OVER_ON_BOOKING_PAGE if on_booking_page else CONFIRMED_SESSION_OVER
+        return CONFIRMED_SESSION_OVER
     return (NEXT_STEPS_ON_BOOKING_PAGE if on_booking_page else NEXT_STEPS)[status]
 
 
@@ -114,4 +113,6 @@ STATUS_EMAILS: dict[str, tuple[str, ...]] = {
     "cancelled": (S.CANCELLED,),
     "expired": (S.CANCELLED,),
     "already_active": ACTIVE_STATUSES,
+    # A request held for the client's last session to be recorded (services.booking_verify).
+    "request_held": (S.DRAFT,),
 }

@@ -360,6 +360,11 @@ class Booking(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     payment_due_at = models.DateTimeField(null=True, blank=True)
     anonymised_at = models.DateTimeField(null=True, blank=True)
+    # When the client confirmed their email address. A draft confirmed while the address's
+    # last session had ended but was not yet recorded (still confirmed, so still its one
+    # active booking) is a request held: it is made as soon as that session is recorded
+    # (services.held_requests_release), instead of the client having to book again.
+    verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -70,6 +70,46 @@ def already_active(*, booking: Booking) -> None:
     )
 
 
+def request_held(*, draft: Booking, last: Booking) -> None:
+    """The client confirmed a new request while their last session (`last`, ended) waits to
+    be recorded: the request is saved, and made once it is (services.held_requests_release).
+    The session's counsellor, else the administrators, are asked to record it."""
+    email_queue(
+        kind="request_held",
+        to=draft.email,
+        booking=draft,
+        context={"booking": draft, "last_slot": last.slot, "held_days": settings.HELD_REQUEST_DAYS},
+    )
+    counsellor_user = last.counsellor.user if last.counsellor else None
+    recipients = (
+        [counsellor_user.email] if counsellor_user is not None and counsellor_user.is_active else administrator_emails()
+    )
+    context = {
+        "booking": last,
+        "slot": last.slot,
+        "staff_booking_url": absolute_url(reverse("staff:booking_detail", args=[last.pk])),
+    }
+    for email in recipients:
+        email_queue(kind="record_to_rebook", to=email, booking=last, context=context)
+
+
+def request_not_made(*, draft: Booking, why: str) -> None:
+    """A held request given up (`why`: "not_recorded" in HELD_REQUEST_DAYS, or "not_offered",
+    its session type no longer offered the client's way): the client is told, and asked to
+    book again. About no booking, as the draft is deleted soon (drafts_purge)."""
+    email_queue(
+        kind="request_not_made",
+        to=draft.email,
+        language=draft.language,
+        context={
+            "client_name": draft.client_name,
+            "why": why,
+            "held_days": settings.HELD_REQUEST_DAYS,
+            "book_url": absolute_url(reverse("bookings:wizard")),
+        },
+    )
+
+
 def cancel_confirmation(*, booking: Booking, raw_token: str) -> None:
     url = absolute_url(reverse("bookings:cancel_confirm", args=[raw_token]))
     email_queue(

@@ -451,10 +451,11 @@ ENDED_STATUSES = frozenset({Status.COMPLETED, Status.NO_SHOW, Status.CANCELLED, 
 def book_again(booking: Booking) -> dict[str, object] | None:
     """For a booking that has ended, the wizard with its choices filled in: the kind of
     session, the way of meeting and the counsellor, each while still offered (the wizard checks
-    them again), as `url`, and that `counsellor` or None. None while the booking is active.
-    Ongoing counselling is mostly a next session with the same person: the client should not
-    have to find them again."""
-    if booking.status not in ENDED_STATUSES:
+    them again), as `url`, and that `counsellor` or None. None while the booking is active,
+    but for a session over and not yet recorded: a request made now is held until it is
+    (services.booking_verify). Ongoing counselling is mostly a next session with the same
+    person: the client should not have to find them again."""
+    if booking.status not in ENDED_STATUSES and not (booking.status == Status.CONFIRMED and booking.session_over):
         return None
     query = {"mode": booking.mode, "lang": booking.language}
     if booking.session_type.is_active:
@@ -607,6 +608,7 @@ def _timeline_text(event: BookingEvent) -> str:
         return {
             "slot_moved": _("Your session time was changed"),
             "time_withdrawn": _("The time you chose was no longer offered; the clinic will offer you another"),
+            "held": _("You confirmed your email address; your request waited for your last session to be recorded"),
             "meeting_link": "",
             "email_corrected": _("The clinic corrected your email address; links sent before it no longer work"),
         }.get(event.action, "")

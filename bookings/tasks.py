@@ -49,9 +49,11 @@ def expire_bookings() -> int:
 
 @task()
 def purge_drafts() -> int:
-    """Delete unverified drafts past DRAFT_RETENTION_HOURS; safe to run as often as wanted."""
-    from bookings.services import drafts_purge
+    """Make held requests whose client's last session is now recorded (see purge_drafts), then
+    delete unverified drafts past DRAFT_RETENTION_HOURS; safe to run as often as wanted."""
+    from bookings.services import drafts_purge, held_requests_release
 
+    held_requests_release()
     return drafts_purge()
 
 

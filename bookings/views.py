@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from bookings import selectors, services
-from bookings.errors import ActiveBookingExists, BookingError, TokenInvalid, TooLate
+from bookings.errors import ActiveBookingExists, BookingError, RequestHeld, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, next_step
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry, WaitlistToken
@@ -235,6 +235,9 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
     speak_as_link(request, token)
     try:
         booking = services.booking_verify(token=token)
+    except RequestHeld:
+        # As the email the address's owner reads: their last session is not named here.
+        return render(request, "bookings/verify_held.html", {"held_days": settings.HELD_REQUEST_DAYS})
     except ActiveBookingExists:
         # Say no more than the email address's owner will read in their inbox.
         return render(request, "bookings/verify_active.html", status=409)

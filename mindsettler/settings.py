@@ -442,6 +442,9 @@ WAITLIST_OFFERS_PER_SLOT = envint("WAITLIST_OFFERS_PER_SLOT", 3, minimum=1)
 PAYMENT_WINDOW_HOURS = envint("PAYMENT_WINDOW_HOURS", 48, minimum=1)
 PAYMENT_DEADLINE_BEFORE_SESSION_HOURS = envint("PAYMENT_DEADLINE_BEFORE_SESSION_HOURS", 12)
 DRAFT_RETENTION_HOURS = envint("DRAFT_RETENTION_HOURS", 48, minimum=1)
+# A request confirmed while the address's last session waited to be recorded is held this
+# long for it (services.held_requests_release); after that the client is told to book again.
+HELD_REQUEST_DAYS = 14
 # Finished (completed, cancelled, rejected) bookings lose their personal data after this.
 RETENTION_MONTHS = envint("RETENTION_MONTHS", 12, minimum=1)
 VERIFICATION_LINK_HOURS = 24

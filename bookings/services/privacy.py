@@ -335,10 +335,11 @@ def privacy_held(*, token: str, full: bool = False) -> HeldData:
     link = token_get(raw=token, purpose=LinkToken.Purpose.EXPORT)
     email = link.booking.email
     # Not requests never confirmed, nor waitlist places: anyone may have typed this address
-    # into the booking form, and what they wrote is theirs, not the address owner's.
+    # into the booking form, and what they wrote is theirs, not the address owner's. A request
+    # confirmed and held for the last session to be recorded (verified_at) is the owner's.
     bookings = (
         Booking.objects.filter(email=email, anonymised_at__isnull=True)
-        .exclude(status=Status.DRAFT)
+        .exclude(status=Status.DRAFT, verified_at__isnull=True)
         .select_related("session_type", "counsellor", "slot", "preferred_slot")
         .prefetch_related(
             Prefetch("events", BookingEvent.objects.filter(action__in=ConsentGiven.values), to_attr="consent_events")

@@ -19,6 +19,7 @@ from bookings.errors import (
     ActiveBookingExists,
     BookingError,
     PolicyVersionChanged,
+    RequestHeld,
     SlotUnavailable,
     TooLate,
     TransitionNotAllowed,
@@ -52,6 +53,7 @@ from bookings.services.transitions import (
     slots_lock,
 )
 from bookings.tokens import token_claim, token_create, token_just_sent
+from mindsettler.logging import one_of_a_batch
 
 logger = logging.getLogger(__name__)
 
@@ -178,38 +180,115 @@ def booking_verify(*, token: str) -> Booking:
     """The client confirmed their email: DRAFT -> PENDING.
 
     If the address already has an active booking, no second one is made: that address is
-    emailed a link to the existing booking and ActiveBookingExists is raised. If the session
-    type is no longer held the way the client chose, BookingError is raised and nothing
-    changes (the link still stands).
+    emailed a link to the existing booking and ActiveBookingExists is raised. If that booking
+    is a session that has ended, waiting only for staff to record it as held or missed, the
+    request is held instead (RequestHeld): the client is told, the session's counsellor is
+    asked to record it, and held_requests_release makes the request once they have. If the
+    session type is no longer held the way the client chose, BookingError is raised and
+    nothing changes (the link still stands).
     """
-    existing: Booking | None = None
     with transaction.atomic():
         link = token_claim(raw=token, purpose=LinkToken.Purpose.VERIFY)
         draft = link.booking
-        # A way of meeting stays offered while open bookings are held that way (see
-        # session_type_save), and a draft is not one yet: checked again, under the lock that
-        # save takes, so that a request nobody could approve is never made.
-        session_type = SessionType.objects.select_for_update(no_key=True).get(pk=draft.session_type_id)
-        _check_mode(session_type=session_type, mode=draft.mode, counsellor=None)
-        existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=draft.pk).first()
-        if existing is None:
-            try:
-                pending = booking_transition(
-                    booking=draft, to=Status.PENDING, actor=Actor.CLIENT, reason="Email verified"
+        try:
+            return _request_make(draft, verified_at=timezone.now(), reason="Email verified")
+        except ActiveBookingExists:
+            pass
+        existing = Booking.objects.select_related("slot").filter(email=draft.email, status__in=ACTIVE_STATUSES).first()
+        if existing is not None and existing.status == Status.CONFIRMED and existing.session_over:
+            # Confirmed again from a new link: held already, and the counsellor asked already.
+            if draft.verified_at is None:
+                Booking.objects.filter(pk=draft.pk).update(verified_at=timezone.now())
+                BookingEvent.objects.create(
+                    booking=draft,
+                    to_status=Status.DRAFT,
+                    action="held",
+                    actor=Actor.CLIENT,
+                    reason=f"Email verified; held until {existing.ack_id}, whose session has ended, is recorded",
                 )
-            except ActiveBookingExists:
-                existing = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).first()
+                notifications.request_held(draft=draft, last=existing)
+            held = True
+        else:
+            held = False
+            if existing is not None:
+                notifications.already_active(booking=existing)
+    raise RequestHeld() if held else ActiveBookingExists()
+
+
+def _request_make(draft: Booking, *, verified_at: datetime, reason: str) -> Booking:
+    """Inside the caller's transaction: the client's confirmed draft becomes a request
+    (PENDING). ActiveBookingExists if the address has an active booking; BookingError if its
+    session type is no longer offered the way the client chose."""
+    # A way of meeting stays offered while open bookings are held that way (see
+    # session_type_save), and a draft is not one yet: checked again, under the lock that
+    # save takes, so that a request nobody could approve is never made.
+    session_type = SessionType.objects.select_for_update(no_key=True).get(pk=draft.session_type_id)
+    _check_mode(session_type=session_type, mode=draft.mode, counsellor=None)
+    if Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=draft.pk).exists():
+        raise ActiveBookingExists()
+    pending = booking_transition(
+        booking=draft, to=Status.PENDING, actor=Actor.CLIENT, reason=reason, changes={"verified_at": verified_at}
+    )
+    selectors.preferred_slot_read(pending)
+    lost = selectors.preferred_time_lost(pending, notice=True)
+    if lost:
+        booking_record(booking=pending, action="time_withdrawn", actor=Actor.SYSTEM, reason=_TIME_LOST_REASONS[lost])
+    return pending
+
+
+def held_requests_release(*, email: str | None = None, now: datetime | None = None) -> int:
+    """Make the requests held for their address's last session to be recorded (see
+    booking_verify), now that the address has no active booking; returns how many were made.
+
+    `email`: that address's, as its session is recorded (booking_transition, after commit).
+    Without: every address's, from the hourly sweep (purge_drafts), for a call that was lost.
+    A request held HELD_REQUEST_DAYS is given up, as is one whose session type is no longer
+    offered its way: the client is told, with a link to book again, and the draft is left to
+    drafts_purge."""
+    now = now or timezone.now()
+    held = Booking.objects.filter(status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True)
+    if email is not None:
+        held = held.filter(email=email)
+    made = 0
+    for pk, session_type_id in held.order_by("verified_at", "pk").values_list("pk", "session_type_id"):
+        with one_of_a_batch("held request", pk):
+            made += _held_request_release(pk, session_type_id=session_type_id, now=now)
+    return made
+
+
+def _held_request_release(pk: int, *, session_type_id: int, now: datetime) -> bool:
+    with transaction.atomic():
+        # The session type's lock first, then the booking's, as booking_verify takes them.
+        SessionType.objects.select_for_update(no_key=True).filter(pk=session_type_id).exists()
+        draft = (
+            Booking.objects.select_for_update()
+            .filter(pk=pk, status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True)
+            .first()
+        )
+        if draft is None:  # made or given up meanwhile, by the other caller
+            return False
+        blocked = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=pk).exists()
+        if blocked:
+            if draft.verified_at > now - timedelta(days=settings.HELD_REQUEST_DAYS):
+                return False
+            why = "not_recorded"
+        else:
+            try:
+                _request_make(
+                    draft,
+                    verified_at=draft.verified_at,
+                    reason="Email verified earlier; held until the client's last session was recorded",
+                )
+            except ActiveBookingExists:  # a booking staff made for the address meanwhile
+                return False
+            except BookingError:
+                why = "not_offered"
             else:
-                selectors.preferred_slot_read(pending)
-                lost = selectors.preferred_time_lost(pending, notice=True)
-                if lost:
-                    booking_record(
-                        booking=pending, action="time_withdrawn", actor=Actor.SYSTEM, reason=_TIME_LOST_REASONS[lost]
-                    )
-                return pending
-        if existing is not None:
-            notifications.already_active(booking=existing)
-    raise ActiveBookingExists()
+                return True
+        Booking.objects.filter(pk=pk).update(verified_at=None)
+        notifications.request_not_made(draft=draft, why=why)
+    logger.info("held request %s given up: %s", pk, why)
+    return False
 
 
 # The event's reason, for staff, by selectors.preferred_time_lost's answer. The client's
@@ -485,7 +564,8 @@ def booking_links_send(*, email: str) -> int:
 
 def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Delete unverified drafts older than DRAFT_RETENTION_HOURS, with their events, links and
-    emails, once no verification link of theirs still works. Safe to run often and
+    emails, once no verification link of theirs still works, and none held for the address's
+    last session (booking_verify, held_requests_release). Safe to run often and
     concurrently (cron, a task): each batch locks its rows and skips rows another run holds.
     Returns how many drafts were deleted."""
     now = now or timezone.now()
@@ -503,7 +583,7 @@ def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
         with transaction.atomic():
             ids = list(
                 Booking.objects.select_for_update(skip_locked=True)
-                .filter(status=Status.DRAFT, created_at__lt=cutoff)
+                .filter(status=Status.DRAFT, created_at__lt=cutoff, verified_at__isnull=True)
                 .exclude(Exists(link_works))
                 .values_list("pk", flat=True)[:batch_size]
             )
@@ -512,7 +592,9 @@ def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
             # The verification email holds the client's name: it goes with the draft.
             OutboundEmail.objects.filter(booking_id__in=ids).delete()
             # Re-check the status in the delete itself: a draft verified meanwhile stays.
-            _count, per_model = Booking.objects.filter(pk__in=ids, status=Status.DRAFT).delete()
+            _count, per_model = Booking.objects.filter(
+                pk__in=ids, status=Status.DRAFT, verified_at__isnull=True
+            ).delete()
             deleted += per_model.get(Booking._meta.label, 0)
         if len(ids) < batch_size:
             return deleted

@@ -316,6 +316,14 @@ def booking_transition(
             from bookings.services.waitlist import slots_freed
 
             slots_freed(slot_ids=[locked.slot_id])
+        if from_status == Status.CONFIRMED:
+            # The address's one active booking is no more: a request its client made meanwhile,
+            # held for it (requests.booking_verify), is made now. After the commit, so that
+            # recording the session never fails for it; the hourly sweep stands in if this is lost.
+            from bookings.services.requests import held_requests_release
+
+            email = locked.email
+            transaction.on_commit(lambda: held_requests_release(email=email), robust=True)
     logger.info("booking %s: %s -> %s by %s", locked.pk, from_status, to, actor)
     return locked
 

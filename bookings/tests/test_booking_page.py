@@ -270,12 +270,14 @@ def test_book_again_leaves_out_a_counsellor_and_a_kind_of_session_no_longer_offe
 
 
 def test_a_confirmed_session_whose_time_has_passed_says_what_comes_next(client, make_booking, counsellor):
-    """Until the clinic records it as held, the booking is active and the client cannot book
-    another: "you are all set" would leave them wondering why booking again is refused."""
+    """Until the clinic records it as held, the booking is active: "you are all set" would
+    leave them wondering what comes next, and a request for the next one waits for it."""
     start = timezone.now().replace(microsecond=0) - timedelta(hours=3)
     booking = make_booking(
         Status.CONFIRMED, slot=Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
     )
     html = client.get(page_url(booking)).content.decode()
-    assert "Your session&#x27;s time has passed. Once the clinic has recorded it, you can book your next" in html
+    assert "Your session&#x27;s time has passed. You can book your next session now: your request will" in html
     assert "You are all set" not in html
+    # Its request is held until this one is recorded (test_held_requests): the next is a click away.
+    assert 'id="book-again"' in html and "Your next session" in html

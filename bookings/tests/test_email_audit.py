@@ -139,6 +139,36 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     step(services.booking_verify, token=last_link(journey, "/verify/"))
     step(services.booking_reject, booking_id=other.pk, user=admin_user, reason=OWN_WORDS[2])
 
+    # The last sessions of Kiran and Lata have ended and are not yet recorded: a request each
+    # makes is held until theirs is (request_held, record_to_rebook). Kiran's is recorded and
+    # his request made; Lata's waits too long, and she is told (request_not_made).
+    for key, address in (("four", "kiran@example.com"), ("five", "lata@example.com")):
+        past = timezone.now() - timedelta(hours=3)
+        ended = Slot.objects.create(counsellor=counsellor, start=past, end=past + timedelta(hours=1))
+        Booking.objects.create(
+            ack_id=services.ack_id_new(),
+            status=Status.CONFIRMED,
+            client_name="Kiran Das",
+            email=address,
+            session_type=session_type,
+            mode=Mode.ONLINE,
+            amount=session_type.price,
+            currency=session_type.currency,
+            counsellor=counsellor,
+            slot=ended,
+            language=language,
+        )
+        submit(key, address)
+        with pytest.raises(services.RequestHeld):
+            step(services.booking_verify, token=last_link(journey, "/verify/"))
+        journey.collect()
+    step(
+        services.booking_complete,
+        booking_id=Booking.objects.get(email="kiran@example.com", slot__isnull=False).pk,
+        user=admin_user,
+    )
+    step(services.held_requests_release, now=timezone.now() + timedelta(days=settings.HELD_REQUEST_DAYS, hours=1))
+
     def paid_short(slot: Slot, mode: str, name: str, email: str) -> tuple[Booking, Payment]:
         """A booking made by staff, paid ₹1 short: held for staff."""
         booking = step(
@@ -272,10 +302,12 @@ def test_the_journey_sends_every_kind_of_email(journey, settings):
 
 # --- Subjects --------------------------------------------------------------------------------
 
-# Emails about no booking yet (an unverified draft's ID is never shown to the client) or
-# about several, or none.
+# Emails about no booking yet (a draft's ID is never shown to the client, nor a held one's
+# until it is made) or about several, or none.
 WITHOUT_ONE_BOOKING = {
     "verify",
+    "request_held",
+    "request_not_made",
     "booking_links",
     "daily_summary",
     "staff_invite",

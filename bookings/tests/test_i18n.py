@@ -65,6 +65,7 @@ STAFF_EMAILS = {
     "payment_attention",
     "daily_summary",
     "new_request",
+    "record_to_rebook",
     "session_changed",
 }
 
@@ -813,6 +814,10 @@ def _send_every_client_email(make_booking, counsellor, session_type, language: s
         notifications.reminder(booking=confirmed)
         online = make_booking(Status.CONFIRMED, language=language)
         notifications.reminder(booking=online)
+        held = make_booking(Status.DRAFT, language=language)
+        notifications.request_held(draft=held, last=confirmed)
+        for why in ("not_recorded", "not_offered"):
+            notifications.request_not_made(draft=held, why=why)
         new_start = confirmed.slot.start + timedelta(days=1)
         new_slot = Slot.objects.create(counsellor=counsellor, start=new_start, end=new_start + timedelta(hours=1))
         notifications.reschedule_confirmation(booking=confirmed, slot=new_slot, raw_token="x")

@@ -356,6 +356,7 @@ KEPT_AS = {
     "approved_at": None,
     "payment_due_at": None,
     "anonymised_at": None,
+    "verified_at": None,  # when the address was confirmed
 }
 
 

@@ -98,7 +98,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "bookings.Booking": {
         "id", "ack_id", "status", "version", "age_confirmation", "consent_policy_version", "consented_at", "language",
         "session_type", "mode", "counsellor", "preferred_slot", "slot", "amount", "currency", "created_by",
-        "created_at", "updated_at", "approved_at", "payment_due_at", "anonymised_at",
+        "created_at", "updated_at", "approved_at", "payment_due_at", "anonymised_at", "verified_at",
     },
     "bookings.BookingEvent": {
         "id", "booking", "from_status", "to_status", "action", "actor", "actor_user", "moved_from", "moved_to",
