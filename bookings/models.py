@@ -217,6 +217,20 @@ class Counsellor(models.Model):
         return [mode for mode, flag in MODE_FLAGS.items() if getattr(self, flag)]
 
 
+class CounsellorPreviousSlug(models.Model):
+    """A link name a counsellor's profile had before an administrator changed it: links
+    shared with the old one (on social media, in emails) still lead to the profile, and no
+    other counsellor may take it (bookings.services.counsellor_save). Read only when no
+    counsellor has the slug asked for now."""
+
+    counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="previous_slugs")
+    slug = models.SlugField(unique=True)
+    replaced_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
 class SessionType(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(unique=True)

@@ -706,3 +706,10 @@ def counsellors_public() -> QuerySet[Counsellor]:
             next_free_slot_id=Subquery(free.values("pk")[:1]),
         )
     )
+
+
+def counsellor_by_previous_slug(slug: str) -> Counsellor | None:
+    """The counsellor shown to clients whose profile had the link name `slug` before an
+    administrator changed it, or None: for a link shared with the old name. Asked only once
+    no counsellor has `slug` now, so the pages reached by their current name pay nothing."""
+    return Counsellor.objects.filter(previous_slugs__slug=slug, is_active=True).only("pk", "slug").first()

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -486,5 +486,15 @@ def counsellors(request: HttpRequest) -> HttpResponse:
 def counsellor_profile(request: HttpRequest, slug: str) -> HttpResponse:
     counsellor = selectors.counsellors_public().filter(slug=slug).first()
     if counsellor is None:
-        raise Http404("No such counsellor.")
+        # A link shared before an administrator gave the profile another link name.
+        renamed = selectors.counsellor_by_previous_slug(slug)
+        if renamed is None:
+            raise Http404("No such counsellor.")
+        url = reverse("bookings:counsellor", args=[renamed.slug])
+        query = request.META.get("QUERY_STRING", "")
+        response = HttpResponsePermanentRedirect(f"{url}?{query}" if query else url)
+        # Browsers keep a permanent redirect for as long as they like: given back its old name
+        # later, the profile would loop for anyone who had followed this one. A day bounds it.
+        patch_cache_control(response, max_age=24 * 60 * 60)
+        return response
     return render(request, "bookings/counsellor.html", {"counsellor": counsellor})

@@ -131,8 +131,10 @@ def _preselection(request: HttpRequest) -> dict[str, str]:
     # Only a slug is looked up (PostgreSQL refuses text with a NUL in it: a hand-made link).
     if SLUG.fullmatch(wanted_counsellor) and "counsellor" not in initial:
         found = Counsellor.objects.filter(slug=wanted_counsellor, is_active=True).values_list("pk", flat=True)
-        if found:
-            initial["counsellor"] = str(found[0])
+        # Or a "Book with ..." link shared before the profile was given another link name.
+        renamed = None if found else selectors.counsellor_by_previous_slug(wanted_counsellor)
+        if found or renamed:
+            initial["counsellor"] = str(found[0] if found else renamed.pk)
     return initial
 
 

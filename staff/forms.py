@@ -1322,7 +1322,8 @@ class CounsellorProfileForm(forms.ModelForm):
         help_texts = {
             "slug": (
                 "The end of the profile's address, /counsellors/link-name/: lowercase letters, numbers and "
-                "hyphens. Changed, the old address no longer opens it (after a change of name, say)."
+                "hyphens. Changed (after a change of name, say), links with the old one lead to the new one, "
+                "and no other counsellor can take the old one."
             ),
             "approach": "A few sentences in plain words, e.g. the kinds of help you offer.",
             "bio": "Training and experience. Public: do not mention clients.",

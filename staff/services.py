@@ -20,7 +20,7 @@ from django.utils.text import slugify
 
 from bookings.emails import absolute_url, email_queue
 from bookings.errors import BookingError, TokenInvalid
-from bookings.models import ACTIVE_STATUSES, Booking, Counsellor
+from bookings.models import ACTIVE_STATUSES, Booking, Counsellor, CounsellorPreviousSlug
 from bookings.services import counsellor_save
 from bookings.tokens import token_check, token_hash, token_lookup_hash
 from staff import selectors
@@ -164,7 +164,8 @@ def _counsellor_profile_new(user: User, name: str) -> Counsellor:
     # The slug's column holds 50 characters: room for "-N" after a long name's first 40.
     base = slugify(name)[:40].strip("-") or "counsellor"
     slug, n = base, 2
-    while Counsellor.objects.filter(slug=slug).exists():
+    # Nor a link name another profile had before: old links with it lead there.
+    while Counsellor.objects.filter(slug=slug).exists() or CounsellorPreviousSlug.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
     return Counsellor.objects.create(user=user, display_name=name.strip(), slug=slug, is_active=False)
 

@@ -25,6 +25,7 @@ from bookings.models import (
     BlockedPeriod,
     Booking,
     Counsellor,
+    CounsellorPreviousSlug,
     Mode,
     Slot,
     Status,
@@ -44,7 +45,8 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
 
     Refused (SettingRefused): dropping a way of meeting while an open booking with them is
     held that way, as for session types: the booking could then not be approved into their
-    times, nor moved. Checked under the counsellor's lock, which approving and moving take."""
+    times, nor moved. Checked under the counsellor's lock, which approving and moving take.
+    Also refused: a link name (slug) another counsellor had before (_counsellor_slug_change)."""
     stored = None
     with transaction.atomic():
         if counsellor.pk is not None:
@@ -61,6 +63,8 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
                         "this way of meeting stays. Move the booking to another counsellor, or settle it, first.",
                         flag,
                     )
+            if stored is not None and stored.slug != counsellor.slug:
+                _counsellor_slug_change(counsellor, old=stored.slug)
         counsellor.save()
         if stored is not None and (
             (counsellor.is_active and not stored.is_active)
@@ -74,6 +78,25 @@ def counsellor_save(*, counsellor: Counsellor) -> int:
                 )
             )
         return waitlist_end_unserved(counsellor=counsellor)
+
+
+def _counsellor_slug_change(counsellor: Counsellor, *, old: str) -> None:
+    """Keep the profile's old link name, so that links shared with it (on social media, in
+    emails) redirect to the new one. A link name another counsellor had is refused rather
+    than taken over: a client following a link someone recommended them would otherwise meet
+    a different counsellor, unwarned."""
+    used_before = CounsellorPreviousSlug.objects.filter(slug=counsellor.slug).select_related("counsellor").first()
+    if used_before is not None and used_before.counsellor_id != counsellor.pk:
+        raise SettingRefused(
+            f"{used_before.counsellor.display_name}'s profile had this link name before, and old links with it "
+            "lead there. Choose another.",
+            "slug",
+        )
+    if used_before is not None:
+        used_before.delete()  # their own old name back: it is the current one again
+    CounsellorPreviousSlug.objects.update_or_create(
+        slug=old, defaults={"counsellor": counsellor, "replaced_at": timezone.now()}
+    )
 
 
 def _check_at_work(counsellor: Counsellor) -> None:

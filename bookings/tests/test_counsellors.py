@@ -148,6 +148,26 @@ def test_the_wizard_can_open_with_a_counsellor_chosen(client, session_type, coun
     assert not re.search(rf'<option value="{other_counsellor.pk}"[^>]*selected', page)
 
 
+def test_an_old_link_name_leads_to_the_profile_and_the_wizard_with_its_counsellor(
+    client, session_type, profiled, other_counsellor, django_assert_max_num_queries
+):
+    """Links shared before an administrator gave the profile another link name (staff/tests/
+    test_profile.py renames it through the portal)."""
+    profiled.previous_slugs.create(slug="asha-rao")
+    with django_assert_max_num_queries(5):
+        response = client.get("/counsellors/asha-rao/?utm_source=instagram")
+    assert response.status_code == 301 and response["Location"] == "/counsellors/asha/?utm_source=instagram"
+    assert "max-age=86400" in response["Cache-Control"]  # not kept for ever: it may be given back
+    page = client.get(client.get("/book/?counsellor=asha-rao")["Location"]).content.decode()
+    assert re.search(rf'<option value="{profiled.pk}"[^>]*selected', page)
+    # Hidden from clients, the profile is not found by its old name either.
+    profiled.is_active = False
+    profiled.save()
+    assert client.get("/counsellors/asha-rao/").status_code == 404
+    page = client.get(client.get("/book/?counsellor=asha-rao")["Location"]).content.decode()
+    assert not re.search(rf'<option value="{profiled.pk}"[^>]*selected', page)
+
+
 # --- Narrowing the list -----------------------------------------------------------------------
 
 

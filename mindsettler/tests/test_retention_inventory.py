@@ -90,6 +90,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
         "id", "slug", "title", "title_hi", "languages", "offers_online", "offers_in_person", "daily_summary",
         "change_emails", "is_active", "sort_order",
     },
+    "bookings.CounsellorPreviousSlug": {"id", "counsellor", "slug", "replaced_at"},
     "bookings.SessionType": {
         "id", "name", "slug", "description", "name_hi", "description_hi", "duration_minutes", "price", "currency",
         "offers_online", "offers_in_person", "is_active", "sort_order",

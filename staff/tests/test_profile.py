@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from bookings.models import Counsellor
+from bookings.models import Counsellor, CounsellorPreviousSlug
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def test_administrators_choose_and_edit_any_profile(admin_client, counsellor, ot
 
 
 def test_administrators_give_a_profile_another_link_name(admin_client, client, counsellor, other_counsellor):
-    """After a change of name, say: the old address no longer opens the profile."""
+    """After a change of name, say: the old address leads to the new one, for good."""
     old = f"/counsellors/{counsellor.slug}/"
     typed = {**VALID, "display_name": "Dr Asha Rao", "is_active": "on"}
     taken = admin_client.post(
@@ -69,7 +69,45 @@ def test_administrators_give_a_profile_another_link_name(admin_client, client, c
     assert bad.status_code == 400 and "Use only letters, numbers and hyphens" in bad.content.decode()
     saved = admin_client.post(reverse("staff:profile_edit", args=[counsellor.pk]), {**typed, "slug": "Asha-Rao"})
     assert saved.status_code == 302
-    assert client.get("/counsellors/asha-rao/").status_code == 200 and client.get(old).status_code == 404
+    assert client.get("/counsellors/asha-rao/").status_code == 200
+    moved = client.get(old)
+    assert moved.status_code == 301 and moved["Location"] == "/counsellors/asha-rao/"
+
+
+def test_a_link_name_changed_twice_and_back_leads_to_the_current_one(admin_client, client, counsellor):
+    url = reverse("staff:profile_edit", args=[counsellor.pk])
+    typed = {**VALID, "is_active": "on"}
+    for slug in ("asha-rao", "dr-asha-rao"):
+        assert admin_client.post(url, {**typed, "slug": slug}).status_code == 302
+    for old in ("asha", "asha-rao"):
+        assert client.get(f"/counsellors/{old}/")["Location"] == "/counsellors/dr-asha-rao/"
+    # Back to the first: it opens the profile again, and the others lead to it.
+    assert admin_client.post(url, {**typed, "slug": "asha"}).status_code == 302
+    assert client.get("/counsellors/asha/").status_code == 200
+    for old in ("asha-rao", "dr-asha-rao"):
+        assert client.get(f"/counsellors/{old}/")["Location"] == "/counsellors/asha/"
+    assert sorted(CounsellorPreviousSlug.objects.values_list("slug", flat=True)) == ["asha-rao", "dr-asha-rao"]
+
+
+def test_another_counsellor_cannot_take_a_link_name_a_profile_had(admin_client, client, counsellor, other_counsellor):
+    """A client following a link someone recommended them would meet someone else, unwarned."""
+    typed = {**VALID, "is_active": "on"}
+    assert (
+        admin_client.post(
+            reverse("staff:profile_edit", args=[counsellor.pk]), {**typed, "slug": "asha-rao"}
+        ).status_code
+        == 302
+    )
+    response = admin_client.post(
+        reverse("staff:profile_edit", args=[other_counsellor.pk]), {**typed, "display_name": "Rohan", "slug": "asha"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Dr Asha Menon&#x27;s profile had this link name before, and old links with it lead there." in html
+    assert 'aria-invalid="true"' in re.search(r'<input[^>]*name="slug"[^>]*>', html).group(0)
+    other_counsellor.refresh_from_db()
+    assert (other_counsellor.slug, other_counsellor.display_name) == ("rohan", "Rohan Kapoor")
+    assert client.get("/counsellors/asha/")["Location"] == "/counsellors/asha-rao/"
 
 
 def test_a_profile_must_offer_a_way_of_meeting(counsellor_client, counsellor):

@@ -450,6 +450,13 @@ def test_a_long_name_makes_a_link_name_that_fits(admin_client, admin_user, secon
     assert Counsellor.objects.get(user__email="new@example.com").slug.endswith("-3")
 
 
+def test_a_new_profile_is_not_given_a_link_name_another_had(admin_client, admin_user, counsellor):
+    """Old links with it lead to that other profile (CounsellorPreviousSlug)."""
+    counsellor.previous_slugs.create(slug="dr-ada-rao")
+    assert admin_client.post(profile_url(admin_user), {"name": "Dr Ada Rao"}).status_code == 302
+    assert Counsellor.objects.get(user=admin_user).slug == "dr-ada-rao-2"
+
+
 def test_one_profile_per_account_and_none_for_a_deactivated_one(
     admin_client, admin_user, second_admin, counsellor_user, counsellor
 ):
