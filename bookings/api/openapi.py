@@ -99,7 +99,7 @@ def _schemas() -> dict[str, Any]:
             "description": "What the public status page says for an acknowledgement ID: the status and what "
             "happens next. Not the session's time or mode: an acknowledgement ID alone does not show who is "
             "asking, so the client reads those on their own booking page.",
-            "required": ["acknowledgement_id", "status", "status_label", "next_step", "updated_at"],
+            "required": ["acknowledgement_id", "status", "status_label", "next_step", "updated_at", "details_erased"],
             "additionalProperties": False,
             "properties": {
                 "acknowledgement_id": {"type": "string", "pattern": f"^MS-[{ACK_ALPHABET}]{{6}}$"},
@@ -112,6 +112,15 @@ def _schemas() -> dict[str, Any]:
                 "status_label": {"type": "string", "description": "The status in words for the client."},
                 "next_step": {"type": "string", "description": "What happens next, or what the client should do."},
                 "updated_at": _MOMENT,
+                "details_erased": {
+                    "type": "boolean",
+                    "description": "True once the client's details have been erased, at their request or when "
+                    "the clinic's retention period ended: the clinic keeps only the booking's ID, status and "
+                    "amounts, and the booking has no booking page or links any more. Tell the client so "
+                    "(\"this booking's details have been erased, so it has no booking page or links any "
+                    "more\") rather than sending them to their booking page or our emails' links. Only a "
+                    "finished booking (completed, no_show, rejected or cancelled) is ever erased.",
+                },
             },
         },
         "Counsellor": {
@@ -219,7 +228,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "MindSettler chatbot API",
-            "version": "3.0.0",
+            "version": "3.1.0",
             "description": (
                 "Read-only answers for the MindSettler chatbot: a booking's status, free times to book, "
                 "and the session types on offer. No response contains personal data.\n\n"
@@ -230,7 +239,10 @@ def openapi_document() -> dict[str, Any]:
                 "`Retry-After`.\n\n"
                 "**Errors** are RFC 9457 problem details (`application/problem+json`). HEAD gives GET's "
                 "headers without the body; every other method than GET is answered with 405.\n\n"
-                "**Changes.** 3.0.0, incompatible with 2.0: a booking's status no longer has `session` "
+                "**Changes.** 3.1.0: a booking's status has `details_erased`, true for a booking whose "
+                "client's details have been erased (it is still found by its acknowledgement ID, as on the "
+                "public status page).\n\n"
+                "3.0.0, incompatible with 2.0: a booking's status no longer has `session` "
                 "(its time and mode). Whoever knows an acknowledgement ID learns only what the public "
                 "status page shows; the client finds their session's details on their booking page.\n\n"
                 "2.0.0, incompatible with 1.0 (changed before any client was released): "
@@ -248,8 +260,9 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "getBookingStatus",
                     "summary": "A booking's status",
                     "description": "The status of one booking and what it means for the client: what the "
-                    "public status page shows for its acknowledgement ID. Never the client's name, contact "
-                    "details or words, nor when or how the session takes place.",
+                    "public status page shows for its acknowledgement ID, including whether its details have "
+                    "been erased (`details_erased`). Never the client's name, contact details or words, nor "
+                    "when or how the session takes place.",
                     "parameters": [
                         {
                             "name": "acknowledgement_id",

@@ -125,7 +125,7 @@ _BOOKING_BY_ACK_ID = CompiledQuery(
     lambda ack_id: (
         Booking.objects.filter(ack_id=ack_id)
         .order_by()
-        .values("ack_id", "status", "updated_at", session_end=session_end_expression())[:1]
+        .values("ack_id", "status", "updated_at", "anonymised_at", session_end=session_end_expression())[:1]
     ),
     ack_id="MS-000000",
 )
@@ -308,6 +308,10 @@ def _booking_json(row: dict[str, Any]) -> dict[str, Any]:
         "status_label": str(CLIENT_LABELS[status]),
         "next_step": str(next_step(status, session_over=session_has_ended(row["session_end"]))),
         "updated_at": _moment(row["updated_at"]),
+        # As /status/ says: the client's details are gone (at their request, or once the
+        # retention period ended), and with them the booking page and its links. Still found:
+        # "no such booking" would tell a client holding the right ID that they mistyped it.
+        "details_erased": row["anonymised_at"] is not None,
     }
 
 

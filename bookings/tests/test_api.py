@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from bookings.lifecycle import CLIENT_LABELS, CONFIRMED_SESSION_OVER, NEXT_STEPS
 from bookings.models import ApiClient, Booking, Counsellor, SessionType, Slot, Status
+from bookings.tests.journey import link_in_last_email
 from bookings.tokens import token_hash
 from conftest import next_weekday_at
 
@@ -103,6 +104,7 @@ def test_booking_status_without_a_slot(api, make_booking):
         "status_label": CLIENT_LABELS[Status.PENDING],
         "next_step": NEXT_STEPS[Status.PENDING],
         "updated_at": timezone.localtime(booking.updated_at).isoformat(timespec="seconds"),
+        "details_erased": False,
     }
 
 
@@ -173,6 +175,31 @@ def test_answers_that_depend_on_the_token_are_never_stored_and_vary_by_it(client
     assert response.status_code == status
     assert response["Cache-Control"] == "no-store"
     assert "authorization" in [v.strip().lower() for v in response["Vary"].split(",")]
+
+
+def test_a_booking_erased_at_the_clients_request_says_so(
+    api, client, counsellor, make_booking, manage_token, django_assert_max_num_queries
+):
+    """Found, as on /status/ (a 404 would tell a client holding the right ID that they
+    mistyped it), with its status and `details_erased`, and nothing of what was erased."""
+    booking = make_booking(Status.CANCELLED, client_name=f"Kavya {MARKER}", concerns=f"Worries {MARKER}")
+    other = make_booking(Status.COMPLETED)
+    client.post(f"/bookings/{manage_token(booking)}/privacy/erase/")  # `api`, with its header unread there
+    assert client.post(link_in_last_email("/privacy/erase/")).status_code == 200
+    booking.refresh_from_db()
+    assert booking.anonymised_at is not None
+
+    with django_assert_max_num_queries(3):
+        response = api.get(f"/api/v1/bookings/{booking.ack_id}")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["details_erased"] is True
+    assert (body["status"], body["next_step"]) == ("cancelled", NEXT_STEPS[Status.CANCELLED])
+    assert MARKER not in response.content.decode() and "anonymised" not in response.content.decode().lower()
+    assert api.get(f"/api/v1/bookings/{other.ack_id}").json()["details_erased"] is False
+    # What the public status page says for the same ID.
+    page = client.post("/status/", {"lookup": "ack", "ack_id": booking.ack_id}).content.decode()
+    assert "The details of this booking have been erased" in page
 
 
 def test_unknown_booking_is_404(api, db):

@@ -12,6 +12,7 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bookings.models import ApiClient, Status
@@ -69,6 +70,7 @@ def world(counsellor, other_counsellor, session_type, slot, other_slot, make_boo
         "pending": make_booking(Status.PENDING),
         "confirmed": make_booking(Status.CONFIRMED),
         "cancelled": make_booking(Status.CANCELLED),
+        "erased": make_booking(Status.COMPLETED, anonymised_at=timezone.now()),
     }
 
 
@@ -78,6 +80,7 @@ def test_every_kind_of_response_conforms(client, document, api_token, world, set
         ("/bookings/{acknowledgement_id}", f"/bookings/{world['pending'].ack_id}", 200),
         ("/bookings/{acknowledgement_id}", f"/bookings/{world['confirmed'].ack_id.lower()}", 200),
         ("/bookings/{acknowledgement_id}", f"/bookings/{world['cancelled'].ack_id}", 200),
+        ("/bookings/{acknowledgement_id}", f"/bookings/{world['erased'].ack_id}", 200),
         ("/bookings/{acknowledgement_id}", "/bookings/MS-ABCDEF", 404),
         ("/bookings/{acknowledgement_id}", "/bookings/nope", 400),
         ("/availability", "/availability", 200),
