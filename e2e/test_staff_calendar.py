@@ -188,6 +188,10 @@ def test_whole_days_cannot_be_selected_and_a_time_within_a_day_publishes_at_clin
     # 10:00 to 12:00 in Kolkata, dragged in a London browser: two 50-minute slots then.
     drag(page, time_cell(page, day, "10:00"), time_cell(page, day, "11:30"))
     expect(page.get_by_role("status").filter(has_text="Published 2 free slots")).to_be_visible()
+    # The clinic offers no kind of session yet: said as on the availability page.
+    expect(page.get_by_role("status")).to_contain_text(
+        "Clients cannot book them: no kind of session is offered in the ways Asha Menon meets clients."
+    )
     assert len(asked) == 1
     assert re.search(
         r"Publish 50-minute free slots \(10 min apart\) for Asha Menon, \w{3} \d+ \w{3}, 10:00 \u2013 12:00 IST\?",

@@ -482,6 +482,11 @@ def calendar_publish(request: HttpRequest) -> HttpResponse:
     message = f"Published {len(created)} free slot{'s' if len(created) != 1 else ''} for {data['counsellor']}."
     if skipped:
         message += f" Skipped {skipped} (in the past, blocked, or overlapping existing slots)."
+    if created:
+        # As the availability page says it: calendar.js shows the message as it comes.
+        message += _too_short_said(
+            data["counsellor"], data["session_minutes"], what="it" if len(created) == 1 else "them"
+        )
     response = _safe_json({"ok": True, "created": len(created), "skipped": skipped, "message": message})
     response["HX-Trigger"] = BOOKING_CHANGED
     return response
@@ -1498,7 +1503,7 @@ def availability_index(request: HttpRequest) -> HttpResponse:
 
 def _too_short_said(counsellor: Counsellor, minutes: int, *, what: str = "them") -> str:
     """A word after publishing times of `minutes` (`what`: "it", "them", "some of them") that
-    clients cannot book, or ""."""
+    clients cannot book, or "": on the availability page and in the calendar's answer."""
     shortest = bookings_selectors.shortest_session_with(counsellor)
     name = counsellor.display_name
     if shortest is None:

@@ -661,6 +661,40 @@ def test_publishing_refuses_a_range_shorter_than_one_session(counsellor_client, 
     assert response.status_code == 200 and response.json()["created"] == 1
 
 
+def test_publishing_times_clients_cannot_book_says_so_as_the_availability_page_does(
+    counsellor_client, counsellor, session_type
+):
+    """The shortest kind of session lasts 50 minutes: 30-minute slots are never offered."""
+    assert session_type.duration_minutes == 50
+    day = next_weekday_at(10, days_ahead=5)
+    body = publish(counsellor_client, day, day + timedelta(hours=1), counsellor, session_minutes=30, buffer_minutes=0)
+    assert body.status_code == 200
+    assert body.json()["message"] == (
+        "Published 2 free slots for Asha Menon. "
+        "Clients cannot book them: the shortest kind of session with Asha Menon lasts 50 minutes."
+    )
+    one = publish(counsellor_client, day + timedelta(hours=2), day + timedelta(hours=3), counsellor, session_minutes=45)
+    assert one.json()["message"] == (
+        "Published 1 free slot for Asha Menon. "
+        "Clients cannot book it: the shortest kind of session with Asha Menon lasts 50 minutes."
+    )
+    # Long enough, or nothing published: nothing more to say.
+    fits = publish(counsellor_client, day + timedelta(hours=4), day + timedelta(hours=6), counsellor)
+    assert fits.json()["message"] == "Published 2 free slots for Asha Menon."
+    again = publish(counsellor_client, day, day + timedelta(hours=1), counsellor, session_minutes=30, buffer_minutes=0)
+    assert again.json()["message"].startswith("Published 0 free slots") and "cannot book" not in again.json()["message"]
+    # No kind of session offered in the ways the counsellor meets clients.
+    session_type.offers_online = False
+    session_type.save()
+    counsellor.offers_in_person = False
+    counsellor.save()
+    none = publish(counsellor_client, day + timedelta(hours=7), day + timedelta(hours=8), counsellor)
+    assert none.json()["message"] == (
+        "Published 1 free slot for Asha Menon. "
+        "Clients cannot book it: no kind of session is offered in the ways Asha Menon meets clients."
+    )
+
+
 def test_one_clinic_day_is_the_clinic_zones_day_not_utcs(counsellor_client, counsellor):
     """03:00 to 06:00 in Kolkata is 21:30 to 00:30 UTC, across two UTC dates: one clinic day."""
     day = next_weekday_at(3, days_ahead=5)
