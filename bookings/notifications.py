@@ -70,16 +70,18 @@ def already_active(*, booking: Booking) -> None:
     )
 
 
-def request_held(*, draft: Booking, last: Booking) -> None:
+def request_held(*, draft: Booking, last: Booking, ask_staff: bool = True) -> None:
     """The client confirmed a new request while their last session (`last`, ended) waits to
     be recorded: the request is saved, and made once it is (services.held_requests_release).
-    The session's counsellor, else the administrators, are asked to record it."""
+    `ask_staff`: the session's counsellor, else the administrators, are asked to record it."""
     email_queue(
         kind="request_held",
         to=draft.email,
         booking=draft,
         context={"booking": draft, "last_slot": last.slot, "held_days": settings.HELD_REQUEST_DAYS},
     )
+    if not ask_staff:
+        return
     counsellor_user = last.counsellor.user if last.counsellor else None
     recipients = (
         [counsellor_user.email] if counsellor_user is not None and counsellor_user.is_active else administrator_emails()

@@ -206,7 +206,13 @@ def booking_verify(*, token: str) -> Booking:
                     actor=Actor.CLIENT,
                     reason=f"Email verified; held until {existing.ack_id}, whose session has ended, is recorded",
                 )
-                notifications.request_held(draft=draft, last=existing)
+                # The counsellor is asked once, however many requests wait for the session.
+                asked = (
+                    Booking.objects.filter(email=draft.email, status=Status.DRAFT, verified_at__isnull=False)
+                    .exclude(pk=draft.pk)
+                    .exists()
+                )
+                notifications.request_held(draft=draft, last=existing, ask_staff=not asked)
             held = True
         else:
             held = False
@@ -267,8 +273,20 @@ def _held_request_release(pk: int, *, session_type_id: int, now: datetime) -> bo
         )
         if draft is None:  # made or given up meanwhile, by the other caller
             return False
-        blocked = Booking.objects.filter(email=draft.email, status__in=ACTIVE_STATUSES).exclude(pk=pk).exists()
-        if blocked:
+        blocked = (
+            Booking.objects.select_related("slot")
+            .filter(email=draft.email, status__in=ACTIVE_STATUSES)
+            .exclude(pk=pk)
+            .first()
+        )
+        if blocked is not None and not (blocked.status == Status.CONFIRMED and blocked.session_over):
+            # Not the last session any more, but a new booking: another request of theirs held
+            # with this one and made first, or one staff made for them. As if confirmed now.
+            Booking.objects.filter(pk=pk).update(verified_at=None)
+            notifications.already_active(booking=blocked)
+            logger.info("held request %s given up: the address has another active booking", pk)
+            return False
+        if blocked is not None:
             if draft.verified_at > now - timedelta(days=settings.HELD_REQUEST_DAYS):
                 return False
             why = "not_recorded"

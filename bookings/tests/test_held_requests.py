@@ -197,3 +197,23 @@ def test_a_verified_held_request_is_in_the_address_owners_data(session_type, slo
     raw = token_create(booking=last, purpose=LinkToken.Purpose.EXPORT, lifetime=timedelta(hours=1))
     held = privacy_held(token=raw)
     assert draft.ack_id in [b.ack_id for b in held.bookings]
+
+
+def test_two_held_requests_make_one_booking_and_the_other_is_told_of_it(
+    session_type, slot, last, counsellor_user, oncommit
+):
+    first = _held(session_type, slot, oncommit)
+    second, raw = _draft(session_type, slot, key="k2")
+    mail.outbox.clear()
+    with oncommit(), pytest.raises(RequestHeld):
+        booking_verify(token=raw)
+    assert [m.to for m in mail.outbox] == [[EMAIL]]  # the counsellor was asked already
+    mail.outbox.clear()
+    with oncommit():
+        booking_complete(booking_id=last.pk, user=counsellor_user)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == Status.PENDING
+    assert second.status == Status.DRAFT and second.verified_at is None  # left to drafts_purge
+    to_client = [m for m in mail.outbox if m.to == [EMAIL]]
+    assert any(m.subject == f"You already have an active booking: {first.ack_id}" for m in to_client)
