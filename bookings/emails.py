@@ -208,10 +208,10 @@ def email_deliver(*, email_id: int) -> bool:
             changes["refusals"] = refusals
         # Refused that often, it will not be taken. An outage does not count: it would give up
         # every email written during one longer than the retries' few hours, for good, with
-        # nothing to send them once the server or its settings are mended. Only age ends those.
-        given_up = (
-            refusals >= settings.EMAIL_MAX_ATTEMPTS or failed_at - email.created_at >= settings.EMAIL_GIVE_UP_AFTER
-        )
+        # nothing to send them once the server or its settings are mended. Only age ends those
+        # (counted from when an administrator sent it again, if they did: email_send_again).
+        queued_at = email.requeued_at or email.created_at
+        given_up = refusals >= settings.EMAIL_MAX_ATTEMPTS or failed_at - queued_at >= settings.EMAIL_GIVE_UP_AFTER
         if given_up:
             changes |= {"status": OutboundEmail.State.FAILED, **_links_forgotten(email)}
         # Only while still pending: an erasure meanwhile gave it up and emptied it.

@@ -738,6 +738,10 @@ class OutboundEmail(models.Model):
     last_error = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # When an administrator last put it back in the queue after it was given up (a long mail
+    # outage, the email settings mended): the give-up clock (EMAIL_GIVE_UP_AFTER) runs from
+    # then. Its links' lives still run from created_at, when they were made.
+    requeued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

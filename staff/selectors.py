@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import NotSupportedError
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -32,6 +33,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from bookings.emails import STAFF_EMAIL_KINDS
 from bookings.models import (
     ACTIVE_STATUSES,
     MODE_FLAGS,
@@ -59,6 +61,7 @@ from bookings.selectors import (
     slots_free_for_staff,
 )
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
+from mindsettler.logging import REDACTED
 from staff.forms import AWAITING_PAYMENT, SORTS, TO_RECORD
 from staff.models import AccountEvent, CalendarSubscription, SetupLink, User
 from staff.permissions import (
@@ -425,21 +428,44 @@ def online_without_link(*, user: Any, limit: int = 20) -> list[Booking]:
     )
 
 
-def emails_given_up(*, user: Any, days: int = 30, limit: int = 20) -> list[dict[str, Any]]:
+def emails_given_up(*, user: Any, days: int = 30, limit: int | None = 20) -> list[dict[str, Any]]:
     """For administrators: emails the outbox gave up sending in the last `days` days, newest
     first, with the booking they were about if any. Emails about no booking (your links,
-    waitlist, invitations, the daily summary) show nowhere else. One query; none for others."""
+    waitlist, invitations, the daily summary) show nowhere else. Each says whether it can be
+    sent again as it is (`can_send_again`): not once its links were forgotten, which giving it
+    up does, nor once an erasure emptied it; services.email_send_again decides, this only
+    spares the button that it would refuse. One query; none for others."""
     if not is_administrator(user):
         return []
-    return list(
+    rows = list(
         OutboundEmail.objects.filter(
             status=OutboundEmail.State.FAILED, created_at__gte=timezone.now() - timedelta(days=days)
         )
+        .annotate(
+            links_forgotten=ExpressionWrapper(
+                Q(body_text__contains=REDACTED) | Q(body_html__contains=REDACTED), output_field=BooleanField()
+            ),
+            erased=ExpressionWrapper(Q(booking__anonymised_at__isnull=False), output_field=BooleanField()),
+        )
         .order_by("-created_at", "-id")
-        .values("pk", "kind", "to", "subject", "last_error", "attempts", "created_at", "booking_id", "booking__ack_id")[
-            :limit
-        ]
+        .values(
+            "pk",
+            "kind",
+            "to",
+            "subject",
+            "last_error",
+            "attempts",
+            "created_at",
+            "booking_id",
+            "booking__ack_id",
+            "links_forgotten",
+            "erased",
+        )[:limit]
     )
+    for row in rows:
+        row["to_staff"] = row["kind"] in STAFF_EMAIL_KINDS
+        row["can_send_again"] = not (row["links_forgotten"] or row["erased"])
+    return rows
 
 
 def emails_waiting(*, user: Any) -> list[dict[str, Any]]:
@@ -452,7 +478,8 @@ def emails_waiting(*, user: Any) -> list[dict[str, Any]]:
     return list(
         OutboundEmail.objects.filter(status=OutboundEmail.State.PENDING, attempts__gte=2)
         .values("last_error")
-        .annotate(count=Count("pk"), since=Min("created_at"))
+        # Since an administrator sent it again, for one they did: it has waited since then.
+        .annotate(count=Count("pk"), since=Min(Coalesce("requeued_at", "created_at")))
         .order_by("since", "last_error")
     )
 

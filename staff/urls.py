@@ -6,6 +6,8 @@ app_name = "staff"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("emails/send-again/", views.emails_send_again, name="emails_send_again"),
+    path("emails/<int:email_id>/send-again/", views.email_send_again, name="email_send_again"),
     path("calendar/", views.calendar, name="calendar"),
     path("calendar/feed/", views.calendar_feed, name="calendar_feed"),
     path("calendar/publish/", views.calendar_publish, name="calendar_publish"),

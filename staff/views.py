@@ -145,6 +145,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user, own=own)
     data.update(_outcomes(request))
     data["emails_given_up"] = selectors.emails_given_up(user=request.user)
+    data["emails_sendable"] = sum(m["can_send_again"] for m in data["emails_given_up"])
     data["emails_waiting"] = selectors.emails_waiting(user=request.user)
     data["email_give_up_hours"] = int(settings.EMAIL_GIVE_UP_AFTER.total_seconds() // 3600)
     data["payments_attention"], data["payments_attention_count"] = selectors.payments_needing_attention(
@@ -1788,6 +1789,66 @@ def availability_room(request: HttpRequest, counsellor_id: int) -> HttpResponse:
     return _availability_done(
         request, counsellor, "Online room and modes saved." + _waitlist_told_text(told), section="room"
     )
+
+
+# --- Administrators: emails the outbox gave up on (the dashboard's list) -----------------
+
+
+@_form_address("staff:dashboard")
+@admin_required
+def email_send_again(request: HttpRequest, email_id: int) -> HttpResponse:
+    """One email of the dashboard's "Emails that could not be sent", back in the queue. Back to
+    the dashboard with what happened, or why it was not sent again and what to do instead."""
+    try:
+        email, requeued = services.email_send_again(email_id=email_id, user=request.user)
+    except OutboundEmail.DoesNotExist:
+        raise Http404("No such email.") from None
+    except BookingError as exc:
+        messages.error(request, exc.message)
+        return redirect("staff:dashboard")
+    if requeued:
+        messages.success(request, f"Sent again: “{email.subject}”.")
+    elif email.status == OutboundEmail.State.PENDING:
+        messages.info(request, f"“{email.subject}” is already waiting to be sent.")
+    else:
+        messages.info(request, f"“{email.subject}” has been sent already.")
+    return redirect("staff:dashboard")
+
+
+@_form_address("staff:dashboard")
+@admin_required
+def emails_send_again(request: HttpRequest) -> HttpResponse:
+    """Every email the dashboard lists as given up that can go as it is (their links intact),
+    back in the queue: after an outage, or once the email settings are mended."""
+    sent, refused = [], []
+    for row in selectors.emails_given_up(user=request.user, limit=None):
+        if not row["can_send_again"]:
+            continue
+        try:
+            email, requeued = services.email_send_again(email_id=row["pk"], user=request.user)
+        except OutboundEmail.DoesNotExist:  # deleted meanwhile (retention)
+            continue
+        except BookingError:
+            refused.append(row)
+            continue
+        if requeued:
+            sent.append(email)
+    if not sent and not refused:
+        messages.info(request, "No email was waiting to be sent again.")
+        return redirect("staff:dashboard")
+    text = f"Sent again: {_emails_text(len(sent))}." if sent else ""
+    if refused:
+        # Each one's reason is long (what to do instead): its own button says it.
+        text += (
+            f" Not sent again, as no longer true: {_emails_text(len(refused))} (the booking changed, a later email"
+            " went out, or its day passed); “Send again” beside each says why."
+        )
+    (messages.success if sent else messages.error)(request, text.strip())
+    return redirect("staff:dashboard")
+
+
+def _emails_text(count: int) -> str:
+    return f"{count} email{'s' if count != 1 else ''}"
 
 
 # --- Administrators: staff and clinic ---------------------------------------------------

@@ -331,6 +331,94 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
     return copy
 
 
+def email_send_again(*, email_id: int, user: Any) -> tuple[OutboundEmail, bool]:
+    """An administrator puts an email the outbox gave up on back in the queue, after a long
+    mail outage or once the email settings are mended: pending again, its tries and the
+    give-up clock started afresh (OutboundEmail.requeued_at), and delivered after commit as a
+    new email is. Its last error stays until the next try replaces it; the log, and the
+    booking's timeline when it is about one, say who sent it again and why it had been given up.
+
+    Refused (BookingError, saying what to do instead) when it cannot hold, before anything is
+    written: see _why_not_again. Its delivery checks again, as for any email, that it still
+    holds. Returns the email and whether this call put it back: False when it was no longer
+    given up (a second press: it is waiting already, or sent). Raises OutboundEmail.DoesNotExist."""
+    from bookings.emails import enqueue_delivery
+
+    email = OutboundEmail.objects.select_related("booking").get(pk=email_id)
+    if email.status != OutboundEmail.State.FAILED:
+        return email, False
+    now = timezone.now()
+    if refused := _why_not_again(email, now=now):
+        raise BookingError(refused)
+    fresh = {
+        "status": OutboundEmail.State.PENDING,
+        "attempts": 0,
+        "refusals": 0,
+        "next_attempt_at": now,
+        "requeued_at": now,
+    }
+    with transaction.atomic():
+        # Only if still given up: two presses (or two administrators) put it back once.
+        if not OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.State.FAILED).update(**fresh):
+            email.refresh_from_db()
+            return email, False
+        if email.booking is not None:
+            reason = email.subject + (f" (it had been given up: {email.last_error})" if email.last_error else "")
+            booking_record(booking=email.booking, action="email_resent", actor=Actor.STAFF, user=user, reason=reason)
+        enqueue_delivery(email.pk)
+    # Its id and kind, never its address: the outbox's own log lines say the same.
+    logger.info(
+        "email %s (%s) put back in the queue by staff account %s; it had been given up: %s",
+        email.pk,
+        email.kind,
+        user.pk,
+        email.last_error or "-",
+    )
+    for field, value in fresh.items():
+        setattr(email, field, value)
+    return email, True
+
+
+def _why_not_again(email: OutboundEmail, *, now: datetime) -> str:
+    """Why an email given up cannot simply go again, or "". Its copy keeps no working link
+    once given up (emails._links_forgotten): a booking's are sent again from its page, with a
+    new link (booking_resend_last_email); an erasure emptied it; a corrected address means it
+    went to one the booking no longer has. Otherwise, the rules every delivery applies
+    (emails._outdated): said now rather than found when it is sent, and given up again."""
+    from bookings.emails import STAFF_EMAIL_KINDS, _outdated
+    from mindsettler.logging import REDACTED
+
+    subject, booking = email.subject, email.booking
+    to_client = email.kind not in STAFF_EMAIL_KINDS
+    on_its_page = (
+        f"Use “Resend the last email” on the page of {booking.ack_id}: it sends the email that says where the "
+        "booking stands now, with a new link to its page."
+        if booking is not None
+        else ""
+    )
+    if (booking is not None and booking.anonymised_at is not None) or not email.body_text:
+        return f"“{subject}” cannot be sent again: the client's details were erased, and the email with them."
+    if booking is not None and to_client and email.to != booking.email:
+        return (
+            f"“{subject}” cannot be sent again: it went to an address the booking no longer has (the client's "
+            f"address was corrected). {on_its_page}"
+        )
+    if REDACTED in email.body_text + email.body_html:
+        said = f"“{subject}” cannot be sent again: its links stopped working when it was given up."
+        if booking is not None and to_client:
+            return f"{said} {on_its_page}"
+        if not to_client:
+            return (
+                f"{said} Send a new invitation from the Staff page (“Send a new link”), or the member asks for "
+                "a new link where they sign in."
+            )
+        return f"{said} The client can ask for a new one on the website."
+    if outdated := _outdated(email, now=now):
+        said = f"“{subject}” no longer holds, so it was not sent again: {outdated[0].lower()}{outdated[1:]}."
+        return f"{said} {on_its_page}" if booking is not None and to_client else said
+    return ""
+
+
 def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Booking, str]:
     """Staff correct the client's address on an open booking: mistyped on the phone, or by the
     client. The links emailed so far went to the old address, which may be a stranger's: they

@@ -118,7 +118,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
                                   "received_at"},
     "bookings.WebhookEvent": {"id", "provider", "event_id", "received_at"},
     "bookings.OutboundEmail": {"id", "kind", "booking", "status", "attempts", "refusals", "next_attempt_at",
-                               "last_error", "created_at", "sent_at"},
+                               "last_error", "created_at", "sent_at", "requeued_at"},
     "bookings.ApiClient": {"id", "name", "token_hash", "created_at", "last_used_at", "revoked_at", "rate_window",
                            "rate_count"},
     "bookings.LinksRequest": {"id", "language", "created_at"},

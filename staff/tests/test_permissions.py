@@ -55,6 +55,9 @@ def u(w) -> int:
 # (name, method, url builder, expected for anonymous, admin, counsellor, other counsellor)
 MATRIX = [
     ("dashboard", "get", lambda w: reverse("staff:dashboard"), (302, 200, 200, 200)),
+    # The emails the outbox gave up on, on the administrators' dashboard: an unknown one is 404.
+    ("email_send_again", "post", lambda w: reverse("staff:email_send_again", args=[999999]), (302, 404, 403, 403)),
+    ("emails_send_again", "post", lambda w: reverse("staff:emails_send_again"), (302, 302, 403, 403)),
     ("calendar", "get", lambda w: reverse("staff:calendar"), (302, 200, 200, 200)),
     ("calendar_feed", "get", feed_url, (302, 200, 200, 200)),
     ("calendar_publish", "post", lambda w: reverse("staff:calendar_publish"), (302, 400, 400, 400)),
