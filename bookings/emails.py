@@ -272,6 +272,13 @@ def _outdated(email: OutboundEmail, *, now: datetime) -> str:
         if day is not None and day < timezone.localdate(now):
             return "Its day had passed before it could be sent"
         return ""
+    if email.kind == "request_held":
+        made_or_given_up = not Booking.objects.filter(
+            pk=email.booking_id, status=Status.DRAFT, verified_at__isnull=False
+        ).exists()
+        if made_or_given_up:
+            return "The request had been made or given up before it was sent"
+        return ""
     if email.kind == "record_to_rebook":
         status = Booking.objects.filter(pk=email.booking_id).values_list("status", flat=True).first()
         if status != Status.CONFIRMED:

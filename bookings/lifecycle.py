@@ -90,6 +90,15 @@ CONFIRMED_SESSION_OVER = _(
 )
 
 
+# A request confirmed and held for the client's last session to be recorded: still a draft.
+HELD_REQUEST_LABEL = _("Saved, waiting for your last session to be recorded")
+# The last session's page, once such a request is held for it.
+NEXT_REQUEST_HELD = _(
+    "Your session's time has passed. Your request for your next session is saved: it will reach the clinic as "
+    "soon as they have recorded this one."
+)
+
+
 def next_step(status: str, *, session_over: bool, on_booking_page: bool = False) -> StrPromise:
     """What the client does next, for the status lookup, the API and (`on_booking_page`)
     the booking page. `session_over`: the reserved session has ended (Booking.session_over)."""

@@ -19,8 +19,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from bookings import selectors, services
 from bookings.errors import TokenInvalid
-from bookings.lifecycle import CLIENT_LABELS
-from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken
+from bookings.lifecycle import CLIENT_LABELS, HELD_REQUEST_LABEL
+from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Status
 from bookings.ratelimit import ratelimit_hit
 from bookings.tokens import token_get
 from bookings.views import (
@@ -138,7 +138,10 @@ def export(request: HttpRequest, token: str) -> HttpResponse:
         return _link_problem(request, exc, purpose=LinkToken.Purpose.EXPORT, token=token)
     if not download:
         speak_as_booked(request, held.link.booking)
-        rows = [(b, CLIENT_LABELS[b.status]) for b in held.bookings]
+        rows = [
+            (b, HELD_REQUEST_LABEL if b.status == Status.DRAFT and b.verified_at else CLIENT_LABELS[b.status])
+            for b in held.bookings
+        ]
         return render(request, "bookings/privacy/export.html", {"held": held, "rows": rows, "token": token})
     data = services.privacy_export(held=held)
     response = HttpResponse(

@@ -466,6 +466,14 @@ def book_again(booking: Booking) -> dict[str, object] | None:
     return {"url": f"{reverse('bookings:wizard')}?{urlencode(query)}", "counsellor": counsellor}
 
 
+def request_held_for(booking: Booking) -> bool:
+    """Whether a request of the booking's address is held for its session to be recorded
+    (services.booking_verify): confirmed, still a draft. One query."""
+    return Booking.objects.filter(
+        email=booking.email, status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True
+    ).exists()
+
+
 def booking_page_closed(booking: Booking) -> bool:
     """Whether the booking's session ended BOOKING_LINK_DAYS_AFTER_SESSION days ago, so that
     its page no longer opens by any link. `booking.slot` is read: select it with the booking."""

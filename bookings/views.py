@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, RequestHeld, TokenInvalid, TooLate
 from bookings.forms import AckLookupForm, CounsellorFilterForm, EmailLookupForm
-from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, next_step
+from bookings.lifecycle import CLIENT_LABELS, NEXT_REQUEST_HELD, NEXT_STEPS, next_step
 from bookings.models import ACTIVE_STATUSES, Booking, Clinic, LinkToken, Mode, Status, WaitlistEntry, WaitlistToken
 from bookings.notifications import manage_path
 from bookings.ratelimit import client_ip, ratelimit_hit
@@ -165,11 +165,14 @@ LINK_PROBLEM_TITLES = {
 
 
 def _link_already_done(exc: TokenInvalid, *, purpose: str, booking: Booking | None) -> str:
-    """ "received", "cancelled" or "moved" when a used confirmation, cancellation or move link
-    is why its booking is a request (or beyond), cancelled or at the link's new time; else ""."""
+    """ "received", "held", "cancelled" or "moved" when a used confirmation, cancellation or move
+    link is why its booking is a request (or beyond) or held for the last session, cancelled or
+    at the link's new time; else ""."""
     # Once the booking's page has closed, an old email opens no record of the counselling.
     if exc.reason != "used" or booking is None or selectors.booking_page_closed(booking):
         return ""
+    if purpose == LinkToken.Purpose.VERIFY and booking.status == Status.DRAFT and booking.verified_at is not None:
+        return "held"  # for the client's last session to be recorded (services.booking_verify)
     if purpose == LinkToken.Purpose.VERIFY and booking.status != Status.DRAFT:
         return "received"
     if purpose == LinkToken.Purpose.CANCEL and booking.status == Status.CANCELLED:
@@ -189,7 +192,12 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
     booking = exc.link.booking if exc.link is not None else None
     if booking is not None:
         speak_as_booked(request, booking)
-    can_resend = purpose == LinkToken.Purpose.VERIFY and booking is not None and booking.status == Status.DRAFT
+    can_resend = (
+        purpose == LinkToken.Purpose.VERIFY
+        and booking is not None
+        and booking.status == Status.DRAFT
+        and booking.verified_at is None  # held: confirmed already
+    )
     if booking is not None and booking.anonymised_at is not None:
         return render(request, "bookings/link_erased.html", status=410)
     context = {
@@ -213,6 +221,7 @@ def _link_problem(request: HttpRequest, exc: TokenInvalid, *, purpose: str, toke
         # A link pressed twice (a double click, a second tab): the first press did what it
         # asked, and the page says so rather than leaving the client to wonder.
         "done": _link_already_done(exc, purpose=purpose, booking=booking),
+        "held_message": RequestHeld.default_message,
         "booking": booking,
     }
     return render(request, "bookings/link_problem.html", context, status=404 if exc.reason == "unknown" else 410)
@@ -353,28 +362,36 @@ def status_sent(request: HttpRequest) -> HttpResponse:
 
 def _booking_page_context(booking: Booking, token: str) -> dict[str, object]:
     can_cancel = services.cancellation_open_for_client(booking=booking)
+    # A confirmed session that has ended, not yet recorded: nothing to join, move or cancel,
+    # nor to add to a calendar; the next session is what comes next.
+    over = booking.status == Status.CONFIRMED and booking.session_over
     meeting_url = ""
     # The room is shared with the client only once the session is paid for.
-    if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE:
+    if booking.status == Status.CONFIRMED and booking.mode == Mode.ONLINE and not over:
         meeting_url = booking.join_url
+    # Their request for the next one may be held for this one already (one query, then only).
+    next_held = over and selectors.request_held_for(booking)
     return {
         "booking": booking,
         "token": token,
+        "over": over,
         "label": CLIENT_LABELS[booking.status],
-        "next_step": next_step(booking.status, session_over=booking.session_over, on_booking_page=True),
+        "next_step": NEXT_REQUEST_HELD
+        if next_held
+        else next_step(booking.status, session_over=booking.session_over, on_booking_page=True),
         "timeline": selectors.booking_timeline(booking),
         # booking_for_page read the time asked for, and whether it can still be had.
         "time_lost": selectors.preferred_time_lost(booking) if booking.status == Status.PENDING else "",
         "can_cancel": can_cancel,
-        "cancel_closed": booking.is_active and not can_cancel,
+        "cancel_closed": booking.is_active and not can_cancel and not over,
         # Read only if the page shows the address or the clinic's phone (an in-person
         # session, a closed cancellation window): most pages need no query for it.
         "clinic": SimpleLazyObject(Clinic.load),
         "cutoff_hours": settings.CANCELLATION_CUTOFF_HOURS,
         "cancel_link_minutes": settings.CANCELLATION_LINK_MINUTES,
         "meeting_url": meeting_url,
-        "reschedule": services.reschedule_state_for_client(booking=booking),
-        "book_again": selectors.book_again(booking),
+        "reschedule": {"show": False} if over else services.reschedule_state_for_client(booking=booking),
+        "book_again": None if next_held else selectors.book_again(booking),
         "rate_limited": None,  # _too_many's message; set, as an unknown name costs an exception
     }
 

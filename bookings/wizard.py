@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import retarget
 
 from bookings import selectors, services
-from bookings.errors import BookingError, SlotUnavailable
+from bookings.errors import BookingError, RequestHeld, SlotUnavailable
 from bookings.forms import (
     AboutStepForm,
     ConcernsStepForm,
@@ -577,10 +577,13 @@ def _done(step: Step) -> HttpResponse:
     address or to a corrected one. Without JavaScript a sent email is answered with a redirect
     to this page (post/redirect/get), so a reload never sends it again."""
     request = step.request
-    booking = Booking.objects.filter(pk=step.run["booking_id"]).only("pk", "email", "status").first()
+    booking = Booking.objects.filter(pk=step.run["booking_id"]).only("pk", "email", "status", "verified_at").first()
     if booking is None:  # purged after DRAFT_RETENTION_HOURS: start again
         return redirect("bookings:wizard")
-    is_draft = booking.status == Status.DRAFT
+    # Confirmed, and held for the client's last session to be recorded (services.booking_verify):
+    # its address is confirmed, and can no longer be corrected here.
+    held = booking.status == Status.DRAFT and booking.verified_at is not None
+    is_draft = booking.status == Status.DRAFT and not held
     posted = request.method == "POST" and is_draft
     correcting = posted and "_email" in request.POST
     resending = posted and "_resend" in request.POST and not correcting
@@ -593,6 +596,8 @@ def _done(step: Step) -> HttpResponse:
     extra: dict[str, Any] = {
         "booking": booking,
         "is_draft": is_draft,
+        "held": held,
+        "held_message": RequestHeld.default_message,
         "resent": resent,
         "email_form": email_form,
         "link_hours": settings.VERIFICATION_LINK_HOURS,

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -161,7 +161,8 @@ def booking_resend_verification(*, booking: Booking, email: str | None = None, r
     for another on purpose."""
     with transaction.atomic():
         booking = Booking.objects.select_for_update().get(pk=booking.pk)
-        if booking.status != Status.DRAFT:
+        # A request held for the last session (verified_at) is confirmed: its address with it.
+        if booking.status != Status.DRAFT or booking.verified_at is not None:
             return booking
         if email is not None and email_normalise(email) != booking.email:
             booking.email = email_normalise(email)
@@ -256,16 +257,17 @@ def held_requests_release(*, email: str | None = None, now: datetime | None = No
     if email is not None:
         held = held.filter(email=email)
     made = 0
-    for pk, session_type_id in held.order_by("verified_at", "pk").values_list("pk", "session_type_id"):
+    for pk in held.order_by("verified_at", "pk").values_list("pk", flat=True):
         with one_of_a_batch("held request", pk):
-            made += _held_request_release(pk, session_type_id=session_type_id, now=now)
+            made += _held_request_release(pk, now=now)
     return made
 
 
-def _held_request_release(pk: int, *, session_type_id: int, now: datetime) -> bool:
+def _held_request_release(pk: int, *, now: datetime) -> bool:
     with transaction.atomic():
-        # The session type's lock first, then the booking's, as booking_verify takes them.
-        SessionType.objects.select_for_update(no_key=True).filter(pk=session_type_id).exists()
+        # The booking's lock first, then its session type's (_request_make), as booking_verify
+        # takes them (token_claim locks the booking): the other order deadlocked with a client
+        # confirming the held request again from a new link.
         draft = (
             Booking.objects.select_for_update()
             .filter(pk=pk, status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True)
@@ -580,6 +582,11 @@ def booking_links_send(*, email: str) -> int:
     return len(bookings)
 
 
+# Drafts not held for the client's last session (held_requests_release), or erased while held
+# (which nothing makes or gives up: it holds nothing of anyone's any more).
+_PURGEABLE = Q(verified_at__isnull=True) | Q(anonymised_at__isnull=False)
+
+
 def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Delete unverified drafts older than DRAFT_RETENTION_HOURS, with their events, links and
     emails, once no verification link of theirs still works, and none held for the address's
@@ -601,7 +608,7 @@ def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
         with transaction.atomic():
             ids = list(
                 Booking.objects.select_for_update(skip_locked=True)
-                .filter(status=Status.DRAFT, created_at__lt=cutoff, verified_at__isnull=True)
+                .filter(_PURGEABLE, status=Status.DRAFT, created_at__lt=cutoff)
                 .exclude(Exists(link_works))
                 .values_list("pk", flat=True)[:batch_size]
             )
@@ -610,9 +617,7 @@ def drafts_purge(*, now: datetime | None = None, batch_size: int = 500) -> int:
             # The verification email holds the client's name: it goes with the draft.
             OutboundEmail.objects.filter(booking_id__in=ids).delete()
             # Re-check the status in the delete itself: a draft verified meanwhile stays.
-            _count, per_model = Booking.objects.filter(
-                pk__in=ids, status=Status.DRAFT, verified_at__isnull=True
-            ).delete()
+            _count, per_model = Booking.objects.filter(_PURGEABLE, pk__in=ids, status=Status.DRAFT).delete()
             deleted += per_model.get(Booking._meta.label, 0)
         if len(ids) < batch_size:
             return deleted

@@ -10,8 +10,8 @@ from django.core import mail
 from django.utils import timezone
 
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
-from bookings.models import Actor, BookingEvent, Clinic, LinkToken, Slot, Status
-from bookings.services import booking_transition
+from bookings.models import Actor, Booking, BookingEvent, Clinic, LinkToken, Slot, Status
+from bookings.services import ack_id_new, booking_transition
 from bookings.tests.journey import main_part
 from bookings.tokens import token_create
 
@@ -281,3 +281,19 @@ def test_a_confirmed_session_whose_time_has_passed_says_what_comes_next(client, 
     assert "You are all set" not in html
     # Its request is held until this one is recorded (test_held_requests): the next is a click away.
     assert 'id="book-again"' in html and "Your next session" in html
+    # Nothing to join, move, cancel or add to a calendar any more.
+    for gone in ("Join the online session", "Need to cancel?", "Cancel this booking", "Move to another time", ".ics"):
+        assert gone not in html, gone
+    # Once a request for the next is held, the page says so, and offers no second one.
+    Booking.objects.create(
+        ack_id=ack_id_new(),
+        status=Status.DRAFT,
+        client_name="Test Client",
+        email=booking.email,
+        session_type=booking.session_type,
+        mode=booking.mode,
+        amount=booking.amount,
+        verified_at=timezone.now(),
+    )
+    html = client.get(page_url(booking)).content.decode()
+    assert "Your request for your next session is saved" in html and 'id="book-again"' not in html

@@ -12,6 +12,7 @@ from functools import partial
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from bookings.errors import BookingError, TokenInvalid
 from bookings.models import Booking, LinkToken, Payment, Status
@@ -145,3 +146,23 @@ def test_a_payment_arriving_while_the_client_presses_pay_again_confirms_the_book
     outcomes = at_once([press_pay_again, money_arrives], ordered=True)
     assert outcomes == ["then read confirmed", "ok"]
     assert Payment.objects.get(pk=earlier.pk).status == Payment.State.CONFIRMED
+
+
+def test_making_a_held_request_locks_its_booking_before_its_session_type(make_booking, counsellor, session_type):
+    """booking_verify locks the draft (token_claim), then its session type: the release of a
+    held request (held_requests_release) must take them in that order too, or the two deadlock."""
+    from bookings.models import SessionType, Slot
+    from bookings.services import held_requests_release
+
+    start = timezone.now() - timedelta(hours=2)
+    ended = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    last = make_booking(Status.CONFIRMED, slot=ended, email="held@example.com")
+    draft = make_booking(Status.DRAFT, email="held@example.com", verified_at=timezone.now())
+    Booking.objects.filter(pk=last.pk).update(status=Status.COMPLETED)
+
+    def then() -> None:
+        SessionType.objects.select_for_update(no_key=True).filter(pk=session_type.pk).exists()
+
+    outcomes = first_holds_booking(draft.pk, then=then, other=lambda: held_requests_release(email="held@example.com"))
+    assert outcomes == ["ok", "1"]
+    assert Booking.objects.get(pk=draft.pk).status == Status.PENDING

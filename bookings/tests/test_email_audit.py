@@ -142,8 +142,8 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     # The last sessions of Kiran and Lata have ended and are not yet recorded: a request each
     # makes is held until theirs is (request_held, record_to_rebook). Kiran's is recorded and
     # his request made; Lata's waits too long, and she is told (request_not_made).
-    for key, address in (("four", "kiran@example.com"), ("five", "lata@example.com")):
-        past = timezone.now() - timedelta(hours=3)
+    for hours_ago, key, address in ((3, "four", "kiran@example.com"), (5, "five", "lata@example.com")):
+        past = timezone.now() - timedelta(hours=hours_ago)
         ended = Slot.objects.create(counsellor=counsellor, start=past, end=past + timedelta(hours=1))
         Booking.objects.create(
             ack_id=services.ack_id_new(),

@@ -217,3 +217,53 @@ def test_two_held_requests_make_one_booking_and_the_other_is_told_of_it(
     assert second.status == Status.DRAFT and second.verified_at is None  # left to drafts_purge
     to_client = [m for m in mail.outbox if m.to == [EMAIL]]
     assert any(m.subject == f"You already have an active booking: {first.ack_id}" for m in to_client)
+
+
+def test_a_held_request_keeps_its_address(client, session_type, slot, last, oncommit):
+    """Confirmed, its address is confirmed: "send it to another address" no longer applies,
+    or the request would be made for an address nobody confirmed."""
+    from bookings.services import booking_resend_verification
+
+    draft = _held(session_type, slot, oncommit)
+    mail.outbox.clear()
+    with oncommit():
+        booking_resend_verification(booking=draft, email="stranger@example.com")
+    draft.refresh_from_db()
+    assert draft.email == EMAIL and mail.outbox == []
+
+
+def test_a_held_requests_used_link_says_it_is_saved(client, session_type, slot, last):
+    _, raw = _draft(session_type, slot)
+    assert client.post(reverse("bookings:verify", args=[raw])).status_code == 200
+    again = client.post(reverse("bookings:verify", args=[raw]))
+    page = again.content.decode()
+    assert "your request is saved, and we will send it to them as soon as it has been" in page
+    assert "has reached us" not in page and "Send me a new link" not in page
+
+
+def test_a_held_request_erased_meanwhile_is_purged(session_type, slot, last, counsellor_user, oncommit):
+    from bookings.services import booking_anonymise
+
+    draft = _held(session_type, slot, oncommit)
+    booking_complete(booking_id=last.pk, user=counsellor_user)  # its after-commit call lost
+    booking_anonymise(booking_id=draft.pk, reason="Erased at the client's request")
+    later = timezone.now() + timedelta(hours=settings.DRAFT_RETENTION_HOURS + 1)
+    assert held_requests_release(now=later) == 0
+    assert drafts_purge(now=later) == 1
+
+
+def test_the_held_email_of_a_request_given_up_is_not_sent_again(session_type, slot, last, oncommit):
+    from bookings.emails import _outdated
+
+    draft = _held(session_type, slot, oncommit)
+    held_email = OutboundEmail.objects.get(kind="request_held")
+    assert _outdated(held_email, now=timezone.now()) == ""
+    Booking.objects.filter(pk=draft.pk).update(verified_at=None)  # given up
+    assert _outdated(held_email, now=timezone.now())
+
+
+def test_the_data_copy_calls_a_held_request_saved(client, session_type, slot, last, oncommit):
+    draft = _held(session_type, slot, oncommit)
+    raw = token_create(booking=last, purpose=LinkToken.Purpose.EXPORT, lifetime=timedelta(hours=1))
+    page = client.get(reverse("bookings:privacy_export", args=[raw])).content.decode()
+    assert draft.ack_id in page and "Saved, waiting for your last session to be recorded" in page
