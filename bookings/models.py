@@ -290,8 +290,8 @@ class SessionType(models.Model):
 class Slot(models.Model):
     """A published period in which a counsellor can hold one session.
 
-    One counsellor's slots never overlap: checked in services, and on PostgreSQL also by an
-    exclusion constraint (migration 0002).
+    One counsellor's slots never overlap: checked in services, and by the database too: an
+    exclusion constraint on PostgreSQL (migration 0002), triggers on SQLite (migration 0026).
     """
 
     counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="slots")
@@ -402,7 +402,9 @@ class Booking(models.Model):
                 name="booking_slotted_has_slot",
             ),
             # A booking with a time has the counsellor whose time it is: who may see it, whose
-            # room it is held in (and the staff dashboard's queries rely on it).
+            # room it is held in (and the staff dashboard's queries rely on it). That it is
+            # the slot's own counsellor is held by the database too, outside Django's model
+            # state: a composite foreign key on PostgreSQL, triggers on SQLite (migration 0026).
             models.CheckConstraint(
                 condition=Q(slot__isnull=True) | Q(counsellor__isnull=False),
                 name="booking_slot_has_counsellor",

@@ -115,8 +115,8 @@ def slot_create(*, counsellor: Counsellor, start: datetime, end: datetime) -> Sl
     if end <= start:
         raise BookingError("A slot must end after it starts.")
     with transaction.atomic():
-        # Serialise publishing per counsellor so the overlap check holds (on SQLite too;
-        # PostgreSQL also has an exclusion constraint).
+        # Serialise publishing per counsellor so the overlap check holds. The database refuses
+        # an overlap too (migrations 0002 and 0026): the IntegrityError below.
         Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
         _check_at_work(counsellor)
         if Slot.objects.filter(counsellor=counsellor, start__lt=end, end__gt=start).exists():

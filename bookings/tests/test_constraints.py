@@ -22,6 +22,11 @@ def _insert(make_booking, **fields):
         return make_booking(**fields)
 
 
+def _refused(queryset, **changes) -> None:
+    with pytest.raises(IntegrityError), transaction.atomic():
+        queryset.update(**changes)
+
+
 @pytest.mark.parametrize("first", [Status.PENDING, Status.APPROVED, Status.PAYMENT_PENDING, Status.CONFIRMED])
 @pytest.mark.parametrize("second", [Status.PENDING, Status.CONFIRMED])
 def test_one_active_booking_per_email(make_booking, counsellor, first, second):
@@ -114,12 +119,78 @@ def test_service_refuses_overlapping_slots(counsellor, other_counsellor):
     slot_create(counsellor=other_counsellor, start=start, end=start + timedelta(hours=1))
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="exclusion constraints are PostgreSQL's")
-def test_postgresql_refuses_overlapping_slots_directly(counsellor):
+def test_the_database_refuses_overlapping_slots_directly(counsellor, other_counsellor):
+    """PostgreSQL's exclusion constraint, SQLite's triggers: the services' check bypassed."""
     start = next_weekday_at(10)
-    Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    hour = timedelta(hours=1)
+    first = Slot.objects.create(counsellor=counsellor, start=start, end=start + hour)
+
+    def refused(**times):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Slot.objects.create(counsellor=counsellor, **times)
+
+    refused(start=start + timedelta(minutes=59), end=start + 2 * hour)  # overlaps its end
+    refused(start=start - hour, end=start + timedelta(microseconds=1))  # its start, by a microsecond
+    refused(start=start + timedelta(minutes=10), end=start + timedelta(minutes=20))  # inside it
+    refused(start=start - hour, end=start + 2 * hour)  # around it
     with pytest.raises(IntegrityError), transaction.atomic():
-        Slot.objects.create(counsellor=counsellor, start=start + timedelta(minutes=59), end=start + timedelta(hours=2))
+        Slot.objects.bulk_create(
+            [
+                Slot(counsellor=counsellor, start=start + 3 * hour, end=start + 4 * hour),
+                Slot(counsellor=counsellor, start=start + 3 * hour + timedelta(minutes=30), end=start + 5 * hour),
+            ]
+        )
+    # Back to back is fine, to the microsecond (SQLite stores those as longer text), and
+    # another counsellor may use the same time.
+    after = Slot.objects.create(
+        counsellor=counsellor, start=start + hour, end=start + 2 * hour + timedelta(microseconds=5)
+    )
+    Slot.objects.create(counsellor=counsellor, start=after.end, end=after.end + hour)
+    Slot.objects.create(counsellor=counsellor, start=start - hour, end=start)
+    theirs = Slot.objects.create(counsellor=other_counsellor, start=start, end=start + hour)
+    # Nor may a slot be moved onto another of the counsellor's, or given to a counsellor it overlaps.
+    _refused(Slot.objects.filter(pk=after.pk), start=start + timedelta(minutes=30))
+    _refused(Slot.objects.filter(pk=after.pk), end=after.end + hour)
+    _refused(Slot.objects.filter(pk=theirs.pk), counsellor=counsellor)
+    # Changing a slot without moving it onto another is fine.
+    Slot.objects.filter(pk=first.pk).update(end=start + timedelta(minutes=50))
+
+
+def test_a_booking_with_a_time_is_with_that_times_counsellor(make_booking, slot, other_slot):
+    """Only the services kept it before: the staff pages, the calendar feed and the daily
+    summaries show a booking to its counsellor and in its slot's time."""
+    booking = make_booking(Status.CONFIRMED, slot=slot)
+    bookings = Booking.objects.filter(pk=booking.pk)
+    _refused(bookings, counsellor=other_slot.counsellor)
+    _refused(bookings, slot=other_slot)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Booking.objects.create(
+            **{f: getattr(booking, f) for f in ("client_name", "session_type", "mode", "amount")},
+            ack_id=ack_id_new(),
+            email="another@example.com",
+            status=Status.CANCELLED,
+            slot=other_slot,
+            counsellor=slot.counsellor,
+        )
+    # A move to another counsellor's time changes both in one statement, as the services do.
+    bookings.update(slot=other_slot, counsellor=other_slot.counsellor)
+    # A booked slot keeps its counsellor; a free one is not held to it.
+    _refused(Slot.objects.filter(pk=other_slot.pk), counsellor=slot.counsellor)
+    Slot.objects.filter(pk=slot.pk).update(counsellor=other_slot.counsellor)
+    # Without a time, a request may be with anyone, or no one yet.
+    pending = make_booking(Status.PENDING, counsellor=slot.counsellor)
+    Booking.objects.filter(pk=pending.pk).update(counsellor=other_slot.counsellor, preferred_slot=slot)
+
+
+def test_a_transition_into_another_counsellors_time_without_them_is_not_taken_for_a_taken_slot(
+    make_booking, counsellor, other_slot
+):
+    """The database's refusal is a fault in the code that asked, not a slot someone took."""
+    pending = make_booking(Status.PENDING, counsellor=counsellor)
+    changes = {"slot": other_slot, "approved_at": timezone.now(), "payment_due_at": timezone.now() + timedelta(days=1)}
+    with pytest.raises(IntegrityError):
+        booking_transition(booking=pending, to=Status.APPROVED, actor="staff", changes=changes)
+    assert Booking.objects.get(pk=pending.pk).status == Status.PENDING
 
 
 def test_transition_maps_the_slot_constraint_to_a_clear_error(make_booking, slot):
@@ -227,11 +298,6 @@ def test_a_counsellor_added_by_the_release_before_the_hindi_profile_gets_empty_h
     added = Counsellor.objects.get(slug="old-release")
     assert (added.title_hi, added.approach_hi, added.bio_hi) == ("", "", "")
     assert added.shown_title == "Psychologist"
-
-
-def _refused(queryset, **changes) -> None:
-    with pytest.raises(IntegrityError), transaction.atomic():
-        queryset.update(**changes)
 
 
 @pytest.mark.parametrize("field", ["approved_at", "payment_due_at"])

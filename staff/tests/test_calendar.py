@@ -489,18 +489,6 @@ def test_a_slot_shows_every_booking_in_it_and_is_free_only_while_none_holds_it(a
     assert [datetime.fromisoformat(e["start"]) for e in free] == [freed.start]
 
 
-def test_a_counsellor_never_sees_another_counsellors_cancelled_booking_in_their_slot(
-    counsellor_client, other_counsellor, make_booking, slot
-):
-    # Data the services never write (they give a slotted booking its slot's counsellor); the
-    # feed keeps a counsellor to their own clients all the same.
-    theirs = make_booking(Status.CANCELLED, slot=slot)
-    Booking.objects.filter(pk=theirs.pk).update(counsellor=other_counsellor)
-    events = feed(counsellor_client, slot.start - timedelta(days=1), slot.start + timedelta(days=1)).json()
-    assert sessions(events) == {}
-    assert free_starts(events) == {slot.start}
-
-
 @pytest.mark.parametrize("counsellor_id", ["²", "9" * 30])
 def test_a_counsellor_filter_that_is_no_id_shows_every_counsellor(admin_client, counsellor, counsellor_id):
     start = timezone.now()
