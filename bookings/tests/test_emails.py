@@ -65,15 +65,20 @@ def app_lines(log: io.StringIO) -> list[str]:
     return [line for line in log.getvalue().splitlines() if " mail.log " not in line]
 
 
-@pytest.fixture
-def smtp_settings(settings):
-    port = free_port()
+def smtp_at(settings, port: int, *, timeout: int = 5) -> None:
+    """Email goes by SMTP to `port` on loopback: a test's own server there, or none (an outage)."""
     settings.MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": port, "use_tls": False, "timeout": 5},
+            "OPTIONS": {"host": "127.0.0.1", "port": port, "use_tls": False, "timeout": timeout},
         }
     }
+
+
+@pytest.fixture
+def smtp_settings(settings):
+    port = free_port()
+    smtp_at(settings, port)
     return port
 
 

@@ -13,17 +13,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.errors import ActiveBookingExists, RequestHeld
-from bookings.models import Booking, BookingEvent, LinkToken, Mode, OutboundEmail, Slot, Status
+from bookings.models import Booking, BookingEvent, LinkToken, OutboundEmail, Slot, Status
 from bookings.selectors import booking_timeline
 from bookings.services import (
     booking_cancel,
     booking_complete,
     booking_no_show,
-    booking_submit,
     booking_verify,
     drafts_purge,
     held_requests_release,
 )
+from bookings.tests.test_services import _submit
 from bookings.tokens import token_create
 
 pytestmark = pytest.mark.django_db
@@ -40,19 +40,8 @@ def last(make_booking, counsellor):
 
 
 def _draft(session_type, slot, key="k1"):
-    draft, _ = booking_submit(
-        submission_key=key,
-        session_type=session_type,
-        mode=Mode.ONLINE,
-        counsellor=None,
-        preferred_slot=slot,
-        preferred_times="",
-        client_name="Priya S",
-        email=EMAIL,
-        phone="",
-        age_confirmation=Booking.AgeConfirmation.ADULT,
-        concerns="Private words",
-    )
+    """Priya's request for the next session, and a link to confirm it (as she is emailed)."""
+    draft, _ = _submit(session_type, slot, key=key, email=EMAIL)
     return draft, token_create(booking=draft, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from bookings.models import Booking, BookingEvent, OutboundEmail, Status
 from bookings.services import booking_approve
+from bookings.tests.test_emails import smtp_at
 from staff.tests.conftest import sign_in_with_second_factor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,15 +59,6 @@ class Inbox:
         return "250 Message accepted"
 
 
-def smtp_settings(settings, port: int) -> None:
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": port, "use_tls": False, "timeout": 3},
-        }
-    }
-
-
 def staff_browser(user, capture) -> Client:
     browser = Client()
     original = browser.request
@@ -89,7 +81,7 @@ def test_smtp_down_during_an_approval_keeps_it_and_delivers_the_email_once_when_
     server = Controller(inbox, hostname="127.0.0.1", port=port)
     server.start()
     server.stop()  # the mail server goes down
-    smtp_settings(settings, port)
+    smtp_at(settings, port, timeout=3)
     booking = make_booking(Status.PENDING, counsellor=slot.counsellor)
     staff = staff_browser(admin_user, django_capture_on_commit_callbacks)
 
@@ -133,7 +125,7 @@ def test_a_slow_mail_server_holds_up_no_one_else_writing(settings, make_booking,
     port = 8172
     server = Controller(inbox, hostname="127.0.0.1", port=port)
     server.start()
-    smtp_settings(settings, port)
+    smtp_at(settings, port, timeout=3)
     settings.MAILERS["default"]["OPTIONS"]["timeout"] = 30
     booking = make_booking(Status.APPROVED, counsellor=slot.counsellor)
     queued = OutboundEmail.objects.create(kind="approved", booking=booking, to=booking.email, subject="Approved")
@@ -180,7 +172,7 @@ def test_an_email_erased_while_it_was_being_sent_is_recorded_sent_and_stays_empt
     port = 8173
     server = Controller(inbox, hostname="127.0.0.1", port=port)
     server.start()
-    smtp_settings(settings, port)
+    smtp_at(settings, port, timeout=3)
     booking = make_booking(Status.CANCELLED)
     queued = OutboundEmail.objects.create(
         kind="cancelled", booking=booking, to=booking.email, subject="Cancelled", body_text="Dear client"

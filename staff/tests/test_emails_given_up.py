@@ -22,7 +22,7 @@ from bookings import notifications
 from bookings.emails import emails_send_due
 from bookings.models import BookingEvent, OutboundEmail, Status
 from bookings.services import booking_anonymise, booking_approve, booking_reject
-from bookings.tests.test_emails import Inbox, free_port
+from bookings.tests.test_emails import Inbox, free_port, smtp_at
 from staff.tests.conftest import seen_just_now
 
 pytestmark = pytest.mark.django_db
@@ -32,14 +32,9 @@ FAILED, PENDING, SENT = OutboundEmail.State.FAILED, OutboundEmail.State.PENDING,
 
 @pytest.fixture
 def outage(settings) -> int:
-    """The mail server is down: nothing listens at its address. Returns its port."""
+    """The mail server is down: nothing listens at its address (yet). Returns its port."""
     port = free_port()
-    settings.MAILERS = {
-        "default": {
-            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-            "OPTIONS": {"host": "127.0.0.1", "port": port, "use_tls": False, "timeout": 5},
-        }
-    }
+    smtp_at(settings, port)
     return port
 
 
