@@ -32,12 +32,17 @@ A booking from before the first rule whose counsellor is not its slot's would ma
 foreign key fail and stop the release halfway, so each such booking is first given its slot's
 counsellor, the one holding the session (as migration 0012 did for those with none).
 
-On SQLite, a later migration that makes Django rebuild bookings_slot or bookings_booking
-(most AlterField, or adding a check constraint) drops their triggers with the old table: such a
-migration must create them again (bookings/tests/test_constraints.py fails without them).
+On SQLite the triggers are not made here but by bookings.db_rules, at the end of every
+`migrate` once this migration is applied, and dropped at its start: Django rebuilds a SQLite
+table for most changes to it (an AlterField, a new check constraint), and a rebuild of
+bookings_slot or bookings_booking with them in place fails (each names the other table), or
+drops those on the rebuilt table for good. Made here, they would be in place for every later
+migration of a new database's first `migrate`.
 """
 
 from django.db import migrations, models
+
+from bookings.db_rules import sqlite_triggers_drop
 
 POSTGRESQL_CREATE = """
 ALTER TABLE bookings_slot ADD CONSTRAINT slot_id_counsellor_unique UNIQUE (id, counsellor_id);
@@ -48,56 +53,6 @@ POSTGRESQL_DROP = """
 ALTER TABLE bookings_booking DROP CONSTRAINT IF EXISTS booking_slot_counsellor;
 ALTER TABLE bookings_slot DROP CONSTRAINT IF EXISTS slot_id_counsellor_unique;
 """
-
-# `<>` leaves a booking with a slot and no counsellor to booking_slot_has_counsellor, and one
-# whose slot does not exist to the foreign key on slot_id, each refused under its own name.
-_BOOKING_COUNSELLOR_IS_THE_SLOTS = """
-    SELECT RAISE(ABORT, 'booking_slot_counsellor: a booking''s counsellor must be its slot''s counsellor')
-    WHERE EXISTS (SELECT 1 FROM bookings_slot WHERE id = NEW.slot_id AND counsellor_id <> NEW.counsellor_id);
-"""
-SQLITE_TRIGGERS = {
-    "booking_slot_counsellor_insert": f"""
-CREATE TRIGGER booking_slot_counsellor_insert BEFORE INSERT ON bookings_booking
-WHEN NEW.slot_id IS NOT NULL
-BEGIN {_BOOKING_COUNSELLOR_IS_THE_SLOTS} END
-""",
-    "booking_slot_counsellor_update": f"""
-CREATE TRIGGER booking_slot_counsellor_update BEFORE UPDATE OF slot_id, counsellor_id ON bookings_booking
-WHEN NEW.slot_id IS NOT NULL
-BEGIN {_BOOKING_COUNSELLOR_IS_THE_SLOTS} END
-""",
-    "slot_counsellor_kept": """
-CREATE TRIGGER slot_counsellor_kept BEFORE UPDATE OF counsellor_id ON bookings_slot
-WHEN NEW.counsellor_id IS NOT OLD.counsellor_id
-BEGIN
-    SELECT RAISE(ABORT, 'booking_slot_counsellor: a slot with bookings cannot change counsellor')
-    WHERE EXISTS (SELECT 1 FROM bookings_booking WHERE slot_id = OLD.id);
-END
-""",
-    # On insert the new row's id is not known yet, and the row is not in the table: any
-    # overlapping slot of the counsellor is another one.
-    "slot_no_overlap_insert": """
-CREATE TRIGGER slot_no_overlap_insert BEFORE INSERT ON bookings_slot
-BEGIN
-    SELECT RAISE(ABORT, 'slot_no_overlap: a counsellor''s slots cannot overlap')
-    WHERE EXISTS (
-        SELECT 1 FROM bookings_slot
-        WHERE counsellor_id = NEW.counsellor_id AND "start" < NEW."end" AND "end" > NEW."start"
-    );
-END
-""",
-    "slot_no_overlap_update": """
-CREATE TRIGGER slot_no_overlap_update BEFORE UPDATE OF "start", "end", counsellor_id ON bookings_slot
-BEGIN
-    SELECT RAISE(ABORT, 'slot_no_overlap: a counsellor''s slots cannot overlap')
-    WHERE EXISTS (
-        SELECT 1 FROM bookings_slot
-        WHERE counsellor_id = NEW.counsellor_id AND id <> OLD.id AND "start" < NEW."end" AND "end" > NEW."start"
-    );
-END
-""",
-}
-
 
 def counsellor_from_slot(apps, schema_editor):
     Booking = apps.get_model("bookings", "Booking")
@@ -115,12 +70,9 @@ def counsellor_from_slot(apps, schema_editor):
 
 
 def forwards(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
+    if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRESQL_CREATE)
-    elif vendor == "sqlite":
-        for sql in SQLITE_TRIGGERS.values():
-            schema_editor.execute(sql)
+    # SQLite: made at the end of `migrate` (bookings.db_rules), see above.
 
 
 def backwards(apps, schema_editor):
@@ -128,8 +80,7 @@ def backwards(apps, schema_editor):
     if vendor == "postgresql":
         schema_editor.execute(POSTGRESQL_DROP)
     elif vendor == "sqlite":
-        for name in SQLITE_TRIGGERS:
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        sqlite_triggers_drop(schema_editor.connection)
 
 
 class Migration(migrations.Migration):

@@ -337,3 +337,26 @@ def test_payments_and_links_hold_only_their_own_states_and_never_refund_more_tha
         date_to=timezone.localdate(),
     )
     _refused(WaitlistEntry.objects.filter(pk=entry.pk), status="bogus")
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's triggers")
+@pytest.mark.django_db(transaction=True)
+def test_a_migration_that_rebuilds_the_tables_keeps_sqlite_s_rules(counsellor, slot, other_slot, make_booking):
+    """Django rebuilds a SQLite table for most changes to it. With the triggers in place, a
+    rebuild of the slots' table failed (the bookings' triggers name it), or dropped its own for
+    good: `migrate` takes them away first and makes them again at its end (bookings.apps)."""
+    from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+    from django.db.models import CheckConstraint, Q
+
+    emit_pre_migrate_signal(verbosity=0, interactive=False, db="default")
+    with connection.schema_editor() as editor:
+        for model in (Slot, Booking):
+            rebuilt = CheckConstraint(condition=Q(pk__gt=0), name=f"{model._meta.model_name}_test_rebuild")
+            editor.add_constraint(model, rebuilt)
+            editor.remove_constraint(model, rebuilt)
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    booking = make_booking(Status.CONFIRMED, slot=slot)
+    with pytest.raises(IntegrityError, match="slot_no_overlap"), transaction.atomic():
+        Slot.objects.create(counsellor=counsellor, start=slot.start, end=slot.end)
+    with pytest.raises(IntegrityError, match="booking_slot_counsellor"), transaction.atomic():
+        Booking.objects.filter(pk=booking.pk).update(slot=other_slot)

@@ -6,6 +6,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from bookings.db_rules import sqlite_triggers_sync
 from bookings.models import Booking, Status
 
 
@@ -13,6 +14,7 @@ def migrate(targets: list[tuple[str, str]]) -> None:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
+    sqlite_triggers_sync(connection)  # as `migrate` does at its end (bookings.apps)
 
 
 @pytest.mark.django_db(transaction=True)
