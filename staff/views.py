@@ -1027,6 +1027,8 @@ def _detail_context(
     if Status.COMPLETED in staff_moves:
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
         ctx["session_ended"] = booking.session_over
+        # The client has asked for their next session, held until this one is recorded.
+        ctx["next_waiting"] = booking.session_over and bookings_selectors.request_held_for(booking)
     if Status.NO_SHOW in staff_moves:
         ctx["no_show_form"] = forms.get("no_show") or NoShowForm(initial=version)
     if Status.CANCELLED in staff_moves:

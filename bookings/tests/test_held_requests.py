@@ -256,3 +256,17 @@ def test_the_data_copy_calls_a_held_request_saved(client, session_type, slot, la
     raw = token_create(booking=last, purpose=LinkToken.Purpose.EXPORT, lifetime=timedelta(hours=1))
     page = client.get(reverse("bookings:privacy_export", args=[raw])).content.decode()
     assert draft.ack_id in page and "Saved, waiting for your last session to be recorded" in page
+
+
+def test_staff_see_which_session_a_client_waits_on_to_book_again(
+    client, session_type, slot, last, counsellor_user, oncommit
+):
+    from staff.tests.conftest import sign_in_with_second_factor
+
+    _held(session_type, slot, oncommit)
+    sign_in_with_second_factor(client, counsellor_user)
+    dashboard = client.get(reverse("staff:dashboard")).content.decode()
+    assert "Next session asked for" in dashboard
+    page = client.get(reverse("staff:booking_detail", args=[last.pk])).content.decode()
+    assert "The client has asked for their next session" in page
+    assert "Private words" not in dashboard + page  # the held request's own words stay in it
