@@ -168,11 +168,13 @@ def _link_already_done(exc: TokenInvalid, *, purpose: str, booking: Booking | No
     """ "received", "held", "cancelled" or "moved" when a used confirmation, cancellation or move
     link is why its booking is a request (or beyond) or held for the last session, cancelled or
     at the link's new time; else ""."""
+    if purpose == LinkToken.Purpose.VERIFY and booking is not None and booking.status == Status.DRAFT:
+        # Held for the client's last session to be recorded (services.booking_verify): confirmed,
+        # whichever of its links this is (used, or an older one replaced or expired).
+        return "held" if booking.verified_at is not None and booking.anonymised_at is None else ""
     # Once the booking's page has closed, an old email opens no record of the counselling.
     if exc.reason != "used" or booking is None or selectors.booking_page_closed(booking):
         return ""
-    if purpose == LinkToken.Purpose.VERIFY and booking.status == Status.DRAFT and booking.verified_at is not None:
-        return "held"  # for the client's last session to be recorded (services.booking_verify)
     if purpose == LinkToken.Purpose.VERIFY and booking.status != Status.DRAFT:
         return "received"
     if purpose == LinkToken.Purpose.CANCEL and booking.status == Status.CANCELLED:

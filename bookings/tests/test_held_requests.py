@@ -270,3 +270,13 @@ def test_staff_see_which_session_a_client_waits_on_to_book_again(
     page = client.get(reverse("staff:booking_detail", args=[last.pk])).content.decode()
     assert "The client has asked for their next session" in page
     assert "Private words" not in dashboard + page  # the held request's own words stay in it
+
+
+def test_an_older_link_of_a_held_request_says_it_is_saved_too(client, session_type, slot, last, oncommit):
+    draft = _held(session_type, slot, oncommit)
+    older = token_create(booking=draft, purpose=LinkToken.Purpose.VERIFY, lifetime=timedelta(hours=1))
+    LinkToken.objects.filter(booking=draft).update(expires_at=timezone.now() - timedelta(seconds=1))
+    page = client.get(reverse("bookings:verify", args=[older])).content.decode()
+    assert "your request is saved, and we will send it to them as soon as it has been" in page
+    assert "Send me a new link" not in page
+    assert "start a new booking request" not in page
