@@ -60,6 +60,7 @@ from bookings.selectors import (
     slots_free_for_client,
     slots_free_for_staff,
 )
+from bookings.services.decisions import NO_LONGER_HOLDS
 from mindsettler.compiled import PLACEHOLDER_TIME, CompiledQuery
 from mindsettler.logging import REDACTED
 from staff.forms import AWAITING_PAYMENT, SORTS, TO_RECORD
@@ -469,7 +470,10 @@ def emails_given_up(*, user: Any, days: int = 30, limit: int | None = 20) -> lis
     )
     for row in rows:
         row["to_staff"] = row["kind"] in STAFF_EMAIL_KINDS
-        row["can_send_again"] = not (row["links_forgotten"] or row["erased"])
+        # Nor once it was found no longer to hold (services.email_send_again): its error says why.
+        row["can_send_again"] = not (
+            row["links_forgotten"] or row["erased"] or row["last_error"].startswith(NO_LONGER_HOLDS)
+        )
     return rows
 
 

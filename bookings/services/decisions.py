@@ -348,7 +348,14 @@ def email_send_again(*, email_id: int, user: Any) -> tuple[OutboundEmail, bool]:
     if email.status != OutboundEmail.State.FAILED:
         return email, False
     now = timezone.now()
-    if refused := _why_not_again(email, now=now):
+    refused, outdated = _why_not_again(email, now=now)
+    if outdated:
+        # It will not hold again (its booking moved on, a later email went, its day passed):
+        # its row says so, and offers no button that would only refuse again.
+        OutboundEmail.objects.filter(pk=email.pk, status=OutboundEmail.State.FAILED).update(
+            last_error=f"{NO_LONGER_HOLDS}{outdated}"[:200]
+        )
+    if refused:
         raise BookingError(refused)
     fresh = {
         "status": OutboundEmail.State.PENDING,
@@ -379,8 +386,14 @@ def email_send_again(*, email_id: int, user: Any) -> tuple[OutboundEmail, bool]:
     return email, True
 
 
-def _why_not_again(email: OutboundEmail, *, now: datetime) -> str:
-    """Why an email given up cannot simply go again, or "". Its copy keeps no working link
+# The start of the last error of a given-up email found no longer holding when an administrator
+# tried to send it again (staff.selectors.emails_given_up offers it no button).
+NO_LONGER_HOLDS = "No longer holds: "
+
+
+def _why_not_again(email: OutboundEmail, *, now: datetime) -> tuple[str, str]:
+    """Why an email given up cannot simply go again, or "", and, when that is because it no
+    longer holds (emails._outdated), its reason, or "". Its copy keeps no working link
     once given up (emails._links_forgotten): a booking's are sent again from its page, with a
     new link (booking_resend_last_email); an erasure emptied it; a corrected address means it
     went to one the booking no longer has. Otherwise, the rules every delivery applies
@@ -397,26 +410,28 @@ def _why_not_again(email: OutboundEmail, *, now: datetime) -> str:
         else ""
     )
     if (booking is not None and booking.anonymised_at is not None) or not email.body_text:
-        return f"“{subject}” cannot be sent again: the client's details were erased, and the email with them."
+        return f"“{subject}” cannot be sent again: the client's details were erased, and the email with them.", ""
     if booking is not None and to_client and email.to != booking.email:
         return (
             f"“{subject}” cannot be sent again: it went to an address the booking no longer has (the client's "
-            f"address was corrected). {on_its_page}"
+            f"address was corrected). {on_its_page}",
+            "",
         )
     if REDACTED in email.body_text + email.body_html:
         said = f"“{subject}” cannot be sent again: its links stopped working when it was given up."
         if booking is not None and to_client:
-            return f"{said} {on_its_page}"
+            return f"{said} {on_its_page}", ""
         if not to_client:
             return (
                 f"{said} Send a new invitation from the Staff page (“Send a new link”), or the member asks for "
-                "a new link where they sign in."
+                "a new link where they sign in.",
+                "",
             )
-        return f"{said} The client can ask for a new one on the website."
+        return f"{said} The client can ask for a new one on the website.", ""
     if outdated := _outdated(email, now=now):
         said = f"“{subject}” no longer holds, so it was not sent again: {outdated[0].lower()}{outdated[1:]}."
-        return f"{said} {on_its_page}" if booking is not None and to_client else said
-    return ""
+        return (f"{said} {on_its_page}" if booking is not None and to_client else said), outdated
+    return "", ""
 
 
 def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Booking, str]:

@@ -221,9 +221,13 @@ def test_an_email_that_no_longer_holds_is_not_sent_again_and_says_why(
         "the request had been decided or withdrawn before it was sent."
     ) in page
     email.refresh_from_db()
-    assert (email.status, email.requeued_at, email.last_error) == (FAILED, None, "ConnectionRefusedError")
+    # Its row says so from now on, with no button that would only refuse again.
+    said = "No longer holds: The request had been decided or withdrawn before it was sent"
+    assert (email.status, email.requeued_at, email.last_error) == (FAILED, None, said)
     assert mail.outbox == []
     assert not BookingEvent.objects.filter(action="email_resent").exists()
+    dashboard = admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert said in dashboard and reverse("staff:email_send_again", args=[email.pk]) not in dashboard
 
 
 def test_a_clients_email_given_up_kept_no_working_link_so_it_is_sent_again_from_the_bookings_page(
@@ -316,10 +320,14 @@ def test_send_all_again_sends_those_that_can_go_and_says_how_many_could_not(
     assert {e.status for e in OutboundEmail.objects.filter(pk__in=[e.pk for e in fine])} == {SENT}
     assert {e.status for e in OutboundEmail.objects.filter(pk__in=[stale.pk, with_link.pk])} == {FAILED}
 
+    # The one that no longer holds says so, with no button that would only refuse again.
+    row = text_of(response).split(stale.subject)[1]
+    assert "No longer holds: The request had been decided or withdrawn before it was sent" in row
+    assert reverse("staff:email_send_again", args=[stale.pk]) not in response.content.decode()
     # Again: none is left to send.
     response = admin_client.post(reverse("staff:emails_send_again"), follow=True)
     assert len(mail.outbox) == 2
-    assert "Sent again" not in text_of(response) and "Not sent again, as no longer true: 1 email" in text_of(response)
+    assert "No email was waiting to be sent again." in text_of(response)
 
 
 def test_the_dashboard_reads_the_emails_given_up_in_one_query_however_many(
