@@ -466,12 +466,21 @@ def book_again(booking: Booking) -> dict[str, object] | None:
     return {"url": f"{reverse('bookings:wizard')}?{urlencode(query)}", "counsellor": counsellor}
 
 
+def held_requests() -> QuerySet[Booking]:
+    """Requests held for their address's last session to be recorded (services.booking_verify):
+    confirmed by their client, still drafts."""
+    return Booking.objects.filter(status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True)
+
+
 def request_held_for(booking: Booking) -> bool:
-    """Whether a request of the booking's address is held for its session to be recorded
-    (services.booking_verify): confirmed, still a draft. One query."""
-    return Booking.objects.filter(
-        email=booking.email, status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True
-    ).exists()
+    """Whether a request of the booking's address is held (held_requests). One query."""
+    return held_requests().filter(email=booking.email).exists()
+
+
+def next_asked_for() -> Exists:
+    """For annotating bookings: whether their address has a request held (held_requests), for
+    the session to be recorded first. In the bookings' own query, by the email's index."""
+    return Exists(held_requests().filter(email=OuterRef("email")))
 
 
 def booking_page_closed(booking: Booking) -> bool:

@@ -57,6 +57,7 @@ from bookings.selectors import (
     client_window,
     counsellors_at_work_q,
     day_bounds,
+    next_asked_for,
     slots_free_for_client,
     slots_free_for_staff,
 )
@@ -342,14 +343,11 @@ def sessions_to_record(*, user: Any, limit: int = 20, now: datetime | None = Non
 
     A session has ended at its start plus its type's length (Booking.session_end), which may
     be before its slot's end."""
-    # The client has asked for their next session, held until this one is recorded
-    # (services.booking_verify): said beside it, so that it is recorded first.
-    next_waiting = Booking.objects.filter(
-        email=OuterRef("email"), status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True
-    )
     rows = list(
         bookings_for(user)
-        .annotate(session_end=session_end_expression(), next_waiting=Exists(next_waiting))
+        # The client has asked for their next session, held until this one is recorded: said
+        # beside it, so that it is recorded first.
+        .annotate(session_end=session_end_expression(), next_waiting=next_asked_for())
         .filter(status=Status.CONFIRMED, session_end__lte=now or timezone.now())
         .order_by("session_end", "pk")
         .values(*TO_RECORD_COLUMNS, "session_end", "next_waiting")[: limit + 1]

@@ -955,7 +955,9 @@ DETAIL_RELATED = ("session_type", "counsellor", "counsellor__user", "slot", "pre
 def _detail_booking(request: HttpRequest, pk: int) -> Booking:
     qs = (
         Booking.objects.select_related(*DETAIL_RELATED)
-        .annotate(preferred_slot_taken=selectors.preferred_slot_taken())
+        .annotate(
+            preferred_slot_taken=selectors.preferred_slot_taken(), next_asked_for=bookings_selectors.next_asked_for()
+        )
         .prefetch_related(Prefetch("events", queryset=BookingEvent.objects.select_related("actor_user")), "payments")
     )
     return booking_or_404(request.user, pk, qs)
@@ -1028,7 +1030,7 @@ def _detail_context(
         ctx["complete_form"] = forms.get("complete") or VersionForm(initial=version, prefix="complete")
         ctx["session_ended"] = booking.session_over
         # The client has asked for their next session, held until this one is recorded.
-        ctx["next_waiting"] = booking.session_over and bookings_selectors.request_held_for(booking)
+        ctx["next_waiting"] = booking.session_over and booking.next_asked_for  # _detail_booking's annotation
     if Status.NO_SHOW in staff_moves:
         ctx["no_show_form"] = forms.get("no_show") or NoShowForm(initial=version)
     if Status.CANCELLED in staff_moves:

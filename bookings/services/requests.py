@@ -253,7 +253,7 @@ def held_requests_release(*, email: str | None = None, now: datetime | None = No
     offered its way: the client is told, with a link to book again, and the draft is left to
     drafts_purge."""
     now = now or timezone.now()
-    held = Booking.objects.filter(status=Status.DRAFT, verified_at__isnull=False, anonymised_at__isnull=True)
+    held = selectors.held_requests()
     if email is not None:
         held = held.filter(email=email)
     made = 0

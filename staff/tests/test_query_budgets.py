@@ -38,6 +38,7 @@ from bookings.models import (
     Slot,
     Status,
 )
+from bookings.services import ack_id_new
 from staff import selectors
 from staff.models import User
 from staff.services import calendar_subscription_create
@@ -57,6 +58,9 @@ BUDGETS = {
     # A client's request, for the time they chose: the approve form, and whether that time
     # has been taken meanwhile (read with the booking).
     "booking detail, a request": 10,
+    # A session that has ended, to record, whose client has asked for their next one: held
+    # until it is recorded, and said beside "Mark as completed".
+    "booking detail, a session to record": 10,
     # Its cards read a few queries each: sessions today and tomorrow, requests, payments,
     # activity, outcomes, sessions to record, and the administrators' notices, among them the
     # open bookings of counsellors who have left, and the emails still waiting to be sent.
@@ -108,6 +112,7 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
     counsellor = Counsellor.objects.order_by("sort_order").first()
     booking = Booking.objects.get(ack_id=seeded["ack_id"])
     request = _asking_for_a_time()
+    to_record = _next_asked_for()
     feed = {"start": start.isoformat(), "end": end.isoformat()}
     requests = {
         "calendar feed, one counsellor": (reverse("staff:calendar_feed"), {**feed, "counsellor": counsellor.pk}),
@@ -121,6 +126,7 @@ def staff_counts(browser, seeded: dict[str, Any]) -> dict[str, int]:
         "booking list, sorted by session": (reverse("staff:booking_list"), {"sort": "session", "per_page": 100}),
         "booking detail": (reverse("staff:booking_detail", args=[booking.pk]), {}),
         "booking detail, a request": (reverse("staff:booking_detail", args=[request.pk]), {}),
+        "booking detail, a session to record": (reverse("staff:booking_detail", args=[to_record.pk]), {}),
         "dashboard": (reverse("staff:dashboard"), {}),
         "monthly report": (reverse("staff:report"), {"month": seeded["today"][:7]}),
         "monthly report, CSV": (reverse("staff:report_export"), {"month": seeded["today"][:7]}),
@@ -210,6 +216,23 @@ def _asking_for_a_time() -> Booking:
     request.preferred_slot = chosen.order_by("start").first()
     request.save(update_fields=["preferred_slot"])
     return request
+
+
+def _next_asked_for() -> Booking:
+    """A session to record (_leave_unrecorded) whose client has asked for their next one: a
+    request held until it is recorded (services.booking_verify)."""
+    last = Booking.objects.filter(status=Status.CONFIRMED, slot__end__lt=timezone.now()).order_by("pk").first()
+    Booking.objects.create(
+        ack_id=ack_id_new(),
+        status=Status.DRAFT,
+        client_name="Next Session",
+        email=last.email,
+        session_type=last.session_type,
+        mode=last.mode,
+        amount=last.amount,
+        verified_at=timezone.now(),
+    )
+    return last
 
 
 def _leave_unrecorded(*, share: int) -> None:
