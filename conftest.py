@@ -13,7 +13,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone, translation
 
-from bookings.models import Counsellor, SessionType, Slot, WaitlistEntry
+from bookings.models import Booking, Counsellor, SessionType, Slot, WaitlistEntry
 from staff.models import User
 
 
@@ -80,6 +80,24 @@ def next_weekday_at(hour: int, *, days_ahead: int = 3) -> datetime:
     """An aware datetime `days_ahead` days from now at `hour`:00 in the clinic's zone."""
     day = timezone.localdate() + timedelta(days=days_ahead)
     return timezone.make_aware(datetime.combine(day, time(hour)), timezone.get_current_timezone())
+
+
+def request_held_for(last: Booking) -> Booking:
+    """A request for the next session by `last`'s client, confirmed and held until `last` (a
+    session that has ended) is recorded, as services.booking_verify leaves it."""
+    from bookings.models import Status
+    from bookings.services import ack_id_new
+
+    return Booking.objects.create(
+        ack_id=ack_id_new(),
+        status=Status.DRAFT,
+        client_name="Next Session",
+        email=last.email,
+        session_type=last.session_type,
+        mode=last.mode,
+        amount=last.amount,
+        verified_at=timezone.now(),
+    )
 
 
 def waiting_on(slot: Slot, session_type: SessionType, email: str = "waiting@example.com") -> WaitlistEntry:

@@ -273,10 +273,7 @@ def _outdated(email: OutboundEmail, *, now: datetime) -> str:
             return "Its day had passed before it could be sent"
         return ""
     if email.kind == "request_held":
-        made_or_given_up = not Booking.objects.filter(
-            pk=email.booking_id, status=Status.DRAFT, verified_at__isnull=False
-        ).exists()
-        if made_or_given_up:
+        if not selectors.held_requests().filter(pk=email.booking_id).exists():  # made or given up
             return "The request had been made or given up before it was sent"
         return ""
     if email.kind == "record_to_rebook":

@@ -208,11 +208,7 @@ def booking_verify(*, token: str) -> Booking:
                     reason=f"Email verified; held until {existing.ack_id}, whose session has ended, is recorded",
                 )
                 # The counsellor is asked once, however many requests wait for the session.
-                asked = (
-                    Booking.objects.filter(email=draft.email, status=Status.DRAFT, verified_at__isnull=False)
-                    .exclude(pk=draft.pk)
-                    .exists()
-                )
+                asked = selectors.held_requests().filter(email=draft.email).exclude(pk=draft.pk).exists()
                 notifications.request_held(draft=draft, last=existing, ask_staff=not asked)
             held = True
         else:

@@ -10,10 +10,11 @@ from django.core import mail
 from django.utils import timezone
 
 from bookings.lifecycle import CLIENT_LABELS, NEXT_STEPS, NEXT_STEPS_ON_BOOKING_PAGE
-from bookings.models import Actor, Booking, BookingEvent, Clinic, LinkToken, Slot, Status
-from bookings.services import ack_id_new, booking_transition
+from bookings.models import Actor, BookingEvent, Clinic, LinkToken, Slot, Status
+from bookings.services import booking_transition
 from bookings.tests.journey import main_part
 from bookings.tokens import token_create
+from conftest import request_held_for
 
 pytestmark = pytest.mark.django_db
 
@@ -285,15 +286,6 @@ def test_a_confirmed_session_whose_time_has_passed_says_what_comes_next(client, 
     for gone in ("Join the online session", "Need to cancel?", "Cancel this booking", "Move to another time", ".ics"):
         assert gone not in html, gone
     # Once a request for the next is held, the page says so, and offers no second one.
-    Booking.objects.create(
-        ack_id=ack_id_new(),
-        status=Status.DRAFT,
-        client_name="Test Client",
-        email=booking.email,
-        session_type=booking.session_type,
-        mode=booking.mode,
-        amount=booking.amount,
-        verified_at=timezone.now(),
-    )
+    request_held_for(booking)
     html = client.get(page_url(booking)).content.decode()
     assert "Your request for your next session is saved" in html and 'id="book-again"' not in html

@@ -38,7 +38,7 @@ from bookings.models import (
     Slot,
     Status,
 )
-from bookings.services import ack_id_new
+from conftest import request_held_for
 from staff import selectors
 from staff.models import User
 from staff.services import calendar_subscription_create
@@ -222,16 +222,7 @@ def _next_asked_for() -> Booking:
     """A session to record (_leave_unrecorded) whose client has asked for their next one: a
     request held until it is recorded (services.booking_verify)."""
     last = Booking.objects.filter(status=Status.CONFIRMED, slot__end__lt=timezone.now()).order_by("pk").first()
-    Booking.objects.create(
-        ack_id=ack_id_new(),
-        status=Status.DRAFT,
-        client_name="Next Session",
-        email=last.email,
-        session_type=last.session_type,
-        mode=last.mode,
-        amount=last.amount,
-        verified_at=timezone.now(),
-    )
+    request_held_for(last)
     return last
 
 
