@@ -17,8 +17,11 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (S.DRAFT, S.PENDING): frozenset({A.CLIENT}),
     (S.PENDING, S.APPROVED): frozenset({A.STAFF}),
     (S.PENDING, S.REJECTED): frozenset({A.STAFF}),
-    (S.APPROVED, S.PAYMENT_PENDING): frozenset({A.CLIENT}),
-    (S.PAYMENT_PENDING, S.CONFIRMED): frozenset({A.PROVIDER}),
+    # Staff: an administrator recording the price paid at the clinic's desk
+    # (services.payment_record_at_clinic). Either way, only a payment of the booking's
+    # amount confirms it (services.booking_transition checks).
+    (S.APPROVED, S.PAYMENT_PENDING): frozenset({A.CLIENT, A.STAFF}),
+    (S.PAYMENT_PENDING, S.CONFIRMED): frozenset({A.PROVIDER, A.STAFF}),
     (S.PAYMENT_PENDING, S.APPROVED): frozenset({A.SYSTEM, A.PROVIDER}),
     (S.CONFIRMED, S.COMPLETED): frozenset({A.STAFF}),
     (S.CONFIRMED, S.NO_SHOW): frozenset({A.STAFF}),

@@ -594,6 +594,12 @@ class RefundState(models.TextChoices):
     FAILED = "failed", "Refund failed"
 
 
+# A payment at the clinic: its provider, and how its ID starts when staff typed no receipt
+# number (the ID is never empty once money is in: see services.payment_record_at_clinic).
+CLINIC_PROVIDER = "clinic"
+CLINIC_UNNUMBERED = "clinic_"
+
+
 class Payment(models.Model):
     # Its choices are at module level, so that the constraints in Meta can name them.
     State = PaymentState
@@ -656,6 +662,19 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} payment {self.pk} for booking {self.booking_id}"
+
+    @property
+    def at_clinic(self) -> bool:
+        """Money handed over at the clinic's desk, recorded by staff (payments.ClinicProvider)."""
+        return self.provider == CLINIC_PROVIDER
+
+    @property
+    def reference(self) -> str:
+        """The payment's reference, as a client or staff read it: the provider's, or the
+        clinic's receipt number ("" for a payment at the clinic recorded without one)."""
+        if self.at_clinic and self.provider_payment_id.startswith(CLINIC_UNNUMBERED):
+            return ""
+        return self.provider_payment_id
 
     @property
     def refund_in_hand(self) -> int:

@@ -244,7 +244,7 @@ def _cancellation_refund(booking: Booking) -> dict[str, int] | None:
     else:
         return None
     captured = paid.amount if paid.captured_amount is None else paid.captured_amount
-    return {"amount": captured - earlier, "earlier": earlier, "currency": paid.currency}
+    return {"amount": captured - earlier, "earlier": earlier, "currency": paid.currency, "at_clinic": paid.at_clinic}
 
 
 def administrator_emails() -> list[str]:

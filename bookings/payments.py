@@ -23,6 +23,8 @@ from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import pgettext
 
+from bookings.models import CLINIC_PROVIDER
+
 if TYPE_CHECKING:
     from bookings.models import Payment
 
@@ -293,6 +295,37 @@ class SandboxProvider(PaymentProvider):
             amount=amount,
             raw={"id": refund_id, "amount": amount, "status": "processed"},
         )
+
+
+# --- At the clinic ----------------------------------------------------------------------
+
+
+@register
+class ClinicProvider(PaymentProvider):
+    """Money a client handed over at the clinic's desk (cash, a card machine, UPI to the
+    clinic's account), recorded by an administrator (`services.payment_record_at_clinic`).
+
+    Never chosen for paying online (settings.PAYMENT_PROVIDER offers the sandbox and
+    Razorpay only): there is no order, no checkout and no webhook. Its money goes back the
+    way it came, from the desk, so a refund is never made here: asked for one, it refuses,
+    and the refund waits for an administrator to give the money back and record it.
+    """
+
+    identifier = CLINIC_PROVIDER
+    verbose_name = "Paid at the clinic"
+    checkout_template = ""
+
+    def order_create(self, *, payment: Payment) -> tuple[str, dict[str, Any]]:
+        raise ProviderError("a payment at the clinic is recorded by staff, not paid online")
+
+    def return_verify(self, *, payment: Payment, data: Mapping[str, str]) -> Paid | Failed | Waiting:
+        raise SignatureInvalid("a payment at the clinic has no online checkout")
+
+    def refund_create(self, *, payment: Payment, amount: int) -> Refund:
+        raise ProviderError("paid at the clinic: its refund is given back at the clinic, not online")
+
+    def refund_fetch(self, *, payment: Payment, refund_id: str) -> RefundProcessed | RefundFailed | None:
+        raise ProviderError("paid at the clinic: no refund is made online")
 
 
 # --- Razorpay ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ from bookings.models import (
     meeting_url_https,
 )
 from bookings.services import (
+    CLINIC,
+    CLINIC_PAYMENT_METHODS,
     SESSION_TYPE_SHOWN,
     Settle,
     email_normalise,
@@ -382,6 +384,32 @@ class SlotChoiceForm(VersionForm):
             self.initial["slot"] = chosen
 
 
+class ClinicPaymentForm(VersionForm):
+    """An administrator records the booking's price, handed over at the clinic's desk. The
+    amount is the booking's, not typed: the tick says it was received."""
+
+    prefix = "clinic_payment"
+    method = forms.ChoiceField(
+        label="How did the client pay?",
+        choices=CLINIC_PAYMENT_METHODS,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose how the client paid.", "invalid_choice": "Choose how the client paid."},
+    )
+    reference = forms.CharField(
+        label="Receipt number",
+        required=False,
+        max_length=100,
+        help_text="The number on the clinic's receipt, or the card machine's or UPI reference. The client sees "
+        "it on their booking page.",
+        error_messages={"max_length": "A receipt number has at most 100 characters."},
+    )
+    received = forms.BooleanField(error_messages={"required": "Tick this once the money is in hand."})
+
+    def __init__(self, *args: Any, booking: Booking, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["received"].label = f"I have received {money(booking.amount, booking.currency)} from the client"
+
+
 class NoShowForm(VersionForm):
     """Marking a no-show is final, and sits beside "Mark as completed": it asks for a tick."""
 
@@ -592,6 +620,14 @@ class PaymentSettleForm(forms.Form):
             Settle.REFUNDED: f"I refunded {amount} from {provider}'s dashboard: record it",
             Settle.DEALT_WITH: "Nothing more to do here: mark it as dealt with",
         }
+        if payment.provider == CLINIC:
+            labels[Settle.REFUNDED] = f"The clinic gave {amount} back to the client: record it"
+            self.fields["reference"].label = "Refund reference"
+            self.fields[
+                "reference"
+            ].help_text = (
+                "The number of the receipt, or of the bank transfer. The client sees it on their booking page."
+            )
         # None left (dealt with meanwhile): any, so a stale page's answer reaches the
         # service, which says what happened.
         choices = payment_settle_choices(payment) or list(labels)

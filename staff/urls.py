@@ -25,6 +25,7 @@ urlpatterns = [
     path("bookings/<int:pk>/no-show/", views.booking_no_show, name="booking_no_show"),
     path("bookings/<int:pk>/cancel/", views.booking_cancel, name="booking_cancel"),
     path("bookings/<int:pk>/move/", views.booking_move, name="booking_move"),
+    path("bookings/<int:pk>/paid-at-clinic/", views.booking_paid_at_clinic, name="booking_paid_at_clinic"),
     path("bookings/<int:pk>/drop/", views.booking_drop, name="booking_drop"),
     path("bookings/<int:pk>/resend/", views.booking_resend, name="booking_resend"),
     path("bookings/<int:pk>/email/", views.booking_email, name="booking_email"),

@@ -85,6 +85,7 @@ from staff.forms import (
     BookingFilterForm,
     CancelForm,
     ClinicForm,
+    ClinicPaymentForm,
     ConfirmForm,
     CounsellorProfileForm,
     CounsellorRoomForm,
@@ -1031,6 +1032,11 @@ def _detail_context(
         ctx["session_ended"] = booking.session_over
         # The client has asked for their next session, held until this one is recorded.
         ctx["next_waiting"] = booking.session_over and booking.next_asked_for  # _detail_booking's annotation
+    # Money handed over at the clinic's desk: administrators record it, which confirms the booking.
+    if ctx["is_admin"] and booking.status in (Status.APPROVED, Status.PAYMENT_PENDING):
+        ctx["clinic_payment_form"] = forms.get(ClinicPaymentForm.prefix) or ClinicPaymentForm(
+            initial=version, booking=booking
+        )
     if Status.NO_SHOW in staff_moves:
         ctx["no_show_form"] = forms.get("no_show") or NoShowForm(initial=version)
     if Status.CANCELLED in staff_moves:
@@ -1080,6 +1086,7 @@ def _detail_context(
         "reject": "reject_form" in ctx,
         "complete": "complete_form" in ctx,
         "no_show": "no_show_form" in ctx,
+        ClinicPaymentForm.prefix: "clinic_payment_form" in ctx,
         "cancel": "cancel_form" in ctx,
         "move": "move_form" in ctx,
         "resend": True,
@@ -1384,6 +1391,26 @@ def booking_payment_settle(request: HttpRequest, pk: int, payment_id: int) -> Ht
             payment_id=payment.pk, user=request.user, how=d["how"], note=d["note"], reference=d.get("reference", "")
         ),
         lambda _: _SETTLED[form.cleaned_data["how"]],
+    )
+
+
+@_form_address("staff:booking_detail", "pk")
+@admin_required
+def booking_paid_at_clinic(request: HttpRequest, pk: int) -> HttpResponse:
+    booking = booking_or_404(request.user, pk)
+    return _act(
+        request,
+        pk,
+        ClinicPaymentForm.prefix,
+        ClinicPaymentForm(request.POST, booking=booking),
+        lambda d: services.payment_record_at_clinic(
+            booking_id=pk,
+            user=request.user,
+            method=d["method"],
+            reference=d["reference"],
+            expected_version=d["version"],
+        ),
+        "Payment recorded. The booking is confirmed, and the client has been emailed.",
     )
 
 

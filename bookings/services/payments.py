@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,8 +19,10 @@ from bookings.after_commit import enqueue_on_commit
 from bookings.errors import (
     BookingError,
     PaymentError,
+    StaleBooking,
 )
 from bookings.models import (
+    CLINIC_UNNUMBERED,
     Actor,
     Booking,
     Payment,
@@ -49,6 +52,10 @@ PAYMENT_HELD = Q(status=Payment.State.PENDING, refund_status="") & ~Q(provider_p
 # The smallest amount, in minor units, a payment provider takes (Razorpay: 100 paise). The
 # staff forms refuse less; this guards bookings priced some other way (the admin, say).
 PAYMENT_MINIMUM_AMOUNT = 100
+# Money handed over at the clinic's desk, recorded by an administrator (payment_record_at_clinic).
+CLINIC = payments.ClinicProvider.identifier
+# How it was paid there, for the record and the receipt: (value, as staff read it).
+CLINIC_PAYMENT_METHODS = (("cash", "Cash"), ("card", "Card, on the clinic's machine"), ("upi", "UPI, to the clinic"))
 PAYMENT_RETRY_MESSAGE = _(
     "We could not reach the payment service just now. Nothing has been charged, and your "
     "time is still reserved. Please try again in a minute."
@@ -216,6 +223,84 @@ def payment_restart(*, booking_id: int) -> Payment:
 def payment_current(*, booking: Booking) -> Payment | None:
     """The attempt the client is paying with now, if any."""
     return booking.payments.filter(status=Payment.State.PENDING).order_by("-created_at", "-pk").first()
+
+
+def payment_record_at_clinic(
+    *, booking_id: int, user: Any, method: str, reference: str = "", expected_version: int | None = None
+) -> Payment:
+    """An administrator records the booking's price handed over at the clinic's desk: the
+    booking moves APPROVED -> PAYMENT_PENDING -> CONFIRMED, as a payment online moves it.
+
+    For a client who walked in, or who paid at the desk rather than online: the payment
+    deadline is no obstacle, the money is in hand. The amount is the booking's own, never
+    typed, so that the payment matches the booking as every confirming payment must. An
+    online attempt still open is closed; money for it arriving after all is refunded as
+    too late, as any payment arriving after a booking was paid is. `method`: one of
+    CLINIC_PAYMENT_METHODS; `reference`: the clinic's receipt number, if it gives one (two
+    payments cannot have one number: a number typed twice is refused)."""
+    methods = dict(CLINIC_PAYMENT_METHODS)
+    if method not in methods:
+        raise BookingError("Say how the client paid.", field="method")
+    reference = " ".join(reference.split())
+    if len(reference) > Payment._meta.get_field("provider_payment_id").max_length:
+        raise BookingError("A receipt number has at most 100 characters.", field="reference")
+    with transaction.atomic():
+        # The lock order: the payments first, then the booking. A payment online being
+        # confirmed at this moment is waited for, and the booking is then read confirmed.
+        attempts = list(Payment.objects.select_for_update().filter(booking_id=booking_id).order_by("pk"))
+        booking = Booking.objects.select_for_update().get(pk=booking_id)
+        if expected_version is not None and booking.version != expected_version:
+            raise StaleBooking()
+        if booking.status not in (Status.APPROVED, Status.PAYMENT_PENDING):
+            raise BookingError(
+                f"This booking is {Status(booking.status).label.lower()}, so there is nothing to pay: "
+                "no payment was recorded."
+            )
+        if any(p.provider_payment_id and p.status == Payment.State.PENDING and not p.refund_status for p in attempts):
+            raise BookingError(
+                "A payment that did not match this booking is held. Deal with it first, under Payments: its "
+                "money must go back before the booking is paid another way."
+            )
+        now = timezone.now()
+        for attempt in attempts:
+            if attempt.status in PAYMENT_OPEN_STATES and not attempt.provider_payment_id:
+                attempt.status = Payment.State.FAILED
+                _raw_add(attempt, "failed", {"reason": "Closed: the booking was paid at the clinic"})
+                attempt.save(update_fields=["status", "raw", "updated_at"])
+        payment = Payment(
+            booking=booking,
+            provider=CLINIC,
+            provider_payment_id=reference or f"{CLINIC_UNNUMBERED}{secrets.token_hex(6)}",
+            amount=booking.amount,
+            currency=booking.currency,
+            captured_amount=booking.amount,
+            status=Payment.State.CONFIRMED,
+            confirmed_at=now,
+            created_at=now,
+        )
+        _raw_add(payment, "recorded", {"by": user.pk, "method": method, "receipt": reference})
+        try:
+            with transaction.atomic():
+                payment.save()
+        except IntegrityError:
+            raise BookingError(
+                f"Receipt {reference} is already recorded for another payment. Check the number.", field="reference"
+            ) from None
+        paid = _money(payment.amount, payment.currency)
+        how = methods[method].split(",")[0].lower()
+        receipt = f", receipt {reference}" if reference else ""
+        if booking.status == Status.APPROVED:
+            booking = booking_transition(
+                booking=booking, to=Status.PAYMENT_PENDING, actor=Actor.STAFF, user=user, reason="Paying at the clinic"
+            )
+        booking_transition(
+            booking=booking,
+            to=Status.CONFIRMED,
+            actor=Actor.STAFF,
+            user=user,
+            reason=f"Paid {paid} at the clinic ({how}{receipt})",
+        )
+    return payment
 
 
 def payment_fail(
@@ -607,7 +692,11 @@ def payment_settle_choices(payment: Payment) -> list[str]:
         payment.refund_status == Payment.RefundState.FAILED
         or (payment.refund_status == "" and payment.status == Payment.State.PENDING)
     )
-    return [Settle.REFUND, Settle.REFUNDED] if returnable else [Settle.DEALT_WITH]
+    if not returnable:
+        return [Settle.DEALT_WITH]
+    # Money taken at the clinic goes back from the clinic: asking for it online again would
+    # only be refused again (payments.ClinicProvider).
+    return [Settle.REFUNDED] if payment.provider == CLINIC else [Settle.REFUND, Settle.REFUNDED]
 
 
 def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference: str = "") -> Payment:
@@ -702,15 +791,23 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
                 logger.warning("payment %s: refund try %s of %s failed: %s", payment.pk, tries, REFUND_TRIES, exc)
                 payment.save(update_fields=["raw", "updated_at"])
                 return payment
-            logger.warning("payment %s: refund failed: %s", payment.pk, exc)
             payment.refund_status = Payment.RefundState.FAILED
-            _staff_alert(
-                payment=payment,
-                booking=payment.booking,
-                what="refund failed",
-                why=f"The automatic refund of {_money(amount, payment.currency)} failed. "
-                "Ask for it again, or record your own refund, on the booking's page.",
-            )
+            if payment.provider == CLINIC:
+                logger.info("payment %s: taken at the clinic, its refund is for staff to give back", payment.pk)
+                what = "money to give back at the clinic"
+                why = (
+                    f"This payment was taken at the clinic, so its refund of {_money(amount, payment.currency)} "
+                    "is given back from there (in cash, or to the client's bank account). Then record it on "
+                    "the booking's page."
+                )
+            else:
+                logger.warning("payment %s: refund failed: %s", payment.pk, exc)
+                what = "refund failed"
+                why = (
+                    f"The automatic refund of {_money(amount, payment.currency)} failed. "
+                    "Ask for it again, or record your own refund, on the booking's page."
+                )
+            _staff_alert(payment=payment, booking=payment.booking, what=what, why=why)
             payment.save(update_fields=["refund_status", "raw", "needs_attention", "updated_at"])
             return payment
         payment.provider_refund_id = refund.refund_id

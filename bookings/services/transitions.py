@@ -37,6 +37,7 @@ from bookings.models import (
     BookingEvent,
     Counsellor,
     Mode,
+    PaymentState,
     SessionType,
     Slot,
     Status,
@@ -243,6 +244,13 @@ def _check_slot_for_staff(*, slot: Slot, session_type: SessionType, now: datetim
 # --- The one transition path ------------------------------------------------------------
 
 
+def _paid_in_full(booking: Booking) -> bool:
+    """A confirmed payment of the booking's amount and currency exists."""
+    return booking.payments.filter(
+        status=PaymentState.CONFIRMED, amount=booking.amount, currency=booking.currency
+    ).exists()
+
+
 def booking_transition(
     *,
     booking: Booking | int,
@@ -281,6 +289,9 @@ def booking_transition(
                 f"A booking that is {Status(from_status).label.lower()} cannot become "
                 f"{Status(to).label.lower()}" + ("." if actors is None else f" by {Actor(actor).label.lower()}.")
             )
+        if to == Status.CONFIRMED and not _paid_in_full(locked):
+            # Whoever moves it: a provider's word, or staff's record of money taken at the clinic.
+            raise TransitionNotAllowed("A booking is confirmed only by a payment of its amount, and it has none.")
         changes = dict(changes or {})
         counsellor_before_id = locked.counsellor_id
         for field, value in changes.items():

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from bookings.errors import TransitionNotAllowed
 from bookings.lifecycle import TRANSITIONS, allowed_targets
-from bookings.models import SLOTTED_STATUSES, Actor, Booking, BookingEvent, Slot, Status
+from bookings.models import SLOTTED_STATUSES, Actor, Booking, BookingEvent, Payment, Slot, Status
 from bookings.services import booking_transition
 from conftest import next_weekday_at
 
@@ -57,9 +57,26 @@ def test_the_table_is_the_one_in_the_design():
     assert allowed_targets(s.CONFIRMED, Actor.STAFF) == [s.COMPLETED, s.NO_SHOW, s.CANCELLED]
 
 
+def _paid_if_confirming(booking: Booking, to: str) -> None:
+    """What the service confirming a booking has made first: a confirmed payment of its
+    amount (online, or recorded at the clinic). Without it no move confirms a booking."""
+    if to == Status.CONFIRMED:
+        Payment.objects.create(
+            booking=booking,
+            provider="sandbox",
+            provider_payment_id=f"pay_{booking.pk}",
+            amount=booking.amount,
+            currency=booking.currency,
+            captured_amount=booking.amount,
+            status=Payment.State.CONFIRMED,
+            confirmed_at=timezone.now(),
+        )
+
+
 @pytest.mark.parametrize(("frm", "to", "actor"), ALLOWED)
 def test_allowed_move_succeeds_and_writes_one_event(frm, to, actor, make_booking, counsellor, admin_user, oncommit):
     booking = make_booking(frm, counsellor=counsellor)
+    _paid_if_confirming(booking, to)
     with oncommit():
         moved = booking_transition(
             booking=booking, to=to, actor=actor, user=admin_user, reason="test", changes=_changes_for(booking, to)
@@ -77,6 +94,7 @@ def test_allowed_move_succeeds_and_writes_one_event(frm, to, actor, make_booking
 @pytest.mark.parametrize(("frm", "to", "actor"), ALLOWED)
 def test_repeating_a_move_is_refused(frm, to, actor, make_booking, counsellor):
     booking = make_booking(frm, counsellor=counsellor)
+    _paid_if_confirming(booking, to)
     booking_transition(booking=booking, to=to, actor=actor, changes=_changes_for(booking, to))
     if (to, to) in TRANSITIONS:  # pragma: no cover - the table has no self-loops
         pytest.skip("self-loop")

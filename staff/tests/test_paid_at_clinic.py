@@ -1,0 +1,282 @@
+"""Money handed over at the clinic's desk: an administrator records it on the booking's
+page, which confirms the booking as a payment online does; its refund, if the booking is
+cancelled, is given back at the clinic and recorded, never asked of a provider online."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.errors import BookingError, TransitionNotAllowed
+from bookings.models import Actor, Booking, BookingEvent, Payment, Status
+from bookings.services import (
+    CLINIC,
+    Settle,
+    booking_cancel,
+    booking_transition,
+    payment_confirm,
+    payment_record_at_clinic,
+    payment_settle_choices,
+    payment_start,
+)
+from staff.tests.conftest import HX
+
+
+def url(booking: Booking) -> str:
+    return reverse("staff:booking_paid_at_clinic", args=[booking.pk])
+
+
+def detail_url(booking: Booking) -> str:
+    return reverse("staff:booking_detail", args=[booking.pk])
+
+
+def paid(client, booking: Booking, *, method: str = "cash", reference: str = "", received: bool = True, **extra):
+    data = {
+        "clinic_payment-version": booking.version,
+        "clinic_payment-method": method,
+        "clinic_payment-reference": reference,
+    }
+    if received:
+        data["clinic_payment-received"] = "on"
+    return client.post(url(booking), data, **extra)
+
+
+@pytest.fixture
+def approved(make_booking, counsellor):
+    return make_booking(Status.APPROVED, counsellor=counsellor)
+
+
+def test_recording_it_confirms_the_booking_as_a_payment_online_does(admin_client, admin_user, approved, oncommit):
+    with oncommit():
+        response = paid(admin_client, approved, method="upi", reference="R-1042")
+    assert response.status_code == 302
+    booking = Booking.objects.get(pk=approved.pk)
+    assert booking.status == Status.CONFIRMED
+
+    payment = booking.payments.get()
+    assert (payment.provider, payment.provider_payment_id, payment.status) == (CLINIC, "R-1042", "confirmed")
+    assert payment.amount == payment.captured_amount == booking.amount and payment.confirmed_at
+    assert payment.raw["recorded"]["data"] == {"by": admin_user.pk, "method": "upi", "receipt": "R-1042"}
+
+    # The same two moves as paying online, both by the administrator who recorded it.
+    moves = list(booking.events.filter(action="transition").order_by("pk"))
+    assert [(e.from_status, e.to_status, e.actor, e.actor_user) for e in moves[-2:]] == [
+        (Status.APPROVED, Status.PAYMENT_PENDING, Actor.STAFF, admin_user),
+        (Status.PAYMENT_PENDING, Status.CONFIRMED, Actor.STAFF, admin_user),
+    ]
+    assert moves[-1].reason == "Paid INR 1,500.00 at the clinic (upi, receipt R-1042)"
+
+    # The client's confirmation, as after paying online, with the calendar invitation.
+    (email,) = [m for m in mail.outbox if m.to == [booking.email]]
+    assert "Your session is confirmed" in email.body
+    assert "Paid: ₹1,500 at the clinic (receipt R-1042)" in email.body
+    assert "payment reference" not in email.body
+    assert any(name.endswith(".ics") for name, *_ in email.attachments)
+
+    page = admin_client.get(detail_url(booking)).content.decode()
+    assert "At the clinic · receipt R-1042" in page
+    assert 'id="action-clinic-payment"' not in page  # confirmed: nothing more to pay
+
+
+def test_without_a_receipt_number_the_client_reads_no_made_up_reference(
+    admin_client, approved, client, manage_token, oncommit
+):
+    with oncommit():
+        paid(admin_client, approved)
+    payment = Payment.objects.get(booking=approved)
+    assert payment.provider_payment_id.startswith("clinic_") and payment.reference == ""
+    (email,) = mail.outbox
+    assert "Paid: ₹1,500 at the clinic\n" in email.body
+
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(approved)])).content.decode()
+    assert "How you paid" in page and "At the clinic" in page
+    assert "Payment reference" not in page and "Receipt number" not in page and payment.provider_payment_id not in page
+
+
+def test_the_client_page_shows_the_receipt_number(admin_client, approved, client, manage_token):
+    paid(admin_client, approved, reference="R-77")
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(approved)])).content.decode()
+    assert "Receipt number" in page and "R-77" in page
+
+
+def test_the_payment_deadline_does_not_stop_it(admin_client, make_booking, counsellor):
+    """Walked in after the time to pay passed, before the sweep released the time: the
+    money is in hand."""
+    late = make_booking(Status.APPROVED, counsellor=counsellor, payment_due_at=timezone.now() - timedelta(hours=1))
+    paid(admin_client, late)
+    assert Booking.objects.get(pk=late.pk).status == Status.CONFIRMED
+
+
+def test_an_online_attempt_left_open_is_closed_and_its_late_money_refunded(admin_client, approved, oncommit):
+    attempt = payment_start(booking_id=approved.pk)
+    booking = Booking.objects.get(pk=approved.pk)
+    assert booking.status == Status.PAYMENT_PENDING
+    page = admin_client.get(detail_url(booking)).content.decode()
+    assert 'id="action-clinic-payment"' in page and "the payment they started online is closed" in page
+
+    paid(admin_client, booking)
+    attempt.refresh_from_db()
+    assert attempt.status == Payment.State.FAILED
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+
+    # The client finished paying online after all: too late, refunded, the booking kept.
+    with oncommit():
+        payment_confirm(
+            payment_id=attempt.pk,
+            provider_payment_id="sandbox_pay_late",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="test",
+        )
+    attempt.refresh_from_db()
+    assert attempt.refund_status == Payment.RefundState.PROCESSED and attempt.needs_attention
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert Booking.objects.get(pk=booking.pk).payments.filter(status=Payment.State.CONFIRMED).get().provider == CLINIC
+
+
+def test_what_is_wrong_is_said_next_to_it_and_nothing_changes(admin_client, approved):
+    response = paid(admin_client, approved, method="", received=False)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_clinic_payment-method-error"' in html and "Choose how the client paid." in html
+    assert 'id="id_clinic_payment-received-error"' in html and "Tick this once the money is in hand." in html
+    assert "I have received ₹1,500 from the client" in html
+    assert Booking.objects.get(pk=approved.pk).status == Status.APPROVED and not Payment.objects.exists()
+
+
+def test_a_receipt_number_recorded_before_is_refused_next_to_it(admin_client, approved, make_booking, counsellor):
+    paid(admin_client, approved, reference="R-9")
+    other = make_booking(Status.APPROVED, counsellor=counsellor)
+    response = paid(admin_client, other, reference=" R-9 ", **HX)
+    html = response.content.decode()
+    assert 'id="id_clinic_payment-reference-error"' in html
+    assert "Receipt R-9 is already recorded for another payment. Check the number." in html
+    other.refresh_from_db()
+    assert other.status == Status.APPROVED and not other.payments.exists()
+
+
+def test_a_page_from_before_a_change_is_refused(admin_client, approved):
+    stale_version = approved.version
+    booking_transition(booking=approved, to=Status.PAYMENT_PENDING, actor=Actor.CLIENT)
+    response = admin_client.post(
+        url(approved),
+        {"clinic_payment-version": stale_version, "clinic_payment-method": "cash", "clinic_payment-received": "on"},
+    )
+    assert response.status_code == 409
+    assert "changed" in response.content.decode()
+    assert not Payment.objects.filter(provider=CLINIC).exists()
+
+
+def test_counsellors_neither_see_nor_record_it(counsellor_client, approved):
+    assert 'id="action-clinic-payment"' not in counsellor_client.get(detail_url(approved)).content.decode()
+    assert paid(counsellor_client, approved).status_code == 403
+    assert Booking.objects.get(pk=approved.pk).status == Status.APPROVED
+
+
+@pytest.mark.parametrize("status", [Status.PENDING, Status.CONFIRMED, Status.CANCELLED])
+def test_only_a_booking_waiting_for_payment_can_be_paid(admin_client, admin_user, make_booking, counsellor, status):
+    booking = make_booking(status, counsellor=counsellor)
+    assert 'id="action-clinic-payment"' not in admin_client.get(detail_url(booking)).content.decode()
+    with pytest.raises(BookingError, match="so there is nothing to pay: no payment was recorded"):
+        payment_record_at_clinic(booking_id=booking.pk, user=admin_user, method="cash")
+    assert not booking.payments.exists()
+
+
+def test_a_wrong_amount_held_is_dealt_with_first(admin_user, approved):
+    attempt = payment_start(booking_id=approved.pk)
+    payment_confirm(
+        payment_id=attempt.pk, provider_payment_id="sandbox_wrong", amount=100, currency="INR", raw={}, source="test"
+    )
+    with pytest.raises(BookingError, match="A payment that did not match this booking is held"):
+        payment_record_at_clinic(booking_id=approved.pk, user=admin_user, method="cash")
+    assert Booking.objects.get(pk=approved.pk).status == Status.PAYMENT_PENDING
+
+
+def test_no_booking_is_confirmed_without_a_payment_of_its_amount(approved, admin_user):
+    booking_transition(booking=approved, to=Status.PAYMENT_PENDING, actor=Actor.STAFF, user=admin_user)
+    with pytest.raises(TransitionNotAllowed, match="confirmed only by a payment of its amount"):
+        booking_transition(booking=approved, to=Status.CONFIRMED, actor=Actor.STAFF, user=admin_user)
+    Payment.objects.create(
+        booking=approved, provider=CLINIC, amount=approved.amount - 100, currency="INR", status="confirmed"
+    )
+    with pytest.raises(TransitionNotAllowed):
+        booking_transition(booking=approved, to=Status.CONFIRMED, actor=Actor.PROVIDER)
+    assert Booking.objects.get(pk=approved.pk).status == Status.PAYMENT_PENDING
+
+
+# --- Its refund goes back from the clinic -------------------------------------------------
+
+
+@pytest.fixture
+def cancelled_after_paying_at_clinic(admin_client, admin_user, approved, oncommit):
+    paid(admin_client, approved, reference="R-5")
+    mail.outbox = []
+    with oncommit():
+        booking_cancel(booking_id=approved.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor ill")
+    payment = Payment.objects.get(booking=approved)
+    return Booking.objects.get(pk=approved.pk), payment
+
+
+def test_cancelling_asks_administrators_to_give_it_back_not_a_provider(cancelled_after_paying_at_clinic, admin_user):
+    booking, payment = cancelled_after_paying_at_clinic
+    assert booking.status == Status.CANCELLED
+    assert payment.refund_status == Payment.RefundState.FAILED and payment.provider_refund_id == ""
+    assert "taken at the clinic, so its refund of INR 1,500.00 is given back from there" in payment.needs_attention
+    assert payment_settle_choices(payment) == [Settle.REFUNDED]  # asking online again would only fail again
+
+    to_client = [m for m in mail.outbox if m.to == [booking.email]]
+    assert len(to_client) == 1
+    assert "You paid ₹1,500 at the clinic, so the clinic gives it back to you" in to_client[0].body
+    assert "5 to 7 working days" not in to_client[0].body
+    alert = [m for m in mail.outbox if m.to == [admin_user.email]]
+    assert alert and "money to give back at the clinic" in alert[0].subject
+
+
+def test_the_client_page_says_the_clinic_gives_it_back(cancelled_after_paying_at_clinic, client, manage_token):
+    booking, _ = cancelled_after_paying_at_clinic
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert "Refund being arranged" in page and "the clinic gives it back to you" in page
+    assert "The automatic refund of" not in page
+
+
+def test_recording_the_money_given_back(admin_client, cancelled_after_paying_at_clinic, client, manage_token, oncommit):
+    booking, payment = cancelled_after_paying_at_clinic
+    page = admin_client.get(detail_url(booking)).content.decode()
+    assert "The clinic gave ₹1,500 back to the client: record it" in page and "Ask Clinic" not in page
+    mail.outbox = []
+    prefix = f"settle-{payment.pk}"
+    with oncommit():
+        response = admin_client.post(
+            reverse("staff:booking_payment_settle", args=[booking.pk, payment.pk]),
+            {f"{prefix}-how": "refunded", f"{prefix}-reference": "CASH-5", f"{prefix}-note": "Given back in cash."},
+        )
+    assert response.status_code == 302
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_status, payment.refunded_amount) == ("refunded", "processed", 1500_00)
+    (email,) = mail.outbox
+    assert "The clinic has given back the ₹1,500 you paid there" in email.body and "Banks" not in email.body
+
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(booking)])).content.decode()
+    assert "The clinic has given back the ₹1,500 you paid there." in page and "CASH-5" in page
+
+
+def test_nothing_is_ever_sent_to_a_provider_for_it(cancelled_after_paying_at_clinic):
+    from bookings.services import payment_refunds_check, payment_refunds_retry
+
+    _, payment = cancelled_after_paying_at_clinic
+    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(days=1))
+    assert payment_refunds_retry() == 0 and payment_refunds_check() == 0
+    assert BookingEvent.objects.filter(booking_id=payment.booking_id, action="refund").count() == 0
+
+
+def test_the_client_reads_it_in_their_language(admin_client, make_booking, counsellor, oncommit):
+    booking = make_booking(Status.APPROVED, counsellor=counsellor, language="hi")
+    with oncommit():
+        paid(admin_client, booking, reference="R-3")
+    (email,) = mail.outbox
+    assert "₹1,500 क्लिनिक में (रसीद R-3)" in email.body
