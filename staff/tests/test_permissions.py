@@ -98,6 +98,13 @@ MATRIX = [
         lambda w: reverse("staff:booking_payment_settle", args=[b(w), w["payment"].pk]),
         (302, 400, 403, 403),
     ),
+    # Money taken at the desk: recorded by administrators only.
+    (
+        "booking_paid_at_clinic",
+        "post",
+        lambda w: reverse("staff:booking_paid_at_clinic", args=[b(w)]),
+        (302, 400, 403, 403),
+    ),
     ("availability_index", "get", lambda w: reverse("staff:availability_index"), (302, 200, 302, 302)),
     ("availability", "get", lambda w: reverse("staff:availability", args=[c(w)]), (302, 200, 200, 404)),
     (
