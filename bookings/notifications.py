@@ -212,8 +212,18 @@ def on_transition(
             asked_counsellor=asked if asked is not None and asked.pk != booking.counsellor_id else None,
             # A booking staff made for a client who phoned or came in: they agreed to the
             # privacy notice as it was read to them, and here it is in writing.
+            # Made and paid for at the clinic's desk, its first email is the confirmation.
             privacy_url=absolute_url(reverse("bookings:privacy"))
-            if from_status == Status.DRAFT and actor == Actor.STAFF and booking.consent_policy_version
+            if actor == Actor.STAFF
+            and booking.consent_policy_version
+            and (
+                from_status == Status.DRAFT
+                or (
+                    to == Status.CONFIRMED
+                    and booking.created_by_id is not None
+                    and not booking.emails.filter(to=booking.email).exists()
+                )
+            )
             else "",
         ),
     )

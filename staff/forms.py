@@ -1193,18 +1193,45 @@ class StaffBookingForm(forms.Form):
         },
     )
 
+    # A third way to start, for administrators (who record money): a client at the desk who
+    # has just paid. The booking is made approved into its time and confirmed by the payment.
+    PAID_AT_CLINIC = "paid_at_clinic"
+
     def __init__(
         self,
         *args: Any,
         slots: QuerySet[Slot],
         counsellors: QuerySet[Counsellor],
         amount_editable: bool,
+        clinic_payment: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["slot"].queryset = slots
         self.fields["counsellor"].queryset = counsellors
         self.fields["session_type"].queryset = SessionType.objects.filter(is_active=True)
+        if clinic_payment:
+            self.fields["status"].choices = [
+                *self.fields["status"].choices,
+                (self.PAID_AT_CLINIC, "Paid at the clinic now: confirmed at once"),
+            ]
+            self.fields["status"].error_messages["invalid_choice"] = self.fields["status"].error_messages[
+                "required"
+            ] = "Choose approved, pending review, or paid at the clinic now."
+            # Asked only when paid now; named apart from the booking's own fields.
+            self.fields["clinic_method"] = forms.ChoiceField(
+                label="If paid now: how?",
+                choices=CLINIC_PAYMENT_METHODS,
+                widget=forms.RadioSelect,
+                required=False,
+            )
+            self.fields["clinic_reference"] = forms.CharField(
+                label="If paid now: receipt number",
+                required=False,
+                max_length=100,
+                help_text="The number on the clinic's receipt, or the card machine's or UPI reference.",
+                error_messages={"max_length": "A receipt number has at most 100 characters."},
+            )
         if not amount_editable:
             del self.fields["amount"]
             del self.fields["below_price"]
@@ -1251,12 +1278,28 @@ class StaffBookingForm(forms.Form):
     def clean_phone(self) -> str:
         return phone_input(self.cleaned_data.get("phone", ""))
 
+    def paid_at_clinic(self) -> tuple[str, str] | None:
+        """(how, receipt number) of a payment just taken at the desk; None if not paid now."""
+        if self.cleaned_data.get("status") != self.PAID_AT_CLINIC:
+            return None
+        return self.cleaned_data["clinic_method"], self.cleaned_data.get("clinic_reference", "")
+
+    def booking_status(self) -> str:
+        """The status the booking is made in: paid now, it is made approved, then confirmed."""
+        status = self.cleaned_data["status"]
+        return Status.APPROVED if status == self.PAID_AT_CLINIC else status
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("status") == self.PAID_AT_CLINIC:
+            if not data.get("clinic_method"):
+                self.add_error("clinic_method", "Choose how the client paid.")
+            if "slot" not in self.errors and data.get("slot") is None:
+                self.add_error("slot", "Choose the time they have paid for.")
         if self.errors.keys() & {"status", "session_type", "mode", "counsellor", "slot"}:
             return data
         problems = staff_booking_problems(
-            status=data["status"],
+            status=self.booking_status(),
             session_type=data["session_type"],
             mode=data["mode"],
             counsellor=data.get("counsellor"),

@@ -1445,6 +1445,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         "slots": selectors.new_booking_slots(user=user),
         "counsellors": selectors.counsellors_at_work(user),
         "amount_editable": can_edit_amount(user),
+        "clinic_payment": is_administrator(user),
     }
     if request.method != "POST":
         initial = {}
@@ -1467,7 +1468,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         try:
             booking = services.booking_create_by_staff(
                 user=user,
-                status=data["status"],
+                status=form.booking_status(),
                 session_type=data["session_type"],
                 mode=data["mode"],
                 client_name=data["client_name"],
@@ -1480,14 +1481,28 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 language=data["language"],
                 consent=data["consent_by"],
                 policy_version=data["policy_shown"],
+                paid_at_clinic=form.paid_at_clinic(),
             )
-        except (SlotUnavailable, TooLate) as exc:
-            form.add_error("slot", exc.message)  # taken, or too soon, since the page was shown
+        except TooLate as exc:
+            # Too soon to pay online: unless they pay at the desk, which an administrator records.
+            also = (
+                " Or, if they pay at the clinic now, choose “Paid at the clinic now”."
+                if "clinic_method" in form.fields
+                else ""
+            )
+            form.add_error("slot", exc.message + also)
+        except SlotUnavailable as exc:
+            form.add_error("slot", exc.message)  # taken since the page was shown
         except PolicyVersionChanged as exc:
             form.add_error("consent", exc.message)  # published since the form was checked
         except BookingError as exc:
             error = exc.message
-            if exc.code == "active_booking_exists":
+            if exc.field in ("method", "reference"):
+                # The payment taken at the desk, refused (a receipt number recorded before): the
+                # booking was not made either.
+                form.add_error(f"clinic_{exc.field}", exc.message)
+                error = ""
+            elif exc.code == "active_booking_exists":
                 existing = (
                     bookings_for(user)
                     .filter(email=data["email"], status__in=ACTIVE_STATUSES)
@@ -1512,10 +1527,14 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 error = ""
         else:
             # The amount too: a slip ("1.5" for ₹1,500) shows at once.
+            amount = money(booking.amount, booking.currency)
             messages.success(
                 request,
-                f"Booking {booking.ack_id} created: {booking.session_type.name}, "
-                f"{money(booking.amount, booking.currency)}. The client has been emailed their link.",
+                f"Booking {booking.ack_id} created and confirmed: {booking.session_type.name}, {amount} paid at "
+                "the clinic. The client has been emailed their confirmation."
+                if booking.status == Status.CONFIRMED
+                else f"Booking {booking.ack_id} created: {booking.session_type.name}, {amount}. The client has been "
+                "emailed their link.",
             )
             return redirect("staff:booking_detail", pk=booking.pk)
     return _render_new(request, form, error=error, status=400)

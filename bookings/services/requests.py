@@ -39,6 +39,7 @@ from bookings.models import (
     Slot,
     Status,
 )
+from bookings.services.payments import payment_record_at_clinic
 from bookings.services.transitions import (
     _check_mode,
     _check_slot_for_staff,
@@ -332,8 +333,14 @@ def booking_create_by_staff(
     amount: int | None = None,
     age_confirmation: str = Booking.AgeConfirmation.ADULT,
     language: str = "en",
+    paid_at_clinic: tuple[str, str] | None = None,
 ) -> Booking:
     """A booking for a client who phoned or walked in: starts PENDING or APPROVED.
+
+    `paid_at_clinic`: (how, receipt number) of the price the client has just paid at the
+    desk, recorded by an administrator: the booking is APPROVED with its time and at once
+    confirmed by that payment (payments.payment_record_at_clinic), all or nothing. Paid, it
+    may be for a time too soon to pay online, and its first email is the confirmation.
 
     A slot decides the counsellor; a slot of a counsellor other than the one chosen is refused.
 
@@ -344,6 +351,8 @@ def booking_create_by_staff(
     naming how and who."""
     if status not in STAFF_CREATED_STATUSES:
         raise TransitionNotAllowed("Bookings made by staff start as pending or approved.")
+    if paid_at_clinic is not None and (status != Status.APPROVED or slot is None):
+        raise BookingError("Choose the time they have paid for.", field="slot")
     if consent not in ConsentGiven.values:
         raise BookingError("Say how the client agreed to the privacy notice.", field="consent_by")
     if policy_version != settings.POLICY_VERSION:
@@ -370,7 +379,9 @@ def booking_create_by_staff(
             # Refused for a request too: approving it later could only be refused the same way.
             due = payment_due_at(approved_at=now, session_start=slot.start, now=now)
             if due <= now:
-                raise TooLate(_too_close_to_pay_message())
+                if paid_at_clinic is None:
+                    raise TooLate(_too_close_to_pay_message())
+                due = slot.start  # paid below, before anyone could be asked to pay by it
             if status == Status.APPROVED:
                 extra = {"slot": slot, "approved_at": now, "payment_due_at": due}
         booking = _create_with_ack_id(
@@ -412,7 +423,17 @@ def booking_create_by_staff(
             reason=f"Privacy notice version {policy_version}: its summary was read to the client, who agreed",
             created_at=now,
         )
-        notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF, user=user)
+        if paid_at_clinic is not None:
+            # Confirmed now: the client is sent the confirmation, not an email asking them to
+            # pay; the counsellor hears of the session in their time, as of any staff approve.
+            notifications.session_changed(
+                booking=booking, change="approved", counsellor=booking.counsellor, actor=Actor.STAFF, user=user
+            )
+            method, reference = paid_at_clinic
+            payment_record_at_clinic(booking_id=booking.pk, user=user, method=method, reference=reference)
+            booking.refresh_from_db()
+        else:
+            notifications.on_transition(booking=booking, from_status=Status.DRAFT, actor=Actor.STAFF, user=user)
     return booking
 
 

@@ -280,3 +280,106 @@ def test_the_client_reads_it_in_their_language(admin_client, make_booking, couns
         paid(admin_client, booking, reference="R-3")
     (email,) = mail.outbox
     assert "₹1,500 क्लिनिक में (रसीद R-3)" in email.body
+
+
+# --- A client who walks in and pays at once -------------------------------------------------
+
+
+def walk_in(session_type, counsellor, at, **changes):
+    from staff.tests.conftest import CONSENTED
+
+    return {
+        **CONSENTED,
+        "consent_by": "consent_in_person",
+        "age": "on",
+        "language": "en",
+        "client_name": "Ravi Kumar",
+        "email": "ravi@example.com",
+        "session_type": session_type.pk,
+        "mode": "in_person",
+        "counsellor": counsellor.pk,
+        "slot": at.pk,
+        "status": "paid_at_clinic",
+        "clinic_method": "cash",
+        "clinic_reference": "R-200",
+        "amount": "",
+        **changes,
+    }
+
+
+@pytest.fixture
+def this_afternoon(counsellor):
+    """A time a few hours away: too soon for anyone to pay online before it."""
+    from bookings.models import Slot
+
+    start = (timezone.now() + timedelta(hours=3)).replace(second=0, microsecond=0)
+    return Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
+
+
+def test_a_walk_in_who_pays_at_once_is_booked_and_confirmed_in_one_step(
+    admin_client, admin_user, session_type, counsellor, this_afternoon, oncommit
+):
+    with oncommit():
+        response = admin_client.post(reverse("staff:booking_new"), walk_in(session_type, counsellor, this_afternoon))
+    assert response.status_code == 302
+    booking = Booking.objects.get(email="ravi@example.com")
+    assert booking.status == Status.CONFIRMED and booking.slot == this_afternoon
+    payment = booking.payments.get()
+    assert (payment.provider, payment.reference, payment.amount) == (CLINIC, "R-200", session_type.price)
+    assert [e.action for e in booking.events.order_by("pk")] == [
+        "created",
+        "consent_in_person",
+        "transition",
+        "transition",
+    ]
+    # One email: confirmed, with the privacy notice they agreed to, as a staff-made booking's first email has.
+    (email,) = [m for m in mail.outbox if m.to == ["ravi@example.com"]]
+    assert "Your session is confirmed" in email.body
+    assert "Paid: ₹1,500 at the clinic (receipt R-200)" in email.body
+    assert "you agreed to our privacy notice" in email.body
+    assert "please pay" not in email.body.lower()
+    # The counsellor hears of a session in their time today, as of any an administrator approves.
+    (told,) = [m for m in mail.outbox if m.to != ["ravi@example.com"]]
+    assert told.to == [counsellor.user.email] and f"approved booking {booking.ack_id} into your time" in told.body
+
+
+def test_booking_that_soon_to_pay_online_still_says_why_and_what_else_to_do(
+    admin_client, session_type, counsellor, this_afternoon
+):
+    response = admin_client.post(
+        reverse("staff:booking_new"), walk_in(session_type, counsellor, this_afternoon, status=Status.APPROVED)
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "leaves the client no time to pay online" in html and "Paid at the clinic now" in html
+    assert not Booking.objects.filter(email="ravi@example.com").exists()
+
+
+def test_paying_at_once_needs_a_time_and_how(admin_client, session_type, counsellor, this_afternoon):
+    response = admin_client.post(
+        reverse("staff:booking_new"), walk_in(session_type, counsellor, this_afternoon, slot="", clinic_method="")
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_slot-error"' in html and "Choose the time they have paid for." in html
+    assert 'id="id_clinic_method-error"' in html and "Choose how the client paid." in html
+    assert not Booking.objects.filter(email="ravi@example.com").exists()
+
+
+def test_a_receipt_number_used_before_makes_no_booking(
+    admin_client, session_type, counsellor, this_afternoon, approved
+):
+    paid(admin_client, approved, reference="R-200")
+    response = admin_client.post(reverse("staff:booking_new"), walk_in(session_type, counsellor, this_afternoon))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_clinic_reference-error"' in html and "Receipt R-200 is already recorded" in html
+    assert not Booking.objects.filter(email="ravi@example.com").exists()
+
+
+def test_counsellors_are_not_offered_it(counsellor_client, session_type, counsellor, this_afternoon):
+    html = counsellor_client.get(reverse("staff:booking_new")).content.decode()
+    assert "Paid at the clinic now" not in html and "clinic_method" not in html
+    response = counsellor_client.post(reverse("staff:booking_new"), walk_in(session_type, counsellor, this_afternoon))
+    assert response.status_code == 400
+    assert not Booking.objects.filter(email="ravi@example.com").exists()
