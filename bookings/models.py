@@ -819,8 +819,13 @@ class BookingView(models.Model):
         return f"{self.user_id} viewed booking {self.booking_id}"
 
 
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
 class WeeklyHours(models.Model):
-    """A counsellor's regular working hours, from which free slots are generated."""
+    """A counsellor's regular working hours, from which free slots are generated. Hours that end
+    earlier than they start run past midnight into the next day (Friday 22:00 to 01:00 ends on
+    Saturday); hours until midnight end at 00:00."""
 
     counsellor = models.ForeignKey(Counsellor, on_delete=models.CASCADE, related_name="weekly_hours")
     weekday = models.PositiveSmallIntegerField(help_text="0 = Monday.")
@@ -832,26 +837,49 @@ class WeeklyHours(models.Model):
     class Meta:
         ordering = ["weekday", "start_time"]
         constraints = [
-            # Hours until midnight end at 00:00, the end of their day.
-            models.CheckConstraint(
-                condition=Q(end_time__gt=F("start_time")) | Q(end_time=time(0)), name="weekly_hours_end_after_start"
-            ),
+            # An end before the start is the next day's, so only hours that end when they
+            # start are empty.
+            models.CheckConstraint(condition=~Q(end_time=F("start_time")), name="weekly_hours_not_empty"),
             models.CheckConstraint(condition=Q(weekday__lte=6), name="weekly_hours_weekday_valid"),
             models.CheckConstraint(condition=Q(session_minutes__gt=0), name="weekly_hours_session_positive"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.counsellor} weekday {self.weekday} {self.start_time:%H:%M}-{self.end_label}"
+        return f"{self.counsellor} {self.label}"
+
+    @property
+    def ends_next_day(self) -> bool:
+        """Whether they end on the day after they start: past midnight, or at it (00:00)."""
+        return self.end_time < self.start_time
 
     @property
     def minutes(self) -> tuple[int, int]:
-        """Its start and end as minutes of its day: hours until midnight end at 1440."""
-        end = self.end_time.hour * 60 + self.end_time.minute
-        return self.start_time.hour * 60 + self.start_time.minute, end or 24 * 60
+        """Its start and end as minutes from the start of its day: an end on the next day is
+        past 1440 (hours until midnight end at 1440, 22:00 to 01:00 at 1500). Hours that end
+        when they start (refused) are empty."""
+        first = self.start_time.hour * 60 + self.start_time.minute
+        last = self.end_time.hour * 60 + self.end_time.minute
+        return first, last + 24 * 60 if self.ends_next_day else last
+
+    @property
+    def week_minutes(self) -> tuple[int, int]:
+        """Its start and end as minutes from Monday 00:00: Sunday's hours past midnight end
+        past the week's 10080, in the next week's Monday."""
+        first, last = self.minutes
+        return self.weekday * 24 * 60 + first, self.weekday * 24 * 60 + last
 
     @property
     def end_label(self) -> str:
         return "24:00" if self.end_time == time(0) else f"{self.end_time:%H:%M}"
+
+    @property
+    def label(self) -> str:
+        """As staff read them: 'Friday 09:00 to 13:00' with an en dash; 'Friday 21:00 to 24:00'
+        (until midnight); 'Friday 22:00 to 01:00 (Saturday)', past midnight."""
+        said = f"{WEEKDAY_NAMES[self.weekday % 7]} {self.start_time:%H:%M}\N{EN DASH}{self.end_label}"
+        if self.ends_next_day and self.end_time != time(0):
+            said += f" ({WEEKDAY_NAMES[(self.weekday + 1) % 7]})"
+        return said
 
 
 class BlockedPeriod(models.Model):

@@ -950,7 +950,8 @@ def buffer_minutes_field(label: str) -> forms.IntegerField:
 
 
 class EndOfHoursField(forms.TimeField):
-    """When hours end: 24:00 (or 00:00) is midnight, the end of their day."""
+    """When hours end: 24:00 (or 00:00) is midnight, the end of their day; a time earlier than
+    the start is the next day's (22:00 to 01:00)."""
 
     def to_python(self, value: Any) -> time | None:
         if isinstance(value, str) and value.strip() in ("24:00", "24.00", "2400"):

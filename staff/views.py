@@ -1693,6 +1693,9 @@ def availability_hours_add(request: HttpRequest, counsellor_id: int) -> HttpResp
     try:
         services.weekly_hours_add(counsellor=counsellor, **form.cleaned_data)
     except BookingError as exc:
+        if exc.field in form.fields:  # the time typed was refused: said beside it, and in the summary
+            form.add_error(exc.field, exc.message)
+            return _availability_refused(request, counsellor, "hours", form)
         return _availability_refused(request, counsellor, "hours", form, exc)
     return _availability_done(
         request, counsellor, "Working hours added. Generate slots to publish them.", section="hours"

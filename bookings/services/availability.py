@@ -210,28 +210,44 @@ def availability_generate(*, counsellor: Counsellor, weeks: int = 4, today: date
     tz = timezone.get_current_timezone()
     hours = list(WeeklyHours.objects.filter(counsellor=counsellor))
     created = skipped = 0
-    for offset in range(weeks * 7):
+    # Yesterday's hours that run past midnight have sessions today too: those from today's
+    # first moment on (a microsecond before it, as slots_publish skips what starts at `now`).
+    # Their earlier ones are before the weeks asked for, and were counted when generated.
+    today_begins = wall_clock_moment(today, time(0), tz) - timedelta(microseconds=1)
+    for offset in range(-1, weeks * 7):
         day = today + timedelta(days=offset)
         for wh in hours:
-            if wh.weekday != day.weekday():
+            if wh.weekday != day.weekday() or (offset < 0 and not wh.ends_next_day):
                 continue
             start, end = weekly_hours_period(wh, day, tz)
+            if end <= start:
+                continue  # hours wholly in the hour the clocks skip: none that night
             slots, passed_over = slots_publish(
                 counsellor=counsellor,
                 start=start,
                 end=end,
                 session_minutes=wh.session_minutes,
                 buffer_minutes=wh.buffer_minutes,
+                now=max(timezone.now(), today_begins) if offset < 0 else None,
             )
             created += len(slots)
-            skipped += passed_over
+            skipped += passed_over if offset >= 0 else 0
     return created, skipped
 
 
 def weekly_hours_period(hours: WeeklyHours, day: date, tz: Any = None) -> tuple[datetime, datetime]:
-    """Where `hours` start and end on `day`: hours until midnight (00:00) end as the next day begins."""
-    end_day = day + timedelta(days=1) if hours.end_time == time(0) else day
+    """Where `hours` start and end on `day`: hours that end earlier than they start end on the
+    next day (past midnight, or at it: 00:00)."""
+    end_day = day + timedelta(days=1) if hours.ends_next_day else day
     return wall_clock_moment(day, hours.start_time, tz), wall_clock_moment(end_day, hours.end_time, tz)
+
+
+def _hours_overlap(a: WeeklyHours, b: WeeklyHours) -> bool:
+    """Whether two rows of weekly hours share a time of the week. The week wraps round:
+    Sunday's hours past midnight run into Monday's, a week later."""
+    week = 7 * 24 * 60
+    (a_first, a_last), (b_first, b_last) = a.week_minutes, b.week_minutes
+    return any(b_first + shift < a_last and b_last + shift > a_first for shift in (-week, 0, week))
 
 
 def weekly_hours_add(
@@ -243,12 +259,25 @@ def weekly_hours_add(
     session_minutes: int,
     buffer_minutes: int,
 ) -> WeeklyHours:
+    """Add a row of weekly hours. An end earlier than the start is on the next day (22:00 to
+    01:00 runs past midnight), so only an end at the start is refused, next to the end."""
     if not 0 <= weekday <= 6:
         raise BookingError("Choose a day of the week.")
-    new = WeeklyHours(counsellor=counsellor, weekday=weekday, start_time=start_time, end_time=end_time)
-    first, last = new.minutes  # an end at 00:00 is midnight, the end of the day
-    if last <= first:
-        raise BookingError("Working hours must end after they start.")
+    new = WeeklyHours(
+        counsellor=counsellor,
+        weekday=weekday,
+        start_time=start_time,
+        end_time=end_time,
+        session_minutes=session_minutes,
+        buffer_minutes=buffer_minutes,
+    )
+    first, last = new.minutes
+    if last == first:
+        raise BookingError(
+            f"The hours end when they start ({start_time:%H:%M}). For hours past midnight, give the time they end "
+            "the next day, such as 01:00.",
+            field="end_time",
+        )
     if session_minutes <= 0 or buffer_minutes < 0:
         raise BookingError("Sessions must last at least a minute, and the buffer cannot be negative.")
     if last - first < session_minutes:
@@ -257,17 +286,13 @@ def weekly_hours_add(
         # One at a time per counsellor, so that the overlap check holds: "Add hours" pressed
         # twice made two rows of the same hours.
         Counsellor.objects.select_for_update().filter(pk=counsellor.pk).first()
-        that_day = WeeklyHours.objects.filter(counsellor=counsellor, weekday=weekday)
-        if any(hours.minutes[0] < last and hours.minutes[1] > first for hours in that_day):
-            raise BookingError("These hours overlap hours already set for that day.")
-        return WeeklyHours.objects.create(
-            counsellor=counsellor,
-            weekday=weekday,
-            start_time=start_time,
-            end_time=end_time,
-            session_minutes=session_minutes,
-            buffer_minutes=buffer_minutes,
-        )
+        # Every day's, not only that day's: the day before's may run past midnight into it,
+        # and these into the next day's.
+        for hours in WeeklyHours.objects.filter(counsellor=counsellor):
+            if _hours_overlap(new, hours):
+                raise BookingError(f"These hours overlap {hours.label}, already set.")
+        new.save()
+        return new
 
 
 def _bookings_in_slots(slots: Any) -> list[Booking]:
@@ -320,21 +345,22 @@ def slot_delete(*, slot_id: int) -> BlockedPeriod | None:
 def _within_weekly_hours(slot: Slot) -> bool:
     """Whether generating from the counsellor's weekly hours would publish `slot`'s time: a
     slot of their hours' length, starting a whole number of sessions and buffers after they
-    begin. A one-off slot at another time is not (blocking its time would keep two of the
-    hours' own slots from being published for good)."""
-    start, end = timezone.localtime(slot.start), timezone.localtime(slot.end)
-    first = start.hour * 60 + start.minute
-    if end.date() == start.date():
-        last = end.hour * 60 + end.minute
-    elif end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
-        last = 24 * 60  # hours until midnight
-    else:
-        return False  # hours end within their day
-    length = slot.end - slot.start
-    for wh in WeeklyHours.objects.filter(counsellor_id=slot.counsellor_id, weekday=start.weekday()):
-        begins, ends = wh.minutes
-        on_grid = (first - begins) % (wh.session_minutes + wh.buffer_minutes) == 0
-        if begins <= first and last <= ends and on_grid and length == timedelta(minutes=wh.session_minutes):
+    begin (in elapsed time, as slots_publish steps). A one-off slot at another time is not
+    (blocking its time would keep two of the hours' own slots from being published for good)."""
+    tz = timezone.get_current_timezone()
+    day = timezone.localtime(slot.start, tz).date()
+    # That day's hours, and the day before's, which may run past midnight into it.
+    days = {day.weekday(): day, (day - timedelta(days=1)).weekday(): day - timedelta(days=1)}
+    for wh in WeeklyHours.objects.filter(counsellor_id=slot.counsellor_id, weekday__in=days):
+        begins, ends = weekly_hours_period(wh, days[wh.weekday], tz)
+        step = timedelta(minutes=wh.session_minutes + wh.buffer_minutes)
+        on_grid = (slot.start - begins) % step == timedelta(0)
+        if (
+            begins <= slot.start
+            and slot.end <= ends
+            and on_grid
+            and slot.end - slot.start == timedelta(minutes=wh.session_minutes)
+        ):
             return True
     return False
 

@@ -107,6 +107,22 @@ def test_slots_end_after_they_start(counsellor):
         Slot.objects.create(counsellor=counsellor, start=start, end=start)
 
 
+def test_weekly_hours_may_end_the_next_day_but_never_when_they_start(counsellor):
+    """An end earlier than the start is the next day's (22:00 to 01:00); an end at the start
+    would be empty hours, 00:00 to 00:00 too (once the whole day)."""
+    from datetime import time
+
+    from bookings.models import WeeklyHours
+
+    late = WeeklyHours.objects.create(counsellor=counsellor, weekday=4, start_time=time(22), end_time=time(1))
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=5, start_time=time(21), end_time=time(0))
+    assert late.ends_next_day and late.minutes == (22 * 60, 25 * 60)
+    for start in (time(22), time(1), time(0)):
+        _refused(WeeklyHours.objects.filter(pk=late.pk), start_time=start, end_time=start)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WeeklyHours.objects.create(counsellor=counsellor, weekday=6, start_time=time(0), end_time=time(0))
+
+
 def test_service_refuses_overlapping_slots(counsellor, other_counsellor):
     from bookings.errors import SlotUnavailable
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from bookings.db_rules import sqlite_triggers_sync
@@ -57,3 +57,56 @@ def test_0026_gives_a_booking_in_another_counsellors_time_that_counsellor_and_ca
     assert untouched.slot_id is None and untouched.counsellor_id == other_counsellor.pk
     with pytest.raises(IntegrityError), transaction.atomic():
         Booking.objects.filter(pk=booking.pk).update(counsellor=other_counsellor)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0029_splits_whole_days_of_weekly_hours_and_can_be_undone(counsellor):
+    """00:00 to 00:00 was the whole day, and is now empty hours: such a row would make adding
+    the constraint fail. It becomes two that publish the same sessions. Rolled back, hours past
+    midnight become two the rule before allowed."""
+    from datetime import date, datetime, time, timedelta
+
+    from django.utils import timezone
+
+    from bookings.models import Slot, WeeklyHours
+    from bookings.services import availability_generate
+
+    def rows() -> list[tuple[int, time, time]]:
+        return list(
+            WeeklyHours.objects.order_by("weekday", "start_time").values_list("weekday", "start_time", "end_time")
+        )
+
+    def sessions() -> list:
+        availability_generate(counsellor=counsellor, weeks=1, today=date(2030, 1, 7))  # a Monday
+        starts = list(Slot.objects.order_by("start").values_list("start", "end"))
+        Slot.objects.all().delete()
+        return starts
+
+    migrate([("bookings", "0026_booking_slot_counsellor_and_sqlite_overlap")])
+    try:
+        WeeklyHours.objects.create(  # refused while 0029 is applied
+            counsellor=counsellor,
+            weekday=2,
+            start_time=time(0),
+            end_time=time(0),
+            session_minutes=50,
+            buffer_minutes=20,
+        )
+        whole_day = sessions()
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    # 70-minute steps: the tenth session begins at 11:40, where the second row begins.
+    assert rows() == [(2, time(0), time(11, 40)), (2, time(11, 40), time(0))]
+    wednesday = datetime.combine(date(2030, 1, 9), time(0), tzinfo=timezone.get_current_timezone())
+    whole_day = [wednesday + timedelta(minutes=70 * n) for n in range(20)]  # the last 22:10 to 23:00
+    assert sessions() == [(start, start + timedelta(minutes=50)) for start in whole_day]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WeeklyHours.objects.update(end_time=models.F("start_time"))
+
+    WeeklyHours.objects.all().delete()
+    WeeklyHours.objects.create(counsellor=counsellor, weekday=6, start_time=time(22), end_time=time(1))
+    migrate([("bookings", "0026_booking_slot_counsellor_and_sqlite_overlap")])
+    try:
+        assert rows() == [(0, time(0), time(1)), (6, time(22), time(0))]
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

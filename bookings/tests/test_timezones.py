@@ -162,8 +162,18 @@ def test_publishing_a_night_across_a_change_steps_in_real_time(counsellor, day, 
         ("America/New_York", (2027, 3, 14), ((2, 30), (4, 0)), ["03:00 EDT", "03:30 EDT"]),
         # 01:30 that happens twice: hours from the first 01:30 (BST) to 03:00 GMT, real time.
         (LONDON, (2027, 10, 31), ((1, 30), (3, 0)), ["01:30 BST", "01:00 GMT", "01:30 GMT", "02:00 GMT", "02:30 GMT"]),
+        # Hours wholly in the hour that never happens have none that night (generating all of
+        # the counsellor's times was refused, and the nightly command stopped there).
+        (LONDON, (2027, 3, 28), ((1, 10), (1, 50)), []),
     ],
-    ids=["london-ends-in-gap", "london-starts-in-gap", "new-york-ends-in-gap", "new-york-starts-in-gap", "london-back"],
+    ids=[
+        "london-ends-in-gap",
+        "london-starts-in-gap",
+        "new-york-ends-in-gap",
+        "new-york-starts-in-gap",
+        "london-back",
+        "london-wholly-in-gap",
+    ],
 )
 def test_weekly_hours_that_begin_or_end_in_the_hour_that_never_happens(counsellor, settings, zone, day, hours, starts):
     """A wall-clock time the clocks skip was read as if they had not gone forward yet: an hour

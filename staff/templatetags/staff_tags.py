@@ -72,11 +72,6 @@ def clinic_time() -> str:
 
 
 @register.filter
-def weekday_name(value: int) -> str:
-    return ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[int(value) % 7]
-
-
-@register.filter
 def waiting(since: datetime, now: datetime) -> str:
     """How long a request has waited: 'waiting 3 hours, 5 minutes'; 'just arrived' in its first
     minute (timesince says '0 minutes')."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, time, timedelta
+from itertools import pairwise
 
 import pytest
 from django.core.management import call_command
@@ -658,3 +659,114 @@ def test_earlier_weeks_go_back_to_the_last_slots_before_them(counsellor_client, 
     earlier = re.search(r'href="\?from=([0-9-]+)#slots-h">← Earlier', html).group(1)
     html = counsellor_client.get(page, {"from": earlier}).content.decode()
     assert reverse("staff:availability_slot_delete", args=[counsellor.pk, soon.pk]) in html
+
+
+def hours_posted(client, counsellor, weekday: int, start: str, end: str, session: int = 50, buffer: int = 10):
+    return client.post(
+        act("hours_add", counsellor),
+        {
+            "hours-weekday": weekday,
+            "hours-start_time": start,
+            "hours-end_time": end,
+            "hours-session_minutes": session,
+            "hours-buffer_minutes": buffer,
+        },
+    )
+
+
+def test_weekly_hours_may_run_past_midnight_into_the_next_day(counsellor_client, counsellor):
+    """Online on Friday nights, 22:00 to 01:00: one row, shown ending on Saturday."""
+    assert hours_posted(counsellor_client, counsellor, 4, "22:00", "01:00").status_code == 302
+    hours = WeeklyHours.objects.get()
+    assert (hours.weekday, hours.start_time, hours.end_time) == (4, time(22), time(1))
+    html = counsellor_client.get(page(counsellor)).content.decode()
+    assert "Friday 22:00\N{EN DASH}01:00 (Saturday) · 50 min sessions" in html
+    assert '<span class="sr-only"> Friday 22:00\N{EN DASH}01:00 (Saturday)</span>' in html
+    # Until midnight reads as before: no next day.
+    assert hours_posted(counsellor_client, counsellor, 2, "21:00", "24:00").status_code == 302
+    assert "Wednesday 21:00\N{EN DASH}24:00 ·" in counsellor_client.get(page(counsellor)).content.decode()
+
+
+@pytest.mark.parametrize("typed", ["22:00", "00:00"])
+def test_hours_that_end_when_they_start_are_refused_beside_the_end(counsellor_client, counsellor, typed):
+    response = hours_posted(counsellor_client, counsellor, 4, typed, "24:00" if typed == "00:00" else typed)
+    assert response.status_code == 400
+    html = response.content.decode()
+    said = (
+        f"The hours end when they start ({typed}). For hours past midnight, give the time they end the next day, "
+        "such as 01:00."
+    )
+    assert f'<span class="field-error" id="id_hours-end_time-error">{said} </span>' in html
+    assert f'<a href="#id_hours-end_time">To: {said}</a>' in html
+    end_input = re.search(r'<input[^>]*name="hours-end_time"[^>]*>', html).group(0)
+    assert 'aria-invalid="true"' in end_input and "id_hours-end_time-error" in end_input
+    assert not WeeklyHours.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "overlaps"),
+    [
+        # Friday's night runs into Saturday's early hours.
+        ((4, "22:00", "01:00"), (5, "00:30", "02:00"), "Friday 22:00\N{EN DASH}01:00 (Saturday)"),
+        ((5, "00:30", "02:00"), (4, "22:00", "01:00"), "Saturday 00:30\N{EN DASH}02:00"),
+        # Sunday's runs into Monday's, the week round.
+        ((6, "23:00", "01:00"), (0, "00:00", "02:00"), "Sunday 23:00\N{EN DASH}01:00 (Monday)"),
+        ((0, "00:30", "03:00"), (6, "23:00", "01:00"), "Monday 00:30\N{EN DASH}03:00"),
+        # Two nights past midnight on the same day.
+        ((4, "23:00", "02:00"), (4, "22:00", "23:30"), "Friday 23:00\N{EN DASH}02:00 (Saturday)"),
+    ],
+)
+def test_hours_past_midnight_overlap_the_next_days(counsellor_client, counsellor, first, second, overlaps):
+    assert hours_posted(counsellor_client, counsellor, *first).status_code == 302
+    response = hours_posted(counsellor_client, counsellor, *second)
+    assert response.status_code == 409
+    assert f"These hours overlap {overlaps}, already set." in response.content.decode()
+    assert WeeklyHours.objects.count() == 1
+
+
+def test_hours_past_midnight_and_the_next_days_back_to_back_are_both_kept(counsellor_client, counsellor):
+    assert hours_posted(counsellor_client, counsellor, 6, "22:00", "01:00").status_code == 302
+    assert hours_posted(counsellor_client, counsellor, 0, "01:00", "03:00").status_code == 302
+    assert hours_posted(counsellor_client, counsellor, 5, "20:00", "22:00").status_code == 302
+    assert hours_posted(counsellor_client, counsellor, 1, "22:00", "01:00").status_code == 302  # Tuesday's
+    assert WeeklyHours.objects.count() == 4
+
+
+def test_hours_past_midnight_publish_a_session_across_it_and_the_next_days_after_it(counsellor_client, counsellor):
+    """Friday 22:00 to 01:00, 50-minute sessions back to back: 22:00, 22:50, and 23:40 to 00:30
+    on Saturday; 00:30 would end after the hours do. Each is the hours' own: removed, it
+    stays removed."""
+    assert hours_posted(counsellor_client, counsellor, 4, "22:00", "01:00", buffer=0).status_code == 302
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    friday = tomorrow + timedelta(days=(4 - tomorrow.weekday()) % 7)
+    zone = timezone.get_current_timezone()
+    assert availability_generate(counsellor=counsellor, weeks=1, today=tomorrow) == (3, 0)
+    at = [datetime.combine(friday, time(22), tzinfo=zone) + timedelta(minutes=50 * n) for n in range(4)]
+    assert list(Slot.objects.order_by("start").values_list("start", "end")) == list(pairwise(at))
+    html = counsellor_client.get(page(counsellor)).content.decode()
+    assert f"{timezone.localtime(at[2]):%H:%M}" == "23:40" and timezone.localtime(at[3]).date() > friday
+    for slot in Slot.objects.all():
+        assert reverse("staff:availability_slot_delete", args=[counsellor.pk, slot.pk]) in html
+        counsellor_client.post(act("slot_delete", counsellor, slot.pk))
+    assert BlockedPeriod.objects.count() == 3
+    assert availability_generate(counsellor=counsellor, weeks=1, today=tomorrow)[0] == 0
+
+
+def test_generating_from_the_day_after_publishes_the_nights_sessions_after_midnight(counsellor):
+    """From a Saturday: Friday night's sessions from midnight on are that Saturday's, the
+    rest are before the weeks asked for."""
+    from bookings.services import weekly_hours_add
+
+    weekly_hours_add(
+        counsellor=counsellor, weekday=4, start_time=time(22), end_time=time(1), session_minutes=30, buffer_minutes=0
+    )
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    saturday = tomorrow + timedelta(days=(5 - tomorrow.weekday()) % 7)
+    assert availability_generate(counsellor=counsellor, weeks=1, today=saturday) == (8, 0)
+    starts = [timezone.localtime(s.start) for s in Slot.objects.order_by("start")]
+    assert [f"{s:%a %H:%M}" for s in starts] == [
+        "Sat 00:00", "Sat 00:30",
+        "Fri 22:00", "Fri 22:30", "Fri 23:00", "Fri 23:30", "Sat 00:00", "Sat 00:30",
+    ]  # fmt: skip
+    assert starts[0].date() == saturday and starts[-1].date() == saturday + timedelta(days=7)
+    assert availability_generate(counsellor=counsellor, weeks=1, today=saturday) == (0, 6)

@@ -222,6 +222,51 @@ def test_weekly_hours_over_a_change_give_sessions_of_their_length_at_their_wall_
     assert all(a.end <= b.start for a, b in pairwise(slots))
 
 
+@pytest.mark.parametrize(
+    ("zone", "night", "hours", "starts"),
+    [
+        # Saturday 23:30 to 02:30 on Sunday: two real hours, none in the hour that never is.
+        (LONDON, date(2027, 3, 27), (time(23, 30), time(2, 30)), ["23:30 GMT", "00:00 GMT", "00:30 GMT", "02:00 BST"]),
+        # Until 01:30, which never happens: they end when the clocks jump, at 02:00 BST.
+        (LONDON, date(2027, 3, 27), (time(23), time(1, 30)), ["23:00 GMT", "23:30 GMT", "00:00 GMT", "00:30 GMT"]),
+        (NEW_YORK, date(2027, 3, 13), (time(23), time(4)), ["23:00 EST", "23:30 EST", "00:00 EST", "00:30 EST",
+                                                            "01:00 EST", "01:30 EST", "03:00 EDT", "03:30 EDT"]),
+        # Back: 23:00 BST to 02:00 GMT is four real hours, the repeated hour's once in each zone.
+        (LONDON, date(2027, 10, 30), (time(23), time(1, 30)), ["23:00 BST", "23:30 BST", "00:00 BST", "00:30 BST",
+                                                              "01:00 BST"]),
+        (LONDON, date(2027, 10, 30), (time(23), time(2)), ["23:00 BST", "23:30 BST", "00:00 BST", "00:30 BST",
+                                                          "01:00 BST", "01:30 BST", "01:00 GMT", "01:30 GMT"]),
+    ],
+    ids=["london-forward", "london-ends-in-gap", "new-york-forward", "london-back-first-0130", "london-back"],
+)  # fmt: skip
+def test_weekly_hours_past_midnight_over_a_change_give_each_session_once_at_its_wall_clock_time(
+    counsellor, clinic_zone, zone, night, hours, starts
+):
+    """Read as every weekly hour is: each end in the clinic's zone on its own day, stepped in
+    real time. Each session, removed, is the hours' own and stays removed."""
+    from bookings.services import slot_delete
+
+    clinic_zone(zone)
+    start, end = hours
+    WeeklyHours.objects.create(
+        counsellor=counsellor,
+        weekday=night.weekday(),
+        start_time=start,
+        end_time=end,
+        session_minutes=30,
+        buffer_minutes=0,
+    )
+    for _ in range(2):  # generating again adds nothing
+        availability_generate(counsellor=counsellor, weeks=1, today=night)
+    slots = list(Slot.objects.order_by("start"))
+    assert [f"{timezone.localtime(s.start):%H:%M %Z}" for s in slots] == starts
+    assert timezone.localtime(slots[0].start).date() == night
+    assert all(s.end - s.start == timedelta(minutes=30) for s in slots)
+    assert all(a.end == b.start for a, b in pairwise(slots))
+    assert all(slot_delete(slot_id=s.pk) is not None for s in slots)
+    assert availability_generate(counsellor=counsellor, weeks=1, today=night)[0] == 0
+
+
 # --- What hints say of every date ---------------------------------------------------------
 
 
