@@ -69,7 +69,7 @@ def test_the_new_booking_form_sent_empty_says_what_to_enter(admin_client, sessio
         "Enter the client's email address, like name@example.com.",
         "Choose the session type.",
         "Choose online or in person.",
-        "Choose approved or pending review.",
+        "Choose approved, pending review, or paid at the clinic now.",  # administrators record money
         "Choose whether the client is on the phone or here.",
     ):
         assert message in page
