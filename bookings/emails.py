@@ -55,6 +55,7 @@ STAFF_EMAIL_KINDS = frozenset(
         "staff_invite",
         "staff_setup_link",
         "staff_account",
+        "api_token_expiring",
     }
 )
 

@@ -787,12 +787,30 @@ class LinksRequest(models.Model):
         return f"links request {self.pk}"
 
 
+def api_token_expiry() -> datetime:
+    """When a token made now stops working, unless it is given a life of its own."""
+    return timezone.now() + timedelta(days=settings.API_TOKEN_DAYS)
+
+
 class ApiClient(models.Model):
-    """A named caller of the chatbot API. Only the token's SHA-256 is stored."""
+    """A named caller of the chatbot API. Only the token's SHA-256 is stored.
+
+    A client has one token, and for a while after `api_token rotate` also the one it
+    replaced, so that the chatbot keeps working while it is redeployed with the new one.
+    Both are on this row, so that one statement still authenticates either and the rate
+    limit stays the client's (see bookings/api/auth.py)."""
 
     name = models.CharField(max_length=100, unique=True)
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # A leaked token must not work for ever. Existing tokens got API_TOKEN_DAYS from the
+    # migration that added this, so that no working chatbot broke at the release.
+    expires_at = models.DateTimeField(default=api_token_expiry)
+    # When administrators were told that the token expires soon: once per token.
+    expiry_warned_at = models.DateTimeField(null=True, blank=True)
+    # The token the last rotation replaced, working until previous_expires_at.
+    previous_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    previous_expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     # The client's rate-limit counter: the number of the current fixed window and the calls in

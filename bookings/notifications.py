@@ -3,7 +3,8 @@ change it announces; delivery happens after commit (see emails.py)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import shlex
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.urls import reverse
@@ -14,6 +15,7 @@ from bookings.emails import absolute_url, email_queue
 from bookings.models import (
     SLOTTED_STATUSES,
     Actor,
+    ApiClient,
     Booking,
     Counsellor,
     LinkToken,
@@ -476,6 +478,27 @@ def daily_summary(*, counsellor: Counsellor, day: date, bookings: list[Booking])
             "day": day,
             "sessions": sessions,
             "staff_url": absolute_url(reverse("staff:dashboard")),
+        },
+    )
+
+
+def api_token_expiring(*, client: ApiClient, to: str, now: datetime) -> OutboundEmail:
+    """An administrator told that a chatbot's API token expires soon (or has expired), and how
+    to give it a new one without a gap. The client's name and the date only: never the token."""
+    from bookings.api.auth import ROTATION_OVERLAP_DAYS  # the API's services import this module
+
+    return email_queue(
+        kind="api_token_expiring",
+        to=to,
+        context={
+            "client_name": client.name,
+            "expires_at": client.expires_at,
+            "expired": client.expires_at <= now,
+            # Rounded: a token made for 10 days is told "in 10 days", not "in 9", seconds later.
+            "days_left": round((client.expires_at - now) / timedelta(days=1)),
+            "overlap_days": ROTATION_OVERLAP_DAYS,
+            # Ready to paste, a name with spaces quoted.
+            "command": f"manage.py api_token rotate {shlex.quote(client.name)}",
         },
     )
 

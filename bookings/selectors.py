@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import (
+    Case,
     DateTimeField,
     Exists,
     ExpressionWrapper,
@@ -21,6 +22,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -35,6 +37,7 @@ from bookings.models import (
     BookingEvent,
     ConsentGiven,
     Counsellor,
+    CounsellorPreviousSlug,
     LinkToken,
     Mode,
     Payment,
@@ -236,14 +239,23 @@ def session_types_active() -> list[SessionType]:
 def session_types_bookable(*, counsellor_slug: str = "") -> QuerySet[SessionType]:
     """The session types clients can book.
 
-    With `counsellor_slug`, each row also carries `counsellor_pk`: the id of that active
-    counsellor, or None if there is none. This checks a counsellor in the same query, for the
-    chatbot API's query budget.
+    With `counsellor_slug`, each row also carries `counsellor_pk` and `counsellor_slug`: the
+    id and current slug of the active counsellor it names, or None if there is none. A slug a
+    counsellor's profile had before an administrator changed it names them too, as on their
+    profile page (a chatbot may have kept it). This checks a counsellor in the same query, for
+    the chatbot API's query budget.
     """
     qs = SessionType.objects.filter(is_active=True)
     if counsellor_slug:
-        found = Counsellor.objects.filter(slug=counsellor_slug, is_active=True).values("pk")[:1]
-        qs = qs.annotate(counsellor_pk=Subquery(found))
+        renamed = CounsellorPreviousSlug.objects.filter(slug=counsellor_slug).values("counsellor_id")
+        found = (
+            Counsellor.objects.filter(Q(slug=counsellor_slug) | Q(pk__in=renamed), is_active=True)
+            # Never two (no counsellor takes another's old name), but the current one first.
+            .order_by(Case(When(slug=counsellor_slug, then=Value(0)), default=Value(1)))
+        )
+        qs = qs.annotate(
+            counsellor_pk=Subquery(found.values("pk")[:1]), counsellor_slug=Subquery(found.values("slug")[:1])
+        )
     return qs
 
 

@@ -74,6 +74,14 @@ def send_daily_summaries() -> int:
 
 
 @task()
+def send_api_token_warnings() -> int:
+    """Tell the administrators of chatbot API tokens that expire soon; run it daily. Once per token."""
+    from bookings.api.auth import api_token_warnings_send
+
+    return api_token_warnings_send()
+
+
+@task()
 def offer_freed_slots(slot_ids: list[int]) -> int:
     """Offer slots that just became free to the waitlist (see services.slots_freed)."""
     from bookings.services import waitlist_offer_slots

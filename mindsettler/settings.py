@@ -40,7 +40,7 @@ def envbool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be 'true' or 'false', not {raw!r}.")
 
 
-def envint(name: str, default: int, *, minimum: int = 0) -> int:
+def envint(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -50,6 +50,8 @@ def envint(name: str, default: int, *, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {value}.")
     return value
 
 
@@ -244,6 +246,11 @@ RATE_LIMITS = {
     "staff_setup_link": (3, 3600),
     "api": (envint("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1), 60),
 }
+# How long a chatbot API token works (`api_token create` and `rotate` take --days for one
+# token): a leaked token stops working by itself. Administrators are emailed when one has
+# API_TOKEN_WARNING_DAYS left (`manage.py send_api_token_warnings`, daily).
+API_TOKEN_DAYS = envint("API_TOKEN_DAYS", 365, minimum=1, maximum=3650)  # bookings.api.auth.MAX_TOKEN_DAYS
+API_TOKEN_WARNING_DAYS = 14
 # How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
 NUM_PROXIES = envint("NUM_PROXIES", 0)
 

@@ -228,18 +228,26 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "MindSettler chatbot API",
-            "version": "3.1.0",
+            "version": "3.2.0",
             "description": (
                 "Read-only answers for the MindSettler chatbot: a booking's status, free times to book, "
                 "and the session types on offer. No response contains personal data.\n\n"
                 "**Authentication**: every endpoint except this document needs `Authorization: Bearer "
                 "<token>`. An administrator creates a token with `manage.py api_token create NAME` and "
                 "revokes it with `manage.py api_token revoke NAME`. This document itself is public.\n\n"
+                f"**Tokens expire**, {settings.API_TOKEN_DAYS} days after they are made unless the "
+                "administrator chose otherwise; administrators are emailed two weeks before. "
+                "`manage.py api_token rotate NAME` gives a client a new token while the old one keeps "
+                "working for a few days (7 by default), so that the chatbot can be redeployed with it "
+                "without a gap. An expired or replaced token gets a 401 whose `detail` says when it stopped "
+                "working.\n\n"
                 f"**Rate limit**: {limit} requests per {period} seconds per token; beyond that, 429 with "
                 "`Retry-After`.\n\n"
                 "**Errors** are RFC 9457 problem details (`application/problem+json`). HEAD gives GET's "
                 "headers without the body; every other method than GET is answered with 405.\n\n"
-                "**Changes.** 3.1.0: a booking's status has `details_erased`, true for a booking whose "
+                "**Changes.** 3.2.0: tokens expire (see above); `/availability`'s `counsellor` also takes "
+                "a counsellor's former slug.\n\n"
+                "3.1.0: a booking's status has `details_erased`, true for a booking whose "
                 "client's details have been erased (it is still found by its acknowledgement ID, as on the "
                 "public status page).\n\n"
                 "3.0.0, incompatible with 2.0: a booking's status no longer has `session` "
@@ -316,7 +324,10 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "counsellor",
                             "in": "query",
-                            "description": "Only this counsellor's slots (the slug in a slot's `counsellor`).",
+                            "description": "Only this counsellor's slots (the slug in a slot's `counsellor`). "
+                            "A slug the counsellor had before their link name changed names them too: the answer "
+                            "(its `counsellors`, each slot's `counsellor` and `next`) names them by their current "
+                            "slug, which the chatbot should keep from then on.",
                             "schema": {**_SLUG, "pattern": "^[-a-zA-Z0-9_]*$"},
                         },
                         {
@@ -377,7 +388,8 @@ def openapi_document() -> dict[str, Any]:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "A token from `manage.py api_token create NAME`.",
+                    "description": "A token from `manage.py api_token create NAME` or `rotate NAME`; it "
+                    "works until it expires.",
                 }
             },
             "headers": {
@@ -399,7 +411,10 @@ def openapi_document() -> dict[str, Any]:
             },
             "responses": {
                 "Unauthorized": _problem(
-                    "No token, a token that is unknown or revoked, or a token sent in the URL (`access_token`).",
+                    "No token, a token that is unknown, revoked or expired, or a token sent in the URL "
+                    "(`access_token`). For a token that has expired, or that a rotation replaced and whose "
+                    'overlap is over, `detail` says when it stopped working, e.g. "This token expired on '
+                    '2027-03-01 10:00 IST; ask an administrator for a new one."',
                     headers={
                         "WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"},
                         "Cache-Control": {"$ref": "#/components/headers/NoStore"},

@@ -26,7 +26,7 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 
 from bookings.api import problems
-from bookings.api.auth import api_call_authenticate, bearer_token
+from bookings.api.auth import api_call_authenticate, api_token_expired, bearer_token, token_moment
 from bookings.api.openapi import CURSOR_PATTERN, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, openapi_document
 from bookings.api.problems import ApiProblem, invalid_parameter
 from bookings.lifecycle import CLIENT_LABELS, next_step
@@ -96,7 +96,20 @@ def _authenticate(request: HttpRequest) -> None:
         raise problems.unauthorized("Send an API token in the header 'Authorization: Bearer <token>'.", bad_token=False)
     call = api_call_authenticate(raw_token=raw)
     if call is None:
-        raise problems.unauthorized("The API token is not valid or has been revoked.", bad_token=True)
+        # Why, when the token was a good one once: its operator then knows what to ask for.
+        # (A second query, on this path only: a good token still costs one.)
+        expired = api_token_expired(raw_token=raw)
+        if expired is None:
+            raise problems.unauthorized("The API token is not valid or has been revoked.", bad_token=True)
+        when = token_moment(expired.expired_at)
+        if expired.replaced:
+            detail = (
+                f"This token was replaced by a new one and stopped working on {when}; use the new token, "
+                "or ask an administrator for it."
+            )
+        else:
+            detail = f"This token expired on {when}; ask an administrator for a new one."
+        raise problems.unauthorized(detail, bad_token=True)
     if call.retry_after is not None:
         raise problems.too_many_requests(call.retry_after)
 
@@ -143,7 +156,7 @@ def availability(request: HttpRequest) -> HttpResponse:
     limit = _limit_param(request.GET)
     after = _cursor_param(request.GET)
 
-    session_types, counsellor_id = _session_types_bookable(counsellor_slug=counsellor_slug)
+    session_types, counsellor_id, counsellor_current = _session_types_bookable(counsellor_slug=counsellor_slug)
     chosen = None
     if session_type_slug:
         chosen = next((t for t in session_types if t.slug == session_type_slug), None)
@@ -172,7 +185,9 @@ def availability(request: HttpRequest) -> HttpResponse:
         if session_type_slug:
             params["session_type"] = session_type_slug
         if counsellor_slug:
-            params["counsellor"] = counsellor_slug
+            # By the counsellor's current slug, the one the answer names them by, if the call
+            # gave one their profile had before.
+            params["counsellor"] = counsellor_current or counsellor_slug
         params.update(limit=limit, cursor=_cursor(*page.last_read))
         next_url = f"{settings.SITE_URL}{reverse('api:availability')}?{urlencode(params)}"
     return JsonResponse(
@@ -319,22 +334,26 @@ _SESSION_TYPE_FIELDS = (
     "slug", "name", "description", "duration_minutes", "price", "currency", "offers_online", "offers_in_person",
 )  # fmt: skip
 
-# The bookable session types and, in the same query, the id of the active counsellor a call
-# names (None if it names none, or one not taking bookings).
+# The bookable session types and, in the same query, the id and current slug of the active
+# counsellor a call names, by their slug or a former one (None if it names none, or one not
+# taking bookings): an old slug costs no query more, within the budget of three.
 _SESSION_TYPES_BOOKABLE = CompiledQuery(
     lambda counsellor_slug: session_types_bookable(counsellor_slug=counsellor_slug).values(
-        *_SESSION_TYPE_FIELDS, "counsellor_pk"
+        *_SESSION_TYPE_FIELDS, "counsellor_pk", "counsellor_slug"
     ),
     counsellor_slug="placeholder",
 )
 
 
-def _session_types_bookable(*, counsellor_slug: str = "") -> tuple[list[SessionType], int | None]:
-    """The session types clients can book, and the id of the counsellor `counsellor_slug`
-    names if they take bookings: one query."""
+def _session_types_bookable(*, counsellor_slug: str = "") -> tuple[list[SessionType], int | None, str | None]:
+    """The session types clients can book, and the id and current slug of the counsellor
+    `counsellor_slug` names (now, or before their link name changed) if they take bookings:
+    one query."""
     rows = _SESSION_TYPES_BOOKABLE(counsellor_slug=counsellor_slug)
     session_types = [SessionType(**{name: row[name] for name in _SESSION_TYPE_FIELDS}) for row in rows]
-    return session_types, (rows[0]["counsellor_pk"] if rows and counsellor_slug else None)
+    if not (rows and counsellor_slug):
+        return session_types, None, None
+    return session_types, rows[0]["counsellor_pk"], rows[0]["counsellor_slug"]
 
 
 @dataclass

@@ -71,7 +71,7 @@ def past_midnight_split(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("bookings", "0026_booking_slot_counsellor_and_sqlite_overlap")]
+    dependencies = [("bookings", "0028_api_token_expiry")]
 
     operations = [
         migrations.RemoveConstraint(model_name="weeklyhours", name="weekly_hours_end_after_start"),

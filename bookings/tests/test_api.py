@@ -8,13 +8,24 @@ from io import StringIO
 from urllib.parse import unquote
 
 import pytest
+from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
+from bookings.api.auth import api_call_authenticate, api_token_warnings_send, token_moment
 from bookings.lifecycle import CLIENT_LABELS, CONFIRMED_SESSION_OVER, NEXT_STEPS
-from bookings.models import ApiClient, Booking, Counsellor, SessionType, Slot, Status
+from bookings.models import (
+    ApiClient,
+    Booking,
+    Counsellor,
+    CounsellorPreviousSlug,
+    OutboundEmail,
+    SessionType,
+    Slot,
+    Status,
+)
 from bookings.tests.journey import link_in_last_email
 from bookings.tokens import token_hash
 from conftest import next_weekday_at
@@ -87,6 +98,175 @@ def test_openapi_document_needs_no_token(client, db):
     assert document["openapi"].startswith("3.1")
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert "bearerAuth" in document["components"]["securitySchemes"]
+
+
+# --- Token expiry and rotation ---------------------------------------------------------------
+
+
+def test_a_token_works_until_it_expires_then_is_refused_saying_when(client, api_token, settings):
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_token}"
+    stored = ApiClient.objects.get()
+    assert timezone.now() + timedelta(days=settings.API_TOKEN_DAYS) - stored.expires_at < timedelta(minutes=1)
+    ApiClient.objects.update(expires_at=timezone.now() + timedelta(minutes=1))
+    assert client.get("/api/v1/session-types").status_code == 200
+
+    expired_at = timezone.now() - timedelta(seconds=1)
+    ApiClient.objects.update(expires_at=expired_at, last_used_at=None)
+    response = client.get("/api/v1/session-types")
+    body = assert_problem(response, 401)
+    assert body["detail"] == (f"This token expired on {token_moment(expired_at)}; ask an administrator for a new one.")
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+    assert ApiClient.objects.get().last_used_at is None  # a refused call is not a use
+
+    # Revoked as well: revoked says nothing of when it would have expired.
+    call_command("api_token", "revoke", "chatbot", stdout=StringIO())
+    assert "expired" not in assert_problem(client.get("/api/v1/session-types"), 401)["detail"]
+
+
+def test_a_good_token_is_still_authenticated_and_counted_in_one_query(api_token, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        call = api_call_authenticate(raw_token=api_token)
+    assert call is not None and call.retry_after is None
+    new = rotate("chatbot")
+    for token in (api_token, new):  # the replaced one too, during its overlap
+        with django_assert_num_queries(1):
+            assert api_call_authenticate(raw_token=token) is not None
+
+
+def rotate(name: str, *args: str) -> str:
+    out = StringIO()
+    call_command("api_token", "rotate", name, *args, stdout=out, stderr=StringIO())
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_rotate_keeps_the_old_token_working_for_the_overlap_then_only_the_new_one(client, api_token, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": (3, 60)}
+    before = ApiClient.objects.get()
+    new = rotate("chatbot", "--days", "30", "--overlap-days", "2")
+    assert new.startswith("msapi_") and new != api_token
+    stored = ApiClient.objects.get()
+    assert stored.token_hash == token_hash(new) and stored.previous_token_hash == before.token_hash
+    assert timedelta(days=30) - (stored.expires_at - timezone.now()) < timedelta(minutes=1)
+    assert timedelta(days=2) - (stored.previous_expires_at - timezone.now()) < timedelta(minutes=1)
+    assert new not in str(ApiClient.objects.values().get())
+
+    def call(token):
+        return client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert call(api_token).status_code == 200
+    assert call(new).status_code == 200
+    # One client, one rate limit, whichever of its tokens calls.
+    assert call(api_token).status_code == 200
+    assert call(new).status_code == 429
+
+    ApiClient.objects.update(previous_expires_at=timezone.now() - timedelta(seconds=1), rate_window=0)
+    body = assert_problem(call(api_token), 401)
+    assert body["detail"].startswith("This token was replaced by a new one and stopped working on ")
+    assert call(new).status_code == 200
+
+
+def test_rotating_again_or_without_overlap_stops_the_older_token_at_once(client, api_token):
+    def status(token):
+        return client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+
+    second = rotate("chatbot")
+    third = rotate("chatbot")
+    assert (status(api_token), status(second), status(third)) == (401, 200, 200)
+    fourth = rotate("chatbot", "--overlap-days", "0")  # after a leak
+    assert (status(second), status(third), status(fourth)) == (401, 401, 200)
+
+
+def test_rotation_never_makes_an_expired_token_work_again(client, api_token):
+    ApiClient.objects.update(expires_at=timezone.now() - timedelta(days=1))
+    new = rotate("chatbot")
+    assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {api_token}").status_code == 401
+    assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION=f"Bearer {new}").status_code == 200
+
+
+def test_rotate_refuses_a_revoked_or_unknown_client_and_a_bad_number_of_days(api_token):
+    call_command("api_token", "create", "other", stdout=StringIO(), stderr=StringIO())
+    for args, error in (
+        (["--days", "0"], "1 to 3650 days"),
+        (["--days", "99999999"], "1 to 3650 days"),
+        (["--overlap-days", "-1"], "0 to 3650 days"),
+    ):
+        with pytest.raises(CommandError, match=error):
+            rotate("other", *args)
+    with pytest.raises(CommandError, match="1 to 3650 days"):
+        call_command("api_token", "create", "third", "--days", "0", stdout=StringIO())
+    call_command("api_token", "revoke", "chatbot", stdout=StringIO())
+    with pytest.raises(CommandError, match="is revoked"):
+        rotate("chatbot")
+    with pytest.raises(CommandError, match="no API client"):
+        rotate("nobody")
+    assert ApiClient.objects.filter(previous_token_hash__isnull=False).count() == 0
+
+
+def test_api_token_list_shows_each_expiry_and_the_overlap(api_token):
+    call_command("api_token", "create", "old-bot", "--days", "1", stdout=StringIO(), stderr=StringIO())
+    ApiClient.objects.filter(name="old-bot").update(expires_at=timezone.now() - timedelta(hours=1))
+    rotate("chatbot", "--days", "90")
+    stored = ApiClient.objects.get(name="chatbot")
+    out = StringIO()
+    call_command("api_token", "list", stdout=out)
+    lines = dict(line.split("\t", 1) for line in out.getvalue().splitlines())
+    assert f"active, expires {token_moment(stored.expires_at)}" in lines["chatbot"]
+    assert f"previous token works until {token_moment(stored.previous_expires_at)}" in lines["chatbot"]
+    expired = ApiClient.objects.get(name="old-bot").expires_at
+    assert lines["old-bot"].startswith(f"expired {token_moment(expired)}")
+    assert "previous token" not in lines["old-bot"]
+
+
+def test_administrators_are_emailed_once_when_a_token_has_two_weeks_left(api_token, admin_user, oncommit, settings):
+    settings.API_TOKEN_WARNING_DAYS = 14
+    other_admin = type(admin_user).objects.create_user(
+        email="second-admin@example.com", password="x-long-password", role=admin_user.role
+    )
+    call_command("api_token", "create", "far-bot", stdout=StringIO(), stderr=StringIO())  # a year left
+    call_command("api_token", "create", "gone-bot", "--days", "3", stdout=StringIO(), stderr=StringIO())
+    call_command("api_token", "revoke", "gone-bot", stdout=StringIO())
+    ApiClient.objects.filter(name="chatbot").update(expires_at=timezone.now() + timedelta(days=15))
+    assert api_token_warnings_send() == 0  # 15 days left: not yet
+
+    ApiClient.objects.filter(name="chatbot").update(expires_at=timezone.now() + timedelta(days=13, hours=1))
+    with oncommit():
+        out = StringIO()
+        call_command("send_api_token_warnings", stdout=out)
+    assert "1 API token warning(s) queued" in out.getvalue()
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([admin_user.email, other_admin.email])
+    message = mail.outbox[0]
+    stored = ApiClient.objects.get(name="chatbot")
+    assert (
+        message.subject
+        == f"The chatbot API token of chatbot expires on {timezone.localtime(stored.expires_at):%-d %B %Y}"
+    )
+    html = message.alternatives[0][0]
+    for part in (message.body, html):
+        assert "in 13 days" in part and "manage.py api_token rotate chatbot" in part
+        assert api_token not in part and stored.token_hash not in part  # no secret in it
+    assert OutboundEmail.objects.filter(kind="api_token_expiring").count() == 2
+    assert stored.expiry_warned_at is not None
+
+    # Once per token, however often it runs; the new token of a rotation in its turn.
+    assert api_token_warnings_send() == 0
+    rotate("chatbot", "--days", "10")
+    assert api_token_warnings_send() == 1
+    assert OutboundEmail.objects.filter(kind="api_token_expiring").count() == 4
+
+
+def test_an_expired_token_never_warned_about_is_told_as_expired(api_token, admin_user, oncommit):
+    ApiClient.objects.update(expires_at=timezone.now() - timedelta(days=2))
+    with oncommit():
+        assert api_token_warnings_send() == 1
+    [message] = mail.outbox
+    assert "The chatbot API token of chatbot expired on " in message.subject
+    assert "expired on" in message.body and "without a gap" not in message.body
+
+
+def test_no_administrator_no_warning_and_no_mark(api_token):
+    ApiClient.objects.update(expires_at=timezone.now() + timedelta(days=1))
+    assert api_token_warnings_send() == 0
+    assert ApiClient.objects.get().expiry_warned_at is None  # an administrator added later is told
 
 
 # --- Booking status -------------------------------------------------------------------------
@@ -340,6 +520,30 @@ def test_availability_filters_by_counsellor_and_session_type(api, slot, other_sl
     assert long_session.slug not in fits[slot.pk]
 
 
+def test_availability_takes_a_counsellors_former_slug_and_names_them_by_the_current_one(
+    api, slot, other_slot, session_type
+):
+    """A chatbot that kept a counsellor's slug from before an administrator changed it still
+    finds their times, as a link to the old profile still leads there, and learns the new one."""
+    counsellor = slot.counsellor
+    counsellor.previous_slugs.create(slug="asha-rao")
+    Slot.objects.create(counsellor=counsellor, start=slot.start + timedelta(days=1), end=slot.end + timedelta(days=1))
+
+    page = api.get("/api/v1/availability", {"counsellor": "asha-rao", "limit": 1}).json()
+    assert [s["slot_id"] for s in page["slots"]] == [slot.pk]
+    assert page["counsellors"] == [{"slug": "asha", "display_name": counsellor.display_name}]
+    assert page["slots"][0]["counsellor"] == "asha"
+    assert "counsellor=asha&" in page["next"]  # the rest is asked for by the current slug
+    rest = api.get(unquote(page["next"]).removeprefix("http://testserver")).json()
+    assert [s["counsellor"] for s in rest["slots"]] == ["asha"] and rest["next"] is None
+
+    # Hidden from clients, they are not found by either slug; a slug nobody had is refused too.
+    Counsellor.objects.filter(pk=counsellor.pk).update(is_active=False)
+    for gone in ("asha-rao", "asha", "nobody"):
+        body = assert_problem(api.get("/api/v1/availability", {"counsellor": gone}), 400)
+        assert body["invalid_params"][0]["name"] == "counsellor"
+
+
 def test_availability_keeps_to_the_date_range(api, counsellor, session_type):
     near = Slot.objects.create(counsellor=counsellor, start=next_weekday_at(10), end=next_weekday_at(11))
     later = next_weekday_at(10, days_ahead=20)
@@ -520,6 +724,7 @@ def busy_clinic(db, session_type, make_booking):
         for h in range(6)
     ]
     Slot.objects.bulk_create(slots)
+    CounsellorPreviousSlug.objects.create(counsellor=counsellors[2], slug="c2-before")
     for slot in Slot.objects.all()[:200]:
         make_booking(Status.CONFIRMED, slot=slot)
     return make_booking(Status.CONFIRMED, slot=Slot.objects.filter(bookings__isnull=True).first())
@@ -532,6 +737,7 @@ def busy_clinic(db, session_type, make_booking):
         "/api/v1/availability?limit=200",
         "/api/v1/availability?limit=200&cursor={cursor}",
         "/api/v1/availability?session_type=t3&counsellor=c2",
+        "/api/v1/availability?session_type=t3&counsellor=c2-before",
         "/api/v1/availability?counsellor=nobody",
         "/api/v1/session-types",
         "/api/v1/bookings/{ack}",
@@ -549,13 +755,17 @@ def test_every_endpoint_answers_in_at_most_three_queries(api, busy_clinic, djang
         assert len(response.json()["slots"]) == 200  # the budget held on a full page
 
 
-def test_refusals_cost_at_most_one_query(api, client, settings, django_assert_max_num_queries):
+def test_refusals_cost_at_most_two_queries(api, client, settings, django_assert_max_num_queries):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": (1, 60)}
     api.get("/api/v1/session-types")
     with django_assert_max_num_queries(1):
         assert api.get("/api/v1/session-types").status_code == 429
-    with django_assert_max_num_queries(1):
+    # The update that refused it, and one read of why (an expired token is told when).
+    with django_assert_max_num_queries(2):
         assert client.get("/api/v1/session-types", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    ApiClient.objects.update(expires_at=timezone.now())
+    with django_assert_max_num_queries(2):
+        assert api.get("/api/v1/session-types").status_code == 401
 
 
 # --- No personal data, ever ------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.utils import timezone
 from icalendar import Calendar
 
 from bookings import services
+from bookings.api.auth import api_client_create, api_token_warnings_send
 from bookings.models import Actor, Booking, ConsentGiven, LinkToken, Mode, OutboundEmail, Payment, Slot, Status
 from bookings.tests.test_i18n import STAFF_EMAILS, assert_hindi, names_in_the_database
 from conftest import next_weekday_at
@@ -256,6 +257,9 @@ def send_every_email(client, oncommit, *, language: str, admin_user, counsellor,
     step(services.waitlist_end_unserved)
     step(staff_invite, email="new@example.com", role="counsellor", name="Nisha Rao", invited_by=admin_user)
     step(setup_link_send, user=counsellor.user)
+    # The chatbot's API token is about to expire: the administrators are told.
+    api_client_create(name="support-bot", days=10)
+    step(api_token_warnings_send)
     journey.names = names_in_the_database()
     return journey
 
@@ -316,6 +320,7 @@ WITHOUT_ONE_BOOKING = {
     "waitlist_joined",
     "waitlist_offer",
     "waitlist_ended",
+    "api_token_expiring",
 }
 
 

@@ -67,6 +67,7 @@ STAFF_EMAILS = {
     "new_request",
     "record_to_rebook",
     "session_changed",
+    "api_token_expiring",
 }
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import IntegrityError, connection, models, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
+from bookings.api.auth import api_call_authenticate
 from bookings.db_rules import sqlite_triggers_sync
-from bookings.models import Booking, Status
+from bookings.models import ApiClient, Booking, Status
+from bookings.tokens import token_hash
 
 
 def migrate(targets: list[tuple[str, str]]) -> None:
@@ -110,3 +115,24 @@ def test_0029_splits_whole_days_of_weekly_hours_and_can_be_undone(counsellor):
         assert rows() == [(0, time(0), time(1)), (6, time(22), time(0))]
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_0028_gives_existing_api_tokens_api_token_days_from_the_release(settings):
+    """A token made before tokens expired keeps working a generous while after the release
+    (no chatbot breaks at deploy), then expires like any other."""
+    settings.API_TOKEN_DAYS = 30
+    migrate([("bookings", "0026_booking_slot_counsellor_and_sqlite_overlap")])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO bookings_apiclient (name, token_hash, created_at, rate_window, rate_count) "
+                "VALUES (%s, %s, %s, 0, 0)",
+                ["chatbot", token_hash("an-old-token"), connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
+        released = timezone.now()
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    stored = ApiClient.objects.get(name="chatbot")
+    assert released + timedelta(days=30) <= stored.expires_at <= timezone.now() + timedelta(days=30)
+    assert stored.previous_token_hash is None and stored.expiry_warned_at is None
+    assert api_call_authenticate(raw_token="an-old-token") is not None

@@ -53,6 +53,14 @@ def test_a_bad_debug_value_is_a_clear_error(value):
     assert f"DEBUG must be 'true' or 'false', not '{value}'" in result.stderr
 
 
+@pytest.mark.parametrize("value, error", [("0", "at least 1"), ("3651", "at most 3650"), ("a year", "a whole number")])
+def test_a_bad_api_token_life_is_a_clear_error(value, error):
+    """Not a token refused at its making, months later, with a date that overflows."""
+    result = start({"API_TOKEN_DAYS": value})
+    assert result.returncode != 0
+    assert f"API_TOKEN_DAYS must be {error}" in result.stderr
+
+
 @pytest.mark.parametrize("secret", [None, "", "short", "dev-only-insecure-key-never-use-in-production"])
 def test_production_refuses_a_missing_or_weak_secret_key(secret):
     env = {"DEBUG": "false"}
