@@ -117,6 +117,7 @@ def test_0029_splits_whole_days_of_weekly_hours_and_can_be_undone(counsellor):
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
+@pytest.mark.django_db(transaction=True)
 def test_0028_gives_existing_api_tokens_api_token_days_from_the_release(settings):
     """A token made before tokens expired keeps working a generous while after the release
     (no chatbot breaks at deploy), then expires like any other."""
