@@ -590,7 +590,7 @@ def booking_timeline(booking: Booking) -> list[TimelineEntry]:
     payment_started = False
     for event in booking.events.all():
         text, moved = _timeline_text(event), None
-        if event.action == "transition" and event.to_status == Status.PAYMENT_PENDING:
+        if event.action == "transition" and event.to_status == Status.PAYMENT_PENDING and event.actor != Actor.STAFF:
             if payment_started:
                 text = _("You started the payment again")
             payment_started = True
@@ -651,8 +651,11 @@ def _timeline_text(event: BookingEvent) -> str:
     if to == s.APPROVED:
         return _("A counsellor reserved a time for you")
     if to == s.PAYMENT_PENDING:
-        return _("You started the payment")
+        # By staff: the price paid at the clinic's desk, recorded (the next entry says so).
+        return "" if event.actor == Actor.STAFF else _("You started the payment")
     if to == s.CONFIRMED:
+        if event.actor == Actor.STAFF:
+            return _("Paid at the clinic: your session is confirmed")
         return _("Payment received: your session is confirmed")
     if to == s.COMPLETED:
         return _("Your session took place")

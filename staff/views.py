@@ -873,7 +873,7 @@ REPORT_COLUMNS = (
     ("lapsed", "Lapsed unpaid", "Approved but never paid: released when the payment window ran out."),
     ("confirmed", "Confirmed", "Paid sessions still to take place, or held but not yet marked held or a no-show."),
     ("awaiting_payment", "Awaiting payment", "Approved, the client has not paid yet."),
-    ("received", "Received", "Payments the provider captured for these sessions, whatever their status now."),
+    ("received", "Received", "Payments taken for these sessions, online or at the clinic, whatever their status now."),
     ("refunded", "Refunded", "Refunds of those payments, started or done; a refund that failed is not counted."),
     ("net", "Net", "Received less refunded."),
 )
@@ -1045,6 +1045,7 @@ def _detail_context(
             session_start=booking.slot.start
         )
         ctx["cutoff_hours"] = settings.CANCELLATION_CUTOFF_HOURS
+        ctx["paid_at_clinic"] = any(p.at_clinic and p.confirmed_at for p in ctx["payments"])
     # Moving or cancelling a session whose time has passed is for one the clinic did not hold.
     ctx["after_the_fact"] = (
         booking.slot is not None and booking.slot.start <= ctx["now"] and Status.CANCELLED in staff_moves
@@ -1310,6 +1311,13 @@ def _cancelled_text(booking: Booking) -> str:
     """What cancelling did besides: money going back to the client, a late cancellation."""
     text = "Cancelled. The client has been emailed."
     refunds = [p for p in booking.payments.all() if p.refund_status]
+    # Money taken at the desk goes back from the desk: nothing is refunded online.
+    if desk := [p for p in refunds if p.at_clinic and p.refund_status != Payment.RefundState.PROCESSED]:
+        text += (
+            f" They paid {money(sum(p.refund_in_hand for p in desk), desk[0].currency)} at the clinic: give it "
+            "back from there, then record it under Payments below."
+        )
+    refunds = [p for p in refunds if not p.at_clinic]
     if going := [p for p in refunds if p.refund_status != Payment.RefundState.FAILED]:
         text += f" {money(sum(p.refund_in_hand for p in going), going[0].currency)} is being refunded to them."
     if len(going) < len(refunds):

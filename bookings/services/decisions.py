@@ -21,6 +21,7 @@ from bookings.errors import (
 from bookings.lifecycle import STATUS_EMAILS
 from bookings.models import (
     ACTIVE_STATUSES,
+    CLINIC_PROVIDER,
     Actor,
     Booking,
     LinkToken,
@@ -216,6 +217,18 @@ def booking_cancel(
                     "Sessions can be cancelled online until %(hours)s hours before they start. Please contact the clinic."
                 )
                 % {"hours": settings.CANCELLATION_CUTOFF_HOURS}
+            )
+        if booking.status == Status.CONFIRMED:
+            # Money recorded at the clinic's desk while this waited for the booking: its row is
+            # new, so the lock above did not see it. Nothing else locks such a payment before
+            # its booking (it has no provider to hear from), so taking it now cannot deadlock.
+            seen = [payment.pk for payment in taken]
+            taken += (
+                Payment.objects.select_for_update()
+                .filter(
+                    booking_id=booking_id, provider=CLINIC_PROVIDER, status=Payment.State.CONFIRMED, refund_status=""
+                )
+                .exclude(pk__in=seen)
             )
         from_status = booking.status
         cancelled = booking_transition(

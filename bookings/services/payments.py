@@ -262,11 +262,33 @@ def payment_record_at_clinic(
                 "money must go back before the booking is paid another way."
             )
         now = timezone.now()
+        if any(
+            a.status in PAYMENT_OPEN_STATES and a.authorized_at and a.authorized_at > now - PAYMENT_CAPTURE_GRACE
+            for a in attempts
+        ):
+            # The client has paid online a moment ago and the provider is taking the money:
+            # recorded at the desk too, they would pay twice until the refund came back.
+            raise BookingError(
+                "The client has just paid online, and the payment provider is confirming it: the booking is "
+                "usually confirmed within minutes. Reload the page then. Record a payment here only if theirs "
+                "does not arrive."
+            )
         for attempt in attempts:
             if attempt.status in PAYMENT_OPEN_STATES and not attempt.provider_payment_id:
                 attempt.status = Payment.State.FAILED
                 _raw_add(attempt, "failed", {"reason": "Closed: the booking was paid at the clinic"})
                 attempt.save(update_fields=["status", "raw", "updated_at"])
+        # An attempt the client started while this waited for the booking (not among those
+        # locked above) is closed too, as payment_confirm closes the others: passed by if
+        # another request holds it, never waited for (this holds the booking).
+        started_meanwhile = (
+            booking.payments.filter(PAYMENT_OPEN)
+            .exclude(pk__in=[attempt.pk for attempt in attempts])
+            .select_for_update(skip_locked=True)
+        )
+        Payment.objects.filter(pk__in=list(started_meanwhile.values_list("pk", flat=True))).update(
+            status=Payment.State.FAILED, updated_at=now
+        )
         payment = Payment(
             booking=booking,
             provider=CLINIC,
@@ -740,7 +762,8 @@ def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference
                 ]
             )
             action = "refund_recorded"
-            done = f"Refund of {amount} made from the provider's dashboard" + (f" ({reference})" if reference else "")
+            where = "given back at the clinic" if payment.at_clinic else "made from the provider's dashboard"
+            done = f"Refund of {amount} {where}" + (f" ({reference})" if reference else "")
         else:
             payment.save(update_fields=["needs_attention", "updated_at"])
             action, done = "payment_settled", "Payment alert dealt with"

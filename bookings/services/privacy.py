@@ -430,7 +430,8 @@ def privacy_export(*, held: HeldData) -> dict[str, Any]:
                         # The references that match it in the payment provider's own records.
                         "provider": p.provider,
                         "provider_order_id": p.provider_order_id,
-                        "provider_payment_id": p.provider_payment_id,
+                        # A payment at the clinic: its receipt number ("" if none was given).
+                        "provider_payment_id": p.reference,
                         "provider_refund_id": p.provider_refund_id,
                     }
                     for p in b.payments.all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -19,6 +20,7 @@ from bookings.services import (
     booking_cancel,
     booking_transition,
     payment_confirm,
+    payment_fail,
     payment_record_at_clinic,
     payment_settle_choices,
     payment_start,
@@ -265,13 +267,24 @@ def test_recording_the_money_given_back(admin_client, cancelled_after_paying_at_
     assert "The clinic has given back the ₹1,500 you paid there." in page and "CASH-5" in page
 
 
-def test_nothing_is_ever_sent_to_a_provider_for_it(cancelled_after_paying_at_clinic):
+def test_its_refund_is_never_sent_online_nor_asked_for_in_a_loop(admin_client, admin_user, approved, oncommit):
+    """Left "refund started" (its task lost, say), the sweep asks the clinic provider once:
+    it refuses for good, and the money waits for the desk, with one alert."""
     from bookings.services import payment_refunds_check, payment_refunds_retry
 
-    _, payment = cancelled_after_paying_at_clinic
-    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(days=1))
-    assert payment_refunds_retry() == 0 and payment_refunds_check() == 0
+    paid(admin_client, approved)
+    mail.outbox = []
+    booking_cancel(booking_id=approved.pk, actor=Actor.STAFF, user=admin_user, reason="Counsellor ill")  # no task run
+    payment = Payment.objects.get(booking=approved)
+    assert payment.refund_status == Payment.RefundState.PENDING
+    for _ in range(2):
+        Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(days=1))
+        with oncommit():
+            assert payment_refunds_retry() == 0 and payment_refunds_check() == 0
+    payment.refresh_from_db()
+    assert payment.refund_status == Payment.RefundState.FAILED and payment.provider_refund_id == ""
     assert BookingEvent.objects.filter(booking_id=payment.booking_id, action="refund").count() == 0
+    assert len([m for m in mail.outbox if "money to give back at the clinic" in m.subject]) == 1
 
 
 def test_the_client_reads_it_in_their_language(admin_client, make_booking, counsellor, oncommit):
@@ -383,3 +396,49 @@ def test_counsellors_are_not_offered_it(counsellor_client, session_type, counsel
     response = counsellor_client.post(reverse("staff:booking_new"), walk_in(session_type, counsellor, this_afternoon))
     assert response.status_code == 400
     assert not Booking.objects.filter(email="ravi@example.com").exists()
+
+
+# --- What the client's timeline and staff read --------------------------------------------
+
+
+def test_the_client_timeline_says_they_paid_at_the_clinic(admin_client, approved, client, manage_token):
+    paid(admin_client, approved, reference="R-1")
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(approved)])).content.decode()
+    assert "Paid at the clinic: your session is confirmed" in page
+    assert "You started the payment" not in page  # they paid at the desk; the clinic recorded it
+
+
+def test_nor_that_they_started_a_payment_again_after_an_online_attempt_failed(
+    admin_client, approved, client, manage_token
+):
+    attempt = payment_start(booking_id=approved.pk)
+    payment_fail(payment_id=attempt.pk, reason="declined")
+    paid(admin_client, Booking.objects.get(pk=approved.pk))
+    page = client.get(reverse("bookings:booking_page", args=[manage_token(approved)])).content.decode()
+    assert "You started the payment again" not in page
+    assert page.count("You started the payment") == 1  # their own attempt online, which failed
+
+
+def test_staff_cancelling_are_told_to_give_the_money_back_not_that_it_is_refunded(admin_client, approved, settings):
+    paid(admin_client, approved, reference="R-1")
+    booking = Booking.objects.get(pk=approved.pk)
+    form = admin_client.get(detail_url(booking)).content.decode()
+    assert "cancelling starts a full refund" not in form
+    assert "This booking was paid at the clinic: cancelling asks you to give the money back from there" in form
+    # As in production, where the refund's task runs after the response (a worker): still "refund started".
+    response = admin_client.post(
+        reverse("staff:booking_cancel", args=[booking.pk]),
+        {"cancel-version": booking.version, "cancel-reason": "Counsellor ill"},
+    )
+    assert response.status_code == 302
+    (message,) = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "is being refunded to them" not in message and "A refund could not be made" not in message
+    assert "They paid ₹1,500 at the clinic: give it back from there, then record it under Payments below." in message
+
+
+def test_a_payment_online_being_confirmed_is_not_paid_twice_at_the_desk(admin_user, approved):
+    attempt = payment_start(booking_id=approved.pk)
+    Payment.objects.filter(pk=attempt.pk).update(authorized_at=timezone.now() - timedelta(minutes=2))
+    with pytest.raises(BookingError, match="The client has just paid online"):
+        payment_record_at_clinic(booking_id=approved.pk, user=admin_user, method="cash")
+    assert not Payment.objects.filter(provider=CLINIC).exists()
