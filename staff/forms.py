@@ -1258,6 +1258,15 @@ class StaffBookingForm(forms.Form):
                 },
             )
         self.fields["consent"].help_text = f"Privacy notice version {settings.POLICY_VERSION}."
+        # The page's order (templates/staff/booking_new.html), which the error summary follows:
+        # fields added above would otherwise be listed last.
+        self.order_fields(
+            [
+                *("client_name", "email", "phone", "age", "language"),
+                *("session_type", "mode", "counsellor", "slot", "status", "amount", "below_price"),
+                *("clinic_method", "clinic_reference"),
+            ]
+        )
 
     def clean_email(self) -> str:
         return email_normalise(self.cleaned_data["email"])

@@ -149,6 +149,9 @@ def test_what_is_wrong_is_said_next_to_it_and_nothing_changes(admin_client, appr
     assert 'id="id_clinic_payment-received-error"' in html and "Tick this once the money is in hand." in html
     assert "I have received ₹1,500 from the client" in html
     assert Booking.objects.get(pk=approved.pk).status == Status.APPROVED and not Payment.objects.exists()
+    # The summary links each problem to its field; a label that asks a question takes no colon.
+    assert 'href="#id_clinic_payment-method-group">How did the client pay? Choose how the client paid.</a>' in html
+    assert "pay?:" not in html
 
 
 def test_a_receipt_number_recorded_before_is_refused_next_to_it(admin_client, approved, make_booking, counsellor):
@@ -377,6 +380,15 @@ def test_paying_at_once_needs_a_time_and_how(admin_client, session_type, counsel
     assert 'id="id_slot-error"' in html and "Choose the time they have paid for." in html
     assert 'id="id_clinic_method-error"' in html and "Choose how the client paid." in html
     assert not Booking.objects.filter(email="ravi@example.com").exists()
+
+
+def test_the_error_summary_lists_the_problems_in_the_pages_order(admin_client, session_type, counsellor):
+    response = admin_client.post(reverse("staff:booking_new"), {"status": "paid_at_clinic"})
+    html = response.content.decode()
+    summary = html[html.index('class="error-summary"') :]
+    summary = summary[: summary.index("</div>")]
+    asked = ["Client&#x27;s name", "says they are 18", "Time slot", "If paid now: how?", "I read the privacy"]
+    assert sorted(asked, key=summary.index) == asked
 
 
 def test_a_receipt_number_used_before_makes_no_booking(
