@@ -19,13 +19,13 @@ from bookings.services import (
     Settle,
     booking_cancel,
     booking_transition,
-    payment_confirm,
     payment_fail,
     payment_record_at_clinic,
     payment_settle_choices,
     payment_start,
 )
 from staff.tests.conftest import HX
+from staff.tests.test_payment_settle import captured
 
 
 def url(booking: Booking) -> str:
@@ -127,14 +127,7 @@ def test_an_online_attempt_left_open_is_closed_and_its_late_money_refunded(admin
 
     # The client finished paying online after all: too late, refunded, the booking kept.
     with oncommit():
-        payment_confirm(
-            payment_id=attempt.pk,
-            provider_payment_id="sandbox_pay_late",
-            amount=booking.amount,
-            currency="INR",
-            raw={},
-            source="test",
-        )
+        captured(attempt, booking.amount, "sandbox_pay_late")
     attempt.refresh_from_db()
     assert attempt.refund_status == Payment.RefundState.PROCESSED and attempt.needs_attention
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
@@ -194,9 +187,7 @@ def test_only_a_booking_waiting_for_payment_can_be_paid(admin_client, admin_user
 
 def test_a_wrong_amount_held_is_dealt_with_first(admin_user, approved):
     attempt = payment_start(booking_id=approved.pk)
-    payment_confirm(
-        payment_id=attempt.pk, provider_payment_id="sandbox_wrong", amount=100, currency="INR", raw={}, source="test"
-    )
+    captured(attempt, 100, "sandbox_wrong")
     with pytest.raises(BookingError, match="A payment that did not match this booking is held"):
         payment_record_at_clinic(booking_id=approved.pk, user=admin_user, method="cash")
     assert Booking.objects.get(pk=approved.pk).status == Status.PAYMENT_PENDING
