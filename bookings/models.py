@@ -717,17 +717,26 @@ class RefundHeardEarly(models.Model):
 
 
 class WebhookEvent(models.Model):
-    """Provider webhook events already processed, so a replay changes nothing."""
+    """Provider webhook events already processed, so a replay changes nothing.
+
+    An event is known by the SHA-256 of its signed part (for Razorpay, the body), never by
+    the event ID beside it, which the signature does not cover. Events recorded before
+    migration 0030 were known by that ID and have no digest: they stay as a record, and one
+    of them delivered again is applied again, which changes nothing (the handlers are
+    idempotent)."""
 
     provider = models.CharField(max_length=20)
-    event_id = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, null=True, blank=True)
+    # The provider's ID for the event, for people matching it with the provider's records; it
+    # proves nothing and is not unique (anyone holding a signed body may send it with any ID).
+    event_id = models.CharField(max_length=100, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_unique")]
+        constraints = [models.UniqueConstraint(fields=["provider", "digest"], name="webhook_event_digest_unique")]
 
     def __str__(self) -> str:
-        return f"{self.provider} event {self.event_id}"
+        return f"{self.provider} event {self.event_id or self.digest}"
 
 
 class OutboundEmail(models.Model):

@@ -115,6 +115,11 @@ class Ignored:
 
 @dataclass(frozen=True)
 class WebhookEvent:
+    # What the event is known by, so that a replay is recognised: the SHA-256 of exactly what
+    # the signature covers. Never anything from outside the signature.
+    digest: str
+    # The provider's own ID for it, when it sends one beside the signed part: for a person
+    # matching our log with the provider's dashboard. Anyone may have written it.
     event_id: str
     kind: str
     outcome: Paid | Failed | RefundCreated | RefundProcessed | RefundFailed | Ignored
@@ -172,8 +177,10 @@ class PaymentProvider:
         raise NotImplementedError
 
     def webhook_parse(self, *, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Authenticate a webhook request and translate it. Providers without webhooks
-        keep this default."""
+        """Authenticate a webhook request and translate it. The event's `digest` must be
+        computed from the signed data alone: a replay is refused by it, so whatever is not
+        signed (an event ID header, say) must never decide whether an event is applied.
+        Providers without webhooks keep this default."""
         raise SignatureInvalid(f"{self.identifier} does not send webhooks")
 
     def refund_create(self, *, payment: Payment, amount: int) -> Refund:
@@ -471,17 +478,22 @@ class RazorpayProvider(PaymentProvider):
             event = _scrub(json.loads(text))
         except (UnicodeDecodeError, SignatureVerificationError, ValueError):
             raise SignatureInvalid("razorpay webhook signature does not match") from None
-        # Razorpay repeats an event with the same X-Razorpay-Event-Id; hash the body if absent.
-        event_id = headers.get("X-Razorpay-Event-Id", "") or hashlib.sha256(body).hexdigest()
+        # The signature covers the body only, so the event is known by the body's digest, not by
+        # its X-Razorpay-Event-Id header: with that as the key, one signed body could be sent
+        # again under any other ID and applied again, and a genuine event skipped whose ID had
+        # been sent first with another body. Razorpay's retries repeat the body; were one not
+        # to, its handlers would change nothing the second time (they are idempotent).
+        digest = hashlib.sha256(body).hexdigest()
+        event_id = headers.get("X-Razorpay-Event-Id", "")[:100]
         kind = str(event.get("event", "")) if isinstance(event, dict) else ""
         try:
             outcome = self._webhook_outcome(kind, event)
         except (AttributeError, TypeError, ValueError):
             # Signed, so Razorpay's, but not in the shape its documentation gives: a 500 would
             # have it sent again and again, to the same end. Acknowledged, and logged for a person.
-            logger.error("razorpay webhook %s (%s) is not in the documented shape; ignored", event_id[:100], kind)
+            logger.error("razorpay webhook %s (%s) is not in the documented shape; ignored", event_id or digest, kind)
             outcome = Ignored(kind)
-        return WebhookEvent(event_id=event_id[:100], kind=kind, outcome=outcome)
+        return WebhookEvent(digest=digest, event_id=event_id, kind=kind, outcome=outcome)
 
     @staticmethod
     def _webhook_outcome(

@@ -1207,12 +1207,13 @@ def payment_return(*, payment_id: int, data: dict[str, str]) -> Payment:
 def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
     """Apply one authenticated webhook event, once. Returns False for a replay.
 
-    The event ID is recorded in the same transaction as its effect: if applying it fails,
-    neither is kept and the provider's retry is processed afresh.
+    The event is known by the digest of its signed part, recorded in the same transaction as
+    its effect: if applying it fails, neither is kept and the provider's retry is processed
+    afresh.
     """
     try:
         with transaction.atomic():
-            WebhookEvent.objects.create(provider=provider, event_id=event.event_id)
+            WebhookEvent.objects.create(provider=provider, digest=event.digest, event_id=event.event_id)
             outcome = event.outcome
             if isinstance(outcome, payments.Paid | payments.Failed):
                 payment = _payment_by_order(provider=provider, order_id=outcome.order_id)
@@ -1233,7 +1234,7 @@ def payment_webhook(*, provider: str, event: payments.WebhookEvent) -> bool:
             elif isinstance(outcome, payments.RefundNews):
                 payment_refund_news(provider=provider, outcome=outcome)
     except IntegrityError:
-        if WebhookEvent.objects.filter(provider=provider, event_id=event.event_id).exists():
+        if WebhookEvent.objects.filter(provider=provider, digest=event.digest).exists():
             return False
         raise
     return True

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from bookings.api.auth import api_call_authenticate
 from bookings.db_rules import sqlite_triggers_sync
-from bookings.models import ApiClient, Booking, Status
+from bookings.models import ApiClient, Booking, Status, WebhookEvent
 from bookings.tokens import token_hash
 
 
@@ -137,3 +137,23 @@ def test_0028_gives_existing_api_tokens_api_token_days_from_the_release(settings
     assert released + timedelta(days=30) <= stored.expires_at <= timezone.now() + timedelta(days=30)
     assert stored.previous_token_hash is None and stored.expiry_warned_at is None
     assert api_call_authenticate(raw_token="an-old-token") is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0030_keeps_webhook_events_known_by_id_and_does_not_let_their_ids_block_new_ones():
+    """Rows from before 0030 (known by the unsigned event ID) stay, with no digest; two of
+    them do not collide, and an event arriving with one of their IDs is recorded too."""
+    migrate([("bookings", "0026_booking_slot_counsellor_and_sqlite_overlap")])
+    try:
+        with connection.cursor() as cursor:
+            for event_id in ("evt_old", "evt_older"):
+                cursor.execute(
+                    "INSERT INTO bookings_webhookevent (provider, event_id, received_at) VALUES (%s, %s, %s)",
+                    ["razorpay", event_id, timezone.now()],
+                )
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    assert sorted(WebhookEvent.objects.values_list("event_id", "digest")) == [("evt_old", None), ("evt_older", None)]
+    WebhookEvent.objects.create(provider="razorpay", event_id="evt_old", digest="0" * 64)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WebhookEvent.objects.create(provider="razorpay", event_id="evt_other", digest="0" * 64)

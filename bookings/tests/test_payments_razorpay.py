@@ -496,6 +496,42 @@ def test_replayed_webhook_changes_nothing(client, api, approved):
     assert OutboundEmail.objects.filter(booking=booking, kind="confirmed").count() == 1
 
 
+def test_a_signed_body_sent_again_under_another_event_id_is_a_replay(client, api, approved):
+    """The signature covers the body, not the X-Razorpay-Event-Id header beside it."""
+    booking, token = approved
+    start(client, api, booking, token)
+    body = webhook_event("payment.captured", payment=payment_body(booking.amount))
+    assert post_webhook(client, body, event_id="evt_1").content == b"ok"
+    version = Booking.objects.get(pk=booking.pk).version
+
+    again = post_webhook(client, body, event_id="evt_made_up")
+    unnamed = post_webhook(client, body, event_id="")
+
+    assert again.content == unnamed.content == b"already processed"
+    assert Booking.objects.get(pk=booking.pk).version == version
+    assert BookingEvent.objects.filter(booking=booking, to_status=Status.CONFIRMED).count() == 1
+    assert OutboundEmail.objects.filter(booking=booking, kind="confirmed").count() == 1
+    [event] = WebhookEvent.objects.all()
+    assert event.event_id == "evt_1" and event.digest == hashlib.sha256(body).hexdigest()
+
+
+def test_a_genuine_event_is_applied_whatever_event_id_came_before_it(client, api, approved):
+    """Someone holding an old signed body sends it under the ID a genuine event will carry:
+    the genuine event is still applied."""
+    booking, token = approved
+    start(client, api, booking, token)
+    old = webhook_event("payment.authorized", payment=payment_body(booking.amount, status="authorized"))
+    assert post_webhook(client, old, event_id="evt_next").content == b"ok"
+
+    response = post_webhook(
+        client, webhook_event("payment.captured", payment=payment_body(booking.amount)), event_id="evt_next"
+    )
+
+    assert response.status_code == 200 and response.content == b"ok"
+    assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+    assert WebhookEvent.objects.filter(event_id="evt_next").count() == 2
+
+
 def test_the_same_payment_by_return_and_webhook_confirms_once(client, api, approved):
     booking, token = approved
     payment = start(client, api, booking, token)

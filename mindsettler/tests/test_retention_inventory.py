@@ -116,7 +116,9 @@ NOT_PERSONAL: dict[str, set[str]] = {
     },
     "bookings.RefundHeardEarly": {"id", "provider", "provider_payment_id", "provider_refund_id", "state", "amount",
                                   "received_at"},
-    "bookings.WebhookEvent": {"id", "provider", "event_id", "received_at"},
+    # digest: the SHA-256 of a signed body, which names the payer among random IDs: nothing can be
+    # read back from it.
+    "bookings.WebhookEvent": {"id", "provider", "digest", "event_id", "received_at"},
     "bookings.OutboundEmail": {"id", "kind", "booking", "status", "attempts", "refusals", "next_attempt_at",
                                "last_error", "created_at", "sent_at", "requeued_at"},
     "bookings.ApiClient": {"id", "name", "token_hash", "created_at", "expires_at", "expiry_warned_at",
