@@ -309,8 +309,9 @@ def _ruled_out_notice(slot_id: int) -> str:
     start = Slot.objects.filter(pk=slot_id).values_list("start", flat=True).first()
     if start is None:
         return gettext("The time you chose is no longer available. Please choose another time.")
+    # Shown on the wizard's page, so written as HTML writes it: the zone kept with its time.
     return gettext("The time you had chosen, %(start)s, is not free for these choices. Please choose another time.") % {
-        "start": when(start)
+        "start": when(start, autoescape=True)
     }
 
 

@@ -581,12 +581,13 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
     days: dict[date, str] = {}
 
     def short(value: datetime) -> str:
-        """bookings' when_short ('Thu 26 Nov, 10:50 IST'), escaped; the zone and each day's words
-        looked up once a page, the time written as numbers (strftime() took four times as long)."""
+        """bookings' when_short ('Thu 26 Nov, 10:50 IST') as HTML writes it, escaped; the zone and
+        each day's words looked up once a page, the time written as numbers (strftime() took four
+        times as long)."""
         local = value.astimezone(tz)
         if (words := days.get(day := local.date())) is None:
             words = days[day] = day_words(day, "D j M")
-        return escape(f"{words}, {local.hour:02d}:{local.minute:02d} {local.tzname()}")
+        return escape(f"{words}, {local.hour:02d}:{local.minute:02d}\N{NO-BREAK SPACE}{local.tzname()}")
 
     def session_span(start: datetime, minutes: int) -> str:
         """bookings' span filter ('Thu 26 Nov, 10:00 to 10:50 IST', with an en dash for 'to'):
@@ -596,12 +597,12 @@ def _list_rows(rows: list[dict[str, Any]]) -> SafeString:
         last = (start + timedelta(minutes=minutes)).astimezone(tz)
         zone = last.tzname()
         if start.astimezone(tz).tzname() == zone:
-            begun = begun.removesuffix(f" {escape(zone)}")
+            begun = begun.removesuffix(f"\N{NO-BREAK SPACE}{escape(zone)}")
         day, _, begun = begun.partition(", ")
         # On a phone the day and the times each keep to one line, the line breaking between
-        # them (and before the zone when a long name leaves the column no more room).
+        # them; the zone stays with the times (a no-break space), never alone on a line.
         times = f"{begun}\N{EN DASH}{last.hour:02d}:{last.minute:02d}"
-        return f'<span class="whitespace-nowrap">{day},</span> <span class="whitespace-nowrap">{times}</span> {escape(zone)}'
+        return f'<span class="whitespace-nowrap">{day},</span> <span class="whitespace-nowrap">{times}</span>\N{NO-BREAK SPACE}{escape(zone)}'
 
     out = []
     for b in rows:

@@ -65,5 +65,5 @@ def time_radios(times: list[dict[str, Any]], chosen: str, any_counsellor: bool) 
         else:
             who = slot.counsellor_name
         checked = " checked" if str(slot.pk) == chosen else ""
-        rows.append((slot.pk, checked, clock(time["start"]), who))
+        rows.append((slot.pk, checked, clock(time["start"], autoescape=True), who))  # HTML: zone kept with time
     return format_html_join("", TIME, rows)

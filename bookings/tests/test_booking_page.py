@@ -59,7 +59,7 @@ def test_session_details_appear_once_a_slot_is_assigned(client, make_booking, co
     approved = make_booking(Status.APPROVED, slot=slot, email="b@example.com")
     html = client.get(page_url(approved)).content.decode()
     local = timezone.localtime(slot.start)
-    assert f"{local:%H:%M} IST" in html and str(local.year) in html
+    assert f"{local:%H:%M}\N{NO-BREAK SPACE}IST" in html and str(local.year) in html
     assert counsellor.display_name in html
     assert "50 minutes" in html and "Online" in html
     assert "will appear here once your session is confirmed." in html  # the room link only once confirmed

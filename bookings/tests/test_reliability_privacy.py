@@ -302,8 +302,8 @@ def test_a_client_who_phoned_sees_how_and_when_they_agreed_to_the_privacy_notice
     client.post(page(phoned) + "privacy/export/")
     link = emailed_link("export")
     shown = client.get(link).content.decode()
-    assert f"Version {version}: you agreed on the phone with the clinic, {when(agreed)}" in shown
-    assert f"Version 2025-01-01: you agreed in the booking form, {when(online.consented_at)}" in shown
+    assert f"Version {version}: you agreed on the phone with the clinic, {when(agreed, autoescape=True)}" in shown
+    assert f"Version 2025-01-01: you agreed in the booking form, {when(online.consented_at, autoescape=True)}" in shown
     assert shown.count("you agreed") == 2  # nothing is claimed for the booking without a record
     download = client.get(link + "?download").content.decode()
     by_id = {b["acknowledgement_id"]: b for b in json.loads(download)["bookings"]}

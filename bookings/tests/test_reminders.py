@@ -373,7 +373,7 @@ def test_the_daily_summary_names_the_time_zone_of_its_times(make_booking, counse
     [line] = [line for line in message.body.splitlines() if booking.ack_id in line]
     # Until the session ends (50 minutes), not its hour-long slot.
     assert line.startswith(f"09:00\u201309:50 {name}")
-    assert f"09:00\u201309:50 {name}" in message.alternatives[0][0]
+    assert f"09:00\u201309:50\N{NO-BREAK SPACE}{name}" in message.alternatives[0][0]
 
 
 def test_the_daily_summary_is_in_english_whatever_language_is_active(make_booking, counsellor, oncommit):

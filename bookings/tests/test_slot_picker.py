@@ -150,7 +150,7 @@ def test_time_radios_name_the_time_zone_and_who_is_free_escaped():
         '<input type="radio" name="slot" value="7" id="slot-7" class="size-5 shrink-0 accent-brand-700" checked>'
         in html
     )
-    assert "10:00 IST" in html and "&lt;b&gt;Asha&lt;/b&gt; &amp; co" in html and "<b>" not in html
+    assert "10:00\N{NO-BREAK SPACE}IST" in html and "&lt;b&gt;Asha&lt;/b&gt; &amp; co" in html and "<b>" not in html
     times = [{"start": start, "slot": FreeSlot(7, start, "Asha"), "count": 3}]
     html = time_radios(times, "", True)
     assert "3 counsellors free" in html and 'accent-brand-700">' in html  # not checked

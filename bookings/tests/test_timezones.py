@@ -5,14 +5,16 @@ a change last their real length."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.template import Context, Template
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from bookings.models import Booking, Counsellor, SessionType, Slot
+from bookings.models import Booking, Counsellor, SessionType, Slot, Status
 from bookings.selectors import FreeSlot
 from bookings.templatetags.mindsettler import clock_span, span, when, when_short
 
@@ -63,6 +65,40 @@ def test_a_period_within_a_day_names_its_zone_once_and_each_time_its_own_across_
         assert clock_span(utc(2026, 10, 26, 10, 0), None) == "10:00 GMT"
 
 
+TIMES_AND_ZONES = "{{ t|when }} | {{ t|when_short }} | {{ t|clock }} | {{ t|span:e }} | {{ t|clock_span:e }}"
+
+
+@pytest.mark.parametrize("language", ["en", "hi"])
+def test_in_html_a_time_keeps_its_zone_on_its_line_and_plain_text_has_a_space(language):
+    """A narrow line must not leave the zone alone on the next ("10:00" above "IST"): in HTML
+    (pages and HTML emails) a no-break space joins them; text emails keep a plain space."""
+    html = Template("{% load mindsettler %}" + TIMES_AND_ZONES)
+    text = Template("{% load mindsettler %}{% autoescape off %}" + TIMES_AND_ZONES + "{% endautoescape %}")
+    start, end = utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 20)  # 01:30 BST to 01:20 GMT
+    with translation.override(language):
+        for zone in ("Asia/Kolkata", LONDON):
+            with timezone.override(zone):
+                shown = html.render(Context({"t": start, "e": end}))
+                written = text.render(Context({"t": start, "e": end}))
+            assert written == shown.replace("\N{NO-BREAK SPACE}", " ")
+            zones = {"Asia/Kolkata": ["IST"] * 5, LONDON: ["BST"] * 4 + ["GMT", "BST", "GMT"]}[zone]
+            assert re.findall(r"\d\d:\d\d\N{NO-BREAK SPACE}([A-Z]+)", shown) == zones, shown
+            assert re.findall(r"\d\d:\d\d ([A-Z]+)", written) == zones, written
+
+
+def test_the_booking_page_keeps_the_time_with_its_zone_in_english_and_hindi(client, make_booking, manage_token, slot):
+    booking = make_booking(Status.CONFIRMED, slot=slot)
+    url = f"/bookings/{manage_token(booking)}/"
+    local = timezone.localtime(slot.start)
+    for language in ("en", "hi"):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        html = client.get(url).content.decode()
+        with translation.override(language):
+            assert f"{local.year}, {local:%H:%M}\N{NO-BREAK SPACE}IST</dd>" in html
+            assert when(slot.start, autoescape=True) in html
+        assert f"{local:%H:%M} IST" not in html
+
+
 def test_when_short_in_hindi_writes_whole_day_and_month_names():
     """Hindi has no customary short forms of day and month names: "मंगल 1 दिस" reads as
     clipped words, so a reminder's subject gives them whole."""
@@ -90,7 +126,7 @@ def test_the_shared_picker_labels_each_time_with_its_own_zone():
     }
     with timezone.override(LONDON):
         html = render_to_string("bookings/_slot_picker.html", context)
-    assert "01:30 BST" in html and "01:30 GMT" in html
+    assert "01:30\N{NO-BREAK SPACE}BST" in html and "01:30\N{NO-BREAK SPACE}GMT" in html
 
 
 def test_the_rescheduled_email_shows_both_times_in_the_clients_zone():
@@ -206,4 +242,4 @@ def test_the_wizards_hint_names_both_abbreviations_of_a_zone_with_daylight_savin
     settings.TIME_ZONE, settings.TIME_ZONE_NAME = LONDON, "London time"
     html = client.get("/book/", follow=True).content.decode()
     assert "Times are shown in London time (GMT/BST)." in html
-    assert f"{timezone.localtime(slot.start):%H:%M %Z}" in html
+    assert f"{timezone.localtime(slot.start):%H:%M\N{NO-BREAK SPACE}%Z}" in html

@@ -45,7 +45,7 @@ def test_book_starts_a_run_and_shows_the_free_times_of_the_first_day(client, ses
     assert session_type.name in html
     assert f'id="slot-{slot.pk}"' in html
     assert f'id="slot-{taken.pk}"' not in html, "a held slot is never offered"
-    assert "10:00 IST" in html and "Times are shown in India Standard Time (IST)." in html
+    assert "10:00\N{NO-BREAK SPACE}IST" in html and "Times are shown in India Standard Time (IST)." in html
     assert page["Cache-Control"].startswith("max-age=0") and "no-store" in page["Cache-Control"]
 
 
@@ -83,7 +83,7 @@ def test_no_javascript_path_end_to_end_creates_one_draft_and_emails_the_link(cli
     html = review.content.decode()
     assert "Priya Sharma" in html and "priya@example.com" in html and "+91 98765 43210" in html
     assert "Trouble sleeping since the move." in html
-    assert "10:00 IST" in html
+    assert "10:00\N{NO-BREAK SPACE}IST" in html
 
     response = submit(client, run)
     assert response.status_code == 303 and step_of(response["Location"]) == "done"
@@ -484,7 +484,7 @@ def test_choices_that_rule_out_the_preselected_time_say_so(client, session_type,
         # It takes focus (wizard.js after a swap; autofocus on a page), so it is read out.
         autofocus = "" if headers else " autofocus"
         note = re.search(rf'<p class="notice" tabindex="-1" data-notice{autofocus}>(.*?)</p>', html).group(1)
-        assert note.startswith("The time you had chosen, ") and f"{local:%H:%M} IST" in note
+        assert note.startswith("The time you had chosen, ") and f"{local:%H:%M}\N{NO-BREAK SPACE}IST" in note
         assert "is not free for these choices. Please choose another time." in note
         data["slot"] = str(slot.pk)
     # Said once: the step shown again has no note, and no time chosen.

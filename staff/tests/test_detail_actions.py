@@ -1301,7 +1301,7 @@ def test_a_phoned_booking_records_the_clients_agreement_and_who_took_it(
     assert [e.action for e in booking.events.all()] == ["created", how]
     html = admin_client.get(response["Location"]).content.decode()
     assert f"client agreed to the privacy notice {words}" in html and "recorded by Ada" in html
-    assert f"Version {settings.POLICY_VERSION}, agreed {when(booking.consented_at)}" in html
+    assert f"Version {settings.POLICY_VERSION}, agreed {when(booking.consented_at, autoescape=True)}" in html
 
 
 def test_a_tick_for_a_privacy_notice_since_replaced_is_asked_for_again(admin_client, session_type, slot, settings):

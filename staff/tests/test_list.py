@@ -175,15 +175,19 @@ def test_rows_show_what_triage_needs(admin_client, counsellor, slot, make_bookin
             f'<a href="{reverse("staff:booking_detail", args=[booking.pk])}" class="font-semibold">{booking.ack_id}</a>'
         )
         assert link in html
-        assert when_short(booking.created_at) in html
+        assert when_short(booking.created_at, autoescape=True) in html
     # Each session from its start to its end, as everywhere: "Fri 27 Nov, 10:00 to 10:50 IST"
     # (the slot may be longer than the 50-minute session), on one line (on a phone, two: the
     # day, then the times).
     fifty = timedelta(minutes=50)
-    assert f'<td class="sm:whitespace-nowrap">{session_cell(span(slot.start, slot.start + fifty))}</td>' in html
+    assert (
+        f'<td class="sm:whitespace-nowrap">{session_cell(span(slot.start, slot.start + fifty, autoescape=True))}</td>'
+        in html
+    )
     assert "Confirmed" in html and "Bala Booked" in html
     assert (
-        f"asked for {session_cell(span(preferred.start, preferred.start + fifty))}" in html and "Pending review" in html
+        f"asked for {session_cell(span(preferred.start, preferred.start + fifty, autoescape=True))}" in html
+        and "Pending review" in html
     )
     assert 'Individual session<span class="block text-muted">In person</span>' in html and "Asha Menon" in html
     assert "no time yet" in html and "—" in html  # no counsellor yet
@@ -218,7 +222,7 @@ def test_row_times_name_their_zone_each():
     with timezone.override("Europe/London"):
         html = _list_rows(rows)
         assert when_short(first) == "Sun 25 Oct, 01:30 BST" and when_short(second) == "Sun 25 Oct, 01:30 GMT"
-    assert "Sun 25 Oct, 01:30 BST" in html and "Sun 25 Oct, 01:30 GMT" in html
+    assert "Sun 25 Oct, 01:30\N{NO-BREAK SPACE}BST" in html and "Sun 25 Oct, 01:30\N{NO-BREAK SPACE}GMT" in html
 
 
 def test_row_sessions_span_the_change_of_clocks():
@@ -238,17 +242,20 @@ def test_row_sessions_span_the_change_of_clocks():
     ]
     with timezone.override("Europe/London"):
         html = _list_rows(rows)
-        expected = [span(start, start + timedelta(minutes=50)) for start in (across, within)]
-    assert expected == ["Sun 25 Oct, 01:30 BST\N{EN DASH}01:20 GMT", "Mon 26 Oct, 10:00\N{EN DASH}10:50 GMT"]
+        expected = [span(start, start + timedelta(minutes=50), autoescape=True) for start in (across, within)]
+    assert [text.replace("\N{NO-BREAK SPACE}", " ") for text in expected] == [
+        "Sun 25 Oct, 01:30 BST\N{EN DASH}01:20 GMT",
+        "Mon 26 Oct, 10:00\N{EN DASH}10:50 GMT",
+    ]
     assert all(f">{session_cell(text)}</td>" in html for text in expected)
 
 
 def session_cell(text: str) -> str:
-    """The list's session cell for the span filter's `text`: the day and the times, each kept
-    on one line, then the zone."""
+    """The list's session cell for the span filter's `text` (as HTML writes it): the day and
+    the times, each kept on one line, then the zone, kept with the times."""
     day, times = text.split(", ", 1)
-    times, zone = times.rsplit(" ", 1)
-    return f'<span class="whitespace-nowrap">{day},</span> <span class="whitespace-nowrap">{times}</span> {zone}'
+    times, zone = times.rsplit("\N{NO-BREAK SPACE}", 1)
+    return f'<span class="whitespace-nowrap">{day},</span> <span class="whitespace-nowrap">{times}</span>\N{NO-BREAK SPACE}{zone}'
 
 
 def test_on_a_phone_a_row_shows_the_booking_with_its_status_the_client_and_the_session(admin_client, make_booking):

@@ -206,7 +206,10 @@ def test_times_of_day_name_their_zone(admin_client, counsellor_client, counsello
     make_booking(Status.CONFIRMED, slot=slot)
     zone = start.tzname()
     # Today's sessions give the end too, the zone named once.
-    assert f"23:00\N{EN DASH}23:50 {zone}</time>" in admin_client.get(reverse("staff:dashboard")).content.decode()
+    assert (
+        f"23:00\N{EN DASH}23:50\N{NO-BREAK SPACE}{zone}</time>"
+        in admin_client.get(reverse("staff:dashboard")).content.decode()
+    )
     counsellor_client.post(
         reverse("staff:availability_hours_add", args=[counsellor.pk]),
         {

@@ -50,7 +50,7 @@ def test_the_detail_page_says_when_the_session_ends_and_offers_recording_once_it
     upcoming = make_booking(Status.CONFIRMED, slot=long_slot(counsellor, next_weekday_at(12, days_ahead=4)))
     html = admin_client.get(reverse("staff:booking_detail", args=[upcoming.pk])).content.decode()
     ends = upcoming.slot.start + SESSION
-    assert f"after the session ends ({when_short(ends)})" in html
+    assert f"after the session ends ({when_short(ends, autoescape=True)})" in html
     assert when_short(upcoming.slot.end) not in html
 
 
@@ -63,15 +63,15 @@ def test_the_detail_page_gives_the_session_and_the_time_asked_for_from_start_to_
     asked = long_slot(counsellor, slot.start + timedelta(days=1))
     moved = make_booking(Status.CONFIRMED, slot=slot, preferred_slot=asked)
     html = admin_client.get(reverse("staff:booking_detail", args=[moved.pk])).content.decode()
-    assert f"<dd>{span(slot.start, slot.start + SESSION)}</dd>" in html
-    assert f"<dd>{span(asked.start, asked.start + SESSION)}</dd>" in html
+    assert f"<dd>{span(slot.start, slot.start + SESSION, autoescape=True)}</dd>" in html
+    assert f"<dd>{span(asked.start, asked.start + SESSION, autoescape=True)}</dd>" in html
     # Reserved at the time asked for: said so, not the same time twice.
     kept = make_booking(Status.CONFIRMED, slot=asked, preferred_slot=asked)
     html = admin_client.get(reverse("staff:booking_detail", args=[kept.pk])).content.decode()
     assert "Client asked for</dt><dd>The same time</dd>" in html
     pending = make_booking(Status.PENDING, preferred_slot=slot)
     html = admin_client.get(reverse("staff:booking_detail", args=[pending.pk])).content.decode()
-    assert f"Client asked for</dt><dd>{span(slot.start, slot.start + SESSION)}</dd>" in html
+    assert f"Client asked for</dt><dd>{span(slot.start, slot.start + SESSION, autoescape=True)}</dd>" in html
 
 
 def test_the_dashboard_lists_a_session_to_record_once_it_has_ended(admin_client, over):
@@ -133,8 +133,8 @@ def test_the_dashboard_gives_sessions_waiting_for_payment_and_times_asked_for_st
     make_booking(Status.APPROVED, slot=slot, payment_due_at=slot.start - timedelta(days=1))
     make_booking(Status.PENDING, preferred_slot=asked)
     html = admin_client.get(reverse("staff:dashboard")).content.decode()
-    assert f" · {span(slot.start, slot.start + SESSION)}</span>" in html
-    assert f"asked for {span(asked.start, asked.start + SESSION)}" in html
+    assert f" · {span(slot.start, slot.start + SESSION, autoescape=True)}</span>" in html
+    assert f"asked for {span(asked.start, asked.start + SESSION, autoescape=True)}" in html
 
 
 def test_the_dashboard_says_a_request_just_arrived_rather_than_waiting_0_minutes(admin_client, make_booking):

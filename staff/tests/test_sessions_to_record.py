@@ -68,7 +68,7 @@ def test_a_counsellor_sees_their_own_ended_sessions_oldest_first_without_the_cli
         assert booking.client_name in shown
         # The session in the clinic's zone, named, start to end ("Tue 3 Nov, 10:00 to 10:50 IST").
         assert f'datetime="{timezone.localtime(booking.slot.start).isoformat()}"' in shown
-        assert f">{span(booking.slot.start, booking.session_end)}</time>" in shown
+        assert f">{span(booking.slot.start, booking.session_end, autoescape=True)}</time>" in shown
     for name in ("rohans", "running", "ahead", "marked"):
         assert sessions[name].ack_id not in shown, name
     assert "Dev Shah" not in shown
