@@ -23,6 +23,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.i18n import set_language
 
 from bookings import selectors, services
 from bookings.errors import ActiveBookingExists, BookingError, RequestHeld, TokenInvalid, TooLate
@@ -337,6 +338,26 @@ def status(request: HttpRequest) -> HttpResponse:
         services.booking_links_request(email=email, language=translation.get_language())
     request.session[LINKS_SENT_TO] = email
     return HttpResponseRedirect(reverse("bookings:status_sent"), status=303)
+
+
+def language_set(request: HttpRequest) -> HttpResponse:
+    """The language switcher: Django's set_language, which sets the language and redirects to
+    the page it was on. The answer to a lookup by acknowledgement ID is the answer to a POST
+    (the ID stays out of URLs, and so out of logs, and out of the session), and a redirect's GET
+    would show the empty form: the status page's switcher sends the lookup along
+    (bookings/status.html), and is redirected with a 307, for which the browser posts the same
+    form to the page again, now read in the new language. No JavaScript needed. The lookup
+    counts again towards the visitor's limit; a lookup by email, which sends an email, is never
+    sent along."""
+    response = set_language(request)
+    if (
+        request.method == "POST"
+        and request.POST.get("lookup") == "ack"
+        and response.status_code == 302
+        and response["Location"] == reverse("bookings:status")
+    ):
+        response.status_code = 307
+    return response
 
 
 # The address the links were last sent to, in the visitor's session, for the page saying so.

@@ -4,8 +4,11 @@ violations, no other origins, within the page-weight budget, no serious axe-core
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 from playwright.sync_api import expect
 
+from bookings.lifecycle import CLIENT_LABELS
+from bookings.models import Status
 from e2e.journeys import heading
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -63,3 +66,24 @@ def test_finding_a_counsellor_by_language_and_way_of_meeting(tab, slots, other_c
     page.get_by_role("link", name="see all our counsellors").click()
     expect(page.get_by_role("heading", name=other_counsellor.display_name)).to_be_visible()
     tab.check()
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_changing_the_language_after_a_status_lookup_keeps_its_answer(tabs, make_booking, counsellor, javascript):
+    """The lookup answers a POST (the ID stays out of URLs): the browser posts it again after
+    the language switch, with or without JavaScript."""
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    tab = tabs(javascript=javascript)
+    page = tab.goto("/status/")
+    page.get_by_label("Acknowledgement ID", exact=True).fill(booking.ack_id)
+    page.get_by_role("button", name="Check status").click()
+    expect(page.locator("#status-result")).to_contain_text(str(CLIENT_LABELS[Status.APPROVED]))
+
+    page.get_by_label("Language").select_option("hi")
+    page.get_by_role("button", name="Change language").click()
+
+    expect(page.locator("html")).to_have_attribute("lang", "hi")
+    with translation.override("hi"):
+        expect(page.locator("#status-result")).to_contain_text(str(CLIENT_LABELS[Status.APPROVED]))
+    expect(page.locator("#status-result")).to_contain_text(booking.ack_id)
+    assert page.url.endswith("/status/")

@@ -1,13 +1,15 @@
 from django.urls import include, path
 
+from bookings import views as bookings_views
 from mindsettler import views
 from staff import login as staff_login
 from staff import second_factor
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
-    # The language switcher posts to /i18n/setlang/ (Django's set_language view).
-    path("i18n/", include("django.conf.urls.i18n")),
+    # The language switcher posts to /i18n/setlang/ (Django's set_language view, which
+    # also answers a status lookup again in the new language).
+    path("i18n/setlang/", bookings_views.language_set, name="set_language"),
     path("staff/", include("staff.urls")),
     # allauth's sign-in, answering 429 with Retry-After when it refuses for too many failures.
     path("accounts/login/", staff_login.login, name="account_login"),

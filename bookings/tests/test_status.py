@@ -424,3 +424,54 @@ def test_the_page_saying_where_the_links_went_is_read_again_without_sending_agai
         assert page.status_code == 200 and "again@example.com" in page.content.decode()
         assert "no-store" in page["Cache-Control"]
     assert len(mail.outbox) == 1
+
+
+def _language_form(html: str) -> dict[str, str]:
+    """What the footer's language switcher posts, as a browser would send it."""
+    form = re.search(r'<form action="/i18n/setlang/" method="post".*?</form>', html, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+def test_changing_the_language_after_a_lookup_by_id_answers_it_again_in_that_language(client, make_booking, counsellor):
+    """Without JavaScript, and with the ID never in a URL or the session: the switcher posts
+    the lookup along, and a 307 has the browser post it to the page again."""
+    booking = make_booking(Status.APPROVED, counsellor=counsellor)
+    html = _ack(client, booking.ack_id.lower()).content.decode()
+    fields = _language_form(html)
+    assert fields["lookup"] == "ack" and fields["ack_id"] == booking.ack_id.lower()
+
+    switched = client.post("/i18n/setlang/", {**fields, "language": "hi"})
+
+    assert switched.status_code == 307 and switched["Location"] == "/status/"
+    answer = client.post(switched["Location"], {**fields, "language": "hi"})  # what the browser does on a 307
+    page = answer.content.decode()
+    assert answer.status_code == 200 and '<html lang="hi"' in page
+    with translation.override("hi"):
+        assert str(CLIENT_LABELS[Status.APPROVED]) in page and booking.ack_id in page
+    assert booking.ack_id not in str(dict(client.session)) and booking.ack_id.lower() not in str(dict(client.session))
+    # Django's test client follows a 307 the same way, posting the form again.
+    back = client.post("/i18n/setlang/", {**_language_form(page), "language": "en"}, follow=True)
+    assert [url for url, _ in back.redirect_chain] == ["/status/"] and back.request["REQUEST_METHOD"] == "POST"
+    assert str(CLIENT_LABELS[Status.APPROVED]) in back.content.decode() and booking.ack_id in back.content.decode()
+
+
+def test_an_id_refused_is_refused_again_in_the_new_language(client):
+    page = _ack(client, "MS-ABC").content.decode()
+    switched = client.post("/i18n/setlang/", {**_language_form(page), "language": "hi"}, follow=True)
+    html = switched.content.decode()
+    assert '<html lang="hi"' in html and 'aria-invalid="true"' in html and 'value="MS-ABC"' in html
+
+
+def test_a_lookup_by_email_is_never_sent_again_by_a_change_of_language(client, make_booking):
+    """It sends an email: a refused address, or a page that was rate limited, leaves the switcher
+    as on any page (back to the empty form)."""
+    make_booking(Status.PENDING, email="again@example.com")
+    page = client.post("/status/", {"lookup": "email", "email": "again@example.com x"}).content.decode()
+    fields = _language_form(page)
+    assert set(fields) == {"csrfmiddlewaretoken", "next"}
+    switched = client.post("/i18n/setlang/", {**fields, "language": "hi"})
+    assert switched.status_code == 302 and switched["Location"] == "/status/"
+    # Only the status page's own lookup is posted again, and only to that page.
+    posted = client.post("/i18n/setlang/", {"next": "/", "lookup": "ack", "ack_id": "MS-ABCDEF", "language": "en"})
+    assert posted.status_code == 302
+    assert mail.outbox == []
