@@ -161,6 +161,38 @@ def on_transition(
         kind = "expired" if actor == Actor.SYSTEM else "cancelled"
     else:
         return
+    _status_email(
+        booking=booking,
+        kind=kind,
+        from_status=from_status,
+        actor=actor,
+        client_asked=client_asked,
+        counsellor_before_id=counsellor_before_id,
+    )
+
+
+def confirmed_again(*, booking: Booking) -> OutboundEmail:
+    """The "confirmed" email written afresh from the booking as it is now, for "Resend the last
+    email" (services.booking_resend_last_email): what confirming it now would send. The copy
+    kept of the first says what held then: that it can be cancelled online (the cutoff may
+    have passed since, or its hours changed), that the link to join will be added (it may be
+    there now), the counsellor's and the clinic's names and address as they were, in its
+    calendar invitation too. Nothing in it is a fact of that moment alone, as the old time of
+    a move or the refund of a cancellation are: those emails are sent again as they were."""
+    return _status_email(booking=booking, kind="confirmed", from_status=Status.PAYMENT_PENDING, actor=Actor.PROVIDER)
+
+
+def _status_email(
+    *,
+    booking: Booking,
+    kind: str,
+    from_status: str,
+    actor: str,
+    client_asked: bool = False,
+    counsellor_before_id: int | None = None,
+) -> OutboundEmail:
+    """The client's email `kind` about `booking`, which has just moved from `from_status`."""
+    to = booking.status
     ics = ""
     if to == Status.CONFIRMED:
         ics = booking_ics(booking=booking)
@@ -191,7 +223,7 @@ def on_transition(
     by_clinic = kind == "cancelled" and actor == Actor.STAFF and not client_asked
     again = selectors.book_again(booking) if by_clinic else None
     asked = _counsellor_asked_for(booking, counsellor_before_id) if kind == "approved" else None
-    email_queue(
+    return email_queue(
         kind=kind,
         to=booking.email,
         booking=booking,

@@ -312,7 +312,10 @@ def email_to_resend(booking: Booking, emails: Iterable[OutboundEmail]) -> Outbou
 
 def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
     """Queue the booking's last status email again, to the same address, and note it in the
-    audit trail. Single-use links (verification, cancellation) are never resent."""
+    audit trail. A "confirmed" email is written afresh from the booking as it is now
+    (notifications.confirmed_again); the others, which tell of a change as it happened (a
+    move's old time, a cancellation's refund), are sent as they were, with a new link to the
+    booking's page. Single-use links (verification, cancellation) are never resent."""
     from bookings.emails import RESENT_BOOKING_LINK, enqueue_delivery
     from bookings.notifications import manage_path
 
@@ -322,6 +325,9 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
             booking,
             OutboundEmail.objects.filter(booking=booking, kind__in=STATUS_EMAILS).order_by("-created_at", "-id")[:1],
         )
+        booking_record(booking=booking, action="email_resent", actor=Actor.STAFF, user=user, reason=last.subject)
+        if last.kind == "confirmed":
+            return notifications.confirmed_again(booking=booking)
         body_text, body_html = last.body_text, last.body_html
         if RESENT_BOOKING_LINK in body_text + body_html:
             # The sent copy kept no working link (emails._links_forgotten): a new one.
@@ -339,7 +345,6 @@ def booking_resend_last_email(*, booking_id: int, user: Any) -> OutboundEmail:
             body_html=body_html,
             ics=last.ics,
         )
-        booking_record(booking=booking, action="email_resent", actor=Actor.STAFF, user=user, reason=last.subject)
         enqueue_delivery(copy.pk)
     return copy
 
@@ -451,10 +456,11 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Bo
     """Staff correct the client's address on an open booking: mistyped on the phone, or by the
     client. The links emailed so far went to the old address, which may be a stranger's: they
     stop working, and the emails still waiting to go there are given up. The new address gets
-    the booking's last status email again, with a new link to the booking's page (or, when no
-    status email says where the booking stands, that link alone). The timeline records the
-    correction without either address. Returns the booking and the subject of the email sent
-    again ("" when it was the link alone)."""
+    the booking's last status email again (a "confirmed" one written afresh, as "Resend the
+    last email" does), with a new link to the booking's page (or, when no status email says
+    where the booking stands, that link alone). The timeline records the correction without
+    either address. Returns the booking and the subject of the email sent again ("" when it
+    was the link alone)."""
     from bookings.emails import RESENT_BOOKING_LINK, _links_forgotten, enqueue_delivery
     from bookings.notifications import manage_path
 
@@ -510,6 +516,8 @@ def booking_correct_email(*, booking_id: int, user: Any, email: str) -> tuple[Bo
         except BookingError:
             notifications.booking_link_again(booking=booking)
             return booking, ""
+        if last.kind == "confirmed":  # written afresh, as "Resend the last email" does
+            return booking, notifications.confirmed_again(booking=booking).subject
         # Its links were those of the old address (revoked above), or already forgotten.
         link = manage_path(booking)
         body_text, body_html = (

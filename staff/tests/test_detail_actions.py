@@ -498,6 +498,62 @@ def test_resend_the_last_email(admin_client, pending, slot):
     assert BookingEvent.objects.filter(booking=pending, action="email_resent").exists()
 
 
+def test_a_resent_confirmation_says_what_holds_now_not_what_held_when_it_was_first_sent(
+    admin_client, client, counsellor, make_booking, oncommit, settings
+):
+    """Confirmed without a link to join, three days ahead. Since then the link was set, the
+    online cancellation cutoff raised past the session and the counsellor's name changed: the
+    email sent again (and the one sent to a corrected address) says so, with a calendar
+    invitation of the booking as it is now and a working link to its page."""
+    counsellor.meeting_url = ""
+    counsellor.save()
+    start = timezone.now().replace(microsecond=0) + timedelta(hours=72)
+    slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(hours=1))
+    booking = make_booking(Status.APPROVED, slot=slot, counsellor=counsellor, mode=Mode.ONLINE)
+    attempt = payment_start(booking_id=booking.pk)
+    mail.outbox = []
+    with oncommit():
+        payment_confirm(
+            payment_id=attempt.pk,
+            provider_payment_id="pay_1",
+            amount=booking.amount,
+            currency="INR",
+            raw={},
+            source="t",
+        )
+    [first] = mail.outbox
+    assert "the link to join will be added there" in first.body and "You can cancel online until 24 hours" in first.body
+    admin_client.post(url("meeting_url", booking), {"meeting-meeting_url": "https://meet.example/room-7"})
+    settings.CANCELLATION_CUTOFF_HOURS = 96
+    counsellor.display_name = "Asha R. Menon"
+    counsellor.save()
+    mail.outbox = []
+
+    with oncommit():
+        assert admin_client.post(url("resend", booking)).status_code == 302
+
+    [again] = mail.outbox
+    html = again.alternatives[0][0]
+    assert again.subject == first.subject and again.to == [booking.email]
+    for part in (again.body, html):
+        assert "has the details and the link to join" in part and "will be added there" not in part
+        assert "it can no longer be cancelled online" in part and "You can cancel online" not in part
+        assert "Asha R. Menon" in part and "pay_1" in part
+    [(_name, ics, _mimetype)] = again.attachments
+    assert "Asha R. Menon" in unescape(ics.replace("\r\n ", ""))
+    [path] = re.findall(r"http://testserver(/bookings/[A-Za-z0-9_-]{16,}/)", again.body)
+    assert client.get(path).status_code == 200
+    assert OutboundEmail.objects.filter(booking=booking, kind="confirmed").count() == 2
+    assert BookingEvent.objects.filter(booking=booking, action="email_resent", reason=first.subject).count() == 1
+
+    mail.outbox = []
+    with oncommit():
+        admin_client.post(url("email", booking), {"address-email": "kavya.new@example.com"})
+    [corrected] = mail.outbox
+    assert corrected.to == ["kavya.new@example.com"] and "Asha R. Menon" in corrected.body
+    assert "has the details and the link to join" in corrected.body
+
+
 def test_an_expired_booking_is_resent_its_expiry_not_its_request_to_pay(admin_client, pending, slot, oncommit):
     from bookings.services import bookings_expire
 
