@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from bookings.errors import TokenInvalid
 from bookings.models import (
+    CLINIC_PROVIDER,
     SLOT_HOLDING_STATUSES,
     Actor,
     BlockedPeriod,
@@ -701,9 +702,18 @@ def booking_payment_summary(*, booking: Booking) -> dict[str, object]:
     }
 
 
-def booking_with_session(booking_id: int) -> Booking:
-    """A booking with what its pages show about the session, in one query."""
-    return Booking.objects.select_related("session_type", "slot", "counsellor").get(pk=booking_id)
+def booking_with_session(booking_id: int, *, paid_at_clinic: bool = False) -> Booking:
+    """A booking with what its pages show about the session, in one query. `paid_at_clinic`:
+    also whether it was paid at the clinic's desk (`booking.paid_at_clinic`), whose money goes
+    back from there, not online."""
+    bookings = Booking.objects.select_related("session_type", "slot", "counsellor")
+    if paid_at_clinic:
+        bookings = bookings.annotate(
+            paid_at_clinic=Exists(
+                Payment.objects.filter(booking_id=OuterRef("pk"), provider=CLINIC_PROVIDER, confirmed_at__isnull=False)
+            )
+        )
+    return bookings.get(pk=booking_id)
 
 
 # --- Public counsellor profiles ---------------------------------------------------------

@@ -475,7 +475,8 @@ def cancel_confirm(request: HttpRequest, token: str) -> HttpResponse:
             link = token_get(raw=token, purpose=LinkToken.Purpose.CANCEL)
         except TokenInvalid as exc:
             return _link_problem(request, exc, purpose=LinkToken.Purpose.CANCEL, token=token)
-        booking = selectors.booking_with_session(link.booking_id)
+        # Paid at the clinic's desk, its money goes back from there, not online: the page says so.
+        booking = selectors.booking_with_session(link.booking_id, paid_at_clinic=True)
         speak_as_booked(request, booking)
         context = {
             "booking": booking,

@@ -445,3 +445,14 @@ def test_a_payment_online_being_confirmed_is_not_paid_twice_at_the_desk(admin_us
     with pytest.raises(BookingError, match="The client has just paid online"):
         payment_record_at_clinic(booking_id=approved.pk, user=admin_user, method="cash")
     assert not Payment.objects.filter(provider=CLINIC).exists()
+
+
+def test_the_cancel_link_page_says_the_clinic_gives_it_back(admin_client, approved, client, oncommit):
+    from bookings.models import LinkToken
+    from bookings.tokens import token_create
+
+    paid(admin_client, approved)
+    raw = token_create(booking=approved, purpose=LinkToken.Purpose.CANCEL, lifetime=timedelta(minutes=30))
+    page = client.get(reverse("bookings:cancel_confirm", args=[raw])).content.decode()
+    assert "You paid ₹1,500 at the clinic. Cancelling now gives all of it back: the clinic will contact you" in page
+    assert "the way you paid" not in page
