@@ -17,6 +17,7 @@ from bookings.services import booking_approve, payment_confirm, payment_start
 from bookings.templatetags.mindsettler import money, when
 from conftest import next_weekday_at
 from staff.tests.conftest import CONSENTED, HX
+from staff.tests.test_payment_settle import captured
 
 
 def url(name: str, booking) -> str:
@@ -513,14 +514,7 @@ def test_a_resent_confirmation_says_what_holds_now_not_what_held_when_it_was_fir
     attempt = payment_start(booking_id=booking.pk)
     mail.outbox = []
     with oncommit():
-        payment_confirm(
-            payment_id=attempt.pk,
-            provider_payment_id="pay_1",
-            amount=booking.amount,
-            currency="INR",
-            raw={},
-            source="t",
-        )
+        captured(attempt, booking.amount, "pay_1")
     [first] = mail.outbox
     assert "the link to join will be added there" in first.body and "You can cancel online until 24 hours" in first.body
     admin_client.post(url("meeting_url", booking), {"meeting-meeting_url": "https://meet.example/room-7"})
