@@ -39,7 +39,6 @@ from bookings.models import (
     meeting_url_https,
 )
 from bookings.services import (
-    CLINIC,
     CLINIC_PAYMENT_METHODS,
     SESSION_TYPE_SHOWN,
     Settle,
@@ -620,7 +619,7 @@ class PaymentSettleForm(forms.Form):
             Settle.REFUNDED: f"I refunded {amount} from {provider}'s dashboard: record it",
             Settle.DEALT_WITH: "Nothing more to do here: mark it as dealt with",
         }
-        if payment.provider == CLINIC:
+        if payment.at_clinic:
             labels[Settle.REFUNDED] = f"The clinic gave {amount} back to the client: record it"
             self.fields["reference"].label = "Refund reference"
             self.fields[

@@ -22,6 +22,7 @@ from bookings.errors import (
     StaleBooking,
 )
 from bookings.models import (
+    CLINIC_PROVIDER,
     CLINIC_UNNUMBERED,
     Actor,
     Booking,
@@ -52,8 +53,6 @@ PAYMENT_HELD = Q(status=Payment.State.PENDING, refund_status="") & ~Q(provider_p
 # The smallest amount, in minor units, a payment provider takes (Razorpay: 100 paise). The
 # staff forms refuse less; this guards bookings priced some other way (the admin, say).
 PAYMENT_MINIMUM_AMOUNT = 100
-# Money handed over at the clinic's desk, recorded by an administrator (payment_record_at_clinic).
-CLINIC = payments.ClinicProvider.identifier
 # How it was paid there, for the record and the receipt: (value, as staff read it).
 CLINIC_PAYMENT_METHODS = (("cash", "Cash"), ("card", "Card, on the clinic's machine"), ("upi", "UPI, to the clinic"))
 PAYMENT_RETRY_MESSAGE = _(
@@ -291,7 +290,7 @@ def payment_record_at_clinic(
         )
         payment = Payment(
             booking=booking,
-            provider=CLINIC,
+            provider=CLINIC_PROVIDER,
             provider_payment_id=reference or f"{CLINIC_UNNUMBERED}{secrets.token_hex(6)}",
             amount=booking.amount,
             currency=booking.currency,
@@ -718,7 +717,7 @@ def payment_settle_choices(payment: Payment) -> list[str]:
         return [Settle.DEALT_WITH]
     # Money taken at the clinic goes back from the clinic: asking for it online again would
     # only be refused again (payments.ClinicProvider).
-    return [Settle.REFUNDED] if payment.provider == CLINIC else [Settle.REFUND, Settle.REFUNDED]
+    return [Settle.REFUNDED] if payment.at_clinic else [Settle.REFUND, Settle.REFUNDED]
 
 
 def payment_settle(*, payment_id: int, user: Any, how: str, note: str, reference: str = "") -> Payment:
@@ -815,7 +814,7 @@ def payment_refund_execute(*, payment_id: int) -> Payment:
                 payment.save(update_fields=["raw", "updated_at"])
                 return payment
             payment.refund_status = Payment.RefundState.FAILED
-            if payment.provider == CLINIC:
+            if payment.at_clinic:
                 logger.info("payment %s: taken at the clinic, its refund is for staff to give back", payment.pk)
                 what = "money to give back at the clinic"
                 why = (

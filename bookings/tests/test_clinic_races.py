@@ -12,9 +12,8 @@ from django.db import connection
 from django.utils import timezone
 
 from bookings.errors import BookingError, PaymentError
-from bookings.models import Actor, Payment, Status
+from bookings.models import CLINIC_PROVIDER, Actor, Payment, Status
 from bookings.services import (
-    CLINIC,
     PAYMENT_OPEN,
     booking_cancel,
     bookings_expire,
@@ -71,7 +70,7 @@ def test_the_desk_and_an_online_capture_at_once_confirm_once(make_booking, couns
         attempt.refresh_from_db()
         assert booking.status == Status.CONFIRMED
         assert booking.payments.filter(status=Payment.State.CONFIRMED).count() == 1
-        if booking.payments.filter(provider=CLINIC).exists():
+        if booking.payments.filter(provider=CLINIC_PROVIDER).exists():
             assert attempt.refund_status  # the online money, too late, goes back
 
 
@@ -91,7 +90,7 @@ def test_the_desk_and_the_expiry_sweep_at_once(make_booking, counsellor, admin_u
         results = _both(_at_clinic(booking, admin_user), partial(_outcome, bookings_expire))
         booking.refresh_from_db()
         seen[(booking.status, *results)] += 1
-        paid_at_clinic = Payment.objects.filter(booking=booking, provider=CLINIC).exists()
+        paid_at_clinic = Payment.objects.filter(booking=booking, provider=CLINIC_PROVIDER).exists()
         assert (booking.status, paid_at_clinic) in ((Status.CANCELLED, False), (Status.CONFIRMED, True))
 
 
@@ -118,7 +117,7 @@ def test_a_client_cancelling_while_the_desk_records_the_money_is_refunded(make_b
     assert (first, second) == ("ok", "ok")
     booking.refresh_from_db()
     assert booking.status == Status.CANCELLED
-    clinic = Payment.objects.get(booking=booking, provider=CLINIC)
+    clinic = Payment.objects.get(booking=booking, provider=CLINIC_PROVIDER)
     assert clinic.refund_status == Payment.RefundState.FAILED and clinic.needs_attention, (
         clinic.status,
         clinic.refund_status,

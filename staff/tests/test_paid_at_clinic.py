@@ -13,9 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.errors import BookingError, TransitionNotAllowed
-from bookings.models import Actor, Booking, BookingEvent, Payment, Status
+from bookings.models import CLINIC_PROVIDER, Actor, Booking, BookingEvent, Payment, Status
 from bookings.services import (
-    CLINIC,
     Settle,
     booking_cancel,
     booking_transition,
@@ -60,7 +59,7 @@ def test_recording_it_confirms_the_booking_as_a_payment_online_does(admin_client
     assert booking.status == Status.CONFIRMED
 
     payment = booking.payments.get()
-    assert (payment.provider, payment.provider_payment_id, payment.status) == (CLINIC, "R-1042", "confirmed")
+    assert (payment.provider, payment.provider_payment_id, payment.status) == (CLINIC_PROVIDER, "R-1042", "confirmed")
     assert payment.amount == payment.captured_amount == booking.amount and payment.confirmed_at
     assert payment.raw["recorded"]["data"] == {"by": admin_user.pk, "method": "upi", "receipt": "R-1042"}
 
@@ -131,7 +130,10 @@ def test_an_online_attempt_left_open_is_closed_and_its_late_money_refunded(admin
     attempt.refresh_from_db()
     assert attempt.refund_status == Payment.RefundState.PROCESSED and attempt.needs_attention
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
-    assert Booking.objects.get(pk=booking.pk).payments.filter(status=Payment.State.CONFIRMED).get().provider == CLINIC
+    assert (
+        Booking.objects.get(pk=booking.pk).payments.filter(status=Payment.State.CONFIRMED).get().provider
+        == CLINIC_PROVIDER
+    )
 
 
 def test_what_is_wrong_is_said_next_to_it_and_nothing_changes(admin_client, approved):
@@ -167,7 +169,7 @@ def test_a_page_from_before_a_change_is_refused(admin_client, approved):
     )
     assert response.status_code == 409
     assert "changed" in response.content.decode()
-    assert not Payment.objects.filter(provider=CLINIC).exists()
+    assert not Payment.objects.filter(provider=CLINIC_PROVIDER).exists()
 
 
 def test_counsellors_neither_see_nor_record_it(counsellor_client, approved):
@@ -198,7 +200,7 @@ def test_no_booking_is_confirmed_without_a_payment_of_its_amount(approved, admin
     with pytest.raises(TransitionNotAllowed, match="confirmed only by a payment of its amount"):
         booking_transition(booking=approved, to=Status.CONFIRMED, actor=Actor.STAFF, user=admin_user)
     Payment.objects.create(
-        booking=approved, provider=CLINIC, amount=approved.amount - 100, currency="INR", status="confirmed"
+        booking=approved, provider=CLINIC_PROVIDER, amount=approved.amount - 100, currency="INR", status="confirmed"
     )
     with pytest.raises(TransitionNotAllowed):
         booking_transition(booking=approved, to=Status.CONFIRMED, actor=Actor.PROVIDER)
@@ -293,25 +295,19 @@ def test_the_client_reads_it_in_their_language(admin_client, make_booking, couns
 
 
 def walk_in(session_type, counsellor, at, **changes):
-    from staff.tests.conftest import CONSENTED
+    """The new-booking form as an administrator sends it for a client at the desk who has paid."""
+    from staff.tests.test_phoned_requests import typed
 
-    return {
-        **CONSENTED,
+    paid_now = {
         "consent_by": "consent_in_person",
-        "age": "on",
-        "language": "en",
-        "client_name": "Ravi Kumar",
-        "email": "ravi@example.com",
-        "session_type": session_type.pk,
         "mode": "in_person",
         "counsellor": counsellor.pk,
         "slot": at.pk,
         "status": "paid_at_clinic",
         "clinic_method": "cash",
         "clinic_reference": "R-200",
-        "amount": "",
-        **changes,
     }
+    return typed(session_type, **{**paid_now, **changes})
 
 
 @pytest.fixture
@@ -332,7 +328,7 @@ def test_a_walk_in_who_pays_at_once_is_booked_and_confirmed_in_one_step(
     booking = Booking.objects.get(email="ravi@example.com")
     assert booking.status == Status.CONFIRMED and booking.slot == this_afternoon
     payment = booking.payments.get()
-    assert (payment.provider, payment.reference, payment.amount) == (CLINIC, "R-200", session_type.price)
+    assert (payment.provider, payment.reference, payment.amount) == (CLINIC_PROVIDER, "R-200", session_type.price)
     assert [e.action for e in booking.events.order_by("pk")] == [
         "created",
         "consent_in_person",
@@ -444,7 +440,7 @@ def test_a_payment_online_being_confirmed_is_not_paid_twice_at_the_desk(admin_us
     Payment.objects.filter(pk=attempt.pk).update(authorized_at=timezone.now() - timedelta(minutes=2))
     with pytest.raises(BookingError, match="The client has just paid online"):
         payment_record_at_clinic(booking_id=approved.pk, user=admin_user, method="cash")
-    assert not Payment.objects.filter(provider=CLINIC).exists()
+    assert not Payment.objects.filter(provider=CLINIC_PROVIDER).exists()
 
 
 def test_the_cancel_link_page_says_the_clinic_gives_it_back(admin_client, approved, client, oncommit):
