@@ -13,18 +13,17 @@ run: setup
 	$(MANAGE) seed_demo
 	$(MANAGE) runserver 127.0.0.1:$(PORT)
 
-# Two workers: the browser tests (xdist_group "browser") share one while the other runs the
-# rest. On PostgreSQL (DATABASE_URL set; the browser tests are skipped there, see
-# e2e/conftest.py) the same, then the tests marked `postgres` in one process: its races and
-# lock tests are about timing and are not safe beside a second worker. Each run fails on its
-# own failure, and on finding no tests (pytest exits 5).
+# Three worker processes, on two cores: the browser tests spend much of their time waiting for
+# Chromium, and the third keeps both cores busy (worksteal: an idle worker takes tests from a
+# busy one, so no worker is left with the slow ones at the end). On PostgreSQL (DATABASE_URL
+# set; the browser tests are skipped there, see e2e/conftest.py) only the tests that use the
+# database run: the others cannot reach it and ran the same on SQLite. Then the tests marked
+# `postgres`, in one process: its races and lock tests are about timing and are not safe beside
+# a second worker. Each run fails on its own failure, and on finding no tests (pytest exits 5).
 test: setup-dev
-	$(PY) -m pytest -n 2 --dist loadgroup $(if $(DATABASE_URL),-m "not postgres")
+	$(PY) -m pytest -n 3 --dist worksteal $(if $(DATABASE_URL),-m "not postgres" --database-tests-only)
 	$(if $(DATABASE_URL),$(PY) -m pytest -m postgres)
 
-# The suite (without the browser and `postgres` tests) at six moments when date arithmetic
-# goes wrong: late evening and after midnight in the clinic's zone, a Monday, a Sunday, a new
-# month, a new year (scripts/test_clocks.py; needs faketime). About 2 minutes each; not in CI.
 test-clocks: setup-dev
 	$(PY) scripts/test_clocks.py $(ARGS)
 

@@ -17,7 +17,16 @@ from bookings.models import Booking, Counsellor, SessionType, Slot, WaitlistEntr
 from staff.models import User
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Only the tests that use the database (pytest-django's django_db mark or db fixtures): "
+        "for a second run on another database, where the others would run the same again.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Schemathesis names each API operation's test "test[GET /availability]", but since
     pytest 9.2 builds a test's node ID from its parameters, not its name, they all had the
     function's ID. pytest-xdist schedules tests by ID, so with `-n 2` only one operation was
@@ -33,6 +42,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     shared = [nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1]
     if shared:
         raise pytest.UsageError("Tests share a node ID (pytest-xdist would run only one): " + ", ".join(shared))
+    if config.getoption("--database-tests-only"):
+        # pytest-django lets no other test reach a database: on another one they are the same.
+        others = [item for item in items if not _uses_database(item)]
+        config.hook.pytest_deselected(items=others)
+        items[:] = [item for item in items if _uses_database(item)]
+
+
+def _uses_database(item: pytest.Item) -> bool:
+    return item.get_closest_marker("django_db") is not None or "_django_db_helper" in getattr(item, "fixturenames", ())
 
 
 @pytest.fixture(autouse=True)

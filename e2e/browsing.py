@@ -18,9 +18,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 import shutil
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,6 +87,30 @@ FOCUS_VISIBLE = """
 """
 
 
+# What axe-core judges of a page, without what changes from one booking to the next: every
+# element with its attributes (digits made 0; values, links, nonces, data-* and htmx's left
+# out) and whether it holds text of its own, not the text; and the width of the window. A
+# page of the same shape as one that passed already (each sign-in page, each wizard step)
+# passes again: axe runs once per shape in a run, not after every step that shows it again.
+PAGE_SHAPE = """
+() => {
+  const skip = /^(value|href|action|src|content|nonce|datetime|data-.*|hx-.*)$/;
+  const out = [window.innerWidth];
+  for (const el of document.querySelectorAll("*")) {
+    const attrs = [];
+    for (const a of el.attributes) if (!skip.test(a.name)) attrs.push(a.name + "=" + a.value);
+    const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    out.push(el.tagName + (text ? "+" : "") + "[" + attrs.sort().join(" ") + "]");
+  }
+  return out.join("\\n").replace(/[0-9]/g, "0");
+}
+"""
+
+# Page shapes axe-core passed, and static files' compressed sizes, in this run (per process).
+_axe_passed: set[bytes] = set()
+_static_sizes: dict[str, int] = {}
+
+
 def chromium_path() -> str:
     import os
 
@@ -109,6 +135,55 @@ def budget_for(url: str) -> int:
     return STAFF_BUDGET if path.startswith(("/staff/", "/accounts/")) else PUBLIC_BUDGET
 
 
+class Network:
+    """The requests a page has in flight, so a test can wait for the network to fall quiet.
+
+    Playwright's "networkidle" waits for 500 ms without a request every time it is asked,
+    even of a page that went quiet long ago, and the checks ask after every page. This waits
+    until nothing is in flight and nothing has started or ended for QUIET seconds: long
+    enough for a page's answer to start the request that follows from it (htmx's "load"
+    triggers, FullCalendar's events), and no longer."""
+
+    QUIET = 0.1
+
+    def __init__(self, page: Page) -> None:
+        self.in_flight: set[Request] = set()
+        self.last_change = time.monotonic()
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, request: Request) -> None:
+        self.in_flight.add(request)
+        self.last_change = time.monotonic()
+
+    def _ended(self, request: Request) -> None:
+        self.in_flight.discard(request)
+        self.last_change = time.monotonic()
+
+    def wait(self, page: Page, *, quiet: float = QUIET, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            # Playwright hands the page's events over only while it is called: this call
+            # is what lets the request events above arrive.
+            page.wait_for_timeout(25)
+            if not self.in_flight and time.monotonic() - self.last_change >= quiet:
+                return
+            if time.monotonic() > deadline:
+                waiting = ", ".join(sorted(page_kind(r.url) for r in self.in_flight)) or "none"
+                raise AssertionError(f"The network was still busy after {timeout:.0f} s (in flight: {waiting})")
+
+
+_networks: weakref.WeakKeyDictionary[Page, Network] = weakref.WeakKeyDictionary()
+
+
+def network_quiet(page: Page, *, quiet: float = Network.QUIET) -> None:
+    """Wait until the page has loaded and its network has fallen quiet (see `Network`). To
+    check that something did *not* happen (no request was made), wait longer: half a second."""
+    page.wait_for_load_state("load")
+    _networks[page].wait(page, quiet=quiet)
+
+
 @dataclass
 class Visit:
     """One document and everything it loaded."""
@@ -129,6 +204,7 @@ class Tab:
     weights: dict[str, int] = field(default_factory=dict)
     report_to: list[tuple[str, Any]] | None = None  # the test item's user_properties
     _allowed_statuses: set[int] = field(default_factory=set)
+    _sizes: dict[Request, int] = field(default_factory=dict)  # each request is weighed once
 
     def __post_init__(self) -> None:
         page = self.page
@@ -138,6 +214,7 @@ class Tab:
         page.on("requestfinished", self._on_finished)
         page.expose_function("__msCspViolation", lambda text: self.problems.append(f"CSP violation: {text}"))
         page.add_init_script(CSP_LISTENER)
+        _networks[page] = Network(page)
         # Every page is weighed as a first visit: nothing from the browser cache.
         cdp = page.context.new_cdp_session(page)
         cdp.send("Network.enable")
@@ -185,9 +262,7 @@ class Tab:
 
     def check(self, *, axe: bool | None = None) -> None:
         """Everything about the page now shown: errors, CSP, origins, weight, accessibility."""
-        page = self.page
-        page.wait_for_load_state("load")
-        page.wait_for_load_state("networkidle")
+        network_quiet(self.page)
         self.raise_problems()
         self._weigh()
         if self.axe if axe is None else axe:
@@ -200,6 +275,17 @@ class Tab:
             raise AssertionError("Browser reported problems:\n  " + "\n  ".join(problems))
 
     def _body_size(self, request: Request) -> int:
+        if request not in self._sizes:
+            static = request.method == "GET" and urlsplit(request.url).path.startswith("/static/")
+            if static and request.url in _static_sizes:
+                self._sizes[request] = _static_sizes[request.url]
+            else:
+                self._sizes[request] = self._weigh_body(request)
+                if static:
+                    _static_sizes[request.url] = self._sizes[request]
+        return self._sizes[request]
+
+    def _weigh_body(self, request: Request) -> int:
         response = request.response()
         if response is None or response.status in (301, 302, 303, 307, 308, 204, 304):
             return 0
@@ -225,12 +311,16 @@ class Tab:
 
     def _axe(self) -> None:
         page = self.page
+        shape = hashlib.sha256(f"{page_kind(page.url)} {page.evaluate(PAGE_SHAPE)}".encode()).digest()
+        if shape in _axe_passed:
+            return
         if not page.evaluate("() => typeof window.axe !== 'undefined'"):
             page.evaluate(AXE_SOURCE + "\n;0")
         violations = page.evaluate(AXE_RUN)
         assert not violations, f"axe-core on {page_kind(page.url)}:\n" + "\n".join(
             f"  [{v['impact']}] {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"]) for v in violations
         )
+        _axe_passed.add(shape)
 
     def focus_is_visible(self) -> dict[str, Any] | None:
         return self.page.evaluate(FOCUS_VISIBLE)
@@ -304,7 +394,7 @@ def sign_in(tab: Tab, *, email: str, password: str, secret: str, next_path: str 
 def htmx_settled(page: Page) -> None:
     """Wait until htmx has swapped in its answer and settled. Wait for the response first
     (`page.expect_response`): the browser has the answer before htmx swaps it in, and
-    `wait_for_load_state("networkidle")` returns at once on a page that has been idle before."""
+    `network_quiet` returns at once on a page that has been quiet before."""
     page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
 
 

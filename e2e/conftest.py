@@ -43,11 +43,8 @@ def _why_not_run() -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     browser_items = [item for item in items if item.get_closest_marker("browser")]
     why_not = _why_not_run() if browser_items else ""
-    for item in browser_items:
-        # One live server and one Chromium per xdist worker; with --dist loadgroup the
-        # journeys share one worker while the other runs the unit tests.
-        item.add_marker(pytest.mark.xdist_group("browser"))
-        if why_not:
+    if why_not:
+        for item in browser_items:
             item.add_marker(pytest.mark.skip(reason=why_not))
 
 

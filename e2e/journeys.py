@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
-from e2e.browsing import Tab, htmx_settled, link_in, wait_for_email
+from e2e.browsing import Tab, htmx_settled, link_in, network_quiet, wait_for_email
 
 CLIENT = {"name": "Priya Sharma", "email": "priya@example.com", "phone": "98765 43210"}
 
@@ -160,7 +160,7 @@ def find_on_calendar(tab: Tab, ack_id: str):
     """The calendar event of booking `ack_id`, paging forward a week at a time to reach it."""
     page = tab.page
     event = page.get_by_role("link", name=re.compile(re.escape(ack_id)))
-    page.wait_for_load_state("networkidle")  # the first week's events, fetched as the page loads
+    network_quiet(page)  # the first week's events, fetched as the page loads
     for _ in range(3):
         if event.count():
             break

@@ -17,7 +17,7 @@ from bookings.models import SessionType, Slot, Status
 from bookings.slot_picker import DAYS_PER_PAGE
 from bookings.tests.test_i18n import assert_hindi
 from conftest import next_weekday_at
-from e2e.browsing import PHONE
+from e2e.browsing import PHONE, network_quiet
 from e2e.journeys import CLIENT, book_through_wizard, choose_session, heading, open_booking_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -177,7 +177,7 @@ def test_a_day_pressed_while_the_step_refreshes_is_the_day_shown(tab, slots):
     for route, answer in held:
         with contextlib.suppress(Error):  # aborted by the page: nothing to answer
             route.fulfill(response=answer)
-    page.wait_for_load_state("networkidle")
+    network_quiet(page)
     page.wait_for_timeout(300)
     expect(page.locator(f"#{day_id}")).to_have_attribute("aria-pressed", "true")
     expect(page.get_by_role("radio", name=re.compile("Short session"))).to_be_checked()
@@ -282,7 +282,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     tab.goto("/book/")
     with page.expect_response(lambda r: r.request.method == "POST"):
         page.get_by_role("radio", name=re.compile("Individual session")).check()
-    page.wait_for_load_state("networkidle")
+    network_quiet(page)
     settled(page)  # the step swapped in: the radio below is the new one, not one about to go
     online = page.get_by_role("radio", name="Online", exact=True)
     online.scroll_into_view_if_needed()
@@ -294,7 +294,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     assert box is not None and 0 < box["y"] < PHONE["height"]
     with page.expect_response(lambda r: r.request.method == "POST"):
         page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_load_state("networkidle")
+    network_quiet(page)
     expect(online).to_be_checked()
     settled(page)
     after = page.evaluate("() => window.scrollY")
@@ -311,7 +311,7 @@ def test_a_choice_in_the_wizard_keeps_the_readers_place_on_a_phone(tabs, slots):
     assert box is not None
     with page.expect_response(lambda r: r.request.method == "POST"):
         page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_load_state("networkidle")
+    network_quiet(page)
     expect(page.locator(f"#{day_id}")).to_have_attribute("aria-pressed", "true")
     settled(page)
     after = page.evaluate("() => window.scrollY")
@@ -334,7 +334,7 @@ def test_switching_language_mid_wizard_returns_to_the_same_step(tab, slots):
         language.focus()
     language.select_option("hi")
     page.get_by_role("button", name="Change language").click()
-    page.wait_for_load_state("networkidle")
+    network_quiet(page)
     expect(page.locator("html")).to_have_attribute("lang", "hi")
     assert "step=concerns" in page.url
     expect(page.locator("textarea[name='concerns']")).to_have_value("Hard to sleep since the move.")

@@ -17,7 +17,7 @@ from playwright.sync_api import Dialog, Page, expect
 
 from bookings.models import Counsellor, Slot, Status
 from conftest import next_weekday_at
-from e2e.browsing import Tab, sign_in
+from e2e.browsing import Tab, network_quiet, sign_in
 from e2e.journeys import find_on_calendar, heading
 from staff.models import User
 
@@ -54,7 +54,7 @@ def show_week_of(page: Page, day: datetime) -> None:
     """Page the Week view forward to the week with `day` (a clinic date)."""
     column = page.locator(f'td.fc-timegrid-col[data-date="{timezone.localtime(day):%Y-%m-%d}"]')
     for _ in range(3):
-        page.wait_for_load_state("networkidle")
+        network_quiet(page)
         if column.count():
             return
         page.get_by_role("button", name=re.compile(r"^Next")).click()
@@ -144,7 +144,7 @@ def test_the_week_takes_in_sessions_before_seven_and_after_ten(london, make_book
     # Six weeks on, nothing is outside the usual hours.
     for _ in range(6):
         page.get_by_role("button", name=re.compile(r"^Next")).click()
-    page.wait_for_load_state("networkidle")
+    network_quiet(page)
     expect(rows.first).to_have_attribute("data-time", "07:00:00")
     expect(rows.last).to_have_attribute("data-time", "21:30:00")
     london.check()
@@ -173,7 +173,7 @@ def test_whole_days_cannot_be_selected_and_a_time_within_a_day_publishes_at_clin
     box_1, box_2 = first.bounding_box(), second.bounding_box()
     assert box_1 and box_2
     drag(page, {"x": box_1["x"] + 40, "y": box_1["y"] + 50}, {"x": box_2["x"] + 40, "y": box_2["y"] + 50})
-    page.wait_for_load_state("networkidle")
+    network_quiet(page, quiet=0.5)
     expect(page.locator(".fc-highlight")).to_have_count(0)
     assert asked == [] and publishes == []
 
@@ -182,7 +182,7 @@ def test_whole_days_cannot_be_selected_and_a_time_within_a_day_publishes_at_clin
     show_week_of(page, day)
     if timezone.localtime(day).weekday() < 6:  # Sunday's next day is in the next week
         drag(page, time_cell(page, day, "10:00"), time_cell(page, day + timedelta(days=1), "11:00"))
-        page.wait_for_load_state("networkidle")
+        network_quiet(page, quiet=0.5)
         assert asked == [] and publishes == []
 
     # 10:00 to 12:00 in Kolkata, dragged in a London browser: two 50-minute slots then.
@@ -472,7 +472,7 @@ def test_a_session_across_a_change_of_the_clocks_names_the_zone_of_each_time(
     page.get_by_role("button", name="Month").click()
     day = page.locator(f'td.fc-daygrid-day[data-date="{start.astimezone(zone):%Y-%m-%d}"] a.fc-daygrid-day-number')
     for _ in range(9):
-        page.wait_for_load_state("networkidle")
+        network_quiet(page)
         if day.count():
             break
         page.get_by_role("button", name=re.compile(r"^Next")).click()

@@ -12,7 +12,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from bookings.models import Slot, Status
-from e2e.browsing import PHONE, sign_in, small_tap_targets
+from e2e.browsing import PHONE, network_quiet, sign_in, small_tap_targets
 from e2e.journeys import heading
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,7 +46,7 @@ def test_the_dashboard_and_the_calendar_fit_a_phone(tabs, admin_login, counsello
     assert page_width(page) <= 375
     for view in ("Month", "Week", "Day", "List"):
         page.get_by_role("button", name=view, exact=True).click()
-        page.wait_for_load_state("networkidle")
+        network_quiet(page)
         assert page_width(page) <= 375, view
 
 
@@ -110,7 +110,7 @@ def test_the_other_staff_pages_fit_a_phone(tabs, admin_login, counsellor, make_b
     )
     for path in paths:
         tab.goto(path)
-        page.wait_for_load_state("networkidle")
+        network_quiet(page)
         widths[path] = page_width(page)
         if path == "/staff/bookings/":
             # The list's rows fit too: the booking with its status, the client and the session,

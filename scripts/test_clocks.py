@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
         return 2
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     zone = ZoneInfo(os.environ.get("TIME_ZONE") or "Asia/Kolkata")
-    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"]
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "worksteal"]
     if not any(not arg.startswith("-") for arg in extra) and "-m" not in extra:
         # Without the tests that start servers and workers of their own (browser, races, lost
         # connections): their sockets and waits are not all libfaketime's to fake.
