@@ -7,6 +7,7 @@ Everything that takes a slot locks the slot's counsellor first, as blocking time
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from django.db import connection, connections, transaction
 from bookings import services
 from bookings.errors import BookingError
 from bookings.models import BlockedPeriod, Booking, Counsellor, LinkToken, Slot, Status
-from bookings.tests.threads import held_open
+from bookings.tests.threads import backend_pid, held_open, waits_on_a_lock
 from bookings.tokens import token_create
 
 pytestmark = [
@@ -92,12 +93,14 @@ def test_a_slot_taken_while_a_block_holds_its_counsellor_does_not_deadlock(taker
     """A block locks the counsellor, then finds no booking in its period and removes the free
     slots. A taker that locked the slot before the counsellor would hold the one the block
     removes while waiting for the one it holds: PostgreSQL would end one of them in an error."""
-    counsellor_locked, taker_started = threading.Event(), threading.Event()
+    counsellor_locked = threading.Event()
     outcomes: dict[str, str] = {}
+    pids: dict[str, int] = {}
 
     def run(name: str, call: Callable[[], object]) -> None:
         try:
             with transaction.atomic():
+                pids[name] = backend_pid()
                 call()
             outcomes[name] = "ok"
         except BookingError as error:
@@ -110,8 +113,9 @@ def test_a_slot_taken_while_a_block_holds_its_counsellor_does_not_deadlock(taker
     def blocker() -> None:
         Counsellor.objects.select_for_update().filter(pk=slot.counsellor_id).first()
         counsellor_locked.set()
-        taker_started.wait(timeout=10)
-        threading.Event().wait(0.5)  # the taker is now waiting on a lock
+        deadline = time.monotonic() + 10
+        while not ("taker" in pids and waits_on_a_lock(pids["taker"])) and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the taker waits for the counsellor this holds
         block(slot)()
 
     first = threading.Thread(target=run, args=("block", blocker))
@@ -119,7 +123,6 @@ def test_a_slot_taken_while_a_block_holds_its_counsellor_does_not_deadlock(taker
     assert counsellor_locked.wait(timeout=10)
     second = threading.Thread(target=run, args=("taker", takers[taker]))
     second.start()
-    taker_started.set()
     first.join(timeout=20)
     second.join(timeout=20)
     assert outcomes == {"block": "ok", "taker": REFUSED[taker]}

@@ -5,9 +5,10 @@ wait for it."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 
 from bookings.errors import BookingError
 
@@ -41,15 +42,32 @@ def at_once(calls: Sequence[Callable[[], object]], *, ordered: bool = False) -> 
     return [finished.get(id(call)) for call in calls] if ordered else results
 
 
+def backend_pid() -> int:
+    """The PostgreSQL server process of this thread's connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def waits_on_a_lock(pid: int) -> bool:
+    """Whether the server process `pid` is waiting for a lock another transaction holds."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [pid])
+        return cursor.fetchone()[0]
+
+
 def held_open(first: Callable[[], object], second: Callable[[], object]) -> tuple[str, str]:
     """Run `first` in a transaction kept open until `second`, started meanwhile in another
-    thread, has had a second to finish; `second` must wait for it. Returns both outcomes."""
+    thread, is seen waiting for a lock (PostgreSQL's pg_locks); `second` must wait for it.
+    Returns both outcomes."""
     started, release = threading.Event(), threading.Event()
     outcomes: dict[str, str] = {}
+    pids: dict[str, int] = {}
 
     def run(name: str, call: Callable[[], object], hold: bool) -> None:
         try:
             with transaction.atomic():
+                pids[name] = backend_pid()
                 call()
                 if hold:
                     started.set()
@@ -65,8 +83,11 @@ def held_open(first: Callable[[], object], second: Callable[[], object]) -> tupl
     assert started.wait(timeout=10)
     two = threading.Thread(target=run, args=("second", second, False))
     two.start()
-    two.join(timeout=1)
-    waited = two.is_alive()
+    waited = False
+    deadline = time.monotonic() + 10
+    while two.is_alive() and not waited and time.monotonic() < deadline:
+        waited = "second" in pids and waits_on_a_lock(pids["second"])
+        time.sleep(0.005)
     release.set()
     one.join(timeout=10)
     two.join(timeout=10)
