@@ -281,7 +281,7 @@ class Tab:
                 self._sizes[request] = _static_sizes[request.url]
             else:
                 self._sizes[request] = self._weigh_body(request)
-                if static:
+                if static and self._sizes[request]:  # not a request that failed
                     _static_sizes[request.url] = self._sizes[request]
         return self._sizes[request]
 
