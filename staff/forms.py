@@ -1152,6 +1152,8 @@ class StaffBookingForm(forms.Form):
         queryset=Slot.objects.none(),
         required=False,
         empty_label="No time yet (the request waits for review)",
+        # Not called optional on the page: approving, or confirming as paid at the clinic,
+        # needs a time (clean() says so next to it; __init__ writes the hint).
     )
     # Pending by default, like the slot's "No time yet": approving needs a time.
     status = forms.ChoiceField(
@@ -1208,6 +1210,9 @@ class StaffBookingForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["slot"].queryset = slots
+        self.fields["slot"].help_text = (
+            "Needed to start it approved or paid at the clinic." if clinic_payment else "Needed to start it approved."
+        )
         self.fields["counsellor"].queryset = counsellors
         self.fields["session_type"].queryset = SessionType.objects.filter(is_active=True)
         if clinic_payment:

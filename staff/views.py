@@ -1432,7 +1432,7 @@ def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = ""
     slot = form.fields["slot"]
     if chosen is None:
         slot.queryset = Slot.objects.none()
-        slot.help_text = "Choose a counsellor to see their free times."
+        slot.help_text = f"Choose a counsellor to see their free times. {slot.help_text}"
     else:
         slot.queryset = selectors.new_booking_slots(user=request.user, counsellor_id=chosen)
     context = {

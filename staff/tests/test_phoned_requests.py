@@ -66,6 +66,37 @@ def test_the_form_says_which_times_another_request_asked_for(
     assert "another request asked for it" in html
 
 
+@pytest.mark.parametrize(
+    ("who", "chosen", "hint"),
+    [
+        (
+            "admin",
+            False,
+            "Choose a counsellor to see their free times. Needed to start it approved or paid at the clinic.",
+        ),
+        ("admin", True, "Needed to start it approved or paid at the clinic."),
+        ("counsellor", True, "Needed to start it approved."),  # only administrators record money
+    ],
+)
+def test_the_time_is_not_called_optional_and_says_when_it_is_needed(
+    admin_client, counsellor_client, session_type, counsellor, who, chosen, hint
+):
+    """A request may wait for review without a time, but approving it or confirming it paid at
+    the clinic needs one: "(optional)" next to it read as if it never did."""
+    client = admin_client if who == "admin" else counsellor_client
+    if chosen:  # the times of the counsellor chosen, as the form asks for them
+        page = client.post(
+            reverse("staff:booking_new"), {**typed(session_type, counsellor=counsellor.pk), "_refresh": "1"}
+        )
+    else:
+        page = client.get(reverse("staff:booking_new"))
+    html = page.content.decode()
+    label = html[html.index('<label class="field-label" for="id_slot">') :]
+    assert label[: label.index("</label>")].endswith(">Time slot")  # not "(optional)"
+    assert f'<span class="field-hint" id="id_slot-hint">{hint}</span>' in html
+    assert 'aria-describedby="id_slot-hint"' in html
+
+
 def test_a_request_for_a_time_too_soon_to_pay_for_is_refused_as_an_approval_is(admin_client, session_type, counsellor):
     start = (timezone.now() + timedelta(hours=6)).replace(second=0, microsecond=0)
     soon = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=60))
