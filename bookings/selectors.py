@@ -240,8 +240,9 @@ def session_types_active() -> list[SessionType]:
 def session_types_bookable(*, counsellor_slug: str = "") -> QuerySet[SessionType]:
     """The session types clients can book.
 
-    With `counsellor_slug`, each row also carries `counsellor_pk` and `counsellor_slug`: the
-    id and current slug of the active counsellor it names, or None if there is none. A slug a
+    With `counsellor_slug`, each row also carries `counsellor_pk`, `counsellor_slug` and
+    `counsellor_display_name`: the id, current slug and name of the active counsellor it names,
+    or None if there is none. A slug a
     counsellor's profile had before an administrator changed it names them too, as on their
     profile page (a chatbot may have kept it). This checks a counsellor in the same query, for
     the chatbot API's query budget.
@@ -255,7 +256,9 @@ def session_types_bookable(*, counsellor_slug: str = "") -> QuerySet[SessionType
             .order_by(Case(When(slug=counsellor_slug, then=Value(0)), default=Value(1)))
         )
         qs = qs.annotate(
-            counsellor_pk=Subquery(found.values("pk")[:1]), counsellor_slug=Subquery(found.values("slug")[:1])
+            counsellor_pk=Subquery(found.values("pk")[:1]),
+            counsellor_slug=Subquery(found.values("slug")[:1]),
+            counsellor_display_name=Subquery(found.values("display_name")[:1]),
         )
     return qs
 

@@ -175,7 +175,8 @@ def _schemas() -> dict[str, Any]:
                 },
                 "counsellors": {
                     "type": "array",
-                    "description": "Each counsellor named in `slots`, once.",
+                    "description": "Each counsellor named in `slots`, once. With `counsellor`, that "
+                    "counsellor, even when they have no free slot in the range.",
                     "items": _ref("Counsellor"),
                 },
                 "session_types": {
@@ -228,7 +229,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "MindSettler chatbot API",
-            "version": "3.2.0",
+            "version": "3.3.0",
             "description": (
                 "Read-only answers for the MindSettler chatbot: a booking's status, free times to book, "
                 "and the session types on offer. No response contains personal data.\n\n"
@@ -245,7 +246,9 @@ def openapi_document() -> dict[str, Any]:
                 "`Retry-After`.\n\n"
                 "**Errors** are RFC 9457 problem details (`application/problem+json`). HEAD gives GET's "
                 "headers without the body; every other method than GET is answered with 405.\n\n"
-                "**Changes.** 3.2.0: tokens expire (see above); `/availability`'s `counsellor` also takes "
+                "**Changes.** 3.3.0: `/availability` asked about one `counsellor` names them in "
+                "`counsellors` even when they have no free slot.\n\n"
+                "3.2.0: tokens expire (see above); `/availability`'s `counsellor` also takes "
                 "a counsellor's former slug.\n\n"
                 "3.1.0: a booking's status has `details_erased`, true for a booking whose "
                 "client's details have been erased (it is still found by its acknowledgement ID, as on the "

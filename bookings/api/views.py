@@ -156,7 +156,7 @@ def availability(request: HttpRequest) -> HttpResponse:
     limit = _limit_param(request.GET)
     after = _cursor_param(request.GET)
 
-    session_types, counsellor_id, counsellor_current = _session_types_bookable(counsellor_slug=counsellor_slug)
+    session_types, counsellor_id, counsellor = _session_types_bookable(counsellor_slug=counsellor_slug)
     chosen = None
     if session_type_slug:
         chosen = next((t for t in session_types if t.slug == session_type_slug), None)
@@ -187,7 +187,7 @@ def availability(request: HttpRequest) -> HttpResponse:
         if counsellor_slug:
             # By the counsellor's current slug, the one the answer names them by, if the call
             # gave one their profile had before.
-            params["counsellor"] = counsellor_current or counsellor_slug
+            params["counsellor"] = counsellor["slug"] if counsellor else counsellor_slug
         params.update(limit=limit, cursor=_cursor(*page.last_read))
         next_url = f"{settings.SITE_URL}{reverse('api:availability')}?{urlencode(params)}"
     return JsonResponse(
@@ -196,7 +196,8 @@ def availability(request: HttpRequest) -> HttpResponse:
             "to": last.isoformat(),
             "time_zone": settings.TIME_ZONE,
             "booking_url_template": f"{settings.SITE_URL}{reverse('bookings:wizard')}?slot={{slot_id}}",
-            "counsellors": page.counsellors,
+            # The counsellor asked about, even with no free time: the chatbot can say who is full.
+            "counsellors": page.counsellors or ([counsellor] if counsellor else []),
             "session_types": [_session_type_json(t) for t in session_types if t.slug in page.session_types],
             "slots": page.slots,
             "next": next_url,
@@ -334,26 +335,33 @@ _SESSION_TYPE_FIELDS = (
     "slug", "name", "description", "duration_minutes", "price", "currency", "offers_online", "offers_in_person",
 )  # fmt: skip
 
-# The bookable session types and, in the same query, the id and current slug of the active
-# counsellor a call names, by their slug or a former one (None if it names none, or one not
-# taking bookings): an old slug costs no query more, within the budget of three.
+# The bookable session types and, in the same query, the id, current slug and name of the
+# active counsellor a call names, by their slug or a former one (None if it names none, or one
+# not taking bookings): an old slug costs no query more, within the budget of three.
 _SESSION_TYPES_BOOKABLE = CompiledQuery(
     lambda counsellor_slug: session_types_bookable(counsellor_slug=counsellor_slug).values(
-        *_SESSION_TYPE_FIELDS, "counsellor_pk", "counsellor_slug"
+        *_SESSION_TYPE_FIELDS, "counsellor_pk", "counsellor_slug", "counsellor_display_name"
     ),
     counsellor_slug="placeholder",
 )
 
 
-def _session_types_bookable(*, counsellor_slug: str = "") -> tuple[list[SessionType], int | None, str | None]:
-    """The session types clients can book, and the id and current slug of the counsellor
-    `counsellor_slug` names (now, or before their link name changed) if they take bookings:
-    one query."""
+def _session_types_bookable(
+    *, counsellor_slug: str = ""
+) -> tuple[list[SessionType], int | None, dict[str, str] | None]:
+    """The session types clients can book, and the id of the counsellor `counsellor_slug`
+    names (now, or before their link name changed) if they take bookings, with their current
+    slug and name as the answer describes a counsellor: one query."""
     rows = _SESSION_TYPES_BOOKABLE(counsellor_slug=counsellor_slug)
     session_types = [SessionType(**{name: row[name] for name in _SESSION_TYPE_FIELDS}) for row in rows]
-    if not (rows and counsellor_slug):
+    if not (rows and counsellor_slug) or rows[0]["counsellor_pk"] is None:
         return session_types, None, None
-    return session_types, rows[0]["counsellor_pk"], rows[0]["counsellor_slug"]
+    row = rows[0]
+    return (
+        session_types,
+        row["counsellor_pk"],
+        {"slug": row["counsellor_slug"], "display_name": row["counsellor_display_name"]},
+    )
 
 
 @dataclass

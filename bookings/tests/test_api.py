@@ -544,6 +544,23 @@ def test_availability_takes_a_counsellors_former_slug_and_names_them_by_the_curr
         assert body["invalid_params"][0]["name"] == "counsellor"
 
 
+@pytest.mark.parametrize("asked_as", ["asha", "asha-rao"])
+def test_availability_of_a_counsellor_with_no_free_time_still_names_them(api, slot, other_slot, session_type, asked_as):
+    """ "Asha has no free time in those two weeks": the chatbot can say it by name, and by her
+    current slug, though no slot names her."""
+    counsellor = slot.counsellor
+    counsellor.previous_slugs.create(slug="asha-rao")
+    slot.delete()
+
+    page = api.get("/api/v1/availability", {"counsellor": asked_as}).json()
+    assert page["slots"] == [] and page["next"] is None
+    assert page["counsellors"] == [{"slug": "asha", "display_name": counsellor.display_name}]
+    assert page["session_types"] == []  # none is named by a slot
+    # Unfiltered, only the counsellors the slots name, as before.
+    everyone = api.get("/api/v1/availability").json()
+    assert [c["slug"] for c in everyone["counsellors"]] == [other_slot.counsellor.slug]
+
+
 def test_availability_keeps_to_the_date_range(api, counsellor, session_type):
     near = Slot.objects.create(counsellor=counsellor, start=next_weekday_at(10), end=next_weekday_at(11))
     later = next_weekday_at(10, days_ahead=20)
