@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Dialog, Page, expect
 
-from bookings.models import Counsellor, Slot, Status
+from bookings.models import Counsellor, SessionType, Slot, Status
 from conftest import next_weekday_at
 from e2e.browsing import Tab, network_quiet, sign_in
 from e2e.journeys import find_on_calendar, heading
@@ -488,4 +488,60 @@ def test_a_session_across_a_change_of_the_clocks_names_the_zone_of_each_time(
         f"{said(start)} \u2013 {said(start + timedelta(minutes=50))}"
     )
     assert said(start)[-3:] != said(start + timedelta(minutes=50))[-3:]
+    tab.check()
+
+
+# Each visible character of a session's box, as shown whole, cut through by the box's edge,
+# or moved out of sight; what only screen readers hear is left out.
+LINES_OF_A_SESSION = """event => {
+  const frame = event.querySelector(".fc-event-main-frame").getBoundingClientRect();
+  const seen = {shown: "", cut: ""};
+  const walker = document.createTreeWalker(event, NodeFilter.SHOW_TEXT);
+  for (let node; (node = walker.nextNode()); ) {
+    if (node.parentElement.closest(".sr-only, .ms-event-sep")) continue;
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (!box.width || !node.data[i].trim()) continue;
+      // A letter's box stands a pixel or so beyond its line's (a line is 1.2 letters high).
+      const out = box.left >= frame.right || box.top >= frame.bottom;
+      const inside = box.right <= frame.right + 2 && box.top >= frame.top - 2 && box.bottom <= frame.bottom + 2;
+      if (inside) seen.shown += node.data[i];
+      else if (!out) seen.cut += node.data[i];
+    }
+  }
+  return seen;
+}"""
+
+
+def test_a_sessions_box_shows_whole_lines_its_id_and_then_the_clients_initials(
+    tabs, counsellor_login, make_booking, counsellor
+):
+    """FullCalendar cuts a session's box off at its height, often through a line of letters:
+    the initials of an hour's session were a row of half letters. The box shows whole lines
+    only: half an hour its time and ID, an hour its initials too, a longer one its status."""
+    day = next_weekday_at(10, days_ahead=3)
+    sessions = {}
+    for hour, minutes in [(10, 30), (12, 50), (14, 80)]:
+        kind = SessionType.objects.create(
+            name=f"{minutes} minutes", slug=f"m{minutes}", duration_minutes=minutes, price=1
+        )
+        start = day.replace(hour=hour)
+        slot = Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=minutes))
+        sessions[minutes] = make_booking(Status.CONFIRMED, slot=slot, session_type=kind, client_name="Priya Sharma")
+    tab = tabs()
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path="/staff/calendar/")
+    show_week_of(page, day)
+    seen = {
+        minutes: find_on_calendar(tab, booking.ack_id).evaluate(LINES_OF_A_SESSION)
+        for minutes, booking in sessions.items()
+    }
+    assert all(not each["cut"] for each in seen.values()), seen
+    assert seen[30]["shown"].startswith(f"10:00-10:30{sessions[30].ack_id}"), seen
+    assert seen[30]["shown"].endswith(("·", sessions[30].ack_id)), seen  # no room for the initials
+    assert seen[50]["shown"] == f"12:00-12:50{sessions[50].ack_id}·PS", seen
+    assert seen[80]["shown"] == f"14:00-15:20{sessions[80].ack_id}·PSConfirmed", seen
     tab.check()

@@ -324,6 +324,17 @@
           time.textContent = clinicSpan(start, end, false);
         }
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
+        // "MS-ABC123 · PS": the acknowledgement ID stays on one line (a line may break after
+        // its hyphen, leaving "MS-" alone in a narrow column).
+        var heading = info.el.querySelector(".fc-event-title");
+        var id = /^MS-\S+/.exec(info.event.title);
+        if (heading && id && heading.firstChild && heading.firstChild.nodeType === Node.TEXT_NODE) {
+          var idSpan = document.createElement("span");
+          idSpan.className = "ms-event-id";
+          idSpan.textContent = id[0];
+          heading.firstChild.textContent = heading.firstChild.textContent.slice(id[0].length);
+          heading.insertBefore(idSpan, heading.firstChild);
+        }
         // The status is written after the title, not told by the colour alone (cancelled and
         // completed are both grey, and the others are hard to tell apart for many); screen
         // readers hear it and the counsellor after the visible time and title (an aria-label
