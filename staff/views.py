@@ -1625,6 +1625,7 @@ def _availability_context(request: HttpRequest, counsellor: Counsellor, **forms:
     # period (it cannot be removed, and need not be), and one shorter than every session.
     shortest = bookings_selectors.shortest_session_with(counsellor)
     for s in slots:
+        s.day = timezone.localdate(s.start)  # listed by day
         s.blocked = any(p.start < s.end and p.end > s.start for p in blocked)
         s.too_short = shortest is None or s.end - s.start < timedelta(minutes=shortest)
     return {

@@ -169,6 +169,21 @@ def test_the_list_shows_which_slots_are_held_or_asked_for_and_offers_to_remove_o
     assert ">free<" in rows[2] and "Remove" in rows[2]
 
 
+def test_the_list_is_by_day_each_days_times_under_its_heading(counsellor_client, counsellor):
+    """Listed one after another, "Mon 30 Nov, 16:00" ran on into "Tue 1 Dec, 10:00" across the
+    columns. Each day is a heading, its times under it, in order."""
+    first = next_weekday_at(10, days_ahead=7)
+    for day, hour in [(1, 14), (0, 16), (0, 10), (1, 11)]:
+        start = first + timedelta(days=day, hours=hour - 10)
+        Slot.objects.create(counsellor=counsellor, start=start, end=start + timedelta(minutes=50))
+    html = counsellor_client.get(page(counsellor)).content.decode()
+    listed = html[html.index('id="slots-h"') : html.index("</section>", html.index('id="slots-h"'))]
+    days = re.findall(r"<h3[^>]*>([^<]+)</h3>", listed)
+    times = [re.findall(r"(\d\d:\d\d)\N{EN DASH}", part) for part in re.split(r"<h3[^>]*>[^<]+</h3>", listed)[1:]]
+    assert days == [f"{timezone.localtime(first) + timedelta(days=n):%a %-d %b}" for n in (0, 1)]
+    assert times == [["10:00", "16:00"], ["11:00", "14:00"]]
+
+
 def test_a_slot_asked_for_by_a_request_approved_into_another_time_is_free_again(
     admin_client, counsellor_client, counsellor, other_counsellor, make_booking
 ):
