@@ -643,6 +643,12 @@ class Payment(models.Model):
                 condition=~Q(provider_order_id=""),
                 name="payment_unique_provider_order",
             ),
+            # A receipt number is the clinic's own: "r-1042" is receipt R-1042 typed again.
+            models.UniqueConstraint(
+                Lower("provider_payment_id"),
+                condition=Q(provider=CLINIC_PROVIDER),
+                name="payment_unique_clinic_receipt",
+            ),
             models.UniqueConstraint(
                 fields=["booking"], condition=Q(status="confirmed"), name="payment_one_confirmed_per_booking"
             ),

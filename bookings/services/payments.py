@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from bookings import notifications, payments
@@ -304,9 +305,7 @@ def payment_record_at_clinic(
             with transaction.atomic():
                 payment.save()
         except IntegrityError:
-            raise BookingError(
-                f"Receipt {reference} is already recorded for another payment. Check the number.", field="reference"
-            ) from None
+            raise BookingError(_receipt_taken(reference), field="reference") from None
         paid = _money(payment.amount, payment.currency)
         how = methods[method].split(",")[0].lower()
         receipt = f", receipt {reference}" if reference else ""
@@ -322,6 +321,24 @@ def payment_record_at_clinic(
             reason=f"Paid {paid} at the clinic ({how}{receipt})",
         )
     return payment
+
+
+def _receipt_taken(reference: str) -> str:
+    """Why a receipt number is refused: the payment that has it, so that staff can tell a
+    number typed twice from a receipt book numbered from 1 again."""
+    earlier = (
+        Payment.objects.filter(provider=CLINIC_PROVIDER, provider_payment_id__iexact=reference)
+        .select_related("booking")
+        .only("confirmed_at", "created_at", "provider_payment_id", "booking__ack_id")
+        .first()
+    )
+    if earlier is None:  # recorded a moment ago, and not visible to this transaction
+        return f"Receipt {reference} is already recorded for another payment. Check the number."
+    day = date_format(timezone.localtime(earlier.confirmed_at or earlier.created_at), "j F Y")
+    return (
+        f"Receipt {earlier.provider_payment_id} is already recorded, for {earlier.booking.ack_id} on {day}. "
+        "Check the number, or add what tells the two apart (the year, say)."
+    )
 
 
 def payment_fail(

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from bookings.api.auth import api_call_authenticate
 from bookings.db_rules import sqlite_triggers_sync
-from bookings.models import ApiClient, Booking, Status, WebhookEvent
+from bookings.models import ApiClient, Booking, Payment, Status, WebhookEvent
 from bookings.tokens import token_hash
 
 
@@ -157,3 +157,30 @@ def test_0030_keeps_webhook_events_known_by_id_and_does_not_let_their_ids_block_
     WebhookEvent.objects.create(provider="razorpay", event_id="evt_old", digest="0" * 64)
     with pytest.raises(IntegrityError), transaction.atomic():
         WebhookEvent.objects.create(provider="razorpay", event_id="evt_other", digest="0" * 64)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_0031_names_receipts_recorded_twice_in_different_cases_and_then_keeps_them_apart(make_booking, counsellor):
+    """Receipts already recorded twice ("R-9" and "r-9") stop the migration with both named,
+    changing nothing; corrected, it applies, and a receipt typed again in another case is
+    refused. A provider's IDs keep their case."""
+    first, second = make_booking(Status.CONFIRMED), make_booking(Status.CONFIRMED)
+    migrate([("bookings", "0030_webhook_event_digest")])
+    try:
+        for booking, receipt in ((first, "R-9"), (second, "r-9")):
+            Payment.objects.create(
+                booking=booking, provider="clinic", provider_payment_id=receipt, amount=1, currency="INR"
+            )
+        with pytest.raises(RuntimeError, match="recorded twice, in different cases: R-9 and r-9"):
+            migrate([("bookings", "0031_payment_unique_clinic_receipt")])
+        Payment.objects.filter(provider_payment_id="r-9").update(provider_payment_id="2027-r-9")
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payment.objects.create(
+            booking=second, provider="clinic", provider_payment_id="2027-R-9", amount=1, currency="INR"
+        )
+    for payment_id in ("pay_Ab1", "pay_AB1"):
+        Payment.objects.create(
+            booking=second, provider="razorpay", provider_payment_id=payment_id, amount=1, currency="INR"
+        )

@@ -155,7 +155,21 @@ def test_a_receipt_number_recorded_before_is_refused_next_to_it(admin_client, ap
     response = paid(admin_client, other, reference=" R-9 ", **HX)
     html = response.content.decode()
     assert 'id="id_clinic_payment-reference-error"' in html
-    assert "Receipt R-9 is already recorded for another payment. Check the number." in html
+    day = f"{timezone.localdate():%-d %B %Y}"
+    assert (
+        f"Receipt R-9 is already recorded, for {approved.ack_id} on {day}. Check the number, or add what tells "
+        "the two apart (the year, say)."
+    ) in html
+    other.refresh_from_db()
+    assert other.status == Status.APPROVED and not other.payments.exists()
+
+
+def test_a_receipt_number_is_the_same_in_any_case(admin_client, approved, make_booking, counsellor):
+    """ "r-9" is receipt R-9 typed again: refused, naming the number as it was recorded."""
+    paid(admin_client, approved, reference="R-9")
+    other = make_booking(Status.APPROVED, counsellor=counsellor)
+    html = paid(admin_client, other, reference="r-9", **HX).content.decode()
+    assert f"Receipt R-9 is already recorded, for {approved.ack_id} on " in html
     other.refresh_from_db()
     assert other.status == Status.APPROVED and not other.payments.exists()
 
