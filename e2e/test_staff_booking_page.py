@@ -195,3 +195,24 @@ def test_a_booking_handed_over_meanwhile_says_so_in_place_of_the_action(
     expect(gone).to_contain_text("handed to another counsellor")
     expect(gone.get_by_role("link", name="Go to your bookings")).to_be_visible()
     assert Booking.objects.get(pk=booking.pk).status == Status.CONFIRMED
+
+
+def test_a_clients_next_session_is_booked_from_their_last(tab, counsellor_login, make_booking, counsellor, slots):
+    """From a session held, the new-booking form opens with the client's details; the staff
+    member asks the rest and chooses a time."""
+    held = make_booking(Status.COMPLETED, slot=slots[0], client_name="Kiran Rao", email="kiran@example.com")
+    page = tab.page
+    sign_in(tab, **counsellor_login, next_path=f"/staff/bookings/{held.pk}/")
+    page.get_by_role("link", name="Book another session for this client").click()
+    expect(heading(page, "New booking")).to_be_visible()
+    expect(page.get_by_label("Client's name")).to_have_value("Kiran Rao")
+    expect(page.get_by_label("Client's email")).to_have_value("kiran@example.com")
+    expect(page.get_by_role("status")).to_contain_text(f"The client's details are from {held.ack_id}")
+    tab.check()
+    page.get_by_label("The client says they are 18 or over").check()
+    page.get_by_label("I read the privacy notice summary to the client and they agreed").check()
+    page.get_by_label("Time slot").select_option(index=1)
+    page.get_by_role("button", name="Create booking").click()
+    expect(page.get_by_role("status").filter(has_text="created")).to_be_visible()
+    assert Booking.objects.filter(email="kiran@example.com", status=Status.PENDING).exists()
+    tab.check()

@@ -75,6 +75,7 @@ from bookings.models import (
 )
 from bookings.selectors import counsellor_at_work, staff_moment
 from bookings.templatetags.mindsettler import day_words, money
+from bookings.templatetags.mindsettler import phone as phone_shown  # the filter, for a form's initial value
 from bookings.tokens import token_lookup_hash
 from mindsettler.forms import select_html
 from staff import calendar_subscription, selectors
@@ -1006,6 +1007,11 @@ def _detail_context(
         else None,
         "now": timezone.now(),
         "nav": "bookings",
+        # Ended (held, missed, cancelled or turned down): the client's next booking starts from
+        # this one's details (booking_new's ?after=).
+        "book_again": booking.status not in ACTIVE_STATUSES
+        and booking.status != Status.DRAFT
+        and booking.anonymised_at is None,
     }
     if Status.APPROVED in staff_moves:
         counsellors, times_of = _times_of(request, booking)
@@ -1426,7 +1432,9 @@ def booking_paid_at_clinic(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Bookings made by staff -------------------------------------------------------------
 
 
-def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = "", status: int = 200) -> HttpResponse:
+def _render_new(
+    request: HttpRequest, form: StaffBookingForm, *, error: str = "", notice: str = "", status: int = 200
+) -> HttpResponse:
     """The new-booking form, its times those of the counsellor chosen: none before one is."""
     chosen = id_from(str(form["counsellor"].value() or ""))
     slot = form.fields["slot"]
@@ -1438,12 +1446,49 @@ def _render_new(request: HttpRequest, form: StaffBookingForm, *, error: str = ""
     context = {
         "form": form,
         "error": error,
+        "notice": notice,
         "nav": "new",
         # What the summary read to the client says: the notice's version, how long details are kept.
         "policy_version": settings.POLICY_VERSION,
         "retention_months": settings.RETENTION_MONTHS,
     }
     return render(request, "staff/booking_new.html", context, status=status)
+
+
+def _booking_again(request: HttpRequest) -> Booking | None:
+    """The ended booking a new one for the same client starts from (?after=, from its page's
+    "Book another session"), if `request.user` may see it and its details are still held."""
+    pk = id_from(request.GET.get("after", ""))
+    if pk is None:
+        return None
+    ended = Booking.objects.exclude(status__in=(*ACTIVE_STATUSES, Status.DRAFT)).filter(pk=pk, anonymised_at=None)
+    return bookings_for(request.user, ended).first()
+
+
+def _active_booking_refusal(user: Any, email: str) -> str:
+    """Why no booking can be made for `email` while it has an active booking (a client has
+    one at a time), or "" if it has none."""
+    existing = (
+        bookings_for(user)
+        .filter(email=email, status__in=ACTIVE_STATUSES)
+        .select_related("slot", "session_type")
+        .first()
+    )
+    if existing is None:
+        if not Booking.objects.filter(email=email, status__in=ACTIVE_STATUSES).exists():
+            return ""
+        # Another counsellor's client: the portal never confirms that one exists.
+        return "A booking for this email address can't be made here. Please ask an administrator."
+    if existing.session_over:
+        # Held, most likely, and not recorded yet: cancelling it would refund it.
+        return (
+            f"This email address's session {existing.ack_id} ended {staff_moment(existing.session_end)} "
+            "and is not recorded yet. Open it and record it as held (or missed), then book the next one."
+        )
+    return (
+        f"This email address already has an active booking ({existing.ack_id}). A client can "
+        "have one active booking at a time: open it, or cancel it first."
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -1457,11 +1502,34 @@ def booking_new(request: HttpRequest) -> HttpResponse:
         "clinic_payment": is_administrator(user),
     }
     if request.method != "POST":
-        initial = {}
+        initial: dict[str, Any] = {}
         if not is_administrator(user):
             own = counsellors_for(user).first()
             initial["counsellor"] = own.pk if own else None
-        return _render_new(request, StaffBookingForm(initial=initial, **kwargs))
+        earlier = _booking_again(request)
+        notice = ""
+        if earlier is not None and request.method == "GET":
+            # The form shows the client's details from it: an opening of that booking, recorded
+            # as its page's are.
+            BookingView.objects.create(booking=earlier, user=user)
+        if earlier is not None:
+            # Their contact details and the session's kind, as before: what is asked of the
+            # client each time (their age, their agreement) and the time are left to ask.
+            initial.update(
+                client_name=earlier.client_name,
+                email=earlier.email,
+                phone=phone_shown(earlier.phone),
+                language=earlier.language,
+                session_type=earlier.session_type_id,
+                mode=earlier.mode,
+            )
+            if earlier.counsellor_id in {c.pk for c in kwargs["counsellors"]}:
+                initial["counsellor"] = earlier.counsellor_id
+            notice = _active_booking_refusal(user, earlier.email) or (
+                f"The client's details are from {earlier.ack_id}: check them with the client, and ask again "
+                "whether they are 18 or over and agree to the privacy notice."
+            )
+        return _render_new(request, StaffBookingForm(initial=initial, **kwargs), notice=notice)
     if "_refresh" in request.POST:
         # Another counsellor chosen ("Show their times", or htmx on change): the same form, what
         # was typed kept, nothing checked yet.
@@ -1512,27 +1580,7 @@ def booking_new(request: HttpRequest) -> HttpResponse:
                 form.add_error(f"clinic_{exc.field}", exc.message)
                 error = ""
             elif exc.code == "active_booking_exists":
-                existing = (
-                    bookings_for(user)
-                    .filter(email=data["email"], status__in=ACTIVE_STATUSES)
-                    .select_related("slot", "session_type")
-                    .first()
-                )
-                if existing is not None and existing.session_over:
-                    # Held, most likely, and not recorded yet: cancelling it would refund it.
-                    error = (
-                        f"This email address's session {existing.ack_id} ended {staff_moment(existing.session_end)} "
-                        "and is not recorded yet. Open it and record it as held (or missed), then book the next one."
-                    )
-                elif existing is not None:
-                    error = (
-                        f"This email address already has an active booking ({existing.ack_id}). A client can "
-                        "have one active booking at a time: open it, or cancel it first."
-                    )
-                else:
-                    # Another counsellor's client: the portal never confirms that one exists.
-                    error = "A booking for this email address can't be made here. Please ask an administrator."
-                form.add_error("email", error)
+                form.add_error("email", _active_booking_refusal(user, data["email"]) or exc.message)
                 error = ""
         else:
             # The amount too: a slip ("1.5" for ₹1,500) shows at once.
