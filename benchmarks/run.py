@@ -73,6 +73,8 @@ WARMUP = env_int("BENCH_WARMUP", 2)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 16)
 THREADS = env_int("BENCH_THREADS", 2)
 WORKERS = env_int("BENCH_WORKERS", 2)
+# A share of CPU time taken by the host above which the run is called noisy (cpu_times).
+STEAL_NOISY = 0.03
 
 
 @dataclass
@@ -648,6 +650,27 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total): the CPU time of all cores since boot, in clock ticks, from /proc/stat;
+    None where there is none (not Linux). Steal is the time a virtual machine's host gave its
+    CPUs to others: on a shared cloud machine, the run's requests per second fall with it."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is counted in user's)
+    ticks = [int(value) for value in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
+
+
 def git_revision() -> str:
     def out(*args: str) -> str:
         proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
@@ -774,6 +797,7 @@ def main() -> int:
         if ceiling.skipped:
             raise SystemExit(f"error: the ceiling view does not work ({ceiling.skipped}):\n{server.log_tail()}")
 
+        ticks_before = cpu_times()
         for e in endpoints:
             if e.skipped:
                 continue
@@ -785,6 +809,7 @@ def main() -> int:
                 f"{e.key}: {r['rps']:.1f} req/s, p50 {r['latency_us']['p50'] / 1000:.1f} ms, "
                 f"p99 {r['latency_us']['p99'] / 1000:.1f} ms, non-2xx {r['non2xx']}, socket errors {r['socket_errors']}"
             )
+        steal = steal_share(ticks_before, cpu_times())
         memory = server.memory()
         server_errors = server.errors()
         # The endpoints are compared with the better of the two ceiling runs: the framework's
@@ -812,6 +837,7 @@ def main() -> int:
             "targets": {k: {"min_ratio": v[0], "max_p99_ms": v[1]} for k, v in TARGETS.items()},
             "ceiling_rps": ceiling_rps,
             "ceiling_drift": round(drift, 3),
+            "cpu_steal_during_load": steal,
             "endpoints": [
                 {k: v for k, v in asdict(e).items() if k not in ("headers", "body", "expect_all", "expect_any")}
                 for e in endpoints
@@ -835,6 +861,7 @@ def main() -> int:
         print(
             f"gunicorn {WORKERS} sync workers; wrk -c{CONNECTIONS} -t{THREADS}, {WARMUP} s warm-up + {SECONDS} s each; "
             f"load average at start {load[0]}"
+            + (f"; CPU steal during the load {steal:.1%}" if steal is not None else "")
         )
         print()
         print(table(endpoints))
@@ -845,6 +872,11 @@ def main() -> int:
             f"ratios use {ceiling_rps:.1f}"
             + (f" - WARNING: {drift:.0%} apart, the machine was busy; numbers are noisy" if drift > 0.15 else "")
         )
+        if steal is not None and steal > STEAL_NOISY:
+            print(
+                f"warning: this machine's host gave {steal:.0%} of its CPU time to others during the load "
+                "(steal); requests per second fell with it, and the ratios are noisy"
+            )
         if server_errors:
             print(f"warning: {server_errors} ERROR lines in the server log; last lines:\n{server.log_tail()}")
         for e in endpoints:

@@ -148,3 +148,17 @@ def test_every_endpoint_the_benchmark_measures_answers_as_it_expects(tmp_path, l
             run.probe(endpoint, port)
         assert not endpoint.skipped, f"{endpoint.key}: {endpoint.skipped}"
     assert {e.key for e in endpoints} >= {"wizard_slots", "booking_page", "staff_list", "calendar_feed"}
+
+
+def test_the_share_of_cpu_time_the_host_took_is_read_from_proc_stat():
+    """On a shared virtual machine the host takes CPU time (steal); the benchmark says how
+    much during its load, as the reason its numbers move from one run to the next."""
+    from benchmarks import run
+
+    assert run.steal_share((100, 10_000), (130, 11_000)) == 0.03
+    assert run.steal_share((100, 10_000), (100, 10_000)) is None  # no time passed
+    assert run.steal_share(None, (100, 10_000)) is None  # not Linux
+    times = run.cpu_times()
+    if times is not None:
+        steal, total = times
+        assert 0 <= steal <= total

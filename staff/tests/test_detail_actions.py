@@ -1603,7 +1603,7 @@ def test_a_correction_refused_says_why_next_to_it(admin_client, pending, make_bo
     response = admin_client.post(url("email", pending), {"address-email": typed})
     html = response.content.decode()
     assert response.status_code == 400 and error in html
-    assert '<details class="mt-3" id="address" open>' in html
+    assert '<details class="mt-3 print:hidden" id="address" open>' in html
     # Said with the field (its error read with it), whatever found it wrong.
     assert 'id="id_address-email-error"' in html and 'aria-invalid="true"' in html
     pending.refresh_from_db()
