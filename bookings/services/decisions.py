@@ -542,6 +542,11 @@ def booking_set_meeting_url(*, booking_id: int, user: Any, meeting_url: str) -> 
         booking = Booking.objects.select_for_update().get(pk=booking_id)
         if booking.mode != Mode.ONLINE:
             raise BookingError("Only online sessions have a meeting link.")
+        if booking.status not in ACTIVE_STATUSES or booking.anonymised_at is not None:
+            # Nobody joins it any more; and an erased booking's link is gone for good.
+            raise BookingError(
+                f"This booking is {Status(booking.status).label.lower()}, so its meeting link can no longer be changed."
+            )
         booking.meeting_url = meeting_url.strip()
         booking.save(update_fields=["meeting_url", "updated_at"])
         booking_record(

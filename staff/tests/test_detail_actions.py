@@ -640,6 +640,25 @@ def test_meeting_link_per_booking(counsellor_client, counsellor, make_booking):
     assert refused.status_code == 409 and "Only online sessions" in refused.content.decode()
 
 
+def test_an_ended_or_erased_bookings_meeting_link_is_shown_not_changed(counsellor_client, counsellor, make_booking):
+    """Nobody joins a session that has ended; and a link set on an erased booking would put
+    back what erasure removed."""
+    ended = make_booking(Status.COMPLETED, counsellor=counsellor, meeting_url="https://meet.example/was")
+    html = counsellor_client.get(url("detail", ended)).content.decode()
+    assert 'Link to join: <a href="https://meet.example/was"' in html
+    assert url("meeting_url", ended) not in html
+    refused = counsellor_client.post(url("meeting_url", ended), {"meeting-meeting_url": "https://meet.example/new"})
+    assert refused.status_code == 409
+    assert "This booking is completed, so its meeting link can no longer be changed." in refused.content.decode()
+    erased = make_booking(Status.CONFIRMED, counsellor=counsellor, anonymised_at=timezone.now())
+    assert url("meeting_url", erased) not in counsellor_client.get(url("detail", erased)).content.decode()
+    refused = counsellor_client.post(url("meeting_url", erased), {"meeting-meeting_url": "https://meet.example/new"})
+    assert refused.status_code == 409
+    ended.refresh_from_db()
+    erased.refresh_from_db()
+    assert (ended.meeting_url, erased.meeting_url) == ("https://meet.example/was", "")
+
+
 # --- Bookings made by staff -----------------------------------------------------------
 
 
