@@ -1508,11 +1508,11 @@ def booking_new(request: HttpRequest) -> HttpResponse:
             initial["counsellor"] = own.pk if own else None
         earlier = _booking_again(request)
         notice = ""
-        if earlier is not None and request.method == "GET":
-            # The form shows the client's details from it: an opening of that booking, recorded
-            # as its page's are.
-            BookingView.objects.create(booking=earlier, user=user)
         if earlier is not None:
+            if request.method == "GET":  # HEAD shows nothing of it
+                # The form shows the client's details from it: an opening of that booking,
+                # recorded as its page's are.
+                BookingView.objects.create(booking=earlier, user=user)
             # Their contact details and the session's kind, as before: what is asked of the
             # client each time (their age, their agreement) and the time are left to ask.
             initial.update(
