@@ -325,15 +325,19 @@
         }
         info.el.setAttribute("title", info.event.title + " · " + p.status + " · " + p.counsellor);
         // "MS-ABC123 · PS": the acknowledgement ID stays on one line (a line may break after
-        // its hyphen, leaving "MS-" alone in a narrow column).
+        // its hyphen, leaving "MS-" alone in a narrow column), and so do "· PS", the initials
+        // (a line ending in "·", the initials cut off below it, said nothing).
         var heading = info.el.querySelector(".fc-event-title");
-        var id = /^MS-\S+/.exec(info.event.title);
-        if (heading && id && heading.firstChild && heading.firstChild.nodeType === Node.TEXT_NODE) {
-          var idSpan = document.createElement("span");
-          idSpan.className = "ms-event-id";
-          idSpan.textContent = id[0];
-          heading.firstChild.textContent = heading.firstChild.textContent.slice(id[0].length);
-          heading.insertBefore(idSpan, heading.firstChild);
+        var parts = /^(MS-\S+) (· .+)$/.exec(info.event.title);
+        if (heading && parts && heading.firstChild && heading.firstChild.nodeType === Node.TEXT_NODE) {
+          var rest = heading.firstChild;
+          rest.textContent = " ";
+          [parts[1], parts[2]].forEach(function (text, i) {
+            var part = document.createElement("span");
+            part.className = "ms-event-id";
+            part.textContent = text;
+            heading.insertBefore(part, i === 0 ? rest : rest.nextSibling);
+          });
         }
         // The status is written after the title, not told by the colour alone (cancelled and
         // completed are both grey, and the others are hard to tell apart for many); screen
