@@ -334,7 +334,7 @@
           rest.textContent = " ";
           [parts[1], parts[2]].forEach(function (text, i) {
             var part = document.createElement("span");
-            part.className = "ms-event-id";
+            part.className = "ms-event-part";
             part.textContent = text;
             heading.insertBefore(part, i === 0 ? rest : rest.nextSibling);
           });
