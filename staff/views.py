@@ -1213,11 +1213,13 @@ def _act(
     done: str | Callable[[Any], str],
     *,
     back: str | None = None,
+    book_again: bool = False,
 ) -> HttpResponse:
     """What every booking action shares: check the form, call the service, then show the
     fresh booking, or the refusal next to the action. `do` gets the cleaned data. `back`
     (see _back_to): on success, go back there instead, the message naming the booking (`do`
-    returns it); a refusal still shows the booking as it is now, and why."""
+    returns it), and with `book_again` offering to book the client's next session (the
+    booking's own page offers it too); a refusal still shows the booking as it is now, and why."""
     if form is not None and not form.is_valid():
         return _refused(request, pk, action, form, None)
     try:
@@ -1230,7 +1232,7 @@ def _act(
         return _refused(request, pk, action, form, exc)
     message = done(result) if callable(done) else done
     if back and not request.htmx:
-        messages.success(request, f"{result.ack_id}: {message}")
+        messages.success(request, f"{result.ack_id}: {message}", extra_tags=f"book-again:{pk}" if book_again else "")
         return redirect(back)
     return _after_action(request, pk, message)
 
@@ -1290,6 +1292,7 @@ def booking_complete(request: HttpRequest, pk: int) -> HttpResponse:
         lambda d: services.booking_complete(booking_id=pk, user=request.user, expected_version=d["version"]),
         "Marked as completed.",
         back=_back_to(request),
+        book_again=True,
     )
 
 

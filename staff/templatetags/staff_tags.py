@@ -60,6 +60,16 @@ def status_badge(status: str) -> str:
 
 
 @register.filter
+def book_again_id(extra_tags: str) -> int | None:
+    """The booking a message offers to book the client's next session from (its extra tags
+    "book-again:<id>", staff.views._act), or None."""
+    for tag in str(extra_tags or "").split():
+        if tag.startswith("book-again:") and tag[len("book-again:") :].isdigit():
+            return int(tag[len("book-again:") :])
+    return None
+
+
+@register.filter
 def words(value: str) -> str:
     """`email_resent` -> `email resent`."""
     return str(value or "").replace("_", " ")

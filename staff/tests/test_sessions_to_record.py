@@ -118,7 +118,12 @@ def test_marking_completed_from_the_dashboard_goes_back_there_with_a_message(cou
     assert booking.status == Status.COMPLETED
     assert BookingEvent.objects.filter(booking=booking, to_status=Status.COMPLETED).exists()
     html = counsellor_client.get(DASHBOARD).content.decode()
-    assert f'<span class="whitespace-nowrap">{booking.ack_id}</span>: Marked as completed.' in html
+    # With the way to book the client's next session, as the booking's own page offers.
+    new = reverse("staff:booking_new")
+    assert (
+        f'<span class="whitespace-nowrap">{booking.ack_id}</span>: Marked as completed. '
+        f'<a href="{new}?after={booking.pk}">Book their next session</a></p>'
+    ) in html
     shown = card(html)
     assert booking.ack_id not in shown and sessions["older"].ack_id in shown
 
@@ -138,7 +143,7 @@ def test_marking_a_no_show_from_the_dashboard_takes_the_tick(counsellor_client, 
     assert response.redirect_chain == [(DASHBOARD, 302)]
     assert Booking.objects.get(pk=booking.pk).status == Status.NO_SHOW
     html = response.content.decode()
-    assert f'<span class="whitespace-nowrap">{booking.ack_id}</span>: Marked as a no-show.' in html
+    assert f'<span class="whitespace-nowrap">{booking.ack_id}</span>: Marked as a no-show.</p>' in html
     assert booking.ack_id not in card(html)
 
 
