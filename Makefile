@@ -24,6 +24,9 @@ test: setup-dev
 	$(PY) -m pytest -n 3 --dist worksteal $(if $(DATABASE_URL),-m "not postgres" --database-tests-only)
 	$(if $(DATABASE_URL),$(PY) -m pytest -m postgres)
 
+# The suite (without the browser and `postgres` tests) at six moments when date arithmetic
+# goes wrong: late evening and after midnight in the clinic's zone, a Monday, a Sunday, a new
+# month, a new year (scripts/test_clocks.py; needs faketime). About 2 minutes each; not in CI.
 test-clocks: setup-dev
 	$(PY) scripts/test_clocks.py $(ARGS)
 

@@ -54,7 +54,7 @@ from bookings.errors import (
     TooLate,
 )
 from bookings.forms import id_from
-from bookings.lifecycle import allowed_targets
+from bookings.lifecycle import FINAL_STATUSES, allowed_targets
 from bookings.models import (
     ACTIVE_STATUSES,
     SLOT_HOLDING_STATUSES,
@@ -1008,10 +1008,8 @@ def _detail_context(
         "now": timezone.now(),
         "nav": "bookings",
         # Ended (held, missed, cancelled or turned down): the client's next booking starts from
-        # this one's details (booking_new's ?after=).
-        "book_again": booking.status not in ACTIVE_STATUSES
-        and booking.status != Status.DRAFT
-        and booking.anonymised_at is None,
+        # this one's details (booking_new's ?after=, _booking_again).
+        "book_again": booking.status in FINAL_STATUSES and booking.anonymised_at is None,
     }
     if Status.APPROVED in staff_moves:
         counsellors, times_of = _times_of(request, booking)
@@ -1464,7 +1462,7 @@ def _booking_again(request: HttpRequest) -> Booking | None:
     pk = id_from(request.GET.get("after", ""))
     if pk is None:
         return None
-    ended = Booking.objects.exclude(status__in=(*ACTIVE_STATUSES, Status.DRAFT)).filter(pk=pk, anonymised_at=None)
+    ended = Booking.objects.filter(pk=pk, status__in=FINAL_STATUSES, anonymised_at=None)
     return bookings_for(request.user, ended).first()
 
 

@@ -123,8 +123,11 @@ def test_a_kind_of_session_or_counsellor_no_longer_offered_is_left_to_choose(
     counsellor_user.save()
     html = admin_client.get(f"{NEW}?after={held.pk}").content.decode()
     assert value_of(html, "client_name") == "Ravi Kumar"
-    assert chosen(html, "session_type") in ("", str(other.pk))  # the first offered, as on a new form
+    assert f'<option value="{other.pk}"' in html and f'<option value="{session_type.pk}"' not in html
+    # No counsellor chosen: the form says to choose one to see their times, as a new form does
+    # (chosen, one who has left would show none, and no reason why).
     assert chosen(html, "counsellor") == ""
+    assert "Choose a counsellor to see their free times." in html
 
 
 def test_only_a_booking_the_user_may_see_is_started_from(
